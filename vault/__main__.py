@@ -1,0 +1,5 @@
+"""Entry point for ``python -m vault``."""
+
+from vault.cli import main
+
+main()
