@@ -1,0 +1,341 @@
+"""The age v1 payload: ChaCha20-Poly1305 STREAM in 64 KiB chunks, streamed or read at random offsets.
+
+Layout (C2SP age.md, "Payload")::
+
+    payload     = nonce(16) || chunk_0 || ... || chunk_n
+    payload key = HKDF-SHA-256(ikm = file key, salt = nonce, info = "payload")
+    chunk_i     = ChaCha20-Poly1305(payload key, counter_i(11, big endian) || last_i(1), plaintext_i)
+
+Every chunk but the last holds exactly CHUNK_SIZE plaintext bytes; the last has the final flag
+0x01, and it is empty only when the whole payload is. Any way a payload can be bad is reported as
+one opaque AuthenticationError, and decryption never releases a byte that was not authenticated.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO, Callable, Iterator
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from vault.errors import AuthenticationError
+
+__all__ = ["CHUNK_SIZE", "NONCE_SIZE", "TAG_SIZE", "encrypt_payload", "decrypt_payload", "PayloadReader"]
+
+CHUNK_SIZE = 65536
+"""Plaintext bytes in every chunk but the last."""
+NONCE_SIZE = 16
+"""Bytes of the random nonce that opens the payload (the HKDF salt of the payload key)."""
+TAG_SIZE = 16
+"""Poly1305 tag bytes that follow each chunk's ciphertext."""
+FILE_KEY_SIZE = 16
+
+_ENC_CHUNK = CHUNK_SIZE + TAG_SIZE
+_LAST = b"\x01"
+_NOT_LAST = b"\x00"
+
+# Chunks are handed to worker threads in batches of 1 MiB: big enough that the per-batch Python
+# overhead vanishes next to the AEAD work (which drops the GIL), small enough to keep memory flat.
+_BATCH_CHUNKS = 16
+# Batches being encrypted or decrypted at once; one more than the workers keeps them busy while
+# the calling thread reads and writes.
+_WORKERS = max(1, min(4, os.cpu_count() or 1))
+_DEPTH = _WORKERS + 1
+
+
+def _payload_aead(file_key: bytes, nonce: bytes) -> ChaCha20Poly1305:
+    if len(file_key) != FILE_KEY_SIZE:
+        # A programming error, not a bad file: every age file key is 128 bits.
+        raise ValueError(f"file key must be {FILE_KEY_SIZE} bytes")
+    hkdf = HKDF(algorithm=SHA256(), length=32, salt=nonce, info=b"payload")
+    return ChaCha20Poly1305(hkdf.derive(file_key))
+
+
+def _chunk_nonce(counter: int, last: bool) -> bytes:
+    # 2**88 chunks (16 YiB) cannot be reached, so the 11-byte counter is never checked for overflow.
+    return counter.to_bytes(11, "big") + (_LAST if last else _NOT_LAST)
+
+
+def _read_full(src: BinaryIO, buf: memoryview) -> int:
+    """Fill buf from src; return the bytes read, fewer than len(buf) only at end of file."""
+    readinto = getattr(src, "readinto", None)
+    total = 0
+    while total < len(buf):
+        if readinto is not None:
+            n = readinto(buf[total:])
+        else:
+            data = src.read(len(buf) - total)
+            n = len(data)
+            buf[total : total + n] = data
+        if not n:  # 0 at end of file; None would mean a non-blocking source with nothing yet
+            break
+        total += n
+    return total
+
+
+def _write_all(dst: BinaryIO, data: memoryview) -> None:
+    # Raw (unbuffered) files may write less than asked; buffered ones always write it all.
+    while len(data):
+        n = dst.write(data)
+        if n is None or n >= len(data):
+            return
+        data = data[n:]
+
+
+class _Batch:
+    """One slot of the pipeline: an input buffer, an output buffer, and what is in them."""
+
+    __slots__ = ("inp", "out", "index", "size", "last")
+
+    def __init__(self, in_size: int, out_size: int) -> None:
+        self.inp = memoryview(bytearray(in_size))
+        self.out = memoryview(bytearray(out_size))
+        self.index = 0
+        self.size = 0
+        self.last = False
+
+
+def _batches(src: BinaryIO, in_size: int, out_size: int) -> Iterator[_Batch]:
+    """Read src in in_size batches; the one at end of file is marked last (found by reading ahead).
+
+    Slots are reused round-robin: there are enough that a slot is refilled only after the batch it
+    held went through _pipeline (which keeps at most _DEPTH batches in flight) and was written.
+    """
+    slots = [_Batch(in_size, out_size) for _ in range(_DEPTH + 2)]
+    index = 0
+    size = _read_full(src, slots[0].inp)
+    while True:
+        batch = slots[index % len(slots)]
+        batch.index, batch.size = index, size
+        if size < in_size:
+            batch.last, following = True, 0
+        else:
+            following = _read_full(src, slots[(index + 1) % len(slots)].inp)
+            batch.last = following == 0
+        yield batch
+        if batch.last:
+            return
+        index, size = index + 1, following
+
+
+def _pipeline(batches: Iterator[_Batch], work: Callable[[_Batch], int], emit: Callable[[_Batch, int], None]) -> None:
+    """Run work on each batch in a thread pool and emit the results in order, from this thread."""
+    first = next(batches)
+    if first.last:
+        # Small payloads (most vault blobs) never pay for starting threads.
+        emit(first, work(first))
+        return
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="age-stream") as pool:
+        try:
+            pending.append((first, pool.submit(work, first)))
+            for batch in batches:
+                if len(pending) >= _DEPTH:
+                    done, future = pending.popleft()
+                    emit(done, future.result())
+                pending.append((batch, pool.submit(work, batch)))
+            while pending:
+                done, future = pending.popleft()
+                emit(done, future.result())
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+def encrypt_payload(file_key: bytes, src: BinaryIO, dst: BinaryIO) -> None:
+    """Encrypt all of src as an age payload (a fresh random nonce, then the chunks) onto dst."""
+    _encrypt_payload_with_nonce(file_key, os.urandom(NONCE_SIZE), src, dst)
+
+
+def _encrypt_payload_with_nonce(file_key: bytes, nonce: bytes, src: BinaryIO, dst: BinaryIO) -> None:
+    # Test seam for known-answer tests; a fixed nonce MUST NOT be used for real files.
+    aead = _payload_aead(file_key, nonce)
+    dst.write(nonce)
+
+    def work(batch: _Batch) -> int:
+        first_counter = batch.index * _BATCH_CHUNKS
+        # An empty final batch still yields one (empty) chunk: that is how an empty payload ends.
+        count = max(1, -(-batch.size // CHUNK_SIZE))
+        for i in range(count):
+            start = i * CHUNK_SIZE
+            end = min(start + CHUNK_SIZE, batch.size)
+            last = batch.last and i == count - 1
+            out = i * _ENC_CHUNK
+            aead.encrypt_into(
+                _chunk_nonce(first_counter + i, last),
+                batch.inp[start:end],
+                None,
+                batch.out[out : out + end - start + TAG_SIZE],
+            )
+        return batch.size + count * TAG_SIZE
+
+    def emit(batch: _Batch, size: int) -> None:
+        _write_all(dst, batch.out[:size])
+
+    in_size = _BATCH_CHUNKS * CHUNK_SIZE
+    _pipeline(_batches(src, in_size, _BATCH_CHUNKS * _ENC_CHUNK), work, emit)
+
+
+def decrypt_payload(file_key: bytes, src: BinaryIO, dst: BinaryIO) -> None:
+    """Decrypt the age payload at src onto dst, writing only authenticated chunks, in order.
+
+    Raises AuthenticationError for any bad payload; dst then holds exactly the plaintext of the
+    leading chunks that authenticated (a final chunk included even if data follows it), which is
+    what the reference implementation releases. Nothing may follow the final chunk in src.
+    """
+    nonce = bytearray(NONCE_SIZE)
+    if _read_full(src, memoryview(nonce)) < NONCE_SIZE:
+        raise AuthenticationError("payload is truncated: no nonce")
+    aead = _payload_aead(file_key, bytes(nonce))
+
+    def work(batch: _Batch) -> int:
+        """Decrypt a batch into its output; return the bytes released, or ~that after a failure."""
+        first_counter = batch.index * _BATCH_CHUNKS
+        count = -(-batch.size // _ENC_CHUNK)
+        if count == 0:
+            return ~0  # the nonce and nothing else: no final chunk
+        released = 0
+        for i in range(count):
+            counter = first_counter + i
+            start = i * _ENC_CHUNK
+            end = min(start + _ENC_CHUNK, batch.size)
+            length = end - start - TAG_SIZE
+            at_end = batch.last and i == count - 1
+            if length < 0 or (at_end and length == 0 and counter > 0):
+                return ~released  # truncated chunk, or an empty final chunk after data
+            # Only a chunk that ends the file may be final, yet a full one there may have lost its
+            # successors, and a full one followed by data may be a final chunk with garbage after
+            # it: a full chunk is tried both ways, as the reference implementation does, so that
+            # exactly the same authentic prefix is released before the error.
+            flags = (at_end, not at_end) if length == CHUNK_SIZE else (at_end,)
+            for final in flags:
+                try:
+                    nonce = _chunk_nonce(counter, final)
+                    aead.decrypt_into(nonce, batch.inp[start:end], None, batch.out[released : released + length])
+                    break
+                except InvalidTag:
+                    continue
+            else:
+                return ~released  # wrong key, tampered bytes, or a short chunk not flagged final
+            released += length
+            if final != at_end:
+                return ~released  # end of file without a final chunk, or data after the final chunk
+        return released
+
+    def emit(batch: _Batch, result: int) -> None:
+        _write_all(dst, batch.out[: result if result >= 0 else ~result])
+        if result < 0:
+            raise AuthenticationError("payload does not authenticate: the file is damaged or was tampered with")
+
+    in_size = _BATCH_CHUNKS * _ENC_CHUNK
+    _pipeline(_batches(src, in_size, _BATCH_CHUNKS * CHUNK_SIZE), work, emit)
+
+
+class PayloadReader(io.RawIOBase):
+    """Random access to the plaintext of an age payload in a seekable file.
+
+    Opening verifies the last chunk as a valid final chunk, which fixes the plaintext size; each
+    read then decrypts and verifies only the chunks it covers. It is also a read-only, seekable
+    raw file object. src is not owned (closing the reader leaves it open), and the reader moves
+    src's position, so it must not be shared between threads.
+    """
+
+    def __init__(self, file_key: bytes, src: BinaryIO) -> None:
+        super().__init__()
+        self._src = src
+        start = src.tell()
+        nonce = src.read(NONCE_SIZE)
+        if len(nonce) < NONCE_SIZE:
+            raise AuthenticationError("payload is truncated: no nonce")
+        self._aead = _payload_aead(file_key, nonce)
+        self._chunks_at = start + NONCE_SIZE
+        encrypted = src.seek(0, io.SEEK_END) - self._chunks_at
+        self._chunk_count = max(1, -(-encrypted // _ENC_CHUNK))
+        self._last_length = encrypted - (self._chunk_count - 1) * _ENC_CHUNK
+        self._cache: tuple[int, bytes] = (-1, b"")
+        # The spec requires this check before any seek relative to the end; doing it up front
+        # means a payload truncated at a chunk boundary is never taken for a shorter, valid one.
+        last = self._chunk(self._chunk_count - 1)
+        self._size = (self._chunk_count - 1) * CHUNK_SIZE + len(last)
+        self._pos = 0
+
+    @property
+    def size(self) -> int:
+        """Plaintext size in bytes."""
+        return self._size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Return up to length plaintext bytes from offset (fewer at the end, b"" beyond it)."""
+        if offset < 0 or length < 0:
+            raise ValueError("offset and length must not be negative")
+        end = min(offset + length, self._size)
+        if offset >= end:
+            return b""
+        first, last = offset // CHUNK_SIZE, (end - 1) // CHUNK_SIZE
+        if first == last:
+            base = first * CHUNK_SIZE
+            return self._chunk(first)[offset - base : end - base]
+        parts = [self._chunk(i) for i in range(first, last + 1)]
+        parts[0] = parts[0][offset - first * CHUNK_SIZE :]
+        parts[-1] = parts[-1][: end - last * CHUNK_SIZE]
+        return b"".join(parts)
+
+    def _chunk(self, index: int) -> bytes:
+        # One chunk is cached so that small sequential reads decrypt each chunk once.
+        if self._cache[0] == index:
+            return self._cache[1]
+        last = index == self._chunk_count - 1
+        length = self._last_length if last else _ENC_CHUNK
+        if length < TAG_SIZE or (last and length == TAG_SIZE and index > 0):
+            raise AuthenticationError("payload is truncated or its final chunk is empty")
+        self._src.seek(self._chunks_at + index * _ENC_CHUNK)
+        data = self._src.read(length)
+        if len(data) != length:
+            raise AuthenticationError("payload is truncated")
+        try:
+            plain = self._aead.decrypt(_chunk_nonce(index, last), data, None)
+        except InvalidTag:
+            raise AuthenticationError(
+                "payload does not authenticate: the file is damaged or was tampered with"
+            ) from None
+        self._cache = (index, plain)
+        return plain
+
+    # The raw file object interface.
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            size = max(0, self._size - self._pos)
+        data = self.read_at(self._pos, size)
+        self._pos += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        return self.read()
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(memoryview(buffer).cast("B")))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
