@@ -1,0 +1,93 @@
+"""Built-in numbering scheme ``standard``: archive numbers from a declared pattern such as E-2026-000042 [R-3.2.2]."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import string
+from collections.abc import Mapping
+
+from vault.hookspecs import hookimpl
+
+#: The pattern used when the vault's configuration names none.
+DEFAULT_PATTERN = "{type}-{year}-{seq:06d}"
+#: The fields a pattern may use.
+FIELDS = frozenset({"type", "year", "seq"})
+_TYPE_LETTER = {"enterprise": "E", "individual": "I"}
+# Zero-padded width and an integer presentation only: a space-padded width would put whitespace in
+# the number, and precision, "c" or a conversion could make two sequences format alike.
+_SEQ_SPEC = re.compile(r"(0[1-9][0-9]?)?[dxXob]?\Z")
+
+
+class StandardScheme:
+    """Formats ``pattern`` with ``type`` (E or I), ``year`` (of ``created``) and ``seq`` (the sequence)."""
+
+    facts = frozenset({"customer_type", "created"})
+
+    def __init__(self, pattern: str = DEFAULT_PATTERN) -> None:
+        self.pattern = validate_pattern(pattern)
+
+    def number(self, *, sequence: int, facts: Mapping[str, str]) -> str:
+        """Return the archive number for ``sequence``."""
+        return self.pattern.format(type=type_letter(facts), year=year_of(facts), seq=sequence)
+
+
+def type_letter(facts: Mapping[str, str]) -> str:
+    """``E`` for an enterprise customer, ``I`` for an individual [R-3.2.1]."""
+    customer_type = facts["customer_type"]
+    if customer_type not in _TYPE_LETTER:
+        raise ValueError(f"customer_type must be enterprise or individual, not {customer_type!r}")
+    return _TYPE_LETTER[customer_type]
+
+
+def year_of(facts: Mapping[str, str]) -> str:
+    """The four-digit year of the ISO date ``created``."""
+    created = facts["created"]
+    try:
+        return f"{datetime.date.fromisoformat(created[:10]).year:04d}"
+    except (TypeError, ValueError):
+        raise ValueError(f"created must be an ISO date (YYYY-MM-DD), not {created!r}") from None
+
+
+def validate_pattern(pattern: object) -> str:
+    """Return ``pattern`` if it makes a valid, injective numbering rule; raise ``ValueError`` saying why not."""
+    if not isinstance(pattern, str):
+        raise ValueError(f"pattern must be a string, not {type(pattern).__name__}")
+    try:
+        parsed = list(string.Formatter().parse(pattern))
+    except ValueError as exc:
+        raise ValueError(f"pattern {pattern!r} is not a valid format string: {exc}") from None
+    has_seq = False
+    for literal, field, spec, conversion in parsed:
+        if re.search(r"[\s/]", literal) or not literal.isascii() or not literal.isprintable():
+            raise ValueError(f"pattern {pattern!r} may not contain whitespace, '/' or non-ASCII text")
+        if field is None:
+            continue
+        if field not in FIELDS:
+            raise ValueError(f"pattern {pattern!r} uses unknown field {{{field}}}; known: type, year, seq")
+        if conversion or (field != "seq" and spec):
+            raise ValueError(f"pattern {pattern!r}: only {{seq}} takes a format spec, and none takes !conversion")
+        if field == "seq":
+            if not _SEQ_SPEC.match(spec or ""):
+                raise ValueError(f"pattern {pattern!r}: {{seq:{spec}}} must be a zero-padded integer like {{seq:06d}}")
+            has_seq = True
+    if not has_seq:
+        # Without the sequence two dossiers of the same type and year would get the same number.
+        raise ValueError(f"pattern {pattern!r} must contain {{seq}} (e.g. {DEFAULT_PATTERN!r}) to be unique")
+    if len(pattern.format(type="E", year="2026", seq=10**9)) > 64:
+        raise ValueError(f"pattern {pattern!r} gives numbers longer than 64 characters")
+    return pattern
+
+
+def standard(options: Mapping[str, object]) -> StandardScheme:
+    """Build the ``standard`` scheme; ``options``: ``pattern`` (default ``{type}-{year}-{seq:06d}``)."""
+    unknown = set(options) - {"pattern"}
+    if unknown:
+        raise ValueError(f"unknown option(s) for numbering scheme standard: {', '.join(sorted(unknown))}")
+    return StandardScheme(options.get("pattern", DEFAULT_PATTERN))  # type: ignore[arg-type]
+
+
+@hookimpl
+def vault_register_numbering_schemes(register):
+    """Register the ``standard`` numbering scheme."""
+    register("standard", standard)
