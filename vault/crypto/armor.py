@@ -42,9 +42,10 @@ class DearmorReader(io.RawIOBase):
         return True
 
     def _begin(self) -> None:
-        line = self._src.readline(len(BEGIN) + 2)
-        while line and not line.strip(_WHITESPACE):
-            line = self._src.readline(len(BEGIN) + 2)
+        first = self._src.read(1)
+        while first and first in _WHITESPACE:
+            first = self._src.read(1)
+        line = first + self._src.readline(len(BEGIN) + 1)
         if line == BEGIN + b"\r\n":
             self._eol = b"\r\n"
         elif line == BEGIN + b"\n":
