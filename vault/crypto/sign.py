@@ -67,3 +67,8 @@ def verify(public_text: str, message: bytes, signature: bytes) -> None:
         key.verify(signature, message)
     except InvalidSignature:
         raise AuthenticationError("signature does not verify") from None
+
+
+def check_public_key(public_text: str) -> None:
+    """Return if ``public_text`` is a valid ``vaultsig1...`` key string; raise FormatError otherwise."""
+    _public_key(public_text)

@@ -1,0 +1,359 @@
+"""The ``vault`` command line: a thin skin over the library; every VaultError becomes one line."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import click
+
+from vault import check as check_mod
+from vault import documents, dossier, identity, members
+from vault.errors import InputError, VaultError
+from vault.vault import Vault, dumps_json
+
+
+class Ctx:
+    """What the group hands to every command on ``ctx.obj``."""
+
+    def __init__(self, vault_dir: str | None, identity_file: str | None) -> None:
+        self.vault_dir = vault_dir
+        self.identity_file = identity_file
+        self._vault: Vault | None = None
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            if not self.vault_dir:
+                raise InputError("no vault given", hint="pass --vault DIR or set VAULT_DIR")
+            self._vault = Vault.open(Path(self.vault_dir))
+        return self._vault
+
+    def actor(self):
+        if not self.identity_file:
+            raise InputError("this command needs your identity", hint="pass --identity FILE or set VAULT_IDENTITY")
+        path = Path(self.identity_file)
+        if not path.is_file():
+            raise InputError(f"identity file {path} not found", hint="pass --identity FILE or set VAULT_IDENTITY")
+        ident = identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
+        return self.vault.act_as(ident)
+
+
+def _passphrase(prompt: str, *, confirm: bool = False) -> str:
+    p = identity.passphrase_from_env()
+    if p is not None:
+        return p
+    if not sys.stdin.isatty():
+        raise InputError("no passphrase available", hint="run on a terminal, or set VAULT_PASSPHRASE_FILE")
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+
+
+def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str) -> None:
+    """Print ``data`` as JSON or as human text."""
+    if as_json:
+        click.echo(dumps_json(data))
+    else:
+        click.echo(text(data) if callable(text) else text)
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal (stderr); silent when piped."""
+    if total > 1 and sys.stderr.isatty():
+        with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+            yield bar.update
+    else:
+        yield lambda n: None
+
+
+json_opt = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+class VaultGroup(click.Group):
+    """Turns library errors into one clear line (and a hint) with the right exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VaultError as e:
+            click.echo(f"vault: error: {e}", err=True)
+            if e.hint:
+                click.echo(f"vault: hint: {e.hint}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("vault: interrupted; nothing was changed", err=True)
+            ctx.exit(130)
+        except OSError as e:
+            click.echo(f"vault: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=VaultGroup)
+@click.option("--vault", "vault_dir", envvar="VAULT_DIR", type=click.Path(file_okay=False), help="Vault directory (env VAULT_DIR).")
+@click.option("--identity", "identity_file", envvar="VAULT_IDENTITY", type=click.Path(dir_okay=False), help="Your identity file (env VAULT_IDENTITY).")
+@click.version_option(package_name="vault")
+@click.pass_context
+def cli(ctx: click.Context, vault_dir: str | None, identity_file: str | None) -> None:
+    """Keep customer dossiers encrypted and run the archive office's procedure on them."""
+    ctx.obj = Ctx(vault_dir, identity_file)
+
+
+@cli.command()
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the new identity.")
+@json_opt
+def keygen(out: str, as_json: bool) -> None:
+    """Create a member identity (age + signing key), passphrase-protected, mode 0600."""
+    ident = identity.MemberIdentity.generate()
+    identity.save_identity(Path(out), ident, _passphrase("New passphrase", confirm=True))
+    line = ident.public.line()
+    emit({"public_key": line, "file": out}, as_json, line)
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--supervisor", required=True, help="Name of the founding supervisor.")
+@click.option("--key", required=True, help="The supervisor's public key line (from 'vault keygen').")
+@json_opt
+def init(directory: str, supervisor: str, key: str, as_json: bool) -> None:
+    """Create a new vault; prints its fingerprint to record offline."""
+    v = Vault.init(Path(directory), supervisor=supervisor, key=identity.PublicKey.parse(key))
+    emit({"vault": directory, "fingerprint": v.fingerprint}, as_json,
+         f"vault created at {directory}\nfingerprint: {v.fingerprint}\n(record the fingerprint offline)")
+
+
+@cli.group()
+def member() -> None:
+    """Members of the vault and their roles."""
+
+
+@member.command("add")
+@click.argument("name")
+@click.option("--key", required=True, help="The member's public key line.")
+@click.option("--role", "roles", multiple=True, required=True, help="Role (repeatable).")
+@click.option("--dept", required=True, help="The member's department.")
+@json_opt
+@click.pass_obj
+def member_add(obj: Ctx, name: str, key: str, roles: tuple[str, ...], dept: str, as_json: bool) -> None:
+    """Add a member (supervisor only)."""
+    rec = members.add_member(obj.actor(), name, identity.PublicKey.parse(key), roles, dept)
+    emit({"name": rec["name"], "roles": rec["roles"], "dept": rec["dept"]}, as_json, f"added member {name}")
+
+
+@member.command("list")
+@json_opt
+@click.pass_obj
+def member_list(obj: Ctx, as_json: bool) -> None:
+    """List members (no key needed)."""
+    rows = [{k: r[k] for k in ("name", "roles", "dept", "status")} for r in members.all_members(obj.vault).values()]
+    emit(rows, as_json, lambda rs: "\n".join(f"{r['name']:<16} {r['status']:<8} {r['dept']:<12} {','.join(r['roles'])}" for r in rs))
+
+
+@member.command("remove")
+@click.argument("name")
+@json_opt
+@click.pass_obj
+def member_remove(obj: Ctx, name: str, as_json: bool) -> None:
+    """Remove a member: rotate their rings and re-wrap key tables (no document is rewritten)."""
+    rewrapped = members.remove_member(obj.actor(), name)
+    emit({"removed": name, "rewrapped": rewrapped}, as_json, f"removed {name}; re-wrapped {len(rewrapped)} key tables")
+
+
+@cli.group("dossier")
+def dossier_grp() -> None:
+    """Customer dossiers."""
+
+
+@dossier_grp.command("create")
+@click.option("--type", "customer_type", required=True, type=click.Choice(dossier.CUSTOMER_TYPES))
+@click.option("--business", required=True, help="Business type, e.g. network-services.")
+@click.option("--dept", required=True, help="Business department in charge.")
+@click.option("--name", required=True, help="Customer name (sealed).")
+@click.option("--address", help="Address (sealed).")
+@click.option("--contact", multiple=True, help="Contact: phone or e-mail (sealed; repeatable).")
+@click.option("--legal-rep", help="Legal representative (sealed).")
+@click.option("--note", help="Notes (sealed).")
+@json_opt
+@click.pass_obj
+def dossier_create(obj: Ctx, customer_type, business, dept, name, address, contact, legal_rep, note, as_json) -> None:
+    """Create a dossier; prints its archive number."""
+    profile = {"name": name, "address": address, "contact": list(contact), "legal_rep": legal_rep, "notes": note}
+    number = dossier.create(obj.actor(), customer_type=customer_type, business=business, dept=dept,
+                            profile={k: v for k, v in profile.items() if v})
+    emit({"number": number}, as_json, number)
+
+
+def _summary_line(s: dict) -> str:
+    return f"{s['number']:<20} {s['status']:<9} {s['class']:<40} {s['dept']:<12} {s['current_documents']} docs"
+
+
+@dossier_grp.command("list")
+@json_opt
+@click.pass_obj
+def dossier_list(obj: Ctx, as_json: bool) -> None:
+    """List dossiers (cleartext facts only; no key needed)."""
+    rows = [dossier.summary(m) for m in dossier.iter_manifests(obj.vault)]
+    emit(rows, as_json, lambda rs: "\n".join(_summary_line(s) for s in rs) or "(no dossiers)")
+
+
+@dossier_grp.command("show")
+@click.argument("number")
+@json_opt
+@click.pass_obj
+def dossier_show(obj: Ctx, number: str, as_json: bool) -> None:
+    """Show a dossier; its sealed profile too if you may read it."""
+    data = dossier.show(obj.actor(), number)
+    emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in _flatten(d)))
+
+
+def _flatten(d: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", ", ".join(v) if isinstance(v, list) else v
+
+
+@cli.group("doc")
+def doc_grp() -> None:
+    """Documents in dossiers."""
+
+
+@doc_grp.command("add")
+@click.argument("number")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--category", required=True, help=f"One of: {', '.join(documents.CATEGORIES)}.")
+@click.option("--source", required=True, help="Where the material came from [R-3.1.3].")
+@click.option("--date", required=True, help="Date of the material, YYYY-MM-DD.")
+@click.option("--original/--copy", default=None, help="Original, or a copy (then --copy-note).")
+@click.option("--copy-note", help="Why only a copy could be had.")
+@click.option("--title", help="Title (sealed).")
+@click.option("--replaces", help="Document number this is a new version of.")
+@click.option("--paper-location", help="Where the paper original is kept.")
+@json_opt
+@click.pass_obj
+def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note, title, replaces, paper_location, as_json):
+    """Encrypt files into a dossier; prints each new document number."""
+    if original is None:
+        raise click.UsageError("say whether this is the --original or a --copy")
+    actor = obj.actor()
+    with progress(len(files), "encrypting") as step:
+        nums = documents.add(actor, number, [Path(f) for f in files], category=category, source=source, date=date,
+                             original=original, copy_note=copy_note, title=title, replaces=replaces,
+                             paper_location=paper_location, progress=step)
+    emit({"numbers": nums, "number": nums[0] if len(nums) == 1 else nums}, as_json, "\n".join(nums))
+
+
+@doc_grp.command("list")
+@click.argument("number")
+@json_opt
+@click.pass_obj
+def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
+    """List a dossier's documents (titles only for members who may read it)."""
+    rows = documents.list_docs(obj.actor(), number, with_meta=True)
+    emit(rows, as_json, lambda rs: "\n".join(
+        f"{r['number']:<26} {r['category']:<15} {r['date']}  v{r['version']}"
+        f"{'  (superseded)' if r.get('superseded_by') else ''}  {r.get('title', '')}" for r in rs) or "(no documents)")
+
+
+@doc_grp.command("history")
+@click.argument("docno")
+@json_opt
+@click.pass_obj
+def doc_history(obj: Ctx, docno: str, as_json: bool) -> None:
+    """All versions of a document, oldest first."""
+    rows = documents.history(obj.actor(), docno)
+    emit(rows, as_json, lambda rs: "\n".join(f"v{r['version']}  {r['number']:<26} {r['added_at']} by {r['added_by']}" for r in rs))
+
+
+@doc_grp.command("view")
+@click.argument("docno")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write to FILE instead of standard output.")
+@click.pass_obj
+def doc_view(obj: Ctx, docno: str, output: str | None) -> None:
+    """Decrypt a document."""
+    actor = obj.actor()
+    if output:
+        from vault.store import atomic_writer
+
+        with atomic_writer(Path(output), mode=0o600) as f:
+            documents.view(actor, docno, f)
+    else:
+        out = click.get_binary_stream("stdout")
+        documents.view(actor, docno, out)
+        out.flush()
+
+
+@cli.command()
+@click.option("--name", help="Customer name (exact, case- and space-insensitive).")
+@click.option("--contact", help="A contact: phone or e-mail.")
+@click.option("--number", help="Archive number.")
+@json_opt
+@click.pass_obj
+def find(obj: Ctx, name, contact, number, as_json) -> None:
+    """Find dossiers by blind index, without decrypting every manifest."""
+    if sum(x is not None for x in (name, contact, number)) != 1:
+        raise click.UsageError("pass exactly one of --name, --contact, --number")
+    rows = dossier.find(obj.actor(), name=name, contact=contact, number=number)
+    emit(rows, as_json, lambda rs: "\n".join(_summary_line(s) for s in rs) or "(nothing found)")
+    if not rows:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--read-data", is_flag=True, help="Also decrypt everything (needs your identity).")
+@json_opt
+@click.pass_obj
+def check(obj: Ctx, read_data: bool, as_json: bool) -> None:
+    """Verify signatures and ciphertext hashes (no key needed); name every damaged file."""
+    v = obj.vault
+    actor = obj.actor() if read_data else None
+    total = sum(1 for p in (v.root / "dossiers").iterdir() if p.is_dir())
+    with progress(total, "checking") as step:
+        rep = check_mod.check(v, actor=actor, progress=step)
+    data = dict(rep.as_dict(), fingerprint=v.fingerprint)
+
+    def text(d: dict) -> str:
+        lines = [f"problem: {p}" for p in d["problems"]] + [f"note: {n}" for n in d["notes"]]
+        lines.append(f"{d['dossiers']} dossiers, {d['documents']} documents, {d['bytes']} bytes checked; "
+                     f"{'no problems' if d['ok'] else str(len(d['problems'])) + ' problem(s)'}")
+        lines.append(f"fingerprint: {d['fingerprint']}")
+        return "\n".join(lines)
+
+    emit(data, as_json, text)
+    if not rep.ok:
+        sys.exit(1)
+
+
+@cli.group("plugins")
+def plugins_grp() -> None:
+    """Installed plugins."""
+
+
+@plugins_grp.command("list")
+@json_opt
+def plugins_list(as_json: bool) -> None:
+    """List plugins: name, version, hooks, built-in or not."""
+    from vault import plugins
+
+    rows = plugins.describe_plugins(plugins.get_plugin_manager())
+    emit(rows, as_json, lambda rs: "\n".join(
+        f"{r['name']:<28} {r.get('version') or '-':<10} {'built-in' if r['builtin'] else 'third-party':<12} {', '.join(r['hooks'])}"
+        for r in rs))
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+def demo(directory: str) -> None:
+    """Build a small sample office in DIRECTORY and say what to try next."""
+    from vault import demo as demo_mod
+
+    click.echo(demo_mod.build(Path(directory)))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.umask(0o077)  # nothing the vault writes is for other users
+    cli(prog_name="vault")

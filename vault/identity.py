@@ -1,0 +1,113 @@
+"""Member identities: an age identity plus an Ed25519 signing key, stored passphrase-protected."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomli_w
+
+from vault.crypto import age, sign
+from vault.errors import FormatError, InputError, NoIdentityMatchError
+from vault.store import write_atomic
+
+PUBLIC_PREFIX = "vault-member-1:"
+# Cost of the scrypt wrapping an identity file. 2**18 is age's own default; tests lower it through
+# this module attribute, which no command-line option or file can set.
+SCRYPT_WORK_FACTOR = 18
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A member's public key line: ``vault-member-1:<age recipient>:<vaultsig1…>``."""
+
+    recipient: str
+    signing: str
+
+    def line(self) -> str:
+        return f"{PUBLIC_PREFIX}{self.recipient}:{self.signing}"
+
+    @classmethod
+    def parse(cls, text: str) -> "PublicKey":
+        text = text.strip()
+        parts = text[len(PUBLIC_PREFIX):].split(":") if text.startswith(PUBLIC_PREFIX) else []
+        if len(parts) != 2:
+            raise InputError(
+                "not a member public key line",
+                hint="pass the line printed by 'vault keygen' (it starts with vault-member-1:)",
+            )
+        try:
+            age.parse_recipient(parts[0])
+            sign.check_public_key(parts[1])
+        except FormatError as e:
+            raise InputError(f"not a member public key line: {e}") from None
+        return cls(parts[0], parts[1])
+
+
+@dataclass(frozen=True)
+class MemberIdentity:
+    """The secret half of a member: what unlocks rings and grants, and what signs their actions."""
+
+    age_secret: str
+    sign_secret: str
+
+    @classmethod
+    def generate(cls) -> "MemberIdentity":
+        return cls(age.generate_identity("mlkem768x25519"), sign.generate_signing_key())
+
+    @property
+    def public(self) -> PublicKey:
+        return PublicKey(age.recipient_of(self.age_secret), sign.signing_public_of(self.sign_secret))
+
+    def age_identity(self) -> age.Identity:
+        return age.parse_identity(self.age_secret)
+
+    def to_bytes(self) -> bytes:
+        return tomli_w.dumps({"format": 1, "age": self.age_secret, "sign": self.sign_secret}).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "MemberIdentity":
+        try:
+            d = tomllib.loads(data.decode())
+            return cls(d["age"], d["sign"])
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError):
+            raise FormatError("identity file content is damaged") from None
+
+
+def save_identity(path: Path, ident: MemberIdentity, passphrase: str) -> None:
+    """Write ``ident`` to ``path`` as an age scrypt file (mode 0600); refuses to overwrite."""
+    if not passphrase:
+        raise InputError("empty passphrase", hint="choose a passphrase to protect the identity")
+    if path.exists():
+        raise InputError(f"{path} already exists", hint="choose another --out path; identities are never overwritten")
+    blob = age.encrypt_bytes(ident.to_bytes(), [age.ScryptPassphrase(passphrase, work_factor=SCRYPT_WORK_FACTOR)], armor=True)
+    write_atomic(path, blob, mode=0o600)
+
+
+def load_identity(path: Path, passphrase: str) -> MemberIdentity:
+    """Decrypt an identity file; a wrong passphrase is one clear error."""
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"identity file {path} not found", hint="pass --identity FILE or set VAULT_IDENTITY") from None
+    except IsADirectoryError:
+        raise InputError(f"identity file {path} is a directory") from None
+    try:
+        return MemberIdentity.from_bytes(age.decrypt_bytes(blob, [age.ScryptPassphrase(passphrase)]))
+    except NoIdentityMatchError:
+        raise NoIdentityMatchError("wrong passphrase for the identity file", hint="retry; check VAULT_PASSPHRASE_FILE") from None
+    except FormatError:
+        raise FormatError(f"{path} is not a vault identity file", hint="pass the file written by 'vault keygen'") from None
+
+
+def passphrase_from_env() -> str | None:
+    """The passphrase named by ``VAULT_PASSPHRASE_FILE`` (for scripts), or None."""
+    name = os.environ.get("VAULT_PASSPHRASE_FILE")
+    if not name:
+        return None
+    try:
+        return Path(name).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as e:
+        raise InputError(f"cannot read VAULT_PASSPHRASE_FILE: {e.strerror}") from None

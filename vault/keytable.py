@@ -1,0 +1,132 @@
+"""Dossier key tables and the ``vault.invalid/keyref`` stanza that points a file at one of their keys."""
+
+from __future__ import annotations
+
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import tomli_w
+
+from vault.crypto import age
+from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
+from vault.store import write_atomic
+
+# A reserved name (RFC 2606 ".invalid"): fully qualified as the age spec recommends, and it can
+# never collide with a stanza type somebody else defines for a domain they own.
+KEYREF_TYPE = "vault.invalid/keyref"
+
+
+def new_key_id() -> str:
+    """A fresh opaque key id (128 random bits, hex)."""
+    return secrets.token_hex(16)
+
+
+class KeyRefRecipient:
+    """Recipient that stores no key: it records the file key so the caller can put it in a key table.
+
+    The stanza says only which key-table entry holds the file key; the file is useless without
+    the table, so shredding the entry shreds the file [DESIGN §4].
+    """
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        self.file_key: bytes | None = None
+
+    def wrap(self, file_key: bytes) -> list[age.Stanza]:
+        self.file_key = file_key
+        return [age.Stanza(KEYREF_TYPE, (self.key_id,), b"")]
+
+
+class KeyRefIdentity:
+    """Identity that unwraps ``keyref`` stanzas from a decrypted key table."""
+
+    def __init__(self, keys: dict[str, bytes]) -> None:
+        self.keys = keys
+
+    def unwrap(self, stanzas: Sequence[age.Stanza]) -> bytes | None:
+        for s in stanzas:
+            if s.type != KEYREF_TYPE:
+                continue
+            if len(s.args) != 1 or s.body:
+                raise FormatError("malformed keyref stanza")
+            key = self.keys.get(s.args[0])
+            if key is not None:
+                return key
+        return None
+
+
+@dataclass
+class KeyTable:
+    """The plaintext of ``keys/<dossier>.age``: key id -> 16-byte file key."""
+
+    dossier: str
+    keys: dict[str, bytes] = field(default_factory=dict)
+
+    def identity(self) -> KeyRefIdentity:
+        return KeyRefIdentity(self.keys)
+
+    def to_bytes(self) -> bytes:
+        return tomli_w.dumps(
+            {"format": 1, "dossier": self.dossier, "keys": {k: v.hex() for k, v in sorted(self.keys.items())}}
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, what: str) -> "KeyTable":
+        try:
+            d = tomllib.loads(data.decode())
+            keys = {k: bytes.fromhex(v) for k, v in d["keys"].items()}
+            if d.get("format") != 1 or any(len(v) != 16 for v in keys.values()):
+                raise ValueError
+            return cls(d["dossier"], keys)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            raise IntegrityError(f"{what}: key table content is damaged") from None
+
+
+def read_key_table(path: Path, identities: Sequence[age.Identity], *, dossier: str) -> KeyTable:
+    """Decrypt a key table; PermissionDeniedError when none of ``identities`` may read it."""
+    what = str(path)
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise IntegrityError(f"{what}: key table missing") from None
+    try:
+        table = KeyTable.from_bytes(age.decrypt_bytes(blob, identities), what=what)
+    except NoIdentityMatchError:
+        raise PermissionDeniedError(
+            f"you hold no key for dossier key table {path.name}",
+            hint="reading a dossier needs the archive role or an approved, granted consultation request",
+        ) from None
+    except (FormatError, AuthenticationError):
+        raise IntegrityError(f"{what}: key table damaged or tampered with") from None
+    if table.dossier != dossier:
+        # A key table swapped in from another dossier must not be used to read this one.
+        raise IntegrityError(f"{what}: key table belongs to another dossier")
+    return table
+
+
+def write_key_table(path: Path, table: KeyTable, recipients: Sequence[age.Recipient]) -> None:
+    """Encrypt the table to ``recipients`` with a fresh file key and replace the file atomically."""
+    write_atomic(path, age.encrypt_bytes(table.to_bytes(), recipients), mode=0o600)
+
+
+def seal(data: bytes, table: KeyTable) -> tuple[str, bytes]:
+    """Encrypt ``data`` under a new key entered in ``table``; return (key id, age file bytes)."""
+    kid = new_key_id()
+    r = KeyRefRecipient(kid)
+    blob = age.encrypt_bytes(data, [r])
+    assert r.file_key is not None
+    table.keys[kid] = r.file_key
+    return kid, blob
+
+
+def unseal(blob: bytes, table: KeyTable, *, what: str) -> bytes:
+    """Decrypt a sealed blob with the key table; damage is an IntegrityError naming ``what``."""
+    try:
+        return age.decrypt_bytes(blob, [table.identity()])
+    except NoIdentityMatchError:
+        raise IntegrityError(f"{what}: its key is not in the key table (destroyed or damaged)") from None
+    except (FormatError, AuthenticationError):
+        raise IntegrityError(f"{what}: sealed data damaged or tampered with") from None

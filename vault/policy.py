@@ -1,0 +1,77 @@
+"""Roles, what each may do, and which roles hold the archive's read keys (``policy.toml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from vault.errors import PermissionDeniedError
+
+ROLES = ("supervisor", "archivist", "liaison", "staff", "dept-head", "auditor", "backup", "operator")
+
+# Actions the command layer checks. Reading is also enforced by encryption: only members of the
+# rings named in [rings] (and grantees) hold keys; a policy edit cannot hand out keys by itself.
+ACTIONS = (
+    "member.manage",
+    "dossier.create",
+    "dossier.list",
+    "dossier.read",
+    "doc.add",
+    "doc.view",
+    "find",
+    "check",
+)
+
+DEFAULT_POLICY: dict[str, Any] = {
+    "format": 1,
+    "roles": {
+        "supervisor": {
+            "description": "archive supervisor: plans the archive work, directs archivists [R-2.1]",
+            "may": list(ACTIONS),
+        },
+        "archivist": {
+            "description": "classifies, numbers, binds and enters records [R-2.1]",
+            "may": ["dossier.create", "dossier.list", "dossier.read", "doc.add", "doc.view", "find", "check"],
+        },
+        "liaison": {
+            "description": "part-time archive liaison of a business department [R-2.2]",
+            "may": ["dossier.list"],
+        },
+        "staff": {"description": "business staff who collect customer material [R-2.2]", "may": ["dossier.list"]},
+        "dept-head": {"description": "head of a business department; approves consultations [R-3.4.1]", "may": ["dossier.list"]},
+        "auditor": {"description": "verifies the archive and its trail; reads no dossier", "may": ["dossier.list", "check"]},
+        "backup": {"description": "unattended backup job; holds no key that reads a dossier [R-3.3.1]", "may": ["check"]},
+        "operator": {"description": "technology department: keeps the system running [R-2.3]", "may": ["check"]},
+    },
+    "rings": {
+        "archive": {
+            "description": "the archive department: holds the read keys of every dossier [R-2.1]",
+            "roles": ["supervisor", "archivist"],
+        }
+    },
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy document."""
+
+    data: Mapping[str, Any]
+
+    def may(self, roles: Iterable[str], action: str) -> bool:
+        return any(action in self.data["roles"].get(r, {}).get("may", ()) for r in roles)
+
+    def require(self, member: str, roles: Iterable[str], action: str) -> None:
+        roles = list(roles)
+        if not self.may(roles, action):
+            raise PermissionDeniedError(
+                f"member {member} ({', '.join(roles) or 'no role'}) may not {action}",
+                hint="ask a supervisor; roles and their rights are declared in policy.toml",
+            )
+
+    def ring_roles(self, ring: str) -> list[str]:
+        return list(self.data["rings"][ring]["roles"])
+
+    def rings_for(self, roles: Iterable[str]) -> list[str]:
+        roles = set(roles)
+        return sorted(name for name, r in self.data["rings"].items() if roles & set(r["roles"]))

@@ -1,0 +1,91 @@
+"""Signed TOML records: canonical bytes, Ed25519 signatures and JSON Schema validation."""
+
+from __future__ import annotations
+
+import base64
+import json
+import tomllib
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import tomli_w
+
+from vault.crypto import sign
+from vault.errors import AuthenticationError, FormatError, IntegrityError
+from vault.store import write_atomic
+
+SIGNATURE_DOMAIN = b"vault-record-v1\n"
+
+
+def canonical(data: Mapping[str, Any]) -> bytes:
+    """The bytes a record's signature covers: sorted-key compact JSON of everything but ``signature``.
+
+    Signing a canonical form rather than the TOML text means reformatting a file (or another TOML
+    writer) cannot break a signature, while any change of a value does.
+    """
+    body = {k: v for k, v in data.items() if k != "signature"}
+    return SIGNATURE_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign_record(data: dict[str, Any], *, signer: str, secret: str) -> dict[str, Any]:
+    """Return ``data`` with a ``signature`` table by member ``signer`` using signing key ``secret``."""
+    out = {k: v for k, v in data.items() if k != "signature"}
+    sig = sign.sign(secret, canonical(out))
+    out["signature"] = {"by": signer, "ed25519": base64.b64encode(sig).decode()}
+    return out
+
+
+def verify_record(data: Mapping[str, Any], public: str, *, what: str) -> None:
+    """Check the record's signature against signing public key ``public``; IntegrityError names ``what``."""
+    sig = data.get("signature")
+    if not isinstance(sig, dict) or not isinstance(sig.get("ed25519"), str):
+        raise IntegrityError(f"{what}: signature missing")
+    try:
+        raw = base64.b64decode(sig["ed25519"], validate=True)
+        sign.verify(public, canonical(data), raw)
+    except (AuthenticationError, ValueError):
+        raise IntegrityError(f"{what}: bad signature (tampered or damaged)") from None
+
+
+@lru_cache(maxsize=None)
+def _schema(name: str) -> dict[str, Any]:
+    text = resources.files("vault.schemas").joinpath(f"{name}.schema.json").read_text()
+    return json.loads(text)
+
+
+def validate(data: Mapping[str, Any], schema: str, *, what: str) -> None:
+    """Validate ``data`` against ``schemas/<schema>.schema.json``; FormatError names the first problem."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_schema(schema))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise FormatError(f"{what}: {where}: {err.message}")
+
+
+def load_toml(path: Path, *, schema: str | None = None, what: str | None = None) -> dict[str, Any]:
+    """Read and parse a TOML file, validating it against ``schema`` when given."""
+    what = what or str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise FormatError(f"{what}: not valid TOML ({e})", hint="the file is damaged; run 'vault check'") from None
+    if schema:
+        validate(data, schema, what=what)
+    return data
+
+
+def dump_toml(data: Mapping[str, Any]) -> bytes:
+    """Serialise a record as TOML."""
+    return tomli_w.dumps(dict(data)).encode()
+
+
+def write_toml(path: Path, data: Mapping[str, Any], *, sync: bool = True) -> None:
+    """Atomically write a record as TOML."""
+    write_atomic(path, dump_toml(data), mode=0o644, sync=sync)
