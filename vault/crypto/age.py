@@ -203,7 +203,9 @@ def read_header(src: BinaryIO) -> Header:
     return header.parse(src)
 
 
-def rewrap(src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity], recipients: Sequence[Recipient]) -> None:
+def rewrap(
+    src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity], recipients: Sequence[Recipient]
+) -> None:
     """Write ``src`` to ``dst`` with a new header (same file key) and the payload bytes unchanged.
 
     Armored input gives armored output. The payload is not decrypted, only copied.

@@ -132,9 +132,11 @@ def parse(src: BinaryIO) -> Header:
     reader = _LineReader(src)
     version = reader.line()
     if version + b"\n" != VERSION_LINE:
-        if version.startswith(_VERSION_PREFIX):
-            raise FormatError("age header: unsupported version")
-        raise FormatError("not an age file")
+        if not version.startswith(_VERSION_PREFIX):
+            raise FormatError("not an age file")
+        if not _VCHARS.fullmatch(version):
+            raise FormatError("age header: malformed version line")  # e.g. CRLF line ends
+        raise FormatError("age header: unsupported version")
     stanzas: list[Stanza] = []
     line = reader.line()
     while line.startswith(b"-> "):
