@@ -160,7 +160,8 @@ def vault_no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[NetworkGuard]:
     guard.install(monkeypatch)
     yield guard
     if guard.attempts:
-        pytest.fail(f"plugin code tried to reach the network: {', '.join(guard.attempts)}", pytrace=False)
+        where = ", ".join(sorted(set(guard.attempts)))
+        pytest.fail(f"plugin code tried to reach the network: {where} ({len(guard.attempts)} attempts)", pytrace=False)
 
 
 @pytest.fixture
@@ -237,6 +238,18 @@ def _facts_for(obj: Any) -> frozenset[str]:
     return declared
 
 
+def _check_reads(name: str, allowed: frozenset[str], facts: Mapping[str, str], call: Any) -> None:
+    """Call plugin code with a recording mapping; fail, saying which, if it asked for undeclared facts."""
+    recording = RecordingFacts(facts, allowed)
+    try:
+        call(recording)
+    finally:
+        # Checked even when the call raised: the KeyError is a symptom, the undeclared read the cause.
+        if recording.refused:
+            pytest.fail(f"{name}: asked for facts it did not declare or is not given: {sorted(recording.refused)}"
+                        f" (declared: {sorted(allowed)})", pytrace=False)
+
+
 class NumberingSchemeConformance(Conformance):
     """The contract of a numbering scheme [R-3.2.2]: valid, unique, deterministic, safe under concurrency."""
 
@@ -289,10 +302,7 @@ class NumberingSchemeConformance(Conformance):
         scheme = registration.factory(options)
         allowed = _facts_for(scheme)
         for seq, facts in enumerate(sample_facts(50), start=1):
-            recording = RecordingFacts(facts, allowed)
-            scheme.number(sequence=seq, facts=recording)
-            assert not recording.refused, (f"{name}: asked for facts it did not declare or is not given: "
-                                           f"{sorted(recording.refused)}")
+            _check_reads(name, allowed, facts, lambda recording: scheme.number(sequence=seq, facts=recording))
 
     def test_through_the_vault(self, vault_case: tuple) -> None:
         """The registration builds a scheme that works through the vault's guarded path."""
@@ -386,10 +396,7 @@ class ClassifierConformance(Conformance):
         classifier = registration.factory(options)
         allowed = _facts_for(classifier)
         for facts in sample_facts(50):
-            recording = RecordingFacts(facts, allowed)
-            classifier.classify(facts=recording)
-            assert not recording.refused, (f"{name}: asked for facts it did not declare or is not given: "
-                                           f"{sorted(recording.refused)}")
+            _check_reads(name, allowed, facts, lambda recording: classifier.classify(facts=recording))
 
     def test_through_the_vault(self, vault_case: tuple) -> None:
         """The registration builds a classifier that works through the vault's guarded path."""
