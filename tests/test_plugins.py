@@ -124,6 +124,7 @@ def test_plugin_that_fails_to_import_is_named(make_dist):
     with pytest.raises(PluginError) as info:
         plugins.get_plugin_manager(environ={})
     assert str(info.value) == "plugin vault_broken failed: RuntimeError: no config"
+    assert "leave it out of VAULT_LOAD_PLUGINS" in info.value.hint
 
 
 def test_same_plugin_name_from_two_distributions_is_refused(make_dist):

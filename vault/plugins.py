@@ -110,8 +110,12 @@ def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) 
                 f"plugin {ep.name} is provided by both {previous.distribution} and {dist_name}",
                 hint=f"uninstall one of them, or leave one out of {ALLOWLIST_ENV}",
             )
-        plugin = call_plugin(ep.name, ep.load)
-        register_plugin(pm, plugin, name=ep.name, source=source)
+        try:
+            register_plugin(pm, call_plugin(ep.name, ep.load), name=ep.name, source=source)
+        except PluginError as exc:
+            if not source.builtin:
+                exc.hint = f"fix or uninstall {dist_name}, or leave it out of {ALLOWLIST_ENV}"
+            raise
     check_plugins(pm)
 
 
@@ -142,7 +146,7 @@ def check_plugins(pm: pluggy.PluginManager) -> None:
         name = pm.get_name(exc.plugin) or repr(exc.plugin)
         raise PluginError(
             f"plugin {name} is invalid: {_first_line(exc)}",
-            hint="check the hook's spelling against docs/PLUGINS.md",
+            hint=f"check the hook's spelling against docs/PLUGINS.md, or leave the plugin out of {ALLOWLIST_ENV}",
         ) from exc
 
 
