@@ -281,7 +281,7 @@ def doc_view(obj: Ctx, docno: str, output: str | None) -> None:
         with atomic_writer(Path(output), mode=0o600) as f:
             documents.view(actor, docno, f)
     else:
-        out = click.get_binary_stream("stdout")
+        out = sys.stdout.buffer
         documents.view(actor, docno, out)
         out.flush()
 
