@@ -82,6 +82,7 @@ class Office:
 def make_office(tmp_path: Path, monkeypatch) -> Office:
     """A vault founded by alice (supervisor) with bob (archivist)."""
     monkeypatch.setattr(identity, "SCRYPT_WORK_FACTOR", 10)  # test seam: cheap KDF
+    tmp_path.mkdir(parents=True, exist_ok=True)
     o = Office(tmp_path)
     (tmp_path / "pass").write_text(PASSPHRASE + "\n")
     o.keygen("alice")
