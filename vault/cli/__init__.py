@@ -1,0 +1,116 @@
+"""The ``vault`` command line: a thin skin over the library; every VaultError becomes one line.
+
+This package is the only place that imports ``click``. The group, the shared helpers and the error
+handling live here; each area's commands live in their own module and attach to ``cli``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import click
+
+from vault import identity
+from vault.errors import InputError, VaultError
+from vault.vault import Vault, dumps_json
+
+
+class Ctx:
+    """What the group hands to every command on ``ctx.obj``."""
+
+    def __init__(self, vault_dir: str | None, identity_file: str | None) -> None:
+        self.vault_dir = vault_dir
+        self.identity_file = identity_file
+        self._vault: Vault | None = None
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            if not self.vault_dir:
+                raise InputError("no vault given", hint="pass --vault DIR or set VAULT_DIR")
+            self._vault = Vault.open(Path(self.vault_dir))
+        return self._vault
+
+    def actor(self):
+        if not self.identity_file:
+            raise InputError("this command needs your identity", hint="pass --identity FILE or set VAULT_IDENTITY")
+        path = Path(self.identity_file)
+        if not path.is_file():
+            raise InputError(f"identity file {path} not found", hint="pass --identity FILE or set VAULT_IDENTITY")
+        ident = identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
+        return self.vault.act_as(ident)
+
+
+def _passphrase(prompt: str, *, confirm: bool = False) -> str:
+    p = identity.passphrase_from_env()
+    if p is not None:
+        return p
+    if not sys.stdin.isatty():
+        raise InputError("no passphrase available", hint="run on a terminal, or set VAULT_PASSPHRASE_FILE")
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+
+
+def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str) -> None:
+    """Print ``data`` as JSON or as human text."""
+    if as_json:
+        click.echo(dumps_json(data))
+    else:
+        click.echo(text(data) if callable(text) else text)
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal (stderr); silent when piped."""
+    if total > 1 and sys.stderr.isatty():
+        with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+            yield bar.update
+    else:
+        yield lambda n: None
+
+
+json_opt = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+class VaultGroup(click.Group):
+    """Turns library errors into one clear line (and a hint) with the right exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VaultError as e:
+            click.echo(f"vault: error: {e}", err=True)
+            if e.hint:
+                click.echo(f"vault: hint: {e.hint}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("vault: interrupted; nothing was changed", err=True)
+            ctx.exit(130)
+        except OSError as e:
+            click.echo(f"vault: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=VaultGroup)
+@click.option("--vault", "vault_dir", envvar="VAULT_DIR", type=click.Path(file_okay=False), help="Vault directory (env VAULT_DIR).")
+@click.option("--identity", "identity_file", envvar="VAULT_IDENTITY", type=click.Path(dir_okay=False), help="Your identity file (env VAULT_IDENTITY).")
+@click.version_option(package_name="vault")
+@click.pass_context
+def cli(ctx: click.Context, vault_dir: str | None, identity_file: str | None) -> None:
+    """Keep customer dossiers encrypted and run the archive office's procedure on them."""
+    ctx.obj = Ctx(vault_dir, identity_file)
+
+
+
+def main() -> None:
+    """Console-script entry point."""
+
+    os.umask(0o077)  # nothing the vault writes is for other users
+    cli(prog_name="vault")
+
+
+# Command modules attach to ``cli`` on import; they import the names above, so they come last.
+from vault.cli import core  # noqa: E402,F401
