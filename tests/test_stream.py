@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 import zlib
 from pathlib import Path
 
@@ -146,6 +147,51 @@ def test_short_reads_from_source():
     back = io.BytesIO()
     decrypt_payload(KEY, _Trickle(out.getvalue()), back)
     assert back.getvalue() == plain
+
+
+class _Slow(_Trickle):
+    """A source so slow that the pipeline drains between reads."""
+
+    def readinto(self, buffer) -> int:
+        time.sleep(0.02)
+        return self._data.readinto(buffer)
+
+
+def test_slow_source_lets_the_pipeline_drain():
+    plain = _data(6 * 2**20 + 1)
+    out = io.BytesIO()
+    encrypt_payload(KEY, _Slow(plain), out)
+    back = io.BytesIO()
+    decrypt_payload(KEY, _Slow(out.getvalue()), back)
+    assert back.getvalue() == plain
+
+
+class _FailingSink(io.BytesIO):
+    def write(self, data):
+        if self.tell() >= 2 * 2**20:
+            raise OSError("disk full")
+        return super().write(data)
+
+
+def test_write_error_propagates_and_stops_writing():
+    sink = _FailingSink()
+    with pytest.raises(OSError):
+        encrypt_payload(KEY, io.BytesIO(bytes(8 * 2**20)), sink)
+    assert sink.tell() < 3 * 2**20
+
+
+def test_read_error_propagates():
+    class Broken(_Trickle):
+        calls = 0
+
+        def readinto(self, buffer):
+            self.calls += 1
+            if self.calls > 3:
+                raise OSError("I/O error")
+            return self._data.readinto(buffer)
+
+    with pytest.raises(OSError):
+        encrypt_payload(KEY, Broken(bytes(8 * 2**20)), io.BytesIO())
 
 
 def test_source_without_readinto():

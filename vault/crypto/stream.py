@@ -14,9 +14,11 @@ one opaque AuthenticationError, and decryption never releases a byte that was no
 from __future__ import annotations
 
 import io
+import itertools
 import os
+import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, Callable, Iterator
 
 from cryptography.exceptions import InvalidTag
@@ -43,10 +45,12 @@ _NOT_LAST = b"\x00"
 # Chunks are handed to worker threads in batches of 1 MiB: big enough that the per-batch Python
 # overhead vanishes next to the AEAD work (which drops the GIL), small enough to keep memory flat.
 _BATCH_CHUNKS = 16
-# Batches being encrypted or decrypted at once; one more than the workers keeps them busy while
-# the calling thread reads and writes.
+# Threads doing the AEAD work; the calling thread reads and one more thread writes, so that
+# reading, sealing or opening, and writing all overlap.
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
-_DEPTH = _WORKERS + 1
+# Batch buffers in the ring: one per worker, plus one being written, one being read, and the one
+# read ahead to find the end of the input.
+_SLOTS = _WORKERS + 3
 
 
 def _payload_aead(file_key: bytes, nonce: bytes) -> ChaCha20Poly1305:
@@ -91,7 +95,7 @@ def _write_all(dst: BinaryIO, data: memoryview) -> None:
 class _Batch:
     """One slot of the pipeline: an input buffer, an output buffer, and what is in them."""
 
-    __slots__ = ("inp", "out", "index", "size", "last")
+    __slots__ = ("inp", "out", "index", "size", "last", "written")
 
     def __init__(self, in_size: int, out_size: int) -> None:
         self.inp = memoryview(bytearray(in_size))
@@ -99,24 +103,33 @@ class _Batch:
         self.index = 0
         self.size = 0
         self.last = False
+        self.written: Future | None = None  # set while the slot's output is still to be written
 
 
 def _batches(src: BinaryIO, in_size: int, out_size: int) -> Iterator[_Batch]:
     """Read src in in_size batches; the one at end of file is marked last (found by reading ahead).
 
-    Slots are reused round-robin: there are enough that a slot is refilled only after the batch it
-    held went through _pipeline (which keeps at most _DEPTH batches in flight) and was written.
+    Slots are reused round-robin, each only once the batch it held has been written: that wait
+    bounds the work in flight, hence memory, and surfaces a failure of an earlier batch.
     """
-    slots = [_Batch(in_size, out_size) for _ in range(_DEPTH + 2)]
+    slots = [_Batch(in_size, out_size) for _ in range(_SLOTS)]
+
+    def fill(index: int) -> int:
+        slot = slots[index % len(slots)]
+        if slot.written is not None:
+            slot.written.result()
+            slot.written = None
+        return _read_full(src, slot.inp)
+
     index = 0
-    size = _read_full(src, slots[0].inp)
+    size = fill(0)
     while True:
         batch = slots[index % len(slots)]
         batch.index, batch.size = index, size
         if size < in_size:
             batch.last, following = True, 0
         else:
-            following = _read_full(src, slots[(index + 1) % len(slots)].inp)
+            following = fill(index + 1)
             batch.last = following == 0
         yield batch
         if batch.last:
@@ -125,27 +138,39 @@ def _batches(src: BinaryIO, in_size: int, out_size: int) -> Iterator[_Batch]:
 
 
 def _pipeline(batches: Iterator[_Batch], work: Callable[[_Batch], int], emit: Callable[[_Batch, int], None]) -> None:
-    """Run work on each batch in a thread pool and emit the results in order, from this thread."""
+    """Run work on each batch in a thread pool and emit the results in order on a writer thread.
+
+    After the first failure nothing more is emitted, and the failure is raised here.
+    """
     first = next(batches)
     if first.last:
         # Small payloads (most vault blobs) never pay for starting threads.
         emit(first, work(first))
         return
-    pending: deque = deque()
-    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="age-stream") as pool:
+    failed = threading.Event()
+
+    def write(batch: _Batch, result: Future) -> None:
+        if failed.is_set():
+            return
         try:
-            pending.append((first, pool.submit(work, first)))
-            for batch in batches:
-                if len(pending) >= _DEPTH:
-                    done, future = pending.popleft()
-                    emit(done, future.result())
-                pending.append((batch, pool.submit(work, batch)))
-            while pending:
-                done, future = pending.popleft()
-                emit(done, future.result())
-        finally:
-            for _, future in pending:
-                future.cancel()
+            emit(batch, result.result())
+        except BaseException:
+            failed.set()
+            raise
+
+    with ThreadPoolExecutor(_WORKERS, "age-stream") as pool, ThreadPoolExecutor(1, "age-stream-write") as writer:
+        writes: deque[Future] = deque()
+        try:
+            for batch in itertools.chain([first], batches):
+                batch.written = writer.submit(write, batch, pool.submit(work, batch))
+                writes.append(batch.written)
+                while writes and writes[0].done():
+                    writes.popleft().result()
+            while writes:
+                writes.popleft().result()
+        except BaseException:
+            failed.set()  # a read failed, or a write: stop writing what follows
+            raise
 
 
 def encrypt_payload(file_key: bytes, src: BinaryIO, dst: BinaryIO) -> None:
