@@ -73,7 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="size of the random input (default 1024)")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement, best kept (default 3)")
-    parser.add_argument("--dir", default=None, help="where to put the files (default: a new temp dir in /tmp)")
+    parser.add_argument("--dir", default=None, help="parent of the temporary directory (default /tmp)")
     parser.add_argument("--no-payload", action="store_true", help="skip the payload-layer-only rows")
     opts = parser.parse_args()
     for exe in ("age", "age-keygen"):
@@ -105,22 +105,24 @@ def main() -> None:
             (d / out).unlink()
         print("checking: ok", flush=True)
 
+        enc_out, dec_out = str(d / "t.age"), str(d / "t.out")
         cases = {
-            ("age", "encrypt"): ["age", "-r", recipient, "-o", str(d / "t.age"), str(plain)],
-            ("age", "decrypt"): ["age", "-d", "-i", str(key), "-o", str(d / "t.out"), str(d / "a.age")],
-            ("vault", "encrypt"): [py, str(TOOL), "encrypt", recipient, str(plain), str(d / "t.age")],
-            ("vault", "decrypt"): [py, str(TOOL), "decrypt", str(key), str(d / "a.age"), str(d / "t.out")],
+            ("age", "encrypt"): ["age", "-r", recipient, "-o", enc_out, str(plain)],
+            ("age", "decrypt"): ["age", "-d", "-i", str(key), "-o", dec_out, str(d / "a.age")],
+            ("vault", "encrypt"): [py, str(TOOL), "encrypt", recipient, str(plain), enc_out],
+            ("vault", "decrypt"): [py, str(TOOL), "decrypt", str(key), str(d / "a.age"), dec_out],
         }
         if not opts.no_payload:
-            cases[("vault payload", "encrypt")] = [py, str(TOOL), "payload-encrypt", str(plain), str(d / "t.age")]
-            cases[("vault payload", "decrypt")] = [py, str(TOOL), "payload-decrypt", str(d / "p.age"), str(d / "t.out")]
+            cases[("vault payload", "encrypt")] = [py, str(TOOL), "payload-encrypt", str(plain), enc_out]
+            sealed = str(d / "p.age")
+            cases[("vault payload", "decrypt")] = [py, str(TOOL), "payload-decrypt", sealed, dec_out]
 
         best: dict[tuple[str, str], Sample] = {}
         for i in range(opts.runs):
             # Interleaved, so that noise from other load falls on every tool alike.
             for case, argv in cases.items():
-                for stale in ("t.age", "t.out"):
-                    (d / stale).unlink(missing_ok=True)
+                for stale in (enc_out, dec_out):
+                    Path(stale).unlink(missing_ok=True)
                 os.sync()  # do not bill one run for the write-back of the previous one
                 s = run(argv)
                 b = best.get(case)
@@ -133,13 +135,16 @@ def main() -> None:
 
     gib = opts.size_mib / 1024
     print()
-    print(f"{'tool':<14} {'operation':<9} {'seconds':>8} {'GiB/s':>6} {'CPU s':>6} {'peak RSS MiB':>12} {'vs age':>7}")
+    columns = ("seconds", "GiB/s", "CPU s", "peak RSS MiB", "vs age")
+    print(f"{'tool':<14} {'operation':<9} " + " ".join(f"{c:>{max(len(c), 6)}}" for c in columns))
     for (tool, op), s in best.items():
         ratio = "" if tool == "age" else f"{s.seconds / best[('age', op)].seconds:.2f}"
-        print(f"{tool:<14} {op:<9} {s.seconds:8.2f} {gib / s.seconds:6.2f} {s.cpu:6.2f} {s.rss_mib:12.1f} {ratio:>7}")
+        figures = f"{s.seconds:7.2f} {gib / s.seconds:6.2f} {s.cpu:6.2f} {s.rss_mib:12.1f} {ratio:>6}"
+        print(f"{tool:<14} {op:<9} {figures}")
     load = os.getloadavg()[0]
-    print(f"\nbest of {opts.runs} runs (wall and CPU each minimal over runs; RSS the maximum); "
-          f"'vs age' = seconds / age seconds, <= 1.00 is the target; load average {load:.1f} on {os.cpu_count()} CPUs")
+    print(f"\nbest of {opts.runs} runs (wall and CPU each minimal over runs; RSS the maximum);")
+    print("'vs age' = our seconds / age's seconds, 1.00 or less is the target;")
+    print(f"load average {load:.1f} on {os.cpu_count()} CPUs (other load makes the figures noisy)")
 
 
 if __name__ == "__main__":

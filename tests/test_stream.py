@@ -17,7 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vault.crypto import stream
-from vault.crypto.stream import CHUNK_SIZE, NONCE_SIZE, TAG_SIZE, PayloadReader, decrypt_payload, encrypt_payload
+from vault.crypto.stream import (
+    CHUNK_SIZE,
+    NONCE_SIZE,
+    TAG_SIZE,
+    PayloadReader,
+    decrypt_payload,
+    encrypt_payload,
+)
 from vault.errors import AuthenticationError
 
 KEY = bytes(range(16))
@@ -450,7 +457,10 @@ def test_reader_rejects_nonce_only_and_short_nonce():
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    size=st.one_of(st.integers(0, 4 * CHUNK_SIZE + 10), st.sampled_from([k * CHUNK_SIZE + d for k in range(5) for d in (-1, 0, 1)])),
+    size=st.one_of(
+        st.integers(0, 4 * CHUNK_SIZE + 10),
+        st.sampled_from([k * CHUNK_SIZE + d for k in range(5) for d in (-1, 0, 1)]),
+    ),
     ranges=st.lists(st.tuples(st.integers(0, 5 * CHUNK_SIZE), st.integers(0, 2 * CHUNK_SIZE)), max_size=5),
     seed=st.binary(min_size=1, max_size=8),
 )

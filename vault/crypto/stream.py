@@ -39,6 +39,7 @@ TAG_SIZE = 16
 FILE_KEY_SIZE = 16
 
 _ENC_CHUNK = CHUNK_SIZE + TAG_SIZE
+_DAMAGED = "payload does not authenticate: the file is damaged or was tampered with"
 _LAST = b"\x01"
 _NOT_LAST = b"\x00"
 
@@ -137,7 +138,9 @@ def _batches(src: BinaryIO, in_size: int, out_size: int) -> Iterator[_Batch]:
         index, size = index + 1, following
 
 
-def _pipeline(batches: Iterator[_Batch], work: Callable[[_Batch], int], emit: Callable[[_Batch, int], None]) -> None:
+def _pipeline(
+    batches: Iterator[_Batch], work: Callable[[_Batch], int], emit: Callable[[_Batch, int], None]
+) -> None:
     """Run work on each batch in a thread pool and emit the results in order on a writer thread.
 
     After the first failure nothing more is emitted, and the failure is raised here.
@@ -158,7 +161,9 @@ def _pipeline(batches: Iterator[_Batch], work: Callable[[_Batch], int], emit: Ca
             failed.set()
             raise
 
-    with ThreadPoolExecutor(_WORKERS, "age-stream") as pool, ThreadPoolExecutor(1, "age-stream-write") as writer:
+    pool = ThreadPoolExecutor(_WORKERS, "age-stream")
+    writer = ThreadPoolExecutor(1, "age-stream-write")
+    with pool, writer:
         writes: deque[Future] = deque()
         try:
             for batch in itertools.chain([first], batches):
@@ -240,9 +245,9 @@ def decrypt_payload(file_key: bytes, src: BinaryIO, dst: BinaryIO) -> None:
             # exactly the same authentic prefix is released before the error.
             flags = (at_end, not at_end) if length == CHUNK_SIZE else (at_end,)
             for final in flags:
+                chunk_nonce = _chunk_nonce(counter, final)
                 try:
-                    nonce = _chunk_nonce(counter, final)
-                    aead.decrypt_into(nonce, batch.inp[start:end], None, batch.out[released : released + length])
+                    aead.decrypt_into(chunk_nonce, batch.inp[start:end], None, batch.out[released:][:length])
                     break
                 except InvalidTag:
                     continue
@@ -256,7 +261,7 @@ def decrypt_payload(file_key: bytes, src: BinaryIO, dst: BinaryIO) -> None:
     def emit(batch: _Batch, result: int) -> None:
         _write_all(dst, batch.out[: result if result >= 0 else ~result])
         if result < 0:
-            raise AuthenticationError("payload does not authenticate: the file is damaged or was tampered with")
+            raise AuthenticationError(_DAMAGED)
 
     in_size = _BATCH_CHUNKS * _ENC_CHUNK
     _pipeline(_batches(src, in_size, _BATCH_CHUNKS * CHUNK_SIZE), work, emit)
@@ -326,9 +331,7 @@ class PayloadReader(io.RawIOBase):
         try:
             plain = self._aead.decrypt(_chunk_nonce(index, last), data, None)
         except InvalidTag:
-            raise AuthenticationError(
-                "payload does not authenticate: the file is damaged or was tampered with"
-            ) from None
+            raise AuthenticationError(_DAMAGED) from None
         self._cache = (index, plain)
         return plain
 
