@@ -77,6 +77,11 @@ class _Chain(io.RawIOBase):
             buffer[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
+        # Once the sniffed prefix is used up, read straight into the caller's buffer: a read() and a
+        # copy here cost more CPU per GiB than the AEAD itself.
+        readinto = getattr(self._rest, "readinto", None)
+        if readinto is not None:
+            return readinto(buffer) or 0
         data = self._rest.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
