@@ -51,16 +51,20 @@ def vault_register_classifiers(register):
 
 @hookspec
 def vault_register_export_formats(register):
-    """Register export formats, used once a copy request has been approved by the archive head [R-3.4.2].
+    """Register export formats, which write a dossier out of the vault (``vault dossier export``) [R-3.4.2].
 
     :param register: ``register(name: str, factory)``; ``factory(options: dict) -> Exporter``. An
         ``Exporter`` has ``kind`` (``"file"``: ``dest`` is a writable binary stream; ``"directory"``:
-        ``dest`` is a ``pathlib.Path`` to an empty directory it fills), ``suffix`` (for example
-        ``".zip"``; ``""`` for a directory) and ``export(*, dossier: Mapping[str, Any], documents:
-        Iterable[ExportDocument], dest: BinaryIO | Path) -> None``. ``dossier`` holds the approved
-        manifest fields, decrypted; each ``ExportDocument`` has ``name``, ``version``, ``media_type``,
-        ``source``, ``date``, ``original`` (bool), ``sha256`` and ``open() -> BinaryIO`` for the
-        cleartext. The protocol may grow: an exporter ignores keywords and attributes it does not know.
+        ``dest`` is a ``pathlib.Path`` to an empty directory it fills), ``suffix`` (``".json"``; ``""``
+        for a directory), ``reads`` (a frozenset of ``"sealed"`` and ``"content"``: what it opens when
+        allowed; absent means both) and ``export(*, dossier: ExportDossier, documents:
+        Sequence[ExportDocument], dest: BinaryIO | Path, **kwargs) -> None``. ``dossier`` is a mapping
+        of the cleartext manifest facts with ``granted``, ``readable``, ``profile()``, ``exported_by``,
+        ``exported_at``, ``format`` and ``request``; each ``ExportDocument`` has its cleartext facts as
+        attributes and in ``facts``, ``current``, ``readable``, and ``meta()``, ``open() -> BinaryIO``
+        and ``rewrap(dst, recipients)``, which raise ``PermissionDeniedError`` unless this export was
+        granted sealed fields or content (``vault.exportview``). The exporter is never given the
+        vault's directory or keys, and writes to ``dest`` only.
     :return: ``None``; results are passed to ``register``.
     """
 
