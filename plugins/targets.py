@@ -1,0 +1,220 @@
+"""Built-in backup targets ``file`` (a local or mounted directory) and ``s3`` (any S3-compatible store)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import BinaryIO, Iterator
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from vault.errors import InputError, NotFoundError, PluginError
+from vault.hookspecs import hookimpl
+
+# Object names are what the backup engine chooses; a name that could climb out of the target's root
+# (``..``), hide as a temporary, or carry a control character is refused before it reaches a path or key.
+_NAME = re.compile(r"[!-~]+(/[!-~]+)*\Z")
+_TMP = ".tmp-"
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid object name, else raise ``ValueError``."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"bad object name {name!r}")
+    if any(part in (".", "..") or part.startswith(_TMP) for part in name.split("/")):
+        raise ValueError(f"bad object name {name!r}")
+    return name
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileTarget:
+    """Objects as files under a directory: ``file:///abs/path``; writes are temp file + fsync + rename."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "file" or parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise InputError(f"bad file target {url!r}", hint="write an absolute path as file:///path/to/dir")
+        self.url = url
+        self.root = Path(unquote(parts.path))
+
+    def _path(self, name: str) -> Path:
+        return self.root / check_name(name)
+
+    def put(self, name: str, data: BinaryIO, *, create_only: bool = False) -> None:
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f"{_TMP}{path.name}.{secrets.token_hex(4)}")
+        try:
+            with open(tmp, "xb") as f:
+                while chunk := data.read(1 << 20):
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            if create_only:
+                # link() fails on an existing name where rename() would replace it: a create-only put.
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(path.parent)
+
+    def get(self, name: str) -> BinaryIO:
+        try:
+            return open(self._path(name), "rb")
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"{self.url}: no object {name}") from None
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).is_file()
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        # The prefix may end inside a name ("snapshots/ab"): walk the directory it is in.
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        top = self.root / base if base else self.root
+        found = []
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = [d for d in dirnames if not d.startswith(_TMP)]
+            rel = os.path.relpath(dirpath, self.root)
+            for fn in filenames:
+                if fn.startswith(_TMP):
+                    continue
+                name = fn if rel == "." else f"{rel}/{fn}"
+                if name.startswith(prefix):
+                    found.append(name)
+        return iter(sorted(found))
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            raise NotFoundError(f"{self.url}: no object {name}") from None
+        _fsync_dir(path.parent)
+
+
+class S3Target:
+    """Objects in an S3 bucket under a prefix: ``s3://bucket/prefix[?endpoint=URL&region=NAME]``.
+
+    Credentials come from the usual AWS sources (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
+    profiles, instance roles), never from the URL; the endpoint from ``?endpoint=`` or
+    ``AWS_ENDPOINT_URL``; the region from ``?region=`` or ``AWS_DEFAULT_REGION``.
+    """
+
+    def __init__(self, url: str) -> None:
+        # boto3 costs ~135 ms to import: only a run that uses S3 pays for it.
+        import boto3
+        from botocore.config import Config
+
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc or "@" in parts.netloc:
+            raise InputError(f"bad s3 target {url!r}", hint="write s3://bucket/prefix; credentials go in AWS_* variables")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        unknown = set(query) - {"endpoint", "region"}
+        if unknown:
+            raise InputError(f"s3 target: unknown option {sorted(unknown)[0]!r}", hint="options: endpoint, region")
+        self.url = url
+        self.bucket = parts.netloc
+        self.prefix = parts.path.strip("/") + "/" if parts.path.strip("/") else ""
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=query.get("endpoint") or os.environ.get("AWS_ENDPOINT_URL") or None,
+            region_name=query.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=16),
+        )
+        self._conditional = True
+
+    def _key(self, name: str) -> str:
+        return self.prefix + check_name(name)
+
+    def _call(self, fn, *args, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        try:
+            return fn(*args, **kwargs)
+        except NoCredentialsError:
+            raise PluginError(f"{self.url}: no AWS credentials",
+                              hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)") from None
+        except ClientError:
+            raise
+        except BotoCoreError as exc:
+            raise PluginError(f"{self.url}: {exc}", hint="check the endpoint and the network") from None
+
+    @staticmethod
+    def _code(exc) -> str:
+        return str(exc.response.get("Error", {}).get("Code", ""))
+
+    def put(self, name: str, data: BinaryIO, *, create_only: bool = False) -> None:
+        from botocore.exceptions import ClientError
+
+        key, body = self._key(name), data.read()
+        if create_only and self._conditional:
+            try:
+                self._call(self.client.put_object, Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+                return
+            except ClientError as exc:
+                code = self._code(exc)
+                if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                    return  # already there: content-addressed names hold the same bytes
+                if code not in ("NotImplemented", "501", "InvalidArgument"):
+                    raise
+                self._conditional = False  # a store without conditional writes: check, then put
+        if create_only and self.exists(name):
+            return
+        self._call(self.client.put_object, Bucket=self.bucket, Key=key, Body=body)
+
+    def get(self, name: str) -> BinaryIO:
+        from botocore.exceptions import ClientError
+
+        try:
+            resp = self._call(self.client.get_object, Bucket=self.bucket, Key=self._key(name))
+        except ClientError as exc:
+            if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
+                raise NotFoundError(f"{self.url}: no object {name}") from None
+            raise
+        return io.BytesIO(resp["Body"].read())
+
+    def exists(self, name: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(self.client.head_object, Bucket=self.bucket, Key=self._key(name))
+            return True
+        except ClientError as exc:
+            if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
+        names = []
+        for page in self._call(list, pages):
+            names.extend(obj["Key"][len(self.prefix):] for obj in page.get("Contents", []))
+        return iter(sorted(names))
+
+    def delete(self, name: str) -> None:
+        # S3 deletes a missing key silently; the protocol says to name it.
+        if not self.exists(name):
+            raise NotFoundError(f"{self.url}: no object {name}")
+        self._call(self.client.delete_object, Bucket=self.bucket, Key=self._key(name))
+
+
+@hookimpl
+def vault_register_backup_targets(register):
+    """The built-in targets: ``file`` and ``s3``."""
+    register("file", FileTarget)
+    register("s3", S3Target)

@@ -1,0 +1,127 @@
+"""Offsite backups: content-addressed, packed, incremental snapshots that the backup host cannot read.
+
+The public API; docs/FORMAT.md ("Backups") is the contract for what lands on a target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from vault.backup.engine import RunReport, run
+from vault.backup.mirror import DEFAULT_WINDOW
+from vault.backup.retention import PruneReport
+from vault.backup.repo import KEYS, Repo, open_target
+from vault.backup.restorer import RestoreReport
+from vault.backup.targets_record import known_targets, record_target
+from vault.backup.verifier import VerifyReport
+from vault import clock
+from vault.crypto import age
+from vault.errors import NotFoundError, PluginError, VaultError
+
+__all__ = ["run", "list_snapshots", "verify", "restore", "prune", "shred_keys", "known_targets",
+           "record_target", "open_target", "protected_dossiers", "DEFAULT_WINDOW", "RunReport",
+           "RestoreReport", "VerifyReport", "PruneReport", "ShredReport"]
+
+
+def list_snapshots(target: Any, *, cache: Path | None = None, pm=None) -> list[dict[str, Any]]:
+    """The snapshots on ``target``, oldest first: id, time, files, bytes, bytes_new (no key needed)."""
+    repo = Repo(target, cache=cache, pm=pm)
+    repo.require_config()
+    return [{"id": s["id"], "time": s["time"], "files": s["files"], "bytes": s["bytes"],
+             "bytes_new": s["bytes_new"], "dossiers": len(s["dossiers"])} for s in repo.snapshots()]
+
+
+def verify(target: Any, *, read_fraction: float = 0.0, identities: Sequence[age.Identity] | None = None,
+           cache: Path | None = None, pm=None, rng=None) -> VerifyReport:
+    """Check that every object a snapshot needs is on ``target``; see ``vault.backup.verify.verify``."""
+    from vault.backup import verifier as _verify
+
+    return _verify.verify(Repo(target, cache=cache, pm=pm), read_fraction=read_fraction,
+                          identities=identities, rng=rng)
+
+
+def restore(target: Any, snapshot: str, dest: Path, identities: Sequence[age.Identity], *,
+            cache: Path | None = None, pm=None) -> RestoreReport:
+    """Rebuild ``snapshot`` (id prefix or ``latest``) into the new directory ``dest``; needs a ring member."""
+    from vault.backup import restorer as _restore
+
+    return _restore.restore(Repo(target, cache=cache, pm=pm), snapshot, Path(dest), identities)
+
+
+def prune(target: Any, *, keep_daily: int = 0, keep_weekly: int = 0, keep_monthly: int = 0,
+          keep_yearly: int = 0, protected: Iterable[str] = (), dry_run: bool = False,
+          cache: Path | None = None, pm=None) -> PruneReport:
+    """Forget snapshots by the keep rules (restic semantics) and delete unreferenced packs.
+
+    :param protected: opaque dossier ids under legal hold: a snapshot holding the only copy of any of
+        their data is kept whatever the rules say.
+    """
+    from vault.backup import retention as _prune
+
+    keep = {"daily": keep_daily, "weekly": keep_weekly, "monthly": keep_monthly, "yearly": keep_yearly}
+    return _prune.prune(Repo(target, cache=cache, pm=pm), keep=keep, protected=set(protected), dry_run=dry_run)
+
+
+def protected_dossiers(v) -> set[str]:
+    """Dossier ids under legal hold, from ``vault.holds`` when that module exists, else none."""
+    try:
+        from vault import holds  # type: ignore[attr-defined]
+    except ImportError:
+        return set()
+    return set(holds.held_dossiers(v))
+
+
+@dataclass
+class ShredReport:
+    """What ``shred_keys`` did on one target, for the destruction certificate."""
+
+    target: str
+    reached: bool
+    removed: list[str] = field(default_factory=list)
+    remirrored: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def shred_keys(target: Any, key_paths: Iterable[str | Path], *, current=None, pm=None) -> ShredReport:
+    """Remove every mirrored generation of the given key tables from ``target``.
+
+    :param key_paths: vault-relative paths of key tables, such as ``keys/<dossier-id>.age``.
+    :param current: the vault, when a table still exists after the destruction (a document was
+        destroyed, not the dossier): its current generation is mirrored again so the rest of the
+        dossier stays restorable. Without it the table is gone from the target.
+    :return: a ``ShredReport``; ``reached`` is False (with ``error``) when the target refused a deletion
+        or could not be reached — the key window then bounds how long the old keys remain.
+    """
+    from vault.backup import mirror
+
+    url = target if isinstance(target, str) else getattr(target, "url", repr(target))
+    rep = ShredReport(target=url, reached=False)
+    tables = set()
+    for p in key_paths:
+        p = str(p)
+        name = p[len(KEYS):] if p.startswith(KEYS) else Path(p).name
+        tables.add(name)
+    try:
+        repo = Repo(target, pm=pm)
+        gens = mirror.generations(repo)
+        for table in sorted(tables):
+            for g in gens.get(table, []):
+                try:
+                    repo.delete(g.name)
+                except NotFoundError:
+                    continue
+                rep.removed.append(g.name)
+            path = current.root / KEYS / table if current is not None else None
+            if path is not None and path.is_file():
+                gen = mirror.put_generation(repo, table, path.read_bytes(), latest=None, now=clock.now())
+                rep.remirrored.append(gen.name)
+        rep.reached = True
+    except (VaultError, PluginError, OSError) as e:
+        rep.error = str(e)
+    return rep
+

@@ -1,0 +1,360 @@
+"""``backup run``: capture a consistent state under the shared lock, then upload what the target lacks."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+from vault import clock, members
+from vault.backup import mirror, packs
+from vault.backup.repo import DATA, SNAPSHOTS, TREES, Blob, Repo, data_name
+from vault.backup.targets_record import record_target
+from vault.crypto import age
+from vault.store import TMP_PREFIX, write_atomic
+
+#: Staging directories are made inside the vault root (hard links need one file system). Readers
+#: skip them: they hold no ``.tmp-`` names and sit outside every directory the vault reads.
+STAGING_PREFIX = ".backup-staging-"
+_OWNER = ".owner"
+_UPLOADERS = 4
+
+Progress = Callable[[int], Callable[[int], None]]
+
+
+@dataclass
+class RunReport:
+    """What a run did: the ``--json`` summary."""
+
+    snapshot: str
+    files: int
+    bytes_total: int
+    bytes_new: int
+    packs_new: int
+    keys_mirrored: int
+    keys_expired: int
+    duration: float
+    target: str
+    time: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Staging:
+    """A frozen copy of the vault: hard links (or copies) of every file, taken under the shared lock."""
+
+    dir: Path
+    files: list[tuple[str, Path]] = field(default_factory=list)
+    _owner: int | None = None
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self._owner is not None:
+            os.close(self._owner)
+            self._owner = None
+
+
+def _skip(name: str) -> bool:
+    return name.startswith(TMP_PREFIX) or name.startswith(STAGING_PREFIX)
+
+
+def sweep_stale_staging(root: Path) -> None:
+    """Remove staging directories of runs that died: their owner file is no longer locked."""
+    for d in root.glob(STAGING_PREFIX + "*"):
+        try:
+            fd = os.open(d / _OWNER, os.O_RDONLY)
+        except OSError:
+            shutil.rmtree(d, ignore_errors=True)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live run owns it
+        finally:
+            os.close(fd)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def capture(v) -> Staging:
+    """Freeze the vault's current state into a staging directory, holding the shared lock only meanwhile.
+
+    Every vault file is replaced by rename, never rewritten in place, so a hard link keeps the
+    bytes it saw; only where linking fails (another file system view, permissions) is a file copied.
+    """
+    sweep_stale_staging(v.root)
+    st = Staging(v.root / f"{STAGING_PREFIX}{secrets.token_hex(8)}")
+    st.dir.mkdir(mode=0o700)
+    st._owner = os.open(st.dir / _OWNER, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(st._owner, fcntl.LOCK_EX)
+    try:
+        with v.lock(exclusive=False):
+            for dirpath, dirnames, filenames in os.walk(v.root):
+                dirnames[:] = sorted(d for d in dirnames if not _skip(d))
+                rel_dir = os.path.relpath(dirpath, v.root)
+                for fn in sorted(filenames):
+                    if _skip(fn) or (rel_dir == "." and fn == ".lock"):
+                        continue
+                    rel = fn if rel_dir == "." else f"{rel_dir}/{fn}"
+                    dst = st.dir / rel
+                    dst.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    try:
+                        os.link(os.path.join(dirpath, fn), dst)
+                    except FileNotFoundError:
+                        continue
+                    except OSError:
+                        shutil.copy2(os.path.join(dirpath, fn), dst)
+                    st.files.append((rel, dst))
+    except BaseException:
+        st.remove()
+        raise
+    return st
+
+
+class _FileCache:
+    """path -> (device, inode, size, mtime) -> blob id, so an unchanged file is not read again.
+
+    Sound because the vault never rewrites a file in place: new content is a new inode.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.old = {}
+        self.new: dict[str, list] = {}
+
+    def lookup(self, rel: str, stat: os.stat_result) -> str | None:
+        key = [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns]
+        hit = self.old.get(rel)
+        return hit[4] if isinstance(hit, list) and hit[:4] == key else None
+
+    def store(self, rel: str, stat: os.stat_result, blob: str) -> None:
+        self.new[rel] = [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, blob]
+
+    def save(self) -> None:
+        with contextlib.suppress(OSError):
+            write_atomic(self.path, json.dumps(self.new, separators=(",", ":")).encode(), sync=False)
+
+
+def _hash_file(path: Path) -> tuple[str, bytes | None]:
+    """SHA-256 of a file; also its bytes when small enough to pack."""
+    with open(path, "rb") as f:
+        data = f.read(packs.SMALL_BLOB)
+        if len(data) < packs.SMALL_BLOB:
+            return hashlib.sha256(data).hexdigest(), data
+        h = hashlib.sha256(data)
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+        return h.hexdigest(), None
+
+
+class _Chain(io.RawIOBase):
+    """A file followed by some bytes, read as one stream (a large blob's pack without loading it)."""
+
+    def __init__(self, f: BinaryIO, tail: bytes) -> None:
+        self.f, self.tail = f, tail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = self.f.readinto(b)
+        if n:
+            return n
+        n = min(len(b), len(self.tail))
+        b[:n], self.tail = self.tail[:n], self.tail[n:]
+        return n
+
+
+class _Uploader:
+    """Packs new blobs and uploads packs on a few threads; remembers what it uploaded for the index."""
+
+    def __init__(self, repo: Repo, step: Callable[[int], None]) -> None:
+        self.repo, self.step = repo, step
+        self.pool = ThreadPoolExecutor(_UPLOADERS)
+        self.pending: deque[Future] = deque()
+        self.builder = packs.PackBuilder()
+        self.packs: dict[str, dict[str, Any]] = {}
+        self.bytes_new = 0
+
+    def _submit(self, fn, *args) -> None:
+        self.pending.append(self.pool.submit(fn, *args))
+        while len(self.pending) > _UPLOADERS * 2:
+            self.pending.popleft().result()
+
+    def add_small(self, blob: str, data: bytes) -> None:
+        self.builder.add(blob, data)
+        self.bytes_new += len(data)
+        if self.builder.size >= packs.PACK_TARGET:
+            self.flush()
+
+    def flush(self) -> None:
+        if not len(self.builder):
+            return
+        pack_id, data, entries = self.builder.finish()
+        self.builder = packs.PackBuilder()
+        self._submit(self._put_pack, pack_id, data, entries, len(data))
+
+    def _put_pack(self, pack_id: str, data: bytes, entries: list, size: int) -> None:
+        self.repo.put(data_name(pack_id), data)
+        self.packs[pack_id] = {"size": size, "blobs": entries}
+        self.step(size)
+
+    def add_large(self, blob: str, path: Path, size: int) -> None:
+        tail_header = json.dumps({"format": 1, "blobs": [[blob, 0, size]]}, separators=(",", ":")).encode()
+        tail = tail_header + packs._TRAILER.pack(len(tail_header))
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        h.update(tail)
+        pack_id = h.hexdigest()
+        self.bytes_new += size
+        self._submit(self._put_large, pack_id, path, tail, [[blob, 0, size]], size + len(tail))
+
+    def _put_large(self, pack_id: str, path: Path, tail: bytes, entries: list, size: int) -> None:
+        with open(path, "rb") as f:
+            self.repo._call(self.repo.target.put, data_name(pack_id), io.BufferedReader(_Chain(f, tail)),
+                            create_only=True)
+        self.repo.puts += 1
+        self.repo.bytes_put += size
+        self.packs[pack_id] = {"size": size, "blobs": entries}
+        self.step(size)
+
+    def finish(self) -> None:
+        try:
+            self.flush()
+            while self.pending:
+                self.pending.popleft().result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _adopt_orphans(repo: Repo, known: dict, indexed_packs: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Packs an interrupted run uploaded but never indexed: read their trailers so nothing is sent twice."""
+    adopted: dict[str, dict[str, Any]] = {}
+    for name in repo.list(DATA):
+        pack_id = name.rsplit("/", 1)[-1]
+        if pack_id in indexed_packs or name != data_name(pack_id):
+            continue
+        data = repo.get(name)
+        try:
+            entries = packs.read_trailer(pack_id, data)
+        except Exception:
+            continue  # damaged: not trusted, its blobs are uploaded again
+        adopted[pack_id] = {"size": len(data), "blobs": entries}
+        for blob, off, ln in entries:
+            known.setdefault(blob, (pack_id, off, ln))
+    return adopted
+
+
+def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, cache: Path | None = None,
+        progress: Progress | None = None, pm=None) -> RunReport:
+    """Back the vault up to ``target`` (URL or target object); needs no identity (see docs/FORMAT.md)."""
+    started = time.monotonic()
+    repo = Repo(target, cache=cache, pm=pm)
+    repo.init_or_check(v.config["id"])
+    record_target(v, repo.url)  # first, so that a destruction can reach whatever arrives there
+    lock = repo.lock("backup")
+    staging = None
+    try:
+        staging = capture(v)
+        now = clock.now()
+        rep = _upload(v, repo, staging, now=now, key_window=key_window, progress=progress)
+    finally:
+        if staging is not None:
+            staging.remove()
+        repo.unlock(lock)
+    rep.duration = round(time.monotonic() - started, 3)
+    return rep
+
+
+def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _dt.timedelta,
+            progress: Progress | None) -> RunReport:
+    from vault.vault import Vault
+
+    fcache = _FileCache(repo.cache / v.config["id"] / "files.json")
+    known, indexed_packs, _ = repo.load_index()
+    adopted = _adopt_orphans(repo, known, indexed_packs)
+
+    key_tables: dict[str, bytes] = {}
+    entries: list[Blob] = []
+    todo: list[tuple[Blob, Path, bytes | None]] = []
+    seen: set[str] = set()
+    for rel, path in staging.files:
+        st = path.stat()
+        if rel.startswith("keys/") and rel.count("/") == 1:
+            key_tables[rel[len("keys/"):]] = path.read_bytes()
+            continue
+        blob, data = fcache.lookup(rel, st), None
+        if blob is None:
+            blob, data = _hash_file(path)
+        fcache.store(rel, st, blob)
+        b = Blob(rel, blob, st.st_size, st.st_mode & 0o777)
+        entries.append(b)
+        if blob not in known and blob not in seen:
+            seen.add(blob)
+            todo.append((b, path, data))
+
+    total_new = sum(b.size for b, _, _ in todo)
+    step = progress(total_new) if progress else (lambda n: None)
+    up = _Uploader(repo, step)
+    try:
+        for b, path, data in todo:
+            if b.size >= packs.SMALL_BLOB:
+                up.add_large(b.blob, path, b.size)
+            else:
+                up.add_small(b.blob, data if data is not None else path.read_bytes())
+    finally:
+        up.finish()
+    repo.write_index({**adopted, **up.packs})
+
+    keys = mirror.sync(repo, key_tables, now=now, window=key_window)
+
+    # The tree names paths, so it is encrypted to the rings of the state captured: a restore needs
+    # a ring member, the backup host needs nothing secret.
+    staged_vault = Vault.open(staging.dir)
+    tree = {"format": 1, "vault_id": v.config["id"],
+            "files": [[b.path, b.blob, b.size, b.mode] for b in entries],
+            "keys": {f"keys/{t}": packs.sha256_hex(d) for t, d in sorted(key_tables.items())}}
+    tree_blob = age.encrypt_bytes(json.dumps(tree, separators=(",", ":")).encode(),
+                                  members.ring_recipients(staged_vault))
+    tree_id = packs.sha256_hex(tree_blob)
+    repo.put(TREES + tree_id, tree_blob)
+
+    dossiers: dict[str, set[str]] = {}
+    other: set[str] = set()
+    rings = {}
+    for b in entries:
+        parts = b.path.split("/")
+        if parts[0] == "dossiers" and len(parts) > 2:
+            dossiers.setdefault(parts[1], set()).add(b.blob)
+        else:
+            other.add(b.blob)
+        if parts[0] == "rings" and len(parts) == 2 and parts[1].endswith(".age"):
+            rings[parts[1][:-4]] = b.blob
+    snap = {"format": 1, "vault_id": v.config["id"], "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "tree": tree_id, "files": len(entries), "bytes": sum(b.size for b in entries),
+            "bytes_new": up.bytes_new, "rings": rings, "other": sorted(other),
+            "dossiers": {d: sorted(bs) for d, bs in sorted(dossiers.items())}}
+    sid = repo.put_json(SNAPSHOTS, snap)  # last: a snapshot is listed only once all it names is there
+    fcache.save()
+    return RunReport(snapshot=sid, files=len(entries), bytes_total=snap["bytes"], bytes_new=up.bytes_new,
+                     packs_new=len(up.packs), keys_mirrored=len(keys.uploaded), keys_expired=len(keys.expired),
+                     duration=0.0, target=repo.url, time=snap["time"])
+

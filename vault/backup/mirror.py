@@ -1,0 +1,112 @@
+"""The key mirror: every key table's latest generation plus a short window of older ones, apart from snapshots.
+
+Data snapshots are never rewritten, so what a destruction removes must be removable elsewhere: key
+tables live only here, and deleting a table's generations (``shred``) makes every snapshot's copy of
+what it opened unreadable at once (DESIGN §4, crypto-shredding).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass, field
+
+from vault.backup.packs import sha256_hex
+from vault.backup.repo import KEYS, Repo
+from vault.errors import NotFoundError
+
+#: How long a superseded generation stays in the mirror unless ``--key-window`` says otherwise.
+DEFAULT_WINDOW = _dt.timedelta(days=7)
+TOMBSTONE = "deleted"
+_TABLE = re.compile(r"[0-9a-z_]+\.age\Z")
+_GEN = re.compile(r"(\d{8}T\d{6}Z)-([0-9a-f]{64}|deleted)\Z")
+_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+@dataclass(frozen=True, order=True)
+class Generation:
+    """One mirrored generation of a key table: when it was first mirrored and its SHA-256 (or a tombstone)."""
+
+    stamp: str
+    sha256: str
+    table: str = field(compare=False)
+
+    @property
+    def name(self) -> str:
+        return f"{KEYS}{self.table}/{self.stamp}-{self.sha256}"
+
+    @property
+    def deleted(self) -> bool:
+        return self.sha256 == TOMBSTONE
+
+    @property
+    def time(self) -> _dt.datetime:
+        return _dt.datetime.strptime(self.stamp, _STAMP).replace(tzinfo=_dt.timezone.utc)
+
+
+def generations(repo: Repo) -> dict[str, list[Generation]]:
+    """Mirrored generations per key table (``<dossier-id>.age``), oldest first."""
+    out: dict[str, list[Generation]] = {}
+    for name in repo.list(KEYS):
+        parts = name[len(KEYS):].split("/")
+        m = _GEN.match(parts[-1]) if len(parts) == 2 and _TABLE.match(parts[0]) else None
+        if m:
+            out.setdefault(parts[0], []).append(Generation(m[1], m[2], parts[0]))
+    return {t: sorted(g) for t, g in out.items()}
+
+
+@dataclass
+class MirrorReport:
+    uploaded: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    bytes: int = 0
+
+
+def sync(repo: Repo, tables: dict[str, bytes], *, now: _dt.datetime, window: _dt.timedelta) -> MirrorReport:
+    """Mirror the current ``tables`` (name -> bytes), mark vanished ones deleted, expire old generations."""
+    rep = MirrorReport()
+    gens = generations(repo)
+    for table in sorted(set(tables) | set(gens)):
+        have = gens.get(table, [])
+        latest = have[-1] if have else None
+        data = tables.get(table)
+        want = sha256_hex(data) if data is not None else TOMBSTONE
+        if latest is None and data is None or latest is not None and latest.sha256 == want:
+            continue
+        gen = put_generation(repo, table, data, latest=latest, now=now)
+        rep.uploaded.append(gen.name)
+        rep.bytes += len(data or b"")
+        have = [*have, gen]
+        gens[table] = have
+    for table, have in gens.items():
+        for older, newer in zip(have, have[1:]):
+            # A generation stays for ``window`` after the one that replaced it was mirrored.
+            if now - newer.time > window:
+                _delete(repo, older.name, rep.expired)
+        last = have[-1]
+        if last.deleted and now - last.time > window:
+            _delete(repo, last.name, rep.expired)
+    return rep
+
+
+def put_generation(repo: Repo, table: str, data: bytes | None, *, latest: Generation | None,
+                   now: _dt.datetime) -> Generation:
+    """Mirror ``data`` (``None``: a tombstone) as the newest generation of ``table``."""
+    # Names sort by time; a generation is never stamped before the one it supersedes.
+    stamp = now if latest is None else max(now, latest.time + _dt.timedelta(seconds=1))
+    gen = Generation(stamp.strftime(_STAMP), sha256_hex(data) if data is not None else TOMBSTONE, table)
+    repo.put(gen.name, data or b"")
+    return gen
+
+
+def _delete(repo: Repo, name: str, into: list[str]) -> None:
+    try:
+        repo.delete(name)
+        into.append(name)
+    except NotFoundError:
+        pass
+
+
+def latest(repo: Repo) -> dict[str, Generation]:
+    """The newest generation of every mirrored key table that is not deleted."""
+    return {t: g[-1] for t, g in generations(repo).items() if not g[-1].deleted}

@@ -1,0 +1,256 @@
+"""A backup repository on a target: object names, config, index, snapshot objects, locks, local cache."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import urlsplit
+
+from vault import clock
+from vault.backup.packs import sha256_hex
+from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PluginError, VaultError
+from vault.store import write_atomic
+
+REPO_FORMAT = 1
+CONFIG = "config"
+DATA, INDEX, SNAPSHOTS, TREES, KEYS, LOCKS = "data/", "index/", "snapshots/", "trees/", "keys/", "locks/"
+#: A lock object older than this is left by a run that died; prune then ignores it.
+LOCK_STALE = _dt.timedelta(hours=6)
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+def data_name(pack_id: str) -> str:
+    return f"{DATA}{pack_id[:2]}/{pack_id}"
+
+
+def parse_time(text: str) -> _dt.datetime:
+    return _dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
+
+
+def open_target(target: Any, *, pm=None) -> Any:
+    """A target object for ``target``: a URL looked up in the backup-target plugins, or a target as is."""
+    if not isinstance(target, str):
+        return target
+    from vault import plugins
+
+    scheme = urlsplit(target).scheme
+    registry = plugins.backup_targets(pm or plugins.get_plugin_manager())
+    if scheme not in registry:
+        raise InputError(f"no backup target for URL scheme {scheme or '(none)'!r}",
+                         hint=f"use one of: {', '.join(s + '://' for s in sorted(registry))}")
+    try:
+        return registry[scheme](target)
+    except PluginError as exc:
+        _reraise_cause(exc)
+        raise
+
+
+def _reraise_cause(exc: PluginError) -> None:
+    # A target reports a missing object (or, for a built-in, a bad URL) with a VaultError of its own;
+    # the plugin wrapper chains it into a PluginError, and the engine needs the original kind back.
+    if isinstance(exc.__cause__, NotFoundError) or (
+            isinstance(exc.__cause__, VaultError) and "plugin targets " in str(exc)):
+        raise exc.__cause__ from None
+
+
+def cache_root() -> Path:
+    """Where a backup job keeps what it can rebuild from the target (``$XDG_CACHE_HOME/vault``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vault" / "backup"
+
+
+class Repo:
+    """The objects of one backup repository on a target (see docs/FORMAT.md, "Backups")."""
+
+    def __init__(self, target: Any, *, cache: Path | None = None, pm=None) -> None:
+        self.url = target if isinstance(target, str) else getattr(target, "url", repr(target))
+        self.target = open_target(target, pm=pm)
+        self.cache = cache if cache is not None else cache_root()
+        self.puts = 0
+        self.bytes_put = 0
+
+    # -- raw object access ------------------------------------------------------------------------
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PluginError as exc:
+            _reraise_cause(exc)
+            raise
+
+    def put(self, name: str, data: bytes, *, create_only: bool = True) -> None:
+        self._call(self.target.put, name, io.BytesIO(data), create_only=create_only)
+        self.puts += 1
+        self.bytes_put += len(data)
+
+    def get(self, name: str) -> bytes:
+        f = self._call(self.target.get, name)
+        try:
+            return f.read()
+        finally:
+            getattr(f, "close", lambda: None)()
+
+    def list(self, prefix: str = "") -> list[str]:
+        return list(self._call(self.target.list, prefix))
+
+    def delete(self, name: str) -> None:
+        self._call(self.target.delete, name)
+
+    def get_verified(self, name: str) -> bytes:
+        """An object named by the SHA-256 of its bytes, checked, through the local cache."""
+        oid = name.rsplit("/", 1)[-1]
+        cached = self.cache / "objects" / oid
+        try:
+            data = cached.read_bytes()
+            if sha256_hex(data) == oid:
+                return data
+        except OSError:
+            pass
+        data = self.get(name)
+        if sha256_hex(data) != oid:
+            raise IntegrityError(f"{name}: damaged (its bytes do not hash to its name)",
+                                 hint="run 'vault backup verify' on the target")
+        try:
+            write_atomic(cached, data, sync=False)
+        except OSError:
+            pass  # the cache is an optimisation only
+        return data
+
+    def put_json(self, prefix: str, obj: dict[str, Any]) -> str:
+        """Store ``obj`` as canonical JSON named by its SHA-256 under ``prefix``; return the id."""
+        data = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+        oid = sha256_hex(data)
+        self.put(prefix + oid, data)
+        return oid
+
+    def get_json(self, name: str) -> dict[str, Any]:
+        data = self.get_verified(name)
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            raise IntegrityError(f"{name}: does not parse") from None
+        if not isinstance(obj, dict) or obj.get("format") != REPO_FORMAT:
+            raise FormatError(f"{name}: unsupported format {obj.get('format') if isinstance(obj, dict) else None!r}",
+                              hint="upgrade vault")
+        return obj
+
+    # -- config ----------------------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any] | None:
+        try:
+            data = self.get(CONFIG)
+        except NotFoundError:
+            return None
+        try:
+            cfg = json.loads(data)
+        except ValueError:
+            raise IntegrityError(f"{self.url}: config does not parse") from None
+        if cfg.get("format") != REPO_FORMAT:
+            raise FormatError(f"{self.url}: unsupported repository format {cfg.get('format')!r}", hint="upgrade vault")
+        return cfg
+
+    def require_config(self) -> dict[str, Any]:
+        cfg = self.config()
+        if cfg is None:
+            raise NotFoundError(f"{self.url}: no vault backup here", hint="check the URL, or run 'vault backup run' first")
+        return cfg
+
+    def init_or_check(self, vault_id: str) -> dict[str, Any]:
+        """Create the repository for ``vault_id``, or check that it belongs to it."""
+        cfg = self.config()
+        if cfg is None:
+            cfg = {"format": REPO_FORMAT, "vault_id": vault_id, "created_at": clock.stamp()}
+            self.put(CONFIG, json.dumps(cfg, sort_keys=True).encode())
+            cfg = self.require_config()  # a concurrent first run may have won: read what is there
+        if cfg.get("vault_id") != vault_id:
+            raise ConflictError(f"{self.url} holds backups of another vault ({cfg.get('vault_id')})",
+                                hint="give each vault its own target URL (or prefix)")
+        return cfg
+
+    # -- index -----------------------------------------------------------------------------------
+
+    def load_index(self) -> tuple[dict[str, tuple[str, int, int]], dict[str, int], list[str]]:
+        """(blob id -> (pack id, offset, length), pack id -> size, index object names)."""
+        blobs: dict[str, tuple[str, int, int]] = {}
+        packs: dict[str, int] = {}
+        names = self.list(INDEX)
+        for name in names:
+            for pack_id, p in self.get_json(name)["packs"].items():
+                packs[pack_id] = p["size"]
+                for blob_id, off, ln in p["blobs"]:
+                    blobs[blob_id] = (pack_id, off, ln)
+        return blobs, packs, names
+
+    def write_index(self, packs: dict[str, dict[str, Any]]) -> str | None:
+        return self.put_json(INDEX, {"format": REPO_FORMAT, "packs": packs}) if packs else None
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    def snapshot_ids(self) -> list[str]:
+        return [n[len(SNAPSHOTS):] for n in self.list(SNAPSHOTS) if _HEX64.match(n[len(SNAPSHOTS):])]
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        """Every snapshot, oldest first, each with its ``id``."""
+        out = []
+        for sid in self.snapshot_ids():
+            snap = self.get_json(SNAPSHOTS + sid)
+            snap["id"] = sid
+            out.append(snap)
+        return sorted(out, key=lambda s: (s["time"], s["id"]))
+
+    def resolve(self, prefix: str) -> dict[str, Any]:
+        """The snapshot whose id starts with ``prefix`` (or ``latest``)."""
+        snaps = self.snapshots()
+        if prefix == "latest":
+            if not snaps:
+                raise NotFoundError(f"{self.url}: no snapshots")
+            return snaps[-1]
+        found = [s for s in snaps if s["id"].startswith(prefix.lower())] if prefix else []
+        if len(found) != 1:
+            what = "no snapshot" if not found else "more than one snapshot"
+            raise NotFoundError(f"{self.url}: {what} matches {prefix!r}", hint="see 'vault backup list'")
+        return found[0]
+
+    # -- locks -----------------------------------------------------------------------------------
+
+    def lock(self, op: str) -> str:
+        name = f"{LOCKS}{secrets.token_hex(16)}"
+        self.put(name, json.dumps({"op": op, "time": clock.stamp(), "pid": os.getpid()}).encode(),
+                 create_only=False)
+        return name
+
+    def unlock(self, name: str) -> None:
+        try:
+            self.delete(name)
+        except NotFoundError:
+            pass
+
+    def live_locks(self, *, mine: Iterable[str] = ()) -> list[str]:
+        now, live = clock.now(), []
+        for name in self.list(LOCKS):
+            if name in set(mine):
+                continue
+            try:
+                when = parse_time(json.loads(self.get(name))["time"])
+            except (NotFoundError, ValueError, KeyError, TypeError):
+                continue
+            if now - when < LOCK_STALE:
+                live.append(name)
+        return live
+
+
+@dataclass
+class Blob:
+    """One vault file as the engine sees it: path, content id, size, mode."""
+
+    path: str
+    blob: str
+    size: int
+    mode: int

@@ -1,0 +1,173 @@
+"""``backup restore``: a snapshot's files plus the latest mirrored key tables, rebuilt into a vault directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from vault.backup import mirror, packs
+from vault.backup.repo import TREES, Repo, data_name
+from vault.crypto import age
+from vault.errors import (AuthenticationError, FormatError, InputError, IntegrityError, NoIdentityMatchError,
+                          NotFoundError, PermissionDeniedError)
+from vault.store import write_atomic
+
+
+def fetch_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], blob_ids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+    """Yield (blob id, bytes) for ``blob_ids``, one pack download each, every blob checked against its id."""
+    by_pack: dict[str, list[str]] = defaultdict(list)
+    for b in set(blob_ids):
+        if b not in index:
+            raise IntegrityError(f"{repo.url}: blob {b[:16]} is in no pack", hint="run 'vault backup verify'")
+        by_pack[index[b][0]].append(b)
+    for pack_id, wanted in sorted(by_pack.items()):
+        try:
+            data = repo.get(data_name(pack_id))
+        except NotFoundError:
+            raise IntegrityError(f"{repo.url}: {data_name(pack_id)} is missing", hint="run 'vault backup verify'") from None
+        if packs.sha256_hex(data) != pack_id:
+            raise IntegrityError(f"{repo.url}: {data_name(pack_id)} is damaged", hint="run 'vault backup verify'")
+        for b in wanted:
+            _, off, ln = index[b]
+            blob = data[off : off + ln]
+            if packs.sha256_hex(blob) != b:
+                raise IntegrityError(f"{repo.url}: blob {b[:16]} in {data_name(pack_id)} is damaged")
+            yield b, blob
+
+
+def open_tree(repo: Repo, snap: dict[str, Any], identities: Sequence[age.Identity],
+              index: dict[str, tuple[str, int, int]]) -> tuple[dict[str, Any], list[age.Identity]]:
+    """Decrypt a snapshot's tree; a member's own identity is enough, through the snapshot's ring files.
+
+    Returns the tree and the identities that opened it (ring identities included), which also open
+    the key tables of that snapshot.
+    """
+    blob = repo.get_verified(TREES + snap["tree"])
+    ids = list(identities)
+    try:
+        return _parse_tree(age.decrypt_bytes(blob, ids)), ids
+    except NoIdentityMatchError:
+        pass
+    # The ring files are age files to the members; their blob ids are cleartext in the snapshot so
+    # that a member can bootstrap from nothing but their identity file (disaster recovery).
+    for _, ring_blob in fetch_blobs(repo, index, snap.get("rings", {}).values()):
+        try:
+            ids.append(age.parse_identity(age.decrypt_bytes(ring_blob, identities).decode()))
+        except NoIdentityMatchError:
+            continue
+        except (FormatError, AuthenticationError, UnicodeDecodeError):
+            raise IntegrityError(f"snapshot {snap['id'][:8]}: a ring file is damaged") from None
+    try:
+        return _parse_tree(age.decrypt_bytes(blob, ids)), ids
+    except NoIdentityMatchError:
+        raise PermissionDeniedError(f"snapshot {snap['id'][:8]}: your identity opens neither its tree nor its rings",
+                                    hint="restoring needs a member of the archive ring at the time of the snapshot") from None
+    except (FormatError, AuthenticationError):
+        raise IntegrityError(f"{TREES}{snap['tree']}: damaged or tampered with") from None
+
+
+def _parse_tree(data: bytes) -> dict[str, Any]:
+    try:
+        tree = json.loads(data)
+        if tree.get("format") != 1 or not isinstance(tree.get("files"), list):
+            raise ValueError
+        return tree
+    except (ValueError, AttributeError):
+        raise IntegrityError("snapshot tree does not parse") from None
+
+
+def _opens(blob: bytes, ids: Sequence[age.Identity]) -> bool:
+    try:
+        age.decrypt_bytes(blob, ids)
+        return True
+    except (NoIdentityMatchError, FormatError, AuthenticationError):
+        return False
+
+
+@dataclass
+class RestoreReport:
+    snapshot: str
+    dest: str
+    files: int = 0
+    bytes: int = 0
+    key_tables: int = 0
+    key_tables_missing: list[str] = field(default_factory=list)
+    key_tables_unreadable: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Identity]) -> RestoreReport:
+    """Rebuild snapshot ``snapshot`` (an id prefix or ``latest``) into the new directory ``dest``."""
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise InputError(f"{dest} exists and is not empty", hint="restore into a new directory")
+    repo.require_config()
+    snap = repo.resolve(snapshot)
+    index, _, _ = repo.load_index()
+    tree, ids = open_tree(repo, snap, identities, index)
+    rep = RestoreReport(snapshot=snap["id"], dest=str(dest))
+    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+    by_blob: dict[str, list[list]] = defaultdict(list)
+    for entry in tree["files"]:
+        path, blob, size, mode = entry
+        if path.startswith("/") or ".." in path.split("/"):
+            raise IntegrityError(f"snapshot {snap['id'][:8]}: bad path in tree")
+        by_blob[blob].append(entry)
+    for blob, data in fetch_blobs(repo, index, by_blob):
+        for path, _, size, mode in by_blob[blob]:
+            _write(dest / path, data, mode)
+            rep.files += 1
+            rep.bytes += size
+    latest = mirror.generations(repo)
+    for rel, sha_then in sorted(tree.get("keys", {}).items()):
+        table = rel[len("keys/"):]
+        gens = latest.get(table, [])
+        if not gens or gens[-1].deleted:
+            rep.key_tables_missing.append(rel)  # destroyed since, or shredded from this target
+            continue
+        chosen = _choose_generation(repo, gens, sha_then, ids)
+        if chosen is None:
+            blob = _get_generation(repo, gens[-1])
+            rep.key_tables_unreadable.append(rel)
+        else:
+            blob = chosen
+        _write(dest / rel, blob, 0o600)
+        rep.key_tables += 1
+    os.sync()
+    return rep
+
+
+def _get_generation(repo: Repo, gen: mirror.Generation) -> bytes:
+    data = repo.get(gen.name)
+    if packs.sha256_hex(data) != gen.sha256:
+        raise IntegrityError(f"{repo.url}: {gen.name} is damaged")
+    return data
+
+
+def _choose_generation(repo: Repo, gens: list[mirror.Generation], sha_then: str,
+                       ids: Sequence[age.Identity]) -> bytes | None:
+    """The newest generation the snapshot's rings open: what a destruction removed stays removed.
+
+    The latest generation is preferred (it lacks every key shredded since). Only if a ring rotation
+    since the snapshot keeps the snapshot's rings out of it is the snapshot's own generation used, if
+    the window still holds it.
+    """
+    newest = gens[-1]
+    data = _get_generation(repo, newest)
+    if newest.sha256 == sha_then or _opens(data, ids):
+        return data
+    for gen in reversed(gens[:-1]):
+        if gen.sha256 == sha_then:
+            return _get_generation(repo, gen)
+    return None
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_atomic(path, data, mode=mode & 0o777, sync=False)

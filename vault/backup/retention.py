@@ -1,0 +1,125 @@
+"""``backup prune``: forget snapshots by restic's keep rules, never the only copy of a protected dossier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vault.backup.repo import INDEX, SNAPSHOTS, TREES, Repo, data_name, parse_time
+from vault.errors import ConflictError, NotFoundError, UsageError
+
+#: The keep rules and the calendar bucket of each (UTC): the newest snapshot of each of the last N
+#: buckets that have a snapshot is kept, as ``restic forget --keep-*`` does.
+RULES = {
+    "daily": lambda t: t.strftime("%Y-%m-%d"),
+    "weekly": lambda t: "%04d-W%02d" % t.isocalendar()[:2],
+    "monthly": lambda t: t.strftime("%Y-%m"),
+    "yearly": lambda t: t.strftime("%Y"),
+}
+
+
+@dataclass
+class PruneReport:
+    kept: dict[str, list[str]] = field(default_factory=dict)  # snapshot id -> reasons
+    forgotten: list[str] = field(default_factory=list)
+    packs_deleted: int = 0
+    bytes_freed: int = 0
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: set[str]) -> dict[str, list[str]]:
+    """Which snapshots to keep (id -> reasons), newest first; ``snaps`` oldest first."""
+    if not any(keep.get(r, 0) > 0 for r in RULES):
+        raise UsageError("no keep rule given: prune would forget every snapshot",
+                         hint="pass at least one of --keep-daily/--keep-weekly/--keep-monthly/--keep-yearly N")
+    kept: dict[str, list[str]] = {}
+    newest_first = sorted(snaps, key=lambda s: (s["time"], s["id"]), reverse=True)
+    for rule, bucket_of in RULES.items():
+        left, last = keep.get(rule, 0), None
+        for s in newest_first:
+            if left <= 0:
+                break
+            bucket = bucket_of(parse_time(s["time"]))
+            if bucket != last:
+                kept.setdefault(s["id"], []).append(f"{rule} {bucket}")
+                last, left = bucket, left - 1
+    # A legal hold outranks the schedule: a snapshot holding the only copy of data of a protected
+    # dossier stays, whatever the rules say.
+    held: set[str] = set()
+    for s in newest_first:
+        if s["id"] in kept:
+            held.update(b for d in protected for b in s["dossiers"].get(d, ()))
+    for s in newest_first:
+        if s["id"] in kept:
+            continue
+        only = sorted(d for d in protected if set(s["dossiers"].get(d, ())) - held)
+        if only:
+            kept[s["id"]] = [f"holds the only copy of protected dossier {d}" for d in only]
+            held.update(b for d in protected for b in s["dossiers"].get(d, ()))
+    return kept
+
+
+def prune(repo: Repo, *, keep: dict[str, int], protected: set[str] = frozenset(), dry_run: bool = False) -> PruneReport:
+    """Forget snapshots the rules do not keep, then delete packs that no kept snapshot references.
+
+    Packs are not repacked: one that still holds a referenced blob stays whole.
+    """
+    repo.require_config()
+    lock = repo.lock("prune") if not dry_run else None
+    try:
+        if lock and repo.live_locks(mine=[lock]):
+            raise ConflictError(f"{repo.url}: a backup or prune is running on this target",
+                                hint="retry when it has finished (a lock left by a dead run expires after 6 hours)")
+        return _prune(repo, keep, protected, dry_run)
+    finally:
+        if lock:
+            repo.unlock(lock)
+
+
+def _prune(repo: Repo, keep: dict[str, int], protected: set[str], dry_run: bool) -> PruneReport:
+    snaps = repo.snapshots()
+    rep = PruneReport(kept=select(snaps, keep, protected), dry_run=dry_run)
+    forget = [s for s in snaps if s["id"] not in rep.kept]
+    rep.forgotten = [s["id"] for s in forget]
+    index, pack_sizes, index_names = repo.load_index()
+    referenced = set()
+    for s in snaps:
+        if s["id"] in rep.kept:
+            referenced.update(s["other"])
+            for bs in s["dossiers"].values():
+                referenced.update(bs)
+    by_pack: dict[str, list] = {}
+    for b, (pack_id, off, ln) in index.items():
+        by_pack.setdefault(pack_id, []).append([b, off, ln])
+    # A pack whose blobs are all indexed elsewhere (two runs raced) is as dead as an unreferenced one.
+    dead = sorted(p for p in pack_sizes if not any(e[0] in referenced for e in by_pack.get(p, ())))
+    rep.packs_deleted, rep.bytes_freed = len(dead), sum(pack_sizes.get(p, 0) for p in dead)
+    if dry_run:
+        return rep
+    kept_trees = {s["tree"] for s in snaps if s["id"] in rep.kept}
+    # Order matters for a crash: snapshots go first (nothing listed may name a deleted pack), the new
+    # index is written before the old ones go, and packs go last.
+    for s in forget:
+        _delete(repo, SNAPSHOTS + s["id"])
+        if s["tree"] not in kept_trees:
+            _delete(repo, TREES + s["tree"])
+    live = {p: {"size": pack_sizes[p], "blobs": sorted(by_pack[p], key=lambda e: e[1])}
+            for p in by_pack if p not in dead}
+    new_index = repo.write_index(live)
+    for name in index_names:
+        if name != f"{INDEX}{new_index}":
+            _delete(repo, name)
+    for p in dead:
+        _delete(repo, data_name(p))
+    return rep
+
+
+def _delete(repo: Repo, name: str) -> None:
+    try:
+        repo.delete(name)
+    except NotFoundError:
+        pass
+

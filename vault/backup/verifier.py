@@ -1,0 +1,170 @@
+"""``backup verify``: every object a snapshot needs is there; with read-data, every byte hashes and decrypts."""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from vault.backup import mirror, packs
+from vault.backup.repo import DATA, INDEX, SNAPSHOTS, TREES, Repo, data_name
+from vault.backup.restorer import open_tree
+from vault.crypto import age
+from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
+from vault.keytable import KeyTable
+
+
+class _Null(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        return len(b)
+
+
+@dataclass
+class VerifyReport:
+    """Problems name the damaged or missing object; notes are expected (e.g. shredded keys)."""
+
+    snapshots: int = 0
+    packs: int = 0
+    packs_read: int = 0
+    blobs_read: int = 0
+    documents_decrypted: int = 0
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, **self.__dict__}
+
+
+def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.Identity] | None = None,
+           rng: random.Random | None = None) -> VerifyReport:
+    """Check the repository; ``read_fraction`` of the packs (0 to 1) are downloaded and checked byte by byte.
+
+    With ``identities`` every snapshot's tree is decrypted and compared with its cleartext references,
+    and every document read is decrypted with the latest mirrored key table of its dossier.
+    """
+    rep = VerifyReport()
+    repo.require_config()
+    present = set(repo.list(DATA))
+    blobs: dict[str, tuple[str, int, int]] = {}
+    pack_entries: dict[str, list] = {}
+    for name in repo.list(INDEX):
+        try:
+            for pack_id, p in repo.get_json(name)["packs"].items():
+                pack_entries[pack_id] = p["blobs"]
+                for b, off, ln in p["blobs"]:
+                    blobs[b] = (pack_id, off, ln)
+        except VaultError as e:
+            rep.problems.append(str(e))
+    rep.packs = len(pack_entries)
+    for pack_id in sorted(pack_entries):
+        if data_name(pack_id) not in present:
+            rep.problems.append(f"{data_name(pack_id)}: missing (named by the index)")
+    snaps, trees = [], set(repo.list(TREES))
+    for sid in repo.snapshot_ids():
+        try:
+            snap = repo.get_json(SNAPSHOTS + sid)
+        except VaultError as e:
+            rep.problems.append(str(e))
+            continue
+        snap["id"] = sid
+        snaps.append(snap)
+        rep.snapshots += 1
+        if TREES + snap["tree"] not in trees:
+            rep.problems.append(f"{TREES}{snap['tree']}: missing (tree of snapshot {sid[:8]})")
+        refs = set(snap["other"]).union(*snap["dossiers"].values())
+        for b in sorted(refs):
+            if b not in blobs:
+                rep.problems.append(f"blob {b[:16]}: missing (in no pack; needed by snapshot {sid[:8]})")
+            elif data_name(blobs[b][0]) not in present:
+                rep.problems.append(f"{data_name(blobs[b][0])}: missing (holds blob {b[:16]} of snapshot {sid[:8]})")
+    gens = mirror.generations(repo)
+    if read_fraction > 0:
+        _read_data(repo, rep, pack_entries, present, read_fraction, rng or random.Random())
+        for table, gs in gens.items():
+            for g in gs:
+                if not g.deleted and packs.sha256_hex(repo.get(g.name)) != g.sha256:
+                    rep.problems.append(f"{g.name}: damaged (its bytes do not hash to its name)")
+    if identities is not None:
+        _decrypt(repo, rep, snaps, blobs, pack_entries, present, read_fraction, identities, gens)
+    return rep
+
+
+def _sample(pack_entries: dict[str, list], fraction: float, rng: random.Random) -> list[str]:
+    ids = sorted(pack_entries)
+    if fraction >= 1:
+        return ids
+    return sorted(rng.sample(ids, max(1, round(len(ids) * fraction)) if ids else 0))
+
+
+def _read_data(repo: Repo, rep: VerifyReport, pack_entries: dict[str, list], present: set[str],
+               fraction: float, rng: random.Random) -> None:
+    for pack_id in _sample(pack_entries, fraction, rng):
+        name = data_name(pack_id)
+        if name not in present:
+            continue  # already named as missing
+        data = repo.get(name)
+        rep.packs_read += 1
+        if packs.sha256_hex(data) != pack_id:
+            rep.problems.append(f"{name}: damaged (its bytes do not hash to its name)")
+        for b, off, ln in pack_entries[pack_id]:
+            rep.blobs_read += 1
+            if packs.sha256_hex(data[off : off + ln]) != b:
+                rep.problems.append(f"{name}: blob {b[:16]} damaged")
+
+
+def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack_entries: dict[str, list],
+             present: set[str], fraction: float, identities: Sequence[age.Identity],
+             gens: dict[str, list[mirror.Generation]]) -> None:
+    documents: dict[str, str] = {}  # blob -> dossier id, for document blobs
+    ring_ids: list[age.Identity] = list(identities)
+    for snap in snaps:
+        try:
+            tree, ids = open_tree(repo, snap, ring_ids, blobs)
+        except VaultError as e:
+            rep.problems.append(f"snapshot {snap['id'][:8]}: {e}")
+            continue
+        ring_ids = ids
+        listed = {f[1] for f in tree["files"]}
+        cleartext = set(snap["other"]).union(*snap["dossiers"].values())
+        if listed != cleartext:
+            rep.problems.append(f"snapshot {snap['id'][:8]}: its tree and its cleartext references differ")
+        for path, blob, _, _ in tree["files"]:
+            parts = path.split("/")
+            if len(parts) == 4 and parts[0] == "dossiers" and parts[2] == "documents":
+                documents[blob] = parts[1]
+    tables: dict[str, KeyTable | None] = {}
+    for table, gs in gens.items():
+        if gs[-1].deleted or table == "_index.age":
+            continue
+        try:
+            plain = age.decrypt_bytes(repo.get(gs[-1].name), ring_ids)
+            tables[table[:-4]] = KeyTable.from_bytes(plain, what=gs[-1].name)
+        except NoIdentityMatchError:
+            rep.notes.append(f"{gs[-1].name}: not readable with your identity")
+        except (FormatError, AuthenticationError, VaultError):
+            rep.problems.append(f"{gs[-1].name}: does not decrypt (damaged or tampered with)")
+    for pack_id in _sample(pack_entries, fraction or 1.0, random.Random(0)):
+        wanted = [(b, off, ln) for b, off, ln in pack_entries[pack_id] if b in documents]
+        if not wanted or data_name(pack_id) not in present:
+            continue
+        data = repo.get(data_name(pack_id))
+        for b, off, ln in wanted:
+            table = tables.get(documents[b])
+            if table is None:
+                continue
+            try:
+                age.decrypt(io.BytesIO(data[off : off + ln]), _Null(), [table.identity()])
+                rep.documents_decrypted += 1
+            except NoIdentityMatchError:
+                rep.notes.append(f"blob {b[:16]}: its key is no longer mirrored (shredded)")
+            except (FormatError, AuthenticationError):
+                rep.problems.append(f"{data_name(pack_id)}: blob {b[:16]} fails authentication")
+
