@@ -76,10 +76,14 @@ def vault_register_backup_targets(register):
     :param register: ``register(scheme: str, factory)`` where ``scheme`` is a URL scheme (built-ins
         ``file``, ``s3``; a plugin's is reverse-DNS qualified, such as ``com.example.webdav``) and
         ``factory(url: str) -> Target``. A ``Target`` stores named objects (names are ``/``-separated
-        printable ASCII): ``put(name: str, data: BinaryIO) -> None``, ``get(name: str) -> BinaryIO``,
-        ``exists(name: str) -> bool``, ``list(prefix: str = "") -> Iterator[str]`` and
-        ``delete(name: str) -> None``; ``get`` and ``delete`` raise ``vault.errors.NotFoundError`` for a
-        missing name. Targets only ever receive ciphertext and key tables as they are.
+        printable ASCII): ``put(name: str, data: BinaryIO, *, create_only: bool = False) -> None``,
+        ``get(name: str) -> BinaryIO``, ``exists(name: str) -> bool``, ``list(prefix: str = "") ->
+        Iterator[str]`` and ``delete(name: str) -> None``; ``get`` and ``delete`` raise
+        ``vault.errors.NotFoundError`` for a missing name. ``put`` replaces an existing object only once
+        the new one is complete; with ``create_only=True`` it leaves an existing object as it is (the
+        backup engine passes it for content-addressed names, whose bytes are the same; a store with
+        conditional writes, such as S3 ``If-None-Match: *``, saves the upload). Targets only ever receive
+        ciphertext, signed cleartext records and key tables as they are.
     :return: ``None``; results are passed to ``register``.
     """
 
