@@ -11,7 +11,9 @@ import pytest
 
 pytest.register_assert_rewrite("vault.testing")
 
-from vault.testing import ClassifierConformance, NumberingSchemeConformance, RecordingFacts  # noqa: E402
+from vault.crypto import age  # noqa: E402
+from vault.testing import (BackupTargetConformance, ClassifierConformance, ExporterConformance,  # noqa: E402
+                           NumberingSchemeConformance, RecordingFacts)
 
 pytest_plugins = ["pytester", "vault.testing"]
 
@@ -177,3 +179,165 @@ def test_kit_says_when_no_plugin_is_named(kit_pytester):
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
     result.stdout.fnmatch_lines(["*TestMine must set plugin = <module, object or entry-point name>*"])
     assert result.ret != 0
+
+
+class TestBuiltinCatalogues(ExporterConformance):
+    plugin = "exports"
+    names = ["json", "csv", "bagit"]
+
+
+class TestBuiltinAgeBundle(ExporterConformance):
+    plugin = "exports"
+    names = ["age"]
+    options = [{"recipients": [age.recipient_of(age.generate_identity("x25519"))]},
+               {"recipients": [age.recipient_of(age.generate_identity("mlkem768x25519"))]}]
+
+
+class TestBuiltinFileTarget(BackupTargetConformance):
+    plugin = "targets"
+    names = ["file"]
+
+    @pytest.fixture
+    def target_url(self, tmp_path):
+        return (tmp_path / "target").as_uri()
+
+
+BROKEN_EXPORTS = '''
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from vault.hookspecs import hookimpl
+from vault.testing import BackupTargetConformance, ExporterConformance
+
+
+def exporter(cls):
+    """A plugin object registering one export format built from ``cls``."""
+    class Plugin:
+        @hookimpl
+        def vault_register_export_formats(self, register):
+            register("example.com/broken", lambda options: cls())
+    return Plugin()
+
+
+class Remembers:
+    """Keeps the titles it was shown, and writes them for the next caller too."""
+    kind, suffix, reads = "file", ".txt", frozenset({"sealed"})
+    titles = []
+
+    def export(self, *, dossier, documents, dest, **kwargs):
+        type(self).titles += [doc.meta()["title"] for doc in documents if doc.readable]
+        dest.write("\\\\n".join(type(self).titles).encode())
+
+
+class CachesInVault:
+    kind, suffix, reads = "file", ".json", frozenset()
+
+    def export(self, *, dossier, documents, dest, **kwargs):
+        Path(os.environ["VAULT_DIR"], "export-cache.json").write_text(json.dumps(dict(dossier)))
+        dest.write(b"{}")
+
+
+class Stamped:
+    kind, suffix, reads = "file", ".csv", frozenset()
+
+    def export(self, *, dossier, documents, dest, **kwargs):
+        dest.write(f"exported at {time.time_ns()}".encode())
+
+
+class Undeclared:
+    kind, suffix, reads = "file", ".txt", frozenset({"sealed"})
+
+    def export(self, *, dossier, documents, dest, **kwargs):
+        for doc in documents:
+            dest.write(doc.open().read())
+
+
+class BadKind:
+    kind, suffix, reads = "zip", ".zip", frozenset()
+
+    def export(self, *, dossier, documents, dest, **kwargs):
+        pass
+
+
+class HalfWritten:
+    """Writes in place (a cut leaves half an object) and raises KeyError for a missing name."""
+    stores = {}
+
+    def __init__(self, url):
+        self.objects = self.stores.setdefault(url, {})
+
+    def put(self, name, data):
+        self.objects[name] = b""
+        while block := data.read(65536):
+            self.objects[name] += block
+
+    def get(self, name):
+        return io.BytesIO(self.objects[name])
+
+    def exists(self, name):
+        return name in self.objects
+
+    def list(self, prefix=""):
+        return [n for n in self.objects if n.startswith(prefix)]
+
+    def delete(self, name):
+        del self.objects[name]
+
+
+class TargetPlugin:
+    @hookimpl
+    def vault_register_backup_targets(self, register):
+        register("com.example.memory", HalfWritten)
+
+
+class TestRemembers(ExporterConformance):
+    plugin = exporter(Remembers)
+
+class TestCachesInVault(ExporterConformance):
+    plugin = exporter(CachesInVault)
+
+class TestStamped(ExporterConformance):
+    plugin = exporter(Stamped)
+
+class TestUndeclared(ExporterConformance):
+    plugin = exporter(Undeclared)
+
+class TestBadKind(ExporterConformance):
+    plugin = exporter(BadKind)
+
+class TestHalfWritten(BackupTargetConformance):
+    plugin = TargetPlugin()
+
+    @pytest.fixture
+    def target_url(self, tmp_path):
+        return f"com.example.memory://{tmp_path.name}"
+
+class TestNoUrl(BackupTargetConformance):
+    plugin = TargetPlugin()
+'''
+
+
+def test_kit_fails_broken_exporters_and_targets_saying_what_is_wrong(kit_pytester):
+    pytester = kit_pytester
+    pytester.makepyfile(test_broken_exports=BROKEN_EXPORTS)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-rfE", "-vv")
+    # "?" stands for "[" and "]", which fnmatch would read as a character class.
+    result.stdout.fnmatch_lines_random([
+        "FAILED *TestRemembers::test_no_plaintext_for_a_non_reader*wrote what the caller may not read: ?'title'?*",
+        "FAILED *TestCachesInVault::test_exports_for_a_reader*wrote inside the vault directory: added export-cache.json*",
+        "FAILED *TestStamped::test_catalogue_is_deterministic*not deterministic for a reader*",
+        "FAILED *TestUndeclared::test_exports_for_a_reader*failed for a reader granted ?'sealed'?*"
+        "PermissionDeniedError*not given the content*",
+        "FAILED *TestBadKind::test_declarations*has kind 'zip', not one of file, directory*",
+        "FAILED *TestHalfWritten::test_survives_interrupted_put*damaged the object it replaced*",
+        "FAILED *TestHalfWritten::test_delete*get of a missing name raised KeyError, not NotFoundError*",
+        "ERROR *TestNoUrl::test_round_trip*must define a target_url fixture*",
+    ])
+    outcomes = result.parseoutcomes()
+    # Each broken plugin fails only the checks it breaks.
+    assert outcomes["passed"] >= 15 and outcomes["failed"] >= 7

@@ -406,6 +406,12 @@ class ClassifierConformance(Conformance):
             classifier.classify(facts={**facts, "customer_name": "must never be passed"})
 
 
-__all__ = ["ClassifierConformance", "Conformance", "NetworkGuard", "NumberingSchemeConformance",
-           "RecordingFacts", "SequenceAllocator", "plugin_manager_for", "sample_facts", "vault_allocator",
+# The export-format and backup-target suites live in modules of their own (this one would grow too
+# large); they subclass Conformance above, so they are imported last.
+from vault.testing_exporters import EXPORT_MARKERS, ExporterConformance, make_sample_dossier  # noqa: E402
+from vault.testing_targets import BackupTargetConformance  # noqa: E402
+
+__all__ = ["BackupTargetConformance", "ClassifierConformance", "Conformance", "EXPORT_MARKERS",
+           "ExporterConformance", "NetworkGuard", "NumberingSchemeConformance", "RecordingFacts",
+           "SequenceAllocator", "make_sample_dossier", "plugin_manager_for", "sample_facts", "vault_allocator",
            "vault_no_network"]
