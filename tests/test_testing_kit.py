@@ -271,7 +271,9 @@ class HalfWritten:
     def __init__(self, url):
         self.objects = self.stores.setdefault(url, {})
 
-    def put(self, name, data):
+    def put(self, name, data, create_only=False):
+        if create_only and name in self.objects:
+            return
         self.objects[name] = b""
         while block := data.read(65536):
             self.objects[name] += block

@@ -93,6 +93,14 @@ class BackupTargetConformance(Conformance):
         vault_target.put("snapshots/latest", io.BytesIO(b"second"))
         assert _read(vault_target, "snapshots/latest") == b"second", f"{name}: put did not replace the object"
 
+    def test_create_only(self, vault_case: tuple, vault_target: Any) -> None:
+        """``put(..., create_only=True)`` creates a new object and leaves an existing one as it is."""
+        name = vault_case[0]
+        vault_target.put("data/ab/abcdef", io.BytesIO(b"first"), create_only=True)
+        vault_target.put("data/ab/abcdef", io.BytesIO(b"second"), create_only=True)
+        got = _read(vault_target, "data/ab/abcdef")
+        assert got == b"first", f"{name}: put(create_only=True) replaced an existing object ({got[:20]!r})"
+
     def test_list(self, vault_case: tuple, vault_target: Any) -> None:
         """``list`` yields every name once, and only names under ``prefix``."""
         name = vault_case[0]
@@ -129,13 +137,15 @@ class BackupTargetConformance(Conformance):
         name, registration, _ = vault_case
         old = _data(100_000, 1)
         vault_target.put("snapshots/1", io.BytesIO(old))
-        for obj in ("snapshots/1", "snapshots/2"):
+        for obj, create_only in (("snapshots/1", False), ("snapshots/2", False), ("data/00/0000", True)):
             with pytest.raises(Interrupted):
-                vault_target.put(obj, io.BufferedReader(BreakingReader(_data(2_000_000, 2), 1_500_000)))
+                vault_target.put(obj, io.BufferedReader(BreakingReader(_data(2_000_000, 2), 1_500_000)),
+                                 create_only=create_only)
         fresh = registration.factory(target_url)  # as a later run would see it
         for target in (vault_target, fresh):
             assert _read(target, "snapshots/1") == old, f"{name}: an interrupted put damaged the object it replaced"
-            assert not target.exists("snapshots/2"), f"{name}: an interrupted put left a partial new object"
+            for obj in ("snapshots/2", "data/00/0000"):
+                assert not target.exists(obj), f"{name}: an interrupted put left a partial new object {obj}"
             listed = sorted(target.list())
             assert listed == ["snapshots/1"], f"{name}: after an interrupted put, list() gives {listed}"
 
