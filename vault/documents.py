@@ -14,9 +14,10 @@ import tomli_w
 from vault import clock
 from vault.crypto import age
 from vault.dossier import load_manifest, parse_date, resolve, write_manifest
-from vault.errors import AuthenticationError, ConflictError, FormatError, InputError, IntegrityError, NoIdentityMatchError, NotFoundError
+from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
+                          NoIdentityMatchError, NotFoundError, PermissionDeniedError)
 from vault.keytable import KeyRefRecipient, KeyTable, read_key_table, seal, unseal, write_key_table
-from vault import members
+from vault import access, members
 from vault.store import atomic_writer, sync_files
 
 CATEGORIES = ("basic-info", "contract", "service-record", "communication", "feedback", "other")
@@ -56,7 +57,7 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
     then the signed manifest: the manifest rename is the commit point, so an interrupted add leaves
     the dossier exactly as it was.
     """
-    actor.require("doc.add")
+    actor.require("doc.add", number=number)
     v = actor.vault
     if category not in CATEGORIES:
         raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
@@ -99,8 +100,11 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
                 progress(1)
         sync_files(written)
         write_key_table(ktpath, table, members.ring_recipients(v))
+        access.refresh_grant_keys(actor, dossier_id, table)
         m["revision"] += 1
         write_manifest(actor, m)
+        for n in added:
+            actor.audit("doc.add", number=n, rev=m["revision"])
     return added
 
 
@@ -153,8 +157,9 @@ def list_docs(actor, number: str, *, with_meta: bool = False) -> list[dict[str, 
     v = actor.vault
     m = load_manifest(v, resolve(v, number))
     out = [_public(d) for d in m["documents"]]
-    if with_meta and v.policy.may(actor.roles, "dossier.read"):
-        table = read_key_table(v.layout.key_table(m["id"]), actor.read_identities(), dossier=m["id"])
+    if with_meta and (v.policy.may(actor.roles, "dossier.read") or access.active_grant(v, m["id"], actor.name)):
+        actor.audit("dossier.read", number=m["number"])
+        table = access.open_key_table(actor, m["id"], number=m["number"])
         for o, d in zip(out, m["documents"]):
             if d.get("status") != "destroyed":
                 o.update(read_meta(d, table))
@@ -181,6 +186,17 @@ def history(actor, docno: str) -> list[dict[str, Any]]:
     return [_public(x) for x in chain]
 
 
+def require_save(actor, docno: str) -> None:
+    """Writing plaintext to a file or a pipe is for the archive department; others view on a
+    terminal, or export once with an approved copy request [R-3.4.2]."""
+    actor.require("doc.view", number=docno)
+    if not actor.vault.policy.may(actor.roles, "doc.save"):
+        actor.audit("doc.save", outcome="refused", number=docno)
+        raise PermissionDeniedError(
+            "you may view this document on a terminal only",
+            hint="to get a copy, file 'vault request copy DOCNO --purpose …' and use 'vault doc export'")
+
+
 def view(actor, docno: str, dst: BinaryIO) -> dict[str, Any]:
     """Decrypt a document to ``dst``.
 
@@ -188,15 +204,17 @@ def view(actor, docno: str, dst: BinaryIO) -> dict[str, Any]:
     entry holds, so viewing does not hash the file first (that would read it twice); ``check``
     compares ciphertext hashes for those who hold no key.
     """
-    actor.require("doc.view")
+    actor.require("doc.view", number=docno)
     v = actor.vault
     m = load_manifest(v, resolve(v, docno))
     d = _find_doc(m, docno)
     if d.get("status") == "destroyed":
+        actor.audit("doc.view", outcome="refused", number=docno)
         raise ConflictError(f"document {docno} has been destroyed")
-    table = read_key_table(v.layout.key_table(m["id"]), actor.read_identities(), dossier=m["id"])
+    table = access.open_key_table(actor, m["id"], number=docno)
     path = v.layout.document(m["id"], d["id"])
     what = f"dossiers/{m['id']}/documents/{d['id']}.age ({docno})"
+    actor.audit("doc.view", number=docno)  # recorded before a byte is shown [R-3.4.1]
     try:
         f = open(path, "rb")
     except FileNotFoundError:

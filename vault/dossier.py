@@ -76,6 +76,7 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
         write_key_table(v.layout.key_table(dossier_id), table, members.ring_recipients(v))
         write_manifest(actor, manifest)
         _index_profile(actor, dossier_id, profile)
+        actor.audit("dossier.create", number=number, rev=1)
     return number
 
 
@@ -157,8 +158,11 @@ def show(actor, number: str) -> dict[str, Any]:
     v = actor.vault
     m = load_manifest(v, resolve(v, number))
     out = summary(m)
-    if v.policy.may(actor.roles, "dossier.read"):
-        out["profile"] = read_profile(actor, m)
+    from vault import access
+
+    if v.policy.may(actor.roles, "dossier.read") or access.active_grant(v, m["id"], actor.name):
+        actor.audit("dossier.read", number=m["number"])
+        out["profile"] = read_profile(actor, m, access.open_key_table(actor, m["id"], number=m["number"]))
     return out
 
 
@@ -169,6 +173,7 @@ def find(actor, *, name: str | None = None, contact: str | None = None, number: 
         actor.require("dossier.list")
         return [summary(load_manifest(v, resolve(v, number)))]
     actor.require("find")
+    actor.audit("find")  # the searched value is customer data: never logged
     field, value = ("name", name) if name else ("contact", contact)
     if not value:
         raise InputError("nothing to find", hint="pass --name, --contact or --number")

@@ -50,15 +50,15 @@ def lookup_number(root: Path, number: str) -> str | None:
     return text[1]
 
 
-def next_sequence(root: Path) -> int:
-    """Allocate the next sequence number (call under the exclusive vault lock)."""
-    p = root / "index" / "sequence"
+def next_sequence(root: Path, name: str = "sequence") -> int:
+    """Allocate the next number of counter ``name`` (call under the exclusive vault lock)."""
+    p = root / "index" / name
     try:
         n = int(p.read_text().strip() or 0)
     except FileNotFoundError:
         n = 0
     except ValueError:
-        raise IntegrityError("index/sequence is damaged") from None
+        raise IntegrityError(f"index/{name} is damaged") from None
     write_atomic(p, f"{n + 1}\n".encode(), mode=0o644)
     return n + 1
 

@@ -189,6 +189,7 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
         rec = actor.sign(_member_record(name, key, roles, dept, actor.name))
         records.write_toml(v.layout.member(name), rec)
         current[name] = rec
+        actor.audit("member.add", ref=name)
         for ring in v.policy.rings_for(roles):
             rr = ring_record(v, ring)
             secret = _ring_secret_text(actor, ring)
@@ -242,6 +243,7 @@ def remove_member(actor, name: str) -> list[str]:
             rewrapped = rewrap_key_tables(v, [*new_ids, *old_ids], ring_recipients(v))
         rec = dict(rec, status="removed", removed_at=clock.stamp(), removed_by=actor.name)
         records.write_toml(v.layout.member(name), actor.sign(rec))
+        actor.audit("member.remove", ref=name)
     actor.forget_rings()  # the generations it unlocked are gone
     return rewrapped
 

@@ -15,11 +15,19 @@ ACTIONS = (
     "member.manage",
     "dossier.create",
     "dossier.list",
-    "dossier.read",
+    "dossier.read",  # read every dossier without a grant (the archive department)
     "doc.add",
     "doc.view",
+    "doc.save",  # write plaintext to a file or pipe without a copy approval
     "find",
     "check",
+    "request.create",
+    "request.approve-access",  # a department head, for requests from their own department [R-3.4.1]
+    "request.approve-copy",  # the archive head [R-3.4.2]
+    "grant.manage",  # grant, revoke
+    "grant.sweep",
+    "intake.manage",
+    "audit.read",
 )
 
 DEFAULT_POLICY: dict[str, Any] = {
@@ -31,17 +39,30 @@ DEFAULT_POLICY: dict[str, Any] = {
         },
         "archivist": {
             "description": "classifies, numbers, binds and enters records [R-2.1]",
-            "may": ["dossier.create", "dossier.list", "dossier.read", "doc.add", "doc.view", "find", "check"],
+            "may": ["dossier.create", "dossier.list", "dossier.read", "doc.add", "doc.view", "doc.save", "find",
+                    "check", "request.create", "grant.manage", "grant.sweep", "intake.manage"],
         },
         "liaison": {
             "description": "part-time archive liaison of a business department [R-2.2]",
-            "may": ["dossier.list"],
+            "may": ["dossier.list", "doc.view", "request.create"],
         },
-        "staff": {"description": "business staff who collect customer material [R-2.2]", "may": ["dossier.list"]},
-        "dept-head": {"description": "head of a business department; approves consultations [R-3.4.1]", "may": ["dossier.list"]},
-        "auditor": {"description": "verifies the archive and its trail; reads no dossier", "may": ["dossier.list", "check"]},
+        "staff": {
+            "description": "business staff who collect customer material [R-2.2]",
+            "may": ["dossier.list", "doc.view", "request.create"],
+        },
+        "dept-head": {
+            "description": "head of a business department; approves consultations [R-3.4.1]",
+            "may": ["dossier.list", "doc.view", "request.create", "request.approve-access"],
+        },
+        "auditor": {
+            "description": "verifies the archive and its trail; reads no dossier",
+            "may": ["dossier.list", "check", "audit.read"],
+        },
         "backup": {"description": "unattended backup job; holds no key that reads a dossier [R-3.3.1]", "may": ["check"]},
-        "operator": {"description": "technology department: keeps the system running [R-2.3]", "may": ["check"]},
+        "operator": {
+            "description": "technology department: keeps the system running [R-2.3]",
+            "may": ["check", "grant.sweep", "audit.read"],
+        },
     },
     "rings": {
         "archive": {

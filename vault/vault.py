@@ -169,6 +169,7 @@ class Vault:
         for rec in members.all_members(self).values():
             if rec["key"] == line:
                 if rec["status"] != "active":
+                    Actor(self, rec, ident).audit("vault.open", outcome="refused")
                     raise PermissionDeniedError(f"member {rec['name']} has been removed from this vault")
                 return Actor(self, rec, ident)
         raise PermissionDeniedError("this identity is not a member of this vault", hint="check --identity and --vault")
@@ -204,8 +205,21 @@ class Actor:
     def roles(self) -> list[str]:
         return list(self.record["roles"])
 
-    def require(self, action: str) -> None:
-        self.vault.policy.require(self.name, self.roles, action)
+    def require(self, action: str, *, number: str | None = None) -> None:
+        """Refuse (and audit the refusal) unless the policy lets this member's roles do ``action``."""
+        from vault import audit
+
+        try:
+            self.vault.policy.require(self.name, self.roles, action)
+        except PermissionDeniedError:
+            audit.record(self, action, outcome="refused", number=number)
+            raise
+
+    def audit(self, action: str, **kw) -> None:
+        """Append an audit entry for this member (see ``vault.audit.record``)."""
+        from vault import audit
+
+        audit.record(self, action, **kw)
 
     def sign(self, data: dict[str, Any]) -> dict[str, Any]:
         return records.sign_record(data, signer=self.name, secret=self.identity.sign_secret)

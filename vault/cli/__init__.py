@@ -114,5 +114,6 @@ def main() -> None:
 
 # Command modules attach to ``cli`` on import; they import the names above, so they come last.
 from vault.cli import core  # noqa: E402,F401
+from vault.cli import access  # noqa: E402,F401
 from vault.cli import export  # noqa: E402,F401
 from vault.cli import backup  # noqa: E402,F401

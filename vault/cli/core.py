@@ -186,8 +186,10 @@ def doc_history(obj: Ctx, docno: str, as_json: bool) -> None:
 @click.option("--output", type=click.Path(dir_okay=False), help="Write to FILE instead of standard output.")
 @click.pass_obj
 def doc_view(obj: Ctx, docno: str, output: str | None) -> None:
-    """Decrypt a document."""
+    """Decrypt a document (outside the archive department: to a terminal only)."""
     actor = obj.actor()
+    if output or not sys.stdout.isatty():
+        documents.require_save(actor, docno)
     if output:
         from vault.store import atomic_writer
 

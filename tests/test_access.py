@@ -1,0 +1,193 @@
+"""Consultation and copy requests, grants as key releases, refusals, and the audit trail [R-3.4.1, R-3.4.2]."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from office import MARKERS, PASSPHRASE, make_office
+from vault import access, audit, clock, documents, identity
+from vault.crypto import age
+from vault.errors import NoIdentityMatchError, PermissionDeniedError
+from vault.keytable import read_key_table
+from vault.vault import Vault
+
+
+@pytest.fixture
+def office(tmp_path, monkeypatch):
+    o = make_office(tmp_path, monkeypatch)
+    for dept in ("sales", "dev"):
+        o.add_member(f"head-{dept}", "dept-head", dept=dept)
+        o.add_member(f"staff-{dept}", "staff", dept=dept)
+    o.add_member("audrey", "auditor", dept="audit")
+    o.number = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
+    f = tmp_path / "doc.txt"
+    f.write_text(MARKERS["content"])
+    o.doc = o.add_doc(o.number, f)
+    return o
+
+
+def _actor(office, who: str):
+    return Vault.open(office.vault_dir).act_as(identity.load_identity(office.ident(who), PASSPHRASE))
+
+
+def _refused(res, fragment: str) -> None:
+    assert res.exit_code == 1 and "Traceback" not in res.output and fragment in res.stderr, res.output
+
+
+def _last_entry(office) -> dict:
+    return list(audit.entries(Vault.open(office.vault_dir)))[-1]
+
+
+def test_consultation_flow_releases_keys_until_expiry(office, monkeypatch):
+    staff = _actor(office, "staff-sales")
+    with pytest.raises(PermissionDeniedError):  # no grant yet: refused, and audited
+        documents.view(staff, office.doc, io.BytesIO())
+    assert _last_entry(office)["outcome"] == "refused"
+
+    req = office.json("request", "access", office.number, "--purpose", MARKERS["title"], who="staff-sales")["number"]
+    _refused(office.run("grant", req, who="bob", ok=False), "not approved")
+    _refused(office.run("request", "approve", req, who="head-dev", ok=False), "not yours")
+    _refused(office.run("request", "approve", req, who="staff-sales", ok=False), "may not request.approve-access")
+    assert office.json("request", "approve", req, who="head-sales")["state"] == "approved"
+    _refused(office.run("request", "approve", req, who="head-sales", ok=False), "already been decided")
+    gno = office.json("grant", req, "--hours", "2", who="bob")["number"]
+    assert office.json("request", "show", req)["state"] == "granted"
+
+    out = io.BytesIO()
+    documents.view(_actor(office, "staff-sales"), office.doc, out)
+    assert out.getvalue().decode() == MARKERS["content"]
+    assert _last_entry(office)["action"] == "doc.view" and _last_entry(office)["member"] == "staff-sales"
+    # Outside the archive department, plaintext goes to a terminal only.
+    _refused(office.run("doc", "view", office.doc, who="staff-sales", ok=False), "terminal only")
+    # A document added during the grant is readable too (the key release is re-issued).
+    f = Path(office.root) / "late.txt"
+    f.write_text("late")
+    late = office.add_doc(office.number, f)
+    out = io.BytesIO()
+    documents.view(_actor(office, "staff-sales"), late, out)
+    assert out.getvalue() == b"late"
+
+    # Two hours later: refused by the tool at once, then by decryption after the sweep.
+    monkeypatch.setattr(clock, "_override", clock.now() + dt.timedelta(hours=3))
+    assert office.json("grant", "list")[0]["state"] == "expired"
+    with pytest.raises(PermissionDeniedError, match="no active grant"):
+        documents.view(_actor(office, "staff-sales"), office.doc, io.BytesIO())
+    assert "profile" not in office.json("dossier", "show", office.number, who="staff-sales")
+    office.add_member("olga", "operator", dept="tech")
+    assert office.json("grant", "sweep", who="olga")["swept"] == [gno]  # an operator sweeps, holding no key
+    ident = identity.load_identity(office.ident("staff-sales"), PASSPHRASE).age_identity()
+    for p in (office.vault_dir / "keys").rglob("*.age"):
+        with pytest.raises(NoIdentityMatchError):
+            age.decrypt_bytes(p.read_bytes(), [ident])
+
+
+def test_revoke_ends_access_by_decryption(office):
+    req = office.json("request", "access", office.number, "--purpose", "audit prep", who="staff-dev")["number"]
+    office.run("request", "approve", req, who="head-dev")
+    gno = office.json("grant", req, who="bob")["number"]
+    v = Vault.open(office.vault_dir)
+    grant_file = access.grant_key_path(v, next(iter(p.name.split(".")[0] for p in (office.vault_dir / "keys" / "grants").iterdir())), gno)
+    ident = identity.load_identity(office.ident("staff-dev"), PASSPHRASE).age_identity()
+    table = read_key_table(grant_file, [ident], dossier=grant_file.name.split(".")[0])
+    assert table.keys
+    office.run("grant", "revoke", gno, who="bob")
+    assert not grant_file.exists()
+    assert office.json("grant", "list")[0]["state"] == "revoked"
+    _refused(office.run("grant", "revoke", gno, who="bob", ok=False), "already closed")
+    with pytest.raises(PermissionDeniedError):
+        documents.view(_actor(office, "staff-dev"), office.doc, io.BytesIO())
+
+
+def test_denial_needs_a_reason_and_is_final(office):
+    req = office.json("request", "access", office.number, "--purpose", "curious", who="staff-sales")["number"]
+    assert office.run("request", "deny", req, who="head-sales", ok=False).exit_code == 2  # --reason missing
+    assert office.json("request", "deny", req, "--reason", "no business need", who="head-sales")["state"] == "denied"
+    _refused(office.run("grant", req, who="bob", ok=False), "denied")
+    assert office.json("request", "list", "--pending") == []
+
+
+def test_copy_approval_is_for_the_archive_head_and_used_once(office):
+    req = office.json("request", "copy", office.doc, "--purpose", "court filing", who="staff-sales")["number"]
+    _refused(office.run("request", "approve", req, who="head-sales", ok=False), "may not request.approve-copy")
+    office.run("request", "approve", req, who="alice")
+    staff = _actor(office, "staff-sales")
+    assert access.consume_copy_approval(staff, office.doc) == req
+    with pytest.raises(PermissionDeniedError):
+        access.consume_copy_approval(staff, office.doc)
+    assert office.json("request", "show", req)["state"] == "used"
+
+
+def test_supervisor_cannot_approve_own_copy_request(office):
+    req = office.json("request", "copy", office.doc, "--purpose", "x", who="alice")["number"]
+    _refused(office.run("request", "approve", req, who="alice", ok=False), "your own request")
+
+
+def test_audit_trail_records_everything_and_verifies(office):
+    req = office.json("request", "access", office.number, "--purpose", "p", who="staff-sales")["number"]
+    office.run("request", "approve", req, who="head-sales")
+    office.run("grant", req, who="bob")
+    office.run("doc", "view", office.doc, who="bob")
+    office.run("doc", "view", office.doc, who="staff-dev", ok=False)
+    log = office.json("audit", "log", who="audrey")
+    actions = [(e["member"], e["action"], e["outcome"]) for e in log]
+    for expected in [("alice", "member.add", "ok"), ("bob", "dossier.create", "ok"), ("bob", "doc.add", "ok"),
+                     ("staff-sales", "request.access", "ok"), ("head-sales", "request.approve", "ok"),
+                     ("bob", "grant.create", "ok"), ("bob", "doc.view", "ok"), ("staff-dev", "doc.save", "refused")]:
+        assert expected in actions
+    assert office.json("audit", "log", "--member", "head-sales", who="audrey")[0]["action"] == "request.approve"
+    assert all(e.get("number", office.number).startswith(office.number) for e in
+               office.json("audit", "log", "--dossier", office.number, who="audrey"))
+    assert office.json("audit", "verify")["ok"]
+    # The auditor reads the trail but no dossier.
+    _refused(office.run("doc", "view", office.doc, who="audrey", ok=False), "may not doc.view")
+    _refused(office.run("audit", "log", who="staff-sales", ok=False), "may not audit.read")
+
+
+def _tamper(office, fn) -> list[str]:
+    log = office.vault_dir / "audit" / "log.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(fn(lines)))
+    res = office.run("audit", "verify", "--json", ok=False)
+    assert res.exit_code == 1
+    return json.loads(res.stdout)["problems"]
+
+
+@pytest.mark.parametrize("name, fn, fragment", [
+    ("changed", lambda ls: ls[:2] + [ls[2].replace(b'"ok"', b'"refused"')] + ls[3:], "line 3"),
+    ("deleted", lambda ls: ls[:2] + ls[3:], "line 3"),
+    ("inserted", lambda ls: ls[:3] + [ls[1]] + ls[3:], "line 4"),
+    ("reordered", lambda ls: ls[:2] + [ls[3], ls[2]] + ls[4:], "line 3"),
+    ("tail cut", lambda ls: ls[:-1], "tail cut off"),
+])
+def test_audit_tampering_is_named(office, name, fn, fragment):
+    problems = _tamper(office, fn)
+    assert problems and fragment in problems[0], problems
+
+
+def test_audit_rolled_back_with_its_checkpoint_is_caught(office, tmp_path):
+    d = office.vault_dir / "audit"
+    old_log, old_cp = (d / "log.jsonl").read_bytes(), (d / "checkpoint.toml").read_bytes()
+    f = tmp_path / "more.txt"
+    f.write_text("more")
+    office.add_doc(office.number, f)
+    (d / "log.jsonl").write_bytes(old_log)
+    (d / "checkpoint.toml").write_bytes(old_cp)
+    problems = json.loads(office.run("audit", "verify", "--json", ok=False).stdout)["problems"]
+    assert "no entry for revision 3" in problems[0]
+
+
+def test_no_customer_data_in_requests_or_audit(office):
+    req = office.json("request", "access", office.number, "--purpose", MARKERS["title"], who="staff-sales")["number"]
+    office.run("request", "deny", req, "--reason", MARKERS["legal_rep"], who="head-sales")
+    office.run("find", "--name", MARKERS["name"], who="bob")
+    for sub in ("audit", "requests"):
+        for p in (office.vault_dir / sub).rglob("*"):
+            if p.is_file():
+                data = p.read_bytes()
+                for m in MARKERS.values():
+                    assert m.encode() not in data and m.lower().encode() not in data, (p, m)

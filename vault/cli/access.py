@@ -1,0 +1,181 @@
+"""Commands for consultation and copy requests, grants, and the audit trail [R-3.4.1, R-3.4.2]."""
+
+from __future__ import annotations
+
+import click
+
+from vault import access, audit, clock
+from vault.cli import Ctx, cli, emit, json_opt
+from vault.dossier import parse_date
+from vault.errors import IntegrityError
+
+
+@cli.group("request")
+def request_grp() -> None:
+    """Consultation and copy requests."""
+
+
+def _req_line(r: dict) -> str:
+    return f"{r['number']}  {r['kind']:<6} {r['target']:<22} {r['requester']:<14} {r['state']}"
+
+
+@request_grp.command("access")
+@click.argument("number")
+@click.option("--purpose", required=True, help="Why you need to consult it (sealed).")
+@json_opt
+@click.pass_obj
+def request_access(obj: Ctx, number: str, purpose: str, as_json: bool) -> None:
+    """Ask to consult a dossier; your department head approves."""
+    no = access.create_request(obj.actor(), "access", number, purpose)
+    emit({"number": no}, as_json, no)
+
+
+@request_grp.command("copy")
+@click.argument("docno")
+@click.option("--purpose", required=True, help="Why you need a copy (sealed).")
+@json_opt
+@click.pass_obj
+def request_copy(obj: Ctx, docno: str, purpose: str, as_json: bool) -> None:
+    """Ask for one copy (export) of a document or dossier; the archive head approves."""
+    no = access.create_request(obj.actor(), "copy", docno, purpose)
+    emit({"number": no}, as_json, no)
+
+
+@request_grp.command("list")
+@click.option("--mine", is_flag=True, help="Only your requests.")
+@click.option("--pending", is_flag=True, help="Only requests waiting for a decision.")
+@json_opt
+@click.pass_obj
+def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
+    """List requests."""
+    rows = access.list_requests(obj.vault)
+    if mine:
+        me = obj.actor().name
+        rows = [r for r in rows if r["requester"] == me]
+    if pending:
+        rows = [r for r in rows if r["state"] == "pending"]
+    emit(rows, as_json, lambda rs: "\n".join(_req_line(r) for r in rs) or "(no requests)")
+
+
+@request_grp.command("show")
+@click.argument("req")
+@json_opt
+@click.pass_obj
+def request_show(obj: Ctx, req: str, as_json: bool) -> None:
+    """Show a request and its state."""
+    emit(access.status(obj.vault, req), as_json, _req_line)
+
+
+@request_grp.command("approve")
+@click.argument("req")
+@json_opt
+@click.pass_obj
+def request_approve(obj: Ctx, req: str, as_json: bool) -> None:
+    """Approve a request (signed)."""
+    emit(access.decide(obj.actor(), req, approve=True), as_json, _req_line)
+
+
+@request_grp.command("deny")
+@click.argument("req")
+@click.option("--reason", required=True, help="Why (sealed).")
+@json_opt
+@click.pass_obj
+def request_deny(obj: Ctx, req: str, reason: str, as_json: bool) -> None:
+    """Deny a request (signed)."""
+    emit(access.decide(obj.actor(), req, approve=False, reason=reason), as_json, _req_line)
+
+
+class _GrantGroup(click.Group):
+    """``vault grant REQ`` creates a grant; ``vault grant list|revoke|sweep`` manage them."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["create", *args]
+        return super().resolve_command(ctx, args)
+
+
+@cli.group("grant", cls=_GrantGroup)
+def grant_grp() -> None:
+    """Grants: REQ [--hours N] releases the keys for an approved request; list, revoke, sweep."""
+
+
+@grant_grp.command("create", hidden=True)
+@click.argument("req")
+@click.option("--hours", default=24, show_default=True, type=int, help="Validity of the grant.")
+@json_opt
+@click.pass_obj
+def grant_create(obj: Ctx, req: str, hours: int, as_json: bool) -> None:
+    """Grant an approved access request."""
+    gno = access.grant(obj.actor(), req, hours=hours)
+    emit({"number": gno}, as_json, gno)
+
+
+@grant_grp.command("list")
+@json_opt
+@click.pass_obj
+def grant_list(obj: Ctx, as_json: bool) -> None:
+    """List grants and their state."""
+    rows = access.list_grants(obj.vault)
+    emit(rows, as_json, lambda rs: "\n".join(
+        f"{g['number']}  {g['target']:<22} {g['grantee']:<14} until {g['expires_at']}  {g['state']}" for g in rs)
+        or "(no grants)")
+
+
+@grant_grp.command("revoke")
+@click.argument("grant")
+@click.pass_obj
+def grant_revoke(obj: Ctx, grant: str) -> None:
+    """Revoke a grant now."""
+    access.revoke(obj.actor(), grant)
+    click.echo(f"revoked {grant}")
+
+
+@grant_grp.command("sweep")
+@json_opt
+@click.pass_obj
+def grant_sweep(obj: Ctx, as_json: bool) -> None:
+    """Close every expired grant (safe to run from cron; needs no dossier key)."""
+    swept = access.sweep(obj.actor())
+    emit({"swept": swept}, as_json, f"swept {len(swept)} expired grant(s)")
+
+
+@cli.group("audit")
+def audit_grp() -> None:
+    """The signed audit trail."""
+
+
+@audit_grp.command("log")
+@click.option("--dossier", "number", help="Only entries about this archive number.")
+@click.option("--member", help="Only entries by this member.")
+@click.option("--since", help="Only entries from this date (YYYY-MM-DD).")
+@json_opt
+@click.pass_obj
+def audit_log(obj: Ctx, number: str | None, member: str | None, since: str | None, as_json: bool) -> None:
+    """Show the audit trail (verified first)."""
+    actor = obj.actor()
+    actor.require("audit.read")
+    res = audit.verify(obj.vault)
+    if not res.ok:
+        raise IntegrityError(res.problems[0], hint="run 'vault audit verify' for details")
+    since = parse_date(since) if since else None
+    rows = [e for e in audit.entries(obj.vault)
+            if (not number or e.get("number", "").split("/")[0] == number.split("/")[0])
+            and (not member or e["member"] == member) and (not since or e["at"][:10] >= since)]
+    rows = [{k: v for k, v in e.items() if k not in ("sig", "prev")} for e in rows]
+    actor.audit("audit.read")
+    emit(rows, as_json, lambda rs: "\n".join(
+        f"{e['seq']:>6} {e['at']} {e['member']:<14} {e['action']:<22} {e['outcome']:<8} "
+        f"{e.get('number', '')} {e.get('ref', '')}".rstrip() for e in rs) or "(no entries)")
+
+
+@audit_grp.command("verify")
+@json_opt
+@click.pass_obj
+def audit_verify(obj: Ctx, as_json: bool) -> None:
+    """Verify every entry, the chain and the checkpoint; name where it breaks. Needs no key."""
+    res = audit.verify(obj.vault)
+    data = {"ok": res.ok, "entries": res.count, "problems": res.problems, "checked_at": clock.stamp()}
+    emit(data, as_json, lambda d: "\n".join([*(f"problem: {p}" for p in d["problems"]),
+                                             f"{d['entries']} entries; {'intact' if d['ok'] else 'BROKEN'}"]))
+    if not res.ok:
+        raise SystemExit(1)
