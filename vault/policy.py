@@ -70,6 +70,31 @@ DEFAULT_POLICY: dict[str, Any] = {
             "roles": ["supervisor", "archivist"],
         }
     },
+    # leaves the years blank ("[X] years"); these defaults are a starting point for the
+    # office to set its own, and every rule applied is named in reports and certificates.
+    "retention": [
+        {
+            "name": "contracts",
+            "description": "important business contracts: kept 10 years after the contract is fulfilled",
+            "categories": ["contract"],
+            "event": "contract-fulfilled",
+            "years": 10,
+        },
+        {
+            "name": "general",
+            "description": "general customer information: kept 5 years after the dossier is closed",
+            "categories": ["basic-info", "service-record", "communication", "feedback", "other"],
+            "event": "dossier-closed",
+            "years": 5,
+        },
+    ],
+    # how often the archive department checks a dossier, by class-path prefix.
+    "review": {"default_days": 365, "classes": {"enterprise": 180}},
+    # what a complete dossier holds, per customer type.
+    "completeness": {
+        "enterprise": {"categories": ["basic-info", "contract"], "fields": ["name", "contact", "legal_rep"]},
+        "individual": {"categories": ["basic-info"], "fields": ["name", "contact"]},
+    },
 }
 
 
