@@ -28,6 +28,11 @@ ACTIONS = (
     "grant.sweep",
     "intake.manage",
     "audit.read",
+    "retention.read",
+    "hold.manage",
+    "destroy.request",
+    "destroy.approve",  # a supervisor other than the requester
+    "destroy.execute",
 )
 
 DEFAULT_POLICY: dict[str, Any] = {
@@ -40,7 +45,8 @@ DEFAULT_POLICY: dict[str, Any] = {
         "archivist": {
             "description": "classifies, numbers, binds and enters records [R-2.1]",
             "may": ["dossier.create", "dossier.list", "dossier.read", "doc.add", "doc.view", "doc.save", "find",
-                    "check", "request.create", "grant.manage", "grant.sweep", "intake.manage"],
+                    "check", "request.create", "grant.manage", "grant.sweep", "intake.manage",
+                    "retention.read", "hold.manage", "destroy.request"],
         },
         "liaison": {
             "description": "part-time archive liaison of a business department [R-2.2]",
