@@ -33,6 +33,8 @@ ACTIONS = (
     "destroy.request",
     "destroy.approve",  # a supervisor other than the requester
     "destroy.execute",
+    "review.read",  # see what periodic review and completeness checks found
+    "review.record",  # record a dossier as reviewed: verified, or needing an update
 )
 
 DEFAULT_POLICY: dict[str, Any] = {
@@ -46,11 +48,11 @@ DEFAULT_POLICY: dict[str, Any] = {
             "description": "classifies, numbers, binds and enters records [R-2.1]",
             "may": ["dossier.create", "dossier.list", "dossier.read", "doc.add", "doc.view", "doc.save", "find",
                     "check", "request.create", "grant.manage", "grant.sweep", "intake.manage",
-                    "retention.read", "hold.manage", "destroy.request"],
+                    "retention.read", "hold.manage", "destroy.request", "review.read", "review.record"],
         },
         "liaison": {
             "description": "part-time archive liaison of a business department [R-2.2]",
-            "may": ["dossier.list", "doc.view", "request.create"],
+            "may": ["dossier.list", "doc.view", "request.create", "review.read"],
         },
         "staff": {
             "description": "business staff who collect customer material [R-2.2]",
@@ -58,16 +60,16 @@ DEFAULT_POLICY: dict[str, Any] = {
         },
         "dept-head": {
             "description": "head of a business department; approves consultations [R-3.4.1]",
-            "may": ["dossier.list", "doc.view", "request.create", "request.approve-access"],
+            "may": ["dossier.list", "doc.view", "request.create", "request.approve-access", "review.read"],
         },
         "auditor": {
             "description": "verifies the archive and its trail; reads no dossier",
-            "may": ["dossier.list", "check", "audit.read"],
+            "may": ["dossier.list", "check", "audit.read", "review.read"],
         },
         "backup": {"description": "unattended backup job; holds no key that reads a dossier [R-3.3.1]", "may": ["check"]},
         "operator": {
             "description": "technology department: keeps the system running [R-2.3]",
-            "may": ["check", "grant.sweep", "audit.read"],
+            "may": ["check", "grant.sweep", "audit.read", "review.read"],
         },
     },
     "rings": {
