@@ -29,6 +29,8 @@ from vault.store import TMP_PREFIX, write_atomic
 #: skip them: they hold no ``.tmp-`` names and sit outside every directory the vault reads.
 STAGING_PREFIX = ".backup-staging-"
 _OWNER = ".owner"
+#: Top-level directories whose files are appended in place rather than replaced (the audit log).
+APPENDED = frozenset({"audit"})
 _UPLOADERS = 4
 
 Progress = Callable[[int], Callable[[int], None]]
@@ -59,10 +61,14 @@ class Staging:
 
     dir: Path
     files: list[tuple[str, Path]] = field(default_factory=list)
+    sources: dict[str, os.stat_result] = field(default_factory=dict)  # copied files: the original's stat
     _owner: int | None = None
 
-    def remove(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def remove(self, v) -> None:
+        # Under the shared lock: a writer sweeping temporaries walks the whole root (staging
+        # included) under its exclusive lock, and must not see a directory vanish beneath it.
+        with v.lock(exclusive=False):
+            shutil.rmtree(self.dir, ignore_errors=True)
         if self._owner is not None:
             os.close(self._owner)
             self._owner = None
@@ -89,37 +95,58 @@ def sweep_stale_staging(root: Path) -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _audit_lock(root: Path):
+    """Hold the audit trail's own lock shared, so the log and its checkpoint are copied as a pair."""
+    path = root / "audit" / ".lock"
+    if not path.parent.is_dir():
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
 def capture(v) -> Staging:
     """Freeze the vault's current state into a staging directory, holding the shared lock only meanwhile.
 
     Every vault file is replaced by rename, never rewritten in place, so a hard link keeps the
     bytes it saw; only where linking fails (another file system view, permissions) is a file copied.
     """
-    sweep_stale_staging(v.root)
+    with v.lock(exclusive=False):
+        sweep_stale_staging(v.root)
     st = Staging(v.root / f"{STAGING_PREFIX}{secrets.token_hex(8)}")
     st.dir.mkdir(mode=0o700)
     st._owner = os.open(st.dir / _OWNER, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(st._owner, fcntl.LOCK_EX)
     try:
-        with v.lock(exclusive=False):
+        with v.lock(exclusive=False), _audit_lock(v.root):
             for dirpath, dirnames, filenames in os.walk(v.root):
                 dirnames[:] = sorted(d for d in dirnames if not _skip(d))
                 rel_dir = os.path.relpath(dirpath, v.root)
                 for fn in sorted(filenames):
-                    if _skip(fn) or (rel_dir == "." and fn == ".lock"):
+                    if _skip(fn) or fn == ".lock":
                         continue
                     rel = fn if rel_dir == "." else f"{rel_dir}/{fn}"
-                    dst = st.dir / rel
+                    src, dst = os.path.join(dirpath, fn), st.dir / rel
                     dst.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                     try:
-                        os.link(os.path.join(dirpath, fn), dst)
+                        if rel.split("/")[0] in APPENDED:
+                            # Appended in place: a link would see later appends, so copy it.
+                            st.sources[rel] = os.stat(src)
+                            shutil.copyfile(src, dst)
+                        else:
+                            os.link(src, dst)
                     except FileNotFoundError:
                         continue
                     except OSError:
-                        shutil.copy2(os.path.join(dirpath, fn), dst)
+                        shutil.copyfile(src, dst)
                     st.files.append((rel, dst))
     except BaseException:
-        st.remove()
+        st.remove(v)
         raise
     return st
 
@@ -278,7 +305,7 @@ def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, ca
         rep = _upload(v, repo, staging, now=now, key_window=key_window, progress=progress)
     finally:
         if staging is not None:
-            staging.remove()
+            staging.remove(v)
         repo.unlock(lock)
     rep.duration = round(time.monotonic() - started, 3)
     return rep
@@ -297,7 +324,7 @@ def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _
     todo: list[tuple[Blob, Path, bytes | None]] = []
     seen: set[str] = set()
     for rel, path in staging.files:
-        st = path.stat()
+        st = staging.sources.get(rel) or path.stat()
         if rel.startswith("keys/") and rel.count("/") == 1:
             key_tables[rel[len("keys/"):]] = path.read_bytes()
             continue

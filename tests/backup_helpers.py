@@ -1,0 +1,66 @@
+"""Shared pieces of the backup tests: an office with documents, targets that fail or count, an S3 server."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+from office import PASSPHRASE, Office, make_office
+from vault import documents, identity
+from vault.vault import Vault
+from vault_plugins.targets import FileTarget
+
+
+def actor(o: Office, who: str = "bob"):
+    v = Vault.open(o.vault_dir)
+    return v.act_as(identity.load_identity(o.ident(who), PASSPHRASE))
+
+
+def add_docs(o: Office, number: str, n: int, size: int, tmp: Path, *, seed: int = 0, act=None) -> list[str]:
+    """Add ``n`` random documents of ``size`` bytes to dossier ``number`` in one library call."""
+    rnd = random.Random(seed)
+    tmp.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(n):
+        f = tmp / f"doc-{seed}-{i}.bin"
+        f.write_bytes(rnd.randbytes(size))
+        files.append(f)
+    return documents.add(act or actor(o), number, files, category="contract", source="desk", date="2026-03-01",
+                         original=True)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under a vault directory (bar the lock) and its SHA-256."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != ".lock":
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+class CountingTarget(FileTarget):
+    """A real directory target that counts puts and can be told to fail after ``fail_after`` of them."""
+
+    def __init__(self, url: str, fail_after: int | None = None) -> None:
+        super().__init__(url)
+        self.fail_after = fail_after
+        self.put_names: list[str] = []
+
+    def put(self, name, data, *, create_only=False):
+        if self.fail_after is not None and len(self.put_names) >= self.fail_after:
+            raise ConnectionError("connection reset by peer (test)")
+        self.put_names.append(name)
+        super().put(name, data, create_only=create_only)
+
+
+def office_with_dossiers(tmp: Path, monkeypatch, dossiers: int = 4) -> tuple[Office, list[str]]:
+    o = make_office(tmp, monkeypatch)
+    numbers = [o.create(name=f"Customer {i}", contact=f"c{i}@example.org") for i in range(dossiers)]
+    return o, numbers
+
+
+def dossier_id(o: Office, number: str) -> str:
+    from vault.dossier import resolve
+
+    return resolve(Vault.open(o.vault_dir), number)

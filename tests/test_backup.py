@@ -1,0 +1,382 @@
+"""Offsite backups to a directory: full, incremental, resumed, concurrent, verify, prune, restore, shredding."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from backup_helpers import CountingTarget, actor, add_docs, dossier_id, office_with_dossiers, tree_digest
+from office import PASSPHRASE
+from vault import backup, clock
+from vault.backup import packs, retention
+from vault.backup.engine import STAGING_PREFIX
+from vault.backup.repo import DATA, KEYS, Repo
+from vault.cli import cli
+from vault.crypto import age
+from vault.errors import ConflictError, NoIdentityMatchError
+from vault.keytable import KeyTable, read_key_table, write_key_table
+from vault.vault import Vault
+
+DOC = 20_000
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def office(tmp_path, monkeypatch):
+    o, numbers = office_with_dossiers(tmp_path / "office", monkeypatch, dossiers=4)
+    act = actor(o)
+    for i, no in enumerate(numbers):
+        add_docs(o, no, 25, DOC, tmp_path / "src", seed=i, act=act)
+    o.numbers = numbers
+    return o
+
+
+def _url(tmp_path, name="target") -> str:
+    return f"file://{tmp_path / name}"
+
+
+def _run(o, url, *extra, ok=True):
+    res = o.run("backup", "run", url, "--json", *extra, ok=ok)
+    return json.loads(res.stdout) if ok else res
+
+
+def _objects(tmp_path, name="target") -> dict[str, int]:
+    root = tmp_path / name
+    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+
+def test_full_then_incremental_uploads_what_changed(office, tmp_path):
+    url = _url(tmp_path)
+    first = _run(office, url)
+    # Identical files (index entries, say) are stored once, so "new" can be a little under the total.
+    assert first["files"] > 100 and 0.99 * first["bytes_total"] < first["bytes_new"] <= first["bytes_total"]
+    assert first["packs_new"] < 10  # small files are packed, not one object each
+    before = _objects(tmp_path)
+
+    unchanged = _run(office, url)
+    assert unchanged["bytes_new"] == 0 and unchanged["packs_new"] == 0 and unchanged["keys_mirrored"] == 0
+    new_objects = set(_objects(tmp_path)) - set(before)
+    assert {o.split("/")[0] for o in new_objects} == {"snapshots", "trees"}
+
+    # 1% of the documents change (one new document among a hundred): what goes up is exactly the files
+    # that changed — the document, its dossier's new manifest, the audit trail (key tables go to the
+    # mirror).
+    old = tree_digest(office.vault_dir)
+    add_docs(office, office.numbers[0], 1, DOC, tmp_path / "src", seed=99)
+    changed = {p for p, h in tree_digest(office.vault_dir).items() if old.get(p) != h and not p.startswith("keys/")}
+    assert {p.split("/")[0] for p in changed} <= {"dossiers", "audit"}
+    inc = _run(office, url)
+    assert inc["bytes_new"] == sum((office.vault_dir / p).stat().st_size for p in changed)
+    assert inc["bytes_new"] < 0.04 * inc["bytes_total"]
+    assert inc["keys_mirrored"] == 1  # that dossier's key table gained an entry
+
+
+def test_restore_round_trip_is_byte_identical(office, tmp_path):
+    url = _url(tmp_path)
+    snap = _run(office, url)["snapshot"]
+    dest = tmp_path / "restored"
+    out = json.loads(office.run("backup", "restore", url, snap[:8], str(dest), "--json", who="bob").stdout)
+    assert out["files"] > 100 and out["key_tables"] == 5 and not out["key_tables_missing"]
+    assert tree_digest(dest) == tree_digest(office.vault_dir)
+    check = json.loads(office.run("--vault", str(dest), "check", "--read-data", "--json", who="bob").stdout)
+    assert check["ok"] and check["documents"] == 100 and not check["notes"]
+    doc = office.json("doc", "list", office.numbers[2], who="bob")[3]["number"]
+    assert (office.run("doc", "view", doc, who="bob").stdout_bytes
+            == office.run("--vault", str(dest), "doc", "view", doc, who="bob").stdout_bytes)
+
+
+def test_run_and_prune_need_no_identity(office, tmp_path):
+    url = _url(tmp_path)
+    env = {"VAULT_DIR": str(office.vault_dir), "VAULT_IDENTITY": None, "VAULT_PASSPHRASE_FILE": None}
+    runner = CliRunner()
+    res = runner.invoke(cli, ["backup", "run", url, "--json"], env=env, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["backup", "prune", url, "--keep-daily", "7", "--json"], env=env, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["backup", "list", url], env=env, catch_exceptions=False)
+    assert res.exit_code == 0 and len(res.stdout.splitlines()) == 1
+    # What needs a key says so in one line.
+    res = runner.invoke(cli, ["backup", "restore", url, "latest", str(tmp_path / "r")], env=env)
+    assert res.exit_code == 1 and res.stderr.startswith("vault: error: this needs a ring member's identity")
+    # Nothing readable left the vault: the target holds no marker of the customer data.
+    blob = b"".join(p.read_bytes() for p in (tmp_path / "target").rglob("*") if p.is_file())
+    assert b"Customer 1" not in blob and b"c1@example.org" not in blob
+
+
+def test_interrupted_run_resumes_without_uploading_twice(office, tmp_path, monkeypatch):
+    monkeypatch.setattr(packs, "PACK_TARGET", 100_000)  # ~20 packs, so the run can stop between them
+    v = Vault.open(office.vault_dir)
+    url = _url(tmp_path)
+    broken = CountingTarget(url, fail_after=8)
+    with pytest.raises(Exception, match="connection reset"):
+        backup.run(v, broken)
+    assert backup.list_snapshots(url) == []  # a half-written snapshot is never listed
+    arrived = {n for n in broken.put_names if n.startswith(DATA)}
+    assert arrived
+
+    again = CountingTarget(url)
+    rep = backup.run(v, again)
+    assert not arrived & set(again.put_names)  # nothing that arrived is sent again
+    assert [s["id"] for s in backup.list_snapshots(url)] == [rep.snapshot]
+    # Every blob is stored exactly once, and the result restores and verifies.
+    repo = Repo(url)
+    seen = []
+    for name in repo.list(DATA):
+        seen += [e[0] for e in packs.read_trailer(name.rsplit("/", 1)[1], repo.get(name))]
+    assert len(seen) == len(set(seen))
+    assert backup.verify(url, read_fraction=1.0).ok
+    dest = tmp_path / "restored"
+    backup.restore(url, "latest", dest, actor(office).read_identities())
+    assert tree_digest(dest) == tree_digest(office.vault_dir)
+
+
+def test_concurrent_writer_snapshot_is_a_real_state(office, tmp_path):
+    url = _url(tmp_path)
+    act = actor(office)
+    history: dict[str, set[bytes]] = {}  # manifest path -> every version it had
+    stop, added = threading.Event(), []
+
+    def record():
+        for p in (office.vault_dir / "dossiers").glob("*/manifest.toml"):
+            history.setdefault(str(p.relative_to(office.vault_dir)), set()).add(p.read_bytes())
+
+    record()
+
+    def writer():
+        i = 0
+        while not stop.is_set() and i < 40:
+            add_docs(office, office.numbers[i % 4], 2, 5_000, tmp_path / "w", seed=1000 + i, act=act)
+            record()  # the only writer: what it reads after its own add is the state it made
+            added.append(i)
+            i += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        while len(added) < 2:
+            stop.wait(0.01)
+        reps = [backup.run(Vault.open(office.vault_dir), url) for _ in range(3)]
+    finally:
+        stop.set()
+        t.join()
+    assert len(added) < 40 or len(reps) == 3
+    for rep in reps:
+        dest = tmp_path / f"restored-{rep.snapshot[:8]}"
+        backup.restore(url, rep.snapshot, dest, act.read_identities())
+        for p in dest.glob("dossiers/*/manifest.toml"):
+            assert p.read_bytes() in history[str(p.relative_to(dest))]
+        res = office.run("--vault", str(dest), "check", "--read-data", "--json", who="bob", ok=False)
+        report = json.loads(res.stdout)
+        assert res.exit_code == 0 and report["ok"], report["problems"]
+    assert not list(office.vault_dir.glob(STAGING_PREFIX + "*"))
+
+
+def test_verify_names_corrupted_and_missing_objects(office, tmp_path, monkeypatch):
+    monkeypatch.setattr(packs, "PACK_TARGET", 100_000)
+    url = _url(tmp_path)
+    _run(office, url)
+    res = office.run("backup", "verify", url, "--read-data", who="bob")
+    assert "no problems" in res.stdout and "100 documents decrypted" in res.stdout
+    names = sorted(n for n in _objects(tmp_path) if n.startswith(DATA))
+    damaged, gone = tmp_path / "target" / names[0], tmp_path / "target" / names[1]
+    raw = bytearray(damaged.read_bytes())
+    raw[10] ^= 1
+    damaged.write_bytes(bytes(raw))
+    gone.unlink()
+    res = office.run("backup", "verify", url, ok=False)
+    assert res.exit_code == 1 and f"problem: {names[1]}: missing" in res.stdout and names[0] not in res.stdout
+    res = office.run("backup", "verify", url, "--read-data-subset", "100%", who="bob", ok=False)
+    assert res.exit_code == 1 and f"problem: {names[0]}: damaged" in res.stdout
+    assert f"problem: {names[1]}: missing" in res.stdout
+    res = office.run("backup", "verify", url, "--read-data-subset", "abc", who="bob", ok=False)
+    assert res.exit_code == 2 and "bad subset" in res.stderr
+
+
+def _snap(i: int, day: str, dossiers: dict) -> dict:
+    return {"id": f"{i:064x}", "time": f"{day}T12:00:00Z", "dossiers": dossiers, "other": []}
+
+
+def test_keep_rules_follow_restic():
+    days = [(dt.date(2026, 1, 1) + dt.timedelta(days=d)).isoformat() for d in range(400)]
+    snaps = [_snap(i, d, {}) for i, d in enumerate(days)] + [_snap(1000, days[-1], {})]
+    kept = retention.select(snaps, {"daily": 3}, set())
+    assert sorted(kept) == sorted([f"{1000:064x}", f"{398:064x}", f"{397:064x}"])  # newest of each of 3 days
+    kept = retention.select(snaps, {"monthly": 2, "yearly": 5}, set())
+    times = sorted(s["time"][:10] for s in snaps if s["id"] in kept)
+    assert times == ["2026-12-31", "2027-01-31", "2027-02-04"]
+    with pytest.raises(Exception, match="no keep rule given"):
+        retention.select(snaps, {}, set())
+
+
+def test_prune_never_drops_the_only_copy_of_a_protected_dossier(office, tmp_path, monkeypatch):
+    url = _url(tmp_path)
+    v = Vault.open(office.vault_dir)
+    held, other = office.numbers[0], office.numbers[1]
+    monkeypatch.setattr(clock, "_override", dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc))
+    s1 = backup.run(v, url).snapshot
+    monkeypatch.setattr(clock, "_override", dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc))
+    add_docs(office, other, 1, DOC, tmp_path / "src", seed=50)
+    s2 = backup.run(v, url).snapshot
+    monkeypatch.setattr(clock, "_override", dt.datetime(2026, 3, 3, 12, tzinfo=dt.timezone.utc))
+    add_docs(office, held, 1, DOC, tmp_path / "src", seed=51)
+    s3 = backup.run(v, url).snapshot
+
+    dry = backup.prune(url, keep_daily=1, dry_run=True)
+    assert set(dry.kept) == {s3} and set(dry.forgotten) == {s1, s2}
+    rep = backup.prune(url, keep_daily=1, protected={dossier_id(office, held)})
+    # s1 and s2 hold the held dossier's manifest before its last document: that copy is kept once.
+    assert s3 in rep.kept and len(rep.kept) == 2 and "protected dossier" in " ".join(sum(rep.kept.values(), []))
+    assert backup.verify(url, read_fraction=1.0).ok
+    old = [s for s in rep.kept if s != s3][0]
+    backup.restore(url, old, tmp_path / "old", actor(office).read_identities())
+    check = json.loads(office.run("--vault", str(tmp_path / "old"), "check", "--read-data", "--json",
+                                  who="bob", ok=False).stdout)
+    assert check["ok"], check["problems"]
+    # Without the hold, only the newest stays and the packs nothing needs are gone.
+    rep = backup.prune(url, keep_daily=1)
+    assert list(rep.kept) == [s3] and backup.verify(url, read_fraction=1.0).ok
+
+
+def test_shred_keys_makes_old_snapshots_unreadable(office, tmp_path):
+    url = _url(tmp_path)
+    v = Vault.open(office.vault_dir)
+    act = actor(office)
+    number = office.numbers[1]
+    did = dossier_id(office, number)
+    docs = office.json("doc", "list", number, who="bob")
+    victim = next(d for d in json.loads(json.dumps(docs)) if True)["number"]
+    from vault.dossier import load_manifest
+
+    entry = next(d for d in load_manifest(v, did)["documents"] if d["number"] == victim)
+    before = backup.run(v, url).snapshot
+
+    # A destruction removes the document's key from the key table (crypto-shredding) ...
+    with v.lock(exclusive=True):
+        path = v.layout.key_table(did)
+        table = read_key_table(path, act.read_identities(), dossier=did)
+        del table.keys[entry["key"]]
+        from vault import members
+
+        write_key_table(path, table, members.ring_recipients(v))
+    backup.run(v, url)
+    # ... but within the window the mirror still holds the old generation, which opens the document.
+    doc_bytes = (v.layout.document(did, entry["id"])).read_bytes()
+
+    def openers() -> int:
+        repo, n = Repo(url), 0
+        for name in repo.list(KEYS):
+            try:
+                t = KeyTable.from_bytes(age.decrypt_bytes(repo.get(name), act.read_identities()), what=name)
+            except Exception:
+                continue
+            try:
+                age.decrypt_bytes(doc_bytes, [t.identity()])
+                n += 1
+            except NoIdentityMatchError:
+                pass
+        return n
+
+    assert openers() == 1
+    assert backup.known_targets(v) == [url]
+    rep = backup.shred_keys(url, [f"keys/{did}.age"], current=v)
+    assert rep.reached and len(rep.removed) == 2 and len(rep.remirrored) == 1
+    assert openers() == 0
+    dest = tmp_path / "restored"
+    backup.restore(url, before, dest, act.read_identities())
+    restored = read_key_table(dest / "keys" / f"{did}.age", act.read_identities(), dossier=did)
+    with pytest.raises(NoIdentityMatchError):
+        age.decrypt_bytes((dest / "dossiers" / did / "documents" / f"{entry['id']}.age").read_bytes(),
+                          [restored.identity()])
+    check = json.loads(office.run("--vault", str(dest), "check", "--read-data", "--json", who="bob", ok=False).stdout)
+    assert check["problems"] == [f"dossiers/{did}/documents/{entry['id']}.age ({victim}): its key is missing from the key table"]
+    # A whole dossier shredded: its table is gone from the target and a restore says so.
+    rep = backup.shred_keys(url, [f"keys/{did}.age"])
+    assert rep.reached and not rep.remirrored
+    out = backup.restore(url, before, tmp_path / "r2", act.read_identities())
+    assert out.key_tables_missing == [f"keys/{did}.age"]
+
+
+def test_key_window_expires_superseded_generations(office, tmp_path, monkeypatch):
+    url = _url(tmp_path)
+    v = Vault.open(office.vault_dir)
+    t0 = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    monkeypatch.setattr(clock, "_override", t0)
+    backup.run(v, url)
+    add_docs(office, office.numbers[0], 1, 100, tmp_path / "src", seed=7)
+    monkeypatch.setattr(clock, "_override", t0 + dt.timedelta(days=1))
+    backup.run(v, url)
+    table = f"{dossier_id(office, office.numbers[0])}.age"
+    gens = lambda: [n for n in Repo(url).list(KEYS) if n.startswith(f"{KEYS}{table}/")]  # noqa: E731
+    assert len(gens()) == 2
+    monkeypatch.setattr(clock, "_override", t0 + dt.timedelta(days=3))
+    _run(office, url, "--key-window", "1d")
+    assert len(gens()) == 1
+
+
+def test_errors_are_one_line(office, tmp_path):
+    res = office.run("backup", "run", "ftp://host/x", ok=False)
+    assert res.exit_code == 1 and res.stderr.splitlines()[0] == "vault: error: no backup target for URL scheme 'ftp'"
+    res = office.run("backup", "run", "file://relative/path", ok=False)
+    assert res.exit_code == 1 and "bad file target" in res.stderr and "Traceback" not in res.output
+    res = office.run("backup", "list", _url(tmp_path, "nothing"), ok=False)
+    assert res.exit_code == 1 and "no vault backup here" in res.stderr
+    url = _url(tmp_path)
+    _run(office, url)
+    res = office.run("backup", "restore", url, "latest", str(office.vault_dir), who="bob", ok=False)
+    assert res.exit_code == 1 and "exists and is not empty" in res.stderr
+    res = office.run("backup", "run", url, "--key-window", "soon", ok=False)
+    assert res.exit_code == 2 and "bad duration" in res.stderr
+    other = Repo(url)
+    with pytest.raises(ConflictError, match="another vault"):
+        other.init_or_check("0" * 32)
+
+
+def test_stale_staging_is_swept_and_check_is_quiet(office, tmp_path):
+    stale = office.vault_dir / f"{STAGING_PREFIX}deadbeef"
+    (stale / "dossiers").mkdir(parents=True)
+    (stale / ".owner").write_bytes(b"")
+    _run(office, _url(tmp_path))
+    assert not list(office.vault_dir.glob(STAGING_PREFIX + "*"))
+    check = json.loads(office.run("check", "--json").stdout)
+    assert check["ok"] and not check["notes"]
+
+
+def test_file_target_does_not_import_boto3(office, tmp_path):
+    script = (
+        "import sys\n"
+        "from vault.cli import cli\n"
+        "for args in (['--help'], ['backup', 'run', sys.argv[2]]):\n"
+        "    try:\n"
+        "        cli(['--vault', sys.argv[1], *args], standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('boto3' in sys.modules, 'botocore' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(office.vault_dir), _url(tmp_path)],
+                         capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin",
+                                                                          "XDG_CACHE_HOME": str(tmp_path / "c")})
+    assert out.stdout.strip().splitlines()[-1] == "False False"
+    assert backup.list_snapshots(_url(tmp_path))
+
+
+def test_restore_from_nothing_but_an_identity_file(office, tmp_path):
+    """Disaster recovery: no vault, only the target and a member's identity file and passphrase."""
+    url = _url(tmp_path)
+    _run(office, url)
+    res = CliRunner().invoke(cli, ["backup", "restore", url, "latest", str(tmp_path / "r")],
+                             env={"VAULT_DIR": None, "VAULT_IDENTITY": str(office.ident("bob")),
+                                  "VAULT_PASSPHRASE_FILE": str(office.root / "pass")})
+    assert res.exit_code == 0, res.output
+    assert tree_digest(tmp_path / "r") == tree_digest(office.vault_dir)
+    assert PASSPHRASE.encode() not in b"".join(p.read_bytes() for p in (tmp_path / "target").rglob("*") if p.is_file())
