@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from vault.backup.repo import TREES, Repo, data_name
 from vault.crypto import age
 from vault.errors import (AuthenticationError, FormatError, InputError, IntegrityError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError)
-from vault.store import write_atomic
+from vault.store import sync_files, write_atomic
 
 
 def fetch_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], blob_ids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
@@ -114,6 +113,7 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
     rep = RestoreReport(snapshot=snap["id"], dest=str(dest))
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     by_blob: dict[str, list[list]] = defaultdict(list)
+    written: list[Path] = []
     for entry in tree["files"]:
         path, blob, size, mode = entry
         if path.startswith("/") or ".." in path.split("/"):
@@ -122,6 +122,7 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
     for blob, data in fetch_blobs(repo, index, by_blob):
         for path, _, size, mode in by_blob[blob]:
             _write(dest / path, data, mode)
+            written.append(dest / path)
             rep.files += 1
             rep.bytes += size
     latest = mirror.generations(repo)
@@ -138,8 +139,9 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
         else:
             blob = chosen
         _write(dest / rel, blob, 0o600)
+        written.append(dest / rel)
         rep.key_tables += 1
-    os.sync()
+    sync_files(written)
     return rep
 
 
