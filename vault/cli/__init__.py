@@ -117,3 +117,4 @@ from vault.cli import core  # noqa: E402,F401
 from vault.cli import access  # noqa: E402,F401
 from vault.cli import export  # noqa: E402,F401
 from vault.cli import backup  # noqa: E402,F401
+from vault.cli import review  # noqa: E402,F401

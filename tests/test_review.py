@@ -1,0 +1,255 @@
+"""Periodic review across years, completeness rules, and notifications by report file and real SMTP [R-3.5.1, R-1.3.2]."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import socket
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from office import MARKERS, PASSPHRASE, make_office
+from vault import audit, clock, identity, review
+from vault.errors import PermissionDeniedError
+from vault.vault import Vault
+
+START = dt.datetime(2024, 1, 10, 9, 0, tzinfo=dt.timezone.utc)
+
+
+def at(monkeypatch, day: str) -> None:
+    """Move the vault's clock (the test seam) to 09:00 UTC on ``day``."""
+    monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(day + "T09:00:00+00:00"))
+
+
+@pytest.fixture
+def office(tmp_path, monkeypatch):
+    monkeypatch.setattr(clock, "_override", START)
+    o = make_office(tmp_path, monkeypatch)
+    o.add_member("lisa", "liaison", dept="sales")
+    o.add_member("audrey", "auditor", dept="audit")
+    o.add_member("otto", "operator", dept="it")
+    o.add_member("sam", "staff", dept="sales")
+    # An enterprise with everything but a contract; an individual that is complete; an individual
+    # with neither a contact nor any document.
+    o.ent = o.create(name=MARKERS["name"], contact=MARKERS["contact"], legal_rep=MARKERS["legal_rep"],
+                     address=MARKERS["address"])
+    o.ind = o.create(ctype="individual", dept="dev", name="Ada Individual", contact=MARKERS["phone"])
+    o.bare = o.create(ctype="individual", dept="sales", name="Bare Individual")
+    f = tmp_path / "basic.txt"
+    f.write_text(MARKERS["content"])
+    o.add_doc(o.ent, f, "bob", "basic-info")
+    o.add_doc(o.ind, f, "bob", "basic-info")
+    return o
+
+
+def due(office, who: str = "bob", *args: str) -> dict[str, dict]:
+    return {r["number"]: r for r in office.json("review", "due", *args, who=who)}
+
+
+def scan(paths: list[Path] | Path) -> list[str]:
+    """Names of the customer markers found in the files under ``paths``."""
+    paths = paths if isinstance(paths, list) else [paths]
+    files = [f for p in paths for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()]
+    blob = b"".join(f.read_bytes() for f in files)
+    return sorted(k for k, v in MARKERS.items() if v.encode() in blob)
+
+
+def refused(res, fragment: str, code: int = 1) -> None:
+    assert res.exit_code == code and "Traceback" not in res.output and fragment in res.stderr, res.output
+
+
+def test_interval_is_the_longest_matching_class_prefix():
+    policy = {"review": {"default_days": 365, "classes": {"enterprise": 180, "enterprise/network-services": 90,
+                                                          "ent": 7}}}
+    assert review.interval_days(policy, "enterprise/network-services/2024") == 90
+    assert review.interval_days(policy, "enterprise/retail/2024") == 180
+    assert review.interval_days(policy, "enterprises/retail/2024") == 365  # whole segments only
+    assert review.interval_days(policy, "individual/retail/2024") == 365
+
+
+def test_due_by_interval_per_class_and_done_resets(office, monkeypatch):
+    # At creation: nothing is stale; the two incomplete dossiers are listed for that.
+    rows = due(office)
+    assert set(rows) == {office.ent, office.bare}
+    assert not any(r["stale"] for r in rows.values())
+    assert rows[office.ent]["last_review"] == "2024-01-10" and rows[office.ent]["interval_days"] == 180
+
+    # 180 days on, the enterprise is stale (class enterprise/…), the individuals (365 days) are not.
+    at(monkeypatch, "2024-07-09")
+    rows = due(office)
+    assert rows[office.ent]["stale"] and rows[office.ent]["stale_since"] == "2024-07-08"
+    assert office.ind not in rows and not rows[office.bare]["stale"]
+
+    # A year on (2024 is a leap year), the individuals are stale too; --dept narrows the list.
+    at(monkeypatch, "2025-01-10")
+    rows = due(office)
+    assert rows[office.ind]["stale_since"] == "2025-01-09" and rows[office.ind]["interval_days"] == 365
+    assert set(due(office, "bob", "--dept", "dev")) == {office.ind}
+
+    # A verified review restarts the interval; the record is signed and schema-valid.
+    rec = office.json("review", "done", office.ind, "--verified", who="bob")
+    assert rec["seq"] == 1 and rec["outcome"] == "verified"
+    assert office.ind not in due(office)
+    refused(office.run("review", "done", office.ent, "--verified", who="lisa", ok=False), "may not review.record")
+    assert office.json("review", "done", office.ent, "--verified", who="alice")["by"] == "alice"
+    rows = due(office)
+    assert not rows[office.ent]["stale"] and rows[office.ent]["last_review"] == "2025-01-10"
+
+    # ... until the next interval has passed.
+    at(monkeypatch, "2025-07-09")
+    assert due(office)[office.ent]["stale_since"] == "2025-07-09"
+    v = Vault.open(office.vault_dir)
+    hist = review.history(v, next(p.name for p in (office.vault_dir / "reviews").iterdir()
+                                  if review.history(v, p.name)[0]["number"] == office.ent))
+    assert [r["by"] for r in hist] == ["alice"]
+    log = [e for e in audit.entries(v) if e["action"] == "review.record"]
+    assert [(e["member"], e["outcome"], e.get("number")) for e in log] == [
+        ("bob", "ok", office.ind), ("lisa", "refused", office.ent), ("alice", "ok", office.ent)]
+
+
+def test_needs_update_keeps_the_note_sealed(office, monkeypatch):
+    at(monkeypatch, "2024-03-01")
+    refused(office.run("review", "done", office.ind, who="bob", ok=False), "say how the review went", code=2)
+    refused(office.run("review", "done", office.ind, "--verified", "--needs-update", "--note", "x", who="bob",
+                       ok=False), "one of them", code=2)
+    refused(office.run("review", "done", office.ind, "--needs-update", who="bob", ok=False), "needs a note")
+    office.json("review", "done", office.ind, "--needs-update", "--note", MARKERS["title"], who="bob")
+    row = due(office)[office.ind]
+    assert row["needs_update"] and row["needs_update_since"] == "2024-03-01" and not row["stale"]
+    assert scan(office.vault_dir) == []  # the note is nowhere in clear, nor in the audit trail
+
+    v = Vault.open(office.vault_dir)
+    rec = review.history(v, next((office.vault_dir / "reviews").iterdir()).name)[-1]
+    bob = v.act_as(identity.load_identity(office.ident("bob"), PASSPHRASE))
+    assert review.read_note(bob, rec) == MARKERS["title"]
+    audrey = v.act_as(identity.load_identity(office.ident("audrey"), PASSPHRASE))
+    with pytest.raises(PermissionDeniedError):
+        review.read_note(audrey, rec)
+
+    # A later verified review clears it.
+    office.json("review", "done", office.ind, "--verified", who="bob")
+    assert office.ind not in due(office)
+
+
+def test_incomplete_until_the_contract_is_added(office, tmp_path):
+    rows = {r["number"]: r for r in office.json("dossier", "completeness", who="bob")}
+    assert rows[office.ent]["missing_categories"] == ["contract"] and rows[office.ent]["missing_fields"] == []
+    assert rows[office.ent]["incomplete_since"] == "2024-01-10"
+    assert rows[office.bare]["missing_categories"] == ["basic-info"]
+    assert rows[office.bare]["missing_fields"] == ["contact"]
+    assert rows[office.ind]["complete"] and rows[office.ind]["incomplete_since"] is None
+    assert set(r["number"] for r in office.json("dossier", "completeness", "--dept", "dev", who="bob")) == {office.ind}
+
+    f = tmp_path / "contract.txt"
+    f.write_text("the contract")
+    office.add_doc(office.ent, f, "bob", "contract")
+    [row] = office.json("dossier", "completeness", office.ent, who="bob")
+    assert row["complete"] and row["fields_checked"]
+    assert office.ent not in due(office)
+    # Each profile opened for a field check is on the trail, by number.
+    v = Vault.open(office.vault_dir)
+    assert any(e["action"] == "dossier.completeness" and e.get("number") == office.ent for e in audit.entries(v))
+
+
+def test_non_reader_sees_category_gaps_only(office):
+    for who in ("audrey", "lisa", "otto"):
+        rows = {r["number"]: r for r in office.json("dossier", "completeness", who=who)}
+        bare = rows[office.bare]
+        assert bare["missing_categories"] == ["basic-info"] and bare["missing_fields"] == []
+        assert not bare["fields_checked"] and "need read access" in bare["note"]
+        assert due(office, who)[office.bare]["fields_checked"] is False
+    text = office.run("dossier", "completeness", office.bare, who="audrey").stdout
+    assert "basic-info" in text and "no read access" in text
+    refused(office.run("dossier", "completeness", who="sam", ok=False), "may not review.read")
+    refused(office.run("review", "due", who="sam", ok=False), "may not review.read")
+    refused(office.run("dossier", "completeness", office.ent, "--dept", "sales", who="bob", ok=False),
+            "not both", code=2)
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every delivered message."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((list(envelope.rcpt_tos), msg))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server():
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller, inbox
+    finally:
+        controller.stop()
+
+
+def test_notifications_by_smtp_and_report_files(office, monkeypatch, smtp_server, tmp_path):
+    controller, inbox = smtp_server
+    at(monkeypatch, "2025-01-10")
+    sent = office.json("review", "notify", "--notifier", "smtp", "--smtp-host", "127.0.0.1",
+                       "--smtp-port", str(controller.port), "--from", "archive@example.org",
+                       "--to", "sales=sales@example.org", "--to", "everyone@example.org", who="bob")
+    assert {s["dept"]: sorted(s["numbers"]) for s in sent} == {"dev": [office.ind],
+                                                                "sales": sorted([office.ent, office.bare])}
+    mails = {tuple(rcpts): msg for rcpts, msg in inbox.messages}
+    assert set(mails) == {("sales@example.org",), ("everyone@example.org",)}
+    sales = mails[("sales@example.org",)]
+    assert sales["From"] == "archive@example.org" and "2 dossiers of sales" in sales["Subject"]
+    body = sales.get_content()
+    assert office.ent in body and office.bare in body and office.ind not in body
+    assert "stale since 2024-07-08" in body and "missing categories: contract" in body
+    assert "missing fields: contact" in body
+    assert office.ind in mails[("everyone@example.org",)].get_content()
+
+    # The same lists as one file per department; never inside the vault.
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    office.run("review", "notify", "--report-dir", str(reports), who="bob")
+    files = sorted(p.name for p in reports.iterdir())
+    assert files == ["review-2025-01-10-dev.txt", "review-2025-01-10-sales.txt"]
+    assert "missing fields: contact" in (reports / "review-2025-01-10-sales.txt").read_text()
+    refused(office.run("review", "notify", "--report-dir", str(office.vault_dir / "dossiers"), who="bob", ok=False),
+            "inside the vault")
+    # Sent by an operator, who holds no read key: categories only, and it says so.
+    office.run("review", "notify", "--report-dir", str(reports), "--dept", "sales", who="otto")
+    text = (reports / "review-2025-01-10-sales.txt").read_text()
+    assert "missing categories: basic-info" in text and "missing fields" not in text and "need read access" in text
+
+    # No customer value in the mails, the reports or the audit trail.
+    mail_bytes = tmp_path / "mails.eml"
+    mail_bytes.write_bytes(b"".join(m.as_bytes() for _, m in inbox.messages))
+    assert scan([mail_bytes, reports, office.vault_dir / "audit"]) == []
+    log = [e for e in audit.entries(Vault.open(office.vault_dir)) if e["action"] == "review.notify"]
+    assert [(e["member"], e["ref"]) for e in log] == [
+        ("bob", "dev via smtp"), ("bob", "sales via smtp"), ("bob", "dev via report"), ("bob", "sales via report"),
+        ("otto", "sales via report")]
+
+
+def test_smtp_failure_is_one_line_and_audited(office, monkeypatch):
+    at(monkeypatch, "2025-01-10")
+    res = office.run("review", "notify", "--notifier", "smtp", "--smtp-host", "127.0.0.1",
+                     "--smtp-port", str(free_port()), "--from", "archive@example.org", "--to", "x@example.org",
+                     who="bob", ok=False)
+    refused(res, "smtp: cannot send to 127.0.0.1")
+    refused(office.run("review", "notify", "--notifier", "smtp", "--from", "a@example.org",
+                       "--to", "sales=s@example.org", "--smtp-port", str(free_port()), who="bob", ok=False),
+            "no address for department dev")
+    refused(office.run("review", "notify", "--notifier", "pigeon", "--option", "x=1", who="bob", ok=False),
+            "not installed")
+    last = list(audit.entries(Vault.open(office.vault_dir)))
+    assert [e["outcome"] for e in last if e["action"] == "review.notify"] == ["failed", "failed"]
