@@ -376,7 +376,7 @@ def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _
         if parts[0] == "rings" and len(parts) == 2 and parts[1].endswith(".age"):
             rings[parts[1][:-4]] = b.blob
     snap = {"format": 1, "vault_id": v.config["id"], "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "tree": tree_id, "files": len(entries), "bytes": sum(b.size for b in entries),
+            "order": time.time_ns(), "tree": tree_id, "files": len(entries), "bytes": sum(b.size for b in entries),
             "bytes_new": up.bytes_new, "rings": rings, "other": sorted(other),
             "dossiers": {d: sorted(bs) for d, bs in sorted(dossiers.items())}}
     sid = repo.put_json(SNAPSHOTS, snap)  # last: a snapshot is listed only once all it names is there

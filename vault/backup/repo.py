@@ -203,7 +203,8 @@ class Repo:
             snap = self.get_json(SNAPSHOTS + sid)
             snap["id"] = sid
             out.append(snap)
-        return sorted(out, key=lambda s: (s["time"], s["id"]))
+        # ``time`` is to the second (the vault's clock); ``order`` breaks ties between runs in one second.
+        return sorted(out, key=lambda s: (s["time"], s.get("order", 0), s["id"]))
 
     def resolve(self, prefix: str) -> dict[str, Any]:
         """The snapshot whose id starts with ``prefix`` (or ``latest``)."""

@@ -36,7 +36,7 @@ def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: set[str
         raise UsageError("no keep rule given: prune would forget every snapshot",
                          hint="pass at least one of --keep-daily/--keep-weekly/--keep-monthly/--keep-yearly N")
     kept: dict[str, list[str]] = {}
-    newest_first = sorted(snaps, key=lambda s: (s["time"], s["id"]), reverse=True)
+    newest_first = sorted(snaps, key=lambda s: (s["time"], s.get("order", 0), s["id"]), reverse=True)
     for rule, bucket_of in RULES.items():
         left, last = keep.get(rule, 0), None
         for s in newest_first:
