@@ -124,6 +124,7 @@ def test_needs_update_keeps_the_note_sealed(office, monkeypatch):
     v = Vault.open(office.vault_dir)
     rec = review.history(v, next((office.vault_dir / "reviews").iterdir()).name)[-1]
     bob = v.act_as(identity.load_identity(office.ident("bob"), PASSPHRASE))
+    assert rec["outcome"] == "needs-update" and rec["note_key"]
     assert review.read_note(bob, rec) == MARKERS["title"]
     audrey = v.act_as(identity.load_identity(office.ident("audrey"), PASSPHRASE))
     with pytest.raises(PermissionDeniedError):

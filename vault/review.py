@@ -1,8 +1,9 @@
 """Periodic review of dossiers: intervals per class, signed review records, and what is due [R-3.5.1].
 
 A dossier's last review is its ``created`` date until a review is recorded. Reviews are signed
-records ``reviews/<dossier-id>/<seq>.toml`` (``schemas/review.schema.json``); a free-text note may
-name the customer, so it is sealed to the archive ring like a request's purpose. A review with the
+records ``reviews/<dossier-id>/<seq>.toml`` (``schemas/review.schema.json``). A free-text note may
+name the customer, so it is sealed under a new key in the dossier's own key table, like the profile:
+whoever can read the dossier can read its notes, and destroying the dossier shreds them. A review with the
 outcome ``needs-update`` restarts the interval but keeps the dossier listed until a later review
 finds it ``verified``: the department has been told to act, and the list shows it has not yet.
 """
@@ -15,9 +16,9 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from vault import clock, completeness, dossier, members, records
-from vault.crypto import age
+from vault import access, clock, completeness, dossier, members, records
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError
+from vault.keytable import read_key_table, seal, unseal, write_key_table
 
 OUTCOMES = ("verified", "needs-update")
 _SEQ_FILE = re.compile(r"([1-9][0-9]{0,8})\.toml\Z")
@@ -136,12 +137,19 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
         if m["status"] == "destroyed":
             actor.audit("review.record", outcome="refused", number=m["number"])
             raise ConflictError(f"dossier {m['number']} has been destroyed", hint="nothing left to review")
-        seq = len(history(v, dossier_id)) + 1
+        seq = max((r["seq"] for r in history(v, dossier_id)), default=0) + 1
         rec: dict[str, Any] = {"format": 1, "dossier": dossier_id, "number": m["number"], "seq": seq,
                                "at": clock.stamp(), "by": actor.name, "outcome": outcome}
         if note:
-            # Free text may name the customer: only the archive ring can read it back.
-            rec["note"] = base64.b64encode(age.encrypt_bytes(note.encode(), members.ring_recipients(v))).decode()
+            # Free text may name the customer: sealed like the profile, so it is read with the
+            # dossier's keys and crypto-shredded with them. The key table is written first; the
+            # review record that names the key is the commit point.
+            kt_path = v.layout.key_table(dossier_id)
+            table = read_key_table(kt_path, actor.read_identities(), dossier=dossier_id)
+            kid, blob = seal(note.encode(), table)
+            rec.update(note_key=kid, note=base64.b64encode(blob).decode())
+            write_key_table(kt_path, table, members.ring_recipients(v))
+            access.refresh_grant_keys(actor, dossier_id, table)
         signed = actor.sign(rec)
         records.validate(signed, "review", what=f"review {seq} of {m['number']}")
         d = _dir(v, dossier_id)
@@ -152,10 +160,10 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
 
 
 def read_note(actor, rec: Mapping[str, Any]) -> str | None:
-    """The plaintext note of a review record, for a member of the archive ring (audited)."""
+    """The plaintext note of a review record, for a member whose keys open the dossier (audited)."""
     if "note" not in rec:
         return None
-    actor.require("dossier.read", number=rec["number"])
+    table = access.open_key_table(actor, rec["dossier"], number=rec["number"])
     actor.audit("review.note", number=rec["number"], ref=f"review-{rec['seq']}")
     blob = base64.b64decode(rec["note"])
-    return age.decrypt_bytes(blob, actor.read_identities()).decode()
+    return unseal(blob, table, what=f"note of review {rec['seq']} of {rec['number']}").decode()
