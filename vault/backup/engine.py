@@ -57,11 +57,15 @@ class RunReport:
 
 @dataclass
 class Staging:
-    """A frozen copy of the vault: hard links (or copies) of every file, taken under the shared lock."""
+    """A frozen copy of the vault: hard links (or copies) of every file, taken under the shared lock.
+
+    The staging directory is flat (files are named 0, 1, 2, ...); ``files`` maps vault paths to them.
+    """
 
     dir: Path
     files: list[tuple[str, Path]] = field(default_factory=list)
     sources: dict[str, os.stat_result] = field(default_factory=dict)  # copied files: the original's stat
+    recipients: list = field(default_factory=list)  # the captured state's ring recipients
     _owner: int | None = None
 
     def remove(self, v) -> None:
@@ -131,8 +135,8 @@ def capture(v) -> Staging:
                     if _skip(fn) or fn == ".lock":
                         continue
                     rel = fn if rel_dir == "." else f"{rel_dir}/{fn}"
-                    src, dst = os.path.join(dirpath, fn), st.dir / rel
-                    dst.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    # Flat: one directory to make and remove, whatever the vault's depth.
+                    src, dst = os.path.join(dirpath, fn), st.dir / str(len(st.files))
                     try:
                         if rel.split("/")[0] in APPENDED:
                             # Appended in place: a link would see later appends, so copy it.
@@ -145,6 +149,8 @@ def capture(v) -> Staging:
                     except OSError:
                         shutil.copyfile(src, dst)
                     st.files.append((rel, dst))
+            # Read under the same lock: the rings of exactly the state captured.
+            st.recipients = members.ring_recipients(v)
     except BaseException:
         st.remove(v)
         raise
@@ -313,8 +319,6 @@ def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, ca
 
 def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _dt.timedelta,
             progress: Progress | None) -> RunReport:
-    from vault.vault import Vault
-
     fcache = _FileCache(repo.cache / v.config["id"] / "files.json")
     known, indexed_packs, _ = repo.load_index()
     adopted = _adopt_orphans(repo, known, indexed_packs)
@@ -355,12 +359,11 @@ def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _
 
     # The tree names paths, so it is encrypted to the rings of the state captured: a restore needs
     # a ring member, the backup host needs nothing secret.
-    staged_vault = Vault.open(staging.dir)
     tree = {"format": 1, "vault_id": v.config["id"],
             "files": [[b.path, b.blob, b.size, b.mode] for b in entries],
             "keys": {f"keys/{t}": packs.sha256_hex(d) for t, d in sorted(key_tables.items())}}
     tree_blob = age.encrypt_bytes(json.dumps(tree, separators=(",", ":")).encode(),
-                                  members.ring_recipients(staged_vault))
+                                  staging.recipients)
     tree_id = packs.sha256_hex(tree_blob)
     repo.put(TREES + tree_id, tree_blob)
 

@@ -1,0 +1,119 @@
+"""Benchmark: ``vault backup run file://…`` against ``restic backup`` on the same synthetic vault.
+
+Run ``python bench/bench_backup.py [--docs 10000] [--size-mib 1024] [--dir /tmp]``. It builds a vault
+of ``--docs`` random documents (``--size-mib`` in all) in dossiers of ten, through the library, then
+times three runs of each tool, each a separate process: the first backup, one after 1% of the
+documents changed (a new version added to 1% of them), and one with nothing changed. It prints
+seconds, the ratio ours/restic (below 1.00 is faster) and the bytes each repository holds. Not a
+test: nothing here asserts on timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+MIB = 1024 * 1024
+PASSPHRASE = "bench passphrase"
+
+
+def build(root: Path, docs: int, size: int) -> tuple[Path, list[str], object]:
+    """A vault with one archivist and ``docs`` documents of random bytes, ten per dossier."""
+    from vault import documents, dossier, identity
+    from vault.vault import Vault
+
+    identity.SCRYPT_WORK_FACTOR = 10  # the bench times backups, not key derivation
+    ident = identity.MemberIdentity.generate()
+    v = Vault.init(root / "vault", supervisor="alice", key=ident.public)
+    actor = v.act_as(ident)
+    src = root / "src"
+    src.mkdir()
+    rnd = random.Random(1)
+    numbers, per = [], 10
+    for d in range(0, docs, per):
+        no = dossier.create(actor, customer_type="enterprise", business="bench", dept="sales",
+                            profile={"name": f"Customer {d}"})
+        files = []
+        for i in range(min(per, docs - d)):
+            f = src / f"{i}.bin"
+            f.write_bytes(rnd.randbytes(size))
+            files.append(f)
+        documents.add(actor, no, files, category="contract", source="bench", date="2026-03-01", original=True)
+        numbers.append(no)
+    shutil.rmtree(src)
+    return v.root, numbers, actor
+
+
+def change(actor, numbers: list[str], docs: int, size: int, root: Path) -> None:
+    """A new version of 1% of the documents (new documents replacing old ones)."""
+    from vault import documents
+
+    src = root / "src"
+    src.mkdir(exist_ok=True)
+    rnd = random.Random(2)
+    for no in random.Random(3).sample(numbers, max(1, docs // 100)):
+        first = documents.list_docs(actor, no, with_meta=False)[0]["number"]
+        f = src / "new.bin"
+        f.write_bytes(rnd.randbytes(size))
+        documents.add(actor, no, [f], category="contract", source="bench", date="2026-03-02", original=True,
+                      replaces=first)
+    shutil.rmtree(src)
+
+
+def timed(argv: list[str], env: dict) -> float:
+    subprocess.run(["sync"], check=True)
+    t = time.monotonic()
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - t
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--docs", type=int, default=10_000)
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--dir", default=None)
+    args = ap.parse_args()
+    if not shutil.which("restic"):
+        sys.exit("restic is not installed (Debian package restic)")
+    work = Path(tempfile.mkdtemp(prefix="bench-backup-", dir=args.dir))
+    try:
+        size = args.size_mib * MIB // args.docs
+        t = time.monotonic()
+        vault_dir, numbers, actor = build(work, args.docs, size)
+        print(f"built {args.docs} documents, {args.size_mib} MiB, in {time.monotonic() - t:.1f}s ({vault_dir})")
+        env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(work / "cache"),
+                   RESTIC_PASSWORD=PASSPHRASE, RESTIC_REPOSITORY=str(work / "restic"),
+                   RESTIC_CACHE_DIR=str(work / "cache" / "restic"))
+        subprocess.run(["restic", "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+        ours = [sys.executable, "-m", "vault", "--vault", str(vault_dir), "backup", "run", f"file://{work / 'ours'}"]
+        theirs = ["restic", "backup", "--quiet", str(vault_dir)]
+        rows = []
+        for label in ("first run", "1% changed", "nothing changed"):
+            if label == "1% changed":
+                change(actor, numbers, args.docs, size, work)
+            a, b = timed(ours, env), timed(theirs, env)
+            rows.append((label, a, b, du(work / "ours"), du(work / "restic")))
+        print(f"\n{'run':<16} {'vault s':>8} {'restic s':>9} {'ratio':>6} {'vault MiB':>10} {'restic MiB':>11}")
+        for label, a, b, sa, sb in rows:
+            print(f"{label:<16} {a:8.2f} {b:9.2f} {a / b:6.2f} {sa / MIB:10.1f} {sb / MIB:11.1f}")
+        print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
