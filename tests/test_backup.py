@@ -393,3 +393,13 @@ def test_restore_from_nothing_but_an_identity_file(office, tmp_path):
     assert res.exit_code == 0, res.output
     assert tree_digest(tmp_path / "r") == tree_digest(office.vault_dir)
     assert PASSPHRASE.encode() not in b"".join(p.read_bytes() for p in (tmp_path / "target").rglob("*") if p.is_file())
+
+
+def test_format_md_states_the_backup_constants():
+    text = (Path(__file__).parent.parent / "docs" / "FORMAT.md").read_text()
+    section = text[text.index("## 16. Backups"):text.index("## Changes")]
+    assert packs.SMALL_BLOB == 1 << 20 and "Files under 1 MiB ✓" in section
+    assert packs.PACK_TARGET == 12 << 20 and "holds 12 MiB ✓" in section
+    from vault.backup import mirror
+
+    assert mirror.DEFAULT_WINDOW == dt.timedelta(days=7) and "default 7 days ✓" in section
