@@ -29,6 +29,12 @@ PASSPHRASE = "bench"  # protects a throwaway identity in a temporary directory
 # and drown what is measured; the cost is the same for every vault command, so it is lowered.
 BENCH_WORK_FACTOR = 10
 TIME = shutil.which("time", path="/usr/bin:/bin")
+_RUSAGE_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[2:]).returncode\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(code)\n"
+)
 
 
 @dataclass
@@ -41,28 +47,16 @@ class Sample:
 def run(argv: list[str], env: dict[str, str] | None = None) -> Sample:
     """Run argv to completion and measure that one process (as bench_age.py does)."""
     env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
-    if TIME:
-        # ru_maxrss survives exec, so a child forked from this (large) Python process would report
-        # at least our size; GNU time forks from a tiny process and reports the command's own peak.
-        with tempfile.NamedTemporaryFile("r") as report:
-            start = time.perf_counter()
-            proc = subprocess.run([TIME, "-f", "%M", "-o", report.name, *argv], env=env, text=True,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            seconds = time.perf_counter() - start
-            rss_kib = report.read().split()[-1] if proc.returncode == 0 else "0"
-    else:
+    # ru_maxrss survives exec, so a child forked from this (large) Python process would report at
+    # least our size. GNU time forks from a tiny process and reports the command's own peak; without
+    # it a fresh small Python process runs the command and reports its RUSAGE_CHILDREN peak.
+    wrapper = [TIME, "-f", "%M", "-o"] if TIME else [sys.executable, "-c", _RUSAGE_WRAPPER]
+    with tempfile.NamedTemporaryFile("r") as report:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        out, err = proc.communicate()
-        _, status, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
+        proc = subprocess.run([*wrapper, report.name, *argv], env=env, text=True, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         seconds = time.perf_counter() - start
-        proc = subprocess.CompletedProcess(argv, proc.returncode, out, err)
-        # Without GNU time the child's peak is only known through RUSAGE_CHILDREN, the largest
-        # child so far (and it may include this process's size, inherited across fork + exec).
-        import resource
-
-        rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        rss_kib = report.read().split()[-1] if proc.returncode == 0 else "0"
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{proc.stderr}")
     return Sample(seconds, int(rss_kib) / 1024, proc.stdout)
