@@ -84,7 +84,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report) -> None:
         except VaultError as e:
             rep.problems.append(str(e))
     if table is not None:
-        for p in m["profile"]:
+        for p in (x for x in m["profile"] if "sealed" in x):
             _try(rep, lambda: unseal(base64.b64decode(p["sealed"]), table, what=f"{m['number']} profile v{p['version']}"))
     referenced = set()
     for d in m["documents"]:

@@ -160,6 +160,8 @@ def show(actor, number: str) -> dict[str, Any]:
     out = summary(m)
     from vault import access
 
+    if m["status"] == "destroyed":
+        return out
     if v.policy.may(actor.roles, "dossier.read") or access.active_grant(v, m["id"], actor.name):
         actor.audit("dossier.read", number=m["number"])
         out["profile"] = read_profile(actor, m, access.open_key_table(actor, m["id"], number=m["number"]))

@@ -1,0 +1,9 @@
+"""Built-in retention trigger events [R-3.3.2]."""
+
+from vault.hookspecs import hookimpl
+
+
+@hookimpl
+def vault_register_retention_events(register):
+    register("contract-fulfilled", "the contract this document records has been fulfilled")
+    register("relationship-ended", "the business relationship with the customer has ended")

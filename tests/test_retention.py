@@ -1,0 +1,167 @@
+"""Retention schedules, legal holds and destruction by crypto-shredding, across years [R-3.3.2]."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import shutil
+
+import pytest
+
+from office import MARKERS, PASSPHRASE, make_office
+from vault import clock, documents, identity
+from vault.crypto import age
+from vault.dossier import resolve
+from vault.errors import NoIdentityMatchError
+from vault.keytable import read_key_table
+from vault.vault import Vault
+
+
+def _at(monkeypatch, day: str) -> None:
+    monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(day + "T12:00:00+00:00"))
+
+
+@pytest.fixture
+def office(tmp_path, monkeypatch):
+    _at(monkeypatch, "2026-01-10")
+    o = make_office(tmp_path, monkeypatch)
+    o.add_member("sam", "supervisor", dept="archive")
+    o.add_member("staff", "staff", dept="sales")
+    o.number = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
+    o.docs = {}
+    for cat in ("contract", "basic-info", "feedback"):
+        f = tmp_path / f"{cat}.txt"
+        f.write_text(f"{MARKERS['content']} {cat}")
+        o.docs[cat] = o.add_doc(o.number, f, "bob", cat)
+    return o
+
+
+def _report(office, *args):
+    return {r["number"]: r for r in office.json("retention", "report", *args, who="bob")}
+
+
+def test_schedules_run_from_their_events(office, monkeypatch):
+    rep = _report(office)
+    assert rep[office.docs["contract"]]["status"] == "waiting"  # not fulfilled yet
+    assert rep[office.docs["feedback"]]["status"] == "waiting"  # dossier still open
+    office.run("doc", "event", office.docs["contract"], "contract-fulfilled", "--date", "2027-03-01", who="bob")
+    office.run("dossier", "close", office.number, "--date", "2028-06-30", who="bob")
+    rep = _report(office)
+    assert (rep[office.docs["contract"]]["rule"], rep[office.docs["contract"]]["until"]) == ("contracts", "2037-03-01")
+    assert (rep[office.docs["feedback"]]["rule"], rep[office.docs["feedback"]]["until"]) == ("general", "2033-06-30")
+    assert _report(office, "--due") == {}
+    _at(monkeypatch, "2033-05-01")
+    assert set(_report(office, "--upcoming", "90")) == {office.docs["basic-info"], office.docs["feedback"]}
+    _at(monkeypatch, "2033-07-01")
+    assert set(_report(office, "--due")) == {office.docs["basic-info"], office.docs["feedback"]}
+    _at(monkeypatch, "2037-03-02")
+    assert set(_report(office, "--due")) == set(office.docs.values())
+    bad = office.run("doc", "event", office.docs["contract"], "moon-landing", "--date", "2027-01-01", who="bob", ok=False)
+    assert bad.exit_code == 1 and "unknown event" in bad.stderr
+
+
+def _destroy(office, target, *, approver="sam", override=None):
+    no = office.json("destroy", "request", target, "--reason", MARKERS["legal_rep"], who="alice")["number"]
+    args = ["destroy", "approve", no] + (["--override-retention", override] if override else [])
+    office.run(*args, who=approver)
+    return no
+
+
+def test_procedure_is_enforced(office, monkeypatch):
+    doc = office.docs["feedback"]
+    no = office.json("destroy", "request", doc, "--reason", "spent", who="alice")["number"]
+    res = office.run("destroy", "approve", no, who="alice", ok=False)
+    assert res.exit_code == 1 and "your own" in res.stderr
+    res = office.run("destroy", "execute", no, who="alice", ok=False)
+    assert res.exit_code == 1 and "not approved" in res.stderr
+    office.run("destroy", "approve", no, who="sam")
+    res = office.run("destroy", "execute", no, who="alice", ok=False)
+    assert res.exit_code == 1 and "retention has not ended" in res.stderr
+    office.run("dossier", "close", office.number, "--date", "2026-02-01", who="bob")
+    _at(monkeypatch, "2031-02-02")
+    office.run("hold", "add", office.number, "--reason", "litigation", who="alice")
+    assert _report(office)[doc]["status"] == "held"
+    res = office.run("destroy", "execute", no, who="alice", ok=False)
+    assert res.exit_code == 1 and "legal hold" in res.stderr
+    office.run("hold", "remove", office.number, who="alice")
+    cert = office.json("destroy", "execute", no, who="alice")
+    assert cert["destroyed"][0]["number"] == doc and not cert["retention_overridden"]
+    assert office.run("destroy", "execute", no, who="alice", ok=False).exit_code == 1
+    res = office.run("destroy", "request", office.docs["contract"], "--reason", "x", who="staff", ok=False)
+    assert res.exit_code == 1 and "may not destroy.request" in res.stderr
+
+
+def test_destroying_one_document_spares_the_rest_and_leaves_a_ghost(office, tmp_path):
+    v = Vault.open(office.vault_dir)
+    did = resolve(v, office.number)
+    before = {cat: office.run("doc", "view", n, who="bob").stdout_bytes for cat, n in office.docs.items()}
+    snapshot = tmp_path / "snapshot"  # what backups keep long-term: everything but the key tables
+    shutil.copytree(office.vault_dir, snapshot, ignore=shutil.ignore_patterns("keys"))
+    no = _destroy(office, office.docs["contract"], override="court order 42")
+    cert = office.json("destroy", "execute", no, who="alice")
+    assert cert["retention_overridden"] and cert["approved_by"] == "sam" and cert["executed_by"] == "alice"
+    for cat in ("basic-info", "feedback"):
+        assert office.run("doc", "view", office.docs[cat], who="bob").stdout_bytes == before[cat]
+    gone = office.run("doc", "view", office.docs["contract"], who="bob", ok=False)
+    assert gone.exit_code == 1 and "destroyed" in gone.stderr
+    ghost = next(d for d in office.json("doc", "list", office.number, who="bob") if d["number"] == office.docs["contract"])
+    assert ghost["status"] == "destroyed" and ghost["category"] == "contract" and "title" not in ghost
+    assert office.json("check", "--read-data", who="bob")["ok"]
+    assert "is valid" in office.run("destroy", "verify", no).stdout
+    cert_file = office.vault_dir / "destructions" / f"{no}.certificate.toml"
+    cert_file.write_text(cert_file.read_text().replace('whole_dossier = false', 'whole_dossier = true'))
+    res = office.run("destroy", "verify", no, ok=False)
+    assert res.exit_code == 1 and "bad signature" in res.stderr
+    # The snapshot guarantee: with the current key tables, no member decrypts the destroyed document.
+    entry = cert["destroyed"][0]
+    old = next(p for p in (snapshot / "dossiers" / did / "documents").iterdir()
+               if hashlib.sha256(p.read_bytes()).hexdigest() == entry["sha256"])
+    for who in ("alice", "sam", "bob"):
+        actor = v.act_as(identity.load_identity(office.ident(who), PASSPHRASE))
+        table = read_key_table(v.layout.key_table(did), actor.read_identities(), dossier=did)
+        with pytest.raises(NoIdentityMatchError):
+            age.decrypt(open(old, "rb"), io.BytesIO(), [table.identity(), *actor.read_identities()])
+
+
+def test_destroying_a_dossier_removes_every_key_and_the_index(office, tmp_path, monkeypatch):
+    office.run("dossier", "close", office.number, "--date", "2026-01-20", who="bob")
+    office.run("doc", "event", office.docs["contract"], "contract-fulfilled", "--date", "2026-01-20", who="bob")
+    _at(monkeypatch, "2040-01-01")
+    v = Vault.open(office.vault_dir)
+    did = resolve(v, office.number)
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(office.vault_dir, snapshot, ignore=shutil.ignore_patterns("keys"))
+    no = _destroy(office, office.number)
+    cert = office.json("destroy", "execute", no, who="alice")
+    assert cert["whole_dossier"] and len(cert["destroyed"]) == 3
+    assert not v.layout.key_table(did).exists()
+    assert not list((office.vault_dir / "dossiers" / did / "documents").iterdir())
+    assert office.run("find", "--name", MARKERS["name"], who="bob", ok=False).exit_code == 1
+    shown = office.json("dossier", "show", office.number, who="bob")
+    assert shown["status"] == "destroyed" and "profile" not in shown
+    res = office.run("request", "access", office.number, "--purpose", "x", who="staff", ok=False)
+    assert res.exit_code == 1 and "destroyed" in res.stderr
+    # The archive number is never reused.
+    new = office.create(name="Someone Else")
+    assert new != office.number
+    for p in (snapshot / "dossiers" / did / "documents").iterdir():
+        with pytest.raises(NoIdentityMatchError):
+            ids = v.act_as(identity.load_identity(office.ident("alice"), PASSPHRASE)).read_identities()
+            age.decrypt(open(p, "rb"), io.BytesIO(), ids)
+    assert office.json("check", "--read-data", who="alice")["ok"]
+    assert office.json("audit", "verify")["ok"]
+    for p in office.vault_dir.rglob("*"):
+        if p.is_file():
+            for m in MARKERS.values():
+                assert m.encode() not in p.read_bytes()
+
+
+def test_destruction_reaches_backup_targets(office, tmp_path, monkeypatch):
+    target = f"file://{tmp_path / 'offsite'}"
+    office.run("backup", "run", target)
+    no = _destroy(office, office.docs["feedback"], override="customer asked for erasure")
+    cert = office.json("destroy", "execute", no, who="alice")
+    (report,) = cert["backup_targets"]
+    assert report["target"] == target and report["reached"] and report["removed"]
+    assert cert["undecryptable_from_backups_after"] == cert["executed_at"]

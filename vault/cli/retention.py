@@ -1,0 +1,152 @@
+"""Commands for retention schedules, legal holds and destruction [R-3.3.2]."""
+
+from __future__ import annotations
+
+import hashlib
+
+import click
+
+from vault import destruction, holds, retention
+from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli.core import doc_grp, dossier_grp
+from vault.records import canonical
+
+
+@doc_grp.command("event")
+@click.argument("docno")
+@click.argument("event")
+@click.option("--date", required=True, help="When it happened, YYYY-MM-DD.")
+@click.pass_obj
+def doc_event(obj: Ctx, docno: str, event: str, date: str) -> None:
+    """Record a retention trigger event (e.g. contract-fulfilled) for a document."""
+    retention.record_event(obj.actor(), docno, event, date)
+    click.echo(f"{docno}: {event} on {date}")
+
+
+@dossier_grp.command("close")
+@click.argument("number")
+@click.option("--date", required=True, help="When the relationship ended, YYYY-MM-DD.")
+@click.pass_obj
+def dossier_close(obj: Ctx, number: str, date: str) -> None:
+    """Close a dossier; schedules counting from 'dossier-closed' start."""
+    retention.close_dossier(obj.actor(), number, date)
+    click.echo(f"closed {number}")
+
+
+@cli.group("retention")
+def retention_grp() -> None:
+    """Retention schedules."""
+
+
+@retention_grp.command("report")
+@click.option("--due", is_flag=True, help="Only what may be destroyed now.")
+@click.option("--upcoming", type=click.IntRange(0, 36500), help="Only what becomes due within DAYS.")
+@json_opt
+@click.pass_obj
+def retention_report(obj: Ctx, due: bool, upcoming: int | None, as_json: bool) -> None:
+    """What is due, when, and why (which rule)."""
+    obj.actor().require("retention.read")
+    rows = retention.report(obj.vault, due=due, upcoming=upcoming)
+    emit(rows, as_json, lambda rs: "\n".join(
+        f"{r['number']:<26} {r['category']:<15} {r.get('rule') or '-':<10} {r.get('event') or '-':<20} "
+        f"{r.get('until') or 'waiting':<10} {r['status']}" for r in rs) or "(nothing)")
+
+
+@cli.group("hold")
+def hold_grp() -> None:
+    """Legal holds: block destruction and backup pruning."""
+
+
+@hold_grp.command("add")
+@click.argument("number")
+@click.option("--reason", required=True, help="Why (sealed).")
+@click.pass_obj
+def hold_add(obj: Ctx, number: str, reason: str) -> None:
+    """Place a legal hold on a dossier."""
+    holds.add(obj.actor(), number, reason)
+    click.echo(f"{number} is on hold")
+
+
+@hold_grp.command("remove")
+@click.argument("number")
+@click.pass_obj
+def hold_remove(obj: Ctx, number: str) -> None:
+    """Lift a legal hold."""
+    holds.remove(obj.actor(), number)
+    click.echo(f"hold on {number} lifted")
+
+
+@hold_grp.command("list")
+@json_opt
+@click.pass_obj
+def hold_list(obj: Ctx, as_json: bool) -> None:
+    """List legal holds."""
+    rows = holds.list_holds(obj.vault)
+    emit(rows, as_json, lambda rs: "\n".join(f"{r['number']:<20} since {r['at']} by {r['by']}" for r in rs) or "(no holds)")
+
+
+@cli.group("destroy")
+def destroy_grp() -> None:
+    """Destruction by procedure: request, approve, execute, certificate."""
+
+
+@destroy_grp.command("request")
+@click.argument("target")
+@click.option("--reason", required=True, help="Why (sealed).")
+@json_opt
+@click.pass_obj
+def destroy_request(obj: Ctx, target: str, reason: str, as_json: bool) -> None:
+    """Ask for a dossier (NO) or a document (DOCNO) to be destroyed."""
+    no = destruction.request(obj.actor(), target, reason)
+    emit({"number": no}, as_json, no)
+
+
+@destroy_grp.command("approve")
+@click.argument("id")
+@click.option("--override-retention", metavar="REASON", help="Approve before retention ends, saying why (sealed).")
+@click.pass_obj
+def destroy_approve(obj: Ctx, id: str, override_retention: str | None) -> None:
+    """Approve a destruction (a supervisor other than the requester)."""
+    destruction.approve(obj.actor(), id, override_retention=override_retention)
+    click.echo(f"approved {id}")
+
+
+@destroy_grp.command("execute")
+@click.argument("id")
+@json_opt
+@click.pass_obj
+def destroy_execute(obj: Ctx, id: str, as_json: bool) -> None:
+    """Crypto-shred what an approved request names, and sign the certificate."""
+    cert = destruction.execute(obj.actor(), id)
+    emit(cert, as_json, lambda c: f"destroyed {len(c['destroyed'])} document(s) of {c['dossier_number']}; "
+                                  f"no backup can decrypt them after {c['undecryptable_from_backups_after']}\n"
+                                  f"certificate: vault destroy certificate {id}")
+
+
+@destroy_grp.command("list")
+@json_opt
+@click.pass_obj
+def destroy_list(obj: Ctx, as_json: bool) -> None:
+    """List destruction requests and their state."""
+    rows = destruction.list_destructions(obj.vault)
+    emit(rows, as_json, lambda rs: "\n".join(f"{r['number']}  {r['target']:<26} {r['state']}" for r in rs) or "(none)")
+
+
+@destroy_grp.command("certificate")
+@click.argument("id")
+@json_opt
+@click.pass_obj
+def destroy_certificate(obj: Ctx, id: str, as_json: bool) -> None:
+    """Print a destruction certificate."""
+    cert = destruction.certificate(obj.vault, id)
+    emit(cert, as_json, lambda c: "\n".join(f"{k}: {v}" for k, v in c.items() if k != "signature"))
+
+
+@destroy_grp.command("verify")
+@click.argument("id")
+@click.pass_obj
+def destroy_verify(obj: Ctx, id: str) -> None:
+    """Check a certificate's signature (needs no key)."""
+    cert = destruction.certificate(obj.vault, id)
+    digest = hashlib.sha256(canonical(cert)).hexdigest()[:16]
+    click.echo(f"certificate {id} is valid, signed by {cert['signature']['by']} (digest {digest})")
