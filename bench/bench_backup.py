@@ -1,7 +1,7 @@
 """Benchmark: ``vault backup run file://…`` against ``restic backup`` on the same synthetic vault.
 
 Run ``python bench/bench_backup.py [--docs 10000] [--size-mib 1024] [--dir /tmp]``. It builds a vault
-of ``--docs`` random documents (``--size-mib`` in all) in dossiers of ten, through the library, then
+of ``--docs`` random documents (``--size-mib`` in all) in dossiers of ``--per-dossier`` (10), through the library, then
 times three runs of each tool, each a separate process: the first backup, one after 1% of the
 documents changed (a new version added to 1% of them), and one with nothing changed. It prints
 seconds, the ratio ours/restic (below 1.00 is faster) and the bytes each repository holds. Not a
@@ -27,8 +27,8 @@ MIB = 1024 * 1024
 PASSPHRASE = "bench passphrase"
 
 
-def build(root: Path, docs: int, size: int) -> tuple[Path, list[str], object]:
-    """A vault with one archivist and ``docs`` documents of random bytes, ten per dossier."""
+def build(root: Path, docs: int, size: int, per: int) -> tuple[Path, list[str], object]:
+    """A vault with one supervisor and ``docs`` documents of random bytes, ``per`` per dossier."""
     from vault import documents, dossier, identity
     from vault.vault import Vault
 
@@ -39,7 +39,7 @@ def build(root: Path, docs: int, size: int) -> tuple[Path, list[str], object]:
     src = root / "src"
     src.mkdir()
     rnd = random.Random(1)
-    numbers, per = [], 10
+    numbers = []
     for d in range(0, docs, per):
         no = dossier.create(actor, customer_type="enterprise", business="bench", dept="sales",
                             profile={"name": f"Customer {d}"})
@@ -61,12 +61,14 @@ def change(actor, numbers: list[str], docs: int, size: int, root: Path) -> None:
     src = root / "src"
     src.mkdir(exist_ok=True)
     rnd = random.Random(2)
-    for no in random.Random(3).sample(numbers, max(1, docs // 100)):
-        first = documents.list_docs(actor, no, with_meta=False)[0]["number"]
+    changed = max(1, docs // 100)
+    for k in range(changed):
+        no = numbers[k * len(numbers) // changed]
+        old = documents.list_docs(actor, no, with_meta=False)[k % 2]["number"]
         f = src / "new.bin"
         f.write_bytes(rnd.randbytes(size))
         documents.add(actor, no, [f], category="contract", source="bench", date="2026-03-02", original=True,
-                      replaces=first)
+                      replaces=old)
     shutil.rmtree(src)
 
 
@@ -85,6 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=10_000)
     ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--per-dossier", type=int, default=10, help="documents per dossier")
     ap.add_argument("--dir", default=None)
     args = ap.parse_args()
     if not shutil.which("restic"):
@@ -93,7 +96,7 @@ def main() -> None:
     try:
         size = args.size_mib * MIB // args.docs
         t = time.monotonic()
-        vault_dir, numbers, actor = build(work, args.docs, size)
+        vault_dir, numbers, actor = build(work, args.docs, size, args.per_dossier)
         print(f"built {args.docs} documents, {args.size_mib} MiB, in {time.monotonic() - t:.1f}s ({vault_dir})")
         env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(work / "cache"),
                    RESTIC_PASSWORD=PASSPHRASE, RESTIC_REPOSITORY=str(work / "restic"),

@@ -42,6 +42,7 @@ def office(tmp_path, monkeypatch):
     o, numbers = office_with_dossiers(tmp_path / "office", monkeypatch, dossiers=2)
     for i, no in enumerate(numbers):
         add_docs(o, no, 10, 30_000, tmp_path / "src", seed=i)
+    add_docs(o, numbers[1], 1, 1_300_000, tmp_path / "src", seed=5)  # over 1 MiB: a pack of its own, streamed
     o.numbers = numbers
     return o
 
