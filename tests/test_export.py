@@ -226,3 +226,18 @@ def test_unknown_format_names_the_formats(office):
     res = office.run("dossier", "export", office.number, "--format", "pdf", "--output", str(office.out / "x"),
                      who="staff-sales", ok=False)
     assert res.exit_code == 1 and "no export format 'pdf'" in res.stderr and "age, bagit, csv, json" in res.stderr
+
+
+def test_a_grantee_exports_what_the_grant_lets_them_read(office):
+    office.add_member("head-sales", "dept-head", dept="sales")
+    req = office.json("request", "access", office.number, "--purpose", "customer call", who="staff-sales")["number"]
+    office.run("request", "approve", req, who="head-sales")
+    office.run("grant", req, who="bob")
+    approve_copy(office, office.docs[1], who="staff-sales")
+    out = office.out / "granted.txt"
+    office.run("doc", "export", office.docs[1], "--output", str(out), who="staff-sales")
+    assert out.read_bytes() == office.files[office.docs[1]].read_bytes()
+    approve_copy(office, office.number, who="staff-sales")
+    cat = office.out / "granted.json"
+    office.run("dossier", "export", office.number, "--format", "json", "--output", str(cat), who="staff-sales")
+    assert json.loads(cat.read_text())["dossier"]["customer"] == MARKERS["name"]
