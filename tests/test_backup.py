@@ -100,7 +100,8 @@ def test_restore_round_trip_is_byte_identical(office, tmp_path):
     snap = _run(office, url)["snapshot"]
     dest = tmp_path / "restored"
     out = json.loads(office.run("backup", "restore", url, snap[:8], str(dest), "--json", who="bob").stdout)
-    assert out["files"] > 100 and out["key_tables"] == 5 and not out["key_tables_missing"]
+    assert out["files"] > 100 and not out["key_tables_missing"]
+    assert out["key_tables"] == len(list((office.vault_dir / "keys").iterdir()))
     assert tree_digest(dest) == tree_digest(office.vault_dir)
     check = json.loads(office.run("--vault", str(dest), "check", "--read-data", "--json", who="bob").stdout)
     assert check["ok"] and check["documents"] == 100 and not check["notes"]

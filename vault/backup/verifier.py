@@ -142,8 +142,8 @@ def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack
                 documents[blob] = parts[1]
     tables: dict[str, KeyTable | None] = {}
     for table, gs in gens.items():
-        if gs[-1].deleted or table == "_index.age":
-            continue
+        if gs[-1].deleted or table.startswith("_"):
+            continue  # _index.age and other vault keys are not dossier key tables
         try:
             plain = age.decrypt_bytes(repo.get(gs[-1].name), ring_ids)
             tables[table[:-4]] = KeyTable.from_bytes(plain, what=gs[-1].name)
