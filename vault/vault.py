@@ -97,7 +97,7 @@ class Vault:
         The genesis record names the founder, the first archive-ring recipient and the hash of the
         initial policy; its fingerprint anchors everything else, so init needs no secret key.
         """
-        from vault import members
+        from vault import intake, members
 
         check_name("member", supervisor)
         root = Path(root)
@@ -105,6 +105,9 @@ class Vault:
             raise InputError(f"{root} exists and is not empty", hint="choose a new directory for the vault")
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         ring_ids = {name: age.generate_identity("mlkem768x25519") for name in DEFAULT_POLICY["rings"]}
+        ring_rcpts = [age.parse_recipient(age.recipient_of(s)) for s in ring_ids.values()]
+        for d in ("members", "rings", "keys", "dossiers", "index"):
+            (root / d).mkdir(mode=0o700)
         config = {
             "format": FORMAT_VERSION,
             "id": secrets.token_hex(16),
@@ -112,17 +115,16 @@ class Vault:
             "founder": {"name": supervisor, "key": key.line()},
             "genesis_rings": {n: age.recipient_of(s) for n, s in ring_ids.items()},
             "policy_sha256": hashlib.sha256(records.canonical(DEFAULT_POLICY)).hexdigest(),
+            "intake_recipient": intake.create_key(root, ring_rcpts),
             "numbering": DEFAULT_NUMBERING,
             "classification": DEFAULT_CLASSIFICATION,
         }
         records.validate(config, "vault", what="vault.toml")
-        for d in ("members", "rings", "keys", "dossiers", "index"):
-            (root / d).mkdir(mode=0o700)
         v = cls(root, config, Policy(DEFAULT_POLICY))
         with v.lock(exclusive=True):
             records.write_toml(v.layout.policy, DEFAULT_POLICY)
             members.write_genesis(v, supervisor, key, ring_ids)
-            index.create_index_key(root, [age.parse_recipient(r) for r in config["genesis_rings"].values()])
+            index.create_index_key(root, ring_rcpts)
             records.write_toml(v.layout.config, config)  # last: its presence marks a complete vault
             fsync_dir(root)
         return v

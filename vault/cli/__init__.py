@@ -119,3 +119,4 @@ from vault.cli import export  # noqa: E402,F401
 from vault.cli import backup  # noqa: E402,F401
 from vault.cli import review  # noqa: E402,F401
 from vault.cli import retention  # noqa: E402,F401
+from vault.cli import intake  # noqa: E402,F401
