@@ -35,6 +35,7 @@ ACTIONS = (
     "destroy.execute",
     "review.read",  # see what periodic review and completeness checks found
     "review.record",  # record a dossier as reviewed: verified, or needing an update
+    "dossier.update",  # write a new sealed profile version
 )
 
 DEFAULT_POLICY: dict[str, Any] = {
@@ -48,11 +49,12 @@ DEFAULT_POLICY: dict[str, Any] = {
             "description": "classifies, numbers, binds and enters records [R-2.1]",
             "may": ["dossier.create", "dossier.list", "dossier.read", "doc.add", "doc.view", "doc.save", "find",
                     "check", "request.create", "grant.manage", "grant.sweep", "intake.manage",
-                    "retention.read", "hold.manage", "destroy.request", "review.read", "review.record"],
+                    "retention.read", "hold.manage", "destroy.request", "review.read", "review.record",
+                    "dossier.update"],
         },
         "liaison": {
             "description": "part-time archive liaison of a business department [R-2.2]",
-            "may": ["dossier.list", "doc.view", "request.create", "review.read"],
+            "may": ["dossier.list", "doc.view", "request.create", "review.read", "dossier.update"],
         },
         "staff": {
             "description": "business staff who collect customer material [R-2.2]",
