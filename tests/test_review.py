@@ -13,7 +13,8 @@ from aiosmtpd.controller import Controller
 
 from office import MARKERS, PASSPHRASE, make_office
 from vault import audit, clock, identity, review
-from vault.errors import PermissionDeniedError
+from vault.errors import ConflictError, PermissionDeniedError, VaultError
+from vault.keytable import read_key_table
 from vault.vault import Vault
 
 START = dt.datetime(2024, 1, 10, 9, 0, tzinfo=dt.timezone.utc)
@@ -254,3 +255,23 @@ def test_smtp_failure_is_one_line_and_audited(office, monkeypatch):
             "not installed")
     last = list(audit.entries(Vault.open(office.vault_dir)))
     assert [e["outcome"] for e in last if e["action"] == "review.notify"] == ["failed", "failed"]
+
+
+def test_destroying_a_dossier_shreds_its_review_notes(office, monkeypatch):
+    office.add_member("sue", "supervisor", dept="archive")
+    office.json("review", "done", office.ind, "--needs-update", "--note", MARKERS["title"], who="bob")
+    v = Vault.open(office.vault_dir)
+    [rec] = [r for p in (office.vault_dir / "reviews").iterdir() for r in review.history(v, p.name)]
+    bob = v.act_as(identity.load_identity(office.ident("bob"), PASSPHRASE))
+    assert review.read_note(bob, rec) == MARKERS["title"]
+
+    no = office.json("destroy", "request", office.ind, "--reason", "test", who="alice")["number"]
+    office.run("destroy", "approve", no, "--override-retention", "test of shredding", who="sue")
+    office.run("destroy", "execute", no, who="alice")
+    with pytest.raises(ConflictError, match="went with its keys"):
+        review.read_note(bob, rec)
+    with pytest.raises(VaultError):  # nor round the check: the note's key left with the key table
+        read_key_table(v.layout.key_table(rec["dossier"]), bob.read_identities(), dossier=rec["dossier"])
+    assert scan(office.vault_dir) == []
+    assert office.ind not in due(office)
+    refused(office.run("review", "done", office.ind, "--verified", who="bob", ok=False), "has been destroyed")

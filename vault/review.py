@@ -163,6 +163,8 @@ def read_note(actor, rec: Mapping[str, Any]) -> str | None:
     """The plaintext note of a review record, for a member whose keys open the dossier (audited)."""
     if "note" not in rec:
         return None
+    if dossier.load_manifest(actor.vault, rec["dossier"])["status"] == "destroyed":
+        raise ConflictError(f"dossier {rec['number']} has been destroyed; its review notes went with its keys")
     table = access.open_key_table(actor, rec["dossier"], number=rec["number"])
     actor.audit("review.note", number=rec["number"], ref=f"review-{rec['seq']}")
     blob = base64.b64decode(rec["note"])
