@@ -47,6 +47,7 @@ CLAIMS = {
     "identity work factor": r"\(work factor\s+2\^(\d+) ✓\)",
     "chunk size": r"exactly (\d+) ✓ plaintext bytes \((\d+) on disk\)",
     "max work factor": r"\| scrypt max work factor \(log2 N\) \| (\d+) ✓ \|",
+    "audit domain": r'Ed25519 signature by `member` over `"([^"]+)"` ✓',
 }
 
 
@@ -279,3 +280,14 @@ def test_max_scrypt_work_factor():
     # Refused as malformed before any scrypt work is done (a header must not cost a reader 8 GiB).
     with pytest.raises(FormatError):
         age.decrypt_bytes(over, [age.ScryptPassphrase("x")])
+
+
+# -- §18: the audit trail ----------------------------------------------------------------------------
+
+def test_audit_signature_domain():
+    from vault import audit
+
+    domain = claim("audit domain").group(1).replace("\\n", "\n").encode()
+    assert domain == audit.DOMAIN == b"vault-audit-v1\n"
+    entry = {"seq": 1, "member": "zoë", "sig": "x"}
+    assert audit._entry_bytes(entry) == domain + '{"member":"zoë","seq":1}'.encode()

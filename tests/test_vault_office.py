@@ -140,7 +140,7 @@ def test_removing_a_member_rewraps_key_tables_only(office, tmp_path):
     old_ring = v.act_as(cara).read_identities()[0]  # what cara could have kept
 
     res = office.json("member", "remove", "cara", who="alice")
-    assert len(res["rewrapped"]) == 13  # 12 dossiers + the index key
+    assert len(res["rewrapped"]) == 14  # 12 dossiers + the index key + the intake key
     assert _doc_hashes(office.vault_dir) == before  # no document ciphertext rewritten
     for p in (office.vault_dir / "keys").glob("*.age"):
         assert p.read_bytes() != kt_before[p.name]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from vault import documents, dossier, identity, members
+from vault import access, backup, destruction, documents, dossier, identity, intake, members
 from vault.errors import InputError
 from vault.vault import Vault
 
@@ -14,6 +14,7 @@ DEMO_PASSPHRASE = "demo"  # printed for the newcomer; demo identities protect in
 STAFF = [
     # name, roles, department
     ("alice", ["supervisor"], "archive"),
+    ("sam", ["supervisor"], "archive"),
     ("bob", ["archivist"], "archive"),
     ("carol", ["liaison"], "sales"),
     ("dave", ["staff"], "sales"),
@@ -41,7 +42,9 @@ def build(root: Path) -> str:
     ids = {}
     for name, _, _ in STAFF:
         ids[name] = identity.MemberIdentity.generate()
-        identity.save_identity(ids_dir / f"{name}.key", ids[name], DEMO_PASSPHRASE)
+        # Demo identities guard invented data behind a published passphrase: a lower scrypt cost
+        # keeps the demo quick; identities made with 'vault keygen' use the full cost.
+        identity.save_identity(ids_dir / f"{name}.key", ids[name], DEMO_PASSPHRASE, work_factor=15)
     v = Vault.init(root / "vault", supervisor="alice", key=ids["alice"].public)
     alice = v.act_as(ids["alice"])
     for name, roles, dept in STAFF[1:]:
@@ -62,6 +65,25 @@ def build(root: Path) -> str:
         f.write_text("Amended contract (invented).\n")
         documents.add(bob, numbers[0], [f], category="contract", source="demo: sales department",
                       date="2026-09-01", original=True, title="contract, amended", replaces=f"{numbers[0]}/0002")
+        f = Path(tmp) / "portal-upload.txt"
+        f.write_text("Feedback sent through the customer portal (invented).\n")
+        pending = intake.submit(v, [f], number=numbers[2], category="feedback", source="demo: customer portal",
+                                date="2026-10-02")[0]
+
+    def act(name: str):
+        return Vault.open(root / "vault").act_as(ids[name])
+
+    # A consultation through to a grant.
+    req = access.create_request(act("dave"), "access", numbers[1], "prepare the renewal offer")
+    access.decide(act("erin"), req, approve=True)
+    grant = access.grant(act("bob"), req, hours=24)
+    # A backup to a local directory (the embedded default target).
+    target = f"file://{(root / 'offsite').resolve()}"
+    backup.run(Vault.open(root / "vault"), target)
+    # A destruction by procedure, approved by a second supervisor.
+    dno = destruction.request(act("alice"), f"{numbers[3]}/0006", "customer asked for erasure")
+    destruction.approve(act("sam"), dno, override_retention="erasure request under the privacy law")
+    destruction.execute(act("alice"), dno)
     return "\n".join([
         f"demo office created in {root}",
         f"vault fingerprint: {v.fingerprint}",
@@ -74,6 +96,12 @@ def build(root: Path) -> str:
         f"  vault doc view {numbers[0]}/0001",
         f"  vault doc history {numbers[0]}/0002",
         "  vault find --name 'northwind networks ltd'",
-        "  vault check",
+        "  vault check && vault audit verify",
+        f"  vault grant list ; vault request show {req}",
+        f"  VAULT_IDENTITY={ids_dir / 'dave.key'} vault doc view {numbers[1]}/0001   # dave holds grant {grant}",
+        f"  vault destroy certificate {dno}",
+        f"  vault intake list ; vault intake accept {pending}",
+        f"  vault backup list {target}",
+        "  vault retention report ; vault review due",
         f"  VAULT_IDENTITY={ids_dir / 'dave.key'} vault doc view {numbers[0]}/0001   # refused: staff hold no key",
     ])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import tomli_w
@@ -31,7 +32,10 @@ class PublicKey:
 
     @classmethod
     def parse(cls, text: str) -> "PublicKey":
-        text = text.strip()
+        return _parse_public(text.strip())
+
+    @classmethod
+    def _parse(cls, text: str) -> "PublicKey":
         parts = text[len(PUBLIC_PREFIX):].split(":") if text.startswith(PUBLIC_PREFIX) else []
         if len(parts) != 2:
             raise InputError(
@@ -76,13 +80,20 @@ class MemberIdentity:
             raise FormatError("identity file content is damaged") from None
 
 
-def save_identity(path: Path, ident: MemberIdentity, passphrase: str) -> None:
+@lru_cache(maxsize=4096)
+def _parse_public(text: str) -> PublicKey:
+    # Member records are verified on every command; Bech32-decoding a 2 KB hybrid recipient each
+    # time dominated their cost. Parsing is pure, so the result is cached by the text.
+    return PublicKey._parse(text)
+
+
+def save_identity(path: Path, ident: MemberIdentity, passphrase: str, *, work_factor: int | None = None) -> None:
     """Write ``ident`` to ``path`` as an age scrypt file (mode 0600); refuses to overwrite."""
     if not passphrase:
         raise InputError("empty passphrase", hint="choose a passphrase to protect the identity")
     if path.exists():
         raise InputError(f"{path} already exists", hint="choose another --out path; identities are never overwritten")
-    blob = age.encrypt_bytes(ident.to_bytes(), [age.ScryptPassphrase(passphrase, work_factor=SCRYPT_WORK_FACTOR)], armor=True)
+    blob = age.encrypt_bytes(ident.to_bytes(), [age.ScryptPassphrase(passphrase, work_factor=work_factor or SCRYPT_WORK_FACTOR)], armor=True)
     write_atomic(path, blob, mode=0o600)
 
 

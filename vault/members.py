@@ -82,7 +82,22 @@ def _load_raw(v) -> dict[str, dict[str, Any]]:
 
 
 def all_members(v) -> dict[str, dict[str, Any]]:
-    """Every member record, verified back to the genesis record (a supervisor signs each addition)."""
+    """Every member record, verified back to the genesis record (a supervisor signs each addition).
+
+    The verified result is cached on the vault object, keyed by the size and mtime of every member
+    file, so a command that checks many signatures verifies the membership once.
+    """
+    mdir = v.root / "members"
+    stamp = tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in mdir.glob("*.toml")))
+    cached = getattr(v, "_members_cache", None)
+    if cached is not None and cached[0] == stamp:
+        return dict(cached[1])
+    result = _verify_all(v)
+    v._members_cache = (stamp, result)
+    return dict(result)
+
+
+def _verify_all(v) -> dict[str, dict[str, Any]]:
     raw = _load_raw(v)
     founder = v.config["founder"]
     f = raw.get(founder["name"])
@@ -188,6 +203,7 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
             raise ConflictError("that public key already belongs to a member")
         rec = actor.sign(_member_record(name, key, roles, dept, actor.name))
         records.write_toml(v.layout.member(name), rec)
+        v._members_cache = None
         current[name] = rec
         actor.audit("member.add", ref=name)
         for ring in v.policy.rings_for(roles):
@@ -243,6 +259,7 @@ def remove_member(actor, name: str) -> list[str]:
             rewrapped = rewrap_key_tables(v, [*new_ids, *old_ids], ring_recipients(v))
         rec = dict(rec, status="removed", removed_at=clock.stamp(), removed_by=actor.name)
         records.write_toml(v.layout.member(name), actor.sign(rec))
+        v._members_cache = None
         actor.audit("member.remove", ref=name)
     actor.forget_rings()  # the generations it unlocked are gone
     return rewrapped
