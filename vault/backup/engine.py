@@ -82,6 +82,12 @@ def _skip(name: str) -> bool:
     return name.startswith(TMP_PREFIX) or name.startswith(STAGING_PREFIX)
 
 
+#: Never backed up. Grant key releases are copies of key tables: in an immutable snapshot they would
+#: outlive a destruction (a restored vault simply has no active grants). Pending intake is encrypted
+#: to the intake key, which destruction does not shred; it is backed up once accepted into a dossier.
+EXCLUDED_DIRS = ("keys/grants", "intake")
+
+
 def sweep_stale_staging(root: Path) -> None:
     """Remove staging directories of runs that died: their owner file is no longer locked."""
     for d in root.glob(STAGING_PREFIX + "*"):
@@ -129,8 +135,9 @@ def capture(v) -> Staging:
     try:
         with v.lock(exclusive=False), _audit_lock(v.root):
             for dirpath, dirnames, filenames in os.walk(v.root):
-                dirnames[:] = sorted(d for d in dirnames if not _skip(d))
                 rel_dir = os.path.relpath(dirpath, v.root)
+                dirnames[:] = sorted(d for d in dirnames if not _skip(d) and
+                                     (d if rel_dir == "." else f"{rel_dir}/{d}") not in EXCLUDED_DIRS)
                 for fn in sorted(filenames):
                     if _skip(fn) or fn == ".lock":
                         continue
