@@ -13,7 +13,7 @@ from vault.documents import hash_file
 from vault.dossier import load_manifest
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
 from vault.keytable import KEYREF_TYPE, read_key_table, unseal
-from vault.store import TMP_PREFIX
+from vault.store import TMP_PREFIX, find_temporaries
 
 
 @dataclass
@@ -57,7 +57,7 @@ def check(v, *, actor=None, progress: Callable[[int], None] | None = None) -> Re
                 _check_dossier(v, ddir.name, mem, ids, rep)
                 if progress:
                     progress(1)
-        for p in v.root.rglob(f"{TMP_PREFIX}*"):
+        for p in find_temporaries(v.root):
             rep.notes.append(f"{p.relative_to(v.root)}: temporary file left by an interrupted command (removed by the next write)")
     return rep
 

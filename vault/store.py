@@ -83,10 +83,19 @@ def sync_files(paths: list[Path]) -> None:
         fsync_dir(d)
 
 
+def find_temporaries(root: Path) -> list[Path]:
+    """Temporary files left by interrupted writes (backup staging directories are not the vault's)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".backup-staging-")]
+        found += [Path(dirpath) / f for f in filenames if f.startswith(TMP_PREFIX)]
+    return found
+
+
 def sweep_temporaries(root: Path) -> list[Path]:
     """Remove temporary files left by an interrupted write; call only under the write lock."""
     removed = []
-    for p in root.rglob(f"{TMP_PREFIX}*"):
+    for p in find_temporaries(root):
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
             removed.append(p)
