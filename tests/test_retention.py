@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from office import MARKERS, PASSPHRASE, make_office
-from vault import clock, documents, identity
+from vault import clock, identity
 from vault.crypto import age
 from vault.dossier import resolve
 from vault.errors import NoIdentityMatchError

@@ -9,7 +9,6 @@ decryption failing, and sweeping needs no key (an operator can run it from cron)
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from datetime import timedelta
 from pathlib import Path
@@ -35,13 +34,6 @@ def _grant_path(v, no: str, suffix: str = "") -> Path:
 
 def grant_key_path(v, dossier_id: str, grant_no: str) -> Path:
     return v.root / "keys" / "grants" / f"{dossier_id}.{grant_no}.age"
-
-
-def _seal_text(v, text: str, names: list[str], mem: dict) -> str:
-    """Free text (purposes, reasons) may name customers: seal it to who needs to read it."""
-    rcpts = members.ring_recipients(v) + [age.parse_recipient(PublicKey.parse(mem[n]["key"]).recipient)
-                                           for n in sorted(set(names)) if mem[n]["status"] == "active"]
-    return base64.b64encode(age.encrypt_bytes(text.encode(), rcpts)).decode()
 
 
 def _load(v, path: Path, what: str, mem: dict | None = None) -> dict[str, Any]:
@@ -74,7 +66,7 @@ def create_request(actor, kind: str, target: str, purpose: str) -> str:
         no = f"R-{index.next_sequence(v.root, 'requests'):06d}"
         rec = {"format": 1, "number": no, "kind": kind, "target": target, "dossier": dossier_id,
                "requester": actor.name, "dept": actor.record["dept"], "created_at": clock.stamp(),
-               "purpose": _seal_text(v, purpose, [actor.name, *heads], mem)}
+               "purpose": members.seal_text(v, purpose, [actor.name, *heads], mem)}
         (v.root / "requests").mkdir(mode=0o700, exist_ok=True)
         records.write_toml(_req_path(v, no), actor.sign(rec))
         actor.audit(f"request.{kind}", number=target, ref=no)
@@ -128,7 +120,7 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
         dec = {"format": 1, "request": no, "request_sha256": _digest(req),
                "decision": "approved" if approve else "denied", "by": actor.name, "at": clock.stamp()}
         if reason:
-            dec["reason"] = _seal_text(v, reason, [req["requester"], actor.name], members.all_members(v))
+            dec["reason"] = members.seal_text(v, reason, [req["requester"], actor.name])
         records.write_toml(_req_path(v, no, ".decision"), actor.sign(dec))
         actor.audit(f"request.{verb}", number=req["target"], ref=no)
     return status(v, no)

@@ -59,7 +59,7 @@ def request(actor, target: str, reason: str) -> str:
     with v.lock(exclusive=True):
         no = f"D-{index.next_sequence(v.root, 'destructions'):06d}"
         (v.root / "destructions").mkdir(mode=0o700, exist_ok=True)
-        sealed = access._seal_text(v, reason, [actor.name], members.all_members(v))
+        sealed = members.seal_text(v, reason, [actor.name])
         records.write_toml(_path(v, no), actor.sign(
             {"format": 1, "number": no, "target": target, "dossier": m["id"], "requested_by": actor.name,
              "requested_at": clock.stamp(), "reason": sealed}))
@@ -83,7 +83,7 @@ def approve(actor, no: str, *, override_retention: str | None = None) -> None:
         rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
                "by": actor.name, "at": clock.stamp()}
         if override_retention:
-            rec["override_retention"] = access._seal_text(v, override_retention, [actor.name], members.all_members(v))
+            rec["override_retention"] = members.seal_text(v, override_retention, [actor.name])
         records.write_toml(_path(v, no, ".approval"), actor.sign(rec))
         actor.audit("destroy.approve", number=req["target"], ref=no)
 

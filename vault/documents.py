@@ -7,7 +7,7 @@ import hashlib
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO, Callable
 
 import tomli_w
 

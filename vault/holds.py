@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import os
 from typing import Any
 
 from vault import clock, members, records
-from vault.crypto import age
 from vault.dossier import load_manifest, resolve
 from vault.errors import ConflictError, InputError, NotFoundError
 from vault.store import fsync_dir
@@ -44,7 +42,7 @@ def add(actor, number: str, reason: str) -> None:
         m = load_manifest(v, dossier_id)
         if _path(v, dossier_id).exists():
             raise ConflictError(f"dossier {m['number']} is already on hold")
-        sealed = base64.b64encode(age.encrypt_bytes(reason.encode(), members.ring_recipients(v))).decode()
+        sealed = members.seal_text(v, reason)
         (v.root / "holds").mkdir(mode=0o700, exist_ok=True)
         records.write_toml(_path(v, dossier_id), actor.sign(
             {"format": 1, "dossier": dossier_id, "number": m["number"], "at": clock.stamp(), "by": actor.name,

@@ -176,7 +176,7 @@ def reject(actor, sid: str, reason: str) -> None:
     v = actor.vault
     with v.lock(exclusive=True):
         rec = _load(v, sid)
-        sealed = base64.b64encode(age.encrypt_bytes(reason.encode(), members.ring_recipients(v))).decode()
+        sealed = members.seal_text(v, reason)
         records.write_toml(_dir(v) / f"{sid}.rejected.toml", actor.sign(
             {"format": 1, "id": sid, "for": rec["for"], "by": actor.name, "at": clock.stamp(), "reason": sealed}))
         _remove(v, sid)

@@ -7,7 +7,7 @@ leaving rotates the ring identity and re-wraps key tables only — never documen
 
 from __future__ import annotations
 
-from pathlib import Path
+import base64
 from typing import Any, Iterable
 
 from vault import clock, records
@@ -160,6 +160,15 @@ def ring_record(v, ring: str) -> dict[str, Any]:
     else:
         verify_by_supervisor(v, rec, what=f"rings/{ring}.toml")
     return rec
+
+
+def seal_text(v, text: str, names: Iterable[str] = (), mem: dict | None = None) -> str:
+    """Seal free text (purposes, reasons, notes may name customers) to the archive ring and to the
+    named active members; returns base64 of the age file."""
+    mem = mem if mem is not None else all_members(v)
+    rcpts = ring_recipients(v) + [age.parse_recipient(PublicKey.parse(mem[n]["key"]).recipient)
+                                  for n in sorted(set(names)) if mem[n]["status"] == "active"]
+    return base64.b64encode(age.encrypt_bytes(text.encode(), rcpts)).decode()
 
 
 def ring_recipients(v) -> list[age.Recipient]:

@@ -15,7 +15,7 @@ from vault.crypto import age
 from vault.errors import FormatError, InputError, NotFoundError, PermissionDeniedError
 from vault.identity import MemberIdentity, PublicKey
 from vault.policy import DEFAULT_POLICY, Policy
-from vault.store import VaultLock, fsync_dir, sweep_temporaries, write_atomic
+from vault.store import VaultLock, fsync_dir, sweep_temporaries
 
 FORMAT_VERSION = 1
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
