@@ -191,3 +191,18 @@ def test_identity_file_is_private_and_never_overwritten(office):
     assert b"AGE-SECRET-KEY" not in p.read_bytes() and b"VAULT-SIGN" not in p.read_bytes()
     res = office.run("keygen", "--out", str(p), ok=False)
     _one_line_error(res, "already exists")
+
+
+def test_check_covers_procedure_records_and_the_audit_trail(office):
+    office.add_member("staff", "staff", dept="sales")
+    req = office.json("request", "access", office.number, "--purpose", "p", who="staff")["number"]
+    assert office.json("check", who="bob")["ok"]
+    rec = office.vault_dir / "requests" / f"{req}.toml"
+    rec.write_text(rec.read_text().replace('kind = "access"', 'kind = "copy"'))
+    res = office.run("check", who="bob", ok=False)
+    assert res.exit_code == 1 and f"request {req}: bad signature" in res.stdout
+    rec.unlink()
+    log = office.vault_dir / "audit" / "log.jsonl"
+    log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-1]))
+    res = office.run("check", who="bob", ok=False)
+    assert res.exit_code == 1 and "tail cut off" in res.stdout

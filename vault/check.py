@@ -57,6 +57,7 @@ def check(v, *, actor=None, progress: Callable[[int], None] | None = None) -> Re
                 _check_dossier(v, ddir.name, mem, ids, rep)
                 if progress:
                     progress(1)
+        _check_records(v, mem, rep)
         for p in find_temporaries(v.root):
             rep.notes.append(f"{p.relative_to(v.root)}: temporary file left by an interrupted command (removed by the next write)")
     return rep
@@ -138,3 +139,15 @@ def _try(rep: Report, fn) -> None:
         fn()
     except VaultError as e:
         rep.problems.append(str(e))
+
+
+def _check_records(v, mem: dict, rep: Report) -> None:
+    """Procedure records: requests, grants, holds, destructions, reviews and the audit trail."""
+    from vault import access, audit, destruction, holds, review
+
+    for fn in (access.list_requests, access.list_grants, holds.held_dossiers, destruction.list_destructions):
+        _try(rep, lambda: fn(v))
+    for ddir in sorted((v.root / "reviews").iterdir()) if (v.root / "reviews").is_dir() else []:
+        _try(rep, lambda: review.history(v, ddir.name, member_records=mem))
+    res = audit.verify(v)
+    rep.problems.extend(res.problems)
