@@ -206,3 +206,32 @@ def test_check_covers_procedure_records_and_the_audit_trail(office):
     log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-1]))
     res = office.run("check", who="bob", ok=False)
     assert res.exit_code == 1 and "tail cut off" in res.stdout
+
+
+def test_progress_bar_shows_on_a_terminal(office, tmp_path):
+    import pty
+
+    files = []
+    for i in range(5):
+        f = tmp_path / f"t{i}.txt"
+        f.write_text(str(i))
+        files.append(str(f))
+    master, slave = pty.openpty()
+    env = dict(os.environ, VAULT_DIR=str(office.vault_dir), VAULT_IDENTITY=str(office.ident("bob")),
+               VAULT_PASSPHRASE_FILE=str(tmp_path / "pass"))
+    p = subprocess.run([sys.executable, "-m", "vault", "doc", "add", office.number, *files, "--category", "other",
+                        "--source", "s", "--date", "2026-01-01", "--original"], env=env, stdout=subprocess.PIPE,
+                       stderr=slave, timeout=60)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    assert p.returncode == 0 and len(p.stdout.split()) == 5
+    assert b"encrypting" in shown and b"100%" in shown
