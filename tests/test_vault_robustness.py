@@ -174,12 +174,17 @@ def test_numbers_stay_unique_with_concurrent_writers(office):
     assert office.json("check", who="bob")["ok"]
 
 
-def test_progress_is_quiet_when_piped(office, tmp_path):
+def _small_files(tmp_path: Path, n: int) -> list[str]:
     files = []
-    for i in range(3):
-        f = tmp_path / f"p{i}.txt"
+    for i in range(n):
+        f = tmp_path / f"small{i}.txt"
         f.write_text(str(i))
         files.append(str(f))
+    return files
+
+
+def test_progress_is_quiet_when_piped(office, tmp_path):
+    files = _small_files(tmp_path, 3)
     res = office.run("doc", "add", office.number, *files, "--category", "other", "--source", "s",
                      "--date", "2026-01-01", "--original", who="bob")
     assert res.stderr == "" and len(res.stdout.split()) == 3
@@ -211,11 +216,7 @@ def test_check_covers_procedure_records_and_the_audit_trail(office):
 def test_progress_bar_shows_on_a_terminal(office, tmp_path):
     import pty
 
-    files = []
-    for i in range(5):
-        f = tmp_path / f"t{i}.txt"
-        f.write_text(str(i))
-        files.append(str(f))
+    files = _small_files(tmp_path, 5)
     master, slave = pty.openpty()
     env = dict(os.environ, VAULT_DIR=str(office.vault_dir), VAULT_IDENTITY=str(office.ident("bob")),
                VAULT_PASSPHRASE_FILE=str(tmp_path / "pass"))
