@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from vault.backup.packs import sha256_hex
@@ -21,6 +22,8 @@ TOMBSTONE = "deleted"
 _TABLE = re.compile(r"[0-9a-z_]+\.age\Z")
 _GEN = re.compile(r"(\d{8}T\d{6}Z)-([0-9a-f]{64}|deleted)\Z")
 _STAMP = "%Y%m%dT%H%M%SZ"
+#: Generations put at once.
+_PUTTERS = 8
 
 
 @dataclass(frozen=True, order=True)
@@ -66,6 +69,7 @@ def sync(repo: Repo, tables: dict[str, bytes], *, now: _dt.datetime, window: _dt
     """Mirror the current ``tables`` (name -> bytes), mark vanished ones deleted, expire old generations."""
     rep = MirrorReport()
     gens = generations(repo)
+    todo = []
     for table in sorted(set(tables) | set(gens)):
         have = gens.get(table, [])
         latest = have[-1] if have else None
@@ -73,11 +77,18 @@ def sync(repo: Repo, tables: dict[str, bytes], *, now: _dt.datetime, window: _dt
         want = sha256_hex(data) if data is not None else TOMBSTONE
         if latest is None and data is None or latest is not None and latest.sha256 == want:
             continue
-        gen = put_generation(repo, table, data, latest=latest, now=now)
+        todo.append((table, data, latest))
+    # Each generation is its own small object, durable (fsync) before its put returns; on a local
+    # file system concurrent puts share journal commits, so a first run's thousand tables take a
+    # fraction of the time one after another would. All are in place before sync returns.
+    with ThreadPoolExecutor(min(_PUTTERS, len(todo)) or 1) as pool:
+        futures = [pool.submit(put_generation, repo, table, data, latest=latest, now=now)
+                   for table, data, latest in todo]
+        done = [f.result() for f in futures]
+    for (table, data, _), gen in zip(todo, done):
         rep.uploaded.append(gen.name)
         rep.bytes += len(data or b"")
-        have = [*have, gen]
-        gens[table] = have
+        gens[table] = [*gens.get(table, []), gen]
     for table, have in gens.items():
         for older, newer in zip(have, have[1:]):
             # A generation stays for ``window`` after the one that replaced it was mirrored.

@@ -8,9 +8,10 @@ import json
 import os
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Iterable
 from urllib.parse import urlsplit
 
 from vault import clock
@@ -74,6 +75,7 @@ class Repo:
         self.target = open_target(target, pm=pm)
         self.cache = cache if cache is not None else cache_root()
         self.puts = 0
+        self._count = threading.Lock()
         self.bytes_put = 0
 
     # -- raw object access ------------------------------------------------------------------------
@@ -86,9 +88,14 @@ class Repo:
             raise
 
     def put(self, name: str, data: bytes, *, create_only: bool = True) -> None:
-        self._call(self.target.put, name, io.BytesIO(data), create_only=create_only)
-        self.puts += 1
-        self.bytes_put += len(data)
+        self.put_stream(name, io.BytesIO(data), len(data), create_only=create_only)
+
+    def put_stream(self, name: str, data: BinaryIO, size: int, *, create_only: bool = True) -> None:
+        """Put ``size`` bytes read from ``data``; safe to call from several threads at once."""
+        self._call(self.target.put, name, data, create_only=create_only)
+        with self._count:
+            self.puts += 1
+            self.bytes_put += size
 
     def get(self, name: str) -> bytes:
         f = self._call(self.target.get, name)
