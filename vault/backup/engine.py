@@ -11,12 +11,13 @@ import json
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 from vault import clock, members
 from vault.backup import mirror, packs
@@ -32,6 +33,9 @@ _OWNER = ".owner"
 #: Top-level directories whose files are appended in place rather than replaced (the audit log).
 APPENDED = frozenset({"audit"})
 _UPLOADERS = 4
+#: Threads reading and hashing files, and how many files they may be ahead of the packer.
+_HASHERS = 2
+_READ_AHEAD = 16
 
 Progress = Callable[[int], Callable[[int], None]]
 
@@ -191,16 +195,21 @@ class _FileCache:
             write_atomic(self.path, json.dumps(self.new, separators=(",", ":")).encode(), sync=False)
 
 
-def _hash_file(path: Path) -> tuple[str, bytes | None]:
-    """SHA-256 of a file; also its bytes when small enough to pack."""
+def _hash_file(path: Path) -> tuple[str, bytes | None, Any]:
+    """SHA-256 of a file, read once: (blob id, its bytes when small enough to pack, else the hash state).
+
+    A large file is a pack of its own whose bytes start with the file's, so the pack's hash goes on
+    from a copy of the state the blob's hash ended with: the file is not read a second time for it.
+    """
     with open(path, "rb") as f:
         data = f.read(packs.SMALL_BLOB)
         if len(data) < packs.SMALL_BLOB:
-            return hashlib.sha256(data).hexdigest(), data
+            return hashlib.sha256(data).hexdigest(), data, None
         h = hashlib.sha256(data)
+        del data
         while chunk := f.read(1 << 20):
             h.update(chunk)
-        return h.hexdigest(), None
+        return h.hexdigest(), None, h.copy()
 
 
 class _Chain(io.RawIOBase):
@@ -221,8 +230,70 @@ class _Chain(io.RawIOBase):
         return n
 
 
+class _Parts(io.RawIOBase):
+    """A pack's parts (blobs, header, trailer) read as one stream without joining them first.
+
+    ``read(n)`` hands out a whole part as is when it fits, so a target that writes what it reads
+    copies each blob once, into the kernel.
+    """
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = deque(parts)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            out = b"".join(self.parts)
+            self.parts.clear()
+            return out
+        if not self.parts or n == 0:
+            return b""
+        head = self.parts[0]
+        if len(head) <= n:
+            self.parts.popleft()
+            return head
+        self.parts[0] = head[n:]
+        return head[:n]
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+class _Steps:
+    """Progress steps that may arrive before the bar exists (uploads start while files are still hashed)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.early = 0
+        self.step: Callable[[int], None] | None = None
+
+    def __call__(self, n: int) -> None:
+        with self.lock:
+            if self.step is None:
+                self.early += n
+                return
+            self.step(n)
+
+    def start(self, step: Callable[[int], None]) -> None:
+        with self.lock:
+            self.step = step
+            if self.early:
+                step(self.early)
+
+
 class _Uploader:
-    """Packs new blobs and uploads packs on a few threads; remembers what it uploaded for the index."""
+    """Packs new blobs and uploads packs on a few threads; remembers what it uploaded for the index.
+
+    A full pack's hashing and writing run on the upload threads (hashlib and file writes release the
+    GIL), so they overlap with reading and hashing the next files.
+    """
 
     def __init__(self, repo: Repo, step: Callable[[int], None]) -> None:
         self.repo, self.step = repo, step
@@ -236,6 +307,8 @@ class _Uploader:
         self.pending.append(self.pool.submit(fn, *args))
         while len(self.pending) > _UPLOADERS * 2:
             self.pending.popleft().result()
+        while self.pending and self.pending[0].done():
+            self.pending.popleft().result()  # fail early: an upload error stops the run
 
     def add_small(self, blob: str, data: bytes) -> None:
         self.builder.add(blob, data)
@@ -246,33 +319,27 @@ class _Uploader:
     def flush(self) -> None:
         if not len(self.builder):
             return
-        pack_id, data, entries = self.builder.finish()
-        self.builder = packs.PackBuilder()
-        self._submit(self._put_pack, pack_id, data, entries, len(data))
+        builder, self.builder = self.builder, packs.PackBuilder()
+        self._submit(self._put_pack, builder)
 
-    def _put_pack(self, pack_id: str, data: bytes, entries: list, size: int) -> None:
-        self.repo.put(data_name(pack_id), data)
+    def _put_pack(self, builder: packs.PackBuilder) -> None:
+        pack_id, parts, entries = builder.finish_parts()
+        size = sum(map(len, parts))
+        self.repo.put_stream(data_name(pack_id), _Parts(parts), size)
         self.packs[pack_id] = {"size": size, "blobs": entries}
         self.step(size)
 
-    def add_large(self, blob: str, path: Path, size: int) -> None:
+    def add_large(self, blob: str, path: Path, size: int, state: Any) -> None:
         tail_header = json.dumps({"format": 1, "blobs": [[blob, 0, size]]}, separators=(",", ":")).encode()
         tail = tail_header + packs._TRAILER.pack(len(tail_header))
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        h.update(tail)
-        pack_id = h.hexdigest()
+        state.update(tail)
+        pack_id = state.hexdigest()
         self.bytes_new += size
         self._submit(self._put_large, pack_id, path, tail, [[blob, 0, size]], size + len(tail))
 
     def _put_large(self, pack_id: str, path: Path, tail: bytes, entries: list, size: int) -> None:
         with open(path, "rb") as f:
-            self.repo._call(self.repo.target.put, data_name(pack_id), io.BufferedReader(_Chain(f, tail)),
-                            create_only=True)
-        self.repo.puts += 1
-        self.repo.bytes_put += size
+            self.repo.put_stream(data_name(pack_id), io.BufferedReader(_Chain(f, tail), 1 << 20), size)
         self.packs[pack_id] = {"size": size, "blobs": entries}
         self.step(size)
 
@@ -283,6 +350,26 @@ class _Uploader:
                 self.pending.popleft().result()
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _hashed(paths: list[Path | None]) -> Iterator[tuple[str, bytes | None, Any] | None]:
+    """``_hash_file`` of each path (``None`` passes through), in order, a few files read ahead on threads."""
+    with ThreadPoolExecutor(_HASHERS) as pool:
+        ahead: deque[Future | None] = deque()
+        it = iter(paths)
+        try:
+            for path in it:
+                ahead.append(pool.submit(_hash_file, path) if path is not None else None)
+                if len(ahead) >= _READ_AHEAD:
+                    f = ahead.popleft()
+                    yield f.result() if f is not None else None
+            while ahead:
+                f = ahead.popleft()
+                yield f.result() if f is not None else None
+        finally:
+            for f in ahead:
+                if f is not None:
+                    f.cancel()
 
 
 def _adopt_orphans(repo: Repo, known: dict, indexed_packs: dict[str, int]) -> dict[str, dict[str, Any]]:
@@ -331,33 +418,41 @@ def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _
     adopted = _adopt_orphans(repo, known, indexed_packs)
 
     key_tables: dict[str, bytes] = {}
-    entries: list[Blob] = []
-    todo: list[tuple[Blob, Path, bytes | None]] = []
-    seen: set[str] = set()
+    files: list[tuple[str, Path, os.stat_result, str | None]] = []
     for rel, path in staging.files:
-        st = staging.sources.get(rel) or path.stat()
         if rel.startswith("keys/") and rel.count("/") == 1:
             key_tables[rel[len("keys/"):]] = path.read_bytes()
             continue
-        blob, data = fcache.lookup(rel, st), None
-        if blob is None:
-            blob, data = _hash_file(path)
-        fcache.store(rel, st, blob)
-        b = Blob(rel, blob, st.st_size, st.st_mode & 0o777)
-        entries.append(b)
-        if blob not in known and blob not in seen:
-            seen.add(blob)
-            todo.append((b, path, data))
+        st = staging.sources.get(rel) or path.stat()
+        files.append((rel, path, st, fcache.lookup(rel, st)))
 
-    total_new = sum(b.size for b, _, _ in todo)
-    step = progress(total_new) if progress else (lambda n: None)
-    up = _Uploader(repo, step)
+    # One pass: each file not in the cache is read once (on threads, a few ahead) and hashed, and a new
+    # blob goes straight into a pack, whose hashing and upload overlap with the files that follow.
+    # The progress bar needs the total of new bytes, known only once every file is hashed: steps
+    # made before then are counted and shown when the bar starts.
+    steps = _Steps()
+    up = _Uploader(repo, steps)
+    entries: list[Blob] = []
+    seen: set[str] = set()
     try:
-        for b, path, data in todo:
-            if b.size >= packs.SMALL_BLOB:
-                up.add_large(b.blob, path, b.size)
-            else:
-                up.add_small(b.blob, data if data is not None else path.read_bytes())
+        with contextlib.closing(_hashed([path if blob is None else None for _, path, _, blob in files])) as hashed:
+            for (rel, path, st, blob), got in zip(files, hashed):
+                data = state = None
+                if got is not None:
+                    blob, data, state = got
+                fcache.store(rel, st, blob)
+                b = Blob(rel, blob, st.st_size, st.st_mode & 0o777)
+                entries.append(b)
+                if blob in known or blob in seen:
+                    continue
+                seen.add(blob)
+                if b.size >= packs.SMALL_BLOB:
+                    if state is None:  # cached, but this repository lacks it: its pack hash needs a read
+                        _, _, state = _hash_file(path)
+                    up.add_large(blob, path, b.size, state)
+                else:
+                    up.add_small(blob, data if data is not None else path.read_bytes())
+        steps.start(progress(up.bytes_new) if progress else (lambda n: None))
     finally:
         up.finish()
     repo.write_index({**adopted, **up.packs})

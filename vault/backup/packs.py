@@ -37,9 +37,17 @@ class PackBuilder:
         return len(self.entries)
 
     def finish(self) -> tuple[str, bytes, list[list]]:
+        pack_id, parts, entries = self.finish_parts()
+        return pack_id, b"".join(parts), entries
+
+    def finish_parts(self) -> tuple[str, list[bytes], list[list]]:
+        """Like ``finish`` but the pack's bytes as the list of its parts, hashed in place, never joined."""
         header = json.dumps({"format": 1, "blobs": self.entries}, separators=(",", ":")).encode()
-        data = b"".join([*self.parts, header, _TRAILER.pack(len(header))])
-        return sha256_hex(data), data, self.entries
+        parts = [*self.parts, header, _TRAILER.pack(len(header))]
+        h = hashlib.sha256()
+        for part in parts:
+            h.update(part)
+        return h.hexdigest(), parts, self.entries
 
 
 def read_trailer(pack_id: str, data: bytes) -> list[list]:
