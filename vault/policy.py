@@ -36,6 +36,7 @@ ACTIONS = (
     "review.read",  # see what periodic review and completeness checks found
     "review.record",  # record a dossier as reviewed: verified, or needing an update
     "dossier.update",  # write a new sealed profile version
+    "policy.manage",  # replace the policy (signed); supervisors only by default
 )
 
 DEFAULT_POLICY: dict[str, Any] = {

@@ -1,0 +1,53 @@
+"""The office sets its own policy: signed by a supervisor, validated, never edited behind the vault's back."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from office import make_office
+
+
+@pytest.fixture
+def office(tmp_path, monkeypatch):
+    return make_office(tmp_path, monkeypatch)
+
+
+def test_office_sets_its_own_retention_years(office, tmp_path):
+    number = office.create(name="Policy Co")
+    f = tmp_path / "c.txt"
+    f.write_text("contract")
+    doc = office.add_doc(number, f)
+    office.run("doc", "event", doc, "contract-fulfilled", "--date", "2027-01-01", who="bob")
+    assert office.json("retention", "report", who="bob")[0]["until"] == "2037-01-01"
+    text = office.run("policy", "show").stdout.replace("years = 10", "years = 30")
+    new = tmp_path / "policy.toml"
+    new.write_text(text)
+    res = office.run("policy", "update", str(new), who="bob", ok=False)
+    assert res.exit_code == 1 and "may not policy.manage" in res.stderr
+    office.run("policy", "update", str(new), who="alice")
+    assert office.json("retention", "report", who="bob")[0]["until"] == "2057-01-01"
+    assert office.json("check")["ok"] and office.json("audit", "verify")["ok"]
+
+
+def test_bad_or_ring_changing_policies_are_refused(office, tmp_path):
+    data = tomllib.loads(office.run("policy", "show").stdout)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(office.run("policy", "show").stdout.replace("years = 10", 'years = "ten"'))
+    res = office.run("policy", "update", str(bad), who="alice", ok=False)
+    assert res.exit_code == 1 and "years" in res.stderr
+    rings = tmp_path / "rings.toml"
+    rings.write_text(office.run("policy", "show").stdout.replace('roles = [\n    "supervisor",\n    "archivist",\n]',
+                                                                 'roles = [\n    "supervisor",\n]'))
+    assert rings.read_text() != office.run("policy", "show").stdout
+    res = office.run("policy", "update", str(rings), who="alice", ok=False)
+    assert res.exit_code == 1 and "rings cannot be changed" in res.stderr
+    assert data["format"] == 1
+
+
+def test_policy_edited_by_hand_is_rejected(office):
+    p = office.vault_dir / "policy.toml"
+    p.write_text(p.read_text().replace("years = 10", "years = 1"))
+    res = office.run("dossier", "list", ok=False)
+    assert res.exit_code == 1 and "policy.toml" in res.stderr and "Traceback" not in res.output

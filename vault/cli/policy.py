@@ -1,0 +1,34 @@
+"""Commands to read and change the policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vault import policyfile
+from vault.cli import Ctx, cli, emit, json_opt
+from vault.records import dump_toml
+
+
+@cli.group("policy")
+def policy_grp() -> None:
+    """The policy: roles and rights, retention schedules, review intervals, completeness rules."""
+
+
+@policy_grp.command("show")
+@json_opt
+@click.pass_obj
+def policy_show(obj: Ctx, as_json: bool) -> None:
+    """Print the policy in force (as TOML, or JSON)."""
+    data = policyfile.show(obj.vault)
+    emit(data, as_json, lambda d: dump_toml(d).decode().rstrip())
+
+
+@policy_grp.command("update")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.pass_obj
+def policy_update(obj: Ctx, file: str) -> None:
+    """Replace the policy with FILE (validated, signed by you; supervisors only)."""
+    policyfile.update(obj.actor(), Path(file))
+    click.echo("policy updated")
