@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as _dt
 import fcntl
 import hashlib
 import io
+import itertools
 import json
 import os
 import secrets
@@ -231,31 +233,56 @@ class _Chain(io.RawIOBase):
 
 
 class _Parts(io.RawIOBase):
-    """A pack's parts (blobs, header, trailer) read as one stream without joining them first.
+    """A pack's parts (blobs, header, trailer) read as one seekable stream without joining them first.
 
-    ``read(n)`` hands out a whole part as is when it fits, so a target that writes what it reads
-    copies each blob once, into the kernel.
+    Like any raw stream, ``read(n)`` may return fewer than ``n`` bytes (``b""`` only at the end): it
+    hands out a whole part as is when it fits, so a target that writes what it reads copies each
+    blob once, into the kernel. ``read()`` gives the whole rest.
     """
 
     def __init__(self, parts: list[bytes]) -> None:
-        self.parts = deque(parts)
+        self.parts = parts
+        self.starts = list(itertools.accumulate(map(len, parts), initial=0))  # last: the total size
+        self.pos = 0
 
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.starts[-1]}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self.pos = base + offset
+        return self.pos
+
     def read(self, n: int | None = -1) -> bytes:
-        if n is None or n < 0:
-            out = b"".join(self.parts)
-            self.parts.clear()
-            return out
-        if not self.parts or n == 0:
+        total = self.starts[-1]
+        if self.pos >= total:
             return b""
-        head = self.parts[0]
-        if len(head) <= n:
-            self.parts.popleft()
-            return head
-        self.parts[0] = head[n:]
-        return head[:n]
+        if n is None or n < 0:
+            out = b"".join(self.parts) if self.pos == 0 else b"".join(self._rest())
+            self.pos = total
+            return out
+        if n == 0:
+            return b""
+        # A raw stream may return fewer bytes than asked: at most the rest of the current part.
+        i = bisect.bisect_right(self.starts, self.pos) - 1
+        off = self.pos - self.starts[i]
+        part = self.parts[i]
+        out = part if off == 0 and len(part) <= n else part[off : off + n]
+        self.pos += len(out)
+        return out
+
+    def _rest(self) -> Iterator[bytes]:
+        i = bisect.bisect_right(self.starts, self.pos) - 1
+        yield self.parts[i][self.pos - self.starts[i]:]
+        yield from self.parts[i + 1:]
 
     def readall(self) -> bytes:
         return self.read(-1)
