@@ -6,6 +6,7 @@ import base64
 import hashlib
 import secrets
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -24,18 +25,44 @@ CATEGORIES = ("basic-info", "contract", "service-record", "communication", "feed
 
 
 class HashingWriter:
-    """A write-only file that hashes and counts what passes through (the ciphertext hash)."""
+    """A write-only file that hashes and counts what passes through (the ciphertext hash).
+
+    Large writes are hashed on a helper thread while the write system call runs (SHA-256 releases
+    the GIL), and the call returns only when both are done, so the caller may reuse its buffer.
+    """
+
+    _PARALLEL = 1 << 16
 
     def __init__(self, f: BinaryIO) -> None:
         self.f, self.h, self.size = f, hashlib.sha256(), 0
+        self._pool: ThreadPoolExecutor | None = None
 
     def write(self, b) -> int:
-        self.h.update(b)
         self.size += len(b)
-        return self.f.write(b)
+        if len(b) < self._PARALLEL:
+            self.h.update(b)
+            return self.f.write(b)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="vault-hash")
+        done = self._pool.submit(self.h.update, b)
+        try:
+            return self.f.write(b)
+        finally:
+            done.result()
 
     def flush(self) -> None:
         self.f.flush()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> "HashingWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def hash_file(path: Path) -> tuple[str, int]:
@@ -116,8 +143,7 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path, *, category: str, sourc
     rcpt = KeyRefRecipient(kid)
     path = v.layout.document(m["id"], doc_id)
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    with open(src, "rb") as fin, atomic_writer(path, sync=False) as fout:
-        hw = HashingWriter(fout)
+    with open(src, "rb") as fin, atomic_writer(path, sync=False) as fout, HashingWriter(fout) as hw:
         age.encrypt(fin, hw, [rcpt])
     assert rcpt.file_key is not None
     table.keys[kid] = rcpt.file_key

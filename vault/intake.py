@@ -69,8 +69,7 @@ def submit(v, files: list[Path], *, number: str, category: str, source: str, dat
     ids = []
     for f in files:
         sid = secrets.token_hex(16)
-        with open(f, "rb") as fin, atomic_writer(d / f"{sid}.age", sync=True) as fout:
-            hw = HashingWriter(fout)
+        with open(f, "rb") as fin, atomic_writer(d / f"{sid}.age", sync=True) as fout, HashingWriter(fout) as hw:
             age.encrypt(fin, hw, rcpt)
         meta = {"title": title or Path(f).name, "source": source, "filename": Path(f).name}
         rec = {"format": 1, "id": sid, "for": number, "category": category, "date": date, "original": original,
@@ -140,8 +139,7 @@ def accept(actor, sid: str) -> str:
         rcpt = KeyRefRecipient(kid)
         dst = v.layout.document(dossier_id, doc_id)
         dst.parent.mkdir(mode=0o700, exist_ok=True)
-        with open(src, "rb") as fin, atomic_writer(dst) as fout:
-            hw = HashingWriter(fout)
+        with open(src, "rb") as fin, atomic_writer(dst) as fout, HashingWriter(fout) as hw:
             try:
                 age.rewrap(fin, hw, [ident], [rcpt])  # new header, same payload bytes
             except (FormatError, AuthenticationError, NoIdentityMatchError):

@@ -193,7 +193,8 @@ def doc_view(obj: Ctx, docno: str, output: str | None) -> None:
     if output:
         from vault.store import atomic_writer
 
-        with atomic_writer(Path(output), mode=0o600) as f:
+        # Atomic (no half file under the name) but not fsynced: a viewed copy is not archive data.
+        with atomic_writer(Path(output), mode=0o600, sync=False) as f:
             documents.view(actor, docno, f)
     else:
         out = sys.stdout.buffer
