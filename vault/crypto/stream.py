@@ -113,10 +113,44 @@ def _batches(src: BinaryIO, in_size: int, out_size: int) -> Iterator[_Batch]:
     Slots are reused round-robin, each only once the batch it held has been written: that wait
     bounds the work in flight, hence memory, and surfaces a failure of an earlier batch.
     """
-    slots = [_Batch(in_size, out_size) for _ in range(_SLOTS)]
+    slots: list[_Batch] = []
+    try:
+        yield from _batches_in(src, in_size, out_size, slots)
+    finally:
+        _release(slots, in_size, out_size)
 
+
+# Buffers are taken from a free list and created only when a slot is first needed: allocating
+# and faulting in the pipeline's megabytes cost more than encrypting a small document.
+_FREE: dict[tuple[int, int], list[_Batch]] = {}
+_FREE_LOCK = threading.Lock()
+
+
+def _take(in_size: int, out_size: int) -> _Batch:
+    with _FREE_LOCK:
+        free = _FREE.get((in_size, out_size))
+        if free:
+            return free.pop()
+    return _Batch(in_size, out_size)
+
+
+def _release(slots: list[_Batch], in_size: int, out_size: int) -> None:
+    for slot in slots:
+        if slot.written is not None and not slot.written.done():
+            return  # still in use by a writer after a failure: let it go with the garbage
+    with _FREE_LOCK:
+        free = _FREE.setdefault((in_size, out_size), [])
+        for slot in slots:
+            if len(free) < _SLOTS:
+                slot.written = None
+                free.append(slot)
+
+
+def _batches_in(src: BinaryIO, in_size: int, out_size: int, slots: list[_Batch]) -> Iterator[_Batch]:
     def fill(index: int) -> int:
-        slot = slots[index % len(slots)]
+        if index % _SLOTS == len(slots):
+            slots.append(_take(in_size, out_size))
+        slot = slots[index % _SLOTS]
         if slot.written is not None:
             slot.written.result()
             slot.written = None
@@ -125,7 +159,7 @@ def _batches(src: BinaryIO, in_size: int, out_size: int) -> Iterator[_Batch]:
     index = 0
     size = fill(0)
     while True:
-        batch = slots[index % len(slots)]
+        batch = slots[index % _SLOTS]
         batch.index, batch.size = index, size
         if size < in_size:
             batch.last, following = True, 0
