@@ -62,16 +62,20 @@ def _tail(path: Path) -> tuple[int, str]:
 
 def record(actor, action: str, *, outcome: str = "ok", number: str | None = None, ref: str | None = None,
            rev: int | None = None) -> dict:
-    """Append an entry for ``actor`` doing ``action`` (before its result is shown); returns it.
+    """Append one entry; see ``record_many`` for the parameters."""
+    return record_many(actor, [dict(action=action, outcome=outcome, number=number, ref=ref, rev=rev)])[0]
 
-    :param action: a dotted action name (``doc.view``, ``request.approve``, ...).
-    :param outcome: ``ok``, ``refused`` (the vault said no) or ``failed``.
-    :param number: the archive or document number concerned, if any.
-    :param ref: a request, grant or member reference, if any — never free text.
-    :param rev: for a write to a dossier, the manifest revision it produced (lets ``verify`` find
-        manifest writes missing from the log, i.e. a tail cut off together with its checkpoint).
+
+def record_many(actor, items: list[dict]) -> list[dict]:
+    """Append entries for ``actor`` (before the result is shown), with one fsync for all of them.
+
+    :param items: one mapping per entry with ``action`` (a dotted name: ``doc.view``, ...) and
+        optionally ``outcome`` (``ok``, ``refused`` — the vault said no — or ``failed``), ``number``
+        (the archive or document number), ``ref`` (a request, grant or member reference — never free
+        text) and ``rev`` (for a write to a dossier, the manifest revision it produced, which lets
+        ``verify`` find manifest writes missing from the log: a tail cut off with its checkpoint).
+    :return: the entries as written.
     """
-    assert outcome in OUTCOMES
     d = _dir(actor.vault)
     d.mkdir(mode=0o700, exist_ok=True)
     log = d / "log.jsonl"
@@ -81,29 +85,33 @@ def record(actor, action: str, *, outcome: str = "ok", number: str | None = None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         seq, prev = _tail(log)
-        entry = {"seq": seq + 1, "at": clock.stamp(), "member": actor.name, "action": action,
-                 "outcome": outcome, "prev": prev}
-        if number:
-            entry["number"] = number
-        if ref:
-            entry["ref"] = ref
-        if rev is not None:
-            entry["rev"] = rev
-        entry["sig"] = base64.b64encode(sign.sign(actor.identity.sign_secret, _entry_bytes(entry))).decode()
-        line = _line(entry)
+        entries, lines = [], []
+        for item in items:
+            outcome = item.get("outcome") or "ok"
+            assert outcome in OUTCOMES
+            seq += 1
+            entry = {"seq": seq, "at": clock.stamp(), "member": actor.name, "action": item["action"],
+                     "outcome": outcome, "prev": prev}
+            for k in ("number", "ref", "rev"):
+                if item.get(k) is not None and item.get(k) != "":
+                    entry[k] = item[k]
+            entry["sig"] = base64.b64encode(sign.sign(actor.identity.sign_secret, _entry_bytes(entry))).decode()
+            line = _line(entry)
+            prev = hashlib.sha256(line).hexdigest()
+            entries.append(entry)
+            lines.append(line + b"\n")
         wfd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(wfd, line + b"\n")
+            os.write(wfd, b"".join(lines))
             os.fsync(wfd)
         finally:
             os.close(wfd)
-        cp = actor.sign({"format": 1, "count": entry["seq"], "head": hashlib.sha256(line).hexdigest(),
-                         "at": entry["at"]})
+        cp = actor.sign({"format": 1, "count": seq, "head": prev, "at": entries[-1]["at"]})
         records.write_toml(d / "checkpoint.toml", cp)
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-    return entry
+    return entries
 
 
 def entries(v) -> Iterator[dict[str, Any]]:

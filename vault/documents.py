@@ -18,7 +18,7 @@ from vault.dossier import load_manifest, parse_date, resolve, write_manifest
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
 from vault.keytable import KeyRefRecipient, KeyTable, read_key_table, seal, unseal, write_key_table
-from vault import access, members
+from vault import access, audit, members
 from vault.store import atomic_writer, sync_files
 
 CATEGORIES = ("basic-info", "contract", "service-record", "communication", "feedback", "other")
@@ -130,8 +130,7 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
         access.refresh_grant_keys(actor, dossier_id, table)
         m["revision"] += 1
         write_manifest(actor, m)
-        for n in added:
-            actor.audit("doc.add", number=n, rev=m["revision"])
+        audit.record_many(actor, [{"action": "doc.add", "number": n, "rev": m["revision"]} for n in added])
     return added
 
 
