@@ -25,7 +25,10 @@ def _scheme(v, family: str):
     from vault import plugins
 
     cfg = v.config[family]
-    pm = plugins.get_plugin_manager()
+    # Loading entry points scans every installed distribution: once per opened vault is enough.
+    pm = getattr(v, "_plugin_manager", None)
+    if pm is None:
+        pm = v._plugin_manager = plugins.get_plugin_manager()
     registry = plugins.numbering_schemes(pm) if family == "numbering" else plugins.classifiers(pm)
     registration = registry.get(cfg["scheme"])
     if registration is None:
