@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from vault.errors import InputError, NotFoundError, PluginError
 from vault.hookspecs import hookimpl
+from vault.store import fsync_dir
 
 # Object names are what the backup engine chooses; a name that could climb out of the target's root
 # (``..``), hide as a temporary, or carry a control character is refused before it reaches a path or key.
@@ -27,14 +28,6 @@ def check_name(name: str) -> str:
     if any(part in (".", "..") or part.startswith(_TMP) for part in name.split("/")):
         raise ValueError(f"bad object name {name!r}")
     return name
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FileTarget:
@@ -71,7 +64,7 @@ class FileTarget:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def get(self, name: str) -> BinaryIO:
         try:
@@ -104,7 +97,7 @@ class FileTarget:
             path.unlink()
         except FileNotFoundError:
             raise NotFoundError(f"{self.url}: no object {name}") from None
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 class S3Target:
