@@ -191,3 +191,19 @@ def test_no_customer_data_in_requests_or_audit(office):
                 data = p.read_bytes()
                 for m in MARKERS.values():
                     assert m.encode() not in data and m.lower().encode() not in data, (p, m)
+
+
+def test_a_forged_decision_unlocks_nothing(office):
+    """A member who writes a validly signed approval of their own request straight into the vault
+    gets no grant: the decider is checked, not just the signature."""
+    from vault import records
+
+    req = office.json("request", "access", office.number, "--purpose", "p", who="staff-sales")["number"]
+    staff = _actor(office, "staff-sales")
+    req_rec = records.load_toml(office.vault_dir / "requests" / f"{req}.toml")
+    forged = staff.sign({"format": 1, "request": req, "request_sha256": access._digest(req_rec),
+                         "decision": "approved", "by": "staff-sales", "at": clock.stamp()})
+    records.write_toml(office.vault_dir / "requests" / f"{req}.decision.toml", forged)
+    res = office.run("grant", req, who="bob", ok=False)
+    assert res.exit_code == 1 and "may not decide this request" in res.stderr
+    assert not (office.vault_dir / "keys" / "grants").exists() or not list((office.vault_dir / "keys" / "grants").iterdir())

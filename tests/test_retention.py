@@ -165,3 +165,17 @@ def test_destruction_reaches_backup_targets(office, tmp_path, monkeypatch):
     (report,) = cert["backup_targets"]
     assert report["target"] == target and report["reached"] and report["removed"]
     assert cert["undecryptable_from_backups_after"] == cert["executed_at"]
+
+
+def test_a_forged_destruction_approval_destroys_nothing(office):
+    from vault import records
+
+    no = office.json("destroy", "request", office.docs["feedback"], "--reason", "x", who="alice")["number"]
+    bob = Vault.open(office.vault_dir).act_as(identity.load_identity(office.ident("bob"), PASSPHRASE))
+    req = records.load_toml(office.vault_dir / "destructions" / f"{no}.toml")
+    forged = bob.sign({"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
+                       "by": "bob", "at": clock.stamp(), "override_retention": "x"})
+    records.write_toml(office.vault_dir / "destructions" / f"{no}.approval.toml", forged)
+    res = office.run("destroy", "execute", no, who="alice", ok=False)
+    assert res.exit_code == 1 and "supervisor other than the requester" in res.stderr
+    assert office.run("doc", "view", office.docs["feedback"], who="bob").stdout.startswith(MARKERS["content"])

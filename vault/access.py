@@ -83,6 +83,7 @@ def status(v, no: str) -> dict[str, Any]:
         dec = _load(v, dec_path, f"decision on {no}")
         if dec["request_sha256"] != _digest(req):
             raise IntegrityError(f"requests/{no}.decision.toml: decides another version of the request")
+        _check_decider(v, req, dec)
         out.update(state=dec["decision"], decided_by=dec["by"], decided_at=dec["at"])
     if out["state"] == "approved" and _req_path(v, no, ".used").exists():
         out["state"] = "used"
@@ -91,6 +92,18 @@ def status(v, no: str) -> dict[str, Any]:
             if g["request"] == no:
                 out.update(state="granted", grant=g["number"])
     return out
+
+
+def _check_decider(v, req: dict[str, Any], dec: dict[str, Any]) -> None:
+    """A decision counts only if its signer could make it: a validly signed record from a member
+    who may not decide (written straight into the directory) must not unlock a grant or a copy."""
+    signer = members.all_members(v)[dec["signature"]["by"]]
+    ok = signer["name"] == dec["by"] != req["requester"] and (
+        ("dept-head" in signer["roles"] and signer["dept"] == req["dept"]) if req["kind"] == "access"
+        else "supervisor" in signer["roles"])
+    if not ok:
+        raise IntegrityError(f"requests/{req['number']}.decision.toml: signed by {signer['name']}, "
+                             "who may not decide this request")
 
 
 def _digest(rec: dict[str, Any]) -> str:
@@ -186,6 +199,9 @@ def list_grants(v) -> list[dict[str, Any]]:
         if "." in p.stem:
             continue
         g = _load(v, p, f"grant {p.stem}", mem)
+        granter = mem[g["signature"]["by"]]
+        if not {"archivist", "supervisor"} & set(granter["roles"]):
+            raise IntegrityError(f"grants/{p.name}: signed by {granter['name']}, who may not grant")
         closed = _grant_path(v, g["number"], ".closed")
         if closed.exists():
             c = _load(v, closed, f"closing of grant {g['number']}", mem)

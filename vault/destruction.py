@@ -106,6 +106,12 @@ def execute(actor, no: str) -> dict[str, Any]:
         _refuse(actor, req, no, f"destruction {no} is not approved", "a supervisor other than the requester approves it")
     if appr["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest():
         raise IntegrityError(f"destructions/{no}.approval.toml approves another version of the request")
+    approver = members.all_members(v)[appr["signature"]["by"]]
+    if "supervisor" not in approver["roles"] or approver["name"] in (req["requested_by"], None) \
+            or approver["name"] != appr["by"]:
+        # Only a supervisor other than the requester approves; a record signed by anyone
+        # else, written straight into the directory, approves nothing.
+        raise IntegrityError(f"destructions/{no}.approval.toml: not signed by a supervisor other than the requester")
     with v.lock(exclusive=True):
         m, docs = _targets(v, req["target"])
         if m["id"] in held_dossiers(v):
