@@ -179,3 +179,15 @@ def test_a_forged_destruction_approval_destroys_nothing(office):
     res = office.run("destroy", "execute", no, who="alice", ok=False)
     assert res.exit_code == 1 and "supervisor other than the requester" in res.stderr
     assert office.run("doc", "view", office.docs["feedback"], who="bob").stdout.startswith(MARKERS["content"])
+
+
+def test_a_hold_deleted_behind_the_vaults_back_is_named(office):
+    office.run("hold", "add", office.number, "--reason", "litigation", who="alice")
+    assert office.json("check", who="bob")["ok"]
+    for p in (office.vault_dir / "holds").iterdir():
+        p.unlink()
+    res = office.run("check", who="bob", ok=False)
+    assert res.exit_code == 1 and f"legal hold on {office.number}" in res.stdout
+    office.run("hold", "add", office.number, "--reason", "again", who="alice")
+    office.run("hold", "remove", office.number, who="alice")
+    assert office.json("check", who="bob")["ok"]

@@ -151,3 +151,24 @@ def _check_records(v, mem: dict, rep: Report) -> None:
         _try(rep, lambda: review.history(v, ddir.name, member_records=mem))
     res = audit.verify(v)
     rep.problems.extend(res.problems)
+    if res.ok:
+        _check_holds_against_audit(v, rep)
+
+
+def _check_holds_against_audit(v, rep: Report) -> None:
+    """A legal hold placed through the vault and never lifted must still be there: deleting its file
+    behind the vault's back would otherwise free the dossier for destruction unnoticed."""
+    from vault import audit, holds
+    from vault.dossier import resolve
+
+    open_holds: dict[str, int] = {}
+    for e in audit.entries(v):
+        if e["outcome"] == "ok" and e["action"] in ("hold.add", "hold.remove"):
+            open_holds[e["number"]] = e["seq"] if e["action"] == "hold.add" else 0
+    try:
+        held = holds.held_dossiers(v)
+    except VaultError:
+        return  # already reported
+    for number, seq in sorted(open_holds.items()):
+        if seq and resolve(v, number) not in held:
+            rep.problems.append(f"holds/: the legal hold on {number} (audit entry {seq}) is missing")
