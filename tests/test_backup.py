@@ -17,7 +17,7 @@ from backup_helpers import CountingTarget, actor, add_docs, dossier_id, office_w
 from office import PASSPHRASE, Office
 from vault import backup, clock, identity
 from vault.backup import packs, retention
-from vault.backup.engine import STAGING_PREFIX
+from vault.backup.capture import STAGING_PREFIX
 from vault.backup.repo import DATA, KEYS, Repo
 from vault.cli import cli
 from vault.crypto import age

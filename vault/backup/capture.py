@@ -1,0 +1,130 @@
+"""Capturing a consistent state of the vault for a backup: hard links under the shared lock."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vault import members
+from vault.store import TMP_PREFIX
+
+#: Staging directories are made inside the vault root (hard links need one file system). Readers
+#: skip them: they hold no ``.tmp-`` names and sit outside every directory the vault reads.
+STAGING_PREFIX = ".backup-staging-"
+_OWNER = ".owner"
+#: Top-level directories whose files are appended in place rather than replaced (the audit log).
+APPENDED = frozenset({"audit"})
+
+
+@dataclass
+class Staging:
+    """A frozen copy of the vault: hard links (or copies) of every file, taken under the shared lock.
+
+    The staging directory is flat (files are named 0, 1, 2, ...); ``files`` maps vault paths to them.
+    """
+
+    dir: Path
+    files: list[tuple[str, Path]] = field(default_factory=list)
+    sources: dict[str, os.stat_result] = field(default_factory=dict)  # copied files: the original's stat
+    recipients: list = field(default_factory=list)  # the captured state's ring recipients
+    _owner: int | None = None
+
+    def remove(self, v) -> None:
+        # Under the shared lock: a writer sweeping temporaries walks the whole root (staging
+        # included) under its exclusive lock, and must not see a directory vanish beneath it.
+        with v.lock(exclusive=False):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if self._owner is not None:
+            os.close(self._owner)
+            self._owner = None
+
+
+def _skip(name: str) -> bool:
+    return name.startswith(TMP_PREFIX) or name.startswith(STAGING_PREFIX)
+
+
+#: Never backed up. Grant key releases are copies of key tables: in an immutable snapshot they would
+#: outlive a destruction (a restored vault simply has no active grants). Pending intake is encrypted
+#: to the intake key, which destruction does not shred; it is backed up once accepted into a dossier.
+EXCLUDED_DIRS = ("keys/grants", "intake")
+
+
+def sweep_stale_staging(root: Path) -> None:
+    """Remove staging directories of runs that died: their owner file is no longer locked."""
+    for d in root.glob(STAGING_PREFIX + "*"):
+        try:
+            fd = os.open(d / _OWNER, os.O_RDONLY)
+        except OSError:
+            shutil.rmtree(d, ignore_errors=True)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live run owns it
+        finally:
+            os.close(fd)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _audit_lock(root: Path):
+    """Hold the audit trail's own lock shared, so the log and its checkpoint are copied as a pair."""
+    path = root / "audit" / ".lock"
+    if not path.parent.is_dir():
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def capture(v) -> Staging:
+    """Freeze the vault's current state into a staging directory, holding the shared lock only meanwhile.
+
+    Every vault file is replaced by rename, never rewritten in place, so a hard link keeps the
+    bytes it saw; only where linking fails (another file system view, permissions) is a file copied.
+    """
+    with v.lock(exclusive=False):
+        sweep_stale_staging(v.root)
+    st = Staging(v.root / f"{STAGING_PREFIX}{secrets.token_hex(8)}")
+    st.dir.mkdir(mode=0o700)
+    st._owner = os.open(st.dir / _OWNER, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(st._owner, fcntl.LOCK_EX)
+    try:
+        with v.lock(exclusive=False), _audit_lock(v.root):
+            for dirpath, dirnames, filenames in os.walk(v.root):
+                rel_dir = os.path.relpath(dirpath, v.root)
+                dirnames[:] = sorted(d for d in dirnames if not _skip(d) and
+                                     (d if rel_dir == "." else f"{rel_dir}/{d}") not in EXCLUDED_DIRS)
+                for fn in sorted(filenames):
+                    if _skip(fn) or fn == ".lock":
+                        continue
+                    rel = fn if rel_dir == "." else f"{rel_dir}/{fn}"
+                    # Flat: one directory to make and remove, whatever the vault's depth.
+                    src, dst = os.path.join(dirpath, fn), st.dir / str(len(st.files))
+                    try:
+                        if rel.split("/")[0] in APPENDED:
+                            # Appended in place: a link would see later appends, so copy it.
+                            st.sources[rel] = os.stat(src)
+                            shutil.copyfile(src, dst)
+                        else:
+                            os.link(src, dst)
+                    except FileNotFoundError:
+                        continue
+                    except OSError:
+                        shutil.copyfile(src, dst)
+                    st.files.append((rel, dst))
+            # Read under the same lock: the rings of exactly the state captured.
+            st.recipients = members.ring_recipients(v)
+    except BaseException:
+        st.remove(v)
+        raise
+    return st
