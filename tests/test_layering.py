@@ -64,3 +64,15 @@ def test_every_module_opens_with_a_one_line_docstring(path):
     assert lines[0].strip(), f"{rel(path)}: the docstring's first line is empty (it should be the one-line summary)"
     # PEP 257: the summary is one line; any elaboration comes after a blank line.
     assert len(lines) == 1 or not lines[1].strip(), f"{rel(path)}: the docstring's summary runs past one line"
+
+
+def test_every_package_ships_in_the_wheel():
+    """pyproject lists packages explicitly (plugins/ and schemas/ ship under other names), so a new
+    subpackage must be listed too, or an installed vault would lack it."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "vault").rglob("__init__.py")
+             if "__pycache__" not in p.parts}
+    assert found <= listed, f"missing from [tool.setuptools] packages: {sorted(found - listed)}"
