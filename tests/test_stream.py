@@ -335,7 +335,11 @@ def _load_vector(path: Path) -> tuple[dict[str, str], bytes, bytes]:
     return fields, bytes.fromhex(fields["file key"]), payload
 
 
-@pytest.mark.skipif(not _testkit_vectors(), reason="CCTV test kit not present")
+def test_cctv_stream_vectors_are_present():
+    # The kit is read from ../shared/testkit/age; its absence fails here instead of passing silently.
+    assert len(_testkit_vectors()) == 28, f"expected the CCTV age kit's 28 stream_* vectors in {TESTKIT}"
+
+
 @pytest.mark.parametrize("path", _testkit_vectors(), ids=lambda p: p.name)
 def test_cctv_stream_vector(path):
     fields, key, payload = _load_vector(path)
