@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -35,6 +37,7 @@ CUSTOMERS = [
 
 def build(root: Path) -> str:
     """Create the demo vault and identities under ``root``; return what to try next."""
+    root = root.resolve()  # the commands printed at the end work from any directory
     if root.exists() and any(root.iterdir()):
         raise InputError(f"{root} exists and is not empty", hint="pick a new directory for the demo")
     ids_dir = root / "identities"
@@ -84,6 +87,7 @@ def build(root: Path) -> str:
     dno = destruction.request(act("alice"), f"{numbers[3]}/0006", "customer asked for erasure")
     destruction.approve(act("sam"), dno, override_retention="erasure request under the privacy law")
     destruction.execute(act("alice"), dno)
+    vault = _command()
     return "\n".join([
         f"demo office created in {root}",
         f"vault fingerprint: {v.fingerprint}",
@@ -91,17 +95,25 @@ def build(root: Path) -> str:
         "",
         "try next:",
         f"  export VAULT_DIR={root / 'vault'} VAULT_IDENTITY={ids_dir / 'bob.key'}",
-        "  vault dossier list",
-        f"  vault doc list {numbers[0]}",
-        f"  vault doc view {numbers[0]}/0001",
-        f"  vault doc history {numbers[0]}/0002",
-        "  vault find --name 'northwind networks ltd'",
-        "  vault check && vault audit verify",
-        f"  vault grant list ; vault request show {req}",
-        f"  VAULT_IDENTITY={ids_dir / 'dave.key'} vault doc view {numbers[1]}/0001   # dave holds grant {grant}",
-        f"  vault destroy certificate {dno}",
-        f"  vault intake list ; vault intake accept {pending}",
-        f"  vault backup list {target}",
-        "  vault retention report ; vault review due",
-        f"  VAULT_IDENTITY={ids_dir / 'dave.key'} vault doc view {numbers[0]}/0001   # refused: staff hold no key",
+        f"  {vault} dossier list",
+        f"  {vault} doc list {numbers[0]}",
+        f"  {vault} doc view {numbers[0]}/0001",
+        f"  {vault} doc history {numbers[0]}/0002",
+        f"  {vault} find --name 'northwind networks ltd'",
+        f"  {vault} check && {vault} audit verify",
+        f"  {vault} grant list ; {vault} request show {req}",
+        f"  VAULT_IDENTITY={ids_dir / 'dave.key'} {vault} doc view {numbers[1]}/0001   # dave holds grant {grant}",
+        f"  {vault} destroy certificate {dno}",
+        f"  {vault} intake list ; {vault} intake accept {pending}",
+        f"  {vault} backup list {target}",
+        f"  {vault} retention report ; {vault} review due",
+        f"  VAULT_IDENTITY={ids_dir / 'dave.key'} {vault} doc view {numbers[0]}/0001   # refused: staff hold no key",
     ])
+
+
+def _command() -> str:
+    """How the newcomer runs ``vault``: by name if it is on PATH, else by the path of this install."""
+    local = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if shutil.which("vault") or local is None or local.name != "vault":
+        return "vault"
+    return str(local)
