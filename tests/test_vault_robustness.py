@@ -236,3 +236,40 @@ def test_progress_bar_shows_on_a_terminal(office, tmp_path):
     os.close(master)
     assert p.returncode == 0 and len(p.stdout.split()) == 5
     assert b"encrypting" in shown and b"100%" in shown
+
+
+def test_a_raising_plugin_is_named_and_leaves_the_vault_as_it_was(office, monkeypatch):
+    from vault import plugins
+    from vault.hookspecs import hookimpl
+
+    class Broken:
+        @hookimpl
+        def vault_register_numbering_schemes(self, register):
+            class Scheme:
+                def number(self, *, sequence, facts):
+                    raise RuntimeError("counter service unreachable")
+
+            register("standard", lambda options: Scheme())
+
+    real = plugins.get_plugin_manager
+
+    def broken_pm(**kw):
+        pm = real(entry_points=False)
+        # Registered as a built-in, so that it may take the short name the vault's config declares.
+        plugins.register_plugin(pm, Broken(), name="example-broken", source=plugins.PluginSource(None, None, True))
+        from vault_plugins import classification
+
+        plugins.register_plugin(pm, classification, name="classification",
+                                source=plugins.PluginSource(None, None, True))
+        return pm
+
+    before = _snapshot(office.vault_dir)
+    monkeypatch.setattr(plugins, "get_plugin_manager", broken_pm)
+    res = office.run("dossier", "create", "--type", "individual", "--business", "b", "--dept", "sales",
+                     "--name", "Nobody", who="bob", ok=False)
+    _one_line_error(res, "plugin example-broken failed: RuntimeError: counter service unreachable")
+    after = _snapshot(office.vault_dir)
+    assert {k: v for k, v in after.items() if not k.startswith("audit/")} == \
+        {k: v for k, v in before.items() if not k.startswith("audit/")}
+    monkeypatch.undo()
+    assert office.create(name="Somebody").endswith("000002")  # the sequence was not consumed

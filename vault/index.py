@@ -50,17 +50,26 @@ def lookup_number(root: Path, number: str) -> str | None:
     return text[1]
 
 
-def next_sequence(root: Path, name: str = "sequence") -> int:
-    """Allocate the next number of counter ``name`` (call under the exclusive vault lock)."""
-    p = root / "index" / name
+def peek_sequence(root: Path, name: str = "sequence") -> int:
+    """The number counter ``name`` would allocate next, without allocating it."""
     try:
-        n = int(p.read_text().strip() or 0)
+        return int((root / "index" / name).read_text().strip() or 0) + 1
     except FileNotFoundError:
-        n = 0
+        return 1
     except ValueError:
         raise IntegrityError(f"index/{name} is damaged") from None
-    write_atomic(p, f"{n + 1}\n".encode(), mode=0o644)
-    return n + 1
+
+
+def commit_sequence(root: Path, n: int, name: str = "sequence") -> None:
+    """Record ``n`` as allocated (call under the exclusive vault lock)."""
+    write_atomic(root / "index" / name, f"{n}\n".encode(), mode=0o644)
+
+
+def next_sequence(root: Path, name: str = "sequence") -> int:
+    """Allocate the next number of counter ``name`` (call under the exclusive vault lock)."""
+    n = peek_sequence(root, name)
+    commit_sequence(root, n, name)
+    return n
 
 
 def normalize(field: str, value: str) -> str:
