@@ -73,8 +73,11 @@ def create_request(actor, kind: str, target: str, purpose: str) -> str:
     return no
 
 
-def status(v, no: str) -> dict[str, Any]:
-    """A request with its derived state: pending, approved, denied, granted, used."""
+def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A request with its derived state: pending, approved, denied, granted, used.
+
+    :param grants: ``list_grants(v)`` when the caller already has it (listing many requests).
+    """
     req = _load(v, _req_path(v, no), f"request {no}")
     out = {k: req[k] for k in ("number", "kind", "target", "requester", "dept", "created_at")}
     out["state"] = "pending"
@@ -88,7 +91,7 @@ def status(v, no: str) -> dict[str, Any]:
     if out["state"] == "approved" and _req_path(v, no, ".used").exists():
         out["state"] = "used"
     if out["state"] == "approved" and req["kind"] == "access":
-        for g in list_grants(v):
+        for g in list_grants(v) if grants is None else grants:
             if g["request"] == no:
                 out.update(state="granted", grant=g["number"])
     return out
@@ -144,7 +147,8 @@ def list_requests(v) -> list[dict[str, Any]]:
     if not d.is_dir():
         return []
     nos = sorted(p.stem for p in d.glob("R-*.toml") if "." not in p.stem)
-    return [status(v, n) for n in nos]
+    grants = list_grants(v)  # once, not once per request
+    return [status(v, n, grants=grants) for n in nos]
 
 
 def grant(actor, no: str, *, hours: int = 24) -> str:
