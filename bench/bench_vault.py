@@ -8,7 +8,6 @@ tools. Not a test: nothing here asserts on timing. ``bench_vault.py worker …``
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -19,6 +18,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench_age import sha256  # same directory: the scripts run from bench/
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -60,14 +61,6 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> Sample:
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{proc.stderr}")
     return Sample(seconds, int(rss_kib) / 1024, proc.stdout)
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(4 * MIB):
-            h.update(block)
-    return h.hexdigest()
 
 
 def vault_cmd() -> list[str]:
