@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from vault import clock, index, members, records
+from vault import clock, ids, index, members, records
 from vault.crypto import age
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.identity import PublicKey
@@ -36,9 +36,9 @@ def grant_key_path(v, dossier_id: str, grant_no: str) -> Path:
     return v.root / "keys" / "grants" / f"{dossier_id}.{grant_no}.age"
 
 
-def _load(v, path: Path, what: str, mem: dict | None = None) -> dict[str, Any]:
+def _load(v, path: Path, what: str, mem: dict | None = None, *, schema: str) -> dict[str, Any]:
     try:
-        rec = records.load_toml(path, what=what)
+        rec = records.load_toml(path, schema=schema, what=what)
     except FileNotFoundError:
         raise NotFoundError(f"no {what}") from None
     members.verify_by_member(v, rec, what=what, members=mem)
@@ -78,17 +78,22 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
 
     :param grants: ``list_grants(v)`` when the caller already has it (listing many requests).
     """
-    req = _load(v, _req_path(v, no), f"request {no}")
+    ids.request_no(no)
+    req = _load(v, _req_path(v, no), f"request {no}", schema="request")
     out = {k: req[k] for k in ("number", "kind", "target", "requester", "dept", "created_at")}
     out["state"] = "pending"
     dec_path = _req_path(v, no, ".decision")
     if dec_path.exists():
-        dec = _load(v, dec_path, f"decision on {no}")
+        dec = _load(v, dec_path, f"decision on {no}", schema="decision")
         if dec["request_sha256"] != _digest(req):
             raise IntegrityError(f"requests/{no}.decision.toml: decides another version of the request")
         _check_decider(v, req, dec)
         out.update(state=dec["decision"], decided_by=dec["by"], decided_at=dec["at"])
-    if out["state"] == "approved" and _req_path(v, no, ".used").exists():
+    used_path = _req_path(v, no, ".used")
+    if out["state"] == "approved" and used_path.exists():
+        used = _load(v, used_path, f"use of {no}", schema="used")
+        if used["request"] != no or used["signature"]["by"] != req["requester"]:
+            raise IntegrityError(f"requests/{no}.used.toml: not the requester's use of this request")
         out["state"] = "used"
     if out["state"] == "approved" and req["kind"] == "access":
         for g in list_grants(v) if grants is None else grants:
@@ -117,7 +122,8 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
     """Approve or deny a request: access by a department head of the requester's department, copy
     by the archive head; never by the requester."""
     v = actor.vault
-    req = _load(v, _req_path(v, no), f"request {no}")
+    ids.request_no(no)
+    req = _load(v, _req_path(v, no), f"request {no}", schema="request")
     action = "request.approve-access" if req["kind"] == "access" else "request.approve-copy"
     verb = "approve" if approve else "deny"
     actor.require(action, number=req["target"])
@@ -155,21 +161,25 @@ def grant(actor, no: str, *, hours: int = 24) -> str:
     """Release the dossier's keys to the requester of an approved access request until expiry."""
     actor.require("grant.manage")
     v = actor.vault
+    ids.request_no(no)
     if not 1 <= hours <= MAX_GRANT_HOURS:
         raise InputError(f"--hours must be between 1 and {MAX_GRANT_HOURS}")
-    st = status(v, no)
-    req = _load(v, _req_path(v, no), f"request {no}")
+    req = _load(v, _req_path(v, no), f"request {no}", schema="request")
     if req["kind"] != "access":
         raise ConflictError(f"{no} is a copy request; copies are made with 'vault doc export'")
-    if st["state"] != "approved":
-        actor.audit("grant.create", outcome="refused", number=req["target"], ref=no)
-        raise ConflictError(f"request {no} is {st['state']}, not approved", hint="a department head must approve it first")
-    mem = members.all_members(v)
-    grantee = mem.get(req["requester"])
-    if grantee is None or grantee["status"] != "active":
-        raise ConflictError(f"requester {req['requester']} is no longer a member")
-    dec = _load(v, _req_path(v, no, ".decision"), f"decision on {no}")
     with v.lock(exclusive=True):
+        # The state is read under the exclusive lock: two archivists granting the same approval at
+        # once must not both see it "approved" (one approval, at most one grant).
+        st = status(v, no)
+        if st["state"] != "approved":
+            actor.audit("grant.create", outcome="refused", number=req["target"], ref=no)
+            raise ConflictError(f"request {no} is {st['state']}, not approved",
+                                hint="a department head must approve it first" if st["state"] == "pending" else "")
+        mem = members.all_members(v)
+        grantee = mem.get(req["requester"])
+        if grantee is None or grantee["status"] != "active":
+            raise ConflictError(f"requester {req['requester']} is no longer a member")
+        dec = _load(v, _req_path(v, no, ".decision"), f"decision on {no}", schema="decision")
         gno = f"G-{index.next_sequence(v.root, 'grants'):06d}"
         now = clock.now()
         rec = {"format": 1, "number": gno, "request": no, "dossier": req["dossier"], "target": req["target"],
@@ -202,13 +212,15 @@ def list_grants(v) -> list[dict[str, Any]]:
     for p in sorted(d.glob("G-*.toml")):
         if "." in p.stem:
             continue
-        g = _load(v, p, f"grant {p.stem}", mem)
+        g = _load(v, p, f"grant {p.stem}", mem, schema="grant")
+        if g["number"] != p.stem:
+            raise IntegrityError(f"grants/{p.name}: holds grant {g['number']} (moved or forged)")
         granter = mem[g["signature"]["by"]]
         if not {"archivist", "supervisor"} & set(granter["roles"]):
             raise IntegrityError(f"grants/{p.name}: signed by {granter['name']}, who may not grant")
         closed = _grant_path(v, g["number"], ".closed")
         if closed.exists():
-            c = _load(v, closed, f"closing of grant {g['number']}", mem)
+            c = _load(v, closed, f"closing of grant {g['number']}", mem, schema="closed")
             state = c["reason"]
         else:
             state = "active" if now < g["expires_at"] else "expired"
@@ -240,6 +252,7 @@ def revoke(actor, gno: str) -> None:
     """End a grant now: its key release is deleted."""
     actor.require("grant.manage")
     v = actor.vault
+    ids.grant_no(gno)
     with v.lock(exclusive=True):
         g = next((x for x in list_grants(v) if x["number"] == gno), None)
         if g is None:

@@ -12,7 +12,8 @@ customer data.
 from __future__ import annotations
 
 import base64
-import fcntl
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -22,7 +23,8 @@ from typing import Any, Iterator
 
 from vault import clock, records
 from vault.crypto import sign
-from vault.errors import AuthenticationError, IntegrityError
+from vault.errors import AuthenticationError, FormatError, IntegrityError, VaultError
+from vault.store import close_lock, open_lock
 
 GENESIS = "0" * 64
 DOMAIN = b"vault-audit-v1\n"
@@ -55,9 +57,34 @@ def _tail(path: Path) -> tuple[int, str]:
         f.seek(size - back)
         last = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
     try:
-        return json.loads(last)["seq"], hashlib.sha256(last).hexdigest()
-    except (ValueError, KeyError):
+        return parse_line(last, where="audit/log.jsonl")["seq"], hashlib.sha256(last).hexdigest()
+    except FormatError:
         raise IntegrityError("audit/log.jsonl: last entry is damaged", hint="run 'vault audit verify'") from None
+
+
+def _append(log: Path, data: bytes) -> None:
+    """Append ``data`` whole or not at all: a short write (disk full, a file size limit) is cut off
+    again, so that a half line never breaks the chain for every later command."""
+    # O_NOFOLLOW: a log replaced by a symbolic link is not followed to write elsewhere.
+    try:
+        wfd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise IntegrityError("audit/log.jsonl is a symbolic link (tampered with)", hint="run 'vault check'") from None
+        raise
+    try:
+        start = os.fstat(wfd).st_size
+        try:
+            done = 0
+            while done < len(data):
+                done += os.write(wfd, data[done:])
+            os.fsync(wfd)
+        except BaseException:
+            os.ftruncate(wfd, start)
+            os.fsync(wfd)
+            raise
+    finally:
+        os.close(wfd)
 
 
 def record(actor, action: str, *, outcome: str = "ok", number: str | None = None, ref: str | None = None,
@@ -78,12 +105,12 @@ def record_many(actor, items: list[dict]) -> list[dict]:
     """
     d = _dir(actor.vault)
     d.mkdir(mode=0o700, exist_ok=True)
+    if d.is_symlink():
+        raise IntegrityError("audit/ is a symbolic link (tampered with)", hint="run 'vault check'")
     log = d / "log.jsonl"
     # The audit lock is separate from the vault lock so that reads (which append) never wait for a
     # long write, and appends stay totally ordered.
-    fd = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with lock(actor.vault, exclusive=True):
         seq, prev = _tail(log)
         entries, lines = [], []
         for item in items:
@@ -100,18 +127,25 @@ def record_many(actor, items: list[dict]) -> list[dict]:
             prev = hashlib.sha256(line).hexdigest()
             entries.append(entry)
             lines.append(line + b"\n")
-        wfd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(wfd, b"".join(lines))
-            os.fsync(wfd)
-        finally:
-            os.close(wfd)
+        _append(log, b"".join(lines))
         cp = actor.sign({"format": 1, "count": seq, "head": prev, "at": entries[-1]["at"]})
         records.write_toml(d / "checkpoint.toml", cp)
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
     return entries
+
+
+@contextlib.contextmanager
+def lock(v, *, exclusive: bool, wait: float = 30.0) -> Iterator[None]:
+    """The audit trail's own lock: appenders hold it exclusive; ``verify`` and backups shared, so
+    that they read the log and its checkpoint as a pair (no false alarm while others append)."""
+    d = _dir(v)
+    if not exclusive and not d.is_dir():
+        yield
+        return
+    fd = open_lock(d / ".lock", exclusive=exclusive, wait=wait, what="the audit trail")
+    try:
+        yield
+    finally:
+        close_lock(fd)
 
 
 def entries(v) -> Iterator[dict[str, Any]]:
@@ -121,8 +155,8 @@ def entries(v) -> Iterator[dict[str, Any]]:
     except FileNotFoundError:
         return
     with f:
-        for raw in f:
-            yield json.loads(raw)
+        for i, raw in enumerate(f, 1):
+            yield parse_line(raw, where=f"audit/log.jsonl line {i}")
 
 
 @dataclass
@@ -148,16 +182,22 @@ def verify(v) -> Verification:
     prev, seq, head = GENESIS, 0, GENESIS
     logged_writes: set[tuple[str, int]] = set()
     path = _dir(v) / "log.jsonl"
-    lines = path.read_bytes().split(b"\n") if path.exists() else []
+    if path.is_symlink():
+        res.problems.append("audit/log.jsonl: is a symbolic link (tampered with)")
+        return res
+    # Under the audit lock: an append between reading the log and its checkpoint is no tampering.
+    with lock(v, exclusive=False):
+        lines = path.read_bytes().split(b"\n") if path.exists() else []
+        cp = _read_checkpoint(v, res)
     if lines and lines[-1] == b"":
         lines.pop()
     for i, raw in enumerate(lines, 1):
         where = f"audit/log.jsonl line {i}"
         try:
-            e = json.loads(raw)
+            e = parse_line(raw, where=where)
             sig = base64.b64decode(e["sig"], validate=True)
-        except (ValueError, KeyError, TypeError):
-            res.problems.append(f"{where}: not a valid entry (damaged)")
+        except (FormatError, ValueError) as err:
+            res.problems.append(str(err) if isinstance(err, FormatError) else f"{where}: not a valid entry (damaged)")
             return res
         if e.get("seq") != seq + 1:
             res.problems.append(f"{where}: sequence {e.get('seq')} where {seq + 1} was expected (entry inserted, deleted or reordered)")
@@ -176,7 +216,7 @@ def verify(v) -> Verification:
         seq = e["seq"]
         head = prev
     res.count = seq
-    _check_checkpoint(v, mem, seq, head, res)
+    _check_checkpoint(v, cp, mem, seq, head, res)
     if res.ok:
         _check_manifest_writes(v, logged_writes, res)
     return res
@@ -190,23 +230,47 @@ def _check_manifest_writes(v, logged: set[tuple[str, int]], res: Verification) -
         try:
             m = tomllib.loads(p.read_text())
             key = (m["number"], m["revision"])
-        except (tomllib.TOMLDecodeError, KeyError, UnicodeDecodeError):
+        except (tomllib.TOMLDecodeError, KeyError, UnicodeDecodeError, TypeError):
             continue  # a damaged manifest is vault check's to report
         if key not in logged:
             res.problems.append(f"audit/log.jsonl: no entry for revision {key[1]} of dossier {key[0]} "
                                 "(entries missing: tail cut off or log rolled back)")
 
 
-def _check_checkpoint(v, mem: dict, count: int, head: str, res: Verification) -> None:
+def parse_line(raw: bytes, *, where: str) -> dict[str, Any]:
+    """One line of the log as an entry of the right shape (schemas/audit-entry); FormatError names it."""
+    try:
+        e = json.loads(raw)
+    except ValueError:
+        raise FormatError(f"{where}: not a valid entry (damaged or foreign)") from None
+    records.validate(e, "audit-entry", what=where)
+    return e
+
+
+_NO_CHECKPOINT: dict[str, Any] = {}
+
+
+def _read_checkpoint(v, res: Verification) -> dict[str, Any] | None:
+    """The checkpoint as read (None when damaged: the problem is noted), or _NO_CHECKPOINT."""
+    try:
+        return records.load_toml(_dir(v) / "checkpoint.toml", schema="checkpoint", what="audit/checkpoint.toml")
+    except FileNotFoundError:
+        return _NO_CHECKPOINT
+    except VaultError as e:
+        res.problems.append(str(e))
+        return None
+
+
+def _check_checkpoint(v, cp: dict[str, Any] | None, mem: dict, count: int, head: str, res: Verification) -> None:
     from vault import members
 
-    cp_path = _dir(v) / "checkpoint.toml"
-    if not cp_path.exists():
+    if cp is None:
+        return
+    if cp is _NO_CHECKPOINT:
         if count:
             res.problems.append("audit/checkpoint.toml: missing")
         return
     try:
-        cp = records.load_toml(cp_path, what="audit/checkpoint.toml")
         members.verify_by_member(v, cp, what="audit/checkpoint.toml", members=mem)
     except IntegrityError as e:
         res.problems.append(str(e))

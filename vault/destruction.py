@@ -12,7 +12,7 @@ import hashlib
 import os
 from typing import Any
 
-from vault import access, clock, index, members, records, retention
+from vault import access, clock, ids, index, members, records, retention
 from vault.dossier import load_manifest, read_profile, resolve, write_manifest
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.holds import held_dossiers
@@ -28,10 +28,12 @@ def _path(v, no: str, suffix: str = ""):
 
 
 def _load(v, no: str, suffix: str = "") -> dict[str, Any]:
+    ids.destruction_no(no)
     p = _path(v, no, suffix)
     if not p.exists():
         raise NotFoundError(f"no destruction {no}{' ' + suffix.strip('.') if suffix else ''}")
-    rec = records.load_toml(p, what=f"destructions/{p.name}")
+    schema = {"": "destruction", ".approval": "approval", ".certificate": "certificate"}[suffix]
+    rec = records.load_toml(p, schema=schema, what=f"destructions/{p.name}")
     members.verify_by_member(v, rec, what=f"destructions/{p.name}")
     return rec
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import secrets
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
@@ -220,6 +221,18 @@ def require_save(actor, docno: str) -> None:
         raise PermissionDeniedError(
             "you may view this document on a terminal only",
             hint="to get a copy, file 'vault request copy DOCNO --purpose …' and use 'vault doc export'")
+
+
+def check_output(v, output: Path) -> Path:
+    """Refuse a plaintext output inside the vault directory, symbolic links resolved: from there it
+    would be backed up, and it could replace a vault file."""
+    dest = Path(os.path.abspath(output))
+    real = dest.parent.resolve() / dest.name
+    root = v.root.resolve()
+    if real == root or real.is_relative_to(root) or (dest.is_symlink() and dest.resolve().is_relative_to(root)):
+        raise PermissionDeniedError("refusing to write plaintext inside the vault directory",
+                                    hint="choose an output path outside the vault")
+    return dest
 
 
 def view(actor, docno: str, dst: BinaryIO) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import tomli_w
 
-from vault import clock, index, members, records
+from vault import clock, ids, index, members, records
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError, PluginError
 from vault.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
 
@@ -129,6 +129,7 @@ def load_manifest(v, dossier_id: str, *, member_records: dict | None = None) -> 
 
 def resolve(v, number: str) -> str:
     """Dossier id of an archive number (or of the dossier part of a document number)."""
+    ids.target_number(number)
     dossier_id = index.lookup_number(v.root, number.split("/")[0])
     if dossier_id is None:
         raise NotFoundError(f"no dossier numbered {number.split('/')[0]}", hint="see 'vault dossier list'")

@@ -7,7 +7,7 @@ from typing import Any
 
 from vault import clock, members, records
 from vault.dossier import load_manifest, resolve
-from vault.errors import ConflictError, InputError, NotFoundError
+from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError
 from vault.store import fsync_dir
 
 
@@ -17,17 +17,26 @@ def _path(v, dossier_id: str):
 
 def held_dossiers(v) -> set[str]:
     """Opaque ids of every dossier under a verified legal hold."""
+    return set(_verified(v))
+
+
+def _verified(v) -> dict[str, dict[str, Any]]:
+    """Every hold record by dossier id: schema-checked (another kind of signed record that merely has
+    a ``dossier`` field is no hold) and signed by the member it names as having placed it."""
     d = v.root / "holds"
     if not d.is_dir():
-        return set()
+        return {}
     mem = members.all_members(v)
-    out = set()
-    for p in d.glob("*.toml"):
-        rec = records.load_toml(p, what=f"holds/{p.name}")
-        members.verify_by_member(v, rec, what=f"holds/{p.name}", members=mem)
+    out = {}
+    for p in sorted(d.glob("*.toml")):
+        what = f"holds/{p.name}"
+        rec = records.load_toml(p, schema="hold", what=what)
+        signer = members.verify_by_member(v, rec, what=what, members=mem)
+        if signer["name"] != rec["by"]:
+            raise IntegrityError(f"{what}: signed by {signer['name']}, not by {rec['by']} who it says placed it")
         if rec["dossier"] != p.stem:
             continue  # a hold record moved to another file holds nothing
-        out.add(rec["dossier"])
+        out[rec["dossier"]] = rec
     return out
 
 
@@ -65,9 +74,7 @@ def remove(actor, number: str) -> None:
 
 
 def list_holds(v) -> list[dict[str, Any]]:
-    d = v.root / "holds"
     rows = []
-    for dossier_id in sorted(held_dossiers(v)):
-        rec = records.load_toml(d / f"{dossier_id}.toml")
+    for rec in _verified(v).values():
         rows.append({k: rec[k] for k in ("number", "at", "by")})
     return sorted(rows, key=lambda r: r["number"])

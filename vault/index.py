@@ -13,6 +13,7 @@ import secrets
 import unicodedata
 from pathlib import Path
 
+from vault import ids
 from vault.crypto import age
 from vault.errors import ConflictError, IntegrityError, NoIdentityMatchError, PermissionDeniedError, FormatError, AuthenticationError
 from vault.store import fsync_dir, write_atomic, write_new
@@ -31,6 +32,9 @@ def _number_path(root: Path, number: str) -> Path:
 
 def issue_number(root: Path, number: str, dossier: str) -> None:
     """Record ``number`` as issued to ``dossier``; refuses a number ever issued before (even destroyed)."""
+    # The entry is line-oriented: a number or id holding a newline would forge its second line.
+    ids.archive_number(number, what="numbering scheme")
+    ids.dossier_id(dossier, what="new dossier")
     p = _number_path(root, number)
     try:
         write_new(p, f"{number}\n{dossier}\n".encode(), mode=0o644)
@@ -42,12 +46,13 @@ def issue_number(root: Path, number: str, dossier: str) -> None:
 def lookup_number(root: Path, number: str) -> str | None:
     """The dossier id an archive number was issued to, or None."""
     try:
-        text = _number_path(root, number).read_text().split("\n")
+        text = _number_path(root, number).read_bytes().split(b"\n")
     except FileNotFoundError:
         return None
-    if text[0] != number:
+    if len(text) < 2 or text[0] != number.encode():
         raise IntegrityError(f"index entry for {number} is damaged")
-    return text[1]
+    # The id becomes a path (dossiers/<id>/): an entry naming anything else is forged.
+    return ids.dossier_id(text[1].decode("ascii", "replace"), what=f"index entry for {number}")
 
 
 def peek_sequence(root: Path, name: str = "sequence") -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 import tomli_w
 
-from vault import clock, members, records
+from vault import clock, ids, members, records
 from vault.crypto import age
 from vault.documents import CATEGORIES, HashingWriter, hash_file
 from vault.dossier import load_manifest, parse_date, resolve, write_manifest
@@ -87,7 +87,7 @@ def pending(v) -> list[dict[str, Any]]:
     for p in sorted(d.glob("*.toml")) if d.is_dir() else []:
         if len(p.stem) != ID_LEN:
             continue
-        rec = records.load_toml(p, what=f"intake/{p.name}")
+        rec = records.load_toml(p, schema="intake", what=f"intake/{p.name}")
         rows.append({k: rec[k] for k in ("id", "for", "category", "date", "original", "submitted_at", "size")})
     return rows
 
@@ -107,12 +107,14 @@ def _identity(actor) -> age.Identity:
 
 
 def _load(v, sid: str) -> dict[str, Any]:
-    if len(sid) != ID_LEN or not all(c in "0123456789abcdef" for c in sid):
-        raise NotFoundError(f"no intake submission {sid}")
+    ids.intake_id(sid)
     p = _dir(v) / f"{sid}.toml"
     if not p.exists():
         raise NotFoundError(f"no intake submission {sid}", hint="see 'vault intake list'")
-    return records.load_toml(p, what=f"intake/{sid}.toml")
+    rec = records.load_toml(p, schema="intake", what=f"intake/{sid}.toml")
+    if rec["id"] != sid:
+        raise IntegrityError(f"intake/{sid}.toml: describes submission {rec['id']} (moved or forged)")
+    return rec
 
 
 def accept(actor, sid: str) -> str:

@@ -142,8 +142,9 @@ def verify_by_supervisor(v, data: dict[str, Any], *, what: str) -> dict[str, Any
 def verify_by_member(v, data: dict[str, Any], *, what: str, members: dict | None = None) -> dict[str, Any]:
     """Verify a record signed by any member; returns the signer's record."""
     members = members if members is not None else all_members(v)
-    by = data.get("signature", {}).get("by")
-    signer = members.get(by)
+    sig = data.get("signature")
+    by = sig.get("by") if isinstance(sig, dict) else None
+    signer = members.get(by) if isinstance(by, str) else None
     if signer is None:
         raise IntegrityError(f"{what}: signed by unknown member {by!r}")
     records.verify_record(data, PublicKey.parse(signer["key"]).signing, what=what)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import tomllib
 from functools import lru_cache
@@ -55,11 +56,16 @@ def _schema(name: str) -> dict[str, Any]:
     return json.loads(text)
 
 
-def validate(data: Mapping[str, Any], schema: str, *, what: str) -> None:
-    """Validate ``data`` against ``schemas/<schema>.schema.json``; FormatError names the first problem."""
+@lru_cache(maxsize=None)
+def _validator(name: str) -> Any:
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(_schema(schema))
+    return jsonschema.Draft202012Validator(_schema(name))
+
+
+def validate(data: Any, schema: str, *, what: str) -> None:
+    """Validate ``data`` against ``schemas/<schema>.schema.json``; FormatError names the first problem."""
+    validator = _validator(schema)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
@@ -76,9 +82,24 @@ def load_toml(path: Path, *, schema: str | None = None, what: str | None = None)
         raise
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise FormatError(f"{what}: not valid TOML ({e})", hint="the file is damaged; run 'vault check'") from None
+    _no_datetimes(data, what)
     if schema:
         validate(data, schema, what=what)
     return data
+
+
+def _no_datetimes(value: Any, what: str) -> None:
+    """The format writes times as strings: a TOML date or time (hand-edited) is refused here, before
+    a signature check would fail to put it into canonical JSON."""
+    if isinstance(value, dict):
+        for v in value.values():
+            _no_datetimes(v, what)
+    elif isinstance(value, list):
+        for v in value:
+            _no_datetimes(v, what)
+    elif isinstance(value, (datetime.date, datetime.time)):
+        raise FormatError(f"{what}: holds a TOML date or time where the format has a string",
+                          hint="the file is damaged or was edited by hand; run 'vault check'")
 
 
 def dump_toml(data: Mapping[str, Any]) -> bytes:

@@ -102,6 +102,44 @@ def sweep_temporaries(root: Path) -> list[Path]:
     return removed
 
 
+def open_lock(path: Path, *, exclusive: bool, wait: float, what: str) -> int | None:
+    """Open and ``flock`` the lock file ``path``; return its descriptor (None: nothing to lock).
+
+    A shared lock works on a vault the caller may only read (a read-only mount, another user's
+    files): the lock file is opened read-only, and if it does not exist and cannot be created, no
+    writer has ever locked that vault and there is nothing to wait for. A lock not had within
+    ``wait`` seconds ends in a LockError, never in waiting for ever.
+    """
+    import time
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as e:
+        if exclusive or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+    op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, op)
+            return fd
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
+                os.close(fd)
+                raise LockError(f"{what} is locked by another command (waited {wait:g} s)") from None
+            time.sleep(0.02)
+
+
+def close_lock(fd: int | None) -> None:
+    if fd is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 class VaultLock:
     """An advisory ``flock`` on ``<vault>/.lock``: exclusive for writers, shared for readers.
 
@@ -117,25 +155,9 @@ class VaultLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "VaultLock":
-        import time
-
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        op = (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-        deadline = time.monotonic() + self.wait
-        while True:
-            try:
-                fcntl.flock(fd, op)
-                break
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise LockError("the vault is locked by another command") from None
-                time.sleep(0.02)
-        self._fd = fd
+        self._fd = open_lock(self.path, exclusive=self.exclusive, wait=self.wait, what="the vault")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        close_lock(self._fd)
+        self._fd = None

@@ -75,22 +75,91 @@ def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
 json_opt = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
+#: Longest argument accepted: a value this long is a mistake or an attack, and would otherwise be
+#: echoed into error messages or written into records.
+MAX_ARGUMENT = 64 * 1024
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """``text`` safe to print as one line: control characters and undecodable bytes escaped, cut short.
+
+    Error messages quote user input (paths, numbers); a newline in it must not forge a second
+    ``vault:`` line, and a surrogate-escaped byte must not crash the writer.
+    """
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+def check_arguments(values: list[Any], *, argv: bool = False) -> None:
+    """Refuse what no command can use: NUL bytes, bytes that are not UTF-8, values over MAX_ARGUMENT,
+    and (on the command line) empty values, which would otherwise pass for "not given"."""
+    for v in values:
+        if not isinstance(v, str):
+            continue
+        if argv and not v:
+            raise InputError("an argument is empty", hint="leave out an option you do not want to set")
+        if "\x00" in v:
+            raise InputError("an argument contains a NUL byte", hint="check the command line")
+        if len(v) > MAX_ARGUMENT:
+            raise InputError(f"an argument is longer than {MAX_ARGUMENT} characters", hint="check the command line")
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            # Linux hands undecodable argv bytes over as lone surrogates; records are UTF-8.
+            raise InputError(f"argument {one_line(v, 60)!r} is not valid UTF-8",
+                             hint="use UTF-8 text; rename a file whose name is not UTF-8") from None
+
+
+def _say(message: str, hint: str = "") -> None:
+    click.echo(f"vault: error: {one_line(message)}", err=True)
+    if hint:
+        click.echo(f"vault: hint: {one_line(hint)}", err=True)
+
+
+class _Reported(click.ClickException):
+    """A usage error found while parsing the top-level options, shown in the vault's one-line form."""
+
+    def __init__(self, message: str, hint: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.hint, self.exit_code = hint, exit_code
+
+    def show(self, file: Any = None) -> None:
+        _say(self.message, self.hint)
+
+
+def _usage_hint(e: click.ClickException) -> str:
+    ctx = getattr(e, "ctx", None)
+    return f"see '{ctx.command_path} --help'" if ctx is not None else "see 'vault --help'"
+
+
 class VaultGroup(click.Group):
     """Turns library errors into one clear line (and a hint) with the right exit code."""
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            check_arguments(list(args), argv=True)
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except VaultError as e:
+            raise _Reported(str(e), e.hint, e.exit_code) from None
+        except click.ClickException as e:
+            raise _Reported(e.format_message(), _usage_hint(e), e.exit_code) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            check_arguments(list(ctx.params.values()))  # values from the environment (VAULT_DIR, ...)
             return super().invoke(ctx)
         except VaultError as e:
-            click.echo(f"vault: error: {e}", err=True)
-            if e.hint:
-                click.echo(f"vault: hint: {e.hint}", err=True)
+            _say(str(e), e.hint)
+            ctx.exit(e.exit_code)
+        except click.ClickException as e:
+            _say(e.format_message(), _usage_hint(e))
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("vault: interrupted; nothing was changed", err=True)
             ctx.exit(130)
         except OSError as e:
-            click.echo(f"vault: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
+            _say(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "))
             ctx.exit(1)
 
 

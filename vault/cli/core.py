@@ -188,6 +188,8 @@ def doc_history(obj: Ctx, docno: str, as_json: bool) -> None:
 def doc_view(obj: Ctx, docno: str, output: str | None) -> None:
     """Decrypt a document (outside the archive department: to a terminal only)."""
     actor = obj.actor()
+    if output:
+        output = str(documents.check_output(actor.vault, Path(output)))
     if output or not sys.stdout.isatty():
         documents.require_save(actor, docno)
     if output:
