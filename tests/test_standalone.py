@@ -7,7 +7,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # Spelled in pieces so that this file does not match itself.
-OUTSIDE = ("../" + "shared", '"' + "shared" + '"')
+OUTSIDE = ("../" + "sha" + "red", '"' + "sha" + "red" + '"')
 
 
 def test_no_tracked_file_reaches_outside_the_repository():
