@@ -47,6 +47,11 @@ class Generation:
         return _dt.datetime.strptime(self.stamp, _STAMP).replace(tzinfo=_dt.timezone.utc)
 
 
+def is_table_name(name: str) -> bool:
+    """Whether ``name`` is a key table's file name (``<dossier-id>.age``, ``_index.age``, ...)."""
+    return bool(_TABLE.match(name))
+
+
 def generations(repo: Repo) -> dict[str, list[Generation]]:
     """Mirrored generations per key table (``<dossier-id>.age``), oldest first."""
     out: dict[str, list[Generation]] = {}
