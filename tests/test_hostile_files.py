@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -208,3 +209,49 @@ def test_a_tampered_backups_toml_is_one_line(office, tmp_path):
     res = office.run("backup", "run", f"file://{tmp_path / 'target'}", ok=False)
     assert_refused_cleanly(res, "backups.toml")
     assert "backups.toml" in res.stderr
+
+
+@pytest.mark.parametrize("which", ["holds", "dossier", "documents"])
+def test_a_vault_directory_replaced_by_a_link_carries_no_write_out(office, tmp_path, which):
+    did = dossier_id(office, office.number)
+    place = {"holds": office.vault_dir / "holds", "dossier": office.vault_dir / "dossiers" / did,
+             "documents": office.vault_dir / "dossiers" / did / "documents"}[which]
+    outside = tmp_path / "outside"
+    if place.exists():
+        shutil.copytree(place, outside)
+        shutil.rmtree(place)
+    else:
+        outside.mkdir()
+    place.symlink_to(outside)
+    before = digest(outside)
+    f = tmp_path / "b.txt"
+    f.write_text("second\n")
+    args = {"holds": ["hold", "add", office.number, "--reason", "litigation"],
+            "dossier": ["doc", "add", office.number, str(f), "--category", "other", "--source", "s",
+                        "--date", "2026-01-01", "--original"]}
+    args["documents"] = args["dossier"]
+    res = office.run(*args[which], who="alice", ok=False)
+    assert_refused_cleanly(res, which)
+    assert "symbolic link" in res.stderr
+    assert digest(outside) == before
+
+
+def test_every_lock_wait_ends_with_a_message(office):
+    from vault.errors import LockError
+    from vault.store import VaultLock, close_lock, open_lock
+
+    v = Vault.open(office.vault_dir)
+    held = open_lock(office.vault_dir / ".lock", exclusive=True, wait=1, what="test")
+    try:
+        with pytest.raises(LockError, match=r"the vault is locked by another command \(waited 0.1 s\)"):
+            with VaultLock(office.vault_dir, exclusive=False, wait=0.1):
+                pass
+    finally:
+        close_lock(held)
+    held = open_lock(office.vault_dir / "audit" / ".lock", exclusive=True, wait=1, what="test")
+    try:
+        with pytest.raises(LockError, match="the audit trail is locked"):
+            with audit.lock(v, exclusive=False, wait=0.1):
+                pass
+    finally:
+        close_lock(held)

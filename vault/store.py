@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import fcntl
 import os
@@ -10,9 +11,36 @@ import secrets
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from vault.errors import LockError
+from vault.errors import IntegrityError, LockError
 
 TMP_PREFIX = ".tmp-"
+
+#: The vault directory (resolved) whose exclusive lock this process holds: while it is set, every
+#: write must land inside it. A directory of the vault replaced by a symbolic link would otherwise
+#: carry a write (a hold, a manifest, a key table) out of the vault.
+_confined_to: contextvars.ContextVar[Path | None] = contextvars.ContextVar("vault_confined_to", default=None)
+
+
+def check_confined(path: Path) -> None:
+    """Refuse a write to ``path`` that symbolic links would take outside the locked vault directory."""
+    root = _confined_to.get()
+    if root is None:
+        return
+    real = Path(os.path.realpath(path.parent))
+    if real != root and not real.is_relative_to(root):
+        rel = os.path.relpath(os.path.abspath(path), root)
+        raise IntegrityError(f"{rel}: a symbolic link takes this write outside the vault directory (tampered with)",
+                             hint="run 'vault check'; replace the link by the directory it should be")
+
+
+@contextlib.contextmanager
+def confined(root: Path) -> Iterator[None]:
+    """Within the block, every ``atomic_writer``/``write_new`` must stay inside ``root``."""
+    token = _confined_to.set(Path(os.path.realpath(root)))
+    try:
+        yield
+    finally:
+        _confined_to.reset(token)
 
 
 def fsync_dir(path: Path) -> None:
@@ -37,6 +65,7 @@ def atomic_writer(path: Path, *, mode: int = 0o600, sync: bool = True) -> Iterat
     ``sync=False`` the caller takes over durability (``sync_files`` then ``fsync_dir``), which lets a
     bulk import pay for its syncs once instead of per file.
     """
+    check_confined(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -63,6 +92,7 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, sync: bool = Tru
 
 def write_new(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Create ``path`` with ``data``; never replaces an existing file. Durability is the caller's."""
+    check_confined(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as f:

@@ -15,7 +15,7 @@ from vault.crypto import age
 from vault.errors import FormatError, InputError, NotFoundError, PermissionDeniedError
 from vault.identity import MemberIdentity, PublicKey
 from vault.policy import DEFAULT_POLICY, Policy
-from vault.store import VaultLock, fsync_dir, sweep_temporaries
+from vault.store import VaultLock, confined, fsync_dir, sweep_temporaries
 
 FORMAT_VERSION = 1
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -183,10 +183,13 @@ class _SweepingLock:
 
     def __enter__(self) -> VaultLock:
         self.lk.__enter__()
+        self._confined = confined(self.root)
+        self._confined.__enter__()
         sweep_temporaries(self.root)
         return self.lk
 
     def __exit__(self, *exc: object) -> None:
+        self._confined.__exit__(None, None, None)
         self.lk.__exit__(*exc)
 
 

@@ -27,6 +27,19 @@ LOCK_STALE = _dt.timedelta(hours=6)
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
+def _check_snapshot(snap: dict[str, Any], name: str) -> None:
+    """The fields list, prune, verify and restore read, of the types they expect (docs/FORMAT.md §16.3)."""
+    try:
+        ok = (isinstance(snap["time"], str) and type(snap.get("order", 0)) is int and _HEX64.match(snap["tree"])
+              and all(_HEX64.match(b) for b in snap.get("other", []))
+              and all(isinstance(d, str) and all(_HEX64.match(b) for b in bs) for d, bs in snap.get("dossiers", {}).items())
+              and all(isinstance(r, str) and _HEX64.match(b) for r, b in snap.get("rings", {}).items()))
+    except (KeyError, TypeError, AttributeError):
+        ok = False
+    if not ok:
+        raise IntegrityError(f"{name}: does not parse", hint="run 'vault backup verify'")
+
+
 def data_name(pack_id: str) -> str:
     return f"{DATA}{pack_id[:2]}/{pack_id}"
 
@@ -189,10 +202,18 @@ class Repo:
         packs: dict[str, int] = {}
         names = self.list(INDEX)
         for name in names:
-            for pack_id, p in self.get_json(name)["packs"].items():
-                packs[pack_id] = p["size"]
-                for blob_id, off, ln in p["blobs"]:
-                    blobs[blob_id] = (pack_id, off, ln)
+            obj = self.get_json(name)
+            try:  # a target's owner can write any JSON here: every field is checked before use
+                for pack_id, p in obj["packs"].items():
+                    if not _HEX64.match(pack_id) or type(p["size"]) is not int:
+                        raise ValueError
+                    packs[pack_id] = p["size"]
+                    for blob_id, off, ln in p["blobs"]:
+                        if not (_HEX64.match(blob_id) and type(off) is int and type(ln) is int and off >= 0 <= ln):
+                            raise ValueError
+                        blobs[blob_id] = (pack_id, off, ln)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise IntegrityError(f"{name}: does not parse", hint="run 'vault backup verify'") from None
         return blobs, packs, names
 
     def write_index(self, packs: dict[str, dict[str, Any]]) -> str | None:
@@ -208,6 +229,7 @@ class Repo:
         out = []
         for sid in self.snapshot_ids():
             snap = self.get_json(SNAPSHOTS + sid)
+            _check_snapshot(snap, SNAPSHOTS + sid)
             snap["id"] = sid
             out.append(snap)
         # ``time`` is to the second (the vault's clock); ``order`` breaks ties between runs in one second.
