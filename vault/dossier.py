@@ -46,8 +46,8 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
         raise InputError(f"unknown customer type {customer_type!r}", hint="use enterprise or individual")
     check_name("business type", business)
     check_name("department", dept)
-    if not profile.get("name"):
-        raise InputError("a dossier needs the customer's name", hint="pass --name")
+    if not str(profile.get("name") or "").strip():
+        raise InputError("a dossier needs the customer's name", hint="pass --name (not blank)")
     created = clock.today()
     facts = _facts(customer_type, business, dept, created)
     numbering, classifier = _scheme(v, "numbering"), _scheme(v, "classification")

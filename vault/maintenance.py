@@ -32,6 +32,8 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
     from vault.vault import check_name
 
     changes = {k: v for k, v in changes.items() if v not in (None, [], "")}
+    if "name" in changes and not str(changes["name"]).strip():
+        raise InputError("the customer's name cannot be blank", hint="pass --name with the name")
     for k in changes:
         if k not in PROFILE_FIELDS:
             raise InputError(f"unknown profile field {k!r}")

@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import time
+import urllib.parse
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
 from vault import clock
+from vault.errors import InputError
 from vault.backup import mirror, packs
 from vault.backup.repo import DATA, SNAPSHOTS, TREES, Blob, Repo, data_name
 from vault.backup.capture import Staging, capture
@@ -300,10 +302,22 @@ def _adopt_orphans(repo: Repo, known: dict, indexed_packs: dict[str, int]) -> di
     return adopted
 
 
+def _refuse_inside(v, target: Any) -> None:
+    """A directory target inside the vault would back the vault up into itself (and every later
+    snapshot would hold the previous ones)."""
+    if isinstance(target, str) and target.startswith("file:"):
+        path = Path(os.path.realpath(urllib.parse.urlparse(target).path or "/"))
+        root = Path(os.path.realpath(v.root))
+        if path == root or path.is_relative_to(root):
+            raise InputError("the backup target lies inside the vault directory",
+                             hint="back up to another disk or host")
+
+
 def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, cache: Path | None = None,
         progress: Progress | None = None, pm=None) -> RunReport:
     """Back the vault up to ``target`` (URL or target object); needs no identity (see docs/FORMAT.md)."""
     started = time.monotonic()
+    _refuse_inside(v, target)
     repo = Repo(target, cache=cache, pm=pm)
     repo.init_or_check(v.config["id"])
     record_target(v, repo.url)  # first, so that a destruction can reach whatever arrives there
