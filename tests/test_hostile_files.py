@@ -140,11 +140,15 @@ def test_a_newline_in_a_value_forges_no_audit_line(office):
     forged = 'X\n{"seq": 99, "member": "alice", "action": "doc.view"}'
     res = office.run("request", "access", forged, "--purpose", "p", who="alice", ok=False)
     assert_refused_cleanly(res, "newline number")
-    res = office.run("dossier", "show", forged, who="staff", ok=False)
+    res = office.run("hold", "add", forged, "--reason", "r", who="staff", ok=False)  # refused by role: logged
     assert_refused_cleanly(res, "newline number")
     lines = (office.vault_dir / "audit" / "log.jsonl").read_bytes().splitlines()
     assert [json.loads(x)["seq"] for x in lines] == list(range(1, len(lines) + 1))
     assert audit.verify(Vault.open(office.vault_dir)).ok
+    # The typed text is not kept (it could be a customer's name), and the listing is a line per entry.
+    assert b"forged" not in b"".join(lines) and b"(invalid)" in lines[-1]
+    shown = office.run("audit", "log", who="alice").stdout.splitlines()
+    assert len(shown) == len(lines) and all(s.split()[0].isdigit() for s in shown)
 
 
 def _record(office, kind: str) -> Path:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from vault import clock, records
+from vault import clock, ids, records
 from vault.crypto import sign
 from vault.errors import AuthenticationError, FormatError, IntegrityError, VaultError
 from vault.store import close_lock, open_lock
@@ -122,6 +122,11 @@ def record_many(actor, items: list[dict]) -> list[dict]:
             for k in ("number", "ref", "rev"):
                 if item.get(k) is not None and item.get(k) != "":
                     entry[k] = item[k]
+            if "number" in entry and not ids.ARCHIVE_NUMBER.match(entry["number"]) \
+                    and not ids.DOCUMENT_NUMBER.match(entry["number"]):
+                # What a member typed where a number belongs (refused before it was checked) is free
+                # text, which the trail never carries: it could be a customer's name.
+                entry["number"] = "(invalid)"
             entry["sig"] = base64.b64encode(sign.sign(actor.identity.sign_secret, _entry_bytes(entry))).decode()
             line = _line(entry)
             prev = hashlib.sha256(line).hexdigest()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from vault import access, audit, clock
-from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli import Ctx, cli, emit, json_opt, one_line
 from vault.dossier import parse_date
 from vault.errors import IntegrityError
 
@@ -163,9 +163,9 @@ def audit_log(obj: Ctx, number: str | None, member: str | None, since: str | Non
             and (not member or e["member"] == member) and (not since or e["at"][:10] >= since)]
     rows = [{k: v for k, v in e.items() if k not in ("sig", "prev")} for e in rows]
     actor.audit("audit.read")
-    emit(rows, as_json, lambda rs: "\n".join(
+    emit(rows, as_json, lambda rs: "\n".join(one_line(
         f"{e['seq']:>6} {e['at']} {e['member']:<14} {e['action']:<22} {e['outcome']:<8} "
-        f"{e.get('number', '')} {e.get('ref', '')}".rstrip() for e in rs) or "(no entries)")
+        f"{e.get('number', '')} {e.get('ref', '')}".rstrip(), limit=1000) for e in rs) or "(no entries)")
 
 
 @audit_grp.command("verify")
