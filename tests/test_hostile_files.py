@@ -259,3 +259,15 @@ def test_every_lock_wait_ends_with_a_message(office):
                 pass
     finally:
         close_lock(held)
+
+
+def test_a_hand_edited_intake_record_is_named_by_check(office, tmp_path):
+    f = tmp_path / "s.txt"
+    f.write_text("submitted\n")
+    sid = office.json("intake", "submit", str(f), "--for", office.number, "--category", "other", "--source", "s",
+                      "--date", "2026-01-01")["ids"][0]
+    p = office.vault_dir / "intake" / f"{sid}.toml"
+    p.write_text(p.read_text().replace('date = "2026-01-01"', "date = 2026-01-01"))
+    rep = office.run("check", ok=False)
+    assert rep.exit_code == 1 and f"intake/{sid}.toml" in rep.stdout and "Traceback" not in rep.output
+    assert_refused_cleanly(office.run("intake", "accept", sid, who="bob", ok=False), "intake accept")

@@ -58,11 +58,13 @@ def lookup_number(root: Path, number: str) -> str | None:
 def peek_sequence(root: Path, name: str = "sequence") -> int:
     """The number counter ``name`` would allocate next, without allocating it."""
     try:
-        return int((root / "index" / name).read_text().strip() or 0) + 1
+        text = (root / "index" / name).read_bytes().strip() or b"0"
     except FileNotFoundError:
         return 1
-    except ValueError:
-        raise IntegrityError(f"index/{name} is damaged") from None
+    # Digits only: int() would also take "-5", "+5", "1_000" or non-ASCII digits.
+    if not text.isdigit() or len(text) > 18:
+        raise IntegrityError(f"index/{name} is damaged")
+    return int(text) + 1
 
 
 def commit_sequence(root: Path, n: int, name: str = "sequence") -> None:
