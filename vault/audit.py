@@ -155,13 +155,13 @@ def lock(v, *, exclusive: bool, wait: float = 30.0) -> Iterator[None]:
 
 def entries(v) -> Iterator[dict[str, Any]]:
     """Every entry, in order (unverified; use ``verify`` first)."""
-    try:
-        f = open(_dir(v) / "log.jsonl", "rb")
-    except FileNotFoundError:
-        return
-    with f:
-        for i, raw in enumerate(f, 1):
-            yield parse_line(raw, where=f"audit/log.jsonl line {i}")
+    with lock(v, exclusive=False):  # never a line half appended
+        try:
+            data = (_dir(v) / "log.jsonl").read_bytes()
+        except FileNotFoundError:
+            return
+    for i, raw in enumerate(data.splitlines(), 1):
+        yield parse_line(raw, where=f"audit/log.jsonl line {i}")
 
 
 @dataclass
