@@ -22,13 +22,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from office import make_office
-from vault import audit, index, records
+from vault.archive import audit
 from vault.backup import packs, restorer
 from vault.backup.repo import Repo
 from vault.crypto import armor, header
 from vault.errors import VaultError
-from vault.keytable import KeyTable
-from vault.vault import Vault
+from vault.archive.vault import Vault
+from vault.store import index, records
+from vault.store.keytable import KeyTable
 
 settings.register_profile("vault-quick", max_examples=30, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -17,10 +17,10 @@ import pytest
 from backup_helpers import dossier_id
 from office import make_office
 from test_hostile_cli import assert_refused_cleanly, digest
-from vault import audit
+from vault.archive import audit
 from vault.backup.repo import Repo
 from vault.crypto import age
-from vault.vault import Vault
+from vault.archive.vault import Vault
 
 
 @pytest.fixture
@@ -199,7 +199,7 @@ def test_a_hold_signed_by_someone_other_than_its_placer_is_refused(office):
 
 
 def test_a_forged_index_entry_cannot_point_outside(office):
-    from vault.index import _number_path
+    from vault.store.index import _number_path
 
     p = _number_path(office.vault_dir, office.number)
     p.write_text(f"{office.number}\n../../../etc\n")

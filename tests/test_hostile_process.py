@@ -16,8 +16,10 @@ import pytest
 
 from office import PASSPHRASE, make_office
 from test_hostile_cli import assert_refused_cleanly, digest
-from vault import access, audit, identity
-from vault.vault import Vault
+from vault.archive import audit
+from vault.archive.vault import Vault
+from vault.office import access
+from vault.store import identity
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from typing import Any
 
 import tomli_w
 
-from vault import clock, records
+from vault import clock
+from vault.store import records
 from vault.errors import FormatError, IntegrityError
 from vault.store import write_atomic
 

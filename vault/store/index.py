@@ -13,7 +13,7 @@ import secrets
 import unicodedata
 from pathlib import Path
 
-from vault import ids
+from vault.store import ids
 from vault.crypto import age
 from vault.errors import ConflictError, IntegrityError, NoIdentityMatchError, PermissionDeniedError, FormatError, AuthenticationError
 from vault.store import fsync_dir, write_atomic, write_new

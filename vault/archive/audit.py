@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from vault import clock, ids, records
+from vault import clock
+from vault.store import ids, records
 from vault.crypto import sign
 from vault.errors import AuthenticationError, FormatError, IntegrityError, VaultError
 from vault.store import close_lock, open_lock
@@ -178,8 +179,8 @@ class Verification:
 
 def verify(v) -> Verification:
     """Check every signature and link, the checkpoint, and that every manifest write is logged."""
-    from vault import members
-    from vault.identity import PublicKey
+    from vault.archive import members
+    from vault.store.identity import PublicKey
 
     res = Verification()
     mem = members.all_members(v)
@@ -267,7 +268,7 @@ def _read_checkpoint(v, res: Verification) -> dict[str, Any] | None:
 
 
 def _check_checkpoint(v, cp: dict[str, Any] | None, mem: dict, count: int, head: str, res: Verification) -> None:
-    from vault import members
+    from vault.archive import members
 
     if cp is None:
         return
