@@ -1,0 +1,56 @@
+"""Commands for the customers' online platform [R-3.1.2]: ``vault portal serve``."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from vault.cli import Ctx, cli
+from vault.errors import InputError
+
+_LISTEN = re.compile(r"(?:\[(?P<v6>[0-9a-fA-F:]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})\Z")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    m = _LISTEN.match(text)
+    if not m or not 0 < int(m.group("port")) < 65536:
+        raise InputError(f"bad listen address {text!r}", hint="use HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
+    return m.group("v6") or m.group("host"), int(m.group("port"))
+
+
+@cli.group("portal")
+def portal_grp() -> None:
+    """The online platform where customers submit material through an invitation link."""
+
+
+@portal_grp.command("serve")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to listen on (put a TLS reverse proxy in front).")
+@click.option("--organisation", envvar="VAULT_PORTAL_ORG", required=True, help="Your company's name, shown on every page (env VAULT_PORTAL_ORG).")
+@click.option("--max-file-mb", default=200, show_default=True, type=click.IntRange(1, 100_000), help="Largest file, in MB (1 MB = 1,000,000 bytes).")
+@click.option("--max-submission-mb", default=500, show_default=True, type=click.IntRange(1, 1_000_000), help="Largest submission (all its files), in MB.")
+@click.option("--max-files", default=5, show_default=True, type=click.IntRange(1, 20), help="Files in one submission.")
+@click.option("--max-uploads", default=4, show_default=True, type=click.IntRange(1, 1000), help="Uploads in progress at once; more are refused.")
+@click.pass_obj
+def portal_serve(obj: Ctx, listen, organisation, max_file_mb, max_submission_mb, max_files, max_uploads) -> None:
+    """Serve the portal for this vault. It needs no identity and can read nothing back."""
+    try:
+        import uvicorn
+
+        from vault.portal.app import create_app
+        from vault.portal.guard import MB, Limits
+    except ImportError as e:
+        raise InputError(f"the portal needs a package that is not installed ({e.name})",
+                         hint="install vault with the portal extra: pip install 'vault[portal]'") from None
+    host, port = parse_listen(listen)
+    limits = Limits(max_file=max_file_mb * MB, max_submission=max_submission_mb * MB, max_files=max_files,
+                    max_concurrent=max_uploads)
+    app = create_app(Path(obj.vault.root), organisation=organisation, limits=limits)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    click.echo(f"vault portal: serving {obj.vault.root} on http://{listen} (no identity held)", err=True)
+    # uvicorn's own access log would write the one-time token in each request path: ours redacts it.
+    uvicorn.run(app, host=host, port=port, access_log=False, server_header=False, proxy_headers=True,
+                limit_concurrency=200, timeout_keep_alive=5, log_level="warning")
