@@ -79,17 +79,19 @@ class _Counting(io.RawIOBase):
 
 
 def test_the_encryptor_holds_at_most_a_chunk():
-    """Memory flat in the size: after each write, what is not yet on ``dst`` is at most one chunk."""
+    """Memory flat in the size: what is not yet on ``dst`` is at most one chunk in hand plus one batch
+    of sealed chunks waiting to be written, however much was pushed."""
     dst = _Counting()
     secret = age.generate_identity("x25519")
     enc = age.Encryptor(dst, [age.parse_recipient(age.recipient_of(secret))])
     head = dst.n  # the header and the payload nonce
     pushed = 0
-    for _ in range(200):
+    for _ in range(500):  # 5 MB, several batches
         enc.write(b"x" * 10_000)
         pushed += 10_000
+        assert enc._payload._used <= stream._BATCH_CHUNKS * (stream.CHUNK_SIZE + stream.TAG_SIZE)
         sealed_chunks = (dst.n - head) // (stream.CHUNK_SIZE + stream.TAG_SIZE)
-        assert pushed - sealed_chunks * stream.CHUNK_SIZE <= stream.CHUNK_SIZE
+        assert pushed - sealed_chunks * stream.CHUNK_SIZE <= (1 + stream._BATCH_CHUNKS) * stream.CHUNK_SIZE
     enc.close()
 
 

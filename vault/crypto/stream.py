@@ -251,8 +251,9 @@ class PayloadWriter:
     """Push-style encryption: ``write()`` plaintext as it arrives, ``close()`` to end the payload.
 
     For producers that cannot be read from (a request body handed over piece by piece). At most one
-    chunk of plaintext is held: a full chunk is sealed only once more data shows it is not the last,
-    so memory stays flat whatever the size. ``dst`` is not closed.
+    chunk of plaintext is held: a full chunk is sealed only once more data shows it is not the last.
+    Sealed chunks are gathered and written to ``dst`` a batch (1 MiB) at a time, so memory stays flat
+    whatever the size. ``dst`` is not closed.
     """
 
     def __init__(self, file_key: bytes, dst: BinaryIO, *, _nonce: bytes | None = None) -> None:
@@ -260,6 +261,8 @@ class PayloadWriter:
         self._aead = _payload_aead(file_key, nonce)
         self._dst = dst
         self._buf = bytearray()
+        self._out = memoryview(bytearray(_BATCH_CHUNKS * _ENC_CHUNK))
+        self._used = 0
         self._counter = 0
         self._closed = False
         _write_all(dst, memoryview(nonce))
@@ -280,16 +283,24 @@ class PayloadWriter:
         return len(data)
 
     def close(self) -> None:
-        """Seal what is left as the final chunk (empty only for an empty payload)."""
+        """Seal what is left as the final chunk (empty only for an empty payload) and write it all."""
         if not self._closed:
             self._closed = True
             self._seal(memoryview(self._buf), last=True)
+            self._flush()
             self._buf = bytearray()
 
     def _seal(self, plain: memoryview, *, last: bool) -> None:
-        sealed = self._aead.encrypt(_chunk_nonce(self._counter, last), plain, None)
+        if self._used + len(plain) + TAG_SIZE > len(self._out):
+            self._flush()
+        end = self._used + len(plain) + TAG_SIZE
+        self._aead.encrypt_into(_chunk_nonce(self._counter, last), plain, None, self._out[self._used : end])
+        self._used = end
         self._counter += 1
-        _write_all(self._dst, memoryview(sealed))
+
+    def _flush(self) -> None:
+        _write_all(self._dst, self._out[: self._used])
+        self._used = 0
 
 
 def decrypt_payload(file_key: bytes, src: BinaryIO, dst: BinaryIO) -> None:
