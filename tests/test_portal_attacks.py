@@ -20,7 +20,7 @@ from portal_helpers import invite, portal_office, start_portal
 from vault import clock
 
 LIMITS = ["--max-file-mb", "1", "--max-submission-mb", "2", "--max-files", "3", "--max-uploads", "2",
-          "--rate-limit", "12/600"]
+          "--rate-limit", "12/600", "--idle-timeout", "2"]
 HEADERS = {
     "content-security-policy": "frame-ancestors 'none'",
     "x-frame-options": "DENY",
@@ -71,6 +71,15 @@ def form(*files: tuple[str, bytes], category: str = "feedback", date: str = "202
     for i, (name, data) in enumerate(files, 1):
         parts += [(f"c{i}", None, category.encode()), (f"d{i}", None, date.encode()), (f"f{i}", name, data)]
     return multipart(parts)
+
+
+def _eventually(cond, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def pending(o) -> list[dict]:
@@ -193,6 +202,23 @@ def test_a_cut_upload_leaves_nothing_an_archivist_could_mistake_for_a_submission
     assert not any(x.get("invitation") == inv["id"] for x in pending(o))
     r, page = request(portal, "GET", _path(inv["link"]), headers={"Accept-Language": "en"})
     assert r.status == 200 and "1 more time" in page  # the use was given back
+
+
+def test_a_client_that_stalls_mid_upload_is_cut_off_and_frees_its_slot(world):
+    o, portal = world
+    inv = invite(o, portal.base)
+    body, headers = form(("slow.txt", MARKERS["content"].encode() * 20000))
+    u = urlsplit(portal.base)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(f"POST {_path(inv['link'])} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+                  f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body[:300_000])
+        assert _eventually(lambda: any(n.startswith(".upload-") for n in leftovers(o)), 5)
+        # The connection stays open and silent past --idle-timeout 2.
+        assert _eventually(lambda: not any(n.startswith(".upload-") for n in leftovers(o)), 15)
+        assert not any(n.startswith(".upload-") for n in leftovers(o)), "a stalled upload kept its ciphertext"
+    assert not any(x.get("invitation") == inv["id"] for x in pending(o))
+    r, _ = request(portal, "POST", _path(inv["link"]), *form(("ok.txt", b"ok")))
+    assert r.status == 200  # the use was given back and the slot freed
 
 
 def test_a_body_without_its_closing_boundary_is_not_filed(world):

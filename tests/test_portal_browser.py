@@ -17,7 +17,7 @@ import pytest
 from office import MARKERS
 from portal_helpers import ORG, invite, portal_office, start_portal
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="install the test extras: pip install -e '.[test]'")
+from playwright import sync_api as playwright_api  # a test extra; dev/setup installs it (no browser download)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

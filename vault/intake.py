@@ -29,6 +29,7 @@ from vault.store import atomic_writer, fsync_dir, write_atomic
 
 ID_LEN = 32
 UPLOAD_PREFIX = ".upload-"
+STALE_UPLOAD = 24 * 3600  # an upload this old was left by a process that died; it is removed
 
 
 def key_path(v) -> Path:
@@ -239,6 +240,7 @@ def accept(actor, sid: str) -> str:
         m["revision"] += 1
         write_manifest(actor, m)
         _remove(v, sid)
+        sweep_uploads(v, older_than=STALE_UPLOAD)
         actor.audit("intake.accept", number=number, ref=sid, rev=m["revision"])
     return number
 

@@ -35,8 +35,10 @@ def portal_grp() -> None:
 @click.option("--max-files", default=5, show_default=True, type=click.IntRange(1, 20), help="Files in one submission.")
 @click.option("--max-uploads", default=4, show_default=True, type=click.IntRange(1, 1000), help="Uploads in progress at once; more are refused.")
 @click.option("--rate-limit", default="30/600", show_default=True, help="Requests per invitation link per seconds (N/SECONDS).")
+@click.option("--idle-timeout", default=60, show_default=True, type=click.IntRange(1, 3600), help="Seconds an upload may send nothing before it is cut off.")
 @click.pass_obj
-def portal_serve(obj: Ctx, listen, organisation, max_file_mb, max_submission_mb, max_files, max_uploads, rate_limit) -> None:
+def portal_serve(obj: Ctx, listen, organisation, max_file_mb, max_submission_mb, max_files, max_uploads, rate_limit,
+                 idle_timeout) -> None:
     """Serve the portal for this vault. It needs no identity and can read nothing back."""
     try:
         import uvicorn
@@ -51,7 +53,8 @@ def portal_serve(obj: Ctx, listen, organisation, max_file_mb, max_submission_mb,
     if not m or not int(m.group(1)) or not int(m.group(2)):
         raise InputError(f"bad --rate-limit {rate_limit!r}", hint="use REQUESTS/SECONDS, e.g. 30/600")
     limits = Limits(max_file=max_file_mb * MB, max_submission=max_submission_mb * MB, max_files=max_files,
-                    max_concurrent=max_uploads, rate_requests=int(m.group(1)), rate_window=int(m.group(2)))
+                    max_concurrent=max_uploads, rate_requests=int(m.group(1)), rate_window=int(m.group(2)),
+                    idle_seconds=idle_timeout)
     app = create_app(Path(obj.vault.root), organisation=organisation, limits=limits)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     click.echo(f"vault portal: serving {obj.vault.root} on http://{listen} (no identity held)", err=True)

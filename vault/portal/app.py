@@ -6,6 +6,7 @@ no way to read a submission back, not even one it received a minute ago.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from importlib import resources
@@ -30,7 +31,6 @@ from vault.vault import Vault
 
 LOG = logging.getLogger("vault.portal")
 RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U to misread
-STALE_UPLOAD = 24 * 3600
 _FEED = 256 * 1024  # body bytes handed to the parser at once (on a worker thread)
 
 
@@ -52,7 +52,7 @@ class Portal:
         self.uploads = 0
         self.busy_invitations: set[str] = set()
         self.envs = {lang: self._env(lang) for lang in i18n.LANGUAGES}
-        intake.sweep_uploads(self.v, older_than=STALE_UPLOAD)
+        intake.sweep_uploads(self.v, older_than=intake.STALE_UPLOAD)
 
     @staticmethod
     def _env(lang: str) -> Environment:
@@ -182,7 +182,14 @@ class Portal:
     async def _feed(self, request: Request, form: UploadForm) -> None:
         pending: list[bytes] = []
         buffered = total = 0
-        async for chunk in request.stream():
+        body = request.stream()
+        while True:
+            try:
+                chunk = await asyncio.wait_for(body.__anext__(), self.limits.idle_seconds)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                raise ClientDisconnect() from None  # a client that stalls is treated as one that left
             total += len(chunk)
             if total > self.limits.max_body:
                 raise TooLarge("submission")

@@ -28,6 +28,8 @@ class Limits:
     rate_requests: int = 30
     """Requests per invitation link within ``rate_window`` seconds (pages and uploads, right or wrong token)."""
     rate_window: int = 600
+    idle_seconds: float = 60
+    """An upload that sends nothing for this long is cut off, so slow clients cannot hold the slots."""
 
     @property
     def max_body(self) -> int:

@@ -114,7 +114,7 @@ class UploadForm:
         part = self._part
         part.name = params[b"name"].decode("utf-8", "replace")
         if b"filename" not in params:
-            if not (_TEXT_FIELD.match(part.name) or part.name == "lang") or part.name in self.fields:
+            if not _TEXT_FIELD.match(part.name) or part.name in self.fields:
                 raise FormProblem("form")
             return
         m = _FILE_FIELD.match(part.name)
