@@ -156,3 +156,18 @@ def test_invitations_list_shows_state_and_uses(office):
     assert [(r["id"], r["state"], r["used"], r["uses"]) for r in rows] == [(out["id"], "open", 0, 2)]
     res = office.run("intake", "invitations", who="lena", ok=False)
     assert res.exit_code == 1 and "may not intake.manage" in res.stderr
+
+
+def test_portal_serve_refuses_bad_settings_in_one_line(office):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, words in ((["--listen", "nonsense"], "bad listen address"),
+                            (["--listen", "127.0.0.1:99999"], "bad listen address"),
+                            (["--rate-limit", "0/60"], "bad --rate-limit"),
+                            (["--listen", f"127.0.0.1:{port}"], "cannot listen on")):
+            res = office.run("portal", "serve", "--organisation", "X", *args, ok=False)
+            assert res.exit_code == 1 and words in res.stderr and "vault: hint:" in res.stderr, res.output

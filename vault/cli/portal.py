@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import sys
 from pathlib import Path
 
@@ -20,6 +21,18 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not m or not 0 < int(m.group("port")) < 65536:
         raise InputError(f"bad listen address {text!r}", hint="use HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
     return m.group("v6") or m.group("host"), int(m.group("port"))
+
+
+def _check_free(host: str, port: int) -> None:
+    # uvicorn reports a taken port in a log line and exits; say it the vault's way before starting.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise InputError(f"cannot listen on {host}:{port}: {e.strerror}",
+                             hint="choose another --listen address or stop what uses it") from None
 
 
 @cli.group("portal")
@@ -55,6 +68,7 @@ def portal_serve(obj: Ctx, listen, organisation, max_file_mb, max_submission_mb,
     limits = Limits(max_file=max_file_mb * MB, max_submission=max_submission_mb * MB, max_files=max_files,
                     max_concurrent=max_uploads, rate_requests=int(m.group(1)), rate_window=int(m.group(2)),
                     idle_seconds=idle_timeout)
+    _check_free(host, port)
     app = create_app(Path(obj.vault.root), organisation=organisation, limits=limits)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     click.echo(f"vault portal: serving {obj.vault.root} on http://{listen} (no identity held)", err=True)
