@@ -171,3 +171,17 @@ def test_portal_serve_refuses_bad_settings_in_one_line(office):
                             (["--listen", f"127.0.0.1:{port}"], "cannot listen on")):
             res = office.run("portal", "serve", "--organisation", "X", *args, ok=False)
             assert res.exit_code == 1 and words in res.stderr and "vault: hint:" in res.stderr, res.output
+
+
+def test_the_rate_limiter_forgets_old_hits_and_stays_bounded():
+    from vault.portal.guard import RateLimiter
+
+    now = [0.0]
+    rl = RateLimiter(3, 10, max_keys=100, clock=lambda: now[0])
+    assert [rl.allow("a") for _ in range(4)] == [True, True, True, False]
+    assert rl.allow("b")  # per key
+    now[0] = 10.5
+    assert rl.allow("a")  # the window slid
+    for i in range(1000):  # a flood of distinct keys does not grow it without bound
+        rl.allow(f"k{i}")
+    assert len(rl._hits) <= 100

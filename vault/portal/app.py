@@ -120,7 +120,11 @@ class Portal:
         if err:
             return err
         assert rec is not None and token is not None
-        note = await run_in_threadpool(invitations.open_note, rec, token)
+        try:
+            note = await run_in_threadpool(invitations.open_note, rec, token)
+        except IntegrityError as e:
+            LOG.warning("invitation %s refused: %s", rec["id"], e)
+            return self.problem(request, "invalid", 404)
         left = rec["uses"] - invitations.uses_taken(self.v, rec["id"])
         return self.page(request, "invitation.html", number=rec["number"], note=note, left=left,
                          expires=_parse_stamp(rec["expires_at"]), today=clock.today(), categories=CATEGORIES)

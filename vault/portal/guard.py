@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -87,13 +88,19 @@ class SecurityHeaders:
 
 
 class RateLimiter:
-    """A sliding window per key (an invitation id); bounded in the keys it remembers."""
+    """A sliding window per key (an invitation id); bounded in the keys it remembers; thread-safe
+    (the portal checks invitations on worker threads)."""
 
     def __init__(self, limit: int, window: float, *, max_keys: int = 10000, clock=time.monotonic) -> None:
         self.limit, self.window, self.max_keys, self.clock = limit, window, max_keys, clock
         self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
 
     def allow(self, key: str) -> bool:
+        with self._lock:
+            return self._allow(key)
+
+    def _allow(self, key: str) -> bool:
         now = self.clock()
         hits = self._hits.get(key)
         if hits is None:
