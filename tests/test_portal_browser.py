@@ -8,6 +8,7 @@ the portal's side. Screenshots of every page in both languages go to tests/scree
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -64,9 +65,11 @@ def shot(page, name: str) -> None:
 def test_customer_submits_and_the_archivist_reads_back_the_exact_bytes(browser, world, tmp_path):
     o, portal, root, started = world
     inv = invite(o, portal.base, "--note", NOTE, "--uses", "1")
+    # Markers unique to this run, so that nothing else on the machine can be mistaken for a leak.
+    content, minutes = f"{MARKERS['content']}-{secrets.token_hex(8)}", f"{MARKERS['legal_rep']} {secrets.token_hex(8)}"
     files = {
-        "合同-contract.pdf": b"%PDF-1.4\n" + MARKERS["content"].encode() + os.urandom(200_000),
-        "minutes.txt": ("meeting minutes " + MARKERS["legal_rep"] + "\n").encode() * 50,
+        "合同-contract.pdf": b"%PDF-1.4\n" + content.encode() + os.urandom(200_000),
+        "minutes.txt": ("meeting minutes " + minutes + "\n").encode() * 50,
         "empty.bin": b"",
     }
     for name, data in files.items():
@@ -117,7 +120,7 @@ def test_customer_submits_and_the_archivist_reads_back_the_exact_bytes(browser, 
 
     # Nothing readable on the portal's side: its working and temporary directories, the system
     # temporary directory and the vault hold none of the customer's bytes or file names.
-    needles = [MARKERS["content"].encode(), MARKERS["legal_rep"].encode(), NOTE.encode(),
+    needles = [content.encode(), minutes.encode(), NOTE.encode(),
                "合同-contract".encode(), inv["link"].rsplit("/", 1)[1].encode()]
     scanned = 0
     system_tmp = Path(tempfile.gettempdir())
