@@ -220,3 +220,21 @@ def test_readable_on_a_phone(browser, world, lang):
     assert box and box["width"] <= 390  # the form fits the screen: nothing to scroll sideways for
     assert page.locator("fieldset").first.bounding_box()["width"] <= 390
     shot(page, f"phone.invitation.{lang}")
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_an_expired_link_says_so(browser, world, lang, monkeypatch):
+    import datetime as dt
+
+    from vault import clock
+
+    o, portal, root, _ = world
+    monkeypatch.setattr(clock, "_override", dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2))
+    inv = invite(o, portal.base, "--expires", "1d")  # issued two days ago, for a day
+    monkeypatch.setattr(clock, "_override", None)
+    page = page_in(browser, lang)
+    r = page.goto(inv["link"])
+    assert r.status == 410
+    assert ("此链接已过期" if lang == "zh" else "This link has expired") in page.inner_text("h1")
+    assert ORG in page.inner_text("main")  # whom to ask for a new one
+    shot(page, f"expired.{lang}")
