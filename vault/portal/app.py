@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from python_multipart.multipart import parse_options_header
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -77,7 +78,9 @@ class Portal:
             lang=lang, html_lang="zh-Hans" if lang == "zh_Hans" else "en", organisation=self.organisation,
             switch_url=f"{request.url.path}?lang={other}", lang_query=f"?lang={'zh' if lang == 'zh_Hans' else 'en'}"
             if chosen else "", size=lambda n: i18n.format_size(n, lang), when=lambda t: i18n.format_datetime(t, lang),
-            count=lambda n: i18n.format_number(n, lang), limits=self.limits, **ctx)
+            count=lambda n: i18n.format_number(n, lang), limits=self.limits,
+            # An archive number must not break at its hyphens.
+            number_html=Markup('<span class="no">%s</span>') % ctx.get("number", ""), **ctx)
         return HTMLResponse(html, status_code=status)
 
     def problem(self, request: Request, key: str, status: int) -> HTMLResponse:
