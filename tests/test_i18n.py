@@ -94,5 +94,5 @@ def test_dates_and_sizes_in_the_readers_locale():
     assert i18n.format_datetime(t, "en").startswith("December 13, 2026")
     assert i18n.format_size(200_000_000, "en") == "200 MB"
     assert i18n.format_size(1_234_567, "zh_Hans") == "1.2 MB"
-    assert i18n.format_size(999, "en") == "999 byte"
+    assert i18n.format_size(999, "en") == "999 bytes" and i18n.format_size(1, "zh_Hans") == "1字节"
     assert i18n.format_number(12345, "en") == "12,345"

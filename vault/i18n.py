@@ -114,7 +114,7 @@ def format_size(size: int, lang: str) -> str:
     for unit, scale in (("gigabyte", 10**9), ("megabyte", 10**6), ("kilobyte", 10**3)):
         if size >= scale:
             return format_unit(size / scale, f"digital-{unit}", length="short", locale=lang, format="#,##0.#")
-    return format_unit(size, "digital-byte", length="short", locale=lang)
+    return format_unit(size, "digital-byte", length="long", locale=lang)  # "26 bytes", not "26 byte"
 
 
 def format_number(n: int, lang: str) -> str:
