@@ -24,7 +24,8 @@ from vault.documents import CATEGORIES, HashingWriter, hash_file
 from vault.dossier import load_manifest, parse_date, resolve, write_manifest
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.keytable import KeyRefRecipient, read_key_table, seal, write_key_table
+from vault.keytable import KeyRefRecipient
+from vault.portal import invitations, read_key_table, seal, write_key_table
 from vault.store import atomic_writer, fsync_dir, write_atomic
 
 ID_LEN = 32
@@ -248,8 +249,6 @@ def accept(actor, sid: str) -> str:
 def _check_invitation(v, rec: dict[str, Any], dossier_id: str) -> None:
     # A record that names an invitation must match it: the portal cannot file a customer's material
     # under another dossier than the one the invitation (signed by its issuer) names.
-    from vault.portal import invitations
-
     inv = invitations.load(v, rec["invitation"])
     if inv["dossier"] != dossier_id:
         raise IntegrityError(f"intake/{rec['id']}.toml: filed for {rec['for']}, its invitation names {inv['number']}")
