@@ -24,8 +24,8 @@ from vault.documents import CATEGORIES, HashingWriter, hash_file
 from vault.dossier import load_manifest, parse_date, resolve, write_manifest
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.keytable import KeyRefRecipient
-from vault.portal import invitations, read_key_table, seal, write_key_table
+from vault.keytable import KeyRefRecipient, read_key_table, seal, write_key_table
+from vault.portal import invitations
 from vault.store import atomic_writer, fsync_dir, write_atomic
 
 ID_LEN = 32
