@@ -30,11 +30,11 @@ sys.path.insert(0, str(HERE))
 
 from bench_age import TIME, make_input, run, sha256  # noqa: E402
 
-from vault import identity, intake  # noqa: E402
+from vault.archive.vault import Vault  # noqa: E402
 from vault.crypto import age  # noqa: E402
-from vault.dossier import create  # noqa: E402
-from vault.portal import invitations  # noqa: E402
-from vault.vault import Vault  # noqa: E402
+from vault.office import intake, invitations  # noqa: E402
+from vault.office.dossier import create  # noqa: E402
+from vault.store import identity  # noqa: E402
 
 MIB = 1024 * 1024
 BOUNDARY = "benchboundary"

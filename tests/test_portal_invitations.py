@@ -11,12 +11,12 @@ import pytest
 
 from office import MARKERS, PASSPHRASE
 from portal_helpers import portal_office
-from vault import identity, records
+from vault.store import identity, records
 from vault.crypto import age
-from vault.dossier import resolve
+from vault.office.dossier import resolve
 from vault.errors import IntegrityError, NotFoundError
-from vault.portal import invitations
-from vault.vault import Vault
+from vault.office import invitations
+from vault.archive.vault import Vault
 
 BASE = "https://portal.example.com"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from vault import intake
+from vault.office import intake
 from vault.cli import Ctx, cli, emit, json_opt
-from vault.documents import CATEGORIES
+from vault.office.documents import CATEGORIES
 from vault.errors import InputError
 
 
@@ -64,7 +64,7 @@ def intake_list(obj: Ctx, as_json: bool) -> None:
 @click.pass_obj
 def intake_invite(obj: Ctx, number, expires, uses, note, base_url, as_json) -> None:
     """Invite a customer to submit material for dossier NUMBER online; prints the link once [R-3.1.2]."""
-    from vault.portal import invitations
+    from vault.office import invitations
 
     if not base_url:
         raise InputError("no portal address", hint="pass --base-url https://portal.example.com or set VAULT_PORTAL_URL")
@@ -82,7 +82,7 @@ def intake_invite(obj: Ctx, number, expires, uses, note, base_url, as_json) -> N
 @click.pass_obj
 def intake_invitations(obj: Ctx, as_json: bool) -> None:
     """Invitations to the online platform and how many of their uses are taken."""
-    from vault.portal import invitations
+    from vault.office import invitations
 
     obj.actor().require("intake.manage")
     rows = invitations.list_invitations(obj.vault)

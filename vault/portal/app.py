@@ -22,13 +22,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from vault import clock, i18n, intake
-from vault.documents import CATEGORIES
+from vault import clock, i18n
+from vault.archive.vault import Vault
 from vault.errors import ConflictError, IntegrityError, LockError, NotFoundError
-from vault.portal import invitations
+from vault.office import intake, invitations
+from vault.office.documents import CATEGORIES
 from vault.portal.guard import Limits, RateLimiter, SecurityHeaders
 from vault.portal.upload import FormProblem, TooLarge, UploadForm
-from vault.vault import Vault
 
 LOG = logging.getLogger("vault.portal")
 RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U to misread

@@ -16,10 +16,10 @@ from typing import Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from vault import intake
-from vault.documents import CATEGORIES
-from vault.dossier import parse_date
 from vault.errors import InputError
+from vault.office import intake
+from vault.office.documents import CATEGORIES
+from vault.office.dossier import parse_date
 
 MAX_FILENAME = 255
 _FILE_FIELD = re.compile(r"f([1-9][0-9]?)\Z")

@@ -18,11 +18,13 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from vault import clock, members, records
+from vault import clock
+from vault.archive import members
 from vault.crypto import age
-from vault.dossier import load_manifest, resolve
+from vault.office.dossier import load_manifest, resolve
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
+from vault.store import records
 
 TOKEN_BYTES = 32
 MAX_USES = 100
