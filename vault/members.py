@@ -22,7 +22,7 @@ from vault.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from vault.identity import MemberIdentity, PublicKey
+from vault.identity import MemberKey, PublicKey
 from vault.policy import ROLES
 from vault.store import sync_files, write_atomic
 
@@ -176,7 +176,7 @@ def ring_recipients(v) -> list[age.Recipient]:
     return [age.parse_recipient(ring_record(v, r)["recipient"]) for r in sorted(v.policy.data["rings"])]
 
 
-def unlock_ring(v, ring: str, ident: MemberIdentity) -> age.Identity:
+def unlock_ring(v, ring: str, ident: MemberKey) -> age.Identity:
     """Decrypt the ring identity with a member's identity."""
     blob = v.layout.ring_secret(ring).read_bytes()
     try:

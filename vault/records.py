@@ -8,7 +8,7 @@ import tomllib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import tomli_w
 
@@ -29,10 +29,16 @@ def canonical(data: Mapping[str, Any]) -> bytes:
     return SIGNATURE_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def sign_record(data: dict[str, Any], *, signer: str, secret: str) -> dict[str, Any]:
-    """Return ``data`` with a ``signature`` table by member ``signer`` using signing key ``secret``."""
+class Signer(Protocol):
+    """Anything that signs with a member's Ed25519 key (an unlocked identity, or an agent holding it)."""
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+def sign_record(data: dict[str, Any], *, signer: str, key: Signer) -> dict[str, Any]:
+    """Return ``data`` with a ``signature`` table by member ``signer``, signed by ``key``."""
     out = {k: v for k, v in data.items() if k != "signature"}
-    sig = sign.sign(secret, canonical(out))
+    sig = key.sign(canonical(out))
     out["signature"] = {"by": signer, "ed25519": base64.b64encode(sig).decode()}
     return out
 

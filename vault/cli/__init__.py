@@ -36,13 +36,22 @@ class Ctx:
         return self._vault
 
     def actor(self):
+        return self.vault.act_as(self.member_key())
+
+    def member_key(self, missing: str = "this command needs your identity") -> identity.MemberKey:
+        """The running agent when it holds the identity asked for (or any, when none is asked for);
+        else the identity file, unlocked with the passphrase."""
+        from vault.agent import client
+
+        held = client.identity_for(self.identity_file)
+        if held is not None:
+            return held
         if not self.identity_file:
-            raise InputError("this command needs your identity", hint="pass --identity FILE or set VAULT_IDENTITY")
+            raise InputError(missing, hint="pass --identity FILE or set VAULT_IDENTITY")
         path = Path(self.identity_file)
         if not path.is_file():
             raise InputError(f"identity file {path} not found", hint="pass --identity FILE or set VAULT_IDENTITY")
-        ident = identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
-        return self.vault.act_as(ident)
+        return identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
 
 
 def _passphrase(prompt: str, *, confirm: bool = False) -> str:
@@ -122,3 +131,4 @@ from vault.cli import retention  # noqa: E402,F401
 from vault.cli import intake  # noqa: E402,F401
 from vault.cli import maintenance  # noqa: E402,F401
 from vault.cli import policy  # noqa: E402,F401
+from vault.cli import agent  # noqa: E402,F401
