@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from vault.errors import InputError
@@ -20,7 +19,7 @@ def default_dir() -> Path:
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isabs(xdg):
         return Path(xdg) / "vault"
-    return Path(tempfile.gettempdir()) / f"vault-{os.getuid()}"
+    return Path(os.environ.get("TMPDIR") or "/tmp") / f"vault-{os.getuid()}"
 
 
 def default_socket() -> Path:

@@ -96,8 +96,7 @@ class Agent:
             if op == "sign":
                 return self._sign(protocol.unb64(req.get("message")))
             if op == "stop":
-                self.stop()
-                return {"ok": True}
+                return {"ok": True}  # the session stops the agent once this answer is sent
         except ProtocolError as e:
             return _err("protocol", str(e))
         return _err("unknown", f"unknown request {op!r}")
@@ -131,6 +130,8 @@ def _session(conn: socket.socket, agent: Agent, slots: threading.BoundedSemaphor
             if req is None:
                 break
             protocol.send(conn, agent.handle(req))
+            if req.get("op") == "stop":
+                agent.stop()
     except (OSError, ProtocolError):
         pass  # a client that hangs up or talks nonsense loses its connection, nothing else
     finally:
