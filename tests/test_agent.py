@@ -239,7 +239,7 @@ def test_another_user_is_refused_for_real(desk):
         probe = ("import socket,struct,sys\ns=socket.socket(socket.AF_UNIX)\ns.settimeout(10)\n"
                  f"s.connect({str(shared / 'a.sock')!r})\n"
                  "m=b'{\"op\":\"hello\"}'\n"
-                 "try:\n s.sendall(struct.pack('>I',len(m))+m); d=s.recv(100)\nexcept ConnectionResetError: d=b''\n"
+                 "try:\n s.sendall(struct.pack('>I',len(m))+m); d=s.recv(100)\nexcept (ConnectionResetError, BrokenPipeError): d=b''\n"
                  "print('answer' if d else 'refused')")
         res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
                               "-c", probe], capture_output=True, text=True, timeout=30, cwd="/")
