@@ -12,6 +12,7 @@ from typing import Any, Mapping, Protocol
 
 import tomli_w
 
+from vault import fastschema
 from vault.crypto import sign
 from vault.errors import AuthenticationError, FormatError, IntegrityError
 from vault.store import write_atomic
@@ -61,12 +62,24 @@ def _schema(name: str) -> dict[str, Any]:
     return json.loads(text)
 
 
+@lru_cache(maxsize=None)
+def _fast_check(name: str) -> fastschema.Check | None:
+    return fastschema.compile(_schema(name))
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str) -> Any:
+    import jsonschema  # only to word an error, or for a schema outside fastschema's subset
+
+    return jsonschema.Draft202012Validator(_schema(name))
+
+
 def validate(data: Mapping[str, Any], schema: str, *, what: str) -> None:
     """Validate ``data`` against ``schemas/<schema>.schema.json``; FormatError names the first problem."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(_schema(schema))
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    fast = _fast_check(schema)
+    if fast is not None and fast(data):
+        return
+    errors = sorted(_validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
         where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
