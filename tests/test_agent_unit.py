@@ -221,6 +221,9 @@ def test_a_signature_that_does_not_verify_is_refused(ident, short_dir):
     impostor = client.AgentIdentity(c, info)
     with pytest.raises(client.AgentError, match="does not verify"):
         records.sign_record({"format": 1}, signer="alice", key=impostor)
+    for bad in ("nonsense", "vault-member-1:age1x", "vault-member-1:age1x:vaultsig1bad", None):
+        with pytest.raises(client.AgentError, match="not a member key line"):
+            client.AgentIdentity(c, {**info, "public": bad})
     c.close()
     agent.stop()
     t.join(5)
