@@ -6,13 +6,12 @@ import base64
 import json
 import tomllib
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
 import tomli_w
 
-from vault import fastschema
+from vault import fastschema, schemas
 from vault.crypto import sign
 from vault.errors import AuthenticationError, FormatError, IntegrityError
 from vault.store import write_atomic
@@ -58,7 +57,9 @@ def verify_record(data: Mapping[str, Any], public: str, *, what: str) -> None:
 
 @lru_cache(maxsize=None)
 def _schema(name: str) -> dict[str, Any]:
-    text = resources.files("vault.schemas").joinpath(f"{name}.schema.json").read_text()
+    # Next to the package's __init__, not through importlib.resources: that module (with zipfile and
+    # tempfile behind it) cost more to import than reading the file.
+    text = (Path(schemas.__file__).parent / f"{name}.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import resource
 import socket
@@ -13,9 +11,11 @@ PR_SET_DUMPABLE = 4
 PR_GET_DUMPABLE = 3
 
 
-def _libc() -> ctypes.CDLL | None:
+def _libc():
+    import ctypes  # here: clients import this module for same_user() and need no ctypes
+
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        return ctypes.CDLL(None, use_errno=True)  # the process's own symbols, libc's among them
     except OSError:
         return None
 
@@ -30,6 +30,8 @@ def no_core_dumps() -> None:
     libc = _libc()
     if libc is not None and hasattr(libc, "prctl"):
         if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            import ctypes
+
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 
