@@ -52,7 +52,7 @@ def test_a_batch_is_one_syncfs_per_file_system(tmp_path, counts):
 
 def test_a_few_files_are_fsynced_one_by_one(tmp_path, counts):
     store.sync_files(_files(tmp_path / "a", 3))
-    assert counts == {"syncfs": 0, "fsync": 3 + 1}  # the files, then their directory
+    assert counts == {"syncfs": 0, "fsync": 3 + 1}  # the files, then their directory (3 < SYNCFS_MIN_FILES)
 
 
 def test_without_syncfs_every_file_is_fsynced(tmp_path, counts, monkeypatch):
