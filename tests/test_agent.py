@@ -259,7 +259,7 @@ def test_desk_commands_with_the_agent_import_only_what_they_use(desk):
     """`doc view` and `dossier list` need neither the plugin host, nor jsonschema, nor the backup code."""
     desk.start()
     not_needed = ("jsonschema", "importlib.metadata", "pluggy", "boto3", "vault.backup", "vault.plugins",
-                  "vault.export", "smtplib")
+                  "vault.export", "smtplib", "concurrent.futures", "logging")
     for args in (["doc", "view", desk.office.doc], ["dossier", "list"]):
         res = subprocess.run([sys.executable, "-X", "importtime", "-m", "vault", *args], env=desk.env(),
                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
