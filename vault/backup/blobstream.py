@@ -1,5 +1,6 @@
-"""Restoring blobs as streams: each pack is read once, front to back, and each blob goes to its file in
-chunks while it is hashed, so memory stays bounded whatever the size of a document.
+"""Restoring blobs as streams, so that memory stays bounded whatever the size of a document.
+
+Each pack is read once, front to back, and each blob goes to its file in chunks while it is hashed.
 
 A blob is renamed into place only once its bytes hash to its name; a damaged, short or missing blob
 leaves no file behind and stops the restore with an IntegrityError that names it.
