@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,13 +36,17 @@ def vault_cmd() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "vault"]
 
 
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, bytes]:
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, bytes]:
+    """Wall seconds, CPU seconds (user + system, which other load inflates far less) and stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{proc.stderr.decode()}")
-    return seconds, proc.stdout
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu, proc.stdout
 
 
 def peak_rss_mib(argv: list[str], env: dict[str, str]) -> float | None:
@@ -120,14 +125,17 @@ def main() -> None:
                       ("baseline: doc view, passphrase", [sys.executable, "-m", "vault", "doc", "view", doc], base),
                       ("baseline: dossier list", [sys.executable, "-m", "vault", "dossier", "list"], base)]
         for name, argv, e in cases:  # check and warm the page cache before timing anything
-            _, stdout = timed(argv, e)
+            _, _, stdout = timed(argv, e)
             if name.startswith(("vault doc view", "age -d")) and stdout != CONTENT:
                 raise SystemExit(f"{name}: wrong output")
         load_before = os.getloadavg()
         times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+        cpu: dict[str, list[float]] = {name: [] for name, _, _ in cases}
         for _ in range(opts.runs):
             for name, argv, e in cases:
-                times[name].append(timed(argv, e)[0])
+                wall, used, _ = timed(argv, e)
+                times[name].append(wall)
+                cpu[name].append(used)
         load_after = os.getloadavg()
         rss = {name: peak_rss_mib(argv, e) for name, argv, e in cases}
     finally:
@@ -135,12 +143,12 @@ def main() -> None:
             os.kill(agent_pid, 15)
         shutil.rmtree(d, ignore_errors=True)
     age_median = statistics.median(times["age -d"])
-    print(f"{'command':<32} {'median ms':>10} {'best ms':>8} {'peak MiB':>9} {'vs age -d':>10}")
+    print(f"{'command':<32} {'median ms':>10} {'best ms':>8} {'CPU ms':>7} {'peak MiB':>9} {'vs age -d':>10}")
     for name, ts in times.items():
         med = statistics.median(ts)
         r = rss[name]
-        print(f"{name:<32} {med * 1000:>10.1f} {min(ts) * 1000:>8.1f} {(f'{r:.0f}' if r else '-'):>9} "
-              f"{med / age_median:>10.1f}")
+        print(f"{name:<32} {med * 1000:>10.1f} {min(ts) * 1000:>8.1f} {statistics.median(cpu[name]) * 1000:>7.1f} "
+              f"{(f'{r:.0f}' if r else '-'):>9} {med / age_median:>10.1f}")
     print(f"{opts.runs} interleaved runs each; identity scrypt work factor 2^{opts.work_factor}; "
           f"{os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
 
