@@ -43,8 +43,9 @@ def main() -> None:
         raise SystemExit("needs GNU time and restic (apt install time restic)")
     d = Path(tempfile.mkdtemp(prefix="vault-bench-restore-", dir=opts.dir))
     try:
-        from vault import documents, identity
-        from vault.vault import Vault
+        from vault.office import documents
+        from vault.store import identity
+        from vault.archive.vault import Vault
 
         root, ident_file, env = setup_vault(d, "vault")
         env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(d / "cache"), **env)

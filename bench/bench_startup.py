@@ -60,7 +60,7 @@ def peak_rss_mib(argv: list[str], env: dict[str, str]) -> float | None:
 
 def setup(d: Path, work_factor: int) -> tuple[dict[str, str], str]:
     """A vault founded by one member with one small document; returns the env and the document number."""
-    from vault import identity
+    from vault.store import identity
 
     identity.SCRYPT_WORK_FACTOR = work_factor
     ident_file, pass_file = d / "bench.key", d / "pass"

@@ -159,7 +159,7 @@ def test_commands_use_the_agent_with_no_passphrase_available(desk):
 
 def test_the_key_lives_in_the_agent_only(desk):
     """The agent keeps working with the identity file gone, and no secret reaches any file."""
-    from vault import identity
+    from vault.store import identity
 
     pid = desk.start()
     ident = identity.load_identity(desk.office.ident("alice"), PASSPHRASE)
@@ -259,12 +259,12 @@ def test_desk_commands_with_the_agent_import_only_what_they_use(desk):
     """`doc view` and `dossier list` need neither the plugin host, nor jsonschema, nor the backup code."""
     desk.start()
     not_needed = ("jsonschema", "importlib.metadata", "pluggy", "boto3", "vault.backup", "vault.plugins",
-                  "vault.export", "smtplib", "concurrent.futures", "logging")
+                  "vault.office.export", "smtplib", "concurrent.futures", "logging")
     for args in (["doc", "view", desk.office.doc], ["dossier", "list"]):
         res = subprocess.run([sys.executable, "-X", "importtime", "-m", "vault", *args], env=desk.env(),
                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
         assert res.returncode == 0, res.stderr[-1000:]
         modules = {ln.split("|")[-1].strip() for ln in res.stderr.splitlines() if ln.startswith("import time:")}
-        assert "vault.documents" in modules  # the measurement sees the imports
+        assert "vault.office.documents" in modules  # the measurement sees the imports
         assert sorted(m for m in modules if m.split(".")[0] in not_needed or m in not_needed
                       or any(m.startswith(n + ".") for n in not_needed)) == [], args

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from vault import audit, identity, records
+from vault.archive import audit
+from vault.store import identity, records
 from vault.agent import client, harden, paths, protocol, server
 from vault.crypto import age, sign
 from vault.errors import AuthenticationError, FormatError, InputError, NoIdentityMatchError

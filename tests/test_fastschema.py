@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vault import fastschema, records
+from vault.store import fastschema, records
 from vault.errors import FormatError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ from vault.agent.protocol import ProtocolError
 from vault.crypto import sign
 from vault.crypto.header import Stanza
 from vault.errors import AuthenticationError, FormatError, VaultError
-from vault.identity import PUBLIC_PREFIX, PublicKey
+from vault.store.identity import PUBLIC_PREFIX, PublicKey
 
 TIMEOUT = 30.0
 

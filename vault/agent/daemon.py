@@ -14,7 +14,7 @@ from pathlib import Path
 from vault.agent import paths, server
 from vault.agent.client import AgentClient, AgentError, connect
 from vault.errors import ConflictError, InputError
-from vault.identity import MemberIdentity
+from vault.store.identity import MemberIdentity
 
 STOP_WAIT = 5.0
 

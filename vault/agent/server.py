@@ -21,7 +21,7 @@ from typing import Any, Callable
 from vault.agent import harden, protocol
 from vault.agent.protocol import ProtocolError
 from vault.errors import FormatError
-from vault.identity import MemberIdentity
+from vault.store.identity import MemberIdentity
 
 DEFAULT_IDLE = 15 * 60
 DEFAULT_LIFETIME = 8 * 3600

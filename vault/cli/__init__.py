@@ -20,8 +20,8 @@ from vault.cli.lazy import LazyGroup
 from vault.errors import InputError, VaultError
 
 if TYPE_CHECKING:
-    from vault.identity import MemberKey
-    from vault.vault import Vault
+    from vault.archive.vault import Vault
+    from vault.store.identity import MemberKey
 
 
 class Ctx:
@@ -34,7 +34,7 @@ class Ctx:
 
     @property
     def vault(self) -> Vault:
-        from vault.vault import Vault
+        from vault.archive.vault import Vault
 
         if self._vault is None:
             if not self.vault_dir:
@@ -48,7 +48,7 @@ class Ctx:
     def member_key(self, missing: str = "this command needs your identity") -> MemberKey:
         """The running agent when it holds the identity asked for (or any, when none is asked for);
         else the identity file, unlocked with the passphrase."""
-        from vault import identity
+        from vault.store import identity
         from vault.agent import client
 
         held = client.identity_for(self.identity_file)
@@ -63,7 +63,7 @@ class Ctx:
 
 
 def _passphrase(prompt: str, *, confirm: bool = False) -> str:
-    from vault import identity
+    from vault.store import identity
 
     p = identity.passphrase_from_env()
     if p is not None:
@@ -76,7 +76,7 @@ def _passphrase(prompt: str, *, confirm: bool = False) -> str:
 def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str) -> None:
     """Print ``data`` as JSON or as human text."""
     if as_json:
-        from vault.vault import dumps_json
+        from vault.archive.vault import dumps_json
 
         click.echo(dumps_json(data))
     else:

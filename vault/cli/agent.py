@@ -40,7 +40,7 @@ def agent_start(obj: Ctx, idle_timeout: str, lifetime: str, socket_path: str | N
     Prints shell commands that set VAULT_AGENT_SOCK: run as  eval "$(vault agent start)".
     Commands of the same user find the agent at the default place without it, too.
     """
-    from vault import identity
+    from vault.store import identity
     from vault.agent import daemon, harden, paths
 
     idle, life = _seconds(idle_timeout, "--idle-timeout"), _seconds(lifetime, "--lifetime")

@@ -11,7 +11,8 @@ from typing import Any, Mapping, Protocol
 
 import tomli_w
 
-from vault import fastschema, schemas
+from vault import schemas
+from vault.store import fastschema
 from vault.crypto import sign
 from vault.errors import AuthenticationError, FormatError, IntegrityError
 from vault.store import write_atomic
