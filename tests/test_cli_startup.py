@@ -20,7 +20,7 @@ CLI_DIR = REPO / "vault" / "cli"
 # Modules (and packages: a prefix matches its submodules) that `vault --help` must not import: the
 # crypto stack, schema validation, plugin discovery, the backup engine and S3, mail, and the library.
 HEAVY = ["cryptography", "vault.crypto", "jsonschema", "referencing", "importlib.metadata", "pluggy",
-         "boto3", "botocore", "vault.backup", "vault.plugins", "vault.identity", "vault.vault",
+         "boto3", "botocore", "vault.backup", "vault.plugins", "vault.store", "vault.archive", "vault.office",
          "vault.agent", "concurrent.futures", "smtplib", "email"]
 
 

@@ -1,6 +1,6 @@
 """Talking to a running agent, and an agent-backed member identity for the Actor.
 
-``AgentIdentity`` has the interface of ``vault.identity.MemberKey``: ``public``, ``age_identity()``
+``AgentIdentity`` has the interface of ``vault.store.identity.MemberKey``: ``public``, ``age_identity()``
 (whose ``unwrap`` sends the header's stanzas to the agent) and ``sign``. Each signature is verified
 against the public key before it is used, so a wrong or impostor agent cannot make the vault write a
 record that does not verify.
