@@ -72,24 +72,37 @@ def test_table_matches_every_command_module():
         assert not cmd.short_help and not cmd.hidden, name
 
 
-def _groups_extended_by(path: Path) -> set[str]:
-    """Names of groups imported from another module to which ``path`` attaches subcommands."""
+def _subcommands_added_by(path: Path) -> set[tuple[str, str]]:
+    """(group attribute, subcommand name) for each ``@<group>.command("name")`` on a group imported from
+    another module."""
     tree = ast.parse(path.read_text())
     imported = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
-    used = set()
+    added = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef):
             for dec in node.decorator_list:
-                f = dec.func if isinstance(dec, ast.Call) else dec
-                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in imported:
-                    used.add(f.value.id)
-    return used - {"cli", "click"}
+                if not (isinstance(dec, ast.Call) and isinstance(dec.func, ast.Attribute)):
+                    continue
+                f = dec.func
+                if (isinstance(f.value, ast.Name) and f.value.id in imported - {"cli", "click"}
+                        and f.attr in ("command", "group")):
+                    assert dec.args and isinstance(dec.args[0], ast.Constant), f"{path.name}: name the subcommand"
+                    added.add((f.value.id, dec.args[0].value))
+    return added
 
 
 @pytest.mark.parametrize("path", sorted(CLI_DIR.glob("*.py")), ids=lambda p: p.name)
-def test_modules_that_extend_a_group_are_loaded_with_it(path):
+def test_subcommands_added_from_other_modules_are_in_the_table(path):
     owner = {ref.split(":")[1]: name for name, (refs, _) in lazy.COMMANDS.items() for ref in refs[:1]}
-    for grp in _groups_extended_by(path):
+    for grp, sub in _subcommands_added_by(path):
         name = owner[grp]
-        assert f"vault.cli.{path.stem}" in lazy.COMMANDS[name][0][1:], (
-            f"{path.name} adds subcommands to '{name}': list vault.cli.{path.stem} in its COMMANDS entry")
+        assert lazy.SUBCOMMANDS.get(name, {}).get(sub) == f"vault.cli.{path.stem}", (
+            f"{path.name} adds '{name} {sub}': list it in vault.cli.lazy.SUBCOMMANDS")
+
+
+def test_doc_view_loads_none_of_the_other_doc_commands():
+    modules = imported_by("doc", "view", "--help")
+    assert "vault.cli.core" in modules
+    assert not {"vault.cli.export", "vault.cli.retention", "vault.cli.maintenance", "vault.cli.review"} & modules
+    full = imported_by("dossier", "--help")  # the group's help lists (and so loads) every subcommand
+    assert {"vault.cli.export", "vault.cli.retention", "vault.cli.maintenance", "vault.cli.review"} <= full
