@@ -18,8 +18,7 @@ import itertools
 import os
 import threading
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO, Callable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -27,6 +26,9 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vault.errors import AuthenticationError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = ["CHUNK_SIZE", "NONCE_SIZE", "TAG_SIZE", "encrypt_payload", "decrypt_payload", "PayloadReader",
            "PayloadWriter"]
@@ -185,6 +187,9 @@ def _pipeline(
         # Small payloads (most vault blobs) never pay for starting threads.
         emit(first, work(first))
         return
+    # Imported here: a command that only meets small payloads never loads the thread pool machinery.
+    from concurrent.futures import ThreadPoolExecutor
+
     failed = threading.Event()
 
     def write(batch: _Batch, result: Future) -> None:
