@@ -122,8 +122,13 @@ def index_key_path(root: Path) -> Path:
 
 
 def create_index_key(root: Path, recipients: list) -> None:
-    """Create the blind-index key, encrypted to the ring recipients like a key table."""
-    write_atomic(index_key_path(root), age.encrypt_bytes(secrets.token_bytes(32), recipients), mode=0o600)
+    """Create the index key, encrypted to the ring recipients like a key table."""
+    write_index_key(root, secrets.token_bytes(32), recipients)
+
+
+def write_index_key(root: Path, key: bytes, recipients: list) -> None:
+    """Replace the index key (a rotation), encrypted to the ring recipients like a key table."""
+    write_atomic(index_key_path(root), age.encrypt_bytes(key, recipients), mode=0o600)
 
 
 def read_index_key(root: Path, identities: list) -> bytes:

@@ -122,3 +122,4 @@ from vault.cli import retention  # noqa: E402,F401
 from vault.cli import intake  # noqa: E402,F401
 from vault.cli import maintenance  # noqa: E402,F401
 from vault.cli import policy  # noqa: E402,F401
+from vault.cli import search  # noqa: E402,F401
