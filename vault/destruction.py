@@ -167,7 +167,8 @@ def _shred(actor, m: dict, docs: list[dict], *, whole: bool, no: str) -> dict[st
                 os.fsync(f.fileno())
             os.unlink(p)
         destroyed.append({"number": d["number"], "sha256": d["sha256"], "size": d["size"]})
-    fsync_dir(v.layout.dossier_dir(m["id"]) / "documents")
+    if (v.layout.dossier_dir(m["id"]) / "documents").is_dir():  # a dossier may have no document yet
+        fsync_dir(v.layout.dossier_dir(m["id"]) / "documents")
     # 3. The manifest keeps ghosts: numbers, categories, dates, the rule, the approvals; no customer data.
     stamp = clock.stamp()
     for d in docs:
