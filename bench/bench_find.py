@@ -44,8 +44,8 @@ def synthetic(rnd: random.Random, i: int) -> dict:
 
 
 def _actor(vault_dir: str, ident_file: str):
-    from vault import identity
-    from vault.vault import Vault
+    from vault.archive.vault import Vault
+    from vault.store import identity
 
     ident = identity.load_identity(Path(ident_file), identity.passphrase_from_env())
     return Vault.open(Path(vault_dir)).act_as(ident)
@@ -53,11 +53,12 @@ def _actor(vault_dir: str, ident_file: str):
 
 def worker(op: str, args: list[str]) -> None:
     """The child side; prints JSON."""
-    from vault import dossier, searchindex
+    from vault.archive import searchindex
+    from vault.office import dossier
 
     actor = _actor(args[0], args[1])
     if op == "build":  # VAULT ID SIZE REAL   (setup, not timed)
-        from vault import finder
+        from vault.office import find as finder
 
         size, real = int(args[2]), int(args[3])
         for i in range(real):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from office import MARKERS, make_office
-from vault.searchdb import SearchDB
+from vault.store.searchdb import SearchDB
 
 CO = "杭州标记科技有限公司"
 
@@ -146,7 +146,7 @@ def test_thousands_of_matches_are_ranked_and_paged_by_the_engine():
 
 
 def test_staff_cannot_search_and_the_index_opens_only_with_the_index_key(office):
-    from vault import identity
+    from vault.store import identity
     from vault.crypto import age
     from vault.errors import NoIdentityMatchError
 

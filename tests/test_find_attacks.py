@@ -9,13 +9,15 @@ import pytest
 
 from backup_helpers import actor
 from office import MARKERS, PASSPHRASE, make_office
-from vault import backup, identity, index, searchindex
+from vault import backup
+from vault.archive import searchindex
+from vault.store import identity, index
 from vault.backup.repo import KEYS, Repo
 from vault.crypto import age
-from vault.dossier import load_manifest, resolve
+from vault.office.dossier import load_manifest, resolve
 from vault.errors import NoIdentityMatchError
-from vault.searchdb import SearchDB, pack, unpack
-from vault.vault import Vault
+from vault.store.searchdb import SearchDB, pack, unpack
+from vault.archive.vault import Vault
 
 
 @pytest.fixture
@@ -108,7 +110,7 @@ def test_a_recipient_record_not_signed_by_the_archive_stops_a_write_before_it_co
     lia = actor(office, "lia")
     mine = age.generate_identity()
     rec = lia.sign({"format": 1, "recipient": age.recipient_of(mine), "at": "2026-01-01T00:00:00Z", "by": "lia"})
-    from vault import records
+    from vault.store import records
 
     records.write_toml(office.vault_dir / "index" / "search" / "recipient.toml", rec)
     req = office.json("request", "access", office.number, "--purpose", "fix", who="lia")["number"]

@@ -14,9 +14,9 @@ from typing import Any, Callable, Iterator
 
 import click
 
-from vault import identity
+from vault.store import identity
 from vault.errors import InputError, VaultError
-from vault.vault import Vault, dumps_json
+from vault.archive.vault import Vault, dumps_json
 
 
 class Ctx:

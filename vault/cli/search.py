@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from vault import dossier, finder
+from vault.office import dossier
+from vault.office import find as finder
 from vault.cli import Ctx, cli, emit, json_opt
 
 
