@@ -13,9 +13,10 @@ from typing import Any, Iterable, Mapping
 
 from vault import clock
 from vault.archive import completeness, members, searchindex
-from vault.office import dossier, review
+from vault.office import access, dossier, review
 from vault.errors import InputError, IntegrityError
-from vault.store.searchdb import CONTACT_FIELDS, NAME_FIELDS, Hit
+from vault.errors import ConflictError, NotFoundError
+from vault.store.searchdb import CONTACT_FIELDS, NAME_FIELDS, Hit, fold, query_words
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 10_000
@@ -174,3 +175,44 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
     for i, r in enumerate(rows):
         r["rank"] = offset + i + 1
     return {"total": total, "rows": rows, "stale": len(stale)}
+
+
+def resolve_customer(actor, no: str, *, choose: str | None = None) -> tuple[str, str]:
+    """Resolve a consultation request by customer name to one dossier, for the archivist granting it.
+
+    Candidates come from the index (name and other names) and are confirmed on the sealed profile:
+    every word of the given name in the dossier's name or one of its other names. One candidate, or
+    one whose name equals the given name, is the answer; otherwise the grant is refused with the
+    candidates' numbers, and the archivist may ``choose`` one of them. Returns (dossier id, number).
+    """
+    actor.require("grant.manage")
+    v = actor.vault
+    earlier = access.resolution(v, access.request_record(v, no))
+    if earlier is not None:  # a grant that did not complete: its signed resolution stands
+        return earlier["dossier"], earlier["number"]
+    name = access.customer_name(actor, no)
+    words, whole = query_words(name), fold(name)
+    found = find(actor, name=name, limit=MAX_LIMIT)["rows"] if len(whole) >= 2 else []
+    confirmed: list[tuple[dict, bool]] = []
+    for r in found:
+        m = dossier.load_manifest(v, dossier.resolve(v, r["number"]))
+        prof = dossier.read_profile(actor, m)
+        names = [fold(prof.get("name", ""))] + [fold(a) for a in prof.get("aliases") or []]
+        if any(all(w in n for w in words) for n in names):
+            confirmed.append((m, whole in names))
+    if choose is not None:
+        pick = [m for m, _ in confirmed if m["number"] == choose]
+    else:
+        pick = [m for m, exact in confirmed if exact] or [m for m, _ in confirmed]
+    if len(pick) == 1:
+        return pick[0]["id"], pick[0]["number"]
+    actor.audit("grant.create", outcome="refused", ref=no)
+    if choose is not None:
+        raise NotFoundError(f"{choose} is not a dossier whose name matches the one given in {no}")
+    if not pick:
+        raise NotFoundError(f"no dossier matches the customer name given in {no}",
+                            hint=f"deny it ('vault request deny {no} --reason …') or ask for the archive number")
+    nums = [m["number"] for m in pick]
+    raise ConflictError(f"{len(nums)} dossiers match the customer name given in {no}: "
+                        f"{', '.join(nums[:10])}{' …' if len(nums) > 10 else ''}",
+                        hint=f"choose one with 'vault grant {no} --number NO', or deny the request")
