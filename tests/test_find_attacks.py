@@ -204,3 +204,32 @@ def test_identity_from_the_index_key_is_not_a_members(office):
     for who in ("alice", "bob", "lia"):
         mine = identity.load_identity(office.ident(who), PASSPHRASE).age_identity()
         assert str(ident.recipient()) != str(mine.recipient())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("stop_at", ["write_index_key", "_write_recipient"])
+def test_an_interrupted_rotation_is_finished_or_undone_by_the_next_reader(office, monkeypatch, stop_at):
+    office.run("find", "zebulon", who="bob")
+    keep = office.create(name="Keeper Customer Ltd")
+    v = Vault.open(office.vault_dir)
+    alice = actor(office, "alice")
+    target = index if stop_at == "write_index_key" else searchindex
+    real = getattr(target, stop_at)
+
+    def crash(*a, **kw):
+        if stop_at == "_write_recipient":
+            real(*a, **kw)  # the recipient is written, the rename never happens
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(target, stop_at, crash)
+    with pytest.raises(KeyboardInterrupt), v.lock(exclusive=True):
+        searchindex.forget(alice, resolve(v, office.number))
+    monkeypatch.setattr(target, stop_at, real)
+    assert (office.vault_dir / "index" / "search" / "base.next.age").exists()
+    # Either way the next reader ends with one base that opens with the current key.
+    rows = json.loads(office.run("find", "customer", "--json", who="bob", ok=False).stdout or "[]")
+    assert not (office.vault_dir / "index" / "search" / "base.next.age").exists()
+    assert keep in [r["number"] for r in rows] or office.run("find", "keeper", who="bob").exit_code == 0
+    if stop_at == "write_index_key":  # the key was never replaced: the old base still holds the dossier
+        assert office.run("find", "zebulon", who="bob").exit_code == 0
+    else:  # the key was replaced: the rotation is finished, without the dossier
+        assert office.run("find", "zebulon", who="bob", ok=False).exit_code == 1

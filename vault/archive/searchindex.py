@@ -243,11 +243,9 @@ def merge_if_due(actor, idx: Index) -> bool:
 def forget(actor, dossier_id: str) -> None:
     """Remove a dossier from the index for its destruction (call under the exclusive lock).
 
-    The base is rewritten without it and the deltas deleted; the index key is rotated so that
-    copies of earlier index files (in backups) are encrypted to a key that no longer exists once
-    its mirrored generations are shredded like a key table's. Order: new base to ``base.next.age``,
-    then the new key, then the recipient, then the rename — an interrupted run is finished by the
-    next ``open_index`` (see ``_finish_rotation``).
+    The base is rewritten without it, the deltas deleted and the index key rotated (``rekey``), so
+    that copies of earlier index files (in backups) are encrypted to a key that no longer exists
+    once its mirrored generations are shredded like a key table's.
     """
     v = actor.vault
     idx = open_index(actor)
@@ -257,7 +255,15 @@ def forget(actor, dossier_id: str) -> None:
     if idx is None:
         return
     idx.db.remove(dossier_id)
-    new_key = os.urandom(32)
+    rekey(actor, idx, os.urandom(32))
+
+
+def rekey(actor, idx: Index, new_key: bytes) -> None:
+    """Replace the index key with ``new_key`` and re-seal the index to it (call under the exclusive
+    lock; also for a rotation on member removal). Order: the new base to ``base.next.age``, then the
+    new key, then the recipient, then the rename — an interrupted run is finished by the next
+    ``open_index`` (see ``_finish_rotation``), or undone if the key was not replaced yet."""
+    v = actor.vault
     d = search_dir(v.root)
     rcpt = age.parse_recipient(age.recipient_of(identity_text(new_key)))
     through = index.peek_sequence(v.root, "search/sequence") - 1

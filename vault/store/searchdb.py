@@ -113,7 +113,11 @@ class SearchDB:
     def __init__(self, image: bytes | None = None) -> None:
         self.conn = sqlite3.connect(":memory:")
         if image is None:
-            self.conn.executescript(_SCHEMA)
+            try:
+                self.conn.executescript(_SCHEMA)
+            except sqlite3.OperationalError as e:  # an SQLite built without FTS5, or older than 3.34
+                raise FormatError(f"this Python's SQLite {sqlite3.sqlite_version} cannot hold the search index ({e})",
+                                  hint="the search index needs SQLite 3.34 or later with FTS5") from None
             return
         try:
             self.conn.deserialize(image)
