@@ -47,7 +47,9 @@ FLAGS = {("doc", "add"): ["--original"], ("review", "done"): ["--verified"]}
 
 
 def _commands(group: click.Group, path: tuple[str, ...] = ()):
-    for name, cmd in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # commands load lazily: ask the group, not its table
+        cmd = group.get_command(ctx, name)
         if isinstance(cmd, click.Group):
             yield from _commands(cmd, (*path, name))
         else:

@@ -128,7 +128,7 @@ def record_many(actor, items: list[dict]) -> list[dict]:
                 # What a member typed where a number belongs (refused before it was checked) is free
                 # text, which the trail never carries: it could be a customer's name.
                 entry["number"] = "(invalid)"
-            entry["sig"] = base64.b64encode(sign.sign(actor.identity.sign_secret, _entry_bytes(entry))).decode()
+            entry["sig"] = base64.b64encode(actor.identity.sign(_entry_bytes(entry))).decode()
             line = _line(entry)
             prev = hashlib.sha256(line).hexdigest()
             entries.append(entry)

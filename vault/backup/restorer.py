@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from vault.backup import mirror, packs
+from vault.backup import blobstream, mirror, packs
 from vault.backup.repo import _HEX64, TREES, Repo, data_name
 from vault.crypto import age
 from vault.errors import (AuthenticationError, FormatError, InputError, IntegrityError, NoIdentityMatchError,
@@ -145,24 +145,20 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
     rep = RestoreReport(snapshot=snap["id"], dest=str(dest))
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     by_blob: dict[str, list[list]] = defaultdict(list)
-    written: list[Path] = []
     what = f"snapshot {snap['id'][:8]}"
     for entry in tree["files"]:
         path, blob, size, mode = entry
         confined(dest, path, what=what)  # every path checked before the first byte is written
         by_blob[blob].append(entry)
+        rep.files += 1
+        rep.bytes += size
     for rel in tree.get("keys", {}):
         if not (rel.startswith("keys/") and mirror.is_table_name(rel[len("keys/"):])):
             raise IntegrityError(f"{what}: the tree names a key table {rel[:80]!r} that is none",
                                  hint="the backup target has been tampered with")
         confined(dest, rel, what=what)
-    for blob, data in fetch_blobs(repo, index, by_blob):
-        for path, _, size, mode in by_blob[blob]:
-            target = confined(dest, path, what=what)
-            _write(target, data, mode)
-            written.append(target)
-            rep.files += 1
-            rep.bytes += size
+    # Every path was confined above, before the first byte is written (restore makes no links).
+    written = blobstream.restore_blobs(repo, index, by_blob, dest)
     latest = mirror.generations(repo)
     for rel, sha_then in sorted(tree.get("keys", {}).items()):
         table = rel[len("keys/"):]
