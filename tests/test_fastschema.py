@@ -35,6 +35,34 @@ def samples() -> dict[str, list[dict]]:
 
 
 SAMPLES = samples()
+_SIG = {"by": "bob", "ed25519": "AAAA"}
+_AT = "2026-03-01T10:00:00Z"
+_B64 = "YWdl"
+# The procedure records: those of the frozen vault, and a hand-made one of each other kind.
+SAMPLES.update({
+    "request": [tomllib.loads((FROZEN / "requests" / "R-000001.toml").read_text())],
+    "decision": [tomllib.loads((FROZEN / "requests" / "R-000001.decision.toml").read_text())],
+    "grant": [tomllib.loads((FROZEN / "grants" / "G-000001.toml").read_text())],
+    "checkpoint": [tomllib.loads((FROZEN / "audit" / "checkpoint.toml").read_text())],
+    "audit-entry": [json.loads(line) for line in (FROZEN / "audit" / "log.jsonl").read_text().splitlines()],
+    "used": [{"format": 1, "request": "R-000002", "at": _AT, "signature": _SIG}],
+    "resolution": [{"format": 1, "request": "R-000002", "request_sha256": "0" * 64, "dossier": "0" * 32,
+                    "number": "E-2026-000001", "by": "bob", "at": _AT, "signature": _SIG}],
+    "closed": [{"format": 1, "grant": "G-000001", "reason": "revoked", "by": "bob", "at": _AT, "signature": _SIG}],
+    "hold": [{"format": 1, "dossier": "0" * 32, "number": "E-2026-000001", "at": _AT, "by": "alice",
+              "reason": _B64, "signature": _SIG}],
+    "destruction": [{"format": 1, "number": "D-000001", "target": "E-2026-000001/0001", "dossier": "0" * 32,
+                     "requested_by": "alice", "requested_at": _AT, "reason": _B64, "signature": _SIG}],
+    "approval": [{"format": 1, "destruction": "D-000001", "request_sha256": "0" * 64, "by": "sam", "at": _AT,
+                  "signature": _SIG}],
+    "certificate": [{"format": 1, "destruction": "D-000001", "target": "E-2026-000001", "requested_by": "alice",
+                     "approved_by": "sam", "destroyed": [{"number": "E-2026-000001/0001"}], "signature": _SIG}],
+    "intake": [{"format": 1, "id": "0" * 32, "for": "E-2026-000001", "category": "other", "date": "2026-01-01",
+                "original": False, "submitted_at": _AT, "size": 10, "sha256": "0" * 64, "sealed": _B64}],
+    "rejected": [{"format": 1, "id": "0" * 32, "for": "E-2026-000001", "by": "bob", "at": _AT, "reason": _B64,
+                  "signature": _SIG}],
+    "backups": [{"format": 1, "targets": [{"url": "file:///backup", "first_backup": _AT}]}],
+})
 ODD_VALUES = [None, True, False, 0, 1, -1, 1.0, 1.5, 2**70, "", "x", "E-2026-000001", "0" * 32, [], [1, True],
               ["a", "a"], {}, {"by": "x"}, "2026-03-01T10:00:00Z", "vault-member-1:x:y"]
 

@@ -9,7 +9,7 @@ from vault.archive import audit
 from vault import clock
 from vault.cli import Ctx, cli, emit, json_opt, one_line
 from vault.office.dossier import parse_date
-from vault.errors import IntegrityError
+from vault.errors import IntegrityError, UsageError
 
 
 @cli.group("request")
@@ -119,7 +119,10 @@ def grant_grp() -> None:
 def grant_create(obj: Ctx, req: str, hours: int, as_json: bool, number: str | None) -> None:
     """Grant an approved access request; a request by customer name is resolved to one dossier first."""
     actor = obj.actor()
-    resolved = find.resolve_customer(actor, req, choose=number) if access.status(obj.vault, req).get("by_name") else None
+    by_name = access.status(obj.vault, req).get("by_name")
+    if number is not None and not by_name:  # not silently ignored: the granter meant something by it
+        raise UsageError(f"request {req} names its dossier already", hint="leave out --number")
+    resolved = find.resolve_customer(actor, req, choose=number) if by_name else None
     gno = access.grant(actor, req, hours=hours, resolved=resolved)
     emit({"number": gno}, as_json, gno)
 
