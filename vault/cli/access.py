@@ -123,11 +123,12 @@ def grant_list(obj: Ctx, as_json: bool) -> None:
 
 @grant_grp.command("revoke")
 @click.argument("grant")
+@json_opt
 @click.pass_obj
-def grant_revoke(obj: Ctx, grant: str) -> None:
+def grant_revoke(obj: Ctx, grant: str, as_json: bool) -> None:
     """Revoke a grant now."""
     access.revoke(obj.actor(), grant)
-    click.echo(f"revoked {grant}")
+    emit({"revoked": grant}, as_json, f"revoked {grant}")
 
 
 @grant_grp.command("sweep")

@@ -184,9 +184,12 @@ def doc_history(obj: Ctx, docno: str, as_json: bool) -> None:
 @doc_grp.command("view")
 @click.argument("docno")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write to FILE instead of standard output.")
+@json_opt
 @click.pass_obj
-def doc_view(obj: Ctx, docno: str, output: str | None) -> None:
+def doc_view(obj: Ctx, docno: str, output: str | None, as_json: bool) -> None:
     """Decrypt a document (outside the archive department: to a terminal only)."""
+    if as_json and not output:
+        raise click.UsageError("--json needs --output FILE (without it the document itself is printed)")
     actor = obj.actor()
     if output or not sys.stdout.isatty():
         documents.require_save(actor, docno)
@@ -195,7 +198,9 @@ def doc_view(obj: Ctx, docno: str, output: str | None) -> None:
 
         # Atomic (no half file under the name) but not fsynced: a viewed copy is not archive data.
         with atomic_writer(Path(output), mode=0o600, sync=False) as f:
-            documents.view(actor, docno, f)
+            facts = documents.view(actor, docno, f)
+        if as_json:  # the plaintext went to FILE; standard output stays quiet unless asked
+            emit({**facts, "output": output}, True, "")
     else:
         out = sys.stdout.buffer
         documents.view(actor, docno, out)
@@ -262,10 +267,14 @@ def plugins_list(as_json: bool) -> None:
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-def demo(directory: str) -> None:
+@json_opt
+def demo(directory: str, as_json: bool) -> None:
     """Build a small sample office in DIRECTORY and say what to try next."""
     from vault import demo as demo_mod
 
-    click.echo(demo_mod.build(Path(directory)))
+    text = demo_mod.build(Path(directory))
+    root = Path(directory).resolve()
+    emit({"directory": str(root), "vault": str(root / "vault"), "identities": str(root / "identities"),
+          "next_steps": text}, as_json, text)
 
 

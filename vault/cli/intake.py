@@ -17,10 +17,12 @@ def intake_grp() -> None:
 
 
 @intake_grp.command("key")
+@json_opt
 @click.pass_obj
-def intake_key(obj: Ctx) -> None:
+def intake_key(obj: Ctx, as_json: bool) -> None:
     """Print the vault's public intake key."""
-    click.echo(intake.recipient(obj.vault))
+    key = intake.recipient(obj.vault)
+    emit({"recipient": key}, as_json, key)
 
 
 @intake_grp.command("submit")
@@ -64,8 +66,9 @@ def intake_accept(obj: Ctx, id: str, as_json: bool) -> None:
 @intake_grp.command("reject")
 @click.argument("id")
 @click.option("--reason", required=True, help="Why (sealed).")
+@json_opt
 @click.pass_obj
-def intake_reject(obj: Ctx, id: str, reason: str) -> None:
+def intake_reject(obj: Ctx, id: str, reason: str, as_json: bool) -> None:
     """Delete a submission."""
     intake.reject(obj.actor(), id, reason)
-    click.echo(f"rejected {id}")
+    emit({"rejected": id}, as_json, f"rejected {id}")
