@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from vault import identity
+from vault.store import identity
 from vault.cli import cli
 
 PASSPHRASE = "correct horse battery staple"

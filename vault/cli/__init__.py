@@ -14,10 +14,16 @@ from typing import Any, Callable, Iterator
 
 import click
 
+<<<<<<< HEAD
 from vault import identity
 from vault.errors import (ConflictError, FormatError, IntegrityError, InputError, LockError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError, PluginError, UsageError, VaultError)
 from vault.vault import Vault, dumps_json
+=======
+from vault.store import identity
+from vault.errors import InputError, VaultError
+from vault.archive.vault import Vault, dumps_json
+>>>>>>> main
 
 # Every error reaches the user with a hint: the library's own when it has one, else this one.
 DEFAULT_HINTS: dict[type, str] = {

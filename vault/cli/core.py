@@ -8,10 +8,12 @@ from typing import Any, Iterator
 
 import click
 
-from vault import check as check_mod
-from vault import documents, dossier, identity, members
+from vault.office import check as check_mod
+from vault.office import documents, dossier
+from vault.store import identity
+from vault.archive import members
 from vault.cli import Ctx, _passphrase, cli, emit, json_opt, progress
-from vault.vault import Vault
+from vault.archive.vault import Vault
 
 
 @cli.command()
@@ -270,7 +272,7 @@ def plugins_list(as_json: bool) -> None:
 @json_opt
 def demo(directory: str, as_json: bool) -> None:
     """Build a small sample office in DIRECTORY and say what to try next."""
-    from vault import demo as demo_mod
+    from vault.cli import demo as demo_mod
 
     text = demo_mod.build(Path(directory))
     root = Path(directory).resolve()

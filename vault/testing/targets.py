@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from vault.errors import NotFoundError, PluginError
-from vault.testing import Conformance
+from vault.testing.base import Conformance
 
 #: Object names every target must store: nested, with the characters a vault's names use.
 NAMES = ("snapshots/2026-03-01T12-00-00Z/manifest", "keys/0123456789abcdef.age",

@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 from typing import Any, Iterable
 
-from vault import clock, records
+from vault import clock
+from vault.store import records
 from vault.crypto import age
 from vault.errors import (
     AuthenticationError,
@@ -22,8 +23,8 @@ from vault.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from vault.identity import MemberIdentity, PublicKey
-from vault.policy import ROLES
+from vault.store.identity import MemberIdentity, PublicKey
+from vault.archive.policy import ROLES
 from vault.store import sync_files, write_atomic
 
 
@@ -192,7 +193,7 @@ def unlock_ring(v, ring: str, ident: MemberIdentity) -> age.Identity:
 
 def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str) -> dict[str, Any]:
     """Add a member (supervisor only); members of a ring's roles get the ring identity wrapped to them."""
-    from vault.vault import check_name
+    from vault.archive.vault import check_name
 
     actor.require("member.manage")
     v = actor.vault

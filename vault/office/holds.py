@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from vault import clock, members, records
-from vault.dossier import load_manifest, resolve
+from vault import clock
+from vault.archive import members
+from vault.store import records
+from vault.office.dossier import load_manifest, resolve
 from vault.errors import ConflictError, InputError, NotFoundError
 from vault.store import fsync_dir
 

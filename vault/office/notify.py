@@ -11,7 +11,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Mapping
 
-from vault import clock, completeness, plugins, review
+from vault import clock, plugins
+from vault.archive import completeness
+from vault.office import review
 from vault.errors import PermissionDeniedError, PluginError, VaultError
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping
 
-from vault import access, dossier
+from vault.office import access, dossier
 
 #: The reason given, in place of field gaps, to a member whose keys do not open the dossier.
 FIELDS_NEED_READ = "field checks need read access to the dossier"

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from vault import documents, dossier, export, members
+from vault.office import documents, dossier, export
+from vault.archive import members
 from vault.errors import VaultError
-from vault.exportview import ExportDocument, ExportDossier
-from vault.identity import MemberIdentity
-from vault.keytable import read_key_table
-from vault.testing import Conformance
-from vault.vault import Actor, Vault
+from vault.archive.exportview import ExportDocument, ExportDossier
+from vault.store.identity import MemberIdentity
+from vault.store.keytable import read_key_table
+from vault.testing.base import Conformance
+from vault.archive.vault import Actor, Vault
 
 #: Customer data of the sample dossier, in sealed fields and content: none may reach a non-reader's export.
 EXPORT_MARKERS = {

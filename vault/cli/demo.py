@@ -7,9 +7,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vault import access, backup, destruction, documents, dossier, identity, intake, members
+from vault.office import access, destruction, documents, dossier, intake
+from vault import backup
+from vault.store import identity
+from vault.archive import members
 from vault.errors import InputError
-from vault.vault import Vault
+from vault.archive.vault import Vault
 
 DEMO_PASSPHRASE = "demo"  # printed for the newcomer; demo identities protect invented data only
 

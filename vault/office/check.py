@@ -7,12 +7,12 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vault import members
+from vault.archive import members
 from vault.crypto import age
-from vault.documents import hash_file
-from vault.dossier import load_manifest
+from vault.office.documents import hash_file
+from vault.office.dossier import load_manifest
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
-from vault.keytable import KEYREF_TYPE, read_key_table, unseal
+from vault.store.keytable import KEYREF_TYPE, read_key_table, unseal
 from vault.store import TMP_PREFIX, find_temporaries
 
 
@@ -143,7 +143,8 @@ def _try(rep: Report, fn) -> None:
 
 def _check_records(v, mem: dict, rep: Report) -> None:
     """Procedure records: requests, grants, holds, destructions, reviews and the audit trail."""
-    from vault import access, audit, destruction, holds, review
+    from vault.office import access, destruction, holds, review
+    from vault.archive import audit
 
     for fn in (access.list_requests, access.list_grants, holds.held_dossiers, destruction.list_destructions):
         _try(rep, lambda: fn(v))
@@ -158,8 +159,9 @@ def _check_records(v, mem: dict, rep: Report) -> None:
 def _check_holds_against_audit(v, rep: Report) -> None:
     """A legal hold placed through the vault and never lifted must still be there: deleting its file
     behind the vault's back would otherwise free the dossier for destruction unnoticed."""
-    from vault import audit, holds
-    from vault.dossier import resolve
+    from vault.archive import audit
+    from vault.office import holds
+    from vault.office.dossier import resolve
 
     open_holds: dict[str, int] = {}
     for e in audit.entries(v):

@@ -16,9 +16,12 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from vault import access, clock, completeness, dossier, members, records
+from vault.office import access, dossier
+from vault import clock
+from vault.archive import completeness, members
+from vault.store import records
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError
-from vault.keytable import read_key_table, seal, unseal, write_key_table
+from vault.store.keytable import read_key_table, seal, unseal, write_key_table
 
 OUTCOMES = ("verified", "needs-update")
 _SEQ_FILE = re.compile(r"([1-9][0-9]{0,8})\.toml\Z")

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from vault import clock, plugins
-from vault.dossier import load_manifest, read_profile, resolve
+from vault.office.dossier import load_manifest, read_profile, resolve
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError, PluginError, VaultError
-from vault.exportview import READS, ExportDocument, ExportDossier
-from vault.keytable import KeyTable
+from vault.archive.exportview import READS, ExportDocument, ExportDossier
+from vault.store.keytable import KeyTable
 from vault.store import TMP_PREFIX, atomic_writer, fsync_dir, sync_files
 
 #: The two ways an exporter writes: to a binary stream, or into an empty directory.
@@ -90,7 +90,7 @@ def reads_of(exporter: Any) -> frozenset[str]:
 
 def open_table(actor, m: Mapping[str, Any]) -> KeyTable | None:
     """The dossier's key table if the caller's identity opens it (archive ring or active grant), else None."""
-    from vault import access
+    from vault.office import access
 
     v = actor.vault
     if not (v.policy.may(actor.roles, "dossier.read") or access.active_grant(v, m["id"], actor.name)):
@@ -151,7 +151,8 @@ def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: M
     :raises PermissionDeniedError: the format needs content the caller may not read, or writing
         plaintext needs a copy approval the caller does not have.
     """
-    from vault import access, audit
+    from vault.office import access
+    from vault.archive import audit
 
     actor.require("dossier.list", number=number)
     v = actor.vault
@@ -182,7 +183,8 @@ def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: M
 
 def export_document(actor, docno: str, dest: Path | str) -> dict[str, Any]:
     """Write the plaintext of one document to the file ``dest``, using up a copy approval for it."""
-    from vault import access, audit
+    from vault.office import access
+    from vault.archive import audit
 
     actor.require("doc.view", number=docno)
     v = actor.vault

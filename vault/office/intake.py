@@ -16,13 +16,15 @@ from typing import Any
 
 import tomli_w
 
-from vault import clock, members, records
+from vault import clock
+from vault.archive import members
+from vault.store import records
 from vault.crypto import age
-from vault.documents import CATEGORIES, HashingWriter, hash_file
-from vault.dossier import load_manifest, parse_date, resolve, write_manifest
+from vault.office.documents import CATEGORIES, HashingWriter, hash_file
+from vault.office.dossier import load_manifest, parse_date, resolve, write_manifest
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.keytable import KeyRefRecipient, read_key_table, seal, write_key_table
+from vault.store.keytable import KeyRefRecipient, read_key_table, seal, write_key_table
 from vault.store import atomic_writer, fsync_dir, write_atomic
 
 ID_LEN = 32
@@ -156,7 +158,7 @@ def accept(actor, sid: str) -> str:
             "size": hw.size, "sha256": hw.h.hexdigest(), "meta_key": meta_kid,
             "meta": base64.b64encode(meta_blob).decode()})
         write_key_table(kt, table, members.ring_recipients(v))
-        from vault import access
+        from vault.office import access
 
         access.refresh_grant_keys(actor, dossier_id, table)
         m["revision"] += 1

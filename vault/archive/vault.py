@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vault import clock, index, records
+from vault import clock
+from vault.store import index, records
 from vault.crypto import age
 from vault.errors import FormatError, InputError, NotFoundError, PermissionDeniedError
-from vault.identity import MemberIdentity, PublicKey
-from vault.policy import DEFAULT_POLICY, Policy
+from vault.store.identity import MemberIdentity, PublicKey
+from vault.archive.policy import DEFAULT_POLICY, Policy
 from vault.store import VaultLock, fsync_dir, sweep_temporaries
 
 FORMAT_VERSION = 1
@@ -97,7 +98,8 @@ class Vault:
         The genesis record names the founder, the first archive-ring recipient and the hash of the
         initial policy; its fingerprint anchors everything else, so init needs no secret key.
         """
-        from vault import intake, members
+        from vault.office import intake
+        from vault.archive import members
 
         check_name("member", supervisor)
         root = Path(root)
@@ -148,7 +150,7 @@ class Vault:
     def _verify_policy(self, data: dict[str, Any]) -> None:
         if hashlib.sha256(records.canonical(data)).hexdigest() == self.config["policy_sha256"]:
             return
-        from vault import members
+        from vault.archive import members
 
         members.verify_by_supervisor(self, data, what="policy.toml")
 
@@ -165,7 +167,7 @@ class Vault:
 
     def act_as(self, ident: MemberIdentity) -> "Actor":
         """The member whose identity this is; PermissionDeniedError if they are no (longer a) member."""
-        from vault import members
+        from vault.archive import members
 
         line = ident.public.line()
         for rec in members.all_members(self).values():
@@ -209,7 +211,7 @@ class Actor:
 
     def require(self, action: str, *, number: str | None = None) -> None:
         """Refuse (and audit the refusal) unless the policy lets this member's roles do ``action``."""
-        from vault import audit
+        from vault.archive import audit
 
         try:
             self.vault.policy.require(self.name, self.roles, action)
@@ -219,7 +221,7 @@ class Actor:
 
     def audit(self, action: str, **kw) -> None:
         """Append an audit entry for this member (see ``vault.audit.record``)."""
-        from vault import audit
+        from vault.archive import audit
 
         audit.record(self, action, **kw)
 
@@ -231,7 +233,7 @@ class Actor:
 
     def read_identities(self) -> list[age.Identity]:
         """Every age identity this member can use to open key tables: their rings, then their own."""
-        from vault import members
+        from vault.archive import members
 
         for ring in self.vault.policy.rings_for(self.roles):
             if ring not in self._rings:

@@ -9,9 +9,11 @@ from typing import Any, Iterator
 
 import tomli_w
 
-from vault import clock, index, members, records
+from vault import clock
+from vault.store import index, records
+from vault.archive import members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError, PluginError
-from vault.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
+from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
 
 CUSTOMER_TYPES = ("enterprise", "individual")
 PROFILE_FIELDS = ("name", "address", "contact", "legal_rep", "notes")
@@ -38,7 +40,7 @@ def _scheme(v, family: str):
 
 def create(actor, *, customer_type: str, business: str, dept: str, profile: dict[str, Any]) -> str:
     """Create a dossier with its sealed profile; returns its archive number [R-3.2.2]."""
-    from vault.vault import check_name
+    from vault.archive.vault import check_name
 
     actor.require("dossier.create")
     v = actor.vault
@@ -165,7 +167,7 @@ def show(actor, number: str) -> dict[str, Any]:
     v = actor.vault
     m = load_manifest(v, resolve(v, number))
     out = summary(m)
-    from vault import access
+    from vault.office import access
 
     if m["status"] == "destroyed":
         return out

@@ -14,11 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from vault import clock, index, members, records
+from vault import clock
+from vault.store import index, records
+from vault.archive import members
 from vault.crypto import age
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.identity import PublicKey
-from vault.keytable import KeyTable, read_key_table
+from vault.store.identity import PublicKey
+from vault.store.keytable import KeyTable, read_key_table
 from vault.store import fsync_dir, write_atomic
 
 MAX_GRANT_HOURS = 24 * 30
@@ -47,7 +49,7 @@ def _load(v, path: Path, what: str, mem: dict | None = None) -> dict[str, Any]:
 
 def create_request(actor, kind: str, target: str, purpose: str) -> str:
     """File a consultation (``access``) or copy (``copy``) request; returns its number."""
-    from vault.dossier import load_manifest, resolve
+    from vault.office.dossier import load_manifest, resolve
 
     actor.require("request.create", number=target)
     v = actor.vault

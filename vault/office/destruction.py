@@ -12,11 +12,14 @@ import hashlib
 import os
 from typing import Any
 
-from vault import access, clock, index, members, records, retention
-from vault.dossier import load_manifest, read_profile, resolve, write_manifest
+from vault.office import access, retention
+from vault import clock
+from vault.store import index, records
+from vault.archive import members
+from vault.office.dossier import load_manifest, read_profile, resolve, write_manifest
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.holds import held_dossiers
-from vault.keytable import read_key_table, write_key_table
+from vault.office.holds import held_dossiers
+from vault.store.keytable import read_key_table, write_key_table
 from vault.store import fsync_dir
 
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",

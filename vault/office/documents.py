@@ -14,11 +14,12 @@ import tomli_w
 
 from vault import clock
 from vault.crypto import age
-from vault.dossier import load_manifest, parse_date, resolve, write_manifest
+from vault.office.dossier import load_manifest, parse_date, resolve, write_manifest
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.keytable import KeyRefRecipient, KeyTable, read_key_table, seal, unseal, write_key_table
-from vault import access, audit, members
+from vault.store.keytable import KeyRefRecipient, KeyTable, read_key_table, seal, unseal, write_key_table
+from vault.office import access
+from vault.archive import audit, members
 from vault.store import atomic_writer, sync_files
 
 CATEGORIES = ("basic-info", "contract", "service-record", "communication", "feedback", "other")

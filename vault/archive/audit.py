@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from vault import clock, records
+from vault import clock
+from vault.store import records
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError
 
@@ -139,8 +140,8 @@ class Verification:
 
 def verify(v) -> Verification:
     """Check every signature and link, the checkpoint, and that every manifest write is logged."""
-    from vault import members
-    from vault.identity import PublicKey
+    from vault.archive import members
+    from vault.store.identity import PublicKey
 
     res = Verification()
     mem = members.all_members(v)
@@ -198,7 +199,7 @@ def _check_manifest_writes(v, logged: set[tuple[str, int]], res: Verification) -
 
 
 def _check_checkpoint(v, mem: dict, count: int, head: str, res: Verification) -> None:
-    from vault import members
+    from vault.archive import members
 
     cp_path = _dir(v) / "checkpoint.toml"
     if not cp_path.exists():

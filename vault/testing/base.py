@@ -1,4 +1,4 @@
-"""Conformance kit for vault plugins, a pytest plugin: enable it with ``pytest_plugins = ["vault.testing"]``."""
+"""The conformance kit's shared part: sample facts, the network guard, the sequence allocator, the base suite."""
 
 from __future__ import annotations
 
@@ -227,15 +227,3 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         cases = cls.cases()
         ids = [f"{name}-{i % len(cls.options)}" for i, (name, _, _) in enumerate(cases)]
         metafunc.parametrize("vault_case", cases, ids=ids)
-
-
-# Each family's suite lives in a module of its own; they subclass Conformance above, so they are
-# imported last.
-from vault.testing_schemes import ClassifierConformance, NumberingSchemeConformance  # noqa: E402
-from vault.testing_exporters import EXPORT_MARKERS, ExporterConformance, make_sample_dossier  # noqa: E402
-from vault.testing_targets import BackupTargetConformance  # noqa: E402
-
-__all__ = ["BackupTargetConformance", "ClassifierConformance", "Conformance", "EXPORT_MARKERS",
-           "ExporterConformance", "NetworkGuard", "NumberingSchemeConformance", "RecordingFacts",
-           "SequenceAllocator", "make_sample_dossier", "plugin_manager_for", "sample_facts", "vault_allocator",
-           "vault_no_network"]

@@ -6,10 +6,12 @@ import base64
 import tomllib
 from typing import Any
 
-from vault import access, index, members
-from vault.dossier import PROFILE_FIELDS, _seal_profile, load_manifest, read_profile, resolve, write_manifest
+from vault.office import access
+from vault.store import index
+from vault.archive import members
+from vault.office.dossier import PROFILE_FIELDS, _seal_profile, load_manifest, read_profile, resolve, write_manifest
 from vault.errors import InputError, PermissionDeniedError
-from vault.keytable import unseal, write_key_table
+from vault.store.keytable import unseal, write_key_table
 
 
 def _may_update(actor, m: dict[str, Any]) -> None:
@@ -28,8 +30,8 @@ def _may_update(actor, m: dict[str, Any]) -> None:
 
 def update(actor, number: str, changes: dict[str, Any], *, business: str | None = None) -> int:
     """Write a new version of the sealed profile (old versions are kept); returns the version number."""
-    from vault.dossier import _scheme
-    from vault.vault import check_name
+    from vault.office.dossier import _scheme
+    from vault.archive.vault import check_name
 
     changes = {k: v for k, v in changes.items() if v not in (None, [], "")}
     for k in changes:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vault import records
+from vault.store import records
 from vault.errors import ConflictError, FormatError, InputError
-from vault.policy import Policy
+from vault.archive.policy import Policy
 
 
 def update(actor, path: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO, Callable
 
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
-from vault.keytable import KeyTable, unseal
+from vault.store.keytable import KeyTable, unseal
 
 #: What an exporter may declare in ``reads``: sealed fields (titles, sources, the customer's profile)
 #: and document content (``open`` and ``rewrap``).

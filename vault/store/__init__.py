@@ -1,4 +1,4 @@
-"""Durable file primitives: atomic writes, batched fsyncs, and the vault lock."""
+"""The store: atomic files, locks and temporaries; its modules hold the rest of the on-disk format."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pluggy
 
-from vault import hookspecs
+from vault.plugins import hookspecs
 from vault.errors import PluginError
 
 #: The entry-point group every plugin, built-in or third-party, is registered under.

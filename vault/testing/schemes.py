@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import pytest
 
 from vault import plugins
-from vault.testing import EDGE_SEQUENCES, Conformance, RecordingFacts, SequenceAllocator, sample_facts
+from vault.testing.base import EDGE_SEQUENCES, Conformance, RecordingFacts, SequenceAllocator, sample_facts
 
 
 def _facts_for(obj: Any) -> frozenset[str]:

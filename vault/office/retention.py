@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from vault import clock
-from vault.dossier import iter_manifests, load_manifest, parse_date, resolve, write_manifest
+from vault.office.dossier import iter_manifests, load_manifest, parse_date, resolve, write_manifest
 from vault.errors import ConflictError, InputError, NotFoundError
 
 # Events every vault knows; plugins add more through ``vault_register_retention_events``.
@@ -98,7 +98,7 @@ def schedule(m: dict[str, Any], d: dict[str, Any], policy: dict[str, Any]) -> di
 def report(v, *, due: bool = False, upcoming: int | None = None) -> list[dict[str, Any]]:
     """Retention of every live document; ``due`` keeps what may be destroyed now, ``upcoming`` what
     becomes due within that many days. Held dossiers are marked and never listed as due."""
-    from vault.holds import held_dossiers
+    from vault.office.holds import held_dossiers
 
     held = held_dossiers(v)
     horizon = (clock.now().date() + dt.timedelta(days=upcoming)).isoformat() if upcoming is not None else None
