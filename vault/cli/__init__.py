@@ -14,16 +14,10 @@ from typing import Any, Callable, Iterator
 
 import click
 
-<<<<<<< HEAD
-from vault import identity
+from vault.store import identity
 from vault.errors import (ConflictError, FormatError, IntegrityError, InputError, LockError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError, PluginError, UsageError, VaultError)
-from vault.vault import Vault, dumps_json
-=======
-from vault.store import identity
-from vault.errors import InputError, VaultError
 from vault.archive.vault import Vault, dumps_json
->>>>>>> main
 
 # Every error reaches the user with a hint: the library's own when it has one, else this one.
 DEFAULT_HINTS: dict[type, str] = {
@@ -137,6 +131,26 @@ def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
 json_opt = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
+class ArchiveNumber(click.ParamType):
+    """An archive or document number as typed: matched case-insensitively against the issued numbers."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        obj = ctx.find_object(Ctx) if ctx is not None else None
+        if obj is None or not isinstance(value, str) or not obj.vault_dir:
+            return value
+        from vault.office.dossier import canonical_number
+
+        try:
+            return canonical_number(obj.vault, value)
+        except (VaultError, OSError, ValueError):
+            return value  # the command itself reports a bad vault or number, with its hint
+
+
+NUMBER = ArchiveNumber()
+
+
 class VaultGroup(click.Group):
     """Turns library errors into one clear line (and a hint) with the right exit code."""
 
@@ -184,3 +198,4 @@ from vault.cli import retention  # noqa: E402,F401
 from vault.cli import intake  # noqa: E402,F401
 from vault.cli import maintenance  # noqa: E402,F401
 from vault.cli import policy  # noqa: E402,F401
+from vault.cli import shell  # noqa: E402,F401

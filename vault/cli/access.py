@@ -7,7 +7,7 @@ import click
 from vault.office import access
 from vault.archive import audit
 from vault import clock
-from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt
 from vault.office.dossier import parse_date
 from vault.errors import IntegrityError
 
@@ -22,7 +22,7 @@ def _req_line(r: dict) -> str:
 
 
 @request_grp.command("access")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @click.option("--purpose", required=True, help="Why you need to consult it (sealed).")
 @json_opt
 @click.pass_obj
@@ -33,7 +33,7 @@ def request_access(obj: Ctx, number: str, purpose: str, as_json: bool) -> None:
 
 
 @request_grp.command("copy")
-@click.argument("docno")
+@click.argument("docno", type=NUMBER)
 @click.option("--purpose", required=True, help="Why you need a copy (sealed).")
 @json_opt
 @click.pass_obj
@@ -148,7 +148,7 @@ def audit_grp() -> None:
 
 
 @audit_grp.command("log")
-@click.option("--dossier", "number", help="Only entries about this archive number.")
+@click.option("--dossier", "number", type=NUMBER, help="Only entries about this archive number.")
 @click.option("--member", help="Only entries by this member.")
 @click.option("--since", help="Only entries from this date (YYYY-MM-DD).")
 @json_opt

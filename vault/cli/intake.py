@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vault.office import intake
-from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt
 from vault.office.documents import CATEGORIES
 
 
@@ -27,7 +27,7 @@ def intake_key(obj: Ctx, as_json: bool) -> None:
 
 @intake_grp.command("submit")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--for", "number", required=True, help="Archive number of the dossier it belongs to.")
+@click.option("--for", "number", type=NUMBER, required=True, help="Archive number of the dossier it belongs to.")
 @click.option("--category", required=True, help=f"One of: {', '.join(CATEGORIES)}.")
 @click.option("--source", required=True, help="Where the material came from [R-3.1.3] (sealed).")
 @click.option("--date", required=True, help="Date of the material, YYYY-MM-DD.")

@@ -7,13 +7,13 @@ import hashlib
 import click
 
 from vault.office import destruction, holds, retention
-from vault.cli import Ctx, cli, emit, json_opt, render
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt, render
 from vault.cli.core import doc_grp, dossier_grp
 from vault.store.records import canonical
 
 
 @doc_grp.command("event")
-@click.argument("docno")
+@click.argument("docno", type=NUMBER)
 @click.argument("event")
 @click.option("--date", required=True, help="When it happened, YYYY-MM-DD.")
 @json_opt
@@ -25,7 +25,7 @@ def doc_event(obj: Ctx, docno: str, event: str, date: str, as_json: bool) -> Non
 
 
 @dossier_grp.command("close")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @click.option("--date", required=True, help="When the relationship ended, YYYY-MM-DD.")
 @json_opt
 @click.pass_obj
@@ -60,7 +60,7 @@ def hold_grp() -> None:
 
 
 @hold_grp.command("add")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @click.option("--reason", required=True, help="Why (sealed).")
 @json_opt
 @click.pass_obj
@@ -71,7 +71,7 @@ def hold_add(obj: Ctx, number: str, reason: str, as_json: bool) -> None:
 
 
 @hold_grp.command("remove")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @json_opt
 @click.pass_obj
 def hold_remove(obj: Ctx, number: str, as_json: bool) -> None:
@@ -95,7 +95,7 @@ def destroy_grp() -> None:
 
 
 @destroy_grp.command("request")
-@click.argument("target")
+@click.argument("target", type=NUMBER)
 @click.option("--reason", required=True, help="Why (sealed).")
 @json_opt
 @click.pass_obj
