@@ -13,16 +13,19 @@ import pytest
 from office import MARKERS, make_office
 from vault.cli import cli
 
-# Commands whose output is not a result to parse: the completion script is shell code.
-NOT_DATA = {("completion",)}
+# Commands whose output is not a result to parse: the completion script is shell code, and the portal
+# is a long-running service whose output is its log.
+NOT_DATA = {("completion",), ("portal", "serve")}
 # What a Python repr looks like when it leaks into text output.
 REPR = re.compile(r"\{'|\['|': |\bNone\b|\bTrue\b|\bFalse\b")
 
 
 def leaf_commands(cmd: click.Command = cli, path: tuple[str, ...] = ()):
+    """Every command of the tree, loading the lazily imported ones as ``vault COMMAND`` would."""
     if isinstance(cmd, click.Group):
-        for name, sub in sorted(cmd.commands.items()):
-            yield from leaf_commands(sub, path + (name,))
+        ctx = click.Context(cmd)
+        for name in cmd.list_commands(ctx):
+            yield from leaf_commands(cmd.get_command(ctx, name), path + (name,))
     else:
         yield path, cmd
 
