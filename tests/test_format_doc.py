@@ -120,8 +120,9 @@ def test_named_schemas_exist_and_load():
 def test_signature_domain():
     domain = claim("signature domain").group(1).replace("\\n", "\n").encode()
     assert domain == records.SIGNATURE_DOMAIN == b"vault-record-v1\n"
-    secret = sign.generate_signing_key()
-    rec = records.sign_record({"format": 1, "name": "zoë", "n": 2}, signer="alice", secret=secret)
+    ident = identity.MemberIdentity.generate()
+    secret = ident.sign_secret
+    rec = records.sign_record({"format": 1, "name": "zoë", "n": 2}, signer="alice", key=ident)
     # Rebuilt from the document's words: domain || sorted compact JSON, non-ASCII unescaped.
     body = '{"format":1,"n":2,"name":"zoë"}'
     sign.verify(sign.signing_public_of(secret), domain + body.encode(), base64.b64decode(rec["signature"]["ed25519"]))

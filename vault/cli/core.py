@@ -13,6 +13,7 @@ from vault.office import documents, dossier
 from vault.store import identity
 from vault.archive import members
 from vault.cli import Ctx, _passphrase, cli, emit, json_opt, progress
+from vault.cli.lazy import LazySubGroup
 from vault.archive.vault import Vault
 
 
@@ -76,7 +77,7 @@ def member_remove(obj: Ctx, name: str, as_json: bool) -> None:
     emit({"removed": name, "rewrapped": rewrapped}, as_json, f"removed {name}; re-wrapped {len(rewrapped)} key tables")
 
 
-@cli.group("dossier")
+@cli.group("dossier", cls=LazySubGroup)
 def dossier_grp() -> None:
     """Customer dossiers."""
 
@@ -133,7 +134,7 @@ def _flatten(d: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield f"{prefix}{k}", ", ".join(v) if isinstance(v, list) else v
 
 
-@cli.group("doc")
+@cli.group("doc", cls=LazySubGroup)
 def doc_grp() -> None:
     """Documents in dossiers."""
 

@@ -37,8 +37,9 @@ def _line(r: dict) -> str:
 @click.pass_obj
 def find(obj: Ctx, text, name, contact, number, klass, customer_type, business, dept, created_from, created_to,
          status, due, incomplete, limit, offset, as_json) -> None:
-    """Find dossiers by words of a name (any script, any order, parts of words), a contact, a number
-    or filters; best matches first. Exit code 1 when nothing matches."""
+    """Find dossiers by name (any script, any order, parts of words), contact, number or filters.
+
+    Best matches first; exit code 1 when nothing matches."""
     if sum(x is not None for x in (text, name, contact, number)) > 1:
         raise click.UsageError("give one of TEXT, --name, --contact, --number")
     filters = finder.Filters(klass=klass, customer_type=customer_type, business=business, dept=dept,
