@@ -232,6 +232,7 @@ def test_a_signature_that_does_not_verify_is_refused(ident, short_dir):
 
 def test_no_agent_and_stale_socket_mean_none(short_dir):
     assert client.connect(short_dir / "none.sock") is None
+    assert client.connect(short_dir / ("x" * 200) / "a.sock") is None  # longer than a socket path can be
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(str(short_dir / "stale.sock"))
     s.close()  # the file stays, nobody listens

@@ -79,6 +79,8 @@ def connect(path: Path | None = None) -> AgentClient | None:
     """A connection to the agent at ``path`` (default: ``$VAULT_AGENT_SOCK`` or the per-user place),
     or None when no agent is listening there (no file, or a stale socket left by a dead agent)."""
     path = path or paths.socket_path()
+    if len(os.fsencode(path)) > paths.MAX_PATH:
+        return None  # no agent can listen there: `vault agent start` refuses such a path
     try:
         return AgentClient.connect(path)
     except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
