@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,6 +35,7 @@ class AgentClient:
 
     def __init__(self, sock: socket.socket, path: Path) -> None:
         self._sock, self.path = sock, path
+        self._lock = threading.Lock()  # one request and its answer at a time, whichever thread asks
 
     @classmethod
     def connect(cls, path: Path) -> "AgentClient":
@@ -53,8 +55,9 @@ class AgentClient:
 
     def call(self, op: str, **fields: Any) -> dict[str, Any]:
         try:
-            protocol.send(self._sock, {"op": op, **fields})
-            ans = protocol.recv(self._sock)
+            with self._lock:
+                protocol.send(self._sock, {"op": op, **fields})
+                ans = protocol.recv(self._sock)
         except (OSError, ProtocolError) as e:
             raise AgentError(f"lost the connection to the agent ({e})") from None
         if ans is None:
