@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
                "Create a member identity (age + signing key), passphrase-protected, mode 0600."),
     "member": (("vault.cli.core:member",), "Members of the vault and their roles."),
     "plugins": (("vault.cli.core:plugins_grp",), "Installed plugins."),
+    "portal": (("vault.cli.portal:portal_grp",),
+               "The online platform where customers submit material through an invitation link."),
     "policy": (("vault.cli.policy:policy_grp",),
                "The policy: roles and rights, retention schedules, review intervals, completeness rules."),
     "request": (("vault.cli.access:request_grp",), "Consultation and copy requests."),
