@@ -47,7 +47,7 @@ def _rel(p: Path) -> str:
 
 def identity_text(key: bytes) -> str:
     """The index identity: its 32-byte seed is HMAC-SHA-256(index key, label)."""
-    return age.identity_from_seed(hmac.new(key, IDENTITY_LABEL, hashlib.sha256).digest())
+    return str(age.identity_from_seed(hmac.new(key, IDENTITY_LABEL, hashlib.sha256).digest()))
 
 
 def sealed_digest(sealed: str) -> str:
