@@ -24,9 +24,13 @@ REVIEW = {"format": 1, "dossier": "0" * 32, "number": "E-2026-000001", "seq": 1,
           "by": "bob", "outcome": "verified", "signature": {"by": "bob", "ed25519": "AAAA"}}
 
 
+SEARCH = {"format": 1, "recipient": "age1pq1" + "q" * 60, "at": "2026-03-01T10:00:00Z", "by": "bob",
+          "signature": {"by": "bob", "ed25519": "AAAA"}}
+
+
 def samples() -> dict[str, list[dict]]:
-    """Real records of every schema: the frozen version-1 vault, and a review record."""
-    out: dict[str, list[dict]] = {"review": [REVIEW]}
+    """Real records of every schema: the frozen version-1 vault, and records it does not have."""
+    out: dict[str, list[dict]] = {"review": [REVIEW], "search": [SEARCH]}
     globs = {"vault": ["vault.toml"], "policy": ["policy.toml"], "member": ["members/*.toml"],
              "ring": ["rings/*.toml"], "manifest": ["dossiers/*/manifest.toml"]}
     for schema, patterns in globs.items():

@@ -197,6 +197,8 @@ def _one_case(w, path, cmd, name, kind, value, env) -> None:
         return
     if path == ("find",) and res.exit_code == 1 and not res.stderr and kind != "empty":
         return  # nothing found: grep's convention, an answer rather than an error
+    if path == ("backup", "verify") and res.exit_code == 1 and not res.stderr and "problem:" in res.stdout:
+        return  # verify's answer: the problems it found, one "problem:" line each (FORMAT §16.7)
     try:
         assert_refused_cleanly(res, label)
     finally:
@@ -205,7 +207,10 @@ def _one_case(w, path, cmd, name, kind, value, env) -> None:
             w.restore()
     if after != w.state:
         changed = {k for k in set(after) | set(w.state) if after.get(k) != w.state.get(k)}
-        assert changed <= {"audit/log.jsonl", "audit/checkpoint.toml"}, f"{label}: changed {sorted(changed)}"
+        # backups.toml names a target before anything is uploaded to it (so that a destruction reaches
+        # whatever may have arrived there): a run that failed afterwards leaves it named, by design.
+        allowed = {"audit/log.jsonl", "audit/checkpoint.toml"} | ({"backups.toml"} if path == ("backup", "run") else set())
+        assert changed <= allowed, f"{label}: changed {sorted(changed)}"
 
 
 @pytest.mark.parametrize("option", ["--vault", "--identity"])

@@ -83,7 +83,7 @@ def test_an_invitation_signed_by_someone_who_may_not_invite_opens_nothing(office
     out = json.loads(_invite(office).stdout)
     rec = _record(office, out["id"])
     sam = identity.load_identity(office.ident("sam"), PASSPHRASE)
-    forged = records.sign_record(dict(rec, by="sam"), signer="sam", secret=sam.sign_secret)
+    forged = records.sign_record(dict(rec, by="sam"), signer="sam", key=sam)
     records.write_toml(office.vault_dir / "intake" / "invitations" / f"{out['id']}.toml", forged)
     with pytest.raises(IntegrityError, match="may not issue it"):
         invitations.load(Vault.open(office.vault_dir), out["id"])
@@ -92,7 +92,7 @@ def test_an_invitation_signed_by_someone_who_may_not_invite_opens_nothing(office
     other = json.loads(_invite(office, office.other).stdout)
     rec = _record(office, other["id"])
     records.write_toml(office.vault_dir / "intake" / "invitations" / f"{other['id']}.toml",
-                       records.sign_record(dict(rec, by="lena"), signer="lena", secret=lena.sign_secret))
+                       records.sign_record(dict(rec, by="lena"), signer="lena", key=lena))
     with pytest.raises(IntegrityError, match="may not issue it"):
         invitations.load(Vault.open(office.vault_dir), other["id"])
     # Edited fields break the signature.

@@ -17,11 +17,36 @@ from typing import TYPE_CHECKING
 import click
 
 from vault.cli.lazy import LazyGroup
-from vault.errors import InputError, VaultError
+from vault.errors import (ConflictError, FormatError, IntegrityError, InputError, LockError, NoIdentityMatchError,
+                          NotFoundError, PermissionDeniedError, PluginError, UsageError, VaultError)
 
 if TYPE_CHECKING:
     from vault.archive.vault import Vault
     from vault.store.identity import MemberKey
+
+# Every error reaches the user with a hint: the library's own when it has one, else this one.
+DEFAULT_HINTS: dict[type, str] = {
+    UsageError: "see 'vault COMMAND --help'",
+    InputError: "see 'vault COMMAND --help' for what the command accepts",
+    NotFoundError: "check the name or number; the 'list' command of its group shows what exists",
+    PermissionDeniedError: "ask a supervisor; roles and their rights are in 'vault policy show'",
+    IntegrityError: "run 'vault check' to see every damaged file; restore from a backup if needed",
+    FormatError: "the file is damaged or not what was expected; run 'vault check'",
+    ConflictError: "see the object's state with its 'show' or 'list' command",
+    NoIdentityMatchError: "check --identity and the passphrase",
+    LockError: "another vault command is running; retry when it has finished",
+    PluginError: "see 'vault plugins list'",
+}
+
+
+def hint_for(err: VaultError) -> str:
+    """The hint shown under an error: the error's own, else the one for its class."""
+    if err.hint:
+        return err.hint
+    for cls in type(err).__mro__:
+        if cls in DEFAULT_HINTS:
+            return DEFAULT_HINTS[cls]
+    return "run the command again with --help"
 
 
 class Ctx:
@@ -81,6 +106,37 @@ def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str) -> None:
         click.echo(dumps_json(data))
     else:
         click.echo(text(data) if callable(text) else text)
+
+
+def render(value: Any, indent: str = "") -> str:
+    """Human text for nested data: ``key: value`` lines, lists as ``- item`` lines; never a Python repr."""
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) and v:
+                lines.append(f"{indent}{k}:")
+                lines.append(render(v, indent + "  "))
+            else:
+                lines.append(f"{indent}{k}: {_scalar(v)}")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and item:
+                first, *rest = render(item, indent + "  ").split("\n")
+                lines.append(f"{indent}- {first.lstrip()}")
+                lines.extend(rest)
+            else:
+                lines.append(f"{indent}- {_scalar(item)}")
+    else:
+        lines.append(f"{indent}{_scalar(value)}")
+    return "\n".join(lines)
+
+
+def _scalar(v: Any) -> str:
+    if v is None or v == [] or v == {}:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return str(v)
 
 
 @contextlib.contextmanager
@@ -153,6 +209,26 @@ def _usage_hint(e: click.ClickException) -> str:
     return f"see '{ctx.command_path} --help'" if ctx is not None else "see 'vault --help'"
 
 
+class ArchiveNumber(click.ParamType):
+    """An archive or document number as typed: matched case-insensitively against the issued numbers."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        obj = ctx.find_object(Ctx) if ctx is not None else None
+        if obj is None or not isinstance(value, str) or not obj.vault_dir:
+            return value
+        from vault.office.dossier import canonical_number
+
+        try:
+            return canonical_number(obj.vault, value)
+        except (VaultError, OSError, ValueError):
+            return value  # the command itself reports a bad vault or number, with its hint
+
+
+NUMBER = ArchiveNumber()
+
+
 class VaultGroup(LazyGroup):
     """Turns library errors into one clear line (and a hint) with the right exit code."""
 
@@ -162,7 +238,7 @@ class VaultGroup(LazyGroup):
             check_arguments(list(args), argv=True)
             return super().make_context(info_name, args, parent=parent, **extra)
         except VaultError as e:
-            raise _Reported(str(e), e.hint, e.exit_code) from None
+            raise _Reported(str(e), hint_for(e), e.exit_code) from None
         except click.ClickException as e:
             raise _Reported(e.format_message(), _usage_hint(e), e.exit_code) from None
 
@@ -171,7 +247,7 @@ class VaultGroup(LazyGroup):
             check_arguments(list(ctx.params.values()))  # values from the environment (VAULT_DIR, ...)
             return super().invoke(ctx)
         except VaultError as e:
-            _say(str(e), e.hint)
+            _say(str(e), hint_for(e))
             ctx.exit(e.exit_code)
         except click.ClickException as e:
             _say(e.format_message(), _usage_hint(e))
@@ -180,7 +256,7 @@ class VaultGroup(LazyGroup):
             click.echo("vault: interrupted; nothing was changed", err=True)
             ctx.exit(130)
         except OSError as e:
-            _say(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "))
+            _say(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "), "check the path, its permissions and the free space")
             ctx.exit(1)
 
 

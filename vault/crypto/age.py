@@ -312,11 +312,6 @@ def generate_identity(kind: str = "mlkem768x25519") -> str:
     raise UsageError(f"unknown identity kind {kind!r} (use mlkem768x25519 or x25519)")
 
 
-def identity_from_seed(seed: bytes) -> str:
-    """The mlkem768x25519 identity string whose 32-byte seed is ``seed`` (for identities derived from a key)."""
-    return str(HybridIdentity(seed))
-
-
 def recipient_of(identity_text: str) -> str:
     """The recipient string of an identity string."""
     identity = parse_identity(identity_text)
