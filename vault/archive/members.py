@@ -267,6 +267,10 @@ def remove_member(actor, name: str) -> list[str]:
                 _write_ring(v, ring, rr["generation"] + 1, secret, remaining, keys, by=actor.name, signer=actor)
             new_ids = [age.parse_identity(s) for _, s in new.values()]
             rewrapped = rewrap_key_tables(v, [*new_ids, *old_ids], ring_recipients(v))
+            from vault.archive import searchindex  # it imports this module
+
+            # A leaver who kept the index key would open every index file written after: rotate it.
+            searchindex.rotate(actor, [*new_ids, *old_ids])
         rec = dict(rec, status="removed", removed_at=clock.stamp(), removed_by=actor.name)
         records.write_toml(v.layout.member(name), actor.sign(rec))
         v._members_cache = None
