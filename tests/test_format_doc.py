@@ -18,13 +18,16 @@ from pathlib import Path
 import pytest
 
 from vault.office import documents, dossier
+
+from vault.archive import manifests
 from vault.store import identity, index, records
 from vault.archive import policy
 from vault import store
 from vault.crypto import age, armor, scrypt, sign, stream
 from vault.errors import FormatError
 from vault.store.keytable import KEYREF_TYPE
-from vault.archive.vault import DEFAULT_NUMBERING, FORMAT_VERSION, NAME_RE, Vault
+from vault.archive.vault import DEFAULT_NUMBERING, FORMAT_VERSION, Vault
+from vault.store.layout import NAME_RE
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = (REPO / "docs" / "FORMAT.md").read_text(encoding="utf-8")
@@ -186,7 +189,7 @@ def test_ids_are_128_bit_hex(small_vault):
     bits = int(claim("id bits").group(1))
     hexid = re.compile(f"[0-9a-f]{{{bits // 4}}}")
     v, number = small_vault
-    m = dossier.load_manifest(v, dossier.resolve(v, number))
+    m = manifests.load_manifest(v, manifests.resolve(v, number))
     d = m["documents"][0]
     for value in (v.config["id"], m["id"], d["id"], d["key"], d["meta_key"], m["profile"][0]["key"]):
         assert hexid.fullmatch(value), value
@@ -220,7 +223,7 @@ def test_keyref_stanza_type(small_vault):
     assert stanza_type == KEYREF_TYPE == "vault.invalid/keyref"
     assert f"-> {stanza_type} <key-id>" in m.group(0)
     v, number = small_vault
-    man = dossier.load_manifest(v, dossier.resolve(v, number))
+    man = manifests.load_manifest(v, manifests.resolve(v, number))
     d = man["documents"][0]
     with open(v.layout.document(man["id"], d["id"]), "rb") as f:
         hdr = age.read_header(f)
@@ -228,10 +231,10 @@ def test_keyref_stanza_type(small_vault):
 
 
 def test_categories():
-    assert ticked(claim("categories").group(1)) == list(documents.CATEGORIES)
+    assert ticked(claim("categories").group(1)) == list(manifests.CATEGORIES)
     schema = json.loads((SCHEMAS / "manifest.schema.json").read_text())
     assert sorted(schema["properties"]["documents"]["items"]["properties"]["category"]["enum"]) == \
-        sorted(documents.CATEGORIES)
+        sorted(manifests.CATEGORIES)
 
 
 # -- §11, §12, §13: tokens, identity files, payload, caps --------------------------------------------

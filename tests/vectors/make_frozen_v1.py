@@ -21,9 +21,9 @@ OUT = HERE / "frozen-v1"
 sys.path.insert(0, str(HERE.parent.parent))
 
 from vault.office import access, documents, dossier  # noqa: E402
-from vault.archive import audit, members
-from vault import clock
-from vault.store import identity
+from vault.archive import audit, members  # noqa: E402
+from vault import clock  # noqa: E402
+from vault.store import identity  # noqa: E402
 from vault.archive.vault import Vault  # noqa: E402
 
 PASSPHRASE = "frozen"

@@ -26,6 +26,8 @@ from vault.errors import (
 from vault.store.identity import MemberIdentity, PublicKey
 from vault.archive.policy import ROLES
 from vault.store import sync_files, write_atomic
+from vault.store.layout import check_name
+from vault.archive import trust
 
 
 def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: str) -> dict[str, Any]:
@@ -125,16 +127,16 @@ def _verify_all(v) -> dict[str, dict[str, Any]]:
 
 def _verify_member(rec: dict[str, Any], raw: dict, trusted: dict) -> None:
     signer = trusted.get(rec["signature"]["by"]) if "signature" in rec else None
-    if signer is None or "supervisor" not in signer["roles"]:
+    if signer is None or not trust.may_sign("member", signer):
         raise IntegrityError(f"members/{rec['name']}.toml: not signed by a supervisor")
     records.verify_record(rec, PublicKey.parse(signer["key"]).signing, what=f"members/{rec['name']}.toml")
 
 
-def verify_by_supervisor(v, data: dict[str, Any], *, what: str) -> dict[str, Any]:
-    """Verify a record signed by a (current or former) supervisor; returns the signer's record."""
+def verify_by_supervisor(v, data: dict[str, Any], *, what: str, kind: str = "policy") -> dict[str, Any]:
+    """Verify a record of ``kind`` signed by a (current or former) supervisor; returns the signer's record."""
     by = data.get("signature", {}).get("by")
     signer = all_members(v).get(by)
-    if signer is None or "supervisor" not in signer["roles"]:
+    if signer is None or not trust.may_sign(kind, signer):
         raise IntegrityError(f"{what}: not signed by a supervisor")
     records.verify_record(data, PublicKey.parse(signer["key"]).signing, what=what)
     return signer
@@ -159,7 +161,7 @@ def ring_record(v, ring: str) -> dict[str, Any]:
         if v.config["genesis_rings"].get(ring) != rec["recipient"]:
             raise IntegrityError(f"rings/{ring}.toml: recipient does not match vault.toml")
     else:
-        verify_by_supervisor(v, rec, what=f"rings/{ring}.toml")
+        verify_by_supervisor(v, rec, what=f"rings/{ring}.toml", kind="ring")
     return rec
 
 
@@ -193,8 +195,6 @@ def unlock_ring(v, ring: str, ident: MemberIdentity) -> age.Identity:
 
 def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str) -> dict[str, Any]:
     """Add a member (supervisor only); members of a ring's roles get the ring identity wrapped to them."""
-    from vault.archive.vault import check_name
-
     actor.require("member.manage")
     v = actor.vault
     check_name("member", name)
@@ -204,7 +204,7 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
         if r not in ROLES:
             raise InputError(f"unknown role {r!r}", hint=f"roles: {', '.join(ROLES)}")
     if not roles:
-        raise InputError("a member needs at least one role", hint="pass --role ROLE")
+        raise InputError("a member needs at least one role", param="role")
     with v.lock(exclusive=True):
         current = all_members(v)
         if name in current:

@@ -34,7 +34,7 @@ def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: set[str
     """Which snapshots to keep (id -> reasons), newest first; ``snaps`` oldest first."""
     if not any(keep.get(r, 0) > 0 for r in RULES):
         raise UsageError("no keep rule given: prune would forget every snapshot",
-                         hint="pass at least one of --keep-daily/--keep-weekly/--keep-monthly/--keep-yearly N")
+                         param="keep")
     kept: dict[str, list[str]] = {}
     newest_first = sorted(snaps, key=lambda s: (s["time"], s.get("order", 0), s["id"]), reverse=True)
     for rule, bucket_of in RULES.items():

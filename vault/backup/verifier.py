@@ -88,7 +88,7 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
     gens = mirror.generations(repo)
     if read_fraction > 0:
         _read_data(repo, rep, pack_entries, present, read_fraction, rng or random.Random())
-        for table, gs in gens.items():
+        for gs in gens.values():
             for g in gs:
                 if not g.deleted and packs.sha256_hex(repo.get(g.name)) != g.sha256:
                     rep.problems.append(f"{g.name}: damaged (its bytes do not hash to its name)")

@@ -5,14 +5,16 @@ from __future__ import annotations
 import click
 
 from vault.office import access
+
+from vault.archive import grants
 from vault.archive import audit
 from vault import clock
-from vault.cli import Ctx, cli, emit, json_opt
-from vault.office.dossier import parse_date
+from vault.cli.common import Ctx, emit, json_opt
+from vault.archive.manifests import parse_date
 from vault.errors import IntegrityError
 
 
-@cli.group("request")
+@click.group("request")
 def request_grp() -> None:
     """Consultation and copy requests."""
 
@@ -50,7 +52,7 @@ def request_copy(obj: Ctx, docno: str, purpose: str, as_json: bool) -> None:
 @click.pass_obj
 def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
     """List requests."""
-    rows = access.list_requests(obj.vault)
+    rows = grants.list_requests(obj.vault)
     if mine:
         me = obj.actor().name
         rows = [r for r in rows if r["requester"] == me]
@@ -65,7 +67,7 @@ def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
 @click.pass_obj
 def request_show(obj: Ctx, req: str, as_json: bool) -> None:
     """Show a request and its state."""
-    emit(access.status(obj.vault, req), as_json, _req_line)
+    emit(grants.status(obj.vault, req), as_json, _req_line)
 
 
 @request_grp.command("approve")
@@ -96,7 +98,7 @@ class _GrantGroup(click.Group):
         return super().resolve_command(ctx, args)
 
 
-@cli.group("grant", cls=_GrantGroup)
+@click.group("grant", cls=_GrantGroup)
 def grant_grp() -> None:
     """Grants: REQ [--hours N] releases the keys for an approved request; list, revoke, sweep."""
 
@@ -117,7 +119,7 @@ def grant_create(obj: Ctx, req: str, hours: int, as_json: bool) -> None:
 @click.pass_obj
 def grant_list(obj: Ctx, as_json: bool) -> None:
     """List grants and their state."""
-    rows = access.list_grants(obj.vault)
+    rows = grants.list_grants(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
         f"{g['number']}  {g['target']:<22} {g['grantee']:<14} until {g['expires_at']}  {g['state']}" for g in rs)
         or "(no grants)")
@@ -141,7 +143,7 @@ def grant_sweep(obj: Ctx, as_json: bool) -> None:
     emit({"swept": swept}, as_json, f"swept {len(swept)} expired grant(s)")
 
 
-@cli.group("audit")
+@click.group("audit")
 def audit_grp() -> None:
     """The signed audit trail."""
 

@@ -13,7 +13,7 @@ import click
 
 from vault import backup
 from vault.store import identity
-from vault.cli import Ctx, _passphrase, cli, emit, json_opt, progress
+from vault.cli.common import Ctx, _passphrase, emit, json_opt, progress
 from vault.errors import InputError, UsageError
 
 _DURATION = re.compile(r"(\d+)([dhm]?)\Z")
@@ -61,7 +61,7 @@ endpoint_opt = click.option("--endpoint-url", envvar="VAULT_S3_ENDPOINT",
                             help="S3 endpoint (MinIO, Ceph, ...); default AWS_ENDPOINT_URL or AWS itself.")
 
 
-@cli.group("backup")
+@click.group("backup")
 def backup_grp() -> None:
     """Offsite backups to file:// or s3:// targets (exit 0 ok, 1 error or damage found, 2 usage)."""
 

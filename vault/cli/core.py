@@ -11,12 +11,12 @@ import click
 from vault.office import check as check_mod
 from vault.office import documents, dossier
 from vault.store import identity
-from vault.archive import members
-from vault.cli import Ctx, _passphrase, cli, emit, json_opt, progress
+from vault.archive import manifests, members
+from vault.cli.common import Ctx, _passphrase, emit, json_opt, progress
 from vault.archive.vault import Vault
 
 
-@cli.command()
+@click.command()
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the new identity.")
 @json_opt
 def keygen(out: str, as_json: bool) -> None:
@@ -27,7 +27,7 @@ def keygen(out: str, as_json: bool) -> None:
     emit({"public_key": line, "file": out}, as_json, line)
 
 
-@cli.command()
+@click.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--supervisor", required=True, help="Name of the founding supervisor.")
 @click.option("--key", required=True, help="The supervisor's public key line (from 'vault keygen').")
@@ -39,7 +39,7 @@ def init(directory: str, supervisor: str, key: str, as_json: bool) -> None:
          f"vault created at {directory}\nfingerprint: {v.fingerprint}\n(record the fingerprint offline)")
 
 
-@cli.group()
+@click.group()
 def member() -> None:
     """Members of the vault and their roles."""
 
@@ -76,7 +76,7 @@ def member_remove(obj: Ctx, name: str, as_json: bool) -> None:
     emit({"removed": name, "rewrapped": rewrapped}, as_json, f"removed {name}; re-wrapped {len(rewrapped)} key tables")
 
 
-@cli.group("dossier")
+@click.group("dossier")
 def dossier_grp() -> None:
     """Customer dossiers."""
 
@@ -109,7 +109,7 @@ def _summary_line(s: dict) -> str:
 @click.pass_obj
 def dossier_list(obj: Ctx, as_json: bool) -> None:
     """List dossiers (cleartext facts only; no key needed)."""
-    rows = [dossier.summary(m) for m in dossier.iter_manifests(obj.vault)]
+    rows = [manifests.summary(m) for m in manifests.iter_manifests(obj.vault)]
     emit(rows, as_json, lambda rs: "\n".join(_summary_line(s) for s in rs) or "(no dossiers)")
 
 
@@ -131,7 +131,7 @@ def _flatten(d: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield f"{prefix}{k}", ", ".join(v) if isinstance(v, list) else v
 
 
-@cli.group("doc")
+@click.group("doc")
 def doc_grp() -> None:
     """Documents in dossiers."""
 
@@ -139,7 +139,7 @@ def doc_grp() -> None:
 @doc_grp.command("add")
 @click.argument("number")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--category", required=True, help=f"One of: {', '.join(documents.CATEGORIES)}.")
+@click.option("--category", required=True, help=f"One of: {', '.join(manifests.CATEGORIES)}.")
 @click.option("--source", required=True, help="Where the material came from [R-3.1.3].")
 @click.option("--date", required=True, help="Date of the material, YYYY-MM-DD.")
 @click.option("--original/--copy", default=None, help="Original, or a copy (then --copy-note).")
@@ -204,7 +204,7 @@ def doc_view(obj: Ctx, docno: str, output: str | None) -> None:
         out.flush()
 
 
-@cli.command()
+@click.command()
 @click.option("--name", help="Customer name (exact, case- and space-insensitive).")
 @click.option("--contact", help="A contact: phone or e-mail.")
 @click.option("--number", help="Archive number.")
@@ -220,7 +220,7 @@ def find(obj: Ctx, name, contact, number, as_json) -> None:
         sys.exit(1)
 
 
-@cli.command()
+@click.command()
 @click.option("--read-data", is_flag=True, help="Also decrypt everything (needs your identity).")
 @json_opt
 @click.pass_obj
@@ -245,7 +245,7 @@ def check(obj: Ctx, read_data: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
-@cli.group("plugins")
+@click.group("plugins")
 def plugins_grp() -> None:
     """Installed plugins."""
 
@@ -262,7 +262,7 @@ def plugins_list(as_json: bool) -> None:
         for r in rs))
 
 
-@cli.command()
+@click.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 def demo(directory: str) -> None:
     """Build a small sample office in DIRECTORY and say what to try next."""

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 
 from vault.office import access, destruction, documents, dossier, intake
+
+from vault.archive import manifests
 from vault import backup
 from vault.store import identity
 from vault.archive import members
@@ -61,7 +63,7 @@ def build(root: Path) -> str:
         for i, (ctype, business, dept, profile) in enumerate(CUSTOMERS):
             no = dossier.create(bob, customer_type=ctype, business=business, dept=dept, profile=profile)
             numbers.append(no)
-            for j, cat in enumerate(documents.CATEGORIES):
+            for j, cat in enumerate(manifests.CATEGORIES):
                 f = Path(tmp) / f"{cat}-{i}.txt"
                 f.write_text(f"Sample {cat} material for {profile['name']} (invented).\n")
                 documents.add(bob, no, [f], category=cat, source="demo: sales department", date=f"2026-0{1 + j}-15",

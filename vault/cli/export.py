@@ -5,11 +5,10 @@ from __future__ import annotations
 import click
 
 from vault.office import export
-from vault.cli import Ctx, emit, json_opt
-from vault.cli.core import doc_grp, dossier_grp
+from vault.cli.common import Ctx, emit, json_opt
 
 
-@doc_grp.command("export")
+@click.command("export")
 @click.argument("docno")
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="The file to write (must not exist).")
 @json_opt
@@ -20,7 +19,7 @@ def doc_export(obj: Ctx, docno: str, output: str, as_json: bool) -> None:
     emit(done, as_json, f"exported {docno} to {done['output']} (copy request {done['request']})")
 
 
-@dossier_grp.command("export")
+@click.command("export")
 @click.argument("number")
 @click.option("--format", "fmt", required=True, help="Export format: json, csv, bagit, age, or a plugin's.")
 @click.option("--output", required=True, type=click.Path(), help="File or directory to create (must not exist).")

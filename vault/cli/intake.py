@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from vault.office import intake
-from vault.cli import Ctx, cli, emit, json_opt
-from vault.office.documents import CATEGORIES
+from vault.cli.common import Ctx, emit, json_opt
+from vault.archive.manifests import CATEGORIES
 
 
-@cli.group("intake")
+@click.group("intake")
 def intake_grp() -> None:
     """Write-only intake: submit without read access; archivists accept or reject."""
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import click
 
 from vault.office import maintenance
-from vault.cli import Ctx, emit, json_opt
-from vault.cli.core import dossier_grp
+from vault.cli.common import Ctx, emit, json_opt
 
 
-@dossier_grp.command("update")
+@click.command("update")
 @click.argument("number")
 @click.option("--name", help="Customer name (sealed).")
 @click.option("--address", help="Address (sealed).")
@@ -26,7 +25,7 @@ def dossier_update(obj: Ctx, number, name, address, contact, legal_rep, business
     emit({"number": number, "version": version}, as_json, f"{number}: profile version {version}")
 
 
-@dossier_grp.command("history")
+@click.command("history")
 @click.argument("number")
 @json_opt
 @click.pass_obj

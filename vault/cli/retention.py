@@ -7,12 +7,13 @@ import hashlib
 import click
 
 from vault.office import destruction, holds, retention
-from vault.cli import Ctx, cli, emit, json_opt
-from vault.cli.core import doc_grp, dossier_grp
+
+from vault.archive import schedule
+from vault.cli.common import Ctx, emit, json_opt
 from vault.store.records import canonical
 
 
-@doc_grp.command("event")
+@click.command("event")
 @click.argument("docno")
 @click.argument("event")
 @click.option("--date", required=True, help="When it happened, YYYY-MM-DD.")
@@ -23,7 +24,7 @@ def doc_event(obj: Ctx, docno: str, event: str, date: str) -> None:
     click.echo(f"{docno}: {event} on {date}")
 
 
-@dossier_grp.command("close")
+@click.command("close")
 @click.argument("number")
 @click.option("--date", required=True, help="When the relationship ended, YYYY-MM-DD.")
 @click.pass_obj
@@ -33,7 +34,7 @@ def dossier_close(obj: Ctx, number: str, date: str) -> None:
     click.echo(f"closed {number}")
 
 
-@cli.group("retention")
+@click.group("retention")
 def retention_grp() -> None:
     """Retention schedules."""
 
@@ -46,13 +47,13 @@ def retention_grp() -> None:
 def retention_report(obj: Ctx, due: bool, upcoming: int | None, as_json: bool) -> None:
     """What is due, when, and why (which rule)."""
     obj.actor().require("retention.read")
-    rows = retention.report(obj.vault, due=due, upcoming=upcoming)
+    rows = schedule.report(obj.vault, due=due, upcoming=upcoming)
     emit(rows, as_json, lambda rs: "\n".join(
         f"{r['number']:<26} {r['category']:<15} {r.get('rule') or '-':<10} {r.get('event') or '-':<20} "
         f"{r.get('until') or 'waiting':<10} {r['status']}" for r in rs) or "(nothing)")
 
 
-@cli.group("hold")
+@click.group("hold")
 def hold_grp() -> None:
     """Legal holds: block destruction and backup pruning."""
 
@@ -85,7 +86,7 @@ def hold_list(obj: Ctx, as_json: bool) -> None:
     emit(rows, as_json, lambda rs: "\n".join(f"{r['number']:<20} since {r['at']} by {r['by']}" for r in rs) or "(no holds)")
 
 
-@cli.group("destroy")
+@click.group("destroy")
 def destroy_grp() -> None:
     """Destruction by procedure: request, approve, execute, certificate."""
 

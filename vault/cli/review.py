@@ -11,15 +11,15 @@ import click
 
 from vault.archive import completeness
 from vault.office import notify, review
-from vault.cli import Ctx, cli, emit, json_opt
-from vault.cli.core import dossier_grp
+from vault.archive import reviews
+from vault.cli.common import Ctx, emit, json_opt
 from vault.errors import InputError, UsageError
 
 #: Where ``--smtp-user``'s password is read from; never from the command line (it would show in ps).
 SMTP_PASSWORD_ENV = "VAULT_SMTP_PASSWORD"
 
 
-@cli.group("review")
+@click.group("review")
 def review_grp() -> None:
     """Periodic review: what is stale or incomplete, recording reviews, telling departments."""
 
@@ -54,7 +54,7 @@ def _due_line(r: dict) -> str:
 @click.pass_obj
 def review_due(obj: Ctx, dept: str | None, as_json: bool) -> None:
     """List open dossiers that are due for review, waiting for an update, or incomplete."""
-    rows = review.list_due(obj.actor(), dept=dept)
+    rows = reviews.list_due(obj.actor(), dept=dept)
     emit(rows, as_json, lambda rs: "\n".join(_due_line(r) for r in rs) or "(nothing due)")
 
 
@@ -146,7 +146,7 @@ def _completeness_line(r: dict) -> str:
     return f"{r['number']:<20} {r['dept']:<12} {r['customer_type']:<11} {state}"
 
 
-@dossier_grp.command("completeness")
+@click.command("completeness")
 @click.argument("number", required=False)
 @click.option("--dept", help="Only this department's open dossiers.")
 @json_opt

@@ -167,7 +167,7 @@ def _payload_reader(reader: BinaryIO) -> BinaryIO:
     return io.BufferedReader(_Chain(nonce, reader))
 
 
-def encrypt(src: BinaryIO, dst: BinaryIO, recipients: Sequence[Recipient], *, armor: bool = False) -> None:
+def encrypt(src: BinaryIO, dst: stream.Sink, recipients: Sequence[Recipient], *, armor: bool = False) -> None:
     """Encrypt all of ``src`` to ``recipients`` as an age file written to ``dst``."""
     file_key = os.urandom(FILE_KEY_SIZE)
     data = header.serialize(_stanzas_for(recipients, file_key), file_key)
@@ -178,7 +178,7 @@ def encrypt(src: BinaryIO, dst: BinaryIO, recipients: Sequence[Recipient], *, ar
         out.close()
 
 
-def decrypt(src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity]) -> None:
+def decrypt(src: BinaryIO, dst: stream.Sink, identities: Sequence[Identity]) -> None:
     """Decrypt the age file (binary or armored) in ``src`` to ``dst``.
 
     Only authenticated plaintext is written; on AuthenticationError what was written is
@@ -209,7 +209,7 @@ def read_header(src: BinaryIO) -> Header:
 
 
 def rewrap(
-    src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity], recipients: Sequence[Recipient]
+    src: BinaryIO, dst: stream.Sink, identities: Sequence[Identity], recipients: Sequence[Recipient]
 ) -> None:
     """Write ``src`` to ``dst`` with a new header (same file key) and the payload bytes unchanged.
 

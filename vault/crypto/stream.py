@@ -19,7 +19,7 @@ import os
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO, Callable, Iterator
+from typing import IO, BinaryIO, Callable, Iterator, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -84,7 +84,13 @@ def _read_full(src: BinaryIO, buf: memoryview) -> int:
     return total
 
 
-def _write_all(dst: BinaryIO, data: memoryview) -> None:
+class Sink(Protocol):
+    """Where bytes go: a file, or a wrapper around one (hashing, armoring); ``write`` may be partial."""
+
+    def write(self, data: bytes | memoryview, /) -> int | None: ...
+
+
+def _write_all(dst: Sink, data: memoryview) -> None:
     # Raw (unbuffered) files may write less than asked; buffered ones always write it all.
     while len(data):
         n = dst.write(data)
@@ -212,12 +218,12 @@ def _pipeline(
             raise
 
 
-def encrypt_payload(file_key: bytes, src: BinaryIO, dst: BinaryIO) -> None:
+def encrypt_payload(file_key: bytes, src: BinaryIO, dst: Sink) -> None:
     """Encrypt all of src as an age payload (a fresh random nonce, then the chunks) onto dst."""
     _encrypt_payload_with_nonce(file_key, os.urandom(NONCE_SIZE), src, dst)
 
 
-def _encrypt_payload_with_nonce(file_key: bytes, nonce: bytes, src: BinaryIO, dst: BinaryIO) -> None:
+def _encrypt_payload_with_nonce(file_key: bytes, nonce: bytes, src: BinaryIO, dst: Sink) -> None:
     # Test seam for known-answer tests; a fixed nonce MUST NOT be used for real files.
     aead = _payload_aead(file_key, nonce)
     dst.write(nonce)
@@ -246,7 +252,7 @@ def _encrypt_payload_with_nonce(file_key: bytes, nonce: bytes, src: BinaryIO, ds
     _pipeline(_batches(src, in_size, _BATCH_CHUNKS * _ENC_CHUNK), work, emit)
 
 
-def decrypt_payload(file_key: bytes, src: BinaryIO, dst: BinaryIO) -> None:
+def decrypt_payload(file_key: bytes, src: BinaryIO, dst: Sink) -> None:
     """Decrypt the age payload at src onto dst, writing only authenticated chunks, in order.
 
     Raises AuthenticationError for any bad payload; dst then holds exactly the plaintext of the
@@ -310,7 +316,7 @@ class PayloadReader(io.RawIOBase):
     src's position, so it must not be shared between threads.
     """
 
-    def __init__(self, file_key: bytes, src: BinaryIO) -> None:
+    def __init__(self, file_key: bytes, src: IO[bytes]) -> None:
         super().__init__()
         self._src = src
         start = src.tell()

@@ -2,46 +2,28 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
-import tomllib
-from typing import Any, Iterator
+from typing import Any
 
-import tomli_w
 
 from vault import clock
-from vault.store import index, records
+from vault.store import index
 from vault.archive import members
-from vault.errors import FormatError, InputError, IntegrityError, NotFoundError, PluginError
-from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
+from vault.errors import InputError
+from vault.store.keytable import KeyTable, write_key_table
+from vault.archive.manifests import _scheme, _seal_profile, write_manifest, load_manifest, resolve, summary, read_profile
+from vault.archive import grants
+from vault.store.layout import check_name
 
 CUSTOMER_TYPES = ("enterprise", "individual")
-PROFILE_FIELDS = ("name", "address", "contact", "legal_rep", "notes")
 
 
 def _facts(customer_type: str, business: str, dept: str, created: str) -> dict[str, str]:
     return {"customer_type": customer_type, "business": business, "dept": dept, "created": created}
 
 
-def _scheme(v, family: str):
-    from vault import plugins
-
-    cfg = v.config[family]
-    # Loading entry points scans every installed distribution: once per opened vault is enough.
-    pm = getattr(v, "_plugin_manager", None)
-    if pm is None:
-        pm = v._plugin_manager = plugins.get_plugin_manager()
-    registry = plugins.numbering_schemes(pm) if family == "numbering" else plugins.classifiers(pm)
-    registration = registry.get(cfg["scheme"])
-    if registration is None:
-        raise PluginError(f"{family} scheme {cfg['scheme']!r} is not installed", hint="see 'vault plugins list'")
-    return registration(dict(cfg.get("options", {})))
-
-
 def create(actor, *, customer_type: str, business: str, dept: str, profile: dict[str, Any]) -> str:
     """Create a dossier with its sealed profile; returns its archive number [R-3.2.2]."""
-    from vault.archive.vault import check_name
-
     actor.require("dossier.create")
     v = actor.vault
     if customer_type not in CUSTOMER_TYPES:
@@ -49,7 +31,7 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
     check_name("business type", business)
     check_name("department", dept)
     if not profile.get("name"):
-        raise InputError("a dossier needs the customer's name", hint="pass --name")
+        raise InputError("a dossier needs the customer's name", param="name")
     created = clock.today()
     facts = _facts(customer_type, business, dept, created)
     numbering, classifier = _scheme(v, "numbering"), _scheme(v, "classification")
@@ -89,15 +71,6 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
     return number
 
 
-def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: int, *, changed: list[str]) -> dict:
-    clean = {k: v for k, v in profile.items() if k in PROFILE_FIELDS and v}
-    kid, blob = seal(tomli_w.dumps(clean).encode(), table)
-    import base64
-
-    return {"version": version, "key": kid, "at": clock.stamp(), "by": by, "fields": changed,
-            "sealed": base64.b64encode(blob).decode()}
-
-
 def _index_profile(actor, dossier_id: str, profile: dict[str, Any]) -> None:
     bi = index.BlindIndex(actor.vault.root, index.read_index_key(actor.vault.root, actor.read_identities()))
     if profile.get("name"):
@@ -106,74 +79,17 @@ def _index_profile(actor, dossier_id: str, profile: dict[str, Any]) -> None:
         bi.add("contact", c, dossier_id)
 
 
-def write_manifest(actor, manifest: dict[str, Any], *, sync: bool = True) -> None:
-    """Sign, validate and atomically replace a dossier's manifest (the commit point of every change)."""
-    signed = actor.sign(dict(manifest, updated_at=clock.stamp(), updated_by=actor.name))
-    records.validate(signed, "manifest", what=f"manifest of {manifest['number']}")
-    records.write_toml(actor.vault.layout.manifest(manifest["id"]), signed, sync=sync)
-
-
-def load_manifest(v, dossier_id: str, *, member_records: dict | None = None) -> dict[str, Any]:
-    """Read, validate and verify a manifest; IntegrityError names the file when it is damaged."""
-    path = v.layout.manifest(dossier_id)
-    what = f"dossiers/{dossier_id}/manifest.toml"
-    try:
-        m = records.load_toml(path, schema="manifest", what=what)
-    except FileNotFoundError:
-        raise IntegrityError(f"{what}: missing") from None
-    except FormatError as e:
-        raise IntegrityError(str(e)) from None
-    if m["id"] != dossier_id:
-        raise IntegrityError(f"{what}: belongs to another dossier")
-    members.verify_by_member(v, m, what=what, members=member_records)
-    return m
-
-
-def resolve(v, number: str) -> str:
-    """Dossier id of an archive number (or of the dossier part of a document number)."""
-    dossier_id = index.lookup_number(v.root, number.split("/")[0])
-    if dossier_id is None:
-        raise NotFoundError(f"no dossier numbered {number.split('/')[0]}", hint="see 'vault dossier list'")
-    return dossier_id
-
-
-def iter_manifests(v) -> Iterator[dict[str, Any]]:
-    """Every manifest, verified, in archive-number order."""
-    mem = members.all_members(v)
-    out = [load_manifest(v, p.name, member_records=mem) for p in (v.root / "dossiers").iterdir() if p.is_dir()]
-    yield from sorted(out, key=lambda m: m["number"])
-
-
-def summary(m: dict[str, Any]) -> dict[str, Any]:
-    """The cleartext facts of a dossier (safe to show to any member)."""
-    keys = ("number", "customer_type", "business", "dept", "class", "created", "status", "revision")
-    live = [d for d in m["documents"] if not d.get("superseded_by")]
-    return {**{k: m[k] for k in keys}, "documents": len(m["documents"]), "current_documents": len(live)}
-
-
-def read_profile(actor, m: dict[str, Any], table: KeyTable | None = None) -> dict[str, Any]:
-    """Decrypt the newest profile version (needs read access to the dossier)."""
-    import base64
-
-    table = table or read_key_table(actor.vault.layout.key_table(m["id"]), actor.read_identities(), dossier=m["id"])
-    p = m["profile"][-1]
-    plain = unseal(base64.b64decode(p["sealed"]), table, what=f"profile v{p['version']} of {m['number']}")
-    return tomllib.loads(plain.decode())
-
-
 def show(actor, number: str) -> dict[str, Any]:
     """Cleartext facts plus, for a member who may read it, the sealed profile."""
     actor.require("dossier.list")
     v = actor.vault
     m = load_manifest(v, resolve(v, number))
     out = summary(m)
-    from vault.office import access
-
     if m["status"] == "destroyed":
         return out
-    if v.policy.may(actor.roles, "dossier.read") or access.active_grant(v, m["id"], actor.name):
+    if v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m["id"], actor.name):
         actor.audit("dossier.read", number=m["number"])
-        out["profile"] = read_profile(actor, m, access.open_key_table(actor, m["id"], number=m["number"]))
+        out["profile"] = read_profile(actor, m, grants.open_key_table(actor, m["id"], number=m["number"]))
     return out
 
 
@@ -187,7 +103,7 @@ def find(actor, *, name: str | None = None, contact: str | None = None, number: 
     actor.audit("find")  # the searched value is customer data: never logged
     field, value = ("name", name) if name else ("contact", contact)
     if not value:
-        raise InputError("nothing to find", hint="pass --name, --contact or --number")
+        raise InputError("nothing to find", param="query")
     bi = index.BlindIndex(v.root, index.read_index_key(v.root, actor.read_identities()))
     found = []
     want = index.normalize(field, value)
@@ -199,15 +115,3 @@ def find(actor, *, name: str | None = None, contact: str | None = None, number: 
         if any(index.normalize(field, x) == want for x in values):
             found.append(summary(m))
     return found
-
-
-def parse_date(text: str) -> str:
-    """A calendar date ``YYYY-MM-DD``; one clear error otherwise."""
-    try:
-        return dt.date.fromisoformat(text).isoformat() if len(text) == 10 else _bad_date(text)
-    except ValueError:
-        return _bad_date(text)
-
-
-def _bad_date(text: str) -> str:
-    raise InputError(f"bad date {text!r}", hint="use YYYY-MM-DD, e.g. 2026-03-31")

@@ -20,12 +20,14 @@ from vault import clock
 from vault.archive import members
 from vault.store import records
 from vault.crypto import age
-from vault.office.documents import CATEGORIES, HashingWriter, hash_file
-from vault.office.dossier import load_manifest, parse_date, resolve, write_manifest
+from vault.store.hashing import HashingWriter, hash_file
+from vault.archive.manifests import CATEGORIES
+from vault.archive.manifests import load_manifest, parse_date, resolve, write_manifest
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
 from vault.store.keytable import KeyRefRecipient, read_key_table, seal, write_key_table
-from vault.store import atomic_writer, fsync_dir, write_atomic
+from vault.store import atomic_writer, fsync_dir
+from vault.archive import grants
 
 ID_LEN = 32
 
@@ -42,13 +44,6 @@ def recipient(v) -> str:
     return r
 
 
-def create_key(root: Path, ring_recipients: list) -> str:
-    """Make the intake identity, wrapped to the archive ring like a key table; returns its recipient."""
-    secret = age.generate_identity("mlkem768x25519")
-    write_atomic(root / "keys" / "_intake.age", age.encrypt_bytes(secret.encode(), ring_recipients), mode=0o600)
-    return age.recipient_of(secret)
-
-
 def _dir(v) -> Path:
     return v.root / "intake"
 
@@ -60,7 +55,7 @@ def submit(v, files: list[Path], *, number: str, category: str, source: str, dat
         raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
     date = parse_date(date)
     if not source.strip():
-        raise InputError("the source of the material is required [R-3.1.3]", hint="pass --source TEXT")
+        raise InputError("the source of the material is required [R-3.1.3]", param="source")
     resolve(v, number)  # the number must exist; the dossier itself stays unreadable
     for f in files:
         if not Path(f).is_file():
@@ -158,9 +153,7 @@ def accept(actor, sid: str) -> str:
             "size": hw.size, "sha256": hw.h.hexdigest(), "meta_key": meta_kid,
             "meta": base64.b64encode(meta_blob).decode()})
         write_key_table(kt, table, members.ring_recipients(v))
-        from vault.office import access
-
-        access.refresh_grant_keys(actor, dossier_id, table)
+        grants.refresh_grant_keys(actor, dossier_id, table)
         m["revision"] += 1
         write_manifest(actor, m)
         _remove(v, sid)
@@ -172,7 +165,7 @@ def reject(actor, sid: str, reason: str) -> None:
     """Delete a submission; the reason is sealed to the archive ring in a signed record."""
     actor.require("intake.manage")
     if not reason.strip():
-        raise InputError("a rejection needs a reason", hint="pass --reason TEXT")
+        raise InputError("a rejection needs a reason", param="reason")
     v = actor.vault
     with v.lock(exclusive=True):
         rec = _load(v, sid)

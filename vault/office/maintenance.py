@@ -6,12 +6,15 @@ import base64
 import tomllib
 from typing import Any
 
-from vault.office import access
+
+from vault.archive import grants
 from vault.store import index
 from vault.archive import members
-from vault.office.dossier import PROFILE_FIELDS, _seal_profile, load_manifest, read_profile, resolve, write_manifest
+from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest, read_profile, resolve, write_manifest
 from vault.errors import InputError, PermissionDeniedError
 from vault.store.keytable import unseal, write_key_table
+from vault.archive.manifests import _scheme
+from vault.store.layout import check_name
 
 
 def _may_update(actor, m: dict[str, Any]) -> None:
@@ -30,15 +33,12 @@ def _may_update(actor, m: dict[str, Any]) -> None:
 
 def update(actor, number: str, changes: dict[str, Any], *, business: str | None = None) -> int:
     """Write a new version of the sealed profile (old versions are kept); returns the version number."""
-    from vault.office.dossier import _scheme
-    from vault.archive.vault import check_name
-
     changes = {k: v for k, v in changes.items() if v not in (None, [], "")}
     for k in changes:
         if k not in PROFILE_FIELDS:
             raise InputError(f"unknown profile field {k!r}")
     if not changes and not business:
-        raise InputError("nothing to update", hint="pass --name, --address, --contact, --legal-rep, --business or --note")
+        raise InputError("nothing to update", param="changes")
     v = actor.vault
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
@@ -46,7 +46,7 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
         _may_update(actor, m)
         if m["status"] == "destroyed":
             raise InputError(f"dossier {m['number']} has been destroyed")
-        table = access.open_key_table(actor, dossier_id, number=m["number"])
+        table = grants.open_key_table(actor, dossier_id, number=m["number"])
         old = read_profile(actor, m, table)
         new = {**old, **changes}
         changed = sorted(k for k in changes if old.get(k) != new.get(k))
@@ -61,7 +61,7 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
         version = m["profile"][-1]["version"] + 1
         m["profile"].append(_seal_profile(table, new, actor.name, version, changed=changed))
         write_key_table(v.layout.key_table(dossier_id), table, members.ring_recipients(v))
-        access.refresh_grant_keys(actor, dossier_id, table)
+        grants.refresh_grant_keys(actor, dossier_id, table)
         m["revision"] += 1
         write_manifest(actor, m)
         _reindex(actor, dossier_id, old, new)
@@ -94,9 +94,9 @@ def history(actor, number: str) -> list[dict[str, Any]]:
     m = load_manifest(v, resolve(v, number))
     rows = [{k: p[k] for k in ("version", "at", "by", "fields")} for p in m["profile"]]
     readable = m["status"] != "destroyed" and (
-        v.policy.may(actor.roles, "dossier.read") or access.active_grant(v, m["id"], actor.name))
+        v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m["id"], actor.name))
     if readable:
-        table = access.open_key_table(actor, m["id"], number=m["number"])
+        table = grants.open_key_table(actor, m["id"], number=m["number"])
         actor.audit("dossier.read", number=m["number"])
         for row, p in zip(rows, m["profile"]):
             row["values"] = tomllib.loads(unseal(base64.b64decode(p["sealed"]), table,

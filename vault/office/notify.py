@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from vault import clock, plugins
 from vault.archive import completeness
-from vault.office import review
+from vault.archive import reviews
 from vault.errors import PermissionDeniedError, PluginError, VaultError
 
 
@@ -77,7 +77,7 @@ def send(actor, name: str, options: Mapping[str, Any] | None = None, *, dept: st
     options = dict(options or {})
     _check_dir(actor.vault, options)
     notifier = build_notifier(name, options, pm=pm)
-    rows = review.list_due(actor, dept=dept)
+    rows = reviews.list_due(actor, dept=dept)
     by_dept: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_dept[row["dept"]].append(row)

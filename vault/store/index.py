@@ -132,7 +132,7 @@ def read_index_key(root: Path, identities: list) -> bytes:
     except FileNotFoundError:
         raise IntegrityError("keys/_index.age is missing") from None
     except NoIdentityMatchError:
-        raise PermissionDeniedError("you hold no key for the search index", hint="find by name or contact is for the archive department; try --number") from None
+        raise PermissionDeniedError("you hold no key for the search index", param="blind_index") from None
     except (FormatError, AuthenticationError):
         raise IntegrityError("keys/_index.age: damaged or tampered with") from None
     if len(key) != 32:
