@@ -12,11 +12,13 @@ REPO = Path(__file__).resolve().parent.parent
 MODULES = sorted(p for top in ("vault", "plugins") for p in (REPO / top).rglob("*.py"))
 
 #: The layers, lowest first: a module may import from its own layer and the layers below it.
-#: ``vault.testing`` (the plugin SDK) stands beside them: it may use any layer but the CLI, and no
-#: layer uses it. ``vault.hookspecs`` is the plugin host's public path. The built-in plugins
-#: (``plugins/``, shipped as ``vault_plugins``) see only what a third-party plugin sees.
-LAYERS = (("errors", "clock"), ("crypto",), ("store",), ("plugins", "hookspecs"), ("archive",), ("backup",),
-          ("office",), ("cli",))
+#: ``vault.testing`` (the plugin SDK) stands beside them: it may use any layer but the front ends, and
+#: no layer uses it. ``vault.hookspecs`` is the plugin host's public path; ``vault.schemas`` (data) and
+#: ``vault.i18n`` (message catalogues) sit at the bottom. The identity agent and the customer portal
+#: are front ends beside the CLI. The built-in plugins (``plugins/``, shipped as ``vault_plugins``)
+#: see only what a third-party plugin sees.
+LAYERS = (("errors", "clock", "schemas", "i18n"), ("crypto",), ("store",), ("plugins", "hookspecs"), ("archive",),
+          ("backup",), ("office",), ("agent", "portal"), ("cli",))
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 TESTING_RANK = RANK["office"]
 PLUGIN_RANK = RANK["plugins"]
@@ -35,7 +37,7 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-KNOWN = {module_name(p) for p in MODULES}
+KNOWN = {module_name(p) for p in MODULES} | {"vault.schemas"}
 
 
 @dataclass(frozen=True)

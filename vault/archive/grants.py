@@ -9,10 +9,11 @@ from vault import clock
 from vault.store import records
 from vault.archive import members
 from vault.crypto import age
-from vault.errors import IntegrityError, NotFoundError, PermissionDeniedError
+from vault.errors import InputError, IntegrityError, NoIdentityMatchError, NotFoundError, PermissionDeniedError
 from vault.store.identity import PublicKey
 from vault.store.keytable import KeyTable, read_key_table
 from vault.store import write_atomic
+import base64
 from vault.archive import trust
 
 
@@ -45,6 +46,11 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
     req = _load(v, _req_path(v, no), f"request {no}")
     out = {k: req[k] for k in ("number", "kind", "target", "requester", "dept", "created_at")}
     out["state"] = "pending"
+    if "customer" in req:
+        out["by_name"] = True
+        res = resolution(v, req)
+        if res is not None:
+            out.update(target=res["number"], resolved_by=res["by"])
     dec_path = _req_path(v, no, ".decision")
     if dec_path.exists():
         dec = _load(v, dec_path, f"decision on {no}")
@@ -59,6 +65,37 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
             if g["request"] == no:
                 out.update(state="granted", grant=g["number"])
     return out
+
+
+def request_record(v, no: str) -> dict[str, Any]:
+    """A request as its requester signed it (signature verified)."""
+    return _load(v, _req_path(v, no), f"request {no}")
+
+
+def resolution(v, req: dict[str, Any]) -> dict[str, Any] | None:
+    """The archivist's signed resolution of a request by customer name to one dossier, if made."""
+    path = _req_path(v, req["number"], ".resolution")
+    if not path.exists():
+        return None
+    what = f"requests/{req['number']}.resolution.toml"
+    res = _load(v, path, f"resolution of {req['number']}")
+    signer = members.all_members(v)[res["signature"]["by"]]
+    if res.get("request_sha256") != _digest(req) or res.get("by") != signer["name"] \
+            or not v.policy.may(signer["roles"], "grant.manage"):
+        raise IntegrityError(f"{what}: not a resolution of this request by a member who may grant it")
+    return res
+
+
+def customer_name(actor, no: str) -> str:
+    """The customer name a request by name gives, for a member it was sealed to (the archive ring,
+    the requester's department heads)."""
+    req = _load(actor.vault, _req_path(actor.vault, no), f"request {no}")
+    if "customer" not in req:
+        raise InputError(f"request {no} names an archive number, not a customer")
+    try:
+        return age.decrypt_bytes(base64.b64decode(req["customer"]), actor.read_identities()).decode()
+    except NoIdentityMatchError:
+        raise PermissionDeniedError(f"the customer name in {no} is sealed to the archive and the department heads") from None
 
 
 def _check_decider(v, req: dict[str, Any], dec: dict[str, Any]) -> None:

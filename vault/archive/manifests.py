@@ -16,7 +16,7 @@ from vault.store import index, records
 from vault.store.keytable import KeyTable, read_key_table, seal, unseal
 
 
-PROFILE_FIELDS = ("name", "address", "contact", "legal_rep", "notes")
+PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 
 
 def _scheme(v, family: str):

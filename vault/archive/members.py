@@ -23,7 +23,7 @@ from vault.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from vault.store.identity import MemberIdentity, PublicKey
+from vault.store.identity import MemberKey, PublicKey
 from vault.archive.policy import ROLES
 from vault.store import sync_files, write_atomic
 from vault.store.layout import check_name
@@ -179,7 +179,7 @@ def ring_recipients(v) -> list[age.Recipient]:
     return [age.parse_recipient(ring_record(v, r)["recipient"]) for r in sorted(v.policy.data["rings"])]
 
 
-def unlock_ring(v, ring: str, ident: MemberIdentity) -> age.Identity:
+def unlock_ring(v, ring: str, ident: MemberKey) -> age.Identity:
     """Decrypt the ring identity with a member's identity."""
     blob = v.layout.ring_secret(ring).read_bytes()
     try:

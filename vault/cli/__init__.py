@@ -1,23 +1,103 @@
 """The ``vault`` command line: a thin skin over the library; every VaultError becomes one line.
 
-This package is the only place that imports ``click``. The root group and the error
-handling live here, the shared helpers in ``common``; each area's commands live in their own module
-and are joined to ``cli`` at the end of this one.
+This package is the only place that imports ``click``. The group, the shared helpers and the error
+handling live here; each area's commands live in their own module and attach to ``cli``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from typing import TYPE_CHECKING
 
 import click
 
-from vault.cli import access, backup, core, export, hints, intake, maintenance, policy, retention, review
-from vault.cli.common import Ctx
-from vault.errors import VaultError
+from vault.cli import hints
+from vault.cli.lazy import LazyGroup
+from vault.errors import InputError, VaultError
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
+    from vault.store.identity import MemberKey
 
 
-class VaultGroup(click.Group):
+class Ctx:
+    """What the group hands to every command on ``ctx.obj``."""
+
+    def __init__(self, vault_dir: str | None, identity_file: str | None) -> None:
+        self.vault_dir = vault_dir
+        self.identity_file = identity_file
+        self._vault: Vault | None = None
+
+    @property
+    def vault(self) -> Vault:
+        from vault.archive.vault import Vault
+
+        if self._vault is None:
+            if not self.vault_dir:
+                raise InputError("no vault given", hint="pass --vault DIR or set VAULT_DIR")
+            self._vault = Vault.open(Path(self.vault_dir))
+        return self._vault
+
+    def actor(self):
+        return self.vault.act_as(self.member_key())
+
+    def member_key(self, missing: str = "this command needs your identity") -> MemberKey:
+        """The running agent when it holds the identity asked for (or any, when none is asked for);
+        else the identity file, unlocked with the passphrase."""
+        from vault.store import identity
+        from vault.agent import client
+
+        held = client.identity_for(self.identity_file)
+        if held is not None:
+            return held
+        if not self.identity_file:
+            raise InputError(missing, hint="pass --identity FILE or set VAULT_IDENTITY")
+        path = Path(self.identity_file)
+        if not path.is_file():
+            raise InputError(f"identity file {path} not found", hint="pass --identity FILE or set VAULT_IDENTITY")
+        return identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
+
+
+def _passphrase(prompt: str, *, confirm: bool = False) -> str:
+    from vault.store import identity
+
+    p = identity.passphrase_from_env()
+    if p is not None:
+        return p
+    if not sys.stdin.isatty():
+        raise InputError("no passphrase available", hint="run on a terminal, or set VAULT_PASSPHRASE_FILE")
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+
+
+def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str) -> None:
+    """Print ``data`` as JSON or as human text."""
+    if as_json:
+        from vault.archive.vault import dumps_json
+
+        click.echo(dumps_json(data))
+    else:
+        click.echo(text(data) if callable(text) else text)
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal (stderr); silent when piped."""
+    if total > 1 and sys.stderr.isatty():
+        with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+            yield bar.update
+    else:
+        yield lambda n: None
+
+
+json_opt = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+class VaultGroup(LazyGroup):
     """Turns library errors into one clear line (and a hint) with the right exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -46,38 +126,8 @@ def cli(ctx: click.Context, vault_dir: str | None, identity_file: str | None) ->
     ctx.obj = Ctx(vault_dir, identity_file)
 
 
-
 def main() -> None:
     """Console-script entry point."""
 
     os.umask(0o077)  # nothing the vault writes is for other users
     cli(prog_name="vault")
-
-
-# Each area's module defines its commands; they are joined to the root group here, in one place.
-cli.add_command(core.keygen)
-cli.add_command(core.init)
-cli.add_command(core.member)
-cli.add_command(core.dossier_grp)
-cli.add_command(core.doc_grp)
-cli.add_command(core.find)
-cli.add_command(core.check)
-cli.add_command(core.plugins_grp)
-cli.add_command(core.demo)
-cli.add_command(access.request_grp)
-cli.add_command(access.grant_grp)
-cli.add_command(access.audit_grp)
-cli.add_command(backup.backup_grp)
-cli.add_command(review.review_grp)
-cli.add_command(retention.retention_grp)
-cli.add_command(retention.hold_grp)
-cli.add_command(retention.destroy_grp)
-cli.add_command(intake.intake_grp)
-cli.add_command(policy.policy_grp)
-core.doc_grp.add_command(export.doc_export)
-core.dossier_grp.add_command(export.dossier_export)
-core.dossier_grp.add_command(maintenance.dossier_update)
-core.dossier_grp.add_command(maintenance.dossier_history)
-core.dossier_grp.add_command(review.dossier_completeness)
-core.doc_grp.add_command(retention.doc_event)
-core.dossier_grp.add_command(retention.dossier_close)

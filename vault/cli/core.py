@@ -1,4 +1,4 @@
-"""Core commands: identities, the vault, members, dossiers, documents, find, check, plugins, demo."""
+"""Core commands: identities, the vault, members, dossiers, documents, check, plugins, demo."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import click
 
 from vault.office import check as check_mod
 from vault.office import documents, dossier
+from vault.archive import manifests
 from vault.store import identity
-from vault.archive import manifests, members
-from vault.cli.common import Ctx, _passphrase, emit, json_opt, progress
+from vault.archive import members
+from vault.cli import Ctx, _passphrase, cli, emit, json_opt, progress
+from vault.cli.lazy import LazySubGroup
 from vault.archive.vault import Vault
 
 
-@click.command()
+@cli.command()
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the new identity.")
 @json_opt
 def keygen(out: str, as_json: bool) -> None:
@@ -27,7 +29,7 @@ def keygen(out: str, as_json: bool) -> None:
     emit({"public_key": line, "file": out}, as_json, line)
 
 
-@click.command()
+@cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--supervisor", required=True, help="Name of the founding supervisor.")
 @click.option("--key", required=True, help="The supervisor's public key line (from 'vault keygen').")
@@ -39,7 +41,7 @@ def init(directory: str, supervisor: str, key: str, as_json: bool) -> None:
          f"vault created at {directory}\nfingerprint: {v.fingerprint}\n(record the fingerprint offline)")
 
 
-@click.group()
+@cli.group()
 def member() -> None:
     """Members of the vault and their roles."""
 
@@ -76,7 +78,7 @@ def member_remove(obj: Ctx, name: str, as_json: bool) -> None:
     emit({"removed": name, "rewrapped": rewrapped}, as_json, f"removed {name}; re-wrapped {len(rewrapped)} key tables")
 
 
-@click.group("dossier")
+@cli.group("dossier", cls=LazySubGroup)
 def dossier_grp() -> None:
     """Customer dossiers."""
 
@@ -87,14 +89,16 @@ def dossier_grp() -> None:
 @click.option("--dept", required=True, help="Business department in charge.")
 @click.option("--name", required=True, help="Customer name (sealed).")
 @click.option("--address", help="Address (sealed).")
+@click.option("--alias", multiple=True, help="Another name it is known by: trade, English or pinyin name (sealed; repeatable).")
 @click.option("--contact", multiple=True, help="Contact: phone or e-mail (sealed; repeatable).")
 @click.option("--legal-rep", help="Legal representative (sealed).")
 @click.option("--note", help="Notes (sealed).")
 @json_opt
 @click.pass_obj
-def dossier_create(obj: Ctx, customer_type, business, dept, name, address, contact, legal_rep, note, as_json) -> None:
+def dossier_create(obj: Ctx, customer_type, business, dept, name, address, alias, contact, legal_rep, note, as_json) -> None:
     """Create a dossier; prints its archive number."""
-    profile = {"name": name, "address": address, "contact": list(contact), "legal_rep": legal_rep, "notes": note}
+    profile = {"name": name, "aliases": list(alias), "address": address, "contact": list(contact),
+               "legal_rep": legal_rep, "notes": note}
     number = dossier.create(obj.actor(), customer_type=customer_type, business=business, dept=dept,
                             profile={k: v for k, v in profile.items() if v})
     emit({"number": number}, as_json, number)
@@ -131,7 +135,7 @@ def _flatten(d: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield f"{prefix}{k}", ", ".join(v) if isinstance(v, list) else v
 
 
-@click.group("doc")
+@cli.group("doc", cls=LazySubGroup)
 def doc_grp() -> None:
     """Documents in dossiers."""
 
@@ -204,23 +208,7 @@ def doc_view(obj: Ctx, docno: str, output: str | None) -> None:
         out.flush()
 
 
-@click.command()
-@click.option("--name", help="Customer name (exact, case- and space-insensitive).")
-@click.option("--contact", help="A contact: phone or e-mail.")
-@click.option("--number", help="Archive number.")
-@json_opt
-@click.pass_obj
-def find(obj: Ctx, name, contact, number, as_json) -> None:
-    """Find dossiers by blind index, without decrypting every manifest."""
-    if sum(x is not None for x in (name, contact, number)) != 1:
-        raise click.UsageError("pass exactly one of --name, --contact, --number")
-    rows = dossier.find(obj.actor(), name=name, contact=contact, number=number)
-    emit(rows, as_json, lambda rs: "\n".join(_summary_line(s) for s in rs) or "(nothing found)")
-    if not rows:
-        sys.exit(1)
-
-
-@click.command()
+@cli.command()
 @click.option("--read-data", is_flag=True, help="Also decrypt everything (needs your identity).")
 @json_opt
 @click.pass_obj
@@ -245,7 +233,7 @@ def check(obj: Ctx, read_data: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
-@click.group("plugins")
+@cli.group("plugins")
 def plugins_grp() -> None:
     """Installed plugins."""
 
@@ -262,7 +250,7 @@ def plugins_list(as_json: bool) -> None:
         for r in rs))
 
 
-@click.command()
+@cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 def demo(directory: str) -> None:
     """Build a small sample office in DIRECTORY and say what to try next."""

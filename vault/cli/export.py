@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import click
 
-from vault.office import export
-from vault.cli.common import Ctx, emit, json_opt
+from vault.cli import Ctx, emit, json_opt
+from vault.cli.core import doc_grp, dossier_grp
 
 
-@click.command("export")
+@doc_grp.command("export")
 @click.argument("docno")
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="The file to write (must not exist).")
 @json_opt
 @click.pass_obj
 def doc_export(obj: Ctx, docno: str, output: str, as_json: bool) -> None:
     """Write a document's plaintext to FILE; uses up your approved copy request for it [R-3.4.2]."""
+    from vault.office import export  # here, not above: `doc view` loads this module and needs no plugins
+
     done = export.export_document(obj.actor(), docno, output)
     emit(done, as_json, f"exported {docno} to {done['output']} (copy request {done['request']})")
 
 
-@click.command("export")
+@dossier_grp.command("export")
 @click.argument("number")
 @click.option("--format", "fmt", required=True, help="Export format: json, csv, bagit, age, or a plugin's.")
 @click.option("--output", required=True, type=click.Path(), help="File or directory to create (must not exist).")
@@ -30,6 +32,8 @@ def doc_export(obj: Ctx, docno: str, output: str, as_json: bool) -> None:
 def dossier_export(obj: Ctx, number: str, fmt: str, output: str, recipients: tuple[str, ...], no_sealed: bool,
                    as_json: bool) -> None:
     """Export a dossier; content or sealed fields need your approved copy request for it [R-3.4.2]."""
+    from vault.office import export
+
     options = {"recipients": list(recipients)} if recipients else {}
     done = export.export_dossier(obj.actor(), number, fmt, output, options=options, sealed=not no_sealed)
     what = "with sealed fields" if done["sealed"] else "cleartext facts only"

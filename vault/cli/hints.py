@@ -21,13 +21,14 @@ PARAM_HINTS: dict[str, str] = {
     "query": "pass --name, --contact or --number",
     "out": "choose another --out path; identities are never overwritten",
     "identity": "pass --identity FILE or set VAULT_IDENTITY",
-    "blind_index": "find by name or contact is for the archive department; try --number",
+    "blind_index": "finding by name or contact is for the archive department; try --number",
     "keep": "pass at least one of --keep-daily/--keep-weekly/--keep-monthly/--keep-yearly N",
     "role": "pass --role ROLE",
     "access_request": "file 'vault request access NO --purpose …'; your department head approves, the archive grants",
     "copy_request": "file 'vault request copy DOCNO --purpose …'; the archive head approves it",
     "vault": "pass --vault DIR (or set VAULT_DIR), or create one with 'vault init'",
     "member_identity": "check --identity and --vault",
+    "request_target": "'vault request access NO …' or 'vault request access --customer NAME …'",
 }
 
 #: Library messages that begin with the name of an input the command line takes as an option.

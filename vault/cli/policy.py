@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from vault.office import policyfile
-from vault.cli.common import Ctx, emit, json_opt
+from vault.cli import Ctx, cli, emit, json_opt
 from vault.store.records import dump_toml
 
 
-@click.group("policy")
+@cli.group("policy")
 def policy_grp() -> None:
     """The policy: roles and rights, retention schedules, review intervals, completeness rules."""
 

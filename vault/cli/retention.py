@@ -9,11 +9,12 @@ import click
 from vault.office import destruction, holds, retention
 
 from vault.archive import schedule
-from vault.cli.common import Ctx, emit, json_opt
+from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli.core import doc_grp, dossier_grp
 from vault.store.records import canonical
 
 
-@click.command("event")
+@doc_grp.command("event")
 @click.argument("docno")
 @click.argument("event")
 @click.option("--date", required=True, help="When it happened, YYYY-MM-DD.")
@@ -24,7 +25,7 @@ def doc_event(obj: Ctx, docno: str, event: str, date: str) -> None:
     click.echo(f"{docno}: {event} on {date}")
 
 
-@click.command("close")
+@dossier_grp.command("close")
 @click.argument("number")
 @click.option("--date", required=True, help="When the relationship ended, YYYY-MM-DD.")
 @click.pass_obj
@@ -34,7 +35,7 @@ def dossier_close(obj: Ctx, number: str, date: str) -> None:
     click.echo(f"closed {number}")
 
 
-@click.group("retention")
+@cli.group("retention")
 def retention_grp() -> None:
     """Retention schedules."""
 
@@ -53,7 +54,7 @@ def retention_report(obj: Ctx, due: bool, upcoming: int | None, as_json: bool) -
         f"{r.get('until') or 'waiting':<10} {r['status']}" for r in rs) or "(nothing)")
 
 
-@click.group("hold")
+@cli.group("hold")
 def hold_grp() -> None:
     """Legal holds: block destruction and backup pruning."""
 
@@ -86,7 +87,7 @@ def hold_list(obj: Ctx, as_json: bool) -> None:
     emit(rows, as_json, lambda rs: "\n".join(f"{r['number']:<20} since {r['at']} by {r['by']}" for r in rs) or "(no holds)")
 
 
-@click.group("destroy")
+@cli.group("destroy")
 def destroy_grp() -> None:
     """Destruction by procedure: request, approve, execute, certificate."""
 

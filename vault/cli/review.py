@@ -10,16 +10,17 @@ from typing import Any
 import click
 
 from vault.archive import completeness
-from vault.office import notify, review
+from vault.office import review
 from vault.archive import reviews
-from vault.cli.common import Ctx, emit, json_opt
+from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli.core import dossier_grp
 from vault.errors import InputError, UsageError
 
 #: Where ``--smtp-user``'s password is read from; never from the command line (it would show in ps).
 SMTP_PASSWORD_ENV = "VAULT_SMTP_PASSWORD"
 
 
-@click.group("review")
+@cli.group("review")
 def review_grp() -> None:
     """Periodic review: what is stale or incomplete, recording reviews, telling departments."""
 
@@ -134,6 +135,8 @@ def review_notify(obj: Ctx, notifier: str, dept: str | None, report_dir: str | N
                         "to": _addresses(to, addresses_file)})
         if smtp_user:
             options.update(user=smtp_user, password=os.environ.get(SMTP_PASSWORD_ENV, ""))
+    from vault.office import notify  # here: it loads the plugin host, which other dossier commands do not need
+
     sent = notify.send(obj.actor(), notifier, options, dept=dept)
     emit(sent, as_json, lambda s: "\n".join(f"notified {x['dept']}: {len(x['numbers'])} dossiers" for x in s)
          or "(nothing to notify)")
@@ -146,7 +149,7 @@ def _completeness_line(r: dict) -> str:
     return f"{r['number']:<20} {r['dept']:<12} {r['customer_type']:<11} {state}"
 
 
-@click.command("completeness")
+@dossier_grp.command("completeness")
 @click.argument("number", required=False)
 @click.option("--dept", help="Only this department's open dossiers.")
 @json_opt

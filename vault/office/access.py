@@ -18,26 +18,37 @@ from vault.archive import members
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from vault.store.keytable import read_key_table
 from vault.store import fsync_dir
-from vault.archive.grants import _req_path, _grant_path, grant_key_path, _load, status, _digest, _write_grant_key, list_grants
-from vault.archive.manifests import load_manifest, resolve
+from vault.archive.grants import _req_path, _grant_path, grant_key_path, _load, status, resolution, _digest, _write_grant_key, list_grants
 from vault.archive import trust
+from vault.archive.manifests import load_manifest, resolve
 
 MAX_GRANT_HOURS = 24 * 30
 
 
-def create_request(actor, kind: str, target: str, purpose: str) -> str:
-    """File a consultation (``access``) or copy (``copy``) request; returns its number."""
+def create_request(actor, kind: str, target: str | None, purpose: str, *, customer: str | None = None) -> str:
+    """File a consultation (``access``) or copy (``copy``) request; returns its number.
+
+    A consultation may name the customer instead of the archive number [R-3.4.1]: ``customer`` is
+    sealed to the archive ring (which resolves it when granting) and the requester's department
+    heads (who approve it); ``target`` and ``dossier`` stay empty until the grant resolves it.
+    """
     actor.require("request.create", number=target)
     v = actor.vault
     if not purpose.strip():
         raise InputError("a request needs a purpose [R-3.4.1]", param="purpose")
-    dossier_id = resolve(v, target)
-    m = load_manifest(v, dossier_id)
-    if m["status"] == "destroyed":
-        actor.audit(f"request.{kind}", outcome="refused", number=target)
-        raise ConflictError(f"dossier {m['number']} has been destroyed", hint="nothing left to consult")
-    if kind == "copy" and "/" in target and not any(d["number"] == target for d in m["documents"]):
-        raise NotFoundError(f"no document {target}")
+    if customer is not None:
+        if kind != "access" or target or not customer.strip():
+            raise InputError("a request names either an archive number or a customer's name",
+                             param="request_target")
+        target, dossier_id = "", ""
+    else:
+        dossier_id = resolve(v, target or "")
+        m = load_manifest(v, dossier_id)
+        if m["status"] == "destroyed":
+            actor.audit(f"request.{kind}", outcome="refused", number=target)
+            raise ConflictError(f"dossier {m['number']} has been destroyed", hint="nothing left to consult")
+        if kind == "copy" and "/" in target and not any(d["number"] == target for d in m["documents"]):
+            raise NotFoundError(f"no document {target}")
     mem = members.all_members(v)
     # The purpose is sealed to the requester and to whoever may decide an access request of their department.
     heads = [n for n, r in mem.items() if trust.may_sign("access-decision", r, dept=actor.record["dept"])]
@@ -46,9 +57,11 @@ def create_request(actor, kind: str, target: str, purpose: str) -> str:
         rec = {"format": 1, "number": no, "kind": kind, "target": target, "dossier": dossier_id,
                "requester": actor.name, "dept": actor.record["dept"], "created_at": clock.stamp(),
                "purpose": members.seal_text(v, purpose, [actor.name, *heads], mem)}
+        if customer is not None:
+            rec["customer"] = members.seal_text(v, customer.strip(), heads, mem)
         (v.root / "requests").mkdir(mode=0o700, exist_ok=True)
         records.write_toml(_req_path(v, no), actor.sign(rec))
-        actor.audit(f"request.{kind}", number=target, ref=no)
+        actor.audit(f"request.{kind}", number=target or None, ref=no)
     return no
 
 
@@ -59,12 +72,12 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
     req = _load(v, _req_path(v, no), f"request {no}")
     action = "request.approve-access" if req["kind"] == "access" else "request.approve-copy"
     verb = "approve" if approve else "deny"
-    actor.require(action, number=req["target"])
+    actor.require(action, number=req["target"] or None)
     if req["requester"] == actor.name:
-        actor.audit(f"request.{verb}", outcome="refused", number=req["target"], ref=no)
+        actor.audit(f"request.{verb}", outcome="refused", number=req["target"] or None, ref=no)
         raise PermissionDeniedError("you cannot decide your own request", hint="another approver must decide it")
     if req["kind"] == "access" and actor.record["dept"] != req["dept"]:
-        actor.audit(f"request.{verb}", outcome="refused", number=req["target"], ref=no)
+        actor.audit(f"request.{verb}", outcome="refused", number=req["target"] or None, ref=no)
         raise PermissionDeniedError(f"request {no} is from department {req['dept']}, not yours",
                                     hint="the head of the requester's department decides it")
     if not approve and not (reason or "").strip():
@@ -77,12 +90,17 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
         if reason:
             dec["reason"] = members.seal_text(v, reason, [req["requester"], actor.name])
         records.write_toml(_req_path(v, no, ".decision"), actor.sign(dec))
-        actor.audit(f"request.{verb}", number=req["target"], ref=no)
+        actor.audit(f"request.{verb}", number=req["target"] or None, ref=no)
     return status(v, no)
 
 
-def grant(actor, no: str, *, hours: int = 24) -> str:
-    """Release the dossier's keys to the requester of an approved access request until expiry."""
+def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None = None) -> str:
+    """Release the dossier's keys to the requester of an approved access request until expiry.
+
+    :param resolved: for a request by customer name, the (dossier id, archive number) the granting
+        archivist resolved it to (``vault.office.find.resolve_customer``); recorded, signed, as
+        ``requests/<R>.resolution.toml`` before the grant.
+    """
     actor.require("grant.manage")
     v = actor.vault
     if not 1 <= hours <= MAX_GRANT_HOURS:
@@ -92,25 +110,40 @@ def grant(actor, no: str, *, hours: int = 24) -> str:
     if req["kind"] != "access":
         raise ConflictError(f"{no} is a copy request; copies are made with 'vault doc export'")
     if st["state"] != "approved":
-        actor.audit("grant.create", outcome="refused", number=req["target"], ref=no)
+        actor.audit("grant.create", outcome="refused", number=req["target"] or None, ref=no)
         raise ConflictError(f"request {no} is {st['state']}, not approved", hint="a department head must approve it first")
     mem = members.all_members(v)
     grantee = mem.get(req["requester"])
     if grantee is None or grantee["status"] != "active":
         raise ConflictError(f"requester {req['requester']} is no longer a member")
     dec = _load(v, _req_path(v, no, ".decision"), f"decision on {no}")
+    dossier_id, target = req["dossier"], req["target"]
+    earlier = resolution(v, req) if "customer" in req else None
+    if earlier is not None:  # resolved by a grant that did not complete: the signed resolution stands
+        dossier_id, target = earlier["dossier"], earlier["number"]
+    elif "customer" in req:
+        if resolved is None:
+            raise ConflictError(f"request {no} names a customer, not a dossier",
+                                hint=f"'vault grant {no}' resolves the name through the search index")
+        dossier_id, target = resolved
+    elif resolved is not None:
+        raise InputError(f"request {no} names its dossier already")
     with v.lock(exclusive=True):
+        if "customer" in req and earlier is None:
+            records.write_toml(_req_path(v, no, ".resolution"), actor.sign(
+                {"format": 1, "request": no, "request_sha256": _digest(req), "dossier": dossier_id,
+                 "number": target, "by": actor.name, "at": clock.stamp()}))
         gno = f"G-{index.next_sequence(v.root, 'grants'):06d}"
         now = clock.now()
-        rec = {"format": 1, "number": gno, "request": no, "dossier": req["dossier"], "target": req["target"],
+        rec = {"format": 1, "number": gno, "request": no, "dossier": dossier_id, "target": target,
                "grantee": req["requester"], "granted_at": clock.stamp(),
                "expires_at": (now + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                "approval_sha256": _digest(dec)}
-        table = read_key_table(v.layout.key_table(req["dossier"]), actor.read_identities(), dossier=req["dossier"])
+        table = read_key_table(v.layout.key_table(dossier_id), actor.read_identities(), dossier=dossier_id)
         _write_grant_key(v, rec, table, mem)
         (v.root / "grants").mkdir(mode=0o700, exist_ok=True)
         records.write_toml(_grant_path(v, gno), actor.sign(rec))
-        actor.audit("grant.create", number=req["target"], ref=gno)
+        actor.audit("grant.create", number=target, ref=gno)
     return gno
 
 

@@ -18,8 +18,8 @@ from vault.archive import schedule
 from vault.archive import grants
 from vault import clock
 from vault.store import index, records
-from vault.archive import members
-from vault.archive.manifests import load_manifest, read_profile, resolve, write_manifest
+from vault.archive import members, searchindex
+from vault.archive.manifests import load_manifest, resolve, write_manifest
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.archive.holds import held_dossiers
 from vault.store.keytable import read_key_table, write_key_table
@@ -149,7 +149,7 @@ def _shred(actor, m: dict, docs: list[dict], *, whole: bool, no: str) -> dict[st
     table = read_key_table(kt_path, actor.read_identities(), dossier=m["id"])
     gone = {d["key"] for d in docs} | {d["meta_key"] for d in docs}
     if whole:
-        _unindex(actor, m, table)
+        searchindex.forget(actor, m["id"])  # rotates the index key: keys/_index.age is shredded offsite below
         gone |= set(table.keys)
     # 1. Keys leave the key table first: from this instant nothing destroyed can be decrypted here.
     grant_files = sorted((v.root / "keys" / "grants").glob(f"{m['id']}.*.age")) if (v.root / "keys" / "grants").is_dir() else []
@@ -176,7 +176,8 @@ def _shred(actor, m: dict, docs: list[dict], *, whole: bool, no: str) -> dict[st
                 os.fsync(f.fileno())
             os.unlink(p)
         destroyed.append({"number": d["number"], "sha256": d["sha256"], "size": d["size"]})
-    fsync_dir(v.layout.dossier_dir(m["id"]) / "documents")
+    if (v.layout.dossier_dir(m["id"]) / "documents").is_dir():  # a dossier may have no document yet
+        fsync_dir(v.layout.dossier_dir(m["id"]) / "documents")
     # 3. The manifest keeps ghosts: numbers, categories, dates, the rule, the approvals; no customer data.
     stamp = clock.stamp()
     for d in docs:
@@ -192,22 +193,17 @@ def _shred(actor, m: dict, docs: list[dict], *, whole: bool, no: str) -> dict[st
     write_manifest(actor, m)
     # 4. Offsite: the mirrored key tables leave every backup target the vault has used.
     key_paths = [f"keys/{m['id']}.age", *(f"keys/grants/{g.name}" for g in grant_files)]
+    if whole:
+        key_paths.append("keys/_index.age")  # its old generations open the index files the dossier was in
     return {"dossier_number": m["number"], "destroyed": destroyed, "whole_dossier": whole,
             "manifest_revision": m["revision"], "executed_at": stamp, "executed_by": actor.name,
             **_offsite(v, key_paths, whole)}
 
 
-def _unindex(actor, m: dict, table) -> None:
-    prof = read_profile(actor, m, table)
-    bi = index.BlindIndex(actor.vault.root, index.read_index_key(actor.vault.root, actor.read_identities()))
-    if prof.get("name"):
-        bi.remove("name", prof["name"], m["id"])
-    for c in prof.get("contact", []):
-        bi.remove("contact", c, m["id"])
-
-
 def _offsite(v, key_paths: list[str], whole: bool) -> dict[str, Any]:
-    reports = [backup.shred_keys(url, key_paths, current=None if whole else v).as_dict()
+    # With ``current``, a table that still exists (a partly destroyed dossier's, the rotated index
+    # key) is mirrored again; a deleted one is not.
+    reports = [backup.shred_keys(url, key_paths, current=v).as_dict()
                for url in backup.known_targets(v)]
     now = clock.now()
     worst = now if all(r["reached"] for r in reports) else now + DEFAULT_WINDOW

@@ -8,7 +8,7 @@ from typing import Any
 
 from vault import clock
 from vault.store import index
-from vault.archive import members
+from vault.archive import members, searchindex
 from vault.errors import InputError
 from vault.store.keytable import KeyTable, write_key_table
 from vault.archive.manifests import _scheme, _seal_profile, write_manifest, load_manifest, resolve, summary, read_profile
@@ -65,18 +65,12 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
         }
         v.layout.dossier_dir(dossier_id).mkdir(mode=0o700)
         write_key_table(v.layout.key_table(dossier_id), table, members.ring_recipients(v))
+        searchindex.add_profile(actor, manifest, profile)  # before the commit point: see FORMAT §11
         write_manifest(actor, manifest)
-        _index_profile(actor, dossier_id, profile)
         actor.audit("dossier.create", number=number, rev=1)
     return number
 
 
-def _index_profile(actor, dossier_id: str, profile: dict[str, Any]) -> None:
-    bi = index.BlindIndex(actor.vault.root, index.read_index_key(actor.vault.root, actor.read_identities()))
-    if profile.get("name"):
-        bi.add("name", profile["name"], dossier_id)
-    for c in profile.get("contact") or []:
-        bi.add("contact", c, dossier_id)
 
 
 def show(actor, number: str) -> dict[str, Any]:
@@ -93,25 +87,3 @@ def show(actor, number: str) -> dict[str, Any]:
     return out
 
 
-def find(actor, *, name: str | None = None, contact: str | None = None, number: str | None = None) -> list[dict]:
-    """Locate dossiers by blind index (name, contact) or archive number, without a full scan."""
-    v = actor.vault
-    if number:
-        actor.require("dossier.list")
-        return [summary(load_manifest(v, resolve(v, number)))]
-    actor.require("find")
-    actor.audit("find")  # the searched value is customer data: never logged
-    field, value = ("name", name) if name else ("contact", contact)
-    if not value:
-        raise InputError("nothing to find", param="query")
-    bi = index.BlindIndex(v.root, index.read_index_key(v.root, actor.read_identities()))
-    found = []
-    want = index.normalize(field, value)
-    for dossier_id in bi.lookup(field, value):
-        m = load_manifest(v, dossier_id)
-        prof = read_profile(actor, m)
-        values = [prof.get("name", "")] if field == "name" else prof.get("contact", [])
-        # Tokens are truncated, so a hit is a candidate until the sealed profile confirms it.
-        if any(index.normalize(field, x) == want for x in values):
-            found.append(summary(m))
-    return found

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 
 class HashingWriter:
@@ -27,6 +29,8 @@ class HashingWriter:
             self.h.update(b)
             return self.f.write(b)
         if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # large writes only: small commands skip it
+
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="vault-hash")
         done = self._pool.submit(self.h.update, b)
         try:
