@@ -5,31 +5,19 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import tomllib
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import tomli_w
 
-from vault import clock, plugins
+from vault import clock
 from vault.archive import members
-from vault.errors import FormatError, InputError, IntegrityError, NotFoundError, PluginError
+from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.store import index, records
 from vault.store.keytable import KeyTable, read_key_table, seal, unseal
 
 
+
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
-
-
-def _scheme(v, family: str):
-    cfg = v.config[family]
-    # Loading entry points scans every installed distribution: once per opened vault is enough.
-    pm = getattr(v, "_plugin_manager", None)
-    if pm is None:
-        pm = v._plugin_manager = plugins.get_plugin_manager()
-    registry = plugins.numbering_schemes(pm) if family == "numbering" else plugins.classifiers(pm)
-    registration = registry.get(cfg["scheme"])
-    if registration is None:
-        raise PluginError(f"{family} scheme {cfg['scheme']!r} is not installed", hint="see 'vault plugins list'")
-    return registration(dict(cfg.get("options", {})))
 
 
 def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: int, *, changed: list[str]) -> dict:
@@ -84,7 +72,7 @@ def summary(m: dict[str, Any]) -> dict[str, Any]:
     return {**{k: m[k] for k in keys}, "documents": len(m["documents"]), "current_documents": len(live)}
 
 
-def read_profile(actor, m: dict[str, Any], table: KeyTable | None = None) -> dict[str, Any]:
+def read_profile(actor, m: Mapping[str, Any], table: KeyTable | None = None) -> dict[str, Any]:
     """Decrypt the newest profile version (needs read access to the dossier)."""
     table = table or read_key_table(actor.vault.layout.key_table(m["id"]), actor.read_identities(), dossier=m["id"])
     p = m["profile"][-1]
@@ -105,3 +93,6 @@ def _bad_date(text: str) -> str:
 
 
 CATEGORIES = ("basic-info", "contract", "service-record", "communication", "feedback", "other")
+
+
+CUSTOMER_TYPES = ("enterprise", "individual")

@@ -108,7 +108,7 @@ class Vault:
     def fingerprint(self) -> str:
         return fingerprint_of(self.config)
 
-    def lock(self, *, exclusive: bool) -> VaultLock:
+    def lock(self, *, exclusive: bool) -> VaultLock | _SweepingLock:
         """The vault lock; writers also sweep temporaries left by an interrupted command."""
         lk = VaultLock(self.root, exclusive=exclusive)
         if exclusive:

@@ -90,7 +90,7 @@ class Repo:
     def put(self, name: str, data: bytes, *, create_only: bool = True) -> None:
         self.put_stream(name, io.BytesIO(data), len(data), create_only=create_only)
 
-    def put_stream(self, name: str, data: BinaryIO, size: int, *, create_only: bool = True) -> None:
+    def put_stream(self, name: str, data: BinaryIO | io.RawIOBase, size: int, *, create_only: bool = True) -> None:
         """Put ``size`` bytes read from ``data``; safe to call from several threads at once."""
         self._call(self.target.put, name, data, create_only=create_only)
         with self._count:

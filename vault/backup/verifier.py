@@ -157,11 +157,11 @@ def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack
             continue
         data = repo.get(data_name(pack_id))
         for b, off, ln in wanted:
-            table = tables.get(documents[b])
-            if table is None:
+            doc_table = tables.get(documents[b])
+            if doc_table is None:
                 continue
             try:
-                age.decrypt(io.BytesIO(data[off : off + ln]), _Null(), [table.identity()])
+                age.decrypt(io.BytesIO(data[off : off + ln]), _Null(), [doc_table.identity()])
                 rep.documents_decrypted += 1
             except NoIdentityMatchError:
                 rep.notes.append(f"blob {b[:16]}: its key is no longer mirrored (shredded)")

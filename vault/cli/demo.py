@@ -6,6 +6,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from vault.office import access, destruction, documents, dossier, intake
 
@@ -30,7 +31,7 @@ STAFF = [
     ("olga", ["operator"], "tech"),
 ]
 
-CUSTOMERS = [
+CUSTOMERS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("enterprise", "network-services", "sales", {"name": "Northwind Networks Ltd", "address": "12 Harbour Road",
      "contact": ["+86 10 5550 0101", "it@northwind.example"], "legal_rep": "Li Wei"}),
     ("enterprise", "software-development", "sales", {"name": "Bluefin Software Co", "contact": ["ops@bluefin.example"],

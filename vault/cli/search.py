@@ -6,7 +6,6 @@ import sys
 
 import click
 
-from vault.office import dossier
 
 from vault.archive import manifests
 from vault.office import find as finder
@@ -24,7 +23,7 @@ def _line(r: dict) -> str:
 @click.option("--contact", help="Look in contacts only: a phone's last digits, an e-mail or its domain.")
 @click.option("--number", help="An exact archive number (needs no index key).")
 @click.option("--class", "klass", help="Class path prefix, e.g. enterprise/network-services.")
-@click.option("--type", "customer_type", type=click.Choice(dossier.CUSTOMER_TYPES), help="Customer type.")
+@click.option("--type", "customer_type", type=click.Choice(manifests.CUSTOMER_TYPES), help="Customer type.")
 @click.option("--business", help="Business type.")
 @click.option("--dept", help="Department in charge.")
 @click.option("--created-from", help="Created on or after this date (YYYY-MM-DD).")

@@ -71,7 +71,7 @@ class _Chain(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         if self._prefix:
             n = min(len(buffer), len(self._prefix))
             buffer[:n] = self._prefix[:n]
@@ -174,7 +174,7 @@ def encrypt(src: BinaryIO, dst: stream.Sink, recipients: Sequence[Recipient], *,
     out = ArmorWriter(dst) if armor else dst
     out.write(data)
     stream.encrypt_payload(file_key, src, out)
-    if armor:
+    if isinstance(out, ArmorWriter):
         out.close()
 
 
@@ -186,7 +186,7 @@ class Encryptor:
     output is not a valid age file. ``dst`` is not closed.
     """
 
-    def __init__(self, dst: BinaryIO, recipients: Sequence[Recipient]) -> None:
+    def __init__(self, dst: stream.Sink, recipients: Sequence[Recipient]) -> None:
         file_key = os.urandom(FILE_KEY_SIZE)
         dst.write(header.serialize(_stanzas_for(recipients, file_key), file_key))
         self._payload = stream.PayloadWriter(file_key, dst)
@@ -248,7 +248,7 @@ def rewrap(
     out.write(header.serialize(_stanzas_for(recipients, file_key), file_key))
     while block := reader.read(_COPY_BLOCK):
         out.write(block)
-    if armored:
+    if isinstance(out, ArmorWriter):
         out.close()
 
 

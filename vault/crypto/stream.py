@@ -267,7 +267,7 @@ class PayloadWriter:
     whatever the size. ``dst`` is not closed.
     """
 
-    def __init__(self, file_key: bytes, dst: BinaryIO, *, _nonce: bytes | None = None) -> None:
+    def __init__(self, file_key: bytes, dst: Sink, *, _nonce: bytes | None = None) -> None:
         nonce = os.urandom(NONCE_SIZE) if _nonce is None else _nonce  # _nonce: known-answer test seam
         self._aead = _payload_aead(file_key, nonce)
         self._dst = dst

@@ -47,7 +47,7 @@ def create_request(actor, kind: str, target: str | None, purpose: str, *, custom
         if m["status"] == "destroyed":
             actor.audit(f"request.{kind}", outcome="refused", number=target)
             raise ConflictError(f"dossier {m['number']} has been destroyed", hint="nothing left to consult")
-        if kind == "copy" and "/" in target and not any(d["number"] == target for d in m["documents"]):
+        if kind == "copy" and "/" in (target or "") and not any(d["number"] == target for d in m["documents"]):
             raise NotFoundError(f"no document {target}")
     mem = members.all_members(v)
     # The purpose is sealed to the requester and to whoever may decide an access request of their department.

@@ -11,11 +11,11 @@ from vault.store import index
 from vault.archive import members, searchindex
 from vault.errors import InputError
 from vault.store.keytable import KeyTable, write_key_table
-from vault.archive.manifests import _scheme, _seal_profile, write_manifest, load_manifest, resolve, summary, read_profile
+from vault.archive.manifests import _seal_profile, write_manifest, load_manifest, resolve, summary, read_profile
+from vault.archive.schemes import configured
 from vault.archive import grants
 from vault.store.layout import check_name
-
-CUSTOMER_TYPES = ("enterprise", "individual")
+from vault.archive.manifests import CUSTOMER_TYPES
 
 
 def _facts(customer_type: str, business: str, dept: str, created: str) -> dict[str, str]:
@@ -34,7 +34,7 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
         raise InputError("a dossier needs the customer's name", param="name")
     created = clock.today()
     facts = _facts(customer_type, business, dept, created)
-    numbering, classifier = _scheme(v, "numbering"), _scheme(v, "classification")
+    numbering, classifier = configured(v, "numbering"), configured(v, "classification")
     klass = classifier.classify(facts=facts)
     dossier_id = secrets.token_hex(16)
     with v.lock(exclusive=True):
@@ -71,8 +71,6 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
     return number
 
 
-
-
 def show(actor, number: str) -> dict[str, Any]:
     """Cleartext facts plus, for a member who may read it, the sealed profile."""
     actor.require("dossier.list")
@@ -85,5 +83,3 @@ def show(actor, number: str) -> dict[str, Any]:
         actor.audit("dossier.read", number=m["number"])
         out["profile"] = read_profile(actor, m, grants.open_key_table(actor, m["id"], number=m["number"]))
     return out
-
-

@@ -140,8 +140,8 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
         raise InputError(f"--limit must be between 1 and {MAX_LIMIT}, --offset not negative")
     if number:
         actor.require("dossier.list")
-        m = manifests.load_manifest(v, manifests.resolve(v, number))
-        rows = [] if not filters.keep(v, m, None, clock.now().date(), members.all_members(v)) else [_row(m, None)]
+        found = manifests.load_manifest(v, manifests.resolve(v, number))
+        rows = [] if not filters.keep(v, found, None, clock.now().date(), members.all_members(v)) else [_row(found, None)]
         return {"total": len(rows), "rows": [dict(r, field="number", fields=["number"]) for r in rows], "stale": 0}
     query, fields = (text, None) if text else (name, NAME_FIELDS) if name else (contact, CONTACT_FIELDS)
     if not query and not filters.active():
@@ -151,10 +151,11 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
     idx = open_or_build(actor)
     today, mem = clock.now().date(), members.all_members(v)
     if not query:
-        hits = [Hit(m["id"], m["number"], "number") for m in manifests.iter_manifests(v) if m["status"] != "destroyed"]
+        hits = [Hit(mf["id"], mf["number"], "number") for mf in manifests.iter_manifests(v) if mf["status"] != "destroyed"]
     else:
         hits = idx.db.search(query, fields)
-    rows, stale, total = [], [], len(hits)
+    rows, total = [], len(hits)
+    stale: list[str] = []
     if filters.active():  # every candidate's manifest is read, so the total is exact
         kept = []
         for h in hits:
@@ -162,7 +163,7 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
             m = _confirmed(v, h, info)
             if m is None:
                 stale.append(h.dossier)
-            elif filters.keep(v, m, info["fields"], today, mem):
+            elif filters.keep(v, m, info["fields"] if info else None, today, mem):
                 kept.append(_row(m, h if query else None))
         total, rows = len(kept), kept[offset:offset + limit]
     else:  # only the page is read and confirmed

@@ -220,6 +220,7 @@ def accept(actor, sid: str) -> str:
                 age.rewrap(fin, hw, [ident], [rcpt])  # new header, same payload bytes
             except (FormatError, AuthenticationError, NoIdentityMatchError):
                 raise IntegrityError(f"intake/{sid}.age: not a valid submission") from None
+        assert rcpt.file_key is not None  # set by the rewrap above
         table.keys[kid] = rcpt.file_key
         if not rec["original"]:
             meta.setdefault("copy_note", "submitted through intake")

@@ -12,7 +12,7 @@ from vault.archive import members, searchindex
 from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest, read_profile, resolve, write_manifest
 from vault.errors import InputError, PermissionDeniedError
 from vault.store.keytable import unseal, write_key_table
-from vault.archive.manifests import _scheme
+from vault.archive.schemes import configured
 from vault.store.layout import check_name
 
 
@@ -53,7 +53,7 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
             check_name("business type", business)
             m["business"] = business
             facts = {"customer_type": m["customer_type"], "business": business, "dept": m["dept"], "created": m["created"]}
-            m["class"] = _scheme(v, "classification").classify(facts=facts)
+            m["class"] = configured(v, "classification").classify(facts=facts)
             changed.append("business")
         if not changed:
             raise InputError("the values given are the current ones; nothing changed")

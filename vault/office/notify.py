@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from vault import clock, plugins
 from vault.archive import completeness
@@ -36,7 +36,7 @@ def _lines(row: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def compose(dept: str, rows: list[Mapping[str, Any]], *, today: str) -> tuple[str, str]:
+def compose(dept: str, rows: Sequence[Mapping[str, Any]], *, today: str) -> tuple[str, str]:
     """The subject and plain-text body telling ``dept`` which of its dossiers need attention."""
     n = len(rows)
     count = "1 dossier" if n == 1 else f"{n} dossiers"

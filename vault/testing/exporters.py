@@ -68,7 +68,7 @@ def make_sample_dossier(directory: Path) -> SampleDossier:
                             | {"contact": [EXPORT_MARKERS["contact"]]})
     inbox = directory / "inbox"
     inbox.mkdir()
-    made = []
+    made: list[str] = []
     for i, size in enumerate((1, 3000, 70_000)):
         f = inbox / f"{EXPORT_MARKERS['filename']}-{i}.txt"
         f.write_bytes(f"{EXPORT_MARKERS['content']} {i}\n".encode() * size)
