@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Mapping
 from vault import clock
 from vault.archive.manifests import iter_manifests
 from vault import plugins
@@ -23,7 +23,7 @@ def known_events() -> dict[str, str]:
     return {**INTRINSIC_EVENTS, **found}
 
 
-def rule_for(policy: dict[str, Any], m: dict[str, Any], d: dict[str, Any]) -> dict[str, Any] | None:
+def rule_for(policy: Mapping[str, Any], m: Mapping[str, Any], d: Mapping[str, Any]) -> dict[str, Any] | None:
     """The first retention rule that covers a document, or None."""
     for r in policy.get("retention", []):
         if d["category"] not in r["categories"]:
@@ -44,8 +44,12 @@ def _add_years(date: str, years: int) -> str:
         return d.replace(year=d.year + years, day=28).isoformat()
 
 
-def schedule(m: dict[str, Any], d: dict[str, Any], policy: dict[str, Any]) -> dict[str, Any]:
-    """When a document's retention ends, and why: rule, event, event date, end date (or waiting)."""
+def schedule(m: Mapping[str, Any], d: Mapping[str, Any], policy: Mapping[str, Any], *,
+             today: str | None = None) -> dict[str, Any]:
+    """When a document's retention ends, and why: rule, event, event date, end date (or waiting).
+
+    A pure function of its arguments; ``today`` (``YYYY-MM-DD``) defaults to the vault clock's date.
+    """
     r = rule_for(policy, m, d)
     row = {"number": d["number"], "dossier": m["number"], "category": d["category"]}
     if r is None:
@@ -56,7 +60,7 @@ def schedule(m: dict[str, Any], d: dict[str, Any], policy: dict[str, Any]) -> di
     if when is None:
         return {**row, "until": None, "status": "waiting"}
     until = _add_years(when, r["years"])
-    return {**row, "until": until, "status": "due" if until <= clock.today() else "kept"}
+    return {**row, "until": until, "status": "due" if until <= (today or clock.today()) else "kept"}
 
 
 def report(v, *, due: bool = False, upcoming: int | None = None) -> list[dict[str, Any]]:
