@@ -11,7 +11,7 @@ from vault.archive import members
 from vault.crypto import age
 from vault.errors import InputError, IntegrityError, NoIdentityMatchError, NotFoundError, PermissionDeniedError
 from vault.store.identity import PublicKey
-from vault.store.keytable import KeyTable, read_key_table
+from vault.store.keytable import KeyTable, read_key_table, write_key_table
 from vault.store import write_atomic
 import base64
 from vault.archive import trust
@@ -160,6 +160,14 @@ def active_grant(v, dossier_id: str, member: str) -> dict[str, Any] | None:
         if g["dossier"] == dossier_id and g["grantee"] == member and g["state"] == "active":
             return g
     return None
+
+
+def save_keys(actor, dossier_id: str, table: KeyTable) -> None:
+    """Write a dossier's changed key table for the archive ring and re-issue every active grant's key
+    release: the one way a changed table is saved, so no grantee keeps an outdated copy."""
+    v = actor.vault
+    write_key_table(v.layout.key_table(dossier_id), table, members.ring_recipients(v))
+    refresh_grant_keys(actor, dossier_id, table)
 
 
 def refresh_grant_keys(actor, dossier_id: str, table: KeyTable) -> None:

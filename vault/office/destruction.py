@@ -22,7 +22,7 @@ from vault.archive import members, searchindex
 from vault.archive.manifests import load_manifest, resolve, write_manifest
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.archive.holds import held_dossiers
-from vault.store.keytable import read_key_table, write_key_table
+from vault.store.keytable import read_key_table
 from vault.store import fsync_dir
 from vault import backup
 from vault.backup.mirror import DEFAULT_WINDOW
@@ -161,8 +161,7 @@ def _shred(actor, m: dict, docs: list[dict], *, whole: bool, no: str) -> dict[st
     else:
         for k in gone:
             table.keys.pop(k, None)
-        write_key_table(kt_path, table, members.ring_recipients(v))
-        grants.refresh_grant_keys(actor, m["id"], table)
+        grants.save_keys(actor, m["id"], table)
     # 2. Overwrite, then delete the ciphertext (media that do not overwrite in place: see SECURITY.md).
     destroyed = []
     for d in docs:

@@ -15,9 +15,9 @@ from vault.crypto import age
 from vault.archive.manifests import load_manifest, parse_date, resolve, write_manifest
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.store.keytable import KeyRefRecipient, KeyTable, read_key_table, seal, unseal, write_key_table
+from vault.store.keytable import KeyRefRecipient, KeyTable, read_key_table, seal, unseal
 from vault.archive import grants
-from vault.archive import audit, members
+from vault.archive import audit
 from vault.store import atomic_writer, sync_files
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
@@ -74,8 +74,7 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
             if progress:
                 progress(1)
         sync_files(written)
-        write_key_table(ktpath, table, members.ring_recipients(v))
-        grants.refresh_grant_keys(actor, dossier_id, table)
+        grants.save_keys(actor, dossier_id, table)
         m["revision"] += 1
         write_manifest(actor, m)
         audit.record_many(actor, [{"action": "doc.add", "number": n, "rev": m["revision"]} for n in added])

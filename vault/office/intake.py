@@ -28,7 +28,7 @@ from vault.archive.manifests import load_manifest, parse_date, resolve, write_ma
 from vault.archive import invitations
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.store.keytable import KeyRefRecipient, read_key_table, seal, write_key_table
+from vault.store.keytable import KeyRefRecipient, read_key_table, seal
 from vault.store import atomic_writer, fsync_dir
 from vault.archive import grants
 
@@ -232,8 +232,7 @@ def accept(actor, sid: str) -> str:
             "original": rec["original"], "version": 1, "added_at": clock.stamp(), "added_by": actor.name,
             "size": hw.size, "sha256": hw.h.hexdigest(), "meta_key": meta_kid,
             "meta": base64.b64encode(meta_blob).decode()})
-        write_key_table(kt, table, members.ring_recipients(v))
-        grants.refresh_grant_keys(actor, dossier_id, table)
+        grants.save_keys(actor, dossier_id, table)
         m["revision"] += 1
         write_manifest(actor, m)
         _remove(v, sid)

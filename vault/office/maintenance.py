@@ -8,10 +8,10 @@ from typing import Any
 
 
 from vault.archive import grants
-from vault.archive import members, searchindex
+from vault.archive import searchindex
 from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest, read_profile, resolve, write_manifest
 from vault.errors import InputError, PermissionDeniedError
-from vault.store.keytable import unseal, write_key_table
+from vault.store.keytable import unseal
 from vault.archive.schemes import configured
 from vault.store.layout import check_name
 
@@ -59,8 +59,7 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
             raise InputError("the values given are the current ones; nothing changed")
         version = m["profile"][-1]["version"] + 1
         m["profile"].append(_seal_profile(table, new, actor.name, version, changed=changed))
-        write_key_table(v.layout.key_table(dossier_id), table, members.ring_recipients(v))
-        grants.refresh_grant_keys(actor, dossier_id, table)
+        grants.save_keys(actor, dossier_id, table)
         m["revision"] += 1
         # Needs no index key, so a liaison's update reaches the index too (before the commit point).
         searchindex.add_profile(actor, m, new)

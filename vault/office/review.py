@@ -18,10 +18,9 @@ from vault.archive import manifests
 
 from vault.archive import grants
 from vault import clock
-from vault.archive import members
 from vault.store import records
 from vault.errors import ConflictError, InputError
-from vault.store.keytable import read_key_table, seal, unseal, write_key_table
+from vault.store.keytable import read_key_table, seal, unseal
 from vault.archive.reviews import _dir, history
 
 OUTCOMES = ("verified", "needs-update")
@@ -54,8 +53,7 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
             table = read_key_table(kt_path, actor.read_identities(), dossier=dossier_id)
             kid, blob = seal(note.encode(), table)
             rec.update(note_key=kid, note=base64.b64encode(blob).decode())
-            write_key_table(kt_path, table, members.ring_recipients(v))
-            grants.refresh_grant_keys(actor, dossier_id, table)
+            grants.save_keys(actor, dossier_id, table)
         signed = actor.sign(rec)
         records.validate(signed, "review", what=f"review {seq} of {m['number']}")
         d = _dir(v, dossier_id)
