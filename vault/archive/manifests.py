@@ -96,3 +96,27 @@ CATEGORIES = ("basic-info", "contract", "service-record", "communication", "feed
 
 
 CUSTOMER_TYPES = ("enterprise", "individual")
+
+
+def append_document(m: dict[str, Any], table: KeyTable, *, doc_id: str, key: str, category: str, date: str,
+                    original: bool, by: str, size: int, sha256: str, meta: Mapping[str, Any],
+                    paper_location: str | None = None) -> dict[str, Any]:
+    """Append a document to manifest ``m`` and return its entry: the next document number, and the
+    metadata (title, source, file name, ...) sealed under a new key of the dossier's ``table``.
+
+    The one way a document enters a dossier (added by a member or accepted from the intake); the
+    caller has written its ciphertext ``doc_id`` under key ``key`` and saves table and manifest.
+    """
+    meta_kid, meta_blob = seal(tomli_w.dumps(dict(meta)).encode(), table)
+    number = f"{m['number']}/{m['next_doc']:04d}"
+    m["next_doc"] += 1
+    entry = {
+        "number": number, "id": doc_id, "key": key, "category": category, "date": date,
+        "original": original, "version": 1, "added_at": clock.stamp(), "added_by": by,
+        "size": size, "sha256": sha256,
+        "meta_key": meta_kid, "meta": base64.b64encode(meta_blob).decode(),
+    }
+    if paper_location:
+        entry["paper_location"] = paper_location
+    m["documents"].append(entry)
+    return entry

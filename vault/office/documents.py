@@ -8,14 +8,12 @@ import tomllib
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-import tomli_w
 
-from vault import clock
 from vault.crypto import age
-from vault.archive.manifests import load_manifest, parse_date, resolve, write_manifest
+from vault.archive.manifests import append_document, load_manifest, parse_date, resolve, write_manifest
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.store.keytable import KeyRefRecipient, KeyTable, read_key_table, seal, unseal
+from vault.store.keytable import KeyRefRecipient, KeyTable, read_key_table, unseal
 from vault.archive import grants
 from vault.archive import audit
 from vault.store import atomic_writer, sync_files
@@ -69,7 +67,6 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
                 entry["replaces"] = old["number"]
                 entry["version"] = old.get("version", 1) + 1
                 old["superseded_by"] = entry["number"]
-            m["documents"].append(entry)
             added.append(entry["number"])
             if progress:
                 progress(1)
@@ -96,17 +93,8 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path, *, category: str, sourc
     meta = {"title": title or src.name, "source": source, "filename": src.name}
     if copy_note:
         meta["copy_note"] = copy_note
-    meta_kid, meta_blob = seal(tomli_w.dumps(meta).encode(), table)
-    number = f"{m['number']}/{m['next_doc']:04d}"
-    m["next_doc"] += 1
-    entry = {
-        "number": number, "id": doc_id, "key": kid, "category": category, "date": date,
-        "original": original, "version": 1, "added_at": clock.stamp(), "added_by": by,
-        "size": hw.size, "sha256": hw.h.hexdigest(),
-        "meta_key": meta_kid, "meta": base64.b64encode(meta_blob).decode(),
-    }
-    if paper_location:
-        entry["paper_location"] = paper_location
+    entry = append_document(m, table, doc_id=doc_id, key=kid, category=category, date=date, original=original,
+                            by=by, size=hw.size, sha256=hw.h.hexdigest(), meta=meta, paper_location=paper_location)
     return entry, path
 
 

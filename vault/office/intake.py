@@ -24,11 +24,11 @@ from vault.store import records
 from vault.crypto import age
 from vault.store.hashing import HashingWriter, hash_file
 from vault.archive.manifests import CATEGORIES
-from vault.archive.manifests import load_manifest, parse_date, resolve, write_manifest
+from vault.archive.manifests import append_document, load_manifest, parse_date, resolve, write_manifest
 from vault.archive import invitations
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.store.keytable import KeyRefRecipient, read_key_table, seal
+from vault.store.keytable import KeyRefRecipient, read_key_table
 from vault.store import atomic_writer, fsync_dir
 from vault.archive import grants
 
@@ -224,14 +224,9 @@ def accept(actor, sid: str) -> str:
         table.keys[kid] = rcpt.file_key
         if not rec["original"]:
             meta.setdefault("copy_note", "submitted through intake")
-        meta_kid, meta_blob = seal(tomli_w.dumps(meta).encode(), table)
-        number = f"{m['number']}/{m['next_doc']:04d}"
-        m["next_doc"] += 1
-        m["documents"].append({
-            "number": number, "id": doc_id, "key": kid, "category": rec["category"], "date": rec["date"],
-            "original": rec["original"], "version": 1, "added_at": clock.stamp(), "added_by": actor.name,
-            "size": hw.size, "sha256": hw.h.hexdigest(), "meta_key": meta_kid,
-            "meta": base64.b64encode(meta_blob).decode()})
+        number = append_document(m, table, doc_id=doc_id, key=kid, category=rec["category"], date=rec["date"],
+                                 original=rec["original"], by=actor.name, size=hw.size, sha256=hw.h.hexdigest(),
+                                 meta=meta)["number"]
         grants.save_keys(actor, dossier_id, table)
         m["revision"] += 1
         write_manifest(actor, m)
