@@ -38,13 +38,7 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
     klass = classifier.classify(facts=facts)
     dossier_id = secrets.token_hex(16)
     with v.lock(exclusive=True):
-        # The plugin formats the number before anything is written: if it raises, the vault is as it
-        # was. The sequence is committed before the number is recorded, so a crash between the two
-        # leaves a gap, never a number that could be issued twice.
-        seq = index.peek_sequence(v.root)
-        number = numbering.number(sequence=seq, facts=facts)
-        index.commit_sequence(v.root, seq)
-        index.issue_number(v.root, number, dossier_id)
+        _, number = index.allocate_number(v.root, lambda seq: numbering.number(sequence=seq, facts=facts), dossier_id)
         table = KeyTable(dossier_id)
         manifest = {
             "format": 1,

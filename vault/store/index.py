@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from pathlib import Path
+from typing import Callable
 
 from vault.crypto import age
 from vault.errors import ConflictError, IntegrityError, NoIdentityMatchError, PermissionDeniedError, FormatError, AuthenticationError
@@ -53,6 +54,21 @@ def peek_sequence(root: Path, name: str = "sequence") -> int:
 def commit_sequence(root: Path, n: int, name: str = "sequence") -> None:
     """Record ``n`` as allocated (call under the exclusive vault lock)."""
     write_atomic(root / "index" / name, f"{n}\n".encode(), mode=0o644)
+
+
+def allocate_number(root: Path, number_for: Callable[[int], str], dossier: str) -> tuple[int, str]:
+    """Issue the next archive number, in the order of docs/FORMAT.md §11 (call under the exclusive lock).
+
+    ``number_for(sequence)`` formats the number first: if it raises, nothing is written. The sequence
+    is committed before the number is recorded, so a crash between the two leaves a gap, never a
+    number that could be issued twice; a number issued before is refused (ConflictError) and its
+    sequence stays used. Returns the sequence and the number.
+    """
+    seq = peek_sequence(root)
+    number = number_for(seq)
+    commit_sequence(root, seq)
+    issue_number(root, number, dossier)
+    return seq, number
 
 
 def next_sequence(root: Path, name: str = "sequence") -> int:
