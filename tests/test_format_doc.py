@@ -299,3 +299,26 @@ def test_audit_signature_domain():
     assert domain == audit.DOMAIN == b"vault-audit-v1\n"
     entry = {"seq": 1, "member": "zoë", "sig": "x"}
     assert audit._entry_bytes(entry) == domain + '{"member":"zoë","seq":1}'.encode()
+
+
+def test_the_path_table_is_the_repository_layout(small_vault):
+    """FORMAT §2 and vault.store.layout.PATHS list the same paths, and a real vault's files are in it."""
+    from vault.store.layout import PATHS, Layout
+
+    block = DOC.split("## 2. Repository layout", 1)[1].split("```")[1]
+    documented = {p for line in block.splitlines() if line.strip()
+                  for p in re.match(r"[^\s,]+(?:, [^\s,]+)*", line.strip()).group(0).split(", ")}
+    assert documented == set(PATHS.values())
+    lay = Layout(Path("/v"))
+    assert lay.grant_key("d" * 32, "G-000001") == Path(f"/v/keys/grants/{'d' * 32}.G-000001.age")
+    assert lay.request("R-000001", ".decision") == Path("/v/requests/R-000001.decision.toml")
+    h = hashlib.sha256(b"E-2026-000001").hexdigest()
+    assert lay.issued_number("E-2026-000001") == Path(f"/v/index/numbers/{h[:2]}/{h}")
+    patterns = [re.compile(re.sub(r"<[^>]+>", "[^/]+", re.escape(t).replace(r"\<", "<").replace(r"\>", ">")) + r"\Z")
+                for t in PATHS.values()]
+    # Counters other than the dossier sequence (requests, grants, ...) sit beside it in index/.
+    root = small_vault[0].root
+    for f in root.rglob("*"):
+        rel = f.relative_to(root).as_posix()
+        if f.is_file() and not rel.startswith("index/") or rel == "index/sequence":
+            assert any(p.match(rel) for p in patterns), f"{rel} is in no entry of the path table"

@@ -84,7 +84,7 @@ def record_many(actor, items: list[dict]) -> list[dict]:
     log = d / "log.jsonl"
     # The audit lock is separate from the vault lock so that reads (which append) never wait for a
     # long write, and appends stay totally ordered.
-    fd = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(actor.vault.layout.path("audit_lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         seq, prev = _tail(log)

@@ -18,15 +18,15 @@ from vault.archive import trust
 
 
 def _req_path(v, no: str, suffix: str = "") -> Path:
-    return v.root / "requests" / f"{no}{suffix}.toml"
+    return v.layout.request(no, suffix)
 
 
 def _grant_path(v, no: str, suffix: str = "") -> Path:
-    return v.root / "grants" / f"{no}{suffix}.toml"
+    return v.layout.grant(no, suffix)
 
 
 def grant_key_path(v, dossier_id: str, grant_no: str) -> Path:
-    return v.root / "keys" / "grants" / f"{dossier_id}.{grant_no}.age"
+    return v.layout.grant_key(dossier_id, grant_no)
 
 
 def _load(v, path: Path, what: str, mem: dict | None = None) -> dict[str, Any]:

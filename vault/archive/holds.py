@@ -7,7 +7,7 @@ from vault.store import records
 
 
 def _path(v, dossier_id: str):
-    return v.root / "holds" / f"{dossier_id}.toml"
+    return v.layout.hold(dossier_id)
 
 
 def held_dossiers(v) -> set[str]:

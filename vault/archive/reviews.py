@@ -18,7 +18,7 @@ _SEQ_FILE = re.compile(r"([1-9][0-9]{0,8})\.toml\Z")
 
 
 def _dir(v, dossier_id: str) -> Path:
-    return v.root / "reviews" / dossier_id
+    return v.layout.review(dossier_id, 1).parent
 
 
 def interval_days(policy_data: Mapping[str, Any], klass: str) -> int:

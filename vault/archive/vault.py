@@ -191,5 +191,5 @@ def dumps_json(obj: Any) -> str:
 def create_intake_key(root: Path, ring_recipients: list) -> str:
     """Make the intake identity, wrapped to the archive ring like a key table; returns its recipient."""
     secret = age.generate_identity("mlkem768x25519")
-    write_atomic(root / "keys" / "_intake.age", age.encrypt_bytes(secret.encode(), ring_recipients), mode=0o600)
+    write_atomic(Layout(root).path("intake_key"), age.encrypt_bytes(secret.encode(), ring_recipients), mode=0o600)
     return age.recipient_of(secret)

@@ -33,7 +33,7 @@ GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_
 
 
 def _path(v, no: str, suffix: str = ""):
-    return v.root / "destructions" / f"{no}{suffix}.toml"
+    return v.layout.destruction(no, suffix)
 
 
 def _load(v, no: str, suffix: str = "") -> dict[str, Any]:

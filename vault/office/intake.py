@@ -38,7 +38,7 @@ STALE_UPLOAD = 24 * 3600  # an upload this old was left by a process that died; 
 
 
 def key_path(v) -> Path:
-    return v.root / "keys" / "_intake.age"
+    return v.layout.path("intake_key")
 
 
 def recipient(v) -> str:

@@ -6,7 +6,6 @@ The index key opens the sealed search index (``vault.archive.searchindex``).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from pathlib import Path
 from typing import Callable
@@ -14,10 +13,10 @@ from typing import Callable
 from vault.crypto import age
 from vault.errors import ConflictError, IntegrityError, NoIdentityMatchError, PermissionDeniedError, FormatError, AuthenticationError
 from vault.store import fsync_dir, write_atomic, write_new
+from vault.store.layout import Layout
 
 def _number_path(root: Path, number: str) -> Path:
-    h = hashlib.sha256(number.encode()).hexdigest()
-    return root / "index" / "numbers" / h[:2] / h
+    return Layout(root).issued_number(number)
 
 
 def issue_number(root: Path, number: str, dossier: str) -> None:
@@ -79,7 +78,7 @@ def next_sequence(root: Path, name: str = "sequence") -> int:
 
 
 def index_key_path(root: Path) -> Path:
-    return root / "keys" / "_index.age"
+    return Layout(root).path("index_key")
 
 
 def create_index_key(root: Path, recipients: list) -> None:
