@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from pathlib import Path
 from typing import Any
+
 from vault import clock
-from vault.store import records
-from vault.archive import members
+from vault.archive import members, trust
 from vault.crypto import age
 from vault.errors import InputError, IntegrityError, NoIdentityMatchError, NotFoundError, PermissionDeniedError
+from vault.store import records, write_atomic
 from vault.store.identity import PublicKey
 from vault.store.keytable import KeyTable, read_key_table, write_key_table
-from vault.store import write_atomic
-import base64
-from vault.archive import trust
 
 
 def _req_path(v, no: str, suffix: str = "") -> Path:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+
 from vault.archive import members
 from vault.archive.manifests import load_manifest
-from vault.errors import (IntegrityError,
-                          NotFoundError)
+from vault.errors import IntegrityError, NotFoundError
 from vault.store import records
-
 
 _ID_RE = re.compile(r"[0-9a-f]{32}\Z")
 

@@ -15,8 +15,6 @@ from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.store import index, records
 from vault.store.keytable import KeyTable, read_key_table, seal, unseal
 
-
-
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 
 

@@ -6,13 +6,11 @@ import datetime as dt
 import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
-from vault.archive import manifests
+
 from vault import clock
-from vault.archive import completeness, members
-from vault.store import records
+from vault.archive import completeness, manifests, members
 from vault.errors import FormatError, IntegrityError
-
-
+from vault.store import records
 
 _SEQ_FILE = re.compile(r"([1-9][0-9]{0,8})\.toml\Z")
 

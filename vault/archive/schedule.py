@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Mapping
-from vault import clock
-from vault.archive.manifests import iter_manifests
-from vault import plugins
-from vault.archive.holds import held_dossiers
 
+from vault import clock, plugins
+from vault.archive.holds import held_dossiers
+from vault.archive.manifests import iter_manifests
 
 # Events every vault knows; plugins add more through ``vault_register_retention_events``.
 INTRINSIC_EVENTS = {
