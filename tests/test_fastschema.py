@@ -22,13 +22,14 @@ SCHEMAS = sorted(p.name.removesuffix(".schema.json") for p in (REPO / "schemas")
 
 REVIEW = {"format": 1, "dossier": "0" * 32, "number": "E-2026-000001", "seq": 1, "at": "2026-03-01T10:00:00Z",
           "by": "bob", "outcome": "verified", "signature": {"by": "bob", "ed25519": "AAAA"}}
-# index/search/recipient.toml (the frozen version-1 vault predates the search index)
+
+
 SEARCH = {"format": 1, "recipient": "age1pq1" + "q" * 60, "at": "2026-03-01T10:00:00Z", "by": "bob",
           "signature": {"by": "bob", "ed25519": "AAAA"}}
 
 
 def samples() -> dict[str, list[dict]]:
-    """Real records of every schema: the frozen version-1 vault, a review record and a search-index recipient."""
+    """Real records of every schema: the frozen version-1 vault, and records it does not have."""
     out: dict[str, list[dict]] = {"review": [REVIEW], "search": [SEARCH]}
     globs = {"vault": ["vault.toml"], "policy": ["policy.toml"], "member": ["members/*.toml"],
              "ring": ["rings/*.toml"], "manifest": ["dossiers/*/manifest.toml"]}

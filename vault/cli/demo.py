@@ -13,7 +13,7 @@ from vault.office import access, destruction, documents, dossier, intake
 from vault.archive import manifests
 from vault import backup
 from vault.store import identity
-from vault.archive import members
+from vault.office import membership
 from vault.errors import InputError
 from vault.archive.vault import Vault
 
@@ -57,7 +57,7 @@ def build(root: Path) -> str:
     v = Vault.init(root / "vault", supervisor="alice", key=ids["alice"].public)
     alice = v.act_as(ids["alice"])
     for name, roles, dept in STAFF[1:]:
-        members.add_member(alice, name, ids[name].public, roles, dept)
+        membership.add_member(alice, name, ids[name].public, roles, dept)
     bob = Vault.open(root / "vault").act_as(ids["bob"])
     numbers = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,7 +105,7 @@ def build(root: Path) -> str:
         f"  {vault} doc list {numbers[0]}",
         f"  {vault} doc view {numbers[0]}/0001",
         f"  {vault} doc history {numbers[0]}/0002",
-        f"  {vault} find --name 'northwind networks ltd'",
+        f"  {vault} find northwind ; {vault} find 'min zhang' --type individual",
         f"  {vault} check && {vault} audit verify",
         f"  {vault} grant list ; {vault} request show {req}",
         f"  VAULT_IDENTITY={ids_dir / 'dave.key'} {vault} doc view {numbers[1]}/0001   # dave holds grant {grant}",

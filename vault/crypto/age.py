@@ -298,6 +298,11 @@ def parse_recipient(text: str) -> Recipient:
     raise FormatError("not an age recipient (age1pq1... or age1...)")
 
 
+def identity_from_seed(seed: bytes) -> Identity:
+    """The mlkem768x25519 identity whose 32-byte seed is ``seed`` (e.g. a one-time token's bytes)."""
+    return HybridIdentity(seed)
+
+
 def generate_identity(kind: str = "mlkem768x25519") -> str:
     """A new identity string: ``kind`` is "mlkem768x25519" (default) or "x25519"."""
     if kind == "mlkem768x25519":
@@ -305,12 +310,6 @@ def generate_identity(kind: str = "mlkem768x25519") -> str:
     if kind == "x25519":
         return str(X25519Identity.generate())
     raise UsageError(f"unknown identity kind {kind!r} (use mlkem768x25519 or x25519)")
-
-
-def identity_from_seed(seed: bytes) -> Identity:
-    """The mlkem768x25519 identity whose 32-byte seed is ``seed`` (a one-time token's bytes, or bytes
-    derived from a key); ``str()`` of it is the identity string."""
-    return HybridIdentity(seed)
 
 
 def recipient_of(identity_text: str) -> str:

@@ -17,7 +17,7 @@ import pytest
 from vault.office import documents, dossier, export
 
 from vault.archive import manifests
-from vault.archive import members
+from vault.office import membership
 from vault.errors import VaultError
 from vault.archive.exportview import ExportDocument, ExportDossier
 from vault.store.identity import MemberIdentity
@@ -62,7 +62,7 @@ def make_sample_dossier(directory: Path) -> SampleDossier:
     boss, staff = MemberIdentity.generate(), MemberIdentity.generate()
     v = Vault.init(directory / "vault", supervisor="kit-reader", key=boss.public)
     reader = v.act_as(boss)
-    members.add_member(reader, "kit-staff", staff.public, ["staff"], "sales")
+    membership.add_member(reader, "kit-staff", staff.public, ["staff"], "sales")
     number = dossier.create(reader, customer_type="enterprise", business="network-services", dept="sales",
                             profile={k: EXPORT_MARKERS[k] for k in ("name", "address", "legal_rep")}
                             | {"contact": [EXPORT_MARKERS["contact"]]})
