@@ -25,7 +25,9 @@ from vault import clock
 from vault.store import ids, records
 from vault.crypto import sign
 from vault.errors import AuthenticationError, FormatError, IntegrityError, VaultError
+from vault.archive import members
 from vault.store import close_lock, open_lock
+from vault.store.identity import PublicKey
 
 GENESIS = "0" * 64
 DOMAIN = b"vault-audit-v1\n"
@@ -179,9 +181,6 @@ class Verification:
 
 def verify(v) -> Verification:
     """Check every signature and link, the checkpoint, and that every manifest write is logged."""
-    from vault.archive import members
-    from vault.store.identity import PublicKey
-
     res = Verification()
     mem = members.all_members(v)
     keys = {n: PublicKey.parse(r["key"]).signing for n, r in mem.items()}
@@ -268,8 +267,6 @@ def _read_checkpoint(v, res: Verification) -> dict[str, Any] | None:
 
 
 def _check_checkpoint(v, cp: dict[str, Any] | None, mem: dict, count: int, head: str, res: Verification) -> None:
-    from vault.archive import members
-
     if cp is None:
         return
     if cp is _NO_CHECKPOINT:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from vault.cli import hints
 from vault.cli.lazy import LazyGroup
 from vault.errors import (ConflictError, FormatError, IntegrityError, InputError, LockError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError, PluginError, UsageError, VaultError)
@@ -218,7 +219,7 @@ class ArchiveNumber(click.ParamType):
         obj = ctx.find_object(Ctx) if ctx is not None else None
         if obj is None or not isinstance(value, str) or not obj.vault_dir:
             return value
-        from vault.office.dossier import canonical_number
+        from vault.archive.manifests import canonical_number
 
         try:
             return canonical_number(obj.vault, value)
@@ -238,7 +239,7 @@ class VaultGroup(LazyGroup):
             check_arguments(list(args), argv=True)
             return super().make_context(info_name, args, parent=parent, **extra)
         except VaultError as e:
-            raise _Reported(str(e), hint_for(e), e.exit_code) from None
+            raise _Reported(hints.message(e), hints.hint(e) or hint_for(e), hints.exit_code(e)) from None
         except click.ClickException as e:
             raise _Reported(e.format_message(), _usage_hint(e), e.exit_code) from None
 
@@ -247,8 +248,8 @@ class VaultGroup(LazyGroup):
             check_arguments(list(ctx.params.values()))  # values from the environment (VAULT_DIR, ...)
             return super().invoke(ctx)
         except VaultError as e:
-            _say(str(e), hint_for(e))
-            ctx.exit(e.exit_code)
+            _say(hints.message(e), hints.hint(e) or hint_for(e))
+            ctx.exit(hints.exit_code(e))
         except click.ClickException as e:
             _say(e.format_message(), _usage_hint(e))
             ctx.exit(e.exit_code)

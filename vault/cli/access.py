@@ -5,10 +5,12 @@ from __future__ import annotations
 import click
 
 from vault.office import access, find
+
+from vault.archive import grants
 from vault.archive import audit
 from vault import clock
 from vault.cli import NUMBER, Ctx, cli, emit, json_opt, one_line
-from vault.office.dossier import parse_date
+from vault.archive.manifests import parse_date
 from vault.errors import IntegrityError, UsageError
 
 
@@ -54,7 +56,7 @@ def request_copy(obj: Ctx, docno: str, purpose: str, as_json: bool) -> None:
 @click.pass_obj
 def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
     """List requests."""
-    rows = access.list_requests(obj.vault)
+    rows = grants.list_requests(obj.vault)
     if mine:
         me = obj.actor().name
         rows = [r for r in rows if r["requester"] == me]
@@ -71,9 +73,9 @@ def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
 @click.pass_obj
 def request_show(obj: Ctx, req: str, as_json: bool, reveal: bool) -> None:
     """Show a request and its state."""
-    st = access.status(obj.vault, req)
+    st = grants.status(obj.vault, req)
     if reveal:
-        st["customer"] = access.customer_name(obj.actor(), req)
+        st["customer"] = grants.customer_name(obj.actor(), req)
     emit(st, as_json, lambda r: _req_line(r) + (f"\ncustomer: {r['customer']}" if "customer" in r else ""))
 
 
@@ -119,7 +121,7 @@ def grant_grp() -> None:
 def grant_create(obj: Ctx, req: str, hours: int, as_json: bool, number: str | None) -> None:
     """Grant an approved access request; a request by customer name is resolved to one dossier first."""
     actor = obj.actor()
-    by_name = access.status(obj.vault, req).get("by_name")
+    by_name = grants.status(obj.vault, req).get("by_name")
     if number is not None and not by_name:  # not silently ignored: the granter meant something by it
         raise UsageError(f"request {req} names its dossier already", hint="leave out --number")
     resolved = find.resolve_customer(actor, req, choose=number) if by_name else None
@@ -132,7 +134,7 @@ def grant_create(obj: Ctx, req: str, hours: int, as_json: bool, number: str | No
 @click.pass_obj
 def grant_list(obj: Ctx, as_json: bool) -> None:
     """List grants and their state."""
-    rows = access.list_grants(obj.vault)
+    rows = grants.list_grants(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
         f"{g['number']}  {g['target']:<22} {g['grantee']:<14} until {g['expires_at']}  {g['state']}" for g in rs)
         or "(no grants)")

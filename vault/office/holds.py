@@ -1,4 +1,4 @@
-"""Legal holds: a held dossier is never destroyed, and backups never prune its data."""
+"""Placing and lifting legal holds: a held dossier is never destroyed, and backups never prune its data."""
 
 from __future__ import annotations
 
@@ -8,45 +8,17 @@ from typing import Any
 from vault import clock
 from vault.archive import members
 from vault.store import records
-from vault.office.dossier import load_manifest, resolve
-from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError
+from vault.archive.manifests import load_manifest, resolve
+from vault.errors import ConflictError, InputError, NotFoundError
 from vault.store import fsync_dir
-
-
-def _path(v, dossier_id: str):
-    return v.root / "holds" / f"{dossier_id}.toml"
-
-
-def held_dossiers(v) -> set[str]:
-    """Opaque ids of every dossier under a verified legal hold."""
-    return set(_verified(v))
-
-
-def _verified(v) -> dict[str, dict[str, Any]]:
-    """Every hold record by dossier id: schema-checked (another kind of signed record that merely has
-    a ``dossier`` field is no hold) and signed by the member it names as having placed it."""
-    d = v.root / "holds"
-    if not d.is_dir():
-        return {}
-    mem = members.all_members(v)
-    out = {}
-    for p in sorted(d.glob("*.toml")):
-        what = f"holds/{p.name}"
-        rec = records.load_toml(p, schema="hold", what=what)
-        signer = members.verify_by_member(v, rec, what=what, members=mem)
-        if signer["name"] != rec["by"]:
-            raise IntegrityError(f"{what}: signed by {signer['name']}, not by {rec['by']} who it says placed it")
-        if rec["dossier"] != p.stem:
-            continue  # a hold record moved to another file holds nothing
-        out[rec["dossier"]] = rec
-    return out
+from vault.archive.holds import _path, held_dossiers, verified_holds
 
 
 def add(actor, number: str, reason: str) -> None:
     """Place a legal hold on a dossier (the reason is sealed to the archive ring)."""
     actor.require("hold.manage", number=number)
     if not reason.strip():
-        raise InputError("a hold needs a reason", hint="pass --reason TEXT")
+        raise InputError("a hold needs a reason", param="reason")
     v = actor.vault
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
@@ -77,6 +49,6 @@ def remove(actor, number: str) -> None:
 
 def list_holds(v) -> list[dict[str, Any]]:
     rows = []
-    for rec in _verified(v).values():
+    for rec in verified_holds(v).values():
         rows.append({k: rec[k] for k in ("number", "at", "by")})
     return sorted(rows, key=lambda r: r["number"])
