@@ -149,6 +149,10 @@ def _check_records(v, mem: dict, rep: Report) -> None:
         _try(rep, lambda: fn(v))
     for ddir in sorted((v.root / "reviews").iterdir()) if (v.root / "reviews").is_dir() else []:
         _try(rep, lambda: review.history(v, ddir.name, member_records=mem))
+    _try(rep, lambda: rep.problems.extend(
+        f"destructions/{u['number']}.execution.toml: destruction {u['number']} of {u['target']} started at "
+        f"{u['started_at']} did not finish (next step: {u['next']}); run 'vault destroy execute {u['number']}'"
+        for u in destruction.unfinished(v)))
     res = audit.verify(v)
     rep.problems.extend(res.problems)
     if res.ok:
