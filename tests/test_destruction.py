@@ -137,3 +137,22 @@ def test_a_forged_execution_journal_is_refused(office):
     assert res.exit_code == 1 and "not signed by a supervisor" in res.stderr
     shutil.rmtree(office.vault_dir / "destructions")
     assert office.run("doc", "view", office.docs[0], who="bob").stdout.startswith(MARKERS["content"])
+
+
+def test_counts_and_listings_after_destruction(office):
+    """[R-3.3.2] Ghosts are not documents: counts leave them out, listings say which destruction."""
+    no = _approved(office, office.docs[0])
+    office.run("destroy", "execute", no, who="alice")
+    shown = office.json("dossier", "show", office.number, who="bob")
+    assert (shown["documents"], shown["current_documents"], shown["destroyed_documents"]) == (1, 1, 1)
+    (listed,) = [s for s in office.json("dossier", "list", who="bob") if s["number"] == office.number]
+    assert listed["current_documents"] == 1
+    assert "1 docs" in office.run("dossier", "list", who="bob").stdout
+    ghost = office.json("doc", "list", office.number, who="bob")[0]
+    assert ghost["destroyed"]["certificate"] == no
+    whole = _approved(office, office.number)
+    office.run("destroy", "execute", whole, who="alice")
+    res = office.run("doc", "list", office.number, who="bob")
+    assert f"destroyed by {whole}, certificate" in res.stdout and "key table" not in res.output
+    assert f"{office.docs[0]}" in res.stdout and f"destroyed by {no}" in res.stdout
+    assert office.json("dossier", "show", office.number, who="bob")["current_documents"] == 0

@@ -368,3 +368,11 @@ def list_destructions(v) -> list[dict[str, Any]]:
                  else "approved" if _path(v, p.stem, ".approval").exists() else "requested")
         rows.append({"number": p.stem, "target": req["target"], "requested_by": req["requested_by"], "state": state})
     return rows
+
+
+def destroyed_by(v, number: str) -> str | None:
+    """The executed destruction that destroyed dossier ``number`` as a whole, if any."""
+    for r in list_destructions(v):
+        if r["target"] == number.split("/")[0] and r["state"] == "executed":
+            return r["number"]
+    return None

@@ -182,6 +182,11 @@ def list_docs(actor, number: str, *, with_meta: bool = False) -> list[dict[str, 
     v = actor.vault
     m = load_manifest(v, resolve(v, number))
     out = [_public(d) for d in m["documents"]]
+    for o, d in zip(out, m["documents"]):
+        if d.get("destroyed"):
+            o["destroyed"] = dict(d["destroyed"])
+    if m["status"] == "destroyed":
+        return out  # its keys are gone: the ghosts say by which destruction
     if with_meta and (v.policy.may(actor.roles, "dossier.read") or access.active_grant(v, m["id"], actor.name)):
         actor.audit("dossier.read", number=m["number"])
         table = access.open_key_table(actor, m["id"], number=m["number"])

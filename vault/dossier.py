@@ -145,8 +145,11 @@ def iter_manifests(v) -> Iterator[dict[str, Any]]:
 def summary(m: dict[str, Any]) -> dict[str, Any]:
     """The cleartext facts of a dossier (safe to show to any member)."""
     keys = ("number", "customer_type", "business", "dept", "class", "created", "status", "revision")
-    live = [d for d in m["documents"] if not d.get("superseded_by")]
-    return {**{k: m[k] for k in keys}, "documents": len(m["documents"]), "current_documents": len(live)}
+    kept = [d for d in m["documents"] if d.get("status") != "destroyed"]
+    live = [d for d in kept if not d.get("superseded_by")]
+    # A destroyed document is a ghost, not a document the dossier holds: counted apart.
+    return {**{k: m[k] for k in keys}, "documents": len(kept), "current_documents": len(live),
+            "destroyed_documents": len(m["documents"]) - len(kept)}
 
 
 def read_profile(actor, m: dict[str, Any], table: KeyTable | None = None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import click
 
 from vault import check as check_mod
-from vault import documents, dossier, identity, members
+from vault import destruction, documents, dossier, identity, members
 from vault.cli import Ctx, _passphrase, cli, emit, json_opt, progress
 from vault.vault import Vault
 
@@ -166,9 +166,14 @@ def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note
 def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
     """List a dossier's documents (titles only for members who may read it)."""
     rows = documents.list_docs(obj.actor(), number, with_meta=True)
-    emit(rows, as_json, lambda rs: "\n".join(
+    gone = destruction.destroyed_by(obj.vault, number)
+    head = f"dossier {number} destroyed by {gone}, certificate 'vault destroy certificate {gone}'\n" if gone else ""
+    emit(rows, as_json, lambda rs: head + "\n".join(
         f"{r['number']:<26} {r['category']:<15} {r['date']}  v{r['version']}"
-        f"{'  (superseded)' if r.get('superseded_by') else ''}  {r.get('title', '')}" for r in rs) or "(no documents)")
+        f"{'  (superseded)' if r.get('superseded_by') else ''}  "
+        + (f"destroyed by {r['destroyed']['certificate']}, certificate "
+           f"'vault destroy certificate {r['destroyed']['certificate']}'" if r.get("destroyed") else r.get("title", ""))
+        for r in rs) or "(no documents)")
 
 
 @doc_grp.command("history")
