@@ -84,7 +84,7 @@ def test_procedure_is_enforced(office, monkeypatch):
     assert _report(office)[doc]["status"] == "held"
     res = office.run("destroy", "execute", no, who="alice", ok=False)
     assert res.exit_code == 1 and "legal hold" in res.stderr
-    office.run("hold", "remove", office.number, who="alice")
+    office.run("hold", "remove", office.number, "--reason", "case settled", who="alice")
     cert = office.json("destroy", "execute", no, who="alice")
     assert cert["destroyed"][0]["number"] == doc and not cert["retention_overridden"]
     assert office.run("destroy", "execute", no, who="alice", ok=False).exit_code == 1
@@ -189,5 +189,5 @@ def test_a_hold_deleted_behind_the_vaults_back_is_named(office):
     res = office.run("check", who="bob", ok=False)
     assert res.exit_code == 1 and f"legal hold on {office.number}" in res.stdout
     office.run("hold", "add", office.number, "--reason", "again", who="alice")
-    office.run("hold", "remove", office.number, who="alice")
+    office.run("hold", "remove", office.number, "--reason", "case settled", who="alice")
     assert office.json("check", who="bob")["ok"]

@@ -97,6 +97,22 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
     return out
 
 
+def texts(v, no: str, actor=None) -> dict[str, Any]:
+    """A request's sealed texts — its ``purpose`` and a denial's ``reason`` — for a member they were
+    sealed to (the requester, the department heads, the deciders, the archive ring); see
+    ``members.reveal``. ``actor`` None (no identity given) reveals nothing."""
+    req = _load(v, _req_path(v, no), f"request {no}")
+    found = {"purpose": (req["purpose"], f"requests/{no}.toml purpose")}
+    dec_path = _req_path(v, no, ".decision")
+    if dec_path.exists():
+        dec = _load(v, dec_path, f"decision on {no}")
+        if "reason" in dec:
+            found["reason"] = (dec["reason"], f"requests/{no}.decision.toml reason")
+    out: dict[str, Any] = {}
+    members.reveal(actor, found, out, number=req["target"], ref=no)
+    return out
+
+
 def _check_decider(v, req: dict[str, Any], dec: dict[str, Any]) -> None:
     """A decision counts only if its signer could make it: a validly signed record from a member
     who may not decide (written straight into the directory) must not unlock a grant or a copy."""

@@ -145,7 +145,7 @@ def _check_records(v, mem: dict, rep: Report) -> None:
     """Procedure records: requests, grants, holds, destructions, reviews and the audit trail."""
     from vault import access, audit, destruction, holds, review
 
-    for fn in (access.list_requests, access.list_grants, holds.held_dossiers, destruction.list_destructions):
+    for fn in (access.list_requests, access.list_grants, holds.held_dossiers, holds.lifts, destruction.list_destructions):
         _try(rep, lambda: fn(v))
     for ddir in sorted((v.root / "reviews").iterdir()) if (v.root / "reviews").is_dir() else []:
         _try(rep, lambda: review.history(v, ddir.name, member_records=mem))

@@ -67,9 +67,14 @@ def request(actor, target: str, reason: str) -> str:
     return no
 
 
-def approve(actor, no: str, *, override_retention: str | None = None) -> None:
+def approve(actor, no: str, *, override_retention: str | None = None) -> list[str]:
     """Approve a destruction: a supervisor other than the requester. An approval may override an
-    unfinished retention period only by saying why."""
+    unfinished retention period only by saying why.
+
+    Returns warnings: what would make ``execute`` refuse today (a legal hold, or retention not
+    ended without an override), so the approver can cancel, deny or wait instead of approving
+    something that cannot run.
+    """
     actor.require("destroy.approve")
     v = actor.vault
     req = _load(v, no)
@@ -80,12 +85,116 @@ def approve(actor, no: str, *, override_retention: str | None = None) -> None:
     with v.lock(exclusive=True):
         if _path(v, no, ".approval").exists():
             raise ConflictError(f"destruction {no} is already approved")
+        _refuse_closed(v, no)
+        warnings = _obstacles(v, req, override=bool(override_retention))
         rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
                "by": actor.name, "at": clock.stamp()}
         if override_retention:
             rec["override_retention"] = members.seal_text(v, override_retention, [actor.name])
         records.write_toml(_path(v, no, ".approval"), actor.sign(rec))
         actor.audit("destroy.approve", number=req["target"], ref=no)
+    return warnings
+
+
+def _obstacles(v, req: dict, *, override: bool) -> list[str]:
+    """Why an execution would be refused today, in words (empty when it would run)."""
+    try:
+        m, docs = _targets(v, req["target"])
+    except (ConflictError, NotFoundError) as e:
+        return [str(e)]
+    out = []
+    if m["id"] in held_dossiers(v):
+        out.append(f"dossier {m['number']} is under a legal hold: execution will be refused until it is lifted")
+    early = [s for s in (retention.schedule(m, d, v.policy.data) for d in docs) if s["status"] != "due"]
+    if early and not override:
+        out.append(f"retention has not ended for {', '.join(s['number'] for s in early[:3])}"
+                   f"{' …' if len(early) > 3 else ''}: execution will be refused until "
+                   f"{max((s.get('until') or 'its event is recorded') for s in early)}, unless approved with an override")
+    return out
+
+
+def _closed(v, no: str, req: dict) -> dict[str, Any] | None:
+    """The verified cancellation or denial of ``no``, if any."""
+    p = _path(v, no, ".closed")
+    if not p.exists():
+        return None
+    what = f"destructions/{p.name}"
+    try:
+        rec = records.load_toml(p, schema="destructionclose", what=what)
+    except FormatError as e:
+        raise IntegrityError(str(e)) from None
+    signer = members.verify_by_member(v, rec, what=what)
+    ok = (rec["destruction"] == no and signer["name"] == rec["by"]
+          and rec["request_sha256"] == hashlib.sha256(records.canonical(req)).hexdigest()
+          and ("supervisor" in signer["roles"] or (rec["outcome"] == "cancelled" and rec["by"] == req["requested_by"]))
+          and not (rec["outcome"] == "denied" and rec["by"] == req["requested_by"]))
+    if not ok:
+        # A record from anyone else, written straight into the directory, closes nothing.
+        raise IntegrityError(f"{what}: not signed by a member who may close it")
+    return rec
+
+
+def _refuse_closed(v, no: str) -> None:
+    rec = _closed(v, no, _load(v, no))
+    if rec is not None:
+        raise ConflictError(f"destruction {no} was {rec['outcome']} by {rec['by']}",
+                            hint="file a new destruction request if it is still wanted")
+
+
+def close(actor, no: str, outcome: str, reason: str) -> None:
+    """End a destruction that has not started executing: ``cancelled`` by its requester or a
+    supervisor, or ``denied`` by a supervisor other than the requester. The reason is sealed to the
+    archive ring, the requester and the closer."""
+    assert outcome in ("cancelled", "denied")
+    verb = "cancel" if outcome == "cancelled" else "deny"
+    v = actor.vault
+    req = _load(v, no)
+    mine, sup = actor.name == req["requested_by"], "supervisor" in actor.roles
+    if not ((mine or sup) if outcome == "cancelled" else (sup and not mine)):
+        actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
+        raise PermissionDeniedError(
+            f"you may not {verb} destruction {no}",
+            hint="its requester or a supervisor cancels it" if verb == "cancel"
+            else "a supervisor other than the requester denies it; the requester cancels instead")
+    if not reason.strip():
+        raise InputError(f"to {verb} a destruction needs a reason", hint="pass --reason TEXT")
+    with v.lock(exclusive=True):
+        _refuse_closed(v, no)
+        if _path(v, no, ".execution").exists() or _path(v, no, ".certificate").exists():
+            actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
+            raise ConflictError(f"destruction {no} has started executing; it can only be finished",
+                                hint=f"run 'vault destroy execute {no}'")
+        rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
+               "outcome": outcome, "by": actor.name, "at": clock.stamp(),
+               "reason": members.seal_text(v, reason, [req["requested_by"], actor.name])}
+        records.write_toml(_path(v, no, ".closed"), actor.sign(rec))
+        actor.audit(f"destroy.{verb}", number=req["target"], ref=no)
+
+
+def show(v, no: str, actor=None) -> dict[str, Any]:
+    """A destruction with its state and its sealed texts (reason, override, closing reason) for the
+    members they were sealed to (see ``members.reveal``)."""
+    req = _load(v, no)
+    row = next(r for r in list_destructions(v) if r["number"] == no)
+    row["requested_at"] = req["requested_at"]
+    texts = {"reason": (req["reason"], f"destructions/{no}.toml reason")}
+    if _path(v, no, ".approval").exists():
+        appr = _load(v, no, ".approval")
+        row.update(approved_by=appr["by"], approved_at=appr["at"])
+        if "override_retention" in appr:
+            texts["override_reason"] = (appr["override_retention"], f"destructions/{no}.approval.toml override")
+        if row["state"] == "approved":
+            row["warnings"] = _obstacles(v, req, override="override_retention" in appr)
+    closed = _closed(v, no, req)
+    if closed is not None:
+        row.update(closed_by=closed["by"], closed_at=closed["at"])
+        texts["closing_reason"] = (closed["reason"], f"destructions/{no}.closed.toml reason")
+    if _path(v, no, ".certificate").exists():
+        cert = certificate(v, no)
+        row.update(executed_by=cert["executed_by"], executed_at=cert["executed_at"],
+                   destroyed=[d["number"] for d in cert["destroyed"]])
+    members.reveal(actor, texts, row, number=req["target"], ref=no)
+    return row
 
 
 def _refuse(actor, req, no: str, message: str, hint: str) -> None:
@@ -111,6 +220,10 @@ def execute(actor, no: str) -> dict[str, Any]:
             if _path(v, no, ".certificate").exists():
                 raise ConflictError(f"destruction {no} has already been executed",
                                     hint=f"see 'vault destroy certificate {no}'")
+            closed = _closed(v, no, req)
+            if closed is not None:
+                _refuse(actor, req, no, f"destruction {no} was {closed['outcome']} by {closed['by']}",
+                        "file a new destruction request if it is still wanted")
             run = _plan(actor, req, appr, no)
         elif "audit" in run["steps"]:
             raise ConflictError(f"destruction {no} has already been executed", hint=f"see 'vault destroy certificate {no}'")
@@ -363,8 +476,10 @@ def list_destructions(v) -> list[dict[str, Any]]:
             continue
         req = _load(v, p.stem)
         run = _journal(v, p.stem, req)
+        closed = _closed(v, p.stem, req)
         state = ("executing" if run is not None and "audit" not in run["steps"]
                  else "executed" if _path(v, p.stem, ".certificate").exists()
+                 else closed["outcome"] if closed is not None
                  else "approved" if _path(v, p.stem, ".approval").exists() else "requested")
         rows.append({"number": p.stem, "target": req["target"], "requested_by": req["requested_by"], "state": state})
     return rows

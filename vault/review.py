@@ -118,7 +118,20 @@ def list_due(actor, *, dept: str | None = None) -> list[dict[str, Any]]:
     their keys open the dossier; audited."""
     actor.require("review.read")
     actor.audit("review.due")
-    return due(actor.vault, dept=dept, fields=completeness.field_checker(actor))
+    v = actor.vault
+    rows = due(v, dept=dept, fields=completeness.field_checker(actor))
+    mem = members.all_members(v)
+    for row in rows:
+        # The last review's note says what to update: shown to whoever's keys open the dossier.
+        hist = history(v, dossier.resolve(v, row["number"]), member_records=mem)
+        if hist and "note" in hist[-1]:
+            last = hist[-1]
+            readable = completeness.can_read(actor, {"id": last["dossier"]}) \
+                and v.layout.key_table(last["dossier"]).exists()
+            row["last_note"] = read_note(actor, last) if readable else None
+            if row["last_note"] is None:
+                row.setdefault("sealed_texts", []).append("last_note")
+    return rows
 
 
 def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str, Any]:

@@ -44,6 +44,10 @@ class Ctx:
         ident = identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
         return self.vault.act_as(ident)
 
+    def maybe_actor(self):
+        """The acting member when an identity is given (to open sealed texts), else None."""
+        return self.actor() if self.identity_file else None
+
 
 def _passphrase(prompt: str, *, confirm: bool = False) -> str:
     p = identity.passphrase_from_env()

@@ -19,6 +19,16 @@ def _req_line(r: dict) -> str:
     return f"{r['number']}  {r['kind']:<6} {r['target']:<22} {r['requester']:<14} {r['state']}"
 
 
+def text_lines(r: dict, keys: tuple[str, ...], indent: str = "  ") -> str:
+    """Sealed free texts as lines: the text where this member may read it, else "(sealed)"."""
+    return "".join(f"\n{indent}{k.replace('_', ' ')}: {'(sealed)' if r[k] is None else r[k]}"
+                   for k in keys if k in r)
+
+
+def _req_text(r: dict) -> str:
+    return _req_line(r) + text_lines(r, ("purpose", "reason"))
+
+
 @request_grp.command("access")
 @click.argument("number")
 @click.option("--purpose", required=True, help="Why you need to consult it (sealed).")
@@ -49,12 +59,15 @@ def request_copy(obj: Ctx, docno: str, purpose: str, as_json: bool) -> None:
 def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
     """List requests."""
     rows = access.list_requests(obj.vault)
+    actor = obj.actor() if mine else obj.maybe_actor()
     if mine:
-        me = obj.actor().name
-        rows = [r for r in rows if r["requester"] == me]
+        rows = [r for r in rows if r["requester"] == actor.name]
     if pending:
         rows = [r for r in rows if r["state"] == "pending"]
-    emit(rows, as_json, lambda rs: "\n".join(_req_line(r) for r in rs) or "(no requests)")
+    if mine or pending:  # where people decide or follow their own: the texts they may read
+        for r in rows:
+            r.update(access.texts(obj.vault, r["number"], actor))
+    emit(rows, as_json, lambda rs: "\n".join(_req_text(r) for r in rs) or "(no requests)")
 
 
 @request_grp.command("show")
@@ -63,7 +76,9 @@ def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
 @click.pass_obj
 def request_show(obj: Ctx, req: str, as_json: bool) -> None:
     """Show a request and its state."""
-    emit(access.status(obj.vault, req), as_json, _req_line)
+    row = access.status(obj.vault, req)
+    row.update(access.texts(obj.vault, req, obj.maybe_actor()))
+    emit(row, as_json, _req_text)
 
 
 @request_grp.command("approve")

@@ -8,6 +8,7 @@ import click
 
 from vault import destruction, holds, retention
 from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli.access import text_lines
 from vault.cli.core import doc_grp, dossier_grp
 from vault.records import canonical
 
@@ -69,20 +70,30 @@ def hold_add(obj: Ctx, number: str, reason: str) -> None:
 
 @hold_grp.command("remove")
 @click.argument("number")
+@click.option("--reason", required=True, help="Why the hold ends (sealed).")
 @click.pass_obj
-def hold_remove(obj: Ctx, number: str) -> None:
-    """Lift a legal hold."""
-    holds.remove(obj.actor(), number)
+def hold_remove(obj: Ctx, number: str, reason: str) -> None:
+    """Lift a legal hold (a supervisor, with a reason)."""
+    holds.remove(obj.actor(), number, reason)
     click.echo(f"hold on {number} lifted")
 
 
 @hold_grp.command("list")
+@click.option("--lifted", is_flag=True, help="Holds lifted in the past, by whom and why.")
 @json_opt
 @click.pass_obj
-def hold_list(obj: Ctx, as_json: bool) -> None:
-    """List legal holds."""
-    rows = holds.list_holds(obj.vault)
-    emit(rows, as_json, lambda rs: "\n".join(f"{r['number']:<20} since {r['at']} by {r['by']}" for r in rs) or "(no holds)")
+def hold_list(obj: Ctx, lifted: bool, as_json: bool) -> None:
+    """List legal holds (with their reasons, for the archive department)."""
+    actor = obj.maybe_actor()
+    if lifted:
+        rows = holds.lifts(obj.vault, actor)
+        emit(rows, as_json, lambda rs: "\n".join(
+            f"{r['number']:<20} held {r['hold_at']} by {r['hold_by']}, lifted {r['at']} by {r['by']}"
+            + text_lines(r, ("reason",)) for r in rs) or "(no lifted holds)")
+        return
+    rows = holds.list_holds(obj.vault, actor)
+    emit(rows, as_json, lambda rs: "\n".join(f"{r['number']:<20} since {r['at']} by {r['by']}"
+                                              + text_lines(r, ("reason",)) for r in rs) or "(no holds)")
 
 
 @cli.group("destroy")
@@ -104,11 +115,50 @@ def destroy_request(obj: Ctx, target: str, reason: str, as_json: bool) -> None:
 @destroy_grp.command("approve")
 @click.argument("id")
 @click.option("--override-retention", metavar="REASON", help="Approve before retention ends, saying why (sealed).")
+@json_opt
 @click.pass_obj
-def destroy_approve(obj: Ctx, id: str, override_retention: str | None) -> None:
-    """Approve a destruction (a supervisor other than the requester)."""
-    destruction.approve(obj.actor(), id, override_retention=override_retention)
-    click.echo(f"approved {id}")
+def destroy_approve(obj: Ctx, id: str, override_retention: str | None, as_json: bool) -> None:
+    """Approve a destruction (a supervisor other than the requester); warns when execution would be refused."""
+    warnings = destruction.approve(obj.actor(), id, override_retention=override_retention)
+    for w in warnings:
+        click.echo(f"vault: warning: {w}", err=True)
+    if warnings:
+        click.echo(f"vault: hint: 'vault destroy cancel {id} --reason …' or 'vault destroy deny {id} --reason …' "
+                   "withdraws it", err=True)
+    emit({"number": id, "warnings": warnings}, as_json, f"approved {id}")
+
+
+@destroy_grp.command("cancel")
+@click.argument("id")
+@click.option("--reason", required=True, help="Why (sealed).")
+@click.pass_obj
+def destroy_cancel(obj: Ctx, id: str, reason: str) -> None:
+    """Withdraw a destruction that has not started (its requester or a supervisor)."""
+    destruction.close(obj.actor(), id, "cancelled", reason)
+    click.echo(f"cancelled {id}")
+
+
+@destroy_grp.command("deny")
+@click.argument("id")
+@click.option("--reason", required=True, help="Why (sealed).")
+@click.pass_obj
+def destroy_deny(obj: Ctx, id: str, reason: str) -> None:
+    """Refuse a destruction that has not started (a supervisor other than the requester)."""
+    destruction.close(obj.actor(), id, "denied", reason)
+    click.echo(f"denied {id}")
+
+
+@destroy_grp.command("show")
+@click.argument("id")
+@json_opt
+@click.pass_obj
+def destroy_show(obj: Ctx, id: str, as_json: bool) -> None:
+    """A destruction's state and history; its reasons for the members they were sealed to."""
+    row = destruction.show(obj.vault, id, obj.maybe_actor())
+    keys = ("reason", "override_reason", "closing_reason")
+    emit(row, as_json, lambda r: "\n".join(
+        f"{k.replace('_', ' ')}: {', '.join(v) if isinstance(v, list) else v}"
+        for k, v in r.items() if k not in (*keys, "sealed_texts")) + text_lines(r, keys, indent=""))
 
 
 @destroy_grp.command("execute")
