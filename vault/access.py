@@ -67,6 +67,9 @@ def create_request(actor, kind: str, target: str, purpose: str) -> str:
         rec = {"format": 1, "number": no, "kind": kind, "target": target, "dossier": dossier_id,
                "requester": actor.name, "dept": actor.record["dept"], "created_at": clock.stamp(),
                "purpose": members.seal_text(v, purpose, [actor.name, *heads], mem)}
+        if kind == "access" and "dept-head" in actor.roles:
+            # No one approves their own request: a head's own goes up to the role the policy names.
+            rec["approver_role"] = v.policy.head_request_approver()
         (v.root / "requests").mkdir(mode=0o700, exist_ok=True)
         records.write_toml(_req_path(v, no), actor.sign(rec))
         actor.audit(f"request.{kind}", number=target, ref=no)
@@ -80,6 +83,8 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
     """
     req = _load(v, _req_path(v, no), f"request {no}")
     out = {k: req[k] for k in ("number", "kind", "target", "requester", "dept", "created_at")}
+    if "approver_role" in req:
+        out["approver_role"] = req["approver_role"]
     out["state"] = "pending"
     dec_path = _req_path(v, no, ".decision")
     if dec_path.exists():
@@ -118,7 +123,8 @@ def _check_decider(v, req: dict[str, Any], dec: dict[str, Any]) -> None:
     who may not decide (written straight into the directory) must not unlock a grant or a copy."""
     signer = members.all_members(v)[dec["signature"]["by"]]
     ok = signer["name"] == dec["by"] != req["requester"] and (
-        ("dept-head" in signer["roles"] and signer["dept"] == req["dept"]) if req["kind"] == "access"
+        req["approver_role"] in signer["roles"] if "approver_role" in req
+        else ("dept-head" in signer["roles"] and signer["dept"] == req["dept"]) if req["kind"] == "access"
         else "supervisor" in signer["roles"])
     if not ok:
         raise IntegrityError(f"requests/{req['number']}.decision.toml: signed by {signer['name']}, "
@@ -140,7 +146,11 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
     if req["requester"] == actor.name:
         actor.audit(f"request.{verb}", outcome="refused", number=req["target"], ref=no)
         raise PermissionDeniedError("you cannot decide your own request", hint="another approver must decide it")
-    if req["kind"] == "access" and actor.record["dept"] != req["dept"]:
+    if "approver_role" in req and req["approver_role"] not in actor.roles:
+        actor.audit(f"request.{verb}", outcome="refused", number=req["target"], ref=no)
+        raise PermissionDeniedError(f"request {no} is a department head's own: a {req['approver_role']} decides it",
+                                    hint="see [requests] in 'vault policy show'")
+    if req["kind"] == "access" and "approver_role" not in req and actor.record["dept"] != req["dept"]:
         actor.audit(f"request.{verb}", outcome="refused", number=req["target"], ref=no)
         raise PermissionDeniedError(f"request {no} is from department {req['dept']}, not yours",
                                     hint="the head of the requester's department decides it")
@@ -303,7 +313,7 @@ def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
                           dossier=dossier_id)
 
 
-def consume_copy_approval(actor, target: str) -> str:
+def consume_copy_approval(actor, target: str, *, action: str = "doc.export") -> str:
     """Use up the approved copy request of this member for ``target``; returns its number [R-3.4.2]."""
     v = actor.vault
     for st in list_requests(v):
@@ -315,6 +325,6 @@ def consume_copy_approval(actor, target: str) -> str:
                 records.write_toml(_req_path(v, st["number"], ".used"),
                                    actor.sign({"format": 1, "request": st["number"], "at": clock.stamp()}))
             return st["number"]
-    actor.audit("doc.export", outcome="refused", number=target)
+    actor.audit(action, outcome="refused", number=target)
     raise PermissionDeniedError(f"no approved copy request of yours for {target}",
                                 hint="file 'vault request copy DOCNO --purpose …'; the archive head approves it")

@@ -216,19 +216,24 @@ def history(actor, docno: str) -> list[dict[str, Any]]:
     return [_public(x) for x in chain]
 
 
-def require_save(actor, docno: str) -> None:
-    """Writing plaintext to a file or a pipe is for the archive department; others view on a
-    terminal, or export once with an approved copy request [R-3.4.2]."""
+def require_save(actor, docno: str) -> str:
+    """Writing plaintext anywhere but a terminal (a file, a pipe) is a copy [R-3.4.2]: allowed to
+    roles the policy grants ``doc.save`` (the archive department), to anyone else once per approved
+    copy request of theirs, which this uses up. Returns what allowed it, for the audit entry:
+    ``doc.save`` or the request number."""
     actor.require("doc.view", number=docno)
-    if not actor.vault.policy.may(actor.roles, "doc.save"):
-        actor.audit("doc.save", outcome="refused", number=docno)
+    if actor.vault.policy.may(actor.roles, "doc.save"):
+        return "doc.save"
+    try:
+        return access.consume_copy_approval(actor, docno, action="doc.save")
+    except PermissionDeniedError:
         raise PermissionDeniedError(
             "you may view this document on a terminal only",
-            hint="to get a copy, file 'vault request copy DOCNO --purpose …' and use 'vault doc export'")
+            hint="to get a copy, file 'vault request copy DOCNO --purpose …'; the archive head approves it") from None
 
 
-def view(actor, docno: str, dst: BinaryIO) -> dict[str, Any]:
-    """Decrypt a document to ``dst``.
+def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None) -> dict[str, Any]:
+    """Decrypt a document to ``dst``; ``copy_ref`` (from ``require_save``) when ``dst`` is not a terminal.
 
     The payload's AEAD already authenticates every byte under a key only this document's key-table
     entry holds, so viewing does not hash the file first (that would read it twice); ``check``
@@ -244,7 +249,11 @@ def view(actor, docno: str, dst: BinaryIO) -> dict[str, Any]:
     table = access.open_key_table(actor, m["id"], number=docno)
     path = v.layout.document(m["id"], d["id"])
     what = f"dossiers/{m['id']}/documents/{d['id']}.age ({docno})"
-    actor.audit("doc.view", number=docno)  # recorded before a byte is shown [R-3.4.1]
+    # Recorded before a byte is shown [R-3.4.1]; plaintext leaving for a file or pipe is a copy [R-3.4.2].
+    if copy_ref is not None:
+        actor.audit("doc.copy", number=docno, ref=copy_ref)
+    else:
+        actor.audit("doc.view", number=docno)
     try:
         f = open(path, "rb")
     except FileNotFoundError:

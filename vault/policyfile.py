@@ -39,8 +39,14 @@ def update(actor, path: Path) -> dict[str, Any]:
 
 
 def show(v) -> dict[str, Any]:
-    """The policy in force (signature left out)."""
-    return {k: val for k, val in v.policy.data.items() if k != "signature"}
+    """The policy in force (signature left out). Sections a policy written before they existed lacks
+    are shown with the defaults the vault applies for them."""
+    from vault.policy import DEFAULT_POLICY
+
+    data = {k: val for k, val in v.policy.data.items() if k != "signature"}
+    for section in ("rights", "requests"):
+        data.setdefault(section, DEFAULT_POLICY[section])
+    return data
 
 
 

@@ -193,17 +193,16 @@ def doc_history(obj: Ctx, docno: str, as_json: bool) -> None:
 def doc_view(obj: Ctx, docno: str, output: str | None) -> None:
     """Decrypt a document (outside the archive department: to a terminal only)."""
     actor = obj.actor()
-    if output or not sys.stdout.isatty():
-        documents.require_save(actor, docno)
+    copy_ref = documents.require_save(actor, docno) if output or not sys.stdout.isatty() else None
     if output:
         from vault.store import atomic_writer
 
         # Atomic (no half file under the name) but not fsynced: a viewed copy is not archive data.
         with atomic_writer(Path(output), mode=0o600, sync=False) as f:
-            documents.view(actor, docno, f)
+            documents.view(actor, docno, f, copy_ref=copy_ref)
     else:
         out = sys.stdout.buffer
-        documents.view(actor, docno, out)
+        documents.view(actor, docno, out, copy_ref=copy_ref)
         out.flush()
 
 
