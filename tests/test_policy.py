@@ -19,15 +19,15 @@ def test_office_sets_its_own_retention_years(office, tmp_path):
     f = tmp_path / "c.txt"
     f.write_text("contract")
     doc = office.add_doc(number, f)
-    office.run("doc", "event", doc, "contract-fulfilled", "--date", "2027-01-01", who="bob")
-    assert office.json("retention", "report", who="bob")[0]["until"] == "2037-01-01"
+    office.run("doc", "event", doc, "contract-fulfilled", "--date", "2026-01-01", who="bob")
+    assert office.json("retention", "report", who="bob")[0]["until"] == "2036-01-01"
     text = office.run("policy", "show").stdout.replace("years = 10", "years = 30")
     new = tmp_path / "policy.toml"
     new.write_text(text)
     res = office.run("policy", "update", str(new), who="bob", ok=False)
     assert res.exit_code == 1 and "may not policy.manage" in res.stderr
     office.run("policy", "update", str(new), who="alice")
-    assert office.json("retention", "report", who="bob")[0]["until"] == "2057-01-01"
+    assert office.json("retention", "report", who="bob")[0]["until"] == "2056-01-01"
     assert office.json("check")["ok"] and office.json("audit", "verify")["ok"]
 
 

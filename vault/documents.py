@@ -14,7 +14,7 @@ import tomli_w
 
 from vault import clock
 from vault.crypto import age
-from vault.dossier import load_manifest, parse_date, resolve, write_manifest
+from vault.dossier import load_manifest, parse_record_date, resolve, write_manifest
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
 from vault.keytable import KeyRefRecipient, KeyTable, read_key_table, seal, unseal, write_key_table
@@ -77,7 +77,8 @@ def hash_file(path: Path) -> tuple[str, int]:
 
 def add(actor, number: str, files: list[Path], *, category: str, source: str, date: str,
         original: bool, copy_note: str | None = None, title: str | None = None, replaces: str | None = None,
-        paper_location: str | None = None, progress: Callable[[int], None] | None = None) -> list[str]:
+        paper_location: str | None = None, progress: Callable[[int], None] | None = None,
+        force_date: bool = False) -> list[str]:
     """Encrypt and add ``files`` to a dossier; returns their document numbers.
 
     Documents are written first (unreferenced until the manifest names them), then the key table,
@@ -88,7 +89,7 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
     v = actor.vault
     if category not in CATEGORIES:
         raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
-    date = parse_date(date)
+    date = parse_record_date(date, force=force_date)
     if not source.strip():
         raise InputError("the source of the material is required [R-3.1.3]", hint="pass --source TEXT")
     if not original and not (copy_note or "").strip():
@@ -105,6 +106,10 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
         m = load_manifest(v, dossier_id)
         if m["status"] == "destroyed":
             raise ConflictError(f"dossier {m['number']} has been destroyed")
+        if m["status"] == "closed":
+            actor.audit("doc.add", outcome="refused", number=m["number"])
+            raise ConflictError(f"dossier {m['number']} was closed on {m.get('closed')}",
+                                hint=f"reopen it first: 'vault dossier reopen {m['number']}'")
         old = _find_doc(m, replaces) if replaces else None
         if old is not None and old.get("superseded_by"):
             raise ConflictError(f"{replaces} is already replaced by {old['superseded_by']}",

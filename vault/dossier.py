@@ -210,5 +210,19 @@ def parse_date(text: str) -> str:
         return _bad_date(text)
 
 
+#: The earliest date a record may carry without ``--force-date``.
+EARLIEST_DATE = "1900-01-01"
+
+
+def parse_record_date(text: str, *, force: bool = False) -> str:
+    """A date the vault records (material, events, closing): a calendar date neither in the future
+    nor before 1900 — a typo there would start or stop a retention clock — unless ``force``."""
+    date = parse_date(text)
+    if not force and not EARLIEST_DATE <= date <= clock.today():
+        raise InputError(f"date {date} is {'in the future' if date > clock.today() else 'before 1900'}",
+                         hint="check the date; pass --force-date if it is really meant")
+    return date
+
+
 def _bad_date(text: str) -> str:
     raise InputError(f"bad date {text!r}", hint="use YYYY-MM-DD, e.g. 2026-03-31")

@@ -19,7 +19,7 @@ import tomli_w
 from vault import clock, members, records
 from vault.crypto import age
 from vault.documents import CATEGORIES, HashingWriter, hash_file
-from vault.dossier import load_manifest, parse_date, resolve, write_manifest
+from vault.dossier import load_manifest, parse_record_date, resolve, write_manifest
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
 from vault.keytable import KeyRefRecipient, read_key_table, seal, write_key_table
@@ -52,11 +52,11 @@ def _dir(v) -> Path:
 
 
 def submit(v, files: list[Path], *, number: str, category: str, source: str, date: str,
-           original: bool = False, title: str | None = None) -> list[str]:
+           original: bool = False, title: str | None = None, force_date: bool = False) -> list[str]:
     """Encrypt ``files`` to the intake key for dossier ``number``; needs no identity. Returns ids."""
     if category not in CATEGORIES:
         raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
-    date = parse_date(date)
+    date = parse_record_date(date, force=force_date)
     if not source.strip():
         raise InputError("the source of the material is required [R-3.1.3]", hint="pass --source TEXT")
     resolve(v, number)  # the number must exist; the dossier itself stays unreadable
@@ -133,6 +133,8 @@ def accept(actor, sid: str) -> str:
         m = load_manifest(v, dossier_id)
         if m["status"] == "destroyed":
             raise ConflictError(f"dossier {m['number']} has been destroyed", hint="reject the submission")
+        if m["status"] == "closed":
+            raise ConflictError(f"dossier {m['number']} is closed", hint=f"reopen it first: 'vault dossier reopen {m['number']}'")
         kt = v.layout.key_table(dossier_id)
         table = read_key_table(kt, actor.read_identities(), dossier=dossier_id)
         doc_id, kid = secrets.token_hex(16), secrets.token_hex(16)

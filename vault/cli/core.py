@@ -145,9 +145,11 @@ def doc_grp() -> None:
 @click.option("--title", help="Title (sealed).")
 @click.option("--replaces", help="Document number this is a new version of.")
 @click.option("--paper-location", help="Where the paper original is kept.")
+@click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
 @json_opt
 @click.pass_obj
-def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note, title, replaces, paper_location, as_json):
+def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note, title, replaces, paper_location,
+            force_date, as_json):
     """Encrypt files into a dossier; prints each new document number."""
     if original is None:
         raise click.UsageError("say whether this is the --original or a --copy")
@@ -155,7 +157,7 @@ def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note
     with progress(len(files), "encrypting") as step:
         nums = documents.add(actor, number, [Path(f) for f in files], category=category, source=source, date=date,
                              original=original, copy_note=copy_note, title=title, replaces=replaces,
-                             paper_location=paper_location, progress=step)
+                             paper_location=paper_location, progress=step, force_date=force_date)
     emit({"numbers": nums, "number": nums[0] if len(nums) == 1 else nums}, as_json, "\n".join(nums))
 
 

@@ -17,21 +17,32 @@ from vault.records import canonical
 @click.argument("docno")
 @click.argument("event")
 @click.option("--date", required=True, help="When it happened, YYYY-MM-DD.")
+@click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
 @click.pass_obj
-def doc_event(obj: Ctx, docno: str, event: str, date: str) -> None:
+def doc_event(obj: Ctx, docno: str, event: str, date: str, force_date: bool) -> None:
     """Record a retention trigger event (e.g. contract-fulfilled) for a document."""
-    retention.record_event(obj.actor(), docno, event, date)
+    retention.record_event(obj.actor(), docno, event, date, force_date=force_date)
     click.echo(f"{docno}: {event} on {date}")
 
 
 @dossier_grp.command("close")
 @click.argument("number")
 @click.option("--date", required=True, help="When the relationship ended, YYYY-MM-DD.")
+@click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
 @click.pass_obj
-def dossier_close(obj: Ctx, number: str, date: str) -> None:
-    """Close a dossier; schedules counting from 'dossier-closed' start."""
-    retention.close_dossier(obj.actor(), number, date)
+def dossier_close(obj: Ctx, number: str, date: str, force_date: bool) -> None:
+    """Close a dossier; schedules counting from 'dossier-closed' start; it takes no new documents."""
+    retention.close_dossier(obj.actor(), number, date, force_date=force_date)
     click.echo(f"closed {number}")
+
+
+@dossier_grp.command("reopen")
+@click.argument("number")
+@click.pass_obj
+def dossier_reopen(obj: Ctx, number: str) -> None:
+    """Reopen a closed dossier: it takes documents again; its closing date is cancelled (kept in the manifest)."""
+    retention.reopen_dossier(obj.actor(), number)
+    click.echo(f"reopened {number}")
 
 
 @cli.group("retention")
