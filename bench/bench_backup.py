@@ -29,8 +29,9 @@ PASSPHRASE = "bench passphrase"
 
 def build(root: Path, docs: int, size: int, per: int) -> tuple[Path, list[str], object]:
     """A vault with one supervisor and ``docs`` documents of random bytes, ``per`` per dossier."""
-    from vault import documents, dossier, identity
-    from vault.vault import Vault
+    from vault.office import documents, dossier
+    from vault.store import identity
+    from vault.archive.vault import Vault
 
     identity.SCRYPT_WORK_FACTOR = 10  # the bench times backups, not key derivation
     ident = identity.MemberIdentity.generate()
@@ -56,7 +57,7 @@ def build(root: Path, docs: int, size: int, per: int) -> tuple[Path, list[str], 
 
 def change(actor, numbers: list[str], docs: int, size: int, root: Path) -> None:
     """A new version of 1% of the documents (new documents replacing old ones)."""
-    from vault import documents
+    from vault.office import documents
 
     src = root / "src"
     src.mkdir(exist_ok=True)

@@ -75,15 +75,15 @@ def worker_cmd(*args: str) -> list[str]:
 # -- the child side: library work in a fresh process ------------------------------------------------
 
 def _actor(vault_dir: str, ident_file: str):
-    from vault import identity
-    from vault.vault import Vault
+    from vault.store import identity
+    from vault.archive.vault import Vault
 
     ident = identity.load_identity(Path(ident_file), identity.passphrase_from_env())
     return Vault.open(Path(vault_dir)).act_as(ident)
 
 
 def _make_dossiers(actor, count: int, start: int) -> list[str]:
-    from vault import dossier
+    from vault.office import dossier
 
     return [dossier.create(actor, customer_type="enterprise", business="network-services", dept="sales",
                            profile={"name": f"Bench Customer {i:06d}", "contact": [f"c{i:06d}@bench.example"]})
@@ -92,7 +92,7 @@ def _make_dossiers(actor, count: int, start: int) -> list[str]:
 
 def worker(op: str, args: list[str]) -> None:
     """One measured (or setup) job; prints its result as JSON on standard output."""
-    from vault import documents, dossier
+    from vault.office import documents, dossier
 
     if op == "add-docs":  # VAULT ID SRC DOSSIERS BATCH
         vault_dir, ident_file, src, n_dossiers, batch = args[0], args[1], Path(args[2]), int(args[3]), int(args[4])
@@ -136,8 +136,8 @@ def worker(op: str, args: list[str]) -> None:
 
 def setup_vault(d: Path, name: str) -> tuple[Path, Path, dict[str, str]]:
     """A new vault with one supervisor (also in the archive ring); returns it, the identity, the env."""
-    from vault import identity
-    from vault.vault import Vault
+    from vault.store import identity
+    from vault.archive.vault import Vault
 
     identity.SCRYPT_WORK_FACTOR = BENCH_WORK_FACTOR
     ident_file, pass_file = d / "bench.key", d / "pass"

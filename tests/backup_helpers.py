@@ -7,8 +7,9 @@ import random
 from pathlib import Path
 
 from office import PASSPHRASE, Office, make_office
-from vault import documents, identity
-from vault.vault import Vault
+from vault.office import documents
+from vault.store import identity
+from vault.archive.vault import Vault
 from vault_plugins.targets import FileTarget
 
 
@@ -61,6 +62,6 @@ def office_with_dossiers(tmp: Path, monkeypatch, dossiers: int = 4) -> tuple[Off
 
 
 def dossier_id(o: Office, number: str) -> str:
-    from vault.dossier import resolve
+    from vault.office.dossier import resolve
 
     return resolve(Vault.open(o.vault_dir), number)

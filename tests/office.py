@@ -8,7 +8,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from vault import clock, identity
+from vault import clock
+from vault.store import identity
 from vault.cli import cli
 
 PASSPHRASE = "correct horse battery staple"

@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 from office import MARKERS, PASSPHRASE, make_office
-from vault import access, audit, clock, documents, identity
+from vault.office import access, documents
+from vault.archive import audit
+from vault import clock
+from vault.store import identity
 from vault.crypto import age
 from vault.errors import NoIdentityMatchError, PermissionDeniedError
-from vault.keytable import read_key_table
-from vault.vault import Vault
+from vault.store.keytable import read_key_table
+from vault.archive.vault import Vault
 
 
 @pytest.fixture
@@ -196,7 +199,7 @@ def test_no_customer_data_in_requests_or_audit(office):
 def test_a_forged_decision_unlocks_nothing(office):
     """A member who writes a validly signed approval of their own request straight into the vault
     gets no grant: the decider is checked, not just the signature."""
-    from vault import records
+    from vault.store import records
 
     req = office.json("request", "access", office.number, "--purpose", "p", who="staff-sales")["number"]
     staff = _actor(office, "staff-sales")

@@ -12,8 +12,12 @@ import pytest
 from vault.crypto.age import ScryptPassphrase, decrypt, parse_identity
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError
 
-KIT = Path(__file__).resolve().parents[1].parent / "shared" / "testkit" / "age"
-VECTORS = sorted(p.name for p in KIT.iterdir()) if KIT.is_dir() else []
+# The kit lives with the tests (tests/vectors/age, licence and provenance in its README).
+KIT = Path(__file__).resolve().parent / "vectors" / "age"
+KIT_SIZE = 143
+SUMS = KIT / "SHA256SUMS"
+NOT_VECTORS = {"README.md", "SHA256SUMS"}
+VECTORS = sorted(p.name for p in KIT.iterdir() if p.name not in NOT_VECTORS) if KIT.is_dir() else []
 
 EXPECTED_ERRORS = {
     "header failure": FormatError,
@@ -24,9 +28,23 @@ EXPECTED_ERRORS = {
 }
 
 
-def test_kit_is_present() -> None:
-    assert KIT.is_dir(), f"CCTV age test kit missing at {KIT} (expected ../shared/testkit/age)"
-    assert len(VECTORS) == 143, f"expected 143 CCTV vectors in {KIT}, found {len(VECTORS)}"
+def test_kit_is_complete() -> None:
+    """Every vector of the kit is here, unchanged, and nothing else: a missing, edited or extra file fails."""
+    assert KIT.is_dir(), f"CCTV age test kit missing at {KIT}"
+    listed = dict(reversed(line.split("  ", 1)) for line in SUMS.read_text().splitlines())
+    assert len(listed) == KIT_SIZE, f"SHA256SUMS lists {len(listed)} vectors, the kit has {KIT_SIZE}"
+    assert sorted(listed) == VECTORS, f"missing: {sorted(set(listed) - set(VECTORS))}, extra: {sorted(set(VECTORS) - set(listed))}"
+    changed = [n for n, h in listed.items() if hashlib.sha256((KIT / n).read_bytes()).hexdigest() != h]
+    assert not changed, f"vectors changed: {changed}"
+
+
+def test_every_vector_is_read() -> None:
+    """Each vector states an outcome this suite checks: none can be left unread by an unknown expectation."""
+    outcomes = {name: _load(name)[0]["expect"][0] for name in VECTORS}
+    assert len(outcomes) == KIT_SIZE
+    unknown = {n: e for n, e in outcomes.items() if e != "success" and e not in EXPECTED_ERRORS}
+    assert not unknown, f"vectors with an outcome the suite does not check: {unknown}"
+    assert {"success", *EXPECTED_ERRORS} == set(outcomes.values())
 
 
 def _load(name: str) -> tuple[dict[str, list[str]], bytes]:

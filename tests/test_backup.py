@@ -15,15 +15,16 @@ from click.testing import CliRunner
 
 from backup_helpers import CountingTarget, actor, add_docs, dossier_id, office_with_dossiers, tree_digest
 from office import PASSPHRASE, Office
-from vault import backup, clock, identity
+from vault import backup, clock
+from vault.store import identity
 from vault.backup import packs, retention
 from vault.backup.capture import STAGING_PREFIX
 from vault.backup.repo import DATA, KEYS, Repo
 from vault.cli import cli
 from vault.crypto import age
 from vault.errors import ConflictError, NoIdentityMatchError
-from vault.keytable import KeyTable, read_key_table, write_key_table
-from vault.vault import Vault
+from vault.store.keytable import KeyTable, read_key_table, write_key_table
+from vault.archive.vault import Vault
 
 DOC = 20_000
 
@@ -270,7 +271,7 @@ def test_shred_keys_makes_old_snapshots_unreadable(office, tmp_path):
     did = dossier_id(office, number)
     docs = office.json("doc", "list", number, who="bob")
     victim = next(d for d in json.loads(json.dumps(docs)) if True)["number"]
-    from vault.dossier import load_manifest
+    from vault.office.dossier import load_manifest
 
     entry = next(d for d in load_manifest(v, did)["documents"] if d["number"] == victim)
     before = backup.run(v, url).snapshot
@@ -280,7 +281,7 @@ def test_shred_keys_makes_old_snapshots_unreadable(office, tmp_path):
         path = v.layout.key_table(did)
         table = read_key_table(path, act.read_identities(), dossier=did)
         del table.keys[entry["key"]]
-        from vault import members
+        from vault.archive import members
 
         write_key_table(path, table, members.ring_recipients(v))
     backup.run(v, url)

@@ -11,7 +11,7 @@ import pytest
 from backup_helpers import actor, add_docs, office_with_dossiers, tree_digest
 from vault import backup
 from vault.backup.repo import DATA, Repo
-from vault.vault import Vault
+from vault.archive.vault import Vault
 
 boto3 = pytest.importorskip("boto3")  # the test extra installs it; the s3 target needs it
 moto_server = pytest.importorskip("moto.server")

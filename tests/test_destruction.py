@@ -11,13 +11,13 @@ import sys
 import pytest
 
 from office import MARKERS, make_office
-from vault import destruction
+from vault.office import destruction
 
 # Run ``vault`` in a real process that SIGKILLs itself at one checkpoint of the execution (the test
 # seam ``destruction._interrupt``, which no command line or environment variable reaches).
 KILLER = """
 import os, signal, sys
-from vault import destruction
+from vault.office import destruction
 from vault.cli import main
 stop = sys.argv[1]
 def hit(where):
@@ -121,8 +121,8 @@ def test_a_document_destruction_killed_midway_resumes(office, where):
 
 def test_a_forged_execution_journal_is_refused(office):
     """Someone who can write the vault directory cannot plant a plan signed by a non-supervisor."""
-    from vault import identity, records
-    from vault.vault import Vault
+    from vault.store import identity, records
+    from vault.archive.vault import Vault
 
     from office import PASSPHRASE
 

@@ -17,11 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from vault import documents, dossier, identity, index, policy, records, store
+from vault.office import documents, dossier
+from vault.store import identity, index, records
+from vault.archive import policy
+from vault import store
 from vault.crypto import age, armor, scrypt, sign, stream
 from vault.errors import FormatError
-from vault.keytable import KEYREF_TYPE
-from vault.vault import DEFAULT_NUMBERING, FORMAT_VERSION, NAME_RE, Vault
+from vault.store.keytable import KEYREF_TYPE
+from vault.archive.vault import DEFAULT_NUMBERING, FORMAT_VERSION, NAME_RE, Vault
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = (REPO / "docs" / "FORMAT.md").read_text(encoding="utf-8")
@@ -285,7 +288,7 @@ def test_max_scrypt_work_factor():
 # -- §18: the audit trail ----------------------------------------------------------------------------
 
 def test_audit_signature_domain():
-    from vault import audit
+    from vault.archive import audit
 
     domain = claim("audit domain").group(1).replace("\\n", "\n").encode()
     assert domain == audit.DOMAIN == b"vault-audit-v1\n"

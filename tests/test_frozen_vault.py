@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from vault import access, audit
+from vault.office import access
+from vault.archive import audit
 from vault.cli import cli
-from vault.vault import Vault
+from vault.archive.vault import Vault
 
 VECTOR = Path(__file__).parent / "vectors" / "frozen-v1"
 EXPECTED = json.loads((VECTOR / "expected.json").read_text(encoding="utf-8"))

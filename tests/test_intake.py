@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from office import MARKERS, PASSPHRASE, make_office
-from vault import identity
+from vault.store import identity
 from vault.crypto import age
 from vault.errors import NoIdentityMatchError
-from vault.vault import Vault
+from vault.archive.vault import Vault
 
 
 @pytest.fixture

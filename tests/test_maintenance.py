@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from office import MARKERS, PASSPHRASE, make_office
-from vault import identity
+from vault.store import identity
 from vault.crypto import age
 from vault.errors import NoIdentityMatchError
 

@@ -10,12 +10,13 @@ import shutil
 import pytest
 
 from office import MARKERS, PASSPHRASE, make_office
-from vault import clock, identity
+from vault import clock
+from vault.store import identity
 from vault.crypto import age
-from vault.dossier import resolve
+from vault.office.dossier import resolve
 from vault.errors import NoIdentityMatchError
-from vault.keytable import read_key_table
-from vault.vault import Vault
+from vault.store.keytable import read_key_table
+from vault.archive.vault import Vault
 
 
 def _at(monkeypatch, day: str) -> None:
@@ -169,7 +170,7 @@ def test_destruction_reaches_backup_targets(office, tmp_path, monkeypatch):
 
 
 def test_a_forged_destruction_approval_destroys_nothing(office):
-    from vault import records
+    from vault.store import records
 
     no = office.json("destroy", "request", office.docs["feedback"], "--reason", "x", who="alice")["number"]
     bob = Vault.open(office.vault_dir).act_as(identity.load_identity(office.ident("bob"), PASSPHRASE))

@@ -12,10 +12,13 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from office import MARKERS, PASSPHRASE, make_office
-from vault import audit, clock, identity, review
+from vault.archive import audit
+from vault import clock
+from vault.store import identity
+from vault.office import review
 from vault.errors import ConflictError, PermissionDeniedError, VaultError
-from vault.keytable import read_key_table
-from vault.vault import Vault
+from vault.store.keytable import read_key_table
+from vault.archive.vault import Vault
 
 START = dt.datetime(2024, 1, 10, 9, 0, tzinfo=dt.timezone.utc)
 

@@ -77,8 +77,8 @@ def test_hold_reasons_and_lifting_needs_a_supervisor_and_a_reason(office):
 
 def test_a_lift_record_signed_by_a_non_supervisor_is_named_by_check(office):
     from office import PASSPHRASE
-    from vault import identity, records
-    from vault.vault import Vault
+    from vault.store import identity, records
+    from vault.archive.vault import Vault
 
     office.run("hold", "add", office.number, "--reason", HOLD, who="bob")
     office.run("hold", "remove", office.number, "--reason", LIFT, who="alice")
@@ -128,8 +128,9 @@ def test_a_forged_cancellation_cancels_nothing(office):
     import hashlib
 
     from office import PASSPHRASE
-    from vault import clock, identity, records
-    from vault.vault import Vault
+    from vault import clock
+    from vault.store import identity, records
+    from vault.archive.vault import Vault
 
     no = office.json("destroy", "request", office.number, "--reason", WHY, who="alice")["number"]
     req = records.load_toml(office.vault_dir / "destructions" / f"{no}.toml")

@@ -30,7 +30,7 @@ from vault.errors import AuthenticationError
 KEY = bytes(range(16))
 NONCE = bytes(range(100, 116))
 ENC = CHUNK_SIZE + TAG_SIZE
-TESTKIT = Path(__file__).resolve().parents[2] / "shared" / "testkit" / "age"
+TESTKIT = Path(__file__).resolve().parent / "vectors" / "age"
 
 # Plaintext sizes at and around the chunk boundaries (with 16 chunks in a worker batch, 17 crosses
 # a batch), plus a few MiB to exercise the thread pool.
@@ -336,7 +336,7 @@ def _load_vector(path: Path) -> tuple[dict[str, str], bytes, bytes]:
 
 
 def test_cctv_stream_vectors_are_present():
-    # The kit is read from ../shared/testkit/age; its absence fails here instead of passing silently.
+    # The kit is kept in tests/vectors/age; its absence fails here instead of passing silently.
     assert len(_testkit_vectors()) == 28, f"expected the CCTV age kit's 28 stream_* vectors in {TESTKIT}"
 
 

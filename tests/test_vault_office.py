@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from office import MARKERS, make_office
-from vault import identity
+from vault.store import identity
 from vault.crypto import age
 from vault.errors import NoIdentityMatchError, PermissionDeniedError
-from vault.keytable import read_key_table
-from vault.vault import Vault
+from vault.store.keytable import read_key_table
+from vault.archive.vault import Vault
 
 CATEGORIES = ["basic-info", "contract", "service-record", "communication", "feedback", "other"]
 
@@ -122,7 +122,7 @@ def test_outsiders_cannot_decrypt_even_with_the_library(office, tmp_path):
         ident = identity.load_identity(office.ident(who), "correct horse battery staple")
         assert office.run("doc", "view", made[next(iter(made))][0], who=who, ok=False).exit_code == 1
         for no in made:
-            from vault.dossier import resolve
+            from vault.office.dossier import resolve
 
             kt = v.layout.key_table(resolve(v, no))
             with pytest.raises(NoIdentityMatchError):

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from office import PASSPHRASE, make_office
-from vault import dossier as dossier_mod
-from vault import identity
-from vault.vault import Vault
+from vault.office import dossier as dossier_mod
+from vault.store import identity
+from vault.archive.vault import Vault
 
 
 @pytest.fixture

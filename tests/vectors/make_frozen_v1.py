@@ -20,8 +20,11 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "frozen-v1"
 sys.path.insert(0, str(HERE.parent.parent))
 
-from vault import access, audit, clock, documents, dossier, identity, members  # noqa: E402
-from vault.vault import Vault  # noqa: E402
+from vault.office import access, documents, dossier  # noqa: E402
+from vault.archive import audit, members
+from vault import clock
+from vault.store import identity
+from vault.archive.vault import Vault  # noqa: E402
 
 PASSPHRASE = "frozen"
 WORK_FACTOR = 10  # test-only: a real identity uses 2^18

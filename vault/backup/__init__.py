@@ -67,7 +67,7 @@ def prune(target: Any, *, keep_daily: int = 0, keep_weekly: int = 0, keep_monthl
 def protected_dossiers(v) -> set[str]:
     """Dossier ids under legal hold, from ``vault.holds`` when that module exists, else none."""
     try:
-        from vault import holds  # type: ignore[attr-defined]
+        from vault.office import holds  # type: ignore[attr-defined]
     except ImportError:
         return set()
     return set(holds.held_dossiers(v))

@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vault import members
+from vault.archive import members
 from vault.store import TMP_PREFIX
 
 #: Staging directories are made inside the vault root (hard links need one file system). Readers

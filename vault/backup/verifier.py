@@ -12,7 +12,7 @@ from vault.backup.repo import DATA, INDEX, SNAPSHOTS, TREES, Repo, data_name
 from vault.backup.restorer import open_tree
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
-from vault.keytable import KeyTable
+from vault.store.keytable import KeyTable
 
 
 class _Null(io.RawIOBase):

@@ -14,9 +14,9 @@ from typing import Any, Callable, Iterator
 
 import click
 
-from vault import identity
+from vault.store import identity
 from vault.errors import InputError, VaultError
-from vault.vault import Vault, dumps_json
+from vault.archive.vault import Vault, dumps_json
 
 
 class Ctx:
@@ -126,3 +126,4 @@ from vault.cli import retention  # noqa: E402,F401
 from vault.cli import intake  # noqa: E402,F401
 from vault.cli import maintenance  # noqa: E402,F401
 from vault.cli import policy  # noqa: E402,F401
+from vault.cli import paper  # noqa: E402,F401

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
-from vault import access, audit, clock
+from vault.office import access
+from vault.archive import audit
+from vault import clock
 from vault.cli import Ctx, cli, emit, json_opt
-from vault.dossier import parse_date
+from vault.office.dossier import parse_date
 from vault.errors import IntegrityError
 
 

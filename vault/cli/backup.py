@@ -11,7 +11,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import click
 
-from vault import backup, identity
+from vault import backup
+from vault.store import identity
 from vault.cli import Ctx, _passphrase, cli, emit, json_opt, progress
 from vault.errors import InputError, UsageError
 

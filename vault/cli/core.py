@@ -8,10 +8,12 @@ from typing import Any, Iterator
 
 import click
 
-from vault import check as check_mod
-from vault import destruction, documents, dossier, identity, members
+from vault.office import check as check_mod
+from vault.office import destruction, documents, dossier
+from vault.store import identity
+from vault.archive import members
 from vault.cli import Ctx, _passphrase, cli, emit, json_opt, progress
-from vault.vault import Vault
+from vault.archive.vault import Vault
 
 
 @cli.command()
@@ -29,10 +31,21 @@ def keygen(out: str, as_json: bool) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--supervisor", required=True, help="Name of the founding supervisor.")
 @click.option("--key", required=True, help="The supervisor's public key line (from 'vault keygen').")
+@click.option("--numbering", "scheme", default="standard", show_default=True,
+              help="Numbering scheme of the archive numbers [R-3.2.2] (see 'vault plugins list').")
+@click.option("--numbering-option", "options", multiple=True, metavar="KEY=VALUE",
+              help="An option of the scheme, e.g. pattern={type}-{year}-{seq:06d}.")
 @json_opt
-def init(directory: str, supervisor: str, key: str, as_json: bool) -> None:
+def init(directory: str, supervisor: str, key: str, scheme: str, options: tuple[str, ...], as_json: bool) -> None:
     """Create a new vault; prints its fingerprint to record offline."""
-    v = Vault.init(Path(directory), supervisor=supervisor, key=identity.PublicKey.parse(key))
+    opts = {}
+    for o in options:
+        k, sep, val = o.partition("=")
+        if not sep or not k.strip():
+            raise click.UsageError(f"--numbering-option {o!r}: write KEY=VALUE")
+        opts[k.strip()] = val
+    rule = {"scheme": scheme, "options": opts} if (scheme != "standard" or opts) else None
+    v = Vault.init(Path(directory), supervisor=supervisor, key=identity.PublicKey.parse(key), numbering=rule)
     emit({"vault": directory, "fingerprint": v.fingerprint}, as_json,
          f"vault created at {directory}\nfingerprint: {v.fingerprint}\n(record the fingerprint offline)")
 
@@ -270,7 +283,7 @@ def plugins_list(as_json: bool) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 def demo(directory: str) -> None:
     """Build a small sample office in DIRECTORY and say what to try next."""
-    from vault import demo as demo_mod
+    from vault.cli import demo as demo_mod
 
     click.echo(demo_mod.build(Path(directory)))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vault import export
+from vault.office import export
 from vault.cli import Ctx, emit, json_opt
 from vault.cli.core import doc_grp, dossier_grp
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from vault import intake
+from vault.office import intake
 from vault.cli import Ctx, cli, emit, json_opt
-from vault.documents import CATEGORIES
+from vault.office.documents import CATEGORIES
 
 
 @cli.group("intake")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vault import maintenance
+from vault.office import maintenance
 from vault.cli import Ctx, emit, json_opt
 from vault.cli.core import dossier_grp
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from vault import policyfile
+from vault.office import policyfile
 from vault.cli import Ctx, cli, emit, json_opt
-from vault.records import dump_toml
+from vault.store.records import dump_toml
 
 
 @cli.group("policy")

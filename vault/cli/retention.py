@@ -6,11 +6,11 @@ import hashlib
 
 import click
 
-from vault import destruction, holds, retention
+from vault.office import destruction, holds, retention
 from vault.cli import Ctx, cli, emit, json_opt
 from vault.cli.access import text_lines
 from vault.cli.core import doc_grp, dossier_grp
-from vault.records import canonical
+from vault.store.records import canonical
 
 
 @doc_grp.command("event")

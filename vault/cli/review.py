@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from vault import completeness, notify, review
+from vault.archive import completeness
+from vault.office import notify, review
 from vault.cli import Ctx, cli, emit, json_opt
 from vault.cli.access import text_lines
 from vault.cli.core import dossier_grp

@@ -1,0 +1,177 @@
+"""What an export-format plugin is shown of a dossier: cleartext facts always, sealed data only when granted."""
+
+from __future__ import annotations
+
+import base64
+import io
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+from vault.crypto import age
+from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
+from vault.store.keytable import KeyTable, unseal
+
+#: What an exporter may declare in ``reads``: sealed fields (titles, sources, the customer's profile)
+#: and document content (``open`` and ``rewrap``).
+READS = frozenset({"sealed", "content"})
+#: The cleartext manifest facts of a dossier an exporter is given (docs/FORMAT.md §9).
+DOSSIER_FACTS = ("number", "customer_type", "business", "dept", "class", "created", "status", "revision")
+#: The cleartext facts of a document an exporter is given; ``size`` and ``sha256`` are of the ciphertext.
+DOCUMENT_FACTS = ("number", "category", "date", "original", "version", "replaces", "superseded_by", "status",
+                  "added_at", "added_by", "size", "sha256", "paper_location")
+
+
+def _denied(what: str, number: str) -> PermissionDeniedError:
+    return PermissionDeniedError(
+        f"this export was not given the {what} of {number}",
+        hint="only a member who may read the dossier, with an approved copy request, exports sealed data")
+
+
+class ExportDossier(Mapping[str, Any]):
+    """A read-only mapping of the dossier's cleartext facts, plus its sealed profile when granted.
+
+    It holds no path and no key table an exporter could reach by attribute: the sealed profile is
+    behind a closure, and ``granted`` says what the vault let this export see.
+    """
+
+    def __init__(self, facts: Mapping[str, Any], *, granted: frozenset[str],
+                 profile: Callable[[], Mapping[str, Any]] | None, exported_by: str, exported_at: str,
+                 fmt: str, request: str | None) -> None:
+        self._facts = {k: facts[k] for k in DOSSIER_FACTS if k in facts}
+        self._profile = profile
+        #: What this export may open: a subset of ``{"sealed", "content"}``.
+        self.granted = granted
+        self.exported_by, self.exported_at, self.format, self.request = exported_by, exported_at, fmt, request
+
+    @property
+    def readable(self) -> bool:
+        """Whether sealed fields are available to this export."""
+        return "sealed" in self.granted and self._profile is not None
+
+    def profile(self) -> Mapping[str, Any]:
+        """The customer's sealed profile (``name``, ``address``, ``contact``, ...); PermissionDeniedError unless granted."""
+        if not self.readable:
+            raise _denied("sealed profile", self._facts["number"])
+        return dict(self._profile())  # type: ignore[misc]
+
+    def __getitem__(self, key: str) -> Any:
+        return self._facts[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._facts)
+
+    def __len__(self) -> int:
+        return len(self._facts)
+
+    def __repr__(self) -> str:
+        return f"ExportDossier({self._facts!r}, granted={sorted(self.granted)})"
+
+
+class ExportDocument:
+    """One document: cleartext facts as attributes, ``meta()``, ``open()`` and ``rewrap()`` when granted."""
+
+    def __init__(self, entry: Mapping[str, Any], *, dossier: str, granted: frozenset[str],
+                 table: KeyTable | None, path: Path | None) -> None:
+        facts = {k: entry.get(k) for k in DOCUMENT_FACTS}
+        facts["status"] = facts["status"] or "active"
+        facts["dossier"] = dossier
+        #: The cleartext facts as a plain dict (what a catalogue row of a non-reader holds).
+        self.facts: dict[str, Any] = facts
+        #: Neither superseded by a newer version nor destroyed.
+        self.current = not entry.get("superseded_by") and facts["status"] != "destroyed"
+        self.granted = granted
+        # Closures, not attributes: the key table and the ciphertext path stay out of an exporter's reach.
+        meta_blob = entry.get("meta")
+        self._meta = (lambda: _read_meta(meta_blob, table, facts["number"])) if table and meta_blob else None
+        self._table = (lambda: table) if table is not None else None
+        self._path = (lambda: path) if path is not None else None
+
+    def __getattr__(self, name: str) -> Any:
+        facts = self.__dict__.get("facts", {})
+        if name in facts:
+            return facts[name]
+        raise AttributeError(name)
+
+    @property
+    def readable(self) -> bool:
+        """Whether this document's sealed fields are available to this export."""
+        return "sealed" in self.granted and self._meta is not None
+
+    def meta(self) -> Mapping[str, Any]:
+        """Sealed ``title``, ``source``, ``filename``, ``copy_note``; PermissionDeniedError unless granted."""
+        if not self.readable:
+            raise _denied("sealed fields", self.facts["number"])
+        return self._meta()  # type: ignore[misc]
+
+    def _content(self) -> tuple[Path, KeyTable]:
+        if "content" not in self.granted or self._table is None or self._path is None:
+            raise _denied("content", self.facts["number"])
+        if self.facts["status"] == "destroyed":
+            raise PermissionDeniedError(f"document {self.facts['number']} has been destroyed")
+        return self._path(), self._table()
+
+    def _what(self) -> str:
+        return f"document {self.facts['number']}"
+
+    def open(self) -> BinaryIO:
+        """The document's plaintext as a readable binary stream, authenticated chunk by chunk."""
+        path, table = self._content()
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            raise IntegrityError(f"{self._what()}: ciphertext missing") from None
+        try:
+            reader = age.open_payload(f, [table.identity()])
+        except NoIdentityMatchError:
+            f.close()
+            raise IntegrityError(f"{self._what()}: its key is not in the key table") from None
+        except (FormatError, AuthenticationError):
+            f.close()
+            raise IntegrityError(f"{self._what()}: damaged or tampered with") from None
+        return _Plaintext(reader, f)
+
+    def rewrap(self, dst: BinaryIO, recipients: Sequence[str]) -> None:
+        """Write this document to ``dst`` as an age file for ``recipients`` (``age1…`` strings).
+
+        The file key is re-wrapped and the payload bytes are copied unchanged: nothing is
+        decrypted or re-encrypted, and the recipients open it with any age implementation.
+        """
+        path, table = self._content()
+        parsed = [age.parse_recipient(r) for r in recipients]
+        try:
+            with open(path, "rb") as f:
+                age.rewrap(f, dst, [table.identity()], parsed)
+        except FileNotFoundError:
+            raise IntegrityError(f"{self._what()}: ciphertext missing") from None
+        except NoIdentityMatchError:
+            raise IntegrityError(f"{self._what()}: its key is not in the key table") from None
+        except (FormatError, AuthenticationError):
+            raise IntegrityError(f"{self._what()}: damaged or tampered with") from None
+
+    def __repr__(self) -> str:
+        return f"ExportDocument({self.facts['number']!r}, granted={sorted(self.granted)})"
+
+
+def _read_meta(blob: str, table: KeyTable, number: str) -> dict[str, Any]:
+    plain = unseal(base64.b64decode(blob), table, what=f"document {number} metadata")
+    return tomllib.loads(plain.decode())
+
+
+class _Plaintext(io.BufferedReader):
+    """A buffered plaintext reader that also closes the ciphertext file it reads from."""
+
+    def __init__(self, raw: io.RawIOBase, src: BinaryIO) -> None:
+        super().__init__(raw, buffer_size=1 << 16)
+        self._src = src
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._src.close()
+
+    @property
+    def name(self) -> str:  # never the ciphertext's path
+        return "<vault document>"

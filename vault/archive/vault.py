@@ -1,0 +1,270 @@
+"""The vault directory: layout, genesis record and fingerprint, opening, locking, the acting member."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vault import clock
+from vault.store import index, records
+from vault.crypto import age
+from vault.errors import FormatError, InputError, NotFoundError, PermissionDeniedError
+from vault.store.identity import MemberIdentity, PublicKey
+from vault.archive.policy import DEFAULT_POLICY, Policy
+from vault.store import VaultLock, fsync_dir, sweep_temporaries
+
+FORMAT_VERSION = 1
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+DEFAULT_NUMBERING = {"scheme": "standard", "options": {"pattern": "{type}-{year}-{seq:06d}"}}
+DEFAULT_CLASSIFICATION = {"scheme": "standard", "options": {}}
+
+
+def check_name(kind: str, name: str) -> str:
+    """Member, department and ring names are short lowercase tokens (they become file names)."""
+    if not NAME_RE.match(name):
+        raise InputError(f"bad {kind} name {name!r}", hint="use lowercase letters, digits, '.', '_' or '-' (max 64)")
+    return name
+
+
+@dataclass
+class Layout:
+    """Where everything lives under the vault root (see docs/FORMAT.md, "Repository layout")."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "vault.toml"
+
+    @property
+    def policy(self) -> Path:
+        return self.root / "policy.toml"
+
+    def member(self, name: str) -> Path:
+        return self.root / "members" / f"{name}.toml"
+
+    def ring_record(self, name: str) -> Path:
+        return self.root / "rings" / f"{name}.toml"
+
+    def ring_secret(self, name: str) -> Path:
+        return self.root / "rings" / f"{name}.age"
+
+    def key_table(self, dossier: str) -> Path:
+        return self.root / "keys" / f"{dossier}.age"
+
+    def dossier_dir(self, dossier: str) -> Path:
+        return self.root / "dossiers" / dossier
+
+    def manifest(self, dossier: str) -> Path:
+        return self.dossier_dir(dossier) / "manifest.toml"
+
+    def document(self, dossier: str, doc_id: str) -> Path:
+        return self.dossier_dir(dossier) / "documents" / f"{doc_id}.age"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index"
+
+
+def _try_numbering(rule: dict[str, Any]) -> dict[str, Any]:
+    """The numbering rule, once its scheme is installed and numbers a sample dossier; the rule is
+    fixed in the genesis record, so a bad one is refused before the vault exists."""
+    from vault import plugins
+
+    registration = plugins.numbering_schemes(plugins.get_plugin_manager()).get(rule["scheme"])
+    if registration is None:
+        raise InputError(f"numbering scheme {rule['scheme']!r} is not installed", hint="see 'vault plugins list'")
+    try:
+        sample = registration(dict(rule.get("options", {}))).number(
+            sequence=1, facts={"customer_type": "enterprise", "business": "sample", "dept": "sample",
+                               "created": clock.today()})
+    except Exception as e:  # a plugin's own error: the options do not suit it
+        raise InputError(f"numbering scheme {rule['scheme']!r} refuses these options: {e}",
+                         hint="pass --numbering-option KEY=VALUE as the scheme documents") from None
+    if not isinstance(sample, str) or not sample:
+        raise InputError(f"numbering scheme {rule['scheme']!r} gives no number")
+    return {"scheme": rule["scheme"], "options": dict(rule.get("options", {}))}
+
+
+def fingerprint_of(config: dict[str, Any]) -> str:
+    """SHA-256 of the genesis record, in groups of four hex digits, for the admin to keep offline."""
+    digest = hashlib.sha256(records.canonical(config)).hexdigest()
+    return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
+
+
+@dataclass
+class Vault:
+    """An opened vault directory. Construct with ``Vault.open`` or ``Vault.init``."""
+
+    root: Path
+    config: dict[str, Any]
+    policy: Policy
+    layout: Layout = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.layout = Layout(self.root)
+
+    # -- creation and opening -------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, root: Path, *, supervisor: str, key: PublicKey, numbering: dict[str, Any] | None = None) -> "Vault":
+        """Create a vault whose founding supervisor is ``supervisor`` (public key ``key``).
+
+        The genesis record names the founder, the first archive-ring recipient and the hash of the
+        initial policy; its fingerprint anchors everything else, so init needs no secret key.
+
+        :param numbering: ``{"scheme", "options"}``, the numbering rule [R-3.2.2] (default
+            ``standard`` with its pattern); tried on a sample before anything is written.
+        """
+        from vault.office import intake
+        from vault.archive import members
+
+        check_name("member", supervisor)
+        numbering = _try_numbering(numbering or DEFAULT_NUMBERING)
+        root = Path(root)
+        if root.exists() and any(root.iterdir()):
+            raise InputError(f"{root} exists and is not empty", hint="choose a new directory for the vault")
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ring_ids = {name: age.generate_identity("mlkem768x25519") for name in DEFAULT_POLICY["rings"]}
+        ring_rcpts = [age.parse_recipient(age.recipient_of(s)) for s in ring_ids.values()]
+        for d in ("members", "rings", "keys", "dossiers", "index"):
+            (root / d).mkdir(mode=0o700)
+        config = {
+            "format": FORMAT_VERSION,
+            "id": secrets.token_hex(16),
+            "created_at": clock.stamp(),
+            "founder": {"name": supervisor, "key": key.line()},
+            "genesis_rings": {n: age.recipient_of(s) for n, s in ring_ids.items()},
+            "policy_sha256": hashlib.sha256(records.canonical(DEFAULT_POLICY)).hexdigest(),
+            "intake_recipient": intake.create_key(root, ring_rcpts),
+            "numbering": numbering,
+            "classification": DEFAULT_CLASSIFICATION,
+        }
+        records.validate(config, "vault", what="vault.toml")
+        v = cls(root, config, Policy(DEFAULT_POLICY))
+        with v.lock(exclusive=True):
+            records.write_toml(v.layout.policy, DEFAULT_POLICY)
+            members.write_genesis(v, supervisor, key, ring_ids)
+            index.create_index_key(root, ring_rcpts)
+            records.write_toml(v.layout.config, config)  # last: its presence marks a complete vault
+            fsync_dir(root)
+        return v
+
+    @classmethod
+    def open(cls, root: Path) -> "Vault":
+        """Open an existing vault, checking its format version first."""
+        root = Path(root)
+        cfg_path = root / "vault.toml"
+        if not cfg_path.is_file():
+            raise NotFoundError(f"no vault at {root}", hint="pass --vault DIR (or set VAULT_DIR), or create one with 'vault init'")
+        config = records.load_toml(cfg_path, what="vault.toml")
+        if config.get("format") != FORMAT_VERSION:
+            raise FormatError(f"vault.toml: unsupported format {config.get('format')!r}", hint="upgrade vault")
+        records.validate(config, "vault", what="vault.toml")
+        policy_data = records.load_toml(root / "policy.toml", schema="policy", what="policy.toml")
+        v = cls(root, config, Policy(policy_data))
+        v._verify_policy(policy_data)
+        return v
+
+    def _verify_policy(self, data: dict[str, Any]) -> None:
+        if hashlib.sha256(records.canonical(data)).hexdigest() == self.config["policy_sha256"]:
+            return
+        from vault.archive import members
+
+        members.verify_by_supervisor(self, data, what="policy.toml")
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of(self.config)
+
+    def lock(self, *, exclusive: bool) -> VaultLock:
+        """The vault lock; writers also sweep temporaries left by an interrupted command."""
+        lk = VaultLock(self.root, exclusive=exclusive)
+        if exclusive:
+            return _SweepingLock(lk, self.root)
+        return lk
+
+    def act_as(self, ident: MemberIdentity) -> "Actor":
+        """The member whose identity this is; PermissionDeniedError if they are no (longer a) member."""
+        from vault.archive import members
+
+        line = ident.public.line()
+        for rec in members.all_members(self).values():
+            if rec["key"] == line:
+                if rec["status"] != "active":
+                    Actor(self, rec, ident).audit("vault.open", outcome="refused")
+                    raise PermissionDeniedError(f"member {rec['name']} has been removed from this vault")
+                return Actor(self, rec, ident)
+        raise PermissionDeniedError("this identity is not a member of this vault", hint="check --identity and --vault")
+
+
+class _SweepingLock:
+    def __init__(self, lk: VaultLock, root: Path) -> None:
+        self.lk, self.root = lk, root
+
+    def __enter__(self) -> VaultLock:
+        self.lk.__enter__()
+        sweep_temporaries(self.root)
+        return self.lk
+
+    def __exit__(self, *exc: object) -> None:
+        self.lk.__exit__(*exc)
+
+
+@dataclass
+class Actor:
+    """A member acting on a vault with their unlocked identity; caches unlocked ring identities."""
+
+    vault: Vault
+    record: dict[str, Any]
+    identity: MemberIdentity
+    _rings: dict[str, age.Identity] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.record["name"]
+
+    @property
+    def roles(self) -> list[str]:
+        return list(self.record["roles"])
+
+    def require(self, action: str, *, number: str | None = None) -> None:
+        """Refuse (and audit the refusal) unless the policy lets this member's roles do ``action``."""
+        from vault.archive import audit
+
+        try:
+            self.vault.policy.require(self.name, self.roles, action)
+        except PermissionDeniedError:
+            audit.record(self, action, outcome="refused", number=number)
+            raise
+
+    def audit(self, action: str, **kw) -> None:
+        """Append an audit entry for this member (see ``vault.audit.record``)."""
+        from vault.archive import audit
+
+        audit.record(self, action, **kw)
+
+    def sign(self, data: dict[str, Any]) -> dict[str, Any]:
+        return records.sign_record(data, signer=self.name, secret=self.identity.sign_secret)
+
+    def forget_rings(self) -> None:
+        self._rings.clear()
+
+    def read_identities(self) -> list[age.Identity]:
+        """Every age identity this member can use to open key tables: their rings, then their own."""
+        from vault.archive import members
+
+        for ring in self.vault.policy.rings_for(self.roles):
+            if ring not in self._rings:
+                self._rings[ring] = members.unlock_ring(self.vault, ring, self.identity)
+        return [*self._rings.values(), self.identity.age_identity()]
+
+
+def dumps_json(obj: Any) -> str:
+    """JSON for ``--json`` output: stable key order, UTF-8."""
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)

@@ -1,0 +1,1 @@
+"""The archive office's procedures, one module per job."""

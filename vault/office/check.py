@@ -1,0 +1,181 @@
+"""``vault check``: verify every signature and ciphertext hash without keys; with keys, every byte."""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from vault.archive import members
+from vault.crypto import age
+from vault.office.documents import hash_file
+from vault.office.dossier import load_manifest
+from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
+from vault.store.keytable import KEYREF_TYPE, read_key_table, unseal
+from vault.store import TMP_PREFIX, find_temporaries
+
+
+@dataclass
+class Report:
+    """What ``check`` found: problems name damaged files; notes are harmless leftovers."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {"dossiers": 0, "documents": 0, "bytes": 0})
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "problems": self.problems, "notes": self.notes, **self.counts}
+
+
+class _Null(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        return len(b)
+
+
+def check(v, *, actor=None, progress: Callable[[int], None] | None = None) -> Report:
+    """Check the whole vault. With ``actor`` (``--read-data``) also decrypt everything."""
+    rep = Report()
+    with v.lock(exclusive=False):
+        try:
+            mem = members.all_members(v)
+            for ring in v.policy.data["rings"]:
+                members.ring_record(v, ring)
+        except VaultError as e:
+            rep.problems.append(str(e))
+            return rep
+        ids = actor.read_identities() if actor else None
+        for ddir in sorted((v.root / "dossiers").iterdir()):
+            if ddir.is_dir():
+                _check_dossier(v, ddir.name, mem, ids, rep)
+                if progress:
+                    progress(1)
+        _check_records(v, mem, rep)
+        for p in find_temporaries(v.root):
+            rep.notes.append(f"{p.relative_to(v.root)}: temporary file left by an interrupted command (removed by the next write)")
+    return rep
+
+
+def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report) -> None:
+    try:
+        m = load_manifest(v, dossier_id, member_records=mem)
+    except VaultError as e:
+        rep.problems.append(str(e))
+        return
+    rep.counts["dossiers"] += 1
+    kt_path = v.layout.key_table(dossier_id)
+    table = None
+    if m["status"] != "destroyed":
+        try:
+            with open(kt_path, "rb") as f:
+                age.read_header(f)
+            if ids is not None:
+                table = read_key_table(kt_path, ids, dossier=dossier_id)
+        except FileNotFoundError:
+            rep.problems.append(f"keys/{dossier_id}.age: missing")
+        except (FormatError, AuthenticationError):
+            rep.problems.append(f"keys/{dossier_id}.age: damaged (header does not parse)")
+        except VaultError as e:
+            rep.problems.append(str(e))
+    if table is not None:
+        for p in (x for x in m["profile"] if "sealed" in x):
+            _try(rep, lambda: unseal(base64.b64decode(p["sealed"]), table, what=f"{m['number']} profile v{p['version']}"))
+    referenced = set()
+    for d in m["documents"]:
+        if d.get("status") == "destroyed":
+            continue
+        referenced.add(f"{d['id']}.age")
+        _check_document(v, m, d, table, rep)
+    docdir = v.layout.dossier_dir(dossier_id) / "documents"
+    if docdir.is_dir():
+        for p in docdir.iterdir():
+            if p.name not in referenced and not p.name.startswith(TMP_PREFIX):
+                rep.notes.append(f"dossiers/{dossier_id}/documents/{p.name}: not in the manifest (left by an interrupted add)")
+
+
+def _check_document(v, m: dict, d: dict, table, rep: Report) -> None:
+    rel = f"dossiers/{m['id']}/documents/{d['id']}.age ({d['number']})"
+    path = v.layout.document(m["id"], d["id"])
+    rep.counts["documents"] += 1
+    try:
+        digest, size = hash_file(path)
+    except FileNotFoundError:
+        rep.problems.append(f"{rel}: missing")
+        return
+    rep.counts["bytes"] += size
+    if (digest, size) != (d["sha256"], d["size"]):
+        rep.problems.append(f"{rel}: ciphertext hash does not match the manifest (damaged or tampered with)")
+        return
+    try:
+        with open(path, "rb") as f:
+            hdr = age.read_header(f)
+        if [s.type for s in hdr.stanzas] != [KEYREF_TYPE] or hdr.stanzas[0].args != (d["key"],):
+            rep.problems.append(f"{rel}: header does not refer to its key-table entry")
+            return
+    except (FormatError, AuthenticationError):
+        rep.problems.append(f"{rel}: age header does not parse")
+        return
+    if table is None:
+        return
+    _try(rep, lambda: unseal(base64.b64decode(d["meta"]), table, what=f"{d['number']} metadata"))
+    try:
+        with open(path, "rb") as f:
+            age.decrypt(f, _Null(), [table.identity()])
+    except NoIdentityMatchError:
+        rep.problems.append(f"{rel}: its key is missing from the key table")
+    except (FormatError, AuthenticationError):
+        rep.problems.append(f"{rel}: payload fails authentication (damaged or tampered with)")
+
+
+def _try(rep: Report, fn) -> None:
+    try:
+        fn()
+    except VaultError as e:
+        rep.problems.append(str(e))
+
+
+def _check_records(v, mem: dict, rep: Report) -> None:
+    """Procedure records: requests, grants, holds, destructions, reviews and the audit trail."""
+    from vault.office import access, destruction, holds, paper, review
+    from vault.archive import audit
+
+    for fn in (access.list_requests, access.list_grants, holds.held_dossiers, holds.lifts, destruction.list_destructions,
+               paper.loans, paper.inventories):
+        _try(rep, lambda: fn(v))
+    for ddir in sorted((v.root / "reviews").iterdir()) if (v.root / "reviews").is_dir() else []:
+        _try(rep, lambda: review.history(v, ddir.name, member_records=mem))
+    _try(rep, lambda: rep.problems.extend(
+        f"destructions/{u['number']}.execution.toml: destruction {u['number']} of {u['target']} started at "
+        f"{u['started_at']} did not finish (next step: {u['next']}); run 'vault destroy execute {u['number']}'"
+        for u in destruction.unfinished(v)))
+    res = audit.verify(v)
+    rep.problems.extend(res.problems)
+    if res.ok:
+        _check_holds_against_audit(v, rep)
+
+
+def _check_holds_against_audit(v, rep: Report) -> None:
+    """A legal hold placed through the vault and never lifted must still be there: deleting its file
+    behind the vault's back would otherwise free the dossier for destruction unnoticed."""
+    from vault.archive import audit
+    from vault.office import holds
+    from vault.office.dossier import resolve
+
+    open_holds: dict[str, int] = {}
+    for e in audit.entries(v):
+        if e["outcome"] == "ok" and e["action"] in ("hold.add", "hold.remove"):
+            open_holds[e["number"]] = e["seq"] if e["action"] == "hold.add" else 0
+    try:
+        held = holds.held_dossiers(v)
+    except VaultError:
+        return  # already reported
+    for number, seq in sorted(open_holds.items()):
+        if seq and resolve(v, number) not in held:
+            rep.problems.append(f"holds/: the legal hold on {number} (audit entry {seq}) is missing")

@@ -1,0 +1,209 @@
+"""Exports: a dossier through an export-format plugin, or one document to a file; copy-approved and audited [R-3.4.2].
+
+Writing plaintext — document content or sealed fields — to a file uses up an approved copy request
+(``vault.access.consume_copy_approval``); a catalogue of cleartext facts does not need one. What an
+exporter is shown is decided here, before it runs: the facts anyone listing dossiers may see, and
+sealed fields and content only when the caller's identity opens the dossier's key table, the
+exporter declared it reads them, and a copy approval was used up for this export.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from vault import clock, plugins
+from vault.office.dossier import load_manifest, read_profile, resolve
+from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError, PluginError, VaultError
+from vault.archive.exportview import READS, ExportDocument, ExportDossier
+from vault.store.keytable import KeyTable
+from vault.store import TMP_PREFIX, atomic_writer, fsync_dir, sync_files
+
+#: The two ways an exporter writes: to a binary stream, or into an empty directory.
+KINDS = ("file", "directory")
+
+
+def check_destination(v, dest: Path | str) -> Path:
+    """The absolute destination, refused if it lies inside the vault, exists, or has no parent directory."""
+    dest = Path(os.path.abspath(dest))
+    # Resolve symlinks in the parent: a link pointing into the vault must not smuggle plaintext there.
+    real = dest.parent.resolve() / dest.name
+    root = v.root.resolve()
+    if real == root or real.is_relative_to(root) or (dest.is_symlink() and dest.resolve().is_relative_to(root)):
+        raise PermissionDeniedError("refusing to write an export inside the vault directory",
+                                    hint="choose an output path outside the vault")
+    if dest.exists() or dest.is_symlink():
+        raise ConflictError(f"{dest} already exists", hint="choose a new output path; exports never overwrite")
+    if not dest.parent.is_dir():
+        raise InputError(f"{dest.parent} is not a directory", hint="create it first, or choose another output path")
+    return dest
+
+
+def _vault_error_of(exc: PluginError) -> VaultError:
+    # A view refusing (PermissionDeniedError) or finding damage (IntegrityError) inside plugin code
+    # reaches the user as itself, not as "plugin failed".
+    cause = exc.__cause__
+    return cause if isinstance(cause, VaultError) and not isinstance(cause, PluginError) else exc
+
+
+def build_exporter(fmt: str, options: Mapping[str, Any] | None = None, *, pm=None) -> plugins.PluginObject:
+    """Look ``fmt`` up in the export-format registry and build it; its declarations are checked.
+
+    :raises NotFoundError: no such format. :raises PluginError: it declares an unknown kind or read.
+    """
+    registry = plugins.export_formats(pm or plugins.get_plugin_manager())
+    registration = registry.get(fmt)
+    if registration is None:
+        raise NotFoundError(f"no export format {fmt!r}", hint=f"formats: {', '.join(sorted(registry)) or 'none'}")
+    try:
+        exporter = registration(dict(options or {}))
+    except PluginError as exc:
+        raise _vault_error_of(exc) from None
+    problem = declaration_problem(exporter)
+    if problem:
+        raise PluginError(f"plugin {registration.plugin}: export format {fmt!r} {problem}")
+    return exporter
+
+
+def declaration_problem(exporter: Any) -> str | None:
+    """What is wrong with an exporter's ``kind``, ``suffix`` and ``reads``, or ``None``."""
+    if getattr(exporter, "kind", None) not in KINDS:
+        return f"has kind {getattr(exporter, 'kind', None)!r}, not one of {', '.join(KINDS)}"
+    if not isinstance(getattr(exporter, "suffix", None), str):
+        return "has no str suffix"
+    if not callable(getattr(exporter, "export", None)):
+        return "has no export() method"
+    reads = reads_of(exporter)
+    if not reads <= READS:
+        return f"declares reads {sorted(reads - READS)}, not among {sorted(READS)}"
+    return None
+
+
+def reads_of(exporter: Any) -> frozenset[str]:
+    """What an exporter declared it reads; an exporter that declares nothing is taken to read everything."""
+    return frozenset(getattr(exporter, "reads", READS))
+
+
+def open_table(actor, m: Mapping[str, Any]) -> KeyTable | None:
+    """The dossier's key table if the caller's identity opens it (archive ring or active grant), else None."""
+    from vault.office import access
+
+    v = actor.vault
+    if not (v.policy.may(actor.roles, "dossier.read") or access.active_grant(v, m["id"], actor.name)):
+        return None  # probing must not leave a "refused read" in the audit trail
+    try:
+        return access.open_key_table(actor, m["id"], number=m["number"])
+    except PermissionDeniedError:
+        return None
+
+
+def make_views(actor, m: Mapping[str, Any], table: KeyTable | None, granted: frozenset[str], *, fmt: str,
+               request: str | None) -> tuple[ExportDossier, list[ExportDocument]]:
+    """The dossier and document views an exporter is given; ``table`` is used only for what is ``granted``."""
+    v = actor.vault
+    usable = table if granted else None
+    profile = (lambda: read_profile(actor, dict(m), usable)) if usable is not None and "sealed" in granted else None
+    dossier = ExportDossier(m, granted=granted, profile=profile, exported_by=actor.name,
+                            exported_at=clock.stamp(), fmt=fmt, request=request)
+    docs = []
+    for d in m["documents"]:
+        live = usable if d.get("status") != "destroyed" else None  # a destroyed document's keys are gone
+        docs.append(ExportDocument(d, dossier=m["number"], granted=granted, table=live,
+                                   path=v.layout.document(m["id"], d["id"]) if live is not None else None))
+    return dossier, docs
+
+
+def write_export(exporter: Any, dossier: ExportDossier, documents: list[ExportDocument], dest: Path) -> None:
+    """Run ``exporter`` into ``dest`` all at once: a file replaced atomically, or a directory renamed into place."""
+    if exporter.kind == "file":
+        with atomic_writer(dest, mode=0o600) as out:
+            _run(exporter, dossier, documents, out)
+        return
+    tmp = dest.with_name(f"{TMP_PREFIX}{dest.name}.{secrets.token_hex(4)}")
+    tmp.mkdir(mode=0o700)
+    try:
+        _run(exporter, dossier, documents, tmp)
+        sync_files([p for p in tmp.rglob("*") if p.is_file()])
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(dest.parent)
+
+
+def _run(exporter: Any, dossier: ExportDossier, documents: list[ExportDocument], dest: Any) -> None:
+    try:
+        exporter.export(dossier=dossier, documents=list(documents), dest=dest)
+    except PluginError as exc:
+        raise _vault_error_of(exc) from None
+
+
+def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: Mapping[str, Any] | None = None,
+                   sealed: bool = True) -> dict[str, Any]:
+    """Export a dossier with the export format ``fmt`` to ``dest``; returns what was done.
+
+    :param sealed: ``False`` never gives the exporter sealed fields or content (a cleartext
+        catalogue, no copy approval needed), even for a member who may read the dossier.
+    :raises PermissionDeniedError: the format needs content the caller may not read, or writing
+        plaintext needs a copy approval the caller does not have.
+    """
+    from vault.office import access
+    from vault.archive import audit
+
+    actor.require("dossier.list", number=number)
+    v = actor.vault
+    m = load_manifest(v, resolve(v, number))
+    number = m["number"]
+    dest = check_destination(v, dest)
+    exporter = build_exporter(fmt, options)
+    reads = reads_of(exporter)
+    table = open_table(actor, m) if sealed and reads else None
+    if "content" in reads and table is None:
+        audit.record(actor, "dossier.export", outcome="refused", number=number)
+        raise PermissionDeniedError(
+            f"export format {fmt} writes document content, which you may not read in {number}",
+            hint="reading a dossier needs the archive role or an approved, granted consultation request")
+    granted = reads if table is not None else frozenset()
+    # Consumed before anything is written: plaintext leaves the vault only under a used approval.
+    request = access.consume_copy_approval(actor, number) if granted else None
+    dossier, documents = make_views(actor, m, table, granted, fmt=fmt, request=request)
+    try:
+        write_export(exporter, dossier, documents, dest)
+    except BaseException:
+        audit.record(actor, "dossier.export", outcome="failed", number=number, ref=request)
+        raise
+    audit.record(actor, "dossier.export", number=number, ref=request)
+    return {"number": number, "format": fmt, "output": str(dest), "documents": len(documents),
+            "sealed": bool(granted), "request": request}
+
+
+def export_document(actor, docno: str, dest: Path | str) -> dict[str, Any]:
+    """Write the plaintext of one document to the file ``dest``, using up a copy approval for it."""
+    from vault.office import access
+    from vault.archive import audit
+
+    actor.require("doc.view", number=docno)
+    v = actor.vault
+    m = load_manifest(v, resolve(v, docno))
+    entry = next((d for d in m["documents"] if d["number"] == docno), None)
+    if entry is None:
+        raise NotFoundError(f"no document {docno}", hint=f"see 'vault doc list {m['number']}'")
+    if entry.get("status") == "destroyed":
+        raise ConflictError(f"document {docno} has been destroyed")
+    dest = check_destination(v, dest)
+    table = access.open_key_table(actor, m["id"], number=docno)
+    request = access.consume_copy_approval(actor, docno)
+    doc = ExportDocument(entry, dossier=m["number"], granted=frozenset({"content"}), table=table,
+                         path=v.layout.document(m["id"], entry["id"]))
+    try:
+        with doc.open() as src, atomic_writer(dest, mode=0o600) as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    except BaseException:
+        audit.record(actor, "doc.export", outcome="failed", number=docno, ref=request)
+        raise
+    audit.record(actor, "doc.export", number=docno, ref=request)
+    return {"number": docno, "output": str(dest), "request": request}

@@ -1,0 +1,193 @@
+"""Write-only intake: staff and customers submit material to the vault's public intake key [R-3.1.2].
+
+A submission is an age file encrypted to the intake recipient plus a small record; submitting needs
+no identity and gives no read access. Accepting re-wraps the file's key into the dossier's key table
+(the payload bytes are moved unchanged) and adds it as a document; rejecting deletes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from vault import clock
+from vault.archive import members
+from vault.store import records
+from vault.crypto import age
+from vault.office.documents import CATEGORIES, HashingWriter, hash_file
+from vault.office.dossier import load_manifest, parse_record_date, resolve, write_manifest
+from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
+                          NoIdentityMatchError, NotFoundError, PermissionDeniedError)
+from vault.store.keytable import KeyRefRecipient, read_key_table, seal, write_key_table
+from vault.store import atomic_writer, fsync_dir, write_atomic
+
+ID_LEN = 32
+
+
+def key_path(v) -> Path:
+    return v.root / "keys" / "_intake.age"
+
+
+def recipient(v) -> str:
+    """The vault's public intake key (from the genesis record)."""
+    r = v.config.get("intake_recipient")
+    if not r:
+        raise NotFoundError("this vault has no intake key")
+    return r
+
+
+def create_key(root: Path, ring_recipients: list) -> str:
+    """Make the intake identity, wrapped to the archive ring like a key table; returns its recipient."""
+    secret = age.generate_identity("mlkem768x25519")
+    write_atomic(root / "keys" / "_intake.age", age.encrypt_bytes(secret.encode(), ring_recipients), mode=0o600)
+    return age.recipient_of(secret)
+
+
+def _dir(v) -> Path:
+    return v.root / "intake"
+
+
+def submit(v, files: list[Path], *, number: str, category: str, source: str, date: str,
+           original: bool = False, title: str | None = None, force_date: bool = False) -> list[str]:
+    """Encrypt ``files`` to the intake key for dossier ``number``; needs no identity. Returns ids."""
+    if category not in CATEGORIES:
+        raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
+    date = parse_record_date(date, force=force_date)
+    if not source.strip():
+        raise InputError("the source of the material is required [R-3.1.3]", hint="pass --source TEXT")
+    resolve(v, number)  # the number must exist; the dossier itself stays unreadable
+    for f in files:
+        if not Path(f).is_file():
+            raise InputError(f"{f}: no such file", hint="check the path")
+    rcpt = [age.parse_recipient(recipient(v))]
+    d = _dir(v)
+    d.mkdir(mode=0o700, exist_ok=True)
+    ids = []
+    for f in files:
+        sid = secrets.token_hex(16)
+        with open(f, "rb") as fin, atomic_writer(d / f"{sid}.age", sync=True) as fout, HashingWriter(fout) as hw:
+            age.encrypt(fin, hw, rcpt)
+        meta = {"title": title or Path(f).name, "source": source, "filename": Path(f).name}
+        rec = {"format": 1, "id": sid, "for": number, "category": category, "date": date, "original": original,
+               "submitted_at": clock.stamp(), "size": hw.size, "sha256": hw.h.hexdigest(),
+               "sealed": base64.b64encode(age.encrypt_bytes(tomli_w.dumps(meta).encode(), rcpt)).decode()}
+        records.write_toml(d / f"{sid}.toml", rec)  # the record last: a submission is complete once listed
+        ids.append(sid)
+    return ids
+
+
+def pending(v) -> list[dict[str, Any]]:
+    """Submissions waiting for an archivist (cleartext facts only)."""
+    d = _dir(v)
+    rows = []
+    for p in sorted(d.glob("*.toml")) if d.is_dir() else []:
+        if len(p.stem) != ID_LEN:
+            continue
+        rec = records.load_toml(p, what=f"intake/{p.name}")
+        rows.append({k: rec[k] for k in ("id", "for", "category", "date", "original", "submitted_at", "size")})
+    return rows
+
+
+def _identity(actor) -> age.Identity:
+    try:
+        secret = age.decrypt_bytes(key_path(actor.vault).read_bytes(), actor.read_identities()).decode()
+    except FileNotFoundError:
+        raise NotFoundError("this vault has no intake key") from None
+    except NoIdentityMatchError:
+        raise PermissionDeniedError("you hold no key for the intake") from None
+    except (FormatError, AuthenticationError):
+        raise IntegrityError("keys/_intake.age: damaged or tampered with") from None
+    if age.recipient_of(secret) != recipient(actor.vault):
+        raise IntegrityError("keys/_intake.age does not match the intake key in vault.toml")
+    return age.parse_identity(secret)
+
+
+def _load(v, sid: str) -> dict[str, Any]:
+    if len(sid) != ID_LEN or not all(c in "0123456789abcdef" for c in sid):
+        raise NotFoundError(f"no intake submission {sid}")
+    p = _dir(v) / f"{sid}.toml"
+    if not p.exists():
+        raise NotFoundError(f"no intake submission {sid}", hint="see 'vault intake list'")
+    return records.load_toml(p, what=f"intake/{sid}.toml")
+
+
+def accept(actor, sid: str) -> str:
+    """Move a submission into its dossier as a document; returns the document number."""
+    actor.require("intake.manage")
+    v = actor.vault
+    with v.lock(exclusive=True):
+        rec = _load(v, sid)
+        src = _dir(v) / f"{sid}.age"
+        if hash_file(src) != (rec["sha256"], rec["size"]):
+            raise IntegrityError(f"intake/{sid}.age does not match its record (damaged or tampered with)")
+        ident = _identity(actor)
+        try:
+            meta = tomllib.loads(age.decrypt_bytes(base64.b64decode(rec["sealed"]), [ident]).decode())
+        except (FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
+            raise IntegrityError(f"intake/{sid}.toml: sealed part damaged") from None
+        dossier_id = resolve(v, rec["for"])
+        m = load_manifest(v, dossier_id)
+        if m["status"] == "destroyed":
+            raise ConflictError(f"dossier {m['number']} has been destroyed", hint="reject the submission")
+        if m["status"] == "closed":
+            raise ConflictError(f"dossier {m['number']} is closed", hint=f"reopen it first: 'vault dossier reopen {m['number']}'")
+        kt = v.layout.key_table(dossier_id)
+        table = read_key_table(kt, actor.read_identities(), dossier=dossier_id)
+        doc_id, kid = secrets.token_hex(16), secrets.token_hex(16)
+        rcpt = KeyRefRecipient(kid)
+        dst = v.layout.document(dossier_id, doc_id)
+        dst.parent.mkdir(mode=0o700, exist_ok=True)
+        with open(src, "rb") as fin, atomic_writer(dst) as fout, HashingWriter(fout) as hw:
+            try:
+                age.rewrap(fin, hw, [ident], [rcpt])  # new header, same payload bytes
+            except (FormatError, AuthenticationError, NoIdentityMatchError):
+                raise IntegrityError(f"intake/{sid}.age: not a valid submission") from None
+        table.keys[kid] = rcpt.file_key
+        if not rec["original"]:
+            meta.setdefault("copy_note", "submitted through intake")
+        meta_kid, meta_blob = seal(tomli_w.dumps(meta).encode(), table)
+        number = f"{m['number']}/{m['next_doc']:04d}"
+        m["next_doc"] += 1
+        m["documents"].append({
+            "number": number, "id": doc_id, "key": kid, "category": rec["category"], "date": rec["date"],
+            "original": rec["original"], "version": 1, "added_at": clock.stamp(), "added_by": actor.name,
+            "size": hw.size, "sha256": hw.h.hexdigest(), "meta_key": meta_kid,
+            "meta": base64.b64encode(meta_blob).decode()})
+        write_key_table(kt, table, members.ring_recipients(v))
+        from vault.office import access
+
+        access.refresh_grant_keys(actor, dossier_id, table)
+        m["revision"] += 1
+        write_manifest(actor, m)
+        _remove(v, sid)
+        actor.audit("intake.accept", number=number, ref=sid, rev=m["revision"])
+    return number
+
+
+def reject(actor, sid: str, reason: str) -> None:
+    """Delete a submission; the reason is sealed to the archive ring in a signed record."""
+    actor.require("intake.manage")
+    if not reason.strip():
+        raise InputError("a rejection needs a reason", hint="pass --reason TEXT")
+    v = actor.vault
+    with v.lock(exclusive=True):
+        rec = _load(v, sid)
+        sealed = members.seal_text(v, reason)
+        records.write_toml(_dir(v) / f"{sid}.rejected.toml", actor.sign(
+            {"format": 1, "id": sid, "for": rec["for"], "by": actor.name, "at": clock.stamp(), "reason": sealed}))
+        _remove(v, sid)
+        actor.audit("intake.reject", number=rec["for"], ref=sid)
+
+
+def _remove(v, sid: str) -> None:
+    for suffix in (".age", ".toml"):
+        p = _dir(v) / f"{sid}{suffix}"
+        if p.exists():
+            os.unlink(p)
+    fsync_dir(_dir(v))

@@ -1,0 +1,104 @@
+"""Keeping dossiers current: profile updates as new sealed versions, and their history [R-3.5.2, R-1.3.1]."""
+
+from __future__ import annotations
+
+import base64
+import tomllib
+from typing import Any
+
+from vault.office import access
+from vault.store import index
+from vault.archive import members
+from vault.office.dossier import PROFILE_FIELDS, _seal_profile, load_manifest, read_profile, resolve, write_manifest
+from vault.errors import InputError, PermissionDeniedError
+from vault.store.keytable import unseal, write_key_table
+
+
+def _may_update(actor, m: dict[str, Any]) -> None:
+    """Archivists update any dossier; a liaison updates their own department's, through a grant."""
+    v = actor.vault
+    if v.policy.may(actor.roles, "dossier.read"):
+        actor.require("dossier.update", number=m["number"])
+        return
+    if "liaison" in actor.roles and actor.record["dept"] == m["dept"]:
+        actor.require("dossier.update", number=m["number"])
+        return
+    actor.audit("dossier.update", outcome="refused", number=m["number"])
+    raise PermissionDeniedError(f"you may not update dossier {m['number']}",
+                                hint="archivists, or a liaison of the dossier's department, update it")
+
+
+def update(actor, number: str, changes: dict[str, Any], *, business: str | None = None) -> int:
+    """Write a new version of the sealed profile (old versions are kept); returns the version number."""
+    from vault.office.dossier import _scheme
+    from vault.archive.vault import check_name
+
+    changes = {k: v for k, v in changes.items() if v not in (None, [], "")}
+    for k in changes:
+        if k not in PROFILE_FIELDS:
+            raise InputError(f"unknown profile field {k!r}")
+    if not changes and not business:
+        raise InputError("nothing to update", hint="pass --name, --address, --contact, --legal-rep, --business or --note")
+    v = actor.vault
+    with v.lock(exclusive=True):
+        dossier_id = resolve(v, number)
+        m = load_manifest(v, dossier_id)
+        _may_update(actor, m)
+        if m["status"] == "destroyed":
+            raise InputError(f"dossier {m['number']} has been destroyed")
+        table = access.open_key_table(actor, dossier_id, number=m["number"])
+        old = read_profile(actor, m, table)
+        new = {**old, **changes}
+        changed = sorted(k for k in changes if old.get(k) != new.get(k))
+        if business and business != m["business"]:
+            check_name("business type", business)
+            m["business"] = business
+            facts = {"customer_type": m["customer_type"], "business": business, "dept": m["dept"], "created": m["created"]}
+            m["class"] = _scheme(v, "classification").classify(facts=facts)
+            changed.append("business")
+        if not changed:
+            raise InputError("the values given are the current ones; nothing changed")
+        version = m["profile"][-1]["version"] + 1
+        m["profile"].append(_seal_profile(table, new, actor.name, version, changed=changed))
+        write_key_table(v.layout.key_table(dossier_id), table, members.ring_recipients(v))
+        access.refresh_grant_keys(actor, dossier_id, table)
+        m["revision"] += 1
+        write_manifest(actor, m)
+        _reindex(actor, dossier_id, old, new)
+        actor.audit("dossier.update", number=m["number"], rev=m["revision"])
+    return version
+
+
+def _reindex(actor, dossier_id: str, old: dict, new: dict) -> None:
+    """Blind indexes follow the profile: ``find`` finds the new values and no longer the old ones."""
+    ids = actor.read_identities()
+    try:
+        key = index.read_index_key(actor.vault.root, ids)
+    except PermissionDeniedError:
+        return  # a liaison holds no index key; the archive re-indexes ('vault check' notes stale entries)
+    bi = index.BlindIndex(actor.vault.root, key)
+    if old.get("name") != new.get("name"):
+        if old.get("name"):
+            bi.remove("name", old["name"], dossier_id)
+        bi.add("name", new["name"], dossier_id)
+    for c in set(old.get("contact", [])) - set(new.get("contact", [])):
+        bi.remove("contact", c, dossier_id)
+    for c in set(new.get("contact", [])) - set(old.get("contact", [])):
+        bi.add("contact", c, dossier_id)
+
+
+def history(actor, number: str) -> list[dict[str, Any]]:
+    """Profile versions: who, when, which fields changed; the values only for a member who may read."""
+    actor.require("dossier.list", number=number)
+    v = actor.vault
+    m = load_manifest(v, resolve(v, number))
+    rows = [{k: p[k] for k in ("version", "at", "by", "fields")} for p in m["profile"]]
+    readable = m["status"] != "destroyed" and (
+        v.policy.may(actor.roles, "dossier.read") or access.active_grant(v, m["id"], actor.name))
+    if readable:
+        table = access.open_key_table(actor, m["id"], number=m["number"])
+        actor.audit("dossier.read", number=m["number"])
+        for row, p in zip(rows, m["profile"]):
+            row["values"] = tomllib.loads(unseal(base64.b64decode(p["sealed"]), table,
+                                                 what=f"profile v{p['version']} of {m['number']}").decode())
+    return rows

@@ -1,0 +1,98 @@
+"""Review notifications: each department's list of stale and incomplete dossiers, sent through a notifier [R-3.5.1].
+
+A message names archive numbers, classes, dates, and the *names* of missing categories and fields —
+cleartext manifest facts and policy words, never a value from a sealed profile or document.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Mapping
+
+from vault import clock, plugins
+from vault.archive import completeness
+from vault.office import review
+from vault.errors import PermissionDeniedError, PluginError, VaultError
+
+
+def _lines(row: Mapping[str, Any]) -> list[str]:
+    out = [f"{row['number']}  {row['class']}"]
+    if row["stale"]:
+        out.append(f"  stale since {row['stale_since']} (last reviewed {row['last_review']}, "
+                   f"every {row['interval_days']} days)")
+    if row["needs_update"]:
+        out.append(f"  needs an update since {row['needs_update_since']} (the last review asked for one)")
+    if row["incomplete"]:
+        gaps = []
+        if row["missing_categories"]:
+            gaps.append("missing categories: " + ", ".join(row["missing_categories"]))
+        if row["missing_fields"]:
+            gaps.append("missing fields: " + ", ".join(row["missing_fields"]))
+        out.append(f"  incomplete since {row['incomplete_since']}: " + "; ".join(gaps))
+    if not row["fields_checked"]:
+        out.append(f"  ({completeness.FIELDS_NEED_READ})")
+    if "last_note" in row:
+        # The note is free text sealed to the dossier's readers; a mailbox is not one of them.
+        out.append("  the last review left a note: 'vault review due' shows it to those who may read the dossier")
+    return out
+
+
+def compose(dept: str, rows: list[Mapping[str, Any]], *, today: str) -> tuple[str, str]:
+    """The subject and plain-text body telling ``dept`` which of its dossiers need attention."""
+    n = len(rows)
+    count = "1 dossier" if n == 1 else f"{n} dossiers"
+    subject = f"Archive review {today}: {count} of {dept} need{'s' if n == 1 else ''} attention"
+    body = [f"Periodic review of the customer archive on {today} [R-3.5.1, R-1.3.2].",
+            f"These dossiers of department {dept} are due for review or incomplete.",
+            "Please verify them and bring the missing material to the archive department.", ""]
+    for row in rows:
+        body += _lines(row)
+    return subject, "\n".join(body) + "\n"
+
+
+def build_notifier(name: str, options: Mapping[str, Any] | None = None, *, pm=None) -> plugins.PluginObject:
+    """Build the registered notifier ``name`` with ``options``; PluginError if none is installed."""
+    pm = pm or plugins.get_plugin_manager()
+    registration = plugins.notifiers(pm).get(name)
+    if registration is None:
+        raise PluginError(f"notifier {name!r} is not installed", hint="see 'vault plugins list'")
+    return registration(dict(options or {}))
+
+
+def _check_dir(v, options: Mapping[str, Any]) -> None:
+    # A report written into the vault would be swept into backups and outlive its purpose; and the
+    # vault directory is for the vault's own files only.
+    if "dir" in options:
+        real = Path(os.path.abspath(options["dir"])).resolve()
+        root = v.root.resolve()
+        if real == root or real.is_relative_to(root):
+            raise PermissionDeniedError("refusing to write notifications inside the vault directory",
+                                        hint="choose a report directory outside the vault")
+
+
+def send(actor, name: str, options: Mapping[str, Any] | None = None, *, dept: str | None = None,
+         pm=None) -> list[dict[str, Any]]:
+    """``vault review notify``: send each department with something due its list through notifier
+    ``name``; each message is an audit entry. Returns what was sent: department, numbers."""
+    actor.require("review.read")
+    options = dict(options or {})
+    _check_dir(actor.vault, options)
+    notifier = build_notifier(name, options, pm=pm)
+    rows = review.list_due(actor, dept=dept)
+    by_dept: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_dept[row["dept"]].append(row)
+    today, sent = clock.today(), []
+    for d in sorted(by_dept):
+        subject, body = compose(d, by_dept[d], today=today)
+        ref = f"{d} via {name}"
+        try:
+            notifier.notify(department=d, subject=subject, body=body)
+        except VaultError:
+            actor.audit("review.notify", outcome="failed", ref=ref)
+            raise
+        actor.audit("review.notify", ref=ref)
+        sent.append({"dept": d, "numbers": [r["number"] for r in by_dept[d]]})
+    return sent

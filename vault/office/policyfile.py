@@ -1,0 +1,50 @@
+"""Changing the policy: the office sets its own retention years, review intervals and rights [R-3.3.2]."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vault.store import records
+from vault.errors import ConflictError, FormatError, InputError
+from vault.archive.policy import DEFAULT_POLICY, Policy
+
+
+def update(actor, path: Path) -> dict[str, Any]:
+    """Replace policy.toml with the TOML file at ``path``, validated and signed by a supervisor.
+
+    Rings cannot change here: a ring's roles decide who holds the archive's read keys, and moving
+    them means re-wrapping rings and key tables, which this command does not do.
+    """
+    actor.require("policy.manage")
+    v = actor.vault
+    try:
+        new = records.load_toml(Path(path), schema="policy", what=str(path))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except FormatError as e:
+        raise InputError(str(e), hint="see schemas/policy.schema.json and 'vault policy show'") from None
+    new.pop("signature", None)
+    if new["rings"] != v.policy.data["rings"]:
+        raise ConflictError("the rings cannot be changed by a policy update",
+                            hint="keep the [rings] section as 'vault policy show' prints it")
+    if "policy.manage" not in new["roles"].get("supervisor", {}).get("may", []):
+        raise ConflictError("the supervisor role must keep policy.manage", hint="otherwise nobody could change it back")
+    with v.lock(exclusive=True):
+        signed = actor.sign(new)
+        records.write_toml(v.layout.policy, signed)
+        v.policy = Policy(signed)
+        actor.audit("policy.update")
+    return signed
+
+
+def show(v) -> dict[str, Any]:
+    """The policy in force (signature left out). Sections a policy written before they existed lacks
+    are shown with the defaults the vault applies for them."""
+    data = {k: val for k, val in v.policy.data.items() if k != "signature"}
+    for section in ("rights", "requests"):
+        data.setdefault(section, DEFAULT_POLICY[section])
+    return data
+
+
+

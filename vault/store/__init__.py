@@ -1,0 +1,141 @@
+"""The store: atomic files, locks and temporaries; its modules hold the rest of the on-disk format."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from vault.errors import LockError
+
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f"{TMP_PREFIX}{path.name}.{secrets.token_hex(4)}")
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, mode: int = 0o600, sync: bool = True) -> Iterator[BinaryIO]:
+    """Yield a file that replaces ``path`` all at once when the block ends without error.
+
+    The data goes to a temporary file beside ``path``; it is fsynced, renamed over ``path`` and the
+    directory is fsynced, so a crash leaves either the old file or the new one, never a mix. With
+    ``sync=False`` the caller takes over durability (``sync_files`` then ``fsync_dir``), which lets a
+    bulk import pay for its syncs once instead of per file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            if sync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if sync:
+        fsync_dir(path.parent)
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, sync: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically (see ``atomic_writer``)."""
+    with atomic_writer(path, mode=mode, sync=sync) as f:
+        f.write(data)
+
+
+def write_new(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Create ``path`` with ``data``; never replaces an existing file. Durability is the caller's."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def sync_files(paths: list[Path]) -> None:
+    """fsync many files and then their directories once each."""
+    dirs = set()
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dirs.add(p.parent)
+    for d in dirs:
+        fsync_dir(d)
+
+
+def find_temporaries(root: Path) -> list[Path]:
+    """Temporary files left by interrupted writes (backup staging directories are not the vault's)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".backup-staging-")]
+        found += [Path(dirpath) / f for f in filenames if f.startswith(TMP_PREFIX)]
+    return found
+
+
+def sweep_temporaries(root: Path) -> list[Path]:
+    """Remove temporary files left by an interrupted write; call only under the write lock."""
+    removed = []
+    for p in find_temporaries(root):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed.append(p)
+    return removed
+
+
+class VaultLock:
+    """An advisory ``flock`` on ``<vault>/.lock``: exclusive for writers, shared for readers.
+
+    Readers that need a consistent view (``check``, backups) take it shared so that no writer
+    changes the vault under them; writers take it exclusive. ``wait`` seconds bound how long a
+    command waits for another before it gives up with a LockError.
+    """
+
+    def __init__(self, root: Path, *, exclusive: bool, wait: float = 30.0) -> None:
+        self.path = root / ".lock"
+        self.exclusive = exclusive
+        self.wait = wait
+        self._fd: int | None = None
+
+    def __enter__(self) -> "VaultLock":
+        import time
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        op = (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(fd, op)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise LockError("the vault is locked by another command") from None
+                time.sleep(0.02)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
