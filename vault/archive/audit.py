@@ -96,7 +96,7 @@ def record_many(actor, items: list[dict]) -> list[dict]:
             for k in ("number", "ref", "rev"):
                 if item.get(k) is not None and item.get(k) != "":
                     entry[k] = item[k]
-            entry["sig"] = base64.b64encode(sign.sign(actor.identity.sign_secret, _entry_bytes(entry))).decode()
+            entry["sig"] = base64.b64encode(actor.identity.sign(_entry_bytes(entry))).decode()
             line = _line(entry)
             prev = hashlib.sha256(line).hexdigest()
             entries.append(entry)

@@ -23,7 +23,7 @@ from vault.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from vault.store.identity import MemberIdentity, PublicKey
+from vault.store.identity import MemberKey, PublicKey
 from vault.archive.policy import ROLES
 from vault.store import sync_files, write_atomic
 
@@ -209,7 +209,7 @@ def ring_recipients(v) -> list[age.Recipient]:
     return [age.parse_recipient(ring_record(v, r)["recipient"]) for r in sorted(v.policy.data["rings"])]
 
 
-def unlock_ring(v, ring: str, ident: MemberIdentity) -> age.Identity:
+def unlock_ring(v, ring: str, ident: MemberKey) -> age.Identity:
     """Decrypt the ring identity with a member's identity."""
     blob = v.layout.ring_secret(ring).read_bytes()
     try:
@@ -299,6 +299,10 @@ def remove_member(actor, name: str) -> list[str]:
                 _write_ring(v, ring, rr["generation"] + 1, secret, remaining, keys, by=actor.name, signer=actor)
             new_ids = [age.parse_identity(s) for _, s in new.values()]
             rewrapped = rewrap_key_tables(v, [*new_ids, *old_ids], ring_recipients(v))
+            from vault.archive import searchindex  # it imports this module
+
+            # A leaver who kept the index key would open every index file written after: rotate it.
+            searchindex.rotate(actor, [*new_ids, *old_ids])
         rec = dict(rec, status="removed", removed_at=clock.stamp(), removed_by=actor.name)
         records.write_toml(v.layout.member(name), actor.sign(rec))
         v._members_cache = None

@@ -12,11 +12,41 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from typing import TYPE_CHECKING
+
 import click
 
-from vault.store import identity
-from vault.errors import InputError, VaultError
-from vault.archive.vault import Vault, dumps_json
+from vault.cli.lazy import LazyGroup
+from vault.errors import (ConflictError, FormatError, IntegrityError, InputError, LockError, NoIdentityMatchError,
+                          NotFoundError, PermissionDeniedError, PluginError, UsageError, VaultError)
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
+    from vault.store.identity import MemberKey
+
+# Every error reaches the user with a hint: the library's own when it has one, else this one.
+DEFAULT_HINTS: dict[type, str] = {
+    UsageError: "see 'vault COMMAND --help'",
+    InputError: "see 'vault COMMAND --help' for what the command accepts",
+    NotFoundError: "check the name or number; the 'list' command of its group shows what exists",
+    PermissionDeniedError: "ask a supervisor; roles and their rights are in 'vault policy show'",
+    IntegrityError: "run 'vault check' to see every damaged file; restore from a backup if needed",
+    FormatError: "the file is damaged or not what was expected; run 'vault check'",
+    ConflictError: "see the object's state with its 'show' or 'list' command",
+    NoIdentityMatchError: "check --identity and the passphrase",
+    LockError: "another vault command is running; retry when it has finished",
+    PluginError: "see 'vault plugins list'",
+}
+
+
+def hint_for(err: VaultError) -> str:
+    """The hint shown under an error: the error's own, else the one for its class."""
+    if err.hint:
+        return err.hint
+    for cls in type(err).__mro__:
+        if cls in DEFAULT_HINTS:
+            return DEFAULT_HINTS[cls]
+    return "run the command again with --help"
 
 
 class Ctx:
@@ -29,6 +59,8 @@ class Ctx:
 
     @property
     def vault(self) -> Vault:
+        from vault.archive.vault import Vault
+
         if self._vault is None:
             if not self.vault_dir:
                 raise InputError("no vault given", hint="pass --vault DIR or set VAULT_DIR")
@@ -36,13 +68,23 @@ class Ctx:
         return self._vault
 
     def actor(self):
+        return self.vault.act_as(self.member_key())
+
+    def member_key(self, missing: str = "this command needs your identity") -> MemberKey:
+        """The running agent when it holds the identity asked for (or any, when none is asked for);
+        else the identity file, unlocked with the passphrase."""
+        from vault.store import identity
+        from vault.agent import client
+
+        held = client.identity_for(self.identity_file)
+        if held is not None:
+            return held
         if not self.identity_file:
-            raise InputError("this command needs your identity", hint="pass --identity FILE or set VAULT_IDENTITY")
+            raise InputError(missing, hint="pass --identity FILE or set VAULT_IDENTITY")
         path = Path(self.identity_file)
         if not path.is_file():
             raise InputError(f"identity file {path} not found", hint="pass --identity FILE or set VAULT_IDENTITY")
-        ident = identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
-        return self.vault.act_as(ident)
+        return identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
 
     def maybe_actor(self):
         """The acting member when an identity is given (to open sealed texts), else None."""
@@ -50,6 +92,8 @@ class Ctx:
 
 
 def _passphrase(prompt: str, *, confirm: bool = False) -> str:
+    from vault.store import identity
+
     p = identity.passphrase_from_env()
     if p is not None:
         return p
@@ -61,9 +105,42 @@ def _passphrase(prompt: str, *, confirm: bool = False) -> str:
 def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str) -> None:
     """Print ``data`` as JSON or as human text."""
     if as_json:
+        from vault.archive.vault import dumps_json
+
         click.echo(dumps_json(data))
     else:
         click.echo(text(data) if callable(text) else text)
+
+
+def render(value: Any, indent: str = "") -> str:
+    """Human text for nested data: ``key: value`` lines, lists as ``- item`` lines; never a Python repr."""
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) and v:
+                lines.append(f"{indent}{k}:")
+                lines.append(render(v, indent + "  "))
+            else:
+                lines.append(f"{indent}{k}: {_scalar(v)}")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and item:
+                first, *rest = render(item, indent + "  ").split("\n")
+                lines.append(f"{indent}- {first.lstrip()}")
+                lines.extend(rest)
+            else:
+                lines.append(f"{indent}- {_scalar(item)}")
+    else:
+        lines.append(f"{indent}{_scalar(value)}")
+    return "\n".join(lines)
+
+
+def _scalar(v: Any) -> str:
+    if v is None or v == [] or v == {}:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return str(v)
 
 
 @contextlib.contextmanager
@@ -79,7 +156,27 @@ def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
 json_opt = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
-class VaultGroup(click.Group):
+class ArchiveNumber(click.ParamType):
+    """An archive or document number as typed: matched case-insensitively against the issued numbers."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        obj = ctx.find_object(Ctx) if ctx is not None else None
+        if obj is None or not isinstance(value, str) or not obj.vault_dir:
+            return value
+        from vault.office.dossier import canonical_number
+
+        try:
+            return canonical_number(obj.vault, value)
+        except (VaultError, OSError, ValueError):
+            return value  # the command itself reports a bad vault or number, with its hint
+
+
+NUMBER = ArchiveNumber()
+
+
+class VaultGroup(LazyGroup):
     """Turns library errors into one clear line (and a hint) with the right exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -87,14 +184,14 @@ class VaultGroup(click.Group):
             return super().invoke(ctx)
         except VaultError as e:
             click.echo(f"vault: error: {e}", err=True)
-            if e.hint:
-                click.echo(f"vault: hint: {e.hint}", err=True)
+            click.echo(f"vault: hint: {hint_for(e)}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("vault: interrupted; nothing was changed", err=True)
             ctx.exit(130)
         except OSError as e:
             click.echo(f"vault: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
+            click.echo("vault: hint: check the path, its permissions and the free space", err=True)
             ctx.exit(1)
 
 
@@ -108,22 +205,8 @@ def cli(ctx: click.Context, vault_dir: str | None, identity_file: str | None) ->
     ctx.obj = Ctx(vault_dir, identity_file)
 
 
-
 def main() -> None:
     """Console-script entry point."""
 
     os.umask(0o077)  # nothing the vault writes is for other users
     cli(prog_name="vault")
-
-
-# Command modules attach to ``cli`` on import; they import the names above, so they come last.
-from vault.cli import core  # noqa: E402,F401
-from vault.cli import access  # noqa: E402,F401
-from vault.cli import export  # noqa: E402,F401
-from vault.cli import backup  # noqa: E402,F401
-from vault.cli import review  # noqa: E402,F401
-from vault.cli import retention  # noqa: E402,F401
-from vault.cli import intake  # noqa: E402,F401
-from vault.cli import maintenance  # noqa: E402,F401
-from vault.cli import policy  # noqa: E402,F401
-from vault.cli import paper  # noqa: E402,F401

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from vault.office import access
+from vault.office import access, find
 from vault.archive import audit
 from vault import clock
-from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt
 from vault.office.dossier import parse_date
 from vault.errors import IntegrityError
 
@@ -18,7 +18,8 @@ def request_grp() -> None:
 
 
 def _req_line(r: dict) -> str:
-    return f"{r['number']}  {r['kind']:<6} {r['target']:<22} {r['requester']:<14} {r['state']}"
+    target = r["target"] or "(customer name)"
+    return f"{r['number']}  {r['kind']:<6} {target:<22} {r['requester']:<14} {r['state']}"
 
 
 def text_lines(r: dict, keys: tuple[str, ...], indent: str = "  ") -> str:
@@ -32,18 +33,21 @@ def _req_text(r: dict) -> str:
 
 
 @request_grp.command("access")
-@click.argument("number")
+@click.argument("number", type=NUMBER, required=False)
+@click.option("--customer", help="The customer's name, when you do not know the archive number (sealed).")
 @click.option("--purpose", required=True, help="Why you need to consult it (sealed).")
 @json_opt
 @click.pass_obj
-def request_access(obj: Ctx, number: str, purpose: str, as_json: bool) -> None:
-    """Ask to consult a dossier; your department head approves."""
-    no = access.create_request(obj.actor(), "access", number, purpose)
+def request_access(obj: Ctx, number: str | None, customer: str | None, purpose: str, as_json: bool) -> None:
+    """Ask to consult a dossier, by archive number or by customer name; your department head approves."""
+    if (number is None) == (customer is None):
+        raise click.UsageError("give the archive number or --customer NAME")
+    no = access.create_request(obj.actor(), "access", number, purpose, customer=customer)
     emit({"number": no}, as_json, no)
 
 
 @request_grp.command("copy")
-@click.argument("docno")
+@click.argument("docno", type=NUMBER)
 @click.option("--purpose", required=True, help="Why you need a copy (sealed).")
 @json_opt
 @click.pass_obj
@@ -74,13 +78,17 @@ def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
 
 @request_grp.command("show")
 @click.argument("req")
+@click.option("--customer", "reveal", is_flag=True,
+              help="Also show the customer name of a request by name (needs your identity; the archive and the department heads).")
 @json_opt
 @click.pass_obj
-def request_show(obj: Ctx, req: str, as_json: bool) -> None:
+def request_show(obj: Ctx, req: str, as_json: bool, reveal: bool) -> None:
     """Show a request and its state."""
     row = access.status(obj.vault, req)
     row.update(access.texts(obj.vault, req, obj.maybe_actor()))
-    emit(row, as_json, _req_text)
+    if reveal:
+        row["customer"] = access.customer_name(obj.actor(), req)
+    emit(row, as_json, lambda r: _req_text(r) + (f"\ncustomer: {r['customer']}" if "customer" in r else ""))
 
 
 @request_grp.command("approve")
@@ -119,11 +127,14 @@ def grant_grp() -> None:
 @grant_grp.command("create", hidden=True)
 @click.argument("req")
 @click.option("--hours", default=24, show_default=True, type=int, help="Validity of the grant.")
+@click.option("--number", help="For a request by customer name: the dossier to grant, among those the name matches.")
 @json_opt
 @click.pass_obj
-def grant_create(obj: Ctx, req: str, hours: int, as_json: bool) -> None:
-    """Grant an approved access request."""
-    gno = access.grant(obj.actor(), req, hours=hours)
+def grant_create(obj: Ctx, req: str, hours: int, as_json: bool, number: str | None) -> None:
+    """Grant an approved access request; a request by customer name is resolved to one dossier first."""
+    actor = obj.actor()
+    resolved = find.resolve_customer(actor, req, choose=number) if access.status(obj.vault, req).get("by_name") else None
+    gno = access.grant(actor, req, hours=hours, resolved=resolved)
     emit({"number": gno}, as_json, gno)
 
 
@@ -140,11 +151,12 @@ def grant_list(obj: Ctx, as_json: bool) -> None:
 
 @grant_grp.command("revoke")
 @click.argument("grant")
+@json_opt
 @click.pass_obj
-def grant_revoke(obj: Ctx, grant: str) -> None:
+def grant_revoke(obj: Ctx, grant: str, as_json: bool) -> None:
     """Revoke a grant now."""
     access.revoke(obj.actor(), grant)
-    click.echo(f"revoked {grant}")
+    emit({"revoked": grant}, as_json, f"revoked {grant}")
 
 
 @grant_grp.command("sweep")
@@ -162,7 +174,7 @@ def audit_grp() -> None:
 
 
 @audit_grp.command("log")
-@click.option("--dossier", "number", help="Only entries about this archive number.")
+@click.option("--dossier", "number", type=NUMBER, help="Only entries about this archive number.")
 @click.option("--member", help="Only entries by this member.")
 @click.option("--since", help="Only entries from this date (YYYY-MM-DD).")
 @json_opt

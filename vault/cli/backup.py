@@ -12,16 +12,22 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import click
 
 from vault import backup
-from vault.store import identity
-from vault.cli import Ctx, _passphrase, cli, emit, json_opt, progress
-from vault.errors import InputError, UsageError
+from vault.cli import Ctx, cli, emit, json_opt, progress
+from vault.errors import UsageError
 
 _DURATION = re.compile(r"(\d+)([dhm]?)\Z")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)%?\Z")
 
 
 def _with_endpoint(url: str, endpoint: str | None) -> str:
-    """``--endpoint-url`` goes into an s3 URL, so backups.toml records where a destruction must reach."""
+    """``--endpoint-url`` goes into an s3 URL, so backups.toml records where a destruction must reach.
+
+    A plain path (no ``scheme://``) names a directory: ``/mnt/offsite`` means ``file:///mnt/offsite``.
+    """
+    if "://" not in url:
+        if not url.strip():
+            raise UsageError("the backup target is empty", hint="give a directory, file:///dir or s3://bucket/prefix")
+        url = Path(url).expanduser().resolve().as_uri()
     if not endpoint:
         return url
     parts = urlsplit(url)
@@ -42,10 +48,7 @@ def _duration(text: str) -> _dt.timedelta:
 
 def _identities(obj: Ctx) -> list:
     """The member's own age identity; the snapshot's ring files lead from it to the rings (no vault needed)."""
-    if not obj.identity_file:
-        raise InputError("this needs a ring member's identity", hint="pass --identity FILE or set VAULT_IDENTITY")
-    path = Path(obj.identity_file)
-    return [identity.load_identity(path, _passphrase(f"Passphrase for {path.name}")).age_identity()]
+    return [obj.member_key("this needs a ring member's identity").age_identity()]
 
 
 def _size(n: int) -> str:
@@ -56,7 +59,7 @@ def _size(n: int) -> str:
     return str(n)
 
 
-target_arg = click.argument("target")
+target_arg = click.argument("target", metavar="TARGET")
 endpoint_opt = click.option("--endpoint-url", envvar="VAULT_S3_ENDPOINT",
                             help="S3 endpoint (MinIO, Ceph, ...); default AWS_ENDPOINT_URL or AWS itself.")
 

@@ -19,11 +19,12 @@ def paper_grp() -> None:
 @paper_grp.command("locate")
 @click.argument("docno")
 @click.option("--location", required=True, help="Where the original is kept (room, shelf, box).")
+@json_opt
 @click.pass_obj
-def paper_locate(obj: Ctx, docno: str, location: str) -> None:
+def paper_locate(obj: Ctx, docno: str, location: str, as_json: bool) -> None:
     """Record where a paper original is kept."""
     paper.locate(obj.actor(), docno, location)
-    click.echo(f"{docno}: kept at {location}")
+    emit({"document": docno, "location": location}, as_json, f"{docno}: kept at {location}")
 
 
 @paper_grp.command("lend")

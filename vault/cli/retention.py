@@ -7,42 +7,45 @@ import hashlib
 import click
 
 from vault.office import destruction, holds, retention
-from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt, render
 from vault.cli.access import text_lines
 from vault.cli.core import doc_grp, dossier_grp
 from vault.store.records import canonical
 
 
 @doc_grp.command("event")
-@click.argument("docno")
+@click.argument("docno", type=NUMBER)
 @click.argument("event")
 @click.option("--date", required=True, help="When it happened, YYYY-MM-DD.")
 @click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
+@json_opt
 @click.pass_obj
-def doc_event(obj: Ctx, docno: str, event: str, date: str, force_date: bool) -> None:
+def doc_event(obj: Ctx, docno: str, event: str, date: str, force_date: bool, as_json: bool) -> None:
     """Record a retention trigger event (e.g. contract-fulfilled) for a document."""
     retention.record_event(obj.actor(), docno, event, date, force_date=force_date)
-    click.echo(f"{docno}: {event} on {date}")
+    emit({"document": docno, "event": event, "date": date}, as_json, f"{docno}: {event} on {date}")
 
 
 @dossier_grp.command("close")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @click.option("--date", required=True, help="When the relationship ended, YYYY-MM-DD.")
 @click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
+@json_opt
 @click.pass_obj
-def dossier_close(obj: Ctx, number: str, date: str, force_date: bool) -> None:
+def dossier_close(obj: Ctx, number: str, date: str, force_date: bool, as_json: bool) -> None:
     """Close a dossier; schedules counting from 'dossier-closed' start; it takes no new documents."""
     retention.close_dossier(obj.actor(), number, date, force_date=force_date)
-    click.echo(f"closed {number}")
+    emit({"closed": number, "date": date}, as_json, f"closed {number}")
 
 
 @dossier_grp.command("reopen")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
+@json_opt
 @click.pass_obj
-def dossier_reopen(obj: Ctx, number: str) -> None:
+def dossier_reopen(obj: Ctx, number: str, as_json: bool) -> None:
     """Reopen a closed dossier: it takes documents again; its closing date is cancelled (kept in the manifest)."""
     retention.reopen_dossier(obj.actor(), number)
-    click.echo(f"reopened {number}")
+    emit({"reopened": number}, as_json, f"reopened {number}")
 
 
 @cli.group("retention")
@@ -70,23 +73,25 @@ def hold_grp() -> None:
 
 
 @hold_grp.command("add")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @click.option("--reason", required=True, help="Why (sealed).")
+@json_opt
 @click.pass_obj
-def hold_add(obj: Ctx, number: str, reason: str) -> None:
+def hold_add(obj: Ctx, number: str, reason: str, as_json: bool) -> None:
     """Place a legal hold on a dossier."""
     holds.add(obj.actor(), number, reason)
-    click.echo(f"{number} is on hold")
+    emit({"held": number}, as_json, f"{number} is on hold")
 
 
 @hold_grp.command("remove")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @click.option("--reason", required=True, help="Why the hold ends (sealed).")
+@json_opt
 @click.pass_obj
-def hold_remove(obj: Ctx, number: str, reason: str) -> None:
+def hold_remove(obj: Ctx, number: str, reason: str, as_json: bool) -> None:
     """Lift a legal hold (a supervisor, with a reason)."""
     holds.remove(obj.actor(), number, reason)
-    click.echo(f"hold on {number} lifted")
+    emit({"lifted": number}, as_json, f"hold on {number} lifted")
 
 
 @hold_grp.command("list")
@@ -113,7 +118,7 @@ def destroy_grp() -> None:
 
 
 @destroy_grp.command("request")
-@click.argument("target")
+@click.argument("target", type=NUMBER)
 @click.option("--reason", required=True, help="Why (sealed).")
 @json_opt
 @click.pass_obj
@@ -142,21 +147,23 @@ def destroy_approve(obj: Ctx, id: str, override_retention: str | None, as_json: 
 @destroy_grp.command("cancel")
 @click.argument("id")
 @click.option("--reason", required=True, help="Why (sealed).")
+@json_opt
 @click.pass_obj
-def destroy_cancel(obj: Ctx, id: str, reason: str) -> None:
+def destroy_cancel(obj: Ctx, id: str, reason: str, as_json: bool) -> None:
     """Withdraw a destruction that has not started (its requester or a supervisor)."""
     destruction.close(obj.actor(), id, "cancelled", reason)
-    click.echo(f"cancelled {id}")
+    emit({"cancelled": id}, as_json, f"cancelled {id}")
 
 
 @destroy_grp.command("deny")
 @click.argument("id")
 @click.option("--reason", required=True, help="Why (sealed).")
+@json_opt
 @click.pass_obj
-def destroy_deny(obj: Ctx, id: str, reason: str) -> None:
+def destroy_deny(obj: Ctx, id: str, reason: str, as_json: bool) -> None:
     """Refuse a destruction that has not started (a supervisor other than the requester)."""
     destruction.close(obj.actor(), id, "denied", reason)
-    click.echo(f"denied {id}")
+    emit({"denied": id}, as_json, f"denied {id}")
 
 
 @destroy_grp.command("show")
@@ -200,14 +207,16 @@ def destroy_list(obj: Ctx, as_json: bool) -> None:
 def destroy_certificate(obj: Ctx, id: str, as_json: bool) -> None:
     """Print a destruction certificate."""
     cert = destruction.certificate(obj.vault, id)
-    emit(cert, as_json, lambda c: "\n".join(f"{k}: {v}" for k, v in c.items() if k != "signature"))
+    emit(cert, as_json, lambda c: render({k: v for k, v in c.items() if k != "signature"}))
 
 
 @destroy_grp.command("verify")
 @click.argument("id")
+@json_opt
 @click.pass_obj
-def destroy_verify(obj: Ctx, id: str) -> None:
+def destroy_verify(obj: Ctx, id: str, as_json: bool) -> None:
     """Check a certificate's signature (needs no key)."""
     cert = destruction.certificate(obj.vault, id)
-    digest = hashlib.sha256(canonical(cert)).hexdigest()[:16]
-    click.echo(f"certificate {id} is valid, signed by {cert['signature']['by']} (digest {digest})")
+    digest = hashlib.sha256(canonical(cert)).hexdigest()
+    emit({"certificate": id, "valid": True, "signed_by": cert["signature"]["by"], "sha256": digest}, as_json,
+         f"certificate {id} is valid, signed by {cert['signature']['by']} (digest {digest[:16]})")

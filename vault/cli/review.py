@@ -11,7 +11,7 @@ import click
 
 from vault.archive import completeness
 from vault.office import notify, review
-from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt
 from vault.cli.access import text_lines
 from vault.cli.core import dossier_grp
 from vault.errors import InputError, UsageError
@@ -61,7 +61,7 @@ def review_due(obj: Ctx, dept: str | None, as_json: bool) -> None:
 
 
 @review_grp.command("done")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @click.option("--verified", is_flag=True, help="The dossier is correct and current.")
 @click.option("--needs-update", is_flag=True, help="The department must update it (with --note).")
 @click.option("--note", help="What needs updating (sealed to the archive department).")
@@ -136,6 +136,8 @@ def review_notify(obj: Ctx, notifier: str, dept: str | None, report_dir: str | N
                         "to": _addresses(to, addresses_file)})
         if smtp_user:
             options.update(user=smtp_user, password=os.environ.get(SMTP_PASSWORD_ENV, ""))
+    from vault.office import notify  # here: it loads the plugin host, which other dossier commands do not need
+
     sent = notify.send(obj.actor(), notifier, options, dept=dept)
     emit(sent, as_json, lambda s: "\n".join(f"notified {x['dept']}: {len(x['numbers'])} dossiers" for x in s)
          or "(nothing to notify)")

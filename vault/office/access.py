@@ -18,7 +18,7 @@ from vault import clock
 from vault.store import index, records
 from vault.archive import members
 from vault.crypto import age
-from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
+from vault.errors import ConflictError, InputError, IntegrityError, NoIdentityMatchError, NotFoundError, PermissionDeniedError
 from vault.store.identity import PublicKey
 from vault.store.keytable import KeyTable, read_key_table
 from vault.store import fsync_dir, write_atomic
@@ -47,21 +47,32 @@ def _load(v, path: Path, what: str, mem: dict | None = None) -> dict[str, Any]:
     return rec
 
 
-def create_request(actor, kind: str, target: str, purpose: str) -> str:
-    """File a consultation (``access``) or copy (``copy``) request; returns its number."""
+def create_request(actor, kind: str, target: str | None, purpose: str, *, customer: str | None = None) -> str:
+    """File a consultation (``access``) or copy (``copy``) request; returns its number.
+
+    A consultation may name the customer instead of the archive number [R-3.4.1]: ``customer`` is
+    sealed to the archive ring (which resolves it when granting) and the requester's department
+    heads (who approve it); ``target`` and ``dossier`` stay empty until the grant resolves it.
+    """
     from vault.office.dossier import load_manifest, resolve
 
     actor.require("request.create", number=target)
     v = actor.vault
     if not purpose.strip():
         raise InputError("a request needs a purpose [R-3.4.1]", hint="pass --purpose TEXT")
-    dossier_id = resolve(v, target)
-    m = load_manifest(v, dossier_id)
-    if m["status"] == "destroyed":
-        actor.audit(f"request.{kind}", outcome="refused", number=target)
-        raise ConflictError(f"dossier {m['number']} has been destroyed", hint="nothing left to consult")
-    if kind == "copy" and "/" in target and not any(d["number"] == target for d in m["documents"]):
-        raise NotFoundError(f"no document {target}")
+    if customer is not None:
+        if kind != "access" or target or not customer.strip():
+            raise InputError("a request names either an archive number or a customer's name",
+                             hint="'vault request access NO …' or 'vault request access --customer NAME …'")
+        target, dossier_id = "", ""
+    else:
+        dossier_id = resolve(v, target or "")
+        m = load_manifest(v, dossier_id)
+        if m["status"] == "destroyed":
+            actor.audit(f"request.{kind}", outcome="refused", number=target)
+            raise ConflictError(f"dossier {m['number']} has been destroyed", hint="nothing left to consult")
+        if kind == "copy" and "/" in target and not any(d["number"] == target for d in m["documents"]):
+            raise NotFoundError(f"no document {target}")
     mem = members.all_members(v)
     heads = [n for n, r in mem.items() if "dept-head" in r["roles"] and r["dept"] == actor.record["dept"]]
     with v.lock(exclusive=True):
@@ -72,9 +83,11 @@ def create_request(actor, kind: str, target: str, purpose: str) -> str:
         if kind == "access" and "dept-head" in actor.roles:
             # No one approves their own request: a head's own goes up to the role the policy names.
             rec["approver_role"] = v.policy.head_request_approver()
+        if customer is not None:
+            rec["customer"] = members.seal_text(v, customer.strip(), heads, mem)
         (v.root / "requests").mkdir(mode=0o700, exist_ok=True)
         records.write_toml(_req_path(v, no), actor.sign(rec))
-        actor.audit(f"request.{kind}", number=target, ref=no)
+        actor.audit(f"request.{kind}", number=target or None, ref=no)
     return no
 
 
@@ -88,6 +101,11 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
     if "approver_role" in req:
         out["approver_role"] = req["approver_role"]
     out["state"] = "pending"
+    if "customer" in req:
+        out["by_name"] = True
+        res = resolution(v, req)
+        if res is not None:
+            out.update(target=res["number"], resolved_by=res["by"])
     dec_path = _req_path(v, no, ".decision")
     if dec_path.exists():
         dec = _load(v, dec_path, f"decision on {no}")
@@ -105,7 +123,7 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
 
 
 def request_record(v, no: str) -> dict[str, Any]:
-    """A request record, its signature verified (NotFoundError if there is none)."""
+    """A request as its requester signed it (signature verified)."""
     return _load(v, _req_path(v, no), f"request {no}")
 
 
@@ -121,8 +139,36 @@ def texts(v, no: str, actor=None) -> dict[str, Any]:
         if "reason" in dec:
             found["reason"] = (dec["reason"], f"requests/{no}.decision.toml reason")
     out: dict[str, Any] = {}
-    members.reveal(actor, found, out, number=req["target"], ref=no)
+    members.reveal(actor, found, out, number=req["target"] or None, ref=no)
     return out
+
+
+def resolution(v, req: dict[str, Any]) -> dict[str, Any] | None:
+    """The archivist's signed resolution of a request by customer name to one dossier, if made."""
+    path = _req_path(v, req["number"], ".resolution")
+    if not path.exists():
+        return None
+    what = f"requests/{req['number']}.resolution.toml"
+    res = _load(v, path, f"resolution of {req['number']}")
+    signer = members.all_members(v)[res["signature"]["by"]]
+    if res.get("request_sha256") != _digest(req) or res.get("by") != signer["name"] \
+            or not v.policy.may(signer["roles"], "grant.manage"):
+        raise IntegrityError(f"{what}: not a resolution of this request by a member who may grant it")
+    return res
+
+
+def customer_name(actor, no: str) -> str:
+    """The customer name a request by name gives, for a member it was sealed to (the archive ring,
+    the requester's department heads)."""
+    import base64
+
+    req = _load(actor.vault, _req_path(actor.vault, no), f"request {no}")
+    if "customer" not in req:
+        raise InputError(f"request {no} names an archive number, not a customer")
+    try:
+        return age.decrypt_bytes(base64.b64decode(req["customer"]), actor.read_identities()).decode()
+    except NoIdentityMatchError:
+        raise PermissionDeniedError(f"the customer name in {no} is sealed to the archive and the department heads") from None
 
 
 def _check_decider(v, req: dict[str, Any], dec: dict[str, Any]) -> None:
@@ -149,16 +195,16 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
     req = _load(v, _req_path(v, no), f"request {no}")
     action = "request.approve-access" if req["kind"] == "access" else "request.approve-copy"
     verb = "approve" if approve else "deny"
-    actor.require(action, number=req["target"])
+    actor.require(action, number=req["target"] or None)
     if req["requester"] == actor.name:
-        actor.audit(f"request.{verb}", outcome="refused", number=req["target"], ref=no)
+        actor.audit(f"request.{verb}", outcome="refused", number=req["target"] or None, ref=no)
         raise PermissionDeniedError("you cannot decide your own request", hint="another approver must decide it")
     if "approver_role" in req and req["approver_role"] not in actor.roles:
-        actor.audit(f"request.{verb}", outcome="refused", number=req["target"], ref=no)
+        actor.audit(f"request.{verb}", outcome="refused", number=req["target"] or None, ref=no)
         raise PermissionDeniedError(f"request {no} is a department head's own: a {req['approver_role']} decides it",
                                     hint="see [requests] in 'vault policy show'")
     if req["kind"] == "access" and "approver_role" not in req and actor.record["dept"] != req["dept"]:
-        actor.audit(f"request.{verb}", outcome="refused", number=req["target"], ref=no)
+        actor.audit(f"request.{verb}", outcome="refused", number=req["target"] or None, ref=no)
         raise PermissionDeniedError(f"request {no} is from department {req['dept']}, not yours",
                                     hint="the head of the requester's department decides it")
     if not approve and not (reason or "").strip():
@@ -171,7 +217,7 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
         if reason:
             dec["reason"] = members.seal_text(v, reason, [req["requester"], actor.name])
         records.write_toml(_req_path(v, no, ".decision"), actor.sign(dec))
-        actor.audit(f"request.{verb}", number=req["target"], ref=no)
+        actor.audit(f"request.{verb}", number=req["target"] or None, ref=no)
     return status(v, no)
 
 
@@ -184,8 +230,13 @@ def list_requests(v) -> list[dict[str, Any]]:
     return [status(v, n, grants=grants) for n in nos]
 
 
-def grant(actor, no: str, *, hours: int = 24) -> str:
-    """Release the dossier's keys to the requester of an approved access request until expiry."""
+def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None = None) -> str:
+    """Release the dossier's keys to the requester of an approved access request until expiry.
+
+    :param resolved: for a request by customer name, the (dossier id, archive number) the granting
+        archivist resolved it to (``vault.office.find.resolve_customer``); recorded, signed, as
+        ``requests/<R>.resolution.toml`` before the grant.
+    """
     actor.require("grant.manage")
     v = actor.vault
     if not 1 <= hours <= MAX_GRANT_HOURS:
@@ -195,25 +246,40 @@ def grant(actor, no: str, *, hours: int = 24) -> str:
     if req["kind"] != "access":
         raise ConflictError(f"{no} is a copy request; copies are made with 'vault doc export'")
     if st["state"] != "approved":
-        actor.audit("grant.create", outcome="refused", number=req["target"], ref=no)
+        actor.audit("grant.create", outcome="refused", number=req["target"] or None, ref=no)
         raise ConflictError(f"request {no} is {st['state']}, not approved", hint="a department head must approve it first")
     mem = members.all_members(v)
     grantee = mem.get(req["requester"])
     if grantee is None or grantee["status"] != "active":
         raise ConflictError(f"requester {req['requester']} is no longer a member")
     dec = _load(v, _req_path(v, no, ".decision"), f"decision on {no}")
+    dossier_id, target = req["dossier"], req["target"]
+    earlier = resolution(v, req) if "customer" in req else None
+    if earlier is not None:  # resolved by a grant that did not complete: the signed resolution stands
+        dossier_id, target = earlier["dossier"], earlier["number"]
+    elif "customer" in req:
+        if resolved is None:
+            raise ConflictError(f"request {no} names a customer, not a dossier",
+                                hint=f"'vault grant {no}' resolves the name through the search index")
+        dossier_id, target = resolved
+    elif resolved is not None:
+        raise InputError(f"request {no} names its dossier already")
     with v.lock(exclusive=True):
+        if "customer" in req and earlier is None:
+            records.write_toml(_req_path(v, no, ".resolution"), actor.sign(
+                {"format": 1, "request": no, "request_sha256": _digest(req), "dossier": dossier_id,
+                 "number": target, "by": actor.name, "at": clock.stamp()}))
         gno = f"G-{index.next_sequence(v.root, 'grants'):06d}"
         now = clock.now()
-        rec = {"format": 1, "number": gno, "request": no, "dossier": req["dossier"], "target": req["target"],
+        rec = {"format": 1, "number": gno, "request": no, "dossier": dossier_id, "target": target,
                "grantee": req["requester"], "granted_at": clock.stamp(),
                "expires_at": (now + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                "approval_sha256": _digest(dec)}
-        table = read_key_table(v.layout.key_table(req["dossier"]), actor.read_identities(), dossier=req["dossier"])
+        table = read_key_table(v.layout.key_table(dossier_id), actor.read_identities(), dossier=dossier_id)
         _write_grant_key(v, rec, table, mem)
         (v.root / "grants").mkdir(mode=0o700, exist_ok=True)
         records.write_toml(_grant_path(v, gno), actor.sign(rec))
-        actor.audit("grant.create", number=req["target"], ref=gno)
+        actor.audit("grant.create", number=target, ref=gno)
     return gno
 
 

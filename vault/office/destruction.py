@@ -15,8 +15,8 @@ from typing import Any
 from vault.office import access, retention
 from vault import clock
 from vault.store import index, records
-from vault.archive import members
-from vault.office.dossier import load_manifest, read_profile, resolve, write_manifest
+from vault.archive import members, searchindex
+from vault.office.dossier import load_manifest, resolve, write_manifest
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.office.holds import held_dossiers
 from vault.store.keytable import read_key_table, write_key_table
@@ -319,11 +319,8 @@ def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
 
 
 def _step_unindex(actor, run, req, appr) -> None:
-    v = actor.vault
-    kt_path = v.layout.key_table(run["dossier"])
-    if run["whole_dossier"] and kt_path.exists():
-        m = load_manifest(v, run["dossier"])
-        _unindex(actor, m, read_key_table(kt_path, actor.read_identities(), dossier=m["id"]))
+    if run["whole_dossier"]:
+        searchindex.forget(actor, run["dossier"])  # rotates the index key: keys/_index.age is shredded offsite
 
 
 def _step_keys(actor, run, req, appr) -> None:
@@ -394,6 +391,8 @@ def _step_manifest(actor, run, req, appr) -> dict[str, Any]:
 def _step_offsite(actor, run, req, appr) -> dict[str, Any]:
     """Offsite: the mirrored key tables leave every backup target the vault has used."""
     key_paths = [f"keys/{run['dossier']}.age", *(f"keys/grants/{g}" for g in run["grant_keys"])]
+    if run["whole_dossier"]:
+        key_paths.append("keys/_index.age")  # its old generations open the index files the dossier was in
     return {"offsite": _offsite(actor.vault, key_paths, run["whole_dossier"])}
 
 
@@ -441,20 +440,13 @@ def unfinished(v) -> list[dict[str, Any]]:
     return out
 
 
-def _unindex(actor, m: dict, table) -> None:
-    prof = read_profile(actor, m, table)
-    bi = index.BlindIndex(actor.vault.root, index.read_index_key(actor.vault.root, actor.read_identities()))
-    if prof.get("name"):
-        bi.remove("name", prof["name"], m["id"])
-    for c in prof.get("contact", []):
-        bi.remove("contact", c, m["id"])
-
-
 def _offsite(v, key_paths: list[str], whole: bool) -> dict[str, Any]:
     from vault import backup
     from vault.backup.mirror import DEFAULT_WINDOW
 
-    reports = [backup.shred_keys(url, key_paths, current=None if whole else v).as_dict()
+    # With ``current``, a table that still exists (a partly destroyed dossier's, the rotated index
+    # key) is mirrored again; a deleted one is not.
+    reports = [backup.shred_keys(url, key_paths, current=v).as_dict()
                for url in backup.known_targets(v)]
     now = clock.now()
     worst = now if all(r["reached"] for r in reports) else now + DEFAULT_WINDOW

@@ -11,12 +11,12 @@ import tomli_w
 
 from vault import clock
 from vault.store import index, records
-from vault.archive import members
+from vault.archive import members, searchindex
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError, PluginError
 from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
 
 CUSTOMER_TYPES = ("enterprise", "individual")
-PROFILE_FIELDS = ("name", "address", "contact", "legal_rep", "notes")
+PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 
 
 def _facts(customer_type: str, business: str, dept: str, created: str) -> dict[str, str]:
@@ -83,8 +83,8 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
         }
         v.layout.dossier_dir(dossier_id).mkdir(mode=0o700)
         write_key_table(v.layout.key_table(dossier_id), table, members.ring_recipients(v))
+        searchindex.add_profile(actor, manifest, profile)  # before the commit point: see FORMAT §11
         write_manifest(actor, manifest)
-        _index_profile(actor, dossier_id, profile)
         actor.audit("dossier.create", number=number, rev=1)
     return number
 
@@ -96,14 +96,6 @@ def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: in
 
     return {"version": version, "key": kid, "at": clock.stamp(), "by": by, "fields": changed,
             "sealed": base64.b64encode(blob).decode()}
-
-
-def _index_profile(actor, dossier_id: str, profile: dict[str, Any]) -> None:
-    bi = index.BlindIndex(actor.vault.root, index.read_index_key(actor.vault.root, actor.read_identities()))
-    if profile.get("name"):
-        bi.add("name", profile["name"], dossier_id)
-    for c in profile.get("contact") or []:
-        bi.add("contact", c, dossier_id)
 
 
 def write_manifest(actor, manifest: dict[str, Any], *, sync: bool = True) -> None:
@@ -127,6 +119,19 @@ def load_manifest(v, dossier_id: str, *, member_records: dict | None = None) -> 
         raise IntegrityError(f"{what}: belongs to another dossier")
     members.verify_by_member(v, m, what=what, members=member_records)
     return m
+
+
+def canonical_number(v, text: str) -> str:
+    """``text`` written as the vault wrote it: archive numbers are matched case-insensitively.
+
+    The dossier part is looked up as given, then upper-cased (the built-in schemes issue upper-case
+    numbers); the document sequence after ``/`` is digits. Unknown numbers come back unchanged.
+    """
+    head, sep, tail = text.partition("/")
+    for candidate in (head, head.upper()):
+        if index.lookup_number(v.root, candidate) is not None:
+            return candidate + sep + tail
+    return text
 
 
 def resolve(v, number: str) -> str:
@@ -178,30 +183,6 @@ def show(actor, number: str) -> dict[str, Any]:
         actor.audit("dossier.read", number=m["number"])
         out["profile"] = read_profile(actor, m, access.open_key_table(actor, m["id"], number=m["number"]))
     return out
-
-
-def find(actor, *, name: str | None = None, contact: str | None = None, number: str | None = None) -> list[dict]:
-    """Locate dossiers by blind index (name, contact) or archive number, without a full scan."""
-    v = actor.vault
-    if number:
-        actor.require("dossier.list")
-        return [summary(load_manifest(v, resolve(v, number)))]
-    actor.require("find")
-    actor.audit("find")  # the searched value is customer data: never logged
-    field, value = ("name", name) if name else ("contact", contact)
-    if not value:
-        raise InputError("nothing to find", hint="pass --name, --contact or --number")
-    bi = index.BlindIndex(v.root, index.read_index_key(v.root, actor.read_identities()))
-    found = []
-    want = index.normalize(field, value)
-    for dossier_id in bi.lookup(field, value):
-        m = load_manifest(v, dossier_id)
-        prof = read_profile(actor, m)
-        values = [prof.get("name", "")] if field == "name" else prof.get("contact", [])
-        # Tokens are truncated, so a hit is a candidate until the sealed profile confirms it.
-        if any(index.normalize(field, x) == want for x in values):
-            found.append(summary(m))
-    return found
 
 
 def parse_date(text: str) -> str:
