@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from office import MARKERS, PASSPHRASE, make_office
-from vault.office import access, documents
+from vault.office import documents
+from vault.archive import grants
 from vault.archive import audit
 from vault import clock
 from vault.store import identity
@@ -94,7 +95,7 @@ def test_revoke_ends_access_by_decryption(office):
     office.run("request", "approve", req, who="head-dev")
     gno = office.json("grant", req, who="bob")["number"]
     v = Vault.open(office.vault_dir)
-    grant_file = access.grant_key_path(v, next(iter(p.name.split(".")[0] for p in (office.vault_dir / "keys" / "grants").iterdir())), gno)
+    grant_file = grants.grant_key_path(v, next(iter(p.name.split(".")[0] for p in (office.vault_dir / "keys" / "grants").iterdir())), gno)
     ident = identity.load_identity(office.ident("staff-dev"), PASSPHRASE).age_identity()
     table = read_key_table(grant_file, [ident], dossier=grant_file.name.split(".")[0])
     assert table.keys
@@ -119,9 +120,9 @@ def test_copy_approval_is_for_the_archive_head_and_used_once(office):
     _refused(office.run("request", "approve", req, who="head-sales", ok=False), "may not request.approve-copy")
     office.run("request", "approve", req, who="alice")
     staff = _actor(office, "staff-sales")
-    assert access.consume_copy_approval(staff, office.doc) == req
+    assert grants.consume_copy_approval(staff, office.doc) == req
     with pytest.raises(PermissionDeniedError):
-        access.consume_copy_approval(staff, office.doc)
+        grants.consume_copy_approval(staff, office.doc)
     assert office.json("request", "show", req)["state"] == "used"
 
 
@@ -204,7 +205,7 @@ def test_a_forged_decision_unlocks_nothing(office):
     req = office.json("request", "access", office.number, "--purpose", "p", who="staff-sales")["number"]
     staff = _actor(office, "staff-sales")
     req_rec = records.load_toml(office.vault_dir / "requests" / f"{req}.toml")
-    forged = staff.sign({"format": 1, "request": req, "request_sha256": access._digest(req_rec),
+    forged = staff.sign({"format": 1, "request": req, "request_sha256": grants._digest(req_rec),
                          "decision": "approved", "by": "staff-sales", "at": clock.stamp()})
     records.write_toml(office.vault_dir / "requests" / f"{req}.decision.toml", forged)
     res = office.run("grant", req, who="bob", ok=False)

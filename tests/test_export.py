@@ -52,7 +52,7 @@ def refused(res) -> str:
     """A refusal: exit 1, one error line and a hint, no traceback."""
     assert res.exit_code == 1, res.output
     lines = res.stderr.strip().splitlines()
-    assert lines[0].startswith("vault: error: ") and all(l.startswith("vault: ") for l in lines), res.stderr
+    assert lines[0].startswith("vault: error: ") and all(ln.startswith("vault: ") for ln in lines), res.stderr
     assert "Traceback" not in res.output
     return lines[0]
 
@@ -146,7 +146,7 @@ def _payload(age_file: bytes) -> bytes:
 def test_age_bundle_opens_with_age_and_keeps_the_payload_bytes(office, tmp_path):
     key = tmp_path / "key.txt"
     subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
-    recipient = age.recipient_of(next(l for l in key.read_text().splitlines() if l.startswith("AGE-SECRET-KEY-1")))
+    recipient = age.recipient_of(next(ln for ln in key.read_text().splitlines() if ln.startswith("AGE-SECRET-KEY-1")))
     other = age.recipient_of(age.generate_identity("x25519"))
     approve_copy(office, office.number)
     bundle = office.out / "bundle"

@@ -13,7 +13,7 @@ from office import MARKERS, PASSPHRASE, make_office
 from vault import clock
 from vault.store import identity
 from vault.crypto import age
-from vault.office.dossier import resolve
+from vault.archive.manifests import resolve
 from vault.errors import NoIdentityMatchError
 from vault.store.keytable import read_key_table
 from vault.archive.vault import Vault

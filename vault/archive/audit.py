@@ -24,6 +24,8 @@ from vault import clock
 from vault.store import records
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError
+from vault.archive import members
+from vault.store.identity import PublicKey
 
 GENESIS = "0" * 64
 DOMAIN = b"vault-audit-v1\n"
@@ -82,7 +84,7 @@ def record_many(actor, items: list[dict]) -> list[dict]:
     log = d / "log.jsonl"
     # The audit lock is separate from the vault lock so that reads (which append) never wait for a
     # long write, and appends stay totally ordered.
-    fd = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(actor.vault.layout.path("audit_lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         seq, prev = _tail(log)
@@ -140,9 +142,6 @@ class Verification:
 
 def verify(v) -> Verification:
     """Check every signature and link, the checkpoint, and that every manifest write is logged."""
-    from vault.archive import members
-    from vault.store.identity import PublicKey
-
     res = Verification()
     mem = members.all_members(v)
     keys = {n: PublicKey.parse(r["key"]).signing for n, r in mem.items()}
@@ -199,8 +198,6 @@ def _check_manifest_writes(v, logged: set[tuple[str, int]], res: Verification) -
 
 
 def _check_checkpoint(v, mem: dict, count: int, head: str, res: Verification) -> None:
-    from vault.archive import members
-
     cp_path = _dir(v) / "checkpoint.toml"
     if not cp_path.exists():
         if count:

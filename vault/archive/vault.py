@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,78 +16,14 @@ from vault.errors import FormatError, InputError, NotFoundError, PermissionDenie
 from vault.store.identity import MemberKey, PublicKey
 from vault.archive.policy import DEFAULT_POLICY, Policy
 from vault.store import VaultLock, fsync_dir, sweep_temporaries
+from vault.archive import audit, members
+from vault.store.layout import check_name, Layout
+
+from vault.store import write_atomic
 
 FORMAT_VERSION = 1
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 DEFAULT_NUMBERING = {"scheme": "standard", "options": {"pattern": "{type}-{year}-{seq:06d}"}}
 DEFAULT_CLASSIFICATION = {"scheme": "standard", "options": {}}
-
-
-def check_name(kind: str, name: str) -> str:
-    """Member, department and ring names are short lowercase tokens (they become file names)."""
-    if not NAME_RE.match(name):
-        raise InputError(f"bad {kind} name {name!r}", hint="use lowercase letters, digits, '.', '_' or '-' (max 64)")
-    return name
-
-
-@dataclass
-class Layout:
-    """Where everything lives under the vault root (see docs/FORMAT.md, "Repository layout")."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "vault.toml"
-
-    @property
-    def policy(self) -> Path:
-        return self.root / "policy.toml"
-
-    def member(self, name: str) -> Path:
-        return self.root / "members" / f"{name}.toml"
-
-    def ring_record(self, name: str) -> Path:
-        return self.root / "rings" / f"{name}.toml"
-
-    def ring_secret(self, name: str) -> Path:
-        return self.root / "rings" / f"{name}.age"
-
-    def key_table(self, dossier: str) -> Path:
-        return self.root / "keys" / f"{dossier}.age"
-
-    def dossier_dir(self, dossier: str) -> Path:
-        return self.root / "dossiers" / dossier
-
-    def manifest(self, dossier: str) -> Path:
-        return self.dossier_dir(dossier) / "manifest.toml"
-
-    def document(self, dossier: str, doc_id: str) -> Path:
-        return self.dossier_dir(dossier) / "documents" / f"{doc_id}.age"
-
-    @property
-    def index(self) -> Path:
-        return self.root / "index"
-
-
-def _try_numbering(rule: dict[str, Any]) -> dict[str, Any]:
-    """The numbering rule, once its scheme is installed and numbers a sample dossier; the rule is
-    fixed in the genesis record, so a bad one is refused before the vault exists."""
-    from vault import plugins
-
-    registration = plugins.numbering_schemes(plugins.get_plugin_manager()).get(rule["scheme"])
-    if registration is None:
-        raise InputError(f"numbering scheme {rule['scheme']!r} is not installed", hint="see 'vault plugins list'")
-    try:
-        sample = registration(dict(rule.get("options", {}))).number(
-            sequence=1, facts={"customer_type": "enterprise", "business": "sample", "dept": "sample",
-                               "created": clock.today()})
-    except Exception as e:  # a plugin's own error: the options do not suit it
-        raise InputError(f"numbering scheme {rule['scheme']!r} refuses these options: {e}",
-                         hint="pass --numbering-option KEY=VALUE as the scheme documents") from None
-    if not isinstance(sample, str) or not sample:
-        raise InputError(f"numbering scheme {rule['scheme']!r} gives no number")
-    return {"scheme": rule["scheme"], "options": dict(rule.get("options", {}))}
 
 
 def fingerprint_of(config: dict[str, Any]) -> str:
@@ -119,13 +54,10 @@ class Vault:
         initial policy; its fingerprint anchors everything else, so init needs no secret key.
 
         :param numbering: ``{"scheme", "options"}``, the numbering rule [R-3.2.2] (default
-            ``standard`` with its pattern); tried on a sample before anything is written.
+            ``standard`` with its pattern); ``office.dossier.try_numbering`` checks one first.
         """
-        from vault.office import intake
-        from vault.archive import members
-
         check_name("member", supervisor)
-        numbering = _try_numbering(numbering or DEFAULT_NUMBERING)
+        numbering = dict(numbering or DEFAULT_NUMBERING)
         root = Path(root)
         if root.exists() and any(root.iterdir()):
             raise InputError(f"{root} exists and is not empty", hint="choose a new directory for the vault")
@@ -141,7 +73,7 @@ class Vault:
             "founder": {"name": supervisor, "key": key.line()},
             "genesis_rings": {n: age.recipient_of(s) for n, s in ring_ids.items()},
             "policy_sha256": hashlib.sha256(records.canonical(DEFAULT_POLICY)).hexdigest(),
-            "intake_recipient": intake.create_key(root, ring_rcpts),
+            "intake_recipient": create_intake_key(root, ring_rcpts),
             "numbering": numbering,
             "classification": DEFAULT_CLASSIFICATION,
         }
@@ -161,7 +93,7 @@ class Vault:
         root = Path(root)
         cfg_path = root / "vault.toml"
         if not cfg_path.is_file():
-            raise NotFoundError(f"no vault at {root}", hint="pass --vault DIR (or set VAULT_DIR), or create one with 'vault init'")
+            raise NotFoundError(f"no vault at {root}", param="vault")
         config = records.load_toml(cfg_path, what="vault.toml")
         if config.get("format") != FORMAT_VERSION:
             raise FormatError(f"vault.toml: unsupported format {config.get('format')!r}", hint="upgrade vault")
@@ -174,15 +106,13 @@ class Vault:
     def _verify_policy(self, data: dict[str, Any]) -> None:
         if hashlib.sha256(records.canonical(data)).hexdigest() == self.config["policy_sha256"]:
             return
-        from vault.archive import members
-
         members.verify_by_supervisor(self, data, what="policy.toml")
 
     @property
     def fingerprint(self) -> str:
         return fingerprint_of(self.config)
 
-    def lock(self, *, exclusive: bool) -> VaultLock:
+    def lock(self, *, exclusive: bool) -> VaultLock | _SweepingLock:
         """The vault lock; writers also sweep temporaries left by an interrupted command."""
         lk = VaultLock(self.root, exclusive=exclusive)
         if exclusive:
@@ -191,8 +121,6 @@ class Vault:
 
     def act_as(self, ident: MemberKey) -> "Actor":
         """The member whose identity this is; PermissionDeniedError if they are no (longer a) member."""
-        from vault.archive import members
-
         line = ident.public.line()
         for rec in members.all_members(self).values():
             if rec["key"] == line:
@@ -200,7 +128,7 @@ class Vault:
                     Actor(self, rec, ident).audit("vault.open", outcome="refused")
                     raise PermissionDeniedError(f"member {rec['name']} has been removed from this vault")
                 return Actor(self, rec, ident)
-        raise PermissionDeniedError("this identity is not a member of this vault", hint="check --identity and --vault")
+        raise PermissionDeniedError("this identity is not a member of this vault", param="member_identity")
 
 
 class _SweepingLock:
@@ -235,8 +163,6 @@ class Actor:
 
     def require(self, action: str, *, number: str | None = None) -> None:
         """Refuse (and audit the refusal) unless the policy lets this member's roles do ``action``."""
-        from vault.archive import audit
-
         try:
             self.vault.policy.require(self.name, self.roles, action)
         except PermissionDeniedError:
@@ -245,8 +171,6 @@ class Actor:
 
     def audit(self, action: str, **kw) -> None:
         """Append an audit entry for this member (see ``vault.audit.record``)."""
-        from vault.archive import audit
-
         audit.record(self, action, **kw)
 
     def sign(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -257,8 +181,6 @@ class Actor:
 
     def read_identities(self) -> list[age.Identity]:
         """Every age identity this member can use to open key tables: their rings, then their own."""
-        from vault.archive import members
-
         for ring in self.vault.policy.rings_for(self.roles):
             if ring not in self._rings:
                 self._rings[ring] = members.unlock_ring(self.vault, ring, self.identity)
@@ -268,3 +190,10 @@ class Actor:
 def dumps_json(obj: Any) -> str:
     """JSON for ``--json`` output: stable key order, UTF-8."""
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def create_intake_key(root: Path, ring_recipients: list) -> str:
+    """Make the intake identity, wrapped to the archive ring like a key table; returns its recipient."""
+    secret = age.generate_identity("mlkem768x25519")
+    write_atomic(Layout(root).path("intake_key"), age.encrypt_bytes(secret.encode(), ring_recipients), mode=0o600)
+    return age.recipient_of(secret)

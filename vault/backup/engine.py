@@ -16,7 +16,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 from vault import clock
 from vault.backup import mirror, packs
@@ -100,7 +100,7 @@ def _hash_file(path: Path) -> tuple[str, bytes | None, Any]:
 class _Chain(io.RawIOBase):
     """A file followed by some bytes, read as one stream (a large blob's pack without loading it)."""
 
-    def __init__(self, f: BinaryIO, tail: bytes) -> None:
+    def __init__(self, f: io.BufferedReader, tail: bytes) -> None:
         self.f, self.tail = f, tail
 
     def readable(self) -> bool:
@@ -262,7 +262,7 @@ class _Uploader:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _hashed(paths: list[Path | None]) -> Iterator[tuple[str, bytes | None, Any] | None]:
+def _hashed(paths: list[Path | None]) -> Generator[tuple[str, bytes | None, Any] | None, None, None]:
     """``_hash_file`` of each path (``None`` passes through), in order, a few files read ahead on threads."""
     with ThreadPoolExecutor(_HASHERS) as pool:
         ahead: deque[Future | None] = deque()
@@ -350,6 +350,7 @@ def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _
                 data = state = None
                 if got is not None:
                     blob, data, state = got
+                assert blob is not None  # a file without a cached hash was hashed just now
                 fcache.store(rel, st, blob)
                 b = Blob(rel, blob, st.st_size, st.st_mode & 0o777)
                 entries.append(b)

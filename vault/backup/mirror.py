@@ -89,7 +89,7 @@ def sync(repo: Repo, tables: dict[str, bytes], *, now: _dt.datetime, window: _dt
         rep.uploaded.append(gen.name)
         rep.bytes += len(data or b"")
         gens[table] = [*gens.get(table, []), gen]
-    for table, have in gens.items():
+    for have in gens.values():
         for older, newer in zip(have, have[1:]):
             # A generation stays for ``window`` after the one that replaced it was mirrored.
             if now - newer.time > window:

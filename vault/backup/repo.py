@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as _dt
 import io
 import json
@@ -18,6 +19,7 @@ from vault import clock
 from vault.backup.packs import sha256_hex
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PluginError, VaultError
 from vault.store import write_atomic
+from vault import plugins
 
 REPO_FORMAT = 1
 CONFIG = "config"
@@ -39,8 +41,6 @@ def open_target(target: Any, *, pm=None) -> Any:
     """A target object for ``target``: a URL looked up in the backup-target plugins, or a target as is."""
     if not isinstance(target, str):
         return target
-    from vault import plugins
-
     scheme = urlsplit(target).scheme
     registry = plugins.backup_targets(pm or plugins.get_plugin_manager())
     if scheme not in registry:
@@ -90,7 +90,7 @@ class Repo:
     def put(self, name: str, data: bytes, *, create_only: bool = True) -> None:
         self.put_stream(name, io.BytesIO(data), len(data), create_only=create_only)
 
-    def put_stream(self, name: str, data: BinaryIO, size: int, *, create_only: bool = True) -> None:
+    def put_stream(self, name: str, data: BinaryIO | io.RawIOBase, size: int, *, create_only: bool = True) -> None:
         """Put ``size`` bytes read from ``data``; safe to call from several threads at once."""
         self._call(self.target.put, name, data, create_only=create_only)
         with self._count:
@@ -187,7 +187,7 @@ class Repo:
 
     # -- index -----------------------------------------------------------------------------------
 
-    def load_index(self) -> tuple[dict[str, tuple[str, int, int]], dict[str, int], list[str]]:
+    def load_index(self) -> tuple[dict[str, tuple[str, int, int]], dict[str, int], builtins.list[str]]:
         """(blob id -> (pack id, offset, length), pack id -> size, index object names)."""
         blobs: dict[str, tuple[str, int, int]] = {}
         packs: dict[str, int] = {}
@@ -204,10 +204,10 @@ class Repo:
 
     # -- snapshots -------------------------------------------------------------------------------
 
-    def snapshot_ids(self) -> list[str]:
+    def snapshot_ids(self) -> builtins.list[str]:
         return [n[len(SNAPSHOTS):] for n in self.list(SNAPSHOTS) if _HEX64.match(n[len(SNAPSHOTS):])]
 
-    def snapshots(self) -> list[dict[str, Any]]:
+    def snapshots(self) -> builtins.list[dict[str, Any]]:
         """Every snapshot, oldest first, each with its ``id``."""
         out = []
         for sid in self.snapshot_ids():
@@ -244,7 +244,7 @@ class Repo:
         except NotFoundError:
             pass
 
-    def live_locks(self, *, mine: Iterable[str] = ()) -> list[str]:
+    def live_locks(self, *, mine: Iterable[str] = ()) -> builtins.list[str]:
         now, live = clock.now(), []
         for name in self.list(LOCKS):
             if name in set(mine):

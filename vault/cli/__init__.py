@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from vault.cli import hints
 from vault.cli.lazy import LazyGroup
 from vault.errors import (ConflictError, FormatError, IntegrityError, InputError, LockError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError, PluginError, UsageError, VaultError)
@@ -165,7 +166,7 @@ class ArchiveNumber(click.ParamType):
         obj = ctx.find_object(Ctx) if ctx is not None else None
         if obj is None or not isinstance(value, str) or not obj.vault_dir:
             return value
-        from vault.office.dossier import canonical_number
+        from vault.archive.manifests import canonical_number
 
         try:
             return canonical_number(obj.vault, value)
@@ -183,9 +184,9 @@ class VaultGroup(LazyGroup):
         try:
             return super().invoke(ctx)
         except VaultError as e:
-            click.echo(f"vault: error: {e}", err=True)
-            click.echo(f"vault: hint: {hint_for(e)}", err=True)
-            ctx.exit(e.exit_code)
+            click.echo(f"vault: error: {hints.message(e)}", err=True)
+            click.echo(f"vault: hint: {hints.hint(e) or hint_for(e)}", err=True)
+            ctx.exit(hints.exit_code(e))
         except KeyboardInterrupt:
             click.echo("vault: interrupted; nothing was changed", err=True)
             ctx.exit(130)

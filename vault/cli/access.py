@@ -5,10 +5,12 @@ from __future__ import annotations
 import click
 
 from vault.office import access, find
+
+from vault.archive import grants
 from vault.archive import audit
 from vault import clock
 from vault.cli import NUMBER, Ctx, cli, emit, json_opt
-from vault.office.dossier import parse_date
+from vault.archive.manifests import parse_date
 from vault.errors import IntegrityError
 
 
@@ -64,7 +66,7 @@ def request_copy(obj: Ctx, docno: str, purpose: str, as_json: bool) -> None:
 @click.pass_obj
 def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
     """List requests."""
-    rows = access.list_requests(obj.vault)
+    rows = grants.list_requests(obj.vault)
     actor = obj.actor() if mine else obj.maybe_actor()
     if mine:
         rows = [r for r in rows if r["requester"] == actor.name]
@@ -72,7 +74,7 @@ def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
         rows = [r for r in rows if r["state"] == "pending"]
     if mine or pending:  # where people decide or follow their own: the texts they may read
         for r in rows:
-            r.update(access.texts(obj.vault, r["number"], actor))
+            r.update(grants.texts(obj.vault, r["number"], actor))
     emit(rows, as_json, lambda rs: "\n".join(_req_text(r) for r in rs) or "(no requests)")
 
 
@@ -84,11 +86,11 @@ def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
 @click.pass_obj
 def request_show(obj: Ctx, req: str, as_json: bool, reveal: bool) -> None:
     """Show a request and its state."""
-    row = access.status(obj.vault, req)
-    row.update(access.texts(obj.vault, req, obj.maybe_actor()))
+    st = grants.status(obj.vault, req)
+    st.update(grants.texts(obj.vault, req, obj.maybe_actor()))
     if reveal:
-        row["customer"] = access.customer_name(obj.actor(), req)
-    emit(row, as_json, lambda r: _req_text(r) + (f"\ncustomer: {r['customer']}" if "customer" in r else ""))
+        st["customer"] = grants.customer_name(obj.actor(), req)
+    emit(st, as_json, lambda r: _req_text(r) + (f"\ncustomer: {r['customer']}" if "customer" in r else ""))
 
 
 @request_grp.command("approve")
@@ -133,7 +135,7 @@ def grant_grp() -> None:
 def grant_create(obj: Ctx, req: str, hours: int, as_json: bool, number: str | None) -> None:
     """Grant an approved access request; a request by customer name is resolved to one dossier first."""
     actor = obj.actor()
-    resolved = find.resolve_customer(actor, req, choose=number) if access.status(obj.vault, req).get("by_name") else None
+    resolved = find.resolve_customer(actor, req, choose=number) if grants.status(obj.vault, req).get("by_name") else None
     gno = access.grant(actor, req, hours=hours, resolved=resolved)
     emit({"number": gno}, as_json, gno)
 
@@ -143,7 +145,7 @@ def grant_create(obj: Ctx, req: str, hours: int, as_json: bool, number: str | No
 @click.pass_obj
 def grant_list(obj: Ctx, as_json: bool) -> None:
     """List grants and their state."""
-    rows = access.list_grants(obj.vault)
+    rows = grants.list_grants(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
         f"{g['number']}  {g['target']:<22} {g['grantee']:<14} until {g['expires_at']}  {g['state']}" for g in rs)
         or "(no grants)")

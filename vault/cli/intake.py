@@ -8,7 +8,7 @@ import click
 
 from vault.office import intake
 from vault.cli import NUMBER, Ctx, cli, emit, json_opt
-from vault.office.documents import CATEGORIES
+from vault.archive.manifests import CATEGORIES
 from vault.errors import InputError
 
 

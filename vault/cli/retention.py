@@ -7,6 +7,7 @@ import hashlib
 import click
 
 from vault.office import destruction, holds, retention
+from vault.archive import schedule
 from vault.cli import NUMBER, Ctx, cli, emit, json_opt, render
 from vault.cli.access import text_lines
 from vault.cli.core import doc_grp, dossier_grp
@@ -61,7 +62,7 @@ def retention_grp() -> None:
 def retention_report(obj: Ctx, due: bool, upcoming: int | None, as_json: bool) -> None:
     """What is due, when, and why (which rule)."""
     obj.actor().require("retention.read")
-    rows = retention.report(obj.vault, due=due, upcoming=upcoming)
+    rows = schedule.report(obj.vault, due=due, upcoming=upcoming)
     emit(rows, as_json, lambda rs: "\n".join(
         f"{r['number']:<26} {r['category']:<15} {r.get('rule') or '-':<10} {r.get('event') or '-':<20} "
         f"{r.get('until') or 'waiting':<10} {r['status']}" for r in rs) or "(nothing)")

@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from vault.archive import completeness
-from vault.office import notify, review
+from vault.office import review
+from vault.archive import reviews
 from vault.cli import NUMBER, Ctx, cli, emit, json_opt
 from vault.cli.access import text_lines
 from vault.cli.core import dossier_grp
@@ -55,7 +56,7 @@ def _due_line(r: dict) -> str:
 @click.pass_obj
 def review_due(obj: Ctx, dept: str | None, as_json: bool) -> None:
     """List open dossiers that are due for review, waiting for an update, or incomplete."""
-    rows = review.list_due(obj.actor(), dept=dept)
+    rows = reviews.list_due(obj.actor(), dept=dept)
     emit(rows, as_json, lambda rs: "\n".join(_due_line(r) + text_lines(r, ("last_note",)) for r in rs)
          or "(nothing due)")
 

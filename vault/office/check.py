@@ -9,11 +9,15 @@ from typing import Any, Callable
 
 from vault.archive import members
 from vault.crypto import age
-from vault.office.documents import hash_file
-from vault.office.dossier import load_manifest
+from vault.store.hashing import hash_file
+from vault.archive.manifests import load_manifest
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
 from vault.store.keytable import KEYREF_TYPE, read_key_table, unseal
 from vault.store import TMP_PREFIX, find_temporaries
+from vault.archive import audit, grants, holds, reviews
+from vault.archive.manifests import resolve
+from vault.office import destruction, paper
+from vault.office.holds import lifts
 
 
 @dataclass
@@ -86,7 +90,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report) -> None:
             rep.problems.append(str(e))
     if table is not None:
         for p in (x for x in m["profile"] if "sealed" in x):
-            _try(rep, lambda: unseal(base64.b64decode(p["sealed"]), table, what=f"{m['number']} profile v{p['version']}"))
+            _try(rep, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=f"{m['number']} profile v{p['version']}"))
     referenced = set()
     for d in m["documents"]:
         if d.get("status") == "destroyed":
@@ -143,14 +147,11 @@ def _try(rep: Report, fn) -> None:
 
 def _check_records(v, mem: dict, rep: Report) -> None:
     """Procedure records: requests, grants, holds, destructions, reviews and the audit trail."""
-    from vault.office import access, destruction, holds, paper, review
-    from vault.archive import audit
-
-    for fn in (access.list_requests, access.list_grants, holds.held_dossiers, holds.lifts, destruction.list_destructions,
+    for fn in (grants.list_requests, grants.list_grants, holds.held_dossiers, lifts, destruction.list_destructions,
                paper.loans, paper.inventories):
-        _try(rep, lambda: fn(v))
+        _try(rep, lambda fn=fn: fn(v))
     for ddir in sorted((v.root / "reviews").iterdir()) if (v.root / "reviews").is_dir() else []:
-        _try(rep, lambda: review.history(v, ddir.name, member_records=mem))
+        _try(rep, lambda ddir=ddir: reviews.history(v, ddir.name, member_records=mem))
     _try(rep, lambda: rep.problems.extend(
         f"destructions/{u['number']}.execution.toml: destruction {u['number']} of {u['target']} started at "
         f"{u['started_at']} did not finish (next step: {u['next']}); run 'vault destroy execute {u['number']}'"
@@ -164,10 +165,6 @@ def _check_records(v, mem: dict, rep: Report) -> None:
 def _check_holds_against_audit(v, rep: Report) -> None:
     """A legal hold placed through the vault and never lifted must still be there: deleting its file
     behind the vault's back would otherwise free the dossier for destruction unnoticed."""
-    from vault.archive import audit
-    from vault.office import holds
-    from vault.office.dossier import resolve
-
     open_holds: dict[str, int] = {}
     for e in audit.entries(v):
         if e["outcome"] == "ok" and e["action"] in ("hold.add", "hold.remove"):

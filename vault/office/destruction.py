@@ -12,22 +12,28 @@ import hashlib
 import os
 from typing import Any
 
-from vault.office import access, retention
+
+from vault.archive import schedule
+
+from vault.archive import grants
 from vault import clock
 from vault.store import index, records
 from vault.archive import members, searchindex
-from vault.office.dossier import load_manifest, resolve, write_manifest
+from vault.archive.manifests import load_manifest, resolve, write_manifest
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.office.holds import held_dossiers
-from vault.store.keytable import read_key_table, write_key_table
+from vault.archive.holds import held_dossiers
+from vault.store.keytable import read_key_table
 from vault.store import fsync_dir
+from vault import backup
+from vault.backup.mirror import DEFAULT_WINDOW
+from vault.archive import audit, trust
 
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",
               "sha256", "replaces", "superseded_by", "events", "status", "destroyed")
 
 
 def _path(v, no: str, suffix: str = ""):
-    return v.root / "destructions" / f"{no}{suffix}.toml"
+    return v.layout.destruction(no, suffix)
 
 
 def _load(v, no: str, suffix: str = "") -> dict[str, Any]:
@@ -56,7 +62,7 @@ def request(actor, target: str, reason: str) -> str:
     """Ask for a dossier or a document to be destroyed; returns the destruction number."""
     actor.require("destroy.request", number=target)
     if not reason.strip():
-        raise InputError("a destruction request needs a reason", hint="pass --reason TEXT")
+        raise InputError("a destruction request needs a reason", param="reason")
     v = actor.vault
     m, _ = _targets(v, target)
     with v.lock(exclusive=True):
@@ -108,7 +114,7 @@ def _obstacles(v, req: dict, *, override: bool) -> list[str]:
     out = []
     if m["id"] in held_dossiers(v):
         out.append(f"dossier {m['number']} is under a legal hold: execution will be refused until it is lifted")
-    early = [s for s in (retention.schedule(m, d, v.policy.data) for d in docs) if s["status"] != "due"]
+    early = [s for s in (schedule.schedule(m, d, v.policy.data) for d in docs) if s["status"] != "due"]
     if early and not override:
         out.append(f"retention has not ended for {', '.join(s['number'] for s in early[:3])}"
                    f"{' …' if len(early) > 3 else ''}: execution will be refused until "
@@ -262,7 +268,7 @@ def _approval(actor, req: dict, no: str) -> dict[str, Any]:
     if appr["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest():
         raise IntegrityError(f"destructions/{no}.approval.toml approves another version of the request")
     approver = members.all_members(v)[appr["signature"]["by"]]
-    if "supervisor" not in approver["roles"] or approver["name"] in (req["requested_by"], None) \
+    if not trust.may_sign("destruction-approval", approver, requester=req["requested_by"]) \
             or approver["name"] != appr["by"]:
         # Only a supervisor other than the requester approves [R-3.3.2]; a record signed by anyone
         # else, written straight into the directory, approves nothing.
@@ -280,7 +286,7 @@ def _journal(v, no: str, req: dict) -> dict[str, Any] | None:
         run = records.load_toml(p, schema="execution", what=what)
     except FormatError as e:
         raise IntegrityError(str(e)) from None
-    members.verify_by_supervisor(v, run, what=what)
+    members.verify_by_supervisor(v, run, what=what, kind="destruction-certificate")
     if run.get("destruction") != no or run.get("dossier") != req["dossier"] or run.get("target") != req["target"]:
         raise IntegrityError(f"{what}: belongs to another destruction")
     return run
@@ -298,7 +304,7 @@ def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
     m, docs = _targets(v, req["target"])
     if m["id"] in held_dossiers(v):
         _refuse(actor, req, no, f"dossier {m['number']} is under a legal hold", "lift the hold first ('vault hold remove')")
-    sched = [retention.schedule(m, d, v.policy.data) for d in docs]
+    sched = [schedule.schedule(m, d, v.policy.data) for d in docs]
     early = [s["number"] for s in sched if s["status"] != "due"]
     if early and "override_retention" not in appr:
         _refuse(actor, req, no, f"retention has not ended for {', '.join(early[:3])}{' …' if len(early) > 3 else ''}",
@@ -340,8 +346,9 @@ def _step_keys(actor, run, req, appr) -> None:
     if gone & set(table.keys):
         for k in gone:
             table.keys.pop(k, None)
-        write_key_table(kt_path, table, members.ring_recipients(v))
-    access.refresh_grant_keys(actor, run["dossier"], table)
+        grants.save_keys(actor, run["dossier"], table)
+    else:
+        grants.refresh_grant_keys(actor, run["dossier"], table)
 
 
 def _step_ciphertext(actor, run, req, appr) -> None:
@@ -413,8 +420,6 @@ def _step_certificate(actor, run, req, appr) -> None:
 
 
 def _step_audit(actor, run, req, appr) -> None:
-    from vault.archive import audit
-
     no = run["destruction"]
     if not any(e["action"] == "destroy.execute" and e.get("ref") == no and e["outcome"] == "ok"
                for e in audit.entries(actor.vault)):
@@ -441,9 +446,6 @@ def unfinished(v) -> list[dict[str, Any]]:
 
 
 def _offsite(v, key_paths: list[str], whole: bool) -> dict[str, Any]:
-    from vault import backup
-    from vault.backup.mirror import DEFAULT_WINDOW
-
     # With ``current``, a table that still exists (a partly destroyed dossier's, the rotated index
     # key) is mirrored again; a deleted one is not.
     reports = [backup.shred_keys(url, key_paths, current=v).as_dict()
@@ -458,7 +460,7 @@ def certificate(v, no: str) -> dict[str, Any]:
     """The signed certificate of an executed destruction (signature verified)."""
     cert = _load(v, no, ".certificate")
     signer = members.all_members(v)[cert["signature"]["by"]]
-    if "supervisor" not in signer["roles"]:
+    if not trust.may_sign("destruction-certificate", signer):
         raise IntegrityError(f"destructions/{no}.certificate.toml: not signed by a supervisor")
     return cert
 

@@ -4,29 +4,23 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import secrets
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Sequence
 
-import tomli_w
 
-from vault import clock
 from vault.crypto import age
-from vault.office.dossier import load_manifest, parse_record_date, resolve, write_manifest
+from vault.archive.manifests import append_document, load_manifest, parse_record_date, resolve, write_manifest
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.store.keytable import KeyRefRecipient, KeyTable, read_key_table, seal, unseal, write_key_table
-from vault.office import access
-from vault.archive import audit, members
+from vault.store.keytable import KeyRefRecipient, KeyTable, read_key_table, unseal
+from vault.archive import grants
+from vault.archive import audit
 from vault.store import atomic_writer, sync_files
-
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
-
-CATEGORIES = ("basic-info", "contract", "service-record", "communication", "feedback", "other")
+from vault.archive.manifests import CATEGORIES
+from vault.store.hashing import HashingWriter
 
 
 @dataclass(frozen=True)
@@ -41,60 +35,7 @@ class Stream:
     file: BinaryIO
 
 
-class HashingWriter:
-    """A write-only file that hashes and counts what passes through (the ciphertext hash).
-
-    Large writes are hashed on a helper thread while the write system call runs (SHA-256 releases
-    the GIL), and the call returns only when both are done, so the caller may reuse its buffer.
-    """
-
-    _PARALLEL = 1 << 16
-
-    def __init__(self, f: BinaryIO) -> None:
-        self.f, self.h, self.size = f, hashlib.sha256(), 0
-        self._pool: ThreadPoolExecutor | None = None
-
-    def write(self, b) -> int:
-        self.size += len(b)
-        if len(b) < self._PARALLEL:
-            self.h.update(b)
-            return self.f.write(b)
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor  # large writes only: small commands skip it
-
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="vault-hash")
-        done = self._pool.submit(self.h.update, b)
-        try:
-            return self.f.write(b)
-        finally:
-            done.result()
-
-    def flush(self) -> None:
-        self.f.flush()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-
-    def __enter__(self) -> "HashingWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def hash_file(path: Path) -> tuple[str, int]:
-    """SHA-256 and size of a file, read in 1 MiB pieces."""
-    h, n = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            n += len(chunk)
-    return h.hexdigest(), n
-
-
-def add(actor, number: str, files: list[Path], *, category: str, source: str, date: str,
+def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, source: str, date: str,
         original: bool, copy_note: str | None = None, title: str | None = None, replaces: str | None = None,
         paper_location: str | None = None, progress: Callable[[int], None] | None = None,
         force_date: bool = False) -> list[str]:
@@ -110,12 +51,12 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
         raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
     date = parse_record_date(date, force=force_date)
     if not source.strip():
-        raise InputError("the source of the material is required [R-3.1.3]", hint="pass --source TEXT")
+        raise InputError("the source of the material is required [R-3.1.3]", param="source")
     if not original and not (copy_note or "").strip():
         raise InputError("a copy needs a note saying why the original could not be had [R-3.1.3]",
-                         hint="pass --copy-note TEXT, or --original")
+                         param="copy_note")
     if replaces and len(files) != 1:
-        raise InputError("--replaces takes exactly one new file")
+        raise InputError("replaces takes exactly one new file", param="replaces")
     for f in files:
         if not isinstance(f, Stream) and not Path(f).is_file():
             raise InputError(f"{f}: no such file", hint="check the path")
@@ -145,13 +86,11 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
                 entry["replaces"] = old["number"]
                 entry["version"] = old.get("version", 1) + 1
                 old["superseded_by"] = entry["number"]
-            m["documents"].append(entry)
             added.append(entry["number"])
             if progress:
                 progress(1)
         sync_files(written)
-        write_key_table(ktpath, table, members.ring_recipients(v))
-        access.refresh_grant_keys(actor, dossier_id, table)
+        grants.save_keys(actor, dossier_id, table)
         m["revision"] += 1
         write_manifest(actor, m)
         audit.record_many(actor, [{"action": "doc.add", "number": n, "rev": m["revision"]} for n in added])
@@ -174,17 +113,8 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: s
     meta = {"title": title or src.name, "source": source, "filename": src.name}
     if copy_note:
         meta["copy_note"] = copy_note
-    meta_kid, meta_blob = seal(tomli_w.dumps(meta).encode(), table)
-    number = f"{m['number']}/{m['next_doc']:04d}"
-    m["next_doc"] += 1
-    entry = {
-        "number": number, "id": doc_id, "key": kid, "category": category, "date": date,
-        "original": original, "version": 1, "added_at": clock.stamp(), "added_by": by,
-        "size": hw.size, "sha256": hw.h.hexdigest(),
-        "meta_key": meta_kid, "meta": base64.b64encode(meta_blob).decode(),
-    }
-    if paper_location:
-        entry["paper_location"] = paper_location
+    entry = append_document(m, table, doc_id=doc_id, key=kid, category=category, date=date, original=original,
+                            by=by, size=hw.size, sha256=hw.h.hexdigest(), meta=meta, paper_location=paper_location)
     return entry, path
 
 
@@ -212,9 +142,9 @@ def list_docs(actor, number: str, *, with_meta: bool = False) -> list[dict[str, 
             o["destroyed"] = dict(d["destroyed"])
     if m["status"] == "destroyed":
         return out  # its keys are gone: the ghosts say by which destruction
-    if with_meta and (v.policy.may(actor.roles, "dossier.read") or access.active_grant(v, m["id"], actor.name)):
+    if with_meta and (v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m["id"], actor.name)):
         actor.audit("dossier.read", number=m["number"])
-        table = access.open_key_table(actor, m["id"], number=m["number"])
+        table = grants.open_key_table(actor, m["id"], number=m["number"])
         for o, d in zip(out, m["documents"]):
             if d.get("status") != "destroyed":
                 o.update(read_meta(d, table))
@@ -250,11 +180,9 @@ def require_save(actor, docno: str) -> str:
     if actor.vault.policy.may(actor.roles, "doc.save"):
         return "doc.save"
     try:
-        return access.consume_copy_approval(actor, docno, action="doc.save")
+        return grants.consume_copy_approval(actor, docno, action="doc.save")
     except PermissionDeniedError:
-        raise PermissionDeniedError(
-            "you may view this document on a terminal only",
-            hint="to get a copy, file 'vault request copy DOCNO --purpose …'; the archive head approves it") from None
+        raise PermissionDeniedError("you may view this document on a terminal only", param="copy_export") from None
 
 
 def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None) -> dict[str, Any]:
@@ -271,7 +199,7 @@ def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None) -> di
     if d.get("status") == "destroyed":
         actor.audit("doc.view", outcome="refused", number=docno)
         raise ConflictError(f"document {docno} has been destroyed")
-    table = access.open_key_table(actor, m["id"], number=docno)
+    table = grants.open_key_table(actor, m["id"], number=docno)
     path = v.layout.document(m["id"], d["id"])
     what = f"dossiers/{m['id']}/documents/{d['id']}.age ({docno})"
     # Recorded before a byte is shown [R-3.4.1]; plaintext leaving for a file or pipe is a copy [R-3.4.2].

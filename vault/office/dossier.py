@@ -2,46 +2,29 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
-import tomllib
-from typing import Any, Iterator
+from typing import Any
 
-import tomli_w
 
 from vault import clock
-from vault.store import index, records
+from vault.store import index
 from vault.archive import members, searchindex
-from vault.errors import FormatError, InputError, IntegrityError, NotFoundError, PluginError
-from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
-
-CUSTOMER_TYPES = ("enterprise", "individual")
-PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
+from vault.errors import InputError
+from vault.store.keytable import KeyTable, write_key_table
+from vault.archive.manifests import _seal_profile, write_manifest, load_manifest, resolve, summary, read_profile
+from vault import plugins
+from vault.archive.schemes import configured
+from vault.archive import grants
+from vault.store.layout import check_name
+from vault.archive.manifests import CUSTOMER_TYPES
 
 
 def _facts(customer_type: str, business: str, dept: str, created: str) -> dict[str, str]:
     return {"customer_type": customer_type, "business": business, "dept": dept, "created": created}
 
 
-def _scheme(v, family: str):
-    from vault import plugins
-
-    cfg = v.config[family]
-    # Loading entry points scans every installed distribution: once per opened vault is enough.
-    pm = getattr(v, "_plugin_manager", None)
-    if pm is None:
-        pm = v._plugin_manager = plugins.get_plugin_manager()
-    registry = plugins.numbering_schemes(pm) if family == "numbering" else plugins.classifiers(pm)
-    registration = registry.get(cfg["scheme"])
-    if registration is None:
-        raise PluginError(f"{family} scheme {cfg['scheme']!r} is not installed", hint="see 'vault plugins list'")
-    return registration(dict(cfg.get("options", {})))
-
-
 def create(actor, *, customer_type: str, business: str, dept: str, profile: dict[str, Any]) -> str:
     """Create a dossier with its sealed profile; returns its archive number [R-3.2.2]."""
-    from vault.archive.vault import check_name
-
     actor.require("dossier.create")
     v = actor.vault
     if customer_type not in CUSTOMER_TYPES:
@@ -49,20 +32,14 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
     check_name("business type", business)
     check_name("department", dept)
     if not profile.get("name"):
-        raise InputError("a dossier needs the customer's name", hint="pass --name")
+        raise InputError("a dossier needs the customer's name", param="name")
     created = clock.today()
     facts = _facts(customer_type, business, dept, created)
-    numbering, classifier = _scheme(v, "numbering"), _scheme(v, "classification")
+    numbering, classifier = configured(v, "numbering"), configured(v, "classification")
     klass = classifier.classify(facts=facts)
     dossier_id = secrets.token_hex(16)
     with v.lock(exclusive=True):
-        # The plugin formats the number before anything is written: if it raises, the vault is as it
-        # was. The sequence is committed before the number is recorded, so a crash between the two
-        # leaves a gap, never a number that could be issued twice.
-        seq = index.peek_sequence(v.root)
-        number = numbering.number(sequence=seq, facts=facts)
-        index.commit_sequence(v.root, seq)
-        index.issue_number(v.root, number, dossier_id)
+        _, number = index.allocate_number(v.root, lambda seq: numbering.number(sequence=seq, facts=facts), dossier_id)
         table = KeyTable(dossier_id)
         manifest = {
             "format": 1,
@@ -89,123 +66,33 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
     return number
 
 
-def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: int, *, changed: list[str]) -> dict:
-    clean = {k: v for k, v in profile.items() if k in PROFILE_FIELDS and v}
-    kid, blob = seal(tomli_w.dumps(clean).encode(), table)
-    import base64
-
-    return {"version": version, "key": kid, "at": clock.stamp(), "by": by, "fields": changed,
-            "sealed": base64.b64encode(blob).decode()}
-
-
-def write_manifest(actor, manifest: dict[str, Any], *, sync: bool = True) -> None:
-    """Sign, validate and atomically replace a dossier's manifest (the commit point of every change)."""
-    signed = actor.sign(dict(manifest, updated_at=clock.stamp(), updated_by=actor.name))
-    records.validate(signed, "manifest", what=f"manifest of {manifest['number']}")
-    records.write_toml(actor.vault.layout.manifest(manifest["id"]), signed, sync=sync)
-
-
-def load_manifest(v, dossier_id: str, *, member_records: dict | None = None) -> dict[str, Any]:
-    """Read, validate and verify a manifest; IntegrityError names the file when it is damaged."""
-    path = v.layout.manifest(dossier_id)
-    what = f"dossiers/{dossier_id}/manifest.toml"
-    try:
-        m = records.load_toml(path, schema="manifest", what=what)
-    except FileNotFoundError:
-        raise IntegrityError(f"{what}: missing") from None
-    except FormatError as e:
-        raise IntegrityError(str(e)) from None
-    if m["id"] != dossier_id:
-        raise IntegrityError(f"{what}: belongs to another dossier")
-    members.verify_by_member(v, m, what=what, members=member_records)
-    return m
-
-
-def canonical_number(v, text: str) -> str:
-    """``text`` written as the vault wrote it: archive numbers are matched case-insensitively.
-
-    The dossier part is looked up as given, then upper-cased (the built-in schemes issue upper-case
-    numbers); the document sequence after ``/`` is digits. Unknown numbers come back unchanged.
-    """
-    head, sep, tail = text.partition("/")
-    for candidate in (head, head.upper()):
-        if index.lookup_number(v.root, candidate) is not None:
-            return candidate + sep + tail
-    return text
-
-
-def resolve(v, number: str) -> str:
-    """Dossier id of an archive number (or of the dossier part of a document number)."""
-    dossier_id = index.lookup_number(v.root, number.split("/")[0])
-    if dossier_id is None:
-        raise NotFoundError(f"no dossier numbered {number.split('/')[0]}", hint="see 'vault dossier list'")
-    return dossier_id
-
-
-def iter_manifests(v) -> Iterator[dict[str, Any]]:
-    """Every manifest, verified, in archive-number order."""
-    mem = members.all_members(v)
-    out = [load_manifest(v, p.name, member_records=mem) for p in (v.root / "dossiers").iterdir() if p.is_dir()]
-    yield from sorted(out, key=lambda m: m["number"])
-
-
-def summary(m: dict[str, Any]) -> dict[str, Any]:
-    """The cleartext facts of a dossier (safe to show to any member)."""
-    keys = ("number", "customer_type", "business", "dept", "class", "created", "status", "revision")
-    kept = [d for d in m["documents"] if d.get("status") != "destroyed"]
-    live = [d for d in kept if not d.get("superseded_by")]
-    # A destroyed document is a ghost, not a document the dossier holds: counted apart.
-    return {**{k: m[k] for k in keys}, "documents": len(kept), "current_documents": len(live),
-            "destroyed_documents": len(m["documents"]) - len(kept)}
-
-
-def read_profile(actor, m: dict[str, Any], table: KeyTable | None = None) -> dict[str, Any]:
-    """Decrypt the newest profile version (needs read access to the dossier)."""
-    import base64
-
-    table = table or read_key_table(actor.vault.layout.key_table(m["id"]), actor.read_identities(), dossier=m["id"])
-    p = m["profile"][-1]
-    plain = unseal(base64.b64decode(p["sealed"]), table, what=f"profile v{p['version']} of {m['number']}")
-    return tomllib.loads(plain.decode())
-
-
 def show(actor, number: str) -> dict[str, Any]:
     """Cleartext facts plus, for a member who may read it, the sealed profile."""
     actor.require("dossier.list")
     v = actor.vault
     m = load_manifest(v, resolve(v, number))
     out = summary(m)
-    from vault.office import access
-
     if m["status"] == "destroyed":
         return out
-    if v.policy.may(actor.roles, "dossier.read") or access.active_grant(v, m["id"], actor.name):
+    if v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m["id"], actor.name):
         actor.audit("dossier.read", number=m["number"])
-        out["profile"] = read_profile(actor, m, access.open_key_table(actor, m["id"], number=m["number"]))
+        out["profile"] = read_profile(actor, m, grants.open_key_table(actor, m["id"], number=m["number"]))
     return out
 
 
-def parse_date(text: str) -> str:
-    """A calendar date ``YYYY-MM-DD``; one clear error otherwise."""
+def try_numbering(rule: dict[str, Any]) -> dict[str, Any]:
+    """The numbering rule, once its scheme is installed and numbers a sample dossier; the rule is
+    fixed in the genesis record, so a bad one is refused before the vault exists."""
+    registration = plugins.numbering_schemes(plugins.get_plugin_manager()).get(rule["scheme"])
+    if registration is None:
+        raise InputError(f"numbering scheme {rule['scheme']!r} is not installed", hint="see 'vault plugins list'")
     try:
-        return dt.date.fromisoformat(text).isoformat() if len(text) == 10 else _bad_date(text)
-    except ValueError:
-        return _bad_date(text)
-
-
-#: The earliest date a record may carry without ``--force-date``.
-EARLIEST_DATE = "1900-01-01"
-
-
-def parse_record_date(text: str, *, force: bool = False) -> str:
-    """A date the vault records (material, events, closing): a calendar date neither in the future
-    nor before 1900 — a typo there would start or stop a retention clock — unless ``force``."""
-    date = parse_date(text)
-    if not force and not EARLIEST_DATE <= date <= clock.today():
-        raise InputError(f"date {date} is {'in the future' if date > clock.today() else 'before 1900'}",
-                         hint="check the date; pass --force-date if it is really meant")
-    return date
-
-
-def _bad_date(text: str) -> str:
-    raise InputError(f"bad date {text!r}", hint="use YYYY-MM-DD, e.g. 2026-03-31")
+        sample = registration(dict(rule.get("options", {}))).number(
+            sequence=1, facts={"customer_type": "enterprise", "business": "sample", "dept": "sample",
+                               "created": clock.today()})
+    except Exception as e:  # a plugin's own error: the options do not suit it
+        raise InputError(f"numbering scheme {rule['scheme']!r} refuses these options: {e}",
+                         hint="pass --numbering-option KEY=VALUE as the scheme documents") from None
+    if not isinstance(sample, str) or not sample:
+        raise InputError(f"numbering scheme {rule['scheme']!r} gives no number")
+    return {"scheme": rule["scheme"], "options": dict(rule.get("options", {}))}

@@ -1,4 +1,4 @@
-"""Legal holds: a held dossier is never destroyed, and backups never prune its data."""
+"""Placing and lifting legal holds: a held dossier is never destroyed, and backups never prune its data."""
 
 from __future__ import annotations
 
@@ -9,36 +9,17 @@ from typing import Any
 from vault import clock
 from vault.archive import members
 from vault.store import records
-from vault.office.dossier import load_manifest, resolve
+from vault.archive.manifests import load_manifest, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.store import fsync_dir
-
-
-def _path(v, dossier_id: str):
-    return v.root / "holds" / f"{dossier_id}.toml"
-
-
-def held_dossiers(v) -> set[str]:
-    """Opaque ids of every dossier under a verified legal hold."""
-    d = v.root / "holds"
-    if not d.is_dir():
-        return set()
-    mem = members.all_members(v)
-    out = set()
-    for p in d.glob("*.toml"):
-        rec = records.load_toml(p, what=f"holds/{p.name}")
-        members.verify_by_member(v, rec, what=f"holds/{p.name}", members=mem)
-        if rec["dossier"] != p.stem:
-            continue  # a hold record moved to another file holds nothing
-        out.add(rec["dossier"])
-    return out
+from vault.archive.holds import _path, held_dossiers
 
 
 def add(actor, number: str, reason: str) -> None:
     """Place a legal hold on a dossier (the reason is sealed to the archive ring)."""
     actor.require("hold.manage", number=number)
     if not reason.strip():
-        raise InputError("a hold needs a reason", hint="pass --reason TEXT")
+        raise InputError("a hold needs a reason", param="reason")
     v = actor.vault
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)

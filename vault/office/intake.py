@@ -22,13 +22,15 @@ from vault import clock
 from vault.archive import members
 from vault.store import records
 from vault.crypto import age
-from vault.office.documents import CATEGORIES, HashingWriter, hash_file
-from vault.office import invitations
-from vault.office.dossier import load_manifest, parse_date, parse_record_date, resolve, write_manifest
+from vault.store.hashing import HashingWriter, hash_file
+from vault.archive.manifests import CATEGORIES
+from vault.archive.manifests import append_document, load_manifest, parse_date, parse_record_date, resolve, write_manifest
+from vault.archive import invitations
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.store.keytable import KeyRefRecipient, read_key_table, seal, write_key_table
-from vault.store import atomic_writer, fsync_dir, write_atomic
+from vault.store.keytable import KeyRefRecipient, read_key_table
+from vault.store import atomic_writer, fsync_dir
+from vault.archive import grants
 
 ID_LEN = 32
 UPLOAD_PREFIX = ".upload-"
@@ -36,7 +38,7 @@ STALE_UPLOAD = 24 * 3600  # an upload this old was left by a process that died; 
 
 
 def key_path(v) -> Path:
-    return v.root / "keys" / "_intake.age"
+    return v.layout.path("intake_key")
 
 
 def recipient(v) -> str:
@@ -45,13 +47,6 @@ def recipient(v) -> str:
     if not r:
         raise NotFoundError("this vault has no intake key")
     return r
-
-
-def create_key(root: Path, ring_recipients: list) -> str:
-    """Make the intake identity, wrapped to the archive ring like a key table; returns its recipient."""
-    secret = age.generate_identity("mlkem768x25519")
-    write_atomic(root / "keys" / "_intake.age", age.encrypt_bytes(secret.encode(), ring_recipients), mode=0o600)
-    return age.recipient_of(secret)
 
 
 def _dir(v) -> Path:
@@ -87,7 +82,7 @@ def _check_facts(category: str, source: str) -> None:
     if category not in CATEGORIES:
         raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
     if not source.strip():
-        raise InputError("the source of the material is required [R-3.1.3]", hint="pass --source TEXT")
+        raise InputError("the source of the material is required [R-3.1.3]", param="source")
 
 
 class StreamedSubmission:
@@ -227,21 +222,14 @@ def accept(actor, sid: str) -> str:
                 age.rewrap(fin, hw, [ident], [rcpt])  # new header, same payload bytes
             except (FormatError, AuthenticationError, NoIdentityMatchError):
                 raise IntegrityError(f"intake/{sid}.age: not a valid submission") from None
+        assert rcpt.file_key is not None  # set by the rewrap above
         table.keys[kid] = rcpt.file_key
         if not rec["original"]:
             meta.setdefault("copy_note", "submitted through intake")
-        meta_kid, meta_blob = seal(tomli_w.dumps(meta).encode(), table)
-        number = f"{m['number']}/{m['next_doc']:04d}"
-        m["next_doc"] += 1
-        m["documents"].append({
-            "number": number, "id": doc_id, "key": kid, "category": rec["category"], "date": rec["date"],
-            "original": rec["original"], "version": 1, "added_at": clock.stamp(), "added_by": actor.name,
-            "size": hw.size, "sha256": hw.h.hexdigest(), "meta_key": meta_kid,
-            "meta": base64.b64encode(meta_blob).decode()})
-        write_key_table(kt, table, members.ring_recipients(v))
-        from vault.office import access
-
-        access.refresh_grant_keys(actor, dossier_id, table)
+        number = append_document(m, table, doc_id=doc_id, key=kid, category=rec["category"], date=rec["date"],
+                                 original=rec["original"], by=actor.name, size=hw.size, sha256=hw.h.hexdigest(),
+                                 meta=meta)["number"]
+        grants.save_keys(actor, dossier_id, table)
         m["revision"] += 1
         write_manifest(actor, m)
         _remove(v, sid)
@@ -262,7 +250,7 @@ def reject(actor, sid: str, reason: str) -> None:
     """Delete a submission; the reason is sealed to the archive ring in a signed record."""
     actor.require("intake.manage")
     if not reason.strip():
-        raise InputError("a rejection needs a reason", hint="pass --reason TEXT")
+        raise InputError("a rejection needs a reason", param="reason")
     v = actor.vault
     with v.lock(exclusive=True):
         rec = _load(v, sid)

@@ -16,8 +16,8 @@ from typing import Any, Iterable
 from vault import clock
 from vault.archive import members
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.office import access
-from vault.office.dossier import iter_manifests, load_manifest, parse_date, resolve, write_manifest
+from vault.archive import grants
+from vault.archive.manifests import iter_manifests, load_manifest, parse_date, resolve, write_manifest
 from vault.store import index, records
 
 #: The longest loan: a paper original is out of the archive room for at most this many days.
@@ -99,8 +99,8 @@ def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
                          hint="pass --due YYYY-MM-DD, at most 90 days ahead")
     with v.lock(exclusive=True):
         m, d = _original(v, docno)
-        st = access.status(v, request)
-        req = access.request_record(v, request)
+        st = grants.status(v, request)
+        req = grants.request_record(v, request)
         ok = (req["kind"] == "access" and req["requester"] == to and req["dossier"] == m["id"]
               and st["state"] in ("approved", "granted"))
         if not ok:

@@ -6,17 +6,17 @@ The index key opens the sealed search index (``vault.archive.searchindex``).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from pathlib import Path
+from typing import Callable
 
 from vault.crypto import age
 from vault.errors import ConflictError, IntegrityError, NoIdentityMatchError, PermissionDeniedError, FormatError, AuthenticationError
 from vault.store import fsync_dir, write_atomic, write_new
+from vault.store.layout import Layout
 
 def _number_path(root: Path, number: str) -> Path:
-    h = hashlib.sha256(number.encode()).hexdigest()
-    return root / "index" / "numbers" / h[:2] / h
+    return Layout(root).issued_number(number)
 
 
 def issue_number(root: Path, number: str, dossier: str) -> None:
@@ -55,6 +55,21 @@ def commit_sequence(root: Path, n: int, name: str = "sequence") -> None:
     write_atomic(root / "index" / name, f"{n}\n".encode(), mode=0o644)
 
 
+def allocate_number(root: Path, number_for: Callable[[int], str], dossier: str) -> tuple[int, str]:
+    """Issue the next archive number, in the order of docs/FORMAT.md §11 (call under the exclusive lock).
+
+    ``number_for(sequence)`` formats the number first: if it raises, nothing is written. The sequence
+    is committed before the number is recorded, so a crash between the two leaves a gap, never a
+    number that could be issued twice; a number issued before is refused (ConflictError) and its
+    sequence stays used. Returns the sequence and the number.
+    """
+    seq = peek_sequence(root)
+    number = number_for(seq)
+    commit_sequence(root, seq)
+    issue_number(root, number, dossier)
+    return seq, number
+
+
 def next_sequence(root: Path, name: str = "sequence") -> int:
     """Allocate the next number of counter ``name`` (call under the exclusive vault lock)."""
     n = peek_sequence(root, name)
@@ -63,7 +78,7 @@ def next_sequence(root: Path, name: str = "sequence") -> int:
 
 
 def index_key_path(root: Path) -> Path:
-    return root / "keys" / "_index.age"
+    return Layout(root).path("index_key")
 
 
 def create_index_key(root: Path, recipients: list) -> None:
@@ -82,7 +97,7 @@ def read_index_key(root: Path, identities: list) -> bytes:
     except FileNotFoundError:
         raise IntegrityError("keys/_index.age is missing") from None
     except NoIdentityMatchError:
-        raise PermissionDeniedError("you hold no key for the search index", hint="finding by name or contact is for the archive department; try --number") from None
+        raise PermissionDeniedError("you hold no key for the search index", param="blind_index") from None
     except (FormatError, AuthenticationError):
         raise IntegrityError("keys/_index.age: damaged or tampered with") from None
     if len(key) != 32:

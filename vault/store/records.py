@@ -11,7 +11,7 @@ from typing import Any, Mapping, Protocol
 
 import tomli_w
 
-from vault import schemas
+from vault import schemas  # type: ignore[attr-defined]  # schemas/ ships as vault.schemas (pyproject package-dir)
 from vault.store import fastschema
 from vault.crypto import sign
 from vault.errors import AuthenticationError, FormatError, IntegrityError
