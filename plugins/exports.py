@@ -59,6 +59,7 @@ def catalogue(dossier: ExportDossier, documents: Sequence[Any]) -> dict[str, Any
     rows = []
     for doc in documents:
         row = {k: doc.facts.get(k) for k in COLUMNS[:15]}
+        row["current"] = bool(doc.current)  # derived, not a manifest fact: not in doc.facts
         row.update({k: dossier.get(k) for k in COLUMNS[15:]})
         if sealed:
             meta = doc.meta() if doc.readable else {}

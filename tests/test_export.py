@@ -84,6 +84,9 @@ def test_catalogue_for_a_non_reader_carries_no_sealed_field(office, fmt):
     assert [r["number"] for r in rows] == [*office.docs, office.v2]
     assert {r["dossier"] for r in rows} == {office.number} and rows[0]["class"] == "enterprise/network-services/2026"
     assert [str(r["superseded_by"] or "") for r in rows][0] == office.v2
+    # Every row says whether it is current: neither superseded nor destroyed.
+    want = [False, True, True, True] if fmt == "json" else ["false", "true", "true", "true"]
+    assert [r["current"] for r in rows] == want
     assert exports_in_audit(office, "staff-sales")[-1]["number"] == office.number  # recorded, no approval used
 
 

@@ -27,9 +27,35 @@ SEARCH = {"format": 1, "recipient": "age1pq1" + "q" * 60, "at": "2026-03-01T10:0
           "signature": {"by": "bob", "ed25519": "AAAA"}}
 
 
+SIG = {"by": "alice", "ed25519": "AAAA"}
+AT = "2026-03-01T10:00:00Z"
+OFFICE = {
+    "execution": {"format": 1, "destruction": "D-000001", "target": "E-2026-000001", "dossier": "0" * 32,
+                  "dossier_number": "E-2026-000001", "whole_dossier": True, "started_at": AT, "started_by": "alice",
+                  "documents": [{"number": "E-2026-000001/0001", "id": "1" * 32, "key": "2" * 32, "meta_key": "3" * 32,
+                                 "sha256": "4" * 64, "size": 10}],
+                  "grant_keys": ["0" * 32 + ".G-000001.age"], "retention": [{"number": "E-2026-000001/0001"}],
+                  "retention_overridden": False, "steps": ["unindex", "keys"], "manifest_revision": 3,
+                  "executed_at": AT, "offsite": {}, "signature": SIG},
+    "destructionclose": {"format": 1, "destruction": "D-000001", "request_sha256": "5" * 64, "outcome": "denied",
+                         "by": "alice", "at": AT, "reason": "AAAA", "signature": SIG},
+    "holdlift": {"format": 1, "dossier": "0" * 32, "number": "E-2026-000001", "seq": 1, "hold_at": AT,
+                 "hold_by": "bob", "hold_sha256": "6" * 64, "at": AT, "by": "alice", "reason": "AAAA", "signature": SIG},
+    "paperloan": {"format": 1, "number": "L-000001", "document": "E-2026-000001/0001", "dossier": "0" * 32,
+                  "borrower": "staff", "request": "R-000001", "from_location": "Room 1", "at": AT, "by": "bob",
+                  "due": "2026-03-09", "signature": SIG},
+    "paperreturn": {"format": 1, "loan": "L-000001", "document": "E-2026-000001/0001", "at": AT, "by": "bob",
+                    "location": "Room 1", "signature": SIG},
+    "inventory": {"format": 1, "number": "I-000001", "at": AT, "by": "bob",
+                  "found": [{"document": "E-2026-000001/0001", "location": "Room 1"}],
+                  "misplaced": [{"document": "E-2026-000001/0001", "location": "Room 1", "recorded": "Room 2"}],
+                  "missing": ["E-2026-000001/0002"], "out": [], "unknown": [], "signature": SIG},
+}
+
+
 def samples() -> dict[str, list[dict]]:
     """Real records of every schema: the frozen version-1 vault, and records it does not have."""
-    out: dict[str, list[dict]] = {"review": [REVIEW], "search": [SEARCH]}
+    out: dict[str, list[dict]] = {"review": [REVIEW], "search": [SEARCH], **{k: [v] for k, v in OFFICE.items()}}
     globs = {"vault": ["vault.toml"], "policy": ["policy.toml"], "member": ["members/*.toml"],
              "ring": ["rings/*.toml"], "manifest": ["dossiers/*/manifest.toml"]}
     for schema, patterns in globs.items():

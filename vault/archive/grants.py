@@ -45,6 +45,8 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
     ids.request_no(no)
     req = _load(v, _req_path(v, no), f"request {no}", schema="request")
     out = {k: req[k] for k in ("number", "kind", "target", "requester", "dept", "created_at")}
+    if "approver_role" in req:
+        out["approver_role"] = req["approver_role"]
     out["state"] = "pending"
     if "customer" in req:
         out["by_name"] = True
@@ -102,12 +104,31 @@ def customer_name(actor, no: str) -> str:
         raise PermissionDeniedError(f"the customer name in {no} is sealed to the archive and the department heads") from None
 
 
+def texts(v, no: str, actor=None) -> dict[str, Any]:
+    """A request's sealed texts — its ``purpose`` and a denial's ``reason`` — for a member they were
+    sealed to (the requester, the department heads, the deciders, the archive ring); see
+    ``members.reveal``. ``actor`` None (no identity given) reveals nothing."""
+    req = _load(v, _req_path(v, no), f"request {no}")
+    found = {"purpose": (req["purpose"], f"requests/{no}.toml purpose")}
+    dec_path = _req_path(v, no, ".decision")
+    if dec_path.exists():
+        dec = _load(v, dec_path, f"decision on {no}")
+        if "reason" in dec:
+            found["reason"] = (dec["reason"], f"requests/{no}.decision.toml reason")
+    out: dict[str, Any] = {}
+    members.reveal(actor, found, out, number=req["target"] or None, ref=no)
+    return out
+
+
 def _check_decider(v, req: dict[str, Any], dec: dict[str, Any]) -> None:
     """A decision counts only if its signer could make it: a validly signed record from a member
     who may not decide (written straight into the directory) must not unlock a grant or a copy."""
     signer = members.all_members(v)[dec["signature"]["by"]]
     kind = "access-decision" if req["kind"] == "access" else "copy-decision"
-    ok = signer["name"] == dec["by"] and trust.may_sign(kind, signer, dept=req["dept"], requester=req["requester"])
+    if "approver_role" in req:  # a department head's own request, decided by the role the policy names
+        ok = signer["name"] == dec["by"] != req["requester"] and req["approver_role"] in signer["roles"]
+    else:
+        ok = signer["name"] == dec["by"] and trust.may_sign(kind, signer, dept=req["dept"], requester=req["requester"])
     if not ok:
         raise IntegrityError(f"requests/{req['number']}.decision.toml: signed by {signer['name']}, "
                              "who may not decide this request")
@@ -201,7 +222,7 @@ def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
                           dossier=dossier_id)
 
 
-def consume_copy_approval(actor, target: str) -> str:
+def consume_copy_approval(actor, target: str, *, action: str = "doc.export") -> str:
     """Use up the approved copy request of this member for ``target``; returns its number [R-3.4.2]."""
     v = actor.vault
     for st in list_requests(v):
@@ -213,6 +234,6 @@ def consume_copy_approval(actor, target: str) -> str:
                 records.write_toml(_req_path(v, st["number"], ".used"),
                                    actor.sign({"format": 1, "request": st["number"], "at": clock.stamp()}))
             return st["number"]
-    actor.audit("doc.export", outcome="refused", number=target)
+    actor.audit(action, outcome="refused", number=target)
     raise PermissionDeniedError(f"no approved copy request of yours for {target}",
                                 param="copy_request")

@@ -80,8 +80,11 @@ def iter_manifests(v) -> Iterator[dict[str, Any]]:
 def summary(m: dict[str, Any]) -> dict[str, Any]:
     """The cleartext facts of a dossier (safe to show to any member)."""
     keys = ("number", "customer_type", "business", "dept", "class", "created", "status", "revision")
-    live = [d for d in m["documents"] if not d.get("superseded_by")]
-    return {**{k: m[k] for k in keys}, "documents": len(m["documents"]), "current_documents": len(live)}
+    kept = [d for d in m["documents"] if d.get("status") != "destroyed"]
+    live = [d for d in kept if not d.get("superseded_by")]
+    # A destroyed document is a ghost, not a document the dossier holds: counted apart.
+    return {**{k: m[k] for k in keys}, "documents": len(kept), "current_documents": len(live),
+            "destroyed_documents": len(m["documents"]) - len(kept)}
 
 
 def read_profile(actor, m: Mapping[str, Any], table: KeyTable | None = None) -> dict[str, Any]:
@@ -98,6 +101,20 @@ def parse_date(text: str) -> str:
         return dt.date.fromisoformat(text).isoformat() if len(text) == 10 else _bad_date(text)
     except ValueError:
         return _bad_date(text)
+
+
+#: The earliest date a record may carry without ``--force-date``.
+EARLIEST_DATE = "1900-01-01"
+
+
+def parse_record_date(text: str, *, force: bool = False) -> str:
+    """A date the vault records (material, events, closing): a calendar date neither in the future
+    nor before 1900 — a typo there would start or stop a retention clock — unless ``force``."""
+    date = parse_date(text)
+    if not force and not EARLIEST_DATE <= date <= clock.today():
+        raise InputError(f"date {date} is {'in the future' if date > clock.today() else 'before 1900'}",
+                         hint="check the date; pass --force-date if it is really meant")
+    return date
 
 
 def _bad_date(text: str) -> str:

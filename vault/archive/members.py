@@ -170,6 +170,38 @@ def seal_text(v, text: str, names: Iterable[str] = (), mem: dict | None = None) 
     return base64.b64encode(age.encrypt_bytes(text.encode(), rcpts)).decode()
 
 
+def open_text(actor, sealed: str, *, what: str) -> str | None:
+    """The plaintext of a text sealed by ``seal_text``, or None when it was not sealed to this member
+    (nor to a ring they hold). A damaged text is an IntegrityError naming ``what``."""
+    try:
+        blob = base64.b64decode(sealed, validate=True)
+        return age.decrypt_bytes(blob, actor.read_identities()).decode()
+    except NoIdentityMatchError:
+        return None
+    except (FormatError, AuthenticationError, UnicodeDecodeError, ValueError):
+        raise IntegrityError(f"{what}: sealed text damaged or tampered with") from None
+
+
+def reveal(actor, texts: dict[str, tuple[str, str]], out: dict[str, Any], *, number: str | None, ref: str) -> None:
+    """Put sealed free texts into ``out`` for the member they were sealed to.
+
+    :param texts: output key -> (sealed base64, description of where it lives) for each text that exists.
+    :param out: gets each key: the plaintext where this member may open it, else None with the key
+        listed in ``out["sealed_texts"]`` — others learn that a text exists, nothing more.
+    Opening any text is one audit entry ``text.read`` (free text may name the customer).
+    """
+    opened = False
+    for key, (sealed, what) in texts.items():
+        text = open_text(actor, sealed, what=what) if actor is not None else None
+        out[key] = text
+        if text is None:
+            out.setdefault("sealed_texts", []).append(key)
+        else:
+            opened = True
+    if opened:
+        actor.audit("text.read", number=number, ref=ref)
+
+
 def ring_recipients(v) -> list[age.Recipient]:
     """Recipients every key table is encrypted to: the current generation of each ring."""
     return [age.parse_recipient(ring_record(v, r)["recipient"]) for r in sorted(v.policy.data["rings"])]

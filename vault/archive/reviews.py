@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from vault import clock
-from vault.archive import completeness, manifests, members
+from vault.archive import completeness, grants, manifests, members
 from vault.errors import FormatError, IntegrityError
 from vault.store import records
+from vault.store.keytable import unseal
 
 _SEQ_FILE = re.compile(r"([1-9][0-9]{0,8})\.toml\Z")
 
@@ -109,4 +111,24 @@ def list_due(actor, *, dept: str | None = None) -> list[dict[str, Any]]:
     their keys open the dossier; audited."""
     actor.require("review.read")
     actor.audit("review.due")
-    return due(actor.vault, dept=dept, fields=completeness.field_checker(actor))
+    v = actor.vault
+    rows = due(v, dept=dept, fields=completeness.field_checker(actor))
+    mem = members.all_members(v)
+    for row in rows:
+        # The last review's note says what to update: shown to whoever's keys open the dossier.
+        hist = history(v, manifests.resolve(v, row["number"]), member_records=mem)
+        if hist and "note" in hist[-1]:
+            last = hist[-1]
+            readable = completeness.can_read(actor, {"id": last["dossier"]}) \
+                and v.layout.key_table(last["dossier"]).exists()
+            row["last_note"] = _note(actor, last) if readable else None
+            if row["last_note"] is None:
+                row.setdefault("sealed_texts", []).append("last_note")
+    return rows
+
+
+def _note(actor, rec: Mapping[str, Any]) -> str:
+    """The plaintext note of a review record for a member whose keys open the dossier (audited)."""
+    table = grants.open_key_table(actor, rec["dossier"], number=rec["number"])
+    actor.audit("review.note", number=rec["number"], ref=f"review-{rec['seq']}")
+    return unseal(base64.b64decode(rec["note"]), table, what=f"note of review {rec['seq']} of {rec['number']}").decode()

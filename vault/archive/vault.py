@@ -47,13 +47,17 @@ class Vault:
     # -- creation and opening -------------------------------------------------------------------
 
     @classmethod
-    def init(cls, root: Path, *, supervisor: str, key: PublicKey) -> "Vault":
+    def init(cls, root: Path, *, supervisor: str, key: PublicKey, numbering: dict[str, Any] | None = None) -> "Vault":
         """Create a vault whose founding supervisor is ``supervisor`` (public key ``key``).
 
         The genesis record names the founder, the first archive-ring recipient and the hash of the
         initial policy; its fingerprint anchors everything else, so init needs no secret key.
+
+        :param numbering: ``{"scheme", "options"}``, the numbering rule [R-3.2.2] (default
+            ``standard`` with its pattern); ``office.dossier.try_numbering`` checks one first.
         """
         check_name("member", supervisor)
+        numbering = dict(numbering or DEFAULT_NUMBERING)
         root = Path(root)
         if root.exists() and any(root.iterdir()):
             raise InputError(f"{root} exists and is not empty", hint="choose a new directory for the vault")
@@ -70,7 +74,7 @@ class Vault:
             "genesis_rings": {n: age.recipient_of(s) for n, s in ring_ids.items()},
             "policy_sha256": hashlib.sha256(records.canonical(DEFAULT_POLICY)).hexdigest(),
             "intake_recipient": create_intake_key(root, ring_rcpts),
-            "numbering": DEFAULT_NUMBERING,
+            "numbering": numbering,
             "classification": DEFAULT_CLASSIFICATION,
         }
         records.validate(config, "vault", what="vault.toml")

@@ -87,6 +87,10 @@ class Ctx:
             raise InputError(f"identity file {path} not found", hint="pass --identity FILE or set VAULT_IDENTITY")
         return identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
 
+    def maybe_actor(self):
+        """The acting member when an identity is given (to open sealed texts), else None."""
+        return self.actor() if self.identity_file else None
+
 
 def _passphrase(prompt: str, *, confirm: bool = False) -> str:
     from vault.store import identity
@@ -199,7 +203,8 @@ class _Reported(click.ClickException):
 
     def __init__(self, message: str, hint: str, exit_code: int) -> None:
         super().__init__(message)
-        self.hint, self.exit_code = hint, exit_code
+        self.hint = hint
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it on the class; this error chooses its own
 
     def show(self, file: Any = None) -> None:
         _say(self.message, self.hint)

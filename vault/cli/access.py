@@ -24,6 +24,16 @@ def _req_line(r: dict) -> str:
     return f"{r['number']}  {r['kind']:<6} {target:<22} {r['requester']:<14} {r['state']}"
 
 
+def text_lines(r: dict, keys: tuple[str, ...], indent: str = "  ") -> str:
+    """Sealed free texts as lines: the text where this member may read it, else "(sealed)"."""
+    return "".join(f"\n{indent}{k.replace('_', ' ')}: {'(sealed)' if r[k] is None else r[k]}"
+                   for k in keys if k in r)
+
+
+def _req_text(r: dict) -> str:
+    return _req_line(r) + text_lines(r, ("purpose", "reason"))
+
+
 @request_grp.command("access")
 @click.argument("number", type=NUMBER, required=False)
 @click.option("--customer", help="The customer's name, when you do not know the archive number (sealed).")
@@ -57,12 +67,15 @@ def request_copy(obj: Ctx, docno: str, purpose: str, as_json: bool) -> None:
 def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
     """List requests."""
     rows = grants.list_requests(obj.vault)
+    actor = obj.actor() if mine else obj.maybe_actor()
     if mine:
-        me = obj.actor().name
-        rows = [r for r in rows if r["requester"] == me]
+        rows = [r for r in rows if r["requester"] == actor.name]
     if pending:
         rows = [r for r in rows if r["state"] == "pending"]
-    emit(rows, as_json, lambda rs: "\n".join(_req_line(r) for r in rs) or "(no requests)")
+    if mine or pending:  # where people decide or follow their own: the texts they may read
+        for r in rows:
+            r.update(grants.texts(obj.vault, r["number"], actor))
+    emit(rows, as_json, lambda rs: "\n".join(_req_text(r) for r in rs) or "(no requests)")
 
 
 @request_grp.command("show")
@@ -74,9 +87,10 @@ def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
 def request_show(obj: Ctx, req: str, as_json: bool, reveal: bool) -> None:
     """Show a request and its state."""
     st = grants.status(obj.vault, req)
+    st.update(grants.texts(obj.vault, req, obj.maybe_actor()))
     if reveal:
         st["customer"] = grants.customer_name(obj.actor(), req)
-    emit(st, as_json, lambda r: _req_line(r) + (f"\ncustomer: {r['customer']}" if "customer" in r else ""))
+    emit(st, as_json, lambda r: _req_text(r) + (f"\ncustomer: {r['customer']}" if "customer" in r else ""))
 
 
 @request_grp.command("approve")

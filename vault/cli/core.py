@@ -73,9 +73,25 @@ def with_key_opts(f):
 @click.option("--supervisor", required=True, help="Name of the founding supervisor.")
 @with_key_opts
 @json_opt
-def init(directory: str, supervisor: str, key: str | None, key_file: str | None, as_json: bool) -> None:
+@click.option("--numbering", "scheme", default="standard", show_default=True,
+              help="Numbering scheme of the archive numbers [R-3.2.2] (see 'vault plugins list').")
+@click.option("--numbering-option", "options", multiple=True, metavar="KEY=VALUE",
+              help="An option of the scheme, e.g. pattern={type}-{year}-{seq:06d}.")
+def init(directory: str, supervisor: str, key: str | None, key_file: str | None, scheme: str,
+         options: tuple[str, ...], as_json: bool) -> None:
     """Create a new vault; prints its fingerprint to record offline."""
-    v = Vault.init(Path(directory), supervisor=supervisor, key=public_key(key, key_file))
+    opts = {}
+    for o in options:
+        k, sep, val = o.partition("=")
+        if not sep or not k.strip():
+            raise click.UsageError(f"--numbering-option {o!r}: write KEY=VALUE")
+        opts[k.strip()] = val
+    rule = {"scheme": scheme, "options": opts} if (scheme != "standard" or opts) else None
+    if rule is not None:
+        from vault.office import dossier  # here: only a chosen numbering rule needs the scheme plugins
+
+        rule = dossier.try_numbering(rule)
+    v = Vault.init(Path(directory), supervisor=supervisor, key=public_key(key, key_file), numbering=rule)
     emit({"vault": directory, "fingerprint": v.fingerprint}, as_json,
          f"vault created at {directory}\nfingerprint: {v.fingerprint}\n(record the fingerprint offline)")
 
@@ -210,11 +226,12 @@ def doc_grp() -> None:
 @click.option("--title", help="Title (sealed).")
 @click.option("--replaces", help="Document number this is a new version of.")
 @click.option("--paper-location", help="Where the paper original is kept.")
+@click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
 @click.option("--filename", help="With '-': the file name to record for standard input (default: stdin).")
 @json_opt
 @click.pass_obj
 def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note, title, replaces, paper_location,
-            filename, as_json):
+            filename, force_date, as_json):
     """Encrypt files into a dossier ('-' reads standard input); prints each new document number."""
     if original is None:
         raise click.UsageError("say whether this is the --original or a --copy")
@@ -227,7 +244,7 @@ def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note
     with progress(len(files), "encrypting") as step:
         nums = documents.add(actor, number, sources, category=category, source=source, date=date,
                              original=original, copy_note=copy_note, title=title, replaces=replaces,
-                             paper_location=paper_location, progress=step)
+                             paper_location=paper_location, progress=step, force_date=force_date)
     emit({"numbers": nums, "number": nums[0] if len(nums) == 1 else nums}, as_json, "\n".join(nums))
 
 
@@ -238,9 +255,16 @@ def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note
 def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
     """List a dossier's documents (titles only for members who may read it)."""
     rows = documents.list_docs(obj.actor(), number, with_meta=True)
-    emit(rows, as_json, lambda rs: "\n".join(
+    from vault.office import destruction  # here: only a destroyed dossier's listing names its destruction
+
+    gone = destruction.destroyed_by(obj.vault, number)
+    head = f"dossier {number} destroyed by {gone}, certificate 'vault destroy certificate {gone}'\n" if gone else ""
+    emit(rows, as_json, lambda rs: head + "\n".join(
         f"{r['number']:<26} {r['category']:<15} {r['date']}  v{r['version']}"
-        f"{'  (superseded)' if r.get('superseded_by') else ''}  {r.get('title', '')}" for r in rs) or "(no documents)")
+        f"{'  (superseded)' if r.get('superseded_by') else ''}  "
+        + (f"destroyed by {r['destroyed']['certificate']}, certificate "
+           f"'vault destroy certificate {r['destroyed']['certificate']}'" if r.get("destroyed") else r.get("title", ""))
+        for r in rs) or "(no documents)")
 
 
 @doc_grp.command("history")
@@ -265,19 +289,18 @@ def doc_view(obj: Ctx, docno: str, output: str | None, as_json: bool) -> None:
     actor = obj.actor()
     if output:
         output = str(documents.check_output(actor.vault, Path(output)))
-    if output or not sys.stdout.isatty():
-        documents.require_save(actor, docno)
+    copy_ref = documents.require_save(actor, docno) if output or not sys.stdout.isatty() else None
     if output:
         from vault.store import atomic_writer
 
         # Atomic (no half file under the name) but not fsynced: a viewed copy is not archive data.
         with atomic_writer(Path(output), mode=0o600, sync=False) as f:
-            facts = documents.view(actor, docno, f)
+            facts = documents.view(actor, docno, f, copy_ref=copy_ref)
         if as_json:  # the plaintext went to FILE; standard output stays quiet unless asked
             emit({**facts, "output": output}, True, "")
     else:
         out = sys.stdout.buffer
-        documents.view(actor, docno, out)
+        documents.view(actor, docno, out, copy_ref=copy_ref)
         out.flush()
 
 

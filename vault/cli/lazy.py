@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "keygen": (("vault.cli.core:keygen",),
                "Create a member identity (age + signing key), passphrase-protected, mode 0600."),
     "member": (("vault.cli.core:member",), "Members of the vault and their roles."),
+    "paper": (("vault.cli.paper:paper_grp",),
+              "Paper originals: where they are, who has one out, what an inventory found."),
     "plugins": (("vault.cli.core:plugins_grp",), "Installed plugins."),
     "portal": (("vault.cli.portal:portal_grp",),
                "The online platform where customers submit material through an invitation link."),
@@ -60,7 +62,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
 SUBCOMMANDS: dict[str, dict[str, str]] = {
     "doc": {"export": "vault.cli.export", "event": "vault.cli.retention"},
     "dossier": {"export": "vault.cli.export", "update": "vault.cli.maintenance", "history": "vault.cli.maintenance",
-                "completeness": "vault.cli.review", "close": "vault.cli.retention"},
+                "completeness": "vault.cli.review", "close": "vault.cli.retention", "reopen": "vault.cli.retention"},
 }
 
 

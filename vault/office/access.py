@@ -59,6 +59,9 @@ def create_request(actor, kind: str, target: str | None, purpose: str, *, custom
                "purpose": members.seal_text(v, purpose, [actor.name, *heads], mem)}
         if customer is not None:
             rec["customer"] = members.seal_text(v, customer.strip(), heads, mem)
+        if kind == "access" and "dept-head" in actor.roles:
+            # No one approves their own request: a head's own goes up to the role the policy names.
+            rec["approver_role"] = v.policy.head_request_approver()
         (v.root / "requests").mkdir(mode=0o700, exist_ok=True)
         records.write_toml(_req_path(v, no), actor.sign(rec))
         actor.audit(f"request.{kind}", number=target or None, ref=no)
@@ -77,7 +80,11 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
     if req["requester"] == actor.name:
         actor.audit(f"request.{verb}", outcome="refused", number=req["target"] or None, ref=no)
         raise PermissionDeniedError("you cannot decide your own request", hint="another approver must decide it")
-    if req["kind"] == "access" and actor.record["dept"] != req["dept"]:
+    if "approver_role" in req and req["approver_role"] not in actor.roles:
+        actor.audit(f"request.{verb}", outcome="refused", number=req["target"] or None, ref=no)
+        raise PermissionDeniedError(f"request {no} is a department head's own: a {req['approver_role']} decides it",
+                                    hint="see [requests] in 'vault policy show'")
+    if req["kind"] == "access" and "approver_role" not in req and actor.record["dept"] != req["dept"]:
         actor.audit(f"request.{verb}", outcome="refused", number=req["target"] or None, ref=no)
         raise PermissionDeniedError(f"request {no} is from department {req['dept']}, not yours",
                                     hint="the head of the requester's department decides it")

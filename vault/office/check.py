@@ -16,7 +16,8 @@ from vault.store.keytable import KEYREF_TYPE, read_key_table, unseal
 from vault.store import TMP_PREFIX, find_temporaries
 from vault.archive import audit, grants, holds, reviews
 from vault.archive.manifests import resolve
-from vault.office import destruction, intake
+from vault.office import destruction, intake, paper
+from vault.office.holds import lifts
 
 
 @dataclass
@@ -146,11 +147,15 @@ def _try(rep: Report, fn) -> None:
 
 def _check_records(v, mem: dict, rep: Report) -> None:
     """Procedure records: requests, grants, holds, destructions, reviews and the audit trail."""
-    for fn in (grants.list_requests, grants.list_grants, holds.held_dossiers, destruction.list_destructions,
-               intake.pending):
+    for fn in (grants.list_requests, grants.list_grants, holds.held_dossiers, lifts, destruction.list_destructions,
+               intake.pending, paper.loans, paper.inventories):
         _try(rep, lambda fn=fn: fn(v))
     for ddir in sorted((v.root / "reviews").iterdir()) if (v.root / "reviews").is_dir() else []:
         _try(rep, lambda ddir=ddir: reviews.history(v, ddir.name, member_records=mem))
+    _try(rep, lambda: rep.problems.extend(
+        f"destructions/{u['number']}.execution.toml: destruction {u['number']} of {u['target']} started at "
+        f"{u['started_at']} did not finish (next step: {u['next']}); run 'vault destroy execute {u['number']}'"
+        for u in destruction.unfinished(v)))
     res = audit.verify(v)
     rep.problems.extend(res.problems)
     if res.ok:

@@ -20,13 +20,13 @@ from vault import clock
 from vault.store import ids, index, records
 from vault.archive import members, searchindex
 from vault.archive.manifests import load_manifest, resolve, write_manifest
-from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
+from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.archive.holds import held_dossiers
 from vault.store.keytable import read_key_table
 from vault.store import fsync_dir
 from vault import backup
 from vault.backup.mirror import DEFAULT_WINDOW
-from vault.archive import trust
+from vault.archive import audit, trust
 
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",
               "sha256", "replaces", "superseded_by", "events", "status", "destroyed")
@@ -78,9 +78,14 @@ def request(actor, target: str, reason: str) -> str:
     return no
 
 
-def approve(actor, no: str, *, override_retention: str | None = None) -> None:
+def approve(actor, no: str, *, override_retention: str | None = None) -> list[str]:
     """Approve a destruction: a supervisor other than the requester. An approval may override an
-    unfinished retention period only by saying why."""
+    unfinished retention period only by saying why.
+
+    Returns warnings: what would make ``execute`` refuse today (a legal hold, or retention not
+    ended without an override), so the approver can cancel, deny or wait instead of approving
+    something that cannot run.
+    """
     actor.require("destroy.approve")
     v = actor.vault
     req = _load(v, no)
@@ -91,12 +96,116 @@ def approve(actor, no: str, *, override_retention: str | None = None) -> None:
     with v.lock(exclusive=True):
         if _path(v, no, ".approval").exists():
             raise ConflictError(f"destruction {no} is already approved")
+        _refuse_closed(v, no)
+        warnings = _obstacles(v, req, override=bool(override_retention))
         rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
                "by": actor.name, "at": clock.stamp()}
         if override_retention:
             rec["override_retention"] = members.seal_text(v, override_retention, [actor.name])
         records.write_toml(_path(v, no, ".approval"), actor.sign(rec))
         actor.audit("destroy.approve", number=req["target"], ref=no)
+    return warnings
+
+
+def _obstacles(v, req: dict, *, override: bool) -> list[str]:
+    """Why an execution would be refused today, in words (empty when it would run)."""
+    try:
+        m, docs = _targets(v, req["target"])
+    except (ConflictError, NotFoundError) as e:
+        return [str(e)]
+    out = []
+    if m["id"] in held_dossiers(v):
+        out.append(f"dossier {m['number']} is under a legal hold: execution will be refused until it is lifted")
+    early = [s for s in (schedule.schedule(m, d, v.policy.data) for d in docs) if s["status"] != "due"]
+    if early and not override:
+        out.append(f"retention has not ended for {', '.join(s['number'] for s in early[:3])}"
+                   f"{' …' if len(early) > 3 else ''}: execution will be refused until "
+                   f"{max((s.get('until') or 'its event is recorded') for s in early)}, unless approved with an override")
+    return out
+
+
+def _closed(v, no: str, req: dict) -> dict[str, Any] | None:
+    """The verified cancellation or denial of ``no``, if any."""
+    p = _path(v, no, ".closed")
+    if not p.exists():
+        return None
+    what = f"destructions/{p.name}"
+    try:
+        rec = records.load_toml(p, schema="destructionclose", what=what)
+    except FormatError as e:
+        raise IntegrityError(str(e)) from None
+    signer = members.verify_by_member(v, rec, what=what)
+    ok = (rec["destruction"] == no and signer["name"] == rec["by"]
+          and rec["request_sha256"] == hashlib.sha256(records.canonical(req)).hexdigest()
+          and ("supervisor" in signer["roles"] or (rec["outcome"] == "cancelled" and rec["by"] == req["requested_by"]))
+          and not (rec["outcome"] == "denied" and rec["by"] == req["requested_by"]))
+    if not ok:
+        # A record from anyone else, written straight into the directory, closes nothing.
+        raise IntegrityError(f"{what}: not signed by a member who may close it")
+    return rec
+
+
+def _refuse_closed(v, no: str) -> None:
+    rec = _closed(v, no, _load(v, no))
+    if rec is not None:
+        raise ConflictError(f"destruction {no} was {rec['outcome']} by {rec['by']}",
+                            hint="file a new destruction request if it is still wanted")
+
+
+def close(actor, no: str, outcome: str, reason: str) -> None:
+    """End a destruction that has not started executing: ``cancelled`` by its requester or a
+    supervisor, or ``denied`` by a supervisor other than the requester. The reason is sealed to the
+    archive ring, the requester and the closer."""
+    assert outcome in ("cancelled", "denied")
+    verb = "cancel" if outcome == "cancelled" else "deny"
+    v = actor.vault
+    req = _load(v, no)
+    mine, sup = actor.name == req["requested_by"], "supervisor" in actor.roles
+    if not ((mine or sup) if outcome == "cancelled" else (sup and not mine)):
+        actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
+        raise PermissionDeniedError(
+            f"you may not {verb} destruction {no}",
+            hint="its requester or a supervisor cancels it" if verb == "cancel"
+            else "a supervisor other than the requester denies it; the requester cancels instead")
+    if not reason.strip():
+        raise InputError(f"to {verb} a destruction needs a reason", hint="pass --reason TEXT")
+    with v.lock(exclusive=True):
+        _refuse_closed(v, no)
+        if _path(v, no, ".execution").exists() or _path(v, no, ".certificate").exists():
+            actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
+            raise ConflictError(f"destruction {no} has started executing; it can only be finished",
+                                hint=f"run 'vault destroy execute {no}'")
+        rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
+               "outcome": outcome, "by": actor.name, "at": clock.stamp(),
+               "reason": members.seal_text(v, reason, [req["requested_by"], actor.name])}
+        records.write_toml(_path(v, no, ".closed"), actor.sign(rec))
+        actor.audit(f"destroy.{verb}", number=req["target"], ref=no)
+
+
+def show(v, no: str, actor=None) -> dict[str, Any]:
+    """A destruction with its state and its sealed texts (reason, override, closing reason) for the
+    members they were sealed to (see ``members.reveal``)."""
+    req = _load(v, no)
+    row = next(r for r in list_destructions(v) if r["number"] == no)
+    row["requested_at"] = req["requested_at"]
+    texts = {"reason": (req["reason"], f"destructions/{no}.toml reason")}
+    if _path(v, no, ".approval").exists():
+        appr = _load(v, no, ".approval")
+        row.update(approved_by=appr["by"], approved_at=appr["at"])
+        if "override_retention" in appr:
+            texts["override_reason"] = (appr["override_retention"], f"destructions/{no}.approval.toml override")
+        if row["state"] == "approved":
+            row["warnings"] = _obstacles(v, req, override="override_retention" in appr)
+    closed = _closed(v, no, req)
+    if closed is not None:
+        row.update(closed_by=closed["by"], closed_at=closed["at"])
+        texts["closing_reason"] = (closed["reason"], f"destructions/{no}.closed.toml reason")
+    if _path(v, no, ".certificate").exists():
+        cert = certificate(v, no)
+        row.update(executed_by=cert["executed_by"], executed_at=cert["executed_at"],
+                   destroyed=[d["number"] for d in cert["destroyed"]])
+    members.reveal(actor, texts, row, number=req["target"], ref=no)
+    return row
 
 
 def _refuse(actor, req, no: str, message: str, hint: str) -> None:
@@ -105,12 +214,55 @@ def _refuse(actor, req, no: str, message: str, hint: str) -> None:
 
 
 def execute(actor, no: str) -> dict[str, Any]:
-    """Crypto-shred what the approved request names; returns the signed certificate."""
+    """Crypto-shred what the approved request names; returns the signed certificate.
+
+    Execution is a journal of idempotent steps (``STEPS``): the plan is signed into
+    ``destructions/<no>.execution.toml`` before anything is destroyed, and each step is recorded
+    there when it is done. A run that fails or is killed between (or inside) steps leaves a state
+    the next ``destroy execute`` resumes from, and ``vault check`` names it until then.
+    """
     actor.require("destroy.execute")
     v = actor.vault
     req = _load(v, no)
-    if _path(v, no, ".certificate").exists():
-        raise ConflictError(f"destruction {no} has already been executed", hint=f"see 'vault destroy certificate {no}'")
+    appr = _approval(actor, req, no)
+    with v.lock(exclusive=True):
+        run = _journal(v, no, req)
+        if run is None:
+            if _path(v, no, ".certificate").exists():
+                raise ConflictError(f"destruction {no} has already been executed",
+                                    hint=f"see 'vault destroy certificate {no}'")
+            closed = _closed(v, no, req)
+            if closed is not None:
+                _refuse(actor, req, no, f"destruction {no} was {closed['outcome']} by {closed['by']}",
+                        "file a new destruction request if it is still wanted")
+            run = _plan(actor, req, appr, no)
+        elif "audit" in run["steps"]:
+            raise ConflictError(f"destruction {no} has already been executed", hint=f"see 'vault destroy certificate {no}'")
+        for step in STEPS:
+            if step not in run["steps"]:
+                run.update(_STEP_FNS[step](actor, run, req, appr) or {})
+                _checkpoint(step)
+                run["steps"].append(step)
+                run = _record(actor, run)
+                _checkpoint(f"{step}:recorded")
+    return certificate(v, no)
+
+
+#: The steps of an execution, in order. Each is idempotent: run again, it finds its work done.
+STEPS = ("unindex", "keys", "ciphertext", "manifest", "offsite", "certificate", "audit")
+
+#: A test seam: called with a step name when the step's work is done and again (``<step>:recorded``)
+#: when the journal says so. Production code never sets it; tests kill the process there.
+_interrupt: Any = None
+
+
+def _checkpoint(where: str) -> None:
+    if _interrupt is not None:
+        _interrupt(where)
+
+
+def _approval(actor, req: dict, no: str) -> dict[str, Any]:
+    v = actor.vault
     try:
         appr = _load(v, no, ".approval")
     except NotFoundError:
@@ -123,51 +275,89 @@ def execute(actor, no: str) -> dict[str, Any]:
         # Only a supervisor other than the requester approves [R-3.3.2]; a record signed by anyone
         # else, written straight into the directory, approves nothing.
         raise IntegrityError(f"destructions/{no}.approval.toml: not signed by a supervisor other than the requester")
-    with v.lock(exclusive=True):
-        m, docs = _targets(v, req["target"])
-        if m["id"] in held_dossiers(v):
-            _refuse(actor, req, no, f"dossier {m['number']} is under a legal hold", "lift the hold first ('vault hold remove')")
-        sched = [schedule.schedule(m, d, v.policy.data) for d in docs]
-        early = [s["number"] for s in sched if s["status"] != "due"]
-        if early and "override_retention" not in appr:
-            _refuse(actor, req, no, f"retention has not ended for {', '.join(early[:3])}{' …' if len(early) > 3 else ''}",
-                    "wait until 'vault retention report --due' lists it, or approve with --override-retention REASON")
-        whole = "/" not in req["target"]
-        cert = _shred(actor, m, docs, whole=whole, no=no)
-        cert.update(destruction=no, target=req["target"], requested_by=req["requested_by"],
-                    requested_at=req["requested_at"], approved_by=appr["by"], approved_at=appr["at"],
-                    retention=[{k: s[k] for k in ("number", "rule", "event", "event_date", "until", "status")
-                                if s.get(k) is not None} for s in sched],
-                    retention_overridden=bool(early), hold_checked_at=clock.stamp(), held=False)
-        signed = actor.sign({"format": 1, **cert})
-        records.write_toml(_path(v, no, ".certificate"), signed)
-        actor.audit("destroy.execute", number=req["target"], ref=no, rev=cert["manifest_revision"])
+    return appr
+
+
+def _journal(v, no: str, req: dict) -> dict[str, Any] | None:
+    """The execution journal of ``no``, verified (signed by a supervisor, about this request)."""
+    p = _path(v, no, ".execution")
+    if not p.exists():
+        return None
+    what = f"destructions/{p.name}"
+    try:
+        run = records.load_toml(p, schema="execution", what=what)
+    except FormatError as e:
+        raise IntegrityError(str(e)) from None
+    members.verify_by_supervisor(v, run, what=what, kind="destruction-certificate")
+    if run.get("destruction") != no or run.get("dossier") != req["dossier"] or run.get("target") != req["target"]:
+        raise IntegrityError(f"{what}: belongs to another destruction")
+    return run
+
+
+def _record(actor, run: dict[str, Any]) -> dict[str, Any]:
+    signed = actor.sign(run)
+    records.write_toml(_path(actor.vault, run["destruction"], ".execution"), signed)
     return signed
 
 
-def _shred(actor, m: dict, docs: list[dict], *, whole: bool, no: str) -> dict[str, Any]:
+def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
+    """Check the hold and retention, then sign the plan: what will be destroyed, before any of it is."""
     v = actor.vault
-    kt_path = v.layout.key_table(m["id"])
-    table = read_key_table(kt_path, actor.read_identities(), dossier=m["id"])
-    gone = {d["key"] for d in docs} | {d["meta_key"] for d in docs}
-    if whole:
-        searchindex.forget(actor, m["id"])  # rotates the index key: keys/_index.age is shredded offsite below
-        gone |= set(table.keys)
-    # 1. Keys leave the key table first: from this instant nothing destroyed can be decrypted here.
-    grant_files = sorted((v.root / "keys" / "grants").glob(f"{m['id']}.*.age")) if (v.root / "keys" / "grants").is_dir() else []
-    if whole:
-        os.unlink(kt_path)
-        for g in grant_files:
-            os.unlink(g)
+    m, docs = _targets(v, req["target"])
+    if m["id"] in held_dossiers(v):
+        _refuse(actor, req, no, f"dossier {m['number']} is under a legal hold", "lift the hold first ('vault hold remove')")
+    sched = [schedule.schedule(m, d, v.policy.data) for d in docs]
+    early = [s["number"] for s in sched if s["status"] != "due"]
+    if early and "override_retention" not in appr:
+        _refuse(actor, req, no, f"retention has not ended for {', '.join(early[:3])}{' …' if len(early) > 3 else ''}",
+                "wait until 'vault retention report --due' lists it, or approve with --override-retention REASON")
+    gdir = v.root / "keys" / "grants"
+    run = {"format": 1, "destruction": no, "target": req["target"], "dossier": m["id"], "dossier_number": m["number"],
+           "whole_dossier": "/" not in req["target"], "started_at": clock.stamp(), "started_by": actor.name,
+           "documents": [{k: d[k] for k in ("number", "id", "key", "meta_key", "sha256", "size")} for d in docs],
+           "grant_keys": sorted(g.name for g in gdir.glob(f"{m['id']}.*.age")) if gdir.is_dir() else [],
+           "retention": [{k: s[k] for k in ("number", "rule", "event", "event_date", "until", "status")
+                          if s.get(k) is not None} for s in sched],
+           "retention_overridden": bool(early), "steps": []}
+    (v.root / "destructions").mkdir(mode=0o700, exist_ok=True)
+    run = _record(actor, run)
+    actor.audit("destroy.start", number=req["target"], ref=no)
+    _checkpoint("planned")
+    return run
+
+
+def _step_unindex(actor, run, req, appr) -> None:
+    if run["whole_dossier"]:
+        searchindex.forget(actor, run["dossier"])  # rotates the index key: keys/_index.age is shredded offsite
+
+
+def _step_keys(actor, run, req, appr) -> None:
+    """Keys leave the key table first: from this instant nothing destroyed can be decrypted here."""
+    v = actor.vault
+    kt_path = v.layout.key_table(run["dossier"])
+    if run["whole_dossier"]:
+        for p in [kt_path, *(v.root / "keys" / "grants" / g for g in run["grant_keys"])]:
+            if p.exists():
+                os.unlink(p)
         fsync_dir(kt_path.parent)
-    else:
+        if (kt_path.parent / "grants").is_dir():
+            fsync_dir(kt_path.parent / "grants")
+        return
+    table = read_key_table(kt_path, actor.read_identities(), dossier=run["dossier"])
+    gone = {d["key"] for d in run["documents"]} | {d["meta_key"] for d in run["documents"]}
+    if gone & set(table.keys):
         for k in gone:
             table.keys.pop(k, None)
-        grants.save_keys(actor, m["id"], table)
-    # 2. Overwrite, then delete the ciphertext (media that do not overwrite in place: see SECURITY.md).
-    destroyed = []
-    for d in docs:
-        p = v.layout.document(m["id"], d["id"])
+        grants.save_keys(actor, run["dossier"], table)
+    else:
+        grants.refresh_grant_keys(actor, run["dossier"], table)
+
+
+def _step_ciphertext(actor, run, req, appr) -> None:
+    """Overwrite, then delete the ciphertext (media that do not overwrite in place: see SECURITY.md)."""
+    v = actor.vault
+    for d in run["documents"]:
+        p = v.layout.document(run["dossier"], d["id"])
         if p.exists():
             with open(p, "r+b") as f:
                 size = os.fstat(f.fileno()).st_size
@@ -176,29 +366,85 @@ def _shred(actor, m: dict, docs: list[dict], *, whole: bool, no: str) -> dict[st
                 f.flush()
                 os.fsync(f.fileno())
             os.unlink(p)
-        destroyed.append({"number": d["number"], "sha256": d["sha256"], "size": d["size"]})
-    if (v.layout.dossier_dir(m["id"]) / "documents").is_dir():  # a dossier may have no document yet
-        fsync_dir(v.layout.dossier_dir(m["id"]) / "documents")
-    # 3. The manifest keeps ghosts: numbers, categories, dates, the rule, the approvals; no customer data.
+    docdir = v.layout.dossier_dir(run["dossier"]) / "documents"
+    if docdir.is_dir():  # a dossier that never had a document has no documents/ directory
+        fsync_dir(docdir)
+
+
+def _step_manifest(actor, run, req, appr) -> dict[str, Any]:
+    """The manifest keeps ghosts: numbers, categories, dates, the rule, the approvals; no customer data."""
+    v = actor.vault
+    no = run["destruction"]
+    m = load_manifest(v, run["dossier"])
+    wanted = {d["number"] for d in run["documents"]}
+    docs = [d for d in m["documents"] if d["number"] in wanted]
+    if all(d.get("destroyed", {}).get("certificate") == no for d in docs) \
+            and (not run["whole_dossier"] or m["status"] == "destroyed"):
+        return {"manifest_revision": m["revision"], "executed_at": docs[0]["destroyed"]["at"] if docs else
+                m.get("updated_at", clock.stamp())}
     stamp = clock.stamp()
     for d in docs:
         ghost = {k: d[k] for k in GHOST_KEYS if k in d}
         ghost.update(status="destroyed", destroyed={"at": stamp, "certificate": no})
         d.clear()
         d.update(ghost)
-    if whole:
+    if run["whole_dossier"]:
         m["status"] = "destroyed"
         for p in m["profile"]:
             p.pop("sealed", None)
     m["revision"] += 1
     write_manifest(actor, m)
-    # 4. Offsite: the mirrored key tables leave every backup target the vault has used.
-    key_paths = [f"keys/{m['id']}.age", *(f"keys/grants/{g.name}" for g in grant_files)]
-    if whole:
+    return {"manifest_revision": m["revision"], "executed_at": stamp}
+
+
+def _step_offsite(actor, run, req, appr) -> dict[str, Any]:
+    """Offsite: the mirrored key tables leave every backup target the vault has used."""
+    key_paths = [f"keys/{run['dossier']}.age", *(f"keys/grants/{g}" for g in run["grant_keys"])]
+    if run["whole_dossier"]:
         key_paths.append("keys/_index.age")  # its old generations open the index files the dossier was in
-    return {"dossier_number": m["number"], "destroyed": destroyed, "whole_dossier": whole,
-            "manifest_revision": m["revision"], "executed_at": stamp, "executed_by": actor.name,
-            **_offsite(v, key_paths, whole)}
+    return {"offsite": _offsite(actor.vault, key_paths, run["whole_dossier"])}
+
+
+def _step_certificate(actor, run, req, appr) -> None:
+    v = actor.vault
+    no = run["destruction"]
+    if _path(v, no, ".certificate").exists():
+        return
+    cert = {"format": 1, "dossier_number": run["dossier_number"],
+            "destroyed": [{k: d[k] for k in ("number", "sha256", "size")} for d in run["documents"]],
+            "whole_dossier": run["whole_dossier"], "manifest_revision": run["manifest_revision"],
+            "executed_at": run["executed_at"], "executed_by": actor.name, **run["offsite"],
+            "destruction": no, "target": req["target"], "requested_by": req["requested_by"],
+            "requested_at": req["requested_at"], "approved_by": appr["by"], "approved_at": appr["at"],
+            "retention": run["retention"], "retention_overridden": run["retention_overridden"],
+            "hold_checked_at": run["started_at"], "held": False}
+    records.write_toml(_path(v, no, ".certificate"), actor.sign(cert))
+
+
+def _step_audit(actor, run, req, appr) -> None:
+    no = run["destruction"]
+    if not any(e["action"] == "destroy.execute" and e.get("ref") == no and e["outcome"] == "ok"
+               for e in audit.entries(actor.vault)):
+        actor.audit("destroy.execute", number=req["target"], ref=no, rev=run["manifest_revision"])
+
+
+_STEP_FNS = {"unindex": _step_unindex, "keys": _step_keys, "ciphertext": _step_ciphertext,
+             "manifest": _step_manifest, "offsite": _step_offsite, "certificate": _step_certificate,
+             "audit": _step_audit}
+
+
+def unfinished(v) -> list[dict[str, Any]]:
+    """Executions that started and did not finish: ``{"number", "target", "started_at", "next"}``."""
+    d = v.root / "destructions"
+    out = []
+    for p in sorted(d.glob("D-*.execution.toml")) if d.is_dir() else []:
+        no = p.name.split(".")[0]
+        run = _journal(v, no, _load(v, no))
+        if run is not None and "audit" not in run["steps"]:
+            nxt = next(s for s in STEPS if s not in run["steps"])
+            out.append({"number": no, "target": run["target"], "started_at": run["started_at"],
+                        "started_by": run["started_by"], "next": nxt})
+    return out
 
 
 def _offsite(v, key_paths: list[str], whole: bool) -> dict[str, Any]:
@@ -228,7 +474,19 @@ def list_destructions(v) -> list[dict[str, Any]]:
         if "." in p.stem:
             continue
         req = _load(v, p.stem)
-        state = ("executed" if _path(v, p.stem, ".certificate").exists()
+        run = _journal(v, p.stem, req)
+        closed = _closed(v, p.stem, req)
+        state = ("executing" if run is not None and "audit" not in run["steps"]
+                 else "executed" if _path(v, p.stem, ".certificate").exists()
+                 else closed["outcome"] if closed is not None
                  else "approved" if _path(v, p.stem, ".approval").exists() else "requested")
         rows.append({"number": p.stem, "target": req["target"], "requested_by": req["requested_by"], "state": state})
     return rows
+
+
+def destroyed_by(v, number: str) -> str | None:
+    """The executed destruction that destroyed dossier ``number`` as a whole, if any."""
+    for r in list_destructions(v):
+        if r["target"] == number.split("/")[0] and r["state"] == "executed":
+            return r["number"]
+    return None

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO, Callable, Sequence
 
 
 from vault.crypto import age
-from vault.archive.manifests import append_document, load_manifest, parse_date, resolve, write_manifest
+from vault.archive.manifests import append_document, load_manifest, parse_record_date, resolve, write_manifest
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
 from vault.store.keytable import KeyRefRecipient, KeyTable, read_key_table, unseal
@@ -38,7 +38,8 @@ class Stream:
 
 def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, source: str, date: str,
         original: bool, copy_note: str | None = None, title: str | None = None, replaces: str | None = None,
-        paper_location: str | None = None, progress: Callable[[int], None] | None = None) -> list[str]:
+        paper_location: str | None = None, progress: Callable[[int], None] | None = None,
+        force_date: bool = False) -> list[str]:
     """Encrypt and add ``files`` to a dossier; returns their document numbers.
 
     Documents are written first (unreferenced until the manifest names them), then the key table,
@@ -49,7 +50,7 @@ def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, so
     v = actor.vault
     if category not in CATEGORIES:
         raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
-    date = parse_date(date)
+    date = parse_record_date(date, force=force_date)
     if not source.strip():
         raise InputError("the source of the material is required [R-3.1.3]", param="source")
     if not original and not (copy_note or "").strip():
@@ -66,6 +67,10 @@ def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, so
         m = load_manifest(v, dossier_id)
         if m["status"] == "destroyed":
             raise ConflictError(f"dossier {m['number']} has been destroyed")
+        if m["status"] == "closed":
+            actor.audit("doc.add", outcome="refused", number=m["number"])
+            raise ConflictError(f"dossier {m['number']} was closed on {m.get('closed')}",
+                                hint=f"reopen it first: 'vault dossier reopen {m['number']}'")
         old = _find_doc(m, replaces) if replaces else None
         if old is not None and old.get("superseded_by"):
             raise ConflictError(f"{replaces} is already replaced by {old['superseded_by']}",
@@ -133,6 +138,11 @@ def list_docs(actor, number: str, *, with_meta: bool = False) -> list[dict[str, 
     v = actor.vault
     m = load_manifest(v, resolve(v, number))
     out = [_public(d) for d in m["documents"]]
+    for o, d in zip(out, m["documents"]):
+        if d.get("destroyed"):
+            o["destroyed"] = dict(d["destroyed"])
+    if m["status"] == "destroyed":
+        return out  # its keys are gone: the ghosts say by which destruction
     if with_meta and (v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m["id"], actor.name)):
         actor.audit("dossier.read", number=m["number"])
         table = grants.open_key_table(actor, m["id"], number=m["number"])
@@ -162,15 +172,18 @@ def history(actor, docno: str) -> list[dict[str, Any]]:
     return [_public(x) for x in chain]
 
 
-def require_save(actor, docno: str) -> None:
-    """Writing plaintext to a file or a pipe is for the archive department; others view on a
-    terminal, or export once with an approved copy request [R-3.4.2]."""
+def require_save(actor, docno: str) -> str:
+    """Writing plaintext anywhere but a terminal (a file, a pipe) is a copy [R-3.4.2]: allowed to
+    roles the policy grants ``doc.save`` (the archive department), to anyone else once per approved
+    copy request of theirs, which this uses up. Returns what allowed it, for the audit entry:
+    ``doc.save`` or the request number."""
     actor.require("doc.view", number=docno)
-    if not actor.vault.policy.may(actor.roles, "doc.save"):
-        actor.audit("doc.save", outcome="refused", number=docno)
-        raise PermissionDeniedError(
-            "you may view this document on a terminal only",
-            param="copy_export")
+    if actor.vault.policy.may(actor.roles, "doc.save"):
+        return "doc.save"
+    try:
+        return grants.consume_copy_approval(actor, docno, action="doc.save")
+    except PermissionDeniedError:
+        raise PermissionDeniedError("you may view this document on a terminal only", param="copy_export") from None
 
 
 def check_output(v, output: Path) -> Path:
@@ -185,8 +198,8 @@ def check_output(v, output: Path) -> Path:
     return dest
 
 
-def view(actor, docno: str, dst: BinaryIO) -> dict[str, Any]:
-    """Decrypt a document to ``dst``.
+def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None) -> dict[str, Any]:
+    """Decrypt a document to ``dst``; ``copy_ref`` (from ``require_save``) when ``dst`` is not a terminal.
 
     The payload's AEAD already authenticates every byte under a key only this document's key-table
     entry holds, so viewing does not hash the file first (that would read it twice); ``check``
@@ -202,7 +215,11 @@ def view(actor, docno: str, dst: BinaryIO) -> dict[str, Any]:
     table = grants.open_key_table(actor, m["id"], number=docno)
     path = v.layout.document(m["id"], d["id"])
     what = f"dossiers/{m['id']}/documents/{d['id']}.age ({docno})"
-    actor.audit("doc.view", number=docno)  # recorded before a byte is shown [R-3.4.1]
+    # Recorded before a byte is shown [R-3.4.1]; plaintext leaving for a file or pipe is a copy [R-3.4.2].
+    if copy_ref is not None:
+        actor.audit("doc.copy", number=docno, ref=copy_ref)
+    else:
+        actor.audit("doc.view", number=docno)
     try:
         f = open(path, "rb")
     except FileNotFoundError:

@@ -12,6 +12,7 @@ from vault.archive import members, searchindex
 from vault.errors import InputError
 from vault.store.keytable import KeyTable, write_key_table
 from vault.archive.manifests import _seal_profile, write_manifest, load_manifest, resolve, summary, read_profile
+from vault import plugins
 from vault.archive.schemes import configured
 from vault.archive import grants
 from vault.store.layout import check_name
@@ -77,3 +78,21 @@ def show(actor, number: str) -> dict[str, Any]:
         actor.audit("dossier.read", number=m["number"])
         out["profile"] = read_profile(actor, m, grants.open_key_table(actor, m["id"], number=m["number"]))
     return out
+
+
+def try_numbering(rule: dict[str, Any]) -> dict[str, Any]:
+    """The numbering rule, once its scheme is installed and numbers a sample dossier; the rule is
+    fixed in the genesis record, so a bad one is refused before the vault exists."""
+    registration = plugins.numbering_schemes(plugins.get_plugin_manager()).get(rule["scheme"])
+    if registration is None:
+        raise InputError(f"numbering scheme {rule['scheme']!r} is not installed", hint="see 'vault plugins list'")
+    try:
+        sample = registration(dict(rule.get("options", {}))).number(
+            sequence=1, facts={"customer_type": "enterprise", "business": "sample", "dept": "sample",
+                               "created": clock.today()})
+    except Exception as e:  # a plugin's own error: the options do not suit it
+        raise InputError(f"numbering scheme {rule['scheme']!r} refuses these options: {e}",
+                         hint="pass --numbering-option KEY=VALUE as the scheme documents") from None
+    if not isinstance(sample, str) or not sample:
+        raise InputError(f"numbering scheme {rule['scheme']!r} gives no number")
+    return {"scheme": rule["scheme"], "options": dict(rule.get("options", {}))}

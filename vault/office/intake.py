@@ -24,7 +24,7 @@ from vault.archive import members
 from vault.crypto import age
 from vault.store.hashing import HashingWriter, hash_file
 from vault.archive.manifests import CATEGORIES
-from vault.archive.manifests import append_document, load_manifest, parse_date, resolve, write_manifest
+from vault.archive.manifests import append_document, load_manifest, parse_date, parse_record_date, resolve, write_manifest
 from vault.archive import invitations
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
@@ -54,10 +54,10 @@ def _dir(v) -> Path:
 
 
 def submit(v, files: list[Path], *, number: str, category: str, source: str, date: str,
-           original: bool = False, title: str | None = None) -> list[str]:
+           original: bool = False, title: str | None = None, force_date: bool = False) -> list[str]:
     """Encrypt ``files`` to the intake key for dossier ``number``; needs no identity. Returns ids."""
     _check_facts(category, source)
-    date = parse_date(date)
+    date = parse_record_date(date, force=force_date)
     resolve(v, number)  # the number must exist; the dossier itself stays unreadable
     for f in files:
         if not Path(f).is_file():
@@ -211,6 +211,8 @@ def accept(actor, sid: str) -> str:
         m = load_manifest(v, dossier_id)
         if m["status"] == "destroyed":
             raise ConflictError(f"dossier {m['number']} has been destroyed", hint="reject the submission")
+        if m["status"] == "closed":
+            raise ConflictError(f"dossier {m['number']} is closed", hint=f"reopen it first: 'vault dossier reopen {m['number']}'")
         kt = v.layout.key_table(dossier_id)
         table = read_key_table(kt, actor.read_identities(), dossier=dossier_id)
         doc_id, kid = secrets.token_hex(16), secrets.token_hex(16)

@@ -33,6 +33,9 @@ def _lines(row: Mapping[str, Any]) -> list[str]:
         out.append(f"  incomplete since {row['incomplete_since']}: " + "; ".join(gaps))
     if not row["fields_checked"]:
         out.append(f"  ({completeness.FIELDS_NEED_READ})")
+    if "last_note" in row:
+        # The note is free text sealed to the dossier's readers; a mailbox is not one of them.
+        out.append("  the last review left a note: 'vault review due' shows it to those who may read the dossier")
     return out
 
 

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 
-from vault.archive.manifests import load_manifest, parse_date, resolve, write_manifest
+from vault import clock
+from vault.archive.manifests import load_manifest, parse_record_date, resolve, write_manifest
 from vault.errors import ConflictError, InputError, NotFoundError
 from vault.archive.schedule import INTRINSIC_EVENTS, known_events
 
 
-def record_event(actor, docno: str, event: str, date: str) -> None:
+def record_event(actor, docno: str, event: str, date: str, *, force_date: bool = False) -> None:
     """Record that ``event`` happened for a document on ``date`` (e.g. contract fulfilled)."""
     actor.require("doc.add", number=docno)
     events = known_events()
     if event not in events or event in INTRINSIC_EVENTS:
         raise InputError(f"unknown event {event!r}",
                          hint=f"events: {', '.join(e for e in events if e not in INTRINSIC_EVENTS)}")
-    date = parse_date(date)
+    date = parse_record_date(date, force=force_date)
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, docno))
@@ -28,10 +29,10 @@ def record_event(actor, docno: str, event: str, date: str) -> None:
         actor.audit("doc.event", number=docno, ref=event, rev=m["revision"])
 
 
-def close_dossier(actor, number: str, date: str) -> None:
+def close_dossier(actor, number: str, date: str, *, force_date: bool = False) -> None:
     """Close a dossier: the business relationship it records is over; 'dossier-closed' schedules start."""
     actor.require("doc.add", number=number)
-    date = parse_date(date)
+    date = parse_record_date(date, force=force_date)
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, number))
@@ -41,3 +42,19 @@ def close_dossier(actor, number: str, date: str) -> None:
         m["revision"] += 1
         write_manifest(actor, m)
         actor.audit("dossier.close", number=m["number"], rev=m["revision"])
+
+
+def reopen_dossier(actor, number: str) -> None:
+    """Reopen a closed dossier (the relationship resumed): it takes documents again, and its
+    'dossier-closed' schedules wait for the next closing. The cancelled closing date is kept."""
+    actor.require("doc.add", number=number)
+    v = actor.vault
+    with v.lock(exclusive=True):
+        m = load_manifest(v, resolve(v, number))
+        if m["status"] != "closed":
+            raise ConflictError(f"dossier {m['number']} is {m['status']}, not closed")
+        m.setdefault("reopened", []).append({"at": clock.stamp(), "by": actor.name, "closed": m.pop("closed")})
+        m["status"] = "open"
+        m["revision"] += 1
+        write_manifest(actor, m)
+        actor.audit("dossier.reopen", number=m["number"], rev=m["revision"])
