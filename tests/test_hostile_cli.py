@@ -25,7 +25,8 @@ from vault.cli import cli
 
 # Free text and filters: a newline, "../" or "/abs" in them is text, so a command may succeed.
 FREE_TEXT = {"purpose", "reason", "note", "alias", "address", "legal_rep", "title", "source", "copy_note",
-             "override_retention", "name", "contact", "paper_location", "smtp_host", "sender", "smtp_user"}
+             "override_retention", "name", "contact", "paper_location", "smtp_host", "sender", "smtp_user",
+             "location"}
 FILTERS = {("audit", "log"): {"number", "member", "since"}, ("review", "due"): {"dept"},
            ("dossier", "completeness"): {"dept"}, ("find",): {"name", "contact", "number"}}
 # Arguments naming a place to create (a relative "../x" is a legitimate choice; an empty existing

@@ -129,3 +129,12 @@ def test_the_loan_limit_is_the_documented_one():
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "FORMAT.md").read_text(encoding="utf-8")
     assert "(a date at most 90 ✓" in doc and paper.MAX_LOAN_DAYS == 90
+
+
+def test_locations_are_one_line_and_inventory_lists_come_from_outside_the_vault(office):
+    """A location is shown in tables: a newline in it could forge a line of `paper out`."""
+    res = office.run("paper", "locate", office.contract, "--location", "Room 1\nL-000009  forged", who="bob", ok=False)
+    assert res.exit_code == 1 and "one line" in res.stderr
+    res = office.run("paper", "inventory", "--from-file", str(office.vault_dir / "audit" / "log.jsonl"), who="bob",
+                     ok=False)
+    assert res.exit_code == 1 and "inside the vault" in res.stderr

@@ -64,8 +64,10 @@ def paper_out(obj: Ctx, overdue: bool, as_json: bool) -> None:
         f"{'  OVERDUE' if r['overdue'] else ''}" for r in rs) or "(nothing out)")
 
 
-def _pairs(found: tuple[str, ...], from_file: str | None) -> list[tuple[str, str]]:
+def _pairs(found: tuple[str, ...], from_file: str | None, obj_root: Path | None = None) -> list[tuple[str, str]]:
     lines = list(found)
+    if from_file and obj_root is not None and Path(from_file).resolve().is_relative_to(obj_root.resolve()):
+        raise InputError("the inventory list is not read from inside the vault", hint="keep it outside the vault directory")
     if from_file:
         lines += [ln for ln in Path(from_file).read_text(encoding="utf-8").splitlines() if ln.strip()]
     out = []
@@ -84,7 +86,7 @@ def _pairs(found: tuple[str, ...], from_file: str | None) -> list[tuple[str, str
 @click.pass_obj
 def paper_inventory(obj: Ctx, found: tuple[str, ...], from_file: str | None, as_json: bool) -> None:
     """Record an inventory of the originals; report the missing and the misplaced (signed)."""
-    rep = paper.inventory(obj.actor(), _pairs(found, from_file))
+    rep = paper.inventory(obj.actor(), _pairs(found, from_file, obj.vault.root))
     emit(rep, as_json, lambda r: "\n".join([
         f"inventory {r['number']}: {len(r['found'])} found, {len(r['misplaced'])} misplaced, "
         f"{len(r['missing'])} missing, {len(r['out'])} out on loan",

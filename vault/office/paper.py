@@ -44,6 +44,15 @@ def _load(v, path: Path, schema: str, *, archive: bool) -> dict[str, Any]:
     return rec
 
 
+def _location(text: str) -> str:
+    """A shelf label: free text on one line (it is shown in tables and lists)."""
+    where = text.strip()
+    if not where or len(where) > 200 or any(not c.isprintable() for c in where):
+        raise InputError("a location is one line of printable text (at most 200 characters)",
+                         hint="e.g. --location 'Room 1/Shelf A/Box 3'")
+    return where
+
+
 def originals(v) -> list[dict[str, Any]]:
     """Every live paper original: number, dossier, location (None when none was recorded)."""
     out = []
@@ -137,9 +146,9 @@ def give_back(actor, loan_no: str, *, location: str | None = None) -> dict[str, 
         if "returned_at" in loan:
             raise ConflictError(f"{loan_no} was returned on {loan['returned_at']}")
         rec0 = records.load_toml(_dir(v, "loans") / f"{loan_no}.toml")
-        where = (location or rec0["from_location"]).strip()
-        if not where:
+        if not (location or rec0["from_location"]).strip():
             raise InputError(f"no location is recorded for {loan['document']}", hint="pass --location SHELF")
+        where = _location(location or rec0["from_location"])
         rec = {"format": 1, "loan": loan_no, "document": loan["document"], "at": clock.stamp(), "by": actor.name,
                "location": where}
         records.write_toml(_dir(v, "loans") / f"{loan_no}.returned.toml", actor.sign(rec))
@@ -162,11 +171,10 @@ def _move(actor, docno: str, location: str) -> None:
 def locate(actor, docno: str, location: str) -> None:
     """Record where a paper original is kept [R-3.2.3] (a signed manifest change)."""
     actor.require("doc.add", number=docno)
-    if not location.strip():
-        raise InputError("a location is needed", hint="pass --location SHELF")
+    where = _location(location)
     with actor.vault.lock(exclusive=True):
         _original(actor.vault, docno)
-        _move(actor, docno, location.strip())
+        _move(actor, docno, where)
 
 
 def out(v, *, today: str | None = None) -> list[dict[str, Any]]:
@@ -183,9 +191,7 @@ def inventory(actor, found: Iterable[tuple[str, str]]) -> dict[str, Any]:
     v = actor.vault
     seen: dict[str, str] = {}
     for docno, where in found:
-        if not where.strip():
-            raise InputError(f"{docno}: no location given", hint="write DOCNO=SHELF")
-        seen[docno] = where.strip()
+        seen[docno] = _location(where)
     with v.lock(exclusive=True):
         known = {o["number"]: o for o in originals(v)}
         lent = {x["document"] for x in out(v)}
