@@ -25,8 +25,8 @@ from vault.cli import cli
 
 # Free text and filters: a newline, "../" or "/abs" in them is text, so a command may succeed.
 FREE_TEXT = {"purpose", "reason", "note", "alias", "address", "legal_rep", "title", "source", "copy_note",
-             "override_retention", "name", "contact", "paper_location", "smtp_host", "sender", "smtp_user",
-             "location"}
+             "override_retention", "name", "contact", "paper_location", "location", "smtp_host", "sender",
+             "smtp_user"}
 FILTERS = {("audit", "log"): {"number", "member", "since"}, ("review", "due"): {"dept"},
            ("dossier", "completeness"): {"dept"}, ("find",): {"name", "contact", "number"}}
 # Arguments naming a place to create (a relative "../x" is a legitimate choice; an empty existing
@@ -37,7 +37,8 @@ PLACES = {("keygen",): {"out": TEXT}, ("init",): {"directory": TEXT | {"director
           ("backup", "restore"): {"dest_dir": TEXT | {"directory"}},
           ("review", "notify"): {"report_dir": TEXT | {"directory"}},
           ("doc", "view"): {"output": TEXT}, ("doc", "add"): {"files": {"absolute", "in-vault"}},
-          ("intake", "submit"): {"files": {"absolute", "in-vault"}}}
+          ("intake", "submit"): {"files": {"absolute", "in-vault"}},
+          ("paper", "inventory"): {"from_file": {"absolute", "in-vault"}}}
 # Commands that serve until stopped: only the values refused before any command runs are tried on
 # them (their own arguments are tested with the server or agent they start).
 LONG_RUNNING = {("portal", "serve"), ("agent", "start")}

@@ -85,11 +85,12 @@ class SequenceAllocator:
             sequence = index.peek_sequence(self.directory)
             number = scheme.number(sequence=sequence, facts=facts)
             try:
-                index.allocate_number(self.directory, lambda seq: number, str(sequence))
+                # Where the vault records the dossier id (128 bits in hex), the kit records the sequence.
+                index.allocate_number(self.directory, lambda seq: number, f"{sequence:032x}")
             except ConflictError:
                 first = index.lookup_number(self.directory, number)
                 raise AssertionError(f"duplicate archive number {number!r} for sequence {sequence}: "
-                                     f"already issued for sequence {first}") from None
+                                     f"already issued for sequence {int(first or '0', 16)}") from None
             with open(self.issued, "a") as log:
                 log.write(number + "\n")
             return sequence, number
