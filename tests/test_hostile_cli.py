@@ -12,7 +12,6 @@ for free text, where a newline or a slash is just text — succeeds.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from office import PASSPHRASE, make_office
+from office import make_office
 from vault.cli import cli
 
 # Free text and filters: a newline, "../" or "/abs" in them is text, so a command may succeed.

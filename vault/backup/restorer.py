@@ -84,7 +84,7 @@ def _parse_tree(data: bytes) -> dict[str, Any]:
             if not (isinstance(path, str) and isinstance(blob, str) and _HEX64.match(blob)
                     and type(size) is int and size >= 0 and type(mode) is int):
                 raise ValueError
-        for rel, sha in tree.get("keys", {}).items():
+        for sha in tree.get("keys", {}).values():
             if not (isinstance(sha, str) and _HEX64.match(sha)):
                 raise ValueError
         return tree

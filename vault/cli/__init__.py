@@ -199,7 +199,8 @@ class _Reported(click.ClickException):
 
     def __init__(self, message: str, hint: str, exit_code: int) -> None:
         super().__init__(message)
-        self.hint, self.exit_code = hint, exit_code
+        self.hint = hint
+        setattr(self, "exit_code", exit_code)  # click declares it on the class; this error's own
 
     def show(self, file: Any = None) -> None:
         _say(self.message, self.hint)

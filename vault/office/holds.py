@@ -11,7 +11,7 @@ from vault.store import records
 from vault.archive.manifests import load_manifest, resolve
 from vault.errors import ConflictError, InputError, NotFoundError
 from vault.store import fsync_dir
-from vault.archive.holds import _path, held_dossiers, verified_holds
+from vault.archive.holds import _path, verified_holds
 
 
 def add(actor, number: str, reason: str) -> None:
