@@ -200,7 +200,7 @@ class _Reported(click.ClickException):
     def __init__(self, message: str, hint: str, exit_code: int) -> None:
         super().__init__(message)
         self.hint = hint
-        setattr(self, "exit_code", exit_code)  # click declares it on the class; this error's own
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it on the class
 
     def show(self, file: Any = None) -> None:
         _say(self.message, self.hint)
