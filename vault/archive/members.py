@@ -11,7 +11,7 @@ import base64
 from typing import Any, Iterable
 
 from vault import clock
-from vault.store import records
+from vault.archive import authority
 from vault.crypto import age
 from vault.errors import (
     AuthenticationError,
@@ -23,9 +23,10 @@ from vault.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from vault.store import records
 from vault.store.identity import MemberIdentity, PublicKey
 from vault.archive.policy import ROLES
-from vault.store import sync_files, write_atomic
+from vault.store import fsync_dir, sync_files, write_atomic
 
 
 def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: str) -> dict[str, Any]:
@@ -41,17 +42,19 @@ def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: s
     }
 
 
-def write_genesis(v, supervisor: str, key: PublicKey, ring_ids: dict[str, str]) -> None:
+def write_genesis(v, supervisor: str, key: PublicKey, ring_ids: dict[str, str], policy) -> None:
     """Write the founder's record and the first generation of every ring (anchored by vault.toml)."""
     rec = _member_record(supervisor, key, ["supervisor"], "archive", supervisor)
     records.write_toml(v.layout.member(supervisor), rec)
     for ring, secret in ring_ids.items():
-        members = [supervisor] if "supervisor" in v.policy.ring_roles(ring) else []
-        _write_ring(v, ring, 1, secret, members, {supervisor: key}, by=supervisor, signer=None)
+        members = [supervisor] if "supervisor" in policy.ring_roles(ring) else []
+        for rel, data in _ring_files(v, ring, 1, secret, members, {supervisor: key}, by=supervisor,
+                                     signer=None).items():
+            write_atomic(v.root / rel, data, mode=0o600 if rel.endswith(".age") else 0o644)
 
 
-def _write_ring(v, ring: str, generation: int, secret: str, members: list[str], keys: dict[str, PublicKey],
-                *, by: str, signer) -> None:
+def _ring_files(v, ring: str, generation: int, secret: str, members: list[str], keys: dict[str, PublicKey],
+                *, by: str, signer) -> dict[str, bytes]:
     rec = {
         "format": 1,
         "name": ring,
@@ -67,81 +70,20 @@ def _write_ring(v, ring: str, generation: int, secret: str, members: list[str], 
     # A ring with no member yet is still wrapped to nobody: its secret is then simply unreachable
     # until a member joins, which re-creates it; we never write the secret in clear.
     blob = age.encrypt_bytes(secret.encode(), recipients) if recipients else b""
-    write_atomic(v.layout.ring_secret(ring), blob, mode=0o600)
-    records.write_toml(v.layout.ring_record(ring), rec)
-
-
-def _load_raw(v) -> dict[str, dict[str, Any]]:
-    out = {}
-    mdir = v.root / "members"
-    for p in sorted(mdir.glob("*.toml")):
-        rec = records.load_toml(p, schema="member", what=f"members/{p.name}")
-        if rec["name"] != p.stem:
-            raise IntegrityError(f"members/{p.name}: record names another member")
-        out[rec["name"]] = rec
-    return out
+    return {f"rings/{ring}.age": blob, f"rings/{ring}.toml": records.dump_toml(rec)}
 
 
 def all_members(v) -> dict[str, dict[str, Any]]:
-    """Every member record, verified back to the genesis record (a supervisor signs each addition).
-
-    The verified result is cached on the vault object, keyed by the size and mtime of every member
-    file, so a command that checks many signatures verifies the membership once.
-    """
-    mdir = v.root / "members"
-    stamp = tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in mdir.glob("*.toml")))
-    cached = getattr(v, "_members_cache", None)
-    if cached is not None and cached[0] == stamp:
-        return dict(cached[1])
-    result = _verify_all(v)
-    v._members_cache = (stamp, result)
-    return dict(result)
-
-
-def _verify_all(v) -> dict[str, dict[str, Any]]:
-    raw = _load_raw(v)
-    founder = v.config["founder"]
-    f = raw.get(founder["name"])
-    if f is None or f["key"] != founder["key"] or f["added_by"] != founder["name"]:
-        raise IntegrityError(f"members/{founder['name']}.toml: founder record does not match vault.toml")
-    trusted = {founder["name"]: f}
-    pending = {n: r for n, r in raw.items() if n != founder["name"]}
-    if "signature" in f:  # a founder record changed later (role or status) is signed like any other
-        _verify_member(f, trusted | pending, trusted)
-    # Fixpoint: a record is trusted once its signer is a trusted supervisor.
-    while pending:
-        progressed = False
-        for name, rec in list(pending.items()):
-            signer = rec.get("signature", {}).get("by")
-            if signer in trusted:
-                _verify_member(rec, raw, trusted)
-                trusted[name] = pending.pop(name)
-                progressed = True
-        if not progressed:
-            bad = sorted(pending)[0]
-            raise IntegrityError(f"members/{bad}.toml: not signed by a known supervisor")
-    return trusted
-
-
-def _verify_member(rec: dict[str, Any], raw: dict, trusted: dict) -> None:
-    signer = trusted.get(rec["signature"]["by"]) if "signature" in rec else None
-    if signer is None or "supervisor" not in signer["roles"]:
-        raise IntegrityError(f"members/{rec['name']}.toml: not signed by a supervisor")
-    records.verify_record(rec, PublicKey.parse(signer["key"]).signing, what=f"members/{rec['name']}.toml")
-
-
-def verify_by_supervisor(v, data: dict[str, Any], *, what: str) -> dict[str, Any]:
-    """Verify a record signed by a (current or former) supervisor; returns the signer's record."""
-    by = data.get("signature", {}).get("by")
-    signer = all_members(v).get(by)
-    if signer is None or "supervisor" not in signer["roles"]:
-        raise IntegrityError(f"{what}: not signed by a supervisor")
-    records.verify_record(data, PublicKey.parse(signer["key"]).signing, what=what)
-    return signer
+    """Every member the history knows — added and removed by active supervisors, checked from the
+    genesis record forward — with ``name``, ``key``, ``roles``, ``dept`` and ``status``."""
+    return authority.members(v)
 
 
 def verify_by_member(v, data: dict[str, Any], *, what: str, members: dict | None = None) -> dict[str, Any]:
-    """Verify a record signed by any member; returns the signer's record."""
+    """Verify a record's signature by the member it names; returns the signer's record.
+
+    A signature says who wrote a record, not that it counts: that is the history's (``authority``).
+    """
     members = members if members is not None else all_members(v)
     by = data.get("signature", {}).get("by")
     signer = members.get(by)
@@ -152,15 +94,8 @@ def verify_by_member(v, data: dict[str, Any], *, what: str, members: dict | None
 
 
 def ring_record(v, ring: str) -> dict[str, Any]:
-    """The current ring record, verified: generation 1 against vault.toml, later ones by signature."""
-    path = v.layout.ring_record(ring)
-    rec = records.load_toml(path, schema="ring", what=f"rings/{ring}.toml")
-    if rec["generation"] == 1 and "signature" not in rec:
-        if v.config["genesis_rings"].get(ring) != rec["recipient"]:
-            raise IntegrityError(f"rings/{ring}.toml: recipient does not match vault.toml")
-    else:
-        verify_by_supervisor(v, rec, what=f"rings/{ring}.toml")
-    return rec
+    """The current ring record: the version the history last wrote (only member changes write it)."""
+    return authority.load(v, f"rings/{ring}.toml", schema="ring")
 
 
 def seal_text(v, text: str, names: Iterable[str] = (), mem: dict | None = None) -> str:
@@ -179,7 +114,7 @@ def ring_recipients(v) -> list[age.Recipient]:
 
 def unlock_ring(v, ring: str, ident: MemberIdentity) -> age.Identity:
     """Decrypt the ring identity with a member's identity."""
-    blob = v.layout.ring_secret(ring).read_bytes()
+    blob = authority.read(v, f"rings/{ring}.age")
     try:
         secret = age.decrypt_bytes(blob, [ident.age_identity()]).decode()
     except NoIdentityMatchError:
@@ -212,21 +147,22 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
         if any(r["key"] == key.line() for r in current.values()):
             raise ConflictError("that public key already belongs to a member")
         rec = actor.sign(_member_record(name, key, roles, dept, actor.name))
-        records.write_toml(v.layout.member(name), rec)
-        v._members_cache = None
-        current[name] = rec
-        actor.audit("member.add", ref=name)
+        files = {f"members/{name}.toml": records.dump_toml(rec)}
         for ring in v.policy.rings_for(roles):
             rr = ring_record(v, ring)
             secret = _ring_secret_text(actor, ring)
-            keys = {m: PublicKey.parse(current[m]["key"]) for m in [*rr["members"], name]}
-            _write_ring(v, ring, rr["generation"], secret, [*rr["members"], name], keys, by=actor.name, signer=actor)
+            keys = {m: PublicKey.parse(current[m]["key"]) for m in rr["members"]}
+            keys[name] = key
+            files.update(_ring_files(v, ring, rr["generation"], secret, [*rr["members"], name], keys,
+                                     by=actor.name, signer=actor))
+        actor.commit("member.add", files, ref=name, obj=name,
+                     subject={"key": key.line(), "roles": roles, "dept": dept})
     return rec
 
 
 def _ring_secret_text(actor, ring: str) -> str:
     ident = actor.read_identities()  # unlocks the actor's rings
-    blob = actor.vault.layout.ring_secret(ring).read_bytes()
+    blob = authority.read(actor.vault, f"rings/{ring}.age")
     try:
         return age.decrypt_bytes(blob, ident).decode()
     except NoIdentityMatchError:
@@ -234,12 +170,13 @@ def _ring_secret_text(actor, ring: str) -> str:
 
 
 def remove_member(actor, name: str) -> list[str]:
-    """Remove a member: rotate every ring they were in and re-wrap the key tables to the new ring.
+    """Remove a member, completely, in one history entry.
 
-    Returns the key-table files re-wrapped. Document ciphertext is never touched. The order keeps
-    every key table readable at every instant: tables are first wrapped to the old and the new ring
-    recipients, then the ring itself rotates, then the old recipient is dropped; the member record
-    turns "removed" last, so an interrupted removal is simply run again.
+    Every ring they were in rotates (a new identity wrapped to the remaining members) and every key
+    table is re-encrypted to the new rings only; their grants close (a fact of the entry) and their
+    key releases are deleted. Returns the key-table files re-wrapped. Document ciphertext is never
+    touched. All files are staged first and committed by one entry, so an interrupted removal leaves
+    the vault as it was, or is finished by the next command.
     """
     actor.require("member.manage")
     v = actor.vault
@@ -251,28 +188,46 @@ def remove_member(actor, name: str) -> list[str]:
         if name == actor.name:
             raise ConflictError("you cannot remove yourself", hint="ask another supervisor")
         old_ids = actor.read_identities()
-        new = {}
+        files: dict[str, bytes | None] = {}
+        new_r, new_ids, old_r = {}, [], ring_recipients(v)
         for ring in sorted(v.policy.data["rings"]):
             rr = ring_record(v, ring)
             if name in rr["members"]:
-                new[ring] = (rr, age.generate_identity("mlkem768x25519"))
-        rewrapped: list[str] = []
-        if new:
-            old_r = ring_recipients(v)
-            new_r = [age.parse_recipient(age.recipient_of(s)) for _, s in new.values()]
-            rewrap_key_tables(v, old_ids, [*old_r, *new_r])
-            for ring, (rr, secret) in new.items():
+                secret = age.generate_identity("mlkem768x25519")
                 remaining = [m for m in rr["members"] if m != name]
                 keys = {m: PublicKey.parse(current[m]["key"]) for m in remaining}
-                _write_ring(v, ring, rr["generation"] + 1, secret, remaining, keys, by=actor.name, signer=actor)
-            new_ids = [age.parse_identity(s) for _, s in new.values()]
-            rewrapped = rewrap_key_tables(v, [*new_ids, *old_ids], ring_recipients(v))
-        rec = dict(rec, status="removed", removed_at=clock.stamp(), removed_by=actor.name)
-        records.write_toml(v.layout.member(name), actor.sign(rec))
-        v._members_cache = None
-        actor.audit("member.remove", ref=name)
+                files.update(_ring_files(v, ring, rr["generation"] + 1, secret, remaining, keys, by=actor.name,
+                                         signer=actor))
+                new_r[ring] = age.parse_recipient(age.recipient_of(secret))
+                new_ids.append(age.parse_identity(secret))
+            else:
+                new_r[ring] = age.parse_recipient(rr["recipient"])
+        new_rcpts = [new_r[r] for r in sorted(new_r)]
+        # Key tables stay readable at every instant: first to the old and the new rings, then the
+        # one entry that rotates the rings and removes the member, then to the new rings only.
+        rewrapped = rewrap_key_tables(v, old_ids, [*old_r, *new_rcpts]) if new_ids else []
+        file_rec = authority.load(v, f"members/{name}.toml")
+        file_rec.update(status="removed", removed_at=clock.stamp(), removed_by=actor.name)
+        files[f"members/{name}.toml"] = records.dump_toml(actor.sign(file_rec))
+        releases = _releases_of(v, name)
+        actor.commit("member.remove", files, ref=name, obj=name)
+        if new_ids:
+            rewrap_key_tables(v, [*new_ids, *old_ids], new_rcpts)
+        for p in releases:  # the grants closed with the entry; their key releases go now
+            p.unlink(missing_ok=True)
+        if releases:
+            fsync_dir(releases[0].parent)
     actor.forget_rings()  # the generations it unlocked are gone
-    return rewrapped
+    return sorted(rewrapped)
+
+
+def _releases_of(v, name: str) -> list:
+    st = authority.state(v)
+    out = []
+    for gno, g in st["grants"].items():
+        if g["grantee"] == name:
+            out.append(v.root / "keys" / "grants" / f"{g['dossier']}.{gno}.age")
+    return out
 
 
 def rewrap_key_tables(v, identities: list, recipients: list) -> list[str]:

@@ -15,36 +15,43 @@ from pathlib import Path
 from typing import Any
 
 from vault import clock
-from vault.store import index, records
-from vault.archive import members
+from vault.archive import authority, members
 from vault.crypto import age
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
+from vault.store import fsync_dir, index, records, write_atomic
 from vault.store.identity import PublicKey
 from vault.store.keytable import KeyTable, read_key_table
-from vault.store import fsync_dir, write_atomic
 
 MAX_GRANT_HOURS = 24 * 30
 
 
-def _req_path(v, no: str, suffix: str = "") -> Path:
-    return v.root / "requests" / f"{no}{suffix}.toml"
+def _req_rel(no: str, suffix: str = "") -> str:
+    return f"requests/{no}{suffix}.toml"
 
 
-def _grant_path(v, no: str, suffix: str = "") -> Path:
-    return v.root / "grants" / f"{no}{suffix}.toml"
+def _grant_rel(no: str, suffix: str = "") -> str:
+    return f"grants/{no}{suffix}.toml"
 
 
 def grant_key_path(v, dossier_id: str, grant_no: str) -> Path:
     return v.root / "keys" / "grants" / f"{dossier_id}.{grant_no}.age"
 
 
-def _load(v, path: Path, what: str, mem: dict | None = None) -> dict[str, Any]:
-    try:
-        rec = records.load_toml(path, what=what)
-    except FileNotFoundError:
-        raise NotFoundError(f"no {what}") from None
-    members.verify_by_member(v, rec, what=what, members=mem)
-    return rec
+def _fact(v, table: str, no: str, what: str) -> dict[str, Any]:
+    f = authority.state(v)[table].get(no)
+    if f is None:
+        raise NotFoundError(f"no {what} {no}")
+    return f
+
+
+def _request(v, no: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the history's facts, the committed request record) — the record must say what the history says."""
+    fact = _fact(v, "requests", no, "request")
+    rec = authority.load(v, _req_rel(no))
+    if (rec.get("number"), rec.get("kind"), rec.get("dossier"), rec.get("requester"), rec.get("target")) != \
+            (no, fact["kind"], fact["dossier"], fact["by"], fact["target"]):
+        raise IntegrityError(f"requests/{no}.toml: does not say what its history entry says")
+    return fact, rec
 
 
 def create_request(actor, kind: str, target: str, purpose: str) -> str:
@@ -63,52 +70,36 @@ def create_request(actor, kind: str, target: str, purpose: str) -> str:
     if kind == "copy" and "/" in target and not any(d["number"] == target for d in m["documents"]):
         raise NotFoundError(f"no document {target}")
     mem = members.all_members(v)
-    heads = [n for n, r in mem.items() if "dept-head" in r["roles"] and r["dept"] == actor.record["dept"]]
+    dept = mem[actor.name]["dept"]
+    heads = [n for n, r in mem.items() if "dept-head" in r["roles"] and r["dept"] == dept and r["status"] == "active"]
     with v.lock(exclusive=True):
         no = f"R-{index.next_sequence(v.root, 'requests'):06d}"
         rec = {"format": 1, "number": no, "kind": kind, "target": target, "dossier": dossier_id,
-               "requester": actor.name, "dept": actor.record["dept"], "created_at": clock.stamp(),
+               "requester": actor.name, "dept": dept, "created_at": clock.stamp(),
                "purpose": members.seal_text(v, purpose, [actor.name, *heads], mem)}
         (v.root / "requests").mkdir(mode=0o700, exist_ok=True)
-        records.write_toml(_req_path(v, no), actor.sign(rec))
-        actor.audit(f"request.{kind}", number=target, ref=no)
+        actor.commit(f"request.{kind}", {_req_rel(no): records.dump_toml(actor.sign(rec))}, number=target, ref=no,
+                     obj=dossier_id)
     return no
 
 
 def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A request with its derived state: pending, approved, denied, granted, used.
+    """A request with its state from the history: pending, approved, denied, granted, used.
 
-    :param grants: ``list_grants(v)`` when the caller already has it (listing many requests).
+    Decisions, uses and grants are facts of the history: deleting their files reverts nothing.
     """
-    req = _load(v, _req_path(v, no), f"request {no}")
-    out = {k: req[k] for k in ("number", "kind", "target", "requester", "dept", "created_at")}
-    out["state"] = "pending"
-    dec_path = _req_path(v, no, ".decision")
-    if dec_path.exists():
-        dec = _load(v, dec_path, f"decision on {no}")
-        if dec["request_sha256"] != _digest(req):
-            raise IntegrityError(f"requests/{no}.decision.toml: decides another version of the request")
-        _check_decider(v, req, dec)
-        out.update(state=dec["decision"], decided_by=dec["by"], decided_at=dec["at"])
-    if out["state"] == "approved" and _req_path(v, no, ".used").exists():
+    fact, req = _request(v, no)
+    out = {k: req[k] for k in ("number", "kind", "target", "requester", "created_at")}
+    out["dept"] = fact["dept"]  # the requester's member record's, never a typed field
+    out["state"] = fact["decision"] or "pending"
+    if fact["decision"]:
+        dec = authority.load(v, _req_rel(no, ".decision"))
+        out.update(decided_by=fact["decided_by"], decided_at=dec["at"])
+    if fact["used"]:
         out["state"] = "used"
-    if out["state"] == "approved" and req["kind"] == "access":
-        for g in list_grants(v) if grants is None else grants:
-            if g["request"] == no:
-                out.update(state="granted", grant=g["number"])
+    if fact["grant"]:
+        out.update(state="granted", grant=fact["grant"])
     return out
-
-
-def _check_decider(v, req: dict[str, Any], dec: dict[str, Any]) -> None:
-    """A decision counts only if its signer could make it: a validly signed record from a member
-    who may not decide (written straight into the directory) must not unlock a grant or a copy."""
-    signer = members.all_members(v)[dec["signature"]["by"]]
-    ok = signer["name"] == dec["by"] != req["requester"] and (
-        ("dept-head" in signer["roles"] and signer["dept"] == req["dept"]) if req["kind"] == "access"
-        else "supervisor" in signer["roles"])
-    if not ok:
-        raise IntegrityError(f"requests/{req['number']}.decision.toml: signed by {signer['name']}, "
-                             "who may not decide this request")
 
 
 def _digest(rec: dict[str, Any]) -> str:
@@ -119,74 +110,73 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
     """Approve or deny a request: access by a department head of the requester's department, copy
     by the archive head; never by the requester."""
     v = actor.vault
-    req = _load(v, _req_path(v, no), f"request {no}")
-    action = "request.approve-access" if req["kind"] == "access" else "request.approve-copy"
+    fact, req = _request(v, no)
+    action = "request.approve-access" if fact["kind"] == "access" else "request.approve-copy"
     verb = "approve" if approve else "deny"
-    actor.require(action, number=req["target"])
-    if req["requester"] == actor.name:
-        actor.audit(f"request.{verb}", outcome="refused", number=req["target"], ref=no)
+    actor.require(action, number=fact["target"])
+    if fact["by"] == actor.name:
+        actor.audit(f"request.{verb}", outcome="refused", number=fact["target"], ref=no)
         raise PermissionDeniedError("you cannot decide your own request", hint="another approver must decide it")
-    if req["kind"] == "access" and actor.record["dept"] != req["dept"]:
-        actor.audit(f"request.{verb}", outcome="refused", number=req["target"], ref=no)
-        raise PermissionDeniedError(f"request {no} is from department {req['dept']}, not yours",
+    if fact["kind"] == "access" and members.all_members(v)[actor.name]["dept"] != fact["dept"]:
+        actor.audit(f"request.{verb}", outcome="refused", number=fact["target"], ref=no)
+        raise PermissionDeniedError(f"request {no} is from department {fact['dept']}, not yours",
                                     hint="the head of the requester's department decides it")
     if not approve and not (reason or "").strip():
         raise InputError("a denial needs a reason", hint="pass --reason TEXT")
     with v.lock(exclusive=True):
-        if _req_path(v, no, ".decision").exists():
+        if _fact(v, "requests", no, "request")["decision"] is not None:
             raise ConflictError(f"request {no} has already been decided")
         dec = {"format": 1, "request": no, "request_sha256": _digest(req),
                "decision": "approved" if approve else "denied", "by": actor.name, "at": clock.stamp()}
         if reason:
-            dec["reason"] = members.seal_text(v, reason, [req["requester"], actor.name])
-        records.write_toml(_req_path(v, no, ".decision"), actor.sign(dec))
-        actor.audit(f"request.{verb}", number=req["target"], ref=no)
+            dec["reason"] = members.seal_text(v, reason, [fact["by"], actor.name])
+        actor.commit(f"request.{verb}", {_req_rel(no, ".decision"): records.dump_toml(actor.sign(dec))},
+                     number=fact["target"], ref=no, obj=no)
     return status(v, no)
 
 
 def list_requests(v) -> list[dict[str, Any]]:
-    d = v.root / "requests"
-    if not d.is_dir():
-        return []
-    nos = sorted(p.stem for p in d.glob("R-*.toml") if "." not in p.stem)
-    grants = list_grants(v)  # once, not once per request
-    return [status(v, n, grants=grants) for n in nos]
+    return [status(v, n) for n in sorted(authority.state(v)["requests"])]
 
 
 def grant(actor, no: str, *, hours: int = 24) -> str:
     """Release the dossier's keys to the requester of an approved access request until expiry."""
+    from vault.office.dossier import read_table
+
     actor.require("grant.manage")
     v = actor.vault
     if not 1 <= hours <= MAX_GRANT_HOURS:
         raise InputError(f"--hours must be between 1 and {MAX_GRANT_HOURS}")
     st = status(v, no)
-    req = _load(v, _req_path(v, no), f"request {no}")
-    if req["kind"] != "access":
+    fact, req = _request(v, no)
+    if fact["kind"] != "access":
         raise ConflictError(f"{no} is a copy request; copies are made with 'vault doc export'")
     if st["state"] != "approved":
-        actor.audit("grant.create", outcome="refused", number=req["target"], ref=no)
+        actor.audit("grant.create", outcome="refused", number=fact["target"], ref=no)
         raise ConflictError(f"request {no} is {st['state']}, not approved", hint="a department head must approve it first")
     mem = members.all_members(v)
-    grantee = mem.get(req["requester"])
+    grantee = mem.get(fact["by"])
     if grantee is None or grantee["status"] != "active":
-        raise ConflictError(f"requester {req['requester']} is no longer a member")
-    dec = _load(v, _req_path(v, no, ".decision"), f"decision on {no}")
+        raise ConflictError(f"requester {fact['by']} is no longer a member")
+    dec = authority.load(v, _req_rel(no, ".decision"))
     with v.lock(exclusive=True):
         gno = f"G-{index.next_sequence(v.root, 'grants'):06d}"
         now = clock.now()
-        rec = {"format": 1, "number": gno, "request": no, "dossier": req["dossier"], "target": req["target"],
-               "grantee": req["requester"], "granted_at": clock.stamp(),
+        rec = {"format": 1, "number": gno, "request": no, "dossier": fact["dossier"], "target": fact["target"],
+               "grantee": fact["by"], "granted_at": clock.stamp(),
                "expires_at": (now + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                "approval_sha256": _digest(dec)}
-        table = read_key_table(v.layout.key_table(req["dossier"]), actor.read_identities(), dossier=req["dossier"])
-        _write_grant_key(v, rec, table, mem)
+        table = read_table(v, fact["dossier"], actor.read_identities())
         (v.root / "grants").mkdir(mode=0o700, exist_ok=True)
-        records.write_toml(_grant_path(v, gno), actor.sign(rec))
-        actor.audit("grant.create", number=req["target"], ref=gno)
+        actor.commit("grant.create", {_grant_rel(gno): records.dump_toml(actor.sign(rec))}, number=fact["target"],
+                     ref=gno, obj=no)
+        _write_grant_key(v, rec, table, mem)
     return gno
 
 
 def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict) -> None:
+    if mem[rec["grantee"]]["status"] != "active":
+        return  # no key release is ever written to a member who is not active
     rcpt = age.parse_recipient(PublicKey.parse(mem[rec["grantee"]]["key"]).recipient)
     p = grant_key_path(v, rec["dossier"], rec["number"])
     p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -194,26 +184,15 @@ def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict) -> None
 
 
 def list_grants(v) -> list[dict[str, Any]]:
-    """Every grant with its state: active, expired (until swept), closed."""
-    d = v.root / "grants"
-    if not d.is_dir():
-        return []
+    """Every grant with its state from the history: active, expired (until swept), or how it closed."""
     out = []
     now = clock.stamp()
-    mem = members.all_members(v)
-    for p in sorted(d.glob("G-*.toml")):
-        if "." in p.stem:
-            continue
-        g = _load(v, p, f"grant {p.stem}", mem)
-        granter = mem[g["signature"]["by"]]
-        if not {"archivist", "supervisor"} & set(granter["roles"]):
-            raise IntegrityError(f"grants/{p.name}: signed by {granter['name']}, who may not grant")
-        closed = _grant_path(v, g["number"], ".closed")
-        if closed.exists():
-            c = _load(v, closed, f"closing of grant {g['number']}", mem)
-            state = c["reason"]
-        else:
-            state = "active" if now < g["expires_at"] else "expired"
+    for gno, fact in sorted(authority.state(v)["grants"].items()):
+        g = authority.load(v, _grant_rel(gno))
+        if (g.get("number"), g.get("request"), g.get("dossier"), g.get("grantee")) != \
+                (gno, fact["request"], fact["dossier"], fact["grantee"]):
+            raise IntegrityError(f"grants/{gno}.toml: does not say what its history entry says")
+        state = fact["closed"] or ("active" if now < g["expires_at"] else "expired")
         out.append({**{k: g[k] for k in ("number", "request", "dossier", "target", "grantee", "granted_at",
                                          "expires_at")}, "state": state})
     return out
@@ -228,16 +207,14 @@ def active_grant(v, dossier_id: str, member: str) -> dict[str, Any] | None:
 
 def _close(actor, g: dict[str, Any], reason: str) -> None:
     v = actor.vault
+    rec = actor.sign({"format": 1, "grant": g["number"], "reason": reason, "by": actor.name, "at": clock.stamp()})
+    actor.commit(f"grant.{'revoke' if reason == 'revoked' else 'sweep'}",
+                 {_grant_rel(g["number"], ".closed"): records.dump_toml(rec)}, number=g["target"],
+                 ref=g["number"], obj=g["number"])
     p = grant_key_path(v, g["dossier"], g["number"])
     if p.exists():
         p.unlink()
         fsync_dir(p.parent)
-    records.write_toml(_grant_path(v, g["number"], ".closed"),
-                       actor.sign({"format": 1, "grant": g["number"], "reason": reason, "by": actor.name,
-                                   "at": clock.stamp()}))
-    actor.audit(f"grant.{'revoke' if reason == 'revoked' else 'sweep'}", number=g["target"], ref=g["number"])
-
-
 def revoke(actor, gno: str) -> None:
     """End a grant now: its key release is deleted."""
     actor.require("grant.manage")
@@ -265,7 +242,8 @@ def sweep(actor) -> list[str]:
 
 
 def refresh_grant_keys(actor, dossier_id: str, table: KeyTable) -> None:
-    """Re-issue the key release of every active grant on a dossier after its key table changed."""
+    """Re-issue the key release of every active grant on a dossier after its key table changed
+    (never for a grant the history closed, nor to a member who is not active)."""
     grants = [g for g in list_grants(actor.vault) if g["dossier"] == dossier_id and g["state"] == "active"]
     if grants:
         mem = members.all_members(actor.vault)
@@ -276,9 +254,11 @@ def refresh_grant_keys(actor, dossier_id: str, table: KeyTable) -> None:
 
 def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
     """The dossier's key table for this member: through the archive ring, or an active grant."""
+    from vault.office.dossier import read_table
+
     v = actor.vault
     if v.policy.may(actor.roles, "dossier.read"):
-        return read_key_table(v.layout.key_table(dossier_id), actor.read_identities(), dossier=dossier_id)
+        return read_table(v, dossier_id, actor.read_identities())
     g = active_grant(v, dossier_id, actor.name)
     if g is None:
         actor.audit("dossier.read", outcome="refused", number=number)
@@ -292,15 +272,14 @@ def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
 def consume_copy_approval(actor, target: str) -> str:
     """Use up the approved copy request of this member for ``target``; returns its number [R-3.4.2]."""
     v = actor.vault
-    for st in list_requests(v):
-        if st["kind"] == "copy" and st["requester"] == actor.name and st["target"] == target \
-                and st["state"] == "approved":
-            with v.lock(exclusive=True):
-                if _req_path(v, st["number"], ".used").exists():
-                    continue
-                records.write_toml(_req_path(v, st["number"], ".used"),
-                                   actor.sign({"format": 1, "request": st["number"], "at": clock.stamp()}))
-            return st["number"]
+    with v.lock(exclusive=True):
+        for no, f in sorted(authority.state(v)["requests"].items()):
+            if f["kind"] == "copy" and f["by"] == actor.name and f["target"] == target \
+                    and f["decision"] == "approved" and not f["used"]:
+                rec = actor.sign({"format": 1, "request": no, "at": clock.stamp()})
+                actor.commit("request.use", {_req_rel(no, ".used"): records.dump_toml(rec)}, number=target,
+                             ref=no, obj=no)
+                return no
     actor.audit("doc.export", outcome="refused", number=target)
     raise PermissionDeniedError(f"no approved copy request of yours for {target}",
                                 hint="file 'vault request copy DOCNO --purpose …'; the archive head approves it")

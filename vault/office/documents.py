@@ -14,12 +14,11 @@ import tomli_w
 
 from vault import clock
 from vault.crypto import age
-from vault.office.dossier import load_manifest, parse_date, resolve, write_manifest
+from vault.office.dossier import load_manifest, manifest_file, parse_date, read_table, resolve, write_table
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.store.keytable import KeyRefRecipient, KeyTable, read_key_table, seal, unseal, write_key_table
+from vault.store.keytable import KeyRefRecipient, KeyTable, seal, unseal
 from vault.office import access
-from vault.archive import audit, members
 from vault.store import atomic_writer, sync_files
 
 CATEGORIES = ("basic-info", "contract", "service-record", "communication", "feedback", "other")
@@ -110,8 +109,7 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
         if old is not None and old.get("superseded_by"):
             raise ConflictError(f"{replaces} is already replaced by {old['superseded_by']}",
                                 hint="add the new version to the newest one")
-        ktpath = v.layout.key_table(dossier_id)
-        table = read_key_table(ktpath, actor.read_identities(), dossier=dossier_id)
+        table = read_table(v, dossier_id, actor.read_identities())
         written = []
         for f in files:
             entry, path = _encrypt_one(v, m, table, Path(f), category=category, source=source, date=date,
@@ -127,11 +125,11 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
             if progress:
                 progress(1)
         sync_files(written)
-        write_key_table(ktpath, table, members.ring_recipients(v))
-        access.refresh_grant_keys(actor, dossier_id, table)
         m["revision"] += 1
-        write_manifest(actor, m)
-        audit.record_many(actor, [{"action": "doc.add", "number": n, "rev": m["revision"]} for n in added])
+        write_table(v, table)
+        actor.commit("doc.add", manifest_file(actor, m), number=added[0],
+                     ref=added[-1] if len(added) > 1 else None, obj=dossier_id, rev=m["revision"])
+        access.refresh_grant_keys(actor, dossier_id, table)
     return added
 
 

@@ -10,9 +10,9 @@ from typing import Any, Iterator
 import tomli_w
 
 from vault import clock
-from vault.store import index, records
-from vault.archive import members
+from vault.archive import authority, members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError, PluginError
+from vault.store import index, records
 from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
 
 CUSTOMER_TYPES = ("enterprise", "individual")
@@ -82,10 +82,10 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
             "documents": [],
         }
         v.layout.dossier_dir(dossier_id).mkdir(mode=0o700)
-        write_key_table(v.layout.key_table(dossier_id), table, members.ring_recipients(v))
-        write_manifest(actor, manifest)
+        write_table(v, table)
+        actor.commit("dossier.create", manifest_file(actor, manifest),
+                     number=number, obj=dossier_id, rev=1)
         _index_profile(actor, dossier_id, profile)
-        actor.audit("dossier.create", number=number, rev=1)
     return number
 
 
@@ -106,21 +106,35 @@ def _index_profile(actor, dossier_id: str, profile: dict[str, Any]) -> None:
         bi.add("contact", c, dossier_id)
 
 
-def write_manifest(actor, manifest: dict[str, Any], *, sync: bool = True) -> None:
-    """Sign, validate and atomically replace a dossier's manifest (the commit point of every change)."""
+def manifest_file(actor, manifest: dict[str, Any]) -> dict[str, bytes]:
+    """The signed, validated manifest as ``{path: bytes}`` for ``actor.commit`` (its commit point)."""
     signed = actor.sign(dict(manifest, updated_at=clock.stamp(), updated_by=actor.name))
     records.validate(signed, "manifest", what=f"manifest of {manifest['number']}")
-    records.write_toml(actor.vault.layout.manifest(manifest["id"]), signed, sync=sync)
+    return {f"dossiers/{manifest['id']}/manifest.toml": records.dump_toml(signed)}
+
+
+def write_table(v, table: KeyTable) -> None:
+    """Write the key table, encrypted to the current rings, before the entry that commits its use.
+
+    Key tables are not history records: the backup key mirror restores the newest table beside an
+    older snapshot, and a table swapped by someone outside the rings gives them nothing — it is
+    re-encrypted to the ring recipients, which the history binds — while the keys a manifest names
+    must open its documents (``vault check --read-data``). Written first, an interrupted change
+    leaves only unused entries in it, as in format 1.
+    """
+    write_key_table(v.layout.key_table(table.dossier), table, members.ring_recipients(v))
+
+
+def read_table(v, dossier_id: str, identities) -> KeyTable:
+    """The dossier's key table (it must name this dossier: a table moved from another is refused)."""
+    return read_key_table(v.layout.key_table(dossier_id), identities, dossier=dossier_id)
 
 
 def load_manifest(v, dossier_id: str, *, member_records: dict | None = None) -> dict[str, Any]:
-    """Read, validate and verify a manifest; IntegrityError names the file when it is damaged."""
-    path = v.layout.manifest(dossier_id)
+    """The manifest the history last wrote, validated; IntegrityError names the file otherwise."""
     what = f"dossiers/{dossier_id}/manifest.toml"
     try:
-        m = records.load_toml(path, schema="manifest", what=what)
-    except FileNotFoundError:
-        raise IntegrityError(f"{what}: missing") from None
+        m = authority.load(v, what, schema="manifest")
     except FormatError as e:
         raise IntegrityError(str(e)) from None
     if m["id"] != dossier_id:
@@ -130,17 +144,20 @@ def load_manifest(v, dossier_id: str, *, member_records: dict | None = None) -> 
 
 
 def resolve(v, number: str) -> str:
-    """Dossier id of an archive number (or of the dossier part of a document number)."""
-    dossier_id = index.lookup_number(v.root, number.split("/")[0])
+    """Dossier id of an archive number (or of the dossier part of a document number).
+
+    The history's dossier.create entries are the authority; ``index/numbers`` is only a hint.
+    """
+    dossier_id = authority.state(v)["numbers"].get(number.split("/")[0])
     if dossier_id is None:
         raise NotFoundError(f"no dossier numbered {number.split('/')[0]}", hint="see 'vault dossier list'")
     return dossier_id
 
 
 def iter_manifests(v) -> Iterator[dict[str, Any]]:
-    """Every manifest, verified, in archive-number order."""
+    """Every manifest the history created, verified, in archive-number order."""
     mem = members.all_members(v)
-    out = [load_manifest(v, p.name, member_records=mem) for p in (v.root / "dossiers").iterdir() if p.is_dir()]
+    out = [load_manifest(v, d, member_records=mem) for d in authority.state(v)["dossiers"]]
     yield from sorted(out, key=lambda m: m["number"])
 
 
@@ -155,7 +172,7 @@ def read_profile(actor, m: dict[str, Any], table: KeyTable | None = None) -> dic
     """Decrypt the newest profile version (needs read access to the dossier)."""
     import base64
 
-    table = table or read_key_table(actor.vault.layout.key_table(m["id"]), actor.read_identities(), dossier=m["id"])
+    table = table or read_table(actor.vault, m["id"], actor.read_identities())
     p = m["profile"][-1]
     plain = unseal(base64.b64decode(p["sealed"]), table, what=f"profile v{p['version']} of {m['number']}")
     return tomllib.loads(plain.decode())

@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from vault import clock
-from vault.archive import members
-from vault.store import records
-from vault.office.dossier import load_manifest, resolve
+from vault.archive import authority, members
 from vault.errors import ConflictError, InputError, NotFoundError
-from vault.store import fsync_dir
+from vault.office.dossier import load_manifest, resolve
+from vault.store import records
 
 
-def _path(v, dossier_id: str):
-    return v.root / "holds" / f"{dossier_id}.toml"
+def _rel(dossier_id: str) -> str:
+    return f"holds/{dossier_id}.toml"
 
 
 def held_dossiers(v) -> set[str]:
-    """Opaque ids of every dossier under a verified legal hold."""
-    d = v.root / "holds"
-    if not d.is_dir():
-        return set()
-    mem = members.all_members(v)
-    out = set()
-    for p in d.glob("*.toml"):
-        rec = records.load_toml(p, what=f"holds/{p.name}")
-        members.verify_by_member(v, rec, what=f"holds/{p.name}", members=mem)
-        if rec["dossier"] != p.stem:
-            continue  # a hold record moved to another file holds nothing
-        out.add(rec["dossier"])
-    return out
+    """Opaque ids of every dossier under a legal hold: a fact of the history, whatever the files say
+    (a deleted hold file frees nothing; ``vault check`` names it)."""
+    return set(authority.state(v)["holds"])
 
 
 def add(actor, number: str, reason: str) -> None:
@@ -42,14 +30,13 @@ def add(actor, number: str, reason: str) -> None:
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
         m = load_manifest(v, dossier_id)
-        if _path(v, dossier_id).exists():
+        if dossier_id in held_dossiers(v):
             raise ConflictError(f"dossier {m['number']} is already on hold")
         sealed = members.seal_text(v, reason)
         (v.root / "holds").mkdir(mode=0o700, exist_ok=True)
-        records.write_toml(_path(v, dossier_id), actor.sign(
-            {"format": 1, "dossier": dossier_id, "number": m["number"], "at": clock.stamp(), "by": actor.name,
-             "reason": sealed}))
-        actor.audit("hold.add", number=m["number"])
+        rec = actor.sign({"format": 1, "dossier": dossier_id, "number": m["number"], "at": clock.stamp(),
+                          "by": actor.name, "reason": sealed})
+        actor.commit("hold.add", {_rel(dossier_id): records.dump_toml(rec)}, number=m["number"], obj=dossier_id)
 
 
 def remove(actor, number: str) -> None:
@@ -58,18 +45,14 @@ def remove(actor, number: str) -> None:
     v = actor.vault
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
-        p = _path(v, dossier_id)
-        if not p.exists():
+        if dossier_id not in held_dossiers(v):
             raise NotFoundError(f"dossier {number} is not on hold")
-        os.unlink(p)
-        fsync_dir(p.parent)
-        actor.audit("hold.remove", number=number)
+        actor.commit("hold.remove", {_rel(dossier_id): None}, number=number, obj=dossier_id)
 
 
 def list_holds(v) -> list[dict[str, Any]]:
-    d = v.root / "holds"
     rows = []
     for dossier_id in sorted(held_dossiers(v)):
-        rec = records.load_toml(d / f"{dossier_id}.toml")
+        rec = authority.load(v, _rel(dossier_id))
         rows.append({k: rec[k] for k in ("number", "at", "by")})
     return sorted(rows, key=lambda r: r["number"])

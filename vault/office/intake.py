@@ -17,15 +17,14 @@ from typing import Any
 import tomli_w
 
 from vault import clock
-from vault.archive import members
-from vault.store import records
+from vault.archive import authority, members
 from vault.crypto import age
 from vault.office.documents import CATEGORIES, HashingWriter, hash_file
-from vault.office.dossier import load_manifest, parse_date, resolve, write_manifest
+from vault.office.dossier import load_manifest, manifest_file, parse_date, read_table, resolve, write_table
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.store.keytable import KeyRefRecipient, read_key_table, seal, write_key_table
-from vault.store import atomic_writer, fsync_dir, write_atomic
+from vault.store import atomic_writer, fsync_dir, records, write_atomic
+from vault.store.keytable import KeyRefRecipient, seal
 
 ID_LEN = 32
 
@@ -135,8 +134,7 @@ def accept(actor, sid: str) -> str:
         m = load_manifest(v, dossier_id)
         if m["status"] == "destroyed":
             raise ConflictError(f"dossier {m['number']} has been destroyed", hint="reject the submission")
-        kt = v.layout.key_table(dossier_id)
-        table = read_key_table(kt, actor.read_identities(), dossier=dossier_id)
+        table = read_table(v, dossier_id, actor.read_identities())
         doc_id, kid = secrets.token_hex(16), secrets.token_hex(16)
         rcpt = KeyRefRecipient(kid)
         dst = v.layout.document(dossier_id, doc_id)
@@ -157,14 +155,14 @@ def accept(actor, sid: str) -> str:
             "original": rec["original"], "version": 1, "added_at": clock.stamp(), "added_by": actor.name,
             "size": hw.size, "sha256": hw.h.hexdigest(), "meta_key": meta_kid,
             "meta": base64.b64encode(meta_blob).decode()})
-        write_key_table(kt, table, members.ring_recipients(v))
+        m["revision"] += 1
+        write_table(v, table)
+        actor.commit("intake.accept", manifest_file(actor, m), number=number, ref=sid,
+                     obj=dossier_id, rev=m["revision"])
         from vault.office import access
 
         access.refresh_grant_keys(actor, dossier_id, table)
-        m["revision"] += 1
-        write_manifest(actor, m)
         _remove(v, sid)
-        actor.audit("intake.accept", number=number, ref=sid, rev=m["revision"])
     return number
 
 
@@ -177,10 +175,11 @@ def reject(actor, sid: str, reason: str) -> None:
     with v.lock(exclusive=True):
         rec = _load(v, sid)
         sealed = members.seal_text(v, reason)
-        records.write_toml(_dir(v) / f"{sid}.rejected.toml", actor.sign(
-            {"format": 1, "id": sid, "for": rec["for"], "by": actor.name, "at": clock.stamp(), "reason": sealed}))
+        signed = actor.sign({"format": 1, "id": sid, "for": rec["for"], "by": actor.name, "at": clock.stamp(),
+                             "reason": sealed})
+        actor.commit("intake.reject", {f"intake/{sid}.rejected.toml": records.dump_toml(signed)}, number=rec["for"],
+                     ref=sid)
         _remove(v, sid)
-        actor.audit("intake.reject", number=rec["for"], ref=sid)
 
 
 def _remove(v, sid: str) -> None:

@@ -6,12 +6,13 @@ import base64
 import tomllib
 from typing import Any
 
-from vault.office import access
-from vault.store import index
 from vault.archive import members
-from vault.office.dossier import PROFILE_FIELDS, _seal_profile, load_manifest, read_profile, resolve, write_manifest
+from vault.office import access
+from vault.office.dossier import (PROFILE_FIELDS, _seal_profile, load_manifest, manifest_file, read_profile, resolve,
+                                  write_table)
 from vault.errors import InputError, PermissionDeniedError
-from vault.store.keytable import unseal, write_key_table
+from vault.store import index
+from vault.store.keytable import unseal
 
 
 def _may_update(actor, m: dict[str, Any]) -> None:
@@ -60,12 +61,12 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
             raise InputError("the values given are the current ones; nothing changed")
         version = m["profile"][-1]["version"] + 1
         m["profile"].append(_seal_profile(table, new, actor.name, version, changed=changed))
-        write_key_table(v.layout.key_table(dossier_id), table, members.ring_recipients(v))
-        access.refresh_grant_keys(actor, dossier_id, table)
         m["revision"] += 1
-        write_manifest(actor, m)
+        write_table(v, table)
+        actor.commit("dossier.update", manifest_file(actor, m), number=m["number"],
+                     obj=dossier_id, rev=m["revision"])
+        access.refresh_grant_keys(actor, dossier_id, table)
         _reindex(actor, dossier_id, old, new)
-        actor.audit("dossier.update", number=m["number"], rev=m["revision"])
     return version
 
 

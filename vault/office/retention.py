@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from vault import clock
-from vault.office.dossier import iter_manifests, load_manifest, parse_date, resolve, write_manifest
+from vault.office.dossier import iter_manifests, load_manifest, manifest_file, parse_date, resolve
 from vault.errors import ConflictError, InputError, NotFoundError
 
 # Events every vault knows; plugins add more through ``vault_register_retention_events``.
@@ -40,8 +40,7 @@ def record_event(actor, docno: str, event: str, date: str) -> None:
             raise NotFoundError(f"no document {docno}")
         doc.setdefault("events", {})[event] = date
         m["revision"] += 1
-        write_manifest(actor, m)
-        actor.audit("doc.event", number=docno, ref=event, rev=m["revision"])
+        actor.commit("doc.event", manifest_file(actor, m), number=docno, ref=event, obj=m["id"], rev=m["revision"])
 
 
 def close_dossier(actor, number: str, date: str) -> None:
@@ -55,8 +54,7 @@ def close_dossier(actor, number: str, date: str) -> None:
             raise ConflictError(f"dossier {m['number']} is {m['status']}")
         m["status"], m["closed"] = "closed", date
         m["revision"] += 1
-        write_manifest(actor, m)
-        actor.audit("dossier.close", number=m["number"], rev=m["revision"])
+        actor.commit("dossier.close", manifest_file(actor, m), number=m["number"], obj=m["id"], rev=m["revision"])
 
 
 def rule_for(policy: dict[str, Any], m: dict[str, Any], d: dict[str, Any]) -> dict[str, Any] | None:

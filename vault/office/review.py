@@ -16,12 +16,12 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from vault.office import access, dossier
 from vault import clock
-from vault.archive import completeness, members
-from vault.store import records
+from vault.archive import authority, completeness, members
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError
-from vault.store.keytable import read_key_table, seal, unseal, write_key_table
+from vault.office import access, dossier
+from vault.store import records
+from vault.store.keytable import seal, unseal
 
 OUTCOMES = ("verified", "needs-update")
 _SEQ_FILE = re.compile(r"([1-9][0-9]{0,8})\.toml\Z")
@@ -47,24 +47,21 @@ def interval_days(policy_data: Mapping[str, Any], klass: str) -> int:
 
 def history(v, dossier_id: str, *, member_records: dict | None = None) -> list[dict[str, Any]]:
     """Every review record of a dossier, verified, oldest first (notes stay sealed)."""
-    d = _dir(v, dossier_id)
-    if not d.is_dir():
-        return []
     mem = member_records if member_records is not None else members.all_members(v)
     out = []
-    for p in d.iterdir():
-        match = _SEQ_FILE.match(p.name)
+    prefix = f"reviews/{dossier_id}/"
+    for what, (h, *_) in authority.state(v)["files"].items():
+        match = _SEQ_FILE.match(what[len(prefix):]) if what.startswith(prefix) and h is not None else None
         if not match:
-            continue  # .tmp- leftovers of an interrupted write, ignored like everywhere else
-        what = f"reviews/{dossier_id}/{p.name}"
+            continue
         try:
-            rec = records.load_toml(p, schema="review", what=what)
+            rec = authority.load(v, what, schema="review")
         except FormatError as e:
             raise IntegrityError(str(e)) from None
         if rec["dossier"] != dossier_id or rec["seq"] != int(match.group(1)):
             raise IntegrityError(f"{what}: belongs to another dossier or place", hint="run 'vault check'")
-        if rec["signature"]["by"] != rec["by"]:
-            raise IntegrityError(f"{what}: signed by {rec['signature']['by']}, not by its reviewer")
+        if rec["signature"]["by"] != rec["by"] or authority.signer_of(v, what) != rec["by"]:
+            raise IntegrityError(f"{what}: not written by its reviewer")
         members.verify_by_member(v, rec, what=what, members=mem)
         out.append(rec)
     return sorted(out, key=lambda r: r["seq"])
@@ -143,22 +140,23 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
         seq = max((r["seq"] for r in history(v, dossier_id)), default=0) + 1
         rec: dict[str, Any] = {"format": 1, "dossier": dossier_id, "number": m["number"], "seq": seq,
                                "at": clock.stamp(), "by": actor.name, "outcome": outcome}
+        files = {}
+        table = None
         if note:
             # Free text may name the customer: sealed like the profile, so it is read with the
-            # dossier's keys and crypto-shredded with them. The key table is written first; the
-            # review record that names the key is the commit point.
-            kt_path = v.layout.key_table(dossier_id)
-            table = read_key_table(kt_path, actor.read_identities(), dossier=dossier_id)
+            # dossier's keys and crypto-shredded with them; table and record commit together.
+            table = dossier.read_table(v, dossier_id, actor.read_identities())
             kid, blob = seal(note.encode(), table)
             rec.update(note_key=kid, note=base64.b64encode(blob).decode())
-            write_key_table(kt_path, table, members.ring_recipients(v))
-            access.refresh_grant_keys(actor, dossier_id, table)
+            dossier.write_table(v, table)
         signed = actor.sign(rec)
         records.validate(signed, "review", what=f"review {seq} of {m['number']}")
         d = _dir(v, dossier_id)
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        records.write_toml(d / f"{seq}.toml", signed)
-        actor.audit("review.record", number=m["number"], ref=f"review-{seq}")
+        files[f"reviews/{dossier_id}/{seq}.toml"] = records.dump_toml(signed)
+        actor.commit("review.record", files, number=m["number"], ref=f"review-{seq}", obj=dossier_id)
+        if table is not None:
+            access.refresh_grant_keys(actor, dossier_id, table)
     return {k: rec[k] for k in ("number", "seq", "at", "by", "outcome")}
 
 

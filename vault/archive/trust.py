@@ -1,0 +1,357 @@
+"""The trust table: for each history action, who may take it, which records it may write, what it binds.
+
+One row per action. ``authority`` replays the history and asks this table, at each entry, whether
+the entry counts: its signer must be an active member, holding the policy right ``right`` in force
+at that position (or, for a ``root`` action, the fixed role ``supervisor``); every record it names
+must match one of ``writes``; and ``bind`` must find the entry consistent with the state so far
+(the request a decision answers exists and is undecided, the approver is not the requester, …).
+``apply`` then changes the state. Adding a record kind is one row here and one pattern in ``RECORDS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any, Callable
+
+# The role that holds the roots (members, rings, policy): fixed in code, never taken from a policy.
+ROOT_ROLE = "supervisor"
+
+# Every file the vault writes that a history entry must bind (signed records, and replaceable
+# encrypted files whose swap would hand out keys): ``vault check`` names any such file no entry names.
+RECORDS = (
+    "policy.toml", "policy/*.toml", "members/*.toml", "rings/*.toml", "rings/*.age",
+    "dossiers/*/manifest.toml", "requests/R-*.toml", "grants/G-*.toml", "holds/*.toml",
+    "destructions/D-*.toml", "reviews/*/*.toml", "intake/*.rejected.toml",
+)
+# Files that are not records, and why they need no entry: the genesis record anchors itself; key
+# tables and the intake and index keys are encrypted to the ring recipients the history binds (a
+# swapped one hands its writer nothing; the backup key mirror restores the newest beside older data);
+# indexes are hints verified against manifests; document ciphertext is bound by its manifest's
+# sha256; submissions are unsigned by design (anyone may submit); key releases are deleted to end a
+# grant, and a forged one could only hold keys its writer already had; the audit files are the history.
+NOT_RECORDS = (
+    "vault.toml", ".lock", "index/*", "index/*/*", "index/*/*/*", "dossiers/*/documents/*.age", "intake/*.age", "intake/*.toml",
+    "keys/*.age", "keys/grants/*.age", "audit/*", "backups.toml",
+)
+
+State = dict[str, Any]
+Entry = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Row:
+    """What makes an entry of one action count. ``right`` is a policy action, a function of the
+    entry and state giving one, or None (any active member: reads whose key check is the cipher)."""
+
+    right: str | Callable[[Entry, State], str] | None
+    writes: tuple[str, ...] = ()  # patterns; {obj} and {ref} stand for the entry's own ids
+    root: bool = False
+    bind: Callable[[Entry, State], str | None] | None = None
+    apply: Callable[[Entry, State], None] | None = None
+
+
+def match(path: str, pattern: str) -> bool:
+    """Shell-style match segment by segment: ``*`` never crosses a ``/``."""
+    a, b = path.split("/"), pattern.split("/")
+    return len(a) == len(b) and all(fnmatchcase(x, y) for x, y in zip(a, b))
+
+
+def is_record(path: str) -> bool:
+    return any(match(path, p) for p in RECORDS)
+
+
+def is_known_file(path: str) -> bool:
+    return is_record(path) or any(match(path, p) for p in NOT_RECORDS)
+
+
+# -- bindings: each returns a reason the entry counts for nothing, or None ----------------------
+
+def _dossier_of(e: Entry, s: State) -> str | None:
+    d = s["dossiers"].get(e.get("obj") or "")
+    if d is None:
+        return f"names dossier {e.get('obj')!r}, which the history never created"
+    if e.get("number") and e["number"].split("/")[0] != d["number"]:
+        return f"names number {e['number']} but dossier {e['obj']} is {d['number']}"
+    return None
+
+
+def _live_dossier(e: Entry, s: State) -> str | None:
+    why = _dossier_of(e, s)
+    if why is None and s["dossiers"][e["obj"]]["destroyed"]:
+        why = f"dossier {e['obj']} was destroyed"
+    return why
+
+
+def _bind_create(e: Entry, s: State) -> str | None:
+    if e.get("obj") in s["dossiers"] or not e.get("number"):
+        return "creates a dossier that exists, or without a number"
+    if e["number"] in s["numbers"]:
+        return f"issues number {e['number']} a second time"
+    return None
+
+
+def _apply_create(e: Entry, s: State) -> None:
+    s["dossiers"][e["obj"]] = {"number": e["number"], "destroyed": False}
+    s["numbers"][e["number"]] = e["obj"]
+
+
+def _bind_member_add(e: Entry, s: State) -> str | None:
+    sub = e.get("subject") or {}
+    if e.get("obj") in s["members"]:
+        return f"adds member {e.get('obj')}, who exists (names are never reused)"
+    if not all(isinstance(sub.get(k), t) for k, t in (("key", str), ("roles", list), ("dept", str))):
+        return "adds a member without key, roles and dept"
+    if any(m["key"] == sub["key"] for m in s["members"].values()):
+        return "adds a key that already belongs to a member"
+    return None
+
+
+def _apply_member_add(e: Entry, s: State) -> None:
+    sub = e["subject"]
+    s["members"][e["obj"]] = {"key": sub["key"], "roles": sorted(sub["roles"]), "dept": sub["dept"],
+                              "status": "active", "since": e["seq"], "removed": None}
+
+
+def _bind_member_remove(e: Entry, s: State) -> str | None:
+    m = s["members"].get(e.get("obj") or "")
+    if m is None or m["status"] != "active":
+        return f"removes {e.get('obj')!r}, who is not an active member"
+    if e["obj"] == e["member"]:
+        return "a member removes themself"
+    return None
+
+
+def _apply_member_remove(e: Entry, s: State) -> None:
+    m = s["members"][e["obj"]]
+    m["status"], m["removed"] = "removed", e["seq"]
+    # Removal closes the leaver's grants in the same entry: a fact, whatever files say later.
+    for g in s["grants"].values():
+        if g["grantee"] == e["obj"] and g["closed"] is None:
+            g["closed"] = "member-removed"
+
+
+def _bind_policy(e: Entry, s: State) -> str | None:
+    want = f"policy/{s['policy_version'] + 1}.toml"
+    if set(e.get("records", {})) != {"policy.toml", want}:
+        return f"a policy update must write policy.toml and {want}"
+    return None  # the rings and supervisor rights are compared by authority, which reads the file
+
+
+def _request_right(e: Entry, s: State) -> str:
+    r = s["requests"].get(e.get("obj") or "")
+    return "request.approve-copy" if r and r["kind"] == "copy" else "request.approve-access"
+
+
+def _bind_request(e: Entry, s: State) -> str | None:
+    if not e.get("ref") or e["ref"] in s["requests"]:
+        return "files a request under a number that exists"
+    return _live_dossier(e, s)
+
+
+def _apply_request(e: Entry, s: State) -> None:
+    s["requests"][e["ref"]] = {"kind": e["action"].split(".")[1], "dossier": e["obj"], "target": e["number"],
+                               "by": e["member"], "dept": s["members"][e["member"]]["dept"], "seq": e["seq"],
+                               "decision": None, "decided_by": None, "used": False, "grant": None}
+
+
+def _bind_decision(e: Entry, s: State) -> str | None:
+    r = s["requests"].get(e.get("obj") or "")
+    if r is None:
+        return f"decides {e.get('obj')!r}, which the history never filed"
+    if r["decision"] is not None:
+        return f"decides {e['obj']} a second time"
+    # Two-person rule on the signers of the entries, never on a typed field.
+    if e["member"] == r["by"]:
+        return f"{e['member']} decides their own request {e['obj']}"
+    signer = s["members"][e["member"]]
+    if r["kind"] == "access" and not ("dept-head" in signer["roles"] and signer["dept"] == r["dept"]):
+        return f"{e['member']} is not a head of department {r['dept']}, the requester's"
+    if r["kind"] == "copy" and ROOT_ROLE not in signer["roles"]:
+        return f"{e['member']} is not a supervisor, who decides copies"
+    return None
+
+
+def _apply_decision(e: Entry, s: State) -> None:
+    r = s["requests"][e["obj"]]
+    r["decision"] = "approved" if e["action"] == "request.approve" else "denied"
+    r["decided_by"] = e["member"]
+
+
+def _bind_use(e: Entry, s: State) -> str | None:
+    r = s["requests"].get(e.get("obj") or "")
+    if r is None or r["kind"] != "copy" or r["decision"] != "approved" or r["used"] or r["by"] != e["member"]:
+        return f"uses {e.get('obj')!r}, which is not an unused copy approval of {e['member']}"
+    return None
+
+
+def _bind_grant(e: Entry, s: State) -> str | None:
+    r = s["requests"].get(e.get("obj") or "")
+    if r is None or r["kind"] != "access" or r["decision"] != "approved" or r["grant"] is not None:
+        return f"grants {e.get('obj')!r}, which is not an approved, ungranted access request"
+    if not e.get("ref") or e["ref"] in s["grants"]:
+        return "grants under a number that exists"
+    if s["members"][r["by"]]["status"] != "active":
+        return f"grants to {r['by']}, who is no longer a member"
+    if s["dossiers"][r["dossier"]]["destroyed"]:
+        return "grants a destroyed dossier"
+    return None
+
+
+def _apply_grant(e: Entry, s: State) -> None:
+    r = s["requests"][e["obj"]]
+    r["grant"] = e["ref"]
+    s["grants"][e["ref"]] = {"request": e["obj"], "dossier": r["dossier"], "grantee": r["by"], "by": e["member"],
+                             "seq": e["seq"], "closed": None}
+
+
+def _bind_close(e: Entry, s: State) -> str | None:
+    g = s["grants"].get(e.get("obj") or "")
+    if g is None or g["closed"] is not None:
+        return f"closes {e.get('obj')!r}, which is not an open grant"
+    return None
+
+
+def _apply_close(e: Entry, s: State) -> None:
+    s["grants"][e["obj"]]["closed"] = "revoked" if e["action"] == "grant.revoke" else "expired-swept"
+
+
+def _bind_hold_add(e: Entry, s: State) -> str | None:
+    return _live_dossier(e, s) or (f"dossier {e['obj']} is already held" if e["obj"] in s["holds"] else None)
+
+
+def _bind_hold_remove(e: Entry, s: State) -> str | None:
+    return None if e.get("obj") in s["holds"] else f"lifts a hold on {e.get('obj')!r} that is not in force"
+
+
+def _bind_destroy_request(e: Entry, s: State) -> str | None:
+    if not e.get("ref") or e["ref"] in s["destructions"]:
+        return "files a destruction under a number that exists"
+    return _live_dossier(e, s)
+
+
+def _apply_destroy_request(e: Entry, s: State) -> None:
+    s["destructions"][e["ref"]] = {"dossier": e["obj"], "target": e["number"], "by": e["member"],
+                                   "state": "requested", "approved_by": None, "seq": e["seq"]}
+
+
+def _bind_destroy_approve(e: Entry, s: State) -> str | None:
+    d = s["destructions"].get(e.get("obj") or "")
+    if d is None or d["state"] != "requested":
+        return f"approves {e.get('obj')!r}, which is not a pending destruction"
+    if e["member"] == d["by"] or ROOT_ROLE not in s["members"][e["member"]]["roles"]:
+        return "a destruction is approved by a supervisor other than its requester"
+    return None
+
+
+def _apply_destroy_approve(e: Entry, s: State) -> None:
+    d = s["destructions"][e["obj"]]
+    d["state"], d["approved_by"] = "approved", e["member"]
+
+
+def _bind_destroy_execute(e: Entry, s: State) -> str | None:
+    d = s["destructions"].get(e.get("obj") or "")
+    if d is None or d["state"] != "approved":
+        return f"executes {e.get('obj')!r}, which is not an approved destruction"
+    if d["dossier"] in s["holds"]:
+        return "executes a destruction of a dossier under a legal hold"
+    for p in e.get("records", {}):
+        if p != f"dossiers/{d['dossier']}/manifest.toml":
+            return f"writes {p}, outside the dossier the approved request names"
+    return None
+
+
+def _apply_destroy_execute(e: Entry, s: State) -> None:
+    d = s["destructions"][e["obj"]]
+    d["state"], d["executed_by"], d["certificate"] = "executed", e["member"], None
+    if "/" not in d["target"]:
+        s["dossiers"][d["dossier"]]["destroyed"] = True
+        for g in s["grants"].values():
+            if g["dossier"] == d["dossier"] and g["closed"] is None:
+                g["closed"] = "destroyed"
+
+
+def _bind_certify(e: Entry, s: State) -> str | None:
+    d = s["destructions"].get(e.get("obj") or "")
+    if d is None or d["state"] != "executed" or d.get("certificate") is not None:
+        return f"certifies {e.get('obj')!r}, which is not an executed, uncertified destruction"
+    if d["executed_by"] != e["member"]:
+        return "a certificate is signed by the member who executed the destruction"
+    return None
+
+
+def _bind_intake(e: Entry, s: State) -> str | None:
+    if not e.get("ref") or e["ref"] in s["intake"]:
+        return "decides a submission twice"
+    return _live_dossier(e, s) if e["action"] == "intake.accept" else None
+
+
+def _apply_intake(e: Entry, s: State) -> None:
+    s["intake"][e["ref"]] = e["action"].split(".")[1]
+
+
+def _bind_review(e: Entry, s: State) -> str | None:
+    return _live_dossier(e, s)
+
+
+DOSSIER = ("dossiers/{obj}/manifest.toml",)
+RING = ("rings/*.toml", "rings/*.age")
+
+TRUST: dict[str, Row] = {
+    # Roots: only an active supervisor, whatever the policy says.
+    "member.add": Row("member.manage", ("members/{obj}.toml", *RING), root=True, bind=_bind_member_add,
+                      apply=_apply_member_add),
+    "member.remove": Row("member.manage", ("members/{obj}.toml", *RING), root=True,
+                         bind=_bind_member_remove, apply=_apply_member_remove),
+    "policy.update": Row("policy.manage", ("policy.toml", "policy/*.toml"), root=True, bind=_bind_policy),
+    # Dossiers and documents.
+    "dossier.create": Row("dossier.create", DOSSIER, bind=_bind_create, apply=_apply_create),
+    "doc.add": Row("doc.add", DOSSIER, bind=_live_dossier),
+    "doc.event": Row("doc.add", DOSSIER, bind=_live_dossier),
+    "dossier.close": Row("doc.add", DOSSIER, bind=_live_dossier),
+    "dossier.update": Row("dossier.update", DOSSIER, bind=_live_dossier),
+    "review.record": Row("review.record", ("reviews/{obj}/*.toml",), bind=_bind_review),
+    "intake.accept": Row("intake.manage", DOSSIER, bind=_bind_intake, apply=_apply_intake),
+    "intake.reject": Row("intake.manage", ("intake/{ref}.rejected.toml",), bind=_bind_intake, apply=_apply_intake),
+    # Requests and grants [R-3.4.1, R-3.4.2].
+    "request.access": Row("request.create", ("requests/{ref}.toml",), bind=_bind_request, apply=_apply_request),
+    "request.copy": Row("request.create", ("requests/{ref}.toml",), bind=_bind_request, apply=_apply_request),
+    "request.approve": Row(_request_right, ("requests/{obj}.decision.toml",), bind=_bind_decision, apply=_apply_decision),
+    "request.deny": Row(_request_right, ("requests/{obj}.decision.toml",), bind=_bind_decision, apply=_apply_decision),
+    "request.use": Row(None, ("requests/{obj}.used.toml",), bind=_bind_use,
+                       apply=lambda e, s: s["requests"][e["obj"]].update(used=True)),
+    "grant.create": Row("grant.manage", ("grants/{ref}.toml",), bind=_bind_grant, apply=_apply_grant),
+    "grant.revoke": Row("grant.manage", ("grants/{obj}.closed.toml",), bind=_bind_close, apply=_apply_close),
+    "grant.sweep": Row("grant.sweep", ("grants/{obj}.closed.toml",), bind=_bind_close, apply=_apply_close),
+    # Holds and destruction [R-3.3.2].
+    "hold.add": Row("hold.manage", ("holds/{obj}.toml",), bind=_bind_hold_add,
+                    apply=lambda e, s: s["holds"].__setitem__(e["obj"], e["seq"])),
+    "hold.remove": Row("hold.manage", ("holds/{obj}.toml",), bind=_bind_hold_remove,
+                       apply=lambda e, s: s["holds"].pop(e["obj"])),
+    "destroy.request": Row("destroy.request", ("destructions/{ref}.toml",), bind=_bind_destroy_request,
+                           apply=_apply_destroy_request),
+    "destroy.approve": Row("destroy.approve", ("destructions/{obj}.approval.toml",), bind=_bind_destroy_approve,
+                           apply=_apply_destroy_approve),
+    "destroy.execute": Row("destroy.execute", ("dossiers/*/manifest.toml",), bind=_bind_destroy_execute,
+                           apply=_apply_destroy_execute),
+    "destroy.certify": Row("destroy.execute", ("destructions/{obj}.certificate.toml",), bind=_bind_certify,
+                           apply=lambda e, s: s["destructions"][e["obj"]].update(certificate=e["seq"])),
+    # Reads and reports: they write nothing; the right is the policy's (keys do the rest).
+    "doc.view": Row("doc.view"),
+    "doc.save": Row("doc.save"),
+    "doc.export": Row(None),
+    "dossier.export": Row(None),
+    "dossier.read": Row(None),
+    "dossier.completeness": Row("review.read"),
+    "review.completeness": Row("review.read"),
+    "review.due": Row("review.read"),
+    "review.note": Row(None),
+    "review.notify": Row("review.read"),
+    "find": Row("find"),
+    "audit.read": Row("audit.read"),
+    "vault.open": Row(None),
+}
+
+
+def row(action: str) -> Row | None:
+    return TRUST.get(action)
