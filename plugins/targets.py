@@ -8,7 +8,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from vault.errors import InputError, NotFoundError, PluginError
@@ -100,6 +100,30 @@ class FileTarget:
         fsync_dir(path.parent)
 
 
+class _S3Body(io.RawIOBase):
+    """An object's body read as it arrives, so a restore can stream a large blob; errors as PluginError."""
+
+    def __init__(self, target: "S3Target", body: Any) -> None:
+        self._target, self._body = target, body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self._target._call(self._body.read, len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        return self._target._call(self._body.read)
+
+    def close(self) -> None:
+        try:
+            self._body.close()
+        finally:
+            super().close()
+
+
 class S3Target:
     """Objects in an S3 bucket under a prefix: ``s3://bucket/prefix[?endpoint=URL&region=NAME]``.
 
@@ -179,7 +203,7 @@ class S3Target:
             if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
                 raise NotFoundError(f"{self.url}: no object {name}") from None
             raise
-        return io.BytesIO(resp["Body"].read())
+        return io.BufferedReader(_S3Body(self, resp["Body"]), 1 << 20)
 
     def exists(self, name: str) -> bool:
         from botocore.exceptions import ClientError

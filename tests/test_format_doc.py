@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from vault.office import documents, dossier
-from vault.store import identity, index, records
-from vault.archive import policy
+from vault.store import identity, index, records, searchdb
+from vault.archive import policy, searchindex
 from vault import store
 from vault.crypto import age, armor, scrypt, sign, stream
 from vault.errors import FormatError
@@ -46,7 +46,9 @@ CLAIMS = {
     "member name": r"`name` \(`([^`]+)` ✓\)",
     "keyref type": r"### The `([^`]+)` stanza\n(?:(?!\n## )[\s\S])*?somebody else defines ✓",
     "categories": r"`category` \(((?:`[a-z-]+`,?\s+)+)✓",
-    "blind token": r"`token = hex\(HMAC-SHA-256\(K, field \|\| 0x00 \|\| normalize\(value\)\)\)\[:(\d+)\]` ✓ \((\d+) bits\)",
+    "index identity": r'`HMAC-SHA-256\(K, "([^"]+)"\)` ✓',
+    "index magic": r'"([^"]+)" ✓ \|\| uint32-be',
+    "delta padding": r"multiple of (\d+) ✓\s+bytes",
     "identity work factor": r"\(work factor\s+2\^(\d+) ✓\)",
     "chunk size": r"exactly (\d+) ✓ plaintext bytes \((\d+) on disk\)",
     "max work factor": r"\| scrypt max work factor \(log2 N\) \| (\d+) ✓ \|",
@@ -123,8 +125,9 @@ def test_named_schemas_exist_and_load():
 def test_signature_domain():
     domain = claim("signature domain").group(1).replace("\\n", "\n").encode()
     assert domain == records.SIGNATURE_DOMAIN == b"vault-record-v1\n"
-    secret = sign.generate_signing_key()
-    rec = records.sign_record({"format": 1, "name": "zoë", "n": 2}, signer="alice", secret=secret)
+    ident = identity.MemberIdentity.generate()
+    secret = ident.sign_secret
+    rec = records.sign_record({"format": 1, "name": "zoë", "n": 2}, signer="alice", key=ident)
     # Rebuilt from the document's words: domain || sorted compact JSON, non-ASCII unescaped.
     body = '{"format":1,"n":2,"name":"zoë"}'
     sign.verify(sign.signing_public_of(secret), domain + body.encode(), base64.b64decode(rec["signature"]["ed25519"]))
@@ -241,15 +244,15 @@ def test_categories():
 
 # -- §11, §12, §13: tokens, identity files, payload, caps --------------------------------------------
 
-def test_blind_token(tmp_path):
-    m = claim("blind token")
-    hex_chars, bits = int(m.group(1)), int(m.group(2))
-    assert hex_chars == index.BLIND_TOKEN_BYTES * 2 == 8
-    assert bits == index.BLIND_TOKEN_BYTES * 8
+def test_search_index_constants():
+    assert claim("index identity").group(1).encode() == searchindex.IDENTITY_LABEL == b"vault-search-identity-v1"
+    assert claim("index magic").group(1).replace("\\n", "\n").encode() == searchdb.MAGIC
+    assert int(claim("delta padding").group(1)) == searchindex.DELTA_PAD == 1024
     key = bytes(range(32))
-    token = index.BlindIndex(tmp_path, key).token("name", "  Ünïcode   CO ")
-    want = hmac.new(key, b"name\x00" + index.normalize("name", "ünïcode co").encode(), hashlib.sha256).hexdigest()
-    assert token == want[:hex_chars]
+    seed = hmac.new(key, b"vault-search-identity-v1", hashlib.sha256).digest()
+    from vault.crypto import bech32
+
+    assert bech32.decode(searchindex.identity_text(key))[1] == seed
 
 
 def test_identity_file_work_factor(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ from vault.errors import (
     PermissionDeniedError,
 )
 from vault.store import records
-from vault.store.identity import MemberIdentity, PublicKey
+from vault.store.identity import MemberKey, PublicKey
 from vault.archive.policy import ROLES
 from vault.store import fsync_dir, sync_files, write_atomic
 
@@ -112,7 +112,7 @@ def ring_recipients(v) -> list[age.Recipient]:
     return [age.parse_recipient(ring_record(v, r)["recipient"]) for r in sorted(v.policy.data["rings"])]
 
 
-def unlock_ring(v, ring: str, ident: MemberIdentity) -> age.Identity:
+def unlock_ring(v, ring: str, ident: MemberKey) -> age.Identity:
     """Decrypt the ring identity with a member's identity."""
     blob = authority.read(v, f"rings/{ring}.age")
     try:

@@ -24,7 +24,7 @@ from vault.archive.authority import STATE_VERSION, entry_bytes, genesis_hash
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError, InputError, PermissionDeniedError
 from vault.store import VaultLock, fsync_dir, records, write_atomic
-from vault.store.identity import MemberIdentity, PublicKey
+from vault.store.identity import MemberKey, PublicKey
 
 V1_AUDIT_DOMAIN = b"vault-audit-v1\n"
 V2_LOG = "audit/v2-log.jsonl"  # the new history, complete, before vault.toml switches to it
@@ -159,7 +159,7 @@ def snapshot(root: Path, cfg: dict) -> dict[str, Any]:
     return st
 
 
-def migrate(root: Path, ident: MemberIdentity) -> str:
+def migrate(root: Path, ident: MemberKey) -> str:
     """Upgrade the vault at ``root``; returns the new fingerprint. Safe to run again after a crash."""
     from vault.archive.vault import fingerprint_of
 
@@ -194,11 +194,11 @@ def migrate(root: Path, ident: MemberIdentity) -> str:
                 files[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
         entry = {"seq": 1, "at": clock.stamp(), "member": me, "action": "vault.migrate", "outcome": "ok",
                  "prev": genesis_hash(new_cfg), "records": files, "subject": st, "ref": new_cfg["migrated_from"]}
-        entry["sig"] = base64.b64encode(sign.sign(ident.sign_secret, entry_bytes(entry))).decode()
+        entry["sig"] = base64.b64encode(ident.sign(entry_bytes(entry))).decode()
         line = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         write_atomic(root / V2_LOG, line + b"\n", mode=0o600)
         cp = records.sign_record({"format": 2, "count": 1, "head": hashlib.sha256(line).hexdigest(), "at": entry["at"]},
-                                 signer=me, secret=ident.sign_secret)
+                                 signer=me, key=ident)
         # The commit point: vault.toml turns format 2; then the new history takes the log's place.
         records.write_toml(root / "vault.toml", new_cfg)
         os.replace(root / V2_LOG, root / "audit" / "log.jsonl")

@@ -27,6 +27,7 @@ ACTIONS = (
     "grant.manage",  # grant, revoke
     "grant.sweep",
     "intake.manage",
+    "intake.invite",  # invite a customer to the online platform; a liaison only for their department
     "audit.read",
     "retention.read",
     "hold.manage",
@@ -50,12 +51,12 @@ DEFAULT_POLICY: dict[str, Any] = {
             "description": "classifies, numbers, binds and enters records [R-2.1]",
             "may": ["dossier.create", "dossier.list", "dossier.read", "doc.add", "doc.view", "doc.save", "find",
                     "check", "request.create", "grant.manage", "grant.sweep", "intake.manage",
-                    "retention.read", "hold.manage", "destroy.request", "review.read", "review.record",
+                    "intake.invite", "retention.read", "hold.manage", "destroy.request", "review.read", "review.record",
                     "dossier.update"],
         },
         "liaison": {
             "description": "part-time archive liaison of a business department [R-2.2]",
-            "may": ["dossier.list", "doc.view", "request.create", "review.read", "dossier.update"],
+            "may": ["dossier.list", "doc.view", "request.create", "review.read", "dossier.update", "intake.invite"],
         },
         "staff": {
             "description": "business staff who collect customer material [R-2.2]",

@@ -22,7 +22,7 @@ ROOT_ROLE = "supervisor"
 RECORDS = (
     "policy.toml", "policy/*.toml", "members/*.toml", "rings/*.toml", "rings/*.age",
     "dossiers/*/manifest.toml", "requests/R-*.toml", "grants/G-*.toml", "holds/*.toml",
-    "destructions/D-*.toml", "reviews/*/*.toml", "intake/*.rejected.toml",
+    "destructions/D-*.toml", "reviews/*/*.toml", "intake/*.rejected.toml", "intake/invitations/*.toml",
 )
 # Files that are not records, and why they need no entry: the genesis record anchors itself; key
 # tables and the intake and index keys are encrypted to the ring recipients the history binds (a
@@ -32,7 +32,7 @@ RECORDS = (
 # grant, and a forged one could only hold keys its writer already had; the audit files are the history.
 NOT_RECORDS = (
     "vault.toml", ".lock", "index/*", "index/*/*", "index/*/*/*", "dossiers/*/documents/*.age", "intake/*.age", "intake/*.toml",
-    "keys/*.age", "keys/grants/*.age", "audit/*", "backups.toml",
+    "keys/*.age", "keys/grants/*.age", "audit/*", "backups.toml", "intake/uses/*/*",
 )
 
 State = dict[str, Any]
@@ -146,11 +146,14 @@ def _request_right(e: Entry, s: State) -> str:
 def _bind_request(e: Entry, s: State) -> str | None:
     if not e.get("ref") or e["ref"] in s["requests"]:
         return "files a request under a number that exists"
+    if not e.get("obj") and not e.get("number") and e["action"] == "request.access":
+        return None  # a consultation by customer name: the grant resolves it to one dossier
     return _live_dossier(e, s)
 
 
 def _apply_request(e: Entry, s: State) -> None:
-    s["requests"][e["ref"]] = {"kind": e["action"].split(".")[1], "dossier": e["obj"], "target": e["number"],
+    s["requests"][e["ref"]] = {"kind": e["action"].split(".")[1], "dossier": e.get("obj") or None,
+                               "target": e.get("number") or "",
                                "by": e["member"], "dept": s["members"][e["member"]]["dept"], "seq": e["seq"],
                                "decision": None, "decided_by": None, "used": False, "grant": None}
 
@@ -193,7 +196,16 @@ def _bind_grant(e: Entry, s: State) -> str | None:
         return "grants under a number that exists"
     if s["members"][r["by"]]["status"] != "active":
         return f"grants to {r['by']}, who is no longer a member"
-    if s["dossiers"][r["dossier"]]["destroyed"]:
+    resolution = f"requests/{e['obj']}.resolution.toml"
+    if r["dossier"] is None:  # by customer name: the grant names the dossier it resolved to
+        dossier = s["numbers"].get((e.get("number") or "").split("/")[0])
+        if dossier is None or resolution not in e.get("records", {}):
+            return "a grant of a request by name resolves it to a dossier the history created"
+    else:
+        dossier = r["dossier"]
+        if resolution in e.get("records", {}) or (e.get("number") or "") != r["target"]:
+            return f"grants another object than request {e['obj']} names"
+    if s["dossiers"][dossier]["destroyed"]:
         return "grants a destroyed dossier"
     return None
 
@@ -201,7 +213,11 @@ def _bind_grant(e: Entry, s: State) -> str | None:
 def _apply_grant(e: Entry, s: State) -> None:
     r = s["requests"][e["obj"]]
     r["grant"] = e["ref"]
-    s["grants"][e["ref"]] = {"request": e["obj"], "dossier": r["dossier"], "grantee": r["by"], "by": e["member"],
+    dossier = r["dossier"]
+    if dossier is None:
+        dossier = s["numbers"][e["number"].split("/")[0]]
+        r["resolved"] = {"dossier": dossier, "number": e["number"], "by": e["member"]}
+    s["grants"][e["ref"]] = {"request": e["obj"], "dossier": dossier, "grantee": r["by"], "by": e["member"],
                              "seq": e["seq"], "closed": None}
 
 
@@ -312,6 +328,7 @@ TRUST: dict[str, Row] = {
     "dossier.update": Row("dossier.update", DOSSIER, bind=_live_dossier),
     "review.record": Row("review.record", ("reviews/{obj}/*.toml",), bind=_bind_review),
     "intake.accept": Row("intake.manage", DOSSIER, bind=_bind_intake, apply=_apply_intake),
+    "intake.invite": Row("intake.invite", ("intake/invitations/{ref}.toml",), bind=_live_dossier),
     "intake.reject": Row("intake.manage", ("intake/{ref}.rejected.toml",), bind=_bind_intake, apply=_apply_intake),
     # Requests and grants [R-3.4.1, R-3.4.2].
     "request.access": Row("request.create", ("requests/{ref}.toml",), bind=_bind_request, apply=_apply_request),
@@ -320,7 +337,8 @@ TRUST: dict[str, Row] = {
     "request.deny": Row(_request_right, ("requests/{obj}.decision.toml",), bind=_bind_decision, apply=_apply_decision),
     "request.use": Row(None, ("requests/{obj}.used.toml",), bind=_bind_use,
                        apply=lambda e, s: s["requests"][e["obj"]].update(used=True)),
-    "grant.create": Row("grant.manage", ("grants/{ref}.toml",), bind=_bind_grant, apply=_apply_grant),
+    "grant.create": Row("grant.manage", ("grants/{ref}.toml", "requests/{obj}.resolution.toml"), bind=_bind_grant,
+                        apply=_apply_grant),
     "grant.revoke": Row("grant.manage", ("grants/{obj}.closed.toml",), bind=_bind_close, apply=_apply_close),
     "grant.sweep": Row("grant.sweep", ("grants/{obj}.closed.toml",), bind=_bind_close, apply=_apply_close),
     # Holds and destruction [R-3.3.2].
@@ -348,6 +366,8 @@ TRUST: dict[str, Row] = {
     "review.note": Row(None),
     "review.notify": Row("review.read"),
     "find": Row("find"),
+    "index.rebuild": Row("find"),  # the search index is a hint under index/, verified by its own signatures
+    "index.repair": Row("find"),
     "audit.read": Row("audit.read"),
     "vault.open": Row(None),
 }

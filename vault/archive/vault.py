@@ -14,7 +14,7 @@ from vault import clock
 from vault.store import index, records
 from vault.crypto import age
 from vault.errors import FormatError, InputError, NotFoundError, PermissionDeniedError
-from vault.store.identity import MemberIdentity, PublicKey
+from vault.store.identity import MemberKey, PublicKey
 from vault.archive.policy import DEFAULT_POLICY, Policy
 from vault.store import VaultLock, fsync_dir, sweep_temporaries
 
@@ -177,7 +177,7 @@ class Vault:
             return _SweepingLock(lk, self.root, self)
         return lk
 
-    def act_as(self, ident: MemberIdentity) -> "Actor":
+    def act_as(self, ident: MemberKey) -> "Actor":
         """The member whose identity this is; PermissionDeniedError if they are no (longer a) member."""
         from vault.archive import members
 
@@ -218,7 +218,7 @@ class Actor:
 
     vault: Vault
     record: dict[str, Any]
-    identity: MemberIdentity
+    identity: MemberKey
     _rings: dict[str, age.Identity] = field(default_factory=dict)
 
     @property
@@ -252,7 +252,7 @@ class Actor:
         return audit.commit(self, action, files, **kw)
 
     def sign(self, data: dict[str, Any]) -> dict[str, Any]:
-        return records.sign_record(data, signer=self.name, secret=self.identity.sign_secret)
+        return records.sign_record(data, signer=self.name, key=self.identity)
 
     def forget_rings(self) -> None:
         self._rings.clear()

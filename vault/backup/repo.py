@@ -97,6 +97,10 @@ class Repo:
             self.puts += 1
             self.bytes_put += size
 
+    def open(self, name: str) -> BinaryIO:
+        """The object as a stream (the caller closes it): for objects too large to hold in memory."""
+        return self._call(self.target.get, name)
+
     def get(self, name: str) -> bytes:
         f = self._call(self.target.get, name)
         try:

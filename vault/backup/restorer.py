@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from vault.backup import mirror, packs
+from vault.backup import blobstream, mirror, packs
 from vault.backup.repo import TREES, Repo, data_name
 from vault.crypto import age
 from vault.errors import (AuthenticationError, FormatError, InputError, IntegrityError, NoIdentityMatchError,
@@ -113,18 +113,14 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
     rep = RestoreReport(snapshot=snap["id"], dest=str(dest))
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     by_blob: dict[str, list[list]] = defaultdict(list)
-    written: list[Path] = []
     for entry in tree["files"]:
         path, blob, size, mode = entry
         if path.startswith("/") or ".." in path.split("/"):
             raise IntegrityError(f"snapshot {snap['id'][:8]}: bad path in tree")
         by_blob[blob].append(entry)
-    for blob, data in fetch_blobs(repo, index, by_blob):
-        for path, _, size, mode in by_blob[blob]:
-            _write(dest / path, data, mode)
-            written.append(dest / path)
-            rep.files += 1
-            rep.bytes += size
+        rep.files += 1
+        rep.bytes += size
+    written = blobstream.restore_blobs(repo, index, by_blob, dest)
     latest = mirror.generations(repo)
     for rel, sha_then in sorted(tree.get("keys", {}).items()):
         table = rel[len("keys/"):]

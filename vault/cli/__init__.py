@@ -12,11 +12,16 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from typing import TYPE_CHECKING
+
 import click
 
-from vault.store import identity
+from vault.cli.lazy import LazyGroup
 from vault.errors import InputError, VaultError
-from vault.archive.vault import Vault, dumps_json
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
+    from vault.store.identity import MemberKey
 
 
 class Ctx:
@@ -29,6 +34,8 @@ class Ctx:
 
     @property
     def vault(self) -> Vault:
+        from vault.archive.vault import Vault
+
         if self._vault is None:
             if not self.vault_dir:
                 raise InputError("no vault given", hint="pass --vault DIR or set VAULT_DIR")
@@ -36,16 +43,28 @@ class Ctx:
         return self._vault
 
     def actor(self):
+        return self.vault.act_as(self.member_key())
+
+    def member_key(self, missing: str = "this command needs your identity") -> MemberKey:
+        """The running agent when it holds the identity asked for (or any, when none is asked for);
+        else the identity file, unlocked with the passphrase."""
+        from vault.store import identity
+        from vault.agent import client
+
+        held = client.identity_for(self.identity_file)
+        if held is not None:
+            return held
         if not self.identity_file:
-            raise InputError("this command needs your identity", hint="pass --identity FILE or set VAULT_IDENTITY")
+            raise InputError(missing, hint="pass --identity FILE or set VAULT_IDENTITY")
         path = Path(self.identity_file)
         if not path.is_file():
             raise InputError(f"identity file {path} not found", hint="pass --identity FILE or set VAULT_IDENTITY")
-        ident = identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
-        return self.vault.act_as(ident)
+        return identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
 
 
 def _passphrase(prompt: str, *, confirm: bool = False) -> str:
+    from vault.store import identity
+
     p = identity.passphrase_from_env()
     if p is not None:
         return p
@@ -57,6 +76,8 @@ def _passphrase(prompt: str, *, confirm: bool = False) -> str:
 def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str) -> None:
     """Print ``data`` as JSON or as human text."""
     if as_json:
+        from vault.archive.vault import dumps_json
+
         click.echo(dumps_json(data))
     else:
         click.echo(text(data) if callable(text) else text)
@@ -75,7 +96,7 @@ def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
 json_opt = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
-class VaultGroup(click.Group):
+class VaultGroup(LazyGroup):
     """Turns library errors into one clear line (and a hint) with the right exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -104,21 +125,8 @@ def cli(ctx: click.Context, vault_dir: str | None, identity_file: str | None) ->
     ctx.obj = Ctx(vault_dir, identity_file)
 
 
-
 def main() -> None:
     """Console-script entry point."""
 
     os.umask(0o077)  # nothing the vault writes is for other users
     cli(prog_name="vault")
-
-
-# Command modules attach to ``cli`` on import; they import the names above, so they come last.
-from vault.cli import core  # noqa: E402,F401
-from vault.cli import access  # noqa: E402,F401
-from vault.cli import export  # noqa: E402,F401
-from vault.cli import backup  # noqa: E402,F401
-from vault.cli import review  # noqa: E402,F401
-from vault.cli import retention  # noqa: E402,F401
-from vault.cli import intake  # noqa: E402,F401
-from vault.cli import maintenance  # noqa: E402,F401
-from vault.cli import policy  # noqa: E402,F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vault.office import access
+from vault.office import access, find
 from vault.archive import audit
 from vault import clock
 from vault.cli import Ctx, cli, emit, json_opt
@@ -18,17 +18,21 @@ def request_grp() -> None:
 
 
 def _req_line(r: dict) -> str:
-    return f"{r['number']}  {r['kind']:<6} {r['target']:<22} {r['requester']:<14} {r['state']}"
+    target = r["target"] or "(customer name)"
+    return f"{r['number']}  {r['kind']:<6} {target:<22} {r['requester']:<14} {r['state']}"
 
 
 @request_grp.command("access")
-@click.argument("number")
+@click.argument("number", required=False)
+@click.option("--customer", help="The customer's name, when you do not know the archive number (sealed).")
 @click.option("--purpose", required=True, help="Why you need to consult it (sealed).")
 @json_opt
 @click.pass_obj
-def request_access(obj: Ctx, number: str, purpose: str, as_json: bool) -> None:
-    """Ask to consult a dossier; your department head approves."""
-    no = access.create_request(obj.actor(), "access", number, purpose)
+def request_access(obj: Ctx, number: str | None, customer: str | None, purpose: str, as_json: bool) -> None:
+    """Ask to consult a dossier, by archive number or by customer name; your department head approves."""
+    if (number is None) == (customer is None):
+        raise click.UsageError("give the archive number or --customer NAME")
+    no = access.create_request(obj.actor(), "access", number, purpose, customer=customer)
     emit({"number": no}, as_json, no)
 
 
@@ -61,11 +65,16 @@ def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
 
 @request_grp.command("show")
 @click.argument("req")
+@click.option("--customer", "reveal", is_flag=True,
+              help="Also show the customer name of a request by name (needs your identity; the archive and the department heads).")
 @json_opt
 @click.pass_obj
-def request_show(obj: Ctx, req: str, as_json: bool) -> None:
+def request_show(obj: Ctx, req: str, as_json: bool, reveal: bool) -> None:
     """Show a request and its state."""
-    emit(access.status(obj.vault, req), as_json, _req_line)
+    st = access.status(obj.vault, req)
+    if reveal:
+        st["customer"] = access.customer_name(obj.actor(), req)
+    emit(st, as_json, lambda r: _req_line(r) + (f"\ncustomer: {r['customer']}" if "customer" in r else ""))
 
 
 @request_grp.command("approve")
@@ -104,11 +113,14 @@ def grant_grp() -> None:
 @grant_grp.command("create", hidden=True)
 @click.argument("req")
 @click.option("--hours", default=24, show_default=True, type=int, help="Validity of the grant.")
+@click.option("--number", help="For a request by customer name: the dossier to grant, among those the name matches.")
 @json_opt
 @click.pass_obj
-def grant_create(obj: Ctx, req: str, hours: int, as_json: bool) -> None:
-    """Grant an approved access request."""
-    gno = access.grant(obj.actor(), req, hours=hours)
+def grant_create(obj: Ctx, req: str, hours: int, as_json: bool, number: str | None) -> None:
+    """Grant an approved access request; a request by customer name is resolved to one dossier first."""
+    actor = obj.actor()
+    resolved = find.resolve_customer(actor, req, choose=number) if access.status(obj.vault, req).get("by_name") else None
+    gno = access.grant(actor, req, hours=hours, resolved=resolved)
     emit({"number": gno}, as_json, gno)
 
 

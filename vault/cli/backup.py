@@ -12,9 +12,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import click
 
 from vault import backup
-from vault.store import identity
-from vault.cli import Ctx, _passphrase, cli, emit, json_opt, progress
-from vault.errors import InputError, UsageError
+from vault.cli import Ctx, cli, emit, json_opt, progress
+from vault.errors import UsageError
 
 _DURATION = re.compile(r"(\d+)([dhm]?)\Z")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)%?\Z")
@@ -42,10 +41,7 @@ def _duration(text: str) -> _dt.timedelta:
 
 def _identities(obj: Ctx) -> list:
     """The member's own age identity; the snapshot's ring files lead from it to the rings (no vault needed)."""
-    if not obj.identity_file:
-        raise InputError("this needs a ring member's identity", hint="pass --identity FILE or set VAULT_IDENTITY")
-    path = Path(obj.identity_file)
-    return [identity.load_identity(path, _passphrase(f"Passphrase for {path.name}")).age_identity()]
+    return [obj.member_key("this needs a ring member's identity").age_identity()]
 
 
 def _size(n: int) -> str:

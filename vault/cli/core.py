@@ -1,4 +1,4 @@
-"""Core commands: identities, the vault, members, dossiers, documents, find, check, plugins, demo."""
+"""Core commands: identities, the vault, members, dossiers, documents, check, plugins, demo."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from vault.office import documents, dossier
 from vault.store import identity
 from vault.archive import members
 from vault.cli import Ctx, _passphrase, cli, emit, json_opt, progress
+from vault.cli.lazy import LazySubGroup
 from vault.archive.vault import Vault
 from vault.errors import InputError
 
@@ -77,7 +78,7 @@ def member_remove(obj: Ctx, name: str, as_json: bool) -> None:
     emit({"removed": name, "rewrapped": rewrapped}, as_json, f"removed {name}; re-wrapped {len(rewrapped)} key tables")
 
 
-@cli.group("dossier")
+@cli.group("dossier", cls=LazySubGroup)
 def dossier_grp() -> None:
     """Customer dossiers."""
 
@@ -88,14 +89,16 @@ def dossier_grp() -> None:
 @click.option("--dept", required=True, help="Business department in charge.")
 @click.option("--name", required=True, help="Customer name (sealed).")
 @click.option("--address", help="Address (sealed).")
+@click.option("--alias", multiple=True, help="Another name it is known by: trade, English or pinyin name (sealed; repeatable).")
 @click.option("--contact", multiple=True, help="Contact: phone or e-mail (sealed; repeatable).")
 @click.option("--legal-rep", help="Legal representative (sealed).")
 @click.option("--note", help="Notes (sealed).")
 @json_opt
 @click.pass_obj
-def dossier_create(obj: Ctx, customer_type, business, dept, name, address, contact, legal_rep, note, as_json) -> None:
+def dossier_create(obj: Ctx, customer_type, business, dept, name, address, alias, contact, legal_rep, note, as_json) -> None:
     """Create a dossier; prints its archive number."""
-    profile = {"name": name, "address": address, "contact": list(contact), "legal_rep": legal_rep, "notes": note}
+    profile = {"name": name, "aliases": list(alias), "address": address, "contact": list(contact),
+               "legal_rep": legal_rep, "notes": note}
     number = dossier.create(obj.actor(), customer_type=customer_type, business=business, dept=dept,
                             profile={k: v for k, v in profile.items() if v})
     emit({"number": number}, as_json, number)
@@ -132,7 +135,7 @@ def _flatten(d: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield f"{prefix}{k}", ", ".join(v) if isinstance(v, list) else v
 
 
-@cli.group("doc")
+@cli.group("doc", cls=LazySubGroup)
 def doc_grp() -> None:
     """Documents in dossiers."""
 
@@ -206,22 +209,6 @@ def doc_view(obj: Ctx, docno: str, output: str | None) -> None:
 
 
 @cli.command()
-@click.option("--name", help="Customer name (exact, case- and space-insensitive).")
-@click.option("--contact", help="A contact: phone or e-mail.")
-@click.option("--number", help="Archive number.")
-@json_opt
-@click.pass_obj
-def find(obj: Ctx, name, contact, number, as_json) -> None:
-    """Find dossiers by blind index, without decrypting every manifest."""
-    if sum(x is not None for x in (name, contact, number)) != 1:
-        raise click.UsageError("pass exactly one of --name, --contact, --number")
-    rows = dossier.find(obj.actor(), name=name, contact=contact, number=number)
-    emit(rows, as_json, lambda rs: "\n".join(_summary_line(s) for s in rs) or "(nothing found)")
-    if not rows:
-        sys.exit(1)
-
-
-@cli.command()
 @click.option("--read-data", is_flag=True, help="Also decrypt everything (needs your identity).")
 @click.option("--anchor", metavar="LINE", help="Also verify the history extends this 'vault audit anchor' line.")
 @json_opt
@@ -255,7 +242,9 @@ def check(obj: Ctx, read_data: bool, anchor: str | None, as_json: bool) -> None:
 @click.pass_obj
 def migrate(obj: Ctx, as_json: bool) -> None:
     """Upgrade a format-1 vault to format 2, in place (a supervisor; back the vault up first).
-    Safe to run again if interrupted. Prints the new fingerprint to keep offline."""
+
+    Safe to run again if interrupted. Prints the new fingerprint to keep offline.
+    """
     from vault.archive import migrate as migrate_mod
 
     if not obj.vault_dir:

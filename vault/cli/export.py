@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from vault.office import export
 from vault.cli import Ctx, emit, json_opt
 from vault.cli.core import doc_grp, dossier_grp
 
@@ -16,6 +15,8 @@ from vault.cli.core import doc_grp, dossier_grp
 @click.pass_obj
 def doc_export(obj: Ctx, docno: str, output: str, as_json: bool) -> None:
     """Write a document's plaintext to FILE; uses up your approved copy request for it [R-3.4.2]."""
+    from vault.office import export  # here, not above: `doc view` loads this module and needs no plugins
+
     done = export.export_document(obj.actor(), docno, output)
     emit(done, as_json, f"exported {docno} to {done['output']} (copy request {done['request']})")
 
@@ -31,6 +32,8 @@ def doc_export(obj: Ctx, docno: str, output: str, as_json: bool) -> None:
 def dossier_export(obj: Ctx, number: str, fmt: str, output: str, recipients: tuple[str, ...], no_sealed: bool,
                    as_json: bool) -> None:
     """Export a dossier; content or sealed fields need your approved copy request for it [R-3.4.2]."""
+    from vault.office import export
+
     options = {"recipients": list(recipients)} if recipients else {}
     done = export.export_dossier(obj.actor(), number, fmt, output, options=options, sealed=not no_sealed)
     what = "with sealed fields" if done["sealed"] else "cleartext facts only"

@@ -9,6 +9,7 @@ import click
 from vault.office import intake
 from vault.cli import Ctx, cli, emit, json_opt
 from vault.office.documents import CATEGORIES
+from vault.errors import InputError
 
 
 @cli.group("intake")
@@ -48,7 +49,46 @@ def intake_list(obj: Ctx, as_json: bool) -> None:
     obj.actor().require("intake.manage")
     rows = intake.pending(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['id']}  {r['for']:<20} {r['category']:<15} {r['date']}  {r['size']} bytes" for r in rs) or "(none)")
+        f"{r['id']}  {r['for']:<20} {r['category']:<15} {r['date']}  {r['size']} bytes"
+        + (f"  receipt {r['receipt']} (invitation {r['invitation']})" if "invitation" in r else "")
+        for r in rs) or "(none)")
+
+
+@intake_grp.command("invite")
+@click.argument("number")
+@click.option("--expires", default="7d", show_default=True, help="How long the link works: 30m, 12h, 7d (at most 90d).")
+@click.option("--uses", default=1, show_default=True, type=int, help="How many submissions the link allows.")
+@click.option("--note", help="What you ask for; shown only to whoever holds the link (sealed to its token).")
+@click.option("--base-url", envvar="VAULT_PORTAL_URL", help="The portal's public address (env VAULT_PORTAL_URL).")
+@json_opt
+@click.pass_obj
+def intake_invite(obj: Ctx, number, expires, uses, note, base_url, as_json) -> None:
+    """Invite a customer to submit material for dossier NUMBER online; prints the link once [R-3.1.2]."""
+    from vault.office import invitations
+
+    if not base_url:
+        raise InputError("no portal address", hint="pass --base-url https://portal.example.com or set VAULT_PORTAL_URL")
+    if not base_url.startswith(("https://", "http://")):
+        raise InputError(f"bad portal address {base_url!r}", hint="give the full address, e.g. https://portal.example.com")
+    inv = invitations.issue(obj.actor(), number, expires=expires, uses=uses, note=note)
+    link = f"{base_url.rstrip('/')}/i/{inv['id']}/{inv.pop('token')}"
+    emit(inv | {"link": link}, as_json,
+         f"{link}\n(invitation {inv['id']} for {inv['number']}, {uses} use(s), expires {inv['expires_at']}; "
+         "the link is shown only now)")
+
+
+@intake_grp.command("invitations")
+@json_opt
+@click.pass_obj
+def intake_invitations(obj: Ctx, as_json: bool) -> None:
+    """Invitations to the online platform and how many of their uses are taken."""
+    from vault.office import invitations
+
+    obj.actor().require("intake.manage")
+    rows = invitations.list_invitations(obj.vault)
+    emit(rows, as_json, lambda rs: "\n".join(
+        f"{r['id']}  {r['number']:<20} {r['state']:<8} {r['used']}/{r['uses']} used  expires {r['expires_at']}  by {r['by']}"
+        for r in rs) or "(none)")
 
 
 @intake_grp.command("accept")

@@ -13,15 +13,17 @@ from vault.cli.core import dossier_grp
 @click.argument("number")
 @click.option("--name", help="Customer name (sealed).")
 @click.option("--address", help="Address (sealed).")
+@click.option("--alias", multiple=True, help="Other names (trade, English, pinyin); replaces the list (sealed; repeatable).")
 @click.option("--contact", multiple=True, help="Contacts; replaces the list (sealed; repeatable).")
 @click.option("--legal-rep", help="Legal representative (sealed).")
 @click.option("--business", help="Business type (cleartext; re-classifies the dossier).")
 @click.option("--note", help="Notes (sealed).")
 @json_opt
 @click.pass_obj
-def dossier_update(obj: Ctx, number, name, address, contact, legal_rep, business, note, as_json) -> None:
+def dossier_update(obj: Ctx, number, name, address, alias, contact, legal_rep, business, note, as_json) -> None:
     """Write a new version of a dossier's profile; old versions are kept."""
-    changes = {"name": name, "address": address, "contact": list(contact), "legal_rep": legal_rep, "notes": note}
+    changes = {"name": name, "address": address, "aliases": list(alias), "contact": list(contact),
+               "legal_rep": legal_rep, "notes": note}
     version = maintenance.update(obj.actor(), number, changes, business=business)
     emit({"number": number, "version": version}, as_json, f"{number}: profile version {version}")
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from vault.archive import completeness
-from vault.office import notify, review
+from vault.office import review
 from vault.cli import Ctx, cli, emit, json_opt
 from vault.cli.core import dossier_grp
 from vault.errors import InputError, UsageError
@@ -134,6 +134,8 @@ def review_notify(obj: Ctx, notifier: str, dept: str | None, report_dir: str | N
                         "to": _addresses(to, addresses_file)})
         if smtp_user:
             options.update(user=smtp_user, password=os.environ.get(SMTP_PASSWORD_ENV, ""))
+    from vault.office import notify  # here: it loads the plugin host, which other dossier commands do not need
+
     sent = notify.send(obj.actor(), notifier, options, dept=dept)
     emit(sent, as_json, lambda s: "\n".join(f"notified {x['dept']}: {len(x['numbers'])} dossiers" for x in s)
          or "(nothing to notify)")

@@ -34,8 +34,8 @@ from vault.crypto.x25519 import X25519Identity, X25519Recipient
 from vault.errors import FormatError, NoIdentityMatchError, UsageError
 
 __all__ = [
-    "Header", "Identity", "Recipient", "ScryptPassphrase", "Stanza", "decrypt", "decrypt_bytes",
-    "encrypt", "encrypt_bytes", "generate_identity", "open_payload", "parse_identity",
+    "Encryptor", "Header", "Identity", "Recipient", "ScryptPassphrase", "Stanza", "decrypt", "decrypt_bytes",
+    "encrypt", "encrypt_bytes", "generate_identity", "identity_from_seed", "open_payload", "parse_identity",
     "parse_recipient", "read_header", "recipient_of", "rewrap",
 ]  # fmt: skip
 
@@ -178,6 +178,33 @@ def encrypt(src: BinaryIO, dst: BinaryIO, recipients: Sequence[Recipient], *, ar
         out.close()
 
 
+class Encryptor:
+    """An age file written piece by piece: ``write()`` plaintext as it arrives, then ``close()``.
+
+    The push-style twin of ``encrypt`` for data that arrives in pieces (an upload being parsed):
+    the header goes out at once, memory stays at one chunk whatever the size. Until ``close()`` the
+    output is not a valid age file. ``dst`` is not closed.
+    """
+
+    def __init__(self, dst: BinaryIO, recipients: Sequence[Recipient]) -> None:
+        file_key = os.urandom(FILE_KEY_SIZE)
+        dst.write(header.serialize(_stanzas_for(recipients, file_key), file_key))
+        self._payload = stream.PayloadWriter(file_key, dst)
+
+    def write(self, data) -> int:
+        return self._payload.write(data)
+
+    def close(self) -> None:
+        self._payload.close()
+
+    def __enter__(self) -> "Encryptor":
+        return self
+
+    def __exit__(self, exc_type, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+
+
 def decrypt(src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity]) -> None:
     """Decrypt the age file (binary or armored) in ``src`` to ``dst``.
 
@@ -269,6 +296,11 @@ def parse_recipient(text: str) -> Recipient:
     if hrp == x25519.RECIPIENT_HRP:
         return X25519Recipient.parse(text.strip())
     raise FormatError("not an age recipient (age1pq1... or age1...)")
+
+
+def identity_from_seed(seed: bytes) -> Identity:
+    """The mlkem768x25519 identity whose 32-byte seed is ``seed`` (e.g. a one-time token's bytes)."""
+    return HybridIdentity(seed)
 
 
 def generate_identity(kind: str = "mlkem768x25519") -> str:

@@ -8,14 +8,23 @@ _CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
 
 
+# _STEP[top] is the XOR of the generators selected by the five bits of ``top``: one lookup per
+# character instead of five tests (hybrid keys are ~2,000 characters and parsed on every command).
+_STEP = tuple(
+    (_GENERATOR[0] if t & 1 else 0) ^ (_GENERATOR[1] if t & 2 else 0) ^ (_GENERATOR[2] if t & 4 else 0)
+    ^ (_GENERATOR[3] if t & 8 else 0) ^ (_GENERATOR[4] if t & 16 else 0)
+    for t in range(32)
+)
+_VALUE = {c: i for i, c in enumerate(_CHARSET)}
+# The data part's characters as base-32 digits for int(): decoding the bits is one int() call.
+_TO_DIGITS = str.maketrans(_CHARSET, "0123456789abcdefghijklmnopqrstuv")
+
+
 def _polymod(values: list[int]) -> int:
     chk = 1
+    step = _STEP
     for value in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ value
-        for i in range(5):
-            if (top >> i) & 1:
-                chk ^= _GENERATOR[i]
+        chk = ((chk & 0x1FFFFFF) << 5 ^ value) ^ step[chk >> 25]
     return chk
 
 
@@ -71,12 +80,23 @@ def decode(text: str) -> tuple[str, bytes]:
     hrp = text[:pos]
     if any(not 33 <= ord(c) <= 126 for c in hrp):
         raise FormatError("bech32: invalid character in HRP")
-    values = []
-    for c in text[pos + 1 :].lower():
-        index = _CHARSET.find(c)
-        if index < 0:
-            raise FormatError("bech32: invalid character in data")
-        values.append(index)
+    data = text[pos + 1 :].lower()
+    try:
+        values = [_VALUE[c] for c in data]
+    except KeyError:
+        raise FormatError("bech32: invalid character in data") from None
     if _polymod(_hrp_expand(hrp.lower()) + values) != 1:
         raise FormatError("bech32: invalid checksum")
-    return hrp, bytes(_convert_bits(values[:-6], 5, 8, False))
+    return hrp, _five_to_eight(data[:-6])
+
+
+def _five_to_eight(chars: str) -> bytes:
+    """The bytes of a data part (checksum removed), with the same padding rules as _convert_bits."""
+    bits = 5 * len(chars)
+    pad = bits % 8
+    if pad >= 5:
+        raise FormatError("bech32: illegal zero padding")
+    n = int(chars.translate(_TO_DIGITS), 32) if chars else 0
+    if n & ((1 << pad) - 1):
+        raise FormatError("bech32: non-zero padding")
+    return (n >> pad).to_bytes(bits // 8, "big")

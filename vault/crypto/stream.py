@@ -18,8 +18,7 @@ import itertools
 import os
 import threading
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO, Callable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -28,7 +27,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vault.errors import AuthenticationError
 
-__all__ = ["CHUNK_SIZE", "NONCE_SIZE", "TAG_SIZE", "encrypt_payload", "decrypt_payload", "PayloadReader"]
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+__all__ = ["CHUNK_SIZE", "NONCE_SIZE", "TAG_SIZE", "encrypt_payload", "decrypt_payload", "PayloadReader",
+           "PayloadWriter"]
 
 CHUNK_SIZE = 65536
 """Plaintext bytes in every chunk but the last."""
@@ -184,6 +187,9 @@ def _pipeline(
         # Small payloads (most vault blobs) never pay for starting threads.
         emit(first, work(first))
         return
+    # Imported here: a command that only meets small payloads never loads the thread pool machinery.
+    from concurrent.futures import ThreadPoolExecutor
+
     failed = threading.Event()
 
     def write(batch: _Batch, result: Future) -> None:
@@ -244,6 +250,62 @@ def _encrypt_payload_with_nonce(file_key: bytes, nonce: bytes, src: BinaryIO, ds
 
     in_size = _BATCH_CHUNKS * CHUNK_SIZE
     _pipeline(_batches(src, in_size, _BATCH_CHUNKS * _ENC_CHUNK), work, emit)
+
+
+class PayloadWriter:
+    """Push-style encryption: ``write()`` plaintext as it arrives, ``close()`` to end the payload.
+
+    For producers that cannot be read from (a request body handed over piece by piece). At most one
+    chunk of plaintext is held: a full chunk is sealed only once more data shows it is not the last.
+    Sealed chunks are gathered and written to ``dst`` a batch (1 MiB) at a time, so memory stays flat
+    whatever the size. ``dst`` is not closed.
+    """
+
+    def __init__(self, file_key: bytes, dst: BinaryIO, *, _nonce: bytes | None = None) -> None:
+        nonce = os.urandom(NONCE_SIZE) if _nonce is None else _nonce  # _nonce: known-answer test seam
+        self._aead = _payload_aead(file_key, nonce)
+        self._dst = dst
+        self._buf = bytearray()
+        self._out = memoryview(bytearray(_BATCH_CHUNKS * _ENC_CHUNK))
+        self._used = 0
+        self._counter = 0
+        self._closed = False
+        _write_all(dst, memoryview(nonce))
+
+    def write(self, data) -> int:
+        if self._closed:
+            raise ValueError("write to a closed payload")
+        self._buf += data
+        # Strictly more than a chunk: the chunk in hand may still turn out to be the final one.
+        if len(self._buf) > CHUNK_SIZE:
+            view = memoryview(self._buf)
+            done = 0
+            while len(self._buf) - done > CHUNK_SIZE:
+                self._seal(view[done : done + CHUNK_SIZE], last=False)
+                done += CHUNK_SIZE
+            view.release()
+            del self._buf[:done]
+        return len(data)
+
+    def close(self) -> None:
+        """Seal what is left as the final chunk (empty only for an empty payload) and write it all."""
+        if not self._closed:
+            self._closed = True
+            self._seal(memoryview(self._buf), last=True)
+            self._flush()
+            self._buf = bytearray()
+
+    def _seal(self, plain: memoryview, *, last: bool) -> None:
+        if self._used + len(plain) + TAG_SIZE > len(self._out):
+            self._flush()
+        end = self._used + len(plain) + TAG_SIZE
+        self._aead.encrypt_into(_chunk_nonce(self._counter, last), plain, None, self._out[self._used : end])
+        self._used = end
+        self._counter += 1
+
+    def _flush(self) -> None:
+        _write_all(self._dst, self._out[: self._used])
+        self._used = 0
 
 
 def decrypt_payload(file_key: bytes, src: BinaryIO, dst: BinaryIO) -> None:

@@ -17,7 +17,8 @@ from typing import Any
 from vault import clock
 from vault.archive import authority, members
 from vault.crypto import age
-from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
+from vault.errors import (ConflictError, InputError, IntegrityError, NoIdentityMatchError, NotFoundError,
+                          PermissionDeniedError)
 from vault.store import fsync_dir, index, records, write_atomic
 from vault.store.identity import PublicKey
 from vault.store.keytable import KeyTable, read_key_table
@@ -48,27 +49,38 @@ def _request(v, no: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the history's facts, the committed request record) — the record must say what the history says."""
     fact = _fact(v, "requests", no, "request")
     rec = authority.load(v, _req_rel(no))
-    if (rec.get("number"), rec.get("kind"), rec.get("dossier"), rec.get("requester"), rec.get("target")) != \
-            (no, fact["kind"], fact["dossier"], fact["by"], fact["target"]):
+    if (rec.get("number"), rec.get("kind"), rec.get("dossier") or None, rec.get("requester"),
+            rec.get("target") or None) != (no, fact["kind"], fact["dossier"], fact["by"], fact["target"] or None):
         raise IntegrityError(f"requests/{no}.toml: does not say what its history entry says")
     return fact, rec
 
 
-def create_request(actor, kind: str, target: str, purpose: str) -> str:
-    """File a consultation (``access``) or copy (``copy``) request; returns its number."""
+def create_request(actor, kind: str, target: str | None, purpose: str, *, customer: str | None = None) -> str:
+    """File a consultation (``access``) or copy (``copy``) request; returns its number.
+
+    A consultation may name the customer instead of the archive number [R-3.4.1]: ``customer`` is
+    sealed to the archive ring (which resolves it when granting) and the requester's department
+    heads (who approve it); ``target`` and ``dossier`` stay empty until the grant resolves it.
+    """
     from vault.office.dossier import load_manifest, resolve
 
     actor.require("request.create", number=target)
     v = actor.vault
     if not purpose.strip():
         raise InputError("a request needs a purpose [R-3.4.1]", hint="pass --purpose TEXT")
-    dossier_id = resolve(v, target)
-    m = load_manifest(v, dossier_id)
-    if m["status"] == "destroyed":
-        actor.audit(f"request.{kind}", outcome="refused", number=target)
-        raise ConflictError(f"dossier {m['number']} has been destroyed", hint="nothing left to consult")
-    if kind == "copy" and "/" in target and not any(d["number"] == target for d in m["documents"]):
-        raise NotFoundError(f"no document {target}")
+    if customer is not None:
+        if kind != "access" or target or not customer.strip():
+            raise InputError("a request names either an archive number or a customer's name",
+                             hint="'vault request access NO …' or 'vault request access --customer NAME …'")
+        target, dossier_id = "", ""
+    else:
+        dossier_id = resolve(v, target or "")
+        m = load_manifest(v, dossier_id)
+        if m["status"] == "destroyed":
+            actor.audit(f"request.{kind}", outcome="refused", number=target)
+            raise ConflictError(f"dossier {m['number']} has been destroyed", hint="nothing left to consult")
+        if kind == "copy" and "/" in target and not any(d["number"] == target for d in m["documents"]):
+            raise NotFoundError(f"no document {target}")
     mem = members.all_members(v)
     dept = mem[actor.name]["dept"]
     heads = [n for n, r in mem.items() if "dept-head" in r["roles"] and r["dept"] == dept and r["status"] == "active"]
@@ -77,9 +89,11 @@ def create_request(actor, kind: str, target: str, purpose: str) -> str:
         rec = {"format": 1, "number": no, "kind": kind, "target": target, "dossier": dossier_id,
                "requester": actor.name, "dept": dept, "created_at": clock.stamp(),
                "purpose": members.seal_text(v, purpose, [actor.name, *heads], mem)}
+        if customer is not None:
+            rec["customer"] = members.seal_text(v, customer.strip(), heads, mem)
         (v.root / "requests").mkdir(mode=0o700, exist_ok=True)
-        actor.commit(f"request.{kind}", {_req_rel(no): records.dump_toml(actor.sign(rec))}, number=target, ref=no,
-                     obj=dossier_id)
+        actor.commit(f"request.{kind}", {_req_rel(no): records.dump_toml(actor.sign(rec))}, number=target or None,
+                     ref=no, obj=dossier_id or None)
     return no
 
 
@@ -92,6 +106,10 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
     out = {k: req[k] for k in ("number", "kind", "target", "requester", "created_at")}
     out["dept"] = fact["dept"]  # the requester's member record's, never a typed field
     out["state"] = fact["decision"] or "pending"
+    if "customer" in req:
+        out["by_name"] = True
+        if fact.get("resolved"):
+            out.update(target=fact["resolved"]["number"], resolved_by=fact["resolved"]["by"])
     if fact["decision"]:
         dec = authority.load(v, _req_rel(no, ".decision"))
         out.update(decided_by=fact["decided_by"], decided_at=dec["at"])
@@ -100,6 +118,31 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
     if fact["grant"]:
         out.update(state="granted", grant=fact["grant"])
     return out
+
+
+def request_record(v, no: str) -> dict[str, Any]:
+    """A request as its requester signed it, checked against the history."""
+    return _request(v, no)[1]
+
+
+def resolution(v, req: dict[str, Any]) -> dict[str, Any] | None:
+    """The granting archivist's resolution of a request by customer name (committed with the grant)."""
+    res = _fact(v, "requests", req["number"], "request").get("resolved")
+    return None if res is None else authority.load(v, _req_rel(req["number"], ".resolution"))
+
+
+def customer_name(actor, no: str) -> str:
+    """The customer name a request by name gives, for a member it was sealed to (the archive ring,
+    the requester's department heads)."""
+    import base64
+
+    req = _request(actor.vault, no)[1]
+    if "customer" not in req:
+        raise InputError(f"request {no} names an archive number, not a customer")
+    try:
+        return age.decrypt_bytes(base64.b64decode(req["customer"]), actor.read_identities()).decode()
+    except NoIdentityMatchError:
+        raise PermissionDeniedError(f"the customer name in {no} is sealed to the archive and the department heads") from None
 
 
 def _digest(rec: dict[str, Any]) -> str:
@@ -113,12 +156,12 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
     fact, req = _request(v, no)
     action = "request.approve-access" if fact["kind"] == "access" else "request.approve-copy"
     verb = "approve" if approve else "deny"
-    actor.require(action, number=fact["target"])
+    actor.require(action, number=fact["target"] or None)
     if fact["by"] == actor.name:
-        actor.audit(f"request.{verb}", outcome="refused", number=fact["target"], ref=no)
+        actor.audit(f"request.{verb}", outcome="refused", number=fact["target"] or None, ref=no)
         raise PermissionDeniedError("you cannot decide your own request", hint="another approver must decide it")
     if fact["kind"] == "access" and members.all_members(v)[actor.name]["dept"] != fact["dept"]:
-        actor.audit(f"request.{verb}", outcome="refused", number=fact["target"], ref=no)
+        actor.audit(f"request.{verb}", outcome="refused", number=fact["target"] or None, ref=no)
         raise PermissionDeniedError(f"request {no} is from department {fact['dept']}, not yours",
                                     hint="the head of the requester's department decides it")
     if not approve and not (reason or "").strip():
@@ -131,7 +174,7 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
         if reason:
             dec["reason"] = members.seal_text(v, reason, [fact["by"], actor.name])
         actor.commit(f"request.{verb}", {_req_rel(no, ".decision"): records.dump_toml(actor.sign(dec))},
-                     number=fact["target"], ref=no, obj=no)
+                     number=fact["target"] or None, ref=no, obj=no)
     return status(v, no)
 
 
@@ -139,8 +182,13 @@ def list_requests(v) -> list[dict[str, Any]]:
     return [status(v, n) for n in sorted(authority.state(v)["requests"])]
 
 
-def grant(actor, no: str, *, hours: int = 24) -> str:
-    """Release the dossier's keys to the requester of an approved access request until expiry."""
+def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None = None) -> str:
+    """Release the dossier's keys to the requester of an approved access request until expiry.
+
+    :param resolved: for a request by customer name, the (dossier id, archive number) the granting
+        archivist resolved it to (``vault.office.find.resolve_customer``); committed, signed, as
+        ``requests/<R>.resolution.toml`` in the grant's own history entry.
+    """
     from vault.office.dossier import read_table
 
     actor.require("grant.manage")
@@ -152,24 +200,37 @@ def grant(actor, no: str, *, hours: int = 24) -> str:
     if fact["kind"] != "access":
         raise ConflictError(f"{no} is a copy request; copies are made with 'vault doc export'")
     if st["state"] != "approved":
-        actor.audit("grant.create", outcome="refused", number=fact["target"], ref=no)
+        actor.audit("grant.create", outcome="refused", number=fact["target"] or None, ref=no)
         raise ConflictError(f"request {no} is {st['state']}, not approved", hint="a department head must approve it first")
     mem = members.all_members(v)
     grantee = mem.get(fact["by"])
     if grantee is None or grantee["status"] != "active":
         raise ConflictError(f"requester {fact['by']} is no longer a member")
     dec = authority.load(v, _req_rel(no, ".decision"))
+    dossier_id, target = fact["dossier"], fact["target"]
+    if "customer" in req:
+        if resolved is None:
+            raise ConflictError(f"request {no} names a customer, not a dossier",
+                                hint=f"'vault grant {no}' resolves the name through the search index")
+        dossier_id, target = resolved
+    elif resolved is not None:
+        raise InputError(f"request {no} names its dossier already")
     with v.lock(exclusive=True):
+        files = {}
+        if "customer" in req:
+            files[_req_rel(no, ".resolution")] = records.dump_toml(actor.sign(
+                {"format": 1, "request": no, "request_sha256": _digest(req), "dossier": dossier_id,
+                 "number": target, "by": actor.name, "at": clock.stamp()}))
         gno = f"G-{index.next_sequence(v.root, 'grants'):06d}"
         now = clock.now()
-        rec = {"format": 1, "number": gno, "request": no, "dossier": fact["dossier"], "target": fact["target"],
+        rec = {"format": 1, "number": gno, "request": no, "dossier": dossier_id, "target": target,
                "grantee": fact["by"], "granted_at": clock.stamp(),
                "expires_at": (now + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                "approval_sha256": _digest(dec)}
-        table = read_table(v, fact["dossier"], actor.read_identities())
+        table = read_table(v, dossier_id, actor.read_identities())
         (v.root / "grants").mkdir(mode=0o700, exist_ok=True)
-        actor.commit("grant.create", {_grant_rel(gno): records.dump_toml(actor.sign(rec))}, number=fact["target"],
-                     ref=gno, obj=no)
+        files[_grant_rel(gno)] = records.dump_toml(actor.sign(rec))
+        actor.commit("grant.create", files, number=target, ref=gno, obj=no)
         _write_grant_key(v, rec, table, mem)
     return gno
 

@@ -13,9 +13,9 @@ import os
 from typing import Any
 
 from vault import clock
-from vault.archive import authority, members
+from vault.archive import authority, members, searchindex
 from vault.office import access, retention
-from vault.office.dossier import load_manifest, manifest_file, read_profile, read_table, resolve, write_table
+from vault.office.dossier import load_manifest, manifest_file, read_table, resolve, write_table
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.office.holds import held_dossiers
 from vault.store import fsync_dir, index, records
@@ -139,9 +139,10 @@ def _shred(actor, m: dict, docs: list[dict], *, whole: bool, no: str, req: dict,
     else:
         table = read_table(v, m["id"], actor.read_identities())
     gone = {d["key"] for d in docs} | {d["meta_key"] for d in docs}
-    if whole and table is not None:
-        _unindex(actor, m, table)
-        gone |= set(table.keys)
+    if whole:
+        if table is not None:
+            searchindex.forget(actor, m["id"])  # rotates the index key: keys/_index.age is shredded offsite below
+            gone |= set(table.keys)
     grant_dir = v.root / "keys" / "grants"
     grant_files = sorted(grant_dir.glob(f"{m['id']}.*.age")) if grant_dir.is_dir() else []
     stamp = clock.stamp()
@@ -186,10 +187,12 @@ def _shred(actor, m: dict, docs: list[dict], *, whole: bool, no: str, req: dict,
                 f.flush()
                 os.fsync(f.fileno())
             os.unlink(p)
-    if paths:
+    if paths and paths[0].parent.is_dir():
         fsync_dir(paths[0].parent)
     # 3. Offsite: the mirrored key tables leave every backup target the vault has used.
     key_paths = [f"keys/{m['id']}.age", *(f"keys/grants/{g.name}" for g in grant_files)]
+    if whole:
+        key_paths.append("keys/_index.age")  # its old generations open the index files the dossier was in
     cert = {"dossier_number": m["number"], "destroyed": destroyed, "whole_dossier": whole,
             "manifest_revision": m["revision"], "executed_at": stamp, "executed_by": actor.name,
             **_offsite(v, key_paths, whole)}
@@ -205,20 +208,13 @@ def _shred(actor, m: dict, docs: list[dict], *, whole: bool, no: str, req: dict,
     return signed
 
 
-def _unindex(actor, m: dict, table) -> None:
-    prof = read_profile(actor, m, table)
-    bi = index.BlindIndex(actor.vault.root, index.read_index_key(actor.vault.root, actor.read_identities()))
-    if prof.get("name"):
-        bi.remove("name", prof["name"], m["id"])
-    for c in prof.get("contact", []):
-        bi.remove("contact", c, m["id"])
-
-
 def _offsite(v, key_paths: list[str], whole: bool) -> dict[str, Any]:
     from vault import backup
     from vault.backup.mirror import DEFAULT_WINDOW
 
-    reports = [backup.shred_keys(url, key_paths, current=None if whole else v).as_dict()
+    # With ``current``, a table that still exists (a partly destroyed dossier's, the rotated index
+    # key) is mirrored again; a deleted one is not.
+    reports = [backup.shred_keys(url, key_paths, current=v).as_dict()
                for url in backup.known_targets(v)]
     now = clock.now()
     worst = now if all(r["reached"] for r in reports) else now + DEFAULT_WINDOW

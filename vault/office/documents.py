@@ -6,9 +6,8 @@ import base64
 import hashlib
 import secrets
 import tomllib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 import tomli_w
 
@@ -20,6 +19,9 @@ from vault.errors import (AuthenticationError, ConflictError, FormatError, Input
 from vault.store.keytable import KeyRefRecipient, KeyTable, seal, unseal
 from vault.office import access
 from vault.store import atomic_writer, sync_files
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 CATEGORIES = ("basic-info", "contract", "service-record", "communication", "feedback", "other")
 
@@ -43,6 +45,8 @@ class HashingWriter:
             self.h.update(b)
             return self.f.write(b)
         if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # large writes only: small commands skip it
+
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="vault-hash")
         done = self._pool.submit(self.h.update, b)
         try:

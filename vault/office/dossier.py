@@ -10,13 +10,13 @@ from typing import Any, Iterator
 import tomli_w
 
 from vault import clock
-from vault.archive import authority, members
+from vault.archive import authority, members, searchindex
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError, PluginError
 from vault.store import index, records
 from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
 
 CUSTOMER_TYPES = ("enterprise", "individual")
-PROFILE_FIELDS = ("name", "address", "contact", "legal_rep", "notes")
+PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 
 
 def _facts(customer_type: str, business: str, dept: str, created: str) -> dict[str, str]:
@@ -83,9 +83,8 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
         }
         v.layout.dossier_dir(dossier_id).mkdir(mode=0o700)
         write_table(v, table)
-        actor.commit("dossier.create", manifest_file(actor, manifest),
-                     number=number, obj=dossier_id, rev=1)
-        _index_profile(actor, dossier_id, profile)
+        searchindex.add_profile(actor, manifest, profile)  # before the commit point: see FORMAT §11
+        actor.commit("dossier.create", manifest_file(actor, manifest), number=number, obj=dossier_id, rev=1)
     return number
 
 
@@ -96,14 +95,6 @@ def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: in
 
     return {"version": version, "key": kid, "at": clock.stamp(), "by": by, "fields": changed,
             "sealed": base64.b64encode(blob).decode()}
-
-
-def _index_profile(actor, dossier_id: str, profile: dict[str, Any]) -> None:
-    bi = index.BlindIndex(actor.vault.root, index.read_index_key(actor.vault.root, actor.read_identities()))
-    if profile.get("name"):
-        bi.add("name", profile["name"], dossier_id)
-    for c in profile.get("contact") or []:
-        bi.add("contact", c, dossier_id)
 
 
 def manifest_file(actor, manifest: dict[str, Any]) -> dict[str, bytes]:
@@ -192,30 +183,6 @@ def show(actor, number: str) -> dict[str, Any]:
         actor.audit("dossier.read", number=m["number"])
         out["profile"] = read_profile(actor, m, access.open_key_table(actor, m["id"], number=m["number"]))
     return out
-
-
-def find(actor, *, name: str | None = None, contact: str | None = None, number: str | None = None) -> list[dict]:
-    """Locate dossiers by blind index (name, contact) or archive number, without a full scan."""
-    v = actor.vault
-    if number:
-        actor.require("dossier.list")
-        return [summary(load_manifest(v, resolve(v, number)))]
-    actor.require("find")
-    actor.audit("find")  # the searched value is customer data: never logged
-    field, value = ("name", name) if name else ("contact", contact)
-    if not value:
-        raise InputError("nothing to find", hint="pass --name, --contact or --number")
-    bi = index.BlindIndex(v.root, index.read_index_key(v.root, actor.read_identities()))
-    found = []
-    want = index.normalize(field, value)
-    for dossier_id in bi.lookup(field, value):
-        m = load_manifest(v, dossier_id)
-        prof = read_profile(actor, m)
-        values = [prof.get("name", "")] if field == "name" else prof.get("contact", [])
-        # Tokens are truncated, so a hit is a candidate until the sealed profile confirms it.
-        if any(index.normalize(field, x) == want for x in values):
-            found.append(summary(m))
-    return found
 
 
 def parse_date(text: str) -> str:

@@ -8,8 +8,10 @@ no identity and gives no read access. Accepting re-wraps the file's key into the
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -17,16 +19,20 @@ from typing import Any
 import tomli_w
 
 from vault import clock
-from vault.archive import authority, members
+from vault.archive import members
+from vault.store import records
 from vault.crypto import age
 from vault.office.documents import CATEGORIES, HashingWriter, hash_file
+from vault.office import invitations
 from vault.office.dossier import load_manifest, manifest_file, parse_date, read_table, resolve, write_table
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.store import atomic_writer, fsync_dir, records, write_atomic
 from vault.store.keytable import KeyRefRecipient, seal
+from vault.store import atomic_writer, fsync_dir, write_atomic
 
 ID_LEN = 32
+UPLOAD_PREFIX = ".upload-"
+STALE_UPLOAD = 24 * 3600  # an upload this old was left by a process that died; it is removed
 
 
 def key_path(v) -> Path:
@@ -55,30 +61,101 @@ def _dir(v) -> Path:
 def submit(v, files: list[Path], *, number: str, category: str, source: str, date: str,
            original: bool = False, title: str | None = None) -> list[str]:
     """Encrypt ``files`` to the intake key for dossier ``number``; needs no identity. Returns ids."""
-    if category not in CATEGORIES:
-        raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
+    _check_facts(category, source)
     date = parse_date(date)
-    if not source.strip():
-        raise InputError("the source of the material is required [R-3.1.3]", hint="pass --source TEXT")
     resolve(v, number)  # the number must exist; the dossier itself stays unreadable
     for f in files:
         if not Path(f).is_file():
             raise InputError(f"{f}: no such file", hint="check the path")
-    rcpt = [age.parse_recipient(recipient(v))]
-    d = _dir(v)
-    d.mkdir(mode=0o700, exist_ok=True)
     ids = []
     for f in files:
-        sid = secrets.token_hex(16)
-        with open(f, "rb") as fin, atomic_writer(d / f"{sid}.age", sync=True) as fout, HashingWriter(fout) as hw:
-            age.encrypt(fin, hw, rcpt)
+        with open(f, "rb") as fin:
+            sub = StreamedSubmission(v)
+            try:
+                while block := fin.read(1 << 20):
+                    sub.write(block)
+                sub.finish()
+            except BaseException:
+                sub.discard()
+                raise
         meta = {"title": title or Path(f).name, "source": source, "filename": Path(f).name}
-        rec = {"format": 1, "id": sid, "for": number, "category": category, "date": date, "original": original,
-               "submitted_at": clock.stamp(), "size": hw.size, "sha256": hw.h.hexdigest(),
-               "sealed": base64.b64encode(age.encrypt_bytes(tomli_w.dumps(meta).encode(), rcpt)).decode()}
-        records.write_toml(d / f"{sid}.toml", rec)  # the record last: a submission is complete once listed
-        ids.append(sid)
+        ids.append(sub.commit(number=number, category=category, date=date, original=original, meta=meta))
     return ids
+
+
+def _check_facts(category: str, source: str) -> None:
+    if category not in CATEGORIES:
+        raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
+    if not source.strip():
+        raise InputError("the source of the material is required [R-3.1.3]", hint="pass --source TEXT")
+
+
+class StreamedSubmission:
+    """One file entering the intake as it arrives: encrypted on the way in, its record written last.
+
+    The ciphertext goes to ``intake/.upload-<id>.age`` (a name the vault's temporary-file sweep
+    leaves alone, since an upload may outlive a command's lock); ``commit`` renames it and writes the
+    record, ``discard`` removes it. Plaintext never touches the disk and is never held whole.
+    """
+
+    def __init__(self, v) -> None:
+        self.v, self.id, self.size = v, secrets.token_hex(16), 0
+        _dir(v).mkdir(mode=0o700, exist_ok=True)
+        self._tmp = _dir(v) / f"{UPLOAD_PREFIX}{self.id}.age"
+        self._file = os.fdopen(os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+        self._hw = HashingWriter(self._file)
+        self._enc = age.Encryptor(self._hw, [age.parse_recipient(recipient(v))])
+
+    def write(self, data) -> None:
+        self.size += len(data)
+        self._enc.write(data)
+
+    def finish(self) -> None:
+        """End the age file and make it durable (still under its upload name)."""
+        self._enc.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._hw.close()
+        self._file.close()
+
+    def discard(self) -> None:
+        """Drop the partial ciphertext: a cut upload leaves nothing that looks like a submission."""
+        with contextlib.suppress(Exception):
+            self._hw.close()
+        with contextlib.suppress(Exception):
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)
+
+    def commit(self, *, number: str, category: str, date: str, original: bool, meta: dict[str, Any],
+               invitation: str | None = None, receipt: str | None = None) -> str:
+        """Rename the finished ciphertext into place and write the record (last); returns the id."""
+        _check_facts(category, meta.get("source", ""))
+        rcpt = [age.parse_recipient(recipient(self.v))]
+        rec: dict[str, Any] = {
+            "format": 1, "id": self.id, "for": number, "category": category, "date": parse_date(date),
+            "original": original, "submitted_at": clock.stamp(), "size": self._hw.size,
+            "sha256": self._hw.h.hexdigest(),
+            "sealed": base64.b64encode(age.encrypt_bytes(tomli_w.dumps(meta).encode(), rcpt)).decode()}
+        if invitation:
+            rec["invitation"] = invitation
+        if receipt:
+            rec["receipt"] = receipt
+        os.replace(self._tmp, _dir(self.v) / f"{self.id}.age")
+        records.write_toml(_dir(self.v) / f"{self.id}.toml", rec)  # the record last: complete once listed
+        return self.id
+
+
+def sweep_uploads(v, *, older_than: float) -> int:
+    """Remove upload ciphertext left by a process that died mid-upload (older than ``older_than`` s)."""
+    d, n = _dir(v), 0
+    now = time.time()
+    for p in d.glob(f"{UPLOAD_PREFIX}*") if d.is_dir() else []:
+        with contextlib.suppress(FileNotFoundError):
+            if now - p.stat().st_mtime > older_than:
+                p.unlink()
+                n += 1
+    return n
 
 
 def pending(v) -> list[dict[str, Any]]:
@@ -89,7 +166,8 @@ def pending(v) -> list[dict[str, Any]]:
         if len(p.stem) != ID_LEN:
             continue
         rec = records.load_toml(p, what=f"intake/{p.name}")
-        rows.append({k: rec[k] for k in ("id", "for", "category", "date", "original", "submitted_at", "size")})
+        row = {k: rec[k] for k in ("id", "for", "category", "date", "original", "submitted_at", "size")}
+        rows.append(row | {k: rec[k] for k in ("invitation", "receipt") if k in rec})
     return rows
 
 
@@ -131,6 +209,8 @@ def accept(actor, sid: str) -> str:
         except (FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
             raise IntegrityError(f"intake/{sid}.toml: sealed part damaged") from None
         dossier_id = resolve(v, rec["for"])
+        if "invitation" in rec:
+            _check_invitation(v, rec, dossier_id)
         m = load_manifest(v, dossier_id)
         if m["status"] == "destroyed":
             raise ConflictError(f"dossier {m['number']} has been destroyed", hint="reject the submission")
@@ -155,15 +235,24 @@ def accept(actor, sid: str) -> str:
             "original": rec["original"], "version": 1, "added_at": clock.stamp(), "added_by": actor.name,
             "size": hw.size, "sha256": hw.h.hexdigest(), "meta_key": meta_kid,
             "meta": base64.b64encode(meta_blob).decode()})
-        m["revision"] += 1
         write_table(v, table)
-        actor.commit("intake.accept", manifest_file(actor, m), number=number, ref=sid,
-                     obj=dossier_id, rev=m["revision"])
+        m["revision"] += 1
+        actor.commit("intake.accept", manifest_file(actor, m), number=number, ref=sid, obj=dossier_id,
+                     rev=m["revision"])
         from vault.office import access
 
         access.refresh_grant_keys(actor, dossier_id, table)
         _remove(v, sid)
+        sweep_uploads(v, older_than=STALE_UPLOAD)
     return number
+
+
+def _check_invitation(v, rec: dict[str, Any], dossier_id: str) -> None:
+    # A record that names an invitation must match it: the portal cannot file a customer's material
+    # under another dossier than the one the invitation (signed by its issuer) names.
+    inv = invitations.load(v, rec["invitation"])
+    if inv["dossier"] != dossier_id:
+        raise IntegrityError(f"intake/{rec['id']}.toml: filed for {rec['for']}, its invitation names {inv['number']}")
 
 
 def reject(actor, sid: str, reason: str) -> None:

@@ -6,12 +6,11 @@ import base64
 import tomllib
 from typing import Any
 
-from vault.archive import members
 from vault.office import access
+from vault.archive import members, searchindex
 from vault.office.dossier import (PROFILE_FIELDS, _seal_profile, load_manifest, manifest_file, read_profile, resolve,
                                   write_table)
 from vault.errors import InputError, PermissionDeniedError
-from vault.store import index
 from vault.store.keytable import unseal
 
 
@@ -61,31 +60,13 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
             raise InputError("the values given are the current ones; nothing changed")
         version = m["profile"][-1]["version"] + 1
         m["profile"].append(_seal_profile(table, new, actor.name, version, changed=changed))
-        m["revision"] += 1
         write_table(v, table)
-        actor.commit("dossier.update", manifest_file(actor, m), number=m["number"],
-                     obj=dossier_id, rev=m["revision"])
+        m["revision"] += 1
+        # Needs no index key, so a liaison's update reaches the index too (before the commit point).
+        searchindex.add_profile(actor, m, new)
+        actor.commit("dossier.update", manifest_file(actor, m), number=m["number"], obj=dossier_id, rev=m["revision"])
         access.refresh_grant_keys(actor, dossier_id, table)
-        _reindex(actor, dossier_id, old, new)
     return version
-
-
-def _reindex(actor, dossier_id: str, old: dict, new: dict) -> None:
-    """Blind indexes follow the profile: ``find`` finds the new values and no longer the old ones."""
-    ids = actor.read_identities()
-    try:
-        key = index.read_index_key(actor.vault.root, ids)
-    except PermissionDeniedError:
-        return  # a liaison holds no index key; the archive re-indexes ('vault check' notes stale entries)
-    bi = index.BlindIndex(actor.vault.root, key)
-    if old.get("name") != new.get("name"):
-        if old.get("name"):
-            bi.remove("name", old["name"], dossier_id)
-        bi.add("name", new["name"], dossier_id)
-    for c in set(old.get("contact", [])) - set(new.get("contact", [])):
-        bi.remove("contact", c, dossier_id)
-    for c in set(new.get("contact", [])) - set(old.get("contact", [])):
-        bi.add("contact", c, dossier_id)
 
 
 def history(actor, number: str) -> list[dict[str, Any]]:

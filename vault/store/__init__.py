@@ -7,6 +7,7 @@ import errno
 import fcntl
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -69,8 +70,16 @@ def write_new(path: Path, data: bytes, *, mode: int = 0o600) -> None:
         f.write(data)
 
 
+# From this many files on, one syncfs(2) per file system replaces an fsync per file and per directory;
+# for one or two files the fsyncs touch less than a write-back of the whole file system.
+SYNCFS_MIN_FILES = 4
+
+
 def sync_files(paths: list[Path]) -> None:
-    """fsync many files and then their directories once each."""
+    """Make many files and their directory entries durable: one syncfs per file system on Linux for a
+    batch, else an fsync of each file and then of each directory once."""
+    if len(paths) >= SYNCFS_MIN_FILES and _syncfs_each_fs({p.parent for p in paths}):
+        return
     dirs = set()
     for p in paths:
         fd = os.open(p, os.O_RDONLY)
@@ -81,6 +90,51 @@ def sync_files(paths: list[Path]) -> None:
         dirs.add(p.parent)
     for d in dirs:
         fsync_dir(d)
+
+
+def _syncfs_each_fs(dirs: set[Path]) -> bool:
+    """syncfs(2) once for each file system holding one of ``dirs``; False where there is no syncfs.
+
+    syncfs writes back everything dirty on that file system, ours included, data and metadata: it is
+    wider than our files but far narrower than sync(2), and one call instead of thousands.
+    """
+    func = _syncfs()
+    if func is None:
+        return False
+    one_dir_per_fs: dict[int, Path] = {}
+    for d in dirs:
+        one_dir_per_fs.setdefault(os.stat(d).st_dev, d)
+    for d in one_dir_per_fs.values():
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if func(fd) != 0:
+                import ctypes
+
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs: {os.strerror(err)}", str(d))
+        finally:
+            os.close(fd)
+    return True
+
+
+_SYNCFS: list = []
+
+
+def _syncfs():
+    """libc's syncfs, or None (not Linux, or a libc without it)."""
+    if not _SYNCFS:
+        func = None
+        if sys.platform.startswith("linux"):
+            import ctypes  # only for a batch: a small command never loads it
+
+            try:
+                func = ctypes.CDLL(None, use_errno=True).syncfs
+                func.argtypes = [ctypes.c_int]
+                func.restype = ctypes.c_int
+            except (OSError, AttributeError):
+                func = None
+        _SYNCFS.append(func)
+    return _SYNCFS[0]
 
 
 def find_temporaries(root: Path) -> list[Path]:

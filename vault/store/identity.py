@@ -7,6 +7,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import tomli_w
 
@@ -50,6 +51,22 @@ class PublicKey:
         return cls(parts[0], parts[1])
 
 
+class MemberKey(Protocol):
+    """What acting as a member needs: the public key line, an age identity and a signer.
+
+    ``MemberIdentity`` holds the secrets in this process; ``vault.agent.client.AgentIdentity`` asks
+    an agent that holds them. Neither the Actor nor the records it signs reads a secret directly.
+    """
+
+    @property
+    def public(self) -> "PublicKey": ...
+
+    def age_identity(self) -> age.Identity: ...
+
+    def sign(self, message: bytes) -> bytes:
+        """The member's 64-byte Ed25519 signature of ``message``."""
+
+
 @dataclass(frozen=True)
 class MemberIdentity:
     """The secret half of a member: what unlocks rings and grants, and what signs their actions."""
@@ -67,6 +84,9 @@ class MemberIdentity:
 
     def age_identity(self) -> age.Identity:
         return age.parse_identity(self.age_secret)
+
+    def sign(self, message: bytes) -> bytes:
+        return sign.sign(self.sign_secret, message)
 
     def to_bytes(self) -> bytes:
         return tomli_w.dumps({"format": 1, "age": self.age_secret, "sign": self.sign_secret}).encode()

@@ -6,12 +6,13 @@ import base64
 import json
 import tomllib
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import tomli_w
 
+from vault import schemas
+from vault.store import fastschema
 from vault.crypto import sign
 from vault.errors import AuthenticationError, FormatError, IntegrityError
 from vault.store import write_atomic
@@ -29,10 +30,16 @@ def canonical(data: Mapping[str, Any]) -> bytes:
     return SIGNATURE_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def sign_record(data: dict[str, Any], *, signer: str, secret: str) -> dict[str, Any]:
-    """Return ``data`` with a ``signature`` table by member ``signer`` using signing key ``secret``."""
+class Signer(Protocol):
+    """Anything that signs with a member's Ed25519 key (an unlocked identity, or an agent holding it)."""
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+def sign_record(data: dict[str, Any], *, signer: str, key: Signer) -> dict[str, Any]:
+    """Return ``data`` with a ``signature`` table by member ``signer``, signed by ``key``."""
     out = {k: v for k, v in data.items() if k != "signature"}
-    sig = sign.sign(secret, canonical(out))
+    sig = key.sign(canonical(out))
     out["signature"] = {"by": signer, "ed25519": base64.b64encode(sig).decode()}
     return out
 
@@ -51,16 +58,30 @@ def verify_record(data: Mapping[str, Any], public: str, *, what: str) -> None:
 
 @lru_cache(maxsize=None)
 def _schema(name: str) -> dict[str, Any]:
-    text = resources.files("vault.schemas").joinpath(f"{name}.schema.json").read_text()
+    # Next to the package's __init__, not through importlib.resources: that module (with zipfile and
+    # tempfile behind it) cost more to import than reading the file.
+    text = (Path(schemas.__file__).parent / f"{name}.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
+
+
+@lru_cache(maxsize=None)
+def _fast_check(name: str) -> fastschema.Check | None:
+    return fastschema.compile(_schema(name))
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str) -> Any:
+    import jsonschema  # only to word an error, or for a schema outside fastschema's subset
+
+    return jsonschema.Draft202012Validator(_schema(name))
 
 
 def validate(data: Mapping[str, Any], schema: str, *, what: str) -> None:
     """Validate ``data`` against ``schemas/<schema>.schema.json``; FormatError names the first problem."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(_schema(schema))
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    fast = _fast_check(schema)
+    if fast is not None and fast(data):
+        return
+    errors = sorted(_validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
         where = "/".join(str(p) for p in err.absolute_path) or "(top level)"

@@ -1,0 +1,81 @@
+"""A running portal for tests: a test office, an invitation, and ``vault portal serve`` in a subprocess on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from office import make_office
+
+ORG = "Marker Trading Co. 标记贸易公司"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class PortalProcess:
+    """``vault portal serve`` run as an operator would, with its own working and temporary directories."""
+
+    proc: subprocess.Popen
+    base: str
+    workdir: Path
+    tmpdir: Path
+    log: Path
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.log.read_text(errors="replace")
+
+
+def start_portal(vault_dir: Path, root: Path, *args: str) -> PortalProcess:
+    workdir, tmpdir = root / "portal-cwd", root / "portal-tmp"
+    workdir.mkdir(parents=True, exist_ok=True)
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
+    env.update({"VAULT_DIR": str(vault_dir), "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1"})
+    log = root / "portal.log"
+    proc = subprocess.Popen([sys.executable, "-m", "vault", "portal", "serve", "--listen", f"127.0.0.1:{port}",
+                             "--organisation", ORG, *args], cwd=workdir, env=env, stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the portal exited: {log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        raise RuntimeError("the portal did not start listening")
+    return PortalProcess(proc, f"http://127.0.0.1:{port}", workdir, tmpdir, log)
+
+
+def portal_office(root: Path, monkeypatch):
+    """bob the archivist, lena the sales liaison, and an open sales dossier."""
+    o = make_office(root, monkeypatch)
+    o.add_member("lena", "liaison", dept="sales")
+    o.add_member("sam", "staff", dept="sales")
+    o.number = o.create(name="Portal Customer", dept="sales")
+    return o
+
+
+def invite(o, base: str, *extra: str, who: str = "bob") -> dict:
+    return o.json("intake", "invite", o.number, "--base-url", base, *extra, who=who)

@@ -1,0 +1,154 @@
+"""The fast schema check says "valid" only where jsonschema does: every schema compiles, and mutated
+records and edge values get the same verdict from both."""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vault.store import fastschema, records
+from vault.errors import FormatError
+
+REPO = Path(__file__).resolve().parent.parent
+FROZEN = REPO / "tests" / "vectors" / "frozen-v1" / "vault"
+SCHEMAS = sorted(p.name.removesuffix(".schema.json") for p in (REPO / "schemas").glob("*.schema.json"))
+
+SEARCH = {"format": 1, "recipient": "age1pq1" + "q" * 60, "at": "2026-03-01T10:00:00Z", "by": "bob",
+          "signature": {"by": "bob", "ed25519": "AAAA"}}
+REVIEW = {"format": 1, "dossier": "0" * 32, "number": "E-2026-000001", "seq": 1, "at": "2026-03-01T10:00:00Z",
+          "by": "bob", "outcome": "verified", "signature": {"by": "bob", "ed25519": "AAAA"}}
+
+
+def samples() -> dict[str, list[dict]]:
+    """Real records of every schema: the frozen version-1 vault, and a review record."""
+    out: dict[str, list[dict]] = {"review": [REVIEW], "search": [SEARCH]}
+    globs = {"vault": ["vault.toml"], "policy": ["policy.toml"], "member": ["members/*.toml"],
+             "ring": ["rings/*.toml"], "manifest": ["dossiers/*/manifest.toml"]}
+    for schema, patterns in globs.items():
+        out[schema] = [tomllib.loads(p.read_text()) for pat in patterns for p in sorted(FROZEN.glob(pat))]
+    # The genesis record of format 2 is the frozen one as 'vault migrate' rewrites it.
+    out["vault"] = [dict(cfg, format=2, genesis_records={"policy.toml": "0" * 64}, migrated_from="0" * 32,
+                         migrated_by={"name": cfg["founder"]["name"], "key": cfg["founder"]["key"]})
+                    for cfg in out["vault"]]
+    return out
+
+
+SAMPLES = samples()
+ODD_VALUES = [None, True, False, 0, 1, -1, 1.0, 1.5, 2**70, "", "x", "E-2026-000001", "0" * 32, [], [1, True],
+              ["a", "a"], {}, {"by": "x"}, "2026-03-01T10:00:00Z", "vault-member-1:x:y"]
+
+
+def reference(schema: str):
+    return jsonschema.Draft202012Validator(records._schema(schema))
+
+
+def test_every_schema_is_in_the_fast_subset():
+    assert set(SCHEMAS) == set(SAMPLES)
+    for name in SCHEMAS:
+        assert fastschema.compile(records._schema(name)) is not None, name
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_real_records_are_valid_for_both(schema):
+    check, ref = fastschema.compile(records._schema(schema)), reference(schema)
+    assert SAMPLES[schema]
+    for rec in SAMPLES[schema]:
+        assert ref.is_valid(rec) and check(rec)
+
+
+def paths(obj, prefix=()):
+    """Every path to a value inside a record."""
+    yield prefix
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from paths(v, (*prefix, i))
+
+
+def mutate(rec, path, how, value):
+    rec = copy.deepcopy(rec)
+    if not path:
+        return value if how == "set" else rec
+    parent = rec
+    for p in path[:-1]:
+        parent = parent[p]
+    last = path[-1]
+    if how == "set":
+        parent[last] = value
+    elif how == "delete":
+        del parent[last]
+    elif how == "extra" and isinstance(parent, dict):
+        parent[f"{last}_extra"] = value
+    elif how == "append" and isinstance(parent, list):
+        parent.append(value)
+    return rec
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_every_single_mutation_gets_the_same_verdict(schema):
+    check, ref = fastschema.compile(records._schema(schema)), reference(schema)
+    for rec in SAMPLES[schema][:2]:
+        for path in list(paths(rec)):
+            for how in ("set", "delete", "extra", "append"):
+                for value in ODD_VALUES if how in ("set", "extra", "append") else [None]:
+                    try:
+                        m = mutate(rec, path, how, value)
+                    except (KeyError, IndexError, TypeError):
+                        continue
+                    assert check(m) == ref.is_valid(m), (schema, path, how, value)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 2**66) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schema=st.sampled_from(SCHEMAS), data=st.data())
+def test_random_mutations_agree(schema, data):
+    check, ref = fastschema.compile(records._schema(schema)), reference(schema)
+    rec = data.draw(st.sampled_from(SAMPLES[schema]))
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(list(paths(rec))))
+        how = data.draw(st.sampled_from(["set", "delete", "extra", "append"]))
+        try:
+            rec = mutate(rec, path, how, data.draw(json_values))
+        except (KeyError, IndexError, TypeError):
+            pass
+    assert check(rec) == ref.is_valid(rec)
+
+
+@pytest.mark.parametrize("a,b,same", [(1, True, False), (0, False, False), (1, 1.0, True), ([1], [True], False),
+                                      ({"a": 1}, {"a": 1.0}, True), ("1", 1, False), (None, False, False),
+                                      ([1, [2]], [1, [2]], True)])
+def test_equality_is_json_equality(a, b, same):
+    assert fastschema.equal(a, b) is same
+    assert jsonschema.Draft202012Validator({"const": a}).is_valid(b) is same
+
+
+def test_a_schema_outside_the_subset_falls_back_to_jsonschema():
+    assert fastschema.compile({"type": "object", "patternProperties": {"^x": {"type": "string"}}}) is None
+    assert fastschema.compile({"$ref": "#/$defs/a", "$defs": {"a": {}}}) is None
+    assert fastschema.compile({"items": {"type": "string"}, "prefixItems": [{}]}) is None
+
+
+def test_validate_still_words_errors_with_jsonschema():
+    bad = mutate(SAMPLES["member"][0], ("status",), "set", "gone")
+    with pytest.raises(FormatError, match=r"^members/x.toml: status: 'gone' is not one of"):
+        records.validate(bad, "member", what="members/x.toml")
+    records.validate(SAMPLES["member"][0], "member", what="members/x.toml")
+
+
+def test_schemas_are_json():
+    for name in SCHEMAS:
+        assert json.loads((REPO / "schemas" / f"{name}.schema.json").read_text())

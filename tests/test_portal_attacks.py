@@ -1,0 +1,349 @@
+"""A hostile web client against the portal [R-3.1.2]: wrong, expired and used links, oversized and cut
+uploads, path-like file names, rate and concurrency limits, headers; and a portal host that holds no key."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import os
+import re
+import shutil
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from office import MARKERS
+from portal_helpers import invite, portal_office, start_portal
+from vault import clock
+
+LIMITS = ["--max-file-mb", "1", "--max-submission-mb", "2", "--max-files", "3", "--max-uploads", "2",
+          "--rate-limit", "12/600", "--idle-timeout", "2"]
+HEADERS = {
+    "content-security-policy": "frame-ancestors 'none'",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("portal-attacks")
+    with pytest.MonkeyPatch.context() as mp:
+        o = portal_office(root, mp)
+        portal = start_portal(o.vault_dir, root, *LIMITS)
+        try:
+            yield o, portal
+        finally:
+            portal.stop()
+
+
+def _path(link: str) -> str:
+    return urlsplit(link).path
+
+
+def request(portal, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    u = urlsplit(portal.base)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r, data.decode("utf-8", "replace")
+
+
+def multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "b0undary") -> tuple[bytes, dict]:
+    """A multipart/form-data body: (field name, file name or None, bytes)."""
+    out = b""
+    for name, filename, data in parts:
+        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        ctype = "Content-Type: text/html\r\n" if filename else ""  # a lie the portal must not care about
+        out += f"--{boundary}\r\nContent-Disposition: {disp}\r\n{ctype}\r\n".encode() + data + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return out, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def form(*files: tuple[str, bytes], category: str = "feedback", date: str = "2026-04-01") -> tuple[bytes, dict]:
+    parts = []
+    for i, (name, data) in enumerate(files, 1):
+        parts += [(f"c{i}", None, category.encode()), (f"d{i}", None, date.encode()), (f"f{i}", name, data)]
+    return multipart(parts)
+
+
+def _eventually(cond, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def pending(o) -> list[dict]:
+    return o.json("intake", "list", who="bob")
+
+
+def leftovers(o) -> list[str]:
+    d = o.vault_dir / "intake"
+    return sorted(p.name for p in d.iterdir() if p.is_file()) if d.is_dir() else []
+
+
+def test_wrong_token_and_unknown_link_get_the_same_page(world):
+    o, portal = world
+    inv = invite(o, portal.base)
+    iid = inv["id"]
+    r1, wrong = request(portal, "GET", f"/i/{iid}/{'A' * 43}")
+    r2, unknown = request(portal, "GET", f"/i/{'0' * 32}/{'A' * 43}")
+    r3, garbage = request(portal, "GET", "/i/..%2F..%2Fvault.toml/x")
+    assert r1.status == r2.status == r3.status == 404
+    # Nothing tells a guesser which part was wrong (the language switch links back to the path asked for).
+    same = [re.sub(r'href="/i/[^"]*"', "", p) for p in (wrong, unknown)]
+    assert same[0] == same[1]
+    assert "vault-member" not in garbage and "intake_recipient" not in garbage  # a path, never a file
+    r, _ = request(portal, "POST", f"/i/{iid}/{'A' * 43}", *form(("a.txt", b"x")))
+    assert r.status == 404 and pending(o) == []
+
+
+def test_expired_link_is_refused_with_a_clear_page(world, monkeypatch):
+    o, portal = world
+    monkeypatch.setattr(clock, "_override", dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
+    inv = invite(o, portal.base, "--expires", "1h")
+    monkeypatch.setattr(clock, "_override", None)
+    r, page = request(portal, "GET", _path(inv["link"]), headers={"Accept-Language": "en"})
+    assert r.status == 410 and "This link has expired" in page
+    r, page = request(portal, "POST", _path(inv["link"]), *form(("a.txt", b"x")))
+    assert r.status == 410 and pending(o) == []
+
+
+def test_a_used_link_takes_no_second_submission(world):
+    o, portal = world
+    inv = invite(o, portal.base, "--uses", "1")
+    r, page = request(portal, "POST", _path(inv["link"]), *form(("one.txt", b"first")))
+    assert r.status == 200 and "receipt" in page
+    r, page = request(portal, "POST", _path(inv["link"]), *form(("two.txt", b"second")))
+    assert r.status == 410
+    r, page = request(portal, "GET", _path(inv["link"]), headers={"Accept-Language": "zh-CN"})
+    assert r.status == 410 and "此链接已使用过" in page
+    assert [x["invitation"] for x in pending(o) if x.get("invitation") == inv["id"]] == [inv["id"]]
+    rows = {r["id"]: r for r in o.json("intake", "invitations", who="bob")}
+    assert rows[inv["id"]]["state"] == "used" and rows[inv["id"]]["used"] == 1
+
+
+def test_a_declared_content_length_over_the_limit_is_refused_before_the_body(world):
+    o, portal = world
+    inv = invite(o, portal.base)
+    u = urlsplit(portal.base)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(f"POST {_path(inv['link'])} HTTP/1.1\r\nHost: x\r\nContent-Length: {10**12}\r\n"
+                  "Content-Type: multipart/form-data; boundary=b\r\n\r\n".encode())
+        answer = s.recv(65536).decode("utf-8", "replace")  # answered with no body sent at all
+    assert answer.startswith("HTTP/1.1 413")
+    r, _ = request(portal, "GET", _path(inv["link"]))
+    assert r.status == 200  # the link is still usable: the refusal took no use
+
+
+def test_a_file_over_the_limit_leaves_nothing(world):
+    o, portal = world
+    inv = invite(o, portal.base)
+    big = MARKERS["content"].encode() * (1_100_000 // len(MARKERS["content"]))
+    r, page = request(portal, "POST", _path(inv["link"]), *form(("ok.txt", b"small"), ("big.bin", big)))
+    assert r.status == 413
+    assert leftovers(o) == [] or all(x.endswith(".toml") or x.endswith(".age") for x in leftovers(o))
+    assert not any(x.get("invitation") == inv["id"] for x in pending(o))  # not even the small file
+    assert not any(n.startswith(".upload-") for n in leftovers(o))
+    r, _ = request(portal, "GET", _path(inv["link"]))
+    assert r.status == 200  # the use was given back
+
+
+def test_a_chunked_body_over_the_submission_limit_is_cut_off(world):
+    o, portal = world
+    inv = invite(o, portal.base)
+    u = urlsplit(portal.base)
+    head = f"--b\r\nContent-Disposition: form-data; name=\"f1\"; filename=\"x\"\r\n\r\n".encode()
+    with socket.create_connection((u.hostname, u.port), timeout=30) as s:
+        s.sendall(f"POST {_path(inv['link'])} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                  "Content-Type: multipart/form-data; boundary=b\r\n\r\n".encode())
+        answer = b""
+        try:
+            for i in range(40):  # 40 x 100 kB = 4 MB, twice the limit, with no Content-Length
+                chunk = (head if i == 0 else b"") + b"z" * 100_000
+                s.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        except OSError:
+            pass  # the server may stop reading and answer early
+        s.settimeout(10)
+        try:
+            while b"\r\n\r\n" not in answer and (data := s.recv(65536)):
+                answer += data
+        except OSError:
+            pass
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert not any(x.get("invitation") == inv["id"] for x in pending(o))
+    assert not any(n.startswith(".upload-") for n in leftovers(o))
+
+
+def test_a_cut_upload_leaves_nothing_an_archivist_could_mistake_for_a_submission(world):
+    o, portal = world
+    inv = invite(o, portal.base)
+    body, headers = form(("cut.txt", MARKERS["content"].encode() * 20000))
+    u = urlsplit(portal.base)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(f"POST {_path(inv['link'])} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+                  f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode())
+        s.sendall(body[: len(body) // 2])
+        time.sleep(0.5)  # the portal is mid-file, its ciphertext on disk
+        assert any(n.startswith(".upload-") for n in leftovers(o))
+    deadline = time.monotonic() + 10
+    while any(n.startswith(".upload-") for n in leftovers(o)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(n.startswith(".upload-") for n in leftovers(o)), "partial ciphertext left behind"
+    assert not any(x.get("invitation") == inv["id"] for x in pending(o))
+    r, page = request(portal, "GET", _path(inv["link"]), headers={"Accept-Language": "en"})
+    assert r.status == 200 and "1 more time" in page  # the use was given back
+
+
+def test_a_client_that_stalls_mid_upload_is_cut_off_and_frees_its_slot(world):
+    o, portal = world
+    inv = invite(o, portal.base)
+    body, headers = form(("slow.txt", MARKERS["content"].encode() * 20000))
+    u = urlsplit(portal.base)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(f"POST {_path(inv['link'])} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+                  f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body[:300_000])
+        assert _eventually(lambda: any(n.startswith(".upload-") for n in leftovers(o)), 5)
+        # The connection stays open and silent past --idle-timeout 2.
+        assert _eventually(lambda: not any(n.startswith(".upload-") for n in leftovers(o)), 15)
+        assert not any(n.startswith(".upload-") for n in leftovers(o)), "a stalled upload kept its ciphertext"
+    assert not any(x.get("invitation") == inv["id"] for x in pending(o))
+    r, _ = request(portal, "POST", _path(inv["link"]), *form(("ok.txt", b"ok")))
+    assert r.status == 200  # the use was given back and the slot freed
+
+
+def test_a_body_without_its_closing_boundary_is_not_filed(world):
+    o, portal = world
+    inv = invite(o, portal.base)
+    body, headers = form(("a.txt", b"hello"))
+    cut = body[: body.rindex(b"--b0undary--")]  # a complete-looking request that never ends its form
+    r, _ = request(portal, "POST", _path(inv["link"]), cut, headers)
+    assert r.status == 400
+    assert not any(x.get("invitation") == inv["id"] for x in pending(o))
+
+
+def test_path_like_and_hostile_file_names_are_sealed_never_used(world, tmp_path):
+    o, portal = world
+    inv = invite(o, portal.base)
+    names = ["../../../../tmp/evil-portal-file", "..\\..\\windows\\evil.txt", "<img src=x onerror=alert(1)>.txt"]
+    r, page = request(portal, "POST", _path(inv["link"]),
+                      *form(*[(n, f"content {i}".encode()) for i, n in enumerate(names)]))
+    assert r.status == 200
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;.txt" in page  # shown back escaped
+    assert not Path("/tmp/evil-portal-file").exists()
+    assert not list(portal.workdir.rglob("*evil*")) and not list(o.vault_dir.rglob("*evil*"))
+    mine = [x for x in pending(o) if x.get("invitation") == inv["id"]]
+    assert len(mine) == 3 and all(len(x["id"]) == 32 for x in mine)
+    for x in mine:
+        o.json("intake", "accept", x["id"], who="bob")
+    titles = {d["title"] for d in o.json("doc", "list", o.number, who="bob")}
+    assert {"evil-portal-file", "evil.txt", "<img src=x onerror=alert(1)>.txt"} <= titles
+
+
+def test_unexpected_form_fields_are_refused(world):
+    o, portal = world
+    inv = invite(o, portal.base)
+    for parts in ([("f9", "a.txt", b"x")], [("c1", None, b"contract"), ("c1", None, b"other"), ("f1", "a", b"x")],
+                  [("f1", "a", b"x"), ("whatever", None, b"y")], [("c1", None, b"x" * 5000)]):
+        r, _ = request(portal, "POST", _path(inv["link"]), *multipart(parts))
+        assert r.status == 400
+    r, _ = request(portal, "POST", _path(inv["link"]), b"f1=x", {"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 400
+    r, _ = request(portal, "POST", _path(inv["link"]), *form(("a.txt", b"x"), category="secret-category"))
+    assert r.status == 400
+    assert not any(x.get("invitation") == inv["id"] for x in pending(o))
+
+
+def test_uploads_beyond_the_cap_are_refused_not_queued(world):
+    o, portal = world
+    links = [invite(o, portal.base)["link"] for _ in range(3)]
+    u = urlsplit(portal.base)
+    body, headers = form(("slow.txt", b"s" * 500_000))
+    held = []
+    try:
+        for link in links[:2]:
+            s = socket.create_connection((u.hostname, u.port), timeout=10)
+            s.sendall(f"POST {_path(link)} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+                      f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body[:1000])
+            held.append(s)
+        time.sleep(0.5)
+        r, page = request(portal, "POST", _path(links[2]), body, headers)
+        assert r.status == 503
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.5)
+    r, _ = request(portal, "POST", _path(links[2]), body, headers)
+    assert r.status == 200
+
+
+def test_requests_per_invitation_are_rate_limited(world):
+    o, portal = world
+    inv = invite(o, portal.base)
+    iid = inv["id"]
+    statuses = [request(portal, "GET", f"/i/{iid}/{'B' * 43}")[0].status for _ in range(12)]
+    assert statuses == [404] * 12
+    r, page = request(portal, "GET", _path(inv["link"]), headers={"Accept-Language": "en"})
+    assert r.status == 429 and "Too many attempts" in page  # even the right token, for a while
+    other = invite(o, portal.base)
+    assert request(portal, "GET", _path(other["link"]))[0].status == 200  # other links are not affected
+
+
+@pytest.mark.parametrize("path", ["/", "/static/portal.css", "/nope", "/i/x/y"])
+def test_security_headers_on_every_response(world, path):
+    o, portal = world
+    r, _ = request(portal, "GET", path)
+    for name, value in HEADERS.items():
+        assert value in (r.getheader(name) or ""), (path, name)
+    assert "default-src 'none'" in r.getheader("content-security-policy")
+    assert r.getheader("server") is None
+
+
+def test_the_invitation_page_and_the_log_keep_the_token_to_themselves(world):
+    o, portal = world
+    inv = invite(o, portal.base, "--note", MARKERS["title"])
+    r, page = request(portal, "GET", _path(inv["link"]))
+    assert r.status == 200 and MARKERS["title"] in page
+    assert r.getheader("cache-control") == "no-store"
+    token = inv["link"].rsplit("/", 1)[1]
+    assert token not in portal.log.read_text(errors="replace")
+    rec = (o.vault_dir / "intake" / "invitations" / f"{inv['id']}.toml").read_text()
+    assert token not in rec and MARKERS["title"] not in rec  # only the hash, and the note sealed
+
+
+def test_the_portal_needs_no_key_at_all(tmp_path, monkeypatch):
+    """Run on a vault whose every secret (key tables, intake and ring identities) has been taken away:
+    it still takes submissions, which the archivist accepts once the keys are back."""
+    o = portal_office(tmp_path, monkeypatch)
+    away = tmp_path / "away"
+    away.mkdir()
+    shutil.move(o.vault_dir / "keys", away / "keys")
+    for p in (o.vault_dir / "rings").glob("*.age"):
+        shutil.move(p, away / p.name)
+    portal = start_portal(o.vault_dir, tmp_path / "p")
+    try:
+        inv = invite(o, portal.base, "--note", "n")  # issuing reads no key table either
+        data = os.urandom(300_000)
+        r, page = request(portal, "POST", _path(inv["link"]), *form(("data.bin", data), category="contract"))
+        assert r.status == 200
+        environ = Path(f"/proc/{portal.proc.pid}/environ").read_bytes()
+        assert b"VAULT_IDENTITY" not in environ
+    finally:
+        portal.stop()
+    shutil.move(away / "keys", o.vault_dir / "keys")
+    for p in away.glob("*.age"):
+        shutil.move(p, o.vault_dir / "rings" / p.name)
+    sid = pending(o)[0]["id"]
+    docno = o.json("intake", "accept", sid, who="bob")["number"]
+    out = tmp_path / "back"
+    o.run("doc", "view", docno, "--output", str(out), who="bob")
+    assert out.read_bytes() == data

@@ -1,0 +1,179 @@
+"""Talking to a running agent, and an agent-backed member identity for the Actor.
+
+``AgentIdentity`` has the interface of ``vault.store.identity.MemberKey``: ``public``, ``age_identity()``
+(whose ``unwrap`` sends the header's stanzas to the agent) and ``sign``. Each signature is verified
+against the public key before it is used, so a wrong or impostor agent cannot make the vault write a
+record that does not verify.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Sequence
+
+from vault.agent import harden, paths, protocol
+from vault.agent.protocol import ProtocolError
+from vault.crypto import sign
+from vault.crypto.header import Stanza
+from vault.errors import AuthenticationError, FormatError, VaultError
+from vault.store.identity import PUBLIC_PREFIX, PublicKey
+
+TIMEOUT = 30.0
+
+
+class AgentError(VaultError):
+    """The agent could not be reached, refused a request or answered nonsense."""
+
+    hint = "check 'vault agent status'; start one with: eval \"$(vault agent start)\""
+
+
+class AgentClient:
+    """One connection to an agent, kept open for the whole command."""
+
+    def __init__(self, sock: socket.socket, path: Path) -> None:
+        self._sock, self.path = sock, path
+
+    @classmethod
+    def connect(cls, path: Path) -> "AgentClient":
+        """Connect to the agent at ``path``; ConnectionRefusedError/FileNotFoundError when none listens."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.settimeout(TIMEOUT)
+            s.connect(os.fspath(path))
+            # The agent checks us; we check it: a socket set up by another user (a VAULT_AGENT_SOCK
+            # pointing somewhere shared) must not receive our headers or messages.
+            if not harden.same_user(s):
+                raise AgentError(f"the agent socket {path} belongs to another user", hint="unset VAULT_AGENT_SOCK")
+        except BaseException:
+            s.close()
+            raise
+        return cls(s, path)
+
+    def call(self, op: str, **fields: Any) -> dict[str, Any]:
+        try:
+            protocol.send(self._sock, {"op": op, **fields})
+            ans = protocol.recv(self._sock)
+        except (OSError, ProtocolError) as e:
+            raise AgentError(f"lost the connection to the agent ({e})") from None
+        if ans is None:
+            raise AgentError("the agent closed the connection (timed out or stopped?)")
+        if not ans.get("ok"):
+            if ans.get("error") == "format":
+                raise FormatError(str(ans.get("message", "age header: malformed stanza")))
+            raise AgentError(f"the agent refused: {ans.get('message', ans.get('error'))}")
+        return ans
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> "AgentClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(path: Path | None = None) -> AgentClient | None:
+    """A connection to the agent at ``path`` (default: ``$VAULT_AGENT_SOCK`` or the per-user place),
+    or None when no agent is listening there (no file, or a stale socket left by a dead agent)."""
+    path = path or paths.socket_path()
+    try:
+        return AgentClient.connect(path)
+    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise AgentError(f"cannot reach the agent at {path}: {e.strerror or e}") from None
+
+
+class _AgentAgeIdentity:
+    """An age Identity whose unwrap is done by the agent."""
+
+    def __init__(self, client: AgentClient) -> None:
+        self._client = client
+
+    def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
+        ans = self._client.call("unwrap", stanzas=protocol.encode_stanzas(stanzas))
+        key = ans.get("file_key")
+        if key is None:
+            return None
+        try:
+            return protocol.unb64(key)
+        except ProtocolError:
+            raise AgentError("the agent answered nonsense") from None
+
+
+def _public_key(line: object) -> PublicKey:
+    """The agent's key line, split but not fully parsed.
+
+    The line only ever serves to be compared with members' key lines (``Vault.act_as``), which were
+    parsed when their records were verified; decoding a 2 KB hybrid recipient again would cost a
+    small command a tenth of its time. The signing key, which verifies every signature the agent
+    returns, is checked here.
+    """
+    parts = line[len(PUBLIC_PREFIX):].split(":") if isinstance(line, str) and line.startswith(PUBLIC_PREFIX) else []
+    try:
+        if len(parts) != 2:
+            raise FormatError("not a member key line")
+        sign.check_public_key(parts[1])
+    except FormatError:
+        raise AgentError("the agent's public key is not a member key line") from None
+    return PublicKey(parts[0], parts[1])
+
+
+class AgentIdentity:
+    """A member identity held by an agent: what ``Vault.act_as`` takes, without the secrets."""
+
+    def __init__(self, client: AgentClient, info: dict[str, Any]) -> None:
+        self._client = client
+        self._public = _public_key(info.get("public"))
+        self.identity_file = str(info.get("identity_file", ""))
+
+    def __repr__(self) -> str:
+        return f"<AgentIdentity {self.identity_file}>"
+
+    @property
+    def public(self) -> PublicKey:
+        return self._public
+
+    def age_identity(self) -> _AgentAgeIdentity:
+        return _AgentAgeIdentity(self._client)
+
+    def sign(self, message: bytes) -> bytes:
+        sig = protocol.unb64(self._client.call("sign", message=protocol.b64(message)).get("signature"))
+        try:
+            sign.verify(self._public.signing, message, sig)
+        except AuthenticationError:
+            raise AgentError("the agent's signature does not verify with its public key") from None
+        return sig
+
+
+def identity_for(identity_file: str | None, path: Path | None = None) -> AgentIdentity | None:
+    """The agent's identity when an agent is running and holds ``identity_file`` (any identity when None).
+
+    "Holds" is decided by the file itself (``os.path.samefile``), so a relative path, a symlink or a
+    hard link to the unlocked file all match; anything else falls back to the passphrase.
+    """
+    client = connect(path)
+    if client is None:
+        return None
+    try:
+        try:
+            info = client.call("hello")
+        except AgentError:
+            client.close()  # it is going away (timed out, stopping): the passphrase will do
+            return None
+        held = str(info.get("identity_file", ""))
+        if identity_file is not None:
+            try:
+                same = os.path.samefile(identity_file, held)
+            except OSError:
+                same = False
+            if not same:
+                client.close()
+                return None
+        return AgentIdentity(client, info)
+    except BaseException:
+        client.close()
+        raise

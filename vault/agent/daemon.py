@@ -1,0 +1,140 @@
+"""Starting an agent (bind, fork, detach), and finding or stopping the one running."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import socket
+import stat
+import sys
+import time
+from pathlib import Path
+
+from vault.agent import paths, server
+from vault.agent.client import AgentClient, AgentError, connect
+from vault.errors import ConflictError, InputError
+from vault.store.identity import MemberIdentity
+
+STOP_WAIT = 5.0
+
+
+def _running(path: Path) -> bool:
+    """True if an agent answers at ``path``; a stale socket (nobody listening) is removed."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISSOCK(st.st_mode):
+        raise InputError(f"{path} exists and is not a socket", hint="remove it, or choose another --socket")
+    try:
+        with AgentClient.connect(path) as c:
+            c.call("hello")
+        return True
+    except ConnectionRefusedError:
+        os.unlink(path)  # left by an agent that died without cleaning up
+        return False
+    except AgentError:
+        return True
+
+
+def _bind(path: Path) -> socket.socket:
+    """A listening socket at ``path``, mode 0600 from the moment it exists, put in place by a rename."""
+    tmp = path.parent / f".agent-{secrets.token_hex(6)}.sock"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        s.bind(os.fspath(tmp))
+    finally:
+        os.umask(old)
+    try:
+        os.chmod(tmp, 0o600)
+        s.listen(16)
+        os.rename(tmp, path)
+    except BaseException:
+        s.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return s
+
+
+def start(ident: MemberIdentity, identity_file: Path, path: Path, *, idle_timeout: float, lifetime: float) -> int:
+    """Start a daemon holding ``ident`` at ``path``; return its pid once it listens.
+
+    The caller should already have called ``harden.no_core_dumps()`` (before the passphrase was
+    read); the daemon inherits it across fork.
+    """
+    paths.check_length(path)
+    paths.secure_dir(path.parent)
+    agent = server.Agent(ident, os.path.abspath(identity_file), idle_timeout=idle_timeout, lifetime=lifetime)
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(dfd, fcntl.LOCK_EX)  # two starts at once: the second sees the first running
+        if _running(path):
+            raise ConflictError(f"an agent is already running at {path}",
+                                hint="use it, or stop it first with 'vault agent stop'")
+        listener = _bind(path)
+        return _detach(listener, agent, path, close=[dfd])
+    finally:
+        os.close(dfd)
+
+
+def _detach(listener: socket.socket, agent: server.Agent, path: Path, *, close: list[int]) -> int:
+    """Fork twice (no controlling terminal, not a child of the shell) and serve in the grandchild."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(r)
+            for fd in close:
+                os.close(fd)  # the directory lock must not outlive the start command
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            os.chdir("/")
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)  # `eval "$(vault agent start)"` waits for stdout to close
+            os.close(null)
+            os.write(w, str(os.getpid()).encode())
+            os.close(w)
+            server.run_daemon(listener, agent, path)
+        finally:
+            os._exit(0)
+    os.close(w)
+    listener.close()
+    os.waitpid(pid, 0)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    if not data:
+        raise AgentError("the agent did not start")
+    return int(data)
+
+
+def status(path: Path | None = None) -> dict | None:
+    """The running agent's status, or None when there is none."""
+    path = path or paths.socket_path()
+    c = connect(path)
+    if c is None:
+        return None
+    with c:
+        ans = c.call("status")
+    ans.pop("ok", None)
+    ans["socket"] = os.fspath(path)
+    return ans
+
+
+def stop(path: Path | None = None) -> bool:
+    """Ask the agent to exit and wait until its socket is gone; False when none was running."""
+    path = path or paths.socket_path()
+    c = connect(path)
+    if c is None:
+        return False
+    with c:
+        c.call("stop")
+    deadline = time.monotonic() + STOP_WAIT
+    while os.path.lexists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return True

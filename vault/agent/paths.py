@@ -1,0 +1,58 @@
+"""Where the agent's socket lives, and the checks on the directory that holds it."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from vault.errors import InputError
+
+ENV = "VAULT_AGENT_SOCK"
+SOCKET_NAME = "agent.sock"
+# sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
+MAX_PATH = 107
+
+
+def default_dir() -> Path:
+    """``$XDG_RUNTIME_DIR/vault`` (per user, on tmpfs, removed at logout); else ``$TMPDIR/vault-<uid>``."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "vault"
+    return Path(os.environ.get("TMPDIR") or "/tmp") / f"vault-{os.getuid()}"
+
+
+def default_socket() -> Path:
+    """The per-user place every terminal of the user looks at."""
+    return default_dir() / SOCKET_NAME
+
+
+def socket_path() -> Path:
+    """The socket a command talks to: ``$VAULT_AGENT_SOCK`` when set, else the per-user default."""
+    env = os.environ.get(ENV)
+    return Path(env) if env else default_socket()
+
+
+def check_length(path: Path) -> None:
+    if len(os.fsencode(path)) > MAX_PATH:
+        raise InputError(f"agent socket path is too long for a Unix socket ({path})",
+                         hint="set XDG_RUNTIME_DIR or pass --socket with a shorter path")
+
+
+def secure_dir(path: Path) -> None:
+    """Create ``path`` (mode 0700) or accept it only if it is a real directory of ours, closed to others.
+
+    In a shared directory such as /tmp another user could have made the directory first (and could
+    then swap the socket): refusing anything not owned by us with group/other bits set stops that.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        raise InputError(f"cannot create the agent directory {path}: its parent does not exist",
+                         hint="set XDG_RUNTIME_DIR to an existing directory of yours") from None
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise InputError(f"refusing the agent directory {path}: not a directory of yours closed to other users",
+                         hint=f"remove it, or make it yours with mode 0700 (chmod 700 {path})")

@@ -1,0 +1,93 @@
+"""Restoring blobs as streams, so that memory stays bounded whatever the size of a document.
+
+Each pack is read once, front to back, and each blob goes to its file in chunks while it is hashed.
+
+A blob is renamed into place only once its bytes hash to its name; a damaged, short or missing blob
+leaves no file behind and stops the restore with an IntegrityError that names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from vault.backup.repo import Repo, data_name
+from vault.errors import IntegrityError, NotFoundError
+from vault.store import atomic_writer
+
+CHUNK = 1 << 20
+
+
+def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: dict[str, list[list[Any]]],
+                  dest: Path) -> list[Path]:
+    """Write every file of ``by_blob`` (blob id -> tree entries [path, blob, size, mode]) under ``dest``.
+
+    :return: the files written (not yet synced: the caller syncs them all at once).
+    """
+    by_pack: dict[str, list[str]] = defaultdict(list)
+    for b in by_blob:
+        if b not in index:
+            raise IntegrityError(f"{repo.url}: blob {b[:16]} is in no pack", hint="run 'vault backup verify'")
+        by_pack[index[b][0]].append(b)
+    written: list[Path] = []
+    for pack_id, wanted in sorted(by_pack.items()):
+        name = data_name(pack_id)
+        try:
+            src = repo.open(name)
+        except NotFoundError:
+            raise IntegrityError(f"{repo.url}: {name} is missing", hint="run 'vault backup verify'") from None
+        try:
+            pos = 0
+            for b in sorted(wanted, key=lambda x: index[x][1]):
+                _, off, ln = index[b]
+                if off < pos:
+                    raise IntegrityError(f"{repo.url}: the index has overlapping blobs in {name}",
+                                         hint="run 'vault backup verify'")
+                _skip(src, off - pos, name, repo.url)
+                first, *others = by_blob[b]
+                path = dest / first[0]
+                _copy_blob(src, ln, b, path, first[3], f"{repo.url}: blob {b[:16]} in {name}")
+                written.append(path)
+                for entry in others:  # the same content at several paths: copied from the first
+                    other = dest / entry[0]
+                    other.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    with open(path, "rb") as f, atomic_writer(other, mode=entry[3] & 0o777, sync=False) as out:
+                        shutil.copyfileobj(f, out, CHUNK)
+                    written.append(other)
+                pos = off + ln
+        finally:
+            getattr(src, "close", lambda: None)()
+    return written
+
+
+def _skip(src: BinaryIO, n: int, name: str, url: str) -> None:
+    if n <= 0:
+        return
+    seekable = getattr(src, "seekable", None)
+    if seekable is not None and seekable():
+        src.seek(n, 1)
+        return
+    while n:
+        got = src.read(min(n, CHUNK))
+        if not got:
+            raise IntegrityError(f"{url}: {name} is shorter than the index says", hint="run 'vault backup verify'")
+        n -= len(got)
+
+
+def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, what: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    h = hashlib.sha256()
+    with atomic_writer(path, mode=mode & 0o777, sync=False) as out:
+        left = length
+        while left:
+            chunk = src.read(min(left, CHUNK))
+            if not chunk:
+                raise IntegrityError(f"{what} is cut short", hint="run 'vault backup verify'")
+            h.update(chunk)
+            out.write(chunk)
+            left -= len(chunk)
+        if h.hexdigest() != blob:  # raised inside the block: the temporary file is removed, not renamed
+            raise IntegrityError(f"{what} is damaged", hint="run 'vault backup verify'")

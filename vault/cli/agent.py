@@ -1,0 +1,90 @@
+"""Agent commands: ``vault agent start|stop|status`` (the library is vault.agent)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import click
+
+from vault.cli import Ctx, _passphrase, cli, emit, json_opt
+from vault.errors import InputError, UsageError
+
+_DURATION = re.compile(r"(\d+)([smhd]?)\Z")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(text: str, what: str) -> int:
+    m = _DURATION.match(text.strip())
+    if not m or int(m[1]) == 0:
+        raise UsageError(f"bad {what} {text!r}", hint="write a positive number of seconds, minutes or hours: 90s, 15m, 8h")
+    return int(m[1]) * _UNIT[m[2] or "s"]
+
+
+@cli.group("agent")
+def agent_grp() -> None:
+    """An agent that holds your unlocked identity, so commands need no passphrase."""
+
+
+@agent_grp.command("start")
+@click.option("--idle-timeout", default="15m", show_default=True,
+              help="Exit after this long without decrypting or signing (90s, 15m, 2h).")
+@click.option("--lifetime", default="8h", show_default=True, help="Exit after this long whatever happens.")
+@click.option("--socket", "socket_path", type=click.Path(dir_okay=False),
+              help="Listen here instead of the per-user default ($XDG_RUNTIME_DIR/vault/agent.sock).")
+@click.pass_obj
+def agent_start(obj: Ctx, idle_timeout: str, lifetime: str, socket_path: str | None) -> None:
+    """Unlock your identity once and keep it in a background agent.
+
+    Prints shell commands that set VAULT_AGENT_SOCK: run as  eval "$(vault agent start)".
+    Commands of the same user find the agent at the default place without it, too.
+    """
+    from vault.store import identity
+    from vault.agent import daemon, harden, paths
+
+    idle, life = _seconds(idle_timeout, "--idle-timeout"), _seconds(lifetime, "--lifetime")
+    if not obj.identity_file:
+        raise InputError("the agent needs an identity to unlock", hint="pass --identity FILE or set VAULT_IDENTITY")
+    path = Path(obj.identity_file)
+    if not path.is_file():
+        raise InputError(f"identity file {path} not found", hint="pass --identity FILE or set VAULT_IDENTITY")
+    sock = Path(socket_path).absolute() if socket_path else paths.default_socket()
+    harden.no_core_dumps()  # before the secret is in this process: the daemon is forked from it
+    ident = identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
+    pid = daemon.start(ident, path, sock, idle_timeout=idle, lifetime=life)
+    quoted = shlex.quote(str(sock))
+    click.echo(f"VAULT_AGENT_SOCK={quoted}; export VAULT_AGENT_SOCK;")
+    click.echo(f"echo Agent pid {pid};")
+
+
+@agent_grp.command("stop")
+@click.pass_obj
+def agent_stop(obj: Ctx) -> None:
+    """Stop the agent (VAULT_AGENT_SOCK, else the per-user default); it forgets the identity."""
+    from vault.agent import daemon, paths
+    from vault.errors import NotFoundError
+
+    if not daemon.stop():
+        raise NotFoundError(f"no agent is running at {paths.socket_path()}")
+    click.echo("agent stopped", err=True)
+
+
+@agent_grp.command("status")
+@json_opt
+@click.pass_obj
+def agent_status(obj: Ctx, as_json: bool) -> None:
+    """Whether an agent is running, for which identity, and for how long (exit 1 if none)."""
+    from vault.agent import daemon, paths
+    from vault.errors import NotFoundError
+
+    st = daemon.status()
+    if st is None:
+        raise NotFoundError(f"no agent is running at {paths.socket_path()}",
+                            hint='start one with: eval "$(vault agent start)"')
+    emit(st, as_json, lambda s: (
+        f"agent pid {s['pid']} at {s['socket']}\n"
+        f"identity: {s['identity_file']}\n"
+        f"public key: {s['public']}\n"
+        f"exits after {int(s['idle_left'])} s idle (timeout {int(s['idle_timeout'])} s), "
+        f"{int(s['lifetime_left'])} s at most"))

@@ -1,0 +1,77 @@
+"""Commands for the customers' online platform [R-3.1.2]: ``vault portal serve``."""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from vault.cli import Ctx, cli
+from vault.errors import InputError
+
+_LISTEN = re.compile(r"(?:\[(?P<v6>[0-9a-fA-F:]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})\Z")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    m = _LISTEN.match(text)
+    if not m or not 0 < int(m.group("port")) < 65536:
+        raise InputError(f"bad listen address {text!r}", hint="use HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
+    return m.group("v6") or m.group("host"), int(m.group("port"))
+
+
+def _check_free(host: str, port: int) -> None:
+    # uvicorn reports a taken port in a log line and exits; say it the vault's way before starting.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise InputError(f"cannot listen on {host}:{port}: {e.strerror}",
+                             hint="choose another --listen address or stop what uses it") from None
+
+
+@cli.group("portal")
+def portal_grp() -> None:
+    """The online platform where customers submit material through an invitation link."""
+
+
+@portal_grp.command("serve")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to listen on (put a TLS reverse proxy in front).")
+@click.option("--organisation", envvar="VAULT_PORTAL_ORG", required=True, help="Your company's name, shown on every page (env VAULT_PORTAL_ORG).")
+@click.option("--max-file-mb", default=200, show_default=True, type=click.IntRange(1, 100_000), help="Largest file, in MB (1 MB = 1,000,000 bytes).")
+@click.option("--max-submission-mb", default=500, show_default=True, type=click.IntRange(1, 1_000_000), help="Largest submission (all its files), in MB.")
+@click.option("--max-files", default=5, show_default=True, type=click.IntRange(1, 20), help="Files in one submission.")
+@click.option("--max-uploads", default=4, show_default=True, type=click.IntRange(1, 1000), help="Uploads in progress at once; more are refused.")
+@click.option("--rate-limit", default="30/600", show_default=True, help="Requests per invitation link per seconds (N/SECONDS).")
+@click.option("--idle-timeout", default=60, show_default=True, type=click.IntRange(1, 3600), help="Seconds an upload may send nothing before it is cut off.")
+@click.pass_obj
+def portal_serve(obj: Ctx, listen, organisation, max_file_mb, max_submission_mb, max_files, max_uploads, rate_limit,
+                 idle_timeout) -> None:
+    """Serve the portal for this vault. It needs no identity and can read nothing back."""
+    try:
+        import uvicorn
+
+        from vault.portal.app import create_app
+        from vault.portal.guard import MB, Limits
+    except ImportError as e:
+        raise InputError(f"the portal needs a package that is not installed ({e.name})",
+                         hint="install vault with the portal extra: pip install 'vault[portal]'") from None
+    host, port = parse_listen(listen)
+    m = re.match(r"(\d{1,6})/(\d{1,6})\Z", rate_limit)
+    if not m or not int(m.group(1)) or not int(m.group(2)):
+        raise InputError(f"bad --rate-limit {rate_limit!r}", hint="use REQUESTS/SECONDS, e.g. 30/600")
+    limits = Limits(max_file=max_file_mb * MB, max_submission=max_submission_mb * MB, max_files=max_files,
+                    max_concurrent=max_uploads, rate_requests=int(m.group(1)), rate_window=int(m.group(2)),
+                    idle_seconds=idle_timeout)
+    _check_free(host, port)
+    app = create_app(Path(obj.vault.root), organisation=organisation, limits=limits)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    click.echo(f"vault portal: serving {obj.vault.root} on http://{listen} (no identity held)", err=True)
+    # uvicorn's own access log would write the one-time token in each request path: ours redacts it.
+    uvicorn.run(app, host=host, port=port, access_log=False, server_header=False, proxy_headers=True,
+                limit_concurrency=200, timeout_keep_alive=5, log_level="warning")

@@ -1,0 +1,79 @@
+"""Finding customers: ``vault find`` with filters and paging, and ``vault index`` to rebuild the sealed index."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from vault.office import dossier
+from vault.office import find as finder
+from vault.cli import Ctx, cli, emit, json_opt
+
+
+def _line(r: dict) -> str:
+    return (f"{r['rank']:>5}  {r['number']:<20} {r['class']:<36} {r['customer_type']:<11} {r['status']:<7} "
+            f"{r['field']}")
+
+
+@cli.command()
+@click.argument("text", required=False)
+@click.option("--name", help="Look in names and other names only.")
+@click.option("--contact", help="Look in contacts only: a phone's last digits, an e-mail or its domain.")
+@click.option("--number", help="An exact archive number (needs no index key).")
+@click.option("--class", "klass", help="Class path prefix, e.g. enterprise/network-services.")
+@click.option("--type", "customer_type", type=click.Choice(dossier.CUSTOMER_TYPES), help="Customer type.")
+@click.option("--business", help="Business type.")
+@click.option("--dept", help="Department in charge.")
+@click.option("--created-from", help="Created on or after this date (YYYY-MM-DD).")
+@click.option("--created-to", help="Created on or before this date (YYYY-MM-DD).")
+@click.option("--open", "status", flag_value="open", help="Open dossiers only.")
+@click.option("--closed", "status", flag_value="closed", help="Closed dossiers only.")
+@click.option("--due", is_flag=True, help="Due for review only.")
+@click.option("--incomplete", is_flag=True, help="Incomplete dossiers only.")
+@click.option("--limit", default=finder.DEFAULT_LIMIT, show_default=True, help="Rows per page.")
+@click.option("--offset", default=0, help="Skip this many rows (the next page: --offset LIMIT).")
+@json_opt
+@click.pass_obj
+def find(obj: Ctx, text, name, contact, number, klass, customer_type, business, dept, created_from, created_to,
+         status, due, incomplete, limit, offset, as_json) -> None:
+    """Find dossiers by name (any script, any order, parts of words), contact, number or filters.
+
+    Best matches first; exit code 1 when nothing matches."""
+    if sum(x is not None for x in (text, name, contact, number)) > 1:
+        raise click.UsageError("give one of TEXT, --name, --contact, --number")
+    filters = finder.Filters(klass=klass, customer_type=customer_type, business=business, dept=dept,
+                             created_from=created_from and dossier.parse_date(created_from),
+                             created_to=created_to and dossier.parse_date(created_to),
+                             status=status, due=due, incomplete=incomplete)
+    res = finder.find(obj.actor(), text, name=name, contact=contact, number=number, filters=filters,
+                      limit=limit, offset=offset)
+    rows = [dict(r, total=res["total"]) for r in res["rows"]]
+
+    def text_out(rs: list) -> str:
+        if not rs:
+            return "(nothing found)"
+        more = res["total"] - (offset + len(rs))
+        tail = f"\n{offset + 1}-{offset + len(rs)} of {res['total']}" + (f"; next page: --offset {offset + limit}" if more > 0 else "")
+        return "\n".join(_line(r) for r in rs) + tail
+
+    emit(rows, as_json, text_out)
+    if res["stale"]:
+        click.echo(f"vault: note: {res['stale']} index entries did not match their dossier's signed manifest "
+                   "and were not shown", err=True)
+    if not rows:
+        sys.exit(1)
+
+
+@cli.group("index")
+def index_grp() -> None:
+    """The sealed search index."""
+
+
+@index_grp.command("rebuild")
+@json_opt
+@click.pass_obj
+def index_rebuild(obj: Ctx, as_json: bool) -> None:
+    """Rebuild the search index from every dossier's sealed profile (archive department)."""
+    n = finder.rebuild(obj.actor())
+    emit({"dossiers": n}, as_json, f"search index rebuilt: {n} dossiers")

@@ -1,0 +1,218 @@
+"""``vault find``: customers by partial name, Chinese name, contact or number, with filters and paging [R-1.3.4].
+
+The sealed index (``vault.archive.searchindex``) says which dossiers match; what is shown comes from each
+dossier's signed manifest, and a row the manifest does not confirm (another profile version,
+another number, destroyed) is never shown: the index narrows, the signed records decide.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, fields as dc_fields
+from typing import Any, Iterable, Mapping
+
+from vault import clock
+from vault.archive import completeness, members, searchindex
+from vault.office import access, dossier, review
+from vault.errors import InputError, IntegrityError
+from vault.errors import ConflictError, NotFoundError
+from vault.store.searchdb import CONTACT_FIELDS, NAME_FIELDS, Hit, fold, query_words
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 10_000
+
+
+@dataclass
+class Filters:
+    """Conditions on a dossier's cleartext facts (its manifest), combined with AND."""
+
+    klass: str | None = None  # a class path prefix, whole segments
+    customer_type: str | None = None
+    business: str | None = None
+    dept: str | None = None
+    created_from: str | None = None  # YYYY-MM-DD, inclusive
+    created_to: str | None = None
+    status: str | None = None  # open | closed
+    due: bool = False  # due for review (stale or waiting for an update)
+    incomplete: bool = False
+
+    def active(self) -> bool:
+        return any(getattr(self, f.name) not in (None, False) for f in dc_fields(self))
+
+    def keep(self, v, m: Mapping[str, Any], present: list[str] | None, today: dt.date, mem: dict) -> bool:
+        if self.klass and m["class"].split("/")[: len(self.klass.strip("/").split("/"))] != self.klass.strip("/").split("/"):
+            return False
+        for attr, key in (("customer_type", "customer_type"), ("business", "business"), ("dept", "dept"),
+                          ("status", "status")):
+            if getattr(self, attr) is not None and m[key] != getattr(self, attr):
+                return False
+        if (self.created_from and m["created"] < self.created_from) or (self.created_to and m["created"] > self.created_to):
+            return False
+        if self.due:
+            st = review.state(v.policy.data, m, review.history(v, m["id"], member_records=mem), today)
+            if m["status"] != "open" or not (st["stale"] or st["needs_update"]):
+                return False
+        if self.incomplete:
+            _, wanted = completeness.rules(v.policy.data, m["customer_type"])
+            gaps = completeness.missing_categories(v.policy.data, m) or \
+                [f for f in wanted if present is not None and f not in present]
+            if m["status"] != "open" or not gaps:
+                return False
+        return True
+
+
+def _row(m: Mapping[str, Any], hit: Hit | None) -> dict[str, Any]:
+    keys = ("number", "class", "customer_type", "business", "dept", "created", "status")
+    row = {k: m[k] for k in keys}
+    if hit is not None:
+        row.update(field=hit.field, fields=hit.fields)
+    return row
+
+
+def _confirmed(v, hit: Hit, info: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The manifest, if it confirms the index row: same number, same newest profile version."""
+    try:
+        m = dossier.load_manifest(v, hit.dossier)
+    except IntegrityError:
+        return None
+    p = m["profile"][-1]
+    if info is None or m["number"] != hit.number or m["status"] == "destroyed" or "sealed" not in p \
+            or (info["version"], info["sealed_sha256"], info["by"]) != \
+            (p["version"], searchindex.sealed_digest(p["sealed"]), p["by"]):
+        return None
+    return m
+
+
+def open_or_build(actor) -> searchindex.Index:
+    """The index; built from the sealed profiles on first use (a vault of an earlier version)."""
+    idx = searchindex.open_index(actor)
+    if idx is None:
+        rebuild(actor)
+        idx = searchindex.open_index(actor)
+    assert idx is not None
+    searchindex.merge_if_due(actor, idx)
+    return idx
+
+
+def rebuild(actor) -> int:
+    """Build the index afresh from every dossier's sealed profile; returns how many it holds."""
+    actor.require("find")
+    v = actor.vault
+    with v.lock(exclusive=True):
+        items = ((m, dossier.read_profile(actor, m)) for m in dossier.iter_manifests(v) if m["status"] != "destroyed")
+        n = searchindex.build(actor, items)
+        actor.audit("index.rebuild")
+    return n
+
+
+def _repair(actor, ids: Iterable[str]) -> int:
+    """Re-index dossiers whose index rows their manifests did not confirm (a write interrupted
+    between the index and the manifest); the sealed profile is the truth."""
+    v = actor.vault
+    n = 0
+    with v.lock(exclusive=True):
+        for d in ids:
+            try:
+                m = dossier.load_manifest(v, d)
+            except IntegrityError:
+                continue
+            if m["status"] != "destroyed" and "sealed" in m["profile"][-1]:
+                searchindex.add_profile(actor, m, dossier.read_profile(actor, m))
+                actor.audit("index.repair", number=m["number"])
+                n += 1
+    return n
+
+
+def find(actor, text: str | None = None, *, name: str | None = None, contact: str | None = None,
+         number: str | None = None, filters: Filters | None = None, limit: int = DEFAULT_LIMIT,
+         offset: int = 0, _retry: bool = True) -> dict[str, Any]:
+    """Dossiers matching a query (and the filters), best first: ``{"total", "rows", "stale"}``.
+
+    ``number`` is an exact archive number (no index key needed). Otherwise the query is ``text``
+    (every indexed field), ``name`` (name and other names) or ``contact``; each of its words must
+    occur. Without a query, the filters alone select from every manifest.
+    """
+    v = actor.vault
+    filters = filters or Filters()
+    if not 1 <= limit <= MAX_LIMIT or offset < 0:
+        raise InputError(f"--limit must be between 1 and {MAX_LIMIT}, --offset not negative")
+    if number:
+        actor.require("dossier.list")
+        m = dossier.load_manifest(v, dossier.resolve(v, number))
+        rows = [] if not filters.keep(v, m, None, clock.now().date(), members.all_members(v)) else [_row(m, None)]
+        return {"total": len(rows), "rows": [dict(r, field="number", fields=["number"]) for r in rows], "stale": 0}
+    query, fields = (text, None) if text else (name, NAME_FIELDS) if name else (contact, CONTACT_FIELDS)
+    if not query and not filters.active():
+        raise InputError("nothing to find", hint="give words to look for, --name, --contact, --number or a filter")
+    actor.require("find")
+    actor.audit("find")  # the searched words are customer data: never logged
+    idx = open_or_build(actor)
+    today, mem = clock.now().date(), members.all_members(v)
+    if not query:
+        hits = [Hit(m["id"], m["number"], "number") for m in dossier.iter_manifests(v) if m["status"] != "destroyed"]
+    else:
+        hits = idx.db.search(query, fields)
+    rows, stale, total = [], [], len(hits)
+    if filters.active():  # every candidate's manifest is read, so the total is exact
+        kept = []
+        for h in hits:
+            info = idx.db.info(h.dossier)
+            m = _confirmed(v, h, info)
+            if m is None:
+                stale.append(h.dossier)
+            elif filters.keep(v, m, info["fields"], today, mem):
+                kept.append(_row(m, h if query else None))
+        total, rows = len(kept), kept[offset:offset + limit]
+    else:  # only the page is read and confirmed
+        for h in hits[offset:offset + limit]:
+            m = _confirmed(v, h, idx.db.info(h.dossier))
+            if m is None:
+                stale.append(h.dossier)
+            else:
+                rows.append(_row(m, h))
+    if stale and _retry and _repair(actor, stale):
+        return find(actor, text, name=name, contact=contact, filters=filters, limit=limit, offset=offset, _retry=False)
+    for i, r in enumerate(rows):
+        r["rank"] = offset + i + 1
+    return {"total": total, "rows": rows, "stale": len(stale)}
+
+
+def resolve_customer(actor, no: str, *, choose: str | None = None) -> tuple[str, str]:
+    """Resolve a consultation request by customer name to one dossier, for the archivist granting it.
+
+    Candidates come from the index (name and other names) and are confirmed on the sealed profile:
+    every word of the given name in the dossier's name or one of its other names. One candidate, or
+    one whose name equals the given name, is the answer; otherwise the grant is refused with the
+    candidates' numbers, and the archivist may ``choose`` one of them. Returns (dossier id, number).
+    """
+    actor.require("grant.manage")
+    v = actor.vault
+    earlier = access.resolution(v, access.request_record(v, no))
+    if earlier is not None:  # a grant that did not complete: its signed resolution stands
+        return earlier["dossier"], earlier["number"]
+    name = access.customer_name(actor, no)
+    words, whole = query_words(name), fold(name)
+    found = find(actor, name=name, limit=MAX_LIMIT)["rows"] if len(whole) >= 2 else []
+    confirmed: list[tuple[dict, bool]] = []
+    for r in found:
+        m = dossier.load_manifest(v, dossier.resolve(v, r["number"]))
+        prof = dossier.read_profile(actor, m)
+        names = [fold(prof.get("name", ""))] + [fold(a) for a in prof.get("aliases") or []]
+        if any(all(w in n for w in words) for n in names):
+            confirmed.append((m, whole in names))
+    if choose is not None:
+        pick = [m for m, _ in confirmed if m["number"] == choose]
+    else:
+        pick = [m for m, exact in confirmed if exact] or [m for m, _ in confirmed]
+    if len(pick) == 1:
+        return pick[0]["id"], pick[0]["number"]
+    actor.audit("grant.create", outcome="refused", ref=no)
+    if choose is not None:
+        raise NotFoundError(f"{choose} is not a dossier whose name matches the one given in {no}")
+    if not pick:
+        raise NotFoundError(f"no dossier matches the customer name given in {no}",
+                            hint=f"deny it ('vault request deny {no} --reason …') or ask for the archive number")
+    nums = [m["number"] for m in pick]
+    raise ConflictError(f"{len(nums)} dossiers match the customer name given in {no}: "
+                        f"{', '.join(nums[:10])}{' …' if len(nums) > 10 else ''}",
+                        hint=f"choose one with 'vault grant {no} --number NO', or deny the request")

@@ -1,0 +1,121 @@
+"""What the portal does to every response and every caller: limits, rate limits, security headers, quiet logs."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+LOG = logging.getLogger("vault.portal")
+
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The portal's limits; the defaults are the ones the README states."""
+
+    max_file: int = 200 * MB
+    """Bytes in one file."""
+    max_submission: int = 500 * MB
+    """Bytes in one submission (one form sent), every file together."""
+    max_files: int = 5
+    """Files in one submission (the form's rows)."""
+    max_concurrent: int = 4
+    """Uploads in progress at once, over all invitations; more are refused (503), not queued."""
+    rate_requests: int = 30
+    """Requests per invitation link within ``rate_window`` seconds (pages and uploads, right or wrong token)."""
+    rate_window: int = 600
+    idle_seconds: float = 60
+    """An upload that sends nothing for this long is cut off, so slow clients cannot hold the slots."""
+
+    @property
+    def max_body(self) -> int:
+        # The form's own bytes (boundaries, part headers, small fields) on top of the files.
+        return self.max_submission + 64 * 1024
+
+
+SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; "
+     b"frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+_TOKEN_IN_PATH = re.compile(r"^(/i/[^/]*/)[^/?]*")
+
+
+def redact(path: str) -> str:
+    """A request path fit for a log: the one-time token replaced by an ellipsis."""
+    return _TOKEN_IN_PATH.sub(r"\1…", path)
+
+
+class SecurityHeaders:
+    """ASGI middleware: the headers above on every response, and one access-log line without the token."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = [0]
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                names = {n for n, _ in SECURITY_HEADERS}
+                headers = [(n, v) for n, v in message.get("headers", []) if n.lower() not in names]
+                message = dict(message, headers=headers + SECURITY_HEADERS)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            LOG.info("%s %s %s %.3fs", scope["method"], redact(scope["path"]), status[0] or "-",
+                     time.monotonic() - started)
+
+
+class RateLimiter:
+    """A sliding window per key (an invitation id); bounded in the keys it remembers; thread-safe
+    (the portal checks invitations on worker threads)."""
+
+    def __init__(self, limit: int, window: float, *, max_keys: int = 10000, clock=time.monotonic) -> None:
+        self.limit, self.window, self.max_keys, self.clock = limit, window, max_keys, clock
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        with self._lock:
+            return self._allow(key)
+
+    def _allow(self, key: str) -> bool:
+        now = self.clock()
+        hits = self._hits.get(key)
+        if hits is None:
+            if len(self._hits) >= self.max_keys:
+                self._prune(now)
+            hits = self._hits[key] = deque()
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            return False
+        hits.append(now)
+        return True
+
+    def _prune(self, now: float) -> None:
+        for key in [k for k, h in self._hits.items() if not h or h[-1] <= now - self.window]:
+            del self._hits[key]
+        while len(self._hits) >= self.max_keys:  # still full of live keys: forget the oldest
+            del self._hits[next(iter(self._hits))]
