@@ -79,11 +79,22 @@ class JsonCatalogue:
         dest.write(_json_bytes(catalogue(dossier, documents)))
 
 
+# Spreadsheets run a cell that starts with one of these as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 class CsvCatalogue:
-    """The catalogue as CSV (RFC 4180, UTF-8), one row per document; sealed columns only when granted."""
+    """The catalogue as CSV (RFC 4180, UTF-8), one row per document; sealed columns only when granted.
+
+    A UTF-8 byte-order mark leads the file unless ``bom`` is false: without it, a spreadsheet on a
+    Chinese Windows desktop reads the UTF-8 as the local code page and shows mojibake.
+    """
 
     kind, suffix = "file", ".csv"
     reads = frozenset({"sealed"})
+
+    def __init__(self, *, bom: bool = True) -> None:
+        self.bom = bom
 
     def export(self, *, dossier, documents, dest: BinaryIO, **kwargs: Any) -> None:
         data = catalogue(dossier, documents)
@@ -93,13 +104,25 @@ class CsvCatalogue:
         writer.writerow(columns)
         for row in data["documents"]:
             writer.writerow([_cell(row.get(c)) for c in columns])
-        dest.write(text.getvalue().encode())
+        dest.write(("\ufeff" if self.bom else "").encode() + text.getvalue().encode())
+
+
+def _csv_factory(options: Mapping[str, Any]) -> CsvCatalogue:
+    extra = sorted(set(options) - {"bom"})
+    if extra:
+        raise ValueError(f"export format csv takes only the option bom, not {', '.join(extra)}")
+    bom = options.get("bom", True)
+    if not isinstance(bom, bool):
+        raise ValueError("export format csv: bom must be true or false")
+    return CsvCatalogue(bom=bom)
 
 
 def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return "" if value is None else str(value)
+    text = "" if value is None else str(value)
+    # A leading quote makes the spreadsheet show the text instead of evaluating it (OWASP's advice).
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _extension(doc: Any) -> str:
@@ -211,6 +234,6 @@ class AgeBundle:
 @hookimpl
 def vault_register_export_formats(register):
     register("json", _without_options("json", JsonCatalogue))
-    register("csv", _without_options("csv", CsvCatalogue))
+    register("csv", _csv_factory)
     register("bagit", _without_options("bagit", BagItExporter))
     register("age", AgeBundle)

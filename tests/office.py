@@ -42,7 +42,9 @@ class Office:
         return self.root / "ids" / f"{name}.key"
 
     def run(self, *args: str, who: str | None = None, ok: bool = True, env: dict | None = None):
-        e = {"VAULT_DIR": str(self.vault_dir), "VAULT_PASSPHRASE_FILE": str(self.root / "pass")}
+        # No identity agent: one the developer runs at the per-user default place must not act here.
+        e = {"VAULT_DIR": str(self.vault_dir), "VAULT_PASSPHRASE_FILE": str(self.root / "pass"),
+             "VAULT_AGENT_SOCK": str(self.root / "no-agent.sock")}
         if who:
             e["VAULT_IDENTITY"] = str(self.ident(who))
         e.update(env or {})

@@ -232,6 +232,7 @@ def test_a_signature_that_does_not_verify_is_refused(ident, short_dir):
 
 def test_no_agent_and_stale_socket_mean_none(short_dir):
     assert client.connect(short_dir / "none.sock") is None
+    assert client.connect(short_dir / ("x" * 200) / "a.sock") is None  # longer than a socket path can be
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(str(short_dir / "stale.sock"))
     s.close()  # the file stays, nobody listens
@@ -284,3 +285,19 @@ def test_protocol_rejects_oversized_and_garbled_messages():
         protocol.recv(b)
     a.close()
     b.close()
+
+
+def test_one_connection_serves_many_threads(ident, short_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    agent = server.Agent(ident, "id")
+    path = short_dir / "a.sock"
+    t = _serve_in_thread(agent, path)
+    held = client.identity_for(None, path)
+    blobs = [age.encrypt_bytes(bytes([i]) * 100, [age.parse_recipient(ident.public.recipient)]) for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(lambda b: age.decrypt_bytes(b, [held.age_identity()]), blobs * 4))
+        sigs = list(pool.map(lambda i: held.sign(records.SIGNATURE_DOMAIN + bytes([i])), range(32)))
+    assert outs == [bytes([i]) * 100 for i in range(8)] * 4 and len(set(sigs)) == 32
+    agent.stop()
+    t.join(5)

@@ -113,7 +113,8 @@ def test_restore_round_trip_is_byte_identical(office, tmp_path):
 
 def test_run_and_prune_need_no_identity(office, tmp_path):
     url = _url(tmp_path)
-    env = {"VAULT_DIR": str(office.vault_dir), "VAULT_IDENTITY": None, "VAULT_PASSPHRASE_FILE": None}
+    env = {"VAULT_DIR": str(office.vault_dir), "VAULT_IDENTITY": None, "VAULT_PASSPHRASE_FILE": None,
+           "VAULT_AGENT_SOCK": str(tmp_path / "no-agent.sock")}  # nor an agent to stand in for them
     runner = CliRunner()
     res = runner.invoke(cli, ["backup", "run", url, "--json"], env=env, catch_exceptions=False)
     assert res.exit_code == 0, res.output

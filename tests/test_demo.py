@@ -34,5 +34,7 @@ def test_demo_builds_an_office_that_checks_out(tmp_path):
     assert len(run("intake", "list")) == 1
     assert len(run("backup", "list", f"file://{tmp_path / 'office' / 'offsite'}")) == 1
     assert run("find", "--name", "northwind networks ltd")[0]["number"] == dossiers[0]["number"]
+    assert run("find", "northwind")[0]["number"] == dossiers[0]["number"]
+    assert [d["customer_type"] for d in run("find", "min zhang", "--type", "individual")] == ["individual"]
     again = runner.invoke(cli, ["demo", str(tmp_path / "office")])
     assert again.exit_code == 1 and "not empty" in again.stderr

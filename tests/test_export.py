@@ -78,7 +78,8 @@ def test_catalogue_for_a_non_reader_carries_no_sealed_field(office, fmt):
         rows = data["documents"]
         assert data["sealed"] is False and "customer" not in data["dossier"]
     else:
-        rows = list(csv.DictReader(io.StringIO(out.read_text())))
+        assert out.read_bytes().startswith("\ufeff".encode())  # Excel on a Chinese desktop needs the BOM
+        rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
         assert "title" not in rows[0] and "customer" not in rows[0]
     assert [r["number"] for r in rows] == [*office.docs, office.v2]
     assert {r["dossier"] for r in rows} == {office.number} and rows[0]["class"] == "enterprise/network-services/2026"

@@ -20,14 +20,16 @@ REPO = Path(__file__).resolve().parent.parent
 FROZEN = REPO / "tests" / "vectors" / "frozen-v1" / "vault"
 SCHEMAS = sorted(p.name.removesuffix(".schema.json") for p in (REPO / "schemas").glob("*.schema.json"))
 
-SEARCH = {"format": 1, "recipient": "age1pq1" + "q" * 60, "at": "2026-03-01T10:00:00Z", "by": "bob",
-          "signature": {"by": "bob", "ed25519": "AAAA"}}
 REVIEW = {"format": 1, "dossier": "0" * 32, "number": "E-2026-000001", "seq": 1, "at": "2026-03-01T10:00:00Z",
           "by": "bob", "outcome": "verified", "signature": {"by": "bob", "ed25519": "AAAA"}}
 
 
+SEARCH = {"format": 1, "recipient": "age1pq1" + "q" * 60, "at": "2026-03-01T10:00:00Z", "by": "bob",
+          "signature": {"by": "bob", "ed25519": "AAAA"}}
+
+
 def samples() -> dict[str, list[dict]]:
-    """Real records of every schema: the frozen version-1 vault, and a review record."""
+    """Real records of every schema: the frozen version-1 vault, and records it does not have."""
     out: dict[str, list[dict]] = {"review": [REVIEW], "search": [SEARCH]}
     globs = {"vault": ["vault.toml"], "policy": ["policy.toml"], "member": ["members/*.toml"],
              "ring": ["rings/*.toml"], "manifest": ["dossiers/*/manifest.toml"]}

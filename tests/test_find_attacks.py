@@ -233,3 +233,21 @@ def test_an_interrupted_rotation_is_finished_or_undone_by_the_next_reader(office
         assert office.run("find", "zebulon", who="bob").exit_code == 0
     else:  # the key was replaced: the rotation is finished, without the dossier
         assert office.run("find", "zebulon", who="bob", ok=False).exit_code == 1
+
+
+def test_a_former_archivist_opens_no_index_file_written_after_their_removal(office):
+    office.add_member("carl", "archivist", dept="archive")
+    office.run("find", "zebulon", who="carl")
+    v = Vault.open(office.vault_dir)
+    kept = index.read_index_key(v.root, actor(office, "carl").read_identities())  # what carl could copy
+    office.run("member", "remove", "carl", who="alice")
+    office.create(name="After Removal Customer")  # a delta
+    office.run("dossier", "update", office.number, "--address", "New Address", who="bob")
+    files = list((office.vault_dir / "index" / "search").rglob("*.age"))
+    assert len(files) >= 3
+    old = age.parse_identity(searchindex.identity_text(kept))
+    for p in files:
+        with pytest.raises(NoIdentityMatchError):
+            age.decrypt_bytes(p.read_bytes(), [old])
+    assert json.loads(office.run("find", "after removal", "--json", who="bob").stdout)[0]["rank"] == 1
+    assert office.run("find", "zebulon", who="bob").exit_code == 0

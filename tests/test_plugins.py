@@ -84,7 +84,7 @@ def test_allowlist_empty_loads_builtins_only(make_dist):
     assert {row["name"] for row in plugins.describe_plugins(pm) if row["builtin"]} >= {"numbering", "classification"}
 
 
-@pytest.mark.parametrize("allow", ["vault-testplug", "Vault_TestPlug", "vault_testplug_c", " other , vault-testplug"])
+@pytest.mark.parametrize("allow", ["vault-testplug", "Vault_TestPlug", "vault_testplug_c", " vault-testplug , "])
 def test_allowlist_names_a_distribution_or_entry_point(make_dist, allow):
     make_dist("vault-testplug", "vault_testplug_c", GOOD_PLUGIN)
     pm = plugins.get_plugin_manager(environ={plugins.ALLOWLIST_ENV: allow})
@@ -93,8 +93,17 @@ def test_allowlist_names_a_distribution_or_entry_point(make_dist, allow):
 
 def test_allowlist_leaves_out_unlisted_plugins(make_dist):
     make_dist("vault-testplug", "vault_testplug_d", GOOD_PLUGIN)
-    pm = plugins.get_plugin_manager(environ={plugins.ALLOWLIST_ENV: "something-else"})
-    assert not pm.has_plugin("vault_testplug_d") and pm.has_plugin("classification")
+    make_dist("vault-otherplug", "vault_otherplug_d", GOOD_PLUGIN.replace("example.com/log", "example.com/other"))
+    pm = plugins.get_plugin_manager(environ={plugins.ALLOWLIST_ENV: "vault-otherplug"})
+    assert not pm.has_plugin("vault_testplug_d") and pm.has_plugin("vault_otherplug_d") and pm.has_plugin("classification")
+
+
+@pytest.mark.parametrize("allow", ["something-else", " other , vault-testplug"])
+def test_allowlist_entry_that_names_no_plugin_is_an_error(make_dist, allow):
+    """A misspelt allowlist entry must not silently run the office without the plugin it meant."""
+    make_dist("vault-testplug", "vault_testplug_e", GOOD_PLUGIN)
+    with pytest.raises(PluginError, match="names no installed plugin: (something-else|other)$"):
+        plugins.get_plugin_manager(environ={plugins.ALLOWLIST_ENV: allow})
 
 
 def test_misspelled_hook_fails_naming_the_plugin(make_dist):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,6 +35,7 @@ class AgentClient:
 
     def __init__(self, sock: socket.socket, path: Path) -> None:
         self._sock, self.path = sock, path
+        self._lock = threading.Lock()  # one request and its answer at a time, whichever thread asks
 
     @classmethod
     def connect(cls, path: Path) -> "AgentClient":
@@ -53,8 +55,9 @@ class AgentClient:
 
     def call(self, op: str, **fields: Any) -> dict[str, Any]:
         try:
-            protocol.send(self._sock, {"op": op, **fields})
-            ans = protocol.recv(self._sock)
+            with self._lock:
+                protocol.send(self._sock, {"op": op, **fields})
+                ans = protocol.recv(self._sock)
         except (OSError, ProtocolError) as e:
             raise AgentError(f"lost the connection to the agent ({e})") from None
         if ans is None:
@@ -79,6 +82,8 @@ def connect(path: Path | None = None) -> AgentClient | None:
     """A connection to the agent at ``path`` (default: ``$VAULT_AGENT_SOCK`` or the per-user place),
     or None when no agent is listening there (no file, or a stale socket left by a dead agent)."""
     path = path or paths.socket_path()
+    if len(os.fsencode(path)) > paths.MAX_PATH:
+        return None  # no agent can listen there: `vault agent start` refuses such a path
     try:
         return AgentClient.connect(path)
     except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):

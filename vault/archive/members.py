@@ -213,6 +213,10 @@ def remove_member(actor, name: str) -> list[str]:
         actor.commit("member.remove", files, ref=name, obj=name)
         if new_ids:
             rewrap_key_tables(v, [*new_ids, *old_ids], new_rcpts)
+            from vault.archive import searchindex  # it imports this module
+
+            # A leaver who kept the index key would open every index file written after: rotate it.
+            searchindex.rotate(actor, [*new_ids, *old_ids])
         for p in releases:  # the grants closed with the entry; their key releases go now
             p.unlink(missing_ok=True)
         if releases:

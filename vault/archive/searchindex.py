@@ -125,13 +125,13 @@ def _delta_paths(root: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def open_index(actor) -> Index | None:
+def open_index(actor, *, key: bytes | None = None) -> Index | None:
     """The index for a member holding the index key; None if it was never built.
 
     PermissionDeniedError for a member outside the archive department (no index key).
     """
     v = actor.vault
-    key = index.read_index_key(v.root, actor.read_identities())
+    key = key or index.read_index_key(v.root, actor.read_identities())
     ident = age.parse_identity(identity_text(key))
     base = search_dir(v.root) / "base.age"
     _finish_rotation(actor, key, ident)
@@ -255,6 +255,21 @@ def forget(actor, dossier_id: str) -> None:
     if idx is None:
         return
     idx.db.remove(dossier_id)
+    rekey(actor, idx, os.urandom(32))
+
+
+def rotate(actor, identities: list) -> None:
+    """Rotate the index key when a member of the archive ring leaves (call under the exclusive lock,
+    after the ring rotated): a former member who kept the old key opens nothing written after.
+
+    :param identities: identities that open ``keys/_index.age`` now (the new ring's).
+    """
+    v = actor.vault
+    key = index.read_index_key(v.root, identities)
+    idx = open_index(actor, key=key)
+    if idx is None:
+        index.write_index_key(v.root, os.urandom(32), members.ring_recipients(v))
+        return
     rekey(actor, idx, os.urandom(32))
 
 

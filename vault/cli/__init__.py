@@ -17,11 +17,36 @@ from typing import TYPE_CHECKING
 import click
 
 from vault.cli.lazy import LazyGroup
-from vault.errors import InputError, VaultError
+from vault.errors import (ConflictError, FormatError, IntegrityError, InputError, LockError, NoIdentityMatchError,
+                          NotFoundError, PermissionDeniedError, PluginError, UsageError, VaultError)
 
 if TYPE_CHECKING:
     from vault.archive.vault import Vault
     from vault.store.identity import MemberKey
+
+# Every error reaches the user with a hint: the library's own when it has one, else this one.
+DEFAULT_HINTS: dict[type, str] = {
+    UsageError: "see 'vault COMMAND --help'",
+    InputError: "see 'vault COMMAND --help' for what the command accepts",
+    NotFoundError: "check the name or number; the 'list' command of its group shows what exists",
+    PermissionDeniedError: "ask a supervisor; roles and their rights are in 'vault policy show'",
+    IntegrityError: "run 'vault check' to see every damaged file; restore from a backup if needed",
+    FormatError: "the file is damaged or not what was expected; run 'vault check'",
+    ConflictError: "see the object's state with its 'show' or 'list' command",
+    NoIdentityMatchError: "check --identity and the passphrase",
+    LockError: "another vault command is running; retry when it has finished",
+    PluginError: "see 'vault plugins list'",
+}
+
+
+def hint_for(err: VaultError) -> str:
+    """The hint shown under an error: the error's own, else the one for its class."""
+    if err.hint:
+        return err.hint
+    for cls in type(err).__mro__:
+        if cls in DEFAULT_HINTS:
+            return DEFAULT_HINTS[cls]
+    return "run the command again with --help"
 
 
 class Ctx:
@@ -83,6 +108,37 @@ def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str) -> None:
         click.echo(text(data) if callable(text) else text)
 
 
+def render(value: Any, indent: str = "") -> str:
+    """Human text for nested data: ``key: value`` lines, lists as ``- item`` lines; never a Python repr."""
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) and v:
+                lines.append(f"{indent}{k}:")
+                lines.append(render(v, indent + "  "))
+            else:
+                lines.append(f"{indent}{k}: {_scalar(v)}")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and item:
+                first, *rest = render(item, indent + "  ").split("\n")
+                lines.append(f"{indent}- {first.lstrip()}")
+                lines.extend(rest)
+            else:
+                lines.append(f"{indent}- {_scalar(item)}")
+    else:
+        lines.append(f"{indent}{_scalar(value)}")
+    return "\n".join(lines)
+
+
+def _scalar(v: Any) -> str:
+    if v is None or v == [] or v == {}:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return str(v)
+
+
 @contextlib.contextmanager
 def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
     """A progress bar on a terminal (stderr); silent when piped."""
@@ -96,6 +152,26 @@ def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
 json_opt = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
+class ArchiveNumber(click.ParamType):
+    """An archive or document number as typed: matched case-insensitively against the issued numbers."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        obj = ctx.find_object(Ctx) if ctx is not None else None
+        if obj is None or not isinstance(value, str) or not obj.vault_dir:
+            return value
+        from vault.office.dossier import canonical_number
+
+        try:
+            return canonical_number(obj.vault, value)
+        except (VaultError, OSError, ValueError):
+            return value  # the command itself reports a bad vault or number, with its hint
+
+
+NUMBER = ArchiveNumber()
+
+
 class VaultGroup(LazyGroup):
     """Turns library errors into one clear line (and a hint) with the right exit code."""
 
@@ -104,14 +180,14 @@ class VaultGroup(LazyGroup):
             return super().invoke(ctx)
         except VaultError as e:
             click.echo(f"vault: error: {e}", err=True)
-            if e.hint:
-                click.echo(f"vault: hint: {e.hint}", err=True)
+            click.echo(f"vault: hint: {hint_for(e)}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("vault: interrupted; nothing was changed", err=True)
             ctx.exit(130)
         except OSError as e:
             click.echo(f"vault: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
+            click.echo("vault: hint: check the path, its permissions and the free space", err=True)
             ctx.exit(1)
 
 

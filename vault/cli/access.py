@@ -7,7 +7,7 @@ import click
 from vault.office import access, find
 from vault.archive import audit
 from vault import clock
-from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt
 from vault.office.dossier import parse_date
 from vault.errors import IntegrityError
 
@@ -23,7 +23,7 @@ def _req_line(r: dict) -> str:
 
 
 @request_grp.command("access")
-@click.argument("number", required=False)
+@click.argument("number", type=NUMBER, required=False)
 @click.option("--customer", help="The customer's name, when you do not know the archive number (sealed).")
 @click.option("--purpose", required=True, help="Why you need to consult it (sealed).")
 @json_opt
@@ -37,7 +37,7 @@ def request_access(obj: Ctx, number: str | None, customer: str | None, purpose: 
 
 
 @request_grp.command("copy")
-@click.argument("docno")
+@click.argument("docno", type=NUMBER)
 @click.option("--purpose", required=True, help="Why you need a copy (sealed).")
 @json_opt
 @click.pass_obj
@@ -137,11 +137,12 @@ def grant_list(obj: Ctx, as_json: bool) -> None:
 
 @grant_grp.command("revoke")
 @click.argument("grant")
+@json_opt
 @click.pass_obj
-def grant_revoke(obj: Ctx, grant: str) -> None:
+def grant_revoke(obj: Ctx, grant: str, as_json: bool) -> None:
     """Revoke a grant now."""
     access.revoke(obj.actor(), grant)
-    click.echo(f"revoked {grant}")
+    emit({"revoked": grant}, as_json, f"revoked {grant}")
 
 
 @grant_grp.command("sweep")
@@ -159,7 +160,7 @@ def audit_grp() -> None:
 
 
 @audit_grp.command("log")
-@click.option("--dossier", "number", help="Only entries about this archive number.")
+@click.option("--dossier", "number", type=NUMBER, help="Only entries about this archive number.")
 @click.option("--member", help="Only entries by this member.")
 @click.option("--since", help="Only entries from this date (YYYY-MM-DD).")
 @json_opt

@@ -33,8 +33,9 @@ def agent_grp() -> None:
 @click.option("--lifetime", default="8h", show_default=True, help="Exit after this long whatever happens.")
 @click.option("--socket", "socket_path", type=click.Path(dir_okay=False),
               help="Listen here instead of the per-user default ($XDG_RUNTIME_DIR/vault/agent.sock).")
+@json_opt
 @click.pass_obj
-def agent_start(obj: Ctx, idle_timeout: str, lifetime: str, socket_path: str | None) -> None:
+def agent_start(obj: Ctx, idle_timeout: str, lifetime: str, socket_path: str | None, as_json: bool) -> None:
     """Unlock your identity once and keep it in a background agent.
 
     Prints shell commands that set VAULT_AGENT_SOCK: run as  eval "$(vault agent start)".
@@ -53,21 +54,28 @@ def agent_start(obj: Ctx, idle_timeout: str, lifetime: str, socket_path: str | N
     harden.no_core_dumps()  # before the secret is in this process: the daemon is forked from it
     ident = identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
     pid = daemon.start(ident, path, sock, idle_timeout=idle, lifetime=life)
+    if as_json:
+        emit({"socket": str(sock), "pid": pid}, True, "")
+        return
     quoted = shlex.quote(str(sock))
     click.echo(f"VAULT_AGENT_SOCK={quoted}; export VAULT_AGENT_SOCK;")
     click.echo(f"echo Agent pid {pid};")
 
 
 @agent_grp.command("stop")
+@json_opt
 @click.pass_obj
-def agent_stop(obj: Ctx) -> None:
+def agent_stop(obj: Ctx, as_json: bool) -> None:
     """Stop the agent (VAULT_AGENT_SOCK, else the per-user default); it forgets the identity."""
     from vault.agent import daemon, paths
     from vault.errors import NotFoundError
 
     if not daemon.stop():
         raise NotFoundError(f"no agent is running at {paths.socket_path()}")
-    click.echo("agent stopped", err=True)
+    if as_json:
+        emit({"stopped": True}, True, "")
+    else:
+        click.echo("agent stopped", err=True)
 
 
 @agent_grp.command("status")

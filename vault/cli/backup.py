@@ -20,7 +20,14 @@ _PERCENT = re.compile(r"(\d+(?:\.\d+)?)%?\Z")
 
 
 def _with_endpoint(url: str, endpoint: str | None) -> str:
-    """``--endpoint-url`` goes into an s3 URL, so backups.toml records where a destruction must reach."""
+    """``--endpoint-url`` goes into an s3 URL, so backups.toml records where a destruction must reach.
+
+    A plain path (no ``scheme://``) names a directory: ``/mnt/offsite`` means ``file:///mnt/offsite``.
+    """
+    if "://" not in url:
+        if not url.strip():
+            raise UsageError("the backup target is empty", hint="give a directory, file:///dir or s3://bucket/prefix")
+        url = Path(url).expanduser().resolve().as_uri()
     if not endpoint:
         return url
     parts = urlsplit(url)
@@ -52,7 +59,7 @@ def _size(n: int) -> str:
     return str(n)
 
 
-target_arg = click.argument("target")
+target_arg = click.argument("target", metavar="TARGET")
 endpoint_opt = click.option("--endpoint-url", envvar="VAULT_S3_ENDPOINT",
                             help="S3 endpoint (MinIO, Ceph, ...); default AWS_ENDPOINT_URL or AWS itself.")
 

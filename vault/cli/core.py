@@ -12,31 +12,68 @@ from vault.office import check as check_mod
 from vault.office import documents, dossier
 from vault.store import identity
 from vault.archive import members
-from vault.cli import Ctx, _passphrase, cli, emit, json_opt, progress
+from vault.cli import NUMBER, Ctx, _passphrase, cli, emit, json_opt, progress, render
 from vault.cli.lazy import LazySubGroup
+from vault.errors import NotFoundError
 from vault.archive.vault import Vault
 from vault.errors import InputError
 
 
 @cli.command()
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write the new identity.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Where to write the new identity.")
+@click.option("--public", "public_of", type=click.Path(dir_okay=False),
+              help="Instead: print the public key line of this existing identity file.")
 @json_opt
-def keygen(out: str, as_json: bool) -> None:
-    """Create a member identity (age + signing key), passphrase-protected, mode 0600."""
-    ident = identity.MemberIdentity.generate()
-    identity.save_identity(Path(out), ident, _passphrase("New passphrase", confirm=True))
+def keygen(out: str | None, public_of: str | None, as_json: bool) -> None:
+    """Create a member identity (age + signing key), passphrase-protected, mode 0600.
+
+    Prints its public key line; with --public FILE, prints that of an existing identity file."""
+    if (out is None) == (public_of is None):
+        raise click.UsageError("pass either --out FILE (a new identity) or --public FILE (an existing one)")
+    if public_of is not None:
+        path = Path(public_of)
+        ident = identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
+        out = public_of
+    else:
+        ident = identity.MemberIdentity.generate()
+        identity.save_identity(Path(out), ident, _passphrase("New passphrase", confirm=True))
     line = ident.public.line()
     emit({"public_key": line, "file": out}, as_json, line)
+
+
+def public_key(key: str | None, key_file: str | None) -> identity.PublicKey:
+    """The public key line given on the command line or in a file (the lines are ~2,000 characters)."""
+    if (key is None) == (key_file is None):
+        raise click.UsageError("pass the public key line with --key LINE or --key-file FILE")
+    if key_file is not None:
+        try:
+            key = Path(key_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise click.BadParameter(f"cannot read {key_file}: {getattr(e, 'strerror', None) or e}",
+                                     param_hint="--key-file") from None
+    return identity.PublicKey.parse(key)
+
+
+key_opts = [
+    click.option("--key", help="The public key line (from 'vault keygen')."),
+    click.option("--key-file", type=click.Path(dir_okay=False), help="A file holding the public key line."),
+]
+
+
+def with_key_opts(f):
+    for opt in reversed(key_opts):
+        f = opt(f)
+    return f
 
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--supervisor", required=True, help="Name of the founding supervisor.")
-@click.option("--key", required=True, help="The supervisor's public key line (from 'vault keygen').")
+@with_key_opts
 @json_opt
-def init(directory: str, supervisor: str, key: str, as_json: bool) -> None:
+def init(directory: str, supervisor: str, key: str | None, key_file: str | None, as_json: bool) -> None:
     """Create a new vault; prints its fingerprint to record offline."""
-    v = Vault.init(Path(directory), supervisor=supervisor, key=identity.PublicKey.parse(key))
+    v = Vault.init(Path(directory), supervisor=supervisor, key=public_key(key, key_file))
     emit({"vault": directory, "fingerprint": v.fingerprint}, as_json,
          f"vault created at {directory}\nfingerprint: {v.fingerprint}\n(record the fingerprint offline)")
 
@@ -48,14 +85,15 @@ def member() -> None:
 
 @member.command("add")
 @click.argument("name")
-@click.option("--key", required=True, help="The member's public key line.")
+@with_key_opts
 @click.option("--role", "roles", multiple=True, required=True, help="Role (repeatable).")
 @click.option("--dept", required=True, help="The member's department.")
 @json_opt
 @click.pass_obj
-def member_add(obj: Ctx, name: str, key: str, roles: tuple[str, ...], dept: str, as_json: bool) -> None:
+def member_add(obj: Ctx, name: str, key: str | None, key_file: str | None, roles: tuple[str, ...], dept: str,
+               as_json: bool) -> None:
     """Add a member (supervisor only)."""
-    rec = members.add_member(obj.actor(), name, identity.PublicKey.parse(key), roles, dept)
+    rec = members.add_member(obj.actor(), name, public_key(key, key_file), roles, dept)
     emit({"name": rec["name"], "roles": rec["roles"], "dept": rec["dept"]}, as_json, f"added member {name}")
 
 
@@ -66,6 +104,21 @@ def member_list(obj: Ctx, as_json: bool) -> None:
     """List members (no key needed)."""
     rows = [{k: r[k] for k in ("name", "roles", "dept", "status")} for r in members.all_members(obj.vault).values()]
     emit(rows, as_json, lambda rs: "\n".join(f"{r['name']:<16} {r['status']:<8} {r['dept']:<12} {','.join(r['roles'])}" for r in rs))
+
+
+@member.command("show")
+@click.argument("name")
+@click.option("--key", "key_only", is_flag=True, help="Print only the member's public key line.")
+@json_opt
+@click.pass_obj
+def member_show(obj: Ctx, name: str, key_only: bool, as_json: bool) -> None:
+    """Show a member: roles, department, status, and their public key (no key needed)."""
+    rec = members.all_members(obj.vault).get(name)
+    if rec is None:
+        raise NotFoundError(f"no member {name}", hint="see 'vault member list'")
+    data = {k: rec[k] for k in ("name", "roles", "dept", "status", "added_at", "added_by", "removed_at",
+                                "removed_by", "key") if k in rec}
+    emit({"key": rec["key"]} if key_only else data, as_json, rec["key"] if key_only else render(data))
 
 
 @member.command("remove")
@@ -118,7 +171,7 @@ def dossier_list(obj: Ctx, as_json: bool) -> None:
 
 
 @dossier_grp.command("show")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @json_opt
 @click.pass_obj
 def dossier_show(obj: Ctx, number: str, as_json: bool) -> None:
@@ -141,7 +194,7 @@ def doc_grp() -> None:
 
 
 @doc_grp.command("add")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--category", required=True, help=f"One of: {', '.join(documents.CATEGORIES)}.")
 @click.option("--source", required=True, help="Where the material came from [R-3.1.3].")
@@ -151,22 +204,29 @@ def doc_grp() -> None:
 @click.option("--title", help="Title (sealed).")
 @click.option("--replaces", help="Document number this is a new version of.")
 @click.option("--paper-location", help="Where the paper original is kept.")
+@click.option("--filename", help="With '-': the file name to record for standard input (default: stdin).")
 @json_opt
 @click.pass_obj
-def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note, title, replaces, paper_location, as_json):
-    """Encrypt files into a dossier; prints each new document number."""
+def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note, title, replaces, paper_location,
+            filename, as_json):
+    """Encrypt files into a dossier ('-' reads standard input); prints each new document number."""
     if original is None:
         raise click.UsageError("say whether this is the --original or a --copy")
+    if files.count("-") > 1:
+        raise click.UsageError("standard input ('-') can be given once")
+    if filename is not None and "-" not in files:
+        raise click.UsageError("--filename names standard input; pass '-' as a file")
+    sources = [documents.Stream(filename or "stdin", sys.stdin.buffer) if f == "-" else Path(f) for f in files]
     actor = obj.actor()
     with progress(len(files), "encrypting") as step:
-        nums = documents.add(actor, number, [Path(f) for f in files], category=category, source=source, date=date,
+        nums = documents.add(actor, number, sources, category=category, source=source, date=date,
                              original=original, copy_note=copy_note, title=title, replaces=replaces,
                              paper_location=paper_location, progress=step)
     emit({"numbers": nums, "number": nums[0] if len(nums) == 1 else nums}, as_json, "\n".join(nums))
 
 
 @doc_grp.command("list")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @json_opt
 @click.pass_obj
 def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
@@ -178,7 +238,7 @@ def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
 
 
 @doc_grp.command("history")
-@click.argument("docno")
+@click.argument("docno", type=NUMBER)
 @json_opt
 @click.pass_obj
 def doc_history(obj: Ctx, docno: str, as_json: bool) -> None:
@@ -188,11 +248,14 @@ def doc_history(obj: Ctx, docno: str, as_json: bool) -> None:
 
 
 @doc_grp.command("view")
-@click.argument("docno")
+@click.argument("docno", type=NUMBER)
 @click.option("--output", type=click.Path(dir_okay=False), help="Write to FILE instead of standard output.")
+@json_opt
 @click.pass_obj
-def doc_view(obj: Ctx, docno: str, output: str | None) -> None:
+def doc_view(obj: Ctx, docno: str, output: str | None, as_json: bool) -> None:
     """Decrypt a document (outside the archive department: to a terminal only)."""
+    if as_json and not output:
+        raise click.UsageError("--json needs --output FILE (without it the document itself is printed)")
     actor = obj.actor()
     if output or not sys.stdout.isatty():
         documents.require_save(actor, docno)
@@ -201,7 +264,9 @@ def doc_view(obj: Ctx, docno: str, output: str | None) -> None:
 
         # Atomic (no half file under the name) but not fsynced: a viewed copy is not archive data.
         with atomic_writer(Path(output), mode=0o600, sync=False) as f:
-            documents.view(actor, docno, f)
+            facts = documents.view(actor, docno, f)
+        if as_json:  # the plaintext went to FILE; standard output stays quiet unless asked
+            emit({**facts, "output": output}, True, "")
     else:
         out = sys.stdout.buffer
         documents.view(actor, docno, out)
@@ -275,10 +340,14 @@ def plugins_list(as_json: bool) -> None:
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-def demo(directory: str) -> None:
+@json_opt
+def demo(directory: str, as_json: bool) -> None:
     """Build a small sample office in DIRECTORY and say what to try next."""
     from vault.cli import demo as demo_mod
 
-    click.echo(demo_mod.build(Path(directory)))
+    text = demo_mod.build(Path(directory))
+    root = Path(directory).resolve()
+    emit({"directory": str(root), "vault": str(root / "vault"), "identities": str(root / "identities"),
+          "next_steps": text}, as_json, text)
 
 

@@ -102,7 +102,7 @@ def build(root: Path) -> str:
         f"  {vault} doc list {numbers[0]}",
         f"  {vault} doc view {numbers[0]}/0001",
         f"  {vault} doc history {numbers[0]}/0002",
-        f"  {vault} find --name 'northwind networks ltd'",
+        f"  {vault} find northwind ; {vault} find 'min zhang' --type individual",
         f"  {vault} check && {vault} audit verify",
         f"  {vault} grant list ; {vault} request show {req}",
         f"  VAULT_IDENTITY={ids_dir / 'dave.key'} {vault} doc view {numbers[1]}/0001   # dave holds grant {grant}",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from vault.cli import Ctx, emit, json_opt
+from vault.cli import NUMBER, Ctx, emit, json_opt
 from vault.cli.core import doc_grp, dossier_grp
 
 
 @doc_grp.command("export")
-@click.argument("docno")
+@click.argument("docno", type=NUMBER)
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="The file to write (must not exist).")
 @json_opt
 @click.pass_obj
@@ -22,19 +22,24 @@ def doc_export(obj: Ctx, docno: str, output: str, as_json: bool) -> None:
 
 
 @dossier_grp.command("export")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @click.option("--format", "fmt", required=True, help="Export format: json, csv, bagit, age, or a plugin's.")
 @click.option("--output", required=True, type=click.Path(), help="File or directory to create (must not exist).")
 @click.option("--recipient", "recipients", multiple=True, help="age recipient age1… for --format age (repeatable).")
 @click.option("--no-sealed", is_flag=True, help="Cleartext facts only, even if you may read (no copy approval needed).")
+@click.option("--no-bom", is_flag=True, help="CSV without the UTF-8 byte-order mark (spreadsheets need it; scripts may not).")
 @json_opt
 @click.pass_obj
 def dossier_export(obj: Ctx, number: str, fmt: str, output: str, recipients: tuple[str, ...], no_sealed: bool,
-                   as_json: bool) -> None:
+                   no_bom: bool, as_json: bool) -> None:
     """Export a dossier; content or sealed fields need your approved copy request for it [R-3.4.2]."""
     from vault.office import export
 
-    options = {"recipients": list(recipients)} if recipients else {}
+    options: dict = {"recipients": list(recipients)} if recipients else {}
+    if no_bom:
+        if fmt != "csv":
+            raise click.UsageError("--no-bom is for --format csv")
+        options["bom"] = False
     done = export.export_dossier(obj.actor(), number, fmt, output, options=options, sealed=not no_sealed)
     what = "with sealed fields" if done["sealed"] else "cleartext facts only"
     emit(done, as_json, f"exported {done['number']} as {fmt} to {done['output']} ({done['documents']} documents, {what})")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vault.office import intake
-from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt
 from vault.office.documents import CATEGORIES
 from vault.errors import InputError
 
@@ -18,15 +18,17 @@ def intake_grp() -> None:
 
 
 @intake_grp.command("key")
+@json_opt
 @click.pass_obj
-def intake_key(obj: Ctx) -> None:
+def intake_key(obj: Ctx, as_json: bool) -> None:
     """Print the vault's public intake key."""
-    click.echo(intake.recipient(obj.vault))
+    key = intake.recipient(obj.vault)
+    emit({"recipient": key}, as_json, key)
 
 
 @intake_grp.command("submit")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--for", "number", required=True, help="Archive number of the dossier it belongs to.")
+@click.option("--for", "number", type=NUMBER, required=True, help="Archive number of the dossier it belongs to.")
 @click.option("--category", required=True, help=f"One of: {', '.join(CATEGORIES)}.")
 @click.option("--source", required=True, help="Where the material came from [R-3.1.3] (sealed).")
 @click.option("--date", required=True, help="Date of the material, YYYY-MM-DD.")
@@ -104,8 +106,9 @@ def intake_accept(obj: Ctx, id: str, as_json: bool) -> None:
 @intake_grp.command("reject")
 @click.argument("id")
 @click.option("--reason", required=True, help="Why (sealed).")
+@json_opt
 @click.pass_obj
-def intake_reject(obj: Ctx, id: str, reason: str) -> None:
+def intake_reject(obj: Ctx, id: str, reason: str, as_json: bool) -> None:
     """Delete a submission."""
     intake.reject(obj.actor(), id, reason)
-    click.echo(f"rejected {id}")
+    emit({"rejected": id}, as_json, f"rejected {id}")

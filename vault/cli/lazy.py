@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
                "Offsite backups to file:// or s3:// targets (exit 0 ok, 1 error or damage found, 2 usage)."),
     "check": (("vault.cli.core:check",),
               "Verify the history, signatures and ciphertext hashes (no key needed); name every damaged file."),
+    "completion": (("vault.cli.shell:completion",),
+                   "Print the completion script for SHELL (see the README for where to put it)."),
     "demo": (("vault.cli.core:demo",), "Build a small sample office in DIRECTORY and say what to try next."),
     "destroy": (("vault.cli.retention:destroy_grp",),
                 "Destruction by procedure: request, approve, execute, certificate."),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from vault.office import maintenance
-from vault.cli import Ctx, emit, json_opt
+from vault.cli import NUMBER, Ctx, emit, json_opt
 from vault.cli.core import dossier_grp
 
 
 @dossier_grp.command("update")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @click.option("--name", help="Customer name (sealed).")
 @click.option("--address", help="Address (sealed).")
 @click.option("--alias", multiple=True, help="Other names (trade, English, pinyin); replaces the list (sealed; repeatable).")
@@ -29,7 +29,7 @@ def dossier_update(obj: Ctx, number, name, address, alias, contact, legal_rep, b
 
 
 @dossier_grp.command("history")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @json_opt
 @click.pass_obj
 def dossier_history(obj: Ctx, number: str, as_json: bool) -> None:

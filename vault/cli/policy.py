@@ -27,8 +27,9 @@ def policy_show(obj: Ctx, as_json: bool) -> None:
 
 @policy_grp.command("update")
 @click.argument("file", type=click.Path(dir_okay=False))
+@json_opt
 @click.pass_obj
-def policy_update(obj: Ctx, file: str) -> None:
+def policy_update(obj: Ctx, file: str, as_json: bool) -> None:
     """Replace the policy with FILE (validated, signed by you; supervisors only)."""
     policyfile.update(obj.actor(), Path(file))
-    click.echo("policy updated")
+    emit({"updated": True}, as_json, "policy updated")

@@ -7,30 +7,32 @@ import hashlib
 import click
 
 from vault.office import destruction, holds, retention
-from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt, render
 from vault.cli.core import doc_grp, dossier_grp
 from vault.store.records import canonical
 
 
 @doc_grp.command("event")
-@click.argument("docno")
+@click.argument("docno", type=NUMBER)
 @click.argument("event")
 @click.option("--date", required=True, help="When it happened, YYYY-MM-DD.")
+@json_opt
 @click.pass_obj
-def doc_event(obj: Ctx, docno: str, event: str, date: str) -> None:
+def doc_event(obj: Ctx, docno: str, event: str, date: str, as_json: bool) -> None:
     """Record a retention trigger event (e.g. contract-fulfilled) for a document."""
     retention.record_event(obj.actor(), docno, event, date)
-    click.echo(f"{docno}: {event} on {date}")
+    emit({"document": docno, "event": event, "date": date}, as_json, f"{docno}: {event} on {date}")
 
 
 @dossier_grp.command("close")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @click.option("--date", required=True, help="When the relationship ended, YYYY-MM-DD.")
+@json_opt
 @click.pass_obj
-def dossier_close(obj: Ctx, number: str, date: str) -> None:
+def dossier_close(obj: Ctx, number: str, date: str, as_json: bool) -> None:
     """Close a dossier; schedules counting from 'dossier-closed' start."""
     retention.close_dossier(obj.actor(), number, date)
-    click.echo(f"closed {number}")
+    emit({"closed": number, "date": date}, as_json, f"closed {number}")
 
 
 @cli.group("retention")
@@ -58,22 +60,24 @@ def hold_grp() -> None:
 
 
 @hold_grp.command("add")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @click.option("--reason", required=True, help="Why (sealed).")
+@json_opt
 @click.pass_obj
-def hold_add(obj: Ctx, number: str, reason: str) -> None:
+def hold_add(obj: Ctx, number: str, reason: str, as_json: bool) -> None:
     """Place a legal hold on a dossier."""
     holds.add(obj.actor(), number, reason)
-    click.echo(f"{number} is on hold")
+    emit({"held": number}, as_json, f"{number} is on hold")
 
 
 @hold_grp.command("remove")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
+@json_opt
 @click.pass_obj
-def hold_remove(obj: Ctx, number: str) -> None:
+def hold_remove(obj: Ctx, number: str, as_json: bool) -> None:
     """Lift a legal hold."""
     holds.remove(obj.actor(), number)
-    click.echo(f"hold on {number} lifted")
+    emit({"lifted": number}, as_json, f"hold on {number} lifted")
 
 
 @hold_grp.command("list")
@@ -91,7 +95,7 @@ def destroy_grp() -> None:
 
 
 @destroy_grp.command("request")
-@click.argument("target")
+@click.argument("target", type=NUMBER)
 @click.option("--reason", required=True, help="Why (sealed).")
 @json_opt
 @click.pass_obj
@@ -104,11 +108,12 @@ def destroy_request(obj: Ctx, target: str, reason: str, as_json: bool) -> None:
 @destroy_grp.command("approve")
 @click.argument("id")
 @click.option("--override-retention", metavar="REASON", help="Approve before retention ends, saying why (sealed).")
+@json_opt
 @click.pass_obj
-def destroy_approve(obj: Ctx, id: str, override_retention: str | None) -> None:
+def destroy_approve(obj: Ctx, id: str, override_retention: str | None, as_json: bool) -> None:
     """Approve a destruction (a supervisor other than the requester)."""
     destruction.approve(obj.actor(), id, override_retention=override_retention)
-    click.echo(f"approved {id}")
+    emit({"approved": id, "override_retention": bool(override_retention)}, as_json, f"approved {id}")
 
 
 @destroy_grp.command("execute")
@@ -139,14 +144,16 @@ def destroy_list(obj: Ctx, as_json: bool) -> None:
 def destroy_certificate(obj: Ctx, id: str, as_json: bool) -> None:
     """Print a destruction certificate."""
     cert = destruction.certificate(obj.vault, id)
-    emit(cert, as_json, lambda c: "\n".join(f"{k}: {v}" for k, v in c.items() if k != "signature"))
+    emit(cert, as_json, lambda c: render({k: v for k, v in c.items() if k != "signature"}))
 
 
 @destroy_grp.command("verify")
 @click.argument("id")
+@json_opt
 @click.pass_obj
-def destroy_verify(obj: Ctx, id: str) -> None:
+def destroy_verify(obj: Ctx, id: str, as_json: bool) -> None:
     """Check a certificate's signature (needs no key)."""
     cert = destruction.certificate(obj.vault, id)
-    digest = hashlib.sha256(canonical(cert)).hexdigest()[:16]
-    click.echo(f"certificate {id} is valid, signed by {cert['signature']['by']} (digest {digest})")
+    digest = hashlib.sha256(canonical(cert)).hexdigest()
+    emit({"certificate": id, "valid": True, "signed_by": cert["signature"]["by"], "sha256": digest}, as_json,
+         f"certificate {id} is valid, signed by {cert['signature']['by']} (digest {digest[:16]})")

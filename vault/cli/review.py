@@ -11,7 +11,7 @@ import click
 
 from vault.archive import completeness
 from vault.office import review
-from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt
 from vault.cli.core import dossier_grp
 from vault.errors import InputError, UsageError
 
@@ -59,7 +59,7 @@ def review_due(obj: Ctx, dept: str | None, as_json: bool) -> None:
 
 
 @review_grp.command("done")
-@click.argument("number")
+@click.argument("number", type=NUMBER)
 @click.option("--verified", is_flag=True, help="The dossier is correct and current.")
 @click.option("--needs-update", is_flag=True, help="The department must update it (with --note).")
 @click.option("--note", help="What needs updating (sealed to the archive department).")

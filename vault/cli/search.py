@@ -8,7 +8,7 @@ import click
 
 from vault.office import dossier
 from vault.office import find as finder
-from vault.cli import Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt
 
 
 def _line(r: dict) -> str:
@@ -20,7 +20,7 @@ def _line(r: dict) -> str:
 @click.argument("text", required=False)
 @click.option("--name", help="Look in names and other names only.")
 @click.option("--contact", help="Look in contacts only: a phone's last digits, an e-mail or its domain.")
-@click.option("--number", help="An exact archive number (needs no index key).")
+@click.option("--number", type=NUMBER, help="An exact archive number (needs no index key).")
 @click.option("--class", "klass", help="Class path prefix, e.g. enterprise/network-services.")
 @click.option("--type", "customer_type", type=click.Choice(dossier.CUSTOMER_TYPES), help="Customer type.")
 @click.option("--business", help="Business type.")

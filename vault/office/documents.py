@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import secrets
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
@@ -24,6 +26,18 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 CATEGORIES = ("basic-info", "contract", "service-record", "communication", "feedback", "other")
+
+
+@dataclass(frozen=True)
+class Stream:
+    """Document content read from an open binary stream (``doc add -`` reads standard input).
+
+    It is encrypted as it is read, like a file, so no plaintext copy is made; ``name`` is the file
+    name recorded (sealed) for it.
+    """
+
+    name: str
+    file: BinaryIO
 
 
 class HashingWriter:
@@ -101,7 +115,7 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
     if replaces and len(files) != 1:
         raise InputError("--replaces takes exactly one new file")
     for f in files:
-        if not Path(f).is_file():
+        if not isinstance(f, Stream) and not Path(f).is_file():
             raise InputError(f"{f}: no such file", hint="check the path")
     dossier_id = resolve(v, number)
     added: list[str] = []
@@ -116,7 +130,7 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
         table = read_table(v, dossier_id, actor.read_identities())
         written = []
         for f in files:
-            entry, path = _encrypt_one(v, m, table, Path(f), category=category, source=source, date=date,
+            entry, path = _encrypt_one(v, m, table, f if isinstance(f, Stream) else Path(f), category=category, source=source, date=date,
                                        original=original, copy_note=copy_note, title=title,
                                        paper_location=paper_location, by=actor.name)
             written.append(path)
@@ -137,7 +151,7 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
     return added
 
 
-def _encrypt_one(v, m: dict, table: KeyTable, src: Path, *, category: str, source: str, date: str,
+def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: str, source: str, date: str,
                  original: bool, copy_note: str | None, title: str | None, paper_location: str | None,
                  by: str) -> tuple[dict[str, Any], Path]:
     doc_id = secrets.token_hex(16)
@@ -145,7 +159,8 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path, *, category: str, sourc
     rcpt = KeyRefRecipient(kid)
     path = v.layout.document(m["id"], doc_id)
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    with open(src, "rb") as fin, atomic_writer(path, sync=False) as fout, HashingWriter(fout) as hw:
+    source_file = contextlib.nullcontext(src.file) if isinstance(src, Stream) else open(src, "rb")
+    with source_file as fin, atomic_writer(path, sync=False) as fout, HashingWriter(fout) as hw:
         age.encrypt(fin, hw, [rcpt])
     assert rcpt.file_key is not None
     table.keys[kid] = rcpt.file_key

@@ -134,6 +134,19 @@ def load_manifest(v, dossier_id: str, *, member_records: dict | None = None) -> 
     return m
 
 
+def canonical_number(v, text: str) -> str:
+    """``text`` written as the vault wrote it: archive numbers are matched case-insensitively.
+
+    The dossier part is looked up as given, then upper-cased (the built-in schemes issue upper-case
+    numbers); the document sequence after ``/`` is digits. Unknown numbers come back unchanged.
+    """
+    head, sep, tail = text.partition("/")
+    for candidate in (head, head.upper()):
+        if index.lookup_number(v.root, candidate) is not None:
+            return candidate + sep + tail
+    return text
+
+
 def resolve(v, number: str) -> str:
     """Dossier id of an archive number (or of the dossier part of a document number).
 

@@ -90,15 +90,27 @@ def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) 
     """
     allowed = None if allow is None else {_normalise(a) for a in allow} | set(allow)
     found = []
+    named: set[str] = set()  # allowlist entries that matched a third-party distribution or entry point
     for dist in importlib.metadata.distributions():
         dist_name = _normalise(dist.metadata["Name"] or "")
         builtin = dist_name == BUILTIN_DISTRIBUTION
         for ep in dist.entry_points:
             if ep.group != ENTRY_POINT_GROUP:
                 continue
-            if not builtin and allowed is not None and dist_name not in allowed and ep.name not in allowed:
-                continue
+            if allowed is not None:
+                listed = dist_name in allowed or ep.name in allowed
+                if listed:
+                    named |= {dist_name, ep.name}
+                elif not builtin:
+                    continue
             found.append((not builtin, dist_name, ep.name, dist, ep))
+    if allow:
+        # A misspelt name would otherwise silently load nothing, and the office would run without
+        # the numbering scheme or target it believes it configured.
+        unknown = sorted(a for a in allow if a not in named and _normalise(a) not in named)
+        if unknown:
+            raise PluginError(f"{ALLOWLIST_ENV} names no installed plugin: {', '.join(unknown)}",
+                              hint="see 'vault plugins list' for the names; entries are distribution or entry-point names")
     for _, dist_name, _, dist, ep in sorted(found, key=lambda f: f[:3]):
         source = PluginSource(dist_name, dist.version, dist_name == BUILTIN_DISTRIBUTION, ep.value)
         previous = pm.sources.get(ep.name)
