@@ -206,6 +206,12 @@ def remove_member(actor, name: str) -> list[str]:
         # Key tables stay readable at every instant: first to the old and the new rings, then the
         # one entry that rotates the rings and removes the member, then to the new rings only.
         rewrapped = rewrap_key_tables(v, old_ids, [*old_r, *new_rcpts]) if new_ids else []
+        if new_ids:
+            from vault.archive import searchindex  # it imports this module
+
+            # A leaver who kept the index key would open every index file written after: rotate it,
+            # to the new rings, while the leaver's signature on the index recipient still counts.
+            searchindex.rotate(actor, [*new_ids, *old_ids], new_rcpts)
         file_rec = authority.load(v, f"members/{name}.toml")
         file_rec.update(status="removed", removed_at=clock.stamp(), removed_by=actor.name)
         files[f"members/{name}.toml"] = records.dump_toml(actor.sign(file_rec))
@@ -213,10 +219,6 @@ def remove_member(actor, name: str) -> list[str]:
         actor.commit("member.remove", files, ref=name, obj=name)
         if new_ids:
             rewrap_key_tables(v, [*new_ids, *old_ids], new_rcpts)
-            from vault.archive import searchindex  # it imports this module
-
-            # A leaver who kept the index key would open every index file written after: rotate it.
-            searchindex.rotate(actor, [*new_ids, *old_ids])
         for p in releases:  # the grants closed with the entry; their key releases go now
             p.unlink(missing_ok=True)
         if releases:
