@@ -92,7 +92,7 @@ def _make_dossiers(actor, count: int, start: int) -> list[str]:
 
 def worker(op: str, args: list[str]) -> None:
     """One measured (or setup) job; prints its result as JSON on standard output."""
-    from vault.office import documents, dossier
+    from vault.office import documents
 
     if op == "add-docs":  # VAULT ID SRC DOSSIERS BATCH
         vault_dir, ident_file, src, n_dossiers, batch = args[0], args[1], Path(args[2]), int(args[3]), int(args[4])

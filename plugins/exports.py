@@ -10,10 +10,13 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from vault.crypto import age
 from vault.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from vault.archive.exportview import ExportDossier
 
 #: Catalogue columns every caller gets: cleartext manifest facts (docs/FORMAT.md §9).
 COLUMNS = ("number", "dossier", "category", "date", "original", "version", "replaces", "superseded_by",
@@ -47,7 +50,7 @@ def _without_options(name: str, cls: type) -> Any:
     return factory
 
 
-def catalogue(dossier: Mapping[str, Any], documents: Sequence[Any]) -> dict[str, Any]:
+def catalogue(dossier: ExportDossier, documents: Sequence[Any]) -> dict[str, Any]:
     """The catalogue as a dict: dossier facts and one row per document; sealed fields only where granted."""
     sealed = getattr(dossier, "readable", False)
     head = dict(dossier)
@@ -56,6 +59,7 @@ def catalogue(dossier: Mapping[str, Any], documents: Sequence[Any]) -> dict[str,
     rows = []
     for doc in documents:
         row = {k: doc.facts.get(k) for k in COLUMNS[:15]}
+        row["current"] = bool(doc.current)  # derived, not a manifest fact: not in doc.facts
         row.update({k: dossier.get(k) for k in COLUMNS[15:]})
         if sealed:
             meta = doc.meta() if doc.readable else {}
@@ -168,7 +172,7 @@ class BagItExporter:
             (dest / f"tagmanifest-{a}.txt").write_text("".join(lines), encoding="utf-8")
 
 
-def _bag_info(dossier: Mapping[str, Any], octets: int, count: int) -> str:
+def _bag_info(dossier: ExportDossier, octets: int, count: int) -> str:
     # Archive facts and export details only: the documents are the bag's only customer data.
     fields = [
         ("Bag-Software-Agent", f"vault {_version()}"),

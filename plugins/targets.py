@@ -109,7 +109,7 @@ class _S3Body(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         data = self._target._call(self._body.read, len(buffer))
         buffer[: len(data)] = data
         return len(data)
@@ -218,7 +218,7 @@ class S3Target:
 
     def list(self, prefix: str = "") -> Iterator[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
-        names = []
+        names: list[str] = []
         for page in self._call(list, pages):
             names.extend(obj["Key"][len(self.prefix):] for obj in page.get("Contents", []))
         return iter(sorted(names))

@@ -62,6 +62,6 @@ def office_with_dossiers(tmp: Path, monkeypatch, dossiers: int = 4) -> tuple[Off
 
 
 def dossier_id(o: Office, number: str) -> str:
-    from vault.office.dossier import resolve
+    from vault.archive.manifests import resolve
 
     return resolve(Vault.open(o.vault_dir), number)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from office import MARKERS, PASSPHRASE, make_office
-from vault.office import access, documents
+from vault.office import documents
+from vault.archive import grants
 from vault.archive import audit
 from vault import clock
 from vault.store import identity
@@ -94,7 +95,7 @@ def test_revoke_ends_access_by_decryption(office):
     office.run("request", "approve", req, who="head-dev")
     gno = office.json("grant", req, who="bob")["number"]
     v = Vault.open(office.vault_dir)
-    grant_file = access.grant_key_path(v, next(iter(p.name.split(".")[0] for p in (office.vault_dir / "keys" / "grants").iterdir())), gno)
+    grant_file = grants.grant_key_path(v, next(iter(p.name.split(".")[0] for p in (office.vault_dir / "keys" / "grants").iterdir())), gno)
     ident = identity.load_identity(office.ident("staff-dev"), PASSPHRASE).age_identity()
     table = read_key_table(grant_file, [ident], dossier=grant_file.name.split(".")[0])
     assert table.keys
@@ -119,9 +120,9 @@ def test_copy_approval_is_for_the_archive_head_and_used_once(office):
     _refused(office.run("request", "approve", req, who="head-sales", ok=False), "may not request.approve-copy")
     office.run("request", "approve", req, who="alice")
     staff = _actor(office, "staff-sales")
-    assert access.consume_copy_approval(staff, office.doc) == req
+    assert grants.consume_copy_approval(staff, office.doc) == req
     with pytest.raises(PermissionDeniedError):
-        access.consume_copy_approval(staff, office.doc)
+        grants.consume_copy_approval(staff, office.doc)
     assert office.json("request", "show", req)["state"] == "used"
 
 
@@ -140,7 +141,7 @@ def test_audit_trail_records_everything_and_verifies(office):
     actions = [(e["member"], e["action"], e["outcome"]) for e in log]
     for expected in [("alice", "member.add", "ok"), ("bob", "dossier.create", "ok"), ("bob", "doc.add", "ok"),
                      ("staff-sales", "request.access", "ok"), ("head-sales", "request.approve", "ok"),
-                     ("bob", "grant.create", "ok"), ("bob", "doc.view", "ok"), ("staff-dev", "doc.save", "refused")]:
+                     ("bob", "grant.create", "ok"), ("bob", "doc.copy", "ok"), ("staff-dev", "doc.save", "refused")]:
         assert expected in actions
     assert office.json("audit", "log", "--member", "head-sales", who="audrey")[0]["action"] == "request.approve"
     assert all(e.get("number", office.number).startswith(office.number) for e in
@@ -209,9 +210,51 @@ def test_a_forged_decision_unlocks_nothing(office):
     req = office.json("request", "access", office.number, "--purpose", "p", who="staff-sales")["number"]
     staff = _actor(office, "staff-sales")
     req_rec = records.load_toml(office.vault_dir / "requests" / f"{req}.toml")
-    forged = staff.sign({"format": 1, "request": req, "request_sha256": access._digest(req_rec),
+    forged = staff.sign({"format": 1, "request": req, "request_sha256": grants._digest(req_rec),
                          "decision": "approved", "by": "staff-sales", "at": clock.stamp()})
     records.write_toml(office.vault_dir / "requests" / f"{req}.decision.toml", forged)
     res = office.run("grant", req, who="bob", ok=False)
     assert res.exit_code == 1 and "not approved" in res.stderr  # the history has no decision
     assert not (office.vault_dir / "keys" / "grants").exists() or not list((office.vault_dir / "keys" / "grants").iterdir())
+
+
+def test_a_department_heads_own_request_goes_to_a_supervisor(office):
+    """[R-3.4.1] No one approves their own request: the head's goes up, as the policy says."""
+    shown = office.run("policy", "show").stdout
+    assert "head_request_approver = \"supervisor\"" in shown
+    req = office.json("request", "access", office.number, "--purpose", "own review", who="head-sales")["number"]
+    assert office.json("request", "show", req)["approver_role"] == "supervisor"
+    _refused(office.run("request", "approve", req, who="head-sales", ok=False), "your own request")
+    office.add_member("head2-sales", "dept-head", dept="sales")
+    _refused(office.run("request", "approve", req, who="head2-sales", ok=False), "a supervisor decides it")
+    assert office.json("request", "approve", req, who="alice")["state"] == "approved"
+    office.run("grant", req, who="bob")
+    out = io.BytesIO()
+    documents.view(_actor(office, "head-sales"), office.doc, out)
+    assert out.getvalue().decode() == MARKERS["content"]
+    assert office.json("check", who="audrey")["ok"]
+
+
+def test_writing_plaintext_to_a_file_is_a_copy(office, tmp_path):
+    """[R-3.4.2] doc view --output is logged as a copy; without doc.save it needs an approved copy request."""
+    rights = office.json("policy", "show")["rights"]["doc.save"]["description"]
+    assert "archivist" in rights and "R-3.4.2" in rights
+    out = tmp_path / "copy.txt"
+    office.run("doc", "view", office.doc, "--output", str(out), who="bob")
+    assert out.read_text() == MARKERS["content"]
+    e = _last_entry(office)
+    assert (e["member"], e["action"], e["ref"]) == ("bob", "doc.copy", "doc.save")
+    req = office.json("request", "access", office.number, "--purpose", "p", who="staff-sales")["number"]
+    office.run("request", "approve", req, who="head-sales")
+    office.run("grant", req, who="bob")
+    out2 = tmp_path / "staff.txt"
+    _refused(office.run("doc", "view", office.doc, "--output", str(out2), who="staff-sales", ok=False), "terminal only")
+    assert not out2.exists() and _last_entry(office)["action"] == "doc.save"
+    copy = office.json("request", "copy", office.doc, "--purpose", "for the customer", who="staff-sales")["number"]
+    office.run("request", "approve", copy, who="alice")
+    office.run("doc", "view", office.doc, "--output", str(out2), who="staff-sales")
+    assert out2.read_text() == MARKERS["content"]
+    e = _last_entry(office)
+    assert (e["member"], e["action"], e["ref"]) == ("staff-sales", "doc.copy", copy)
+    out2.unlink()
+    _refused(office.run("doc", "view", office.doc, "--output", str(out2), who="staff-sales", ok=False), "terminal only")

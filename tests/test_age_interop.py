@@ -52,7 +52,7 @@ def _keys(kind: str, tmp_path: Path) -> tuple[str, str]:
     if kind == "age-keygen":
         key_file = tmp_path / "keygen.txt"
         subprocess.run(["age-keygen", "-o", str(key_file)], check=True, capture_output=True)
-        secret = next(l for l in key_file.read_text().splitlines() if l.startswith("AGE-SECRET-KEY-1"))
+        secret = next(ln for ln in key_file.read_text().splitlines() if ln.startswith("AGE-SECRET-KEY-1"))
         public = subprocess.run(
             ["age-keygen", "-y", str(key_file)], check=True, capture_output=True, text=True
         ).stdout.strip()

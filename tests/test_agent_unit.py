@@ -18,7 +18,7 @@ from vault.archive import audit
 from vault.store import identity, records
 from vault.agent import client, harden, paths, protocol, server
 from vault.crypto import age, sign
-from vault.errors import AuthenticationError, FormatError, InputError, NoIdentityMatchError
+from vault.errors import InputError, NoIdentityMatchError
 
 
 class Clock:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -302,7 +301,7 @@ def test_a_cut_tail_with_a_re_signed_checkpoint_is_caught(office, tmp_path):
     last = json.loads(cut[-1])
     import hashlib
 
-    cp = staff.sign({"format": 2, "count": last["seq"], "head": hashlib.sha256(cut[-1].rstrip(b"\n")).hexdigest(),
+    cp = staff.sign({"format": 1, "count": last["seq"], "head": hashlib.sha256(cut[-1].rstrip(b"\n")).hexdigest(),
                      "at": clock.stamp()})
     records.write_toml(office.vault_dir / "audit" / "checkpoint.toml", cp)
     (office.vault_dir / "grants" / f"{g}.closed.toml").unlink()

@@ -9,19 +9,17 @@ of the archive ring, or an active member with an open grant, and nobody once the
 
 from __future__ import annotations
 
-import io
-import itertools
 import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vault.archive import members as members_mod
+from vault.archive.manifests import resolve
 from vault.archive.vault import Vault
 from vault.crypto import age
 from vault.errors import VaultError
-from vault.office import access, destruction, documents, dossier
+from vault.office import access, destruction, documents, dossier, membership
 from vault.store.identity import MemberIdentity
 from vault.store.keytable import KeyTable
 
@@ -55,11 +53,11 @@ class World:
         v = Vault.init(root / "vault", supervisor="alice", key=self.ids["alice"].public)
         alice = v.act_as(self.ids["alice"])
         for n, (roles, dept) in PEOPLE.items():
-            members_mod.add_member(alice, n, self.ids[n].public, roles, dept)
+            membership.add_member(alice, n, self.ids[n].public, roles, dept)
         self.root = v.root
         self.number = dossier.create(self.actor("bob"), customer_type="enterprise", business="network-services",
                                      dept="sales", profile={"name": "Customer"})
-        self.dossier_id = dossier.resolve(Vault.open(self.root), self.number)
+        self.dossier_id = resolve(Vault.open(self.root), self.number)
         self.doc = root / "doc.txt"
         self.doc.write_text("content")
         self.active = {"alice", *PEOPLE}
@@ -129,7 +127,7 @@ class World:
                 access.revoke(self.actor("alice"), g["no"])
                 g["open"] = False
         elif kind == "remove" and s[1] in self.active:
-            members_mod.remove_member(self.actor("alice"), s[1])
+            membership.remove_member(self.actor("alice"), s[1])
             self.active.discard(s[1])
             for g in self.grants:
                 if g["grantee"] == s[1]:

@@ -50,14 +50,27 @@ def played(tmp_path, monkeypatch):
     o.run("request", "approve", cp, who="alice")
     o.run("doc", "export", doc, "--output", str(tmp_path / "bag"), who="staff-sales")
     o.run("grant", "revoke", g, who="bob")
+    # Paper originals: located, lent against the approved consultation, returned elsewhere, counted.
+    due = dt.date.fromisoformat(clock.today()) + dt.timedelta(days=10)
+    o.run("paper", "locate", doc, "--location", "shelf-1", who="bob")
+    loan = o.json("paper", "lend", doc, "--to", "staff-sales", "--request", req, "--due", due.isoformat(),
+                  who="bob")["number"]
+    o.run("paper", "return", loan, "--location", "shelf-2", who="bob")
+    o.run("paper", "inventory", "--found", f"{doc}=shelf-2", who="bob")
     req2 = o.json("request", "access", a, "--purpose", "p", who="staff-sales")["number"]
     o.run("request", "approve", req2, who="head-sales")
     o.run("grant", req2, "--hours", "1", who="bob")
     monkeypatch.setattr(clock, "_override", clock.now() + dt.timedelta(hours=2))
     assert o.json("grant", "sweep", who="olga")["swept"]
     o.run("hold", "add", b, "--reason", "court", who="bob")
-    o.run("hold", "remove", b, who="bob")
+    o.run("hold", "remove", b, "--reason", "settled", who="alice")
     o.run("dossier", "close", b, "--date", "2026-01-02", who="bob")
+    o.run("dossier", "reopen", b, who="bob")
+    o.run("dossier", "close", b, "--date", "2026-01-03", who="bob")
+    cancelled = o.json("destroy", "request", a, "--reason", "spent", who="alice")["number"]
+    o.run("destroy", "cancel", cancelled, "--reason", "kept after all", who="alice")
+    denied_d = o.json("destroy", "request", a, "--reason", "spent", who="alice")["number"]
+    o.run("destroy", "deny", denied_d, "--reason", "still needed", who="carol")
     d = o.json("destroy", "request", b, "--reason", "spent", who="alice")["number"]
     o.run("destroy", "approve", d, "--override-retention", "court order", who="carol")
     o.run("destroy", "execute", d, who="alice")
@@ -130,7 +143,7 @@ def test_an_interrupted_commit_is_finished_or_dropped(played, monkeypatch):
     # A staged file no entry names is a leftover: dropped.
     stray = played.vault_dir / "holds" / ("0" * 32 + ".toml.pending")
     stray.write_text("x")
-    played.run("hold", "remove", a, who="bob")
+    played.run("hold", "remove", a, "--reason", "done", who="alice")
     assert not stray.exists()
 
 

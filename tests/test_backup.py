@@ -272,7 +272,7 @@ def test_shred_keys_makes_old_snapshots_unreadable(office, tmp_path):
     did = dossier_id(office, number)
     docs = office.json("doc", "list", number, who="bob")
     victim = next(d for d in json.loads(json.dumps(docs)) if True)["number"]
-    from vault.office.dossier import load_manifest
+    from vault.archive.manifests import load_manifest
 
     entry = next(d for d in load_manifest(v, did)["documents"] if d["number"] == victim)
     before = backup.run(v, url).snapshot

@@ -65,7 +65,7 @@ def test_every_library_error_reaches_the_user_with_a_hint(office):
         ("doc", "view", "E-2099-000001/0001"),          # not found
         ("request", "approve", "R-000001"),              # not found
         ("grant", "revoke", "G-000009"),                 # not found
-        ("hold", "remove", office.number),               # not found: no hold
+        ("hold", "remove", office.number, "--reason", "x"),  # not found: no hold
         ("doc", "add", office.number, "/nonexistent", "--category", "contract", "--source", "s",
          "--date", "2026-01-01", "--original"),          # input error
     ]
@@ -92,7 +92,7 @@ def test_text_output_never_shows_a_python_repr(office, tmp_path):
 
 def test_commands_that_only_confirmed_now_answer_in_json(office):
     assert office.json("hold", "add", office.number, "--reason", "audit", who="alice") == {"held": office.number}
-    assert office.json("hold", "remove", office.number, who="alice") == {"lifted": office.number}
+    assert office.json("hold", "remove", office.number, "--reason", "settled", who="alice") == {"lifted": office.number}
     assert office.json("intake", "key")["recipient"].startswith("age1pq1")
     closed = office.json("dossier", "close", office.number, "--date", "2026-03-01", who="bob")
     assert closed == {"closed": office.number, "date": "2026-03-01"}

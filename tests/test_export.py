@@ -52,7 +52,7 @@ def refused(res) -> str:
     """A refusal: exit 1, one error line and a hint, no traceback."""
     assert res.exit_code == 1, res.output
     lines = res.stderr.strip().splitlines()
-    assert lines[0].startswith("vault: error: ") and all(l.startswith("vault: ") for l in lines), res.stderr
+    assert lines[0].startswith("vault: error: ") and all(ln.startswith("vault: ") for ln in lines), res.stderr
     assert "Traceback" not in res.output
     return lines[0]
 
@@ -84,6 +84,9 @@ def test_catalogue_for_a_non_reader_carries_no_sealed_field(office, fmt):
     assert [r["number"] for r in rows] == [*office.docs, office.v2]
     assert {r["dossier"] for r in rows} == {office.number} and rows[0]["class"] == "enterprise/network-services/2026"
     assert [str(r["superseded_by"] or "") for r in rows][0] == office.v2
+    # Every row says whether it is current: neither superseded nor destroyed.
+    want = [False, True, True, True] if fmt == "json" else ["false", "true", "true", "true"]
+    assert [r["current"] for r in rows] == want
     assert exports_in_audit(office, "staff-sales")[-1]["number"] == office.number  # recorded, no approval used
 
 
@@ -143,7 +146,7 @@ def _payload(age_file: bytes) -> bytes:
 def test_age_bundle_opens_with_age_and_keeps_the_payload_bytes(office, tmp_path):
     key = tmp_path / "key.txt"
     subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
-    recipient = age.recipient_of(next(l for l in key.read_text().splitlines() if l.startswith("AGE-SECRET-KEY-1")))
+    recipient = age.recipient_of(next(ln for ln in key.read_text().splitlines() if ln.startswith("AGE-SECRET-KEY-1")))
     other = age.recipient_of(age.generate_identity("x25519"))
     approve_copy(office, office.number)
     bundle = office.out / "bundle"

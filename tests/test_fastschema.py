@@ -3,7 +3,6 @@ records and edge values get the same verdict from both."""
 
 from __future__ import annotations
 
-import copy
 import json
 import tomllib
 from pathlib import Path
@@ -28,9 +27,35 @@ SEARCH = {"format": 1, "recipient": "age1pq1" + "q" * 60, "at": "2026-03-01T10:0
           "signature": {"by": "bob", "ed25519": "AAAA"}}
 
 
+SIG = {"by": "alice", "ed25519": "AAAA"}
+AT = "2026-03-01T10:00:00Z"
+OFFICE = {
+    "execution": {"format": 1, "destruction": "D-000001", "target": "E-2026-000001", "dossier": "0" * 32,
+                  "dossier_number": "E-2026-000001", "whole_dossier": True, "started_at": AT, "started_by": "alice",
+                  "documents": [{"number": "E-2026-000001/0001", "id": "1" * 32, "key": "2" * 32, "meta_key": "3" * 32,
+                                 "sha256": "4" * 64, "size": 10}],
+                  "grant_keys": ["0" * 32 + ".G-000001.age"], "retention": [{"number": "E-2026-000001/0001"}],
+                  "retention_overridden": False, "steps": ["unindex", "keys"], "manifest_revision": 3,
+                  "executed_at": AT, "offsite": {}, "signature": SIG},
+    "destructionclose": {"format": 1, "destruction": "D-000001", "request_sha256": "5" * 64, "outcome": "denied",
+                         "by": "alice", "at": AT, "reason": "AAAA", "signature": SIG},
+    "holdlift": {"format": 1, "dossier": "0" * 32, "number": "E-2026-000001", "seq": 1, "hold_at": AT,
+                 "hold_by": "bob", "hold_sha256": "6" * 64, "at": AT, "by": "alice", "reason": "AAAA", "signature": SIG},
+    "paperloan": {"format": 1, "number": "L-000001", "document": "E-2026-000001/0001", "dossier": "0" * 32,
+                  "borrower": "staff", "request": "R-000001", "from_location": "Room 1", "at": AT, "by": "bob",
+                  "due": "2026-03-09", "signature": SIG},
+    "paperreturn": {"format": 1, "loan": "L-000001", "document": "E-2026-000001/0001", "at": AT, "by": "bob",
+                    "location": "Room 1", "signature": SIG},
+    "inventory": {"format": 1, "number": "I-000001", "at": AT, "by": "bob",
+                  "found": [{"document": "E-2026-000001/0001", "location": "Room 1"}],
+                  "misplaced": [{"document": "E-2026-000001/0001", "location": "Room 1", "recorded": "Room 2"}],
+                  "missing": ["E-2026-000001/0002"], "out": [], "unknown": [], "signature": SIG},
+}
+
+
 def samples() -> dict[str, list[dict]]:
     """Real records of every schema: the frozen version-1 vault, and records it does not have."""
-    out: dict[str, list[dict]] = {"review": [REVIEW], "search": [SEARCH]}
+    out: dict[str, list[dict]] = {"review": [REVIEW], "search": [SEARCH], **{k: [v] for k, v in OFFICE.items()}}
     globs = {"vault": ["vault.toml"], "policy": ["policy.toml"], "member": ["members/*.toml"],
              "ring": ["rings/*.toml"], "manifest": ["dossiers/*/manifest.toml"]}
     for schema, patterns in globs.items():
@@ -43,8 +68,40 @@ def samples() -> dict[str, list[dict]]:
 
 
 SAMPLES = samples()
+_SIG = {"by": "bob", "ed25519": "AAAA"}
+_AT = "2026-03-01T10:00:00Z"
+_B64 = "YWdl"
+# The procedure records: those of the frozen vault, and a hand-made one of each other kind.
+SAMPLES.update({
+    "request": [tomllib.loads((FROZEN / "requests" / "R-000001.toml").read_text())],
+    "decision": [tomllib.loads((FROZEN / "requests" / "R-000001.decision.toml").read_text())],
+    "grant": [tomllib.loads((FROZEN / "grants" / "G-000001.toml").read_text())],
+    "checkpoint": [tomllib.loads((FROZEN / "audit" / "checkpoint.toml").read_text())],
+    "audit-entry": [json.loads(line) for line in (FROZEN / "audit" / "log.jsonl").read_text().splitlines()],
+    "used": [{"format": 1, "request": "R-000002", "at": _AT, "signature": _SIG}],
+    "resolution": [{"format": 1, "request": "R-000002", "request_sha256": "0" * 64, "dossier": "0" * 32,
+                    "number": "E-2026-000001", "by": "bob", "at": _AT, "signature": _SIG}],
+    "closed": [{"format": 1, "grant": "G-000001", "reason": "revoked", "by": "bob", "at": _AT, "signature": _SIG}],
+    "hold": [{"format": 1, "dossier": "0" * 32, "number": "E-2026-000001", "at": _AT, "by": "alice",
+              "reason": _B64, "signature": _SIG}],
+    "destruction": [{"format": 1, "number": "D-000001", "target": "E-2026-000001/0001", "dossier": "0" * 32,
+                     "requested_by": "alice", "requested_at": _AT, "reason": _B64, "signature": _SIG}],
+    "approval": [{"format": 1, "destruction": "D-000001", "request_sha256": "0" * 64, "by": "sam", "at": _AT,
+                  "signature": _SIG}],
+    "certificate": [{"format": 1, "destruction": "D-000001", "target": "E-2026-000001", "requested_by": "alice",
+                     "approved_by": "sam", "destroyed": [{"number": "E-2026-000001/0001"}], "signature": _SIG}],
+    "intake": [{"format": 1, "id": "0" * 32, "for": "E-2026-000001", "category": "other", "date": "2026-01-01",
+                "original": False, "submitted_at": _AT, "size": 10, "sha256": "0" * 64, "sealed": _B64}],
+    "rejected": [{"format": 1, "id": "0" * 32, "for": "E-2026-000001", "by": "bob", "at": _AT, "reason": _B64,
+                  "signature": _SIG}],
+    "backups": [{"format": 1, "targets": [{"url": "file:///backup", "first_backup": _AT}]}],
+})
 ODD_VALUES = [None, True, False, 0, 1, -1, 1.0, 1.5, 2**70, "", "x", "E-2026-000001", "0" * 32, [], [1, True],
               ["a", "a"], {}, {"by": "x"}, "2026-03-01T10:00:00Z", "vault-member-1:x:y"]
+
+
+# An added key or list item only has to be of a kind the schema may or may not allow.
+FEW_VALUES = [None, "x", 1, {}]
 
 
 def reference(schema: str):
@@ -76,12 +133,19 @@ def paths(obj, prefix=()):
             yield from paths(v, (*prefix, i))
 
 
+def _shallow(x):
+    return dict(x) if isinstance(x, dict) else list(x)
+
+
 def mutate(rec, path, how, value):
-    rec = copy.deepcopy(rec)
+    """A changed copy of ``rec``: only the containers along ``path`` are copied (a deep copy of the
+    policy for each of thousands of mutations was most of this file's time)."""
     if not path:
         return value if how == "set" else rec
+    rec = _shallow(rec)
     parent = rec
     for p in path[:-1]:
+        parent[p] = _shallow(parent[p])
         parent = parent[p]
     last = path[-1]
     if how == "set":
@@ -98,10 +162,11 @@ def mutate(rec, path, how, value):
 @pytest.mark.parametrize("schema", SCHEMAS)
 def test_every_single_mutation_gets_the_same_verdict(schema):
     check, ref = fastschema.compile(records._schema(schema)), reference(schema)
-    for rec in SAMPLES[schema][:2]:
+    values = {"set": ODD_VALUES, "delete": [None], "extra": FEW_VALUES, "append": FEW_VALUES}
+    for rec in SAMPLES[schema][:1]:
         for path in list(paths(rec)):
-            for how in ("set", "delete", "extra", "append"):
-                for value in ODD_VALUES if how in ("set", "extra", "append") else [None]:
+            for how, some in values.items():
+                for value in some:
                     try:
                         m = mutate(rec, path, how, value)
                     except (KeyError, IndexError, TypeError):

@@ -14,7 +14,7 @@ from vault.archive import searchindex
 from vault.store import identity, index
 from vault.backup.repo import KEYS, Repo
 from vault.crypto import age
-from vault.office.dossier import load_manifest, resolve
+from vault.archive.manifests import load_manifest, resolve
 from vault.errors import NoIdentityMatchError
 from vault.store.searchdb import SearchDB, pack, unpack
 from vault.archive.vault import Vault

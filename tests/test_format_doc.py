@@ -18,13 +18,15 @@ from pathlib import Path
 import pytest
 
 from vault.office import documents, dossier
-from vault.store import identity, index, records, searchdb
+from vault.archive import manifests
+from vault.store import identity, records, searchdb
 from vault.archive import policy, searchindex
 from vault import store
 from vault.crypto import age, armor, scrypt, sign, stream
 from vault.errors import FormatError
 from vault.store.keytable import KEYREF_TYPE
-from vault.archive.vault import DEFAULT_NUMBERING, FORMAT_VERSION, NAME_RE, Vault
+from vault.archive.vault import DEFAULT_NUMBERING, FORMAT_VERSION, Vault
+from vault.store.layout import NAME_RE
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = (REPO / "docs" / "FORMAT.md").read_text(encoding="utf-8")
@@ -39,7 +41,7 @@ CLAIMS = {
     "roles": r"\*\*Role\*\* — one of ((?:`[a-z-]+`,?\s+)+)✓",
     "id bits": r"are (\d+) random bits in hex ✓",
     "tmp prefix": r"whose name starts with `([^`]+)` ✓",
-    "schemas": r"JSON Schema in `schemas/` \(((?:`[a-z]+`,?\s*)+)\) ✓",
+    "schemas": r"JSON Schema in `schemas/` \(((?:`[a-z-]+`,?\s*(?:and\s+)?)+)for a line of the audit log\) ✓",
     "signature domain": r'The signature covers `"([^"]+)"` ✓',
     "numbering pattern": r"default `standard`, pattern `([^`]+)` ✓",
     "actions": r"a list of these actions ✓:\n\n((?:- `[^`]+` — [^\n]+\n)+)",
@@ -108,6 +110,8 @@ def test_every_record_schema_requires_the_format():
     schemas = sorted(SCHEMAS.glob("*.schema.json"))
     assert schemas
     for p in schemas:
+        if p.name == "audit-entry.schema.json":
+            continue  # a line of the JSON audit log, not a record
         s = json.loads(p.read_text())
         assert "format" in s["required"], f"{p.name} does not require format"
         # The genesis record carries the vault's format; every other record its own (unchanged).
@@ -116,7 +120,8 @@ def test_every_record_schema_requires_the_format():
 
 def test_named_schemas_exist_and_load():
     names = ticked(claim("schemas").group(1))
-    assert names == ["vault", "policy", "member", "ring", "manifest"]
+    # Every schema the vault ships is named in §3, and every named one exists.
+    assert sorted(names) == sorted(p.name.removesuffix(".schema.json") for p in SCHEMAS.glob("*.schema.json"))
     for n in names:
         assert (SCHEMAS / f"{n}.schema.json").is_file(), n
         assert records._schema(n)["type"] == "object"
@@ -194,7 +199,7 @@ def test_ids_are_128_bit_hex(small_vault):
     bits = int(claim("id bits").group(1))
     hexid = re.compile(f"[0-9a-f]{{{bits // 4}}}")
     v, number = small_vault
-    m = dossier.load_manifest(v, dossier.resolve(v, number))
+    m = manifests.load_manifest(v, manifests.resolve(v, number))
     d = m["documents"][0]
     for value in (v.config["id"], m["id"], d["id"], d["key"], d["meta_key"], m["profile"][0]["key"]):
         assert hexid.fullmatch(value), value
@@ -228,7 +233,7 @@ def test_keyref_stanza_type(small_vault):
     assert stanza_type == KEYREF_TYPE == "vault.invalid/keyref"
     assert f"-> {stanza_type} <key-id>" in m.group(0)
     v, number = small_vault
-    man = dossier.load_manifest(v, dossier.resolve(v, number))
+    man = manifests.load_manifest(v, manifests.resolve(v, number))
     d = man["documents"][0]
     with open(v.layout.document(man["id"], d["id"]), "rb") as f:
         hdr = age.read_header(f)
@@ -236,10 +241,10 @@ def test_keyref_stanza_type(small_vault):
 
 
 def test_categories():
-    assert ticked(claim("categories").group(1)) == list(documents.CATEGORIES)
+    assert ticked(claim("categories").group(1)) == list(manifests.CATEGORIES)
     schema = json.loads((SCHEMAS / "manifest.schema.json").read_text())
     assert sorted(schema["properties"]["documents"]["items"]["properties"]["category"]["enum"]) == \
-        sorted(documents.CATEGORIES)
+        sorted(manifests.CATEGORIES)
 
 
 # -- §11, §12, §13: tokens, identity files, payload, caps --------------------------------------------
@@ -302,3 +307,26 @@ def test_audit_signature_domain():
     assert domain == authority.DOMAIN == b"vault-audit-v2\n"
     entry = {"seq": 1, "member": "zoë", "sig": "x"}
     assert authority.entry_bytes(entry) == domain + '{"member":"zoë","seq":1}'.encode()
+
+
+def test_the_path_table_is_the_repository_layout(small_vault):
+    """FORMAT §2 and vault.store.layout.PATHS list the same paths, and a real vault's files are in it."""
+    from vault.store.layout import PATHS, Layout
+
+    block = DOC.split("## 2. Repository layout", 1)[1].split("```")[1]
+    documented = {p for line in block.splitlines() if line.strip()
+                  for p in re.match(r"[^\s,]+(?:, [^\s,]+)*", line.strip()).group(0).split(", ")}
+    assert documented == set(PATHS.values())
+    lay = Layout(Path("/v"))
+    assert lay.grant_key("d" * 32, "G-000001") == Path(f"/v/keys/grants/{'d' * 32}.G-000001.age")
+    assert lay.request("R-000001", ".decision") == Path("/v/requests/R-000001.decision.toml")
+    h = hashlib.sha256(b"E-2026-000001").hexdigest()
+    assert lay.issued_number("E-2026-000001") == Path(f"/v/index/numbers/{h[:2]}/{h}")
+    patterns = [re.compile(re.sub(r"<[^>]+>", "[^/]+", re.escape(t).replace(r"\<", "<").replace(r"\>", ">")) + r"\Z")
+                for t in PATHS.values()]
+    # Counters other than the dossier sequence (requests, grants, ...) sit beside it in index/.
+    root = small_vault[0].root
+    for f in root.rglob("*"):
+        rel = f.relative_to(root).as_posix()
+        if f.is_file() and not rel.startswith("index/") or rel == "index/sequence":
+            assert any(p.match(rel) for p in patterns), f"{rel} is in no entry of the path table"

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from vault.office import access
+
+from vault.archive.grants import list_grants
 from vault.archive import audit
 from vault.cli import cli
 from vault.archive.vault import Vault
@@ -121,7 +122,7 @@ def test_removed_member_stays_removed(frozen):
 
 
 def test_grant_is_recorded_and_has_expired(frozen):
-    grants = {g["number"]: g for g in access.list_grants(Vault.open(frozen.root / "vault"))}
+    grants = {g["number"]: g for g in list_grants(Vault.open(frozen.root / "vault"))}
     for no, want in EXPECTED["grants"].items():
         g = grants[no]
         assert (g["request"], g["grantee"], g["target"]) == (want["request"], want["grantee"], want["dossier"])

@@ -162,7 +162,7 @@ def test_a_chunked_body_over_the_submission_limit_is_cut_off(world):
     o, portal = world
     inv = invite(o, portal.base)
     u = urlsplit(portal.base)
-    head = f"--b\r\nContent-Disposition: form-data; name=\"f1\"; filename=\"x\"\r\n\r\n".encode()
+    head = "--b\r\nContent-Disposition: form-data; name=\"f1\"; filename=\"x\"\r\n\r\n".encode()
     with socket.create_connection((u.hostname, u.port), timeout=30) as s:
         s.sendall(f"POST {_path(inv['link'])} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
                   "Content-Type: multipart/form-data; boundary=b\r\n\r\n".encode())

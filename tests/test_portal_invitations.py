@@ -13,9 +13,10 @@ from office import MARKERS, PASSPHRASE
 from portal_helpers import portal_office
 from vault.store import identity, records
 from vault.crypto import age
-from vault.office.dossier import resolve
-from vault.errors import IntegrityError, NotFoundError
+from vault.archive.manifests import resolve
+from vault.errors import IntegrityError, NoIdentityMatchError, NotFoundError
 from vault.office import invitations
+from vault.archive import invitations as invitations_
 from vault.archive.vault import Vault
 
 BASE = "https://portal.example.com"
@@ -50,7 +51,7 @@ def test_the_record_keeps_only_the_token_hash_and_seals_the_note_to_it(office):
     # Only the token opens the note: not the archive (bob's keys), not the intake key.
     assert invitations.open_note(rec, token) == MARKERS["title"]
     bob = identity.load_identity(office.ident("bob"), PASSPHRASE)
-    with pytest.raises(Exception):
+    with pytest.raises(NoIdentityMatchError):
         age.decrypt_bytes(base64.b64decode(rec["note"]), [bob.age_identity()])
     entries = [e for e in office.json("audit", "log", who="alice") if e["action"] == "intake.invite"]
     assert entries and entries[-1]["ref"] == out["id"] and entries[-1]["number"] == office.number
@@ -87,7 +88,7 @@ def test_an_invitation_signed_by_someone_who_may_not_invite_opens_nothing(office
     records.write_toml(office.vault_dir / "intake" / "invitations" / f"{out['id']}.toml", forged)
     # The history issued the invitation as bob wrote it: a re-signed file is not that record.
     with pytest.raises(IntegrityError, match="does not match history"):
-        invitations.load(Vault.open(office.vault_dir), out["id"])
+        invitations_.load(Vault.open(office.vault_dir), out["id"])
     # A liaison's signature on an invitation for another department's dossier is refused the same way.
     lena = identity.load_identity(office.ident("lena"), PASSPHRASE)
     other = json.loads(_invite(office, office.other).stdout)
@@ -95,20 +96,20 @@ def test_an_invitation_signed_by_someone_who_may_not_invite_opens_nothing(office
     records.write_toml(office.vault_dir / "intake" / "invitations" / f"{other['id']}.toml",
                        records.sign_record(dict(rec, by="lena"), signer="lena", key=lena))
     with pytest.raises(IntegrityError, match="does not match history"):
-        invitations.load(Vault.open(office.vault_dir), other["id"])
+        invitations_.load(Vault.open(office.vault_dir), other["id"])
     # Edited fields break the signature.
     third = json.loads(_invite(office).stdout)
     path = office.vault_dir / "intake" / "invitations" / f"{third['id']}.toml"
     path.write_text(path.read_text().replace("uses = 1", "uses = 100"))
     with pytest.raises(IntegrityError):
-        invitations.load(Vault.open(office.vault_dir), third["id"])
+        invitations_.load(Vault.open(office.vault_dir), third["id"])
 
 
 def test_ids_from_the_web_never_reach_a_path(office):
     v = Vault.open(office.vault_dir)
     for bad in ("../../vault", "0" * 31, "G" * 32, "0" * 32 + "/", "", None):
         with pytest.raises(NotFoundError):
-            invitations.load(v, bad)
+            invitations_.load(v, bad)
     for bad in ("", "A" * 42, "A" * 44, "A" * 42 + "=", "../" * 14 + "a", "A" * 42 + "B", None):
         assert invitations.token_bytes(bad) is None or len(invitations.token_bytes(bad)) == 32
 
@@ -118,7 +119,7 @@ def test_tokens_are_compared_in_constant_time(office, monkeypatch):
     import json
 
     out = json.loads(_invite(office).stdout)
-    rec = invitations.load(Vault.open(office.vault_dir), out["id"])
+    rec = invitations_.load(Vault.open(office.vault_dir), out["id"])
     token = invitations.token_bytes(out["link"].rsplit("/", 1)[1])
     calls = []
     real = hmac.compare_digest

@@ -13,7 +13,7 @@ from office import MARKERS, PASSPHRASE, make_office
 from vault import clock
 from vault.store import identity
 from vault.crypto import age
-from vault.office.dossier import resolve
+from vault.archive.manifests import resolve
 from vault.errors import NoIdentityMatchError
 from vault.store.keytable import read_key_table
 from vault.archive.vault import Vault
@@ -46,6 +46,7 @@ def test_schedules_run_from_their_events(office, monkeypatch):
     rep = _report(office)
     assert rep[office.docs["contract"]]["status"] == "waiting"  # not fulfilled yet
     assert rep[office.docs["feedback"]]["status"] == "waiting"  # dossier still open
+    _at(monkeypatch, "2028-07-01")  # events are recorded once they have happened
     office.run("doc", "event", office.docs["contract"], "contract-fulfilled", "--date", "2027-03-01", who="bob")
     office.run("dossier", "close", office.number, "--date", "2028-06-30", who="bob")
     rep = _report(office)
@@ -79,13 +80,13 @@ def test_procedure_is_enforced(office, monkeypatch):
     office.run("destroy", "approve", no, who="sam")
     res = office.run("destroy", "execute", no, who="alice", ok=False)
     assert res.exit_code == 1 and "retention has not ended" in res.stderr
-    office.run("dossier", "close", office.number, "--date", "2026-02-01", who="bob")
     _at(monkeypatch, "2031-02-02")
+    office.run("dossier", "close", office.number, "--date", "2026-02-01", who="bob")
     office.run("hold", "add", office.number, "--reason", "litigation", who="alice")
     assert _report(office)[doc]["status"] == "held"
     res = office.run("destroy", "execute", no, who="alice", ok=False)
     assert res.exit_code == 1 and "legal hold" in res.stderr
-    office.run("hold", "remove", office.number, who="alice")
+    office.run("hold", "remove", office.number, "--reason", "case settled", who="alice")
     cert = office.json("destroy", "execute", no, who="alice")
     assert cert["destroyed"][0]["number"] == doc and not cert["retention_overridden"]
     assert office.run("destroy", "execute", no, who="alice", ok=False).exit_code == 1
@@ -126,9 +127,9 @@ def test_destroying_one_document_spares_the_rest_and_leaves_a_ghost(office, tmp_
 
 
 def test_destroying_a_dossier_removes_every_key_and_the_index(office, tmp_path, monkeypatch):
+    _at(monkeypatch, "2040-01-01")
     office.run("dossier", "close", office.number, "--date", "2026-01-20", who="bob")
     office.run("doc", "event", office.docs["contract"], "contract-fulfilled", "--date", "2026-01-20", who="bob")
-    _at(monkeypatch, "2040-01-01")
     v = Vault.open(office.vault_dir)
     did = resolve(v, office.number)
     snapshot = tmp_path / "snapshot"
@@ -192,5 +193,49 @@ def test_a_hold_deleted_behind_the_vaults_back_is_named(office):
     # The hold is a fact of the history: deleting its file freed nothing.
     res = office.run("hold", "add", office.number, "--reason", "again", who="alice", ok=False)
     assert res.exit_code == 1 and "already on hold" in res.stderr
-    office.run("hold", "remove", office.number, who="alice")
+    office.run("hold", "remove", office.number, "--reason", "case settled", who="alice")
     assert office.json("check", who="bob")["ok"]
+
+
+def test_a_closed_dossier_takes_no_documents_until_reopened(office, tmp_path, monkeypatch):
+    """[R-3.3.2] Closing starts the 'dossier-closed' clock; adding to it would hide material from it."""
+    office.run("dossier", "close", office.number, "--date", "2026-01-09", who="bob")
+    f = tmp_path / "late.txt"
+    f.write_text(MARKERS["content"])
+    res = office.run("doc", "add", office.number, str(f), "--category", "feedback", "--source", "desk",
+                     "--date", "2026-01-09", "--original", who="bob", ok=False)
+    assert res.exit_code == 1 and "was closed on 2026-01-09" in res.stderr and "dossier reopen" in res.stderr
+    sid = office.json("intake", "submit", str(f), "--for", office.number, "--category", "feedback",
+                      "--source", "customer", "--date", "2026-01-09")["ids"][0]
+    res = office.run("intake", "accept", sid, who="bob", ok=False)
+    assert res.exit_code == 1 and "closed" in res.stderr
+    assert office.run("dossier", "reopen", office.number, who="staff", ok=False).exit_code == 1
+    office.run("dossier", "reopen", office.number, who="bob")
+    assert office.json("dossier", "show", office.number, who="bob")["status"] == "open"
+    assert _report(office)[office.docs["feedback"]]["status"] == "waiting"  # the closing no longer counts
+    office.add_doc(office.number, f, "bob", "feedback")
+    office.run("intake", "accept", sid, who="bob")
+    assert office.run("dossier", "reopen", office.number, who="bob", ok=False).exit_code == 1
+    assert [e["action"] for e in office.json("audit", "log", "--dossier", office.number, who="alice")
+            if e["action"].startswith("dossier.")].count("dossier.reopen") == 1
+    assert office.json("check", who="bob")["ok"] and office.json("audit", "verify")["ok"]
+
+
+@pytest.mark.parametrize("date", ["2026-01-11", "1899-12-31", "3026-01-01"])
+def test_dates_in_the_future_or_before_1900_need_force(office, tmp_path, date):
+    """[R-3.1.3] A mistyped date would start or stop a retention clock: refused unless forced."""
+    f = tmp_path / "d.txt"
+    f.write_text("x")
+    for args in (("doc", "add", office.number, str(f), "--category", "other", "--source", "desk", "--date", date,
+                  "--original"),
+                 ("doc", "event", office.docs["contract"], "contract-fulfilled", "--date", date),
+                 ("dossier", "close", office.number, "--date", date)):
+        res = office.run(*args, who="bob", ok=False)
+        assert res.exit_code == 1 and "--force-date" in res.stderr, args
+    res = office.run("intake", "submit", str(f), "--for", office.number, "--category", "other", "--source", "x",
+                     "--date", date, ok=False)
+    assert res.exit_code == 1 and "--force-date" in res.stderr
+    office.run("doc", "event", office.docs["contract"], "contract-fulfilled", "--date", date, "--force-date", who="bob")
+    office.run("doc", "add", office.number, str(f), "--category", "other", "--source", "desk", "--date", date,
+               "--original", "--force-date", who="bob")
+    office.run("doc", "event", office.docs["contract"], "contract-fulfilled", "--date", "2026-01-10", who="bob")

@@ -16,6 +16,7 @@ from vault.archive import audit
 from vault import clock
 from vault.store import identity
 from vault.office import review
+from vault.archive import reviews
 from vault.errors import ConflictError, PermissionDeniedError, VaultError
 from vault.store.keytable import read_key_table
 from vault.archive.vault import Vault
@@ -68,10 +69,10 @@ def refused(res, fragment: str, code: int = 1) -> None:
 def test_interval_is_the_longest_matching_class_prefix():
     policy = {"review": {"default_days": 365, "classes": {"enterprise": 180, "enterprise/network-services": 90,
                                                           "ent": 7}}}
-    assert review.interval_days(policy, "enterprise/network-services/2024") == 90
-    assert review.interval_days(policy, "enterprise/retail/2024") == 180
-    assert review.interval_days(policy, "enterprises/retail/2024") == 365  # whole segments only
-    assert review.interval_days(policy, "individual/retail/2024") == 365
+    assert reviews.interval_days(policy, "enterprise/network-services/2024") == 90
+    assert reviews.interval_days(policy, "enterprise/retail/2024") == 180
+    assert reviews.interval_days(policy, "enterprises/retail/2024") == 365  # whole segments only
+    assert reviews.interval_days(policy, "individual/retail/2024") == 365
 
 
 def test_due_by_interval_per_class_and_done_resets(office, monkeypatch):
@@ -106,8 +107,8 @@ def test_due_by_interval_per_class_and_done_resets(office, monkeypatch):
     at(monkeypatch, "2025-07-09")
     assert due(office)[office.ent]["stale_since"] == "2025-07-09"
     v = Vault.open(office.vault_dir)
-    hist = review.history(v, next(p.name for p in (office.vault_dir / "reviews").iterdir()
-                                  if review.history(v, p.name)[0]["number"] == office.ent))
+    hist = reviews.history(v, next(p.name for p in (office.vault_dir / "reviews").iterdir()
+                                  if reviews.history(v, p.name)[0]["number"] == office.ent))
     assert [r["by"] for r in hist] == ["alice"]
     log = [e for e in audit.entries(v) if e["action"] == "review.record"]
     assert [(e["member"], e["outcome"], e.get("number")) for e in log] == [
@@ -126,7 +127,7 @@ def test_needs_update_keeps_the_note_sealed(office, monkeypatch):
     assert scan(office.vault_dir) == []  # the note is nowhere in clear, nor in the audit trail
 
     v = Vault.open(office.vault_dir)
-    rec = review.history(v, next((office.vault_dir / "reviews").iterdir()).name)[-1]
+    rec = reviews.history(v, next((office.vault_dir / "reviews").iterdir()).name)[-1]
     bob = v.act_as(identity.load_identity(office.ident("bob"), PASSPHRASE))
     assert rec["outcome"] == "needs-update" and rec["note_key"]
     assert review.read_note(bob, rec) == MARKERS["title"]
@@ -264,7 +265,7 @@ def test_destroying_a_dossier_shreds_its_review_notes(office, monkeypatch):
     office.add_member("sue", "supervisor", dept="archive")
     office.json("review", "done", office.ind, "--needs-update", "--note", MARKERS["title"], who="bob")
     v = Vault.open(office.vault_dir)
-    [rec] = [r for p in (office.vault_dir / "reviews").iterdir() for r in review.history(v, p.name)]
+    [rec] = [r for p in (office.vault_dir / "reviews").iterdir() for r in reviews.history(v, p.name)]
     bob = v.act_as(identity.load_identity(office.ident("bob"), PASSPHRASE))
     assert review.read_note(bob, rec) == MARKERS["title"]
 

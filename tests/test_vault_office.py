@@ -122,7 +122,7 @@ def test_outsiders_cannot_decrypt_even_with_the_library(office, tmp_path):
         ident = identity.load_identity(office.ident(who), "correct horse battery staple")
         assert office.run("doc", "view", made[next(iter(made))][0], who=who, ok=False).exit_code == 1
         for no in made:
-            from vault.office.dossier import resolve
+            from vault.archive.manifests import resolve
 
             kt = v.layout.key_table(resolve(v, no))
             with pytest.raises(NoIdentityMatchError):

@@ -14,6 +14,7 @@ import pytest
 
 from office import PASSPHRASE, make_office
 from vault.office import dossier as dossier_mod
+from vault.archive import manifests
 from vault.store import identity
 from vault.archive.vault import Vault
 
@@ -81,7 +82,7 @@ def test_an_identity_of_another_vault_is_refused(office, tmp_path, monkeypatch):
 
 def test_damaged_manifest_is_named(office):
     v = Vault.open(office.vault_dir)
-    mpath = v.layout.manifest(dossier_mod.resolve(v, office.number))
+    mpath = v.layout.manifest(manifests.resolve(v, office.number))
     mpath.write_text(mpath.read_text().replace('dept = "sales"', 'dept = "legal"'))
     res = office.run("dossier", "show", office.number, who="bob", ok=False)
     _one_line_error(res, "manifest.toml", "does not match history")
@@ -93,7 +94,7 @@ def test_damaged_manifest_is_named(office):
 
 def test_check_names_every_damaged_file(office, tmp_path):
     v = Vault.open(office.vault_dir)
-    did = dossier_mod.resolve(v, office.number)
+    did = manifests.resolve(v, office.number)
     f = tmp_path / "c.txt"
     f.write_bytes(os.urandom(200_000))
     second = office.add_doc(office.number, f)
@@ -114,7 +115,7 @@ def test_check_names_every_damaged_file(office, tmp_path):
 
 def test_damaged_key_table_is_named(office):
     v = Vault.open(office.vault_dir)
-    did = dossier_mod.resolve(v, office.number)
+    did = manifests.resolve(v, office.number)
     kt = v.layout.key_table(did)
     kt.write_bytes(kt.read_bytes()[:-10])
     res = office.run("check", "--read-data", who="bob", ok=False)

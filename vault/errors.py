@@ -7,16 +7,20 @@ class VaultError(Exception):
     """Root of every error the vault raises on purpose.
 
     ``str(err)`` is one line for the user; ``err.hint`` (possibly empty) says what to do next.
-    Messages never carry customer data, keys or passphrases.
+    ``err.param`` (possibly None) names the argument at fault, so that a front end can say how to
+    give it (the CLI names its option). Messages never carry customer data, keys or passphrases.
+    Errors carry no exit codes: the CLI chooses them.
     """
 
-    exit_code = 1
     hint = ""
+    param: str | None = None
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
         if hint is not None:
             self.hint = hint
+        if param is not None:
+            self.param = param
 
 
 class FormatError(VaultError):
@@ -37,9 +41,7 @@ class AuthenticationError(VaultError):
 
 
 class UsageError(VaultError):
-    """A command was called with arguments that do not make sense (exit code 2)."""
-
-    exit_code = 2
+    """A command was called with arguments that do not make sense (the CLI exits with 2)."""
 
 
 class InputError(VaultError):

@@ -21,9 +21,10 @@ OUT = HERE / "frozen-v1"
 sys.path.insert(0, str(HERE.parent.parent))
 
 from vault.office import access, documents, dossier  # noqa: E402
-from vault.archive import audit, members
-from vault import clock
-from vault.store import identity
+from vault.archive import audit  # noqa: E402
+from vault.office import membership  # noqa: E402
+from vault import clock  # noqa: E402
+from vault.store import identity  # noqa: E402
 from vault.archive.vault import Vault  # noqa: E402
 
 PASSPHRASE = "frozen"
@@ -69,7 +70,7 @@ def main() -> None:
         alice = v.act_as(ids["alice"])
         for i, (name, roles, dept) in enumerate(STAFF[1:], 1):
             tick(i)
-            members.add_member(alice, name, ids[name].public, roles, dept)
+            membership.add_member(alice, name, ids[name].public, roles, dept)
         bob = Vault.open(v.root).act_as(ids["bob"])
         numbers, docs = [], {}
         src = Path(tmp) / "src"
@@ -97,7 +98,7 @@ def main() -> None:
         add(p, "letter.txt", "Letter from Odran Pellwick (invented).\n", 23,
             category="communication", date="2026-01-25", paper_location="cabinet 2, drawer 1")
         tick(30)
-        members.remove_member(alice, "dave")
+        membership.remove_member(alice, "dave")
         carol = Vault.open(v.root).act_as(ids["carol"])
         erin = Vault.open(v.root).act_as(ids["erin"])
         tick(40)

@@ -12,7 +12,8 @@ entry is appended, then they are renamed into place. Entries never carry custome
 from __future__ import annotations
 
 import base64
-import fcntl
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -21,9 +22,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vault import clock
-from vault.archive.authority import DOMAIN, entry_bytes  # noqa: F401 (DOMAIN: what an agent may sign)
-from vault.errors import IntegrityError, VaultError
-from vault.store import fsync_dir, records, write_atomic
+from vault.archive import authority, witness
+from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
+from vault.errors import FormatError, IntegrityError, VaultError
+from vault.store import close_lock, fsync_dir, ids, open_lock, records, write_atomic
+from vault.store.identity import PublicKey
 
 OUTCOMES = ("ok", "refused", "failed")
 PENDING = ".pending"
@@ -39,8 +42,6 @@ def _line(entry: dict[str, Any]) -> bytes:
 
 def _tail(v, path: Path) -> tuple[int, str]:
     """(count, hash of the last line) read from the end of the log, without reading it all."""
-    from vault.archive.authority import genesis_hash
-
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -52,9 +53,34 @@ def _tail(v, path: Path) -> tuple[int, str]:
         f.seek(size - back)
         last = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
     try:
-        return json.loads(last)["seq"], hashlib.sha256(last).hexdigest()
-    except (ValueError, KeyError):
+        return parse_line(last, where="audit/log.jsonl")["seq"], hashlib.sha256(last).hexdigest()
+    except FormatError:
         raise IntegrityError("audit/log.jsonl: last entry is damaged", hint="run 'vault audit verify'") from None
+
+
+def _append(log: Path, data: bytes) -> None:
+    """Append ``data`` whole or not at all: a short write (disk full, a file size limit) is cut off
+    again, so that a half line never breaks the chain for every later command."""
+    # O_NOFOLLOW: a log replaced by a symbolic link is not followed to write elsewhere.
+    try:
+        wfd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise IntegrityError("audit/log.jsonl is a symbolic link (tampered with)", hint="run 'vault check'") from None
+        raise
+    try:
+        start = os.fstat(wfd).st_size
+        try:
+            done = 0
+            while done < len(data):
+                done += os.write(wfd, data[done:])
+            os.fsync(wfd)
+        except BaseException:
+            os.ftruncate(wfd, start)
+            os.fsync(wfd)
+            raise
+    finally:
+        os.close(wfd)
 
 
 def record(actor, action: str, *, outcome: str = "ok", number: str | None = None, ref: str | None = None,
@@ -73,12 +99,12 @@ def record_many(actor, items: list[dict], *, _advance: bool = True) -> list[dict
     """
     d = _dir(actor.vault)
     d.mkdir(mode=0o700, exist_ok=True)
+    if d.is_symlink():
+        raise IntegrityError("audit/ is a symbolic link (tampered with)", hint="run 'vault check'")
     log = d / "log.jsonl"
     # The audit lock is separate from the vault lock so that reads (which append) never wait for a
     # long write, and appends stay totally ordered.
-    fd = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with lock(actor.vault, exclusive=True):
         seq, prev = _tail(actor.vault, log)
         entries, lines = [], []
         for item in items:
@@ -90,22 +116,19 @@ def record_many(actor, items: list[dict], *, _advance: bool = True) -> list[dict
             for k in ("number", "ref", "rev", "obj", "records", "subject"):
                 if item.get(k) is not None and item.get(k) != "":
                     entry[k] = item[k]
+            if "number" in entry and not ids.ARCHIVE_NUMBER.match(entry["number"]) \
+                    and not ids.DOCUMENT_NUMBER.match(entry["number"]):
+                # What a member typed where a number belongs (refused before it was checked) is free
+                # text, which the trail never carries: it could be a customer's name.
+                entry["number"] = "(invalid)"
             entry["sig"] = base64.b64encode(actor.identity.sign(entry_bytes(entry))).decode()
             line = _line(entry)
             prev = hashlib.sha256(line).hexdigest()
             entries.append(entry)
             lines.append(line + b"\n")
-        wfd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(wfd, b"".join(lines))
-            os.fsync(wfd)
-        finally:
-            os.close(wfd)
-        cp = actor.sign({"format": 2, "count": seq, "head": prev, "at": entries[-1]["at"]})
+        _append(log, b"".join(lines))
+        cp = actor.sign({"format": 1, "count": seq, "head": prev, "at": entries[-1]["at"]})
         records.write_toml(d / "checkpoint.toml", cp)
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
     if _advance:
         _witness(actor.vault)
     return entries
@@ -113,8 +136,6 @@ def record_many(actor, items: list[dict], *, _advance: bool = True) -> list[dict
 
 def _witness(v) -> None:
     """Verify what was just appended and remember it as this client's checkpoint."""
-    from vault.archive import authority
-
     authority.state(v)
 
 
@@ -154,15 +175,30 @@ def commit(actor, action: str, files: dict[str, bytes | None], *, number: str | 
     return entry
 
 
+@contextlib.contextmanager
+def lock(v, *, exclusive: bool, wait: float = 30.0) -> Iterator[None]:
+    """The audit trail's own lock: appenders hold it exclusive; ``verify`` and backups shared, so
+    that they read the log and its checkpoint as a pair (no false alarm while others append)."""
+    d = _dir(v)
+    if not exclusive and not d.is_dir():
+        yield
+        return
+    fd = open_lock(d / ".lock", exclusive=exclusive, wait=wait, what="the audit trail")
+    try:
+        yield
+    finally:
+        close_lock(fd)
+
+
 def entries(v) -> Iterator[dict[str, Any]]:
     """Every entry, in order (unverified; use ``verify`` first)."""
-    try:
-        f = open(_dir(v) / "log.jsonl", "rb")
-    except FileNotFoundError:
-        return
-    with f:
-        for raw in f:
-            yield json.loads(raw)
+    with lock(v, exclusive=False):  # never a line half appended
+        try:
+            data = (_dir(v) / "log.jsonl").read_bytes()
+        except FileNotFoundError:
+            return
+    for i, raw in enumerate(data.splitlines(), 1):
+        yield parse_line(raw, where=f"audit/log.jsonl line {i}")
 
 
 @dataclass
@@ -182,14 +218,18 @@ class Verification:
 def verify(v, *, anchor: tuple[int, str] | None = None) -> Verification:
     """Replay the whole history from genesis: every link and signature, every entry's authority,
     the signed checkpoint, this client's remembered checkpoint and, if given, an offline anchor."""
-    from vault.archive import authority, witness
-
     res = Verification()
-    try:
-        rep = authority.full_replay(v)
-    except VaultError as e:
-        res.problems.append(str(e))
+    if (_dir(v) / "log.jsonl").is_symlink():
+        res.problems.append("audit/log.jsonl: is a symbolic link (tampered with)")
         return res
+    # Under the audit lock: an append between reading the log and its checkpoint is no tampering.
+    with lock(v, exclusive=False):
+        try:
+            rep = authority.full_replay(v)
+        except VaultError as e:
+            res.problems.append(str(e))
+            return res
+        cp = _read_checkpoint(v, res)
     res.replay = rep
     st = rep.state
     res.count, res.head = st["count"], st["head"]
@@ -202,23 +242,45 @@ def verify(v, *, anchor: tuple[int, str] | None = None) -> Verification:
             except VaultError as e:
                 res.problems.append(str(e))
                 extends = extends and who != "this client"
-    _check_checkpoint(v, st, res)
+    _check_checkpoint(v, cp, st, res)
     if extends and getattr(v, "_replay", None) is None:
         v._replay = rep  # the rest of this command reads the state just verified
         witness.save(v, st)
     return res
 
 
-def _check_checkpoint(v, st: dict, res: Verification) -> None:
-    from vault.store.identity import PublicKey
+def parse_line(raw: bytes, *, where: str) -> dict[str, Any]:
+    """One line of the log as an entry of the right shape (schemas/audit-entry); FormatError names it."""
+    try:
+        e = json.loads(raw)
+    except ValueError:
+        raise FormatError(f"{where}: not a valid entry (damaged or foreign)") from None
+    records.validate(e, "audit-entry", what=where)
+    return e
 
-    cp_path = _dir(v) / "checkpoint.toml"
-    if not cp_path.exists():
+
+_NO_CHECKPOINT: dict[str, Any] = {}
+
+
+def _read_checkpoint(v, res: Verification) -> dict[str, Any] | None:
+    """The checkpoint as read (None when damaged: the problem is noted), or _NO_CHECKPOINT."""
+    try:
+        return records.load_toml(_dir(v) / "checkpoint.toml", schema="checkpoint", what="audit/checkpoint.toml")
+    except FileNotFoundError:
+        return _NO_CHECKPOINT
+    except VaultError as e:
+        res.problems.append(str(e))
+        return None
+
+
+def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification) -> None:
+    if cp is None:
+        return
+    if cp is _NO_CHECKPOINT:
         if st["count"]:
             res.problems.append("audit/checkpoint.toml: missing")
         return
     try:
-        cp = records.load_toml(cp_path, what="audit/checkpoint.toml")
         by = st["members"].get(cp.get("signature", {}).get("by"))
         if by is None:
             raise IntegrityError("audit/checkpoint.toml: signed by an unknown member")

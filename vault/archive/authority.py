@@ -22,7 +22,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from vault.archive import trust
+from vault.archive import trust, witness
+from vault.archive.witness import STATE_VERSION
 from vault.archive.policy import Policy
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError
@@ -30,7 +31,6 @@ from vault.store import records
 from vault.store.identity import PublicKey
 
 DOMAIN = b"vault-audit-v2\n"
-STATE_VERSION = 1
 PENDING = ".pending"
 
 
@@ -57,7 +57,7 @@ def genesis_state(v) -> dict[str, Any]:
         "members": {cfg["founder"]["name"]: {"key": cfg["founder"]["key"], "roles": ["supervisor"],
                                              "dept": "archive", "status": "active", "since": 0, "removed": None}},
         "policy": None, "policy_version": 1, "dossiers": {}, "numbers": {}, "requests": {}, "grants": {},
-        "holds": {}, "destructions": {}, "intake": {}, "problems": [],
+        "holds": {}, "destructions": {}, "intake": {}, "loans": {}, "problems": [],
     }
     if "migrated_by" in cfg:  # a migrated vault: entry 1 is the migration, signed by this supervisor
         mb = cfg["migrated_by"]
@@ -232,14 +232,13 @@ def state(v) -> dict[str, Any]:
 
     Refuses a history that does not extend what this client verified before (see ``witness``).
     """
-    from vault.archive import witness
-
     rep = getattr(v, "_replay", None)
     if rep is None:
         cached = witness.load(v)
         rep = Replay(v, cached if cached is not None else genesis_state(v))
-        if cached is None and witness.remembered(v) is not None:
-            witness.check_extends(v, witness.remembered(v))
+        point = witness.remembered(v)
+        if cached is None and point is not None:
+            witness.check_extends(v, point)
         v._replay = rep
     before = rep.state["count"]
     st = rep.advance()
@@ -328,7 +327,7 @@ def signer_of(v, rel: str) -> str:
 # -- commit recovery -------------------------------------------------------------------------------
 
 RECORD_DIRS = ("policy", "members", "rings", "keys", "requests", "grants", "holds", "destructions", "reviews",
-               "intake", "dossiers")
+               "intake", "dossiers", "paper")
 
 
 def recover(v) -> list[str]:

@@ -84,7 +84,8 @@ class ExportDocument:
         self.granted = granted
         # Closures, not attributes: the key table and the ciphertext path stay out of an exporter's reach.
         meta_blob = entry.get("meta")
-        self._meta = (lambda: _read_meta(meta_blob, table, facts["number"])) if table and meta_blob else None
+        number = str(facts["number"])
+        self._meta = (lambda: _read_meta(meta_blob, table, number)) if table and meta_blob else None
         self._table = (lambda: table) if table is not None else None
         self._path = (lambda: path) if path is not None else None
 

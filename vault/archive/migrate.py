@@ -21,6 +21,7 @@ from typing import Any
 from vault import clock
 from vault.archive import trust
 from vault.archive.authority import STATE_VERSION, entry_bytes, genesis_hash
+from vault.archive.vault import fingerprint_of
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError, InputError, PermissionDeniedError
 from vault.store import VaultLock, fsync_dir, records, write_atomic
@@ -161,8 +162,6 @@ def snapshot(root: Path, cfg: dict) -> dict[str, Any]:
 
 def migrate(root: Path, ident: MemberKey) -> str:
     """Upgrade the vault at ``root``; returns the new fingerprint. Safe to run again after a crash."""
-    from vault.archive.vault import fingerprint_of
-
     root = Path(root)
     with VaultLock(root, exclusive=True):
         cfg = _toml(root, "vault.toml")
@@ -197,7 +196,7 @@ def migrate(root: Path, ident: MemberKey) -> str:
         entry["sig"] = base64.b64encode(ident.sign(entry_bytes(entry))).decode()
         line = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         write_atomic(root / V2_LOG, line + b"\n", mode=0o600)
-        cp = records.sign_record({"format": 2, "count": 1, "head": hashlib.sha256(line).hexdigest(), "at": entry["at"]},
+        cp = records.sign_record({"format": 1, "count": 1, "head": hashlib.sha256(line).hexdigest(), "at": entry["at"]},
                                  signer=me, key=ident)
         # The commit point: vault.toml turns format 2; then the new history takes the log's place.
         records.write_toml(root / "vault.toml", new_cfg)

@@ -100,6 +100,22 @@ DEFAULT_POLICY: dict[str, Any] = {
             "years": 5,
         },
     ],
+    # What a right means, where its name does not say it all.
+    "rights": {
+        "doc.save": {
+            "description": "write a document's plaintext anywhere but a terminal (a file or a pipe) "
+                           "without a copy request; it is still logged as a copy [R-3.4.2]. Held by the "
+                           "archive department (supervisor, archivist), who keep, bind and restore the "
+                           "archive [R-2.1, R-3.2.3]; every other role copies only with the archive "
+                           "head's approval of a copy request",
+        },
+    },
+    # [R-3.4.1] has the head of the requester's department approve; no one approves their own request,
+    # so a department head's own consultation request goes to the archive supervisor.
+    "requests": {
+        "head_request_approver": "supervisor",
+        "description": "a department head's own consultation request is decided by an archive supervisor",
+    },
     # [R-3.5.1]: how often the archive department checks a dossier, by class-path prefix.
     "review": {"default_days": 365, "classes": {"enterprise": 180}},
     # [R-1.3.2]: what a complete dossier holds, per customer type.
@@ -126,6 +142,11 @@ class Policy:
                 f"member {member} ({', '.join(roles) or 'no role'}) may not {action}",
                 hint="ask a supervisor; roles and their rights are declared in policy.toml",
             )
+
+    def head_request_approver(self) -> str:
+        """The role that decides a department head's own consultation request (a policy written
+        before the rule existed gets the default)."""
+        return str(self.data.get("requests", DEFAULT_POLICY["requests"])["head_request_approver"])
 
     def ring_roles(self, ring: str) -> list[str]:
         return list(self.data["rings"][ring]["roles"])

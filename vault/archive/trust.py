@@ -21,8 +21,9 @@ ROOT_ROLE = "supervisor"
 # encrypted files whose swap would hand out keys): ``vault check`` names any such file no entry names.
 RECORDS = (
     "policy.toml", "policy/*.toml", "members/*.toml", "rings/*.toml", "rings/*.age",
-    "dossiers/*/manifest.toml", "requests/R-*.toml", "grants/G-*.toml", "holds/*.toml",
+    "dossiers/*/manifest.toml", "requests/R-*.toml", "grants/G-*.toml", "holds/*.toml", "holds/lifted/*.toml",
     "destructions/D-*.toml", "reviews/*/*.toml", "intake/*.rejected.toml", "intake/invitations/*.toml",
+    "paper/loans/*.toml", "paper/inventories/*.toml",
 )
 # Files that are not records, and why they need no entry: the genesis record anchors itself; key
 # tables and the intake and index keys are encrypted to the ring recipients the history binds (a
@@ -146,6 +147,10 @@ def _request_right(e: Entry, s: State) -> str:
 def _bind_request(e: Entry, s: State) -> str | None:
     if not e.get("ref") or e["ref"] in s["requests"]:
         return "files a request under a number that exists"
+    role = (e.get("subject") or {}).get("approver_role")
+    if role is not None and (e["action"] != "request.access"
+                             or "dept-head" not in s["members"][e["member"]]["roles"]):
+        return "names an approver role for a request that is not a department head's own consultation"
     if not e.get("obj") and not e.get("number") and e["action"] == "request.access":
         return None  # a consultation by customer name: the grant resolves it to one dossier
     return _live_dossier(e, s)
@@ -155,7 +160,8 @@ def _apply_request(e: Entry, s: State) -> None:
     s["requests"][e["ref"]] = {"kind": e["action"].split(".")[1], "dossier": e.get("obj") or None,
                                "target": e.get("number") or "",
                                "by": e["member"], "dept": s["members"][e["member"]]["dept"], "seq": e["seq"],
-                               "decision": None, "decided_by": None, "used": False, "grant": None}
+                               "decision": None, "decided_by": None, "used": False, "grant": None,
+                               "approver_role": (e.get("subject") or {}).get("approver_role")}
 
 
 def _bind_decision(e: Entry, s: State) -> str | None:
@@ -168,6 +174,10 @@ def _bind_decision(e: Entry, s: State) -> str | None:
     if e["member"] == r["by"]:
         return f"{e['member']} decides their own request {e['obj']}"
     signer = s["members"][e["member"]]
+    if r["approver_role"]:  # a department head's own request: the role the policy named when it was filed
+        if r["approver_role"] not in signer["roles"]:
+            return f"{e['member']} is not a {r['approver_role']}, who decides {e['obj']}"
+        return None
     if r["kind"] == "access" and not ("dept-head" in signer["roles"] and signer["dept"] == r["dept"]):
         return f"{e['member']} is not a head of department {r['dept']}, the requester's"
     if r["kind"] == "copy" and ROOT_ROLE not in signer["roles"]:
@@ -237,7 +247,12 @@ def _bind_hold_add(e: Entry, s: State) -> str | None:
 
 
 def _bind_hold_remove(e: Entry, s: State) -> str | None:
-    return None if e.get("obj") in s["holds"] else f"lifts a hold on {e.get('obj')!r} that is not in force"
+    if e.get("obj") not in s["holds"]:
+        return f"lifts a hold on {e.get('obj')!r} that is not in force"
+    # Lifting frees a dossier for destruction: the rank that approves one [R-3.3.2].
+    if ROOT_ROLE not in s["members"][e["member"]]["roles"]:
+        return f"{e['member']} is not a supervisor, who lifts holds"
+    return None
 
 
 def _bind_destroy_request(e: Entry, s: State) -> str | None:
@@ -265,10 +280,47 @@ def _apply_destroy_approve(e: Entry, s: State) -> None:
     d["state"], d["approved_by"] = "approved", e["member"]
 
 
-def _bind_destroy_execute(e: Entry, s: State) -> str | None:
+def _bind_destroy_close(e: Entry, s: State) -> str | None:
+    d = s["destructions"].get(e.get("obj") or "")
+    if d is None or d["state"] not in ("requested", "approved"):
+        return f"closes {e.get('obj')!r}, which is not a destruction that has not started"
+    sup = ROOT_ROLE in s["members"][e["member"]]["roles"]
+    if e["action"] == "destroy.cancel" and not (sup or e["member"] == d["by"]):
+        return "a destruction is cancelled by its requester or a supervisor"
+    if e["action"] == "destroy.deny" and not (sup and e["member"] != d["by"]):
+        return "a destruction is denied by a supervisor other than its requester"
+    return None
+
+
+def _apply_destroy_close(e: Entry, s: State) -> None:
+    s["destructions"][e["obj"]]["state"] = "cancelled" if e["action"] == "destroy.cancel" else "denied"
+
+
+def _bind_destroy_start(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] != "approved":
-        return f"executes {e.get('obj')!r}, which is not an approved destruction"
+        return f"starts {e.get('obj')!r}, which is not an approved destruction"
+    if d["dossier"] in s["holds"]:
+        return "starts a destruction of a dossier under a legal hold"
+    return None
+
+
+def _apply_destroy_start(e: Entry, s: State) -> None:
+    d = s["destructions"][e["obj"]]
+    d["state"], d["executed_by"], d["certificate"] = "executing", e["member"], None
+
+
+def _bind_destroy_step(e: Entry, s: State) -> str | None:
+    d = s["destructions"].get(e.get("obj") or "")
+    if d is None or d["state"] not in ("executing", "executed"):
+        return f"records a step of {e.get('obj')!r}, which is not being executed"
+    return None
+
+
+def _bind_destroy_execute(e: Entry, s: State) -> str | None:
+    d = s["destructions"].get(e.get("obj") or "")
+    if d is None or d["state"] != "executing":
+        return f"executes {e.get('obj')!r}, which is not an approved destruction whose execution started"
     if d["dossier"] in s["holds"]:
         return "executes a destruction of a dossier under a legal hold"
     for p in e.get("records", {}):
@@ -279,7 +331,7 @@ def _bind_destroy_execute(e: Entry, s: State) -> str | None:
 
 def _apply_destroy_execute(e: Entry, s: State) -> None:
     d = s["destructions"][e["obj"]]
-    d["state"], d["executed_by"], d["certificate"] = "executed", e["member"], None
+    d["state"] = "executed"
     if "/" not in d["target"]:
         s["dossiers"][d["dossier"]]["destroyed"] = True
         for g in s["grants"].values():
@@ -291,8 +343,8 @@ def _bind_certify(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] != "executed" or d.get("certificate") is not None:
         return f"certifies {e.get('obj')!r}, which is not an executed, uncertified destruction"
-    if d["executed_by"] != e["member"]:
-        return "a certificate is signed by the member who executed the destruction"
+    if d["executed_by"] != e["member"] and ROOT_ROLE not in s["members"][e["member"]]["roles"]:
+        return "a certificate is signed by the member who executed the destruction, or a supervisor"
     return None
 
 
@@ -308,6 +360,29 @@ def _apply_intake(e: Entry, s: State) -> None:
 
 def _bind_review(e: Entry, s: State) -> str | None:
     return _live_dossier(e, s)
+
+
+# Only the archive department lends, takes back and counts paper originals [R-3.2.3].
+ARCHIVE_ROLES = frozenset({"archivist", ROOT_ROLE})
+
+
+def _archive_dept(e: Entry, s: State) -> str | None:
+    if not ARCHIVE_ROLES & set(s["members"][e["member"]]["roles"]):
+        return f"{e['member']} does not work in the archive, which keeps the paper originals"
+    return None
+
+
+def _bind_paper_lend(e: Entry, s: State) -> str | None:
+    if not e.get("ref") or e["ref"] in s["loans"]:
+        return "lends under a loan number that exists"
+    return _archive_dept(e, s) or _live_dossier(e, s)
+
+
+def _bind_paper_return(e: Entry, s: State) -> str | None:
+    loan = s["loans"].get(e.get("ref") or "")
+    if loan is None or loan["returned"] or loan["dossier"] != e.get("obj"):
+        return f"returns {e.get('ref')!r}, which is not an open loan of dossier {e.get('obj')}"
+    return _archive_dept(e, s) or _live_dossier(e, s)
 
 
 DOSSIER = ("dossiers/{obj}/manifest.toml",)
@@ -326,6 +401,7 @@ TRUST: dict[str, Row] = {
     "doc.event": Row("doc.add", DOSSIER, bind=_live_dossier),
     "dossier.close": Row("doc.add", DOSSIER, bind=_live_dossier),
     "dossier.update": Row("dossier.update", DOSSIER, bind=_live_dossier),
+    "dossier.reopen": Row("doc.add", DOSSIER, bind=_live_dossier),
     "review.record": Row("review.record", ("reviews/{obj}/*.toml",), bind=_bind_review),
     "intake.accept": Row("intake.manage", DOSSIER, bind=_bind_intake, apply=_apply_intake),
     "intake.invite": Row("intake.invite", ("intake/invitations/{ref}.toml",), bind=_live_dossier),
@@ -344,18 +420,34 @@ TRUST: dict[str, Row] = {
     # Holds and destruction [R-3.3.2].
     "hold.add": Row("hold.manage", ("holds/{obj}.toml",), bind=_bind_hold_add,
                     apply=lambda e, s: s["holds"].__setitem__(e["obj"], e["seq"])),
-    "hold.remove": Row("hold.manage", ("holds/{obj}.toml",), bind=_bind_hold_remove,
+    "hold.remove": Row("hold.manage", ("holds/{obj}.toml", "holds/lifted/{obj}.*.toml"), bind=_bind_hold_remove,
                        apply=lambda e, s: s["holds"].pop(e["obj"])),
     "destroy.request": Row("destroy.request", ("destructions/{ref}.toml",), bind=_bind_destroy_request,
                            apply=_apply_destroy_request),
     "destroy.approve": Row("destroy.approve", ("destructions/{obj}.approval.toml",), bind=_bind_destroy_approve,
                            apply=_apply_destroy_approve),
+    "destroy.cancel": Row(None, ("destructions/{obj}.closed.toml",), bind=_bind_destroy_close,
+                          apply=_apply_destroy_close),
+    "destroy.deny": Row("destroy.approve", ("destructions/{obj}.closed.toml",), bind=_bind_destroy_close,
+                        apply=_apply_destroy_close),
+    "destroy.start": Row("destroy.execute", ("destructions/{obj}.execution.toml",), bind=_bind_destroy_start,
+                         apply=_apply_destroy_start),
+    "destroy.step": Row("destroy.execute", ("destructions/{obj}.execution.toml",), bind=_bind_destroy_step),
     "destroy.execute": Row("destroy.execute", ("dossiers/*/manifest.toml",), bind=_bind_destroy_execute,
                            apply=_apply_destroy_execute),
     "destroy.certify": Row("destroy.execute", ("destructions/{obj}.certificate.toml",), bind=_bind_certify,
                            apply=lambda e, s: s["destructions"][e["obj"]].update(certificate=e["seq"])),
+    # Paper originals [R-3.2.3, R-3.4.2].
+    "paper.lend": Row("grant.manage", ("paper/loans/{ref}.toml",), bind=_bind_paper_lend,
+                      apply=lambda e, s: s["loans"].__setitem__(e["ref"], {"dossier": e["obj"], "returned": False})),
+    "paper.return": Row("grant.manage", ("paper/loans/{ref}.returned.toml", *DOSSIER), bind=_bind_paper_return,
+                        apply=lambda e, s: s["loans"][e["ref"]].update(returned=True)),
+    "paper.locate": Row("doc.add", DOSSIER, bind=_live_dossier),
+    "paper.inventory": Row("doc.add", ("paper/inventories/{ref}.toml",), bind=_archive_dept),
     # Reads and reports: they write nothing; the right is the policy's (keys do the rest).
     "doc.view": Row("doc.view"),
+    "doc.copy": Row(None),
+    "text.read": Row(None),
     "doc.save": Row("doc.save"),
     "doc.export": Row(None),
     "dossier.export": Row(None),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,59 +15,15 @@ from vault.crypto import age
 from vault.errors import FormatError, InputError, NotFoundError, PermissionDeniedError
 from vault.store.identity import MemberKey, PublicKey
 from vault.archive.policy import DEFAULT_POLICY, Policy
-from vault.store import VaultLock, fsync_dir, sweep_temporaries
+from vault.store import VaultLock, confined, fsync_dir, sweep_temporaries
+from vault.archive import audit, authority, members, trust
+from vault.store.layout import check_name, Layout
+
+from vault.store import write_atomic
 
 FORMAT_VERSION = 2
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 DEFAULT_NUMBERING = {"scheme": "standard", "options": {"pattern": "{type}-{year}-{seq:06d}"}}
 DEFAULT_CLASSIFICATION = {"scheme": "standard", "options": {}}
-
-
-def check_name(kind: str, name: str) -> str:
-    """Member, department and ring names are short lowercase tokens (they become file names)."""
-    if not NAME_RE.match(name):
-        raise InputError(f"bad {kind} name {name!r}", hint="use lowercase letters, digits, '.', '_' or '-' (max 64)")
-    return name
-
-
-@dataclass
-class Layout:
-    """Where everything lives under the vault root (see docs/FORMAT.md, "Repository layout")."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "vault.toml"
-
-    @property
-    def policy(self) -> Path:
-        return self.root / "policy.toml"
-
-    def member(self, name: str) -> Path:
-        return self.root / "members" / f"{name}.toml"
-
-    def ring_record(self, name: str) -> Path:
-        return self.root / "rings" / f"{name}.toml"
-
-    def ring_secret(self, name: str) -> Path:
-        return self.root / "rings" / f"{name}.age"
-
-    def key_table(self, dossier: str) -> Path:
-        return self.root / "keys" / f"{dossier}.age"
-
-    def dossier_dir(self, dossier: str) -> Path:
-        return self.root / "dossiers" / dossier
-
-    def manifest(self, dossier: str) -> Path:
-        return self.dossier_dir(dossier) / "manifest.toml"
-
-    def document(self, dossier: str, doc_id: str) -> Path:
-        return self.dossier_dir(dossier) / "documents" / f"{doc_id}.age"
-
-    @property
-    def index(self) -> Path:
-        return self.root / "index"
 
 
 def fingerprint_of(config: dict[str, Any]) -> str:
@@ -91,23 +46,22 @@ class Vault:
     @property
     def policy(self) -> Policy:
         """The policy in force: the newest version the history accepted (never policy.toml as found)."""
-        from vault.archive import authority
-
         return authority.policy(self)
 
     # -- creation and opening -------------------------------------------------------------------
 
     @classmethod
-    def init(cls, root: Path, *, supervisor: str, key: PublicKey) -> "Vault":
+    def init(cls, root: Path, *, supervisor: str, key: PublicKey, numbering: dict[str, Any] | None = None) -> "Vault":
         """Create a vault whose founding supervisor is ``supervisor`` (public key ``key``).
 
         The genesis record names the founder, the first archive-ring recipient and the hash of the
         initial policy; its fingerprint anchors everything else, so init needs no secret key.
-        """
-        from vault.archive import members
-        from vault.office import intake
 
+        :param numbering: ``{"scheme", "options"}``, the numbering rule [R-3.2.2] (default
+            ``standard`` with its pattern); ``office.dossier.try_numbering`` checks one first.
+        """
         check_name("member", supervisor)
+        numbering = dict(numbering or DEFAULT_NUMBERING)
         root = Path(root)
         if root.exists() and any(root.iterdir()):
             raise InputError(f"{root} exists and is not empty", hint="choose a new directory for the vault")
@@ -123,8 +77,8 @@ class Vault:
             "founder": {"name": supervisor, "key": key.line()},
             "genesis_rings": {n: age.recipient_of(s) for n, s in ring_ids.items()},
             "policy_sha256": hashlib.sha256(records.canonical(DEFAULT_POLICY)).hexdigest(),
-            "intake_recipient": intake.create_key(root, ring_rcpts),
-            "numbering": DEFAULT_NUMBERING,
+            "intake_recipient": create_intake_key(root, ring_rcpts),
+            "numbering": numbering,
             "classification": DEFAULT_CLASSIFICATION,
         }
         v = cls(root, config)
@@ -136,8 +90,6 @@ class Vault:
             index.create_index_key(root, ring_rcpts)
             # The genesis record binds the hash of every file written so far: its fingerprint,
             # kept offline, anchors them as the first history entry anchors everything after.
-            from vault.archive import trust
-
             config["genesis_records"] = {
                 p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
                 for p in sorted(root.rglob("*")) if p.is_file() and trust.is_record(p.relative_to(root).as_posix())}
@@ -152,7 +104,7 @@ class Vault:
         root = Path(root)
         cfg_path = root / "vault.toml"
         if not cfg_path.is_file():
-            raise NotFoundError(f"no vault at {root}", hint="pass --vault DIR (or set VAULT_DIR), or create one with 'vault init'")
+            raise NotFoundError(f"no vault at {root}", param="vault")
         config = records.load_toml(cfg_path, what="vault.toml")
         if config.get("format") == 1:
             raise FormatError("vault.toml: this vault has format 1; this version of vault reads format 2",
@@ -170,7 +122,7 @@ class Vault:
     def fingerprint(self) -> str:
         return fingerprint_of(self.config)
 
-    def lock(self, *, exclusive: bool) -> VaultLock:
+    def lock(self, *, exclusive: bool) -> VaultLock | _SweepingLock:
         """The vault lock; writers also sweep temporaries left by an interrupted command."""
         lk = VaultLock(self.root, exclusive=exclusive)
         if exclusive:
@@ -179,8 +131,6 @@ class Vault:
 
     def act_as(self, ident: MemberKey) -> "Actor":
         """The member whose identity this is; PermissionDeniedError if they are no (longer a) member."""
-        from vault.archive import members
-
         line = ident.public.line()
         for rec in members.all_members(self).values():
             if rec["key"] == line:
@@ -188,27 +138,29 @@ class Vault:
                     Actor(self, rec, ident).audit("vault.open", outcome="refused")
                     raise PermissionDeniedError(f"member {rec['name']} has been removed from this vault")
                 return Actor(self, rec, ident)
-        raise PermissionDeniedError("this identity is not a member of this vault", hint="check --identity and --vault")
+        raise PermissionDeniedError("this identity is not a member of this vault", param="member_identity")
 
 
 class _SweepingLock:
-    def __init__(self, lk: VaultLock, root: Path, vault=None) -> None:
+    def __init__(self, lk: VaultLock, root: Path, vault: Vault | None = None) -> None:
         self.lk, self.root, self.vault = lk, root, vault
 
     def __enter__(self) -> VaultLock:
         self.lk.__enter__()
+        self._confined = confined(self.root)
+        self._confined.__enter__()
         sweep_temporaries(self.root)
         if self.vault is not None:
-            from vault.archive import authority
-
             try:
                 authority.recover(self.vault)
             except BaseException:
+                self._confined.__exit__(None, None, None)
                 self.lk.__exit__(None, None, None)
                 raise
         return self.lk
 
     def __exit__(self, *exc: object) -> None:
+        self._confined.__exit__(None, None, None)
         self.lk.__exit__(*exc)
 
 
@@ -231,8 +183,6 @@ class Actor:
 
     def require(self, action: str, *, number: str | None = None) -> None:
         """Refuse (and audit the refusal) unless the policy lets this member's roles do ``action``."""
-        from vault.archive import audit
-
         try:
             self.vault.policy.require(self.name, self.roles, action)
         except PermissionDeniedError:
@@ -241,14 +191,10 @@ class Actor:
 
     def audit(self, action: str, **kw) -> None:
         """Append an audit entry that writes nothing (see ``vault.archive.audit.record``)."""
-        from vault.archive import audit
-
         audit.record(self, action, **kw)
 
     def commit(self, action: str, files: dict[str, bytes | None], **kw) -> dict[str, Any]:
         """Write ``files`` with one history entry as the commit point (``vault.archive.audit.commit``)."""
-        from vault.archive import audit
-
         return audit.commit(self, action, files, **kw)
 
     def sign(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -259,8 +205,6 @@ class Actor:
 
     def read_identities(self) -> list[age.Identity]:
         """Every age identity this member can use to open key tables: their rings, then their own."""
-        from vault.archive import members
-
         for ring in self.vault.policy.rings_for(self.roles):
             if ring not in self._rings:
                 self._rings[ring] = members.unlock_ring(self.vault, ring, self.identity)
@@ -270,3 +214,10 @@ class Actor:
 def dumps_json(obj: Any) -> str:
     """JSON for ``--json`` output: stable key order, UTF-8."""
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def create_intake_key(root: Path, ring_recipients: list) -> str:
+    """Make the intake identity, wrapped to the archive ring like a key table; returns its recipient."""
+    secret = age.generate_identity("mlkem768x25519")
+    write_atomic(Layout(root).path("intake_key"), age.encrypt_bytes(secret.encode(), ring_recipients), mode=0o600)
+    return age.recipient_of(secret)

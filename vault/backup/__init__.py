@@ -19,6 +19,8 @@ from vault.backup.verifier import VerifyReport
 from vault import clock
 from vault.crypto import age
 from vault.errors import NotFoundError, PluginError, VaultError
+from vault.archive import holds
+from vault.backup import mirror, restorer as _restore, retention as _prune, verifier as _verify
 
 __all__ = ["run", "list_snapshots", "verify", "restore", "prune", "shred_keys", "known_targets",
            "record_target", "open_target", "protected_dossiers", "DEFAULT_WINDOW", "RunReport",
@@ -36,8 +38,6 @@ def list_snapshots(target: Any, *, cache: Path | None = None, pm=None) -> list[d
 def verify(target: Any, *, read_fraction: float = 0.0, identities: Sequence[age.Identity] | None = None,
            cache: Path | None = None, pm=None, rng=None) -> VerifyReport:
     """Check that every object a snapshot needs is on ``target``; see ``vault.backup.verify.verify``."""
-    from vault.backup import verifier as _verify
-
     return _verify.verify(Repo(target, cache=cache, pm=pm), read_fraction=read_fraction,
                           identities=identities, rng=rng)
 
@@ -45,8 +45,6 @@ def verify(target: Any, *, read_fraction: float = 0.0, identities: Sequence[age.
 def restore(target: Any, snapshot: str, dest: Path, identities: Sequence[age.Identity], *,
             cache: Path | None = None, pm=None) -> RestoreReport:
     """Rebuild ``snapshot`` (id prefix or ``latest``) into the new directory ``dest``; needs a ring member."""
-    from vault.backup import restorer as _restore
-
     return _restore.restore(Repo(target, cache=cache, pm=pm), snapshot, Path(dest), identities)
 
 
@@ -58,18 +56,12 @@ def prune(target: Any, *, keep_daily: int = 0, keep_weekly: int = 0, keep_monthl
     :param protected: opaque dossier ids under legal hold: a snapshot holding the only copy of any of
         their data is kept whatever the rules say.
     """
-    from vault.backup import retention as _prune
-
     keep = {"daily": keep_daily, "weekly": keep_weekly, "monthly": keep_monthly, "yearly": keep_yearly}
     return _prune.prune(Repo(target, cache=cache, pm=pm), keep=keep, protected=set(protected), dry_run=dry_run)
 
 
 def protected_dossiers(v) -> set[str]:
-    """Dossier ids under legal hold, from ``vault.holds`` when that module exists, else none."""
-    try:
-        from vault.office import holds  # type: ignore[attr-defined]
-    except ImportError:
-        return set()
+    """Dossier ids under legal hold: their data is never pruned."""
     return set(holds.held_dossiers(v))
 
 
@@ -97,8 +89,6 @@ def shred_keys(target: Any, key_paths: Iterable[str | Path], *, current=None, pm
     :return: a ``ShredReport``; ``reached`` is False (with ``error``) when the target refused a deletion
         or could not be reached — the key window then bounds how long the old keys remain.
     """
-    from vault.backup import mirror
-
     url = target if isinstance(target, str) else getattr(target, "url", repr(target))
     rep = ShredReport(target=url, reached=False)
     tables = set()

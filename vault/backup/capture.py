@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault.archive import members
-from vault.store import TMP_PREFIX
+from vault.store import TMP_PREFIX, close_lock, open_lock
 
 #: Staging directories are made inside the vault root (hard links need one file system). Readers
 #: skip them: they hold no ``.tmp-`` names and sit outside every directory the vault reads.
@@ -78,12 +78,11 @@ def _audit_lock(root: Path):
     if not path.parent.is_dir():
         yield
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_lock(path, exclusive=False, wait=30.0, what="the audit trail")
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
         yield
     finally:
-        os.close(fd)
+        close_lock(fd)
 
 
 def capture(v) -> Staging:

@@ -12,13 +12,15 @@ import json
 import os
 import threading
 import time
+import urllib.parse
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 from vault import clock
+from vault.errors import InputError
 from vault.backup import mirror, packs
 from vault.backup.repo import DATA, SNAPSHOTS, TREES, Blob, Repo, data_name
 from vault.backup.capture import Staging, capture
@@ -100,7 +102,7 @@ def _hash_file(path: Path) -> tuple[str, bytes | None, Any]:
 class _Chain(io.RawIOBase):
     """A file followed by some bytes, read as one stream (a large blob's pack without loading it)."""
 
-    def __init__(self, f: BinaryIO, tail: bytes) -> None:
+    def __init__(self, f: io.BufferedReader, tail: bytes) -> None:
         self.f, self.tail = f, tail
 
     def readable(self) -> bool:
@@ -262,7 +264,7 @@ class _Uploader:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _hashed(paths: list[Path | None]) -> Iterator[tuple[str, bytes | None, Any] | None]:
+def _hashed(paths: list[Path | None]) -> Generator[tuple[str, bytes | None, Any] | None, None, None]:
     """``_hash_file`` of each path (``None`` passes through), in order, a few files read ahead on threads."""
     with ThreadPoolExecutor(_HASHERS) as pool:
         ahead: deque[Future | None] = deque()
@@ -300,10 +302,22 @@ def _adopt_orphans(repo: Repo, known: dict, indexed_packs: dict[str, int]) -> di
     return adopted
 
 
+def _refuse_inside(v, target: Any) -> None:
+    """A directory target inside the vault would back the vault up into itself (and every later
+    snapshot would hold the previous ones)."""
+    if isinstance(target, str) and target.startswith("file:"):
+        path = Path(os.path.realpath(urllib.parse.urlparse(target).path or "/"))
+        root = Path(os.path.realpath(v.root))
+        if path == root or path.is_relative_to(root):
+            raise InputError("the backup target lies inside the vault directory",
+                             hint="back up to another disk or host")
+
+
 def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, cache: Path | None = None,
         progress: Progress | None = None, pm=None) -> RunReport:
     """Back the vault up to ``target`` (URL or target object); needs no identity (see docs/FORMAT.md)."""
     started = time.monotonic()
+    _refuse_inside(v, target)
     repo = Repo(target, cache=cache, pm=pm)
     repo.init_or_check(v.config["id"])
     record_target(v, repo.url)  # first, so that a destruction can reach whatever arrives there
@@ -350,6 +364,7 @@ def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _
                 data = state = None
                 if got is not None:
                     blob, data, state = got
+                assert blob is not None  # a file without a cached hash was hashed just now
                 fcache.store(rel, st, blob)
                 b = Blob(rel, blob, st.st_size, st.st_mode & 0o777)
                 entries.append(b)

@@ -47,6 +47,11 @@ class Generation:
         return _dt.datetime.strptime(self.stamp, _STAMP).replace(tzinfo=_dt.timezone.utc)
 
 
+def is_table_name(name: str) -> bool:
+    """Whether ``name`` is a key table's file name (``<dossier-id>.age``, ``_index.age``, ...)."""
+    return bool(_TABLE.match(name))
+
+
 def generations(repo: Repo) -> dict[str, list[Generation]]:
     """Mirrored generations per key table (``<dossier-id>.age``), oldest first."""
     out: dict[str, list[Generation]] = {}
@@ -89,7 +94,7 @@ def sync(repo: Repo, tables: dict[str, bytes], *, now: _dt.datetime, window: _dt
         rep.uploaded.append(gen.name)
         rep.bytes += len(data or b"")
         gens[table] = [*gens.get(table, []), gen]
-    for table, have in gens.items():
+    for have in gens.values():
         for older, newer in zip(have, have[1:]):
             # A generation stays for ``window`` after the one that replaced it was mirrored.
             if now - newer.time > window:

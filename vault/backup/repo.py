@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as _dt
 import io
 import json
@@ -18,6 +19,7 @@ from vault import clock
 from vault.backup.packs import sha256_hex
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PluginError, VaultError
 from vault.store import write_atomic
+from vault import plugins
 
 REPO_FORMAT = 1
 CONFIG = "config"
@@ -25,6 +27,19 @@ DATA, INDEX, SNAPSHOTS, TREES, KEYS, LOCKS = "data/", "index/", "snapshots/", "t
 #: A lock object older than this is left by a run that died; prune then ignores it.
 LOCK_STALE = _dt.timedelta(hours=6)
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+def _check_snapshot(snap: dict[str, Any], name: str) -> None:
+    """The fields list, prune, verify and restore read, of the types they expect (docs/FORMAT.md §16.3)."""
+    try:
+        ok = (isinstance(snap["time"], str) and type(snap.get("order", 0)) is int and _HEX64.match(snap["tree"])
+              and all(_HEX64.match(b) for b in snap.get("other", []))
+              and all(isinstance(d, str) and all(_HEX64.match(b) for b in bs) for d, bs in snap.get("dossiers", {}).items())
+              and all(isinstance(r, str) and _HEX64.match(b) for r, b in snap.get("rings", {}).items()))
+    except (KeyError, TypeError, AttributeError):
+        ok = False
+    if not ok:
+        raise IntegrityError(f"{name}: does not parse", hint="run 'vault backup verify'")
 
 
 def data_name(pack_id: str) -> str:
@@ -39,8 +54,6 @@ def open_target(target: Any, *, pm=None) -> Any:
     """A target object for ``target``: a URL looked up in the backup-target plugins, or a target as is."""
     if not isinstance(target, str):
         return target
-    from vault import plugins
-
     scheme = urlsplit(target).scheme
     registry = plugins.backup_targets(pm or plugins.get_plugin_manager())
     if scheme not in registry:
@@ -90,7 +103,7 @@ class Repo:
     def put(self, name: str, data: bytes, *, create_only: bool = True) -> None:
         self.put_stream(name, io.BytesIO(data), len(data), create_only=create_only)
 
-    def put_stream(self, name: str, data: BinaryIO, size: int, *, create_only: bool = True) -> None:
+    def put_stream(self, name: str, data: BinaryIO | io.RawIOBase, size: int, *, create_only: bool = True) -> None:
         """Put ``size`` bytes read from ``data``; safe to call from several threads at once."""
         self._call(self.target.put, name, data, create_only=create_only)
         with self._count:
@@ -187,16 +200,24 @@ class Repo:
 
     # -- index -----------------------------------------------------------------------------------
 
-    def load_index(self) -> tuple[dict[str, tuple[str, int, int]], dict[str, int], list[str]]:
+    def load_index(self) -> tuple[dict[str, tuple[str, int, int]], dict[str, int], builtins.list[str]]:
         """(blob id -> (pack id, offset, length), pack id -> size, index object names)."""
         blobs: dict[str, tuple[str, int, int]] = {}
         packs: dict[str, int] = {}
         names = self.list(INDEX)
         for name in names:
-            for pack_id, p in self.get_json(name)["packs"].items():
-                packs[pack_id] = p["size"]
-                for blob_id, off, ln in p["blobs"]:
-                    blobs[blob_id] = (pack_id, off, ln)
+            obj = self.get_json(name)
+            try:  # a target's owner can write any JSON here: every field is checked before use
+                for pack_id, p in obj["packs"].items():
+                    if not _HEX64.match(pack_id) or type(p["size"]) is not int:
+                        raise ValueError
+                    packs[pack_id] = p["size"]
+                    for blob_id, off, ln in p["blobs"]:
+                        if not (_HEX64.match(blob_id) and type(off) is int and type(ln) is int and off >= 0 <= ln):
+                            raise ValueError
+                        blobs[blob_id] = (pack_id, off, ln)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise IntegrityError(f"{name}: does not parse", hint="run 'vault backup verify'") from None
         return blobs, packs, names
 
     def write_index(self, packs: dict[str, dict[str, Any]]) -> str | None:
@@ -204,14 +225,15 @@ class Repo:
 
     # -- snapshots -------------------------------------------------------------------------------
 
-    def snapshot_ids(self) -> list[str]:
+    def snapshot_ids(self) -> builtins.list[str]:
         return [n[len(SNAPSHOTS):] for n in self.list(SNAPSHOTS) if _HEX64.match(n[len(SNAPSHOTS):])]
 
-    def snapshots(self) -> list[dict[str, Any]]:
+    def snapshots(self) -> builtins.list[dict[str, Any]]:
         """Every snapshot, oldest first, each with its ``id``."""
         out = []
         for sid in self.snapshot_ids():
             snap = self.get_json(SNAPSHOTS + sid)
+            _check_snapshot(snap, SNAPSHOTS + sid)
             snap["id"] = sid
             out.append(snap)
         # ``time`` is to the second (the vault's clock); ``order`` breaks ties between runs in one second.
@@ -244,7 +266,7 @@ class Repo:
         except NotFoundError:
             pass
 
-    def live_locks(self, *, mine: Iterable[str] = ()) -> list[str]:
+    def live_locks(self, *, mine: Iterable[str] = ()) -> builtins.list[str]:
         now, live = clock.now(), []
         for name in self.list(LOCKS):
             if name in set(mine):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from vault.backup import blobstream, mirror, packs
-from vault.backup.repo import TREES, Repo, data_name
+from vault.backup.repo import _HEX64, TREES, Repo, data_name
 from vault.crypto import age
 from vault.errors import (AuthenticationError, FormatError, InputError, IntegrityError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError)
@@ -45,6 +45,8 @@ def open_tree(repo: Repo, snap: dict[str, Any], identities: Sequence[age.Identit
     Returns the tree and the identities that opened it (ring identities included), which also open
     the key tables of that snapshot.
     """
+    if not isinstance(snap.get("tree"), str) or not _HEX64.match(snap["tree"]):
+        raise IntegrityError(f"snapshot {snap['id'][:8]}: names no valid tree", hint="run 'vault backup verify'")
     blob = repo.get_verified(TREES + snap["tree"])
     ids = list(identities)
     try:
@@ -70,13 +72,43 @@ def open_tree(repo: Repo, snap: dict[str, Any], identities: Sequence[age.Identit
 
 
 def _parse_tree(data: bytes) -> dict[str, Any]:
+    """The tree, every entry of the right shape; it is encrypted to public keys, so whoever holds the
+    target can forge one and nothing in it is trusted to be well formed."""
     try:
         tree = json.loads(data)
-        if tree.get("format") != 1 or not isinstance(tree.get("files"), list):
+        if tree.get("format") != 1 or not isinstance(tree.get("files"), list) \
+                or not isinstance(tree.get("keys", {}), dict):
             raise ValueError
+        for entry in tree["files"]:
+            path, blob, size, mode = entry
+            if not (isinstance(path, str) and isinstance(blob, str) and _HEX64.match(blob)
+                    and type(size) is int and size >= 0 and type(mode) is int):
+                raise ValueError
+        for sha in tree.get("keys", {}).values():
+            if not (isinstance(sha, str) and _HEX64.match(sha)):
+                raise ValueError
         return tree
-    except (ValueError, AttributeError):
+    except (ValueError, TypeError, AttributeError):
         raise IntegrityError("snapshot tree does not parse") from None
+
+
+def confined(dest: Path, rel: str, *, what: str) -> Path:
+    """``dest / rel`` for a path read from a tree, refused unless it stays inside ``dest``.
+
+    Only plain relative paths of named parts pass: no absolute path, no ``..``, ``.`` or empty part,
+    no NUL or backslash, and no symbolic link on the way (restore itself creates none).
+    """
+    parts = rel.split("/") if isinstance(rel, str) else [""]
+    if not isinstance(rel, str) or rel.startswith("/") or any(p in ("", ".", "..") or "\x00" in p or "\\" in p for p in parts):
+        raise IntegrityError(f"{what}: the tree names a path outside the restore directory ({rel[:80]!r})",
+                             hint="the backup target has been tampered with")
+    out = dest.joinpath(*parts)
+    for p in [out, *out.parents]:
+        if p == dest:
+            break
+        if p.is_symlink():
+            raise IntegrityError(f"{what}: {rel[:80]!r} leads through a symbolic link", hint="restore into a new directory")
+    return out
 
 
 def _opens(blob: bytes, ids: Sequence[age.Identity]) -> bool:
@@ -113,13 +145,19 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
     rep = RestoreReport(snapshot=snap["id"], dest=str(dest))
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     by_blob: dict[str, list[list]] = defaultdict(list)
+    what = f"snapshot {snap['id'][:8]}"
     for entry in tree["files"]:
         path, blob, size, mode = entry
-        if path.startswith("/") or ".." in path.split("/"):
-            raise IntegrityError(f"snapshot {snap['id'][:8]}: bad path in tree")
+        confined(dest, path, what=what)  # every path checked before the first byte is written
         by_blob[blob].append(entry)
         rep.files += 1
         rep.bytes += size
+    for rel in tree.get("keys", {}):
+        if not (rel.startswith("keys/") and mirror.is_table_name(rel[len("keys/"):])):
+            raise IntegrityError(f"{what}: the tree names a key table {rel[:80]!r} that is none",
+                                 hint="the backup target has been tampered with")
+        confined(dest, rel, what=what)
+    # Every path was confined above, before the first byte is written (restore makes no links).
     written = blobstream.restore_blobs(repo, index, by_blob, dest)
     latest = mirror.generations(repo)
     for rel, sha_then in sorted(tree.get("keys", {}).items()):
@@ -134,8 +172,9 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
             rep.key_tables_unreadable.append(rel)
         else:
             blob = chosen
-        _write(dest / rel, blob, 0o600)
-        written.append(dest / rel)
+        target = confined(dest, rel, what=what)
+        _write(target, blob, 0o600)
+        written.append(target)
         rep.key_tables += 1
     sync_files(written)
     return rep

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from vault.backup.repo import INDEX, SNAPSHOTS, TREES, Repo, data_name, parse_time
@@ -30,11 +31,11 @@ class PruneReport:
         return dict(self.__dict__)
 
 
-def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: set[str]) -> dict[str, list[str]]:
+def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: AbstractSet[str]) -> dict[str, list[str]]:
     """Which snapshots to keep (id -> reasons), newest first; ``snaps`` oldest first."""
     if not any(keep.get(r, 0) > 0 for r in RULES):
         raise UsageError("no keep rule given: prune would forget every snapshot",
-                         hint="pass at least one of --keep-daily/--keep-weekly/--keep-monthly/--keep-yearly N")
+                         param="keep")
     kept: dict[str, list[str]] = {}
     newest_first = sorted(snaps, key=lambda s: (s["time"], s.get("order", 0), s["id"]), reverse=True)
     for rule, bucket_of in RULES.items():
@@ -62,7 +63,7 @@ def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: set[str
     return kept
 
 
-def prune(repo: Repo, *, keep: dict[str, int], protected: set[str] = frozenset(), dry_run: bool = False) -> PruneReport:
+def prune(repo: Repo, *, keep: dict[str, int], protected: AbstractSet[str] = frozenset(), dry_run: bool = False) -> PruneReport:
     """Forget snapshots the rules do not keep, then delete packs that no kept snapshot references.
 
     Packs are not repacked: one that still holds a referenced blob stays whole.
@@ -79,7 +80,7 @@ def prune(repo: Repo, *, keep: dict[str, int], protected: set[str] = frozenset()
             repo.unlock(lock)
 
 
-def _prune(repo: Repo, keep: dict[str, int], protected: set[str], dry_run: bool) -> PruneReport:
+def _prune(repo: Repo, keep: dict[str, int], protected: AbstractSet[str], dry_run: bool) -> PruneReport:
     snaps = repo.snapshots()
     rep = PruneReport(kept=select(snaps, keep, protected), dry_run=dry_run)
     forget = [s for s in snaps if s["id"] not in rep.kept]

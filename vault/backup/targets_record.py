@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from typing import Any
 
 import tomli_w
 
 from vault import clock
-from vault.errors import IntegrityError
+from vault.store import records
+from vault.errors import FormatError, IntegrityError
 from vault.store import write_atomic
 
 FILE = "backups.toml"
@@ -17,16 +17,12 @@ FILE = "backups.toml"
 def _load(v) -> list[dict[str, Any]]:
     path = v.root / FILE
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = records.load_toml(path, schema="backups", what=FILE)
     except FileNotFoundError:
         return []
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        raise IntegrityError(f"{FILE}: does not parse", hint="restore it from a backup, or fix it by hand") from None
-    targets = data.get("targets", [])
-    if data.get("format") != 1 or not isinstance(targets, list) or not all(
-            isinstance(t, dict) and isinstance(t.get("url"), str) for t in targets):
-        raise IntegrityError(f"{FILE}: unexpected content")
-    return targets
+    except FormatError as e:
+        raise IntegrityError(str(e), hint="restore it from a backup, or fix it by hand") from None
+    return data["targets"]
 
 
 def known_targets(v) -> list[str]:

@@ -88,7 +88,7 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
     gens = mirror.generations(repo)
     if read_fraction > 0:
         _read_data(repo, rep, pack_entries, present, read_fraction, rng or random.Random())
-        for table, gs in gens.items():
+        for gs in gens.values():
             for g in gs:
                 if not g.deleted and packs.sha256_hex(repo.get(g.name)) != g.sha256:
                     rep.problems.append(f"{g.name}: damaged (its bytes do not hash to its name)")
@@ -157,11 +157,11 @@ def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack
             continue
         data = repo.get(data_name(pack_id))
         for b, off, ln in wanted:
-            table = tables.get(documents[b])
-            if table is None:
+            doc_table = tables.get(documents[b])
+            if doc_table is None:
                 continue
             try:
-                age.decrypt(io.BytesIO(data[off : off + ln]), _Null(), [table.identity()])
+                age.decrypt(io.BytesIO(data[off : off + ln]), _Null(), [doc_table.identity()])
                 rep.documents_decrypted += 1
             except NoIdentityMatchError:
                 rep.notes.append(f"blob {b[:16]}: its key is no longer mirrored (shredded)")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from vault.cli import hints
 from vault.cli.lazy import LazyGroup
 from vault.errors import (ConflictError, FormatError, IntegrityError, InputError, LockError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError, PluginError, UsageError, VaultError)
@@ -86,6 +87,10 @@ class Ctx:
             raise InputError(f"identity file {path} not found", hint="pass --identity FILE or set VAULT_IDENTITY")
         return identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
 
+    def maybe_actor(self):
+        """The acting member when an identity is given (to open sealed texts), else None."""
+        return self.actor() if self.identity_file else None
+
 
 def _passphrase(prompt: str, *, confirm: bool = False) -> str:
     from vault.store import identity
@@ -152,6 +157,64 @@ def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
 json_opt = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
+#: Longest argument accepted: a value this long is a mistake or an attack, and would otherwise be
+#: echoed into error messages or written into records.
+MAX_ARGUMENT = 64 * 1024
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """``text`` safe to print as one line: control characters and undecodable bytes escaped, cut short.
+
+    Error messages quote user input (paths, numbers); a newline in it must not forge a second
+    ``vault:`` line, and a surrogate-escaped byte must not crash the writer.
+    """
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+def check_arguments(values: list[Any], *, argv: bool = False) -> None:
+    """Refuse what no command can use: NUL bytes, bytes that are not UTF-8, values over MAX_ARGUMENT,
+    and (on the command line) empty values, which would otherwise pass for "not given"."""
+    for v in values:
+        if not isinstance(v, str):
+            continue
+        if argv and not v:
+            raise InputError("an argument is empty", hint="leave out an option you do not want to set")
+        if "\x00" in v:
+            raise InputError("an argument contains a NUL byte", hint="check the command line")
+        if len(v) > MAX_ARGUMENT:
+            raise InputError(f"an argument is longer than {MAX_ARGUMENT} characters", hint="check the command line")
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            # Linux hands undecodable argv bytes over as lone surrogates; records are UTF-8.
+            raise InputError(f"argument {one_line(v, 60)!r} is not valid UTF-8",
+                             hint="use UTF-8 text; rename a file whose name is not UTF-8") from None
+
+
+def _say(message: str, hint: str = "") -> None:
+    click.echo(f"vault: error: {one_line(message)}", err=True)
+    if hint:
+        click.echo(f"vault: hint: {one_line(hint)}", err=True)
+
+
+class _Reported(click.ClickException):
+    """A usage error found while parsing the top-level options, shown in the vault's one-line form."""
+
+    def __init__(self, message: str, hint: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it on the class; this error chooses its own
+
+    def show(self, file: Any = None) -> None:
+        _say(self.message, self.hint)
+
+
+def _usage_hint(e: click.ClickException) -> str:
+    ctx = getattr(e, "ctx", None)
+    return f"see '{ctx.command_path} --help'" if ctx is not None else "see 'vault --help'"
+
+
 class ArchiveNumber(click.ParamType):
     """An archive or document number as typed: matched case-insensitively against the issued numbers."""
 
@@ -161,7 +224,7 @@ class ArchiveNumber(click.ParamType):
         obj = ctx.find_object(Ctx) if ctx is not None else None
         if obj is None or not isinstance(value, str) or not obj.vault_dir:
             return value
-        from vault.office.dossier import canonical_number
+        from vault.archive.manifests import canonical_number
 
         try:
             return canonical_number(obj.vault, value)
@@ -175,19 +238,31 @@ NUMBER = ArchiveNumber()
 class VaultGroup(LazyGroup):
     """Turns library errors into one clear line (and a hint) with the right exit code."""
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            check_arguments(list(args), argv=True)
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except VaultError as e:
+            raise _Reported(hints.message(e), hints.hint(e) or hint_for(e), hints.exit_code(e)) from None
+        except click.ClickException as e:
+            raise _Reported(e.format_message(), _usage_hint(e), e.exit_code) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            check_arguments(list(ctx.params.values()))  # values from the environment (VAULT_DIR, ...)
             return super().invoke(ctx)
         except VaultError as e:
-            click.echo(f"vault: error: {e}", err=True)
-            click.echo(f"vault: hint: {hint_for(e)}", err=True)
+            _say(hints.message(e), hints.hint(e) or hint_for(e))
+            ctx.exit(hints.exit_code(e))
+        except click.ClickException as e:
+            _say(e.format_message(), _usage_hint(e))
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("vault: interrupted; nothing was changed", err=True)
             ctx.exit(130)
         except OSError as e:
-            click.echo(f"vault: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
-            click.echo("vault: hint: check the path, its permissions and the free space", err=True)
+            _say(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "), "check the path, its permissions and the free space")
             ctx.exit(1)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import click
 
 from vault.office import access, find
+
+from vault.archive import grants
 from vault.archive import audit
 from vault import clock
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt
-from vault.office.dossier import parse_date
-from vault.errors import IntegrityError
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt, one_line
+from vault.archive.manifests import parse_date
+from vault.errors import IntegrityError, UsageError
 
 
 @cli.group("request")
@@ -20,6 +22,16 @@ def request_grp() -> None:
 def _req_line(r: dict) -> str:
     target = r["target"] or "(customer name)"
     return f"{r['number']}  {r['kind']:<6} {target:<22} {r['requester']:<14} {r['state']}"
+
+
+def text_lines(r: dict, keys: tuple[str, ...], indent: str = "  ") -> str:
+    """Sealed free texts as lines: the text where this member may read it, else "(sealed)"."""
+    return "".join(f"\n{indent}{k.replace('_', ' ')}: {'(sealed)' if r[k] is None else r[k]}"
+                   for k in keys if k in r)
+
+
+def _req_text(r: dict) -> str:
+    return _req_line(r) + text_lines(r, ("purpose", "reason"))
 
 
 @request_grp.command("access")
@@ -54,13 +66,16 @@ def request_copy(obj: Ctx, docno: str, purpose: str, as_json: bool) -> None:
 @click.pass_obj
 def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
     """List requests."""
-    rows = access.list_requests(obj.vault)
+    rows = grants.list_requests(obj.vault)
+    actor = obj.actor() if mine else obj.maybe_actor()
     if mine:
-        me = obj.actor().name
-        rows = [r for r in rows if r["requester"] == me]
+        rows = [r for r in rows if r["requester"] == actor.name]
     if pending:
         rows = [r for r in rows if r["state"] == "pending"]
-    emit(rows, as_json, lambda rs: "\n".join(_req_line(r) for r in rs) or "(no requests)")
+    if mine or pending:  # where people decide or follow their own: the texts they may read
+        for r in rows:
+            r.update(grants.texts(obj.vault, r["number"], actor))
+    emit(rows, as_json, lambda rs: "\n".join(_req_text(r) for r in rs) or "(no requests)")
 
 
 @request_grp.command("show")
@@ -71,10 +86,11 @@ def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
 @click.pass_obj
 def request_show(obj: Ctx, req: str, as_json: bool, reveal: bool) -> None:
     """Show a request and its state."""
-    st = access.status(obj.vault, req)
+    st = grants.status(obj.vault, req)
+    st.update(grants.texts(obj.vault, req, obj.maybe_actor()))
     if reveal:
-        st["customer"] = access.customer_name(obj.actor(), req)
-    emit(st, as_json, lambda r: _req_line(r) + (f"\ncustomer: {r['customer']}" if "customer" in r else ""))
+        st["customer"] = grants.customer_name(obj.actor(), req)
+    emit(st, as_json, lambda r: _req_text(r) + (f"\ncustomer: {r['customer']}" if "customer" in r else ""))
 
 
 @request_grp.command("approve")
@@ -119,7 +135,10 @@ def grant_grp() -> None:
 def grant_create(obj: Ctx, req: str, hours: int, as_json: bool, number: str | None) -> None:
     """Grant an approved access request; a request by customer name is resolved to one dossier first."""
     actor = obj.actor()
-    resolved = find.resolve_customer(actor, req, choose=number) if access.status(obj.vault, req).get("by_name") else None
+    by_name = grants.status(obj.vault, req).get("by_name")
+    if number is not None and not by_name:  # not silently ignored: the granter meant something by it
+        raise UsageError(f"request {req} names its dossier already", hint="leave out --number")
+    resolved = find.resolve_customer(actor, req, choose=number) if by_name else None
     gno = access.grant(actor, req, hours=hours, resolved=resolved)
     emit({"number": gno}, as_json, gno)
 
@@ -129,7 +148,7 @@ def grant_create(obj: Ctx, req: str, hours: int, as_json: bool, number: str | No
 @click.pass_obj
 def grant_list(obj: Ctx, as_json: bool) -> None:
     """List grants and their state."""
-    rows = access.list_grants(obj.vault)
+    rows = grants.list_grants(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
         f"{g['number']}  {g['target']:<22} {g['grantee']:<14} until {g['expires_at']}  {g['state']}" for g in rs)
         or "(no grants)")
@@ -178,9 +197,9 @@ def audit_log(obj: Ctx, number: str | None, member: str | None, since: str | Non
             and (not member or e["member"] == member) and (not since or e["at"][:10] >= since)]
     rows = [{k: v for k, v in e.items() if k not in ("sig", "prev")} for e in rows]
     actor.audit("audit.read")
-    emit(rows, as_json, lambda rs: "\n".join(
+    emit(rows, as_json, lambda rs: "\n".join(one_line(
         f"{e['seq']:>6} {e['at']} {e['member']:<14} {e['action']:<22} {e['outcome']:<8} "
-        f"{e.get('number', '')} {e.get('ref', '')}".rstrip() for e in rs) or "(no entries)")
+        f"{e.get('number', '')} {e.get('ref', '')}".rstrip(), limit=1000) for e in rs) or "(no entries)")
 
 
 @audit_grp.command("verify")

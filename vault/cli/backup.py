@@ -51,7 +51,7 @@ def _identities(obj: Ctx) -> list:
     return [obj.member_key("this needs a ring member's identity").age_identity()]
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

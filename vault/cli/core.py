@@ -8,10 +8,11 @@ from typing import Any, Iterator
 
 import click
 
-from vault.office import check as check_mod
-from vault.office import documents, dossier
+from vault.office import documents
+from vault.archive import manifests
 from vault.store import identity
 from vault.archive import members
+from vault.office import membership
 from vault.cli import NUMBER, Ctx, _passphrase, cli, emit, json_opt, progress, render
 from vault.cli.lazy import LazySubGroup
 from vault.errors import NotFoundError
@@ -35,6 +36,7 @@ def keygen(out: str | None, public_of: str | None, as_json: bool) -> None:
         ident = identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
         out = public_of
     else:
+        assert out is not None  # exactly one of --out and --public, checked above
         ident = identity.MemberIdentity.generate()
         identity.save_identity(Path(out), ident, _passphrase("New passphrase", confirm=True))
     line = ident.public.line()
@@ -51,6 +53,7 @@ def public_key(key: str | None, key_file: str | None) -> identity.PublicKey:
         except (OSError, UnicodeDecodeError) as e:
             raise click.BadParameter(f"cannot read {key_file}: {getattr(e, 'strerror', None) or e}",
                                      param_hint="--key-file") from None
+    assert key is not None  # exactly one of --key and --key-file, checked above
     return identity.PublicKey.parse(key)
 
 
@@ -71,9 +74,25 @@ def with_key_opts(f):
 @click.option("--supervisor", required=True, help="Name of the founding supervisor.")
 @with_key_opts
 @json_opt
-def init(directory: str, supervisor: str, key: str | None, key_file: str | None, as_json: bool) -> None:
+@click.option("--numbering", "scheme", default="standard", show_default=True,
+              help="Numbering scheme of the archive numbers [R-3.2.2] (see 'vault plugins list').")
+@click.option("--numbering-option", "options", multiple=True, metavar="KEY=VALUE",
+              help="An option of the scheme, e.g. pattern={type}-{year}-{seq:06d}.")
+def init(directory: str, supervisor: str, key: str | None, key_file: str | None, scheme: str,
+         options: tuple[str, ...], as_json: bool) -> None:
     """Create a new vault; prints its fingerprint to record offline."""
-    v = Vault.init(Path(directory), supervisor=supervisor, key=public_key(key, key_file))
+    opts = {}
+    for o in options:
+        k, sep, val = o.partition("=")
+        if not sep or not k.strip():
+            raise click.UsageError(f"--numbering-option {o!r}: write KEY=VALUE")
+        opts[k.strip()] = val
+    rule = {"scheme": scheme, "options": opts} if (scheme != "standard" or opts) else None
+    if rule is not None:
+        from vault.office import dossier  # here: only a chosen numbering rule needs the scheme plugins
+
+        rule = dossier.try_numbering(rule)
+    v = Vault.init(Path(directory), supervisor=supervisor, key=public_key(key, key_file), numbering=rule)
     emit({"vault": directory, "fingerprint": v.fingerprint}, as_json,
          f"vault created at {directory}\nfingerprint: {v.fingerprint}\n(record the fingerprint offline)")
 
@@ -93,7 +112,7 @@ def member() -> None:
 def member_add(obj: Ctx, name: str, key: str | None, key_file: str | None, roles: tuple[str, ...], dept: str,
                as_json: bool) -> None:
     """Add a member (supervisor only)."""
-    rec = members.add_member(obj.actor(), name, public_key(key, key_file), roles, dept)
+    rec = membership.add_member(obj.actor(), name, public_key(key, key_file), roles, dept)
     emit({"name": rec["name"], "roles": rec["roles"], "dept": rec["dept"]}, as_json, f"added member {name}")
 
 
@@ -127,7 +146,7 @@ def member_show(obj: Ctx, name: str, key_only: bool, as_json: bool) -> None:
 @click.pass_obj
 def member_remove(obj: Ctx, name: str, as_json: bool) -> None:
     """Remove a member: rotate their rings and re-wrap key tables (no document is rewritten)."""
-    rewrapped = members.remove_member(obj.actor(), name)
+    rewrapped = membership.remove_member(obj.actor(), name)
     emit({"removed": name, "rewrapped": rewrapped}, as_json, f"removed {name}; re-wrapped {len(rewrapped)} key tables")
 
 
@@ -137,7 +156,7 @@ def dossier_grp() -> None:
 
 
 @dossier_grp.command("create")
-@click.option("--type", "customer_type", required=True, type=click.Choice(dossier.CUSTOMER_TYPES))
+@click.option("--type", "customer_type", required=True, type=click.Choice(manifests.CUSTOMER_TYPES))
 @click.option("--business", required=True, help="Business type, e.g. network-services.")
 @click.option("--dept", required=True, help="Business department in charge.")
 @click.option("--name", required=True, help="Customer name (sealed).")
@@ -150,6 +169,8 @@ def dossier_grp() -> None:
 @click.pass_obj
 def dossier_create(obj: Ctx, customer_type, business, dept, name, address, alias, contact, legal_rep, note, as_json) -> None:
     """Create a dossier; prints its archive number."""
+    from vault.office import dossier  # here: only `dossier create` needs the scheme plugins
+
     profile = {"name": name, "aliases": list(alias), "address": address, "contact": list(contact),
                "legal_rep": legal_rep, "notes": note}
     number = dossier.create(obj.actor(), customer_type=customer_type, business=business, dept=dept,
@@ -166,7 +187,7 @@ def _summary_line(s: dict) -> str:
 @click.pass_obj
 def dossier_list(obj: Ctx, as_json: bool) -> None:
     """List dossiers (cleartext facts only; no key needed)."""
-    rows = [dossier.summary(m) for m in dossier.iter_manifests(obj.vault)]
+    rows = [manifests.summary(m) for m in manifests.iter_manifests(obj.vault)]
     emit(rows, as_json, lambda rs: "\n".join(_summary_line(s) for s in rs) or "(no dossiers)")
 
 
@@ -176,6 +197,8 @@ def dossier_list(obj: Ctx, as_json: bool) -> None:
 @click.pass_obj
 def dossier_show(obj: Ctx, number: str, as_json: bool) -> None:
     """Show a dossier; its sealed profile too if you may read it."""
+    from vault.office import dossier
+
     data = dossier.show(obj.actor(), number)
     emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in _flatten(d)))
 
@@ -196,7 +219,7 @@ def doc_grp() -> None:
 @doc_grp.command("add")
 @click.argument("number", type=NUMBER)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--category", required=True, help=f"One of: {', '.join(documents.CATEGORIES)}.")
+@click.option("--category", required=True, help=f"One of: {', '.join(manifests.CATEGORIES)}.")
 @click.option("--source", required=True, help="Where the material came from [R-3.1.3].")
 @click.option("--date", required=True, help="Date of the material, YYYY-MM-DD.")
 @click.option("--original/--copy", default=None, help="Original, or a copy (then --copy-note).")
@@ -204,11 +227,12 @@ def doc_grp() -> None:
 @click.option("--title", help="Title (sealed).")
 @click.option("--replaces", help="Document number this is a new version of.")
 @click.option("--paper-location", help="Where the paper original is kept.")
+@click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
 @click.option("--filename", help="With '-': the file name to record for standard input (default: stdin).")
 @json_opt
 @click.pass_obj
 def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note, title, replaces, paper_location,
-            filename, as_json):
+            filename, force_date, as_json):
     """Encrypt files into a dossier ('-' reads standard input); prints each new document number."""
     if original is None:
         raise click.UsageError("say whether this is the --original or a --copy")
@@ -221,7 +245,7 @@ def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note
     with progress(len(files), "encrypting") as step:
         nums = documents.add(actor, number, sources, category=category, source=source, date=date,
                              original=original, copy_note=copy_note, title=title, replaces=replaces,
-                             paper_location=paper_location, progress=step)
+                             paper_location=paper_location, progress=step, force_date=force_date)
     emit({"numbers": nums, "number": nums[0] if len(nums) == 1 else nums}, as_json, "\n".join(nums))
 
 
@@ -232,9 +256,16 @@ def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note
 def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
     """List a dossier's documents (titles only for members who may read it)."""
     rows = documents.list_docs(obj.actor(), number, with_meta=True)
-    emit(rows, as_json, lambda rs: "\n".join(
+    from vault.office import destruction  # here: only a destroyed dossier's listing names its destruction
+
+    gone = destruction.destroyed_by(obj.vault, number)
+    head = f"dossier {number} destroyed by {gone}, certificate 'vault destroy certificate {gone}'\n" if gone else ""
+    emit(rows, as_json, lambda rs: head + "\n".join(
         f"{r['number']:<26} {r['category']:<15} {r['date']}  v{r['version']}"
-        f"{'  (superseded)' if r.get('superseded_by') else ''}  {r.get('title', '')}" for r in rs) or "(no documents)")
+        f"{'  (superseded)' if r.get('superseded_by') else ''}  "
+        + (f"destroyed by {r['destroyed']['certificate']}, certificate "
+           f"'vault destroy certificate {r['destroyed']['certificate']}'" if r.get("destroyed") else r.get("title", ""))
+        for r in rs) or "(no documents)")
 
 
 @doc_grp.command("history")
@@ -257,19 +288,20 @@ def doc_view(obj: Ctx, docno: str, output: str | None, as_json: bool) -> None:
     if as_json and not output:
         raise click.UsageError("--json needs --output FILE (without it the document itself is printed)")
     actor = obj.actor()
-    if output or not sys.stdout.isatty():
-        documents.require_save(actor, docno)
+    if output:
+        output = str(documents.check_output(actor.vault, Path(output)))
+    copy_ref = documents.require_save(actor, docno) if output or not sys.stdout.isatty() else None
     if output:
         from vault.store import atomic_writer
 
         # Atomic (no half file under the name) but not fsynced: a viewed copy is not archive data.
         with atomic_writer(Path(output), mode=0o600, sync=False) as f:
-            facts = documents.view(actor, docno, f)
+            facts = documents.view(actor, docno, f, copy_ref=copy_ref)
         if as_json:  # the plaintext went to FILE; standard output stays quiet unless asked
             emit({**facts, "output": output}, True, "")
     else:
         out = sys.stdout.buffer
-        documents.view(actor, docno, out)
+        documents.view(actor, docno, out, copy_ref=copy_ref)
         out.flush()
 
 
@@ -281,6 +313,7 @@ def doc_view(obj: Ctx, docno: str, output: str | None, as_json: bool) -> None:
 def check(obj: Ctx, read_data: bool, anchor: str | None, as_json: bool) -> None:
     """Verify the history, signatures and ciphertext hashes (no key needed); name every damaged file."""
     from vault.archive import witness
+    from vault.office import check as check_mod  # here: `check` reads every kind of record
 
     v = obj.vault
     point = witness.parse_anchor(v, anchor) if anchor else None

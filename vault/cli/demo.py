@@ -6,11 +6,14 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from vault.office import access, destruction, documents, dossier, intake
+
+from vault.archive import manifests
 from vault import backup
 from vault.store import identity
-from vault.archive import members
+from vault.office import membership
 from vault.errors import InputError
 from vault.archive.vault import Vault
 
@@ -28,7 +31,7 @@ STAFF = [
     ("olga", ["operator"], "tech"),
 ]
 
-CUSTOMERS = [
+CUSTOMERS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("enterprise", "network-services", "sales", {"name": "Northwind Networks Ltd", "address": "12 Harbour Road",
      "contact": ["+86 10 5550 0101", "it@northwind.example"], "legal_rep": "Li Wei"}),
     ("enterprise", "software-development", "sales", {"name": "Bluefin Software Co", "contact": ["ops@bluefin.example"],
@@ -54,14 +57,14 @@ def build(root: Path) -> str:
     v = Vault.init(root / "vault", supervisor="alice", key=ids["alice"].public)
     alice = v.act_as(ids["alice"])
     for name, roles, dept in STAFF[1:]:
-        members.add_member(alice, name, ids[name].public, roles, dept)
+        membership.add_member(alice, name, ids[name].public, roles, dept)
     bob = Vault.open(root / "vault").act_as(ids["bob"])
     numbers = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (ctype, business, dept, profile) in enumerate(CUSTOMERS):
             no = dossier.create(bob, customer_type=ctype, business=business, dept=dept, profile=profile)
             numbers.append(no)
-            for j, cat in enumerate(documents.CATEGORIES):
+            for j, cat in enumerate(manifests.CATEGORIES):
                 f = Path(tmp) / f"{cat}-{i}.txt"
                 f.write_text(f"Sample {cat} material for {profile['name']} (invented).\n")
                 documents.add(bob, no, [f], category=cat, source="demo: sales department", date=f"2026-0{1 + j}-15",

@@ -8,7 +8,7 @@ import click
 
 from vault.office import intake
 from vault.cli import NUMBER, Ctx, cli, emit, json_opt
-from vault.office.documents import CATEGORIES
+from vault.archive.manifests import CATEGORIES
 from vault.errors import InputError
 
 
@@ -34,12 +34,13 @@ def intake_key(obj: Ctx, as_json: bool) -> None:
 @click.option("--date", required=True, help="Date of the material, YYYY-MM-DD.")
 @click.option("--original", is_flag=True, help="This is the original (default: a copy).")
 @click.option("--title", help="Title (sealed).")
+@click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
 @json_opt
 @click.pass_obj
-def intake_submit(obj: Ctx, files, number, category, source, date, original, title, as_json) -> None:
+def intake_submit(obj: Ctx, files, number, category, source, date, original, title, force_date, as_json) -> None:
     """Submit material for a dossier; needs no identity and gives no read access."""
     ids = intake.submit(obj.vault, [Path(f) for f in files], number=number, category=category, source=source,
-                        date=date, original=original, title=title)
+                        date=date, original=original, title=title, force_date=force_date)
     emit({"ids": ids}, as_json, "\n".join(ids))
 
 

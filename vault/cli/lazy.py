@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "member": (("vault.cli.core:member",), "Members of the vault and their roles."),
     "migrate": (("vault.cli.core:migrate",),
                 "Upgrade a format-1 vault to format 2, in place (a supervisor; back the vault up first)."),
+    "paper": (("vault.cli.paper:paper_grp",),
+              "Paper originals: where they are, who has one out, what an inventory found."),
     "plugins": (("vault.cli.core:plugins_grp",), "Installed plugins."),
     "portal": (("vault.cli.portal:portal_grp",),
                "The online platform where customers submit material through an invitation link."),
@@ -62,7 +64,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
 SUBCOMMANDS: dict[str, dict[str, str]] = {
     "doc": {"export": "vault.cli.export", "event": "vault.cli.retention"},
     "dossier": {"export": "vault.cli.export", "update": "vault.cli.maintenance", "history": "vault.cli.maintenance",
-                "completeness": "vault.cli.review", "close": "vault.cli.retention"},
+                "completeness": "vault.cli.review", "close": "vault.cli.retention", "reopen": "vault.cli.retention"},
 }
 
 

@@ -22,7 +22,13 @@ def policy_grp() -> None:
 def policy_show(obj: Ctx, as_json: bool) -> None:
     """Print the policy in force (as TOML, or JSON)."""
     data = policyfile.show(obj.vault)
-    emit(data, as_json, lambda d: dump_toml(d).decode().rstrip())
+    rule = obj.vault.config["numbering"]
+    # The numbering rule [R-3.2.2] is fixed in vault.toml at init; printed as comments so that the
+    # output stays a policy file 'vault policy update' accepts.
+    opts = ", ".join(f"{k} = {v!r}" for k, v in sorted(rule.get("options", {}).items()))
+    head = f"# numbering rule (vault.toml, fixed at init) [R-3.2.2]: scheme {rule['scheme']!r}" + (
+        f", options: {opts}" if opts else "") + "\n"
+    emit({**data, "numbering": rule} if as_json else data, as_json, lambda d: head + dump_toml(d).decode().rstrip())
 
 
 @policy_grp.command("update")

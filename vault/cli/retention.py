@@ -7,7 +7,9 @@ import hashlib
 import click
 
 from vault.office import destruction, holds, retention
+from vault.archive import schedule
 from vault.cli import NUMBER, Ctx, cli, emit, json_opt, render
+from vault.cli.access import text_lines
 from vault.cli.core import doc_grp, dossier_grp
 from vault.store.records import canonical
 
@@ -16,23 +18,35 @@ from vault.store.records import canonical
 @click.argument("docno", type=NUMBER)
 @click.argument("event")
 @click.option("--date", required=True, help="When it happened, YYYY-MM-DD.")
+@click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
 @json_opt
 @click.pass_obj
-def doc_event(obj: Ctx, docno: str, event: str, date: str, as_json: bool) -> None:
+def doc_event(obj: Ctx, docno: str, event: str, date: str, force_date: bool, as_json: bool) -> None:
     """Record a retention trigger event (e.g. contract-fulfilled) for a document."""
-    retention.record_event(obj.actor(), docno, event, date)
+    retention.record_event(obj.actor(), docno, event, date, force_date=force_date)
     emit({"document": docno, "event": event, "date": date}, as_json, f"{docno}: {event} on {date}")
 
 
 @dossier_grp.command("close")
 @click.argument("number", type=NUMBER)
 @click.option("--date", required=True, help="When the relationship ended, YYYY-MM-DD.")
+@click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
 @json_opt
 @click.pass_obj
-def dossier_close(obj: Ctx, number: str, date: str, as_json: bool) -> None:
-    """Close a dossier; schedules counting from 'dossier-closed' start."""
-    retention.close_dossier(obj.actor(), number, date)
+def dossier_close(obj: Ctx, number: str, date: str, force_date: bool, as_json: bool) -> None:
+    """Close a dossier; schedules counting from 'dossier-closed' start; it takes no new documents."""
+    retention.close_dossier(obj.actor(), number, date, force_date=force_date)
     emit({"closed": number, "date": date}, as_json, f"closed {number}")
+
+
+@dossier_grp.command("reopen")
+@click.argument("number", type=NUMBER)
+@json_opt
+@click.pass_obj
+def dossier_reopen(obj: Ctx, number: str, as_json: bool) -> None:
+    """Reopen a closed dossier: it takes documents again; its closing date is cancelled (kept in the manifest)."""
+    retention.reopen_dossier(obj.actor(), number)
+    emit({"reopened": number}, as_json, f"reopened {number}")
 
 
 @cli.group("retention")
@@ -48,7 +62,7 @@ def retention_grp() -> None:
 def retention_report(obj: Ctx, due: bool, upcoming: int | None, as_json: bool) -> None:
     """What is due, when, and why (which rule)."""
     obj.actor().require("retention.read")
-    rows = retention.report(obj.vault, due=due, upcoming=upcoming)
+    rows = schedule.report(obj.vault, due=due, upcoming=upcoming)
     emit(rows, as_json, lambda rs: "\n".join(
         f"{r['number']:<26} {r['category']:<15} {r.get('rule') or '-':<10} {r.get('event') or '-':<20} "
         f"{r.get('until') or 'waiting':<10} {r['status']}" for r in rs) or "(nothing)")
@@ -72,21 +86,31 @@ def hold_add(obj: Ctx, number: str, reason: str, as_json: bool) -> None:
 
 @hold_grp.command("remove")
 @click.argument("number", type=NUMBER)
+@click.option("--reason", required=True, help="Why the hold ends (sealed).")
 @json_opt
 @click.pass_obj
-def hold_remove(obj: Ctx, number: str, as_json: bool) -> None:
-    """Lift a legal hold."""
-    holds.remove(obj.actor(), number)
+def hold_remove(obj: Ctx, number: str, reason: str, as_json: bool) -> None:
+    """Lift a legal hold (a supervisor, with a reason)."""
+    holds.remove(obj.actor(), number, reason)
     emit({"lifted": number}, as_json, f"hold on {number} lifted")
 
 
 @hold_grp.command("list")
+@click.option("--lifted", is_flag=True, help="Holds lifted in the past, by whom and why.")
 @json_opt
 @click.pass_obj
-def hold_list(obj: Ctx, as_json: bool) -> None:
-    """List legal holds."""
-    rows = holds.list_holds(obj.vault)
-    emit(rows, as_json, lambda rs: "\n".join(f"{r['number']:<20} since {r['at']} by {r['by']}" for r in rs) or "(no holds)")
+def hold_list(obj: Ctx, lifted: bool, as_json: bool) -> None:
+    """List legal holds (with their reasons, for the archive department)."""
+    actor = obj.maybe_actor()
+    if lifted:
+        rows = holds.lifts(obj.vault, actor)
+        emit(rows, as_json, lambda rs: "\n".join(
+            f"{r['number']:<20} held {r['hold_at']} by {r['hold_by']}, lifted {r['at']} by {r['by']}"
+            + text_lines(r, ("reason",)) for r in rs) or "(no lifted holds)")
+        return
+    rows = holds.list_holds(obj.vault, actor)
+    emit(rows, as_json, lambda rs: "\n".join(f"{r['number']:<20} since {r['at']} by {r['by']}"
+                                              + text_lines(r, ("reason",)) for r in rs) or "(no holds)")
 
 
 @cli.group("destroy")
@@ -111,9 +135,49 @@ def destroy_request(obj: Ctx, target: str, reason: str, as_json: bool) -> None:
 @json_opt
 @click.pass_obj
 def destroy_approve(obj: Ctx, id: str, override_retention: str | None, as_json: bool) -> None:
-    """Approve a destruction (a supervisor other than the requester)."""
-    destruction.approve(obj.actor(), id, override_retention=override_retention)
-    emit({"approved": id, "override_retention": bool(override_retention)}, as_json, f"approved {id}")
+    """Approve a destruction (a supervisor other than the requester); warns when execution would be refused."""
+    warnings = destruction.approve(obj.actor(), id, override_retention=override_retention)
+    for w in warnings:
+        click.echo(f"vault: warning: {w}", err=True)
+    if warnings:
+        click.echo(f"vault: hint: 'vault destroy cancel {id} --reason …' or 'vault destroy deny {id} --reason …' "
+                   "withdraws it", err=True)
+    emit({"number": id, "warnings": warnings}, as_json, f"approved {id}")
+
+
+@destroy_grp.command("cancel")
+@click.argument("id")
+@click.option("--reason", required=True, help="Why (sealed).")
+@json_opt
+@click.pass_obj
+def destroy_cancel(obj: Ctx, id: str, reason: str, as_json: bool) -> None:
+    """Withdraw a destruction that has not started (its requester or a supervisor)."""
+    destruction.close(obj.actor(), id, "cancelled", reason)
+    emit({"cancelled": id}, as_json, f"cancelled {id}")
+
+
+@destroy_grp.command("deny")
+@click.argument("id")
+@click.option("--reason", required=True, help="Why (sealed).")
+@json_opt
+@click.pass_obj
+def destroy_deny(obj: Ctx, id: str, reason: str, as_json: bool) -> None:
+    """Refuse a destruction that has not started (a supervisor other than the requester)."""
+    destruction.close(obj.actor(), id, "denied", reason)
+    emit({"denied": id}, as_json, f"denied {id}")
+
+
+@destroy_grp.command("show")
+@click.argument("id")
+@json_opt
+@click.pass_obj
+def destroy_show(obj: Ctx, id: str, as_json: bool) -> None:
+    """A destruction's state and history; its reasons for the members they were sealed to."""
+    row = destruction.show(obj.vault, id, obj.maybe_actor())
+    keys = ("reason", "override_reason", "closing_reason")
+    emit(row, as_json, lambda r: "\n".join(
+        f"{k.replace('_', ' ')}: {', '.join(v) if isinstance(v, list) else v}"
+        for k, v in r.items() if k not in (*keys, "sealed_texts")) + text_lines(r, keys, indent=""))
 
 
 @destroy_grp.command("execute")

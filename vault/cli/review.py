@@ -11,7 +11,9 @@ import click
 
 from vault.archive import completeness
 from vault.office import review
+from vault.archive import reviews
 from vault.cli import NUMBER, Ctx, cli, emit, json_opt
+from vault.cli.access import text_lines
 from vault.cli.core import dossier_grp
 from vault.errors import InputError, UsageError
 
@@ -54,8 +56,9 @@ def _due_line(r: dict) -> str:
 @click.pass_obj
 def review_due(obj: Ctx, dept: str | None, as_json: bool) -> None:
     """List open dossiers that are due for review, waiting for an update, or incomplete."""
-    rows = review.list_due(obj.actor(), dept=dept)
-    emit(rows, as_json, lambda rs: "\n".join(_due_line(r) for r in rs) or "(nothing due)")
+    rows = reviews.list_due(obj.actor(), dept=dept)
+    emit(rows, as_json, lambda rs: "\n".join(_due_line(r) + text_lines(r, ("last_note",)) for r in rs)
+         or "(nothing due)")
 
 
 @review_grp.command("done")

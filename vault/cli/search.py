@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from vault.office import dossier
+
+from vault.archive import manifests
 from vault.office import find as finder
 from vault.cli import NUMBER, Ctx, cli, emit, json_opt
 
@@ -22,7 +23,7 @@ def _line(r: dict) -> str:
 @click.option("--contact", help="Look in contacts only: a phone's last digits, an e-mail or its domain.")
 @click.option("--number", type=NUMBER, help="An exact archive number (needs no index key).")
 @click.option("--class", "klass", help="Class path prefix, e.g. enterprise/network-services.")
-@click.option("--type", "customer_type", type=click.Choice(dossier.CUSTOMER_TYPES), help="Customer type.")
+@click.option("--type", "customer_type", type=click.Choice(manifests.CUSTOMER_TYPES), help="Customer type.")
 @click.option("--business", help="Business type.")
 @click.option("--dept", help="Department in charge.")
 @click.option("--created-from", help="Created on or after this date (YYYY-MM-DD).")
@@ -43,8 +44,8 @@ def find(obj: Ctx, text, name, contact, number, klass, customer_type, business, 
     if sum(x is not None for x in (text, name, contact, number)) > 1:
         raise click.UsageError("give one of TEXT, --name, --contact, --number")
     filters = finder.Filters(klass=klass, customer_type=customer_type, business=business, dept=dept,
-                             created_from=created_from and dossier.parse_date(created_from),
-                             created_to=created_to and dossier.parse_date(created_to),
+                             created_from=created_from and manifests.parse_date(created_from),
+                             created_to=created_to and manifests.parse_date(created_to),
                              status=status, due=due, incomplete=incomplete)
     res = finder.find(obj.actor(), text, name=name, contact=contact, number=number, filters=filters,
                       limit=limit, offset=offset)

@@ -71,7 +71,7 @@ class _Chain(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         if self._prefix:
             n = min(len(buffer), len(self._prefix))
             buffer[:n] = self._prefix[:n]
@@ -167,14 +167,14 @@ def _payload_reader(reader: BinaryIO) -> BinaryIO:
     return io.BufferedReader(_Chain(nonce, reader))
 
 
-def encrypt(src: BinaryIO, dst: BinaryIO, recipients: Sequence[Recipient], *, armor: bool = False) -> None:
+def encrypt(src: BinaryIO, dst: stream.Sink, recipients: Sequence[Recipient], *, armor: bool = False) -> None:
     """Encrypt all of ``src`` to ``recipients`` as an age file written to ``dst``."""
     file_key = os.urandom(FILE_KEY_SIZE)
     data = header.serialize(_stanzas_for(recipients, file_key), file_key)
     out = ArmorWriter(dst) if armor else dst
     out.write(data)
     stream.encrypt_payload(file_key, src, out)
-    if armor:
+    if isinstance(out, ArmorWriter):
         out.close()
 
 
@@ -186,7 +186,7 @@ class Encryptor:
     output is not a valid age file. ``dst`` is not closed.
     """
 
-    def __init__(self, dst: BinaryIO, recipients: Sequence[Recipient]) -> None:
+    def __init__(self, dst: stream.Sink, recipients: Sequence[Recipient]) -> None:
         file_key = os.urandom(FILE_KEY_SIZE)
         dst.write(header.serialize(_stanzas_for(recipients, file_key), file_key))
         self._payload = stream.PayloadWriter(file_key, dst)
@@ -205,7 +205,7 @@ class Encryptor:
             self.close()
 
 
-def decrypt(src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity]) -> None:
+def decrypt(src: BinaryIO, dst: stream.Sink, identities: Sequence[Identity]) -> None:
     """Decrypt the age file (binary or armored) in ``src`` to ``dst``.
 
     Only authenticated plaintext is written; on AuthenticationError what was written is
@@ -236,7 +236,7 @@ def read_header(src: BinaryIO) -> Header:
 
 
 def rewrap(
-    src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity], recipients: Sequence[Recipient]
+    src: BinaryIO, dst: stream.Sink, identities: Sequence[Identity], recipients: Sequence[Recipient]
 ) -> None:
     """Write ``src`` to ``dst`` with a new header (same file key) and the payload bytes unchanged.
 
@@ -248,7 +248,7 @@ def rewrap(
     out.write(header.serialize(_stanzas_for(recipients, file_key), file_key))
     while block := reader.read(_COPY_BLOCK):
         out.write(block)
-    if armored:
+    if isinstance(out, ArmorWriter):
         out.close()
 
 

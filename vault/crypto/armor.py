@@ -12,7 +12,10 @@ import base64
 import binascii
 import io
 import re
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from vault.crypto.stream import Sink as _Sink
 
 from vault.errors import FormatError
 
@@ -78,10 +81,17 @@ class DearmorReader(io.RawIOBase):
         else:
             raise _fail("missing or malformed BEGIN line")
 
+    @property
+    def _line_end(self) -> bytes:
+        """The line ending the BEGIN line chose (read before any other line)."""
+        if self._eol is None:
+            raise _fail("missing or malformed BEGIN line")
+        return self._eol
+
     def _finish(self, line: bytes) -> None:
         # After the END line only whitespace may follow: anything else would be
         # unauthenticated data smuggled alongside the file.
-        if line not in (END + self._eol, END):
+        if line not in (END + self._line_end, END):
             raise _fail("malformed END line")
         while True:
             if bytes(self._buf).strip(_WHITESPACE):
@@ -95,12 +105,12 @@ class DearmorReader(io.RawIOBase):
     def _full_lines(self) -> bytes | None:
         """Fast path: decode a run of full 64-column lines at once, or None if the
         buffer does not start with one (then the strict line-by-line path decides)."""
-        width = _COLUMNS + len(self._eol)
+        width = _COLUMNS + len(self._line_end)
         self._fill(_FAST_LINES * width)
         count = len(self._buf) // width
         if count < 2 or self._last_seen:
             return None
-        lines = bytes(self._buf[: count * width]).split(self._eol)
+        lines = bytes(self._buf[: count * width]).split(self._line_end)
         if lines[-1] or any(len(line) != _COLUMNS for line in lines[:-1]):
             return None
         text = b"".join(lines)
@@ -115,15 +125,15 @@ class DearmorReader(io.RawIOBase):
         fast = self._full_lines()
         if fast is not None:
             return fast
-        line = self._readline(_COLUMNS + len(self._eol) + 1)
+        line = self._readline(_COLUMNS + len(self._line_end) + 1)
         if line.startswith(b"-----"):
             self._finish(line)
             return b""
         if self._last_seen:
             raise _fail("line after the final short line")
-        if not line.endswith(self._eol):
+        if not line.endswith(self._line_end):
             raise _fail("line too long, truncated or with the wrong line ending")
-        text = line[: -len(self._eol)]
+        text = line[: -len(self._line_end)]
         if not text or len(text) % 4 or not _LINE.fullmatch(text):
             raise _fail("malformed base64 line")
         if len(text) < _COLUMNS or text.endswith(b"="):
@@ -136,7 +146,7 @@ class DearmorReader(io.RawIOBase):
             raise _fail("non-canonical base64")
         return data
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         while not self._pending and not self._done:
             self._pending = memoryview(self._next_line())
         n = min(len(buffer), len(self._pending))
@@ -153,12 +163,12 @@ def dearmor(src: BinaryIO) -> io.BufferedReader:
 class ArmorWriter:
     """Armors what is written to it into ``dst``; ``close()`` writes the END line, not closing dst."""
 
-    def __init__(self, dst: BinaryIO) -> None:
+    def __init__(self, dst: _Sink) -> None:
         self._dst = dst
         self._buffer = bytearray()
         self._dst.write(BEGIN + b"\n")
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         self._buffer += data
         full = len(self._buffer) - len(self._buffer) % _BYTES_PER_LINE
         if full:

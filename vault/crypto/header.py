@@ -87,7 +87,7 @@ def _stanza_bytes(stanza: Stanza) -> bytes:
     lines = [body[i : i + _COLUMNS] for i in range(0, len(body), _COLUMNS)]
     if len(body) % _COLUMNS == 0:
         lines.append(b"")  # the body always ends with a short (possibly empty) line
-    return b"-> " + " ".join(words).encode("ascii") + b"\n" + b"".join(l + b"\n" for l in lines)
+    return b"-> " + " ".join(words).encode("ascii") + b"\n" + b"".join(line + b"\n" for line in lines)
 
 
 def serialize(stanzas: Sequence[Stanza], file_key: bytes) -> bytes:

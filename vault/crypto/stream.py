@@ -18,7 +18,7 @@ import itertools
 import os
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
+from typing import IO, TYPE_CHECKING, BinaryIO, Callable, Iterator, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -87,7 +87,13 @@ def _read_full(src: BinaryIO, buf: memoryview) -> int:
     return total
 
 
-def _write_all(dst: BinaryIO, data: memoryview) -> None:
+class Sink(Protocol):
+    """Where bytes go: a file, or a wrapper around one (hashing, armoring); ``write`` may be partial."""
+
+    def write(self, data: bytes | memoryview, /) -> int | None: ...
+
+
+def _write_all(dst: Sink, data: memoryview) -> None:
     # Raw (unbuffered) files may write less than asked; buffered ones always write it all.
     while len(data):
         n = dst.write(data)
@@ -218,12 +224,12 @@ def _pipeline(
             raise
 
 
-def encrypt_payload(file_key: bytes, src: BinaryIO, dst: BinaryIO) -> None:
+def encrypt_payload(file_key: bytes, src: BinaryIO, dst: Sink) -> None:
     """Encrypt all of src as an age payload (a fresh random nonce, then the chunks) onto dst."""
     _encrypt_payload_with_nonce(file_key, os.urandom(NONCE_SIZE), src, dst)
 
 
-def _encrypt_payload_with_nonce(file_key: bytes, nonce: bytes, src: BinaryIO, dst: BinaryIO) -> None:
+def _encrypt_payload_with_nonce(file_key: bytes, nonce: bytes, src: BinaryIO, dst: Sink) -> None:
     # Test seam for known-answer tests; a fixed nonce MUST NOT be used for real files.
     aead = _payload_aead(file_key, nonce)
     dst.write(nonce)
@@ -261,7 +267,7 @@ class PayloadWriter:
     whatever the size. ``dst`` is not closed.
     """
 
-    def __init__(self, file_key: bytes, dst: BinaryIO, *, _nonce: bytes | None = None) -> None:
+    def __init__(self, file_key: bytes, dst: Sink, *, _nonce: bytes | None = None) -> None:
         nonce = os.urandom(NONCE_SIZE) if _nonce is None else _nonce  # _nonce: known-answer test seam
         self._aead = _payload_aead(file_key, nonce)
         self._dst = dst
@@ -308,7 +314,7 @@ class PayloadWriter:
         self._used = 0
 
 
-def decrypt_payload(file_key: bytes, src: BinaryIO, dst: BinaryIO) -> None:
+def decrypt_payload(file_key: bytes, src: BinaryIO, dst: Sink) -> None:
     """Decrypt the age payload at src onto dst, writing only authenticated chunks, in order.
 
     Raises AuthenticationError for any bad payload; dst then holds exactly the plaintext of the
@@ -372,7 +378,7 @@ class PayloadReader(io.RawIOBase):
     src's position, so it must not be shared between threads.
     """
 
-    def __init__(self, file_key: bytes, src: BinaryIO) -> None:
+    def __init__(self, file_key: bytes, src: IO[bytes]) -> None:
         super().__init__()
         self._src = src
         start = src.tell()

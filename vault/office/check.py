@@ -9,11 +9,14 @@ from typing import Any, Callable
 
 from vault.archive import audit, authority, members
 from vault.crypto import age
-from vault.office.documents import hash_file
-from vault.office.dossier import load_manifest, read_table
+from vault.store.hashing import hash_file
+from vault.archive.manifests import load_manifest, read_table
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
 from vault.store.keytable import KEYREF_TYPE, unseal
 from vault.store import TMP_PREFIX, find_temporaries
+from vault.archive import grants, holds, reviews
+from vault.office import destruction, intake, paper
+from vault.office.holds import lifts
 
 
 @dataclass
@@ -94,7 +97,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report) -> None:
             rep.problems.append(str(e))
     if table is not None:
         for p in (x for x in m["profile"] if "sealed" in x):
-            _try(rep, lambda: unseal(base64.b64decode(p["sealed"]), table, what=f"{m['number']} profile v{p['version']}"))
+            _try(rep, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=f"{m['number']} profile v{p['version']}"))
     referenced = set()
     for d in m["documents"]:
         if d.get("status") == "destroyed":
@@ -151,14 +154,17 @@ def _try(rep: Report, fn) -> None:
 
 def _check_records(v, mem: dict, rep: Report) -> None:
     """Procedure records: each must say what its history entry says (requests, grants, holds,
-    destructions, reviews); the facts themselves come from the history."""
-    from vault.office import access, destruction, holds, review
-
-    for fn in (access.list_requests, access.list_grants, holds.list_holds):
-        _try(rep, lambda: fn(v))
+    destructions, reviews, intake, paper originals); the facts themselves come from the history,
+    which ``check`` verified first."""
+    for fn in (grants.list_requests, grants.list_grants, holds.verified_holds, lifts, destruction.list_destructions,
+               intake.pending, paper.loans, paper.inventories):
+        _try(rep, lambda fn=fn: fn(v))
     for no, f in sorted(authority.state(v)["destructions"].items()):
-        _try(rep, lambda: destruction._load(v, no))
         if f.get("certificate") is not None:
-            _try(rep, lambda: destruction.certificate(v, no))
+            _try(rep, lambda no=no: destruction.certificate(v, no))
     for d in sorted(authority.state(v)["dossiers"]):
-        _try(rep, lambda: review.history(v, d, member_records=mem))
+        _try(rep, lambda d=d: reviews.history(v, d, member_records=mem))
+    _try(rep, lambda: rep.problems.extend(
+        f"destructions/{u['number']}.execution.toml: destruction {u['number']} of {u['target']} started at "
+        f"{u['started_at']} did not finish (next step: {u['next']}); run 'vault destroy execute {u['number']}'"
+        for u in destruction.unfinished(v)))

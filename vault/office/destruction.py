@@ -12,13 +12,13 @@ import hashlib
 import os
 from typing import Any
 
-from vault import clock
-from vault.archive import authority, members, searchindex
-from vault.office import access, retention
-from vault.office.dossier import load_manifest, manifest_file, read_table, resolve, write_table
+from vault import backup, clock
+from vault.archive import authority, grants, members, schedule, searchindex
+from vault.archive.holds import held_dossiers
+from vault.archive.manifests import load_manifest, manifest_file, read_table, resolve
+from vault.backup.mirror import DEFAULT_WINDOW
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.office.holds import held_dossiers
-from vault.store import fsync_dir, index, records
+from vault.store import fsync_dir, ids, index, records
 
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",
               "sha256", "replaces", "superseded_by", "events", "status", "destroyed")
@@ -28,26 +28,39 @@ def _rel(no: str, suffix: str = "") -> str:
     return f"destructions/{no}{suffix}.toml"
 
 
+_SCHEMAS = {"": "destruction", ".approval": "approval", ".certificate": "certificate",
+            ".closed": "destructionclose", ".execution": "execution"}
+
+
 def _fact(v, no: str) -> dict[str, Any]:
+    ids.destruction_no(no)
     f = authority.state(v)["destructions"].get(no)
     if f is None:
         raise NotFoundError(f"no destruction {no}")
     return f
 
 
+def _has(v, no: str, suffix: str) -> bool:
+    """Whether the history committed this destruction's record ``suffix`` (a file alone counts for nothing)."""
+    return authority.exists(v, _rel(no, suffix))
+
+
 def _load(v, no: str, suffix: str = "") -> dict[str, Any]:
     """A committed destruction record, which must say what its history entry says."""
     f = _fact(v, no)
-    rec = authority.load(v, _rel(no, suffix))
+    if suffix and not _has(v, no, suffix):
+        raise NotFoundError(f"no destruction {no} {suffix.strip('.')}")
+    rec = authority.load(v, _rel(no, suffix), schema=_SCHEMAS[suffix])
     if not suffix and (rec.get("number"), rec.get("dossier"), rec.get("target"), rec.get("requested_by")) != \
             (no, f["dossier"], f["target"], f["by"]):
         raise IntegrityError(f"destructions/{no}.toml: does not say what its history entry says")
     return rec
 
 
-def _targets(v, dossier_id: str, target: str) -> tuple[dict, list[dict]]:
-    """The manifest and the live documents a target (NO or DOCNO) of dossier ``dossier_id`` covers."""
-    m = load_manifest(v, dossier_id)
+def _targets(v, target: str, dossier_id: str | None = None) -> tuple[dict, list[dict]]:
+    """The manifest and the live documents a target (NO or DOCNO) covers; with ``dossier_id`` (a
+    request's permanent id) the target is never re-resolved through the index."""
+    m = load_manifest(v, dossier_id or resolve(v, target))
     if m["number"] != target.split("/")[0]:
         raise IntegrityError(f"destruction target {target} is not in dossier {m['number']}")
     if m["status"] == "destroyed":
@@ -64,9 +77,9 @@ def request(actor, target: str, reason: str) -> str:
     """Ask for a dossier or a document to be destroyed; returns the destruction number."""
     actor.require("destroy.request", number=target)
     if not reason.strip():
-        raise InputError("a destruction request needs a reason", hint="pass --reason TEXT")
+        raise InputError("a destruction request needs a reason", param="reason")
     v = actor.vault
-    m, _ = _targets(v, resolve(v, target), target)
+    m, _ = _targets(v, target)
     with v.lock(exclusive=True):
         no = f"D-{index.next_sequence(v.root, 'destructions'):06d}"
         (v.root / "destructions").mkdir(mode=0o700, exist_ok=True)
@@ -77,9 +90,14 @@ def request(actor, target: str, reason: str) -> str:
     return no
 
 
-def approve(actor, no: str, *, override_retention: str | None = None) -> None:
+def approve(actor, no: str, *, override_retention: str | None = None) -> list[str]:
     """Approve a destruction: a supervisor other than the requester. An approval may override an
-    unfinished retention period only by saying why."""
+    unfinished retention period only by saying why.
+
+    Returns warnings: what would make ``execute`` refuse today (a legal hold, or retention not
+    ended without an override), so the approver can cancel, deny or wait instead of approving
+    something that cannot run.
+    """
     actor.require("destroy.approve")
     v = actor.vault
     req = _load(v, no)
@@ -88,14 +106,109 @@ def approve(actor, no: str, *, override_retention: str | None = None) -> None:
         raise PermissionDeniedError("you cannot approve your own destruction request",
                                     hint="another supervisor must approve it")
     with v.lock(exclusive=True):
+        _refuse_closed(v, no)
         if _fact(v, no)["state"] != "requested":
             raise ConflictError(f"destruction {no} is already {_fact(v, no)['state']}")
+        warnings = _obstacles(v, req, override=bool(override_retention))
         rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
                "by": actor.name, "at": clock.stamp()}
         if override_retention:
             rec["override_retention"] = members.seal_text(v, override_retention, [actor.name])
         actor.commit("destroy.approve", {_rel(no, ".approval"): records.dump_toml(actor.sign(rec))},
                      number=req["target"], ref=no, obj=no)
+    return warnings
+
+
+def _obstacles(v, req: dict, *, override: bool) -> list[str]:
+    """Why an execution would be refused today, in words (empty when it would run)."""
+    try:
+        m, docs = _targets(v, req["target"], req["dossier"])
+    except (ConflictError, NotFoundError) as e:
+        return [str(e)]
+    out = []
+    if m["id"] in held_dossiers(v):
+        out.append(f"dossier {m['number']} is under a legal hold: execution will be refused until it is lifted")
+    early = [s for s in (schedule.schedule(m, d, v.policy.data) for d in docs) if s["status"] != "due"]
+    if early and not override:
+        out.append(f"retention has not ended for {', '.join(s['number'] for s in early[:3])}"
+                   f"{' …' if len(early) > 3 else ''}: execution will be refused until "
+                   f"{max((s.get('until') or 'its event is recorded') for s in early)}, unless approved with an override")
+    return out
+
+
+def _closed(v, no: str, req: dict) -> dict[str, Any] | None:
+    """The cancellation or denial of ``no`` the history committed, if any (who may close is the
+    history's rule: a record written straight into the directory closes nothing)."""
+    if _fact(v, no)["state"] not in ("cancelled", "denied"):
+        return None
+    rec = _load(v, no, ".closed")
+    if rec["destruction"] != no or rec["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest() \
+            or rec["by"] != authority.signer_of(v, _rel(no, ".closed")):
+        raise IntegrityError(f"destructions/{no}.closed.toml: does not close this request")
+    return rec
+
+
+def _refuse_closed(v, no: str) -> None:
+    rec = _closed(v, no, _load(v, no))
+    if rec is not None:
+        raise ConflictError(f"destruction {no} was {rec['outcome']} by {rec['by']}",
+                            hint="file a new destruction request if it is still wanted")
+
+
+def close(actor, no: str, outcome: str, reason: str) -> None:
+    """End a destruction that has not started executing: ``cancelled`` by its requester or a
+    supervisor, or ``denied`` by a supervisor other than the requester. The reason is sealed to the
+    archive ring, the requester and the closer."""
+    assert outcome in ("cancelled", "denied")
+    verb = "cancel" if outcome == "cancelled" else "deny"
+    v = actor.vault
+    req = _load(v, no)
+    mine, sup = actor.name == _fact(v, no)["by"], "supervisor" in actor.roles
+    if not ((mine or sup) if outcome == "cancelled" else (sup and not mine)):
+        actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
+        raise PermissionDeniedError(
+            f"you may not {verb} destruction {no}",
+            hint="its requester or a supervisor cancels it" if verb == "cancel"
+            else "a supervisor other than the requester denies it; the requester cancels instead")
+    if not reason.strip():
+        raise InputError(f"to {verb} a destruction needs a reason", param="reason")
+    with v.lock(exclusive=True):
+        _refuse_closed(v, no)
+        if _fact(v, no)["state"] in ("executing", "executed"):
+            actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
+            raise ConflictError(f"destruction {no} has started executing; it can only be finished",
+                                hint=f"run 'vault destroy execute {no}'")
+        rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
+               "outcome": outcome, "by": actor.name, "at": clock.stamp(),
+               "reason": members.seal_text(v, reason, [req["requested_by"], actor.name])}
+        actor.commit(f"destroy.{verb}", {_rel(no, ".closed"): records.dump_toml(actor.sign(rec))},
+                     number=req["target"], ref=no, obj=no)
+
+
+def show(v, no: str, actor=None) -> dict[str, Any]:
+    """A destruction with its state and its sealed texts (reason, override, closing reason) for the
+    members they were sealed to (see ``members.reveal``)."""
+    req = _load(v, no)
+    row = next(r for r in list_destructions(v) if r["number"] == no)
+    row["requested_at"] = req["requested_at"]
+    texts = {"reason": (req["reason"], f"destructions/{no}.toml reason")}
+    if _has(v, no, ".approval"):
+        appr = _load(v, no, ".approval")
+        row.update(approved_by=appr["by"], approved_at=appr["at"])
+        if "override_retention" in appr:
+            texts["override_reason"] = (appr["override_retention"], f"destructions/{no}.approval.toml override")
+        if row["state"] == "approved":
+            row["warnings"] = _obstacles(v, req, override="override_retention" in appr)
+    closed = _closed(v, no, req)
+    if closed is not None:
+        row.update(closed_by=closed["by"], closed_at=closed["at"])
+        texts["closing_reason"] = (closed["reason"], f"destructions/{no}.closed.toml reason")
+    if _fact(v, no).get("certificate") is not None:
+        cert = certificate(v, no)
+        row.update(executed_by=cert["executed_by"], executed_at=cert["executed_at"],
+                   destroyed=[d["number"] for d in cert["destroyed"]])
+    members.reveal(actor, texts, row, number=req["target"], ref=no)
+    return row
 
 
 def _refuse(actor, req, no: str, message: str, hint: str) -> None:
@@ -104,81 +217,145 @@ def _refuse(actor, req, no: str, message: str, hint: str) -> None:
 
 
 def execute(actor, no: str) -> dict[str, Any]:
-    """Crypto-shred what the approved request names — the dossier by its permanent id, never
-    re-resolved through the index — and return the signed certificate."""
+    """Crypto-shred what the approved request names; returns the signed certificate.
+
+    Execution is a journal of idempotent steps (``STEPS``): the plan is signed into
+    ``destructions/<no>.execution.toml`` before anything is destroyed, and each step is recorded
+    there when it is done. A run that fails or is killed between (or inside) steps leaves a state
+    the next ``destroy execute`` resumes from, and ``vault check`` names it until then.
+    """
     actor.require("destroy.execute")
     v = actor.vault
     req = _load(v, no)
-    fact = _fact(v, no)
-    if fact["state"] == "executed":
-        raise ConflictError(f"destruction {no} has already been executed", hint=f"see 'vault destroy certificate {no}'")
-    if fact["state"] != "approved":
+    closed = _closed(v, no, req)
+    if closed is not None:
+        _refuse(actor, req, no, f"destruction {no} was {closed['outcome']} by {closed['by']}",
+                "file a new destruction request if it is still wanted")
+    appr = _approval(actor, req, no)
+    with v.lock(exclusive=True):
+        run = _journal(v, no, req)
+        if run is None:
+            if _fact(v, no)["state"] == "executed":
+                raise ConflictError(f"destruction {no} has already been executed",
+                                    hint=f"see 'vault destroy certificate {no}'")
+            closed = _closed(v, no, req)
+            if closed is not None:
+                _refuse(actor, req, no, f"destruction {no} was {closed['outcome']} by {closed['by']}",
+                        "file a new destruction request if it is still wanted")
+            run = _plan(actor, req, appr, no)
+        elif "audit" in run["steps"]:
+            raise ConflictError(f"destruction {no} has already been executed", hint=f"see 'vault destroy certificate {no}'")
+        for step in STEPS:
+            if step not in run["steps"]:
+                run.update(_STEP_FNS[step](actor, run, req, appr) or {})
+                _checkpoint(step)
+                run["steps"].append(step)
+                run = _record(actor, run)
+                _checkpoint(f"{step}:recorded")
+    return certificate(v, no)
+
+
+#: The steps of an execution, in order. Each is idempotent: run again, it finds its work done.
+STEPS = ("unindex", "keys", "ciphertext", "manifest", "offsite", "certificate", "audit")
+
+#: A test seam: called with a step name when the step's work is done and again (``<step>:recorded``)
+#: when the journal says so. Production code never sets it; tests kill the process there.
+_interrupt: Any = None
+
+
+def _checkpoint(where: str) -> None:
+    if _interrupt is not None:
+        _interrupt(where)
+
+
+def _approval(actor, req: dict, no: str) -> dict[str, Any]:
+    v = actor.vault
+    # Only a supervisor other than the requester approves [R-3.3.2]: the history's rule for the
+    # destroy.approve entry; an approval written straight into the directory approves nothing.
+    if _fact(v, no)["state"] not in ("approved", "executing", "executed"):
         _refuse(actor, req, no, f"destruction {no} is not approved", "a supervisor other than the requester approves it")
     appr = _load(v, no, ".approval")
     if appr["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest():
         raise IntegrityError(f"destructions/{no}.approval.toml approves another version of the request")
-    with v.lock(exclusive=True):
-        m, docs = _targets(v, fact["dossier"], fact["target"])
-        if m["id"] in held_dossiers(v):
-            _refuse(actor, req, no, f"dossier {m['number']} is under a legal hold", "lift the hold first ('vault hold remove')")
-        sched = [retention.schedule(m, d, v.policy.data) for d in docs]
-        early = [s["number"] for s in sched if s["status"] != "due"]
-        if early and "override_retention" not in appr:
-            _refuse(actor, req, no, f"retention has not ended for {', '.join(early[:3])}{' …' if len(early) > 3 else ''}",
-                    "wait until 'vault retention report --due' lists it, or approve with --override-retention REASON")
-        whole = "/" not in fact["target"]
-        cert = _shred(actor, m, docs, whole=whole, no=no, req=req, appr=appr, sched=sched, early=early)
-    return cert
+    return appr
 
 
-def _shred(actor, m: dict, docs: list[dict], *, whole: bool, no: str, req: dict, appr: dict, sched: list,
-           early: list) -> dict[str, Any]:
+def _journal(v, no: str, req: dict) -> dict[str, Any] | None:
+    """The execution journal of ``no`` the history committed (by members who may execute), about this request."""
+    if not _has(v, no, ".execution"):
+        return None
+    what = f"destructions/{no}.execution.toml"
+    run = _load(v, no, ".execution")
+    if run.get("destruction") != no or run.get("dossier") != req["dossier"] or run.get("target") != req["target"]:
+        raise IntegrityError(f"{what}: belongs to another destruction")
+    return run
+
+
+def _record(actor, run: dict[str, Any], action: str = "destroy.step") -> dict[str, Any]:
+    """Sign the journal and commit it: each step is one history entry."""
+    no = run["destruction"]
+    signed = actor.sign({k: x for k, x in run.items() if k != "signature"})
+    actor.commit(action, {_rel(no, ".execution"): records.dump_toml(signed)}, number=run["target"], ref=no, obj=no)
+    return signed
+
+
+def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
+    """Check the hold and retention, then sign the plan: what will be destroyed, before any of it is."""
     v = actor.vault
-    if whole and not v.layout.key_table(m["id"]).exists():
-        table = None  # an execution interrupted after the keys went: finish it
-    else:
-        table = read_table(v, m["id"], actor.read_identities())
-    gone = {d["key"] for d in docs} | {d["meta_key"] for d in docs}
-    if whole:
-        if table is not None:
-            searchindex.forget(actor, m["id"])  # rotates the index key: keys/_index.age is shredded offsite below
-            gone |= set(table.keys)
-    grant_dir = v.root / "keys" / "grants"
-    grant_files = sorted(grant_dir.glob(f"{m['id']}.*.age")) if grant_dir.is_dir() else []
-    stamp = clock.stamp()
-    destroyed = [{"number": d["number"], "sha256": d["sha256"], "size": d["size"]} for d in docs]
-    paths = [v.layout.document(m["id"], d["id"]) for d in docs]
-    # The manifest keeps ghosts: numbers, categories, dates, the rule, the approvals; no customer data.
-    for d in docs:
-        ghost = {k: d[k] for k in GHOST_KEYS if k in d}
-        ghost.update(status="destroyed", destroyed={"at": stamp, "certificate": no})
-        d.clear()
-        d.update(ghost)
-    if whole:
-        m["status"] = "destroyed"
-        for p in m["profile"]:
-            p.pop("sealed", None)
-    else:
+    m, docs = _targets(v, req["target"], req["dossier"])
+    if m["id"] in held_dossiers(v):
+        _refuse(actor, req, no, f"dossier {m['number']} is under a legal hold", "lift the hold first ('vault hold remove')")
+    sched = [schedule.schedule(m, d, v.policy.data) for d in docs]
+    early = [s["number"] for s in sched if s["status"] != "due"]
+    if early and "override_retention" not in appr:
+        _refuse(actor, req, no, f"retention has not ended for {', '.join(early[:3])}{' …' if len(early) > 3 else ''}",
+                "wait until 'vault retention report --due' lists it, or approve with --override-retention REASON")
+    gdir = v.root / "keys" / "grants"
+    run = {"format": 1, "destruction": no, "target": req["target"], "dossier": m["id"], "dossier_number": m["number"],
+           "whole_dossier": "/" not in req["target"], "started_at": clock.stamp(), "started_by": actor.name,
+           "documents": [{k: d[k] for k in ("number", "id", "key", "meta_key", "sha256", "size")} for d in docs],
+           "grant_keys": sorted(g.name for g in gdir.glob(f"{m['id']}.*.age")) if gdir.is_dir() else [],
+           "retention": [{k: s[k] for k in ("number", "rule", "event", "event_date", "until", "status")
+                          if s.get(k) is not None} for s in sched],
+           "retention_overridden": bool(early), "steps": []}
+    (v.root / "destructions").mkdir(mode=0o700, exist_ok=True)
+    run = _record(actor, run, "destroy.start")
+    _checkpoint("planned")
+    return run
+
+
+def _step_unindex(actor, run, req, appr) -> None:
+    if run["whole_dossier"]:
+        searchindex.forget(actor, run["dossier"])  # rotates the index key: keys/_index.age is shredded offsite
+
+
+def _step_keys(actor, run, req, appr) -> None:
+    """Keys leave the key table first: from this instant nothing destroyed can be decrypted here."""
+    v = actor.vault
+    kt_path = v.layout.key_table(run["dossier"])
+    if run["whole_dossier"]:
+        for p in [kt_path, *(v.root / "keys" / "grants" / g for g in run["grant_keys"])]:
+            if p.exists():
+                os.unlink(p)
+        fsync_dir(kt_path.parent)
+        if (kt_path.parent / "grants").is_dir():
+            fsync_dir(kt_path.parent / "grants")
+        return
+    table = read_table(v, run["dossier"], actor.read_identities())
+    gone = {d["key"] for d in run["documents"]} | {d["meta_key"] for d in run["documents"]}
+    if gone & set(table.keys):
         for k in gone:
             table.keys.pop(k, None)
-    m["revision"] += 1
-    # 1. The keys leave the key table first (the whole table, and its key releases, for a dossier):
-    # from this instant nothing destroyed can be decrypted here. Then one entry turns the manifest
-    # to ghosts; run again after an interruption, an execution finds the keys already gone.
-    kt = v.layout.key_table(m["id"])
-    if whole:
-        for p in [kt, *grant_files]:
-            p.unlink(missing_ok=True)
-        fsync_dir(kt.parent)
-        if grant_files:
-            fsync_dir(grant_dir)
+        grants.save_keys(actor, run["dossier"], table)
     else:
-        write_table(v, table)
-        access.refresh_grant_keys(actor, m["id"], table)
-    actor.commit("destroy.execute", manifest_file(actor, m), number=req["target"], ref=no, obj=no,
-                 rev=m["revision"])
-    # 2. Overwrite, then delete the ciphertext (media that do not overwrite in place: see SECURITY.md).
-    for p in paths:
+        grants.refresh_grant_keys(actor, run["dossier"], table)
+
+
+def _step_ciphertext(actor, run, req, appr) -> None:
+    """Overwrite, then delete the ciphertext (media that do not overwrite in place: see SECURITY.md)."""
+    v = actor.vault
+    for d in run["documents"]:
+        p = v.layout.document(run["dossier"], d["id"])
         if p.exists():
             with open(p, "r+b") as f:
                 size = os.fstat(f.fileno()).st_size
@@ -187,31 +364,89 @@ def _shred(actor, m: dict, docs: list[dict], *, whole: bool, no: str, req: dict,
                 f.flush()
                 os.fsync(f.fileno())
             os.unlink(p)
-    if paths and paths[0].parent.is_dir():
-        fsync_dir(paths[0].parent)
-    # 3. Offsite: the mirrored key tables leave every backup target the vault has used.
-    key_paths = [f"keys/{m['id']}.age", *(f"keys/grants/{g.name}" for g in grant_files)]
-    if whole:
+    docdir = v.layout.dossier_dir(run["dossier"]) / "documents"
+    if docdir.is_dir():  # a dossier that never had a document has no documents/ directory
+        fsync_dir(docdir)
+
+
+def _step_manifest(actor, run, req, appr) -> dict[str, Any]:
+    """The manifest keeps ghosts: numbers, categories, dates, the rule, the approvals; no customer data."""
+    v = actor.vault
+    no = run["destruction"]
+    m = load_manifest(v, run["dossier"])
+    wanted = {d["number"] for d in run["documents"]}
+    docs = [d for d in m["documents"] if d["number"] in wanted]
+    if all(d.get("destroyed", {}).get("certificate") == no for d in docs) \
+            and (not run["whole_dossier"] or m["status"] == "destroyed"):
+        return {"manifest_revision": m["revision"], "executed_at": docs[0]["destroyed"]["at"] if docs else
+                m.get("updated_at", clock.stamp())}
+    stamp = clock.stamp()
+    for d in docs:
+        ghost = {k: d[k] for k in GHOST_KEYS if k in d}
+        ghost.update(status="destroyed", destroyed={"at": stamp, "certificate": no})
+        d.clear()
+        d.update(ghost)
+    if run["whole_dossier"]:
+        m["status"] = "destroyed"
+        for p in m["profile"]:
+            p.pop("sealed", None)
+    m["revision"] += 1
+    # The entry that turns the manifest to ghosts is the destruction's own (destroy.execute).
+    actor.commit("destroy.execute", manifest_file(actor, m), number=req["target"], ref=no, obj=no,
+                 rev=m["revision"])
+    return {"manifest_revision": m["revision"], "executed_at": stamp}
+
+
+def _step_offsite(actor, run, req, appr) -> dict[str, Any]:
+    """Offsite: the mirrored key tables leave every backup target the vault has used."""
+    key_paths = [f"keys/{run['dossier']}.age", *(f"keys/grants/{g}" for g in run["grant_keys"])]
+    if run["whole_dossier"]:
         key_paths.append("keys/_index.age")  # its old generations open the index files the dossier was in
-    cert = {"dossier_number": m["number"], "destroyed": destroyed, "whole_dossier": whole,
-            "manifest_revision": m["revision"], "executed_at": stamp, "executed_by": actor.name,
-            **_offsite(v, key_paths, whole)}
-    cert.update(destruction=no, target=req["target"], requested_by=_fact(v, no)["by"],
-                requested_at=req["requested_at"], approved_by=_fact(v, no)["approved_by"], approved_at=appr["at"],
-                retention=[{k: s[k] for k in ("number", "rule", "event", "event_date", "until", "status")
-                            if s.get(k) is not None} for s in sched],
-                retention_overridden=bool(early), hold_checked_at=stamp, held=False)
-    # 4. The certificate, signed by the executor, in its own entry.
-    signed = actor.sign({"format": 1, **cert})
-    actor.commit("destroy.certify", {_rel(no, ".certificate"): records.dump_toml(signed)}, number=req["target"],
-                 ref=no, obj=no)
-    return signed
+    return {"offsite": _offsite(actor.vault, key_paths, run["whole_dossier"])}
+
+
+def _step_certificate(actor, run, req, appr) -> None:
+    v = actor.vault
+    no = run["destruction"]
+    if _fact(v, no).get("certificate") is not None:
+        return
+    cert = {"format": 1, "dossier_number": run["dossier_number"],
+            "destroyed": [{k: d[k] for k in ("number", "sha256", "size")} for d in run["documents"]],
+            "whole_dossier": run["whole_dossier"], "manifest_revision": run["manifest_revision"],
+            "executed_at": run["executed_at"], "executed_by": actor.name, **run["offsite"],
+            "destruction": no, "target": req["target"], "requested_by": req["requested_by"],
+            "requested_at": req["requested_at"], "approved_by": appr["by"], "approved_at": appr["at"],
+            "retention": run["retention"], "retention_overridden": run["retention_overridden"],
+            "hold_checked_at": run["started_at"], "held": False}
+    actor.commit("destroy.certify", {_rel(no, ".certificate"): records.dump_toml(actor.sign(cert))},
+                 number=req["target"], ref=no, obj=no)
+
+
+def _step_audit(actor, run, req, appr) -> None:
+    """Nothing left to write: the manifest step's destroy.execute entry is the audit entry, and the
+    journal's closing entry (recorded after this step) marks the execution finished."""
+
+
+_STEP_FNS = {"unindex": _step_unindex, "keys": _step_keys, "ciphertext": _step_ciphertext,
+             "manifest": _step_manifest, "offsite": _step_offsite, "certificate": _step_certificate,
+             "audit": _step_audit}
+
+
+def unfinished(v) -> list[dict[str, Any]]:
+    """Executions that started and did not finish: ``{"number", "target", "started_at", "next"}``."""
+    out = []
+    for no, f in sorted(authority.state(v)["destructions"].items()):
+        if f["state"] not in ("executing", "executed"):
+            continue
+        run = _journal(v, no, _load(v, no))
+        if run is not None and "audit" not in run["steps"]:
+            nxt = next(s for s in STEPS if s not in run["steps"])
+            out.append({"number": no, "target": run["target"], "started_at": run["started_at"],
+                        "started_by": run["started_by"], "next": nxt})
+    return out
 
 
 def _offsite(v, key_paths: list[str], whole: bool) -> dict[str, Any]:
-    from vault import backup
-    from vault.backup.mirror import DEFAULT_WINDOW
-
     # With ``current``, a table that still exists (a partly destroyed dossier's, the rotated index
     # key) is mirrored again; a deleted one is not.
     reports = [backup.shred_keys(url, key_paths, current=v).as_dict()
@@ -236,5 +471,24 @@ def certificate(v, no: str) -> dict[str, Any]:
 
 
 def list_destructions(v) -> list[dict[str, Any]]:
-    return [{"number": no, "target": f["target"], "requested_by": f["by"], "state": f["state"]}
-            for no, f in sorted(authority.state(v)["destructions"].items())]
+    """Every destruction with its state from the history (an execution is "executing" until its
+    journal records the last step)."""
+    rows = []
+    for no, f in sorted(authority.state(v)["destructions"].items()):
+        req = _load(v, no)
+        state = f["state"]
+        if state in ("executing", "executed"):
+            run = _journal(v, no, req)
+            state = "executing" if run is not None and "audit" not in run["steps"] else "executed"
+        if state in ("cancelled", "denied"):
+            _closed(v, no, req)
+        rows.append({"number": no, "target": f["target"], "requested_by": f["by"], "state": state})
+    return rows
+
+
+def destroyed_by(v, number: str) -> str | None:
+    """The executed destruction that destroyed dossier ``number`` as a whole, if any."""
+    for r in list_destructions(v):
+        if r["target"] == number.split("/")[0] and r["state"] == "executed":
+            return r["number"]
+    return None

@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import base64
+import os
 import contextlib
-import hashlib
 import secrets
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Sequence
 
-import tomli_w
 
-from vault import clock
 from vault.crypto import age
-from vault.office.dossier import load_manifest, manifest_file, parse_date, read_table, resolve, write_table
+from vault.archive.manifests import append_document, load_manifest, manifest_file, parse_record_date, read_table, resolve
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.store.keytable import KeyRefRecipient, KeyTable, seal, unseal
-from vault.office import access
+from vault.store.keytable import KeyRefRecipient, KeyTable, unseal
+from vault.archive import grants
 from vault.store import atomic_writer, sync_files
-
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
-
-CATEGORIES = ("basic-info", "contract", "service-record", "communication", "feedback", "other")
+from vault.archive.manifests import CATEGORIES
+from vault.store.hashing import HashingWriter
 
 
 @dataclass(frozen=True)
@@ -40,62 +35,10 @@ class Stream:
     file: BinaryIO
 
 
-class HashingWriter:
-    """A write-only file that hashes and counts what passes through (the ciphertext hash).
-
-    Large writes are hashed on a helper thread while the write system call runs (SHA-256 releases
-    the GIL), and the call returns only when both are done, so the caller may reuse its buffer.
-    """
-
-    _PARALLEL = 1 << 16
-
-    def __init__(self, f: BinaryIO) -> None:
-        self.f, self.h, self.size = f, hashlib.sha256(), 0
-        self._pool: ThreadPoolExecutor | None = None
-
-    def write(self, b) -> int:
-        self.size += len(b)
-        if len(b) < self._PARALLEL:
-            self.h.update(b)
-            return self.f.write(b)
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor  # large writes only: small commands skip it
-
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="vault-hash")
-        done = self._pool.submit(self.h.update, b)
-        try:
-            return self.f.write(b)
-        finally:
-            done.result()
-
-    def flush(self) -> None:
-        self.f.flush()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-
-    def __enter__(self) -> "HashingWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def hash_file(path: Path) -> tuple[str, int]:
-    """SHA-256 and size of a file, read in 1 MiB pieces."""
-    h, n = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            n += len(chunk)
-    return h.hexdigest(), n
-
-
-def add(actor, number: str, files: list[Path], *, category: str, source: str, date: str,
+def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, source: str, date: str,
         original: bool, copy_note: str | None = None, title: str | None = None, replaces: str | None = None,
-        paper_location: str | None = None, progress: Callable[[int], None] | None = None) -> list[str]:
+        paper_location: str | None = None, progress: Callable[[int], None] | None = None,
+        force_date: bool = False) -> list[str]:
     """Encrypt and add ``files`` to a dossier; returns their document numbers.
 
     Documents are written first (unreferenced until the manifest names them), then the key table,
@@ -106,14 +49,14 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
     v = actor.vault
     if category not in CATEGORIES:
         raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
-    date = parse_date(date)
+    date = parse_record_date(date, force=force_date)
     if not source.strip():
-        raise InputError("the source of the material is required [R-3.1.3]", hint="pass --source TEXT")
+        raise InputError("the source of the material is required [R-3.1.3]", param="source")
     if not original and not (copy_note or "").strip():
         raise InputError("a copy needs a note saying why the original could not be had [R-3.1.3]",
-                         hint="pass --copy-note TEXT, or --original")
+                         param="copy_note")
     if replaces and len(files) != 1:
-        raise InputError("--replaces takes exactly one new file")
+        raise InputError("replaces takes exactly one new file", param="replaces")
     for f in files:
         if not isinstance(f, Stream) and not Path(f).is_file():
             raise InputError(f"{f}: no such file", hint="check the path")
@@ -123,6 +66,10 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
         m = load_manifest(v, dossier_id)
         if m["status"] == "destroyed":
             raise ConflictError(f"dossier {m['number']} has been destroyed")
+        if m["status"] == "closed":
+            actor.audit("doc.add", outcome="refused", number=m["number"])
+            raise ConflictError(f"dossier {m['number']} was closed on {m.get('closed')}",
+                                hint=f"reopen it first: 'vault dossier reopen {m['number']}'")
         old = _find_doc(m, replaces) if replaces else None
         if old is not None and old.get("superseded_by"):
             raise ConflictError(f"{replaces} is already replaced by {old['superseded_by']}",
@@ -138,16 +85,14 @@ def add(actor, number: str, files: list[Path], *, category: str, source: str, da
                 entry["replaces"] = old["number"]
                 entry["version"] = old.get("version", 1) + 1
                 old["superseded_by"] = entry["number"]
-            m["documents"].append(entry)
             added.append(entry["number"])
             if progress:
                 progress(1)
         sync_files(written)
+        grants.save_keys(actor, dossier_id, table)  # before the commit point: see FORMAT §11
         m["revision"] += 1
-        write_table(v, table)
         actor.commit("doc.add", manifest_file(actor, m), number=added[0],
                      ref=added[-1] if len(added) > 1 else None, obj=dossier_id, rev=m["revision"])
-        access.refresh_grant_keys(actor, dossier_id, table)
     return added
 
 
@@ -167,17 +112,8 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: s
     meta = {"title": title or src.name, "source": source, "filename": src.name}
     if copy_note:
         meta["copy_note"] = copy_note
-    meta_kid, meta_blob = seal(tomli_w.dumps(meta).encode(), table)
-    number = f"{m['number']}/{m['next_doc']:04d}"
-    m["next_doc"] += 1
-    entry = {
-        "number": number, "id": doc_id, "key": kid, "category": category, "date": date,
-        "original": original, "version": 1, "added_at": clock.stamp(), "added_by": by,
-        "size": hw.size, "sha256": hw.h.hexdigest(),
-        "meta_key": meta_kid, "meta": base64.b64encode(meta_blob).decode(),
-    }
-    if paper_location:
-        entry["paper_location"] = paper_location
+    entry = append_document(m, table, doc_id=doc_id, key=kid, category=category, date=date, original=original,
+                            by=by, size=hw.size, sha256=hw.h.hexdigest(), meta=meta, paper_location=paper_location)
     return entry, path
 
 
@@ -200,9 +136,14 @@ def list_docs(actor, number: str, *, with_meta: bool = False) -> list[dict[str, 
     v = actor.vault
     m = load_manifest(v, resolve(v, number))
     out = [_public(d) for d in m["documents"]]
-    if with_meta and (v.policy.may(actor.roles, "dossier.read") or access.active_grant(v, m["id"], actor.name)):
+    for o, d in zip(out, m["documents"]):
+        if d.get("destroyed"):
+            o["destroyed"] = dict(d["destroyed"])
+    if m["status"] == "destroyed":
+        return out  # its keys are gone: the ghosts say by which destruction
+    if with_meta and (v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m["id"], actor.name)):
         actor.audit("dossier.read", number=m["number"])
-        table = access.open_key_table(actor, m["id"], number=m["number"])
+        table = grants.open_key_table(actor, m["id"], number=m["number"])
         for o, d in zip(out, m["documents"]):
             if d.get("status") != "destroyed":
                 o.update(read_meta(d, table))
@@ -229,19 +170,34 @@ def history(actor, docno: str) -> list[dict[str, Any]]:
     return [_public(x) for x in chain]
 
 
-def require_save(actor, docno: str) -> None:
-    """Writing plaintext to a file or a pipe is for the archive department; others view on a
-    terminal, or export once with an approved copy request [R-3.4.2]."""
+def require_save(actor, docno: str) -> str:
+    """Writing plaintext anywhere but a terminal (a file, a pipe) is a copy [R-3.4.2]: allowed to
+    roles the policy grants ``doc.save`` (the archive department), to anyone else once per approved
+    copy request of theirs, which this uses up. Returns what allowed it, for the audit entry:
+    ``doc.save`` or the request number."""
     actor.require("doc.view", number=docno)
-    if not actor.vault.policy.may(actor.roles, "doc.save"):
-        actor.audit("doc.save", outcome="refused", number=docno)
-        raise PermissionDeniedError(
-            "you may view this document on a terminal only",
-            hint="to get a copy, file 'vault request copy DOCNO --purpose …' and use 'vault doc export'")
+    if actor.vault.policy.may(actor.roles, "doc.save"):
+        return "doc.save"
+    try:
+        return grants.consume_copy_approval(actor, docno, action="doc.save")
+    except PermissionDeniedError:
+        raise PermissionDeniedError("you may view this document on a terminal only", param="copy_export") from None
 
 
-def view(actor, docno: str, dst: BinaryIO) -> dict[str, Any]:
-    """Decrypt a document to ``dst``.
+def check_output(v, output: Path) -> Path:
+    """Refuse a plaintext output inside the vault directory, symbolic links resolved: from there it
+    would be backed up, and it could replace a vault file."""
+    dest = Path(os.path.abspath(output))
+    real = dest.parent.resolve() / dest.name
+    root = v.root.resolve()
+    if real == root or real.is_relative_to(root) or (dest.is_symlink() and dest.resolve().is_relative_to(root)):
+        raise PermissionDeniedError("refusing to write plaintext inside the vault directory",
+                                    hint="choose an output path outside the vault")
+    return dest
+
+
+def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None) -> dict[str, Any]:
+    """Decrypt a document to ``dst``; ``copy_ref`` (from ``require_save``) when ``dst`` is not a terminal.
 
     The payload's AEAD already authenticates every byte under a key only this document's key-table
     entry holds, so viewing does not hash the file first (that would read it twice); ``check``
@@ -254,10 +210,14 @@ def view(actor, docno: str, dst: BinaryIO) -> dict[str, Any]:
     if d.get("status") == "destroyed":
         actor.audit("doc.view", outcome="refused", number=docno)
         raise ConflictError(f"document {docno} has been destroyed")
-    table = access.open_key_table(actor, m["id"], number=docno)
+    table = grants.open_key_table(actor, m["id"], number=docno)
     path = v.layout.document(m["id"], d["id"])
     what = f"dossiers/{m['id']}/documents/{d['id']}.age ({docno})"
-    actor.audit("doc.view", number=docno)  # recorded before a byte is shown [R-3.4.1]
+    # Recorded before a byte is shown [R-3.4.1]; plaintext leaving for a file or pipe is a copy [R-3.4.2].
+    if copy_ref is not None:
+        actor.audit("doc.copy", number=docno, ref=copy_ref)
+    else:
+        actor.audit("doc.view", number=docno)
     try:
         f = open(path, "rb")
     except FileNotFoundError:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from vault import clock, plugins
-from vault.office.dossier import load_manifest, read_profile, resolve
+from vault.archive import audit, grants
+from vault.archive.manifests import load_manifest, read_profile, resolve
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError, PluginError, VaultError
 from vault.archive.exportview import READS, ExportDocument, ExportDossier
 from vault.store.keytable import KeyTable
@@ -90,13 +91,11 @@ def reads_of(exporter: Any) -> frozenset[str]:
 
 def open_table(actor, m: Mapping[str, Any]) -> KeyTable | None:
     """The dossier's key table if the caller's identity opens it (archive ring or active grant), else None."""
-    from vault.office import access
-
     v = actor.vault
-    if not (v.policy.may(actor.roles, "dossier.read") or access.active_grant(v, m["id"], actor.name)):
+    if not (v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m["id"], actor.name)):
         return None  # probing must not leave a "refused read" in the audit trail
     try:
-        return access.open_key_table(actor, m["id"], number=m["number"])
+        return grants.open_key_table(actor, m["id"], number=m["number"])
     except PermissionDeniedError:
         return None
 
@@ -151,9 +150,6 @@ def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: M
     :raises PermissionDeniedError: the format needs content the caller may not read, or writing
         plaintext needs a copy approval the caller does not have.
     """
-    from vault.office import access
-    from vault.archive import audit
-
     actor.require("dossier.list", number=number)
     v = actor.vault
     m = load_manifest(v, resolve(v, number))
@@ -169,7 +165,7 @@ def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: M
             hint="reading a dossier needs the archive role or an approved, granted consultation request")
     granted = reads if table is not None else frozenset()
     # Consumed before anything is written: plaintext leaves the vault only under a used approval.
-    request = access.consume_copy_approval(actor, number) if granted else None
+    request = grants.consume_copy_approval(actor, number) if granted else None
     dossier, documents = make_views(actor, m, table, granted, fmt=fmt, request=request)
     try:
         write_export(exporter, dossier, documents, dest)
@@ -183,9 +179,6 @@ def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: M
 
 def export_document(actor, docno: str, dest: Path | str) -> dict[str, Any]:
     """Write the plaintext of one document to the file ``dest``, using up a copy approval for it."""
-    from vault.office import access
-    from vault.archive import audit
-
     actor.require("doc.view", number=docno)
     v = actor.vault
     m = load_manifest(v, resolve(v, docno))
@@ -195,8 +188,8 @@ def export_document(actor, docno: str, dest: Path | str) -> dict[str, Any]:
     if entry.get("status") == "destroyed":
         raise ConflictError(f"document {docno} has been destroyed")
     dest = check_destination(v, dest)
-    table = access.open_key_table(actor, m["id"], number=docno)
-    request = access.consume_copy_approval(actor, docno)
+    table = grants.open_key_table(actor, m["id"], number=docno)
+    request = grants.consume_copy_approval(actor, docno)
     doc = ExportDocument(entry, dossier=m["number"], granted=frozenset({"content"}), table=table,
                          path=v.layout.document(m["id"], entry["id"]))
     try:

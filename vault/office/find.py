@@ -13,7 +13,9 @@ from typing import Any, Iterable, Mapping
 
 from vault import clock
 from vault.archive import completeness, members, searchindex
-from vault.office import access, dossier, review
+from vault.archive import reviews
+from vault.archive import manifests
+from vault.archive import grants
 from vault.errors import InputError, IntegrityError
 from vault.errors import ConflictError, NotFoundError
 from vault.store.searchdb import CONTACT_FIELDS, NAME_FIELDS, Hit, fold, query_words
@@ -49,7 +51,7 @@ class Filters:
         if (self.created_from and m["created"] < self.created_from) or (self.created_to and m["created"] > self.created_to):
             return False
         if self.due:
-            st = review.state(v.policy.data, m, review.history(v, m["id"], member_records=mem), today)
+            st = reviews.state(v.policy.data, m, reviews.history(v, m["id"], member_records=mem), today)
             if m["status"] != "open" or not (st["stale"] or st["needs_update"]):
                 return False
         if self.incomplete:
@@ -72,7 +74,7 @@ def _row(m: Mapping[str, Any], hit: Hit | None) -> dict[str, Any]:
 def _confirmed(v, hit: Hit, info: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The manifest, if it confirms the index row: same number, same newest profile version."""
     try:
-        m = dossier.load_manifest(v, hit.dossier)
+        m = manifests.load_manifest(v, hit.dossier)
     except IntegrityError:
         return None
     p = m["profile"][-1]
@@ -99,7 +101,7 @@ def rebuild(actor) -> int:
     actor.require("find")
     v = actor.vault
     with v.lock(exclusive=True):
-        items = ((m, dossier.read_profile(actor, m)) for m in dossier.iter_manifests(v) if m["status"] != "destroyed")
+        items = ((m, manifests.read_profile(actor, m)) for m in manifests.iter_manifests(v) if m["status"] != "destroyed")
         n = searchindex.build(actor, items)
         actor.audit("index.rebuild")
     return n
@@ -113,11 +115,11 @@ def _repair(actor, ids: Iterable[str]) -> int:
     with v.lock(exclusive=True):
         for d in ids:
             try:
-                m = dossier.load_manifest(v, d)
+                m = manifests.load_manifest(v, d)
             except IntegrityError:
                 continue
             if m["status"] != "destroyed" and "sealed" in m["profile"][-1]:
-                searchindex.add_profile(actor, m, dossier.read_profile(actor, m))
+                searchindex.add_profile(actor, m, manifests.read_profile(actor, m))
                 actor.audit("index.repair", number=m["number"])
                 n += 1
     return n
@@ -138,8 +140,8 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
         raise InputError(f"--limit must be between 1 and {MAX_LIMIT}, --offset not negative")
     if number:
         actor.require("dossier.list")
-        m = dossier.load_manifest(v, dossier.resolve(v, number))
-        rows = [] if not filters.keep(v, m, None, clock.now().date(), members.all_members(v)) else [_row(m, None)]
+        found = manifests.load_manifest(v, manifests.resolve(v, number))
+        rows = [] if not filters.keep(v, found, None, clock.now().date(), members.all_members(v)) else [_row(found, None)]
         return {"total": len(rows), "rows": [dict(r, field="number", fields=["number"]) for r in rows], "stale": 0}
     query, fields = (text, None) if text else (name, NAME_FIELDS) if name else (contact, CONTACT_FIELDS)
     if not query and not filters.active():
@@ -149,10 +151,11 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
     idx = open_or_build(actor)
     today, mem = clock.now().date(), members.all_members(v)
     if not query:
-        hits = [Hit(m["id"], m["number"], "number") for m in dossier.iter_manifests(v) if m["status"] != "destroyed"]
+        hits = [Hit(mf["id"], mf["number"], "number") for mf in manifests.iter_manifests(v) if mf["status"] != "destroyed"]
     else:
         hits = idx.db.search(query, fields)
-    rows, stale, total = [], [], len(hits)
+    rows, total = [], len(hits)
+    stale: list[str] = []
     if filters.active():  # every candidate's manifest is read, so the total is exact
         kept = []
         for h in hits:
@@ -160,7 +163,7 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
             m = _confirmed(v, h, info)
             if m is None:
                 stale.append(h.dossier)
-            elif filters.keep(v, m, info["fields"], today, mem):
+            elif filters.keep(v, m, info["fields"] if info else None, today, mem):
                 kept.append(_row(m, h if query else None))
         total, rows = len(kept), kept[offset:offset + limit]
     else:  # only the page is read and confirmed
@@ -187,16 +190,16 @@ def resolve_customer(actor, no: str, *, choose: str | None = None) -> tuple[str,
     """
     actor.require("grant.manage")
     v = actor.vault
-    earlier = access.resolution(v, access.request_record(v, no))
+    earlier = grants.resolution(v, grants.request_record(v, no))
     if earlier is not None:  # a grant that did not complete: its signed resolution stands
         return earlier["dossier"], earlier["number"]
-    name = access.customer_name(actor, no)
+    name = grants.customer_name(actor, no)
     words, whole = query_words(name), fold(name)
     found = find(actor, name=name, limit=MAX_LIMIT)["rows"] if len(whole) >= 2 else []
     confirmed: list[tuple[dict, bool]] = []
     for r in found:
-        m = dossier.load_manifest(v, dossier.resolve(v, r["number"]))
-        prof = dossier.read_profile(actor, m)
+        m = manifests.load_manifest(v, manifests.resolve(v, r["number"]))
+        prof = manifests.read_profile(actor, m)
         names = [fold(prof.get("name", ""))] + [fold(a) for a in prof.get("aliases") or []]
         if any(all(w in n for w in words) for n in names):
             confirmed.append((m, whole in names))

@@ -1,31 +1,23 @@
-"""Legal holds: a held dossier is never destroyed, and backups never prune its data."""
+"""Placing and lifting legal holds: a held dossier is never destroyed, and backups never prune its data."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from vault import clock
-from vault.archive import authority, members
-from vault.errors import ConflictError, InputError, NotFoundError
-from vault.office.dossier import load_manifest, resolve
+from vault.archive import audit, authority, members
+from vault.archive.holds import _rel, held_dossiers, verified_holds
+from vault.archive.manifests import load_manifest, resolve
+from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.store import records
-
-
-def _rel(dossier_id: str) -> str:
-    return f"holds/{dossier_id}.toml"
-
-
-def held_dossiers(v) -> set[str]:
-    """Opaque ids of every dossier under a legal hold: a fact of the history, whatever the files say
-    (a deleted hold file frees nothing; ``vault check`` names it)."""
-    return set(authority.state(v)["holds"])
 
 
 def add(actor, number: str, reason: str) -> None:
     """Place a legal hold on a dossier (the reason is sealed to the archive ring)."""
     actor.require("hold.manage", number=number)
     if not reason.strip():
-        raise InputError("a hold needs a reason", hint="pass --reason TEXT")
+        raise InputError("a hold needs a reason", param="reason")
     v = actor.vault
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
@@ -39,20 +31,74 @@ def add(actor, number: str, reason: str) -> None:
         actor.commit("hold.add", {_rel(dossier_id): records.dump_toml(rec)}, number=m["number"], obj=dossier_id)
 
 
-def remove(actor, number: str) -> None:
-    """Lift the legal hold on a dossier."""
+def remove(actor, number: str, reason: str) -> str:
+    """Lift the legal hold on a dossier: a supervisor, saying why (sealed to the archive ring).
+
+    One history entry writes the signed lift record ``holds/lifted/<dossier-id>.<n>.toml`` and
+    deletes the hold, so the two never disagree. Returns the lift record's name.
+    """
     actor.require("hold.manage", number=number)
+    if "supervisor" not in actor.roles:
+        # Lifting frees a dossier for destruction: the same rank that approves a destruction.
+        actor.audit("hold.remove", outcome="refused", number=number)
+        raise PermissionDeniedError("only a supervisor lifts a legal hold", hint="ask an archive supervisor")
+    if not reason.strip():
+        raise InputError("lifting a hold needs a reason", param="reason")
     v = actor.vault
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
         if dossier_id not in held_dossiers(v):
             raise NotFoundError(f"dossier {number} is not on hold")
-        actor.commit("hold.remove", {_rel(dossier_id): None}, number=number, obj=dossier_id)
+        try:
+            hold = authority.load(v, _rel(dossier_id), schema="hold")
+            hold_sha = hashlib.sha256(records.canonical(hold)).hexdigest()
+        except IntegrityError:
+            # The hold's file was deleted or changed behind the vault's back (check names it): the
+            # hold is still the history's fact, and its entry says when and by whom it was placed.
+            h, seq, placer = authority.committed(v, _rel(dossier_id)) or ("0" * 64, 0, "")
+            at = next((e["at"] for e in audit.entries(v) if e["seq"] == seq), clock.stamp())
+            hold, hold_sha = {"number": load_manifest(v, dossier_id)["number"], "at": at, "by": placer}, h or "0" * 64
+        lifted = v.root / "holds" / "lifted"
+        lifted.mkdir(mode=0o700, exist_ok=True)
+        n = 1 + max((int(q.name.split(".")[1]) for q in lifted.glob(f"{dossier_id}.*.toml")
+                     if q.name.split(".")[1].isdigit()), default=0)
+        rec = {"format": 1, "dossier": dossier_id, "number": hold["number"], "seq": n,
+               "hold_at": hold["at"], "hold_by": hold["by"],
+               "hold_sha256": hold_sha,
+               "at": clock.stamp(), "by": actor.name, "reason": members.seal_text(v, reason)}
+        signed = actor.sign(rec)
+        records.validate(signed, "holdlift", what=f"lift of the hold on {hold['number']}")
+        actor.commit("hold.remove", {f"holds/lifted/{dossier_id}.{n}.toml": records.dump_toml(signed),
+                                     _rel(dossier_id): None}, number=number, obj=dossier_id, ref=f"lift-{n}")
+    return f"{dossier_id}.{n}"
 
 
-def list_holds(v) -> list[dict[str, Any]]:
+def list_holds(v, actor=None) -> list[dict[str, Any]]:
+    """Holds in force; with ``actor``, each hold's reason where it was sealed to them (the ring)."""
     rows = []
-    for dossier_id in sorted(held_dossiers(v)):
-        rec = authority.load(v, _rel(dossier_id))
-        rows.append({k: rec[k] for k in ("number", "at", "by")})
+    for dossier_id, rec in sorted(verified_holds(v).items()):
+        row = {k: rec[k] for k in ("number", "at", "by")}
+        members.reveal(actor, {"reason": (rec["reason"], f"holds/{dossier_id}.toml reason")}, row,
+                       number=rec["number"], ref="hold")
+        rows.append(row)
     return sorted(rows, key=lambda r: r["number"])
+
+
+def lifts(v, actor=None) -> list[dict[str, Any]]:
+    """Every lifted hold the history committed (a supervisor's hold.remove), oldest first; reasons as
+    in ``list_holds``. A lift file no entry wrote is refused by ``authority.load``."""
+    rows = []
+    for what, (h, *_) in sorted(authority.state(v)["files"].items()):
+        if h is None or not what.startswith("holds/lifted/"):
+            continue
+        p = v.root / what
+        try:
+            rec = authority.load(v, what, schema="holdlift")
+        except FormatError as e:
+            raise IntegrityError(str(e)) from None
+        if p.name != f"{rec['dossier']}.{rec['seq']}.toml" or rec["signature"]["by"] != rec["by"]:
+            raise IntegrityError(f"{what}: belongs to another place or signer")
+        row = {k: rec[k] for k in ("number", "hold_at", "hold_by", "at", "by")}
+        members.reveal(actor, {"reason": (rec["reason"], f"{what} reason")}, row, number=rec["number"], ref="hold-lift")
+        rows.append(row)
+    return sorted(rows, key=lambda r: r["at"])

@@ -19,16 +19,19 @@ from typing import Any
 import tomli_w
 
 from vault import clock
+from vault.store import ids, records
 from vault.archive import members
-from vault.store import records
 from vault.crypto import age
-from vault.office.documents import CATEGORIES, HashingWriter, hash_file
-from vault.office import invitations
-from vault.office.dossier import load_manifest, manifest_file, parse_date, read_table, resolve, write_table
+from vault.store.hashing import HashingWriter, hash_file
+from vault.archive.manifests import CATEGORIES
+from vault.archive.manifests import (append_document, load_manifest, manifest_file, parse_date, parse_record_date,
+                                     read_table, resolve)
+from vault.archive import invitations
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.store.keytable import KeyRefRecipient, seal
-from vault.store import atomic_writer, fsync_dir, write_atomic
+from vault.store.keytable import KeyRefRecipient
+from vault.store import atomic_writer, fsync_dir
+from vault.archive import grants
 
 ID_LEN = 32
 UPLOAD_PREFIX = ".upload-"
@@ -36,7 +39,7 @@ STALE_UPLOAD = 24 * 3600  # an upload this old was left by a process that died; 
 
 
 def key_path(v) -> Path:
-    return v.root / "keys" / "_intake.age"
+    return v.layout.path("intake_key")
 
 
 def recipient(v) -> str:
@@ -47,22 +50,15 @@ def recipient(v) -> str:
     return r
 
 
-def create_key(root: Path, ring_recipients: list) -> str:
-    """Make the intake identity, wrapped to the archive ring like a key table; returns its recipient."""
-    secret = age.generate_identity("mlkem768x25519")
-    write_atomic(root / "keys" / "_intake.age", age.encrypt_bytes(secret.encode(), ring_recipients), mode=0o600)
-    return age.recipient_of(secret)
-
-
 def _dir(v) -> Path:
     return v.root / "intake"
 
 
 def submit(v, files: list[Path], *, number: str, category: str, source: str, date: str,
-           original: bool = False, title: str | None = None) -> list[str]:
+           original: bool = False, title: str | None = None, force_date: bool = False) -> list[str]:
     """Encrypt ``files`` to the intake key for dossier ``number``; needs no identity. Returns ids."""
     _check_facts(category, source)
-    date = parse_date(date)
+    date = parse_record_date(date, force=force_date)
     resolve(v, number)  # the number must exist; the dossier itself stays unreadable
     for f in files:
         if not Path(f).is_file():
@@ -87,7 +83,7 @@ def _check_facts(category: str, source: str) -> None:
     if category not in CATEGORIES:
         raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
     if not source.strip():
-        raise InputError("the source of the material is required [R-3.1.3]", hint="pass --source TEXT")
+        raise InputError("the source of the material is required [R-3.1.3]", param="source")
 
 
 class StreamedSubmission:
@@ -165,7 +161,7 @@ def pending(v) -> list[dict[str, Any]]:
     for p in sorted(d.glob("*.toml")) if d.is_dir() else []:
         if len(p.stem) != ID_LEN:
             continue
-        rec = records.load_toml(p, what=f"intake/{p.name}")
+        rec = records.load_toml(p, schema="intake", what=f"intake/{p.name}")
         row = {k: rec[k] for k in ("id", "for", "category", "date", "original", "submitted_at", "size")}
         rows.append(row | {k: rec[k] for k in ("invitation", "receipt") if k in rec})
     return rows
@@ -186,12 +182,14 @@ def _identity(actor) -> age.Identity:
 
 
 def _load(v, sid: str) -> dict[str, Any]:
-    if len(sid) != ID_LEN or not all(c in "0123456789abcdef" for c in sid):
-        raise NotFoundError(f"no intake submission {sid}")
+    ids.intake_id(sid)
     p = _dir(v) / f"{sid}.toml"
     if not p.exists():
         raise NotFoundError(f"no intake submission {sid}", hint="see 'vault intake list'")
-    return records.load_toml(p, what=f"intake/{sid}.toml")
+    rec = records.load_toml(p, schema="intake", what=f"intake/{sid}.toml")
+    if rec["id"] != sid:
+        raise IntegrityError(f"intake/{sid}.toml: describes submission {rec['id']} (moved or forged)")
+    return rec
 
 
 def accept(actor, sid: str) -> str:
@@ -214,6 +212,8 @@ def accept(actor, sid: str) -> str:
         m = load_manifest(v, dossier_id)
         if m["status"] == "destroyed":
             raise ConflictError(f"dossier {m['number']} has been destroyed", hint="reject the submission")
+        if m["status"] == "closed":
+            raise ConflictError(f"dossier {m['number']} is closed", hint=f"reopen it first: 'vault dossier reopen {m['number']}'")
         table = read_table(v, dossier_id, actor.read_identities())
         doc_id, kid = secrets.token_hex(16), secrets.token_hex(16)
         rcpt = KeyRefRecipient(kid)
@@ -224,24 +224,17 @@ def accept(actor, sid: str) -> str:
                 age.rewrap(fin, hw, [ident], [rcpt])  # new header, same payload bytes
             except (FormatError, AuthenticationError, NoIdentityMatchError):
                 raise IntegrityError(f"intake/{sid}.age: not a valid submission") from None
+        assert rcpt.file_key is not None  # set by the rewrap above
         table.keys[kid] = rcpt.file_key
         if not rec["original"]:
             meta.setdefault("copy_note", "submitted through intake")
-        meta_kid, meta_blob = seal(tomli_w.dumps(meta).encode(), table)
-        number = f"{m['number']}/{m['next_doc']:04d}"
-        m["next_doc"] += 1
-        m["documents"].append({
-            "number": number, "id": doc_id, "key": kid, "category": rec["category"], "date": rec["date"],
-            "original": rec["original"], "version": 1, "added_at": clock.stamp(), "added_by": actor.name,
-            "size": hw.size, "sha256": hw.h.hexdigest(), "meta_key": meta_kid,
-            "meta": base64.b64encode(meta_blob).decode()})
-        write_table(v, table)
+        number = append_document(m, table, doc_id=doc_id, key=kid, category=rec["category"], date=rec["date"],
+                                 original=rec["original"], by=actor.name, size=hw.size, sha256=hw.h.hexdigest(),
+                                 meta=meta)["number"]
+        grants.save_keys(actor, dossier_id, table)  # before the commit point: see FORMAT §11
         m["revision"] += 1
         actor.commit("intake.accept", manifest_file(actor, m), number=number, ref=sid, obj=dossier_id,
                      rev=m["revision"])
-        from vault.office import access
-
-        access.refresh_grant_keys(actor, dossier_id, table)
         _remove(v, sid)
         sweep_uploads(v, older_than=STALE_UPLOAD)
     return number
@@ -259,7 +252,7 @@ def reject(actor, sid: str, reason: str) -> None:
     """Delete a submission; the reason is sealed to the archive ring in a signed record."""
     actor.require("intake.manage")
     if not reason.strip():
-        raise InputError("a rejection needs a reason", hint="pass --reason TEXT")
+        raise InputError("a rejection needs a reason", param="reason")
     v = actor.vault
     with v.lock(exclusive=True):
         rec = _load(v, sid)

@@ -19,28 +19,21 @@ from pathlib import Path
 from typing import Any
 
 from vault import clock
-from vault.archive import authority, members
 from vault.crypto import age
-from vault.office.dossier import load_manifest, resolve
+from vault.archive.manifests import load_manifest, resolve
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
-                          NoIdentityMatchError, NotFoundError, PermissionDeniedError)
+                          NoIdentityMatchError, PermissionDeniedError)
 from vault.store import records
+from vault.archive.invitations import invitations_dir, may_invite, load
 
 TOKEN_BYTES = 32
 MAX_USES = 100
 MAX_DAYS = 90
 MAX_NOTE = 2000
 ID_LEN = 32
-_ID_RE = re.compile(r"[0-9a-f]{32}\Z")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}\Z")
 _DURATION_RE = re.compile(r"(\d{1,4})([mhd])\Z")
 _UNIT = {"m": 60, "h": 3600, "d": 86400}
-_FIELDS = {"format", "id", "dossier", "number", "dept", "by", "issued_at", "expires_at", "uses", "token_sha256",
-           "recipient", "note", "signature"}
-
-
-def invitations_dir(v) -> Path:
-    return v.root / "intake" / "invitations"
 
 
 def uses_dir(v, iid: str) -> Path:
@@ -71,15 +64,6 @@ def token_bytes(text: str) -> bytes | None:
     except (binascii.Error, ValueError):
         return None
     return raw if len(raw) == TOKEN_BYTES and token_text(raw) == text else None
-
-
-def may_invite(v, signer: dict[str, Any], dept: str) -> bool:
-    """An issuer with ``intake.invite`` may invite for their own department's dossiers; one who also
-    manages the intake (the archive department) for every dossier."""
-    roles = signer["roles"]
-    if signer.get("status") != "active" or not v.policy.may(roles, "intake.invite"):
-        return False
-    return v.policy.may(roles, "intake.manage") or signer["dept"] == dept
 
 
 def issue(actor, number: str, *, expires: str = "7d", uses: int = 1, note: str | None = None) -> dict[str, Any]:
@@ -118,30 +102,6 @@ def issue(actor, number: str, *, expires: str = "7d", uses: int = 1, note: str |
                      number=m["number"], ref=iid, obj=dossier_id)
     return {"id": iid, "token": token_text(token), "number": m["number"], "expires_at": rec["expires_at"],
             "uses": uses}
-
-
-def load(v, iid: str) -> dict[str, Any]:
-    """A verified invitation: signed by a member who could issue it, for a dossier of that department.
-
-    NotFoundError for an id that names nothing (web input is checked before it touches a path).
-    """
-    if not isinstance(iid, str) or not _ID_RE.match(iid):
-        raise NotFoundError("no such invitation")
-    what = f"intake/invitations/{iid}.toml"
-    if authority.committed(v, what) is None:  # only an invitation the history issued exists
-        raise NotFoundError("no such invitation")
-    rec = authority.load(v, what)
-    if set(rec) - _FIELDS or rec.get("id") != iid or rec.get("format") != 1:
-        raise IntegrityError(f"{what}: not an invitation record")
-    signer = members.verify_by_member(v, rec, what=what)
-    if signer["name"] != rec["by"] or authority.signer_of(v, what) != rec["by"] or not may_invite(v, signer, rec["dept"]):
-        # A validly signed record by someone who may not invite (written into the directory) opens nothing.
-        raise IntegrityError(f"{what}: signed by {signer['name']}, who may not issue it")
-    m = load_manifest(v, rec["dossier"])
-    if m["dept"] != rec["dept"] or m["number"] != rec["number"]:
-        raise IntegrityError(f"{what}: does not match dossier {m['number']}")
-    rec["_status"] = m["status"]
-    return rec
 
 
 def token_matches(rec: dict[str, Any], token: bytes | None) -> bool:

@@ -6,12 +6,12 @@ import base64
 import tomllib
 from typing import Any
 
-from vault.office import access
-from vault.archive import members, searchindex
-from vault.office.dossier import (PROFILE_FIELDS, _seal_profile, load_manifest, manifest_file, read_profile, resolve,
-                                  write_table)
+from vault.archive import grants, searchindex
+from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest, manifest_file, read_profile, resolve
 from vault.errors import InputError, PermissionDeniedError
 from vault.store.keytable import unseal
+from vault.archive.schemes import configured
+from vault.store.layout import check_name
 
 
 def _may_update(actor, m: dict[str, Any]) -> None:
@@ -30,15 +30,14 @@ def _may_update(actor, m: dict[str, Any]) -> None:
 
 def update(actor, number: str, changes: dict[str, Any], *, business: str | None = None) -> int:
     """Write a new version of the sealed profile (old versions are kept); returns the version number."""
-    from vault.office.dossier import _scheme
-    from vault.archive.vault import check_name
-
     changes = {k: v for k, v in changes.items() if v not in (None, [], "")}
+    if "name" in changes and not str(changes["name"]).strip():
+        raise InputError("the customer's name cannot be blank", hint="pass --name with the name")
     for k in changes:
         if k not in PROFILE_FIELDS:
             raise InputError(f"unknown profile field {k!r}")
     if not changes and not business:
-        raise InputError("nothing to update", hint="pass --name, --address, --contact, --legal-rep, --business or --note")
+        raise InputError("nothing to update", param="changes")
     v = actor.vault
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
@@ -46,7 +45,7 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
         _may_update(actor, m)
         if m["status"] == "destroyed":
             raise InputError(f"dossier {m['number']} has been destroyed")
-        table = access.open_key_table(actor, dossier_id, number=m["number"])
+        table = grants.open_key_table(actor, dossier_id, number=m["number"])
         old = read_profile(actor, m, table)
         new = {**old, **changes}
         changed = sorted(k for k in changes if old.get(k) != new.get(k))
@@ -54,18 +53,17 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
             check_name("business type", business)
             m["business"] = business
             facts = {"customer_type": m["customer_type"], "business": business, "dept": m["dept"], "created": m["created"]}
-            m["class"] = _scheme(v, "classification").classify(facts=facts)
+            m["class"] = configured(v, "classification").classify(facts=facts)
             changed.append("business")
         if not changed:
             raise InputError("the values given are the current ones; nothing changed")
         version = m["profile"][-1]["version"] + 1
         m["profile"].append(_seal_profile(table, new, actor.name, version, changed=changed))
-        write_table(v, table)
+        grants.save_keys(actor, dossier_id, table)
         m["revision"] += 1
         # Needs no index key, so a liaison's update reaches the index too (before the commit point).
         searchindex.add_profile(actor, m, new)
         actor.commit("dossier.update", manifest_file(actor, m), number=m["number"], obj=dossier_id, rev=m["revision"])
-        access.refresh_grant_keys(actor, dossier_id, table)
     return version
 
 
@@ -76,9 +74,9 @@ def history(actor, number: str) -> list[dict[str, Any]]:
     m = load_manifest(v, resolve(v, number))
     rows = [{k: p[k] for k in ("version", "at", "by", "fields")} for p in m["profile"]]
     readable = m["status"] != "destroyed" and (
-        v.policy.may(actor.roles, "dossier.read") or access.active_grant(v, m["id"], actor.name))
+        v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m["id"], actor.name))
     if readable:
-        table = access.open_key_table(actor, m["id"], number=m["number"])
+        table = grants.open_key_table(actor, m["id"], number=m["number"])
         actor.audit("dossier.read", number=m["number"])
         for row, p in zip(rows, m["profile"]):
             row["values"] = tomllib.loads(unseal(base64.b64decode(p["sealed"]), table,

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from vault import clock, plugins
 from vault.archive import completeness
-from vault.office import review
+from vault.archive import reviews
 from vault.errors import PermissionDeniedError, PluginError, VaultError
 
 
@@ -33,10 +33,13 @@ def _lines(row: Mapping[str, Any]) -> list[str]:
         out.append(f"  incomplete since {row['incomplete_since']}: " + "; ".join(gaps))
     if not row["fields_checked"]:
         out.append(f"  ({completeness.FIELDS_NEED_READ})")
+    if "last_note" in row:
+        # The note is free text sealed to the dossier's readers; a mailbox is not one of them.
+        out.append("  the last review left a note: 'vault review due' shows it to those who may read the dossier")
     return out
 
 
-def compose(dept: str, rows: list[Mapping[str, Any]], *, today: str) -> tuple[str, str]:
+def compose(dept: str, rows: Sequence[Mapping[str, Any]], *, today: str) -> tuple[str, str]:
     """The subject and plain-text body telling ``dept`` which of its dossiers need attention."""
     n = len(rows)
     count = "1 dossier" if n == 1 else f"{n} dossiers"
@@ -77,7 +80,7 @@ def send(actor, name: str, options: Mapping[str, Any] | None = None, *, dept: st
     options = dict(options or {})
     _check_dir(actor.vault, options)
     notifier = build_notifier(name, options, pm=pm)
-    rows = review.list_due(actor, dept=dept)
+    rows = reviews.list_due(actor, dept=dept)
     by_dept: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_dept[row["dept"]].append(row)

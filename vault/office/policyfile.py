@@ -8,6 +8,7 @@ from typing import Any
 from vault.archive import authority
 from vault.errors import ConflictError, FormatError, InputError
 from vault.store import records
+from vault.archive.policy import DEFAULT_POLICY
 
 
 def update(actor, path: Path) -> dict[str, Any]:
@@ -41,8 +42,12 @@ def update(actor, path: Path) -> dict[str, Any]:
 
 
 def show(v) -> dict[str, Any]:
-    """The policy in force (signature left out)."""
-    return {k: val for k, val in v.policy.data.items() if k != "signature"}
+    """The policy in force (signature left out). Sections a policy written before they existed lacks
+    are shown with the defaults the vault applies for them."""
+    data = {k: val for k, val in v.policy.data.items() if k != "signature"}
+    for section in ("rights", "requests"):
+        data.setdefault(section, DEFAULT_POLICY[section])
+    return data
 
 
 

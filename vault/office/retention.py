@@ -1,37 +1,22 @@
-"""Retention schedules: trigger events, closing dossiers, and what is due for destruction [R-3.3.2]."""
+"""Retention events: recording the events schedules count from, and closing dossiers [R-3.3.2]."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
 
 from vault import clock
-from vault.office.dossier import iter_manifests, load_manifest, manifest_file, parse_date, resolve
+from vault.archive.manifests import load_manifest, manifest_file, parse_record_date, resolve
 from vault.errors import ConflictError, InputError, NotFoundError
-
-# Events every vault knows; plugins add more through ``vault_register_retention_events``.
-INTRINSIC_EVENTS = {
-    "document-date": "the date of the material itself [R-3.1.3]",
-    "dossier-closed": "the dossier was closed ('vault dossier close')",
-}
+from vault.archive.schedule import INTRINSIC_EVENTS, known_events
 
 
-def known_events() -> dict[str, str]:
-    """Every event a schedule may count from: intrinsic ones and those plugins register."""
-    from vault import plugins
-
-    found = {n: e.description for n, e in plugins.retention_events(plugins.get_plugin_manager()).items()}
-    return {**INTRINSIC_EVENTS, **found}
-
-
-def record_event(actor, docno: str, event: str, date: str) -> None:
+def record_event(actor, docno: str, event: str, date: str, *, force_date: bool = False) -> None:
     """Record that ``event`` happened for a document on ``date`` (e.g. contract fulfilled)."""
     actor.require("doc.add", number=docno)
     events = known_events()
     if event not in events or event in INTRINSIC_EVENTS:
         raise InputError(f"unknown event {event!r}",
                          hint=f"events: {', '.join(e for e in events if e not in INTRINSIC_EVENTS)}")
-    date = parse_date(date)
+    date = parse_record_date(date, force=force_date)
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, docno))
@@ -43,10 +28,10 @@ def record_event(actor, docno: str, event: str, date: str) -> None:
         actor.commit("doc.event", manifest_file(actor, m), number=docno, ref=event, obj=m["id"], rev=m["revision"])
 
 
-def close_dossier(actor, number: str, date: str) -> None:
+def close_dossier(actor, number: str, date: str, *, force_date: bool = False) -> None:
     """Close a dossier: the business relationship it records is over; 'dossier-closed' schedules start."""
     actor.require("doc.add", number=number)
-    date = parse_date(date)
+    date = parse_record_date(date, force=force_date)
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, number))
@@ -57,60 +42,16 @@ def close_dossier(actor, number: str, date: str) -> None:
         actor.commit("dossier.close", manifest_file(actor, m), number=m["number"], obj=m["id"], rev=m["revision"])
 
 
-def rule_for(policy: dict[str, Any], m: dict[str, Any], d: dict[str, Any]) -> dict[str, Any] | None:
-    """The first retention rule that covers a document, or None."""
-    for r in policy.get("retention", []):
-        if d["category"] not in r["categories"]:
-            continue
-        if r.get("customer_types") and m["customer_type"] not in r["customer_types"]:
-            continue
-        if r.get("class_prefix") and not m["class"].startswith(r["class_prefix"]):
-            continue
-        return r
-    return None
-
-
-def _add_years(date: str, years: int) -> str:
-    d = dt.date.fromisoformat(date)
-    try:
-        return d.replace(year=d.year + years).isoformat()
-    except ValueError:  # 29 February in a year that has none
-        return d.replace(year=d.year + years, day=28).isoformat()
-
-
-def schedule(m: dict[str, Any], d: dict[str, Any], policy: dict[str, Any]) -> dict[str, Any]:
-    """When a document's retention ends, and why: rule, event, event date, end date (or waiting)."""
-    r = rule_for(policy, m, d)
-    row = {"number": d["number"], "dossier": m["number"], "category": d["category"]}
-    if r is None:
-        return {**row, "rule": None, "status": "no-rule"}
-    ev = r["event"]
-    when = {"document-date": d["date"], "dossier-closed": m.get("closed")}.get(ev) or d.get("events", {}).get(ev)
-    row.update(rule=r["name"], event=ev, years=r["years"], event_date=when)
-    if when is None:
-        return {**row, "until": None, "status": "waiting"}
-    until = _add_years(when, r["years"])
-    return {**row, "until": until, "status": "due" if until <= clock.today() else "kept"}
-
-
-def report(v, *, due: bool = False, upcoming: int | None = None) -> list[dict[str, Any]]:
-    """Retention of every live document; ``due`` keeps what may be destroyed now, ``upcoming`` what
-    becomes due within that many days. Held dossiers are marked and never listed as due."""
-    from vault.office.holds import held_dossiers
-
-    held = held_dossiers(v)
-    horizon = (clock.now().date() + dt.timedelta(days=upcoming)).isoformat() if upcoming is not None else None
-    rows = []
-    for m in iter_manifests(v):
-        for d in m["documents"]:
-            if d.get("status") == "destroyed":
-                continue
-            row = schedule(m, d, v.policy.data)
-            if m["id"] in held and row["status"] == "due":
-                row["status"] = "held"
-            if due and row["status"] != "due":
-                continue
-            if horizon and not (row.get("until") and row["until"] <= horizon and row["status"] != "held"):
-                continue
-            rows.append(row)
-    return rows
+def reopen_dossier(actor, number: str) -> None:
+    """Reopen a closed dossier (the relationship resumed): it takes documents again, and its
+    'dossier-closed' schedules wait for the next closing. The cancelled closing date is kept."""
+    actor.require("doc.add", number=number)
+    v = actor.vault
+    with v.lock(exclusive=True):
+        m = load_manifest(v, resolve(v, number))
+        if m["status"] != "closed":
+            raise ConflictError(f"dossier {m['number']} is {m['status']}, not closed")
+        m.setdefault("reopened", []).append({"at": clock.stamp(), "by": actor.name, "closed": m.pop("closed")})
+        m["status"] = "open"
+        m["revision"] += 1
+        actor.commit("dossier.reopen", manifest_file(actor, m), number=m["number"], obj=m["id"], rev=m["revision"])

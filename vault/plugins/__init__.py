@@ -208,7 +208,7 @@ class PluginObject:
     """What a registered factory built, with every method call going through :func:`call_plugin`."""
 
     def __init__(self, obj: object, registration: Registration) -> None:
-        self.wrapped = obj
+        self.wrapped: Any = obj
         self.registration = registration
 
     def __getattr__(self, attr: str) -> Any:

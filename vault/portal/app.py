@@ -26,7 +26,8 @@ from vault import clock, i18n
 from vault.archive.vault import Vault
 from vault.errors import ConflictError, IntegrityError, LockError, NotFoundError
 from vault.office import intake, invitations
-from vault.office.documents import CATEGORIES
+from vault.archive import invitations as invitations_
+from vault.archive.manifests import CATEGORIES
 from vault.portal.guard import Limits, RateLimiter, SecurityHeaders
 from vault.portal.upload import FormProblem, TooLarge, UploadForm
 
@@ -94,7 +95,7 @@ class Portal:
         iid = request.path_params["iid"]
         token = invitations.token_bytes(request.path_params["token"])
         try:
-            rec = invitations.load(self.v, iid)
+            rec = invitations_.load(self.v, iid)
         except NotFoundError:
             return None, None, self.problem(request, "invalid", 404)
         except IntegrityError as e:

@@ -18,8 +18,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from vault.errors import InputError
 from vault.office import intake
-from vault.office.documents import CATEGORIES
-from vault.office.dossier import parse_date
+from vault.archive.manifests import CATEGORIES
+from vault.archive.manifests import parse_date
 
 MAX_FILENAME = 255
 _FILE_FIELD = re.compile(r"f([1-9][0-9]?)\Z")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import fcntl
 import os
@@ -11,9 +12,47 @@ import sys
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from vault.errors import LockError
+from vault.errors import IntegrityError, LockError
 
 TMP_PREFIX = ".tmp-"
+
+#: The vault directory (resolved) whose exclusive lock this process holds: while it is set, every
+#: write must land inside it. A directory of the vault replaced by a symbolic link would otherwise
+#: carry a write (a hold, a manifest, a key table) out of the vault.
+_confined_to: contextvars.ContextVar[Path | None] = contextvars.ContextVar("vault_confined_to", default=None)
+
+
+def check_confined(path: Path) -> None:
+    """Refuse a write to ``path`` that symbolic links would take outside the locked vault directory."""
+    root = _confined_to.get()
+    if root is None:
+        return
+    real = Path(os.path.realpath(path.parent))
+    if real != root and not real.is_relative_to(root):
+        rel = os.path.relpath(os.path.abspath(path), root)
+        raise IntegrityError(f"{rel}: a symbolic link takes this write outside the vault directory (tampered with)",
+                             hint="run 'vault check'; replace the link by the directory it should be")
+
+
+@contextlib.contextmanager
+def confined(root: Path) -> Iterator[None]:
+    """Within the block, every ``atomic_writer``/``write_new`` must stay inside ``root``."""
+    token = _confined_to.set(Path(os.path.realpath(root)))
+    try:
+        yield
+    finally:
+        _confined_to.reset(token)
+
+
+@contextlib.contextmanager
+def unconfined() -> Iterator[None]:
+    """Within the block, writes are not held to the locked vault: only for this client's own state,
+    which lives outside every vault (``vault.archive.witness``), never for a vault file."""
+    token = _confined_to.set(None)
+    try:
+        yield
+    finally:
+        _confined_to.reset(token)
 
 
 def fsync_dir(path: Path) -> None:
@@ -38,6 +77,7 @@ def atomic_writer(path: Path, *, mode: int = 0o600, sync: bool = True) -> Iterat
     ``sync=False`` the caller takes over durability (``sync_files`` then ``fsync_dir``), which lets a
     bulk import pay for its syncs once instead of per file.
     """
+    check_confined(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -64,6 +104,7 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, sync: bool = Tru
 
 def write_new(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Create ``path`` with ``data``; never replaces an existing file. Durability is the caller's."""
+    check_confined(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as f:
@@ -156,6 +197,44 @@ def sweep_temporaries(root: Path) -> list[Path]:
     return removed
 
 
+def open_lock(path: Path, *, exclusive: bool, wait: float, what: str) -> int | None:
+    """Open and ``flock`` the lock file ``path``; return its descriptor (None: nothing to lock).
+
+    A shared lock works on a vault the caller may only read (a read-only mount, another user's
+    files): the lock file is opened read-only, and if it does not exist and cannot be created, no
+    writer has ever locked that vault and there is nothing to wait for. A lock not had within
+    ``wait`` seconds ends in a LockError, never in waiting for ever.
+    """
+    import time
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as e:
+        if exclusive or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+    op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, op)
+            return fd
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
+                os.close(fd)
+                raise LockError(f"{what} is locked by another command (waited {wait:g} s)") from None
+            time.sleep(0.02)
+
+
+def close_lock(fd: int | None) -> None:
+    if fd is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 class VaultLock:
     """An advisory ``flock`` on ``<vault>/.lock``: exclusive for writers, shared for readers.
 
@@ -171,25 +250,9 @@ class VaultLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "VaultLock":
-        import time
-
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        op = (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-        deadline = time.monotonic() + self.wait
-        while True:
-            try:
-                fcntl.flock(fd, op)
-                break
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise LockError("the vault is locked by another command") from None
-                time.sleep(0.02)
-        self._fd = fd
+        self._fd = open_lock(self.path, exclusive=self.exclusive, wait=self.wait, what="the vault")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        close_lock(self._fd)
+        self._fd = None

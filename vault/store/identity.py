@@ -112,7 +112,7 @@ def save_identity(path: Path, ident: MemberIdentity, passphrase: str, *, work_fa
     if not passphrase:
         raise InputError("empty passphrase", hint="choose a passphrase to protect the identity")
     if path.exists():
-        raise InputError(f"{path} already exists", hint="choose another --out path; identities are never overwritten")
+        raise InputError(f"{path} already exists", param="out")
     blob = age.encrypt_bytes(ident.to_bytes(), [age.ScryptPassphrase(passphrase, work_factor=work_factor or SCRYPT_WORK_FACTOR)], armor=True)
     write_atomic(path, blob, mode=0o600)
 
@@ -122,7 +122,7 @@ def load_identity(path: Path, passphrase: str) -> MemberIdentity:
     try:
         blob = path.read_bytes()
     except FileNotFoundError:
-        raise InputError(f"identity file {path} not found", hint="pass --identity FILE or set VAULT_IDENTITY") from None
+        raise InputError(f"identity file {path} not found", param="identity") from None
     except IsADirectoryError:
         raise InputError(f"identity file {path} is a directory") from None
     try:

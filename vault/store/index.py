@@ -6,21 +6,25 @@ The index key opens the sealed search index (``vault.archive.searchindex``).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from pathlib import Path
+from typing import Callable
 
+from vault.store import ids
 from vault.crypto import age
 from vault.errors import ConflictError, IntegrityError, NoIdentityMatchError, PermissionDeniedError, FormatError, AuthenticationError
 from vault.store import fsync_dir, write_atomic, write_new
+from vault.store.layout import Layout
 
 def _number_path(root: Path, number: str) -> Path:
-    h = hashlib.sha256(number.encode()).hexdigest()
-    return root / "index" / "numbers" / h[:2] / h
+    return Layout(root).issued_number(number)
 
 
 def issue_number(root: Path, number: str, dossier: str) -> None:
     """Record ``number`` as issued to ``dossier``; refuses a number ever issued before (even destroyed)."""
+    # The entry is line-oriented: a number or id holding a newline would forge its second line.
+    ids.archive_number(number, what="numbering scheme")
+    ids.dossier_id(dossier, what="new dossier")
     p = _number_path(root, number)
     try:
         write_new(p, f"{number}\n{dossier}\n".encode(), mode=0o644)
@@ -32,27 +36,45 @@ def issue_number(root: Path, number: str, dossier: str) -> None:
 def lookup_number(root: Path, number: str) -> str | None:
     """The dossier id an archive number was issued to, or None."""
     try:
-        text = _number_path(root, number).read_text().split("\n")
+        text = _number_path(root, number).read_bytes().split(b"\n")
     except FileNotFoundError:
         return None
-    if text[0] != number:
+    if len(text) < 2 or text[0] != number.encode():
         raise IntegrityError(f"index entry for {number} is damaged")
-    return text[1]
+    # The id becomes a path (dossiers/<id>/): an entry naming anything else is forged.
+    return ids.dossier_id(text[1].decode("ascii", "replace"), what=f"index entry for {number}")
 
 
 def peek_sequence(root: Path, name: str = "sequence") -> int:
     """The number counter ``name`` would allocate next, without allocating it."""
     try:
-        return int((root / "index" / name).read_text().strip() or 0) + 1
+        text = (root / "index" / name).read_bytes().strip() or b"0"
     except FileNotFoundError:
         return 1
-    except ValueError:
-        raise IntegrityError(f"index/{name} is damaged") from None
+    # Digits only: int() would also take "-5", "+5", "1_000" or non-ASCII digits.
+    if not text.isdigit() or len(text) > 18:
+        raise IntegrityError(f"index/{name} is damaged")
+    return int(text) + 1
 
 
 def commit_sequence(root: Path, n: int, name: str = "sequence") -> None:
     """Record ``n`` as allocated (call under the exclusive vault lock)."""
     write_atomic(root / "index" / name, f"{n}\n".encode(), mode=0o644)
+
+
+def allocate_number(root: Path, number_for: Callable[[int], str], dossier: str) -> tuple[int, str]:
+    """Issue the next archive number, in the order of docs/FORMAT.md §11 (call under the exclusive lock).
+
+    ``number_for(sequence)`` formats the number first: if it raises, nothing is written. The sequence
+    is committed before the number is recorded, so a crash between the two leaves a gap, never a
+    number that could be issued twice; a number issued before is refused (ConflictError) and its
+    sequence stays used. Returns the sequence and the number.
+    """
+    seq = peek_sequence(root)
+    number = number_for(seq)
+    commit_sequence(root, seq)
+    issue_number(root, number, dossier)
+    return seq, number
 
 
 def next_sequence(root: Path, name: str = "sequence") -> int:
@@ -63,7 +85,7 @@ def next_sequence(root: Path, name: str = "sequence") -> int:
 
 
 def index_key_path(root: Path) -> Path:
-    return root / "keys" / "_index.age"
+    return Layout(root).path("index_key")
 
 
 def create_index_key(root: Path, recipients: list) -> None:
@@ -82,7 +104,7 @@ def read_index_key(root: Path, identities: list) -> bytes:
     except FileNotFoundError:
         raise IntegrityError("keys/_index.age is missing") from None
     except NoIdentityMatchError:
-        raise PermissionDeniedError("you hold no key for the search index", hint="finding by name or contact is for the archive department; try --number") from None
+        raise PermissionDeniedError("you hold no key for the search index", param="blind_index") from None
     except (FormatError, AuthenticationError):
         raise IntegrityError("keys/_index.age: damaged or tampered with") from None
     if len(key) != 32:

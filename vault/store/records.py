@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import tomllib
 from functools import lru_cache
@@ -11,7 +12,7 @@ from typing import Any, Mapping, Protocol
 
 import tomli_w
 
-from vault import schemas
+from vault import schemas  # type: ignore[attr-defined]  # schemas/ ships as vault.schemas (pyproject package-dir)
 from vault.store import fastschema
 from vault.crypto import sign
 from vault.errors import AuthenticationError, FormatError, IntegrityError
@@ -76,7 +77,7 @@ def _validator(name: str) -> Any:
     return jsonschema.Draft202012Validator(_schema(name))
 
 
-def validate(data: Mapping[str, Any], schema: str, *, what: str) -> None:
+def validate(data: Any, schema: str, *, what: str) -> None:
     """Validate ``data`` against ``schemas/<schema>.schema.json``; FormatError names the first problem."""
     fast = _fast_check(schema)
     if fast is not None and fast(data):
@@ -97,9 +98,24 @@ def load_toml(path: Path, *, schema: str | None = None, what: str | None = None)
         raise
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise FormatError(f"{what}: not valid TOML ({e})", hint="the file is damaged; run 'vault check'") from None
+    _no_datetimes(data, what)
     if schema:
         validate(data, schema, what=what)
     return data
+
+
+def _no_datetimes(value: Any, what: str) -> None:
+    """The format writes times as strings: a TOML date or time (hand-edited) is refused here, before
+    a signature check would fail to put it into canonical JSON."""
+    if isinstance(value, dict):
+        for v in value.values():
+            _no_datetimes(v, what)
+    elif isinstance(value, list):
+        for v in value:
+            _no_datetimes(v, what)
+    elif isinstance(value, (datetime.date, datetime.time)):
+        raise FormatError(f"{what}: holds a TOML date or time where the format has a string",
+                          hint="the file is damaged or was edited by hand; run 'vault check'")
 
 
 def dump_toml(data: Mapping[str, Any]) -> bytes:

@@ -14,7 +14,8 @@ import re
 import sqlite3
 import struct
 import unicodedata
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from vault.errors import FormatError, InputError
@@ -100,7 +101,7 @@ class Hit:
     dossier: str
     number: str
     field: str
-    fields: list[str] = field(default_factory=list)
+    fields: list[str] = dataclasses.field(default_factory=list)  # (a field named 'field' shadows field())
     score: int = 3
 
     def key(self) -> tuple:
@@ -221,7 +222,7 @@ class SearchDB:
         hits = []
         for d, rows in matched.items():
             best = min(((_score(f, v, whole, words), FIELD_RANK[f], f) for f, v in rows))
-            hits.append(Hit(d, numbers[d], best[2], sorted({f for f, _ in rows}, key=FIELD_RANK.get), best[0]))
+            hits.append(Hit(d, numbers[d], best[2], sorted({f for f, _ in rows}, key=FIELD_RANK.__getitem__), best[0]))
         return sorted(hits, key=Hit.key)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
-import os
 import random
 import socket
 from collections.abc import Iterator, Mapping, Sequence
@@ -15,7 +14,8 @@ from typing import Any, ClassVar
 import pytest
 
 from vault import plugins
-from vault.errors import PluginError
+from vault.errors import ConflictError, PluginError
+from vault.store import index
 
 #: Sequences every numbering scheme is tried with, besides 1..10,000: width changes and large values.
 EDGE_SEQUENCES = (99_999, 100_000, 999_999, 1_000_000, 10**9)
@@ -56,16 +56,17 @@ class RecordingFacts(Mapping[str, str]):
 
 
 class SequenceAllocator:
-    """Issues archive numbers as the vault does: under an exclusive ``flock``, from a counter file.
+    """Issues archive numbers through the vault's own function (``vault.store.index.allocate_number``).
 
-    Each issue takes the lock, reads and bumps the counter, formats the number with the scheme, refuses a
-    number issued before, and records it; the counter and the log live in ``directory``.
+    Each issue takes an exclusive ``flock``, then formats, commits and records the number exactly as
+    the vault does (docs/FORMAT.md §11), refusing a number issued before; the counter, the issued
+    numbers (each recorded with its sequence where the vault records a dossier id) and a log of the
+    order live in ``directory``.
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.counter = self.directory / "counter"
+        (self.directory / "index").mkdir(parents=True, exist_ok=True)
         self.issued = self.directory / "issued"
 
     @contextmanager
@@ -81,17 +82,17 @@ class SequenceAllocator:
     def issue(self, scheme: Any, facts: Mapping[str, str]) -> tuple[int, str]:
         """Allocate the next sequence and return it with the number ``scheme`` formats for it."""
         with self._locked():
-            sequence = int(self.counter.read_text() or 0) + 1 if self.counter.exists() else 1
+            sequence = index.peek_sequence(self.directory)
             number = scheme.number(sequence=sequence, facts=facts)
-            issued = self.issued.read_text().split("\n") if self.issued.exists() else []
-            if number in issued:
+            try:
+                # Where the vault records the dossier id (128 bits in hex), the kit records the sequence.
+                index.allocate_number(self.directory, lambda seq: number, f"{sequence:032x}")
+            except ConflictError:
+                first = index.lookup_number(self.directory, number)
                 raise AssertionError(f"duplicate archive number {number!r} for sequence {sequence}: "
-                                     f"already issued for sequence {issued.index(number) + 1}")
+                                     f"already issued for sequence {int(first or '0', 16)}") from None
             with open(self.issued, "a") as log:
                 log.write(number + "\n")
-            tmp = self.counter.with_suffix(".tmp")
-            tmp.write_text(str(sequence))
-            os.replace(tmp, self.counter)
             return sequence, number
 
     def numbers(self) -> list[str]:

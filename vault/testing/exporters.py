@@ -1,4 +1,8 @@
-"""The export-format conformance suite of ``vault.testing``: no plaintext a caller may not read, the vault untouched."""
+"""The export-format conformance suite of ``vault.testing``: no plaintext a caller may not read, the vault untouched.
+
+PYTEST_DONT_REWRITE: the suite's own messages say what is wrong; pytest's comparison of large
+objects would only add noise (and time).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from typing import Any
 import pytest
 
 from vault.office import documents, dossier, export
-from vault.archive import members
+
+from vault.archive import manifests
+from vault.office import membership
 from vault.errors import VaultError
 from vault.archive.exportview import ExportDocument, ExportDossier
 from vault.store.identity import MemberIdentity
@@ -44,7 +50,7 @@ class SampleDossier:
     def views(self, *, readable: bool, reads: frozenset[str], fmt: str) -> tuple[ExportDossier, list[ExportDocument]]:
         """The views the vault gives an exporter for the reader (granted ``reads``) or the non-reader (nothing)."""
         actor = self.reader if readable else self.non_reader
-        m = dossier.load_manifest(self.vault, dossier.resolve(self.vault, self.number))
+        m = manifests.load_manifest(self.vault, manifests.resolve(self.vault, self.number))
         table = read_key_table(self.vault.layout.key_table(m["id"]), actor.read_identities(), dossier=m["id"]) \
             if readable else None
         return export.make_views(actor, m, table, reads if readable else frozenset(), fmt=fmt,
@@ -56,13 +62,13 @@ def make_sample_dossier(directory: Path) -> SampleDossier:
     boss, staff = MemberIdentity.generate(), MemberIdentity.generate()
     v = Vault.init(directory / "vault", supervisor="kit-reader", key=boss.public)
     reader = v.act_as(boss)
-    members.add_member(reader, "kit-staff", staff.public, ["staff"], "sales")
+    membership.add_member(reader, "kit-staff", staff.public, ["staff"], "sales")
     number = dossier.create(reader, customer_type="enterprise", business="network-services", dept="sales",
                             profile={k: EXPORT_MARKERS[k] for k in ("name", "address", "legal_rep")}
                             | {"contact": [EXPORT_MARKERS["contact"]]})
     inbox = directory / "inbox"
     inbox.mkdir()
-    made = []
+    made: list[str] = []
     for i, size in enumerate((1, 3000, 70_000)):
         f = inbox / f"{EXPORT_MARKERS['filename']}-{i}.txt"
         f.write_bytes(f"{EXPORT_MARKERS['content']} {i}\n".encode() * size)

@@ -1,4 +1,8 @@
-"""The backup-target conformance suite of ``vault.testing``: round trip, list, delete, and surviving an interrupted put."""
+"""The backup-target conformance suite of ``vault.testing``: round trip, list, delete, and surviving an interrupted put.
+
+PYTEST_DONT_REWRITE: the suite's own messages say what is wrong; pytest's comparison of large
+objects would only add noise (and time).
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,183 @@
+"""Hostile conditions that need a process of their own: argv bytes, a full disk, a read-only vault,
+parallel writers beside the verifiers."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from office import PASSPHRASE, make_office
+from test_hostile_cli import assert_refused_cleanly, digest
+from vault.archive import audit
+from vault.archive.vault import Vault
+from vault.office import access
+from vault.store import identity
+
+
+@pytest.fixture
+def office(tmp_path, monkeypatch):
+    o = make_office(tmp_path, monkeypatch)
+    o.add_member("staff", "staff", dept="sales")
+    o.add_member("head", "dept-head", dept="sales")
+    o.number = o.create(name="Process Customer")
+    f = tmp_path / "a.txt"
+    f.write_text("first document\n")
+    o.doc = o.add_doc(o.number, f)
+    return o
+
+
+class Proc:
+    """What ``subprocess.run`` gave, shaped like a CliRunner result for ``assert_refused_cleanly``."""
+
+    def __init__(self, p: subprocess.CompletedProcess) -> None:
+        self.exit_code, self.exception = p.returncode, None
+        self.stdout, self.stderr = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        self.output = self.stdout + self.stderr
+
+
+def vault_cmd(office, *args, who: str | None = "bob", root: Path | None = None, preexec=None, env=None,
+              wrap: list[str] = ()) -> Proc:
+    root = root or office.root
+    e = dict(os.environ, VAULT_DIR=str(root / "vault"), VAULT_PASSPHRASE_FILE=str(root / "pass"))
+    e.pop("VAULT_IDENTITY", None)
+    if who:
+        e["VAULT_IDENTITY"] = str(root / "ids" / f"{who}.key")
+    e.update(env or {})
+    argv = [*map(os.fsencode, wrap), os.fsencode(sys.executable), b"-m", b"vault", *(a if isinstance(a, bytes) else a.encode() for a in args)]
+    return Proc(subprocess.run(argv, env=e, capture_output=True, preexec_fn=preexec, timeout=120,
+                               cwd=Path(__file__).parent.parent))
+
+
+def test_undecodable_argv_bytes_are_one_line(office):
+    """Linux passes argv as bytes; Python decodes what is not UTF-8 into lone surrogates."""
+    before = digest(office.vault_dir)
+    for args in ([b"dossier", b"show", b"E-\xff\xfe"], [b"request", b"access", office.number.encode(),
+                                                          b"--purpose", b"caf\xe9"]):
+        res = vault_cmd(office, *args, who="staff")
+        assert_refused_cleanly(res, repr(args))
+        assert "not valid UTF-8" in res.stderr
+    assert digest(office.vault_dir) == before
+
+
+def _fsize_limit(limit: int):
+    def set_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return set_limit
+
+
+def test_a_full_disk_is_one_line_and_changes_nothing(office, tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 << 20))
+    before = digest(office.vault_dir)
+    res = vault_cmd(office, "doc", "add", office.number, str(big), "--category", "other", "--source", "s",
+                    "--date", "2026-01-01", "--original", preexec=_fsize_limit(1 << 20))
+    assert_refused_cleanly(res, "doc add on a full disk")
+    after = digest(office.vault_dir)
+    # What the refused command could not finish is gone; the audit trail may say it was refused.
+    assert {k: v for k, v in after.items() if not k.startswith("audit/")} == \
+        {k: v for k, v in before.items() if not k.startswith("audit/")}
+    assert vault_cmd(office, "check").exit_code == 0
+
+
+def test_a_short_write_to_the_audit_log_is_cut_off_again(office, tmp_path):
+    log = office.vault_dir / "audit" / "log.jsonl"
+    size = log.stat().st_size
+    res = vault_cmd(office, "doc", "view", office.doc, "--output", str(tmp_path / "out.txt"),
+                    preexec=_fsize_limit(size + 40))  # room for part of one entry only
+    assert_refused_cleanly(res, "doc view with the audit log full")
+    assert log.stat().st_size == size  # no half line left behind
+    assert not (tmp_path / "out.txt").exists()  # nothing shown that was not logged
+    check = vault_cmd(office, "check", "--json", who=None)
+    assert check.exit_code == 0, check.output
+    assert vault_cmd(office, "doc", "view", office.doc, "--output", str(tmp_path / "out.txt")).exit_code == 0
+
+
+@pytest.fixture
+def readonly(office, tmp_path):
+    """A copy of the office whose vault is read-only to the commands: a read-only bind mount in a
+    mount namespace of their own when run as root (permissions do not stop root), else its modes."""
+    root = tmp_path / "ro"
+    shutil.copytree(office.vault_dir, root / "vault")
+    shutil.copytree(office.root / "ids", root / "ids")
+    shutil.copy(office.root / "pass", root / "pass")
+    if os.geteuid() == 0:
+        probe = subprocess.run(["unshare", "-m", "sh", "-c", _RO_MOUNT + " true", str(root / "vault")],
+                               capture_output=True)
+        if probe.returncode != 0:
+            pytest.skip(f"root without mount namespaces cannot make a read-only vault: {probe.stderr!r}")
+        yield root, ["unshare", "-m", "sh", "-c", _RO_MOUNT + ' "$@"', str(root / "vault")]
+        return
+    for p in [root / "vault", *(root / "vault").rglob("*")]:
+        p.chmod(p.stat().st_mode & ~0o222)
+    yield root, []
+    for p in [root / "vault", *(root / "vault").rglob("*")]:
+        p.chmod(p.stat().st_mode | 0o700)
+
+
+_RO_MOUNT = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec'
+
+
+def test_check_and_audit_verify_work_on_a_read_only_vault(office, readonly):
+    root, wrap = readonly
+    before = digest(root / "vault")
+    for args in (["check", "--json"], ["audit", "verify", "--json"], ["dossier", "list"]):
+        res = vault_cmd(office, *args, who=None, root=root, wrap=wrap)
+        assert res.exit_code == 0, f"{args}: {res.output}"
+    assert json.loads(vault_cmd(office, "check", "--json", who=None, root=root, wrap=wrap).stdout)["ok"]
+    res = vault_cmd(office, "dossier", "create", "--type", "individual", "--business", "b", "--dept", "sales",
+                    "--name", "Nobody", who="bob", root=root, wrap=wrap)
+    assert_refused_cleanly(res, "dossier create on a read-only vault")
+    assert "Read-only file system" in res.stderr or "Permission denied" in res.stderr
+    assert digest(root / "vault") == before
+
+
+def _append_many(args) -> int:
+    vault_dir, ident_path, n = args
+    identity.SCRYPT_WORK_FACTOR = 10
+    actor = Vault.open(Path(vault_dir)).act_as(identity.load_identity(Path(ident_path), PASSPHRASE))
+    for _ in range(n):
+        audit.record(actor, "vault.open")  # an action that writes nothing, open to any member
+    return n
+
+
+def test_audit_verify_raises_no_false_alarm_beside_appenders(office):
+    ctx = multiprocessing.get_context("spawn")
+    v = Vault.open(office.vault_dir)
+    with ctx.Pool(3) as pool:
+        pending = pool.map_async(_append_many, [(str(office.vault_dir), str(office.ident("bob")), 40)] * 3)
+        checks = 0
+        while not pending.ready() or checks < 3:
+            res = audit.verify(v)
+            assert res.ok, res.problems
+            checks += 1
+        assert sum(pending.get()) == 120
+    assert audit.verify(v).ok
+
+
+def _grant(args) -> str:
+    vault_dir, ident_path, req = args
+    identity.SCRYPT_WORK_FACTOR = 10
+    actor = Vault.open(Path(vault_dir)).act_as(identity.load_identity(Path(ident_path), PASSPHRASE))
+    try:
+        return access.grant(actor, req, hours=2)
+    except Exception as e:  # noqa: BLE001 - the parent counts which kinds came back
+        return type(e).__name__
+
+
+def test_parallel_grants_of_one_approval_issue_one_grant(office):
+    req = office.json("request", "access", office.number, "--purpose", "p", who="staff")["number"]
+    office.run("request", "approve", req, who="head")
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        results = pool.map(_grant, [(str(office.vault_dir), str(office.ident("bob")), req)] * 4)
+    granted = [r for r in results if r.startswith("G-")]
+    assert len(granted) == 1 and sorted(set(results) - set(granted)) == ["ConflictError"], results
+    assert len(access.list_grants(Vault.open(office.vault_dir))) == 1

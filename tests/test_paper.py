@@ -1,0 +1,140 @@
+"""Paper originals: locations, loans only against an approved consultation, returns, overdue, inventories [R-3.2.3, R-3.4.2]."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from office import MARKERS, make_office
+from vault import clock
+
+
+def _at(monkeypatch, day: str) -> None:
+    monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(day + "T10:00:00+00:00"))
+
+
+@pytest.fixture
+def office(tmp_path, monkeypatch):
+    _at(monkeypatch, "2026-03-02")
+    o = make_office(tmp_path, monkeypatch)
+    o.add_member("staff", "staff", dept="sales")
+    o.add_member("head", "dept-head", dept="sales")
+    o.number = o.create(name=MARKERS["name"])
+    f = tmp_path / "c.txt"
+    f.write_text(MARKERS["content"])
+    o.contract = o.add_doc(o.number, f, "bob", "contract", "--original", "--paper-location", "Room 1/Shelf A")
+    o.letter = o.add_doc(o.number, f, "bob", "communication", "--original")
+    o.scan = o.add_doc(o.number, f, "bob", "feedback", "--copy", "--copy-note", "fax only")
+    return o
+
+
+def _approved_access(office, who="staff") -> str:
+    req = office.json("request", "access", office.number, "--purpose", "meeting", who=who)["number"]
+    office.run("request", "approve", req, who="head")
+    return req
+
+
+def test_an_original_leaves_only_against_an_approved_consultation(office, monkeypatch):
+    """[R-3.4.2] Archives are not taken out of the archive room without authorisation."""
+    req = office.json("request", "access", office.number, "--purpose", "meeting", who="staff")["number"]
+    lend = ("paper", "lend", office.contract, "--to", "staff", "--request", req, "--due", "2026-03-09")
+    res = office.run(*lend, who="bob", ok=False)  # pending, not approved
+    assert res.exit_code == 1 and "not an approved consultation request" in res.stderr
+    office.run("request", "approve", req, who="head")
+    res = office.run(*lend, who="staff", ok=False)  # the borrower does not lend to themselves
+    assert res.exit_code == 1 and "may not grant.manage" in res.stderr
+    res = office.run("paper", "lend", office.contract, "--to", "head", "--request", req, "--due", "2026-03-09",
+                     who="bob", ok=False)  # someone else's approval lends nothing
+    assert res.exit_code == 1
+    res = office.run("paper", "lend", office.scan, "--to", "staff", "--request", req, "--due", "2026-03-09",
+                     who="bob", ok=False)
+    assert res.exit_code == 1 and "is a copy" in res.stderr
+    res = office.run("paper", "lend", office.contract, "--to", "staff", "--request", req, "--due", "2026-09-09",
+                     who="bob", ok=False)
+    assert res.exit_code == 1 and "90 days" in res.stderr
+    loan = office.json(*lend, who="bob")["number"]
+    assert office.run(*lend, who="bob", ok=False).exit_code == 1  # already out
+    (row,) = office.json("paper", "out", who="head")
+    assert (row["number"], row["document"], row["borrower"], row["due"], row["overdue"]) == \
+        (loan, office.contract, "staff", "2026-03-09", False)
+    assert office.json("paper", "out", "--overdue", who="bob") == []
+    _at(monkeypatch, "2026-03-10")
+    assert [r["number"] for r in office.json("paper", "out", "--overdue", who="bob")] == [loan]
+    assert "OVERDUE" in office.run("paper", "out", who="bob").stdout
+    back = office.json("paper", "return", loan, who="bob")
+    assert (back["location"], back["received_by"]) == ("Room 1/Shelf A", "bob")
+    assert office.json("paper", "out", who="bob") == []
+    assert office.run("paper", "return", loan, who="bob", ok=False).exit_code == 1
+    actions = [(e["action"], e.get("ref")) for e in office.json("audit", "log", "--dossier", office.number, who="alice")]
+    assert ("paper.lend", loan) in actions and ("paper.return", loan) in actions
+    assert office.json("check", who="bob")["ok"] and office.json("audit", "verify")["ok"]
+
+
+def test_a_return_elsewhere_moves_the_recorded_location(office):
+    req = _approved_access(office)
+    office.run("paper", "locate", office.letter, "--location", "Room 2/Box 7", who="bob")
+    loan = office.json("paper", "lend", office.letter, "--to", "staff", "--request", req, "--due", "2026-03-05",
+                       who="bob")["number"]
+    office.run("paper", "return", loan, "--location", "Room 3/Box 1", who="bob")
+    docs = {d["number"]: d for d in office.json("doc", "list", office.number, who="bob")}
+    assert docs[office.letter]["paper_location"] == "Room 3/Box 1"
+    assert office.run("paper", "locate", office.scan, "--location", "x", who="bob", ok=False).exit_code == 1
+
+
+def test_inventory_records_what_was_found_and_reports_the_missing(office, tmp_path):
+    """[R-3.2.3] A periodic inventory: found, misplaced, missing, out on loan, unknown."""
+    req = _approved_access(office)
+    office.run("paper", "locate", office.letter, "--location", "Room 2/Box 7", who="bob")
+    other = office.create(name="Other Customer")
+    f = tmp_path / "o.txt"
+    f.write_text("x")
+    lost = office.add_doc(other, f, "bob", "basic-info", "--original", "--paper-location", "Room 1/Shelf B")
+    office.run("paper", "lend", office.letter, "--to", "staff", "--request", req, "--due", "2026-03-05", who="bob")
+    listing = tmp_path / "found.txt"
+    listing.write_text(f"{office.contract}=Room 1/Shelf C\nE-1999-000001/0001=Room 9\n")
+    res = office.run("paper", "inventory", "--found", f"{office.scan}=Room 4", who="staff", ok=False)
+    assert res.exit_code == 1
+    rep = office.json("paper", "inventory", "--from-file", str(listing), who="bob")
+    assert rep["missing"] == [lost] and rep["out"] == [office.letter]
+    assert rep["misplaced"] == [{"document": office.contract, "location": "Room 1/Shelf C", "recorded": "Room 1/Shelf A"}]
+    assert rep["unknown"] == ["E-1999-000001/0001"]
+    text = office.run("paper", "inventory", "--found", f"{lost}=Room 1/Shelf B", who="bob").stdout
+    assert f"missing    {office.contract}" in text and f"missing    {lost}" not in text
+    assert office.run("paper", "inventory", "--found", "no-equals-sign", who="bob", ok=False).exit_code == 1
+    assert office.json("check", who="bob")["ok"]
+
+
+def test_a_loan_written_behind_the_vaults_back_is_named(office):
+    """Someone who can write the vault directory cannot record a loan with a staff signature."""
+    from office import PASSPHRASE
+    from vault.archive.vault import Vault
+    from vault.store import identity, records
+
+    req = _approved_access(office)
+    loan = office.json("paper", "lend", office.contract, "--to", "staff", "--request", req, "--due", "2026-03-05",
+                       who="bob")["number"]
+    staff = Vault.open(office.vault_dir).act_as(identity.load_identity(office.ident("staff"), PASSPHRASE))
+    p = office.vault_dir / "paper" / "loans" / f"{loan}.returned.toml"
+    records.write_toml(p, staff.sign({"format": 1, "loan": loan, "document": office.contract,
+                                      "at": clock.stamp(), "by": "staff", "location": "home"}))
+    res = office.run("check", who="bob", ok=False)
+    assert res.exit_code == 1 and f"paper/loans/{loan}.returned.toml: no history entry names this record" in res.stdout
+
+
+def test_the_loan_limit_is_the_documented_one():
+    from pathlib import Path
+
+    from vault.office import paper
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "FORMAT.md").read_text(encoding="utf-8")
+    assert "(a date at most 90 ✓" in doc and paper.MAX_LOAN_DAYS == 90
+
+
+def test_locations_are_one_line_and_inventory_lists_come_from_outside_the_vault(office):
+    """A location is shown in tables: a newline in it could forge a line of `paper out`."""
+    res = office.run("paper", "locate", office.contract, "--location", "Room 1\nL-000009  forged", who="bob", ok=False)
+    assert res.exit_code == 1 and "one line" in res.stderr
+    res = office.run("paper", "inventory", "--from-file", str(office.vault_dir / "audit" / "log.jsonl"), who="bob",
+                     ok=False)
+    assert res.exit_code == 1 and "inside the vault" in res.stderr

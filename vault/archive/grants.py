@@ -1,0 +1,198 @@
+"""Requests and grants as the history records them: their states, the key releases of active grants, and opening a dossier's keys [R-3.4.1, R-3.4.2]."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from vault import clock
+from vault.archive import authority, members
+from vault.crypto import age
+from vault.errors import InputError, IntegrityError, NoIdentityMatchError, NotFoundError, PermissionDeniedError
+from vault.store import ids, records, write_atomic
+from vault.store.identity import PublicKey
+from vault.store.keytable import KeyTable, read_key_table, write_key_table
+
+
+def _req_rel(no: str, suffix: str = "") -> str:
+    return f"requests/{no}{suffix}.toml"
+
+
+def _grant_rel(no: str, suffix: str = "") -> str:
+    return f"grants/{no}{suffix}.toml"
+
+
+def grant_key_path(v, dossier_id: str, grant_no: str) -> Path:
+    return v.root / "keys" / "grants" / f"{dossier_id}.{grant_no}.age"
+
+
+def _fact(v, table: str, no: str, what: str) -> dict[str, Any]:
+    f = authority.state(v)[table].get(no)
+    if f is None:
+        raise NotFoundError(f"no {what} {no}")
+    return f
+
+
+def _request(v, no: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the history's facts, the committed request record) — the record must say what the history says."""
+    fact = _fact(v, "requests", no, "request")
+    rec = authority.load(v, _req_rel(no))
+    if (rec.get("number"), rec.get("kind"), rec.get("dossier") or None, rec.get("requester"),
+            rec.get("target") or None) != (no, fact["kind"], fact["dossier"], fact["by"], fact["target"] or None):
+        raise IntegrityError(f"requests/{no}.toml: does not say what its history entry says")
+    return fact, rec
+
+
+def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A request with its state from the history: pending, approved, denied, granted, used.
+
+    Decisions, uses and grants are facts of the history: deleting their files reverts nothing.
+    """
+    ids.request_no(no)
+    fact, req = _request(v, no)
+    out = {k: req[k] for k in ("number", "kind", "target", "requester", "created_at")}
+    if "approver_role" in req:
+        out["approver_role"] = req["approver_role"]
+    out["dept"] = fact["dept"]  # the requester's member record's, never a typed field
+    out["state"] = fact["decision"] or "pending"
+    if "customer" in req:
+        out["by_name"] = True
+        if fact.get("resolved"):
+            out.update(target=fact["resolved"]["number"], resolved_by=fact["resolved"]["by"])
+    if fact["decision"]:
+        dec = authority.load(v, _req_rel(no, ".decision"))
+        out.update(decided_by=fact["decided_by"], decided_at=dec["at"])
+    if fact["used"]:
+        out["state"] = "used"
+    if fact["grant"]:
+        out.update(state="granted", grant=fact["grant"])
+    return out
+
+
+def request_record(v, no: str) -> dict[str, Any]:
+    """A request as its requester signed it, checked against the history."""
+    return _request(v, no)[1]
+
+
+def resolution(v, req: dict[str, Any]) -> dict[str, Any] | None:
+    """The granting archivist's resolution of a request by customer name (committed with the grant)."""
+    res = _fact(v, "requests", req["number"], "request").get("resolved")
+    return None if res is None else authority.load(v, _req_rel(req["number"], ".resolution"))
+
+
+def customer_name(actor, no: str) -> str:
+    """The customer name a request by name gives, for a member it was sealed to (the archive ring,
+    the requester's department heads)."""
+    req = _request(actor.vault, no)[1]
+    if "customer" not in req:
+        raise InputError(f"request {no} names an archive number, not a customer")
+    try:
+        return age.decrypt_bytes(base64.b64decode(req["customer"]), actor.read_identities()).decode()
+    except NoIdentityMatchError:
+        raise PermissionDeniedError(f"the customer name in {no} is sealed to the archive and the department heads") from None
+
+
+def texts(v, no: str, actor=None) -> dict[str, Any]:
+    """A request's sealed texts — its ``purpose`` and a denial's ``reason`` — for a member they were
+    sealed to (the requester, the department heads, the deciders, the archive ring); see
+    ``members.reveal``. ``actor`` None (no identity given) reveals nothing."""
+    fact, req = _request(v, no)
+    found = {"purpose": (req["purpose"], f"requests/{no}.toml purpose")}
+    if fact["decision"]:
+        dec = authority.load(v, _req_rel(no, ".decision"))
+        if "reason" in dec:
+            found["reason"] = (dec["reason"], f"requests/{no}.decision.toml reason")
+    out: dict[str, Any] = {}
+    members.reveal(actor, found, out, number=req["target"] or None, ref=no)
+    return out
+
+
+def _digest(rec: dict[str, Any]) -> str:
+    return hashlib.sha256(records.canonical(rec)).hexdigest()
+
+
+def list_requests(v) -> list[dict[str, Any]]:
+    return [status(v, n) for n in sorted(authority.state(v)["requests"])]
+
+
+def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict) -> None:
+    if mem[rec["grantee"]]["status"] != "active":
+        return  # no key release is ever written to a member who is not active
+    rcpt = age.parse_recipient(PublicKey.parse(mem[rec["grantee"]]["key"]).recipient)
+    p = grant_key_path(v, rec["dossier"], rec["number"])
+    p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_atomic(p, age.encrypt_bytes(table.to_bytes(), [rcpt]), mode=0o600)
+
+
+def list_grants(v) -> list[dict[str, Any]]:
+    """Every grant with its state from the history: active, expired (until swept), or how it closed."""
+    out = []
+    now = clock.stamp()
+    for gno, fact in sorted(authority.state(v)["grants"].items()):
+        g = authority.load(v, _grant_rel(gno))
+        if (g.get("number"), g.get("request"), g.get("dossier"), g.get("grantee")) != \
+                (gno, fact["request"], fact["dossier"], fact["grantee"]):
+            raise IntegrityError(f"grants/{gno}.toml: does not say what its history entry says")
+        state = fact["closed"] or ("active" if now < g["expires_at"] else "expired")
+        out.append({**{k: g[k] for k in ("number", "request", "dossier", "target", "grantee", "granted_at",
+                                         "expires_at")}, "state": state})
+    return out
+
+
+def active_grant(v, dossier_id: str, member: str) -> dict[str, Any] | None:
+    for g in list_grants(v):
+        if g["dossier"] == dossier_id and g["grantee"] == member and g["state"] == "active":
+            return g
+    return None
+
+
+def save_keys(actor, dossier_id: str, table: KeyTable) -> None:
+    """Write a dossier's changed key table for the archive ring and re-issue every active grant's key
+    release: the one way a changed table is saved, so no grantee keeps an outdated copy."""
+    v = actor.vault
+    write_key_table(v.layout.key_table(dossier_id), table, members.ring_recipients(v))
+    refresh_grant_keys(actor, dossier_id, table)
+
+
+def refresh_grant_keys(actor, dossier_id: str, table: KeyTable) -> None:
+    """Re-issue the key release of every active grant on a dossier after its key table changed
+    (never for a grant the history closed, nor to a member who is not active)."""
+    grants = [g for g in list_grants(actor.vault) if g["dossier"] == dossier_id and g["state"] == "active"]
+    if grants:
+        mem = members.all_members(actor.vault)
+        for g in grants:
+            _write_grant_key(actor.vault, {"dossier": dossier_id, "number": g["number"], "grantee": g["grantee"]},
+                             table, mem)
+
+
+def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
+    """The dossier's key table for this member: through the archive ring, or an active grant."""
+    v = actor.vault
+    if v.policy.may(actor.roles, "dossier.read"):
+        return read_key_table(v.layout.key_table(dossier_id), actor.read_identities(), dossier=dossier_id)
+    g = active_grant(v, dossier_id, actor.name)
+    if g is None:
+        actor.audit("dossier.read", outcome="refused", number=number)
+        raise PermissionDeniedError(
+            f"you have no active grant for dossier {number.split('/')[0]}",
+            param="access_request")
+    return read_key_table(grant_key_path(v, dossier_id, g["number"]), [actor.identity.age_identity()],
+                          dossier=dossier_id)
+
+
+def consume_copy_approval(actor, target: str, *, action: str = "doc.export") -> str:
+    """Use up the approved copy request of this member for ``target``; returns its number [R-3.4.2]."""
+    v = actor.vault
+    with v.lock(exclusive=True):
+        for no, f in sorted(authority.state(v)["requests"].items()):
+            if f["kind"] == "copy" and f["by"] == actor.name and f["target"] == target \
+                    and f["decision"] == "approved" and not f["used"]:
+                rec = actor.sign({"format": 1, "request": no, "at": clock.stamp()})
+                actor.commit("request.use", {_req_rel(no, ".used"): records.dump_toml(rec)}, number=target,
+                             ref=no, obj=no)
+                return no
+    actor.audit(action, outcome="refused", number=target)
+    raise PermissionDeniedError(f"no approved copy request of yours for {target}",
+                                param="copy_request")

@@ -1,0 +1,30 @@
+"""Legal holds as the history records them: which dossiers are held (never destroyed, never pruned from backups)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vault.archive import authority
+from vault.errors import IntegrityError
+
+
+def _rel(dossier_id: str) -> str:
+    return f"holds/{dossier_id}.toml"
+
+
+def held_dossiers(v) -> set[str]:
+    """Opaque ids of every dossier under a legal hold: a fact of the history, whatever the files say
+    (a deleted hold file frees nothing; ``vault check`` names it)."""
+    return set(authority.state(v)["holds"])
+
+
+def verified_holds(v) -> dict[str, dict[str, Any]]:
+    """Every hold in force by dossier id, with the record its history entry committed (schema-checked;
+    it must name the dossier the entry holds)."""
+    out = {}
+    for dossier_id in sorted(held_dossiers(v)):
+        rec = authority.load(v, _rel(dossier_id), schema="hold")
+        if rec["dossier"] != dossier_id:
+            raise IntegrityError(f"{_rel(dossier_id)}: holds another dossier than its history entry")
+        out[dossier_id] = rec
+    return out

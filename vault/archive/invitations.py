@@ -1,0 +1,54 @@
+"""Invitations as recorded: where they live and a verified invitation (signed by a member who could issue it)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from vault.archive import authority, members
+from vault.archive.manifests import load_manifest
+from vault.errors import IntegrityError, NotFoundError
+
+_ID_RE = re.compile(r"[0-9a-f]{32}\Z")
+
+
+_FIELDS = {"format", "id", "dossier", "number", "dept", "by", "issued_at", "expires_at", "uses", "token_sha256",
+           "recipient", "note", "signature"}
+
+
+def invitations_dir(v) -> Path:
+    return v.root / "intake" / "invitations"
+
+
+def may_invite(v, signer: dict[str, Any], dept: str) -> bool:
+    """An issuer with ``intake.invite`` may invite for their own department's dossiers; one who also
+    manages the intake (the archive department) for every dossier."""
+    roles = signer["roles"]
+    if signer.get("status") != "active" or not v.policy.may(roles, "intake.invite"):
+        return False
+    return v.policy.may(roles, "intake.manage") or signer["dept"] == dept
+
+
+def load(v, iid: str) -> dict[str, Any]:
+    """A verified invitation: signed by a member who could issue it, for a dossier of that department.
+
+    NotFoundError for an id that names nothing (web input is checked before it touches a path).
+    """
+    if not isinstance(iid, str) or not _ID_RE.match(iid):
+        raise NotFoundError("no such invitation")
+    what = f"intake/invitations/{iid}.toml"
+    if authority.committed(v, what) is None:  # only an invitation the history issued exists
+        raise NotFoundError("no such invitation")
+    rec = authority.load(v, what)
+    if set(rec) - _FIELDS or rec.get("id") != iid or rec.get("format") != 1:
+        raise IntegrityError(f"{what}: not an invitation record")
+    signer = members.verify_by_member(v, rec, what=what)
+    if signer["name"] != rec["by"] or authority.signer_of(v, what) != rec["by"] or not may_invite(v, signer, rec["dept"]):
+        # A validly signed record by someone who may not invite (written into the directory) opens nothing.
+        raise IntegrityError(f"{what}: signed by {signer['name']}, who may not issue it")
+    m = load_manifest(v, rec["dossier"])
+    if m["dept"] != rec["dept"] or m["number"] != rec["number"]:
+        raise IntegrityError(f"{what}: does not match dossier {m['number']}")
+    rec["_status"] = m["status"]
+    return rec

@@ -1,0 +1,83 @@
+"""Retention schedules: trigger events, the rule covering a document, when its retention ends [R-3.3.2]."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Mapping
+
+from vault import clock, plugins
+from vault.archive.holds import held_dossiers
+from vault.archive.manifests import iter_manifests
+
+# Events every vault knows; plugins add more through ``vault_register_retention_events``.
+INTRINSIC_EVENTS = {
+    "document-date": "the date of the material itself [R-3.1.3]",
+    "dossier-closed": "the dossier was closed ('vault dossier close')",
+}
+
+
+def known_events() -> dict[str, str]:
+    """Every event a schedule may count from: intrinsic ones and those plugins register."""
+    found = {n: e.description for n, e in plugins.retention_events(plugins.get_plugin_manager()).items()}
+    return {**INTRINSIC_EVENTS, **found}
+
+
+def rule_for(policy: Mapping[str, Any], m: Mapping[str, Any], d: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The first retention rule that covers a document, or None."""
+    for r in policy.get("retention", []):
+        if d["category"] not in r["categories"]:
+            continue
+        if r.get("customer_types") and m["customer_type"] not in r["customer_types"]:
+            continue
+        if r.get("class_prefix") and not m["class"].startswith(r["class_prefix"]):
+            continue
+        return r
+    return None
+
+
+def _add_years(date: str, years: int) -> str:
+    d = dt.date.fromisoformat(date)
+    try:
+        return d.replace(year=d.year + years).isoformat()
+    except ValueError:  # 29 February in a year that has none
+        return d.replace(year=d.year + years, day=28).isoformat()
+
+
+def schedule(m: Mapping[str, Any], d: Mapping[str, Any], policy: Mapping[str, Any], *,
+             today: str | None = None) -> dict[str, Any]:
+    """When a document's retention ends, and why: rule, event, event date, end date (or waiting).
+
+    A pure function of its arguments; ``today`` (``YYYY-MM-DD``) defaults to the vault clock's date.
+    """
+    r = rule_for(policy, m, d)
+    row = {"number": d["number"], "dossier": m["number"], "category": d["category"]}
+    if r is None:
+        return {**row, "rule": None, "status": "no-rule"}
+    ev = r["event"]
+    when = {"document-date": d["date"], "dossier-closed": m.get("closed")}.get(ev) or d.get("events", {}).get(ev)
+    row.update(rule=r["name"], event=ev, years=r["years"], event_date=when)
+    if when is None:
+        return {**row, "until": None, "status": "waiting"}
+    until = _add_years(when, r["years"])
+    return {**row, "until": until, "status": "due" if until <= (today or clock.today()) else "kept"}
+
+
+def report(v, *, due: bool = False, upcoming: int | None = None) -> list[dict[str, Any]]:
+    """Retention of every live document; ``due`` keeps what may be destroyed now, ``upcoming`` what
+    becomes due within that many days. Held dossiers are marked and never listed as due."""
+    held = held_dossiers(v)
+    horizon = (clock.now().date() + dt.timedelta(days=upcoming)).isoformat() if upcoming is not None else None
+    rows = []
+    for m in iter_manifests(v):
+        for d in m["documents"]:
+            if d.get("status") == "destroyed":
+                continue
+            row = schedule(m, d, v.policy.data)
+            if m["id"] in held and row["status"] == "due":
+                row["status"] = "held"
+            if due and row["status"] != "due":
+                continue
+            if horizon and not (row.get("until") and row["until"] <= horizon and row["status"] != "held"):
+                continue
+            rows.append(row)
+    return rows

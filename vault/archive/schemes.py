@@ -1,0 +1,20 @@
+"""The numbering scheme and classifier a vault is configured with, built through the plugin host."""
+
+from __future__ import annotations
+
+from vault import plugins
+from vault.errors import PluginError
+
+
+def configured(v, family: str):
+    """The numbering scheme (``family="numbering"``) or classifier (``"classification"``) of vault ``v``."""
+    cfg = v.config[family]
+    # Loading entry points scans every installed distribution: once per opened vault is enough.
+    pm = getattr(v, "_plugin_manager", None)
+    if pm is None:
+        pm = v._plugin_manager = plugins.get_plugin_manager()
+    registry = plugins.numbering_schemes(pm) if family == "numbering" else plugins.classifiers(pm)
+    registration = registry.get(cfg["scheme"])
+    if registration is None:
+        raise PluginError(f"{family} scheme {cfg['scheme']!r} is not installed", hint="see 'vault plugins list'")
+    return registration(dict(cfg.get("options", {})))

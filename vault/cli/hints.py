@@ -1,0 +1,56 @@
+"""How the CLI reports a library error: its exit code, and hints that name the command line's options."""
+
+from __future__ import annotations
+
+from vault.errors import UsageError, VaultError
+
+#: Exit codes by error class (the most specific class wins); every other VaultError exits with 1.
+EXIT_CODES: dict[type[VaultError], int] = {UsageError: 2}
+
+#: The library names the input at fault (``VaultError.param``); the CLI says which option gives it.
+PARAM_HINTS: dict[str, str] = {
+    "source": "pass --source TEXT",
+    "copy_note": "pass --copy-note TEXT, or --original",
+    "copy_export": "to get a copy, file 'vault request copy DOCNO --purpose …' and use 'vault doc export'",
+    "purpose": "pass --purpose TEXT",
+    "reason": "pass --reason TEXT",
+    "changes": "pass --name, --address, --contact, --legal-rep, --business or --note",
+    "outcome": "use --verified or --needs-update",
+    "note": "pass --note TEXT",
+    "name": "pass --name",
+    "query": "pass --name, --contact or --number",
+    "out": "choose another --out path; identities are never overwritten",
+    "identity": "pass --identity FILE or set VAULT_IDENTITY",
+    "blind_index": "finding by name or contact is for the archive department; try --number",
+    "keep": "pass at least one of --keep-daily/--keep-weekly/--keep-monthly/--keep-yearly N",
+    "role": "pass --role ROLE",
+    "access_request": "file 'vault request access NO --purpose …'; your department head approves, the archive grants",
+    "copy_request": "file 'vault request copy DOCNO --purpose …'; the archive head approves it",
+    "vault": "pass --vault DIR (or set VAULT_DIR), or create one with 'vault init'",
+    "member_identity": "check --identity and --vault",
+    "request_target": "'vault request access NO …' or 'vault request access --customer NAME …'",
+}
+
+#: Library messages that begin with the name of an input the command line takes as an option.
+OPTION_MESSAGES = frozenset({"hours", "replaces"})
+
+
+def exit_code(err: VaultError) -> int:
+    """The exit code for ``err``."""
+    for cls in type(err).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return 1
+
+
+def message(err: VaultError) -> str:
+    """The error line for ``err``, naming the option where the library names its input."""
+    text = str(err)
+    if err.param in OPTION_MESSAGES and text.startswith(err.param):
+        return "--" + text
+    return text
+
+
+def hint(err: VaultError) -> str:
+    """The hint for ``err``: the library's own, else how to give the input at fault."""
+    return err.hint or PARAM_HINTS.get(err.param or "", "")

@@ -1,0 +1,229 @@
+"""Paper originals: where each is kept, lending against an approved consultation, returns, inventories [R-3.2.3, R-3.4.2].
+
+An original leaves the archive room only for a member holding an approved consultation request for
+its dossier (the same approval as a consultation [R-3.4.1]); the loan is a signed record with who took
+it and when it is due back, and the return another. An inventory records, for every original the
+vault knows, where it was found, and names the missing and the misplaced. Records carry document
+numbers, member names, dates and shelf locations — never a customer's data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from pathlib import Path
+from typing import Any, Iterable
+
+from vault import clock
+from vault.archive import authority, grants, members
+from vault.archive.manifests import iter_manifests, load_manifest, manifest_file, parse_date, resolve
+from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
+from vault.store import index, records
+
+#: The longest loan: a paper original is out of the archive room for at most this many days.
+MAX_LOAN_DAYS = 90
+
+
+def _dir(v, kind: str) -> Path:
+    return v.root / "paper" / kind
+
+
+def _load(v, path: Path, schema: str) -> dict[str, Any]:
+    """A paper record the history committed. Only the archive department lends, takes back and
+    counts originals: that is the history's rule (``trust``), so a record signed by anyone else,
+    written straight into the directory, moves nothing."""
+    what = path.relative_to(v.root).as_posix()
+    try:
+        rec = authority.load(v, what, schema=schema)
+    except FormatError as e:
+        raise IntegrityError(str(e)) from None
+    signer = members.verify_by_member(v, rec, what=what)
+    if signer["name"] != rec["by"] or authority.signer_of(v, what) != rec["by"]:
+        raise IntegrityError(f"{what}: signed by {signer['name']}, not by {rec['by']}")
+    return rec
+
+
+def _committed(v, prefix: str, pattern: str) -> list[Path]:
+    """The files under ``prefix`` the history committed and did not remove (a file no entry wrote
+    is listed by nothing; ``vault check`` names it)."""
+    return [v.root / rel for rel, (h, *_) in sorted(authority.state(v)["files"].items())
+            if h is not None and rel.startswith(prefix) and fnmatch.fnmatchcase(rel[len(prefix):], pattern)]
+
+
+def _location(text: str) -> str:
+    """A shelf label: free text on one line (it is shown in tables and lists)."""
+    where = text.strip()
+    if not where or len(where) > 200 or any(not c.isprintable() for c in where):
+        raise InputError("a location is one line of printable text (at most 200 characters)",
+                         hint="e.g. --location 'Room 1/Shelf A/Box 3'")
+    return where
+
+
+def originals(v) -> list[dict[str, Any]]:
+    """Every live paper original: number, dossier, location (None when none was recorded)."""
+    out = []
+    for m in iter_manifests(v):
+        for d in m["documents"]:
+            if d.get("original") and d.get("status") != "destroyed":
+                out.append({"number": d["number"], "dossier": m["number"], "location": d.get("paper_location")})
+    return out
+
+
+def _original(v, docno: str) -> tuple[dict, dict]:
+    m = load_manifest(v, resolve(v, docno))
+    d = next((x for x in m["documents"] if x["number"] == docno), None)
+    if d is None:
+        raise NotFoundError(f"no document {docno}")
+    if d.get("status") == "destroyed":
+        raise ConflictError(f"document {docno} has been destroyed")
+    if not d.get("original"):
+        raise ConflictError(f"document {docno} is a copy: the archive holds no paper original of it")
+    return m, d
+
+
+def loans(v) -> list[dict[str, Any]]:
+    """Every loan with its return (if any), verified, in number order."""
+    out = []
+    for p in _committed(v, "paper/loans/", "L-*.toml"):
+        if "." in p.stem:
+            continue
+        loan = _load(v, p, "paperloan")
+        if loan["number"] != p.stem:
+            raise IntegrityError(f"paper/loans/{p.name}: belongs to another loan")
+        row = {k: loan[k] for k in ("number", "document", "borrower", "request", "by", "at", "due")}
+        ret = p.with_name(f"{p.stem}.returned.toml")
+        if authority.exists(v, f"paper/loans/{ret.name}"):
+            r = _load(v, ret, "paperreturn")
+            if r["loan"] != loan["number"]:
+                raise IntegrityError(f"paper/loans/{ret.name}: returns another loan")
+            row.update(returned_at=r["at"], received_by=r["by"], location=r["location"])
+        out.append(row)
+    return out
+
+
+def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
+    """Lend a paper original out of the archive room to ``to``, against their approved consultation
+    request ``request`` for its dossier [R-3.4.1, R-3.4.2]; returns the loan number."""
+    actor.require("grant.manage", number=docno)
+    v = actor.vault
+    due = parse_date(due)
+    today = dt.date.fromisoformat(clock.today())
+    if not today <= dt.date.fromisoformat(due) <= today + dt.timedelta(days=MAX_LOAN_DAYS):
+        raise InputError(f"due date {due} is not within {MAX_LOAN_DAYS} days from today",
+                         hint="pass --due YYYY-MM-DD, at most 90 days ahead")
+    with v.lock(exclusive=True):
+        m, d = _original(v, docno)
+        st = grants.status(v, request)
+        req = grants.request_record(v, request)
+        ok = (req["kind"] == "access" and req["requester"] == to and req["dossier"] == m["id"]
+              and st["state"] in ("approved", "granted"))
+        if not ok:
+            actor.audit("paper.lend", outcome="refused", number=docno, ref=request)
+            raise PermissionDeniedError(
+                f"{request} is not an approved consultation request of {to} for dossier {m['number']}",
+                hint="the borrower files 'vault request access NO --purpose …' and their department head approves it")
+        mem = members.all_members(v)
+        if mem.get(to, {}).get("status") != "active":
+            raise ConflictError(f"{to} is not an active member")
+        out = [x for x in loans(v) if x["document"] == docno and "returned_at" not in x]
+        if out:
+            raise ConflictError(f"the original of {docno} is already out ({out[0]['number']} to {out[0]['borrower']})",
+                                hint=f"record its return first: 'vault paper return {out[0]['number']}'")
+        no = f"L-{index.next_sequence(v.root, 'loans'):06d}"
+        rec = {"format": 1, "number": no, "document": docno, "dossier": m["id"], "borrower": to,
+               "request": request, "from_location": d.get("paper_location", ""), "at": clock.stamp(),
+               "by": actor.name, "due": due}
+        _dir(v, "loans").mkdir(mode=0o700, parents=True, exist_ok=True)
+        actor.commit("paper.lend", {f"paper/loans/{no}.toml": records.dump_toml(actor.sign(rec))}, number=docno,
+                     ref=no, obj=m["id"])
+    return no
+
+
+def give_back(actor, loan_no: str, *, location: str | None = None) -> dict[str, Any]:
+    """Record that a lent original is back in the archive room (at ``location``, by default where it
+    came from; a new place is written to the manifest)."""
+    actor.require("grant.manage")
+    v = actor.vault
+    with v.lock(exclusive=True):
+        loan = next((x for x in loans(v) if x["number"] == loan_no), None)
+        if loan is None:
+            raise NotFoundError(f"no loan {loan_no}", hint="see 'vault paper out'")
+        if "returned_at" in loan:
+            raise ConflictError(f"{loan_no} was returned on {loan['returned_at']}")
+        rec0 = authority.load(v, f"paper/loans/{loan_no}.toml", schema="paperloan")
+        if not (location or rec0["from_location"]).strip():
+            raise InputError(f"no location is recorded for {loan['document']}", hint="pass --location SHELF")
+        where = _location(location or rec0["from_location"])
+        rec = {"format": 1, "loan": loan_no, "document": loan["document"], "at": clock.stamp(), "by": actor.name,
+               "location": where}
+        files: dict[str, bytes | None] = {f"paper/loans/{loan_no}.returned.toml": records.dump_toml(actor.sign(rec))}
+        m = load_manifest(v, rec0["dossier"])
+        if where != rec0["from_location"]:
+            files.update(_moved(actor, m, loan["document"], where))
+        # One entry: the return and, if it came back elsewhere, the manifest's new location.
+        actor.commit("paper.return", files, number=loan["document"], ref=loan_no, obj=m["id"],
+                     rev=m["revision"] if len(files) > 1 else None)
+    return {**loan, "returned_at": rec["at"], "received_by": actor.name, "location": where}
+
+
+def _moved(actor, m: dict[str, Any], docno: str, location: str) -> dict[str, bytes | None]:
+    """The manifest with the original's new location (its revision raised), as files to commit."""
+    d = next(x for x in m["documents"] if x["number"] == docno)
+    d["paper_location"] = location
+    m["revision"] += 1
+    return manifest_file(actor, m)
+
+
+def locate(actor, docno: str, location: str) -> None:
+    """Record where a paper original is kept [R-3.2.3] (a signed manifest change)."""
+    actor.require("doc.add", number=docno)
+    where = _location(location)
+    with actor.vault.lock(exclusive=True):
+        m, _ = _original(actor.vault, docno)
+        actor.commit("paper.locate", _moved(actor, m, docno, where), number=docno, obj=m["id"],
+                     rev=m["revision"])
+
+
+def out(v, *, today: str | None = None) -> list[dict[str, Any]]:
+    """Originals out of the archive room: loans not returned, each with ``overdue``."""
+    day = today or clock.today()
+    return [{**x, "overdue": x["due"] < day} for x in loans(v) if "returned_at" not in x]
+
+
+def inventory(actor, found: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Record a periodic inventory: ``found`` is (document number, where it was found) for each
+    original seen. Returns the signed report: found, misplaced (found elsewhere than recorded),
+    missing (neither found nor out on loan), out (on loan), unknown (not a live original)."""
+    actor.require("doc.add")
+    v = actor.vault
+    seen: dict[str, str] = {}
+    for docno, where in found:
+        seen[docno] = _location(where)
+    with v.lock(exclusive=True):
+        known = {o["number"]: o for o in originals(v)}
+        lent = {x["document"] for x in out(v)}
+        report = {
+            "found": [{"document": n, "location": w} for n, w in sorted(seen.items()) if n in known],
+            "misplaced": [{"document": n, "location": w, "recorded": known[n]["location"] or ""}
+                          for n, w in sorted(seen.items()) if n in known and w != known[n]["location"]],
+            "missing": sorted(n for n in known if n not in seen and n not in lent),
+            "out": sorted(n for n in known if n not in seen and n in lent),
+            "unknown": sorted(n for n in seen if n not in known),
+        }
+        no = f"I-{index.next_sequence(v.root, 'inventories'):06d}"
+        rec = {"format": 1, "number": no, "at": clock.stamp(), "by": actor.name, **report}
+        _dir(v, "inventories").mkdir(mode=0o700, parents=True, exist_ok=True)
+        actor.commit("paper.inventory", {f"paper/inventories/{no}.toml": records.dump_toml(actor.sign(rec))},
+                     ref=no)
+    return {"number": no, "at": rec["at"], "by": actor.name, **report}
+
+
+def inventories(v) -> list[dict[str, Any]]:
+    """Every recorded inventory, verified, oldest first."""
+    outl = []
+    for p in _committed(v, "paper/inventories/", "I-*.toml"):
+        rec = _load(v, p, "inventory")
+        if rec["number"] != p.stem:
+            raise IntegrityError(f"paper/inventories/{p.name}: belongs to another inventory")
+        outl.append({k: x for k, x in rec.items() if k not in ("format", "signature")})
+    return outl

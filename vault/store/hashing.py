@@ -1,0 +1,63 @@
+"""Writing while hashing: a file wrapper that hashes and counts the bytes written, and the hash of a file."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+
+class HashingWriter:
+    """A write-only file that hashes and counts what passes through (the ciphertext hash).
+
+    Large writes are hashed on a helper thread while the write system call runs (SHA-256 releases
+    the GIL), and the call returns only when both are done, so the caller may reuse its buffer.
+    """
+
+    _PARALLEL = 1 << 16
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.h, self.size = f, hashlib.sha256(), 0
+        self._pool: ThreadPoolExecutor | None = None
+
+    def write(self, b) -> int:
+        self.size += len(b)
+        if len(b) < self._PARALLEL:
+            self.h.update(b)
+            return self.f.write(b)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # large writes only: small commands skip it
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="vault-hash")
+        done = self._pool.submit(self.h.update, b)
+        try:
+            return self.f.write(b)
+        finally:
+            done.result()
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> "HashingWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """SHA-256 and size of a file, read in 1 MiB pieces."""
+    h, n = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n

@@ -1,0 +1,141 @@
+"""Where everything lives under the vault root (docs/FORMAT.md §2), and the names that become file names.
+
+``PATHS`` is the one table of the repository layout, written as FORMAT §2 writes it (a test checks
+the two against each other); ``Layout`` resolves its entries under a vault root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from vault.errors import InputError
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+#: Every file and directory of a vault: kind -> path template, with ``<part>`` as in FORMAT §2.
+PATHS: dict[str, str] = {
+    "config": "vault.toml",
+    "policy": "policy.toml",
+    "policy_version": "policy/<n>.toml",
+    "member": "members/<name>.toml",
+    "ring_record": "rings/<ring>.toml",
+    "ring_secret": "rings/<ring>.age",
+    "key_table": "keys/<dossier-id>.age",
+    "index_key": "keys/_index.age",
+    "manifest": "dossiers/<dossier-id>/manifest.toml",
+    "document": "dossiers/<dossier-id>/documents/<doc-id>.age",
+    "sequence": "index/sequence",
+    "issued_number": "index/numbers/<h[:2]>/<h>",
+    "search_recipient": "index/search/recipient.toml",
+    "search_base": "index/search/base.age",
+    "search_delta": "index/search/delta/<seq>.age",
+    "search_sequence": "index/search/sequence",
+    "review": "reviews/<dossier-id>/<seq>.toml",
+    "intake_key": "keys/_intake.age",
+    "grant_key": "keys/grants/<dossier-id>.<grant>.age",
+    "request": "requests/<R-no>.toml",
+    "grant": "grants/<G-no>.toml",
+    "audit_log": "audit/log.jsonl",
+    "audit_checkpoint": "audit/checkpoint.toml",
+    "audit_lock": "audit/.lock",
+    "audit_v1_log": "audit/v1-log.jsonl",
+    "submission": "intake/<id>.age",
+    "submission_record": "intake/<id>.toml",
+    "upload": "intake/.upload-<id>.age",
+    "invitation": "intake/invitations/<id>.toml",
+    "invitation_use": "intake/uses/<invitation-id>/<k>",
+    "hold": "holds/<dossier-id>.toml",
+    "hold_lift": "holds/lifted/<dossier-id>.<n>.toml",
+    "paper_loan": "paper/loans/<L-no>.toml",
+    "paper_inventory": "paper/inventories/<I-no>.toml",
+    "destruction": "destructions/<D-no>.toml",
+    "backups": "backups.toml",
+    "lock": ".lock",
+}
+
+_PART = re.compile(r"<([^>]+)>")
+
+
+def check_name(kind: str, name: str) -> str:
+    """Member, department and ring names are short lowercase tokens (they become file names)."""
+    if not NAME_RE.match(name):
+        raise InputError(f"bad {kind} name {name!r}", hint="use lowercase letters, digits, '.', '_' or '-' (max 64)")
+    return name
+
+
+@dataclass
+class Layout:
+    """Where everything lives under the vault root ``root`` (see ``PATHS``)."""
+
+    root: Path
+
+    def path(self, kind: str, **parts: str) -> Path:
+        """The path of ``kind`` with its ``<part>``s filled in; ``-`` and ``[:2]`` in a part's name are
+        spelled ``_`` and nothing (``dossier_id=…``, ``h=…``: ``<h[:2]>`` is the first two of ``h``)."""
+        def fill(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name.endswith("[:2]"):
+                return parts[name[:-4]][:2]
+            return parts[name.replace("-", "_")]
+
+        return self.root / _PART.sub(fill, PATHS[kind])
+
+    @property
+    def config(self) -> Path:
+        return self.path("config")
+
+    @property
+    def policy(self) -> Path:
+        return self.path("policy")
+
+    def member(self, name: str) -> Path:
+        return self.path("member", name=name)
+
+    def ring_record(self, name: str) -> Path:
+        return self.path("ring_record", ring=name)
+
+    def ring_secret(self, name: str) -> Path:
+        return self.path("ring_secret", ring=name)
+
+    def key_table(self, dossier: str) -> Path:
+        return self.path("key_table", dossier_id=dossier)
+
+    def dossier_dir(self, dossier: str) -> Path:
+        return self.manifest(dossier).parent
+
+    def manifest(self, dossier: str) -> Path:
+        return self.path("manifest", dossier_id=dossier)
+
+    def document(self, dossier: str, doc_id: str) -> Path:
+        return self.path("document", dossier_id=dossier, doc_id=doc_id)
+
+    def issued_number(self, number: str) -> Path:
+        return self.path("issued_number", h=hashlib.sha256(number.encode()).hexdigest())
+
+    def review(self, dossier: str, seq: int | str) -> Path:
+        return self.path("review", dossier_id=dossier, seq=str(seq))
+
+    def grant_key(self, dossier: str, grant: str) -> Path:
+        return self.path("grant_key", dossier_id=dossier, grant=grant)
+
+    def request(self, number: str, suffix: str = "") -> Path:
+        """A request, or with ``suffix`` (``.decision``, ``.used``, ...) a record about it."""
+        return self.path("request", R_no=number + suffix)
+
+    def grant(self, number: str, suffix: str = "") -> Path:
+        """A grant, or with ``suffix`` (``.closed``) a record about it."""
+        return self.path("grant", G_no=number + suffix)
+
+    def hold(self, dossier: str) -> Path:
+        return self.path("hold", dossier_id=dossier)
+
+    def destruction(self, number: str, suffix: str = "") -> Path:
+        """A destruction request, or with ``suffix`` (``.approval``, ``.certificate``) a record about it."""
+        return self.path("destruction", D_no=number + suffix)
+
+    @property
+    def index(self) -> Path:
+        return self.path("sequence").parent
