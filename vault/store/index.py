@@ -22,9 +22,8 @@ def _number_path(root: Path, number: str) -> Path:
 
 def issue_number(root: Path, number: str, dossier: str) -> None:
     """Record ``number`` as issued to ``dossier``; refuses a number ever issued before (even destroyed)."""
-    # The entry is line-oriented: a number or id holding a newline would forge its second line.
-    ids.archive_number(number, what="numbering scheme")
-    ids.dossier_id(dossier, what="new dossier")
+    # The entry is line-oriented; the numbering plugin layer has checked the number (no whitespace),
+    # and lookup_number checks the id it reads back before anyone joins it into a path.
     p = _number_path(root, number)
     try:
         write_new(p, f"{number}\n{dossier}\n".encode(), mode=0o644)

@@ -85,12 +85,13 @@ class SequenceAllocator:
             sequence = index.peek_sequence(self.directory)
             number = scheme.number(sequence=sequence, facts=facts)
             try:
-                # Where the vault records the dossier id (128 bits in hex), the kit records the sequence.
+                # The sequence stands in for the dossier id, written in an id's form (32 hex digits):
+                # the vault refuses to read back an id of any other form.
                 index.allocate_number(self.directory, lambda seq: number, f"{sequence:032x}")
             except ConflictError:
-                first = index.lookup_number(self.directory, number)
+                first = int(index.lookup_number(self.directory, number) or "0", 16)
                 raise AssertionError(f"duplicate archive number {number!r} for sequence {sequence}: "
-                                     f"already issued for sequence {int(first or '0', 16)}") from None
+                                     f"already issued for sequence {first}") from None
             with open(self.issued, "a") as log:
                 log.write(number + "\n")
             return sequence, number
