@@ -60,6 +60,10 @@ def samples() -> dict[str, list[dict]]:
              "ring": ["rings/*.toml"], "manifest": ["dossiers/*/manifest.toml"]}
     for schema, patterns in globs.items():
         out[schema] = [tomllib.loads(p.read_text()) for pat in patterns for p in sorted(FROZEN.glob(pat))]
+    # The genesis record of format 2 is the frozen one as 'vault migrate' rewrites it.
+    out["vault"] = [dict(cfg, format=2, genesis_records={"policy.toml": "0" * 64}, migrated_from="0" * 32,
+                         migrated_by={"name": cfg["founder"]["name"], "key": cfg["founder"]["key"]})
+                    for cfg in out["vault"]]
     return out
 
 

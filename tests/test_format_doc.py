@@ -95,10 +95,14 @@ def test_every_mark_is_covered_by_a_claim():
 # -- §0 and §3: format versions, schemas, signatures ------------------------------------------------
 
 def test_vault_format_version(tmp_path):
-    assert int(claim("vault format").group(1)) == FORMAT_VERSION == 1
-    (tmp_path / "vault.toml").write_text("format = 2\n")
+    assert int(claim("vault format").group(1)) == FORMAT_VERSION == 2
+    (tmp_path / "vault.toml").write_text("format = 3\n")
     with pytest.raises(FormatError, match="unsupported format"):
         Vault.open(tmp_path)
+    (tmp_path / "vault.toml").write_text("format = 1\n")
+    with pytest.raises(FormatError, match="format 1") as e:
+        Vault.open(tmp_path)
+    assert "vault migrate" in e.value.hint
 
 
 def test_every_record_schema_requires_the_format():
@@ -110,7 +114,8 @@ def test_every_record_schema_requires_the_format():
             continue  # a line of the JSON audit log, not a record
         s = json.loads(p.read_text())
         assert "format" in s["required"], f"{p.name} does not require format"
-        assert s["properties"]["format"] == {"const": want}, p.name
+        # The genesis record carries the vault's format; every other record its own (unchanged).
+        assert s["properties"]["format"] == {"const": FORMAT_VERSION if p.name == "vault.schema.json" else want}, p.name
 
 
 def test_named_schemas_exist_and_load():
@@ -296,12 +301,12 @@ def test_max_scrypt_work_factor():
 # -- §18: the audit trail ----------------------------------------------------------------------------
 
 def test_audit_signature_domain():
-    from vault.archive import audit
+    from vault.archive import authority
 
     domain = claim("audit domain").group(1).replace("\\n", "\n").encode()
-    assert domain == audit.DOMAIN == b"vault-audit-v1\n"
+    assert domain == authority.DOMAIN == b"vault-audit-v2\n"
     entry = {"seq": 1, "member": "zoë", "sig": "x"}
-    assert audit._entry_bytes(entry) == domain + '{"member":"zoë","seq":1}'.encode()
+    assert authority.entry_bytes(entry) == domain + '{"member":"zoë","seq":1}'.encode()
 
 
 def test_the_path_table_is_the_repository_layout(small_vault):

@@ -1,4 +1,4 @@
-"""The frozen vault of format version 1 (tests/vectors/frozen-v1) opens, checks and reads with today's code.
+"""The frozen vault of format version 1 (tests/vectors/frozen-v1) migrates, then checks and reads with today's code.
 
 The vector was written once by ``tests/vectors/make_frozen_v1.py`` and is never regenerated: if a
 test here fails, today's code has broken vaults that already exist. Each test works on a copy,
@@ -40,7 +40,37 @@ def frozen(tmp_path):
         return res
 
     run.root = root
+    run.fingerprint = json.loads(run("migrate", "--json", who="alice").stdout)["fingerprint"]
     return run
+
+
+def test_format_1_is_refused_with_a_hint_to_migrate(tmp_path):
+    root = tmp_path / "v1"
+    shutil.copytree(VECTOR, root)
+    env = {"VAULT_DIR": str(root / "vault")}
+    res = CliRunner().invoke(cli, ["dossier", "list"], env=env, catch_exceptions=False)
+    assert res.exit_code != 0 and "vault migrate" in res.stderr and "Traceback" not in res.output
+
+
+def test_migration_keeps_the_v1_log_and_names_the_old_fingerprint(frozen):
+    v = Vault.open(frozen.root / "vault")
+    assert v.config["format"] == 2 and v.config["migrated_from"] == EXPECTED["fingerprint"].replace(" ", "")
+    assert frozen.fingerprint == v.fingerprint != EXPECTED["fingerprint"]
+    v1 = (frozen.root / "vault" / "audit" / "v1-log.jsonl").read_bytes().splitlines()
+    assert len(v1) == EXPECTED["audit_entries"]
+    # Running it again changes nothing; only a supervisor migrates.
+    assert "already has format 2" in frozen("migrate", who="alice", code=1).stderr
+
+
+def test_only_a_supervisor_migrates(tmp_path):
+    root = tmp_path / "v1"
+    shutil.copytree(VECTOR, root)
+    (tmp_path / "pass").write_text(EXPECTED["passphrase"] + "\n")
+    env = {"VAULT_DIR": str(root / "vault"), "VAULT_IDENTITY": str(root / "identities" / "bob.key"),
+           "VAULT_PASSPHRASE_FILE": str(tmp_path / "pass")}
+    res = CliRunner().invoke(cli, ["migrate"], env=env, catch_exceptions=False)
+    assert res.exit_code != 0 and "supervisor" in res.stderr
+    assert 'format = 1' in (root / "vault" / "vault.toml").read_text()
 
 
 def test_the_vector_is_format_1_and_small():
@@ -53,7 +83,7 @@ def test_the_vector_is_format_1_and_small():
 def test_check_read_data_is_ok(frozen):
     rep = json.loads(frozen("check", "--read-data", "--json").stdout)
     assert rep["ok"], rep["problems"]
-    assert rep["fingerprint"] == EXPECTED["fingerprint"]
+    assert rep["fingerprint"] == frozen.fingerprint
     assert (rep["dossiers"], rep["documents"]) == (len(EXPECTED["dossiers"]), len(EXPECTED["documents"]))
 
 
@@ -70,10 +100,10 @@ def test_version_chain(frozen):
     assert [(d["number"], d["version"]) for d in chain] == [("E-2026-000001/0001", 1), ("E-2026-000001/0003", 2)]
 
 
-def test_audit_trail_verifies():
-    res = audit.verify(Vault.open(VECTOR / "vault"))  # read-only: verify appends nothing
+def test_audit_trail_verifies(frozen):
+    res = audit.verify(Vault.open(frozen.root / "vault"))
     assert res.ok, res.problems
-    assert res.count == EXPECTED["audit_entries"]
+    assert res.count == 1  # the migration entry: the format-1 trail is kept in audit/v1-log.jsonl
 
 
 def test_find_a_customer(frozen):

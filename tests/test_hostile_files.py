@@ -182,9 +182,8 @@ def test_a_signed_record_of_another_kind_is_no_hold(office):
     (office.vault_dir / "holds").mkdir(mode=0o700, exist_ok=True)
     (office.vault_dir / "holds" / f"{did}.toml").write_bytes(
         (office.vault_dir / "requests" / f"{req}.toml").read_bytes())
-    res = office.run("hold", "list", who="alice", ok=False)
-    assert_refused_cleanly(res, "hold list")
-    assert f"holds/{did}.toml" in res.stderr
+    # Holds are facts of the history: the planted file holds nothing, and check names it.
+    assert office.json("hold", "list", who="alice") == []
     rep = office.run("check", ok=False)
     assert rep.exit_code == 1 and f"holds/{did}.toml" in rep.stdout
 
@@ -203,9 +202,8 @@ def test_a_forged_index_entry_cannot_point_outside(office):
 
     p = _number_path(office.vault_dir, office.number)
     p.write_text(f"{office.number}\n../../../etc\n")
-    res = office.run("dossier", "show", office.number, who="bob", ok=False)
-    assert_refused_cleanly(res, "index entry")
-    assert "index entry" in res.stderr
+    # Numbers resolve through the history's dossier.create entries; the index is only a hint.
+    assert office.json("dossier", "show", office.number, who="bob")["number"] == office.number
 
 
 def test_a_tampered_backups_toml_is_one_line(office, tmp_path):

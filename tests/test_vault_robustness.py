@@ -85,11 +85,11 @@ def test_damaged_manifest_is_named(office):
     mpath = v.layout.manifest(manifests.resolve(v, office.number))
     mpath.write_text(mpath.read_text().replace('dept = "sales"', 'dept = "legal"'))
     res = office.run("dossier", "show", office.number, who="bob", ok=False)
-    _one_line_error(res, "manifest.toml", "bad signature")
+    _one_line_error(res, "manifest.toml", "does not match history")
     rep = office.run("check", "--json", ok=False)
-    assert rep.exit_code == 1 and "bad signature" in rep.stdout
+    assert rep.exit_code == 1 and "manifest.toml: changed" in rep.stdout
     mpath.write_text("this is [not toml")
-    _one_line_error(office.run("dossier", "show", office.number, who="bob", ok=False), "not valid TOML")
+    _one_line_error(office.run("dossier", "show", office.number, who="bob", ok=False), "does not match history")
 
 
 def test_check_names_every_damaged_file(office, tmp_path):
@@ -206,12 +206,12 @@ def test_check_covers_procedure_records_and_the_audit_trail(office):
     rec = office.vault_dir / "requests" / f"{req}.toml"
     rec.write_text(rec.read_text().replace('kind = "access"', 'kind = "copy"'))
     res = office.run("check", who="bob", ok=False)
-    assert res.exit_code == 1 and f"request {req}: bad signature" in res.stdout
+    assert res.exit_code == 1 and f"requests/{req}.toml: changed" in res.stdout
     rec.unlink()
     log = office.vault_dir / "audit" / "log.jsonl"
     log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-1]))
     res = office.run("check", who="bob", ok=False)
-    assert res.exit_code == 1 and "tail cut off" in res.stdout
+    assert res.exit_code == 1 and "history cut or rolled back" in res.stdout
 
 
 def test_progress_bar_shows_on_a_terminal(office, tmp_path):

@@ -26,7 +26,7 @@ VERSION = 1
 MAX_MESSAGE = 1 << 20
 # The agent signs only what the vault signs: records and audit entries. A process that can reach the
 # socket can therefore not use the member's key to sign anything else (an e-mail, a git commit ...).
-SIGN_DOMAINS = (b"vault-record-v1\n", b"vault-audit-v1\n")
+SIGN_DOMAINS = (b"vault-record-v1\n", b"vault-audit-v2\n")
 
 
 class ProtocolError(Exception):

@@ -1,12 +1,12 @@
-"""The audit trail: signed, hash-chained entries with signed checkpoints [R-3.4.1].
+"""The audit trail: the vault's one ordered, signed, hash-chained history, and its commit protocol.
 
-Each entry is one JSON line in ``audit/log.jsonl``:
-``{"seq", "at", "member", "action", "outcome", "number"?, "ref"?, "prev", "sig"}`` where ``prev`` is
-the SHA-256 of the previous line (64 zeros for the first) and ``sig`` is the acting member's
-Ed25519 signature over the entry without ``sig``. After every append ``audit/checkpoint.toml`` is
-rewritten with the count and the head hash, signed by the same member, so cutting the tail off the
-log (or rolling it back) breaks the checkpoint. Entries carry archive numbers and references, never
-customer data.
+Each entry is one JSON line in ``audit/log.jsonl``: ``seq``, ``at``, ``member``, ``action``,
+``outcome``, optional ``number``, ``ref``, ``rev``, ``obj`` (the permanent id acted on),
+``records`` (vault path → SHA-256 of the bytes the action wrote, or null for a file it deleted) and
+``subject`` (facts the replay needs, e.g. a new member's key), then ``prev`` (SHA-256 of the
+previous line; of the genesis record for entry 1) and ``sig`` (the member's Ed25519 signature).
+``commit`` makes an entry the commit point of a change: records are staged as ``.pending``, the
+entry is appended, then they are renamed into place. Entries never carry customer data.
 """
 
 from __future__ import annotations
@@ -22,39 +22,32 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vault import clock
-from vault.store import ids, records
-from vault.crypto import sign
-from vault.errors import AuthenticationError, FormatError, IntegrityError, VaultError
-from vault.archive import members
-from vault.store import close_lock, open_lock
+from vault.archive import authority, witness
+from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
+from vault.errors import FormatError, IntegrityError, VaultError
+from vault.store import close_lock, fsync_dir, ids, open_lock, records, write_atomic
 from vault.store.identity import PublicKey
 
-GENESIS = "0" * 64
-DOMAIN = b"vault-audit-v1\n"
 OUTCOMES = ("ok", "refused", "failed")
+PENDING = ".pending"
 
 
 def _dir(v) -> Path:
     return v.root / "audit"
 
 
-def _entry_bytes(entry: dict[str, Any]) -> bytes:
-    body = {k: v for k, v in entry.items() if k != "sig"}
-    return DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def _line(entry: dict[str, Any]) -> bytes:
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _tail(path: Path) -> tuple[int, str]:
+def _tail(v, path: Path) -> tuple[int, str]:
     """(count, hash of the last line) read from the end of the log, without reading it all."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        return 0, GENESIS
+        size = 0
     if size == 0:
-        return 0, GENESIS
+        return 0, genesis_hash(v.config)
     with open(path, "rb") as f:
         back = min(size, 1 << 16)
         f.seek(size - back)
@@ -91,19 +84,17 @@ def _append(log: Path, data: bytes) -> None:
 
 
 def record(actor, action: str, *, outcome: str = "ok", number: str | None = None, ref: str | None = None,
-           rev: int | None = None) -> dict:
-    """Append one entry; see ``record_many`` for the parameters."""
-    return record_many(actor, [dict(action=action, outcome=outcome, number=number, ref=ref, rev=rev)])[0]
+           rev: int | None = None, obj: str | None = None) -> dict:
+    """Append one entry that writes nothing; see ``record_many`` for the parameters."""
+    return record_many(actor, [dict(action=action, outcome=outcome, number=number, ref=ref, rev=rev, obj=obj)])[0]
 
 
-def record_many(actor, items: list[dict]) -> list[dict]:
+def record_many(actor, items: list[dict], *, _advance: bool = True) -> list[dict]:
     """Append entries for ``actor`` (before the result is shown), with one fsync for all of them.
 
-    :param items: one mapping per entry with ``action`` (a dotted name: ``doc.view``, ...) and
-        optionally ``outcome`` (``ok``, ``refused`` — the vault said no — or ``failed``), ``number``
-        (the archive or document number), ``ref`` (a request, grant or member reference — never free
-        text) and ``rev`` (for a write to a dossier, the manifest revision it produced, which lets
-        ``verify`` find manifest writes missing from the log: a tail cut off with its checkpoint).
+    :param items: one mapping per entry with ``action`` (a dotted name with a row in
+        ``vault.archive.trust``) and optionally ``outcome``, ``number``, ``ref``, ``rev``, ``obj``,
+        ``records`` and ``subject`` (see the module docstring).
     :return: the entries as written.
     """
     d = _dir(actor.vault)
@@ -114,7 +105,7 @@ def record_many(actor, items: list[dict]) -> list[dict]:
     # The audit lock is separate from the vault lock so that reads (which append) never wait for a
     # long write, and appends stay totally ordered.
     with lock(actor.vault, exclusive=True):
-        seq, prev = _tail(log)
+        seq, prev = _tail(actor.vault, log)
         entries, lines = [], []
         for item in items:
             outcome = item.get("outcome") or "ok"
@@ -122,7 +113,7 @@ def record_many(actor, items: list[dict]) -> list[dict]:
             seq += 1
             entry = {"seq": seq, "at": clock.stamp(), "member": actor.name, "action": item["action"],
                      "outcome": outcome, "prev": prev}
-            for k in ("number", "ref", "rev"):
+            for k in ("number", "ref", "rev", "obj", "records", "subject"):
                 if item.get(k) is not None and item.get(k) != "":
                     entry[k] = item[k]
             if "number" in entry and not ids.ARCHIVE_NUMBER.match(entry["number"]) \
@@ -130,7 +121,7 @@ def record_many(actor, items: list[dict]) -> list[dict]:
                 # What a member typed where a number belongs (refused before it was checked) is free
                 # text, which the trail never carries: it could be a customer's name.
                 entry["number"] = "(invalid)"
-            entry["sig"] = base64.b64encode(actor.identity.sign(_entry_bytes(entry))).decode()
+            entry["sig"] = base64.b64encode(actor.identity.sign(entry_bytes(entry))).decode()
             line = _line(entry)
             prev = hashlib.sha256(line).hexdigest()
             entries.append(entry)
@@ -138,7 +129,50 @@ def record_many(actor, items: list[dict]) -> list[dict]:
         _append(log, b"".join(lines))
         cp = actor.sign({"format": 1, "count": seq, "head": prev, "at": entries[-1]["at"]})
         records.write_toml(d / "checkpoint.toml", cp)
+    if _advance:
+        _witness(actor.vault)
     return entries
+
+
+def _witness(v) -> None:
+    """Verify what was just appended and remember it as this client's checkpoint."""
+    authority.state(v)
+
+
+def commit(actor, action: str, files: dict[str, bytes | None], *, number: str | None = None,
+           ref: str | None = None, rev: int | None = None, obj: str | None = None,
+           subject: dict | None = None) -> dict:
+    """Write ``files`` (vault path → bytes, or None to delete) with one history entry as commit point.
+
+    1. each file is written as ``<path>.pending`` (atomic, fsynced); 2. one entry naming all their
+    hashes is appended and fsynced — the commit point; 3. each pending file is renamed over its path.
+    The caller holds the exclusive vault lock; an interruption is finished or dropped by
+    ``authority.recover`` under the next exclusive lock, so it is never mistaken for tampering.
+    """
+    v = actor.vault
+    hashes: dict[str, str | None] = {}
+    for rel, data in files.items():
+        if data is None:
+            hashes[rel] = None
+            continue
+        mode = 0o600 if rel.endswith(".age") else 0o644
+        write_atomic(v.root / (rel + PENDING), data, mode=mode)
+        hashes[rel] = hashlib.sha256(data).hexdigest()
+    entry = record_many(actor, [dict(action=action, number=number, ref=ref, rev=rev, obj=obj, records=hashes,
+                                     subject=subject)], _advance=False)[0]
+    dirs = set()
+    for rel, h in hashes.items():
+        p = v.root / rel
+        if h is None:
+            if p.exists():
+                p.unlink()
+        else:
+            os.replace(v.root / (rel + PENDING), p)
+        dirs.add(p.parent)
+    for d in dirs:
+        fsync_dir(d)
+    _witness(v)
+    return entry
 
 
 @contextlib.contextmanager
@@ -169,77 +203,50 @@ def entries(v) -> Iterator[dict[str, Any]]:
 
 @dataclass
 class Verification:
-    """Outcome of ``verify``: ``problems`` name the entry (by line) where the chain breaks."""
+    """Outcome of ``verify``: ``problems`` name the entry where the chain breaks or what counts for nothing."""
 
     count: int = 0
+    head: str = ""
     problems: list[str] = field(default_factory=list)
+    replay: Any = None
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def verify(v) -> Verification:
-    """Check every signature and link, the checkpoint, and that every manifest write is logged."""
+def verify(v, *, anchor: tuple[int, str] | None = None) -> Verification:
+    """Replay the whole history from genesis: every link and signature, every entry's authority,
+    the signed checkpoint, this client's remembered checkpoint and, if given, an offline anchor."""
     res = Verification()
-    mem = members.all_members(v)
-    keys = {n: PublicKey.parse(r["key"]).signing for n, r in mem.items()}
-    prev, seq, head = GENESIS, 0, GENESIS
-    logged_writes: set[tuple[str, int]] = set()
-    path = _dir(v) / "log.jsonl"
-    if path.is_symlink():
+    if (_dir(v) / "log.jsonl").is_symlink():
         res.problems.append("audit/log.jsonl: is a symbolic link (tampered with)")
         return res
     # Under the audit lock: an append between reading the log and its checkpoint is no tampering.
     with lock(v, exclusive=False):
-        lines = path.read_bytes().split(b"\n") if path.exists() else []
+        try:
+            rep = authority.full_replay(v)
+        except VaultError as e:
+            res.problems.append(str(e))
+            return res
         cp = _read_checkpoint(v, res)
-    if lines and lines[-1] == b"":
-        lines.pop()
-    for i, raw in enumerate(lines, 1):
-        where = f"audit/log.jsonl line {i}"
-        try:
-            e = parse_line(raw, where=where)
-            sig = base64.b64decode(e["sig"], validate=True)
-        except (FormatError, ValueError) as err:
-            res.problems.append(str(err) if isinstance(err, FormatError) else f"{where}: not a valid entry (damaged)")
-            return res
-        if e.get("seq") != seq + 1:
-            res.problems.append(f"{where}: sequence {e.get('seq')} where {seq + 1} was expected (entry inserted, deleted or reordered)")
-            return res
-        if e.get("prev") != prev:
-            res.problems.append(f"{where}: does not link to the entry before it (entry changed, inserted, deleted or reordered)")
-            return res
-        try:
-            sign.verify(keys[e["member"]], _entry_bytes(e), sig)
-        except (KeyError, AuthenticationError):
-            res.problems.append(f"{where}: bad signature (entry changed)")
-            return res
-        if "rev" in e:
-            logged_writes.add((e["number"].split("/")[0], e["rev"]))
-        prev = hashlib.sha256(raw).hexdigest()
-        seq = e["seq"]
-        head = prev
-    res.count = seq
-    _check_checkpoint(v, cp, mem, seq, head, res)
-    if res.ok:
-        _check_manifest_writes(v, logged_writes, res)
+    res.replay = rep
+    st = rep.state
+    res.count, res.head = st["count"], st["head"]
+    res.problems.extend(st["problems"])
+    extends = True
+    for who, point in (("this client", witness.remembered(v)), ("the anchor", anchor)):
+        if point is not None:
+            try:
+                witness.check_extends(v, point, who=who)
+            except VaultError as e:
+                res.problems.append(str(e))
+                extends = extends and who != "this client"
+    _check_checkpoint(v, cp, st, res)
+    if extends and getattr(v, "_replay", None) is None:
+        v._replay = rep  # the rest of this command reads the state just verified
+        witness.save(v, st)
     return res
-
-
-def _check_manifest_writes(v, logged: set[tuple[str, int]], res: Verification) -> None:
-    """Every dossier's current revision must have been logged: catches a log rolled back as a whole."""
-    import tomllib
-
-    for p in sorted((v.root / "dossiers").glob("*/manifest.toml")):
-        try:
-            m = tomllib.loads(p.read_text())
-            key = (m["number"], m["revision"])
-        except (tomllib.TOMLDecodeError, KeyError, UnicodeDecodeError, TypeError):
-            continue  # a damaged manifest is vault check's to report
-        if key not in logged:
-            res.problems.append(f"audit/log.jsonl: no entry for revision {key[1]} of dossier {key[0]} "
-                                "(entries missing: tail cut off or log rolled back)")
 
 
 def parse_line(raw: bytes, *, where: str) -> dict[str, Any]:
@@ -266,18 +273,21 @@ def _read_checkpoint(v, res: Verification) -> dict[str, Any] | None:
         return None
 
 
-def _check_checkpoint(v, cp: dict[str, Any] | None, mem: dict, count: int, head: str, res: Verification) -> None:
+def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification) -> None:
     if cp is None:
         return
     if cp is _NO_CHECKPOINT:
-        if count:
+        if st["count"]:
             res.problems.append("audit/checkpoint.toml: missing")
         return
     try:
-        members.verify_by_member(v, cp, what="audit/checkpoint.toml", members=mem)
-    except IntegrityError as e:
+        by = st["members"].get(cp.get("signature", {}).get("by"))
+        if by is None:
+            raise IntegrityError("audit/checkpoint.toml: signed by an unknown member")
+        records.verify_record(cp, PublicKey.parse(by["key"]).signing, what="audit/checkpoint.toml")
+    except VaultError as e:
         res.problems.append(str(e))
         return
-    if cp.get("count") != count or cp.get("head") != head:
-        res.problems.append(f"audit/log.jsonl: ends at entry {count} but the signed checkpoint says {cp.get('count')} "
-                            "(tail cut off or log rolled back)")
+    if cp.get("count") != st["count"] or cp.get("head") != st["head"]:
+        res.problems.append(f"audit/log.jsonl: ends at entry {st['count']} but the signed checkpoint says "
+                            f"{cp.get('count')} (tail cut off or log rolled back)")

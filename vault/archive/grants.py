@@ -1,4 +1,4 @@
-"""Requests and grants as recorded: their states, the key releases of active grants, and opening a dossier's keys [R-3.4.1, R-3.4.2]."""
+"""Requests and grants as the history records them: their states, the key releases of active grants, and opening a dossier's keys [R-3.4.1, R-3.4.2]."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vault import clock
-from vault.archive import members, trust
+from vault.archive import authority, members
 from vault.crypto import age
 from vault.errors import InputError, IntegrityError, NoIdentityMatchError, NotFoundError, PermissionDeniedError
 from vault.store import ids, records, write_atomic
@@ -16,86 +16,76 @@ from vault.store.identity import PublicKey
 from vault.store.keytable import KeyTable, read_key_table, write_key_table
 
 
-def _req_path(v, no: str, suffix: str = "") -> Path:
-    return v.layout.request(no, suffix)
+def _req_rel(no: str, suffix: str = "") -> str:
+    return f"requests/{no}{suffix}.toml"
 
 
-def _grant_path(v, no: str, suffix: str = "") -> Path:
-    return v.layout.grant(no, suffix)
+def _grant_rel(no: str, suffix: str = "") -> str:
+    return f"grants/{no}{suffix}.toml"
 
 
 def grant_key_path(v, dossier_id: str, grant_no: str) -> Path:
-    return v.layout.grant_key(dossier_id, grant_no)
+    return v.root / "keys" / "grants" / f"{dossier_id}.{grant_no}.age"
 
 
-def _load(v, path: Path, what: str, mem: dict | None = None, *, schema: str | None = None) -> dict[str, Any]:
-    try:
-        rec = records.load_toml(path, schema=schema, what=what)
-    except FileNotFoundError:
-        raise NotFoundError(f"no {what}") from None
-    members.verify_by_member(v, rec, what=what, members=mem)
-    return rec
+def _fact(v, table: str, no: str, what: str) -> dict[str, Any]:
+    f = authority.state(v)[table].get(no)
+    if f is None:
+        raise NotFoundError(f"no {what} {no}")
+    return f
+
+
+def _request(v, no: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the history's facts, the committed request record) — the record must say what the history says."""
+    fact = _fact(v, "requests", no, "request")
+    rec = authority.load(v, _req_rel(no))
+    if (rec.get("number"), rec.get("kind"), rec.get("dossier") or None, rec.get("requester"),
+            rec.get("target") or None) != (no, fact["kind"], fact["dossier"], fact["by"], fact["target"] or None):
+        raise IntegrityError(f"requests/{no}.toml: does not say what its history entry says")
+    return fact, rec
 
 
 def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A request with its derived state: pending, approved, denied, granted, used.
+    """A request with its state from the history: pending, approved, denied, granted, used.
 
-    :param grants: ``list_grants(v)`` when the caller already has it (listing many requests).
+    Decisions, uses and grants are facts of the history: deleting their files reverts nothing.
     """
     ids.request_no(no)
-    req = _load(v, _req_path(v, no), f"request {no}", schema="request")
-    out = {k: req[k] for k in ("number", "kind", "target", "requester", "dept", "created_at")}
+    fact, req = _request(v, no)
+    out = {k: req[k] for k in ("number", "kind", "target", "requester", "created_at")}
     if "approver_role" in req:
         out["approver_role"] = req["approver_role"]
-    out["state"] = "pending"
+    out["dept"] = fact["dept"]  # the requester's member record's, never a typed field
+    out["state"] = fact["decision"] or "pending"
     if "customer" in req:
         out["by_name"] = True
-        res = resolution(v, req)
-        if res is not None:
-            out.update(target=res["number"], resolved_by=res["by"])
-    dec_path = _req_path(v, no, ".decision")
-    if dec_path.exists():
-        dec = _load(v, dec_path, f"decision on {no}", schema="decision")
-        if dec["request_sha256"] != _digest(req):
-            raise IntegrityError(f"requests/{no}.decision.toml: decides another version of the request")
-        _check_decider(v, req, dec)
-        out.update(state=dec["decision"], decided_by=dec["by"], decided_at=dec["at"])
-    used_path = _req_path(v, no, ".used")
-    if out["state"] == "approved" and used_path.exists():
-        used = _load(v, used_path, f"use of {no}", schema="used")
-        if used["request"] != no or used["signature"]["by"] != req["requester"]:
-            raise IntegrityError(f"requests/{no}.used.toml: not the requester's use of this request")
+        if fact.get("resolved"):
+            out.update(target=fact["resolved"]["number"], resolved_by=fact["resolved"]["by"])
+    if fact["decision"]:
+        dec = authority.load(v, _req_rel(no, ".decision"))
+        out.update(decided_by=fact["decided_by"], decided_at=dec["at"])
+    if fact["used"]:
         out["state"] = "used"
-    if out["state"] == "approved" and req["kind"] == "access":
-        for g in list_grants(v) if grants is None else grants:
-            if g["request"] == no:
-                out.update(state="granted", grant=g["number"])
+    if fact["grant"]:
+        out.update(state="granted", grant=fact["grant"])
     return out
 
 
 def request_record(v, no: str) -> dict[str, Any]:
-    """A request as its requester signed it (signature verified)."""
-    return _load(v, _req_path(v, no), f"request {no}", schema="request")
+    """A request as its requester signed it, checked against the history."""
+    return _request(v, no)[1]
 
 
 def resolution(v, req: dict[str, Any]) -> dict[str, Any] | None:
-    """The archivist's signed resolution of a request by customer name to one dossier, if made."""
-    path = _req_path(v, req["number"], ".resolution")
-    if not path.exists():
-        return None
-    what = f"requests/{req['number']}.resolution.toml"
-    res = _load(v, path, f"resolution of {req['number']}", schema="resolution")
-    signer = members.all_members(v)[res["signature"]["by"]]
-    if res.get("request_sha256") != _digest(req) or res.get("by") != signer["name"] \
-            or not v.policy.may(signer["roles"], "grant.manage"):
-        raise IntegrityError(f"{what}: not a resolution of this request by a member who may grant it")
-    return res
+    """The granting archivist's resolution of a request by customer name (committed with the grant)."""
+    res = _fact(v, "requests", req["number"], "request").get("resolved")
+    return None if res is None else authority.load(v, _req_rel(req["number"], ".resolution"))
 
 
 def customer_name(actor, no: str) -> str:
     """The customer name a request by name gives, for a member it was sealed to (the archive ring,
     the requester's department heads)."""
-    req = _load(actor.vault, _req_path(actor.vault, no), f"request {no}", schema="request")
+    req = _request(actor.vault, no)[1]
     if "customer" not in req:
         raise InputError(f"request {no} names an archive number, not a customer")
     try:
@@ -108,11 +98,10 @@ def texts(v, no: str, actor=None) -> dict[str, Any]:
     """A request's sealed texts — its ``purpose`` and a denial's ``reason`` — for a member they were
     sealed to (the requester, the department heads, the deciders, the archive ring); see
     ``members.reveal``. ``actor`` None (no identity given) reveals nothing."""
-    req = _load(v, _req_path(v, no), f"request {no}")
+    fact, req = _request(v, no)
     found = {"purpose": (req["purpose"], f"requests/{no}.toml purpose")}
-    dec_path = _req_path(v, no, ".decision")
-    if dec_path.exists():
-        dec = _load(v, dec_path, f"decision on {no}")
+    if fact["decision"]:
+        dec = authority.load(v, _req_rel(no, ".decision"))
         if "reason" in dec:
             found["reason"] = (dec["reason"], f"requests/{no}.decision.toml reason")
     out: dict[str, Any] = {}
@@ -120,34 +109,17 @@ def texts(v, no: str, actor=None) -> dict[str, Any]:
     return out
 
 
-def _check_decider(v, req: dict[str, Any], dec: dict[str, Any]) -> None:
-    """A decision counts only if its signer could make it: a validly signed record from a member
-    who may not decide (written straight into the directory) must not unlock a grant or a copy."""
-    signer = members.all_members(v)[dec["signature"]["by"]]
-    kind = "access-decision" if req["kind"] == "access" else "copy-decision"
-    if "approver_role" in req:  # a department head's own request, decided by the role the policy names
-        ok = signer["name"] == dec["by"] != req["requester"] and req["approver_role"] in signer["roles"]
-    else:
-        ok = signer["name"] == dec["by"] and trust.may_sign(kind, signer, dept=req["dept"], requester=req["requester"])
-    if not ok:
-        raise IntegrityError(f"requests/{req['number']}.decision.toml: signed by {signer['name']}, "
-                             "who may not decide this request")
-
-
 def _digest(rec: dict[str, Any]) -> str:
     return hashlib.sha256(records.canonical(rec)).hexdigest()
 
 
 def list_requests(v) -> list[dict[str, Any]]:
-    d = v.root / "requests"
-    if not d.is_dir():
-        return []
-    nos = sorted(p.stem for p in d.glob("R-*.toml") if "." not in p.stem)
-    grants = list_grants(v)  # once, not once per request
-    return [status(v, n, grants=grants) for n in nos]
+    return [status(v, n) for n in sorted(authority.state(v)["requests"])]
 
 
 def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict) -> None:
+    if mem[rec["grantee"]]["status"] != "active":
+        return  # no key release is ever written to a member who is not active
     rcpt = age.parse_recipient(PublicKey.parse(mem[rec["grantee"]]["key"]).recipient)
     p = grant_key_path(v, rec["dossier"], rec["number"])
     p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -155,28 +127,15 @@ def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict) -> None
 
 
 def list_grants(v) -> list[dict[str, Any]]:
-    """Every grant with its state: active, expired (until swept), closed."""
-    d = v.root / "grants"
-    if not d.is_dir():
-        return []
+    """Every grant with its state from the history: active, expired (until swept), or how it closed."""
     out = []
     now = clock.stamp()
-    mem = members.all_members(v)
-    for p in sorted(d.glob("G-*.toml")):
-        if "." in p.stem:
-            continue
-        g = _load(v, p, f"grant {p.stem}", mem, schema="grant")
-        if g["number"] != p.stem:
-            raise IntegrityError(f"grants/{p.name}: holds grant {g['number']} (moved or forged)")
-        granter = mem[g["signature"]["by"]]
-        if not trust.may_sign("grant", granter):
-            raise IntegrityError(f"grants/{p.name}: signed by {granter['name']}, who may not grant")
-        closed = _grant_path(v, g["number"], ".closed")
-        if closed.exists():
-            c = _load(v, closed, f"closing of grant {g['number']}", mem, schema="closed")
-            state = c["reason"]
-        else:
-            state = "active" if now < g["expires_at"] else "expired"
+    for gno, fact in sorted(authority.state(v)["grants"].items()):
+        g = authority.load(v, _grant_rel(gno))
+        if (g.get("number"), g.get("request"), g.get("dossier"), g.get("grantee")) != \
+                (gno, fact["request"], fact["dossier"], fact["grantee"]):
+            raise IntegrityError(f"grants/{gno}.toml: does not say what its history entry says")
+        state = fact["closed"] or ("active" if now < g["expires_at"] else "expired")
         out.append({**{k: g[k] for k in ("number", "request", "dossier", "target", "grantee", "granted_at",
                                          "expires_at")}, "state": state})
     return out
@@ -198,7 +157,8 @@ def save_keys(actor, dossier_id: str, table: KeyTable) -> None:
 
 
 def refresh_grant_keys(actor, dossier_id: str, table: KeyTable) -> None:
-    """Re-issue the key release of every active grant on a dossier after its key table changed."""
+    """Re-issue the key release of every active grant on a dossier after its key table changed
+    (never for a grant the history closed, nor to a member who is not active)."""
     grants = [g for g in list_grants(actor.vault) if g["dossier"] == dossier_id and g["state"] == "active"]
     if grants:
         mem = members.all_members(actor.vault)
@@ -225,15 +185,14 @@ def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
 def consume_copy_approval(actor, target: str, *, action: str = "doc.export") -> str:
     """Use up the approved copy request of this member for ``target``; returns its number [R-3.4.2]."""
     v = actor.vault
-    for st in list_requests(v):
-        if st["kind"] == "copy" and st["requester"] == actor.name and st["target"] == target \
-                and st["state"] == "approved":
-            with v.lock(exclusive=True):
-                if _req_path(v, st["number"], ".used").exists():
-                    continue
-                records.write_toml(_req_path(v, st["number"], ".used"),
-                                   actor.sign({"format": 1, "request": st["number"], "at": clock.stamp()}))
-            return st["number"]
+    with v.lock(exclusive=True):
+        for no, f in sorted(authority.state(v)["requests"].items()):
+            if f["kind"] == "copy" and f["by"] == actor.name and f["target"] == target \
+                    and f["decision"] == "approved" and not f["used"]:
+                rec = actor.sign({"format": 1, "request": no, "at": clock.stamp()})
+                actor.commit("request.use", {_req_rel(no, ".used"): records.dump_toml(rec)}, number=target,
+                             ref=no, obj=no)
+                return no
     actor.audit(action, outcome="refused", number=target)
     raise PermissionDeniedError(f"no approved copy request of yours for {target}",
                                 param="copy_request")

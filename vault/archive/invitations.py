@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from vault.archive import members
+from vault.archive import authority, members
 from vault.archive.manifests import load_manifest
 from vault.errors import IntegrityError, NotFoundError
-from vault.store import records
 
 _ID_RE = re.compile(r"[0-9a-f]{32}\Z")
 
@@ -38,16 +37,14 @@ def load(v, iid: str) -> dict[str, Any]:
     """
     if not isinstance(iid, str) or not _ID_RE.match(iid):
         raise NotFoundError("no such invitation")
-    path = invitations_dir(v) / f"{iid}.toml"
     what = f"intake/invitations/{iid}.toml"
-    try:
-        rec = records.load_toml(path, what=what)
-    except FileNotFoundError:
-        raise NotFoundError("no such invitation") from None
+    if authority.committed(v, what) is None:  # only an invitation the history issued exists
+        raise NotFoundError("no such invitation")
+    rec = authority.load(v, what)
     if set(rec) - _FIELDS or rec.get("id") != iid or rec.get("format") != 1:
         raise IntegrityError(f"{what}: not an invitation record")
     signer = members.verify_by_member(v, rec, what=what)
-    if signer["name"] != rec["by"] or not may_invite(v, signer, rec["dept"]):
+    if signer["name"] != rec["by"] or authority.signer_of(v, what) != rec["by"] or not may_invite(v, signer, rec["dept"]):
         # A validly signed record by someone who may not invite (written into the directory) opens nothing.
         raise IntegrityError(f"{what}: signed by {signer['name']}, who may not issue it")
     m = load_manifest(v, rec["dossier"])

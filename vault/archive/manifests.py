@@ -10,10 +10,10 @@ from typing import Any, Iterator, Mapping
 import tomli_w
 
 from vault import clock
-from vault.archive import members
+from vault.archive import authority, members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.store import ids, index, records
-from vault.store.keytable import KeyTable, read_key_table, seal, unseal
+from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
 
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 
@@ -25,21 +25,35 @@ def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: in
             "sealed": base64.b64encode(blob).decode()}
 
 
-def write_manifest(actor, manifest: dict[str, Any], *, sync: bool = True) -> None:
-    """Sign, validate and atomically replace a dossier's manifest (the commit point of every change)."""
+def manifest_file(actor, manifest: dict[str, Any]) -> dict[str, bytes | None]:
+    """The signed, validated manifest as ``{path: bytes}`` for ``actor.commit`` (its commit point)."""
     signed = actor.sign(dict(manifest, updated_at=clock.stamp(), updated_by=actor.name))
     records.validate(signed, "manifest", what=f"manifest of {manifest['number']}")
-    records.write_toml(actor.vault.layout.manifest(manifest["id"]), signed, sync=sync)
+    return {f"dossiers/{manifest['id']}/manifest.toml": records.dump_toml(signed)}
+
+
+def write_table(v, table: KeyTable) -> None:
+    """Write the key table, encrypted to the current rings, before the entry that commits its use.
+
+    Key tables are not history records: the backup key mirror restores the newest table beside an
+    older snapshot, and a table swapped by someone outside the rings gives them nothing — it is
+    re-encrypted to the ring recipients, which the history binds — while the keys a manifest names
+    must open its documents (``vault check --read-data``). Written first, an interrupted change
+    leaves only unused entries in it.
+    """
+    write_key_table(v.layout.key_table(table.dossier), table, members.ring_recipients(v))
+
+
+def read_table(v, dossier_id: str, identities) -> KeyTable:
+    """The dossier's key table (it must name this dossier: a table moved from another is refused)."""
+    return read_key_table(v.layout.key_table(dossier_id), identities, dossier=dossier_id)
 
 
 def load_manifest(v, dossier_id: str, *, member_records: dict | None = None) -> dict[str, Any]:
-    """Read, validate and verify a manifest; IntegrityError names the file when it is damaged."""
-    path = v.layout.manifest(dossier_id)
+    """The manifest the history last wrote, validated; IntegrityError names the file otherwise."""
     what = f"dossiers/{dossier_id}/manifest.toml"
     try:
-        m = records.load_toml(path, schema="manifest", what=what)
-    except FileNotFoundError:
-        raise IntegrityError(f"{what}: missing") from None
+        m = authority.load(v, what, schema="manifest")
     except FormatError as e:
         raise IntegrityError(str(e)) from None
     if m["id"] != dossier_id:
@@ -62,18 +76,21 @@ def canonical_number(v, text: str) -> str:
 
 
 def resolve(v, number: str) -> str:
-    """Dossier id of an archive number (or of the dossier part of a document number)."""
+    """Dossier id of an archive number (or of the dossier part of a document number).
+
+    The history's dossier.create entries are the authority; ``index/numbers`` is only a hint.
+    """
     ids.target_number(number)
-    dossier_id = index.lookup_number(v.root, number.split("/")[0])
+    dossier_id = authority.state(v)["numbers"].get(number.split("/")[0])
     if dossier_id is None:
         raise NotFoundError(f"no dossier numbered {number.split('/')[0]}", hint="see 'vault dossier list'")
     return dossier_id
 
 
 def iter_manifests(v) -> Iterator[dict[str, Any]]:
-    """Every manifest, verified, in archive-number order."""
+    """Every manifest the history created, verified, in archive-number order."""
     mem = members.all_members(v)
-    out = [load_manifest(v, p.name, member_records=mem) for p in (v.root / "dossiers").iterdir() if p.is_dir()]
+    out = [load_manifest(v, d, member_records=mem) for d in authority.state(v)["dossiers"]]
     yield from sorted(out, key=lambda m: m["number"])
 
 
@@ -89,7 +106,7 @@ def summary(m: dict[str, Any]) -> dict[str, Any]:
 
 def read_profile(actor, m: Mapping[str, Any], table: KeyTable | None = None) -> dict[str, Any]:
     """Decrypt the newest profile version (needs read access to the dossier)."""
-    table = table or read_key_table(actor.vault.layout.key_table(m["id"]), actor.read_identities(), dossier=m["id"])
+    table = table or read_table(actor.vault, m["id"], actor.read_identities())
     p = m["profile"][-1]
     plain = unseal(base64.b64decode(p["sealed"]), table, what=f"profile v{p['version']} of {m['number']}")
     return tomllib.loads(plain.decode())

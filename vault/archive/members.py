@@ -11,7 +11,7 @@ import base64
 from typing import Any, Iterable
 
 from vault import clock
-from vault.store import records
+from vault.archive import authority
 from vault.crypto import age
 from vault.errors import (
     AuthenticationError,
@@ -20,9 +20,9 @@ from vault.errors import (
     NoIdentityMatchError,
     PermissionDeniedError,
 )
+from vault.store import records
 from vault.store.identity import MemberKey, PublicKey
 from vault.store import write_atomic
-from vault.archive import trust
 
 
 def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: str) -> dict[str, Any]:
@@ -38,17 +38,19 @@ def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: s
     }
 
 
-def write_genesis(v, supervisor: str, key: PublicKey, ring_ids: dict[str, str]) -> None:
+def write_genesis(v, supervisor: str, key: PublicKey, ring_ids: dict[str, str], policy) -> None:
     """Write the founder's record and the first generation of every ring (anchored by vault.toml)."""
     rec = _member_record(supervisor, key, ["supervisor"], "archive", supervisor)
     records.write_toml(v.layout.member(supervisor), rec)
     for ring, secret in ring_ids.items():
-        members = [supervisor] if "supervisor" in v.policy.ring_roles(ring) else []
-        _write_ring(v, ring, 1, secret, members, {supervisor: key}, by=supervisor, signer=None)
+        members = [supervisor] if "supervisor" in policy.ring_roles(ring) else []
+        for rel, data in _ring_files(v, ring, 1, secret, members, {supervisor: key}, by=supervisor,
+                                     signer=None).items():
+            write_atomic(v.root / rel, data, mode=0o600 if rel.endswith(".age") else 0o644)
 
 
-def _write_ring(v, ring: str, generation: int, secret: str, members: list[str], keys: dict[str, PublicKey],
-                *, by: str, signer) -> None:
+def _ring_files(v, ring: str, generation: int, secret: str, members: list[str], keys: dict[str, PublicKey],
+                *, by: str, signer) -> dict[str, bytes]:
     rec = {
         "format": 1,
         "name": ring,
@@ -64,81 +66,20 @@ def _write_ring(v, ring: str, generation: int, secret: str, members: list[str], 
     # A ring with no member yet is still wrapped to nobody: its secret is then simply unreachable
     # until a member joins, which re-creates it; we never write the secret in clear.
     blob = age.encrypt_bytes(secret.encode(), recipients) if recipients else b""
-    write_atomic(v.layout.ring_secret(ring), blob, mode=0o600)
-    records.write_toml(v.layout.ring_record(ring), rec)
-
-
-def _load_raw(v) -> dict[str, dict[str, Any]]:
-    out = {}
-    mdir = v.root / "members"
-    for p in sorted(mdir.glob("*.toml")):
-        rec = records.load_toml(p, schema="member", what=f"members/{p.name}")
-        if rec["name"] != p.stem:
-            raise IntegrityError(f"members/{p.name}: record names another member")
-        out[rec["name"]] = rec
-    return out
+    return {f"rings/{ring}.age": blob, f"rings/{ring}.toml": records.dump_toml(rec)}
 
 
 def all_members(v) -> dict[str, dict[str, Any]]:
-    """Every member record, verified back to the genesis record (a supervisor signs each addition).
-
-    The verified result is cached on the vault object, keyed by the size and mtime of every member
-    file, so a command that checks many signatures verifies the membership once.
-    """
-    mdir = v.root / "members"
-    stamp = tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in mdir.glob("*.toml")))
-    cached = getattr(v, "_members_cache", None)
-    if cached is not None and cached[0] == stamp:
-        return dict(cached[1])
-    result = _verify_all(v)
-    v._members_cache = (stamp, result)
-    return dict(result)
-
-
-def _verify_all(v) -> dict[str, dict[str, Any]]:
-    raw = _load_raw(v)
-    founder = v.config["founder"]
-    f = raw.get(founder["name"])
-    if f is None or f["key"] != founder["key"] or f["added_by"] != founder["name"]:
-        raise IntegrityError(f"members/{founder['name']}.toml: founder record does not match vault.toml")
-    trusted = {founder["name"]: f}
-    pending = {n: r for n, r in raw.items() if n != founder["name"]}
-    if "signature" in f:  # a founder record changed later (role or status) is signed like any other
-        _verify_member(f, trusted | pending, trusted)
-    # Fixpoint: a record is trusted once its signer is a trusted supervisor.
-    while pending:
-        progressed = False
-        for name, rec in list(pending.items()):
-            signer = rec.get("signature", {}).get("by")
-            if signer in trusted:
-                _verify_member(rec, raw, trusted)
-                trusted[name] = pending.pop(name)
-                progressed = True
-        if not progressed:
-            bad = sorted(pending)[0]
-            raise IntegrityError(f"members/{bad}.toml: not signed by a known supervisor")
-    return trusted
-
-
-def _verify_member(rec: dict[str, Any], raw: dict, trusted: dict) -> None:
-    signer = trusted.get(rec["signature"]["by"]) if "signature" in rec else None
-    if signer is None or not trust.may_sign("member", signer):
-        raise IntegrityError(f"members/{rec['name']}.toml: not signed by a supervisor")
-    records.verify_record(rec, PublicKey.parse(signer["key"]).signing, what=f"members/{rec['name']}.toml")
-
-
-def verify_by_supervisor(v, data: dict[str, Any], *, what: str, kind: str = "policy") -> dict[str, Any]:
-    """Verify a record of ``kind`` signed by a (current or former) supervisor; returns the signer's record."""
-    by = data.get("signature", {}).get("by")
-    signer = all_members(v).get(by)
-    if signer is None or not trust.may_sign(kind, signer):
-        raise IntegrityError(f"{what}: not signed by a supervisor")
-    records.verify_record(data, PublicKey.parse(signer["key"]).signing, what=what)
-    return signer
+    """Every member the history knows — added and removed by active supervisors, checked from the
+    genesis record forward — with ``name``, ``key``, ``roles``, ``dept`` and ``status``."""
+    return authority.members(v)
 
 
 def verify_by_member(v, data: dict[str, Any], *, what: str, members: dict | None = None) -> dict[str, Any]:
-    """Verify a record signed by any member; returns the signer's record."""
+    """Verify a record's signature by the member it names; returns the signer's record.
+
+    A signature says who wrote a record, not that it counts: that is the history's (``authority``).
+    """
     members = members if members is not None else all_members(v)
     sig = data.get("signature")
     by = sig.get("by") if isinstance(sig, dict) else None
@@ -150,15 +91,8 @@ def verify_by_member(v, data: dict[str, Any], *, what: str, members: dict | None
 
 
 def ring_record(v, ring: str) -> dict[str, Any]:
-    """The current ring record, verified: generation 1 against vault.toml, later ones by signature."""
-    path = v.layout.ring_record(ring)
-    rec = records.load_toml(path, schema="ring", what=f"rings/{ring}.toml")
-    if rec["generation"] == 1 and "signature" not in rec:
-        if v.config["genesis_rings"].get(ring) != rec["recipient"]:
-            raise IntegrityError(f"rings/{ring}.toml: recipient does not match vault.toml")
-    else:
-        verify_by_supervisor(v, rec, what=f"rings/{ring}.toml", kind="ring")
-    return rec
+    """The current ring record: the version the history last wrote (only member changes write it)."""
+    return authority.load(v, f"rings/{ring}.toml", schema="ring")
 
 
 def seal_text(v, text: str, names: Iterable[str] = (), mem: dict | None = None) -> str:
@@ -209,7 +143,7 @@ def ring_recipients(v) -> list[age.Recipient]:
 
 def unlock_ring(v, ring: str, ident: MemberKey) -> age.Identity:
     """Decrypt the ring identity with a member's identity."""
-    blob = v.layout.ring_secret(ring).read_bytes()
+    blob = authority.read(v, f"rings/{ring}.age")
     try:
         secret = age.decrypt_bytes(blob, [ident.age_identity()]).decode()
     except NoIdentityMatchError:
@@ -219,3 +153,4 @@ def unlock_ring(v, ring: str, ident: MemberKey) -> age.Identity:
     if age.recipient_of(secret) != ring_record(v, ring)["recipient"]:
         raise IntegrityError(f"rings/{ring}.age: does not match rings/{ring}.toml")
     return age.parse_identity(secret)
+

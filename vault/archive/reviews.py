@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from vault import clock
-from vault.archive import completeness, grants, manifests, members
+from vault.archive import authority, completeness, grants, manifests, members
 from vault.errors import FormatError, IntegrityError
-from vault.store import records
 from vault.store.keytable import unseal
 
 _SEQ_FILE = re.compile(r"([1-9][0-9]{0,8})\.toml\Z")
@@ -37,24 +36,22 @@ def interval_days(policy_data: Mapping[str, Any], klass: str) -> int:
 
 def history(v, dossier_id: str, *, member_records: dict | None = None) -> list[dict[str, Any]]:
     """Every review record of a dossier, verified, oldest first (notes stay sealed)."""
-    d = _dir(v, dossier_id)
-    if not d.is_dir():
-        return []
     mem = member_records if member_records is not None else members.all_members(v)
     out = []
-    for p in d.iterdir():
-        match = _SEQ_FILE.match(p.name)
+    prefix = f"reviews/{dossier_id}/"
+    # The reviews the history committed: a file no entry wrote is no review (``vault check`` names it).
+    for what, (h, *_) in authority.state(v)["files"].items():
+        match = _SEQ_FILE.match(what[len(prefix):]) if what.startswith(prefix) and h is not None else None
         if not match:
-            continue  # .tmp- leftovers of an interrupted write, ignored like everywhere else
-        what = f"reviews/{dossier_id}/{p.name}"
+            continue
         try:
-            rec = records.load_toml(p, schema="review", what=what)
+            rec = authority.load(v, what, schema="review")
         except FormatError as e:
             raise IntegrityError(str(e)) from None
         if rec["dossier"] != dossier_id or rec["seq"] != int(match.group(1)):
             raise IntegrityError(f"{what}: belongs to another dossier or place", hint="run 'vault check'")
-        if rec["signature"]["by"] != rec["by"]:
-            raise IntegrityError(f"{what}: signed by {rec['signature']['by']}, not by its reviewer")
+        if rec["signature"]["by"] != rec["by"] or authority.signer_of(v, what) != rec["by"]:
+            raise IntegrityError(f"{what}: not written by its reviewer")
         members.verify_by_member(v, rec, what=what, members=mem)
         out.append(rec)
     return sorted(out, key=lambda r: r["seq"])

@@ -258,22 +258,24 @@ def forget(actor, dossier_id: str) -> None:
     rekey(actor, idx, os.urandom(32))
 
 
-def rotate(actor, identities: list) -> None:
-    """Rotate the index key when a member of the archive ring leaves (call under the exclusive lock,
-    after the ring rotated): a former member who kept the old key opens nothing written after.
+def rotate(actor, identities: list, recipients: list | None = None) -> None:
+    """Rotate the index key when a member of the archive ring leaves (call under the exclusive lock):
+    a former member who kept the old key opens nothing written after.
 
-    :param identities: identities that open ``keys/_index.age`` now (the new ring's).
+    :param identities: identities that open ``keys/_index.age`` now.
+    :param recipients: the new rings' recipients, when the rotation runs before the history entry
+        that rotates the rings (default: the rings in force).
     """
     v = actor.vault
     key = index.read_index_key(v.root, identities)
     idx = open_index(actor, key=key)
     if idx is None:
-        index.write_index_key(v.root, os.urandom(32), members.ring_recipients(v))
+        index.write_index_key(v.root, os.urandom(32), recipients or members.ring_recipients(v))
         return
-    rekey(actor, idx, os.urandom(32))
+    rekey(actor, idx, os.urandom(32), recipients)
 
 
-def rekey(actor, idx: Index, new_key: bytes) -> None:
+def rekey(actor, idx: Index, new_key: bytes, recipients: list | None = None) -> None:
     """Replace the index key with ``new_key`` and re-seal the index to it (call under the exclusive
     lock; also for a rotation on member removal). Order: the new base to ``base.next.age``, then the
     new key, then the recipient, then the rename — an interrupted run is finished by the next
@@ -283,7 +285,7 @@ def rekey(actor, idx: Index, new_key: bytes) -> None:
     rcpt = age.parse_recipient(age.recipient_of(identity_text(new_key)))
     through = index.peek_sequence(v.root, "search/sequence") - 1
     write_atomic(d / "base.next.age", _seal(actor, rcpt, {"kind": "base", "through": through}, idx.db.serialize()))
-    index.write_index_key(v.root, new_key, members.ring_recipients(v))
+    index.write_index_key(v.root, new_key, recipients or members.ring_recipients(v))
     _write_recipient(actor, new_key)
     os.replace(d / "base.next.age", d / "base.age")
     fsync_dir(d)

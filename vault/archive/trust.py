@@ -1,65 +1,469 @@
-"""Who may sign which record: the one table every procedure and ``vault check`` read [R-2.1, R-3.3.2, R-3.4].
+"""The trust table: for each history action, who may take it, which records it may write, what it binds.
 
-The policy says who may *do* what (``policy.toml``, changeable by a supervisor). This table says whose
-signature a record needs to *count*: a validly signed record from the wrong member, written straight
-into the vault directory, must unlock nothing. It is code, not policy, because a policy update is
-itself a record this table judges.
+One row per action. ``authority`` replays the history and asks this table, at each entry, whether
+the entry counts: its signer must be an active member, holding the policy right ``right`` in force
+at that position (or, for a ``root`` action, the fixed role ``supervisor``); every record it names
+must match one of ``writes``; and ``bind`` must find the entry consistent with the state so far
+(the request a decision answers exists and is undecided, the approver is not the requester, …).
+``apply`` then changes the state. Adding a record kind is one row here and one pattern in ``RECORDS``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from fnmatch import fnmatchcase
+from typing import Any, Callable
+
+# The role that holds the roots (members, rings, policy): fixed in code, never taken from a policy.
+ROOT_ROLE = "supervisor"
+
+# Every file the vault writes that a history entry must bind (signed records, and replaceable
+# encrypted files whose swap would hand out keys): ``vault check`` names any such file no entry names.
+RECORDS = (
+    "policy.toml", "policy/*.toml", "members/*.toml", "rings/*.toml", "rings/*.age",
+    "dossiers/*/manifest.toml", "requests/R-*.toml", "grants/G-*.toml", "holds/*.toml", "holds/lifted/*.toml",
+    "destructions/D-*.toml", "reviews/*/*.toml", "intake/*.rejected.toml", "intake/invitations/*.toml",
+    "paper/loans/*.toml", "paper/inventories/*.toml",
+)
+# Files that are not records, and why they need no entry: the genesis record anchors itself; key
+# tables and the intake and index keys are encrypted to the ring recipients the history binds (a
+# swapped one hands its writer nothing; the backup key mirror restores the newest beside older data);
+# indexes are hints verified against manifests; document ciphertext is bound by its manifest's
+# sha256; submissions are unsigned by design (anyone may submit); key releases are deleted to end a
+# grant, and a forged one could only hold keys its writer already had; the audit files are the history.
+NOT_RECORDS = (
+    "vault.toml", ".lock", "index/*", "index/*/*", "index/*/*/*", "dossiers/*/documents/*.age", "intake/*.age", "intake/*.toml",
+    "keys/*.age", "keys/grants/*.age", "audit/*", "backups.toml", "intake/uses/*/*",
+)
+
+State = dict[str, Any]
+Entry = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class SignerRule:
-    """Who may sign one kind of record."""
+class Row:
+    """What makes an entry of one action count. ``right`` is a policy action, a function of the
+    entry and state giving one, or None (any active member: reads whose key check is the cipher)."""
 
-    #: The signer holds one of these roles; empty means any member.
-    roles: frozenset[str] = frozenset()
-    #: The signer belongs to the department the record concerns.
-    same_dept: bool = False
-    #: The signer is not the member who asked for what the record decides.
-    not_requester: bool = False
+    right: str | Callable[[Entry, State], str] | None
+    writes: tuple[str, ...] = ()  # patterns; {obj} and {ref} stand for the entry's own ids
+    root: bool = False
+    bind: Callable[[Entry, State], str | None] | None = None
+    apply: Callable[[Entry, State], None] | None = None
 
 
-ANY_MEMBER = SignerRule()
+def match(path: str, pattern: str) -> bool:
+    """Shell-style match segment by segment: ``*`` never crosses a ``/``."""
+    a, b = path.split("/"), pattern.split("/")
+    return len(a) == len(b) and all(fnmatchcase(x, y) for x, y in zip(a, b))
 
-#: Record kind -> who may sign it. Records signed by "any member" are still verified against a
-#: member's key; where the record names its author (``by``), the signature must be theirs.
-SIGNERS: Mapping[str, SignerRule] = {
-    "member": SignerRule(frozenset({"supervisor"})),              # members/<name>.toml
-    "ring": SignerRule(frozenset({"supervisor"})),                # rings/<ring>.toml
-    "policy": SignerRule(frozenset({"supervisor"})),              # policy.toml after an update
-    "manifest": ANY_MEMBER,                                       # dossiers/<id>/manifest.toml
-    "request": ANY_MEMBER,                                        # requests/R-*.toml (the requester)
-    "access-decision": SignerRule(frozenset({"dept-head"}), same_dept=True, not_requester=True),
-    "copy-decision": SignerRule(frozenset({"supervisor"}), not_requester=True),
-    "request-used": ANY_MEMBER,                                   # requests/R-*.used.toml
-    "grant": SignerRule(frozenset({"archivist", "supervisor"})),  # grants/G-*.toml
-    "grant-closed": ANY_MEMBER,                                   # grants/G-*.closed.toml
-    "hold": ANY_MEMBER,                                           # holds/<id>.toml
-    "destruction-request": ANY_MEMBER,                            # destructions/D-*.toml
-    "destruction-approval": SignerRule(frozenset({"supervisor"}), not_requester=True),
-    "destruction-certificate": SignerRule(frozenset({"supervisor"})),
-    "review": ANY_MEMBER,                                         # reviews/<id>/<seq>.toml (the reviewer)
-    "intake-rejection": ANY_MEMBER,                               # intake/<id>.rejected.toml
-    "audit-checkpoint": ANY_MEMBER,                               # audit/checkpoint.toml
+
+def is_record(path: str) -> bool:
+    return any(match(path, p) for p in RECORDS)
+
+
+def is_known_file(path: str) -> bool:
+    return is_record(path) or any(match(path, p) for p in NOT_RECORDS)
+
+
+# -- bindings: each returns a reason the entry counts for nothing, or None ----------------------
+
+def _dossier_of(e: Entry, s: State) -> str | None:
+    d = s["dossiers"].get(e.get("obj") or "")
+    if d is None:
+        return f"names dossier {e.get('obj')!r}, which the history never created"
+    if e.get("number") and e["number"].split("/")[0] != d["number"]:
+        return f"names number {e['number']} but dossier {e['obj']} is {d['number']}"
+    return None
+
+
+def _live_dossier(e: Entry, s: State) -> str | None:
+    why = _dossier_of(e, s)
+    if why is None and s["dossiers"][e["obj"]]["destroyed"]:
+        why = f"dossier {e['obj']} was destroyed"
+    return why
+
+
+def _bind_create(e: Entry, s: State) -> str | None:
+    if e.get("obj") in s["dossiers"] or not e.get("number"):
+        return "creates a dossier that exists, or without a number"
+    if e["number"] in s["numbers"]:
+        return f"issues number {e['number']} a second time"
+    return None
+
+
+def _apply_create(e: Entry, s: State) -> None:
+    s["dossiers"][e["obj"]] = {"number": e["number"], "destroyed": False}
+    s["numbers"][e["number"]] = e["obj"]
+
+
+def _bind_member_add(e: Entry, s: State) -> str | None:
+    sub = e.get("subject") or {}
+    if e.get("obj") in s["members"]:
+        return f"adds member {e.get('obj')}, who exists (names are never reused)"
+    if not all(isinstance(sub.get(k), t) for k, t in (("key", str), ("roles", list), ("dept", str))):
+        return "adds a member without key, roles and dept"
+    if any(m["key"] == sub["key"] for m in s["members"].values()):
+        return "adds a key that already belongs to a member"
+    return None
+
+
+def _apply_member_add(e: Entry, s: State) -> None:
+    sub = e["subject"]
+    s["members"][e["obj"]] = {"key": sub["key"], "roles": sorted(sub["roles"]), "dept": sub["dept"],
+                              "status": "active", "since": e["seq"], "removed": None}
+
+
+def _bind_member_remove(e: Entry, s: State) -> str | None:
+    m = s["members"].get(e.get("obj") or "")
+    if m is None or m["status"] != "active":
+        return f"removes {e.get('obj')!r}, who is not an active member"
+    if e["obj"] == e["member"]:
+        return "a member removes themself"
+    return None
+
+
+def _apply_member_remove(e: Entry, s: State) -> None:
+    m = s["members"][e["obj"]]
+    m["status"], m["removed"] = "removed", e["seq"]
+    # Removal closes the leaver's grants in the same entry: a fact, whatever files say later.
+    for g in s["grants"].values():
+        if g["grantee"] == e["obj"] and g["closed"] is None:
+            g["closed"] = "member-removed"
+
+
+def _bind_policy(e: Entry, s: State) -> str | None:
+    want = f"policy/{s['policy_version'] + 1}.toml"
+    if set(e.get("records", {})) != {"policy.toml", want}:
+        return f"a policy update must write policy.toml and {want}"
+    return None  # the rings and supervisor rights are compared by authority, which reads the file
+
+
+def _request_right(e: Entry, s: State) -> str:
+    r = s["requests"].get(e.get("obj") or "")
+    return "request.approve-copy" if r and r["kind"] == "copy" else "request.approve-access"
+
+
+def _bind_request(e: Entry, s: State) -> str | None:
+    if not e.get("ref") or e["ref"] in s["requests"]:
+        return "files a request under a number that exists"
+    role = (e.get("subject") or {}).get("approver_role")
+    if role is not None and (e["action"] != "request.access"
+                             or "dept-head" not in s["members"][e["member"]]["roles"]):
+        return "names an approver role for a request that is not a department head's own consultation"
+    if not e.get("obj") and not e.get("number") and e["action"] == "request.access":
+        return None  # a consultation by customer name: the grant resolves it to one dossier
+    return _live_dossier(e, s)
+
+
+def _apply_request(e: Entry, s: State) -> None:
+    s["requests"][e["ref"]] = {"kind": e["action"].split(".")[1], "dossier": e.get("obj") or None,
+                               "target": e.get("number") or "",
+                               "by": e["member"], "dept": s["members"][e["member"]]["dept"], "seq": e["seq"],
+                               "decision": None, "decided_by": None, "used": False, "grant": None,
+                               "approver_role": (e.get("subject") or {}).get("approver_role")}
+
+
+def _bind_decision(e: Entry, s: State) -> str | None:
+    r = s["requests"].get(e.get("obj") or "")
+    if r is None:
+        return f"decides {e.get('obj')!r}, which the history never filed"
+    if r["decision"] is not None:
+        return f"decides {e['obj']} a second time"
+    # Two-person rule on the signers of the entries, never on a typed field.
+    if e["member"] == r["by"]:
+        return f"{e['member']} decides their own request {e['obj']}"
+    signer = s["members"][e["member"]]
+    if r["approver_role"]:  # a department head's own request: the role the policy named when it was filed
+        if r["approver_role"] not in signer["roles"]:
+            return f"{e['member']} is not a {r['approver_role']}, who decides {e['obj']}"
+        return None
+    if r["kind"] == "access" and not ("dept-head" in signer["roles"] and signer["dept"] == r["dept"]):
+        return f"{e['member']} is not a head of department {r['dept']}, the requester's"
+    if r["kind"] == "copy" and ROOT_ROLE not in signer["roles"]:
+        return f"{e['member']} is not a supervisor, who decides copies"
+    return None
+
+
+def _apply_decision(e: Entry, s: State) -> None:
+    r = s["requests"][e["obj"]]
+    r["decision"] = "approved" if e["action"] == "request.approve" else "denied"
+    r["decided_by"] = e["member"]
+
+
+def _bind_use(e: Entry, s: State) -> str | None:
+    r = s["requests"].get(e.get("obj") or "")
+    if r is None or r["kind"] != "copy" or r["decision"] != "approved" or r["used"] or r["by"] != e["member"]:
+        return f"uses {e.get('obj')!r}, which is not an unused copy approval of {e['member']}"
+    return None
+
+
+def _bind_grant(e: Entry, s: State) -> str | None:
+    r = s["requests"].get(e.get("obj") or "")
+    if r is None or r["kind"] != "access" or r["decision"] != "approved" or r["grant"] is not None:
+        return f"grants {e.get('obj')!r}, which is not an approved, ungranted access request"
+    if not e.get("ref") or e["ref"] in s["grants"]:
+        return "grants under a number that exists"
+    if s["members"][r["by"]]["status"] != "active":
+        return f"grants to {r['by']}, who is no longer a member"
+    resolution = f"requests/{e['obj']}.resolution.toml"
+    if r["dossier"] is None:  # by customer name: the grant names the dossier it resolved to
+        dossier = s["numbers"].get((e.get("number") or "").split("/")[0])
+        if dossier is None or resolution not in e.get("records", {}):
+            return "a grant of a request by name resolves it to a dossier the history created"
+    else:
+        dossier = r["dossier"]
+        if resolution in e.get("records", {}) or (e.get("number") or "") != r["target"]:
+            return f"grants another object than request {e['obj']} names"
+    if s["dossiers"][dossier]["destroyed"]:
+        return "grants a destroyed dossier"
+    return None
+
+
+def _apply_grant(e: Entry, s: State) -> None:
+    r = s["requests"][e["obj"]]
+    r["grant"] = e["ref"]
+    dossier = r["dossier"]
+    if dossier is None:
+        dossier = s["numbers"][e["number"].split("/")[0]]
+        r["resolved"] = {"dossier": dossier, "number": e["number"], "by": e["member"]}
+    s["grants"][e["ref"]] = {"request": e["obj"], "dossier": dossier, "grantee": r["by"], "by": e["member"],
+                             "seq": e["seq"], "closed": None}
+
+
+def _bind_close(e: Entry, s: State) -> str | None:
+    g = s["grants"].get(e.get("obj") or "")
+    if g is None or g["closed"] is not None:
+        return f"closes {e.get('obj')!r}, which is not an open grant"
+    return None
+
+
+def _apply_close(e: Entry, s: State) -> None:
+    s["grants"][e["obj"]]["closed"] = "revoked" if e["action"] == "grant.revoke" else "expired-swept"
+
+
+def _bind_hold_add(e: Entry, s: State) -> str | None:
+    return _live_dossier(e, s) or (f"dossier {e['obj']} is already held" if e["obj"] in s["holds"] else None)
+
+
+def _bind_hold_remove(e: Entry, s: State) -> str | None:
+    if e.get("obj") not in s["holds"]:
+        return f"lifts a hold on {e.get('obj')!r} that is not in force"
+    # Lifting frees a dossier for destruction: the rank that approves one [R-3.3.2].
+    if ROOT_ROLE not in s["members"][e["member"]]["roles"]:
+        return f"{e['member']} is not a supervisor, who lifts holds"
+    return None
+
+
+def _bind_destroy_request(e: Entry, s: State) -> str | None:
+    if not e.get("ref") or e["ref"] in s["destructions"]:
+        return "files a destruction under a number that exists"
+    return _live_dossier(e, s)
+
+
+def _apply_destroy_request(e: Entry, s: State) -> None:
+    s["destructions"][e["ref"]] = {"dossier": e["obj"], "target": e["number"], "by": e["member"],
+                                   "state": "requested", "approved_by": None, "seq": e["seq"]}
+
+
+def _bind_destroy_approve(e: Entry, s: State) -> str | None:
+    d = s["destructions"].get(e.get("obj") or "")
+    if d is None or d["state"] != "requested":
+        return f"approves {e.get('obj')!r}, which is not a pending destruction"
+    if e["member"] == d["by"] or ROOT_ROLE not in s["members"][e["member"]]["roles"]:
+        return "a destruction is approved by a supervisor other than its requester"
+    return None
+
+
+def _apply_destroy_approve(e: Entry, s: State) -> None:
+    d = s["destructions"][e["obj"]]
+    d["state"], d["approved_by"] = "approved", e["member"]
+
+
+def _bind_destroy_close(e: Entry, s: State) -> str | None:
+    d = s["destructions"].get(e.get("obj") or "")
+    if d is None or d["state"] not in ("requested", "approved"):
+        return f"closes {e.get('obj')!r}, which is not a destruction that has not started"
+    sup = ROOT_ROLE in s["members"][e["member"]]["roles"]
+    if e["action"] == "destroy.cancel" and not (sup or e["member"] == d["by"]):
+        return "a destruction is cancelled by its requester or a supervisor"
+    if e["action"] == "destroy.deny" and not (sup and e["member"] != d["by"]):
+        return "a destruction is denied by a supervisor other than its requester"
+    return None
+
+
+def _apply_destroy_close(e: Entry, s: State) -> None:
+    s["destructions"][e["obj"]]["state"] = "cancelled" if e["action"] == "destroy.cancel" else "denied"
+
+
+def _bind_destroy_start(e: Entry, s: State) -> str | None:
+    d = s["destructions"].get(e.get("obj") or "")
+    if d is None or d["state"] != "approved":
+        return f"starts {e.get('obj')!r}, which is not an approved destruction"
+    if d["dossier"] in s["holds"]:
+        return "starts a destruction of a dossier under a legal hold"
+    return None
+
+
+def _apply_destroy_start(e: Entry, s: State) -> None:
+    d = s["destructions"][e["obj"]]
+    d["state"], d["executed_by"], d["certificate"] = "executing", e["member"], None
+
+
+def _bind_destroy_step(e: Entry, s: State) -> str | None:
+    d = s["destructions"].get(e.get("obj") or "")
+    if d is None or d["state"] not in ("executing", "executed"):
+        return f"records a step of {e.get('obj')!r}, which is not being executed"
+    return None
+
+
+def _bind_destroy_execute(e: Entry, s: State) -> str | None:
+    d = s["destructions"].get(e.get("obj") or "")
+    if d is None or d["state"] != "executing":
+        return f"executes {e.get('obj')!r}, which is not an approved destruction whose execution started"
+    if d["dossier"] in s["holds"]:
+        return "executes a destruction of a dossier under a legal hold"
+    for p in e.get("records", {}):
+        if p != f"dossiers/{d['dossier']}/manifest.toml":
+            return f"writes {p}, outside the dossier the approved request names"
+    return None
+
+
+def _apply_destroy_execute(e: Entry, s: State) -> None:
+    d = s["destructions"][e["obj"]]
+    d["state"] = "executed"
+    if "/" not in d["target"]:
+        s["dossiers"][d["dossier"]]["destroyed"] = True
+        for g in s["grants"].values():
+            if g["dossier"] == d["dossier"] and g["closed"] is None:
+                g["closed"] = "destroyed"
+
+
+def _bind_certify(e: Entry, s: State) -> str | None:
+    d = s["destructions"].get(e.get("obj") or "")
+    if d is None or d["state"] != "executed" or d.get("certificate") is not None:
+        return f"certifies {e.get('obj')!r}, which is not an executed, uncertified destruction"
+    if d["executed_by"] != e["member"] and ROOT_ROLE not in s["members"][e["member"]]["roles"]:
+        return "a certificate is signed by the member who executed the destruction, or a supervisor"
+    return None
+
+
+def _bind_intake(e: Entry, s: State) -> str | None:
+    if not e.get("ref") or e["ref"] in s["intake"]:
+        return "decides a submission twice"
+    return _live_dossier(e, s) if e["action"] == "intake.accept" else None
+
+
+def _apply_intake(e: Entry, s: State) -> None:
+    s["intake"][e["ref"]] = e["action"].split(".")[1]
+
+
+def _bind_review(e: Entry, s: State) -> str | None:
+    return _live_dossier(e, s)
+
+
+# Only the archive department lends, takes back and counts paper originals [R-3.2.3].
+ARCHIVE_ROLES = frozenset({"archivist", ROOT_ROLE})
+
+
+def _archive_dept(e: Entry, s: State) -> str | None:
+    if not ARCHIVE_ROLES & set(s["members"][e["member"]]["roles"]):
+        return f"{e['member']} does not work in the archive, which keeps the paper originals"
+    return None
+
+
+def _bind_paper_lend(e: Entry, s: State) -> str | None:
+    if not e.get("ref") or e["ref"] in s["loans"]:
+        return "lends under a loan number that exists"
+    return _archive_dept(e, s) or _live_dossier(e, s)
+
+
+def _bind_paper_return(e: Entry, s: State) -> str | None:
+    loan = s["loans"].get(e.get("ref") or "")
+    if loan is None or loan["returned"] or loan["dossier"] != e.get("obj"):
+        return f"returns {e.get('ref')!r}, which is not an open loan of dossier {e.get('obj')}"
+    return _archive_dept(e, s) or _live_dossier(e, s)
+
+
+DOSSIER = ("dossiers/{obj}/manifest.toml",)
+RING = ("rings/*.toml", "rings/*.age")
+
+TRUST: dict[str, Row] = {
+    # Roots: only an active supervisor, whatever the policy says.
+    "member.add": Row("member.manage", ("members/{obj}.toml", *RING), root=True, bind=_bind_member_add,
+                      apply=_apply_member_add),
+    "member.remove": Row("member.manage", ("members/{obj}.toml", *RING), root=True,
+                         bind=_bind_member_remove, apply=_apply_member_remove),
+    "policy.update": Row("policy.manage", ("policy.toml", "policy/*.toml"), root=True, bind=_bind_policy),
+    # Dossiers and documents.
+    "dossier.create": Row("dossier.create", DOSSIER, bind=_bind_create, apply=_apply_create),
+    "doc.add": Row("doc.add", DOSSIER, bind=_live_dossier),
+    "doc.event": Row("doc.add", DOSSIER, bind=_live_dossier),
+    "dossier.close": Row("doc.add", DOSSIER, bind=_live_dossier),
+    "dossier.update": Row("dossier.update", DOSSIER, bind=_live_dossier),
+    "dossier.reopen": Row("doc.add", DOSSIER, bind=_live_dossier),
+    "review.record": Row("review.record", ("reviews/{obj}/*.toml",), bind=_bind_review),
+    "intake.accept": Row("intake.manage", DOSSIER, bind=_bind_intake, apply=_apply_intake),
+    "intake.invite": Row("intake.invite", ("intake/invitations/{ref}.toml",), bind=_live_dossier),
+    "intake.reject": Row("intake.manage", ("intake/{ref}.rejected.toml",), bind=_bind_intake, apply=_apply_intake),
+    # Requests and grants [R-3.4.1, R-3.4.2].
+    "request.access": Row("request.create", ("requests/{ref}.toml",), bind=_bind_request, apply=_apply_request),
+    "request.copy": Row("request.create", ("requests/{ref}.toml",), bind=_bind_request, apply=_apply_request),
+    "request.approve": Row(_request_right, ("requests/{obj}.decision.toml",), bind=_bind_decision, apply=_apply_decision),
+    "request.deny": Row(_request_right, ("requests/{obj}.decision.toml",), bind=_bind_decision, apply=_apply_decision),
+    "request.use": Row(None, ("requests/{obj}.used.toml",), bind=_bind_use,
+                       apply=lambda e, s: s["requests"][e["obj"]].update(used=True)),
+    "grant.create": Row("grant.manage", ("grants/{ref}.toml", "requests/{obj}.resolution.toml"), bind=_bind_grant,
+                        apply=_apply_grant),
+    "grant.revoke": Row("grant.manage", ("grants/{obj}.closed.toml",), bind=_bind_close, apply=_apply_close),
+    "grant.sweep": Row("grant.sweep", ("grants/{obj}.closed.toml",), bind=_bind_close, apply=_apply_close),
+    # Holds and destruction [R-3.3.2].
+    "hold.add": Row("hold.manage", ("holds/{obj}.toml",), bind=_bind_hold_add,
+                    apply=lambda e, s: s["holds"].__setitem__(e["obj"], e["seq"])),
+    "hold.remove": Row("hold.manage", ("holds/{obj}.toml", "holds/lifted/{obj}.*.toml"), bind=_bind_hold_remove,
+                       apply=lambda e, s: s["holds"].pop(e["obj"])),
+    "destroy.request": Row("destroy.request", ("destructions/{ref}.toml",), bind=_bind_destroy_request,
+                           apply=_apply_destroy_request),
+    "destroy.approve": Row("destroy.approve", ("destructions/{obj}.approval.toml",), bind=_bind_destroy_approve,
+                           apply=_apply_destroy_approve),
+    "destroy.cancel": Row(None, ("destructions/{obj}.closed.toml",), bind=_bind_destroy_close,
+                          apply=_apply_destroy_close),
+    "destroy.deny": Row("destroy.approve", ("destructions/{obj}.closed.toml",), bind=_bind_destroy_close,
+                        apply=_apply_destroy_close),
+    "destroy.start": Row("destroy.execute", ("destructions/{obj}.execution.toml",), bind=_bind_destroy_start,
+                         apply=_apply_destroy_start),
+    "destroy.step": Row("destroy.execute", ("destructions/{obj}.execution.toml",), bind=_bind_destroy_step),
+    "destroy.execute": Row("destroy.execute", ("dossiers/*/manifest.toml",), bind=_bind_destroy_execute,
+                           apply=_apply_destroy_execute),
+    "destroy.certify": Row("destroy.execute", ("destructions/{obj}.certificate.toml",), bind=_bind_certify,
+                           apply=lambda e, s: s["destructions"][e["obj"]].update(certificate=e["seq"])),
+    # Paper originals [R-3.2.3, R-3.4.2].
+    "paper.lend": Row("grant.manage", ("paper/loans/{ref}.toml",), bind=_bind_paper_lend,
+                      apply=lambda e, s: s["loans"].__setitem__(e["ref"], {"dossier": e["obj"], "returned": False})),
+    "paper.return": Row("grant.manage", ("paper/loans/{ref}.returned.toml", *DOSSIER), bind=_bind_paper_return,
+                        apply=lambda e, s: s["loans"][e["ref"]].update(returned=True)),
+    "paper.locate": Row("doc.add", DOSSIER, bind=_live_dossier),
+    "paper.inventory": Row("doc.add", ("paper/inventories/{ref}.toml",), bind=_archive_dept),
+    # Reads and reports: they write nothing; the right is the policy's (keys do the rest).
+    "doc.view": Row("doc.view"),
+    "doc.copy": Row(None),
+    "text.read": Row(None),
+    "doc.save": Row("doc.save"),
+    "doc.export": Row(None),
+    "dossier.export": Row(None),
+    "dossier.read": Row(None),
+    "dossier.completeness": Row("review.read"),
+    "review.completeness": Row("review.read"),
+    "review.due": Row("review.read"),
+    "review.note": Row(None),
+    "review.notify": Row("review.read"),
+    "find": Row("find"),
+    "index.rebuild": Row("find"),  # the search index is a hint under index/, verified by its own signatures
+    "index.repair": Row("find"),
+    "audit.read": Row("audit.read"),
+    "vault.open": Row(None),
 }
 
 
-def may_sign(kind: str, signer: Mapping[str, Any], *, dept: str | None = None,
-             requester: str | None = None) -> bool:
-    """Whether ``signer`` (a member record) may sign a record of ``kind``.
-
-    :param dept: the department the record concerns, for rules that need the signer's own.
-    :param requester: the member who asked, for rules that forbid deciding one's own request.
-    """
-    rule = SIGNERS[kind]
-    if rule.roles and not rule.roles & set(signer["roles"]):
-        return False
-    if rule.same_dept and signer["dept"] != dept:
-        return False
-    return not (rule.not_requester and signer["name"] == requester)
+def row(action: str) -> Row | None:
+    return TRUST.get(action)

@@ -16,12 +16,12 @@ from vault.errors import FormatError, InputError, NotFoundError, PermissionDenie
 from vault.store.identity import MemberKey, PublicKey
 from vault.archive.policy import DEFAULT_POLICY, Policy
 from vault.store import VaultLock, confined, fsync_dir, sweep_temporaries
-from vault.archive import audit, members
+from vault.archive import audit, authority, members, trust
 from vault.store.layout import check_name, Layout
 
 from vault.store import write_atomic
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_NUMBERING = {"scheme": "standard", "options": {"pattern": "{type}-{year}-{seq:06d}"}}
 DEFAULT_CLASSIFICATION = {"scheme": "standard", "options": {}}
 
@@ -38,11 +38,15 @@ class Vault:
 
     root: Path
     config: dict[str, Any]
-    policy: Policy
     layout: Layout = field(init=False)
 
     def __post_init__(self) -> None:
         self.layout = Layout(self.root)
+
+    @property
+    def policy(self) -> Policy:
+        """The policy in force: the newest version the history accepted (never policy.toml as found)."""
+        return authority.policy(self)
 
     # -- creation and opening -------------------------------------------------------------------
 
@@ -77,12 +81,19 @@ class Vault:
             "numbering": numbering,
             "classification": DEFAULT_CLASSIFICATION,
         }
-        records.validate(config, "vault", what="vault.toml")
-        v = cls(root, config, Policy(DEFAULT_POLICY))
-        with v.lock(exclusive=True):
+        v = cls(root, config)
+        with VaultLock(root, exclusive=True):
+            (root / "policy").mkdir(mode=0o700)
+            records.write_toml(root / "policy" / "1.toml", DEFAULT_POLICY)
             records.write_toml(v.layout.policy, DEFAULT_POLICY)
-            members.write_genesis(v, supervisor, key, ring_ids)
+            members.write_genesis(v, supervisor, key, ring_ids, Policy(DEFAULT_POLICY))
             index.create_index_key(root, ring_rcpts)
+            # The genesis record binds the hash of every file written so far: its fingerprint,
+            # kept offline, anchors them as the first history entry anchors everything after.
+            config["genesis_records"] = {
+                p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(root.rglob("*")) if p.is_file() and trust.is_record(p.relative_to(root).as_posix())}
+            records.validate(config, "vault", what="vault.toml")
             records.write_toml(v.layout.config, config)  # last: its presence marks a complete vault
             fsync_dir(root)
         return v
@@ -95,18 +106,17 @@ class Vault:
         if not cfg_path.is_file():
             raise NotFoundError(f"no vault at {root}", param="vault")
         config = records.load_toml(cfg_path, what="vault.toml")
+        if config.get("format") == 1:
+            raise FormatError("vault.toml: this vault has format 1; this version of vault reads format 2",
+                              hint="a supervisor runs 'vault migrate' once (back the vault up first)")
         if config.get("format") != FORMAT_VERSION:
             raise FormatError(f"vault.toml: unsupported format {config.get('format')!r}", hint="upgrade vault")
         records.validate(config, "vault", what="vault.toml")
-        policy_data = records.load_toml(root / "policy.toml", schema="policy", what="policy.toml")
-        v = cls(root, config, Policy(policy_data))
-        v._verify_policy(policy_data)
-        return v
-
-    def _verify_policy(self, data: dict[str, Any]) -> None:
-        if hashlib.sha256(records.canonical(data)).hexdigest() == self.config["policy_sha256"]:
-            return
-        members.verify_by_supervisor(self, data, what="policy.toml")
+        if "genesis_records" not in config:
+            raise FormatError("vault.toml: format 2 without genesis_records", hint="the genesis record is damaged")
+        if (root / "audit" / "v2-log.jsonl").exists():
+            raise FormatError("an interrupted migration", hint="run 'vault migrate' again to finish it")
+        return cls(root, config)
 
     @property
     def fingerprint(self) -> str:
@@ -116,7 +126,7 @@ class Vault:
         """The vault lock; writers also sweep temporaries left by an interrupted command."""
         lk = VaultLock(self.root, exclusive=exclusive)
         if exclusive:
-            return _SweepingLock(lk, self.root)
+            return _SweepingLock(lk, self.root, self)
         return lk
 
     def act_as(self, ident: MemberKey) -> "Actor":
@@ -132,14 +142,21 @@ class Vault:
 
 
 class _SweepingLock:
-    def __init__(self, lk: VaultLock, root: Path) -> None:
-        self.lk, self.root = lk, root
+    def __init__(self, lk: VaultLock, root: Path, vault: Vault | None = None) -> None:
+        self.lk, self.root, self.vault = lk, root, vault
 
     def __enter__(self) -> VaultLock:
         self.lk.__enter__()
         self._confined = confined(self.root)
         self._confined.__enter__()
         sweep_temporaries(self.root)
+        if self.vault is not None:
+            try:
+                authority.recover(self.vault)
+            except BaseException:
+                self._confined.__exit__(None, None, None)
+                self.lk.__exit__(None, None, None)
+                raise
         return self.lk
 
     def __exit__(self, *exc: object) -> None:
@@ -173,8 +190,12 @@ class Actor:
             raise
 
     def audit(self, action: str, **kw) -> None:
-        """Append an audit entry for this member (see ``vault.audit.record``)."""
+        """Append an audit entry that writes nothing (see ``vault.archive.audit.record``)."""
         audit.record(self, action, **kw)
+
+    def commit(self, action: str, files: dict[str, bytes | None], **kw) -> dict[str, Any]:
+        """Write ``files`` with one history entry as the commit point (``vault.archive.audit.commit``)."""
+        return audit.commit(self, action, files, **kw)
 
     def sign(self, data: dict[str, Any]) -> dict[str, Any]:
         return records.sign_record(data, signer=self.name, key=self.identity)

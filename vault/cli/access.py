@@ -213,3 +213,18 @@ def audit_verify(obj: Ctx, as_json: bool) -> None:
                                              f"{d['entries']} entries; {'intact' if d['ok'] else 'BROKEN'}"]))
     if not res.ok:
         raise SystemExit(1)
+
+
+@audit_grp.command("anchor")
+@json_opt
+@click.pass_obj
+def audit_anchor(obj: Ctx, as_json: bool) -> None:
+    """Print a line to keep offline beside the fingerprint; 'vault check --anchor LINE' verifies
+    that the vault's history extends it. Needs no key."""
+    from vault.archive import witness
+
+    res = audit.verify(obj.vault)
+    if not res.ok:
+        raise IntegrityError(res.problems[0], hint="run 'vault audit verify' for details")
+    line = witness.anchor_line(obj.vault, res.replay.state)
+    emit({"anchor": line, "entries": res.count}, as_json, line)

@@ -17,6 +17,7 @@ from vault.cli import NUMBER, Ctx, _passphrase, cli, emit, json_opt, progress, r
 from vault.cli.lazy import LazySubGroup
 from vault.errors import NotFoundError
 from vault.archive.vault import Vault
+from vault.errors import InputError
 
 
 @cli.command()
@@ -306,17 +307,20 @@ def doc_view(obj: Ctx, docno: str, output: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--read-data", is_flag=True, help="Also decrypt everything (needs your identity).")
+@click.option("--anchor", metavar="LINE", help="Also verify the history extends this 'vault audit anchor' line.")
 @json_opt
 @click.pass_obj
-def check(obj: Ctx, read_data: bool, as_json: bool) -> None:
-    """Verify signatures and ciphertext hashes (no key needed); name every damaged file."""
+def check(obj: Ctx, read_data: bool, anchor: str | None, as_json: bool) -> None:
+    """Verify the history, signatures and ciphertext hashes (no key needed); name every damaged file."""
+    from vault.archive import witness
     from vault.office import check as check_mod  # here: `check` reads every kind of record
 
     v = obj.vault
+    point = witness.parse_anchor(v, anchor) if anchor else None
     actor = obj.actor() if read_data else None
     total = sum(1 for p in (v.root / "dossiers").iterdir() if p.is_dir())
     with progress(total, "checking") as step:
-        rep = check_mod.check(v, actor=actor, progress=step)
+        rep = check_mod.check(v, actor=actor, progress=step, anchor=point)
     data = dict(rep.as_dict(), fingerprint=v.fingerprint)
 
     def text(d: dict) -> str:
@@ -329,6 +333,25 @@ def check(obj: Ctx, read_data: bool, as_json: bool) -> None:
     emit(data, as_json, text)
     if not rep.ok:
         sys.exit(1)
+
+
+@cli.command()
+@json_opt
+@click.pass_obj
+def migrate(obj: Ctx, as_json: bool) -> None:
+    """Upgrade a format-1 vault to format 2, in place (a supervisor; back the vault up first).
+
+    Safe to run again if interrupted. Prints the new fingerprint to keep offline.
+    """
+    from vault.archive import migrate as migrate_mod
+
+    if not obj.vault_dir:
+        raise InputError("no vault given", hint="pass --vault DIR or set VAULT_DIR")
+    if not obj.identity_file or not Path(obj.identity_file).is_file():
+        raise InputError("migrating needs your identity", hint="pass --identity FILE or set VAULT_IDENTITY")
+    ident = identity.load_identity(Path(obj.identity_file), _passphrase(f"Passphrase for {Path(obj.identity_file).name}"))
+    fp = migrate_mod.migrate(Path(obj.vault_dir), ident)
+    emit({"format": 2, "fingerprint": fp}, as_json, f"migrated to format 2; new fingerprint: {fp} (keep it offline)")
 
 
 @cli.group("plugins")

@@ -8,6 +8,8 @@ case: ``vaultsig1...``. Signatures are the raw 64-byte RFC 8032 signatures.
 
 from __future__ import annotations
 
+import functools
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -26,7 +28,10 @@ def _secret_key(secret_text: str) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(data)
 
 
+@functools.lru_cache(maxsize=4096)
 def _public_key(public_text: str) -> Ed25519PublicKey:
+    # Cached: replaying a history verifies thousands of signatures by a few dozen keys, and the
+    # Bech32 decoding costs more than the verification.
     hrp, data = bech32.decode(public_text.strip())
     if hrp != PUBLIC_HRP or len(data) != 32:
         raise FormatError("not a vault signing public key (vaultsig1...)")

@@ -13,14 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 from vault import clock
-from vault.store import ids, index, records
-from vault.archive import members
-from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
-from vault.store.keytable import read_key_table
-from vault.store import fsync_dir
-from vault.archive.grants import _req_path, _grant_path, grant_key_path, _load, status, resolution, _digest, _write_grant_key, list_grants
-from vault.archive import trust
+from vault.archive import authority, members
+from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_path,
+                                  list_grants, status)
 from vault.archive.manifests import load_manifest, resolve
+from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
+from vault.store import fsync_dir, ids, index, records
+from vault.store.keytable import read_key_table
 
 MAX_GRANT_HOURS = 24 * 30
 
@@ -50,21 +49,25 @@ def create_request(actor, kind: str, target: str | None, purpose: str, *, custom
         if kind == "copy" and "/" in (target or "") and not any(d["number"] == target for d in m["documents"]):
             raise NotFoundError(f"no document {target}")
     mem = members.all_members(v)
+    dept = mem[actor.name]["dept"]
     # The purpose is sealed to the requester and to whoever may decide an access request of their department.
-    heads = [n for n, r in mem.items() if trust.may_sign("access-decision", r, dept=actor.record["dept"])]
+    heads = [n for n, r in mem.items() if "dept-head" in r["roles"] and r["dept"] == dept and r["status"] == "active"]
     with v.lock(exclusive=True):
         no = f"R-{index.next_sequence(v.root, 'requests'):06d}"
         rec = {"format": 1, "number": no, "kind": kind, "target": target, "dossier": dossier_id,
-               "requester": actor.name, "dept": actor.record["dept"], "created_at": clock.stamp(),
+               "requester": actor.name, "dept": dept, "created_at": clock.stamp(),
                "purpose": members.seal_text(v, purpose, [actor.name, *heads], mem)}
         if customer is not None:
             rec["customer"] = members.seal_text(v, customer.strip(), heads, mem)
+        subject = None
         if kind == "access" and "dept-head" in actor.roles:
-            # No one approves their own request: a head's own goes up to the role the policy names.
+            # No one approves their own request: a head's own goes up to the role the policy names,
+            # and the history binds that role, so a typed field cannot pick the decider.
             rec["approver_role"] = v.policy.head_request_approver()
+            subject = {"approver_role": rec["approver_role"]}
         (v.root / "requests").mkdir(mode=0o700, exist_ok=True)
-        records.write_toml(_req_path(v, no), actor.sign(rec))
-        actor.audit(f"request.{kind}", number=target or None, ref=no)
+        actor.commit(f"request.{kind}", {_req_rel(no): records.dump_toml(actor.sign(rec))}, number=target or None,
+                     ref=no, obj=dossier_id or None, subject=subject)
     return no
 
 
@@ -73,32 +76,33 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
     by the archive head; never by the requester."""
     v = actor.vault
     ids.request_no(no)
-    req = _load(v, _req_path(v, no), f"request {no}", schema="request")
-    action = "request.approve-access" if req["kind"] == "access" else "request.approve-copy"
+    fact, req = _request(v, no)
+    action = "request.approve-access" if fact["kind"] == "access" else "request.approve-copy"
     verb = "approve" if approve else "deny"
-    actor.require(action, number=req["target"] or None)
-    if req["requester"] == actor.name:
-        actor.audit(f"request.{verb}", outcome="refused", number=req["target"] or None, ref=no)
+    actor.require(action, number=fact["target"] or None)
+    if fact["by"] == actor.name:
+        actor.audit(f"request.{verb}", outcome="refused", number=fact["target"] or None, ref=no)
         raise PermissionDeniedError("you cannot decide your own request", hint="another approver must decide it")
-    if "approver_role" in req and req["approver_role"] not in actor.roles:
-        actor.audit(f"request.{verb}", outcome="refused", number=req["target"] or None, ref=no)
-        raise PermissionDeniedError(f"request {no} is a department head's own: a {req['approver_role']} decides it",
+    if fact.get("approver_role") and fact["approver_role"] not in actor.roles:
+        actor.audit(f"request.{verb}", outcome="refused", number=fact["target"] or None, ref=no)
+        raise PermissionDeniedError(f"request {no} is a department head's own: a {fact['approver_role']} decides it",
                                     hint="see [requests] in 'vault policy show'")
-    if req["kind"] == "access" and "approver_role" not in req and actor.record["dept"] != req["dept"]:
-        actor.audit(f"request.{verb}", outcome="refused", number=req["target"] or None, ref=no)
-        raise PermissionDeniedError(f"request {no} is from department {req['dept']}, not yours",
+    if fact["kind"] == "access" and not fact.get("approver_role") \
+            and members.all_members(v)[actor.name]["dept"] != fact["dept"]:
+        actor.audit(f"request.{verb}", outcome="refused", number=fact["target"] or None, ref=no)
+        raise PermissionDeniedError(f"request {no} is from department {fact['dept']}, not yours",
                                     hint="the head of the requester's department decides it")
     if not approve and not (reason or "").strip():
         raise InputError("a denial needs a reason", param="reason")
     with v.lock(exclusive=True):
-        if _req_path(v, no, ".decision").exists():
+        if _fact(v, "requests", no, "request")["decision"] is not None:
             raise ConflictError(f"request {no} has already been decided")
         dec = {"format": 1, "request": no, "request_sha256": _digest(req),
                "decision": "approved" if approve else "denied", "by": actor.name, "at": clock.stamp()}
         if reason:
-            dec["reason"] = members.seal_text(v, reason, [req["requester"], actor.name])
-        records.write_toml(_req_path(v, no, ".decision"), actor.sign(dec))
-        actor.audit(f"request.{verb}", number=req["target"] or None, ref=no)
+            dec["reason"] = members.seal_text(v, reason, [fact["by"], actor.name])
+        actor.commit(f"request.{verb}", {_req_rel(no, ".decision"): records.dump_toml(actor.sign(dec))},
+                     number=fact["target"] or None, ref=no, obj=no)
     return status(v, no)
 
 
@@ -106,31 +110,28 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
     """Release the dossier's keys to the requester of an approved access request until expiry.
 
     :param resolved: for a request by customer name, the (dossier id, archive number) the granting
-        archivist resolved it to (``vault.office.find.resolve_customer``); recorded, signed, as
-        ``requests/<R>.resolution.toml`` before the grant.
+        archivist resolved it to (``vault.office.find.resolve_customer``); committed, signed, as
+        ``requests/<R>.resolution.toml`` in the grant's own history entry.
     """
     actor.require("grant.manage")
     v = actor.vault
     ids.request_no(no)
     if not 1 <= hours <= MAX_GRANT_HOURS:
         raise InputError(f"hours must be between 1 and {MAX_GRANT_HOURS}", param="hours")
-    req = _load(v, _req_path(v, no), f"request {no}", schema="request")
-    if req["kind"] != "access":
-        raise ConflictError(f"{no} is a copy request; copies are made with 'vault doc export'")
     st = status(v, no)
+    fact, req = _request(v, no)
+    if fact["kind"] != "access":
+        raise ConflictError(f"{no} is a copy request; copies are made with 'vault doc export'")
     if st["state"] != "approved":
-        actor.audit("grant.create", outcome="refused", number=req["target"] or None, ref=no)
+        actor.audit("grant.create", outcome="refused", number=fact["target"] or None, ref=no)
         raise ConflictError(f"request {no} is {st['state']}, not approved", hint="a department head must approve it first")
     mem = members.all_members(v)
-    grantee = mem.get(req["requester"])
+    grantee = mem.get(fact["by"])
     if grantee is None or grantee["status"] != "active":
-        raise ConflictError(f"requester {req['requester']} is no longer a member")
-    dec = _load(v, _req_path(v, no, ".decision"), f"decision on {no}", schema="decision")
-    dossier_id, target = req["dossier"], req["target"]
-    earlier = resolution(v, req) if "customer" in req else None
-    if earlier is not None:  # resolved by a grant that did not complete: the signed resolution stands
-        dossier_id, target = earlier["dossier"], earlier["number"]
-    elif "customer" in req:
+        raise ConflictError(f"requester {fact['by']} is no longer a member")
+    dec = authority.load(v, _req_rel(no, ".decision"))
+    dossier_id, target = fact["dossier"], fact["target"]
+    if "customer" in req:
         if resolved is None:
             raise ConflictError(f"request {no} names a customer, not a dossier",
                                 hint=f"'vault grant {no}' resolves the name through the search index")
@@ -138,40 +139,41 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
     elif resolved is not None:
         raise InputError(f"request {no} names its dossier already")
     with v.lock(exclusive=True):
-        # The state again, under the exclusive lock: two archivists granting the same approval at
-        # once must not both have seen it "approved" (one approval, at most one grant).
-        st = status(v, no)
-        if st["state"] != "approved":
-            actor.audit("grant.create", outcome="refused", number=req["target"] or None, ref=no)
-            raise ConflictError(f"request {no} is {st['state']}, not approved")
-        if "customer" in req and earlier is None:
-            records.write_toml(_req_path(v, no, ".resolution"), actor.sign(
+        files: dict[str, bytes | None] = {}
+        if "customer" in req:
+            files[_req_rel(no, ".resolution")] = records.dump_toml(actor.sign(
                 {"format": 1, "request": no, "request_sha256": _digest(req), "dossier": dossier_id,
                  "number": target, "by": actor.name, "at": clock.stamp()}))
         gno = f"G-{index.next_sequence(v.root, 'grants'):06d}"
         now = clock.now()
         rec = {"format": 1, "number": gno, "request": no, "dossier": dossier_id, "target": target,
-               "grantee": req["requester"], "granted_at": clock.stamp(),
+               "grantee": fact["by"], "granted_at": clock.stamp(),
                "expires_at": (now + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                "approval_sha256": _digest(dec)}
+        # The state again, under the exclusive lock: two archivists granting the same approval at
+        # once must not both have seen it "approved" (one approval, at most one grant).
+        st = status(v, no)
+        if st["state"] != "approved":
+            actor.audit("grant.create", outcome="refused", number=fact["target"] or None, ref=no)
+            raise ConflictError(f"request {no} is {st['state']}, not approved")
         table = read_key_table(v.layout.key_table(dossier_id), actor.read_identities(), dossier=dossier_id)
-        _write_grant_key(v, rec, table, mem)
         (v.root / "grants").mkdir(mode=0o700, exist_ok=True)
-        records.write_toml(_grant_path(v, gno), actor.sign(rec))
-        actor.audit("grant.create", number=target, ref=gno)
+        files[_grant_rel(gno)] = records.dump_toml(actor.sign(rec))
+        actor.commit("grant.create", files, number=target, ref=gno, obj=no)
+        _write_grant_key(v, rec, table, mem)
     return gno
 
 
 def _close(actor, g: dict[str, Any], reason: str) -> None:
     v = actor.vault
+    rec = actor.sign({"format": 1, "grant": g["number"], "reason": reason, "by": actor.name, "at": clock.stamp()})
+    actor.commit(f"grant.{'revoke' if reason == 'revoked' else 'sweep'}",
+                 {_grant_rel(g["number"], ".closed"): records.dump_toml(rec)}, number=g["target"],
+                 ref=g["number"], obj=g["number"])
     p = grant_key_path(v, g["dossier"], g["number"])
     if p.exists():
         p.unlink()
         fsync_dir(p.parent)
-    records.write_toml(_grant_path(v, g["number"], ".closed"),
-                       actor.sign({"format": 1, "grant": g["number"], "reason": reason, "by": actor.name,
-                                   "at": clock.stamp()}))
-    actor.audit(f"grant.{'revoke' if reason == 'revoked' else 'sweep'}", number=g["target"], ref=g["number"])
 
 
 def revoke(actor, gno: str) -> None:

@@ -7,15 +7,14 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vault.archive import members
+from vault.archive import audit, authority, members
 from vault.crypto import age
 from vault.store.hashing import hash_file
-from vault.archive.manifests import load_manifest
+from vault.archive.manifests import load_manifest, read_table
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
-from vault.store.keytable import KEYREF_TYPE, read_key_table, unseal
+from vault.store.keytable import KEYREF_TYPE, unseal
 from vault.store import TMP_PREFIX, find_temporaries
-from vault.archive import audit, grants, holds, reviews
-from vault.archive.manifests import resolve
+from vault.archive import grants, holds, reviews
 from vault.office import destruction, intake, paper
 from vault.office.holds import lifts
 
@@ -44,10 +43,18 @@ class _Null(io.RawIOBase):
         return len(b)
 
 
-def check(v, *, actor=None, progress: Callable[[int], None] | None = None) -> Report:
-    """Check the whole vault. With ``actor`` (``--read-data``) also decrypt everything."""
+def check(v, *, actor=None, progress: Callable[[int], None] | None = None,
+          anchor: tuple[int, str] | None = None) -> Report:
+    """Check the whole vault. With ``actor`` (``--read-data``) also decrypt everything; with
+    ``anchor`` (count, head) also that the history extends a checkpoint kept offline."""
     rep = Report()
     with v.lock(exclusive=False):
+        # The history first: everything else is judged against it.
+        res = audit.verify(v, anchor=anchor)
+        rep.problems.extend(res.problems)
+        if res.replay is None:
+            return rep
+        rep.problems.extend(authority.check_files(v, res.replay))
         try:
             mem = members.all_members(v)
             for ring in v.policy.data["rings"]:
@@ -81,7 +88,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report) -> None:
             with open(kt_path, "rb") as f:
                 age.read_header(f)
             if ids is not None:
-                table = read_key_table(kt_path, ids, dossier=dossier_id)
+                table = read_table(v, dossier_id, ids)
         except FileNotFoundError:
             rep.problems.append(f"keys/{dossier_id}.age: missing")
         except (FormatError, AuthenticationError):
@@ -146,33 +153,18 @@ def _try(rep: Report, fn) -> None:
 
 
 def _check_records(v, mem: dict, rep: Report) -> None:
-    """Procedure records: requests, grants, holds, destructions, reviews and the audit trail."""
-    for fn in (grants.list_requests, grants.list_grants, holds.held_dossiers, lifts, destruction.list_destructions,
+    """Procedure records: each must say what its history entry says (requests, grants, holds,
+    destructions, reviews, intake, paper originals); the facts themselves come from the history,
+    which ``check`` verified first."""
+    for fn in (grants.list_requests, grants.list_grants, holds.verified_holds, lifts, destruction.list_destructions,
                intake.pending, paper.loans, paper.inventories):
         _try(rep, lambda fn=fn: fn(v))
-    for ddir in sorted((v.root / "reviews").iterdir()) if (v.root / "reviews").is_dir() else []:
-        _try(rep, lambda ddir=ddir: reviews.history(v, ddir.name, member_records=mem))
+    for no, f in sorted(authority.state(v)["destructions"].items()):
+        if f.get("certificate") is not None:
+            _try(rep, lambda no=no: destruction.certificate(v, no))
+    for d in sorted(authority.state(v)["dossiers"]):
+        _try(rep, lambda d=d: reviews.history(v, d, member_records=mem))
     _try(rep, lambda: rep.problems.extend(
         f"destructions/{u['number']}.execution.toml: destruction {u['number']} of {u['target']} started at "
         f"{u['started_at']} did not finish (next step: {u['next']}); run 'vault destroy execute {u['number']}'"
         for u in destruction.unfinished(v)))
-    res = audit.verify(v)
-    rep.problems.extend(res.problems)
-    if res.ok:
-        _check_holds_against_audit(v, rep)
-
-
-def _check_holds_against_audit(v, rep: Report) -> None:
-    """A legal hold placed through the vault and never lifted must still be there: deleting its file
-    behind the vault's back would otherwise free the dossier for destruction unnoticed."""
-    open_holds: dict[str, int] = {}
-    for e in audit.entries(v):
-        if e["outcome"] == "ok" and e["action"] in ("hold.add", "hold.remove"):
-            open_holds[e["number"]] = e["seq"] if e["action"] == "hold.add" else 0
-    try:
-        held = holds.held_dossiers(v)
-    except VaultError:
-        return  # already reported
-    for number, seq in sorted(open_holds.items()):
-        if seq and resolve(v, number) not in held:
-            rep.problems.append(f"holds/: the legal hold on {number} (audit entry {seq}) is missing")

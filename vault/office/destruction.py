@@ -12,44 +12,57 @@ import hashlib
 import os
 from typing import Any
 
-
-from vault.archive import schedule
-
-from vault.archive import grants
-from vault import clock
-from vault.store import ids, index, records
-from vault.archive import members, searchindex
-from vault.archive.manifests import load_manifest, resolve, write_manifest
-from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
+from vault import backup, clock
+from vault.archive import authority, grants, members, schedule, searchindex
 from vault.archive.holds import held_dossiers
-from vault.store.keytable import read_key_table
-from vault.store import fsync_dir
-from vault import backup
+from vault.archive.manifests import load_manifest, manifest_file, read_table, resolve
 from vault.backup.mirror import DEFAULT_WINDOW
-from vault.archive import audit, trust
+from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
+from vault.store import fsync_dir, ids, index, records
 
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",
               "sha256", "replaces", "superseded_by", "events", "status", "destroyed")
 
 
-def _path(v, no: str, suffix: str = ""):
-    return v.layout.destruction(no, suffix)
+def _rel(no: str, suffix: str = "") -> str:
+    return f"destructions/{no}{suffix}.toml"
+
+
+_SCHEMAS = {"": "destruction", ".approval": "approval", ".certificate": "certificate",
+            ".closed": "destructionclose", ".execution": "execution"}
+
+
+def _fact(v, no: str) -> dict[str, Any]:
+    ids.destruction_no(no)
+    f = authority.state(v)["destructions"].get(no)
+    if f is None:
+        raise NotFoundError(f"no destruction {no}")
+    return f
+
+
+def _has(v, no: str, suffix: str) -> bool:
+    """Whether the history committed this destruction's record ``suffix`` (a file alone counts for nothing)."""
+    return authority.exists(v, _rel(no, suffix))
 
 
 def _load(v, no: str, suffix: str = "") -> dict[str, Any]:
-    ids.destruction_no(no)
-    p = _path(v, no, suffix)
-    if not p.exists():
-        raise NotFoundError(f"no destruction {no}{' ' + suffix.strip('.') if suffix else ''}")
-    schema = {"": "destruction", ".approval": "approval", ".certificate": "certificate"}[suffix]
-    rec = records.load_toml(p, schema=schema, what=f"destructions/{p.name}")
-    members.verify_by_member(v, rec, what=f"destructions/{p.name}")
+    """A committed destruction record, which must say what its history entry says."""
+    f = _fact(v, no)
+    if suffix and not _has(v, no, suffix):
+        raise NotFoundError(f"no destruction {no} {suffix.strip('.')}")
+    rec = authority.load(v, _rel(no, suffix), schema=_SCHEMAS[suffix])
+    if not suffix and (rec.get("number"), rec.get("dossier"), rec.get("target"), rec.get("requested_by")) != \
+            (no, f["dossier"], f["target"], f["by"]):
+        raise IntegrityError(f"destructions/{no}.toml: does not say what its history entry says")
     return rec
 
 
-def _targets(v, target: str) -> tuple[dict, list[dict]]:
-    """The manifest and the live documents a target (NO or DOCNO) covers."""
-    m = load_manifest(v, resolve(v, target))
+def _targets(v, target: str, dossier_id: str | None = None) -> tuple[dict, list[dict]]:
+    """The manifest and the live documents a target (NO or DOCNO) covers; with ``dossier_id`` (a
+    request's permanent id) the target is never re-resolved through the index."""
+    m = load_manifest(v, dossier_id or resolve(v, target))
+    if m["number"] != target.split("/")[0]:
+        raise IntegrityError(f"destruction target {target} is not in dossier {m['number']}")
     if m["status"] == "destroyed":
         raise ConflictError(f"dossier {m['number']} has already been destroyed")
     live = [d for d in m["documents"] if d.get("status") != "destroyed"]
@@ -71,10 +84,9 @@ def request(actor, target: str, reason: str) -> str:
         no = f"D-{index.next_sequence(v.root, 'destructions'):06d}"
         (v.root / "destructions").mkdir(mode=0o700, exist_ok=True)
         sealed = members.seal_text(v, reason, [actor.name])
-        records.write_toml(_path(v, no), actor.sign(
-            {"format": 1, "number": no, "target": target, "dossier": m["id"], "requested_by": actor.name,
-             "requested_at": clock.stamp(), "reason": sealed}))
-        actor.audit("destroy.request", number=target, ref=no)
+        rec = actor.sign({"format": 1, "number": no, "target": target, "dossier": m["id"], "requested_by": actor.name,
+                          "requested_at": clock.stamp(), "reason": sealed})
+        actor.commit("destroy.request", {_rel(no): records.dump_toml(rec)}, number=target, ref=no, obj=m["id"])
     return no
 
 
@@ -89,28 +101,28 @@ def approve(actor, no: str, *, override_retention: str | None = None) -> list[st
     actor.require("destroy.approve")
     v = actor.vault
     req = _load(v, no)
-    if req["requested_by"] == actor.name:
+    if _fact(v, no)["by"] == actor.name:
         actor.audit("destroy.approve", outcome="refused", number=req["target"], ref=no)
         raise PermissionDeniedError("you cannot approve your own destruction request",
                                     hint="another supervisor must approve it")
     with v.lock(exclusive=True):
-        if _path(v, no, ".approval").exists():
-            raise ConflictError(f"destruction {no} is already approved")
         _refuse_closed(v, no)
+        if _fact(v, no)["state"] != "requested":
+            raise ConflictError(f"destruction {no} is already {_fact(v, no)['state']}")
         warnings = _obstacles(v, req, override=bool(override_retention))
         rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
                "by": actor.name, "at": clock.stamp()}
         if override_retention:
             rec["override_retention"] = members.seal_text(v, override_retention, [actor.name])
-        records.write_toml(_path(v, no, ".approval"), actor.sign(rec))
-        actor.audit("destroy.approve", number=req["target"], ref=no)
+        actor.commit("destroy.approve", {_rel(no, ".approval"): records.dump_toml(actor.sign(rec))},
+                     number=req["target"], ref=no, obj=no)
     return warnings
 
 
 def _obstacles(v, req: dict, *, override: bool) -> list[str]:
     """Why an execution would be refused today, in words (empty when it would run)."""
     try:
-        m, docs = _targets(v, req["target"])
+        m, docs = _targets(v, req["target"], req["dossier"])
     except (ConflictError, NotFoundError) as e:
         return [str(e)]
     out = []
@@ -125,23 +137,14 @@ def _obstacles(v, req: dict, *, override: bool) -> list[str]:
 
 
 def _closed(v, no: str, req: dict) -> dict[str, Any] | None:
-    """The verified cancellation or denial of ``no``, if any."""
-    p = _path(v, no, ".closed")
-    if not p.exists():
+    """The cancellation or denial of ``no`` the history committed, if any (who may close is the
+    history's rule: a record written straight into the directory closes nothing)."""
+    if _fact(v, no)["state"] not in ("cancelled", "denied"):
         return None
-    what = f"destructions/{p.name}"
-    try:
-        rec = records.load_toml(p, schema="destructionclose", what=what)
-    except FormatError as e:
-        raise IntegrityError(str(e)) from None
-    signer = members.verify_by_member(v, rec, what=what)
-    ok = (rec["destruction"] == no and signer["name"] == rec["by"]
-          and rec["request_sha256"] == hashlib.sha256(records.canonical(req)).hexdigest()
-          and ("supervisor" in signer["roles"] or (rec["outcome"] == "cancelled" and rec["by"] == req["requested_by"]))
-          and not (rec["outcome"] == "denied" and rec["by"] == req["requested_by"]))
-    if not ok:
-        # A record from anyone else, written straight into the directory, closes nothing.
-        raise IntegrityError(f"{what}: not signed by a member who may close it")
+    rec = _load(v, no, ".closed")
+    if rec["destruction"] != no or rec["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest() \
+            or rec["by"] != authority.signer_of(v, _rel(no, ".closed")):
+        raise IntegrityError(f"destructions/{no}.closed.toml: does not close this request")
     return rec
 
 
@@ -160,7 +163,7 @@ def close(actor, no: str, outcome: str, reason: str) -> None:
     verb = "cancel" if outcome == "cancelled" else "deny"
     v = actor.vault
     req = _load(v, no)
-    mine, sup = actor.name == req["requested_by"], "supervisor" in actor.roles
+    mine, sup = actor.name == _fact(v, no)["by"], "supervisor" in actor.roles
     if not ((mine or sup) if outcome == "cancelled" else (sup and not mine)):
         actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
         raise PermissionDeniedError(
@@ -168,18 +171,18 @@ def close(actor, no: str, outcome: str, reason: str) -> None:
             hint="its requester or a supervisor cancels it" if verb == "cancel"
             else "a supervisor other than the requester denies it; the requester cancels instead")
     if not reason.strip():
-        raise InputError(f"to {verb} a destruction needs a reason", hint="pass --reason TEXT")
+        raise InputError(f"to {verb} a destruction needs a reason", param="reason")
     with v.lock(exclusive=True):
         _refuse_closed(v, no)
-        if _path(v, no, ".execution").exists() or _path(v, no, ".certificate").exists():
+        if _fact(v, no)["state"] in ("executing", "executed"):
             actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
             raise ConflictError(f"destruction {no} has started executing; it can only be finished",
                                 hint=f"run 'vault destroy execute {no}'")
         rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
                "outcome": outcome, "by": actor.name, "at": clock.stamp(),
                "reason": members.seal_text(v, reason, [req["requested_by"], actor.name])}
-        records.write_toml(_path(v, no, ".closed"), actor.sign(rec))
-        actor.audit(f"destroy.{verb}", number=req["target"], ref=no)
+        actor.commit(f"destroy.{verb}", {_rel(no, ".closed"): records.dump_toml(actor.sign(rec))},
+                     number=req["target"], ref=no, obj=no)
 
 
 def show(v, no: str, actor=None) -> dict[str, Any]:
@@ -189,7 +192,7 @@ def show(v, no: str, actor=None) -> dict[str, Any]:
     row = next(r for r in list_destructions(v) if r["number"] == no)
     row["requested_at"] = req["requested_at"]
     texts = {"reason": (req["reason"], f"destructions/{no}.toml reason")}
-    if _path(v, no, ".approval").exists():
+    if _has(v, no, ".approval"):
         appr = _load(v, no, ".approval")
         row.update(approved_by=appr["by"], approved_at=appr["at"])
         if "override_retention" in appr:
@@ -200,7 +203,7 @@ def show(v, no: str, actor=None) -> dict[str, Any]:
     if closed is not None:
         row.update(closed_by=closed["by"], closed_at=closed["at"])
         texts["closing_reason"] = (closed["reason"], f"destructions/{no}.closed.toml reason")
-    if _path(v, no, ".certificate").exists():
+    if _fact(v, no).get("certificate") is not None:
         cert = certificate(v, no)
         row.update(executed_by=cert["executed_by"], executed_at=cert["executed_at"],
                    destroyed=[d["number"] for d in cert["destroyed"]])
@@ -224,11 +227,15 @@ def execute(actor, no: str) -> dict[str, Any]:
     actor.require("destroy.execute")
     v = actor.vault
     req = _load(v, no)
+    closed = _closed(v, no, req)
+    if closed is not None:
+        _refuse(actor, req, no, f"destruction {no} was {closed['outcome']} by {closed['by']}",
+                "file a new destruction request if it is still wanted")
     appr = _approval(actor, req, no)
     with v.lock(exclusive=True):
         run = _journal(v, no, req)
         if run is None:
-            if _path(v, no, ".certificate").exists():
+            if _fact(v, no)["state"] == "executed":
                 raise ConflictError(f"destruction {no} has already been executed",
                                     hint=f"see 'vault destroy certificate {no}'")
             closed = _closed(v, no, req)
@@ -263,47 +270,39 @@ def _checkpoint(where: str) -> None:
 
 def _approval(actor, req: dict, no: str) -> dict[str, Any]:
     v = actor.vault
-    try:
-        appr = _load(v, no, ".approval")
-    except NotFoundError:
+    # Only a supervisor other than the requester approves [R-3.3.2]: the history's rule for the
+    # destroy.approve entry; an approval written straight into the directory approves nothing.
+    if _fact(v, no)["state"] not in ("approved", "executing", "executed"):
         _refuse(actor, req, no, f"destruction {no} is not approved", "a supervisor other than the requester approves it")
+    appr = _load(v, no, ".approval")
     if appr["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest():
         raise IntegrityError(f"destructions/{no}.approval.toml approves another version of the request")
-    approver = members.all_members(v)[appr["signature"]["by"]]
-    if not trust.may_sign("destruction-approval", approver, requester=req["requested_by"]) \
-            or approver["name"] != appr["by"]:
-        # Only a supervisor other than the requester approves [R-3.3.2]; a record signed by anyone
-        # else, written straight into the directory, approves nothing.
-        raise IntegrityError(f"destructions/{no}.approval.toml: not signed by a supervisor other than the requester")
     return appr
 
 
 def _journal(v, no: str, req: dict) -> dict[str, Any] | None:
-    """The execution journal of ``no``, verified (signed by a supervisor, about this request)."""
-    p = _path(v, no, ".execution")
-    if not p.exists():
+    """The execution journal of ``no`` the history committed (by members who may execute), about this request."""
+    if not _has(v, no, ".execution"):
         return None
-    what = f"destructions/{p.name}"
-    try:
-        run = records.load_toml(p, schema="execution", what=what)
-    except FormatError as e:
-        raise IntegrityError(str(e)) from None
-    members.verify_by_supervisor(v, run, what=what, kind="destruction-certificate")
+    what = f"destructions/{no}.execution.toml"
+    run = _load(v, no, ".execution")
     if run.get("destruction") != no or run.get("dossier") != req["dossier"] or run.get("target") != req["target"]:
         raise IntegrityError(f"{what}: belongs to another destruction")
     return run
 
 
-def _record(actor, run: dict[str, Any]) -> dict[str, Any]:
-    signed = actor.sign(run)
-    records.write_toml(_path(actor.vault, run["destruction"], ".execution"), signed)
+def _record(actor, run: dict[str, Any], action: str = "destroy.step") -> dict[str, Any]:
+    """Sign the journal and commit it: each step is one history entry."""
+    no = run["destruction"]
+    signed = actor.sign({k: x for k, x in run.items() if k != "signature"})
+    actor.commit(action, {_rel(no, ".execution"): records.dump_toml(signed)}, number=run["target"], ref=no, obj=no)
     return signed
 
 
 def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
     """Check the hold and retention, then sign the plan: what will be destroyed, before any of it is."""
     v = actor.vault
-    m, docs = _targets(v, req["target"])
+    m, docs = _targets(v, req["target"], req["dossier"])
     if m["id"] in held_dossiers(v):
         _refuse(actor, req, no, f"dossier {m['number']} is under a legal hold", "lift the hold first ('vault hold remove')")
     sched = [schedule.schedule(m, d, v.policy.data) for d in docs]
@@ -320,8 +319,7 @@ def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
                           if s.get(k) is not None} for s in sched],
            "retention_overridden": bool(early), "steps": []}
     (v.root / "destructions").mkdir(mode=0o700, exist_ok=True)
-    run = _record(actor, run)
-    actor.audit("destroy.start", number=req["target"], ref=no)
+    run = _record(actor, run, "destroy.start")
     _checkpoint("planned")
     return run
 
@@ -343,7 +341,7 @@ def _step_keys(actor, run, req, appr) -> None:
         if (kt_path.parent / "grants").is_dir():
             fsync_dir(kt_path.parent / "grants")
         return
-    table = read_key_table(kt_path, actor.read_identities(), dossier=run["dossier"])
+    table = read_table(v, run["dossier"], actor.read_identities())
     gone = {d["key"] for d in run["documents"]} | {d["meta_key"] for d in run["documents"]}
     if gone & set(table.keys):
         for k in gone:
@@ -393,7 +391,9 @@ def _step_manifest(actor, run, req, appr) -> dict[str, Any]:
         for p in m["profile"]:
             p.pop("sealed", None)
     m["revision"] += 1
-    write_manifest(actor, m)
+    # The entry that turns the manifest to ghosts is the destruction's own (destroy.execute).
+    actor.commit("destroy.execute", manifest_file(actor, m), number=req["target"], ref=no, obj=no,
+                 rev=m["revision"])
     return {"manifest_revision": m["revision"], "executed_at": stamp}
 
 
@@ -408,7 +408,7 @@ def _step_offsite(actor, run, req, appr) -> dict[str, Any]:
 def _step_certificate(actor, run, req, appr) -> None:
     v = actor.vault
     no = run["destruction"]
-    if _path(v, no, ".certificate").exists():
+    if _fact(v, no).get("certificate") is not None:
         return
     cert = {"format": 1, "dossier_number": run["dossier_number"],
             "destroyed": [{k: d[k] for k in ("number", "sha256", "size")} for d in run["documents"]],
@@ -418,14 +418,13 @@ def _step_certificate(actor, run, req, appr) -> None:
             "requested_at": req["requested_at"], "approved_by": appr["by"], "approved_at": appr["at"],
             "retention": run["retention"], "retention_overridden": run["retention_overridden"],
             "hold_checked_at": run["started_at"], "held": False}
-    records.write_toml(_path(v, no, ".certificate"), actor.sign(cert))
+    actor.commit("destroy.certify", {_rel(no, ".certificate"): records.dump_toml(actor.sign(cert))},
+                 number=req["target"], ref=no, obj=no)
 
 
 def _step_audit(actor, run, req, appr) -> None:
-    no = run["destruction"]
-    if not any(e["action"] == "destroy.execute" and e.get("ref") == no and e["outcome"] == "ok"
-               for e in audit.entries(actor.vault)):
-        actor.audit("destroy.execute", number=req["target"], ref=no, rev=run["manifest_revision"])
+    """Nothing left to write: the manifest step's destroy.execute entry is the audit entry, and the
+    journal's closing entry (recorded after this step) marks the execution finished."""
 
 
 _STEP_FNS = {"unindex": _step_unindex, "keys": _step_keys, "ciphertext": _step_ciphertext,
@@ -435,10 +434,10 @@ _STEP_FNS = {"unindex": _step_unindex, "keys": _step_keys, "ciphertext": _step_c
 
 def unfinished(v) -> list[dict[str, Any]]:
     """Executions that started and did not finish: ``{"number", "target", "started_at", "next"}``."""
-    d = v.root / "destructions"
     out = []
-    for p in sorted(d.glob("D-*.execution.toml")) if d.is_dir() else []:
-        no = p.name.split(".")[0]
+    for no, f in sorted(authority.state(v)["destructions"].items()):
+        if f["state"] not in ("executing", "executed"):
+            continue
         run = _journal(v, no, _load(v, no))
         if run is not None and "audit" not in run["steps"]:
             nxt = next(s for s in STEPS if s not in run["steps"])
@@ -459,28 +458,31 @@ def _offsite(v, key_paths: list[str], whole: bool) -> dict[str, Any]:
 
 
 def certificate(v, no: str) -> dict[str, Any]:
-    """The signed certificate of an executed destruction (signature verified)."""
+    """The certificate of an executed destruction: the file the history wrote for this number,
+    naming this destruction and the dossier its approved request names."""
+    f = _fact(v, no)
+    if f.get("certificate") is None:
+        raise NotFoundError(f"no destruction {no} certificate")
     cert = _load(v, no, ".certificate")
-    signer = members.all_members(v)[cert["signature"]["by"]]
-    if not trust.may_sign("destruction-certificate", signer):
-        raise IntegrityError(f"destructions/{no}.certificate.toml: not signed by a supervisor")
+    number = authority.state(v)["dossiers"][f["dossier"]]["number"]
+    if cert.get("destruction") != no or cert.get("dossier_number") != number:
+        raise IntegrityError(f"destructions/{no}.certificate.toml: certifies another destruction")
     return cert
 
 
 def list_destructions(v) -> list[dict[str, Any]]:
-    d = v.root / "destructions"
+    """Every destruction with its state from the history (an execution is "executing" until its
+    journal records the last step)."""
     rows = []
-    for p in sorted(d.glob("D-*.toml")) if d.is_dir() else []:
-        if "." in p.stem:
-            continue
-        req = _load(v, p.stem)
-        run = _journal(v, p.stem, req)
-        closed = _closed(v, p.stem, req)
-        state = ("executing" if run is not None and "audit" not in run["steps"]
-                 else "executed" if _path(v, p.stem, ".certificate").exists()
-                 else closed["outcome"] if closed is not None
-                 else "approved" if _path(v, p.stem, ".approval").exists() else "requested")
-        rows.append({"number": p.stem, "target": req["target"], "requested_by": req["requested_by"], "state": state})
+    for no, f in sorted(authority.state(v)["destructions"].items()):
+        req = _load(v, no)
+        state = f["state"]
+        if state in ("executing", "executed"):
+            run = _journal(v, no, req)
+            state = "executing" if run is not None and "audit" not in run["steps"] else "executed"
+        if state in ("cancelled", "denied"):
+            _closed(v, no, req)
+        rows.append({"number": no, "target": f["target"], "requested_by": f["by"], "state": state})
     return rows
 
 

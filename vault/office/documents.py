@@ -13,12 +13,11 @@ from typing import Any, BinaryIO, Callable, Sequence
 
 
 from vault.crypto import age
-from vault.archive.manifests import append_document, load_manifest, parse_record_date, resolve, write_manifest
+from vault.archive.manifests import append_document, load_manifest, manifest_file, parse_record_date, read_table, resolve
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.store.keytable import KeyRefRecipient, KeyTable, read_key_table, unseal
+from vault.store.keytable import KeyRefRecipient, KeyTable, unseal
 from vault.archive import grants
-from vault.archive import audit
 from vault.store import atomic_writer, sync_files
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
@@ -75,8 +74,7 @@ def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, so
         if old is not None and old.get("superseded_by"):
             raise ConflictError(f"{replaces} is already replaced by {old['superseded_by']}",
                                 hint="add the new version to the newest one")
-        ktpath = v.layout.key_table(dossier_id)
-        table = read_key_table(ktpath, actor.read_identities(), dossier=dossier_id)
+        table = read_table(v, dossier_id, actor.read_identities())
         written = []
         for f in files:
             entry, path = _encrypt_one(v, m, table, f if isinstance(f, Stream) else Path(f), category=category, source=source, date=date,
@@ -91,10 +89,10 @@ def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, so
             if progress:
                 progress(1)
         sync_files(written)
-        grants.save_keys(actor, dossier_id, table)
+        grants.save_keys(actor, dossier_id, table)  # before the commit point: see FORMAT §11
         m["revision"] += 1
-        write_manifest(actor, m)
-        audit.record_many(actor, [{"action": "doc.add", "number": n, "rev": m["revision"]} for n in added])
+        actor.commit("doc.add", manifest_file(actor, m), number=added[0],
+                     ref=added[-1] if len(added) > 1 else None, obj=dossier_id, rev=m["revision"])
     return added
 
 

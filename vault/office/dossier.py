@@ -7,16 +7,15 @@ from typing import Any
 
 
 from vault import clock
-from vault.store import index
-from vault.archive import members, searchindex
-from vault.errors import InputError
-from vault.store.keytable import KeyTable, write_key_table
-from vault.archive.manifests import _seal_profile, write_manifest, load_manifest, resolve, summary, read_profile
 from vault import plugins
+from vault.archive import grants, searchindex
+from vault.archive.manifests import (CUSTOMER_TYPES, _seal_profile, load_manifest, manifest_file, read_profile,
+                                     resolve, summary, write_table)
 from vault.archive.schemes import configured
-from vault.archive import grants
+from vault.errors import InputError
+from vault.store import index
+from vault.store.keytable import KeyTable
 from vault.store.layout import check_name
-from vault.archive.manifests import CUSTOMER_TYPES
 
 
 def _facts(customer_type: str, business: str, dept: str, created: str) -> dict[str, str]:
@@ -59,10 +58,9 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
             "documents": [],
         }
         v.layout.dossier_dir(dossier_id).mkdir(mode=0o700)
-        write_key_table(v.layout.key_table(dossier_id), table, members.ring_recipients(v))
+        write_table(v, table)
         searchindex.add_profile(actor, manifest, profile)  # before the commit point: see FORMAT §11
-        write_manifest(actor, manifest)
-        actor.audit("dossier.create", number=number, rev=1)
+        actor.commit("dossier.create", manifest_file(actor, manifest), number=number, obj=dossier_id, rev=1)
     return number
 
 

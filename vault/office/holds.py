@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from typing import Any
 
 from vault import clock
-from vault.archive import members
-from vault.store import records
+from vault.archive import audit, authority, members
+from vault.archive.holds import _rel, held_dossiers, verified_holds
 from vault.archive.manifests import load_manifest, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.store import fsync_dir
-from vault.archive.holds import _path, verified_holds
+from vault.store import records
 
 
 def add(actor, number: str, reason: str) -> None:
@@ -24,22 +22,20 @@ def add(actor, number: str, reason: str) -> None:
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
         m = load_manifest(v, dossier_id)
-        if _path(v, dossier_id).exists():
+        if dossier_id in held_dossiers(v):
             raise ConflictError(f"dossier {m['number']} is already on hold")
         sealed = members.seal_text(v, reason)
         (v.root / "holds").mkdir(mode=0o700, exist_ok=True)
-        records.write_toml(_path(v, dossier_id), actor.sign(
-            {"format": 1, "dossier": dossier_id, "number": m["number"], "at": clock.stamp(), "by": actor.name,
-             "reason": sealed}))
-        actor.audit("hold.add", number=m["number"])
+        rec = actor.sign({"format": 1, "dossier": dossier_id, "number": m["number"], "at": clock.stamp(),
+                          "by": actor.name, "reason": sealed})
+        actor.commit("hold.add", {_rel(dossier_id): records.dump_toml(rec)}, number=m["number"], obj=dossier_id)
 
 
 def remove(actor, number: str, reason: str) -> str:
     """Lift the legal hold on a dossier: a supervisor, saying why (sealed to the archive ring).
 
-    The signed lift record ``holds/lifted/<dossier-id>.<n>.toml`` is written before the hold is
-    deleted, so an interrupted lift leaves the hold in force and its record explains nothing
-    away: a lift record counts only together with the hold's absence. Returns the lift record's name.
+    One history entry writes the signed lift record ``holds/lifted/<dossier-id>.<n>.toml`` and
+    deletes the hold, so the two never disagree. Returns the lift record's name.
     """
     actor.require("hold.manage", number=number)
     if "supervisor" not in actor.roles:
@@ -47,28 +43,33 @@ def remove(actor, number: str, reason: str) -> str:
         actor.audit("hold.remove", outcome="refused", number=number)
         raise PermissionDeniedError("only a supervisor lifts a legal hold", hint="ask an archive supervisor")
     if not reason.strip():
-        raise InputError("lifting a hold needs a reason", hint="pass --reason TEXT")
+        raise InputError("lifting a hold needs a reason", param="reason")
     v = actor.vault
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
-        p = _path(v, dossier_id)
-        if not p.exists():
+        if dossier_id not in held_dossiers(v):
             raise NotFoundError(f"dossier {number} is not on hold")
-        hold = records.load_toml(p, what=f"holds/{p.name}")
+        try:
+            hold = authority.load(v, _rel(dossier_id), schema="hold")
+            hold_sha = hashlib.sha256(records.canonical(hold)).hexdigest()
+        except IntegrityError:
+            # The hold's file was deleted or changed behind the vault's back (check names it): the
+            # hold is still the history's fact, and its entry says when and by whom it was placed.
+            h, seq, placer = authority.committed(v, _rel(dossier_id)) or ("0" * 64, 0, "")
+            at = next((e["at"] for e in audit.entries(v) if e["seq"] == seq), clock.stamp())
+            hold, hold_sha = {"number": load_manifest(v, dossier_id)["number"], "at": at, "by": placer}, h or "0" * 64
         lifted = v.root / "holds" / "lifted"
         lifted.mkdir(mode=0o700, exist_ok=True)
         n = 1 + max((int(q.name.split(".")[1]) for q in lifted.glob(f"{dossier_id}.*.toml")
                      if q.name.split(".")[1].isdigit()), default=0)
         rec = {"format": 1, "dossier": dossier_id, "number": hold["number"], "seq": n,
                "hold_at": hold["at"], "hold_by": hold["by"],
-               "hold_sha256": hashlib.sha256(records.canonical(hold)).hexdigest(),
+               "hold_sha256": hold_sha,
                "at": clock.stamp(), "by": actor.name, "reason": members.seal_text(v, reason)}
         signed = actor.sign(rec)
         records.validate(signed, "holdlift", what=f"lift of the hold on {hold['number']}")
-        records.write_toml(lifted / f"{dossier_id}.{n}.toml", signed)
-        os.unlink(p)
-        fsync_dir(p.parent)
-        actor.audit("hold.remove", number=number, ref=f"lift-{n}")
+        actor.commit("hold.remove", {f"holds/lifted/{dossier_id}.{n}.toml": records.dump_toml(signed),
+                                     _rel(dossier_id): None}, number=number, obj=dossier_id, ref=f"lift-{n}")
     return f"{dossier_id}.{n}"
 
 
@@ -84,16 +85,17 @@ def list_holds(v, actor=None) -> list[dict[str, Any]]:
 
 
 def lifts(v, actor=None) -> list[dict[str, Any]]:
-    """Every lifted hold, verified (signed by a supervisor), oldest first; reasons as in ``list_holds``."""
-    d = v.root / "holds" / "lifted"
+    """Every lifted hold the history committed (a supervisor's hold.remove), oldest first; reasons as
+    in ``list_holds``. A lift file no entry wrote is refused by ``authority.load``."""
     rows = []
-    for p in sorted(d.glob("*.toml")) if d.is_dir() else []:
-        what = f"holds/lifted/{p.name}"
+    for what, (h, *_) in sorted(authority.state(v)["files"].items()):
+        if h is None or not what.startswith("holds/lifted/"):
+            continue
+        p = v.root / what
         try:
-            rec = records.load_toml(p, schema="holdlift", what=what)
+            rec = authority.load(v, what, schema="holdlift")
         except FormatError as e:
             raise IntegrityError(str(e)) from None
-        members.verify_by_supervisor(v, rec, what=what)
         if p.name != f"{rec['dossier']}.{rec['seq']}.toml" or rec["signature"]["by"] != rec["by"]:
             raise IntegrityError(f"{what}: belongs to another place or signer")
         row = {k: rec[k] for k in ("number", "hold_at", "hold_by", "at", "by")}

@@ -24,11 +24,12 @@ from vault.archive import members
 from vault.crypto import age
 from vault.store.hashing import HashingWriter, hash_file
 from vault.archive.manifests import CATEGORIES
-from vault.archive.manifests import append_document, load_manifest, parse_date, parse_record_date, resolve, write_manifest
+from vault.archive.manifests import (append_document, load_manifest, manifest_file, parse_date, parse_record_date,
+                                     read_table, resolve)
 from vault.archive import invitations
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.store.keytable import KeyRefRecipient, read_key_table
+from vault.store.keytable import KeyRefRecipient
 from vault.store import atomic_writer, fsync_dir
 from vault.archive import grants
 
@@ -213,8 +214,7 @@ def accept(actor, sid: str) -> str:
             raise ConflictError(f"dossier {m['number']} has been destroyed", hint="reject the submission")
         if m["status"] == "closed":
             raise ConflictError(f"dossier {m['number']} is closed", hint=f"reopen it first: 'vault dossier reopen {m['number']}'")
-        kt = v.layout.key_table(dossier_id)
-        table = read_key_table(kt, actor.read_identities(), dossier=dossier_id)
+        table = read_table(v, dossier_id, actor.read_identities())
         doc_id, kid = secrets.token_hex(16), secrets.token_hex(16)
         rcpt = KeyRefRecipient(kid)
         dst = v.layout.document(dossier_id, doc_id)
@@ -231,12 +231,12 @@ def accept(actor, sid: str) -> str:
         number = append_document(m, table, doc_id=doc_id, key=kid, category=rec["category"], date=rec["date"],
                                  original=rec["original"], by=actor.name, size=hw.size, sha256=hw.h.hexdigest(),
                                  meta=meta)["number"]
-        grants.save_keys(actor, dossier_id, table)
+        grants.save_keys(actor, dossier_id, table)  # before the commit point: see FORMAT §11
         m["revision"] += 1
-        write_manifest(actor, m)
+        actor.commit("intake.accept", manifest_file(actor, m), number=number, ref=sid, obj=dossier_id,
+                     rev=m["revision"])
         _remove(v, sid)
         sweep_uploads(v, older_than=STALE_UPLOAD)
-        actor.audit("intake.accept", number=number, ref=sid, rev=m["revision"])
     return number
 
 
@@ -257,10 +257,11 @@ def reject(actor, sid: str, reason: str) -> None:
     with v.lock(exclusive=True):
         rec = _load(v, sid)
         sealed = members.seal_text(v, reason)
-        records.write_toml(_dir(v) / f"{sid}.rejected.toml", actor.sign(
-            {"format": 1, "id": sid, "for": rec["for"], "by": actor.name, "at": clock.stamp(), "reason": sealed}))
+        signed = actor.sign({"format": 1, "id": sid, "for": rec["for"], "by": actor.name, "at": clock.stamp(),
+                             "reason": sealed})
+        actor.commit("intake.reject", {f"intake/{sid}.rejected.toml": records.dump_toml(signed)}, number=rec["for"],
+                     ref=sid)
         _remove(v, sid)
-        actor.audit("intake.reject", number=rec["for"], ref=sid)
 
 
 def _remove(v, sid: str) -> None:

@@ -98,8 +98,8 @@ def issue(actor, number: str, *, expires: str = "7d", uses: int = 1, note: str |
         rec["note"] = base64.b64encode(age.encrypt_bytes(note.encode(), [rcpt])).decode()
     with v.lock(exclusive=True):
         invitations_dir(v).mkdir(mode=0o700, parents=True, exist_ok=True)
-        records.write_toml(invitations_dir(v) / f"{iid}.toml", actor.sign(rec))
-        actor.audit("intake.invite", number=m["number"], ref=iid)
+        actor.commit("intake.invite", {f"intake/invitations/{iid}.toml": records.dump_toml(actor.sign(rec))},
+                     number=m["number"], ref=iid, obj=dossier_id)
     return {"id": iid, "token": token_text(token), "number": m["number"], "expires_at": rec["expires_at"],
             "uses": uses}
 

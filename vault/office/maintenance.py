@@ -6,10 +6,8 @@ import base64
 import tomllib
 from typing import Any
 
-
-from vault.archive import grants
-from vault.archive import searchindex
-from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest, read_profile, resolve, write_manifest
+from vault.archive import grants, searchindex
+from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest, manifest_file, read_profile, resolve
 from vault.errors import InputError, PermissionDeniedError
 from vault.store.keytable import unseal
 from vault.archive.schemes import configured
@@ -65,8 +63,7 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
         m["revision"] += 1
         # Needs no index key, so a liaison's update reaches the index too (before the commit point).
         searchindex.add_profile(actor, m, new)
-        write_manifest(actor, m)
-        actor.audit("dossier.update", number=m["number"], rev=m["revision"])
+        actor.commit("dossier.update", manifest_file(actor, m), number=m["number"], obj=dossier_id, rev=m["revision"])
     return version
 
 

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from typing import Any, Iterable
+
 from vault import clock
-from vault.store import records
+from vault.archive import authority, searchindex
+from vault.archive.members import _member_record, _ring_files, all_members, ring_record, ring_recipients
+from vault.archive.policy import ROLES
 from vault.crypto import age
 from vault.errors import (
     AuthenticationError,
     ConflictError,
     FormatError,
-    IntegrityError,
     InputError,
+    IntegrityError,
     NoIdentityMatchError,
     NotFoundError,
     PermissionDeniedError,
 )
+from vault.store import fsync_dir, records, sync_files, write_atomic
 from vault.store.identity import PublicKey
-from vault.archive.policy import ROLES
-from vault.store import sync_files, write_atomic
 from vault.store.layout import check_name
-from vault.archive import searchindex
-from vault.archive.members import _member_record, _write_ring, all_members, ring_record, ring_recipients
 
 
 def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str) -> dict[str, Any]:
@@ -43,21 +43,22 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
         if any(r["key"] == key.line() for r in current.values()):
             raise ConflictError("that public key already belongs to a member")
         rec = actor.sign(_member_record(name, key, roles, dept, actor.name))
-        records.write_toml(v.layout.member(name), rec)
-        v._members_cache = None
-        current[name] = rec
-        actor.audit("member.add", ref=name)
+        files = {f"members/{name}.toml": records.dump_toml(rec)}
         for ring in v.policy.rings_for(roles):
             rr = ring_record(v, ring)
             secret = _ring_secret_text(actor, ring)
-            keys = {m: PublicKey.parse(current[m]["key"]) for m in [*rr["members"], name]}
-            _write_ring(v, ring, rr["generation"], secret, [*rr["members"], name], keys, by=actor.name, signer=actor)
+            keys = {m: PublicKey.parse(current[m]["key"]) for m in rr["members"]}
+            keys[name] = key
+            files.update(_ring_files(v, ring, rr["generation"], secret, [*rr["members"], name], keys,
+                                     by=actor.name, signer=actor))
+        actor.commit("member.add", files, ref=name, obj=name,
+                     subject={"key": key.line(), "roles": roles, "dept": dept})
     return rec
 
 
 def _ring_secret_text(actor, ring: str) -> str:
     ident = actor.read_identities()  # unlocks the actor's rings
-    blob = actor.vault.layout.ring_secret(ring).read_bytes()
+    blob = authority.read(actor.vault, f"rings/{ring}.age")
     try:
         return age.decrypt_bytes(blob, ident).decode()
     except NoIdentityMatchError:
@@ -65,12 +66,13 @@ def _ring_secret_text(actor, ring: str) -> str:
 
 
 def remove_member(actor, name: str) -> list[str]:
-    """Remove a member: rotate every ring they were in and re-wrap the key tables to the new ring.
+    """Remove a member, completely, in one history entry.
 
-    Returns the key-table files re-wrapped. Document ciphertext is never touched. The order keeps
-    every key table readable at every instant: tables are first wrapped to the old and the new ring
-    recipients, then the ring itself rotates, then the old recipient is dropped; the member record
-    turns "removed" last, so an interrupted removal is simply run again.
+    Every ring they were in rotates (a new identity wrapped to the remaining members) and every key
+    table is re-encrypted to the new rings only; their grants close (a fact of the entry) and their
+    key releases are deleted. Returns the key-table files re-wrapped. Document ciphertext is never
+    touched. All files are staged first and committed by one entry, so an interrupted removal leaves
+    the vault as it was, or is finished by the next command.
     """
     actor.require("member.manage")
     v = actor.vault
@@ -82,32 +84,50 @@ def remove_member(actor, name: str) -> list[str]:
         if name == actor.name:
             raise ConflictError("you cannot remove yourself", hint="ask another supervisor")
         old_ids = actor.read_identities()
-        new = {}
+        files: dict[str, bytes | None] = {}
+        new_r, new_ids, old_r = {}, [], ring_recipients(v)
         for ring in sorted(v.policy.data["rings"]):
             rr = ring_record(v, ring)
             if name in rr["members"]:
-                new[ring] = (rr, age.generate_identity("mlkem768x25519"))
-        rewrapped: list[str] = []
-        if new:
-            old_r = ring_recipients(v)
-            new_r = [age.parse_recipient(age.recipient_of(s)) for _, s in new.values()]
-            rewrap_key_tables(v, old_ids, [*old_r, *new_r])
-            for ring, (rr, secret) in new.items():
+                secret = age.generate_identity("mlkem768x25519")
                 remaining = [m for m in rr["members"] if m != name]
                 keys = {m: PublicKey.parse(current[m]["key"]) for m in remaining}
-                _write_ring(v, ring, rr["generation"] + 1, secret, remaining, keys, by=actor.name, signer=actor)
-            new_ids = [age.parse_identity(s) for _, s in new.values()]
-            rewrapped = rewrap_key_tables(v, [*new_ids, *old_ids], ring_recipients(v))
-
-
-            # A leaver who kept the index key would open every index file written after: rotate it.
-            searchindex.rotate(actor, [*new_ids, *old_ids])
-        rec = dict(rec, status="removed", removed_at=clock.stamp(), removed_by=actor.name)
-        records.write_toml(v.layout.member(name), actor.sign(rec))
-        v._members_cache = None
-        actor.audit("member.remove", ref=name)
+                files.update(_ring_files(v, ring, rr["generation"] + 1, secret, remaining, keys, by=actor.name,
+                                         signer=actor))
+                new_r[ring] = age.parse_recipient(age.recipient_of(secret))
+                new_ids.append(age.parse_identity(secret))
+            else:
+                new_r[ring] = age.parse_recipient(rr["recipient"])
+        new_rcpts = [new_r[r] for r in sorted(new_r)]
+        # Key tables stay readable at every instant: first to the old and the new rings, then the
+        # one entry that rotates the rings and removes the member, then to the new rings only.
+        rewrapped = rewrap_key_tables(v, old_ids, [*old_r, *new_rcpts]) if new_ids else []
+        if new_ids:
+            # A leaver who kept the index key would open every index file written after: rotate it,
+            # to the new rings, while the leaver's signature on the index recipient still counts.
+            searchindex.rotate(actor, [*new_ids, *old_ids], new_rcpts)
+        file_rec = authority.load(v, f"members/{name}.toml")
+        file_rec.update(status="removed", removed_at=clock.stamp(), removed_by=actor.name)
+        files[f"members/{name}.toml"] = records.dump_toml(actor.sign(file_rec))
+        releases = _releases_of(v, name)
+        actor.commit("member.remove", files, ref=name, obj=name)
+        if new_ids:
+            rewrap_key_tables(v, [*new_ids, *old_ids], new_rcpts)
+        for p in releases:  # the grants closed with the entry; their key releases go now
+            p.unlink(missing_ok=True)
+        if releases:
+            fsync_dir(releases[0].parent)
     actor.forget_rings()  # the generations it unlocked are gone
-    return rewrapped
+    return sorted(rewrapped)
+
+
+def _releases_of(v, name: str) -> list:
+    st = authority.state(v)
+    out = []
+    for gno, g in st["grants"].items():
+        if g["grantee"] == name:
+            out.append(v.root / "keys" / "grants" / f"{g['dossier']}.{gno}.age")
+    return out
 
 
 def rewrap_key_tables(v, identities: list, recipients: list) -> list[str]:

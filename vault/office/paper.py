@@ -10,14 +10,14 @@ numbers, member names, dates and shelf locations — never a customer's data.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 from pathlib import Path
 from typing import Any, Iterable
 
 from vault import clock
-from vault.archive import members
+from vault.archive import authority, grants, members
+from vault.archive.manifests import iter_manifests, load_manifest, manifest_file, parse_date, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.archive import grants
-from vault.archive.manifests import iter_manifests, load_manifest, parse_date, resolve, write_manifest
 from vault.store import index, records
 
 #: The longest loan: a paper original is out of the archive room for at most this many days.
@@ -28,20 +28,26 @@ def _dir(v, kind: str) -> Path:
     return v.root / "paper" / kind
 
 
-def _load(v, path: Path, schema: str, *, archive: bool) -> dict[str, Any]:
-    what = str(path.relative_to(v.root))
+def _load(v, path: Path, schema: str) -> dict[str, Any]:
+    """A paper record the history committed. Only the archive department lends, takes back and
+    counts originals: that is the history's rule (``trust``), so a record signed by anyone else,
+    written straight into the directory, moves nothing."""
+    what = path.relative_to(v.root).as_posix()
     try:
-        rec = records.load_toml(path, schema=schema, what=what)
+        rec = authority.load(v, what, schema=schema)
     except FormatError as e:
         raise IntegrityError(str(e)) from None
     signer = members.verify_by_member(v, rec, what=what)
-    # Only the archive department lends, takes back and counts originals: a record signed by anyone
-    # else, written straight into the directory, moves nothing.
-    if archive and not {"archivist", "supervisor"} & set(signer["roles"]):
-        raise IntegrityError(f"{what}: signed by {signer['name']}, who does not work in the archive")
-    if signer["name"] != rec["by"]:
+    if signer["name"] != rec["by"] or authority.signer_of(v, what) != rec["by"]:
         raise IntegrityError(f"{what}: signed by {signer['name']}, not by {rec['by']}")
     return rec
+
+
+def _committed(v, prefix: str, pattern: str) -> list[Path]:
+    """The files under ``prefix`` the history committed and did not remove (a file no entry wrote
+    is listed by nothing; ``vault check`` names it)."""
+    return [v.root / rel for rel, (h, *_) in sorted(authority.state(v)["files"].items())
+            if h is not None and rel.startswith(prefix) and fnmatch.fnmatchcase(rel[len(prefix):], pattern)]
 
 
 def _location(text: str) -> str:
@@ -77,18 +83,17 @@ def _original(v, docno: str) -> tuple[dict, dict]:
 
 def loans(v) -> list[dict[str, Any]]:
     """Every loan with its return (if any), verified, in number order."""
-    d = _dir(v, "loans")
     out = []
-    for p in sorted(d.glob("L-*.toml")) if d.is_dir() else []:
+    for p in _committed(v, "paper/loans/", "L-*.toml"):
         if "." in p.stem:
             continue
-        loan = _load(v, p, "paperloan", archive=True)
+        loan = _load(v, p, "paperloan")
         if loan["number"] != p.stem:
             raise IntegrityError(f"paper/loans/{p.name}: belongs to another loan")
         row = {k: loan[k] for k in ("number", "document", "borrower", "request", "by", "at", "due")}
         ret = p.with_name(f"{p.stem}.returned.toml")
-        if ret.exists():
-            r = _load(v, ret, "paperreturn", archive=True)
+        if authority.exists(v, f"paper/loans/{ret.name}"):
+            r = _load(v, ret, "paperreturn")
             if r["loan"] != loan["number"]:
                 raise IntegrityError(f"paper/loans/{ret.name}: returns another loan")
             row.update(returned_at=r["at"], received_by=r["by"], location=r["location"])
@@ -129,8 +134,8 @@ def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
                "request": request, "from_location": d.get("paper_location", ""), "at": clock.stamp(),
                "by": actor.name, "due": due}
         _dir(v, "loans").mkdir(mode=0o700, parents=True, exist_ok=True)
-        records.write_toml(_dir(v, "loans") / f"{no}.toml", actor.sign(rec))
-        actor.audit("paper.lend", number=docno, ref=no)
+        actor.commit("paper.lend", {f"paper/loans/{no}.toml": records.dump_toml(actor.sign(rec))}, number=docno,
+                     ref=no, obj=m["id"])
     return no
 
 
@@ -145,27 +150,28 @@ def give_back(actor, loan_no: str, *, location: str | None = None) -> dict[str, 
             raise NotFoundError(f"no loan {loan_no}", hint="see 'vault paper out'")
         if "returned_at" in loan:
             raise ConflictError(f"{loan_no} was returned on {loan['returned_at']}")
-        rec0 = records.load_toml(_dir(v, "loans") / f"{loan_no}.toml")
+        rec0 = authority.load(v, f"paper/loans/{loan_no}.toml", schema="paperloan")
         if not (location or rec0["from_location"]).strip():
             raise InputError(f"no location is recorded for {loan['document']}", hint="pass --location SHELF")
         where = _location(location or rec0["from_location"])
         rec = {"format": 1, "loan": loan_no, "document": loan["document"], "at": clock.stamp(), "by": actor.name,
                "location": where}
-        records.write_toml(_dir(v, "loans") / f"{loan_no}.returned.toml", actor.sign(rec))
+        files: dict[str, bytes | None] = {f"paper/loans/{loan_no}.returned.toml": records.dump_toml(actor.sign(rec))}
+        m = load_manifest(v, rec0["dossier"])
         if where != rec0["from_location"]:
-            _move(actor, loan["document"], where)
-        actor.audit("paper.return", number=loan["document"], ref=loan_no)
+            files.update(_moved(actor, m, loan["document"], where))
+        # One entry: the return and, if it came back elsewhere, the manifest's new location.
+        actor.commit("paper.return", files, number=loan["document"], ref=loan_no, obj=m["id"],
+                     rev=m["revision"] if len(files) > 1 else None)
     return {**loan, "returned_at": rec["at"], "received_by": actor.name, "location": where}
 
 
-def _move(actor, docno: str, location: str) -> None:
-    v = actor.vault
-    m = load_manifest(v, resolve(v, docno))
+def _moved(actor, m: dict[str, Any], docno: str, location: str) -> dict[str, bytes | None]:
+    """The manifest with the original's new location (its revision raised), as files to commit."""
     d = next(x for x in m["documents"] if x["number"] == docno)
     d["paper_location"] = location
     m["revision"] += 1
-    write_manifest(actor, m)
-    actor.audit("paper.locate", number=docno, rev=m["revision"])
+    return manifest_file(actor, m)
 
 
 def locate(actor, docno: str, location: str) -> None:
@@ -173,8 +179,9 @@ def locate(actor, docno: str, location: str) -> None:
     actor.require("doc.add", number=docno)
     where = _location(location)
     with actor.vault.lock(exclusive=True):
-        _original(actor.vault, docno)
-        _move(actor, docno, where)
+        m, _ = _original(actor.vault, docno)
+        actor.commit("paper.locate", _moved(actor, m, docno, where), number=docno, obj=m["id"],
+                     rev=m["revision"])
 
 
 def out(v, *, today: str | None = None) -> list[dict[str, Any]]:
@@ -206,17 +213,16 @@ def inventory(actor, found: Iterable[tuple[str, str]]) -> dict[str, Any]:
         no = f"I-{index.next_sequence(v.root, 'inventories'):06d}"
         rec = {"format": 1, "number": no, "at": clock.stamp(), "by": actor.name, **report}
         _dir(v, "inventories").mkdir(mode=0o700, parents=True, exist_ok=True)
-        records.write_toml(_dir(v, "inventories") / f"{no}.toml", actor.sign(rec))
-        actor.audit("paper.inventory", ref=no)
+        actor.commit("paper.inventory", {f"paper/inventories/{no}.toml": records.dump_toml(actor.sign(rec))},
+                     ref=no)
     return {"number": no, "at": rec["at"], "by": actor.name, **report}
 
 
 def inventories(v) -> list[dict[str, Any]]:
     """Every recorded inventory, verified, oldest first."""
-    d = _dir(v, "inventories")
     outl = []
-    for p in sorted(d.glob("I-*.toml")) if d.is_dir() else []:
-        rec = _load(v, p, "inventory", archive=True)
+    for p in _committed(v, "paper/inventories/", "I-*.toml"):
+        rec = _load(v, p, "inventory")
         if rec["number"] != p.stem:
             raise IntegrityError(f"paper/inventories/{p.name}: belongs to another inventory")
         outl.append({k: x for k, x in rec.items() if k not in ("format", "signature")})

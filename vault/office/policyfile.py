@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vault.store import records
+from vault.archive import authority
 from vault.errors import ConflictError, FormatError, InputError
-from vault.archive.policy import DEFAULT_POLICY, Policy
+from vault.store import records
+from vault.archive.policy import DEFAULT_POLICY
 
 
 def update(actor, path: Path) -> dict[str, Any]:
@@ -32,9 +33,11 @@ def update(actor, path: Path) -> dict[str, Any]:
         raise ConflictError("the supervisor role must keep policy.manage", hint="otherwise nobody could change it back")
     with v.lock(exclusive=True):
         signed = actor.sign(new)
-        records.write_toml(v.layout.policy, signed)
-        v.policy = Policy(signed)
-        actor.audit("policy.update")
+        data = records.dump_toml(signed)
+        # Every version is kept, immutable, as policy/<n>.toml; policy.toml is the current copy.
+        n = authority.state(v)["policy_version"] + 1
+        (v.root / "policy").mkdir(mode=0o700, exist_ok=True)
+        actor.commit("policy.update", {f"policy/{n}.toml": data, "policy.toml": data}, ref=str(n))
     return signed
 
 

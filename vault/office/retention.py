@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from vault import clock
-from vault.archive.manifests import load_manifest, parse_record_date, resolve, write_manifest
+from vault.archive.manifests import load_manifest, manifest_file, parse_record_date, resolve
 from vault.errors import ConflictError, InputError, NotFoundError
 from vault.archive.schedule import INTRINSIC_EVENTS, known_events
 
@@ -25,8 +25,7 @@ def record_event(actor, docno: str, event: str, date: str, *, force_date: bool =
             raise NotFoundError(f"no document {docno}")
         doc.setdefault("events", {})[event] = date
         m["revision"] += 1
-        write_manifest(actor, m)
-        actor.audit("doc.event", number=docno, ref=event, rev=m["revision"])
+        actor.commit("doc.event", manifest_file(actor, m), number=docno, ref=event, obj=m["id"], rev=m["revision"])
 
 
 def close_dossier(actor, number: str, date: str, *, force_date: bool = False) -> None:
@@ -40,8 +39,7 @@ def close_dossier(actor, number: str, date: str, *, force_date: bool = False) ->
             raise ConflictError(f"dossier {m['number']} is {m['status']}")
         m["status"], m["closed"] = "closed", date
         m["revision"] += 1
-        write_manifest(actor, m)
-        actor.audit("dossier.close", number=m["number"], rev=m["revision"])
+        actor.commit("dossier.close", manifest_file(actor, m), number=m["number"], obj=m["id"], rev=m["revision"])
 
 
 def reopen_dossier(actor, number: str) -> None:
@@ -56,5 +54,4 @@ def reopen_dossier(actor, number: str) -> None:
         m.setdefault("reopened", []).append({"at": clock.stamp(), "by": actor.name, "closed": m.pop("closed")})
         m["status"] = "open"
         m["revision"] += 1
-        write_manifest(actor, m)
-        actor.audit("dossier.reopen", number=m["number"], rev=m["revision"])
+        actor.commit("dossier.reopen", manifest_file(actor, m), number=m["number"], obj=m["id"], rev=m["revision"])

@@ -13,15 +13,12 @@ from __future__ import annotations
 import base64
 from typing import Any, Mapping
 
-
-from vault.archive import manifests
-
-from vault.archive import grants
 from vault import clock
-from vault.store import records
-from vault.errors import ConflictError, InputError
-from vault.store.keytable import read_key_table, seal, unseal
+from vault.archive import grants, manifests
 from vault.archive.reviews import _dir, history
+from vault.errors import ConflictError, InputError
+from vault.store import records
+from vault.store.keytable import seal, unseal
 
 OUTCOMES = ("verified", "needs-update")
 
@@ -45,21 +42,21 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
         seq = max((r["seq"] for r in history(v, dossier_id)), default=0) + 1
         rec: dict[str, Any] = {"format": 1, "dossier": dossier_id, "number": m["number"], "seq": seq,
                                "at": clock.stamp(), "by": actor.name, "outcome": outcome}
+        files: dict[str, bytes | None] = {}
+        table = None
         if note:
             # Free text may name the customer: sealed like the profile, so it is read with the
-            # dossier's keys and crypto-shredded with them. The key table is written first; the
-            # review record that names the key is the commit point.
-            kt_path = v.layout.key_table(dossier_id)
-            table = read_key_table(kt_path, actor.read_identities(), dossier=dossier_id)
+            # dossier's keys and crypto-shredded with them; table and record commit together.
+            table = manifests.read_table(v, dossier_id, actor.read_identities())
             kid, blob = seal(note.encode(), table)
             rec.update(note_key=kid, note=base64.b64encode(blob).decode())
-            grants.save_keys(actor, dossier_id, table)
+            grants.save_keys(actor, dossier_id, table)  # before the commit point: see FORMAT §11
         signed = actor.sign(rec)
         records.validate(signed, "review", what=f"review {seq} of {m['number']}")
         d = _dir(v, dossier_id)
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        records.write_toml(d / f"{seq}.toml", signed)
-        actor.audit("review.record", number=m["number"], ref=f"review-{seq}")
+        files[f"reviews/{dossier_id}/{seq}.toml"] = records.dump_toml(signed)
+        actor.commit("review.record", files, number=m["number"], ref=f"review-{seq}", obj=dossier_id)
     return {k: rec[k] for k in ("number", "seq", "at", "by", "outcome")}
 
 

@@ -44,6 +44,17 @@ def confined(root: Path) -> Iterator[None]:
         _confined_to.reset(token)
 
 
+@contextlib.contextmanager
+def unconfined() -> Iterator[None]:
+    """Within the block, writes are not held to the locked vault: only for this client's own state,
+    which lives outside every vault (``vault.archive.witness``), never for a vault file."""
+    token = _confined_to.set(None)
+    try:
+        yield
+    finally:
+        _confined_to.reset(token)
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename or unlink inside ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

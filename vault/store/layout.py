@@ -19,6 +19,7 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 PATHS: dict[str, str] = {
     "config": "vault.toml",
     "policy": "policy.toml",
+    "policy_version": "policy/<n>.toml",
     "member": "members/<name>.toml",
     "ring_record": "rings/<ring>.toml",
     "ring_secret": "rings/<ring>.age",
@@ -40,6 +41,7 @@ PATHS: dict[str, str] = {
     "audit_log": "audit/log.jsonl",
     "audit_checkpoint": "audit/checkpoint.toml",
     "audit_lock": "audit/.lock",
+    "audit_v1_log": "audit/v1-log.jsonl",
     "submission": "intake/<id>.age",
     "submission_record": "intake/<id>.toml",
     "upload": "intake/.upload-<id>.age",

@@ -1,0 +1,10 @@
+"""Every test gets its own client state directory (the remembered history checkpoint, witness.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _client_state(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("VAULT_STATE_DIR", str(tmp_path_factory.mktemp("client-state")))

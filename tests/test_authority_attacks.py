@@ -1,0 +1,368 @@
+"""Attacks on authority, played as the attacker: their own key, the library, and file edits.
+
+Each attack class of the threat model (SECURITY.md, "Authority") is one test here: the attack is
+refused by the command or named by ``vault check``, and never yields plaintext — the attacker's
+identity opens no key table, ring or key release, and no marker is in clear under the vault.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from office import MARKERS, PASSPHRASE, make_office
+from vault import clock
+from vault.archive import audit, authority
+from vault.archive.vault import Actor, Vault
+from vault.crypto import age
+from vault.errors import IntegrityError, NoIdentityMatchError, PermissionDeniedError
+from vault.store import identity, records
+
+
+@pytest.fixture
+def office(tmp_path, monkeypatch):
+    o = make_office(tmp_path, monkeypatch)
+    o.add_member("carol", "supervisor", dept="archive")
+    for dept in ("sales", "dev"):
+        o.add_member(f"head-{dept}", "dept-head", dept=dept)
+        o.add_member(f"staff-{dept}", "staff", dept=dept)
+    o.a = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
+    o.b = o.create(name="Other Customer Ltd", dept="dev")
+    f = tmp_path / "doc.txt"
+    f.write_text(MARKERS["content"])
+    o.doc_a = o.add_doc(o.a, f)
+    o.doc_b = o.add_doc(o.b, f)
+    return o
+
+
+def _vault(office) -> Vault:
+    return Vault.open(office.vault_dir)
+
+
+def _ident(office, who: str):
+    return identity.load_identity(office.ident(who), PASSPHRASE)
+
+
+def _attacker(office, who: str) -> Actor:
+    """An Actor for ``who`` built straight from the library, so act_as's refusal of a former member
+    does not stop them: they sign and append with their own key as any program could."""
+    v = _vault(office)
+    ident = _ident(office, who)
+    rec = {"name": who, **authority.state(v)["members"][who]}
+    return Actor(v, rec, ident)
+
+
+def _id_of(office, number: str) -> str:
+    return authority.state(_vault(office))["numbers"][number]
+
+
+def _check(office, *extra: str) -> list[str]:
+    res = office.run("check", "--json", *extra, ok=False)
+    return json.loads(res.stdout)["problems"]
+
+
+def _assert_named(office, fragment: str, *extra: str) -> None:
+    problems = _check(office, *extra)
+    assert any(fragment in p for p in problems), problems
+
+
+def _reads_nothing(office, who: str) -> None:
+    """``who``'s identity opens no key table, ring, intake key or key release, and no customer
+    marker is in clear anywhere under the vault."""
+    ident = _ident(office, who).age_identity()
+    for p in [*office.vault_dir.glob("keys/**/*.age"), *office.vault_dir.glob("rings/*.age")]:
+        data = p.read_bytes()
+        if not data:
+            continue
+        with pytest.raises(NoIdentityMatchError):
+            age.decrypt_bytes(data, [ident])
+    for p in office.vault_dir.rglob("*"):
+        if p.is_file():
+            data = p.read_bytes()
+            for m in MARKERS.values():
+                assert m.encode() not in data, (p, m)
+
+
+def _view(office, who: str, docno: str) -> bytes:
+    """View a document through the library, as a member outside the archive does on a terminal."""
+    import io
+
+    from vault.office import documents
+
+    out = io.BytesIO()
+    documents.view(_vault(office).act_as(_ident(office, who)), docno, out)
+    return out.getvalue()
+
+
+def _refused(res, fragment: str = "") -> None:
+    assert res.exit_code != 0 and "Traceback" not in res.output and fragment in res.stderr, res.output
+
+
+# -- 1. A former member keeps no power -------------------------------------------------------------
+
+def test_removed_supervisor_cannot_add_a_member_or_change_policy_or_rings(office, tmp_path):
+    office.run("member", "remove", "carol", who="alice")
+    carol = _attacker(office, "carol")
+    v = carol.vault
+    # A member record for an accomplice, signed by carol and committed with a history entry.
+    office.keygen("mallory")
+    key = identity.PublicKey.parse(office.keys["mallory"])
+    rec = carol.sign({"format": 1, "name": "mallory", "key": key.line(), "roles": ["supervisor"], "dept": "archive",
+                      "status": "active", "added_at": clock.stamp(), "added_by": "carol"})
+    audit.commit(carol, "member.add", {"members/mallory.toml": records.dump_toml(rec)}, obj="mallory",
+                 subject={"key": key.line(), "roles": ["supervisor"], "dept": "archive"})
+    # A policy giving staff every right, and a ring record pointing at a key carol holds.
+    pol = dict(v.policy.data)
+    pol["roles"] = {**pol["roles"], "staff": {**pol["roles"]["staff"], "may": pol["roles"]["supervisor"]["may"]}}
+    (office.vault_dir / "policy").mkdir(exist_ok=True)
+    data = records.dump_toml(carol.sign(pol))
+    audit.commit(carol, "policy.update", {"policy/2.toml": data, "policy.toml": data}, ref="2")
+    ring_secret = age.generate_identity("mlkem768x25519")
+    ring = carol.sign({"format": 1, "name": "archive", "generation": 9, "recipient": age.recipient_of(ring_secret),
+                       "members": ["carol"], "updated_at": clock.stamp(), "updated_by": "carol"})
+    audit.commit(carol, "member.add", {"rings/archive.toml": records.dump_toml(ring)}, obj="carol2",
+                 subject={"key": "x", "roles": [], "dept": "x"})
+
+    # Mallory is nobody, the policy in force is unchanged, and writes refuse to use carol's ring.
+    _refused(office.run("dossier", "show", office.a, who="mallory", ok=False), "not a member")
+    assert "request.approve-access" not in _vault(office).policy.data["roles"]["staff"]["may"]
+    res = office.run("doc", "add", office.a, str(tmp_path / "doc.txt"), "--category", "other", "--source", "s",
+                     "--date", "2026-01-01", "--original", who="bob", ok=False)
+    _refused(res, "rings/archive.toml")
+    problems = _check(office)
+    for frag in ("member.add by carol): counts for nothing: carol was removed",
+                 "policy.update by carol): counts for nothing: carol was removed",
+                 "members/mallory.toml: no history entry names this record",
+                 "rings/archive.toml: changed"):
+        assert any(frag in p for p in problems), (frag, problems)
+    _reads_nothing(office, "carol")
+
+
+def test_removed_dept_head_cannot_approve(office):
+    req = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
+    office.run("member", "remove", "head-sales", who="alice")
+    head = _attacker(office, "head-sales")
+    dec = head.sign({"format": 1, "request": req, "request_sha256": "0" * 64, "decision": "approved",
+                     "by": "head-sales", "at": clock.stamp()})
+    audit.commit(head, "request.approve", {f"requests/{req}.decision.toml": records.dump_toml(dec)}, obj=req)
+    _refused(office.run("grant", req, who="bob", ok=False), "not approved")
+    _assert_named(office, "counts for nothing: head-sales was removed")
+    _reads_nothing(office, "staff-sales")
+
+
+# -- 2. One decision, one object --------------------------------------------------------------------
+
+def test_an_approval_for_one_dossier_does_not_open_another(office):
+    """A request that shows dossier A's number but names dossier B's id counts for nothing."""
+    staff = _attacker(office, "staff-sales")
+    b_id = _id_of(office, office.b)
+    rec = staff.sign({"format": 1, "number": "R-000099", "kind": "access", "target": office.a, "dossier": b_id,
+                      "requester": "staff-sales", "dept": "sales", "created_at": clock.stamp(), "purpose": "x"})
+    audit.commit(staff, "request.access", {"requests/R-000099.toml": records.dump_toml(rec)}, number=office.a,
+                 ref="R-000099", obj=b_id)
+    _refused(office.run("request", "approve", "R-000099", who="head-sales", ok=False), "no request R-000099")
+    _assert_named(office, f"names number {office.a} but dossier {b_id} is {office.b}")
+    # The honest variant: approved for A, then the request file edited to name B.
+    req = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
+    office.run("request", "approve", req, who="head-sales")
+    p = office.vault_dir / "requests" / f"{req}.toml"
+    edited = records.load_toml(p)
+    edited["dossier"] = b_id
+    p.write_bytes(records.dump_toml(staff.sign(edited)))
+    _refused(office.run("grant", req, who="bob", ok=False), f"requests/{req}.toml")
+    _reads_nothing(office, "staff-sales")
+
+
+def test_one_person_cannot_fill_both_seats(office):
+    """Two-person rules compare the signers of the entries, never a typed requested_by/requester."""
+    carol = _attacker(office, "carol")
+    a_id = _id_of(office, office.a)
+    # carol files a destruction typed as alice's, then approves it herself.
+    rec = carol.sign({"format": 1, "number": "D-000099", "target": office.a, "dossier": a_id, "requested_by": "alice",
+                      "requested_at": clock.stamp(), "reason": "x"})
+    audit.commit(carol, "destroy.request", {"destructions/D-000099.toml": records.dump_toml(rec)}, number=office.a,
+                 ref="D-000099", obj=a_id)
+    _refused(office.run("destroy", "approve", "D-000099", who="carol", ok=False), "destructions/D-000099.toml")
+    appr = carol.sign({"format": 1, "destruction": "D-000099", "request_sha256": "0" * 64, "by": "carol",
+                       "at": clock.stamp()})
+    audit.commit(carol, "destroy.approve", {"destructions/D-000099.approval.toml": records.dump_toml(appr)},
+                 obj="D-000099")
+    _refused(office.run("destroy", "execute", "D-000099", who="alice", ok=False))
+    _assert_named(office, "a destruction is approved by a supervisor other than its requester")
+    # A department head files a request typed as their staff's and approves it.
+    head = _attacker(office, "head-sales")
+    req = head.sign({"format": 1, "number": "R-000098", "kind": "access", "target": office.a, "dossier": a_id,
+                     "requester": "staff-sales", "dept": "sales", "created_at": clock.stamp(), "purpose": "x"})
+    audit.commit(head, "request.access", {"requests/R-000098.toml": records.dump_toml(req)}, number=office.a,
+                 ref="R-000098", obj=a_id)
+    _refused(office.run("request", "approve", "R-000098", who="head-sales", ok=False))
+    dec = head.sign({"format": 1, "request": "R-000098", "request_sha256": "0" * 64, "decision": "approved",
+                     "by": "head-sales", "at": clock.stamp()})
+    audit.commit(head, "request.approve", {"requests/R-000098.decision.toml": records.dump_toml(dec)}, obj="R-000098")
+    _refused(office.run("grant", "R-000098", who="bob", ok=False))
+    _assert_named(office, "head-sales decides their own request R-000098")
+    assert office.run("doc", "view", office.doc_a, who="bob").stdout == MARKERS["content"]
+    _reads_nothing(office, "head-sales")
+
+
+def test_destruction_is_not_re_resolved_through_the_index(office):
+    no = office.json("destroy", "request", office.a, "--reason", "done", who="alice")["number"]
+    office.run("destroy", "approve", no, "--override-retention", "court order", who="carol")
+    # The attacker points A's number at B in the unsigned index.
+    import hashlib
+
+    h = hashlib.sha256(office.a.encode()).hexdigest()
+    p = office.vault_dir / "index" / "numbers" / h[:2] / h
+    p.write_text(f"{office.a}\n{_id_of(office, office.b)}\n")
+    office.run("destroy", "execute", no, who="alice")
+    # B is intact, A is gone.
+    assert office.run("doc", "view", office.doc_b, who="bob").stdout == MARKERS["content"]
+    _refused(office.run("doc", "view", office.doc_a, who="bob", ok=False), "destroyed")
+
+
+def test_a_certificate_copied_from_another_destruction_is_refused(office):
+    d1 = office.json("destroy", "request", office.doc_a, "--reason", "x", who="alice")["number"]
+    office.run("destroy", "approve", d1, "--override-retention", "court order", who="carol")
+    office.run("destroy", "execute", d1, who="alice")
+    d2 = office.json("destroy", "request", office.doc_b, "--reason", "x", who="alice")["number"]
+    office.run("destroy", "approve", d2, "--override-retention", "court order", who="carol")
+    d = office.vault_dir / "destructions"
+    shutil.copy(d / f"{d1}.certificate.toml", d / f"{d2}.certificate.toml")
+    _refused(office.run("destroy", "certificate", d2, who="alice", ok=False), "no destruction")
+    _assert_named(office, f"destructions/{d2}.certificate.toml: no history entry names this record")
+    assert office.run("doc", "view", office.doc_b, who="bob").stdout == MARKERS["content"]
+
+
+def test_a_self_declared_department_is_not_believed(office):
+    """staff-dev types dept = "sales" into their request; the member record says dev."""
+    staff = _attacker(office, "staff-dev")
+    a_id = _id_of(office, office.a)
+    rec = staff.sign({"format": 1, "number": "R-000097", "kind": "access", "target": office.a, "dossier": a_id,
+                      "requester": "staff-dev", "dept": "sales", "created_at": clock.stamp(), "purpose": "x"})
+    audit.commit(staff, "request.access", {"requests/R-000097.toml": records.dump_toml(rec)}, number=office.a,
+                 ref="R-000097", obj=a_id)
+    _refused(office.run("request", "approve", "R-000097", who="head-sales", ok=False), "department dev")
+    head = _attacker(office, "head-sales")
+    dec = head.sign({"format": 1, "request": "R-000097", "request_sha256": "0" * 64, "decision": "approved",
+                     "by": "head-sales", "at": clock.stamp()})
+    audit.commit(head, "request.approve", {"requests/R-000097.decision.toml": records.dump_toml(dec)}, obj="R-000097")
+    _refused(office.run("grant", "R-000097", who="bob", ok=False), "not approved")
+    _assert_named(office, "head-sales is not a head of department dev")
+    _reads_nothing(office, "staff-dev")
+
+
+# -- 3. Facts are append-only -----------------------------------------------------------------------
+
+def test_deleting_a_fact_file_reverts_nothing(office, tmp_path):
+    def granted() -> tuple[str, str]:
+        req = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
+        office.run("request", "approve", req, who="head-sales")
+        return req, office.json("grant", req, who="bob")["number"]
+
+    _, g1 = granted()
+    office.run("grant", "revoke", g1, who="bob")
+    (office.vault_dir / "grants" / f"{g1}.closed.toml").unlink()
+    with pytest.raises(PermissionDeniedError, match="no active grant"):
+        _view(office, "staff-sales", office.doc_a)
+    assert office.json("grant", "list", who="bob")[0]["state"] == "revoked"
+    denied = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
+    office.run("request", "deny", denied, "--reason", "no", who="head-sales")
+    (office.vault_dir / "requests" / f"{denied}.decision.toml").unlink()
+    _refused(office.run("grant", denied, who="bob", ok=False))
+    granted()  # a live grant: the export below needs the keys as well as the copy approval
+    copy = office.json("request", "copy", office.doc_a, "--purpose", "p", who="staff-sales")["number"]
+    office.run("request", "approve", copy, who="alice")
+    office.run("doc", "export", office.doc_a, "--output", str(tmp_path / "out"), who="staff-sales")
+    (office.vault_dir / "requests" / f"{copy}.used.toml").unlink()
+    res = office.run("doc", "export", office.doc_a, "--output", str(tmp_path / "again"), who="staff-sales", ok=False)
+    _refused(res, "no approved copy request")
+    problems = _check(office)
+    for rel in (f"grants/{g1}.closed.toml", f"requests/{denied}.decision.toml", f"requests/{copy}.used.toml"):
+        assert any(p.startswith(f"{rel}: missing") for p in problems), (rel, problems)
+
+
+# -- 4. History is not rewritten --------------------------------------------------------------------
+
+def test_a_cut_tail_with_a_re_signed_checkpoint_is_caught(office, tmp_path):
+    req = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
+    office.run("request", "approve", req, who="head-sales")
+    g = office.json("grant", req, who="bob")["number"]
+    anchor = office.run("audit", "anchor").stdout.strip()
+    office.run("grant", "revoke", g, who="bob")
+    # staff-sales cuts the revocation off the history and re-signs the checkpoint with their own key.
+    log = office.vault_dir / "audit" / "log.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    cut = [x for x in lines if b'"grant.revoke"' not in x]
+    cut = cut[: next(i for i, x in enumerate(lines) if b'"grant.revoke"' in x)]
+    log.write_bytes(b"".join(cut))
+    staff = Actor(Vault.open(office.vault_dir), {"name": "staff-sales", "roles": ["staff"]}, _ident(office, "staff-sales"))
+    last = json.loads(cut[-1])
+    import hashlib
+
+    cp = staff.sign({"format": 1, "count": last["seq"], "head": hashlib.sha256(cut[-1].rstrip(b"\n")).hexdigest(),
+                     "at": clock.stamp()})
+    records.write_toml(office.vault_dir / "audit" / "checkpoint.toml", cp)
+    (office.vault_dir / "grants" / f"{g}.closed.toml").unlink()
+    # This client remembers the longer history.
+    with pytest.raises(IntegrityError, match="history cut or rolled back"):
+        _view(office, "staff-sales", office.doc_a)
+    # A fresh client with an anchor from before the revocation sees a consistent prefix…
+    fresh = tmp_path / "fresh-client"
+    res = office.run("check", "--json", "--anchor", anchor, ok=False, env={"VAULT_STATE_DIR": str(fresh)})
+    assert res.exit_code == 0 or "history cut" not in res.stdout
+    # …but an anchor taken after the revocation (kept offline by the administrator) catches it.
+    lines_full = lines
+    head = hashlib.sha256(lines_full[-1].rstrip(b"\n")).hexdigest()
+    fp = _vault(office).fingerprint.replace(" ", "")
+    later = f"vault-anchor-1 {fp} {len(lines_full)} {head}"
+    res = office.run("check", "--json", "--anchor", later, ok=False, env={"VAULT_STATE_DIR": str(fresh / "2")})
+    assert any("the anchor verified entry" in p for p in json.loads(res.stdout)["problems"])
+
+
+def test_an_older_signed_version_put_back_is_named(office, tmp_path):
+    a_id = _id_of(office, office.a)
+    man = office.vault_dir / "dossiers" / a_id / "manifest.toml"
+    old_manifest = man.read_bytes()
+    f = tmp_path / "more.txt"
+    f.write_text("more")
+    office.add_doc(office.a, f)
+    man.write_bytes(old_manifest)
+    _refused(office.run("doc", "list", office.a, who="bob", ok=False), f"dossiers/{a_id}/manifest.toml")
+    _assert_named(office, f"dossiers/{a_id}/manifest.toml: rolled back")
+    # Policy: version 2 is in force; version 1 put back is named and not believed.
+    pol = office.vault_dir / "policy.toml"
+    old_policy = pol.read_bytes()
+    data = records.load_toml(pol)
+    data["review"]["default_days"] = 100
+    new = tmp_path / "policy.toml"
+    new.write_bytes(records.dump_toml(data))
+    office.run("policy", "update", str(new), who="alice")
+    pol.write_bytes(old_policy)
+    assert _vault(office).policy.data["review"]["default_days"] == 100
+    _assert_named(office, "policy.toml: rolled back")
+    # Member: carol removed; her active record put back.
+    mem = office.vault_dir / "members" / "carol.toml"
+    old_member = mem.read_bytes()
+    office.run("member", "remove", "carol", who="alice")
+    mem.write_bytes(old_member)
+    _refused(office.run("dossier", "show", office.a, who="carol", ok=False), "removed")
+    _assert_named(office, "members/carol.toml: rolled back")
+
+
+# -- 5. Removal is complete -------------------------------------------------------------------------
+
+def test_a_grant_active_at_removal_releases_nothing_later(office, tmp_path):
+    req = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
+    office.run("request", "approve", req, who="head-sales")
+    g = office.json("grant", req, who="bob")["number"]
+    office.run("member", "remove", "staff-sales", who="alice")
+    assert not list((office.vault_dir / "keys" / "grants").glob("*.age"))
+    f = tmp_path / "later.txt"
+    f.write_text(MARKERS["content"] + " later")
+    office.add_doc(office.a, f)
+    assert not list((office.vault_dir / "keys" / "grants").glob("*.age"))
+    assert {x["number"]: x["state"] for x in office.json("grant", "list", who="bob")}[g] == "member-removed"
+    _reads_nothing(office, "staff-sales")
+    assert _check(office) == []

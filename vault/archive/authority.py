@@ -1,0 +1,396 @@
+"""Authority at a position in history: replay the audit log and say what counts.
+
+The history (``audit/log.jsonl``) is replayed from the genesis record forward: chain, sequence and
+signature of each entry, then ``trust`` decides whether the entry counts — its signer active at
+that position, allowed the action by the policy then in force (or a supervisor, for the roots),
+writing only records its action may write, consistent with what came before. The state in force —
+members, policy, dossiers, requests, grants, holds, destructions, and the newest hash the history
+names for every record file — comes from the entries alone; files are evidence, checked against it.
+Every read that matters asks this module; no procedure module checks roles by itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import functools
+import glob
+import hashlib
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from vault.archive import trust, witness
+from vault.archive.witness import STATE_VERSION
+from vault.archive.policy import Policy
+from vault.crypto import sign
+from vault.errors import AuthenticationError, IntegrityError
+from vault.store import records
+from vault.store.identity import PublicKey
+
+DOMAIN = b"vault-audit-v2\n"
+PENDING = ".pending"
+
+
+def genesis_hash(config: dict[str, Any]) -> str:
+    """What entry 1's ``prev`` is: the genesis record's canonical hash (binds the log to this vault)."""
+    return hashlib.sha256(records.canonical(config)).hexdigest()
+
+
+def entry_bytes(entry: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in entry.items() if k != "sig"}
+    return DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def genesis_state(v) -> dict[str, Any]:
+    """The state before entry 1: the founder, the genesis records and the initial policy."""
+    cfg = v.config
+    files = {p: [h, 0, cfg["founder"]["name"]] for p, h in cfg.get("genesis_records", {}).items()}
+    st: dict[str, Any] = {
+        "v": STATE_VERSION, "count": 0, "head": genesis_hash(cfg), "files": files,
+        "members": {cfg["founder"]["name"]: {"key": cfg["founder"]["key"], "roles": ["supervisor"],
+                                             "dept": "archive", "status": "active", "since": 0, "removed": None}},
+        "policy": None, "policy_version": 1, "dossiers": {}, "numbers": {}, "requests": {}, "grants": {},
+        "holds": {}, "destructions": {}, "intake": {}, "loans": {}, "problems": [],
+    }
+    if "migrated_by" in cfg:  # a migrated vault: entry 1 is the migration, signed by this supervisor
+        mb = cfg["migrated_by"]
+        st["members"][mb["name"]] = {"key": mb["key"], "roles": ["supervisor"], "dept": "archive", "status": "active",
+                                     "since": 0, "removed": None}
+    if files:
+        data = _read_bound(v, "policy/1.toml", files)
+        if sha256(records.canonical(data)) != cfg["policy_sha256"]:
+            raise IntegrityError("policy/1.toml: not the policy vault.toml names")
+        st["policy"] = data
+    return st
+
+
+def _read_bound(v, rel: str, files: dict) -> dict[str, Any]:
+    try:
+        raw = (v.root / rel).read_bytes()
+    except FileNotFoundError:
+        raise IntegrityError(f"{rel}: missing (the history names it)") from None
+    if sha256(raw) != files.get(rel, [None])[0]:
+        raise IntegrityError(f"{rel}: does not match the history (changed, or an older version put back)")
+    return tomllib.loads(raw.decode())
+
+
+class Replay:
+    """The history replayed up to ``state['count']``; ``advance`` reads and checks newer entries."""
+
+    def __init__(self, v, state: dict[str, Any]) -> None:
+        self.v = v
+        self.state = state
+        self.offset: int | None = None  # byte offset after entry ``count``, once known
+        self.seen: dict[str, dict[str, int]] | None = None  # every hash per path (full replays only)
+
+    def advance(self) -> dict[str, Any]:
+        path = self.v.root / "audit" / "log.jsonl"
+        st = self.state
+        try:
+            data = path.read_bytes() if self.offset is None else _read_from(path, self.offset)
+        except FileNotFoundError:
+            data = b""
+        if self.offset is None:
+            lines = data.split(b"\n")
+            if lines and lines[-1] == b"":
+                lines.pop()
+            n = st["count"]
+            if n:
+                if len(lines) < n or sha256(lines[n - 1]) != st["head"]:
+                    raise IntegrityError(
+                        f"audit/log.jsonl: history cut or rolled back: this client verified entry {n} with hash "
+                        f"{st['head'][:16]}…, which the log no longer has", hint="run 'vault check' and restore the vault")
+            self.offset = sum(len(x) + 1 for x in lines[:n])
+            new = lines[n:]
+        else:
+            if (path.stat().st_size if path.exists() else 0) < self.offset:
+                raise IntegrityError("audit/log.jsonl: history cut while this command ran")
+            new = data.split(b"\n")[:-1]  # complete lines only: an append may be under way
+        for raw in new:
+            self._entry(raw)
+            self.offset += len(raw) + 1
+        return st
+
+    def _entry(self, raw: bytes) -> None:
+        st = self.state
+        where = f"audit/log.jsonl line {st['count'] + 1}"
+        try:
+            e = json.loads(raw)
+            sig = base64.b64decode(e["sig"], validate=True)
+        except (ValueError, KeyError, TypeError):
+            raise IntegrityError(f"{where}: not a valid entry (damaged)") from None
+        if e.get("seq") != st["count"] + 1:
+            raise IntegrityError(f"{where}: sequence {e.get('seq')} (entry inserted, deleted or reordered)")
+        if e.get("prev") != st["head"]:
+            raise IntegrityError(f"{where}: does not link to the entry before it (changed, inserted, deleted or reordered)")
+        signer = st["members"].get(e.get("member"))
+        try:
+            if signer is None:
+                raise AuthenticationError("unknown signer")
+            sign.verify(_signing_key(signer["key"]), entry_bytes(e), sig)
+        except (AuthenticationError, ValueError):
+            raise IntegrityError(f"{where}: bad signature (entry changed or forged)") from None
+        why = self._counts(e, signer)
+        if why is not None:
+            st["problems"].append(f"{where} ({e['action']} by {e['member']}): counts for nothing: {why}")
+        st["count"], st["head"] = e["seq"], sha256(raw)
+
+    def _counts(self, e: dict[str, Any], signer: dict[str, Any]) -> str | None:
+        st = self.state
+        if e.get("outcome") != "ok":
+            return "a refusal names no records" if e.get("records") or e.get("subject") else None
+        if e["action"] == "vault.migrate":
+            return self._migrate(e, signer)
+        row = trust.row(e["action"])
+        if row is None:
+            return "no rule in the trust table for this action"
+        if signer["status"] != "active":
+            return f"{e['member']} was removed at entry {signer['removed']}"
+        if row.root and trust.ROOT_ROLE not in signer["roles"]:
+            return f"{e['member']} is not a supervisor"
+        right = row.right(e, st) if callable(row.right) else row.right
+        if right is not None and not Policy(st["policy"]).may(signer["roles"], right):
+            return f"{e['member']} ({', '.join(signer['roles'])}) may not {right} under policy version {st['policy_version']}"
+        recs = e.get("records") or {}
+        if not isinstance(recs, dict):
+            return "records is not a table"
+        # Ids are escaped: an entry naming object "*" must not widen what it may write.
+        ids = {k: glob.escape(str(e.get(k) or "")) or "\0" for k in ("obj", "ref")}
+        pats = [w.format(**ids) for w in row.writes]
+        for p in recs:
+            if not any(trust.match(p, pat) for pat in pats):
+                return f"{e['action']} may not write {p}"
+        if row.bind is not None and (why := row.bind(e, st)) is not None:
+            return why
+        if e["action"] == "policy.update" and (why := self._policy(e)) is not None:
+            return why
+        self._record_files(e)
+        if row.apply is not None:
+            row.apply(e, st)
+        return None
+
+    def _policy(self, e: dict[str, Any]) -> str | None:
+        st = self.state
+        n = st["policy_version"] + 1
+        rel = f"policy/{n}.toml"
+        try:
+            raw = (self.v.root / rel).read_bytes()
+        except FileNotFoundError:
+            return f"{rel} is missing"
+        if sha256(raw) != e["records"][rel] or sha256(raw) != e["records"]["policy.toml"]:
+            return f"{rel} does not match the entry"
+        data = {k: x for k, x in tomllib.loads(raw.decode()).items() if k != "signature"}
+        if data.get("rings") != st["policy"]["rings"]:
+            return "a policy edit cannot change the rings"
+        if "policy.manage" not in data.get("roles", {}).get("supervisor", {}).get("may", []):
+            return "the supervisor role must keep policy.manage"
+        st["policy"], st["policy_version"] = data, n
+        return None
+
+    def _migrate(self, e: dict[str, Any], signer: dict[str, Any]) -> str | None:
+        st = self.state
+        if e["seq"] != 1 or signer["status"] != "active" or trust.ROOT_ROLE not in signer["roles"]:
+            return "a migration is entry 1, by the founder or a supervisor the founder added"
+        snap = e.get("subject")
+        if not isinstance(snap, dict) or snap.get("v") != STATE_VERSION:
+            return "the migration carries no state"
+        keep = {k: st[k] for k in ("count", "head", "problems")}
+        st.clear()
+        st.update(copy.deepcopy(snap), **keep)
+        self._record_files(e)
+        return None
+
+    def _record_files(self, e: dict[str, Any]) -> None:
+        for p, h in (e.get("records") or {}).items():
+            self.state["files"][p] = [h, e["seq"], e["member"]]
+            if self.seen is not None and h is not None:
+                self.seen.setdefault(p, {})[h] = e["seq"]
+
+
+@functools.lru_cache(maxsize=1024)
+def _signing_key(line: str) -> str:
+    return PublicKey.parse(line).signing
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read()
+
+
+# -- the state a command works with ---------------------------------------------------------------
+
+def state(v) -> dict[str, Any]:
+    """The state in force now, replayed incrementally from this client's remembered checkpoint.
+
+    Refuses a history that does not extend what this client verified before (see ``witness``).
+    """
+    rep = getattr(v, "_replay", None)
+    if rep is None:
+        cached = witness.load(v)
+        rep = Replay(v, cached if cached is not None else genesis_state(v))
+        point = witness.remembered(v)
+        if cached is None and point is not None:
+            witness.check_extends(v, point)
+        v._replay = rep
+    before = rep.state["count"]
+    st = rep.advance()
+    if st["count"] != before:
+        witness.save(v, st)
+    return st
+
+
+def full_replay(v) -> Replay:
+    """Replay from genesis, remembering every hash each path ever had (for ``vault check``)."""
+    rep = Replay(v, genesis_state(v))
+    rep.seen = {p: {f[0]: 0} for p, f in rep.state["files"].items()}
+    rep.advance()
+    return rep
+
+
+def policy(v) -> Policy:
+    return Policy(state(v)["policy"])
+
+
+def members(v) -> dict[str, dict[str, Any]]:
+    """Every member the history knows, as records (``name``, ``key``, ``roles``, ``dept``, ``status``)."""
+    return {n: {"name": n, **m} for n, m in state(v)["members"].items()}
+
+
+def committed(v, rel: str) -> tuple[str | None, int, str] | None:
+    """(hash or None if deleted, entry number, signer of that entry) the history names for ``rel``."""
+    ent = state(v)["files"].get(rel)
+    return None if ent is None else (ent[0], ent[1], ent[2])
+
+
+def read(v, rel: str) -> bytes:
+    """The bytes of record ``rel`` if they are what the history says; IntegrityError otherwise.
+
+    A record no entry names counts for nothing, however well signed; an older signed version put
+    back is not the newest hash the history names for its path.
+    """
+    ent = state(v)["files"].get(rel)
+    if ent is None:
+        raise IntegrityError(f"{rel}: no history entry names this file (it counts for nothing)",
+                             hint="run 'vault check'")
+    h, seq = ent[0], ent[1]
+    if h is None:
+        raise IntegrityError(f"{rel}: removed by history entry {seq}")
+    p = v.root / rel
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        data = b""
+        if not Path(str(p) + PENDING).exists():
+            raise IntegrityError(f"{rel}: missing (history entry {seq} wrote it)", hint="restore it from a backup") from None
+    if sha256(data) == h:
+        return data
+    try:  # a commit in flight: the entry is written, the rename not yet done
+        pend = Path(str(p) + PENDING).read_bytes()
+        if sha256(pend) == h:
+            return pend
+    except FileNotFoundError:
+        pass
+    raise IntegrityError(f"{rel}: does not match history entry {seq} (changed, or an older version put back)",
+                         hint="run 'vault check'")
+
+
+def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
+    """A committed TOML record (``read``), parsed and validated."""
+    data = read(v, rel)
+    try:
+        rec = tomllib.loads(data.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        raise IntegrityError(f"{rel}: not valid TOML") from None
+    if schema:
+        records.validate(rec, schema, what=rel)
+    return rec
+
+
+def exists(v, rel: str) -> bool:
+    ent = state(v)["files"].get(rel)
+    return ent is not None and ent[0] is not None
+
+
+def signer_of(v, rel: str) -> str:
+    """Who signed the entry that last wrote ``rel``: authorship is the entry's, never a typed field."""
+    return state(v)["files"][rel][2]
+
+
+# -- commit recovery -------------------------------------------------------------------------------
+
+RECORD_DIRS = ("policy", "members", "rings", "keys", "requests", "grants", "holds", "destructions", "reviews",
+               "intake", "dossiers", "paper")
+
+
+def recover(v) -> list[str]:
+    """Under the exclusive lock: finish or drop commits an interruption left half done.
+
+    A ``.pending`` file whose hash the history names for its path is the committed version: it is
+    renamed into place. Any other is the leftover of a commit that never reached the history, and
+    is deleted. A path the history deleted is deleted.
+    """
+    st = state(v)
+    done = []
+    pend = [v.root / "policy.toml.pending"] if (v.root / "policy.toml.pending").exists() else []
+    for d in RECORD_DIRS:
+        for dirpath, dirnames, filenames in os.walk(v.root / d):
+            dirnames[:] = [x for x in dirnames if x != "documents"]
+            pend += [Path(dirpath) / f for f in filenames if f.endswith(PENDING)]
+    for p in pend:
+        rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
+        ent = st["files"].get(rel)
+        if ent is not None and ent[0] is not None and sha256(p.read_bytes()) == ent[0]:
+            os.replace(p, v.root / rel)
+            done.append(rel)
+        else:
+            p.unlink()
+    for rel, (h, *_) in st["files"].items():
+        if h is None and (v.root / rel).exists():
+            (v.root / rel).unlink()
+            done.append(rel)
+    return done
+
+
+def check_files(v, rep: Replay) -> list[str]:
+    """Every record file against the history: missing, changed, rolled back, or named by no entry.
+
+    A fact file (a closing, a denial, a use) that is missing does not revert the fact — the state
+    comes from the entries — but it is tampering, and named here.
+    """
+    problems = []
+    files = rep.state["files"]
+    for rel, (h, seq, _) in sorted(files.items()):
+        p = v.root / rel
+        if h is None:
+            if p.exists():
+                problems.append(f"{rel}: history entry {seq} deleted it, but it is back")
+            continue
+        try:
+            got = sha256(p.read_bytes())
+        except FileNotFoundError:
+            problems.append(f"{rel}: missing (history entry {seq} wrote it)")
+            continue
+        if got != h:
+            old = (rep.seen or {}).get(rel, {}).get(got)
+            if old is not None:
+                problems.append(f"{rel}: rolled back: it is the version of entry {old}, the history's newest is entry {seq}")
+            else:
+                problems.append(f"{rel}: changed (does not match history entry {seq})")
+    for d in [*RECORD_DIRS, "."]:
+        base = v.root / d
+        walker = os.walk(base) if d != "." else [(str(v.root), [], [x.name for x in v.root.iterdir() if x.is_file()])]
+        for dirpath, dirnames, filenames in walker:
+            dirnames[:] = [x for x in dirnames if x != "documents"]
+            for f in filenames:
+                rel = (Path(dirpath) / f).relative_to(v.root).as_posix()
+                if trust.is_record(rel) and rel not in files:
+                    problems.append(f"{rel}: no history entry names this record (it counts for nothing)")
+    return problems

@@ -1,0 +1,101 @@
+"""Witnesses of the history: the client's remembered checkpoint, the offline anchor line, backups.
+
+Someone who can write the vault directory can cut the history's tail and re-sign a checkpoint;
+they cannot rewrite what others remember. Each client keeps the last checkpoint it verified
+(``count`` and ``head``, with the replayed state so the next command replays only newer entries)
+in its state directory and refuses a history that does not extend it, as a checksum-database client
+does. ``vault audit anchor`` prints a line to keep offline beside the fingerprint; ``vault check
+--anchor LINE`` verifies the vault extends it. Backups record the checkpoint at the target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from vault.errors import InputError, IntegrityError
+from vault.store import unconfined, write_atomic
+
+ANCHOR_PREFIX = "vault-anchor-1"
+
+# The shape of a replay state (``authority``): a cached state of another version is replayed afresh.
+STATE_VERSION = 2
+
+
+def state_dir(v) -> Path:
+    base = os.environ.get("VAULT_STATE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        base = str(Path(xdg) / "vault")
+    # Per vault and per directory: a copy restored elsewhere from a backup is legitimately older
+    # and is its own client state; the directory this client uses cannot go back unnoticed.
+    where = hashlib.sha256(str(Path(v.root).resolve()).encode()).hexdigest()[:16]
+    return Path(base) / v.config["id"] / where
+
+
+def _path(v) -> Path:
+    return state_dir(v) / "checkpoint.json"
+
+
+def remembered(v) -> tuple[int, str] | None:
+    """(count, head) this client last verified, or None."""
+    try:
+        d = json.loads(_path(v).read_text())
+        return int(d["count"]), str(d["head"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def load(v) -> dict[str, Any] | None:
+    """The cached replay state at the remembered checkpoint (None: replay from genesis)."""
+    try:
+        d = json.loads(_path(v).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    st = d.get("state")
+    if not isinstance(st, dict) or st.get("v") != STATE_VERSION or st.get("count") != d.get("count"):
+        return None
+    return st
+
+
+def save(v, st: dict[str, Any]) -> None:
+    """Remember ``st`` (verified) as this client's checkpoint; never goes backwards."""
+    old = remembered(v)
+    if old is not None and old[0] > st["count"]:
+        return
+    d = state_dir(v)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data = json.dumps({"count": st["count"], "head": st["head"], "state": st}, separators=(",", ":")).encode()
+    with unconfined():  # the client's checkpoint is outside the vault by design
+        write_atomic(_path(v), data, mode=0o600, sync=False)
+
+
+def check_extends(v, point: tuple[int, str], *, who: str = "this client") -> None:
+    """IntegrityError unless the log's entry ``count`` has hash ``head`` (the history extends it)."""
+    count, head = point
+    if count == 0:
+        return
+    try:
+        lines = (v.root / "audit" / "log.jsonl").read_bytes().split(b"\n")
+    except FileNotFoundError:
+        lines = []
+    if len(lines) < count or not lines[count - 1] or hashlib.sha256(lines[count - 1]).hexdigest() != head:
+        raise IntegrityError(f"audit/log.jsonl: history cut or rolled back: {who} verified entry {count} "
+                             f"with hash {head[:16]}…, which the log no longer has",
+                             hint="restore the vault from a backup that extends it")
+
+
+def anchor_line(v, st: dict[str, Any]) -> str:
+    return f"{ANCHOR_PREFIX} {v.fingerprint.replace(' ', '')} {st['count']} {st['head']}"
+
+
+def parse_anchor(v, line: str) -> tuple[int, str]:
+    parts = line.split()
+    if len(parts) != 4 or parts[0] != ANCHOR_PREFIX or not parts[2].isdigit() or len(parts[3]) != 64:
+        raise InputError("not an anchor line", hint=f"pass the line 'vault audit anchor' printed ({ANCHOR_PREFIX} …)")
+    if parts[1] != v.fingerprint.replace(" ", ""):
+        raise IntegrityError("the anchor is for another vault (fingerprint differs)")
+    return int(parts[2]), parts[3]
