@@ -21,7 +21,8 @@ from typing import Any, Callable, Generator, Iterator
 
 from vault import clock
 from vault.errors import InputError
-from vault.backup import mirror, packs
+import vault.backup.mirror as mirror
+import vault.backup.packs as packs
 from vault.backup.repo import DATA, SNAPSHOTS, TREES, Blob, Repo, data_name
 from vault.backup.capture import Staging, capture
 from vault.backup.targets_record import record_target

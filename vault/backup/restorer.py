@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from vault.backup import blobstream, mirror, packs
+import vault.backup.blobstream as blobstream
+import vault.backup.mirror as mirror
+import vault.backup.packs as packs
 from vault.backup.repo import _HEX64, TREES, Repo, data_name
 from vault.crypto import age
 from vault.errors import (AuthenticationError, FormatError, InputError, IntegrityError, NoIdentityMatchError,

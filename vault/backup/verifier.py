@@ -7,7 +7,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from vault.backup import mirror, packs
+import vault.backup.mirror as mirror
+import vault.backup.packs as packs
 from vault.backup.repo import DATA, INDEX, SNAPSHOTS, TREES, Repo, data_name
 from vault.backup.restorer import open_tree
 from vault.crypto import age
