@@ -265,7 +265,8 @@ def test_unexpected_form_fields_are_refused(world):
 
 def test_uploads_beyond_the_cap_are_refused_not_queued(world):
     o, portal = world
-    links = [invite(o, portal.base)["link"] for _ in range(3)]
+    invs = [invite(o, portal.base) for _ in range(3)]
+    links = [i["link"] for i in invs]
     u = urlsplit(portal.base)
     body, headers = form(("slow.txt", b"s" * 500_000))
     held = []
@@ -275,7 +276,12 @@ def test_uploads_beyond_the_cap_are_refused_not_queued(world):
             s.sendall(f"POST {_path(link)} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
                       f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body[:1000])
             held.append(s)
-        time.sleep(0.5)
+        # Wait until both slow uploads hold their slots (each has claimed its invitation's use),
+        # rather than for a fixed time, which a loaded machine may not keep.
+        deadline = time.monotonic() + 20
+        uses = [o.vault_dir / "intake" / "uses" / i["id"] for i in invs[:2]]
+        while not all(d.is_dir() and any(d.iterdir()) for d in uses) and time.monotonic() < deadline:
+            time.sleep(0.05)
         r, page = request(portal, "POST", _path(links[2]), body, headers)
         assert r.status == 503
     finally:

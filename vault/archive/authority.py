@@ -18,6 +18,7 @@ import glob
 import hashlib
 import json
 import os
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -232,19 +233,24 @@ def state(v) -> dict[str, Any]:
 
     Refuses a history that does not extend what this client verified before (see ``witness``).
     """
-    rep = getattr(v, "_replay", None)
-    if rep is None:
-        cached = witness.load(v)
-        rep = Replay(v, cached if cached is not None else genesis_state(v))
-        point = witness.remembered(v)
-        if cached is None and point is not None:
-            witness.check_extends(v, point)
-        v._replay = rep
-    before = rep.state["count"]
-    st = rep.advance()
-    if st["count"] != before:
-        witness.save(v, st)
-    return st
+    # One replay per process at a time: the portal serves requests from threads that share a vault.
+    with _REPLAY_LOCK:
+        rep = getattr(v, "_replay", None)
+        if rep is None:
+            cached = witness.load(v)
+            rep = Replay(v, cached if cached is not None else genesis_state(v))
+            point = witness.remembered(v)
+            if cached is None and point is not None:
+                witness.check_extends(v, point)
+            v._replay = rep
+        before = rep.state["count"]
+        st = rep.advance()
+        if st["count"] != before:
+            witness.save(v, st)
+        return st
+
+
+_REPLAY_LOCK = threading.RLock()
 
 
 def full_replay(v) -> Replay:
