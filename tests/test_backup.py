@@ -153,7 +153,7 @@ def test_interrupted_run_resumes_without_uploading_twice(office, tmp_path, monke
     assert len(seen) == len(set(seen))
     assert backup.verify(url, read_fraction=1.0).ok
     dest = tmp_path / "restored"
-    backup.restore(url, "latest", dest, actor(office).read_identities())
+    backup.restore(url, "latest", dest, actor(office).read_identities(), member=actor(office).identity)
     assert tree_digest(dest) == tree_digest(office.vault_dir)
 
 
@@ -189,7 +189,7 @@ def test_concurrent_writer_snapshot_is_a_real_state(office, tmp_path):
     assert len(reps) == 2
     for rep in reps:
         dest = tmp_path / f"restored-{rep.snapshot[:8]}"
-        backup.restore(url, rep.snapshot, dest, act.read_identities())
+        backup.restore(url, rep.snapshot, dest, act.read_identities(), member=act.identity)
         for p in dest.glob("dossiers/*/manifest.toml"):
             assert p.read_bytes() in history[str(p.relative_to(dest))]
         res = office.run("--vault", str(dest), "check", "--read-data", "--json", who="bob", ok=False)
@@ -255,7 +255,7 @@ def test_prune_never_drops_the_only_copy_of_a_protected_dossier(office, tmp_path
     assert s3 in rep.kept and len(rep.kept) == 2 and "protected dossier" in " ".join(sum(rep.kept.values(), []))
     assert backup.verify(url, read_fraction=1.0).ok
     old = [s for s in rep.kept if s != s3][0]
-    backup.restore(url, old, tmp_path / "old", actor(office).read_identities())
+    backup.restore(url, old, tmp_path / "old", actor(office).read_identities(), member=actor(office).identity)
     check = json.loads(office.run("--vault", str(tmp_path / "old"), "check", "--read-data", "--json",
                                   who="bob", ok=False).stdout)
     assert check["ok"], check["problems"]
@@ -309,7 +309,7 @@ def test_shred_keys_makes_old_snapshots_unreadable(office, tmp_path):
     assert rep.reached and len(rep.removed) == 2 and len(rep.remirrored) == 1
     assert openers() == 0
     dest = tmp_path / "restored"
-    backup.restore(url, before, dest, act.read_identities())
+    backup.restore(url, before, dest, act.read_identities(), member=act.identity)
     restored = read_key_table(dest / "keys" / f"{did}.age", act.read_identities(), dossier=did)
     with pytest.raises(NoIdentityMatchError):
         age.decrypt_bytes((dest / "dossiers" / did / "documents" / f"{entry['id']}.age").read_bytes(),
@@ -319,7 +319,7 @@ def test_shred_keys_makes_old_snapshots_unreadable(office, tmp_path):
     # A whole dossier shredded: its table is gone from the target and a restore says so.
     rep = backup.shred_keys(url, [f"keys/{did}.age"])
     assert rep.reached and not rep.remirrored
-    out = backup.restore(url, before, tmp_path / "r2", act.read_identities())
+    out = backup.restore(url, before, tmp_path / "r2", act.read_identities(), member=act.identity)
     assert out.key_tables_missing == [f"keys/{did}.age"]
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vault import clock
-from vault.archive import authority, witness
+from vault.archive import authority, keyfiles, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
 from vault.store import close_lock, fsync_dir, ids, open_lock, records, write_atomic
@@ -85,7 +85,10 @@ def _append(log: Path, data: bytes) -> None:
 
 def record(actor, action: str, *, outcome: str = "ok", number: str | None = None, ref: str | None = None,
            rev: int | None = None, obj: str | None = None) -> dict:
-    """Append one entry that writes nothing; see ``record_many`` for the parameters."""
+    """Append one entry that writes nothing (but the key files the command staged, if it succeeded);
+    see ``record_many`` for the parameters."""
+    if outcome == "ok" and keyfiles.staged(actor.vault):
+        return commit(actor, action, {}, number=number, ref=ref, rev=rev, obj=obj)
     return record_many(actor, [dict(action=action, outcome=outcome, number=number, ref=ref, rev=rev, obj=obj)])[0]
 
 
@@ -150,6 +153,7 @@ def commit(actor, action: str, files: dict[str, bytes | None], *, number: str | 
     ``authority.recover`` under the next exclusive lock, so it is never mistaken for tampering.
     """
     v = actor.vault
+    files = keyfiles.merge(v, files)  # key files the command staged are committed by the same entry
     hashes: dict[str, str | None] = {}
     for rel, data in files.items():
         if data is None:
@@ -164,8 +168,9 @@ def commit(actor, action: str, files: dict[str, bytes | None], *, number: str | 
     for rel, h in hashes.items():
         p = v.root / rel
         if h is None:
-            if p.exists():
-                p.unlink()
+            if not p.exists():
+                continue  # already gone (a key file a restore never had)
+            p.unlink()
         else:
             os.replace(v.root / (rel + PENDING), p)
         dirs.add(p.parent)

@@ -164,7 +164,7 @@ class Replay:
             return "records is not a table"
         # Ids are escaped: an entry naming object "*" must not widen what it may write.
         ids = {k: glob.escape(str(e.get(k) or "")) or "\0" for k in ("obj", "ref")}
-        pats = [w.format(**ids) for w in row.writes]
+        pats = [w.format(**ids) for w in (*row.writes, *trust.KEY_WRITES.get(e["action"], ()))]
         for p in recs:
             if not any(trust.match(p, pat) for pat in pats):
                 return f"{e['action']} may not write {p}"
@@ -333,7 +333,7 @@ def signer_of(v, rel: str) -> str:
 # -- commit recovery -------------------------------------------------------------------------------
 
 RECORD_DIRS = ("policy", "members", "rings", "keys", "requests", "grants", "holds", "destructions", "reviews",
-               "intake", "dossiers", "paper")
+               "intake", "dossiers", "paper", "index")
 
 
 def recover(v) -> list[str]:

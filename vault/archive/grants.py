@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from vault import clock
-from vault.archive import authority, members
+from vault.archive import authority, keyfiles, members
 from vault.crypto import age
 from vault.errors import InputError, IntegrityError, NoIdentityMatchError, NotFoundError, PermissionDeniedError
-from vault.store import ids, records, write_atomic
+from vault.store import ids, records
 from vault.store.identity import PublicKey
-from vault.store.keytable import KeyTable, read_key_table, write_key_table
+from vault.store.keytable import KeyTable, encrypt_key_table, read_key_table
 
 
 def _req_rel(no: str, suffix: str = "") -> str:
@@ -25,7 +25,11 @@ def _grant_rel(no: str, suffix: str = "") -> str:
 
 
 def grant_key_path(v, dossier_id: str, grant_no: str) -> Path:
-    return v.root / "keys" / "grants" / f"{dossier_id}.{grant_no}.age"
+    return v.root / grant_key_rel(dossier_id, grant_no)
+
+
+def grant_key_rel(dossier_id: str, grant_no: str) -> str:
+    return f"keys/grants/{dossier_id}.{grant_no}.age"
 
 
 def _fact(v, table: str, no: str, what: str) -> dict[str, Any]:
@@ -121,9 +125,9 @@ def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict) -> None
     if mem[rec["grantee"]]["status"] != "active":
         return  # no key release is ever written to a member who is not active
     rcpt = age.parse_recipient(PublicKey.parse(mem[rec["grantee"]]["key"]).recipient)
-    p = grant_key_path(v, rec["dossier"], rec["number"])
-    p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_atomic(p, age.encrypt_bytes(table.to_bytes(), [rcpt]), mode=0o600)
+    grant_key_path(v, rec["dossier"], rec["number"]).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Bound to the history like the table it copies (``keyfiles``): committed by the caller's entry.
+    keyfiles.stage(v, grant_key_rel(rec["dossier"], rec["number"]), encrypt_key_table(table, [rcpt]))
 
 
 def list_grants(v) -> list[dict[str, Any]]:
@@ -152,7 +156,7 @@ def save_keys(actor, dossier_id: str, table: KeyTable) -> None:
     """Write a dossier's changed key table for the archive ring and re-issue every active grant's key
     release: the one way a changed table is saved, so no grantee keeps an outdated copy."""
     v = actor.vault
-    write_key_table(v.layout.key_table(dossier_id), table, members.ring_recipients(v))
+    keyfiles.stage(v, f"keys/{dossier_id}.age", encrypt_key_table(table, members.ring_recipients(v)))
     refresh_grant_keys(actor, dossier_id, table)
 
 
@@ -171,14 +175,16 @@ def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
     """The dossier's key table for this member: through the archive ring, or an active grant."""
     v = actor.vault
     if v.policy.may(actor.roles, "dossier.read"):
-        return read_key_table(v.layout.key_table(dossier_id), actor.read_identities(), dossier=dossier_id)
+        rel = f"keys/{dossier_id}.age"
+        return read_key_table(v.root / rel, actor.read_identities(), dossier=dossier_id, data=keyfiles.read(v, rel))
     g = active_grant(v, dossier_id, actor.name)
     if g is None:
         actor.audit("dossier.read", outcome="refused", number=number)
         raise PermissionDeniedError(
             f"you have no active grant for dossier {number.split('/')[0]}",
             param="access_request")
-    return read_key_table(grant_key_path(v, dossier_id, g["number"]), [actor.identity.age_identity()],
+    rel = grant_key_rel(dossier_id, g["number"])
+    return read_key_table(v.root / rel, [actor.identity.age_identity()], data=keyfiles.read(v, rel),
                           dossier=dossier_id)
 
 

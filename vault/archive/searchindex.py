@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from vault import clock
-from vault.archive import members
+from vault.archive import keyfiles, members
 from vault.store import index, records
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError
 from vault.store.searchdb import SearchDB, pack, unpack
-from vault.store import fsync_dir, write_atomic, write_new
+from vault.store import fsync_dir
 
 IDENTITY_LABEL = b"vault-search-identity-v1"
 #: Deltas are padded to a multiple of this many bytes, so a delta's size hides the lengths of the values.
@@ -35,6 +35,21 @@ DELTA_PAD = 1024
 #: Merge the deltas into the base once this many have piled up.
 MERGE_AFTER = 64
 REBUILD_HINT = "run 'vault index rebuild' (an archive member rebuilds it from the sealed profiles)"
+
+
+KEY = "keys/_index.age"
+RECIPIENT = "index/search/recipient.toml"
+BASE = "index/search/base.age"
+DELTAS = "index/search/delta/"
+
+
+def read_key(v, identities: list) -> bytes:
+    """The index key, from ``keys/_index.age`` as the history names it."""
+    return index.read_index_key(v.root, identities, keyfiles.read(v, KEY))
+
+
+def _stage_key(v, key: bytes, recipients: list | None) -> None:
+    keyfiles.stage(v, KEY, age.encrypt_bytes(key, recipients or members.ring_recipients(v)))
 
 
 def search_dir(root: Path) -> Path:
@@ -57,13 +72,14 @@ def sealed_digest(sealed: str) -> str:
 
 def read_recipient(v) -> age.Recipient | None:
     """The index recipient, from its record signed by an active archive member; None if never built."""
-    p = search_dir(v.root) / "recipient.toml"
-    what = "index/search/recipient.toml"
-    if not p.exists():
-        if (search_dir(v.root) / "base.age").exists():
+    what = RECIPIENT
+    if not keyfiles.exists(v, RECIPIENT):
+        if keyfiles.exists(v, BASE):
             raise IntegrityError(f"{what}: missing", hint=REBUILD_HINT)
         return None
-    rec = records.load_toml(p, schema="search", what=what)
+    # Read as the history names it: an older record put back (its key known to a former member)
+    # would have every later update encrypted to that key.
+    rec = records.parse_toml(keyfiles.read(v, RECIPIENT), schema="search", what=what)
     signer = members.verify_by_member(v, rec, what=what)
     # Whoever could sign this record could have deltas encrypted to a key of their own: only an
     # active member of the archive department may (a former one could otherwise read updates).
@@ -75,9 +91,9 @@ def read_recipient(v) -> age.Recipient | None:
 def _write_recipient(actor, key: bytes) -> None:
     rcpt = age.recipient_of(identity_text(key))
     rec = actor.sign({"format": 1, "recipient": rcpt, "at": clock.stamp(), "by": actor.name})
-    records.validate(rec, "search", what="index/search/recipient.toml")
+    records.validate(rec, "search", what=RECIPIENT)
     search_dir(actor.vault.root).mkdir(mode=0o700, parents=True, exist_ok=True)
-    records.write_toml(search_dir(actor.vault.root) / "recipient.toml", rec)
+    keyfiles.stage(actor.vault, RECIPIENT, records.dump_toml(rec))
 
 
 def _seal(actor, rcpt: age.Recipient, header: dict[str, Any], body: bytes) -> bytes:
@@ -90,7 +106,12 @@ def _open(v, path: Path, ident: age.Identity, kind: str, may: tuple[str, ...]) -
     """Decrypt and verify one index file; IntegrityError names it when it cannot be trusted."""
     what = _rel(path)
     try:
-        header, body = unpack(age.decrypt_bytes(path.read_bytes(), [ident]))
+        raw = keyfiles.read(v, what)
+    except IntegrityError as e:  # not the file the history names: changed, put back or deleted
+        raise IntegrityError(f"{what}: damaged or tampered with ({str(e).removeprefix(what + ': ')})",
+                             hint=REBUILD_HINT) from None
+    try:
+        header, body = unpack(age.decrypt_bytes(raw, [ident]))
     except NoIdentityMatchError:
         raise IntegrityError(f"{what}: not encrypted to the current index key", hint=REBUILD_HINT) from None
     except (FormatError, AuthenticationError):
@@ -116,12 +137,13 @@ class Index:
     deltas: list[Path] = field(default_factory=list)
 
 
-def _delta_paths(root: Path) -> list[tuple[int, Path]]:
-    d = search_dir(root) / "delta"
+def _delta_paths(v) -> list[tuple[int, Path]]:
+    """The deltas the history names, in sequence order."""
     out = []
-    for p in d.glob("*.age") if d.is_dir() else []:
-        if p.stem.isdigit():
-            out.append((int(p.stem), p))
+    for rel in keyfiles.listing(v, DELTAS):
+        stem = rel[len(DELTAS):].removesuffix(".age")
+        if stem.isdigit() and "/" not in stem:
+            out.append((int(stem), v.root / rel))
     return sorted(out)
 
 
@@ -131,11 +153,10 @@ def open_index(actor, *, key: bytes | None = None) -> Index | None:
     PermissionDeniedError for a member outside the archive department (no index key).
     """
     v = actor.vault
-    key = key or index.read_index_key(v.root, actor.read_identities())
+    key = key or read_key(v, actor.read_identities())
     ident = age.parse_identity(identity_text(key))
     base = search_dir(v.root) / "base.age"
-    _finish_rotation(actor, key, ident)
-    if not base.exists():
+    if not keyfiles.exists(v, BASE):
         return None
     rcpt = read_recipient(v)
     if rcpt is None or str(rcpt) != age.recipient_of(identity_text(key)):
@@ -146,7 +167,7 @@ def open_index(actor, *, key: bytes | None = None) -> Index | None:
     except FormatError:
         raise IntegrityError("index/search/base.age: damaged", hint=REBUILD_HINT) from None
     idx = Index(db, key, int(header.get("through", 0)))
-    for seq, p in _delta_paths(v.root):
+    for seq, p in _delta_paths(v):
         if seq <= idx.through:
             continue  # merged already; left by a merge that was interrupted
         h, body = _open(v, p, ident, "delta", ("dossier.update", "dossier.create"))
@@ -178,9 +199,7 @@ def add_profile(actor, m: Mapping[str, Any], profile: Mapping[str, Any]) -> bool
     body += b" " * (-len(body) % DELTA_PAD)
     (search_dir(v.root) / "delta").mkdir(mode=0o700, parents=True, exist_ok=True)
     seq = index.next_sequence(v.root, "search/sequence")
-    path = search_dir(v.root) / "delta" / f"{seq:010d}.age"
-    write_new(path, _seal(actor, rcpt, {"kind": "delta", "seq": seq}, body))
-    fsync_dir(path.parent)
+    keyfiles.stage(v, f"{DELTAS}{seq:010d}.age", _seal(actor, rcpt, {"kind": "delta", "seq": seq}, body))
     return True
 
 
@@ -193,18 +212,14 @@ def save(actor, idx: Index, *, key: bytes | None = None) -> None:
     through = index.peek_sequence(v.root, "search/sequence") - 1
     d = search_dir(v.root)
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_atomic(d / "base.age", _seal(actor, rcpt, {"kind": "base", "through": through}, idx.db.serialize()))
-    _drop_deltas(v.root, through)
+    keyfiles.stage(v, BASE, _seal(actor, rcpt, {"kind": "base", "through": through}, idx.db.serialize()))
+    _drop_deltas(v, through)
 
 
-def _drop_deltas(root: Path, through: int) -> None:
-    dropped = False
-    for seq, p in _delta_paths(root):
+def _drop_deltas(v, through: int) -> None:
+    for seq, p in _delta_paths(v):
         if seq <= through:
-            os.unlink(p)
-            dropped = True
-    if dropped:
-        fsync_dir(search_dir(root) / "delta")
+            keyfiles.stage(v, f"{DELTAS}{p.name}", None)
 
 
 def build(actor, items: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> int:
@@ -214,7 +229,7 @@ def build(actor, items: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -
     anyone with the directory which dossiers share a name or contact.
     """
     v = actor.vault
-    key = index.read_index_key(v.root, actor.read_identities())
+    key = read_key(v, actor.read_identities())
     db = SearchDB()
     for m, profile in items:
         p = m["profile"][-1]
@@ -237,6 +252,7 @@ def merge_if_due(actor, idx: Index) -> bool:
         fresh = open_index(actor)
         if fresh is not None:
             save(actor, fresh)
+            actor.audit("index.rebuild")  # the entry that commits the new base
     return True
 
 
@@ -267,44 +283,22 @@ def rotate(actor, identities: list, recipients: list | None = None) -> None:
         that rotates the rings (default: the rings in force).
     """
     v = actor.vault
-    key = index.read_index_key(v.root, identities)
+    key = read_key(v, identities)
     idx = open_index(actor, key=key)
     if idx is None:
-        index.write_index_key(v.root, os.urandom(32), recipients or members.ring_recipients(v))
+        _stage_key(v, os.urandom(32), recipients)
         return
     rekey(actor, idx, os.urandom(32), recipients)
 
 
 def rekey(actor, idx: Index, new_key: bytes, recipients: list | None = None) -> None:
     """Replace the index key with ``new_key`` and re-seal the index to it (call under the exclusive
-    lock; also for a rotation on member removal). Order: the new base to ``base.next.age``, then the
-    new key, then the recipient, then the rename — an interrupted run is finished by the next
-    ``open_index`` (see ``_finish_rotation``), or undone if the key was not replaced yet."""
+    lock; also for a rotation on member removal). The new base, key and recipient and the deltas it
+    holds are staged together (``keyfiles``): the entry that commits the caller's change commits them."""
     v = actor.vault
-    d = search_dir(v.root)
     rcpt = age.parse_recipient(age.recipient_of(identity_text(new_key)))
     through = index.peek_sequence(v.root, "search/sequence") - 1
-    write_atomic(d / "base.next.age", _seal(actor, rcpt, {"kind": "base", "through": through}, idx.db.serialize()))
-    index.write_index_key(v.root, new_key, recipients or members.ring_recipients(v))
+    keyfiles.stage(v, BASE, _seal(actor, rcpt, {"kind": "base", "through": through}, idx.db.serialize()))
+    _stage_key(v, new_key, recipients)
     _write_recipient(actor, new_key)
-    os.replace(d / "base.next.age", d / "base.age")
-    fsync_dir(d)
-    _drop_deltas(v.root, through)
-
-
-def _finish_rotation(actor, key: bytes, ident: age.Identity) -> None:
-    """Complete a rotation that ``forget`` began: ``base.next.age`` opens with the current key."""
-    d = search_dir(actor.vault.root)
-    nxt = d / "base.next.age"
-    if not nxt.exists():
-        return
-    # No lock taken here: the caller may hold it already, and each step is atomic and idempotent.
-    try:
-        header, _ = _open(actor.vault, nxt, ident, "base", ("dossier.read",))
-    except IntegrityError:
-        nxt.unlink()  # the key was not replaced yet: the old base still holds (the destruction reruns)
-        return
-    _write_recipient(actor, key)
-    os.replace(nxt, d / "base.age")
-    fsync_dir(d)
-    _drop_deltas(actor.vault.root, int(header.get("through", 0)))
+    _drop_deltas(v, through)

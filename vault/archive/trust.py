@@ -24,17 +24,37 @@ RECORDS = (
     "dossiers/*/manifest.toml", "requests/R-*.toml", "grants/G-*.toml", "holds/*.toml", "holds/lifted/*.toml",
     "destructions/D-*.toml", "reviews/*/*.toml", "intake/*.rejected.toml", "intake/invitations/*.toml",
     "paper/loans/*.toml", "paper/inventories/*.toml",
+    # Key files, bound like records so that an older one put back is named and never used
+    # (``keyfiles``; the actions that may write them are listed there).
+    "keys/*.age", "keys/grants/*.age", "index/search/recipient.toml", "index/search/base.age",
+    "index/search/delta/*.age",
 )
-# Files that are not records, and why they need no entry: the genesis record anchors itself; key
-# tables and the intake and index keys are encrypted to the ring recipients the history binds (a
-# swapped one hands its writer nothing; the backup key mirror restores the newest beside older data);
-# indexes are hints verified against manifests; document ciphertext is bound by its manifest's
-# sha256; submissions are unsigned by design (anyone may submit); key releases are deleted to end a
-# grant, and a forged one could only hold keys its writer already had; the audit files are the history.
+# Files that are not records, and why they need no entry: the genesis record anchors itself; the
+# counters and number files under index/ are hints (numbers come from the history); document
+# ciphertext is bound by its manifest's sha256; submissions are unsigned by design (anyone may
+# submit); the audit files are the history.
 NOT_RECORDS = (
-    "vault.toml", ".lock", "index/*", "index/*/*", "index/*/*/*", "dossiers/*/documents/*.age", "intake/*.age", "intake/*.toml",
-    "keys/*.age", "keys/grants/*.age", "audit/*", "backups.toml", "intake/uses/*/*",
+    "vault.toml", ".lock", "index/*", "index/numbers/*/*", "index/search/sequence", "dossiers/*/documents/*.age",
+    "intake/*.age", "intake/*.toml", "audit/*", "backups.toml", "intake/uses/*/*",
 )
+
+# Key files (``keyfiles``) each action may write besides its own records ({obj}, {ref} as in the
+# rows). The dossier rows write the dossier's table, its key releases and a search-index delta;
+# removals and destructions rotate keys and rewrite the index; a merge or repair rewrites the index
+# files, a rebuild also its recipient record; only a removal or a destruction replaces the index key.
+_DOSSIER = ("keys/{obj}.age", "keys/grants/{obj}.*.age", "index/search/delta/*.age")
+_MERGE = ("index/search/base.age", "index/search/delta/*.age")
+_INDEX = (*_MERGE, "index/search/recipient.toml", "keys/_index.age")
+KEY_WRITES: dict[str, tuple[str, ...]] = {
+    "dossier.create": _DOSSIER, "doc.add": _DOSSIER, "dossier.update": _DOSSIER, "intake.accept": _DOSSIER,
+    "review.record": _DOSSIER, "doc.event": _DOSSIER, "dossier.close": _DOSSIER, "dossier.reopen": _DOSSIER,
+    "grant.create": ("keys/grants/*.{ref}.age",),
+    "grant.revoke": ("keys/grants/*.{obj}.age",), "grant.sweep": ("keys/grants/*.{obj}.age",),
+    "member.remove": ("keys/*.age", "keys/grants/*.age", *_INDEX),
+    "destroy.step": ("keys/*.age", "keys/grants/*.age", *_INDEX),
+    "vault.restore": ("keys/*.age", "keys/grants/*.age"),
+    "index.rebuild": (*_MERGE, "index/search/recipient.toml"), "index.repair": _MERGE, "find": _MERGE,
+}
 
 State = dict[str, Any]
 Entry = dict[str, Any]
@@ -462,6 +482,10 @@ TRUST: dict[str, Row] = {
     "index.repair": Row("find"),
     "audit.read": Row("audit.read"),
     "vault.open": Row(None),
+    # A restore binds the key files it took from the key mirror (newer than the snapshot: what a
+    # destruction removed stays removed) and drops the key releases no backup holds; its member
+    # opened the rings, as anyone holding dossier.read can.
+    "vault.restore": Row("dossier.read"),
 }
 
 

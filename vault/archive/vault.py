@@ -16,7 +16,7 @@ from vault.errors import FormatError, InputError, NotFoundError, PermissionDenie
 from vault.store.identity import MemberKey, PublicKey
 from vault.archive.policy import DEFAULT_POLICY, Policy
 from vault.store import VaultLock, confined, fsync_dir, sweep_temporaries
-from vault.archive import audit, authority, members, trust
+from vault.archive import audit, authority, keyfiles, members, trust
 from vault.store.layout import check_name, Layout
 
 from vault.store import write_atomic
@@ -160,6 +160,8 @@ class _SweepingLock:
         return self.lk
 
     def __exit__(self, *exc: object) -> None:
+        if self.vault is not None:
+            keyfiles.drop(self.vault)  # key files staged by a command that did not commit them
         self._confined.__exit__(None, None, None)
         self.lk.__exit__(*exc)
 

@@ -141,12 +141,16 @@ def backup_verify(obj: Ctx, target: str, endpoint_url: str | None, read_data: bo
 @click.pass_obj
 def backup_restore(obj: Ctx, target: str, snapshot: str, dest_dir: str, endpoint_url: str | None, as_json: bool) -> None:
     """Rebuild SNAPSHOT (id prefix or 'latest') into the new directory DEST_DIR; needs your identity."""
-    rep = backup.restore(_with_endpoint(target, endpoint_url), snapshot, Path(dest_dir), _identities(obj))
+    member = obj.member_key("this needs a ring member's identity")
+    rep = backup.restore(_with_endpoint(target, endpoint_url), snapshot, Path(dest_dir), [member.age_identity()],
+                         member=member)
     emit(rep.as_dict(), as_json, lambda r: "\n".join(
         [f"restored snapshot {r['snapshot'][:8]} to {r['dest']}: {r['files']} files, {_size(r['bytes'])}, "
          f"{r['key_tables']} key tables"]
         + [f"note: {k}: destroyed or shredded since the snapshot" for k in r["key_tables_missing"]]
         + [f"note: {k}: no mirrored generation opens with this snapshot's rings" for k in r["key_tables_unreadable"]]
+        + ([f"note: {len(r['rebound'])} key files bound to the restored history (newer than the snapshot, "
+            "or key releases, which are never backed up)"] if r["rebound"] else [])
         + [f"next: vault --vault {r['dest']} check --read-data (and compare the fingerprint)"]))
 
 

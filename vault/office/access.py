@@ -13,13 +13,12 @@ from datetime import timedelta
 from typing import Any
 
 from vault import clock
-from vault.archive import authority, members
-from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_path,
+from vault.archive import authority, keyfiles, members
+from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_rel,
                                   list_grants, status)
-from vault.archive.manifests import load_manifest, resolve
+from vault.archive.manifests import load_manifest, read_table, resolve
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
-from vault.store import fsync_dir, ids, index, records
-from vault.store.keytable import read_key_table
+from vault.store import ids, index, records
 
 MAX_GRANT_HOURS = 24 * 30
 
@@ -156,24 +155,23 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
         if st["state"] != "approved":
             actor.audit("grant.create", outcome="refused", number=fact["target"] or None, ref=no)
             raise ConflictError(f"request {no} is {st['state']}, not approved")
-        table = read_key_table(v.layout.key_table(dossier_id), actor.read_identities(), dossier=dossier_id)
+        table = read_table(v, dossier_id, actor.read_identities())
         (v.root / "grants").mkdir(mode=0o700, exist_ok=True)
         files[_grant_rel(gno)] = records.dump_toml(actor.sign(rec))
+        _write_grant_key(v, rec, table, mem)  # the key release: committed by the grant's own entry
         actor.commit("grant.create", files, number=target, ref=gno, obj=no)
-        _write_grant_key(v, rec, table, mem)
     return gno
 
 
 def _close(actor, g: dict[str, Any], reason: str) -> None:
     v = actor.vault
     rec = actor.sign({"format": 1, "grant": g["number"], "reason": reason, "by": actor.name, "at": clock.stamp()})
-    actor.commit(f"grant.{'revoke' if reason == 'revoked' else 'sweep'}",
-                 {_grant_rel(g["number"], ".closed"): records.dump_toml(rec)}, number=g["target"],
+    files: dict[str, bytes | None] = {_grant_rel(g["number"], ".closed"): records.dump_toml(rec)}
+    release = grant_key_rel(g["dossier"], g["number"])
+    if keyfiles.exists(v, release):
+        files[release] = None  # the key release goes with the closing, in the same entry
+    actor.commit(f"grant.{'revoke' if reason == 'revoked' else 'sweep'}", files, number=g["target"],
                  ref=g["number"], obj=g["number"])
-    p = grant_key_path(v, g["dossier"], g["number"])
-    if p.exists():
-        p.unlink()
-        fsync_dir(p.parent)
 
 
 def revoke(actor, gno: str) -> None:

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from vault import backup, clock
-from vault.archive import authority, grants, members, schedule, searchindex
+from vault.archive import authority, grants, keyfiles, members, schedule, searchindex
 from vault.archive.holds import held_dossiers
 from vault.archive.manifests import load_manifest, manifest_file, read_table, resolve
 from vault.backup.mirror import DEFAULT_WINDOW
@@ -310,11 +310,10 @@ def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
     if early and "override_retention" not in appr:
         _refuse(actor, req, no, f"retention has not ended for {', '.join(early[:3])}{' …' if len(early) > 3 else ''}",
                 "wait until 'vault retention report --due' lists it, or approve with --override-retention REASON")
-    gdir = v.root / "keys" / "grants"
     run = {"format": 1, "destruction": no, "target": req["target"], "dossier": m["id"], "dossier_number": m["number"],
            "whole_dossier": "/" not in req["target"], "started_at": clock.stamp(), "started_by": actor.name,
            "documents": [{k: d[k] for k in ("number", "id", "key", "meta_key", "sha256", "size")} for d in docs],
-           "grant_keys": sorted(g.name for g in gdir.glob(f"{m['id']}.*.age")) if gdir.is_dir() else [],
+           "grant_keys": sorted(r.rsplit("/", 1)[1] for r in keyfiles.listing(v, f"keys/grants/{m['id']}.")),
            "retention": [{k: s[k] for k in ("number", "rule", "event", "event_date", "until", "status")
                           if s.get(k) is not None} for s in sched],
            "retention_overridden": bool(early), "steps": []}
@@ -332,14 +331,11 @@ def _step_unindex(actor, run, req, appr) -> None:
 def _step_keys(actor, run, req, appr) -> None:
     """Keys leave the key table first: from this instant nothing destroyed can be decrypted here."""
     v = actor.vault
-    kt_path = v.layout.key_table(run["dossier"])
     if run["whole_dossier"]:
-        for p in [kt_path, *(v.root / "keys" / "grants" / g for g in run["grant_keys"])]:
-            if p.exists():
-                os.unlink(p)
-        fsync_dir(kt_path.parent)
-        if (kt_path.parent / "grants").is_dir():
-            fsync_dir(kt_path.parent / "grants")
+        # Deleted by the step's own entry (``keyfiles``): from its commit on, no table opens them.
+        for rel in [f"keys/{run['dossier']}.age", *(f"keys/grants/{g}" for g in run["grant_keys"])]:
+            if keyfiles.exists(v, rel):
+                keyfiles.stage(v, rel, None)
         return
     table = read_table(v, run["dossier"], actor.read_identities())
     gone = {d["key"] for d in run["documents"]} | {d["meta_key"] for d in run["documents"]}

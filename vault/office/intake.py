@@ -20,7 +20,7 @@ import tomli_w
 
 from vault import clock
 from vault.store import ids, records
-from vault.archive import members
+from vault.archive import keyfiles, members
 from vault.crypto import age
 from vault.store.hashing import HashingWriter, hash_file
 from vault.archive.manifests import CATEGORIES
@@ -169,9 +169,7 @@ def pending(v) -> list[dict[str, Any]]:
 
 def _identity(actor) -> age.Identity:
     try:
-        secret = age.decrypt_bytes(key_path(actor.vault).read_bytes(), actor.read_identities()).decode()
-    except FileNotFoundError:
-        raise NotFoundError("this vault has no intake key") from None
+        secret = age.decrypt_bytes(keyfiles.read(actor.vault, "keys/_intake.age"), actor.read_identities()).decode()
     except NoIdentityMatchError:
         raise PermissionDeniedError("you hold no key for the intake") from None
     except (FormatError, AuthenticationError):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from vault import clock
-from vault.archive import authority, searchindex
-from vault.archive.members import _member_record, _ring_files, all_members, ring_record, ring_recipients
+from vault.archive import authority, keyfiles, searchindex
+from vault.archive.members import _member_record, _ring_files, all_members, ring_record
 from vault.archive.policy import ROLES
 from vault.crypto import age
 from vault.errors import (
@@ -19,7 +19,7 @@ from vault.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from vault.store import fsync_dir, records, sync_files, write_atomic
+from vault.store import records
 from vault.store.identity import PublicKey
 from vault.store.layout import check_name
 
@@ -85,7 +85,8 @@ def remove_member(actor, name: str) -> list[str]:
             raise ConflictError("you cannot remove yourself", hint="ask another supervisor")
         old_ids = actor.read_identities()
         files: dict[str, bytes | None] = {}
-        new_r, new_ids, old_r = {}, [], ring_recipients(v)
+        new_r: dict = {}
+        new_ids: list = []
         for ring in sorted(v.policy.data["rings"]):
             rr = ring_record(v, ring)
             if name in rr["members"]:
@@ -99,9 +100,10 @@ def remove_member(actor, name: str) -> list[str]:
             else:
                 new_r[ring] = age.parse_recipient(rr["recipient"])
         new_rcpts = [new_r[r] for r in sorted(new_r)]
-        # Key tables stay readable at every instant: first to the old and the new rings, then the
-        # one entry that rotates the rings and removes the member, then to the new rings only.
-        rewrapped = rewrap_key_tables(v, old_ids, [*old_r, *new_rcpts]) if new_ids else []
+        # Every key file is re-encrypted to the new rings only and committed by the one entry that
+        # rotates the rings and removes the member; until its pending files are renamed, readers
+        # take the committed bytes from them (FORMAT §18.2), so a key table is readable at every instant.
+        rewrapped = rewrap_key_tables(v, old_ids, new_rcpts) if new_ids else []
         if new_ids:
             # A leaver who kept the index key would open every index file written after: rotate it,
             # to the new rings, while the leaver's signature on the index recipient still counts.
@@ -109,40 +111,36 @@ def remove_member(actor, name: str) -> list[str]:
         file_rec = authority.load(v, f"members/{name}.toml")
         file_rec.update(status="removed", removed_at=clock.stamp(), removed_by=actor.name)
         files[f"members/{name}.toml"] = records.dump_toml(actor.sign(file_rec))
-        releases = _releases_of(v, name)
+        for rel in _releases_of(v, name):  # the grants close with the entry; their key releases go with it
+            files[rel] = None
         actor.commit("member.remove", files, ref=name, obj=name)
-        if new_ids:
-            rewrap_key_tables(v, [*new_ids, *old_ids], new_rcpts)
-        for p in releases:  # the grants closed with the entry; their key releases go now
-            p.unlink(missing_ok=True)
-        if releases:
-            fsync_dir(releases[0].parent)
     actor.forget_rings()  # the generations it unlocked are gone
     return sorted(rewrapped)
 
 
-def _releases_of(v, name: str) -> list:
+def _releases_of(v, name: str) -> list[str]:
     st = authority.state(v)
     out = []
     for gno, g in st["grants"].items():
-        if g["grantee"] == name:
-            out.append(v.root / "keys" / "grants" / f"{g['dossier']}.{gno}.age")
+        rel = f"keys/grants/{g['dossier']}.{gno}.age"
+        if g["grantee"] == name and keyfiles.exists(v, rel):
+            out.append(rel)
     return out
 
 
 def rewrap_key_tables(v, identities: list, recipients: list) -> list[str]:
-    """Re-encrypt every key table (``keys/*.age``) to ``recipients`` with a fresh file key.
-
-    Only the small key tables change; one batched fsync pass makes the whole set durable.
-    """
-    paths = sorted((v.root / "keys").glob("*.age"))
-    for p in paths:
+    """Re-encrypt every key file the history names directly under ``keys/`` (key tables, the index
+    and intake keys) to ``recipients`` with a fresh file key, staged for the caller's entry."""
+    out = []
+    for rel in keyfiles.listing(v, "keys/"):
+        if "/" in rel[len("keys/"):]:
+            continue  # key releases are the grantees', not the rings'
         try:
-            plain = age.decrypt_bytes(p.read_bytes(), identities)
+            plain = age.decrypt_bytes(keyfiles.read(v, rel), identities)
         except NoIdentityMatchError:
-            raise PermissionDeniedError(f"keys/{p.name}: you hold no key for it; re-wrap refused") from None
+            raise PermissionDeniedError(f"{rel}: you hold no key for it; re-wrap refused") from None
         except (FormatError, AuthenticationError):
-            raise IntegrityError(f"keys/{p.name}: damaged or tampered with") from None
-        write_atomic(p, age.encrypt_bytes(plain, recipients), mode=0o600, sync=False)
-    sync_files(paths)
-    return [f"keys/{p.name}" for p in paths]
+            raise IntegrityError(f"{rel}: damaged or tampered with") from None
+        keyfiles.stage(v, rel, age.encrypt_bytes(plain, recipients))
+        out.append(rel)
+    return out

@@ -97,9 +97,10 @@ def write_index_key(root: Path, key: bytes, recipients: list) -> None:
     write_atomic(index_key_path(root), age.encrypt_bytes(key, recipients), mode=0o600)
 
 
-def read_index_key(root: Path, identities: list) -> bytes:
+def read_index_key(root: Path, identities: list, data: bytes | None = None) -> bytes:
+    """The index key from ``data`` (the file's bytes as the history names them) or the file."""
     try:
-        key = age.decrypt_bytes(index_key_path(root).read_bytes(), identities)
+        key = age.decrypt_bytes(index_key_path(root).read_bytes() if data is None else data, identities)
     except FileNotFoundError:
         raise IntegrityError("keys/_index.age is missing") from None
     except NoIdentityMatchError:

@@ -85,11 +85,13 @@ class KeyTable:
             raise IntegrityError(f"{what}: key table content is damaged") from None
 
 
-def read_key_table(path: Path, identities: Sequence[age.Identity], *, dossier: str) -> KeyTable:
-    """Decrypt a key table; PermissionDeniedError when none of ``identities`` may read it."""
+def read_key_table(path: Path, identities: Sequence[age.Identity], *, dossier: str,
+                   data: bytes | None = None) -> KeyTable:
+    """Decrypt a key table (``data``, or the file at ``path``); PermissionDeniedError when none of
+    ``identities`` may read it."""
     what = str(path)
     try:
-        blob = path.read_bytes()
+        blob = path.read_bytes() if data is None else data
     except FileNotFoundError:
         raise IntegrityError(f"{what}: key table missing") from None
     try:
@@ -105,6 +107,11 @@ def read_key_table(path: Path, identities: Sequence[age.Identity], *, dossier: s
         # A key table swapped in from another dossier must not be used to read this one.
         raise IntegrityError(f"{what}: key table belongs to another dossier")
     return table
+
+
+def encrypt_key_table(table: KeyTable, recipients: Sequence[age.Recipient]) -> bytes:
+    """The table encrypted to ``recipients`` with a fresh file key."""
+    return age.encrypt_bytes(table.to_bytes(), recipients)
 
 
 def write_key_table(path: Path, table: KeyTable, recipients: Sequence[age.Recipient]) -> None:
