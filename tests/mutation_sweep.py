@@ -40,6 +40,10 @@ def files(root: Path) -> dict[str, bytes]:
 class World:
     office: Office
     target: Path  # the backup target's directory (a file:// URL)
+    numbers: list[str] = field(default_factory=list)
+    docs: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    spare_request: str = ""
     versions: dict[str, list[bytes]] = field(default_factory=dict)  # vault path -> every version, oldest first
     target_versions: dict[str, list[bytes]] = field(default_factory=dict)
 
@@ -84,15 +88,16 @@ def build(root: Path, mp: pytest.MonkeyPatch) -> World:
     step()
     f = root / "doc.txt"
     f.write_text("first document\n")
-    docs = [o.add_doc(a, f), o.add_doc(a, f, "bob", "communication"), o.add_doc(b, f), o.add_doc(c, f)]
+    docs = [o.add_doc(a, f), o.add_doc(a, f, "bob", "communication"), o.add_doc(b, f), o.add_doc(c, f),
+            o.add_doc(a, f, "bob", "basic-info")]
     step()
     run("dossier", "update", a, "--address", "1 Sweep Street", who="bob")
     run("doc", "event", docs[0], "contract-fulfilled", "--date", "2026-01-01", "--force-date", who="bob")
     # Requests: one granted, one granted then revoked, one denied, one approved copy, one granted to
     # the member who is removed below.
     reqs = [js("request", "access", a, "--purpose", f"p{i}", who=who)["number"]
-            for i, who in enumerate(("staff", "staff", "staff", "staff2"))]
-    for r in (reqs[0], reqs[1], reqs[3]):
+            for i, who in enumerate(("staff", "staff", "staff", "staff2", "staff"))]
+    for r in (reqs[0], reqs[1], reqs[3], reqs[4]):
         run("request", "approve", r, who="head")
     run("request", "deny", reqs[2], "--reason", "no need", who="head")
     grants = [js("grant", r, who="bob")["number"] for r in (reqs[0], reqs[1], reqs[3])]
@@ -127,11 +132,13 @@ def build(root: Path, mp: pytest.MonkeyPatch) -> World:
     run("review", "done", a, "--verified", who="bob")
     # A backup, then a removal (rings rotate, key tables and keys re-wrapped), then a second backup
     # so the key mirror has generations.
-    run("backup", "run", url)
+    run("backup", "run", url, who="barry")  # with an identity: backups.toml is bound to the history
     run("member", "remove", "leaver", who="alice")
     run("member", "remove", "staff2", who="alice")
     run("find", "--name", "Sweep", who="bob")
+    run("dossier", "update", b, "--contact", "b2@example.org", who="bob")  # a search-index delta
     run("backup", "run", url)
+    w.numbers, w.docs, w.requests, w.spare_request = [a, b, c], docs, reqs, reqs[4]  # approved, not granted
     return w
 
 

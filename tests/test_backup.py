@@ -60,8 +60,8 @@ def _url(tmp_path, name="target") -> str:
     return f"file://{tmp_path / name}"
 
 
-def _run(o, url, *extra, ok=True):
-    res = o.run("backup", "run", url, "--json", *extra, ok=ok)
+def _run(o, url, *extra, ok=True, who=None):
+    res = o.run("backup", "run", url, "--json", *extra, ok=ok, who=who)
     return json.loads(res.stdout) if ok else res
 
 
@@ -98,7 +98,7 @@ def test_full_then_incremental_uploads_what_changed(office, tmp_path):
 
 def test_restore_round_trip_is_byte_identical(office, tmp_path):
     url = _url(tmp_path)
-    snap = _run(office, url)["snapshot"]
+    snap = _run(office, url, who="bob")["snapshot"]  # registered by a member: backups.toml is bound
     dest = tmp_path / "restored"
     out = json.loads(office.run("backup", "restore", url, snap[:8], str(dest), "--json", who="bob").stdout)
     assert out["files"] > 100 and not out["key_tables_missing"]
@@ -362,7 +362,7 @@ def test_stale_staging_is_swept_and_check_is_quiet(office, tmp_path):
     stale = office.vault_dir / f"{STAGING_PREFIX}deadbeef"
     (stale / "dossiers").mkdir(parents=True)
     (stale / ".owner").write_bytes(b"")
-    _run(office, _url(tmp_path))
+    _run(office, _url(tmp_path), who="bob")
     assert not list(office.vault_dir.glob(STAGING_PREFIX + "*"))
     check = json.loads(office.run("check", "--json").stdout)
     assert check["ok"] and not check["notes"]
@@ -406,3 +406,21 @@ def test_format_md_states_the_backup_constants():
     from vault.backup import mirror
 
     assert mirror.DEFAULT_WINDOW == dt.timedelta(days=7) and "default 7 days ✓" in section
+
+
+def test_a_registered_backups_toml_deleted_is_named_and_a_new_target_needs_an_identity(office, tmp_path):
+    """Deleting backups.toml would let a destruction skip the targets: once a member registered a
+    target, the history binds it."""
+    _run(office, _url(tmp_path, "one"), who="bob")
+    listing = office.vault_dir / "backups.toml"
+    saved = listing.read_bytes()
+    listing.unlink()
+    check = json.loads(office.run("check", "--json", ok=False).stdout)
+    assert [p for p in check["problems"] if p.startswith("backups.toml: missing")], check["problems"]
+    listing.write_bytes(saved)
+    res = _run(office, _url(tmp_path, "two"), ok=False)  # no identity: a new target is refused
+    assert res.exit_code == 1 and "new backup target" in res.stderr and "Traceback" not in res.output
+    _run(office, _url(tmp_path, "one"))  # a registered target needs none
+    _run(office, _url(tmp_path, "two"), who="bob")
+    assert len(backup.known_targets(Vault.open(office.vault_dir))) == 2
+    assert office.json("check")["ok"]

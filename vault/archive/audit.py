@@ -285,6 +285,8 @@ def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification)
         if st["count"]:
             res.problems.append("audit/checkpoint.toml: missing")
         return
+    if not (_dir(v) / "log.jsonl").exists():
+        res.problems.append(f"audit/log.jsonl: missing (the signed checkpoint says {cp.get('count')} entries)")
     try:
         by = st["members"].get(cp.get("signature", {}).get("by"))
         if by is None:
@@ -294,5 +296,6 @@ def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification)
         res.problems.append(str(e))
         return
     if cp.get("count") != st["count"] or cp.get("head") != st["head"]:
-        res.problems.append(f"audit/log.jsonl: ends at entry {st['count']} but the signed checkpoint says "
-                            f"{cp.get('count')} (tail cut off or log rolled back)")
+        res.problems.append(f"audit/log.jsonl: ends at entry {st['count']} but the signed checkpoint "
+                            f"audit/checkpoint.toml says {cp.get('count')} (tail cut off or log rolled back, "
+                            f"or the checkpoint put back)")

@@ -130,6 +130,8 @@ class Replay:
         if e.get("seq") != st["count"] + 1:
             raise IntegrityError(f"{where}: sequence {e.get('seq')} (entry inserted, deleted or reordered)")
         if e.get("prev") != st["head"]:
+            if st["count"] == 0:  # entry 1 links to the genesis record
+                raise IntegrityError(f"{where}: does not link to the genesis record vault.toml (one of them changed)")
             raise IntegrityError(f"{where}: does not link to the entry before it (changed, inserted, deleted or reordered)")
         signer = st["members"].get(e.get("member"))
         try:

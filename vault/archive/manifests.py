@@ -12,7 +12,7 @@ import tomli_w
 from vault import clock
 from vault.archive import authority, keyfiles, members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
-from vault.store import ids, index, records
+from vault.store import ids, records
 from vault.store.keytable import KeyTable, encrypt_key_table, read_key_table, seal, unseal
 
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
@@ -72,8 +72,9 @@ def canonical_number(v, text: str) -> str:
     numbers); the document sequence after ``/`` is digits. Unknown numbers come back unchanged.
     """
     head, sep, tail = text.partition("/")
+    issued = authority.state(v)["numbers"]  # the history, never the index/numbers hint
     for candidate in (head, head.upper()):
-        if index.lookup_number(v.root, candidate) is not None:
+        if candidate in issued:
             return candidate + sep + tail
     return text
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from vault import clock
-from vault.archive import keyfiles, members
+from vault.archive import keyfiles, members, numbering
 from vault.store import index, records
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError
@@ -168,8 +168,8 @@ def open_index(actor, *, key: bytes | None = None) -> Index | None:
         raise IntegrityError("index/search/base.age: damaged", hint=REBUILD_HINT) from None
     idx = Index(db, key, int(header.get("through", 0)))
     for seq, p in _delta_paths(v):
-        if seq <= idx.through:
-            continue  # merged already; left by a merge that was interrupted
+        # Every delta the history still names is newer than the base: the entry that wrote the base
+        # deleted the deltas it holds, whatever the (hint) counter said.
         h, body = _open(v, p, ident, "delta", ("dossier.update", "dossier.create"))
         if h.get("seq") != seq:
             raise IntegrityError(f"{_rel(p)}: holds delta {h.get('seq')}", hint=REBUILD_HINT)
@@ -198,7 +198,7 @@ def add_profile(actor, m: Mapping[str, Any], profile: Mapping[str, Any]) -> bool
     body = json.dumps({"put": [put]}, sort_keys=True, ensure_ascii=False).encode()
     body += b" " * (-len(body) % DELTA_PAD)
     (search_dir(v.root) / "delta").mkdir(mode=0o700, parents=True, exist_ok=True)
-    seq = index.next_sequence(v.root, "search/sequence")
+    seq = numbering.next_delta(v)
     keyfiles.stage(v, f"{DELTAS}{seq:010d}.age", _seal(actor, rcpt, {"kind": "delta", "seq": seq}, body))
     return True
 
@@ -209,11 +209,16 @@ def save(actor, idx: Index, *, key: bytes | None = None) -> None:
     v = actor.vault
     key = key or idx.key
     rcpt = age.parse_recipient(age.recipient_of(identity_text(key)))
-    through = index.peek_sequence(v.root, "search/sequence") - 1
+    through = _newest_delta(v)
     d = search_dir(v.root)
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
     keyfiles.stage(v, BASE, _seal(actor, rcpt, {"kind": "base", "through": through}, idx.db.serialize()))
     _drop_deltas(v, through)
+
+
+def _newest_delta(v) -> int:
+    """The highest delta sequence number the history names (0 if none)."""
+    return max((seq for seq, _ in _delta_paths(v)), default=0)
 
 
 def _drop_deltas(v, through: int) -> None:
@@ -297,7 +302,7 @@ def rekey(actor, idx: Index, new_key: bytes, recipients: list | None = None) -> 
     holds are staged together (``keyfiles``): the entry that commits the caller's change commits them."""
     v = actor.vault
     rcpt = age.parse_recipient(age.recipient_of(identity_text(new_key)))
-    through = index.peek_sequence(v.root, "search/sequence") - 1
+    through = _newest_delta(v)
     keyfiles.stage(v, BASE, _seal(actor, rcpt, {"kind": "base", "through": through}, idx.db.serialize()))
     _stage_key(v, new_key, recipients)
     _write_recipient(actor, new_key)

@@ -482,6 +482,9 @@ TRUST: dict[str, Row] = {
     "index.repair": Row("find"),
     "audit.read": Row("audit.read"),
     "vault.open": Row(None),
+    # The backup targets a destruction must reach: registered by a member who may check the vault
+    # (the backup job's role), so that deleting backups.toml is named.
+    "backup.target": Row("check", ("backups.toml",)),
     # A restore binds the key files it took from the key mirror (newer than the snapshot: what a
     # destruction removed stays removed) and drops the key releases no backup holds; its member
     # opened the rings, as anyone holding dossier.read can.

@@ -104,7 +104,7 @@ class Vault:
         root = Path(root)
         cfg_path = root / "vault.toml"
         if not cfg_path.is_file():
-            raise NotFoundError(f"no vault at {root}", param="vault")
+            raise NotFoundError(f"no vault at {root} (no vault.toml)", param="vault")
         config = records.load_toml(cfg_path, what="vault.toml")
         if config.get("format") == 1:
             raise FormatError("vault.toml: this vault has format 1; this version of vault reads format 2",

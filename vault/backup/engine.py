@@ -315,13 +315,14 @@ def _refuse_inside(v, target: Any) -> None:
 
 
 def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, cache: Path | None = None,
-        progress: Progress | None = None, pm=None) -> RunReport:
-    """Back the vault up to ``target`` (URL or target object); needs no identity (see docs/FORMAT.md)."""
+        progress: Progress | None = None, pm=None, actor=None) -> RunReport:
+    """Back the vault up to ``target`` (URL or target object); needs no identity (see docs/FORMAT.md),
+    but with ``actor`` a new target is registered in the history (``targets_record``)."""
     started = time.monotonic()
     _refuse_inside(v, target)
     repo = Repo(target, cache=cache, pm=pm)
     repo.init_or_check(v.config["id"])
-    record_target(v, repo.url)  # first, so that a destruction can reach whatever arrives there
+    record_target(v, repo.url, actor)  # first, so that a destruction can reach whatever arrives there
     lock = repo.lock("backup")
     staging = None
     try:

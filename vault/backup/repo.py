@@ -175,15 +175,18 @@ class Repo:
         try:
             cfg = json.loads(data)
         except ValueError:
-            raise IntegrityError(f"{self.url}: config does not parse") from None
-        if cfg.get("format") != REPO_FORMAT:
-            raise FormatError(f"{self.url}: unsupported repository format {cfg.get('format')!r}", hint="upgrade vault")
+            raise IntegrityError(f"{self.url}: config does not parse (damaged)") from None
+        if not isinstance(cfg, dict) or cfg.get("format") != REPO_FORMAT:
+            got = cfg.get("format") if isinstance(cfg, dict) else None
+            raise FormatError(f"{self.url}: unsupported repository format {got!r} in its config (or config damaged)",
+                              hint="upgrade vault")
         return cfg
 
     def require_config(self) -> dict[str, Any]:
         cfg = self.config()
         if cfg is None:
-            raise NotFoundError(f"{self.url}: no vault backup here", hint="check the URL, or run 'vault backup run' first")
+            raise NotFoundError(f"{self.url}: no vault backup here (no config object)",
+                                hint="check the URL, or run 'vault backup run' first")
         return cfg
 
     def init_or_check(self, vault_id: str) -> dict[str, Any]:

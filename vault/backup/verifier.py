@@ -12,7 +12,7 @@ import vault.backup.packs as packs
 from vault.backup.repo import DATA, INDEX, SNAPSHOTS, TREES, Repo, data_name
 from vault.backup.restorer import open_tree
 from vault.crypto import age
-from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
+from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, VaultError
 from vault.store.keytable import KeyTable
 
 
@@ -52,13 +52,13 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
     and every document read is decrypted with the latest mirrored key table of its dossier.
     """
     rep = VerifyReport()
-    repo.require_config()
+    cfg = repo.require_config()
     present = set(repo.list(DATA))
     blobs: dict[str, tuple[str, int, int]] = {}
     pack_entries: dict[str, list] = {}
     for name in repo.list(INDEX):
         try:
-            for pack_id, p in repo.get_json(name)["packs"].items():
+            for pack_id, p in _fresh_json(repo, name)["packs"].items():
                 pack_entries[pack_id] = p["blobs"]
                 for b, off, ln in p["blobs"]:
                     blobs[b] = (pack_id, off, ln)
@@ -71,10 +71,13 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
     snaps, trees = [], set(repo.list(TREES))
     for sid in repo.snapshot_ids():
         try:
-            snap = repo.get_json(SNAPSHOTS + sid)
+            snap = _fresh_json(repo, SNAPSHOTS + sid)
         except VaultError as e:
             rep.problems.append(str(e))
             continue
+        if snap.get("vault_id") != cfg.get("vault_id"):
+            rep.problems.append(f"config: names vault {cfg.get('vault_id')}, snapshot {sid[:8]} vault "
+                                f"{snap.get('vault_id')} (config or snapshots/{sid} changed)")
         snap["id"] = sid
         snaps.append(snap)
         rep.snapshots += 1
@@ -86,16 +89,37 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
                 rep.problems.append(f"blob {b[:16]}: missing (in no pack; needed by snapshot {sid[:8]})")
             elif data_name(blobs[b][0]) not in present:
                 rep.problems.append(f"{data_name(blobs[b][0])}: missing (holds blob {b[:16]} of snapshot {sid[:8]})")
+    # Small objects are read whole, from the target (never the local cache), and hashed against
+    # their names: trees and every mirrored key-table generation.
+    for name in sorted(trees):
+        _hashes_to_name(repo, rep, name, name[len(TREES):])
     gens = mirror.generations(repo)
+    for gs in gens.values():
+        for g in gs:
+            if not g.deleted:
+                _hashes_to_name(repo, rep, g.name, g.sha256)
     if read_fraction > 0:
         _read_data(repo, rep, pack_entries, present, read_fraction, rng or random.Random())
-        for gs in gens.values():
-            for g in gs:
-                if not g.deleted and packs.sha256_hex(repo.get(g.name)) != g.sha256:
-                    rep.problems.append(f"{g.name}: damaged (its bytes do not hash to its name)")
     if identities is not None:
         _decrypt(repo, rep, snaps, blobs, pack_entries, present, read_fraction, identities, gens)
     return rep
+
+
+def _fresh_json(repo: Repo, name: str) -> dict[str, Any]:
+    """A JSON object read from the target itself and checked against its name (``get_json`` may
+    answer from the local cache, which would hide a change on the target)."""
+    data = repo.get(name)
+    if packs.sha256_hex(data) != name.rsplit("/", 1)[-1]:
+        raise IntegrityError(f"{name}: damaged (its bytes do not hash to its name)")
+    return repo.get_json(name)
+
+
+def _hashes_to_name(repo: Repo, rep: VerifyReport, name: str, want: str) -> None:
+    try:
+        if packs.sha256_hex(repo.get(name)) != want:
+            rep.problems.append(f"{name}: damaged (its bytes do not hash to its name)")
+    except VaultError as e:
+        rep.problems.append(f"{name}: {e}")
 
 
 def _sample(pack_entries: dict[str, list], fraction: float, rng: random.Random) -> list[str]:

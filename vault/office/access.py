@@ -13,12 +13,12 @@ from datetime import timedelta
 from typing import Any
 
 from vault import clock
-from vault.archive import authority, keyfiles, members
+from vault.archive import authority, keyfiles, members, numbering
 from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_rel,
                                   list_grants, status)
 from vault.archive.manifests import load_manifest, read_table, resolve
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
-from vault.store import ids, index, records
+from vault.store import ids, records
 
 MAX_GRANT_HOURS = 24 * 30
 
@@ -52,7 +52,7 @@ def create_request(actor, kind: str, target: str | None, purpose: str, *, custom
     # The purpose is sealed to the requester and to whoever may decide an access request of their department.
     heads = [n for n, r in mem.items() if "dept-head" in r["roles"] and r["dept"] == dept and r["status"] == "active"]
     with v.lock(exclusive=True):
-        no = f"R-{index.next_sequence(v.root, 'requests'):06d}"
+        no = numbering.next_number(v, "R")
         rec = {"format": 1, "number": no, "kind": kind, "target": target, "dossier": dossier_id,
                "requester": actor.name, "dept": dept, "created_at": clock.stamp(),
                "purpose": members.seal_text(v, purpose, [actor.name, *heads], mem)}
@@ -143,7 +143,7 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
             files[_req_rel(no, ".resolution")] = records.dump_toml(actor.sign(
                 {"format": 1, "request": no, "request_sha256": _digest(req), "dossier": dossier_id,
                  "number": target, "by": actor.name, "at": clock.stamp()}))
-        gno = f"G-{index.next_sequence(v.root, 'grants'):06d}"
+        gno = numbering.next_number(v, "G")
         now = clock.now()
         rec = {"format": 1, "number": gno, "request": no, "dossier": dossier_id, "target": target,
                "grantee": fact["by"], "granted_at": clock.stamp(),

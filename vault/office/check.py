@@ -17,6 +17,7 @@ from vault.store import TMP_PREFIX, find_temporaries
 from vault.archive import grants, holds, reviews
 from vault.office import destruction, intake, paper
 from vault.office.holds import lifts
+from vault.backup.targets_record import known_targets
 
 
 @dataclass
@@ -156,8 +157,16 @@ def _check_records(v, mem: dict, rep: Report) -> None:
     destructions, reviews, intake, paper originals); the facts themselves come from the history,
     which ``check`` verified first."""
     for fn in (grants.list_requests, grants.list_grants, holds.verified_holds, lifts, destruction.list_destructions,
-               intake.pending, paper.loans, paper.inventories):
+               paper.loans, paper.inventories):
         _try(rep, lambda fn=fn: fn(v))
+    _try(rep, lambda: known_targets(v))
+    if (v.root / "backups.toml").exists() and not authority.committed(v, "backups.toml"):
+        rep.notes.append("backups.toml: not bound to the history (every backup target was added by a run "
+                         "without an identity): a deleted or older one would go unnoticed; run the next "
+                         "backup with your identity to bind it")
+    problems, notes = intake.verify_pending(v)
+    rep.problems.extend(problems)
+    rep.notes.extend(notes)
     for no, f in sorted(authority.state(v)["destructions"].items()):
         if f.get("certificate") is not None:
             _try(rep, lambda no=no: destruction.certificate(v, no))

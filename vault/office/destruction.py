@@ -13,12 +13,12 @@ import os
 from typing import Any
 
 from vault import backup, clock
-from vault.archive import authority, grants, keyfiles, members, schedule, searchindex
+from vault.archive import authority, grants, keyfiles, members, numbering, schedule, searchindex
 from vault.archive.holds import held_dossiers
 from vault.archive.manifests import load_manifest, manifest_file, read_table, resolve
 from vault.backup.mirror import DEFAULT_WINDOW
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.store import fsync_dir, ids, index, records
+from vault.store import fsync_dir, ids, records
 
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",
               "sha256", "replaces", "superseded_by", "events", "status", "destroyed")
@@ -81,7 +81,7 @@ def request(actor, target: str, reason: str) -> str:
     v = actor.vault
     m, _ = _targets(v, target)
     with v.lock(exclusive=True):
-        no = f"D-{index.next_sequence(v.root, 'destructions'):06d}"
+        no = numbering.next_number(v, "D")
         (v.root / "destructions").mkdir(mode=0o700, exist_ok=True)
         sealed = members.seal_text(v, reason, [actor.name])
         rec = actor.sign({"format": 1, "number": no, "target": target, "dossier": m["id"], "requested_by": actor.name,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import os
 import secrets
 import time
@@ -20,7 +21,7 @@ import tomli_w
 
 from vault import clock
 from vault.store import ids, records
-from vault.archive import keyfiles, members
+from vault.archive import authority, keyfiles, members
 from vault.crypto import age
 from vault.store.hashing import HashingWriter, hash_file
 from vault.archive.manifests import CATEGORIES
@@ -28,7 +29,7 @@ from vault.archive.manifests import (append_document, load_manifest, manifest_fi
                                      read_table, resolve)
 from vault.archive import invitations
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
-                          NoIdentityMatchError, NotFoundError, PermissionDeniedError)
+                          NoIdentityMatchError, NotFoundError, PermissionDeniedError, VaultError)
 from vault.store.keytable import KeyRefRecipient
 from vault.store import atomic_writer, fsync_dir
 from vault.archive import grants
@@ -165,6 +166,49 @@ def pending(v) -> list[dict[str, Any]]:
         row = {k: rec[k] for k in ("id", "for", "category", "date", "original", "submitted_at", "size")}
         rows.append(row | {k: rec[k] for k in ("invitation", "receipt") if k in rec})
     return rows
+
+
+def verify_pending(v) -> tuple[list[str], list[str]]:
+    """What a keyless check can say of the pending submissions: (problems, notes).
+
+    Submissions are unsigned — anyone may submit — so a changed one is a different submission; what
+    is checked is that each is whole and consistent: its record parses and names itself, a dossier
+    the history created and a ciphertext of its size and hash whose age headers parse. A ciphertext
+    with no record is the leftover of an interrupted submission (the record is written last).
+    """
+    d = _dir(v)
+    problems: list[str] = []
+    notes: list[str] = []
+    if not d.is_dir():
+        return problems, notes
+    numbers = authority.state(v)["numbers"]
+    seen = set()
+    for p in sorted(d.glob("*.toml")):
+        if len(p.stem) != ID_LEN or p.name.endswith(".rejected.toml"):
+            continue
+        what = f"intake/{p.name}"
+        seen.add(p.stem)
+        try:
+            rec = records.load_toml(p, schema="intake", what=what)
+            if rec["id"] != p.stem:
+                raise IntegrityError(f"{what}: describes submission {rec['id']} (moved or forged)")
+            if rec["for"].split("/")[0] not in numbers:
+                raise IntegrityError(f"{what}: filed for {rec['for']}, which is no dossier of this vault")
+            age.read_header(io.BytesIO(base64.b64decode(rec["sealed"], validate=True)))
+        except (VaultError, ValueError) as e:
+            problems.append(str(e) if str(e).startswith(what) else f"{what}: damaged ({e})")
+            continue
+        src = d / f"{p.stem}.age"
+        try:
+            if hash_file(src) != (rec["sha256"], rec["size"]):
+                problems.append(f"intake/{src.name}: does not match its record intake/{p.name} (damaged or tampered with)")
+        except FileNotFoundError:
+            problems.append(f"intake/{src.name}: missing (its record intake/{p.name} is there)")
+    for p in sorted(d.glob("*.age")):
+        if len(p.stem) == ID_LEN and p.stem not in seen:
+            notes.append(f"intake/{p.name}: a submission without its record (an interrupted submission; "
+                         f"'vault intake list' does not show it)")
+    return problems, notes
 
 
 def _identity(actor) -> age.Identity:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from vault import clock
-from vault.archive import authority, grants, members
+from vault.archive import authority, grants, members, numbering
 from vault.archive.manifests import iter_manifests, load_manifest, manifest_file, parse_date, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.store import index, records
+from vault.store import records
 
 #: The longest loan: a paper original is out of the archive room for at most this many days.
 MAX_LOAN_DAYS = 90
@@ -129,7 +129,7 @@ def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
         if out:
             raise ConflictError(f"the original of {docno} is already out ({out[0]['number']} to {out[0]['borrower']})",
                                 hint=f"record its return first: 'vault paper return {out[0]['number']}'")
-        no = f"L-{index.next_sequence(v.root, 'loans'):06d}"
+        no = numbering.next_number(v, "L")
         rec = {"format": 1, "number": no, "document": docno, "dossier": m["id"], "borrower": to,
                "request": request, "from_location": d.get("paper_location", ""), "at": clock.stamp(),
                "by": actor.name, "due": due}
@@ -210,7 +210,7 @@ def inventory(actor, found: Iterable[tuple[str, str]]) -> dict[str, Any]:
             "out": sorted(n for n in known if n not in seen and n in lent),
             "unknown": sorted(n for n in seen if n not in known),
         }
-        no = f"I-{index.next_sequence(v.root, 'inventories'):06d}"
+        no = numbering.next_number(v, "I")
         rec = {"format": 1, "number": no, "at": clock.stamp(), "by": actor.name, **report}
         _dir(v, "inventories").mkdir(mode=0o700, parents=True, exist_ok=True)
         actor.commit("paper.inventory", {f"paper/inventories/{no}.toml": records.dump_toml(actor.sign(rec))},
