@@ -19,42 +19,12 @@ from vault.archive.manifests import load_manifest, manifest_file, read_table, re
 from vault.backup.mirror import DEFAULT_WINDOW
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.store import fsync_dir, ids, index, records
+from vault.archive.destructions import (STEPS, _closed, _fact, _has, _journal, _load, _record, _refuse_closed, _rel,
+                                       certificate, destroyed_by, list_destructions, unfinished)
 
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",
               "sha256", "replaces", "superseded_by", "events", "status", "destroyed")
 
-
-def _rel(no: str, suffix: str = "") -> str:
-    return f"destructions/{no}{suffix}.toml"
-
-
-_SCHEMAS = {"": "destruction", ".approval": "approval", ".certificate": "certificate",
-            ".closed": "destructionclose", ".execution": "execution"}
-
-
-def _fact(v, no: str) -> dict[str, Any]:
-    ids.destruction_no(no)
-    f = authority.state(v)["destructions"].get(no)
-    if f is None:
-        raise NotFoundError(f"no destruction {no}")
-    return f
-
-
-def _has(v, no: str, suffix: str) -> bool:
-    """Whether the history committed this destruction's record ``suffix`` (a file alone counts for nothing)."""
-    return authority.exists(v, _rel(no, suffix))
-
-
-def _load(v, no: str, suffix: str = "") -> dict[str, Any]:
-    """A committed destruction record, which must say what its history entry says."""
-    f = _fact(v, no)
-    if suffix and not _has(v, no, suffix):
-        raise NotFoundError(f"no destruction {no} {suffix.strip('.')}")
-    rec = authority.load(v, _rel(no, suffix), schema=_SCHEMAS[suffix])
-    if not suffix and (rec.get("number"), rec.get("dossier"), rec.get("target"), rec.get("requested_by")) != \
-            (no, f["dossier"], f["target"], f["by"]):
-        raise IntegrityError(f"destructions/{no}.toml: does not say what its history entry says")
-    return rec
 
 
 def _targets(v, target: str, dossier_id: str | None = None) -> tuple[dict, list[dict]]:
@@ -134,25 +104,6 @@ def _obstacles(v, req: dict, *, override: bool) -> list[str]:
                    f"{' …' if len(early) > 3 else ''}: execution will be refused until "
                    f"{max((s.get('until') or 'its event is recorded') for s in early)}, unless approved with an override")
     return out
-
-
-def _closed(v, no: str, req: dict) -> dict[str, Any] | None:
-    """The cancellation or denial of ``no`` the history committed, if any (who may close is the
-    history's rule: a record written straight into the directory closes nothing)."""
-    if _fact(v, no)["state"] not in ("cancelled", "denied"):
-        return None
-    rec = _load(v, no, ".closed")
-    if rec["destruction"] != no or rec["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest() \
-            or rec["by"] != authority.signer_of(v, _rel(no, ".closed")):
-        raise IntegrityError(f"destructions/{no}.closed.toml: does not close this request")
-    return rec
-
-
-def _refuse_closed(v, no: str) -> None:
-    rec = _closed(v, no, _load(v, no))
-    if rec is not None:
-        raise ConflictError(f"destruction {no} was {rec['outcome']} by {rec['by']}",
-                            hint="file a new destruction request if it is still wanted")
 
 
 def close(actor, no: str, outcome: str, reason: str) -> None:
@@ -255,9 +206,6 @@ def execute(actor, no: str) -> dict[str, Any]:
     return certificate(v, no)
 
 
-#: The steps of an execution, in order. Each is idempotent: run again, it finds its work done.
-STEPS = ("unindex", "keys", "ciphertext", "manifest", "offsite", "certificate", "audit")
-
 #: A test seam: called with a step name when the step's work is done and again (``<step>:recorded``)
 #: when the journal says so. Production code never sets it; tests kill the process there.
 _interrupt: Any = None
@@ -278,25 +226,6 @@ def _approval(actor, req: dict, no: str) -> dict[str, Any]:
     if appr["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest():
         raise IntegrityError(f"destructions/{no}.approval.toml approves another version of the request")
     return appr
-
-
-def _journal(v, no: str, req: dict) -> dict[str, Any] | None:
-    """The execution journal of ``no`` the history committed (by members who may execute), about this request."""
-    if not _has(v, no, ".execution"):
-        return None
-    what = f"destructions/{no}.execution.toml"
-    run = _load(v, no, ".execution")
-    if run.get("destruction") != no or run.get("dossier") != req["dossier"] or run.get("target") != req["target"]:
-        raise IntegrityError(f"{what}: belongs to another destruction")
-    return run
-
-
-def _record(actor, run: dict[str, Any], action: str = "destroy.step") -> dict[str, Any]:
-    """Sign the journal and commit it: each step is one history entry."""
-    no = run["destruction"]
-    signed = actor.sign({k: x for k, x in run.items() if k != "signature"})
-    actor.commit(action, {_rel(no, ".execution"): records.dump_toml(signed)}, number=run["target"], ref=no, obj=no)
-    return signed
 
 
 def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
@@ -432,20 +361,6 @@ _STEP_FNS = {"unindex": _step_unindex, "keys": _step_keys, "ciphertext": _step_c
              "audit": _step_audit}
 
 
-def unfinished(v) -> list[dict[str, Any]]:
-    """Executions that started and did not finish: ``{"number", "target", "started_at", "next"}``."""
-    out = []
-    for no, f in sorted(authority.state(v)["destructions"].items()):
-        if f["state"] not in ("executing", "executed"):
-            continue
-        run = _journal(v, no, _load(v, no))
-        if run is not None and "audit" not in run["steps"]:
-            nxt = next(s for s in STEPS if s not in run["steps"])
-            out.append({"number": no, "target": run["target"], "started_at": run["started_at"],
-                        "started_by": run["started_by"], "next": nxt})
-    return out
-
-
 def _offsite(v, key_paths: list[str], whole: bool) -> dict[str, Any]:
     # With ``current``, a table that still exists (a partly destroyed dossier's, the rotated index
     # key) is mirrored again; a deleted one is not.
@@ -457,38 +372,3 @@ def _offsite(v, key_paths: list[str], whole: bool) -> dict[str, Any]:
             "undecryptable_from_backups_after": worst.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def certificate(v, no: str) -> dict[str, Any]:
-    """The certificate of an executed destruction: the file the history wrote for this number,
-    naming this destruction and the dossier its approved request names."""
-    f = _fact(v, no)
-    if f.get("certificate") is None:
-        raise NotFoundError(f"no destruction {no} certificate")
-    cert = _load(v, no, ".certificate")
-    number = authority.state(v)["dossiers"][f["dossier"]]["number"]
-    if cert.get("destruction") != no or cert.get("dossier_number") != number:
-        raise IntegrityError(f"destructions/{no}.certificate.toml: certifies another destruction")
-    return cert
-
-
-def list_destructions(v) -> list[dict[str, Any]]:
-    """Every destruction with its state from the history (an execution is "executing" until its
-    journal records the last step)."""
-    rows = []
-    for no, f in sorted(authority.state(v)["destructions"].items()):
-        req = _load(v, no)
-        state = f["state"]
-        if state in ("executing", "executed"):
-            run = _journal(v, no, req)
-            state = "executing" if run is not None and "audit" not in run["steps"] else "executed"
-        if state in ("cancelled", "denied"):
-            _closed(v, no, req)
-        rows.append({"number": no, "target": f["target"], "requested_by": f["by"], "state": state})
-    return rows
-
-
-def destroyed_by(v, number: str) -> str | None:
-    """The executed destruction that destroyed dossier ``number`` as a whole, if any."""
-    for r in list_destructions(v):
-        if r["target"] == number.split("/")[0] and r["state"] == "executed":
-            return r["number"]
-    return None
