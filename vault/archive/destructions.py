@@ -13,7 +13,7 @@ from vault.archive import authority
 from vault.errors import ConflictError, IntegrityError, NotFoundError
 from vault.store import ids, records
 
-def _rel(no: str, suffix: str = "") -> str:
+def rel(no: str, suffix: str = "") -> str:
     return f"destructions/{no}{suffix}.toml"
 
 
@@ -21,7 +21,7 @@ _SCHEMAS = {"": "destruction", ".approval": "approval", ".certificate": "certifi
             ".closed": "destructionclose", ".execution": "execution"}
 
 
-def _fact(v, no: str) -> dict[str, Any]:
+def fact(v, no: str) -> dict[str, Any]:
     ids.destruction_no(no)
     f = authority.state(v)["destructions"].get(no)
     if f is None:
@@ -29,36 +29,36 @@ def _fact(v, no: str) -> dict[str, Any]:
     return f
 
 
-def _has(v, no: str, suffix: str) -> bool:
+def has(v, no: str, suffix: str) -> bool:
     """Whether the history committed this destruction's record ``suffix`` (a file alone counts for nothing)."""
-    return authority.exists(v, _rel(no, suffix))
+    return authority.exists(v, rel(no, suffix))
 
 
-def _load(v, no: str, suffix: str = "") -> dict[str, Any]:
+def load(v, no: str, suffix: str = "") -> dict[str, Any]:
     """A committed destruction record, which must say what its history entry says."""
-    f = _fact(v, no)
-    if suffix and not _has(v, no, suffix):
+    f = fact(v, no)
+    if suffix and not has(v, no, suffix):
         raise NotFoundError(f"no destruction {no} {suffix.strip('.')}")
-    rec = authority.load(v, _rel(no, suffix), schema=_SCHEMAS[suffix])
+    rec = authority.load(v, rel(no, suffix), schema=_SCHEMAS[suffix])
     if not suffix and (rec.get("number"), rec.get("dossier"), rec.get("target"), rec.get("requested_by")) != \
             (no, f["dossier"], f["target"], f["by"]):
         raise IntegrityError(f"destructions/{no}.toml: does not say what its history entry says")
     return rec
 
-def _closed(v, no: str, req: dict) -> dict[str, Any] | None:
+def closed(v, no: str, req: dict) -> dict[str, Any] | None:
     """The cancellation or denial of ``no`` the history committed, if any (who may close is the
     history's rule: a record written straight into the directory closes nothing)."""
-    if _fact(v, no)["state"] not in ("cancelled", "denied"):
+    if fact(v, no)["state"] not in ("cancelled", "denied"):
         return None
-    rec = _load(v, no, ".closed")
+    rec = load(v, no, ".closed")
     if rec["destruction"] != no or rec["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest() \
-            or rec["by"] != authority.signer_of(v, _rel(no, ".closed")):
+            or rec["by"] != authority.signer_of(v, rel(no, ".closed")):
         raise IntegrityError(f"destructions/{no}.closed.toml: does not close this request")
     return rec
 
 
-def _refuse_closed(v, no: str) -> None:
-    rec = _closed(v, no, _load(v, no))
+def refuse_closed(v, no: str) -> None:
+    rec = closed(v, no, load(v, no))
     if rec is not None:
         raise ConflictError(f"destruction {no} was {rec['outcome']} by {rec['by']}",
                             hint="file a new destruction request if it is still wanted")
@@ -67,22 +67,22 @@ def _refuse_closed(v, no: str) -> None:
 #: The steps of an execution, in order. Each is idempotent: run again, it finds its work done.
 STEPS = ("unindex", "keys", "ciphertext", "manifest", "offsite", "certificate", "audit")
 
-def _journal(v, no: str, req: dict) -> dict[str, Any] | None:
+def journal(v, no: str, req: dict) -> dict[str, Any] | None:
     """The execution journal of ``no`` the history committed (by members who may execute), about this request."""
-    if not _has(v, no, ".execution"):
+    if not has(v, no, ".execution"):
         return None
     what = f"destructions/{no}.execution.toml"
-    run = _load(v, no, ".execution")
+    run = load(v, no, ".execution")
     if run.get("destruction") != no or run.get("dossier") != req["dossier"] or run.get("target") != req["target"]:
         raise IntegrityError(f"{what}: belongs to another destruction")
     return run
 
 
-def _record(actor, run: dict[str, Any], action: str = "destroy.step") -> dict[str, Any]:
+def record_journal(actor, run: dict[str, Any], action: str = "destroy.step") -> dict[str, Any]:
     """Sign the journal and commit it: each step is one history entry."""
     no = run["destruction"]
     signed = actor.sign({k: x for k, x in run.items() if k != "signature"})
-    actor.commit(action, {_rel(no, ".execution"): records.dump_toml(signed)}, number=run["target"], ref=no, obj=no)
+    actor.commit(action, {rel(no, ".execution"): records.dump_toml(signed)}, number=run["target"], ref=no, obj=no)
     return signed
 
 
@@ -92,7 +92,7 @@ def unfinished(v) -> list[dict[str, Any]]:
     for no, f in sorted(authority.state(v)["destructions"].items()):
         if f["state"] not in ("executing", "executed"):
             continue
-        run = _journal(v, no, _load(v, no))
+        run = journal(v, no, load(v, no))
         if run is not None and "audit" not in run["steps"]:
             nxt = next(s for s in STEPS if s not in run["steps"])
             out.append({"number": no, "target": run["target"], "started_at": run["started_at"],
@@ -103,10 +103,10 @@ def unfinished(v) -> list[dict[str, Any]]:
 def certificate(v, no: str) -> dict[str, Any]:
     """The certificate of an executed destruction: the file the history wrote for this number,
     naming this destruction and the dossier its approved request names."""
-    f = _fact(v, no)
+    f = fact(v, no)
     if f.get("certificate") is None:
         raise NotFoundError(f"no destruction {no} certificate")
-    cert = _load(v, no, ".certificate")
+    cert = load(v, no, ".certificate")
     number = authority.state(v)["dossiers"][f["dossier"]]["number"]
     if cert.get("destruction") != no or cert.get("dossier_number") != number:
         raise IntegrityError(f"destructions/{no}.certificate.toml: certifies another destruction")
@@ -118,13 +118,13 @@ def list_destructions(v) -> list[dict[str, Any]]:
     journal records the last step)."""
     rows = []
     for no, f in sorted(authority.state(v)["destructions"].items()):
-        req = _load(v, no)
+        req = load(v, no)
         state = f["state"]
         if state in ("executing", "executed"):
-            run = _journal(v, no, req)
+            run = journal(v, no, req)
             state = "executing" if run is not None and "audit" not in run["steps"] else "executed"
         if state in ("cancelled", "denied"):
-            _closed(v, no, req)
+            closed(v, no, req)
         rows.append({"number": no, "target": f["target"], "requested_by": f["by"], "state": state})
     return rows
 

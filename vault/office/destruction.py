@@ -13,14 +13,12 @@ import os
 from typing import Any
 
 from vault import backup, clock
-from vault.archive import authority, grants, members, schedule, searchindex
+from vault.archive import destructions, grants, members, schedule, searchindex
 from vault.archive.holds import held_dossiers
 from vault.archive.manifests import load_manifest, manifest_file, read_table, resolve
 from vault.backup.mirror import DEFAULT_WINDOW
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.store import fsync_dir, ids, index, records
-from vault.archive.destructions import (STEPS, _closed, _fact, _has, _journal, _load, _record, _refuse_closed, _rel,
-                                       certificate, destroyed_by, list_destructions, unfinished)
+from vault.store import fsync_dir, index, records
 
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",
               "sha256", "replaces", "superseded_by", "events", "status", "destroyed")
@@ -56,7 +54,7 @@ def request(actor, target: str, reason: str) -> str:
         sealed = members.seal_text(v, reason, [actor.name])
         rec = actor.sign({"format": 1, "number": no, "target": target, "dossier": m["id"], "requested_by": actor.name,
                           "requested_at": clock.stamp(), "reason": sealed})
-        actor.commit("destroy.request", {_rel(no): records.dump_toml(rec)}, number=target, ref=no, obj=m["id"])
+        actor.commit("destroy.request", {destructions.rel(no): records.dump_toml(rec)}, number=target, ref=no, obj=m["id"])
     return no
 
 
@@ -70,21 +68,21 @@ def approve(actor, no: str, *, override_retention: str | None = None) -> list[st
     """
     actor.require("destroy.approve")
     v = actor.vault
-    req = _load(v, no)
-    if _fact(v, no)["by"] == actor.name:
+    req = destructions.load(v, no)
+    if destructions.fact(v, no)["by"] == actor.name:
         actor.audit("destroy.approve", outcome="refused", number=req["target"], ref=no)
         raise PermissionDeniedError("you cannot approve your own destruction request",
                                     hint="another supervisor must approve it")
     with v.lock(exclusive=True):
-        _refuse_closed(v, no)
-        if _fact(v, no)["state"] != "requested":
-            raise ConflictError(f"destruction {no} is already {_fact(v, no)['state']}")
+        destructions.refuse_closed(v, no)
+        if destructions.fact(v, no)["state"] != "requested":
+            raise ConflictError(f"destruction {no} is already {destructions.fact(v, no)['state']}")
         warnings = _obstacles(v, req, override=bool(override_retention))
         rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
                "by": actor.name, "at": clock.stamp()}
         if override_retention:
             rec["override_retention"] = members.seal_text(v, override_retention, [actor.name])
-        actor.commit("destroy.approve", {_rel(no, ".approval"): records.dump_toml(actor.sign(rec))},
+        actor.commit("destroy.approve", {destructions.rel(no, ".approval"): records.dump_toml(actor.sign(rec))},
                      number=req["target"], ref=no, obj=no)
     return warnings
 
@@ -113,8 +111,8 @@ def close(actor, no: str, outcome: str, reason: str) -> None:
     assert outcome in ("cancelled", "denied")
     verb = "cancel" if outcome == "cancelled" else "deny"
     v = actor.vault
-    req = _load(v, no)
-    mine, sup = actor.name == _fact(v, no)["by"], "supervisor" in actor.roles
+    req = destructions.load(v, no)
+    mine, sup = actor.name == destructions.fact(v, no)["by"], "supervisor" in actor.roles
     if not ((mine or sup) if outcome == "cancelled" else (sup and not mine)):
         actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
         raise PermissionDeniedError(
@@ -124,38 +122,38 @@ def close(actor, no: str, outcome: str, reason: str) -> None:
     if not reason.strip():
         raise InputError(f"to {verb} a destruction needs a reason", param="reason")
     with v.lock(exclusive=True):
-        _refuse_closed(v, no)
-        if _fact(v, no)["state"] in ("executing", "executed"):
+        destructions.refuse_closed(v, no)
+        if destructions.fact(v, no)["state"] in ("executing", "executed"):
             actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
             raise ConflictError(f"destruction {no} has started executing; it can only be finished",
                                 hint=f"run 'vault destroy execute {no}'")
         rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
                "outcome": outcome, "by": actor.name, "at": clock.stamp(),
                "reason": members.seal_text(v, reason, [req["requested_by"], actor.name])}
-        actor.commit(f"destroy.{verb}", {_rel(no, ".closed"): records.dump_toml(actor.sign(rec))},
+        actor.commit(f"destroy.{verb}", {destructions.rel(no, ".closed"): records.dump_toml(actor.sign(rec))},
                      number=req["target"], ref=no, obj=no)
 
 
 def show(v, no: str, actor=None) -> dict[str, Any]:
     """A destruction with its state and its sealed texts (reason, override, closing reason) for the
     members they were sealed to (see ``members.reveal``)."""
-    req = _load(v, no)
-    row = next(r for r in list_destructions(v) if r["number"] == no)
+    req = destructions.load(v, no)
+    row = next(r for r in destructions.list_destructions(v) if r["number"] == no)
     row["requested_at"] = req["requested_at"]
     texts = {"reason": (req["reason"], f"destructions/{no}.toml reason")}
-    if _has(v, no, ".approval"):
-        appr = _load(v, no, ".approval")
+    if destructions.has(v, no, ".approval"):
+        appr = destructions.load(v, no, ".approval")
         row.update(approved_by=appr["by"], approved_at=appr["at"])
         if "override_retention" in appr:
             texts["override_reason"] = (appr["override_retention"], f"destructions/{no}.approval.toml override")
         if row["state"] == "approved":
             row["warnings"] = _obstacles(v, req, override="override_retention" in appr)
-    closed = _closed(v, no, req)
+    closed = destructions.closed(v, no, req)
     if closed is not None:
         row.update(closed_by=closed["by"], closed_at=closed["at"])
         texts["closing_reason"] = (closed["reason"], f"destructions/{no}.closed.toml reason")
-    if _fact(v, no).get("certificate") is not None:
-        cert = certificate(v, no)
+    if destructions.fact(v, no).get("certificate") is not None:
+        cert = destructions.certificate(v, no)
         row.update(executed_by=cert["executed_by"], executed_at=cert["executed_at"],
                    destroyed=[d["number"] for d in cert["destroyed"]])
     members.reveal(actor, texts, row, number=req["target"], ref=no)
@@ -177,33 +175,33 @@ def execute(actor, no: str) -> dict[str, Any]:
     """
     actor.require("destroy.execute")
     v = actor.vault
-    req = _load(v, no)
-    closed = _closed(v, no, req)
+    req = destructions.load(v, no)
+    closed = destructions.closed(v, no, req)
     if closed is not None:
         _refuse(actor, req, no, f"destruction {no} was {closed['outcome']} by {closed['by']}",
                 "file a new destruction request if it is still wanted")
     appr = _approval(actor, req, no)
     with v.lock(exclusive=True):
-        run = _journal(v, no, req)
+        run = destructions.journal(v, no, req)
         if run is None:
-            if _fact(v, no)["state"] == "executed":
+            if destructions.fact(v, no)["state"] == "executed":
                 raise ConflictError(f"destruction {no} has already been executed",
                                     hint=f"see 'vault destroy certificate {no}'")
-            closed = _closed(v, no, req)
+            closed = destructions.closed(v, no, req)
             if closed is not None:
                 _refuse(actor, req, no, f"destruction {no} was {closed['outcome']} by {closed['by']}",
                         "file a new destruction request if it is still wanted")
             run = _plan(actor, req, appr, no)
         elif "audit" in run["steps"]:
             raise ConflictError(f"destruction {no} has already been executed", hint=f"see 'vault destroy certificate {no}'")
-        for step in STEPS:
+        for step in destructions.STEPS:
             if step not in run["steps"]:
                 run.update(_STEP_FNS[step](actor, run, req, appr) or {})
                 _checkpoint(step)
                 run["steps"].append(step)
-                run = _record(actor, run)
+                run = destructions.record_journal(actor, run)
                 _checkpoint(f"{step}:recorded")
-    return certificate(v, no)
+    return destructions.certificate(v, no)
 
 
 #: A test seam: called with a step name when the step's work is done and again (``<step>:recorded``)
@@ -220,9 +218,9 @@ def _approval(actor, req: dict, no: str) -> dict[str, Any]:
     v = actor.vault
     # Only a supervisor other than the requester approves [R-3.3.2]: the history's rule for the
     # destroy.approve entry; an approval written straight into the directory approves nothing.
-    if _fact(v, no)["state"] not in ("approved", "executing", "executed"):
+    if destructions.fact(v, no)["state"] not in ("approved", "executing", "executed"):
         _refuse(actor, req, no, f"destruction {no} is not approved", "a supervisor other than the requester approves it")
-    appr = _load(v, no, ".approval")
+    appr = destructions.load(v, no, ".approval")
     if appr["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest():
         raise IntegrityError(f"destructions/{no}.approval.toml approves another version of the request")
     return appr
@@ -248,7 +246,7 @@ def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
                           if s.get(k) is not None} for s in sched],
            "retention_overridden": bool(early), "steps": []}
     (v.root / "destructions").mkdir(mode=0o700, exist_ok=True)
-    run = _record(actor, run, "destroy.start")
+    run = destructions.record_journal(actor, run, "destroy.start")
     _checkpoint("planned")
     return run
 
@@ -337,7 +335,7 @@ def _step_offsite(actor, run, req, appr) -> dict[str, Any]:
 def _step_certificate(actor, run, req, appr) -> None:
     v = actor.vault
     no = run["destruction"]
-    if _fact(v, no).get("certificate") is not None:
+    if destructions.fact(v, no).get("certificate") is not None:
         return
     cert = {"format": 1, "dossier_number": run["dossier_number"],
             "destroyed": [{k: d[k] for k in ("number", "sha256", "size")} for d in run["documents"]],
@@ -347,7 +345,7 @@ def _step_certificate(actor, run, req, appr) -> None:
             "requested_at": req["requested_at"], "approved_by": appr["by"], "approved_at": appr["at"],
             "retention": run["retention"], "retention_overridden": run["retention_overridden"],
             "hold_checked_at": run["started_at"], "held": False}
-    actor.commit("destroy.certify", {_rel(no, ".certificate"): records.dump_toml(actor.sign(cert))},
+    actor.commit("destroy.certify", {destructions.rel(no, ".certificate"): records.dump_toml(actor.sign(cert))},
                  number=req["target"], ref=no, obj=no)
 
 
