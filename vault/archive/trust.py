@@ -451,6 +451,7 @@ TRUST: dict[str, Row] = {
     "doc.save": Row("doc.save"),
     "doc.export": Row(None),
     "dossier.export": Row(None),
+    "register": Row("dossier.list"),
     "dossier.read": Row(None),
     "dossier.completeness": Row("review.read"),
     "review.completeness": Row("review.read"),
