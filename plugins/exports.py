@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from vault.crypto import age
-from vault.store import csvcells
+from vault.store import csvcells, layout
 from vault.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -26,18 +26,12 @@ COLUMNS = ("number", "dossier", "category", "date", "original", "version", "repl
 #: Columns added only for a caller who may read the dossier and used a copy approval.
 SEALED_COLUMNS = ("customer", "title", "source", "filename", "copy_note")
 CATALOGUE_FORMAT = "vault-catalogue-1"
-_SAFE = re.compile(r"[A-Za-z0-9-]")
 _EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,10})\Z")
 
 
 def safe_name(docno: str) -> str:
-    """A file name for a document number: ``/`` becomes ``_``, anything but ``[A-Za-z0-9-]`` is %-escaped.
-
-    Injective (``_`` and ``%`` are themselves escaped), so two documents never share a file, and
-    never ``.``/``..`` or a hidden file, whatever characters a numbering scheme puts in a number.
-    """
-    return "".join(c if _SAFE.match(c) else "_" if c == "/" else "".join(f"%{b:02X}" for b in c.encode())
-                   for c in docno)
+    """A file name for a document number (``vault.store.layout.document_file_name``)."""
+    return layout.document_file_name(docno)
 
 
 def _without_options(name: str, cls: type) -> Any:
