@@ -143,6 +143,20 @@ def test_an_approval_for_another_export_opens_nothing_here(office, tmp_path):
     assert not office.out.exists()
 
 
+def test_recipients_swapped_on_disk_after_approval_receive_nothing(office):
+    """Someone who can write the vault directory puts their own key into an approved request: the
+    history names the request's bytes, so the export is refused, not written to them."""
+    no = _request(office)
+    office.run("export", "disaster-recovery", "approve", no, who="carol")
+    mine = subprocess.run(["age-keygen"], check=True, capture_output=True, text=True).stdout
+    theirs = next(ln.split(": ")[1] for ln in mine.splitlines() if ln.startswith("# public key: "))
+    path = office.vault_dir / "recovery" / f"{no}.toml"
+    path.write_text(path.read_text().replace(office.recipient, theirs))
+    res = _run(office, no)
+    assert res.exit_code == 1 and f"recovery/{no}.toml" in res.stderr and "Traceback" not in res.output
+    assert not office.out.exists()
+
+
 def test_approvals_expire(office, monkeypatch):
     no = _request(office, "alice", "--valid-for", "2")
     office.run("export", "disaster-recovery", "approve", no, "--valid-for", "1", who="carol")

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any, Mapping
 
 from vault import clock, plugins
-from vault.archive import authority
+from vault.archive import authority, members
 from vault.archive.holds import held_dossiers
 from vault.archive.manifests import iter_manifests, load_manifest
 from vault.errors import VaultError
@@ -95,11 +95,12 @@ def retained_records(v) -> dict[str, frozenset[str] | None]:
     """
     out: dict[str, frozenset[str] | None] = {}
     st = authority.state(v)
+    mem = members.all_members(v)
     for dossier_id, fact in sorted(st["dossiers"].items()):
         if fact["destroyed"]:
             continue
         try:
-            m = load_manifest(v, dossier_id)
+            m = load_manifest(v, dossier_id, member_records=mem)
         except (VaultError, OSError):
             out[dossier_id] = None  # damaged or missing here: the backups may hold its only good copy
             continue
