@@ -155,6 +155,7 @@ def test_recipients_swapped_on_disk_after_approval_receive_nothing(office):
     res = _run(office, no)
     assert res.exit_code == 1 and f"recovery/{no}.toml" in res.stderr and "Traceback" not in res.output
     assert not office.out.exists()
+    assert any(f"recovery/{no}.toml" in p for p in _problems(office))  # and 'vault check' names it
 
 
 def test_approvals_expire(office, monkeypatch):

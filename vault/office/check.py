@@ -15,7 +15,7 @@ from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError,
 from vault.store.keytable import KEYREF_TYPE, unseal
 from vault.store import TMP_PREFIX, find_temporaries
 from vault.archive import destructions, grants, holds, reviews
-from vault.office import intake, paper
+from vault.office import intake, paper, recovery
 from vault.office.holds import lifts
 
 
@@ -154,10 +154,10 @@ def _try(rep: Report, fn) -> None:
 
 def _check_records(v, mem: dict, rep: Report) -> None:
     """Procedure records: each must say what its history entry says (requests, grants, holds,
-    destructions, reviews, intake, paper originals); the facts themselves come from the history,
+    destructions, reviews, intake, paper originals, recovery exports); the facts themselves come from the history,
     which ``check`` verified first."""
     for fn in (grants.list_requests, grants.list_grants, holds.verified_holds, lifts, destructions.list_destructions,
-               intake.pending, paper.loans, paper.inventories):
+               intake.pending, paper.loans, paper.inventories, recovery.list_exports):
         _try(rep, lambda fn=fn: fn(v))
     for no, f in sorted(authority.state(v)["destructions"].items()):
         if f.get("certificate") is not None:
