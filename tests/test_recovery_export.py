@@ -87,6 +87,7 @@ def _run(office, no: str, who="alice", ok=False):
 # -- the attacker first ---------------------------------------------------------------------------
 
 def test_one_supervisor_twice_is_one_approval(office):
+    """[R-3.3.1] Two approvals are two signers: the same supervisor twice is one, via the CLI or the library."""
     no = _request(office)
     _refused(office.run("export", "disaster-recovery", "approve", no, who="alice", ok=False),
              "its second approval is another supervisor's")
@@ -97,6 +98,7 @@ def test_one_supervisor_twice_is_one_approval(office):
 
 
 def test_a_non_supervisor_neither_asks_approves_nor_writes(office):
+    """[R-2.1, R-3.3.1] Only supervisors ask, approve and write; every refusal is in the audit trail."""
     _refused(office.run("export", "disaster-recovery", "request", "--recipient", office.recipient, who="bob",
                         ok=False), "is not a supervisor")
     no = _request(office)
@@ -115,6 +117,7 @@ def test_a_non_supervisor_neither_asks_approves_nor_writes(office):
 
 
 def test_a_former_supervisor_approval_no_longer_counts(office):
+    """[R-3.3.1] An approver removed before the export is written voids it; a removed key approves nothing."""
     no = _request(office)
     office.run("export", "disaster-recovery", "approve", no, who="dave")
     office.run("member", "remove", "dave", who="alice")
@@ -127,6 +130,7 @@ def test_a_former_supervisor_approval_no_longer_counts(office):
 
 
 def test_an_approval_for_another_export_opens_nothing_here(office, tmp_path):
+    """[R-3.3.1] An approval names its export by the request's hash: a copied file or a forged entry opens nothing."""
     first = _request(office)
     office.run("export", "disaster-recovery", "approve", first, who="carol")
     second = _request(office)
@@ -144,7 +148,7 @@ def test_an_approval_for_another_export_opens_nothing_here(office, tmp_path):
 
 
 def test_recipients_swapped_on_disk_after_approval_receive_nothing(office):
-    """Someone who can write the vault directory puts their own key into an approved request: the
+    """[R-1.3.3] Someone who can write the vault directory puts their own key into an approved request: the
     history names the request's bytes, so the export is refused, not written to them."""
     no = _request(office)
     office.run("export", "disaster-recovery", "approve", no, who="carol")
@@ -159,6 +163,7 @@ def test_recipients_swapped_on_disk_after_approval_receive_nothing(office):
 
 
 def test_approvals_expire(office, monkeypatch):
+    """[R-3.3.1] Each approval expires; an expired request cannot be approved."""
     no = _request(office, "alice", "--valid-for", "2")
     office.run("export", "disaster-recovery", "approve", no, "--valid-for", "1", who="carol")
     _at(monkeypatch, "2026-03-02T10:30:00")  # the approval's hour is over, the request's two are not
@@ -172,6 +177,8 @@ def test_approvals_expire(office, monkeypatch):
 # -- what two supervisors get ---------------------------------------------------------------------
 
 def test_the_recovery_key_opens_every_live_document_with_the_age_tool(office):
+    """[R-3.3.1, R-3.3.2] Every live document opens with `age -d` and the recovery key; destroyed ones are
+    gone; the manifest is signed and checked; an export is written once, outside the vault."""
     office.run("destroy", "request", office.letter, "--reason", "duplicate", who="bob")
     office.run("destroy", "approve", "D-000001", "--override-retention", "duplicate letter", who="alice")
     office.run("destroy", "execute", "D-000001", who="alice")
