@@ -61,6 +61,8 @@ def test_prune_keeps_the_last_copy_of_a_document_whose_retention_has_not_ended(o
     rep = _prune(office)
     assert set(rep["kept"]) == {s1, s2} and rep["forgotten"] == []
     assert "whose retention has not ended" in " ".join(rep["kept"][s1])
+    text = office.run("backup", "prune", office.url, "--keep-daily", "1", "--dry-run").stdout
+    assert f"kept {s1[:8]}: holds the only copy of 1 record(s) of dossier" in text
     assert backup.verify(office.url, read_fraction=1.0).ok
     restored = office.root / "restored"
     backup.restore(office.url, s1, restored, actor(office).read_identities())

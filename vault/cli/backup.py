@@ -172,4 +172,6 @@ def backup_prune(obj: Ctx, target: str, endpoint_url: str | None, keep_daily: in
     emit(rep.as_dict(), as_json, lambda r: (
         f"{'would keep' if r['dry_run'] else 'kept'} {len(r['kept'])} snapshots, "
         f"{'would forget' if r['dry_run'] else 'forgot'} {len(r['forgotten'])}; "
-        f"{r['packs_deleted']} packs ({_size(r['bytes_freed'])}) {'to delete' if r['dry_run'] else 'deleted'}"))
+        f"{r['packs_deleted']} packs ({_size(r['bytes_freed'])}) {'to delete' if r['dry_run'] else 'deleted'}"
+        + "".join(f"\nkept {sid[:8]}: {why}" for sid, whys in r["kept"].items() for why in whys
+                  if why.startswith("holds the only copy"))))
