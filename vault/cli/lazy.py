@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
                 "Destruction by procedure: request, approve, execute, certificate."),
     "doc": (("vault.cli.core:doc_grp",), "Documents in dossiers."),
     "dossier": (("vault.cli.core:dossier_grp",), "Customer dossiers."),
-    "export": (("vault.cli.recovery:export_grp",),
+    "export": (("vault.cli.recoveryexport:export_grp",),
                "Whole-vault exports: disaster recovery to age files, approved by two supervisors."),
     "find": (("vault.cli.search:find",),
              "Find dossiers by name (any script, any order, parts of words), contact, number or filters."),

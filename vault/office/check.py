@@ -15,7 +15,7 @@ from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError,
 from vault.store.keytable import KEYREF_TYPE, unseal
 from vault.store import TMP_PREFIX, find_temporaries
 from vault.archive import destructions, grants, holds, reviews
-from vault.office import intake, paper, recovery
+from vault.office import intake, paper, recoveryexport
 from vault.office.holds import lifts
 
 
@@ -157,7 +157,7 @@ def _check_records(v, mem: dict, rep: Report) -> None:
     destructions, reviews, intake, paper originals, recovery exports); the facts themselves come from the history,
     which ``check`` verified first."""
     for fn in (grants.list_requests, grants.list_grants, holds.verified_holds, lifts, destructions.list_destructions,
-               intake.pending, paper.loans, paper.inventories, recovery.list_exports):
+               intake.pending, paper.loans, paper.inventories, recoveryexport.list_exports):
         _try(rep, lambda fn=fn: fn(v))
     for no, f in sorted(authority.state(v)["destructions"].items()):
         if f.get("certificate") is not None:

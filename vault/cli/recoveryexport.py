@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vault.cli import Ctx, cli, emit, json_opt, render
-from vault.office import recovery
+from vault.office import recoveryexport
 
 
 @cli.group("export")
@@ -23,26 +23,26 @@ def dr_grp() -> None:
 @dr_grp.command("request")
 @click.option("--recipient", "recipients", multiple=True, required=True,
               help="age recipient (age1… or age1pq1…) of the recovery key (repeatable).")
-@click.option("--valid-for", type=click.IntRange(1, recovery.MAX_HOURS), default=recovery.DEFAULT_HOURS,
+@click.option("--valid-for", type=click.IntRange(1, recoveryexport.MAX_HOURS), default=recoveryexport.DEFAULT_HOURS,
               show_default=True, help="Hours the approvals stay usable.")
 @json_opt
 @click.pass_obj
 def dr_request(obj: Ctx, recipients: tuple[str, ...], valid_for: int, as_json: bool) -> None:
     """Ask for an export to RECIPIENTs (a supervisor; this is its first approval)."""
-    no = recovery.request(obj.actor(), list(recipients), valid_hours=valid_for)
+    no = recoveryexport.request(obj.actor(), list(recipients), valid_hours=valid_for)
     emit({"number": no}, as_json, f"{no}: asked for; another supervisor approves it with "
                                   f"'vault export disaster-recovery approve {no}'")
 
 
 @dr_grp.command("approve")
 @click.argument("number")
-@click.option("--valid-for", type=click.IntRange(1, recovery.MAX_HOURS), default=recovery.DEFAULT_HOURS,
+@click.option("--valid-for", type=click.IntRange(1, recoveryexport.MAX_HOURS), default=recoveryexport.DEFAULT_HOURS,
               show_default=True, help="Hours this approval stays usable (never past the request's).")
 @json_opt
 @click.pass_obj
 def dr_approve(obj: Ctx, number: str, valid_for: int, as_json: bool) -> None:
     """Approve export NUMBER: a supervisor other than the one who asked for it."""
-    row = recovery.approve(obj.actor(), number, valid_hours=valid_for)
+    row = recoveryexport.approve(obj.actor(), number, valid_hours=valid_for)
     emit(row, as_json, f"{number}: approved by {row['requested_by']} and {row['approved_by']}, "
                        f"usable until {row['expires_at']}")
 
@@ -55,7 +55,7 @@ def dr_approve(obj: Ctx, number: str, valid_for: int, as_json: bool) -> None:
 @click.pass_obj
 def dr_run(obj: Ctx, number: str, output: str, as_json: bool) -> None:
     """Write approved export NUMBER to OUTPUT (one of its two approvers; once)."""
-    row = recovery.run(obj.actor(), number, Path(output))
+    row = recoveryexport.run(obj.actor(), number, Path(output))
     emit(row, as_json, f"{number}: {row['documents']} documents of {row['dossiers']} dossiers written to "
                        f"{row['output']}; check it with 'vault export disaster-recovery verify {row['output']}'")
 
@@ -66,7 +66,7 @@ def dr_run(obj: Ctx, number: str, output: str, as_json: bool) -> None:
 @click.pass_obj
 def dr_verify(obj: Ctx, directory: str, as_json: bool) -> None:
     """Check a written export: its signed manifest, the history's record of it, every file's hash."""
-    rep = recovery.verify(obj.vault, Path(directory))
+    rep = recoveryexport.verify(obj.vault, Path(directory))
     emit(rep, as_json, lambda r: "\n".join(
         [f"{r['export']}: {r['files']} files, {'ok' if r['ok'] else 'PROBLEMS'}"]
         + [f"problem: {p}" for p in r["problems"]]))
@@ -80,7 +80,7 @@ def dr_verify(obj: Ctx, directory: str, as_json: bool) -> None:
 @click.pass_obj
 def dr_show(obj: Ctx, number: str, as_json: bool) -> None:
     """Show an export: who asked, who approved, recipients, expiry, state."""
-    row = recovery.show(obj.vault, number)
+    row = recoveryexport.show(obj.vault, number)
     emit(row, as_json, lambda r: render(r))
 
 
@@ -89,7 +89,7 @@ def dr_show(obj: Ctx, number: str, as_json: bool) -> None:
 @click.pass_obj
 def dr_list(obj: Ctx, as_json: bool) -> None:
     """List disaster-recovery exports and their state."""
-    rows = recovery.list_exports(obj.vault)
+    rows = recoveryexport.list_exports(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
         f"{r['number']}  {r['state']:<9}  asked by {r['requested_by']}, approved by {r['approved_by'] or '-'}, "
         f"until {r['expires_at']}" for r in rs) or "(no disaster-recovery exports)")
