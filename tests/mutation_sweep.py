@@ -2,7 +2,8 @@
 
 ``build`` makes an office with one of everything the format has (members in every role and one
 removed, dossiers with documents and versions, requests, decisions, grants — one revoked, one
-closed by the removal —, a hold and a lifted one, a finished destruction with certificate, intake
+closed by the removal —, a hold and a lifted one, a finished destruction with certificate, a
+disaster-recovery export, intake
 submissions pending, accepted and rejected, an invitation, paper loans and an inventory, a policy
 version, reviews, a backup with its key mirror) and keeps every version each file ever had, so
 that a file can be put back as it was. ``mutations`` lists, for one file, a byte flipped at the
@@ -112,6 +113,13 @@ def build(root: Path, mp: pytest.MonkeyPatch) -> World:
     d = js("destroy", "request", docs[1], "--reason", "duplicate", who="alice")["number"]
     run("destroy", "approve", d, "--override-retention", "court order", who="sam")
     run("destroy", "execute", d, who="alice")
+    # A disaster-recovery export, requested, approved and run.
+    from vault.crypto import age
+
+    dr = js("export", "disaster-recovery", "request", "--recipient", age.recipient_of(age.generate_identity("x25519")),
+            who="alice")["number"]
+    run("export", "disaster-recovery", "approve", dr, who="sam")
+    run("export", "disaster-recovery", "run", dr, "--output", str(root / "dr"), who="alice")
     # Intake: one accepted, one rejected, one pending; an invitation.
     sub = ("intake", "submit", str(f), "--for", a, "--category", "feedback", "--source", "desk",
            "--date", "2026-01-01")

@@ -335,7 +335,7 @@ def signer_of(v, rel: str) -> str:
 # -- commit recovery -------------------------------------------------------------------------------
 
 RECORD_DIRS = ("policy", "members", "rings", "keys", "requests", "grants", "holds", "destructions", "reviews",
-               "intake", "dossiers", "paper", "index")
+               "intake", "dossiers", "paper", "index", "recovery")
 
 
 def recover(v) -> list[str]:

@@ -14,11 +14,11 @@ from vault.store import index
 
 # Counter name and the record directory each kind of number lives in.
 _KINDS = {"R": ("requests", "requests"), "G": ("grants", "grants"), "D": ("destructions", "destructions"),
-          "L": ("loans", "paper/loans"), "I": ("inventories", "paper/inventories")}
+          "L": ("loans", "paper/loans"), "I": ("inventories", "paper/inventories"), "E": ("recovery", "recovery")}
 
 
 def highest(v, prefix: str) -> int:
-    """The highest number of kind ``prefix`` (``R``, ``G``, ``D``, ``L``, ``I``) the history names."""
+    """The highest number of kind ``prefix`` (``R``, ``G``, ``D``, ``L``, ``I``, ``E``) the history names."""
     pat = re.compile(rf"{re.escape(_KINDS[prefix][1])}/{prefix}-(\d{{6,12}})\.")
     top = 0
     for rel in authority.state(v)["files"]:
@@ -29,7 +29,7 @@ def highest(v, prefix: str) -> int:
 
 
 def next_number(v, prefix: str) -> str:
-    """Allocate the next ``R-``/``G-``/``D-``/``L-``/``I-`` number (call under the exclusive lock)."""
+    """Allocate the next ``R-``/``G-``/``D-``/``L-``/``I-``/``E-`` number (call under the exclusive lock)."""
     counter = _KINDS[prefix][0]
     return f"{prefix}-{index.next_sequence(v.root, counter, floor=highest(v, prefix)):06d}"
 
