@@ -339,6 +339,18 @@ def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, ca
     return rep
 
 
+def _generations_of(repo: Repo, tables: dict[str, bytes]) -> dict[str, str]:
+    """``{table: "<stamp>-<hash>"}``: the mirrored generation holding each table's bytes now."""
+    gens = mirror.generations(repo)
+    out = {}
+    for table, data in sorted(tables.items()):
+        h = packs.sha256_hex(data)
+        match = [g for g in gens.get(table, []) if g.sha256 == h]
+        if match:
+            out[table] = f"{match[-1].stamp}-{h}"
+    return out
+
+
 def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _dt.timedelta,
             progress: Progress | None) -> RunReport:
     fcache = _FileCache(repo.cache / v.config["id"] / "files.json")
@@ -415,7 +427,10 @@ def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _
     snap = {"format": 1, "vault_id": v.config["id"], "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "order": time.time_ns(), "tree": tree_id, "files": len(entries), "bytes": sum(b.size for b in entries),
             "bytes_new": up.bytes_new, "rings": rings, "other": sorted(other),
-            "dossiers": {d: sorted(bs) for d, bs in sorted(dossiers.items())}}
+            "dossiers": {d: sorted(bs) for d, bs in sorted(dossiers.items())},
+            # The key-mirror generation of each table this state needs: lets a keyless verify name
+            # a generation deleted from the target (no secret: generation names are listed anyway).
+            "keys": _generations_of(repo, key_tables)}
     sid = repo.put_json(SNAPSHOTS, snap)  # last: a snapshot is listed only once all it names is there
     fcache.save()
     return RunReport(snapshot=sid, files=len(entries), bytes_total=snap["bytes"], bytes_new=up.bytes_new,

@@ -27,6 +27,7 @@ DATA, INDEX, SNAPSHOTS, TREES, KEYS, LOCKS = "data/", "index/", "snapshots/", "t
 #: A lock object older than this is left by a run that died; prune then ignores it.
 LOCK_STALE = _dt.timedelta(hours=6)
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+_GENERATION = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{64}\Z")
 
 
 def _check_snapshot(snap: dict[str, Any], name: str) -> None:
@@ -35,7 +36,8 @@ def _check_snapshot(snap: dict[str, Any], name: str) -> None:
         ok = (isinstance(snap["time"], str) and type(snap.get("order", 0)) is int and _HEX64.match(snap["tree"])
               and all(_HEX64.match(b) for b in snap.get("other", []))
               and all(isinstance(d, str) and all(_HEX64.match(b) for b in bs) for d, bs in snap.get("dossiers", {}).items())
-              and all(isinstance(r, str) and _HEX64.match(b) for r, b in snap.get("rings", {}).items()))
+              and all(isinstance(r, str) and _HEX64.match(b) for r, b in snap.get("rings", {}).items())
+              and all(isinstance(t, str) and _GENERATION.match(g) for t, g in snap.get("keys", {}).items()))
     except (KeyError, TypeError, AttributeError):
         ok = False
     if not ok:

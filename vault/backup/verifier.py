@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import io
 import random
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from typing import Any, Sequence
 
 import vault.backup.mirror as mirror
 import vault.backup.packs as packs
-from vault.backup.repo import DATA, INDEX, SNAPSHOTS, TREES, Repo, data_name
+from vault.backup.repo import DATA, INDEX, KEYS, SNAPSHOTS, TREES, Repo, data_name
 from vault.backup.restorer import open_tree
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, VaultError
@@ -94,6 +95,8 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
     for name in sorted(trees):
         _hashes_to_name(repo, rep, name, name[len(TREES):])
     gens = mirror.generations(repo)
+    for snap in snaps:
+        _named_generations(rep, snap, gens)
     for gs in gens.values():
         for g in gs:
             if not g.deleted:
@@ -112,6 +115,23 @@ def _fresh_json(repo: Repo, name: str) -> dict[str, Any]:
     if packs.sha256_hex(data) != name.rsplit("/", 1)[-1]:
         raise IntegrityError(f"{name}: damaged (its bytes do not hash to its name)")
     return repo.get_json(name)
+
+
+def _named_generations(rep: VerifyReport, snap: dict[str, Any], gens: dict[str, list[mirror.Generation]]) -> None:
+    """Each key generation a snapshot names must be there, unless a later one replaced it (expired
+    after the key window, or shredded by a destruction) or the table was shredded whole."""
+    try:
+        stamp = _dt.datetime.strptime(snap["time"], "%Y-%m-%dT%H:%M:%SZ").strftime("%Y%m%dT%H%M%SZ")
+    except ValueError:
+        rep.problems.append(f"{SNAPSHOTS}{snap['id']}: its time does not parse")
+        return
+    for table, gen in sorted((snap.get("keys") or {}).items()):
+        have = gens.get(table, [])
+        if not isinstance(gen, str) or any(f"{g.stamp}-{g.sha256}" == gen for g in have) or not have:
+            continue
+        if not any(g.stamp > max(stamp, gen[:16]) for g in have):
+            rep.problems.append(f"{KEYS}{table}/{gen}: missing (the key-mirror generation snapshot "
+                                f"{snap['id'][:8]} needs, and none replaced it)")
 
 
 def _hashes_to_name(repo: Repo, rep: VerifyReport, name: str, want: str) -> None:
