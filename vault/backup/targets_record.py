@@ -14,7 +14,7 @@ import tomli_w
 from vault import clock
 from vault.store import records
 from vault.archive import authority
-from vault.errors import FormatError, IntegrityError, PermissionDeniedError
+from vault.errors import FormatError, IntegrityError, PermissionDeniedError, VaultError
 from vault.store import write_atomic
 
 FILE = "backups.toml"
@@ -44,17 +44,29 @@ def known_targets(v) -> list[str]:
 
 def record_target(v, url: str, actor=None) -> None:
     """Add ``url`` to ``backups.toml`` (atomically, under the exclusive lock) unless it is there;
-    with ``actor`` in a ``backup.target`` history entry that binds the file."""
+    with ``actor`` in a ``backup.target`` history entry that binds the file.
+
+    ``actor`` may be a function giving the actor: it is called only when the file must be written,
+    so a run to a known target never needs the identity unlocked.
+    """
     if url in known_targets(v) and (actor is None or bound(v)):
         return
     with v.lock(exclusive=True):
         targets = _load(v)
-        if any(t["url"] == url for t in targets) and (actor is None or bound(v)):
+        known = any(t["url"] == url for t in targets)
+        if known and (actor is None or bound(v)):
             return
+        if callable(actor):
+            try:
+                actor = actor()
+            except VaultError:
+                if not known:
+                    raise
+                return  # binding a known target can wait for a run whose identity unlocks
         if actor is None and bound(v):
             raise PermissionDeniedError(f"{url} is a new backup target, and this vault's targets are bound to its history",
                                         hint="run this first backup to it with your identity (--identity or VAULT_IDENTITY)")
-        if not any(t["url"] == url for t in targets):
+        if not known:
             targets.append({"url": url, "first_backup": clock.stamp()})
         data = tomli_w.dumps({"format": 1, "targets": targets}).encode()
         if actor is None:

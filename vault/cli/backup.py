@@ -79,8 +79,9 @@ def backup_grp() -> None:
 def backup_run(obj: Ctx, target: str, endpoint_url: str | None, key_window: str, as_json: bool) -> None:
     """Snapshot the vault to TARGET; needs no identity (only ciphertext and signed records leave)."""
     url = _with_endpoint(target, endpoint_url)
-    # With an identity a new target is registered in the history (backups.toml bound, FORMAT §16.5).
-    actor = obj.actor() if obj.identity_file else None
+    # With an identity a new target is registered in the history (backups.toml bound, FORMAT §16.5);
+    # it is unlocked only if the run must write backups.toml.
+    actor = obj.actor if obj.identity_file else None
     with contextlib.ExitStack() as stack:
         rep = backup.run(obj.vault, url, key_window=_duration(key_window), actor=actor,
                          progress=lambda total: stack.enter_context(progress(total, "uploading")))
