@@ -13,9 +13,10 @@ import gettext
 import io
 import os
 import re
+import string
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 DOMAIN = "vault"
 LANGUAGES = ("zh_Hans", "en")
@@ -98,6 +99,122 @@ def translations(lang: str) -> gettext.NullTranslations:
 def gettext_for(lang: str):
     """``_`` for one language."""
     return translations(lang).gettext
+
+
+def N_(msgid: str) -> str:
+    """Mark ``msgid`` for the catalogue without translating it (it is translated where it is shown)."""
+    return msgid
+
+
+class _Keep(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _fill(text: str, params: Mapping[str, Any]) -> str:
+    return text.format_map(_Keep(params)) if params else text
+
+
+class Message:
+    """A catalogue id and the values of its ``{placeholders}``: English by ``str()``, any language by ``render``.
+
+    The library builds these where it cannot know the reader's language (errors, report lines); the
+    front end renders them. A value that can itself be rendered (a Message, a VaultError) is rendered in
+    the same language. A translation that does not fill (a lost or misspelt placeholder) falls back to
+    English rather than failing.
+    """
+
+    __slots__ = ("msgid", "params")
+
+    def __init__(self, msgid: str, **params: Any) -> None:
+        self.msgid = msgid
+        self.params = params
+
+    def __str__(self) -> str:
+        return _fill(self.msgid, {k: str(v) if hasattr(v, "render") else v for k, v in self.params.items()})
+
+    def __repr__(self) -> str:
+        return f"Message({self.msgid!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def render(self, gettext: Callable[[str], str]) -> str:
+        values = {k: v.render(gettext) if hasattr(v, "render") else v for k, v in self.params.items()}
+        text = gettext(self.msgid)
+        try:
+            if values and any(f and f.split(".")[0].split("[")[0] not in values
+                              for _, f, _, _ in string.Formatter().parse(text)):
+                return str(self)  # a translation naming a value this message does not have
+            return _fill(text, values)
+        except (ValueError, IndexError, AttributeError, KeyError):
+            return str(self)
+
+
+def _env_key() -> tuple[str, ...]:
+    return tuple(os.environ.get(v, "") for v in ENV_VARS)
+
+
+@lru_cache(maxsize=8)
+def _language_for(key: tuple[str, ...]) -> str:
+    return from_environment(dict(zip(ENV_VARS, key)))
+
+
+def current_language() -> str:
+    """The command line's language, from the environment as it is now."""
+    return _language_for(_env_key())
+
+
+def _(msgid: str) -> str:
+    """``msgid`` in the command line's language (``current_language``)."""
+    return translations(current_language()).gettext(msgid)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return translations(current_language()).ngettext(singular, plural, n)
+
+
+def render(text: Any) -> str:
+    """A Message, a VaultError or plain text, in the command line's language."""
+    if hasattr(text, "render"):
+        return text.render(_)
+    return _(text) if isinstance(text, str) and text else str(text)
+
+
+def help_key(text: str) -> str:
+    """The catalogue id of a help text: as click shows it (dedented, cut at a form feed)."""
+    import inspect
+
+    return inspect.cleandoc(text).partition("\f")[0].strip()
+
+
+def extract_python(fileobj, keywords, comment_tags, options):
+    """Babel's Python extractor, plus the help texts of click commands: the docstrings of functions
+    decorated with ``.command``/``.group`` and every constant ``help=`` argument."""
+    import ast
+    from babel.messages.extract import extract_python as standard
+
+    data = fileobj.read()
+    yield from standard(io.BytesIO(data), keywords, comment_tags, options)
+    for node in ast.walk(ast.parse(data)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(map(_is_click_decorator, node.decorator_list)):
+            doc = ast.get_docstring(node, clean=False)
+            if doc:
+                yield node.lineno, "", help_key(doc), []
+        elif isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg == "help" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+                    yield kw.value.lineno, "", help_key(kw.value.value), []
+
+
+def _is_click_decorator(node) -> bool:
+    import ast
+
+    f = node.func if isinstance(node, ast.Call) else node
+    return isinstance(f, ast.Attribute) and f.attr in ("command", "group")
 
 
 def format_datetime(when: dt.datetime, lang: str) -> str:

@@ -25,6 +25,7 @@ from vault import clock
 from vault.archive import authority, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
+from vault.i18n import N_
 from vault.store import close_lock, fsync_dir, ids, open_lock, records, write_atomic
 from vault.store.identity import PublicKey
 
@@ -55,7 +56,7 @@ def _tail(v, path: Path) -> tuple[int, str]:
     try:
         return parse_line(last, where="audit/log.jsonl")["seq"], hashlib.sha256(last).hexdigest()
     except FormatError:
-        raise IntegrityError("audit/log.jsonl: last entry is damaged", hint="run 'vault audit verify'") from None
+        raise IntegrityError(N_("audit/log.jsonl: last entry is damaged"), hint=N_("run 'vault audit verify'")) from None
 
 
 def _append(log: Path, data: bytes) -> None:
@@ -66,7 +67,7 @@ def _append(log: Path, data: bytes) -> None:
         wfd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise IntegrityError("audit/log.jsonl is a symbolic link (tampered with)", hint="run 'vault check'") from None
+            raise IntegrityError(N_("audit/log.jsonl is a symbolic link (tampered with)"), hint=N_("run 'vault check'")) from None
         raise
     try:
         start = os.fstat(wfd).st_size
@@ -100,7 +101,7 @@ def record_many(actor, items: list[dict], *, _advance: bool = True) -> list[dict
     d = _dir(actor.vault)
     d.mkdir(mode=0o700, exist_ok=True)
     if d.is_symlink():
-        raise IntegrityError("audit/ is a symbolic link (tampered with)", hint="run 'vault check'")
+        raise IntegrityError(N_("audit/ is a symbolic link (tampered with)"), hint=N_("run 'vault check'"))
     log = d / "log.jsonl"
     # The audit lock is separate from the vault lock so that reads (which append) never wait for a
     # long write, and appends stay totally ordered.
@@ -254,7 +255,7 @@ def parse_line(raw: bytes, *, where: str) -> dict[str, Any]:
     try:
         e = json.loads(raw)
     except ValueError:
-        raise FormatError(f"{where}: not a valid entry (damaged or foreign)") from None
+        raise FormatError(N_("{where}: not a valid entry (damaged or foreign)"), where=where) from None
     records.validate(e, "audit-entry", what=where)
     return e
 
@@ -283,7 +284,7 @@ def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification)
     try:
         by = st["members"].get(cp.get("signature", {}).get("by"))
         if by is None:
-            raise IntegrityError("audit/checkpoint.toml: signed by an unknown member")
+            raise IntegrityError(N_("audit/checkpoint.toml: signed by an unknown member"))
         records.verify_record(cp, PublicKey.parse(by["key"]).signing, what="audit/checkpoint.toml")
     except VaultError as e:
         res.problems.append(str(e))

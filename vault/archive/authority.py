@@ -28,6 +28,7 @@ from vault.archive.witness import STATE_VERSION
 from vault.archive.policy import Policy
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError
+from vault.i18n import N_
 from vault.store import records
 from vault.store.identity import PublicKey
 
@@ -67,7 +68,7 @@ def genesis_state(v) -> dict[str, Any]:
     if files:
         data = _read_bound(v, "policy/1.toml", files)
         if sha256(records.canonical(data)) != cfg["policy_sha256"]:
-            raise IntegrityError("policy/1.toml: not the policy vault.toml names")
+            raise IntegrityError(N_("policy/1.toml: not the policy vault.toml names"))
         st["policy"] = data
     return st
 
@@ -76,9 +77,9 @@ def _read_bound(v, rel: str, files: dict) -> dict[str, Any]:
     try:
         raw = (v.root / rel).read_bytes()
     except FileNotFoundError:
-        raise IntegrityError(f"{rel}: missing (the history names it)") from None
+        raise IntegrityError(N_("{rel}: missing (the history names it)"), rel=rel) from None
     if sha256(raw) != files.get(rel, [None])[0]:
-        raise IntegrityError(f"{rel}: does not match the history (changed, or an older version put back)")
+        raise IntegrityError(N_("{rel}: does not match the history (changed, or an older version put back)"), rel=rel)
     return tomllib.loads(raw.decode())
 
 
@@ -106,13 +107,12 @@ class Replay:
             if n:
                 if len(lines) < n or sha256(lines[n - 1]) != st["head"]:
                     raise IntegrityError(
-                        f"audit/log.jsonl: history cut or rolled back: this client verified entry {n} with hash "
-                        f"{st['head'][:16]}…, which the log no longer has", hint="run 'vault check' and restore the vault")
+                        N_("audit/log.jsonl: history cut or rolled back: this client verified entry {n} with hash {head}…, which the log no longer has"), hint=N_("run 'vault check' and restore the vault"), n=n, head=st['head'][:16])
             self.offset = sum(len(x) + 1 for x in lines[:n])
             new = lines[n:]
         else:
             if (path.stat().st_size if path.exists() else 0) < self.offset:
-                raise IntegrityError("audit/log.jsonl: history cut while this command ran")
+                raise IntegrityError(N_("audit/log.jsonl: history cut while this command ran"))
             new = data.split(b"\n")[:-1]  # complete lines only: an append may be under way
         for raw in new:
             self._entry(raw)
@@ -126,18 +126,18 @@ class Replay:
             e = json.loads(raw)
             sig = base64.b64decode(e["sig"], validate=True)
         except (ValueError, KeyError, TypeError):
-            raise IntegrityError(f"{where}: not a valid entry (damaged)") from None
+            raise IntegrityError(N_("{where}: not a valid entry (damaged)"), where=where) from None
         if e.get("seq") != st["count"] + 1:
-            raise IntegrityError(f"{where}: sequence {e.get('seq')} (entry inserted, deleted or reordered)")
+            raise IntegrityError(N_("{where}: sequence {seq} (entry inserted, deleted or reordered)"), where=where, seq=e.get('seq'))
         if e.get("prev") != st["head"]:
-            raise IntegrityError(f"{where}: does not link to the entry before it (changed, inserted, deleted or reordered)")
+            raise IntegrityError(N_("{where}: does not link to the entry before it (changed, inserted, deleted or reordered)"), where=where)
         signer = st["members"].get(e.get("member"))
         try:
             if signer is None:
-                raise AuthenticationError("unknown signer")
+                raise AuthenticationError(N_("unknown signer"))
             sign.verify(_signing_key(signer["key"]), entry_bytes(e), sig)
         except (AuthenticationError, ValueError):
-            raise IntegrityError(f"{where}: bad signature (entry changed or forged)") from None
+            raise IntegrityError(N_("{where}: bad signature (entry changed or forged)"), where=where) from None
         why = self._counts(e, signer)
         if why is not None:
             st["problems"].append(f"{where} ({e['action']} by {e['member']}): counts for nothing: {why}")
@@ -284,18 +284,18 @@ def read(v, rel: str) -> bytes:
     """
     ent = state(v)["files"].get(rel)
     if ent is None:
-        raise IntegrityError(f"{rel}: no history entry names this file (it counts for nothing)",
-                             hint="run 'vault check'")
+        raise IntegrityError(N_("{rel}: no history entry names this file (it counts for nothing)"),
+                             hint=N_("run 'vault check'"), rel=rel)
     h, seq = ent[0], ent[1]
     if h is None:
-        raise IntegrityError(f"{rel}: removed by history entry {seq}")
+        raise IntegrityError(N_("{rel}: removed by history entry {seq}"), rel=rel, seq=seq)
     p = v.root / rel
     try:
         data = p.read_bytes()
     except FileNotFoundError:
         data = b""
         if not Path(str(p) + PENDING).exists():
-            raise IntegrityError(f"{rel}: missing (history entry {seq} wrote it)", hint="restore it from a backup") from None
+            raise IntegrityError(N_("{rel}: missing (history entry {seq} wrote it)"), hint=N_("restore it from a backup"), rel=rel, seq=seq) from None
     if sha256(data) == h:
         return data
     try:  # a commit in flight: the entry is written, the rename not yet done
@@ -304,8 +304,8 @@ def read(v, rel: str) -> bytes:
             return pend
     except FileNotFoundError:
         pass
-    raise IntegrityError(f"{rel}: does not match history entry {seq} (changed, or an older version put back)",
-                         hint="run 'vault check'")
+    raise IntegrityError(N_("{rel}: does not match history entry {seq} (changed, or an older version put back)"),
+                         hint=N_("run 'vault check'"), rel=rel, seq=seq)
 
 
 def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
@@ -314,7 +314,7 @@ def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
     try:
         rec = tomllib.loads(data.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        raise IntegrityError(f"{rel}: not valid TOML") from None
+        raise IntegrityError(N_("{rel}: not valid TOML"), rel=rel) from None
     if schema:
         records.validate(rec, schema, what=rel)
     return rec

@@ -11,6 +11,7 @@ from typing import Any, BinaryIO, Callable
 
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
+from vault.i18n import N_
 from vault.store.keytable import KeyTable, unseal
 
 #: What an exporter may declare in ``reads``: sealed fields (titles, sources, the customer's profile)
@@ -25,8 +26,8 @@ DOCUMENT_FACTS = ("number", "category", "date", "original", "version", "replaces
 
 def _denied(what: str, number: str) -> PermissionDeniedError:
     return PermissionDeniedError(
-        f"this export was not given the {what} of {number}",
-        hint="only a member who may read the dossier, with an approved copy request, exports sealed data")
+        N_("this export was not given the {what} of {number}"),
+        hint=N_("only a member who may read the dossier, with an approved copy request, exports sealed data"), what=what, number=number)
 
 
 class ExportDossier(Mapping[str, Any]):
@@ -110,7 +111,7 @@ class ExportDocument:
         if "content" not in self.granted or self._table is None or self._path is None:
             raise _denied("content", self.facts["number"])
         if self.facts["status"] == "destroyed":
-            raise PermissionDeniedError(f"document {self.facts['number']} has been destroyed")
+            raise PermissionDeniedError(N_("document {number} has been destroyed"), number=self.facts['number'])
         return self._path(), self._table()
 
     def _what(self) -> str:
@@ -122,15 +123,15 @@ class ExportDocument:
         try:
             f = open(path, "rb")
         except FileNotFoundError:
-            raise IntegrityError(f"{self._what()}: ciphertext missing") from None
+            raise IntegrityError(N_("{what}: ciphertext missing"), what=self._what()) from None
         try:
             reader = age.open_payload(f, [table.identity()])
         except NoIdentityMatchError:
             f.close()
-            raise IntegrityError(f"{self._what()}: its key is not in the key table") from None
+            raise IntegrityError(N_("{what}: its key is not in the key table"), what=self._what()) from None
         except (FormatError, AuthenticationError):
             f.close()
-            raise IntegrityError(f"{self._what()}: damaged or tampered with") from None
+            raise IntegrityError(N_("{what}: damaged or tampered with"), what=self._what()) from None
         return _Plaintext(reader, f)
 
     def rewrap(self, dst: BinaryIO, recipients: Sequence[str]) -> None:
@@ -145,11 +146,11 @@ class ExportDocument:
             with open(path, "rb") as f:
                 age.rewrap(f, dst, [table.identity()], parsed)
         except FileNotFoundError:
-            raise IntegrityError(f"{self._what()}: ciphertext missing") from None
+            raise IntegrityError(N_("{what}: ciphertext missing"), what=self._what()) from None
         except NoIdentityMatchError:
-            raise IntegrityError(f"{self._what()}: its key is not in the key table") from None
+            raise IntegrityError(N_("{what}: its key is not in the key table"), what=self._what()) from None
         except (FormatError, AuthenticationError):
-            raise IntegrityError(f"{self._what()}: damaged or tampered with") from None
+            raise IntegrityError(N_("{what}: damaged or tampered with"), what=self._what()) from None
 
     def __repr__(self) -> str:
         return f"ExportDocument({self.facts['number']!r}, granted={sorted(self.granted)})"

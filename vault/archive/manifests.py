@@ -12,6 +12,7 @@ import tomli_w
 from vault import clock
 from vault.archive import authority, members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
+from vault.i18n import N_
 from vault.store import ids, index, records
 from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
 
@@ -55,9 +56,9 @@ def load_manifest(v, dossier_id: str, *, member_records: dict | None = None) -> 
     try:
         m = authority.load(v, what, schema="manifest")
     except FormatError as e:
-        raise IntegrityError(str(e)) from None
+        raise IntegrityError.from_error(e) from None
     if m["id"] != dossier_id:
-        raise IntegrityError(f"{what}: belongs to another dossier")
+        raise IntegrityError(N_("{what}: belongs to another dossier"), what=what)
     members.verify_by_member(v, m, what=what, members=member_records)
     return m
 
@@ -83,7 +84,7 @@ def resolve(v, number: str) -> str:
     ids.target_number(number)
     dossier_id = authority.state(v)["numbers"].get(number.split("/")[0])
     if dossier_id is None:
-        raise NotFoundError(f"no dossier numbered {number.split('/')[0]}", hint="see 'vault dossier list'")
+        raise NotFoundError(N_("no dossier numbered {split}"), hint=N_("see 'vault dossier list'"), split=number.split('/')[0])
     return dossier_id
 
 
@@ -129,13 +130,13 @@ def parse_record_date(text: str, *, force: bool = False) -> str:
     nor before 1900 — a typo there would start or stop a retention clock — unless ``force``."""
     date = parse_date(text)
     if not force and not EARLIEST_DATE <= date <= clock.today():
-        raise InputError(f"date {date} is {'in the future' if date > clock.today() else 'before 1900'}",
-                         hint="check the date; pass --force-date if it is really meant")
+        raise InputError(N_("date {date} is in the future") if date > clock.today() else N_("date {date} is before 1900"),
+                         hint=N_("check the date; pass --force-date if it is really meant"), date=date)
     return date
 
 
 def _bad_date(text: str) -> str:
-    raise InputError(f"bad date {text!r}", hint="use YYYY-MM-DD, e.g. 2026-03-31")
+    raise InputError(N_("bad date {text!r}"), hint=N_("use YYYY-MM-DD, e.g. 2026-03-31"), text=text)
 
 
 CATEGORIES = ("basic-info", "contract", "service-record", "communication", "feedback", "other")

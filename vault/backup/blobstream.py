@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 from vault.backup.repo import Repo, data_name
 from vault.errors import IntegrityError, NotFoundError
+from vault.i18n import N_
 from vault.store import atomic_writer
 
 CHUNK = 1 << 20
@@ -30,7 +31,7 @@ def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: d
     by_pack: dict[str, list[str]] = defaultdict(list)
     for b in by_blob:
         if b not in index:
-            raise IntegrityError(f"{repo.url}: blob {b[:16]} is in no pack", hint="run 'vault backup verify'")
+            raise IntegrityError(N_("{url}: blob {b} is in no pack"), hint=N_("run 'vault backup verify'"), url=repo.url, b=b[:16])
         by_pack[index[b][0]].append(b)
     written: list[Path] = []
     for pack_id, wanted in sorted(by_pack.items()):
@@ -38,14 +39,14 @@ def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: d
         try:
             src = repo.open(name)
         except NotFoundError:
-            raise IntegrityError(f"{repo.url}: {name} is missing", hint="run 'vault backup verify'") from None
+            raise IntegrityError(N_("{url}: {name} is missing"), hint=N_("run 'vault backup verify'"), url=repo.url, name=name) from None
         try:
             pos = 0
             for b in sorted(wanted, key=lambda x: index[x][1]):
                 _, off, ln = index[b]
                 if off < pos:
-                    raise IntegrityError(f"{repo.url}: the index has overlapping blobs in {name}",
-                                         hint="run 'vault backup verify'")
+                    raise IntegrityError(N_("{url}: the index has overlapping blobs in {name}"),
+                                         hint=N_("run 'vault backup verify'"), url=repo.url, name=name)
                 _skip(src, off - pos, name, repo.url)
                 first, *others = by_blob[b]
                 path = dest / first[0]
@@ -73,7 +74,7 @@ def _skip(src: BinaryIO, n: int, name: str, url: str) -> None:
     while n:
         got = src.read(min(n, CHUNK))
         if not got:
-            raise IntegrityError(f"{url}: {name} is shorter than the index says", hint="run 'vault backup verify'")
+            raise IntegrityError(N_("{url}: {name} is shorter than the index says"), hint=N_("run 'vault backup verify'"), url=url, name=name)
         n -= len(got)
 
 
@@ -85,9 +86,9 @@ def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, wha
         while left:
             chunk = src.read(min(left, CHUNK))
             if not chunk:
-                raise IntegrityError(f"{what} is cut short", hint="run 'vault backup verify'")
+                raise IntegrityError(N_("{what} is cut short"), hint=N_("run 'vault backup verify'"), what=what)
             h.update(chunk)
             out.write(chunk)
             left -= len(chunk)
         if h.hexdigest() != blob:  # raised inside the block: the temporary file is removed, not renamed
-            raise IntegrityError(f"{what} is damaged", hint="run 'vault backup verify'")
+            raise IntegrityError(N_("{what} is damaged"), hint=N_("run 'vault backup verify'"), what=what)

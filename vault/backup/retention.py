@@ -8,6 +8,7 @@ from typing import Any
 
 from vault.backup.repo import INDEX, SNAPSHOTS, TREES, Repo, data_name, parse_time
 from vault.errors import ConflictError, NotFoundError, UsageError
+from vault.i18n import N_
 
 #: The keep rules and the calendar bucket of each (UTC): the newest snapshot of each of the last N
 #: buckets that have a snapshot is kept, as ``restic forget --keep-*`` does.
@@ -34,7 +35,7 @@ class PruneReport:
 def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: AbstractSet[str]) -> dict[str, list[str]]:
     """Which snapshots to keep (id -> reasons), newest first; ``snaps`` oldest first."""
     if not any(keep.get(r, 0) > 0 for r in RULES):
-        raise UsageError("no keep rule given: prune would forget every snapshot",
+        raise UsageError(N_("no keep rule given: prune would forget every snapshot"),
                          param="keep")
     kept: dict[str, list[str]] = {}
     newest_first = sorted(snaps, key=lambda s: (s["time"], s.get("order", 0), s["id"]), reverse=True)
@@ -72,8 +73,8 @@ def prune(repo: Repo, *, keep: dict[str, int], protected: AbstractSet[str] = fro
     lock = repo.lock("prune") if not dry_run else None
     try:
         if lock and repo.live_locks(mine=[lock]):
-            raise ConflictError(f"{repo.url}: a backup or prune is running on this target",
-                                hint="retry when it has finished (a lock left by a dead run expires after 6 hours)")
+            raise ConflictError(N_("{url}: a backup or prune is running on this target"),
+                                hint=N_("retry when it has finished (a lock left by a dead run expires after 6 hours)"), url=repo.url)
         return _prune(repo, keep, protected, dry_run)
     finally:
         if lock:

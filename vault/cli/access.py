@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from vault.cli.localised import LocalisedGroup
+
 from vault.office import access, find
 
 from vault.archive import grants
@@ -12,6 +14,7 @@ from vault import clock
 from vault.cli import NUMBER, Ctx, cli, emit, json_opt, one_line
 from vault.archive.manifests import parse_date
 from vault.errors import IntegrityError, UsageError
+from vault.i18n import N_
 
 
 @cli.group("request")
@@ -112,7 +115,7 @@ def request_deny(obj: Ctx, req: str, reason: str, as_json: bool) -> None:
     emit(access.decide(obj.actor(), req, approve=False, reason=reason), as_json, _req_line)
 
 
-class _GrantGroup(click.Group):
+class _GrantGroup(LocalisedGroup):
     """``vault grant REQ`` creates a grant; ``vault grant list|revoke|sweep`` manage them."""
 
     def resolve_command(self, ctx, args):
@@ -137,7 +140,7 @@ def grant_create(obj: Ctx, req: str, hours: int, as_json: bool, number: str | No
     actor = obj.actor()
     by_name = grants.status(obj.vault, req).get("by_name")
     if number is not None and not by_name:  # not silently ignored: the granter meant something by it
-        raise UsageError(f"request {req} names its dossier already", hint="leave out --number")
+        raise UsageError(N_("request {req} names its dossier already"), hint=N_("leave out --number"), req=req)
     resolved = find.resolve_customer(actor, req, choose=number) if by_name else None
     gno = access.grant(actor, req, hours=hours, resolved=resolved)
     emit({"number": gno}, as_json, gno)
@@ -190,7 +193,7 @@ def audit_log(obj: Ctx, number: str | None, member: str | None, since: str | Non
     actor.require("audit.read")
     res = audit.verify(obj.vault)
     if not res.ok:
-        raise IntegrityError(res.problems[0], hint="run 'vault audit verify' for details")
+        raise IntegrityError(res.problems[0], hint=N_("run 'vault audit verify' for details"))
     since = parse_date(since) if since else None
     rows = [e for e in audit.entries(obj.vault)
             if (not number or e.get("number", "").split("/")[0] == number.split("/")[0])
@@ -225,6 +228,6 @@ def audit_anchor(obj: Ctx, as_json: bool) -> None:
 
     res = audit.verify(obj.vault)
     if not res.ok:
-        raise IntegrityError(res.problems[0], hint="run 'vault audit verify' for details")
+        raise IntegrityError(res.problems[0], hint=N_("run 'vault audit verify' for details"))
     line = witness.anchor_line(obj.vault, res.replay.state)
     emit({"anchor": line, "entries": res.count}, as_json, line)

@@ -14,6 +14,8 @@ import click
 from vault import backup
 from vault.cli import Ctx, cli, emit, json_opt, progress
 from vault.errors import UsageError
+from vault.i18n import N_
+from vault.i18n import N_
 
 _DURATION = re.compile(r"(\d+)([dhm]?)\Z")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)%?\Z")
@@ -26,13 +28,13 @@ def _with_endpoint(url: str, endpoint: str | None) -> str:
     """
     if "://" not in url:
         if not url.strip():
-            raise UsageError("the backup target is empty", hint="give a directory, file:///dir or s3://bucket/prefix")
+            raise UsageError(N_("the backup target is empty"), hint=N_("give a directory, file:///dir or s3://bucket/prefix"))
         url = Path(url).expanduser().resolve().as_uri()
     if not endpoint:
         return url
     parts = urlsplit(url)
     if parts.scheme != "s3":
-        raise UsageError("--endpoint-url is for s3:// targets only")
+        raise UsageError(N_("--endpoint-url is for s3:// targets only"))
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     query["endpoint"] = endpoint
     return parts._replace(query=urlencode(query)).geturl()
@@ -41,14 +43,14 @@ def _with_endpoint(url: str, endpoint: str | None) -> str:
 def _duration(text: str) -> _dt.timedelta:
     m = _DURATION.match(text.strip())
     if not m:
-        raise UsageError(f"bad duration {text!r}", hint="write a number of days, hours or minutes: 7d, 36h, 90m")
+        raise UsageError(N_("bad duration {text!r}"), hint=N_("write a number of days, hours or minutes: 7d, 36h, 90m"), text=text)
     n, unit = int(m[1]), m[2] or "d"
     return _dt.timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: n})
 
 
 def _identities(obj: Ctx) -> list:
     """The member's own age identity; the snapshot's ring files lead from it to the rings (no vault needed)."""
-    return [obj.member_key("this needs a ring member's identity").age_identity()]
+    return [obj.member_key(N_("this needs a ring member's identity")).age_identity()]
 
 
 def _size(n: float) -> str:
@@ -110,12 +112,12 @@ def backup_verify(obj: Ctx, target: str, endpoint_url: str | None, read_data: bo
                   as_json: bool) -> None:
     """Check that every object the snapshots need is on TARGET; name what is missing or damaged."""
     if read_data and read_data_subset:
-        raise UsageError("pass --read-data or --read-data-subset, not both")
+        raise UsageError(N_("pass --read-data or --read-data-subset, not both"))
     fraction = 1.0 if read_data else 0.0
     if read_data_subset:
         m = _PERCENT.match(read_data_subset.strip())
         if not m or not 0 < float(m[1]) <= 100:
-            raise UsageError(f"bad subset {read_data_subset!r}", hint="write a percentage such as 10%")
+            raise UsageError(N_("bad subset {read_data_subset!r}"), hint=N_("write a percentage such as 10%"), read_data_subset=read_data_subset)
         fraction = float(m[1]) / 100
     ids = _identities(obj) if fraction else None
     rep = backup.verify(_with_endpoint(target, endpoint_url), read_fraction=fraction, identities=ids)

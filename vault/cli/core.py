@@ -16,6 +16,7 @@ from vault.office import membership
 from vault.cli import NUMBER, Ctx, _passphrase, cli, emit, json_opt, progress, render
 from vault.cli.lazy import LazySubGroup
 from vault.errors import NotFoundError
+from vault.i18n import N_
 from vault.archive.vault import Vault
 from vault.errors import InputError
 
@@ -134,7 +135,7 @@ def member_show(obj: Ctx, name: str, key_only: bool, as_json: bool) -> None:
     """Show a member: roles, department, status, and their public key (no key needed)."""
     rec = members.all_members(obj.vault).get(name)
     if rec is None:
-        raise NotFoundError(f"no member {name}", hint="see 'vault member list'")
+        raise NotFoundError(N_("no member {name}"), hint=N_("see 'vault member list'"), name=name)
     data = {k: rec[k] for k in ("name", "roles", "dept", "status", "added_at", "added_by", "removed_at",
                                 "removed_by", "key") if k in rec}
     emit({"key": rec["key"]} if key_only else data, as_json, rec["key"] if key_only else render(data))
@@ -346,9 +347,9 @@ def migrate(obj: Ctx, as_json: bool) -> None:
     from vault.archive import migrate as migrate_mod
 
     if not obj.vault_dir:
-        raise InputError("no vault given", hint="pass --vault DIR or set VAULT_DIR")
+        raise InputError(N_("no vault given"), hint=N_("pass --vault DIR or set VAULT_DIR"))
     if not obj.identity_file or not Path(obj.identity_file).is_file():
-        raise InputError("migrating needs your identity", hint="pass --identity FILE or set VAULT_IDENTITY")
+        raise InputError(N_("migrating needs your identity"), hint=N_("pass --identity FILE or set VAULT_IDENTITY"))
     ident = identity.load_identity(Path(obj.identity_file), _passphrase(f"Passphrase for {Path(obj.identity_file).name}"))
     fp = migrate_mod.migrate(Path(obj.vault_dir), ident)
     emit({"format": 2, "fingerprint": fp}, as_json, f"migrated to format 2; new fingerprint: {fp} (keep it offline)")

@@ -15,6 +15,7 @@ from vault import backup
 from vault.store import identity
 from vault.office import membership
 from vault.errors import InputError
+from vault.i18n import N_
 from vault.archive.vault import Vault
 
 DEMO_PASSPHRASE = "demo"  # printed for the newcomer; demo identities protect invented data only
@@ -45,7 +46,7 @@ def build(root: Path) -> str:
     """Create the demo vault and identities under ``root``; return what to try next."""
     root = root.resolve()  # the commands printed at the end work from any directory
     if root.exists() and any(root.iterdir()):
-        raise InputError(f"{root} exists and is not empty", hint="pick a new directory for the demo")
+        raise InputError(N_("{root} exists and is not empty"), hint=N_("pick a new directory for the demo"), root=root)
     ids_dir = root / "identities"
     ids_dir.mkdir(parents=True, mode=0o700)
     ids = {}

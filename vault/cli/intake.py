@@ -10,6 +10,7 @@ from vault.office import intake
 from vault.cli import NUMBER, Ctx, cli, emit, json_opt
 from vault.archive.manifests import CATEGORIES
 from vault.errors import InputError
+from vault.i18n import N_
 
 
 @cli.group("intake")
@@ -70,9 +71,9 @@ def intake_invite(obj: Ctx, number, expires, uses, note, base_url, as_json) -> N
     from vault.office import invitations
 
     if not base_url:
-        raise InputError("no portal address", hint="pass --base-url https://portal.example.com or set VAULT_PORTAL_URL")
+        raise InputError(N_("no portal address"), hint=N_("pass --base-url https://portal.example.com or set VAULT_PORTAL_URL"))
     if not base_url.startswith(("https://", "http://")):
-        raise InputError(f"bad portal address {base_url!r}", hint="give the full address, e.g. https://portal.example.com")
+        raise InputError(N_("bad portal address {base_url!r}"), hint=N_("give the full address, e.g. https://portal.example.com"), base_url=base_url)
     inv = invitations.issue(obj.actor(), number, expires=expires, uses=uses, note=note)
     link = f"{base_url.rstrip('/')}/i/{inv['id']}/{inv.pop('token')}"
     emit(inv | {"link": link}, as_json,

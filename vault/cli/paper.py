@@ -8,6 +8,7 @@ import click
 
 from vault.cli import Ctx, cli, emit, json_opt
 from vault.errors import InputError
+from vault.i18n import N_
 from vault.office import paper
 
 
@@ -67,14 +68,14 @@ def paper_out(obj: Ctx, overdue: bool, as_json: bool) -> None:
 def _pairs(found: tuple[str, ...], from_file: str | None, obj_root: Path | None = None) -> list[tuple[str, str]]:
     lines = list(found)
     if from_file and obj_root is not None and Path(from_file).resolve().is_relative_to(obj_root.resolve()):
-        raise InputError("the inventory list is not read from inside the vault", hint="keep it outside the vault directory")
+        raise InputError(N_("the inventory list is not read from inside the vault"), hint=N_("keep it outside the vault directory"))
     if from_file:
         lines += [ln for ln in Path(from_file).read_text(encoding="utf-8").splitlines() if ln.strip()]
     out = []
     for ln in lines:
         docno, sep, where = ln.partition("=")
         if not sep:
-            raise InputError(f"bad inventory line {ln!r}", hint="write DOCNO=LOCATION")
+            raise InputError(N_("bad inventory line {ln!r}"), hint=N_("write DOCNO=LOCATION"), ln=ln)
         out.append((docno.strip(), where.strip()))
     return out
 

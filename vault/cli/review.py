@@ -16,6 +16,7 @@ from vault.cli import NUMBER, Ctx, cli, emit, json_opt
 from vault.cli.access import text_lines
 from vault.cli.core import dossier_grp
 from vault.errors import InputError, UsageError
+from vault.i18n import N_
 
 #: Where ``--smtp-user``'s password is read from; never from the command line (it would show in ps).
 SMTP_PASSWORD_ENV = "VAULT_SMTP_PASSWORD"
@@ -71,8 +72,8 @@ def review_due(obj: Ctx, dept: str | None, as_json: bool) -> None:
 def review_done(obj: Ctx, number: str, verified: bool, needs_update: bool, note: str | None, as_json: bool) -> None:
     """Record a review of dossier NUMBER (signed); restarts its review interval."""
     if verified == needs_update:
-        raise UsageError("say how the review went: --verified or --needs-update, one of them",
-                         hint="pass --verified, or --needs-update --note TEXT")
+        raise UsageError(N_("say how the review went: --verified or --needs-update, one of them"),
+                         hint=N_("pass --verified, or --needs-update --note TEXT"))
     rec = review.done(obj.actor(), number, "verified" if verified else "needs-update", note)
     emit(rec, as_json, f"recorded review {rec['seq']} of {rec['number']}: {rec['outcome']}")
 
@@ -83,12 +84,12 @@ def _addresses(to: tuple[str, ...], addresses_file: str | None) -> dict[str, str
         try:
             data = tomllib.loads(Path(addresses_file).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise InputError(f"cannot read addresses file {addresses_file}: {e}",
-                             hint='write one line per department: sales = "sales@example.com"') from None
+            raise InputError(N_("cannot read addresses file {addresses_file}: {e}"),
+                             hint=N_('write one line per department: sales = "sales@example.com"'), addresses_file=addresses_file, e=e) from None
         bad = [k for k, v in data.items() if not isinstance(v, str)]
         if bad:
-            raise InputError(f"{addresses_file}: {bad[0]} is not an address",
-                             hint='write one line per department: sales = "sales@example.com"')
+            raise InputError(N_("{addresses_file}: {bad} is not an address"),
+                             hint=N_('write one line per department: sales = "sales@example.com"'), addresses_file=addresses_file, bad=bad[0])
         out.update(data)
     for item in to:
         dept, sep, addr = item.partition("=")
@@ -101,7 +102,7 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--option {pair!r} is not KEY=VALUE")
+            raise UsageError(N_("--option {pair!r} is not KEY=VALUE"), pair=pair)
         out[key.strip()] = value
     return out
 
@@ -128,11 +129,11 @@ def review_notify(obj: Ctx, notifier: str, dept: str | None, report_dir: str | N
     options = _options(extra)
     if notifier == "report":
         if not report_dir:
-            raise UsageError("--notifier report needs --report-dir DIR")
+            raise UsageError(N_("--notifier report needs --report-dir DIR"))
         options["dir"] = report_dir
     elif notifier == "smtp":
         if not sender:
-            raise UsageError("--notifier smtp needs --from ADDRESS")
+            raise UsageError(N_("--notifier smtp needs --from ADDRESS"))
         options.update({"host": smtp_host, "port": smtp_port, "starttls": starttls, "from": sender,
                         "to": _addresses(to, addresses_file)})
         if smtp_user:
@@ -159,6 +160,6 @@ def _completeness_line(r: dict) -> str:
 def dossier_completeness(obj: Ctx, number: str | None, dept: str | None, as_json: bool) -> None:
     """What a dossier (or every open one) lacks per the policy's completeness rules, and since when."""
     if number and dept:
-        raise UsageError("give a dossier NUMBER or --dept, not both")
+        raise UsageError(N_("give a dossier NUMBER or --dept, not both"))
     rows = completeness.report(obj.actor(), number=number, dept=dept)
     emit(rows, as_json, lambda rs: "\n".join(_completeness_line(r) for r in rs) or "(no dossiers)")

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from vault.crypto.stream import Sink as _Sink
 
 from vault.errors import FormatError
+from vault.i18n import N_
 
 BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
 END = b"-----END AGE ENCRYPTED FILE-----"
@@ -31,7 +32,7 @@ _FAST_LINES = 1024  # lines decoded per fast-path step: ~48 KiB of output
 
 
 def _fail(why: str) -> FormatError:
-    return FormatError(f"age armor: {why}")
+    return FormatError(N_("age armor: {why}"), why=why)
 
 
 class DearmorReader(io.RawIOBase):

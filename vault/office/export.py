@@ -20,6 +20,7 @@ from vault import clock, plugins
 from vault.archive import audit, grants
 from vault.archive.manifests import load_manifest, read_profile, resolve
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError, PluginError, VaultError
+from vault.i18n import N_
 from vault.archive.exportview import READS, ExportDocument, ExportDossier
 from vault.store.keytable import KeyTable
 from vault.store import TMP_PREFIX, atomic_writer, fsync_dir, sync_files
@@ -35,12 +36,12 @@ def check_destination(v, dest: Path | str) -> Path:
     real = dest.parent.resolve() / dest.name
     root = v.root.resolve()
     if real == root or real.is_relative_to(root) or (dest.is_symlink() and dest.resolve().is_relative_to(root)):
-        raise PermissionDeniedError("refusing to write an export inside the vault directory",
-                                    hint="choose an output path outside the vault")
+        raise PermissionDeniedError(N_("refusing to write an export inside the vault directory"),
+                                    hint=N_("choose an output path outside the vault"))
     if dest.exists() or dest.is_symlink():
-        raise ConflictError(f"{dest} already exists", hint="choose a new output path; exports never overwrite")
+        raise ConflictError(N_("{dest} already exists"), hint=N_("choose a new output path; exports never overwrite"), dest=dest)
     if not dest.parent.is_dir():
-        raise InputError(f"{dest.parent} is not a directory", hint="create it first, or choose another output path")
+        raise InputError(N_("{parent} is not a directory"), hint=N_("create it first, or choose another output path"), parent=dest.parent)
     return dest
 
 
@@ -59,14 +60,14 @@ def build_exporter(fmt: str, options: Mapping[str, Any] | None = None, *, pm=Non
     registry = plugins.export_formats(pm or plugins.get_plugin_manager())
     registration = registry.get(fmt)
     if registration is None:
-        raise NotFoundError(f"no export format {fmt!r}", hint=f"formats: {', '.join(sorted(registry)) or 'none'}")
+        raise NotFoundError(N_("no export format {fmt!r}"), hint=N_("formats: {value}"), fmt=fmt, value=', '.join(sorted(registry)) or 'none')
     try:
         exporter = registration(dict(options or {}))
     except PluginError as exc:
         raise _vault_error_of(exc) from None
     problem = declaration_problem(exporter)
     if problem:
-        raise PluginError(f"plugin {registration.plugin}: export format {fmt!r} {problem}")
+        raise PluginError(N_("plugin {plugin}: export format {fmt!r} {problem}"), plugin=registration.plugin, fmt=fmt, problem=problem)
     return exporter
 
 
@@ -161,8 +162,8 @@ def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: M
     if "content" in reads and table is None:
         audit.record(actor, "dossier.export", outcome="refused", number=number)
         raise PermissionDeniedError(
-            f"export format {fmt} writes document content, which you may not read in {number}",
-            hint="reading a dossier needs the archive role or an approved, granted consultation request")
+            N_("export format {fmt} writes document content, which you may not read in {number}"),
+            hint=N_("reading a dossier needs the archive role or an approved, granted consultation request"), fmt=fmt, number=number)
     granted = reads if table is not None else frozenset()
     # Consumed before anything is written: plaintext leaves the vault only under a used approval.
     request = grants.consume_copy_approval(actor, number) if granted else None
@@ -184,9 +185,9 @@ def export_document(actor, docno: str, dest: Path | str) -> dict[str, Any]:
     m = load_manifest(v, resolve(v, docno))
     entry = next((d for d in m["documents"] if d["number"] == docno), None)
     if entry is None:
-        raise NotFoundError(f"no document {docno}", hint=f"see 'vault doc list {m['number']}'")
+        raise NotFoundError(N_("no document {docno}"), hint=N_("see 'vault doc list {number}'"), docno=docno, number=m['number'])
     if entry.get("status") == "destroyed":
-        raise ConflictError(f"document {docno} has been destroyed")
+        raise ConflictError(N_("document {docno} has been destroyed"), docno=docno)
     dest = check_destination(v, dest)
     table = grants.open_key_table(actor, m["id"], number=docno)
     request = grants.consume_copy_approval(actor, docno)

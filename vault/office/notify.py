@@ -15,6 +15,7 @@ from vault import clock, plugins
 from vault.archive import completeness
 from vault.archive import reviews
 from vault.errors import PermissionDeniedError, PluginError, VaultError
+from vault.i18n import N_
 
 
 def _lines(row: Mapping[str, Any]) -> list[str]:
@@ -57,7 +58,7 @@ def build_notifier(name: str, options: Mapping[str, Any] | None = None, *, pm=No
     pm = pm or plugins.get_plugin_manager()
     registration = plugins.notifiers(pm).get(name)
     if registration is None:
-        raise PluginError(f"notifier {name!r} is not installed", hint="see 'vault plugins list'")
+        raise PluginError(N_("notifier {name!r} is not installed"), hint=N_("see 'vault plugins list'"), name=name)
     return registration(dict(options or {}))
 
 
@@ -68,8 +69,8 @@ def _check_dir(v, options: Mapping[str, Any]) -> None:
         real = Path(os.path.abspath(options["dir"])).resolve()
         root = v.root.resolve()
         if real == root or real.is_relative_to(root):
-            raise PermissionDeniedError("refusing to write notifications inside the vault directory",
-                                        hint="choose a report directory outside the vault")
+            raise PermissionDeniedError(N_("refusing to write notifications inside the vault directory"),
+                                        hint=N_("choose a report directory outside the vault"))
 
 
 def send(actor, name: str, options: Mapping[str, Any] | None = None, *, dept: str | None = None,

@@ -14,6 +14,7 @@ import pluggy
 
 from vault.plugins import hookspecs
 from vault.errors import PluginError
+from vault.i18n import N_
 
 #: The entry-point group every plugin, built-in or third-party, is registered under.
 ENTRY_POINT_GROUP = "vault"
@@ -109,8 +110,8 @@ def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) 
         # the numbering scheme or target it believes it configured.
         unknown = sorted(a for a in allow if a not in named and _normalise(a) not in named)
         if unknown:
-            raise PluginError(f"{ALLOWLIST_ENV} names no installed plugin: {', '.join(unknown)}",
-                              hint="see 'vault plugins list' for the names; entries are distribution or entry-point names")
+            raise PluginError(N_("{ALLOWLIST_ENV} names no installed plugin: {unknown}"),
+                              hint=N_("see 'vault plugins list' for the names; entries are distribution or entry-point names"), ALLOWLIST_ENV=ALLOWLIST_ENV, unknown=', '.join(unknown))
     for _, dist_name, _, dist, ep in sorted(found, key=lambda f: f[:3]):
         source = PluginSource(dist_name, dist.version, dist_name == BUILTIN_DISTRIBUTION, ep.value)
         previous = pm.sources.get(ep.name)
@@ -119,8 +120,8 @@ def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) 
             if (previous.distribution, previous.entry_point) == (dist_name, ep.value):
                 continue
             raise PluginError(
-                f"plugin {ep.name} is provided by both {previous.distribution} and {dist_name}",
-                hint=f"uninstall one of them, or leave one out of {ALLOWLIST_ENV}",
+                N_("plugin {name} is provided by both {distribution} and {dist_name}"),
+                hint=N_("uninstall one of them, or leave one out of {ALLOWLIST_ENV}"), name=ep.name, distribution=previous.distribution, dist_name=dist_name, ALLOWLIST_ENV=ALLOWLIST_ENV,
             )
         try:
             register_plugin(pm, call_plugin(ep.name, ep.load), name=ep.name, source=source)
@@ -140,9 +141,9 @@ def register_plugin(pm: VaultPluginManager, plugin: object, *, name: str,
     try:
         pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {name} is invalid: {_first_line(exc)}") from exc
+        raise PluginError(N_("plugin {name} is invalid: {first_line}"), name=name, first_line=_first_line(exc)) from exc
     except ValueError as exc:
-        raise PluginError(f"plugin {name} cannot be registered: {_first_line(exc)}") from exc
+        raise PluginError(N_("plugin {name} cannot be registered: {first_line}"), name=name, first_line=_first_line(exc)) from exc
     if source is not None:
         pm.sources[name] = source
 
@@ -157,8 +158,8 @@ def check_plugins(pm: pluggy.PluginManager) -> None:
     except pluggy.PluginValidationError as exc:
         name = pm.get_name(exc.plugin) or repr(exc.plugin)
         raise PluginError(
-            f"plugin {name} is invalid: {_first_line(exc)}",
-            hint=f"check the hook's spelling against docs/PLUGINS.md, or leave the plugin out of {ALLOWLIST_ENV}",
+            N_("plugin {name} is invalid: {first_line}"),
+            hint=N_("check the hook's spelling against docs/PLUGINS.md, or leave the plugin out of {ALLOWLIST_ENV}"), name=name, first_line=_first_line(exc), ALLOWLIST_ENV=ALLOWLIST_ENV,
         ) from exc
 
 
@@ -178,7 +179,7 @@ def call_plugin(plugin: str, func: Callable[..., Any], /, *args: Any, **kwargs: 
     except PluginError:
         raise
     except Exception as exc:
-        raise PluginError(f"plugin {plugin} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise PluginError(N_("plugin {plugin} failed: {name__}: {first_line}"), plugin=plugin, name__=type(exc).__name__, first_line=_first_line(exc)) from exc
 
 
 def check_archive_number(number: object) -> str | None:
@@ -223,7 +224,7 @@ class PluginObject:
 
     def _refuse(self, what: str, problem: str) -> PluginError:
         reg = self.registration
-        return PluginError(f"plugin {reg.plugin}: {reg.family} {reg.name!r} returned an invalid {what}: {problem}")
+        return PluginError(N_("plugin {plugin}: {family} {name!r} returned an invalid {what}: {problem}"), plugin=reg.plugin, family=reg.family, name=reg.name, what=what, problem=problem)
 
 
 class NumberingScheme(PluginObject):
@@ -300,9 +301,9 @@ def _collect(pm: VaultPluginManager, hook: str, family: str, params: tuple[str, 
                     wanted = "a reverse-DNS URL scheme like com.example.name"
                 else:
                     wanted = "fully qualified, like example.com/name"
-                raise PluginError(f"plugin {_plugin}: {family} name {name!r} must be {wanted}")
+                raise PluginError(N_("plugin {plugin}: {family} name {name!r} must be {wanted}"), plugin=_plugin, family=family, name=name, wanted=wanted)
             if name in found:
-                raise PluginError(f"{family} {name!r} is registered by both plugin {found[name][0]} and plugin {_plugin}")
+                raise PluginError(N_("{family} {name!r} is registered by both plugin {found} and plugin {plugin}"), family=family, name=name, found=found[name][0], plugin=_plugin)
             found[name] = (_plugin, value)
 
         register.__signature__ = signature  # type: ignore[attr-defined]
@@ -317,7 +318,7 @@ def _registry(pm: VaultPluginManager, hook: str, family: str, wrapper: type[Plug
     found = _collect(pm, hook, family, **kw)
     for name, (plugin, factory) in found.items():
         if not callable(factory):
-            raise PluginError(f"plugin {plugin}: {family} {name!r} was registered with a factory that is not callable")
+            raise PluginError(N_("plugin {plugin}: {family} {name!r} was registered with a factory that is not callable"), plugin=plugin, family=family, name=name)
     return {name: Registration(family, name, plugin, factory, wrapper) for name, (plugin, factory) in found.items()}
 
 
@@ -353,7 +354,7 @@ def retention_events(pm: VaultPluginManager) -> dict[str, RetentionEvent]:
     events = {}
     for name, (plugin, description) in found.items():
         if not isinstance(description, str) or not description.strip() or "\n" in description.strip():
-            raise PluginError(f"plugin {plugin}: retention event {name!r} needs a one-line description")
+            raise PluginError(N_("plugin {plugin}: retention event {name!r} needs a one-line description"), plugin=plugin, name=name)
         events[name] = RetentionEvent(name, description.strip(), plugin)
     return events
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from vault.errors import InputError, IntegrityError
+from vault.i18n import N_
 
 #: Printable ASCII without whitespace or "/", 1-64 characters (the numbering schemes' contract).
 ARCHIVE_NUMBER = re.compile(r"[!-.0-~]{1,64}\Z")
@@ -22,8 +23,8 @@ _NUMBERED = {"request": "R", "grant": "G", "destruction": "D"}
 def _bad(kind: str, text: object, example: str, what: str | None) -> Exception:
     shown = repr(text)[:80]
     if what is not None:
-        return IntegrityError(f"{what}: bad {kind} {shown} (damaged or forged)")
-    return InputError(f"bad {kind} {shown}", hint=f"{kind}s look like {example}")
+        return IntegrityError(N_("{what}: bad {kind} {shown} (damaged or forged)"), what=what, kind=kind, shown=shown)
+    return InputError(N_("bad {kind} {shown}"), hint=N_("{kind}s look like {example}"), kind=kind, shown=shown, example=example)
 
 
 def _match(rx: re.Pattern[str], kind: str, text: object, example: str, what: str | None) -> str:
