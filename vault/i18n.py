@@ -115,32 +115,26 @@ def _fill(text: str, params: Mapping[str, Any]) -> str:
     return text.format_map(_Keep(params)) if params else text
 
 
-class Message:
-    """A catalogue id and the values of its ``{placeholders}``: English by ``str()``, any language by ``render``.
+class Message(str):
+    """A catalogue id and the values of its ``{placeholders}``: the English text as a ``str``, any
+    language by ``render``.
 
-    The library builds these where it cannot know the reader's language (errors, report lines); the
-    front end renders them. A value that can itself be rendered (a Message, a VaultError) is rendered in
-    the same language. A translation that does not fill (a lost or misspelt placeholder) falls back to
-    English rather than failing.
+    The library builds these where it cannot know the reader's language (errors, report lines); being
+    a ``str``, a Message goes into JSON and comparisons as its English text, and a front end renders
+    it. A value that can itself be rendered (a Message, a VaultError) is rendered in the same language.
+    A translation that does not fill (a lost or misspelt placeholder) falls back to English.
     """
 
-    __slots__ = ("msgid", "params")
+    msgid: str
+    params: dict[str, Any]
 
-    def __init__(self, msgid: str, **params: Any) -> None:
+    def __new__(cls, msgid: str, **params: Any) -> "Message":
+        if isinstance(msgid, Message) and not params:
+            return msgid
+        self = super().__new__(cls, _fill(msgid, {k: str(v) if hasattr(v, "render") else v for k, v in params.items()}))
         self.msgid = msgid
         self.params = params
-
-    def __str__(self) -> str:
-        return _fill(self.msgid, {k: str(v) if hasattr(v, "render") else v for k, v in self.params.items()})
-
-    def __repr__(self) -> str:
-        return f"Message({self.msgid!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return str(self) == str(other)
-
-    def __hash__(self) -> int:
-        return hash(str(self))
+        return self
 
     def render(self, gettext: Callable[[str], str]) -> str:
         values = {k: v.render(gettext) if hasattr(v, "render") else v for k, v in self.params.items()}

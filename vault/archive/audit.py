@@ -25,7 +25,7 @@ from vault import clock
 from vault.archive import authority, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store import close_lock, fsync_dir, ids, open_lock, records, write_atomic
 from vault.store.identity import PublicKey
 
@@ -221,14 +221,14 @@ def verify(v, *, anchor: tuple[int, str] | None = None) -> Verification:
     the signed checkpoint, this client's remembered checkpoint and, if given, an offline anchor."""
     res = Verification()
     if (_dir(v) / "log.jsonl").is_symlink():
-        res.problems.append("audit/log.jsonl: is a symbolic link (tampered with)")
+        res.problems.append(N_("audit/log.jsonl: is a symbolic link (tampered with)"))
         return res
     # Under the audit lock: an append between reading the log and its checkpoint is no tampering.
     with lock(v, exclusive=False):
         try:
             rep = authority.full_replay(v)
         except VaultError as e:
-            res.problems.append(str(e))
+            res.problems.append(e.message)
             return res
         cp = _read_checkpoint(v, res)
     res.replay = rep
@@ -241,7 +241,7 @@ def verify(v, *, anchor: tuple[int, str] | None = None) -> Verification:
             try:
                 witness.check_extends(v, point, who=who)
             except VaultError as e:
-                res.problems.append(str(e))
+                res.problems.append(e.message)
                 extends = extends and who != "this client"
     _check_checkpoint(v, cp, st, res)
     if extends and getattr(v, "_replay", None) is None:
@@ -270,7 +270,7 @@ def _read_checkpoint(v, res: Verification) -> dict[str, Any] | None:
     except FileNotFoundError:
         return _NO_CHECKPOINT
     except VaultError as e:
-        res.problems.append(str(e))
+        res.problems.append(e.message)
         return None
 
 
@@ -279,7 +279,7 @@ def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification)
         return
     if cp is _NO_CHECKPOINT:
         if st["count"]:
-            res.problems.append("audit/checkpoint.toml: missing")
+            res.problems.append(N_("audit/checkpoint.toml: missing"))
         return
     try:
         by = st["members"].get(cp.get("signature", {}).get("by"))
@@ -287,8 +287,7 @@ def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification)
             raise IntegrityError(N_("audit/checkpoint.toml: signed by an unknown member"))
         records.verify_record(cp, PublicKey.parse(by["key"]).signing, what="audit/checkpoint.toml")
     except VaultError as e:
-        res.problems.append(str(e))
+        res.problems.append(e.message)
         return
     if cp.get("count") != st["count"] or cp.get("head") != st["head"]:
-        res.problems.append(f"audit/log.jsonl: ends at entry {st['count']} but the signed checkpoint says "
-                            f"{cp.get('count')} (tail cut off or log rolled back)")
+        res.problems.append(Message(N_("audit/log.jsonl: ends at entry {count} but the signed checkpoint says {get} (tail cut off or log rolled back)"), count=st['count'], get=cp.get('count')))

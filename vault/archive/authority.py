@@ -28,7 +28,7 @@ from vault.archive.witness import STATE_VERSION
 from vault.archive.policy import Policy
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store import records
 from vault.store.identity import PublicKey
 
@@ -377,19 +377,19 @@ def check_files(v, rep: Replay) -> list[str]:
         p = v.root / rel
         if h is None:
             if p.exists():
-                problems.append(f"{rel}: history entry {seq} deleted it, but it is back")
+                problems.append(Message(N_("{rel}: history entry {seq} deleted it, but it is back"), rel=rel, seq=seq))
             continue
         try:
             got = sha256(p.read_bytes())
         except FileNotFoundError:
-            problems.append(f"{rel}: missing (history entry {seq} wrote it)")
+            problems.append(Message(N_("{rel}: missing (history entry {seq} wrote it)"), rel=rel, seq=seq))
             continue
         if got != h:
             old = (rep.seen or {}).get(rel, {}).get(got)
             if old is not None:
-                problems.append(f"{rel}: rolled back: it is the version of entry {old}, the history's newest is entry {seq}")
+                problems.append(Message(N_("{rel}: rolled back: it is the version of entry {old}, the history's newest is entry {seq}"), rel=rel, old=old, seq=seq))
             else:
-                problems.append(f"{rel}: changed (does not match history entry {seq})")
+                problems.append(Message(N_("{rel}: changed (does not match history entry {seq})"), rel=rel, seq=seq))
     for d in [*RECORD_DIRS, "."]:
         base = v.root / d
         walker = os.walk(base) if d != "." else [(str(v.root), [], [x.name for x in v.root.iterdir() if x.is_file()])]
@@ -398,5 +398,5 @@ def check_files(v, rep: Replay) -> list[str]:
             for f in filenames:
                 rel = (Path(dirpath) / f).relative_to(v.root).as_posix()
                 if trust.is_record(rel) and rel not in files:
-                    problems.append(f"{rel}: no history entry names this record (it counts for nothing)")
+                    problems.append(Message(N_("{rel}: no history entry names this record (it counts for nothing)"), rel=rel))
     return problems

@@ -5,7 +5,6 @@ handling live here; each area's commands live in their own module and attach to 
 """
 
 from __future__ import annotations
-from vault.i18n import N_
 
 import contextlib
 import os
@@ -148,6 +147,23 @@ def render(value: Any, indent: str = "") -> str:
     return "\n".join(lines)
 
 
+def report_lines(problems: list, notes: list = ()) -> list[str]:  # type: ignore[assignment]
+    """``problem: …`` and ``note: …`` lines of a check's report, in the reader's language."""
+    from vault.i18n import render as tr
+
+    return ([_("problem: {problem}").format(problem=tr(p)) for p in problems]
+            + [_("note: {note}").format(note=tr(n)) for n in notes])
+
+
+def problems_summary(problems: list) -> str:
+    """``no problems`` or ``N problem(s)``."""
+    from vault.i18n import ngettext
+
+    if not problems:
+        return _("no problems")
+    return ngettext("{count} problem", "{count} problems", len(problems)).format(count=len(problems))
+
+
 def _scalar(v: Any) -> str:
     if v is None or v == [] or v == {}:
         return "-"
@@ -221,9 +237,8 @@ def _say_json(ctx: click.Context, err: VaultError, hint: str) -> None:
     if ctx.meta.get("vault.json"):
         from vault.archive.vault import dumps_json
 
-        en = (lambda s: s)
-        click.echo(dumps_json({"error": {"code": err.code, "message": err.render(en),
-                                         "hint": err.render_hint(en) if err.hint else hint}}))
+        click.echo(dumps_json({"error": {"code": err.code, "message": str(err),
+                                         "hint": err.render_hint(str) if err.hint else hint}}))
 
 
 class _Reported(click.ClickException):

@@ -14,7 +14,7 @@ from vault import clock
 from vault.cli import NUMBER, Ctx, cli, emit, json_opt, one_line
 from vault.archive.manifests import parse_date
 from vault.errors import IntegrityError, UsageError
-from vault.i18n import N_
+from vault.i18n import _, N_, render
 
 
 @cli.group("request")
@@ -23,14 +23,19 @@ def request_grp() -> None:
 
 
 def _req_line(r: dict) -> str:
-    target = r["target"] or "(customer name)"
+    target = r["target"] or _("(customer name)")
     return f"{r['number']}  {r['kind']:<6} {target:<22} {r['requester']:<14} {r['state']}"
 
 
 def text_lines(r: dict, keys: tuple[str, ...], indent: str = "  ") -> str:
     """Sealed free texts as lines: the text where this member may read it, else "(sealed)"."""
-    return "".join(f"\n{indent}{k.replace('_', ' ')}: {'(sealed)' if r[k] is None else r[k]}"
+    return "".join(f"\n{indent}{_(FIELD_LABELS.get(k, k))}: {_('(sealed)') if r[k] is None else r[k]}"
                    for k in keys if k in r)
+
+
+#: Labels of the sealed texts, in the catalogue.
+FIELD_LABELS = {"purpose": N_("purpose"), "reason": N_("reason"), "override_reason": N_("override reason"),
+                "closing_reason": N_("closing reason"), "last_note": N_("last note")}
 
 
 def _req_text(r: dict) -> str:
@@ -46,7 +51,7 @@ def _req_text(r: dict) -> str:
 def request_access(obj: Ctx, number: str | None, customer: str | None, purpose: str, as_json: bool) -> None:
     """Ask to consult a dossier, by archive number or by customer name; your department head approves."""
     if (number is None) == (customer is None):
-        raise click.UsageError("give the archive number or --customer NAME")
+        raise click.UsageError(_("give the archive number or --customer NAME"))
     no = access.create_request(obj.actor(), "access", number, purpose, customer=customer)
     emit({"number": no}, as_json, no)
 
@@ -78,7 +83,7 @@ def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
     if mine or pending:  # where people decide or follow their own: the texts they may read
         for r in rows:
             r.update(grants.texts(obj.vault, r["number"], actor))
-    emit(rows, as_json, lambda rs: "\n".join(_req_text(r) for r in rs) or "(no requests)")
+    emit(rows, as_json, lambda rs: "\n".join(_req_text(r) for r in rs) or _("(no requests)"))
 
 
 @request_grp.command("show")
@@ -93,7 +98,7 @@ def request_show(obj: Ctx, req: str, as_json: bool, reveal: bool) -> None:
     st.update(grants.texts(obj.vault, req, obj.maybe_actor()))
     if reveal:
         st["customer"] = grants.customer_name(obj.actor(), req)
-    emit(st, as_json, lambda r: _req_text(r) + (f"\ncustomer: {r['customer']}" if "customer" in r else ""))
+    emit(st, as_json, lambda r: _req_text(r) + (_("\ncustomer: {name}").format(name=r["customer"]) if "customer" in r else ""))
 
 
 @request_grp.command("approve")
@@ -153,8 +158,8 @@ def grant_list(obj: Ctx, as_json: bool) -> None:
     """List grants and their state."""
     rows = grants.list_grants(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{g['number']}  {g['target']:<22} {g['grantee']:<14} until {g['expires_at']}  {g['state']}" for g in rs)
-        or "(no grants)")
+        f"{g['number']}  {g['target']:<22} {g['grantee']:<14} " + _("until {time}").format(time=g["expires_at"])
+        + f"  {g['state']}" for g in rs) or _("(no grants)"))
 
 
 @grant_grp.command("revoke")
@@ -164,7 +169,7 @@ def grant_list(obj: Ctx, as_json: bool) -> None:
 def grant_revoke(obj: Ctx, grant: str, as_json: bool) -> None:
     """Revoke a grant now."""
     access.revoke(obj.actor(), grant)
-    emit({"revoked": grant}, as_json, f"revoked {grant}")
+    emit({"revoked": grant}, as_json, _("revoked {grant}").format(grant=grant))
 
 
 @grant_grp.command("sweep")
@@ -173,7 +178,7 @@ def grant_revoke(obj: Ctx, grant: str, as_json: bool) -> None:
 def grant_sweep(obj: Ctx, as_json: bool) -> None:
     """Close every expired grant (safe to run from cron; needs no dossier key)."""
     swept = access.sweep(obj.actor())
-    emit({"swept": swept}, as_json, f"swept {len(swept)} expired grant(s)")
+    emit({"swept": swept}, as_json, _("swept {count} expired grant(s)").format(count=len(swept)))
 
 
 @cli.group("audit")
@@ -202,7 +207,7 @@ def audit_log(obj: Ctx, number: str | None, member: str | None, since: str | Non
     actor.audit("audit.read")
     emit(rows, as_json, lambda rs: "\n".join(one_line(
         f"{e['seq']:>6} {e['at']} {e['member']:<14} {e['action']:<22} {e['outcome']:<8} "
-        f"{e.get('number', '')} {e.get('ref', '')}".rstrip(), limit=1000) for e in rs) or "(no entries)")
+        f"{e.get('number', '')} {e.get('ref', '')}".rstrip(), limit=1000) for e in rs) or _("(no entries)"))
 
 
 @audit_grp.command("verify")
@@ -212,8 +217,9 @@ def audit_verify(obj: Ctx, as_json: bool) -> None:
     """Verify every entry, the chain and the checkpoint; name where it breaks. Needs no key."""
     res = audit.verify(obj.vault)
     data = {"ok": res.ok, "entries": res.count, "problems": res.problems, "checked_at": clock.stamp()}
-    emit(data, as_json, lambda d: "\n".join([*(f"problem: {p}" for p in d["problems"]),
-                                             f"{d['entries']} entries; {'intact' if d['ok'] else 'BROKEN'}"]))
+    emit(data, as_json, lambda d: "\n".join([*(_("problem: {problem}").format(problem=render(p)) for p in d["problems"]),
+                                             (_("{count} entries; intact") if d["ok"] else _("{count} entries; BROKEN"))
+                                             .format(count=d["entries"])]))
     if not res.ok:
         raise SystemExit(1)
 

@@ -10,7 +10,7 @@ import click
 
 from vault.cli import Ctx, _passphrase, cli, emit, json_opt
 from vault.errors import InputError, UsageError
-from vault.i18n import N_
+from vault.i18n import _, N_
 
 _DURATION = re.compile(r"(\d+)([smhd]?)\Z")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -53,7 +53,7 @@ def agent_start(obj: Ctx, idle_timeout: str, lifetime: str, socket_path: str | N
         raise InputError(N_("identity file {path} not found"), hint=N_("pass --identity FILE or set VAULT_IDENTITY"), path=path)
     sock = Path(socket_path).absolute() if socket_path else paths.default_socket()
     harden.no_core_dumps()  # before the secret is in this process: the daemon is forked from it
-    ident = identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
+    ident = identity.load_identity(path, _passphrase(_("Passphrase for {name}").format(name=path.name)))
     pid = daemon.start(ident, path, sock, idle_timeout=idle, lifetime=life)
     if as_json:
         emit({"socket": str(sock), "pid": pid}, True, "")
@@ -76,7 +76,7 @@ def agent_stop(obj: Ctx, as_json: bool) -> None:
     if as_json:
         emit({"stopped": True}, True, "")
     else:
-        click.echo("agent stopped", err=True)
+        click.echo(_("agent stopped"), err=True)
 
 
 @agent_grp.command("status")
@@ -92,8 +92,7 @@ def agent_status(obj: Ctx, as_json: bool) -> None:
         raise NotFoundError(N_("no agent is running at {socket_path}"),
                             hint=N_('start one with: eval "$(vault agent start)"'), socket_path=paths.socket_path())
     emit(st, as_json, lambda s: (
-        f"agent pid {s['pid']} at {s['socket']}\n"
-        f"identity: {s['identity_file']}\n"
-        f"public key: {s['public']}\n"
-        f"exits after {int(s['idle_left'])} s idle (timeout {int(s['idle_timeout'])} s), "
-        f"{int(s['lifetime_left'])} s at most"))
+        _("agent pid {pid} at {socket}\nidentity: {identity}\npublic key: {public}\n"
+          "exits after {idle} s idle (timeout {timeout} s), {life} s at most").format(
+            pid=s["pid"], socket=s["socket"], identity=s["identity_file"], public=s["public"], idle=int(s["idle_left"]),
+            timeout=int(s["idle_timeout"]), life=int(s["lifetime_left"]))))

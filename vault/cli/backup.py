@@ -12,10 +12,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import click
 
 from vault import backup
-from vault.cli import Ctx, cli, emit, json_opt, progress
+from vault.cli import Ctx, cli, emit, json_opt, problems_summary, progress, report_lines
 from vault.errors import UsageError
-from vault.i18n import N_
-from vault.i18n import N_
+from vault.i18n import N_, _
 
 _DURATION = re.compile(r"(\d+)([dhm]?)\Z")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)%?\Z")
@@ -83,10 +82,11 @@ def backup_run(obj: Ctx, target: str, endpoint_url: str | None, key_window: str,
     url = _with_endpoint(target, endpoint_url)
     with contextlib.ExitStack() as stack:
         rep = backup.run(obj.vault, url, key_window=_duration(key_window),
-                         progress=lambda total: stack.enter_context(progress(total, "uploading")))
+                         progress=lambda total: stack.enter_context(progress(total, _("uploading"))))
     emit(rep.as_dict(), as_json, lambda r: (
-        f"snapshot {r['snapshot'][:8]} saved: {r['files']} files, {_size(r['bytes_total'])} "
-        f"({_size(r['bytes_new'])} new) in {r['duration']:.1f}s; {r['keys_mirrored']} key tables mirrored"))
+        _("snapshot {id} saved: {files} files, {size} ({new} new) in {seconds:.1f}s; {keys} key tables mirrored")
+        .format(id=r["snapshot"][:8], files=r["files"], size=_size(r["bytes_total"]), new=_size(r["bytes_new"]),
+                seconds=r["duration"], keys=r["keys_mirrored"])))
 
 
 @backup_grp.command("list")
@@ -97,8 +97,8 @@ def backup_list(target: str, endpoint_url: str | None, as_json: bool) -> None:
     """List the snapshots on TARGET (no key needed)."""
     rows = backup.list_snapshots(_with_endpoint(target, endpoint_url))
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['id'][:8]}  {r['time']}  {r['files']:>7} files  {_size(r['bytes']):>10}  {_size(r['bytes_new']):>10} new"
-        for r in rs) or "(no snapshots)")
+        f"{r['id'][:8]}  {r['time']}  " + _("{files:>7} files  {size:>10}  {new:>10} new").format(
+            files=r["files"], size=_size(r["bytes"]), new=_size(r["bytes_new"])) for r in rs) or _("(no snapshots)"))
 
 
 @backup_grp.command("verify")
@@ -123,10 +123,10 @@ def backup_verify(obj: Ctx, target: str, endpoint_url: str | None, read_data: bo
     rep = backup.verify(_with_endpoint(target, endpoint_url), read_fraction=fraction, identities=ids)
 
     def text(d: dict) -> str:
-        lines = [f"problem: {p}" for p in d["problems"]] + [f"note: {n}" for n in d["notes"]]
-        lines.append(f"{d['snapshots']} snapshots, {d['packs']} packs ({d['packs_read']} read, "
-                     f"{d['documents_decrypted']} documents decrypted); "
-                     f"{'no problems' if d['ok'] else str(len(d['problems'])) + ' problem(s)'}")
+        lines = report_lines(d["problems"], d["notes"])
+        lines.append(_("{snapshots} snapshots, {packs} packs ({read} read, {decrypted} documents decrypted); {summary}")
+                     .format(snapshots=d["snapshots"], packs=d["packs"], read=d["packs_read"],
+                             decrypted=d["documents_decrypted"], summary=problems_summary(d["problems"])))
         return "\n".join(lines)
 
     emit(rep.as_dict(), as_json, text)
@@ -145,11 +145,12 @@ def backup_restore(obj: Ctx, target: str, snapshot: str, dest_dir: str, endpoint
     """Rebuild SNAPSHOT (id prefix or 'latest') into the new directory DEST_DIR; needs your identity."""
     rep = backup.restore(_with_endpoint(target, endpoint_url), snapshot, Path(dest_dir), _identities(obj))
     emit(rep.as_dict(), as_json, lambda r: "\n".join(
-        [f"restored snapshot {r['snapshot'][:8]} to {r['dest']}: {r['files']} files, {_size(r['bytes'])}, "
-         f"{r['key_tables']} key tables"]
-        + [f"note: {k}: destroyed or shredded since the snapshot" for k in r["key_tables_missing"]]
-        + [f"note: {k}: no mirrored generation opens with this snapshot's rings" for k in r["key_tables_unreadable"]]
-        + [f"next: vault --vault {r['dest']} check --read-data (and compare the fingerprint)"]))
+        [_("restored snapshot {id} to {dest}: {files} files, {size}, {keys} key tables").format(
+            id=r["snapshot"][:8], dest=r["dest"], files=r["files"], size=_size(r["bytes"]), keys=r["key_tables"])]
+        + [_("note: {table}: destroyed or shredded since the snapshot").format(table=k) for k in r["key_tables_missing"]]
+        + [_("note: {table}: no mirrored generation opens with this snapshot's rings").format(table=k)
+           for k in r["key_tables_unreadable"]]
+        + [_("next: vault --vault {dest} check --read-data (and compare the fingerprint)").format(dest=r["dest"])]))
 
 
 @backup_grp.command("prune")
@@ -169,6 +170,6 @@ def backup_prune(obj: Ctx, target: str, endpoint_url: str | None, keep_daily: in
                        keep_monthly=keep_monthly, keep_yearly=keep_yearly,
                        protected=backup.protected_dossiers(obj.vault), dry_run=dry_run)
     emit(rep.as_dict(), as_json, lambda r: (
-        f"{'would keep' if r['dry_run'] else 'kept'} {len(r['kept'])} snapshots, "
-        f"{'would forget' if r['dry_run'] else 'forgot'} {len(r['forgotten'])}; "
-        f"{r['packs_deleted']} packs ({_size(r['bytes_freed'])}) {'to delete' if r['dry_run'] else 'deleted'}"))
+        (_("would keep {kept} snapshots, would forget {forgotten}; {packs} packs ({size}) to delete") if r["dry_run"]
+         else _("kept {kept} snapshots, forgot {forgotten}; {packs} packs ({size}) deleted")).format(
+            kept=len(r["kept"]), forgotten=len(r["forgotten"]), packs=r["packs_deleted"], size=_size(r["bytes_freed"]))))

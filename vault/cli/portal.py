@@ -12,7 +12,7 @@ import click
 
 from vault.cli import Ctx, cli
 from vault.errors import InputError
-from vault.i18n import N_
+from vault.i18n import _, N_
 
 _LISTEN = re.compile(r"(?:\[(?P<v6>[0-9a-fA-F:]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})\Z")
 
@@ -72,7 +72,8 @@ def portal_serve(obj: Ctx, listen, organisation, max_file_mb, max_submission_mb,
     _check_free(host, port)
     app = create_app(Path(obj.vault.root), organisation=organisation, limits=limits)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    click.echo(f"vault portal: serving {obj.vault.root} on http://{listen} (no identity held)", err=True)
+    click.echo(_("vault portal: serving {root} on http://{listen} (no identity held)").format(
+        root=obj.vault.root, listen=listen), err=True)
     # uvicorn's own access log would write the one-time token in each request path: ours redacts it.
     uvicorn.run(app, host=host, port=port, access_log=False, server_header=False, proxy_headers=True,
                 limit_concurrency=200, timeout_keep_alive=5, log_level="warning")

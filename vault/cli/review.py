@@ -16,7 +16,7 @@ from vault.cli import NUMBER, Ctx, cli, emit, json_opt
 from vault.cli.access import text_lines
 from vault.cli.core import dossier_grp
 from vault.errors import InputError, UsageError
-from vault.i18n import N_
+from vault.i18n import _, N_
 
 #: Where ``--smtp-user``'s password is read from; never from the command line (it would show in ps).
 SMTP_PASSWORD_ENV = "VAULT_SMTP_PASSWORD"
@@ -30,24 +30,24 @@ def review_grp() -> None:
 def _gaps(r: dict) -> str:
     parts = []
     if r["missing_categories"]:
-        parts.append("categories " + ", ".join(r["missing_categories"]))
+        parts.append(_("categories {names}").format(names=", ".join(r["missing_categories"])))
     if r["missing_fields"]:
-        parts.append("fields " + ", ".join(r["missing_fields"]))
+        parts.append(_("fields {names}").format(names=", ".join(r["missing_fields"])))
     if not r["fields_checked"]:
-        parts.append("fields not checked: no read access")
-    return "missing " + "; ".join(parts) if r["missing_categories"] or r["missing_fields"] else parts[-1]
+        parts.append(_("fields not checked: no read access"))
+    return _("missing {what}").format(what="; ".join(parts)) if r["missing_categories"] or r["missing_fields"] else parts[-1]
 
 
 def _due_line(r: dict) -> str:
     why = []
     if r["stale"]:
-        why.append(f"stale since {r['stale_since']}")
+        why.append(_("stale since {date}").format(date=r["stale_since"]))
     if r["needs_update"]:
-        why.append(f"needs update since {r['needs_update_since']}")
+        why.append(_("needs update since {date}").format(date=r["needs_update_since"]))
     if r["incomplete"]:
-        why.append(f"incomplete since {r['incomplete_since']}: {_gaps(r)}")
+        why.append(_("incomplete since {date}: {gaps}").format(date=r["incomplete_since"], gaps=_gaps(r)))
     elif not r["fields_checked"]:
-        why.append("fields not checked: no read access")
+        why.append(_("fields not checked: no read access"))
     return f"{r['number']:<20} {r['dept']:<12} {r['class']:<36} {'; '.join(why)}"
 
 
@@ -59,7 +59,7 @@ def review_due(obj: Ctx, dept: str | None, as_json: bool) -> None:
     """List open dossiers that are due for review, waiting for an update, or incomplete."""
     rows = reviews.list_due(obj.actor(), dept=dept)
     emit(rows, as_json, lambda rs: "\n".join(_due_line(r) + text_lines(r, ("last_note",)) for r in rs)
-         or "(nothing due)")
+         or _("(nothing due)"))
 
 
 @review_grp.command("done")
@@ -75,7 +75,8 @@ def review_done(obj: Ctx, number: str, verified: bool, needs_update: bool, note:
         raise UsageError(N_("say how the review went: --verified or --needs-update, one of them"),
                          hint=N_("pass --verified, or --needs-update --note TEXT"))
     rec = review.done(obj.actor(), number, "verified" if verified else "needs-update", note)
-    emit(rec, as_json, f"recorded review {rec['seq']} of {rec['number']}: {rec['outcome']}")
+    emit(rec, as_json, _("recorded review {seq} of {number}: {outcome}").format(seq=rec["seq"], number=rec["number"],
+                                                                           outcome=rec["outcome"]))
 
 
 def _addresses(to: tuple[str, ...], addresses_file: str | None) -> dict[str, str]:
@@ -141,14 +142,15 @@ def review_notify(obj: Ctx, notifier: str, dept: str | None, report_dir: str | N
     from vault.office import notify  # here: it loads the plugin host, which other dossier commands do not need
 
     sent = notify.send(obj.actor(), notifier, options, dept=dept)
-    emit(sent, as_json, lambda s: "\n".join(f"notified {x['dept']}: {len(x['numbers'])} dossiers" for x in s)
-         or "(nothing to notify)")
+    emit(sent, as_json, lambda s: "\n".join(_("notified {dept}: {count} dossiers").format(dept=x["dept"], count=len(x["numbers"]))
+                                            for x in s) or _("(nothing to notify)"))
 
 
 def _completeness_line(r: dict) -> str:
-    state = "complete" if r["complete"] else f"incomplete since {r['incomplete_since']}: {_gaps(r)}"
+    state = _("complete") if r["complete"] else _("incomplete since {date}: {gaps}").format(
+        date=r["incomplete_since"], gaps=_gaps(r))
     if r["complete"] and not r["fields_checked"]:
-        state = "categories complete (fields not checked: no read access)"
+        state = _("categories complete (fields not checked: no read access)")
     return f"{r['number']:<20} {r['dept']:<12} {r['customer_type']:<11} {state}"
 
 
@@ -162,4 +164,4 @@ def dossier_completeness(obj: Ctx, number: str | None, dept: str | None, as_json
     if number and dept:
         raise UsageError(N_("give a dossier NUMBER or --dept, not both"))
     rows = completeness.report(obj.actor(), number=number, dept=dept)
-    emit(rows, as_json, lambda rs: "\n".join(_completeness_line(r) for r in rs) or "(no dossiers)")
+    emit(rows, as_json, lambda rs: "\n".join(_completeness_line(r) for r in rs) or _("(no dossiers)"))

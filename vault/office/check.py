@@ -1,6 +1,7 @@
 """``vault check``: verify every signature and ciphertext hash without keys; with keys, every byte."""
 
 from __future__ import annotations
+from vault.i18n import Message, N_
 
 import base64
 import io
@@ -60,7 +61,7 @@ def check(v, *, actor=None, progress: Callable[[int], None] | None = None,
             for ring in v.policy.data["rings"]:
                 members.ring_record(v, ring)
         except VaultError as e:
-            rep.problems.append(str(e))
+            rep.problems.append(e.message)
             return rep
         ids = actor.read_identities() if actor else None
         for ddir in sorted((v.root / "dossiers").iterdir()):
@@ -70,7 +71,7 @@ def check(v, *, actor=None, progress: Callable[[int], None] | None = None,
                     progress(1)
         _check_records(v, mem, rep)
         for p in find_temporaries(v.root):
-            rep.notes.append(f"{p.relative_to(v.root)}: temporary file left by an interrupted command (removed by the next write)")
+            rep.notes.append(Message(N_("{relative_to}: temporary file left by an interrupted command (removed by the next write)"), relative_to=p.relative_to(v.root)))
     return rep
 
 
@@ -78,7 +79,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report) -> None:
     try:
         m = load_manifest(v, dossier_id, member_records=mem)
     except VaultError as e:
-        rep.problems.append(str(e))
+        rep.problems.append(e.message)
         return
     rep.counts["dossiers"] += 1
     kt_path = v.layout.key_table(dossier_id)
@@ -90,11 +91,11 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report) -> None:
             if ids is not None:
                 table = read_table(v, dossier_id, ids)
         except FileNotFoundError:
-            rep.problems.append(f"keys/{dossier_id}.age: missing")
+            rep.problems.append(Message(N_("keys/{dossier_id}.age: missing"), dossier_id=dossier_id))
         except (FormatError, AuthenticationError):
-            rep.problems.append(f"keys/{dossier_id}.age: damaged (header does not parse)")
+            rep.problems.append(Message(N_("keys/{dossier_id}.age: damaged (header does not parse)"), dossier_id=dossier_id))
         except VaultError as e:
-            rep.problems.append(str(e))
+            rep.problems.append(e.message)
     if table is not None:
         for p in (x for x in m["profile"] if "sealed" in x):
             _try(rep, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=f"{m['number']} profile v{p['version']}"))
@@ -108,7 +109,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report) -> None:
     if docdir.is_dir():
         for p in docdir.iterdir():
             if p.name not in referenced and not p.name.startswith(TMP_PREFIX):
-                rep.notes.append(f"dossiers/{dossier_id}/documents/{p.name}: not in the manifest (left by an interrupted add)")
+                rep.notes.append(Message(N_("dossiers/{dossier_id}/documents/{name}: not in the manifest (left by an interrupted add)"), dossier_id=dossier_id, name=p.name))
 
 
 def _check_document(v, m: dict, d: dict, table, rep: Report) -> None:
@@ -118,20 +119,20 @@ def _check_document(v, m: dict, d: dict, table, rep: Report) -> None:
     try:
         digest, size = hash_file(path)
     except FileNotFoundError:
-        rep.problems.append(f"{rel}: missing")
+        rep.problems.append(Message(N_("{rel}: missing"), rel=rel))
         return
     rep.counts["bytes"] += size
     if (digest, size) != (d["sha256"], d["size"]):
-        rep.problems.append(f"{rel}: ciphertext hash does not match the manifest (damaged or tampered with)")
+        rep.problems.append(Message(N_("{rel}: ciphertext hash does not match the manifest (damaged or tampered with)"), rel=rel))
         return
     try:
         with open(path, "rb") as f:
             hdr = age.read_header(f)
         if [s.type for s in hdr.stanzas] != [KEYREF_TYPE] or hdr.stanzas[0].args != (d["key"],):
-            rep.problems.append(f"{rel}: header does not refer to its key-table entry")
+            rep.problems.append(Message(N_("{rel}: header does not refer to its key-table entry"), rel=rel))
             return
     except (FormatError, AuthenticationError):
-        rep.problems.append(f"{rel}: age header does not parse")
+        rep.problems.append(Message(N_("{rel}: age header does not parse"), rel=rel))
         return
     if table is None:
         return
@@ -140,16 +141,16 @@ def _check_document(v, m: dict, d: dict, table, rep: Report) -> None:
         with open(path, "rb") as f:
             age.decrypt(f, _Null(), [table.identity()])
     except NoIdentityMatchError:
-        rep.problems.append(f"{rel}: its key is missing from the key table")
+        rep.problems.append(Message(N_("{rel}: its key is missing from the key table"), rel=rel))
     except (FormatError, AuthenticationError):
-        rep.problems.append(f"{rel}: payload fails authentication (damaged or tampered with)")
+        rep.problems.append(Message(N_("{rel}: payload fails authentication (damaged or tampered with)"), rel=rel))
 
 
 def _try(rep: Report, fn) -> None:
     try:
         fn()
     except VaultError as e:
-        rep.problems.append(str(e))
+        rep.problems.append(e.message)
 
 
 def _check_records(v, mem: dict, rep: Report) -> None:

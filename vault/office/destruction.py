@@ -125,7 +125,7 @@ def _obstacles(v, req: dict, *, override: bool) -> list[str]:
     try:
         m, docs = _targets(v, req["target"], req["dossier"])
     except (ConflictError, NotFoundError) as e:
-        return [str(e)]
+        return [e.message]
     out = []
     if m["id"] in held_dossiers(v):
         out.append(f"dossier {m['number']} is under a legal hold: execution will be refused until it is lifted")
