@@ -18,7 +18,7 @@ from vault.archive.holds import held_dossiers
 from vault.archive.manifests import load_manifest, manifest_file, read_table, resolve
 from vault.backup.mirror import DEFAULT_WINDOW
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store import fsync_dir, ids, index, records
 
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",
@@ -128,12 +128,18 @@ def _obstacles(v, req: dict, *, override: bool) -> list[str]:
         return [e.message]
     out = []
     if m["id"] in held_dossiers(v):
-        out.append(f"dossier {m['number']} is under a legal hold: execution will be refused until it is lifted")
+        out.append(Message(N_("dossier {number} is under a legal hold: execution will be refused until it is lifted"),
+                           number=m["number"]))
     early = [s for s in (schedule.schedule(m, d, v.policy.data) for d in docs) if s["status"] != "due"]
     if early and not override:
-        out.append(f"retention has not ended for {', '.join(s['number'] for s in early[:3])}"
-                   f"{' …' if len(early) > 3 else ''}: execution will be refused until "
-                   f"{max((s.get('until') or 'its event is recorded') for s in early)}, unless approved with an override")
+        numbers = ", ".join(s["number"] for s in early[:3]) + (" …" if len(early) > 3 else "")
+        if all(s.get("until") for s in early):
+            out.append(Message(N_("retention has not ended for {numbers}: execution will be refused until {until}, "
+                                  "unless approved with an override"), numbers=numbers,
+                               until=max(s["until"] for s in early)))
+        else:
+            out.append(Message(N_("retention has not ended for {numbers}: execution will be refused until its event "
+                                  "is recorded, unless approved with an override"), numbers=numbers))
     return out
 
 
