@@ -105,7 +105,7 @@ def backup_list(target: str, endpoint_url: str | None, as_json: bool) -> None:
 @target_arg
 @endpoint_opt
 @click.option("--read-data", is_flag=True, help="Download, hash and decrypt everything (needs your identity).")
-@click.option("--read-data-subset", metavar="N%", help="Do that for a random N% of the packs.")
+@click.option("--read-data-subset", metavar="N%", help="Do that for a random N percent of the packs.")
 @json_opt
 @click.pass_obj
 def backup_verify(obj: Ctx, target: str, endpoint_url: str | None, read_data: bool, read_data_subset: str | None,
