@@ -302,6 +302,12 @@ class VaultGroup(LazyGroup):
             ctx.exit(hints.exit_code(e))
         except click.ClickException as e:
             _say(e.format_message(), _usage_hint(e))
+            if ctx.meta.get("vault.json"):
+                from vault.archive.vault import dumps_json
+
+                # click words its message in the reader's language, and --json is the same in every
+                # language: the code says what went wrong, the text is on standard error.
+                click.echo(dumps_json({"error": {"code": "usage", "hint": "see the command's --help"}}))
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo(_("vault: interrupted; nothing was changed"), err=True)
