@@ -11,3 +11,4 @@ def _client_state(tmp_path_factory, monkeypatch):
     # The command line speaks the environment's language (Chinese when none is set); tests read English
     # unless they ask for another (tests/test_i18n_cli.py).
     monkeypatch.setenv("VAULT_LANG", "en")
+    monkeypatch.setenv("LANGUAGE", "en")  # for tests that pass a child process no VAULT_ variables

@@ -28,7 +28,8 @@ TIMEOUT = 30.0
 class AgentError(VaultError):
     """The agent could not be reached, refused a request or answered nonsense."""
 
-    hint = "check 'vault agent status'; start one with: eval \"$(vault agent start)\""
+    code = "agent"
+    hint = N_("check 'vault agent status'; start one with: eval \"$(vault agent start)\"")
 
 
 class AgentClient:

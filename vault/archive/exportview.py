@@ -12,6 +12,7 @@ from typing import Any, BinaryIO, Callable
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
 from vault.i18n import N_
+from vault.store.counting import CountingReader
 from vault.store.keytable import KeyTable, unseal
 
 #: What an exporter may declare in ``reads``: sealed fields (titles, sources, the customer's profile)
@@ -74,7 +75,7 @@ class ExportDocument:
     """One document: cleartext facts as attributes, ``meta()``, ``open()`` and ``rewrap()`` when granted."""
 
     def __init__(self, entry: Mapping[str, Any], *, dossier: str, granted: frozenset[str],
-                 table: KeyTable | None, path: Path | None) -> None:
+                 table: KeyTable | None, path: Path | None, step: Callable[[int], None] | None = None) -> None:
         facts = {k: entry.get(k) for k in DOCUMENT_FACTS}
         facts["status"] = facts["status"] or "active"
         facts["dossier"] = dossier
@@ -89,6 +90,7 @@ class ExportDocument:
         self._meta = (lambda: _read_meta(meta_blob, table, number)) if table and meta_blob else None
         self._table = (lambda: table) if table is not None else None
         self._path = (lambda: path) if path is not None else None
+        self._step = step  # ciphertext bytes read, for the front end's progress bar
 
     def __getattr__(self, name: str) -> Any:
         facts = self.__dict__.get("facts", {})
@@ -125,7 +127,7 @@ class ExportDocument:
         except FileNotFoundError:
             raise IntegrityError(N_("{what}: ciphertext missing"), what=self._what()) from None
         try:
-            reader = age.open_payload(f, [table.identity()])
+            reader = age.open_payload(CountingReader(f, self._step) if self._step else f, [table.identity()])
         except NoIdentityMatchError:
             f.close()
             raise IntegrityError(N_("{what}: its key is not in the key table"), what=self._what()) from None
@@ -144,7 +146,7 @@ class ExportDocument:
         parsed = [age.parse_recipient(r) for r in recipients]
         try:
             with open(path, "rb") as f:
-                age.rewrap(f, dst, [table.identity()], parsed)
+                age.rewrap(CountingReader(f, self._step) if self._step else f, dst, [table.identity()], parsed)
         except FileNotFoundError:
             raise IntegrityError(N_("{what}: ciphertext missing"), what=self._what()) from None
         except NoIdentityMatchError:

@@ -12,7 +12,7 @@ import hashlib
 import shutil
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from vault.backup.repo import Repo, data_name
 from vault.errors import IntegrityError, NotFoundError
@@ -23,7 +23,7 @@ CHUNK = 1 << 20
 
 
 def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: dict[str, list[list[Any]]],
-                  dest: Path) -> list[Path]:
+                  dest: Path, step: Callable[[int], None] = lambda n: None) -> list[Path]:
     """Write every file of ``by_blob`` (blob id -> tree entries [path, blob, size, mode]) under ``dest``.
 
     :return: the files written (not yet synced: the caller syncs them all at once).
@@ -50,7 +50,7 @@ def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: d
                 _skip(src, off - pos, name, repo.url)
                 first, *others = by_blob[b]
                 path = dest / first[0]
-                _copy_blob(src, ln, b, path, first[3], f"{repo.url}: blob {b[:16]} in {name}")
+                _copy_blob(src, ln, b, path, first[3], f"{repo.url}: blob {b[:16]} in {name}", step)
                 written.append(path)
                 for entry in others:  # the same content at several paths: copied from the first
                     other = dest / entry[0]
@@ -58,6 +58,7 @@ def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: d
                     with open(path, "rb") as f, atomic_writer(other, mode=entry[3] & 0o777, sync=False) as out:
                         shutil.copyfileobj(f, out, CHUNK)
                     written.append(other)
+                    step(ln)
                 pos = off + ln
         finally:
             getattr(src, "close", lambda: None)()
@@ -78,7 +79,8 @@ def _skip(src: BinaryIO, n: int, name: str, url: str) -> None:
         n -= len(got)
 
 
-def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, what: str) -> None:
+def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, what: str,
+               step: Callable[[int], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     h = hashlib.sha256()
     with atomic_writer(path, mode=mode & 0o777, sync=False) as out:
@@ -90,5 +92,6 @@ def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, wha
             h.update(chunk)
             out.write(chunk)
             left -= len(chunk)
+            step(len(chunk))
         if h.hexdigest() != blob:  # raised inside the block: the temporary file is removed, not renamed
             raise IntegrityError(N_("{what} is damaged"), hint=N_("run 'vault backup verify'"), what=what)

@@ -17,6 +17,7 @@ from vault.crypto import age
 from vault.errors import (AuthenticationError, FormatError, InputError, IntegrityError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError)
 from vault.store import sync_files, write_atomic
+from vault.store.counting import Progress, no_progress
 
 
 def fetch_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], blob_ids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
@@ -136,7 +137,8 @@ class RestoreReport:
         return dict(self.__dict__)
 
 
-def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Identity]) -> RestoreReport:
+def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Identity], *,
+            progress: Progress | None = None) -> RestoreReport:
     """Rebuild snapshot ``snapshot`` (an id prefix or ``latest``) into the new directory ``dest``."""
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
@@ -161,7 +163,7 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
                                  hint=N_("the backup target has been tampered with"), what=what, rel=rel[:80])
         confined(dest, rel, what=what)
     # Every path was confined above, before the first byte is written (restore makes no links).
-    written = blobstream.restore_blobs(repo, index, by_blob, dest)
+    written = blobstream.restore_blobs(repo, index, by_blob, dest, step=(progress or no_progress)(rep.bytes))
     latest = mirror.generations(repo)
     for rel, sha_then in sorted(tree.get("keys", {}).items()):
         table = rel[len("keys/"):]

@@ -6,7 +6,7 @@ from vault.i18n import Message, N_
 import io
 import random
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import vault.backup.mirror as mirror
 import vault.backup.packs as packs
@@ -14,6 +14,7 @@ from vault.backup.repo import DATA, INDEX, SNAPSHOTS, TREES, Repo, data_name
 from vault.backup.restorer import open_tree
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
+from vault.store.counting import Progress, no_progress
 from vault.store.keytable import KeyTable
 
 
@@ -46,7 +47,7 @@ class VerifyReport:
 
 
 def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.Identity] | None = None,
-           rng: random.Random | None = None) -> VerifyReport:
+           rng: random.Random | None = None, progress: Progress | None = None) -> VerifyReport:
     """Check the repository; ``read_fraction`` of the packs (0 to 1) are downloaded and checked byte by byte.
 
     With ``identities`` every snapshot's tree is decrypted and compared with its cleartext references,
@@ -88,14 +89,18 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
             elif data_name(blobs[b][0]) not in present:
                 rep.problems.append(Message(N_("{data_name}: missing (holds blob {b} of snapshot {sid})"), data_name=data_name(blobs[b][0]), b=b[:16], sid=sid[:8]))
     gens = mirror.generations(repo)
+    sample = _sample(pack_entries, read_fraction, rng or random.Random()) if read_fraction > 0 else []
+    again = _sample(pack_entries, read_fraction or 1.0, random.Random(0)) if identities is not None else []
+    # The bytes of the packs downloaded: once to hash them, and again to decrypt their documents.
+    step = (progress or no_progress)(sum(_pack_size(pack_entries[p]) for p in [*sample, *again]))
     if read_fraction > 0:
-        _read_data(repo, rep, pack_entries, present, read_fraction, rng or random.Random())
+        _read_data(repo, rep, pack_entries, present, sample, step)
         for gs in gens.values():
             for g in gs:
                 if not g.deleted and packs.sha256_hex(repo.get(g.name)) != g.sha256:
                     rep.problems.append(Message(N_("{name}: damaged (its bytes do not hash to its name)"), name=g.name))
     if identities is not None:
-        _decrypt(repo, rep, snaps, blobs, pack_entries, present, read_fraction, identities, gens)
+        _decrypt(repo, rep, snaps, blobs, pack_entries, present, again, identities, gens, step)
     return rep
 
 
@@ -106,10 +111,15 @@ def _sample(pack_entries: dict[str, list], fraction: float, rng: random.Random) 
     return sorted(rng.sample(ids, max(1, round(len(ids) * fraction)) if ids else 0))
 
 
+def _pack_size(entries: list) -> int:
+    return max((off + ln for _, off, ln in entries), default=0)
+
+
 def _read_data(repo: Repo, rep: VerifyReport, pack_entries: dict[str, list], present: set[str],
-               fraction: float, rng: random.Random) -> None:
-    for pack_id in _sample(pack_entries, fraction, rng):
+               sample: list[str], step: Callable[[int], None]) -> None:
+    for pack_id in sample:
         name = data_name(pack_id)
+        step(_pack_size(pack_entries[pack_id]))
         if name not in present:
             continue  # already named as missing
         data = repo.get(name)
@@ -123,8 +133,8 @@ def _read_data(repo: Repo, rep: VerifyReport, pack_entries: dict[str, list], pre
 
 
 def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack_entries: dict[str, list],
-             present: set[str], fraction: float, identities: Sequence[age.Identity],
-             gens: dict[str, list[mirror.Generation]]) -> None:
+             present: set[str], sample: list[str], identities: Sequence[age.Identity],
+             gens: dict[str, list[mirror.Generation]], step: Callable[[int], None]) -> None:
     documents: dict[str, str] = {}  # blob -> dossier id, for document blobs
     ring_ids: list[age.Identity] = list(identities)
     for snap in snaps:
@@ -153,7 +163,8 @@ def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack
             rep.notes.append(Message(N_("{name}: not readable with your identity"), name=gs[-1].name))
         except (FormatError, AuthenticationError, VaultError):
             rep.problems.append(Message(N_("{name}: does not decrypt (damaged or tampered with)"), name=gs[-1].name))
-    for pack_id in _sample(pack_entries, fraction or 1.0, random.Random(0)):
+    for pack_id in sample:
+        step(_pack_size(pack_entries[pack_id]))
         wanted = [(b, off, ln) for b, off, ln in pack_entries[pack_id] if b in documents]
         if not wanted or data_name(pack_id) not in present:
             continue

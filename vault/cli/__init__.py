@@ -174,12 +174,21 @@ def _scalar(v: Any) -> str:
 
 @contextlib.contextmanager
 def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on a terminal (stderr); silent when piped."""
-    if total > 1 and sys.stderr.isatty():
-        with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
-            yield bar.update
-    else:
-        yield lambda n: None
+    """A progress bar of ``total`` bytes on a terminal (stderr); silent when piped or under --json."""
+    from vault.cli.progress import bar
+
+    with bar(total, label) as step:
+        yield step
+
+
+@contextlib.contextmanager
+def bars(label: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
+    """For library calls that report progress (``vault.store.counting.Progress``): a bar per call, on a
+    terminal only, closed when the block ends."""
+    from vault.cli.progress import factory
+
+    with contextlib.ExitStack() as stack:
+        yield factory(stack, label)
 
 
 def _note_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:

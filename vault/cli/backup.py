@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import re
 import sys
@@ -12,7 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import click
 
 from vault import backup
-from vault.cli import Ctx, cli, emit, json_opt, problems_summary, progress, report_lines
+from vault.cli import Ctx, bars, cli, emit, json_opt, problems_summary, report_lines
 from vault.errors import UsageError
 from vault.i18n import N_, _
 
@@ -80,9 +79,8 @@ def backup_grp() -> None:
 def backup_run(obj: Ctx, target: str, endpoint_url: str | None, key_window: str, as_json: bool) -> None:
     """Snapshot the vault to TARGET; needs no identity (only ciphertext and signed records leave)."""
     url = _with_endpoint(target, endpoint_url)
-    with contextlib.ExitStack() as stack:
-        rep = backup.run(obj.vault, url, key_window=_duration(key_window),
-                         progress=lambda total: stack.enter_context(progress(total, _("uploading"))))
+    with bars(_("uploading")) as bar:
+        rep = backup.run(obj.vault, url, key_window=_duration(key_window), progress=bar)
     emit(rep.as_dict(), as_json, lambda r: (
         _("snapshot {id} saved: {files} files, {size} ({new} new) in {seconds:.1f}s; {keys} key tables mirrored")
         .format(id=r["snapshot"][:8], files=r["files"], size=_size(r["bytes_total"]), new=_size(r["bytes_new"]),
@@ -120,7 +118,8 @@ def backup_verify(obj: Ctx, target: str, endpoint_url: str | None, read_data: bo
             raise UsageError(N_("bad subset {read_data_subset!r}"), hint=N_("write a percentage such as 10%"), read_data_subset=read_data_subset)
         fraction = float(m[1]) / 100
     ids = _identities(obj) if fraction else None
-    rep = backup.verify(_with_endpoint(target, endpoint_url), read_fraction=fraction, identities=ids)
+    with bars(_("reading")) as bar:
+        rep = backup.verify(_with_endpoint(target, endpoint_url), read_fraction=fraction, identities=ids, progress=bar)
 
     def text(d: dict) -> str:
         lines = report_lines(d["problems"], d["notes"])
@@ -143,7 +142,9 @@ def backup_verify(obj: Ctx, target: str, endpoint_url: str | None, read_data: bo
 @click.pass_obj
 def backup_restore(obj: Ctx, target: str, snapshot: str, dest_dir: str, endpoint_url: str | None, as_json: bool) -> None:
     """Rebuild SNAPSHOT (id prefix or 'latest') into the new directory DEST_DIR; needs your identity."""
-    rep = backup.restore(_with_endpoint(target, endpoint_url), snapshot, Path(dest_dir), _identities(obj))
+    with bars(_("restoring")) as bar:
+        rep = backup.restore(_with_endpoint(target, endpoint_url), snapshot, Path(dest_dir), _identities(obj),
+                             progress=bar)
     emit(rep.as_dict(), as_json, lambda r: "\n".join(
         [_("restored snapshot {id} to {dest}: {files} files, {size}, {keys} key tables").format(
             id=r["snapshot"][:8], dest=r["dest"], files=r["files"], size=_size(r["bytes"]), keys=r["key_tables"])]

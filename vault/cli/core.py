@@ -13,7 +13,7 @@ from vault.archive import manifests
 from vault.store import identity
 from vault.archive import members
 from vault.office import membership
-from vault.cli import NUMBER, Ctx, _passphrase, cli, emit, json_opt, problems_summary, progress, render, report_lines
+from vault.cli import NUMBER, Ctx, _passphrase, bars, cli, emit, json_opt, problems_summary, render, report_lines
 from vault.cli.lazy import LazySubGroup
 from vault.errors import NotFoundError
 from vault.i18n import N_, _
@@ -244,10 +244,10 @@ def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note
         raise click.UsageError(_("--filename names standard input; pass '-' as a file"))
     sources = [documents.Stream(filename or "stdin", sys.stdin.buffer) if f == "-" else Path(f) for f in files]
     actor = obj.actor()
-    with progress(len(files), "encrypting") as step:
+    with bars(_("encrypting")) as bar:
         nums = documents.add(actor, number, sources, category=category, source=source, date=date,
                              original=original, copy_note=copy_note, title=title, replaces=replaces,
-                             paper_location=paper_location, progress=step, force_date=force_date)
+                             paper_location=paper_location, progress=bar, force_date=force_date)
     emit({"numbers": nums, "number": nums[0] if len(nums) == 1 else nums}, as_json, "\n".join(nums))
 
 
@@ -299,8 +299,8 @@ def doc_view(obj: Ctx, docno: str, output: str | None, as_json: bool) -> None:
         from vault.store import atomic_writer
 
         # Atomic (no half file under the name) but not fsynced: a viewed copy is not archive data.
-        with atomic_writer(Path(output), mode=0o600, sync=False) as f:
-            facts = documents.view(actor, docno, f, copy_ref=copy_ref)
+        with bars(_("decrypting")) as bar, atomic_writer(Path(output), mode=0o600, sync=False) as f:
+            facts = documents.view(actor, docno, f, copy_ref=copy_ref, progress=bar)
         if as_json:  # the plaintext went to FILE; standard output stays quiet unless asked
             emit({**facts, "output": output}, True, "")
     else:
@@ -322,9 +322,8 @@ def check(obj: Ctx, read_data: bool, anchor: str | None, as_json: bool) -> None:
     v = obj.vault
     point = witness.parse_anchor(v, anchor) if anchor else None
     actor = obj.actor() if read_data else None
-    total = sum(1 for p in (v.root / "dossiers").iterdir() if p.is_dir())
-    with progress(total, _("checking")) as step:
-        rep = check_mod.check(v, actor=actor, progress=step, anchor=point)
+    with bars(_("checking")) as bar:
+        rep = check_mod.check(v, actor=actor, progress=bar, anchor=point)
     data = dict(rep.as_dict(), fingerprint=v.fingerprint)
 
     def text(d: dict) -> str:

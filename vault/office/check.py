@@ -5,12 +5,15 @@ from vault.i18n import Message, N_
 
 import base64
 import io
+import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from vault.archive import audit, authority, members
 from vault.crypto import age
 from vault.store.hashing import hash_file
+from vault.store.counting import Progress, no_progress
 from vault.archive.manifests import load_manifest, read_table
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
 from vault.store.keytable import KEYREF_TYPE, unseal
@@ -44,7 +47,7 @@ class _Null(io.RawIOBase):
         return len(b)
 
 
-def check(v, *, actor=None, progress: Callable[[int], None] | None = None,
+def check(v, *, actor=None, progress: Progress | None = None,
           anchor: tuple[int, str] | None = None) -> Report:
     """Check the whole vault. With ``actor`` (``--read-data``) also decrypt everything; with
     ``anchor`` (count, head) also that the history extends a checkpoint kept offline."""
@@ -64,18 +67,25 @@ def check(v, *, actor=None, progress: Callable[[int], None] | None = None,
             rep.problems.append(e.message)
             return rep
         ids = actor.read_identities() if actor else None
-        for ddir in sorted((v.root / "dossiers").iterdir()):
-            if ddir.is_dir():
-                _check_dossier(v, ddir.name, mem, ids, rep)
-                if progress:
-                    progress(1)
+        dirs = sorted(p for p in (v.root / "dossiers").iterdir() if p.is_dir())
+        step = (progress or no_progress)(sum(_bytes_under(p / "documents") for p in dirs))
+        for ddir in dirs:
+            _check_dossier(v, ddir.name, mem, ids, rep, step)
         _check_records(v, mem, rep)
         for p in find_temporaries(v.root):
             rep.notes.append(Message(N_("{relative_to}: temporary file left by an interrupted command (removed by the next write)"), relative_to=p.relative_to(v.root)))
     return rep
 
 
-def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report) -> None:
+def _bytes_under(d: Path) -> int:
+    """The bytes of the files directly in ``d`` (a dossier's documents), for the progress bar."""
+    try:
+        return sum(e.stat().st_size for e in os.scandir(d) if e.is_file(follow_symlinks=False))
+    except OSError:
+        return 0
+
+
+def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callable[[int], None]) -> None:
     try:
         m = load_manifest(v, dossier_id, member_records=mem)
     except VaultError as e:
@@ -105,6 +115,10 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report) -> None:
             continue
         referenced.add(f"{d['id']}.age")
         _check_document(v, m, d, table, rep)
+        try:
+            step(v.layout.document(m["id"], d["id"]).stat().st_size)
+        except OSError:
+            pass  # a missing document is named by _check_document
     docdir = v.layout.dossier_dir(dossier_id) / "documents"
     if docdir.is_dir():
         for p in docdir.iterdir():

@@ -22,6 +22,7 @@ from vault.archive import grants
 from vault.store import atomic_writer, sync_files
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
+from vault.store.counting import CountingReader, Progress, no_progress
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Stream:
 
 def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, source: str, date: str,
         original: bool, copy_note: str | None = None, title: str | None = None, replaces: str | None = None,
-        paper_location: str | None = None, progress: Callable[[int], None] | None = None,
+        paper_location: str | None = None, progress: Progress | None = None,
         force_date: bool = False) -> list[str]:
     """Encrypt and add ``files`` to a dossier; returns their document numbers.
 
@@ -77,18 +78,18 @@ def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, so
                                 hint=N_("add the new version to the newest one"), replaces=replaces, superseded_by=old['superseded_by'])
         table = read_table(v, dossier_id, actor.read_identities())
         written = []
+        # Bytes read from the files given; standard input counts towards a total of 0 (unknown).
+        step = (progress or no_progress)(sum(Path(f).stat().st_size for f in files if not isinstance(f, Stream)))
         for f in files:
             entry, path = _encrypt_one(v, m, table, f if isinstance(f, Stream) else Path(f), category=category, source=source, date=date,
                                        original=original, copy_note=copy_note, title=title,
-                                       paper_location=paper_location, by=actor.name)
+                                       paper_location=paper_location, by=actor.name, step=step)
             written.append(path)
             if old is not None:
                 entry["replaces"] = old["number"]
                 entry["version"] = old.get("version", 1) + 1
                 old["superseded_by"] = entry["number"]
             added.append(entry["number"])
-            if progress:
-                progress(1)
         sync_files(written)
         grants.save_keys(actor, dossier_id, table)  # before the commit point: see FORMAT §11
         m["revision"] += 1
@@ -99,7 +100,7 @@ def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, so
 
 def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: str, source: str, date: str,
                  original: bool, copy_note: str | None, title: str | None, paper_location: str | None,
-                 by: str) -> tuple[dict[str, Any], Path]:
+                 by: str, step: Callable[[int], None]) -> tuple[dict[str, Any], Path]:
     doc_id = secrets.token_hex(16)
     kid = secrets.token_hex(16)
     rcpt = KeyRefRecipient(kid)
@@ -107,7 +108,7 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: s
     path.parent.mkdir(mode=0o700, exist_ok=True)
     source_file = contextlib.nullcontext(src.file) if isinstance(src, Stream) else open(src, "rb")
     with source_file as fin, atomic_writer(path, sync=False) as fout, HashingWriter(fout) as hw:
-        age.encrypt(fin, hw, [rcpt])
+        age.encrypt(CountingReader(fin, step), hw, [rcpt])
     assert rcpt.file_key is not None
     table.keys[kid] = rcpt.file_key
     meta = {"title": title or src.name, "source": source, "filename": src.name}
@@ -197,7 +198,8 @@ def check_output(v, output: Path) -> Path:
     return dest
 
 
-def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None) -> dict[str, Any]:
+def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None,
+         progress: Progress | None = None) -> dict[str, Any]:
     """Decrypt a document to ``dst``; ``copy_ref`` (from ``require_save``) when ``dst`` is not a terminal.
 
     The payload's AEAD already authenticates every byte under a key only this document's key-table
@@ -224,8 +226,9 @@ def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None) -> di
     except FileNotFoundError:
         raise IntegrityError(N_("{what}: missing"), what=what) from None
     with f:
+        src = CountingReader(f, progress(os.fstat(f.fileno()).st_size)) if progress else f
         try:
-            age.decrypt(f, dst, [table.identity()])
+            age.decrypt(src, dst, [table.identity()])
         except NoIdentityMatchError:
             raise IntegrityError(N_("{what}: its key is not in the key table"), what=what) from None
         except (FormatError, AuthenticationError):

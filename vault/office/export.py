@@ -22,6 +22,7 @@ from vault.archive.manifests import load_manifest, read_profile, resolve
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError, PluginError, VaultError
 from vault.i18n import N_
 from vault.archive.exportview import READS, ExportDocument, ExportDossier
+from vault.store.counting import Progress
 from vault.store.keytable import KeyTable
 from vault.store import TMP_PREFIX, atomic_writer, fsync_dir, sync_files
 
@@ -102,7 +103,7 @@ def open_table(actor, m: Mapping[str, Any]) -> KeyTable | None:
 
 
 def make_views(actor, m: Mapping[str, Any], table: KeyTable | None, granted: frozenset[str], *, fmt: str,
-               request: str | None) -> tuple[ExportDossier, list[ExportDocument]]:
+               request: str | None, progress: Progress | None = None) -> tuple[ExportDossier, list[ExportDocument]]:
     """The dossier and document views an exporter is given; ``table`` is used only for what is ``granted``."""
     v = actor.vault
     usable = table if granted else None
@@ -110,10 +111,13 @@ def make_views(actor, m: Mapping[str, Any], table: KeyTable | None, granted: fro
     dossier = ExportDossier(m, granted=granted, profile=profile, exported_by=actor.name,
                             exported_at=clock.stamp(), fmt=fmt, request=request)
     docs = []
+    live_docs = [d for d in m["documents"] if usable is not None and d.get("status") != "destroyed"]
+    step = (progress(sum(_size(v.layout.document(m["id"], d["id"])) for d in live_docs))
+            if progress and "content" in granted and live_docs else None)
     for d in m["documents"]:
         live = usable if d.get("status") != "destroyed" else None  # a destroyed document's keys are gone
         docs.append(ExportDocument(d, dossier=m["number"], granted=granted, table=live,
-                                   path=v.layout.document(m["id"], d["id"]) if live is not None else None))
+                                   path=v.layout.document(m["id"], d["id"]) if live is not None else None, step=step))
     return dossier, docs
 
 
@@ -142,8 +146,15 @@ def _run(exporter: Any, dossier: ExportDossier, documents: list[ExportDocument],
         raise _vault_error_of(exc) from None
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: Mapping[str, Any] | None = None,
-                   sealed: bool = True) -> dict[str, Any]:
+                   sealed: bool = True, progress: Progress | None = None) -> dict[str, Any]:
     """Export a dossier with the export format ``fmt`` to ``dest``; returns what was done.
 
     :param sealed: ``False`` never gives the exporter sealed fields or content (a cleartext
@@ -167,7 +178,7 @@ def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: M
     granted = reads if table is not None else frozenset()
     # Consumed before anything is written: plaintext leaves the vault only under a used approval.
     request = grants.consume_copy_approval(actor, number) if granted else None
-    dossier, documents = make_views(actor, m, table, granted, fmt=fmt, request=request)
+    dossier, documents = make_views(actor, m, table, granted, fmt=fmt, request=request, progress=progress)
     try:
         write_export(exporter, dossier, documents, dest)
     except BaseException:
@@ -178,7 +189,7 @@ def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: M
             "sealed": bool(granted), "request": request}
 
 
-def export_document(actor, docno: str, dest: Path | str) -> dict[str, Any]:
+def export_document(actor, docno: str, dest: Path | str, *, progress: Progress | None = None) -> dict[str, Any]:
     """Write the plaintext of one document to the file ``dest``, using up a copy approval for it."""
     actor.require("doc.view", number=docno)
     v = actor.vault
@@ -191,8 +202,9 @@ def export_document(actor, docno: str, dest: Path | str) -> dict[str, Any]:
     dest = check_destination(v, dest)
     table = grants.open_key_table(actor, m["id"], number=docno)
     request = grants.consume_copy_approval(actor, docno)
-    doc = ExportDocument(entry, dossier=m["number"], granted=frozenset({"content"}), table=table,
-                         path=v.layout.document(m["id"], entry["id"]))
+    path = v.layout.document(m["id"], entry["id"])
+    doc = ExportDocument(entry, dossier=m["number"], granted=frozenset({"content"}), table=table, path=path,
+                         step=progress(_size(path)) if progress else None)
     try:
         with doc.open() as src, atomic_writer(dest, mode=0o600) as out:
             shutil.copyfileobj(src, out, 1 << 20)
