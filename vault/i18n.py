@@ -171,6 +171,11 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(current_language()).ngettext(singular, plural, n)
 
 
+def pgettext(context: str, msgid: str) -> str:
+    """``msgid`` in the command line's language, where the same English word means different things."""
+    return translations(current_language()).pgettext(context, msgid)
+
+
 def render(text: Any) -> str:
     """A Message, a VaultError or plain text, in the command line's language."""
     if hasattr(text, "render"):

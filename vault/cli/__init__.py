@@ -147,6 +147,38 @@ def render(value: Any, indent: str = "") -> str:
     return "\n".join(lines)
 
 
+def state(value: Any) -> str:
+    """A state or status word of the records (``open``, ``pending``, ``active`` …) in the reader's language.
+
+    The records and ``--json`` keep the English word; only text output shows the translation."""
+    from vault.i18n import pgettext
+
+    labels = {
+        "open": pgettext("state", "open"), "closed": pgettext("state", "closed"),
+        "destroyed": pgettext("state", "destroyed"), "pending": pgettext("state", "pending"),
+        "approved": pgettext("state", "approved"), "denied": pgettext("state", "denied"),
+        "granted": pgettext("state", "granted"), "active": pgettext("state", "active"),
+        "expired": pgettext("state", "expired"), "revoked": pgettext("state", "revoked"),
+        "used": pgettext("state", "used"), "requested": pgettext("state", "requested"),
+        "executing": pgettext("state", "executing"), "executed": pgettext("state", "executed"),
+        "cancelled": pgettext("state", "cancelled"), "due": pgettext("state", "due"),
+        "waiting": pgettext("state", "waiting"), "held": pgettext("state", "held"),
+        "no-rule": pgettext("state", "no-rule"), "removed": pgettext("state", "removed"),
+        "verified": pgettext("state", "verified"), "needs-update": pgettext("state", "needs-update"),
+        "rejected": pgettext("state", "rejected"), "accepted": pgettext("state", "accepted"),
+    }
+    return labels.get(value, str(value)) if isinstance(value, str) else str(value)
+
+
+def cell(text: Any, width: int) -> str:
+    """``text`` padded to ``width`` terminal columns (a Chinese character takes two)."""
+    import unicodedata
+
+    s = str(text)
+    used = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+    return s + " " * max(width - used, 0)
+
+
 def report_lines(problems: list, notes: list = ()) -> list[str]:  # type: ignore[assignment]
     """``problem: …`` and ``note: …`` lines of a check's report, in the reader's language."""
     from vault.i18n import render as tr

@@ -11,7 +11,7 @@ from vault.office import access, find
 from vault.archive import grants
 from vault.archive import audit
 from vault import clock
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt, one_line
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt, one_line, state
 from vault.archive.manifests import parse_date
 from vault.errors import IntegrityError, UsageError
 from vault.i18n import _, N_, render
@@ -24,7 +24,7 @@ def request_grp() -> None:
 
 def _req_line(r: dict) -> str:
     target = r["target"] or _("(customer name)")
-    return f"{r['number']}  {r['kind']:<6} {target:<22} {r['requester']:<14} {r['state']}"
+    return f"{r['number']}  {r['kind']:<6} {target:<22} {r['requester']:<14} {state(r['state'])}"
 
 
 def text_lines(r: dict, keys: tuple[str, ...], indent: str = "  ") -> str:
@@ -159,7 +159,7 @@ def grant_list(obj: Ctx, as_json: bool) -> None:
     rows = grants.list_grants(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
         f"{g['number']}  {g['target']:<22} {g['grantee']:<14} " + _("until {time}").format(time=g["expires_at"])
-        + f"  {g['state']}" for g in rs) or _("(no grants)"))
+        + f"  {state(g['state'])}" for g in rs) or _("(no grants)"))
 
 
 @grant_grp.command("revoke")

@@ -13,7 +13,8 @@ from vault.archive import manifests
 from vault.store import identity
 from vault.archive import members
 from vault.office import membership
-from vault.cli import NUMBER, Ctx, _passphrase, bars, cli, emit, json_opt, problems_summary, render, report_lines
+from vault.cli import (NUMBER, Ctx, _passphrase, bars, cell, cli, emit, json_opt, problems_summary, render, report_lines,
+                       state)
 from vault.cli.lazy import LazySubGroup
 from vault.errors import NotFoundError
 from vault.i18n import N_, _
@@ -124,7 +125,7 @@ def member_add(obj: Ctx, name: str, key: str | None, key_file: str | None, roles
 def member_list(obj: Ctx, as_json: bool) -> None:
     """List members (no key needed)."""
     rows = [{k: r[k] for k in ("name", "roles", "dept", "status")} for r in members.all_members(obj.vault).values()]
-    emit(rows, as_json, lambda rs: "\n".join(f"{r['name']:<16} {r['status']:<8} {r['dept']:<12} {','.join(r['roles'])}" for r in rs))
+    emit(rows, as_json, lambda rs: "\n".join(f"{r['name']:<16} {cell(state(r['status']), 8)} {r['dept']:<12} {','.join(r['roles'])}" for r in rs))
 
 
 @member.command("show")
@@ -181,7 +182,7 @@ def dossier_create(obj: Ctx, customer_type, business, dept, name, address, alias
 
 
 def _summary_line(s: dict) -> str:
-    return f"{s['number']:<20} {s['status']:<9} {s['class']:<40} {s['dept']:<12} " + _("{count} docs").format(count=s["current_documents"])
+    return f"{s['number']:<20} {cell(state(s['status']), 9)} {s['class']:<40} {s['dept']:<12} " + _("{count} docs").format(count=s["current_documents"])
 
 
 @dossier_grp.command("list")

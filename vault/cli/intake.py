@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vault.office import intake
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cell, cli, emit, json_opt, state
 from vault.archive.manifests import CATEGORIES
 from vault.errors import InputError
 from vault.i18n import _, N_
@@ -92,7 +92,7 @@ def intake_invitations(obj: Ctx, as_json: bool) -> None:
     obj.actor().require("intake.manage")
     rows = invitations.list_invitations(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['id']}  {r['number']:<20} {r['state']:<8} " + _("{used}/{uses} used  expires {expires}  by {member}").format(
+        f"{r['id']}  {r['number']:<20} {cell(state(r['state']), 8)} " + _("{used}/{uses} used  expires {expires}  by {member}").format(
             used=r["used"], uses=r["uses"], expires=r["expires_at"], member=r["by"])
         for r in rs) or _("(none)"))
 

@@ -8,7 +8,7 @@ import click
 
 from vault.office import destruction, holds, retention
 from vault.archive import schedule
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt, render
+from vault.cli import NUMBER, Ctx, cell, cli, emit, json_opt, render, state
 from vault.i18n import _
 from vault.i18n import render as tr
 from vault.cli.access import text_lines
@@ -67,7 +67,7 @@ def retention_report(obj: Ctx, due: bool, upcoming: int | None, as_json: bool) -
     rows = schedule.report(obj.vault, due=due, upcoming=upcoming)
     emit(rows, as_json, lambda rs: "\n".join(
         f"{r['number']:<26} {r['category']:<15} {r.get('rule') or '-':<10} {r.get('event') or '-':<20} "
-        f"{r.get('until') or _('waiting'):<10} {r['status']}" for r in rs) or _("(nothing)"))
+        f"{cell(r.get('until') or _('waiting'), 10)} {state(r['status'])}" for r in rs) or _("(nothing)"))
 
 
 @cli.group("hold")
@@ -202,7 +202,7 @@ def destroy_execute(obj: Ctx, id: str, as_json: bool) -> None:
 def destroy_list(obj: Ctx, as_json: bool) -> None:
     """List destruction requests and their state."""
     rows = destruction.list_destructions(obj.vault)
-    emit(rows, as_json, lambda rs: "\n".join(f"{r['number']}  {r['target']:<26} {r['state']}" for r in rs) or _("(none)"))
+    emit(rows, as_json, lambda rs: "\n".join(f"{r['number']}  {r['target']:<26} {state(r['state'])}" for r in rs) or _("(none)"))
 
 
 @destroy_grp.command("certificate")

@@ -12,7 +12,7 @@ import click
 from vault.archive import completeness
 from vault.office import review
 from vault.archive import reviews
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt, state
 from vault.cli.access import text_lines
 from vault.cli.core import dossier_grp
 from vault.errors import InputError, UsageError
@@ -76,7 +76,7 @@ def review_done(obj: Ctx, number: str, verified: bool, needs_update: bool, note:
                          hint=N_("pass --verified, or --needs-update --note TEXT"))
     rec = review.done(obj.actor(), number, "verified" if verified else "needs-update", note)
     emit(rec, as_json, _("recorded review {seq} of {number}: {outcome}").format(seq=rec["seq"], number=rec["number"],
-                                                                           outcome=rec["outcome"]))
+                                                                           outcome=state(rec["outcome"])))
 
 
 def _addresses(to: tuple[str, ...], addresses_file: str | None) -> dict[str, str]:
