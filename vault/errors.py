@@ -25,7 +25,7 @@ class VaultError(Exception):
     param: str | None = None
     code = "error"
 
-    def __init__(self, message: str, *, hint: str | None = None, param: str | None = None,
+    def __init__(self, message: str, /, *, hint: str | None = None, param: str | None = None,
                  code: str | None = None, **params: Any) -> None:
         self.message = Message(message, **params)  # a Message passed on keeps its id and values
         super().__init__(str(self.message))

@@ -67,7 +67,7 @@ class AgentClient:
         if not ans.get("ok"):
             if ans.get("error") == "format":
                 raise FormatError(str(ans.get("message", "age header: malformed stanza")))
-            raise AgentError(N_("the agent refused: {message}"), message=ans.get('message', ans.get('error')))
+            raise AgentError(N_("the agent refused: {reason}"), reason=ans.get('message', ans.get('error')))
         return ans
 
     def close(self) -> None:

@@ -371,7 +371,7 @@ def check_files(v, rep: Replay) -> list[str]:
     A fact file (a closing, a denial, a use) that is missing does not revert the fact — the state
     comes from the entries — but it is tampering, and named here.
     """
-    problems = []
+    problems: list[str] = []
     files = rep.state["files"]
     for rel, (h, seq, _) in sorted(files.items()):
         p = v.root / rel

@@ -12,7 +12,7 @@ from typing import Any, BinaryIO, Callable
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
 from vault.i18n import N_
-from vault.store.counting import CountingReader
+from vault.store.counting import counting
 from vault.store.keytable import KeyTable, unseal
 
 #: What an exporter may declare in ``reads``: sealed fields (titles, sources, the customer's profile)
@@ -127,7 +127,7 @@ class ExportDocument:
         except FileNotFoundError:
             raise IntegrityError(N_("{what}: ciphertext missing"), what=self._what()) from None
         try:
-            reader = age.open_payload(CountingReader(f, self._step) if self._step else f, [table.identity()])
+            reader = age.open_payload(counting(f, self._step) if self._step else f, [table.identity()])
         except NoIdentityMatchError:
             f.close()
             raise IntegrityError(N_("{what}: its key is not in the key table"), what=self._what()) from None
@@ -146,7 +146,7 @@ class ExportDocument:
         parsed = [age.parse_recipient(r) for r in recipients]
         try:
             with open(path, "rb") as f:
-                age.rewrap(CountingReader(f, self._step) if self._step else f, dst, [table.identity()], parsed)
+                age.rewrap(counting(f, self._step) if self._step else f, dst, [table.identity()], parsed)
         except FileNotFoundError:
             raise IntegrityError(N_("{what}: ciphertext missing"), what=self._what()) from None
         except NoIdentityMatchError:

@@ -89,7 +89,7 @@ class LazySubGroup(LocalisedGroup):
 class LazyGroup(LocalisedGroup):
     """A group whose commands in ``COMMANDS`` are imported the first time they are looked up."""
 
-    group_class = LocalisedGroup
+    group_class = LocalisedGroup  # type: ignore[assignment]  # subgroups are plain localised groups
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self.commands) | set(COMMANDS))

@@ -43,9 +43,7 @@ def tr_help(text: str | None) -> str | None:
 def short_help(text: str, limit: int) -> str:
     """The first sentence of a help text's first paragraph, cut to ``limit`` columns (CJK counts two)."""
     if all(ord(c) < 0x2E80 for c in text):
-        from click.utils import make_default_short_help
-
-        return make_default_short_help(text, limit)
+        return _words_short_help(text, limit)
     first = text.split("\n\n")[0].replace("\n", " ").strip()
     for stop in ("。", "；"):
         if stop in first:
@@ -63,6 +61,28 @@ def short_help(text: str, limit: int) -> str:
     return out.rstrip() + "..."
 
 
+def _words_short_help(text: str, limit: int) -> str:
+    """As click does it for words: the first sentence if it fits, else whole words and "..."."""
+    words = text.split("\n\n")[0].split()
+    if words and words[0] == "\b":
+        words = words[1:]
+    used = 0
+    for i, word in enumerate(words):
+        used += len(word) + (i > 0)
+        if used > limit:
+            break
+        if word.endswith("."):
+            return " ".join(words[: i + 1])
+    else:
+        return " ".join(words)
+    kept: list[str] = []
+    for word in words:
+        if len(" ".join([*kept, word])) + 3 > limit:
+            break
+        kept.append(word)
+    return " ".join(kept) + "..."
+
+
 class Localised:
     """Mixin for click commands: help, short help and option help translated when shown."""
 
@@ -75,13 +95,13 @@ class Localised:
         own = self.help
         try:
             for p, h in saved:
-                p.help = tr_help(h)  # type: ignore[attr-defined]
+                p.help = tr_help(h)
             self.help = tr_help(own)
             super().format_help(ctx, formatter)  # type: ignore[misc]
         finally:
             self.help = own
             for p, h in saved:
-                p.help = h  # type: ignore[attr-defined]
+                p.help = h
 
     def get_short_help_str(self, limit: int = 45) -> str:
         if self.short_help:

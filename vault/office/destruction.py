@@ -126,7 +126,7 @@ def _obstacles(v, req: dict, *, override: bool) -> list[str]:
         m, docs = _targets(v, req["target"], req["dossier"])
     except (ConflictError, NotFoundError) as e:
         return [e.message]
-    out = []
+    out: list[str] = []
     if m["id"] in held_dossiers(v):
         out.append(Message(N_("dossier {number} is under a legal hold: execution will be refused until it is lifted"),
                            number=m["number"]))

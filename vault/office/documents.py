@@ -22,7 +22,7 @@ from vault.archive import grants
 from vault.store import atomic_writer, sync_files
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
-from vault.store.counting import CountingReader, Progress, no_progress
+from vault.store.counting import Progress, counting, no_progress
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: s
     path.parent.mkdir(mode=0o700, exist_ok=True)
     source_file = contextlib.nullcontext(src.file) if isinstance(src, Stream) else open(src, "rb")
     with source_file as fin, atomic_writer(path, sync=False) as fout, HashingWriter(fout) as hw:
-        age.encrypt(CountingReader(fin, step), hw, [rcpt])
+        age.encrypt(counting(fin, step), hw, [rcpt])
     assert rcpt.file_key is not None
     table.keys[kid] = rcpt.file_key
     meta = {"title": title or src.name, "source": source, "filename": src.name}
@@ -226,7 +226,7 @@ def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None,
     except FileNotFoundError:
         raise IntegrityError(N_("{what}: missing"), what=what) from None
     with f:
-        src = CountingReader(f, progress(os.fstat(f.fileno()).st_size)) if progress else f
+        src = counting(f, progress(os.fstat(f.fileno()).st_size)) if progress else f
         try:
             age.decrypt(src, dst, [table.identity()])
         except NoIdentityMatchError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, cast
 
 #: How long operations report progress: called once with the total bytes, it returns the step
 #: function to call with each number of bytes done (a front end draws a bar; the library only counts).
@@ -35,6 +35,11 @@ class CountingReader:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
+
+
+def counting(raw: BinaryIO, step: Callable[[int], None]) -> BinaryIO:
+    """``raw`` as a binary reader that reports its bytes to ``step`` (used where a BinaryIO is expected)."""
+    return cast(BinaryIO, CountingReader(raw, step))
 
 
 def no_progress(total: int) -> Callable[[int], None]:
