@@ -31,8 +31,10 @@ def _extracted() -> set[str]:
     with open(REPO / "babel.cfg") as f:
         method_map, options = parse_mapping_cfg(f)
     found = set()
-    for _, _, message, _, _ in extract_from_dir(REPO / "vault", method_map, options):
-        found.add(message if isinstance(message, str) else message[0])
+    for where in ("vault", "plugins"):  # the package and the built-in plugins
+        for _, _, message, _, context in extract_from_dir(REPO / where, method_map, options):
+            msgid = message if isinstance(message, str) else message[0]
+            found.add(f"{context}\x04{msgid}" if context else msgid)
     return found
 
 
@@ -65,7 +67,8 @@ def test_command_line_language_from_the_environment(env, lang):
 @pytest.mark.parametrize("lang", CATALOGUED)
 def test_every_message_in_the_code_is_translated(lang):
     cat = _po(lang)
-    translated = {m.id if isinstance(m.id, str) else m.id[0]: m for m in cat if m.id}
+    translated = {(f"{m.context}\x04" if m.context else "") + (m.id if isinstance(m.id, str) else m.id[0]): m
+                  for m in cat if m.id}
     missing = _extracted() - set(translated)
     assert not missing, f"run dev/i18n update and translate: {sorted(missing)}"
     for msgid, m in translated.items():

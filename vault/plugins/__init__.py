@@ -14,7 +14,7 @@ import pluggy
 
 from vault.plugins import hookspecs
 from vault.errors import PluginError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 
 #: The entry-point group every plugin, built-in or third-party, is registered under.
 ENTRY_POINT_GROUP = "vault"
@@ -164,6 +164,9 @@ def check_plugins(pm: pluggy.PluginManager) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
+    # A plugin that words its message for the catalogue (a vault.i18n.Message) is shown translated.
+    if exc.args and isinstance(exc.args[0], Message) and "\n" not in exc.args[0] and len(exc.args[0]) <= 200:
+        return exc.args[0]
     lines = str(exc).strip().splitlines()
     return lines[0][:200] if lines else ""
 
@@ -179,7 +182,8 @@ def call_plugin(plugin: str, func: Callable[..., Any], /, *args: Any, **kwargs: 
     except PluginError:
         raise
     except Exception as exc:
-        raise PluginError(N_("plugin {plugin} failed: {name__}: {first_line}"), plugin=plugin, name__=type(exc).__name__, first_line=_first_line(exc)) from exc
+        raise PluginError(N_("plugin {plugin} failed: {kind}: {first_line}"), plugin=plugin, kind=type(exc).__name__,
+                          first_line=_first_line(exc)) from exc
 
 
 def check_archive_number(number: object) -> str | None:
