@@ -130,10 +130,10 @@ def render(value: Any, indent: str = "") -> str:
     if isinstance(value, dict):
         for k, v in value.items():
             if isinstance(v, (dict, list)) and v:
-                lines.append(f"{indent}{k}:")
+                lines.append(f"{indent}{field(k)}:")
                 lines.append(render(v, indent + "  "))
             else:
-                lines.append(f"{indent}{k}: {_scalar(v)}")
+                lines.append(f"{indent}{field(k)}: {_scalar(v)}")
     elif isinstance(value, list):
         for item in value:
             if isinstance(item, dict) and item:
@@ -168,6 +168,79 @@ def state(value: Any) -> str:
         "rejected": pgettext("state", "rejected"), "accepted": pgettext("state", "accepted"),
     }
     return labels.get(value, str(value)) if isinstance(value, str) else str(value)
+
+
+#: Labels of record fields in text output (``--json`` keeps the keys).
+FIELD_LABELS: dict[str, str] = {
+    "number": N_("number"),
+    "customer_type": N_("customer type"),
+    "business": N_("business"),
+    "dept": N_("dept"),
+    "class": N_("class"),
+    "created": N_("created"),
+    "status": N_("status"),
+    "revision": N_("revision"),
+    "documents": N_("documents"),
+    "current_documents": N_("current documents"),
+    "destroyed_documents": N_("destroyed documents"),
+    "profile": N_("profile"),
+    "name": N_("name"),
+    "address": N_("address"),
+    "contact": N_("contact"),
+    "legal_rep": N_("legal rep"),
+    "aliases": N_("aliases"),
+    "notes": N_("notes"),
+    "roles": N_("roles"),
+    "key": N_("key"),
+    "added_at": N_("added at"),
+    "added_by": N_("added by"),
+    "removed_at": N_("removed at"),
+    "removed_by": N_("removed by"),
+    "target": N_("target"),
+    "requested_by": N_("requested by"),
+    "requested_at": N_("requested at"),
+    "state": N_("state"),
+    "approved_by": N_("approved by"),
+    "approved_at": N_("approved at"),
+    "executed_by": N_("executed by"),
+    "executed_at": N_("executed at"),
+    "destroyed": N_("destroyed"),
+    "reason": N_("reason"),
+    "override_reason": N_("override reason"),
+    "closing_reason": N_("closing reason"),
+    "closed_by": N_("closed by"),
+    "closed_at": N_("closed at"),
+    "format": N_("format"),
+    "dossier_number": N_("dossier number"),
+    "whole_dossier": N_("whole dossier"),
+    "manifest_revision": N_("manifest revision"),
+    "undecryptable_from_backups_after": N_("undecryptable from backups after"),
+    "destruction": N_("destruction"),
+    "retention_overridden": N_("retention overridden"),
+    "hold_checked_at": N_("hold checked at"),
+    "held": N_("held"),
+    "sha256": N_("sha256"),
+    "size": N_("size"),
+    "backup_targets": N_("backup targets"),
+    "reached": N_("reached"),
+    "removed": N_("removed"),
+    "remirrored": N_("remirrored"),
+    "error": N_("error"),
+    "retention": N_("retention"),
+    "rule": N_("rule"),
+    "event": N_("event"),
+    "customer": N_("customer"),
+    "purpose": N_("purpose"),
+    "last_note": N_("last note"),
+    "kind": N_("kind"),
+    "requester": N_("requester"),
+    "dossier": N_("dossier"),
+}
+
+
+def field(key: str) -> str:
+    """A record field's name as a label in the reader's language (``legal_rep`` -> ``legal rep``, 法定代表人)."""
+    return _(FIELD_LABELS[key]) if key in FIELD_LABELS else key.replace("_", " ")
 
 
 def cell(text: Any, width: int) -> str:

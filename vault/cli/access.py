@@ -11,7 +11,7 @@ from vault.office import access, find
 from vault.archive import grants
 from vault.archive import audit
 from vault import clock
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt, one_line, state
+from vault.cli import NUMBER, Ctx, cli, emit, field, json_opt, one_line, state
 from vault.archive.manifests import parse_date
 from vault.errors import IntegrityError, UsageError
 from vault.i18n import _, N_, render
@@ -29,13 +29,9 @@ def _req_line(r: dict) -> str:
 
 def text_lines(r: dict, keys: tuple[str, ...], indent: str = "  ") -> str:
     """Sealed free texts as lines: the text where this member may read it, else "(sealed)"."""
-    return "".join(f"\n{indent}{_(FIELD_LABELS.get(k, k))}: {_('(sealed)') if r[k] is None else r[k]}"
+    return "".join(f"\n{indent}{field(k)}: {_('(sealed)') if r[k] is None else r[k]}"
                    for k in keys if k in r)
 
-
-#: Labels of the sealed texts, in the catalogue.
-FIELD_LABELS = {"purpose": N_("purpose"), "reason": N_("reason"), "override_reason": N_("override reason"),
-                "closing_reason": N_("closing reason"), "last_note": N_("last note")}
 
 
 def _req_text(r: dict) -> str:
@@ -98,7 +94,7 @@ def request_show(obj: Ctx, req: str, as_json: bool, reveal: bool) -> None:
     st.update(grants.texts(obj.vault, req, obj.maybe_actor()))
     if reveal:
         st["customer"] = grants.customer_name(obj.actor(), req)
-    emit(st, as_json, lambda r: _req_text(r) + (_("\ncustomer: {name}").format(name=r["customer"]) if "customer" in r else ""))
+    emit(st, as_json, lambda r: _req_text(r) + (f"\n{field('customer')}: {r['customer']}" if "customer" in r else ""))
 
 
 @request_grp.command("approve")

@@ -13,8 +13,8 @@ from vault.archive import manifests
 from vault.store import identity
 from vault.archive import members
 from vault.office import membership
-from vault.cli import (NUMBER, Ctx, _passphrase, bars, cell, cli, emit, json_opt, problems_summary, render, report_lines,
-                       state)
+from vault.cli import (NUMBER, Ctx, _passphrase, bars, cell, cli, emit, field, json_opt, problems_summary, render,
+                       report_lines, state)
 from vault.cli.lazy import LazySubGroup
 from vault.errors import NotFoundError
 from vault.i18n import N_, _
@@ -203,15 +203,17 @@ def dossier_show(obj: Ctx, number: str, as_json: bool) -> None:
     from vault.office import dossier
 
     data = dossier.show(obj.actor(), number)
-    emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in _flatten(d)))
+    emit(data, as_json, lambda d: "\n".join(f"{label}: {state(v) if key == 'status' else v}"
+                                            for key, label, v in _flatten(d)))
 
 
-def _flatten(d: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def _flatten(d: dict, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
+    """(key, label in the reader's language, value) of nested data; only field names are translated."""
     for k, v in d.items():
         if isinstance(v, dict):
-            yield from _flatten(v, f"{prefix}{k}.")
+            yield from _flatten(v, f"{prefix}{field(k)}.")
         else:
-            yield f"{prefix}{k}", ", ".join(v) if isinstance(v, list) else v
+            yield k, f"{prefix}{field(k)}", ", ".join(v) if isinstance(v, list) else v
 
 
 @cli.group("doc", cls=LazySubGroup)

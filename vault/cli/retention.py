@@ -8,7 +8,7 @@ import click
 
 from vault.office import destruction, holds, retention
 from vault.archive import schedule
-from vault.cli import NUMBER, Ctx, cell, cli, emit, json_opt, render, state
+from vault.cli import NUMBER, Ctx, cell, cli, emit, field, json_opt, render, state
 from vault.i18n import _
 from vault.i18n import render as tr
 from vault.cli.access import text_lines
@@ -180,7 +180,7 @@ def destroy_show(obj: Ctx, id: str, as_json: bool) -> None:
     row = destruction.show(obj.vault, id, obj.maybe_actor())
     keys = ("reason", "override_reason", "closing_reason")
     emit(row, as_json, lambda r: "\n".join(
-        f"{k.replace('_', ' ')}: {', '.join(v) if isinstance(v, list) else v}"
+        f"{field(k)}: {', '.join(v) if isinstance(v, list) else state(v) if k == 'state' else v}"
         for k, v in r.items() if k not in (*keys, "sealed_texts")) + text_lines(r, keys, indent=""))
 
 
