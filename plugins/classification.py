@@ -1,7 +1,6 @@
 """Built-in classifier ``standard``: customer type / business type / year, as [R-3.2.1] lists them."""
 
 from __future__ import annotations
-from vault.i18n import Message, N_
 
 import re
 import unicodedata
@@ -9,6 +8,7 @@ from collections.abc import Mapping
 
 from vault.hookspecs import hookimpl
 from vault_plugins.numbering import year_of
+from vault.i18n import Message, N_
 
 _CUSTOMER_TYPES = frozenset({"enterprise", "individual"})
 

@@ -1,7 +1,6 @@
 """Built-in numbering scheme ``standard``: archive numbers from a declared pattern such as E-2026-000042 [R-3.2.2]."""
 
 from __future__ import annotations
-from vault.i18n import Message, N_
 
 import datetime
 import re
@@ -9,6 +8,7 @@ import string
 from collections.abc import Mapping
 
 from vault.hookspecs import hookimpl
+from vault.i18n import Message, N_
 
 #: The pattern used when the vault's configuration names none.
 DEFAULT_PATTERN = "{type}-{year}-{seq:06d}"

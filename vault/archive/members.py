@@ -6,7 +6,6 @@ leaving rotates the ring identity and re-wraps key tables only — never documen
 """
 
 from __future__ import annotations
-from vault.i18n import N_
 
 import base64
 from typing import Any, Iterable
@@ -24,6 +23,7 @@ from vault.errors import (
 from vault.store import records
 from vault.store.identity import MemberKey, PublicKey
 from vault.store import write_atomic
+from vault.i18n import N_
 
 
 def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: str) -> dict[str, Any]:

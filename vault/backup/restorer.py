@@ -1,7 +1,6 @@
 """``backup restore``: a snapshot's files plus the latest mirrored key tables, rebuilt into a vault directory."""
 
 from __future__ import annotations
-from vault.i18n import N_
 
 import json
 from collections import defaultdict
@@ -18,6 +17,7 @@ from vault.errors import (AuthenticationError, FormatError, InputError, Integrit
                           NotFoundError, PermissionDeniedError)
 from vault.store import sync_files, write_atomic
 from vault.store.counting import Progress, no_progress
+from vault.i18n import N_
 
 
 def fetch_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], blob_ids: Iterable[str]) -> Iterator[tuple[str, bytes]]:

@@ -1,7 +1,6 @@
 """``backup verify``: every object a snapshot needs is there; with read-data, every byte hashes and decrypts."""
 
 from __future__ import annotations
-from vault.i18n import Message, N_
 
 import io
 import random
@@ -16,6 +15,7 @@ from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
 from vault.store.counting import Progress, no_progress
 from vault.store.keytable import KeyTable
+from vault.i18n import Message, N_
 
 
 class _Null(io.RawIOBase):

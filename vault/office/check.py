@@ -1,7 +1,6 @@
 """``vault check``: verify every signature and ciphertext hash without keys; with keys, every byte."""
 
 from __future__ import annotations
-from vault.i18n import Message, N_
 
 import base64
 import io
@@ -21,6 +20,7 @@ from vault.store import TMP_PREFIX, find_temporaries
 from vault.archive import grants, holds, reviews
 from vault.office import destruction, intake, paper
 from vault.office.holds import lifts
+from vault.i18n import Message, N_
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """Documents: streaming encrypted adds, versions that never overwrite, history and viewing [R-1.3.1, R-3.1.3]."""
 
 from __future__ import annotations
-from vault.i18n import N_
 
 import base64
 import os
@@ -23,6 +22,7 @@ from vault.store import atomic_writer, sync_files
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
 from vault.store.counting import Progress, counting, no_progress
+from vault.i18n import N_
 
 
 @dataclass(frozen=True)

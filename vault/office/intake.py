@@ -6,7 +6,6 @@ no identity and gives no read access. Accepting re-wraps the file's key into the
 """
 
 from __future__ import annotations
-from vault.i18n import N_
 
 import base64
 import contextlib
@@ -33,6 +32,7 @@ from vault.errors import (AuthenticationError, ConflictError, FormatError, Input
 from vault.store.keytable import KeyRefRecipient
 from vault.store import atomic_writer, fsync_dir
 from vault.archive import grants
+from vault.i18n import N_
 
 ID_LEN = 32
 UPLOAD_PREFIX = ".upload-"

@@ -6,7 +6,6 @@ sealed to it opens only for whoever holds the link — not for the portal host a
 """
 
 from __future__ import annotations
-from vault.i18n import N_
 
 import base64
 import binascii
@@ -26,6 +25,7 @@ from vault.errors import (AuthenticationError, ConflictError, FormatError, Input
                           NoIdentityMatchError, PermissionDeniedError)
 from vault.store import records
 from vault.archive.invitations import invitations_dir, may_invite, load
+from vault.i18n import N_
 
 TOKEN_BYTES = 32
 MAX_USES = 100

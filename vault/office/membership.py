@@ -1,7 +1,6 @@
 """Membership: adding and removing members, and re-keying the rings and key tables a leaver could open [R-2.1]."""
 
 from __future__ import annotations
-from vault.i18n import N_
 
 from typing import Any, Iterable
 
@@ -23,6 +22,7 @@ from vault.errors import (
 from vault.store import fsync_dir, records, sync_files, write_atomic
 from vault.store.identity import PublicKey
 from vault.store.layout import check_name
+from vault.i18n import N_
 
 
 def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str) -> dict[str, Any]:
