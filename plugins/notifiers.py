@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from vault import clock
 from vault.errors import PluginError
-from vault.i18n import N_
+from vault.i18n import _, N_
 from vault.hookspecs import hookimpl
 from vault.store import write_atomic
 
@@ -43,7 +43,9 @@ class ReportNotifier:
 
     def notify(self, *, department: str, subject: str, body: str, **kwargs: Any) -> None:
         path = self.dir / f"review-{clock.today()}-{_department(department)}.txt"
-        text = f"To: department {department}\nSubject: {_one_line(subject)}\n\n{body}"
+        # A report file is read by people: its two header lines are in the language of the message.
+        text = (_("To: department {department}").format(department=department) + "\n"
+                + _("Subject: {subject}").format(subject=_one_line(subject)) + f"\n\n{body}")
         write_atomic(path, text.encode("utf-8"), mode=0o600)
 
 

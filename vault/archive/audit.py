@@ -184,7 +184,7 @@ def lock(v, *, exclusive: bool, wait: float = 30.0) -> Iterator[None]:
     if not exclusive and not d.is_dir():
         yield
         return
-    fd = open_lock(d / ".lock", exclusive=exclusive, wait=wait, what="the audit trail")
+    fd = open_lock(d / ".lock", exclusive=exclusive, wait=wait, what=Message(N_("the audit trail")))
     try:
         yield
     finally:
@@ -199,7 +199,7 @@ def entries(v) -> Iterator[dict[str, Any]]:
         except FileNotFoundError:
             return
     for i, raw in enumerate(data.splitlines(), 1):
-        yield parse_line(raw, where=f"audit/log.jsonl line {i}")
+        yield parse_line(raw, where=Message(N_("audit/log.jsonl line {i}"), i=i))
 
 
 @dataclass
@@ -236,7 +236,7 @@ def verify(v, *, anchor: tuple[int, str] | None = None) -> Verification:
     res.count, res.head = st["count"], st["head"]
     res.problems.extend(st["problems"])
     extends = True
-    for who, point in (("this client", witness.remembered(v)), ("the anchor", anchor)):
+    for who, point in ((Message(N_("this client")), witness.remembered(v)), (Message(N_("the anchor")), anchor)):
         if point is not None:
             try:
                 witness.check_extends(v, point, who=who)

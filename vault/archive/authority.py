@@ -121,7 +121,7 @@ class Replay:
 
     def _entry(self, raw: bytes) -> None:
         st = self.state
-        where = f"audit/log.jsonl line {st['count'] + 1}"
+        where = Message(N_("audit/log.jsonl line {count}"), count=st['count'] + 1)
         try:
             e = json.loads(raw)
             sig = base64.b64decode(e["sig"], validate=True)
@@ -140,34 +140,34 @@ class Replay:
             raise IntegrityError(N_("{where}: bad signature (entry changed or forged)"), where=where) from None
         why = self._counts(e, signer)
         if why is not None:
-            st["problems"].append(f"{where} ({e['action']} by {e['member']}): counts for nothing: {why}")
+            st["problems"].append(Message(N_("{where} ({action} by {member}): counts for nothing: {why}"), where=where, action=e['action'], member=e['member'], why=why))
         st["count"], st["head"] = e["seq"], sha256(raw)
 
     def _counts(self, e: dict[str, Any], signer: dict[str, Any]) -> str | None:
         st = self.state
         if e.get("outcome") != "ok":
-            return "a refusal names no records" if e.get("records") or e.get("subject") else None
+            return Message(N_("a refusal names no records")) if e.get("records") or e.get("subject") else None
         if e["action"] == "vault.migrate":
             return self._migrate(e, signer)
         row = trust.row(e["action"])
         if row is None:
-            return "no rule in the trust table for this action"
+            return Message(N_("no rule in the trust table for this action"))
         if signer["status"] != "active":
-            return f"{e['member']} was removed at entry {signer['removed']}"
+            return Message(N_("{member} was removed at entry {removed}"), member=e['member'], removed=signer['removed'])
         if row.root and trust.ROOT_ROLE not in signer["roles"]:
-            return f"{e['member']} is not a supervisor"
+            return Message(N_("{member} is not a supervisor"), member=e['member'])
         right = row.right(e, st) if callable(row.right) else row.right
         if right is not None and not Policy(st["policy"]).may(signer["roles"], right):
-            return f"{e['member']} ({', '.join(signer['roles'])}) may not {right} under policy version {st['policy_version']}"
+            return Message(N_("{member} ({roles}) may not {right} under policy version {policy_version}"), member=e['member'], roles=', '.join(signer['roles']), right=right, policy_version=st['policy_version'])
         recs = e.get("records") or {}
         if not isinstance(recs, dict):
-            return "records is not a table"
+            return Message(N_("records is not a table"))
         # Ids are escaped: an entry naming object "*" must not widen what it may write.
         ids = {k: glob.escape(str(e.get(k) or "")) or "\0" for k in ("obj", "ref")}
         pats = [w.format(**ids) for w in row.writes]
         for p in recs:
             if not any(trust.match(p, pat) for pat in pats):
-                return f"{e['action']} may not write {p}"
+                return Message(N_("{action} may not write {p}"), action=e['action'], p=p)
         if row.bind is not None and (why := row.bind(e, st)) is not None:
             return why
         if e["action"] == "policy.update" and (why := self._policy(e)) is not None:
@@ -184,24 +184,24 @@ class Replay:
         try:
             raw = (self.v.root / rel).read_bytes()
         except FileNotFoundError:
-            return f"{rel} is missing"
+            return Message(N_("{rel} is missing"), rel=rel)
         if sha256(raw) != e["records"][rel] or sha256(raw) != e["records"]["policy.toml"]:
-            return f"{rel} does not match the entry"
+            return Message(N_("{rel} does not match the entry"), rel=rel)
         data = {k: x for k, x in tomllib.loads(raw.decode()).items() if k != "signature"}
         if data.get("rings") != st["policy"]["rings"]:
-            return "a policy edit cannot change the rings"
+            return Message(N_("a policy edit cannot change the rings"))
         if "policy.manage" not in data.get("roles", {}).get("supervisor", {}).get("may", []):
-            return "the supervisor role must keep policy.manage"
+            return Message(N_("the supervisor role must keep policy.manage"))
         st["policy"], st["policy_version"] = data, n
         return None
 
     def _migrate(self, e: dict[str, Any], signer: dict[str, Any]) -> str | None:
         st = self.state
         if e["seq"] != 1 or signer["status"] != "active" or trust.ROOT_ROLE not in signer["roles"]:
-            return "a migration is entry 1, by the founder or a supervisor the founder added"
+            return Message(N_("a migration is entry 1, by the founder or a supervisor the founder added"))
         snap = e.get("subject")
         if not isinstance(snap, dict) or snap.get("v") != STATE_VERSION:
-            return "the migration carries no state"
+            return Message(N_("the migration carries no state"))
         keep = {k: st[k] for k in ("count", "head", "problems")}
         st.clear()
         st.update(copy.deepcopy(snap), **keep)

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO, Callable
 
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store.counting import counting
 from vault.store.keytable import KeyTable, unseal
 
@@ -55,7 +55,7 @@ class ExportDossier(Mapping[str, Any]):
     def profile(self) -> Mapping[str, Any]:
         """The customer's sealed profile (``name``, ``address``, ``contact``, ...); PermissionDeniedError unless granted."""
         if not self.readable:
-            raise _denied("sealed profile", self._facts["number"])
+            raise _denied(Message(N_("sealed profile")), self._facts["number"])
         return dict(self._profile())  # type: ignore[misc]
 
     def __getitem__(self, key: str) -> Any:
@@ -106,7 +106,7 @@ class ExportDocument:
     def meta(self) -> Mapping[str, Any]:
         """Sealed ``title``, ``source``, ``filename``, ``copy_note``; PermissionDeniedError unless granted."""
         if not self.readable:
-            raise _denied("sealed fields", self.facts["number"])
+            raise _denied(Message(N_("sealed fields")), self.facts["number"])
         return self._meta()  # type: ignore[misc]
 
     def _content(self) -> tuple[Path, KeyTable]:
@@ -117,7 +117,7 @@ class ExportDocument:
         return self._path(), self._table()
 
     def _what(self) -> str:
-        return f"document {self.facts['number']}"
+        return Message(N_("document {number}"), number=self.facts['number'])
 
     def open(self) -> BinaryIO:
         """The document's plaintext as a readable binary stream, authenticated chunk by chunk."""
@@ -159,7 +159,7 @@ class ExportDocument:
 
 
 def _read_meta(blob: str, table: KeyTable, number: str) -> dict[str, Any]:
-    plain = unseal(base64.b64decode(blob), table, what=f"document {number} metadata")
+    plain = unseal(base64.b64decode(blob), table, what=Message(N_("document {number} metadata"), number=number))
     return tomllib.loads(plain.decode())
 
 

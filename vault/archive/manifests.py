@@ -12,7 +12,7 @@ import tomli_w
 from vault import clock
 from vault.archive import authority, members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store import ids, index, records
 from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
 
@@ -29,7 +29,7 @@ def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: in
 def manifest_file(actor, manifest: dict[str, Any]) -> dict[str, bytes | None]:
     """The signed, validated manifest as ``{path: bytes}`` for ``actor.commit`` (its commit point)."""
     signed = actor.sign(dict(manifest, updated_at=clock.stamp(), updated_by=actor.name))
-    records.validate(signed, "manifest", what=f"manifest of {manifest['number']}")
+    records.validate(signed, "manifest", what=Message(N_("manifest of {number}"), number=manifest['number']))
     return {f"dossiers/{manifest['id']}/manifest.toml": records.dump_toml(signed)}
 
 
@@ -109,7 +109,7 @@ def read_profile(actor, m: Mapping[str, Any], table: KeyTable | None = None) -> 
     """Decrypt the newest profile version (needs read access to the dossier)."""
     table = table or read_table(actor.vault, m["id"], actor.read_identities())
     p = m["profile"][-1]
-    plain = unseal(base64.b64decode(p["sealed"]), table, what=f"profile v{p['version']} of {m['number']}")
+    plain = unseal(base64.b64decode(p["sealed"]), table, what=Message(N_("profile v{version} of {number}"), version=p['version'], number=m['number']))
     return tomllib.loads(plain.decode())
 
 

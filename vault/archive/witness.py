@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vault.errors import InputError, IntegrityError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store import unconfined, write_atomic
 
 ANCHOR_PREFIX = "vault-anchor-1"
@@ -74,7 +74,7 @@ def save(v, st: dict[str, Any]) -> None:
         write_atomic(_path(v), data, mode=0o600, sync=False)
 
 
-def check_extends(v, point: tuple[int, str], *, who: str = "this client") -> None:
+def check_extends(v, point: tuple[int, str], *, who: str = Message(N_("this client"))) -> None:
     """IntegrityError unless the log's entry ``count`` has hash ``head`` (the history extends it)."""
     count, head = point
     if count == 0:

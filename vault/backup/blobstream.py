@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Callable
 
 from vault.backup.repo import Repo, data_name
 from vault.errors import IntegrityError, NotFoundError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store import atomic_writer
 
 CHUNK = 1 << 20
@@ -50,7 +50,7 @@ def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: d
                 _skip(src, off - pos, name, repo.url)
                 first, *others = by_blob[b]
                 path = dest / first[0]
-                _copy_blob(src, ln, b, path, first[3], f"{repo.url}: blob {b[:16]} in {name}", step)
+                _copy_blob(src, ln, b, path, first[3], Message(N_("{url}: blob {b} in {name}"), url=repo.url, b=b[:16], name=name), step)
                 written.append(path)
                 for entry in others:  # the same content at several paths: copied from the first
                     other = dest / entry[0]

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from vault import clock
 from vault.backup.packs import sha256_hex
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PluginError, VaultError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store import write_atomic
 from vault import plugins
 
@@ -249,7 +249,7 @@ class Repo:
             return snaps[-1]
         found = [s for s in snaps if s["id"].startswith(prefix.lower())] if prefix else []
         if len(found) != 1:
-            what = "no snapshot" if not found else "more than one snapshot"
+            what = Message(N_("no snapshot")) if not found else Message(N_("more than one snapshot"))
             raise NotFoundError(N_("{url}: {what} matches {prefix!r}"), hint=N_("see 'vault backup list'"), url=self.url, what=what, prefix=prefix)
         return found[0]
 

@@ -17,7 +17,7 @@ from vault.errors import (AuthenticationError, FormatError, InputError, Integrit
                           NotFoundError, PermissionDeniedError)
 from vault.store import sync_files, write_atomic
 from vault.store.counting import Progress, no_progress
-from vault.i18n import N_
+from vault.i18n import Message, N_
 
 
 def fetch_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], blob_ids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
@@ -150,7 +150,7 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
     rep = RestoreReport(snapshot=snap["id"], dest=str(dest))
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     by_blob: dict[str, list[list]] = defaultdict(list)
-    what = f"snapshot {snap['id'][:8]}"
+    what = Message(N_("snapshot {id}"), id=snap['id'][:8])
     for entry in tree["files"]:
         path, blob, size, mode = entry
         confined(dest, path, what=what)  # every path checked before the first byte is written

@@ -8,7 +8,7 @@ from typing import Any
 
 from vault.backup.repo import INDEX, SNAPSHOTS, TREES, Repo, data_name, parse_time
 from vault.errors import ConflictError, NotFoundError, UsageError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 
 #: The keep rules and the calendar bucket of each (UTC): the newest snapshot of each of the last N
 #: buckets that have a snapshot is kept, as ``restic forget --keep-*`` does.
@@ -59,7 +59,7 @@ def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: Abstrac
             continue
         only = sorted(d for d in protected if set(s["dossiers"].get(d, ())) - held)
         if only:
-            kept[s["id"]] = [f"holds the only copy of protected dossier {d}" for d in only]
+            kept[s["id"]] = [Message(N_("holds the only copy of protected dossier {d}"), d=d) for d in only]
             held.update(b for d in protected for b in s["dossiers"].get(d, ()))
     return kept
 

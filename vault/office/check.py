@@ -108,7 +108,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
             rep.problems.append(e.message)
     if table is not None:
         for p in (x for x in m["profile"] if "sealed" in x):
-            _try(rep, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=f"{m['number']} profile v{p['version']}"))
+            _try(rep, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=Message(N_("{number} profile v{version}"), number=m['number'], version=p['version'])))
     referenced = set()
     for d in m["documents"]:
         if d.get("status") == "destroyed":
@@ -150,7 +150,7 @@ def _check_document(v, m: dict, d: dict, table, rep: Report) -> None:
         return
     if table is None:
         return
-    _try(rep, lambda: unseal(base64.b64decode(d["meta"]), table, what=f"{d['number']} metadata"))
+    _try(rep, lambda: unseal(base64.b64decode(d["meta"]), table, what=Message(N_("{number} metadata"), number=d['number'])))
     try:
         with open(path, "rb") as f:
             age.decrypt(f, _Null(), [table.identity()])
@@ -180,6 +180,5 @@ def _check_records(v, mem: dict, rep: Report) -> None:
     for d in sorted(authority.state(v)["dossiers"]):
         _try(rep, lambda d=d: reviews.history(v, d, member_records=mem))
     _try(rep, lambda: rep.problems.extend(
-        f"destructions/{u['number']}.execution.toml: destruction {u['number']} of {u['target']} started at "
-        f"{u['started_at']} did not finish (next step: {u['next']}); run 'vault destroy execute {u['number']}'"
+        Message(N_("destructions/{number}.execution.toml: destruction {number} of {target} started at {started_at} did not finish (next step: {next}); run 'vault destroy execute {number}'"), number=u['number'], target=u['target'], started_at=u['started_at'], next=u['next'])
         for u in destruction.unfinished(v)))

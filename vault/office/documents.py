@@ -22,7 +22,7 @@ from vault.store import atomic_writer, sync_files
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
 from vault.store.counting import Progress, counting, no_progress
-from vault.i18n import N_
+from vault.i18n import Message, N_
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def list_docs(actor, number: str, *, with_meta: bool = False) -> list[dict[str, 
 
 
 def read_meta(d: dict[str, Any], table: KeyTable) -> dict[str, Any]:
-    plain = unseal(base64.b64decode(d["meta"]), table, what=f"document {d['number']} metadata")
+    plain = unseal(base64.b64decode(d["meta"]), table, what=Message(N_("document {number} metadata"), number=d['number']))
     return tomllib.loads(plain.decode())
 
 

@@ -20,7 +20,7 @@ from vault import clock, plugins
 from vault.archive import audit, grants
 from vault.archive.manifests import load_manifest, read_profile, resolve
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError, PluginError, VaultError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.archive.exportview import READS, ExportDocument, ExportDossier
 from vault.store.counting import Progress
 from vault.store.keytable import KeyTable
@@ -75,14 +75,14 @@ def build_exporter(fmt: str, options: Mapping[str, Any] | None = None, *, pm=Non
 def declaration_problem(exporter: Any) -> str | None:
     """What is wrong with an exporter's ``kind``, ``suffix`` and ``reads``, or ``None``."""
     if getattr(exporter, "kind", None) not in KINDS:
-        return f"has kind {getattr(exporter, 'kind', None)!r}, not one of {', '.join(KINDS)}"
+        return Message(N_("has kind {getattr!r}, not one of {KINDS}"), getattr=getattr(exporter, 'kind', None), KINDS=', '.join(KINDS))
     if not isinstance(getattr(exporter, "suffix", None), str):
-        return "has no str suffix"
+        return Message(N_("has no str suffix"))
     if not callable(getattr(exporter, "export", None)):
-        return "has no export() method"
+        return Message(N_("has no export() method"))
     reads = reads_of(exporter)
     if not reads <= READS:
-        return f"declares reads {sorted(reads - READS)}, not among {sorted(READS)}"
+        return Message(N_("declares reads {reads}, not among {READS}"), reads=sorted(reads - READS), READS=sorted(READS))
     return None
 
 

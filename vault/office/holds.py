@@ -10,7 +10,7 @@ from vault.archive import audit, authority, members
 from vault.archive.holds import _rel, held_dossiers, verified_holds
 from vault.archive.manifests import load_manifest, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store import records
 
 
@@ -68,7 +68,7 @@ def remove(actor, number: str, reason: str) -> str:
                "hold_sha256": hold_sha,
                "at": clock.stamp(), "by": actor.name, "reason": members.seal_text(v, reason)}
         signed = actor.sign(rec)
-        records.validate(signed, "holdlift", what=f"lift of the hold on {hold['number']}")
+        records.validate(signed, "holdlift", what=Message(N_("lift of the hold on {number}"), number=hold['number']))
         actor.commit("hold.remove", {f"holds/lifted/{dossier_id}.{n}.toml": records.dump_toml(signed),
                                      _rel(dossier_id): None}, number=number, obj=dossier_id, ref=f"lift-{n}")
     return f"{dossier_id}.{n}"

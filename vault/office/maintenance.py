@@ -9,7 +9,7 @@ from typing import Any
 from vault.archive import grants, searchindex
 from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest, manifest_file, read_profile, resolve
 from vault.errors import InputError, PermissionDeniedError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store.keytable import unseal
 from vault.archive.schemes import configured
 from vault.store.layout import check_name
@@ -51,7 +51,7 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
         new = {**old, **changes}
         changed = sorted(k for k in changes if old.get(k) != new.get(k))
         if business and business != m["business"]:
-            check_name("business type", business)
+            check_name(Message(N_("business type")), business)
             m["business"] = business
             facts = {"customer_type": m["customer_type"], "business": business, "dept": m["dept"], "created": m["created"]}
             m["class"] = configured(v, "classification").classify(facts=facts)

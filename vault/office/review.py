@@ -17,7 +17,7 @@ from vault import clock
 from vault.archive import grants, manifests
 from vault.archive.reviews import _dir, history
 from vault.errors import ConflictError, InputError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store import records
 from vault.store.keytable import seal, unseal
 
@@ -53,7 +53,7 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
             rec.update(note_key=kid, note=base64.b64encode(blob).decode())
             grants.save_keys(actor, dossier_id, table)  # before the commit point: see FORMAT §11
         signed = actor.sign(rec)
-        records.validate(signed, "review", what=f"review {seq} of {m['number']}")
+        records.validate(signed, "review", what=Message(N_("review {seq} of {number}"), seq=seq, number=m['number']))
         d = _dir(v, dossier_id)
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
         files[f"reviews/{dossier_id}/{seq}.toml"] = records.dump_toml(signed)

@@ -127,7 +127,7 @@ def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) 
             register_plugin(pm, call_plugin(ep.name, ep.load), name=ep.name, source=source)
         except PluginError as exc:
             if not source.builtin:
-                exc.hint = f"fix or uninstall {dist_name}, or leave it out of {ALLOWLIST_ENV}"
+                exc.hint = Message(N_("fix or uninstall {dist_name}, or leave it out of {ALLOWLIST_ENV}"), dist_name=dist_name, ALLOWLIST_ENV=ALLOWLIST_ENV)
             raise
     check_plugins(pm)
 
@@ -189,18 +189,18 @@ def call_plugin(plugin: str, func: Callable[..., Any], /, *args: Any, **kwargs: 
 def check_archive_number(number: object) -> str | None:
     """Return what is wrong with an archive number, or ``None`` if it is valid."""
     if not isinstance(number, str):
-        return f"not a str but {type(number).__name__}"
+        return Message(N_("not a str but {name__}"), name__=type(number).__name__)
     if not _ARCHIVE_NUMBER.match(number):
-        return f"{number[:80]!r} is not 1-64 printable ASCII characters without whitespace or '/'"
+        return Message(N_("{number!r} is not 1-64 printable ASCII characters without whitespace or '/'"), number=number[:80])
     return None
 
 
 def check_class_path(path: object) -> str | None:
     """Return what is wrong with a class path, or ``None`` if it is valid."""
     if not isinstance(path, str):
-        return f"not a str but {type(path).__name__}"
+        return Message(N_("not a str but {name__}"), name__=type(path).__name__)
     if not _CLASS_PATH.match(path):
-        return f"{path[:80]!r} is not '/'-joined segments of [a-z0-9-]+"
+        return Message(N_("{path!r} is not '/'-joined segments of [a-z0-9-]+"), path=path[:80])
     return None
 
 
@@ -237,12 +237,12 @@ class NumberingScheme(PluginObject):
     def number(self, *, sequence: int, facts: Mapping[str, str]) -> str:
         """Format the archive number for ``sequence`` (>= 1) from ``facts``."""
         if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1:
-            raise ValueError(f"sequence must be a positive int, not {sequence!r}")
+            raise ValueError(Message(N_("sequence must be a positive int, not {sequence!r}"), sequence=sequence))
         result = call_plugin(self.registration.plugin, self.wrapped.number,
                              sequence=sequence, facts=self._facts(facts))
         problem = check_archive_number(result)
         if problem:
-            raise self._refuse("archive number", problem)
+            raise self._refuse(Message(N_("archive number")), problem)
         return result
 
 
@@ -254,7 +254,7 @@ class Classifier(PluginObject):
         result = call_plugin(self.registration.plugin, self.wrapped.classify, facts=self._facts(facts))
         problem = check_class_path(result)
         if problem:
-            raise self._refuse("class path", problem)
+            raise self._refuse(Message(N_("class path")), problem)
         return result
 
 
@@ -300,11 +300,11 @@ def _collect(pm: VaultPluginManager, hook: str, family: str, params: tuple[str, 
             name, value = signature.bind(*args, **kwargs).arguments.values()
             if not isinstance(name, str) or not (short if pm.is_builtin(_plugin) else qualified).match(name):
                 if pm.is_builtin(_plugin):
-                    wanted = "a short name"
+                    wanted = Message(N_("a short name"))
                 elif url_schemes:
-                    wanted = "a reverse-DNS URL scheme like com.example.name"
+                    wanted = Message(N_("a reverse-DNS URL scheme like com.example.name"))
                 else:
-                    wanted = "fully qualified, like example.com/name"
+                    wanted = Message(N_("fully qualified, like example.com/name"))
                 raise PluginError(N_("plugin {plugin}: {family} name {name!r} must be {wanted}"), plugin=_plugin, family=family, name=name, wanted=wanted)
             if name in found:
                 raise PluginError(N_("{family} {name!r} is registered by both plugin {found} and plugin {plugin}"), family=family, name=name, found=found[name][0], plugin=_plugin)
@@ -328,7 +328,7 @@ def _registry(pm: VaultPluginManager, hook: str, family: str, wrapper: type[Plug
 
 def numbering_schemes(pm: VaultPluginManager) -> dict[str, Registration]:
     """Every registered numbering scheme, by name; ``registration(options).number(...)``."""
-    return _registry(pm, "vault_register_numbering_schemes", "numbering scheme", NumberingScheme)
+    return _registry(pm, "vault_register_numbering_schemes", Message(N_("numbering scheme")), NumberingScheme)
 
 
 def classifiers(pm: VaultPluginManager) -> dict[str, Registration]:
@@ -338,12 +338,12 @@ def classifiers(pm: VaultPluginManager) -> dict[str, Registration]:
 
 def export_formats(pm: VaultPluginManager) -> dict[str, Registration]:
     """Every registered export format, by name; ``registration(options).export(...)``."""
-    return _registry(pm, "vault_register_export_formats", "export format")
+    return _registry(pm, "vault_register_export_formats", Message(N_("export format")))
 
 
 def backup_targets(pm: VaultPluginManager) -> dict[str, Registration]:
     """Every registered backup target, by URL scheme; ``registration(url)`` gives the target."""
-    return _registry(pm, "vault_register_backup_targets", "backup target", params=("scheme", "factory"),
+    return _registry(pm, "vault_register_backup_targets", Message(N_("backup target")), params=("scheme", "factory"),
                      url_schemes=True)
 
 
@@ -354,7 +354,7 @@ def notifiers(pm: VaultPluginManager) -> dict[str, Registration]:
 
 def retention_events(pm: VaultPluginManager) -> dict[str, RetentionEvent]:
     """Every registered retention trigger event, by name."""
-    found = _collect(pm, "vault_register_retention_events", "retention event", ("name", "description"))
+    found = _collect(pm, "vault_register_retention_events", Message(N_("retention event")), ("name", "description"))
     events = {}
     for name, (plugin, description) in found.items():
         if not isinstance(description, str) or not description.strip() or "\n" in description.strip():

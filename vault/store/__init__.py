@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from vault.errors import IntegrityError, LockError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 
 TMP_PREFIX = ".tmp-"
 
@@ -251,7 +251,7 @@ class VaultLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "VaultLock":
-        self._fd = open_lock(self.path, exclusive=self.exclusive, wait=self.wait, what="the vault")
+        self._fd = open_lock(self.path, exclusive=self.exclusive, wait=self.wait, what=Message(N_("the vault")))
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,7 +13,7 @@ from typing import Callable
 from vault.store import ids
 from vault.crypto import age
 from vault.errors import ConflictError, IntegrityError, NoIdentityMatchError, PermissionDeniedError, FormatError, AuthenticationError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store import fsync_dir, write_atomic, write_new
 from vault.store.layout import Layout
 
@@ -42,7 +42,7 @@ def lookup_number(root: Path, number: str) -> str | None:
     if len(text) < 2 or text[0] != number.encode():
         raise IntegrityError(N_("index entry for {number} is damaged"), number=number)
     # The id becomes a path (dossiers/<id>/): an entry naming anything else is forged.
-    return ids.dossier_id(text[1].decode("ascii", "replace"), what=f"index entry for {number}")
+    return ids.dossier_id(text[1].decode("ascii", "replace"), what=Message(N_("index entry for {number}"), number=number))
 
 
 def peek_sequence(root: Path, name: str = "sequence") -> int:

@@ -16,7 +16,7 @@ from vault import schemas  # type: ignore[attr-defined]  # schemas/ ships as vau
 from vault.store import fastschema
 from vault.crypto import sign
 from vault.errors import AuthenticationError, FormatError, IntegrityError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store import write_atomic
 
 SIGNATURE_DOMAIN = b"vault-record-v1\n"
@@ -86,7 +86,7 @@ def validate(data: Any, schema: str, *, what: str) -> None:
     errors = sorted(_validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
-        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        where = "/".join(str(p) for p in err.absolute_path) or Message(N_("(top level)"))
         raise FormatError(N_("{what}: {where}: {message_}"), what=what, where=where, message_=err.message)
 
 
