@@ -19,7 +19,7 @@ from vault.agent.protocol import ProtocolError
 from vault.crypto import sign
 from vault.crypto.header import Stanza
 from vault.errors import AuthenticationError, FormatError, VaultError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store.identity import PUBLIC_PREFIX, PublicKey
 
 TIMEOUT = 30.0
@@ -66,8 +66,9 @@ class AgentClient:
             raise AgentError(N_("the agent closed the connection (timed out or stopped?)"))
         if not ans.get("ok"):
             if ans.get("error") == "format":
-                raise FormatError(str(ans.get("message", "age header: malformed stanza")))
-            raise AgentError(N_("the agent refused: {reason}"), reason=ans.get('message', ans.get('error')))
+                # The agent speaks English on the wire; a message the catalogue has is shown translated.
+                raise FormatError(Message(str(ans.get("message", "age header: malformed stanza"))))
+            raise AgentError(N_("the agent refused: {reason}"), reason=Message(str(ans.get('message', ans.get('error')))))
         return ans
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ handling live here; each area's commands live in their own module and attach to 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from vault.cli import hints
-from vault.cli.localised import bind_click
+from vault.cli.localised import LazyText, bind_click
 from vault.cli.lazy import LazyGroup
 from vault.errors import (ConflictError, FormatError, IntegrityError, InputError, LockError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError, PluginError, UsageError, VaultError)
@@ -49,6 +50,17 @@ def _english_hint(err: VaultError) -> str:
         if cls in DEFAULT_HINTS:
             return DEFAULT_HINTS[cls]
     return "run the command again with --help"
+
+
+# The system's words for the errors a user meets, in the catalogue (the C library speaks English here:
+# the vault never sets a locale).
+_OS_ERRORS = {
+    errno.ENOENT: N_("No such file or directory"), errno.EACCES: N_("Permission denied"),
+    errno.EPERM: N_("Operation not permitted"), errno.ENOSPC: N_("No space left on device"),
+    errno.EEXIST: N_("File exists"), errno.EISDIR: N_("Is a directory"), errno.ENOTDIR: N_("Not a directory"),
+    errno.EROFS: N_("Read-only file system"), errno.ENAMETOOLONG: N_("File name too long"),
+    errno.EDQUOT: N_("Disk quota exceeded"), errno.EIO: N_("Input/output error"),
+}
 
 
 def hint_for(err: VaultError) -> str:
@@ -427,14 +439,15 @@ class VaultGroup(LazyGroup):
             click.echo(_("vault: interrupted; nothing was changed"), err=True)
             ctx.exit(130)
         except OSError as e:
-            _say(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "), _("check the path, its permissions and the free space"))
+            reason = _(_OS_ERRORS[e.errno]) if e.errno in _OS_ERRORS else (e.strerror or str(e))
+            _say(f"{reason}: {e.filename or ''}".rstrip(": "), _("check the path, its permissions and the free space"))
             ctx.exit(1)
 
 
 @click.group(cls=VaultGroup)
 @click.option("--vault", "vault_dir", envvar="VAULT_DIR", type=click.Path(file_okay=False), help="Vault directory (env VAULT_DIR).")
 @click.option("--identity", "identity_file", envvar="VAULT_IDENTITY", type=click.Path(dir_okay=False), help="Your identity file (env VAULT_IDENTITY).")
-@click.version_option(package_name="vault")
+@click.version_option(package_name="vault", message=LazyText(N_("%(prog)s, version %(version)s")))
 @click.pass_context
 def cli(ctx: click.Context, vault_dir: str | None, identity_file: str | None) -> None:
     """Keep customer dossiers encrypted and run the archive office's procedure on them."""

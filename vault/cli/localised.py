@@ -31,6 +31,13 @@ def bind_click() -> None:
             module.ngettext = ngettext  # type: ignore[attr-defined]
 
 
+class LazyText(str):
+    """A click message filled with ``%`` when shown (``--version``): translated then, not at import."""
+
+    def __mod__(self, values: object) -> str:
+        return _(str(self)) % values
+
+
 def tr_help(text: str | None) -> str | None:
     """A help text (a docstring or ``help=``) in the reader's language."""
     if not text:
