@@ -60,7 +60,7 @@ class Desk:
         res = self.vault("agent", "start", *args, who=who, passphrase=True)
         lines = res.stdout.splitlines()
         assert lines[0] == f"VAULT_AGENT_SOCK={self.sock}; export VAULT_AGENT_SOCK;"
-        pid = int(lines[1].removeprefix("echo Agent pid ").rstrip(";"))
+        pid = int(lines[1].removeprefix("echo 'Agent pid ").rstrip("';"))  # quoted: it may be in any language
         self.pids.append(pid)
         return pid
 

@@ -433,7 +433,7 @@ class VaultGroup(LazyGroup):
 
                 # click words its message in the reader's language, and --json is the same in every
                 # language: the code says what went wrong, the text is on standard error.
-                click.echo(dumps_json({"error": {"code": "usage", "hint": "see the command's --help"}}))
+                click.echo(dumps_json({"error": {"code": "usage", "hint": N_("see the command's --help")}}))
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo(_("vault: interrupted; nothing was changed"), err=True)
