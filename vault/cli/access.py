@@ -29,8 +29,8 @@ def _req_line(r: dict) -> str:
 
 def text_lines(r: dict, keys: tuple[str, ...], indent: str = "  ") -> str:
     """Sealed free texts as lines: the text where this member may read it, else "(sealed)"."""
-    return "".join(f"\n{indent}{field(k)}: {_('(sealed)') if r[k] is None else r[k]}"
-                   for k in keys if k in r)
+    sealed = _("(sealed)")
+    return "".join(f"\n{indent}{field(k)}: {sealed if r[k] is None else r[k]}" for k in keys if k in r)
 
 
 

@@ -60,7 +60,8 @@ def agent_start(obj: Ctx, idle_timeout: str, lifetime: str, socket_path: str | N
         return
     quoted = shlex.quote(str(sock))
     click.echo(f"VAULT_AGENT_SOCK={quoted}; export VAULT_AGENT_SOCK;")
-    click.echo(f"echo {shlex.quote(_('Agent pid {pid}').format(pid=pid))};")  # shown by the eval'ing shell
+    said = _("Agent pid {pid}").format(pid=pid)
+    click.echo(f"echo {shlex.quote(said)};")  # shown by the shell that evaluates these lines
 
 
 @agent_grp.command("stop")

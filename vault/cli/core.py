@@ -266,9 +266,10 @@ def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
     gone = destruction.destroyed_by(obj.vault, number)
     head = (_("dossier {number} destroyed by {no}, certificate 'vault destroy certificate {no}'").format(
         number=number, no=gone) + "\n") if gone else ""
+    superseded = _("  (superseded)")
     emit(rows, as_json, lambda rs: head + "\n".join(
         f"{r['number']:<26} {r['category']:<15} {r['date']}  v{r['version']}"
-        f"{_('  (superseded)') if r.get('superseded_by') else ''}  "
+        f"{superseded if r.get('superseded_by') else ''}  "
         + (_("destroyed by {no}, certificate 'vault destroy certificate {no}'").format(no=r["destroyed"]["certificate"])
            if r.get("destroyed") else r.get("title", ""))
         for r in rs) or _("(no documents)"))
@@ -372,8 +373,9 @@ def plugins_list(as_json: bool) -> None:
     from vault import plugins
 
     rows = plugins.describe_plugins(plugins.get_plugin_manager())
+    kinds = {True: _("built-in"), False: _("third-party")}
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['name']:<28} {r.get('version') or '-':<10} {_('built-in') if r['builtin'] else _('third-party'):<12} {', '.join(r['hooks'])}"
+        f"{r['name']:<28} {r.get('version') or '-':<10} {cell(kinds[bool(r['builtin'])], 12)} {', '.join(r['hooks'])}"
         for r in rs))
 
 

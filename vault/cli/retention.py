@@ -65,9 +65,10 @@ def retention_report(obj: Ctx, due: bool, upcoming: int | None, as_json: bool) -
     """What is due, when, and why (which rule)."""
     obj.actor().require("retention.read")
     rows = schedule.report(obj.vault, due=due, upcoming=upcoming)
+    waiting = _("waiting")
     emit(rows, as_json, lambda rs: "\n".join(
         f"{r['number']:<26} {r['category']:<15} {r.get('rule') or '-':<10} {r.get('event') or '-':<20} "
-        f"{cell(r.get('until') or _('waiting'), 10)} {state(r['status'])}" for r in rs) or _("(nothing)"))
+        f"{cell(r.get('until') or waiting, 10)} {state(r['status'])}" for r in rs) or _("(nothing)"))
 
 
 @cli.group("hold")

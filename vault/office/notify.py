@@ -34,7 +34,7 @@ def _lines(row: Mapping[str, Any], _: Callable[[str], str]) -> list[str]:
             gaps.append(_("missing fields: {names}").format(names=", ".join(row["missing_fields"])))
         out.append("  " + _("incomplete since {date}: {gaps}").format(date=row["incomplete_since"], gaps="; ".join(gaps)))
     if not row["fields_checked"]:
-        out.append(f"  ({_(completeness.FIELDS_NEED_READ)})")
+        out.append("  (" + _(completeness.FIELDS_NEED_READ) + ")")
     if "last_note" in row:
         # The note is free text sealed to the dossier's readers; a mailbox is not one of them.
         out.append("  " + _("the last review left a note: 'vault review due' shows it to those who may read the dossier"))
