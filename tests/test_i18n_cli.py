@@ -179,3 +179,31 @@ def test_a_bar_in_chinese_and_none_under_json_even_on_a_terminal(office, tmp_pat
     assert p.returncode == 0 and shown == b"" and json.loads(p.stdout)["ok"]
     p, shown = _on_a_terminal(["doc", "export", office.doc, "--output", str(tmp_path / "x")], _env(office))
     assert p.returncode != 0 and b"exporting" not in shown  # refused before any byte: no copy approval
+
+
+def test_review_mail_and_report_files_in_chinese(office, tmp_path):
+    from aiosmtpd.controller import Controller
+    from test_review import Inbox, free_port
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        office.run("review", "notify", "--notifier", "smtp", "--smtp-host", "127.0.0.1", "--smtp-port",
+                   str(controller.port), "--from", "archive@example.org", "--to", "everyone@example.org",
+                   who="bob", env=ZH)
+    finally:
+        controller.stop()
+    [(_, mail)] = inbox.messages
+    assert mail["Subject"].startswith("档案复核 ") and "个卷宗需要处理" in mail["Subject"]
+    body = mail.get_content()
+    assert "客户档案定期复核" in body and office.number in body and "请核实这些卷宗" in body
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    office.run("review", "notify", "--report-dir", str(reports), who="bob", env=ZH)
+    [report] = reports.iterdir()
+    text = report.read_text(encoding="utf-8")
+    assert text.startswith("收件部门：sales\n主题：档案复核 ") and "不完整" in text
+    # The same run in English writes English (the language is the environment's, not the vault's).
+    office.run("review", "notify", "--report-dir", str(tmp_path), who="bob", env=EN)
+    assert next(tmp_path.glob("review-*.txt")).read_text().startswith("To: department sales\nSubject: Archive review")
