@@ -118,6 +118,9 @@ def test_a_plugins_own_error_text_still_reaches_the_user(office):
     # Plugins raise VaultError("any text"): shown as written in every language (no catalogue entry).
     err = errors.PluginError("counter service unreachable", hint="ask the operator")
     assert str(err) == "counter service unreachable" and err.hint == "ask the operator"
+    assert str(errors.VaultError(message="said by keyword")) == "said by keyword"
+    # A hint with values reads filled in, as before messages were catalogued.
+    assert errors.NotFoundError("no document {d}", hint="see {n}", d="A/1", n="A").hint == "see A"
     assert err.render(lambda s: {"x": "y"}.get(s, s)) == "counter service unreachable"
 
 

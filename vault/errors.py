@@ -25,12 +25,15 @@ class VaultError(Exception):
     param: str | None = None
     code = "error"
 
-    def __init__(self, message: str, /, *, hint: str | None = None, param: str | None = None,
+    def __init__(self, message: str | None = None, /, *, hint: str | None = None, param: str | None = None,
                  code: str | None = None, **params: Any) -> None:
+        if message is None:  # VaultError(message="…"), as it could be called before messages had values
+            message = str(params.pop("message", ""))
         self.message = Message(message, **params)  # a Message passed on keeps its id and values
         super().__init__(str(self.message))
         if hint is not None:
-            self.hint = hint
+            # Filled in (a str, in English) like the message; rendered in any language by render_hint.
+            self.hint = Message(hint, **params) if hint else ""
         if param is not None:
             self.param = param
         if code is not None:
@@ -51,7 +54,8 @@ class VaultError(Exception):
         """The hint in the language of ``gettext`` (it may use the message's placeholders)."""
         if not self.hint:
             return ""
-        return Message(self.hint, **self.message.params).render(gettext)
+        hint = self.hint if isinstance(self.hint, Message) else Message(self.hint, **self.message.params)
+        return hint.render(gettext)
 
 
 class FormatError(VaultError):

@@ -129,8 +129,11 @@ class Message(str):
     params: dict[str, Any]
 
     def __new__(cls, msgid: str, **params: Any) -> "Message":
-        if isinstance(msgid, Message) and not params:
-            return msgid
+        if isinstance(msgid, Message):
+            if not params:
+                return msgid
+            params = {**msgid.params, **params}
+            msgid = msgid.msgid
         self = super().__new__(cls, _fill(msgid, {k: str(v) if hasattr(v, "render") else v for k, v in params.items()}))
         self.msgid = msgid
         self.params = params
