@@ -55,9 +55,12 @@ def test_errors_and_hints_in_chinese(office):
     error, hint = _error_lines(office.run("dossier", "list", "--bogus", ok=False, env=ZH))
     assert error == "vault: 错误：没有选项 '--bogus'。"
     assert hint.startswith("vault: 提示：请查看 '") and hint.endswith(" dossier list --help'")  # the runner's name
-    # An option the library names (hours) keeps its leading dashes in Chinese too.
-    error, _ = _error_lines(office.run("grant", "R-0001", "--hours", "0", who="bob", ok=False, env=ZH))
-    assert "错误" in error
+    # An option the library names (replaces) keeps its leading dashes in Chinese too.
+    files = [str(office.root / "pass"), str(office.root / "pass")]
+    error, _ = _error_lines(office.run("doc", "add", office.number, *files, "--category", "other", "--source", "s",
+                                       "--date", "2026-01-01", "--original", "--replaces", office.doc, who="bob",
+                                       ok=False, env=ZH))
+    assert error == "vault: 错误：--replaces 只能对应一个新文件"
 
 
 def test_help_in_chinese(office):
