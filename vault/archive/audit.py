@@ -290,4 +290,4 @@ def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification)
         res.problems.append(e.message)
         return
     if cp.get("count") != st["count"] or cp.get("head") != st["head"]:
-        res.problems.append(Message(N_("audit/log.jsonl: ends at entry {count} but the signed checkpoint says {get} (tail cut off or log rolled back)"), count=st['count'], get=cp.get('count')))
+        res.problems.append(Message(N_("audit/log.jsonl: ends at entry {count} but the signed checkpoint says {checkpoint} (tail cut off or log rolled back)"), count=st['count'], checkpoint=cp.get('count')))

@@ -177,8 +177,8 @@ def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
     if g is None:
         actor.audit("dossier.read", outcome="refused", number=number)
         raise PermissionDeniedError(
-            N_("you have no active grant for dossier {split}"),
-            param="access_request", split=number.split('/')[0])
+            N_("you have no active grant for dossier {number}"),
+            param="access_request", number=number.split('/')[0])
     return read_key_table(grant_key_path(v, dossier_id, g["number"]), [actor.identity.age_identity()],
                           dossier=dossier_id)
 

@@ -84,7 +84,7 @@ def resolve(v, number: str) -> str:
     ids.target_number(number)
     dossier_id = authority.state(v)["numbers"].get(number.split("/")[0])
     if dossier_id is None:
-        raise NotFoundError(N_("no dossier numbered {split}"), hint=N_("see 'vault dossier list'"), split=number.split('/')[0])
+        raise NotFoundError(N_("no dossier numbered {number}"), hint=N_("see 'vault dossier list'"), number=number.split('/')[0])
     return dossier_id
 
 

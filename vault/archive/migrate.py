@@ -173,7 +173,7 @@ def migrate(root: Path, ident: MemberKey) -> str:
                 return fingerprint_of(cfg)
             raise InputError(N_("this vault already has format 2"), hint=N_("nothing to migrate"))
         if cfg.get("format") != 1:
-            raise InputError(N_("vault.toml: unknown format {get!r}"), get=cfg.get('format'))
+            raise InputError(N_("vault.toml: unknown format {format!r}"), format=cfg.get('format'))
         st = snapshot(root, cfg)
         me = next((n for n, m in st["members"].items() if m["key"] == ident.public.line()), None)
         if me is None or st["members"][me]["status"] != "active" or "supervisor" not in st["members"][me]["roles"]:

@@ -72,7 +72,7 @@ def is_known_file(path: str) -> bool:
 def _dossier_of(e: Entry, s: State) -> str | None:
     d = s["dossiers"].get(e.get("obj") or "")
     if d is None:
-        return Message(N_("names dossier {get!r}, which the history never created"), get=e.get('obj'))
+        return Message(N_("names dossier {obj!r}, which the history never created"), obj=e.get('obj'))
     if e.get("number") and e["number"].split("/")[0] != d["number"]:
         return Message(N_("names number {number} but dossier {obj} is {number2}"), number=e['number'], obj=e['obj'], number2=d['number'])
     return None
@@ -101,7 +101,7 @@ def _apply_create(e: Entry, s: State) -> None:
 def _bind_member_add(e: Entry, s: State) -> str | None:
     sub = e.get("subject") or {}
     if e.get("obj") in s["members"]:
-        return Message(N_("adds member {get}, who exists (names are never reused)"), get=e.get('obj'))
+        return Message(N_("adds member {obj}, who exists (names are never reused)"), obj=e.get('obj'))
     if not all(isinstance(sub.get(k), t) for k, t in (("key", str), ("roles", list), ("dept", str))):
         return Message(N_("adds a member without key, roles and dept"))
     if any(m["key"] == sub["key"] for m in s["members"].values()):
@@ -118,7 +118,7 @@ def _apply_member_add(e: Entry, s: State) -> None:
 def _bind_member_remove(e: Entry, s: State) -> str | None:
     m = s["members"].get(e.get("obj") or "")
     if m is None or m["status"] != "active":
-        return Message(N_("removes {get!r}, who is not an active member"), get=e.get('obj'))
+        return Message(N_("removes {obj!r}, who is not an active member"), obj=e.get('obj'))
     if e["obj"] == e["member"]:
         return Message(N_("a member removes themself"))
     return None
@@ -168,7 +168,7 @@ def _apply_request(e: Entry, s: State) -> None:
 def _bind_decision(e: Entry, s: State) -> str | None:
     r = s["requests"].get(e.get("obj") or "")
     if r is None:
-        return Message(N_("decides {get!r}, which the history never filed"), get=e.get('obj'))
+        return Message(N_("decides {obj!r}, which the history never filed"), obj=e.get('obj'))
     if r["decision"] is not None:
         return Message(N_("decides {obj} a second time"), obj=e['obj'])
     # Two-person rule on the signers of the entries, never on a typed field.
@@ -195,14 +195,14 @@ def _apply_decision(e: Entry, s: State) -> None:
 def _bind_use(e: Entry, s: State) -> str | None:
     r = s["requests"].get(e.get("obj") or "")
     if r is None or r["kind"] != "copy" or r["decision"] != "approved" or r["used"] or r["by"] != e["member"]:
-        return Message(N_("uses {get!r}, which is not an unused copy approval of {member}"), get=e.get('obj'), member=e['member'])
+        return Message(N_("uses {obj!r}, which is not an unused copy approval of {member}"), obj=e.get('obj'), member=e['member'])
     return None
 
 
 def _bind_grant(e: Entry, s: State) -> str | None:
     r = s["requests"].get(e.get("obj") or "")
     if r is None or r["kind"] != "access" or r["decision"] != "approved" or r["grant"] is not None:
-        return Message(N_("grants {get!r}, which is not an approved, ungranted access request"), get=e.get('obj'))
+        return Message(N_("grants {obj!r}, which is not an approved, ungranted access request"), obj=e.get('obj'))
     if not e.get("ref") or e["ref"] in s["grants"]:
         return Message(N_("grants under a number that exists"))
     if s["members"][r["by"]]["status"] != "active":
@@ -235,7 +235,7 @@ def _apply_grant(e: Entry, s: State) -> None:
 def _bind_close(e: Entry, s: State) -> str | None:
     g = s["grants"].get(e.get("obj") or "")
     if g is None or g["closed"] is not None:
-        return Message(N_("closes {get!r}, which is not an open grant"), get=e.get('obj'))
+        return Message(N_("closes {obj!r}, which is not an open grant"), obj=e.get('obj'))
     return None
 
 
@@ -249,7 +249,7 @@ def _bind_hold_add(e: Entry, s: State) -> str | None:
 
 def _bind_hold_remove(e: Entry, s: State) -> str | None:
     if e.get("obj") not in s["holds"]:
-        return Message(N_("lifts a hold on {get!r} that is not in force"), get=e.get('obj'))
+        return Message(N_("lifts a hold on {obj!r} that is not in force"), obj=e.get('obj'))
     # Lifting frees a dossier for destruction: the rank that approves one.
     if ROOT_ROLE not in s["members"][e["member"]]["roles"]:
         return Message(N_("{member} is not a supervisor, who lifts holds"), member=e['member'])
@@ -270,7 +270,7 @@ def _apply_destroy_request(e: Entry, s: State) -> None:
 def _bind_destroy_approve(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] != "requested":
-        return Message(N_("approves {get!r}, which is not a pending destruction"), get=e.get('obj'))
+        return Message(N_("approves {obj!r}, which is not a pending destruction"), obj=e.get('obj'))
     if e["member"] == d["by"] or ROOT_ROLE not in s["members"][e["member"]]["roles"]:
         return Message(N_("a destruction is approved by a supervisor other than its requester"))
     return None
@@ -284,7 +284,7 @@ def _apply_destroy_approve(e: Entry, s: State) -> None:
 def _bind_destroy_close(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] not in ("requested", "approved"):
-        return Message(N_("closes {get!r}, which is not a destruction that has not started"), get=e.get('obj'))
+        return Message(N_("closes {obj!r}, which is not a destruction that has not started"), obj=e.get('obj'))
     sup = ROOT_ROLE in s["members"][e["member"]]["roles"]
     if e["action"] == "destroy.cancel" and not (sup or e["member"] == d["by"]):
         return Message(N_("a destruction is cancelled by its requester or a supervisor"))
@@ -300,7 +300,7 @@ def _apply_destroy_close(e: Entry, s: State) -> None:
 def _bind_destroy_start(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] != "approved":
-        return Message(N_("starts {get!r}, which is not an approved destruction"), get=e.get('obj'))
+        return Message(N_("starts {obj!r}, which is not an approved destruction"), obj=e.get('obj'))
     if d["dossier"] in s["holds"]:
         return Message(N_("starts a destruction of a dossier under a legal hold"))
     return None
@@ -314,14 +314,14 @@ def _apply_destroy_start(e: Entry, s: State) -> None:
 def _bind_destroy_step(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] not in ("executing", "executed"):
-        return Message(N_("records a step of {get!r}, which is not being executed"), get=e.get('obj'))
+        return Message(N_("records a step of {obj!r}, which is not being executed"), obj=e.get('obj'))
     return None
 
 
 def _bind_destroy_execute(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] != "executing":
-        return Message(N_("executes {get!r}, which is not an approved destruction whose execution started"), get=e.get('obj'))
+        return Message(N_("executes {obj!r}, which is not an approved destruction whose execution started"), obj=e.get('obj'))
     if d["dossier"] in s["holds"]:
         return Message(N_("executes a destruction of a dossier under a legal hold"))
     for p in e.get("records", {}):
@@ -343,7 +343,7 @@ def _apply_destroy_execute(e: Entry, s: State) -> None:
 def _bind_certify(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] != "executed" or d.get("certificate") is not None:
-        return Message(N_("certifies {get!r}, which is not an executed, uncertified destruction"), get=e.get('obj'))
+        return Message(N_("certifies {obj!r}, which is not an executed, uncertified destruction"), obj=e.get('obj'))
     if d["executed_by"] != e["member"] and ROOT_ROLE not in s["members"][e["member"]]["roles"]:
         return Message(N_("a certificate is signed by the member who executed the destruction, or a supervisor"))
     return None
@@ -382,7 +382,7 @@ def _bind_paper_lend(e: Entry, s: State) -> str | None:
 def _bind_paper_return(e: Entry, s: State) -> str | None:
     loan = s["loans"].get(e.get("ref") or "")
     if loan is None or loan["returned"] or loan["dossier"] != e.get("obj"):
-        return Message(N_("returns {get!r}, which is not an open loan of dossier {get2}"), get=e.get('ref'), get2=e.get('obj'))
+        return Message(N_("returns {loan!r}, which is not an open loan of dossier {dossier}"), loan=e.get('ref'), dossier=e.get('obj'))
     return _archive_dept(e, s) or _live_dossier(e, s)
 
 

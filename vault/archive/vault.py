@@ -111,7 +111,7 @@ class Vault:
             raise FormatError(N_("vault.toml: this vault has format 1; this version of vault reads format 2"),
                               hint=N_("a supervisor runs 'vault migrate' once (back the vault up first)"))
         if config.get("format") != FORMAT_VERSION:
-            raise FormatError(N_("vault.toml: unsupported format {get!r}"), hint=N_("upgrade vault"), get=config.get('format'))
+            raise FormatError(N_("vault.toml: unsupported format {format!r}"), hint=N_("upgrade vault"), format=config.get('format'))
         records.validate(config, "vault", what="vault.toml")
         if "genesis_records" not in config:
             raise FormatError(N_("vault.toml: format 2 without genesis_records"), hint=N_("the genesis record is damaged"))

@@ -59,7 +59,7 @@ def open_target(target: Any, *, pm=None) -> Any:
     registry = plugins.backup_targets(pm or plugins.get_plugin_manager())
     if scheme not in registry:
         raise InputError(N_("no backup target for URL scheme {value!r}"),
-                         hint=N_("use one of: {value2}"), value=scheme or '(none)', value2=', '.join(s + '://' for s in sorted(registry)))
+                         hint=N_("use one of: {schemes}"), value=scheme or '(none)', schemes=', '.join(s + '://' for s in sorted(registry)))
     try:
         return registry[scheme](target)
     except PluginError as exc:
@@ -162,8 +162,8 @@ class Repo:
         except ValueError:
             raise IntegrityError(N_("{name}: does not parse"), name=name) from None
         if not isinstance(obj, dict) or obj.get("format") != REPO_FORMAT:
-            raise FormatError(N_("{name}: unsupported format {get!r}"),
-                              hint=N_("upgrade vault"), name=name, get=obj.get('format') if isinstance(obj, dict) else None)
+            raise FormatError(N_("{name}: unsupported format {format!r}"),
+                              hint=N_("upgrade vault"), name=name, format=obj.get('format') if isinstance(obj, dict) else None)
         return obj
 
     # -- config ----------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ class Repo:
         except ValueError:
             raise IntegrityError(N_("{url}: config does not parse"), url=self.url) from None
         if cfg.get("format") != REPO_FORMAT:
-            raise FormatError(N_("{url}: unsupported repository format {get!r}"), hint=N_("upgrade vault"), url=self.url, get=cfg.get('format'))
+            raise FormatError(N_("{url}: unsupported repository format {format!r}"), hint=N_("upgrade vault"), url=self.url, format=cfg.get('format'))
         return cfg
 
     def require_config(self) -> dict[str, Any]:

@@ -75,7 +75,7 @@ def build_exporter(fmt: str, options: Mapping[str, Any] | None = None, *, pm=Non
 def declaration_problem(exporter: Any) -> str | None:
     """What is wrong with an exporter's ``kind``, ``suffix`` and ``reads``, or ``None``."""
     if getattr(exporter, "kind", None) not in KINDS:
-        return Message(N_("has kind {getattr!r}, not one of {KINDS}"), getattr=getattr(exporter, 'kind', None), KINDS=', '.join(KINDS))
+        return Message(N_("has kind {kind!r}, not one of {KINDS}"), kind=getattr(exporter, 'kind', None), KINDS=', '.join(KINDS))
     if not isinstance(getattr(exporter, "suffix", None), str):
         return Message(N_("has no str suffix"))
     if not callable(getattr(exporter, "export", None)):
