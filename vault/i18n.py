@@ -15,7 +15,6 @@ import os
 import re
 import string
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Callable, Iterable, Mapping
 
 DOMAIN = "vault"
@@ -88,6 +87,8 @@ def translations(lang: str) -> gettext.NullTranslations:
     """The catalogue of ``lang`` (one of LANGUAGES) from inside the package."""
     if lang not in LANGUAGES:
         raise ValueError(f"no catalogue for {lang!r}")
+    from importlib import resources  # here: every command imports this module, few load a catalogue
+
     mo = resources.files("vault").joinpath("locale", lang, "LC_MESSAGES", f"{DOMAIN}.mo")
     try:
         data = mo.read_bytes()
