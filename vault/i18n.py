@@ -13,7 +13,6 @@ import gettext
 import io
 import os
 import re
-import string
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping
 
@@ -87,11 +86,12 @@ def translations(lang: str) -> gettext.NullTranslations:
     """The catalogue of ``lang`` (one of LANGUAGES) from inside the package."""
     if lang not in LANGUAGES:
         raise ValueError(f"no catalogue for {lang!r}")
-    from importlib import resources  # here: every command imports this module, few load a catalogue
-
-    mo = resources.files("vault").joinpath("locale", lang, "LC_MESSAGES", f"{DOMAIN}.mo")
+    # A plain path beside this module (the package is installed as files): importlib.resources would
+    # cost every command a few dozen imports, and every command imports this module.
+    mo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locale", lang, "LC_MESSAGES", f"{DOMAIN}.mo")
     try:
-        data = mo.read_bytes()
+        with open(mo, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         return gettext.NullTranslations()  # the source language needs no catalogue to work
     return gettext.GNUTranslations(io.BytesIO(data))
@@ -144,6 +144,8 @@ class Message(str):
         values = {k: v.render(gettext) if hasattr(v, "render") else v for k, v in self.params.items()}
         text = gettext(self.msgid)
         try:
+            import string  # here: only a rendered message with values needs it
+
             if values and any(f and f.split(".")[0].split("[")[0] not in values
                               for _, f, _, _ in string.Formatter().parse(text)):
                 return str(self)  # a translation naming a value this message does not have
