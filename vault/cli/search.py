@@ -9,13 +9,13 @@ import click
 
 from vault.archive import manifests
 from vault.office import find as finder
-from vault.cli import NUMBER, Ctx, cell, cli, emit, json_opt, state
+from vault.cli import NUMBER, Ctx, cell, cli, emit, field, json_opt, state
 from vault.i18n import _
 
 
 def _line(r: dict) -> str:
     return (f"{r['rank']:>5}  {r['number']:<20} {r['class']:<36} {r['customer_type']:<11} {cell(state(r['status']), 7)} "
-            f"{r['field']}")
+            f"{field(r['field'])}")
 
 
 @cli.command()
