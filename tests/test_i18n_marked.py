@@ -42,7 +42,7 @@ def _wordy(node: ast.AST, direct: bool = True) -> bool:
     """Words for a reader: any word in a message argument or an f-string; a phrase in other literals
     (a one-word constant there is a key or an identifier)."""
     t = _text(node)
-    if t is None or t in ALLOWED:
+    if t is None or t in ALLOWED or t.startswith('{"'):  # JSON written by hand is for programs
         return False
     t = re.sub(r"--[a-z-]+|'[^']*'|VAULT_[A-Z_]+", "", t)  # options, quoted commands, variables
     return bool((_WORD if direct or isinstance(node, ast.JoinedStr) else _PHRASE).search(t))

@@ -14,6 +14,8 @@ from vault import backup
 from vault.cli import Ctx, bars, cli, emit, json_opt, problems_summary, report_lines
 from vault.errors import UsageError
 from vault.i18n import N_, _
+from vault.i18n import render as tr
+from vault.backup.retention import ONLY_COPY
 
 _DURATION = re.compile(r"(\d+)([dhm]?)\Z")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)%?\Z")
@@ -84,7 +86,9 @@ def backup_run(obj: Ctx, target: str, endpoint_url: str | None, key_window: str,
     emit(rep.as_dict(), as_json, lambda r: (
         _("snapshot {id} saved: {files} files, {size} ({new} new) in {seconds:.1f}s; {keys} key tables mirrored")
         .format(id=r["snapshot"][:8], files=r["files"], size=_size(r["bytes_total"]), new=_size(r["bytes_new"]),
-                seconds=r["duration"], keys=r["keys_mirrored"])))
+                seconds=r["duration"], keys=r["keys_mirrored"])
+        + "".join("\n" + _("problem: keys/{table} is missing from the vault; its last mirrored generation is kept "
+                            "(run 'vault check')").format(table=k) for k in r["keys_missing"])))
 
 
 @backup_grp.command("list")
@@ -166,11 +170,14 @@ def backup_restore(obj: Ctx, target: str, snapshot: str, dest_dir: str, endpoint
 @click.pass_obj
 def backup_prune(obj: Ctx, target: str, endpoint_url: str | None, keep_daily: int, keep_weekly: int,
                  keep_monthly: int, keep_yearly: int, dry_run: bool, as_json: bool) -> None:
-    """Forget snapshots by the keep rules and delete unreferenced packs; legal holds are honoured."""
+    """Forget snapshots by the keep rules and delete unreferenced packs; holds and retention are honoured."""
     rep = backup.prune(_with_endpoint(target, endpoint_url), keep_daily=keep_daily, keep_weekly=keep_weekly,
                        keep_monthly=keep_monthly, keep_yearly=keep_yearly,
-                       protected=backup.protected_dossiers(obj.vault), dry_run=dry_run)
+                       protected=backup.protected_dossiers(obj.vault),
+                       retained=backup.retained_records(obj.vault), dry_run=dry_run)
     emit(rep.as_dict(), as_json, lambda r: (
         (_("would keep {kept} snapshots, would forget {forgotten}; {packs} packs ({size}) to delete") if r["dry_run"]
          else _("kept {kept} snapshots, forgot {forgotten}; {packs} packs ({size}) deleted")).format(
-            kept=len(r["kept"]), forgotten=len(r["forgotten"]), packs=r["packs_deleted"], size=_size(r["bytes_freed"]))))
+            kept=len(r["kept"]), forgotten=len(r["forgotten"]), packs=r["packs_deleted"], size=_size(r["bytes_freed"]))
+        + "".join("\n" + _("kept {id}: {why}").format(id=sid[:8], why=tr(why)) for sid, whys in r["kept"].items()
+                  for why in whys if getattr(why, "msgid", None) in ONLY_COPY)))

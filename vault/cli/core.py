@@ -261,9 +261,9 @@ def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note
 def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
     """List a dossier's documents (titles only for members who may read it)."""
     rows = documents.list_docs(obj.actor(), number, with_meta=True)
-    from vault.office import destruction  # here: only a destroyed dossier's listing names its destruction
+    from vault.archive import destructions  # here: only a destroyed dossier's listing names its destruction
 
-    gone = destruction.destroyed_by(obj.vault, number)
+    gone = destructions.destroyed_by(obj.vault, number)
     head = (_("dossier {number} destroyed by {no}, certificate 'vault destroy certificate {no}'").format(
         number=number, no=gone) + "\n") if gone else ""
     superseded = _("  (superseded)")

@@ -104,13 +104,30 @@ def field(key: str) -> str:
     return _(FIELD_LABELS[key]) if key in FIELD_LABELS else key.replace("_", " ")
 
 
-def cell(text: Any, width: int) -> str:
-    """``text`` padded to ``width`` terminal columns (a Chinese character takes two)."""
+def cell(text: Any, columns: int) -> str:
+    """``text`` padded to ``columns`` terminal columns (a Chinese character takes two)."""
+    s = str(text)
+    return s + " " * max(columns - width(s), 0)
+
+
+def width(text: str) -> int:
+    """Terminal columns of ``text`` (a Chinese character takes two)."""
     import unicodedata
 
-    s = str(text)
-    used = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
-    return s + " " * max(width - used, 0)
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def cut(text: str, columns: int) -> str:
+    """``text`` shortened with "…" to at most ``columns`` terminal columns."""
+    if width(text) <= columns:
+        return text
+    out, used = "", 0
+    for c in text:
+        w = width(c)
+        if used + w > columns - 1:
+            break
+        out, used = out + c, used + w
+    return out + "…"
 
 
 def report_lines(problems: list, notes: list = ()) -> list[str]:  # type: ignore[assignment]
