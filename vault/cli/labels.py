@@ -1,5 +1,7 @@
-"""Words around the data in text output: state words, field names, report lines and column padding,
-in the reader's language (``--json`` and the records keep the English words)."""
+"""Words around the data in text output (states, field names, report lines, padding), in the reader's language.
+
+``--json`` and the records keep the English words; only what a person reads is translated.
+"""
 
 from __future__ import annotations
 
