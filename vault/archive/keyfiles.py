@@ -16,6 +16,7 @@ from typing import Any
 
 from vault.archive import authority
 from vault.errors import IntegrityError
+from vault.i18n import N_
 
 def stage(v, rel: str, data: bytes | None) -> None:
     """Write ``rel`` (or delete it, ``None``) with the next entry of this command."""
@@ -42,7 +43,7 @@ def read(v, rel: str) -> bytes:
     if rel in staged:
         data = staged[rel]
         if data is None:
-            raise IntegrityError(f"{rel}: deleted by this command")
+            raise IntegrityError(N_("{rel}: deleted by this command"), rel=rel)
         return data
     return authority.read(v, rel)
 

@@ -15,6 +15,7 @@ from vault import clock
 from vault.store import records
 from vault.archive import authority
 from vault.errors import FormatError, IntegrityError, PermissionDeniedError, VaultError
+from vault.i18n import N_
 from vault.store import write_atomic
 
 FILE = "backups.toml"
@@ -33,7 +34,7 @@ def _load(v) -> list[dict[str, Any]]:
     except FileNotFoundError:
         return []
     except FormatError as e:
-        raise IntegrityError(str(e), hint="restore it from a backup, or fix it by hand") from None
+        raise IntegrityError.from_error(e, hint=N_("restore it from a backup, or fix it by hand")) from None
     return data["targets"]
 
 
@@ -64,8 +65,9 @@ def record_target(v, url: str, actor=None) -> None:
                     raise
                 return  # binding a known target can wait for a run whose identity unlocks
         if actor is None and bound(v):
-            raise PermissionDeniedError(f"{url} is a new backup target, and this vault's targets are bound to its history",
-                                        hint="run this first backup to it with your identity (--identity or VAULT_IDENTITY)")
+            raise PermissionDeniedError(N_("{url} is a new backup target, and this vault's targets are bound to its history"),
+                                        hint=N_("run this first backup to it with your identity (--identity or VAULT_IDENTITY)"),
+                                        url=url)
         if not known:
             targets.append({"url": url, "first_backup": clock.stamp()})
         data = tomli_w.dumps({"format": 1, "targets": targets}).encode()

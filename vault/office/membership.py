@@ -22,6 +22,7 @@ from vault.errors import (
 from vault.store import records
 from vault.store.identity import PublicKey
 from vault.store.layout import check_name
+from vault.i18n import N_
 
 
 def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str) -> dict[str, Any]:
@@ -33,15 +34,15 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
     roles = sorted(set(roles))
     for r in roles:
         if r not in ROLES:
-            raise InputError(f"unknown role {r!r}", hint=f"roles: {', '.join(ROLES)}")
+            raise InputError(N_("unknown role {r!r}"), hint=N_("roles: {ROLES}"), r=r, ROLES=', '.join(ROLES))
     if not roles:
-        raise InputError("a member needs at least one role", param="role")
+        raise InputError(N_("a member needs at least one role"), param="role")
     with v.lock(exclusive=True):
         current = all_members(v)
         if name in current:
-            raise ConflictError(f"member {name} already exists", hint="member names are never reused")
+            raise ConflictError(N_("member {name} already exists"), hint=N_("member names are never reused"), name=name)
         if any(r["key"] == key.line() for r in current.values()):
-            raise ConflictError("that public key already belongs to a member")
+            raise ConflictError(N_("that public key already belongs to a member"))
         rec = actor.sign(_member_record(name, key, roles, dept, actor.name))
         files = {f"members/{name}.toml": records.dump_toml(rec)}
         for ring in v.policy.rings_for(roles):
@@ -62,7 +63,7 @@ def _ring_secret_text(actor, ring: str) -> str:
     try:
         return age.decrypt_bytes(blob, ident).decode()
     except NoIdentityMatchError:
-        raise PermissionDeniedError(f"you are not in the {ring} ring, so you cannot add members to it") from None
+        raise PermissionDeniedError(N_("you are not in the {ring} ring, so you cannot add members to it"), ring=ring) from None
 
 
 def remove_member(actor, name: str) -> list[str]:
@@ -80,9 +81,9 @@ def remove_member(actor, name: str) -> list[str]:
         current = all_members(v)
         rec = current.get(name)
         if rec is None or rec["status"] != "active":
-            raise NotFoundError(f"no active member {name}")
+            raise NotFoundError(N_("no active member {name}"), name=name)
         if name == actor.name:
-            raise ConflictError("you cannot remove yourself", hint="ask another supervisor")
+            raise ConflictError(N_("you cannot remove yourself"), hint=N_("ask another supervisor"))
         old_ids = actor.read_identities()
         files: dict[str, bytes | None] = {}
         new_r: dict = {}
@@ -138,9 +139,9 @@ def rewrap_key_tables(v, identities: list, recipients: list) -> list[str]:
         try:
             plain = age.decrypt_bytes(keyfiles.read(v, rel), identities)
         except NoIdentityMatchError:
-            raise PermissionDeniedError(f"{rel}: you hold no key for it; re-wrap refused") from None
+            raise PermissionDeniedError(N_("{rel}: you hold no key for it; re-wrap refused"), rel=rel) from None
         except (FormatError, AuthenticationError):
-            raise IntegrityError(f"{rel}: damaged or tampered with") from None
+            raise IntegrityError(N_("{rel}: damaged or tampered with"), rel=rel) from None
         keyfiles.stage(v, rel, age.encrypt_bytes(plain, recipients))
         out.append(rel)
     return out
