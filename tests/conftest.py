@@ -8,3 +8,9 @@ import pytest
 @pytest.fixture(autouse=True)
 def _client_state(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("VAULT_STATE_DIR", str(tmp_path_factory.mktemp("client-state")))
+
+
+@pytest.fixture(autouse=True)
+def _plugin_cache(tmp_path_factory, monkeypatch):
+    """The entry-point cache of each test in its own directory, never the developer's."""
+    monkeypatch.setenv("VAULT_CACHE_DIR", str(tmp_path_factory.mktemp("cache") / "vault"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
 import os
 import re
@@ -12,7 +11,7 @@ from typing import Any
 
 import pluggy
 
-from vault.plugins import hookspecs
+from vault.plugins import discovery, hookspecs
 from vault.errors import PluginError
 
 #: The entry-point group every plugin, built-in or third-party, is registered under.
@@ -78,8 +77,7 @@ def get_plugin_manager(*, environ: Mapping[str, str] | None = None,
     return pm
 
 
-def _normalise(distribution: str) -> str:
-    return re.sub(r"[-_.]+", "-", distribution).lower()
+_normalise = discovery.normalise
 
 
 def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) -> None:
@@ -91,19 +89,15 @@ def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) 
     allowed = None if allow is None else {_normalise(a) for a in allow} | set(allow)
     found = []
     named: set[str] = set()  # allowlist entries that matched a third-party distribution or entry point
-    for dist in importlib.metadata.distributions():
-        dist_name = _normalise(dist.metadata["Name"] or "")
-        builtin = dist_name == BUILTIN_DISTRIBUTION
-        for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP:
+    for ep in discovery.entry_points(ENTRY_POINT_GROUP):
+        builtin = ep.dist == BUILTIN_DISTRIBUTION
+        if allowed is not None:
+            listed = ep.dist in allowed or ep.name in allowed
+            if listed:
+                named |= {ep.dist, ep.name}
+            elif not builtin:
                 continue
-            if allowed is not None:
-                listed = dist_name in allowed or ep.name in allowed
-                if listed:
-                    named |= {dist_name, ep.name}
-                elif not builtin:
-                    continue
-            found.append((not builtin, dist_name, ep.name, dist, ep))
+        found.append((not builtin, ep.dist, ep.name, ep))
     if allow:
         # A misspelt name would otherwise silently load nothing, and the office would run without
         # the numbering scheme or target it believes it configured.
@@ -111,8 +105,8 @@ def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) 
         if unknown:
             raise PluginError(f"{ALLOWLIST_ENV} names no installed plugin: {', '.join(unknown)}",
                               hint="see 'vault plugins list' for the names; entries are distribution or entry-point names")
-    for _, dist_name, _, dist, ep in sorted(found, key=lambda f: f[:3]):
-        source = PluginSource(dist_name, dist.version, dist_name == BUILTIN_DISTRIBUTION, ep.value)
+    for _, dist_name, _, ep in sorted(found, key=lambda f: f[:3]):
+        source = PluginSource(dist_name, ep.version, dist_name == BUILTIN_DISTRIBUTION, ep.value)
         previous = pm.sources.get(ep.name)
         if previous is not None:
             # The same distribution seen twice on sys.path is harmless; two claiming one name is not.
@@ -123,7 +117,7 @@ def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) 
                 hint=f"uninstall one of them, or leave one out of {ALLOWLIST_ENV}",
             )
         try:
-            register_plugin(pm, call_plugin(ep.name, ep.load), name=ep.name, source=source)
+            register_plugin(pm, call_plugin(ep.name, discovery.load, ep.value), name=ep.name, source=source)
         except PluginError as exc:
             if not source.builtin:
                 exc.hint = f"fix or uninstall {dist_name}, or leave it out of {ALLOWLIST_ENV}"

@@ -133,6 +133,16 @@ def sync_files(paths: list[Path]) -> None:
         fsync_dir(d)
 
 
+def sync_dirs(dirs: set[Path] | list[Path]) -> None:
+    """Make renames and unlinks in ``dirs`` durable: an fsync of each, or for many directories one
+    syncfs per file system (the same bound as ``sync_files``)."""
+    dirs = set(dirs)
+    if len(dirs) >= SYNCFS_MIN_FILES and _syncfs_each_fs(dirs):
+        return
+    for d in dirs:
+        fsync_dir(d)
+
+
 def _syncfs_each_fs(dirs: set[Path]) -> bool:
     """syncfs(2) once for each file system holding one of ``dirs``; False where there is no syncfs.
 

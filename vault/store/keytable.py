@@ -107,9 +107,10 @@ def read_key_table(path: Path, identities: Sequence[age.Identity], *, dossier: s
     return table
 
 
-def write_key_table(path: Path, table: KeyTable, recipients: Sequence[age.Recipient]) -> None:
-    """Encrypt the table to ``recipients`` with a fresh file key and replace the file atomically."""
-    write_atomic(path, age.encrypt_bytes(table.to_bytes(), recipients), mode=0o600)
+def write_key_table(path: Path, table: KeyTable, recipients: Sequence[age.Recipient], *, sync: bool = True) -> None:
+    """Encrypt the table to ``recipients`` with a fresh file key and replace the file atomically
+    (``sync=False``: the caller makes it durable, with ``sync_files``, before anything relies on it)."""
+    write_atomic(path, age.encrypt_bytes(table.to_bytes(), recipients), mode=0o600, sync=sync)
 
 
 def seal(data: bytes, table: KeyTable) -> tuple[str, bytes]:
