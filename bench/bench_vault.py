@@ -264,13 +264,16 @@ def bench_big(d: Path, opts, key: Path, recipient: str, rows: list, ratios: list
     cases = {
         ("add", "vault"): lambda: run(add, env),
         ("add", "age"): lambda: run(["age", "-e", "-r", recipient, "-o", str(enc_a), str(plain)]),
+        # The fair durable yardstick: age leaves its output in the page cache, the vault does not.
+        ("add", "age+fsync"): lambda: run(["sh", "-c", 'age -e -r "$1" -o "$2" "$3" && sync "$2"', "sh",
+                                           recipient, str(enc_a), str(plain)]),
         ("view", "vault"): lambda: run([*v, "doc", "view", docno, "--output", str(out_v)], env),
         ("view", "age"): lambda: run(["age", "-d", "-i", str(key), "-o", str(out_a), str(enc_a)]),
     }
     best: dict[tuple[str, str], Sample] = {}
     for i in range(opts.runs):
         for case, fn in cases.items():  # interleaved, so other load falls on both tools alike
-            for stale in (out_v, out_a) if case[0] == "view" else (enc_a,) if case[1] == "age" else ():
+            for stale in (out_v, out_a) if case[0] == "view" else (enc_a,) if case[1].startswith("age") else ():
                 stale.unlink(missing_ok=True)
             os.sync()  # do not bill one run for the write-back of the previous one
             s = fn()
@@ -278,14 +281,16 @@ def bench_big(d: Path, opts, key: Path, recipient: str, rows: list, ratios: list
             best[case] = Sample(min(s.seconds, b.seconds) if b else s.seconds, max(s.rss_mib, b.rss_mib if b else 0))
         print(f"1 GiB run {i + 1}/{opts.runs} done", flush=True)
     gib = opts.size_mib / 1024
-    labels = {("add", "vault"): "vault doc add", ("add", "age"): "age -e", ("view", "vault"): "vault doc view --output",
-              ("view", "age"): "age -d"}
+    labels = {("add", "vault"): "vault doc add", ("add", "age"): "age -e", ("add", "age+fsync"): "age -e; sync FILE",
+              ("view", "vault"): "vault doc view --output", ("view", "age"): "age -d"}
     for (op, tool), s in best.items():
-        rows.append((f"{op} {opts.size_mib} MiB: {labels[(op, tool)]}", tool, s.seconds, f"{gib / s.seconds:.2f} GiB/s",
-                     s.rss_mib))
+        rows.append((f"{op} {opts.size_mib} MiB: {labels[(op, tool)]}", tool.split("+")[0], s.seconds,
+                     f"{gib / s.seconds:.2f} GiB/s", s.rss_mib))
+    ratios.append((f"{opts.size_mib} MiB add: vault s / (age -e; sync)",
+                   best[("add", "vault")].seconds / best[("add", "age+fsync")].seconds, "(target <= 1.0)"))
     for op in ("add", "view"):
         ratios.append((f"{opts.size_mib} MiB {op}: vault s / age s", best[(op, "vault")].seconds / best[(op, "age")].seconds,
-                       "(target <= 1.1)"))
+                       "(the add fsyncs, age does not)" if op == "add" else "(target <= 1.0)"))
 
 
 def bench_find(d: Path, opts, rows: list, ratios: list) -> None:
