@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import threading
-import tomllib
+from vault.store import tomlread
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ def _read_bound(v, rel: str, files: dict) -> dict[str, Any]:
         raise IntegrityError(f"{rel}: missing (the history names it)") from None
     if sha256(raw) != files.get(rel, [None])[0]:
         raise IntegrityError(f"{rel}: does not match the history (changed, or an older version put back)")
-    return tomllib.loads(raw.decode())
+    return tomlread.loads(raw.decode())
 
 
 class Replay:
@@ -187,7 +187,7 @@ class Replay:
             return f"{rel} is missing"
         if sha256(raw) != e["records"][rel] or sha256(raw) != e["records"]["policy.toml"]:
             return f"{rel} does not match the entry"
-        data = {k: x for k, x in tomllib.loads(raw.decode()).items() if k != "signature"}
+        data = {k: x for k, x in tomlread.loads(raw.decode()).items() if k != "signature"}
         if data.get("rings") != st["policy"]["rings"]:
             return "a policy edit cannot change the rings"
         if "policy.manage" not in data.get("roles", {}).get("supervisor", {}).get("may", []):
@@ -312,8 +312,8 @@ def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
     """A committed TOML record (``read``), parsed and validated."""
     data = read(v, rel)
     try:
-        rec = tomllib.loads(data.decode())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        rec = tomlread.loads(data.decode())
+    except (tomlread.TOMLDecodeError, UnicodeDecodeError):
         raise IntegrityError(f"{rel}: not valid TOML") from None
     if schema:
         records.validate(rec, schema, what=rel)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-import tomllib
+from vault.store import tomlread
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -157,7 +157,7 @@ class ExportDocument:
 
 def _read_meta(blob: str, table: KeyTable, number: str) -> dict[str, Any]:
     plain = unseal(base64.b64decode(blob), table, what=f"document {number} metadata")
-    return tomllib.loads(plain.decode())
+    return tomlread.loads(plain.decode())
 
 
 class _Plaintext(io.BufferedReader):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import tomllib
+from vault.store import tomlread
 from typing import Any, Iterator, Mapping
 
 import tomli_w
@@ -109,7 +109,7 @@ def read_profile(actor, m: Mapping[str, Any], table: KeyTable | None = None) -> 
     table = table or read_table(actor.vault, m["id"], actor.read_identities())
     p = m["profile"][-1]
     plain = unseal(base64.b64decode(p["sealed"]), table, what=f"profile v{p['version']} of {m['number']}")
-    return tomllib.loads(plain.decode())
+    return tomlread.loads(plain.decode())
 
 
 def parse_date(text: str) -> str:

@@ -14,7 +14,7 @@ import base64
 import hashlib
 import json
 import os
-import tomllib
+from vault.store import tomlread
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,8 @@ V2_LOG = "audit/v2-log.jsonl"  # the new history, complete, before vault.toml sw
 
 def _toml(root: Path, rel: str) -> dict[str, Any]:
     try:
-        return tomllib.loads((root / rel).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return tomlread.loads((root / rel).read_text(encoding="utf-8"))
+    except (OSError, tomlread.TOMLDecodeError, UnicodeDecodeError):
         raise IntegrityError(f"{rel}: missing or damaged", hint="restore it before migrating") from None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tomllib
+from vault.store import tomlread
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +81,8 @@ def _addresses(to: tuple[str, ...], addresses_file: str | None) -> dict[str, str
     out: dict[str, str] = {}
     if addresses_file:
         try:
-            data = tomllib.loads(Path(addresses_file).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            data = tomlread.loads(Path(addresses_file).read_text(encoding="utf-8"))
+        except (OSError, tomlread.TOMLDecodeError, UnicodeDecodeError) as e:
             raise InputError(f"cannot read addresses file {addresses_file}: {e}",
                              hint='write one line per department: sales = "sales@example.com"') from None
         bad = [k for k, v in data.items() if not isinstance(v, str)]

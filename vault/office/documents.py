@@ -6,7 +6,7 @@ import base64
 import os
 import contextlib
 import secrets
-import tomllib
+from vault.store import tomlread
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Sequence
@@ -196,7 +196,7 @@ def list_docs(actor, number: str, *, with_meta: bool = False) -> list[dict[str, 
 
 def read_meta(d: dict[str, Any], table: KeyTable) -> dict[str, Any]:
     plain = unseal(base64.b64decode(d["meta"]), table, what=f"document {d['number']} metadata")
-    return tomllib.loads(plain.decode())
+    return tomlread.loads(plain.decode())
 
 
 def history(actor, docno: str) -> list[dict[str, Any]]:

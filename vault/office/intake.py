@@ -12,7 +12,7 @@ import contextlib
 import os
 import secrets
 import time
-import tomllib
+from vault.store import tomlread
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +203,7 @@ def accept(actor, sid: str) -> str:
             raise IntegrityError(f"intake/{sid}.age does not match its record (damaged or tampered with)")
         ident = _identity(actor)
         try:
-            meta = tomllib.loads(age.decrypt_bytes(base64.b64decode(rec["sealed"]), [ident]).decode())
+            meta = tomlread.loads(age.decrypt_bytes(base64.b64decode(rec["sealed"]), [ident]).decode())
         except (FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
             raise IntegrityError(f"intake/{sid}.toml: sealed part damaged") from None
         dossier_id = resolve(v, rec["for"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import tomllib
+from vault.store import tomlread
 from typing import Any
 
 from vault.archive import grants, searchindex
@@ -79,6 +79,6 @@ def history(actor, number: str) -> list[dict[str, Any]]:
         table = grants.open_key_table(actor, m["id"], number=m["number"])
         actor.audit("dossier.read", number=m["number"])
         for row, p in zip(rows, m["profile"]):
-            row["values"] = tomllib.loads(unseal(base64.b64decode(p["sealed"]), table,
+            row["values"] = tomlread.loads(unseal(base64.b64decode(p["sealed"]), table,
                                                  what=f"profile v{p['version']} of {m['number']}").decode())
     return rows

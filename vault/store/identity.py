@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tomllib
+from vault.store import tomlread
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -94,9 +94,9 @@ class MemberIdentity:
     @classmethod
     def from_bytes(cls, data: bytes) -> "MemberIdentity":
         try:
-            d = tomllib.loads(data.decode())
+            d = tomlread.loads(data.decode())
             return cls(d["age"], d["sign"])
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        except (tomlread.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError):
             raise FormatError("identity file content is damaged") from None
 
 

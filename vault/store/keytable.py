@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-import tomllib
+from vault.store import tomlread
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -76,12 +76,12 @@ class KeyTable:
     @classmethod
     def from_bytes(cls, data: bytes, *, what: str) -> "KeyTable":
         try:
-            d = tomllib.loads(data.decode())
+            d = tomlread.loads(data.decode())
             keys = {k: bytes.fromhex(v) for k, v in d["keys"].items()}
             if d.get("format") != 1 or any(len(v) != 16 for v in keys.values()):
                 raise ValueError
             return cls(d["dossier"], keys)
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        except (tomlread.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError):
             raise IntegrityError(f"{what}: key table content is damaged") from None
 
 

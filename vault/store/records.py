@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import tomllib
+from vault.store import tomlread
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Protocol
@@ -93,10 +93,10 @@ def load_toml(path: Path, *, schema: str | None = None, what: str | None = None)
     """Read and parse a TOML file, validating it against ``schema`` when given."""
     what = what or str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomlread.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except (tomlread.TOMLDecodeError, UnicodeDecodeError) as e:
         raise FormatError(f"{what}: not valid TOML ({e})", hint="the file is damaged; run 'vault check'") from None
     _no_datetimes(data, what)
     if schema:
