@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from vault.backup.repo import Repo, data_name
 from vault.errors import IntegrityError, NotFoundError
-from vault.store import atomic_writer
+from vault.store import WritebackWriter, atomic_writer
 
 CHUNK = 1 << 20
 
@@ -80,7 +80,8 @@ def _skip(src: BinaryIO, n: int, name: str, url: str) -> None:
 def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, what: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     h = hashlib.sha256()
-    with atomic_writer(path, mode=mode & 0o777, sync=False) as out:
+    with atomic_writer(path, mode=mode & 0o777, sync=False) as f:
+        out = WritebackWriter(f)  # a large blob's write-back starts while it is restored: the final sync is short
         left = length
         while left:
             chunk = src.read(min(left, CHUNK))
