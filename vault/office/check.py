@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -39,6 +40,7 @@ class Report:
 
 
 _WORKERS = max(2, min(4, os.cpu_count() or 1))
+_AHEAD = 8  # dossiers whose documents may be in flight
 
 
 class _Null(io.RawIOBase):
@@ -71,24 +73,38 @@ def check(v, *, actor=None, progress: Callable[[int], None] | None = None,
         ids = actor.read_identities() if actor else None
         # Documents are checked on threads: reading, hashing and decrypting release the GIL, so
         # both of a small machine's cores work. Results are taken in order: the report is stable.
+        # While the workers read, hash and decrypt one dossier's documents, this thread goes on
+        # verifying the next manifests; results are taken in dossier order, a bounded number ahead.
+        pending: deque[Callable[[], None]] = deque()
         with ThreadPoolExecutor(_WORKERS, thread_name_prefix="vault-check") as pool:
             for ddir in sorted((v.root / "dossiers").iterdir()):
                 if ddir.is_dir():
-                    _check_dossier(v, ddir.name, mem, ids, rep, pool)
+                    pending.append(_check_dossier(v, ddir.name, mem, ids, rep, pool))
+                    while len(pending) > _AHEAD:
+                        pending.popleft()()
                     if progress:
                         progress(1)
+            while pending:
+                pending.popleft()()
         _check_records(v, mem, rep)
         for p in find_temporaries(v.root):
             rep.notes.append(f"{p.relative_to(v.root)}: temporary file left by an interrupted command (removed by the next write)")
     return rep
 
 
-def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, pool) -> None:
+def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, pool) -> Callable[[], None]:
+    """Check a dossier's manifest, key table and sealed texts now; its documents on ``pool``. Returns
+    what collects the documents' results into ``rep`` (and names leftover files), to call in order."""
+    mine: list[str] = []  # this dossier's problems, added to the report in dossier order
+
+    def report_only() -> None:
+        rep.problems.extend(mine)
+
     try:
         m = load_manifest(v, dossier_id, member_records=mem)
     except VaultError as e:
-        rep.problems.append(str(e))
-        return
+        mine.append(str(e))
+        return report_only
     rep.counts["dossiers"] += 1
     kt_path = v.layout.key_table(dossier_id)
     table = None
@@ -99,25 +115,33 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, pool) -> Non
             if ids is not None:
                 table = read_table(v, dossier_id, ids)
         except FileNotFoundError:
-            rep.problems.append(f"keys/{dossier_id}.age: missing")
+            mine.append(f"keys/{dossier_id}.age: missing")
         except (FormatError, AuthenticationError):
-            rep.problems.append(f"keys/{dossier_id}.age: damaged (header does not parse)")
+            mine.append(f"keys/{dossier_id}.age: damaged (header does not parse)")
         except VaultError as e:
-            rep.problems.append(str(e))
+            mine.append(str(e))
     if table is not None:
         for p in (x for x in m["profile"] if "sealed" in x):
-            _try(rep, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=f"{m['number']} profile v{p['version']}"))
+            _try(mine, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=f"{m['number']} profile v{p['version']}"))
     docs = [d for d in m["documents"] if d.get("status") != "destroyed"]
     referenced = {f"{d['id']}.age" for d in docs}
-    for problems, size in pool.map(lambda d: _check_document(v, m, d, table), docs):
-        rep.counts["documents"] += 1
-        rep.counts["bytes"] += size
-        rep.problems.extend(problems)
+    futures = [pool.submit(_check_document, v, m, d, table) for d in docs]
     docdir = v.layout.dossier_dir(dossier_id) / "documents"
-    if docdir.is_dir():
-        for p in docdir.iterdir():
-            if p.name not in referenced and not p.name.startswith(TMP_PREFIX):
-                rep.notes.append(f"dossiers/{dossier_id}/documents/{p.name}: not in the manifest (left by an interrupted add)")
+
+    def collect() -> None:
+        rep.problems.extend(mine)
+        for fut in futures:
+            problems, size = fut.result()
+            rep.counts["documents"] += 1
+            rep.counts["bytes"] += size
+            rep.problems.extend(problems)
+        if docdir.is_dir():
+            for p in docdir.iterdir():
+                if p.name not in referenced and not p.name.startswith(TMP_PREFIX):
+                    rep.notes.append(f"dossiers/{dossier_id}/documents/{p.name}: not in the manifest "
+                                     "(left by an interrupted add)")
+
+    return collect
 
 
 # Documents up to this size are read once into memory and hashed, parsed and decrypted from there;
@@ -182,8 +206,13 @@ def _check_records(v, mem: dict, rep: Report) -> None:
     for no, f in sorted(authority.state(v)["destructions"].items()):
         if f.get("certificate") is not None:
             _try(rep, lambda no=no: destruction.certificate(v, no))
+    # Only dossiers the history wrote reviews for: asking every dossier would walk every record path
+    # once per dossier (quadratic in a large vault) to find none.
+    reviewed = {rel.split("/")[1] for rel, (h, *_) in authority.state(v)["files"].items()
+                if rel.startswith("reviews/") and h is not None and rel.count("/") == 2}
     for d in sorted(authority.state(v)["dossiers"]):
-        _try(rep, lambda d=d: reviews.history(v, d, member_records=mem))
+        if d in reviewed:
+            _try(rep, lambda d=d: reviews.history(v, d, member_records=mem))
     _try(rep, lambda: rep.problems.extend(
         f"destructions/{u['number']}.execution.toml: destruction {u['number']} of {u['target']} started at "
         f"{u['started_at']} did not finish (next step: {u['next']}); run 'vault destroy execute {u['number']}'"
