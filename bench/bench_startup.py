@@ -99,6 +99,9 @@ def main() -> None:
                     help="another checkout of the project (e.g. `git archive main`): its --help and doc view "
                          "are timed in the same runs, for a before/after that load cannot skew")
     opts = ap.parse_args()
+    if opts.baseline:
+        for pkg in ("vault", "plugins"):
+            compileall.compile_dir(str(opts.baseline / pkg), quiet=1)
     for tool in ("age", "age-keygen"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} not found (apt install age)")
