@@ -26,7 +26,7 @@ from vault.archive import authority, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
 from vault.store import close_lock, ids, open_lock, records, sync_dirs, sync_files, write_atomic
-from vault.store.identity import PublicKey
+from vault.store.identity import signing_key
 
 OUTCOMES = ("ok", "refused", "failed")
 PENDING = ".pending"
@@ -306,7 +306,7 @@ def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification)
         by = st["members"].get(cp.get("signature", {}).get("by"))
         if by is None:
             raise IntegrityError("audit/checkpoint.toml: signed by an unknown member")
-        records.verify_record(cp, PublicKey.parse(by["key"]).signing, what="audit/checkpoint.toml")
+        records.verify_record(cp, signing_key(by["key"]), what="audit/checkpoint.toml")
     except VaultError as e:
         res.problems.append(str(e))
         return

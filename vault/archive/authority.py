@@ -29,7 +29,7 @@ from vault.archive.policy import Policy
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError
 from vault.store import records
-from vault.store.identity import PublicKey
+from vault.store.identity import signing_key
 
 DOMAIN = b"vault-audit-v2\n"
 PENDING = ".pending"
@@ -217,7 +217,7 @@ class Replay:
 
 @functools.lru_cache(maxsize=1024)
 def _signing_key(line: str) -> str:
-    return PublicKey.parse(line).signing
+    return signing_key(line)
 
 
 def _read_from(path: Path, offset: int) -> bytes:
