@@ -8,7 +8,6 @@ leaves no file behind and stops the restore with an IntegrityError that names it
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, BinaryIO
 from vault.backup.repo import Repo, data_name
 from vault.errors import IntegrityError, NotFoundError
 from vault.store import WritebackWriter, atomic_writer
+from vault.store.hashing import HashingWriter
 
 CHUNK = 1 << 20
 
@@ -79,16 +79,16 @@ def _skip(src: BinaryIO, n: int, name: str, url: str) -> None:
 
 def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, what: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    h = hashlib.sha256()
     with atomic_writer(path, mode=mode & 0o777, sync=False) as f:
-        out = WritebackWriter(f)  # a large blob's write-back starts while it is restored: the final sync is short
-        left = length
-        while left:
-            chunk = src.read(min(left, CHUNK))
-            if not chunk:
-                raise IntegrityError(f"{what} is cut short", hint="run 'vault backup verify'")
-            h.update(chunk)
-            out.write(chunk)
-            left -= len(chunk)
-        if h.hexdigest() != blob:  # raised inside the block: the temporary file is removed, not renamed
+        # A large piece is hashed on a helper thread while it is written, and a large blob's
+        # write-back starts while it is restored, so that the final sync is short.
+        with HashingWriter(WritebackWriter(f)) as out:
+            left = length
+            while left:
+                chunk = src.read(min(left, CHUNK))
+                if not chunk:
+                    raise IntegrityError(f"{what} is cut short", hint="run 'vault backup verify'")
+                out.write(chunk)
+                left -= len(chunk)
+        if out.h.hexdigest() != blob:  # raised inside the block: the temporary file is removed, not renamed
             raise IntegrityError(f"{what} is damaged", hint="run 'vault backup verify'")
