@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import threading
-from vault.store import tomlread
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError
 from vault.store import records
 from vault.store.identity import signing_key
+from vault.store import tomlread
 
 DOMAIN = b"vault-audit-v2\n"
 PENDING = ".pending"

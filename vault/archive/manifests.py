@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from vault.store import tomlread
 from typing import Any, Iterator, Mapping
 
 import tomli_w
@@ -14,6 +13,7 @@ from vault.archive import authority, members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.store import ids, index, records
 from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
+from vault.store import tomlread
 
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 

@@ -14,7 +14,6 @@ import base64
 import hashlib
 import json
 import os
-from vault.store import tomlread
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError, InputError, PermissionDeniedError
 from vault.store import VaultLock, fsync_dir, records, write_atomic
 from vault.store.identity import MemberKey, PublicKey
+from vault.store import tomlread
 
 V1_AUDIT_DOMAIN = b"vault-audit-v1\n"
 V2_LOG = "audit/v2-log.jsonl"  # the new history, complete, before vault.toml switches to it

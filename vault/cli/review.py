@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from vault.store import tomlread
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from vault.cli import NUMBER, Ctx, cli, emit, json_opt
 from vault.cli.access import text_lines
 from vault.cli.core import dossier_grp
 from vault.errors import InputError, UsageError
+from vault.store import tomlread
 
 #: Where ``--smtp-user``'s password is read from; never from the command line (it would show in ps).
 SMTP_PASSWORD_ENV = "VAULT_SMTP_PASSWORD"

@@ -6,7 +6,6 @@ import base64
 import os
 import contextlib
 import secrets
-from vault.store import tomlread
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Sequence
@@ -17,10 +16,11 @@ from vault.archive.manifests import append_document, load_manifest, manifest_fil
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
 from vault.store.keytable import KeyRefRecipient, KeyTable, unseal
-from vault.archive import audit, grants, members
+from vault.archive import grants, members
 from vault.store import WritebackWriter, atomic_writer
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
+from vault.store import tomlread
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def add_many(actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]], *, cat
             commits.append(dict(action="doc.add", files=manifest_file(actor, m), number=mine[0],
                                 ref=mine[-1] if len(mine) > 1 else None, obj=dossier_id, rev=m["revision"]))
         if commits:
-            audit.commit_many(actor, commits, synced=written)
+            actor.commit_many(commits, synced=written)
     out, taken = [], {d: 0 for d in groups}
     for (dossier_id, _), (_, files) in zip(order, batch):
         k = taken[dossier_id]

@@ -12,7 +12,6 @@ import contextlib
 import os
 import secrets
 import time
-from vault.store import tomlread
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from vault.errors import (AuthenticationError, ConflictError, FormatError, Input
 from vault.store.keytable import KeyRefRecipient
 from vault.store import atomic_writer, fsync_dir
 from vault.archive import grants
+from vault.store import tomlread
 
 ID_LEN = 32
 UPLOAD_PREFIX = ".upload-"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from vault.store import tomlread
 from typing import Any
 
 from vault.archive import grants, searchindex
@@ -12,6 +11,7 @@ from vault.errors import InputError, PermissionDeniedError
 from vault.store.keytable import unseal
 from vault.archive.schemes import configured
 from vault.store.layout import check_name
+from vault.store import tomlread
 
 
 def _may_update(actor, m: dict[str, Any]) -> None:

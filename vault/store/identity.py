@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from vault.store import tomlread
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +13,7 @@ import tomli_w
 from vault.crypto import age, sign
 from vault.errors import FormatError, InputError, NoIdentityMatchError
 from vault.store import write_atomic
+from vault.store import tomlread
 
 PUBLIC_PREFIX = "vault-member-1:"
 # Cost of the scrypt wrapping an identity file. 2**18 is age's own default; tests lower it through

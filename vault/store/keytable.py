@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from vault.store import tomlread
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -13,6 +12,7 @@ import tomli_w
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
 from vault.store import write_atomic
+from vault.store import tomlread
 
 # A reserved name (RFC 2606 ".invalid"): fully qualified as the age spec recommends, and it can
 # never collide with a stanza type somebody else defines for a domain they own.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-from vault.store import tomlread
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Protocol
@@ -17,6 +16,7 @@ from vault.store import fastschema
 from vault.crypto import sign
 from vault.errors import AuthenticationError, FormatError, IntegrityError
 from vault.store import write_atomic
+from vault.store import tomlread
 
 SIGNATURE_DOMAIN = b"vault-record-v1\n"
 
