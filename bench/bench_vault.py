@@ -47,7 +47,7 @@ class Sample:
 
 def run(argv: list[str], env: dict[str, str] | None = None) -> Sample:
     """Run argv to completion and measure that one process (as bench_age.py does)."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     # ru_maxrss survives exec, so a child forked from this (large) Python process would report at
     # least our size. GNU time forks from a tiny process and reports the command's own peak; without
     # it a fresh small Python process runs the command and reports its RUSAGE_CHILDREN peak.
@@ -270,6 +270,9 @@ def bench_big(d: Path, opts, key: Path, recipient: str, rows: list, ratios: list
         ("view", "vault"): lambda: run([*v, "doc", "view", docno, "--output", str(out_v)], env),
         ("view", "age"): lambda: run(["age", "-d", "-i", str(key), "-o", str(out_a), str(enc_a)]),
     }
+    if opts.baseline:  # another checkout's add in the same runs: a before/after that load cannot skew
+        base_env = dict(env, PYTHONPATH=str(opts.baseline.resolve()), PYTHONSAFEPATH="1")
+        cases[("add", "baseline")] = lambda: run([sys.executable, "-m", "vault", *add[len(v):]], base_env)
     best: dict[tuple[str, str], Sample] = {}
     for i in range(opts.runs):
         for case, fn in cases.items():  # interleaved, so other load falls on both tools alike
@@ -282,12 +285,16 @@ def bench_big(d: Path, opts, key: Path, recipient: str, rows: list, ratios: list
         print(f"1 GiB run {i + 1}/{opts.runs} done", flush=True)
     gib = opts.size_mib / 1024
     labels = {("add", "vault"): "vault doc add", ("add", "age"): "age -e", ("add", "age+fsync"): "age -e; sync FILE",
-              ("view", "vault"): "vault doc view --output", ("view", "age"): "age -d"}
+              ("add", "baseline"): "baseline vault doc add", ("view", "vault"): "vault doc view --output",
+              ("view", "age"): "age -d"}
     for (op, tool), s in best.items():
         rows.append((f"{op} {opts.size_mib} MiB: {labels[(op, tool)]}", tool.split("+")[0], s.seconds,
                      f"{gib / s.seconds:.2f} GiB/s", s.rss_mib))
     ratios.append((f"{opts.size_mib} MiB add: vault s / (age -e; sync)",
                    best[("add", "vault")].seconds / best[("add", "age+fsync")].seconds, "(target <= 1.0)"))
+    if ("add", "baseline") in best:
+        ratios.append((f"{opts.size_mib} MiB add: baseline s / (age -e; sync)",
+                       best[("add", "baseline")].seconds / best[("add", "age+fsync")].seconds, "(before)"))
     for op in ("add", "view"):
         ratios.append((f"{opts.size_mib} MiB {op}: vault s / age s", best[(op, "vault")].seconds / best[(op, "age")].seconds,
                        "(the add fsyncs, age does not)" if op == "add" else "(target <= 1.0)"))
@@ -337,6 +344,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=25, help="files per documents.add call (default 25)")
     parser.add_argument("--bulk", type=int, default=250, help="files per documents.add_many call (default 250)")
     parser.add_argument("--only", default="docs,big,find", help="parts to run (default docs,big,find)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout (e.g. `git archive main`): its doc add of the large document is "
+                             "timed in the same runs")
     parser.add_argument("--size-mib", type=int, default=1024, help="size of the large document (default 1024)")
     parser.add_argument("--dossiers", type=int, default=10000,
                         help="find over this many dossiers and a tenth of it (default 10000)")
@@ -344,6 +354,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20, help="warm lookups per find measurement (default 20)")
     parser.add_argument("--dir", default=None, help="parent of the temporary directory (default /tmp)")
     opts = parser.parse_args()
+    if opts.baseline:
+        for pkg in ("vault", "plugins"):
+            compileall.compile_dir(str(opts.baseline / pkg), quiet=1)
     for exe in ("age", "age-keygen"):
         if not shutil.which(exe):
             raise SystemExit(f"{exe} not found on PATH")
