@@ -71,7 +71,6 @@ def test_a_large_write_starts_its_write_back_window_by_window(tmp_path, monkeypa
     """The final fsync of a large document then waits for the tail only; the bytes are unchanged."""
     calls = []
     real = store._libc_func("sync_file_range")
-    w = None
 
     def spy(fd, offset, length, flags):
         assert fd == f.fileno()
@@ -80,11 +79,11 @@ def test_a_large_write_starts_its_write_back_window_by_window(tmp_path, monkeypa
 
     data = os.urandom(3 * store.WRITEBACK_WINDOW + 12345)
     with open(tmp_path / "big", "wb") as f:
-        w = store.WritebackWriter(f)
-        w._func = spy
-        for i in range(0, len(data), 1 << 20):
-            w.write(data[i : i + (1 << 20)])
-        w.flush()
+        with store.WritebackWriter(f) as w:  # leaving it waits for the helper thread's calls
+            w._func = spy
+            for i in range(0, len(data), 1 << 20):
+                w.write(data[i : i + (1 << 20)])
+            w.flush()
     assert (tmp_path / "big").read_bytes() == data
     win = store.WRITEBACK_WINDOW
     assert calls == [(0, win, 2), (win, win, 2), (2 * win, win, 2)]  # the tail is left to the fsync

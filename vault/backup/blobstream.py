@@ -82,7 +82,7 @@ def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, wha
     with atomic_writer(path, mode=mode & 0o777, sync=False) as f:
         # A large piece is hashed on a helper thread while it is written, and a large blob's
         # write-back starts while it is restored, so that the final sync is short.
-        with HashingWriter(WritebackWriter(f)) as out:
+        with WritebackWriter(f) as wb, HashingWriter(wb) as out:
             left = length
             while left:
                 chunk = src.read(min(left, CHUNK))

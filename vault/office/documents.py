@@ -149,7 +149,8 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: s
     path = v.layout.document(m["id"], doc_id)
     path.parent.mkdir(mode=0o700, exist_ok=True)
     source_file = contextlib.nullcontext(src.file) if isinstance(src, Stream) else open(src, "rb")
-    with source_file as fin, atomic_writer(path, sync=False) as fout, HashingWriter(WritebackWriter(fout)) as hw:
+    with source_file as fin, atomic_writer(path, sync=False) as fout, WritebackWriter(fout) as wb, \
+            HashingWriter(wb) as hw:
         age.encrypt(fin, hw, [rcpt])
     assert rcpt.file_key is not None
     table.keys[kid] = rcpt.file_key

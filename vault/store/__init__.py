@@ -10,7 +10,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from vault.errors import IntegrityError, LockError
 
@@ -211,7 +211,10 @@ class WritebackWriter:
 
     ``sync_file_range(SYNC_FILE_RANGE_WRITE)`` only starts writing pages out; it promises nothing
     about durability — the caller's fsync (``sync_files``) still does that — but that fsync then
-    finds little left to write. Where there is no ``sync_file_range`` it is a plain pass-through.
+    finds little left to write. The calls are made on a helper thread, since submitting the I/O can
+    block on a busy disk and the writer must not stall with it. Use it as a context manager inside
+    the file's own block: leaving it waits for the helper, before the file is closed. Where there is
+    no ``sync_file_range`` it is a plain pass-through.
     """
 
     def __init__(self, f: BinaryIO) -> None:
@@ -219,19 +222,48 @@ class WritebackWriter:
         self._written = 0
         self._started = 0
         self._func = _libc_func("sync_file_range")
+        self._queue: Any = None
+        self._thread: Any = None
 
     def write(self, b) -> int | None:
         n = self.f.write(b)
         self._written += len(b) if n is None else n
         if self._func is not None and self._written - self._started >= WRITEBACK_WINDOW:
             self.f.flush()
-            # Best effort: a failure here is seen again, and reported, by the fsync that follows.
-            self._func(self.f.fileno(), self._started, self._written - self._started, _SYNC_FILE_RANGE_WRITE)
+            self._submit(self._started, self._written - self._started)
             self._started = self._written
         return n
 
+    def _submit(self, offset: int, length: int) -> None:
+        if self._thread is None:  # only a large file gets a helper thread
+            import queue
+            import threading
+
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._run, args=(self.f.fileno(),), name="vault-writeback",
+                                            daemon=True)
+            self._thread.start()
+        self._queue.put((offset, length))
+
+    def _run(self, fd: int) -> None:
+        while (item := self._queue.get()) is not None:
+            # Best effort: a failure here is seen again, and reported, by the fsync that follows.
+            self._func(fd, item[0], item[1], _SYNC_FILE_RANGE_WRITE)
+
     def flush(self) -> None:
         self.f.flush()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> "WritebackWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def find_temporaries(root: Path) -> list[Path]:
