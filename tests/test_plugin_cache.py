@@ -135,3 +135,14 @@ def test_entry_point_values_load_as_importlib_does():
     assert discovery.load("os.path:join [extra]") is os.path.join
     with pytest.raises(ValueError):
         discovery.load("not a value!")
+
+
+def test_the_conformance_kit_reads_the_metadata_itself(site, scans):
+    """A plugin author's kit run proves the packaging from the installed metadata, and leaves the
+    user's cache alone."""
+    from vault.testing.base import plugin_manager_for
+
+    _install(site, "vault-cachetest-a", "vault_cachetest_a", "cachetest-a")
+    assert plugin_manager_for("cachetest-a").has_plugin("cachetest-a")
+    assert scans[0] == 1
+    assert not discovery.cache_dir().exists() or not list(discovery.cache_dir().iterdir())

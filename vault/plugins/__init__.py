@@ -59,13 +59,15 @@ class VaultPluginManager(pluggy.PluginManager):
 
 
 def get_plugin_manager(*, environ: Mapping[str, str] | None = None,
-                       entry_points: bool = True) -> VaultPluginManager:
+                       entry_points: bool = True, cache: bool = True) -> VaultPluginManager:
     """Build a fresh plugin manager with the hook specs and the allowed entry-point plugins loaded.
 
     :param environ: where to read ``VAULT_LOAD_PLUGINS`` (default ``os.environ``): unset loads every
         installed plugin, empty loads the built-ins only, otherwise a comma-separated allowlist of
         distribution or entry-point names. Built-ins always load.
     :param entry_points: ``False`` gives a manager with the specs only, for tests.
+    :param cache: ``False`` reads the installed distributions' metadata itself, neither reading nor
+        writing the entry-point cache (the conformance kit: it proves a plugin's packaging).
     :raises PluginError: a plugin failed to import, implements an unknown hook, or clashes with another.
     """
     pm = VaultPluginManager()
@@ -73,14 +75,14 @@ def get_plugin_manager(*, environ: Mapping[str, str] | None = None,
         env = os.environ if environ is None else environ
         raw = env.get(ALLOWLIST_ENV)
         allow = None if raw is None else {item.strip() for item in raw.split(",") if item.strip()}
-        load_entry_points(pm, allow=allow)
+        load_entry_points(pm, allow=allow, cache=cache)
     return pm
 
 
 _normalise = discovery.normalise
 
 
-def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) -> None:
+def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None, cache: bool = True) -> None:
     """Register the ``vault`` entry points of installed distributions into ``pm``, then check them.
 
     :param allow: third-party distribution or entry-point names to load; ``None`` loads all of them.
@@ -89,7 +91,7 @@ def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) 
     allowed = None if allow is None else {_normalise(a) for a in allow} | set(allow)
     found = []
     named: set[str] = set()  # allowlist entries that matched a third-party distribution or entry point
-    for ep in discovery.entry_points(ENTRY_POINT_GROUP):
+    for ep in discovery.entry_points(ENTRY_POINT_GROUP) if cache else discovery.scan(ENTRY_POINT_GROUP):
         builtin = ep.dist == BUILTIN_DISTRIBUTION
         if allowed is not None:
             listed = ep.dist in allowed or ep.name in allowed
