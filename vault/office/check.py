@@ -8,12 +8,14 @@ import io
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from vault.archive import audit, authority, members
 from vault.crypto import age
 from vault.store.hashing import hash_file
+from vault.store.counting import Progress, no_progress
 from vault.archive.manifests import load_manifest, read_table
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
 from vault.store.keytable import KEYREF_TYPE, unseal
@@ -21,6 +23,7 @@ from vault.store import TMP_PREFIX, find_temporaries
 from vault.archive import destructions, grants, holds, reviews
 from vault.office import intake, paper, recoveryexport
 from vault.office.holds import lifts
+from vault.i18n import Message, N_
 
 
 @dataclass
@@ -51,7 +54,7 @@ class _Null(io.RawIOBase):
         return len(b)
 
 
-def check(v, *, actor=None, progress: Callable[[int], None] | None = None,
+def check(v, *, actor=None, progress: Progress | None = None,
           anchor: tuple[int, str] | None = None) -> Report:
     """Check the whole vault. With ``actor`` (``--read-data``) also decrypt everything; with
     ``anchor`` (count, head) also that the history extends a checkpoint kept offline."""
@@ -68,34 +71,42 @@ def check(v, *, actor=None, progress: Callable[[int], None] | None = None,
             for ring in v.policy.data["rings"]:
                 members.ring_record(v, ring)
         except VaultError as e:
-            rep.problems.append(str(e))
+            rep.problems.append(e.message)
             return rep
         ids = actor.read_identities() if actor else None
+        dirs = sorted(p for p in (v.root / "dossiers").iterdir() if p.is_dir())
+        step = (progress or no_progress)(sum(_bytes_under(p / "documents") for p in dirs))
         # Documents are checked on threads: reading, hashing and decrypting release the GIL, so
-        # both of a small machine's cores work. Results are taken in order: the report is stable.
-        # While the workers read, hash and decrypt one dossier's documents, this thread goes on
-        # verifying the next manifests; results are taken in dossier order, a bounded number ahead.
+        # both of a small machine's cores work. While the workers read, hash and decrypt one
+        # dossier's documents, this thread goes on verifying the next manifests; results are taken
+        # in dossier order, a bounded number ahead, so the report is stable.
         pending: deque[Callable[[], None]] = deque()
         with ThreadPoolExecutor(_WORKERS, thread_name_prefix="vault-check") as pool:
-            for ddir in sorted((v.root / "dossiers").iterdir()):
-                if ddir.is_dir():
-                    pending.append(_check_dossier(v, ddir.name, mem, ids, rep, pool))
-                    while len(pending) > _AHEAD:
-                        pending.popleft()()
-                    if progress:
-                        progress(1)
+            for ddir in dirs:
+                pending.append(_check_dossier(v, ddir.name, mem, ids, rep, step, pool))
+                while len(pending) > _AHEAD:
+                    pending.popleft()()
             while pending:
                 pending.popleft()()
         _check_records(v, mem, rep)
         for p in find_temporaries(v.root):
-            rep.notes.append(f"{p.relative_to(v.root)}: temporary file left by an interrupted command (removed by the next write)")
+            rep.notes.append(Message(N_("{relative_to}: temporary file left by an interrupted command (removed by the next write)"), relative_to=p.relative_to(v.root)))
     return rep
 
 
-def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, pool) -> Callable[[], None]:
+def _bytes_under(d: Path) -> int:
+    """The bytes of the files directly in ``d`` (a dossier's documents), for the progress bar."""
+    try:
+        return sum(e.stat().st_size for e in os.scandir(d) if e.is_file(follow_symlinks=False))
+    except OSError:
+        return 0
+
+
+def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callable[[int], None],
+                   pool: ThreadPoolExecutor) -> Callable[[], None]:
     """Check a dossier's manifest, key table and sealed texts now; its documents on ``pool``. Returns
     what collects the documents' results into ``rep`` (and names leftover files), to call in order."""
-    mine: list[str] = []  # this dossier's problems, added to the report in dossier order
+    mine: list = []  # this dossier's problems, added to the report in dossier order
 
     def report_only() -> None:
         rep.problems.extend(mine)
@@ -103,7 +114,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, pool) -> Cal
     try:
         m = load_manifest(v, dossier_id, member_records=mem)
     except VaultError as e:
-        mine.append(str(e))
+        mine.append(e.message)
         return report_only
     rep.counts["dossiers"] += 1
     kt_path = v.layout.key_table(dossier_id)
@@ -115,14 +126,14 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, pool) -> Cal
             if ids is not None:
                 table = read_table(v, dossier_id, ids)
         except FileNotFoundError:
-            mine.append(f"keys/{dossier_id}.age: missing")
+            mine.append(Message(N_("keys/{dossier_id}.age: missing"), dossier_id=dossier_id))
         except (FormatError, AuthenticationError):
-            mine.append(f"keys/{dossier_id}.age: damaged (header does not parse)")
+            mine.append(Message(N_("keys/{dossier_id}.age: damaged (header does not parse)"), dossier_id=dossier_id))
         except VaultError as e:
-            mine.append(str(e))
+            mine.append(e.message)
     if table is not None:
         for p in (x for x in m["profile"] if "sealed" in x):
-            _try(mine, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=f"{m['number']} profile v{p['version']}"))
+            _try(mine, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=Message(N_("{number} profile v{version}"), number=m['number'], version=p['version'])))
     docs = [d for d in m["documents"] if d.get("status") != "destroyed"]
     referenced = {f"{d['id']}.age" for d in docs}
     futures = [pool.submit(_check_document, v, m, d, table) for d in docs]
@@ -135,11 +146,11 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, pool) -> Cal
             rep.counts["documents"] += 1
             rep.counts["bytes"] += size
             rep.problems.extend(problems)
+            step(size)
         if docdir.is_dir():
             for p in docdir.iterdir():
                 if p.name not in referenced and not p.name.startswith(TMP_PREFIX):
-                    rep.notes.append(f"dossiers/{dossier_id}/documents/{p.name}: not in the manifest "
-                                     "(left by an interrupted add)")
+                    rep.notes.append(Message(N_("dossiers/{dossier_id}/documents/{name}: not in the manifest (left by an interrupted add)"), dossier_id=dossier_id, name=p.name))
 
     return collect
 
@@ -149,7 +160,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, pool) -> Cal
 _IN_MEMORY = 16 << 20
 
 
-def _check_document(v, m: dict, d: dict, table) -> tuple[list[str], int]:
+def _check_document(v, m: dict, d: dict, table) -> tuple[list, int]:
     """(problems, bytes) for one document: its ciphertext hash, its header, and with ``table`` its
     metadata and payload. Runs on the check's worker threads (hashing and the AEAD drop the GIL)."""
     rel = f"dossiers/{m['id']}/documents/{d['id']}.age ({d['number']})"
@@ -157,7 +168,7 @@ def _check_document(v, m: dict, d: dict, table) -> tuple[list[str], int]:
     try:
         f = open(path, "rb")
     except FileNotFoundError:
-        return [f"{rel}: missing"], 0
+        return [Message(N_("{rel}: missing"), rel=rel)], 0
     with f:
         if d.get("size", 0) <= _IN_MEMORY:
             data = f.read(_IN_MEMORY + 1)
@@ -168,32 +179,32 @@ def _check_document(v, m: dict, d: dict, table) -> tuple[list[str], int]:
             digest, size = hash_file(path)
             src = f
         if (digest, size) != (d["sha256"], d["size"]):
-            return [f"{rel}: ciphertext hash does not match the manifest (damaged or tampered with)"], size
+            return [Message(N_("{rel}: ciphertext hash does not match the manifest (damaged or tampered with)"), rel=rel)], size
         try:
             hdr = age.read_header(src)
             if [s.type for s in hdr.stanzas] != [KEYREF_TYPE] or hdr.stanzas[0].args != (d["key"],):
-                return [f"{rel}: header does not refer to its key-table entry"], size
+                return [Message(N_("{rel}: header does not refer to its key-table entry"), rel=rel)], size
         except (FormatError, AuthenticationError):
-            return [f"{rel}: age header does not parse"], size
+            return [Message(N_("{rel}: age header does not parse"), rel=rel)], size
         if table is None:
             return [], size
-        problems: list[str] = []
-        _try(problems, lambda: unseal(base64.b64decode(d["meta"]), table, what=f"{d['number']} metadata"))
+        problems: list = []
+        _try(problems, lambda: unseal(base64.b64decode(d["meta"]), table, what=Message(N_("{number} metadata"), number=d['number'])))
         src.seek(0)
         try:
             age.decrypt(src, _Null(), [table.identity()])
         except NoIdentityMatchError:
-            problems.append(f"{rel}: its key is missing from the key table")
+            problems.append(Message(N_("{rel}: its key is missing from the key table"), rel=rel))
         except (FormatError, AuthenticationError):
-            problems.append(f"{rel}: payload fails authentication (damaged or tampered with)")
+            problems.append(Message(N_("{rel}: payload fails authentication (damaged or tampered with)"), rel=rel))
         return problems, size
 
 
-def _try(rep: Report | list[str], fn) -> None:
+def _try(rep: Report | list, fn) -> None:
     try:
         fn()
     except VaultError as e:
-        (rep.problems if isinstance(rep, Report) else rep).append(str(e))
+        (rep.problems if isinstance(rep, Report) else rep).append(e.message)
 
 
 def _check_records(v, mem: dict, rep: Report) -> None:
@@ -214,6 +225,5 @@ def _check_records(v, mem: dict, rep: Report) -> None:
         if d in reviewed:
             _try(rep, lambda d=d: reviews.history(v, d, member_records=mem))
     _try(rep, lambda: rep.problems.extend(
-        f"destructions/{u['number']}.execution.toml: destruction {u['number']} of {u['target']} started at "
-        f"{u['started_at']} did not finish (next step: {u['next']}); run 'vault destroy execute {u['number']}'"
+        Message(N_("destructions/{number}.execution.toml: destruction {number} of {target} started at {started_at} did not finish (next step: {next}); run 'vault destroy execute {number}'"), number=u['number'], target=u['target'], started_at=u['started_at'], next=u['next'])
         for u in destructions.unfinished(v)))

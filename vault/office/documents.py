@@ -21,6 +21,8 @@ from vault.store import WritebackWriter, atomic_writer
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
 from vault.store import tomlread
+from vault.store.counting import Progress, counting, no_progress
+from vault.i18n import Message, N_
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class Stream:
 
 def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, source: str, date: str,
         original: bool, copy_note: str | None = None, title: str | None = None, replaces: str | None = None,
-        paper_location: str | None = None, progress: Callable[[int], None] | None = None,
+        paper_location: str | None = None, progress: Progress | None = None,
         force_date: bool = False) -> list[str]:
     """Encrypt and add ``files`` to a dossier; returns their document numbers.
 
@@ -52,7 +54,7 @@ def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, so
 
 def add_many(actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]], *, category: str, source: str, date: str,
              original: bool, copy_note: str | None = None, title: str | None = None, replaces: str | None = None,
-             paper_location: str | None = None, progress: Callable[[int], None] | None = None,
+             paper_location: str | None = None, progress: Progress | None = None,
              force_date: bool = False) -> list[list[str]]:
     """A bulk add: ``(number, files)`` for several dossiers under one lock; the numbers per item.
 
@@ -67,21 +69,22 @@ def add_many(actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]], *, cat
     actor.require("doc.add", number=batch[0][0])
     v = actor.vault
     if category not in CATEGORIES:
-        raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
+        raise InputError(N_("unknown category {category!r}"), hint=N_("categories: {CATEGORIES}"), category=category,
+                         CATEGORIES=', '.join(CATEGORIES))
     date = parse_record_date(date, force=force_date)
     if not source.strip():
-        raise InputError("the source of the material is required [R-3.1.3]", param="source")
+        raise InputError(N_("the source of the material is required [R-3.1.3]"), param="source")
     if not original and not (copy_note or "").strip():
-        raise InputError("a copy needs a note saying why the original could not be had [R-3.1.3]",
+        raise InputError(N_("a copy needs a note saying why the original could not be had [R-3.1.3]"),
                          param="copy_note")
     if replaces and (len(batch) != 1 or len(batch[0][1]) != 1):
-        raise InputError("replaces takes exactly one new file", param="replaces")
+        raise InputError(N_("replaces takes exactly one new file"), param="replaces")
     groups: dict[str, list[Path | Stream]] = {}
     order: list[tuple[str, str]] = []  # (dossier id, number as given), in the caller's order
     for number, files in batch:
         for f in files:
             if not isinstance(f, Stream) and not Path(f).is_file():
-                raise InputError(f"{f}: no such file", hint="check the path")
+                raise InputError(N_("{f}: no such file"), hint=N_("check the path"), f=f)
         dossier_id = resolve(v, number)
         if dossier_id not in groups:
             groups[dossier_id] = []
@@ -93,18 +96,23 @@ def add_many(actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]], *, cat
         for dossier_id in groups:
             m = load_manifest(v, dossier_id)
             if m["status"] == "destroyed":
-                raise ConflictError(f"dossier {m['number']} has been destroyed")
+                raise ConflictError(N_("dossier {number} has been destroyed"), number=m['number'])
             if m["status"] == "closed":
                 actor.audit("doc.add", outcome="refused", number=m["number"])
-                raise ConflictError(f"dossier {m['number']} was closed on {m.get('closed')}",
-                                    hint=f"reopen it first: 'vault dossier reopen {m['number']}'")
+                raise ConflictError(N_("dossier {number} was closed on {closed}"),
+                                    hint=N_("reopen it first: 'vault dossier reopen {number}'"), number=m['number'],
+                                    closed=m.get('closed'))
             manifests[dossier_id] = m
         old = _find_doc(manifests[order[0][0]], replaces) if replaces else None
         if old is not None and old.get("superseded_by"):
-            raise ConflictError(f"{replaces} is already replaced by {old['superseded_by']}",
-                                hint="add the new version to the newest one")
+            raise ConflictError(N_("{replaces} is already replaced by {superseded_by}"),
+                                hint=N_("add the new version to the newest one"), replaces=replaces,
+                                superseded_by=old['superseded_by'])
         idents = actor.read_identities()
         recipients, active = members.ring_recipients(v), grants.list_grants(v)
+        # Bytes read from the files given; standard input counts towards a total of 0 (unknown).
+        step = (progress or no_progress)(sum(Path(f).stat().st_size for fs in groups.values() for f in fs
+                                             if not isinstance(f, Stream)))
         written: list[Path] = []
         commits = []
         for dossier_id, files in groups.items():
@@ -114,15 +122,13 @@ def add_many(actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]], *, cat
             for f in files:
                 entry, path = _encrypt_one(v, m, table, f if isinstance(f, Stream) else Path(f), category=category,
                                            source=source, date=date, original=original, copy_note=copy_note,
-                                           title=title, paper_location=paper_location, by=actor.name)
+                                           title=title, paper_location=paper_location, by=actor.name, step=step)
                 written.append(path)
                 if old is not None:
                     entry["replaces"] = old["number"]
                     entry["version"] = old.get("version", 1) + 1
                     old["superseded_by"] = entry["number"]
                 mine.append(entry["number"])
-                if progress:
-                    progress(1)
             if not mine:
                 continue
             # The key table before the commit point (FORMAT §11), made durable with the documents.
@@ -142,7 +148,7 @@ def add_many(actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]], *, cat
 
 def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: str, source: str, date: str,
                  original: bool, copy_note: str | None, title: str | None, paper_location: str | None,
-                 by: str) -> tuple[dict[str, Any], Path]:
+                 by: str, step: Callable[[int], None]) -> tuple[dict[str, Any], Path]:
     doc_id = secrets.token_hex(16)
     kid = secrets.token_hex(16)
     rcpt = KeyRefRecipient(kid)
@@ -151,7 +157,7 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: s
     source_file = contextlib.nullcontext(src.file) if isinstance(src, Stream) else open(src, "rb")
     with source_file as fin, atomic_writer(path, sync=False) as fout, WritebackWriter(fout) as wb, \
             HashingWriter(wb) as hw:
-        age.encrypt(fin, hw, [rcpt])
+        age.encrypt(counting(fin, step), hw, [rcpt])
     assert rcpt.file_key is not None
     table.keys[kid] = rcpt.file_key
     meta = {"title": title or src.name, "source": source, "filename": src.name}
@@ -166,7 +172,7 @@ def _find_doc(m: dict, docno: str) -> dict[str, Any]:
     for d in m["documents"]:
         if d["number"] == docno:
             return d
-    raise NotFoundError(f"no document {docno}", hint=f"see 'vault doc list {m['number']}'")
+    raise NotFoundError(N_("no document {docno}"), hint=N_("see 'vault doc list {number}'"), docno=docno, number=m['number'])
 
 
 def _public(d: dict[str, Any]) -> dict[str, Any]:
@@ -196,7 +202,7 @@ def list_docs(actor, number: str, *, with_meta: bool = False) -> list[dict[str, 
 
 
 def read_meta(d: dict[str, Any], table: KeyTable) -> dict[str, Any]:
-    plain = unseal(base64.b64decode(d["meta"]), table, what=f"document {d['number']} metadata")
+    plain = unseal(base64.b64decode(d["meta"]), table, what=Message(N_("document {number} metadata"), number=d['number']))
     return tomlread.loads(plain.decode())
 
 
@@ -226,7 +232,7 @@ def require_save(actor, docno: str) -> str:
     try:
         return grants.consume_copy_approval(actor, docno, action="doc.save")
     except PermissionDeniedError:
-        raise PermissionDeniedError("you may view this document on a terminal only", param="copy_export") from None
+        raise PermissionDeniedError(N_("you may view this document on a terminal only"), param="copy_export") from None
 
 
 def check_output(v, output: Path) -> Path:
@@ -236,12 +242,13 @@ def check_output(v, output: Path) -> Path:
     real = dest.parent.resolve() / dest.name
     root = v.root.resolve()
     if real == root or real.is_relative_to(root) or (dest.is_symlink() and dest.resolve().is_relative_to(root)):
-        raise PermissionDeniedError("refusing to write plaintext inside the vault directory",
-                                    hint="choose an output path outside the vault")
+        raise PermissionDeniedError(N_("refusing to write plaintext inside the vault directory"),
+                                    hint=N_("choose an output path outside the vault"))
     return dest
 
 
-def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None) -> dict[str, Any]:
+def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None,
+         progress: Progress | None = None) -> dict[str, Any]:
     """Decrypt a document to ``dst``; ``copy_ref`` (from ``require_save``) when ``dst`` is not a terminal.
 
     The payload's AEAD already authenticates every byte under a key only this document's key-table
@@ -254,7 +261,7 @@ def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None) -> di
     d = _find_doc(m, docno)
     if d.get("status") == "destroyed":
         actor.audit("doc.view", outcome="refused", number=docno)
-        raise ConflictError(f"document {docno} has been destroyed")
+        raise ConflictError(N_("document {docno} has been destroyed"), docno=docno)
     table = grants.open_key_table(actor, m["id"], number=docno)
     path = v.layout.document(m["id"], d["id"])
     what = f"dossiers/{m['id']}/documents/{d['id']}.age ({docno})"
@@ -266,12 +273,13 @@ def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None) -> di
     try:
         f = open(path, "rb")
     except FileNotFoundError:
-        raise IntegrityError(f"{what}: missing") from None
+        raise IntegrityError(N_("{what}: missing"), what=what) from None
     with f:
+        src = counting(f, progress(os.fstat(f.fileno()).st_size)) if progress else f
         try:
-            age.decrypt(f, dst, [table.identity()])
+            age.decrypt(src, dst, [table.identity()])
         except NoIdentityMatchError:
-            raise IntegrityError(f"{what}: its key is not in the key table") from None
+            raise IntegrityError(N_("{what}: its key is not in the key table"), what=what) from None
         except (FormatError, AuthenticationError):
-            raise IntegrityError(f"{what}: damaged or tampered with") from None
+            raise IntegrityError(N_("{what}: damaged or tampered with"), what=what) from None
     return _public(d)
