@@ -118,12 +118,12 @@ def signing_key(text: str) -> str:
     text = text.strip()
     parts = text[len(PUBLIC_PREFIX):].split(":") if text.startswith(PUBLIC_PREFIX) else []
     if len(parts) != 2:
-        raise InputError("not a member public key line",
-                         hint="pass the line printed by 'vault keygen' (it starts with vault-member-1:)")
+        raise InputError(N_("not a member public key line"),
+                         hint=N_("pass the line printed by 'vault keygen' (it starts with vault-member-1:)"))
     try:
         sign.check_public_key(parts[1])
     except FormatError as e:
-        raise InputError(f"not a member public key line: {e}") from None
+        raise InputError(N_("not a member public key line: {e}"), e=e) from None
     return parts[1]
 
 
