@@ -10,6 +10,7 @@ under GNU time. Not a test: nothing here asserts on timing.
 from __future__ import annotations
 
 import argparse
+import re
 import os
 import resource
 import shutil
@@ -70,7 +71,8 @@ def setup(d: Path, work_factor: int) -> tuple[dict[str, str], str]:
     run_dir = d / "run"
     run_dir.mkdir(mode=0o700)
     env = dict(os.environ, PYTHONPATH=str(REPO), VAULT_DIR=str(d / "vault"), VAULT_IDENTITY=str(ident_file),
-               VAULT_PASSPHRASE_FILE=str(pass_file), XDG_RUNTIME_DIR=str(run_dir))
+               VAULT_PASSPHRASE_FILE=str(pass_file), XDG_RUNTIME_DIR=str(run_dir),
+               VAULT_LANG="en")  # the agent's start line is parsed below
     env.pop("VAULT_AGENT_SOCK", None)
     v = vault_cmd()
     subprocess.run([*v, "init", str(d / "vault"), "--supervisor", "bench", "--key", ident.public.line()],
@@ -118,7 +120,7 @@ def main() -> None:
         subprocess.run(["age", "-r", recipient, "-o", str(d / "doc.age"), str(d / "doc.txt")], check=True)
         v = vault_cmd()
         out = subprocess.run([*v, "agent", "start"], env=env, check=True, capture_output=True, text=True).stdout
-        agent_pid = int(out.splitlines()[1].removeprefix("echo Agent pid ").rstrip(";"))
+        agent_pid = int(re.search(r"pid (\d+)", out).group(1))  # echo 'Agent pid N';
         cases = [
             ("python -c pass", [sys.executable, "-c", "pass"], env),
             ("vault --help", [*v, "--help"], env),
