@@ -12,3 +12,9 @@ def _client_state(tmp_path_factory, monkeypatch):
     # unless they ask for another (tests/test_i18n_cli.py).
     monkeypatch.setenv("VAULT_LANG", "en")
     monkeypatch.setenv("LANGUAGE", "en")  # for tests that pass a child process no VAULT_ variables
+
+
+@pytest.fixture(autouse=True)
+def _plugin_cache(tmp_path_factory, monkeypatch):
+    """The entry-point cache of each test in its own directory, never the developer's."""
+    monkeypatch.setenv("VAULT_CACHE_DIR", str(tmp_path_factory.mktemp("cache") / "vault"))

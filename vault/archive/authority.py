@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import threading
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,8 @@ from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError
 from vault.i18n import Message, N_
 from vault.store import records
-from vault.store.identity import PublicKey
+from vault.store.identity import signing_key
+from vault.store import tomlread
 
 DOMAIN = b"vault-audit-v2\n"
 PENDING = ".pending"
@@ -80,7 +80,7 @@ def _read_bound(v, rel: str, files: dict) -> dict[str, Any]:
         raise IntegrityError(N_("{rel}: missing (the history names it)"), rel=rel) from None
     if sha256(raw) != files.get(rel, [None])[0]:
         raise IntegrityError(N_("{rel}: does not match the history (changed, or an older version put back)"), rel=rel)
-    return tomllib.loads(raw.decode())
+    return tomlread.loads(raw.decode())
 
 
 class Replay:
@@ -187,7 +187,7 @@ class Replay:
             return Message(N_("{rel} is missing"), rel=rel)
         if sha256(raw) != e["records"][rel] or sha256(raw) != e["records"]["policy.toml"]:
             return Message(N_("{rel} does not match the entry"), rel=rel)
-        data = {k: x for k, x in tomllib.loads(raw.decode()).items() if k != "signature"}
+        data = {k: x for k, x in tomlread.loads(raw.decode()).items() if k != "signature"}
         if data.get("rings") != st["policy"]["rings"]:
             return Message(N_("a policy edit cannot change the rings"))
         if "policy.manage" not in data.get("roles", {}).get("supervisor", {}).get("may", []):
@@ -217,7 +217,7 @@ class Replay:
 
 @functools.lru_cache(maxsize=1024)
 def _signing_key(line: str) -> str:
-    return PublicKey.parse(line).signing
+    return signing_key(line)
 
 
 def _read_from(path: Path, offset: int) -> bytes:
@@ -312,8 +312,8 @@ def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
     """A committed TOML record (``read``), parsed and validated."""
     data = read(v, rel)
     try:
-        rec = tomllib.loads(data.decode())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        rec = tomlread.loads(data.decode())
+    except (tomlread.TOMLDecodeError, UnicodeDecodeError):
         raise IntegrityError(N_("{rel}: not valid TOML"), rel=rel) from None
     if schema:
         records.validate(rec, schema, what=rel)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import tomllib
 from typing import Any, Iterator, Mapping
 
 import tomli_w
@@ -15,6 +14,7 @@ from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.i18n import Message, N_
 from vault.store import ids, index, records
 from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
+from vault.store import tomlread
 
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 
@@ -110,7 +110,7 @@ def read_profile(actor, m: Mapping[str, Any], table: KeyTable | None = None) -> 
     table = table or read_table(actor.vault, m["id"], actor.read_identities())
     p = m["profile"][-1]
     plain = unseal(base64.b64decode(p["sealed"]), table, what=Message(N_("profile v{version} of {number}"), version=p['version'], number=m['number']))
-    return tomllib.loads(plain.decode())
+    return tomlread.loads(plain.decode())
 
 
 def parse_date(text: str) -> str:

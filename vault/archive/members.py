@@ -21,7 +21,7 @@ from vault.errors import (
     PermissionDeniedError,
 )
 from vault.store import records
-from vault.store.identity import MemberKey, PublicKey
+from vault.store.identity import MemberKey, PublicKey, signing_key
 from vault.store import write_atomic
 from vault.i18n import N_
 
@@ -87,7 +87,7 @@ def verify_by_member(v, data: dict[str, Any], *, what: str, members: dict | None
     signer = members.get(by) if isinstance(by, str) else None
     if signer is None:
         raise IntegrityError(N_("{what}: signed by unknown member {by!r}"), what=what, by=by)
-    records.verify_record(data, PublicKey.parse(signer["key"]).signing, what=what)
+    records.verify_record(data, signing_key(signer["key"]), what=what)
     return signer
 
 

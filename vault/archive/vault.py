@@ -198,6 +198,10 @@ class Actor:
         """Write ``files`` with one history entry as the commit point (``vault.archive.audit.commit``)."""
         return audit.commit(self, action, files, **kw)
 
+    def commit_many(self, items: list[dict[str, Any]], *, synced: list | None = None) -> list[dict[str, Any]]:
+        """Several changes, one entry each, made durable and appended together (``audit.commit_many``)."""
+        return audit.commit_many(self, items, synced=synced)
+
     def sign(self, data: dict[str, Any]) -> dict[str, Any]:
         return records.sign_record(data, signer=self.name, key=self.identity)
 

@@ -12,7 +12,6 @@ from vault.office import documents
 from vault.archive import manifests
 from vault.store import identity
 from vault.archive import members
-from vault.office import membership
 from vault.cli import (NUMBER, Ctx, _passphrase, bars, cell, cli, emit, field, json_opt, problems_summary, render,
                        report_lines, state)
 from vault.cli.lazy import LazySubGroup
@@ -115,6 +114,8 @@ def member() -> None:
 def member_add(obj: Ctx, name: str, key: str | None, key_file: str | None, roles: tuple[str, ...], dept: str,
                as_json: bool) -> None:
     """Add a member (supervisor only)."""
+    from vault.office import membership  # here: it loads the search index (sqlite3), which most commands never need
+
     rec = membership.add_member(obj.actor(), name, public_key(key, key_file), roles, dept)
     emit({"name": rec["name"], "roles": rec["roles"], "dept": rec["dept"]}, as_json, _("added member {name}").format(name=name))
 
@@ -149,6 +150,8 @@ def member_show(obj: Ctx, name: str, key_only: bool, as_json: bool) -> None:
 @click.pass_obj
 def member_remove(obj: Ctx, name: str, as_json: bool) -> None:
     """Remove a member: rotate their rings and re-wrap key tables (no document is rewritten)."""
+    from vault.office import membership
+
     rewrapped = membership.remove_member(obj.actor(), name)
     emit({"removed": name, "rewrapped": rewrapped}, as_json, _("removed {name}; re-wrapped {count} key tables").format(name=name, count=len(rewrapped)))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from vault.cli import NUMBER, Ctx, cli, emit, json_opt, state
 from vault.cli.access import text_lines
 from vault.cli.core import dossier_grp
 from vault.errors import InputError, UsageError
+from vault.store import tomlread
 from vault.i18n import _, N_
 
 #: Where ``--smtp-user``'s password is read from; never from the command line (it would show in ps).
@@ -83,8 +83,8 @@ def _addresses(to: tuple[str, ...], addresses_file: str | None) -> dict[str, str
     out: dict[str, str] = {}
     if addresses_file:
         try:
-            data = tomllib.loads(Path(addresses_file).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            data = tomlread.loads(Path(addresses_file).read_text(encoding="utf-8"))
+        except (OSError, tomlread.TOMLDecodeError, UnicodeDecodeError) as e:
             raise InputError(N_("cannot read addresses file {addresses_file}: {e}"),
                              hint=N_('write one line per department: sales = "sales@example.com"'), addresses_file=addresses_file, e=e) from None
         bad = [k for k, v in data.items() if not isinstance(v, str)]

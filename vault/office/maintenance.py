@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import tomllib
 from typing import Any
 
 from vault.archive import grants, searchindex
@@ -13,6 +12,7 @@ from vault.i18n import Message, N_
 from vault.store.keytable import unseal
 from vault.archive.schemes import configured
 from vault.store.layout import check_name
+from vault.store import tomlread
 
 
 def _may_update(actor, m: dict[str, Any]) -> None:
@@ -80,6 +80,6 @@ def history(actor, number: str) -> list[dict[str, Any]]:
         table = grants.open_key_table(actor, m["id"], number=m["number"])
         actor.audit("dossier.read", number=m["number"])
         for row, p in zip(rows, m["profile"]):
-            row["values"] = tomllib.loads(unseal(base64.b64decode(p["sealed"]), table,
+            row["values"] = tomlread.loads(unseal(base64.b64decode(p["sealed"]), table,
                                                  what=f"profile v{p['version']} of {m['number']}").decode())
     return rows
