@@ -10,7 +10,7 @@ import pytest
 from backup_helpers import actor
 from office import make_office
 from vault.archive import searchindex
-from vault.archive.manifests import resolve
+from vault.archive.manifests import load_manifest, resolve
 from vault.archive.vault import Vault
 from vault.crypto import age
 from vault.store import index, searchdb
@@ -28,6 +28,12 @@ def office(tmp_path, monkeypatch):
 
 def _shards(o, kind="g"):
     return sorted((o.vault_dir / "index" / "search" / kind).glob("*.age"))
+
+
+def _check(o, *args) -> dict:
+    res = o.run("check", *args, "--json", who="alice", ok=False)
+    assert res.exit_code == 1, res.output
+    return json.loads(res.stdout)
 
 
 def _found(o, query) -> list[str]:
@@ -127,3 +133,41 @@ def test_the_format_states_the_shard_constants():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "FORMAT.md").read_text(encoding="utf-8")
     assert "a new index has `G` = `D` = 256 ✓" in doc and searchdb.GRAM_SHARDS == searchdb.DOSSIER_SHARDS == 256
     assert "to a length that is a multiple of 4096 ✓" in doc and PAD == 4096
+
+
+def test_check_without_the_key_names_an_index_file_that_is_not_one(office):
+    assert office.json("check")["ok"]
+    shard = _shards(office, "d")[3]
+    shard.write_bytes(b"not an age file at all")
+    (office.vault_dir / "index" / "search" / "g" / "notes.txt").write_text("planted")
+    rep = _check(office)
+    assert not rep["ok"]
+    assert any(f"index/search/d/{shard.name}: not an age file" in p for p in rep["problems"])
+    assert any("index/search/g/notes.txt: not a file of the search index" in p for p in rep["problems"])
+
+
+def test_check_with_the_key_holds_the_index_to_the_signed_records(office):
+    assert office.json("check", "--read-data", who="alice")["ok"]
+    v = Vault.open(office.vault_dir)
+    bob = actor(office)
+    m = load_manifest(v, resolve(v, office.first))
+    with v.lock(exclusive=True):  # signed by the profile's own writer, same version and digest, other values
+        searchindex.add_profile(bob, m, {"name": "Somebody Else Entirely"})
+    rep = _check(office, "--read-data")
+    assert any(f"the values indexed for {office.first} are not its sealed profile's" in p for p in rep["problems"])
+    assert office.json("check")["ok"]  # without the key, nothing shows it
+    office.run("index", "rebuild", who="bob")
+    assert office.json("check", "--read-data", who="alice")["ok"]
+    # An index put back from before a dossier was created: the history has one it does not hold.
+    old = office.vault_dir.parent / "old-index"
+    shutil.copytree(office.vault_dir / "index" / "search", old)
+    later = office.create(name="Later Customer")
+    office.run("index", "rebuild", who="bob")
+    shutil.rmtree(office.vault_dir / "index" / "search")
+    shutil.copytree(old, office.vault_dir / "index" / "search")
+    rep = _check(office, "--read-data")
+    assert any(f"does not hold dossier {later}" in p for p in rep["problems"])
+    files = _shards(office, "g")
+    files[0].write_bytes(files[1].read_bytes())
+    rep = _check(office, "--read-data")
+    assert any("not the shard the index head names" in p for p in rep["problems"])

@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vault.archive import audit, authority, members
+from vault.archive import audit, authority, members, searchcheck
 from vault.crypto import age
 from vault.store.hashing import hash_file
 from vault.archive.manifests import load_manifest, read_table
@@ -69,6 +69,9 @@ def check(v, *, actor=None, progress: Callable[[int], None] | None = None,
                 if progress:
                     progress(1)
         _check_records(v, mem, rep)
+        problems, notes = searchcheck.check(v, actor)
+        rep.problems.extend(problems)
+        rep.notes.extend(notes)
         for p in find_temporaries(v.root):
             rep.notes.append(f"{p.relative_to(v.root)}: temporary file left by an interrupted command (removed by the next write)")
     return rep

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import itertools
 import json
 import re
 import struct
@@ -137,6 +138,8 @@ class Hit:
 #: Loads a shard's body: ``loader("g" | "d", n)``; None when the shard holds nothing yet.
 Loader = Callable[[str, int], "bytes | None"]
 _VIRTUAL = 1 << 24  # slots of dossiers known only from deltas (never stored)
+#: Rows tied on rank that are put in archive-number order; more stay in the index's order.
+TIE_BY_NUMBER = 2000
 
 
 class SearchDB:
@@ -152,7 +155,6 @@ class SearchDB:
         self.dirty: set[tuple[str, int]] = set()
         self.overlay: dict[str, tuple[int, list[Any], dict[str, Any]]] = {}  # id -> (virtual slot, row, profile)
         self.hidden: set[int] = set()  # stored slots a newer delta replaces
-        self._ov: dict[str, list[int]] | None = None
 
     # -- shards ----------------------------------------------------------------------------------
 
@@ -232,7 +234,6 @@ class SearchDB:
         present = sorted(k for k, x in profile.items() if x)
         vslot = self.overlay[dossier][0] if dossier in self.overlay else _VIRTUAL + len(self.overlay)
         self.overlay[dossier] = (vslot, [number, version, sealed_sha256, by, present], dict(profile))
-        self._ov = None
 
     def overlay_new(self) -> Iterator[str]:
         """Dossiers the overlay holds that the shards do not (new since the last merge)."""
@@ -245,7 +246,6 @@ class SearchDB:
             self.put(dossier, number=row[0], version=row[1], sealed_sha256=row[2], by=row[3], profile=profile)
         self.overlay.clear()
         self.hidden.clear()
-        self._ov = None
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -268,18 +268,20 @@ class SearchDB:
     def __len__(self) -> int:
         return len(self.ids())
 
-    def _overlay_postings(self) -> dict[str, list[int]]:
-        if self._ov is None:
-            self._ov = {}
-            for _, (vslot, row, profile) in self.overlay.items():
-                for key, posts in postings_of(vslot, entries(row[0], profile)[:MAX_ENTRIES]).items():
-                    self._ov.setdefault(key, []).extend(posts)
-        return self._ov
+    def _overlay_postings(self, key: str) -> list[int]:
+        """Postings of ``key`` in the dossiers only deltas hold: found by substring first, so only the
+        values that contain the key are split into n-grams."""
+        out: list[int] = []
+        for vslot, row, profile in self.overlay.values():
+            for k, (f, v) in enumerate(entries(row[0], profile)[:MAX_ENTRIES]):
+                if key in v:
+                    out.extend(encode(vslot, k, FIELD_RANK[f], w, pos, len(v)) for pos, w in grams_of(v).get(key, ()))
+        return out
 
     def _postings(self, key: str) -> list[int] | array:
         arr = self._gs(self.gram_shard(key)).get(key)
         kept: list[int] | array = [p for p in arr if p >> 40 not in self.hidden] if self.hidden else arr
-        extra = self._overlay_postings().get(key)
+        extra = self._overlay_postings(key) if self.overlay else None
         return list(kept) + extra if extra else kept
 
     def _slot_row(self, slot: int) -> tuple[str, list[Any], list]:
@@ -336,8 +338,9 @@ class SearchDB:
 
         Rank: the whole query equal to a value, then a value starting with it (a contact ending
         with it: a phone's last digits, an e-mail's domain), then every word at a word start, then
-        substrings; ties by field (name first), then archive number. Only the dossier shards of
-        the rows that decide the page are read.
+        substrings; ties by field (name first), then archive number (beyond ``TIE_BY_NUMBER``
+        tied rows, the index's order). Only the dossier shards of the rows that decide the page
+        are read.
         """
         words = query_words(query)
         long = sorted({w for w in words if len(w) >= 2}, key=len, reverse=True)
@@ -370,21 +373,26 @@ class SearchDB:
             old = best.get(s)
             matched = (old[2] if old else set()) | {ek & 7}
             best[s] = (min((score, ek & 7), old[:2]) if old else (score, ek & 7)) + (matched,)
-        order = sorted(best, key=lambda s: best[s][:2])
+        order = sorted(best, key=lambda s: (best[s][:2], s))
         total = len(order)
-        if first is None or first >= total:
-            cut = total
-        else:  # every row whose (score, field) ties with the last row of the page needs its number
-            edge = best[order[first - 1]][:2] if first > 0 else None
-            cut = first
-            while cut < total and edge is not None and best[order[cut]][:2] == edge:
-                cut += 1
-        hits = []
-        for s in order[:cut]:
-            d, row, _ = rows.get(s) or self._slot_row(s)
-            score, f, matched = best[s]
-            hits.append(Hit(d, row[0], FIELDS[f], [FIELDS[x] for x in sorted(matched)], score))
-        hits.sort(key=Hit.key)
+        hits: list[Hit] = []
+        for _, grp in itertools.groupby(order, key=lambda s: best[s][:2]):
+            if first is not None and len(hits) >= first:
+                break
+            group = list(grp)
+            # Ties in archive-number order need every tied row's number, i.e. its dossier shard; past
+            # TIE_BY_NUMBER tied rows (a query matching much of the vault) they stay in index order,
+            # so a page still reads only the dossier shards of its own rows.
+            if len(group) > TIE_BY_NUMBER and first is not None:
+                group = group[:first - len(hits)]
+            chunk = []
+            for s in group:
+                d, row, _ = rows.get(s) or self._slot_row(s)
+                score, f, matched = best[s]
+                chunk.append(Hit(d, row[0], FIELDS[f], [FIELDS[x] for x in sorted(matched)], score))
+            if len(group) <= TIE_BY_NUMBER:
+                chunk.sort(key=Hit.key)
+            hits.extend(chunk)
         return total, hits[:first] if first is not None else hits
 
 
