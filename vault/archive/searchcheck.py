@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from vault.archive import authority, searchindex
+from vault.archive import authority, manifests, searchindex
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, PermissionDeniedError, VaultError
 from vault.store.searchdb import entries
@@ -76,8 +76,6 @@ def _shape(p: Path, rel: str, problems: list[str]) -> None:
 
 
 def _against_records(v, actor, idx: searchindex.Index, problems: list[str], notes: list[str]) -> None:
-    from vault.archive import manifests
-
     db = idx.db
     db.load_all()  # every shard named by the head: hash, kind, number and shape
     stored = {d: (row, ents) for d, row, ents in db.rows()}

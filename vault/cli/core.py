@@ -179,7 +179,7 @@ def dossier_create(obj: Ctx, customer_type, business, dept, name, address, alias
 
 
 #: Rows ``dossier list`` shows at a time: a page costs the same in a vault of any size.
-LIST_LIMIT = 100
+LIST_LIMIT = 20
 
 
 def _summary_line(s: dict) -> str:
