@@ -246,6 +246,11 @@ def _signing_key(line: str) -> str:
     return PublicKey.parse(line).signing
 
 
+def signing_key(line: str) -> str:
+    """The signing key of a member key line, decoded once per process."""
+    return _signing_key(line)
+
+
 def _read_from(path: Path, offset: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(offset)

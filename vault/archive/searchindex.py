@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from vault import clock
-from vault.archive import members
+from vault.archive import authority, members
 from vault.store import index, records
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError
@@ -108,6 +108,17 @@ def _decrypt(path: Path, what: str, ident: age.Identity) -> bytes:
         raise IntegrityError(f"{what}: damaged or tampered with", hint=REBUILD_HINT) from None
 
 
+def _signer(v, header: dict, what: str) -> dict[str, Any]:
+    """The member who signed ``header``, verified (as ``members.verify_by_member``, with each member's
+    key decoded once per process: a query may open dozens of deltas)."""
+    sig = header.get("signature")
+    signer = members.all_members(v).get(sig.get("by") if isinstance(sig, dict) else None)  # type: ignore[arg-type]
+    if signer is None:
+        raise IntegrityError(f"{what}: signed by an unknown member")
+    records.verify_record(header, authority.signing_key(signer["key"]), what=what)
+    return signer
+
+
 def _open(v, path: Path, ident: age.Identity, kind: str, may: tuple[str, ...]) -> tuple[dict, bytes]:
     """Decrypt and verify one signed index file (head or delta); IntegrityError names it otherwise."""
     what = rel(v.root, path)
@@ -116,7 +127,7 @@ def _open(v, path: Path, ident: age.Identity, kind: str, may: tuple[str, ...]) -
     except FormatError:
         raise IntegrityError(f"{what}: damaged or tampered with", hint=REBUILD_HINT) from None
     try:
-        signer = members.verify_by_member(v, header, what=what)
+        signer = _signer(v, header, what)
     except (IntegrityError, KeyError, TypeError):
         raise IntegrityError(f"{what}: bad signature (tampered or damaged)", hint=REBUILD_HINT) from None
     if header.get("kind") != kind or header.get("by") != signer["name"] \

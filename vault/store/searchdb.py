@@ -62,7 +62,7 @@ class Hit:
 Loader = Callable[[str, int], "bytes | None"]
 _VIRTUAL = 1 << 24  # slots of dossiers known only from deltas (never stored)
 #: Rows tied on rank that are put in archive-number order; more stay in the index's order.
-TIE_BY_NUMBER = 2000
+TIE_BY_NUMBER = 100
 
 
 class SearchDB:
