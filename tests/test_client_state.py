@@ -34,10 +34,13 @@ def test_a_state_that_does_not_match_its_checkpoint_is_replayed_afresh(office):
     office.run("dossier", "list", who="bob")
     v = Vault.open(office.vault_dir)
     store = witness._store(v)
-    store.conn.execute("ROLLBACK")
-    store.conn.execute("UPDATE meta SET count = count - 1")  # the database and its own record disagree
-    store.conn.execute("DELETE FROM kv WHERE m = 'numbers'")
     store.close()
+    import sqlite3
+
+    db = sqlite3.connect(store.path, isolation_level=None)
+    db.execute("UPDATE meta SET count = count - 1")  # the database and its own record disagree
+    db.execute("DELETE FROM kv WHERE m = 'numbers'")
+    db.close()
     assert json.loads(office.run("dossier", "list", "--json", who="bob").stdout)[4]["number"] == sorted(office.made)[4]
 
 
@@ -59,3 +62,20 @@ def test_dossier_list_pages_in_number_order(office):
     assert [r["number"] for r in json.loads(office.run("dossier", "list", "--all", "--json", who="bob").stdout)] == everyone
     bad = office.run("dossier", "list", "--limit", "0", who="bob", ok=False)
     assert bad.exit_code == 1 and "vault: error: --limit must be at least 1" in bad.stderr
+
+
+def test_a_command_never_reads_a_state_saved_after_the_one_it_loaded(office):
+    # This command loads the state, saves its own step, then another command creates a dossier and
+    # saves a later state. Replaying the creation on top of keys read from that later state would
+    # find the dossier already there and count the entry for nothing.
+    from office import PASSPHRASE
+    from vault.store import identity
+
+    office.run("dossier", "list", who="bob")
+    v = Vault.open(office.vault_dir)
+    bob = v.act_as(identity.load_identity(office.ident("bob"), PASSPHRASE))
+    bob.audit("find")  # saved by this command
+    later = office.create(name="Created Meanwhile")  # another command, a later saved state
+    st = authority.state(v)
+    assert st["problems"] == [] and st["numbers"][later] in st["dossiers"]
+    assert not st["dossiers"][st["numbers"][later]]["destroyed"]

@@ -3,8 +3,8 @@
 A replayed state (``authority``) holds, besides members, policy and procedure facts, three maps
 whose size is the vault's: ``files`` (every record path), ``dossiers`` and ``numbers``. Loading
 them whole made every command pay for the vault's size; here they live in an SQLite database in
-the client's state directory and a command reads only the keys it asks for, inside one read
-snapshot (WAL), so it never sees a state newer than the one it replays from. Saving writes only
+the client's state directory and a command reads only the keys it asks for, inside the read
+snapshot (WAL) it loaded the state from, so it never sees a state newer than the one it replays from. Saving writes only
 the keys the command changed (or handed out, since values are mutated in place). The database is
 the client's own cache of what it verified — no secret and nothing the vault directory does not
 show in clear — and is thrown away (the history replayed afresh) whenever it does not match.
@@ -34,20 +34,36 @@ def _dump(x: Any) -> str:
 
 
 class Store:
-    """One connection to a client's state database, holding a read snapshot between saves."""
+    """A client's state database: one connection holding the read snapshot the state was loaded from
+    (for the command's whole life), another for saving.
+
+    Lazy reads must come from the loaded snapshot: the in-memory state is that snapshot plus every
+    entry replayed since, and a key read from a newer snapshot would already hold the effect of
+    entries the replay applies again. A save writes, on top of whatever the database holds (never
+    a later state), every key this command changed since it loaded or last saved — a superset of
+    what any other command changed up to an earlier count — so the result is this command's state.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.path = path
         self.lock = threading.RLock()
-        with self.lock:
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.executescript(_SCHEMA)
-            self.conn.execute("BEGIN")  # the snapshot every lazy read sees
+        self.conn = self._connect()
+        self.conn.executescript(_SCHEMA)
+        self.conn.execute("BEGIN")
+        self.conn.execute("SELECT count(*) FROM meta").fetchone()  # the snapshot is taken here, not at BEGIN
+        self._writer: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        return conn
 
     def close(self) -> None:
         with self.lock:
             self.conn.close()
+            if self._writer is not None:
+                self._writer.close()
 
     def load(self) -> dict[str, Any] | None:
         """The state as stored, with its big maps lazy; None if there is none."""
@@ -63,12 +79,14 @@ class Store:
         return st
 
     def save(self, st: dict[str, Any]) -> bool:
-        """Write ``st`` unless the database already holds a later state (or moved since our snapshot:
-        then another command of this client saved, and its state is at least as good). True if written."""
+        """Write ``st`` unless the database already holds a later state. True if written."""
         small = {k: x for k, x in st.items() if k not in BIG}
         with self.lock:
-            c = self.conn
+            if self._writer is None:
+                self._writer = self._connect()
+            c = self._writer
             try:
+                c.execute("BEGIN IMMEDIATE")
                 row = c.execute("SELECT count FROM meta WHERE id = 1").fetchone()
                 if row is not None and row[0] > st["count"]:
                     c.execute("ROLLBACK")
@@ -86,17 +104,14 @@ class Store:
                         c.executemany("INSERT INTO kv VALUES (?,?,?)", ((m, k, _dump(x)) for k, x in mp.items()))
                 c.execute("INSERT OR REPLACE INTO meta VALUES (1, ?, ?, ?)", (st["count"], st["head"], _dump(small)))
                 c.execute("COMMIT")
-                written = True
-            except sqlite3.OperationalError:  # busy, or our snapshot is stale: someone saved meanwhile
+            except sqlite3.OperationalError:  # busy for 30 s: the state is only a cache
                 if c.in_transaction:
                     c.execute("ROLLBACK")
-                written = False
-            c.execute("BEGIN")
-        if written:
-            for m in BIG:
-                if isinstance(st[m], LazyMap) and st[m].store is self:
-                    st[m].saved()
-        return written
+                return False
+        for m in BIG:
+            if isinstance(st[m], LazyMap) and st[m].store is self:
+                st[m].saved()
+        return True
 
 
 class LazyMap(MutableMapping):

@@ -93,17 +93,24 @@ class GramShard:
             self._arrays[key] = kept
 
     def body(self) -> bytes:
+        """The shard's body; postings of keys that were not changed are copied as they were read."""
         directory, parts, off = {}, [], 0
         for key in sorted(self.keys()):
-            arr = self.get(key)
-            if not arr:
+            arr = self._arrays.get(key)
+            if arr is None:
+                where = self._dir[key]
+                raw = self._mv[where[0] * 8:(where[0] + where[1]) * 8]
+                n = where[1]
+            else:
+                if sys.byteorder == "big":
+                    arr = array("Q", arr)
+                    arr.byteswap()
+                raw, n = memoryview(arr.tobytes()), len(arr)
+            if not n:
                 continue
-            if sys.byteorder == "big":
-                arr = array("Q", arr)
-                arr.byteswap()
-            directory[key] = [off, len(arr)]
-            parts.append(arr.tobytes())
-            off += len(arr)
+            directory[key] = [off, n]
+            parts.append(raw)
+            off += n
         head = json.dumps(directory, ensure_ascii=False, separators=(",", ":")).encode()
         return struct.pack("<I", len(head)) + head + b"".join(parts)
 
