@@ -281,7 +281,8 @@ def save(actor, idx: Index, *, key: bytes | None = None) -> None:
     idx.db.materialize()
     which = set(idx.db.dirty) if idx.files else _all_shards(idx.db)
     files = _write_shards(actor, idx, rcpt, which)
-    idx.count = len(idx.db.ids())
+    idx.count = (idx.count if idx.files else 0) + idx.db.grown  # without reading every dossier shard
+    idx.db.grown = 0
     write_atomic(search_dir(v.root) / "head.age", _head_sealed(actor, idx, rcpt, files, through))
     idx.files, idx.db.dirty = files, set()
     _sweep(v.root, files)
@@ -426,7 +427,7 @@ def rekey(actor, idx: Index, new_key: bytes, recipients: list | None = None, *, 
     through = index.peek_sequence(v.root, "search/sequence") - 1
     nidx = Index(db, new_key, through)
     files = _write_shards(actor, nidx, rcpt, _all_shards(db))
-    nidx.count = len(db.ids())
+    nidx.count = len(db.ids())  # (every dossier shard is loaded for the re-sealing anyway)
     write_atomic(d / "head.next.age", _head_sealed(actor, nidx, rcpt, files, through))
     index.write_index_key(v.root, new_key, recipients or members.ring_recipients(v))
     _write_recipient(actor, new_key)

@@ -76,6 +76,7 @@ class SearchDB:
         self.g: dict[int, GramShard] = {}
         self.d: dict[int, DossierShard] = {}
         self.dirty: set[tuple[str, int]] = set()
+        self.grown = 0  # dossiers added to the shards minus dossiers removed, since loaded
         self.overlay: dict[str, tuple[int, list[Any], dict[str, Any]]] = {}  # id -> (virtual slot, row, profile)
         self.hidden: set[int] = set()  # stored slots a newer delta replaces
 
@@ -114,6 +115,7 @@ class SearchDB:
     def put_row(self, dossier: str, row: list[Any], rows: list) -> None:
         """Index a dossier from its row ``[number, version, digest, by, fields]`` and folded entries."""
         self.remove(dossier)
+        self.grown += 1
         n = dossier_shard(dossier, self.n_dossiers)
         rows = [tuple(r) for r in rows[:MAX_ENTRIES]]
         slot = (n << 16) | self._ds(n).put(dossier, [*row, [list(r) for r in rows]])
@@ -137,6 +139,7 @@ class SearchDB:
         row = self._ds(n).remove(dossier)
         if row is None:
             return False
+        self.grown -= 1
         self.dirty.add(("d", n))
         slot = (n << 16) | row[0]
         for _, value in row[6]:
