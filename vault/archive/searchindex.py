@@ -29,6 +29,7 @@ from vault.archive import authority, members
 from vault.store import index, records
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError
+from vault.i18n import N_
 from vault.store.searchdb import DOSSIER_SHARDS, GRAM_SHARDS, SearchDB, pack, unpack
 from vault.store.searchshards import padded
 from vault.store import fsync_dir, sync_files, write_atomic, write_new
@@ -38,7 +39,7 @@ IDENTITY_LABEL = b"vault-search-identity-v1"
 DELTA_PAD = 1024
 #: Merge the deltas into the shards once this many have piled up.
 MERGE_AFTER = 64
-REBUILD_HINT = "run 'vault index rebuild' (an archive member rebuilds it from the sealed profiles)"
+REBUILD_HINT = N_("run 'vault index rebuild' (an archive member rebuilds it from the sealed profiles)")
 KINDS = {"g": "gram", "d": "dossier"}
 
 
@@ -74,14 +75,14 @@ def read_recipient(v) -> age.Recipient | None:
     what = "index/search/recipient.toml"
     if not p.exists():
         if (search_dir(v.root) / "head.age").exists():
-            raise IntegrityError(f"{what}: missing", hint=REBUILD_HINT)
+            raise IntegrityError(N_("{what}: missing"), hint=REBUILD_HINT, what=what)
         return None
     rec = records.load_toml(p, schema="search", what=what)
     signer = members.verify_by_member(v, rec, what=what)
     # Whoever could sign this record could have deltas encrypted to a key of their own: only an
     # active member of the archive department may (a former one could otherwise read updates).
     if signer["status"] != "active" or not v.policy.may(signer["roles"], "dossier.read") or rec["by"] != signer["name"]:
-        raise IntegrityError(f"{what}: not signed by an active member of the archive department", hint=REBUILD_HINT)
+        raise IntegrityError(N_("{what}: not signed by an active member of the archive department"), hint=REBUILD_HINT, what=what)
     return age.parse_recipient(rec["recipient"])
 
 
@@ -103,9 +104,9 @@ def _decrypt(path: Path, what: str, ident: age.Identity) -> bytes:
     try:
         return age.decrypt_bytes(path.read_bytes(), [ident])
     except NoIdentityMatchError:
-        raise IntegrityError(f"{what}: not encrypted to the current index key", hint=REBUILD_HINT) from None
+        raise IntegrityError(N_("{what}: not encrypted to the current index key"), hint=REBUILD_HINT, what=what) from None
     except (FormatError, AuthenticationError):
-        raise IntegrityError(f"{what}: damaged or tampered with", hint=REBUILD_HINT) from None
+        raise IntegrityError(N_("{what}: damaged or tampered with"), hint=REBUILD_HINT, what=what) from None
 
 
 def _signer(v, header: dict, what: str) -> dict[str, Any]:
@@ -125,15 +126,16 @@ def _open(v, path: Path, ident: age.Identity, kind: str, may: tuple[str, ...]) -
     try:
         header, body = unpack(_decrypt(path, what, ident))
     except FormatError:
-        raise IntegrityError(f"{what}: damaged or tampered with", hint=REBUILD_HINT) from None
+        raise IntegrityError(N_("{what}: damaged or tampered with"), hint=REBUILD_HINT, what=what) from None
     try:
         signer = _signer(v, header, what)
     except (IntegrityError, KeyError, TypeError):
-        raise IntegrityError(f"{what}: bad signature (tampered or damaged)", hint=REBUILD_HINT) from None
+        raise IntegrityError(N_("{what}: bad signature (tampered or damaged)"), hint=REBUILD_HINT, what=what) from None
     if header.get("kind") != kind or header.get("by") != signer["name"] \
             or not any(v.policy.may(signer["roles"], a) for a in may) \
             or header.get("body_sha256") != hashlib.sha256(body).hexdigest():
-        raise IntegrityError(f"{what}: not a {kind} its signer {signer['name']} could write", hint=REBUILD_HINT)
+        raise IntegrityError(N_("{what}: not a {kind} its signer {name} could write"), hint=REBUILD_HINT, what=what, kind=kind,
+                             name=signer["name"])
     return header, body
 
 
@@ -179,7 +181,7 @@ def _loader(v, files: dict[str, list[str]], ident: age.Identity):
         try:
             header, body = unpack(age.decrypt_bytes(data, [ident]))
         except (NoIdentityMatchError, FormatError, AuthenticationError):
-            raise IntegrityError(f"{what}: damaged or tampered with", hint=REBUILD_HINT) from None
+            raise IntegrityError(N_("{what}: damaged or tampered with"), hint=REBUILD_HINT, what=what) from None
         if header.get("kind") != KINDS[kind] or header.get("shard") != n:
             raise IntegrityError(f"{what}: holds another shard", hint=REBUILD_HINT)
         return body
@@ -201,7 +203,7 @@ def open_index(actor, *, key: bytes | None = None) -> Index | None:
     rcpt = read_recipient(v)
     # (compared as bytes: writing a 1,216-byte hybrid key out in Bech32 costs more than the query)
     if rcpt is None or getattr(rcpt, "public", None) != ident.public:
-        raise IntegrityError("index/search/recipient.toml: does not match the index key", hint=REBUILD_HINT)
+        raise IntegrityError(N_("index/search/recipient.toml: does not match the index key"), hint=REBUILD_HINT)
     head_sha = hashlib.sha256(head.read_bytes()).hexdigest()
     h, body = _open(v, head, ident, "head", ("dossier.read",))
     try:
@@ -223,7 +225,7 @@ def open_index(actor, *, key: bytes | None = None) -> Index | None:
             continue  # merged already; left by a merge that was interrupted
         dh, body = _open(v, p, ident, "delta", ("dossier.update", "dossier.create"))
         if dh.get("seq") != seq:
-            raise IntegrityError(f"{rel(v.root, p)}: holds delta {dh.get('seq')}", hint=REBUILD_HINT)
+            raise IntegrityError(N_("{rel}: holds delta {seq}"), hint=REBUILD_HINT, rel=rel(v.root, p), seq=dh.get("seq"))
         for put in json.loads(body).get("put", []):
             db.overlay_put(put["dossier"], number=put["number"], version=put["version"],
                            sealed_sha256=put["sealed_sha256"], by=dh["by"], profile=put["profile"])

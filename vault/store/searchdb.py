@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from vault.errors import FormatError, InputError
+from vault.i18n import N_
 from vault.store.searchshards import MAX_ENTRIES, MAX_LEN, MAX_POS, DossierShard, GramShard, encode
 from vault.store.searchtext import (CONTACT_FIELDS, FIELD_RANK, FIELDS, NAME_FIELDS, entries, fold,  # noqa: F401
                                     fold_contact, grams_of, query_words)
@@ -271,7 +272,7 @@ class SearchDB:
         words = query_words(query)
         long = sorted({w for w in words if len(w) >= 2}, key=len, reverse=True)
         if not long:
-            raise InputError("a query needs a word of at least two characters", hint="e.g. 小明, 杭州 or north")
+            raise InputError(N_("a query needs a word of at least two characters"), hint=N_("e.g. 小明, 杭州 or north"))
         short = [w for w in words if len(w) < 2]
         mask = {FIELD_RANK[f] for f in fields} if fields is not None else None
         per_word, lens = [], {}
@@ -358,12 +359,12 @@ def unpack(data: bytes) -> tuple[dict[str, Any], bytes]:
     """Split an index file's plaintext; FormatError if it is not one."""
     n = len(MAGIC)
     if data[:n] != MAGIC or len(data) < n + 4:
-        raise FormatError("not a search index file")
+        raise FormatError(N_("not a search index file"))
     (hlen,) = struct.unpack(">I", data[n:n + 4])
     try:
         header = json.loads(data[n + 4:n + 4 + hlen])
     except (ValueError, UnicodeDecodeError):
-        raise FormatError("search index file: bad header") from None
+        raise FormatError(N_("search index file: bad header")) from None
     if not isinstance(header, dict):
-        raise FormatError("search index file: bad header")
+        raise FormatError(N_("search index file: bad header"))
     return header, data[n + 4 + hlen:]
