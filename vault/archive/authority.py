@@ -141,8 +141,7 @@ class Replay:
             line = data[1 if start >= 0 else 0:-1]
         if line is None or len(line) != n or sha256(line) != st["head"]:
             raise IntegrityError(
-                f"audit/log.jsonl: history cut or rolled back: this client verified entry {st['count']} with hash "
-                f"{st['head'][:16]}…, which the log no longer has", hint="run 'vault check' and restore the vault")
+                N_("audit/log.jsonl: history cut or rolled back: this client verified entry {n} with hash {head}…, which the log no longer has"), hint=N_("run 'vault check' and restore the vault"), n=st["count"], head=st["head"][:16])
         self.offset = end
 
     def _entry(self, raw: bytes) -> None:
