@@ -95,6 +95,9 @@ class Replay:
     def advance(self) -> dict[str, Any]:
         path = self.v.root / "audit" / "log.jsonl"
         st = self.state
+        if self.offset is None and st["count"] and isinstance(st.get("offset"), int) \
+                and isinstance(st.get("last_len"), int):
+            self._resume(path)  # a remembered state: check its last entry where it was, read only what follows
         try:
             data = path.read_bytes() if self.offset is None else _read_from(path, self.offset)
         except FileNotFoundError:
@@ -117,7 +120,29 @@ class Replay:
         for raw in new:
             self._entry(raw)
             self.offset += len(raw) + 1
+            st["last_len"] = len(raw)
+        st["offset"] = self.offset
         return st
+
+    def _resume(self, path: Path) -> None:
+        """Find entry ``count`` at the byte offset the state remembers, instead of reading the whole
+        log: the line ending there must hash to ``head`` (else the history was cut or rewritten)."""
+        st = self.state
+        end, n = st["offset"], st["last_len"]
+        start = end - n - 2  # the newline before the line, or -1 for the first entry
+        try:
+            with open(path, "rb") as f:
+                f.seek(max(0, start))
+                data = f.read(end - max(0, start))
+        except FileNotFoundError:
+            data = b""
+        line = None
+        if data.endswith(b"\n") and (start < 0 or data[:1] == b"\n"):
+            line = data[1 if start >= 0 else 0:-1]
+        if line is None or len(line) != n or sha256(line) != st["head"]:
+            raise IntegrityError(
+                N_("audit/log.jsonl: history cut or rolled back: this client verified entry {n} with hash {head}…, which the log no longer has"), hint=N_("run 'vault check' and restore the vault"), n=st["count"], head=st["head"][:16])
+        self.offset = end
 
     def _entry(self, raw: bytes) -> None:
         st = self.state
@@ -218,6 +243,11 @@ class Replay:
 @functools.lru_cache(maxsize=1024)
 def _signing_key(line: str) -> str:
     return signing_key(line)
+
+
+def signing_key(line: str) -> str:
+    """The signing key of a member key line, decoded once per process."""
+    return _signing_key(line)
 
 
 def _read_from(path: Path, offset: int) -> bytes:

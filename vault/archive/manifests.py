@@ -95,6 +95,18 @@ def iter_manifests(v) -> Iterator[dict[str, Any]]:
     yield from sorted(out, key=lambda m: m["number"])
 
 
+def page(v, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """(how many dossiers, the manifests of ``limit`` of them from ``offset``), in archive-number
+    order; reads only those manifests, whatever the vault's size."""
+    numbers = authority.state(v)["numbers"]
+    if hasattr(numbers, "keys_sorted"):  # the client's stored state: a page of keys without the map
+        total, keys = numbers.count(), numbers.keys_sorted(offset, limit)
+    else:
+        total, keys = len(numbers), sorted(numbers)[offset:offset + limit]
+    mem = members.all_members(v)
+    return total, [load_manifest(v, numbers[k], member_records=mem) for k in keys]
+
+
 def summary(m: dict[str, Any]) -> dict[str, Any]:
     """The cleartext facts of a dossier (safe to show to any member)."""
     keys = ("number", "customer_type", "business", "dept", "class", "created", "status", "revision")

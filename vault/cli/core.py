@@ -184,17 +184,37 @@ def dossier_create(obj: Ctx, customer_type, business, dept, name, address, alias
     emit({"number": number}, as_json, number)
 
 
+#: Rows ``dossier list`` shows at a time: a page costs the same in a vault of any size.
+LIST_LIMIT = 20
+
+
 def _summary_line(s: dict) -> str:
     return f"{s['number']:<20} {cell(state(s['status']), 9)} {s['class']:<40} {s['dept']:<12} " + _("{count} docs").format(count=s["current_documents"])
 
 
 @dossier_grp.command("list")
+@click.option("--limit", default=LIST_LIMIT, show_default=True, help="Rows per page.")
+@click.option("--offset", default=0, help="Skip this many rows (the next page: --offset LIMIT).")
+@click.option("--all", "everything", is_flag=True, help="Every dossier, however many.")
 @json_opt
 @click.pass_obj
-def dossier_list(obj: Ctx, as_json: bool) -> None:
-    """List dossiers (cleartext facts only; no key needed)."""
-    rows = [manifests.summary(m) for m in manifests.iter_manifests(obj.vault)]
-    emit(rows, as_json, lambda rs: "\n".join(_summary_line(s) for s in rs) or _("(no dossiers)"))
+def dossier_list(obj: Ctx, limit: int, offset: int, everything: bool, as_json: bool) -> None:
+    """List dossiers in archive-number order, a page at a time (cleartext facts only; no key needed)."""
+    if limit < 1 or offset < 0:
+        raise InputError(N_("--limit must be at least 1 and --offset not negative"),
+                         hint=N_("e.g. --limit 100 --offset 200"))
+    total, ms = manifests.page(obj.vault, offset, 1 << 62 if everything else limit)
+    rows = [manifests.summary(m) for m in ms]
+
+    def text(rs: list) -> str:
+        if not rs:
+            return _("(no dossiers)")
+        more = total - (offset + len(rs))
+        tail = "\n" + _("{first}-{last} of {total}").format(first=offset + 1, last=offset + len(rs), total=total) + (
+            _("; next page: --offset {offset}").format(offset=offset + len(rs)) if more > 0 else "")
+        return "\n".join(_summary_line(s) for s in rs) + (tail if more > 0 or offset else "")
+
+    emit(rows, as_json, text)
 
 
 @dossier_grp.command("show")

@@ -12,7 +12,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vault.archive import audit, authority, members
+from vault.archive import audit, authority, members, searchcheck
 from vault.crypto import age
 from vault.store.hashing import hash_file
 from vault.store.counting import Progress, no_progress
@@ -89,6 +89,9 @@ def check(v, *, actor=None, progress: Progress | None = None,
             while pending:
                 pending.popleft()()
         _check_records(v, mem, rep)
+        problems, notes = searchcheck.check(v, actor)
+        rep.problems.extend(problems)
+        rep.notes.extend(notes)
         for p in find_temporaries(v.root):
             rep.notes.append(Message(N_("{relative_to}: temporary file left by an interrupted command (removed by the next write)"), relative_to=p.relative_to(v.root)))
     return rep
