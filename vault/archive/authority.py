@@ -29,7 +29,7 @@ from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError
 from vault.i18n import Message, N_
 from vault.store import records
-from vault.store.identity import signing_key
+from vault.store.identity import signing_key as _decode_signing_key
 from vault.store import tomlread
 
 DOMAIN = b"vault-audit-v2\n"
@@ -242,7 +242,7 @@ class Replay:
 
 @functools.lru_cache(maxsize=1024)
 def _signing_key(line: str) -> str:
-    return signing_key(line)
+    return _decode_signing_key(line)
 
 
 def signing_key(line: str) -> str:
