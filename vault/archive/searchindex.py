@@ -115,7 +115,7 @@ def _signer(v, header: dict, what: str) -> dict[str, Any]:
     sig = header.get("signature")
     signer = members.all_members(v).get(sig.get("by") if isinstance(sig, dict) else None)  # type: ignore[arg-type]
     if signer is None:
-        raise IntegrityError(f"{what}: signed by an unknown member")
+        raise IntegrityError(N_("{what}: signed by an unknown member"), what=what)
     records.verify_record(header, authority.signing_key(signer["key"]), what=what)
     return signer
 
@@ -174,16 +174,16 @@ def _loader(v, files: dict[str, list[str]], ident: age.Identity):
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise IntegrityError(f"{what}: missing (the index head names it)", hint=REBUILD_HINT) from None
+            raise IntegrityError(N_("{what}: missing (the index head names it)"), hint=REBUILD_HINT, what=what) from None
         if hashlib.sha256(data).hexdigest() != ent[1]:
-            raise IntegrityError(f"{what}: not the shard the index head names (swapped, replayed or damaged)",
+            raise IntegrityError(N_("{what}: not the shard the index head names (swapped, replayed or damaged)"), what=what,
                                  hint=REBUILD_HINT)
         try:
             header, body = unpack(age.decrypt_bytes(data, [ident]))
         except (NoIdentityMatchError, FormatError, AuthenticationError):
             raise IntegrityError(N_("{what}: damaged or tampered with"), hint=REBUILD_HINT, what=what) from None
         if header.get("kind") != KINDS[kind] or header.get("shard") != n:
-            raise IntegrityError(f"{what}: holds another shard", hint=REBUILD_HINT)
+            raise IntegrityError(N_("{what}: holds another shard"), hint=REBUILD_HINT, what=what)
         return body
     return load
 
@@ -211,14 +211,14 @@ def open_index(actor, *, key: bytes | None = None) -> Index | None:
         if not isinstance(files, dict) or not all(isinstance(x, list) and len(x) == 2 for x in files.values()):
             raise ValueError
     except ValueError:
-        raise IntegrityError("index/search/head.age: damaged", hint=REBUILD_HINT) from None
+        raise IntegrityError(N_("index/search/head.age: damaged"), hint=REBUILD_HINT) from None
     try:
         db = SearchDB(_loader(v, files, ident), bucket_key=bytes.fromhex(h["bucket"]), grams=int(h["grams"]),
                       dossiers=int(h["dossier_shards"]))
     except (KeyError, ValueError, TypeError):
-        raise IntegrityError("index/search/head.age: damaged", hint=REBUILD_HINT) from None
+        raise IntegrityError(N_("index/search/head.age: damaged"), hint=REBUILD_HINT) from None
     if db.n_grams < 1 or db.n_dossiers < 1 or len(db.bucket_key) != 32:
-        raise IntegrityError("index/search/head.age: damaged", hint=REBUILD_HINT)
+        raise IntegrityError(N_("index/search/head.age: damaged"), hint=REBUILD_HINT)
     idx = Index(db, key, int(h.get("through", 0)), files, count=int(h.get("dossiers", 0)), head_sha=head_sha)
     for seq, p in _delta_paths(v.root):
         if seq <= idx.through:

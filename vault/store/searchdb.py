@@ -219,7 +219,7 @@ class SearchDB:
                     return d, row, entries(row[0], profile)[:MAX_ENTRIES]
         found = self._ds(slot >> 16).by_index(slot & 0xFFFF)
         if found is None:
-            raise FormatError("search index: a posting names no dossier")
+            raise FormatError(N_("search index: a posting names no dossier"))
         d, r = found
         return d, r[1:6], [tuple(e) for e in r[6]]
 

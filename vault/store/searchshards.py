@@ -16,6 +16,7 @@ from array import array
 from typing import Any, Iterator
 
 from vault.errors import FormatError
+from vault.i18n import N_
 
 #: Shard bodies are padded with zero bytes to a multiple of this many bytes.
 PAD = 4096
@@ -63,7 +64,7 @@ class GramShard:
                 if off < 0 or cnt < 0 or (off + cnt) * 8 > len(self._mv):
                     raise ValueError
         except (ValueError, TypeError, struct.error, UnicodeDecodeError):
-            raise FormatError("search index: damaged gram shard") from None
+            raise FormatError(N_("search index: damaged gram shard")) from None
 
     def get(self, key: str) -> array:
         arr = self._arrays.get(key)
@@ -131,7 +132,7 @@ class DossierShard:
             if not isinstance(self.rows, dict) or not all(isinstance(r, list) and len(r) == 7 for r in self.rows.values()):
                 raise ValueError
         except (ValueError, TypeError, KeyError, UnicodeDecodeError):
-            raise FormatError("search index: damaged dossier shard") from None
+            raise FormatError(N_("search index: damaged dossier shard")) from None
 
     def by_index(self, i: int) -> tuple[str, list[Any]] | None:
         if self._by_index is None:
@@ -145,7 +146,7 @@ class DossierShard:
         else:
             i = self.next
             if i >= PER_SHARD:
-                raise FormatError("search index: a dossier shard is full", hint="run 'vault index rebuild'")
+                raise FormatError(N_("search index: a dossier shard is full"), hint=N_("run 'vault index rebuild'"))
             self.next += 1
         self.rows[dossier] = [i, *row]
         self._by_index = None
