@@ -1,10 +1,17 @@
-"""Every test gets its own client state directory (the remembered history checkpoint, witness.py)."""
+"""Every test gets its own client state directory (the remembered history checkpoint, witness.py), and
+the same machine time zone (UTC, unless a test sets ``TZ``), restored after it."""
 
 from __future__ import annotations
 
 import pytest
 
+from vault import clock
+
 
 @pytest.fixture(autouse=True)
 def _client_state(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("VAULT_STATE_DIR", str(tmp_path_factory.mktemp("client-state")))
+    # The machine's zone is the CLI's default: pinned so that a developer in another zone sees the
+    # same dates; the process-wide zone a command set is put back after each test.
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setattr(clock, "_zone", clock.current_zone())

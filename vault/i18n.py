@@ -17,6 +17,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Iterable, Mapping
 
+from vault import clock
+
 DOMAIN = "vault"
 LANGUAGES = ("zh_Hans", "en")
 """Languages with a catalogue, in order of preference; the first is the default."""
@@ -101,10 +103,12 @@ def gettext_for(lang: str):
 
 
 def format_datetime(when: dt.datetime, lang: str) -> str:
-    """A moment in the reader's locale, with its time zone named (UTC: we do not know the reader's)."""
+    """A moment in the reader's locale, in the office's time zone and naming it (the reader's own zone
+    is unknown; the office's is the one its letters and calls use)."""
     from babel.dates import format_datetime as fmt
 
-    return fmt(when.astimezone(dt.timezone.utc), "long", tzinfo=dt.timezone.utc, locale=lang)
+    zone = clock.current_zone()
+    return fmt(when.astimezone(zone), "long", tzinfo=zone, locale=lang)
 
 
 def format_size(size: int, lang: str) -> str:

@@ -57,9 +57,12 @@ def genesis_state(v) -> dict[str, Any]:
         "v": STATE_VERSION, "count": 0, "head": genesis_hash(cfg), "files": files,
         "members": {cfg["founder"]["name"]: {"key": cfg["founder"]["key"], "roles": ["supervisor"],
                                              "dept": "archive", "status": "active", "since": 0, "removed": None}},
+
         "policy": None, "policy_version": 1, "dossiers": {}, "numbers": {}, "requests": {}, "grants": {},
         "holds": {}, "destructions": {}, "intake": {}, "loans": {}, "problems": [],
     }
+    if cfg["founder"].get("display_name"):
+        st["members"][cfg["founder"]["name"]]["display"] = cfg["founder"]["display_name"]
     if "migrated_by" in cfg:  # a migrated vault: entry 1 is the migration, signed by this supervisor
         mb = cfg["migrated_by"]
         st["members"][mb["name"]] = {"key": mb["key"], "roles": ["supervisor"], "dept": "archive", "status": "active",
@@ -266,8 +269,10 @@ def policy(v) -> Policy:
 
 
 def members(v) -> dict[str, dict[str, Any]]:
-    """Every member the history knows, as records (``name``, ``key``, ``roles``, ``dept``, ``status``)."""
-    return {n: {"name": n, **m} for n, m in state(v)["members"].items()}
+    """Every member the history knows, as records (``name``, ``display_name`` or None, ``key``, ``roles``,
+    ``dept``, ``status``)."""
+    return {n: {"name": n, **{k: x for k, x in m.items() if k != "display"}, "display_name": m.get("display")}
+            for n, m in state(v)["members"].items()}
 
 
 def committed(v, rel: str) -> tuple[str | None, int, str] | None:

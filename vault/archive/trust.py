@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Callable
 
+from vault.errors import InputError
+from vault.store import names
+
 # The role that holds the roots (members, rings, policy): fixed in code, never taken from a policy.
 ROOT_ROLE = "supervisor"
 
@@ -105,6 +108,26 @@ def _bind_member_add(e: Entry, s: State) -> str | None:
         return "adds a member without key, roles and dept"
     if any(m["key"] == sub["key"] for m in s["members"].values()):
         return "adds a key that already belongs to a member"
+    # Entries without a display name (every one written before display names existed) keep the
+    # rule they were written under: ids are compared by the command that adds a member.
+    return _bind_display(e["obj"], sub["display_name"], s) if "display_name" in sub else None
+
+
+def _bind_display(ident: str, display: object, s: State) -> str | None:
+    """A new member's id and display name may look like no other member's, former ones included:
+    a name that reads like someone else's would let one member pass for another in every listing."""
+    if not isinstance(display, str):
+        return "adds a member with a display name that is not text"
+    try:
+        if names.display_name(display) != display:
+            return "adds a member with a display name that is not normalised"
+    except InputError as err:
+        return f"adds a member with a refused display name ({err})"
+    taken = {i: [i, *([m["display"]] if m.get("display") else [])] for i, m in s["members"].items()}
+    for name in (ident, display):
+        others = names.clash(name, taken)
+        if others:
+            return f"adds member {ident} whose name looks like that of {', '.join(others)}"
     return None
 
 
@@ -112,6 +135,8 @@ def _apply_member_add(e: Entry, s: State) -> None:
     sub = e["subject"]
     s["members"][e["obj"]] = {"key": sub["key"], "roles": sorted(sub["roles"]), "dept": sub["dept"],
                               "status": "active", "since": e["seq"], "removed": None}
+    if sub.get("display_name"):
+        s["members"][e["obj"]]["display"] = sub["display_name"]
 
 
 def _bind_member_remove(e: Entry, s: State) -> str | None:

@@ -50,12 +50,18 @@ def hint_for(err: VaultError) -> str:
     return "run the command again with --help"
 
 
+#: Keys of a command's data that name a member, a department, business type or class (``humane``).
+MEMBER_KEYS = {"by", "member", "requester", "grantee", "borrower", "approver", "requested_by", "name_of"}
+LABEL_KEYS = {"dept": "department", "business": "business type", "class": "class"}
+
+
 class Ctx:
     """What the group hands to every command on ``ctx.obj``."""
 
-    def __init__(self, vault_dir: str | None, identity_file: str | None) -> None:
+    def __init__(self, vault_dir: str | None, identity_file: str | None, tz: str | None = None) -> None:
         self.vault_dir = vault_dir
         self.identity_file = identity_file
+        self.tz = tz
         self._vault: Vault | None = None
 
     @property
@@ -66,10 +72,88 @@ class Ctx:
             if not self.vault_dir:
                 raise InputError("no vault given", hint="pass --vault DIR or set VAULT_DIR")
             self._vault = Vault.open(Path(self.vault_dir))
+            if self.tz is None:  # the office's zone, unless --tz says otherwise
+                self._office_zone(self._vault)
         return self._vault
+
+    @staticmethod
+    def _office_zone(v: Vault) -> None:
+        from vault import clock
+
+        try:
+            # Only the policy the history accepted: a time zone put into policy.toml by hand would
+            # move "today", and with it the dates the vault records.
+            key = v.policy.data.get("time_zone")
+        except VaultError:
+            return  # a damaged history: the command itself reports it (check, audit verify)
+        if key:
+            clock.use_zone(clock.zone(key))
 
     def actor(self):
         return self.vault.act_as(self.member_key())
+
+    # -- how names and times are shown (ids and UTC stay in --json and on disk) -----------------
+
+    def who(self, name: str | None) -> str:
+        """A member as people read them: ``张三 (zhangsan)``, or the name alone."""
+        if not name:
+            return ""
+        if getattr(self, "_members", None) is None:
+            from vault.archive import members
+
+            self._members = members.member_names(self.vault)
+        from vault.store import names
+
+        return names.shown(name, self._members.get(name))
+
+    def label(self, kind: str, ident: str | None) -> str:
+        """A department, business type (``kind``) or class path by its name in the policy."""
+        if not ident:
+            return ""
+        from vault.archive import labels
+
+        data = self.vault.policy.data
+        return labels.class_label(data, ident) if kind == "class" else labels.label(data, kind, ident)
+
+    def humane(self, value: Any) -> Any:
+        """``value`` (a command's data) with members, departments, business types and classes by
+        their display names, for text output; unchanged when no vault has been opened."""
+        if self._vault is None:
+            return value
+        if isinstance(value, list):
+            return [self.humane(x) for x in value]
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for k, x in value.items():
+            if isinstance(x, str) and (k in MEMBER_KEYS or k.endswith("_by")):
+                x = self.who(x)
+            elif isinstance(x, str) and k in LABEL_KEYS:
+                x = self.label(LABEL_KEYS[k], x)
+            else:
+                x = self.humane(x)
+            out[k] = x
+        return out
+
+    def ident(self, kind: str, text: str | None) -> str | None:
+        """The id a typed department, business type, class or member names (an id, or a display
+        name: ``销售部`` -> ``sales``); None stays None."""
+        if text is None:
+            return None
+        if kind == "member":
+            from vault.archive import members
+
+            return members.resolve_member(self.vault, text)
+        from vault.archive import labels
+
+        if kind == "class":
+            return labels.resolve_class(self.vault.policy.data, text)
+        return labels.resolve_name(self.vault, kind, text)
+
+    @staticmethod
+    def when(stamp: str | None) -> str:
+        """A recorded UTC time in the office's time zone."""
+        return local_time(stamp) if stamp else ""
 
     def member_key(self, missing: str = "this command needs your identity") -> MemberKey:
         """The running agent when it holds the identity asked for (or any, when none is asked for);
@@ -90,6 +174,13 @@ class Ctx:
     def maybe_actor(self):
         """The acting member when an identity is given (to open sealed texts), else None."""
         return self.actor() if self.identity_file else None
+
+
+def current() -> Ctx:
+    """The running command's ``Ctx`` (for formatters that are not handed one)."""
+    obj = click.get_current_context().find_object(Ctx)
+    assert obj is not None  # every command runs under the vault group
+    return obj
 
 
 def _passphrase(prompt: str, *, confirm: bool = False) -> str:
@@ -114,7 +205,13 @@ def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str) -> None:
 
 
 def render(value: Any, indent: str = "") -> str:
-    """Human text for nested data: ``key: value`` lines, lists as ``- item`` lines; never a Python repr."""
+    """Human text for nested data: ``key: value`` lines, lists as ``- item`` lines; never a Python repr.
+    Names are shown as people write them and times in the office's zone."""
+    if not indent:
+        ctx = click.get_current_context(silent=True)
+        obj = ctx.find_object(Ctx) if ctx is not None else None
+        if obj is not None:
+            value = obj.humane(value)
     lines: list[str] = []
     if isinstance(value, dict):
         for k, v in value.items():
@@ -141,7 +238,16 @@ def _scalar(v: Any) -> str:
         return "-"
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if isinstance(v, str):
+        return local_time(v)
     return str(v)
+
+
+def local_time(text: str) -> str:
+    """A recorded UTC time (RFC 3339) as the office reads it, in its time zone; other text unchanged."""
+    from vault import clock
+
+    return clock.local(text)
 
 
 @contextlib.contextmanager
@@ -170,6 +276,15 @@ def one_line(text: str, limit: int = 400) -> str:
     """
     out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
     return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` padded to ``width`` terminal columns: a Han character takes two, so ``str.ljust``
+    would misalign a table of names written in Chinese."""
+    import unicodedata
+
+    cols = sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in text)
+    return text + " " * max(0, width - cols)
 
 
 def check_arguments(values: list[Any], *, argv: bool = False) -> None:
@@ -269,11 +384,17 @@ class VaultGroup(LazyGroup):
 @click.group(cls=VaultGroup)
 @click.option("--vault", "vault_dir", envvar="VAULT_DIR", type=click.Path(file_okay=False), help="Vault directory (env VAULT_DIR).")
 @click.option("--identity", "identity_file", envvar="VAULT_IDENTITY", type=click.Path(dir_okay=False), help="Your identity file (env VAULT_IDENTITY).")
+@click.option("--tz", "tz", envvar="VAULT_TZ", help="Time zone to show and read dates in, e.g. Asia/Shanghai "
+              "(env VAULT_TZ; default: the policy's time_zone, else the machine's).")
 @click.version_option(package_name="vault")
 @click.pass_context
-def cli(ctx: click.Context, vault_dir: str | None, identity_file: str | None) -> None:
+def cli(ctx: click.Context, vault_dir: str | None, identity_file: str | None, tz: str | None) -> None:
     """Keep customer dossiers encrypted and run the archive office's procedure on them."""
-    ctx.obj = Ctx(vault_dir, identity_file)
+    from vault import clock
+
+    # Recorded times are UTC; what people see and type is in the office's zone (vault/clock.py).
+    clock.use_zone(clock.zone(tz) if tz else clock.machine_zone())
+    ctx.obj = Ctx(vault_dir, identity_file, tz)
 
 
 def main() -> None:

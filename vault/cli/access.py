@@ -9,7 +9,8 @@ from vault.office import access, find
 from vault.archive import grants
 from vault.archive import audit
 from vault import clock
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt, one_line
+from vault.archive import members
+from vault.cli import NUMBER, Ctx, cli, current, emit, json_opt, one_line, pad
 from vault.archive.manifests import parse_date
 from vault.errors import IntegrityError, UsageError
 
@@ -21,7 +22,7 @@ def request_grp() -> None:
 
 def _req_line(r: dict) -> str:
     target = r["target"] or "(customer name)"
-    return f"{r['number']}  {r['kind']:<6} {target:<22} {r['requester']:<14} {r['state']}"
+    return f"{r['number']}  {r['kind']:<6} {target:<22} {pad(current().who(r['requester']), 14)} {r['state']}"
 
 
 def text_lines(r: dict, keys: tuple[str, ...], indent: str = "  ") -> str:
@@ -150,7 +151,8 @@ def grant_list(obj: Ctx, as_json: bool) -> None:
     """List grants and their state."""
     rows = grants.list_grants(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{g['number']}  {g['target']:<22} {g['grantee']:<14} until {g['expires_at']}  {g['state']}" for g in rs)
+        f"{g['number']}  {g['target']:<22} {pad(obj.who(g['grantee']), 14)} until {obj.when(g['expires_at'])}  "
+        f"{g['state']}" for g in rs)
         or "(no grants)")
 
 
@@ -191,14 +193,16 @@ def audit_log(obj: Ctx, number: str | None, member: str | None, since: str | Non
     res = audit.verify(obj.vault)
     if not res.ok:
         raise IntegrityError(res.problems[0], hint="run 'vault audit verify' for details")
-    since = parse_date(since) if since else None
+    # A date is a day in the office's time zone: entries from its local midnight on.
+    since = clock.day_start(parse_date(since)) if since else None
+    member = members.resolve_member(obj.vault, member) if member else None
     rows = [e for e in audit.entries(obj.vault)
             if (not number or e.get("number", "").split("/")[0] == number.split("/")[0])
-            and (not member or e["member"] == member) and (not since or e["at"][:10] >= since)]
+            and (not member or e["member"] == member) and (not since or e["at"] >= since)]
     rows = [{k: v for k, v in e.items() if k not in ("sig", "prev")} for e in rows]
     actor.audit("audit.read")
     emit(rows, as_json, lambda rs: "\n".join(one_line(
-        f"{e['seq']:>6} {e['at']} {e['member']:<14} {e['action']:<22} {e['outcome']:<8} "
+        f"{e['seq']:>6} {obj.when(e['at'])} {pad(obj.who(e['member']), 14)} {e['action']:<22} {e['outcome']:<8} "
         f"{e.get('number', '')} {e.get('ref', '')}".rstrip(), limit=1000) for e in rs) or "(no entries)")
 
 

@@ -13,9 +13,11 @@ from vault.archive import manifests
 from vault.store import identity
 from vault.archive import members
 from vault.office import membership
-from vault.cli import NUMBER, Ctx, _passphrase, cli, emit, json_opt, progress, render
+from vault.archive import labels
+from vault.cli import (NUMBER, Ctx, _passphrase, cli, current, emit, json_opt, local_time, one_line, pad, progress,
+                       render)
+from vault.store import names
 from vault.cli.lazy import LazySubGroup
-from vault.errors import NotFoundError
 from vault.archive.vault import Vault
 from vault.errors import InputError
 
@@ -78,8 +80,10 @@ def with_key_opts(f):
               help="Numbering scheme of the archive numbers [R-3.2.2] (see 'vault plugins list').")
 @click.option("--numbering-option", "options", multiple=True, metavar="KEY=VALUE",
               help="An option of the scheme, e.g. pattern={type}-{year}-{seq:06d}.")
+@click.option("--display-name", help="The supervisor's name as people write it, in any script.")
+@click.option("--tz", "time_zone", help="The office's time zone, e.g. Asia/Shanghai (kept in the policy).")
 def init(directory: str, supervisor: str, key: str | None, key_file: str | None, scheme: str,
-         options: tuple[str, ...], as_json: bool) -> None:
+         options: tuple[str, ...], display_name: str | None, time_zone: str | None, as_json: bool) -> None:
     """Create a new vault; prints its fingerprint to record offline."""
     opts = {}
     for o in options:
@@ -92,7 +96,8 @@ def init(directory: str, supervisor: str, key: str | None, key_file: str | None,
         from vault.office import dossier  # here: only a chosen numbering rule needs the scheme plugins
 
         rule = dossier.try_numbering(rule)
-    v = Vault.init(Path(directory), supervisor=supervisor, key=public_key(key, key_file), numbering=rule)
+    v = Vault.init(Path(directory), supervisor=supervisor, key=public_key(key, key_file), numbering=rule,
+                   display_name=display_name, time_zone=time_zone)
     emit({"vault": directory, "fingerprint": v.fingerprint}, as_json,
          f"vault created at {directory}\nfingerprint: {v.fingerprint}\n(record the fingerprint offline)")
 
@@ -106,14 +111,17 @@ def member() -> None:
 @click.argument("name")
 @with_key_opts
 @click.option("--role", "roles", multiple=True, required=True, help="Role (repeatable).")
-@click.option("--dept", required=True, help="The member's department.")
+@click.option("--dept", required=True, help="The member's department (its id or its name in the policy).")
+@click.option("--display-name", help="The member's name as people write it, in any script (NAME is then the id).")
 @json_opt
 @click.pass_obj
 def member_add(obj: Ctx, name: str, key: str | None, key_file: str | None, roles: tuple[str, ...], dept: str,
-               as_json: bool) -> None:
-    """Add a member (supervisor only)."""
-    rec = membership.add_member(obj.actor(), name, public_key(key, key_file), roles, dept)
-    emit({"name": rec["name"], "roles": rec["roles"], "dept": rec["dept"]}, as_json, f"added member {name}")
+               display_name: str | None, as_json: bool) -> None:
+    """Add a member (supervisor only). NAME is an id (zhangsan) or, without --display-name, the
+    name as people write it (张三), for which an id is made."""
+    rec = membership.add_member(obj.actor(), name, public_key(key, key_file), roles, dept, display_name)
+    emit({"name": rec["name"], "display_name": rec.get("display_name"), "roles": rec["roles"], "dept": rec["dept"]},
+         as_json, f"added member {names.shown(rec['name'], rec.get('display_name'))}")
 
 
 @member.command("list")
@@ -121,8 +129,12 @@ def member_add(obj: Ctx, name: str, key: str | None, key_file: str | None, roles
 @click.pass_obj
 def member_list(obj: Ctx, as_json: bool) -> None:
     """List members (no key needed)."""
-    rows = [{k: r[k] for k in ("name", "roles", "dept", "status")} for r in members.all_members(obj.vault).values()]
-    emit(rows, as_json, lambda rs: "\n".join(f"{r['name']:<16} {r['status']:<8} {r['dept']:<12} {','.join(r['roles'])}" for r in rs))
+    pol = obj.vault.policy.data
+    rows = [{k: r[k] for k in ("name", "display_name", "roles", "dept", "status")}
+            for r in members.all_members(obj.vault).values()]
+    emit(rows, as_json, lambda rs: "\n".join(one_line(
+        f"{pad(r['name'], 16)} {pad(r['display_name'] or '', 16)} {r['status']:<8} "
+        f"{pad(labels.label(pol, 'department', r['dept']), 12)} {','.join(r['roles'])}") for r in rs))
 
 
 @member.command("show")
@@ -131,12 +143,12 @@ def member_list(obj: Ctx, as_json: bool) -> None:
 @json_opt
 @click.pass_obj
 def member_show(obj: Ctx, name: str, key_only: bool, as_json: bool) -> None:
-    """Show a member: roles, department, status, and their public key (no key needed)."""
-    rec = members.all_members(obj.vault).get(name)
-    if rec is None:
-        raise NotFoundError(f"no member {name}", hint="see 'vault member list'")
-    data = {k: rec[k] for k in ("name", "roles", "dept", "status", "added_at", "added_by", "removed_at",
-                                "removed_by", "key") if k in rec}
+    """Show a member by id or display name: roles, department, status, public key (no key needed)."""
+    rec = members.all_members(obj.vault)[members.resolve_member(obj.vault, name)]
+    data = {k: rec[k] for k in ("name", "display_name", "roles", "dept", "status", "added_at", "added_by",
+                                "removed_at", "removed_by", "key") if k in rec}
+    if not as_json:
+        data["dept"] = labels.label(obj.vault.policy.data, "department", data["dept"])
     emit({"key": rec["key"]} if key_only else data, as_json, rec["key"] if key_only else render(data))
 
 
@@ -145,9 +157,11 @@ def member_show(obj: Ctx, name: str, key_only: bool, as_json: bool) -> None:
 @json_opt
 @click.pass_obj
 def member_remove(obj: Ctx, name: str, as_json: bool) -> None:
-    """Remove a member: rotate their rings and re-wrap key tables (no document is rewritten)."""
+    """Remove a member (by id or display name): rotate their rings and re-wrap key tables."""
+    name = members.resolve_member(obj.vault, name)
     rewrapped = membership.remove_member(obj.actor(), name)
-    emit({"removed": name, "rewrapped": rewrapped}, as_json, f"removed {name}; re-wrapped {len(rewrapped)} key tables")
+    emit({"removed": name, "rewrapped": rewrapped}, as_json,
+         f"removed {members.shown(obj.vault, name)}; re-wrapped {len(rewrapped)} key tables")
 
 
 @cli.group("dossier", cls=LazySubGroup)
@@ -179,7 +193,9 @@ def dossier_create(obj: Ctx, customer_type, business, dept, name, address, alias
 
 
 def _summary_line(s: dict) -> str:
-    return f"{s['number']:<20} {s['status']:<9} {s['class']:<40} {s['dept']:<12} {s['current_documents']} docs"
+    c = current()
+    return (f"{s['number']:<20} {s['status']:<9} {pad(c.label('class', s['class']), 40)} "
+            f"{pad(c.label('department', s['dept']), 12)} {s['current_documents']} docs")
 
 
 @dossier_grp.command("list")
@@ -200,7 +216,8 @@ def dossier_show(obj: Ctx, number: str, as_json: bool) -> None:
     from vault.office import dossier
 
     data = dossier.show(obj.actor(), number)
-    emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in _flatten(d)))
+    emit(data, as_json, lambda d: "\n".join(f"{k}: {local_time(v) if isinstance(v, str) else v}"
+                                            for k, v in _flatten(obj.humane(d))))
 
 
 def _flatten(d: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -275,7 +292,7 @@ def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
 def doc_history(obj: Ctx, docno: str, as_json: bool) -> None:
     """All versions of a document, oldest first."""
     rows = documents.history(obj.actor(), docno)
-    emit(rows, as_json, lambda rs: "\n".join(f"v{r['version']}  {r['number']:<26} {r['added_at']} by {r['added_by']}" for r in rs))
+    emit(rows, as_json, lambda rs: "\n".join(f"v{r['version']}  {r['number']:<26} {obj.when(r['added_at'])} by {obj.who(r['added_by'])}" for r in rs))
 
 
 @doc_grp.command("view")

@@ -76,7 +76,7 @@ def intake_invite(obj: Ctx, number, expires, uses, note, base_url, as_json) -> N
     inv = invitations.issue(obj.actor(), number, expires=expires, uses=uses, note=note)
     link = f"{base_url.rstrip('/')}/i/{inv['id']}/{inv.pop('token')}"
     emit(inv | {"link": link}, as_json,
-         f"{link}\n(invitation {inv['id']} for {inv['number']}, {uses} use(s), expires {inv['expires_at']}; "
+         f"{link}\n(invitation {inv['id']} for {inv['number']}, {uses} use(s), expires {obj.when(inv['expires_at'])}; "
          "the link is shown only now)")
 
 
@@ -90,7 +90,7 @@ def intake_invitations(obj: Ctx, as_json: bool) -> None:
     obj.actor().require("intake.manage")
     rows = invitations.list_invitations(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['id']}  {r['number']:<20} {r['state']:<8} {r['used']}/{r['uses']} used  expires {r['expires_at']}  by {r['by']}"
+        f"{r['id']}  {r['number']:<20} {r['state']:<8} {r['used']}/{r['uses']} used  expires {obj.when(r['expires_at'])}  by {obj.who(r['by'])}"
         for r in rs) or "(none)")
 
 

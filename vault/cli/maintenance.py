@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from vault.office import maintenance
-from vault.cli import NUMBER, Ctx, emit, json_opt
+from vault.cli import NUMBER, Ctx, emit, json_opt, pad
 from vault.cli.core import dossier_grp
 
 
@@ -36,5 +36,5 @@ def dossier_history(obj: Ctx, number: str, as_json: bool) -> None:
     """Profile versions: who, when, which fields (values only for members who may read)."""
     rows = maintenance.history(obj.actor(), number)
     emit(rows, as_json, lambda rs: "\n".join(
-        f"v{r['version']}  {r['at']} by {r['by']:<14} changed: {', '.join(r['fields']) or '-'}"
+        f"v{r['version']}  {obj.when(r['at'])} by {pad(obj.who(r['by']), 14)} changed: {', '.join(r['fields']) or '-'}"
         + (f"\n    {r['values']}" if "values" in r else "") for r in rs))

@@ -105,11 +105,12 @@ def hold_list(obj: Ctx, lifted: bool, as_json: bool) -> None:
     if lifted:
         rows = holds.lifts(obj.vault, actor)
         emit(rows, as_json, lambda rs: "\n".join(
-            f"{r['number']:<20} held {r['hold_at']} by {r['hold_by']}, lifted {r['at']} by {r['by']}"
+            f"{r['number']:<20} held {obj.when(r['hold_at'])} by {obj.who(r['hold_by'])}, "
+            f"lifted {obj.when(r['at'])} by {obj.who(r['by'])}"
             + text_lines(r, ("reason",)) for r in rs) or "(no lifted holds)")
         return
     rows = holds.list_holds(obj.vault, actor)
-    emit(rows, as_json, lambda rs: "\n".join(f"{r['number']:<20} since {r['at']} by {r['by']}"
+    emit(rows, as_json, lambda rs: "\n".join(f"{r['number']:<20} since {obj.when(r['at'])} by {obj.who(r['by'])}"
                                               + text_lines(r, ("reason",)) for r in rs) or "(no holds)")
 
 
@@ -220,4 +221,4 @@ def destroy_verify(obj: Ctx, id: str, as_json: bool) -> None:
     cert = destruction.certificate(obj.vault, id)
     digest = hashlib.sha256(canonical(cert)).hexdigest()
     emit({"certificate": id, "valid": True, "signed_by": cert["signature"]["by"], "sha256": digest}, as_json,
-         f"certificate {id} is valid, signed by {cert['signature']['by']} (digest {digest[:16]})")
+         f"certificate {id} is valid, signed by {obj.who(cert['signature']['by'])} (digest {digest[:16]})")

@@ -12,7 +12,7 @@ import click
 from vault.archive import completeness
 from vault.office import review
 from vault.archive import reviews
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cli, current, emit, json_opt, pad
 from vault.cli.access import text_lines
 from vault.cli.core import dossier_grp
 from vault.errors import InputError, UsageError
@@ -47,7 +47,9 @@ def _due_line(r: dict) -> str:
         why.append(f"incomplete since {r['incomplete_since']}: {_gaps(r)}")
     elif not r["fields_checked"]:
         why.append("fields not checked: no read access")
-    return f"{r['number']:<20} {r['dept']:<12} {r['class']:<36} {'; '.join(why)}"
+    c = current()
+    return (f"{r['number']:<20} {pad(c.label('department', r['dept']), 12)} {pad(c.label('class', r['class']), 36)} "
+            f"{'; '.join(why)}")
 
 
 @review_grp.command("due")
@@ -56,7 +58,7 @@ def _due_line(r: dict) -> str:
 @click.pass_obj
 def review_due(obj: Ctx, dept: str | None, as_json: bool) -> None:
     """List open dossiers that are due for review, waiting for an update, or incomplete."""
-    rows = reviews.list_due(obj.actor(), dept=dept)
+    rows = reviews.list_due(obj.actor(), dept=obj.ident("department", dept))
     emit(rows, as_json, lambda rs: "\n".join(_due_line(r) + text_lines(r, ("last_note",)) for r in rs)
          or "(nothing due)")
 
@@ -139,8 +141,8 @@ def review_notify(obj: Ctx, notifier: str, dept: str | None, report_dir: str | N
             options.update(user=smtp_user, password=os.environ.get(SMTP_PASSWORD_ENV, ""))
     from vault.office import notify  # here: it loads the plugin host, which other dossier commands do not need
 
-    sent = notify.send(obj.actor(), notifier, options, dept=dept)
-    emit(sent, as_json, lambda s: "\n".join(f"notified {x['dept']}: {len(x['numbers'])} dossiers" for x in s)
+    sent = notify.send(obj.actor(), notifier, options, dept=obj.ident("department", dept))
+    emit(sent, as_json, lambda s: "\n".join(f"notified {obj.label('department', x['dept'])}: {len(x['numbers'])} dossiers" for x in s)
          or "(nothing to notify)")
 
 
@@ -148,7 +150,7 @@ def _completeness_line(r: dict) -> str:
     state = "complete" if r["complete"] else f"incomplete since {r['incomplete_since']}: {_gaps(r)}"
     if r["complete"] and not r["fields_checked"]:
         state = "categories complete (fields not checked: no read access)"
-    return f"{r['number']:<20} {r['dept']:<12} {r['customer_type']:<11} {state}"
+    return f"{r['number']:<20} {pad(current().label('department', r['dept']), 12)} {r['customer_type']:<11} {state}"
 
 
 @dossier_grp.command("completeness")
@@ -160,5 +162,5 @@ def dossier_completeness(obj: Ctx, number: str | None, dept: str | None, as_json
     """What a dossier (or every open one) lacks per the policy's completeness rules, and since when."""
     if number and dept:
         raise UsageError("give a dossier NUMBER or --dept, not both")
-    rows = completeness.report(obj.actor(), number=number, dept=dept)
+    rows = completeness.report(obj.actor(), number=number, dept=obj.ident("department", dept))
     emit(rows, as_json, lambda rs: "\n".join(_completeness_line(r) for r in rs) or "(no dossiers)")

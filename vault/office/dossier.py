@@ -15,7 +15,7 @@ from vault.archive.schemes import configured
 from vault.errors import InputError
 from vault.store import index
 from vault.store.keytable import KeyTable
-from vault.store.layout import check_name
+from vault.archive.labels import resolve_name
 
 
 def _facts(customer_type: str, business: str, dept: str, created: str) -> dict[str, str]:
@@ -28,8 +28,8 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
     v = actor.vault
     if customer_type not in CUSTOMER_TYPES:
         raise InputError(f"unknown customer type {customer_type!r}", hint="use enterprise or individual")
-    check_name("business type", business)
-    check_name("department", dept)
+    business = resolve_name(v, "business type", business)
+    dept = resolve_name(v, "department", dept)
     if not str(profile.get("name") or "").strip():
         raise InputError("a dossier needs the customer's name (not blank)", param="name")
     created = clock.today()

@@ -11,7 +11,7 @@ from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest
 from vault.errors import InputError, PermissionDeniedError
 from vault.store.keytable import unseal
 from vault.archive.schemes import configured
-from vault.store.layout import check_name
+from vault.archive.labels import resolve_name
 
 
 def _may_update(actor, m: dict[str, Any]) -> None:
@@ -49,8 +49,8 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
         old = read_profile(actor, m, table)
         new = {**old, **changes}
         changed = sorted(k for k in changes if old.get(k) != new.get(k))
+        business = resolve_name(v, "business type", business) if business else business
         if business and business != m["business"]:
-            check_name("business type", business)
             m["business"] = business
             facts = {"customer_type": m["customer_type"], "business": business, "dept": m["dept"], "created": m["created"]}
             m["class"] = configured(v, "classification").classify(facts=facts)

@@ -21,15 +21,28 @@ from vault.errors import (
 )
 from vault.store import fsync_dir, records, sync_files, write_atomic
 from vault.store.identity import PublicKey
+from vault.store import names
 from vault.store.layout import check_name
+from vault.archive.labels import resolve_name
 
 
-def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str) -> dict[str, Any]:
-    """Add a member (supervisor only); members of a ring's roles get the ring identity wrapped to them."""
+def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str,
+               display_name: str | None = None) -> dict[str, Any]:
+    """Add a member (supervisor only); members of a ring's roles get the ring identity wrapped to them.
+
+    ``name`` is the member's id (``zhangsan``), or — when it is not of the id form and no
+    ``display_name`` is given — their display name (``张三``), for which an id is made. A name or
+    display name that looks like another member's (former members included) is refused.
+    """
     actor.require("member.manage")
     v = actor.vault
-    check_name("member", name)
-    check_name("department", dept)
+    if not names.is_id(name):
+        if display_name is not None:
+            check_name("member", name)
+        display_name = name
+    if display_name is not None:
+        display_name = names.display_name(display_name, kind="member")
+    dept = resolve_name(v, "department", dept)
     roles = sorted(set(roles))
     for r in roles:
         if r not in ROLES:
@@ -38,11 +51,21 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
         raise InputError("a member needs at least one role", param="role")
     with v.lock(exclusive=True):
         current = all_members(v)
+        if not names.is_id(name):
+            name = names.new_id("member", display_name or name, current)
+        check_name("member", name)
         if name in current:
             raise ConflictError(f"member {name} already exists", hint="member names are never reused")
         if any(r["key"] == key.line() for r in current.values()):
             raise ConflictError("that public key already belongs to a member")
-        rec = actor.sign(_member_record(name, key, roles, dept, actor.name))
+        taken = {i: [i, *([r["display_name"]] if r.get("display_name") else [])] for i, r in current.items()}
+        for n in (name, display_name) if display_name else (name,):
+            others = names.clash(n, taken)
+            if others:
+                raise ConflictError(f"the name {n!r} looks like that of member {', '.join(others)}",
+                                    hint="choose a name that reads differently (add a distinguishing word); "
+                                         "names are never reused")
+        rec = actor.sign(_member_record(name, key, roles, dept, actor.name, display_name))
         files = {f"members/{name}.toml": records.dump_toml(rec)}
         for ring in v.policy.rings_for(roles):
             rr = ring_record(v, ring)
@@ -51,8 +74,10 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
             keys[name] = key
             files.update(_ring_files(v, ring, rr["generation"], secret, [*rr["members"], name], keys,
                                      by=actor.name, signer=actor))
-        actor.commit("member.add", files, ref=name, obj=name,
-                     subject={"key": key.line(), "roles": roles, "dept": dept})
+        subject: dict[str, Any] = {"key": key.line(), "roles": roles, "dept": dept}
+        if display_name is not None:
+            subject["display_name"] = display_name
+        actor.commit("member.add", files, ref=name, obj=name, subject=subject)
     return rec
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from vault import clock, plugins
-from vault.archive import completeness
+from vault.archive import completeness, labels
 from vault.archive import reviews
 from vault.errors import PermissionDeniedError, PluginError, VaultError
+from vault.store import names
 
 
 def _lines(row: Mapping[str, Any]) -> list[str]:
@@ -40,7 +41,8 @@ def _lines(row: Mapping[str, Any]) -> list[str]:
 
 
 def compose(dept: str, rows: Sequence[Mapping[str, Any]], *, today: str) -> tuple[str, str]:
-    """The subject and plain-text body telling ``dept`` which of its dossiers need attention."""
+    """The subject and plain-text body telling ``dept`` (as people read it: ``销售部 (sales)``) which of
+    its dossiers need attention."""
     n = len(rows)
     count = "1 dossier" if n == 1 else f"{n} dossiers"
     subject = f"Archive review {today}: {count} of {dept} need{'s' if n == 1 else ''} attention"
@@ -85,8 +87,12 @@ def send(actor, name: str, options: Mapping[str, Any] | None = None, *, dept: st
     for row in rows:
         by_dept[row["dept"]].append(row)
     today, sent = clock.today(), []
+    pol = actor.vault.policy.data
     for d in sorted(by_dept):
-        subject, body = compose(d, by_dept[d], today=today)
+        # The message is for people: the department and classes by the names the policy gives them.
+        shown = names.shown(d, labels.label(pol, "department", d))
+        subject, body = compose(shown, [{**r, "class": labels.class_label(pol, r["class"])} for r in by_dept[d]],
+                                today=today)
         ref = f"{d} via {name}"
         try:
             notifier.notify(department=d, subject=subject, body=body)
