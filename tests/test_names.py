@@ -12,6 +12,7 @@ import json
 import pytest
 
 from office import make_office
+from test_review import Inbox, free_port
 from vault.archive import audit, authority
 from vault.archive.members import _member_record
 from vault.archive.vault import Vault
@@ -47,6 +48,7 @@ def _refused(res, *words):
 # -- attacks ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("spoof", [
+    "zhangsan",        # exactly the other member's id
     "ｚｈａｎｇｓａｎ",  # full-width: NFKC makes it zhangsan, the member's id
     "ZhangSan",        # case
     "zhang-san",       # punctuation
@@ -162,13 +164,18 @@ def test_member_add_makes_an_id_for_a_chinese_name_and_lookups_take_either(offic
 
 
 def test_a_name_shown_in_lists_and_the_audit_log(office):
-    office.keygen("h")
-    office.run("member", "add", "head", "--display-name", "王经理", "--key", office.keys["h"], "--dept", "sales",
+    office.keygen("head")
+    office.run("member", "add", "head", "--display-name", "王经理", "--key", office.keys["head"], "--dept", "sales",
                "--role", "dept-head", who="alice")
-    log = office.run("audit", "log", who="alice").stdout
-    assert "alice" in log
-    # Entries by a member with a display name show it, beside the id.
-    office.run("audit", "log", "--member", "王经理", who="alice")
+    number = office.create(name="Hangzhou Biaoji")
+    req = office.json("request", "access", number, "--purpose", "audit", who="head")["number"]
+    # Filtered by the display name, shown by it beside the id; --json keeps the id.
+    entries = office.json("audit", "log", "--member", "王经理", who="alice")
+    assert entries and {e["member"] for e in entries} == {"head"}
+    text = office.run("audit", "log", who="alice").stdout
+    assert "王经理 (head)" in text
+    assert "王经理 (head)" in office.run("request", "list", who="alice").stdout
+    assert req in office.run("request", "list", who="alice").stdout
 
 
 def test_an_ambiguous_lookup_lists_the_candidates():
@@ -288,3 +295,47 @@ def test_a_policy_with_spoofing_names_is_refused(office, tmp_path, extra, why):
     res = _policy_with(office, tmp_path, extra)
     _refused(res, why)
     assert "names" not in office.json("policy", "show")
+
+
+@pytest.fixture
+def smtp():
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller, inbox
+    finally:
+        controller.stop()
+
+
+def test_the_review_mail_goes_to_a_department_named_in_chinese(office, tmp_path, smtp):
+    """End to end over real SMTP on loopback: the address is given for 销售部, the subject names it."""
+    controller, inbox = smtp
+    assert _policy_with(office, tmp_path, NAMES).exit_code == 0
+    office.json("dossier", "create", "--type", "enterprise", "--business", "网络服务", "--dept", "销售部",
+                "--name", "杭州标记科技有限公司", who="bob")
+    sent = office.json("review", "notify", "--notifier", "smtp", "--smtp-host", "127.0.0.1", "--smtp-port",
+                       str(controller.port), "--from", "archive@example.org", "--to", "销售部=sales@example.org",
+                       "--to", "other@example.org", who="bob")
+    assert [s["dept"] for s in sent] == ["sales"]
+    (rcpts, msg), = inbox.messages
+    assert rcpts == ["sales@example.org"] and "销售部 (sales)" in msg["Subject"]
+    assert "企业客户/网络服务/" in msg.get_content()
+
+
+def test_an_ambiguous_name_in_an_older_vault_is_an_error_naming_both(office):
+    """Ids written before lookalikes were refused (entries without a display name keep their rule)
+    may look alike: a lookup that could mean either names both and picks neither."""
+    v = Vault.open(office.vault_dir)
+    alice = v.act_as(identity.load_identity(office.ident("alice"), "correct horse battery staple"))
+    office.keygen("b0b")
+    key = identity.PublicKey.parse(office.keys["b0b"])
+    rec = _member_record("b0b", key, ["staff"], "sales", "alice")
+    alice.commit("member.add", {"members/b0b.toml": records.dump_toml(alice.sign(rec))}, ref="b0b", obj="b0b",
+                 subject={"key": key.line(), "roles": ["staff"], "dept": "sales"})
+    assert "b0b" in authority.members(v)  # it counts: the rule it was written under allowed it
+    res = office.run("member", "show", "BOB", ok=False)
+    _refused(res, "ambiguous", "b0b", "bob")
+    assert office.json("member", "show", "b0b")["name"] == "b0b"  # an exact id is never ambiguous

@@ -84,7 +84,7 @@ class Ctx:
             # Only the policy the history accepted: a time zone put into policy.toml by hand would
             # move "today", and with it the dates the vault records.
             key = v.policy.data.get("time_zone")
-        except VaultError:
+        except (VaultError, OSError):
             return  # a damaged history: the command itself reports it (check, audit verify)
         if key:
             clock.use_zone(clock.zone(key))

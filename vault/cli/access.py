@@ -203,7 +203,8 @@ def audit_log(obj: Ctx, number: str | None, member: str | None, since: str | Non
     actor.audit("audit.read")
     emit(rows, as_json, lambda rs: "\n".join(one_line(
         f"{e['seq']:>6} {obj.when(e['at'])} {pad(obj.who(e['member']), 14)} {e['action']:<22} {e['outcome']:<8} "
-        f"{e.get('number', '')} {e.get('ref', '')}".rstrip(), limit=1000) for e in rs) or "(no entries)")
+        f"{e.get('number', '')} {obj.who(e.get('ref')) if e['action'].startswith('member.') else e.get('ref', '')}"
+        .rstrip(), limit=1000) for e in rs) or "(no entries)")
 
 
 @audit_grp.command("verify")

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import click
 
 from vault import backup
-from vault.cli import Ctx, cli, emit, json_opt, progress
+from vault.cli import Ctx, cli, emit, json_opt, local_time, progress
 from vault.errors import UsageError
 
 _DURATION = re.compile(r"(\d+)([dhm]?)\Z")
@@ -95,7 +95,7 @@ def backup_list(target: str, endpoint_url: str | None, as_json: bool) -> None:
     """List the snapshots on TARGET (no key needed)."""
     rows = backup.list_snapshots(_with_endpoint(target, endpoint_url))
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['id'][:8]}  {r['time']}  {r['files']:>7} files  {_size(r['bytes']):>10}  {_size(r['bytes_new']):>10} new"
+        f"{r['id'][:8]}  {local_time(r['time'])}  {r['files']:>7} files  {_size(r['bytes']):>10}  {_size(r['bytes_new']):>10} new"
         for r in rs) or "(no snapshots)")
 
 

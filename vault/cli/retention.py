@@ -8,7 +8,7 @@ import click
 
 from vault.office import destruction, holds, retention
 from vault.archive import schedule
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt, render
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt, local_time, render
 from vault.cli.access import text_lines
 from vault.cli.core import doc_grp, dossier_grp
 from vault.store.records import canonical
@@ -177,8 +177,8 @@ def destroy_show(obj: Ctx, id: str, as_json: bool) -> None:
     row = destruction.show(obj.vault, id, obj.maybe_actor())
     keys = ("reason", "override_reason", "closing_reason")
     emit(row, as_json, lambda r: "\n".join(
-        f"{k.replace('_', ' ')}: {', '.join(v) if isinstance(v, list) else v}"
-        for k, v in r.items() if k not in (*keys, "sealed_texts")) + text_lines(r, keys, indent=""))
+        f"{k.replace('_', ' ')}: {', '.join(v) if isinstance(v, list) else local_time(v) if isinstance(v, str) else v}"
+        for k, v in obj.humane(r).items() if k not in (*keys, "sealed_texts")) + text_lines(r, keys, indent=""))
 
 
 @destroy_grp.command("execute")
@@ -189,7 +189,7 @@ def destroy_execute(obj: Ctx, id: str, as_json: bool) -> None:
     """Crypto-shred what an approved request names, and sign the certificate."""
     cert = destruction.execute(obj.actor(), id)
     emit(cert, as_json, lambda c: f"destroyed {len(c['destroyed'])} document(s) of {c['dossier_number']}; "
-                                  f"no backup can decrypt them after {c['undecryptable_from_backups_after']}\n"
+                                  f"no backup can decrypt them after {obj.when(c['undecryptable_from_backups_after'])}\n"
                                   f"certificate: vault destroy certificate {id}")
 
 

@@ -136,7 +136,9 @@ def review_notify(obj: Ctx, notifier: str, dept: str | None, report_dir: str | N
         if not sender:
             raise UsageError("--notifier smtp needs --from ADDRESS")
         options.update({"host": smtp_host, "port": smtp_port, "starttls": starttls, "from": sender,
-                        "to": _addresses(to, addresses_file)})
+                        # A department may be named as the office writes it (销售部 = "…").
+                        "to": {k if k == "*" else obj.ident("department", k): a
+                               for k, a in _addresses(to, addresses_file).items()}})
         if smtp_user:
             options.update(user=smtp_user, password=os.environ.get(SMTP_PASSWORD_ENV, ""))
     from vault.office import notify  # here: it loads the plugin host, which other dossier commands do not need
