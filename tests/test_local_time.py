@@ -136,6 +136,8 @@ def test_the_machines_zone_is_the_default_without_a_policy_zone(office, monkeypa
     assert clock.zone_name(clock.machine_zone()) == "Asia/Shanghai"
     monkeypatch.setenv("TZ", ":Asia/Tokyo")
     assert clock.zone_name(clock.machine_zone()) == "Asia/Tokyo"
+    monkeypatch.setenv("TZ", "/usr/share/zoneinfo/Europe/Paris")
+    assert clock.zone_name(clock.machine_zone()) == "Europe/Paris"
     # A POSIX rule or a path is not a zone name: the system's zone is used instead, no error.
     for odd in ("CST-8", "/etc/passwd", "../../etc/shadow"):
         monkeypatch.setenv("TZ", odd)
@@ -181,3 +183,8 @@ def test_the_portal_shows_times_in_the_offices_zone():
     clock.use_zone(clock.zone("Asia/Shanghai"))
     assert i18n.format_datetime(t, "zh_Hans").startswith("2026年12月7日")
     assert "7:30" in i18n.format_datetime(t, "en")
+
+
+def test_tz_after_the_command_says_where_it_goes(office):
+    res = office.run("audit", "log", "--tz", "UTC", who="alice", ok=False)
+    _refused(res, "--tz is a global option")

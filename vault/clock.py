@@ -58,6 +58,8 @@ def zone(key: str) -> _dt.tzinfo:
 def machine_zone() -> _dt.tzinfo:
     """The machine's time zone: ``TZ`` when it names a zone, else ``/etc/localtime``, else UTC."""
     tz = os.environ.get("TZ", "").lstrip(":")
+    if "/zoneinfo/" in tz:  # TZ=/usr/share/zoneinfo/Asia/Shanghai names the zone by its file
+        tz = tz.split("/zoneinfo/", 1)[1]
     if tz:
         try:
             return zone(tz)

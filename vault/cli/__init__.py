@@ -325,8 +325,14 @@ class _Reported(click.ClickException):
         _say(self.message, self.hint)
 
 
+#: Options of the ``vault`` group itself; given after a command, they get a hint saying where they go.
+GLOBAL_OPTIONS = ("--vault", "--identity", "--tz")
+
+
 def _usage_hint(e: click.ClickException) -> str:
     ctx = getattr(e, "ctx", None)
+    if isinstance(e, click.NoSuchOption) and e.option_name in GLOBAL_OPTIONS:
+        return f"{e.option_name} is a global option: put it before the command (vault {e.option_name} … COMMAND)"
     return f"see '{ctx.command_path} --help'" if ctx is not None else "see 'vault --help'"
 
 
