@@ -213,6 +213,11 @@ def test_founder_display_name_and_time_zone_at_init(tmp_path, monkeypatch):
     r = o.runner.invoke(cli, ["policy", "show", "--json"],
                         env={"VAULT_DIR": str(root / "v")})
     assert json.loads(r.stdout)["time_zone"] == "Asia/Shanghai"
+    # Only a name as people write it: an id is made, and printed.
+    out = o.json("init", str(root / "w"), "--supervisor", "老王", "--key", o.keys["alice"])
+    assert out["supervisor"].startswith("m-")
+    r = o.runner.invoke(cli, ["member", "show", "老王", "--json"], env={"VAULT_DIR": str(root / "w")})
+    assert json.loads(r.stdout)["name"] == out["supervisor"]
 
 
 def test_library_add_member_refuses_a_lookalike(office):

@@ -63,6 +63,9 @@ class Vault:
         :param display_name: the founder's name as people write it (``张三``), if not their name.
         :param time_zone: the office's time zone (an IANA name), written into the initial policy.
         """
+        if not names.is_id(supervisor) and display_name is None:  # 张三: the name people write; make an id
+            display_name = supervisor
+            supervisor = names.new_id("member", names.display_name(supervisor, kind="member"), ())
         check_name("member", supervisor)
         if display_name is not None:
             display_name = names.display_name(display_name, kind="member")

@@ -73,7 +73,8 @@ def with_key_opts(f):
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--supervisor", required=True, help="Name of the founding supervisor.")
+@click.option("--supervisor", required=True,
+              help="The founding supervisor: an id (laowang), or their name as people write it (老王).")
 @with_key_opts
 @json_opt
 @click.option("--numbering", "scheme", default="standard", show_default=True,
@@ -98,8 +99,10 @@ def init(directory: str, supervisor: str, key: str | None, key_file: str | None,
         rule = dossier.try_numbering(rule)
     v = Vault.init(Path(directory), supervisor=supervisor, key=public_key(key, key_file), numbering=rule,
                    display_name=display_name, time_zone=time_zone)
-    emit({"vault": directory, "fingerprint": v.fingerprint}, as_json,
-         f"vault created at {directory}\nfingerprint: {v.fingerprint}\n(record the fingerprint offline)")
+    founder = v.config["founder"]
+    emit({"vault": directory, "fingerprint": v.fingerprint, "supervisor": founder["name"]}, as_json,
+         f"vault created at {directory}\nfingerprint: {v.fingerprint}\n(record the fingerprint offline)\n"
+         f"supervisor: {names.shown(founder['name'], founder.get('display_name'))}")
 
 
 @cli.group()
