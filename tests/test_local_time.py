@@ -188,3 +188,12 @@ def test_the_portal_shows_times_in_the_offices_zone():
 def test_tz_after_the_command_says_where_it_goes(office):
     res = office.run("audit", "log", "--tz", "UTC", who="alice", ok=False)
     _refused(res, "--tz is a global option")
+
+
+def test_a_time_zone_written_into_policy_toml_by_hand_is_not_used(office, monkeypatch):
+    """The zone decides which day "today" is: only the policy the history accepted sets it."""
+    _at(monkeypatch, "2026-12-06T23:30:00Z")
+    path = office.vault_dir / "policy.toml"
+    path.write_text('time_zone = "Asia/Shanghai"\n' + path.read_text(encoding="utf-8"), encoding="utf-8")
+    text = office.run("audit", "log", who="alice").stdout
+    assert "+00:00" in text and "+08:00" not in text

@@ -344,3 +344,15 @@ def test_an_ambiguous_name_in_an_older_vault_is_an_error_naming_both(office):
     res = office.run("member", "show", "BOB", ok=False)
     _refused(res, "ambiguous", "b0b", "bob")
     assert office.json("member", "show", "b0b")["name"] == "b0b"  # an exact id is never ambiguous
+
+
+def test_a_display_name_written_into_a_member_file_by_hand_changes_nothing(office):
+    """Someone who can write the directory edits a record: the history's name is shown, and check
+    names the changed file."""
+    path = office.vault_dir / "members" / "zhangsan.toml"
+    path.write_text(path.read_text(encoding="utf-8").replace('display_name = "张三"', 'display_name = "王五"'),
+                    encoding="utf-8")
+    assert office.json("member", "show", "zhangsan")["display_name"] == "张三"
+    _refused(office.run("member", "show", "王五", ok=False), "no member")
+    problems = json.loads(office.run("check", "--json", ok=False).stdout)["problems"]
+    assert any("members/zhangsan.toml" in p for p in problems), problems

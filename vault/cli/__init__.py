@@ -51,7 +51,7 @@ def hint_for(err: VaultError) -> str:
 
 
 #: Keys of a command's data that name a member, a department, business type or class (``humane``).
-MEMBER_KEYS = {"by", "member", "requester", "grantee", "borrower", "approver", "requested_by", "name_of"}
+MEMBER_KEYS = {"by", "member", "requester", "grantee", "borrower"}
 LABEL_KEYS = {"dept": "department", "business": "business type", "class": "class"}
 
 
@@ -101,7 +101,10 @@ class Ctx:
         if getattr(self, "_members", None) is None:
             from vault.archive import members
 
-            self._members = members.member_names(self.vault)
+            try:
+                self._members = members.member_names(self.vault)
+            except VaultError:  # a damaged history: show ids (check and audit verify report it)
+                self._members = {}
         from vault.store import names
 
         return names.shown(name, self._members.get(name))
@@ -112,7 +115,10 @@ class Ctx:
             return ""
         from vault.archive import labels
 
-        data = self.vault.policy.data
+        try:
+            data = self.vault.policy.data
+        except VaultError:
+            return ident
         return labels.class_label(data, ident) if kind == "class" else labels.label(data, kind, ident)
 
     def humane(self, value: Any) -> Any:
