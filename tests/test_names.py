@@ -356,3 +356,30 @@ def test_a_display_name_written_into_a_member_file_by_hand_changes_nothing(offic
     _refused(office.run("member", "show", "王五", ok=False), "no member")
     problems = json.loads(office.run("check", "--json", ok=False).stdout)["problems"]
     assert any("members/zhangsan.toml" in p for p in problems), problems
+
+
+def test_rename_changes_the_display_name_never_the_id(office):
+    _add(office, "lisi", "--display-name", "李四", key="l", ok=True)
+    # Renaming to a lookalike of someone else is refused; to one's own lookalike is fine.
+    _refused(office.run("member", "rename", "李四", "--display-name", "张 三", who="alice", ok=False), "looks like")
+    out = office.json("member", "rename", "李四", "--display-name", "李 四", who="alice")
+    assert out == {"name": "lisi", "display_name": "李 四"}
+    assert office.json("member", "show", "李 四")["name"] == "lisi"
+    # Only a supervisor renames.
+    _refused(office.run("member", "rename", "lisi", "--display-name", "老李", who="bob", ok=False), "may not")
+    rec = (office.vault_dir / "members" / "lisi.toml").read_text(encoding="utf-8")
+    assert 'display_name = "李 四"' in rec and "[signature]" in rec
+    assert office.json("check")["problems"] == []  # the rename is committed like any record
+
+
+def test_the_replay_refuses_a_library_written_lookalike_rename(office):
+    v = Vault.open(office.vault_dir)
+    alice = v.act_as(identity.load_identity(office.ident("alice"), "correct horse battery staple"))
+    rec = authority.load(v, "members/bob.toml")
+    rec.pop("signature", None)
+    rec["display_name"] = "张三"  # zhangsan's display name
+    alice.commit("member.rename", {"members/bob.toml": records.dump_toml(alice.sign(rec))}, ref="bob", obj="bob",
+                 subject={"display_name": "张三"})
+    assert authority.members(v)["bob"]["display_name"] is None
+    assert office.json("member", "show", "张三")["name"] == "zhangsan"
+    assert any("looks like that of zhangsan" in p for p in audit.verify(v).problems)

@@ -113,7 +113,18 @@ def _bind_member_add(e: Entry, s: State) -> str | None:
     return _bind_display(e["obj"], sub["display_name"], s) if "display_name" in sub else None
 
 
-def _bind_display(ident: str, display: object, s: State) -> str | None:
+def _bind_member_rename(e: Entry, s: State) -> str | None:
+    m = s["members"].get(e.get("obj") or "")
+    if m is None or m["status"] != "active":
+        return f"renames {e.get('obj')!r}, who is not an active member"
+    return _bind_display(e["obj"], (e.get("subject") or {}).get("display_name"), s, only_display=True)
+
+
+def _apply_member_rename(e: Entry, s: State) -> None:
+    s["members"][e["obj"]]["display"] = e["subject"]["display_name"]
+
+
+def _bind_display(ident: str, display: object, s: State, *, only_display: bool = False) -> str | None:
     """A new member's id and display name may look like no other member's, former ones included:
     a name that reads like someone else's would let one member pass for another in every listing."""
     if not isinstance(display, str):
@@ -123,8 +134,9 @@ def _bind_display(ident: str, display: object, s: State) -> str | None:
             return "adds a member with a display name that is not normalised"
     except InputError as err:
         return f"adds a member with a refused display name ({err})"
-    taken = {i: [i, *([m["display"]] if m.get("display") else [])] for i, m in s["members"].items()}
-    for name in (ident, display):
+    # A member's own names are not "another's"; every other member's, former ones too, are.
+    taken = {i: [i, *([m["display"]] if m.get("display") else [])] for i, m in s["members"].items() if i != ident}
+    for name in (display,) if only_display else (ident, display):
         others = names.clash(name, taken)
         if others:
             return f"adds member {ident} whose name looks like that of {', '.join(others)}"
@@ -419,6 +431,8 @@ TRUST: dict[str, Row] = {
                       apply=_apply_member_add),
     "member.remove": Row("member.manage", ("members/{obj}.toml", *RING), root=True,
                          bind=_bind_member_remove, apply=_apply_member_remove),
+    "member.rename": Row("member.manage", ("members/{obj}.toml",), root=True, bind=_bind_member_rename,
+                         apply=_apply_member_rename),
     "policy.update": Row("policy.manage", ("policy.toml", "policy/*.toml"), root=True, bind=_bind_policy),
     # Dossiers and documents.
     "dossier.create": Row("dossier.create", DOSSIER, bind=_bind_create, apply=_apply_create),

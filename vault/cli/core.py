@@ -155,6 +155,19 @@ def member_show(obj: Ctx, name: str, key_only: bool, as_json: bool) -> None:
     emit({"key": rec["key"]} if key_only else data, as_json, rec["key"] if key_only else render(data))
 
 
+@member.command("rename")
+@click.argument("name")
+@click.option("--display-name", required=True, help="The member's new name as people write it.")
+@json_opt
+@click.pass_obj
+def member_rename(obj: Ctx, name: str, display_name: str, as_json: bool) -> None:
+    """Give a member (by id or display name) a new display name; their id never changes."""
+    name = members.resolve_member(obj.vault, name)
+    rec = membership.rename_member(obj.actor(), name, display_name)
+    emit({"name": name, "display_name": rec["display_name"]}, as_json,
+         f"renamed {names.shown(name, rec['display_name'])}")
+
+
 @member.command("remove")
 @click.argument("name")
 @json_opt

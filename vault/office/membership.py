@@ -81,6 +81,30 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
     return rec
 
 
+def rename_member(actor, name: str, display_name: str) -> dict[str, Any]:
+    """Give an active member a new display name (a supervisor; the id never changes). The old name
+    stays in the history; the new one may look like no other member's name or id."""
+    actor.require("member.manage")
+    v = actor.vault
+    display_name = names.display_name(display_name, kind="member")
+    with v.lock(exclusive=True):
+        current = all_members(v)
+        if name not in current or current[name]["status"] != "active":
+            raise NotFoundError(f"no active member {name}", hint="see 'vault member list'")
+        others = names.clash(display_name, {i: [i, *([r["display_name"]] if r.get("display_name") else [])]
+                                            for i, r in current.items() if i != name})
+        if others:
+            raise ConflictError(f"the name {display_name!r} looks like that of member {', '.join(others)}",
+                                hint="choose a name that reads differently (add a distinguishing word)")
+        rec = authority.load(v, f"members/{name}.toml")
+        rec.pop("signature", None)
+        rec["display_name"] = display_name
+        signed = actor.sign(rec)
+        actor.commit("member.rename", {f"members/{name}.toml": records.dump_toml(signed)}, ref=name, obj=name,
+                     subject={"display_name": display_name})
+    return signed
+
+
 def _ring_secret_text(actor, ring: str) -> str:
     ident = actor.read_identities()  # unlocks the actor's rings
     blob = authority.read(actor.vault, f"rings/{ring}.age")
