@@ -383,3 +383,23 @@ def test_the_replay_refuses_a_library_written_lookalike_rename(office):
     assert authority.members(v)["bob"]["display_name"] is None
     assert office.json("member", "show", "张三")["name"] == "zhangsan"
     assert any("looks like that of zhangsan" in p for p in audit.verify(v).problems)
+
+
+def test_the_replay_refuses_a_library_written_policy_with_lookalike_names(office):
+    """A supervisor's client that skips 'policy update''s check: the entry counts for nothing."""
+    v = Vault.open(office.vault_dir)
+    alice = v.act_as(identity.load_identity(office.ident("alice"), "correct horse battery staple"))
+    data = {k: x for k, x in v.policy.data.items() if k != "signature"}
+    data["names"] = {"departments": {"sales": "销售部", "marketing": "销 售 部"}}
+    raw = records.dump_toml(alice.sign(data))
+    n = authority.state(v)["policy_version"] + 1
+    alice.commit("policy.update", {f"policy/{n}.toml": raw, "policy.toml": raw}, ref=str(n))
+    assert "names" not in Vault.open(office.vault_dir).policy.data
+    assert any("its names are refused" in p for p in audit.verify(v).problems)
+
+
+def test_unassigned_code_points_are_refused_by_commands_and_left_to_the_writer_in_the_replay():
+    unassigned = "\U000e0080"  # not assigned in any Unicode version so far
+    with pytest.raises(InputError):
+        names.display_name("张三" + unassigned)
+    assert names.display_name("张三" + unassigned, strict=False) == "张三" + unassigned

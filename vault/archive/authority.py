@@ -23,11 +23,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from vault.archive import trust, witness
+from vault import clock
+from vault.archive import labels, trust, witness
 from vault.archive.witness import STATE_VERSION
 from vault.archive.policy import Policy
 from vault.crypto import sign
-from vault.errors import AuthenticationError, IntegrityError
+from vault.errors import AuthenticationError, InputError, IntegrityError
 from vault.store import records
 from vault.store.identity import PublicKey
 
@@ -195,6 +196,14 @@ class Replay:
             return "a policy edit cannot change the rings"
         if "policy.manage" not in data.get("roles", {}).get("supervisor", {}).get("may", []):
             return "the supervisor role must keep policy.manage"
+        # The time zone's form only: whether this machine's database knows it must not decide what counts.
+        tz = data.get("time_zone")
+        if tz is not None and not (isinstance(tz, str) and clock.ZONE_KEY.match(tz) and not tz.startswith("-")):
+            return "the time zone is not a zone name"
+        try:
+            labels.check_policy(data, strict=False)
+        except InputError as err:
+            return f"its names are refused ({err})"
         st["policy"], st["policy_version"] = data, n
         return None
 

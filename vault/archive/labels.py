@@ -60,15 +60,17 @@ def class_label(policy_data: Mapping[str, Any], path: str) -> str:
     return "/".join(known.get("/".join(parts[: i + 1]), seg) for i, seg in enumerate(parts))
 
 
-def check_policy(policy_data: Mapping[str, Any]) -> None:
+def check_policy(policy_data: Mapping[str, Any], *, strict: bool = True) -> None:
     """Refuse a policy whose display names are not valid and normalised, or in which two of one kind
-    (or a name and another's id) look alike — a department could otherwise pass for another."""
+    (or a name and another's id) look alike — a department could otherwise pass for another.
+    ``strict=False`` (the history's replay) lets code points this Python's Unicode does not know pass,
+    so that a newer Unicode on the writer's machine does not make an entry count on one machine only."""
     for kind in SECTIONS:
         known = table(policy_data, kind)
         for display in known.values():
-            if names.display_name(display, kind=kind) != display:
+            if names.display_name(display, kind=kind, strict=strict) != display:
                 raise InputError(f"the {kind} name {display!r} is not in normal form",
-                                 hint=f"write it as {names.display_name(display, kind=kind)!r}")
+                                 hint=f"write it as {names.display_name(display, kind=kind, strict=strict)!r}")
         taken = {i: [i, d] for i, d in known.items()}
         for ident, display in known.items():
             others = [o for o in names.clash(display, taken) if o != ident]

@@ -130,7 +130,7 @@ def _bind_display(ident: str, display: object, s: State, *, only_display: bool =
     if not isinstance(display, str):
         return "adds a member with a display name that is not text"
     try:
-        if names.display_name(display) != display:
+        if names.display_name(display, strict=False) != display:
             return "adds a member with a display name that is not normalised"
     except InputError as err:
         return f"adds a member with a refused display name ({err})"

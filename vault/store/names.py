@@ -80,9 +80,14 @@ def _refuse(kind: str, why: str, hint: str) -> InputError:
     return InputError(f"bad {kind} display name: {why}", hint=hint)
 
 
-def display_name(text: object, *, kind: str = "member") -> str:
+def display_name(text: object, *, kind: str = "member", strict: bool = True) -> str:
     """``text`` as a display name: NFKC-normalised, spaces collapsed; refused (InputError) when it holds
-    invisible, control or direction-changing characters, mixes scripts, or is empty or too long."""
+    invisible, control or direction-changing characters, mixes scripts, or is empty or too long.
+
+    ``strict=False`` lets unassigned code points pass: the history's replay uses it, since a code
+    point the writer's newer Unicode assigned is unassigned to an older one, and what counts in the
+    history must not depend on the machine that replays it (commands always check strictly).
+    """
     hint = f"write the {kind}'s name in one script, without control or invisible characters (max {MAX_DISPLAY})"
     if not isinstance(text, str):
         raise _refuse(kind, "not text", hint)
@@ -92,7 +97,7 @@ def display_name(text: object, *, kind: str = "member") -> str:
     marks = 0
     for i, ch in enumerate(norm):
         cat = unicodedata.category(ch)
-        if cat in _REFUSED_CATEGORIES:
+        if cat in _REFUSED_CATEGORIES and (strict or cat != "Cn"):
             raise _refuse(kind, f"it holds {_REFUSED_CATEGORIES[cat]} (U+{ord(ch):04X})", hint)
         if cat == "Zs" and ch != " ":
             raise _refuse(kind, f"it holds an unusual space (U+{ord(ch):04X})", hint)
