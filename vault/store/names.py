@@ -136,7 +136,8 @@ def skeleton(text: str) -> str:
     """
     s = unicodedata.normalize("NFKC", text).casefold()
     s = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", s))
-    s = "".join(c for c in s if unicodedata.category(c)[0] not in "MPZC")
+    # Unassigned code points stay: a newer Unicode may make one a letter, which must compare the same.
+    s = "".join(c for c in s if unicodedata.category(c)[0] not in "MPZ" and unicodedata.category(c) not in ("Cc", "Cf"))
     s = unicodedata.normalize("NFC", s)
     s = "".join(_CONFUSABLE.get(c, c) for c in s)
     for pair, one in _CONFUSABLE_PAIRS:
