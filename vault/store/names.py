@@ -111,8 +111,7 @@ def display_name(text: object, *, kind: str = "member", strict: bool = True) -> 
     if "/" in norm or "\\" in norm:
         # Class names are shown joined by "/" (企业客户/网络服务): a slash inside one would forge a level.
         raise _refuse(kind, "it holds a slash", hint)
-    norm = " ".join(norm.split(" ")).strip()
-    norm = re.sub(" +", " ", norm)
+    norm = re.sub(" +", " ", norm).strip()
     if not norm:
         raise _refuse(kind, "it is empty", hint)
     if len(norm) > MAX_DISPLAY:
