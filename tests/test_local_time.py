@@ -197,3 +197,25 @@ def test_a_time_zone_written_into_policy_toml_by_hand_is_not_used(office, monkey
     path.write_text('time_zone = "Asia/Shanghai"\n' + path.read_text(encoding="utf-8"), encoding="utf-8")
     text = office.run("audit", "log", who="alice").stdout
     assert "+00:00" in text and "+08:00" not in text
+
+
+from hypothesis import example, given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dates(min_value=dt.date(1970, 1, 2), max_value=dt.date(2099, 12, 30)),
+       st.sampled_from(["Asia/Shanghai", "America/Sao_Paulo", "America/Havana", "Pacific/Apia", "Europe/London",
+                        "America/St_Johns", "Asia/Kathmandu", "UTC"]))
+@example(dt.date(2018, 11, 4), "America/Sao_Paulo")  # clocks went from 00:00 straight to 01:00
+def test_a_day_starts_on_that_day_in_every_zone(day, zone):
+    """--since DATE: the UTC instant a local day begins is on that day locally, and the instant before
+    it is not (zones whose midnight a DST change skips included)."""
+    clock.use_zone(clock.zone(zone))
+    try:
+        start = clock.day_start(day.isoformat())
+        assert clock.local_date(start) == day
+        before = (dt.datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ") - dt.timedelta(seconds=1)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+        assert clock.local_date(before) < day
+    finally:
+        clock.use_zone(UTC)

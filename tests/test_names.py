@@ -403,3 +403,25 @@ def test_unassigned_code_points_are_refused_by_commands_and_left_to_the_writer_i
     with pytest.raises(InputError):
         names.display_name("张三" + unassigned)
     assert names.display_name("张三" + unassigned, strict=False) == "张三" + unassigned
+
+
+# -- properties ----------------------------------------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=80))
+def test_an_accepted_name_is_stable_and_holds_nothing_invisible(text):
+    import unicodedata
+
+    try:
+        shown = names.display_name(text)
+    except InputError:
+        return
+    assert names.display_name(shown) == shown  # normal form: accepting it again changes nothing
+    assert 1 <= len(shown) <= names.MAX_DISPLAY and shown == shown.strip()
+    assert not any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") for c in shown)
+    # Whoever carries it is found by it, and by any spelling with the same look.
+    assert names.resolve("member", shown, {"a": shown, "-": None}, listing="x") == "a"
+    assert names.resolve("member", shown.casefold(), {"a": shown, "-": None}, listing="x") == "a"
