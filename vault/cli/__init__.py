@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from vault.cli import hints
+from vault.cli.shown import Shown, local_time, pad  # noqa: F401  (pad: the commands' import point)
 from vault.cli.lazy import LazyGroup
 from vault.errors import (ConflictError, FormatError, IntegrityError, InputError, LockError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError, PluginError, UsageError, VaultError)
@@ -50,12 +51,7 @@ def hint_for(err: VaultError) -> str:
     return "run the command again with --help"
 
 
-#: Keys of a command's data that name a member, a department, business type or class (``humane``).
-MEMBER_KEYS = {"by", "member", "requester", "grantee", "borrower"}
-LABEL_KEYS = {"dept": "department", "business": "business type", "class": "class"}
-
-
-class Ctx:
+class Ctx(Shown):
     """What the group hands to every command on ``ctx.obj``."""
 
     def __init__(self, vault_dir: str | None, identity_file: str | None, tz: str | None = None) -> None:
@@ -63,6 +59,7 @@ class Ctx:
         self.identity_file = identity_file
         self.tz = tz
         self._vault: Vault | None = None
+        self._members: dict[str, str | None] | None = None
 
     @property
     def vault(self) -> Vault:
@@ -91,75 +88,6 @@ class Ctx:
 
     def actor(self):
         return self.vault.act_as(self.member_key())
-
-    # -- how names and times are shown (ids and UTC stay in --json and on disk) -----------------
-
-    def who(self, name: str | None) -> str:
-        """A member as people read them: ``张三 (zhangsan)``, or the name alone."""
-        if not name:
-            return ""
-        if getattr(self, "_members", None) is None:
-            from vault.archive import members
-
-            try:
-                self._members = members.member_names(self.vault)
-            except VaultError:  # a damaged history: show ids (check and audit verify report it)
-                self._members = {}
-        from vault.store import names
-
-        return names.shown(name, self._members.get(name))
-
-    def label(self, kind: str, ident: str | None) -> str:
-        """A department, business type (``kind``) or class path by its name in the policy."""
-        if not ident:
-            return ""
-        from vault.archive import labels
-
-        try:
-            data = self.vault.policy.data
-        except VaultError:
-            return ident
-        return labels.class_label(data, ident) if kind == "class" else labels.label(data, kind, ident)
-
-    def humane(self, value: Any) -> Any:
-        """``value`` (a command's data) with members, departments, business types and classes by
-        their display names, for text output; unchanged when no vault has been opened."""
-        if self._vault is None:
-            return value
-        if isinstance(value, list):
-            return [self.humane(x) for x in value]
-        if not isinstance(value, dict):
-            return value
-        out = {}
-        for k, x in value.items():
-            if isinstance(x, str) and (k in MEMBER_KEYS or k.endswith("_by")):
-                x = self.who(x)
-            elif isinstance(x, str) and k in LABEL_KEYS:
-                x = self.label(LABEL_KEYS[k], x)
-            else:
-                x = self.humane(x)
-            out[k] = x
-        return out
-
-    def ident(self, kind: str, text: str | None) -> str | None:
-        """The id a typed department, business type, class or member names (an id, or a display
-        name: ``销售部`` -> ``sales``); None stays None."""
-        if text is None:
-            return None
-        if kind == "member":
-            from vault.archive import members
-
-            return members.resolve_member(self.vault, text)
-        from vault.archive import labels
-
-        if kind == "class":
-            return labels.resolve_class(self.vault.policy.data, text)
-        return labels.resolve_name(self.vault, kind, text)
-
-    @staticmethod
-    def when(stamp: str | None) -> str:
-        """A recorded UTC time in the office's time zone."""
-        return local_time(stamp) if stamp else ""
 
     def member_key(self, missing: str = "this command needs your identity") -> MemberKey:
         """The running agent when it holds the identity asked for (or any, when none is asked for);
@@ -249,13 +177,6 @@ def _scalar(v: Any) -> str:
     return str(v)
 
 
-def local_time(text: str) -> str:
-    """A recorded UTC time (RFC 3339) as the office reads it, in its time zone; other text unchanged."""
-    from vault import clock
-
-    return clock.local(text)
-
-
 @contextlib.contextmanager
 def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
     """A progress bar on a terminal (stderr); silent when piped."""
@@ -282,15 +203,6 @@ def one_line(text: str, limit: int = 400) -> str:
     """
     out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
     return out if len(out) <= limit else out[: limit - 1] + "…"
-
-
-def pad(text: str, width: int) -> str:
-    """``text`` padded to ``width`` terminal columns: a Han character takes two, so ``str.ljust``
-    would misalign a table of names written in Chinese."""
-    import unicodedata
-
-    cols = sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in text)
-    return text + " " * max(0, width - cols)
 
 
 def check_arguments(values: list[Any], *, argv: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""Core commands: identities, the vault, members, dossiers, documents, check, plugins, demo."""
+"""Core commands: identities, the vault, dossiers, documents, check, plugins, demo."""
 
 from __future__ import annotations
 
@@ -11,11 +11,7 @@ import click
 from vault.office import documents
 from vault.archive import manifests
 from vault.store import identity
-from vault.archive import members
-from vault.office import membership
-from vault.archive import labels
-from vault.cli import (NUMBER, Ctx, _passphrase, cli, current, emit, json_opt, local_time, one_line, pad, progress,
-                       render)
+from vault.cli import NUMBER, Ctx, _passphrase, cli, current, emit, json_opt, local_time, pad, progress
 from vault.store import names
 from vault.cli.lazy import LazySubGroup
 from vault.archive.vault import Vault
@@ -103,81 +99,6 @@ def init(directory: str, supervisor: str, key: str | None, key_file: str | None,
     emit({"vault": directory, "fingerprint": v.fingerprint, "supervisor": founder["name"]}, as_json,
          f"vault created at {directory}\nfingerprint: {v.fingerprint}\n(record the fingerprint offline)\n"
          f"supervisor: {names.shown(founder['name'], founder.get('display_name'))}")
-
-
-@cli.group()
-def member() -> None:
-    """Members of the vault and their roles."""
-
-
-@member.command("add")
-@click.argument("name")
-@with_key_opts
-@click.option("--role", "roles", multiple=True, required=True, help="Role (repeatable).")
-@click.option("--dept", required=True, help="The member's department (its id or its name in the policy).")
-@click.option("--display-name", help="The member's name as people write it, in any script (NAME is then the id).")
-@json_opt
-@click.pass_obj
-def member_add(obj: Ctx, name: str, key: str | None, key_file: str | None, roles: tuple[str, ...], dept: str,
-               display_name: str | None, as_json: bool) -> None:
-    """Add a member (supervisor only). NAME is an id (zhangsan) or, without --display-name, the
-    name as people write it (张三), for which an id is made."""
-    rec = membership.add_member(obj.actor(), name, public_key(key, key_file), roles, dept, display_name)
-    emit({"name": rec["name"], "display_name": rec.get("display_name"), "roles": rec["roles"], "dept": rec["dept"]},
-         as_json, f"added member {names.shown(rec['name'], rec.get('display_name'))}")
-
-
-@member.command("list")
-@json_opt
-@click.pass_obj
-def member_list(obj: Ctx, as_json: bool) -> None:
-    """List members (no key needed)."""
-    pol = obj.vault.policy.data
-    rows = [{k: r[k] for k in ("name", "display_name", "roles", "dept", "status")}
-            for r in members.all_members(obj.vault).values()]
-    emit(rows, as_json, lambda rs: "\n".join(one_line(
-        f"{pad(r['name'], 16)} {pad(r['display_name'] or '', 16)} {r['status']:<8} "
-        f"{pad(labels.label(pol, 'department', r['dept']), 12)} {','.join(r['roles'])}") for r in rs))
-
-
-@member.command("show")
-@click.argument("name")
-@click.option("--key", "key_only", is_flag=True, help="Print only the member's public key line.")
-@json_opt
-@click.pass_obj
-def member_show(obj: Ctx, name: str, key_only: bool, as_json: bool) -> None:
-    """Show a member by id or display name: roles, department, status, public key (no key needed)."""
-    rec = members.all_members(obj.vault)[members.resolve_member(obj.vault, name)]
-    data = {k: rec[k] for k in ("name", "display_name", "roles", "dept", "status", "added_at", "added_by",
-                                "removed_at", "removed_by", "key") if k in rec}
-    if not as_json:
-        data["dept"] = labels.label(obj.vault.policy.data, "department", data["dept"])
-    emit({"key": rec["key"]} if key_only else data, as_json, rec["key"] if key_only else render(data))
-
-
-@member.command("rename")
-@click.argument("name")
-@click.option("--display-name", required=True, help="The member's new name as people write it.")
-@json_opt
-@click.pass_obj
-def member_rename(obj: Ctx, name: str, display_name: str, as_json: bool) -> None:
-    """Give a member (by id or display name) a new display name; their id never changes."""
-    name = members.resolve_member(obj.vault, name)
-    rec = membership.rename_member(obj.actor(), name, display_name)
-    emit({"name": name, "display_name": rec["display_name"]}, as_json,
-         f"renamed {names.shown(name, rec['display_name'])}")
-
-
-@member.command("remove")
-@click.argument("name")
-@json_opt
-@click.pass_obj
-def member_remove(obj: Ctx, name: str, as_json: bool) -> None:
-    """Remove a member (by id or display name): rotate their rings and re-wrap key tables."""
-    name = members.resolve_member(obj.vault, name)
-    rewrapped = membership.remove_member(obj.actor(), name)
-    emit({"removed": name, "rewrapped": rewrapped}, as_json,
-         f"removed {members.shown(obj.vault, name)}; re-wrapped {len(rewrapped)} key tables")
 
 
 @cli.group("dossier", cls=LazySubGroup)
