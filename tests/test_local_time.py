@@ -219,3 +219,8 @@ def test_a_day_starts_on_that_day_in_every_zone(day, zone):
         assert clock.local_date(before) < day
     finally:
         clock.use_zone(UTC)
+
+
+def test_a_hostile_vault_tz_from_the_environment_is_refused_cleanly(office):
+    res = office.run("audit", "log", who="alice", ok=False, env={"VAULT_TZ": "../../../etc/passwd"})
+    _refused(res, "bad time zone")

@@ -425,3 +425,10 @@ def test_an_accepted_name_is_stable_and_holds_nothing_invisible(text):
     # Whoever carries it is found by it, and by any spelling with the same look.
     assert names.resolve("member", shown, {"a": shown, "-": None}, listing="x") == "a"
     assert names.resolve("member", shown.casefold(), {"a": shown, "-": None}, listing="x") == "a"
+
+
+def test_tables_of_chinese_names_line_up():
+    from vault.cli import pad
+
+    # A Han character takes two terminal columns: padding counts columns, not characters.
+    assert pad("张三", 8) == "张三    " and pad("bob", 8) == "bob     " and pad("张三丰李四王五", 8) == "张三丰李四王五"
