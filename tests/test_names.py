@@ -266,6 +266,10 @@ def test_departments_business_types_and_classes_by_their_names(office, tmp_path)
     by_name = office.json("find", "--dept", "销售部", "--class", "企业客户/网络服务", who="bob")
     assert [r["number"] for r in by_name] == [out["number"]]
     assert office.json("find", "--dept", "sales", who="bob") == by_name
+    # The register too: filtered by the department's name, its table showing the names, in line.
+    table = office.run("register", "--dept", "销售部", who="bob").stdout.splitlines()
+    assert out["number"] in table[1] and "销售部" in table[1] and "企业客户/网络服务/" in table[1]
+    assert table[1].index(out["number"]) == table[0].index("number")
     # A member's department too.
     office.keygen("w")
     added = office.json("member", "add", "wangwu", "--display-name", "王五", "--dept", "销售部", "--key",

@@ -43,8 +43,8 @@ def dr_request(obj: Ctx, recipients: tuple[str, ...], valid_for: int, as_json: b
 def dr_approve(obj: Ctx, number: str, valid_for: int, as_json: bool) -> None:
     """Approve export NUMBER: a supervisor other than the one who asked for it."""
     row = recoveryexport.approve(obj.actor(), number, valid_hours=valid_for)
-    emit(row, as_json, f"{number}: approved by {row['requested_by']} and {row['approved_by']}, "
-                       f"usable until {row['expires_at']}")
+    emit(row, as_json, f"{number}: approved by {obj.who(row['requested_by'])} and {obj.who(row['approved_by'])}, "
+                       f"usable until {obj.when(row['expires_at'])}")
 
 
 @dr_grp.command("run")
@@ -91,5 +91,5 @@ def dr_list(obj: Ctx, as_json: bool) -> None:
     """List disaster-recovery exports and their state."""
     rows = recoveryexport.list_exports(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['number']}  {r['state']:<9}  asked by {r['requested_by']}, approved by {r['approved_by'] or '-'}, "
-        f"until {r['expires_at']}" for r in rs) or "(no disaster-recovery exports)")
+        f"{r['number']}  {r['state']:<9}  asked by {obj.who(r['requested_by'])}, "
+        f"approved by {obj.who(r['approved_by']) or '-'}, until {obj.when(r['expires_at'])}" for r in rs) or "(no disaster-recovery exports)")

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from vault.cli import Ctx, cli, json_opt
+from vault.cli.shown import fit
 from vault.office import register as reg
 from vault.store import csvcells
 
@@ -46,7 +47,8 @@ def register(obj: Ctx, klass: str | None, customer_type: str | None, dept: str |
         raise click.UsageError("choose --csv or --json, not both")
     if no_bom and not as_csv:
         raise click.UsageError("--no-bom is for --csv")
-    filters = reg.Filters(klass=klass, customer_type=customer_type, dept=dept, status=status,
+    filters = reg.Filters(klass=obj.ident("class", klass), customer_type=customer_type,
+                          dept=obj.ident("department", dept), status=status,
                           opened_from=opened_from, opened_to=opened_to, closed_from=closed_from, closed_to=closed_to,
                           retention_from=retention_from, retention_to=retention_to,
                           include_destroyed=include_destroyed)
@@ -60,7 +62,7 @@ def register(obj: Ctx, klass: str | None, customer_type: str | None, dept: str |
     elif as_csv:
         _csv(first, rows, bom=not no_bom)
     else:
-        _table(first, rows, names)
+        _table(first, rows, names, obj)
 
 
 def _each(first: dict[str, Any] | None, rest):
@@ -95,10 +97,10 @@ def _csv(first, rest, *, bom: bool) -> None:
         flush()
 
 
-def _table(first, rest, names: bool) -> None:
+def _table(first, rest, names: bool, ctx: Ctx) -> None:
     def line(cells: list[str]) -> str:
-        return " ".join(c if w == 0 else (c if len(c) <= w else c[:w - 1] + "…").ljust(w)
-                        for c, (_, _, w) in zip(cells, _TABLE)).rstrip()
+        # Columns, not characters: a Chinese name takes two per character.
+        return " ".join(c if w == 0 else fit(c, w) for c, (_, _, w) in zip(cells, _TABLE)).rstrip()
 
     click.echo(line([t for t, _, _ in _TABLE]))
     n = 0
@@ -108,6 +110,8 @@ def _table(first, rest, names: bool) -> None:
             value = row[key]
             if key == "customer" and value is None:
                 value = "(sealed)" if names and row["status"] != "destroyed" else "-"
+            elif key in ("class", "dept") and value:  # as the policy names them
+                value = ctx.label("class" if key == "class" else "department", value)
             cells.append("; ".join(value) if isinstance(value, list) else "-" if value is None else str(value))
         click.echo(line(cells))
         n += 1

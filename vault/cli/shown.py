@@ -98,11 +98,24 @@ class Shown:
         return local_time(stamp) if stamp else ""
 
 
+def columns(text: str) -> int:
+    """Terminal columns ``text`` takes: two for a wide (Han, kana, hangul, full-width) character."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in text)
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut (with "…") and padded to exactly ``width`` columns."""
+    if columns(text) > width:
+        while text and columns(text) > width - 1:
+            text = text[:-1]
+        text += "…"
+    return pad(text, width)
+
+
 def pad(text: str, width: int) -> str:
     """``text`` padded to ``width`` terminal columns: a Han character takes two, so ``str.ljust``
     would misalign a table of names written in Chinese."""
-    cols = sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in text)
-    return text + " " * max(0, width - cols)
+    return text + " " * max(0, width - columns(text))
 
 
 def local_time(text: str) -> str:
