@@ -280,7 +280,8 @@ def policy(v) -> Policy:
 def members(v) -> dict[str, dict[str, Any]]:
     """Every member the history knows, as records (``name``, ``display_name`` or None, ``key``, ``roles``,
     ``dept``, ``status``)."""
-    return {n: {"name": n, **{k: x for k, x in m.items() if k != "display"}, "display_name": m.get("display")}
+    return {n: {"name": n, **{k: x for k, x in m.items() if k not in ("display", "skel")},
+                "display_name": m.get("display")}
             for n, m in state(v)["members"].items()}
 
 

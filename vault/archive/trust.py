@@ -121,7 +121,10 @@ def _bind_member_rename(e: Entry, s: State) -> str | None:
 
 
 def _apply_member_rename(e: Entry, s: State) -> None:
-    s["members"][e["obj"]]["display"] = e["subject"]["display_name"]
+    m = s["members"][e["obj"]]
+    m["display"] = e["subject"]["display_name"]
+    m.pop("skel", None)
+    _skeletons(e["obj"], m)
 
 
 def _bind_display(ident: str, display: object, s: State, *, only_display: bool = False) -> str | None:
@@ -135,12 +138,20 @@ def _bind_display(ident: str, display: object, s: State, *, only_display: bool =
     except InputError as err:
         return f"adds a member with a refused display name ({err})"
     # A member's own names are not "another's"; every other member's, former ones too, are.
-    taken = {i: [i, *([m["display"]] if m.get("display") else [])] for i, m in s["members"].items() if i != ident}
     for name in (display,) if only_display else (ident, display):
-        others = names.clash(name, taken)
+        sk = names.skeleton(name)
+        others = sorted(i for i, m in s["members"].items() if i != ident and sk in _skeletons(i, m))
         if others:
             return f"adds member {ident} whose name looks like that of {', '.join(others)}"
     return None
+
+
+def _skeletons(ident: str, m: dict[str, Any]) -> list[str]:
+    """The skeletons of a member's id and display name, kept in the state so that checking a new
+    name costs one comparison per member, not two normalisations."""
+    if "skel" not in m:
+        m["skel"] = [names.skeleton(ident), *([names.skeleton(m["display"])] if m.get("display") else [])]
+    return m["skel"]
 
 
 def _apply_member_add(e: Entry, s: State) -> None:
@@ -149,6 +160,7 @@ def _apply_member_add(e: Entry, s: State) -> None:
                               "status": "active", "since": e["seq"], "removed": None}
     if sub.get("display_name"):
         s["members"][e["obj"]]["display"] = sub["display_name"]
+    _skeletons(e["obj"], s["members"][e["obj"]])
 
 
 def _bind_member_remove(e: Entry, s: State) -> str | None:
