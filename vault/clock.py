@@ -15,6 +15,7 @@ import zoneinfo
 from pathlib import Path
 
 from vault.errors import InputError
+from vault.i18n import N_
 
 _override: _dt.datetime | None = None
 _zone: _dt.tzinfo = _dt.timezone.utc
@@ -45,14 +46,14 @@ def zone(key: str) -> _dt.tzinfo:
     """The time zone named ``key`` (``Asia/Shanghai``, ``UTC``); an InputError for anything else —
     a path, a name the time zone database does not have, a damaged zone file."""
     if not isinstance(key, str) or len(key) > 64 or not ZONE_KEY.match(key) or key.startswith("-"):
-        raise InputError(f"bad time zone {key[:80]!r}" if isinstance(key, str) else "bad time zone",
-                         hint="use an IANA time zone name such as Asia/Shanghai or UTC")
+        raise InputError(N_("bad time zone {key!r}"), hint=N_("use an IANA time zone name such as Asia/Shanghai or UTC"),
+                         key=key[:80] if isinstance(key, str) else "")
     try:
         return zoneinfo.ZoneInfo(key)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise InputError(f"unknown time zone {key!r}",
-                         hint="use an IANA time zone name such as Asia/Shanghai; the machine needs the "
-                              "time zone database (Debian package tzdata)") from None
+        raise InputError(N_("unknown time zone {key!r}"),
+                         hint=N_("use an IANA time zone name such as Asia/Shanghai; the machine needs the "
+                                 "time zone database (Debian package tzdata)"), key=key) from None
 
 
 def machine_zone() -> _dt.tzinfo:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from vault.errors import InputError, NotFoundError
+from vault.i18n import N_
 from vault.store import names
 
 #: kind -> the policy's ``[names.<section>]``.
@@ -32,8 +33,9 @@ def resolve_name(v, kind: str, text: str) -> str:
     try:
         return names.resolve(kind, text, dict(known), listing="'vault policy show'")
     except NotFoundError:
-        raise InputError(f"no {kind} {text!r}", hint=f"use an id (lowercase letters, digits, '.', '_', '-') or a "
-                                                   f"name the policy gives in [names.{SECTIONS[kind]}]") from None
+        raise InputError(N_("no {kind} {text!r}"), hint=N_("use an id (lowercase letters, digits, '.', '_', '-') or a "
+                                                           "name the policy gives in [names.{section}]"),
+                         kind=kind, text=text, section=SECTIONS[kind]) from None
 
 
 def resolve_class(policy_data: Mapping[str, Any], text: str) -> str:
@@ -69,12 +71,14 @@ def check_policy(policy_data: Mapping[str, Any], *, strict: bool = True) -> None
         known = table(policy_data, kind)
         for display in known.values():
             if names.display_name(display, kind=kind, strict=strict) != display:
-                raise InputError(f"the {kind} name {display!r} is not in normal form",
-                                 hint=f"write it as {names.display_name(display, kind=kind, strict=strict)!r}")
+                raise InputError(N_("the {kind} name {display!r} is not in normal form"),
+                                 hint=N_("write it as {normal!r}"), kind=kind, display=display,
+                                 normal=names.display_name(display, kind=kind, strict=strict))
         taken = {i: [i, d] for i, d in known.items()}
         for ident, display in known.items():
             others = [o for o in names.clash(display, taken) if o != ident]
             others += [o for o in names.clash(ident, taken) if o != ident]
             if others:
-                raise InputError(f"the {kind} {names.shown(ident, display)} looks like {', '.join(sorted(set(others)))}",
-                                 hint=f"give each {kind} a name that reads differently")
+                raise InputError(N_("the {kind} {name} looks like {others}"),
+                                 hint=N_("give each {kind} a name that reads differently"), kind=kind,
+                                 name=names.shown(ident, display), others=", ".join(sorted(set(others))))

@@ -11,9 +11,11 @@ import click
 from vault.office import documents
 from vault.archive import manifests
 from vault.store import identity
-from vault.cli import NUMBER, Ctx, _passphrase, cli, current, emit, json_opt, local_time, pad, progress
+from vault.cli import (NUMBER, Ctx, _passphrase, bars, cell, cli, current, emit, field, json_opt, local_time, pad,
+                       problems_summary, report_lines, state)
 from vault.store import names
 from vault.cli.lazy import LazySubGroup
+from vault.i18n import N_, _
 from vault.archive.vault import Vault
 from vault.errors import InputError
 
@@ -28,15 +30,15 @@ def keygen(out: str | None, public_of: str | None, as_json: bool) -> None:
 
     Prints its public key line; with --public FILE, prints that of an existing identity file."""
     if (out is None) == (public_of is None):
-        raise click.UsageError("pass either --out FILE (a new identity) or --public FILE (an existing one)")
+        raise click.UsageError(_("pass either --out FILE (a new identity) or --public FILE (an existing one)"))
     if public_of is not None:
         path = Path(public_of)
-        ident = identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
+        ident = identity.load_identity(path, _passphrase(_("Passphrase for {name}").format(name=path.name)))
         out = public_of
     else:
         assert out is not None  # exactly one of --out and --public, checked above
         ident = identity.MemberIdentity.generate()
-        identity.save_identity(Path(out), ident, _passphrase("New passphrase", confirm=True))
+        identity.save_identity(Path(out), ident, _passphrase(_("New passphrase"), confirm=True))
     line = ident.public.line()
     emit({"public_key": line, "file": out}, as_json, line)
 
@@ -44,12 +46,12 @@ def keygen(out: str | None, public_of: str | None, as_json: bool) -> None:
 def public_key(key: str | None, key_file: str | None) -> identity.PublicKey:
     """The public key line given on the command line or in a file (the lines are ~2,000 characters)."""
     if (key is None) == (key_file is None):
-        raise click.UsageError("pass the public key line with --key LINE or --key-file FILE")
+        raise click.UsageError(_("pass the public key line with --key LINE or --key-file FILE"))
     if key_file is not None:
         try:
             key = Path(key_file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            raise click.BadParameter(f"cannot read {key_file}: {getattr(e, 'strerror', None) or e}",
+            raise click.BadParameter(_("cannot read {file}: {error}").format(file=key_file, error=getattr(e, "strerror", None) or e),
                                      param_hint="--key-file") from None
     assert key is not None  # exactly one of --key and --key-file, checked above
     return identity.PublicKey.parse(key)
@@ -86,7 +88,7 @@ def init(directory: str, supervisor: str, key: str | None, key_file: str | None,
     for o in options:
         k, sep, val = o.partition("=")
         if not sep or not k.strip():
-            raise click.UsageError(f"--numbering-option {o!r}: write KEY=VALUE")
+            raise click.UsageError(_("--numbering-option {option!r}: write KEY=VALUE").format(option=o))
         opts[k.strip()] = val
     rule = {"scheme": scheme, "options": opts} if (scheme != "standard" or opts) else None
     if rule is not None:
@@ -97,8 +99,9 @@ def init(directory: str, supervisor: str, key: str | None, key_file: str | None,
                    display_name=display_name, time_zone=time_zone)
     founder = v.config["founder"]
     emit({"vault": directory, "fingerprint": v.fingerprint, "supervisor": founder["name"]}, as_json,
-         f"vault created at {directory}\nfingerprint: {v.fingerprint}\n(record the fingerprint offline)\n"
-         f"supervisor: {names.shown(founder['name'], founder.get('display_name'))}")
+         _("vault created at {directory}\nfingerprint: {fingerprint}\n(record the fingerprint offline)").format(
+             directory=directory, fingerprint=v.fingerprint)
+         + "\n" + _("supervisor: {member}").format(member=names.shown(founder["name"], founder.get("display_name"))))
 
 
 @cli.group("dossier", cls=LazySubGroup)
@@ -131,8 +134,8 @@ def dossier_create(obj: Ctx, customer_type, business, dept, name, address, alias
 
 def _summary_line(s: dict) -> str:
     c = current()
-    return (f"{s['number']:<20} {s['status']:<9} {pad(c.label('class', s['class']), 40)} "
-            f"{pad(c.label('department', s['dept']), 12)} {s['current_documents']} docs")
+    return (f"{s['number']:<20} {cell(state(s['status']), 9)} {pad(c.label('class', s['class']), 40)} "
+            f"{pad(c.label('department', s['dept']), 12)} " + _("{count} docs").format(count=s["current_documents"]))
 
 
 @dossier_grp.command("list")
@@ -141,7 +144,7 @@ def _summary_line(s: dict) -> str:
 def dossier_list(obj: Ctx, as_json: bool) -> None:
     """List dossiers (cleartext facts only; no key needed)."""
     rows = [manifests.summary(m) for m in manifests.iter_manifests(obj.vault)]
-    emit(rows, as_json, lambda rs: "\n".join(_summary_line(s) for s in rs) or "(no dossiers)")
+    emit(rows, as_json, lambda rs: "\n".join(_summary_line(s) for s in rs) or _("(no dossiers)"))
 
 
 @dossier_grp.command("show")
@@ -153,16 +156,18 @@ def dossier_show(obj: Ctx, number: str, as_json: bool) -> None:
     from vault.office import dossier
 
     data = dossier.show(obj.actor(), number)
-    emit(data, as_json, lambda d: "\n".join(f"{k}: {local_time(v) if isinstance(v, str) else v}"
-                                            for k, v in _flatten(obj.humane(d))))
+    emit(data, as_json, lambda d: "\n".join(
+        f"{label}: {state(v) if key == 'status' else local_time(v) if isinstance(v, str) else v}"
+        for key, label, v in _flatten(obj.humane(d))))
 
 
-def _flatten(d: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def _flatten(d: dict, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
+    """(key, label in the reader's language, value) of nested data; only field names are translated."""
     for k, v in d.items():
         if isinstance(v, dict):
-            yield from _flatten(v, f"{prefix}{k}.")
+            yield from _flatten(v, f"{prefix}{field(k)}.")
         else:
-            yield f"{prefix}{k}", ", ".join(v) if isinstance(v, list) else v
+            yield k, f"{prefix}{field(k)}", ", ".join(v) if isinstance(v, list) else v
 
 
 @cli.group("doc", cls=LazySubGroup)
@@ -189,17 +194,17 @@ def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note
             filename, force_date, as_json):
     """Encrypt files into a dossier ('-' reads standard input); prints each new document number."""
     if original is None:
-        raise click.UsageError("say whether this is the --original or a --copy")
+        raise click.UsageError(_("say whether this is the --original or a --copy"))
     if files.count("-") > 1:
-        raise click.UsageError("standard input ('-') can be given once")
+        raise click.UsageError(_("standard input ('-') can be given once"))
     if filename is not None and "-" not in files:
-        raise click.UsageError("--filename names standard input; pass '-' as a file")
+        raise click.UsageError(_("--filename names standard input; pass '-' as a file"))
     sources = [documents.Stream(filename or "stdin", sys.stdin.buffer) if f == "-" else Path(f) for f in files]
     actor = obj.actor()
-    with progress(len(files), "encrypting") as step:
+    with bars(_("encrypting")) as bar:
         nums = documents.add(actor, number, sources, category=category, source=source, date=date,
                              original=original, copy_note=copy_note, title=title, replaces=replaces,
-                             paper_location=paper_location, progress=step, force_date=force_date)
+                             paper_location=paper_location, progress=bar, force_date=force_date)
     emit({"numbers": nums, "number": nums[0] if len(nums) == 1 else nums}, as_json, "\n".join(nums))
 
 
@@ -213,13 +218,15 @@ def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
     from vault.archive import destructions  # here: only a destroyed dossier's listing names its destruction
 
     gone = destructions.destroyed_by(obj.vault, number)
-    head = f"dossier {number} destroyed by {gone}, certificate 'vault destroy certificate {gone}'\n" if gone else ""
+    head = (_("dossier {number} destroyed by {no}, certificate 'vault destroy certificate {no}'").format(
+        number=number, no=gone) + "\n") if gone else ""
+    superseded = _("  (superseded)")
     emit(rows, as_json, lambda rs: head + "\n".join(
         f"{r['number']:<26} {r['category']:<15} {r['date']}  v{r['version']}"
-        f"{'  (superseded)' if r.get('superseded_by') else ''}  "
-        + (f"destroyed by {r['destroyed']['certificate']}, certificate "
-           f"'vault destroy certificate {r['destroyed']['certificate']}'" if r.get("destroyed") else r.get("title", ""))
-        for r in rs) or "(no documents)")
+        f"{superseded if r.get('superseded_by') else ''}  "
+        + (_("destroyed by {no}, certificate 'vault destroy certificate {no}'").format(no=r["destroyed"]["certificate"])
+           if r.get("destroyed") else r.get("title", ""))
+        for r in rs) or _("(no documents)"))
 
 
 @doc_grp.command("history")
@@ -229,7 +236,8 @@ def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
 def doc_history(obj: Ctx, docno: str, as_json: bool) -> None:
     """All versions of a document, oldest first."""
     rows = documents.history(obj.actor(), docno)
-    emit(rows, as_json, lambda rs: "\n".join(f"v{r['version']}  {r['number']:<26} {obj.when(r['added_at'])} by {obj.who(r['added_by'])}" for r in rs))
+    emit(rows, as_json, lambda rs: "\n".join(f"v{r['version']}  {r['number']:<26} " + _("{time} by {member}").format(
+        time=obj.when(r["added_at"]), member=obj.who(r["added_by"])) for r in rs))
 
 
 @doc_grp.command("view")
@@ -240,7 +248,7 @@ def doc_history(obj: Ctx, docno: str, as_json: bool) -> None:
 def doc_view(obj: Ctx, docno: str, output: str | None, as_json: bool) -> None:
     """Decrypt a document (outside the archive department: to a terminal only)."""
     if as_json and not output:
-        raise click.UsageError("--json needs --output FILE (without it the document itself is printed)")
+        raise click.UsageError(_("--json needs --output FILE (without it the document itself is printed)"))
     actor = obj.actor()
     if output:
         output = str(documents.check_output(actor.vault, Path(output)))
@@ -249,8 +257,8 @@ def doc_view(obj: Ctx, docno: str, output: str | None, as_json: bool) -> None:
         from vault.store import atomic_writer
 
         # Atomic (no half file under the name) but not fsynced: a viewed copy is not archive data.
-        with atomic_writer(Path(output), mode=0o600, sync=False) as f:
-            facts = documents.view(actor, docno, f, copy_ref=copy_ref)
+        with bars(_("decrypting")) as bar, atomic_writer(Path(output), mode=0o600, sync=False) as f:
+            facts = documents.view(actor, docno, f, copy_ref=copy_ref, progress=bar)
         if as_json:  # the plaintext went to FILE; standard output stays quiet unless asked
             emit({**facts, "output": output}, True, "")
     else:
@@ -272,16 +280,15 @@ def check(obj: Ctx, read_data: bool, anchor: str | None, as_json: bool) -> None:
     v = obj.vault
     point = witness.parse_anchor(v, anchor) if anchor else None
     actor = obj.actor() if read_data else None
-    total = sum(1 for p in (v.root / "dossiers").iterdir() if p.is_dir())
-    with progress(total, "checking") as step:
-        rep = check_mod.check(v, actor=actor, progress=step, anchor=point)
+    with bars(_("checking")) as bar:
+        rep = check_mod.check(v, actor=actor, progress=bar, anchor=point)
     data = dict(rep.as_dict(), fingerprint=v.fingerprint)
 
     def text(d: dict) -> str:
-        lines = [f"problem: {p}" for p in d["problems"]] + [f"note: {n}" for n in d["notes"]]
-        lines.append(f"{d['dossiers']} dossiers, {d['documents']} documents, {d['bytes']} bytes checked; "
-                     f"{'no problems' if d['ok'] else str(len(d['problems'])) + ' problem(s)'}")
-        lines.append(f"fingerprint: {d['fingerprint']}")
+        lines = report_lines(d["problems"], d["notes"])
+        lines.append(_("{dossiers} dossiers, {documents} documents, {bytes} bytes checked; {summary}").format(
+            dossiers=d["dossiers"], documents=d["documents"], bytes=d["bytes"], summary=problems_summary(d["problems"])))
+        lines.append(_("fingerprint: {fingerprint}").format(fingerprint=d["fingerprint"]))
         return "\n".join(lines)
 
     emit(data, as_json, text)
@@ -300,12 +307,12 @@ def migrate(obj: Ctx, as_json: bool) -> None:
     from vault.archive import migrate as migrate_mod
 
     if not obj.vault_dir:
-        raise InputError("no vault given", hint="pass --vault DIR or set VAULT_DIR")
+        raise InputError(N_("no vault given"), hint=N_("pass --vault DIR or set VAULT_DIR"))
     if not obj.identity_file or not Path(obj.identity_file).is_file():
-        raise InputError("migrating needs your identity", hint="pass --identity FILE or set VAULT_IDENTITY")
-    ident = identity.load_identity(Path(obj.identity_file), _passphrase(f"Passphrase for {Path(obj.identity_file).name}"))
+        raise InputError(N_("migrating needs your identity"), hint=N_("pass --identity FILE or set VAULT_IDENTITY"))
+    ident = identity.load_identity(Path(obj.identity_file), _passphrase(_("Passphrase for {name}").format(name=Path(obj.identity_file).name)))
     fp = migrate_mod.migrate(Path(obj.vault_dir), ident)
-    emit({"format": 2, "fingerprint": fp}, as_json, f"migrated to format 2; new fingerprint: {fp} (keep it offline)")
+    emit({"format": 2, "fingerprint": fp}, as_json, _("migrated to format 2; new fingerprint: {fingerprint} (keep it offline)").format(fingerprint=fp))
 
 
 @cli.group("plugins")
@@ -320,8 +327,9 @@ def plugins_list(as_json: bool) -> None:
     from vault import plugins
 
     rows = plugins.describe_plugins(plugins.get_plugin_manager())
+    kinds = {True: _("built-in"), False: _("third-party")}
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['name']:<28} {r.get('version') or '-':<10} {'built-in' if r['builtin'] else 'third-party':<12} {', '.join(r['hooks'])}"
+        f"{r['name']:<28} {r.get('version') or '-':<10} {cell(kinds[bool(r['builtin'])], 12)} {', '.join(r['hooks'])}"
         for r in rs))
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from vault.archive import labels, members
-from vault.cli import Ctx, cli, emit, json_opt, one_line, pad, render
+from vault.cli import Ctx, cell, cli, emit, json_opt, one_line, pad, render, state
 from vault.cli.core import public_key, with_key_opts
 from vault.office import membership
+from vault.i18n import _
 from vault.store import names
 
 
@@ -30,7 +31,7 @@ def member_add(obj: Ctx, name: str, key: str | None, key_file: str | None, roles
     name as people write it (张三), for which an id is made."""
     rec = membership.add_member(obj.actor(), name, public_key(key, key_file), roles, dept, display_name)
     emit({"name": rec["name"], "display_name": rec.get("display_name"), "roles": rec["roles"], "dept": rec["dept"]},
-         as_json, f"added member {names.shown(rec['name'], rec.get('display_name'))}")
+         as_json, _("added member {name}").format(name=names.shown(rec["name"], rec.get("display_name"))))
 
 
 @member.command("list")
@@ -42,7 +43,7 @@ def member_list(obj: Ctx, as_json: bool) -> None:
     rows = [{k: r[k] for k in ("name", "display_name", "roles", "dept", "status")}
             for r in members.all_members(obj.vault).values()]
     emit(rows, as_json, lambda rs: "\n".join(one_line(
-        f"{pad(r['name'], 16)} {pad(r['display_name'] or '', 16)} {r['status']:<8} "
+        f"{pad(r['name'], 16)} {pad(r['display_name'] or '', 16)} {cell(state(r['status']), 8)} "
         f"{pad(labels.label(pol, 'department', r['dept']), 12)} {','.join(r['roles'])}") for r in rs))
 
 
@@ -71,7 +72,7 @@ def member_rename(obj: Ctx, name: str, display_name: str, as_json: bool) -> None
     name = members.resolve_member(obj.vault, name)
     rec = membership.rename_member(obj.actor(), name, display_name)
     emit({"name": name, "display_name": rec["display_name"]}, as_json,
-         f"renamed {names.shown(name, rec['display_name'])}")
+         _("renamed {name}").format(name=names.shown(name, rec["display_name"])))
 
 
 @member.command("remove")
@@ -83,4 +84,5 @@ def member_remove(obj: Ctx, name: str, as_json: bool) -> None:
     name = members.resolve_member(obj.vault, name)
     rewrapped = membership.remove_member(obj.actor(), name)
     emit({"removed": name, "rewrapped": rewrapped}, as_json,
-         f"removed {members.shown(obj.vault, name)}; re-wrapped {len(rewrapped)} key tables")
+         _("removed {name}; re-wrapped {count} key tables").format(name=members.shown(obj.vault, name),
+                                                                   count=len(rewrapped)))

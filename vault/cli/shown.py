@@ -103,15 +103,6 @@ def columns(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in text)
 
 
-def fit(text: str, width: int) -> str:
-    """``text`` cut (with "…") and padded to exactly ``width`` columns."""
-    if columns(text) > width:
-        while text and columns(text) > width - 1:
-            text = text[:-1]
-        text += "…"
-    return pad(text, width)
-
-
 def pad(text: str, width: int) -> str:
     """``text`` padded to ``width`` terminal columns: a Han character takes two, so ``str.ljust``
     would misalign a table of names written in Chinese."""

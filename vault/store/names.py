@@ -16,6 +16,7 @@ import unicodedata
 from typing import Iterable, Mapping
 
 from vault.errors import InputError, NotFoundError
+from vault.i18n import N_
 
 #: The id form (also ``vault.store.layout.NAME_RE``): lowercase tokens that become file names.
 ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}\Z")
@@ -27,9 +28,16 @@ ID_PREFIX = {"member": "m-", "department": "d-", "business type": "b-", "class":
 # Unicode general categories a name may never hold: controls, format characters (bidi overrides and
 # isolates, zero-width joiners and spaces, the BOM), surrogates, private use, unassigned code points,
 # line and paragraph separators. An unassigned code point may become anything in a later Unicode.
-_REFUSED_CATEGORIES = {"Cc": "a control character", "Cf": "an invisible or direction-changing character",
-                       "Cs": "a surrogate", "Co": "a private-use character", "Cn": "an unassigned code point",
-                       "Zl": "a line separator", "Zp": "a paragraph separator", "Me": "an enclosing mark"}
+_REFUSED_CATEGORIES = {
+    "Cc": N_("bad {kind} display name: it holds a control character (U+{code})"),
+    "Cf": N_("bad {kind} display name: it holds an invisible or direction-changing character (U+{code})"),
+    "Cs": N_("bad {kind} display name: it holds a surrogate (U+{code})"),
+    "Co": N_("bad {kind} display name: it holds a private-use character (U+{code})"),
+    "Cn": N_("bad {kind} display name: it holds an unassigned code point (U+{code})"),
+    "Zl": N_("bad {kind} display name: it holds a line separator (U+{code})"),
+    "Zp": N_("bad {kind} display name: it holds a paragraph separator (U+{code})"),
+    "Me": N_("bad {kind} display name: it holds an enclosing mark (U+{code})"),
+}
 
 # Scripts that UTS #39's "highly restrictive" level lets a name mix (Latin with the scripts of
 # Chinese, Japanese and Korean writing); any other mix is refused.
@@ -76,8 +84,9 @@ def _script(ch: str) -> str | None:
     return name.split(" ", 1)[0] or "UNKNOWN"
 
 
-def _refuse(kind: str, why: str, hint: str) -> InputError:
-    return InputError(f"bad {kind} display name: {why}", hint=hint)
+def _refuse(kind: str, message: str, **params: str) -> InputError:
+    return InputError(message, hint=N_("write the {kind}'s name in one script, without control or invisible "
+                                       "characters (max {max})"), kind=kind, max=MAX_DISPLAY, **params)
 
 
 def display_name(text: object, *, kind: str = "member", strict: bool = True) -> str:
@@ -88,9 +97,8 @@ def display_name(text: object, *, kind: str = "member", strict: bool = True) -> 
     point the writer's newer Unicode assigned is unassigned to an older one, and what counts in the
     history must not depend on the machine that replays it (commands always check strictly).
     """
-    hint = f"write the {kind}'s name in one script, without control or invisible characters (max {MAX_DISPLAY})"
     if not isinstance(text, str):
-        raise _refuse(kind, "not text", hint)
+        raise _refuse(kind, N_("bad {kind} display name: not text"))
     # NFKC folds full-width and compatibility forms (Ａ, ㈱, ⼈) to what they look like, so the stored
     # form is the one people see, and two spellings of one look are one name.
     norm = unicodedata.normalize("NFKC", text)
@@ -98,32 +106,34 @@ def display_name(text: object, *, kind: str = "member", strict: bool = True) -> 
     for i, ch in enumerate(norm):
         cat = unicodedata.category(ch)
         if cat in _REFUSED_CATEGORIES and (strict or cat != "Cn"):
-            raise _refuse(kind, f"it holds {_REFUSED_CATEGORIES[cat]} (U+{ord(ch):04X})", hint)
+            raise _refuse(kind, _REFUSED_CATEGORIES[cat], code=f"{ord(ch):04X}")
         if cat == "Zs" and ch != " ":
-            raise _refuse(kind, f"it holds an unusual space (U+{ord(ch):04X})", hint)
+            raise _refuse(kind, N_("bad {kind} display name: it holds an unusual space (U+{code})"), code=f"{ord(ch):04X}")
         if cat in ("Mn", "Mc"):
             marks += 1
             # A mark stacks on the letter before it; a leading mark or a pile of them hides text.
             if i == 0 or marks > 2 or unicodedata.category(norm[i - 1])[0] not in "LM":
-                raise _refuse(kind, f"a combining mark (U+{ord(ch):04X}) stands alone or is stacked", hint)
+                raise _refuse(kind, N_("bad {kind} display name: a combining mark (U+{code}) stands alone or is stacked"),
+                              code=f"{ord(ch):04X}")
         else:
             marks = 0
     if "/" in norm or "\\" in norm:
         # Class names are shown joined by "/" (企业客户/网络服务): a slash inside one would forge a level.
-        raise _refuse(kind, "it holds a slash", hint)
+        raise _refuse(kind, N_("bad {kind} display name: it holds a slash"))
     norm = re.sub(" +", " ", norm).strip()
     if not norm:
-        raise _refuse(kind, "it is empty", hint)
+        raise _refuse(kind, N_("bad {kind} display name: it is empty"))
     if len(norm) > MAX_DISPLAY:
-        raise _refuse(kind, f"it is longer than {MAX_DISPLAY} characters", hint)
+        raise _refuse(kind, N_("bad {kind} display name: it is longer than {max} characters"))
     if not any(unicodedata.category(c)[0] in "LN" for c in norm):
-        raise _refuse(kind, "it has no letter or digit", hint)
+        raise _refuse(kind, N_("bad {kind} display name: it has no letter or digit"))
     scripts = {s for s in map(_script, norm) if s is not None}
     if len(scripts) > 1 and not any(scripts <= mix for mix in _ALLOWED_MIXES):
-        raise _refuse(kind, f"it mixes scripts ({', '.join(sorted(scripts)).lower()})", hint)
+        raise _refuse(kind, N_("bad {kind} display name: it mixes scripts ({scripts})"),
+                      scripts=", ".join(sorted(scripts)).lower())
     zeros = {ord(c) - unicodedata.digit(c) for c in norm if unicodedata.category(c) == "Nd"}
     if len(zeros) > 1:
-        raise _refuse(kind, "it mixes digits of different scripts", hint)
+        raise _refuse(kind, N_("bad {kind} display name: it mixes digits of different scripts"))
     return norm
 
 
@@ -178,8 +188,9 @@ def resolve(kind: str, text: str, names: Mapping[str, str | None], *, listing: s
             return found[0]
         if found:
             shown = ", ".join(f"{i} ({names[i]})" if names[i] else i for i in sorted(found))
-            raise InputError(f"{kind} {text!r} is ambiguous: it may be {shown}", hint=f"give the {kind}'s id")
-    raise NotFoundError(f"no {kind} {text!r}", hint=f"see {listing}")
+            raise InputError(N_("{kind} {text!r} is ambiguous: it may be {candidates}"), hint=N_("give the {kind}'s id"),
+                             kind=kind, text=text, candidates=shown)
+    raise NotFoundError(N_("no {kind} {text!r}"), hint=N_("see {listing}"), kind=kind, text=text, listing=listing)
 
 
 def shown(ident: str, display: str | None) -> str:
