@@ -22,11 +22,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from vault.archive import trust, witness
+from vault import clock
+from vault.archive import labels, trust, witness
 from vault.archive.witness import STATE_VERSION
 from vault.archive.policy import Policy
 from vault.crypto import sign
-from vault.errors import AuthenticationError, IntegrityError
+from vault.errors import AuthenticationError, InputError, IntegrityError
 from vault.i18n import Message, N_
 from vault.store import records
 from vault.store.identity import signing_key as _decode_signing_key
@@ -58,9 +59,12 @@ def genesis_state(v) -> dict[str, Any]:
         "v": STATE_VERSION, "count": 0, "head": genesis_hash(cfg), "files": files,
         "members": {cfg["founder"]["name"]: {"key": cfg["founder"]["key"], "roles": ["supervisor"],
                                              "dept": "archive", "status": "active", "since": 0, "removed": None}},
+
         "policy": None, "policy_version": 1, "dossiers": {}, "numbers": {}, "requests": {}, "grants": {},
         "holds": {}, "destructions": {}, "intake": {}, "loans": {}, "problems": [],
     }
+    if cfg["founder"].get("display_name"):
+        st["members"][cfg["founder"]["name"]]["display"] = cfg["founder"]["display_name"]
     if "migrated_by" in cfg:  # a migrated vault: entry 1 is the migration, signed by this supervisor
         mb = cfg["migrated_by"]
         st["members"][mb["name"]] = {"key": mb["key"], "roles": ["supervisor"], "dept": "archive", "status": "active",
@@ -217,6 +221,14 @@ class Replay:
             return Message(N_("a policy edit cannot change the rings"))
         if "policy.manage" not in data.get("roles", {}).get("supervisor", {}).get("may", []):
             return Message(N_("the supervisor role must keep policy.manage"))
+        # The time zone's form only: whether this machine's database knows it must not decide what counts.
+        tz = data.get("time_zone")
+        if tz is not None and not (isinstance(tz, str) and clock.ZONE_KEY.match(tz) and not tz.startswith("-")):
+            return Message(N_("the time zone is not a zone name"))
+        try:
+            labels.check_policy(data, strict=False)
+        except InputError as err:
+            return Message(N_("its names are refused ({why})"), why=str(err))
         st["policy"], st["policy_version"] = data, n
         return None
 
@@ -296,8 +308,11 @@ def policy(v) -> Policy:
 
 
 def members(v) -> dict[str, dict[str, Any]]:
-    """Every member the history knows, as records (``name``, ``key``, ``roles``, ``dept``, ``status``)."""
-    return {n: {"name": n, **m} for n, m in state(v)["members"].items()}
+    """Every member the history knows, as records (``name``, ``display_name`` or None, ``key``, ``roles``,
+    ``dept``, ``status``)."""
+    return {n: {"name": n, **{k: x for k, x in m.items() if k not in ("display", "skel")},
+                "display_name": m.get("display")}
+            for n, m in state(v)["members"].items()}
 
 
 def committed(v, rel: str) -> tuple[str | None, int, str] | None:

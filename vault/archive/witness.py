@@ -25,7 +25,7 @@ from vault.store import unconfined, write_atomic
 ANCHOR_PREFIX = "vault-anchor-1"
 
 # The shape of a replay state (``authority``): a cached state of another version is replayed afresh.
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 def state_dir(v) -> Path:

@@ -168,7 +168,7 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
     if number:
         actor.require("dossier.list")
         found = manifests.load_manifest(v, manifests.resolve(v, number))
-        rows = [] if not filters.keep(v, found, None, clock.now().date(), members.all_members(v)) else [_row(found, None)]
+        rows = [] if not filters.keep(v, found, None, clock.today_date(), members.all_members(v)) else [_row(found, None)]
         return {"total": len(rows), "rows": [dict(r, field="number", fields=["number"]) for r in rows], "stale": 0}
     query, fields = (text, None) if text else (name, NAME_FIELDS) if name else (contact, CONTACT_FIELDS)
     if not query and not filters.active():
@@ -176,7 +176,7 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
     actor.require("find")
     actor.audit("find")  # the searched words are customer data: never logged
     idx = open_or_build(actor)
-    today, mem = clock.now().date(), members.all_members(v)
+    today, mem = clock.today_date(), members.all_members(v)
     if _retry and _behind(actor, idx):
         idx = open_or_build(actor)
     if not query:

@@ -8,10 +8,10 @@ from typing import Any
 from vault.archive import grants, searchindex
 from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest, manifest_file, read_profile, resolve
 from vault.errors import InputError, PermissionDeniedError
-from vault.i18n import Message, N_
+from vault.i18n import N_
 from vault.store.keytable import unseal
 from vault.archive.schemes import configured
-from vault.store.layout import check_name
+from vault.archive.labels import resolve_name
 from vault.store import tomlread
 
 
@@ -50,8 +50,8 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
         old = read_profile(actor, m, table)
         new = {**old, **changes}
         changed = sorted(k for k in changes if old.get(k) != new.get(k))
+        business = resolve_name(v, "business type", business) if business else business
         if business and business != m["business"]:
-            check_name(Message(N_("business type")), business)
             m["business"] = business
             facts = {"customer_type": m["customer_type"], "business": business, "dept": m["dept"], "created": m["created"]}
             m["class"] = configured(v, "classification").classify(facts=facts)
