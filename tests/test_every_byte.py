@@ -101,6 +101,8 @@ def test_every_file_kind_of_format_2_is_in_the_sweep(world):
     covers them all), and nothing the format does not know."""
     rels = set(sweep.files(world.office.vault_dir))
     for pattern in trust.RECORDS:
+        if pattern in trust.LEGACY_RECORDS:
+            continue  # written only by an earlier version (the next index write deletes it)
         assert any(trust.match(r, pattern) for r in rels), f"no {pattern} in the sweep's vault"
     unknown = [r for r in rels if not trust.is_known_file(r) and not is_any(r, HINTS)]
     assert unknown == []

@@ -75,17 +75,18 @@ def _keep(office, monkeypatch):
     from vault.archive import audit
 
     office.saved = {}
-    real = audit.commit
+    real = audit.commit_many
 
-    def commit(actor, action, files, **kw):
-        entry = real(actor, action, files, **kw)
-        for rel, h in entry.get("records", {}).items():
-            p = actor.vault.root / rel
-            if h is not None and p.exists():
-                office.saved[rel] = p.read_bytes()
-        return entry
+    def commit_many(actor, items, **kw):
+        entries = real(actor, items, **kw)
+        for entry in entries:
+            for rel, h in entry.get("records", {}).items():
+                p = actor.vault.root / rel
+                if h is not None and p.exists():
+                    office.saved[rel] = p.read_bytes()
+        return entries
 
-    monkeypatch.setattr(audit, "commit", commit)
+    monkeypatch.setattr(audit, "commit_many", commit_many)
 
 
 def test_a_former_archivist_who_puts_back_the_old_index_key_and_recipient_reads_no_new_customer(office):
