@@ -25,6 +25,7 @@ import vault.backup.mirror as mirror
 import vault.backup.packs as packs
 from vault.backup.repo import DATA, SNAPSHOTS, TREES, Blob, Repo, data_name
 from vault.backup.capture import Staging, capture
+from vault.backup import history as witness
 from vault.backup.targets_record import record_target
 from vault.crypto import age
 from vault.store import write_atomic
@@ -51,6 +52,7 @@ class RunReport:
     duration: float
     target: str
     time: str
+    history: dict[str, Any] | None = None  # the checkpoint recorded at the target: count, head
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -315,8 +317,12 @@ def _refuse_inside(v, target: Any) -> None:
 
 
 def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, cache: Path | None = None,
-        progress: Progress | None = None, pm=None) -> RunReport:
-    """Back the vault up to ``target`` (URL or target object); needs no identity (see docs/FORMAT.md)."""
+        progress: Progress | None = None, pm=None, restored_from: str | None = None) -> RunReport:
+    """Back the vault up to ``target`` (URL or target object); needs no identity (see docs/FORMAT.md).
+
+    Refuses a vault whose history does not extend the checkpoint the target recorded (a cut or
+    rolled-back vault), unless ``restored_from`` names the snapshot it was restored from on purpose.
+    """
     started = time.monotonic()
     _refuse_inside(v, target)
     repo = Repo(target, cache=cache, pm=pm)
@@ -326,8 +332,12 @@ def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, ca
     staging = None
     try:
         staging = capture(v)
+        hist = witness.History.of_file(dict(staging.files).get(witness.LOG))
+        rollback = witness.check(repo, hist, restored_from)  # before anything is uploaded
+        point = hist.point()
         now = clock.now()
-        rep = _upload(v, repo, staging, now=now, key_window=key_window, progress=progress)
+        rep = _upload(v, repo, staging, now=now, key_window=key_window, progress=progress, point=point)
+        witness.record(repo, v.config["id"], point, rep.snapshot, rollback)
     finally:
         if staging is not None:
             staging.remove(v)
@@ -337,7 +347,7 @@ def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, ca
 
 
 def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _dt.timedelta,
-            progress: Progress | None) -> RunReport:
+            progress: Progress | None, point: witness.Point) -> RunReport:
     fcache = _FileCache(repo.cache / v.config["id"] / "files.json")
     known, indexed_packs, _ = repo.load_index()
     adopted = _adopt_orphans(repo, known, indexed_packs)
@@ -409,10 +419,10 @@ def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _
     snap = {"format": 1, "vault_id": v.config["id"], "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "order": time.time_ns(), "tree": tree_id, "files": len(entries), "bytes": sum(b.size for b in entries),
             "bytes_new": up.bytes_new, "rings": rings, "other": sorted(other),
-            "dossiers": {d: sorted(bs) for d, bs in sorted(dossiers.items())}}
+            "dossiers": {d: sorted(bs) for d, bs in sorted(dossiers.items())}, "history": point.as_dict()}
     sid = repo.put_json(SNAPSHOTS, snap)  # last: a snapshot is listed only once all it names is there
     fcache.save()
     return RunReport(snapshot=sid, files=len(entries), bytes_total=snap["bytes"], bytes_new=up.bytes_new,
                      packs_new=len(up.packs), keys_mirrored=len(keys.uploaded), keys_expired=len(keys.expired),
-                     duration=0.0, target=repo.url, time=snap["time"])
+                     duration=0.0, target=repo.url, time=snap["time"], history=point.as_dict())
 

@@ -35,7 +35,9 @@ def _check_snapshot(snap: dict[str, Any], name: str) -> None:
         ok = (isinstance(snap["time"], str) and type(snap.get("order", 0)) is int and _HEX64.match(snap["tree"])
               and all(_HEX64.match(b) for b in snap.get("other", []))
               and all(isinstance(d, str) and all(_HEX64.match(b) for b in bs) for d, bs in snap.get("dossiers", {}).items())
-              and all(isinstance(r, str) and _HEX64.match(b) for r, b in snap.get("rings", {}).items()))
+              and all(isinstance(r, str) and _HEX64.match(b) for r, b in snap.get("rings", {}).items())
+              and ("history" not in snap or (type(snap["history"]["count"]) is int
+                                             and isinstance(snap["history"]["head"], str))))
     except (KeyError, TypeError, AttributeError):
         ok = False
     if not ok:

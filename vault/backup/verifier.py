@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import vault.backup.mirror as mirror
 import vault.backup.packs as packs
 from vault.backup.repo import DATA, INDEX, SNAPSHOTS, TREES, Repo, data_name
+from vault.backup import history as witness
 from vault.backup.restorer import open_tree
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
@@ -35,6 +36,7 @@ class VerifyReport:
     documents_decrypted: int = 0
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    history: dict[str, Any] | None = None  # the checkpoint the target recorded (count, head, rollbacks)
 
     @property
     def ok(self) -> bool:
@@ -86,6 +88,9 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
                 rep.problems.append(f"blob {b[:16]}: missing (in no pack; needed by snapshot {sid[:8]})")
             elif data_name(blobs[b][0]) not in present:
                 rep.problems.append(f"{data_name(blobs[b][0])}: missing (holds blob {b[:16]} of snapshot {sid[:8]})")
+    rep.history, problems, notes = witness.report(repo, sorted(snaps, key=lambda s: (s["time"], s.get("order", 0))))
+    rep.problems += problems
+    rep.notes += notes
     gens = mirror.generations(repo)
     if read_fraction > 0:
         _read_data(repo, rep, pack_entries, present, read_fraction, rng or random.Random())

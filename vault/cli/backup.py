@@ -74,17 +74,25 @@ def backup_grp() -> None:
 @endpoint_opt
 @click.option("--key-window", default="7d", show_default=True,
               help="How long superseded key-table generations stay in the key mirror (7d, 36h).")
+@click.option("--restored-from", metavar="SNAPSHOT",
+              help="This vault was restored on purpose from SNAPSHOT of TARGET, which is older than what "
+                   "TARGET recorded: accept its history (the rollback is recorded on TARGET).")
 @json_opt
 @click.pass_obj
-def backup_run(obj: Ctx, target: str, endpoint_url: str | None, key_window: str, as_json: bool) -> None:
-    """Snapshot the vault to TARGET; needs no identity (only ciphertext and signed records leave)."""
+def backup_run(obj: Ctx, target: str, endpoint_url: str | None, key_window: str, restored_from: str | None,
+               as_json: bool) -> None:
+    """Snapshot the vault to TARGET; needs no identity (only ciphertext and signed records leave).
+
+    Refuses a vault whose history does not extend the checkpoint TARGET recorded (cut or rolled back).
+    """
     url = _with_endpoint(target, endpoint_url)
     with contextlib.ExitStack() as stack:
-        rep = backup.run(obj.vault, url, key_window=_duration(key_window),
+        rep = backup.run(obj.vault, url, key_window=_duration(key_window), restored_from=restored_from,
                          progress=lambda total: stack.enter_context(progress(total, "uploading")))
     emit(rep.as_dict(), as_json, lambda r: (
         f"snapshot {r['snapshot'][:8]} saved: {r['files']} files, {_size(r['bytes_total'])} "
-        f"({_size(r['bytes_new'])} new) in {r['duration']:.1f}s; {r['keys_mirrored']} key tables mirrored"))
+        f"({_size(r['bytes_new'])} new) in {r['duration']:.1f}s; {r['keys_mirrored']} key tables mirrored; "
+        f"history entry {r['history']['count']} recorded"))
 
 
 @backup_grp.command("list")
@@ -122,6 +130,9 @@ def backup_verify(obj: Ctx, target: str, endpoint_url: str | None, read_data: bo
 
     def text(d: dict) -> str:
         lines = [f"problem: {p}" for p in d["problems"]] + [f"note: {n}" for n in d["notes"]]
+        if d["history"]:
+            h = d["history"]
+            lines.append(f"history: entry {h['count']} ({h['head'][:16]}…) recorded {h['time']}")
         lines.append(f"{d['snapshots']} snapshots, {d['packs']} packs ({d['packs_read']} read, "
                      f"{d['documents_decrypted']} documents decrypted); "
                      f"{'no problems' if d['ok'] else str(len(d['problems'])) + ' problem(s)'}")
@@ -145,6 +156,7 @@ def backup_restore(obj: Ctx, target: str, snapshot: str, dest_dir: str, endpoint
     emit(rep.as_dict(), as_json, lambda r: "\n".join(
         [f"restored snapshot {r['snapshot'][:8]} to {r['dest']}: {r['files']} files, {_size(r['bytes'])}, "
          f"{r['key_tables']} key tables"]
+        + ([f"history: entry {r['history']['count']} ({r['history']['head'][:16]}…)"] if r["history"] else [])
         + [f"note: {k}: destroyed or shredded since the snapshot" for k in r["key_tables_missing"]]
         + [f"note: {k}: no mirrored generation opens with this snapshot's rings" for k in r["key_tables_unreadable"]]
         + [f"next: vault --vault {r['dest']} check --read-data (and compare the fingerprint)"]))
