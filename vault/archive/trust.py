@@ -120,12 +120,19 @@ def _bind_member_remove(e: Entry, s: State) -> str | None:
         return f"removes {e.get('obj')!r}, who is not an active member"
     if e["obj"] == e["member"]:
         return "a member removes themself"
+    sub = e.get("subject")
+    if sub is not None and not (isinstance(sub, dict) and set(sub) <= {"intake_recipient"}
+                                and isinstance(sub.get("intake_recipient"), str)
+                                and sub["intake_recipient"].startswith("age1")):
+        return "a removal's subject names only the new intake recipient"
     return None
 
 
 def _apply_member_remove(e: Entry, s: State) -> None:
     m = s["members"][e["obj"]]
     m["status"], m["removed"] = "removed", e["seq"]
+    if e.get("subject"):  # the intake identity rotated with it: submissions go to the new key
+        s["intake_recipient"] = e["subject"]["intake_recipient"]
     # Removal closes the leaver's grants in the same entry: a fact, whatever files say later.
     for g in s["grants"].values():
         if g["grantee"] == e["obj"] and g["closed"] is None:

@@ -20,7 +20,7 @@ import tomli_w
 
 from vault import clock
 from vault.store import ids, records
-from vault.archive import members
+from vault.archive import intakekey, members
 from vault.crypto import age
 from vault.store.hashing import HashingWriter, hash_file
 from vault.archive.manifests import CATEGORIES
@@ -28,26 +28,16 @@ from vault.archive.manifests import (append_document, load_manifest, manifest_fi
                                      read_table, resolve)
 from vault.archive import invitations
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
-                          NoIdentityMatchError, NotFoundError, PermissionDeniedError)
+                          NoIdentityMatchError, NotFoundError)
 from vault.store.keytable import KeyRefRecipient
 from vault.store import atomic_writer, fsync_dir
 from vault.archive import grants
 
-ID_LEN = 32
+ID_LEN = intakekey.ID_LEN
+REWRAP = intakekey.REWRAP
+key_path, recipient = intakekey.key_path, intakekey.recipient
 UPLOAD_PREFIX = ".upload-"
 STALE_UPLOAD = 24 * 3600  # an upload this old was left by a process that died; it is removed
-
-
-def key_path(v) -> Path:
-    return v.layout.path("intake_key")
-
-
-def recipient(v) -> str:
-    """The vault's public intake key (from the genesis record)."""
-    r = v.config.get("intake_recipient")
-    if not r:
-        raise NotFoundError("this vault has no intake key")
-    return r
 
 
 def _dir(v) -> Path:
@@ -167,22 +157,9 @@ def pending(v) -> list[dict[str, Any]]:
     return rows
 
 
-def _identity(actor) -> age.Identity:
-    try:
-        secret = age.decrypt_bytes(key_path(actor.vault).read_bytes(), actor.read_identities()).decode()
-    except FileNotFoundError:
-        raise NotFoundError("this vault has no intake key") from None
-    except NoIdentityMatchError:
-        raise PermissionDeniedError("you hold no key for the intake") from None
-    except (FormatError, AuthenticationError):
-        raise IntegrityError("keys/_intake.age: damaged or tampered with") from None
-    if age.recipient_of(secret) != recipient(actor.vault):
-        raise IntegrityError("keys/_intake.age does not match the intake key in vault.toml")
-    return age.parse_identity(secret)
-
-
 def _load(v, sid: str) -> dict[str, Any]:
     ids.intake_id(sid)
+    intakekey.settle(v, sid)  # the callers hold the exclusive lock
     p = _dir(v) / f"{sid}.toml"
     if not p.exists():
         raise NotFoundError(f"no intake submission {sid}", hint="see 'vault intake list'")
@@ -201,9 +178,9 @@ def accept(actor, sid: str) -> str:
         src = _dir(v) / f"{sid}.age"
         if hash_file(src) != (rec["sha256"], rec["size"]):
             raise IntegrityError(f"intake/{sid}.age does not match its record (damaged or tampered with)")
-        ident = _identity(actor)
+        ident = intakekey.identities(actor)
         try:
-            meta = tomllib.loads(age.decrypt_bytes(base64.b64decode(rec["sealed"]), [ident]).decode())
+            meta = tomllib.loads(age.decrypt_bytes(base64.b64decode(rec["sealed"]), ident).decode())
         except (FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
             raise IntegrityError(f"intake/{sid}.toml: sealed part damaged") from None
         dossier_id = resolve(v, rec["for"])
@@ -221,7 +198,7 @@ def accept(actor, sid: str) -> str:
         dst.parent.mkdir(mode=0o700, exist_ok=True)
         with open(src, "rb") as fin, atomic_writer(dst) as fout, HashingWriter(fout) as hw:
             try:
-                age.rewrap(fin, hw, [ident], [rcpt])  # new header, same payload bytes
+                age.rewrap(fin, hw, ident, [rcpt])  # new header, same payload bytes
             except (FormatError, AuthenticationError, NoIdentityMatchError):
                 raise IntegrityError(f"intake/{sid}.age: not a valid submission") from None
         assert rcpt.file_key is not None  # set by the rewrap above
@@ -265,7 +242,7 @@ def reject(actor, sid: str, reason: str) -> None:
 
 
 def _remove(v, sid: str) -> None:
-    for suffix in (".age", ".toml"):
+    for suffix in (".age", ".toml", REWRAP):
         p = _dir(v) / f"{sid}{suffix}"
         if p.exists():
             os.unlink(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from vault import clock
-from vault.archive import authority, searchindex
+from vault.archive import authority, intakekey, searchindex
 from vault.archive.members import _member_record, _ring_files, all_members, ring_record, ring_recipients
 from vault.archive.policy import ROLES
 from vault.crypto import age
@@ -101,6 +101,12 @@ def remove_member(actor, name: str) -> list[str]:
         new_rcpts = [new_r[r] for r in sorted(new_r)]
         # Key tables stay readable at every instant: first to the old and the new rings, then the
         # one entry that rotates the rings and removes the member, then to the new rings only.
+        subject = None
+        if new_ids and intakekey.key_path(v).exists():
+            # Every ring member could open the intake identity: a new one, pending submissions
+            # re-wrapped to it, its recipient named by the entry (the old one may have been copied).
+            rcpt, _ = intakekey.rotate(v, old_ids, [*old_r, *new_rcpts])
+            subject = {"intake_recipient": rcpt}
         rewrapped = rewrap_key_tables(v, old_ids, [*old_r, *new_rcpts]) if new_ids else []
         if new_ids:
             # A leaver who kept the index key would open every index file written after: rotate it,
@@ -110,7 +116,7 @@ def remove_member(actor, name: str) -> list[str]:
         file_rec.update(status="removed", removed_at=clock.stamp(), removed_by=actor.name)
         files[f"members/{name}.toml"] = records.dump_toml(actor.sign(file_rec))
         releases = _releases_of(v, name)
-        actor.commit("member.remove", files, ref=name, obj=name)
+        actor.commit("member.remove", files, ref=name, obj=name, subject=subject)
         if new_ids:
             rewrap_key_tables(v, [*new_ids, *old_ids], new_rcpts)
         for p in releases:  # the grants closed with the entry; their key releases go now

@@ -1,0 +1,119 @@
+"""The intake identity: which public key submissions go to, and its rotation when a member leaves (FORMAT §19.3)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from pathlib import Path
+
+from vault.archive import authority
+from vault.crypto import age
+from vault.errors import (AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, NotFoundError,
+                          PermissionDeniedError)
+from vault.store import atomic_writer, fsync_dir, records, write_atomic
+from vault.store.hashing import HashingWriter, hash_file
+
+ID_LEN = 32  # a submission id: 128 random bits in hex
+REWRAP = ".rewrap.age"  # a pending submission being re-wrapped to a new intake key
+
+
+def _dir(v) -> Path:
+    return v.root / "intake"
+
+
+def key_path(v) -> Path:
+    return v.layout.path("intake_key")
+
+
+def recipient(v) -> str:
+    """The vault's public intake key: the newest a member's removal named in the history (§19), else
+    the genesis record's. Read through the history, so a removal's new key is used from then on."""
+    r = authority.state(v).get("intake_recipient") or v.config.get("intake_recipient")
+    if not r:
+        raise NotFoundError("this vault has no intake key")
+    return r
+
+
+def _secrets(v, identities: list) -> list[str]:
+    """The intake identities in ``keys/_intake.age``: the current one first, then retired ones."""
+    try:
+        plain = age.decrypt_bytes(key_path(v).read_bytes(), identities).decode()
+    except FileNotFoundError:
+        raise NotFoundError("this vault has no intake key") from None
+    except NoIdentityMatchError:
+        raise PermissionDeniedError("you hold no key for the intake") from None
+    except (FormatError, AuthenticationError, UnicodeDecodeError):
+        raise IntegrityError("keys/_intake.age: damaged or tampered with") from None
+    return plain.split()
+
+
+def identities(actor) -> list[age.Identity]:
+    """Every intake identity (retired ones open submissions encrypted before a rotation finished)."""
+    secrets_ = _secrets(actor.vault, actor.read_identities())
+    if recipient(actor.vault) not in {age.recipient_of(x) for x in secrets_}:
+        raise IntegrityError("keys/_intake.age does not hold the intake key the history names")
+    return [age.parse_identity(x) for x in secrets_]
+
+
+def rotate(v, identities: list, recipients: list) -> tuple[str, list[age.Identity]]:
+    """A new intake identity, before the removal entry that names its recipient (§19.3).
+
+    ``keys/_intake.age`` gets it in front of the old ones, encrypted to ``recipients`` (the old and
+    the new rings: readable at every instant), and every pending submission is re-wrapped to it
+    alone, so that the old identity — which the leaver may have copied — opens none of them.
+    Returns the new recipient and every intake identity. The caller holds the exclusive lock.
+    """
+    old = _secrets(v, identities)
+    new = age.generate_identity("mlkem768x25519")
+    write_atomic(key_path(v), age.encrypt_bytes("\n".join([new, *old]).encode(), recipients), mode=0o600)
+    ids = [age.parse_identity(x) for x in [new, *old]]
+    rcpt = age.recipient_of(new)
+    rewrap_pending(v, ids, rcpt)
+    return rcpt, ids
+
+
+def rewrap_pending(v, identities: list, rcpt: str) -> int:
+    """Re-wrap every pending submission (file key and sealed facts) to ``rcpt`` alone; the payload
+    bytes are copied unchanged. Crash-safe per submission: the new file is written beside the old
+    as ``<id>.rewrap.age``, then the record naming its hash, then the rename (``settle``)."""
+    n = 0
+    to = [age.parse_recipient(rcpt)]
+    for rec_path in sorted(_dir(v).glob("*.toml")) if _dir(v).is_dir() else []:
+        sid = rec_path.stem
+        if len(sid) != ID_LEN:
+            continue
+        settle(v, sid)
+        rec = records.load_toml(rec_path, schema="intake", what=f"intake/{rec_path.name}")
+        src, tmp = _dir(v) / f"{sid}.age", _dir(v) / f"{sid}{REWRAP}"
+        try:
+            with open(src, "rb") as fin, atomic_writer(tmp) as fout, HashingWriter(fout) as hw:
+                age.rewrap(fin, hw, identities, to)
+            out = io.BytesIO()
+            age.rewrap(io.BytesIO(base64.b64decode(rec["sealed"])), out, identities, to)
+        except (FileNotFoundError, FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
+            tmp.unlink(missing_ok=True)
+            continue  # damaged or forged: accepting it fails on its own, and it holds nothing of ours
+        rec.update(sha256=hw.h.hexdigest(), size=hw.size, sealed=base64.b64encode(out.getvalue()).decode())
+        records.write_toml(rec_path, rec)
+        os.replace(tmp, src)
+        n += 1
+    if n:
+        fsync_dir(_dir(v))
+    return n
+
+
+def settle(v, sid: str) -> None:
+    """Finish or drop a re-wrap an interruption left: the record names the hash of the file to keep."""
+    tmp = _dir(v) / f"{sid}{REWRAP}"
+    if not tmp.exists():
+        return
+    try:
+        rec = records.load_toml(_dir(v) / f"{sid}.toml", schema="intake", what=f"intake/{sid}.toml")
+        done = hash_file(tmp) == (rec["sha256"], rec["size"])
+    except (FileNotFoundError, FormatError):
+        done = False
+    if done:
+        os.replace(tmp, _dir(v) / f"{sid}.age")
+    else:
+        tmp.unlink()
