@@ -17,7 +17,7 @@ from vault import clock
 from vault.archive import audit, authority
 from vault.archive.vault import Actor, Vault
 from vault.crypto import age
-from vault.errors import IntegrityError, NoIdentityMatchError, PermissionDeniedError
+from vault.errors import IntegrityError, NoIdentityMatchError, PermissionDeniedError, VaultError
 from vault.store import identity, records
 
 
@@ -251,6 +251,48 @@ def test_a_self_declared_department_is_not_believed(office):
     _refused(office.run("grant", "R-000097", who="bob", ok=False), "not approved")
     _assert_named(office, "head-sales is not a head of department dev")
     _reads_nothing(office, "staff-dev")
+
+
+def test_a_liaison_of_another_department_updates_nothing(office, monkeypatch):
+    """[R-2.2, R-3.5.1] a liaison updates their own department's dossiers (through a grant); a grant
+    to another department's dossier does not widen that, whatever the procedure is made to skip."""
+    office.add_member("liaison-sales", "liaison", dept="sales")
+    office.add_member("liaison-dev", "liaison", dept="dev")
+
+    def granted(who: str, head: str) -> None:
+        req = office.json("request", "access", office.a, "--purpose", "verify the profile", who=who)["number"]
+        office.run("request", "approve", req, who=head)
+        office.json("grant", req, who="bob")
+
+    granted("liaison-sales", "head-sales")
+    office.run("dossier", "update", office.a, "--note", "verified by sales", who="liaison-sales")
+    assert _check(office) == []
+    path = f"dossiers/{_id_of(office, office.a)}/manifest.toml"
+    legit = authority.committed(_vault(office), path)
+    # liaison-dev holds a grant to the sales dossier, approved by their own head.
+    granted("liaison-dev", "head-dev")
+    _refused(office.run("dossier", "update", office.a, "--note", "x", who="liaison-dev", ok=False), "may not update")
+    # Nor does an invitation for another department's dossier count, issued past the procedure's check.
+    from vault.archive import invitations as inv_records
+    from vault.office import invitations
+
+    monkeypatch.setattr(invitations, "may_invite", lambda v, signer, dept: True)
+    inv = invitations.issue(_vault(office).act_as(_ident(office, "liaison-dev")), office.a)
+    _assert_named(office, "liaison-dev (dev) may invite only for a dossier of their own department")
+    with pytest.raises(VaultError):
+        inv_records.load(_vault(office), inv["id"])
+    # With their own copy of the library, which skips the procedure's check, the update is committed…
+    from vault.office import maintenance
+
+    monkeypatch.setattr(maintenance, "_may_update", lambda actor, m: None)
+    maintenance.update(_vault(office).act_as(_ident(office, "liaison-dev")), office.a, {"notes": "forged by dev"})
+    # …and counts for nothing: the member record (signed by a supervisor) says dev, the dossier is sales's.
+    _assert_named(office, "liaison-dev (dev) may update only a dossier of their own department")
+    assert authority.committed(_vault(office), path) == legit
+    with pytest.raises(IntegrityError, match="does not match history"):
+        _view(office, "bob", office.doc_a)
+    for p in office.vault_dir.rglob("*"):  # the grant is a read right, legitimately: no plaintext is on disk
+        assert not p.is_file() or not any(m.encode() in p.read_bytes() for m in MARKERS.values()), p
 
 
 # -- 3. Facts are append-only -----------------------------------------------------------------------

@@ -106,7 +106,7 @@ def snapshot(root: Path, cfg: dict) -> dict[str, Any]:
     }
     for p in sorted((root / "dossiers").glob("*/manifest.toml")):
         m, _ = _signed(root, p.relative_to(root).as_posix(), mem)
-        st["dossiers"][m["id"]] = {"number": m["number"], "destroyed": m["status"] == "destroyed"}
+        st["dossiers"][m["id"]] = {"number": m["number"], "destroyed": m["status"] == "destroyed", "dept": m["dept"]}
         st["numbers"][m["number"]] = m["id"]
     for p in sorted((root / "requests").glob("R-*.toml")):
         if "." in p.stem:

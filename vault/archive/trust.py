@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Callable
 
+from vault.archive.policy import Policy
+
 # The role that holds the roots (members, rings, policy): fixed in code, never taken from a policy.
 ROOT_ROLE = "supervisor"
+# The role whose update right reaches only its own department's dossiers [R-2.2].
+LIAISON_ROLE = "liaison"
 
 # Every file the vault writes that a history entry must bind (signed records, and replaceable
 # encrypted files whose swap would hand out keys): ``vault check`` names any such file no entry names.
@@ -84,16 +88,48 @@ def _live_dossier(e: Entry, s: State) -> str | None:
     return why
 
 
+def _bind_update(e: Entry, s: State) -> str | None:
+    """Who reads every dossier updates any; otherwise the right is a liaison's, for a dossier of the
+    department the supervisor-signed member record names [R-2.2, R-3.5.1] — never the member's word."""
+    why = _live_dossier(e, s)
+    if why is not None:
+        return why
+    signer = s["members"][e["member"]]
+    if Policy(s["policy"]).may(signer["roles"], "dossier.read"):
+        return None
+    dept = s["dossiers"][e["obj"]].get("dept")
+    if LIAISON_ROLE in signer["roles"] and dept is not None and signer["dept"] == dept:
+        return None
+    return (f"{e['member']} ({signer['dept']}) may update only a dossier of their own department; "
+            f"{e['obj']} is {dept or 'of no department the history names'}")
+
+
+def _bind_invite(e: Entry, s: State) -> str | None:
+    """An invitation is issued by who manages intake, or for a dossier of the issuer's department (§19.1)."""
+    why = _live_dossier(e, s)
+    if why is not None:
+        return why
+    signer = s["members"][e["member"]]
+    if Policy(s["policy"]).may(signer["roles"], "intake.manage") or signer["dept"] == s["dossiers"][e["obj"]].get("dept"):
+        return None
+    return f"{e['member']} ({signer['dept']}) may invite only for a dossier of their own department"
+
+
 def _bind_create(e: Entry, s: State) -> str | None:
     if e.get("obj") in s["dossiers"] or not e.get("number"):
         return "creates a dossier that exists, or without a number"
     if e["number"] in s["numbers"]:
         return f"issues number {e['number']} a second time"
+    sub = e.get("subject")
+    if sub is not None and not (isinstance(sub, dict) and set(sub) == {"dept"} and isinstance(sub["dept"], str)):
+        return "a dossier's creation names its department and nothing else"
     return None
 
 
 def _apply_create(e: Entry, s: State) -> None:
-    s["dossiers"][e["obj"]] = {"number": e["number"], "destroyed": False}
+    # ``dept`` is None for a dossier created before creations named it: no liaison updates it then.
+    s["dossiers"][e["obj"]] = {"number": e["number"], "destroyed": False,
+                               "dept": (e.get("subject") or {}).get("dept")}
     s["numbers"][e["number"]] = e["obj"]
 
 
@@ -407,11 +443,11 @@ TRUST: dict[str, Row] = {
     "doc.add": Row("doc.add", DOSSIER, bind=_live_dossier),
     "doc.event": Row("doc.add", DOSSIER, bind=_live_dossier),
     "dossier.close": Row("doc.add", DOSSIER, bind=_live_dossier),
-    "dossier.update": Row("dossier.update", DOSSIER, bind=_live_dossier),
+    "dossier.update": Row("dossier.update", DOSSIER, bind=_bind_update),
     "dossier.reopen": Row("doc.add", DOSSIER, bind=_live_dossier),
     "review.record": Row("review.record", ("reviews/{obj}/*.toml",), bind=_bind_review),
     "intake.accept": Row("intake.manage", DOSSIER, bind=_bind_intake, apply=_apply_intake),
-    "intake.invite": Row("intake.invite", ("intake/invitations/{ref}.toml",), bind=_live_dossier),
+    "intake.invite": Row("intake.invite", ("intake/invitations/{ref}.toml",), bind=_bind_invite),
     "intake.reject": Row("intake.manage", ("intake/{ref}.rejected.toml",), bind=_bind_intake, apply=_apply_intake),
     # Requests and grants [R-3.4.1, R-3.4.2].
     "request.access": Row("request.create", ("requests/{ref}.toml",), bind=_bind_request, apply=_apply_request),

@@ -60,7 +60,9 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
         v.layout.dossier_dir(dossier_id).mkdir(mode=0o700)
         write_table(v, table)
         searchindex.add_profile(actor, manifest, profile)  # before the commit point: see FORMAT §11
-        actor.commit("dossier.create", manifest_file(actor, manifest), number=number, obj=dossier_id, rev=1)
+        # The department is a fact of the entry: the history checks a liaison's later updates by it.
+        actor.commit("dossier.create", manifest_file(actor, manifest), number=number, obj=dossier_id, rev=1,
+                     subject={"dept": dept})
     return number
 
 
