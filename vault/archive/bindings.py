@@ -1,6 +1,6 @@
 """The bindings of the trust table: for each action, what makes an entry consistent with the state so far, and what it changes.
 
-Each ``_bind_*`` returns why an entry counts for nothing (or None); each ``_apply_*`` changes the
+Each ``bind_*`` returns why an entry counts for nothing (or None); each ``apply_*`` changes the
 replayed state once it counts. ``trust`` names, per action, which of these apply.
 """
 
@@ -21,7 +21,7 @@ Entry = dict[str, Any]
 
 # -- bindings: each returns a reason the entry counts for nothing, or None ----------------------
 
-def _dossier_of(e: Entry, s: State) -> str | None:
+def dossier_of(e: Entry, s: State) -> str | None:
     d = s["dossiers"].get(e.get("obj") or "")
     if d is None:
         return f"names dossier {e.get('obj')!r}, which the history never created"
@@ -30,17 +30,17 @@ def _dossier_of(e: Entry, s: State) -> str | None:
     return None
 
 
-def _live_dossier(e: Entry, s: State) -> str | None:
-    why = _dossier_of(e, s)
+def live_dossier(e: Entry, s: State) -> str | None:
+    why = dossier_of(e, s)
     if why is None and s["dossiers"][e["obj"]]["destroyed"]:
         why = f"dossier {e['obj']} was destroyed"
     return why
 
 
-def _bind_update(e: Entry, s: State) -> str | None:
+def bind_update(e: Entry, s: State) -> str | None:
     """Who reads every dossier updates any; otherwise the right is a liaison's, for a dossier of the
     department the supervisor-signed member record names [R-2.2, R-3.5.1] — never the member's word."""
-    why = _live_dossier(e, s)
+    why = live_dossier(e, s)
     if why is not None:
         return why
     signer = s["members"][e["member"]]
@@ -53,9 +53,9 @@ def _bind_update(e: Entry, s: State) -> str | None:
             f"{e['obj']} is {dept or 'of no department the history names'}")
 
 
-def _bind_invite(e: Entry, s: State) -> str | None:
+def bind_invite(e: Entry, s: State) -> str | None:
     """An invitation is issued by who manages intake, or for a dossier of the issuer's department (§19.1)."""
-    why = _live_dossier(e, s)
+    why = live_dossier(e, s)
     if why is not None:
         return why
     signer = s["members"][e["member"]]
@@ -64,7 +64,7 @@ def _bind_invite(e: Entry, s: State) -> str | None:
     return f"{e['member']} ({signer['dept']}) may invite only for a dossier of their own department"
 
 
-def _bind_create(e: Entry, s: State) -> str | None:
+def bind_create(e: Entry, s: State) -> str | None:
     if e.get("obj") in s["dossiers"] or not e.get("number"):
         return "creates a dossier that exists, or without a number"
     if e["number"] in s["numbers"]:
@@ -75,14 +75,14 @@ def _bind_create(e: Entry, s: State) -> str | None:
     return None
 
 
-def _apply_create(e: Entry, s: State) -> None:
+def apply_create(e: Entry, s: State) -> None:
     # ``dept`` is None for a dossier created before creations named it: no liaison updates it then.
     s["dossiers"][e["obj"]] = {"number": e["number"], "destroyed": False,
                                "dept": (e.get("subject") or {}).get("dept")}
     s["numbers"][e["number"]] = e["obj"]
 
 
-def _bind_member_add(e: Entry, s: State) -> str | None:
+def bind_member_add(e: Entry, s: State) -> str | None:
     sub = e.get("subject") or {}
     if e.get("obj") in s["members"]:
         return f"adds member {e.get('obj')}, who exists (names are never reused)"
@@ -93,13 +93,13 @@ def _bind_member_add(e: Entry, s: State) -> str | None:
     return None
 
 
-def _apply_member_add(e: Entry, s: State) -> None:
+def apply_member_add(e: Entry, s: State) -> None:
     sub = e["subject"]
     s["members"][e["obj"]] = {"key": sub["key"], "roles": sorted(sub["roles"]), "dept": sub["dept"],
                               "status": "active", "since": e["seq"], "removed": None}
 
 
-def _bind_member_remove(e: Entry, s: State) -> str | None:
+def bind_member_remove(e: Entry, s: State) -> str | None:
     m = s["members"].get(e.get("obj") or "")
     if m is None or m["status"] != "active":
         return f"removes {e.get('obj')!r}, who is not an active member"
@@ -113,7 +113,7 @@ def _bind_member_remove(e: Entry, s: State) -> str | None:
     return None
 
 
-def _apply_member_remove(e: Entry, s: State) -> None:
+def apply_member_remove(e: Entry, s: State) -> None:
     m = s["members"][e["obj"]]
     m["status"], m["removed"] = "removed", e["seq"]
     if e.get("subject"):  # the intake identity rotated with it: submissions go to the new key
@@ -124,19 +124,19 @@ def _apply_member_remove(e: Entry, s: State) -> None:
             g["closed"] = "member-removed"
 
 
-def _bind_policy(e: Entry, s: State) -> str | None:
+def bind_policy(e: Entry, s: State) -> str | None:
     want = f"policy/{s['policy_version'] + 1}.toml"
     if set(e.get("records", {})) != {"policy.toml", want}:
         return f"a policy update must write policy.toml and {want}"
     return None  # the rings and supervisor rights are compared by authority, which reads the file
 
 
-def _request_right(e: Entry, s: State) -> str:
+def request_right(e: Entry, s: State) -> str:
     r = s["requests"].get(e.get("obj") or "")
     return "request.approve-copy" if r and r["kind"] == "copy" else "request.approve-access"
 
 
-def _bind_request(e: Entry, s: State) -> str | None:
+def bind_request(e: Entry, s: State) -> str | None:
     if not e.get("ref") or e["ref"] in s["requests"]:
         return "files a request under a number that exists"
     role = (e.get("subject") or {}).get("approver_role")
@@ -145,10 +145,10 @@ def _bind_request(e: Entry, s: State) -> str | None:
         return "names an approver role for a request that is not a department head's own consultation"
     if not e.get("obj") and not e.get("number") and e["action"] == "request.access":
         return None  # a consultation by customer name: the grant resolves it to one dossier
-    return _live_dossier(e, s)
+    return live_dossier(e, s)
 
 
-def _apply_request(e: Entry, s: State) -> None:
+def apply_request(e: Entry, s: State) -> None:
     s["requests"][e["ref"]] = {"kind": e["action"].split(".")[1], "dossier": e.get("obj") or None,
                                "target": e.get("number") or "",
                                "by": e["member"], "dept": s["members"][e["member"]]["dept"], "seq": e["seq"],
@@ -156,7 +156,7 @@ def _apply_request(e: Entry, s: State) -> None:
                                "approver_role": (e.get("subject") or {}).get("approver_role")}
 
 
-def _bind_decision(e: Entry, s: State) -> str | None:
+def bind_decision(e: Entry, s: State) -> str | None:
     r = s["requests"].get(e.get("obj") or "")
     if r is None:
         return f"decides {e.get('obj')!r}, which the history never filed"
@@ -177,20 +177,20 @@ def _bind_decision(e: Entry, s: State) -> str | None:
     return None
 
 
-def _apply_decision(e: Entry, s: State) -> None:
+def apply_decision(e: Entry, s: State) -> None:
     r = s["requests"][e["obj"]]
     r["decision"] = "approved" if e["action"] == "request.approve" else "denied"
     r["decided_by"] = e["member"]
 
 
-def _bind_use(e: Entry, s: State) -> str | None:
+def bind_use(e: Entry, s: State) -> str | None:
     r = s["requests"].get(e.get("obj") or "")
     if r is None or r["kind"] != "copy" or r["decision"] != "approved" or r["used"] or r["by"] != e["member"]:
         return f"uses {e.get('obj')!r}, which is not an unused copy approval of {e['member']}"
     return None
 
 
-def _bind_grant(e: Entry, s: State) -> str | None:
+def bind_grant(e: Entry, s: State) -> str | None:
     r = s["requests"].get(e.get("obj") or "")
     if r is None or r["kind"] != "access" or r["decision"] != "approved" or r["grant"] is not None:
         return f"grants {e.get('obj')!r}, which is not an approved, ungranted access request"
@@ -212,7 +212,7 @@ def _bind_grant(e: Entry, s: State) -> str | None:
     return None
 
 
-def _apply_grant(e: Entry, s: State) -> None:
+def apply_grant(e: Entry, s: State) -> None:
     r = s["requests"][e["obj"]]
     r["grant"] = e["ref"]
     dossier = r["dossier"]
@@ -223,22 +223,22 @@ def _apply_grant(e: Entry, s: State) -> None:
                              "seq": e["seq"], "closed": None}
 
 
-def _bind_close(e: Entry, s: State) -> str | None:
+def bind_close(e: Entry, s: State) -> str | None:
     g = s["grants"].get(e.get("obj") or "")
     if g is None or g["closed"] is not None:
         return f"closes {e.get('obj')!r}, which is not an open grant"
     return None
 
 
-def _apply_close(e: Entry, s: State) -> None:
+def apply_close(e: Entry, s: State) -> None:
     s["grants"][e["obj"]]["closed"] = "revoked" if e["action"] == "grant.revoke" else "expired-swept"
 
 
-def _bind_hold_add(e: Entry, s: State) -> str | None:
-    return _live_dossier(e, s) or (f"dossier {e['obj']} is already held" if e["obj"] in s["holds"] else None)
+def bind_hold_add(e: Entry, s: State) -> str | None:
+    return live_dossier(e, s) or (f"dossier {e['obj']} is already held" if e["obj"] in s["holds"] else None)
 
 
-def _bind_hold_remove(e: Entry, s: State) -> str | None:
+def bind_hold_remove(e: Entry, s: State) -> str | None:
     if e.get("obj") not in s["holds"]:
         return f"lifts a hold on {e.get('obj')!r} that is not in force"
     # Lifting frees a dossier for destruction: the rank that approves one [R-3.3.2].
@@ -247,18 +247,18 @@ def _bind_hold_remove(e: Entry, s: State) -> str | None:
     return None
 
 
-def _bind_destroy_request(e: Entry, s: State) -> str | None:
+def bind_destroy_request(e: Entry, s: State) -> str | None:
     if not e.get("ref") or e["ref"] in s["destructions"]:
         return "files a destruction under a number that exists"
-    return _live_dossier(e, s)
+    return live_dossier(e, s)
 
 
-def _apply_destroy_request(e: Entry, s: State) -> None:
+def apply_destroy_request(e: Entry, s: State) -> None:
     s["destructions"][e["ref"]] = {"dossier": e["obj"], "target": e["number"], "by": e["member"],
                                    "state": "requested", "approved_by": None, "seq": e["seq"]}
 
 
-def _bind_destroy_approve(e: Entry, s: State) -> str | None:
+def bind_destroy_approve(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] != "requested":
         return f"approves {e.get('obj')!r}, which is not a pending destruction"
@@ -267,12 +267,12 @@ def _bind_destroy_approve(e: Entry, s: State) -> str | None:
     return None
 
 
-def _apply_destroy_approve(e: Entry, s: State) -> None:
+def apply_destroy_approve(e: Entry, s: State) -> None:
     d = s["destructions"][e["obj"]]
     d["state"], d["approved_by"] = "approved", e["member"]
 
 
-def _bind_destroy_close(e: Entry, s: State) -> str | None:
+def bind_destroy_close(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] not in ("requested", "approved"):
         return f"closes {e.get('obj')!r}, which is not a destruction that has not started"
@@ -284,11 +284,11 @@ def _bind_destroy_close(e: Entry, s: State) -> str | None:
     return None
 
 
-def _apply_destroy_close(e: Entry, s: State) -> None:
+def apply_destroy_close(e: Entry, s: State) -> None:
     s["destructions"][e["obj"]]["state"] = "cancelled" if e["action"] == "destroy.cancel" else "denied"
 
 
-def _bind_destroy_start(e: Entry, s: State) -> str | None:
+def bind_destroy_start(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] != "approved":
         return f"starts {e.get('obj')!r}, which is not an approved destruction"
@@ -297,19 +297,19 @@ def _bind_destroy_start(e: Entry, s: State) -> str | None:
     return None
 
 
-def _apply_destroy_start(e: Entry, s: State) -> None:
+def apply_destroy_start(e: Entry, s: State) -> None:
     d = s["destructions"][e["obj"]]
     d["state"], d["executed_by"], d["certificate"] = "executing", e["member"], None
 
 
-def _bind_destroy_step(e: Entry, s: State) -> str | None:
+def bind_destroy_step(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] not in ("executing", "executed"):
         return f"records a step of {e.get('obj')!r}, which is not being executed"
     return None
 
 
-def _bind_destroy_execute(e: Entry, s: State) -> str | None:
+def bind_destroy_execute(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] != "executing":
         return f"executes {e.get('obj')!r}, which is not an approved destruction whose execution started"
@@ -321,7 +321,7 @@ def _bind_destroy_execute(e: Entry, s: State) -> str | None:
     return None
 
 
-def _apply_destroy_execute(e: Entry, s: State) -> None:
+def apply_destroy_execute(e: Entry, s: State) -> None:
     d = s["destructions"][e["obj"]]
     d["state"] = "executed"
     if "/" not in d["target"]:
@@ -331,7 +331,7 @@ def _apply_destroy_execute(e: Entry, s: State) -> None:
                 g["closed"] = "destroyed"
 
 
-def _bind_certify(e: Entry, s: State) -> str | None:
+def bind_certify(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] != "executed" or d.get("certificate") is not None:
         return f"certifies {e.get('obj')!r}, which is not an executed, uncertified destruction"
@@ -340,38 +340,38 @@ def _bind_certify(e: Entry, s: State) -> str | None:
     return None
 
 
-def _bind_intake(e: Entry, s: State) -> str | None:
+def bind_intake(e: Entry, s: State) -> str | None:
     if not e.get("ref") or e["ref"] in s["intake"]:
         return "decides a submission twice"
-    return _live_dossier(e, s) if e["action"] == "intake.accept" else None
+    return live_dossier(e, s) if e["action"] == "intake.accept" else None
 
 
-def _apply_intake(e: Entry, s: State) -> None:
+def apply_intake(e: Entry, s: State) -> None:
     s["intake"][e["ref"]] = e["action"].split(".")[1]
 
 
-def _bind_review(e: Entry, s: State) -> str | None:
-    return _live_dossier(e, s)
+def bind_review(e: Entry, s: State) -> str | None:
+    return live_dossier(e, s)
 
 
 # Only the archive department lends, takes back and counts paper originals [R-3.2.3].
 ARCHIVE_ROLES = frozenset({"archivist", ROOT_ROLE})
 
 
-def _archive_dept(e: Entry, s: State) -> str | None:
+def archive_dept(e: Entry, s: State) -> str | None:
     if not ARCHIVE_ROLES & set(s["members"][e["member"]]["roles"]):
         return f"{e['member']} does not work in the archive, which keeps the paper originals"
     return None
 
 
-def _bind_paper_lend(e: Entry, s: State) -> str | None:
+def bind_paper_lend(e: Entry, s: State) -> str | None:
     if not e.get("ref") or e["ref"] in s["loans"]:
         return "lends under a loan number that exists"
-    return _archive_dept(e, s) or _live_dossier(e, s)
+    return archive_dept(e, s) or live_dossier(e, s)
 
 
-def _bind_paper_return(e: Entry, s: State) -> str | None:
+def bind_paper_return(e: Entry, s: State) -> str | None:
     loan = s["loans"].get(e.get("ref") or "")
     if loan is None or loan["returned"] or loan["dossier"] != e.get("obj"):
         return f"returns {e.get('ref')!r}, which is not an open loan of dossier {e.get('obj')}"
-    return _archive_dept(e, s) or _live_dossier(e, s)
+    return archive_dept(e, s) or live_dossier(e, s)

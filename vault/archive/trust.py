@@ -4,7 +4,8 @@ One row per action. ``authority`` replays the history and asks this table, at ea
 the entry counts: its signer must be an active member, holding the policy right ``right`` in force
 at that position (or, for a ``root`` action, the fixed role ``supervisor``); every record it names
 must match one of ``writes``; and ``bind`` must find the entry consistent with the state so far
-(the request a decision answers exists and is undecided, the approver is not the requester, …).
+(the request a decision answers exists and is undecided, the approver is not the requester, …;
+the bindings live in ``bindings``).
 ``apply`` then changes the state. Adding a record kind is one row here and one pattern in ``RECORDS``.
 """
 
@@ -14,17 +15,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Callable
 
-from vault.archive.bindings import (  # noqa: F401 (ROOT_ROLE and LIAISON_ROLE: read by authority)
-    ROOT_ROLE, LIAISON_ROLE, Entry, State,
-    _apply_close, _apply_create, _apply_decision, _apply_destroy_approve, _apply_destroy_close,
-    _apply_destroy_execute, _apply_destroy_request, _apply_destroy_start, _apply_grant, _apply_intake,
-    _apply_member_add, _apply_member_remove, _apply_request, _archive_dept, _bind_certify, _bind_close,
-    _bind_create, _bind_decision, _bind_destroy_approve, _bind_destroy_close, _bind_destroy_execute,
-    _bind_destroy_request, _bind_destroy_start, _bind_destroy_step, _bind_grant, _bind_hold_add,
-    _bind_hold_remove, _bind_intake, _bind_invite, _bind_member_add, _bind_member_remove, _bind_paper_lend,
-    _bind_paper_return, _bind_policy, _bind_request, _bind_review, _bind_update, _bind_use, _live_dossier,
-    _request_right,
-)
+from vault.archive import bindings as b
+from vault.archive.bindings import ROOT_ROLE, Entry, State  # noqa: F401 (ROOT_ROLE: the roots' role, for authority)
 
 
 # Every file the vault writes that a history entry must bind (signed records, and replaceable
@@ -79,60 +71,60 @@ RING = ("rings/*.toml", "rings/*.age")
 
 TRUST: dict[str, Row] = {
     # Roots: only an active supervisor, whatever the policy says.
-    "member.add": Row("member.manage", ("members/{obj}.toml", *RING), root=True, bind=_bind_member_add,
-                      apply=_apply_member_add),
+    "member.add": Row("member.manage", ("members/{obj}.toml", *RING), root=True, bind=b.bind_member_add,
+                      apply=b.apply_member_add),
     "member.remove": Row("member.manage", ("members/{obj}.toml", *RING), root=True,
-                         bind=_bind_member_remove, apply=_apply_member_remove),
-    "policy.update": Row("policy.manage", ("policy.toml", "policy/*.toml"), root=True, bind=_bind_policy),
+                         bind=b.bind_member_remove, apply=b.apply_member_remove),
+    "policy.update": Row("policy.manage", ("policy.toml", "policy/*.toml"), root=True, bind=b.bind_policy),
     # Dossiers and documents.
-    "dossier.create": Row("dossier.create", DOSSIER, bind=_bind_create, apply=_apply_create),
-    "doc.add": Row("doc.add", DOSSIER, bind=_live_dossier),
-    "doc.event": Row("doc.add", DOSSIER, bind=_live_dossier),
-    "dossier.close": Row("doc.add", DOSSIER, bind=_live_dossier),
-    "dossier.update": Row("dossier.update", DOSSIER, bind=_bind_update),
-    "dossier.reopen": Row("doc.add", DOSSIER, bind=_live_dossier),
-    "review.record": Row("review.record", ("reviews/{obj}/*.toml",), bind=_bind_review),
-    "intake.accept": Row("intake.manage", DOSSIER, bind=_bind_intake, apply=_apply_intake),
-    "intake.invite": Row("intake.invite", ("intake/invitations/{ref}.toml",), bind=_bind_invite),
-    "intake.reject": Row("intake.manage", ("intake/{ref}.rejected.toml",), bind=_bind_intake, apply=_apply_intake),
+    "dossier.create": Row("dossier.create", DOSSIER, bind=b.bind_create, apply=b.apply_create),
+    "doc.add": Row("doc.add", DOSSIER, bind=b.live_dossier),
+    "doc.event": Row("doc.add", DOSSIER, bind=b.live_dossier),
+    "dossier.close": Row("doc.add", DOSSIER, bind=b.live_dossier),
+    "dossier.update": Row("dossier.update", DOSSIER, bind=b.bind_update),
+    "dossier.reopen": Row("doc.add", DOSSIER, bind=b.live_dossier),
+    "review.record": Row("review.record", ("reviews/{obj}/*.toml",), bind=b.bind_review),
+    "intake.accept": Row("intake.manage", DOSSIER, bind=b.bind_intake, apply=b.apply_intake),
+    "intake.invite": Row("intake.invite", ("intake/invitations/{ref}.toml",), bind=b.bind_invite),
+    "intake.reject": Row("intake.manage", ("intake/{ref}.rejected.toml",), bind=b.bind_intake, apply=b.apply_intake),
     # Requests and grants [R-3.4.1, R-3.4.2].
-    "request.access": Row("request.create", ("requests/{ref}.toml",), bind=_bind_request, apply=_apply_request),
-    "request.copy": Row("request.create", ("requests/{ref}.toml",), bind=_bind_request, apply=_apply_request),
-    "request.approve": Row(_request_right, ("requests/{obj}.decision.toml",), bind=_bind_decision, apply=_apply_decision),
-    "request.deny": Row(_request_right, ("requests/{obj}.decision.toml",), bind=_bind_decision, apply=_apply_decision),
-    "request.use": Row(None, ("requests/{obj}.used.toml",), bind=_bind_use,
+    "request.access": Row("request.create", ("requests/{ref}.toml",), bind=b.bind_request, apply=b.apply_request),
+    "request.copy": Row("request.create", ("requests/{ref}.toml",), bind=b.bind_request, apply=b.apply_request),
+    "request.approve": Row(b.request_right, ("requests/{obj}.decision.toml",), bind=b.bind_decision, apply=b.apply_decision),
+    "request.deny": Row(b.request_right, ("requests/{obj}.decision.toml",), bind=b.bind_decision, apply=b.apply_decision),
+    "request.use": Row(None, ("requests/{obj}.used.toml",), bind=b.bind_use,
                        apply=lambda e, s: s["requests"][e["obj"]].update(used=True)),
-    "grant.create": Row("grant.manage", ("grants/{ref}.toml", "requests/{obj}.resolution.toml"), bind=_bind_grant,
-                        apply=_apply_grant),
-    "grant.revoke": Row("grant.manage", ("grants/{obj}.closed.toml",), bind=_bind_close, apply=_apply_close),
-    "grant.sweep": Row("grant.sweep", ("grants/{obj}.closed.toml",), bind=_bind_close, apply=_apply_close),
+    "grant.create": Row("grant.manage", ("grants/{ref}.toml", "requests/{obj}.resolution.toml"), bind=b.bind_grant,
+                        apply=b.apply_grant),
+    "grant.revoke": Row("grant.manage", ("grants/{obj}.closed.toml",), bind=b.bind_close, apply=b.apply_close),
+    "grant.sweep": Row("grant.sweep", ("grants/{obj}.closed.toml",), bind=b.bind_close, apply=b.apply_close),
     # Holds and destruction [R-3.3.2].
-    "hold.add": Row("hold.manage", ("holds/{obj}.toml",), bind=_bind_hold_add,
+    "hold.add": Row("hold.manage", ("holds/{obj}.toml",), bind=b.bind_hold_add,
                     apply=lambda e, s: s["holds"].__setitem__(e["obj"], e["seq"])),
-    "hold.remove": Row("hold.manage", ("holds/{obj}.toml", "holds/lifted/{obj}.*.toml"), bind=_bind_hold_remove,
+    "hold.remove": Row("hold.manage", ("holds/{obj}.toml", "holds/lifted/{obj}.*.toml"), bind=b.bind_hold_remove,
                        apply=lambda e, s: s["holds"].pop(e["obj"])),
-    "destroy.request": Row("destroy.request", ("destructions/{ref}.toml",), bind=_bind_destroy_request,
-                           apply=_apply_destroy_request),
-    "destroy.approve": Row("destroy.approve", ("destructions/{obj}.approval.toml",), bind=_bind_destroy_approve,
-                           apply=_apply_destroy_approve),
-    "destroy.cancel": Row(None, ("destructions/{obj}.closed.toml",), bind=_bind_destroy_close,
-                          apply=_apply_destroy_close),
-    "destroy.deny": Row("destroy.approve", ("destructions/{obj}.closed.toml",), bind=_bind_destroy_close,
-                        apply=_apply_destroy_close),
-    "destroy.start": Row("destroy.execute", ("destructions/{obj}.execution.toml",), bind=_bind_destroy_start,
-                         apply=_apply_destroy_start),
-    "destroy.step": Row("destroy.execute", ("destructions/{obj}.execution.toml",), bind=_bind_destroy_step),
-    "destroy.execute": Row("destroy.execute", ("dossiers/*/manifest.toml",), bind=_bind_destroy_execute,
-                           apply=_apply_destroy_execute),
-    "destroy.certify": Row("destroy.execute", ("destructions/{obj}.certificate.toml",), bind=_bind_certify,
+    "destroy.request": Row("destroy.request", ("destructions/{ref}.toml",), bind=b.bind_destroy_request,
+                           apply=b.apply_destroy_request),
+    "destroy.approve": Row("destroy.approve", ("destructions/{obj}.approval.toml",), bind=b.bind_destroy_approve,
+                           apply=b.apply_destroy_approve),
+    "destroy.cancel": Row(None, ("destructions/{obj}.closed.toml",), bind=b.bind_destroy_close,
+                          apply=b.apply_destroy_close),
+    "destroy.deny": Row("destroy.approve", ("destructions/{obj}.closed.toml",), bind=b.bind_destroy_close,
+                        apply=b.apply_destroy_close),
+    "destroy.start": Row("destroy.execute", ("destructions/{obj}.execution.toml",), bind=b.bind_destroy_start,
+                         apply=b.apply_destroy_start),
+    "destroy.step": Row("destroy.execute", ("destructions/{obj}.execution.toml",), bind=b.bind_destroy_step),
+    "destroy.execute": Row("destroy.execute", ("dossiers/*/manifest.toml",), bind=b.bind_destroy_execute,
+                           apply=b.apply_destroy_execute),
+    "destroy.certify": Row("destroy.execute", ("destructions/{obj}.certificate.toml",), bind=b.bind_certify,
                            apply=lambda e, s: s["destructions"][e["obj"]].update(certificate=e["seq"])),
     # Paper originals [R-3.2.3, R-3.4.2].
-    "paper.lend": Row("grant.manage", ("paper/loans/{ref}.toml",), bind=_bind_paper_lend,
+    "paper.lend": Row("grant.manage", ("paper/loans/{ref}.toml",), bind=b.bind_paper_lend,
                       apply=lambda e, s: s["loans"].__setitem__(e["ref"], {"dossier": e["obj"], "returned": False})),
-    "paper.return": Row("grant.manage", ("paper/loans/{ref}.returned.toml", *DOSSIER), bind=_bind_paper_return,
+    "paper.return": Row("grant.manage", ("paper/loans/{ref}.returned.toml", *DOSSIER), bind=b.bind_paper_return,
                         apply=lambda e, s: s["loans"][e["ref"]].update(returned=True)),
-    "paper.locate": Row("doc.add", DOSSIER, bind=_live_dossier),
-    "paper.inventory": Row("doc.add", ("paper/inventories/{ref}.toml",), bind=_archive_dept),
+    "paper.locate": Row("doc.add", DOSSIER, bind=b.live_dossier),
+    "paper.inventory": Row("doc.add", ("paper/inventories/{ref}.toml",), bind=b.archive_dept),
     # Reads and reports: they write nothing; the right is the policy's (keys do the rest).
     "doc.view": Row("doc.view"),
     "doc.copy": Row(None),
