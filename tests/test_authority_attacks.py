@@ -363,6 +363,45 @@ def test_a_cut_tail_with_a_re_signed_checkpoint_is_caught(office, tmp_path):
     assert any("the anchor verified entry" in p for p in json.loads(res.stdout)["problems"])
 
 
+def _forge(office, action: str, **fields) -> None:
+    """Append an entry in bob's name that bob never signed (well formed, linked, a bad signature)."""
+    import base64
+    import hashlib
+
+    log = office.vault_dir / "audit" / "log.jsonl"
+    last = log.read_bytes().splitlines()[-1]
+    e = {"seq": json.loads(last)["seq"] + 1, "at": clock.stamp(), "member": "bob", "action": action, "outcome": "ok",
+         "prev": hashlib.sha256(last).hexdigest(), **fields, "sig": base64.b64encode(bytes(64)).decode()}
+    with open(log, "ab") as f:
+        f.write(json.dumps(e, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+
+
+def test_a_forged_entry_that_changes_state_is_refused_by_every_command(office, tmp_path):
+    """A command's replay skips no signature of an entry that could change the state."""
+    _forge(office, "hold.add", obj=_id_of(office, office.a), number=office.a)
+    fresh = {"VAULT_STATE_DIR": str(tmp_path / "fresh")}
+    res = office.run("doc", "view", office.doc_a, "--output", str(tmp_path / "o"), who="bob", ok=False, env=fresh)
+    _refused(res, "bad signature")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_forged_read_entry_is_named_by_check(office, tmp_path, monkeypatch):
+    """A read changes nothing, so a command's first replay does not check its signature (FORMAT
+    §18.3); ``vault check`` and ``vault audit verify`` check every one."""
+    before = authority.state(_vault(office))
+    _forge(office, "doc.view", number=office.doc_a)
+    fresh = {"VAULT_STATE_DIR": str(tmp_path / "fresh")}
+    monkeypatch.setenv("VAULT_STATE_DIR", str(tmp_path / "fresh-library"))
+    res = office.run("check", "--json", ok=False, env=fresh)
+    assert res.exit_code != 0 and "bad signature" in res.output, res.output
+    res = office.run("audit", "verify", ok=False, env=fresh)
+    assert res.exit_code != 0 and "bad signature" in res.output, res.output
+    # What a command allows is what the signed entries allow: the forged read changed nothing.
+    after = authority.state(Vault.open(office.vault_dir))
+    assert {k: after[k] for k in ("members", "grants", "holds", "files")} == \
+        {k: before[k] for k in ("members", "grants", "holds", "files")}
+
+
 def test_an_older_signed_version_put_back_is_named(office, tmp_path):
     a_id = _id_of(office, office.a)
     man = office.vault_dir / "dossiers" / a_id / "manifest.toml"

@@ -146,5 +146,9 @@ TRUST: dict[str, Row] = {
 }
 
 
+# Actions whose entries change nothing: no record, no binding, no state (reads and reports).
+READS = frozenset(a for a, r in TRUST.items() if not (r.writes or r.root or r.bind or r.apply))
+
+
 def row(action: str) -> Row | None:
     return TRUST.get(action)
