@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from backup_helpers import cut_tail
+from vault.archive.vault import Vault
 from office import MARKERS, Office, make_office
 from vault.backup.repo import SNAPSHOTS, Repo
 
@@ -155,3 +156,16 @@ def test_restoring_an_older_snapshot_is_legitimate_when_said_so(office, tmp_path
     assert len(ver["history"]["rollbacks"]) == 1
     # From then on the restored vault is the one the target follows.
     office.run("--vault", str(dest), "backup", "run", target)
+
+
+def test_a_run_that_captured_less_never_moves_the_witness_back(office, tmp_path):
+    """Two runs at once: the one that captured a shorter history and finishes last records nothing."""
+    from vault.backup import history
+
+    target = f"file://{tmp_path / 'target'}"
+    office.run("backup", "run", target)
+    lines = (office.vault_dir / "audit" / "log.jsonl").read_bytes().splitlines()
+    shorter = history.History(b"\n".join(lines[:-1]) + b"\n").point()
+    repo = Repo(target)
+    history.record(repo, Vault.open(office.vault_dir).config["id"], shorter, "0" * 64, None)
+    assert json.loads(repo.get("history"))["count"] == len(lines)

@@ -129,6 +129,8 @@ def record(repo: Repo, vault_id: str, point: Point, snapshot: str, rollback: dic
         old = load(repo)
     except VaultError:
         old = None  # refused before, unless the operator named the snapshot restored from
+    if old is not None and rollback is None and old["point"].count > point.count:
+        return  # a run that captured more finished first: the witness never goes back
     rolls = [*(old.get("rollbacks", []) if old else []), *([rollback] if rollback else [])]
     rec = {"format": REPO_FORMAT, "vault_id": vault_id, "count": point.count, "head": point.head,
            "entry": point.entry, "snapshot": snapshot, "time": clock.stamp(), "rollbacks": rolls}
