@@ -109,9 +109,11 @@ def remove_member(actor, name: str) -> list[str]:
             subject = {"intake_recipient": rcpt}
         rewrapped = rewrap_key_tables(v, old_ids, [*old_r, *new_rcpts]) if new_ids else []
         if new_ids:
-            # A leaver who kept the index key would open every index file written after: rotate it,
-            # to the new rings, while the leaver's signature on the index recipient still counts.
-            searchindex.rotate(actor, [*new_ids, *old_ids], new_rcpts)
+            # A leaver who kept the index key would open every index file written after: rotate it
+            # while the leaver's signature on the index recipient still counts, to the old and the
+            # new rings (an interruption before the entry drops the new rings; the old ones still
+            # open it), then to the new rings only with the key tables below.
+            searchindex.rotate(actor, [*new_ids, *old_ids], [*old_r, *new_rcpts])
         file_rec = authority.load(v, f"members/{name}.toml")
         file_rec.update(status="removed", removed_at=clock.stamp(), removed_by=actor.name)
         files[f"members/{name}.toml"] = records.dump_toml(actor.sign(file_rec))
