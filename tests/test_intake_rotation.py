@@ -81,6 +81,8 @@ def test_removal_rotates_the_intake_identity(office, tmp_path):
 
     own = identity.load_identity(office.ident("dave"), PASSPHRASE).age_identity()
     assert _opens_nothing(office, [*stolen, own]) == 3
+    for p in office.vault_dir.rglob("*"):  # and nothing of theirs is in clear on disk
+        assert not p.is_file() or not any(m.encode() in p.read_bytes() for m in MARKERS.values()), p
 
     # The remaining archivist accepts all three, and reads them.
     for sid in (before, after, portal):
