@@ -142,3 +142,31 @@ def test_a_removal_interrupted_while_re_wrapping_loses_no_submission(office, tmp
     docno = office.json("intake", "accept", sid, who="bob")["number"]
     office.run("doc", "view", docno, "--output", str(tmp_path / "out"), who="bob")
     assert MARKERS["content"] in (tmp_path / "out").read_text()
+
+
+def test_a_removal_interrupted_at_its_commit_point_loses_no_submission(office, tmp_path):
+    """Killed before the entry: the history still names the old key and everything pending opens
+    with it; run again, the removal completes and the leaver opens nothing."""
+    from vault.office import membership
+
+    class Killed(BaseException):
+        pass
+
+    sid = _submit(office, tmp_path, "pending.txt")
+    old_rcpt = office.run("intake", "key").stdout.strip()
+    alice = Vault.open(office.vault_dir).act_as(identity.load_identity(office.ident("alice"), PASSPHRASE))
+
+    def die(*a, **kw):
+        raise Killed
+
+    alice.commit = die  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        membership.remove_member(alice, "dave")
+    assert office.run("intake", "key").stdout.strip() == old_rcpt  # no entry: the old key stands
+    stolen = _stolen_intake_identities(office)
+    office.run("member", "remove", "dave", who="alice")
+    own = identity.load_identity(office.ident("dave"), PASSPHRASE).age_identity()
+    assert _opens_nothing(office, [*stolen, own]) == 1
+    docno = office.json("intake", "accept", sid, who="bob")["number"]
+    office.run("doc", "view", docno, "--output", str(tmp_path / "out"), who="bob")
+    assert MARKERS["content"] in (tmp_path / "out").read_text()

@@ -60,25 +60,32 @@ def rotate(v, identities: list, recipients: list) -> tuple[str, list[age.Identit
     """A new intake identity, before the removal entry that names its recipient (§19.3).
 
     ``keys/_intake.age`` gets it in front of the old ones, encrypted to ``recipients`` (the old and
-    the new rings: readable at every instant), and every pending submission is re-wrapped to it
-    alone, so that the old identity — which the leaver may have copied — opens none of them.
-    Returns the new recipient and every intake identity. The caller holds the exclusive lock.
+    the new rings: readable at every instant), and every pending submission is re-wrapped to it and
+    to the current key — openable whether or not the entry is ever written; ``finish`` drops the
+    current key's stanza after the entry. Returns the new recipient and every intake identity.
+    The caller holds the exclusive lock.
     """
     old = _secrets(v, identities)
     new = age.generate_identity("mlkem768x25519")
     write_atomic(key_path(v), age.encrypt_bytes("\n".join([new, *old]).encode(), recipients), mode=0o600)
     ids = [age.parse_identity(x) for x in [new, *old]]
     rcpt = age.recipient_of(new)
-    rewrap_pending(v, ids, rcpt)
+    rewrap_pending(v, ids, [rcpt, recipient(v)])
     return rcpt, ids
 
 
-def rewrap_pending(v, identities: list, rcpt: str) -> int:
-    """Re-wrap every pending submission (file key and sealed facts) to ``rcpt`` alone; the payload
+def finish(v, identities: list, rcpt: str) -> None:
+    """After the removal's entry: every pending submission re-wrapped to the new key alone, so that
+    the old identity — which the leaver may have copied — opens none of them."""
+    rewrap_pending(v, identities, [rcpt])
+
+
+def rewrap_pending(v, identities: list, rcpts: list[str]) -> int:
+    """Re-wrap every pending submission (file key and sealed facts) to ``rcpts``; the payload
     bytes are copied unchanged. Crash-safe per submission: the new file is written beside the old
     as ``<id>.rewrap.age``, then the record naming its hash, then the rename (``settle``)."""
     n = 0
-    to = [age.parse_recipient(rcpt)]
+    to = [age.parse_recipient(r) for r in rcpts]
     for rec_path in sorted(_dir(v).glob("*.toml")) if _dir(v).is_dir() else []:
         sid = rec_path.stem
         if len(sid) != ID_LEN:

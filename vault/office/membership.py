@@ -105,7 +105,7 @@ def remove_member(actor, name: str) -> list[str]:
         if new_ids and intakekey.key_path(v).exists():
             # Every ring member could open the intake identity: a new one, pending submissions
             # re-wrapped to it, its recipient named by the entry (the old one may have been copied).
-            rcpt, _ = intakekey.rotate(v, old_ids, [*old_r, *new_rcpts])
+            rcpt, intake_ids = intakekey.rotate(v, old_ids, [*old_r, *new_rcpts])
             subject = {"intake_recipient": rcpt}
         rewrapped = rewrap_key_tables(v, old_ids, [*old_r, *new_rcpts]) if new_ids else []
         if new_ids:
@@ -119,6 +119,8 @@ def remove_member(actor, name: str) -> list[str]:
         files[f"members/{name}.toml"] = records.dump_toml(actor.sign(file_rec))
         releases = _releases_of(v, name)
         actor.commit("member.remove", files, ref=name, obj=name, subject=subject)
+        if subject is not None:
+            intakekey.finish(v, intake_ids, subject["intake_recipient"])
         if new_ids:
             rewrap_key_tables(v, [*new_ids, *old_ids], new_rcpts)
         for p in releases:  # the grants closed with the entry; their key releases go now
