@@ -375,3 +375,43 @@ def bind_paper_return(e: Entry, s: State) -> str | None:
     if loan is None or loan["returned"] or loan["dossier"] != e.get("obj"):
         return f"returns {e.get('ref')!r}, which is not an open loan of dossier {e.get('obj')}"
     return archive_dept(e, s) or live_dossier(e, s)
+
+
+# A whole-vault disaster-recovery export: two supervisors, told apart by the entries' signers [R-3.3.1].
+def supervisor(e: Entry, s: State) -> str | None:
+    if ROOT_ROLE not in s["members"][e["member"]]["roles"]:
+        return f"{e['member']} is not a supervisor: a whole-vault export needs two"
+    return None
+
+
+def recoveries(s: State) -> dict[str, Any]:
+    return s.setdefault("recoveries", {})  # a state replayed before these entries existed has none
+
+
+def bind_recovery_request(e: Entry, s: State) -> str | None:
+    if not e.get("ref") or e.get("obj") != e["ref"] or e["ref"] in recoveries(s):
+        return "asks for a recovery export under a number that exists"
+    return supervisor(e, s)
+
+
+def apply_recovery_request(e: Entry, s: State) -> None:
+    recoveries(s)[e["ref"]] = {"by": e["member"], "approved_by": None, "done": False}
+
+
+def bind_recovery_approve(e: Entry, s: State) -> str | None:
+    r = recoveries(s).get(e.get("obj") or "")
+    if r is None or r["approved_by"] is not None or r["done"]:
+        return f"approves {e.get('obj')!r}, which is not a recovery export waiting for its second approval"
+    if r["by"] == e["member"]:
+        return "the second approval of a recovery export is by another supervisor than the first"
+    return supervisor(e, s)
+
+
+def bind_recovery_export(e: Entry, s: State) -> str | None:
+    r = recoveries(s).get(e.get("obj") or "")
+    if r is None or r["approved_by"] is None or r["done"]:
+        return f"writes {e.get('obj')!r}, which is not an approved, unwritten recovery export"
+    if e["member"] not in (r["by"], r["approved_by"]):
+        return "a recovery export is written by one of the two supervisors who approved it"
+    return supervisor(e, s)
+

@@ -25,7 +25,7 @@ RECORDS = (
     "policy.toml", "policy/*.toml", "members/*.toml", "rings/*.toml", "rings/*.age",
     "dossiers/*/manifest.toml", "requests/R-*.toml", "grants/G-*.toml", "holds/*.toml", "holds/lifted/*.toml",
     "destructions/D-*.toml", "reviews/*/*.toml", "intake/*.rejected.toml", "intake/invitations/*.toml",
-    "paper/loans/*.toml", "paper/inventories/*.toml",
+    "paper/loans/*.toml", "paper/inventories/*.toml", "recovery/E-*.toml",
 )
 # Files that are not records, and why they need no entry: the genesis record anchors itself; key
 # tables and the intake and index keys are encrypted to the ring recipients the history binds (a
@@ -125,6 +125,13 @@ TRUST: dict[str, Row] = {
                         apply=lambda e, s: s["loans"][e["ref"]].update(returned=True)),
     "paper.locate": Row("doc.add", DOSSIER, bind=b.live_dossier),
     "paper.inventory": Row("doc.add", ("paper/inventories/{ref}.toml",), bind=b.archive_dept),
+    # Disaster-recovery exports: two supervisors (fixed in code, like the roots), then one run.
+    "recovery.request": Row(None, ("recovery/{ref}.toml",), bind=b.bind_recovery_request,
+                            apply=b.apply_recovery_request),
+    "recovery.approve": Row(None, ("recovery/{obj}.approval.toml",), bind=b.bind_recovery_approve,
+                            apply=lambda e, s: b.recoveries(s)[e["obj"]].update(approved_by=e["member"])),
+    "recovery.export": Row(None, ("recovery/{obj}.done.toml",), bind=b.bind_recovery_export,
+                           apply=lambda e, s: b.recoveries(s)[e["obj"]].update(done=True)),
     # Reads and reports: they write nothing; the right is the policy's (keys do the rest).
     "doc.view": Row("doc.view"),
     "doc.copy": Row(None),
@@ -132,6 +139,7 @@ TRUST: dict[str, Row] = {
     "doc.save": Row("doc.save"),
     "doc.export": Row(None),
     "dossier.export": Row(None),
+    "register": Row("dossier.list"),
     "dossier.read": Row(None),
     "dossier.completeness": Row("review.read"),
     "review.completeness": Row("review.read"),
