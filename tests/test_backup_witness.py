@@ -169,3 +169,19 @@ def test_a_run_that_captured_less_never_moves_the_witness_back(office, tmp_path)
     repo = Repo(target)
     history.record(repo, Vault.open(office.vault_dir).config["id"], shorter, "0" * 64, None)
     assert json.loads(repo.get("history"))["count"] == len(lines)
+
+
+def test_a_snapshot_whose_recorded_checkpoint_is_not_its_history_is_named(office, tmp_path):
+    """The target's owner rewrites a snapshot to record a shorter history (so that a cut vault
+    would pass with --restored-from): 'backup verify --read-data' compares it with the log inside."""
+    target = f"file://{tmp_path / 'target'}"
+    sid = json.loads(office.run("backup", "run", target, "--json").stdout)["snapshot"]
+    assert "no problems" in office.run("backup", "verify", target, "--read-data", who="bob").stdout
+    repo = Repo(target)
+    snap = repo.get_json(SNAPSHOTS + sid)
+    snap["history"] = {"count": snap["history"]["count"] - 1, "head": "0" * 64}
+    forged = repo.put_json(SNAPSHOTS, snap)
+    repo.delete(SNAPSHOTS + sid)
+    res = office.run("backup", "verify", target, "--read-data", who="bob", ok=False)
+    assert res.exit_code == 1, res.output
+    assert f"problem: snapshot {forged[:8]}: its audit log is not the history whose checkpoint it records" in res.stdout

@@ -11,7 +11,7 @@ import vault.backup.mirror as mirror
 import vault.backup.packs as packs
 from vault.backup.repo import DATA, INDEX, SNAPSHOTS, TREES, Repo, data_name
 from vault.backup import history as witness
-from vault.backup.restorer import open_tree
+from vault.backup.restorer import fetch_blobs, open_tree
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
 from vault.store.keytable import KeyTable
@@ -126,6 +126,21 @@ def _read_data(repo: Repo, rep: VerifyReport, pack_entries: dict[str, list], pre
                 rep.problems.append(f"{name}: blob {b[:16]} damaged")
 
 
+def _check_history(repo: Repo, rep: VerifyReport, snap: dict, tree: dict, blobs: dict) -> None:
+    """The snapshot's audit log is the history whose checkpoint the snapshot records."""
+    if "history" not in snap:
+        return
+    log = [f[1] for f in tree["files"] if f[0] == witness.LOG]
+    try:
+        data = next(iter(fetch_blobs(repo, blobs, log)))[1] if log else b""
+    except VaultError as e:
+        rep.problems.append(f"snapshot {snap['id'][:8]}: {e}")
+        return
+    if witness.History(data).point().as_dict() != {k: snap["history"].get(k) for k in ("count", "head")}:
+        rep.problems.append(f"snapshot {snap['id'][:8]}: its audit log is not the history whose checkpoint it "
+                            f"records (entry {snap['history'].get('count')})")
+
+
 def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack_entries: dict[str, list],
              present: set[str], fraction: float, identities: Sequence[age.Identity],
              gens: dict[str, list[mirror.Generation]]) -> None:
@@ -146,6 +161,7 @@ def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack
             parts = path.split("/")
             if len(parts) == 4 and parts[0] == "dossiers" and parts[2] == "documents":
                 documents[blob] = parts[1]
+        _check_history(repo, rep, snap, tree, blobs)
     tables: dict[str, KeyTable | None] = {}
     for table, gs in gens.items():
         if gs[-1].deleted or table.startswith("_"):
