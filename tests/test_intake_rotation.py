@@ -170,3 +170,30 @@ def test_a_removal_interrupted_at_its_commit_point_loses_no_submission(office, t
     docno = office.json("intake", "accept", sid, who="bob")["number"]
     office.run("doc", "view", docno, "--output", str(tmp_path / "out"), who="bob")
     assert MARKERS["content"] in (tmp_path / "out").read_text()
+
+
+def test_an_upload_under_way_during_a_removal_goes_to_the_new_key_at_the_next_accept(office, tmp_path):
+    """A portal upload encrypting to the old key when the member is removed lands after it; the
+    next 'intake accept' re-wraps it to the new key, so the leaver's copy of the old one opens nothing."""
+    stolen = _stolen_intake_identities(office)
+    first = _submit(office, tmp_path, "first.txt")
+    sub = intake.StreamedSubmission(Vault.open(office.vault_dir))  # the old key, read at the start
+    sub.write(MARKERS["content"].encode())
+    office.run("member", "remove", "dave", who="alice")
+    sub.finish()
+    late = sub.commit(number=office.a, category="contract", date="2026-01-02", original=False,
+                      meta={"title": "t", "source": "portal", "filename": "late.txt"})
+    assert age.decrypt_bytes((office.vault_dir / "intake" / f"{late}.age").read_bytes(), stolen)  # the window
+    # Someone changes another pending submission behind its record: it is left for accept to refuse.
+    third = _submit(office, tmp_path, "third.txt")
+    p = office.vault_dir / "intake" / f"{third}.age"
+    p.write_bytes(p.read_bytes() + b"x")
+    office.json("intake", "accept", first, who="bob")
+    own = identity.load_identity(office.ident("dave"), PASSPHRASE).age_identity()
+    with pytest.raises(NoIdentityMatchError):
+        age.decrypt_bytes((office.vault_dir / "intake" / f"{late}.age").read_bytes(), [*stolen, own])
+    docno = office.json("intake", "accept", late, who="bob")["number"]
+    office.run("doc", "view", docno, "--output", str(tmp_path / "late.out"), who="bob")
+    assert MARKERS["content"] in (tmp_path / "late.out").read_text()
+    res = office.run("intake", "accept", third, who="bob", ok=False)
+    assert res.exit_code != 0 and "does not match its record" in res.stderr

@@ -49,11 +49,14 @@ def _secrets(v, identities: list) -> list[str]:
 
 
 def identities(actor) -> list[age.Identity]:
-    """Every intake identity (retired ones open submissions encrypted before a rotation finished)."""
+    """Every intake identity, the current one first (retired ones open submissions encrypted to an
+    older key: an upload under way during a removal, or a removal stopped before its entry)."""
     secrets_ = _secrets(actor.vault, actor.read_identities())
-    if recipient(actor.vault) not in {age.recipient_of(x) for x in secrets_}:
+    rcpt = recipient(actor.vault)
+    current = [x for x in secrets_ if age.recipient_of(x) == rcpt]
+    if not current:
         raise IntegrityError("keys/_intake.age does not hold the intake key the history names")
-    return [age.parse_identity(x) for x in secrets_]
+    return [age.parse_identity(x) for x in [current[0], *(y for y in secrets_ if y != current[0])]]
 
 
 def rotate(v, identities: list, recipients: list) -> tuple[str, list[age.Identity]]:
@@ -80,10 +83,11 @@ def finish(v, identities: list, rcpt: str) -> None:
     rewrap_pending(v, identities, [rcpt])
 
 
-def rewrap_pending(v, identities: list, rcpts: list[str]) -> int:
+def rewrap_pending(v, identities: list, rcpts: list[str], *, unless_only: age.Identity | None = None) -> int:
     """Re-wrap every pending submission (file key and sealed facts) to ``rcpts``; the payload
     bytes are copied unchanged. Crash-safe per submission: the new file is written beside the old
-    as ``<id>.rewrap.age``, then the record naming its hash, then the rename (``settle``)."""
+    as ``<id>.rewrap.age``, then the record naming its hash, then the rename (``settle``). With
+    ``unless_only``, a submission already wrapped to that identity alone is left as it is."""
     n = 0
     to = [age.parse_recipient(r) for r in rcpts]
     for rec_path in sorted(_dir(v).glob("*.toml")) if _dir(v).is_dir() else []:
@@ -93,6 +97,10 @@ def rewrap_pending(v, identities: list, rcpts: list[str]) -> int:
         settle(v, sid)
         rec = records.load_toml(rec_path, schema="intake", what=f"intake/{rec_path.name}")
         src, tmp = _dir(v) / f"{sid}.age", _dir(v) / f"{sid}{REWRAP}"
+        if unless_only is not None and _only_to(src, unless_only):
+            continue
+        if hash_file(src) != (rec["sha256"], rec["size"]):
+            continue  # changed behind the record: left for 'intake accept' to refuse, never re-hashed
         try:
             with open(src, "rb") as fin, atomic_writer(tmp) as fout, HashingWriter(fout) as hw:
                 age.rewrap(fin, hw, identities, to)
@@ -108,6 +116,25 @@ def rewrap_pending(v, identities: list, rcpts: list[str]) -> int:
     if n:
         fsync_dir(_dir(v))
     return n
+
+
+def _only_to(path: Path, ident: age.Identity) -> bool:
+    """Whether the age file at ``path`` has one recipient stanza, which ``ident`` opens."""
+    try:
+        with open(path, "rb") as f:
+            if len(age.read_header(f).stanzas) != 1:
+                return False
+            f.seek(0)
+            age.open_payload(f, [ident])
+        return True
+    except (FileNotFoundError, FormatError, AuthenticationError, NoIdentityMatchError):
+        return False
+
+
+def tidy(v, identities: list) -> int:
+    """Re-wrap to the current intake key alone every pending submission still open to an older one
+    (``identities`` from ``identities``, current first); run by each ``intake accept``."""
+    return rewrap_pending(v, identities, [recipient(v)], unless_only=identities[0])
 
 
 def settle(v, sid: str) -> None:

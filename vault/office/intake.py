@@ -179,6 +179,9 @@ def accept(actor, sid: str) -> str:
         if hash_file(src) != (rec["sha256"], rec["size"]):
             raise IntegrityError(f"intake/{sid}.age does not match its record (damaged or tampered with)")
         ident = intakekey.identities(actor)
+        # An upload that was encrypting to the old key during a removal goes to the new one now.
+        intakekey.tidy(v, ident)
+        rec = _load(v, sid)  # its hash changed if it was re-wrapped just now
         try:
             meta = tomllib.loads(age.decrypt_bytes(base64.b64decode(rec["sealed"]), ident).decode())
         except (FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
