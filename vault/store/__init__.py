@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from vault.errors import IntegrityError, LockError
+from vault.i18n import Message, N_
 
 TMP_PREFIX = ".tmp-"
 
@@ -30,8 +31,8 @@ def check_confined(path: Path) -> None:
     real = Path(os.path.realpath(path.parent))
     if real != root and not real.is_relative_to(root):
         rel = os.path.relpath(os.path.abspath(path), root)
-        raise IntegrityError(f"{rel}: a symbolic link takes this write outside the vault directory (tampered with)",
-                             hint="run 'vault check'; replace the link by the directory it should be")
+        raise IntegrityError(N_("{rel}: a symbolic link takes this write outside the vault directory (tampered with)"),
+                             hint=N_("run 'vault check'; replace the link by the directory it should be"), rel=rel)
 
 
 @contextlib.contextmanager
@@ -225,7 +226,7 @@ def open_lock(path: Path, *, exclusive: bool, wait: float, what: str) -> int | N
         except OSError as e:
             if e.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
                 os.close(fd)
-                raise LockError(f"{what} is locked by another command (waited {wait:g} s)") from None
+                raise LockError(N_("{what} is locked by another command (waited {wait:g} s)"), what=what, wait=wait) from None
             time.sleep(0.02)
 
 
@@ -250,7 +251,7 @@ class VaultLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "VaultLock":
-        self._fd = open_lock(self.path, exclusive=self.exclusive, wait=self.wait, what="the vault")
+        self._fd = open_lock(self.path, exclusive=self.exclusive, wait=self.wait, what=Message(N_("the vault")))
         return self
 
     def __exit__(self, *exc: object) -> None:
