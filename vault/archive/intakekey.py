@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vault.archive import authority
 from vault.crypto import age
+from vault.i18n import N_
 from vault.errors import (AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, NotFoundError,
                           PermissionDeniedError)
 from vault.store import atomic_writer, fsync_dir, records, write_atomic
@@ -31,7 +32,7 @@ def recipient(v) -> str:
     the genesis record's. Read through the history, so a removal's new key is used from then on."""
     r = authority.state(v).get("intake_recipient") or v.config.get("intake_recipient")
     if not r:
-        raise NotFoundError("this vault has no intake key")
+        raise NotFoundError(N_("this vault has no intake key"))
     return r
 
 
@@ -40,11 +41,11 @@ def _secrets(v, identities: list) -> list[str]:
     try:
         plain = age.decrypt_bytes(key_path(v).read_bytes(), identities).decode()
     except FileNotFoundError:
-        raise NotFoundError("this vault has no intake key") from None
+        raise NotFoundError(N_("this vault has no intake key")) from None
     except NoIdentityMatchError:
-        raise PermissionDeniedError("you hold no key for the intake") from None
+        raise PermissionDeniedError(N_("you hold no key for the intake")) from None
     except (FormatError, AuthenticationError, UnicodeDecodeError):
-        raise IntegrityError("keys/_intake.age: damaged or tampered with") from None
+        raise IntegrityError(N_("keys/_intake.age: damaged or tampered with")) from None
     return plain.split()
 
 
@@ -55,7 +56,7 @@ def identities(actor) -> list[age.Identity]:
     rcpt = recipient(actor.vault)
     current = [x for x in secrets_ if age.recipient_of(x) == rcpt]
     if not current:
-        raise IntegrityError("keys/_intake.age does not hold the intake key the history names")
+        raise IntegrityError(N_("keys/_intake.age does not hold the intake key the history names"))
     return [age.parse_identity(x) for x in [current[0], *(y for y in secrets_ if y != current[0])]]
 
 

@@ -18,9 +18,11 @@ from typing import Any
 from vault import clock
 from vault.backup.repo import REPO_FORMAT, Repo
 from vault.errors import IntegrityError, NotFoundError, VaultError
+from vault.i18n import N_
 
 OBJECT = "history"
 LOG = "audit/log.jsonl"
+_VERIFY = N_("run 'vault backup verify'")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
@@ -61,7 +63,7 @@ class History:
 def _point(d: Any, what: str) -> Point:
     if not (isinstance(d, dict) and type(d.get("count")) is int and d["count"] >= 0
             and isinstance(d.get("head"), str) and (_HEX64.match(d["head"]) or d["count"] == 0 and d["head"] == "")):
-        raise IntegrityError(f"{what}: not a checkpoint", hint="run 'vault backup verify'")
+        raise IntegrityError(N_("{what}: not a checkpoint"), hint=_VERIFY, what=what)
     return Point(d["count"], d["head"], d.get("entry", "") if isinstance(d.get("entry"), str) else "")
 
 
@@ -74,17 +76,17 @@ def load(repo: Repo) -> dict[str, Any] | None:
     try:
         rec = json.loads(data)
     except ValueError:
-        raise IntegrityError(f"{OBJECT}: does not parse", hint="run 'vault backup verify'") from None
+        raise IntegrityError(N_("{name}: does not parse"), hint=_VERIFY, name=OBJECT) from None
     if not isinstance(rec, dict) or rec.get("format") != REPO_FORMAT:
-        raise IntegrityError(f"{OBJECT}: does not parse", hint="run 'vault backup verify'")
+        raise IntegrityError(N_("{name}: does not parse"), hint=_VERIFY, name=OBJECT)
     p = _point(rec, OBJECT)
     # The head entry is signed by its member; the record holds it so that it vouches for the head.
     if p.count and hashlib.sha256(p.entry.encode()).hexdigest() != p.head:
-        raise IntegrityError(f"{OBJECT}: its entry does not hash to its head (changed on the target)",
-                             hint="run 'vault backup verify'")
+        raise IntegrityError(N_("{name}: its entry does not hash to its head (changed on the target)"),
+                             hint=_VERIFY, name=OBJECT)
     rolls = rec.get("rollbacks", [])
     if not isinstance(rolls, list) or not all(isinstance(r, dict) for r in rolls):
-        raise IntegrityError(f"{OBJECT}: does not parse", hint="run 'vault backup verify'")
+        raise IntegrityError(N_("{name}: does not parse"), hint=_VERIFY, name=OBJECT)
     for r in rolls:
         _point(r.get("from"), f"{OBJECT} rollback"), _point(r.get("to"), f"{OBJECT} rollback")
     rec["point"] = p
@@ -104,22 +106,23 @@ def check(repo: Repo, hist: History, restored_from: str | None) -> dict[str, Any
         snap = repo.resolve(restored_from)
         then = _point(snap.get("history"), f"snapshot {snap['id'][:8]}") if "history" in snap else None
         if then is None or not hist.extends(then):
-            raise IntegrityError(f"this vault's history does not extend snapshot {snap['id'][:8]}'s",
-                                 hint="name the snapshot this vault was restored from ('vault backup list')")
+            raise IntegrityError(N_("this vault's history does not extend snapshot {id}'s"), id=snap["id"][:8],
+                                 hint=N_("name the snapshot this vault was restored from ('vault backup list')"))
         if damaged is None and (recorded is None or hist.extends(recorded)):
             return None
         frm = recorded.as_dict() if recorded is not None else {"count": 0, "head": ""}
         return {"from": frm, "to": then.as_dict(), "snapshot": snap["id"], "time": clock.stamp()}
     if damaged is not None:
-        raise IntegrityError(f"{damaged}: the backup target's witness of the history is damaged",
-                             hint="run 'vault backup verify'; to go on, name with --restored-from the "
-                                  "snapshot this vault extends")
+        raise IntegrityError(N_("{why}: the backup target's witness of the history is damaged"), why=str(damaged),
+                             hint=N_("run 'vault backup verify'; to go on, name with --restored-from the "
+                                     "snapshot this vault extends"))
     if recorded is not None and not hist.extends(recorded):
         raise IntegrityError(
-            f"{LOG}: history cut or rolled back: the backup target {repo.url} recorded entry {recorded.count} "
-            f"with hash {recorded.head[:16]}…, which this vault's history does not have",
-            hint="restore the vault from a backup that extends it; if it was restored from an older "
-                 "snapshot on purpose, run again with --restored-from SNAPSHOT")
+            N_("{log}: history cut or rolled back: the backup target {url} recorded entry {count} "
+               "with hash {head}…, which this vault's history does not have"),
+            log=LOG, url=repo.url, count=recorded.count, head=recorded.head[:16],
+            hint=N_("restore the vault from a backup that extends it; if it was restored from an older "
+                    "snapshot on purpose, run again with --restored-from SNAPSHOT"))
     return None
 
 

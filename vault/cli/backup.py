@@ -92,7 +92,7 @@ def backup_run(obj: Ctx, target: str, endpoint_url: str | None, key_window: str,
         _("snapshot {id} saved: {files} files, {size} ({new} new) in {seconds:.1f}s; {keys} key tables mirrored")
         .format(id=r["snapshot"][:8], files=r["files"], size=_size(r["bytes_total"]), new=_size(r["bytes_new"]),
                 seconds=r["duration"], keys=r["keys_mirrored"])
-        + f"; history entry {r['history']['count']} recorded"
+        + _("; history entry {count} recorded").format(count=r["history"]["count"])
         + "".join("\n" + _("problem: keys/{table} is missing from the vault; its last mirrored generation is kept "
                             "(run 'vault check')").format(table=k) for k in r["keys_missing"])))
 
@@ -135,7 +135,8 @@ def backup_verify(obj: Ctx, target: str, endpoint_url: str | None, read_data: bo
         lines = report_lines(d["problems"], d["notes"])
         if d["history"]:
             h = d["history"]
-            lines.append(f"history: entry {h['count']} ({h['head'][:16]}…) recorded {h['time']}")
+            lines.append(_("history: entry {count} ({head}…) recorded {time}").format(
+                count=h["count"], head=h["head"][:16], time=h["time"]))
         lines.append(_("{snapshots} snapshots, {packs} packs ({read} read, {decrypted} documents decrypted); {summary}")
                      .format(snapshots=d["snapshots"], packs=d["packs"], read=d["packs_read"],
                              decrypted=d["documents_decrypted"], summary=problems_summary(d["problems"])))
@@ -161,7 +162,8 @@ def backup_restore(obj: Ctx, target: str, snapshot: str, dest_dir: str, endpoint
     emit(rep.as_dict(), as_json, lambda r: "\n".join(
         [_("restored snapshot {id} to {dest}: {files} files, {size}, {keys} key tables").format(
             id=r["snapshot"][:8], dest=r["dest"], files=r["files"], size=_size(r["bytes"]), keys=r["key_tables"])]
-        + ([f"history: entry {r['history']['count']} ({r['history']['head'][:16]}…)"] if r["history"] else [])
+        + ([_("history: entry {count} ({head}…)").format(count=r["history"]["count"], head=r["history"]["head"][:16])]
+           if r["history"] else [])
         + [_("note: {table}: destroyed or shredded since the snapshot").format(table=k) for k in r["key_tables_missing"]]
         + [_("note: {table}: no mirrored generation opens with this snapshot's rings").format(table=k)
            for k in r["key_tables_unreadable"]]
