@@ -55,7 +55,15 @@ class Row:
 def match(path: str, pattern: str) -> bool:
     """Shell-style match segment by segment: ``*`` never crosses a ``/``."""
     a, b = path.split("/"), pattern.split("/")
-    return len(a) == len(b) and all(fnmatchcase(x, y) for x, y in zip(a, b))
+    return len(a) == len(b) and all(_segment(x, y) for x, y in zip(a, b))
+
+
+def _segment(name: str, pattern: str) -> bool:
+    # A segment without wildcards (most are: an entry's own ids are substituted into its patterns)
+    # is compared as is; fnmatch would compile a new expression for every entry of the history.
+    if "*" in pattern or "?" in pattern or "[" in pattern:
+        return fnmatchcase(name, pattern)
+    return name == pattern
 
 
 def is_record(path: str) -> bool:
@@ -75,6 +83,8 @@ TRUST: dict[str, Row] = {
                       apply=b.apply_member_add),
     "member.remove": Row("member.manage", ("members/{obj}.toml", *RING), root=True,
                          bind=b.bind_member_remove, apply=b.apply_member_remove),
+    "member.rename": Row("member.manage", ("members/{obj}.toml",), root=True, bind=b.bind_member_rename,
+                         apply=b.apply_member_rename),
     "policy.update": Row("policy.manage", ("policy.toml", "policy/*.toml"), root=True, bind=b.bind_policy),
     # Dossiers and documents.
     "dossier.create": Row("dossier.create", DOSSIER, bind=b.bind_create, apply=b.apply_create),
