@@ -25,7 +25,7 @@ from vault import clock
 from vault.archive import authority, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
-from vault.store import close_lock, fsync_dir, ids, open_lock, records, write_atomic
+from vault.store import close_lock, fsync_dir, ids, make_dir, open_lock, records, remove, replace, seam, write_atomic
 from vault.store.identity import PublicKey
 
 OUTCOMES = ("ok", "refused", "failed")
@@ -72,8 +72,10 @@ def _append(log: Path, data: bytes) -> None:
         start = os.fstat(wfd).st_size
         try:
             done = 0
+            seam.step("append", log)
             while done < len(data):
                 done += os.write(wfd, data[done:])
+            seam.step("fsync", log)
             os.fsync(wfd)
         except BaseException:
             os.ftruncate(wfd, start)
@@ -98,7 +100,7 @@ def record_many(actor, items: list[dict], *, _advance: bool = True) -> list[dict
     :return: the entries as written.
     """
     d = _dir(actor.vault)
-    d.mkdir(mode=0o700, exist_ok=True)
+    make_dir(d)
     if d.is_symlink():
         raise IntegrityError("audit/ is a symbolic link (tampered with)", hint="run 'vault check'")
     log = d / "log.jsonl"
@@ -164,10 +166,9 @@ def commit(actor, action: str, files: dict[str, bytes | None], *, number: str | 
     for rel, h in hashes.items():
         p = v.root / rel
         if h is None:
-            if p.exists():
-                p.unlink()
+            remove(p, missing_ok=True)
         else:
-            os.replace(v.root / (rel + PENDING), p)
+            replace(v.root / (rel + PENDING), p)
         dirs.add(p.parent)
     for d in dirs:
         fsync_dir(d)

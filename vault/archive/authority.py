@@ -28,6 +28,7 @@ from vault.archive.witness import STATE_VERSION
 from vault.archive.policy import Policy
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError
+from vault import store
 from vault.store import records
 from vault.store.identity import PublicKey
 
@@ -354,13 +355,12 @@ def recover(v) -> list[str]:
         rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
         ent = st["files"].get(rel)
         if ent is not None and ent[0] is not None and sha256(p.read_bytes()) == ent[0]:
-            os.replace(p, v.root / rel)
+            store.replace(p, v.root / rel)
             done.append(rel)
         else:
-            p.unlink()
+            store.remove(p)
     for rel, (h, *_) in st["files"].items():
-        if h is None and (v.root / rel).exists():
-            (v.root / rel).unlink()
+        if h is None and store.remove(v.root / rel, missing_ok=True):
             done.append(rel)
     return done
 

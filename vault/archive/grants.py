@@ -11,7 +11,7 @@ from vault import clock
 from vault.archive import authority, members
 from vault.crypto import age
 from vault.errors import InputError, IntegrityError, NoIdentityMatchError, NotFoundError, PermissionDeniedError
-from vault.store import ids, records, write_atomic
+from vault.store import make_dir, ids, records, write_atomic
 from vault.store.identity import PublicKey
 from vault.store.keytable import KeyTable, read_key_table, write_key_table
 
@@ -122,7 +122,7 @@ def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict) -> None
         return  # no key release is ever written to a member who is not active
     rcpt = age.parse_recipient(PublicKey.parse(mem[rec["grantee"]]["key"]).recipient)
     p = grant_key_path(v, rec["dossier"], rec["number"])
-    p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dir(p.parent, parents=True)
     write_atomic(p, age.encrypt_bytes(table.to_bytes(), [rcpt]), mode=0o600)
 
 

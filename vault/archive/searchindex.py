@@ -16,18 +16,17 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from vault import clock
 from vault.archive import members
-from vault.store import index, records
+from vault.store import make_dir, index, records
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError
 from vault.store.searchdb import SearchDB, pack, unpack
-from vault.store import fsync_dir, write_atomic, write_new
+from vault.store import fsync_dir, remove, remove_tree, replace, write_atomic, write_new
 
 IDENTITY_LABEL = b"vault-search-identity-v1"
 #: Deltas are padded to a multiple of this many bytes, so a delta's size hides the lengths of the values.
@@ -76,7 +75,7 @@ def _write_recipient(actor, key: bytes) -> None:
     rcpt = age.recipient_of(identity_text(key))
     rec = actor.sign({"format": 1, "recipient": rcpt, "at": clock.stamp(), "by": actor.name})
     records.validate(rec, "search", what="index/search/recipient.toml")
-    search_dir(actor.vault.root).mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dir(search_dir(actor.vault.root), parents=True)
     records.write_toml(search_dir(actor.vault.root) / "recipient.toml", rec)
 
 
@@ -176,7 +175,7 @@ def add_profile(actor, m: Mapping[str, Any], profile: Mapping[str, Any]) -> bool
            "sealed_sha256": sealed_digest(p["sealed"]), "profile": dict(profile)}
     body = json.dumps({"put": [put]}, sort_keys=True, ensure_ascii=False).encode()
     body += b" " * (-len(body) % DELTA_PAD)
-    (search_dir(v.root) / "delta").mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dir((search_dir(v.root) / "delta"), parents=True)
     seq = index.next_sequence(v.root, "search/sequence")
     path = search_dir(v.root) / "delta" / f"{seq:010d}.age"
     write_new(path, _seal(actor, rcpt, {"kind": "delta", "seq": seq}, body))
@@ -192,7 +191,7 @@ def save(actor, idx: Index, *, key: bytes | None = None) -> None:
     rcpt = age.parse_recipient(age.recipient_of(identity_text(key)))
     through = index.peek_sequence(v.root, "search/sequence") - 1
     d = search_dir(v.root)
-    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dir(d, parents=True)
     write_atomic(d / "base.age", _seal(actor, rcpt, {"kind": "base", "through": through}, idx.db.serialize()))
     _drop_deltas(v.root, through)
 
@@ -201,7 +200,7 @@ def _drop_deltas(root: Path, through: int) -> None:
     dropped = False
     for seq, p in _delta_paths(root):
         if seq <= through:
-            os.unlink(p)
+            remove(p)
             dropped = True
     if dropped:
         fsync_dir(search_dir(root) / "delta")
@@ -224,7 +223,7 @@ def build(actor, items: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -
     save(actor, Index(db, key, 0))
     blind = v.root / "index" / "blind"
     if blind.is_dir():
-        shutil.rmtree(blind)
+        remove_tree(blind)
         fsync_dir(blind.parent)
     return len(db)
 
@@ -251,7 +250,7 @@ def forget(actor, dossier_id: str) -> None:
     idx = open_index(actor)
     blind = v.root / "index" / "blind"
     if blind.is_dir():
-        shutil.rmtree(blind)
+        remove_tree(blind)
     if idx is None:
         return
     idx.db.remove(dossier_id)
@@ -287,7 +286,7 @@ def rekey(actor, idx: Index, new_key: bytes, recipients: list | None = None) -> 
     write_atomic(d / "base.next.age", _seal(actor, rcpt, {"kind": "base", "through": through}, idx.db.serialize()))
     index.write_index_key(v.root, new_key, recipients or members.ring_recipients(v))
     _write_recipient(actor, new_key)
-    os.replace(d / "base.next.age", d / "base.age")
+    replace(d / "base.next.age", d / "base.age")
     fsync_dir(d)
     _drop_deltas(v.root, through)
 
@@ -302,9 +301,9 @@ def _finish_rotation(actor, key: bytes, ident: age.Identity) -> None:
     try:
         header, _ = _open(actor.vault, nxt, ident, "base", ("dossier.read",))
     except IntegrityError:
-        nxt.unlink()  # the key was not replaced yet: the old base still holds (the destruction reruns)
+        remove(nxt)  # the key was not replaced yet: the old base still holds (the destruction reruns)
         return
     _write_recipient(actor, key)
-    os.replace(nxt, d / "base.age")
+    replace(nxt, d / "base.age")
     fsync_dir(d)
     _drop_deltas(actor.vault.root, int(header.get("through", 0)))

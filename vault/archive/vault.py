@@ -15,7 +15,7 @@ from vault.crypto import age
 from vault.errors import FormatError, InputError, NotFoundError, PermissionDeniedError
 from vault.store.identity import MemberKey, PublicKey
 from vault.archive.policy import DEFAULT_POLICY, Policy
-from vault.store import VaultLock, confined, fsync_dir, sweep_temporaries
+from vault.store import VaultLock, confined, fsync_dir, make_dir, sweep_temporaries
 from vault.archive import audit, authority, members, trust
 from vault.store.layout import check_name, Layout
 
@@ -65,11 +65,11 @@ class Vault:
         root = Path(root)
         if root.exists() and any(root.iterdir()):
             raise InputError(f"{root} exists and is not empty", hint="choose a new directory for the vault")
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dir(root, parents=True)
         ring_ids = {name: age.generate_identity("mlkem768x25519") for name in DEFAULT_POLICY["rings"]}
         ring_rcpts = [age.parse_recipient(age.recipient_of(s)) for s in ring_ids.values()]
         for d in ("members", "rings", "keys", "dossiers", "index"):
-            (root / d).mkdir(mode=0o700)
+            make_dir(root / d)
         config = {
             "format": FORMAT_VERSION,
             "id": secrets.token_hex(16),
@@ -83,7 +83,7 @@ class Vault:
         }
         v = cls(root, config)
         with VaultLock(root, exclusive=True):
-            (root / "policy").mkdir(mode=0o700)
+            make_dir(root / "policy")
             records.write_toml(root / "policy" / "1.toml", DEFAULT_POLICY)
             records.write_toml(v.layout.policy, DEFAULT_POLICY)
             members.write_genesis(v, supervisor, key, ring_ids, Policy(DEFAULT_POLICY))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vault.errors import InputError, IntegrityError
-from vault.store import unconfined, write_atomic
+from vault.store import make_dir, unconfined, write_atomic
 
 ANCHOR_PREFIX = "vault-anchor-1"
 
@@ -67,9 +67,9 @@ def save(v, st: dict[str, Any]) -> None:
     if old is not None and old[0] > st["count"]:
         return
     d = state_dir(v)
-    d.mkdir(mode=0o700, parents=True, exist_ok=True)
     data = json.dumps({"count": st["count"], "head": st["head"], "state": st}, separators=(",", ":")).encode()
     with unconfined():  # the client's checkpoint is outside the vault by design
+        make_dir(d, parents=True)
         write_atomic(_path(v), data, mode=0o600, sync=False)
 
 

@@ -18,7 +18,7 @@ from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request
                                   list_grants, status)
 from vault.archive.manifests import load_manifest, resolve
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
-from vault.store import fsync_dir, ids, index, records
+from vault.store import fsync_dir, ids, index, make_dir, records, remove
 from vault.store.keytable import read_key_table
 
 MAX_GRANT_HOURS = 24 * 30
@@ -65,7 +65,7 @@ def create_request(actor, kind: str, target: str | None, purpose: str, *, custom
             # and the history binds that role, so a typed field cannot pick the decider.
             rec["approver_role"] = v.policy.head_request_approver()
             subject = {"approver_role": rec["approver_role"]}
-        (v.root / "requests").mkdir(mode=0o700, exist_ok=True)
+        make_dir((v.root / "requests"))
         actor.commit(f"request.{kind}", {_req_rel(no): records.dump_toml(actor.sign(rec))}, number=target or None,
                      ref=no, obj=dossier_id or None, subject=subject)
     return no
@@ -157,7 +157,7 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
             actor.audit("grant.create", outcome="refused", number=fact["target"] or None, ref=no)
             raise ConflictError(f"request {no} is {st['state']}, not approved")
         table = read_key_table(v.layout.key_table(dossier_id), actor.read_identities(), dossier=dossier_id)
-        (v.root / "grants").mkdir(mode=0o700, exist_ok=True)
+        make_dir((v.root / "grants"))
         files[_grant_rel(gno)] = records.dump_toml(actor.sign(rec))
         actor.commit("grant.create", files, number=target, ref=gno, obj=no)
         _write_grant_key(v, rec, table, mem)
@@ -171,8 +171,7 @@ def _close(actor, g: dict[str, Any], reason: str) -> None:
                  {_grant_rel(g["number"], ".closed"): records.dump_toml(rec)}, number=g["target"],
                  ref=g["number"], obj=g["number"])
     p = grant_key_path(v, g["dossier"], g["number"])
-    if p.exists():
-        p.unlink()
+    if remove(p, missing_ok=True):
         fsync_dir(p.parent)
 
 

@@ -18,7 +18,7 @@ from vault.errors import (AuthenticationError, ConflictError, FormatError, Input
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
 from vault.store.keytable import KeyRefRecipient, KeyTable, unseal
 from vault.archive import grants
-from vault.store import atomic_writer, sync_files
+from vault.store import make_dir, atomic_writer, sync_files
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
 
@@ -103,7 +103,7 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: s
     kid = secrets.token_hex(16)
     rcpt = KeyRefRecipient(kid)
     path = v.layout.document(m["id"], doc_id)
-    path.parent.mkdir(mode=0o700, exist_ok=True)
+    make_dir(path.parent)
     source_file = contextlib.nullcontext(src.file) if isinstance(src, Stream) else open(src, "rb")
     with source_file as fin, atomic_writer(path, sync=False) as fout, HashingWriter(fout) as hw:
         age.encrypt(fin, hw, [rcpt])

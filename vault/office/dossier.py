@@ -13,7 +13,7 @@ from vault.archive.manifests import (CUSTOMER_TYPES, _seal_profile, load_manifes
                                      resolve, summary, write_table)
 from vault.archive.schemes import configured
 from vault.errors import InputError
-from vault.store import index
+from vault.store import make_dir, index
 from vault.store.keytable import KeyTable
 from vault.store.layout import check_name
 
@@ -57,7 +57,7 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
             "profile": [_seal_profile(table, profile, actor.name, 1, changed=sorted(k for k, x in profile.items() if x))],
             "documents": [],
         }
-        v.layout.dossier_dir(dossier_id).mkdir(mode=0o700)
+        make_dir(v.layout.dossier_dir(dossier_id))
         write_table(v, table)
         searchindex.add_profile(actor, manifest, profile)  # before the commit point: see FORMAT §11
         actor.commit("dossier.create", manifest_file(actor, manifest), number=number, obj=dossier_id, rev=1)

@@ -19,7 +19,7 @@ from typing import Any
 import tomli_w
 
 from vault import clock
-from vault.store import ids, records
+from vault.store import ids, make_dir, records, remove, replace, seam
 from vault.archive import members
 from vault.crypto import age
 from vault.store.hashing import HashingWriter, hash_file
@@ -96,8 +96,9 @@ class StreamedSubmission:
 
     def __init__(self, v) -> None:
         self.v, self.id, self.size = v, secrets.token_hex(16), 0
-        _dir(v).mkdir(mode=0o700, exist_ok=True)
+        make_dir(_dir(v))
         self._tmp = _dir(v) / f"{UPLOAD_PREFIX}{self.id}.age"
+        seam.step("create", self._tmp)
         self._file = os.fdopen(os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
         self._hw = HashingWriter(self._file)
         self._enc = age.Encryptor(self._hw, [age.parse_recipient(recipient(v))])
@@ -110,6 +111,7 @@ class StreamedSubmission:
         """End the age file and make it durable (still under its upload name)."""
         self._enc.close()
         self._file.flush()
+        seam.step("fsync", self._tmp)
         os.fsync(self._file.fileno())
         self._hw.close()
         self._file.close()
@@ -120,8 +122,7 @@ class StreamedSubmission:
             self._hw.close()
         with contextlib.suppress(Exception):
             self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._tmp)
+        remove(self._tmp, missing_ok=True)
 
     def commit(self, *, number: str, category: str, date: str, original: bool, meta: dict[str, Any],
                invitation: str | None = None, receipt: str | None = None) -> str:
@@ -137,7 +138,7 @@ class StreamedSubmission:
             rec["invitation"] = invitation
         if receipt:
             rec["receipt"] = receipt
-        os.replace(self._tmp, _dir(self.v) / f"{self.id}.age")
+        replace(self._tmp, _dir(self.v) / f"{self.id}.age")
         records.write_toml(_dir(self.v) / f"{self.id}.toml", rec)  # the record last: complete once listed
         return self.id
 
@@ -148,8 +149,7 @@ def sweep_uploads(v, *, older_than: float) -> int:
     now = time.time()
     for p in d.glob(f"{UPLOAD_PREFIX}*") if d.is_dir() else []:
         with contextlib.suppress(FileNotFoundError):
-            if now - p.stat().st_mtime > older_than:
-                p.unlink()
+            if now - p.stat().st_mtime > older_than and remove(p, missing_ok=True):
                 n += 1
     return n
 
@@ -218,7 +218,7 @@ def accept(actor, sid: str) -> str:
         doc_id, kid = secrets.token_hex(16), secrets.token_hex(16)
         rcpt = KeyRefRecipient(kid)
         dst = v.layout.document(dossier_id, doc_id)
-        dst.parent.mkdir(mode=0o700, exist_ok=True)
+        make_dir(dst.parent)
         with open(src, "rb") as fin, atomic_writer(dst) as fout, HashingWriter(fout) as hw:
             try:
                 age.rewrap(fin, hw, [ident], [rcpt])  # new header, same payload bytes
@@ -267,6 +267,5 @@ def reject(actor, sid: str, reason: str) -> None:
 def _remove(v, sid: str) -> None:
     for suffix in (".age", ".toml"):
         p = _dir(v) / f"{sid}{suffix}"
-        if p.exists():
-            os.unlink(p)
+        remove(p, missing_ok=True)
     fsync_dir(_dir(v))

@@ -19,7 +19,7 @@ from vault.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from vault.store import fsync_dir, records, sync_files, write_atomic
+from vault.store import fsync_dir, records, remove, sync_files, write_atomic
 from vault.store.identity import PublicKey
 from vault.store.layout import check_name
 
@@ -114,7 +114,7 @@ def remove_member(actor, name: str) -> list[str]:
         if new_ids:
             rewrap_key_tables(v, [*new_ids, *old_ids], new_rcpts)
         for p in releases:  # the grants closed with the entry; their key releases go now
-            p.unlink(missing_ok=True)
+            remove(p, missing_ok=True)
         if releases:
             fsync_dir(releases[0].parent)
     actor.forget_rings()  # the generations it unlocked are gone

@@ -17,7 +17,7 @@ from vault import clock
 from vault.archive import grants, manifests
 from vault.archive.reviews import _dir, history
 from vault.errors import ConflictError, InputError
-from vault.store import records
+from vault.store import make_dir, records
 from vault.store.keytable import seal, unseal
 
 OUTCOMES = ("verified", "needs-update")
@@ -54,7 +54,7 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
         signed = actor.sign(rec)
         records.validate(signed, "review", what=f"review {seq} of {m['number']}")
         d = _dir(v, dossier_id)
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dir(d, parents=True)
         files[f"reviews/{dossier_id}/{seq}.toml"] = records.dump_toml(signed)
         actor.commit("review.record", files, number=m["number"], ref=f"review-{seq}", obj=dossier_id)
     return {k: rec[k] for k in ("number", "seq", "at", "by", "outcome")}
