@@ -209,6 +209,7 @@ class Verification:
     count: int = 0
     head: str = ""
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     replay: Any = None
 
     @property
@@ -250,6 +251,24 @@ def verify(v, *, anchor: tuple[int, str] | None = None) -> Verification:
     return res
 
 
+def _head_at(v, count: int) -> str | None:
+    """The hash of entry ``count`` of the log as it is now."""
+    try:
+        lines = (_dir(v) / "log.jsonl").read_bytes().split(b"\n")
+    except FileNotFoundError:
+        return None
+    return hashlib.sha256(lines[count - 1]).hexdigest() if count <= len(lines) else None
+
+
+def checkpoint_lags(v) -> bool:
+    """Whether the signed checkpoint names an earlier entry than the log's last (an interrupted append)."""
+    try:
+        cp = records.load_toml(_dir(v) / "checkpoint.toml", schema="checkpoint", what="audit/checkpoint.toml")
+    except (FileNotFoundError, VaultError):
+        return False
+    return cp.get("count", 0) < _tail(v, _dir(v) / "log.jsonl")[0]
+
+
 def parse_line(raw: bytes, *, where: str) -> dict[str, Any]:
     """One line of the log as an entry of the right shape (schemas/audit-entry); FormatError names it."""
     try:
@@ -288,6 +307,14 @@ def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification)
         records.verify_record(cp, PublicKey.parse(by["key"]).signing, what="audit/checkpoint.toml")
     except VaultError as e:
         res.problems.append(str(e))
+        return
+    if isinstance(cp.get("count"), int) and 0 < cp["count"] < st["count"] \
+            and cp.get("head") == _head_at(v, cp["count"]):
+        # Appended, then stopped before the checkpoint was rewritten: the checkpoint is a true
+        # earlier point of this same chain (a cut tail makes the log shorter than the checkpoint).
+        res.notes.append(f"audit/checkpoint.toml: signed at entry {cp['count']}, the history goes on to entry "
+                         f"{st['count']}: an append was interrupted before its checkpoint (the next write "
+                         "or 'vault repair' rewrites it)")
         return
     if cp.get("count") != st["count"] or cp.get("head") != st["head"]:
         res.problems.append(f"audit/log.jsonl: ends at entry {st['count']} but the signed checkpoint says "

@@ -337,6 +337,15 @@ RECORD_DIRS = ("policy", "members", "rings", "keys", "requests", "grants", "hold
                "intake", "dossiers", "paper")
 
 
+def _pending_files(v) -> list[Path]:
+    pend = [v.root / "policy.toml.pending"] if (v.root / "policy.toml.pending").exists() else []
+    for d in RECORD_DIRS:
+        for dirpath, dirnames, filenames in os.walk(v.root / d):
+            dirnames[:] = [x for x in dirnames if x != "documents"]
+            pend += [Path(dirpath) / f for f in filenames if f.endswith(PENDING)]
+    return pend
+
+
 def recover(v) -> list[str]:
     """Under the exclusive lock: finish or drop commits an interruption left half done.
 
@@ -346,12 +355,7 @@ def recover(v) -> list[str]:
     """
     st = state(v)
     done = []
-    pend = [v.root / "policy.toml.pending"] if (v.root / "policy.toml.pending").exists() else []
-    for d in RECORD_DIRS:
-        for dirpath, dirnames, filenames in os.walk(v.root / d):
-            dirnames[:] = [x for x in dirnames if x != "documents"]
-            pend += [Path(dirpath) / f for f in filenames if f.endswith(PENDING)]
-    for p in pend:
+    for p in _pending_files(v):
         rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
         ent = st["files"].get(rel)
         if ent is not None and ent[0] is not None and sha256(p.read_bytes()) == ent[0]:
@@ -365,6 +369,32 @@ def recover(v) -> list[str]:
     return done
 
 
+def _pending_is(p: Path, h: str) -> bool:
+    try:
+        return sha256(Path(str(p) + PENDING).read_bytes()) == h
+    except FileNotFoundError:
+        return False
+
+
+def interrupted(v, rep: Replay) -> list[str]:
+    """Commits an interruption left half done (what ``recover`` finishes or drops), as notes for ``check``."""
+    notes = []
+    for p in _pending_files(v):
+        rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
+        ent = rep.state["files"].get(rel)
+        if ent is not None and ent[0] is not None and _pending_is(v.root / rel, ent[0]):
+            notes.append(f"{rel}: committed by history entry {ent[1]} but not yet in place (an interrupted "
+                         "command; the next write or 'vault repair' finishes it)")
+        else:
+            notes.append(f"{rel}{PENDING}: staged by a command that stopped before its commit point (counts for "
+                         "nothing; the next write or 'vault repair' removes it)")
+    for rel, (h, seq, _) in sorted(rep.state["files"].items()):
+        if h is None and seq == rep.state["count"] and (v.root / rel).exists():
+            notes.append(f"{rel}: deleted by history entry {seq}, the last, but still here (an interrupted "
+                         "command; the next write or 'vault repair' deletes it)")
+    return notes
+
+
 def check_files(v, rep: Replay) -> list[str]:
     """Every record file against the history: missing, changed, rolled back, or named by no entry.
 
@@ -376,12 +406,16 @@ def check_files(v, rep: Replay) -> list[str]:
     for rel, (h, seq, _) in sorted(files.items()):
         p = v.root / rel
         if h is None:
-            if p.exists():
+            if p.exists() and seq != rep.state["count"]:  # by the last entry: ``interrupted`` names it
                 problems.append(f"{rel}: history entry {seq} deleted it, but it is back")
             continue
         try:
             got = sha256(p.read_bytes())
         except FileNotFoundError:
+            got = None
+        if got != h and _pending_is(p, h):
+            continue  # an interrupted commit: ``interrupted`` names it, the next writer finishes it
+        if got is None:
             problems.append(f"{rel}: missing (history entry {seq} wrote it)")
             continue
         if got != h:

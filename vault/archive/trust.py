@@ -462,6 +462,8 @@ TRUST: dict[str, Row] = {
     "index.repair": Row("find"),
     "audit.read": Row("audit.read"),
     "vault.open": Row(None),
+    # Finishing interrupted commands writes only what their own entries named: the archive department.
+    "vault.repair": Row("dossier.read"),
 }
 
 

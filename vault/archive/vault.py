@@ -39,6 +39,8 @@ class Vault:
     root: Path
     config: dict[str, Any]
     layout: Layout = field(init=False)
+    #: What the last exclusive lock cleaned up: (temporaries removed, interrupted commits finished or dropped).
+    recovered: tuple[list[str], list[str]] = field(init=False, default=([], []))
 
     def __post_init__(self) -> None:
         self.layout = Layout(self.root)
@@ -149,10 +151,11 @@ class _SweepingLock:
         self.lk.__enter__()
         self._confined = confined(self.root)
         self._confined.__enter__()
-        sweep_temporaries(self.root)
+        swept = sweep_temporaries(self.root)
         if self.vault is not None:
             try:
-                authority.recover(self.vault)
+                self.vault.recovered = ([p.relative_to(self.root).as_posix() for p in swept],
+                                        authority.recover(self.vault))
             except BaseException:
                 self._confined.__exit__(None, None, None)
                 self.lk.__exit__(None, None, None)

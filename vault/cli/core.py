@@ -338,6 +338,19 @@ def check(obj: Ctx, read_data: bool, anchor: str | None, as_json: bool) -> None:
 @cli.command()
 @json_opt
 @click.pass_obj
+def repair(obj: Ctx, as_json: bool) -> None:
+    """Finish or drop what an interrupted command left half done (the archive department)."""
+    from vault.office.repair import repair as repair_vault
+
+    res = repair_vault(obj.actor())
+    emit(res, as_json, lambda d: "\n".join(
+        [*(f"finished: {p}" for p in d["commits_finished"]), *(f"removed: {p}" for p in d["temporaries_removed"]),
+         *(["checkpoint rewritten"] if d["checkpoint_rewritten"] else []), "the vault is consistent again"]))
+
+
+@cli.command()
+@json_opt
+@click.pass_obj
 def migrate(obj: Ctx, as_json: bool) -> None:
     """Upgrade a format-1 vault to format 2, in place (a supervisor; back the vault up first).
 

@@ -51,6 +51,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
                "The online platform where customers submit material through an invitation link."),
     "policy": (("vault.cli.policy:policy_grp",),
                "The policy: roles and rights, retention schedules, review intervals, completeness rules."),
+    "repair": (("vault.cli.core:repair",),
+               "Finish or drop what an interrupted command left half done (the archive department)."),
     "request": (("vault.cli.access:request_grp",), "Consultation and copy requests."),
     "retention": (("vault.cli.retention:retention_grp",), "Retention schedules."),
     "review": (("vault.cli.review:review_grp",),

@@ -52,9 +52,11 @@ def check(v, *, actor=None, progress: Callable[[int], None] | None = None,
         # The history first: everything else is judged against it.
         res = audit.verify(v, anchor=anchor)
         rep.problems.extend(res.problems)
+        rep.notes.extend(res.notes)
         if res.replay is None:
             return rep
         rep.problems.extend(authority.check_files(v, res.replay))
+        rep.notes.extend(authority.interrupted(v, res.replay))
         try:
             mem = members.all_members(v)
             for ring in v.policy.data["rings"]:

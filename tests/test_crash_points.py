@@ -1,0 +1,393 @@
+"""Every write command, stopped at every durable step: the vault is never left in a state that is
+wrong and unreported, the next run (or one ``vault repair``) finishes it, nothing acknowledged is
+lost, no number is reused, and no interruption hands a key to someone who should not have it.
+
+The store's crash seam (``vault.store.seam``) numbers the durable steps of a command (file created,
+fsync, rename, unlink, directory made, audit append). For each command a counting run lists its
+steps; then the command runs once per step on a fresh copy of its starting vault and is stopped just
+before that step (``os._exit``, as ``kill -9``). A stop just after step k leaves the files a stop
+just before step k+1 leaves, and an fsync changes nothing a dying process can see, so stopping
+before every step that is not an fsync — plus the uninterrupted run — covers every point.
+
+After each stop: ``vault check`` runs (no traceback; clean, or what it names is finished by
+``vault repair`` on a copy of the stopped state, after which it is clean); then the same command
+runs again (it succeeds, or says in one line that what it does is done) and ``vault check
+--read-data`` is clean. The history before the command is still the history's prefix; no number is
+issued twice; the security properties hold both in the stopped state and after the retry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from crash_harness import SAME_STATE_AS_NEXT, copy_tree, env_for, in_parallel, run_cli
+from office import MARKERS, PASSPHRASE, make_office
+from vault import clock
+from vault.archive import authority, members
+from vault.archive.vault import Vault
+from vault.crypto import age
+from vault.errors import NoIdentityMatchError, VaultError
+from vault.store import identity
+
+T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
+T1 = T0 + dt.timedelta(hours=1)
+WORKERS = max(1, min(2, os.cpu_count() or 1))
+
+
+@dataclass
+class Cmd:
+    """A write command as the test runs it: its argv, who runs it, and what a retry may say."""
+
+    name: str
+    argv: list[str]
+    who: str | None
+    again: str = r"$^"  # what the retry may refuse with, once the first run went through
+    at: dt.datetime = T1
+    base: str = "office"
+    props: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+
+class Base:
+    """The prepared starting trees (built once), and what the commands refer to in them."""
+
+    def __init__(self, root: Path, ids: Path) -> None:
+        self.root, self.ids = root, ids
+        self.refs: dict[str, str] = {}
+        self.trees: dict[str, Path] = {}
+
+
+def _build(tmp: Path, monkeypatch) -> Base:
+    monkeypatch.setattr(clock, "_override", T0)
+    o = make_office(tmp / "office", monkeypatch)
+    monkeypatch.setenv("VAULT_STATE_DIR", str(tmp / "office" / "state"))
+    o.add_member("carl", "archivist", dept="archive")      # leaves: holds the archive ring
+    o.add_member("sam", "supervisor", dept="archive")      # approves destructions
+    o.add_member("staff", "staff", dept="sales")
+    o.add_member("stella", "staff", dept="sales")          # leaves: holds a grant
+    o.add_member("head", "dept-head", dept="sales")
+    o.add_member("olga", "operator", dept="it")
+    refs: dict[str, str] = {}
+    f = tmp / "inputs" / "c.txt"
+    f.parent.mkdir(parents=True)
+    f.write_text(MARKERS["content"])
+    refs["big"] = str(tmp / "inputs" / "big.bin")
+    Path(refs["big"]).write_bytes(os.urandom(3 << 20))
+    refs["file"] = str(f)
+    refs["A"] = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
+    refs["B"] = o.create(name="Held Customer")
+    refs["C"] = o.create(name="Customer To Approve")
+    refs["D"] = o.create(name="Customer To Destroy")
+    refs["E"] = o.create(name="Customer To Request")
+    refs["docA"] = o.add_doc(refs["A"], f, "bob", "contract", "--original", "--paper-location", "Room 1")
+    refs["letterA"] = o.add_doc(refs["A"], f, "bob", "communication", "--original")
+    o.add_doc(refs["D"], f, "bob", "contract")
+
+    def req(who: str, number: str, approve: bool = True) -> str:
+        no = o.json("request", "access", number, "--purpose", "meeting", who=who)["number"]
+        if approve:
+            o.run("request", "approve", no, who="head")
+        return no
+
+    refs["R_pending"] = req("staff", refs["A"], approve=False)
+    refs["R_approved"] = req("staff", refs["A"])
+    r = req("stella", refs["A"])
+    refs["G_stella"] = o.json("grant", r, "--hours", "240", who="bob")["number"]
+    r = req("staff", refs["B"])
+    refs["G_short"] = o.json("grant", r, "--hours", "2", who="bob")["number"]
+    r = req("staff", refs["A"])
+    refs["L_out"] = o.json("paper", "lend", refs["letterA"], "--to", "staff", "--request", r,
+                           "--due", "2026-03-20", who="bob")["number"]
+    o.run("hold", "add", refs["B"], "--reason", "litigation", who="bob")
+    refs["D_requested"] = o.json("destroy", "request", refs["C"], "--reason", "erasure asked", who="alice")["number"]
+    refs["D_approved"] = o.json("destroy", "request", refs["D"], "--reason", "erasure asked", who="alice")["number"]
+    o.run("destroy", "approve", refs["D_approved"], "--override-retention", "customer asked", who="sam")
+    sub = ["intake", "submit", str(f), "--for", refs["A"], "--category", "feedback", "--source", "s",
+           "--date", clock.today(), "--title", MARKERS["title"]]
+    refs["S_accept"] = o.json(*sub)["ids"][0]
+    refs["S_reject"] = o.json(*sub)["ids"][0]
+    pol = tmp / "inputs" / "policy.toml"
+    pol.write_text(o.run("policy", "show").stdout.replace("years = 10", "years = 30"))
+    refs["policy"] = str(pol)
+    base = Base(tmp / "office", tmp / "office" / "ids")
+    base.refs = refs
+    (base.ids / "pass").write_text(PASSPHRASE + "\n")
+    # What a leaver could have kept: their own identity and the rings they could open.
+    v = Vault.open(o.vault_dir)
+    base.leaver_ids = {}
+    for who in ("carl", "stella"):
+        key = identity.load_identity(o.ident(who), PASSPHRASE)
+        rings = [members.unlock_ring(v, r, key) for r in v.policy.rings_for(members.all_members(v)[who]["roles"])]
+        base.leaver_ids[who] = [key.age_identity(), *rings]
+    base.trees["office"] = tmp / "trees" / "office"
+    _snapshot(o.root, base.trees["office"])
+    # Backups: a second starting tree with two snapshots on a target of its own.
+    copy_tree(base.trees["office"], tmp / "trees" / "backup")
+    base.trees["backup"] = tmp / "trees" / "backup"
+    bt = base.trees["backup"]
+    for day in (T0, T0 + dt.timedelta(days=1)):
+        res = run_cli(["backup", "run", f"file://{bt / 'target'}", "--json"], env_for(bt, base.ids, None), at=day,
+                      workdir=bt)
+        assert res.code == 0, res.stderr
+    # Init starts from nothing but an identity.
+    base.trees["empty"] = tmp / "trees" / "empty"
+    (base.trees["empty"] / "state").mkdir(parents=True)
+    refs["alice_key"] = o.keys["alice"]
+    return base
+
+
+def _snapshot(office_root: Path, dst: Path) -> None:
+    dst.mkdir(parents=True)
+    copy_tree(office_root / "vault", dst / "vault")
+    copy_tree(office_root / "state", dst / "state")
+
+
+def commands(r: dict[str, str]) -> list[Cmd]:
+    done = r"already|is not pending|no intake submission|not approved|is (executed|approved|closed)|" \
+           r"no active member|not on hold|no (open )?hold|is not out|has been returned|already closed"
+    return [
+        Cmd("init", ["init", "{root}/vault", "--supervisor", "alice", "--key", r["alice_key"]], None, base="empty",
+            again=r"exists and is not empty"),
+        Cmd("member-add", ["member", "add", "dora", "--key", "{dora_key}", "--role", "archivist", "--dept", "archive"],
+            "alice", again=r"already exists"),
+        Cmd("member-remove-ring", ["member", "remove", "carl"], "alice", again=r"no active member", props=("leaver:carl",)),
+        Cmd("member-remove-grantee", ["member", "remove", "stella"], "alice", again=r"no active member",
+            props=("leaver:stella", "releases")),
+        Cmd("dossier-create", ["dossier", "create", "--type", "enterprise", "--business", "network-services",
+                               "--dept", "sales", "--name", "New Customer"], "bob"),
+        Cmd("dossier-update", ["dossier", "update", r["A"], "--address", MARKERS["address"]], "bob"),
+        Cmd("doc-add", ["doc", "add", r["A"], r["file"], "--category", "contract", "--source", "desk",
+                        "--date", T0.date().isoformat(), "--original"], "bob", props=("releases",)),
+        Cmd("doc-add-big", ["doc", "add", r["A"], r["big"], "--category", "contract", "--source", "desk",
+                            "--date", T0.date().isoformat(), "--original"], "bob", props=("releases",)),
+        Cmd("request", ["request", "access", r["E"], "--purpose", "audit"], "staff"),
+        Cmd("decide", ["request", "approve", r["R_pending"]], "head", again=done),
+        Cmd("grant", ["grant", r["R_approved"], "--hours", "24"], "bob", again=done, props=("releases",)),
+        Cmd("revoke", ["grant", "revoke", r["G_stella"]], "bob", again=done, props=("releases",)),
+        Cmd("sweep", ["grant", "sweep"], "olga", at=T0 + dt.timedelta(days=3), props=("releases",)),
+        Cmd("hold-add", ["hold", "add", r["A"], "--reason", "audit"], "bob", again=done),
+        Cmd("hold-lift", ["hold", "remove", r["B"], "--reason", "settled"], "alice", again=done),
+        Cmd("destroy-request", ["destroy", "request", r["E"], "--reason", "erasure asked"], "alice"),
+        Cmd("destroy-approve", ["destroy", "approve", r["D_requested"], "--override-retention", "asked"], "sam",
+            again=done),
+        Cmd("destroy-execute", ["destroy", "execute", r["D_approved"]], "alice", again=done, props=("releases",)),
+        Cmd("intake-submit", ["intake", "submit", r["file"], "--for", r["A"], "--category", "feedback",
+                              "--source", "s", "--date", T0.date().isoformat()], None),
+        Cmd("intake-accept", ["intake", "accept", r["S_accept"]], "bob", again=done, props=("accept",)),
+        Cmd("intake-reject", ["intake", "reject", r["S_reject"], "--reason", "spam"], "bob", again=done),
+        Cmd("review-done", ["review", "done", r["A"], "--verified"], "bob"),
+        Cmd("policy-update", ["policy", "update", r["policy"]], "alice"),
+        Cmd("backup-run", ["backup", "run", "file://{root}/target"], None, base="backup"),
+        Cmd("backup-prune", ["backup", "prune", "file://{root}/target", "--keep-daily", "1"], None, base="backup",
+            at=T0 + dt.timedelta(days=1, hours=1)),
+        Cmd("paper-lend", ["paper", "lend", r["docA"], "--to", "staff", "--request", r["R_approved"],
+                           "--due", "2026-03-20"], "bob", again=done),
+        Cmd("paper-return", ["paper", "return", r["L_out"]], "bob", again=done),
+    ]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        tmp = tmp_path_factory.mktemp("crash")
+        b = _build(tmp, mp)
+        b.refs["dora_key"] = _keygen(b, mp)
+        yield b
+
+
+def _keygen(b: Base, mp) -> str:
+    from click.testing import CliRunner
+    from vault.cli import cli
+
+    mp.setattr(identity, "SCRYPT_WORK_FACTOR", 10)
+    res = CliRunner().invoke(cli, ["keygen", "--out", str(b.ids / "dora.key"), "--json"],
+                             env={"VAULT_PASSPHRASE_FILE": str(b.ids / "pass")}, catch_exceptions=False)
+    return json.loads(res.stdout)["public_key"]
+
+
+# -- judging one point ------------------------------------------------------------------------------
+
+def _argv(cmd: Cmd, root: Path, refs: dict[str, str]) -> list[str]:
+    return [a.format(root=root, **{k: v for k, v in refs.items() if k == "dora_key"}) for a in cmd.argv]
+
+
+def _log(root: Path) -> bytes:
+    p = root / "vault" / "audit" / "log.jsonl"
+    return p.read_bytes() if p.exists() else b""
+
+
+def _entries(root: Path) -> list[dict]:
+    return [json.loads(x) for x in _log(root).splitlines()]
+
+
+def _files(root: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted((root / "vault").rglob("*")):
+        if p.is_file():
+            out[p.relative_to(root / "vault").as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def _security(cmd: Cmd, base: Base, root: Path, before: dict[str, str], when: str) -> list[str]:
+    """The security properties of ``cmd`` in the tree at ``root``; returns what is violated."""
+    bad: list[str] = []
+    vdir = root / "vault"
+    if not (vdir / "vault.toml").exists():
+        return bad
+    try:
+        v = Vault.open(vdir)
+        os.environ["VAULT_STATE_DIR"] = str(root / "judge-state")
+        st = authority.full_replay(v).state
+    except VaultError as e:
+        return [f"{when}: history unreadable: {e}"]
+    for prop in cmd.props:
+        if prop.startswith("leaver:"):
+            who = prop.split(":")[1]
+            ids = base.leaver_ids[who]
+            for rel, h in _files(root).items():
+                if before.get(rel) == h or not rel.endswith(".age") or rel.startswith("dossiers/"):
+                    continue
+                try:
+                    age.decrypt_bytes((vdir / rel).read_bytes(), ids)
+                except NoIdentityMatchError:
+                    continue
+                except VaultError:
+                    continue
+                bad.append(f"{when}: the leaver {who} opens {rel}, written after the removal started")
+            if when == "after" and st["members"][who]["status"] == "active":
+                bad.append(f"{when}: {who} is still a member after the retry")
+        if prop == "releases" or prop.startswith("leaver:"):
+            for p in sorted((vdir / "keys" / "grants").glob("*")) if (vdir / "keys" / "grants").is_dir() else []:
+                m = re.fullmatch(r"([0-9a-f]{32})\.(G-\d+)\.age(\.pending)?", p.name)
+                g = st["grants"].get(m.group(2)) if m else None
+                if m and m.group(3):
+                    continue  # a staged release: not where the grantee's client reads it
+                if g is None or g["closed"] is not None or g["dossier"] != m.group(1):
+                    bad.append(f"{when}: keys/grants/{p.name} is a key release no open grant names")
+        if prop == "accept":
+            n = sum(1 for e in _entries(root) if e["action"] == "intake.accept" and e.get("outcome") == "ok")
+            if n > 1:
+                bad.append(f"{when}: the submission was accepted {n} times")
+    return bad
+
+
+def _creations(root: Path) -> list[str]:
+    keys = []
+    for e in _entries(root):
+        if e.get("outcome") != "ok":
+            continue
+        a = e["action"]
+        if a == "dossier.create":
+            keys.append(f"dossier {e.get('number')}")
+        elif a.startswith("request.") and a.split(".")[1] in ("access", "copy"):
+            keys.append(f"request {e.get('ref')}")
+        elif a == "grant.create" or a == "destroy.request" or a == "paper.lend":
+            keys.append(f"{a} {e.get('ref')}")
+    return keys
+
+
+def _point(job) -> dict:
+    cmd, base, k, point_root = job
+    tree = base.trees[cmd.base]
+    root = Path(point_root)
+    copy_tree(tree, root)
+    argv = _argv(cmd, root, base.refs)
+    out: dict = {"k": k, "problems": [], "fixed": []}
+    env = env_for(root, base.ids, cmd.who)
+    before = _files(root)
+    log0 = _log(root)
+    first = run_cli(argv, env, crash_at=k, at=cmd.at, workdir=root)
+    if first.traceback:
+        out["problems"].append(f"traceback in the run stopped at step {k}: {first.stderr[-800:]}")
+    if k and not first.crashed:
+        out["problems"].append(f"the run was not stopped at step {k} (exit {first.code}): {first.stderr[-300:]}")
+    judge = env_for(root, base.ids, "alice")
+    chk = run_cli(["check", "--json"], judge, at=cmd.at, workdir=root)
+    if chk.traceback:
+        out["problems"].append(f"traceback in check: {chk.stderr[-800:]}")
+    state_named = []
+    if chk.code != 0:
+        try:
+            state_named = json.loads(chk.stdout)["problems"]
+        except (ValueError, KeyError):
+            state_named = [chk.stderr.strip()]
+        out["named"] = state_named
+    out["problems"] += _security(cmd, base, root, before, "stopped")
+    if state_named and (root / "vault" / "vault.toml").exists():
+        # One 'vault repair' finishes what check named (on a copy: the retry below starts from the stop).
+        rroot = root.parent / (root.name + "-repair")
+        copy_tree(root, rroot)
+        rep = run_cli(["repair", "--json"], env_for(rroot, base.ids, "alice"), at=cmd.at, workdir=rroot)
+        chk2 = run_cli(["check", "--json"], env_for(rroot, base.ids, "alice"), at=cmd.at, workdir=rroot)
+        if rep.code != 0 or chk2.code != 0:
+            out["problems"].append(f"repair did not finish it: repair exit {rep.code} {rep.stderr.strip()[-300:]}; "
+                                   f"check after: {chk2.stdout.strip()[-600:] or chk2.stderr.strip()[-300:]}")
+        shutil.rmtree(rroot, ignore_errors=True)
+    again = run_cli(argv, env, at=cmd.at, workdir=root)
+    if again.traceback:
+        out["problems"].append(f"traceback in the retry: {again.stderr[-800:]}")
+    elif again.code != 0 and not (again.one_line_error() and re.search(cmd.again, again.stderr)):
+        out["problems"].append(f"the retry failed (exit {again.code}): {again.stderr.strip()[-400:]}")
+    if (root / "vault" / "vault.toml").exists():
+        final = run_cli(["check", "--read-data", "--json"], judge, at=cmd.at, workdir=root)
+        if final.code != 0:
+            out["problems"].append(f"check after the retry: {final.stdout.strip()[-600:] or final.stderr.strip()[-400:]}")
+        if not _log(root).startswith(log0):
+            out["problems"].append("the history before the command is no longer the history's prefix")
+        made = _creations(root)
+        dup = sorted({x for x in made if made.count(x) > 1})
+        if dup:
+            out["problems"].append(f"numbers issued twice: {dup}")
+        out["problems"] += _security(cmd, base, root, before, "after")
+    else:
+        out["problems"].append("no vault after the retry")
+    shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def _count(cmd: Cmd, base: Base, tmp: Path) -> list[tuple[str, str]]:
+    root = tmp / "count"
+    copy_tree(base.trees[cmd.base], root)
+    res = run_cli(_argv(cmd, root, base.refs), env_for(root, base.ids, cmd.who), trace=True, at=cmd.at, workdir=root)
+    assert res.code == 0 and not res.traceback, f"{cmd.name}: {res.stderr}"
+    shutil.rmtree(root)
+    return res.steps or []
+
+
+def _names(tmp_factory) -> list[str]:
+    return [c.name for c in commands({k: "" for k in REF_KEYS})]
+
+
+REF_KEYS = ("A", "B", "C", "D", "E", "file", "big", "docA", "letterA", "R_pending", "R_approved", "G_stella",
+            "G_short", "L_out", "D_requested", "D_approved", "S_accept", "S_reject", "policy", "alice_key")
+
+
+@pytest.mark.parametrize("name", _names(None))
+def test_every_crash_point_is_finished_or_harmless(base, name, tmp_path):
+    cmd = next(c for c in commands(base.refs) if c.name == name)
+    steps = _count(cmd, base, tmp_path)
+    assert steps, f"{name} takes no durable step"
+    points = [0] + [i for i, (kind, _) in enumerate(steps, 1) if kind not in SAME_STATE_AS_NEXT]
+    jobs = [(cmd, base, k, str(tmp_path / f"p{k}")) for k in points]
+    results = in_parallel(jobs, _point, workers=WORKERS)
+    failures = []
+    for (_, _, k, _), res in zip(jobs, results):
+        where = f"stop before step {k} ({steps[k - 1][0]} {Path(steps[k - 1][1]).name})" if k else "no stop"
+        if "worker_error" in res or "died" in res:
+            failures.append(f"{where}: {res}")
+        for p in res.get("problems", []):
+            failures.append(f"{where}: {p}")
+    REPORT.append((name, len(steps), len(points), sum(1 for r in results if r.get("named"))))
+    assert not failures, f"{name}: {len(failures)} problems over {len(points)} points:\n" + "\n".join(failures[:40])
+
+
+REPORT: list[tuple[str, int, int, int]] = []
