@@ -164,7 +164,8 @@ def commands(r: dict[str, str]) -> list[Cmd]:
             props=("leaver:stella", "releases")),
         Cmd("dossier-create", ["dossier", "create", "--type", "enterprise", "--business", "network-services",
                                "--dept", "sales", "--name", "New Customer"], "bob"),
-        Cmd("dossier-update", ["dossier", "update", r["A"], "--address", MARKERS["address"]], "bob"),
+        Cmd("dossier-update", ["dossier", "update", r["A"], "--address", MARKERS["address"]], "bob",
+            again=r"nothing changed"),
         Cmd("doc-add", ["doc", "add", r["A"], r["file"], "--category", "contract", "--source", "desk",
                         "--date", T0.date().isoformat(), "--original"], "bob", props=("releases",)),
         Cmd("doc-add-big", ["doc", "add", r["A"], r["big"], "--category", "contract", "--source", "desk",
@@ -191,7 +192,7 @@ def commands(r: dict[str, str]) -> list[Cmd]:
             at=T0 + dt.timedelta(days=1, hours=1)),
         Cmd("paper-lend", ["paper", "lend", r["docA"], "--to", "staff", "--request", r["R_approved"],
                            "--due", "2026-03-20"], "bob", again=done),
-        Cmd("paper-return", ["paper", "return", r["L_out"]], "bob", again=done),
+        Cmd("paper-return", ["paper", "return", r["L_out"], "--location", "Room 2"], "bob", again=done),
     ]
 
 
@@ -237,7 +238,8 @@ def _files(root: Path) -> dict[str, str]:
     return out
 
 
-def _security(cmd: Cmd, base: Base, root: Path, before: dict[str, str], when: str) -> list[str]:
+def _security(cmd: Cmd, base: Base, root: Path, before: dict[str, str], when: str,
+              named: list[str] = ()) -> list[str]:
     """The security properties of ``cmd`` in the tree at ``root``; returns what is violated."""
     bad: list[str] = []
     vdir = root / "vault"
@@ -266,17 +268,38 @@ def _security(cmd: Cmd, base: Base, root: Path, before: dict[str, str], when: st
             if when == "after" and st["members"][who]["status"] == "active":
                 bad.append(f"{when}: {who} is still a member after the retry")
         if prop == "releases" or prop.startswith("leaver:"):
-            for p in sorted((vdir / "keys" / "grants").glob("*")) if (vdir / "keys" / "grants").is_dir() else []:
-                m = re.fullmatch(r"([0-9a-f]{32})\.(G-\d+)\.age(\.pending)?", p.name)
-                g = st["grants"].get(m.group(2)) if m else None
-                if m and m.group(3):
-                    continue  # a staged release: not where the grantee's client reads it
-                if g is None or g["closed"] is not None or g["dossier"] != m.group(1):
-                    bad.append(f"{when}: keys/grants/{p.name} is a key release no open grant names")
+            bad += _releases(st, vdir, before, when, named)
         if prop == "accept":
             n = sum(1 for e in _entries(root) if e["action"] == "intake.accept" and e.get("outcome") == "ok")
             if n > 1:
                 bad.append(f"{when}: the submission was accepted {n} times")
+    return bad
+
+
+def _releases(st: dict, vdir: Path, before: dict[str, str], when: str, named: list[str]) -> list[str]:
+    """Every key release (whole, staged or half written) belongs to a grant the history names, for
+    its dossier; one of a grant the history closed is allowed only in the stopped state and only as
+    it was before the command (deleting it is the step after the entry); every open grant of a
+    dossier not destroyed has its release, or (stopped) check names the grant as missing it."""
+    bad = []
+    d = vdir / "keys" / "grants"
+    found = set()
+    for p in sorted(d.iterdir()) if d.is_dir() else []:
+        m = re.fullmatch(r"(?:\.tmp-)?([0-9a-f]{32})\.(G-\d+)\.age(\.pending)?(?:\.[0-9a-f]{8})?", p.name)
+        g = st["grants"].get(m.group(2)) if m else None
+        rel = f"keys/grants/{p.name}"
+        if m and p.name == f"{m.group(1)}.{m.group(2)}.age":
+            found.add(m.group(2))
+        if g is None or g["dossier"] != m.group(1):
+            bad.append(f"{when}: {rel} is a key release no grant names")
+        elif g["closed"] is not None and (when != "stopped" or
+                                          before.get(rel) != hashlib.sha256(p.read_bytes()).hexdigest()):
+            bad.append(f"{when}: {rel} is a key release of a grant the history closed ({g['closed']})")
+    for gno, g in st["grants"].items():
+        if g["closed"] is None and not st["dossiers"].get(g["dossier"], {}).get("destroyed") and gno not in found \
+                and st["members"][g["grantee"]]["status"] == "active" \
+                and not any(f"grant {gno} is active" in p for p in named):
+            bad.append(f"{when}: the open grant {gno} has no key release")
     return bad
 
 
@@ -305,10 +328,12 @@ def _point(job) -> dict:
     env = env_for(root, base.ids, cmd.who)
     before = _files(root)
     log0 = _log(root)
-    first = run_cli(argv, env, crash_at=k, at=cmd.at, workdir=root)
+    first = run_cli(argv, env, crash_at=k, trace=True, at=cmd.at, workdir=root)
     if first.traceback:
         out["problems"].append(f"traceback in the run stopped at step {k}: {first.stderr[-800:]}")
-    if k and not first.crashed:
+    if k and not first.crashed and first.code == 0 and len(first.steps or ()) < k:
+        out["shorter"] = True  # this run took fewer steps than the counting run (a repeated put, a lock)
+    elif k and not first.crashed:
         out["problems"].append(f"the run was not stopped at step {k} (exit {first.code}): {first.stderr[-300:]}")
     judge = env_for(root, base.ids, "alice")
     chk = run_cli(["check", "--json"], judge, at=cmd.at, workdir=root)
@@ -321,14 +346,17 @@ def _point(job) -> dict:
         except (ValueError, KeyError):
             state_named = [chk.stderr.strip()]
         out["named"] = state_named
-    out["problems"] += _security(cmd, base, root, before, "stopped")
+    out["problems"] += _security(cmd, base, root, before, "stopped", state_named)
     if state_named and (root / "vault" / "vault.toml").exists():
         # One 'vault repair' finishes what check named (on a copy: the retry below starts from the stop).
         rroot = root.parent / (root.name + "-repair")
         copy_tree(root, rroot)
         rep = run_cli(["repair", "--json"], env_for(rroot, base.ids, "alice"), at=cmd.at, workdir=rroot)
         chk2 = run_cli(["check", "--json"], env_for(rroot, base.ids, "alice"), at=cmd.at, workdir=rroot)
-        if rep.code != 0 or chk2.code != 0:
+        # What repair leaves must be what check tells to finish with this very command.
+        left = json.loads(chk2.stdout)["problems"] if chk2.stdout.strip().startswith("{") else [chk2.stderr]
+        told = f"run 'vault {' '.join(argv[:2])}"
+        if rep.code != 0 or any(told not in p for p in left):
             out["problems"].append(f"repair did not finish it: repair exit {rep.code} {rep.stderr.strip()[-300:]}; "
                                    f"check after: {chk2.stdout.strip()[-600:] or chk2.stderr.strip()[-300:]}")
         shutil.rmtree(rroot, ignore_errors=True)
@@ -379,15 +407,16 @@ def test_every_crash_point_is_finished_or_harmless(base, name, tmp_path):
     points = [0] + [i for i, (kind, _) in enumerate(steps, 1) if kind not in SAME_STATE_AS_NEXT]
     jobs = [(cmd, base, k, str(tmp_path / f"p{k}")) for k in points]
     results = in_parallel(jobs, _point, workers=WORKERS)
-    failures = []
+    failures: dict[str, list[int]] = {}
     for (_, _, k, _), res in zip(jobs, results):
-        where = f"stop before step {k} ({steps[k - 1][0]} {Path(steps[k - 1][1]).name})" if k else "no stop"
-        if "worker_error" in res or "died" in res:
-            failures.append(f"{where}: {res}")
-        for p in res.get("problems", []):
-            failures.append(f"{where}: {p}")
-    REPORT.append((name, len(steps), len(points), sum(1 for r in results if r.get("named"))))
-    assert not failures, f"{name}: {len(failures)} problems over {len(points)} points:\n" + "\n".join(failures[:40])
-
-
-REPORT: list[tuple[str, int, int, int]] = []
+        found = [str(res)] if "worker_error" in res or "died" in res else res.get("problems", [])
+        for p in found:
+            # One line per kind of failure, with the steps it happened at (ids and paths vary by run).
+            failures.setdefault(re.sub(r"[0-9a-f]{8,}|pytest-\d+|fini\d+|/p\d+", "…", p), []).append(k)
+    named = sum(1 for r in results if r.get("named"))
+    print(f"crash points: {name}: {len(steps)} steps, {len(points)} points run, {named} named by check")
+    lines = [f"{msg[:700]}\n    at steps {ks[:12]}{' …' if len(ks) > 12 else ''} (e.g. "
+             f"{steps[ks[0] - 1][0] + ' ' + Path(steps[ks[0] - 1][1]).name if ks[0] else 'no stop'})"
+             for msg, ks in failures.items()]
+    assert not failures, f"{name}: {sum(map(len, failures.values()))} problems over {len(points)} points:\n" + \
+        "\n".join(lines[:30])

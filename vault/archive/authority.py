@@ -182,9 +182,8 @@ class Replay:
         st = self.state
         n = st["policy_version"] + 1
         rel = f"policy/{n}.toml"
-        try:
-            raw = (self.v.root / rel).read_bytes()
-        except FileNotFoundError:
+        raw = _committed_bytes(self.v.root / rel, e["records"].get(rel))
+        if raw is None:
             return f"{rel} is missing"
         if sha256(raw) != e["records"][rel] or sha256(raw) != e["records"]["policy.toml"]:
             return f"{rel} does not match the entry"
@@ -214,6 +213,23 @@ class Replay:
             self.state["files"][p] = [h, e["seq"], e["member"]]
             if self.seen is not None and h is not None:
                 self.seen.setdefault(p, {})[h] = e["seq"]
+
+
+def _committed_bytes(p: Path, h: str | None) -> bytes | None:
+    """The bytes at ``p``, or those of ``p.pending`` when they are the ones hash ``h`` names (a commit
+    whose renames an interruption cut short: the entry is in the history, the file not yet in place)."""
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raw = None
+    if h is not None and (raw is None or sha256(raw) != h):
+        try:
+            pend = Path(str(p) + PENDING).read_bytes()
+        except FileNotFoundError:
+            return raw
+        if sha256(pend) == h:
+            return pend
+    return raw
 
 
 @functools.lru_cache(maxsize=1024)

@@ -141,6 +141,28 @@ def list_grants(v) -> list[dict[str, Any]]:
     return out
 
 
+def missing_releases(v) -> list[dict[str, Any]]:
+    """Active grants whose key release is not there: a ``grant`` stopped between its entry (the
+    commit point) and writing the release. The grantee reads nothing until it is re-issued."""
+    mem = members.all_members(v)
+    return [g for g in list_grants(v) if g["state"] == "active" and mem[g["grantee"]]["status"] == "active"
+            and not grant_key_path(v, g["dossier"], g["number"]).exists()]
+
+
+def reissue_releases(actor, only: str | None = None) -> list[str]:
+    """Write the key release of every active grant that has none (or only of grant ``only``); call
+    under the exclusive lock with a member who can open the key tables. Returns the grants."""
+    v = actor.vault
+    done = []
+    mem = members.all_members(v)
+    for g in missing_releases(v):
+        if only is None or g["number"] == only:
+            table = read_key_table(v.layout.key_table(g["dossier"]), actor.read_identities(), dossier=g["dossier"])
+            _write_grant_key(v, g, table, mem)
+            done.append(g["number"])
+    return done
+
+
 def active_grant(v, dossier_id: str, member: str) -> dict[str, Any] | None:
     for g in list_grants(v):
         if g["dossier"] == dossier_id and g["grantee"] == member and g["state"] == "active":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,8 @@ from vault.crypto import age
 from vault.errors import FormatError, InputError, NotFoundError, PermissionDeniedError
 from vault.store.identity import MemberKey, PublicKey
 from vault.archive.policy import DEFAULT_POLICY, Policy
-from vault.store import VaultLock, confined, fsync_dir, make_dir, sweep_temporaries
-from vault.archive import audit, authority, members, trust
+from vault.store import TMP_PREFIX, VaultLock, confined, fsync_dir, make_dir, remove, remove_tree, sweep_temporaries
+from vault.archive import audit, authority, members, recovery, trust
 from vault.store.layout import check_name, Layout
 
 from vault.store import write_atomic
@@ -65,7 +66,7 @@ class Vault:
         check_name("member", supervisor)
         numbering = dict(numbering or DEFAULT_NUMBERING)
         root = Path(root)
-        if root.exists() and any(root.iterdir()):
+        if root.exists() and any(root.iterdir()) and not _clear_interrupted_init(root):
             raise InputError(f"{root} exists and is not empty", hint="choose a new directory for the vault")
         make_dir(root, parents=True)
         ring_ids = {name: age.generate_identity("mlkem768x25519") for name in DEFAULT_POLICY["rings"]}
@@ -154,8 +155,9 @@ class _SweepingLock:
         swept = sweep_temporaries(self.root)
         if self.vault is not None:
             try:
-                self.vault.recovered = ([p.relative_to(self.root).as_posix() for p in swept],
-                                        authority.recover(self.vault))
+                finished = authority.recover(self.vault)
+                finished += recovery.finish(self.vault, authority.state(self.vault))
+                self.vault.recovered = ([p.relative_to(self.root).as_posix() for p in swept], finished)
             except BaseException:
                 self._confined.__exit__(None, None, None)
                 self.lk.__exit__(None, None, None)
@@ -212,6 +214,36 @@ class Actor:
             if ring not in self._rings:
                 self._rings[ring] = members.unlock_ring(self.vault, ring, self.identity)
         return [*self._rings.values(), self.identity.age_identity()]
+
+
+#: What ``init`` writes before ``vault.toml`` (its last file): a directory holding nothing else and
+#: no ``vault.toml`` is an init that was interrupted, which the next ``init`` clears and starts again.
+_INIT_DIRS = ("members", "rings", "keys", "dossiers", "index", "policy")
+_INIT_FILES = (".lock", "policy.toml", "policy/1.toml", "members/*.toml", "rings/*.toml", "rings/*.age",
+               "keys/_intake.age", "keys/_index.age")
+
+
+def _clear_interrupted_init(root: Path) -> bool:
+    """If ``root`` holds only what an interrupted ``init`` leaves, remove it and say True."""
+    if (root / "vault.toml").exists():
+        return False
+    for dirpath, _, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        if rel != Path(".") and (len(rel.parts) > 1 or rel.parts[0] not in _INIT_DIRS):
+            return False
+        for f in filenames:
+            p = (rel / f).as_posix()
+            if not (f.startswith(TMP_PREFIX) or any(trust.match(p, pat) for pat in _INIT_FILES)):
+                return False
+    for name in os.listdir(root):
+        if name == ".lock":
+            continue
+        if (root / name).is_dir():
+            remove_tree(root / name)
+        else:
+            remove(root / name)
+    fsync_dir(root)
+    return True
 
 
 def dumps_json(obj: Any) -> str:

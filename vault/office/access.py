@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from vault import clock
-from vault.archive import authority, members
+from vault.archive import authority, grants, members
 from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_path,
                                   list_grants, status)
 from vault.archive.manifests import load_manifest, resolve
@@ -120,6 +120,10 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
         raise InputError(f"hours must be between 1 and {MAX_GRANT_HOURS}", param="hours")
     st = status(v, no)
     fact, req = _request(v, no)
+    if st["state"] == "granted":
+        with v.lock(exclusive=True):  # a grant stopped after its entry: its release is written now
+            if grants.reissue_releases(actor, only=st["grant"]):
+                return st["grant"]
     if fact["kind"] != "access":
         raise ConflictError(f"{no} is a copy request; copies are made with 'vault doc export'")
     if st["state"] != "approved":

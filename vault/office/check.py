@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vault.archive import audit, authority, members
+from vault.archive import audit, authority, members, recovery
 from vault.crypto import age
 from vault.store.hashing import hash_file
 from vault.archive.manifests import load_manifest, read_table
@@ -65,8 +65,12 @@ def check(v, *, actor=None, progress: Callable[[int], None] | None = None,
             rep.problems.append(str(e))
             return rep
         ids = actor.read_identities() if actor else None
+        st = res.replay.state
         for ddir in sorted((v.root / "dossiers").iterdir()):
-            if ddir.is_dir():
+            if ddir.is_dir() and recovery.uncreated_dossier(v, st, ddir.name):
+                rep.notes.append(f"dossiers/{ddir.name}: left by a 'dossier create' that stopped before its commit "
+                                 "point (counts for nothing; the next write or 'vault repair' removes it)")
+            elif ddir.is_dir():
                 _check_dossier(v, ddir.name, mem, ids, rep)
                 if progress:
                     progress(1)
@@ -161,6 +165,9 @@ def _check_records(v, mem: dict, rep: Report) -> None:
     for fn in (grants.list_requests, grants.list_grants, holds.verified_holds, lifts, destruction.list_destructions,
                intake.pending, paper.loans, paper.inventories):
         _try(rep, lambda fn=fn: fn(v))
+    _try(rep, lambda: rep.problems.extend(
+        f"keys/grants/{g['dossier']}.{g['number']}.age: missing, and grant {g['number']} is active (a grant stopped "
+        f"after its entry; run 'vault grant {g['request']}' or 'vault repair')" for g in grants.missing_releases(v)))
     for no, f in sorted(authority.state(v)["destructions"].items()):
         if f.get("certificate") is not None:
             _try(rep, lambda no=no: destruction.certificate(v, no))

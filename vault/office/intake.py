@@ -20,7 +20,7 @@ import tomli_w
 
 from vault import clock
 from vault.store import ids, make_dir, records, remove, replace, seam
-from vault.archive import members
+from vault.archive import authority, members
 from vault.crypto import age
 from vault.store.hashing import HashingWriter, hash_file
 from vault.archive.manifests import CATEGORIES
@@ -197,6 +197,7 @@ def accept(actor, sid: str) -> str:
     actor.require("intake.manage")
     v = actor.vault
     with v.lock(exclusive=True):
+        _undecided(v, sid)
         rec = _load(v, sid)
         src = _dir(v) / f"{sid}.age"
         if hash_file(src) != (rec["sha256"], rec["size"]):
@@ -255,6 +256,7 @@ def reject(actor, sid: str, reason: str) -> None:
         raise InputError("a rejection needs a reason", param="reason")
     v = actor.vault
     with v.lock(exclusive=True):
+        _undecided(v, sid)
         rec = _load(v, sid)
         sealed = members.seal_text(v, reason)
         signed = actor.sign({"format": 1, "id": sid, "for": rec["for"], "by": actor.name, "at": clock.stamp(),
@@ -262,6 +264,15 @@ def reject(actor, sid: str, reason: str) -> None:
         actor.commit("intake.reject", {f"intake/{sid}.rejected.toml": records.dump_toml(signed)}, number=rec["for"],
                      ref=sid)
         _remove(v, sid)
+
+
+def _undecided(v, sid: str) -> None:
+    """Refuse a submission the history has decided: a decision interrupted after its entry (the
+    files not yet removed) is finished by the lock's recovery, never taken a second time."""
+    ids.intake_id(sid)
+    done = authority.state(v)["intake"].get(sid)
+    if done is not None:
+        raise ConflictError(f"intake submission {sid} was already {done}ed", hint="see 'vault intake list'")
 
 
 def _remove(v, sid: str) -> None:
