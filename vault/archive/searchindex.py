@@ -257,21 +257,21 @@ def forget(actor, dossier_id: str) -> None:
     rekey(actor, idx, os.urandom(32))
 
 
-def rotate(actor, identities: list, recipients: list | None = None) -> None:
-    """Rotate the index key when a member of the archive ring leaves (call under the exclusive lock):
-    a former member who kept the old key opens nothing written after.
-
-    :param identities: identities that open ``keys/_index.age`` now.
-    :param recipients: the new rings' recipients, when the rotation runs before the history entry
-        that rotates the rings (default: the rings in force).
-    """
+def stage_rotation(actor, identities: list, recipients: list) -> bytes:
+    """A new index key for a member removal: returns ``keys/_index.age`` for the removal's commit
+    (the new key, encrypted to the new rings' ``recipients``) and writes the index re-sealed to it
+    as ``base.next.age``, which ``open_index`` puts in place once that key is the one in force
+    (and drops if the commit never happened: it does not open with the old key)."""
     v = actor.vault
     key = index.read_index_key(v.root, identities)
+    new_key = os.urandom(32)
     idx = open_index(actor, key=key)
-    if idx is None:
-        index.write_index_key(v.root, os.urandom(32), recipients or members.ring_recipients(v))
-        return
-    rekey(actor, idx, os.urandom(32), recipients)
+    if idx is not None:
+        rcpt = age.parse_recipient(age.recipient_of(identity_text(new_key)))
+        through = index.peek_sequence(v.root, "search/sequence") - 1
+        write_atomic(search_dir(v.root) / "base.next.age",
+                     _seal(actor, rcpt, {"kind": "base", "through": through}, idx.db.serialize()))
+    return age.encrypt_bytes(new_key, recipients)
 
 
 def rekey(actor, idx: Index, new_key: bytes, recipients: list | None = None) -> None:

@@ -392,7 +392,8 @@ TRUST: dict[str, Row] = {
     # Roots: only an active supervisor, whatever the policy says.
     "member.add": Row("member.manage", ("members/{obj}.toml", *RING), root=True, bind=_bind_member_add,
                       apply=_apply_member_add),
-    "member.remove": Row("member.manage", ("members/{obj}.toml", *RING), root=True,
+    # A removal also stages every key table and the intake and index keys, re-wrapped to the new rings.
+    "member.remove": Row("member.manage", ("members/{obj}.toml", *RING, "keys/*.age"), root=True,
                          bind=_bind_member_remove, apply=_apply_member_remove),
     "policy.update": Row("policy.manage", ("policy.toml", "policy/*.toml"), root=True, bind=_bind_policy),
     # Dossiers and documents.

@@ -20,6 +20,7 @@ import tomli_w
 
 from vault import clock
 from vault.store import ids, make_dir, records, remove, replace, seam
+from vault.store.keytable import decrypt_committed
 from vault.archive import authority, members
 from vault.crypto import age
 from vault.store.hashing import HashingWriter, hash_file
@@ -169,7 +170,8 @@ def pending(v) -> list[dict[str, Any]]:
 
 def _identity(actor) -> age.Identity:
     try:
-        secret = age.decrypt_bytes(key_path(actor.vault).read_bytes(), actor.read_identities()).decode()
+        secret = decrypt_committed(key_path(actor.vault), key_path(actor.vault).read_bytes(),
+                                   actor.read_identities()).decode()
     except FileNotFoundError:
         raise NotFoundError("this vault has no intake key") from None
     except NoIdentityMatchError:

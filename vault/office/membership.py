@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 from vault import clock
 from vault.archive import authority, searchindex
-from vault.archive.members import _member_record, _ring_files, all_members, ring_record, ring_recipients
+from vault.archive.members import _member_record, _ring_files, all_members, ring_record
 from vault.archive.policy import ROLES
 from vault.crypto import age
 from vault.errors import (
@@ -19,7 +19,7 @@ from vault.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from vault.store import fsync_dir, records, remove, sync_files, write_atomic
+from vault.store import fsync_dir, records, remove
 from vault.store.identity import PublicKey
 from vault.store.layout import check_name
 
@@ -85,7 +85,7 @@ def remove_member(actor, name: str) -> list[str]:
             raise ConflictError("you cannot remove yourself", hint="ask another supervisor")
         old_ids = actor.read_identities()
         files: dict[str, bytes | None] = {}
-        new_r, new_ids, old_r = {}, [], ring_recipients(v)
+        new_r, new_ids = {}, []
         for ring in sorted(v.policy.data["rings"]):
             rr = ring_record(v, ring)
             if name in rr["members"]:
@@ -99,26 +99,31 @@ def remove_member(actor, name: str) -> list[str]:
             else:
                 new_r[ring] = age.parse_recipient(rr["recipient"])
         new_rcpts = [new_r[r] for r in sorted(new_r)]
-        # Key tables stay readable at every instant: first to the old and the new rings, then the
-        # one entry that rotates the rings and removes the member, then to the new rings only.
-        rewrapped = rewrap_key_tables(v, old_ids, [*old_r, *new_rcpts]) if new_ids else []
+        rewrapped: list[str] = []
         if new_ids:
-            # A leaver who kept the index key would open every index file written after: rotate it,
-            # to the new rings, while the leaver's signature on the index recipient still counts.
-            searchindex.rotate(actor, [*new_ids, *old_ids], new_rcpts)
+            # Every key table, the intake key and a new index key, encrypted to the new rings only,
+            # are staged with the rings and committed by the one entry: before it the old files
+            # stand, after it the new ones (``authority.recover`` renames what an interruption left
+            # staged). No file written from here on opens with the leaver's key or an old ring.
+            staged = rewrapped_key_tables(v, old_ids, new_rcpts)
+            staged["keys/_index.age"] = searchindex.stage_rotation(actor, old_ids, new_rcpts)
+            files.update(staged)
+            rewrapped = sorted(staged)
         file_rec = authority.load(v, f"members/{name}.toml")
         file_rec.update(status="removed", removed_at=clock.stamp(), removed_by=actor.name)
         files[f"members/{name}.toml"] = records.dump_toml(actor.sign(file_rec))
         releases = _releases_of(v, name)
         actor.commit("member.remove", files, ref=name, obj=name)
+        actor.forget_rings()  # the generations it unlocked are gone
         if new_ids:
-            rewrap_key_tables(v, [*new_ids, *old_ids], new_rcpts)
+            # The index re-sealed to the new key goes into place (``open_index`` finishes this
+            # rotation on its own if an interruption stops it here).
+            searchindex.open_index(actor)
         for p in releases:  # the grants closed with the entry; their key releases go now
             remove(p, missing_ok=True)
         if releases:
             fsync_dir(releases[0].parent)
-    actor.forget_rings()  # the generations it unlocked are gone
-    return sorted(rewrapped)
+    return rewrapped
 
 
 def _releases_of(v, name: str) -> list:
@@ -130,19 +135,18 @@ def _releases_of(v, name: str) -> list:
     return out
 
 
-def rewrap_key_tables(v, identities: list, recipients: list) -> list[str]:
-    """Re-encrypt every key table (``keys/*.age``) to ``recipients`` with a fresh file key.
-
-    Only the small key tables change; one batched fsync pass makes the whole set durable.
-    """
-    paths = sorted((v.root / "keys").glob("*.age"))
-    for p in paths:
+def rewrapped_key_tables(v, identities: list, recipients: list) -> dict[str, bytes]:
+    """Every key table and the intake key (``keys/*.age`` but the index key) re-encrypted to
+    ``recipients`` with a fresh file key: vault path -> new bytes, for a commit to stage."""
+    out = {}
+    for p in sorted((v.root / "keys").glob("*.age")):
+        if p.name == "_index.age":
+            continue
         try:
             plain = age.decrypt_bytes(p.read_bytes(), identities)
         except NoIdentityMatchError:
             raise PermissionDeniedError(f"keys/{p.name}: you hold no key for it; re-wrap refused") from None
         except (FormatError, AuthenticationError):
             raise IntegrityError(f"keys/{p.name}: damaged or tampered with") from None
-        write_atomic(p, age.encrypt_bytes(plain, recipients), mode=0o600, sync=False)
-    sync_files(paths)
-    return [f"keys/{p.name}" for p in paths]
+        out[f"keys/{p.name}"] = age.encrypt_bytes(plain, recipients)
+    return out
