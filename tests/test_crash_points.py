@@ -153,7 +153,7 @@ def _snapshot(office_root: Path, dst: Path) -> None:
 
 def commands(r: dict[str, str]) -> list[Cmd]:
     done = r"already|is not pending|no intake submission|not approved|is (executed|approved|closed)|" \
-           r"no active member|not on hold|no (open )?hold|is not out|has been returned|already closed"
+           r"no active member|not on hold|no (open )?hold|is not out|was returned|already closed"
     return [
         Cmd("init", ["init", "{root}/vault", "--supervisor", "alice", "--key", r["alice_key"]], None, base="empty",
             again=r"exists and is not empty"),
