@@ -55,9 +55,10 @@ def env_for(root: Path, ids: Path, who: str | None) -> dict[str, str | None]:
             "VAULT_IDENTITY": str(ids / f"{who}.key") if who else None}
 
 
-def run_cli(argv: list[str], env: dict[str, str | None], *, crash_at: int = 0, trace: bool = False,
-            at: Any = None, workdir: Path) -> Run:
-    """Run ``vault ARGV`` in a forked child; ``crash_at`` arms the seam, ``trace`` lists the steps."""
+def run_cli(argv: list[str], env: dict[str, str | None], *, crash_at: int = 0, full: bool = False,
+            trace: bool = False, at: Any = None, workdir: Path) -> Run:
+    """Run ``vault ARGV`` in a forked child; ``crash_at`` arms the seam (``full``: the disk is full
+    from that step on instead), ``trace`` lists the steps."""
     out, err, steps_file = workdir / ".out", workdir / ".err", workdir / ".steps"
     pid = os.fork()
     if pid == 0:  # the child: never returns
@@ -74,7 +75,7 @@ def run_cli(argv: list[str], env: dict[str, str | None], *, crash_at: int = 0, t
             if at is not None:
                 clock._override = at
             steps: list[tuple[str, str]] = []
-            seam.arm(crash_at, trace=steps if trace else None)
+            seam.arm(crash_at, full=full, trace=steps if trace else None)
             from vault.cli import cli
 
             try:

@@ -36,7 +36,7 @@ from vault.archive import authority, members
 from vault.archive.vault import Vault
 from vault.crypto import age
 from vault.errors import NoIdentityMatchError, VaultError
-from vault.store import identity
+from vault.store import identity, seam
 
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
 T1 = T0 + dt.timedelta(hours=1)
@@ -319,7 +319,7 @@ def _creations(root: Path) -> list[str]:
 
 
 def _point(job) -> dict:
-    cmd, base, k, point_root = job
+    cmd, base, k, point_root, full = job
     tree = base.trees[cmd.base]
     root = Path(point_root)
     copy_tree(tree, root)
@@ -328,10 +328,13 @@ def _point(job) -> dict:
     env = env_for(root, base.ids, cmd.who)
     before = _files(root)
     log0 = _log(root)
-    first = run_cli(argv, env, crash_at=k, trace=True, at=cmd.at, workdir=root)
+    first = run_cli(argv, env, crash_at=k, full=full, trace=True, at=cmd.at, workdir=root)
     if first.traceback:
         out["problems"].append(f"traceback in the run stopped at step {k}: {first.stderr[-800:]}")
-    if k and not first.crashed and first.code == 0 and len(first.steps or ()) < k:
+    if full:
+        if first.code != 0 and not first.one_line_error():
+            out["problems"].append(f"a full disk from step {k} on is not one line: exit {first.code} {first.stderr[-400:]}")
+    elif k and not first.crashed and first.code == 0 and len(first.steps or ()) < k:
         out["shorter"] = True  # this run took fewer steps than the counting run (a repeated put, a lock)
     elif k and not first.crashed:
         out["problems"].append(f"the run was not stopped at step {k} (exit {first.code}): {first.stderr[-300:]}")
@@ -401,20 +404,36 @@ REF_KEYS = ("A", "B", "C", "D", "E", "file", "big", "docA", "letterA", "R_pendin
 
 @pytest.mark.parametrize("name", _names(None))
 def test_every_crash_point_is_finished_or_harmless(base, name, tmp_path):
+    _sweep(base, name, tmp_path, full=False)
+
+
+@pytest.mark.parametrize("name", _names(None))
+def test_a_full_disk_at_every_step_fails_in_one_line_and_is_finished(base, name, tmp_path):
+    """The disk fills up at one step and stays full: the command fails in one line (or, past its
+    commit point, succeeds) and leaves what the crash sweep accepts — in particular a revoke never
+    leaves an active grant without its key release, nor a closed one with it."""
+    _sweep(base, name, tmp_path, full=True)
+
+
+def _sweep(base: Base, name: str, tmp_path: Path, *, full: bool) -> None:
     cmd = next(c for c in commands(base.refs) if c.name == name)
     steps = _count(cmd, base, tmp_path)
     assert steps, f"{name} takes no durable step"
-    points = [0] + [i for i, (kind, _) in enumerate(steps, 1) if kind not in SAME_STATE_AS_NEXT]
-    jobs = [(cmd, base, k, str(tmp_path / f"p{k}")) for k in points]
+    if full:  # a failing fsync takes the same path as the write before it; removing never needs space
+        points = [i for i, (kind, _) in enumerate(steps, 1) if kind in seam.ALLOCATING - {"fsync", "sync"}]
+    else:
+        points = [0] + [i for i, (kind, _) in enumerate(steps, 1) if kind not in SAME_STATE_AS_NEXT]
+    jobs = [(cmd, base, k, str(tmp_path / f"p{k}"), full) for k in points]
     results = in_parallel(jobs, _point, workers=WORKERS)
     failures: dict[str, list[int]] = {}
-    for (_, _, k, _), res in zip(jobs, results):
+    for (_, _, k, _, _), res in zip(jobs, results):
         found = [str(res)] if "worker_error" in res or "died" in res else res.get("problems", [])
         for p in found:
             # One line per kind of failure, with the steps it happened at (ids and paths vary by run).
             failures.setdefault(re.sub(r"[0-9a-f]{8,}|pytest-\d+|fini\d+|/p\d+", "…", p), []).append(k)
     named = sum(1 for r in results if r.get("named"))
-    print(f"crash points: {name}: {len(steps)} steps, {len(points)} points run, {named} named by check")
+    print(f"{'full disk' if full else 'crash'} points: {name}: {len(steps)} steps, {len(points)} points run, "
+          f"{named} named by check")
     lines = [f"{msg[:700]}\n    at steps {ks[:12]}{' …' if len(ks) > 12 else ''} (e.g. "
              f"{steps[ks[0] - 1][0] + ' ' + Path(steps[ks[0] - 1][1]).name if ks[0] else 'no stop'})"
              for msg, ks in failures.items()]
