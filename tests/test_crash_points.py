@@ -159,7 +159,8 @@ def commands(r: dict[str, str]) -> list[Cmd]:
             again=r"exists and is not empty"),
         Cmd("member-add", ["member", "add", "dora", "--key", "{dora_key}", "--role", "archivist", "--dept", "archive"],
             "alice", again=r"already exists"),
-        Cmd("member-remove-ring", ["member", "remove", "carl"], "alice", again=r"no active member", props=("leaver:carl",)),
+        Cmd("member-remove-ring", ["member", "remove", "carl"], "alice", again=r"no active member",
+            props=("leaver:carl", "leftovers")),
         Cmd("member-remove-grantee", ["member", "remove", "stella"], "alice", again=r"no active member",
             props=("leaver:stella", "releases")),
         Cmd("dossier-create", ["dossier", "create", "--type", "enterprise", "--business", "network-services",
@@ -167,9 +168,9 @@ def commands(r: dict[str, str]) -> list[Cmd]:
         Cmd("dossier-update", ["dossier", "update", r["A"], "--address", MARKERS["address"]], "bob",
             again=r"nothing changed"),
         Cmd("doc-add", ["doc", "add", r["A"], r["file"], "--category", "contract", "--source", "desk",
-                        "--date", T0.date().isoformat(), "--original"], "bob", props=("releases",)),
+                        "--date", T0.date().isoformat(), "--original"], "bob", props=("releases", "leftovers")),
         Cmd("doc-add-big", ["doc", "add", r["A"], r["big"], "--category", "contract", "--source", "desk",
-                            "--date", T0.date().isoformat(), "--original"], "bob", props=("releases",)),
+                            "--date", T0.date().isoformat(), "--original"], "bob", props=("releases", "leftovers")),
         Cmd("request", ["request", "access", r["E"], "--purpose", "audit"], "staff"),
         Cmd("decide", ["request", "approve", r["R_pending"]], "head", again=done),
         Cmd("grant", ["grant", r["R_approved"], "--hours", "24"], "bob", again=done, props=("releases",)),
@@ -183,7 +184,7 @@ def commands(r: dict[str, str]) -> list[Cmd]:
         Cmd("destroy-execute", ["destroy", "execute", r["D_approved"]], "alice", again=done, props=("releases",)),
         Cmd("intake-submit", ["intake", "submit", r["file"], "--for", r["A"], "--category", "feedback",
                               "--source", "s", "--date", T0.date().isoformat()], None),
-        Cmd("intake-accept", ["intake", "accept", r["S_accept"]], "bob", again=done, props=("accept",)),
+        Cmd("intake-accept", ["intake", "accept", r["S_accept"]], "bob", again=done, props=("accept", "leftovers")),
         Cmd("intake-reject", ["intake", "reject", r["S_reject"], "--reason", "spam"], "bob", again=done),
         Cmd("review-done", ["review", "done", r["A"], "--verified"], "bob"),
         Cmd("policy-update", ["policy", "update", r["policy"]], "alice"),
@@ -350,7 +351,11 @@ def _point(job) -> dict:
             state_named = [chk.stderr.strip()]
         out["named"] = state_named
     out["problems"] += _security(cmd, base, root, before, "stopped", state_named)
-    if state_named and (root / "vault" / "vault.toml").exists():
+    try:
+        notes = json.loads(chk.stdout)["notes"]
+    except (ValueError, KeyError):
+        notes = []
+    if (state_named or notes and "leftovers" in cmd.props) and (root / "vault" / "vault.toml").exists():
         # One 'vault repair' finishes what check named (on a copy: the retry below starts from the stop).
         rroot = root.parent / (root.name + "-repair")
         copy_tree(root, rroot)
@@ -359,6 +364,8 @@ def _point(job) -> dict:
         # What repair leaves must be what check tells to finish with this very command.
         left = json.loads(chk2.stdout)["problems"] if chk2.stdout.strip().startswith("{") else [chk2.stderr]
         told = f"run 'vault {' '.join(argv[:2])}"
+        if "leftovers" in cmd.props and chk2.stdout.strip().startswith("{") and json.loads(chk2.stdout)["notes"]:
+            out["problems"].append(f"repair left notes: {json.loads(chk2.stdout)['notes']}")
         if rep.code != 0 or any(told not in p for p in left):
             out["problems"].append(f"repair did not finish it: repair exit {rep.code} {rep.stderr.strip()[-300:]}; "
                                    f"check after: {chk2.stdout.strip()[-600:] or chk2.stderr.strip()[-300:]}")
@@ -439,3 +446,17 @@ def _sweep(base: Base, name: str, tmp_path: Path, *, full: bool) -> None:
              for msg, ks in failures.items()]
     assert not failures, f"{name}: {sum(map(len, failures.values()))} problems over {len(points)} points:\n" + \
         "\n".join(lines[:30])
+
+
+def test_repair_is_for_the_archive_department_and_leaves_a_clean_vault_clean(base, tmp_path):
+    root = tmp_path / "t"
+    copy_tree(base.trees["office"], root)
+    res = run_cli(["repair"], env_for(root, base.ids, "staff"), at=T1, workdir=root)
+    assert res.code == 1 and res.one_line_error() and "may not repair" in res.stderr, res.stderr
+    res = run_cli(["repair", "--json"], env_for(root, base.ids, "bob"), at=T1, workdir=root)
+    assert res.code == 0, res.stderr
+    assert json.loads(res.stdout) == {"temporaries_removed": [], "commits_finished": [], "checkpoint_rewritten": False,
+                                      "releases_reissued": [], "documents_removed": []}
+    actions = [(e["member"], e["action"], e["outcome"]) for e in _entries(root)[-2:]]
+    assert actions == [("staff", "vault.repair", "refused"), ("bob", "vault.repair", "ok")]
+    assert run_cli(["check", "--read-data"], env_for(root, base.ids, "alice"), at=T1, workdir=root).code == 0

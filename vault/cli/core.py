@@ -345,6 +345,8 @@ def repair(obj: Ctx, as_json: bool) -> None:
     res = repair_vault(obj.actor())
     emit(res, as_json, lambda d: "\n".join(
         [*(f"finished: {p}" for p in d["commits_finished"]), *(f"removed: {p}" for p in d["temporaries_removed"]),
+         *(f"re-issued the key release of {g}" for g in d["releases_reissued"]),
+         *(f"removed: {p}" for p in d["documents_removed"]),
          *(["checkpoint rewritten"] if d["checkpoint_rewritten"] else []), "the vault is consistent again"]))
 
 

@@ -118,7 +118,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report) -> None:
     if docdir.is_dir():
         for p in docdir.iterdir():
             if p.name not in referenced and not p.name.startswith(TMP_PREFIX):
-                rep.notes.append(f"dossiers/{dossier_id}/documents/{p.name}: not in the manifest (left by an interrupted add)")
+                rep.notes.append(f"dossiers/{dossier_id}/documents/{p.name}: not in the manifest (left by an interrupted add; 'vault repair' removes it)")
 
 
 def _being_destroyed(v, dossier_id: str) -> bool:

@@ -4,25 +4,53 @@ from __future__ import annotations
 
 from typing import Any
 
-from vault.archive import audit, grants
+import os
+
+from vault.archive import audit, authority, grants
+from vault.archive.manifests import load_manifest
+from vault.errors import PermissionDeniedError
+from vault.store import TMP_PREFIX, fsync_dir, remove
 
 
 def repair(actor) -> dict[str, Any]:
     """Under the exclusive lock, which removes temporaries and finishes every commit whose entry is
     in the history (dropping those whose entry is not, ``authority.recover``, and removing what a
     decided or closed object leaves, ``recovery.finish``), the key release of every active grant that
-    has none is written (a grant stopped after its entry); then one entry ``vault.repair``, which
-    also re-signs a checkpoint that an interrupted append left behind.
+    has none is written (a grant stopped after its entry) and document ciphertext no manifest names is
+    removed; then one entry ``vault.repair``, which also re-signs a checkpoint that an interrupted
+    append left behind.
 
     Every step is one the next write command would take anyway, and each is idempotent: a repair
     stopped anywhere is finished by the next repair (or the next write).
     """
-    actor.require("dossier.read")  # the archive department: it holds the keys a repair may need
     v = actor.vault
+    if not v.policy.may(actor.roles, "dossier.read"):  # the archive department: it holds the keys a repair needs
+        actor.audit("vault.repair", outcome="refused")
+        raise PermissionDeniedError(f"{actor.name} ({', '.join(actor.roles)}) may not repair the vault",
+                                    hint="a supervisor or an archivist runs 'vault repair'")
     with v.lock(exclusive=True):
         swept, finished = v.recovered
         releases = grants.reissue_releases(actor)
+        leftovers = _unreferenced_documents(v)
         lagged = audit.checkpoint_lags(v)
         actor.audit("vault.repair")
     return {"temporaries_removed": swept, "commits_finished": finished, "checkpoint_rewritten": lagged,
-            "releases_reissued": releases}
+            "releases_reissued": releases, "documents_removed": leftovers}
+
+
+def _unreferenced_documents(v) -> list[str]:
+    """Ciphertext that no committed manifest names: a ``doc add`` or ``intake accept`` stopped
+    before its entry. Its key may be in the key table (and in an active grant's release, refreshed
+    before the entry), so it goes rather than stay readable outside the dossier."""
+    out = []
+    for dossier_id, d in sorted(authority.state(v)["dossiers"].items()):
+        docdir = v.layout.dossier_dir(dossier_id) / "documents"
+        if d.get("destroyed") or not docdir.is_dir():
+            continue
+        named = {f"{x['id']}.age" for x in load_manifest(v, dossier_id)["documents"]}
+        gone = [n for n in sorted(os.listdir(docdir)) if n not in named and not n.startswith(TMP_PREFIX)
+                and remove(docdir / n, missing_ok=True)]
+        if gone:
+            fsync_dir(docdir)
+            out += [f"dossiers/{dossier_id}/documents/{n}" for n in gone]
+    return out
