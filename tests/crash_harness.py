@@ -26,6 +26,29 @@ from vault.store import seam
 SAME_STATE_AS_NEXT = ("fsync", "sync")
 
 
+def distinct_points(steps: list[tuple[str, str]]) -> list[int]:
+    """The steps to stop before so that every state a stop can leave is reached once.
+
+    A stop just after step k leaves what a stop just before step k+1 leaves, and one before an fsync
+    what one before the step it follows leaves. A stop before the rename of a complete temporary
+    leaves what a stop before that temporary was created leaves, plus the temporary — which every
+    reader ignores and every writer removes — so it is reached too, except under ``keys/`` (where
+    the sweep also looks at what a temporary would open). Step 0 is the run that is not stopped.
+    """
+    points = [0]
+    made: set[str] = set()
+    for i, (kind, path) in enumerate(steps, 1):
+        if kind in SAME_STATE_AS_NEXT:
+            continue
+        p = Path(path)
+        if kind == "create" and p.name.startswith(".tmp-"):
+            made.add(str(p.parent / p.name[len(".tmp-"):].rsplit(".", 1)[0]))
+        if kind == "rename" and path in made and "/keys/" not in path:
+            continue
+        points.append(i)
+    return points
+
+
 @dataclass
 class Run:
     """What one CLI run in a forked child gave."""
