@@ -37,7 +37,7 @@ from vault.archive import authority, members
 from vault.archive.vault import Vault
 from vault.crypto import age
 from vault.errors import NoIdentityMatchError, VaultError
-from vault.store import identity
+from vault.store import identity, seam
 
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
 T1 = T0 + dt.timedelta(hours=1)
@@ -478,3 +478,23 @@ def test_repair_is_for_the_archive_department_and_leaves_a_clean_vault_clean(bas
     actions = [(e["member"], e["action"], e["outcome"]) for e in _entries(root)[-2:]]
     assert actions == [("staff", "vault.repair", "refused"), ("bob", "vault.repair", "ok")]
     assert run_cli(["check", "--read-data"], env_for(root, base.ids, "alice"), at=T1, workdir=root).code == 0
+
+
+def test_the_seam_is_armed_only_by_its_variable(base, tmp_path):
+    """A real process: without the variable nothing stops; with it, the process ends at the step
+    asked, with the seam's exit code and nothing on its error output (as a kill would)."""
+    import subprocess
+    import sys
+
+    assert not seam._armed  # imported here, in a process that never armed it
+    root = tmp_path / "t"
+    copy_tree(base.trees["office"], root)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_TEST_")}
+    env.update({k: v for k, v in env_for(root, base.ids, "bob").items() if v is not None})
+    argv = [sys.executable, "-m", "vault", "hold", "add", base.refs["A"], "--reason", "audit"]
+    stopped = subprocess.run(argv, env={**env, seam.ENV: "2"}, capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == seam.CRASH_EXIT and stopped.stderr == "", stopped.stderr
+    full = subprocess.run(argv, env={**env, seam.ENV_FULL: "1"}, capture_output=True, text=True, timeout=120)
+    assert full.returncode == 1 and "No space left on device" in full.stderr, full.stderr
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
