@@ -175,7 +175,7 @@ def commands(r: dict[str, str]) -> list[Cmd]:
                             "--date", T0.date().isoformat(), "--original"], "bob", props=("releases", "leftovers")),
         Cmd("request", ["request", "access", r["E"], "--purpose", "audit"], "staff"),
         Cmd("decide", ["request", "approve", r["R_pending"]], "head", again=done),
-        Cmd("grant", ["grant", r["R_approved"], "--hours", "24"], "bob", again=done, props=("releases",)),
+        Cmd("grant", ["grant", r["R_approved"], "--hours", "24"], "bob", again=done, props=("releases", "leftovers")),
         Cmd("revoke", ["grant", "revoke", r["G_stella"]], "bob", again=done, props=("releases",)),
         Cmd("sweep", ["grant", "sweep"], "olga", at=T0 + dt.timedelta(days=3), props=("releases",)),
         Cmd("hold-add", ["hold", "add", r["A"], "--reason", "audit"], "bob", again=done),
@@ -359,11 +359,11 @@ def _point(job) -> dict:
         except (ValueError, KeyError):
             state_named = [chk.stderr.strip()]
         out["named"] = state_named
-    out["problems"] += _security(cmd, base, root, before, "stopped", state_named)
     try:
         notes = json.loads(chk.stdout)["notes"]
     except (ValueError, KeyError):
         notes = []
+    out["problems"] += _security(cmd, base, root, before, "stopped", state_named + notes)
     if (state_named or notes and "leftovers" in cmd.props) and (root / "vault" / "vault.toml").exists():
         # One 'vault repair' finishes what check named (on a copy: the retry below starts from the stop).
         rroot = root.parent / (root.name + "-repair")
