@@ -25,7 +25,8 @@ from vault import clock
 from vault.archive import authority, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
-from vault.store import close_lock, fsync_dir, ids, make_dir, open_lock, records, remove, replace, seam, write_atomic
+from vault.store import (close_lock, fsync_dir, ids, make_dir, open_lock, records, remove, replace, seam, sync_files,
+                         write_atomic)
 from vault.store.identity import PublicKey
 
 OUTCOMES = ("ok", "refused", "failed")
@@ -146,20 +147,25 @@ def commit(actor, action: str, files: dict[str, bytes | None], *, number: str | 
            subject: dict | None = None) -> dict:
     """Write ``files`` (vault path → bytes, or None to delete) with one history entry as commit point.
 
-    1. each file is written as ``<path>.pending`` (atomic, fsynced); 2. one entry naming all their
+    1. each file is written as ``<path>.pending`` (atomic; all fsynced before the entry); 2. one entry naming all their
     hashes is appended and fsynced — the commit point; 3. each pending file is renamed over its path.
     The caller holds the exclusive vault lock; an interruption is finished or dropped by
     ``authority.recover`` under the next exclusive lock, so it is never mistaken for tampering.
     """
     v = actor.vault
     hashes: dict[str, str | None] = {}
+    staged = []
     for rel, data in files.items():
         if data is None:
             hashes[rel] = None
             continue
         mode = 0o600 if rel.endswith(".age") else 0o644
-        write_atomic(v.root / (rel + PENDING), data, mode=mode)
+        staged.append(v.root / (rel + PENDING))
+        write_atomic(staged[-1], data, mode=mode, sync=False)
         hashes[rel] = hashlib.sha256(data).hexdigest()
+    # Everything staged is durable before the entry (one pass for a removal's many key tables); a
+    # staged file lost to a power cut before the entry is one no entry names, dropped by recovery.
+    sync_files(staged)
     entry = record_many(actor, [dict(action=action, number=number, ref=ref, rev=rev, obj=obj, records=hashes,
                                      subject=subject)], _advance=False)[0]
     dirs = set()

@@ -370,7 +370,7 @@ def recover(v) -> list[str]:
     is deleted. A path the history deleted is deleted.
     """
     st = state(v)
-    done = []
+    done, dirs = [], set()
     for p in _pending_files(v):
         rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
         ent = st["files"].get(rel)
@@ -379,9 +379,13 @@ def recover(v) -> list[str]:
             done.append(rel)
         else:
             store.remove(p)
+        dirs.add(p.parent)
     for rel, (h, *_) in st["files"].items():
         if h is None and store.remove(v.root / rel, missing_ok=True):
             done.append(rel)
+            dirs.add((v.root / rel).parent)
+    for d in sorted(dirs):
+        store.fsync_dir(d)
     return done
 
 

@@ -208,8 +208,10 @@ def audit_log(obj: Ctx, number: str | None, member: str | None, since: str | Non
 def audit_verify(obj: Ctx, as_json: bool) -> None:
     """Verify every entry, the chain and the checkpoint; name where it breaks. Needs no key."""
     res = audit.verify(obj.vault)
-    data = {"ok": res.ok, "entries": res.count, "problems": res.problems, "checked_at": clock.stamp()}
+    data = {"ok": res.ok, "entries": res.count, "problems": res.problems, "notes": res.notes,
+            "checked_at": clock.stamp()}
     emit(data, as_json, lambda d: "\n".join([*(f"problem: {p}" for p in d["problems"]),
+                                             *(f"note: {n}" for n in d["notes"]),
                                              f"{d['entries']} entries; {'intact' if d['ok'] else 'BROKEN'}"]))
     if not res.ok:
         raise SystemExit(1)
