@@ -166,7 +166,7 @@ def commands(r: dict[str, str]) -> list[Cmd]:
         Cmd("member-remove-grantee", ["member", "remove", "stella"], "alice", again=r"no active member",
             props=("leaver:stella", "releases")),
         Cmd("dossier-create", ["dossier", "create", "--type", "enterprise", "--business", "network-services",
-                               "--dept", "sales", "--name", "New Customer"], "bob"),
+                               "--dept", "sales", "--name", "New Customer"], "bob", props=("leftovers",)),
         Cmd("dossier-update", ["dossier", "update", r["A"], "--address", MARKERS["address"]], "bob",
             again=r"nothing changed"),
         Cmd("doc-add", ["doc", "add", r["A"], r["file"], "--category", "contract", "--source", "desk",

@@ -3,7 +3,8 @@
 ``authority.recover`` finishes the commit itself (staged records renamed into place or dropped).
 What a command does around its commit point is finished here, from the history alone and without
 a key: the files of a submission the history decided, the key release of a grant the history
-closed, and the directory and key table of a dossier whose creation never reached the history.
+closed, and (``vault repair``) the directory and key table of a dossier whose creation never
+reached the history.
 """
 
 from __future__ import annotations
@@ -17,22 +18,30 @@ _RELEASE = re.compile(r"([0-9a-f]{32})\.(G-\d{6,12})\.age")
 _ID = re.compile(r"[0-9a-f]{32}")
 
 
-def finish(v, st: dict) -> list[str]:
-    """Under the exclusive lock: the leftovers an interruption left, removed; returns their paths."""
+def finish(v, st: dict, *, dossiers: bool = False) -> list[str]:
+    """Under the exclusive lock: the leftovers an interruption left, removed; returns their paths.
+    Every writer does this for submissions and key releases (a directory each, small); the walk of
+    every dossier directory is left to ``vault repair`` (``dossiers``)."""
     done: list[str] = []
     _decided_submissions(v, st, done)
     _closed_releases(v, st, done)
-    _uncreated_dossiers(v, st, done)
+    if dossiers:
+        _uncreated_dossiers(v, st, done)
     return done
 
 
 def _decided_submissions(v, st: dict, done: list[str]) -> None:
     d = v.root / "intake"
-    for sid in st["intake"]:
-        gone = [p for p in (d / f"{sid}.age", d / f"{sid}.toml") if remove(p, missing_ok=True)]
-        if gone:
-            fsync_dir(d)
-            done += [f"intake/{p.name}" for p in gone]
+    if not d.is_dir():
+        return
+    gone = []
+    for name in sorted(os.listdir(d)):
+        sid, _, ext = name.partition(".")
+        if ext in ("age", "toml") and sid in st["intake"] and remove(d / name, missing_ok=True):
+            gone.append(f"intake/{name}")
+    if gone:
+        fsync_dir(d)
+        done += gone
 
 
 def _closed_releases(v, st: dict, done: list[str]) -> None:

@@ -69,7 +69,7 @@ def check(v, *, actor=None, progress: Callable[[int], None] | None = None,
         for ddir in sorted((v.root / "dossiers").iterdir()):
             if ddir.is_dir() and recovery.uncreated_dossier(v, st, ddir.name):
                 rep.notes.append(f"dossiers/{ddir.name}: left by a 'dossier create' that stopped before its commit "
-                                 "point (counts for nothing; the next write or 'vault repair' removes it)")
+                                 "point (counts for nothing; 'vault repair' removes it)")
             elif ddir.is_dir():
                 _check_dossier(v, ddir.name, mem, ids, rep)
                 if progress:

@@ -6,7 +6,7 @@ from typing import Any
 
 import os
 
-from vault.archive import audit, authority, grants
+from vault.archive import audit, authority, grants, recovery
 from vault.archive.manifests import load_manifest
 from vault.errors import PermissionDeniedError
 from vault.store import TMP_PREFIX, fsync_dir, remove
@@ -30,6 +30,7 @@ def repair(actor) -> dict[str, Any]:
                                     hint="a supervisor or an archivist runs 'vault repair'")
     with v.lock(exclusive=True):
         swept, finished = v.recovered
+        finished += recovery.finish(v, authority.state(v), dossiers=True)
         releases = grants.reissue_releases(actor)
         leftovers = _unreferenced_documents(v)
         lagged = audit.checkpoint_lags(v)
