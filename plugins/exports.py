@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from vault.crypto import age
+from vault.store import csvcells, layout
 from vault.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -25,18 +26,12 @@ COLUMNS = ("number", "dossier", "category", "date", "original", "version", "repl
 #: Columns added only for a caller who may read the dossier and used a copy approval.
 SEALED_COLUMNS = ("customer", "title", "source", "filename", "copy_note")
 CATALOGUE_FORMAT = "vault-catalogue-1"
-_SAFE = re.compile(r"[A-Za-z0-9-]")
 _EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,10})\Z")
 
 
 def safe_name(docno: str) -> str:
-    """A file name for a document number: ``/`` becomes ``_``, anything but ``[A-Za-z0-9-]`` is %-escaped.
-
-    Injective (``_`` and ``%`` are themselves escaped), so two documents never share a file, and
-    never ``.``/``..`` or a hidden file, whatever characters a numbering scheme puts in a number.
-    """
-    return "".join(c if _SAFE.match(c) else "_" if c == "/" else "".join(f"%{b:02X}" for b in c.encode())
-                   for c in docno)
+    """A file name for a document number (``vault.store.layout.document_file_name``)."""
+    return layout.document_file_name(docno)
 
 
 def _without_options(name: str, cls: type) -> Any:
@@ -83,10 +78,6 @@ class JsonCatalogue:
         dest.write(_json_bytes(catalogue(dossier, documents)))
 
 
-# Spreadsheets run a cell that starts with one of these as a formula (OWASP "CSV injection").
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
 class CsvCatalogue:
     """The catalogue as CSV (RFC 4180, UTF-8), one row per document; sealed columns only when granted.
 
@@ -107,8 +98,8 @@ class CsvCatalogue:
         writer = csv.writer(text, lineterminator="\r\n")
         writer.writerow(columns)
         for row in data["documents"]:
-            writer.writerow([_cell(row.get(c)) for c in columns])
-        dest.write(("\ufeff" if self.bom else "").encode() + text.getvalue().encode())
+            writer.writerow([csvcells.cell(row.get(c)) for c in columns])
+        dest.write((csvcells.BOM if self.bom else "").encode() + text.getvalue().encode())
 
 
 def _csv_factory(options: Mapping[str, Any]) -> CsvCatalogue:
@@ -119,14 +110,6 @@ def _csv_factory(options: Mapping[str, Any]) -> CsvCatalogue:
     if not isinstance(bom, bool):
         raise ValueError("export format csv: bom must be true or false")
     return CsvCatalogue(bom=bom)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = "" if value is None else str(value)
-    # A leading quote makes the spreadsheet show the text instead of evaluating it (OWASP's advice).
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _extension(doc: Any) -> str:

@@ -15,6 +15,7 @@ import pytest
 
 from office import MARKERS, make_office
 from vault import clock
+from vault.crypto import age
 from vault.archive import audit, authority, trust
 from vault.archive.vault import Vault
 
@@ -74,6 +75,10 @@ def played(tmp_path, monkeypatch):
     d = o.json("destroy", "request", b, "--reason", "spent", who="alice")["number"]
     o.run("destroy", "approve", d, "--override-retention", "court order", who="carol")
     o.run("destroy", "execute", d, who="alice")
+    recipient = age.recipient_of(age.generate_identity("x25519"))
+    dr = o.json("export", "disaster-recovery", "request", "--recipient", recipient, who="alice")["number"]
+    o.run("export", "disaster-recovery", "approve", dr, who="carol")
+    o.run("export", "disaster-recovery", "run", dr, "--output", str(tmp_path / "dr"), who="alice")
     pol = tmp_path / "policy.toml"
     pol.write_text((o.vault_dir / "policy.toml").read_text())
     o.run("policy", "update", str(pol), who="alice")

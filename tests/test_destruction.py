@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from office import MARKERS, make_office
-from vault.office import destruction
+from vault.archive import destructions
 
 # Run ``vault`` in a real process that SIGKILLs itself at one checkpoint of the execution (the test
 # seam ``destruction._interrupt``, which no command line or environment variable reaches).
@@ -28,7 +28,7 @@ sys.argv = ["vault", *sys.argv[2:]]
 main()
 """
 
-CHECKPOINTS = ["planned", *(x for s in destruction.STEPS for x in (s, f"{s}:recorded"))]
+CHECKPOINTS = ["planned", *(x for s in destructions.STEPS for x in (s, f"{s}:recorded"))]
 
 
 @pytest.fixture

@@ -28,7 +28,8 @@ FREE_TEXT = {"purpose", "reason", "note", "alias", "address", "legal_rep", "titl
              "override_retention", "name", "contact", "paper_location", "location", "smtp_host", "sender",
              "smtp_user"}
 FILTERS = {("audit", "log"): {"number", "member", "since"}, ("review", "due"): {"dept"},
-           ("dossier", "completeness"): {"dept"}, ("find",): {"name", "contact", "number"}}
+           ("dossier", "completeness"): {"dept"}, ("find",): {"name", "contact", "number"},
+           ("register",): {"klass", "dept"}}
 # Arguments naming a place to create (a relative "../x" is a legitimate choice; an empty existing
 # directory too), or a file to read (any readable file may be archived, wherever it is).
 TEXT = {"newline", "dotdot", "absolute"}

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from vault.crypto import age
-from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
+from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
+                          NoIdentityMatchError, PermissionDeniedError)
 from vault.store.keytable import KeyTable, unseal
 
 #: What an exporter may declare in ``reads``: sealed fields (titles, sources, the customer's profile)
@@ -176,3 +178,19 @@ class _Plaintext(io.BufferedReader):
     @property
     def name(self) -> str:  # never the ciphertext's path
         return "<vault document>"
+
+
+def check_destination(v, dest: Path | str) -> Path:
+    """The absolute destination, refused if it lies inside the vault, exists, or has no parent directory."""
+    dest = Path(os.path.abspath(dest))
+    # Resolve symlinks in the parent: a link pointing into the vault must not smuggle plaintext there.
+    real = dest.parent.resolve() / dest.name
+    root = v.root.resolve()
+    if real == root or real.is_relative_to(root) or (dest.is_symlink() and dest.resolve().is_relative_to(root)):
+        raise PermissionDeniedError("refusing to write an export inside the vault directory",
+                                    hint="choose an output path outside the vault")
+    if dest.exists() or dest.is_symlink():
+        raise ConflictError(f"{dest} already exists", hint="choose a new output path; exports never overwrite")
+    if not dest.parent.is_dir():
+        raise InputError(f"{dest.parent} is not a directory", hint="create it first, or choose another output path")
+    return dest

@@ -6,8 +6,10 @@ import datetime as dt
 from typing import Any, Mapping
 
 from vault import clock, plugins
+from vault.archive import authority, members
 from vault.archive.holds import held_dossiers
-from vault.archive.manifests import iter_manifests
+from vault.archive.manifests import iter_manifests, load_manifest
+from vault.errors import VaultError
 
 # Events every vault knows; plugins add more through ``vault_register_retention_events``.
 INTRINSIC_EVENTS = {
@@ -81,3 +83,30 @@ def report(v, *, due: bool = False, upcoming: int | None = None) -> list[dict[st
                 continue
             rows.append(row)
     return rows
+
+
+def retained_records(v) -> dict[str, frozenset[str] | None]:
+    """What retention still keeps, for backups: dossier id -> SHA-256 of each record file whose
+    retention has not ended (the live documents' ciphertext, and the manifest the history last wrote
+    that names them), or None for a dossier whose manifest cannot be read here (then all of it is kept).
+
+    A document is kept until its rule's end date has passed — the same test that makes a destruction
+    without an override refuse it — and a destroyed one is never kept (its keys are gone).
+    """
+    out: dict[str, frozenset[str] | None] = {}
+    st = authority.state(v)
+    mem = members.all_members(v)
+    for dossier_id, fact in sorted(st["dossiers"].items()):
+        if fact["destroyed"]:
+            continue
+        try:
+            m = load_manifest(v, dossier_id, member_records=mem)
+        except (VaultError, OSError):
+            out[dossier_id] = None  # damaged or missing here: the backups may hold its only good copy
+            continue
+        kept = {d["sha256"] for d in m["documents"]
+                if d.get("status") != "destroyed" and schedule(m, d, v.policy.data)["status"] != "due"}
+        if kept:
+            manifest = st["files"].get(f"dossiers/{dossier_id}/manifest.toml")
+            out[dossier_id] = frozenset(kept | ({manifest[0]} if manifest and manifest[0] else set()))
+    return out

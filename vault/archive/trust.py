@@ -23,7 +23,7 @@ RECORDS = (
     "policy.toml", "policy/*.toml", "members/*.toml", "rings/*.toml", "rings/*.age",
     "dossiers/*/manifest.toml", "requests/R-*.toml", "grants/G-*.toml", "holds/*.toml", "holds/lifted/*.toml",
     "destructions/D-*.toml", "reviews/*/*.toml", "intake/*.rejected.toml", "intake/invitations/*.toml",
-    "paper/loans/*.toml", "paper/inventories/*.toml",
+    "paper/loans/*.toml", "paper/inventories/*.toml", "recovery/E-*.toml",
 )
 # Files that are not records, and why they need no entry: the genesis record anchors itself; key
 # tables and the intake and index keys are encrypted to the ring recipients the history binds (a
@@ -385,6 +385,45 @@ def _bind_paper_return(e: Entry, s: State) -> str | None:
     return _archive_dept(e, s) or _live_dossier(e, s)
 
 
+# A whole-vault disaster-recovery export: two supervisors, told apart by the entries' signers [R-3.3.1].
+def _supervisor(e: Entry, s: State) -> str | None:
+    if ROOT_ROLE not in s["members"][e["member"]]["roles"]:
+        return f"{e['member']} is not a supervisor: a whole-vault export needs two"
+    return None
+
+
+def _recoveries(s: State) -> dict[str, Any]:
+    return s.setdefault("recoveries", {})  # a state replayed before these entries existed has none
+
+
+def _bind_recovery_request(e: Entry, s: State) -> str | None:
+    if not e.get("ref") or e.get("obj") != e["ref"] or e["ref"] in _recoveries(s):
+        return "asks for a recovery export under a number that exists"
+    return _supervisor(e, s)
+
+
+def _apply_recovery_request(e: Entry, s: State) -> None:
+    _recoveries(s)[e["ref"]] = {"by": e["member"], "approved_by": None, "done": False}
+
+
+def _bind_recovery_approve(e: Entry, s: State) -> str | None:
+    r = _recoveries(s).get(e.get("obj") or "")
+    if r is None or r["approved_by"] is not None or r["done"]:
+        return f"approves {e.get('obj')!r}, which is not a recovery export waiting for its second approval"
+    if r["by"] == e["member"]:
+        return "the second approval of a recovery export is by another supervisor than the first"
+    return _supervisor(e, s)
+
+
+def _bind_recovery_export(e: Entry, s: State) -> str | None:
+    r = _recoveries(s).get(e.get("obj") or "")
+    if r is None or r["approved_by"] is None or r["done"]:
+        return f"writes {e.get('obj')!r}, which is not an approved, unwritten recovery export"
+    if e["member"] not in (r["by"], r["approved_by"]):
+        return "a recovery export is written by one of the two supervisors who approved it"
+    return _supervisor(e, s)
+
+
 DOSSIER = ("dossiers/{obj}/manifest.toml",)
 RING = ("rings/*.toml", "rings/*.age")
 
@@ -445,6 +484,13 @@ TRUST: dict[str, Row] = {
                         apply=lambda e, s: s["loans"][e["ref"]].update(returned=True)),
     "paper.locate": Row("doc.add", DOSSIER, bind=_live_dossier),
     "paper.inventory": Row("doc.add", ("paper/inventories/{ref}.toml",), bind=_archive_dept),
+    # Disaster-recovery exports: two supervisors (fixed in code, like the roots), then one run.
+    "recovery.request": Row(None, ("recovery/{ref}.toml",), bind=_bind_recovery_request,
+                            apply=_apply_recovery_request),
+    "recovery.approve": Row(None, ("recovery/{obj}.approval.toml",), bind=_bind_recovery_approve,
+                            apply=lambda e, s: _recoveries(s)[e["obj"]].update(approved_by=e["member"])),
+    "recovery.export": Row(None, ("recovery/{obj}.done.toml",), bind=_bind_recovery_export,
+                           apply=lambda e, s: _recoveries(s)[e["obj"]].update(done=True)),
     # Reads and reports: they write nothing; the right is the policy's (keys do the rest).
     "doc.view": Row("doc.view"),
     "doc.copy": Row(None),
@@ -452,6 +498,7 @@ TRUST: dict[str, Row] = {
     "doc.save": Row("doc.save"),
     "doc.export": Row(None),
     "dossier.export": Row(None),
+    "register": Row("dossier.list"),
     "dossier.read": Row(None),
     "dossier.completeness": Row("review.read"),
     "review.completeness": Row("review.read"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping, Set as AbstractSet
 from typing import Any, Iterable, Sequence
 
 from vault.backup.engine import RunReport, run
@@ -19,11 +20,11 @@ from vault.backup.verifier import VerifyReport
 from vault import clock
 from vault.crypto import age
 from vault.errors import NotFoundError, PluginError, VaultError
-from vault.archive import holds
+from vault.archive import holds, schedule
 from vault.backup import mirror, restorer as _restore, retention as _prune, verifier as _verify
 
 __all__ = ["run", "list_snapshots", "verify", "restore", "prune", "shred_keys", "known_targets",
-           "record_target", "open_target", "protected_dossiers", "DEFAULT_WINDOW", "RunReport",
+           "record_target", "open_target", "protected_dossiers", "retained_records", "DEFAULT_WINDOW", "RunReport",
            "RestoreReport", "VerifyReport", "PruneReport", "ShredReport"]
 
 
@@ -49,20 +50,30 @@ def restore(target: Any, snapshot: str, dest: Path, identities: Sequence[age.Ide
 
 
 def prune(target: Any, *, keep_daily: int = 0, keep_weekly: int = 0, keep_monthly: int = 0,
-          keep_yearly: int = 0, protected: Iterable[str] = (), dry_run: bool = False,
+          keep_yearly: int = 0, protected: Iterable[str] = (),
+          retained: Mapping[str, AbstractSet[str] | None] | None = None, dry_run: bool = False,
           cache: Path | None = None, pm=None) -> PruneReport:
     """Forget snapshots by the keep rules (restic semantics) and delete unreferenced packs.
 
     :param protected: opaque dossier ids under legal hold: a snapshot holding the only copy of any of
         their data is kept whatever the rules say.
+    :param retained: dossier id -> blob ids (ciphertext and manifest SHA-256) whose retention has not
+        ended, or None for the whole dossier (``retained_records``): a snapshot holding the only copy
+        of one of them is kept whatever the rules say.
     """
     keep = {"daily": keep_daily, "weekly": keep_weekly, "monthly": keep_monthly, "yearly": keep_yearly}
-    return _prune.prune(Repo(target, cache=cache, pm=pm), keep=keep, protected=set(protected), dry_run=dry_run)
+    return _prune.prune(Repo(target, cache=cache, pm=pm), keep=keep, protected=set(protected),
+                        retained=retained, dry_run=dry_run)
 
 
 def protected_dossiers(v) -> set[str]:
     """Dossier ids under legal hold: their data is never pruned."""
     return set(holds.held_dossiers(v))
+
+
+def retained_records(v) -> dict[str, frozenset[str] | None]:
+    """What retention still keeps (``vault.archive.schedule.retained_records``): never pruned."""
+    return schedule.retained_records(v)
 
 
 @dataclass

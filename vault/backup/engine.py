@@ -15,12 +15,13 @@ import time
 import urllib.parse
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterator
 
 from vault import clock
 from vault.errors import InputError
+from vault.archive import authority
 import vault.backup.mirror as mirror
 import vault.backup.packs as packs
 from vault.backup.repo import DATA, SNAPSHOTS, TREES, Blob, Repo, data_name
@@ -51,6 +52,7 @@ class RunReport:
     duration: float
     target: str
     time: str
+    keys_missing: list[str] = field(default_factory=list)  # dossier key tables the vault lacks (kept offsite)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -383,7 +385,10 @@ def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _
         up.finish()
     repo.write_index({**adopted, **up.packs})
 
-    keys = mirror.sync(repo, key_tables, now=now, window=key_window)
+    # A dossier's table leaves the vault only by its destruction; one missing otherwise keeps its
+    # last mirrored generation, the only copy left of the keys that open its records.
+    live = {f"{d}.age" for d, f in authority.state(v)["dossiers"].items() if not f["destroyed"]}
+    keys = mirror.sync(repo, key_tables, now=now, window=key_window, keep=live)
 
     # The tree names paths, so it is encrypted to the rings of the state captured: a restore needs
     # a ring member, the backup host needs nothing secret.
@@ -414,5 +419,5 @@ def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _
     fcache.save()
     return RunReport(snapshot=sid, files=len(entries), bytes_total=snap["bytes"], bytes_new=up.bytes_new,
                      packs_new=len(up.packs), keys_mirrored=len(keys.uploaded), keys_expired=len(keys.expired),
-                     duration=0.0, target=repo.url, time=snap["time"])
+                     duration=0.0, target=repo.url, time=snap["time"], keys_missing=keys.missing)
 

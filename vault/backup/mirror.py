@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from vault.backup.packs import sha256_hex
@@ -68,10 +69,17 @@ class MirrorReport:
     uploaded: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
     bytes: int = 0
+    missing: list[str] = field(default_factory=list)  # tables kept (``keep``) that the vault lacks
 
 
-def sync(repo: Repo, tables: dict[str, bytes], *, now: _dt.datetime, window: _dt.timedelta) -> MirrorReport:
-    """Mirror the current ``tables`` (name -> bytes), mark vanished ones deleted, expire old generations."""
+def sync(repo: Repo, tables: dict[str, bytes], *, now: _dt.datetime, window: _dt.timedelta,
+         keep: AbstractSet[str] = frozenset()) -> MirrorReport:
+    """Mirror the current ``tables`` (name -> bytes), mark vanished ones deleted, expire old generations.
+
+    :param keep: tables the vault must still have (its history destroyed no such dossier): one that
+        vanished from the directory is lost or tampered with, not destroyed, so it gets no tombstone
+        and its latest generation — the last copy of the keys that open its records — stays.
+    """
     rep = MirrorReport()
     gens = generations(repo)
     todo = []
@@ -79,6 +87,9 @@ def sync(repo: Repo, tables: dict[str, bytes], *, now: _dt.datetime, window: _dt
         have = gens.get(table, [])
         latest = have[-1] if have else None
         data = tables.get(table)
+        if data is None and table in keep:
+            rep.missing.append(table)
+            continue
         want = sha256_hex(data) if data is not None else TOMBSTONE
         if latest is None and data is None or latest is not None and latest.sha256 == want:
             continue

@@ -1,9 +1,9 @@
-"""``backup prune``: forget snapshots by restic's keep rules, never the only copy of a protected dossier."""
+"""``backup prune``: forget snapshots by restic's keep rules, never the only copy of what a hold or retention keeps."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from collections.abc import Set as AbstractSet
+from collections.abc import Mapping, Set as AbstractSet
 from typing import Any
 
 from vault.backup.repo import INDEX, SNAPSHOTS, TREES, Repo, data_name, parse_time
@@ -31,8 +31,14 @@ class PruneReport:
         return dict(self.__dict__)
 
 
-def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: AbstractSet[str]) -> dict[str, list[str]]:
-    """Which snapshots to keep (id -> reasons), newest first; ``snaps`` oldest first."""
+def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: AbstractSet[str],
+           retained: Mapping[str, AbstractSet[str] | None] | None = None) -> dict[str, list[str]]:
+    """Which snapshots to keep (id -> reasons), newest first; ``snaps`` oldest first.
+
+    :param protected: dossier ids under legal hold: every blob of theirs keeps a copy.
+    :param retained: dossier id -> blob ids whose retention has not ended (None: all of the
+        dossier's blobs), from ``vault.archive.schedule.retained_records``.
+    """
     if not any(keep.get(r, 0) > 0 for r in RULES):
         raise UsageError("no keep rule given: prune would forget every snapshot",
                          param="keep")
@@ -47,23 +53,35 @@ def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: Abstrac
             if bucket != last:
                 kept.setdefault(s["id"], []).append(f"{rule} {bucket}")
                 last, left = bucket, left - 1
-    # A legal hold outranks the schedule: a snapshot holding the only copy of data of a protected
-    # dossier stays, whatever the rules say.
-    held: set[str] = set()
+    # A legal hold and an unfinished retention outrank the schedule: a snapshot holding the only
+    # copy of a held dossier's data, or of a record retention still keeps, stays whatever the rules say.
+    retained = retained or {}
+    whole = set(protected) | {d for d, b in retained.items() if b is None}
+    partial = {d: set(b) for d, b in retained.items() if b is not None and d not in whole}
+
+    def guarded(s: dict[str, Any]) -> dict[str, set[str]]:
+        out = {d: set(s["dossiers"].get(d, ())) for d in whole}
+        out.update({d: b & set(s["dossiers"].get(d, ())) for d, b in partial.items()})
+        return {d: b for d, b in out.items() if b}
+
+    have: set[str] = set()
     for s in newest_first:
         if s["id"] in kept:
-            held.update(b for d in protected for b in s["dossiers"].get(d, ()))
+            have.update(*guarded(s).values())
     for s in newest_first:
         if s["id"] in kept:
             continue
-        only = sorted(d for d in protected if set(s["dossiers"].get(d, ())) - held)
+        only = {d: b - have for d, b in guarded(s).items() if b - have}
         if only:
-            kept[s["id"]] = [f"holds the only copy of protected dossier {d}" for d in only]
-            held.update(b for d in protected for b in s["dossiers"].get(d, ()))
+            kept[s["id"]] = [f"holds the only copy of protected dossier {d}" if d in protected else
+                             f"holds the only copy of {len(b)} record(s) of dossier {d} whose retention has not ended"
+                             for d, b in sorted(only.items())]
+            have.update(*only.values())
     return kept
 
 
-def prune(repo: Repo, *, keep: dict[str, int], protected: AbstractSet[str] = frozenset(), dry_run: bool = False) -> PruneReport:
+def prune(repo: Repo, *, keep: dict[str, int], protected: AbstractSet[str] = frozenset(),
+          retained: Mapping[str, AbstractSet[str] | None] | None = None, dry_run: bool = False) -> PruneReport:
     """Forget snapshots the rules do not keep, then delete packs that no kept snapshot references.
 
     Packs are not repacked: one that still holds a referenced blob stays whole.
@@ -74,15 +92,16 @@ def prune(repo: Repo, *, keep: dict[str, int], protected: AbstractSet[str] = fro
         if lock and repo.live_locks(mine=[lock]):
             raise ConflictError(f"{repo.url}: a backup or prune is running on this target",
                                 hint="retry when it has finished (a lock left by a dead run expires after 6 hours)")
-        return _prune(repo, keep, protected, dry_run)
+        return _prune(repo, keep, protected, retained, dry_run)
     finally:
         if lock:
             repo.unlock(lock)
 
 
-def _prune(repo: Repo, keep: dict[str, int], protected: AbstractSet[str], dry_run: bool) -> PruneReport:
+def _prune(repo: Repo, keep: dict[str, int], protected: AbstractSet[str],
+           retained: Mapping[str, AbstractSet[str] | None] | None, dry_run: bool) -> PruneReport:
     snaps = repo.snapshots()
-    rep = PruneReport(kept=select(snaps, keep, protected), dry_run=dry_run)
+    rep = PruneReport(kept=select(snaps, keep, protected, retained), dry_run=dry_run)
     forget = [s for s in snaps if s["id"] not in rep.kept]
     rep.forgotten = [s["id"] for s in forget]
     index, pack_sizes, index_names = repo.load_index()

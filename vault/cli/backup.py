@@ -84,7 +84,9 @@ def backup_run(obj: Ctx, target: str, endpoint_url: str | None, key_window: str,
                          progress=lambda total: stack.enter_context(progress(total, "uploading")))
     emit(rep.as_dict(), as_json, lambda r: (
         f"snapshot {r['snapshot'][:8]} saved: {r['files']} files, {_size(r['bytes_total'])} "
-        f"({_size(r['bytes_new'])} new) in {r['duration']:.1f}s; {r['keys_mirrored']} key tables mirrored"))
+        f"({_size(r['bytes_new'])} new) in {r['duration']:.1f}s; {r['keys_mirrored']} key tables mirrored"
+        + "".join(f"\nproblem: keys/{k} is missing from the vault; its last mirrored generation is kept "
+                  "(run 'vault check')" for k in r["keys_missing"])))
 
 
 @backup_grp.command("list")
@@ -162,11 +164,14 @@ def backup_restore(obj: Ctx, target: str, snapshot: str, dest_dir: str, endpoint
 @click.pass_obj
 def backup_prune(obj: Ctx, target: str, endpoint_url: str | None, keep_daily: int, keep_weekly: int,
                  keep_monthly: int, keep_yearly: int, dry_run: bool, as_json: bool) -> None:
-    """Forget snapshots by the keep rules and delete unreferenced packs; legal holds are honoured."""
+    """Forget snapshots by the keep rules and delete unreferenced packs; holds and retention are honoured."""
     rep = backup.prune(_with_endpoint(target, endpoint_url), keep_daily=keep_daily, keep_weekly=keep_weekly,
                        keep_monthly=keep_monthly, keep_yearly=keep_yearly,
-                       protected=backup.protected_dossiers(obj.vault), dry_run=dry_run)
+                       protected=backup.protected_dossiers(obj.vault),
+                       retained=backup.retained_records(obj.vault), dry_run=dry_run)
     emit(rep.as_dict(), as_json, lambda r: (
         f"{'would keep' if r['dry_run'] else 'kept'} {len(r['kept'])} snapshots, "
         f"{'would forget' if r['dry_run'] else 'forgot'} {len(r['forgotten'])}; "
-        f"{r['packs_deleted']} packs ({_size(r['bytes_freed'])}) {'to delete' if r['dry_run'] else 'deleted'}"))
+        f"{r['packs_deleted']} packs ({_size(r['bytes_freed'])}) {'to delete' if r['dry_run'] else 'deleted'}"
+        + "".join(f"\nkept {sid[:8]}: {why}" for sid, whys in r["kept"].items() for why in whys
+                  if why.startswith("holds the only copy"))))

@@ -256,9 +256,9 @@ def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note
 def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
     """List a dossier's documents (titles only for members who may read it)."""
     rows = documents.list_docs(obj.actor(), number, with_meta=True)
-    from vault.office import destruction  # here: only a destroyed dossier's listing names its destruction
+    from vault.archive import destructions  # here: only a destroyed dossier's listing names its destruction
 
-    gone = destruction.destroyed_by(obj.vault, number)
+    gone = destructions.destroyed_by(obj.vault, number)
     head = f"dossier {number} destroyed by {gone}, certificate 'vault destroy certificate {gone}'\n" if gone else ""
     emit(rows, as_json, lambda rs: head + "\n".join(
         f"{r['number']:<26} {r['category']:<15} {r['date']}  v{r['version']}"

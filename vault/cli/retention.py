@@ -6,6 +6,7 @@ import hashlib
 
 import click
 
+from vault.archive import destructions
 from vault.office import destruction, holds, retention
 from vault.archive import schedule
 from vault.cli import NUMBER, Ctx, cli, emit, json_opt, render
@@ -197,7 +198,7 @@ def destroy_execute(obj: Ctx, id: str, as_json: bool) -> None:
 @click.pass_obj
 def destroy_list(obj: Ctx, as_json: bool) -> None:
     """List destruction requests and their state."""
-    rows = destruction.list_destructions(obj.vault)
+    rows = destructions.list_destructions(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(f"{r['number']}  {r['target']:<26} {r['state']}" for r in rs) or "(none)")
 
 
@@ -207,7 +208,7 @@ def destroy_list(obj: Ctx, as_json: bool) -> None:
 @click.pass_obj
 def destroy_certificate(obj: Ctx, id: str, as_json: bool) -> None:
     """Print a destruction certificate."""
-    cert = destruction.certificate(obj.vault, id)
+    cert = destructions.certificate(obj.vault, id)
     emit(cert, as_json, lambda c: render({k: v for k, v in c.items() if k != "signature"}))
 
 
@@ -217,7 +218,7 @@ def destroy_certificate(obj: Ctx, id: str, as_json: bool) -> None:
 @click.pass_obj
 def destroy_verify(obj: Ctx, id: str, as_json: bool) -> None:
     """Check a certificate's signature (needs no key)."""
-    cert = destruction.certificate(obj.vault, id)
+    cert = destructions.certificate(obj.vault, id)
     digest = hashlib.sha256(canonical(cert)).hexdigest()
     emit({"certificate": id, "valid": True, "signed_by": cert["signature"]["by"], "sha256": digest}, as_json,
          f"certificate {id} is valid, signed by {cert['signature']['by']} (digest {digest[:16]})")

@@ -14,8 +14,8 @@ from vault.archive.manifests import load_manifest, read_table
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
 from vault.store.keytable import KEYREF_TYPE, unseal
 from vault.store import TMP_PREFIX, find_temporaries
-from vault.archive import grants, holds, reviews
-from vault.office import destruction, intake, paper
+from vault.archive import destructions, grants, holds, reviews
+from vault.office import intake, paper, recoveryexport
 from vault.office.holds import lifts
 
 
@@ -169,10 +169,10 @@ def _try(rep: Report, fn) -> None:
 
 def _check_records(v, mem: dict, rep: Report) -> None:
     """Procedure records: each must say what its history entry says (requests, grants, holds,
-    destructions, reviews, intake, paper originals); the facts themselves come from the history,
+    destructions, reviews, intake, paper originals, recovery exports); the facts themselves come from the history,
     which ``check`` verified first."""
-    for fn in (grants.list_requests, grants.list_grants, holds.verified_holds, lifts, destruction.list_destructions,
-               intake.pending, paper.loans, paper.inventories):
+    for fn in (grants.list_requests, grants.list_grants, holds.verified_holds, lifts, destructions.list_destructions,
+               intake.pending, paper.loans, paper.inventories, recoveryexport.list_exports):
         _try(rep, lambda fn=fn: fn(v))
     # A note: a grant stopped after its entry leaves this, and so does a restore (backups leave
     # key releases out); the grantee reads nothing until the release is re-issued.
@@ -182,10 +182,10 @@ def _check_records(v, mem: dict, rep: Report) -> None:
         for g in grants.missing_releases(v)))
     for no, f in sorted(authority.state(v)["destructions"].items()):
         if f.get("certificate") is not None:
-            _try(rep, lambda no=no: destruction.certificate(v, no))
+            _try(rep, lambda no=no: destructions.certificate(v, no))
     for d in sorted(authority.state(v)["dossiers"]):
         _try(rep, lambda d=d: reviews.history(v, d, member_records=mem))
     _try(rep, lambda: rep.problems.extend(
         f"destructions/{u['number']}.execution.toml: destruction {u['number']} of {u['target']} started at "
         f"{u['started_at']} did not finish (next step: {u['next']}); run 'vault destroy execute {u['number']}'"
-        for u in destruction.unfinished(v)))
+        for u in destructions.unfinished(v)))

@@ -13,48 +13,16 @@ import os
 from typing import Any
 
 from vault import backup, clock
-from vault.archive import authority, grants, members, schedule, searchindex
+from vault.archive import destructions, grants, members, schedule, searchindex
 from vault.archive.holds import held_dossiers
 from vault.archive.manifests import load_manifest, manifest_file, read_table, resolve
 from vault.backup.mirror import DEFAULT_WINDOW
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.store import fsync_dir, ids, index, make_dir, records, remove, seam
+from vault.store import fsync_dir, index, make_dir, records, remove, seam
 
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",
               "sha256", "replaces", "superseded_by", "events", "status", "destroyed")
 
-
-def _rel(no: str, suffix: str = "") -> str:
-    return f"destructions/{no}{suffix}.toml"
-
-
-_SCHEMAS = {"": "destruction", ".approval": "approval", ".certificate": "certificate",
-            ".closed": "destructionclose", ".execution": "execution"}
-
-
-def _fact(v, no: str) -> dict[str, Any]:
-    ids.destruction_no(no)
-    f = authority.state(v)["destructions"].get(no)
-    if f is None:
-        raise NotFoundError(f"no destruction {no}")
-    return f
-
-
-def _has(v, no: str, suffix: str) -> bool:
-    """Whether the history committed this destruction's record ``suffix`` (a file alone counts for nothing)."""
-    return authority.exists(v, _rel(no, suffix))
-
-
-def _load(v, no: str, suffix: str = "") -> dict[str, Any]:
-    """A committed destruction record, which must say what its history entry says."""
-    f = _fact(v, no)
-    if suffix and not _has(v, no, suffix):
-        raise NotFoundError(f"no destruction {no} {suffix.strip('.')}")
-    rec = authority.load(v, _rel(no, suffix), schema=_SCHEMAS[suffix])
-    if not suffix and (rec.get("number"), rec.get("dossier"), rec.get("target"), rec.get("requested_by")) != \
-            (no, f["dossier"], f["target"], f["by"]):
-        raise IntegrityError(f"destructions/{no}.toml: does not say what its history entry says")
-    return rec
 
 
 def _targets(v, target: str, dossier_id: str | None = None) -> tuple[dict, list[dict]]:
@@ -86,7 +54,7 @@ def request(actor, target: str, reason: str) -> str:
         sealed = members.seal_text(v, reason, [actor.name])
         rec = actor.sign({"format": 1, "number": no, "target": target, "dossier": m["id"], "requested_by": actor.name,
                           "requested_at": clock.stamp(), "reason": sealed})
-        actor.commit("destroy.request", {_rel(no): records.dump_toml(rec)}, number=target, ref=no, obj=m["id"])
+        actor.commit("destroy.request", {destructions.rel(no): records.dump_toml(rec)}, number=target, ref=no, obj=m["id"])
     return no
 
 
@@ -100,21 +68,21 @@ def approve(actor, no: str, *, override_retention: str | None = None) -> list[st
     """
     actor.require("destroy.approve")
     v = actor.vault
-    req = _load(v, no)
-    if _fact(v, no)["by"] == actor.name:
+    req = destructions.load(v, no)
+    if destructions.fact(v, no)["by"] == actor.name:
         actor.audit("destroy.approve", outcome="refused", number=req["target"], ref=no)
         raise PermissionDeniedError("you cannot approve your own destruction request",
                                     hint="another supervisor must approve it")
     with v.lock(exclusive=True):
-        _refuse_closed(v, no)
-        if _fact(v, no)["state"] != "requested":
-            raise ConflictError(f"destruction {no} is already {_fact(v, no)['state']}")
+        destructions.refuse_closed(v, no)
+        if destructions.fact(v, no)["state"] != "requested":
+            raise ConflictError(f"destruction {no} is already {destructions.fact(v, no)['state']}")
         warnings = _obstacles(v, req, override=bool(override_retention))
         rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
                "by": actor.name, "at": clock.stamp()}
         if override_retention:
             rec["override_retention"] = members.seal_text(v, override_retention, [actor.name])
-        actor.commit("destroy.approve", {_rel(no, ".approval"): records.dump_toml(actor.sign(rec))},
+        actor.commit("destroy.approve", {destructions.rel(no, ".approval"): records.dump_toml(actor.sign(rec))},
                      number=req["target"], ref=no, obj=no)
     return warnings
 
@@ -136,25 +104,6 @@ def _obstacles(v, req: dict, *, override: bool) -> list[str]:
     return out
 
 
-def _closed(v, no: str, req: dict) -> dict[str, Any] | None:
-    """The cancellation or denial of ``no`` the history committed, if any (who may close is the
-    history's rule: a record written straight into the directory closes nothing)."""
-    if _fact(v, no)["state"] not in ("cancelled", "denied"):
-        return None
-    rec = _load(v, no, ".closed")
-    if rec["destruction"] != no or rec["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest() \
-            or rec["by"] != authority.signer_of(v, _rel(no, ".closed")):
-        raise IntegrityError(f"destructions/{no}.closed.toml: does not close this request")
-    return rec
-
-
-def _refuse_closed(v, no: str) -> None:
-    rec = _closed(v, no, _load(v, no))
-    if rec is not None:
-        raise ConflictError(f"destruction {no} was {rec['outcome']} by {rec['by']}",
-                            hint="file a new destruction request if it is still wanted")
-
-
 def close(actor, no: str, outcome: str, reason: str) -> None:
     """End a destruction that has not started executing: ``cancelled`` by its requester or a
     supervisor, or ``denied`` by a supervisor other than the requester. The reason is sealed to the
@@ -162,8 +111,8 @@ def close(actor, no: str, outcome: str, reason: str) -> None:
     assert outcome in ("cancelled", "denied")
     verb = "cancel" if outcome == "cancelled" else "deny"
     v = actor.vault
-    req = _load(v, no)
-    mine, sup = actor.name == _fact(v, no)["by"], "supervisor" in actor.roles
+    req = destructions.load(v, no)
+    mine, sup = actor.name == destructions.fact(v, no)["by"], "supervisor" in actor.roles
     if not ((mine or sup) if outcome == "cancelled" else (sup and not mine)):
         actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
         raise PermissionDeniedError(
@@ -173,38 +122,38 @@ def close(actor, no: str, outcome: str, reason: str) -> None:
     if not reason.strip():
         raise InputError(f"to {verb} a destruction needs a reason", param="reason")
     with v.lock(exclusive=True):
-        _refuse_closed(v, no)
-        if _fact(v, no)["state"] in ("executing", "executed"):
+        destructions.refuse_closed(v, no)
+        if destructions.fact(v, no)["state"] in ("executing", "executed"):
             actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
             raise ConflictError(f"destruction {no} has started executing; it can only be finished",
                                 hint=f"run 'vault destroy execute {no}'")
         rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
                "outcome": outcome, "by": actor.name, "at": clock.stamp(),
                "reason": members.seal_text(v, reason, [req["requested_by"], actor.name])}
-        actor.commit(f"destroy.{verb}", {_rel(no, ".closed"): records.dump_toml(actor.sign(rec))},
+        actor.commit(f"destroy.{verb}", {destructions.rel(no, ".closed"): records.dump_toml(actor.sign(rec))},
                      number=req["target"], ref=no, obj=no)
 
 
 def show(v, no: str, actor=None) -> dict[str, Any]:
     """A destruction with its state and its sealed texts (reason, override, closing reason) for the
     members they were sealed to (see ``members.reveal``)."""
-    req = _load(v, no)
-    row = next(r for r in list_destructions(v) if r["number"] == no)
+    req = destructions.load(v, no)
+    row = next(r for r in destructions.list_destructions(v) if r["number"] == no)
     row["requested_at"] = req["requested_at"]
     texts = {"reason": (req["reason"], f"destructions/{no}.toml reason")}
-    if _has(v, no, ".approval"):
-        appr = _load(v, no, ".approval")
+    if destructions.has(v, no, ".approval"):
+        appr = destructions.load(v, no, ".approval")
         row.update(approved_by=appr["by"], approved_at=appr["at"])
         if "override_retention" in appr:
             texts["override_reason"] = (appr["override_retention"], f"destructions/{no}.approval.toml override")
         if row["state"] == "approved":
             row["warnings"] = _obstacles(v, req, override="override_retention" in appr)
-    closed = _closed(v, no, req)
+    closed = destructions.closed(v, no, req)
     if closed is not None:
         row.update(closed_by=closed["by"], closed_at=closed["at"])
         texts["closing_reason"] = (closed["reason"], f"destructions/{no}.closed.toml reason")
-    if _fact(v, no).get("certificate") is not None:
-        cert = certificate(v, no)
+    if destructions.fact(v, no).get("certificate") is not None:
+        cert = destructions.certificate(v, no)
         row.update(executed_by=cert["executed_by"], executed_at=cert["executed_at"],
                    destroyed=[d["number"] for d in cert["destroyed"]])
     members.reveal(actor, texts, row, number=req["target"], ref=no)
@@ -226,37 +175,34 @@ def execute(actor, no: str) -> dict[str, Any]:
     """
     actor.require("destroy.execute")
     v = actor.vault
-    req = _load(v, no)
-    closed = _closed(v, no, req)
+    req = destructions.load(v, no)
+    closed = destructions.closed(v, no, req)
     if closed is not None:
         _refuse(actor, req, no, f"destruction {no} was {closed['outcome']} by {closed['by']}",
                 "file a new destruction request if it is still wanted")
     appr = _approval(actor, req, no)
     with v.lock(exclusive=True):
-        run = _journal(v, no, req)
+        run = destructions.journal(v, no, req)
         if run is None:
-            if _fact(v, no)["state"] == "executed":
+            if destructions.fact(v, no)["state"] == "executed":
                 raise ConflictError(f"destruction {no} has already been executed",
                                     hint=f"see 'vault destroy certificate {no}'")
-            closed = _closed(v, no, req)
+            closed = destructions.closed(v, no, req)
             if closed is not None:
                 _refuse(actor, req, no, f"destruction {no} was {closed['outcome']} by {closed['by']}",
                         "file a new destruction request if it is still wanted")
             run = _plan(actor, req, appr, no)
         elif "audit" in run["steps"]:
             raise ConflictError(f"destruction {no} has already been executed", hint=f"see 'vault destroy certificate {no}'")
-        for step in STEPS:
+        for step in destructions.STEPS:
             if step not in run["steps"]:
                 run.update(_STEP_FNS[step](actor, run, req, appr) or {})
                 _checkpoint(step)
                 run["steps"].append(step)
-                run = _record(actor, run)
+                run = destructions.record_journal(actor, run)
                 _checkpoint(f"{step}:recorded")
-    return certificate(v, no)
+    return destructions.certificate(v, no)
 
-
-#: The steps of an execution, in order. Each is idempotent: run again, it finds its work done.
-STEPS = ("unindex", "keys", "ciphertext", "manifest", "offsite", "certificate", "audit")
 
 #: A test seam: called with a step name when the step's work is done and again (``<step>:recorded``)
 #: when the journal says so. Production code never sets it; tests kill the process there.
@@ -272,31 +218,12 @@ def _approval(actor, req: dict, no: str) -> dict[str, Any]:
     v = actor.vault
     # Only a supervisor other than the requester approves [R-3.3.2]: the history's rule for the
     # destroy.approve entry; an approval written straight into the directory approves nothing.
-    if _fact(v, no)["state"] not in ("approved", "executing", "executed"):
+    if destructions.fact(v, no)["state"] not in ("approved", "executing", "executed"):
         _refuse(actor, req, no, f"destruction {no} is not approved", "a supervisor other than the requester approves it")
-    appr = _load(v, no, ".approval")
+    appr = destructions.load(v, no, ".approval")
     if appr["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest():
         raise IntegrityError(f"destructions/{no}.approval.toml approves another version of the request")
     return appr
-
-
-def _journal(v, no: str, req: dict) -> dict[str, Any] | None:
-    """The execution journal of ``no`` the history committed (by members who may execute), about this request."""
-    if not _has(v, no, ".execution"):
-        return None
-    what = f"destructions/{no}.execution.toml"
-    run = _load(v, no, ".execution")
-    if run.get("destruction") != no or run.get("dossier") != req["dossier"] or run.get("target") != req["target"]:
-        raise IntegrityError(f"{what}: belongs to another destruction")
-    return run
-
-
-def _record(actor, run: dict[str, Any], action: str = "destroy.step") -> dict[str, Any]:
-    """Sign the journal and commit it: each step is one history entry."""
-    no = run["destruction"]
-    signed = actor.sign({k: x for k, x in run.items() if k != "signature"})
-    actor.commit(action, {_rel(no, ".execution"): records.dump_toml(signed)}, number=run["target"], ref=no, obj=no)
-    return signed
 
 
 def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
@@ -318,8 +245,8 @@ def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
            "retention": [{k: s[k] for k in ("number", "rule", "event", "event_date", "until", "status")
                           if s.get(k) is not None} for s in sched],
            "retention_overridden": bool(early), "steps": []}
-    make_dir((v.root / "destructions"))
-    run = _record(actor, run, "destroy.start")
+    make_dir(v.root / "destructions")
+    run = destructions.record_journal(actor, run, "destroy.start")
     _checkpoint("planned")
     return run
 
@@ -409,7 +336,7 @@ def _step_offsite(actor, run, req, appr) -> dict[str, Any]:
 def _step_certificate(actor, run, req, appr) -> None:
     v = actor.vault
     no = run["destruction"]
-    if _fact(v, no).get("certificate") is not None:
+    if destructions.fact(v, no).get("certificate") is not None:
         return
     cert = {"format": 1, "dossier_number": run["dossier_number"],
             "destroyed": [{k: d[k] for k in ("number", "sha256", "size")} for d in run["documents"]],
@@ -419,7 +346,7 @@ def _step_certificate(actor, run, req, appr) -> None:
             "requested_at": req["requested_at"], "approved_by": appr["by"], "approved_at": appr["at"],
             "retention": run["retention"], "retention_overridden": run["retention_overridden"],
             "hold_checked_at": run["started_at"], "held": False}
-    actor.commit("destroy.certify", {_rel(no, ".certificate"): records.dump_toml(actor.sign(cert))},
+    actor.commit("destroy.certify", {destructions.rel(no, ".certificate"): records.dump_toml(actor.sign(cert))},
                  number=req["target"], ref=no, obj=no)
 
 
@@ -433,20 +360,6 @@ _STEP_FNS = {"unindex": _step_unindex, "keys": _step_keys, "ciphertext": _step_c
              "audit": _step_audit}
 
 
-def unfinished(v) -> list[dict[str, Any]]:
-    """Executions that started and did not finish: ``{"number", "target", "started_at", "next"}``."""
-    out = []
-    for no, f in sorted(authority.state(v)["destructions"].items()):
-        if f["state"] not in ("executing", "executed"):
-            continue
-        run = _journal(v, no, _load(v, no))
-        if run is not None and "audit" not in run["steps"]:
-            nxt = next(s for s in STEPS if s not in run["steps"])
-            out.append({"number": no, "target": run["target"], "started_at": run["started_at"],
-                        "started_by": run["started_by"], "next": nxt})
-    return out
-
-
 def _offsite(v, key_paths: list[str], whole: bool) -> dict[str, Any]:
     # With ``current``, a table that still exists (a partly destroyed dossier's, the rotated index
     # key) is mirrored again; a deleted one is not.
@@ -458,38 +371,3 @@ def _offsite(v, key_paths: list[str], whole: bool) -> dict[str, Any]:
             "undecryptable_from_backups_after": worst.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def certificate(v, no: str) -> dict[str, Any]:
-    """The certificate of an executed destruction: the file the history wrote for this number,
-    naming this destruction and the dossier its approved request names."""
-    f = _fact(v, no)
-    if f.get("certificate") is None:
-        raise NotFoundError(f"no destruction {no} certificate")
-    cert = _load(v, no, ".certificate")
-    number = authority.state(v)["dossiers"][f["dossier"]]["number"]
-    if cert.get("destruction") != no or cert.get("dossier_number") != number:
-        raise IntegrityError(f"destructions/{no}.certificate.toml: certifies another destruction")
-    return cert
-
-
-def list_destructions(v) -> list[dict[str, Any]]:
-    """Every destruction with its state from the history (an execution is "executing" until its
-    journal records the last step)."""
-    rows = []
-    for no, f in sorted(authority.state(v)["destructions"].items()):
-        req = _load(v, no)
-        state = f["state"]
-        if state in ("executing", "executed"):
-            run = _journal(v, no, req)
-            state = "executing" if run is not None and "audit" not in run["steps"] else "executed"
-        if state in ("cancelled", "denied"):
-            _closed(v, no, req)
-        rows.append({"number": no, "target": f["target"], "requested_by": f["by"], "state": state})
-    return rows
-
-
-def destroyed_by(v, number: str) -> str | None:
-    """The executed destruction that destroyed dossier ``number`` as a whole, if any."""
-    for r in list_destructions(v):
-        if r["target"] == number.split("/")[0] and r["state"] == "executed":
-            return r["number"]
-    return None

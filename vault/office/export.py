@@ -19,29 +19,13 @@ from typing import Any
 from vault import clock, plugins
 from vault.archive import audit, grants
 from vault.archive.manifests import load_manifest, read_profile, resolve
-from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError, PluginError, VaultError
-from vault.archive.exportview import READS, ExportDocument, ExportDossier
+from vault.errors import ConflictError, NotFoundError, PermissionDeniedError, PluginError, VaultError
+from vault.archive.exportview import READS, ExportDocument, ExportDossier, check_destination
 from vault.store.keytable import KeyTable
 from vault.store import TMP_PREFIX, atomic_writer, fsync_dir, sync_files
 
 #: The two ways an exporter writes: to a binary stream, or into an empty directory.
 KINDS = ("file", "directory")
-
-
-def check_destination(v, dest: Path | str) -> Path:
-    """The absolute destination, refused if it lies inside the vault, exists, or has no parent directory."""
-    dest = Path(os.path.abspath(dest))
-    # Resolve symlinks in the parent: a link pointing into the vault must not smuggle plaintext there.
-    real = dest.parent.resolve() / dest.name
-    root = v.root.resolve()
-    if real == root or real.is_relative_to(root) or (dest.is_symlink() and dest.resolve().is_relative_to(root)):
-        raise PermissionDeniedError("refusing to write an export inside the vault directory",
-                                    hint="choose an output path outside the vault")
-    if dest.exists() or dest.is_symlink():
-        raise ConflictError(f"{dest} already exists", hint="choose a new output path; exports never overwrite")
-    if not dest.parent.is_dir():
-        raise InputError(f"{dest.parent} is not a directory", hint="create it first, or choose another output path")
-    return dest
 
 
 def _vault_error_of(exc: PluginError) -> VaultError:

@@ -16,7 +16,7 @@ from vault.errors import InputError, IntegrityError
 ARCHIVE_NUMBER = re.compile(r"[!-.0-~]{1,64}\Z")
 DOCUMENT_NUMBER = re.compile(r"([!-.0-~]{1,64})/([0-9]{4,9})\Z")
 RANDOM_ID = re.compile(r"[0-9a-f]{32}\Z")
-_NUMBERED = {"request": "R", "grant": "G", "destruction": "D"}
+_NUMBERED = {"request": "R", "grant": "G", "destruction": "D", "recovery export": "E"}
 
 
 def _bad(kind: str, text: object, example: str, what: str | None) -> Exception:
@@ -50,6 +50,11 @@ def grant_no(text: object, *, what: str | None = None) -> str:
 def destruction_no(text: object, *, what: str | None = None) -> str:
     """A destruction number: ``D-`` and six (or more) digits."""
     return _numbered("destruction", text, what)
+
+
+def recovery_no(text: object, *, what: str | None = None) -> str:
+    """A disaster-recovery export number: ``E-`` and six (or more) digits."""
+    return _numbered("recovery export", text, what)
 
 
 def intake_id(text: object, *, what: str | None = None) -> str:

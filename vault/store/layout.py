@@ -52,11 +52,25 @@ PATHS: dict[str, str] = {
     "paper_loan": "paper/loans/<L-no>.toml",
     "paper_inventory": "paper/inventories/<I-no>.toml",
     "destruction": "destructions/<D-no>.toml",
+    "recovery_export": "recovery/<E-no>.toml",
     "backups": "backups.toml",
     "lock": ".lock",
 }
 
 _PART = re.compile(r"<([^>]+)>")
+
+
+_SAFE = re.compile(r"[A-Za-z0-9-]")
+
+
+def document_file_name(docno: str) -> str:
+    """A file name for a document number: ``/`` becomes ``_``, anything but ``[A-Za-z0-9-]`` is %-escaped.
+
+    Injective (``_`` and ``%`` are themselves escaped), so two documents never share a file, and
+    never ``.``/``..`` or a hidden file, whatever characters a numbering scheme puts in a number.
+    """
+    return "".join(c if _SAFE.match(c) else "_" if c == "/" else "".join(f"%{b:02X}" for b in c.encode())
+                   for c in docno)
 
 
 def check_name(kind: str, name: str) -> str:

@@ -1,0 +1,137 @@
+"""Destruction records read through the history, and the execution journal every step writes [R-3.3.2].
+
+The procedures (request, approval, execution) are ``vault.office.destruction``; what they share
+with ``vault check`` and the commands that list and show destructions lives here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from vault.archive import authority
+from vault.errors import ConflictError, IntegrityError, NotFoundError
+from vault.store import ids, records
+
+def rel(no: str, suffix: str = "") -> str:
+    return f"destructions/{no}{suffix}.toml"
+
+
+_SCHEMAS = {"": "destruction", ".approval": "approval", ".certificate": "certificate",
+            ".closed": "destructionclose", ".execution": "execution"}
+
+
+def fact(v, no: str) -> dict[str, Any]:
+    ids.destruction_no(no)
+    f = authority.state(v)["destructions"].get(no)
+    if f is None:
+        raise NotFoundError(f"no destruction {no}")
+    return f
+
+
+def has(v, no: str, suffix: str) -> bool:
+    """Whether the history committed this destruction's record ``suffix`` (a file alone counts for nothing)."""
+    return authority.exists(v, rel(no, suffix))
+
+
+def load(v, no: str, suffix: str = "") -> dict[str, Any]:
+    """A committed destruction record, which must say what its history entry says."""
+    f = fact(v, no)
+    if suffix and not has(v, no, suffix):
+        raise NotFoundError(f"no destruction {no} {suffix.strip('.')}")
+    rec = authority.load(v, rel(no, suffix), schema=_SCHEMAS[suffix])
+    if not suffix and (rec.get("number"), rec.get("dossier"), rec.get("target"), rec.get("requested_by")) != \
+            (no, f["dossier"], f["target"], f["by"]):
+        raise IntegrityError(f"destructions/{no}.toml: does not say what its history entry says")
+    return rec
+
+def closed(v, no: str, req: dict) -> dict[str, Any] | None:
+    """The cancellation or denial of ``no`` the history committed, if any (who may close is the
+    history's rule: a record written straight into the directory closes nothing)."""
+    if fact(v, no)["state"] not in ("cancelled", "denied"):
+        return None
+    rec = load(v, no, ".closed")
+    if rec["destruction"] != no or rec["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest() \
+            or rec["by"] != authority.signer_of(v, rel(no, ".closed")):
+        raise IntegrityError(f"destructions/{no}.closed.toml: does not close this request")
+    return rec
+
+
+def refuse_closed(v, no: str) -> None:
+    rec = closed(v, no, load(v, no))
+    if rec is not None:
+        raise ConflictError(f"destruction {no} was {rec['outcome']} by {rec['by']}",
+                            hint="file a new destruction request if it is still wanted")
+
+
+#: The steps of an execution, in order. Each is idempotent: run again, it finds its work done.
+STEPS = ("unindex", "keys", "ciphertext", "manifest", "offsite", "certificate", "audit")
+
+def journal(v, no: str, req: dict) -> dict[str, Any] | None:
+    """The execution journal of ``no`` the history committed (by members who may execute), about this request."""
+    if not has(v, no, ".execution"):
+        return None
+    what = f"destructions/{no}.execution.toml"
+    run = load(v, no, ".execution")
+    if run.get("destruction") != no or run.get("dossier") != req["dossier"] or run.get("target") != req["target"]:
+        raise IntegrityError(f"{what}: belongs to another destruction")
+    return run
+
+
+def record_journal(actor, run: dict[str, Any], action: str = "destroy.step") -> dict[str, Any]:
+    """Sign the journal and commit it: each step is one history entry."""
+    no = run["destruction"]
+    signed = actor.sign({k: x for k, x in run.items() if k != "signature"})
+    actor.commit(action, {rel(no, ".execution"): records.dump_toml(signed)}, number=run["target"], ref=no, obj=no)
+    return signed
+
+
+def unfinished(v) -> list[dict[str, Any]]:
+    """Executions that started and did not finish: ``{"number", "target", "started_at", "next"}``."""
+    out = []
+    for no, f in sorted(authority.state(v)["destructions"].items()):
+        if f["state"] not in ("executing", "executed"):
+            continue
+        run = journal(v, no, load(v, no))
+        if run is not None and "audit" not in run["steps"]:
+            nxt = next(s for s in STEPS if s not in run["steps"])
+            out.append({"number": no, "target": run["target"], "started_at": run["started_at"],
+                        "started_by": run["started_by"], "next": nxt})
+    return out
+
+
+def certificate(v, no: str) -> dict[str, Any]:
+    """The certificate of an executed destruction: the file the history wrote for this number,
+    naming this destruction and the dossier its approved request names."""
+    f = fact(v, no)
+    if f.get("certificate") is None:
+        raise NotFoundError(f"no destruction {no} certificate")
+    cert = load(v, no, ".certificate")
+    number = authority.state(v)["dossiers"][f["dossier"]]["number"]
+    if cert.get("destruction") != no or cert.get("dossier_number") != number:
+        raise IntegrityError(f"destructions/{no}.certificate.toml: certifies another destruction")
+    return cert
+
+
+def list_destructions(v) -> list[dict[str, Any]]:
+    """Every destruction with its state from the history (an execution is "executing" until its
+    journal records the last step)."""
+    rows = []
+    for no, f in sorted(authority.state(v)["destructions"].items()):
+        req = load(v, no)
+        state = f["state"]
+        if state in ("executing", "executed"):
+            run = journal(v, no, req)
+            state = "executing" if run is not None and "audit" not in run["steps"] else "executed"
+        if state in ("cancelled", "denied"):
+            closed(v, no, req)
+        rows.append({"number": no, "target": f["target"], "requested_by": f["by"], "state": state})
+    return rows
+
+
+def destroyed_by(v, number: str) -> str | None:
+    """The executed destruction that destroyed dossier ``number`` as a whole, if any."""
+    for r in list_destructions(v):
+        if r["target"] == number.split("/")[0] and r["state"] == "executed":
+            return r["number"]
+    return None

@@ -1,0 +1,117 @@
+"""``vault register``: the archive-wide list of dossiers as a table, CSV or JSON, streamed row by row [R-3.2.2]."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from typing import Any
+
+import click
+
+from vault.cli import Ctx, cli, json_opt
+from vault.office import register as reg
+from vault.store import csvcells
+
+# Table columns: (title, row key, width); the last column takes what is left.
+_TABLE = (("number", "number", 22), ("customer", "customer", 28), ("class", "class", 30),
+          ("type", "customer_type", 10), ("dept", "dept", 12), ("status", "status", 9), ("opened", "opened", 10),
+          ("closed", "closed", 10), ("retention", "retention_end", 10), ("docs", "documents", 5),
+          ("originals at", "paper_locations", 0))
+
+
+@cli.command("register")
+@click.option("--class", "klass", metavar="PREFIX", help="Only classes under PREFIX (whole path segments).")
+@click.option("--type", "customer_type", type=click.Choice(["enterprise", "individual"]), help="Only this customer type.")
+@click.option("--dept", help="Only this department's dossiers.")
+@click.option("--status", type=click.Choice(list(reg.STATUSES)), help="Only open, closed or destroyed dossiers.")
+@click.option("--opened-from", metavar="DATE", help="Opened on or after DATE (YYYY-MM-DD).")
+@click.option("--opened-to", metavar="DATE", help="Opened on or before DATE.")
+@click.option("--closed-from", metavar="DATE", help="Closed on or after DATE.")
+@click.option("--closed-to", metavar="DATE", help="Closed on or before DATE.")
+@click.option("--retention-from", metavar="DATE", help="Retention ending on or after DATE.")
+@click.option("--retention-to", metavar="DATE", help="Retention ending on or before DATE.")
+@click.option("--include-destroyed", is_flag=True, help="List destroyed dossiers too (left out by default).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV (UTF-8 with a byte-order mark, cells safe for spreadsheets).")
+@click.option("--no-bom", is_flag=True, help="With --csv: leave out the byte-order mark.")
+@json_opt
+@click.pass_obj
+def register(obj: Ctx, klass: str | None, customer_type: str | None, dept: str | None, status: str | None,
+             opened_from: str | None, opened_to: str | None, closed_from: str | None, closed_to: str | None,
+             retention_from: str | None, retention_to: str | None, include_destroyed: bool, as_csv: bool,
+             no_bom: bool, as_json: bool) -> None:
+    """The archive-wide register: number, customer, class, dates, counts, paper locations (audited)."""
+    if as_csv and as_json:
+        raise click.UsageError("choose --csv or --json, not both")
+    if no_bom and not as_csv:
+        raise click.UsageError("--no-bom is for --csv")
+    filters = reg.Filters(klass=klass, customer_type=customer_type, dept=dept, status=status,
+                          opened_from=opened_from, opened_to=opened_to, closed_from=closed_from, closed_to=closed_to,
+                          retention_from=retention_from, retention_to=retention_to,
+                          include_destroyed=include_destroyed)
+    actor = obj.actor()
+    terminal = sys.stdout.isatty()
+    names = reg.names_shown(actor, to_terminal=terminal)
+    rows = reg.rows(actor, filters, to_terminal=terminal)
+    first = next(rows, None)  # permission and filters are checked (and the entry written) before any output
+    if as_json:
+        _json(first, rows, names)
+    elif as_csv:
+        _csv(first, rows, bom=not no_bom)
+    else:
+        _table(first, rows, names)
+
+
+def _each(first: dict[str, Any] | None, rest):
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def _json(first, rest, names: bool) -> None:
+    # Streamed: one row in memory at a time, the whole still one JSON document.
+    click.echo(f'{{"format": "{reg.REGISTER_FORMAT}", "names": {json.dumps(names)}, "rows": [', nl=False)
+    for i, row in enumerate(_each(first, rest)):
+        click.echo(("," if i else "") + "\n  " + json.dumps(row, sort_keys=True, ensure_ascii=False), nl=False)
+    click.echo("\n]}")
+
+
+def _csv(first, rest, *, bom: bool) -> None:
+    buf = io.StringIO(newline="")
+    out = csv.writer(buf, lineterminator="\r\n")
+
+    def flush() -> None:
+        # Bytes, so that the CRLF of RFC 4180 reaches the file unchanged.
+        click.echo(buf.getvalue().encode(), nl=False)
+        buf.seek(0)
+        buf.truncate()
+
+    click.echo((csvcells.BOM if bom else "").encode(), nl=False)
+    out.writerow(reg.COLUMNS)
+    flush()
+    for row in _each(first, rest):
+        out.writerow([csvcells.cell(row[c]) for c in reg.COLUMNS])
+        flush()
+
+
+def _table(first, rest, names: bool) -> None:
+    def line(cells: list[str]) -> str:
+        return " ".join(c if w == 0 else (c if len(c) <= w else c[:w - 1] + "…").ljust(w)
+                        for c, (_, _, w) in zip(cells, _TABLE)).rstrip()
+
+    click.echo(line([t for t, _, _ in _TABLE]))
+    n = 0
+    for row in _each(first, rest):
+        cells = []
+        for _, key, _ in _TABLE:
+            value = row[key]
+            if key == "customer" and value is None:
+                value = "(sealed)" if names and row["status"] != "destroyed" else "-"
+            cells.append("; ".join(value) if isinstance(value, list) else "-" if value is None else str(value))
+        click.echo(line(cells))
+        n += 1
+    if n == 0:
+        click.echo("(no dossiers)")
+    elif not names:
+        click.echo("customer names: only the archive department sees them, on a terminal or with doc.save")

@@ -1,0 +1,347 @@
+"""Disaster-recovery export: the whole vault as age files for an offline recovery key, approved by two supervisors [R-3.3.1].
+
+A supervisor asks for an export to named age recipients (``recovery/<E>.toml``, which is also the
+first approval); another supervisor approves that request by its hash (``.approval.toml``); one of
+the two then writes it. Who approved is taken from the history entries' signers, never from a typed
+field; both must still be active supervisors when it is written, and both approvals expire. The
+export holds each live document re-wrapped to the recipients (the payload bytes unchanged, so the
+``age`` tool opens it), ``dossiers.jsonl.age`` (each dossier's facts, profile and document metadata,
+to the same recipients), ``files.txt`` (SHA-256, size and path of every file) and ``MANIFEST.toml``,
+signed by the supervisor who wrote it. It is written one dossier at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import tomllib
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from vault import clock
+from vault.archive import authority, grants, members
+from vault.archive.exportview import ExportDocument, check_destination
+from vault.archive.manifests import load_manifest, read_profile
+from vault.crypto import age
+from vault.errors import (ConflictError, FormatError, InputError, IntegrityError, NotFoundError,
+                          PermissionDeniedError, VaultError)
+from vault.store import TMP_PREFIX, fsync_dir, ids, index, records, sync_files
+from vault.store.layout import document_file_name
+
+SUPERVISOR = "supervisor"  # fixed in code, as for the roots: a policy edit cannot widen who exports everything
+#: How long a request (and each approval) stays usable, by default and at most.
+DEFAULT_HOURS, MAX_HOURS = 24, 72
+MAX_RECIPIENTS = 16
+MANIFEST_KIND = "vault-disaster-recovery-1"
+_STAMP = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _rel(no: str, suffix: str = "") -> str:
+    return f"recovery/{no}{suffix}.toml"
+
+
+def _refuse(actor, action: str, no: str | None, err: VaultError) -> None:
+    actor.audit(action, outcome="refused", ref=no)
+    raise err
+
+
+def _require_supervisor(actor, action: str, no: str | None = None) -> None:
+    if SUPERVISOR not in actor.roles:
+        _refuse(actor, action, no, PermissionDeniedError(
+            f"member {actor.name} is not a supervisor: a whole-vault export is asked for, approved and "
+            "written by supervisors", hint="two supervisors approve a disaster-recovery export"))
+
+
+def _fact(v, no: str) -> dict[str, Any]:
+    f = authority.state(v).get("recoveries", {}).get(no)
+    if f is None:
+        raise NotFoundError(f"no recovery export {no}", hint="see 'vault export disaster-recovery list'")
+    return f
+
+
+def _load(v, no: str, suffix: str, schema: str) -> dict[str, Any]:
+    """A committed record of export ``no``, signed by the member whose entry wrote it."""
+    what = _rel(no, suffix)
+    try:
+        rec = authority.load(v, what, schema=schema)
+    except FormatError as e:
+        raise IntegrityError(str(e)) from None
+    signer = members.verify_by_member(v, rec, what=what)
+    typed = rec.get("requested_by") if not suffix else rec.get("by")
+    if signer["name"] != authority.signer_of(v, what) or typed != signer["name"] \
+            or rec.get("number" if not suffix else "export") != no:
+        raise IntegrityError(f"{what}: does not say what its history entry says")
+    return rec
+
+
+def _request(v, no: str) -> dict[str, Any]:
+    return _load(v, no, "", "recovery")
+
+
+def _approval(v, no: str, req: dict[str, Any]) -> dict[str, Any]:
+    appr = _load(v, no, ".approval", "recoveryapproval")
+    if appr["request_sha256"] != _digest(req):
+        raise IntegrityError(f"{_rel(no, '.approval')}: approves another export")
+    return appr
+
+
+def _digest(rec: dict[str, Any]) -> str:
+    return hashlib.sha256(records.canonical(rec)).hexdigest()
+
+
+def _recipients(texts: list[str]) -> list[age.Recipient]:
+    if not texts:
+        raise InputError("a disaster-recovery export needs at least one --recipient age1…",
+                         hint="the offline recovery key's public line, from 'age-keygen -y KEYFILE'")
+    if len(texts) > MAX_RECIPIENTS:
+        raise InputError(f"at most {MAX_RECIPIENTS} recipients")
+    try:
+        parsed = [age.parse_recipient(t) for t in texts]
+        age.encrypt_bytes(b"", parsed)  # refuses post-quantum and classical recipients mixed
+    except (FormatError, ValueError) as e:
+        raise InputError(f"bad recipient: {e}", hint="give age recipients: age1… (X25519) or age1pq1…") from None
+    return parsed
+
+
+def request(actor, recipients: list[str], *, valid_hours: int = DEFAULT_HOURS) -> str:
+    """Ask for a disaster-recovery export to ``recipients``: the first of its two approvals.
+
+    :return: the export number ``E-…``.
+    """
+    _require_supervisor(actor, "recovery.request")
+    _recipients(recipients)
+    if not 1 <= valid_hours <= MAX_HOURS:
+        raise InputError(f"an approval lasts 1 to {MAX_HOURS} hours", param="valid_for")
+    v = actor.vault
+    with v.lock(exclusive=True):
+        no = f"E-{index.next_sequence(v.root, 'recovery'):06d}"
+        (v.root / "recovery").mkdir(mode=0o700, exist_ok=True)
+        now = clock.now()
+        rec = actor.sign({"format": 1, "number": no, "recipients": [r.strip() for r in recipients],
+                          "requested_by": actor.name, "requested_at": now.strftime(_STAMP),
+                          "expires_at": (now + dt.timedelta(hours=valid_hours)).strftime(_STAMP)})
+        actor.commit("recovery.request", {_rel(no): records.dump_toml(rec)}, ref=no, obj=no)
+    return no
+
+
+def approve(actor, no: str, *, valid_hours: int = DEFAULT_HOURS) -> dict[str, Any]:
+    """The second approval, by a supervisor other than the one who asked; it names the request by
+    its hash and expires with it (or sooner)."""
+    ids.recovery_no(no)
+    _require_supervisor(actor, "recovery.approve", no)
+    v = actor.vault
+    with v.lock(exclusive=True):
+        f = _fact(v, no)
+        req = _request(v, no)
+        if f["done"] or f["approved_by"] is not None:
+            raise ConflictError(f"recovery export {no} is already {'written' if f['done'] else 'approved'}")
+        if f["by"] == actor.name:
+            _refuse(actor, "recovery.approve", no, PermissionDeniedError(
+                f"you asked for recovery export {no}: its second approval is another supervisor's",
+                hint="another supervisor runs 'vault export disaster-recovery approve'"))
+        now = clock.now()
+        if now.strftime(_STAMP) >= req["expires_at"]:
+            _refuse(actor, "recovery.approve", no, ConflictError(
+                f"recovery export {no} expired at {req['expires_at']}", hint="ask for a new one"))
+        until = min(req["expires_at"], (now + dt.timedelta(hours=valid_hours)).strftime(_STAMP))
+        rec = actor.sign({"format": 1, "export": no, "request_sha256": _digest(req), "by": actor.name,
+                          "at": now.strftime(_STAMP), "expires_at": until})
+        actor.commit("recovery.approve", {_rel(no, ".approval"): records.dump_toml(rec)}, ref=no, obj=no)
+    return show(v, no)
+
+
+def show(v, no: str) -> dict[str, Any]:
+    """An export's state from the history, with its recipients and expiry."""
+    ids.recovery_no(no)
+    f = _fact(v, no)
+    req = _request(v, no)
+    out = {"number": no, "requested_by": f["by"], "requested_at": req["requested_at"],
+           "recipients": req["recipients"], "expires_at": req["expires_at"], "approved_by": f["approved_by"],
+           "state": "written" if f["done"] else "approved" if f["approved_by"] else "requested"}
+    if f["approved_by"] is not None:
+        appr = _approval(v, no, req)
+        out.update(approved_at=appr["at"], expires_at=min(req["expires_at"], appr["expires_at"]))
+    if f["done"]:
+        done = _load(v, no, ".done", "recoverydone")
+        out.update(written_by=done["by"], written_at=done["at"], manifest_sha256=done["manifest_sha256"],
+                   dossiers=done["dossiers"], documents=done["documents"])
+    elif out["expires_at"] <= clock.stamp():
+        out["state"] = "expired"
+    return out
+
+
+def list_exports(v) -> list[dict[str, Any]]:
+    return [show(v, no) for no in sorted(authority.state(v).get("recoveries", {}))]
+
+
+def run(actor, no: str, dest: Path | str) -> dict[str, Any]:
+    """Write approved export ``no`` into the new directory ``dest`` (outside the vault), once.
+
+    :raises PermissionDeniedError: the writer is not one of its two approvers, or an approver is no
+        longer an active supervisor. :raises ConflictError: not approved twice, expired, or written.
+    """
+    ids.recovery_no(no)
+    _require_supervisor(actor, "recovery.export", no)
+    v = actor.vault
+    dest = check_destination(v, dest)
+    with v.lock(exclusive=True):
+        f = _fact(v, no)
+        if f["done"]:
+            raise ConflictError(f"recovery export {no} has already been written", hint="ask for a new one")
+        if f["approved_by"] is None:
+            _refuse(actor, "recovery.export", no, ConflictError(
+                f"recovery export {no} has one approval; it needs a second supervisor's",
+                hint=f"another supervisor runs 'vault export disaster-recovery approve {no}'"))
+        req = _request(v, no)
+        appr = _approval(v, no, req)
+        # The approvers are the entries' signers (f), checked as the history stands now.
+        mem = members.all_members(v)
+        for who in (f["by"], f["approved_by"]):
+            m = mem.get(who)
+            if m is None or m["status"] != "active" or SUPERVISOR not in m["roles"]:
+                _refuse(actor, "recovery.export", no, PermissionDeniedError(
+                    f"recovery export {no} was approved by {who}, who is no longer an active supervisor",
+                    hint="ask for a new export, approved by two current supervisors"))
+        if actor.name not in (f["by"], f["approved_by"]):
+            _refuse(actor, "recovery.export", no, PermissionDeniedError(
+                f"recovery export {no} is written by one of the supervisors who approved it",
+                hint=f"{f['by']} or {f['approved_by']} runs it"))
+        if clock.stamp() >= min(req["expires_at"], appr["expires_at"]):
+            _refuse(actor, "recovery.export", no, ConflictError(
+                f"the approvals of recovery export {no} expired at {min(req['expires_at'], appr['expires_at'])}",
+                hint="ask for a new one"))
+        tmp = dest.with_name(f"{TMP_PREFIX}{dest.name}.{secrets.token_hex(4)}")
+        tmp.mkdir(mode=0o700)
+        try:
+            manifest = _write(actor, req, appr, tmp, mem)
+            data = (tmp / "MANIFEST.toml").read_bytes()
+            done = actor.sign({"format": 1, "export": no, "request_sha256": manifest["request_sha256"],
+                               "approval_sha256": manifest["approval_sha256"], "by": actor.name,
+                               "at": manifest["exported_at"], "manifest_sha256": hashlib.sha256(data).hexdigest(),
+                               "dossiers": manifest["dossiers"], "documents": manifest["documents"]})
+            # The commit point: once recorded, the export exists (and is used up).
+            actor.commit("recovery.export", {_rel(no, ".done"): records.dump_toml(done)}, ref=no, obj=no)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        os.rename(tmp, dest)
+        fsync_dir(dest.parent)
+    return {**show(v, no), "output": str(dest)}
+
+
+class _Hashed:
+    """A file being written, hashed and counted as it goes."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.h, self.size = f, hashlib.sha256(), 0
+
+    def write(self, data: bytes | memoryview, /) -> int:
+        n = self.f.write(data)  # a partial write is hashed as far as it went
+        self.h.update(data[:n])
+        self.size += n
+        return n
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _write(actor, req: dict[str, Any], appr: dict[str, Any], out: Path, mem: dict) -> dict[str, Any]:
+    v = actor.vault
+    recipients = _recipients(req["recipients"])
+    (out / "documents").mkdir(mode=0o700)
+    written: list[Path] = []
+    n_dossiers = n_docs = 0
+
+    def note(name: str, h: _Hashed) -> None:
+        listing_file.write(f"{h.h.hexdigest()}  {h.size}  {name}\n".encode())
+        written.append(out / name)
+
+    with open(out / "files.txt", "xb") as listing_raw:
+        listing_file = _Hashed(listing_raw)
+        with open(out / "dossiers.jsonl.age", "xb") as raw:
+            reg = _Hashed(raw)
+            enc = age.Encryptor(reg, recipients)
+            for _number, dossier_id in sorted(authority.state(v)["numbers"].items()):
+                m = load_manifest(v, dossier_id, member_records=mem)
+                if m["status"] == "destroyed":
+                    continue
+                table = grants.open_key_table(actor, dossier_id, number=m["number"])
+                docs = []
+                for d in m["documents"]:
+                    if d.get("status") == "destroyed":
+                        continue
+                    doc = ExportDocument(d, dossier=m["number"], granted=frozenset({"content", "sealed"}),
+                                         table=table, path=v.layout.document(dossier_id, d["id"]))
+                    name = f"documents/{document_file_name(d['number'])}.age"
+                    with open(out / name, "xb") as f:
+                        h = _Hashed(f)
+                        doc.rewrap(h, req["recipients"])  # type: ignore[arg-type]  # a Sink, as rewrap needs
+                    note(name, h)
+                    docs.append({**doc.facts, **(doc.meta() if doc.readable else {}), "file": name})
+                    n_docs += 1
+                line = {k: m.get(k) for k in ("number", "customer_type", "business", "dept", "class", "created",
+                                              "closed", "status")}
+                line.update(profile=read_profile(actor, m, table), documents=docs)
+                enc.write((json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n").encode())
+                n_dossiers += 1
+            enc.close()
+        note("dossiers.jsonl.age", reg)
+        readme = ("Disaster-recovery export of a vault: one age file per live document under documents/,\n"
+                  "dossiers.jsonl.age (each dossier's facts, profile and document metadata, one JSON line\n"
+                  "each), files.txt (SHA-256, size, path) and MANIFEST.toml (signed by the supervisor who\n"
+                  "wrote it). Open with the recovery key:\n\n"
+                  "    age -d -i recovery-key.txt -o dossiers.jsonl dossiers.jsonl.age\n").encode()
+        (out / "README.txt").write_bytes(readme)
+    listing_sha = hashlib.sha256((out / "files.txt").read_bytes()).hexdigest()
+    manifest = {"format": 1, "kind": MANIFEST_KIND, "export": req["number"], "vault_id": v.config["id"],
+                "request_sha256": _digest(req), "approval_sha256": _digest(appr),
+                "requested_by": req["requested_by"], "approved_by": appr["by"], "exported_by": actor.name,
+                "exported_at": clock.stamp(), "recipients": req["recipients"], "dossiers": n_dossiers,
+                "documents": n_docs, "files_sha256": listing_sha}
+    (out / "MANIFEST.toml").write_bytes(records.dump_toml(actor.sign(manifest)))
+    sync_files([*written, out / "files.txt", out / "README.txt", out / "MANIFEST.toml"])
+    fsync_dir(out / "documents")
+    fsync_dir(out)
+    return manifest
+
+
+def verify(v, path: Path | str) -> dict[str, Any]:
+    """Check a written export against its signed manifest: the signature (a member of this vault),
+    the record the history keeps of it, and every file's size and SHA-256. No key is needed."""
+    root = Path(path)
+    try:
+        man = tomllib.loads((root / "MANIFEST.toml").read_text(encoding="utf-8"))
+        listing = (root / "files.txt").read_bytes()
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise IntegrityError(f"{root}: not a disaster-recovery export ({e})") from None
+    if man.get("kind") != MANIFEST_KIND or man.get("vault_id") != v.config["id"]:
+        raise IntegrityError(f"{root}/MANIFEST.toml: not an export of this vault")
+    members.verify_by_member(v, man, what=f"{root}/MANIFEST.toml")
+    no = ids.recovery_no(man.get("export"), what=f"{root}/MANIFEST.toml")
+    done = show(v, no)
+    digest = hashlib.sha256((root / "MANIFEST.toml").read_bytes()).hexdigest()
+    if done["state"] != "written" or done["manifest_sha256"] != digest or man["signature"]["by"] != done["written_by"]:
+        raise IntegrityError(f"{root}/MANIFEST.toml: not the manifest the history recorded for {no}")
+    if hashlib.sha256(listing).hexdigest() != man.get("files_sha256"):
+        raise IntegrityError(f"{root}/files.txt: changed since the manifest was signed")
+    problems = []
+    count = 0
+    for line in listing.decode().splitlines():
+        sha, size, name = line.split("  ", 2)
+        p = root / name
+        if ".." in Path(name).parts or not p.is_file():
+            problems.append(f"{name}: missing")
+            continue
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        if h.hexdigest() != sha or p.stat().st_size != int(size):
+            problems.append(f"{name}: changed")
+        count += 1
+    return {"export": no, "ok": not problems, "files": count, "problems": problems,
+            "exported_by": man["exported_by"], "requested_by": man["requested_by"], "approved_by": man["approved_by"]}
