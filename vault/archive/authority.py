@@ -337,6 +337,25 @@ def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
     return rec
 
 
+def current_path(v, rel: str) -> Path:
+    """Where to read ``rel`` now: its ``.pending`` while a commit that named exactly those bytes
+    waits for its rename (an interruption), else the file. For files that are not records too (key
+    tables and key releases committed with a change): a later write without an entry is read as is."""
+    p = v.root / rel
+    pend = Path(str(p) + PENDING)
+    if not pend.is_file():
+        return p
+    ent = state(v)["files"].get(rel)
+    if ent is None or ent[0] is None or not _pending_is(p, ent[0]):
+        return p
+    try:
+        if sha256(p.read_bytes()) == ent[0]:
+            return p
+    except FileNotFoundError:
+        pass
+    return pend
+
+
 def exists(v, rel: str) -> bool:
     ent = state(v)["files"].get(rel)
     return ent is not None and ent[0] is not None

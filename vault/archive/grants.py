@@ -157,7 +157,8 @@ def reissue_releases(actor, only: str | None = None) -> list[str]:
     mem = members.all_members(v)
     for g in missing_releases(v):
         if only is None or g["number"] == only:
-            table = read_key_table(v.layout.key_table(g["dossier"]), actor.read_identities(), dossier=g["dossier"])
+            table = read_key_table(authority.current_path(v, f"keys/{g['dossier']}.age"), actor.read_identities(),
+                                   dossier=g["dossier"])
             _write_grant_key(v, g, table, mem)
             done.append(g["number"])
     return done
@@ -168,6 +169,24 @@ def active_grant(v, dossier_id: str, member: str) -> dict[str, Any] | None:
         if g["dossier"] == dossier_id and g["grantee"] == member and g["state"] == "active":
             return g
     return None
+
+
+def key_files(actor, dossier_id: str, table: KeyTable) -> dict[str, bytes]:
+    """A dossier's changed key table (for the archive ring) and the key release of every active
+    grant on it (to its grantee alone), for the commit that records the change to stage with its
+    entry: an interruption before the entry changes none of them, one after it leaves them for the
+    recovery to put in place (FORMAT §18.5)."""
+    v = actor.vault
+    plain = table.to_bytes()
+    out = {f"keys/{dossier_id}.age": age.encrypt_bytes(plain, members.ring_recipients(v))}
+    grants_ = [g for g in list_grants(v) if g["dossier"] == dossier_id and g["state"] == "active"]
+    if grants_:
+        mem = members.all_members(v)
+        for g in grants_:
+            if mem[g["grantee"]]["status"] == "active":  # never a release to a member who is not active
+                rcpt = age.parse_recipient(PublicKey.parse(mem[g["grantee"]]["key"]).recipient)
+                out[f"keys/grants/{dossier_id}.{g['number']}.age"] = age.encrypt_bytes(plain, [rcpt])
+    return out
 
 
 def save_keys(actor, dossier_id: str, table: KeyTable) -> None:
@@ -193,14 +212,16 @@ def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
     """The dossier's key table for this member: through the archive ring, or an active grant."""
     v = actor.vault
     if v.policy.may(actor.roles, "dossier.read"):
-        return read_key_table(v.layout.key_table(dossier_id), actor.read_identities(), dossier=dossier_id)
+        return read_key_table(authority.current_path(v, f"keys/{dossier_id}.age"), actor.read_identities(),
+                              dossier=dossier_id)
     g = active_grant(v, dossier_id, actor.name)
     if g is None:
         actor.audit("dossier.read", outcome="refused", number=number)
         raise PermissionDeniedError(
             f"you have no active grant for dossier {number.split('/')[0]}",
             param="access_request")
-    return read_key_table(grant_key_path(v, dossier_id, g["number"]), [actor.identity.age_identity()],
+    return read_key_table(authority.current_path(v, f"keys/grants/{dossier_id}.{g['number']}.age"),
+                          [actor.identity.age_identity()],
                           dossier=dossier_id)
 
 

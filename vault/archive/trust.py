@@ -425,6 +425,8 @@ def _bind_recovery_export(e: Entry, s: State) -> str | None:
 
 
 DOSSIER = ("dossiers/{obj}/manifest.toml",)
+# A change that adds keys commits the dossier's key table and its grants' key releases with it.
+KEYS = ("keys/{obj}.age", "keys/grants/{obj}.*.age")
 RING = ("rings/*.toml", "rings/*.age")
 
 TRUST: dict[str, Row] = {
@@ -437,13 +439,13 @@ TRUST: dict[str, Row] = {
     "policy.update": Row("policy.manage", ("policy.toml", "policy/*.toml"), root=True, bind=_bind_policy),
     # Dossiers and documents.
     "dossier.create": Row("dossier.create", DOSSIER, bind=_bind_create, apply=_apply_create),
-    "doc.add": Row("doc.add", DOSSIER, bind=_live_dossier),
+    "doc.add": Row("doc.add", (*DOSSIER, *KEYS), bind=_live_dossier),
     "doc.event": Row("doc.add", DOSSIER, bind=_live_dossier),
     "dossier.close": Row("doc.add", DOSSIER, bind=_live_dossier),
-    "dossier.update": Row("dossier.update", DOSSIER, bind=_live_dossier),
+    "dossier.update": Row("dossier.update", (*DOSSIER, *KEYS), bind=_live_dossier),
     "dossier.reopen": Row("doc.add", DOSSIER, bind=_live_dossier),
-    "review.record": Row("review.record", ("reviews/{obj}/*.toml",), bind=_bind_review),
-    "intake.accept": Row("intake.manage", DOSSIER, bind=_bind_intake, apply=_apply_intake),
+    "review.record": Row("review.record", ("reviews/{obj}/*.toml", *KEYS), bind=_bind_review),
+    "intake.accept": Row("intake.manage", (*DOSSIER, *KEYS), bind=_bind_intake, apply=_apply_intake),
     "intake.invite": Row("intake.invite", ("intake/invitations/{ref}.toml",), bind=_live_dossier),
     "intake.reject": Row("intake.manage", ("intake/{ref}.rejected.toml",), bind=_bind_intake, apply=_apply_intake),
     # Requests and grants [R-3.4.1, R-3.4.2].

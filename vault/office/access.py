@@ -16,10 +16,9 @@ from vault import clock
 from vault.archive import authority, grants, members
 from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_path,
                                   list_grants, status)
-from vault.archive.manifests import load_manifest, resolve
+from vault.archive.manifests import load_manifest, read_table, resolve
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from vault.store import fsync_dir, ids, index, make_dir, records, remove
-from vault.store.keytable import read_key_table
 
 MAX_GRANT_HOURS = 24 * 30
 
@@ -160,7 +159,7 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
         if st["state"] != "approved":
             actor.audit("grant.create", outcome="refused", number=fact["target"] or None, ref=no)
             raise ConflictError(f"request {no} is {st['state']}, not approved")
-        table = read_key_table(v.layout.key_table(dossier_id), actor.read_identities(), dossier=dossier_id)
+        table = read_table(v, dossier_id, actor.read_identities())
         make_dir((v.root / "grants"))
         files[_grant_rel(gno)] = records.dump_toml(actor.sign(rec))
         actor.commit("grant.create", files, number=target, ref=gno, obj=no)

@@ -41,9 +41,9 @@ def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, so
         force_date: bool = False) -> list[str]:
     """Encrypt and add ``files`` to a dossier; returns their document numbers.
 
-    Documents are written first (unreferenced until the manifest names them), then the key table,
-    then the signed manifest: the manifest rename is the commit point, so an interrupted add leaves
-    the dossier exactly as it was.
+    Documents are written first (unreferenced until the manifest names them), then the manifest, the
+    key table and the grants' key releases are staged and committed by one entry, so an interrupted
+    add leaves the dossier exactly as it was, or is finished by the next command (FORMAT §18.5).
     """
     actor.require("doc.add", number=number)
     v = actor.vault
@@ -89,9 +89,10 @@ def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, so
             if progress:
                 progress(1)
         sync_files(written)
-        grants.save_keys(actor, dossier_id, table)  # before the commit point: see FORMAT §11
         m["revision"] += 1
-        actor.commit("doc.add", manifest_file(actor, m), number=added[0],
+        # The key table and the grants' key releases are committed with the manifest (FORMAT §18.5).
+        actor.commit("doc.add", {**manifest_file(actor, m), **grants.key_files(actor, dossier_id, table)},
+                     number=added[0],
                      ref=added[-1] if len(added) > 1 else None, obj=dossier_id, rev=m["revision"])
     return added
 

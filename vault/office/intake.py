@@ -234,10 +234,9 @@ def accept(actor, sid: str) -> str:
         number = append_document(m, table, doc_id=doc_id, key=kid, category=rec["category"], date=rec["date"],
                                  original=rec["original"], by=actor.name, size=hw.size, sha256=hw.h.hexdigest(),
                                  meta=meta)["number"]
-        grants.save_keys(actor, dossier_id, table)  # before the commit point: see FORMAT §11
         m["revision"] += 1
-        actor.commit("intake.accept", manifest_file(actor, m), number=number, ref=sid, obj=dossier_id,
-                     rev=m["revision"])
+        actor.commit("intake.accept", {**manifest_file(actor, m), **grants.key_files(actor, dossier_id, table)},
+                     number=number, ref=sid, obj=dossier_id, rev=m["revision"])
         _remove(v, sid)
         sweep_uploads(v, older_than=STALE_UPLOAD)
     return number

@@ -50,7 +50,7 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
             table = manifests.read_table(v, dossier_id, actor.read_identities())
             kid, blob = seal(note.encode(), table)
             rec.update(note_key=kid, note=base64.b64encode(blob).decode())
-            grants.save_keys(actor, dossier_id, table)  # before the commit point: see FORMAT §11
+            files.update(grants.key_files(actor, dossier_id, table))  # committed with the record
         signed = actor.sign(rec)
         records.validate(signed, "review", what=f"review {seq} of {m['number']}")
         d = _dir(v, dossier_id)
