@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from pathlib import Path
 
 CRASH_EXIT = 86
@@ -29,6 +30,7 @@ _at = 0  # stop just before this step (1-based); 0: never
 _count = 0
 _trace: list[tuple[str, str]] | None = None
 _full = False
+_lock = threading.Lock()
 
 
 def arm(at: int = 0, *, after: bool = False, full: bool = False, trace: list[tuple[str, str]] | None = None) -> None:
@@ -56,14 +58,16 @@ def step(kind: str, path: os.PathLike[str] | str) -> None:
 
 def _hit(kind: str, path: os.PathLike[str] | str) -> None:
     global _count
-    _count += 1
+    with _lock:  # backup targets take steps from several threads
+        _count += 1
+        n = _count
+        if _trace is not None:
+            _trace.append((kind, str(Path(path))))
     if _full:
-        if _at and _count >= _at and kind in ALLOCATING:
+        if _at and n >= _at and kind in ALLOCATING:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-    elif _count == _at:
+    elif n == _at:
         os._exit(CRASH_EXIT)
-    if _trace is not None:
-        _trace.append((kind, str(Path(path))))
 
 
 def _from_env() -> None:
