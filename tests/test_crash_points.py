@@ -141,11 +141,34 @@ def _build(tmp: Path, monkeypatch) -> Base:
         res = run_cli(["backup", "run", f"file://{bt / 'target'}", "--json"], env_for(bt, base.ids, None), at=day,
                       workdir=bt)
         assert res.code == 0, res.stderr
+    # Repair starts from what three interrupted commands left: a grant stopped after its entry (no
+    # key release), a document add and a dossier create stopped before theirs (leftovers).
+    base.trees["repair"] = tmp / "trees" / "repair"
+    copy_tree(base.trees["office"], base.trees["repair"])
+    for who, argv, after_entry in (
+            ("bob", ["grant", refs["R_approved"], "--hours", "24"], True),
+            ("bob", ["doc", "add", refs["A"], refs["file"], "--category", "contract", "--source", "desk",
+                     "--date", T0.date().isoformat(), "--original"], False),
+            ("bob", ["dossier", "create", "--type", "enterprise", "--business", "network-services", "--dept", "sales",
+                     "--name", "Half Customer"], False)):
+        _stop_at_entry(base, base.trees["repair"], who, argv, after=after_entry)
     # Init starts from nothing but an identity.
     base.trees["empty"] = tmp / "trees" / "empty"
     (base.trees["empty"] / "state").mkdir(parents=True)
     refs["alice_key"] = o.keys["alice"]
     return base
+
+
+def _stop_at_entry(base: Base, tree: Path, who: str, argv: list[str], *, after: bool) -> None:
+    """Run ``argv`` on ``tree`` and stop it just before its history entry, or at its first step after."""
+    trial = tree.parent / (tree.name + "-trial")
+    copy_tree(tree, trial)
+    steps = run_cli(argv, env_for(trial, base.ids, who), trace=True, at=T1, workdir=trial).steps or []
+    shutil.rmtree(trial)
+    k = next(i for i, (kind, _) in enumerate(steps, 1) if kind == "append")
+    if after:
+        k = next(i for i, (kind, _) in enumerate(steps, 1) if i > k and kind not in ("fsync", "sync"))
+    assert run_cli(argv, env_for(tree, base.ids, who), crash_at=k, at=T1, workdir=tree).crashed
 
 
 def _snapshot(office_root: Path, dst: Path) -> None:
@@ -197,6 +220,7 @@ def commands(r: dict[str, str]) -> list[Cmd]:
             at=T0 + dt.timedelta(days=1, hours=1)),
         Cmd("paper-lend", ["paper", "lend", r["docA"], "--to", "staff", "--request", r["R_approved"],
                            "--due", "2026-03-20"], "bob", again=done),
+        Cmd("repair", ["repair"], "alice", base="repair", props=("releases", "leftovers")),
         Cmd("paper-return", ["paper", "return", r["L_out"], "--location", "Room 2"], "bob", again=done),
     ]
 
@@ -432,7 +456,7 @@ def test_every_crash_point_is_finished_or_harmless(base, name):
 #: The commands a full disk is tried on: those with work after their commit point, or a key release,
 #: or the most steps before it. (The crash sweep above takes every command.)
 FULL_DISK = ("init", "member-remove-ring", "member-remove-grantee", "dossier-create", "doc-add", "grant", "revoke",
-             "sweep", "intake-accept", "intake-reject", "policy-update", "backup-run")
+             "sweep", "intake-accept", "intake-reject", "policy-update", "backup-run", "repair")
 
 
 @pytest.mark.parametrize("name", FULL_DISK)

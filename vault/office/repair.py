@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
+from typing import Any
 
 from vault.archive import audit, authority, grants, recovery
 from vault.archive.manifests import load_manifest
@@ -20,8 +19,7 @@ def repair(actor) -> dict[str, Any]:
     removed; then one entry ``vault.repair``, which also re-signs a checkpoint that an interrupted
     append left behind.
 
-    Every step is one the next write command would take anyway, and each is idempotent: a repair
-    stopped anywhere is finished by the next repair (or the next write).
+    Each step is idempotent: a repair stopped anywhere is finished by the next one.
     """
     v = actor.vault
     if not v.policy.may(actor.roles, "dossier.read"):  # the archive department: it holds the keys a repair needs
@@ -30,7 +28,7 @@ def repair(actor) -> dict[str, Any]:
                                     hint="a supervisor or an archivist runs 'vault repair'")
     with v.lock(exclusive=True):
         swept, finished = v.recovered
-        finished += recovery.finish(v, authority.state(v), dossiers=True)
+        finished = [*finished, *recovery.finish(v, authority.state(v), dossiers=True)]
         releases = grants.reissue_releases(actor)
         leftovers = _unreferenced_documents(v)
         lagged = audit.checkpoint_lags(v)
