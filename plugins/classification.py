@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from vault.hookspecs import hookimpl
 from vault_plugins.numbering import year_of
+from vault.i18n import Message, N_
 
 _CUSTOMER_TYPES = frozenset({"enterprise", "individual"})
 
@@ -25,7 +26,7 @@ def slugify(text: str) -> str:
         folded = stripped
     slug = re.sub(r"[\W_]+", "-", folded).strip("-")
     if not slug:
-        raise ValueError(f"{text!r} has no letters or digits to classify by")
+        raise ValueError(Message(N_("{text!r} has no letters or digits to classify by"), text=text))
     if not slug.isascii():
         slug = "xn--" + slug.encode("punycode").decode("ascii")
     return slug
@@ -40,14 +41,14 @@ class StandardClassifier:
         """Return ``<customer_type>/<business>/<year>``."""
         customer_type = facts["customer_type"]
         if customer_type not in _CUSTOMER_TYPES:
-            raise ValueError(f"customer_type must be enterprise or individual, not {customer_type!r}")
+            raise ValueError(Message(N_("customer_type must be enterprise or individual, not {customer_type!r}"), customer_type=customer_type))
         return f"{customer_type}/{slugify(facts['business'])}/{year_of(facts)}"
 
 
 def standard(options: Mapping[str, object]) -> StandardClassifier:
     """Build the ``standard`` classifier; it takes no options."""
     if options:
-        raise ValueError(f"classifier standard takes no options, got: {', '.join(sorted(options))}")
+        raise ValueError(Message(N_("classifier standard takes no options, got: {options}"), options=', '.join(sorted(options))))
     return StandardClassifier()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vault.i18n import _, Message, N_
 import csv
 import hashlib
 import importlib.metadata
@@ -39,7 +40,7 @@ def _without_options(name: str, cls: type) -> Any:
 
     def factory(options: Mapping[str, Any]) -> Any:
         if options:
-            raise ValueError(f"export format {name} takes no options, not {', '.join(sorted(options))}")
+            raise ValueError(Message(N_("export format {name} takes no options, not {options}"), name=name, options=', '.join(sorted(options))))
         return cls()
 
     return factory
@@ -105,10 +106,10 @@ class CsvCatalogue:
 def _csv_factory(options: Mapping[str, Any]) -> CsvCatalogue:
     extra = sorted(set(options) - {"bom"})
     if extra:
-        raise ValueError(f"export format csv takes only the option bom, not {', '.join(extra)}")
+        raise ValueError(Message(N_("export format csv takes only the option bom, not {extra}"), extra=', '.join(extra)))
     bom = options.get("bom", True)
     if not isinstance(bom, bool):
-        raise ValueError("export format csv: bom must be true or false")
+        raise ValueError(Message(N_("export format csv: bom must be true or false")))
     return CsvCatalogue(bom=bom)
 
 
@@ -192,10 +193,10 @@ class AgeBundle:
     def __init__(self, options: Mapping[str, Any]) -> None:
         unknown = set(options) - {"recipients"}
         if unknown:
-            raise ValueError(f"export format age takes only recipients, not {', '.join(sorted(unknown))}")
+            raise ValueError(Message(N_("export format age takes only recipients, not {unknown}"), unknown=', '.join(sorted(unknown))))
         recipients = options.get("recipients") or []
         if isinstance(recipients, str) or not recipients or not all(isinstance(r, str) for r in recipients):
-            raise ValueError("export format age needs at least one --recipient age1…")
+            raise ValueError(Message(N_("export format age needs at least one --recipient age1…")))
         parsed = [age.parse_recipient(r) for r in recipients]
         age.encrypt_bytes(b"", parsed)  # refuses post-quantum and classical recipients mixed, before any export
         self.recipients = [r.strip() for r in recipients]
@@ -212,10 +213,12 @@ class AgeBundle:
         data["documents"] = [dict(row, file=files.get(row["number"])) for row in data["documents"]]
         (dest / "catalogue.json.age").write_bytes(
             age.encrypt_bytes(_json_bytes(data), [age.parse_recipient(r) for r in self.recipients]))
+        # For whoever receives the export, in the language of the one who made it.
         (dest / "README.txt").write_text(
-            f"Export of vault dossier {dossier['number']}: one age file per current document, and\n"
-            "catalogue.json.age listing every document. Open each with the age tool and your key:\n\n"
-            "    age -d -i key.txt -o catalogue.json catalogue.json.age\n", encoding="utf-8")
+            _("Export of vault dossier {number}: one age file per current document, and\n"
+              "catalogue.json.age listing every document. Open each with the age tool and your key:\n").format(
+                number=dossier["number"])
+            + "\n    age -d -i key.txt -o catalogue.json catalogue.json.age\n", encoding="utf-8")
 
 
 @hookimpl

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from vault import clock
 from vault.errors import PluginError
+from vault.i18n import _, N_
 from vault.hookspecs import hookimpl
 from vault.store import write_atomic
 
@@ -22,7 +23,7 @@ def _department(name: str) -> str:
     # Department names become file names and mail headers: refuse anything that could climb out
     # of the report directory or inject a header line.
     if not isinstance(name, str) or not _DEPT.match(name) or name in (".", ".."):
-        raise PluginError(f"bad department name {name!r}")
+        raise PluginError(N_("bad department name {name!r}"), name=name)
     return name
 
 
@@ -35,14 +36,16 @@ class ReportNotifier:
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         if not options.get("dir"):
-            raise PluginError("the report notifier needs a directory", hint="pass --report-dir DIR")
+            raise PluginError(N_("the report notifier needs a directory"), hint=N_("pass --report-dir DIR"))
         self.dir = Path(options["dir"])
         if not self.dir.is_dir():
-            raise PluginError(f"{self.dir} is not a directory", hint="create it first, or pass another --report-dir")
+            raise PluginError(N_("{dir} is not a directory"), hint=N_("create it first, or pass another --report-dir"), dir=self.dir)
 
     def notify(self, *, department: str, subject: str, body: str, **kwargs: Any) -> None:
         path = self.dir / f"review-{clock.today()}-{_department(department)}.txt"
-        text = f"To: department {department}\nSubject: {_one_line(subject)}\n\n{body}"
+        # A report file is read by people: its two header lines are in the language of the message.
+        text = (_("To: department {department}").format(department=department) + "\n"
+                + _("Subject: {subject}").format(subject=_one_line(subject)) + f"\n\n{body}")
         write_atomic(path, text.encode("utf-8"), mode=0o600)
 
 
@@ -64,16 +67,16 @@ class SmtpNotifier:
         self.user, self.password = options.get("user"), options.get("password")
         self.timeout = float(options.get("timeout", 30))
         if not self.sender:
-            raise PluginError("the smtp notifier needs a sender address", hint="pass --from ADDRESS")
+            raise PluginError(N_("the smtp notifier needs a sender address"), hint=N_("pass --from ADDRESS"))
         if not self.to:
-            raise PluginError("the smtp notifier needs department addresses",
-                             hint="pass --to DEPT=ADDRESS (repeatable) or --to ADDRESS for every department")
+            raise PluginError(N_("the smtp notifier needs department addresses"),
+                             hint=N_("pass --to DEPT=ADDRESS (repeatable) or --to ADDRESS for every department"))
 
     def address(self, department: str) -> str:
         addr = self.to.get(department) or self.to.get("*")
         if not addr:
-            raise PluginError(f"smtp: no address for department {department}",
-                              hint=f"pass --to {department}=ADDRESS, or --to ADDRESS for every department")
+            raise PluginError(N_("smtp: no address for department {department}"),
+                              hint=N_("pass --to {department}=ADDRESS, or --to ADDRESS for every department"), department=department)
         return addr
 
     def notify(self, *, department: str, subject: str, body: str, **kwargs: Any) -> None:
@@ -93,8 +96,8 @@ class SmtpNotifier:
                 smtp.send_message(msg)
         except (smtplib.SMTPException, OSError) as exc:
             reason = _one_line(str(exc))[:200] or type(exc).__name__
-            raise PluginError(f"smtp: cannot send to {self.host}:{self.port} for department {department}: {reason}",
-                              hint="check --smtp-host, --smtp-port and the addresses; nothing later was sent") from None
+            raise PluginError(N_("smtp: cannot send to {host}:{port} for department {department}: {reason}"),
+                              hint=N_("check --smtp-host, --smtp-port and the addresses; nothing later was sent"), host=self.host, port=self.port, department=department, reason=reason) from None
 
 
 @hookimpl

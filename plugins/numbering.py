@@ -8,6 +8,7 @@ import string
 from collections.abc import Mapping
 
 from vault.hookspecs import hookimpl
+from vault.i18n import Message, N_
 
 #: The pattern used when the vault's configuration names none.
 DEFAULT_PATTERN = "{type}-{year}-{seq:06d}"
@@ -36,7 +37,7 @@ def type_letter(facts: Mapping[str, str]) -> str:
     """``E`` for an enterprise customer, ``I`` for an individual [R-3.2.1]."""
     customer_type = facts["customer_type"]
     if customer_type not in _TYPE_LETTER:
-        raise ValueError(f"customer_type must be enterprise or individual, not {customer_type!r}")
+        raise ValueError(Message(N_("customer_type must be enterprise or individual, not {customer_type!r}"), customer_type=customer_type))
     return _TYPE_LETTER[customer_type]
 
 
@@ -46,36 +47,36 @@ def year_of(facts: Mapping[str, str]) -> str:
     try:
         return f"{datetime.date.fromisoformat(created[:10]).year:04d}"
     except (TypeError, ValueError):
-        raise ValueError(f"created must be an ISO date (YYYY-MM-DD), not {created!r}") from None
+        raise ValueError(Message(N_("created must be an ISO date (YYYY-MM-DD), not {created!r}"), created=created)) from None
 
 
 def validate_pattern(pattern: object) -> str:
     """Return ``pattern`` if it makes a valid, injective numbering rule; raise ``ValueError`` saying why not."""
     if not isinstance(pattern, str):
-        raise ValueError(f"pattern must be a string, not {type(pattern).__name__}")
+        raise ValueError(Message(N_("pattern must be a string, not {name__}"), name__=type(pattern).__name__))
     try:
         parsed = list(string.Formatter().parse(pattern))
     except ValueError as exc:
-        raise ValueError(f"pattern {pattern!r} is not a valid format string: {exc}") from None
+        raise ValueError(Message(N_("pattern {pattern!r} is not a valid format string: {exc}"), pattern=pattern, exc=exc)) from None
     has_seq = False
     for literal, field, spec, conversion in parsed:
         if re.search(r"[\s/]", literal) or not literal.isascii() or not literal.isprintable():
-            raise ValueError(f"pattern {pattern!r} may not contain whitespace, '/' or non-ASCII text")
+            raise ValueError(Message(N_("pattern {pattern!r} may not contain whitespace, '/' or non-ASCII text"), pattern=pattern))
         if field is None:
             continue
         if field not in FIELDS:
-            raise ValueError(f"pattern {pattern!r} uses unknown field {{{field}}}; known: type, year, seq")
+            raise ValueError(Message(N_("pattern {pattern!r} uses unknown field {{{field}}}; known: type, year, seq"), pattern=pattern, field=field))
         if conversion or (field != "seq" and spec):
-            raise ValueError(f"pattern {pattern!r}: only {{seq}} takes a format spec, and none takes !conversion")
+            raise ValueError(Message(N_("pattern {pattern!r}: only {{seq}} takes a format spec, and none takes !conversion"), pattern=pattern))
         if field == "seq":
             if not _SEQ_SPEC.match(spec or ""):
-                raise ValueError(f"pattern {pattern!r}: {{seq:{spec}}} must be a zero-padded integer like {{seq:06d}}")
+                raise ValueError(Message(N_("pattern {pattern!r}: {{seq:{spec}}} must be a zero-padded integer like {{seq:06d}}"), pattern=pattern, spec=spec))
             has_seq = True
     if not has_seq:
         # Without the sequence two dossiers of the same type and year would get the same number.
-        raise ValueError(f"pattern {pattern!r} must contain {{seq}} (e.g. {DEFAULT_PATTERN!r}) to be unique")
+        raise ValueError(Message(N_("pattern {pattern!r} must contain {{seq}} (e.g. {DEFAULT_PATTERN!r}) to be unique"), pattern=pattern, DEFAULT_PATTERN=DEFAULT_PATTERN))
     if len(pattern.format(type="E", year="2026", seq=10**9)) > 64:
-        raise ValueError(f"pattern {pattern!r} gives numbers longer than 64 characters")
+        raise ValueError(Message(N_("pattern {pattern!r} gives numbers longer than 64 characters"), pattern=pattern))
     return pattern
 
 
@@ -83,7 +84,7 @@ def standard(options: Mapping[str, object]) -> StandardScheme:
     """Build the ``standard`` scheme; ``options``: ``pattern`` (default ``{type}-{year}-{seq:06d}``)."""
     unknown = set(options) - {"pattern"}
     if unknown:
-        raise ValueError(f"unknown option(s) for numbering scheme standard: {', '.join(sorted(unknown))}")
+        raise ValueError(Message(N_("unknown option(s) for numbering scheme standard: {unknown}"), unknown=', '.join(sorted(unknown))))
     return StandardScheme(options.get("pattern", DEFAULT_PATTERN))  # type: ignore[arg-type]
 
 

@@ -12,6 +12,7 @@ from typing import Any, BinaryIO, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from vault.errors import InputError, NotFoundError, PluginError
+from vault.i18n import Message, N_
 from vault.hookspecs import hookimpl
 from vault.store import fsync_dir, make_dir, seam
 
@@ -24,9 +25,9 @@ _TMP = ".tmp-"
 def check_name(name: str) -> str:
     """Return ``name`` if it is a valid object name, else raise ``ValueError``."""
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"bad object name {name!r}")
+        raise ValueError(Message(N_("bad object name {name!r}"), name=name))
     if any(part in (".", "..") or part.startswith(_TMP) for part in name.split("/")):
-        raise ValueError(f"bad object name {name!r}")
+        raise ValueError(Message(N_("bad object name {name!r}"), name=name))
     return name
 
 
@@ -36,7 +37,7 @@ class FileTarget:
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme != "file" or parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-            raise InputError(f"bad file target {url!r}", hint="write an absolute path as file:///path/to/dir")
+            raise InputError(N_("bad file target {url!r}"), hint=N_("write an absolute path as file:///path/to/dir"), url=url)
         self.url = url
         self.root = Path(unquote(parts.path))
 
@@ -74,7 +75,7 @@ class FileTarget:
         try:
             return open(self._path(name), "rb")
         except (FileNotFoundError, NotADirectoryError):
-            raise NotFoundError(f"{self.url}: no object {name}") from None
+            raise NotFoundError(N_("{url}: no object {name}"), url=self.url, name=name) from None
 
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()
@@ -101,7 +102,7 @@ class FileTarget:
             seam.step("unlink", path)
             path.unlink()
         except FileNotFoundError:
-            raise NotFoundError(f"{self.url}: no object {name}") from None
+            raise NotFoundError(N_("{url}: no object {name}"), url=self.url, name=name) from None
         fsync_dir(path.parent)
 
 
@@ -144,11 +145,11 @@ class S3Target:
 
         parts = urlsplit(url)
         if parts.scheme != "s3" or not parts.netloc or "@" in parts.netloc:
-            raise InputError(f"bad s3 target {url!r}", hint="write s3://bucket/prefix; credentials go in AWS_* variables")
+            raise InputError(N_("bad s3 target {url!r}"), hint=N_("write s3://bucket/prefix; credentials go in AWS_* variables"), url=url)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         unknown = set(query) - {"endpoint", "region"}
         if unknown:
-            raise InputError(f"s3 target: unknown option {sorted(unknown)[0]!r}", hint="options: endpoint, region")
+            raise InputError(N_("s3 target: unknown option {unknown!r}"), hint=N_("options: endpoint, region"), unknown=sorted(unknown)[0])
         self.url = url
         self.bucket = parts.netloc
         self.prefix = parts.path.strip("/") + "/" if parts.path.strip("/") else ""
@@ -169,12 +170,12 @@ class S3Target:
         try:
             return fn(*args, **kwargs)
         except NoCredentialsError:
-            raise PluginError(f"{self.url}: no AWS credentials",
-                              hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)") from None
+            raise PluginError(N_("{url}: no AWS credentials"),
+                              hint=N_("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"), url=self.url) from None
         except ClientError:
             raise
         except BotoCoreError as exc:
-            raise PluginError(f"{self.url}: {exc}", hint="check the endpoint and the network") from None
+            raise PluginError(N_("{url}: {exc}"), hint=N_("check the endpoint and the network"), url=self.url, exc=exc) from None
 
     @staticmethod
     def _code(exc) -> str:
@@ -206,7 +207,7 @@ class S3Target:
             resp = self._call(self.client.get_object, Bucket=self.bucket, Key=self._key(name))
         except ClientError as exc:
             if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
-                raise NotFoundError(f"{self.url}: no object {name}") from None
+                raise NotFoundError(N_("{url}: no object {name}"), url=self.url, name=name) from None
             raise
         return io.BufferedReader(_S3Body(self, resp["Body"]), 1 << 20)
 
@@ -231,7 +232,7 @@ class S3Target:
     def delete(self, name: str) -> None:
         # S3 deletes a missing key silently; the protocol says to name it.
         if not self.exists(name):
-            raise NotFoundError(f"{self.url}: no object {name}")
+            raise NotFoundError(N_("{url}: no object {name}"), url=self.url, name=name)
         self._call(self.client.delete_object, Bucket=self.bucket, Key=self._key(name))
 
 

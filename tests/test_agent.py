@@ -40,7 +40,8 @@ class Desk:
     def env(self, who: str | None = "alice", passphrase: bool = False, **extra: str) -> dict[str, str]:
         e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.root / "home"),
              "TMPDIR": str(self.root / "tmp"), "XDG_RUNTIME_DIR": str(self.run_dir),
-             "VAULT_DIR": str(self.office.vault_dir), "PYTHONPATH": str(Path(__file__).parent.parent)}
+             "VAULT_DIR": str(self.office.vault_dir), "PYTHONPATH": str(Path(__file__).parent.parent),
+             "VAULT_LANG": "en"}  # the assertions read English
         if who:
             e["VAULT_IDENTITY"] = str(self.office.ident(who))
         if passphrase:
@@ -59,7 +60,7 @@ class Desk:
         res = self.vault("agent", "start", *args, who=who, passphrase=True)
         lines = res.stdout.splitlines()
         assert lines[0] == f"VAULT_AGENT_SOCK={self.sock}; export VAULT_AGENT_SOCK;"
-        pid = int(lines[1].removeprefix("echo Agent pid ").rstrip(";"))
+        pid = int(lines[1].removeprefix("echo 'Agent pid ").rstrip("';"))  # quoted: it may be in any language
         self.pids.append(pid)
         return pid
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import gettext
 import io
+import re
 from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -25,12 +27,22 @@ def _po(lang: str):
 
 
 def _extracted() -> set[str]:
-    method_map = [("**.py", "python"), ("portal/templates/**.html", "jinja2")]
-    options = {"portal/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+    """Every message in the code, found as ``dev/i18n update`` finds them (the same ``babel.cfg``)."""
+    with open(REPO / "babel.cfg") as f:
+        method_map, options = parse_mapping_cfg(f)
     found = set()
-    for _, _, message, _, _ in extract_from_dir(REPO / "vault", method_map, options):
-        found.add(message if isinstance(message, str) else message[0])
+    for where in ("vault", "plugins"):  # the package and the built-in plugins
+        for _, _, message, _, context in extract_from_dir(REPO / where, method_map, options):
+            msgid = message if isinstance(message, str) else message[0]
+            found.add(f"{context}\x04{msgid}" if context else msgid)
     return found
+
+
+_PLACEHOLDER = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)(?:![rsa])?(?::[^{}]*)?\}(?!\})|%\((\w+)\)[sd]")
+
+
+def placeholders(text: str) -> list[str]:
+    return sorted(a or b for a, b in _PLACEHOLDER.findall(text))
 
 
 @pytest.mark.parametrize(("header", "lang"), [
@@ -55,13 +67,46 @@ def test_command_line_language_from_the_environment(env, lang):
 @pytest.mark.parametrize("lang", CATALOGUED)
 def test_every_message_in_the_code_is_translated(lang):
     cat = _po(lang)
-    translated = {m.id if isinstance(m.id, str) else m.id[0]: m for m in cat if m.id}
+    translated = {(f"{m.context}\x04" if m.context else "") + (m.id if isinstance(m.id, str) else m.id[0]): m
+                  for m in cat if m.id}
     missing = _extracted() - set(translated)
     assert not missing, f"run dev/i18n update and translate: {sorted(missing)}"
     for msgid, m in translated.items():
         assert not m.fuzzy, f"fuzzy in {lang}: {msgid!r}"
         strings = m.string if isinstance(m.string, tuple) else (m.string,)
         assert all(strings), f"untranslated in {lang}: {msgid!r}"
+
+
+@pytest.mark.parametrize("lang", CATALOGUED)
+def test_every_translation_keeps_the_placeholders_of_its_message(lang):
+    """A translation that lost, misspelt or added a {placeholder} would show the wrong value, or none."""
+    bad = []
+    for m in _po(lang):
+        if not m.id or not m.string:
+            continue
+        ids = m.id if isinstance(m.id, tuple) else (m.id,)
+        strings = m.string if isinstance(m.string, tuple) else (m.string,)
+        for s in strings:
+            if placeholders(s) != placeholders(ids[-1]) and placeholders(s) != placeholders(ids[0]):
+                bad.append((ids[0], s))
+    assert not bad, bad
+
+
+def test_the_placeholder_check_sees_a_lost_or_renamed_placeholder():
+    assert placeholders("no dossier {number} for {name!r}") == ["name", "number"]
+    assert placeholders("本卷宗 {number}") != placeholders("no dossier {number} for {name!r}")
+    assert placeholders("{{literal}} %(organisation)s") == ["organisation"]
+
+
+def test_messages_render_in_the_readers_language_and_fall_back_to_english():
+    from vault.errors import NotFoundError
+
+    err = NotFoundError("no document {docno}", docno="A-1/D1", hint="see 'vault doc list {number}'", number="A-1")
+    assert str(err) == "no document A-1/D1" and err.code == "not-found"
+    assert err.render(lambda s: {"no document {docno}": "没有文件 {docno}"}.get(s, s)) == "没有文件 A-1/D1"
+    assert err.render_hint(lambda s: s) == "see 'vault doc list A-1'"
+    # A translation that names a placeholder the message does not fill shows the English message.
+    assert err.render(lambda s: "没有文件 {doc}") == "no document A-1/D1"
 
 
 @pytest.mark.parametrize("lang", CATALOGUED)

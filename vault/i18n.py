@@ -14,8 +14,7 @@ import io
 import os
 import re
 from functools import lru_cache
-from importlib import resources
-from typing import Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 DOMAIN = "vault"
 LANGUAGES = ("zh_Hans", "en")
@@ -87,9 +86,12 @@ def translations(lang: str) -> gettext.NullTranslations:
     """The catalogue of ``lang`` (one of LANGUAGES) from inside the package."""
     if lang not in LANGUAGES:
         raise ValueError(f"no catalogue for {lang!r}")
-    mo = resources.files("vault").joinpath("locale", lang, "LC_MESSAGES", f"{DOMAIN}.mo")
+    # A plain path beside this module (the package is installed as files): importlib.resources would
+    # cost every command a few dozen imports, and every command imports this module.
+    mo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locale", lang, "LC_MESSAGES", f"{DOMAIN}.mo")
     try:
-        data = mo.read_bytes()
+        with open(mo, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         return gettext.NullTranslations()  # the source language needs no catalogue to work
     return gettext.GNUTranslations(io.BytesIO(data))
@@ -98,6 +100,126 @@ def translations(lang: str) -> gettext.NullTranslations:
 def gettext_for(lang: str):
     """``_`` for one language."""
     return translations(lang).gettext
+
+
+def N_(msgid: str) -> str:
+    """Mark ``msgid`` for the catalogue without translating it (it is translated where it is shown)."""
+    return msgid
+
+
+class _Keep(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _fill(text: str, params: Mapping[str, Any]) -> str:
+    return text.format_map(_Keep(params)) if params else text
+
+
+class Message(str):
+    """A catalogue id and the values of its ``{placeholders}``: the English text as a ``str``, any
+    language by ``render``.
+
+    The library builds these where it cannot know the reader's language (errors, report lines); being
+    a ``str``, a Message goes into JSON and comparisons as its English text, and a front end renders
+    it. A value that can itself be rendered (a Message, a VaultError) is rendered in the same language.
+    A translation that does not fill (a lost or misspelt placeholder) falls back to English.
+    """
+
+    msgid: str
+    params: dict[str, Any]
+
+    def __new__(cls, msgid: str, **params: Any) -> "Message":
+        if isinstance(msgid, Message):
+            if not params:
+                return msgid
+            params = {**msgid.params, **params}
+            msgid = msgid.msgid
+        self = super().__new__(cls, _fill(msgid, {k: str(v) if hasattr(v, "render") else v for k, v in params.items()}))
+        self.msgid = msgid
+        self.params = params
+        return self
+
+    def render(self, gettext: Callable[[str], str]) -> str:
+        values = {k: v.render(gettext) if hasattr(v, "render") else v for k, v in self.params.items()}
+        text = gettext(self.msgid)
+        try:
+            import string  # here: only a rendered message with values needs it
+
+            if values and any(f and f.split(".")[0].split("[")[0] not in values
+                              for _, f, _, _ in string.Formatter().parse(text)):
+                return str(self)  # a translation naming a value this message does not have
+            return _fill(text, values)
+        except (ValueError, IndexError, AttributeError, KeyError):
+            return str(self)
+
+
+def _env_key() -> tuple[str, ...]:
+    return tuple(os.environ.get(v, "") for v in ENV_VARS)
+
+
+@lru_cache(maxsize=8)
+def _language_for(key: tuple[str, ...]) -> str:
+    return from_environment(dict(zip(ENV_VARS, key)))
+
+
+def current_language() -> str:
+    """The command line's language, from the environment as it is now."""
+    return _language_for(_env_key())
+
+
+def _(msgid: str) -> str:
+    """``msgid`` in the command line's language (``current_language``)."""
+    return translations(current_language()).gettext(msgid)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return translations(current_language()).ngettext(singular, plural, n)
+
+
+def pgettext(context: str, msgid: str) -> str:
+    """``msgid`` in the command line's language, where the same English word means different things."""
+    return translations(current_language()).pgettext(context, msgid)
+
+
+def render(text: Any) -> str:
+    """A Message, a VaultError or plain text, in the command line's language."""
+    if hasattr(text, "render"):
+        return text.render(_)
+    return _(text) if isinstance(text, str) and text else str(text)
+
+
+def help_key(text: str) -> str:
+    """The catalogue id of a help text: as click shows it (dedented, cut at a form feed)."""
+    import inspect
+
+    return inspect.cleandoc(text).partition("\f")[0].strip()
+
+
+def extract_python(fileobj, keywords, comment_tags, options):
+    """Babel's Python extractor, plus the help texts of click commands: the docstrings of functions
+    decorated with ``.command``/``.group`` and every constant ``help=`` argument."""
+    import ast
+    from babel.messages.extract import extract_python as standard
+
+    data = fileobj.read()
+    yield from standard(io.BytesIO(data), keywords, comment_tags, options)
+    for node in ast.walk(ast.parse(data)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(map(_is_click_decorator, node.decorator_list)):
+            doc = ast.get_docstring(node, clean=False)
+            if doc:
+                yield node.lineno, "", help_key(doc), []
+        elif isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg == "help" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+                    yield kw.value.lineno, "", help_key(kw.value.value), []
+
+
+def _is_click_decorator(node) -> bool:
+    import ast
+
+    f = node.func if isinstance(node, ast.Call) else node
+    return isinstance(f, ast.Attribute) and f.attr in ("command", "group")
 
 
 def format_datetime(when: dt.datetime, lang: str) -> str:

@@ -19,6 +19,7 @@ from vault.agent.protocol import ProtocolError
 from vault.crypto import sign
 from vault.crypto.header import Stanza
 from vault.errors import AuthenticationError, FormatError, VaultError
+from vault.i18n import Message, N_
 from vault.store.identity import PUBLIC_PREFIX, PublicKey
 
 TIMEOUT = 30.0
@@ -27,7 +28,8 @@ TIMEOUT = 30.0
 class AgentError(VaultError):
     """The agent could not be reached, refused a request or answered nonsense."""
 
-    hint = "check 'vault agent status'; start one with: eval \"$(vault agent start)\""
+    code = "agent"
+    hint = N_("check 'vault agent status'; start one with: eval \"$(vault agent start)\"")
 
 
 class AgentClient:
@@ -47,7 +49,7 @@ class AgentClient:
             # The agent checks us; we check it: a socket set up by another user (a VAULT_AGENT_SOCK
             # pointing somewhere shared) must not receive our headers or messages.
             if not harden.same_user(s):
-                raise AgentError(f"the agent socket {path} belongs to another user", hint="unset VAULT_AGENT_SOCK")
+                raise AgentError(N_("the agent socket {path} belongs to another user"), hint=N_("unset VAULT_AGENT_SOCK"), path=path)
         except BaseException:
             s.close()
             raise
@@ -59,13 +61,14 @@ class AgentClient:
                 protocol.send(self._sock, {"op": op, **fields})
                 ans = protocol.recv(self._sock)
         except (OSError, ProtocolError) as e:
-            raise AgentError(f"lost the connection to the agent ({e})") from None
+            raise AgentError(N_("lost the connection to the agent ({e})"), e=e) from None
         if ans is None:
-            raise AgentError("the agent closed the connection (timed out or stopped?)")
+            raise AgentError(N_("the agent closed the connection (timed out or stopped?)"))
         if not ans.get("ok"):
             if ans.get("error") == "format":
-                raise FormatError(str(ans.get("message", "age header: malformed stanza")))
-            raise AgentError(f"the agent refused: {ans.get('message', ans.get('error'))}")
+                # The agent speaks English on the wire; a message the catalogue has is shown translated.
+                raise FormatError(Message(str(ans.get("message", "age header: malformed stanza"))))
+            raise AgentError(N_("the agent refused: {reason}"), reason=Message(str(ans.get('message', ans.get('error')))))
         return ans
 
     def close(self) -> None:
@@ -89,7 +92,7 @@ def connect(path: Path | None = None) -> AgentClient | None:
     except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
         return None
     except OSError as e:
-        raise AgentError(f"cannot reach the agent at {path}: {e.strerror or e}") from None
+        raise AgentError(N_("cannot reach the agent at {path}: {value}"), path=path, value=e.strerror or e) from None
 
 
 class _AgentAgeIdentity:
@@ -106,7 +109,7 @@ class _AgentAgeIdentity:
         try:
             return protocol.unb64(key)
         except ProtocolError:
-            raise AgentError("the agent answered nonsense") from None
+            raise AgentError(N_("the agent answered nonsense")) from None
 
 
 def _public_key(line: object) -> PublicKey:
@@ -120,10 +123,10 @@ def _public_key(line: object) -> PublicKey:
     parts = line[len(PUBLIC_PREFIX):].split(":") if isinstance(line, str) and line.startswith(PUBLIC_PREFIX) else []
     try:
         if len(parts) != 2:
-            raise FormatError("not a member key line")
+            raise FormatError(N_("not a member key line"))
         sign.check_public_key(parts[1])
     except FormatError:
-        raise AgentError("the agent's public key is not a member key line") from None
+        raise AgentError(N_("the agent's public key is not a member key line")) from None
     return PublicKey(parts[0], parts[1])
 
 
@@ -150,7 +153,7 @@ class AgentIdentity:
         try:
             sign.verify(self._public.signing, message, sig)
         except AuthenticationError:
-            raise AgentError("the agent's signature does not verify with its public key") from None
+            raise AgentError(N_("the agent's signature does not verify with its public key")) from None
         return sig
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from vault.agent import paths, server
 from vault.agent.client import AgentClient, AgentError, connect
 from vault.errors import ConflictError, InputError
+from vault.i18n import N_
 from vault.store.identity import MemberIdentity
 
 STOP_WAIT = 5.0
@@ -26,7 +27,7 @@ def _running(path: Path) -> bool:
     except FileNotFoundError:
         return False
     if not stat.S_ISSOCK(st.st_mode):
-        raise InputError(f"{path} exists and is not a socket", hint="remove it, or choose another --socket")
+        raise InputError(N_("{path} exists and is not a socket"), hint=N_("remove it, or choose another --socket"), path=path)
     try:
         with AgentClient.connect(path) as c:
             c.call("hello")
@@ -71,8 +72,8 @@ def start(ident: MemberIdentity, identity_file: Path, path: Path, *, idle_timeou
     try:
         fcntl.flock(dfd, fcntl.LOCK_EX)  # two starts at once: the second sees the first running
         if _running(path):
-            raise ConflictError(f"an agent is already running at {path}",
-                                hint="use it, or stop it first with 'vault agent stop'")
+            raise ConflictError(N_("an agent is already running at {path}"),
+                                hint=N_("use it, or stop it first with 'vault agent stop'"), path=path)
         listener = _bind(path)
         return _detach(listener, agent, path, close=[dfd])
     finally:
@@ -109,7 +110,7 @@ def _detach(listener: socket.socket, agent: server.Agent, path: Path, *, close: 
     with os.fdopen(r, "rb") as f:
         data = f.read()
     if not data:
-        raise AgentError("the agent did not start")
+        raise AgentError(N_("the agent did not start"))
     return int(data)
 
 

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 from vault.errors import InputError
+from vault.i18n import N_
 
 ENV = "VAULT_AGENT_SOCK"
 SOCKET_NAME = "agent.sock"
@@ -35,8 +36,8 @@ def socket_path() -> Path:
 
 def check_length(path: Path) -> None:
     if len(os.fsencode(path)) > MAX_PATH:
-        raise InputError(f"agent socket path is too long for a Unix socket ({path})",
-                         hint="set XDG_RUNTIME_DIR or pass --socket with a shorter path")
+        raise InputError(N_("agent socket path is too long for a Unix socket ({path})"),
+                         hint=N_("set XDG_RUNTIME_DIR or pass --socket with a shorter path"), path=path)
 
 
 def secure_dir(path: Path) -> None:
@@ -50,9 +51,9 @@ def secure_dir(path: Path) -> None:
     except FileExistsError:
         pass
     except FileNotFoundError:
-        raise InputError(f"cannot create the agent directory {path}: its parent does not exist",
-                         hint="set XDG_RUNTIME_DIR to an existing directory of yours") from None
+        raise InputError(N_("cannot create the agent directory {path}: its parent does not exist"),
+                         hint=N_("set XDG_RUNTIME_DIR to an existing directory of yours"), path=path) from None
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise InputError(f"refusing the agent directory {path}: not a directory of yours closed to other users",
-                         hint=f"remove it, or make it yours with mode 0700 (chmod 700 {path})")
+        raise InputError(N_("refusing the agent directory {path}: not a directory of yours closed to other users"),
+                         hint=N_("remove it, or make it yours with mode 0700 (chmod 700 {path})"), path=path)

@@ -21,6 +21,7 @@ from typing import Any, Callable
 from vault.agent import harden, protocol
 from vault.agent.protocol import ProtocolError
 from vault.errors import FormatError
+from vault.i18n import N_
 from vault.store.identity import MemberIdentity
 
 DEFAULT_IDLE = 15 * 60
@@ -83,7 +84,7 @@ class Agent:
     def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         """Answer one request; never raises for anything a client can send."""
         if self.done():
-            return _err("expired", "the agent has timed out")
+            return _err("expired", N_("the agent has timed out"))
         op = req.get("op")
         try:
             if op == "hello":
@@ -112,12 +113,12 @@ class Agent:
         except FormatError as e:
             return _err("format", str(e))
         except (ValueError, TypeError):
-            return _err("format", "age header: malformed stanza")
+            return _err("format", N_("age header: malformed stanza"))
         return {"ok": True, "file_key": protocol.b64(key) if key is not None else None}
 
     def _sign(self, message: bytes) -> dict[str, Any]:
         if not protocol.in_sign_domain(message):
-            return _err("refused", "the agent signs only vault records and audit entries")
+            return _err("refused", N_("the agent signs only vault records and audit entries"))
         self._touch()
         return {"ok": True, "signature": protocol.b64(self._ident.sign(message))}
 

@@ -25,8 +25,8 @@ from vault import clock
 from vault.archive import authority, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
-from vault.store import (close_lock, fsync_dir, ids, make_dir, open_lock, records, remove, replace, seam, sync_files,
-                         write_atomic)
+from vault.store import close_lock, fsync_dir, ids, make_dir, open_lock, records, remove, replace, seam, sync_files, write_atomic
+from vault.i18n import Message, N_
 from vault.store.identity import PublicKey
 
 OUTCOMES = ("ok", "refused", "failed")
@@ -56,7 +56,7 @@ def _tail(v, path: Path) -> tuple[int, str]:
     try:
         return parse_line(last, where="audit/log.jsonl")["seq"], hashlib.sha256(last).hexdigest()
     except FormatError:
-        raise IntegrityError("audit/log.jsonl: last entry is damaged", hint="run 'vault audit verify'") from None
+        raise IntegrityError(N_("audit/log.jsonl: last entry is damaged"), hint=N_("run 'vault audit verify'")) from None
 
 
 def _append(log: Path, data: bytes) -> None:
@@ -67,7 +67,7 @@ def _append(log: Path, data: bytes) -> None:
         wfd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise IntegrityError("audit/log.jsonl is a symbolic link (tampered with)", hint="run 'vault check'") from None
+            raise IntegrityError(N_("audit/log.jsonl is a symbolic link (tampered with)"), hint=N_("run 'vault check'")) from None
         raise
     try:
         start = os.fstat(wfd).st_size
@@ -103,7 +103,7 @@ def record_many(actor, items: list[dict], *, _advance: bool = True) -> list[dict
     d = _dir(actor.vault)
     make_dir(d)
     if d.is_symlink():
-        raise IntegrityError("audit/ is a symbolic link (tampered with)", hint="run 'vault check'")
+        raise IntegrityError(N_("audit/ is a symbolic link (tampered with)"), hint=N_("run 'vault check'"))
     log = d / "log.jsonl"
     # The audit lock is separate from the vault lock so that reads (which append) never wait for a
     # long write, and appends stay totally ordered.
@@ -190,7 +190,7 @@ def lock(v, *, exclusive: bool, wait: float = 30.0) -> Iterator[None]:
     if not exclusive and not d.is_dir():
         yield
         return
-    fd = open_lock(d / ".lock", exclusive=exclusive, wait=wait, what="the audit trail")
+    fd = open_lock(d / ".lock", exclusive=exclusive, wait=wait, what=Message(N_("the audit trail")))
     try:
         yield
     finally:
@@ -205,7 +205,7 @@ def entries(v) -> Iterator[dict[str, Any]]:
         except FileNotFoundError:
             return
     for i, raw in enumerate(data.splitlines(), 1):
-        yield parse_line(raw, where=f"audit/log.jsonl line {i}")
+        yield parse_line(raw, where=Message(N_("audit/log.jsonl line {i}"), i=i))
 
 
 @dataclass
@@ -228,14 +228,14 @@ def verify(v, *, anchor: tuple[int, str] | None = None) -> Verification:
     the signed checkpoint, this client's remembered checkpoint and, if given, an offline anchor."""
     res = Verification()
     if (_dir(v) / "log.jsonl").is_symlink():
-        res.problems.append("audit/log.jsonl: is a symbolic link (tampered with)")
+        res.problems.append(N_("audit/log.jsonl: is a symbolic link (tampered with)"))
         return res
     # Under the audit lock: an append between reading the log and its checkpoint is no tampering.
     with lock(v, exclusive=False):
         try:
             rep = authority.full_replay(v)
         except VaultError as e:
-            res.problems.append(str(e))
+            res.problems.append(e.message)
             return res
         cp = _read_checkpoint(v, res)
     res.replay = rep
@@ -243,12 +243,12 @@ def verify(v, *, anchor: tuple[int, str] | None = None) -> Verification:
     res.count, res.head = st["count"], st["head"]
     res.problems.extend(st["problems"])
     extends = True
-    for who, point in (("this client", witness.remembered(v)), ("the anchor", anchor)):
+    for who, point in ((Message(N_("this client")), witness.remembered(v)), (Message(N_("the anchor")), anchor)):
         if point is not None:
             try:
                 witness.check_extends(v, point, who=who)
             except VaultError as e:
-                res.problems.append(str(e))
+                res.problems.append(e.message)
                 extends = extends and who != "this client"
     _check_checkpoint(v, cp, st, res)
     if extends and getattr(v, "_replay", None) is None:
@@ -280,7 +280,7 @@ def parse_line(raw: bytes, *, where: str) -> dict[str, Any]:
     try:
         e = json.loads(raw)
     except ValueError:
-        raise FormatError(f"{where}: not a valid entry (damaged or foreign)") from None
+        raise FormatError(N_("{where}: not a valid entry (damaged or foreign)"), where=where) from None
     records.validate(e, "audit-entry", what=where)
     return e
 
@@ -295,7 +295,7 @@ def _read_checkpoint(v, res: Verification) -> dict[str, Any] | None:
     except FileNotFoundError:
         return _NO_CHECKPOINT
     except VaultError as e:
-        res.problems.append(str(e))
+        res.problems.append(e.message)
         return None
 
 
@@ -304,24 +304,23 @@ def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification)
         return
     if cp is _NO_CHECKPOINT:
         if st["count"]:
-            res.problems.append("audit/checkpoint.toml: missing")
+            res.problems.append(N_("audit/checkpoint.toml: missing"))
         return
     try:
         by = st["members"].get(cp.get("signature", {}).get("by"))
         if by is None:
-            raise IntegrityError("audit/checkpoint.toml: signed by an unknown member")
+            raise IntegrityError(N_("audit/checkpoint.toml: signed by an unknown member"))
         records.verify_record(cp, PublicKey.parse(by["key"]).signing, what="audit/checkpoint.toml")
     except VaultError as e:
-        res.problems.append(str(e))
+        res.problems.append(e.message)
         return
     if isinstance(cp.get("count"), int) and 0 < cp["count"] < st["count"] \
             and cp.get("head") == _head_at(v, cp["count"]):
         # Appended, then stopped before the checkpoint was rewritten: the checkpoint is a true
         # earlier point of this same chain (a cut tail makes the log shorter than the checkpoint).
-        res.notes.append(f"audit/checkpoint.toml: signed at entry {cp['count']}, the history goes on to entry "
-                         f"{st['count']}: an append was interrupted before its checkpoint (the next write "
-                         "or 'vault repair' rewrites it)")
+        res.notes.append(Message(N_("audit/checkpoint.toml: signed at entry {signed}, the history goes on to "
+                                    "entry {count}: an append was interrupted before its checkpoint (the next "
+                                    "write or 'vault repair' rewrites it)"), signed=cp["count"], count=st["count"]))
         return
     if cp.get("count") != st["count"] or cp.get("head") != st["head"]:
-        res.problems.append(f"audit/log.jsonl: ends at entry {st['count']} but the signed checkpoint says "
-                            f"{cp.get('count')} (tail cut off or log rolled back)")
+        res.problems.append(Message(N_("audit/log.jsonl: ends at entry {count} but the signed checkpoint says {checkpoint} (tail cut off or log rolled back)"), count=st['count'], checkpoint=cp.get('count')))

@@ -29,6 +29,7 @@ from vault.archive.policy import Policy
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError
 from vault import store
+from vault.i18n import Message, N_
 from vault.store import records
 from vault.store.identity import PublicKey
 
@@ -68,7 +69,7 @@ def genesis_state(v) -> dict[str, Any]:
     if files:
         data = _read_bound(v, "policy/1.toml", files)
         if sha256(records.canonical(data)) != cfg["policy_sha256"]:
-            raise IntegrityError("policy/1.toml: not the policy vault.toml names")
+            raise IntegrityError(N_("policy/1.toml: not the policy vault.toml names"))
         st["policy"] = data
     return st
 
@@ -77,9 +78,9 @@ def _read_bound(v, rel: str, files: dict) -> dict[str, Any]:
     try:
         raw = (v.root / rel).read_bytes()
     except FileNotFoundError:
-        raise IntegrityError(f"{rel}: missing (the history names it)") from None
+        raise IntegrityError(N_("{rel}: missing (the history names it)"), rel=rel) from None
     if sha256(raw) != files.get(rel, [None])[0]:
-        raise IntegrityError(f"{rel}: does not match the history (changed, or an older version put back)")
+        raise IntegrityError(N_("{rel}: does not match the history (changed, or an older version put back)"), rel=rel)
     return tomllib.loads(raw.decode())
 
 
@@ -107,13 +108,12 @@ class Replay:
             if n:
                 if len(lines) < n or sha256(lines[n - 1]) != st["head"]:
                     raise IntegrityError(
-                        f"audit/log.jsonl: history cut or rolled back: this client verified entry {n} with hash "
-                        f"{st['head'][:16]}…, which the log no longer has", hint="run 'vault check' and restore the vault")
+                        N_("audit/log.jsonl: history cut or rolled back: this client verified entry {n} with hash {head}…, which the log no longer has"), hint=N_("run 'vault check' and restore the vault"), n=n, head=st['head'][:16])
             self.offset = sum(len(x) + 1 for x in lines[:n])
             new = lines[n:]
         else:
             if (path.stat().st_size if path.exists() else 0) < self.offset:
-                raise IntegrityError("audit/log.jsonl: history cut while this command ran")
+                raise IntegrityError(N_("audit/log.jsonl: history cut while this command ran"))
             new = data.split(b"\n")[:-1]  # complete lines only: an append may be under way
         for raw in new:
             self._entry(raw)
@@ -122,53 +122,53 @@ class Replay:
 
     def _entry(self, raw: bytes) -> None:
         st = self.state
-        where = f"audit/log.jsonl line {st['count'] + 1}"
+        where = Message(N_("audit/log.jsonl line {count}"), count=st['count'] + 1)
         try:
             e = json.loads(raw)
             sig = base64.b64decode(e["sig"], validate=True)
         except (ValueError, KeyError, TypeError):
-            raise IntegrityError(f"{where}: not a valid entry (damaged)") from None
+            raise IntegrityError(N_("{where}: not a valid entry (damaged)"), where=where) from None
         if e.get("seq") != st["count"] + 1:
-            raise IntegrityError(f"{where}: sequence {e.get('seq')} (entry inserted, deleted or reordered)")
+            raise IntegrityError(N_("{where}: sequence {seq} (entry inserted, deleted or reordered)"), where=where, seq=e.get('seq'))
         if e.get("prev") != st["head"]:
-            raise IntegrityError(f"{where}: does not link to the entry before it (changed, inserted, deleted or reordered)")
+            raise IntegrityError(N_("{where}: does not link to the entry before it (changed, inserted, deleted or reordered)"), where=where)
         signer = st["members"].get(e.get("member"))
         try:
             if signer is None:
-                raise AuthenticationError("unknown signer")
+                raise AuthenticationError(N_("unknown signer"))
             sign.verify(_signing_key(signer["key"]), entry_bytes(e), sig)
         except (AuthenticationError, ValueError):
-            raise IntegrityError(f"{where}: bad signature (entry changed or forged)") from None
+            raise IntegrityError(N_("{where}: bad signature (entry changed or forged)"), where=where) from None
         why = self._counts(e, signer)
         if why is not None:
-            st["problems"].append(f"{where} ({e['action']} by {e['member']}): counts for nothing: {why}")
+            st["problems"].append(Message(N_("{where} ({action} by {member}): counts for nothing: {why}"), where=where, action=e['action'], member=e['member'], why=why))
         st["count"], st["head"] = e["seq"], sha256(raw)
 
     def _counts(self, e: dict[str, Any], signer: dict[str, Any]) -> str | None:
         st = self.state
         if e.get("outcome") != "ok":
-            return "a refusal names no records" if e.get("records") or e.get("subject") else None
+            return Message(N_("a refusal names no records")) if e.get("records") or e.get("subject") else None
         if e["action"] == "vault.migrate":
             return self._migrate(e, signer)
         row = trust.row(e["action"])
         if row is None:
-            return "no rule in the trust table for this action"
+            return Message(N_("no rule in the trust table for this action"))
         if signer["status"] != "active":
-            return f"{e['member']} was removed at entry {signer['removed']}"
+            return Message(N_("{member} was removed at entry {removed}"), member=e['member'], removed=signer['removed'])
         if row.root and trust.ROOT_ROLE not in signer["roles"]:
-            return f"{e['member']} is not a supervisor"
+            return Message(N_("{member} is not a supervisor"), member=e['member'])
         right = row.right(e, st) if callable(row.right) else row.right
         if right is not None and not Policy(st["policy"]).may(signer["roles"], right):
-            return f"{e['member']} ({', '.join(signer['roles'])}) may not {right} under policy version {st['policy_version']}"
+            return Message(N_("{member} ({roles}) may not {right} under policy version {policy_version}"), member=e['member'], roles=', '.join(signer['roles']), right=right, policy_version=st['policy_version'])
         recs = e.get("records") or {}
         if not isinstance(recs, dict):
-            return "records is not a table"
+            return Message(N_("records is not a table"))
         # Ids are escaped: an entry naming object "*" must not widen what it may write.
         ids = {k: glob.escape(str(e.get(k) or "")) or "\0" for k in ("obj", "ref")}
         pats = [w.format(**ids) for w in row.writes]
         for p in recs:
             if not any(trust.match(p, pat) for pat in pats):
-                return f"{e['action']} may not write {p}"
+                return Message(N_("{action} may not write {p}"), action=e['action'], p=p)
         if row.bind is not None and (why := row.bind(e, st)) is not None:
             return why
         if e["action"] == "policy.update" and (why := self._policy(e)) is not None:
@@ -184,24 +184,24 @@ class Replay:
         rel = f"policy/{n}.toml"
         raw = _committed_bytes(self.v.root / rel, e["records"].get(rel))
         if raw is None:
-            return f"{rel} is missing"
+            return Message(N_("{rel} is missing"), rel=rel)
         if sha256(raw) != e["records"][rel] or sha256(raw) != e["records"]["policy.toml"]:
-            return f"{rel} does not match the entry"
+            return Message(N_("{rel} does not match the entry"), rel=rel)
         data = {k: x for k, x in tomllib.loads(raw.decode()).items() if k != "signature"}
         if data.get("rings") != st["policy"]["rings"]:
-            return "a policy edit cannot change the rings"
+            return Message(N_("a policy edit cannot change the rings"))
         if "policy.manage" not in data.get("roles", {}).get("supervisor", {}).get("may", []):
-            return "the supervisor role must keep policy.manage"
+            return Message(N_("the supervisor role must keep policy.manage"))
         st["policy"], st["policy_version"] = data, n
         return None
 
     def _migrate(self, e: dict[str, Any], signer: dict[str, Any]) -> str | None:
         st = self.state
         if e["seq"] != 1 or signer["status"] != "active" or trust.ROOT_ROLE not in signer["roles"]:
-            return "a migration is entry 1, by the founder or a supervisor the founder added"
+            return Message(N_("a migration is entry 1, by the founder or a supervisor the founder added"))
         snap = e.get("subject")
         if not isinstance(snap, dict) or snap.get("v") != STATE_VERSION:
-            return "the migration carries no state"
+            return Message(N_("the migration carries no state"))
         keep = {k: st[k] for k in ("count", "head", "problems")}
         st.clear()
         st.update(copy.deepcopy(snap), **keep)
@@ -301,18 +301,18 @@ def read(v, rel: str) -> bytes:
     """
     ent = state(v)["files"].get(rel)
     if ent is None:
-        raise IntegrityError(f"{rel}: no history entry names this file (it counts for nothing)",
-                             hint="run 'vault check'")
+        raise IntegrityError(N_("{rel}: no history entry names this file (it counts for nothing)"),
+                             hint=N_("run 'vault check'"), rel=rel)
     h, seq = ent[0], ent[1]
     if h is None:
-        raise IntegrityError(f"{rel}: removed by history entry {seq}")
+        raise IntegrityError(N_("{rel}: removed by history entry {seq}"), rel=rel, seq=seq)
     p = v.root / rel
     try:
         data = p.read_bytes()
     except FileNotFoundError:
         data = b""
         if not Path(str(p) + PENDING).exists():
-            raise IntegrityError(f"{rel}: missing (history entry {seq} wrote it)", hint="restore it from a backup") from None
+            raise IntegrityError(N_("{rel}: missing (history entry {seq} wrote it)"), hint=N_("restore it from a backup"), rel=rel, seq=seq) from None
     if sha256(data) == h:
         return data
     try:  # a commit in flight: the entry is written, the rename not yet done
@@ -321,8 +321,8 @@ def read(v, rel: str) -> bytes:
             return pend
     except FileNotFoundError:
         pass
-    raise IntegrityError(f"{rel}: does not match history entry {seq} (changed, or an older version put back)",
-                         hint="run 'vault check'")
+    raise IntegrityError(N_("{rel}: does not match history entry {seq} (changed, or an older version put back)"),
+                         hint=N_("run 'vault check'"), rel=rel, seq=seq)
 
 
 def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
@@ -331,7 +331,7 @@ def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
     try:
         rec = tomllib.loads(data.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        raise IntegrityError(f"{rel}: not valid TOML") from None
+        raise IntegrityError(N_("{rel}: not valid TOML"), rel=rel) from None
     if schema:
         records.validate(rec, schema, what=rel)
     return rec
@@ -417,20 +417,21 @@ def _pending_is(p: Path, h: str) -> bool:
 
 def interrupted(v, rep: Replay) -> list[str]:
     """Commits an interruption left half done (what ``recover`` finishes or drops), as notes for ``check``."""
-    notes = []
+    notes: list[str] = []
     for p in _pending_files(v):
         rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
         ent = rep.state["files"].get(rel)
         if ent is not None and ent[0] is not None and _pending_is(v.root / rel, ent[0]):
-            notes.append(f"{rel}: committed by history entry {ent[1]} but not yet in place (an interrupted "
-                         "command; the next write or 'vault repair' finishes it)")
+            notes.append(Message(N_("{rel}: committed by history entry {seq} but not yet in place (an interrupted "
+                                    "command; the next write or 'vault repair' finishes it)"), rel=rel, seq=ent[1]))
         else:
-            notes.append(f"{rel}{PENDING}: staged by a command that stopped before its commit point (counts for "
-                         "nothing; the next write or 'vault repair' removes it)")
+            notes.append(Message(N_("{rel}.pending: staged by a command that stopped before its commit point "
+                                    "(counts for nothing; the next write or 'vault repair' removes it)"), rel=rel))
     for rel, (h, seq, _) in sorted(rep.state["files"].items()):
         if h is None and seq == rep.state["count"] and (v.root / rel).exists():
-            notes.append(f"{rel}: deleted by history entry {seq}, the last, but still here (an interrupted "
-                         "command; the next write or 'vault repair' deletes it)")
+            notes.append(Message(N_("{rel}: deleted by history entry {seq}, the last, but still here (an "
+                                    "interrupted command; the next write or 'vault repair' deletes it)"),
+                                 rel=rel, seq=seq))
     return notes
 
 
@@ -440,7 +441,7 @@ def check_files(v, rep: Replay) -> list[str]:
     A fact file (a closing, a denial, a use) that is missing does not revert the fact — the state
     comes from the entries — but it is tampering, and named here.
     """
-    problems = []
+    problems: list[str] = []
     files = rep.state["files"]
     for rel, (h, seq, _) in sorted(files.items()):
         if not trust.is_record(rel):
@@ -448,7 +449,7 @@ def check_files(v, rep: Replay) -> list[str]:
         p = v.root / rel
         if h is None:
             if p.exists() and seq != rep.state["count"]:  # by the last entry: ``interrupted`` names it
-                problems.append(f"{rel}: history entry {seq} deleted it, but it is back")
+                problems.append(Message(N_("{rel}: history entry {seq} deleted it, but it is back"), rel=rel, seq=seq))
             continue
         try:
             got = sha256(p.read_bytes())
@@ -457,14 +458,14 @@ def check_files(v, rep: Replay) -> list[str]:
         if got != h and _pending_is(p, h):
             continue  # an interrupted commit: ``interrupted`` names it, the next writer finishes it
         if got is None:
-            problems.append(f"{rel}: missing (history entry {seq} wrote it)")
+            problems.append(Message(N_("{rel}: missing (history entry {seq} wrote it)"), rel=rel, seq=seq))
             continue
         if got != h:
             old = (rep.seen or {}).get(rel, {}).get(got)
             if old is not None:
-                problems.append(f"{rel}: rolled back: it is the version of entry {old}, the history's newest is entry {seq}")
+                problems.append(Message(N_("{rel}: rolled back: it is the version of entry {old}, the history's newest is entry {seq}"), rel=rel, old=old, seq=seq))
             else:
-                problems.append(f"{rel}: changed (does not match history entry {seq})")
+                problems.append(Message(N_("{rel}: changed (does not match history entry {seq})"), rel=rel, seq=seq))
     for d in [*RECORD_DIRS, "."]:
         base = v.root / d
         walker = os.walk(base) if d != "." else [(str(v.root), [], [x.name for x in v.root.iterdir() if x.is_file()])]
@@ -473,5 +474,5 @@ def check_files(v, rep: Replay) -> list[str]:
             for f in filenames:
                 rel = (Path(dirpath) / f).relative_to(v.root).as_posix()
                 if trust.is_record(rel) and rel not in files:
-                    problems.append(f"{rel}: no history entry names this record (it counts for nothing)")
+                    problems.append(Message(N_("{rel}: no history entry names this record (it counts for nothing)"), rel=rel))
     return problems

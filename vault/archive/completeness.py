@@ -13,6 +13,7 @@ at most since it was opened — so the date is the earliest the gap can have beg
 
 from __future__ import annotations
 
+from vault.i18n import N_
 from typing import Any, Callable, Iterable, Mapping
 
 
@@ -21,7 +22,7 @@ from vault.archive import manifests
 from vault.archive import grants
 
 #: The reason given, in place of field gaps, to a member whose keys do not open the dossier.
-FIELDS_NEED_READ = "field checks need read access to the dossier"
+FIELDS_NEED_READ = N_("field checks need read access to the dossier")
 
 
 def rules(policy_data: Mapping[str, Any], customer_type: str) -> tuple[list[str], list[str]]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from vault.archive import authority
 from vault.errors import ConflictError, IntegrityError, NotFoundError
+from vault.i18n import N_
 from vault.store import ids, records
 
 def rel(no: str, suffix: str = "") -> str:
@@ -25,7 +26,7 @@ def fact(v, no: str) -> dict[str, Any]:
     ids.destruction_no(no)
     f = authority.state(v)["destructions"].get(no)
     if f is None:
-        raise NotFoundError(f"no destruction {no}")
+        raise NotFoundError(N_("no destruction {no}"), no=no)
     return f
 
 
@@ -38,11 +39,11 @@ def load(v, no: str, suffix: str = "") -> dict[str, Any]:
     """A committed destruction record, which must say what its history entry says."""
     f = fact(v, no)
     if suffix and not has(v, no, suffix):
-        raise NotFoundError(f"no destruction {no} {suffix.strip('.')}")
+        raise NotFoundError(N_("no destruction {no} {record}"), no=no, record=suffix.strip('.'))
     rec = authority.load(v, rel(no, suffix), schema=_SCHEMAS[suffix])
     if not suffix and (rec.get("number"), rec.get("dossier"), rec.get("target"), rec.get("requested_by")) != \
             (no, f["dossier"], f["target"], f["by"]):
-        raise IntegrityError(f"destructions/{no}.toml: does not say what its history entry says")
+        raise IntegrityError(N_("destructions/{no}.toml: does not say what its history entry says"), no=no)
     return rec
 
 def closed(v, no: str, req: dict) -> dict[str, Any] | None:
@@ -53,15 +54,16 @@ def closed(v, no: str, req: dict) -> dict[str, Any] | None:
     rec = load(v, no, ".closed")
     if rec["destruction"] != no or rec["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest() \
             or rec["by"] != authority.signer_of(v, rel(no, ".closed")):
-        raise IntegrityError(f"destructions/{no}.closed.toml: does not close this request")
+        raise IntegrityError(N_("destructions/{no}.closed.toml: does not close this request"), no=no)
     return rec
 
 
 def refuse_closed(v, no: str) -> None:
     rec = closed(v, no, load(v, no))
     if rec is not None:
-        raise ConflictError(f"destruction {no} was {rec['outcome']} by {rec['by']}",
-                            hint="file a new destruction request if it is still wanted")
+        raise ConflictError(N_("destruction {no} was cancelled by {by}") if rec["outcome"] == "cancelled"
+                            else N_("destruction {no} was denied by {by}"),
+                            hint=N_("file a new destruction request if it is still wanted"), no=no, by=rec["by"])
 
 
 #: The steps of an execution, in order. Each is idempotent: run again, it finds its work done.
@@ -74,7 +76,7 @@ def journal(v, no: str, req: dict) -> dict[str, Any] | None:
     what = f"destructions/{no}.execution.toml"
     run = load(v, no, ".execution")
     if run.get("destruction") != no or run.get("dossier") != req["dossier"] or run.get("target") != req["target"]:
-        raise IntegrityError(f"{what}: belongs to another destruction")
+        raise IntegrityError(N_("{what}: belongs to another destruction"), what=what)
     return run
 
 
@@ -105,11 +107,11 @@ def certificate(v, no: str) -> dict[str, Any]:
     naming this destruction and the dossier its approved request names."""
     f = fact(v, no)
     if f.get("certificate") is None:
-        raise NotFoundError(f"no destruction {no} certificate")
+        raise NotFoundError(N_("no destruction {no} certificate"), no=no)
     cert = load(v, no, ".certificate")
     number = authority.state(v)["dossiers"][f["dossier"]]["number"]
     if cert.get("destruction") != no or cert.get("dossier_number") != number:
-        raise IntegrityError(f"destructions/{no}.certificate.toml: certifies another destruction")
+        raise IntegrityError(N_("destructions/{no}.certificate.toml: certifies another destruction"), no=no)
     return cert
 
 

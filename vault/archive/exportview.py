@@ -13,7 +13,9 @@ from typing import Any, BinaryIO, Callable
 from vault.crypto import age
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, PermissionDeniedError)
+from vault.store.counting import counting
 from vault.store.keytable import KeyTable, unseal
+from vault.i18n import Message, N_
 
 #: What an exporter may declare in ``reads``: sealed fields (titles, sources, the customer's profile)
 #: and document content (``open`` and ``rewrap``).
@@ -27,8 +29,8 @@ DOCUMENT_FACTS = ("number", "category", "date", "original", "version", "replaces
 
 def _denied(what: str, number: str) -> PermissionDeniedError:
     return PermissionDeniedError(
-        f"this export was not given the {what} of {number}",
-        hint="only a member who may read the dossier, with an approved copy request, exports sealed data")
+        N_("this export was not given the {what} of {number}"),
+        hint=N_("only a member who may read the dossier, with an approved copy request, exports sealed data"), what=what, number=number)
 
 
 class ExportDossier(Mapping[str, Any]):
@@ -55,7 +57,7 @@ class ExportDossier(Mapping[str, Any]):
     def profile(self) -> Mapping[str, Any]:
         """The customer's sealed profile (``name``, ``address``, ``contact``, ...); PermissionDeniedError unless granted."""
         if not self.readable:
-            raise _denied("sealed profile", self._facts["number"])
+            raise _denied(Message(N_("sealed profile")), self._facts["number"])
         return dict(self._profile())  # type: ignore[misc]
 
     def __getitem__(self, key: str) -> Any:
@@ -75,7 +77,7 @@ class ExportDocument:
     """One document: cleartext facts as attributes, ``meta()``, ``open()`` and ``rewrap()`` when granted."""
 
     def __init__(self, entry: Mapping[str, Any], *, dossier: str, granted: frozenset[str],
-                 table: KeyTable | None, path: Path | None) -> None:
+                 table: KeyTable | None, path: Path | None, step: Callable[[int], None] | None = None) -> None:
         facts = {k: entry.get(k) for k in DOCUMENT_FACTS}
         facts["status"] = facts["status"] or "active"
         facts["dossier"] = dossier
@@ -90,6 +92,7 @@ class ExportDocument:
         self._meta = (lambda: _read_meta(meta_blob, table, number)) if table and meta_blob else None
         self._table = (lambda: table) if table is not None else None
         self._path = (lambda: path) if path is not None else None
+        self._step = step  # ciphertext bytes read, for the front end's progress bar
 
     def __getattr__(self, name: str) -> Any:
         facts = self.__dict__.get("facts", {})
@@ -105,18 +108,18 @@ class ExportDocument:
     def meta(self) -> Mapping[str, Any]:
         """Sealed ``title``, ``source``, ``filename``, ``copy_note``; PermissionDeniedError unless granted."""
         if not self.readable:
-            raise _denied("sealed fields", self.facts["number"])
+            raise _denied(Message(N_("sealed fields")), self.facts["number"])
         return self._meta()  # type: ignore[misc]
 
     def _content(self) -> tuple[Path, KeyTable]:
         if "content" not in self.granted or self._table is None or self._path is None:
             raise _denied("content", self.facts["number"])
         if self.facts["status"] == "destroyed":
-            raise PermissionDeniedError(f"document {self.facts['number']} has been destroyed")
+            raise PermissionDeniedError(N_("document {number} has been destroyed"), number=self.facts['number'])
         return self._path(), self._table()
 
     def _what(self) -> str:
-        return f"document {self.facts['number']}"
+        return Message(N_("document {number}"), number=self.facts['number'])
 
     def open(self) -> BinaryIO:
         """The document's plaintext as a readable binary stream, authenticated chunk by chunk."""
@@ -124,15 +127,15 @@ class ExportDocument:
         try:
             f = open(path, "rb")
         except FileNotFoundError:
-            raise IntegrityError(f"{self._what()}: ciphertext missing") from None
+            raise IntegrityError(N_("{what}: ciphertext missing"), what=self._what()) from None
         try:
-            reader = age.open_payload(f, [table.identity()])
+            reader = age.open_payload(counting(f, self._step) if self._step else f, [table.identity()])
         except NoIdentityMatchError:
             f.close()
-            raise IntegrityError(f"{self._what()}: its key is not in the key table") from None
+            raise IntegrityError(N_("{what}: its key is not in the key table"), what=self._what()) from None
         except (FormatError, AuthenticationError):
             f.close()
-            raise IntegrityError(f"{self._what()}: damaged or tampered with") from None
+            raise IntegrityError(N_("{what}: damaged or tampered with"), what=self._what()) from None
         return _Plaintext(reader, f)
 
     def rewrap(self, dst: BinaryIO, recipients: Sequence[str]) -> None:
@@ -145,20 +148,20 @@ class ExportDocument:
         parsed = [age.parse_recipient(r) for r in recipients]
         try:
             with open(path, "rb") as f:
-                age.rewrap(f, dst, [table.identity()], parsed)
+                age.rewrap(counting(f, self._step) if self._step else f, dst, [table.identity()], parsed)
         except FileNotFoundError:
-            raise IntegrityError(f"{self._what()}: ciphertext missing") from None
+            raise IntegrityError(N_("{what}: ciphertext missing"), what=self._what()) from None
         except NoIdentityMatchError:
-            raise IntegrityError(f"{self._what()}: its key is not in the key table") from None
+            raise IntegrityError(N_("{what}: its key is not in the key table"), what=self._what()) from None
         except (FormatError, AuthenticationError):
-            raise IntegrityError(f"{self._what()}: damaged or tampered with") from None
+            raise IntegrityError(N_("{what}: damaged or tampered with"), what=self._what()) from None
 
     def __repr__(self) -> str:
         return f"ExportDocument({self.facts['number']!r}, granted={sorted(self.granted)})"
 
 
 def _read_meta(blob: str, table: KeyTable, number: str) -> dict[str, Any]:
-    plain = unseal(base64.b64decode(blob), table, what=f"document {number} metadata")
+    plain = unseal(base64.b64decode(blob), table, what=Message(N_("document {number} metadata"), number=number))
     return tomllib.loads(plain.decode())
 
 
@@ -187,10 +190,10 @@ def check_destination(v, dest: Path | str) -> Path:
     real = dest.parent.resolve() / dest.name
     root = v.root.resolve()
     if real == root or real.is_relative_to(root) or (dest.is_symlink() and dest.resolve().is_relative_to(root)):
-        raise PermissionDeniedError("refusing to write an export inside the vault directory",
-                                    hint="choose an output path outside the vault")
+        raise PermissionDeniedError(N_("refusing to write an export inside the vault directory"),
+                                    hint=N_("choose an output path outside the vault"))
     if dest.exists() or dest.is_symlink():
-        raise ConflictError(f"{dest} already exists", hint="choose a new output path; exports never overwrite")
+        raise ConflictError(N_("{dest} already exists"), hint=N_("choose a new output path; exports never overwrite"), dest=dest)
     if not dest.parent.is_dir():
-        raise InputError(f"{dest.parent} is not a directory", hint="create it first, or choose another output path")
+        raise InputError(N_("{parent} is not a directory"), hint=N_("create it first, or choose another output path"), parent=dest.parent)
     return dest

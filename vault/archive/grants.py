@@ -11,7 +11,8 @@ from vault import clock
 from vault.archive import authority, members
 from vault.crypto import age
 from vault.errors import InputError, IntegrityError, NoIdentityMatchError, NotFoundError, PermissionDeniedError
-from vault.store import make_dir, ids, records, write_atomic
+from vault.store import ids, make_dir, records, write_atomic
+from vault.i18n import N_
 from vault.store.identity import PublicKey
 from vault.store.keytable import KeyTable, read_key_table, write_key_table
 
@@ -31,7 +32,7 @@ def grant_key_path(v, dossier_id: str, grant_no: str) -> Path:
 def _fact(v, table: str, no: str, what: str) -> dict[str, Any]:
     f = authority.state(v)[table].get(no)
     if f is None:
-        raise NotFoundError(f"no {what} {no}")
+        raise NotFoundError(N_("no {what} {no}"), what=what, no=no)
     return f
 
 
@@ -41,7 +42,7 @@ def _request(v, no: str) -> tuple[dict[str, Any], dict[str, Any]]:
     rec = authority.load(v, _req_rel(no))
     if (rec.get("number"), rec.get("kind"), rec.get("dossier") or None, rec.get("requester"),
             rec.get("target") or None) != (no, fact["kind"], fact["dossier"], fact["by"], fact["target"] or None):
-        raise IntegrityError(f"requests/{no}.toml: does not say what its history entry says")
+        raise IntegrityError(N_("requests/{no}.toml: does not say what its history entry says"), no=no)
     return fact, rec
 
 
@@ -87,11 +88,11 @@ def customer_name(actor, no: str) -> str:
     the requester's department heads)."""
     req = _request(actor.vault, no)[1]
     if "customer" not in req:
-        raise InputError(f"request {no} names an archive number, not a customer")
+        raise InputError(N_("request {no} names an archive number, not a customer"), no=no)
     try:
         return age.decrypt_bytes(base64.b64decode(req["customer"]), actor.read_identities()).decode()
     except NoIdentityMatchError:
-        raise PermissionDeniedError(f"the customer name in {no} is sealed to the archive and the department heads") from None
+        raise PermissionDeniedError(N_("the customer name in {no} is sealed to the archive and the department heads"), no=no) from None
 
 
 def texts(v, no: str, actor=None) -> dict[str, Any]:
@@ -134,7 +135,7 @@ def list_grants(v) -> list[dict[str, Any]]:
         g = authority.load(v, _grant_rel(gno))
         if (g.get("number"), g.get("request"), g.get("dossier"), g.get("grantee")) != \
                 (gno, fact["request"], fact["dossier"], fact["grantee"]):
-            raise IntegrityError(f"grants/{gno}.toml: does not say what its history entry says")
+            raise IntegrityError(N_("grants/{gno}.toml: does not say what its history entry says"), gno=gno)
         state = fact["closed"] or ("active" if now < g["expires_at"] else "expired")
         out.append({**{k: g[k] for k in ("number", "request", "dossier", "target", "grantee", "granted_at",
                                          "expires_at")}, "state": state})
@@ -218,8 +219,8 @@ def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
     if g is None:
         actor.audit("dossier.read", outcome="refused", number=number)
         raise PermissionDeniedError(
-            f"you have no active grant for dossier {number.split('/')[0]}",
-            param="access_request")
+            N_("you have no active grant for dossier {number}"),
+            param="access_request", number=number.split('/')[0])
     return read_key_table(authority.current_path(v, f"keys/grants/{dossier_id}.{g['number']}.age"),
                           [actor.identity.age_identity()],
                           dossier=dossier_id)
@@ -237,5 +238,5 @@ def consume_copy_approval(actor, target: str, *, action: str = "doc.export") -> 
                              ref=no, obj=no)
                 return no
     actor.audit(action, outcome="refused", number=target)
-    raise PermissionDeniedError(f"no approved copy request of yours for {target}",
-                                param="copy_request")
+    raise PermissionDeniedError(N_("no approved copy request of yours for {target}"),
+                                param="copy_request", target=target)

@@ -6,6 +6,7 @@ from typing import Any
 
 from vault.archive import authority
 from vault.errors import IntegrityError
+from vault.i18n import N_
 
 
 def _rel(dossier_id: str) -> str:
@@ -25,6 +26,6 @@ def verified_holds(v) -> dict[str, dict[str, Any]]:
     for dossier_id in sorted(held_dossiers(v)):
         rec = authority.load(v, _rel(dossier_id), schema="hold")
         if rec["dossier"] != dossier_id:
-            raise IntegrityError(f"{_rel(dossier_id)}: holds another dossier than its history entry")
+            raise IntegrityError(N_("{rel}: holds another dossier than its history entry"), rel=_rel(dossier_id))
         out[dossier_id] = rec
     return out

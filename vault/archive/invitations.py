@@ -9,6 +9,7 @@ from typing import Any
 from vault.archive import authority, members
 from vault.archive.manifests import load_manifest
 from vault.errors import IntegrityError, NotFoundError
+from vault.i18n import N_
 
 _ID_RE = re.compile(r"[0-9a-f]{32}\Z")
 
@@ -36,19 +37,19 @@ def load(v, iid: str) -> dict[str, Any]:
     NotFoundError for an id that names nothing (web input is checked before it touches a path).
     """
     if not isinstance(iid, str) or not _ID_RE.match(iid):
-        raise NotFoundError("no such invitation")
+        raise NotFoundError(N_("no such invitation"))
     what = f"intake/invitations/{iid}.toml"
     if authority.committed(v, what) is None:  # only an invitation the history issued exists
-        raise NotFoundError("no such invitation")
+        raise NotFoundError(N_("no such invitation"))
     rec = authority.load(v, what)
     if set(rec) - _FIELDS or rec.get("id") != iid or rec.get("format") != 1:
-        raise IntegrityError(f"{what}: not an invitation record")
+        raise IntegrityError(N_("{what}: not an invitation record"), what=what)
     signer = members.verify_by_member(v, rec, what=what)
     if signer["name"] != rec["by"] or authority.signer_of(v, what) != rec["by"] or not may_invite(v, signer, rec["dept"]):
         # A validly signed record by someone who may not invite (written into the directory) opens nothing.
-        raise IntegrityError(f"{what}: signed by {signer['name']}, who may not issue it")
+        raise IntegrityError(N_("{what}: signed by {name}, who may not issue it"), what=what, name=signer['name'])
     m = load_manifest(v, rec["dossier"])
     if m["dept"] != rec["dept"] or m["number"] != rec["number"]:
-        raise IntegrityError(f"{what}: does not match dossier {m['number']}")
+        raise IntegrityError(N_("{what}: does not match dossier {number}"), what=what, number=m['number'])
     rec["_status"] = m["status"]
     return rec

@@ -12,6 +12,7 @@ import tomli_w
 from vault import clock
 from vault.archive import authority, members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
+from vault.i18n import Message, N_
 from vault.store import ids, index, records
 from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
 
@@ -28,7 +29,7 @@ def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: in
 def manifest_file(actor, manifest: dict[str, Any]) -> dict[str, bytes | None]:
     """The signed, validated manifest as ``{path: bytes}`` for ``actor.commit`` (its commit point)."""
     signed = actor.sign(dict(manifest, updated_at=clock.stamp(), updated_by=actor.name))
-    records.validate(signed, "manifest", what=f"manifest of {manifest['number']}")
+    records.validate(signed, "manifest", what=Message(N_("manifest of {number}"), number=manifest['number']))
     return {f"dossiers/{manifest['id']}/manifest.toml": records.dump_toml(signed)}
 
 
@@ -55,9 +56,9 @@ def load_manifest(v, dossier_id: str, *, member_records: dict | None = None) -> 
     try:
         m = authority.load(v, what, schema="manifest")
     except FormatError as e:
-        raise IntegrityError(str(e)) from None
+        raise IntegrityError.from_error(e) from None
     if m["id"] != dossier_id:
-        raise IntegrityError(f"{what}: belongs to another dossier")
+        raise IntegrityError(N_("{what}: belongs to another dossier"), what=what)
     members.verify_by_member(v, m, what=what, members=member_records)
     return m
 
@@ -83,7 +84,7 @@ def resolve(v, number: str) -> str:
     ids.target_number(number)
     dossier_id = authority.state(v)["numbers"].get(number.split("/")[0])
     if dossier_id is None:
-        raise NotFoundError(f"no dossier numbered {number.split('/')[0]}", hint="see 'vault dossier list'")
+        raise NotFoundError(N_("no dossier numbered {number}"), hint=N_("see 'vault dossier list'"), number=number.split('/')[0])
     return dossier_id
 
 
@@ -108,7 +109,7 @@ def read_profile(actor, m: Mapping[str, Any], table: KeyTable | None = None) -> 
     """Decrypt the newest profile version (needs read access to the dossier)."""
     table = table or read_table(actor.vault, m["id"], actor.read_identities())
     p = m["profile"][-1]
-    plain = unseal(base64.b64decode(p["sealed"]), table, what=f"profile v{p['version']} of {m['number']}")
+    plain = unseal(base64.b64decode(p["sealed"]), table, what=Message(N_("profile v{version} of {number}"), version=p['version'], number=m['number']))
     return tomllib.loads(plain.decode())
 
 
@@ -129,13 +130,13 @@ def parse_record_date(text: str, *, force: bool = False) -> str:
     nor before 1900 — a typo there would start or stop a retention clock — unless ``force``."""
     date = parse_date(text)
     if not force and not EARLIEST_DATE <= date <= clock.today():
-        raise InputError(f"date {date} is {'in the future' if date > clock.today() else 'before 1900'}",
-                         hint="check the date; pass --force-date if it is really meant")
+        raise InputError(N_("date {date} is in the future") if date > clock.today() else N_("date {date} is before 1900"),
+                         hint=N_("check the date; pass --force-date if it is really meant"), date=date)
     return date
 
 
 def _bad_date(text: str) -> str:
-    raise InputError(f"bad date {text!r}", hint="use YYYY-MM-DD, e.g. 2026-03-31")
+    raise InputError(N_("bad date {text!r}"), hint=N_("use YYYY-MM-DD, e.g. 2026-03-31"), text=text)
 
 
 CATEGORIES = ("basic-info", "contract", "service-record", "communication", "feedback", "other")

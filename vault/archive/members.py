@@ -23,6 +23,7 @@ from vault.errors import (
 from vault.store import records
 from vault.store.identity import MemberKey, PublicKey
 from vault.store import write_atomic
+from vault.i18n import N_
 
 
 def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: str) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def verify_by_member(v, data: dict[str, Any], *, what: str, members: dict | None
     by = sig.get("by") if isinstance(sig, dict) else None
     signer = members.get(by) if isinstance(by, str) else None
     if signer is None:
-        raise IntegrityError(f"{what}: signed by unknown member {by!r}")
+        raise IntegrityError(N_("{what}: signed by unknown member {by!r}"), what=what, by=by)
     records.verify_record(data, PublicKey.parse(signer["key"]).signing, what=what)
     return signer
 
@@ -113,7 +114,7 @@ def open_text(actor, sealed: str, *, what: str) -> str | None:
     except NoIdentityMatchError:
         return None
     except (FormatError, AuthenticationError, UnicodeDecodeError, ValueError):
-        raise IntegrityError(f"{what}: sealed text damaged or tampered with") from None
+        raise IntegrityError(N_("{what}: sealed text damaged or tampered with"), what=what) from None
 
 
 def reveal(actor, texts: dict[str, tuple[str, str]], out: dict[str, Any], *, number: str | None, ref: str) -> None:
@@ -147,10 +148,10 @@ def unlock_ring(v, ring: str, ident: MemberKey) -> age.Identity:
     try:
         secret = age.decrypt_bytes(blob, [ident.age_identity()]).decode()
     except NoIdentityMatchError:
-        raise PermissionDeniedError(f"you are not in the {ring} ring") from None
+        raise PermissionDeniedError(N_("you are not in the {ring} ring"), ring=ring) from None
     except (FormatError, AuthenticationError, UnicodeDecodeError):
-        raise IntegrityError(f"rings/{ring}.age: damaged or tampered with") from None
+        raise IntegrityError(N_("rings/{ring}.age: damaged or tampered with"), ring=ring) from None
     if age.recipient_of(secret) != ring_record(v, ring)["recipient"]:
-        raise IntegrityError(f"rings/{ring}.age: does not match rings/{ring}.toml")
+        raise IntegrityError(N_("rings/{ring}.age: does not match rings/{ring}.toml"), ring=ring)
     return age.parse_identity(secret)
 

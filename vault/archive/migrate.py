@@ -23,7 +23,8 @@ from vault.archive.authority import STATE_VERSION, entry_bytes, genesis_hash
 from vault.archive.vault import fingerprint_of
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError, InputError, PermissionDeniedError
-from vault.store import VaultLock, fsync_dir, make_dir, records, replace, write_atomic
+from vault.store import fsync_dir, make_dir, records, replace, VaultLock, write_atomic
+from vault.i18n import N_
 from vault.store.identity import MemberKey, PublicKey
 
 V1_AUDIT_DOMAIN = b"vault-audit-v1\n"
@@ -34,7 +35,7 @@ def _toml(root: Path, rel: str) -> dict[str, Any]:
     try:
         return tomllib.loads((root / rel).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-        raise IntegrityError(f"{rel}: missing or damaged", hint="restore it before migrating") from None
+        raise IntegrityError(N_("{rel}: missing or damaged"), hint=N_("restore it before migrating"), rel=rel) from None
 
 
 def _v1_members(root: Path, cfg: dict) -> dict[str, dict]:
@@ -42,7 +43,7 @@ def _v1_members(root: Path, cfg: dict) -> dict[str, dict]:
     raw = {p.stem: _toml(root, f"members/{p.name}") for p in sorted((root / "members").glob("*.toml"))}
     founder = raw.get(cfg["founder"]["name"])
     if founder is None or founder["key"] != cfg["founder"]["key"]:
-        raise IntegrityError("members: the founder's record does not match vault.toml")
+        raise IntegrityError(N_("members: the founder's record does not match vault.toml"))
     trusted = {founder["name"]: founder}
     pending = {n: r for n, r in raw.items() if n != founder["name"]}
     while pending:
@@ -54,7 +55,7 @@ def _v1_members(root: Path, cfg: dict) -> dict[str, dict]:
                 trusted[name] = pending.pop(name)
                 progressed = True
         if not progressed:
-            raise IntegrityError(f"members/{sorted(pending)[0]}.toml: not signed by a known supervisor")
+            raise IntegrityError(N_("members/{pending}.toml: not signed by a known supervisor"), pending=sorted(pending)[0])
     return trusted
 
 
@@ -62,10 +63,10 @@ def _signed(root: Path, rel: str, mem: dict, *, roles: tuple[str, ...] = ()) -> 
     rec = _toml(root, rel)
     by = rec.get("signature", {}).get("by")
     if by not in mem:
-        raise IntegrityError(f"{rel}: signed by unknown member {by!r}")
+        raise IntegrityError(N_("{rel}: signed by unknown member {by!r}"), rel=rel, by=by)
     records.verify_record(rec, PublicKey.parse(mem[by]["key"]).signing, what=rel)
     if roles and not set(roles) & set(mem[by]["roles"]):
-        raise IntegrityError(f"{rel}: signed by {by}, who may not")
+        raise IntegrityError(N_("{rel}: signed by {by}, who may not"), rel=rel, by=by)
     return rec, by
 
 
@@ -77,16 +78,16 @@ def _v1_audit(root: Path, mem: dict) -> None:
         body = {k: v for k, v in e.items() if k != "sig"}
         msg = V1_AUDIT_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         if e.get("seq") != seq + 1 or e.get("prev") != prev or e.get("member") not in mem:
-            raise IntegrityError(f"audit/log.jsonl line {seq + 1}: the format-1 chain is broken")
+            raise IntegrityError(N_("audit/log.jsonl line {seq}: the format-1 chain is broken"), seq=seq + 1)
         try:
             sign.verify(PublicKey.parse(mem[e["member"]]["key"]).signing, msg, base64.b64decode(e["sig"]))
         except (AuthenticationError, ValueError):
-            raise IntegrityError(f"audit/log.jsonl line {seq + 1}: bad signature") from None
+            raise IntegrityError(N_("audit/log.jsonl line {seq}: bad signature"), seq=seq + 1) from None
         prev, seq = hashlib.sha256(raw).hexdigest(), e["seq"]
     if seq:
         cp = _toml(root, "audit/checkpoint.toml")
         if (cp.get("count"), cp.get("head")) != (seq, prev):
-            raise IntegrityError("audit/log.jsonl: does not end where its checkpoint says (tail cut off)")
+            raise IntegrityError(N_("audit/log.jsonl: does not end where its checkpoint says (tail cut off)"))
 
 
 def snapshot(root: Path, cfg: dict) -> dict[str, Any]:
@@ -112,7 +113,7 @@ def snapshot(root: Path, cfg: dict) -> dict[str, Any]:
             continue
         req, by = _signed(root, f"requests/{p.name}", mem)
         if by != req["requester"]:
-            raise IntegrityError(f"requests/{p.name}: not signed by its requester")
+            raise IntegrityError(N_("requests/{name}: not signed by its requester"), name=p.name)
         f = {"kind": req["kind"], "dossier": req["dossier"], "target": req["target"], "by": by,
              "dept": mem[by]["dept"], "seq": 0, "decision": None, "decided_by": None, "used": False, "grant": None}
         if (root / "requests" / f"{p.stem}.decision.toml").exists():
@@ -120,7 +121,7 @@ def snapshot(root: Path, cfg: dict) -> dict[str, Any]:
             ok = dby != by and (("dept-head" in mem[dby]["roles"] and mem[dby]["dept"] == f["dept"])
                                 if f["kind"] == "access" else "supervisor" in mem[dby]["roles"])
             if not ok:
-                raise IntegrityError(f"requests/{p.stem}.decision.toml: signed by {dby}, who may not decide it")
+                raise IntegrityError(N_("requests/{stem}.decision.toml: signed by {dby}, who may not decide it"), stem=p.stem, dby=dby)
             f.update(decision=dec["decision"], decided_by=dby)
         if (root / "requests" / f"{p.stem}.used.toml").exists():
             f["used"] = _signed(root, f"requests/{p.stem}.used.toml", mem)[1] == by
@@ -169,13 +170,13 @@ def migrate(root: Path, ident: MemberKey) -> str:
                 replace(root / V2_LOG, root / "audit" / "log.jsonl")
                 fsync_dir(root / "audit")
                 return fingerprint_of(cfg)
-            raise InputError("this vault already has format 2", hint="nothing to migrate")
+            raise InputError(N_("this vault already has format 2"), hint=N_("nothing to migrate"))
         if cfg.get("format") != 1:
-            raise InputError(f"vault.toml: unknown format {cfg.get('format')!r}")
+            raise InputError(N_("vault.toml: unknown format {format!r}"), format=cfg.get('format'))
         st = snapshot(root, cfg)
         me = next((n for n, m in st["members"].items() if m["key"] == ident.public.line()), None)
         if me is None or st["members"][me]["status"] != "active" or "supervisor" not in st["members"][me]["roles"]:
-            raise PermissionDeniedError("only an active supervisor migrates the vault")
+            raise PermissionDeniedError(N_("only an active supervisor migrates the vault"))
         # policy/1.toml: every policy version is kept, immutable; the current one becomes version 1.
         make_dir(root / "policy")
         write_atomic(root / "policy" / "1.toml", (root / "policy.toml").read_bytes(), mode=0o644)

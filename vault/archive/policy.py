@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from vault.errors import PermissionDeniedError
+from vault.i18n import N_
 
 ROLES = ("supervisor", "archivist", "liaison", "staff", "dept-head", "auditor", "backup", "operator")
 
@@ -139,8 +140,8 @@ class Policy:
         roles = list(roles)
         if not self.may(roles, action):
             raise PermissionDeniedError(
-                f"member {member} ({', '.join(roles) or 'no role'}) may not {action}",
-                hint="ask a supervisor; roles and their rights are declared in policy.toml",
+                N_("member {member} ({roles}) may not {action}"),
+                hint=N_("ask a supervisor; roles and their rights are declared in policy.toml"), member=member, roles=', '.join(roles) or '-', action=action,
             )
 
     def head_request_approver(self) -> str:

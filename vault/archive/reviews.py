@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 from vault import clock
 from vault.archive import authority, completeness, grants, manifests, members
 from vault.errors import FormatError, IntegrityError
+from vault.i18n import N_
 from vault.store.keytable import unseal
 
 _SEQ_FILE = re.compile(r"([1-9][0-9]{0,8})\.toml\Z")
@@ -47,11 +48,11 @@ def history(v, dossier_id: str, *, member_records: dict | None = None) -> list[d
         try:
             rec = authority.load(v, what, schema="review")
         except FormatError as e:
-            raise IntegrityError(str(e)) from None
+            raise IntegrityError.from_error(e) from None
         if rec["dossier"] != dossier_id or rec["seq"] != int(match.group(1)):
-            raise IntegrityError(f"{what}: belongs to another dossier or place", hint="run 'vault check'")
+            raise IntegrityError(N_("{what}: belongs to another dossier or place"), hint=N_("run 'vault check'"), what=what)
         if rec["signature"]["by"] != rec["by"] or authority.signer_of(v, what) != rec["by"]:
-            raise IntegrityError(f"{what}: not written by its reviewer")
+            raise IntegrityError(N_("{what}: not written by its reviewer"), what=what)
         members.verify_by_member(v, rec, what=what, members=mem)
         out.append(rec)
     return sorted(out, key=lambda r: r["seq"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from vault import plugins
 from vault.errors import PluginError
+from vault.i18n import N_
 
 
 def configured(v, family: str):
@@ -16,5 +17,5 @@ def configured(v, family: str):
     registry = plugins.numbering_schemes(pm) if family == "numbering" else plugins.classifiers(pm)
     registration = registry.get(cfg["scheme"])
     if registration is None:
-        raise PluginError(f"{family} scheme {cfg['scheme']!r} is not installed", hint="see 'vault plugins list'")
+        raise PluginError(N_("{family} scheme {scheme!r} is not installed"), hint=N_("see 'vault plugins list'"), family=family, scheme=cfg['scheme'])
     return registration(dict(cfg.get("options", {})))

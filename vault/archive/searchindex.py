@@ -25,6 +25,7 @@ from vault.archive import members
 from vault.store import make_dir, index, records
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError
+from vault.i18n import N_
 from vault.store.searchdb import SearchDB, pack, unpack
 from vault.store import fsync_dir, remove, remove_tree, replace, write_atomic, write_new
 
@@ -33,7 +34,7 @@ IDENTITY_LABEL = b"vault-search-identity-v1"
 DELTA_PAD = 1024
 #: Merge the deltas into the base once this many have piled up.
 MERGE_AFTER = 64
-REBUILD_HINT = "run 'vault index rebuild' (an archive member rebuilds it from the sealed profiles)"
+REBUILD_HINT = N_("run 'vault index rebuild' (an archive member rebuilds it from the sealed profiles)")
 
 
 def search_dir(root: Path) -> Path:
@@ -60,14 +61,14 @@ def read_recipient(v) -> age.Recipient | None:
     what = "index/search/recipient.toml"
     if not p.exists():
         if (search_dir(v.root) / "base.age").exists():
-            raise IntegrityError(f"{what}: missing", hint=REBUILD_HINT)
+            raise IntegrityError(N_("{what}: missing"), hint=REBUILD_HINT, what=what)
         return None
     rec = records.load_toml(p, schema="search", what=what)
     signer = members.verify_by_member(v, rec, what=what)
     # Whoever could sign this record could have deltas encrypted to a key of their own: only an
     # active member of the archive department may (a former one could otherwise read updates).
     if signer["status"] != "active" or not v.policy.may(signer["roles"], "dossier.read") or rec["by"] != signer["name"]:
-        raise IntegrityError(f"{what}: not signed by an active member of the archive department", hint=REBUILD_HINT)
+        raise IntegrityError(N_("{what}: not signed by an active member of the archive department"), hint=REBUILD_HINT, what=what)
     return age.parse_recipient(rec["recipient"])
 
 
@@ -91,17 +92,17 @@ def _open(v, path: Path, ident: age.Identity, kind: str, may: tuple[str, ...]) -
     try:
         header, body = unpack(age.decrypt_bytes(path.read_bytes(), [ident]))
     except NoIdentityMatchError:
-        raise IntegrityError(f"{what}: not encrypted to the current index key", hint=REBUILD_HINT) from None
+        raise IntegrityError(N_("{what}: not encrypted to the current index key"), hint=REBUILD_HINT, what=what) from None
     except (FormatError, AuthenticationError):
-        raise IntegrityError(f"{what}: damaged or tampered with", hint=REBUILD_HINT) from None
+        raise IntegrityError(N_("{what}: damaged or tampered with"), hint=REBUILD_HINT, what=what) from None
     try:
         signer = members.verify_by_member(v, header, what=what)
     except (IntegrityError, KeyError, TypeError):
-        raise IntegrityError(f"{what}: bad signature (tampered or damaged)", hint=REBUILD_HINT) from None
+        raise IntegrityError(N_("{what}: bad signature (tampered or damaged)"), hint=REBUILD_HINT, what=what) from None
     if header.get("kind") != kind or header.get("by") != signer["name"] \
             or not any(v.policy.may(signer["roles"], a) for a in may) \
             or header.get("body_sha256") != hashlib.sha256(body).hexdigest():
-        raise IntegrityError(f"{what}: not a {kind} its signer {signer['name']} could write", hint=REBUILD_HINT)
+        raise IntegrityError(N_("{what}: not a {kind} its signer {name} could write"), hint=REBUILD_HINT, what=what, kind=kind, name=signer['name'])
     return header, body
 
 
@@ -138,19 +139,19 @@ def open_index(actor, *, key: bytes | None = None) -> Index | None:
         return None
     rcpt = read_recipient(v)
     if rcpt is None or str(rcpt) != age.recipient_of(identity_text(key)):
-        raise IntegrityError("index/search/recipient.toml: does not match the index key", hint=REBUILD_HINT)
+        raise IntegrityError(N_("index/search/recipient.toml: does not match the index key"), hint=REBUILD_HINT)
     header, body = _open(v, base, ident, "base", ("dossier.read",))
     try:
         db = SearchDB(body)
     except FormatError:
-        raise IntegrityError("index/search/base.age: damaged", hint=REBUILD_HINT) from None
+        raise IntegrityError(N_("index/search/base.age: damaged"), hint=REBUILD_HINT) from None
     idx = Index(db, key, int(header.get("through", 0)))
     for seq, p in _delta_paths(v.root):
         if seq <= idx.through:
             continue  # merged already; left by a merge that was interrupted
         h, body = _open(v, p, ident, "delta", ("dossier.update", "dossier.create"))
         if h.get("seq") != seq:
-            raise IntegrityError(f"{_rel(p)}: holds delta {h.get('seq')}", hint=REBUILD_HINT)
+            raise IntegrityError(N_("{rel}: holds delta {seq}"), hint=REBUILD_HINT, rel=_rel(p), seq=h.get('seq'))
         _apply(db, h, json.loads(body))
         idx.deltas.append(p)
     return idx

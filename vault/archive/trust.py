@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Callable
+from vault.i18n import Message, N_
 
 # The role that holds the roots (members, rings, policy): fixed in code, never taken from a policy.
 ROOT_ROLE = "supervisor"
@@ -71,24 +72,24 @@ def is_known_file(path: str) -> bool:
 def _dossier_of(e: Entry, s: State) -> str | None:
     d = s["dossiers"].get(e.get("obj") or "")
     if d is None:
-        return f"names dossier {e.get('obj')!r}, which the history never created"
+        return Message(N_("names dossier {obj!r}, which the history never created"), obj=e.get('obj'))
     if e.get("number") and e["number"].split("/")[0] != d["number"]:
-        return f"names number {e['number']} but dossier {e['obj']} is {d['number']}"
+        return Message(N_("names number {number} but dossier {obj} is {number2}"), number=e['number'], obj=e['obj'], number2=d['number'])
     return None
 
 
 def _live_dossier(e: Entry, s: State) -> str | None:
     why = _dossier_of(e, s)
     if why is None and s["dossiers"][e["obj"]]["destroyed"]:
-        why = f"dossier {e['obj']} was destroyed"
+        why = Message(N_("dossier {obj} was destroyed"), obj=e['obj'])
     return why
 
 
 def _bind_create(e: Entry, s: State) -> str | None:
     if e.get("obj") in s["dossiers"] or not e.get("number"):
-        return "creates a dossier that exists, or without a number"
+        return Message(N_("creates a dossier that exists, or without a number"))
     if e["number"] in s["numbers"]:
-        return f"issues number {e['number']} a second time"
+        return Message(N_("issues number {number} a second time"), number=e['number'])
     return None
 
 
@@ -100,11 +101,11 @@ def _apply_create(e: Entry, s: State) -> None:
 def _bind_member_add(e: Entry, s: State) -> str | None:
     sub = e.get("subject") or {}
     if e.get("obj") in s["members"]:
-        return f"adds member {e.get('obj')}, who exists (names are never reused)"
+        return Message(N_("adds member {obj}, who exists (names are never reused)"), obj=e.get('obj'))
     if not all(isinstance(sub.get(k), t) for k, t in (("key", str), ("roles", list), ("dept", str))):
-        return "adds a member without key, roles and dept"
+        return Message(N_("adds a member without key, roles and dept"))
     if any(m["key"] == sub["key"] for m in s["members"].values()):
-        return "adds a key that already belongs to a member"
+        return Message(N_("adds a key that already belongs to a member"))
     return None
 
 
@@ -117,9 +118,9 @@ def _apply_member_add(e: Entry, s: State) -> None:
 def _bind_member_remove(e: Entry, s: State) -> str | None:
     m = s["members"].get(e.get("obj") or "")
     if m is None or m["status"] != "active":
-        return f"removes {e.get('obj')!r}, who is not an active member"
+        return Message(N_("removes {obj!r}, who is not an active member"), obj=e.get('obj'))
     if e["obj"] == e["member"]:
-        return "a member removes themself"
+        return Message(N_("a member removes themself"))
     return None
 
 
@@ -135,7 +136,7 @@ def _apply_member_remove(e: Entry, s: State) -> None:
 def _bind_policy(e: Entry, s: State) -> str | None:
     want = f"policy/{s['policy_version'] + 1}.toml"
     if set(e.get("records", {})) != {"policy.toml", want}:
-        return f"a policy update must write policy.toml and {want}"
+        return Message(N_("a policy update must write policy.toml and {want}"), want=want)
     return None  # the rings and supervisor rights are compared by authority, which reads the file
 
 
@@ -146,11 +147,11 @@ def _request_right(e: Entry, s: State) -> str:
 
 def _bind_request(e: Entry, s: State) -> str | None:
     if not e.get("ref") or e["ref"] in s["requests"]:
-        return "files a request under a number that exists"
+        return Message(N_("files a request under a number that exists"))
     role = (e.get("subject") or {}).get("approver_role")
     if role is not None and (e["action"] != "request.access"
                              or "dept-head" not in s["members"][e["member"]]["roles"]):
-        return "names an approver role for a request that is not a department head's own consultation"
+        return Message(N_("names an approver role for a request that is not a department head's own consultation"))
     if not e.get("obj") and not e.get("number") and e["action"] == "request.access":
         return None  # a consultation by customer name: the grant resolves it to one dossier
     return _live_dossier(e, s)
@@ -167,21 +168,21 @@ def _apply_request(e: Entry, s: State) -> None:
 def _bind_decision(e: Entry, s: State) -> str | None:
     r = s["requests"].get(e.get("obj") or "")
     if r is None:
-        return f"decides {e.get('obj')!r}, which the history never filed"
+        return Message(N_("decides {obj!r}, which the history never filed"), obj=e.get('obj'))
     if r["decision"] is not None:
-        return f"decides {e['obj']} a second time"
+        return Message(N_("decides {obj} a second time"), obj=e['obj'])
     # Two-person rule on the signers of the entries, never on a typed field.
     if e["member"] == r["by"]:
-        return f"{e['member']} decides their own request {e['obj']}"
+        return Message(N_("{member} decides their own request {obj}"), member=e['member'], obj=e['obj'])
     signer = s["members"][e["member"]]
     if r["approver_role"]:  # a department head's own request: the role the policy named when it was filed
         if r["approver_role"] not in signer["roles"]:
-            return f"{e['member']} is not a {r['approver_role']}, who decides {e['obj']}"
+            return Message(N_("{member} is not a {approver_role}, who decides {obj}"), member=e['member'], approver_role=r['approver_role'], obj=e['obj'])
         return None
     if r["kind"] == "access" and not ("dept-head" in signer["roles"] and signer["dept"] == r["dept"]):
-        return f"{e['member']} is not a head of department {r['dept']}, the requester's"
+        return Message(N_("{member} is not a head of department {dept}, the requester's"), member=e['member'], dept=r['dept'])
     if r["kind"] == "copy" and ROOT_ROLE not in signer["roles"]:
-        return f"{e['member']} is not a supervisor, who decides copies"
+        return Message(N_("{member} is not a supervisor, who decides copies"), member=e['member'])
     return None
 
 
@@ -194,29 +195,29 @@ def _apply_decision(e: Entry, s: State) -> None:
 def _bind_use(e: Entry, s: State) -> str | None:
     r = s["requests"].get(e.get("obj") or "")
     if r is None or r["kind"] != "copy" or r["decision"] != "approved" or r["used"] or r["by"] != e["member"]:
-        return f"uses {e.get('obj')!r}, which is not an unused copy approval of {e['member']}"
+        return Message(N_("uses {obj!r}, which is not an unused copy approval of {member}"), obj=e.get('obj'), member=e['member'])
     return None
 
 
 def _bind_grant(e: Entry, s: State) -> str | None:
     r = s["requests"].get(e.get("obj") or "")
     if r is None or r["kind"] != "access" or r["decision"] != "approved" or r["grant"] is not None:
-        return f"grants {e.get('obj')!r}, which is not an approved, ungranted access request"
+        return Message(N_("grants {obj!r}, which is not an approved, ungranted access request"), obj=e.get('obj'))
     if not e.get("ref") or e["ref"] in s["grants"]:
-        return "grants under a number that exists"
+        return Message(N_("grants under a number that exists"))
     if s["members"][r["by"]]["status"] != "active":
-        return f"grants to {r['by']}, who is no longer a member"
+        return Message(N_("grants to {by}, who is no longer a member"), by=r['by'])
     resolution = f"requests/{e['obj']}.resolution.toml"
     if r["dossier"] is None:  # by customer name: the grant names the dossier it resolved to
         dossier = s["numbers"].get((e.get("number") or "").split("/")[0])
         if dossier is None or resolution not in e.get("records", {}):
-            return "a grant of a request by name resolves it to a dossier the history created"
+            return Message(N_("a grant of a request by name resolves it to a dossier the history created"))
     else:
         dossier = r["dossier"]
         if resolution in e.get("records", {}) or (e.get("number") or "") != r["target"]:
-            return f"grants another object than request {e['obj']} names"
+            return Message(N_("grants another object than request {obj} names"), obj=e['obj'])
     if s["dossiers"][dossier]["destroyed"]:
-        return "grants a destroyed dossier"
+        return Message(N_("grants a destroyed dossier"))
     return None
 
 
@@ -234,7 +235,7 @@ def _apply_grant(e: Entry, s: State) -> None:
 def _bind_close(e: Entry, s: State) -> str | None:
     g = s["grants"].get(e.get("obj") or "")
     if g is None or g["closed"] is not None:
-        return f"closes {e.get('obj')!r}, which is not an open grant"
+        return Message(N_("closes {obj!r}, which is not an open grant"), obj=e.get('obj'))
     return None
 
 
@@ -243,21 +244,21 @@ def _apply_close(e: Entry, s: State) -> None:
 
 
 def _bind_hold_add(e: Entry, s: State) -> str | None:
-    return _live_dossier(e, s) or (f"dossier {e['obj']} is already held" if e["obj"] in s["holds"] else None)
+    return _live_dossier(e, s) or (Message(N_("dossier {obj} is already held"), obj=e['obj']) if e["obj"] in s["holds"] else None)
 
 
 def _bind_hold_remove(e: Entry, s: State) -> str | None:
     if e.get("obj") not in s["holds"]:
-        return f"lifts a hold on {e.get('obj')!r} that is not in force"
+        return Message(N_("lifts a hold on {obj!r} that is not in force"), obj=e.get('obj'))
     # Lifting frees a dossier for destruction: the rank that approves one [R-3.3.2].
     if ROOT_ROLE not in s["members"][e["member"]]["roles"]:
-        return f"{e['member']} is not a supervisor, who lifts holds"
+        return Message(N_("{member} is not a supervisor, who lifts holds"), member=e['member'])
     return None
 
 
 def _bind_destroy_request(e: Entry, s: State) -> str | None:
     if not e.get("ref") or e["ref"] in s["destructions"]:
-        return "files a destruction under a number that exists"
+        return Message(N_("files a destruction under a number that exists"))
     return _live_dossier(e, s)
 
 
@@ -269,9 +270,9 @@ def _apply_destroy_request(e: Entry, s: State) -> None:
 def _bind_destroy_approve(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] != "requested":
-        return f"approves {e.get('obj')!r}, which is not a pending destruction"
+        return Message(N_("approves {obj!r}, which is not a pending destruction"), obj=e.get('obj'))
     if e["member"] == d["by"] or ROOT_ROLE not in s["members"][e["member"]]["roles"]:
-        return "a destruction is approved by a supervisor other than its requester"
+        return Message(N_("a destruction is approved by a supervisor other than its requester"))
     return None
 
 
@@ -283,12 +284,12 @@ def _apply_destroy_approve(e: Entry, s: State) -> None:
 def _bind_destroy_close(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] not in ("requested", "approved"):
-        return f"closes {e.get('obj')!r}, which is not a destruction that has not started"
+        return Message(N_("closes {obj!r}, which is not a destruction that has not started"), obj=e.get('obj'))
     sup = ROOT_ROLE in s["members"][e["member"]]["roles"]
     if e["action"] == "destroy.cancel" and not (sup or e["member"] == d["by"]):
-        return "a destruction is cancelled by its requester or a supervisor"
+        return Message(N_("a destruction is cancelled by its requester or a supervisor"))
     if e["action"] == "destroy.deny" and not (sup and e["member"] != d["by"]):
-        return "a destruction is denied by a supervisor other than its requester"
+        return Message(N_("a destruction is denied by a supervisor other than its requester"))
     return None
 
 
@@ -299,9 +300,9 @@ def _apply_destroy_close(e: Entry, s: State) -> None:
 def _bind_destroy_start(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] != "approved":
-        return f"starts {e.get('obj')!r}, which is not an approved destruction"
+        return Message(N_("starts {obj!r}, which is not an approved destruction"), obj=e.get('obj'))
     if d["dossier"] in s["holds"]:
-        return "starts a destruction of a dossier under a legal hold"
+        return Message(N_("starts a destruction of a dossier under a legal hold"))
     return None
 
 
@@ -313,19 +314,19 @@ def _apply_destroy_start(e: Entry, s: State) -> None:
 def _bind_destroy_step(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] not in ("executing", "executed"):
-        return f"records a step of {e.get('obj')!r}, which is not being executed"
+        return Message(N_("records a step of {obj!r}, which is not being executed"), obj=e.get('obj'))
     return None
 
 
 def _bind_destroy_execute(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] != "executing":
-        return f"executes {e.get('obj')!r}, which is not an approved destruction whose execution started"
+        return Message(N_("executes {obj!r}, which is not an approved destruction whose execution started"), obj=e.get('obj'))
     if d["dossier"] in s["holds"]:
-        return "executes a destruction of a dossier under a legal hold"
+        return Message(N_("executes a destruction of a dossier under a legal hold"))
     for p in e.get("records", {}):
         if p != f"dossiers/{d['dossier']}/manifest.toml":
-            return f"writes {p}, outside the dossier the approved request names"
+            return Message(N_("writes {p}, outside the dossier the approved request names"), p=p)
     return None
 
 
@@ -342,15 +343,15 @@ def _apply_destroy_execute(e: Entry, s: State) -> None:
 def _bind_certify(e: Entry, s: State) -> str | None:
     d = s["destructions"].get(e.get("obj") or "")
     if d is None or d["state"] != "executed" or d.get("certificate") is not None:
-        return f"certifies {e.get('obj')!r}, which is not an executed, uncertified destruction"
+        return Message(N_("certifies {obj!r}, which is not an executed, uncertified destruction"), obj=e.get('obj'))
     if d["executed_by"] != e["member"] and ROOT_ROLE not in s["members"][e["member"]]["roles"]:
-        return "a certificate is signed by the member who executed the destruction, or a supervisor"
+        return Message(N_("a certificate is signed by the member who executed the destruction, or a supervisor"))
     return None
 
 
 def _bind_intake(e: Entry, s: State) -> str | None:
     if not e.get("ref") or e["ref"] in s["intake"]:
-        return "decides a submission twice"
+        return Message(N_("decides a submission twice"))
     return _live_dossier(e, s) if e["action"] == "intake.accept" else None
 
 
@@ -368,20 +369,20 @@ ARCHIVE_ROLES = frozenset({"archivist", ROOT_ROLE})
 
 def _archive_dept(e: Entry, s: State) -> str | None:
     if not ARCHIVE_ROLES & set(s["members"][e["member"]]["roles"]):
-        return f"{e['member']} does not work in the archive, which keeps the paper originals"
+        return Message(N_("{member} does not work in the archive, which keeps the paper originals"), member=e['member'])
     return None
 
 
 def _bind_paper_lend(e: Entry, s: State) -> str | None:
     if not e.get("ref") or e["ref"] in s["loans"]:
-        return "lends under a loan number that exists"
+        return Message(N_("lends under a loan number that exists"))
     return _archive_dept(e, s) or _live_dossier(e, s)
 
 
 def _bind_paper_return(e: Entry, s: State) -> str | None:
     loan = s["loans"].get(e.get("ref") or "")
     if loan is None or loan["returned"] or loan["dossier"] != e.get("obj"):
-        return f"returns {e.get('ref')!r}, which is not an open loan of dossier {e.get('obj')}"
+        return Message(N_("returns {loan!r}, which is not an open loan of dossier {dossier}"), loan=e.get('ref'), dossier=e.get('obj'))
     return _archive_dept(e, s) or _live_dossier(e, s)
 
 

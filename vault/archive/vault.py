@@ -14,6 +14,7 @@ from vault import clock
 from vault.store import index, records
 from vault.crypto import age
 from vault.errors import FormatError, InputError, NotFoundError, PermissionDeniedError
+from vault.i18n import N_
 from vault.store.identity import MemberKey, PublicKey
 from vault.archive.policy import DEFAULT_POLICY, Policy
 from vault.store import TMP_PREFIX, VaultLock, confined, fsync_dir, make_dir, remove, remove_tree, sweep_temporaries
@@ -67,7 +68,7 @@ class Vault:
         numbering = dict(numbering or DEFAULT_NUMBERING)
         root = Path(root)
         if root.exists() and any(root.iterdir()) and not _clear_interrupted_init(root):
-            raise InputError(f"{root} exists and is not empty", hint="choose a new directory for the vault")
+            raise InputError(N_("{root} exists and is not empty"), hint=N_("choose a new directory for the vault"), root=root)
         make_dir(root, parents=True)
         ring_ids = {name: age.generate_identity("mlkem768x25519") for name in DEFAULT_POLICY["rings"]}
         ring_rcpts = [age.parse_recipient(age.recipient_of(s)) for s in ring_ids.values()]
@@ -107,18 +108,18 @@ class Vault:
         root = Path(root)
         cfg_path = root / "vault.toml"
         if not cfg_path.is_file():
-            raise NotFoundError(f"no vault at {root}", param="vault")
+            raise NotFoundError(N_("no vault at {root}"), param="vault", root=root)
         config = records.load_toml(cfg_path, what="vault.toml")
         if config.get("format") == 1:
-            raise FormatError("vault.toml: this vault has format 1; this version of vault reads format 2",
-                              hint="a supervisor runs 'vault migrate' once (back the vault up first)")
+            raise FormatError(N_("vault.toml: this vault has format 1; this version of vault reads format 2"),
+                              hint=N_("a supervisor runs 'vault migrate' once (back the vault up first)"))
         if config.get("format") != FORMAT_VERSION:
-            raise FormatError(f"vault.toml: unsupported format {config.get('format')!r}", hint="upgrade vault")
+            raise FormatError(N_("vault.toml: unsupported format {format!r}"), hint=N_("upgrade vault"), format=config.get('format'))
         records.validate(config, "vault", what="vault.toml")
         if "genesis_records" not in config:
-            raise FormatError("vault.toml: format 2 without genesis_records", hint="the genesis record is damaged")
+            raise FormatError(N_("vault.toml: format 2 without genesis_records"), hint=N_("the genesis record is damaged"))
         if (root / "audit" / "v2-log.jsonl").exists():
-            raise FormatError("an interrupted migration", hint="run 'vault migrate' again to finish it")
+            raise FormatError(N_("an interrupted migration"), hint=N_("run 'vault migrate' again to finish it"))
         return cls(root, config)
 
     @property
@@ -139,9 +140,9 @@ class Vault:
             if rec["key"] == line:
                 if rec["status"] != "active":
                     Actor(self, rec, ident).audit("vault.open", outcome="refused")
-                    raise PermissionDeniedError(f"member {rec['name']} has been removed from this vault")
+                    raise PermissionDeniedError(N_("member {name} has been removed from this vault"), name=rec['name'])
                 return Actor(self, rec, ident)
-        raise PermissionDeniedError("this identity is not a member of this vault", param="member_identity")
+        raise PermissionDeniedError(N_("this identity is not a member of this vault"), param="member_identity")
 
 
 class _SweepingLock:

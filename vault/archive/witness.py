@@ -18,6 +18,7 @@ from typing import Any
 
 from vault.errors import InputError, IntegrityError
 from vault.store import make_dir, unconfined, write_atomic
+from vault.i18n import Message, N_
 
 ANCHOR_PREFIX = "vault-anchor-1"
 
@@ -73,7 +74,7 @@ def save(v, st: dict[str, Any]) -> None:
         write_atomic(_path(v), data, mode=0o600, sync=False)
 
 
-def check_extends(v, point: tuple[int, str], *, who: str = "this client") -> None:
+def check_extends(v, point: tuple[int, str], *, who: str = Message(N_("this client"))) -> None:
     """IntegrityError unless the log's entry ``count`` has hash ``head`` (the history extends it)."""
     count, head = point
     if count == 0:
@@ -83,9 +84,8 @@ def check_extends(v, point: tuple[int, str], *, who: str = "this client") -> Non
     except FileNotFoundError:
         lines = []
     if len(lines) < count or not lines[count - 1] or hashlib.sha256(lines[count - 1]).hexdigest() != head:
-        raise IntegrityError(f"audit/log.jsonl: history cut or rolled back: {who} verified entry {count} "
-                             f"with hash {head[:16]}…, which the log no longer has",
-                             hint="restore the vault from a backup that extends it")
+        raise IntegrityError(N_("audit/log.jsonl: history cut or rolled back: {who} verified entry {count} with hash {head}…, which the log no longer has"),
+                             hint=N_("restore the vault from a backup that extends it"), who=who, count=count, head=head[:16])
 
 
 def anchor_line(v, st: dict[str, Any]) -> str:
@@ -95,7 +95,7 @@ def anchor_line(v, st: dict[str, Any]) -> str:
 def parse_anchor(v, line: str) -> tuple[int, str]:
     parts = line.split()
     if len(parts) != 4 or parts[0] != ANCHOR_PREFIX or not parts[2].isdigit() or len(parts[3]) != 64:
-        raise InputError("not an anchor line", hint=f"pass the line 'vault audit anchor' printed ({ANCHOR_PREFIX} …)")
+        raise InputError(N_("not an anchor line"), hint=N_("pass the line 'vault audit anchor' printed ({ANCHOR_PREFIX} …)"), ANCHOR_PREFIX=ANCHOR_PREFIX)
     if parts[1] != v.fingerprint.replace(" ", ""):
-        raise IntegrityError("the anchor is for another vault (fingerprint differs)")
+        raise IntegrityError(N_("the anchor is for another vault (fingerprint differs)"))
     return int(parts[2]), parts[3]

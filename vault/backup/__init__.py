@@ -20,6 +20,7 @@ from vault.backup.verifier import VerifyReport
 from vault import clock
 from vault.crypto import age
 from vault.errors import NotFoundError, PluginError, VaultError
+from vault.store.counting import Progress
 from vault.archive import holds, schedule
 from vault.backup import mirror, restorer as _restore, retention as _prune, verifier as _verify
 
@@ -37,16 +38,16 @@ def list_snapshots(target: Any, *, cache: Path | None = None, pm=None) -> list[d
 
 
 def verify(target: Any, *, read_fraction: float = 0.0, identities: Sequence[age.Identity] | None = None,
-           cache: Path | None = None, pm=None, rng=None) -> VerifyReport:
+           cache: Path | None = None, pm=None, rng=None, progress: Progress | None = None) -> VerifyReport:
     """Check that every object a snapshot needs is on ``target``; see ``vault.backup.verify.verify``."""
     return _verify.verify(Repo(target, cache=cache, pm=pm), read_fraction=read_fraction,
-                          identities=identities, rng=rng)
+                          identities=identities, rng=rng, progress=progress)
 
 
 def restore(target: Any, snapshot: str, dest: Path, identities: Sequence[age.Identity], *,
-            cache: Path | None = None, pm=None) -> RestoreReport:
+            cache: Path | None = None, pm=None, progress: Progress | None = None) -> RestoreReport:
     """Rebuild ``snapshot`` (id prefix or ``latest``) into the new directory ``dest``; needs a ring member."""
-    return _restore.restore(Repo(target, cache=cache, pm=pm), snapshot, Path(dest), identities)
+    return _restore.restore(Repo(target, cache=cache, pm=pm), snapshot, Path(dest), identities, progress=progress)
 
 
 def prune(target: Any, *, keep_daily: int = 0, keep_weekly: int = 0, keep_monthly: int = 0,

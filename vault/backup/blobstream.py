@@ -12,17 +12,18 @@ import hashlib
 import shutil
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from vault.backup.repo import Repo, data_name
 from vault.errors import IntegrityError, NotFoundError
+from vault.i18n import Message, N_
 from vault.store import atomic_writer
 
 CHUNK = 1 << 20
 
 
 def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: dict[str, list[list[Any]]],
-                  dest: Path) -> list[Path]:
+                  dest: Path, step: Callable[[int], None] = lambda n: None) -> list[Path]:
     """Write every file of ``by_blob`` (blob id -> tree entries [path, blob, size, mode]) under ``dest``.
 
     :return: the files written (not yet synced: the caller syncs them all at once).
@@ -30,7 +31,7 @@ def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: d
     by_pack: dict[str, list[str]] = defaultdict(list)
     for b in by_blob:
         if b not in index:
-            raise IntegrityError(f"{repo.url}: blob {b[:16]} is in no pack", hint="run 'vault backup verify'")
+            raise IntegrityError(N_("{url}: blob {b} is in no pack"), hint=N_("run 'vault backup verify'"), url=repo.url, b=b[:16])
         by_pack[index[b][0]].append(b)
     written: list[Path] = []
     for pack_id, wanted in sorted(by_pack.items()):
@@ -38,18 +39,18 @@ def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: d
         try:
             src = repo.open(name)
         except NotFoundError:
-            raise IntegrityError(f"{repo.url}: {name} is missing", hint="run 'vault backup verify'") from None
+            raise IntegrityError(N_("{url}: {name} is missing"), hint=N_("run 'vault backup verify'"), url=repo.url, name=name) from None
         try:
             pos = 0
             for b in sorted(wanted, key=lambda x: index[x][1]):
                 _, off, ln = index[b]
                 if off < pos:
-                    raise IntegrityError(f"{repo.url}: the index has overlapping blobs in {name}",
-                                         hint="run 'vault backup verify'")
+                    raise IntegrityError(N_("{url}: the index has overlapping blobs in {name}"),
+                                         hint=N_("run 'vault backup verify'"), url=repo.url, name=name)
                 _skip(src, off - pos, name, repo.url)
                 first, *others = by_blob[b]
                 path = dest / first[0]
-                _copy_blob(src, ln, b, path, first[3], f"{repo.url}: blob {b[:16]} in {name}")
+                _copy_blob(src, ln, b, path, first[3], Message(N_("{url}: blob {b} in {name}"), url=repo.url, b=b[:16], name=name), step)
                 written.append(path)
                 for entry in others:  # the same content at several paths: copied from the first
                     other = dest / entry[0]
@@ -57,6 +58,7 @@ def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: d
                     with open(path, "rb") as f, atomic_writer(other, mode=entry[3] & 0o777, sync=False) as out:
                         shutil.copyfileobj(f, out, CHUNK)
                     written.append(other)
+                    step(ln)
                 pos = off + ln
         finally:
             getattr(src, "close", lambda: None)()
@@ -73,11 +75,12 @@ def _skip(src: BinaryIO, n: int, name: str, url: str) -> None:
     while n:
         got = src.read(min(n, CHUNK))
         if not got:
-            raise IntegrityError(f"{url}: {name} is shorter than the index says", hint="run 'vault backup verify'")
+            raise IntegrityError(N_("{url}: {name} is shorter than the index says"), hint=N_("run 'vault backup verify'"), url=url, name=name)
         n -= len(got)
 
 
-def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, what: str) -> None:
+def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, what: str,
+               step: Callable[[int], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     h = hashlib.sha256()
     with atomic_writer(path, mode=mode & 0o777, sync=False) as out:
@@ -85,9 +88,10 @@ def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, wha
         while left:
             chunk = src.read(min(left, CHUNK))
             if not chunk:
-                raise IntegrityError(f"{what} is cut short", hint="run 'vault backup verify'")
+                raise IntegrityError(N_("{what} is cut short"), hint=N_("run 'vault backup verify'"), what=what)
             h.update(chunk)
             out.write(chunk)
             left -= len(chunk)
+            step(len(chunk))
         if h.hexdigest() != blob:  # raised inside the block: the temporary file is removed, not renamed
-            raise IntegrityError(f"{what} is damaged", hint="run 'vault backup verify'")
+            raise IntegrityError(N_("{what} is damaged"), hint=N_("run 'vault backup verify'"), what=what)

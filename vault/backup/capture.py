@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault.archive import members
-from vault.store import TMP_PREFIX, close_lock, make_dir, open_lock, remove_tree, seam
+from vault.store import close_lock, make_dir, open_lock, remove_tree, seam, TMP_PREFIX
+from vault.i18n import Message, N_
 
 #: Staging directories are made inside the vault root (hard links need one file system). Readers
 #: skip them: they hold no ``.tmp-`` names and sit outside every directory the vault reads.
@@ -78,7 +79,7 @@ def _audit_lock(root: Path):
     if not path.parent.is_dir():
         yield
         return
-    fd = open_lock(path, exclusive=False, wait=30.0, what="the audit trail")
+    fd = open_lock(path, exclusive=False, wait=30.0, what=Message(N_("the audit trail")))
     try:
         yield
     finally:

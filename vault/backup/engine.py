@@ -21,6 +21,7 @@ from typing import Any, Callable, Generator, Iterator
 
 from vault import clock
 from vault.errors import InputError
+from vault.i18n import N_
 from vault.archive import authority
 import vault.backup.mirror as mirror
 import vault.backup.packs as packs
@@ -312,8 +313,8 @@ def _refuse_inside(v, target: Any) -> None:
         path = Path(os.path.realpath(urllib.parse.urlparse(target).path or "/"))
         root = Path(os.path.realpath(v.root))
         if path == root or path.is_relative_to(root):
-            raise InputError("the backup target lies inside the vault directory",
-                             hint="back up to another disk or host")
+            raise InputError(N_("the backup target lies inside the vault directory"),
+                             hint=N_("back up to another disk or host"))
 
 
 def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, cache: Path | None = None,

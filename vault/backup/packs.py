@@ -8,6 +8,7 @@ import struct
 from dataclasses import dataclass, field
 
 from vault.errors import IntegrityError
+from vault.i18n import N_
 
 #: Blobs smaller than this are packed together; larger ones get a pack of their own.
 SMALL_BLOB = 1 << 20
@@ -53,7 +54,7 @@ class PackBuilder:
 def read_trailer(pack_id: str, data: bytes) -> list[list]:
     """The blob list of a pack, after checking that the pack's bytes hash to its id."""
     if sha256_hex(data) != pack_id:
-        raise IntegrityError(f"pack {pack_id[:16]}: damaged (its bytes do not hash to its name)")
+        raise IntegrityError(N_("pack {pack_id}: damaged (its bytes do not hash to its name)"), pack_id=pack_id[:16])
     try:
         (n,) = _TRAILER.unpack(data[-4:])
         header = json.loads(data[-4 - n : -4])
@@ -62,7 +63,7 @@ def read_trailer(pack_id: str, data: bytes) -> list[list]:
             raise ValueError
         return entries
     except (struct.error, ValueError, KeyError, TypeError):
-        raise IntegrityError(f"pack {pack_id[:16]}: damaged (its blob list does not parse)") from None
+        raise IntegrityError(N_("pack {pack_id}: damaged (its blob list does not parse)"), pack_id=pack_id[:16]) from None
 
 
 def blobs_of(pack_id: str, data: bytes, entries: list[list]) -> dict[str, bytes]:
@@ -71,6 +72,6 @@ def blobs_of(pack_id: str, data: bytes, entries: list[list]) -> dict[str, bytes]
     for blob_id, off, ln in entries:
         blob = data[off : off + ln]
         if sha256_hex(blob) != blob_id:
-            raise IntegrityError(f"pack {pack_id[:16]}: blob {blob_id[:16]} is damaged")
+            raise IntegrityError(N_("pack {pack_id}: blob {blob_id} is damaged"), pack_id=pack_id[:16], blob_id=blob_id[:16])
         out[blob_id] = blob
     return out

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from vault import clock
 from vault.backup.packs import sha256_hex
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PluginError, VaultError
+from vault.i18n import Message, N_
 from vault.store import write_atomic
 from vault import plugins
 
@@ -40,7 +41,7 @@ def _check_snapshot(snap: dict[str, Any], name: str) -> None:
     except (KeyError, TypeError, AttributeError):
         ok = False
     if not ok:
-        raise IntegrityError(f"{name}: does not parse", hint="run 'vault backup verify'")
+        raise IntegrityError(N_("{name}: does not parse"), hint=N_("run 'vault backup verify'"), name=name)
 
 
 def data_name(pack_id: str) -> str:
@@ -58,8 +59,8 @@ def open_target(target: Any, *, pm=None) -> Any:
     scheme = urlsplit(target).scheme
     registry = plugins.backup_targets(pm or plugins.get_plugin_manager())
     if scheme not in registry:
-        raise InputError(f"no backup target for URL scheme {scheme or '(none)'!r}",
-                         hint=f"use one of: {', '.join(s + '://' for s in sorted(registry))}")
+        raise InputError(N_("no backup target for URL scheme {value!r}"),
+                         hint=N_("use one of: {schemes}"), value=scheme or '(none)', schemes=', '.join(s + '://' for s in sorted(registry)))
     try:
         return registry[scheme](target)
     except PluginError as exc:
@@ -140,8 +141,8 @@ class Repo:
             pass
         data = self.get(name)
         if sha256_hex(data) != oid:
-            raise IntegrityError(f"{name}: damaged (its bytes do not hash to its name)",
-                                 hint="run 'vault backup verify' on the target")
+            raise IntegrityError(N_("{name}: damaged (its bytes do not hash to its name)"),
+                                 hint=N_("run 'vault backup verify' on the target"), name=name)
         try:
             write_atomic(cached, data, sync=False)
         except OSError:
@@ -160,10 +161,10 @@ class Repo:
         try:
             obj = json.loads(data)
         except ValueError:
-            raise IntegrityError(f"{name}: does not parse") from None
+            raise IntegrityError(N_("{name}: does not parse"), name=name) from None
         if not isinstance(obj, dict) or obj.get("format") != REPO_FORMAT:
-            raise FormatError(f"{name}: unsupported format {obj.get('format') if isinstance(obj, dict) else None!r}",
-                              hint="upgrade vault")
+            raise FormatError(N_("{name}: unsupported format {format!r}"),
+                              hint=N_("upgrade vault"), name=name, format=obj.get('format') if isinstance(obj, dict) else None)
         return obj
 
     # -- config ----------------------------------------------------------------------------------
@@ -176,15 +177,15 @@ class Repo:
         try:
             cfg = json.loads(data)
         except ValueError:
-            raise IntegrityError(f"{self.url}: config does not parse") from None
+            raise IntegrityError(N_("{url}: config does not parse"), url=self.url) from None
         if cfg.get("format") != REPO_FORMAT:
-            raise FormatError(f"{self.url}: unsupported repository format {cfg.get('format')!r}", hint="upgrade vault")
+            raise FormatError(N_("{url}: unsupported repository format {format!r}"), hint=N_("upgrade vault"), url=self.url, format=cfg.get('format'))
         return cfg
 
     def require_config(self) -> dict[str, Any]:
         cfg = self.config()
         if cfg is None:
-            raise NotFoundError(f"{self.url}: no vault backup here", hint="check the URL, or run 'vault backup run' first")
+            raise NotFoundError(N_("{url}: no vault backup here"), hint=N_("check the URL, or run 'vault backup run' first"), url=self.url)
         return cfg
 
     def init_or_check(self, vault_id: str) -> dict[str, Any]:
@@ -195,8 +196,8 @@ class Repo:
             self.put(CONFIG, json.dumps(cfg, sort_keys=True).encode())
             cfg = self.require_config()  # a concurrent first run may have won: read what is there
         if cfg.get("vault_id") != vault_id:
-            raise ConflictError(f"{self.url} holds backups of another vault ({cfg.get('vault_id')})",
-                                hint="give each vault its own target URL (or prefix)")
+            raise ConflictError(N_("{url} holds backups of another vault ({vault_id})"),
+                                hint=N_("give each vault its own target URL (or prefix)"), url=self.url, vault_id=cfg.get('vault_id'))
         return cfg
 
     # -- index -----------------------------------------------------------------------------------
@@ -218,7 +219,7 @@ class Repo:
                             raise ValueError
                         blobs[blob_id] = (pack_id, off, ln)
             except (KeyError, TypeError, ValueError, AttributeError):
-                raise IntegrityError(f"{name}: does not parse", hint="run 'vault backup verify'") from None
+                raise IntegrityError(N_("{name}: does not parse"), hint=N_("run 'vault backup verify'"), name=name) from None
         return blobs, packs, names
 
     def write_index(self, packs: dict[str, dict[str, Any]]) -> str | None:
@@ -245,12 +246,12 @@ class Repo:
         snaps = self.snapshots()
         if prefix == "latest":
             if not snaps:
-                raise NotFoundError(f"{self.url}: no snapshots")
+                raise NotFoundError(N_("{url}: no snapshots"), url=self.url)
             return snaps[-1]
         found = [s for s in snaps if s["id"].startswith(prefix.lower())] if prefix else []
         if len(found) != 1:
-            what = "no snapshot" if not found else "more than one snapshot"
-            raise NotFoundError(f"{self.url}: {what} matches {prefix!r}", hint="see 'vault backup list'")
+            what = Message(N_("no snapshot")) if not found else Message(N_("more than one snapshot"))
+            raise NotFoundError(N_("{url}: {what} matches {prefix!r}"), hint=N_("see 'vault backup list'"), url=self.url, what=what, prefix=prefix)
         return found[0]
 
     # -- locks -----------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from vault.crypto import age
 from vault.errors import (AuthenticationError, FormatError, InputError, IntegrityError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError)
 from vault.store import sync_files, write_atomic
+from vault.store.counting import Progress, no_progress
+from vault.i18n import Message, N_
 
 
 def fetch_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], blob_ids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
@@ -23,20 +25,20 @@ def fetch_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], blob_ids: It
     by_pack: dict[str, list[str]] = defaultdict(list)
     for b in set(blob_ids):
         if b not in index:
-            raise IntegrityError(f"{repo.url}: blob {b[:16]} is in no pack", hint="run 'vault backup verify'")
+            raise IntegrityError(N_("{url}: blob {b} is in no pack"), hint=N_("run 'vault backup verify'"), url=repo.url, b=b[:16])
         by_pack[index[b][0]].append(b)
     for pack_id, wanted in sorted(by_pack.items()):
         try:
             data = repo.get(data_name(pack_id))
         except NotFoundError:
-            raise IntegrityError(f"{repo.url}: {data_name(pack_id)} is missing", hint="run 'vault backup verify'") from None
+            raise IntegrityError(N_("{url}: {data_name} is missing"), hint=N_("run 'vault backup verify'"), url=repo.url, data_name=data_name(pack_id)) from None
         if packs.sha256_hex(data) != pack_id:
-            raise IntegrityError(f"{repo.url}: {data_name(pack_id)} is damaged", hint="run 'vault backup verify'")
+            raise IntegrityError(N_("{url}: {data_name} is damaged"), hint=N_("run 'vault backup verify'"), url=repo.url, data_name=data_name(pack_id))
         for b in wanted:
             _, off, ln = index[b]
             blob = data[off : off + ln]
             if packs.sha256_hex(blob) != b:
-                raise IntegrityError(f"{repo.url}: blob {b[:16]} in {data_name(pack_id)} is damaged")
+                raise IntegrityError(N_("{url}: blob {b} in {data_name} is damaged"), url=repo.url, b=b[:16], data_name=data_name(pack_id))
             yield b, blob
 
 
@@ -48,7 +50,7 @@ def open_tree(repo: Repo, snap: dict[str, Any], identities: Sequence[age.Identit
     the key tables of that snapshot.
     """
     if not isinstance(snap.get("tree"), str) or not _HEX64.match(snap["tree"]):
-        raise IntegrityError(f"snapshot {snap['id'][:8]}: names no valid tree", hint="run 'vault backup verify'")
+        raise IntegrityError(N_("snapshot {id}: names no valid tree"), hint=N_("run 'vault backup verify'"), id=snap['id'][:8])
     blob = repo.get_verified(TREES + snap["tree"])
     ids = list(identities)
     try:
@@ -63,14 +65,14 @@ def open_tree(repo: Repo, snap: dict[str, Any], identities: Sequence[age.Identit
         except NoIdentityMatchError:
             continue
         except (FormatError, AuthenticationError, UnicodeDecodeError):
-            raise IntegrityError(f"snapshot {snap['id'][:8]}: a ring file is damaged") from None
+            raise IntegrityError(N_("snapshot {id}: a ring file is damaged"), id=snap['id'][:8]) from None
     try:
         return _parse_tree(age.decrypt_bytes(blob, ids)), ids
     except NoIdentityMatchError:
-        raise PermissionDeniedError(f"snapshot {snap['id'][:8]}: your identity opens neither its tree nor its rings",
-                                    hint="restoring needs a member of the archive ring at the time of the snapshot") from None
+        raise PermissionDeniedError(N_("snapshot {id}: your identity opens neither its tree nor its rings"),
+                                    hint=N_("restoring needs a member of the archive ring at the time of the snapshot"), id=snap['id'][:8]) from None
     except (FormatError, AuthenticationError):
-        raise IntegrityError(f"{TREES}{snap['tree']}: damaged or tampered with") from None
+        raise IntegrityError(N_("{TREES}{tree}: damaged or tampered with"), TREES=TREES, tree=snap['tree']) from None
 
 
 def _parse_tree(data: bytes) -> dict[str, Any]:
@@ -91,7 +93,7 @@ def _parse_tree(data: bytes) -> dict[str, Any]:
                 raise ValueError
         return tree
     except (ValueError, TypeError, AttributeError):
-        raise IntegrityError("snapshot tree does not parse") from None
+        raise IntegrityError(N_("snapshot tree does not parse")) from None
 
 
 def confined(dest: Path, rel: str, *, what: str) -> Path:
@@ -102,14 +104,14 @@ def confined(dest: Path, rel: str, *, what: str) -> Path:
     """
     parts = rel.split("/") if isinstance(rel, str) else [""]
     if not isinstance(rel, str) or rel.startswith("/") or any(p in ("", ".", "..") or "\x00" in p or "\\" in p for p in parts):
-        raise IntegrityError(f"{what}: the tree names a path outside the restore directory ({rel[:80]!r})",
-                             hint="the backup target has been tampered with")
+        raise IntegrityError(N_("{what}: the tree names a path outside the restore directory ({rel!r})"),
+                             hint=N_("the backup target has been tampered with"), what=what, rel=rel[:80])
     out = dest.joinpath(*parts)
     for p in [out, *out.parents]:
         if p == dest:
             break
         if p.is_symlink():
-            raise IntegrityError(f"{what}: {rel[:80]!r} leads through a symbolic link", hint="restore into a new directory")
+            raise IntegrityError(N_("{what}: {rel!r} leads through a symbolic link"), hint=N_("restore into a new directory"), what=what, rel=rel[:80])
     return out
 
 
@@ -135,11 +137,12 @@ class RestoreReport:
         return dict(self.__dict__)
 
 
-def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Identity]) -> RestoreReport:
+def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Identity], *,
+            progress: Progress | None = None) -> RestoreReport:
     """Rebuild snapshot ``snapshot`` (an id prefix or ``latest``) into the new directory ``dest``."""
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise InputError(f"{dest} exists and is not empty", hint="restore into a new directory")
+        raise InputError(N_("{dest} exists and is not empty"), hint=N_("restore into a new directory"), dest=dest)
     repo.require_config()
     snap = repo.resolve(snapshot)
     index, _, _ = repo.load_index()
@@ -147,7 +150,7 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
     rep = RestoreReport(snapshot=snap["id"], dest=str(dest))
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     by_blob: dict[str, list[list]] = defaultdict(list)
-    what = f"snapshot {snap['id'][:8]}"
+    what = Message(N_("snapshot {id}"), id=snap['id'][:8])
     for entry in tree["files"]:
         path, blob, size, mode = entry
         confined(dest, path, what=what)  # every path checked before the first byte is written
@@ -156,11 +159,11 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
         rep.bytes += size
     for rel in tree.get("keys", {}):
         if not (rel.startswith("keys/") and mirror.is_table_name(rel[len("keys/"):])):
-            raise IntegrityError(f"{what}: the tree names a key table {rel[:80]!r} that is none",
-                                 hint="the backup target has been tampered with")
+            raise IntegrityError(N_("{what}: the tree names a key table {rel!r} that is none"),
+                                 hint=N_("the backup target has been tampered with"), what=what, rel=rel[:80])
         confined(dest, rel, what=what)
     # Every path was confined above, before the first byte is written (restore makes no links).
-    written = blobstream.restore_blobs(repo, index, by_blob, dest)
+    written = blobstream.restore_blobs(repo, index, by_blob, dest, step=(progress or no_progress)(rep.bytes))
     latest = mirror.generations(repo)
     for rel, sha_then in sorted(tree.get("keys", {}).items()):
         table = rel[len("keys/"):]
@@ -185,7 +188,7 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
 def _get_generation(repo: Repo, gen: mirror.Generation) -> bytes:
     data = repo.get(gen.name)
     if packs.sha256_hex(data) != gen.sha256:
-        raise IntegrityError(f"{repo.url}: {gen.name} is damaged")
+        raise IntegrityError(N_("{url}: {name} is damaged"), url=repo.url, name=gen.name)
     return data
 
 

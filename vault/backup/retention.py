@@ -8,6 +8,7 @@ from typing import Any
 
 from vault.backup.repo import INDEX, SNAPSHOTS, TREES, Repo, data_name, parse_time
 from vault.errors import ConflictError, NotFoundError, UsageError
+from vault.i18n import Message, N_
 
 #: The keep rules and the calendar bucket of each (UTC): the newest snapshot of each of the last N
 #: buckets that have a snapshot is kept, as ``restic forget --keep-*`` does.
@@ -31,6 +32,11 @@ class PruneReport:
         return dict(self.__dict__)
 
 
+#: Why prune keeps a snapshot the keep rules would forget (a held dossier's, or records still retained).
+ONLY_COPY = (N_("holds the only copy of protected dossier {d}"),
+             N_("holds the only copy of {count} record(s) of dossier {d} whose retention has not ended"))
+
+
 def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: AbstractSet[str],
            retained: Mapping[str, AbstractSet[str] | None] | None = None) -> dict[str, list[str]]:
     """Which snapshots to keep (id -> reasons), newest first; ``snaps`` oldest first.
@@ -40,7 +46,7 @@ def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: Abstrac
         dossier's blobs), from ``vault.archive.schedule.retained_records``.
     """
     if not any(keep.get(r, 0) > 0 for r in RULES):
-        raise UsageError("no keep rule given: prune would forget every snapshot",
+        raise UsageError(N_("no keep rule given: prune would forget every snapshot"),
                          param="keep")
     kept: dict[str, list[str]] = {}
     newest_first = sorted(snaps, key=lambda s: (s["time"], s.get("order", 0), s["id"]), reverse=True)
@@ -73,8 +79,7 @@ def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: Abstrac
             continue
         only = {d: b - have for d, b in guarded(s).items() if b - have}
         if only:
-            kept[s["id"]] = [f"holds the only copy of protected dossier {d}" if d in protected else
-                             f"holds the only copy of {len(b)} record(s) of dossier {d} whose retention has not ended"
+            kept[s["id"]] = [Message(ONLY_COPY[0], d=d) if d in protected else Message(ONLY_COPY[1], count=len(b), d=d)
                              for d, b in sorted(only.items())]
             have.update(*only.values())
     return kept
@@ -90,8 +95,8 @@ def prune(repo: Repo, *, keep: dict[str, int], protected: AbstractSet[str] = fro
     lock = repo.lock("prune") if not dry_run else None
     try:
         if lock and repo.live_locks(mine=[lock]):
-            raise ConflictError(f"{repo.url}: a backup or prune is running on this target",
-                                hint="retry when it has finished (a lock left by a dead run expires after 6 hours)")
+            raise ConflictError(N_("{url}: a backup or prune is running on this target"),
+                                hint=N_("retry when it has finished (a lock left by a dead run expires after 6 hours)"), url=repo.url)
         return _prune(repo, keep, protected, retained, dry_run)
     finally:
         if lock:

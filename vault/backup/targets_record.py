@@ -9,6 +9,7 @@ import tomli_w
 from vault import clock
 from vault.store import records
 from vault.errors import FormatError, IntegrityError
+from vault.i18n import N_
 from vault.store import write_atomic
 
 FILE = "backups.toml"
@@ -21,7 +22,7 @@ def _load(v) -> list[dict[str, Any]]:
     except FileNotFoundError:
         return []
     except FormatError as e:
-        raise IntegrityError(str(e), hint="restore it from a backup, or fix it by hand") from None
+        raise IntegrityError.from_error(e, hint=N_("restore it from a backup, or fix it by hand")) from None
     return data["targets"]
 
 

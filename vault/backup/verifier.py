@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import random
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import vault.backup.mirror as mirror
 import vault.backup.packs as packs
@@ -13,7 +13,9 @@ from vault.backup.repo import DATA, INDEX, SNAPSHOTS, TREES, Repo, data_name
 from vault.backup.restorer import open_tree
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
+from vault.store.counting import Progress, no_progress
 from vault.store.keytable import KeyTable
+from vault.i18n import Message, N_
 
 
 class _Null(io.RawIOBase):
@@ -45,7 +47,7 @@ class VerifyReport:
 
 
 def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.Identity] | None = None,
-           rng: random.Random | None = None) -> VerifyReport:
+           rng: random.Random | None = None, progress: Progress | None = None) -> VerifyReport:
     """Check the repository; ``read_fraction`` of the packs (0 to 1) are downloaded and checked byte by byte.
 
     With ``identities`` every snapshot's tree is decrypted and compared with its cleartext references,
@@ -63,38 +65,42 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
                 for b, off, ln in p["blobs"]:
                     blobs[b] = (pack_id, off, ln)
         except VaultError as e:
-            rep.problems.append(str(e))
+            rep.problems.append(e.message)
     rep.packs = len(pack_entries)
     for pack_id in sorted(pack_entries):
         if data_name(pack_id) not in present:
-            rep.problems.append(f"{data_name(pack_id)}: missing (named by the index)")
+            rep.problems.append(Message(N_("{data_name}: missing (named by the index)"), data_name=data_name(pack_id)))
     snaps, trees = [], set(repo.list(TREES))
     for sid in repo.snapshot_ids():
         try:
             snap = repo.get_json(SNAPSHOTS + sid)
         except VaultError as e:
-            rep.problems.append(str(e))
+            rep.problems.append(e.message)
             continue
         snap["id"] = sid
         snaps.append(snap)
         rep.snapshots += 1
         if TREES + snap["tree"] not in trees:
-            rep.problems.append(f"{TREES}{snap['tree']}: missing (tree of snapshot {sid[:8]})")
+            rep.problems.append(Message(N_("{TREES}{tree}: missing (tree of snapshot {sid})"), TREES=TREES, tree=snap['tree'], sid=sid[:8]))
         refs = set(snap["other"]).union(*snap["dossiers"].values())
         for b in sorted(refs):
             if b not in blobs:
-                rep.problems.append(f"blob {b[:16]}: missing (in no pack; needed by snapshot {sid[:8]})")
+                rep.problems.append(Message(N_("blob {b}: missing (in no pack; needed by snapshot {sid})"), b=b[:16], sid=sid[:8]))
             elif data_name(blobs[b][0]) not in present:
-                rep.problems.append(f"{data_name(blobs[b][0])}: missing (holds blob {b[:16]} of snapshot {sid[:8]})")
+                rep.problems.append(Message(N_("{data_name}: missing (holds blob {b} of snapshot {sid})"), data_name=data_name(blobs[b][0]), b=b[:16], sid=sid[:8]))
     gens = mirror.generations(repo)
+    sample = _sample(pack_entries, read_fraction, rng or random.Random()) if read_fraction > 0 else []
+    again = _sample(pack_entries, read_fraction or 1.0, random.Random(0)) if identities is not None else []
+    # The bytes of the packs downloaded: once to hash them, and again to decrypt their documents.
+    step = (progress or no_progress)(sum(_pack_size(pack_entries[p]) for p in [*sample, *again]))
     if read_fraction > 0:
-        _read_data(repo, rep, pack_entries, present, read_fraction, rng or random.Random())
+        _read_data(repo, rep, pack_entries, present, sample, step)
         for gs in gens.values():
             for g in gs:
                 if not g.deleted and packs.sha256_hex(repo.get(g.name)) != g.sha256:
-                    rep.problems.append(f"{g.name}: damaged (its bytes do not hash to its name)")
+                    rep.problems.append(Message(N_("{name}: damaged (its bytes do not hash to its name)"), name=g.name))
     if identities is not None:
-        _decrypt(repo, rep, snaps, blobs, pack_entries, present, read_fraction, identities, gens)
+        _decrypt(repo, rep, snaps, blobs, pack_entries, present, again, identities, gens, step)
     return rep
 
 
@@ -105,38 +111,43 @@ def _sample(pack_entries: dict[str, list], fraction: float, rng: random.Random) 
     return sorted(rng.sample(ids, max(1, round(len(ids) * fraction)) if ids else 0))
 
 
+def _pack_size(entries: list) -> int:
+    return max((off + ln for _, off, ln in entries), default=0)
+
+
 def _read_data(repo: Repo, rep: VerifyReport, pack_entries: dict[str, list], present: set[str],
-               fraction: float, rng: random.Random) -> None:
-    for pack_id in _sample(pack_entries, fraction, rng):
+               sample: list[str], step: Callable[[int], None]) -> None:
+    for pack_id in sample:
         name = data_name(pack_id)
+        step(_pack_size(pack_entries[pack_id]))
         if name not in present:
             continue  # already named as missing
         data = repo.get(name)
         rep.packs_read += 1
         if packs.sha256_hex(data) != pack_id:
-            rep.problems.append(f"{name}: damaged (its bytes do not hash to its name)")
+            rep.problems.append(Message(N_("{name}: damaged (its bytes do not hash to its name)"), name=name))
         for b, off, ln in pack_entries[pack_id]:
             rep.blobs_read += 1
             if packs.sha256_hex(data[off : off + ln]) != b:
-                rep.problems.append(f"{name}: blob {b[:16]} damaged")
+                rep.problems.append(Message(N_("{name}: blob {b} damaged"), name=name, b=b[:16]))
 
 
 def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack_entries: dict[str, list],
-             present: set[str], fraction: float, identities: Sequence[age.Identity],
-             gens: dict[str, list[mirror.Generation]]) -> None:
+             present: set[str], sample: list[str], identities: Sequence[age.Identity],
+             gens: dict[str, list[mirror.Generation]], step: Callable[[int], None]) -> None:
     documents: dict[str, str] = {}  # blob -> dossier id, for document blobs
     ring_ids: list[age.Identity] = list(identities)
     for snap in snaps:
         try:
             tree, ids = open_tree(repo, snap, ring_ids, blobs)
         except VaultError as e:
-            rep.problems.append(f"snapshot {snap['id'][:8]}: {e}")
+            rep.problems.append(Message(N_("snapshot {id}: {e}"), id=snap['id'][:8], e=e))
             continue
         ring_ids = ids
         listed = {f[1] for f in tree["files"]}
         cleartext = set(snap["other"]).union(*snap["dossiers"].values())
         if listed != cleartext:
-            rep.problems.append(f"snapshot {snap['id'][:8]}: its tree and its cleartext references differ")
+            rep.problems.append(Message(N_("snapshot {id}: its tree and its cleartext references differ"), id=snap['id'][:8]))
         for path, blob, _, _ in tree["files"]:
             parts = path.split("/")
             if len(parts) == 4 and parts[0] == "dossiers" and parts[2] == "documents":
@@ -149,10 +160,11 @@ def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack
             plain = age.decrypt_bytes(repo.get(gs[-1].name), ring_ids)
             tables[table[:-4]] = KeyTable.from_bytes(plain, what=gs[-1].name)
         except NoIdentityMatchError:
-            rep.notes.append(f"{gs[-1].name}: not readable with your identity")
+            rep.notes.append(Message(N_("{name}: not readable with your identity"), name=gs[-1].name))
         except (FormatError, AuthenticationError, VaultError):
-            rep.problems.append(f"{gs[-1].name}: does not decrypt (damaged or tampered with)")
-    for pack_id in _sample(pack_entries, fraction or 1.0, random.Random(0)):
+            rep.problems.append(Message(N_("{name}: does not decrypt (damaged or tampered with)"), name=gs[-1].name))
+    for pack_id in sample:
+        step(_pack_size(pack_entries[pack_id]))
         wanted = [(b, off, ln) for b, off, ln in pack_entries[pack_id] if b in documents]
         if not wanted or data_name(pack_id) not in present:
             continue
@@ -165,7 +177,7 @@ def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack
                 age.decrypt(io.BytesIO(data[off : off + ln]), _Null(), [doc_table.identity()])
                 rep.documents_decrypted += 1
             except NoIdentityMatchError:
-                rep.notes.append(f"blob {b[:16]}: its key is no longer mirrored (shredded)")
+                rep.notes.append(Message(N_("blob {b}: its key is no longer mirrored (shredded)"), b=b[:16]))
             except (FormatError, AuthenticationError):
-                rep.problems.append(f"{data_name(pack_id)}: blob {b[:16]} fails authentication")
+                rep.problems.append(Message(N_("{data_name}: blob {b} fails authentication"), data_name=data_name(pack_id), b=b[:16]))
 

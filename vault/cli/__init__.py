@@ -7,6 +7,7 @@ handling live here; each area's commands live in their own module and attach to 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 from pathlib import Path
@@ -17,9 +18,12 @@ from typing import TYPE_CHECKING
 import click
 
 from vault.cli import hints
+from vault.cli.labels import cell, field, problems_summary, report_lines, state  # noqa: F401  (the commands' helpers)
+from vault.cli.localised import LazyText, bind_click
 from vault.cli.lazy import LazyGroup
 from vault.errors import (ConflictError, FormatError, IntegrityError, InputError, LockError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError, PluginError, UsageError, VaultError)
+from vault.i18n import N_, _
 
 if TYPE_CHECKING:
     from vault.archive.vault import Vault
@@ -27,27 +31,47 @@ if TYPE_CHECKING:
 
 # Every error reaches the user with a hint: the library's own when it has one, else this one.
 DEFAULT_HINTS: dict[type, str] = {
-    UsageError: "see 'vault COMMAND --help'",
-    InputError: "see 'vault COMMAND --help' for what the command accepts",
-    NotFoundError: "check the name or number; the 'list' command of its group shows what exists",
-    PermissionDeniedError: "ask a supervisor; roles and their rights are in 'vault policy show'",
-    IntegrityError: "run 'vault check' to see every damaged file; restore from a backup if needed",
-    FormatError: "the file is damaged or not what was expected; run 'vault check'",
-    ConflictError: "see the object's state with its 'show' or 'list' command",
-    NoIdentityMatchError: "check --identity and the passphrase",
-    LockError: "another vault command is running; retry when it has finished",
-    PluginError: "see 'vault plugins list'",
+    UsageError: N_("see 'vault COMMAND --help'"),
+    InputError: N_("see 'vault COMMAND --help' for what the command accepts"),
+    NotFoundError: N_("check the name or number; the 'list' command of its group shows what exists"),
+    PermissionDeniedError: N_("ask a supervisor; roles and their rights are in 'vault policy show'"),
+    IntegrityError: N_("run 'vault check' to see every damaged file; restore from a backup if needed"),
+    FormatError: N_("the file is damaged or not what was expected; run 'vault check'"),
+    ConflictError: N_("see the object's state with its 'show' or 'list' command"),
+    NoIdentityMatchError: N_("check --identity and the passphrase"),
+    LockError: N_("another vault command is running; retry when it has finished"),
+    PluginError: N_("see 'vault plugins list'"),
+}
+
+
+def _english_hint(err: VaultError) -> str:
+    if err.param in hints.PARAM_HINTS:
+        return hints.PARAM_HINTS[err.param]
+    for cls in type(err).__mro__:
+        if cls in DEFAULT_HINTS:
+            return DEFAULT_HINTS[cls]
+    return "run the command again with --help"
+
+
+# The system's words for the errors a user meets, in the catalogue (the C library speaks English here:
+# the vault never sets a locale).
+_OS_ERRORS = {
+    errno.ENOENT: N_("No such file or directory"), errno.EACCES: N_("Permission denied"),
+    errno.EPERM: N_("Operation not permitted"), errno.ENOSPC: N_("No space left on device"),
+    errno.EEXIST: N_("File exists"), errno.EISDIR: N_("Is a directory"), errno.ENOTDIR: N_("Not a directory"),
+    errno.EROFS: N_("Read-only file system"), errno.ENAMETOOLONG: N_("File name too long"),
+    errno.EDQUOT: N_("Disk quota exceeded"), errno.EIO: N_("Input/output error"),
 }
 
 
 def hint_for(err: VaultError) -> str:
     """The hint shown under an error: the error's own, else the one for its class."""
     if err.hint:
-        return err.hint
+        return err.render_hint(_)
     for cls in type(err).__mro__:
         if cls in DEFAULT_HINTS:
-            return DEFAULT_HINTS[cls]
-    return "run the command again with --help"
+            return _(DEFAULT_HINTS[cls])
+    return _("run the command again with --help")
 
 
 class Ctx:
@@ -64,14 +88,14 @@ class Ctx:
 
         if self._vault is None:
             if not self.vault_dir:
-                raise InputError("no vault given", hint="pass --vault DIR or set VAULT_DIR")
+                raise InputError(N_("no vault given"), hint=N_("pass --vault DIR or set VAULT_DIR"))
             self._vault = Vault.open(Path(self.vault_dir))
         return self._vault
 
     def actor(self):
         return self.vault.act_as(self.member_key())
 
-    def member_key(self, missing: str = "this command needs your identity") -> MemberKey:
+    def member_key(self, missing: str = N_("this command needs your identity")) -> MemberKey:
         """The running agent when it holds the identity asked for (or any, when none is asked for);
         else the identity file, unlocked with the passphrase."""
         from vault.store import identity
@@ -81,11 +105,11 @@ class Ctx:
         if held is not None:
             return held
         if not self.identity_file:
-            raise InputError(missing, hint="pass --identity FILE or set VAULT_IDENTITY")
+            raise InputError(missing, hint=N_("pass --identity FILE or set VAULT_IDENTITY"))
         path = Path(self.identity_file)
         if not path.is_file():
-            raise InputError(f"identity file {path} not found", hint="pass --identity FILE or set VAULT_IDENTITY")
-        return identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
+            raise InputError(N_("identity file {path} not found"), hint=N_("pass --identity FILE or set VAULT_IDENTITY"), path=path)
+        return identity.load_identity(path, _passphrase(_("Passphrase for {name}").format(name=path.name)))
 
     def maybe_actor(self):
         """The acting member when an identity is given (to open sealed texts), else None."""
@@ -99,7 +123,7 @@ def _passphrase(prompt: str, *, confirm: bool = False) -> str:
     if p is not None:
         return p
     if not sys.stdin.isatty():
-        raise InputError("no passphrase available", hint="run on a terminal, or set VAULT_PASSPHRASE_FILE")
+        raise InputError(N_("no passphrase available"), hint=N_("run on a terminal, or set VAULT_PASSPHRASE_FILE"))
     return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
 
 
@@ -119,10 +143,10 @@ def render(value: Any, indent: str = "") -> str:
     if isinstance(value, dict):
         for k, v in value.items():
             if isinstance(v, (dict, list)) and v:
-                lines.append(f"{indent}{k}:")
+                lines.append(f"{indent}{field(k)}:")
                 lines.append(render(v, indent + "  "))
             else:
-                lines.append(f"{indent}{k}: {_scalar(v)}")
+                lines.append(f"{indent}{field(k)}: {_scalar(v)}")
     elif isinstance(value, list):
         for item in value:
             if isinstance(item, dict) and item:
@@ -140,21 +164,36 @@ def _scalar(v: Any) -> str:
     if v is None or v == [] or v == {}:
         return "-"
     if isinstance(v, bool):
-        return "yes" if v else "no"
+        return _("yes") if v else _("no")
     return str(v)
 
 
 @contextlib.contextmanager
 def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on a terminal (stderr); silent when piped."""
-    if total > 1 and sys.stderr.isatty():
-        with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
-            yield bar.update
-    else:
-        yield lambda n: None
+    """A progress bar of ``total`` bytes on a terminal (stderr); silent when piped or under --json."""
+    from vault.cli.progress import bar
+
+    with bar(total, label) as step:
+        yield step
 
 
-json_opt = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@contextlib.contextmanager
+def bars(label: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
+    """For library calls that report progress (``vault.store.counting.Progress``): a bar per call, on a
+    terminal only, closed when the block ends."""
+    from vault.cli.progress import factory
+
+    with contextlib.ExitStack() as stack:
+        yield factory(stack, label)
+
+
+def _note_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta["vault.json"] = True  # shared by every context: the error handler answers in JSON too
+    return value
+
+
+json_opt = click.option("--json", "as_json", is_flag=True, callback=_note_json, help="Print JSON instead of text.")
 
 
 #: Longest argument accepted: a value this long is a mistake or an attack, and would otherwise be
@@ -179,23 +218,32 @@ def check_arguments(values: list[Any], *, argv: bool = False) -> None:
         if not isinstance(v, str):
             continue
         if argv and not v:
-            raise InputError("an argument is empty", hint="leave out an option you do not want to set")
+            raise InputError(N_("an argument is empty"), hint=N_("leave out an option you do not want to set"))
         if "\x00" in v:
-            raise InputError("an argument contains a NUL byte", hint="check the command line")
+            raise InputError(N_("an argument contains a NUL byte"), hint=N_("check the command line"))
         if len(v) > MAX_ARGUMENT:
-            raise InputError(f"an argument is longer than {MAX_ARGUMENT} characters", hint="check the command line")
+            raise InputError(N_("an argument is longer than {MAX_ARGUMENT} characters"), hint=N_("check the command line"), MAX_ARGUMENT=MAX_ARGUMENT)
         try:
             v.encode("utf-8")
         except UnicodeEncodeError:
             # Linux hands undecodable argv bytes over as lone surrogates; records are UTF-8.
-            raise InputError(f"argument {one_line(v, 60)!r} is not valid UTF-8",
-                             hint="use UTF-8 text; rename a file whose name is not UTF-8") from None
+            raise InputError(N_("argument {v!r} is not valid UTF-8"),
+                             hint=N_("use UTF-8 text; rename a file whose name is not UTF-8"), v=one_line(v, 60)) from None
 
 
 def _say(message: str, hint: str = "") -> None:
-    click.echo(f"vault: error: {one_line(message)}", err=True)
+    click.echo(_("vault: error: {message}").format(message=one_line(message)), err=True)
     if hint:
-        click.echo(f"vault: hint: {one_line(hint)}", err=True)
+        click.echo(_("vault: hint: {hint}").format(hint=one_line(hint)), err=True)
+
+
+def _say_json(ctx: click.Context, err: VaultError, hint: str) -> None:
+    """Under ``--json`` an error is also a JSON object on standard output, in English whatever the language."""
+    if ctx.meta.get("vault.json"):
+        from vault.archive.vault import dumps_json
+
+        click.echo(dumps_json({"error": {"code": err.code, "message": str(err),
+                                         "hint": err.render_hint(str) if err.hint else hint}}))
 
 
 class _Reported(click.ClickException):
@@ -212,7 +260,8 @@ class _Reported(click.ClickException):
 
 def _usage_hint(e: click.ClickException) -> str:
     ctx = getattr(e, "ctx", None)
-    return f"see '{ctx.command_path} --help'" if ctx is not None else "see 'vault --help'"
+    return (_("see '{command} --help'").format(command=ctx.command_path) if ctx is not None
+            else _("see 'vault --help'"))
 
 
 class ArchiveNumber(click.ParamType):
@@ -254,26 +303,37 @@ class VaultGroup(LazyGroup):
             return super().invoke(ctx)
         except VaultError as e:
             _say(hints.message(e), hints.hint(e) or hint_for(e))
+            _say_json(ctx, e, _english_hint(e))
             ctx.exit(hints.exit_code(e))
         except click.ClickException as e:
             _say(e.format_message(), _usage_hint(e))
+            if ctx.meta.get("vault.json"):
+                from vault.archive.vault import dumps_json
+
+                # click words its message in the reader's language, and --json is the same in every
+                # language: the code says what went wrong, the text is on standard error.
+                click.echo(dumps_json({"error": {"code": "usage", "hint": N_("see the command's --help")}}))
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
-            click.echo("vault: interrupted; nothing was changed", err=True)
+            click.echo(_("vault: interrupted; nothing was changed"), err=True)
             ctx.exit(130)
         except OSError as e:
-            _say(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "), "check the path, its permissions and the free space")
+            reason = _(_OS_ERRORS[e.errno]) if e.errno in _OS_ERRORS else (e.strerror or str(e))
+            _say(f"{reason}: {e.filename or ''}".rstrip(": "), _("check the path, its permissions and the free space"))
             ctx.exit(1)
 
 
 @click.group(cls=VaultGroup)
 @click.option("--vault", "vault_dir", envvar="VAULT_DIR", type=click.Path(file_okay=False), help="Vault directory (env VAULT_DIR).")
 @click.option("--identity", "identity_file", envvar="VAULT_IDENTITY", type=click.Path(dir_okay=False), help="Your identity file (env VAULT_IDENTITY).")
-@click.version_option(package_name="vault")
+@click.version_option(package_name="vault", message=LazyText(N_("%(prog)s, version %(version)s")))
 @click.pass_context
 def cli(ctx: click.Context, vault_dir: str | None, identity_file: str | None) -> None:
     """Keep customer dossiers encrypted and run the archive office's procedure on them."""
     ctx.obj = Ctx(vault_dir, identity_file)
+
+
+bind_click()
 
 
 def main() -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import click
 
+from vault.cli.localised import LocalisedGroup
+
 from vault.office import access, find
 
 from vault.archive import grants
 from vault.archive import audit
 from vault import clock
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt, one_line
+from vault.cli import NUMBER, Ctx, cli, emit, field, json_opt, one_line, state
 from vault.archive.manifests import parse_date
 from vault.errors import IntegrityError, UsageError
+from vault.i18n import _, N_, render
 
 
 @cli.group("request")
@@ -20,14 +23,15 @@ def request_grp() -> None:
 
 
 def _req_line(r: dict) -> str:
-    target = r["target"] or "(customer name)"
-    return f"{r['number']}  {r['kind']:<6} {target:<22} {r['requester']:<14} {r['state']}"
+    target = r["target"] or _("(customer name)")
+    return f"{r['number']}  {r['kind']:<6} {target:<22} {r['requester']:<14} {state(r['state'])}"
 
 
 def text_lines(r: dict, keys: tuple[str, ...], indent: str = "  ") -> str:
     """Sealed free texts as lines: the text where this member may read it, else "(sealed)"."""
-    return "".join(f"\n{indent}{k.replace('_', ' ')}: {'(sealed)' if r[k] is None else r[k]}"
-                   for k in keys if k in r)
+    sealed = _("(sealed)")
+    return "".join(f"\n{indent}{field(k)}: {sealed if r[k] is None else r[k]}" for k in keys if k in r)
+
 
 
 def _req_text(r: dict) -> str:
@@ -43,7 +47,7 @@ def _req_text(r: dict) -> str:
 def request_access(obj: Ctx, number: str | None, customer: str | None, purpose: str, as_json: bool) -> None:
     """Ask to consult a dossier, by archive number or by customer name; your department head approves."""
     if (number is None) == (customer is None):
-        raise click.UsageError("give the archive number or --customer NAME")
+        raise click.UsageError(_("give the archive number or --customer NAME"))
     no = access.create_request(obj.actor(), "access", number, purpose, customer=customer)
     emit({"number": no}, as_json, no)
 
@@ -75,7 +79,7 @@ def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
     if mine or pending:  # where people decide or follow their own: the texts they may read
         for r in rows:
             r.update(grants.texts(obj.vault, r["number"], actor))
-    emit(rows, as_json, lambda rs: "\n".join(_req_text(r) for r in rs) or "(no requests)")
+    emit(rows, as_json, lambda rs: "\n".join(_req_text(r) for r in rs) or _("(no requests)"))
 
 
 @request_grp.command("show")
@@ -90,7 +94,7 @@ def request_show(obj: Ctx, req: str, as_json: bool, reveal: bool) -> None:
     st.update(grants.texts(obj.vault, req, obj.maybe_actor()))
     if reveal:
         st["customer"] = grants.customer_name(obj.actor(), req)
-    emit(st, as_json, lambda r: _req_text(r) + (f"\ncustomer: {r['customer']}" if "customer" in r else ""))
+    emit(st, as_json, lambda r: _req_text(r) + (f"\n{field('customer')}: {r['customer']}" if "customer" in r else ""))
 
 
 @request_grp.command("approve")
@@ -112,7 +116,7 @@ def request_deny(obj: Ctx, req: str, reason: str, as_json: bool) -> None:
     emit(access.decide(obj.actor(), req, approve=False, reason=reason), as_json, _req_line)
 
 
-class _GrantGroup(click.Group):
+class _GrantGroup(LocalisedGroup):
     """``vault grant REQ`` creates a grant; ``vault grant list|revoke|sweep`` manage them."""
 
     def resolve_command(self, ctx, args):
@@ -137,7 +141,7 @@ def grant_create(obj: Ctx, req: str, hours: int, as_json: bool, number: str | No
     actor = obj.actor()
     by_name = grants.status(obj.vault, req).get("by_name")
     if number is not None and not by_name:  # not silently ignored: the granter meant something by it
-        raise UsageError(f"request {req} names its dossier already", hint="leave out --number")
+        raise UsageError(N_("request {req} names its dossier already"), hint=N_("leave out --number"), req=req)
     resolved = find.resolve_customer(actor, req, choose=number) if by_name else None
     gno = access.grant(actor, req, hours=hours, resolved=resolved)
     emit({"number": gno}, as_json, gno)
@@ -150,8 +154,8 @@ def grant_list(obj: Ctx, as_json: bool) -> None:
     """List grants and their state."""
     rows = grants.list_grants(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{g['number']}  {g['target']:<22} {g['grantee']:<14} until {g['expires_at']}  {g['state']}" for g in rs)
-        or "(no grants)")
+        f"{g['number']}  {g['target']:<22} {g['grantee']:<14} " + _("until {time}").format(time=g["expires_at"])
+        + f"  {state(g['state'])}" for g in rs) or _("(no grants)"))
 
 
 @grant_grp.command("revoke")
@@ -161,7 +165,7 @@ def grant_list(obj: Ctx, as_json: bool) -> None:
 def grant_revoke(obj: Ctx, grant: str, as_json: bool) -> None:
     """Revoke a grant now."""
     access.revoke(obj.actor(), grant)
-    emit({"revoked": grant}, as_json, f"revoked {grant}")
+    emit({"revoked": grant}, as_json, _("revoked {grant}").format(grant=grant))
 
 
 @grant_grp.command("sweep")
@@ -170,7 +174,7 @@ def grant_revoke(obj: Ctx, grant: str, as_json: bool) -> None:
 def grant_sweep(obj: Ctx, as_json: bool) -> None:
     """Close every expired grant (safe to run from cron; needs no dossier key)."""
     swept = access.sweep(obj.actor())
-    emit({"swept": swept}, as_json, f"swept {len(swept)} expired grant(s)")
+    emit({"swept": swept}, as_json, _("swept {count} expired grant(s)").format(count=len(swept)))
 
 
 @cli.group("audit")
@@ -190,7 +194,7 @@ def audit_log(obj: Ctx, number: str | None, member: str | None, since: str | Non
     actor.require("audit.read")
     res = audit.verify(obj.vault)
     if not res.ok:
-        raise IntegrityError(res.problems[0], hint="run 'vault audit verify' for details")
+        raise IntegrityError(res.problems[0], hint=N_("run 'vault audit verify' for details"))
     since = parse_date(since) if since else None
     rows = [e for e in audit.entries(obj.vault)
             if (not number or e.get("number", "").split("/")[0] == number.split("/")[0])
@@ -199,7 +203,7 @@ def audit_log(obj: Ctx, number: str | None, member: str | None, since: str | Non
     actor.audit("audit.read")
     emit(rows, as_json, lambda rs: "\n".join(one_line(
         f"{e['seq']:>6} {e['at']} {e['member']:<14} {e['action']:<22} {e['outcome']:<8} "
-        f"{e.get('number', '')} {e.get('ref', '')}".rstrip(), limit=1000) for e in rs) or "(no entries)")
+        f"{e.get('number', '')} {e.get('ref', '')}".rstrip(), limit=1000) for e in rs) or _("(no entries)"))
 
 
 @audit_grp.command("verify")
@@ -210,9 +214,10 @@ def audit_verify(obj: Ctx, as_json: bool) -> None:
     res = audit.verify(obj.vault)
     data = {"ok": res.ok, "entries": res.count, "problems": res.problems, "notes": res.notes,
             "checked_at": clock.stamp()}
-    emit(data, as_json, lambda d: "\n".join([*(f"problem: {p}" for p in d["problems"]),
-                                             *(f"note: {n}" for n in d["notes"]),
-                                             f"{d['entries']} entries; {'intact' if d['ok'] else 'BROKEN'}"]))
+    emit(data, as_json, lambda d: "\n".join([*(_("problem: {problem}").format(problem=render(p)) for p in d["problems"]),
+                                             *(_("note: {note}").format(note=render(n)) for n in d["notes"]),
+                                             (_("{count} entries; intact") if d["ok"] else _("{count} entries; BROKEN"))
+                                             .format(count=d["entries"])]))
     if not res.ok:
         raise SystemExit(1)
 
@@ -227,6 +232,6 @@ def audit_anchor(obj: Ctx, as_json: bool) -> None:
 
     res = audit.verify(obj.vault)
     if not res.ok:
-        raise IntegrityError(res.problems[0], hint="run 'vault audit verify' for details")
+        raise IntegrityError(res.problems[0], hint=N_("run 'vault audit verify' for details"))
     line = witness.anchor_line(obj.vault, res.replay.state)
     emit({"anchor": line, "entries": res.count}, as_json, line)

@@ -10,6 +10,7 @@ import click
 
 from vault.cli import Ctx, _passphrase, cli, emit, json_opt
 from vault.errors import InputError, UsageError
+from vault.i18n import _, N_
 
 _DURATION = re.compile(r"(\d+)([smhd]?)\Z")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -18,7 +19,7 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def _seconds(text: str, what: str) -> int:
     m = _DURATION.match(text.strip())
     if not m or int(m[1]) == 0:
-        raise UsageError(f"bad {what} {text!r}", hint="write a positive number of seconds, minutes or hours: 90s, 15m, 8h")
+        raise UsageError(N_("bad {what} {text!r}"), hint=N_("write a positive number of seconds, minutes or hours: 90s, 15m, 8h"), what=what, text=text)
     return int(m[1]) * _UNIT[m[2] or "s"]
 
 
@@ -46,20 +47,21 @@ def agent_start(obj: Ctx, idle_timeout: str, lifetime: str, socket_path: str | N
 
     idle, life = _seconds(idle_timeout, "--idle-timeout"), _seconds(lifetime, "--lifetime")
     if not obj.identity_file:
-        raise InputError("the agent needs an identity to unlock", hint="pass --identity FILE or set VAULT_IDENTITY")
+        raise InputError(N_("the agent needs an identity to unlock"), hint=N_("pass --identity FILE or set VAULT_IDENTITY"))
     path = Path(obj.identity_file)
     if not path.is_file():
-        raise InputError(f"identity file {path} not found", hint="pass --identity FILE or set VAULT_IDENTITY")
+        raise InputError(N_("identity file {path} not found"), hint=N_("pass --identity FILE or set VAULT_IDENTITY"), path=path)
     sock = Path(socket_path).absolute() if socket_path else paths.default_socket()
     harden.no_core_dumps()  # before the secret is in this process: the daemon is forked from it
-    ident = identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
+    ident = identity.load_identity(path, _passphrase(_("Passphrase for {name}").format(name=path.name)))
     pid = daemon.start(ident, path, sock, idle_timeout=idle, lifetime=life)
     if as_json:
         emit({"socket": str(sock), "pid": pid}, True, "")
         return
     quoted = shlex.quote(str(sock))
     click.echo(f"VAULT_AGENT_SOCK={quoted}; export VAULT_AGENT_SOCK;")
-    click.echo(f"echo Agent pid {pid};")
+    said = _("Agent pid {pid}").format(pid=pid)
+    click.echo(f"echo {shlex.quote(said)};")  # shown by the shell that evaluates these lines
 
 
 @agent_grp.command("stop")
@@ -71,11 +73,11 @@ def agent_stop(obj: Ctx, as_json: bool) -> None:
     from vault.errors import NotFoundError
 
     if not daemon.stop():
-        raise NotFoundError(f"no agent is running at {paths.socket_path()}")
+        raise NotFoundError(N_("no agent is running at {socket_path}"), socket_path=paths.socket_path())
     if as_json:
         emit({"stopped": True}, True, "")
     else:
-        click.echo("agent stopped", err=True)
+        click.echo(_("agent stopped"), err=True)
 
 
 @agent_grp.command("status")
@@ -88,11 +90,10 @@ def agent_status(obj: Ctx, as_json: bool) -> None:
 
     st = daemon.status()
     if st is None:
-        raise NotFoundError(f"no agent is running at {paths.socket_path()}",
-                            hint='start one with: eval "$(vault agent start)"')
+        raise NotFoundError(N_("no agent is running at {socket_path}"),
+                            hint=N_('start one with: eval "$(vault agent start)"'), socket_path=paths.socket_path())
     emit(st, as_json, lambda s: (
-        f"agent pid {s['pid']} at {s['socket']}\n"
-        f"identity: {s['identity_file']}\n"
-        f"public key: {s['public']}\n"
-        f"exits after {int(s['idle_left'])} s idle (timeout {int(s['idle_timeout'])} s), "
-        f"{int(s['lifetime_left'])} s at most"))
+        _("agent pid {pid} at {socket}\nidentity: {identity}\npublic key: {public}\n"
+          "exits after {idle} s idle (timeout {timeout} s), {life} s at most").format(
+            pid=s["pid"], socket=s["socket"], identity=s["identity_file"], public=s["public"], idle=int(s["idle_left"]),
+            timeout=int(s["idle_timeout"]), life=int(s["lifetime_left"]))))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import re
 import sys
@@ -12,8 +11,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import click
 
 from vault import backup
-from vault.cli import Ctx, cli, emit, json_opt, progress
+from vault.cli import Ctx, bars, cli, emit, json_opt, problems_summary, report_lines
 from vault.errors import UsageError
+from vault.i18n import N_, _
+from vault.i18n import render as tr
+from vault.backup.retention import ONLY_COPY
 
 _DURATION = re.compile(r"(\d+)([dhm]?)\Z")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)%?\Z")
@@ -26,13 +28,13 @@ def _with_endpoint(url: str, endpoint: str | None) -> str:
     """
     if "://" not in url:
         if not url.strip():
-            raise UsageError("the backup target is empty", hint="give a directory, file:///dir or s3://bucket/prefix")
+            raise UsageError(N_("the backup target is empty"), hint=N_("give a directory, file:///dir or s3://bucket/prefix"))
         url = Path(url).expanduser().resolve().as_uri()
     if not endpoint:
         return url
     parts = urlsplit(url)
     if parts.scheme != "s3":
-        raise UsageError("--endpoint-url is for s3:// targets only")
+        raise UsageError(N_("--endpoint-url is for s3:// targets only"))
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     query["endpoint"] = endpoint
     return parts._replace(query=urlencode(query)).geturl()
@@ -41,14 +43,14 @@ def _with_endpoint(url: str, endpoint: str | None) -> str:
 def _duration(text: str) -> _dt.timedelta:
     m = _DURATION.match(text.strip())
     if not m:
-        raise UsageError(f"bad duration {text!r}", hint="write a number of days, hours or minutes: 7d, 36h, 90m")
+        raise UsageError(N_("bad duration {text!r}"), hint=N_("write a number of days, hours or minutes: 7d, 36h, 90m"), text=text)
     n, unit = int(m[1]), m[2] or "d"
     return _dt.timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: n})
 
 
 def _identities(obj: Ctx) -> list:
     """The member's own age identity; the snapshot's ring files lead from it to the rings (no vault needed)."""
-    return [obj.member_key("this needs a ring member's identity").age_identity()]
+    return [obj.member_key(N_("this needs a ring member's identity")).age_identity()]
 
 
 def _size(n: float) -> str:
@@ -79,14 +81,14 @@ def backup_grp() -> None:
 def backup_run(obj: Ctx, target: str, endpoint_url: str | None, key_window: str, as_json: bool) -> None:
     """Snapshot the vault to TARGET; needs no identity (only ciphertext and signed records leave)."""
     url = _with_endpoint(target, endpoint_url)
-    with contextlib.ExitStack() as stack:
-        rep = backup.run(obj.vault, url, key_window=_duration(key_window),
-                         progress=lambda total: stack.enter_context(progress(total, "uploading")))
+    with bars(_("uploading")) as bar:
+        rep = backup.run(obj.vault, url, key_window=_duration(key_window), progress=bar)
     emit(rep.as_dict(), as_json, lambda r: (
-        f"snapshot {r['snapshot'][:8]} saved: {r['files']} files, {_size(r['bytes_total'])} "
-        f"({_size(r['bytes_new'])} new) in {r['duration']:.1f}s; {r['keys_mirrored']} key tables mirrored"
-        + "".join(f"\nproblem: keys/{k} is missing from the vault; its last mirrored generation is kept "
-                  "(run 'vault check')" for k in r["keys_missing"])))
+        _("snapshot {id} saved: {files} files, {size} ({new} new) in {seconds:.1f}s; {keys} key tables mirrored")
+        .format(id=r["snapshot"][:8], files=r["files"], size=_size(r["bytes_total"]), new=_size(r["bytes_new"]),
+                seconds=r["duration"], keys=r["keys_mirrored"])
+        + "".join("\n" + _("problem: keys/{table} is missing from the vault; its last mirrored generation is kept "
+                            "(run 'vault check')").format(table=k) for k in r["keys_missing"])))
 
 
 @backup_grp.command("list")
@@ -97,36 +99,37 @@ def backup_list(target: str, endpoint_url: str | None, as_json: bool) -> None:
     """List the snapshots on TARGET (no key needed)."""
     rows = backup.list_snapshots(_with_endpoint(target, endpoint_url))
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['id'][:8]}  {r['time']}  {r['files']:>7} files  {_size(r['bytes']):>10}  {_size(r['bytes_new']):>10} new"
-        for r in rs) or "(no snapshots)")
+        f"{r['id'][:8]}  {r['time']}  " + _("{files:>7} files  {size:>10}  {new:>10} new").format(
+            files=r["files"], size=_size(r["bytes"]), new=_size(r["bytes_new"])) for r in rs) or _("(no snapshots)"))
 
 
 @backup_grp.command("verify")
 @target_arg
 @endpoint_opt
 @click.option("--read-data", is_flag=True, help="Download, hash and decrypt everything (needs your identity).")
-@click.option("--read-data-subset", metavar="N%", help="Do that for a random N% of the packs.")
+@click.option("--read-data-subset", metavar="N%", help="Do that for a random N percent of the packs.")
 @json_opt
 @click.pass_obj
 def backup_verify(obj: Ctx, target: str, endpoint_url: str | None, read_data: bool, read_data_subset: str | None,
                   as_json: bool) -> None:
     """Check that every object the snapshots need is on TARGET; name what is missing or damaged."""
     if read_data and read_data_subset:
-        raise UsageError("pass --read-data or --read-data-subset, not both")
+        raise UsageError(N_("pass --read-data or --read-data-subset, not both"))
     fraction = 1.0 if read_data else 0.0
     if read_data_subset:
         m = _PERCENT.match(read_data_subset.strip())
         if not m or not 0 < float(m[1]) <= 100:
-            raise UsageError(f"bad subset {read_data_subset!r}", hint="write a percentage such as 10%")
+            raise UsageError(N_("bad subset {read_data_subset!r}"), hint=N_("write a percentage such as 10%"), read_data_subset=read_data_subset)
         fraction = float(m[1]) / 100
     ids = _identities(obj) if fraction else None
-    rep = backup.verify(_with_endpoint(target, endpoint_url), read_fraction=fraction, identities=ids)
+    with bars(_("reading")) as bar:
+        rep = backup.verify(_with_endpoint(target, endpoint_url), read_fraction=fraction, identities=ids, progress=bar)
 
     def text(d: dict) -> str:
-        lines = [f"problem: {p}" for p in d["problems"]] + [f"note: {n}" for n in d["notes"]]
-        lines.append(f"{d['snapshots']} snapshots, {d['packs']} packs ({d['packs_read']} read, "
-                     f"{d['documents_decrypted']} documents decrypted); "
-                     f"{'no problems' if d['ok'] else str(len(d['problems'])) + ' problem(s)'}")
+        lines = report_lines(d["problems"], d["notes"])
+        lines.append(_("{snapshots} snapshots, {packs} packs ({read} read, {decrypted} documents decrypted); {summary}")
+                     .format(snapshots=d["snapshots"], packs=d["packs"], read=d["packs_read"],
+                             decrypted=d["documents_decrypted"], summary=problems_summary(d["problems"])))
         return "\n".join(lines)
 
     emit(rep.as_dict(), as_json, text)
@@ -143,13 +146,16 @@ def backup_verify(obj: Ctx, target: str, endpoint_url: str | None, read_data: bo
 @click.pass_obj
 def backup_restore(obj: Ctx, target: str, snapshot: str, dest_dir: str, endpoint_url: str | None, as_json: bool) -> None:
     """Rebuild SNAPSHOT (id prefix or 'latest') into the new directory DEST_DIR; needs your identity."""
-    rep = backup.restore(_with_endpoint(target, endpoint_url), snapshot, Path(dest_dir), _identities(obj))
+    with bars(_("restoring")) as bar:
+        rep = backup.restore(_with_endpoint(target, endpoint_url), snapshot, Path(dest_dir), _identities(obj),
+                             progress=bar)
     emit(rep.as_dict(), as_json, lambda r: "\n".join(
-        [f"restored snapshot {r['snapshot'][:8]} to {r['dest']}: {r['files']} files, {_size(r['bytes'])}, "
-         f"{r['key_tables']} key tables"]
-        + [f"note: {k}: destroyed or shredded since the snapshot" for k in r["key_tables_missing"]]
-        + [f"note: {k}: no mirrored generation opens with this snapshot's rings" for k in r["key_tables_unreadable"]]
-        + [f"next: vault --vault {r['dest']} check --read-data (and compare the fingerprint)"]))
+        [_("restored snapshot {id} to {dest}: {files} files, {size}, {keys} key tables").format(
+            id=r["snapshot"][:8], dest=r["dest"], files=r["files"], size=_size(r["bytes"]), keys=r["key_tables"])]
+        + [_("note: {table}: destroyed or shredded since the snapshot").format(table=k) for k in r["key_tables_missing"]]
+        + [_("note: {table}: no mirrored generation opens with this snapshot's rings").format(table=k)
+           for k in r["key_tables_unreadable"]]
+        + [_("next: vault --vault {dest} check --read-data (and compare the fingerprint)").format(dest=r["dest"])]))
 
 
 @backup_grp.command("prune")
@@ -170,8 +176,8 @@ def backup_prune(obj: Ctx, target: str, endpoint_url: str | None, keep_daily: in
                        protected=backup.protected_dossiers(obj.vault),
                        retained=backup.retained_records(obj.vault), dry_run=dry_run)
     emit(rep.as_dict(), as_json, lambda r: (
-        f"{'would keep' if r['dry_run'] else 'kept'} {len(r['kept'])} snapshots, "
-        f"{'would forget' if r['dry_run'] else 'forgot'} {len(r['forgotten'])}; "
-        f"{r['packs_deleted']} packs ({_size(r['bytes_freed'])}) {'to delete' if r['dry_run'] else 'deleted'}"
-        + "".join(f"\nkept {sid[:8]}: {why}" for sid, whys in r["kept"].items() for why in whys
-                  if why.startswith("holds the only copy"))))
+        (_("would keep {kept} snapshots, would forget {forgotten}; {packs} packs ({size}) to delete") if r["dry_run"]
+         else _("kept {kept} snapshots, forgot {forgotten}; {packs} packs ({size}) deleted")).format(
+            kept=len(r["kept"]), forgotten=len(r["forgotten"]), packs=r["packs_deleted"], size=_size(r["bytes_freed"]))
+        + "".join("\n" + _("kept {id}: {why}").format(id=sid[:8], why=tr(why)) for sid, whys in r["kept"].items()
+                  for why in whys if getattr(why, "msgid", None) in ONLY_COPY)))

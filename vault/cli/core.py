@@ -13,9 +13,11 @@ from vault.archive import manifests
 from vault.store import identity
 from vault.archive import members
 from vault.office import membership
-from vault.cli import NUMBER, Ctx, _passphrase, cli, emit, json_opt, progress, render
+from vault.cli import (NUMBER, Ctx, _passphrase, bars, cell, cli, emit, field, json_opt, problems_summary, render,
+                       report_lines, state)
 from vault.cli.lazy import LazySubGroup
 from vault.errors import NotFoundError
+from vault.i18n import N_, _
 from vault.archive.vault import Vault
 from vault.errors import InputError
 
@@ -30,15 +32,15 @@ def keygen(out: str | None, public_of: str | None, as_json: bool) -> None:
 
     Prints its public key line; with --public FILE, prints that of an existing identity file."""
     if (out is None) == (public_of is None):
-        raise click.UsageError("pass either --out FILE (a new identity) or --public FILE (an existing one)")
+        raise click.UsageError(_("pass either --out FILE (a new identity) or --public FILE (an existing one)"))
     if public_of is not None:
         path = Path(public_of)
-        ident = identity.load_identity(path, _passphrase(f"Passphrase for {path.name}"))
+        ident = identity.load_identity(path, _passphrase(_("Passphrase for {name}").format(name=path.name)))
         out = public_of
     else:
         assert out is not None  # exactly one of --out and --public, checked above
         ident = identity.MemberIdentity.generate()
-        identity.save_identity(Path(out), ident, _passphrase("New passphrase", confirm=True))
+        identity.save_identity(Path(out), ident, _passphrase(_("New passphrase"), confirm=True))
     line = ident.public.line()
     emit({"public_key": line, "file": out}, as_json, line)
 
@@ -46,12 +48,12 @@ def keygen(out: str | None, public_of: str | None, as_json: bool) -> None:
 def public_key(key: str | None, key_file: str | None) -> identity.PublicKey:
     """The public key line given on the command line or in a file (the lines are ~2,000 characters)."""
     if (key is None) == (key_file is None):
-        raise click.UsageError("pass the public key line with --key LINE or --key-file FILE")
+        raise click.UsageError(_("pass the public key line with --key LINE or --key-file FILE"))
     if key_file is not None:
         try:
             key = Path(key_file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            raise click.BadParameter(f"cannot read {key_file}: {getattr(e, 'strerror', None) or e}",
+            raise click.BadParameter(_("cannot read {file}: {error}").format(file=key_file, error=getattr(e, "strerror", None) or e),
                                      param_hint="--key-file") from None
     assert key is not None  # exactly one of --key and --key-file, checked above
     return identity.PublicKey.parse(key)
@@ -85,7 +87,7 @@ def init(directory: str, supervisor: str, key: str | None, key_file: str | None,
     for o in options:
         k, sep, val = o.partition("=")
         if not sep or not k.strip():
-            raise click.UsageError(f"--numbering-option {o!r}: write KEY=VALUE")
+            raise click.UsageError(_("--numbering-option {option!r}: write KEY=VALUE").format(option=o))
         opts[k.strip()] = val
     rule = {"scheme": scheme, "options": opts} if (scheme != "standard" or opts) else None
     if rule is not None:
@@ -94,7 +96,8 @@ def init(directory: str, supervisor: str, key: str | None, key_file: str | None,
         rule = dossier.try_numbering(rule)
     v = Vault.init(Path(directory), supervisor=supervisor, key=public_key(key, key_file), numbering=rule)
     emit({"vault": directory, "fingerprint": v.fingerprint}, as_json,
-         f"vault created at {directory}\nfingerprint: {v.fingerprint}\n(record the fingerprint offline)")
+         _("vault created at {directory}\nfingerprint: {fingerprint}\n(record the fingerprint offline)").format(
+             directory=directory, fingerprint=v.fingerprint))
 
 
 @cli.group()
@@ -113,7 +116,7 @@ def member_add(obj: Ctx, name: str, key: str | None, key_file: str | None, roles
                as_json: bool) -> None:
     """Add a member (supervisor only)."""
     rec = membership.add_member(obj.actor(), name, public_key(key, key_file), roles, dept)
-    emit({"name": rec["name"], "roles": rec["roles"], "dept": rec["dept"]}, as_json, f"added member {name}")
+    emit({"name": rec["name"], "roles": rec["roles"], "dept": rec["dept"]}, as_json, _("added member {name}").format(name=name))
 
 
 @member.command("list")
@@ -122,7 +125,7 @@ def member_add(obj: Ctx, name: str, key: str | None, key_file: str | None, roles
 def member_list(obj: Ctx, as_json: bool) -> None:
     """List members (no key needed)."""
     rows = [{k: r[k] for k in ("name", "roles", "dept", "status")} for r in members.all_members(obj.vault).values()]
-    emit(rows, as_json, lambda rs: "\n".join(f"{r['name']:<16} {r['status']:<8} {r['dept']:<12} {','.join(r['roles'])}" for r in rs))
+    emit(rows, as_json, lambda rs: "\n".join(f"{r['name']:<16} {cell(state(r['status']), 8)} {r['dept']:<12} {','.join(r['roles'])}" for r in rs))
 
 
 @member.command("show")
@@ -134,7 +137,7 @@ def member_show(obj: Ctx, name: str, key_only: bool, as_json: bool) -> None:
     """Show a member: roles, department, status, and their public key (no key needed)."""
     rec = members.all_members(obj.vault).get(name)
     if rec is None:
-        raise NotFoundError(f"no member {name}", hint="see 'vault member list'")
+        raise NotFoundError(N_("no member {name}"), hint=N_("see 'vault member list'"), name=name)
     data = {k: rec[k] for k in ("name", "roles", "dept", "status", "added_at", "added_by", "removed_at",
                                 "removed_by", "key") if k in rec}
     emit({"key": rec["key"]} if key_only else data, as_json, rec["key"] if key_only else render(data))
@@ -147,7 +150,7 @@ def member_show(obj: Ctx, name: str, key_only: bool, as_json: bool) -> None:
 def member_remove(obj: Ctx, name: str, as_json: bool) -> None:
     """Remove a member: rotate their rings and re-wrap key tables (no document is rewritten)."""
     rewrapped = membership.remove_member(obj.actor(), name)
-    emit({"removed": name, "rewrapped": rewrapped}, as_json, f"removed {name}; re-wrapped {len(rewrapped)} key tables")
+    emit({"removed": name, "rewrapped": rewrapped}, as_json, _("removed {name}; re-wrapped {count} key tables").format(name=name, count=len(rewrapped)))
 
 
 @cli.group("dossier", cls=LazySubGroup)
@@ -179,7 +182,7 @@ def dossier_create(obj: Ctx, customer_type, business, dept, name, address, alias
 
 
 def _summary_line(s: dict) -> str:
-    return f"{s['number']:<20} {s['status']:<9} {s['class']:<40} {s['dept']:<12} {s['current_documents']} docs"
+    return f"{s['number']:<20} {cell(state(s['status']), 9)} {s['class']:<40} {s['dept']:<12} " + _("{count} docs").format(count=s["current_documents"])
 
 
 @dossier_grp.command("list")
@@ -188,7 +191,7 @@ def _summary_line(s: dict) -> str:
 def dossier_list(obj: Ctx, as_json: bool) -> None:
     """List dossiers (cleartext facts only; no key needed)."""
     rows = [manifests.summary(m) for m in manifests.iter_manifests(obj.vault)]
-    emit(rows, as_json, lambda rs: "\n".join(_summary_line(s) for s in rs) or "(no dossiers)")
+    emit(rows, as_json, lambda rs: "\n".join(_summary_line(s) for s in rs) or _("(no dossiers)"))
 
 
 @dossier_grp.command("show")
@@ -200,15 +203,17 @@ def dossier_show(obj: Ctx, number: str, as_json: bool) -> None:
     from vault.office import dossier
 
     data = dossier.show(obj.actor(), number)
-    emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in _flatten(d)))
+    emit(data, as_json, lambda d: "\n".join(f"{label}: {state(v) if key == 'status' else v}"
+                                            for key, label, v in _flatten(d)))
 
 
-def _flatten(d: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def _flatten(d: dict, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
+    """(key, label in the reader's language, value) of nested data; only field names are translated."""
     for k, v in d.items():
         if isinstance(v, dict):
-            yield from _flatten(v, f"{prefix}{k}.")
+            yield from _flatten(v, f"{prefix}{field(k)}.")
         else:
-            yield f"{prefix}{k}", ", ".join(v) if isinstance(v, list) else v
+            yield k, f"{prefix}{field(k)}", ", ".join(v) if isinstance(v, list) else v
 
 
 @cli.group("doc", cls=LazySubGroup)
@@ -235,17 +240,17 @@ def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note
             filename, force_date, as_json):
     """Encrypt files into a dossier ('-' reads standard input); prints each new document number."""
     if original is None:
-        raise click.UsageError("say whether this is the --original or a --copy")
+        raise click.UsageError(_("say whether this is the --original or a --copy"))
     if files.count("-") > 1:
-        raise click.UsageError("standard input ('-') can be given once")
+        raise click.UsageError(_("standard input ('-') can be given once"))
     if filename is not None and "-" not in files:
-        raise click.UsageError("--filename names standard input; pass '-' as a file")
+        raise click.UsageError(_("--filename names standard input; pass '-' as a file"))
     sources = [documents.Stream(filename or "stdin", sys.stdin.buffer) if f == "-" else Path(f) for f in files]
     actor = obj.actor()
-    with progress(len(files), "encrypting") as step:
+    with bars(_("encrypting")) as bar:
         nums = documents.add(actor, number, sources, category=category, source=source, date=date,
                              original=original, copy_note=copy_note, title=title, replaces=replaces,
-                             paper_location=paper_location, progress=step, force_date=force_date)
+                             paper_location=paper_location, progress=bar, force_date=force_date)
     emit({"numbers": nums, "number": nums[0] if len(nums) == 1 else nums}, as_json, "\n".join(nums))
 
 
@@ -259,13 +264,15 @@ def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
     from vault.archive import destructions  # here: only a destroyed dossier's listing names its destruction
 
     gone = destructions.destroyed_by(obj.vault, number)
-    head = f"dossier {number} destroyed by {gone}, certificate 'vault destroy certificate {gone}'\n" if gone else ""
+    head = (_("dossier {number} destroyed by {no}, certificate 'vault destroy certificate {no}'").format(
+        number=number, no=gone) + "\n") if gone else ""
+    superseded = _("  (superseded)")
     emit(rows, as_json, lambda rs: head + "\n".join(
         f"{r['number']:<26} {r['category']:<15} {r['date']}  v{r['version']}"
-        f"{'  (superseded)' if r.get('superseded_by') else ''}  "
-        + (f"destroyed by {r['destroyed']['certificate']}, certificate "
-           f"'vault destroy certificate {r['destroyed']['certificate']}'" if r.get("destroyed") else r.get("title", ""))
-        for r in rs) or "(no documents)")
+        f"{superseded if r.get('superseded_by') else ''}  "
+        + (_("destroyed by {no}, certificate 'vault destroy certificate {no}'").format(no=r["destroyed"]["certificate"])
+           if r.get("destroyed") else r.get("title", ""))
+        for r in rs) or _("(no documents)"))
 
 
 @doc_grp.command("history")
@@ -275,7 +282,8 @@ def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
 def doc_history(obj: Ctx, docno: str, as_json: bool) -> None:
     """All versions of a document, oldest first."""
     rows = documents.history(obj.actor(), docno)
-    emit(rows, as_json, lambda rs: "\n".join(f"v{r['version']}  {r['number']:<26} {r['added_at']} by {r['added_by']}" for r in rs))
+    emit(rows, as_json, lambda rs: "\n".join(f"v{r['version']}  {r['number']:<26} " + _("{time} by {member}").format(time=r["added_at"], member=r["added_by"])
+                                   for r in rs))
 
 
 @doc_grp.command("view")
@@ -286,7 +294,7 @@ def doc_history(obj: Ctx, docno: str, as_json: bool) -> None:
 def doc_view(obj: Ctx, docno: str, output: str | None, as_json: bool) -> None:
     """Decrypt a document (outside the archive department: to a terminal only)."""
     if as_json and not output:
-        raise click.UsageError("--json needs --output FILE (without it the document itself is printed)")
+        raise click.UsageError(_("--json needs --output FILE (without it the document itself is printed)"))
     actor = obj.actor()
     if output:
         output = str(documents.check_output(actor.vault, Path(output)))
@@ -295,8 +303,8 @@ def doc_view(obj: Ctx, docno: str, output: str | None, as_json: bool) -> None:
         from vault.store import atomic_writer
 
         # Atomic (no half file under the name) but not fsynced: a viewed copy is not archive data.
-        with atomic_writer(Path(output), mode=0o600, sync=False) as f:
-            facts = documents.view(actor, docno, f, copy_ref=copy_ref)
+        with bars(_("decrypting")) as bar, atomic_writer(Path(output), mode=0o600, sync=False) as f:
+            facts = documents.view(actor, docno, f, copy_ref=copy_ref, progress=bar)
         if as_json:  # the plaintext went to FILE; standard output stays quiet unless asked
             emit({**facts, "output": output}, True, "")
     else:
@@ -318,16 +326,15 @@ def check(obj: Ctx, read_data: bool, anchor: str | None, as_json: bool) -> None:
     v = obj.vault
     point = witness.parse_anchor(v, anchor) if anchor else None
     actor = obj.actor() if read_data else None
-    total = sum(1 for p in (v.root / "dossiers").iterdir() if p.is_dir())
-    with progress(total, "checking") as step:
-        rep = check_mod.check(v, actor=actor, progress=step, anchor=point)
+    with bars(_("checking")) as bar:
+        rep = check_mod.check(v, actor=actor, progress=bar, anchor=point)
     data = dict(rep.as_dict(), fingerprint=v.fingerprint)
 
     def text(d: dict) -> str:
-        lines = [f"problem: {p}" for p in d["problems"]] + [f"note: {n}" for n in d["notes"]]
-        lines.append(f"{d['dossiers']} dossiers, {d['documents']} documents, {d['bytes']} bytes checked; "
-                     f"{'no problems' if d['ok'] else str(len(d['problems'])) + ' problem(s)'}")
-        lines.append(f"fingerprint: {d['fingerprint']}")
+        lines = report_lines(d["problems"], d["notes"])
+        lines.append(_("{dossiers} dossiers, {documents} documents, {bytes} bytes checked; {summary}").format(
+            dossiers=d["dossiers"], documents=d["documents"], bytes=d["bytes"], summary=problems_summary(d["problems"])))
+        lines.append(_("fingerprint: {fingerprint}").format(fingerprint=d["fingerprint"]))
         return "\n".join(lines)
 
     emit(data, as_json, text)
@@ -344,10 +351,10 @@ def repair(obj: Ctx, as_json: bool) -> None:
 
     res = repair_vault(obj.actor())
     emit(res, as_json, lambda d: "\n".join(
-        [*(f"finished: {p}" for p in d["commits_finished"]), *(f"removed: {p}" for p in d["temporaries_removed"]),
-         *(f"re-issued the key release of {g}" for g in d["releases_reissued"]),
-         *(f"removed: {p}" for p in d["documents_removed"]),
-         *(["checkpoint rewritten"] if d["checkpoint_rewritten"] else []), "the vault is consistent again"]))
+        [*(_("finished: {path}").format(path=p) for p in d["commits_finished"]),
+         *(_("removed: {path}").format(path=p) for p in [*d["temporaries_removed"], *d["documents_removed"]]),
+         *(_("re-issued the key release of {grant}").format(grant=g) for g in d["releases_reissued"]),
+         *([_("checkpoint rewritten")] if d["checkpoint_rewritten"] else []), _("the vault is consistent again")]))
 
 
 @cli.command()
@@ -361,12 +368,12 @@ def migrate(obj: Ctx, as_json: bool) -> None:
     from vault.archive import migrate as migrate_mod
 
     if not obj.vault_dir:
-        raise InputError("no vault given", hint="pass --vault DIR or set VAULT_DIR")
+        raise InputError(N_("no vault given"), hint=N_("pass --vault DIR or set VAULT_DIR"))
     if not obj.identity_file or not Path(obj.identity_file).is_file():
-        raise InputError("migrating needs your identity", hint="pass --identity FILE or set VAULT_IDENTITY")
-    ident = identity.load_identity(Path(obj.identity_file), _passphrase(f"Passphrase for {Path(obj.identity_file).name}"))
+        raise InputError(N_("migrating needs your identity"), hint=N_("pass --identity FILE or set VAULT_IDENTITY"))
+    ident = identity.load_identity(Path(obj.identity_file), _passphrase(_("Passphrase for {name}").format(name=Path(obj.identity_file).name)))
     fp = migrate_mod.migrate(Path(obj.vault_dir), ident)
-    emit({"format": 2, "fingerprint": fp}, as_json, f"migrated to format 2; new fingerprint: {fp} (keep it offline)")
+    emit({"format": 2, "fingerprint": fp}, as_json, _("migrated to format 2; new fingerprint: {fingerprint} (keep it offline)").format(fingerprint=fp))
 
 
 @cli.group("plugins")
@@ -381,8 +388,9 @@ def plugins_list(as_json: bool) -> None:
     from vault import plugins
 
     rows = plugins.describe_plugins(plugins.get_plugin_manager())
+    kinds = {True: _("built-in"), False: _("third-party")}
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['name']:<28} {r.get('version') or '-':<10} {'built-in' if r['builtin'] else 'third-party':<12} {', '.join(r['hooks'])}"
+        f"{r['name']:<28} {r.get('version') or '-':<10} {cell(kinds[bool(r['builtin'])], 12)} {', '.join(r['hooks'])}"
         for r in rs))
 
 

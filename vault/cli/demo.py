@@ -15,6 +15,7 @@ from vault import backup
 from vault.store import identity
 from vault.office import membership
 from vault.errors import InputError
+from vault.i18n import _, N_
 from vault.archive.vault import Vault
 
 DEMO_PASSPHRASE = "demo"  # printed for the newcomer; demo identities protect invented data only
@@ -45,11 +46,11 @@ def build(root: Path) -> str:
     """Create the demo vault and identities under ``root``; return what to try next."""
     root = root.resolve()  # the commands printed at the end work from any directory
     if root.exists() and any(root.iterdir()):
-        raise InputError(f"{root} exists and is not empty", hint="pick a new directory for the demo")
+        raise InputError(N_("{root} exists and is not empty"), hint=N_("pick a new directory for the demo"), root=root)
     ids_dir = root / "identities"
     ids_dir.mkdir(parents=True, mode=0o700)
     ids = {}
-    for name, _, _ in STAFF:
+    for name, _roles, _dept in STAFF:
         ids[name] = identity.MemberIdentity.generate()
         # Demo identities guard invented data behind a published passphrase: a lower scrypt cost
         # keeps the demo quick; identities made with 'vault keygen' use the full cost.
@@ -95,11 +96,12 @@ def build(root: Path) -> str:
     destruction.execute(act("alice"), dno)
     vault = _command()
     return "\n".join([
-        f"demo office created in {root}",
-        f"vault fingerprint: {v.fingerprint}",
-        f"identities in {ids_dir} (passphrase: {DEMO_PASSPHRASE}) for: {', '.join(n for n, _, _ in STAFF)}",
+        _("demo office created in {root}").format(root=root),
+        _("vault fingerprint: {fingerprint}").format(fingerprint=v.fingerprint),
+        _("identities in {dir} (passphrase: {passphrase}) for: {names}").format(
+            dir=ids_dir, passphrase=DEMO_PASSPHRASE, names=", ".join(n for n, _r, _d in STAFF)),
         "",
-        "try next:",
+        _("try next:"),
         f"  export VAULT_DIR={root / 'vault'} VAULT_IDENTITY={ids_dir / 'bob.key'}",
         f"  {vault} dossier list",
         f"  {vault} doc list {numbers[0]}",
@@ -108,12 +110,12 @@ def build(root: Path) -> str:
         f"  {vault} find northwind ; {vault} find 'min zhang' --type individual",
         f"  {vault} check && {vault} audit verify",
         f"  {vault} grant list ; {vault} request show {req}",
-        f"  VAULT_IDENTITY={ids_dir / 'dave.key'} {vault} doc view {numbers[1]}/0001   # dave holds grant {grant}",
+        f"  VAULT_IDENTITY={ids_dir / 'dave.key'} {vault} doc view {numbers[1]}/0001   # " + _("dave holds grant {grant}").format(grant=grant),
         f"  {vault} destroy certificate {dno}",
         f"  {vault} intake list ; {vault} intake accept {pending}",
         f"  {vault} backup list {target}",
         f"  {vault} retention report ; {vault} review due",
-        f"  VAULT_IDENTITY={ids_dir / 'dave.key'} {vault} doc view {numbers[0]}/0001   # refused: staff hold no key",
+        f"  VAULT_IDENTITY={ids_dir / 'dave.key'} {vault} doc view {numbers[0]}/0001   # " + _("refused: staff hold no key"),
     ])
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from vault.cli import NUMBER, Ctx, emit, json_opt
+from vault.cli import NUMBER, Ctx, bars, emit, json_opt
+from vault.i18n import _
 from vault.cli.core import doc_grp, dossier_grp
 
 
@@ -17,8 +18,10 @@ def doc_export(obj: Ctx, docno: str, output: str, as_json: bool) -> None:
     """Write a document's plaintext to FILE; uses up your approved copy request for it [R-3.4.2]."""
     from vault.office import export  # here, not above: `doc view` loads this module and needs no plugins
 
-    done = export.export_document(obj.actor(), docno, output)
-    emit(done, as_json, f"exported {docno} to {done['output']} (copy request {done['request']})")
+    with bars(_("exporting")) as bar:
+        done = export.export_document(obj.actor(), docno, output, progress=bar)
+    emit(done, as_json, _("exported {docno} to {output} (copy request {request})").format(
+        docno=docno, output=done["output"], request=done["request"]))
 
 
 @dossier_grp.command("export")
@@ -38,8 +41,11 @@ def dossier_export(obj: Ctx, number: str, fmt: str, output: str, recipients: tup
     options: dict = {"recipients": list(recipients)} if recipients else {}
     if no_bom:
         if fmt != "csv":
-            raise click.UsageError("--no-bom is for --format csv")
+            raise click.UsageError(_("--no-bom is for --format csv"))
         options["bom"] = False
-    done = export.export_dossier(obj.actor(), number, fmt, output, options=options, sealed=not no_sealed)
-    what = "with sealed fields" if done["sealed"] else "cleartext facts only"
-    emit(done, as_json, f"exported {done['number']} as {fmt} to {done['output']} ({done['documents']} documents, {what})")
+    with bars(_("exporting")) as bar:
+        done = export.export_dossier(obj.actor(), number, fmt, output, options=options, sealed=not no_sealed,
+                                     progress=bar)
+    text = (_("exported {number} as {fmt} to {output} ({count} documents, with sealed fields)") if done["sealed"]
+            else _("exported {number} as {fmt} to {output} ({count} documents, cleartext facts only)"))
+    emit(done, as_json, text.format(number=done["number"], fmt=fmt, output=done["output"], count=done["documents"]))

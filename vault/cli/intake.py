@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from vault.office import intake
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cell, cli, emit, json_opt, state
 from vault.archive.manifests import CATEGORIES
 from vault.errors import InputError
+from vault.i18n import _, N_
 
 
 @cli.group("intake")
@@ -52,9 +53,10 @@ def intake_list(obj: Ctx, as_json: bool) -> None:
     obj.actor().require("intake.manage")
     rows = intake.pending(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['id']}  {r['for']:<20} {r['category']:<15} {r['date']}  {r['size']} bytes"
-        + (f"  receipt {r['receipt']} (invitation {r['invitation']})" if "invitation" in r else "")
-        for r in rs) or "(none)")
+        f"{r['id']}  {r['for']:<20} {r['category']:<15} {r['date']}  " + _("{size} bytes").format(size=r["size"])
+        + (_("  receipt {receipt} (invitation {invitation})").format(receipt=r["receipt"], invitation=r["invitation"])
+           if "invitation" in r else "")
+        for r in rs) or _("(none)"))
 
 
 @intake_grp.command("invite")
@@ -70,14 +72,14 @@ def intake_invite(obj: Ctx, number, expires, uses, note, base_url, as_json) -> N
     from vault.office import invitations
 
     if not base_url:
-        raise InputError("no portal address", hint="pass --base-url https://portal.example.com or set VAULT_PORTAL_URL")
+        raise InputError(N_("no portal address"), hint=N_("pass --base-url https://portal.example.com or set VAULT_PORTAL_URL"))
     if not base_url.startswith(("https://", "http://")):
-        raise InputError(f"bad portal address {base_url!r}", hint="give the full address, e.g. https://portal.example.com")
+        raise InputError(N_("bad portal address {base_url!r}"), hint=N_("give the full address, e.g. https://portal.example.com"), base_url=base_url)
     inv = invitations.issue(obj.actor(), number, expires=expires, uses=uses, note=note)
     link = f"{base_url.rstrip('/')}/i/{inv['id']}/{inv.pop('token')}"
     emit(inv | {"link": link}, as_json,
-         f"{link}\n(invitation {inv['id']} for {inv['number']}, {uses} use(s), expires {inv['expires_at']}; "
-         "the link is shown only now)")
+         link + "\n" + _("(invitation {id} for {number}, {uses} use(s), expires {expires}; the link is shown only now)")
+         .format(id=inv["id"], number=inv["number"], uses=uses, expires=inv["expires_at"]))
 
 
 @intake_grp.command("invitations")
@@ -90,8 +92,9 @@ def intake_invitations(obj: Ctx, as_json: bool) -> None:
     obj.actor().require("intake.manage")
     rows = invitations.list_invitations(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['id']}  {r['number']:<20} {r['state']:<8} {r['used']}/{r['uses']} used  expires {r['expires_at']}  by {r['by']}"
-        for r in rs) or "(none)")
+        f"{r['id']}  {r['number']:<20} {cell(state(r['state']), 8)} " + _("{used}/{uses} used  expires {expires}  by {member}").format(
+            used=r["used"], uses=r["uses"], expires=r["expires_at"], member=r["by"])
+        for r in rs) or _("(none)"))
 
 
 @intake_grp.command("accept")
@@ -112,4 +115,4 @@ def intake_accept(obj: Ctx, id: str, as_json: bool) -> None:
 def intake_reject(obj: Ctx, id: str, reason: str, as_json: bool) -> None:
     """Delete a submission."""
     intake.reject(obj.actor(), id, reason)
-    emit({"rejected": id}, as_json, f"rejected {id}")
+    emit({"rejected": id}, as_json, _("rejected {id}").format(id=id))

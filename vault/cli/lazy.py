@@ -14,53 +14,56 @@ from typing import Any
 
 import click
 
+from vault.cli.localised import LocalisedGroup, localised_command
+from vault.i18n import N_, _
+
 # name -> (("module:attribute" of the command, then modules to import with it), help's first paragraph)
 COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "agent": (("vault.cli.agent:agent_grp",),
-              "An agent that holds your unlocked identity, so commands need no passphrase."),
-    "audit": (("vault.cli.access:audit_grp",), "The signed audit trail."),
+              N_("An agent that holds your unlocked identity, so commands need no passphrase.")),
+    "audit": (("vault.cli.access:audit_grp",), N_("The signed audit trail.")),
     "backup": (("vault.cli.backup:backup_grp",),
-               "Offsite backups to file:// or s3:// targets (exit 0 ok, 1 error or damage found, 2 usage)."),
+               N_("Offsite backups to file:// or s3:// targets (exit 0 ok, 1 error or damage found, 2 usage).")),
     "check": (("vault.cli.core:check",),
-              "Verify the history, signatures and ciphertext hashes (no key needed); name every damaged file."),
+              N_("Verify the history, signatures and ciphertext hashes (no key needed); name every damaged file.")),
     "completion": (("vault.cli.shell:completion",),
-                   "Print the completion script for SHELL (see the README for where to put it)."),
-    "demo": (("vault.cli.core:demo",), "Build a small sample office in DIRECTORY and say what to try next."),
+                   N_("Print the completion script for SHELL (see the README for where to put it).")),
+    "demo": (("vault.cli.core:demo",), N_("Build a small sample office in DIRECTORY and say what to try next.")),
     "destroy": (("vault.cli.retention:destroy_grp",),
-                "Destruction by procedure: request, approve, execute, certificate."),
-    "doc": (("vault.cli.core:doc_grp",), "Documents in dossiers."),
-    "dossier": (("vault.cli.core:dossier_grp",), "Customer dossiers."),
+                N_("Destruction by procedure: request, approve, execute, certificate.")),
+    "doc": (("vault.cli.core:doc_grp",), N_("Documents in dossiers.")),
+    "dossier": (("vault.cli.core:dossier_grp",), N_("Customer dossiers.")),
     "export": (("vault.cli.recoveryexport:export_grp",),
-               "Whole-vault exports: disaster recovery to age files, approved by two supervisors."),
+               N_("Whole-vault exports: disaster recovery to age files, approved by two supervisors.")),
     "find": (("vault.cli.search:find",),
-             "Find dossiers by name (any script, any order, parts of words), contact, number or filters."),
-    "index": (("vault.cli.search:index_grp",), "The sealed search index."),
+             N_("Find dossiers by name (any script, any order, parts of words), contact, number or filters.")),
+    "index": (("vault.cli.search:index_grp",), N_("The sealed search index.")),
     "grant": (("vault.cli.access:grant_grp",),
-              "Grants: REQ [--hours N] releases the keys for an approved request; list, revoke, sweep."),
-    "hold": (("vault.cli.retention:hold_grp",), "Legal holds: block destruction and backup pruning."),
-    "init": (("vault.cli.core:init",), "Create a new vault; prints its fingerprint to record offline."),
+              N_("Grants: REQ [--hours N] releases the keys for an approved request; list, revoke, sweep.")),
+    "hold": (("vault.cli.retention:hold_grp",), N_("Legal holds: block destruction and backup pruning.")),
+    "init": (("vault.cli.core:init",), N_("Create a new vault; prints its fingerprint to record offline.")),
     "intake": (("vault.cli.intake:intake_grp",),
-               "Write-only intake: submit without read access; archivists accept or reject."),
+               N_("Write-only intake: submit without read access; archivists accept or reject.")),
     "keygen": (("vault.cli.core:keygen",),
-               "Create a member identity (age + signing key), passphrase-protected, mode 0600."),
-    "member": (("vault.cli.core:member",), "Members of the vault and their roles."),
+               N_("Create a member identity (age + signing key), passphrase-protected, mode 0600.")),
+    "member": (("vault.cli.core:member",), N_("Members of the vault and their roles.")),
     "migrate": (("vault.cli.core:migrate",),
-                "Upgrade a format-1 vault to format 2, in place (a supervisor; back the vault up first)."),
+                N_("Upgrade a format-1 vault to format 2, in place (a supervisor; back the vault up first).")),
     "paper": (("vault.cli.paper:paper_grp",),
-              "Paper originals: where they are, who has one out, what an inventory found."),
-    "plugins": (("vault.cli.core:plugins_grp",), "Installed plugins."),
+              N_("Paper originals: where they are, who has one out, what an inventory found.")),
+    "plugins": (("vault.cli.core:plugins_grp",), N_("Installed plugins.")),
     "portal": (("vault.cli.portal:portal_grp",),
-               "The online platform where customers submit material through an invitation link."),
+               N_("The online platform where customers submit material through an invitation link.")),
     "policy": (("vault.cli.policy:policy_grp",),
-               "The policy: roles and rights, retention schedules, review intervals, completeness rules."),
+               N_("The policy: roles and rights, retention schedules, review intervals, completeness rules.")),
     "register": (("vault.cli.register:register",),
-                 "The archive-wide register: number, customer, class, dates, counts, paper locations (audited)."),
+                 N_("The archive-wide register: number, customer, class, dates, counts, paper locations (audited).")),
     "repair": (("vault.cli.core:repair",),
-               "Finish or drop what an interrupted command left half done (the archive department)."),
-    "request": (("vault.cli.access:request_grp",), "Consultation and copy requests."),
-    "retention": (("vault.cli.retention:retention_grp",), "Retention schedules."),
+               N_("Finish or drop what an interrupted command left half done (the archive department).")),
+    "request": (("vault.cli.access:request_grp",), N_("Consultation and copy requests.")),
+    "retention": (("vault.cli.retention:retention_grp",), N_("Retention schedules.")),
     "review": (("vault.cli.review:review_grp",),
-               "Periodic review: what is stale or incomplete, recording reviews, telling departments."),
+               N_("Periodic review: what is stale or incomplete, recording reviews, telling departments.")),
 }
 
 
@@ -74,7 +77,7 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
 }
 
 
-class LazySubGroup(click.Group):
+class LazySubGroup(LocalisedGroup):
     """A group some of whose subcommands live in other modules (``SUBCOMMANDS``), imported on demand."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -89,8 +92,10 @@ class LazySubGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-class LazyGroup(click.Group):
+class LazyGroup(LocalisedGroup):
     """A group whose commands in ``COMMANDS`` are imported the first time they are looked up."""
+
+    group_class = LocalisedGroup  # type: ignore[assignment]  # subgroups are plain localised groups
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self.commands) | set(COMMANDS))
@@ -104,12 +109,12 @@ class LazyGroup(click.Group):
         # As click's own, but a command not loaded yet is described from the table, not imported.
         rows: list[tuple[str, Any]] = []
         for name in self.list_commands(ctx):
-            cmd = self.commands.get(name) or click.Command(name, help=COMMANDS[name][1])
+            cmd = self.commands.get(name) or localised_command(name, COMMANDS[name][1])
             if not cmd.hidden:
                 rows.append((name, cmd))
         if rows:
             limit = formatter.width - 6 - max(len(name) for name, _ in rows)
-            with formatter.section("Commands"):
+            with formatter.section(_("Commands")):
                 formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
 
 

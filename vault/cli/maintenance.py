@@ -6,6 +6,7 @@ import click
 
 from vault.office import maintenance
 from vault.cli import NUMBER, Ctx, emit, json_opt
+from vault.i18n import _
 from vault.cli.core import dossier_grp
 
 
@@ -25,7 +26,7 @@ def dossier_update(obj: Ctx, number, name, address, alias, contact, legal_rep, b
     changes = {"name": name, "address": address, "aliases": list(alias), "contact": list(contact),
                "legal_rep": legal_rep, "notes": note}
     version = maintenance.update(obj.actor(), number, changes, business=business)
-    emit({"number": number, "version": version}, as_json, f"{number}: profile version {version}")
+    emit({"number": number, "version": version}, as_json, _("{number}: profile version {version}").format(number=number, version=version))
 
 
 @dossier_grp.command("history")
@@ -36,5 +37,6 @@ def dossier_history(obj: Ctx, number: str, as_json: bool) -> None:
     """Profile versions: who, when, which fields (values only for members who may read)."""
     rows = maintenance.history(obj.actor(), number)
     emit(rows, as_json, lambda rs: "\n".join(
-        f"v{r['version']}  {r['at']} by {r['by']:<14} changed: {', '.join(r['fields']) or '-'}"
+        f"v{r['version']}  " + _("{time} by {member:<14} changed: {fields}").format(
+            time=r["at"], member=r["by"], fields=", ".join(r["fields"]) or "-")
         + (f"\n    {r['values']}" if "values" in r else "") for r in rs))

@@ -8,6 +8,7 @@ import click
 
 from vault.cli import Ctx, cli, emit, json_opt
 from vault.errors import InputError
+from vault.i18n import _, N_
 from vault.office import paper
 
 
@@ -24,7 +25,7 @@ def paper_grp() -> None:
 def paper_locate(obj: Ctx, docno: str, location: str, as_json: bool) -> None:
     """Record where a paper original is kept."""
     paper.locate(obj.actor(), docno, location)
-    emit({"document": docno, "location": location}, as_json, f"{docno}: kept at {location}")
+    emit({"document": docno, "location": location}, as_json, _("{docno}: kept at {location}").format(docno=docno, location=location))
 
 
 @paper_grp.command("lend")
@@ -48,7 +49,7 @@ def paper_lend(obj: Ctx, docno: str, to: str, request: str, due: str, as_json: b
 def paper_return(obj: Ctx, loan: str, location: str | None, as_json: bool) -> None:
     """Record that a lent original is back."""
     row = paper.give_back(obj.actor(), loan, location=location)
-    emit(row, as_json, f"{row['document']} back at {row['location']}")
+    emit(row, as_json, _("{document} back at {location}").format(document=row["document"], location=row["location"]))
 
 
 @paper_grp.command("out")
@@ -60,21 +61,22 @@ def paper_out(obj: Ctx, overdue: bool, as_json: bool) -> None:
     obj.actor().require("dossier.list")
     rows = [r for r in paper.out(obj.vault) if r["overdue"] or not overdue]
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['number']}  {r['document']:<26} {r['borrower']:<14} since {r['at'][:10]} due {r['due']}"
-        f"{'  OVERDUE' if r['overdue'] else ''}" for r in rs) or "(nothing out)")
+        f"{r['number']}  {r['document']:<26} {r['borrower']:<14} "
+        + _("since {date} due {due}").format(date=r["at"][:10], due=r["due"])
+        + (_("  OVERDUE") if r["overdue"] else "") for r in rs) or _("(nothing out)"))
 
 
 def _pairs(found: tuple[str, ...], from_file: str | None, obj_root: Path | None = None) -> list[tuple[str, str]]:
     lines = list(found)
     if from_file and obj_root is not None and Path(from_file).resolve().is_relative_to(obj_root.resolve()):
-        raise InputError("the inventory list is not read from inside the vault", hint="keep it outside the vault directory")
+        raise InputError(N_("the inventory list is not read from inside the vault"), hint=N_("keep it outside the vault directory"))
     if from_file:
         lines += [ln for ln in Path(from_file).read_text(encoding="utf-8").splitlines() if ln.strip()]
     out = []
     for ln in lines:
         docno, sep, where = ln.partition("=")
         if not sep:
-            raise InputError(f"bad inventory line {ln!r}", hint="write DOCNO=LOCATION")
+            raise InputError(N_("bad inventory line {ln!r}"), hint=N_("write DOCNO=LOCATION"), ln=ln)
         out.append((docno.strip(), where.strip()))
     return out
 
@@ -88,9 +90,11 @@ def paper_inventory(obj: Ctx, found: tuple[str, ...], from_file: str | None, as_
     """Record an inventory of the originals; report the missing and the misplaced (signed)."""
     rep = paper.inventory(obj.actor(), _pairs(found, from_file, obj.vault.root))
     emit(rep, as_json, lambda r: "\n".join([
-        f"inventory {r['number']}: {len(r['found'])} found, {len(r['misplaced'])} misplaced, "
-        f"{len(r['missing'])} missing, {len(r['out'])} out on loan",
-        *(f"missing    {n}" for n in r["missing"]),
-        *(f"misplaced  {x['document']} found at {x['location']}, recorded at {x['recorded'] or '(none)'}"
+        _("inventory {number}: {found} found, {misplaced} misplaced, {missing} missing, {out} out on loan").format(
+            number=r["number"], found=len(r["found"]), misplaced=len(r["misplaced"]), missing=len(r["missing"]),
+            out=len(r["out"])),
+        *(_("missing    {document}").format(document=n) for n in r["missing"]),
+        *(_("misplaced  {document} found at {location}, recorded at {recorded}").format(
+            document=x["document"], location=x["location"], recorded=x["recorded"] or _("(none)"))
           for x in r["misplaced"]),
-        *(f"unknown    {n} (not a live original)" for n in r["unknown"])]))
+        *(_("unknown    {document} (not a live original)").format(document=n) for n in r["unknown"])]))

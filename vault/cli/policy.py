@@ -8,6 +8,7 @@ import click
 
 from vault.office import policyfile
 from vault.cli import Ctx, cli, emit, json_opt
+from vault.i18n import _
 from vault.store.records import dump_toml
 
 
@@ -26,8 +27,8 @@ def policy_show(obj: Ctx, as_json: bool) -> None:
     # The numbering rule [R-3.2.2] is fixed in vault.toml at init; printed as comments so that the
     # output stays a policy file 'vault policy update' accepts.
     opts = ", ".join(f"{k} = {v!r}" for k, v in sorted(rule.get("options", {}).items()))
-    head = f"# numbering rule (vault.toml, fixed at init) [R-3.2.2]: scheme {rule['scheme']!r}" + (
-        f", options: {opts}" if opts else "") + "\n"
+    head = "# " + _("numbering rule (vault.toml, fixed at init) [R-3.2.2]: scheme {scheme!r}").format(
+        scheme=rule["scheme"]) + (_(", options: {options}").format(options=opts) if opts else "") + "\n"
     emit({**data, "numbering": rule} if as_json else data, as_json, lambda d: head + dump_toml(d).decode().rstrip())
 
 
@@ -38,4 +39,4 @@ def policy_show(obj: Ctx, as_json: bool) -> None:
 def policy_update(obj: Ctx, file: str, as_json: bool) -> None:
     """Replace the policy with FILE (validated, signed by you; supervisors only)."""
     policyfile.update(obj.actor(), Path(file))
-    emit({"updated": True}, as_json, "policy updated")
+    emit({"updated": True}, as_json, _("policy updated"))

@@ -12,6 +12,7 @@ import click
 
 from vault.cli import Ctx, cli
 from vault.errors import InputError
+from vault.i18n import _, N_
 
 _LISTEN = re.compile(r"(?:\[(?P<v6>[0-9a-fA-F:]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})\Z")
 
@@ -19,7 +20,7 @@ _LISTEN = re.compile(r"(?:\[(?P<v6>[0-9a-fA-F:]+)\]|(?P<host>[^:\[\]]+)):(?P<por
 def parse_listen(text: str) -> tuple[str, int]:
     m = _LISTEN.match(text)
     if not m or not 0 < int(m.group("port")) < 65536:
-        raise InputError(f"bad listen address {text!r}", hint="use HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
+        raise InputError(N_("bad listen address {text!r}"), hint=N_("use HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080"), text=text)
     return m.group("v6") or m.group("host"), int(m.group("port"))
 
 
@@ -31,8 +32,8 @@ def _check_free(host: str, port: int) -> None:
         try:
             s.bind((host, port))
         except OSError as e:
-            raise InputError(f"cannot listen on {host}:{port}: {e.strerror}",
-                             hint="choose another --listen address or stop what uses it") from None
+            raise InputError(N_("cannot listen on {host}:{port}: {strerror}"),
+                             hint=N_("choose another --listen address or stop what uses it"), host=host, port=port, strerror=e.strerror) from None
 
 
 @cli.group("portal")
@@ -59,19 +60,20 @@ def portal_serve(obj: Ctx, listen, organisation, max_file_mb, max_submission_mb,
         from vault.portal.app import create_app
         from vault.portal.guard import MB, Limits
     except ImportError as e:
-        raise InputError(f"the portal needs a package that is not installed ({e.name})",
-                         hint="install vault with the portal extra: pip install 'vault[portal]'") from None
+        raise InputError(N_("the portal needs a package that is not installed ({name})"),
+                         hint=N_("install vault with the portal extra: pip install 'vault[portal]'"), name=e.name) from None
     host, port = parse_listen(listen)
     m = re.match(r"(\d{1,6})/(\d{1,6})\Z", rate_limit)
     if not m or not int(m.group(1)) or not int(m.group(2)):
-        raise InputError(f"bad --rate-limit {rate_limit!r}", hint="use REQUESTS/SECONDS, e.g. 30/600")
+        raise InputError(N_("bad --rate-limit {rate_limit!r}"), hint=N_("use REQUESTS/SECONDS, e.g. 30/600"), rate_limit=rate_limit)
     limits = Limits(max_file=max_file_mb * MB, max_submission=max_submission_mb * MB, max_files=max_files,
                     max_concurrent=max_uploads, rate_requests=int(m.group(1)), rate_window=int(m.group(2)),
                     idle_seconds=idle_timeout)
     _check_free(host, port)
     app = create_app(Path(obj.vault.root), organisation=organisation, limits=limits)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    click.echo(f"vault portal: serving {obj.vault.root} on http://{listen} (no identity held)", err=True)
+    click.echo(_("vault portal: serving {root} on http://{listen} (no identity held)").format(
+        root=obj.vault.root, listen=listen), err=True)
     # uvicorn's own access log would write the one-time token in each request path: ours redacts it.
     uvicorn.run(app, host=host, port=port, access_log=False, server_header=False, proxy_headers=True,
                 limit_concurrency=200, timeout_keep_alive=5, log_level="warning")

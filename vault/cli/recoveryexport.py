@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from vault.cli import Ctx, cli, emit, json_opt, render
+from vault.cli import Ctx, bars, cell, cli, emit, json_opt, render, report_lines, state
+from vault.i18n import _
 from vault.office import recoveryexport
 
 
@@ -30,8 +31,8 @@ def dr_grp() -> None:
 def dr_request(obj: Ctx, recipients: tuple[str, ...], valid_for: int, as_json: bool) -> None:
     """Ask for an export to RECIPIENTs (a supervisor; this is its first approval)."""
     no = recoveryexport.request(obj.actor(), list(recipients), valid_hours=valid_for)
-    emit({"number": no}, as_json, f"{no}: asked for; another supervisor approves it with "
-                                  f"'vault export disaster-recovery approve {no}'")
+    emit({"number": no}, as_json, _("{no}: asked for; another supervisor approves it with "
+                                    "'vault export disaster-recovery approve {no}'").format(no=no))
 
 
 @dr_grp.command("approve")
@@ -43,8 +44,8 @@ def dr_request(obj: Ctx, recipients: tuple[str, ...], valid_for: int, as_json: b
 def dr_approve(obj: Ctx, number: str, valid_for: int, as_json: bool) -> None:
     """Approve export NUMBER: a supervisor other than the one who asked for it."""
     row = recoveryexport.approve(obj.actor(), number, valid_hours=valid_for)
-    emit(row, as_json, f"{number}: approved by {row['requested_by']} and {row['approved_by']}, "
-                       f"usable until {row['expires_at']}")
+    emit(row, as_json, _("{number}: approved by {first} and {second}, usable until {time}").format(
+        number=number, first=row["requested_by"], second=row["approved_by"], time=row["expires_at"]))
 
 
 @dr_grp.command("run")
@@ -55,9 +56,11 @@ def dr_approve(obj: Ctx, number: str, valid_for: int, as_json: bool) -> None:
 @click.pass_obj
 def dr_run(obj: Ctx, number: str, output: str, as_json: bool) -> None:
     """Write approved export NUMBER to OUTPUT (one of its two approvers; once)."""
-    row = recoveryexport.run(obj.actor(), number, Path(output))
-    emit(row, as_json, f"{number}: {row['documents']} documents of {row['dossiers']} dossiers written to "
-                       f"{row['output']}; check it with 'vault export disaster-recovery verify {row['output']}'")
+    with bars(_("exporting")) as bar:
+        row = recoveryexport.run(obj.actor(), number, Path(output), progress=bar)
+    emit(row, as_json, _("{number}: {documents} documents of {dossiers} dossiers written to {output}; check it with "
+                         "'vault export disaster-recovery verify {output}'").format(
+        number=number, documents=row["documents"], dossiers=row["dossiers"], output=row["output"]))
 
 
 @dr_grp.command("verify")
@@ -68,8 +71,9 @@ def dr_verify(obj: Ctx, directory: str, as_json: bool) -> None:
     """Check a written export: its signed manifest, the history's record of it, every file's hash."""
     rep = recoveryexport.verify(obj.vault, Path(directory))
     emit(rep, as_json, lambda r: "\n".join(
-        [f"{r['export']}: {r['files']} files, {'ok' if r['ok'] else 'PROBLEMS'}"]
-        + [f"problem: {p}" for p in r["problems"]]))
+        [(_("{export}: {files} files, ok") if r["ok"] else _("{export}: {files} files, PROBLEMS")).format(
+            export=r["export"], files=r["files"])]
+        + report_lines(r["problems"])))
     if not rep["ok"]:
         raise SystemExit(1)
 
@@ -91,5 +95,6 @@ def dr_list(obj: Ctx, as_json: bool) -> None:
     """List disaster-recovery exports and their state."""
     rows = recoveryexport.list_exports(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['number']}  {r['state']:<9}  asked by {r['requested_by']}, approved by {r['approved_by'] or '-'}, "
-        f"until {r['expires_at']}" for r in rs) or "(no disaster-recovery exports)")
+        f"{r['number']}  {cell(state(r['state']), 9)}  " + _("asked by {first}, approved by {second}, until {time}").format(
+            first=r["requested_by"], second=r["approved_by"] or "-", time=r["expires_at"])
+        for r in rs) or _("(no disaster-recovery exports)"))

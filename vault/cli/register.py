@@ -10,15 +10,18 @@ from typing import Any
 
 import click
 
-from vault.cli import Ctx, cli, json_opt
+from vault.cli import Ctx, cell, cli, json_opt, state
+from vault.i18n import _, N_
+from vault.cli.labels import cut
 from vault.office import register as reg
 from vault.store import csvcells
 
-# Table columns: (title, row key, width); the last column takes what is left.
-_TABLE = (("number", "number", 22), ("customer", "customer", 28), ("class", "class", 30),
-          ("type", "customer_type", 10), ("dept", "dept", 12), ("status", "status", 9), ("opened", "opened", 10),
-          ("closed", "closed", 10), ("retention", "retention_end", 10), ("docs", "documents", 5),
-          ("originals at", "paper_locations", 0))
+# Table columns: (title, row key, width); the last column takes what is left. The titles are shown in
+# the reader's language; CSV and JSON keep the keys.
+_TABLE = ((N_("number"), "number", 22), (N_("customer"), "customer", 28), (N_("class"), "class", 30),
+          (N_("type"), "customer_type", 10), (N_("dept"), "dept", 12), (N_("status"), "status", 9),
+          (N_("opened"), "opened", 10), (N_("closed"), "closed", 10), (N_("retention"), "retention_end", 10),
+          (N_("docs"), "documents", 5), (N_("originals at"), "paper_locations", 0))
 
 
 @cli.command("register")
@@ -43,9 +46,9 @@ def register(obj: Ctx, klass: str | None, customer_type: str | None, dept: str |
              no_bom: bool, as_json: bool) -> None:
     """The archive-wide register: number, customer, class, dates, counts, paper locations (audited)."""
     if as_csv and as_json:
-        raise click.UsageError("choose --csv or --json, not both")
+        raise click.UsageError(_("choose --csv or --json, not both"))
     if no_bom and not as_csv:
-        raise click.UsageError("--no-bom is for --csv")
+        raise click.UsageError(_("--no-bom is for --csv"))
     filters = reg.Filters(klass=klass, customer_type=customer_type, dept=dept, status=status,
                           opened_from=opened_from, opened_to=opened_to, closed_from=closed_from, closed_to=closed_to,
                           retention_from=retention_from, retention_to=retention_to,
@@ -97,21 +100,23 @@ def _csv(first, rest, *, bom: bool) -> None:
 
 def _table(first, rest, names: bool) -> None:
     def line(cells: list[str]) -> str:
-        return " ".join(c if w == 0 else (c if len(c) <= w else c[:w - 1] + "…").ljust(w)
-                        for c, (_, _, w) in zip(cells, _TABLE)).rstrip()
+        return " ".join(c if w == 0 else cell(cut(c, w), w) for c, (_t, _k, w) in zip(cells, _TABLE)).rstrip()
 
-    click.echo(line([t for t, _, _ in _TABLE]))
+    click.echo(line([_(t) for t, _k, _w in _TABLE]))
+    sealed = _("(sealed)")
     n = 0
     for row in _each(first, rest):
         cells = []
-        for _, key, _ in _TABLE:
+        for _t, key, _w in _TABLE:
             value = row[key]
             if key == "customer" and value is None:
-                value = "(sealed)" if names and row["status"] != "destroyed" else "-"
+                value = sealed if names and row["status"] != "destroyed" else "-"
+            elif key == "status":
+                value = state(value)
             cells.append("; ".join(value) if isinstance(value, list) else "-" if value is None else str(value))
         click.echo(line(cells))
         n += 1
     if n == 0:
-        click.echo("(no dossiers)")
+        click.echo(_("(no dossiers)"))
     elif not names:
-        click.echo("customer names: only the archive department sees them, on a terminal or with doc.save")
+        click.echo(_("customer names: only the archive department sees them, on a terminal or with doc.save"))

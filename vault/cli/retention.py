@@ -9,7 +9,9 @@ import click
 from vault.archive import destructions
 from vault.office import destruction, holds, retention
 from vault.archive import schedule
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt, render
+from vault.cli import NUMBER, Ctx, cell, cli, emit, field, json_opt, render, state
+from vault.i18n import _
+from vault.i18n import render as tr
 from vault.cli.access import text_lines
 from vault.cli.core import doc_grp, dossier_grp
 from vault.store.records import canonical
@@ -25,7 +27,7 @@ from vault.store.records import canonical
 def doc_event(obj: Ctx, docno: str, event: str, date: str, force_date: bool, as_json: bool) -> None:
     """Record a retention trigger event (e.g. contract-fulfilled) for a document."""
     retention.record_event(obj.actor(), docno, event, date, force_date=force_date)
-    emit({"document": docno, "event": event, "date": date}, as_json, f"{docno}: {event} on {date}")
+    emit({"document": docno, "event": event, "date": date}, as_json, _("{docno}: {event} on {date}").format(docno=docno, event=event, date=date))
 
 
 @dossier_grp.command("close")
@@ -37,7 +39,7 @@ def doc_event(obj: Ctx, docno: str, event: str, date: str, force_date: bool, as_
 def dossier_close(obj: Ctx, number: str, date: str, force_date: bool, as_json: bool) -> None:
     """Close a dossier; schedules counting from 'dossier-closed' start; it takes no new documents."""
     retention.close_dossier(obj.actor(), number, date, force_date=force_date)
-    emit({"closed": number, "date": date}, as_json, f"closed {number}")
+    emit({"closed": number, "date": date}, as_json, _("closed {number}").format(number=number))
 
 
 @dossier_grp.command("reopen")
@@ -47,7 +49,7 @@ def dossier_close(obj: Ctx, number: str, date: str, force_date: bool, as_json: b
 def dossier_reopen(obj: Ctx, number: str, as_json: bool) -> None:
     """Reopen a closed dossier: it takes documents again; its closing date is cancelled (kept in the manifest)."""
     retention.reopen_dossier(obj.actor(), number)
-    emit({"reopened": number}, as_json, f"reopened {number}")
+    emit({"reopened": number}, as_json, _("reopened {number}").format(number=number))
 
 
 @cli.group("retention")
@@ -64,9 +66,10 @@ def retention_report(obj: Ctx, due: bool, upcoming: int | None, as_json: bool) -
     """What is due, when, and why (which rule)."""
     obj.actor().require("retention.read")
     rows = schedule.report(obj.vault, due=due, upcoming=upcoming)
+    waiting = _("waiting")
     emit(rows, as_json, lambda rs: "\n".join(
         f"{r['number']:<26} {r['category']:<15} {r.get('rule') or '-':<10} {r.get('event') or '-':<20} "
-        f"{r.get('until') or 'waiting':<10} {r['status']}" for r in rs) or "(nothing)")
+        f"{cell(r.get('until') or waiting, 10)} {state(r['status'])}" for r in rs) or _("(nothing)"))
 
 
 @cli.group("hold")
@@ -82,7 +85,7 @@ def hold_grp() -> None:
 def hold_add(obj: Ctx, number: str, reason: str, as_json: bool) -> None:
     """Place a legal hold on a dossier."""
     holds.add(obj.actor(), number, reason)
-    emit({"held": number}, as_json, f"{number} is on hold")
+    emit({"held": number}, as_json, _("{number} is on hold").format(number=number))
 
 
 @hold_grp.command("remove")
@@ -93,7 +96,7 @@ def hold_add(obj: Ctx, number: str, reason: str, as_json: bool) -> None:
 def hold_remove(obj: Ctx, number: str, reason: str, as_json: bool) -> None:
     """Lift a legal hold (a supervisor, with a reason)."""
     holds.remove(obj.actor(), number, reason)
-    emit({"lifted": number}, as_json, f"hold on {number} lifted")
+    emit({"lifted": number}, as_json, _("hold on {number} lifted").format(number=number))
 
 
 @hold_grp.command("list")
@@ -106,12 +109,13 @@ def hold_list(obj: Ctx, lifted: bool, as_json: bool) -> None:
     if lifted:
         rows = holds.lifts(obj.vault, actor)
         emit(rows, as_json, lambda rs: "\n".join(
-            f"{r['number']:<20} held {r['hold_at']} by {r['hold_by']}, lifted {r['at']} by {r['by']}"
-            + text_lines(r, ("reason",)) for r in rs) or "(no lifted holds)")
+            f"{r['number']:<20} " + _("held {held_at} by {held_by}, lifted {at} by {by}").format(
+                held_at=r["hold_at"], held_by=r["hold_by"], at=r["at"], by=r["by"])
+            + text_lines(r, ("reason",)) for r in rs) or _("(no lifted holds)"))
         return
     rows = holds.list_holds(obj.vault, actor)
-    emit(rows, as_json, lambda rs: "\n".join(f"{r['number']:<20} since {r['at']} by {r['by']}"
-                                              + text_lines(r, ("reason",)) for r in rs) or "(no holds)")
+    emit(rows, as_json, lambda rs: "\n".join(f"{r['number']:<20} " + _("since {at} by {by}").format(at=r["at"], by=r["by"])
+                                              + text_lines(r, ("reason",)) for r in rs) or _("(no holds)"))
 
 
 @cli.group("destroy")
@@ -139,11 +143,12 @@ def destroy_approve(obj: Ctx, id: str, override_retention: str | None, as_json: 
     """Approve a destruction (a supervisor other than the requester); warns when execution would be refused."""
     warnings = destruction.approve(obj.actor(), id, override_retention=override_retention)
     for w in warnings:
-        click.echo(f"vault: warning: {w}", err=True)
+        click.echo(_("vault: warning: {warning}").format(warning=tr(w)), err=True)
     if warnings:
-        click.echo(f"vault: hint: 'vault destroy cancel {id} --reason …' or 'vault destroy deny {id} --reason …' "
-                   "withdraws it", err=True)
-    emit({"number": id, "warnings": warnings}, as_json, f"approved {id}")
+        click.echo(_("vault: hint: {hint}").format(hint=_(
+            "'vault destroy cancel {id} --reason …' or 'vault destroy deny {id} --reason …' withdraws it").format(id=id)),
+            err=True)
+    emit({"number": id, "warnings": warnings}, as_json, _("approved {id}").format(id=id))
 
 
 @destroy_grp.command("cancel")
@@ -154,7 +159,7 @@ def destroy_approve(obj: Ctx, id: str, override_retention: str | None, as_json: 
 def destroy_cancel(obj: Ctx, id: str, reason: str, as_json: bool) -> None:
     """Withdraw a destruction that has not started (its requester or a supervisor)."""
     destruction.close(obj.actor(), id, "cancelled", reason)
-    emit({"cancelled": id}, as_json, f"cancelled {id}")
+    emit({"cancelled": id}, as_json, _("cancelled {id}").format(id=id))
 
 
 @destroy_grp.command("deny")
@@ -165,7 +170,7 @@ def destroy_cancel(obj: Ctx, id: str, reason: str, as_json: bool) -> None:
 def destroy_deny(obj: Ctx, id: str, reason: str, as_json: bool) -> None:
     """Refuse a destruction that has not started (a supervisor other than the requester)."""
     destruction.close(obj.actor(), id, "denied", reason)
-    emit({"denied": id}, as_json, f"denied {id}")
+    emit({"denied": id}, as_json, _("denied {id}").format(id=id))
 
 
 @destroy_grp.command("show")
@@ -177,7 +182,7 @@ def destroy_show(obj: Ctx, id: str, as_json: bool) -> None:
     row = destruction.show(obj.vault, id, obj.maybe_actor())
     keys = ("reason", "override_reason", "closing_reason")
     emit(row, as_json, lambda r: "\n".join(
-        f"{k.replace('_', ' ')}: {', '.join(v) if isinstance(v, list) else v}"
+        f"{field(k)}: {', '.join(v) if isinstance(v, list) else state(v) if k == 'state' else v}"
         for k, v in r.items() if k not in (*keys, "sealed_texts")) + text_lines(r, keys, indent=""))
 
 
@@ -188,9 +193,9 @@ def destroy_show(obj: Ctx, id: str, as_json: bool) -> None:
 def destroy_execute(obj: Ctx, id: str, as_json: bool) -> None:
     """Crypto-shred what an approved request names, and sign the certificate."""
     cert = destruction.execute(obj.actor(), id)
-    emit(cert, as_json, lambda c: f"destroyed {len(c['destroyed'])} document(s) of {c['dossier_number']}; "
-                                  f"no backup can decrypt them after {c['undecryptable_from_backups_after']}\n"
-                                  f"certificate: vault destroy certificate {id}")
+    emit(cert, as_json, lambda c: _("destroyed {count} document(s) of {number}; no backup can decrypt them after {after}\n"
+                                    "certificate: vault destroy certificate {id}").format(
+        count=len(c["destroyed"]), number=c["dossier_number"], after=c["undecryptable_from_backups_after"], id=id))
 
 
 @destroy_grp.command("list")
@@ -199,7 +204,7 @@ def destroy_execute(obj: Ctx, id: str, as_json: bool) -> None:
 def destroy_list(obj: Ctx, as_json: bool) -> None:
     """List destruction requests and their state."""
     rows = destructions.list_destructions(obj.vault)
-    emit(rows, as_json, lambda rs: "\n".join(f"{r['number']}  {r['target']:<26} {r['state']}" for r in rs) or "(none)")
+    emit(rows, as_json, lambda rs: "\n".join(f"{r['number']}  {r['target']:<26} {state(r['state'])}" for r in rs) or _("(none)"))
 
 
 @destroy_grp.command("certificate")
@@ -221,4 +226,5 @@ def destroy_verify(obj: Ctx, id: str, as_json: bool) -> None:
     cert = destructions.certificate(obj.vault, id)
     digest = hashlib.sha256(canonical(cert)).hexdigest()
     emit({"certificate": id, "valid": True, "signed_by": cert["signature"]["by"], "sha256": digest}, as_json,
-         f"certificate {id} is valid, signed by {cert['signature']['by']} (digest {digest[:16]})")
+         _("certificate {id} is valid, signed by {by} (digest {digest})").format(
+             id=id, by=cert["signature"]["by"], digest=digest[:16]))

@@ -12,10 +12,11 @@ import click
 from vault.archive import completeness
 from vault.office import review
 from vault.archive import reviews
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cli, emit, json_opt, state
 from vault.cli.access import text_lines
 from vault.cli.core import dossier_grp
 from vault.errors import InputError, UsageError
+from vault.i18n import _, N_
 
 #: Where ``--smtp-user``'s password is read from; never from the command line (it would show in ps).
 SMTP_PASSWORD_ENV = "VAULT_SMTP_PASSWORD"
@@ -29,24 +30,24 @@ def review_grp() -> None:
 def _gaps(r: dict) -> str:
     parts = []
     if r["missing_categories"]:
-        parts.append("categories " + ", ".join(r["missing_categories"]))
+        parts.append(_("categories {names}").format(names=", ".join(r["missing_categories"])))
     if r["missing_fields"]:
-        parts.append("fields " + ", ".join(r["missing_fields"]))
+        parts.append(_("fields {names}").format(names=", ".join(r["missing_fields"])))
     if not r["fields_checked"]:
-        parts.append("fields not checked: no read access")
-    return "missing " + "; ".join(parts) if r["missing_categories"] or r["missing_fields"] else parts[-1]
+        parts.append(_("fields not checked: no read access"))
+    return _("missing {what}").format(what="; ".join(parts)) if r["missing_categories"] or r["missing_fields"] else parts[-1]
 
 
 def _due_line(r: dict) -> str:
     why = []
     if r["stale"]:
-        why.append(f"stale since {r['stale_since']}")
+        why.append(_("stale since {date}").format(date=r["stale_since"]))
     if r["needs_update"]:
-        why.append(f"needs update since {r['needs_update_since']}")
+        why.append(_("needs update since {date}").format(date=r["needs_update_since"]))
     if r["incomplete"]:
-        why.append(f"incomplete since {r['incomplete_since']}: {_gaps(r)}")
+        why.append(_("incomplete since {date}: {gaps}").format(date=r["incomplete_since"], gaps=_gaps(r)))
     elif not r["fields_checked"]:
-        why.append("fields not checked: no read access")
+        why.append(_("fields not checked: no read access"))
     return f"{r['number']:<20} {r['dept']:<12} {r['class']:<36} {'; '.join(why)}"
 
 
@@ -58,7 +59,7 @@ def review_due(obj: Ctx, dept: str | None, as_json: bool) -> None:
     """List open dossiers that are due for review, waiting for an update, or incomplete."""
     rows = reviews.list_due(obj.actor(), dept=dept)
     emit(rows, as_json, lambda rs: "\n".join(_due_line(r) + text_lines(r, ("last_note",)) for r in rs)
-         or "(nothing due)")
+         or _("(nothing due)"))
 
 
 @review_grp.command("done")
@@ -71,10 +72,11 @@ def review_due(obj: Ctx, dept: str | None, as_json: bool) -> None:
 def review_done(obj: Ctx, number: str, verified: bool, needs_update: bool, note: str | None, as_json: bool) -> None:
     """Record a review of dossier NUMBER (signed); restarts its review interval."""
     if verified == needs_update:
-        raise UsageError("say how the review went: --verified or --needs-update, one of them",
-                         hint="pass --verified, or --needs-update --note TEXT")
+        raise UsageError(N_("say how the review went: --verified or --needs-update, one of them"),
+                         hint=N_("pass --verified, or --needs-update --note TEXT"))
     rec = review.done(obj.actor(), number, "verified" if verified else "needs-update", note)
-    emit(rec, as_json, f"recorded review {rec['seq']} of {rec['number']}: {rec['outcome']}")
+    emit(rec, as_json, _("recorded review {seq} of {number}: {outcome}").format(seq=rec["seq"], number=rec["number"],
+                                                                           outcome=state(rec["outcome"])))
 
 
 def _addresses(to: tuple[str, ...], addresses_file: str | None) -> dict[str, str]:
@@ -83,12 +85,12 @@ def _addresses(to: tuple[str, ...], addresses_file: str | None) -> dict[str, str
         try:
             data = tomllib.loads(Path(addresses_file).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise InputError(f"cannot read addresses file {addresses_file}: {e}",
-                             hint='write one line per department: sales = "sales@example.com"') from None
+            raise InputError(N_("cannot read addresses file {addresses_file}: {e}"),
+                             hint=N_('write one line per department: sales = "sales@example.com"'), addresses_file=addresses_file, e=e) from None
         bad = [k for k, v in data.items() if not isinstance(v, str)]
         if bad:
-            raise InputError(f"{addresses_file}: {bad[0]} is not an address",
-                             hint='write one line per department: sales = "sales@example.com"')
+            raise InputError(N_("{addresses_file}: {bad} is not an address"),
+                             hint=N_('write one line per department: sales = "sales@example.com"'), addresses_file=addresses_file, bad=bad[0])
         out.update(data)
     for item in to:
         dept, sep, addr = item.partition("=")
@@ -101,7 +103,7 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--option {pair!r} is not KEY=VALUE")
+            raise UsageError(N_("--option {pair!r} is not KEY=VALUE"), pair=pair)
         out[key.strip()] = value
     return out
 
@@ -128,11 +130,11 @@ def review_notify(obj: Ctx, notifier: str, dept: str | None, report_dir: str | N
     options = _options(extra)
     if notifier == "report":
         if not report_dir:
-            raise UsageError("--notifier report needs --report-dir DIR")
+            raise UsageError(N_("--notifier report needs --report-dir DIR"))
         options["dir"] = report_dir
     elif notifier == "smtp":
         if not sender:
-            raise UsageError("--notifier smtp needs --from ADDRESS")
+            raise UsageError(N_("--notifier smtp needs --from ADDRESS"))
         options.update({"host": smtp_host, "port": smtp_port, "starttls": starttls, "from": sender,
                         "to": _addresses(to, addresses_file)})
         if smtp_user:
@@ -140,14 +142,15 @@ def review_notify(obj: Ctx, notifier: str, dept: str | None, report_dir: str | N
     from vault.office import notify  # here: it loads the plugin host, which other dossier commands do not need
 
     sent = notify.send(obj.actor(), notifier, options, dept=dept)
-    emit(sent, as_json, lambda s: "\n".join(f"notified {x['dept']}: {len(x['numbers'])} dossiers" for x in s)
-         or "(nothing to notify)")
+    emit(sent, as_json, lambda s: "\n".join(_("notified {dept}: {count} dossiers").format(dept=x["dept"], count=len(x["numbers"]))
+                                            for x in s) or _("(nothing to notify)"))
 
 
 def _completeness_line(r: dict) -> str:
-    state = "complete" if r["complete"] else f"incomplete since {r['incomplete_since']}: {_gaps(r)}"
+    state = _("complete") if r["complete"] else _("incomplete since {date}: {gaps}").format(
+        date=r["incomplete_since"], gaps=_gaps(r))
     if r["complete"] and not r["fields_checked"]:
-        state = "categories complete (fields not checked: no read access)"
+        state = _("categories complete (fields not checked: no read access)")
     return f"{r['number']:<20} {r['dept']:<12} {r['customer_type']:<11} {state}"
 
 
@@ -159,6 +162,6 @@ def _completeness_line(r: dict) -> str:
 def dossier_completeness(obj: Ctx, number: str | None, dept: str | None, as_json: bool) -> None:
     """What a dossier (or every open one) lacks per the policy's completeness rules, and since when."""
     if number and dept:
-        raise UsageError("give a dossier NUMBER or --dept, not both")
+        raise UsageError(N_("give a dossier NUMBER or --dept, not both"))
     rows = completeness.report(obj.actor(), number=number, dept=dept)
-    emit(rows, as_json, lambda rs: "\n".join(_completeness_line(r) for r in rs) or "(no dossiers)")
+    emit(rows, as_json, lambda rs: "\n".join(_completeness_line(r) for r in rs) or _("(no dossiers)"))

@@ -9,12 +9,13 @@ import click
 
 from vault.archive import manifests
 from vault.office import find as finder
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt
+from vault.cli import NUMBER, Ctx, cell, cli, emit, field, json_opt, state
+from vault.i18n import _
 
 
 def _line(r: dict) -> str:
-    return (f"{r['rank']:>5}  {r['number']:<20} {r['class']:<36} {r['customer_type']:<11} {r['status']:<7} "
-            f"{r['field']}")
+    return (f"{r['rank']:>5}  {r['number']:<20} {r['class']:<36} {r['customer_type']:<11} {cell(state(r['status']), 7)} "
+            f"{field(r['field'])}")
 
 
 @cli.command()
@@ -42,7 +43,7 @@ def find(obj: Ctx, text, name, contact, number, klass, customer_type, business, 
 
     Best matches first; exit code 1 when nothing matches."""
     if sum(x is not None for x in (text, name, contact, number)) > 1:
-        raise click.UsageError("give one of TEXT, --name, --contact, --number")
+        raise click.UsageError(_("give one of TEXT, --name, --contact, --number"))
     filters = finder.Filters(klass=klass, customer_type=customer_type, business=business, dept=dept,
                              created_from=created_from and manifests.parse_date(created_from),
                              created_to=created_to and manifests.parse_date(created_to),
@@ -53,15 +54,16 @@ def find(obj: Ctx, text, name, contact, number, klass, customer_type, business, 
 
     def text_out(rs: list) -> str:
         if not rs:
-            return "(nothing found)"
+            return _("(nothing found)")
         more = res["total"] - (offset + len(rs))
-        tail = f"\n{offset + 1}-{offset + len(rs)} of {res['total']}" + (f"; next page: --offset {offset + limit}" if more > 0 else "")
+        tail = "\n" + _("{first}-{last} of {total}").format(first=offset + 1, last=offset + len(rs), total=res["total"]) + (
+            _("; next page: --offset {offset}").format(offset=offset + limit) if more > 0 else "")
         return "\n".join(_line(r) for r in rs) + tail
 
     emit(rows, as_json, text_out)
     if res["stale"]:
-        click.echo(f"vault: note: {res['stale']} index entries did not match their dossier's signed manifest "
-                   "and were not shown", err=True)
+        click.echo(_("vault: note: {count} index entries did not match their dossier's signed manifest "
+                     "and were not shown").format(count=res["stale"]), err=True)
     if not rows:
         sys.exit(1)
 
@@ -77,4 +79,4 @@ def index_grp() -> None:
 def index_rebuild(obj: Ctx, as_json: bool) -> None:
     """Rebuild the search index from every dossier's sealed profile (archive department)."""
     n = finder.rebuild(obj.actor())
-    emit({"dossiers": n}, as_json, f"search index rebuilt: {n} dossiers")
+    emit({"dossiers": n}, as_json, _("search index rebuilt: {count} dossiers").format(count=n))

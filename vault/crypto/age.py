@@ -32,6 +32,7 @@ from vault.crypto.mlkem import HybridIdentity, HybridRecipient
 from vault.crypto.scrypt import ScryptPassphrase
 from vault.crypto.x25519 import X25519Identity, X25519Recipient
 from vault.errors import FormatError, NoIdentityMatchError, UsageError
+from vault.i18n import N_
 
 __all__ = [
     "Encryptor", "Header", "Identity", "Recipient", "ScryptPassphrase", "Stanza", "decrypt", "decrypt_bytes",
@@ -96,7 +97,7 @@ def _sniff(src: BinaryIO) -> bytes:
             break
         prefix += block
         if len(prefix) > _MAX_LEADING_WHITESPACE:
-            raise FormatError("age: too much leading whitespace")
+            raise FormatError(N_("age: too much leading whitespace"))
     return prefix
 
 
@@ -142,20 +143,20 @@ def _unwrap(hdr: Header, identities: Sequence[Identity]) -> bytes:
         if file_key is None:
             continue
         if len(file_key) != FILE_KEY_SIZE:
-            raise FormatError("age header: unwrapped file key is not 16 bytes")
+            raise FormatError(N_("age header: unwrapped file key is not 16 bytes"))
         hdr.verify_mac(file_key)
         return file_key
-    raise NoIdentityMatchError("no identity matched any of the file's recipients")
+    raise NoIdentityMatchError(N_("no identity matched any of the file's recipients"))
 
 
 def _stanzas_for(recipients: Sequence[Recipient], file_key: bytes) -> list[Stanza]:
     if not recipients:
-        raise UsageError("age: no recipients")
+        raise UsageError(N_("age: no recipients"))
     labels = {frozenset(getattr(r, "labels", frozenset())) for r in recipients}
     if len(labels) != 1:
         # Mixing e.g. a post-quantum recipient with an X25519 one would silently
         # drop the post-quantum protection; a passphrase must be alone.
-        raise UsageError("age: these recipients cannot be mixed in one file")
+        raise UsageError(N_("age: these recipients cannot be mixed in one file"))
     return [stanza for r in recipients for stanza in r.wrap(file_key)]
 
 
@@ -163,7 +164,7 @@ def _payload_reader(reader: BinaryIO) -> BinaryIO:
     # A missing or short nonce is a header failure (nothing of the payload exists).
     nonce = _read_exact(reader, stream.NONCE_SIZE)
     if len(nonce) != stream.NONCE_SIZE:
-        raise FormatError("age: file ends before the payload nonce")
+        raise FormatError(N_("age: file ends before the payload nonce"))
     return io.BufferedReader(_Chain(nonce, reader))
 
 
@@ -266,7 +267,7 @@ def open_payload(src: BinaryIO, identities: Sequence[Identity]) -> stream.Payloa
             file_key = _unwrap(header.parse(src), identities)
             payload_start = src.tell()
             if len(_read_exact(src, stream.NONCE_SIZE)) != stream.NONCE_SIZE:
-                raise FormatError("age: file ends before the payload nonce")
+                raise FormatError(N_("age: file ends before the payload nonce"))
             src.seek(payload_start)
             return stream.PayloadReader(file_key, src)
     reader, _ = _open_input(src)
@@ -285,7 +286,7 @@ def parse_identity(text: str) -> Identity:
         return HybridIdentity.parse(text.strip())
     if hrp == x25519.IDENTITY_HRP:
         return X25519Identity.parse(text.strip())
-    raise FormatError("not an age identity (AGE-SECRET-KEY-PQ-1... or AGE-SECRET-KEY-1...)")
+    raise FormatError(N_("not an age identity (AGE-SECRET-KEY-PQ-1... or AGE-SECRET-KEY-1...)"))
 
 
 def parse_recipient(text: str) -> Recipient:
@@ -295,7 +296,7 @@ def parse_recipient(text: str) -> Recipient:
         return HybridRecipient.parse(text.strip())
     if hrp == x25519.RECIPIENT_HRP:
         return X25519Recipient.parse(text.strip())
-    raise FormatError("not an age recipient (age1pq1... or age1...)")
+    raise FormatError(N_("not an age recipient (age1pq1... or age1...)"))
 
 
 def identity_from_seed(seed: bytes) -> Identity:
@@ -309,7 +310,7 @@ def generate_identity(kind: str = "mlkem768x25519") -> str:
         return str(HybridIdentity.generate())
     if kind == "x25519":
         return str(X25519Identity.generate())
-    raise UsageError(f"unknown identity kind {kind!r} (use mlkem768x25519 or x25519)")
+    raise UsageError(N_("unknown identity kind {kind!r} (use mlkem768x25519 or x25519)"), kind=kind)
 
 
 def recipient_of(identity_text: str) -> str:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from vault.crypto.stream import Sink as _Sink
 
 from vault.errors import FormatError
+from vault.i18n import Message, N_
 
 BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
 END = b"-----END AGE ENCRYPTED FILE-----"
@@ -31,7 +32,7 @@ _FAST_LINES = 1024  # lines decoded per fast-path step: ~48 KiB of output
 
 
 def _fail(why: str) -> FormatError:
-    return FormatError(f"age armor: {why}")
+    return FormatError(N_("age armor: {why}"), why=why)
 
 
 class DearmorReader(io.RawIOBase):
@@ -79,23 +80,23 @@ class DearmorReader(io.RawIOBase):
         elif line == BEGIN + b"\n":
             self._eol = b"\n"
         else:
-            raise _fail("missing or malformed BEGIN line")
+            raise _fail(Message(N_("missing or malformed BEGIN line")))
 
     @property
     def _line_end(self) -> bytes:
         """The line ending the BEGIN line chose (read before any other line)."""
         if self._eol is None:
-            raise _fail("missing or malformed BEGIN line")
+            raise _fail(Message(N_("missing or malformed BEGIN line")))
         return self._eol
 
     def _finish(self, line: bytes) -> None:
         # After the END line only whitespace may follow: anything else would be
         # unauthenticated data smuggled alongside the file.
         if line not in (END + self._line_end, END):
-            raise _fail("malformed END line")
+            raise _fail(Message(N_("malformed END line")))
         while True:
             if bytes(self._buf).strip(_WHITESPACE):
-                raise _fail("data after the END line")
+                raise _fail(Message(N_("data after the END line")))
             self._buf.clear()
             if self._eof:
                 break
@@ -130,20 +131,20 @@ class DearmorReader(io.RawIOBase):
             self._finish(line)
             return b""
         if self._last_seen:
-            raise _fail("line after the final short line")
+            raise _fail(Message(N_("line after the final short line")))
         if not line.endswith(self._line_end):
-            raise _fail("line too long, truncated or with the wrong line ending")
+            raise _fail(Message(N_("line too long, truncated or with the wrong line ending")))
         text = line[: -len(self._line_end)]
         if not text or len(text) % 4 or not _LINE.fullmatch(text):
-            raise _fail("malformed base64 line")
+            raise _fail(Message(N_("malformed base64 line")))
         if len(text) < _COLUMNS or text.endswith(b"="):
             self._last_seen = True
         try:
             data = base64.b64decode(text, validate=True)
         except binascii.Error as err:
-            raise _fail("invalid base64") from err
+            raise _fail(Message(N_("invalid base64"))) from err
         if base64.b64encode(data) != text:
-            raise _fail("non-canonical base64")
+            raise _fail(Message(N_("non-canonical base64")))
         return data
 
     def readinto(self, buffer) -> int:

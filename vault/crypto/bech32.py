@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vault.errors import FormatError
+from vault.i18n import N_
 
 _CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
@@ -49,9 +50,9 @@ def _convert_bits(data: bytes | list[int], from_bits: int, to_bits: int, pad: bo
     # Reject over-long or non-zero padding: otherwise several strings would decode
     # to the same key, and key strings are compared and logged as identifiers.
     elif bits >= from_bits:
-        raise FormatError("bech32: illegal zero padding")
+        raise FormatError(N_("bech32: illegal zero padding"))
     elif (acc << (to_bits - bits)) & maxv:
-        raise FormatError("bech32: non-zero padding")
+        raise FormatError(N_("bech32: non-zero padding"))
     return out
 
 
@@ -73,20 +74,20 @@ def encode(hrp: str, data: bytes) -> str:
 def decode(text: str) -> tuple[str, bytes]:
     """Decode a Bech32 string to (hrp, data); the HRP keeps the case it was written in."""
     if text.lower() != text and text.upper() != text:
-        raise FormatError("bech32: mixed case")
+        raise FormatError(N_("bech32: mixed case"))
     pos = text.rfind("1")
     if pos < 1 or pos + 7 > len(text):
-        raise FormatError("bech32: separator at invalid position")
+        raise FormatError(N_("bech32: separator at invalid position"))
     hrp = text[:pos]
     if any(not 33 <= ord(c) <= 126 for c in hrp):
-        raise FormatError("bech32: invalid character in HRP")
+        raise FormatError(N_("bech32: invalid character in HRP"))
     data = text[pos + 1 :].lower()
     try:
         values = [_VALUE[c] for c in data]
     except KeyError:
-        raise FormatError("bech32: invalid character in data") from None
+        raise FormatError(N_("bech32: invalid character in data")) from None
     if _polymod(_hrp_expand(hrp.lower()) + values) != 1:
-        raise FormatError("bech32: invalid checksum")
+        raise FormatError(N_("bech32: invalid checksum"))
     return hrp, _five_to_eight(data[:-6])
 
 
@@ -95,8 +96,8 @@ def _five_to_eight(chars: str) -> bytes:
     bits = 5 * len(chars)
     pad = bits % 8
     if pad >= 5:
-        raise FormatError("bech32: illegal zero padding")
+        raise FormatError(N_("bech32: illegal zero padding"))
     n = int(chars.translate(_TO_DIGITS), 32) if chars else 0
     if n & ((1 << pad) - 1):
-        raise FormatError("bech32: non-zero padding")
+        raise FormatError(N_("bech32: non-zero padding"))
     return (n >> pad).to_bytes(bits // 8, "big")

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vault.errors import AuthenticationError, FormatError
+from vault.i18n import N_
 
 VERSION_LINE = b"age-encryption.org/v1\n"
 _VERSION_PREFIX = b"age-encryption.org/"
@@ -46,7 +47,7 @@ class Header:
     def verify_mac(self, file_key: bytes) -> None:
         """Raise AuthenticationError unless the MAC matches ``file_key``."""
         if not hmac.compare_digest(compute_mac(file_key, self.mac_input), self.mac):
-            raise AuthenticationError("age header MAC mismatch: the header was tampered with")
+            raise AuthenticationError(N_("age header MAC mismatch: the header was tampered with"))
 
 
 def b64encode(data: bytes) -> str:
@@ -62,13 +63,13 @@ def b64decode(text: str | bytes) -> bytes:
     """
     raw = text.encode("ascii", "replace") if isinstance(text, str) else text
     if not _B64_CHARS.fullmatch(raw) or len(raw) % 4 == 1:
-        raise FormatError("age header: invalid base64")
+        raise FormatError(N_("age header: invalid base64"))
     try:
         data = base64.b64decode(raw + b"=" * (-len(raw) % 4), validate=True)
     except binascii.Error as err:
-        raise FormatError("age header: invalid base64") from err
+        raise FormatError(N_("age header: invalid base64")) from err
     if base64.b64encode(data).rstrip(b"=") != raw:
-        raise FormatError("age header: non-canonical base64")
+        raise FormatError(N_("age header: non-canonical base64"))
     return data
 
 
@@ -110,10 +111,10 @@ class _LineReader:
         self.consumed += line
         if not line.endswith(b"\n"):
             if len(line) > MAX_LINE:
-                raise FormatError("age header: line too long")
-            raise FormatError("age header: unexpected end of file")
+                raise FormatError(N_("age header: line too long"))
+            raise FormatError(N_("age header: unexpected end of file"))
         if len(self.consumed) > MAX_HEADER:
-            raise FormatError("age header: header too large")
+            raise FormatError(N_("age header: header too large"))
         return line[:-1]
 
 
@@ -122,7 +123,7 @@ def _parse_arg_line(line: bytes) -> tuple[str, tuple[str, ...]]:
     # Empty arguments (double or trailing spaces) and non-VCHAR bytes (CR, tabs,
     # 8-bit) are rejected so every header has exactly one encoding.
     if not all(_VCHARS.fullmatch(w) for w in words):
-        raise FormatError("age header: malformed stanza argument line")
+        raise FormatError(N_("age header: malformed stanza argument line"))
     decoded = [w.decode("ascii") for w in words]
     return decoded[0], tuple(decoded[1:])
 
@@ -133,10 +134,10 @@ def parse(src: BinaryIO) -> Header:
     version = reader.line()
     if version + b"\n" != VERSION_LINE:
         if not version.startswith(_VERSION_PREFIX):
-            raise FormatError("not an age file")
+            raise FormatError(N_("not an age file"))
         if not _VCHARS.fullmatch(version):
-            raise FormatError("age header: malformed version line")  # e.g. CRLF line ends
-        raise FormatError("age header: unsupported version")
+            raise FormatError(N_("age header: malformed version line"))  # e.g. CRLF line ends
+        raise FormatError(N_("age header: unsupported version"))
     stanzas: list[Stanza] = []
     line = reader.line()
     while line.startswith(b"-> "):
@@ -145,19 +146,19 @@ def parse(src: BinaryIO) -> Header:
         while True:
             body_line = reader.line()
             if len(body_line) > _COLUMNS or not _B64_CHARS.fullmatch(body_line):
-                raise FormatError("age header: malformed stanza body line")
+                raise FormatError(N_("age header: malformed stanza body line"))
             chunks.append(body_line)
             if len(body_line) < _COLUMNS:
                 break
         stanzas.append(Stanza(kind, args, b64decode(b"".join(chunks))))
         line = reader.line()
     if not stanzas:
-        raise FormatError("age header: no recipient stanzas")
+        raise FormatError(N_("age header: no recipient stanzas"))
     if not line.startswith(b"--- "):
-        raise FormatError("age header: malformed stanza or MAC line")
+        raise FormatError(N_("age header: malformed stanza or MAC line"))
     mac_text = line[4:]
     if len(mac_text) != 43:
-        raise FormatError("age header: malformed MAC")
+        raise FormatError(N_("age header: malformed MAC"))
     mac = b64decode(mac_text)
     mac_input = bytes(reader.consumed[: -len(line) - 1]) + b"---"
     return Header(tuple(stanzas), mac, mac_input)

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from vault.crypto import bech32
 from vault.crypto.header import Stanza, b64decode, b64encode
 from vault.errors import FormatError
+from vault.i18n import N_
 
 STANZA_TYPE = "mlkem768x25519"
 RECIPIENT_HRP = "age1pq"
@@ -36,12 +37,12 @@ def check_stanza(stanza: Stanza) -> bytes:
     The body length is checked before decapsulating to close partitioning oracles.
     """
     if len(stanza.args) != 1:
-        raise FormatError("age mlkem768x25519 stanza: wrong number of arguments")
+        raise FormatError(N_("age mlkem768x25519 stanza: wrong number of arguments"))
     enc = b64decode(stanza.args[0])
     if len(enc) != _ENC:
-        raise FormatError("age mlkem768x25519 stanza: enc is not 1120 bytes")
+        raise FormatError(N_("age mlkem768x25519 stanza: enc is not 1120 bytes"))
     if len(stanza.body) != 32:
-        raise FormatError("age mlkem768x25519 stanza: body is not 32 bytes")
+        raise FormatError(N_("age mlkem768x25519 stanza: body is not 32 bytes"))
     return enc
 
 
@@ -52,21 +53,21 @@ class HybridRecipient:
 
     def __init__(self, public: bytes) -> None:
         if len(public) != _PUBLIC:
-            raise FormatError("age mlkem768x25519 recipient: key is not 1216 bytes")
+            raise FormatError(N_("age mlkem768x25519 recipient: key is not 1216 bytes"))
         try:
             self._key = hpke.MLKEM768X25519PublicKey(
                 MLKEM768PublicKey.from_public_bytes(public[:_MLKEM_PUBLIC]),
                 X25519PublicKey.from_public_bytes(public[_MLKEM_PUBLIC:]),
             )
         except ValueError as err:
-            raise FormatError("age mlkem768x25519 recipient: invalid key") from err
+            raise FormatError(N_("age mlkem768x25519 recipient: invalid key")) from err
         self.public = public
 
     @classmethod
     def parse(cls, text: str) -> HybridRecipient:
         hrp, data = bech32.decode(text)
         if hrp != RECIPIENT_HRP:
-            raise FormatError("not an age mlkem768x25519 recipient")
+            raise FormatError(N_("not an age mlkem768x25519 recipient"))
         return cls(data)
 
     def __str__(self) -> str:
@@ -82,7 +83,7 @@ class HybridIdentity:
 
     def __init__(self, seed: bytes) -> None:
         if len(seed) != 32:
-            raise FormatError("age mlkem768x25519 identity: seed is not 32 bytes")
+            raise FormatError(N_("age mlkem768x25519 identity: seed is not 32 bytes"))
         shake = hashes.Hash(hashes.SHAKE256(digest_size=96))
         shake.update(seed)
         expanded = shake.finalize()
@@ -102,7 +103,7 @@ class HybridIdentity:
     def parse(cls, text: str) -> HybridIdentity:
         hrp, data = bech32.decode(text)
         if hrp != IDENTITY_HRP:
-            raise FormatError("not an age mlkem768x25519 identity")
+            raise FormatError(N_("not an age mlkem768x25519 identity"))
         return cls(data)
 
     def __str__(self) -> str:
@@ -124,7 +125,7 @@ class HybridIdentity:
                 # identity point): checked explicitly rather than relying on HPKE.
                 self._x25519.exchange(X25519PublicKey.from_public_bytes(enc[-32:]))
             except ValueError as err:
-                raise FormatError("age mlkem768x25519 stanza: low-order X25519 share") from err
+                raise FormatError(N_("age mlkem768x25519 stanza: low-order X25519 share")) from err
             try:
                 return _SUITE.decrypt(enc + stanza.body, self._key, info=_INFO)
             except InvalidTag:  # ML-KEM implicit rejection or a bad tag: not for this key

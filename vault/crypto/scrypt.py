@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from vault.crypto.header import Stanza, b64decode, b64encode
 from vault.errors import FormatError
+from vault.i18n import N_
 
 STANZA_TYPE = "scrypt"
 MAX_WORK_FACTOR = 22  # as age: 2**22 x 1 KiB x 8 = 4 GiB of work, ~1 s; more is a DoS from a header
@@ -27,17 +28,17 @@ def check_stanza(stanza: Stanza) -> tuple[bytes, int]:
     The work factor is read from an untrusted header, so it is capped before use.
     """
     if len(stanza.args) != 2:
-        raise FormatError("age scrypt stanza: wrong number of arguments")
+        raise FormatError(N_("age scrypt stanza: wrong number of arguments"))
     salt = b64decode(stanza.args[0])
     if len(salt) != 16:
-        raise FormatError("age scrypt stanza: salt is not 16 bytes")
+        raise FormatError(N_("age scrypt stanza: salt is not 16 bytes"))
     text = stanza.args[1]
     if not (text.isascii() and _WORK_FACTOR.fullmatch(text)):
-        raise FormatError("age scrypt stanza: malformed work factor")
+        raise FormatError(N_("age scrypt stanza: malformed work factor"))
     if len(text) > 2 or int(text) > MAX_WORK_FACTOR:
-        raise FormatError(f"age scrypt stanza: work factor above {MAX_WORK_FACTOR}")
+        raise FormatError(N_("age scrypt stanza: work factor above {MAX_WORK_FACTOR}"), MAX_WORK_FACTOR=MAX_WORK_FACTOR)
     if len(stanza.body) != 32:
-        raise FormatError("age scrypt stanza: body is not 32 bytes")
+        raise FormatError(N_("age scrypt stanza: body is not 32 bytes"))
     return salt, int(text)
 
 
@@ -45,7 +46,7 @@ def check_alone(stanzas: Sequence[Stanza]) -> None:
     """An scrypt stanza must be the only stanza: a passphrase file must not also open
     with someone's key, or the passphrase would not authenticate the sender."""
     if len(stanzas) > 1 and any(s.type == STANZA_TYPE for s in stanzas):
-        raise FormatError("age header: an scrypt stanza must be the only stanza")
+        raise FormatError(N_("age header: an scrypt stanza must be the only stanza"))
 
 
 def _wrap_key(passphrase: bytes, salt: bytes, work_factor: int) -> bytes:

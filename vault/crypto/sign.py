@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from vault.crypto import bech32
 from vault.errors import AuthenticationError, FormatError
+from vault.i18n import N_
 
 SECRET_HRP = "VAULT-SIGN-SECRET-KEY-"
 PUBLIC_HRP = "vaultsig"
@@ -24,7 +25,7 @@ SIGNATURE_SIZE = 64
 def _secret_key(secret_text: str) -> Ed25519PrivateKey:
     hrp, data = bech32.decode(secret_text.strip())
     if hrp != SECRET_HRP or len(data) != 32:
-        raise FormatError("not a vault signing secret key (VAULT-SIGN-SECRET-KEY-1...)")
+        raise FormatError(N_("not a vault signing secret key (VAULT-SIGN-SECRET-KEY-1...)"))
     return Ed25519PrivateKey.from_private_bytes(data)
 
 
@@ -34,11 +35,11 @@ def _public_key(public_text: str) -> Ed25519PublicKey:
     # Bech32 decoding costs more than the verification.
     hrp, data = bech32.decode(public_text.strip())
     if hrp != PUBLIC_HRP or len(data) != 32:
-        raise FormatError("not a vault signing public key (vaultsig1...)")
+        raise FormatError(N_("not a vault signing public key (vaultsig1...)"))
     try:
         return Ed25519PublicKey.from_public_bytes(data)
     except ValueError as err:
-        raise FormatError("not a valid Ed25519 public key") from err
+        raise FormatError(N_("not a valid Ed25519 public key")) from err
 
 
 def encode_secret(seed: bytes) -> str:
@@ -67,11 +68,11 @@ def verify(public_text: str, message: bytes, signature: bytes) -> None:
     """Return if ``signature`` is valid for ``message``; raise AuthenticationError otherwise."""
     key = _public_key(public_text)
     if len(signature) != SIGNATURE_SIZE:
-        raise AuthenticationError("signature does not verify")
+        raise AuthenticationError(N_("signature does not verify"))
     try:
         key.verify(signature, message)
     except InvalidSignature:
-        raise AuthenticationError("signature does not verify") from None
+        raise AuthenticationError(N_("signature does not verify")) from None
 
 
 def check_public_key(public_text: str) -> None:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vault.errors import AuthenticationError
+from vault.i18n import N_
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -42,7 +43,7 @@ TAG_SIZE = 16
 FILE_KEY_SIZE = 16
 
 _ENC_CHUNK = CHUNK_SIZE + TAG_SIZE
-_DAMAGED = "payload does not authenticate: the file is damaged or was tampered with"
+_DAMAGED = N_("payload does not authenticate: the file is damaged or was tampered with")
 _LAST = b"\x01"
 _NOT_LAST = b"\x00"
 
@@ -323,7 +324,7 @@ def decrypt_payload(file_key: bytes, src: BinaryIO, dst: Sink) -> None:
     """
     nonce = bytearray(NONCE_SIZE)
     if _read_full(src, memoryview(nonce)) < NONCE_SIZE:
-        raise AuthenticationError("payload is truncated: no nonce")
+        raise AuthenticationError(N_("payload is truncated: no nonce"))
     aead = _payload_aead(file_key, bytes(nonce))
 
     def work(batch: _Batch) -> int:
@@ -384,7 +385,7 @@ class PayloadReader(io.RawIOBase):
         start = src.tell()
         nonce = src.read(NONCE_SIZE)
         if len(nonce) < NONCE_SIZE:
-            raise AuthenticationError("payload is truncated: no nonce")
+            raise AuthenticationError(N_("payload is truncated: no nonce"))
         self._aead = _payload_aead(file_key, nonce)
         self._chunks_at = start + NONCE_SIZE
         encrypted = src.seek(0, io.SEEK_END) - self._chunks_at
@@ -425,11 +426,11 @@ class PayloadReader(io.RawIOBase):
         last = index == self._chunk_count - 1
         length = self._last_length if last else _ENC_CHUNK
         if length < TAG_SIZE or (last and length == TAG_SIZE and index > 0):
-            raise AuthenticationError("payload is truncated or its final chunk is empty")
+            raise AuthenticationError(N_("payload is truncated or its final chunk is empty"))
         self._src.seek(self._chunks_at + index * _ENC_CHUNK)
         data = self._src.read(length)
         if len(data) != length:
-            raise AuthenticationError("payload is truncated")
+            raise AuthenticationError(N_("payload is truncated"))
         try:
             plain = self._aead.decrypt(_chunk_nonce(index, last), data, None)
         except InvalidTag:

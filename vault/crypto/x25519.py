@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from vault.crypto import bech32
 from vault.crypto.header import Stanza, b64decode, b64encode
 from vault.errors import FormatError
+from vault.i18n import N_
 
 STANZA_TYPE = "X25519"
 RECIPIENT_HRP = "age"
@@ -33,12 +34,12 @@ def check_stanza(stanza: Stanza) -> bytes:
     attacks (a ciphertext valid under many keys would reveal which key was used).
     """
     if len(stanza.args) != 1:
-        raise FormatError("age X25519 stanza: wrong number of arguments")
+        raise FormatError(N_("age X25519 stanza: wrong number of arguments"))
     share = b64decode(stanza.args[0])
     if len(share) != 32:
-        raise FormatError("age X25519 stanza: share is not 32 bytes")
+        raise FormatError(N_("age X25519 stanza: share is not 32 bytes"))
     if len(stanza.body) != 32:
-        raise FormatError("age X25519 stanza: body is not 32 bytes")
+        raise FormatError(N_("age X25519 stanza: body is not 32 bytes"))
     return share
 
 
@@ -49,14 +50,14 @@ class X25519Recipient:
 
     def __init__(self, public: bytes) -> None:
         if len(public) != 32:
-            raise FormatError("age X25519 recipient: key is not 32 bytes")
+            raise FormatError(N_("age X25519 recipient: key is not 32 bytes"))
         self.public = public
 
     @classmethod
     def parse(cls, text: str) -> X25519Recipient:
         hrp, data = bech32.decode(text)
         if hrp != RECIPIENT_HRP:
-            raise FormatError("not an age X25519 recipient")
+            raise FormatError(N_("not an age X25519 recipient"))
         return cls(data)
 
     def __str__(self) -> str:
@@ -75,7 +76,7 @@ class X25519Identity:
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) != 32:
-            raise FormatError("age X25519 identity: key is not 32 bytes")
+            raise FormatError(N_("age X25519 identity: key is not 32 bytes"))
         self._key = X25519PrivateKey.from_private_bytes(secret)
         self._secret = secret
         self.public = self._key.public_key().public_bytes_raw()
@@ -88,7 +89,7 @@ class X25519Identity:
     def parse(cls, text: str) -> X25519Identity:
         hrp, data = bech32.decode(text)
         if hrp != IDENTITY_HRP:
-            raise FormatError("not an age X25519 identity")
+            raise FormatError(N_("not an age X25519 identity"))
         return cls(data)
 
     def __str__(self) -> str:
@@ -110,7 +111,7 @@ class X25519Identity:
             except ValueError as err:
                 # All-zero shared secret (low-order share): the spec says abort, since
                 # such a stanza is a forgery that any key "decrypts" the same way.
-                raise FormatError("age X25519 stanza: low-order share") from err
+                raise FormatError(N_("age X25519 stanza: low-order share")) from err
             key = _wrap_key(shared, share, self.public)
             try:
                 return ChaCha20Poly1305(key).decrypt(_ZERO_NONCE, stanza.body, None)

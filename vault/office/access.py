@@ -19,6 +19,7 @@ from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request
 from vault.archive.manifests import load_manifest, read_table, resolve
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from vault.store import fsync_dir, ids, index, make_dir, records, remove
+from vault.i18n import N_
 
 MAX_GRANT_HOURS = 24 * 30
 
@@ -33,10 +34,10 @@ def create_request(actor, kind: str, target: str | None, purpose: str, *, custom
     actor.require("request.create", number=target)
     v = actor.vault
     if not purpose.strip():
-        raise InputError("a request needs a purpose [R-3.4.1]", param="purpose")
+        raise InputError(N_("a request needs a purpose [R-3.4.1]"), param="purpose")
     if customer is not None:
         if kind != "access" or target or not customer.strip():
-            raise InputError("a request names either an archive number or a customer's name",
+            raise InputError(N_("a request names either an archive number or a customer's name"),
                              param="request_target")
         target, dossier_id = "", ""
     else:
@@ -44,9 +45,9 @@ def create_request(actor, kind: str, target: str | None, purpose: str, *, custom
         m = load_manifest(v, dossier_id)
         if m["status"] == "destroyed":
             actor.audit(f"request.{kind}", outcome="refused", number=target)
-            raise ConflictError(f"dossier {m['number']} has been destroyed", hint="nothing left to consult")
+            raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("nothing left to consult"), number=m['number'])
         if kind == "copy" and "/" in (target or "") and not any(d["number"] == target for d in m["documents"]):
-            raise NotFoundError(f"no document {target}")
+            raise NotFoundError(N_("no document {target}"), target=target)
     mem = members.all_members(v)
     dept = mem[actor.name]["dept"]
     # The purpose is sealed to the requester and to whoever may decide an access request of their department.
@@ -81,21 +82,21 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
     actor.require(action, number=fact["target"] or None)
     if fact["by"] == actor.name:
         actor.audit(f"request.{verb}", outcome="refused", number=fact["target"] or None, ref=no)
-        raise PermissionDeniedError("you cannot decide your own request", hint="another approver must decide it")
+        raise PermissionDeniedError(N_("you cannot decide your own request"), hint=N_("another approver must decide it"))
     if fact.get("approver_role") and fact["approver_role"] not in actor.roles:
         actor.audit(f"request.{verb}", outcome="refused", number=fact["target"] or None, ref=no)
-        raise PermissionDeniedError(f"request {no} is a department head's own: a {fact['approver_role']} decides it",
-                                    hint="see [requests] in 'vault policy show'")
+        raise PermissionDeniedError(N_("request {no} is a department head's own: a {approver_role} decides it"),
+                                    hint=N_("see [requests] in 'vault policy show'"), no=no, approver_role=fact['approver_role'])
     if fact["kind"] == "access" and not fact.get("approver_role") \
             and members.all_members(v)[actor.name]["dept"] != fact["dept"]:
         actor.audit(f"request.{verb}", outcome="refused", number=fact["target"] or None, ref=no)
-        raise PermissionDeniedError(f"request {no} is from department {fact['dept']}, not yours",
-                                    hint="the head of the requester's department decides it")
+        raise PermissionDeniedError(N_("request {no} is from department {dept}, not yours"),
+                                    hint=N_("the head of the requester's department decides it"), no=no, dept=fact['dept'])
     if not approve and not (reason or "").strip():
-        raise InputError("a denial needs a reason", param="reason")
+        raise InputError(N_("a denial needs a reason"), param="reason")
     with v.lock(exclusive=True):
         if _fact(v, "requests", no, "request")["decision"] is not None:
-            raise ConflictError(f"request {no} has already been decided")
+            raise ConflictError(N_("request {no} has already been decided"), no=no)
         dec = {"format": 1, "request": no, "request_sha256": _digest(req),
                "decision": "approved" if approve else "denied", "by": actor.name, "at": clock.stamp()}
         if reason:
@@ -116,7 +117,7 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
     v = actor.vault
     ids.request_no(no)
     if not 1 <= hours <= MAX_GRANT_HOURS:
-        raise InputError(f"hours must be between 1 and {MAX_GRANT_HOURS}", param="hours")
+        raise InputError(N_("hours must be between 1 and {MAX_GRANT_HOURS}"), param="hours", MAX_GRANT_HOURS=MAX_GRANT_HOURS)
     st = status(v, no)
     fact, req = _request(v, no)
     if st["state"] == "granted":
@@ -124,23 +125,23 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
             if grants.reissue_releases(actor, only=st["grant"]):
                 return st["grant"]
     if fact["kind"] != "access":
-        raise ConflictError(f"{no} is a copy request; copies are made with 'vault doc export'")
+        raise ConflictError(N_("{no} is a copy request; copies are made with 'vault doc export'"), no=no)
     if st["state"] != "approved":
         actor.audit("grant.create", outcome="refused", number=fact["target"] or None, ref=no)
-        raise ConflictError(f"request {no} is {st['state']}, not approved", hint="a department head must approve it first")
+        raise ConflictError(N_("request {no} is {state}, not approved"), hint=N_("a department head must approve it first"), no=no, state=st['state'])
     mem = members.all_members(v)
     grantee = mem.get(fact["by"])
     if grantee is None or grantee["status"] != "active":
-        raise ConflictError(f"requester {fact['by']} is no longer a member")
+        raise ConflictError(N_("requester {by} is no longer a member"), by=fact['by'])
     dec = authority.load(v, _req_rel(no, ".decision"))
     dossier_id, target = fact["dossier"], fact["target"]
     if "customer" in req:
         if resolved is None:
-            raise ConflictError(f"request {no} names a customer, not a dossier",
-                                hint=f"'vault grant {no}' resolves the name through the search index")
+            raise ConflictError(N_("request {no} names a customer, not a dossier"),
+                                hint=N_("'vault grant {no}' resolves the name through the search index"), no=no)
         dossier_id, target = resolved
     elif resolved is not None:
-        raise InputError(f"request {no} names its dossier already")
+        raise InputError(N_("request {no} names its dossier already"), no=no)
     with v.lock(exclusive=True):
         files: dict[str, bytes | None] = {}
         if "customer" in req:
@@ -158,9 +159,9 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
         st = status(v, no)
         if st["state"] != "approved":
             actor.audit("grant.create", outcome="refused", number=fact["target"] or None, ref=no)
-            raise ConflictError(f"request {no} is {st['state']}, not approved")
+            raise ConflictError(N_("request {no} is {state}, not approved"), no=no, state=st['state'])
         table = read_table(v, dossier_id, actor.read_identities())
-        make_dir((v.root / "grants"))
+        make_dir(v.root / "grants")
         files[_grant_rel(gno)] = records.dump_toml(actor.sign(rec))
         actor.commit("grant.create", files, number=target, ref=gno, obj=no)
         _write_grant_key(v, rec, table, mem)
@@ -186,9 +187,9 @@ def revoke(actor, gno: str) -> None:
     with v.lock(exclusive=True):
         g = next((x for x in list_grants(v) if x["number"] == gno), None)
         if g is None:
-            raise NotFoundError(f"no grant {gno}")
+            raise NotFoundError(N_("no grant {gno}"), gno=gno)
         if g["state"] in ("revoked", "expired-swept"):
-            raise ConflictError(f"grant {gno} is already closed")
+            raise ConflictError(N_("grant {gno} is already closed"), gno=gno)
         _close(actor, g, "revoked")
 
 

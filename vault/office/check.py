@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from vault.archive import audit, authority, members, recovery
 from vault.crypto import age
 from vault.store.hashing import hash_file
+from vault.store.counting import Progress, no_progress
 from vault.archive.manifests import load_manifest, read_table
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
 from vault.store.keytable import KEYREF_TYPE, unseal
@@ -17,6 +20,7 @@ from vault.store import TMP_PREFIX, find_temporaries
 from vault.archive import destructions, grants, holds, reviews
 from vault.office import intake, paper, recoveryexport
 from vault.office.holds import lifts
+from vault.i18n import Message, N_
 
 
 @dataclass
@@ -43,7 +47,7 @@ class _Null(io.RawIOBase):
         return len(b)
 
 
-def check(v, *, actor=None, progress: Callable[[int], None] | None = None,
+def check(v, *, actor=None, progress: Progress | None = None,
           anchor: tuple[int, str] | None = None) -> Report:
     """Check the whole vault. With ``actor`` (``--read-data``) also decrypt everything; with
     ``anchor`` (count, head) also that the history extends a checkpoint kept offline."""
@@ -62,29 +66,38 @@ def check(v, *, actor=None, progress: Callable[[int], None] | None = None,
             for ring in v.policy.data["rings"]:
                 members.ring_record(v, ring)
         except VaultError as e:
-            rep.problems.append(str(e))
+            rep.problems.append(e.message)
             return rep
         ids = actor.read_identities() if actor else None
         st = res.replay.state
-        for ddir in sorted((v.root / "dossiers").iterdir()):
-            if ddir.is_dir() and recovery.uncreated_dossier(v, st, ddir.name):
-                rep.notes.append(f"dossiers/{ddir.name}: left by a 'dossier create' that stopped before its commit "
-                                 "point (counts for nothing; 'vault repair' removes it)")
-            elif ddir.is_dir():
-                _check_dossier(v, ddir.name, mem, ids, rep)
-                if progress:
-                    progress(1)
+        dirs = sorted(p for p in (v.root / "dossiers").iterdir() if p.is_dir())
+        step = (progress or no_progress)(sum(_bytes_under(p / "documents") for p in dirs))
+        for ddir in dirs:
+            if recovery.uncreated_dossier(v, st, ddir.name):
+                rep.notes.append(Message(N_("dossiers/{name}: left by a 'dossier create' that stopped before its "
+                                            "commit point (counts for nothing; 'vault repair' removes it)"),
+                                         name=ddir.name))
+            else:
+                _check_dossier(v, ddir.name, mem, ids, rep, step)
         _check_records(v, mem, rep)
         for p in find_temporaries(v.root):
-            rep.notes.append(f"{p.relative_to(v.root)}: temporary file left by an interrupted command (removed by the next write)")
+            rep.notes.append(Message(N_("{relative_to}: temporary file left by an interrupted command (removed by the next write)"), relative_to=p.relative_to(v.root)))
     return rep
 
 
-def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report) -> None:
+def _bytes_under(d: Path) -> int:
+    """The bytes of the files directly in ``d`` (a dossier's documents), for the progress bar."""
+    try:
+        return sum(e.stat().st_size for e in os.scandir(d) if e.is_file(follow_symlinks=False))
+    except OSError:
+        return 0
+
+
+def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callable[[int], None]) -> None:
     try:
         m = load_manifest(v, dossier_id, member_records=mem)
     except VaultError as e:
-        rep.problems.append(str(e))
+        rep.problems.append(e.message)
         return
     rep.counts["dossiers"] += 1
     kt_path = v.layout.key_table(dossier_id)
@@ -97,14 +110,14 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report) -> None:
                 table = read_table(v, dossier_id, ids)
         except FileNotFoundError:
             if not _being_destroyed(v, dossier_id):  # an unfinished execution is named on its own
-                rep.problems.append(f"keys/{dossier_id}.age: missing")
+                rep.problems.append(Message(N_("keys/{dossier_id}.age: missing"), dossier_id=dossier_id))
         except (FormatError, AuthenticationError):
-            rep.problems.append(f"keys/{dossier_id}.age: damaged (header does not parse)")
+            rep.problems.append(Message(N_("keys/{dossier_id}.age: damaged (header does not parse)"), dossier_id=dossier_id))
         except VaultError as e:
-            rep.problems.append(str(e))
+            rep.problems.append(e.message)
     if table is not None:
         for p in (x for x in m["profile"] if "sealed" in x):
-            _try(rep, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=f"{m['number']} profile v{p['version']}"))
+            _try(rep, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=Message(N_("{number} profile v{version}"), number=m['number'], version=p['version'])))
     referenced = set()
     # A destruction under way overwrites and deletes ciphertext step by step; until it finishes, the
     # unfinished execution is what check names, not each document it has reached.
@@ -114,11 +127,17 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report) -> None:
             continue
         referenced.add(f"{d['id']}.age")
         _check_document(v, m, d, table, rep)
+        try:
+            step(v.layout.document(m["id"], d["id"]).stat().st_size)
+        except OSError:
+            pass  # a missing document is named by _check_document
     docdir = v.layout.dossier_dir(dossier_id) / "documents"
     if docdir.is_dir():
         for p in docdir.iterdir():
             if p.name not in referenced and not p.name.startswith(TMP_PREFIX):
-                rep.notes.append(f"dossiers/{dossier_id}/documents/{p.name}: not in the manifest (left by an interrupted add; 'vault repair' removes it)")
+                rep.notes.append(Message(N_("dossiers/{dossier_id}/documents/{name}: not in the manifest (left by an "
+                                            "interrupted add; 'vault repair' removes it)"), dossier_id=dossier_id,
+                                         name=p.name))
 
 
 def _being_destroyed(v, dossier_id: str) -> bool:
@@ -133,38 +152,38 @@ def _check_document(v, m: dict, d: dict, table, rep: Report) -> None:
     try:
         digest, size = hash_file(path)
     except FileNotFoundError:
-        rep.problems.append(f"{rel}: missing")
+        rep.problems.append(Message(N_("{rel}: missing"), rel=rel))
         return
     rep.counts["bytes"] += size
     if (digest, size) != (d["sha256"], d["size"]):
-        rep.problems.append(f"{rel}: ciphertext hash does not match the manifest (damaged or tampered with)")
+        rep.problems.append(Message(N_("{rel}: ciphertext hash does not match the manifest (damaged or tampered with)"), rel=rel))
         return
     try:
         with open(path, "rb") as f:
             hdr = age.read_header(f)
         if [s.type for s in hdr.stanzas] != [KEYREF_TYPE] or hdr.stanzas[0].args != (d["key"],):
-            rep.problems.append(f"{rel}: header does not refer to its key-table entry")
+            rep.problems.append(Message(N_("{rel}: header does not refer to its key-table entry"), rel=rel))
             return
     except (FormatError, AuthenticationError):
-        rep.problems.append(f"{rel}: age header does not parse")
+        rep.problems.append(Message(N_("{rel}: age header does not parse"), rel=rel))
         return
     if table is None:
         return
-    _try(rep, lambda: unseal(base64.b64decode(d["meta"]), table, what=f"{d['number']} metadata"))
+    _try(rep, lambda: unseal(base64.b64decode(d["meta"]), table, what=Message(N_("{number} metadata"), number=d['number'])))
     try:
         with open(path, "rb") as f:
             age.decrypt(f, _Null(), [table.identity()])
     except NoIdentityMatchError:
-        rep.problems.append(f"{rel}: its key is missing from the key table")
+        rep.problems.append(Message(N_("{rel}: its key is missing from the key table"), rel=rel))
     except (FormatError, AuthenticationError):
-        rep.problems.append(f"{rel}: payload fails authentication (damaged or tampered with)")
+        rep.problems.append(Message(N_("{rel}: payload fails authentication (damaged or tampered with)"), rel=rel))
 
 
 def _try(rep: Report, fn) -> None:
     try:
         fn()
     except VaultError as e:
-        rep.problems.append(str(e))
+        rep.problems.append(e.message)
 
 
 def _check_records(v, mem: dict, rep: Report) -> None:
@@ -177,8 +196,9 @@ def _check_records(v, mem: dict, rep: Report) -> None:
     # A note: a grant stopped after its entry leaves this, and so does a restore (backups leave
     # key releases out); the grantee reads nothing until the release is re-issued.
     _try(rep, lambda: rep.notes.extend(
-        f"keys/grants/{g['dossier']}.{g['number']}.age: missing, and grant {g['number']} is active (the grantee "
-        f"reads nothing until 'vault repair' or 'vault grant {g['request']}' re-issues it)"
+        Message(N_("keys/grants/{dossier}.{grant}.age: missing, and grant {grant} is active (the grantee reads "
+                   "nothing until 'vault repair' or 'vault grant {request}' re-issues it)"),
+                dossier=g["dossier"], grant=g["number"], request=g["request"])
         for g in grants.missing_releases(v)))
     for no, f in sorted(authority.state(v)["destructions"].items()):
         if f.get("certificate") is not None:
@@ -186,6 +206,5 @@ def _check_records(v, mem: dict, rep: Report) -> None:
     for d in sorted(authority.state(v)["dossiers"]):
         _try(rep, lambda d=d: reviews.history(v, d, member_records=mem))
     _try(rep, lambda: rep.problems.extend(
-        f"destructions/{u['number']}.execution.toml: destruction {u['number']} of {u['target']} started at "
-        f"{u['started_at']} did not finish (next step: {u['next']}); run 'vault destroy execute {u['number']}'"
+        Message(N_("destructions/{number}.execution.toml: destruction {number} of {target} started at {started_at} did not finish (next step: {next}); run 'vault destroy execute {number}'"), number=u['number'], target=u['target'], started_at=u['started_at'], next=u['next'])
         for u in destructions.unfinished(v)))

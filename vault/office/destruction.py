@@ -19,6 +19,7 @@ from vault.archive.manifests import load_manifest, manifest_file, read_table, re
 from vault.backup.mirror import DEFAULT_WINDOW
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.store import fsync_dir, index, make_dir, records, remove, seam
+from vault.i18n import Message, N_
 
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",
               "sha256", "replaces", "superseded_by", "events", "status", "destroyed")
@@ -30,14 +31,14 @@ def _targets(v, target: str, dossier_id: str | None = None) -> tuple[dict, list[
     request's permanent id) the target is never re-resolved through the index."""
     m = load_manifest(v, dossier_id or resolve(v, target))
     if m["number"] != target.split("/")[0]:
-        raise IntegrityError(f"destruction target {target} is not in dossier {m['number']}")
+        raise IntegrityError(N_("destruction target {target} is not in dossier {number}"), target=target, number=m['number'])
     if m["status"] == "destroyed":
-        raise ConflictError(f"dossier {m['number']} has already been destroyed")
+        raise ConflictError(N_("dossier {number} has already been destroyed"), number=m['number'])
     live = [d for d in m["documents"] if d.get("status") != "destroyed"]
     if "/" in target:
         live = [d for d in live if d["number"] == target]
         if not live:
-            raise NotFoundError(f"no live document {target}")
+            raise NotFoundError(N_("no live document {target}"), target=target)
     return m, live
 
 
@@ -45,7 +46,7 @@ def request(actor, target: str, reason: str) -> str:
     """Ask for a dossier or a document to be destroyed; returns the destruction number."""
     actor.require("destroy.request", number=target)
     if not reason.strip():
-        raise InputError("a destruction request needs a reason", param="reason")
+        raise InputError(N_("a destruction request needs a reason"), param="reason")
     v = actor.vault
     m, _ = _targets(v, target)
     with v.lock(exclusive=True):
@@ -71,12 +72,12 @@ def approve(actor, no: str, *, override_retention: str | None = None) -> list[st
     req = destructions.load(v, no)
     if destructions.fact(v, no)["by"] == actor.name:
         actor.audit("destroy.approve", outcome="refused", number=req["target"], ref=no)
-        raise PermissionDeniedError("you cannot approve your own destruction request",
-                                    hint="another supervisor must approve it")
+        raise PermissionDeniedError(N_("you cannot approve your own destruction request"),
+                                    hint=N_("another supervisor must approve it"))
     with v.lock(exclusive=True):
         destructions.refuse_closed(v, no)
         if destructions.fact(v, no)["state"] != "requested":
-            raise ConflictError(f"destruction {no} is already {destructions.fact(v, no)['state']}")
+            raise ConflictError(N_("destruction {no} is already {state}"), no=no, state=destructions.fact(v, no)['state'])
         warnings = _obstacles(v, req, override=bool(override_retention))
         rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
                "by": actor.name, "at": clock.stamp()}
@@ -92,15 +93,21 @@ def _obstacles(v, req: dict, *, override: bool) -> list[str]:
     try:
         m, docs = _targets(v, req["target"], req["dossier"])
     except (ConflictError, NotFoundError) as e:
-        return [str(e)]
-    out = []
+        return [e.message]
+    out: list[str] = []
     if m["id"] in held_dossiers(v):
-        out.append(f"dossier {m['number']} is under a legal hold: execution will be refused until it is lifted")
+        out.append(Message(N_("dossier {number} is under a legal hold: execution will be refused until it is lifted"),
+                           number=m["number"]))
     early = [s for s in (schedule.schedule(m, d, v.policy.data) for d in docs) if s["status"] != "due"]
     if early and not override:
-        out.append(f"retention has not ended for {', '.join(s['number'] for s in early[:3])}"
-                   f"{' …' if len(early) > 3 else ''}: execution will be refused until "
-                   f"{max((s.get('until') or 'its event is recorded') for s in early)}, unless approved with an override")
+        numbers = ", ".join(s["number"] for s in early[:3]) + (" …" if len(early) > 3 else "")
+        if all(s.get("until") for s in early):
+            out.append(Message(N_("retention has not ended for {numbers}: execution will be refused until {until}, "
+                                  "unless approved with an override"), numbers=numbers,
+                               until=max(s["until"] for s in early)))
+        else:
+            out.append(Message(N_("retention has not ended for {numbers}: execution will be refused until its event "
+                                  "is recorded, unless approved with an override"), numbers=numbers))
     return out
 
 
@@ -115,18 +122,21 @@ def close(actor, no: str, outcome: str, reason: str) -> None:
     mine, sup = actor.name == destructions.fact(v, no)["by"], "supervisor" in actor.roles
     if not ((mine or sup) if outcome == "cancelled" else (sup and not mine)):
         actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
+        if verb == "cancel":
+            raise PermissionDeniedError(N_("you may not cancel destruction {no}"),
+                                        hint=N_("its requester or a supervisor cancels it"), no=no)
         raise PermissionDeniedError(
-            f"you may not {verb} destruction {no}",
-            hint="its requester or a supervisor cancels it" if verb == "cancel"
-            else "a supervisor other than the requester denies it; the requester cancels instead")
+            N_("you may not deny destruction {no}"),
+            hint=N_("a supervisor other than the requester denies it; the requester cancels instead"), no=no)
     if not reason.strip():
-        raise InputError(f"to {verb} a destruction needs a reason", param="reason")
+        raise InputError(N_("cancelling a destruction needs a reason") if verb == "cancel"
+                         else N_("denying a destruction needs a reason"), param="reason")
     with v.lock(exclusive=True):
         destructions.refuse_closed(v, no)
         if destructions.fact(v, no)["state"] in ("executing", "executed"):
             actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
-            raise ConflictError(f"destruction {no} has started executing; it can only be finished",
-                                hint=f"run 'vault destroy execute {no}'")
+            raise ConflictError(N_("destruction {no} has started executing; it can only be finished"),
+                                hint=N_("run 'vault destroy execute {no}'"), no=no)
         rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
                "outcome": outcome, "by": actor.name, "at": clock.stamp(),
                "reason": members.seal_text(v, reason, [req["requested_by"], actor.name])}
@@ -160,9 +170,9 @@ def show(v, no: str, actor=None) -> dict[str, Any]:
     return row
 
 
-def _refuse(actor, req, no: str, message: str, hint: str) -> None:
+def _refuse(actor, req, no: str, message: str, hint: str, **params) -> None:
     actor.audit("destroy.execute", outcome="refused", number=req["target"], ref=no)
-    raise ConflictError(message, hint=hint)
+    raise ConflictError(message, hint=hint, no=no, **params)
 
 
 def execute(actor, no: str) -> dict[str, Any]:
@@ -178,22 +188,24 @@ def execute(actor, no: str) -> dict[str, Any]:
     req = destructions.load(v, no)
     closed = destructions.closed(v, no, req)
     if closed is not None:
-        _refuse(actor, req, no, f"destruction {no} was {closed['outcome']} by {closed['by']}",
-                "file a new destruction request if it is still wanted")
+        _refuse(actor, req, no, N_("destruction {no} was cancelled by {by}") if closed["outcome"] == "cancelled"
+                else N_("destruction {no} was denied by {by}"),
+                N_("file a new destruction request if it is still wanted"), by=closed["by"])
     appr = _approval(actor, req, no)
     with v.lock(exclusive=True):
         run = destructions.journal(v, no, req)
         if run is None:
             if destructions.fact(v, no)["state"] == "executed":
-                raise ConflictError(f"destruction {no} has already been executed",
-                                    hint=f"see 'vault destroy certificate {no}'")
+                raise ConflictError(N_("destruction {no} has already been executed"),
+                                    hint=N_("see 'vault destroy certificate {no}'"), no=no)
             closed = destructions.closed(v, no, req)
             if closed is not None:
-                _refuse(actor, req, no, f"destruction {no} was {closed['outcome']} by {closed['by']}",
-                        "file a new destruction request if it is still wanted")
+                _refuse(actor, req, no, N_("destruction {no} was cancelled by {by}") if closed["outcome"] == "cancelled"
+                        else N_("destruction {no} was denied by {by}"),
+                        N_("file a new destruction request if it is still wanted"), by=closed["by"])
             run = _plan(actor, req, appr, no)
         elif "audit" in run["steps"]:
-            raise ConflictError(f"destruction {no} has already been executed", hint=f"see 'vault destroy certificate {no}'")
+            raise ConflictError(N_("destruction {no} has already been executed"), hint=N_("see 'vault destroy certificate {no}'"), no=no)
         for step in destructions.STEPS:
             if step not in run["steps"]:
                 run.update(_STEP_FNS[step](actor, run, req, appr) or {})
@@ -219,10 +231,10 @@ def _approval(actor, req: dict, no: str) -> dict[str, Any]:
     # Only a supervisor other than the requester approves [R-3.3.2]: the history's rule for the
     # destroy.approve entry; an approval written straight into the directory approves nothing.
     if destructions.fact(v, no)["state"] not in ("approved", "executing", "executed"):
-        _refuse(actor, req, no, f"destruction {no} is not approved", "a supervisor other than the requester approves it")
+        _refuse(actor, req, no, N_("destruction {no} is not approved"), N_("a supervisor other than the requester approves it"))
     appr = destructions.load(v, no, ".approval")
     if appr["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest():
-        raise IntegrityError(f"destructions/{no}.approval.toml approves another version of the request")
+        raise IntegrityError(N_("destructions/{no}.approval.toml approves another version of the request"), no=no)
     return appr
 
 
@@ -231,12 +243,14 @@ def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
     v = actor.vault
     m, docs = _targets(v, req["target"], req["dossier"])
     if m["id"] in held_dossiers(v):
-        _refuse(actor, req, no, f"dossier {m['number']} is under a legal hold", "lift the hold first ('vault hold remove')")
+        _refuse(actor, req, no, N_("dossier {number} is under a legal hold"), N_("lift the hold first ('vault hold remove')"),
+                number=m["number"])
     sched = [schedule.schedule(m, d, v.policy.data) for d in docs]
     early = [s["number"] for s in sched if s["status"] != "due"]
     if early and "override_retention" not in appr:
-        _refuse(actor, req, no, f"retention has not ended for {', '.join(early[:3])}{' …' if len(early) > 3 else ''}",
-                "wait until 'vault retention report --due' lists it, or approve with --override-retention REASON")
+        _refuse(actor, req, no, N_("retention has not ended for {numbers}"),
+                N_("wait until 'vault retention report --due' lists it, or approve with --override-retention REASON"),
+                numbers=", ".join(early[:3]) + (" …" if len(early) > 3 else ""))
     gdir = v.root / "keys" / "grants"
     run = {"format": 1, "destruction": no, "target": req["target"], "dossier": m["id"], "dossier_number": m["number"],
            "whole_dossier": "/" not in req["target"], "started_at": clock.stamp(), "started_by": actor.name,

@@ -21,6 +21,8 @@ from vault.archive import grants
 from vault.store import make_dir, atomic_writer, sync_files
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
+from vault.store.counting import Progress, counting, no_progress
+from vault.i18n import Message, N_
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class Stream:
 
 def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, source: str, date: str,
         original: bool, copy_note: str | None = None, title: str | None = None, replaces: str | None = None,
-        paper_location: str | None = None, progress: Callable[[int], None] | None = None,
+        paper_location: str | None = None, progress: Progress | None = None,
         force_date: bool = False) -> list[str]:
     """Encrypt and add ``files`` to a dossier; returns their document numbers.
 
@@ -48,46 +50,46 @@ def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, so
     actor.require("doc.add", number=number)
     v = actor.vault
     if category not in CATEGORIES:
-        raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
+        raise InputError(N_("unknown category {category!r}"), hint=N_("categories: {CATEGORIES}"), category=category, CATEGORIES=', '.join(CATEGORIES))
     date = parse_record_date(date, force=force_date)
     if not source.strip():
-        raise InputError("the source of the material is required [R-3.1.3]", param="source")
+        raise InputError(N_("the source of the material is required [R-3.1.3]"), param="source")
     if not original and not (copy_note or "").strip():
-        raise InputError("a copy needs a note saying why the original could not be had [R-3.1.3]",
+        raise InputError(N_("a copy needs a note saying why the original could not be had [R-3.1.3]"),
                          param="copy_note")
     if replaces and len(files) != 1:
-        raise InputError("replaces takes exactly one new file", param="replaces")
+        raise InputError(N_("replaces takes exactly one new file"), param="replaces")
     for f in files:
         if not isinstance(f, Stream) and not Path(f).is_file():
-            raise InputError(f"{f}: no such file", hint="check the path")
+            raise InputError(N_("{f}: no such file"), hint=N_("check the path"), f=f)
     dossier_id = resolve(v, number)
     added: list[str] = []
     with v.lock(exclusive=True):
         m = load_manifest(v, dossier_id)
         if m["status"] == "destroyed":
-            raise ConflictError(f"dossier {m['number']} has been destroyed")
+            raise ConflictError(N_("dossier {number} has been destroyed"), number=m['number'])
         if m["status"] == "closed":
             actor.audit("doc.add", outcome="refused", number=m["number"])
-            raise ConflictError(f"dossier {m['number']} was closed on {m.get('closed')}",
-                                hint=f"reopen it first: 'vault dossier reopen {m['number']}'")
+            raise ConflictError(N_("dossier {number} was closed on {closed}"),
+                                hint=N_("reopen it first: 'vault dossier reopen {number}'"), number=m['number'], closed=m.get('closed'))
         old = _find_doc(m, replaces) if replaces else None
         if old is not None and old.get("superseded_by"):
-            raise ConflictError(f"{replaces} is already replaced by {old['superseded_by']}",
-                                hint="add the new version to the newest one")
+            raise ConflictError(N_("{replaces} is already replaced by {superseded_by}"),
+                                hint=N_("add the new version to the newest one"), replaces=replaces, superseded_by=old['superseded_by'])
         table = read_table(v, dossier_id, actor.read_identities())
         written = []
+        # Bytes read from the files given; standard input counts towards a total of 0 (unknown).
+        step = (progress or no_progress)(sum(Path(f).stat().st_size for f in files if not isinstance(f, Stream)))
         for f in files:
             entry, path = _encrypt_one(v, m, table, f if isinstance(f, Stream) else Path(f), category=category, source=source, date=date,
                                        original=original, copy_note=copy_note, title=title,
-                                       paper_location=paper_location, by=actor.name)
+                                       paper_location=paper_location, by=actor.name, step=step)
             written.append(path)
             if old is not None:
                 entry["replaces"] = old["number"]
                 entry["version"] = old.get("version", 1) + 1
                 old["superseded_by"] = entry["number"]
             added.append(entry["number"])
-            if progress:
-                progress(1)
         sync_files(written)
         m["revision"] += 1
         # The key table and the grants' key releases are committed with the manifest (FORMAT §18.5).
@@ -99,7 +101,7 @@ def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, so
 
 def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: str, source: str, date: str,
                  original: bool, copy_note: str | None, title: str | None, paper_location: str | None,
-                 by: str) -> tuple[dict[str, Any], Path]:
+                 by: str, step: Callable[[int], None]) -> tuple[dict[str, Any], Path]:
     doc_id = secrets.token_hex(16)
     kid = secrets.token_hex(16)
     rcpt = KeyRefRecipient(kid)
@@ -107,7 +109,7 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: s
     make_dir(path.parent)
     source_file = contextlib.nullcontext(src.file) if isinstance(src, Stream) else open(src, "rb")
     with source_file as fin, atomic_writer(path, sync=False) as fout, HashingWriter(fout) as hw:
-        age.encrypt(fin, hw, [rcpt])
+        age.encrypt(counting(fin, step), hw, [rcpt])
     assert rcpt.file_key is not None
     table.keys[kid] = rcpt.file_key
     meta = {"title": title or src.name, "source": source, "filename": src.name}
@@ -122,7 +124,7 @@ def _find_doc(m: dict, docno: str) -> dict[str, Any]:
     for d in m["documents"]:
         if d["number"] == docno:
             return d
-    raise NotFoundError(f"no document {docno}", hint=f"see 'vault doc list {m['number']}'")
+    raise NotFoundError(N_("no document {docno}"), hint=N_("see 'vault doc list {number}'"), docno=docno, number=m['number'])
 
 
 def _public(d: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +154,7 @@ def list_docs(actor, number: str, *, with_meta: bool = False) -> list[dict[str, 
 
 
 def read_meta(d: dict[str, Any], table: KeyTable) -> dict[str, Any]:
-    plain = unseal(base64.b64decode(d["meta"]), table, what=f"document {d['number']} metadata")
+    plain = unseal(base64.b64decode(d["meta"]), table, what=Message(N_("document {number} metadata"), number=d['number']))
     return tomllib.loads(plain.decode())
 
 
@@ -182,7 +184,7 @@ def require_save(actor, docno: str) -> str:
     try:
         return grants.consume_copy_approval(actor, docno, action="doc.save")
     except PermissionDeniedError:
-        raise PermissionDeniedError("you may view this document on a terminal only", param="copy_export") from None
+        raise PermissionDeniedError(N_("you may view this document on a terminal only"), param="copy_export") from None
 
 
 def check_output(v, output: Path) -> Path:
@@ -192,12 +194,13 @@ def check_output(v, output: Path) -> Path:
     real = dest.parent.resolve() / dest.name
     root = v.root.resolve()
     if real == root or real.is_relative_to(root) or (dest.is_symlink() and dest.resolve().is_relative_to(root)):
-        raise PermissionDeniedError("refusing to write plaintext inside the vault directory",
-                                    hint="choose an output path outside the vault")
+        raise PermissionDeniedError(N_("refusing to write plaintext inside the vault directory"),
+                                    hint=N_("choose an output path outside the vault"))
     return dest
 
 
-def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None) -> dict[str, Any]:
+def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None,
+         progress: Progress | None = None) -> dict[str, Any]:
     """Decrypt a document to ``dst``; ``copy_ref`` (from ``require_save``) when ``dst`` is not a terminal.
 
     The payload's AEAD already authenticates every byte under a key only this document's key-table
@@ -210,7 +213,7 @@ def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None) -> di
     d = _find_doc(m, docno)
     if d.get("status") == "destroyed":
         actor.audit("doc.view", outcome="refused", number=docno)
-        raise ConflictError(f"document {docno} has been destroyed")
+        raise ConflictError(N_("document {docno} has been destroyed"), docno=docno)
     table = grants.open_key_table(actor, m["id"], number=docno)
     path = v.layout.document(m["id"], d["id"])
     what = f"dossiers/{m['id']}/documents/{d['id']}.age ({docno})"
@@ -222,12 +225,13 @@ def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None) -> di
     try:
         f = open(path, "rb")
     except FileNotFoundError:
-        raise IntegrityError(f"{what}: missing") from None
+        raise IntegrityError(N_("{what}: missing"), what=what) from None
     with f:
+        src = counting(f, progress(os.fstat(f.fileno()).st_size)) if progress else f
         try:
-            age.decrypt(f, dst, [table.identity()])
+            age.decrypt(src, dst, [table.identity()])
         except NoIdentityMatchError:
-            raise IntegrityError(f"{what}: its key is not in the key table") from None
+            raise IntegrityError(N_("{what}: its key is not in the key table"), what=what) from None
         except (FormatError, AuthenticationError):
-            raise IntegrityError(f"{what}: damaged or tampered with") from None
+            raise IntegrityError(N_("{what}: damaged or tampered with"), what=what) from None
     return _public(d)

@@ -13,7 +13,8 @@ from vault.archive.manifests import (CUSTOMER_TYPES, _seal_profile, load_manifes
                                      resolve, summary, write_table)
 from vault.archive.schemes import configured
 from vault.errors import InputError
-from vault.store import make_dir, index
+from vault.store import index, make_dir
+from vault.i18n import Message, N_
 from vault.store.keytable import KeyTable
 from vault.store.layout import check_name
 
@@ -27,11 +28,11 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
     actor.require("dossier.create")
     v = actor.vault
     if customer_type not in CUSTOMER_TYPES:
-        raise InputError(f"unknown customer type {customer_type!r}", hint="use enterprise or individual")
-    check_name("business type", business)
+        raise InputError(N_("unknown customer type {customer_type!r}"), hint=N_("use enterprise or individual"), customer_type=customer_type)
+    check_name(Message(N_("business type")), business)
     check_name("department", dept)
     if not str(profile.get("name") or "").strip():
-        raise InputError("a dossier needs the customer's name (not blank)", param="name")
+        raise InputError(N_("a dossier needs the customer's name (not blank)"), param="name")
     created = clock.today()
     facts = _facts(customer_type, business, dept, created)
     numbering, classifier = configured(v, "numbering"), configured(v, "classification")
@@ -83,14 +84,14 @@ def try_numbering(rule: dict[str, Any]) -> dict[str, Any]:
     fixed in the genesis record, so a bad one is refused before the vault exists."""
     registration = plugins.numbering_schemes(plugins.get_plugin_manager()).get(rule["scheme"])
     if registration is None:
-        raise InputError(f"numbering scheme {rule['scheme']!r} is not installed", hint="see 'vault plugins list'")
+        raise InputError(N_("numbering scheme {scheme!r} is not installed"), hint=N_("see 'vault plugins list'"), scheme=rule['scheme'])
     try:
         sample = registration(dict(rule.get("options", {}))).number(
             sequence=1, facts={"customer_type": "enterprise", "business": "sample", "dept": "sample",
                                "created": clock.today()})
     except Exception as e:  # a plugin's own error: the options do not suit it
-        raise InputError(f"numbering scheme {rule['scheme']!r} refuses these options: {e}",
-                         hint="pass --numbering-option KEY=VALUE as the scheme documents") from None
+        raise InputError(N_("numbering scheme {scheme!r} refuses these options: {e}"),
+                         hint=N_("pass --numbering-option KEY=VALUE as the scheme documents"), scheme=rule['scheme'], e=e) from None
     if not isinstance(sample, str) or not sample:
-        raise InputError(f"numbering scheme {rule['scheme']!r} gives no number")
+        raise InputError(N_("numbering scheme {scheme!r} gives no number"), scheme=rule['scheme'])
     return {"scheme": rule["scheme"], "options": dict(rule.get("options", {}))}

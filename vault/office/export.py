@@ -20,7 +20,9 @@ from vault import clock, plugins
 from vault.archive import audit, grants
 from vault.archive.manifests import load_manifest, read_profile, resolve
 from vault.errors import ConflictError, NotFoundError, PermissionDeniedError, PluginError, VaultError
+from vault.i18n import Message, N_
 from vault.archive.exportview import READS, ExportDocument, ExportDossier, check_destination
+from vault.store.counting import Progress
 from vault.store.keytable import KeyTable
 from vault.store import TMP_PREFIX, atomic_writer, fsync_dir, sync_files
 
@@ -43,28 +45,28 @@ def build_exporter(fmt: str, options: Mapping[str, Any] | None = None, *, pm=Non
     registry = plugins.export_formats(pm or plugins.get_plugin_manager())
     registration = registry.get(fmt)
     if registration is None:
-        raise NotFoundError(f"no export format {fmt!r}", hint=f"formats: {', '.join(sorted(registry)) or 'none'}")
+        raise NotFoundError(N_("no export format {fmt!r}"), hint=N_("formats: {value}"), fmt=fmt, value=', '.join(sorted(registry)) or 'none')
     try:
         exporter = registration(dict(options or {}))
     except PluginError as exc:
         raise _vault_error_of(exc) from None
     problem = declaration_problem(exporter)
     if problem:
-        raise PluginError(f"plugin {registration.plugin}: export format {fmt!r} {problem}")
+        raise PluginError(N_("plugin {plugin}: export format {fmt!r} {problem}"), plugin=registration.plugin, fmt=fmt, problem=problem)
     return exporter
 
 
 def declaration_problem(exporter: Any) -> str | None:
     """What is wrong with an exporter's ``kind``, ``suffix`` and ``reads``, or ``None``."""
     if getattr(exporter, "kind", None) not in KINDS:
-        return f"has kind {getattr(exporter, 'kind', None)!r}, not one of {', '.join(KINDS)}"
+        return Message(N_("has kind {kind!r}, not one of {KINDS}"), kind=getattr(exporter, 'kind', None), KINDS=', '.join(KINDS))
     if not isinstance(getattr(exporter, "suffix", None), str):
-        return "has no str suffix"
+        return Message(N_("has no str suffix"))
     if not callable(getattr(exporter, "export", None)):
-        return "has no export() method"
+        return Message(N_("has no export() method"))
     reads = reads_of(exporter)
     if not reads <= READS:
-        return f"declares reads {sorted(reads - READS)}, not among {sorted(READS)}"
+        return Message(N_("declares reads {reads}, not among {READS}"), reads=sorted(reads - READS), READS=sorted(READS))
     return None
 
 
@@ -85,7 +87,7 @@ def open_table(actor, m: Mapping[str, Any]) -> KeyTable | None:
 
 
 def make_views(actor, m: Mapping[str, Any], table: KeyTable | None, granted: frozenset[str], *, fmt: str,
-               request: str | None) -> tuple[ExportDossier, list[ExportDocument]]:
+               request: str | None, progress: Progress | None = None) -> tuple[ExportDossier, list[ExportDocument]]:
     """The dossier and document views an exporter is given; ``table`` is used only for what is ``granted``."""
     v = actor.vault
     usable = table if granted else None
@@ -93,10 +95,13 @@ def make_views(actor, m: Mapping[str, Any], table: KeyTable | None, granted: fro
     dossier = ExportDossier(m, granted=granted, profile=profile, exported_by=actor.name,
                             exported_at=clock.stamp(), fmt=fmt, request=request)
     docs = []
+    live_docs = [d for d in m["documents"] if usable is not None and d.get("status") != "destroyed"]
+    step = (progress(sum(_size(v.layout.document(m["id"], d["id"])) for d in live_docs))
+            if progress and "content" in granted and live_docs else None)
     for d in m["documents"]:
         live = usable if d.get("status") != "destroyed" else None  # a destroyed document's keys are gone
         docs.append(ExportDocument(d, dossier=m["number"], granted=granted, table=live,
-                                   path=v.layout.document(m["id"], d["id"]) if live is not None else None))
+                                   path=v.layout.document(m["id"], d["id"]) if live is not None else None, step=step))
     return dossier, docs
 
 
@@ -125,8 +130,15 @@ def _run(exporter: Any, dossier: ExportDossier, documents: list[ExportDocument],
         raise _vault_error_of(exc) from None
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: Mapping[str, Any] | None = None,
-                   sealed: bool = True) -> dict[str, Any]:
+                   sealed: bool = True, progress: Progress | None = None) -> dict[str, Any]:
     """Export a dossier with the export format ``fmt`` to ``dest``; returns what was done.
 
     :param sealed: ``False`` never gives the exporter sealed fields or content (a cleartext
@@ -145,12 +157,12 @@ def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: M
     if "content" in reads and table is None:
         audit.record(actor, "dossier.export", outcome="refused", number=number)
         raise PermissionDeniedError(
-            f"export format {fmt} writes document content, which you may not read in {number}",
-            hint="reading a dossier needs the archive role or an approved, granted consultation request")
+            N_("export format {fmt} writes document content, which you may not read in {number}"),
+            hint=N_("reading a dossier needs the archive role or an approved, granted consultation request"), fmt=fmt, number=number)
     granted = reads if table is not None else frozenset()
     # Consumed before anything is written: plaintext leaves the vault only under a used approval.
     request = grants.consume_copy_approval(actor, number) if granted else None
-    dossier, documents = make_views(actor, m, table, granted, fmt=fmt, request=request)
+    dossier, documents = make_views(actor, m, table, granted, fmt=fmt, request=request, progress=progress)
     try:
         write_export(exporter, dossier, documents, dest)
     except BaseException:
@@ -161,21 +173,22 @@ def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: M
             "sealed": bool(granted), "request": request}
 
 
-def export_document(actor, docno: str, dest: Path | str) -> dict[str, Any]:
+def export_document(actor, docno: str, dest: Path | str, *, progress: Progress | None = None) -> dict[str, Any]:
     """Write the plaintext of one document to the file ``dest``, using up a copy approval for it."""
     actor.require("doc.view", number=docno)
     v = actor.vault
     m = load_manifest(v, resolve(v, docno))
     entry = next((d for d in m["documents"] if d["number"] == docno), None)
     if entry is None:
-        raise NotFoundError(f"no document {docno}", hint=f"see 'vault doc list {m['number']}'")
+        raise NotFoundError(N_("no document {docno}"), hint=N_("see 'vault doc list {number}'"), docno=docno, number=m['number'])
     if entry.get("status") == "destroyed":
-        raise ConflictError(f"document {docno} has been destroyed")
+        raise ConflictError(N_("document {docno} has been destroyed"), docno=docno)
     dest = check_destination(v, dest)
     table = grants.open_key_table(actor, m["id"], number=docno)
     request = grants.consume_copy_approval(actor, docno)
-    doc = ExportDocument(entry, dossier=m["number"], granted=frozenset({"content"}), table=table,
-                         path=v.layout.document(m["id"], entry["id"]))
+    path = v.layout.document(m["id"], entry["id"])
+    doc = ExportDocument(entry, dossier=m["number"], granted=frozenset({"content"}), table=table, path=path,
+                         step=progress(_size(path)) if progress else None)
     try:
         with doc.open() as src, atomic_writer(dest, mode=0o600) as out:
             shutil.copyfileobj(src, out, 1 << 20)

@@ -17,6 +17,7 @@ from vault.archive import reviews
 from vault.archive import manifests
 from vault.archive import grants
 from vault.errors import InputError, IntegrityError
+from vault.i18n import N_
 from vault.errors import ConflictError, NotFoundError
 from vault.store.searchdb import CONTACT_FIELDS, NAME_FIELDS, Hit, fold, query_words
 
@@ -137,7 +138,7 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
     v = actor.vault
     filters = filters or Filters()
     if not 1 <= limit <= MAX_LIMIT or offset < 0:
-        raise InputError(f"--limit must be between 1 and {MAX_LIMIT}, --offset not negative")
+        raise InputError(N_("--limit must be between 1 and {MAX_LIMIT}, --offset not negative"), MAX_LIMIT=MAX_LIMIT)
     if number:
         actor.require("dossier.list")
         found = manifests.load_manifest(v, manifests.resolve(v, number))
@@ -145,7 +146,7 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
         return {"total": len(rows), "rows": [dict(r, field="number", fields=["number"]) for r in rows], "stale": 0}
     query, fields = (text, None) if text else (name, NAME_FIELDS) if name else (contact, CONTACT_FIELDS)
     if not query and not filters.active():
-        raise InputError("nothing to find", hint="give words to look for, --name, --contact, --number or a filter")
+        raise InputError(N_("nothing to find"), hint=N_("give words to look for, --name, --contact, --number or a filter"))
     actor.require("find")
     actor.audit("find")  # the searched words are customer data: never logged
     idx = open_or_build(actor)
@@ -211,11 +212,10 @@ def resolve_customer(actor, no: str, *, choose: str | None = None) -> tuple[str,
         return pick[0]["id"], pick[0]["number"]
     actor.audit("grant.create", outcome="refused", ref=no)
     if choose is not None:
-        raise NotFoundError(f"{choose} is not a dossier whose name matches the one given in {no}")
+        raise NotFoundError(N_("{choose} is not a dossier whose name matches the one given in {no}"), choose=choose, no=no)
     if not pick:
-        raise NotFoundError(f"no dossier matches the customer name given in {no}",
-                            hint=f"deny it ('vault request deny {no} --reason …') or ask for the archive number")
+        raise NotFoundError(N_("no dossier matches the customer name given in {no}"),
+                            hint=N_("deny it ('vault request deny {no} --reason …') or ask for the archive number"), no=no)
     nums = [m["number"] for m in pick]
-    raise ConflictError(f"{len(nums)} dossiers match the customer name given in {no}: "
-                        f"{', '.join(nums[:10])}{' …' if len(nums) > 10 else ''}",
-                        hint=f"choose one with 'vault grant {no} --number NO', or deny the request")
+    raise ConflictError(N_("{count} dossiers match the customer name given in {no}: {nums}"),
+                        hint=N_("choose one with 'vault grant {no} --number NO', or deny the request"), count=len(nums), no=no, nums=', '.join(nums[:10]) + (' …' if len(nums) > 10 else ''))

@@ -11,19 +11,20 @@ from vault.archive.holds import _rel, held_dossiers, verified_holds
 from vault.archive.manifests import load_manifest, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.store import make_dir, records
+from vault.i18n import Message, N_
 
 
 def add(actor, number: str, reason: str) -> None:
     """Place a legal hold on a dossier (the reason is sealed to the archive ring)."""
     actor.require("hold.manage", number=number)
     if not reason.strip():
-        raise InputError("a hold needs a reason", param="reason")
+        raise InputError(N_("a hold needs a reason"), param="reason")
     v = actor.vault
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
         m = load_manifest(v, dossier_id)
         if dossier_id in held_dossiers(v):
-            raise ConflictError(f"dossier {m['number']} is already on hold")
+            raise ConflictError(N_("dossier {number} is already on hold"), number=m['number'])
         sealed = members.seal_text(v, reason)
         make_dir((v.root / "holds"))
         rec = actor.sign({"format": 1, "dossier": dossier_id, "number": m["number"], "at": clock.stamp(),
@@ -41,14 +42,14 @@ def remove(actor, number: str, reason: str) -> str:
     if "supervisor" not in actor.roles:
         # Lifting frees a dossier for destruction: the same rank that approves a destruction.
         actor.audit("hold.remove", outcome="refused", number=number)
-        raise PermissionDeniedError("only a supervisor lifts a legal hold", hint="ask an archive supervisor")
+        raise PermissionDeniedError(N_("only a supervisor lifts a legal hold"), hint=N_("ask an archive supervisor"))
     if not reason.strip():
-        raise InputError("lifting a hold needs a reason", param="reason")
+        raise InputError(N_("lifting a hold needs a reason"), param="reason")
     v = actor.vault
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
         if dossier_id not in held_dossiers(v):
-            raise NotFoundError(f"dossier {number} is not on hold")
+            raise NotFoundError(N_("dossier {number} is not on hold"), number=number)
         try:
             hold = authority.load(v, _rel(dossier_id), schema="hold")
             hold_sha = hashlib.sha256(records.canonical(hold)).hexdigest()
@@ -67,7 +68,7 @@ def remove(actor, number: str, reason: str) -> str:
                "hold_sha256": hold_sha,
                "at": clock.stamp(), "by": actor.name, "reason": members.seal_text(v, reason)}
         signed = actor.sign(rec)
-        records.validate(signed, "holdlift", what=f"lift of the hold on {hold['number']}")
+        records.validate(signed, "holdlift", what=Message(N_("lift of the hold on {number}"), number=hold['number']))
         actor.commit("hold.remove", {f"holds/lifted/{dossier_id}.{n}.toml": records.dump_toml(signed),
                                      _rel(dossier_id): None}, number=number, obj=dossier_id, ref=f"lift-{n}")
     return f"{dossier_id}.{n}"
@@ -95,9 +96,9 @@ def lifts(v, actor=None) -> list[dict[str, Any]]:
         try:
             rec = authority.load(v, what, schema="holdlift")
         except FormatError as e:
-            raise IntegrityError(str(e)) from None
+            raise IntegrityError.from_error(e) from None
         if p.name != f"{rec['dossier']}.{rec['seq']}.toml" or rec["signature"]["by"] != rec["by"]:
-            raise IntegrityError(f"{what}: belongs to another place or signer")
+            raise IntegrityError(N_("{what}: belongs to another place or signer"), what=what)
         row = {k: rec[k] for k in ("number", "hold_at", "hold_by", "at", "by")}
         members.reveal(actor, {"reason": (rec["reason"], f"{what} reason")}, row, number=rec["number"], ref="hold-lift")
         rows.append(row)

@@ -33,6 +33,7 @@ from vault.errors import (AuthenticationError, ConflictError, FormatError, Input
 from vault.store.keytable import KeyRefRecipient
 from vault.store import atomic_writer, fsync_dir
 from vault.archive import grants
+from vault.i18n import N_
 
 ID_LEN = 32
 UPLOAD_PREFIX = ".upload-"
@@ -47,7 +48,7 @@ def recipient(v) -> str:
     """The vault's public intake key (from the genesis record)."""
     r = v.config.get("intake_recipient")
     if not r:
-        raise NotFoundError("this vault has no intake key")
+        raise NotFoundError(N_("this vault has no intake key"))
     return r
 
 
@@ -63,7 +64,7 @@ def submit(v, files: list[Path], *, number: str, category: str, source: str, dat
     resolve(v, number)  # the number must exist; the dossier itself stays unreadable
     for f in files:
         if not Path(f).is_file():
-            raise InputError(f"{f}: no such file", hint="check the path")
+            raise InputError(N_("{f}: no such file"), hint=N_("check the path"), f=f)
     ids = []
     for f in files:
         with open(f, "rb") as fin:
@@ -82,9 +83,9 @@ def submit(v, files: list[Path], *, number: str, category: str, source: str, dat
 
 def _check_facts(category: str, source: str) -> None:
     if category not in CATEGORIES:
-        raise InputError(f"unknown category {category!r}", hint=f"categories: {', '.join(CATEGORIES)}")
+        raise InputError(N_("unknown category {category!r}"), hint=N_("categories: {CATEGORIES}"), category=category, CATEGORIES=', '.join(CATEGORIES))
     if not source.strip():
-        raise InputError("the source of the material is required [R-3.1.3]", param="source")
+        raise InputError(N_("the source of the material is required [R-3.1.3]"), param="source")
 
 
 class StreamedSubmission:
@@ -173,13 +174,13 @@ def _identity(actor) -> age.Identity:
         secret = decrypt_committed(key_path(actor.vault), key_path(actor.vault).read_bytes(),
                                    actor.read_identities()).decode()
     except FileNotFoundError:
-        raise NotFoundError("this vault has no intake key") from None
+        raise NotFoundError(N_("this vault has no intake key")) from None
     except NoIdentityMatchError:
-        raise PermissionDeniedError("you hold no key for the intake") from None
+        raise PermissionDeniedError(N_("you hold no key for the intake")) from None
     except (FormatError, AuthenticationError):
-        raise IntegrityError("keys/_intake.age: damaged or tampered with") from None
+        raise IntegrityError(N_("keys/_intake.age: damaged or tampered with")) from None
     if age.recipient_of(secret) != recipient(actor.vault):
-        raise IntegrityError("keys/_intake.age does not match the intake key in vault.toml")
+        raise IntegrityError(N_("keys/_intake.age does not match the intake key in vault.toml"))
     return age.parse_identity(secret)
 
 
@@ -187,10 +188,10 @@ def _load(v, sid: str) -> dict[str, Any]:
     ids.intake_id(sid)
     p = _dir(v) / f"{sid}.toml"
     if not p.exists():
-        raise NotFoundError(f"no intake submission {sid}", hint="see 'vault intake list'")
+        raise NotFoundError(N_("no intake submission {sid}"), hint=N_("see 'vault intake list'"), sid=sid)
     rec = records.load_toml(p, schema="intake", what=f"intake/{sid}.toml")
     if rec["id"] != sid:
-        raise IntegrityError(f"intake/{sid}.toml: describes submission {rec['id']} (moved or forged)")
+        raise IntegrityError(N_("intake/{sid}.toml: describes submission {id} (moved or forged)"), sid=sid, id=rec['id'])
     return rec
 
 
@@ -203,20 +204,20 @@ def accept(actor, sid: str) -> str:
         rec = _load(v, sid)
         src = _dir(v) / f"{sid}.age"
         if hash_file(src) != (rec["sha256"], rec["size"]):
-            raise IntegrityError(f"intake/{sid}.age does not match its record (damaged or tampered with)")
+            raise IntegrityError(N_("intake/{sid}.age does not match its record (damaged or tampered with)"), sid=sid)
         ident = _identity(actor)
         try:
             meta = tomllib.loads(age.decrypt_bytes(base64.b64decode(rec["sealed"]), [ident]).decode())
         except (FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
-            raise IntegrityError(f"intake/{sid}.toml: sealed part damaged") from None
+            raise IntegrityError(N_("intake/{sid}.toml: sealed part damaged"), sid=sid) from None
         dossier_id = resolve(v, rec["for"])
         if "invitation" in rec:
             _check_invitation(v, rec, dossier_id)
         m = load_manifest(v, dossier_id)
         if m["status"] == "destroyed":
-            raise ConflictError(f"dossier {m['number']} has been destroyed", hint="reject the submission")
+            raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("reject the submission"), number=m['number'])
         if m["status"] == "closed":
-            raise ConflictError(f"dossier {m['number']} is closed", hint=f"reopen it first: 'vault dossier reopen {m['number']}'")
+            raise ConflictError(N_("dossier {number} is closed"), hint=N_("reopen it first: 'vault dossier reopen {number}'"), number=m['number'])
         table = read_table(v, dossier_id, actor.read_identities())
         doc_id, kid = secrets.token_hex(16), secrets.token_hex(16)
         rcpt = KeyRefRecipient(kid)
@@ -226,7 +227,7 @@ def accept(actor, sid: str) -> str:
             try:
                 age.rewrap(fin, hw, [ident], [rcpt])  # new header, same payload bytes
             except (FormatError, AuthenticationError, NoIdentityMatchError):
-                raise IntegrityError(f"intake/{sid}.age: not a valid submission") from None
+                raise IntegrityError(N_("intake/{sid}.age: not a valid submission"), sid=sid) from None
         assert rcpt.file_key is not None  # set by the rewrap above
         table.keys[kid] = rcpt.file_key
         if not rec["original"]:
@@ -247,14 +248,14 @@ def _check_invitation(v, rec: dict[str, Any], dossier_id: str) -> None:
     # under another dossier than the one the invitation (signed by its issuer) names.
     inv = invitations.load(v, rec["invitation"])
     if inv["dossier"] != dossier_id:
-        raise IntegrityError(f"intake/{rec['id']}.toml: filed for {rec['for']}, its invitation names {inv['number']}")
+        raise IntegrityError(N_("intake/{id}.toml: filed for {for_}, its invitation names {number}"), id=rec['id'], for_=rec['for'], number=inv['number'])
 
 
 def reject(actor, sid: str, reason: str) -> None:
     """Delete a submission; the reason is sealed to the archive ring in a signed record."""
     actor.require("intake.manage")
     if not reason.strip():
-        raise InputError("a rejection needs a reason", param="reason")
+        raise InputError(N_("a rejection needs a reason"), param="reason")
     v = actor.vault
     with v.lock(exclusive=True):
         _undecided(v, sid)
@@ -273,7 +274,9 @@ def _undecided(v, sid: str) -> None:
     ids.intake_id(sid)
     done = authority.state(v)["intake"].get(sid)
     if done is not None:
-        raise ConflictError(f"intake submission {sid} was already {done}ed", hint="see 'vault intake list'")
+        msg = N_("intake submission {sid} was already accepted") if done == "accept" else \
+            N_("intake submission {sid} was already rejected")
+        raise ConflictError(msg, hint=N_("see 'vault intake list'"), sid=sid)
 
 
 def _remove(v, sid: str) -> None:

@@ -24,6 +24,7 @@ from vault.errors import (AuthenticationError, ConflictError, FormatError, Input
                           NoIdentityMatchError, PermissionDeniedError)
 from vault.store import make_dir, records, remove, write_new
 from vault.archive.invitations import invitations_dir, may_invite, load
+from vault.i18n import N_
 
 TOKEN_BYTES = 32
 MAX_USES = 100
@@ -43,10 +44,10 @@ def parse_duration(text: str) -> dt.timedelta:
     """``30m``, ``12h`` or ``7d``; at most MAX_DAYS days."""
     m = _DURATION_RE.match(text.strip())
     if not m or int(m.group(1)) == 0:
-        raise InputError(f"bad duration {text!r}", hint="use minutes, hours or days, e.g. 30m, 12h, 7d")
+        raise InputError(N_("bad duration {text!r}"), hint=N_("use minutes, hours or days, e.g. 30m, 12h, 7d"), text=text)
     delta = dt.timedelta(seconds=int(m.group(1)) * _UNIT[m.group(2)])
     if delta > dt.timedelta(days=MAX_DAYS):
-        raise InputError(f"an invitation lasts at most {MAX_DAYS} days", hint="issue a new one when it expires")
+        raise InputError(N_("an invitation lasts at most {MAX_DAYS} days"), hint=N_("issue a new one when it expires"), MAX_DAYS=MAX_DAYS)
     return delta
 
 
@@ -74,17 +75,17 @@ def issue(actor, number: str, *, expires: str = "7d", uses: int = 1, note: str |
     v = actor.vault
     lifetime = parse_duration(expires)
     if not 1 <= uses <= MAX_USES:
-        raise InputError(f"--uses must be between 1 and {MAX_USES}")
+        raise InputError(N_("--uses must be between 1 and {MAX_USES}"), MAX_USES=MAX_USES)
     if note is not None and len(note) > MAX_NOTE:
-        raise InputError(f"the note is longer than {MAX_NOTE} characters", hint="shorten it")
+        raise InputError(N_("the note is longer than {MAX_NOTE} characters"), hint=N_("shorten it"), MAX_NOTE=MAX_NOTE)
     dossier_id = resolve(v, number)
     m = load_manifest(v, dossier_id)
     if m["status"] != "open":
-        raise ConflictError(f"dossier {m['number']} is {m['status']}", hint="invite only for an open dossier")
+        raise ConflictError(N_("dossier {number} is {status}"), hint=N_("invite only for an open dossier"), number=m['number'], status=m['status'])
     if not may_invite(v, actor.record, m["dept"]):
         actor.audit("intake.invite", outcome="refused", number=m["number"])
-        raise PermissionDeniedError(f"dossier {m['number']} belongs to department {m['dept']}, not yours",
-                                    hint="the liaison of that department, or an archivist, can invite")
+        raise PermissionDeniedError(N_("dossier {number} belongs to department {dept}, not yours"),
+                                    hint=N_("the liaison of that department, or an archivist, can invite"), number=m['number'], dept=m['dept'])
     token = secrets.token_bytes(TOKEN_BYTES)
     rcpt = age.identity_from_seed(token).recipient()  # type: ignore[attr-defined]
     iid = secrets.token_hex(16)
@@ -120,7 +121,7 @@ def open_note(rec: dict[str, Any], token: bytes) -> str | None:
     try:
         return age.decrypt_bytes(base64.b64decode(rec["note"]), [age.identity_from_seed(token)]).decode()
     except (FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
-        raise IntegrityError(f"intake/invitations/{rec['id']}.toml: note damaged") from None
+        raise IntegrityError(N_("intake/invitations/{id}.toml: note damaged"), id=rec['id']) from None
 
 
 def uses_taken(v, iid: str) -> int:
@@ -150,7 +151,7 @@ def claim_use(v, rec: dict[str, Any], receipt: str) -> Path:
         except FileExistsError:
             continue
         return p
-    raise ConflictError("every use of this invitation has been taken")
+    raise ConflictError(N_("every use of this invitation has been taken"))
 
 
 def release_use(slot: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from vault.archive import grants, searchindex
 from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest, manifest_file, read_profile, resolve
 from vault.errors import InputError, PermissionDeniedError
+from vault.i18n import Message, N_
 from vault.store.keytable import unseal
 from vault.archive.schemes import configured
 from vault.store.layout import check_name
@@ -24,39 +25,39 @@ def _may_update(actor, m: dict[str, Any]) -> None:
         actor.require("dossier.update", number=m["number"])
         return
     actor.audit("dossier.update", outcome="refused", number=m["number"])
-    raise PermissionDeniedError(f"you may not update dossier {m['number']}",
-                                hint="archivists, or a liaison of the dossier's department, update it")
+    raise PermissionDeniedError(N_("you may not update dossier {number}"),
+                                hint=N_("archivists, or a liaison of the dossier's department, update it"), number=m['number'])
 
 
 def update(actor, number: str, changes: dict[str, Any], *, business: str | None = None) -> int:
     """Write a new version of the sealed profile (old versions are kept); returns the version number."""
     changes = {k: v for k, v in changes.items() if v not in (None, [], "")}
     if "name" in changes and not str(changes["name"]).strip():
-        raise InputError("the customer's name cannot be blank", hint="pass --name with the name")
+        raise InputError(N_("the customer's name cannot be blank"), hint=N_("pass --name with the name"))
     for k in changes:
         if k not in PROFILE_FIELDS:
-            raise InputError(f"unknown profile field {k!r}")
+            raise InputError(N_("unknown profile field {k!r}"), k=k)
     if not changes and not business:
-        raise InputError("nothing to update", param="changes")
+        raise InputError(N_("nothing to update"), param="changes")
     v = actor.vault
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
         m = load_manifest(v, dossier_id)
         _may_update(actor, m)
         if m["status"] == "destroyed":
-            raise InputError(f"dossier {m['number']} has been destroyed")
+            raise InputError(N_("dossier {number} has been destroyed"), number=m['number'])
         table = grants.open_key_table(actor, dossier_id, number=m["number"])
         old = read_profile(actor, m, table)
         new = {**old, **changes}
         changed = sorted(k for k in changes if old.get(k) != new.get(k))
         if business and business != m["business"]:
-            check_name("business type", business)
+            check_name(Message(N_("business type")), business)
             m["business"] = business
             facts = {"customer_type": m["customer_type"], "business": business, "dept": m["dept"], "created": m["created"]}
             m["class"] = configured(v, "classification").classify(facts=facts)
             changed.append("business")
         if not changed:
-            raise InputError("the values given are the current ones; nothing changed")
+            raise InputError(N_("the values given are the current ones; nothing changed"))
         version = m["profile"][-1]["version"] + 1
         m["profile"].append(_seal_profile(table, new, actor.name, version, changed=changed))
         m["revision"] += 1

@@ -22,6 +22,7 @@ from vault.errors import (
 from vault.store import fsync_dir, records, remove
 from vault.store.identity import PublicKey
 from vault.store.layout import check_name
+from vault.i18n import N_
 
 
 def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str) -> dict[str, Any]:
@@ -33,15 +34,15 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
     roles = sorted(set(roles))
     for r in roles:
         if r not in ROLES:
-            raise InputError(f"unknown role {r!r}", hint=f"roles: {', '.join(ROLES)}")
+            raise InputError(N_("unknown role {r!r}"), hint=N_("roles: {ROLES}"), r=r, ROLES=', '.join(ROLES))
     if not roles:
-        raise InputError("a member needs at least one role", param="role")
+        raise InputError(N_("a member needs at least one role"), param="role")
     with v.lock(exclusive=True):
         current = all_members(v)
         if name in current:
-            raise ConflictError(f"member {name} already exists", hint="member names are never reused")
+            raise ConflictError(N_("member {name} already exists"), hint=N_("member names are never reused"), name=name)
         if any(r["key"] == key.line() for r in current.values()):
-            raise ConflictError("that public key already belongs to a member")
+            raise ConflictError(N_("that public key already belongs to a member"))
         rec = actor.sign(_member_record(name, key, roles, dept, actor.name))
         files = {f"members/{name}.toml": records.dump_toml(rec)}
         for ring in v.policy.rings_for(roles):
@@ -62,7 +63,7 @@ def _ring_secret_text(actor, ring: str) -> str:
     try:
         return age.decrypt_bytes(blob, ident).decode()
     except NoIdentityMatchError:
-        raise PermissionDeniedError(f"you are not in the {ring} ring, so you cannot add members to it") from None
+        raise PermissionDeniedError(N_("you are not in the {ring} ring, so you cannot add members to it"), ring=ring) from None
 
 
 def remove_member(actor, name: str) -> list[str]:
@@ -80,9 +81,9 @@ def remove_member(actor, name: str) -> list[str]:
         current = all_members(v)
         rec = current.get(name)
         if rec is None or rec["status"] != "active":
-            raise NotFoundError(f"no active member {name}")
+            raise NotFoundError(N_("no active member {name}"), name=name)
         if name == actor.name:
-            raise ConflictError("you cannot remove yourself", hint="ask another supervisor")
+            raise ConflictError(N_("you cannot remove yourself"), hint=N_("ask another supervisor"))
         old_ids = actor.read_identities()
         files: dict[str, bytes | None] = {}
         new_r, new_ids = {}, []
@@ -145,8 +146,8 @@ def rewrapped_key_tables(v, identities: list, recipients: list) -> dict[str, byt
         try:
             plain = age.decrypt_bytes(p.read_bytes(), identities)
         except NoIdentityMatchError:
-            raise PermissionDeniedError(f"keys/{p.name}: you hold no key for it; re-wrap refused") from None
+            raise PermissionDeniedError(N_("keys/{name}: you hold no key for it; re-wrap refused"), name=p.name) from None
         except (FormatError, AuthenticationError):
-            raise IntegrityError(f"keys/{p.name}: damaged or tampered with") from None
+            raise IntegrityError(N_("keys/{name}: damaged or tampered with"), name=p.name) from None
         out[f"keys/{p.name}"] = age.encrypt_bytes(plain, recipients)
     return out

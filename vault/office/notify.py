@@ -9,46 +9,53 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from vault import clock, plugins
+from vault import clock, i18n, plugins
 from vault.archive import completeness
 from vault.archive import reviews
 from vault.errors import PermissionDeniedError, PluginError, VaultError
+from vault.i18n import N_
 
 
-def _lines(row: Mapping[str, Any]) -> list[str]:
+def _lines(row: Mapping[str, Any], _: Callable[[str], str]) -> list[str]:
     out = [f"{row['number']}  {row['class']}"]
     if row["stale"]:
-        out.append(f"  stale since {row['stale_since']} (last reviewed {row['last_review']}, "
-                   f"every {row['interval_days']} days)")
+        out.append("  " + _("stale since {date} (last reviewed {last}, every {days} days)").format(
+            date=row["stale_since"], last=row["last_review"], days=row["interval_days"]))
     if row["needs_update"]:
-        out.append(f"  needs an update since {row['needs_update_since']} (the last review asked for one)")
+        out.append("  " + _("needs an update since {date} (the last review asked for one)").format(
+            date=row["needs_update_since"]))
     if row["incomplete"]:
         gaps = []
         if row["missing_categories"]:
-            gaps.append("missing categories: " + ", ".join(row["missing_categories"]))
+            gaps.append(_("missing categories: {names}").format(names=", ".join(row["missing_categories"])))
         if row["missing_fields"]:
-            gaps.append("missing fields: " + ", ".join(row["missing_fields"]))
-        out.append(f"  incomplete since {row['incomplete_since']}: " + "; ".join(gaps))
+            gaps.append(_("missing fields: {names}").format(names=", ".join(row["missing_fields"])))
+        out.append("  " + _("incomplete since {date}: {gaps}").format(date=row["incomplete_since"], gaps="; ".join(gaps)))
     if not row["fields_checked"]:
-        out.append(f"  ({completeness.FIELDS_NEED_READ})")
+        out.append("  (" + _(completeness.FIELDS_NEED_READ) + ")")
     if "last_note" in row:
         # The note is free text sealed to the dossier's readers; a mailbox is not one of them.
-        out.append("  the last review left a note: 'vault review due' shows it to those who may read the dossier")
+        out.append("  " + _("the last review left a note: 'vault review due' shows it to those who may read the dossier"))
     return out
 
 
-def compose(dept: str, rows: Sequence[Mapping[str, Any]], *, today: str) -> tuple[str, str]:
-    """The subject and plain-text body telling ``dept`` which of its dossiers need attention."""
+def compose(dept: str, rows: Sequence[Mapping[str, Any]], *, today: str,
+            lang: str | None = None) -> tuple[str, str]:
+    """The subject and plain-text body telling ``dept`` which of its dossiers need attention, in ``lang``
+    (default: the language of the environment, as for the command line)."""
+    tr = i18n.translations(lang or i18n.current_language())
+    _ = tr.gettext
     n = len(rows)
-    count = "1 dossier" if n == 1 else f"{n} dossiers"
-    subject = f"Archive review {today}: {count} of {dept} need{'s' if n == 1 else ''} attention"
-    body = [f"Periodic review of the customer archive on {today} [R-3.5.1, R-1.3.2].",
-            f"These dossiers of department {dept} are due for review or incomplete.",
-            "Please verify them and bring the missing material to the archive department.", ""]
+    subject = tr.ngettext("Archive review {today}: {count} dossier of {dept} needs attention",
+                          "Archive review {today}: {count} dossiers of {dept} need attention", n).format(
+        today=today, count=n, dept=dept)
+    body = [_("Periodic review of the customer archive on {today} [R-3.5.1, R-1.3.2].").format(today=today),
+            _("These dossiers of department {dept} are due for review or incomplete.").format(dept=dept),
+            _("Please verify them and bring the missing material to the archive department."), ""]
     for row in rows:
-        body += _lines(row)
+        body += _lines(row, _)
     return subject, "\n".join(body) + "\n"
 
 
@@ -57,7 +64,7 @@ def build_notifier(name: str, options: Mapping[str, Any] | None = None, *, pm=No
     pm = pm or plugins.get_plugin_manager()
     registration = plugins.notifiers(pm).get(name)
     if registration is None:
-        raise PluginError(f"notifier {name!r} is not installed", hint="see 'vault plugins list'")
+        raise PluginError(N_("notifier {name!r} is not installed"), hint=N_("see 'vault plugins list'"), name=name)
     return registration(dict(options or {}))
 
 
@@ -68,12 +75,12 @@ def _check_dir(v, options: Mapping[str, Any]) -> None:
         real = Path(os.path.abspath(options["dir"])).resolve()
         root = v.root.resolve()
         if real == root or real.is_relative_to(root):
-            raise PermissionDeniedError("refusing to write notifications inside the vault directory",
-                                        hint="choose a report directory outside the vault")
+            raise PermissionDeniedError(N_("refusing to write notifications inside the vault directory"),
+                                        hint=N_("choose a report directory outside the vault"))
 
 
 def send(actor, name: str, options: Mapping[str, Any] | None = None, *, dept: str | None = None,
-         pm=None) -> list[dict[str, Any]]:
+         pm=None, lang: str | None = None) -> list[dict[str, Any]]:
     """``vault review notify``: send each department with something due its list through notifier
     ``name``; each message is an audit entry. Returns what was sent: department, numbers."""
     actor.require("review.read")
@@ -86,7 +93,7 @@ def send(actor, name: str, options: Mapping[str, Any] | None = None, *, dept: st
         by_dept[row["dept"]].append(row)
     today, sent = clock.today(), []
     for d in sorted(by_dept):
-        subject, body = compose(d, by_dept[d], today=today)
+        subject, body = compose(d, by_dept[d], today=today, lang=lang)
         ref = f"{d} via {name}"
         try:
             notifier.notify(department=d, subject=subject, body=body)

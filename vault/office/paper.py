@@ -18,7 +18,8 @@ from vault import clock
 from vault.archive import authority, grants, members
 from vault.archive.manifests import iter_manifests, load_manifest, manifest_file, parse_date, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.store import make_dir, index, records
+from vault.store import index, make_dir, records
+from vault.i18n import N_
 
 #: The longest loan: a paper original is out of the archive room for at most this many days.
 MAX_LOAN_DAYS = 90
@@ -36,10 +37,10 @@ def _load(v, path: Path, schema: str) -> dict[str, Any]:
     try:
         rec = authority.load(v, what, schema=schema)
     except FormatError as e:
-        raise IntegrityError(str(e)) from None
+        raise IntegrityError.from_error(e) from None
     signer = members.verify_by_member(v, rec, what=what)
     if signer["name"] != rec["by"] or authority.signer_of(v, what) != rec["by"]:
-        raise IntegrityError(f"{what}: signed by {signer['name']}, not by {rec['by']}")
+        raise IntegrityError(N_("{what}: signed by {name}, not by {by}"), what=what, name=signer['name'], by=rec['by'])
     return rec
 
 
@@ -54,8 +55,8 @@ def _location(text: str) -> str:
     """A shelf label: free text on one line (it is shown in tables and lists)."""
     where = text.strip()
     if not where or len(where) > 200 or any(not c.isprintable() for c in where):
-        raise InputError("a location is one line of printable text (at most 200 characters)",
-                         hint="e.g. --location 'Room 1/Shelf A/Box 3'")
+        raise InputError(N_("a location is one line of printable text (at most 200 characters)"),
+                         hint=N_("e.g. --location 'Room 1/Shelf A/Box 3'"))
     return where
 
 
@@ -73,11 +74,11 @@ def _original(v, docno: str) -> tuple[dict, dict]:
     m = load_manifest(v, resolve(v, docno))
     d = next((x for x in m["documents"] if x["number"] == docno), None)
     if d is None:
-        raise NotFoundError(f"no document {docno}")
+        raise NotFoundError(N_("no document {docno}"), docno=docno)
     if d.get("status") == "destroyed":
-        raise ConflictError(f"document {docno} has been destroyed")
+        raise ConflictError(N_("document {docno} has been destroyed"), docno=docno)
     if not d.get("original"):
-        raise ConflictError(f"document {docno} is a copy: the archive holds no paper original of it")
+        raise ConflictError(N_("document {docno} is a copy: the archive holds no paper original of it"), docno=docno)
     return m, d
 
 
@@ -89,13 +90,13 @@ def loans(v) -> list[dict[str, Any]]:
             continue
         loan = _load(v, p, "paperloan")
         if loan["number"] != p.stem:
-            raise IntegrityError(f"paper/loans/{p.name}: belongs to another loan")
+            raise IntegrityError(N_("paper/loans/{name}: belongs to another loan"), name=p.name)
         row = {k: loan[k] for k in ("number", "document", "borrower", "request", "by", "at", "due")}
         ret = p.with_name(f"{p.stem}.returned.toml")
         if authority.exists(v, f"paper/loans/{ret.name}"):
             r = _load(v, ret, "paperreturn")
             if r["loan"] != loan["number"]:
-                raise IntegrityError(f"paper/loans/{ret.name}: returns another loan")
+                raise IntegrityError(N_("paper/loans/{name}: returns another loan"), name=ret.name)
             row.update(returned_at=r["at"], received_by=r["by"], location=r["location"])
         out.append(row)
     return out
@@ -109,8 +110,8 @@ def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
     due = parse_date(due)
     today = dt.date.fromisoformat(clock.today())
     if not today <= dt.date.fromisoformat(due) <= today + dt.timedelta(days=MAX_LOAN_DAYS):
-        raise InputError(f"due date {due} is not within {MAX_LOAN_DAYS} days from today",
-                         hint="pass --due YYYY-MM-DD, at most 90 days ahead")
+        raise InputError(N_("due date {due} is not within {MAX_LOAN_DAYS} days from today"),
+                         hint=N_("pass --due YYYY-MM-DD, at most 90 days ahead"), due=due, MAX_LOAN_DAYS=MAX_LOAN_DAYS)
     with v.lock(exclusive=True):
         m, d = _original(v, docno)
         st = grants.status(v, request)
@@ -120,15 +121,15 @@ def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
         if not ok:
             actor.audit("paper.lend", outcome="refused", number=docno, ref=request)
             raise PermissionDeniedError(
-                f"{request} is not an approved consultation request of {to} for dossier {m['number']}",
-                hint="the borrower files 'vault request access NO --purpose …' and their department head approves it")
+                N_("{request} is not an approved consultation request of {to} for dossier {number}"),
+                hint=N_("the borrower files 'vault request access NO --purpose …' and their department head approves it"), request=request, to=to, number=m['number'])
         mem = members.all_members(v)
         if mem.get(to, {}).get("status") != "active":
-            raise ConflictError(f"{to} is not an active member")
+            raise ConflictError(N_("{to} is not an active member"), to=to)
         out = [x for x in loans(v) if x["document"] == docno and "returned_at" not in x]
         if out:
-            raise ConflictError(f"the original of {docno} is already out ({out[0]['number']} to {out[0]['borrower']})",
-                                hint=f"record its return first: 'vault paper return {out[0]['number']}'")
+            raise ConflictError(N_("the original of {docno} is already out ({number} to {borrower})"),
+                                hint=N_("record its return first: 'vault paper return {number}'"), docno=docno, number=out[0]['number'], borrower=out[0]['borrower'])
         no = f"L-{index.next_sequence(v.root, 'loans'):06d}"
         rec = {"format": 1, "number": no, "document": docno, "dossier": m["id"], "borrower": to,
                "request": request, "from_location": d.get("paper_location", ""), "at": clock.stamp(),
@@ -147,12 +148,12 @@ def give_back(actor, loan_no: str, *, location: str | None = None) -> dict[str, 
     with v.lock(exclusive=True):
         loan = next((x for x in loans(v) if x["number"] == loan_no), None)
         if loan is None:
-            raise NotFoundError(f"no loan {loan_no}", hint="see 'vault paper out'")
+            raise NotFoundError(N_("no loan {loan_no}"), hint=N_("see 'vault paper out'"), loan_no=loan_no)
         if "returned_at" in loan:
-            raise ConflictError(f"{loan_no} was returned on {loan['returned_at']}")
+            raise ConflictError(N_("{loan_no} was returned on {returned_at}"), loan_no=loan_no, returned_at=loan['returned_at'])
         rec0 = authority.load(v, f"paper/loans/{loan_no}.toml", schema="paperloan")
         if not (location or rec0["from_location"]).strip():
-            raise InputError(f"no location is recorded for {loan['document']}", hint="pass --location SHELF")
+            raise InputError(N_("no location is recorded for {document}"), hint=N_("pass --location SHELF"), document=loan['document'])
         where = _location(location or rec0["from_location"])
         rec = {"format": 1, "loan": loan_no, "document": loan["document"], "at": clock.stamp(), "by": actor.name,
                "location": where}
@@ -224,6 +225,6 @@ def inventories(v) -> list[dict[str, Any]]:
     for p in _committed(v, "paper/inventories/", "I-*.toml"):
         rec = _load(v, p, "inventory")
         if rec["number"] != p.stem:
-            raise IntegrityError(f"paper/inventories/{p.name}: belongs to another inventory")
+            raise IntegrityError(N_("paper/inventories/{name}: belongs to another inventory"), name=p.name)
         outl.append({k: x for k, x in rec.items() if k not in ("format", "signature")})
     return outl

@@ -8,6 +8,7 @@ from typing import Any
 from vault.archive import authority
 from vault.errors import ConflictError, FormatError, InputError
 from vault.store import make_dir, records
+from vault.i18n import N_
 from vault.archive.policy import DEFAULT_POLICY
 
 
@@ -22,15 +23,15 @@ def update(actor, path: Path) -> dict[str, Any]:
     try:
         new = records.load_toml(Path(path), schema="policy", what=str(path))
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        raise InputError(N_("{path}: no such file"), path=path) from None
     except FormatError as e:
-        raise InputError(str(e), hint="see schemas/policy.schema.json and 'vault policy show'") from None
+        raise InputError.from_error(e, hint=N_("see schemas/policy.schema.json and 'vault policy show'")) from None
     new.pop("signature", None)
     if new["rings"] != v.policy.data["rings"]:
-        raise ConflictError("the rings cannot be changed by a policy update",
-                            hint="keep the [rings] section as 'vault policy show' prints it")
+        raise ConflictError(N_("the rings cannot be changed by a policy update"),
+                            hint=N_("keep the [rings] section as 'vault policy show' prints it"))
     if "policy.manage" not in new["roles"].get("supervisor", {}).get("may", []):
-        raise ConflictError("the supervisor role must keep policy.manage", hint="otherwise nobody could change it back")
+        raise ConflictError(N_("the supervisor role must keep policy.manage"), hint=N_("otherwise nobody could change it back"))
     with v.lock(exclusive=True):
         signed = actor.sign(new)
         data = records.dump_toml(signed)

@@ -20,7 +20,7 @@ import secrets
 import shutil
 import tomllib
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from vault import clock
 from vault.archive import authority, grants, members
@@ -30,7 +30,9 @@ from vault.crypto import age
 from vault.errors import (ConflictError, FormatError, InputError, IntegrityError, NotFoundError,
                           PermissionDeniedError, VaultError)
 from vault.store import TMP_PREFIX, fsync_dir, ids, index, records, sync_files
+from vault.store.counting import Progress, no_progress
 from vault.store.layout import document_file_name
+from vault.i18n import N_
 
 SUPERVISOR = "supervisor"  # fixed in code, as for the roots: a policy edit cannot widen who exports everything
 #: How long a request (and each approval) stays usable, by default and at most.
@@ -52,14 +54,13 @@ def _refuse(actor, action: str, no: str | None, err: VaultError) -> None:
 def _require_supervisor(actor, action: str, no: str | None = None) -> None:
     if SUPERVISOR not in actor.roles:
         _refuse(actor, action, no, PermissionDeniedError(
-            f"member {actor.name} is not a supervisor: a whole-vault export is asked for, approved and "
-            "written by supervisors", hint="two supervisors approve a disaster-recovery export"))
+            N_("member {name} is not a supervisor: a whole-vault export is asked for, approved and written by supervisors"), hint=N_("two supervisors approve a disaster-recovery export"), name=actor.name))
 
 
 def _fact(v, no: str) -> dict[str, Any]:
     f = authority.state(v).get("recoveries", {}).get(no)
     if f is None:
-        raise NotFoundError(f"no recovery export {no}", hint="see 'vault export disaster-recovery list'")
+        raise NotFoundError(N_("no recovery export {no}"), hint=N_("see 'vault export disaster-recovery list'"), no=no)
     return f
 
 
@@ -69,12 +70,12 @@ def _load(v, no: str, suffix: str, schema: str) -> dict[str, Any]:
     try:
         rec = authority.load(v, what, schema=schema)
     except FormatError as e:
-        raise IntegrityError(str(e)) from None
+        raise IntegrityError.from_error(e) from None
     signer = members.verify_by_member(v, rec, what=what)
     typed = rec.get("requested_by") if not suffix else rec.get("by")
     if signer["name"] != authority.signer_of(v, what) or typed != signer["name"] \
             or rec.get("number" if not suffix else "export") != no:
-        raise IntegrityError(f"{what}: does not say what its history entry says")
+        raise IntegrityError(N_("{what}: does not say what its history entry says"), what=what)
     return rec
 
 
@@ -85,7 +86,7 @@ def _request(v, no: str) -> dict[str, Any]:
 def _approval(v, no: str, req: dict[str, Any]) -> dict[str, Any]:
     appr = _load(v, no, ".approval", "recoveryapproval")
     if appr["request_sha256"] != _digest(req):
-        raise IntegrityError(f"{_rel(no, '.approval')}: approves another export")
+        raise IntegrityError(N_("{rel}: approves another export"), rel=_rel(no, '.approval'))
     return appr
 
 
@@ -95,15 +96,15 @@ def _digest(rec: dict[str, Any]) -> str:
 
 def _recipients(texts: list[str]) -> list[age.Recipient]:
     if not texts:
-        raise InputError("a disaster-recovery export needs at least one --recipient age1…",
-                         hint="the offline recovery key's public line, from 'age-keygen -y KEYFILE'")
+        raise InputError(N_("a disaster-recovery export needs at least one --recipient age1…"),
+                         hint=N_("the offline recovery key's public line, from 'age-keygen -y KEYFILE'"))
     if len(texts) > MAX_RECIPIENTS:
-        raise InputError(f"at most {MAX_RECIPIENTS} recipients")
+        raise InputError(N_("at most {MAX_RECIPIENTS} recipients"), MAX_RECIPIENTS=MAX_RECIPIENTS)
     try:
         parsed = [age.parse_recipient(t) for t in texts]
         age.encrypt_bytes(b"", parsed)  # refuses post-quantum and classical recipients mixed
     except (FormatError, ValueError) as e:
-        raise InputError(f"bad recipient: {e}", hint="give age recipients: age1… (X25519) or age1pq1…") from None
+        raise InputError(N_("bad recipient: {e}"), hint=N_("give age recipients: age1… (X25519) or age1pq1…"), e=e) from None
     return parsed
 
 
@@ -115,7 +116,7 @@ def request(actor, recipients: list[str], *, valid_hours: int = DEFAULT_HOURS) -
     _require_supervisor(actor, "recovery.request")
     _recipients(recipients)
     if not 1 <= valid_hours <= MAX_HOURS:
-        raise InputError(f"an approval lasts 1 to {MAX_HOURS} hours", param="valid_for")
+        raise InputError(N_("an approval lasts 1 to {MAX_HOURS} hours"), param="valid_for", MAX_HOURS=MAX_HOURS)
     v = actor.vault
     with v.lock(exclusive=True):
         no = f"E-{index.next_sequence(v.root, 'recovery'):06d}"
@@ -138,15 +139,16 @@ def approve(actor, no: str, *, valid_hours: int = DEFAULT_HOURS) -> dict[str, An
         f = _fact(v, no)
         req = _request(v, no)
         if f["done"] or f["approved_by"] is not None:
-            raise ConflictError(f"recovery export {no} is already {'written' if f['done'] else 'approved'}")
+            raise ConflictError(N_("recovery export {no} has already been written") if f["done"]
+                                else N_("recovery export {no} is already approved"), no=no)
         if f["by"] == actor.name:
             _refuse(actor, "recovery.approve", no, PermissionDeniedError(
-                f"you asked for recovery export {no}: its second approval is another supervisor's",
-                hint="another supervisor runs 'vault export disaster-recovery approve'"))
+                N_("you asked for recovery export {no}: its second approval is another supervisor's"),
+                hint=N_("another supervisor runs 'vault export disaster-recovery approve'"), no=no))
         now = clock.now()
         if now.strftime(_STAMP) >= req["expires_at"]:
             _refuse(actor, "recovery.approve", no, ConflictError(
-                f"recovery export {no} expired at {req['expires_at']}", hint="ask for a new one"))
+                N_("recovery export {no} expired at {expires_at}"), hint=N_("ask for a new one"), no=no, expires_at=req['expires_at']))
         until = min(req["expires_at"], (now + dt.timedelta(hours=valid_hours)).strftime(_STAMP))
         rec = actor.sign({"format": 1, "export": no, "request_sha256": _digest(req), "by": actor.name,
                           "at": now.strftime(_STAMP), "expires_at": until})
@@ -178,7 +180,7 @@ def list_exports(v) -> list[dict[str, Any]]:
     return [show(v, no) for no in sorted(authority.state(v).get("recoveries", {}))]
 
 
-def run(actor, no: str, dest: Path | str) -> dict[str, Any]:
+def run(actor, no: str, dest: Path | str, *, progress: Progress | None = None) -> dict[str, Any]:
     """Write approved export ``no`` into the new directory ``dest`` (outside the vault), once.
 
     :raises PermissionDeniedError: the writer is not one of its two approvers, or an approver is no
@@ -191,11 +193,11 @@ def run(actor, no: str, dest: Path | str) -> dict[str, Any]:
     with v.lock(exclusive=True):
         f = _fact(v, no)
         if f["done"]:
-            raise ConflictError(f"recovery export {no} has already been written", hint="ask for a new one")
+            raise ConflictError(N_("recovery export {no} has already been written"), hint=N_("ask for a new one"), no=no)
         if f["approved_by"] is None:
             _refuse(actor, "recovery.export", no, ConflictError(
-                f"recovery export {no} has one approval; it needs a second supervisor's",
-                hint=f"another supervisor runs 'vault export disaster-recovery approve {no}'"))
+                N_("recovery export {no} has one approval; it needs a second supervisor's"),
+                hint=N_("another supervisor runs 'vault export disaster-recovery approve {no}'"), no=no))
         req = _request(v, no)
         appr = _approval(v, no, req)
         # The approvers are the entries' signers (f), checked as the history stands now.
@@ -204,20 +206,22 @@ def run(actor, no: str, dest: Path | str) -> dict[str, Any]:
             m = mem.get(who)
             if m is None or m["status"] != "active" or SUPERVISOR not in m["roles"]:
                 _refuse(actor, "recovery.export", no, PermissionDeniedError(
-                    f"recovery export {no} was approved by {who}, who is no longer an active supervisor",
-                    hint="ask for a new export, approved by two current supervisors"))
+                    N_("recovery export {no} was approved by {who}, who is no longer an active supervisor"),
+                    hint=N_("ask for a new export, approved by two current supervisors"), no=no, who=who))
         if actor.name not in (f["by"], f["approved_by"]):
             _refuse(actor, "recovery.export", no, PermissionDeniedError(
-                f"recovery export {no} is written by one of the supervisors who approved it",
-                hint=f"{f['by']} or {f['approved_by']} runs it"))
+                N_("recovery export {no} is written by one of the supervisors who approved it"),
+                hint=N_("{by} or {approved_by} runs it"), no=no, by=f['by'], approved_by=f['approved_by']))
         if clock.stamp() >= min(req["expires_at"], appr["expires_at"]):
             _refuse(actor, "recovery.export", no, ConflictError(
-                f"the approvals of recovery export {no} expired at {min(req['expires_at'], appr['expires_at'])}",
-                hint="ask for a new one"))
+                N_("the approvals of recovery export {no} expired at {time}"),
+                hint=N_("ask for a new one"), no=no, time=min(req['expires_at'], appr['expires_at'])))
         tmp = dest.with_name(f"{TMP_PREFIX}{dest.name}.{secrets.token_hex(4)}")
         tmp.mkdir(mode=0o700)
         try:
-            manifest = _write(actor, req, appr, tmp, mem)
+            # The bytes of the documents read (all of the vault's, destroyed ones are left out as they go).
+            step = (progress or no_progress)(sum(p.stat().st_size for p in v.root.glob("dossiers/*/documents/*.age")))
+            manifest = _write(actor, req, appr, tmp, mem, step)
             data = (tmp / "MANIFEST.toml").read_bytes()
             done = actor.sign({"format": 1, "export": no, "request_sha256": manifest["request_sha256"],
                                "approval_sha256": manifest["approval_sha256"], "by": actor.name,
@@ -249,7 +253,8 @@ class _Hashed:
         self.f.flush()
 
 
-def _write(actor, req: dict[str, Any], appr: dict[str, Any], out: Path, mem: dict) -> dict[str, Any]:
+def _write(actor, req: dict[str, Any], appr: dict[str, Any], out: Path, mem: dict,
+           step: Callable[[int], None]) -> dict[str, Any]:
     v = actor.vault
     recipients = _recipients(req["recipients"])
     (out / "documents").mkdir(mode=0o700)
@@ -275,7 +280,7 @@ def _write(actor, req: dict[str, Any], appr: dict[str, Any], out: Path, mem: dic
                     if d.get("status") == "destroyed":
                         continue
                     doc = ExportDocument(d, dossier=m["number"], granted=frozenset({"content", "sealed"}),
-                                         table=table, path=v.layout.document(dossier_id, d["id"]))
+                                         table=table, path=v.layout.document(dossier_id, d["id"]), step=step)
                     name = f"documents/{document_file_name(d['number'])}.age"
                     with open(out / name, "xb") as f:
                         h = _Hashed(f)
@@ -317,17 +322,17 @@ def verify(v, path: Path | str) -> dict[str, Any]:
         man = tomllib.loads((root / "MANIFEST.toml").read_text(encoding="utf-8"))
         listing = (root / "files.txt").read_bytes()
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise IntegrityError(f"{root}: not a disaster-recovery export ({e})") from None
+        raise IntegrityError(N_("{root}: not a disaster-recovery export ({e})"), root=root, e=e) from None
     if man.get("kind") != MANIFEST_KIND or man.get("vault_id") != v.config["id"]:
-        raise IntegrityError(f"{root}/MANIFEST.toml: not an export of this vault")
+        raise IntegrityError(N_("{root}/MANIFEST.toml: not an export of this vault"), root=root)
     members.verify_by_member(v, man, what=f"{root}/MANIFEST.toml")
     no = ids.recovery_no(man.get("export"), what=f"{root}/MANIFEST.toml")
     done = show(v, no)
     digest = hashlib.sha256((root / "MANIFEST.toml").read_bytes()).hexdigest()
     if done["state"] != "written" or done["manifest_sha256"] != digest or man["signature"]["by"] != done["written_by"]:
-        raise IntegrityError(f"{root}/MANIFEST.toml: not the manifest the history recorded for {no}")
+        raise IntegrityError(N_("{root}/MANIFEST.toml: not the manifest the history recorded for {no}"), root=root, no=no)
     if hashlib.sha256(listing).hexdigest() != man.get("files_sha256"):
-        raise IntegrityError(f"{root}/files.txt: changed since the manifest was signed")
+        raise IntegrityError(N_("{root}/files.txt: changed since the manifest was signed"), root=root)
     problems = []
     count = 0
     for line in listing.decode().splitlines():

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 from vault.archive import authority, grants, members, schedule
 from vault.archive.manifests import load_manifest, parse_date, read_profile
 from vault.errors import InputError, NoIdentityMatchError, PermissionDeniedError
+from vault.i18n import N_
 
 REGISTER_FORMAT = "vault-register-1"
 #: The columns of every row, in table and CSV order.
@@ -45,7 +46,7 @@ class Filters:
     def checked(self) -> Filters:
         """These filters with their dates parsed; a bad value is one clear input error."""
         if self.status is not None and self.status not in STATUSES:
-            raise InputError(f"unknown status {self.status!r}", hint=f"use one of: {', '.join(STATUSES)}")
+            raise InputError(N_("unknown status {status!r}"), hint=N_("use one of: {STATUSES}"), status=self.status, STATUSES=', '.join(STATUSES))
         dates = {k: parse_date(getattr(self, k)) for k in ("opened_from", "opened_to", "closed_from", "closed_to",
                                                             "retention_from", "retention_to")
                  if getattr(self, k) is not None}

@@ -8,6 +8,7 @@ from typing import Any
 from vault.archive import audit, authority, grants, recovery
 from vault.archive.manifests import load_manifest
 from vault.errors import PermissionDeniedError
+from vault.i18n import N_
 from vault.store import TMP_PREFIX, fsync_dir, remove
 
 
@@ -24,8 +25,9 @@ def repair(actor) -> dict[str, Any]:
     v = actor.vault
     if not v.policy.may(actor.roles, "dossier.read"):  # the archive department: it holds the keys a repair needs
         actor.audit("vault.repair", outcome="refused")
-        raise PermissionDeniedError(f"{actor.name} ({', '.join(actor.roles)}) may not repair the vault",
-                                    hint="a supervisor or an archivist runs 'vault repair'")
+        raise PermissionDeniedError(N_("{name} ({roles}) may not repair the vault"),
+                                    hint=N_("a supervisor or an archivist runs 'vault repair'"), name=actor.name,
+                                    roles=", ".join(actor.roles))
     with v.lock(exclusive=True):
         swept, finished = v.recovered
         finished = [*finished, *recovery.finish(v, authority.state(v), dossiers=True)]

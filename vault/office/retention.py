@@ -6,6 +6,7 @@ from __future__ import annotations
 from vault import clock
 from vault.archive.manifests import load_manifest, manifest_file, parse_record_date, resolve
 from vault.errors import ConflictError, InputError, NotFoundError
+from vault.i18n import N_
 from vault.archive.schedule import INTRINSIC_EVENTS, known_events
 
 
@@ -14,15 +15,15 @@ def record_event(actor, docno: str, event: str, date: str, *, force_date: bool =
     actor.require("doc.add", number=docno)
     events = known_events()
     if event not in events or event in INTRINSIC_EVENTS:
-        raise InputError(f"unknown event {event!r}",
-                         hint=f"events: {', '.join(e for e in events if e not in INTRINSIC_EVENTS)}")
+        raise InputError(N_("unknown event {event!r}"),
+                         hint=N_("events: {value}"), event=event, value=', '.join(e for e in events if e not in INTRINSIC_EVENTS))
     date = parse_record_date(date, force=force_date)
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, docno))
         doc = next((d for d in m["documents"] if d["number"] == docno), None)
         if doc is None:
-            raise NotFoundError(f"no document {docno}")
+            raise NotFoundError(N_("no document {docno}"), docno=docno)
         doc.setdefault("events", {})[event] = date
         m["revision"] += 1
         actor.commit("doc.event", manifest_file(actor, m), number=docno, ref=event, obj=m["id"], rev=m["revision"])
@@ -36,7 +37,7 @@ def close_dossier(actor, number: str, date: str, *, force_date: bool = False) ->
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, number))
         if m["status"] != "open":
-            raise ConflictError(f"dossier {m['number']} is {m['status']}")
+            raise ConflictError(N_("dossier {number} is {status}"), number=m['number'], status=m['status'])
         m["status"], m["closed"] = "closed", date
         m["revision"] += 1
         actor.commit("dossier.close", manifest_file(actor, m), number=m["number"], obj=m["id"], rev=m["revision"])
@@ -50,7 +51,7 @@ def reopen_dossier(actor, number: str) -> None:
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, number))
         if m["status"] != "closed":
-            raise ConflictError(f"dossier {m['number']} is {m['status']}, not closed")
+            raise ConflictError(N_("dossier {number} is {status}, not closed"), number=m['number'], status=m['status'])
         m.setdefault("reopened", []).append({"at": clock.stamp(), "by": actor.name, "closed": m.pop("closed")})
         m["status"] = "open"
         m["revision"] += 1

@@ -18,6 +18,7 @@ from vault.archive import grants, manifests
 from vault.archive.reviews import _dir, history
 from vault.errors import ConflictError, InputError
 from vault.store import make_dir, records
+from vault.i18n import Message, N_
 from vault.store.keytable import seal, unseal
 
 OUTCOMES = ("verified", "needs-update")
@@ -29,16 +30,16 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
     actor.require("review.record", number=number)
     v = actor.vault
     if outcome not in OUTCOMES:
-        raise InputError(f"unknown review outcome {outcome!r}", param="outcome")
+        raise InputError(N_("unknown review outcome {outcome!r}"), param="outcome", outcome=outcome)
     note = (note or "").strip()
     if outcome == "needs-update" and not note:
-        raise InputError("a review that asks for an update needs a note saying what", param="note")
+        raise InputError(N_("a review that asks for an update needs a note saying what"), param="note")
     dossier_id = manifests.resolve(v, number)
     with v.lock(exclusive=True):
         m = manifests.load_manifest(v, dossier_id)
         if m["status"] == "destroyed":
             actor.audit("review.record", outcome="refused", number=m["number"])
-            raise ConflictError(f"dossier {m['number']} has been destroyed", hint="nothing left to review")
+            raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("nothing left to review"), number=m['number'])
         seq = max((r["seq"] for r in history(v, dossier_id)), default=0) + 1
         rec: dict[str, Any] = {"format": 1, "dossier": dossier_id, "number": m["number"], "seq": seq,
                                "at": clock.stamp(), "by": actor.name, "outcome": outcome}
@@ -52,7 +53,7 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
             rec.update(note_key=kid, note=base64.b64encode(blob).decode())
             files.update(grants.key_files(actor, dossier_id, table))  # committed with the record
         signed = actor.sign(rec)
-        records.validate(signed, "review", what=f"review {seq} of {m['number']}")
+        records.validate(signed, "review", what=Message(N_("review {seq} of {number}"), seq=seq, number=m['number']))
         d = _dir(v, dossier_id)
         make_dir(d, parents=True)
         files[f"reviews/{dossier_id}/{seq}.toml"] = records.dump_toml(signed)
@@ -65,7 +66,7 @@ def read_note(actor, rec: Mapping[str, Any]) -> str | None:
     if "note" not in rec:
         return None
     if manifests.load_manifest(actor.vault, rec["dossier"])["status"] == "destroyed":
-        raise ConflictError(f"dossier {rec['number']} has been destroyed; its review notes went with its keys")
+        raise ConflictError(N_("dossier {number} has been destroyed; its review notes went with its keys"), number=rec['number'])
     table = grants.open_key_table(actor, rec["dossier"], number=rec["number"])
     actor.audit("review.note", number=rec["number"], ref=f"review-{rec['seq']}")
     blob = base64.b64decode(rec["note"])

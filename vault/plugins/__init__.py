@@ -14,6 +14,7 @@ import pluggy
 
 from vault.plugins import hookspecs
 from vault.errors import PluginError
+from vault.i18n import Message, N_
 
 #: The entry-point group every plugin, built-in or third-party, is registered under.
 ENTRY_POINT_GROUP = "vault"
@@ -109,8 +110,8 @@ def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) 
         # the numbering scheme or target it believes it configured.
         unknown = sorted(a for a in allow if a not in named and _normalise(a) not in named)
         if unknown:
-            raise PluginError(f"{ALLOWLIST_ENV} names no installed plugin: {', '.join(unknown)}",
-                              hint="see 'vault plugins list' for the names; entries are distribution or entry-point names")
+            raise PluginError(N_("{ALLOWLIST_ENV} names no installed plugin: {unknown}"),
+                              hint=N_("see 'vault plugins list' for the names; entries are distribution or entry-point names"), ALLOWLIST_ENV=ALLOWLIST_ENV, unknown=', '.join(unknown))
     for _, dist_name, _, dist, ep in sorted(found, key=lambda f: f[:3]):
         source = PluginSource(dist_name, dist.version, dist_name == BUILTIN_DISTRIBUTION, ep.value)
         previous = pm.sources.get(ep.name)
@@ -119,14 +120,14 @@ def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) 
             if (previous.distribution, previous.entry_point) == (dist_name, ep.value):
                 continue
             raise PluginError(
-                f"plugin {ep.name} is provided by both {previous.distribution} and {dist_name}",
-                hint=f"uninstall one of them, or leave one out of {ALLOWLIST_ENV}",
+                N_("plugin {name} is provided by both {distribution} and {dist_name}"),
+                hint=N_("uninstall one of them, or leave one out of {ALLOWLIST_ENV}"), name=ep.name, distribution=previous.distribution, dist_name=dist_name, ALLOWLIST_ENV=ALLOWLIST_ENV,
             )
         try:
             register_plugin(pm, call_plugin(ep.name, ep.load), name=ep.name, source=source)
         except PluginError as exc:
             if not source.builtin:
-                exc.hint = f"fix or uninstall {dist_name}, or leave it out of {ALLOWLIST_ENV}"
+                exc.hint = Message(N_("fix or uninstall {dist_name}, or leave it out of {ALLOWLIST_ENV}"), dist_name=dist_name, ALLOWLIST_ENV=ALLOWLIST_ENV)
             raise
     check_plugins(pm)
 
@@ -140,9 +141,9 @@ def register_plugin(pm: VaultPluginManager, plugin: object, *, name: str,
     try:
         pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {name} is invalid: {_first_line(exc)}") from exc
+        raise PluginError(N_("plugin {name} is invalid: {first_line}"), name=name, first_line=_first_line(exc)) from exc
     except ValueError as exc:
-        raise PluginError(f"plugin {name} cannot be registered: {_first_line(exc)}") from exc
+        raise PluginError(N_("plugin {name} cannot be registered: {first_line}"), name=name, first_line=_first_line(exc)) from exc
     if source is not None:
         pm.sources[name] = source
 
@@ -157,12 +158,15 @@ def check_plugins(pm: pluggy.PluginManager) -> None:
     except pluggy.PluginValidationError as exc:
         name = pm.get_name(exc.plugin) or repr(exc.plugin)
         raise PluginError(
-            f"plugin {name} is invalid: {_first_line(exc)}",
-            hint=f"check the hook's spelling against docs/PLUGINS.md, or leave the plugin out of {ALLOWLIST_ENV}",
+            N_("plugin {name} is invalid: {first_line}"),
+            hint=N_("check the hook's spelling against docs/PLUGINS.md, or leave the plugin out of {ALLOWLIST_ENV}"), name=name, first_line=_first_line(exc), ALLOWLIST_ENV=ALLOWLIST_ENV,
         ) from exc
 
 
 def _first_line(exc: BaseException) -> str:
+    # A plugin that words its message for the catalogue (a vault.i18n.Message) is shown translated.
+    if exc.args and isinstance(exc.args[0], Message) and "\n" not in exc.args[0] and len(exc.args[0]) <= 200:
+        return exc.args[0]
     lines = str(exc).strip().splitlines()
     return lines[0][:200] if lines else ""
 
@@ -178,24 +182,25 @@ def call_plugin(plugin: str, func: Callable[..., Any], /, *args: Any, **kwargs: 
     except PluginError:
         raise
     except Exception as exc:
-        raise PluginError(f"plugin {plugin} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise PluginError(N_("plugin {plugin} failed: {kind}: {first_line}"), plugin=plugin, kind=type(exc).__name__,
+                          first_line=_first_line(exc)) from exc
 
 
 def check_archive_number(number: object) -> str | None:
     """Return what is wrong with an archive number, or ``None`` if it is valid."""
     if not isinstance(number, str):
-        return f"not a str but {type(number).__name__}"
+        return Message(N_("not a str but {name__}"), name__=type(number).__name__)
     if not _ARCHIVE_NUMBER.match(number):
-        return f"{number[:80]!r} is not 1-64 printable ASCII characters without whitespace or '/'"
+        return Message(N_("{number!r} is not 1-64 printable ASCII characters without whitespace or '/'"), number=number[:80])
     return None
 
 
 def check_class_path(path: object) -> str | None:
     """Return what is wrong with a class path, or ``None`` if it is valid."""
     if not isinstance(path, str):
-        return f"not a str but {type(path).__name__}"
+        return Message(N_("not a str but {name__}"), name__=type(path).__name__)
     if not _CLASS_PATH.match(path):
-        return f"{path[:80]!r} is not '/'-joined segments of [a-z0-9-]+"
+        return Message(N_("{path!r} is not '/'-joined segments of [a-z0-9-]+"), path=path[:80])
     return None
 
 
@@ -223,7 +228,7 @@ class PluginObject:
 
     def _refuse(self, what: str, problem: str) -> PluginError:
         reg = self.registration
-        return PluginError(f"plugin {reg.plugin}: {reg.family} {reg.name!r} returned an invalid {what}: {problem}")
+        return PluginError(N_("plugin {plugin}: {family} {name!r} returned an invalid {what}: {problem}"), plugin=reg.plugin, family=reg.family, name=reg.name, what=what, problem=problem)
 
 
 class NumberingScheme(PluginObject):
@@ -232,12 +237,12 @@ class NumberingScheme(PluginObject):
     def number(self, *, sequence: int, facts: Mapping[str, str]) -> str:
         """Format the archive number for ``sequence`` (>= 1) from ``facts``."""
         if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1:
-            raise ValueError(f"sequence must be a positive int, not {sequence!r}")
+            raise ValueError(Message(N_("sequence must be a positive int, not {sequence!r}"), sequence=sequence))
         result = call_plugin(self.registration.plugin, self.wrapped.number,
                              sequence=sequence, facts=self._facts(facts))
         problem = check_archive_number(result)
         if problem:
-            raise self._refuse("archive number", problem)
+            raise self._refuse(Message(N_("archive number")), problem)
         return result
 
 
@@ -249,7 +254,7 @@ class Classifier(PluginObject):
         result = call_plugin(self.registration.plugin, self.wrapped.classify, facts=self._facts(facts))
         problem = check_class_path(result)
         if problem:
-            raise self._refuse("class path", problem)
+            raise self._refuse(Message(N_("class path")), problem)
         return result
 
 
@@ -295,14 +300,14 @@ def _collect(pm: VaultPluginManager, hook: str, family: str, params: tuple[str, 
             name, value = signature.bind(*args, **kwargs).arguments.values()
             if not isinstance(name, str) or not (short if pm.is_builtin(_plugin) else qualified).match(name):
                 if pm.is_builtin(_plugin):
-                    wanted = "a short name"
+                    wanted = Message(N_("a short name"))
                 elif url_schemes:
-                    wanted = "a reverse-DNS URL scheme like com.example.name"
+                    wanted = Message(N_("a reverse-DNS URL scheme like com.example.name"))
                 else:
-                    wanted = "fully qualified, like example.com/name"
-                raise PluginError(f"plugin {_plugin}: {family} name {name!r} must be {wanted}")
+                    wanted = Message(N_("fully qualified, like example.com/name"))
+                raise PluginError(N_("plugin {plugin}: {family} name {name!r} must be {wanted}"), plugin=_plugin, family=family, name=name, wanted=wanted)
             if name in found:
-                raise PluginError(f"{family} {name!r} is registered by both plugin {found[name][0]} and plugin {_plugin}")
+                raise PluginError(N_("{family} {name!r} is registered by both plugin {found} and plugin {plugin}"), family=family, name=name, found=found[name][0], plugin=_plugin)
             found[name] = (_plugin, value)
 
         register.__signature__ = signature  # type: ignore[attr-defined]
@@ -317,13 +322,13 @@ def _registry(pm: VaultPluginManager, hook: str, family: str, wrapper: type[Plug
     found = _collect(pm, hook, family, **kw)
     for name, (plugin, factory) in found.items():
         if not callable(factory):
-            raise PluginError(f"plugin {plugin}: {family} {name!r} was registered with a factory that is not callable")
+            raise PluginError(N_("plugin {plugin}: {family} {name!r} was registered with a factory that is not callable"), plugin=plugin, family=family, name=name)
     return {name: Registration(family, name, plugin, factory, wrapper) for name, (plugin, factory) in found.items()}
 
 
 def numbering_schemes(pm: VaultPluginManager) -> dict[str, Registration]:
     """Every registered numbering scheme, by name; ``registration(options).number(...)``."""
-    return _registry(pm, "vault_register_numbering_schemes", "numbering scheme", NumberingScheme)
+    return _registry(pm, "vault_register_numbering_schemes", Message(N_("numbering scheme")), NumberingScheme)
 
 
 def classifiers(pm: VaultPluginManager) -> dict[str, Registration]:
@@ -333,12 +338,12 @@ def classifiers(pm: VaultPluginManager) -> dict[str, Registration]:
 
 def export_formats(pm: VaultPluginManager) -> dict[str, Registration]:
     """Every registered export format, by name; ``registration(options).export(...)``."""
-    return _registry(pm, "vault_register_export_formats", "export format")
+    return _registry(pm, "vault_register_export_formats", Message(N_("export format")))
 
 
 def backup_targets(pm: VaultPluginManager) -> dict[str, Registration]:
     """Every registered backup target, by URL scheme; ``registration(url)`` gives the target."""
-    return _registry(pm, "vault_register_backup_targets", "backup target", params=("scheme", "factory"),
+    return _registry(pm, "vault_register_backup_targets", Message(N_("backup target")), params=("scheme", "factory"),
                      url_schemes=True)
 
 
@@ -349,11 +354,11 @@ def notifiers(pm: VaultPluginManager) -> dict[str, Registration]:
 
 def retention_events(pm: VaultPluginManager) -> dict[str, RetentionEvent]:
     """Every registered retention trigger event, by name."""
-    found = _collect(pm, "vault_register_retention_events", "retention event", ("name", "description"))
+    found = _collect(pm, "vault_register_retention_events", Message(N_("retention event")), ("name", "description"))
     events = {}
     for name, (plugin, description) in found.items():
         if not isinstance(description, str) or not description.strip() or "\n" in description.strip():
-            raise PluginError(f"plugin {plugin}: retention event {name!r} needs a one-line description")
+            raise PluginError(N_("plugin {plugin}: retention event {name!r} needs a one-line description"), plugin=plugin, name=name)
         events[name] = RetentionEvent(name, description.strip(), plugin)
     return events
 

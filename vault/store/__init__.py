@@ -14,6 +14,7 @@ from typing import BinaryIO, Iterator
 
 from vault.errors import IntegrityError, LockError
 from vault.store import seam
+from vault.i18n import Message, N_
 
 TMP_PREFIX = ".tmp-"
 
@@ -31,8 +32,8 @@ def check_confined(path: Path) -> None:
     real = Path(os.path.realpath(path.parent))
     if real != root and not real.is_relative_to(root):
         rel = os.path.relpath(os.path.abspath(path), root)
-        raise IntegrityError(f"{rel}: a symbolic link takes this write outside the vault directory (tampered with)",
-                             hint="run 'vault check'; replace the link by the directory it should be")
+        raise IntegrityError(N_("{rel}: a symbolic link takes this write outside the vault directory (tampered with)"),
+                             hint=N_("run 'vault check'; replace the link by the directory it should be"), rel=rel)
 
 
 @contextlib.contextmanager
@@ -272,7 +273,7 @@ def open_lock(path: Path, *, exclusive: bool, wait: float, what: str) -> int | N
         except OSError as e:
             if e.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
                 os.close(fd)
-                raise LockError(f"{what} is locked by another command (waited {wait:g} s)") from None
+                raise LockError(N_("{what} is locked by another command (waited {wait:g} s)"), what=what, wait=wait) from None
             time.sleep(0.02)
 
 
@@ -297,7 +298,7 @@ class VaultLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "VaultLock":
-        self._fd = open_lock(self.path, exclusive=self.exclusive, wait=self.wait, what="the vault")
+        self._fd = open_lock(self.path, exclusive=self.exclusive, wait=self.wait, what=Message(N_("the vault")))
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,6 +13,7 @@ import tomli_w
 
 from vault.crypto import age, sign
 from vault.errors import FormatError, InputError, NoIdentityMatchError
+from vault.i18n import N_
 from vault.store import write_atomic
 
 PUBLIC_PREFIX = "vault-member-1:"
@@ -40,14 +41,14 @@ class PublicKey:
         parts = text[len(PUBLIC_PREFIX):].split(":") if text.startswith(PUBLIC_PREFIX) else []
         if len(parts) != 2:
             raise InputError(
-                "not a member public key line",
-                hint="pass the line printed by 'vault keygen' (it starts with vault-member-1:)",
+                N_("not a member public key line"),
+                hint=N_("pass the line printed by 'vault keygen' (it starts with vault-member-1:)"),
             )
         try:
             age.parse_recipient(parts[0])
             sign.check_public_key(parts[1])
         except FormatError as e:
-            raise InputError(f"not a member public key line: {e}") from None
+            raise InputError(N_("not a member public key line: {e}"), e=e) from None
         return cls(parts[0], parts[1])
 
 
@@ -97,7 +98,7 @@ class MemberIdentity:
             d = tomllib.loads(data.decode())
             return cls(d["age"], d["sign"])
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError):
-            raise FormatError("identity file content is damaged") from None
+            raise FormatError(N_("identity file content is damaged")) from None
 
 
 @lru_cache(maxsize=4096)
@@ -110,9 +111,9 @@ def _parse_public(text: str) -> PublicKey:
 def save_identity(path: Path, ident: MemberIdentity, passphrase: str, *, work_factor: int | None = None) -> None:
     """Write ``ident`` to ``path`` as an age scrypt file (mode 0600); refuses to overwrite."""
     if not passphrase:
-        raise InputError("empty passphrase", hint="choose a passphrase to protect the identity")
+        raise InputError(N_("empty passphrase"), hint=N_("choose a passphrase to protect the identity"))
     if path.exists():
-        raise InputError(f"{path} already exists", param="out")
+        raise InputError(N_("{path} already exists"), param="out", path=path)
     blob = age.encrypt_bytes(ident.to_bytes(), [age.ScryptPassphrase(passphrase, work_factor=work_factor or SCRYPT_WORK_FACTOR)], armor=True)
     write_atomic(path, blob, mode=0o600)
 
@@ -122,15 +123,15 @@ def load_identity(path: Path, passphrase: str) -> MemberIdentity:
     try:
         blob = path.read_bytes()
     except FileNotFoundError:
-        raise InputError(f"identity file {path} not found", param="identity") from None
+        raise InputError(N_("identity file {path} not found"), param="identity", path=path) from None
     except IsADirectoryError:
-        raise InputError(f"identity file {path} is a directory") from None
+        raise InputError(N_("identity file {path} is a directory"), path=path) from None
     try:
         return MemberIdentity.from_bytes(age.decrypt_bytes(blob, [age.ScryptPassphrase(passphrase)]))
     except NoIdentityMatchError:
-        raise NoIdentityMatchError("wrong passphrase for the identity file", hint="retry; check VAULT_PASSPHRASE_FILE") from None
+        raise NoIdentityMatchError(N_("wrong passphrase for the identity file"), hint=N_("retry; check VAULT_PASSPHRASE_FILE")) from None
     except FormatError:
-        raise FormatError(f"{path} is not a vault identity file", hint="pass the file written by 'vault keygen'") from None
+        raise FormatError(N_("{path} is not a vault identity file"), hint=N_("pass the file written by 'vault keygen'"), path=path) from None
 
 
 def passphrase_from_env() -> str | None:
@@ -141,4 +142,4 @@ def passphrase_from_env() -> str | None:
     try:
         return Path(name).read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as e:
-        raise InputError(f"cannot read VAULT_PASSPHRASE_FILE: {e.strerror}") from None
+        raise InputError(N_("cannot read VAULT_PASSPHRASE_FILE: {strerror}"), strerror=e.strerror) from None

@@ -11,19 +11,22 @@ from __future__ import annotations
 import re
 
 from vault.errors import InputError, IntegrityError
+from vault.i18n import Message, N_
 
 #: Printable ASCII without whitespace or "/", 1-64 characters (the numbering schemes' contract).
 ARCHIVE_NUMBER = re.compile(r"[!-.0-~]{1,64}\Z")
 DOCUMENT_NUMBER = re.compile(r"([!-.0-~]{1,64})/([0-9]{4,9})\Z")
 RANDOM_ID = re.compile(r"[0-9a-f]{32}\Z")
 _NUMBERED = {"request": "R", "grant": "G", "destruction": "D", "recovery export": "E"}
+_NUMBER_NAMES = {"request": N_("request number"), "grant": N_("grant number"), "destruction": N_("destruction number"),
+                 "recovery export": N_("recovery export number")}
 
 
 def _bad(kind: str, text: object, example: str, what: str | None) -> Exception:
     shown = repr(text)[:80]
     if what is not None:
-        return IntegrityError(f"{what}: bad {kind} {shown} (damaged or forged)")
-    return InputError(f"bad {kind} {shown}", hint=f"{kind}s look like {example}")
+        return IntegrityError(N_("{what}: bad {kind} {shown} (damaged or forged)"), what=what, kind=kind, shown=shown)
+    return InputError(N_("bad {kind} {shown}"), hint=N_("{kind}s look like {example}"), kind=kind, shown=shown, example=example)
 
 
 def _match(rx: re.Pattern[str], kind: str, text: object, example: str, what: str | None) -> str:
@@ -34,7 +37,7 @@ def _match(rx: re.Pattern[str], kind: str, text: object, example: str, what: str
 
 def _numbered(kind: str, text: object, what: str | None) -> str:
     prefix = _NUMBERED[kind]
-    return _match(re.compile(rf"{prefix}-[0-9]{{6,12}}\Z"), f"{kind} number", text, f"{prefix}-000001", what)
+    return _match(re.compile(rf"{prefix}-[0-9]{{6,12}}\Z"), Message(_NUMBER_NAMES[kind]), text, f"{prefix}-000001", what)
 
 
 def request_no(text: object, *, what: str | None = None) -> str:
@@ -59,22 +62,22 @@ def recovery_no(text: object, *, what: str | None = None) -> str:
 
 def intake_id(text: object, *, what: str | None = None) -> str:
     """An intake submission id: 128 random bits in lowercase hex."""
-    return _match(RANDOM_ID, "intake id", text, "32 hex digits", what)
+    return _match(RANDOM_ID, Message(N_("intake id")), text, Message(N_("32 hex digits")), what)
 
 
 def dossier_id(text: object, *, what: str | None = None) -> str:
     """An opaque dossier id (also document and key ids): 128 random bits in lowercase hex."""
-    return _match(RANDOM_ID, "dossier id", text, "32 hex digits", what)
+    return _match(RANDOM_ID, Message(N_("dossier id")), text, Message(N_("32 hex digits")), what)
 
 
 def archive_number(text: object, *, what: str | None = None) -> str:
     """An archive number (a dossier's): printable ASCII, no whitespace or ``/``, at most 64."""
-    return _match(ARCHIVE_NUMBER, "archive number", text, "E-2026-000001", what)
+    return _match(ARCHIVE_NUMBER, Message(N_("archive number")), text, "E-2026-000001", what)
 
 
 def document_number(text: object, *, what: str | None = None) -> str:
     """A document number: ``<archive number>/<4-digit sequence>``."""
-    return _match(DOCUMENT_NUMBER, "document number", text, "E-2026-000001/0001", what)
+    return _match(DOCUMENT_NUMBER, Message(N_("document number")), text, "E-2026-000001/0001", what)
 
 
 def target_number(text: object, *, what: str | None = None) -> str:

@@ -13,6 +13,7 @@ from typing import Callable
 from vault.store import ids
 from vault.crypto import age
 from vault.errors import ConflictError, IntegrityError, NoIdentityMatchError, PermissionDeniedError, FormatError, AuthenticationError
+from vault.i18n import Message, N_
 from vault.store import fsync_dir, write_atomic, write_new
 from vault.store.keytable import decrypt_committed
 from vault.store.layout import Layout
@@ -29,7 +30,7 @@ def issue_number(root: Path, number: str, dossier: str) -> None:
     try:
         write_new(p, f"{number}\n{dossier}\n".encode(), mode=0o644)
     except FileExistsError:
-        raise ConflictError(f"archive number {number} was already issued", hint="numbers are never reused") from None
+        raise ConflictError(N_("archive number {number} was already issued"), hint=N_("numbers are never reused"), number=number) from None
     fsync_dir(p.parent)
 
 
@@ -40,9 +41,9 @@ def lookup_number(root: Path, number: str) -> str | None:
     except FileNotFoundError:
         return None
     if len(text) < 2 or text[0] != number.encode():
-        raise IntegrityError(f"index entry for {number} is damaged")
+        raise IntegrityError(N_("index entry for {number} is damaged"), number=number)
     # The id becomes a path (dossiers/<id>/): an entry naming anything else is forged.
-    return ids.dossier_id(text[1].decode("ascii", "replace"), what=f"index entry for {number}")
+    return ids.dossier_id(text[1].decode("ascii", "replace"), what=Message(N_("index entry for {number}"), number=number))
 
 
 def peek_sequence(root: Path, name: str = "sequence") -> int:
@@ -53,7 +54,7 @@ def peek_sequence(root: Path, name: str = "sequence") -> int:
         return 1
     # Digits only: int() would also take "-5", "+5", "1_000" or non-ASCII digits.
     if not text.isdigit() or len(text) > 18:
-        raise IntegrityError(f"index/{name} is damaged")
+        raise IntegrityError(N_("index/{name} is damaged"), name=name)
     return int(text) + 1
 
 
@@ -102,11 +103,11 @@ def read_index_key(root: Path, identities: list) -> bytes:
     try:
         key = decrypt_committed(index_key_path(root), index_key_path(root).read_bytes(), identities)
     except FileNotFoundError:
-        raise IntegrityError("keys/_index.age is missing") from None
+        raise IntegrityError(N_("keys/_index.age is missing")) from None
     except NoIdentityMatchError:
-        raise PermissionDeniedError("you hold no key for the search index", param="blind_index") from None
+        raise PermissionDeniedError(N_("you hold no key for the search index"), param="blind_index") from None
     except (FormatError, AuthenticationError):
-        raise IntegrityError("keys/_index.age: damaged or tampered with") from None
+        raise IntegrityError(N_("keys/_index.age: damaged or tampered with")) from None
     if len(key) != 32:
-        raise IntegrityError("keys/_index.age: damaged")
+        raise IntegrityError(N_("keys/_index.age: damaged"))
     return key

@@ -12,6 +12,7 @@ import tomli_w
 
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
+from vault.i18n import N_
 from vault.store import write_atomic
 
 # A reserved name (RFC 2606 ".invalid"): fully qualified as the age spec recommends, and it can
@@ -51,7 +52,7 @@ class KeyRefIdentity:
             if s.type != KEYREF_TYPE:
                 continue
             if len(s.args) != 1 or s.body:
-                raise FormatError("malformed keyref stanza")
+                raise FormatError(N_("malformed keyref stanza"))
             key = self.keys.get(s.args[0])
             if key is not None:
                 return key
@@ -82,7 +83,7 @@ class KeyTable:
                 raise ValueError
             return cls(d["dossier"], keys)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError):
-            raise IntegrityError(f"{what}: key table content is damaged") from None
+            raise IntegrityError(N_("{what}: key table content is damaged"), what=what) from None
 
 
 def read_key_table(path: Path, identities: Sequence[age.Identity], *, dossier: str) -> KeyTable:
@@ -91,19 +92,19 @@ def read_key_table(path: Path, identities: Sequence[age.Identity], *, dossier: s
     try:
         blob = path.read_bytes()
     except FileNotFoundError:
-        raise IntegrityError(f"{what}: key table missing") from None
+        raise IntegrityError(N_("{what}: key table missing"), what=what) from None
     try:
         table = KeyTable.from_bytes(decrypt_committed(path, blob, identities), what=what)
     except NoIdentityMatchError:
         raise PermissionDeniedError(
-            f"you hold no key for dossier key table {path.name}",
-            hint="reading a dossier needs the archive role or an approved, granted consultation request",
+            N_("you hold no key for dossier key table {name}"),
+            hint=N_("reading a dossier needs the archive role or an approved, granted consultation request"), name=path.name,
         ) from None
     except (FormatError, AuthenticationError):
-        raise IntegrityError(f"{what}: key table damaged or tampered with") from None
+        raise IntegrityError(N_("{what}: key table damaged or tampered with"), what=what) from None
     if table.dossier != dossier:
         # A key table swapped in from another dossier must not be used to read this one.
-        raise IntegrityError(f"{what}: key table belongs to another dossier")
+        raise IntegrityError(N_("{what}: key table belongs to another dossier"), what=what)
     return table
 
 
@@ -140,6 +141,6 @@ def unseal(blob: bytes, table: KeyTable, *, what: str) -> bytes:
     try:
         return age.decrypt_bytes(blob, [table.identity()])
     except NoIdentityMatchError:
-        raise IntegrityError(f"{what}: its key is not in the key table (destroyed or damaged)") from None
+        raise IntegrityError(N_("{what}: its key is not in the key table (destroyed or damaged)"), what=what) from None
     except (FormatError, AuthenticationError):
-        raise IntegrityError(f"{what}: sealed data damaged or tampered with") from None
+        raise IntegrityError(N_("{what}: sealed data damaged or tampered with"), what=what) from None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vault.errors import InputError
+from vault.i18n import N_
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -76,7 +77,7 @@ def document_file_name(docno: str) -> str:
 def check_name(kind: str, name: str) -> str:
     """Member, department and ring names are short lowercase tokens (they become file names)."""
     if not NAME_RE.match(name):
-        raise InputError(f"bad {kind} name {name!r}", hint="use lowercase letters, digits, '.', '_' or '-' (max 64)")
+        raise InputError(N_("bad {kind} name {name!r}"), hint=N_("use lowercase letters, digits, '.', '_' or '-' (max 64)"), kind=kind, name=name)
     return name
 
 

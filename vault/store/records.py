@@ -16,6 +16,7 @@ from vault import schemas  # type: ignore[attr-defined]  # schemas/ ships as vau
 from vault.store import fastschema
 from vault.crypto import sign
 from vault.errors import AuthenticationError, FormatError, IntegrityError
+from vault.i18n import Message, N_
 from vault.store import write_atomic
 
 SIGNATURE_DOMAIN = b"vault-record-v1\n"
@@ -49,12 +50,12 @@ def verify_record(data: Mapping[str, Any], public: str, *, what: str) -> None:
     """Check the record's signature against signing public key ``public``; IntegrityError names ``what``."""
     sig = data.get("signature")
     if not isinstance(sig, dict) or not isinstance(sig.get("ed25519"), str):
-        raise IntegrityError(f"{what}: signature missing")
+        raise IntegrityError(N_("{what}: signature missing"), what=what)
     try:
         raw = base64.b64decode(sig["ed25519"], validate=True)
         sign.verify(public, canonical(data), raw)
     except (AuthenticationError, ValueError):
-        raise IntegrityError(f"{what}: bad signature (tampered or damaged)") from None
+        raise IntegrityError(N_("{what}: bad signature (tampered or damaged)"), what=what) from None
 
 
 @lru_cache(maxsize=None)
@@ -85,8 +86,8 @@ def validate(data: Any, schema: str, *, what: str) -> None:
     errors = sorted(_validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
-        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise FormatError(f"{what}: {where}: {err.message}")
+        where = "/".join(str(p) for p in err.absolute_path) or Message(N_("(top level)"))
+        raise FormatError(N_("{what}: {where}: {message_}"), what=what, where=where, message_=err.message)
 
 
 def load_toml(path: Path, *, schema: str | None = None, what: str | None = None) -> dict[str, Any]:
@@ -97,7 +98,7 @@ def load_toml(path: Path, *, schema: str | None = None, what: str | None = None)
     except FileNotFoundError:
         raise
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise FormatError(f"{what}: not valid TOML ({e})", hint="the file is damaged; run 'vault check'") from None
+        raise FormatError(N_("{what}: not valid TOML ({e})"), hint=N_("the file is damaged; run 'vault check'"), what=what, e=e) from None
     _no_datetimes(data, what)
     if schema:
         validate(data, schema, what=what)
@@ -114,8 +115,8 @@ def _no_datetimes(value: Any, what: str) -> None:
         for v in value:
             _no_datetimes(v, what)
     elif isinstance(value, (datetime.date, datetime.time)):
-        raise FormatError(f"{what}: holds a TOML date or time where the format has a string",
-                          hint="the file is damaged or was edited by hand; run 'vault check'")
+        raise FormatError(N_("{what}: holds a TOML date or time where the format has a string"),
+                          hint=N_("the file is damaged or was edited by hand; run 'vault check'"), what=what)
 
 
 def dump_toml(data: Mapping[str, Any]) -> bytes:

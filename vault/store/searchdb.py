@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from vault.errors import FormatError, InputError
+from vault.i18n import N_
 
 #: Indexed fields, in the order they rank when a query matches several.
 FIELDS = ("name", "aliases", "legal_rep", "contact", "address", "number")
@@ -117,16 +118,16 @@ class SearchDB:
             try:
                 self.conn.executescript(_SCHEMA)
             except sqlite3.OperationalError as e:  # an SQLite built without FTS5, or older than 3.34
-                raise FormatError(f"this Python's SQLite {sqlite3.sqlite_version} cannot hold the search index ({e})",
-                                  hint="the search index needs SQLite 3.34 or later with FTS5") from None
+                raise FormatError(N_("this Python's SQLite {sqlite_version} cannot hold the search index ({e})"),
+                                  hint=N_("the search index needs SQLite 3.34 or later with FTS5"), sqlite_version=sqlite3.sqlite_version, e=e) from None
             return
         try:
             self.conn.deserialize(image)
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as e:
-            raise FormatError(f"search index: not a database ({e})") from None
+            raise FormatError(N_("search index: not a database ({e})"), e=e) from None
         if version != SCHEMA_VERSION:
-            raise FormatError(f"search index: unsupported schema version {version}")
+            raise FormatError(N_("search index: unsupported schema version {version}"), version=version)
 
     def serialize(self) -> bytes:
         """The database image. FTS5 keeps deleted postings in older segments until they are merged:
@@ -197,7 +198,7 @@ class SearchDB:
         words = query_words(query)
         long = sorted({w for w in words if len(w) >= 2}, key=len, reverse=True)
         if not long:
-            raise InputError("a query needs a word of at least two characters", hint="e.g. 小明, 杭州 or north")
+            raise InputError(N_("a query needs a word of at least two characters"), hint=N_("e.g. 小明, 杭州 or north"))
         short = [w for w in words if len(w) < 2]
         fields = list(fields) if fields is not None else None
         matched: dict[str, list[tuple[str, str]]] | None = None
@@ -255,12 +256,12 @@ def unpack(data: bytes) -> tuple[dict[str, Any], bytes]:
     """Split an index file's plaintext; FormatError if it is not one."""
     n = len(MAGIC)
     if data[:n] != MAGIC or len(data) < n + 4:
-        raise FormatError("not a search index file")
+        raise FormatError(N_("not a search index file"))
     (hlen,) = struct.unpack(">I", data[n:n + 4])
     try:
         header = json.loads(data[n + 4:n + 4 + hlen])
     except (ValueError, UnicodeDecodeError):
-        raise FormatError("search index file: bad header") from None
+        raise FormatError(N_("search index file: bad header")) from None
     if not isinstance(header, dict):
-        raise FormatError("search index file: bad header")
+        raise FormatError(N_("search index file: bad header"))
     return header, data[n + 4 + hlen:]

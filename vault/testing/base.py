@@ -15,6 +15,7 @@ import pytest
 
 from vault import plugins
 from vault.errors import ConflictError, PluginError
+from vault.i18n import N_
 from vault.store import index
 
 #: Sequences every numbering scheme is tried with, besides 1..10,000: width changes and large values.
@@ -178,7 +179,7 @@ def plugin_manager_for(plugin: object) -> plugins.VaultPluginManager:
         for name in [n for n, _ in pm.list_name_plugin() if pm.is_builtin(n) and n != plugin]:
             pm.unregister(name=name)
         if not pm.has_plugin(plugin):
-            raise PluginError(f"no installed plugin has the entry-point name {plugin!r} in group 'vault'")
+            raise PluginError(N_("no installed plugin has the entry-point name {plugin!r} in group 'vault'"), plugin=plugin)
         return pm
     pm = plugins.get_plugin_manager(entry_points=False)
     plugins.register_plugin(pm, plugin, name=getattr(plugin, "__name__", type(plugin).__name__))
@@ -211,14 +212,14 @@ class Conformance:
     def cases(cls) -> list[tuple[str, plugins.Registration, Mapping[str, Any]]]:
         """The ``(name, registration, options)`` triples to test."""
         if cls.plugin is None:
-            raise PluginError(f"{cls.__name__} must set plugin = <module, object or entry-point name>")
+            raise PluginError(N_("{name__} must set plugin = <module, object or entry-point name>"), name__=cls.__name__)
         registry = getattr(plugins, cls.family)(plugin_manager_for(cls.plugin))
         names = list(registry) if cls.names is None else list(cls.names)
         if not names:
-            raise PluginError(f"plugin {cls.plugin!r} registers no {cls.family.replace('_', ' ')}")
+            raise PluginError(N_("plugin {plugin!r} registers no {replace}"), plugin=cls.plugin, replace=cls.family.replace('_', ' '))
         missing = [n for n in names if n not in registry]
         if missing:
-            raise PluginError(f"plugin {cls.plugin!r} does not register {', '.join(missing)}")
+            raise PluginError(N_("plugin {plugin!r} does not register {missing}"), plugin=cls.plugin, missing=', '.join(missing))
         return [(name, registry[name], opts) for name in names for opts in cls.options]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from vault.errors import NotFoundError, PluginError
+from vault.i18n import N_
 from vault.testing.base import Conformance
 
 #: Object names every target must store: nested, with the characters a vault's names use.
@@ -78,8 +79,7 @@ class BackupTargetConformance(Conformance):
     @pytest.fixture
     def target_url(self) -> str:
         """Override: the URL of an empty location private to one test."""
-        raise PluginError(f"{type(self).__name__} must define a target_url fixture returning the URL of an "
-                          "empty location, e.g. tmp_path.as_uri() for file")
+        raise PluginError(N_("{name__} must define a target_url fixture returning the URL of an empty location, e.g. tmp_path.as_uri() for file"), name__=type(self).__name__)
 
     @pytest.fixture
     def vault_target(self, vault_case: tuple, target_url: str) -> Any:
