@@ -75,6 +75,7 @@ class Run:
 def env_for(root: Path, ids: Path, who: str | None) -> dict[str, str | None]:
     return {"VAULT_DIR": str(root / "vault"), "VAULT_PASSPHRASE_FILE": str(ids / "pass"),
             "VAULT_AGENT_SOCK": str(root / "no-agent.sock"), "VAULT_STATE_DIR": str(root / "state"),
+            "VAULT_LANG": "en",  # the retries' refusals are matched in English
             "VAULT_IDENTITY": str(ids / f"{who}.key") if who else None}
 
 
