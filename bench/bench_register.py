@@ -6,7 +6,7 @@ with ``--small`` dossiers (through the library, fsync off: setup only), measured
 
 - ``vault register --csv`` as the supervisor (customer names decrypted: one key table per dossier);
 - ``vault register --csv`` as an auditor (cleartext facts only);
-- ``vault dossier list --json``, the reference in the same run: it reads every manifest into one list
+- ``vault dossier list --all --json``, the reference in the same run: it reads every manifest into one list
   before printing, so its memory grows with the vault.
 
 It prints seconds and peak RSS per process and, per command, the large size's peak RSS over the
@@ -51,7 +51,7 @@ def main() -> None:
         commands = {
             "register --csv (supervisor, names)": ([*vault_cmd(), "register", "--csv"], env),
             "register --csv (auditor, no names)": ([*vault_cmd(), "register", "--csv"], auditor),
-            "dossier list --json (reference)": ([*vault_cmd(), "dossier", "list", "--json"], env),
+            "dossier list --all --json (reference)": ([*vault_cmd(), "dossier", "list", "--all", "--json"], env),
         }
         results: dict[str, dict[int, tuple[float, float]]] = {k: {} for k in commands}
         built = 0

@@ -27,6 +27,7 @@ def played(tmp_path, monkeypatch):
     o.add_member("head-sales", "dept-head", dept="sales")
     o.add_member("staff-sales", "staff", dept="sales")
     o.add_member("olga", "operator", dept="tech")
+    o.run("member", "rename", "olga", "--display-name", "奥尔加", who="alice")
     a = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
     b = o.create(name="Second Customer", dept="sales")
     f = tmp_path / "doc.txt"

@@ -129,3 +129,22 @@ def test_grant_is_recorded_and_has_expired(frozen):
         assert g["state"] == "expired"  # a 24-hour grant from 2026-02-02
     # Once expired, the grantee reads nothing: access ends by decryption failing.
     frozen("doc", "view", "I-2026-000002/0001", who="carol", code=1)
+
+
+def test_a_migrated_vault_takes_names_and_a_time_zone(frozen):
+    """Display names and the office's time zone are optional additions: the migrated vault's members
+    keep showing by their ids, and a member named in Chinese joins it."""
+    listed = json.loads(frozen("member", "list", "--json").stdout)
+    assert listed and all(m["display_name"] is None for m in listed)
+    from vault.store.identity import MemberIdentity
+
+    key = MemberIdentity.generate().public.line()
+    added = json.loads(frozen("member", "add", "张三", "--key", key, "--role", "staff", "--dept", "sales", "--json",
+                              who="alice").stdout)
+    assert json.loads(frozen("member", "show", "张三", "--json").stdout)["name"] == added["name"]
+    # The removed v1 member's id is still taken, in any spelling.
+    assert "looks like" in frozen("member", "add", "DAVE", "--key", MemberIdentity.generate().public.line(),
+                                  "--role", "staff", "--dept", "sales", who="alice", code=1).stderr
+    # Its times are shown in the zone asked for (its version-1 policy has no time_zone).
+    assert "+08:00" in frozen("--tz", "Asia/Shanghai", "audit", "log", who="alice").stdout
+    frozen("check")

@@ -221,3 +221,20 @@ def test_the_recovery_key_opens_every_live_document_with_the_age_tool(office):
     trail = [(e["action"], e["member"]) for e in office.json("audit", "log", who="alice")
              if e["action"].startswith("recovery.") and e["outcome"] == "ok"]
     assert trail == [("recovery.request", "alice"), ("recovery.approve", "carol"), ("recovery.export", "carol")]
+
+
+def test_a_failed_export_leaves_nothing_and_runs_again(office):
+    """A document missing from the vault stops the export before its entry: no partial output beside
+    the destination, nothing recorded, and once the file is back the same approvals still write it."""
+    no = _request(office)
+    office.run("export", "disaster-recovery", "approve", no, who="carol")
+    doc = next((office.vault_dir / "dossiers").rglob("documents/*.age"))
+    kept = doc.read_bytes()
+    doc.unlink()
+    res = _run(office, no)
+    assert res.exit_code == 1 and "ciphertext missing" in res.stderr and "Traceback" not in res.output
+    assert sorted(p.name for p in office.out.parent.iterdir() if p.name.startswith((".tmp-", "dr"))) == []
+    assert office.json("export", "disaster-recovery", "show", no, who="alice")["state"] == "approved"
+    doc.write_bytes(kept)
+    assert office.json("export", "disaster-recovery", "run", no, "--output", str(office.out),
+                       who="alice")["state"] == "written"

@@ -65,3 +65,30 @@ def test_a_failing_syncfs_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "_SYNCFS", [lambda fd: -1])
     with pytest.raises(OSError, match="syncfs"):
         store.sync_files(_files(tmp_path / "a", 20))
+
+
+def test_a_large_write_starts_its_write_back_window_by_window(tmp_path, monkeypatch):
+    """The final fsync of a large document then waits for the tail only; the bytes are unchanged."""
+    calls = []
+    real = store._libc_func("sync_file_range")
+
+    def spy(fd, offset, length, flags):
+        assert fd == f.fileno()
+        calls.append((offset, length, flags))
+        return real(fd, offset, length, flags) if real is not None else 0
+
+    data = os.urandom(3 * store.WRITEBACK_WINDOW + 12345)
+    with open(tmp_path / "big", "wb") as f:
+        with store.WritebackWriter(f) as w:  # leaving it waits for the helper thread's calls
+            w._func = spy
+            for i in range(0, len(data), 1 << 20):
+                w.write(data[i : i + (1 << 20)])
+            w.flush()
+    assert (tmp_path / "big").read_bytes() == data
+    win = store.WRITEBACK_WINDOW
+    assert calls == [(0, win, 2), (win, win, 2), (2 * win, win, 2)]  # the tail is left to the fsync
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sync_file_range is Linux's")
+def test_the_real_sync_file_range_is_found():
+    assert store._libc_func("sync_file_range") is not None

@@ -16,6 +16,7 @@ import re
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping
 
+
 DOMAIN = "vault"
 LANGUAGES = ("zh_Hans", "en")
 """Languages with a catalogue, in order of preference; the first is the default."""
@@ -222,11 +223,12 @@ def _is_click_decorator(node) -> bool:
     return isinstance(f, ast.Attribute) and f.attr in ("command", "group")
 
 
-def format_datetime(when: dt.datetime, lang: str) -> str:
-    """A moment in the reader's locale, with its time zone named (UTC: we do not know the reader's)."""
+def format_datetime(when: dt.datetime, lang: str, zone: dt.tzinfo = dt.timezone.utc) -> str:
+    """A moment in the reader's locale, in ``zone`` and naming it (the portal passes the office's: the
+    reader's own zone is unknown, and the office's is the one its letters and calls use)."""
     from babel.dates import format_datetime as fmt
 
-    return fmt(when.astimezone(dt.timezone.utc), "long", tzinfo=dt.timezone.utc, locale=lang)
+    return fmt(when.astimezone(zone), "long", tzinfo=zone, locale=lang)
 
 
 def format_size(size: int, lang: str) -> str:

@@ -25,9 +25,9 @@ from vault import clock
 from vault.archive import authority, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
-from vault.store import close_lock, fsync_dir, ids, make_dir, open_lock, records, remove, replace, seam, sync_files, write_atomic
+from vault.store import close_lock, ids, make_dir, open_lock, records, remove, replace, seam, sync_dirs, sync_files, write_atomic
 from vault.i18n import Message, N_
-from vault.store.identity import PublicKey
+from vault.store.identity import signing_key
 
 OUTCOMES = ("ok", "refused", "failed")
 PENDING = ".pending"
@@ -147,39 +147,56 @@ def commit(actor, action: str, files: dict[str, bytes | None], *, number: str | 
            subject: dict | None = None) -> dict:
     """Write ``files`` (vault path → bytes, or None to delete) with one history entry as commit point.
 
-    1. each file is written as ``<path>.pending`` (atomic; all fsynced before the entry); 2. one entry naming all their
+    1. each file is written as ``<path>.pending`` (atomic, durable); 2. one entry naming all their
     hashes is appended and fsynced — the commit point; 3. each pending file is renamed over its path.
     The caller holds the exclusive vault lock; an interruption is finished or dropped by
     ``authority.recover`` under the next exclusive lock, so it is never mistaken for tampering.
     """
+    return commit_many(actor, [dict(action=action, files=files, number=number, ref=ref, rev=rev, obj=obj,
+                                    subject=subject)])[0]
+
+
+def commit_many(actor, items: list[dict], *, synced: list[Path] | None = None) -> list[dict]:
+    """``commit`` for several changes at once (a bulk add: one per dossier), each its own entry.
+
+    The same three steps, each done once for the whole batch: every pending file is written, then
+    all of them — and ``synced``, files the caller wrote unsynced that the entries rely on (document
+    ciphertext, key tables) — are made durable with one ``sync_files``; the entries are appended
+    with one write and one fsync (each entry is still whole or absent: recovery treats a pending file
+    whose entry did not land as never committed); then every pending file is renamed and the
+    directories synced once.
+    """
     v = actor.vault
-    hashes: dict[str, str | None] = {}
-    staged = []
-    for rel, data in files.items():
-        if data is None:
-            hashes[rel] = None
-            continue
-        mode = 0o600 if rel.endswith(".age") else 0o644
-        staged.append(v.root / (rel + PENDING))
-        write_atomic(staged[-1], data, mode=mode, sync=False)
-        hashes[rel] = hashlib.sha256(data).hexdigest()
-    # Everything staged is durable before the entry (one pass for a removal's many key tables); a
-    # staged file lost to a power cut before the entry is one no entry names, dropped by recovery.
-    sync_files(staged)
-    entry = record_many(actor, [dict(action=action, number=number, ref=ref, rev=rev, obj=obj, records=hashes,
-                                     subject=subject)], _advance=False)[0]
+    staged: list[Path] = []
+    entries_in: list[dict] = []
+    renames: list[tuple[str, str | None]] = []
+    for item in items:
+        hashes: dict[str, str | None] = {}
+        for rel, data in item["files"].items():
+            if data is None:
+                hashes[rel] = None
+            else:
+                mode = 0o600 if rel.endswith(".age") else 0o644
+                write_atomic(v.root / (rel + PENDING), data, mode=mode, sync=False)
+                staged.append(v.root / (rel + PENDING))
+                hashes[rel] = hashlib.sha256(data).hexdigest()
+            renames.append((rel, hashes[rel]))
+        entries_in.append(dict(action=item["action"], number=item.get("number"), ref=item.get("ref"),
+                               rev=item.get("rev"), obj=item.get("obj"), records=hashes, subject=item.get("subject")))
+    if staged or synced:
+        sync_files([*(synced or []), *staged])
+    written = record_many(actor, entries_in, _advance=False)
     dirs = set()
-    for rel, h in hashes.items():
+    for rel, h in renames:
         p = v.root / rel
         if h is None:
             remove(p, missing_ok=True)
         else:
             replace(v.root / (rel + PENDING), p)
         dirs.add(p.parent)
-    for d in dirs:
-        fsync_dir(d)
+    sync_dirs(dirs)
     _witness(v)
-    return entry
+    return written
 
 
 @contextlib.contextmanager
@@ -310,7 +327,7 @@ def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification)
         by = st["members"].get(cp.get("signature", {}).get("by"))
         if by is None:
             raise IntegrityError(N_("audit/checkpoint.toml: signed by an unknown member"))
-        records.verify_record(cp, PublicKey.parse(by["key"]).signing, what="audit/checkpoint.toml")
+        records.verify_record(cp, signing_key(by["key"]), what="audit/checkpoint.toml")
     except VaultError as e:
         res.problems.append(e.message)
         return

@@ -19,19 +19,20 @@ import hashlib
 import json
 import os
 import threading
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from vault.archive import trust, witness
+from vault import clock
+from vault.archive import labels, trust, witness
 from vault.archive.witness import STATE_VERSION
 from vault.archive.policy import Policy
 from vault.crypto import sign
-from vault.errors import AuthenticationError, IntegrityError
+from vault.errors import AuthenticationError, InputError, IntegrityError
 from vault import store
 from vault.i18n import Message, N_
 from vault.store import records
-from vault.store.identity import PublicKey
+from vault.store.identity import signing_key as _decode_signing_key
+from vault.store import tomlread
 
 DOMAIN = b"vault-audit-v2\n"
 PENDING = ".pending"
@@ -59,9 +60,12 @@ def genesis_state(v) -> dict[str, Any]:
         "v": STATE_VERSION, "count": 0, "head": genesis_hash(cfg), "files": files,
         "members": {cfg["founder"]["name"]: {"key": cfg["founder"]["key"], "roles": ["supervisor"],
                                              "dept": "archive", "status": "active", "since": 0, "removed": None}},
+
         "policy": None, "policy_version": 1, "dossiers": {}, "numbers": {}, "requests": {}, "grants": {},
         "holds": {}, "destructions": {}, "intake": {}, "loans": {}, "problems": [],
     }
+    if cfg["founder"].get("display_name"):
+        st["members"][cfg["founder"]["name"]]["display"] = cfg["founder"]["display_name"]
     if "migrated_by" in cfg:  # a migrated vault: entry 1 is the migration, signed by this supervisor
         mb = cfg["migrated_by"]
         st["members"][mb["name"]] = {"key": mb["key"], "roles": ["supervisor"], "dept": "archive", "status": "active",
@@ -81,7 +85,7 @@ def _read_bound(v, rel: str, files: dict) -> dict[str, Any]:
         raise IntegrityError(N_("{rel}: missing (the history names it)"), rel=rel) from None
     if sha256(raw) != files.get(rel, [None])[0]:
         raise IntegrityError(N_("{rel}: does not match the history (changed, or an older version put back)"), rel=rel)
-    return tomllib.loads(raw.decode())
+    return tomlread.loads(raw.decode())
 
 
 class Replay:
@@ -96,6 +100,9 @@ class Replay:
     def advance(self) -> dict[str, Any]:
         path = self.v.root / "audit" / "log.jsonl"
         st = self.state
+        if self.offset is None and st["count"] and isinstance(st.get("offset"), int) \
+                and isinstance(st.get("last_len"), int):
+            self._resume(path)  # a remembered state: check its last entry where it was, read only what follows
         try:
             data = path.read_bytes() if self.offset is None else _read_from(path, self.offset)
         except FileNotFoundError:
@@ -118,7 +125,29 @@ class Replay:
         for raw in new:
             self._entry(raw)
             self.offset += len(raw) + 1
+            st["last_len"] = len(raw)
+        st["offset"] = self.offset
         return st
+
+    def _resume(self, path: Path) -> None:
+        """Find entry ``count`` at the byte offset the state remembers, instead of reading the whole
+        log: the line ending there must hash to ``head`` (else the history was cut or rewritten)."""
+        st = self.state
+        end, n = st["offset"], st["last_len"]
+        start = end - n - 2  # the newline before the line, or -1 for the first entry
+        try:
+            with open(path, "rb") as f:
+                f.seek(max(0, start))
+                data = f.read(end - max(0, start))
+        except FileNotFoundError:
+            data = b""
+        line = None
+        if data.endswith(b"\n") and (start < 0 or data[:1] == b"\n"):
+            line = data[1 if start >= 0 else 0:-1]
+        if line is None or len(line) != n or sha256(line) != st["head"]:
+            raise IntegrityError(
+                N_("audit/log.jsonl: history cut or rolled back: this client verified entry {n} with hash {head}…, which the log no longer has"), hint=N_("run 'vault check' and restore the vault"), n=st["count"], head=st["head"][:16])
+        self.offset = end
 
     def _entry(self, raw: bytes) -> None:
         st = self.state
@@ -187,11 +216,19 @@ class Replay:
             return Message(N_("{rel} is missing"), rel=rel)
         if sha256(raw) != e["records"][rel] or sha256(raw) != e["records"]["policy.toml"]:
             return Message(N_("{rel} does not match the entry"), rel=rel)
-        data = {k: x for k, x in tomllib.loads(raw.decode()).items() if k != "signature"}
+        data = {k: x for k, x in tomlread.loads(raw.decode()).items() if k != "signature"}
         if data.get("rings") != st["policy"]["rings"]:
             return Message(N_("a policy edit cannot change the rings"))
         if "policy.manage" not in data.get("roles", {}).get("supervisor", {}).get("may", []):
             return Message(N_("the supervisor role must keep policy.manage"))
+        # The time zone's form only: whether this machine's database knows it must not decide what counts.
+        tz = data.get("time_zone")
+        if tz is not None and not (isinstance(tz, str) and clock.ZONE_KEY.match(tz) and not tz.startswith("-")):
+            return Message(N_("the time zone is not a zone name"))
+        try:
+            labels.check_policy(data, strict=False)
+        except InputError as err:
+            return Message(N_("its names are refused ({why})"), why=str(err))
         st["policy"], st["policy_version"] = data, n
         return None
 
@@ -234,7 +271,12 @@ def _committed_bytes(p: Path, h: str | None) -> bytes | None:
 
 @functools.lru_cache(maxsize=1024)
 def _signing_key(line: str) -> str:
-    return PublicKey.parse(line).signing
+    return _decode_signing_key(line)
+
+
+def signing_key(line: str) -> str:
+    """The signing key of a member key line, decoded once per process."""
+    return _signing_key(line)
 
 
 def _read_from(path: Path, offset: int) -> bytes:
@@ -283,8 +325,11 @@ def policy(v) -> Policy:
 
 
 def members(v) -> dict[str, dict[str, Any]]:
-    """Every member the history knows, as records (``name``, ``key``, ``roles``, ``dept``, ``status``)."""
-    return {n: {"name": n, **m} for n, m in state(v)["members"].items()}
+    """Every member the history knows, as records (``name``, ``display_name`` or None, ``key``, ``roles``,
+    ``dept``, ``status``)."""
+    return {n: {"name": n, **{k: x for k, x in m.items() if k not in ("display", "skel")},
+                "display_name": m.get("display")}
+            for n, m in state(v)["members"].items()}
 
 
 def committed(v, rel: str) -> tuple[str | None, int, str] | None:
@@ -329,8 +374,8 @@ def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
     """A committed TOML record (``read``), parsed and validated."""
     data = read(v, rel)
     try:
-        rec = tomllib.loads(data.decode())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        rec = tomlread.loads(data.decode())
+    except (tomlread.TOMLDecodeError, UnicodeDecodeError):
         raise IntegrityError(N_("{rel}: not valid TOML"), rel=rel) from None
     if schema:
         records.validate(rec, schema, what=rel)

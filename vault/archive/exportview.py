@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -13,6 +12,7 @@ from typing import Any, BinaryIO, Callable
 from vault.crypto import age
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, PermissionDeniedError)
+from vault.store import tomlread
 from vault.store.counting import counting
 from vault.store.keytable import KeyTable, unseal
 from vault.i18n import Message, N_
@@ -162,7 +162,7 @@ class ExportDocument:
 
 def _read_meta(blob: str, table: KeyTable, number: str) -> dict[str, Any]:
     plain = unseal(base64.b64decode(blob), table, what=Message(N_("document {number} metadata"), number=number))
-    return tomllib.loads(plain.decode())
+    return tomlread.loads(plain.decode())
 
 
 class _Plaintext(io.BufferedReader):

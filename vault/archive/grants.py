@@ -118,13 +118,14 @@ def list_requests(v) -> list[dict[str, Any]]:
     return [status(v, n) for n in sorted(authority.state(v)["requests"])]
 
 
-def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict) -> None:
+def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict, *, sync: bool = True) -> Path | None:
     if mem[rec["grantee"]]["status"] != "active":
-        return  # no key release is ever written to a member who is not active
+        return None  # no key release is ever written to a member who is not active
     rcpt = age.parse_recipient(PublicKey.parse(mem[rec["grantee"]]["key"]).recipient)
     p = grant_key_path(v, rec["dossier"], rec["number"])
     make_dir(p.parent, parents=True)
-    write_atomic(p, age.encrypt_bytes(table.to_bytes(), [rcpt]), mode=0o600)
+    write_atomic(p, age.encrypt_bytes(table.to_bytes(), [rcpt]), mode=0o600, sync=sync)
+    return p
 
 
 def list_grants(v) -> list[dict[str, Any]]:
@@ -172,15 +173,20 @@ def active_grant(v, dossier_id: str, member: str) -> dict[str, Any] | None:
     return None
 
 
-def key_files(actor, dossier_id: str, table: KeyTable) -> dict[str, bytes]:
+def key_files(actor, dossier_id: str, table: KeyTable, *, recipients: list | None = None,
+              active: list | None = None) -> dict[str, bytes]:
     """A dossier's changed key table (for the archive ring) and the key release of every active
     grant on it (to its grantee alone), for the commit that records the change to stage with its
     entry: an interruption before the entry changes none of them, one after it leaves them for the
-    recovery to put in place (FORMAT §18.5)."""
+    recovery to put in place (FORMAT §18.5). ``recipients`` and ``active`` (the ring recipients and
+    ``list_grants``) may be passed in by a caller staging many tables under one lock."""
     v = actor.vault
     plain = table.to_bytes()
-    out = {f"keys/{dossier_id}.age": age.encrypt_bytes(plain, members.ring_recipients(v))}
-    grants_ = [g for g in list_grants(v) if g["dossier"] == dossier_id and g["state"] == "active"]
+    out = {f"keys/{dossier_id}.age": age.encrypt_bytes(plain, recipients if recipients is not None
+                                                       else members.ring_recipients(v))}
+    if active is None:
+        active = list_grants(v)
+    grants_ = [g for g in active if g["dossier"] == dossier_id and g["state"] == "active"]
     if grants_:
         mem = members.all_members(v)
         for g in grants_:
@@ -190,23 +196,35 @@ def key_files(actor, dossier_id: str, table: KeyTable) -> dict[str, bytes]:
     return out
 
 
-def save_keys(actor, dossier_id: str, table: KeyTable) -> None:
+def save_keys(actor, dossier_id: str, table: KeyTable, *, sync: bool = True,
+              recipients: list | None = None, active: list | None = None) -> list[Path]:
     """Write a dossier's changed key table for the archive ring and re-issue every active grant's key
-    release: the one way a changed table is saved, so no grantee keeps an outdated copy."""
+    release: the one way a changed table is saved, so no grantee keeps an outdated copy. Returns the
+    files written; with ``sync=False`` the caller makes them durable (one ``sync_files`` for a batch)
+    before the entry that commits their use. ``recipients`` and ``active`` (the ring recipients and
+    ``list_grants``) may be passed in by a caller saving many tables under one lock."""
     v = actor.vault
-    write_key_table(v.layout.key_table(dossier_id), table, members.ring_recipients(v))
-    refresh_grant_keys(actor, dossier_id, table)
+    path = v.layout.key_table(dossier_id)
+    write_key_table(path, table, recipients if recipients is not None else members.ring_recipients(v), sync=sync)
+    return [path, *refresh_grant_keys(actor, dossier_id, table, sync=sync, active=active)]
 
 
-def refresh_grant_keys(actor, dossier_id: str, table: KeyTable) -> None:
+def refresh_grant_keys(actor, dossier_id: str, table: KeyTable, *, sync: bool = True,
+                       active: list | None = None) -> list[Path]:
     """Re-issue the key release of every active grant on a dossier after its key table changed
     (never for a grant the history closed, nor to a member who is not active)."""
-    grants = [g for g in list_grants(actor.vault) if g["dossier"] == dossier_id and g["state"] == "active"]
+    if active is None:
+        active = list_grants(actor.vault)
+    grants = [g for g in active if g["dossier"] == dossier_id and g["state"] == "active"]
+    written: list[Path] = []
     if grants:
         mem = members.all_members(actor.vault)
         for g in grants:
-            _write_grant_key(actor.vault, {"dossier": dossier_id, "number": g["number"], "grantee": g["grantee"]},
-                             table, mem)
+            p = _write_grant_key(actor.vault, {"dossier": dossier_id, "number": g["number"], "grantee": g["grantee"]},
+                                 table, mem, sync=sync)
+            if p is not None:
+                written.append(p)
+    return written
 
 
 def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import tomllib
 from typing import Any, Iterator, Mapping
 
 import tomli_w
@@ -15,6 +14,7 @@ from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.i18n import Message, N_
 from vault.store import ids, index, records
 from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
+from vault.store import tomlread
 
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 
@@ -95,6 +95,18 @@ def iter_manifests(v) -> Iterator[dict[str, Any]]:
     yield from sorted(out, key=lambda m: m["number"])
 
 
+def page(v, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """(how many dossiers, the manifests of ``limit`` of them from ``offset``), in archive-number
+    order; reads only those manifests, whatever the vault's size."""
+    numbers = authority.state(v)["numbers"]
+    if hasattr(numbers, "keys_sorted"):  # the client's stored state: a page of keys without the map
+        total, keys = numbers.count(), numbers.keys_sorted(offset, limit)
+    else:
+        total, keys = len(numbers), sorted(numbers)[offset:offset + limit]
+    mem = members.all_members(v)
+    return total, [load_manifest(v, numbers[k], member_records=mem) for k in keys]
+
+
 def summary(m: dict[str, Any]) -> dict[str, Any]:
     """The cleartext facts of a dossier (safe to show to any member)."""
     keys = ("number", "customer_type", "business", "dept", "class", "created", "status", "revision")
@@ -110,7 +122,7 @@ def read_profile(actor, m: Mapping[str, Any], table: KeyTable | None = None) -> 
     table = table or read_table(actor.vault, m["id"], actor.read_identities())
     p = m["profile"][-1]
     plain = unseal(base64.b64decode(p["sealed"]), table, what=Message(N_("profile v{version} of {number}"), version=p['version'], number=m['number']))
-    return tomllib.loads(plain.decode())
+    return tomlread.loads(plain.decode())
 
 
 def parse_date(text: str) -> str:

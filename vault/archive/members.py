@@ -20,14 +20,15 @@ from vault.errors import (
     NoIdentityMatchError,
     PermissionDeniedError,
 )
-from vault.store import records
-from vault.store.identity import MemberKey, PublicKey
+from vault.store import names, records
+from vault.store.identity import MemberKey, PublicKey, signing_key
 from vault.store import write_atomic
 from vault.i18n import N_
 
 
-def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: str) -> dict[str, Any]:
-    return {
+def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: str,
+                   display_name: str | None = None) -> dict[str, Any]:
+    rec: dict[str, Any] = {
         "format": 1,
         "name": name,
         "key": key.line(),
@@ -37,11 +38,15 @@ def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: s
         "added_at": clock.stamp(),
         "added_by": by,
     }
+    if display_name is not None:  # optional: a member without one is shown by their name
+        rec["display_name"] = display_name
+    return rec
 
 
-def write_genesis(v, supervisor: str, key: PublicKey, ring_ids: dict[str, str], policy) -> None:
+def write_genesis(v, supervisor: str, key: PublicKey, ring_ids: dict[str, str], policy,
+                  display_name: str | None = None) -> None:
     """Write the founder's record and the first generation of every ring (anchored by vault.toml)."""
-    rec = _member_record(supervisor, key, ["supervisor"], "archive", supervisor)
+    rec = _member_record(supervisor, key, ["supervisor"], "archive", supervisor, display_name)
     records.write_toml(v.layout.member(supervisor), rec)
     for ring, secret in ring_ids.items():
         members = [supervisor] if "supervisor" in policy.ring_roles(ring) else []
@@ -70,6 +75,23 @@ def _ring_files(v, ring: str, generation: int, secret: str, members: list[str], 
     return {f"rings/{ring}.age": blob, f"rings/{ring}.toml": records.dump_toml(rec)}
 
 
+def member_names(v) -> dict[str, str | None]:
+    """Every member's name -> display name (or None), former members included (names are never reused)."""
+    return {n: r.get("display_name") for n, r in all_members(v).items()}
+
+
+def resolve_member(v, text: str) -> str:
+    """The member ``text`` names, by name or display name (``张三`` = ``zhangsan``); an ambiguous text is
+    an error listing the candidates."""
+    return names.resolve("member", text, member_names(v), listing="'vault member list'")
+
+
+def shown(v, name: str, mem: dict | None = None) -> str:
+    """How a member is printed: ``张三 (zhangsan)``, or the name alone."""
+    rec = (mem if mem is not None else all_members(v)).get(name)
+    return names.shown(name, rec.get("display_name") if rec else None)
+
+
 def all_members(v) -> dict[str, dict[str, Any]]:
     """Every member the history knows — added and removed by active supervisors, checked from the
     genesis record forward — with ``name``, ``key``, ``roles``, ``dept`` and ``status``."""
@@ -87,7 +109,7 @@ def verify_by_member(v, data: dict[str, Any], *, what: str, members: dict | None
     signer = members.get(by) if isinstance(by, str) else None
     if signer is None:
         raise IntegrityError(N_("{what}: signed by unknown member {by!r}"), what=what, by=by)
-    records.verify_record(data, PublicKey.parse(signer["key"]).signing, what=what)
+    records.verify_record(data, signing_key(signer["key"]), what=what)
     return signer
 
 

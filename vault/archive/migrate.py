@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import tomllib
+
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from vault.errors import AuthenticationError, IntegrityError, InputError, Permis
 from vault.store import fsync_dir, make_dir, records, replace, VaultLock, write_atomic
 from vault.i18n import N_
 from vault.store.identity import MemberKey, PublicKey
+from vault.store import tomlread
 
 V1_AUDIT_DOMAIN = b"vault-audit-v1\n"
 V2_LOG = "audit/v2-log.jsonl"  # the new history, complete, before vault.toml switches to it
@@ -33,8 +34,8 @@ V2_LOG = "audit/v2-log.jsonl"  # the new history, complete, before vault.toml sw
 
 def _toml(root: Path, rel: str) -> dict[str, Any]:
     try:
-        return tomllib.loads((root / rel).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return tomlread.loads((root / rel).read_text(encoding="utf-8"))
+    except (OSError, tomlread.TOMLDecodeError, UnicodeDecodeError):
         raise IntegrityError(N_("{rel}: missing or damaged"), hint=N_("restore it before migrating"), rel=rel) from None
 
 

@@ -59,7 +59,8 @@ def history(v, dossier_id: str, *, member_records: dict | None = None) -> list[d
 
 
 def _date(stamp: str) -> dt.date:
-    return dt.date.fromisoformat(stamp[:10])
+    # A review is dated in the office's time zone: one recorded at 07:30 in Beijing is that day's.
+    return clock.local_date(stamp)
 
 
 def state(policy_data: Mapping[str, Any], m: Mapping[str, Any], reviews: list[dict[str, Any]],
@@ -88,7 +89,7 @@ def due(v, *, dept: str | None = None, today: str | dt.date | None = None,
     Needs no key: categories come from the manifest. ``fields`` (see
     ``completeness.field_checker``) adds missing field names where the caller can read.
     """
-    day = dt.date.fromisoformat(today) if isinstance(today, str) else (today or clock.now().date())
+    day = dt.date.fromisoformat(today) if isinstance(today, str) else (today or clock.today_date())
     mem = members.all_members(v)
     out = []
     for m in manifests.iter_manifests(v):

@@ -68,7 +68,7 @@ def report(v, *, due: bool = False, upcoming: int | None = None) -> list[dict[st
     """Retention of every live document; ``due`` keeps what may be destroyed now, ``upcoming`` what
     becomes due within that many days. Held dossiers are marked and never listed as due."""
     held = held_dossiers(v)
-    horizon = (clock.now().date() + dt.timedelta(days=upcoming)).isoformat() if upcoming is not None else None
+    horizon = (clock.today_date() + dt.timedelta(days=upcoming)).isoformat() if upcoming is not None else None
     rows = []
     for m in iter_manifests(v):
         for d in m["documents"]:

@@ -13,7 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Callable
+
+from vault.errors import InputError
 from vault.i18n import Message, N_
+from vault.store import names
 
 # The role that holds the roots (members, rings, policy): fixed in code, never taken from a policy.
 ROOT_ROLE = "supervisor"
@@ -56,7 +59,15 @@ class Row:
 def match(path: str, pattern: str) -> bool:
     """Shell-style match segment by segment: ``*`` never crosses a ``/``."""
     a, b = path.split("/"), pattern.split("/")
-    return len(a) == len(b) and all(fnmatchcase(x, y) for x, y in zip(a, b))
+    return len(a) == len(b) and all(_segment(x, y) for x, y in zip(a, b))
+
+
+def _segment(name: str, pattern: str) -> bool:
+    # A segment without wildcards (most are: an entry's own ids are substituted into its patterns)
+    # is compared as is; fnmatch would compile a new expression for every entry of the history.
+    if "*" in pattern or "?" in pattern or "[" in pattern:
+        return fnmatchcase(name, pattern)
+    return name == pattern
 
 
 def is_record(path: str) -> bool:
@@ -106,13 +117,60 @@ def _bind_member_add(e: Entry, s: State) -> str | None:
         return Message(N_("adds a member without key, roles and dept"))
     if any(m["key"] == sub["key"] for m in s["members"].values()):
         return Message(N_("adds a key that already belongs to a member"))
+    # Entries without a display name (every one written before display names existed) keep the
+    # rule they were written under: ids are compared by the command that adds a member.
+    return _bind_display(e["obj"], sub["display_name"], s) if "display_name" in sub else None
+
+
+def _bind_member_rename(e: Entry, s: State) -> str | None:
+    m = s["members"].get(e.get("obj") or "")
+    if m is None or m["status"] != "active":
+        return Message(N_("renames {obj!r}, who is not an active member"), obj=e.get("obj"))
+    return _bind_display(e["obj"], (e.get("subject") or {}).get("display_name"), s, only_display=True)
+
+
+def _apply_member_rename(e: Entry, s: State) -> None:
+    m = s["members"][e["obj"]]
+    m["display"] = e["subject"]["display_name"]
+    m.pop("skel", None)
+    _skeletons(e["obj"], m)
+
+
+def _bind_display(ident: str, display: object, s: State, *, only_display: bool = False) -> str | None:
+    """A new member's id and display name may look like no other member's, former ones included:
+    a name that reads like someone else's would let one member pass for another in every listing."""
+    if not isinstance(display, str):
+        return Message(N_("adds a member with a display name that is not text"))
+    try:
+        if names.display_name(display, strict=False) != display:
+            return Message(N_("adds a member with a display name that is not normalised"))
+    except InputError as err:
+        return Message(N_("adds a member with a refused display name ({why})"), why=str(err))
+    # A member's own names are not "another's"; every other member's, former ones too, are.
+    for name in (display,) if only_display else (ident, display):
+        sk = names.skeleton(name)
+        others = sorted(i for i, m in s["members"].items() if i != ident and sk in _skeletons(i, m))
+        if others:
+            return Message(N_("adds member {ident} whose name looks like that of {others}"), ident=ident,
+                           others=", ".join(others))
     return None
+
+
+def _skeletons(ident: str, m: dict[str, Any]) -> list[str]:
+    """The skeletons of a member's id and display name, kept in the state so that checking a new
+    name costs one comparison per member, not two normalisations."""
+    if "skel" not in m:
+        m["skel"] = [names.skeleton(ident), *([names.skeleton(m["display"])] if m.get("display") else [])]
+    return m["skel"]
 
 
 def _apply_member_add(e: Entry, s: State) -> None:
     sub = e["subject"]
     s["members"][e["obj"]] = {"key": sub["key"], "roles": sorted(sub["roles"]), "dept": sub["dept"],
                               "status": "active", "since": e["seq"], "removed": None}
+    if sub.get("display_name"):
+        s["members"][e["obj"]]["display"] = sub["display_name"]
+    _skeletons(e["obj"], s["members"][e["obj"]])
 
 
 def _bind_member_remove(e: Entry, s: State) -> str | None:
@@ -437,6 +495,8 @@ TRUST: dict[str, Row] = {
     # A removal also stages every key table and the intake and index keys, re-wrapped to the new rings.
     "member.remove": Row("member.manage", ("members/{obj}.toml", *RING, "keys/*.age"), root=True,
                          bind=_bind_member_remove, apply=_apply_member_remove),
+    "member.rename": Row("member.manage", ("members/{obj}.toml",), root=True, bind=_bind_member_rename,
+                         apply=_apply_member_rename),
     "policy.update": Row("policy.manage", ("policy.toml", "policy/*.toml"), root=True, bind=_bind_policy),
     # Dossiers and documents.
     "dossier.create": Row("dossier.create", DOSSIER, bind=_bind_create, apply=_apply_create),

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vault import clock
-from vault.store import index, records
+from vault.store import index, names, records
 from vault.crypto import age
 from vault.errors import FormatError, InputError, NotFoundError, PermissionDeniedError
 from vault.i18n import N_
@@ -55,7 +55,8 @@ class Vault:
     # -- creation and opening -------------------------------------------------------------------
 
     @classmethod
-    def init(cls, root: Path, *, supervisor: str, key: PublicKey, numbering: dict[str, Any] | None = None) -> "Vault":
+    def init(cls, root: Path, *, supervisor: str, key: PublicKey, numbering: dict[str, Any] | None = None,
+             display_name: str | None = None, time_zone: str | None = None) -> "Vault":
         """Create a vault whose founding supervisor is ``supervisor`` (public key ``key``).
 
         The genesis record names the founder, the first archive-ring recipient and the hash of the
@@ -63,8 +64,19 @@ class Vault:
 
         :param numbering: ``{"scheme", "options"}``, the numbering rule [R-3.2.2] (default
             ``standard`` with its pattern); ``office.dossier.try_numbering`` checks one first.
+        :param display_name: the founder's name as people write it (``张三``), if not their name.
+        :param time_zone: the office's time zone (an IANA name), written into the initial policy.
         """
+        if not names.is_id(supervisor) and display_name is None:  # 张三: the name people write; make an id
+            display_name = supervisor
+            supervisor = names.new_id("member", names.display_name(supervisor, kind="member"), ())
         check_name("member", supervisor)
+        if display_name is not None:
+            display_name = names.display_name(display_name, kind="member")
+        policy = dict(DEFAULT_POLICY)
+        if time_zone is not None:
+            clock.zone(time_zone)  # refused here unless this machine knows it
+            policy["time_zone"] = time_zone
         numbering = dict(numbering or DEFAULT_NUMBERING)
         root = Path(root)
         if root.exists() and any(root.iterdir()) and not _clear_interrupted_init(root):
@@ -78,9 +90,10 @@ class Vault:
             "format": FORMAT_VERSION,
             "id": secrets.token_hex(16),
             "created_at": clock.stamp(),
-            "founder": {"name": supervisor, "key": key.line()},
+            "founder": {"name": supervisor, "key": key.line(),
+                        **({"display_name": display_name} if display_name else {})},
             "genesis_rings": {n: age.recipient_of(s) for n, s in ring_ids.items()},
-            "policy_sha256": hashlib.sha256(records.canonical(DEFAULT_POLICY)).hexdigest(),
+            "policy_sha256": hashlib.sha256(records.canonical(policy)).hexdigest(),
             "intake_recipient": create_intake_key(root, ring_rcpts),
             "numbering": numbering,
             "classification": DEFAULT_CLASSIFICATION,
@@ -88,9 +101,9 @@ class Vault:
         v = cls(root, config)
         with VaultLock(root, exclusive=True):
             make_dir(root / "policy")
-            records.write_toml(root / "policy" / "1.toml", DEFAULT_POLICY)
-            records.write_toml(v.layout.policy, DEFAULT_POLICY)
-            members.write_genesis(v, supervisor, key, ring_ids, Policy(DEFAULT_POLICY))
+            records.write_toml(root / "policy" / "1.toml", policy)
+            records.write_toml(v.layout.policy, policy)
+            members.write_genesis(v, supervisor, key, ring_ids, Policy(policy), display_name)
             index.create_index_key(root, ring_rcpts)
             # The genesis record binds the hash of every file written so far: its fingerprint,
             # kept offline, anchors them as the first history entry anchors everything after.
@@ -202,6 +215,10 @@ class Actor:
     def commit(self, action: str, files: dict[str, bytes | None], **kw) -> dict[str, Any]:
         """Write ``files`` with one history entry as the commit point (``vault.archive.audit.commit``)."""
         return audit.commit(self, action, files, **kw)
+
+    def commit_many(self, items: list[dict[str, Any]], *, synced: list | None = None) -> list[dict[str, Any]]:
+        """Several changes, one entry each, made durable and appended together (``audit.commit_many``)."""
+        return audit.commit_many(self, items, synced=synced)
 
     def sign(self, data: dict[str, Any]) -> dict[str, Any]:
         return records.sign_record(data, signer=self.name, key=self.identity)

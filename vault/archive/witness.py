@@ -2,8 +2,8 @@
 
 Someone who can write the vault directory can cut the history's tail and re-sign a checkpoint;
 they cannot rewrite what others remember. Each client keeps the last checkpoint it verified
-(``count`` and ``head``, with the replayed state so the next command replays only newer entries)
-in its state directory and refuses a history that does not extend it, as a checksum-database client
+(``count`` and ``head``; the replayed state beside it, in ``statestore``, so the next command
+replays only newer entries) in its state directory and refuses a history that does not extend it, as a checksum-database client
 does. ``vault audit anchor`` prints a line to keep offline beside the fingerprint; ``vault check
 --anchor LINE`` verifies the vault extends it. Backups record the checkpoint at the target.
 """
@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+from vault.archive import statestore
 from vault.errors import InputError, IntegrityError
 from vault.store import make_dir, unconfined, write_atomic
 from vault.i18n import Message, N_
@@ -23,7 +25,7 @@ from vault.i18n import Message, N_
 ANCHOR_PREFIX = "vault-anchor-1"
 
 # The shape of a replay state (``authority``): a cached state of another version is replayed afresh.
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 def state_dir(v) -> Path:
@@ -50,14 +52,23 @@ def remembered(v) -> tuple[int, str] | None:
         return None
 
 
+def _store(v) -> statestore.Store:
+    st = getattr(v, "_state_store", None)
+    if st is None:
+        with unconfined():  # the client's state is outside the vault by design
+            st = v._state_store = statestore.Store(state_dir(v) / "state.sqlite")
+    return st
+
+
 def load(v) -> dict[str, Any] | None:
-    """The cached replay state at the remembered checkpoint (None: replay from genesis)."""
+    """The cached replay state at (or after) the remembered checkpoint (None: replay from genesis).
+
+    Its maps that grow with the vault (``statestore.BIG``) are read lazily, a key at a time."""
     try:
-        d = json.loads(_path(v).read_text())
-    except (FileNotFoundError, ValueError):
+        st = _store(v).load()
+    except (sqlite3.Error, ValueError, OSError):
         return None
-    st = d.get("state")
-    if not isinstance(st, dict) or st.get("v") != STATE_VERSION or st.get("count") != d.get("count"):
+    if st is None or st.get("v") != STATE_VERSION:
         return None
     return st
 
@@ -68,9 +79,15 @@ def save(v, st: dict[str, Any]) -> None:
     if old is not None and old[0] > st["count"]:
         return
     d = state_dir(v)
-    data = json.dumps({"count": st["count"], "head": st["head"], "state": st}, separators=(",", ":")).encode()
     with unconfined():  # the client's checkpoint is outside the vault by design
         make_dir(d, parents=True)
+    try:
+        if not _store(v).save(st):
+            return
+    except (sqlite3.Error, OSError):
+        pass  # the count and head below are what matters; the state is only a cache
+    data = json.dumps({"count": st["count"], "head": st["head"]}, separators=(",", ":")).encode()
+    with unconfined():  # the client's checkpoint is outside the vault by design
         write_atomic(_path(v), data, mode=0o600, sync=False)
 
 

@@ -8,7 +8,6 @@ leaves no file behind and stops the restore with an IntegrityError that names it
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any, BinaryIO, Callable
 from vault.backup.repo import Repo, data_name
 from vault.errors import IntegrityError, NotFoundError
 from vault.i18n import Message, N_
-from vault.store import atomic_writer
+from vault.store import WritebackWriter, atomic_writer
+from vault.store.hashing import HashingWriter
 
 CHUNK = 1 << 20
 
@@ -82,16 +82,17 @@ def _skip(src: BinaryIO, n: int, name: str, url: str) -> None:
 def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, what: str,
                step: Callable[[int], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    h = hashlib.sha256()
-    with atomic_writer(path, mode=mode & 0o777, sync=False) as out:
-        left = length
-        while left:
-            chunk = src.read(min(left, CHUNK))
-            if not chunk:
-                raise IntegrityError(N_("{what} is cut short"), hint=N_("run 'vault backup verify'"), what=what)
-            h.update(chunk)
-            out.write(chunk)
-            left -= len(chunk)
-            step(len(chunk))
-        if h.hexdigest() != blob:  # raised inside the block: the temporary file is removed, not renamed
+    with atomic_writer(path, mode=mode & 0o777, sync=False) as f:
+        # A large piece is hashed on a helper thread while it is written, and a large blob's
+        # write-back starts while it is restored, so that the final sync is short.
+        with WritebackWriter(f) as wb, HashingWriter(wb) as out:
+            left = length
+            while left:
+                chunk = src.read(min(left, CHUNK))
+                if not chunk:
+                    raise IntegrityError(N_("{what} is cut short"), hint=N_("run 'vault backup verify'"), what=what)
+                out.write(chunk)
+                left -= len(chunk)
+                step(len(chunk))
+        if out.h.hexdigest() != blob:  # raised inside the block: the temporary file is removed, not renamed
             raise IntegrityError(N_("{what} is damaged"), hint=N_("run 'vault backup verify'"), what=what)

@@ -20,6 +20,7 @@ import click
 from vault.cli import hints
 from vault.cli.labels import cell, field, problems_summary, report_lines, state  # noqa: F401  (the commands' helpers)
 from vault.cli.localised import LazyText, bind_click
+from vault.cli.shown import Shown, local_time, pad  # noqa: F401  (pad: the commands' import point)
 from vault.cli.lazy import LazyGroup
 from vault.errors import (ConflictError, FormatError, IntegrityError, InputError, LockError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError, PluginError, UsageError, VaultError)
@@ -74,13 +75,15 @@ def hint_for(err: VaultError) -> str:
     return _("run the command again with --help")
 
 
-class Ctx:
+class Ctx(Shown):
     """What the group hands to every command on ``ctx.obj``."""
 
-    def __init__(self, vault_dir: str | None, identity_file: str | None) -> None:
+    def __init__(self, vault_dir: str | None, identity_file: str | None, tz: str | None = None) -> None:
         self.vault_dir = vault_dir
         self.identity_file = identity_file
+        self.tz = tz
         self._vault: Vault | None = None
+        self._members: dict[str, str | None] | None = None
 
     @property
     def vault(self) -> Vault:
@@ -90,7 +93,22 @@ class Ctx:
             if not self.vault_dir:
                 raise InputError(N_("no vault given"), hint=N_("pass --vault DIR or set VAULT_DIR"))
             self._vault = Vault.open(Path(self.vault_dir))
+            if self.tz is None:  # the office's zone, unless --tz says otherwise
+                self._office_zone(self._vault)
         return self._vault
+
+    @staticmethod
+    def _office_zone(v: Vault) -> None:
+        from vault import clock
+
+        try:
+            # Only the policy the history accepted: a time zone put into policy.toml by hand would
+            # move "today", and with it the dates the vault records.
+            key = v.policy.data.get("time_zone")
+        except (VaultError, OSError):
+            return  # a damaged history: the command itself reports it (check, audit verify)
+        if key:
+            clock.use_zone(clock.zone(key))
 
     def actor(self):
         return self.vault.act_as(self.member_key())
@@ -116,6 +134,13 @@ class Ctx:
         return self.actor() if self.identity_file else None
 
 
+def current() -> Ctx:
+    """The running command's ``Ctx`` (for formatters that are not handed one)."""
+    obj = click.get_current_context().find_object(Ctx)
+    assert obj is not None  # every command runs under the vault group
+    return obj
+
+
 def _passphrase(prompt: str, *, confirm: bool = False) -> str:
     from vault.store import identity
 
@@ -138,7 +163,13 @@ def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str) -> None:
 
 
 def render(value: Any, indent: str = "") -> str:
-    """Human text for nested data: ``key: value`` lines, lists as ``- item`` lines; never a Python repr."""
+    """Human text for nested data: ``key: value`` lines, lists as ``- item`` lines; never a Python repr.
+    Names are shown as people write them and times in the office's zone."""
+    if not indent:
+        ctx = click.get_current_context(silent=True)
+        obj = ctx.find_object(Ctx) if ctx is not None else None
+        if obj is not None:
+            value = obj.humane(value)
     lines: list[str] = []
     if isinstance(value, dict):
         for k, v in value.items():
@@ -165,6 +196,8 @@ def _scalar(v: Any) -> str:
         return "-"
     if isinstance(v, bool):
         return _("yes") if v else _("no")
+    if isinstance(v, str):
+        return local_time(v)
     return str(v)
 
 
@@ -258,8 +291,15 @@ class _Reported(click.ClickException):
         _say(self.message, self.hint)
 
 
+#: Options of the ``vault`` group itself; given after a command, they get a hint saying where they go.
+GLOBAL_OPTIONS = ("--vault", "--identity", "--tz")
+
+
 def _usage_hint(e: click.ClickException) -> str:
     ctx = getattr(e, "ctx", None)
+    if isinstance(e, click.NoSuchOption) and e.option_name in GLOBAL_OPTIONS:
+        return _("{option} is a global option: put it before the command (vault {option} … COMMAND)").format(
+            option=e.option_name)
     return (_("see '{command} --help'").format(command=ctx.command_path) if ctx is not None
             else _("see 'vault --help'"))
 
@@ -326,11 +366,17 @@ class VaultGroup(LazyGroup):
 @click.group(cls=VaultGroup)
 @click.option("--vault", "vault_dir", envvar="VAULT_DIR", type=click.Path(file_okay=False), help="Vault directory (env VAULT_DIR).")
 @click.option("--identity", "identity_file", envvar="VAULT_IDENTITY", type=click.Path(dir_okay=False), help="Your identity file (env VAULT_IDENTITY).")
+@click.option("--tz", "tz", envvar="VAULT_TZ", help="Time zone to show and read dates in, e.g. Asia/Shanghai "
+              "(env VAULT_TZ; default: the policy's time_zone, else the machine's).")
 @click.version_option(package_name="vault", message=LazyText(N_("%(prog)s, version %(version)s")))
 @click.pass_context
-def cli(ctx: click.Context, vault_dir: str | None, identity_file: str | None) -> None:
+def cli(ctx: click.Context, vault_dir: str | None, identity_file: str | None, tz: str | None) -> None:
     """Keep customer dossiers encrypted and run the archive office's procedure on them."""
-    ctx.obj = Ctx(vault_dir, identity_file)
+    from vault import clock
+
+    # Recorded times are UTC; what people see and type is in the office's zone (vault/clock.py).
+    clock.use_zone(clock.zone(tz) if tz else clock.machine_zone())
+    ctx.obj = Ctx(vault_dir, identity_file, tz)
 
 
 bind_click()

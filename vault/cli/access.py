@@ -11,7 +11,8 @@ from vault.office import access, find
 from vault.archive import grants
 from vault.archive import audit
 from vault import clock
-from vault.cli import NUMBER, Ctx, cli, emit, field, json_opt, one_line, state
+from vault.archive import members
+from vault.cli import NUMBER, Ctx, cli, current, emit, field, json_opt, one_line, pad, state
 from vault.archive.manifests import parse_date
 from vault.errors import IntegrityError, UsageError
 from vault.i18n import _, N_, render
@@ -24,7 +25,7 @@ def request_grp() -> None:
 
 def _req_line(r: dict) -> str:
     target = r["target"] or _("(customer name)")
-    return f"{r['number']}  {r['kind']:<6} {target:<22} {r['requester']:<14} {state(r['state'])}"
+    return f"{r['number']}  {r['kind']:<6} {target:<22} {pad(current().who(r['requester']), 14)} {state(r['state'])}"
 
 
 def text_lines(r: dict, keys: tuple[str, ...], indent: str = "  ") -> str:
@@ -154,8 +155,9 @@ def grant_list(obj: Ctx, as_json: bool) -> None:
     """List grants and their state."""
     rows = grants.list_grants(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{g['number']}  {g['target']:<22} {g['grantee']:<14} " + _("until {time}").format(time=g["expires_at"])
-        + f"  {state(g['state'])}" for g in rs) or _("(no grants)"))
+        f"{g['number']}  {g['target']:<22} {pad(obj.who(g['grantee']), 14)} "
+        + _("until {time}").format(time=obj.when(g["expires_at"])) + f"  {state(g['state'])}" for g in rs)
+        or _("(no grants)"))
 
 
 @grant_grp.command("revoke")
@@ -195,15 +197,18 @@ def audit_log(obj: Ctx, number: str | None, member: str | None, since: str | Non
     res = audit.verify(obj.vault)
     if not res.ok:
         raise IntegrityError(res.problems[0], hint=N_("run 'vault audit verify' for details"))
-    since = parse_date(since) if since else None
+    # A date is a day in the office's time zone: entries from its local midnight on.
+    since = clock.day_start(parse_date(since)) if since else None
+    member = members.resolve_member(obj.vault, member) if member else None
     rows = [e for e in audit.entries(obj.vault)
             if (not number or e.get("number", "").split("/")[0] == number.split("/")[0])
-            and (not member or e["member"] == member) and (not since or e["at"][:10] >= since)]
+            and (not member or e["member"] == member) and (not since or e["at"] >= since)]
     rows = [{k: v for k, v in e.items() if k not in ("sig", "prev")} for e in rows]
     actor.audit("audit.read")
     emit(rows, as_json, lambda rs: "\n".join(one_line(
-        f"{e['seq']:>6} {e['at']} {e['member']:<14} {e['action']:<22} {e['outcome']:<8} "
-        f"{e.get('number', '')} {e.get('ref', '')}".rstrip(), limit=1000) for e in rs) or _("(no entries)"))
+        f"{e['seq']:>6} {obj.when(e['at'])} {pad(obj.who(e['member']), 14)} {e['action']:<22} {e['outcome']:<8} "
+        f"{e.get('number', '')} {obj.who(e.get('ref')) if e['action'].startswith('member.') else e.get('ref', '')}"
+        .rstrip(), limit=1000) for e in rs) or _("(no entries)"))
 
 
 @audit_grp.command("verify")

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import click
 
 from vault import backup
-from vault.cli import Ctx, bars, cli, emit, json_opt, problems_summary, report_lines
+from vault.cli import Ctx, bars, cli, emit, json_opt, local_time, problems_summary, report_lines
 from vault.errors import UsageError
 from vault.i18n import N_, _
 from vault.i18n import render as tr
@@ -99,7 +99,7 @@ def backup_list(target: str, endpoint_url: str | None, as_json: bool) -> None:
     """List the snapshots on TARGET (no key needed)."""
     rows = backup.list_snapshots(_with_endpoint(target, endpoint_url))
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['id'][:8]}  {r['time']}  " + _("{files:>7} files  {size:>10}  {new:>10} new").format(
+        f"{r['id'][:8]}  {local_time(r['time'])}  " + _("{files:>7} files  {size:>10}  {new:>10} new").format(
             files=r["files"], size=_size(r["bytes"]), new=_size(r["bytes_new"])) for r in rs) or _("(no snapshots)"))
 
 

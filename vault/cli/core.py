@@ -1,4 +1,4 @@
-"""Core commands: identities, the vault, members, dossiers, documents, check, plugins, demo."""
+"""Core commands: identities, the vault, dossiers, documents, check, plugins, demo."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ import click
 from vault.office import documents
 from vault.archive import manifests
 from vault.store import identity
-from vault.archive import members
-from vault.office import membership
-from vault.cli import (NUMBER, Ctx, _passphrase, bars, cell, cli, emit, field, json_opt, problems_summary, render,
-                       report_lines, state)
+from vault.cli import (NUMBER, Ctx, _passphrase, bars, cell, cli, current, emit, field, json_opt, local_time, pad,
+                       problems_summary, report_lines, state)
+from vault.store import names
 from vault.cli.lazy import LazySubGroup
-from vault.errors import NotFoundError
 from vault.i18n import N_, _
 from vault.archive.vault import Vault
 from vault.errors import InputError
@@ -73,15 +71,18 @@ def with_key_opts(f):
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--supervisor", required=True, help="Name of the founding supervisor.")
+@click.option("--supervisor", required=True,
+              help="The founding supervisor: an id (laowang), or their name as people write it (老王).")
 @with_key_opts
 @json_opt
 @click.option("--numbering", "scheme", default="standard", show_default=True,
               help="Numbering scheme of the archive numbers [R-3.2.2] (see 'vault plugins list').")
 @click.option("--numbering-option", "options", multiple=True, metavar="KEY=VALUE",
               help="An option of the scheme, e.g. pattern={type}-{year}-{seq:06d}.")
+@click.option("--display-name", help="The supervisor's name as people write it, in any script.")
+@click.option("--tz", "time_zone", help="The office's time zone, e.g. Asia/Shanghai (kept in the policy).")
 def init(directory: str, supervisor: str, key: str | None, key_file: str | None, scheme: str,
-         options: tuple[str, ...], as_json: bool) -> None:
+         options: tuple[str, ...], display_name: str | None, time_zone: str | None, as_json: bool) -> None:
     """Create a new vault; prints its fingerprint to record offline."""
     opts = {}
     for o in options:
@@ -94,63 +95,13 @@ def init(directory: str, supervisor: str, key: str | None, key_file: str | None,
         from vault.office import dossier  # here: only a chosen numbering rule needs the scheme plugins
 
         rule = dossier.try_numbering(rule)
-    v = Vault.init(Path(directory), supervisor=supervisor, key=public_key(key, key_file), numbering=rule)
-    emit({"vault": directory, "fingerprint": v.fingerprint}, as_json,
+    v = Vault.init(Path(directory), supervisor=supervisor, key=public_key(key, key_file), numbering=rule,
+                   display_name=display_name, time_zone=time_zone)
+    founder = v.config["founder"]
+    emit({"vault": directory, "fingerprint": v.fingerprint, "supervisor": founder["name"]}, as_json,
          _("vault created at {directory}\nfingerprint: {fingerprint}\n(record the fingerprint offline)").format(
-             directory=directory, fingerprint=v.fingerprint))
-
-
-@cli.group()
-def member() -> None:
-    """Members of the vault and their roles."""
-
-
-@member.command("add")
-@click.argument("name")
-@with_key_opts
-@click.option("--role", "roles", multiple=True, required=True, help="Role (repeatable).")
-@click.option("--dept", required=True, help="The member's department.")
-@json_opt
-@click.pass_obj
-def member_add(obj: Ctx, name: str, key: str | None, key_file: str | None, roles: tuple[str, ...], dept: str,
-               as_json: bool) -> None:
-    """Add a member (supervisor only)."""
-    rec = membership.add_member(obj.actor(), name, public_key(key, key_file), roles, dept)
-    emit({"name": rec["name"], "roles": rec["roles"], "dept": rec["dept"]}, as_json, _("added member {name}").format(name=name))
-
-
-@member.command("list")
-@json_opt
-@click.pass_obj
-def member_list(obj: Ctx, as_json: bool) -> None:
-    """List members (no key needed)."""
-    rows = [{k: r[k] for k in ("name", "roles", "dept", "status")} for r in members.all_members(obj.vault).values()]
-    emit(rows, as_json, lambda rs: "\n".join(f"{r['name']:<16} {cell(state(r['status']), 8)} {r['dept']:<12} {','.join(r['roles'])}" for r in rs))
-
-
-@member.command("show")
-@click.argument("name")
-@click.option("--key", "key_only", is_flag=True, help="Print only the member's public key line.")
-@json_opt
-@click.pass_obj
-def member_show(obj: Ctx, name: str, key_only: bool, as_json: bool) -> None:
-    """Show a member: roles, department, status, and their public key (no key needed)."""
-    rec = members.all_members(obj.vault).get(name)
-    if rec is None:
-        raise NotFoundError(N_("no member {name}"), hint=N_("see 'vault member list'"), name=name)
-    data = {k: rec[k] for k in ("name", "roles", "dept", "status", "added_at", "added_by", "removed_at",
-                                "removed_by", "key") if k in rec}
-    emit({"key": rec["key"]} if key_only else data, as_json, rec["key"] if key_only else render(data))
-
-
-@member.command("remove")
-@click.argument("name")
-@json_opt
-@click.pass_obj
-def member_remove(obj: Ctx, name: str, as_json: bool) -> None:
-    """Remove a member: rotate their rings and re-wrap key tables (no document is rewritten)."""
-    rewrapped = membership.remove_member(obj.actor(), name)
-    emit({"removed": name, "rewrapped": rewrapped}, as_json, _("removed {name}; re-wrapped {count} key tables").format(name=name, count=len(rewrapped)))
+             directory=directory, fingerprint=v.fingerprint)
+         + "\n" + _("supervisor: {member}").format(member=names.shown(founder["name"], founder.get("display_name"))))
 
 
 @cli.group("dossier", cls=LazySubGroup)
@@ -181,17 +132,39 @@ def dossier_create(obj: Ctx, customer_type, business, dept, name, address, alias
     emit({"number": number}, as_json, number)
 
 
+#: Rows ``dossier list`` shows at a time: a page costs the same in a vault of any size.
+LIST_LIMIT = 20
+
+
 def _summary_line(s: dict) -> str:
-    return f"{s['number']:<20} {cell(state(s['status']), 9)} {s['class']:<40} {s['dept']:<12} " + _("{count} docs").format(count=s["current_documents"])
+    c = current()
+    return (f"{s['number']:<20} {cell(state(s['status']), 9)} {pad(c.label('class', s['class']), 40)} "
+            f"{pad(c.label('department', s['dept']), 12)} " + _("{count} docs").format(count=s["current_documents"]))
 
 
 @dossier_grp.command("list")
+@click.option("--limit", default=LIST_LIMIT, show_default=True, help="Rows per page.")
+@click.option("--offset", default=0, help="Skip this many rows (the next page: --offset LIMIT).")
+@click.option("--all", "everything", is_flag=True, help="Every dossier, however many.")
 @json_opt
 @click.pass_obj
-def dossier_list(obj: Ctx, as_json: bool) -> None:
-    """List dossiers (cleartext facts only; no key needed)."""
-    rows = [manifests.summary(m) for m in manifests.iter_manifests(obj.vault)]
-    emit(rows, as_json, lambda rs: "\n".join(_summary_line(s) for s in rs) or _("(no dossiers)"))
+def dossier_list(obj: Ctx, limit: int, offset: int, everything: bool, as_json: bool) -> None:
+    """List dossiers in archive-number order, a page at a time (cleartext facts only; no key needed)."""
+    if limit < 1 or offset < 0:
+        raise InputError(N_("--limit must be at least 1 and --offset not negative"),
+                         hint=N_("e.g. --limit 100 --offset 200"))
+    total, ms = manifests.page(obj.vault, offset, 1 << 62 if everything else limit)
+    rows = [manifests.summary(m) for m in ms]
+
+    def text(rs: list) -> str:
+        if not rs:
+            return _("(no dossiers)")
+        more = total - (offset + len(rs))
+        tail = "\n" + _("{first}-{last} of {total}").format(first=offset + 1, last=offset + len(rs), total=total) + (
+            _("; next page: --offset {offset}").format(offset=offset + len(rs)) if more > 0 else "")
+        return "\n".join(_summary_line(s) for s in rs) + (tail if more > 0 or offset else "")
+
+    emit(rows, as_json, text)
 
 
 @dossier_grp.command("show")
@@ -203,8 +176,9 @@ def dossier_show(obj: Ctx, number: str, as_json: bool) -> None:
     from vault.office import dossier
 
     data = dossier.show(obj.actor(), number)
-    emit(data, as_json, lambda d: "\n".join(f"{label}: {state(v) if key == 'status' else v}"
-                                            for key, label, v in _flatten(d)))
+    emit(data, as_json, lambda d: "\n".join(
+        f"{label}: {state(v) if key == 'status' else local_time(v) if isinstance(v, str) else v}"
+        for key, label, v in _flatten(obj.humane(d))))
 
 
 def _flatten(d: dict, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
@@ -282,8 +256,8 @@ def doc_list(obj: Ctx, number: str, as_json: bool) -> None:
 def doc_history(obj: Ctx, docno: str, as_json: bool) -> None:
     """All versions of a document, oldest first."""
     rows = documents.history(obj.actor(), docno)
-    emit(rows, as_json, lambda rs: "\n".join(f"v{r['version']}  {r['number']:<26} " + _("{time} by {member}").format(time=r["added_at"], member=r["added_by"])
-                                   for r in rs))
+    emit(rows, as_json, lambda rs: "\n".join(f"v{r['version']}  {r['number']:<26} " + _("{time} by {member}").format(
+        time=obj.when(r["added_at"]), member=obj.who(r["added_by"])) for r in rs))
 
 
 @doc_grp.command("view")

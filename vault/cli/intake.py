@@ -79,7 +79,7 @@ def intake_invite(obj: Ctx, number, expires, uses, note, base_url, as_json) -> N
     link = f"{base_url.rstrip('/')}/i/{inv['id']}/{inv.pop('token')}"
     emit(inv | {"link": link}, as_json,
          link + "\n" + _("(invitation {id} for {number}, {uses} use(s), expires {expires}; the link is shown only now)")
-         .format(id=inv["id"], number=inv["number"], uses=uses, expires=inv["expires_at"]))
+         .format(id=inv["id"], number=inv["number"], uses=uses, expires=obj.when(inv["expires_at"])))
 
 
 @intake_grp.command("invitations")
@@ -93,7 +93,7 @@ def intake_invitations(obj: Ctx, as_json: bool) -> None:
     rows = invitations.list_invitations(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
         f"{r['id']}  {r['number']:<20} {cell(state(r['state']), 8)} " + _("{used}/{uses} used  expires {expires}  by {member}").format(
-            used=r["used"], uses=r["uses"], expires=r["expires_at"], member=r["by"])
+            used=r["used"], uses=r["uses"], expires=obj.when(r["expires_at"]), member=obj.who(r["by"]))
         for r in rs) or _("(none)"))
 
 

@@ -46,7 +46,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
                N_("Write-only intake: submit without read access; archivists accept or reject.")),
     "keygen": (("vault.cli.core:keygen",),
                N_("Create a member identity (age + signing key), passphrase-protected, mode 0600.")),
-    "member": (("vault.cli.core:member",), N_("Members of the vault and their roles.")),
+    "member": (("vault.cli.members:member",), N_("Members of the vault and their roles.")),
     "migrate": (("vault.cli.core:migrate",),
                 N_("Upgrade a format-1 vault to format 2, in place (a supervisor; back the vault up first).")),
     "paper": (("vault.cli.paper:paper_grp",),

@@ -38,5 +38,5 @@ def dossier_history(obj: Ctx, number: str, as_json: bool) -> None:
     rows = maintenance.history(obj.actor(), number)
     emit(rows, as_json, lambda rs: "\n".join(
         f"v{r['version']}  " + _("{time} by {member:<14} changed: {fields}").format(
-            time=r["at"], member=r["by"], fields=", ".join(r["fields"]) or "-")
+            time=obj.when(r["at"]), member=obj.who(r["by"]), fields=", ".join(r["fields"]) or "-")
         + (f"\n    {r['values']}" if "values" in r else "") for r in rs))

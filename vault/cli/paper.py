@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from vault.cli import Ctx, cli, emit, json_opt
+from vault.archive import members
+from vault.cli import Ctx, cli, emit, json_opt, pad
 from vault.errors import InputError
 from vault.i18n import _, N_
 from vault.office import paper
@@ -37,7 +38,7 @@ def paper_locate(obj: Ctx, docno: str, location: str, as_json: bool) -> None:
 @click.pass_obj
 def paper_lend(obj: Ctx, docno: str, to: str, request: str, due: str, as_json: bool) -> None:
     """Lend a paper original out of the archive room (needs the borrower's approved consultation)."""
-    no = paper.lend(obj.actor(), docno, to=to, request=request, due=due)
+    no = paper.lend(obj.actor(), docno, to=members.resolve_member(obj.vault, to), request=request, due=due)
     emit({"number": no}, as_json, no)
 
 
@@ -61,8 +62,8 @@ def paper_out(obj: Ctx, overdue: bool, as_json: bool) -> None:
     obj.actor().require("dossier.list")
     rows = [r for r in paper.out(obj.vault) if r["overdue"] or not overdue]
     emit(rows, as_json, lambda rs: "\n".join(
-        f"{r['number']}  {r['document']:<26} {r['borrower']:<14} "
-        + _("since {date} due {due}").format(date=r["at"][:10], due=r["due"])
+        f"{r['number']}  {r['document']:<26} {pad(obj.who(r['borrower']), 14)} "
+        + _("since {date} due {due}").format(date=obj.when(r["at"])[:10], due=r["due"])
         + (_("  OVERDUE") if r["overdue"] else "") for r in rs) or _("(nothing out)"))
 
 

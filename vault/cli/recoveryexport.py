@@ -45,7 +45,8 @@ def dr_approve(obj: Ctx, number: str, valid_for: int, as_json: bool) -> None:
     """Approve export NUMBER: a supervisor other than the one who asked for it."""
     row = recoveryexport.approve(obj.actor(), number, valid_hours=valid_for)
     emit(row, as_json, _("{number}: approved by {first} and {second}, usable until {time}").format(
-        number=number, first=row["requested_by"], second=row["approved_by"], time=row["expires_at"]))
+        number=number, first=obj.who(row["requested_by"]), second=obj.who(row["approved_by"]),
+        time=obj.when(row["expires_at"])))
 
 
 @dr_grp.command("run")
@@ -96,5 +97,6 @@ def dr_list(obj: Ctx, as_json: bool) -> None:
     rows = recoveryexport.list_exports(obj.vault)
     emit(rows, as_json, lambda rs: "\n".join(
         f"{r['number']}  {cell(state(r['state']), 9)}  " + _("asked by {first}, approved by {second}, until {time}").format(
-            first=r["requested_by"], second=r["approved_by"] or "-", time=r["expires_at"])
+            first=obj.who(r["requested_by"]), second=obj.who(r["approved_by"]) or "-",
+            time=obj.when(r["expires_at"]))
         for r in rs) or _("(no disaster-recovery exports)"))

@@ -49,7 +49,8 @@ def register(obj: Ctx, klass: str | None, customer_type: str | None, dept: str |
         raise click.UsageError(_("choose --csv or --json, not both"))
     if no_bom and not as_csv:
         raise click.UsageError(_("--no-bom is for --csv"))
-    filters = reg.Filters(klass=klass, customer_type=customer_type, dept=dept, status=status,
+    filters = reg.Filters(klass=obj.ident("class", klass), customer_type=customer_type,
+                          dept=obj.ident("department", dept), status=status,
                           opened_from=opened_from, opened_to=opened_to, closed_from=closed_from, closed_to=closed_to,
                           retention_from=retention_from, retention_to=retention_to,
                           include_destroyed=include_destroyed)
@@ -63,7 +64,7 @@ def register(obj: Ctx, klass: str | None, customer_type: str | None, dept: str |
     elif as_csv:
         _csv(first, rows, bom=not no_bom)
     else:
-        _table(first, rows, names)
+        _table(first, rows, names, obj)
 
 
 def _each(first: dict[str, Any] | None, rest):
@@ -98,7 +99,7 @@ def _csv(first, rest, *, bom: bool) -> None:
         flush()
 
 
-def _table(first, rest, names: bool) -> None:
+def _table(first, rest, names: bool, ctx: Ctx) -> None:
     def line(cells: list[str]) -> str:
         return " ".join(c if w == 0 else cell(cut(c, w), w) for c, (_t, _k, w) in zip(cells, _TABLE)).rstrip()
 
@@ -113,6 +114,8 @@ def _table(first, rest, names: bool) -> None:
                 value = sealed if names and row["status"] != "destroyed" else "-"
             elif key == "status":
                 value = state(value)
+            elif key in ("class", "dept") and value:  # as the policy names them
+                value = ctx.label("class" if key == "class" else "department", value)
             cells.append("; ".join(value) if isinstance(value, list) else "-" if value is None else str(value))
         click.echo(line(cells))
         n += 1

@@ -9,7 +9,7 @@ import click
 from vault.archive import destructions
 from vault.office import destruction, holds, retention
 from vault.archive import schedule
-from vault.cli import NUMBER, Ctx, cell, cli, emit, field, json_opt, render, state
+from vault.cli import NUMBER, Ctx, cell, cli, emit, field, json_opt, local_time, render, state
 from vault.i18n import _
 from vault.i18n import render as tr
 from vault.cli.access import text_lines
@@ -110,7 +110,8 @@ def hold_list(obj: Ctx, lifted: bool, as_json: bool) -> None:
         rows = holds.lifts(obj.vault, actor)
         emit(rows, as_json, lambda rs: "\n".join(
             f"{r['number']:<20} " + _("held {held_at} by {held_by}, lifted {at} by {by}").format(
-                held_at=r["hold_at"], held_by=r["hold_by"], at=r["at"], by=r["by"])
+                held_at=obj.when(r["hold_at"]), held_by=obj.who(r["hold_by"]), at=obj.when(r["at"]),
+                by=obj.who(r["by"]))
             + text_lines(r, ("reason",)) for r in rs) or _("(no lifted holds)"))
         return
     rows = holds.list_holds(obj.vault, actor)
@@ -182,8 +183,8 @@ def destroy_show(obj: Ctx, id: str, as_json: bool) -> None:
     row = destruction.show(obj.vault, id, obj.maybe_actor())
     keys = ("reason", "override_reason", "closing_reason")
     emit(row, as_json, lambda r: "\n".join(
-        f"{field(k)}: {', '.join(v) if isinstance(v, list) else state(v) if k == 'state' else v}"
-        for k, v in r.items() if k not in (*keys, "sealed_texts")) + text_lines(r, keys, indent=""))
+        f"{field(k)}: {', '.join(v) if isinstance(v, list) else state(v) if k == 'state' else local_time(v) if isinstance(v, str) else v}"
+        for k, v in obj.humane(r).items() if k not in (*keys, "sealed_texts")) + text_lines(r, keys, indent=""))
 
 
 @destroy_grp.command("execute")
@@ -195,7 +196,7 @@ def destroy_execute(obj: Ctx, id: str, as_json: bool) -> None:
     cert = destruction.execute(obj.actor(), id)
     emit(cert, as_json, lambda c: _("destroyed {count} document(s) of {number}; no backup can decrypt them after {after}\n"
                                     "certificate: vault destroy certificate {id}").format(
-        count=len(c["destroyed"]), number=c["dossier_number"], after=c["undecryptable_from_backups_after"], id=id))
+        count=len(c["destroyed"]), number=c["dossier_number"], after=obj.when(c["undecryptable_from_backups_after"]), id=id))
 
 
 @destroy_grp.command("list")
@@ -227,4 +228,4 @@ def destroy_verify(obj: Ctx, id: str, as_json: bool) -> None:
     digest = hashlib.sha256(canonical(cert)).hexdigest()
     emit({"certificate": id, "valid": True, "signed_by": cert["signature"]["by"], "sha256": digest}, as_json,
          _("certificate {id} is valid, signed by {by} (digest {digest})").format(
-             id=id, by=cert["signature"]["by"], digest=digest[:16]))
+             id=id, by=obj.who(cert["signature"]["by"]), digest=digest[:16]))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,11 @@ import click
 from vault.archive import completeness
 from vault.office import review
 from vault.archive import reviews
-from vault.cli import NUMBER, Ctx, cli, emit, json_opt, state
+from vault.cli import NUMBER, Ctx, cli, current, emit, json_opt, pad, state
 from vault.cli.access import text_lines
 from vault.cli.core import dossier_grp
 from vault.errors import InputError, UsageError
+from vault.store import tomlread
 from vault.i18n import _, N_
 
 #: Where ``--smtp-user``'s password is read from; never from the command line (it would show in ps).
@@ -48,7 +48,9 @@ def _due_line(r: dict) -> str:
         why.append(_("incomplete since {date}: {gaps}").format(date=r["incomplete_since"], gaps=_gaps(r)))
     elif not r["fields_checked"]:
         why.append(_("fields not checked: no read access"))
-    return f"{r['number']:<20} {r['dept']:<12} {r['class']:<36} {'; '.join(why)}"
+    c = current()
+    return (f"{r['number']:<20} {pad(c.label('department', r['dept']), 12)} {pad(c.label('class', r['class']), 36)} "
+            f"{'; '.join(why)}")
 
 
 @review_grp.command("due")
@@ -57,7 +59,7 @@ def _due_line(r: dict) -> str:
 @click.pass_obj
 def review_due(obj: Ctx, dept: str | None, as_json: bool) -> None:
     """List open dossiers that are due for review, waiting for an update, or incomplete."""
-    rows = reviews.list_due(obj.actor(), dept=dept)
+    rows = reviews.list_due(obj.actor(), dept=obj.ident("department", dept))
     emit(rows, as_json, lambda rs: "\n".join(_due_line(r) + text_lines(r, ("last_note",)) for r in rs)
          or _("(nothing due)"))
 
@@ -83,8 +85,8 @@ def _addresses(to: tuple[str, ...], addresses_file: str | None) -> dict[str, str
     out: dict[str, str] = {}
     if addresses_file:
         try:
-            data = tomllib.loads(Path(addresses_file).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            data = tomlread.loads(Path(addresses_file).read_text(encoding="utf-8"))
+        except (OSError, tomlread.TOMLDecodeError, UnicodeDecodeError) as e:
             raise InputError(N_("cannot read addresses file {addresses_file}: {e}"),
                              hint=N_('write one line per department: sales = "sales@example.com"'), addresses_file=addresses_file, e=e) from None
         bad = [k for k, v in data.items() if not isinstance(v, str)]
@@ -136,13 +138,15 @@ def review_notify(obj: Ctx, notifier: str, dept: str | None, report_dir: str | N
         if not sender:
             raise UsageError(N_("--notifier smtp needs --from ADDRESS"))
         options.update({"host": smtp_host, "port": smtp_port, "starttls": starttls, "from": sender,
-                        "to": _addresses(to, addresses_file)})
+                        # A department may be named as the office writes it (销售部 = "…").
+                        "to": {k if k == "*" else obj.ident("department", k): a
+                               for k, a in _addresses(to, addresses_file).items()}})
         if smtp_user:
             options.update(user=smtp_user, password=os.environ.get(SMTP_PASSWORD_ENV, ""))
     from vault.office import notify  # here: it loads the plugin host, which other dossier commands do not need
 
-    sent = notify.send(obj.actor(), notifier, options, dept=dept)
-    emit(sent, as_json, lambda s: "\n".join(_("notified {dept}: {count} dossiers").format(dept=x["dept"], count=len(x["numbers"]))
+    sent = notify.send(obj.actor(), notifier, options, dept=obj.ident("department", dept))
+    emit(sent, as_json, lambda s: "\n".join(_("notified {dept}: {count} dossiers").format(dept=obj.label("department", x["dept"]), count=len(x["numbers"]))
                                             for x in s) or _("(nothing to notify)"))
 
 
@@ -151,7 +155,7 @@ def _completeness_line(r: dict) -> str:
         date=r["incomplete_since"], gaps=_gaps(r))
     if r["complete"] and not r["fields_checked"]:
         state = _("categories complete (fields not checked: no read access)")
-    return f"{r['number']:<20} {r['dept']:<12} {r['customer_type']:<11} {state}"
+    return f"{r['number']:<20} {pad(current().label('department', r['dept']), 12)} {r['customer_type']:<11} {state}"
 
 
 @dossier_grp.command("completeness")
@@ -163,5 +167,5 @@ def dossier_completeness(obj: Ctx, number: str | None, dept: str | None, as_json
     """What a dossier (or every open one) lacks per the policy's completeness rules, and since when."""
     if number and dept:
         raise UsageError(N_("give a dossier NUMBER or --dept, not both"))
-    rows = completeness.report(obj.actor(), number=number, dept=dept)
+    rows = completeness.report(obj.actor(), number=number, dept=obj.ident("department", dept))
     emit(rows, as_json, lambda rs: "\n".join(_completeness_line(r) for r in rs) or _("(no dossiers)"))

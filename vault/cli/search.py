@@ -9,12 +9,12 @@ import click
 
 from vault.archive import manifests
 from vault.office import find as finder
-from vault.cli import NUMBER, Ctx, cell, cli, emit, field, json_opt, state
+from vault.cli import NUMBER, Ctx, cell, cli, current, emit, field, json_opt, pad, state
 from vault.i18n import _
 
 
 def _line(r: dict) -> str:
-    return (f"{r['rank']:>5}  {r['number']:<20} {r['class']:<36} {r['customer_type']:<11} {cell(state(r['status']), 7)} "
+    return (f"{r['rank']:>5}  {r['number']:<20} {pad(current().label('class', r['class']), 36)} {r['customer_type']:<11} {cell(state(r['status']), 7)} "
             f"{field(r['field'])}")
 
 
@@ -44,7 +44,8 @@ def find(obj: Ctx, text, name, contact, number, klass, customer_type, business, 
     Best matches first; exit code 1 when nothing matches."""
     if sum(x is not None for x in (text, name, contact, number)) > 1:
         raise click.UsageError(_("give one of TEXT, --name, --contact, --number"))
-    filters = finder.Filters(klass=klass, customer_type=customer_type, business=business, dept=dept,
+    filters = finder.Filters(klass=obj.ident("class", klass), customer_type=customer_type,
+                             business=obj.ident("business type", business), dept=obj.ident("department", dept),
                              created_from=created_from and manifests.parse_date(created_from),
                              created_to=created_to and manifests.parse_date(created_to),
                              status=status, due=due, incomplete=incomplete)

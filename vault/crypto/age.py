@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import tempfile
 from typing import BinaryIO, Protocol, Sequence
 
 from vault.crypto import bech32, header, mlkem, scrypt, stream, x25519
@@ -273,6 +271,9 @@ def open_payload(src: BinaryIO, identities: Sequence[Identity]) -> stream.Payloa
     reader, _ = _open_input(src)
     file_key = _unwrap(header.parse(reader), identities)
     payload = _payload_reader(reader)
+    import shutil  # here: only random access to armored or piped input needs a spool
+    import tempfile
+
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
     shutil.copyfileobj(payload, spool, _COPY_BLOCK)
     spool.seek(0)

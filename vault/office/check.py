@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import io
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vault.archive import audit, authority, members, recovery
+from vault.archive import audit, authority, members, recovery, searchcheck
 from vault.crypto import age
 from vault.store.hashing import hash_file
 from vault.store.counting import Progress, no_progress
@@ -37,6 +41,10 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "problems": self.problems, "notes": self.notes, **self.counts}
+
+
+_WORKERS = max(2, min(4, os.cpu_count() or 1))
+_AHEAD = 8  # dossiers whose documents may be in flight
 
 
 class _Null(io.RawIOBase):
@@ -72,14 +80,27 @@ def check(v, *, actor=None, progress: Progress | None = None,
         st = res.replay.state
         dirs = sorted(p for p in (v.root / "dossiers").iterdir() if p.is_dir())
         step = (progress or no_progress)(sum(_bytes_under(p / "documents") for p in dirs))
-        for ddir in dirs:
-            if recovery.uncreated_dossier(v, st, ddir.name):
-                rep.notes.append(Message(N_("dossiers/{name}: left by a 'dossier create' that stopped before its "
-                                            "commit point (counts for nothing; 'vault repair' removes it)"),
-                                         name=ddir.name))
-            else:
-                _check_dossier(v, ddir.name, mem, ids, rep, step)
+        # Documents are checked on threads: reading, hashing and decrypting release the GIL, so
+        # both of a small machine's cores work. While the workers read, hash and decrypt one
+        # dossier's documents, this thread goes on verifying the next manifests; results are taken
+        # in dossier order, a bounded number ahead, so the report is stable.
+        pending: deque[Callable[[], None]] = deque()
+        with ThreadPoolExecutor(_WORKERS, thread_name_prefix="vault-check") as pool:
+            for ddir in dirs:
+                if recovery.uncreated_dossier(v, st, ddir.name):
+                    note = Message(N_("dossiers/{name}: left by a 'dossier create' that stopped before its "
+                                      "commit point (counts for nothing; 'vault repair' removes it)"), name=ddir.name)
+                    pending.append(functools.partial(rep.notes.append, note))
+                else:
+                    pending.append(_check_dossier(v, ddir.name, mem, ids, rep, step, pool))
+                while len(pending) > _AHEAD:
+                    pending.popleft()()
+            while pending:
+                pending.popleft()()
         _check_records(v, mem, rep)
+        problems, notes = searchcheck.check(v, actor)
+        rep.problems.extend(problems)
+        rep.notes.extend(notes)
         for p in find_temporaries(v.root):
             rep.notes.append(Message(N_("{relative_to}: temporary file left by an interrupted command (removed by the next write)"), relative_to=p.relative_to(v.root)))
     return rep
@@ -93,12 +114,20 @@ def _bytes_under(d: Path) -> int:
         return 0
 
 
-def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callable[[int], None]) -> None:
+def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callable[[int], None],
+                   pool: ThreadPoolExecutor) -> Callable[[], None]:
+    """Check a dossier's manifest, key table and sealed texts now; its documents on ``pool``. Returns
+    what collects the documents' results into ``rep`` (and names leftover files), to call in order."""
+    mine: list = []  # this dossier's problems, added to the report in dossier order
+
+    def report_only() -> None:
+        rep.problems.extend(mine)
+
     try:
         m = load_manifest(v, dossier_id, member_records=mem)
     except VaultError as e:
-        rep.problems.append(e.message)
-        return
+        mine.append(e.message)
+        return report_only
     rep.counts["dossiers"] += 1
     kt_path = v.layout.key_table(dossier_id)
     table = None
@@ -110,34 +139,38 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
                 table = read_table(v, dossier_id, ids)
         except FileNotFoundError:
             if not _being_destroyed(v, dossier_id):  # an unfinished execution is named on its own
-                rep.problems.append(Message(N_("keys/{dossier_id}.age: missing"), dossier_id=dossier_id))
+                mine.append(Message(N_("keys/{dossier_id}.age: missing"), dossier_id=dossier_id))
         except (FormatError, AuthenticationError):
-            rep.problems.append(Message(N_("keys/{dossier_id}.age: damaged (header does not parse)"), dossier_id=dossier_id))
+            mine.append(Message(N_("keys/{dossier_id}.age: damaged (header does not parse)"), dossier_id=dossier_id))
         except VaultError as e:
-            rep.problems.append(e.message)
+            mine.append(e.message)
     if table is not None:
         for p in (x for x in m["profile"] if "sealed" in x):
-            _try(rep, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=Message(N_("{number} profile v{version}"), number=m['number'], version=p['version'])))
-    referenced = set()
+            _try(mine, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=Message(N_("{number} profile v{version}"), number=m['number'], version=p['version'])))
     # A destruction under way overwrites and deletes ciphertext step by step; until it finishes, the
     # unfinished execution is what check names, not each document it has reached.
     shredding = _being_destroyed(v, dossier_id)
-    for d in m["documents"]:
-        if d.get("status") == "destroyed" or shredding:
-            continue
-        referenced.add(f"{d['id']}.age")
-        _check_document(v, m, d, table, rep)
-        try:
-            step(v.layout.document(m["id"], d["id"]).stat().st_size)
-        except OSError:
-            pass  # a missing document is named by _check_document
+    docs = [] if shredding else [d for d in m["documents"] if d.get("status") != "destroyed"]
+    referenced = {f"{d['id']}.age" for d in m["documents"] if d.get("status") != "destroyed"}
+    futures = [pool.submit(_check_document, v, m, d, table) for d in docs]
     docdir = v.layout.dossier_dir(dossier_id) / "documents"
-    if docdir.is_dir():
-        for p in docdir.iterdir():
-            if p.name not in referenced and not p.name.startswith(TMP_PREFIX):
-                rep.notes.append(Message(N_("dossiers/{dossier_id}/documents/{name}: not in the manifest (left by an "
-                                            "interrupted add; 'vault repair' removes it)"), dossier_id=dossier_id,
-                                         name=p.name))
+
+    def collect() -> None:
+        rep.problems.extend(mine)
+        for fut in futures:
+            problems, size = fut.result()
+            rep.counts["documents"] += 1
+            rep.counts["bytes"] += size
+            rep.problems.extend(problems)
+            step(size)
+        if docdir.is_dir() and not shredding:
+            for p in docdir.iterdir():
+                if p.name not in referenced and not p.name.startswith(TMP_PREFIX):
+                    rep.notes.append(Message(N_("dossiers/{dossier_id}/documents/{name}: not in the manifest (left by an "
+                                                "interrupted add; 'vault repair' removes it)"), dossier_id=dossier_id,
+                                             name=p.name))
+
+    return collect
 
 
 def _being_destroyed(v, dossier_id: str) -> bool:
@@ -145,45 +178,56 @@ def _being_destroyed(v, dossier_id: str) -> bool:
                for d in authority.state(v)["destructions"].values())
 
 
-def _check_document(v, m: dict, d: dict, table, rep: Report) -> None:
+# Documents up to this size are read once into memory and hashed, parsed and decrypted from there;
+# larger ones are hashed in one pass and decrypted in a second, so memory stays flat.
+_IN_MEMORY = 16 << 20
+
+
+def _check_document(v, m: dict, d: dict, table) -> tuple[list, int]:
+    """(problems, bytes) for one document: its ciphertext hash, its header, and with ``table`` its
+    metadata and payload. Runs on the check's worker threads (hashing and the AEAD drop the GIL)."""
     rel = f"dossiers/{m['id']}/documents/{d['id']}.age ({d['number']})"
     path = v.layout.document(m["id"], d["id"])
-    rep.counts["documents"] += 1
     try:
-        digest, size = hash_file(path)
+        f = open(path, "rb")
     except FileNotFoundError:
-        rep.problems.append(Message(N_("{rel}: missing"), rel=rel))
-        return
-    rep.counts["bytes"] += size
-    if (digest, size) != (d["sha256"], d["size"]):
-        rep.problems.append(Message(N_("{rel}: ciphertext hash does not match the manifest (damaged or tampered with)"), rel=rel))
-        return
-    try:
-        with open(path, "rb") as f:
-            hdr = age.read_header(f)
-        if [s.type for s in hdr.stanzas] != [KEYREF_TYPE] or hdr.stanzas[0].args != (d["key"],):
-            rep.problems.append(Message(N_("{rel}: header does not refer to its key-table entry"), rel=rel))
-            return
-    except (FormatError, AuthenticationError):
-        rep.problems.append(Message(N_("{rel}: age header does not parse"), rel=rel))
-        return
-    if table is None:
-        return
-    _try(rep, lambda: unseal(base64.b64decode(d["meta"]), table, what=Message(N_("{number} metadata"), number=d['number'])))
-    try:
-        with open(path, "rb") as f:
-            age.decrypt(f, _Null(), [table.identity()])
-    except NoIdentityMatchError:
-        rep.problems.append(Message(N_("{rel}: its key is missing from the key table"), rel=rel))
-    except (FormatError, AuthenticationError):
-        rep.problems.append(Message(N_("{rel}: payload fails authentication (damaged or tampered with)"), rel=rel))
+        return [Message(N_("{rel}: missing"), rel=rel)], 0
+    with f:
+        if d.get("size", 0) <= _IN_MEMORY:
+            data = f.read(_IN_MEMORY + 1)
+            size = len(data)
+            digest = hashlib.sha256(data).hexdigest() if size <= _IN_MEMORY else ""
+            src: Any = io.BytesIO(data)
+        else:
+            digest, size = hash_file(path)
+            src = f
+        if (digest, size) != (d["sha256"], d["size"]):
+            return [Message(N_("{rel}: ciphertext hash does not match the manifest (damaged or tampered with)"), rel=rel)], size
+        try:
+            hdr = age.read_header(src)
+            if [s.type for s in hdr.stanzas] != [KEYREF_TYPE] or hdr.stanzas[0].args != (d["key"],):
+                return [Message(N_("{rel}: header does not refer to its key-table entry"), rel=rel)], size
+        except (FormatError, AuthenticationError):
+            return [Message(N_("{rel}: age header does not parse"), rel=rel)], size
+        if table is None:
+            return [], size
+        problems: list = []
+        _try(problems, lambda: unseal(base64.b64decode(d["meta"]), table, what=Message(N_("{number} metadata"), number=d['number'])))
+        src.seek(0)
+        try:
+            age.decrypt(src, _Null(), [table.identity()])
+        except NoIdentityMatchError:
+            problems.append(Message(N_("{rel}: its key is missing from the key table"), rel=rel))
+        except (FormatError, AuthenticationError):
+            problems.append(Message(N_("{rel}: payload fails authentication (damaged or tampered with)"), rel=rel))
+        return problems, size
 
 
-def _try(rep: Report, fn) -> None:
+def _try(rep: Report | list, fn) -> None:
     try:
         fn()
     except VaultError as e:
-        rep.problems.append(e.message)
+        (rep.problems if isinstance(rep, Report) else rep).append(e.message)
 
 
 def _check_records(v, mem: dict, rep: Report) -> None:
@@ -203,8 +247,13 @@ def _check_records(v, mem: dict, rep: Report) -> None:
     for no, f in sorted(authority.state(v)["destructions"].items()):
         if f.get("certificate") is not None:
             _try(rep, lambda no=no: destructions.certificate(v, no))
+    # Only dossiers the history wrote reviews for: asking every dossier would walk every record path
+    # once per dossier (quadratic in a large vault) to find none.
+    reviewed = {rel.split("/")[1] for rel, (h, *_) in authority.state(v)["files"].items()
+                if rel.startswith("reviews/") and h is not None and rel.count("/") == 2}
     for d in sorted(authority.state(v)["dossiers"]):
-        _try(rep, lambda d=d: reviews.history(v, d, member_records=mem))
+        if d in reviewed:
+            _try(rep, lambda d=d: reviews.history(v, d, member_records=mem))
     _try(rep, lambda: rep.problems.extend(
         Message(N_("destructions/{number}.execution.toml: destruction {number} of {target} started at {started_at} did not finish (next step: {next}); run 'vault destroy execute {number}'"), number=u['number'], target=u['target'], started_at=u['started_at'], next=u['next'])
         for u in destructions.unfinished(v)))

@@ -6,7 +6,6 @@ import base64
 import os
 import contextlib
 import secrets
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Sequence
@@ -17,10 +16,11 @@ from vault.archive.manifests import append_document, load_manifest, manifest_fil
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
 from vault.store.keytable import KeyRefRecipient, KeyTable, unseal
-from vault.archive import grants
-from vault.store import make_dir, atomic_writer, sync_files
+from vault.archive import grants, members
+from vault.store import WritebackWriter, atomic_writer, make_dir
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
+from vault.store import tomlread
 from vault.store.counting import Progress, counting, no_progress
 from vault.i18n import Message, N_
 
@@ -47,56 +47,105 @@ def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, so
     key table and the grants' key releases are staged and committed by one entry, so an interrupted
     add leaves the dossier exactly as it was, or is finished by the next command (FORMAT §18.5).
     """
-    actor.require("doc.add", number=number)
+    return add_many(actor, [(number, files)], category=category, source=source, date=date, original=original,
+                    copy_note=copy_note, title=title, replaces=replaces, paper_location=paper_location,
+                    progress=progress, force_date=force_date)[0]
+
+
+def add_many(actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]], *, category: str, source: str, date: str,
+             original: bool, copy_note: str | None = None, title: str | None = None, replaces: str | None = None,
+             paper_location: str | None = None, progress: Progress | None = None,
+             force_date: bool = False) -> list[list[str]]:
+    """A bulk add: ``(number, files)`` for several dossiers under one lock; the numbers per item.
+
+    Every document file and key table of the batch is written unsynced, then all of them and the
+    staged manifests are made durable together (one ``syncfs`` on Linux), then one history entry per
+    dossier is appended — all with one fsync — as the commit point (``audit.commit_many``). Nothing
+    is written before every dossier of the batch has been checked, and a dossier named twice takes
+    all its files in one manifest revision.
+    """
+    if not batch:
+        return []
+    actor.require("doc.add", number=batch[0][0])
     v = actor.vault
     if category not in CATEGORIES:
-        raise InputError(N_("unknown category {category!r}"), hint=N_("categories: {CATEGORIES}"), category=category, CATEGORIES=', '.join(CATEGORIES))
+        raise InputError(N_("unknown category {category!r}"), hint=N_("categories: {CATEGORIES}"), category=category,
+                         CATEGORIES=', '.join(CATEGORIES))
     date = parse_record_date(date, force=force_date)
     if not source.strip():
         raise InputError(N_("the source of the material is required [R-3.1.3]"), param="source")
     if not original and not (copy_note or "").strip():
         raise InputError(N_("a copy needs a note saying why the original could not be had [R-3.1.3]"),
                          param="copy_note")
-    if replaces and len(files) != 1:
+    if replaces and (len(batch) != 1 or len(batch[0][1]) != 1):
         raise InputError(N_("replaces takes exactly one new file"), param="replaces")
-    for f in files:
-        if not isinstance(f, Stream) and not Path(f).is_file():
-            raise InputError(N_("{f}: no such file"), hint=N_("check the path"), f=f)
-    dossier_id = resolve(v, number)
-    added: list[str] = []
+    groups: dict[str, list[Path | Stream]] = {}
+    order: list[tuple[str, str]] = []  # (dossier id, number as given), in the caller's order
+    for number, files in batch:
+        for f in files:
+            if not isinstance(f, Stream) and not Path(f).is_file():
+                raise InputError(N_("{f}: no such file"), hint=N_("check the path"), f=f)
+        dossier_id = resolve(v, number)
+        if dossier_id not in groups:
+            groups[dossier_id] = []
+        groups[dossier_id].extend(files)
+        order.append((dossier_id, number))
+    added: dict[str, list[str]] = {}
     with v.lock(exclusive=True):
-        m = load_manifest(v, dossier_id)
-        if m["status"] == "destroyed":
-            raise ConflictError(N_("dossier {number} has been destroyed"), number=m['number'])
-        if m["status"] == "closed":
-            actor.audit("doc.add", outcome="refused", number=m["number"])
-            raise ConflictError(N_("dossier {number} was closed on {closed}"),
-                                hint=N_("reopen it first: 'vault dossier reopen {number}'"), number=m['number'], closed=m.get('closed'))
-        old = _find_doc(m, replaces) if replaces else None
+        manifests = {}
+        for dossier_id in groups:
+            m = load_manifest(v, dossier_id)
+            if m["status"] == "destroyed":
+                raise ConflictError(N_("dossier {number} has been destroyed"), number=m['number'])
+            if m["status"] == "closed":
+                actor.audit("doc.add", outcome="refused", number=m["number"])
+                raise ConflictError(N_("dossier {number} was closed on {closed}"),
+                                    hint=N_("reopen it first: 'vault dossier reopen {number}'"), number=m['number'],
+                                    closed=m.get('closed'))
+            manifests[dossier_id] = m
+        old = _find_doc(manifests[order[0][0]], replaces) if replaces else None
         if old is not None and old.get("superseded_by"):
             raise ConflictError(N_("{replaces} is already replaced by {superseded_by}"),
-                                hint=N_("add the new version to the newest one"), replaces=replaces, superseded_by=old['superseded_by'])
-        table = read_table(v, dossier_id, actor.read_identities())
-        written = []
+                                hint=N_("add the new version to the newest one"), replaces=replaces,
+                                superseded_by=old['superseded_by'])
+        idents = actor.read_identities()
+        recipients, active = members.ring_recipients(v), grants.list_grants(v)
         # Bytes read from the files given; standard input counts towards a total of 0 (unknown).
-        step = (progress or no_progress)(sum(Path(f).stat().st_size for f in files if not isinstance(f, Stream)))
-        for f in files:
-            entry, path = _encrypt_one(v, m, table, f if isinstance(f, Stream) else Path(f), category=category, source=source, date=date,
-                                       original=original, copy_note=copy_note, title=title,
-                                       paper_location=paper_location, by=actor.name, step=step)
-            written.append(path)
-            if old is not None:
-                entry["replaces"] = old["number"]
-                entry["version"] = old.get("version", 1) + 1
-                old["superseded_by"] = entry["number"]
-            added.append(entry["number"])
-        sync_files(written)
-        m["revision"] += 1
-        # The key table and the grants' key releases are committed with the manifest (FORMAT §18.5).
-        actor.commit("doc.add", {**manifest_file(actor, m), **grants.key_files(actor, dossier_id, table)},
-                     number=added[0],
-                     ref=added[-1] if len(added) > 1 else None, obj=dossier_id, rev=m["revision"])
-    return added
+        step = (progress or no_progress)(sum(Path(f).stat().st_size for fs in groups.values() for f in fs
+                                             if not isinstance(f, Stream)))
+        written: list[Path] = []
+        commits = []
+        for dossier_id, files in groups.items():
+            m = manifests[dossier_id]
+            table = read_table(v, dossier_id, idents)
+            mine = added[dossier_id] = []
+            for f in files:
+                entry, path = _encrypt_one(v, m, table, f if isinstance(f, Stream) else Path(f), category=category,
+                                           source=source, date=date, original=original, copy_note=copy_note,
+                                           title=title, paper_location=paper_location, by=actor.name, step=step)
+                written.append(path)
+                if old is not None:
+                    entry["replaces"] = old["number"]
+                    entry["version"] = old.get("version", 1) + 1
+                    old["superseded_by"] = entry["number"]
+                mine.append(entry["number"])
+            if not mine:
+                continue
+            m["revision"] += 1
+            # The key table and the grants' key releases are staged and committed with the manifest
+            # (FORMAT §18.5): an interruption before the entry changes none of them.
+            files_out = {**manifest_file(actor, m),
+                         **grants.key_files(actor, dossier_id, table, recipients=recipients, active=active)}
+            commits.append(dict(action="doc.add", files=files_out, number=mine[0],
+                                ref=mine[-1] if len(mine) > 1 else None, obj=dossier_id, rev=m["revision"]))
+        if commits:
+            actor.commit_many(commits, synced=written)
+    out, taken = [], {d: 0 for d in groups}
+    for (dossier_id, _), (_, files) in zip(order, batch):
+        k = taken[dossier_id]
+        out.append(added[dossier_id][k : k + len(files)])
+        taken[dossier_id] = k + len(files)
+    return out
 
 
 def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: str, source: str, date: str,
@@ -108,7 +157,8 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: s
     path = v.layout.document(m["id"], doc_id)
     make_dir(path.parent)
     source_file = contextlib.nullcontext(src.file) if isinstance(src, Stream) else open(src, "rb")
-    with source_file as fin, atomic_writer(path, sync=False) as fout, HashingWriter(fout) as hw:
+    with source_file as fin, atomic_writer(path, sync=False) as fout, WritebackWriter(fout) as wb, \
+            HashingWriter(wb) as hw:
         age.encrypt(counting(fin, step), hw, [rcpt])
     assert rcpt.file_key is not None
     table.keys[kid] = rcpt.file_key
@@ -155,7 +205,7 @@ def list_docs(actor, number: str, *, with_meta: bool = False) -> list[dict[str, 
 
 def read_meta(d: dict[str, Any], table: KeyTable) -> dict[str, Any]:
     plain = unseal(base64.b64decode(d["meta"]), table, what=Message(N_("document {number} metadata"), number=d['number']))
-    return tomllib.loads(plain.decode())
+    return tomlread.loads(plain.decode())
 
 
 def history(actor, docno: str) -> list[dict[str, Any]]:

@@ -13,10 +13,10 @@ from vault.archive.manifests import (CUSTOMER_TYPES, _seal_profile, load_manifes
                                      resolve, summary, write_table)
 from vault.archive.schemes import configured
 from vault.errors import InputError
+from vault.i18n import N_
 from vault.store import index, make_dir
-from vault.i18n import Message, N_
 from vault.store.keytable import KeyTable
-from vault.store.layout import check_name
+from vault.archive.labels import resolve_name
 
 
 def _facts(customer_type: str, business: str, dept: str, created: str) -> dict[str, str]:
@@ -29,8 +29,8 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
     v = actor.vault
     if customer_type not in CUSTOMER_TYPES:
         raise InputError(N_("unknown customer type {customer_type!r}"), hint=N_("use enterprise or individual"), customer_type=customer_type)
-    check_name(Message(N_("business type")), business)
-    check_name("department", dept)
+    business = resolve_name(v, "business type", business)
+    dept = resolve_name(v, "department", dept)
     if not str(profile.get("name") or "").strip():
         raise InputError(N_("a dossier needs the customer's name (not blank)"), param="name")
     created = clock.today()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields as dc_fields
 from typing import Any, Iterable, Mapping
 
 from vault import clock
-from vault.archive import completeness, members, searchindex
+from vault.archive import authority, completeness, members, searchindex
 from vault.archive import reviews
 from vault.archive import manifests
 from vault.archive import grants
@@ -93,8 +93,34 @@ def open_or_build(actor) -> searchindex.Index:
         rebuild(actor)
         idx = searchindex.open_index(actor)
     assert idx is not None
-    searchindex.merge_if_due(actor, idx)
-    return idx
+    return searchindex.merge_if_due(actor, idx) or idx
+
+
+def _behind(actor, idx: searchindex.Index) -> bool:
+    """Re-index dossiers the history has and the index lacks — an index put back from an older copy
+    must not hide a customer — and drop those it has and the history does not. Compares counts
+    first (cheap); only when they differ are the dossier shards read. True if anything changed."""
+    st = authority.state(actor.vault)
+    if hasattr(st["dossiers"], "count"):  # the client's stored state: count without reading every dossier
+        destroyed = sum(1 for d in st["destructions"].values() if d.get("state") == "executed" and "/" not in d["target"])
+        if idx.live_count() == st["dossiers"].count() - destroyed:
+            return False
+    live = {d for d, f in st["dossiers"].items() if not f["destroyed"]}
+    if idx.live_count() == len(live):
+        return False
+    have = set(idx.db.ids())
+    missing, extra = live - have, have - live
+    changed = bool(missing) and _repair(actor, sorted(missing)) > 0
+    if extra:  # left by a create interrupted before its commit point: never shown, but counted
+        with actor.vault.lock(exclusive=True):
+            fresh = searchindex.open_index(actor)
+            if fresh is not None:
+                fresh.db.materialize()
+                for d in extra:
+                    fresh.db.remove(d)
+                searchindex.save(actor, fresh)
+        changed = True
+    return changed
 
 
 def rebuild(actor) -> int:
@@ -142,7 +168,7 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
     if number:
         actor.require("dossier.list")
         found = manifests.load_manifest(v, manifests.resolve(v, number))
-        rows = [] if not filters.keep(v, found, None, clock.now().date(), members.all_members(v)) else [_row(found, None)]
+        rows = [] if not filters.keep(v, found, None, clock.today_date(), members.all_members(v)) else [_row(found, None)]
         return {"total": len(rows), "rows": [dict(r, field="number", fields=["number"]) for r in rows], "stale": 0}
     query, fields = (text, None) if text else (name, NAME_FIELDS) if name else (contact, CONTACT_FIELDS)
     if not query and not filters.active():
@@ -150,12 +176,22 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
     actor.require("find")
     actor.audit("find")  # the searched words are customer data: never logged
     idx = open_or_build(actor)
-    today, mem = clock.now().date(), members.all_members(v)
+    today, mem = clock.today_date(), members.all_members(v)
+    if _retry and _behind(actor, idx):
+        idx = open_or_build(actor)
     if not query:
         hits = [Hit(mf["id"], mf["number"], "number") for mf in manifests.iter_manifests(v) if mf["status"] != "destroyed"]
-    else:
-        hits = idx.db.search(query, fields)
-    rows, total = [], len(hits)
+        total = len(hits)
+    else:  # with filters every candidate is confirmed; without, only the page is ranked in full
+        first = None if filters.active() else offset + limit
+        try:
+            total, hits = idx.db.search_page(query, fields, first)
+        except IntegrityError:
+            if not searchindex.moved(v, idx):
+                raise
+            idx = open_or_build(actor)  # a merge by another command swept the shards this one had opened
+            total, hits = idx.db.search_page(query, fields, first)
+    rows = []
     stale: list[str] = []
     if filters.active():  # every candidate's manifest is read, so the total is exact
         kept = []
@@ -168,7 +204,7 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
                 kept.append(_row(m, h if query else None))
         total, rows = len(kept), kept[offset:offset + limit]
     else:  # only the page is read and confirmed
-        for h in hits[offset:offset + limit]:
+        for h in hits[offset:offset + limit]:  # (total counts the rows the index found)
             m = _confirmed(v, h, idx.db.info(h.dossier))
             if m is None:
                 stale.append(h.dossier)

@@ -12,7 +12,6 @@ import contextlib
 import os
 import secrets
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from vault.store.keytable import KeyRefRecipient
 from vault.store import atomic_writer, fsync_dir
 from vault.archive import grants
 from vault.i18n import N_
+from vault.store import tomlread
 
 ID_LEN = 32
 UPLOAD_PREFIX = ".upload-"
@@ -207,7 +207,7 @@ def accept(actor, sid: str) -> str:
             raise IntegrityError(N_("intake/{sid}.age does not match its record (damaged or tampered with)"), sid=sid)
         ident = _identity(actor)
         try:
-            meta = tomllib.loads(age.decrypt_bytes(base64.b64decode(rec["sealed"]), [ident]).decode())
+            meta = tomlread.loads(age.decrypt_bytes(base64.b64decode(rec["sealed"]), [ident]).decode())
         except (FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
             raise IntegrityError(N_("intake/{sid}.toml: sealed part damaged"), sid=sid) from None
         dossier_id = resolve(v, rec["for"])

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import base64
-import tomllib
 from typing import Any
 
 from vault.archive import grants, searchindex
 from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest, manifest_file, read_profile, resolve
 from vault.errors import InputError, PermissionDeniedError
-from vault.i18n import Message, N_
+from vault.i18n import N_
 from vault.store.keytable import unseal
 from vault.archive.schemes import configured
-from vault.store.layout import check_name
+from vault.archive.labels import resolve_name
+from vault.store import tomlread
 
 
 def _may_update(actor, m: dict[str, Any]) -> None:
@@ -50,8 +50,8 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
         old = read_profile(actor, m, table)
         new = {**old, **changes}
         changed = sorted(k for k in changes if old.get(k) != new.get(k))
+        business = resolve_name(v, "business type", business) if business else business
         if business and business != m["business"]:
-            check_name(Message(N_("business type")), business)
             m["business"] = business
             facts = {"customer_type": m["customer_type"], "business": business, "dept": m["dept"], "created": m["created"]}
             m["class"] = configured(v, "classification").classify(facts=facts)
@@ -80,6 +80,6 @@ def history(actor, number: str) -> list[dict[str, Any]]:
         table = grants.open_key_table(actor, m["id"], number=m["number"])
         actor.audit("dossier.read", number=m["number"])
         for row, p in zip(rows, m["profile"]):
-            row["values"] = tomllib.loads(unseal(base64.b64decode(p["sealed"]), table,
+            row["values"] = tomlread.loads(unseal(base64.b64decode(p["sealed"]), table,
                                                  what=f"profile v{p['version']} of {m['number']}").decode())
     return rows

@@ -21,16 +21,29 @@ from vault.errors import (
 )
 from vault.store import fsync_dir, records, remove
 from vault.store.identity import PublicKey
+from vault.store import names
 from vault.store.layout import check_name
+from vault.archive.labels import resolve_name
 from vault.i18n import N_
 
 
-def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str) -> dict[str, Any]:
-    """Add a member (supervisor only); members of a ring's roles get the ring identity wrapped to them."""
+def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str,
+               display_name: str | None = None) -> dict[str, Any]:
+    """Add a member (supervisor only); members of a ring's roles get the ring identity wrapped to them.
+
+    ``name`` is the member's id (``zhangsan``), or — when it is not of the id form and no
+    ``display_name`` is given — their display name (``张三``), for which an id is made. A name or
+    display name that looks like another member's (former members included) is refused.
+    """
     actor.require("member.manage")
     v = actor.vault
-    check_name("member", name)
-    check_name("department", dept)
+    if not names.is_id(name):
+        if display_name is not None:
+            check_name("member", name)
+        display_name = name
+    if display_name is not None:
+        display_name = names.display_name(display_name, kind="member")
+    dept = resolve_name(v, "department", dept)
     roles = sorted(set(roles))
     for r in roles:
         if r not in ROLES:
@@ -39,11 +52,21 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
         raise InputError(N_("a member needs at least one role"), param="role")
     with v.lock(exclusive=True):
         current = all_members(v)
+        if not names.is_id(name):
+            name = names.new_id("member", display_name or name, current)
+        check_name("member", name)
         if name in current:
             raise ConflictError(N_("member {name} already exists"), hint=N_("member names are never reused"), name=name)
         if any(r["key"] == key.line() for r in current.values()):
             raise ConflictError(N_("that public key already belongs to a member"))
-        rec = actor.sign(_member_record(name, key, roles, dept, actor.name))
+        taken = {i: [i, *([r["display_name"]] if r.get("display_name") else [])] for i, r in current.items()}
+        for n in (name, display_name) if display_name else (name,):
+            others = names.clash(n, taken)
+            if others:
+                raise ConflictError(N_("the name {name!r} looks like that of member {others}"),
+                                    hint=N_("choose a name that reads differently (add a distinguishing word); "
+                                            "names are never reused"), name=n, others=", ".join(others))
+        rec = actor.sign(_member_record(name, key, roles, dept, actor.name, display_name))
         files = {f"members/{name}.toml": records.dump_toml(rec)}
         for ring in v.policy.rings_for(roles):
             rr = ring_record(v, ring)
@@ -52,9 +75,36 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
             keys[name] = key
             files.update(_ring_files(v, ring, rr["generation"], secret, [*rr["members"], name], keys,
                                      by=actor.name, signer=actor))
-        actor.commit("member.add", files, ref=name, obj=name,
-                     subject={"key": key.line(), "roles": roles, "dept": dept})
+        subject: dict[str, Any] = {"key": key.line(), "roles": roles, "dept": dept}
+        if display_name is not None:
+            subject["display_name"] = display_name
+        actor.commit("member.add", files, ref=name, obj=name, subject=subject)
     return rec
+
+
+def rename_member(actor, name: str, display_name: str) -> dict[str, Any]:
+    """Give an active member a new display name (a supervisor; the id never changes). The old name
+    stays in the history; the new one may look like no other member's name or id."""
+    actor.require("member.manage")
+    v = actor.vault
+    display_name = names.display_name(display_name, kind="member")
+    with v.lock(exclusive=True):
+        current = all_members(v)
+        if name not in current or current[name]["status"] != "active":
+            raise NotFoundError(N_("no active member {name}"), hint=N_("see 'vault member list'"), name=name)
+        others = names.clash(display_name, {i: [i, *([r["display_name"]] if r.get("display_name") else [])]
+                                            for i, r in current.items() if i != name})
+        if others:
+            raise ConflictError(N_("the name {name!r} looks like that of member {others}"),
+                                hint=N_("choose a name that reads differently (add a distinguishing word)"),
+                                name=display_name, others=", ".join(others))
+        rec = authority.load(v, f"members/{name}.toml")
+        rec.pop("signature", None)
+        rec["display_name"] = display_name
+        signed = actor.sign(rec)
+        actor.commit("member.rename", {f"members/{name}.toml": records.dump_toml(signed)}, ref=name, obj=name,
+                     subject={"display_name": display_name})
+    return signed
 
 
 def _ring_secret_text(actor, ring: str) -> str:

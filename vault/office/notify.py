@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from vault import clock, i18n, plugins
-from vault.archive import completeness
+from vault.archive import completeness, labels
 from vault.archive import reviews
 from vault.errors import PermissionDeniedError, PluginError, VaultError
 from vault.i18n import N_
+from vault.store import names
 
 
 def _lines(row: Mapping[str, Any], _: Callable[[str], str]) -> list[str]:
@@ -92,8 +93,12 @@ def send(actor, name: str, options: Mapping[str, Any] | None = None, *, dept: st
     for row in rows:
         by_dept[row["dept"]].append(row)
     today, sent = clock.today(), []
+    pol = actor.vault.policy.data
     for d in sorted(by_dept):
-        subject, body = compose(d, by_dept[d], today=today, lang=lang)
+        # The message is for people: the department and classes by the names the policy gives them.
+        shown = names.shown(d, labels.label(pol, "department", d))
+        subject, body = compose(shown, [{**r, "class": labels.class_label(pol, r["class"])} for r in by_dept[d]],
+                                today=today, lang=lang)
         ref = f"{d} via {name}"
         try:
             notifier.notify(department=d, subject=subject, body=body)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vault.archive import authority
+from vault import clock
+from vault.archive import authority, labels
 from vault.errors import ConflictError, FormatError, InputError
 from vault.store import make_dir, records
 from vault.i18n import N_
@@ -32,6 +33,9 @@ def update(actor, path: Path) -> dict[str, Any]:
                             hint=N_("keep the [rings] section as 'vault policy show' prints it"))
     if "policy.manage" not in new["roles"].get("supervisor", {}).get("may", []):
         raise ConflictError(N_("the supervisor role must keep policy.manage"), hint=N_("otherwise nobody could change it back"))
+    if "time_zone" in new:
+        clock.zone(new["time_zone"])  # a zone this machine does not know would move every "today"
+    labels.check_policy(new)
     with v.lock(exclusive=True):
         signed = actor.sign(new)
         data = records.dump_toml(signed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
 import os
 import re
@@ -12,7 +11,7 @@ from typing import Any
 
 import pluggy
 
-from vault.plugins import hookspecs
+from vault.plugins import discovery, hookspecs
 from vault.errors import PluginError
 from vault.i18n import Message, N_
 
@@ -61,13 +60,15 @@ class VaultPluginManager(pluggy.PluginManager):
 
 
 def get_plugin_manager(*, environ: Mapping[str, str] | None = None,
-                       entry_points: bool = True) -> VaultPluginManager:
+                       entry_points: bool = True, cache: bool = True) -> VaultPluginManager:
     """Build a fresh plugin manager with the hook specs and the allowed entry-point plugins loaded.
 
     :param environ: where to read ``VAULT_LOAD_PLUGINS`` (default ``os.environ``): unset loads every
         installed plugin, empty loads the built-ins only, otherwise a comma-separated allowlist of
         distribution or entry-point names. Built-ins always load.
     :param entry_points: ``False`` gives a manager with the specs only, for tests.
+    :param cache: ``False`` reads the installed distributions' metadata itself, neither reading nor
+        writing the entry-point cache (the conformance kit: it proves a plugin's packaging).
     :raises PluginError: a plugin failed to import, implements an unknown hook, or clashes with another.
     """
     pm = VaultPluginManager()
@@ -75,15 +76,14 @@ def get_plugin_manager(*, environ: Mapping[str, str] | None = None,
         env = os.environ if environ is None else environ
         raw = env.get(ALLOWLIST_ENV)
         allow = None if raw is None else {item.strip() for item in raw.split(",") if item.strip()}
-        load_entry_points(pm, allow=allow)
+        load_entry_points(pm, allow=allow, cache=cache)
     return pm
 
 
-def _normalise(distribution: str) -> str:
-    return re.sub(r"[-_.]+", "-", distribution).lower()
+_normalise = discovery.normalise
 
 
-def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) -> None:
+def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None, cache: bool = True) -> None:
     """Register the ``vault`` entry points of installed distributions into ``pm``, then check them.
 
     :param allow: third-party distribution or entry-point names to load; ``None`` loads all of them.
@@ -92,19 +92,15 @@ def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) 
     allowed = None if allow is None else {_normalise(a) for a in allow} | set(allow)
     found = []
     named: set[str] = set()  # allowlist entries that matched a third-party distribution or entry point
-    for dist in importlib.metadata.distributions():
-        dist_name = _normalise(dist.metadata["Name"] or "")
-        builtin = dist_name == BUILTIN_DISTRIBUTION
-        for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP:
+    for ep in discovery.entry_points(ENTRY_POINT_GROUP) if cache else discovery.scan(ENTRY_POINT_GROUP):
+        builtin = ep.dist == BUILTIN_DISTRIBUTION
+        if allowed is not None:
+            listed = ep.dist in allowed or ep.name in allowed
+            if listed:
+                named |= {ep.dist, ep.name}
+            elif not builtin:
                 continue
-            if allowed is not None:
-                listed = dist_name in allowed or ep.name in allowed
-                if listed:
-                    named |= {dist_name, ep.name}
-                elif not builtin:
-                    continue
-            found.append((not builtin, dist_name, ep.name, dist, ep))
+        found.append((not builtin, ep.dist, ep.name, ep))
     if allow:
         # A misspelt name would otherwise silently load nothing, and the office would run without
         # the numbering scheme or target it believes it configured.
@@ -112,8 +108,8 @@ def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) 
         if unknown:
             raise PluginError(N_("{ALLOWLIST_ENV} names no installed plugin: {unknown}"),
                               hint=N_("see 'vault plugins list' for the names; entries are distribution or entry-point names"), ALLOWLIST_ENV=ALLOWLIST_ENV, unknown=', '.join(unknown))
-    for _, dist_name, _, dist, ep in sorted(found, key=lambda f: f[:3]):
-        source = PluginSource(dist_name, dist.version, dist_name == BUILTIN_DISTRIBUTION, ep.value)
+    for _, dist_name, _, ep in sorted(found, key=lambda f: f[:3]):
+        source = PluginSource(dist_name, ep.version, dist_name == BUILTIN_DISTRIBUTION, ep.value)
         previous = pm.sources.get(ep.name)
         if previous is not None:
             # The same distribution seen twice on sys.path is harmless; two claiming one name is not.
@@ -124,7 +120,7 @@ def load_entry_points(pm: VaultPluginManager, *, allow: set[str] | None = None) 
                 hint=N_("uninstall one of them, or leave one out of {ALLOWLIST_ENV}"), name=ep.name, distribution=previous.distribution, dist_name=dist_name, ALLOWLIST_ENV=ALLOWLIST_ENV,
             )
         try:
-            register_plugin(pm, call_plugin(ep.name, ep.load), name=ep.name, source=source)
+            register_plugin(pm, call_plugin(ep.name, discovery.load, ep.value), name=ep.name, source=source)
         except PluginError as exc:
             if not source.builtin:
                 exc.hint = Message(N_("fix or uninstall {dist_name}, or leave it out of {ALLOWLIST_ENV}"), dist_name=dist_name, ALLOWLIST_ENV=ALLOWLIST_ENV)

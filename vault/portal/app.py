@@ -78,7 +78,7 @@ class Portal:
         html = self.envs[lang].get_template(template).render(
             lang=lang, html_lang="zh-Hans" if lang == "zh_Hans" else "en", organisation=self.organisation,
             switch_url=f"{request.url.path}?lang={other}", lang_query=f"?lang={'zh' if lang == 'zh_Hans' else 'en'}"
-            if chosen else "", size=lambda n: i18n.format_size(n, lang), when=lambda t: i18n.format_datetime(t, lang),
+            if chosen else "", size=lambda n: i18n.format_size(n, lang), when=lambda t: i18n.format_datetime(t, lang, clock.current_zone()),
             count=lambda n: i18n.format_number(n, lang), limits=self.limits,
             # An archive number must not break at its hyphens.
             number_html=Markup('<span class="no">%s</span>') % ctx.get("number", ""), **ctx)

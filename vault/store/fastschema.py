@@ -79,12 +79,37 @@ def _compile(s: Any) -> Check:
         checks.append(make(val, s))
     if "properties" in s or "additionalProperties" in s:
         checks.append(_properties(s))
-    return lambda x: all(c(x) for c in checks)
+    return _all(checks)
+
+
+def _all(checks: list[Check]) -> Check:
+    # Unrolled for the common short lists: ``vault check`` validates every manifest of the vault, and
+    # a generator per schema node was most of that time.
+    if not checks:
+        return lambda x: True
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        a, b = checks
+        return lambda x: a(x) and b(x)
+    if len(checks) == 3:
+        a, b, c = checks
+        return lambda x: a(x) and b(x) and c(x)
+
+    def check(x: Any) -> bool:
+        for c in checks:
+            if not c(x):
+                return False
+        return True
+
+    return check
 
 
 def _type(val: Any, s: dict) -> Check:
     names = val if isinstance(val, list) else [val]
     fs = [_TYPES[n] for n in names]
+    if len(fs) == 1:
+        return fs[0]
     return lambda x: any(f(x) for f in fs)
 
 
@@ -148,7 +173,15 @@ def _items(val: Any, s: dict) -> Check:
     if "prefixItems" in s:
         raise Unsupported("prefixItems")
     c = _compile(val)
-    return _only(list, lambda x: all(c(i) for i in x))
+
+    def check(x: Any) -> bool:
+        if isinstance(x, list):
+            for i in x:
+                if not c(i):
+                    return False
+        return True
+
+    return check
 
 
 def _dependent_required(val: dict, s: dict) -> Check:
@@ -156,8 +189,7 @@ def _dependent_required(val: dict, s: dict) -> Check:
 
 
 def _all_of(val: list, s: dict) -> Check:
-    cs = [_compile(v) for v in val]
-    return lambda x: all(c(x) for c in cs)
+    return _all([_compile(v) for v in val])
 
 
 def _any_of(val: list, s: dict) -> Check:

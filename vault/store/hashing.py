@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +19,7 @@ class HashingWriter:
 
     _PARALLEL = 1 << 16
 
-    def __init__(self, f: BinaryIO) -> None:
+    def __init__(self, f: Any) -> None:  # a binary file, or a wrapper with write() and flush()
         self.f, self.h, self.size = f, hashlib.sha256(), 0
         self._pool: ThreadPoolExecutor | None = None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +14,7 @@ from vault.crypto import age, sign
 from vault.errors import FormatError, InputError, NoIdentityMatchError
 from vault.i18n import N_
 from vault.store import write_atomic
+from vault.store import tomlread
 
 PUBLIC_PREFIX = "vault-member-1:"
 # Cost of the scrypt wrapping an identity file. 2**18 is age's own default; tests lower it through
@@ -95,9 +95,9 @@ class MemberIdentity:
     @classmethod
     def from_bytes(cls, data: bytes) -> "MemberIdentity":
         try:
-            d = tomllib.loads(data.decode())
+            d = tomlread.loads(data.decode())
             return cls(d["age"], d["sign"])
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        except (tomlread.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError):
             raise FormatError(N_("identity file content is damaged")) from None
 
 
@@ -106,6 +106,25 @@ def _parse_public(text: str) -> PublicKey:
     # Member records are verified on every command; Bech32-decoding a 2 KB hybrid recipient each
     # time dominated their cost. Parsing is pure, so the result is cached by the text.
     return PublicKey._parse(text)
+
+
+@lru_cache(maxsize=4096)
+def signing_key(text: str) -> str:
+    """The signing key of a member key line, checked; the age recipient is left undecoded.
+
+    Verifying a signature needs only this part, and decoding a 2 KB hybrid recipient is most of a
+    small command's cost of reading member keys (``PublicKey.parse`` decodes both).
+    """
+    text = text.strip()
+    parts = text[len(PUBLIC_PREFIX):].split(":") if text.startswith(PUBLIC_PREFIX) else []
+    if len(parts) != 2:
+        raise InputError(N_("not a member public key line"),
+                         hint=N_("pass the line printed by 'vault keygen' (it starts with vault-member-1:)"))
+    try:
+        sign.check_public_key(parts[1])
+    except FormatError as e:
+        raise InputError(N_("not a member public key line: {e}"), e=e) from None
+    return parts[1]
 
 
 def save_identity(path: Path, ident: MemberIdentity, passphrase: str, *, work_factor: int | None = None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -14,6 +13,7 @@ from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
 from vault.i18n import N_
 from vault.store import write_atomic
+from vault.store import tomlread
 
 # A reserved name (RFC 2606 ".invalid"): fully qualified as the age spec recommends, and it can
 # never collide with a stanza type somebody else defines for a domain they own.
@@ -77,12 +77,12 @@ class KeyTable:
     @classmethod
     def from_bytes(cls, data: bytes, *, what: str) -> "KeyTable":
         try:
-            d = tomllib.loads(data.decode())
+            d = tomlread.loads(data.decode())
             keys = {k: bytes.fromhex(v) for k, v in d["keys"].items()}
             if d.get("format") != 1 or any(len(v) != 16 for v in keys.values()):
                 raise ValueError
             return cls(d["dossier"], keys)
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        except (tomlread.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError):
             raise IntegrityError(N_("{what}: key table content is damaged"), what=what) from None
 
 
@@ -121,9 +121,10 @@ def decrypt_committed(path: Path, blob: bytes, identities: Sequence[age.Identity
         return age.decrypt_bytes(staged.read_bytes(), identities)
 
 
-def write_key_table(path: Path, table: KeyTable, recipients: Sequence[age.Recipient]) -> None:
-    """Encrypt the table to ``recipients`` with a fresh file key and replace the file atomically."""
-    write_atomic(path, age.encrypt_bytes(table.to_bytes(), recipients), mode=0o600)
+def write_key_table(path: Path, table: KeyTable, recipients: Sequence[age.Recipient], *, sync: bool = True) -> None:
+    """Encrypt the table to ``recipients`` with a fresh file key and replace the file atomically
+    (``sync=False``: the caller makes it durable, with ``sync_files``, before anything relies on it)."""
+    write_atomic(path, age.encrypt_bytes(table.to_bytes(), recipients), mode=0o600, sync=sync)
 
 
 def seal(data: bytes, table: KeyTable) -> tuple[str, bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Protocol
@@ -18,6 +17,7 @@ from vault.crypto import sign
 from vault.errors import AuthenticationError, FormatError, IntegrityError
 from vault.i18n import Message, N_
 from vault.store import write_atomic
+from vault.store import tomlread
 
 SIGNATURE_DOMAIN = b"vault-record-v1\n"
 
@@ -94,10 +94,10 @@ def load_toml(path: Path, *, schema: str | None = None, what: str | None = None)
     """Read and parse a TOML file, validating it against ``schema`` when given."""
     what = what or str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomlread.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except (tomlread.TOMLDecodeError, UnicodeDecodeError) as e:
         raise FormatError(N_("{what}: not valid TOML ({e})"), hint=N_("the file is damaged; run 'vault check'"), what=what, e=e) from None
     _no_datetimes(data, what)
     if schema:

@@ -1,98 +1,48 @@
-"""The search index's engine: normalisation, n-grams and an SQLite database that lives only in memory.
+"""The search index's engine: normalisation, n-gram keys, postings and ranking over shards loaded on demand.
 
-The database is never a plaintext file: it is built or ``deserialize``d in memory and leaves the
-process only as bytes that the caller encrypts (see ``vault.archive.searchindex``). Words of three or more
-characters are found as substrings through FTS5's ``trigram`` tokenizer; two-character words
-through a second FTS5 table holding CJK character bigrams and the other words whole (matched as
-prefixes), because a trigram index cannot answer a two-character query such as 小明 or 杭州.
+Nothing here is ever a plaintext file: shards arrive as bytes the caller decrypted and leave as
+bytes the caller encrypts (see ``vault.archive.searchindex``). Words of three or more characters
+are found as substrings through their trigrams (every trigram at consecutive positions of one
+value); two-character words through CJK character bigrams and the first two characters of other
+words, because trigrams cannot answer a two-character query such as 小明 or 杭州. A query reads
+only the gram shards holding its keys and the dossier shards of the rows that decide its page.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import sqlite3
-import struct
-import unicodedata
 import dataclasses
+import hashlib
+import hmac
+import itertools
+import json
+import struct
+from array import array
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from vault.errors import FormatError, InputError
 from vault.i18n import N_
+from vault.store.searchshards import MAX_ENTRIES, MAX_LEN, MAX_POS, DossierShard, GramShard, encode
+from vault.store.searchtext import (CONTACT_FIELDS, FIELD_RANK, FIELDS, NAME_FIELDS, entries, fold,  # noqa: F401
+                                    fold_contact, grams_of, query_words)
 
-#: Indexed fields, in the order they rank when a query matches several.
-FIELDS = ("name", "aliases", "legal_rep", "contact", "address", "number")
-FIELD_RANK = {f: i for i, f in enumerate(FIELDS)}
-#: The fields ``--name`` and ``--contact`` restrict a query to.
-NAME_FIELDS = ("name", "aliases")
-CONTACT_FIELDS = ("contact",)
-SCHEMA_VERSION = 1
 MAGIC = b"vault-search-v1\n"
+#: Shards a new index is split into: gram shards (by keyed hash of the key) and dossier shards (by id).
+GRAM_SHARDS = 256
+DOSSIER_SHARDS = 256
 
-# Han (with extensions and compatibility ideographs), kana and hangul: scripts written without spaces,
-# so a "word" is a run of them and is indexed by character bigrams.
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]")
-_RUN = re.compile(r"(?P<cjk>" + _CJK.pattern + r"+)|(?P<word>(?:(?!" + _CJK.pattern + r")[^\W_])+)")
-_PHONE = re.compile(r"^[+\d][\d\s\-().]*$")
-_SEPARATORS = re.compile(r"[\s\-().]")
-
-_SCHEMA = f"""
-PRAGMA user_version = {SCHEMA_VERSION};
-CREATE TABLE dossier(id TEXT PRIMARY KEY, number TEXT NOT NULL, version INTEGER NOT NULL,
-                     sealed_sha256 TEXT NOT NULL, by TEXT NOT NULL, fields TEXT NOT NULL);
-CREATE TABLE entry(rowid INTEGER PRIMARY KEY, dossier TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL);
-CREATE INDEX entry_dossier ON entry(dossier);
-CREATE VIRTUAL TABLE tri USING fts5(value, content='entry', content_rowid='rowid', tokenize='trigram');
-CREATE VIRTUAL TABLE words USING fts5(w, content='', tokenize='unicode61 remove_diacritics 0');
-"""
+def dossier_shard(dossier: str, shards: int) -> int:
+    """Which dossier shard holds a dossier: ids are public, so a plain hash of the id will do."""
+    return int.from_bytes(hashlib.sha256(dossier.encode()).digest()[:4], "big") % shards
 
 
-def fold(text: str) -> str:
-    """NFKC, case-folded, whitespace collapsed: full-width and compatibility forms meet their plain ones."""
-    v = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
-    return " ".join(v.split())
-
-
-def fold_contact(text: str) -> str:
-    """A contact as indexed: folded; a phone number (no ``@``) without spaces, ``-``, ``(``, ``)``, ``.``."""
-    v = fold(text)
-    return v if "@" in v else _SEPARATORS.sub("", v)
-
-
-def query_words(text: str) -> list[str]:
-    """The words of a query, folded; a phone-like query is one word without separators."""
-    v = fold(text)
-    if _PHONE.match(v) and sum(c.isdigit() for c in v) >= 3:
-        return [_SEPARATORS.sub("", v)]
-    return v.split()
-
-
-def word_tokens(value: str) -> str:
-    """What the two-character table holds for a folded value: CJK runs as bigrams, other words whole."""
-    out = []
-    for m in _RUN.finditer(value):
-        run = m.group("cjk")
-        if run:
-            out.extend([run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)])
-        else:
-            out.append(m.group("word"))
-    return " ".join(out)
-
-
-def entries(number: str, profile: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The (field, folded value) rows a dossier is found by."""
-    rows = [("number", fold(number))]
-    for f in ("name", "legal_rep", "address"):
-        if profile.get(f):
-            rows.append((f, fold(profile[f])))
-    rows += [("aliases", fold(a)) for a in profile.get("aliases") or [] if a.strip()]
-    rows += [("contact", fold_contact(c)) for c in profile.get("contact") or [] if c.strip()]
-    return [(f, v) for f, v in rows if v]
-
-
-def _phrase(word: str) -> str:
-    return '"' + word.replace('"', '""') + '"'
+def postings_of(slot: int, rows: list) -> dict[str, list[int]]:
+    """The postings per key of a dossier's (field, folded value) entries."""
+    keyed: dict[str, list[int]] = {}
+    for k, (f, v) in enumerate(rows):
+        for key, occ in grams_of(v).items():
+            keyed.setdefault(key, []).extend(encode(slot, k, FIELD_RANK[f], w, pos, len(v)) for pos, w in occ)
+    return keyed
 
 
 @dataclass
@@ -109,141 +59,294 @@ class Hit:
         return (self.score, FIELD_RANK[self.field], self.number)
 
 
+#: Loads a shard's body: ``loader("g" | "d", n)``; None when the shard holds nothing yet.
+Loader = Callable[[str, int], "bytes | None"]
+_VIRTUAL = 1 << 24  # slots of dossiers known only from deltas (never stored)
+#: Rows tied on rank that are put in archive-number order; more stay in the index's order.
+TIE_BY_NUMBER = 100
+
+
 class SearchDB:
-    """The index as an in-memory SQLite database: rows per dossier, found through two FTS5 tables."""
+    """The index as shards loaded on demand: a query reads only the gram shards of its keys and the
+    dossier shards of the rows it ranks; changes are made to loaded shards and saved by the caller."""
 
-    def __init__(self, image: bytes | None = None) -> None:
-        self.conn = sqlite3.connect(":memory:")
-        if image is None:
-            try:
-                self.conn.executescript(_SCHEMA)
-            except sqlite3.OperationalError as e:  # an SQLite built without FTS5, or older than 3.34
-                raise FormatError(N_("this Python's SQLite {sqlite_version} cannot hold the search index ({e})"),
-                                  hint=N_("the search index needs SQLite 3.34 or later with FTS5"), sqlite_version=sqlite3.sqlite_version, e=e) from None
-            return
-        try:
-            self.conn.deserialize(image)
-            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        except sqlite3.DatabaseError as e:
-            raise FormatError(N_("search index: not a database ({e})"), e=e) from None
-        if version != SCHEMA_VERSION:
-            raise FormatError(N_("search index: unsupported schema version {version}"), version=version)
+    def __init__(self, loader: Loader | None = None, *, bucket_key: bytes = b"", grams: int = GRAM_SHARDS,
+                 dossiers: int = DOSSIER_SHARDS) -> None:
+        self.loader = loader or (lambda kind, n: None)
+        self.bucket_key, self.n_grams, self.n_dossiers = bucket_key, grams, dossiers
+        self.g: dict[int, GramShard] = {}
+        self.d: dict[int, DossierShard] = {}
+        self.dirty: set[tuple[str, int]] = set()
+        self.grown = 0  # dossiers added to the shards minus dossiers removed, since loaded
+        self.overlay: dict[str, tuple[int, list[Any], dict[str, Any]]] = {}  # id -> (virtual slot, row, profile)
+        self.hidden: set[int] = set()  # stored slots a newer delta replaces
 
-    def serialize(self) -> bytes:
-        """The database image. FTS5 keeps deleted postings in older segments until they are merged:
-        'optimize' merges them away and VACUUM drops freed pages, so a forgotten value leaves no trace."""
-        for t in ("tri", "words"):
-            self.conn.execute(f"INSERT INTO {t}({t}) VALUES ('optimize')")
-        self.conn.commit()
-        self.conn.execute("VACUUM")
-        return self.conn.serialize()
+    # -- shards ----------------------------------------------------------------------------------
 
-    def __len__(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM dossier").fetchone()[0]
+    def gram_shard(self, key: str) -> int:
+        h = hmac.new(self.bucket_key, key.encode(), hashlib.sha256).digest()
+        return int.from_bytes(h[:4], "big") % self.n_grams
+
+    def _gs(self, n: int) -> GramShard:
+        s = self.g.get(n)
+        if s is None:
+            s = self.g[n] = GramShard(self.loader("g", n))
+        return s
+
+    def _ds(self, n: int) -> DossierShard:
+        s = self.d.get(n)
+        if s is None:
+            s = self.d[n] = DossierShard(self.loader("d", n))
+        return s
+
+    def load_all(self) -> None:
+        for n in range(self.n_grams):
+            self._gs(n)
+        for n in range(self.n_dossiers):
+            self._ds(n)
+
+    # -- changes (a merge, a build, a destruction) -----------------------------------------------
 
     def put(self, dossier: str, *, number: str, version: int, sealed_sha256: str, by: str,
             profile: Mapping[str, Any]) -> None:
-        """Index (or re-index) one dossier's newest profile version."""
-        self.remove(dossier)
-        c = self.conn
+        """Index (or re-index) one dossier's newest profile version in the shards."""
         present = sorted(k for k, x in profile.items() if x)
-        c.execute("INSERT INTO dossier VALUES (?,?,?,?,?,?)",
-                  (dossier, number, version, sealed_sha256, by, ",".join(present)))
-        for f, value in entries(number, profile):
-            rowid = c.execute("INSERT INTO entry(dossier, field, value) VALUES (?,?,?)", (dossier, f, value)).lastrowid
-            c.execute("INSERT INTO tri(rowid, value) VALUES (?,?)", (rowid, value))
-            c.execute("INSERT INTO words(rowid, w) VALUES (?,?)", (rowid, word_tokens(value)))
+        self.put_row(dossier, [number, version, sealed_sha256, by, present], entries(number, profile))
+
+    def put_row(self, dossier: str, row: list[Any], rows: list) -> None:
+        """Index a dossier from its row ``[number, version, digest, by, fields]`` and folded entries."""
+        self.remove(dossier)
+        self.grown += 1
+        n = dossier_shard(dossier, self.n_dossiers)
+        rows = [tuple(r) for r in rows[:MAX_ENTRIES]]
+        slot = (n << 16) | self._ds(n).put(dossier, [*row, [list(r) for r in rows]])
+        self.dirty.add(("d", n))
+        for key, posts in postings_of(slot, rows).items():
+            g = self.gram_shard(key)
+            shard = self._gs(g)
+            for p in posts:
+                shard.add(key, p)
+            self.dirty.add(("g", g))
+
+    def rows(self) -> Iterator[tuple[str, list[Any], list]]:
+        """Every stored dossier: (id, row, entries), in slot order per shard (loads every dossier shard)."""
+        for n in range(self.n_dossiers):
+            for d, r in sorted(self._ds(n).rows.items(), key=lambda t: t[1][0]):
+                yield d, r[1:6], [tuple(e) for e in r[6]]
 
     def remove(self, dossier: str) -> bool:
-        """Forget a dossier; True if it was indexed. FTS5 needs the old text to delete its postings."""
-        c = self.conn
-        for rowid, value in c.execute("SELECT rowid, value FROM entry WHERE dossier = ?", (dossier,)).fetchall():
-            c.execute("INSERT INTO tri(tri, rowid, value) VALUES ('delete', ?, ?)", (rowid, value))
-            c.execute("INSERT INTO words(words, rowid, w) VALUES ('delete', ?, ?)", (rowid, word_tokens(value)))
-        c.execute("DELETE FROM entry WHERE dossier = ?", (dossier,))
-        return c.execute("DELETE FROM dossier WHERE id = ?", (dossier,)).rowcount > 0
+        """Forget a dossier: its row and every posting of its values; True if it was indexed."""
+        n = dossier_shard(dossier, self.n_dossiers)
+        row = self._ds(n).remove(dossier)
+        if row is None:
+            return False
+        self.grown -= 1
+        self.dirty.add(("d", n))
+        slot = (n << 16) | row[0]
+        for _, value in row[6]:
+            for key in grams_of(value):
+                g = self.gram_shard(key)
+                self._gs(g).drop_slot(key, slot)
+                self.dirty.add(("g", g))
+        return True
+
+    def overlay_put(self, dossier: str, *, number: str, version: int, sealed_sha256: str, by: str,
+                    profile: Mapping[str, Any]) -> None:
+        """Apply a delta for queries only: the dossier's stored row and postings are hidden, its new
+        values matched from memory. ``materialize`` writes the overlay into the shards."""
+        n = dossier_shard(dossier, self.n_dossiers)
+        old = self._ds(n).rows.get(dossier)
+        if old is not None:
+            self.hidden.add((n << 16) | old[0])
+        present = sorted(k for k, x in profile.items() if x)
+        vslot = self.overlay[dossier][0] if dossier in self.overlay else _VIRTUAL + len(self.overlay)
+        self.overlay[dossier] = (vslot, [number, version, sealed_sha256, by, present], dict(profile))
+
+    def overlay_new(self) -> Iterator[str]:
+        """Dossiers the overlay holds that the shards do not (new since the last merge)."""
+        for d in self.overlay:
+            if d not in self._ds(dossier_shard(d, self.n_dossiers)).rows:
+                yield d
+
+    def materialize(self) -> None:
+        for dossier, (_, row, profile) in list(self.overlay.items()):
+            self.put(dossier, number=row[0], version=row[1], sealed_sha256=row[2], by=row[3], profile=profile)
+        self.overlay.clear()
+        self.hidden.clear()
+
+    # -- reading ---------------------------------------------------------------------------------
 
     def info(self, dossier: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT number, version, sealed_sha256, by, fields FROM dossier WHERE id = ?",
-                                (dossier,)).fetchone()
-        if row is None:
-            return None
-        return {"number": row[0], "version": row[1], "sealed_sha256": row[2], "by": row[3],
-                "fields": [f for f in row[4].split(",") if f]}
+        if dossier in self.overlay:
+            row = self.overlay[dossier][1]
+        else:
+            r = self._ds(dossier_shard(dossier, self.n_dossiers)).rows.get(dossier)
+            if r is None:
+                return None
+            row = r[1:]
+        return {"number": row[0], "version": row[1], "sealed_sha256": row[2], "by": row[3], "fields": list(row[4])}
 
     def ids(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT id FROM dossier")]
+        out = set(self.overlay)
+        for n in range(self.n_dossiers):
+            out.update(self._ds(n).rows)
+        return sorted(out)
 
-    def _rows(self, word: str, fields: Iterable[str] | None) -> list[tuple[int, str, str, str]]:
-        if len(word) >= 3:
-            sql = "SELECT e.rowid, e.dossier, e.field, e.value FROM tri JOIN entry e ON e.rowid = tri.rowid WHERE tri MATCH ?"
-            arg = _phrase(word)
-        else:
-            sql = "SELECT e.rowid, e.dossier, e.field, e.value FROM words JOIN entry e ON e.rowid = words.rowid WHERE words MATCH ?"
-            arg = _phrase(word) if _CJK.search(word) else _phrase(word) + " *"
-        params: list[Any] = [arg]
-        if fields is not None:
-            fields = list(fields)
-            sql += f" AND e.field IN ({','.join('?' * len(fields))})"
-            params += fields
-        return self.conn.execute(sql, params).fetchall()
+    def __len__(self) -> int:
+        return len(self.ids())
+
+    def _overlay_postings(self, key: str) -> list[int]:
+        """Postings of ``key`` in the dossiers only deltas hold: found by substring first, so only the
+        values that contain the key are split into n-grams."""
+        out: list[int] = []
+        for vslot, row, profile in self.overlay.values():
+            for k, (f, v) in enumerate(entries(row[0], profile)[:MAX_ENTRIES]):
+                if key in v:
+                    out.extend(encode(vslot, k, FIELD_RANK[f], w, pos, len(v)) for pos, w in grams_of(v).get(key, ()))
+        return out
+
+    def _postings(self, key: str) -> list[int] | array:
+        arr = self._gs(self.gram_shard(key)).get(key)
+        kept: list[int] | array = [p for p in arr if p >> 40 not in self.hidden] if self.hidden else arr
+        extra = self._overlay_postings(key) if self.overlay else None
+        return list(kept) + extra if extra else kept
+
+    def _slot_row(self, slot: int) -> tuple[str, list[Any], list]:
+        """(id, [number, version, digest, by, fields], [(field, value), ...]) of a slot."""
+        if slot >= _VIRTUAL:
+            for d, (vs, row, profile) in self.overlay.items():
+                if vs == slot:
+                    return d, row, entries(row[0], profile)[:MAX_ENTRIES]
+        found = self._ds(slot >> 16).by_index(slot & 0xFFFF)
+        if found is None:
+            raise FormatError(N_("search index: a posting names no dossier"))
+        d, r = found
+        return d, r[1:6], [tuple(e) for e in r[6]]
+
+    def _word(self, word: str, mask: set[int] | None) -> tuple[dict[int, list[tuple[int, bool]]], dict[int, int]]:
+        """Entries holding ``word``: {entry key: [(start, at a word start)]} and {entry key: value length}."""
+        if len(word) == 2:
+            found: dict[int, list[tuple[int, bool]]] = {}
+            lens = {}
+            for p in self._postings(word):
+                ek = p >> 32
+                found.setdefault(ek, []).append(((p >> 16) & MAX_POS, bool(p >> 31 & 1)))
+                lens[ek] = p & MAX_LEN
+            return _masked(found, mask), lens
+        grams = sorted(((self._postings(word[i:i + 3]), i) for i in range(len(word) - 2)), key=lambda t: len(t[0]))
+        alive: set[int] | None = None
+        first: dict[int, int] = {}
+        for posts, i in grams:  # the rarest key first: the candidate set only shrinks
+            here = set()
+            for p in posts:
+                start = ((p >> 16) & MAX_POS) - i
+                if start >= 0:
+                    c = ((p >> 32) << 16) | start
+                    here.add(c)
+                    if i == 0:
+                        first[c] = p
+            alive = here if alive is None else alive & here
+            if not alive:
+                return {}, {}
+        found, lens = {}, {}
+        for c in alive or ():
+            p = first[c]
+            found.setdefault(c >> 16, []).append((c & 0xFFFF, bool(p >> 31 & 1)))
+            lens[c >> 16] = p & MAX_LEN
+        return _masked(found, mask), lens
 
     def search(self, query: str, fields: Iterable[str] | None = None) -> list[Hit]:
-        """Every dossier in which each word of ``query`` occurs (in any of ``fields``), best first.
+        """Every dossier in which each word of ``query`` occurs (in any of ``fields``), best first."""
+        return self.search_page(query, fields)[1]
+
+    def search_page(self, query: str, fields: Iterable[str] | None = None,
+                    first: int | None = None) -> tuple[int, list[Hit]]:
+        """(how many dossiers match, the best ``first`` of them — all when None).
 
         Rank: the whole query equal to a value, then a value starting with it (a contact ending
         with it: a phone's last digits, an e-mail's domain), then every word at a word start, then
-        substrings; ties by field (name first), then archive number.
+        substrings; ties by field (name first), then archive number (beyond ``TIE_BY_NUMBER``
+        tied rows, the index's order). Only the dossier shards of the rows that decide the page
+        are read.
         """
         words = query_words(query)
         long = sorted({w for w in words if len(w) >= 2}, key=len, reverse=True)
         if not long:
             raise InputError(N_("a query needs a word of at least two characters"), hint=N_("e.g. 小明, 杭州 or north"))
         short = [w for w in words if len(w) < 2]
-        fields = list(fields) if fields is not None else None
-        matched: dict[str, list[tuple[str, str]]] | None = None
-        for w in long:  # longest (most selective) first; stop as soon as nothing is left
-            found: dict[str, list[tuple[str, str]]] = {}
-            for _, dossier, f, value in self._rows(w, fields):
-                if matched is None or dossier in matched:
-                    found.setdefault(dossier, []).append((f, value))
-            if matched is not None:
-                for d in found:
-                    found[d] = matched[d] + found[d]
-            matched = found
-            if not matched:
-                return []
-        assert matched is not None
-        if short:  # one-character words only narrow what the others found
-            matched = {d: rows for d, rows in matched.items() if all(any(s in v for _, v in rows) for s in short)}
+        mask = {FIELD_RANK[f] for f in fields} if fields is not None else None
+        per_word, lens = [], {}
+        slots: set[int] | None = None
+        for w in long:
+            found, ln = self._word(w, mask)
+            lens.update(ln)
+            here = {ek >> 8 for ek in found}
+            slots = here if slots is None else slots & here
+            per_word.append(found)
+            if not slots:
+                return 0, []
+        assert slots is not None
+        rows: dict[int, tuple] = {}
+        if short:  # one-character words only narrow what the others found: read the values
+            for s in list(slots):
+                rows[s] = self._slot_row(s)
+                if not all(any(c in v for _, v in rows[s][2]) for c in short):
+                    slots.discard(s)
         whole = " ".join(words)
-        numbers = dict(self.conn.execute(
-            f"SELECT id, number FROM dossier WHERE id IN ({','.join('?' * len(matched))})", list(matched))) \
-            if len(matched) < 30000 else dict(self.conn.execute("SELECT id, number FROM dossier"))
-        hits = []
-        for d, rows in matched.items():
-            best = min(((_score(f, v, whole, words), FIELD_RANK[f], f) for f, v in rows))
-            hits.append(Hit(d, numbers[d], best[2], sorted({f for f, _ in rows}, key=FIELD_RANK.__getitem__), best[0]))
-        return sorted(hits, key=Hit.key)
+        best: dict[int, tuple[int, int, set[int]]] = {}
+        for ek in {ek for found in per_word for ek in found if ek >> 8 in slots}:
+            score = _score(ek & 7, lens[ek], [found.get(ek) for found in per_word], long, whole)
+            s = ek >> 8
+            old = best.get(s)
+            matched = (old[2] if old else set()) | {ek & 7}
+            best[s] = (min((score, ek & 7), old[:2]) if old else (score, ek & 7)) + (matched,)
+        order = sorted(best, key=lambda s: (best[s][:2], s))
+        total = len(order)
+        hits: list[Hit] = []
+        for _, grp in itertools.groupby(order, key=lambda s: best[s][:2]):
+            if first is not None and len(hits) >= first:
+                break
+            group = list(grp)
+            # Ties in archive-number order need every tied row's number, i.e. its dossier shard; past
+            # TIE_BY_NUMBER tied rows (a query matching much of the vault) they stay in index order,
+            # so a page still reads only the dossier shards of its own rows.
+            if len(group) > TIE_BY_NUMBER and first is not None:
+                group = group[:first - len(hits)]
+            chunk = []
+            for s in group:
+                d, row, _ = rows.get(s) or self._slot_row(s)
+                score, f, matched = best[s]
+                chunk.append(Hit(d, row[0], FIELDS[f], [FIELDS[x] for x in sorted(matched)], score))
+            if len(group) <= TIE_BY_NUMBER:
+                chunk.sort(key=Hit.key)
+            hits.extend(chunk)
+        return total, hits[:first] if first is not None else hits
 
 
-def _score(field: str, value: str, whole: str, words: list[str]) -> int:
-    if value == whole or sorted(value.split()) == sorted(words):
-        return 0
-    if value.startswith(whole) or (field == "contact" and value.endswith(whole)):
+def _masked(found: dict[int, list], mask: set[int] | None) -> dict[int, list]:
+    return found if mask is None else {ek: v for ek, v in found.items() if ek & 7 in mask}
+
+
+def _score(field: int, length: int, where: list[list[tuple[int, bool]] | None], words: list[str], whole: str) -> int:
+    """An entry's rank from where each word occurs in it (see ``SearchDB.search_page``)."""
+    if any(w is None for w in where):
+        return 3
+    at = [{s for s, _ in w} for w in where]  # type: ignore[union-attr]
+    starts = [{s for s, ws in w if ws} for w in where]  # type: ignore[union-attr]
+    if length == len(whole) and all(starts):
+        return 0  # the same words, in this order or another
+    offsets: dict[str, int] = {}
+    off = 0
+    for w in whole.split(" "):
+        offsets.setdefault(w, off)
+        off += len(w) + 1
+    if all(offsets.get(w, -1) in a for w, a in zip(words, at)):
         return 1
-    if all(_at_word_start(value, w) for w in words):
+    if FIELDS[field] == "contact" and all(length - len(whole) + offsets.get(w, -10**6) in a for w, a in zip(words, at)):
+        return 1
+    if all(starts):
         return 2
     return 3
-
-
-def _at_word_start(value: str, word: str) -> bool:
-    i = value.find(word)
-    while i >= 0:
-        if i == 0 or not value[i - 1].isalnum():
-            return True
-        i = value.find(word, i + 1)
-    return False
 
 
 def pack(header: Mapping[str, Any], body: bytes) -> bytes:

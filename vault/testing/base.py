@@ -174,8 +174,9 @@ def vault_allocator(tmp_path: Path) -> SequenceAllocator:
 def plugin_manager_for(plugin: object) -> plugins.VaultPluginManager:
     """A fresh manager holding only ``plugin``: an object with ``@hookimpl`` functions, or an entry-point name."""
     if isinstance(plugin, str):
-        # Load through the installed entry point, so the kit also proves the packaging is right.
-        pm = plugins.get_plugin_manager(environ={plugins.ALLOWLIST_ENV: plugin})
+        # Load through the installed entry point, so the kit also proves the packaging is right: from
+        # the distributions' metadata itself, never the user's entry-point cache.
+        pm = plugins.get_plugin_manager(environ={plugins.ALLOWLIST_ENV: plugin}, cache=False)
         for name in [n for n, _ in pm.list_name_plugin() if pm.is_builtin(n) and n != plugin]:
             pm.unregister(name=name)
         if not pm.has_plugin(plugin):

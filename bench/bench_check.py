@@ -1,0 +1,148 @@
+"""Benchmark: ``vault check`` / ``check --read-data`` against ``restic check`` / ``--read-data`` on the same data.
+
+Run ``python bench/bench_check.py [--docs 10000] [--size-mib 1024] [--per-dossier 10] [--runs 3]``. It
+builds a vault of ``--docs`` random documents through the library (bulk adds, ``--per-dossier`` to a
+dossier), backs the vault directory up once with ``restic backup`` (not timed), and then times, each
+as its own process after ``sync``, interleaved ``--runs`` times: ``vault check`` (no key: the whole
+history replayed and verified, every signed record, every document's ciphertext hash) against
+``restic check`` (the repository's structure: index, snapshots, trees), and ``vault check
+--read-data`` (with the identity: also every key table, sealed blob and document decrypted) against
+``restic check --read-data`` (every pack read and every blob's hash verified). A third row sets
+``vault check`` against ``restic check --read-data``: with no key the vault still reads and hashes
+every document, which restic does only with ``--read-data``. Each vault run is a
+fresh client (its own empty state directory), so it replays the history from the genesis record.
+Prints best and median seconds, the ratio of medians and the load. Not a test: nothing asserts on
+timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+MIB = 1024 * 1024
+PASSPHRASE = "bench passphrase"
+
+
+def build(root: Path, docs: int, size: int, per: int) -> tuple[Path, Path]:
+    """A vault with one supervisor and ``docs`` documents of random bytes; returns it and the identity file."""
+    from vault.office import documents, dossier
+    from vault.store import identity
+    from vault.archive.vault import Vault
+
+    identity.SCRYPT_WORK_FACTOR = 10  # a bench seam: the bench times checks, not key derivation
+    ident = identity.MemberIdentity.generate()
+    ident_file = root / "alice.key"
+    identity.save_identity(ident_file, ident, PASSPHRASE)
+    v = Vault.init(root / "vault", supervisor="alice", key=ident.public)
+    actor = v.act_as(ident)
+    src = root / "src"
+    src.mkdir()
+    rnd = random.Random(1)
+    batch: list[tuple[str, list[Path]]] = []
+    k = 0
+    for d in range(0, docs, per):
+        no = dossier.create(actor, customer_type="enterprise", business="bench", dept="sales",
+                            profile={"name": f"Customer {d}"})
+        files = []
+        for _ in range(min(per, docs - d)):
+            f = src / f"{k}.bin"
+            k += 1
+            f.write_bytes(rnd.randbytes(size))
+            files.append(f)
+        batch.append((no, files))
+        if sum(len(fs) for _, fs in batch) >= 250:
+            documents.add_many(actor, batch, category="contract", source="bench", date="2026-03-01", original=True)
+            for _, fs in batch:
+                for f in fs:
+                    f.unlink()
+            batch = []
+    if batch:
+        documents.add_many(actor, batch, category="contract", source="bench", date="2026-03-01", original=True)
+    shutil.rmtree(src)
+    return v.root, ident_file
+
+
+def timed(argv: list[str], env: dict) -> float:
+    subprocess.run(["sync"], check=True)
+    t = time.monotonic()
+    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    took = time.monotonic() - t
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(argv)}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return took
+
+
+def main() -> None:
+    # Byte-code as an installed package has it (a shell with PYTHONDONTWRITEBYTECODE would otherwise
+    # time the compiling of every changed module in every process).
+    import compileall
+
+    for pkg in ("vault", "plugins"):
+        compileall.compile_dir(str(Path(__file__).resolve().parent.parent / pkg), quiet=1)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--docs", type=int, default=10_000)
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--per-dossier", type=int, default=10, help="documents per dossier")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--dir", default=None)
+    args = ap.parse_args()
+    if not shutil.which("restic"):
+        sys.exit("restic is not installed (Debian package restic)")
+    work = Path(tempfile.mkdtemp(prefix="bench-check-", dir=args.dir))
+    try:
+        size = args.size_mib * MIB // args.docs
+        t = time.monotonic()
+        vault_dir, ident_file = build(work, args.docs, size, args.per_dossier)
+        print(f"built {args.docs} documents, {args.size_mib} MiB, in {time.monotonic() - t:.1f}s", flush=True)
+        (work / "pass").write_text(PASSPHRASE + "\n")
+        env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(work / "cache"),
+                   VAULT_DIR=str(vault_dir), VAULT_IDENTITY=str(ident_file), VAULT_PASSPHRASE_FILE=str(work / "pass"),
+                   VAULT_AGENT_SOCK=str(work / "no-agent.sock"),
+                   RESTIC_PASSWORD=PASSPHRASE, RESTIC_REPOSITORY=str(work / "restic"),
+                   RESTIC_CACHE_DIR=str(work / "cache" / "restic"))
+        subprocess.run(["restic", "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["restic", "backup", "--quiet", str(vault_dir)], env=env, check=True, stdout=subprocess.DEVNULL)
+        vault = [sys.executable, "-m", "vault"]
+        cases = {
+            "check": ([*vault, "check"], ["restic", "check"]),
+            "check --read-data": ([*vault, "check", "--read-data"], ["restic", "check", "--read-data"]),
+        }
+        times: dict[tuple[str, str], list[float]] = {}
+        for i in range(args.runs):
+            for label, (ours, theirs) in cases.items():
+                # A fresh client each run: nothing remembered, the whole history replayed.
+                state = work / f"state-{i}-{label.replace(' ', '')}"
+                times.setdefault((label, "vault"), []).append(timed(ours, dict(env, VAULT_STATE_DIR=str(state))))
+                times.setdefault((label, "restic"), []).append(timed(theirs, env))
+            print(f"run {i + 1}/{args.runs} done", flush=True)
+        print(f"\n{args.docs} documents ({args.size_mib} MiB, {args.per_dossier} per dossier); "
+              f"{args.runs} interleaved runs, each a process after sync")
+        print(f"{'command':<20} {'vault best':>10} {'median':>8} {'restic best':>11} {'median':>8} {'ratio':>6}")
+        rows = [(label, label, label) for label in cases]
+        # `vault check` with no key still reads and hashes every document (what restic does only
+        # with --read-data): the row that compares the same work.
+        rows.append(("check / --read-data", "check", "check --read-data"))
+        for label, ours_case, theirs_case in rows:
+            a, b = times[(ours_case, "vault")], times[(theirs_case, "restic")]
+            print(f"{label:<20} {min(a):10.2f} {statistics.median(a):8.2f} {min(b):11.2f} {statistics.median(b):8.2f} "
+                  f"{statistics.median(a) / statistics.median(b):6.2f}")
+        print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs; "
+              f"restic {subprocess.run(['restic', 'version'], capture_output=True, text=True).stdout.split()[1]}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The sharded search index against someone who can write the vault directory: swapped, replayed and forged shards [R-1.3.4]."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from backup_helpers import actor
+from office import make_office
+from vault.archive import searchindex
+from vault.archive.manifests import load_manifest, resolve
+from vault.archive.vault import Vault
+from vault.crypto import age
+from vault.store import index, searchdb
+from vault.store.searchdb import pack
+from vault.store.searchshards import PAD
+
+
+@pytest.fixture
+def office(tmp_path, monkeypatch):
+    o = make_office(tmp_path, monkeypatch)
+    o.first = o.create(name="Zebulon Quartzmeyer Holdings", contact="+86 10 5555 0001")
+    o.run("find", "zebulon", who="bob")  # builds the index
+    return o
+
+
+def _shards(o, kind="g"):
+    return sorted((o.vault_dir / "index" / "search" / kind).glob("*.age"))
+
+
+def _check(o, *args) -> dict:
+    res = o.run("check", *args, "--json", who="alice", ok=False)
+    assert res.exit_code == 1, res.output
+    return json.loads(res.stdout)
+
+
+def _found(o, query) -> list[str]:
+    res = o.run("find", query, "--json", who="bob", ok=False)
+    return [r["number"] for r in json.loads(res.stdout)] if res.exit_code == 0 else []
+
+
+def test_every_shard_exists_from_the_start_and_is_padded(office):
+    # A holder of the directory sees the same files whatever the vault holds: every gram and dossier
+    # shard, each padded, so which shards hold anything — and how much, below a page — is not shown.
+    g, d = _shards(office, "g"), _shards(office, "d")
+    assert len(g) == searchdb.GRAM_SHARDS and len(d) == searchdb.DOSSIER_SHARDS
+    assert len({p.stat().st_size for p in g + d}) == 1  # one dossier: every shard is one padded page
+    ident = age.parse_identity(searchindex.identity_text(
+        index.read_index_key(office.vault_dir, actor(office).read_identities())))
+    assert all(len(age.decrypt_bytes(p.read_bytes(), [ident])) % PAD == 0 for p in g[:5] + d[:5])
+
+
+def test_a_shard_swapped_for_another_is_refused(office):
+    files = _shards(office, "g")
+    data = [p.read_bytes() for p in files]
+    for p, other in zip(files, data[1:] + data[:1]):  # every gram shard now holds its neighbour's file
+        p.write_bytes(other)
+    res = office.run("find", "zebulon", who="bob", ok=False)
+    assert res.exit_code == 1 and "not the shard the index head names" in res.stderr
+    assert "vault index rebuild" in res.stderr
+
+
+def test_a_shard_replayed_from_before_a_merge_is_refused(office, monkeypatch):
+    monkeypatch.setattr(searchindex, "MERGE_AFTER", 1)
+    before = {p.name.split(".")[0]: p.read_bytes() for p in _shards(office, "g")}
+    office.create(name="Newcomer Trading")
+    assert _found(office, "newcomer")  # the delta made a merge due: the shards it touched were rewritten
+    changed = [p for p in _shards(office, "g") if p.read_bytes() != before[p.name.split(".")[0]]]
+    assert changed and len(changed) < searchdb.GRAM_SHARDS  # only the shards of its n-grams
+    for p in changed:  # the older, validly sealed and once-named version put back under the new name
+        p.write_bytes(before[p.name.split(".")[0]])
+    res = office.run("find", "newcomer", who="bob", ok=False)
+    assert res.exit_code == 1 and "not the shard the index head names (swapped, replayed or damaged)" in res.stderr
+
+
+def test_the_whole_index_rolled_back_still_finds_every_dossier_the_history_has(office, monkeypatch):
+    # Head and shards put back together from an older copy are consistent and well signed; the
+    # history is what tells: it counts one dossier more than the index, which is re-indexed.
+    monkeypatch.setattr(searchindex, "MERGE_AFTER", 1)
+    old = office.vault_dir.parent / "old-index"
+    shutil.copytree(office.vault_dir / "index" / "search", old)
+    newcomer = office.create(name="Newcomer Trading")
+    assert _found(office, "newcomer") == [newcomer]
+    shutil.rmtree(office.vault_dir / "index" / "search")
+    shutil.copytree(old, office.vault_dir / "index" / "search")
+    assert _found(office, "newcomer") == [newcomer]
+    assert any(e["action"] == "index.repair" for e in office.json("audit", "log", who="alice"))
+
+
+def test_a_head_anyone_could_encrypt_is_not_trusted(office):
+    v = Vault.open(office.vault_dir)
+    rcpt = searchindex.read_recipient(v)
+    # The recipient is public: a head naming shards of the writer's choosing, encrypted to it, but
+    # not signed by a member of the archive department.
+    forged = pack({"kind": "head", "format": 1, "by": "bob", "at": "2026-01-01T00:00:00Z", "through": 0,
+                   "grams": 1, "dossier_shards": 1, "dossiers": 0, "bucket": "00" * 32, "body_sha256": "x",
+                   "signature": {"by": "bob", "ed25519": "AAAA"}}, b"{}")
+    (office.vault_dir / "index" / "search" / "head.age").write_bytes(age.encrypt_bytes(forged, [rcpt]))
+    res = office.run("find", "zebulon", who="bob", ok=False)
+    assert res.exit_code == 1 and "index/search/head.age: bad signature" in res.stderr
+
+
+def test_a_leftover_shard_is_ignored_by_readers_and_swept_by_the_next_write(office, monkeypatch):
+    monkeypatch.setattr(searchindex, "MERGE_AFTER", 1)
+    stray = office.vault_dir / "index" / "search" / "g" / "0001.deadbeef.age"
+    stray.write_bytes(b"left by an interrupted merge")
+    assert _found(office, "zebulon") == [office.first]
+    office.create(name="Another Customer")
+    assert _found(office, "another")  # merged: the head moved, and what it does not name is gone
+    assert not stray.exists()
+
+
+def test_destruction_removes_the_dossiers_postings_from_every_shard(office):
+    keep = office.create(name="Keeper Customer Ltd")
+    v = Vault.open(office.vault_dir)
+    gone = resolve(v, office.first)
+    no = office.json("destroy", "request", office.first, "--reason", "erasure", who="alice")["number"]
+    office.add_member("sam", "supervisor", dept="archive")
+    office.run("destroy", "approve", no, "--override-retention", "customer asked", who="sam")
+    office.run("destroy", "execute", no, who="alice")
+    idx = searchindex.open_index(actor(office))
+    idx.db.load_all()
+    slots = {p >> 40 for shard in idx.db.g.values() for k in shard.keys() for p in shard.get(k)}
+    assert gone not in idx.db.ids() and len(slots) == 1  # only the keeper's postings are left
+    assert _found(office, "keeper") == [keep] and _found(office, "quartzmeyer") == []
+
+
+def test_the_format_states_the_shard_constants():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "FORMAT.md").read_text(encoding="utf-8")
+    assert "a new index has `G` = `D` = 256 ✓" in doc and searchdb.GRAM_SHARDS == searchdb.DOSSIER_SHARDS == 256
+    assert "to a length that is a multiple of 4096 ✓" in doc and PAD == 4096
+
+
+def test_check_without_the_key_names_an_index_file_that_is_not_one(office):
+    assert office.json("check")["ok"]
+    shard = _shards(office, "d")[3]
+    shard.write_bytes(b"not an age file at all")
+    (office.vault_dir / "index" / "search" / "g" / "notes.txt").write_text("planted")
+    rep = _check(office)
+    assert not rep["ok"]
+    assert any(f"index/search/d/{shard.name}: not an age file" in p for p in rep["problems"])
+    assert any("index/search/g/notes.txt: not a file of the search index" in p for p in rep["problems"])
+
+
+def test_check_with_the_key_holds_the_index_to_the_signed_records(office):
+    assert office.json("check", "--read-data", who="alice")["ok"]
+    v = Vault.open(office.vault_dir)
+    bob = actor(office)
+    m = load_manifest(v, resolve(v, office.first))
+    with v.lock(exclusive=True):  # signed by the profile's own writer, same version and digest, other values
+        searchindex.add_profile(bob, m, {"name": "Somebody Else Entirely"})
+    rep = _check(office, "--read-data")
+    assert any(f"the values indexed for {office.first} are not its sealed profile's" in p for p in rep["problems"])
+    assert office.json("check")["ok"]  # without the key, nothing shows it
+    office.run("index", "rebuild", who="bob")
+    assert office.json("check", "--read-data", who="alice")["ok"]
+    # An index put back from before a dossier was created: the history has one it does not hold.
+    old = office.vault_dir.parent / "old-index"
+    shutil.copytree(office.vault_dir / "index" / "search", old)
+    later = office.create(name="Later Customer")
+    office.run("index", "rebuild", who="bob")
+    shutil.rmtree(office.vault_dir / "index" / "search")
+    shutil.copytree(old, office.vault_dir / "index" / "search")
+    rep = _check(office, "--read-data")
+    assert any(f"does not hold dossier {later}" in p for p in rep["problems"])
+    files = _shards(office, "g")
+    files[0].write_bytes(files[1].read_bytes())
+    rep = _check(office, "--read-data")
+    assert any("not the shard the index head names" in p for p in rep["problems"])

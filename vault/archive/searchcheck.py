@@ -1,0 +1,116 @@
+"""``vault check`` of the sealed search index: file shapes without the key; with it, every shard against the signed records."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from vault.archive import authority, manifests, searchindex
+from vault.crypto import age
+from vault.errors import AuthenticationError, FormatError, PermissionDeniedError, VaultError
+from vault.store.searchdb import entries
+from vault.store.searchshards import MAX_ENTRIES
+
+_SHARD = re.compile(r"^\d{4}\.[0-9a-f]{8}\.age$")
+_DELTA = re.compile(r"^\d{10}\.age$")
+_TOP = {"recipient.toml", "head.age", "head.next.age", "sequence"}
+
+
+def check(v, actor=None) -> tuple[list[str], list[str]]:
+    """(problems, notes) about ``index/search/``. Without ``actor`` (or when they hold no index key):
+    the recipient record's signature, the names of the files and that each is an age file to one
+    hybrid recipient. With it: the head's signature, every shard's hash, kind and shape, every delta,
+    and that the index holds exactly the dossiers the history has — each at its newest profile
+    version, with the values of its sealed profile."""
+    problems: list[str] = []
+    notes: list[str] = []
+    d = searchindex.search_dir(v.root)
+    if not d.is_dir():
+        return problems, notes
+    try:
+        if searchindex.read_recipient(v) is None and (d / "head.age").exists():
+            problems.append("index/search/recipient.toml: missing")
+    except VaultError as e:
+        problems.append(str(e))
+    for p in sorted(d.rglob("*")):
+        if p.is_dir() or p.name.startswith(".tmp-"):
+            continue
+        rel = searchindex.rel(v.root, p)
+        sub = p.parent.name if p.parent != d else ""
+        if (sub in ("g", "d") and _SHARD.match(p.name)) or (sub == "delta" and _DELTA.match(p.name)) \
+                or (not sub and p.name in _TOP):
+            if p.suffix == ".age":
+                _shape(p, rel, problems)
+        elif not sub and p.name in ("base.age", "base.next.age"):
+            notes.append(f"{rel}: the search index of an earlier version (replaced by the next find)")
+        else:
+            problems.append(f"{rel}: not a file of the search index")
+    if actor is None or not (d / "head.age").exists():
+        return problems, notes
+    try:
+        idx = searchindex.open_index(actor)
+    except PermissionDeniedError:
+        return problems, notes  # no index key: what the directory shows was checked
+    except VaultError as e:
+        problems.append(str(e))
+        return problems, notes
+    if idx is None:
+        return problems, notes
+    try:
+        _against_records(v, actor, idx, problems, notes)
+    except VaultError as e:
+        problems.append(str(e))
+    return problems, notes
+
+
+def _shape(p: Path, rel: str, problems: list[str]) -> None:
+    try:
+        with open(p, "rb") as f:
+            hdr = age.read_header(f)
+    except (FormatError, AuthenticationError, OSError):
+        problems.append(f"{rel}: not an age file (damaged)")
+        return
+    if [s.type for s in hdr.stanzas] != ["mlkem768x25519"]:
+        problems.append(f"{rel}: not encrypted to one index recipient")
+
+
+def _against_records(v, actor, idx: searchindex.Index, problems: list[str], notes: list[str]) -> None:
+    db = idx.db
+    db.load_all()  # every shard named by the head: hash, kind, number and shape
+    stored = {d: (row, ents) for d, row, ents in db.rows()}
+    if len(stored) != idx.count:
+        problems.append(f"index/search/head.age: says {idx.count} dossiers, the shards hold {len(stored)}")
+    slots = {(n << 16) | r[0] for n, s in db.d.items() for r in s.rows.values()}
+    orphans = {p >> 40 for s in db.g.values() for k in s.keys() for p in s.get(k)} - slots
+    if orphans:
+        problems.append(f"index/search/g/: postings of {len(orphans)} dossiers no dossier shard holds")
+    history = authority.state(v)["dossiers"]
+    held = set(stored) | set(db.overlay)
+    for dossier in sorted(held - set(history)):
+        notes.append(f"index/search/: dossier {dossier} is in the index and not in the history "
+                     "(left by an interrupted create; dropped by the next find)")
+    for dossier, facts in sorted(history.items()):
+        if facts["destroyed"]:
+            if dossier in held:
+                problems.append(f"index/search/: holds destroyed dossier {facts['number']}")
+            continue
+        if dossier not in held:
+            problems.append(f"index/search/: does not hold dossier {facts['number']} (re-indexed by the next find)")
+            continue
+        m = manifests.load_manifest(v, dossier)
+        p = m["profile"][-1]
+        info = db.info(dossier)
+        assert info is not None
+        want = (p["version"], searchindex.sealed_digest(p["sealed"]), p["by"])
+        if (info["version"], info["sealed_sha256"], info["by"]) != want:
+            (notes if info["version"] > p["version"] else problems).append(
+                f"index/search/: dossier {m['number']} is indexed at profile version {info['version']}, "
+                f"the manifest's newest is {p['version']}" + (" (an interrupted update; repaired by the next find)"
+                                                              if info["version"] > p["version"] else ""))
+            continue
+        profile = manifests.read_profile(actor, m)
+        got: list[Any] = list(stored[dossier][1]) if dossier in stored and dossier not in db.overlay \
+            else entries(m["number"], db.overlay[dossier][2])[:MAX_ENTRIES]
+        if [tuple(e) for e in got] != entries(m["number"], profile)[:MAX_ENTRIES]:
+            problems.append(f"index/search/: the values indexed for {m['number']} are not its sealed profile's")
