@@ -11,8 +11,8 @@ from vault import clock
 from vault.archive import authority, members
 from vault.crypto import age
 from vault.errors import InputError, IntegrityError, NoIdentityMatchError, NotFoundError, PermissionDeniedError
+from vault.store import ids, make_dir, records, write_atomic
 from vault.i18n import N_
-from vault.store import ids, records, write_atomic
 from vault.store.identity import PublicKey
 from vault.store.keytable import KeyTable, read_key_table, write_key_table
 
@@ -123,7 +123,7 @@ def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict, *, sync
         return None  # no key release is ever written to a member who is not active
     rcpt = age.parse_recipient(PublicKey.parse(mem[rec["grantee"]]["key"]).recipient)
     p = grant_key_path(v, rec["dossier"], rec["number"])
-    p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dir(p.parent, parents=True)
     write_atomic(p, age.encrypt_bytes(table.to_bytes(), [rcpt]), mode=0o600, sync=sync)
     return p
 
@@ -143,11 +143,57 @@ def list_grants(v) -> list[dict[str, Any]]:
     return out
 
 
+def missing_releases(v) -> list[dict[str, Any]]:
+    """Active grants whose key release is not there: a ``grant`` stopped between its entry (the
+    commit point) and writing the release. The grantee reads nothing until it is re-issued."""
+    mem = members.all_members(v)
+    return [g for g in list_grants(v) if g["state"] == "active" and mem[g["grantee"]]["status"] == "active"
+            and not grant_key_path(v, g["dossier"], g["number"]).exists()]
+
+
+def reissue_releases(actor, only: str | None = None) -> list[str]:
+    """Write the key release of every active grant that has none (or only of grant ``only``); call
+    under the exclusive lock with a member who can open the key tables. Returns the grants."""
+    v = actor.vault
+    done = []
+    mem = members.all_members(v)
+    for g in missing_releases(v):
+        if only is None or g["number"] == only:
+            table = read_key_table(authority.current_path(v, f"keys/{g['dossier']}.age"), actor.read_identities(),
+                                   dossier=g["dossier"])
+            _write_grant_key(v, g, table, mem)
+            done.append(g["number"])
+    return done
+
+
 def active_grant(v, dossier_id: str, member: str) -> dict[str, Any] | None:
     for g in list_grants(v):
         if g["dossier"] == dossier_id and g["grantee"] == member and g["state"] == "active":
             return g
     return None
+
+
+def key_files(actor, dossier_id: str, table: KeyTable, *, recipients: list | None = None,
+              active: list | None = None) -> dict[str, bytes]:
+    """A dossier's changed key table (for the archive ring) and the key release of every active
+    grant on it (to its grantee alone), for the commit that records the change to stage with its
+    entry: an interruption before the entry changes none of them, one after it leaves them for the
+    recovery to put in place (FORMAT §18.5). ``recipients`` and ``active`` (the ring recipients and
+    ``list_grants``) may be passed in by a caller staging many tables under one lock."""
+    v = actor.vault
+    plain = table.to_bytes()
+    out = {f"keys/{dossier_id}.age": age.encrypt_bytes(plain, recipients if recipients is not None
+                                                       else members.ring_recipients(v))}
+    if active is None:
+        active = list_grants(v)
+    grants_ = [g for g in active if g["dossier"] == dossier_id and g["state"] == "active"]
+    if grants_:
+        mem = members.all_members(v)
+        for g in grants_:
+            if mem[g["grantee"]]["status"] == "active":  # never a release to a member who is not active
+                rcpt = age.parse_recipient(PublicKey.parse(mem[g["grantee"]]["key"]).recipient)
+                out[f"keys/grants/{dossier_id}.{g['number']}.age"] = age.encrypt_bytes(plain, [rcpt])
+    return out
 
 
 def save_keys(actor, dossier_id: str, table: KeyTable, *, sync: bool = True,
@@ -185,14 +231,16 @@ def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
     """The dossier's key table for this member: through the archive ring, or an active grant."""
     v = actor.vault
     if v.policy.may(actor.roles, "dossier.read"):
-        return read_key_table(v.layout.key_table(dossier_id), actor.read_identities(), dossier=dossier_id)
+        return read_key_table(authority.current_path(v, f"keys/{dossier_id}.age"), actor.read_identities(),
+                              dossier=dossier_id)
     g = active_grant(v, dossier_id, actor.name)
     if g is None:
         actor.audit("dossier.read", outcome="refused", number=number)
         raise PermissionDeniedError(
             N_("you have no active grant for dossier {number}"),
             param="access_request", number=number.split('/')[0])
-    return read_key_table(grant_key_path(v, dossier_id, g["number"]), [actor.identity.age_identity()],
+    return read_key_table(authority.current_path(v, f"keys/grants/{dossier_id}.{g['number']}.age"),
+                          [actor.identity.age_identity()],
                           dossier=dossier_id)
 
 

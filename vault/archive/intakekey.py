@@ -12,7 +12,7 @@ from vault.crypto import age
 from vault.i18n import N_
 from vault.errors import (AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, NotFoundError,
                           PermissionDeniedError)
-from vault.store import atomic_writer, fsync_dir, records, write_atomic
+from vault.store import atomic_writer, fsync_dir, records
 from vault.store.hashing import HashingWriter, hash_file
 
 ID_LEN = 32  # a submission id: 128 random bits in hex
@@ -60,22 +60,23 @@ def identities(actor) -> list[age.Identity]:
     return [age.parse_identity(x) for x in [current[0], *(y for y in secrets_ if y != current[0])]]
 
 
-def rotate(v, identities: list, recipients: list) -> tuple[str, list[age.Identity]]:
-    """A new intake identity, before the removal entry that names its recipient (§19.3).
+def rotate(v, identities: list, recipients: list) -> tuple[str, list[age.Identity], bytes]:
+    """A new intake identity for the removal entry that names its recipient (§19.3).
 
-    ``keys/_intake.age`` gets it in front of the old ones, encrypted to ``recipients`` (the old and
-    the new rings: readable at every instant), and every pending submission is re-wrapped to it and
-    to the current key — openable whether or not the entry is ever written; ``finish`` drops the
-    current key's stanza after the entry. Returns the new recipient and every intake identity.
-    The caller holds the exclusive lock.
+    Returns the new recipient, every intake identity, and the new ``keys/_intake.age`` (the new
+    identity in front of the old ones, encrypted to ``recipients``, the new rings) for the removal's
+    commit to stage: before the entry the old file stands, after it the new one. Every pending
+    submission is re-wrapped now to the new key and to the current one — openable whether or not the
+    entry is ever written; ``finish`` drops the current key's stanza after the entry. The caller holds
+    the exclusive lock.
     """
     old = _secrets(v, identities)
     new = age.generate_identity("mlkem768x25519")
-    write_atomic(key_path(v), age.encrypt_bytes("\n".join([new, *old]).encode(), recipients), mode=0o600)
+    data = age.encrypt_bytes("\n".join([new, *old]).encode(), recipients)
     ids = [age.parse_identity(x) for x in [new, *old]]
     rcpt = age.recipient_of(new)
     rewrap_pending(v, ids, [rcpt, recipient(v)])
-    return rcpt, ids
+    return rcpt, ids, data
 
 
 def finish(v, identities: list, rcpt: str) -> None:

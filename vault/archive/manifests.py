@@ -47,7 +47,7 @@ def write_table(v, table: KeyTable) -> None:
 
 def read_table(v, dossier_id: str, identities) -> KeyTable:
     """The dossier's key table (it must name this dossier: a table moved from another is refused)."""
-    return read_key_table(v.layout.key_table(dossier_id), identities, dossier=dossier_id)
+    return read_key_table(authority.current_path(v, f"keys/{dossier_id}.age"), identities, dossier=dossier_id)
 
 
 def load_manifest(v, dossier_id: str, *, member_records: dict | None = None) -> dict[str, Any]:

@@ -19,20 +19,19 @@ import hmac
 import json
 import os
 import secrets
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from vault import clock
 from vault.archive import authority, members
-from vault.store import index, records
+from vault.store import make_dir, index, records
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError
 from vault.i18n import N_
 from vault.store.searchdb import DOSSIER_SHARDS, GRAM_SHARDS, SearchDB, pack, unpack
 from vault.store.searchshards import padded
-from vault.store import fsync_dir, sync_files, write_atomic, write_new
+from vault.store import fsync_dir, remove, remove_tree, replace, sync_files, write_atomic, write_new
 
 IDENTITY_LABEL = b"vault-search-identity-v1"
 #: Deltas are padded to a multiple of this many bytes, so a delta's size hides the lengths of the values.
@@ -90,7 +89,7 @@ def _write_recipient(actor, key: bytes) -> None:
     rcpt = str(index_recipient(key))
     rec = actor.sign({"format": 1, "recipient": rcpt, "at": clock.stamp(), "by": actor.name})
     records.validate(rec, "search", what="index/search/recipient.toml")
-    search_dir(actor.vault.root).mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dir(search_dir(actor.vault.root), parents=True)
     records.write_toml(search_dir(actor.vault.root) / "recipient.toml", rec)
 
 
@@ -246,7 +245,7 @@ def add_profile(actor, m: Mapping[str, Any], profile: Mapping[str, Any]) -> bool
            "sealed_sha256": sealed_digest(p["sealed"]), "profile": dict(profile)}
     body = json.dumps({"put": [put]}, sort_keys=True, ensure_ascii=False).encode()
     body += b" " * (-len(body) % DELTA_PAD)
-    (search_dir(v.root) / "delta").mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dir((search_dir(v.root) / "delta"), parents=True)
     seq = index.next_sequence(v.root, "search/sequence")
     path = search_dir(v.root) / "delta" / f"{seq:010d}.age"
     write_new(path, _seal(actor, rcpt, {"kind": "delta", "seq": seq}, body))
@@ -305,19 +304,19 @@ def _sweep(root: Path, files: Mapping[str, list[str]]) -> None:
         gone = False
         for p in d.glob("*.age") if d.is_dir() else []:
             if rel(root, p) not in named:
-                p.unlink()
+                remove(p)
                 gone = True
         if gone:
             fsync_dir(d)
     for old in ("base.age", "base.next.age"):  # the single-file index of an earlier version
-        (search_dir(root) / old).unlink(missing_ok=True)
+        remove(search_dir(root) / old, missing_ok=True)
 
 
 def _drop_deltas(root: Path, through: int) -> None:
     dropped = False
     for seq, p in _delta_paths(root):
         if seq <= through:
-            os.unlink(p)
+            remove(p)
             dropped = True
     if dropped:
         fsync_dir(search_dir(root) / "delta")
@@ -341,7 +340,7 @@ def build(actor, items: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -
     save(actor, idx)
     blind = v.root / "index" / "blind"
     if blind.is_dir():
-        shutil.rmtree(blind)
+        remove_tree(blind)
         fsync_dir(blind.parent)
     return idx.count
 
@@ -383,7 +382,7 @@ def forget(actor, dossier_id: str) -> None:
     idx = open_index(actor)
     blind = v.root / "index" / "blind"
     if blind.is_dir():
-        shutil.rmtree(blind)
+        remove_tree(blind)
     if idx is None:
         return
     idx.db.materialize()
@@ -391,21 +390,19 @@ def forget(actor, dossier_id: str) -> None:
     rekey(actor, idx, os.urandom(32))
 
 
-def rotate(actor, identities: list, recipients: list | None = None) -> None:
-    """Rotate the index key when a member of the archive ring leaves (call under the exclusive lock):
-    a former member who kept the old key opens nothing written after.
-
-    :param identities: identities that open ``keys/_index.age`` now.
-    :param recipients: the new rings' recipients, when the rotation runs before the history entry
-        that rotates the rings (default: the rings in force).
-    """
+def stage_rotation(actor, identities: list, recipients: list) -> bytes:
+    """A new index key for a member removal: returns ``keys/_index.age`` for the removal's commit
+    (the new key, encrypted to the new rings' ``recipients``) and writes the index re-sealed to it
+    (new shard files, re-spread by a new secret, and ``head.next.age`` naming them), which
+    ``open_index`` puts in place once that key is the one in force (and drops if the commit never
+    happened: it does not open with the old key; the next save sweeps the shards no head names)."""
     v = actor.vault
     key = index.read_index_key(v.root, identities)
+    new_key = os.urandom(32)
     idx = open_index(actor, key=key)
-    if idx is None:
-        index.write_index_key(v.root, os.urandom(32), recipients or members.ring_recipients(v))
-        return
-    rekey(actor, idx, os.urandom(32), recipients, rebucket=True)
+    if idx is not None:
+        _seal_next(actor, idx, new_key, rebucket=True)
+    return age.encrypt_bytes(new_key, recipients)
 
 
 def rekey(actor, idx: Index, new_key: bytes, recipients: list | None = None, *, rebucket: bool = False) -> None:
@@ -413,10 +410,25 @@ def rekey(actor, idx: Index, new_key: bytes, recipients: list | None = None, *, 
     lock). Order: every shard to a new file and the new head to ``head.next.age``, then the new key,
     then the recipient, then the rename — an interrupted run is finished by the next
     ``open_index`` (see ``_finish_rotation``), or undone if the key was not replaced yet. With
-    ``rebucket`` (a member left) the n-grams are also spread over the gram shards by a new secret,
-    so what the leaver knew of the old spread says nothing of later changes."""
+    ``rebucket`` the n-grams are also spread over the gram shards by a new secret."""
     v = actor.vault
     d = search_dir(v.root)
+    files, through = _seal_next(actor, idx, new_key, rebucket=rebucket)
+    index.write_index_key(v.root, new_key, recipients or members.ring_recipients(v))
+    _write_recipient(actor, new_key)
+    replace(d / "head.next.age", d / "head.age")
+    fsync_dir(d)
+    _sweep(v.root, files)
+    _drop_deltas(v.root, through)
+
+
+def _seal_next(actor, idx: Index, new_key: bytes, *, rebucket: bool) -> tuple[dict[str, list[str]], int]:
+    """Seal every shard of ``idx`` to ``new_key`` as new files and the head naming them to
+    ``head.next.age`` (the head in force and its shards stay valid until the rename); returns the
+    new head's files and the last delta it holds. With ``rebucket`` (a member left) the n-grams are
+    spread over the gram shards by a new secret, so what the leaver knew of the old spread says
+    nothing of later changes."""
+    v = actor.vault
     idx.db.materialize()
     old = idx.db
     old.load_all()
@@ -430,13 +442,8 @@ def rekey(actor, idx: Index, new_key: bytes, recipients: list | None = None, *, 
     nidx = Index(db, new_key, through)
     files = _write_shards(actor, nidx, rcpt, _all_shards(db))
     nidx.count = len(db.ids())  # (every dossier shard is loaded for the re-sealing anyway)
-    write_atomic(d / "head.next.age", _head_sealed(actor, nidx, rcpt, files, through))
-    index.write_index_key(v.root, new_key, recipients or members.ring_recipients(v))
-    _write_recipient(actor, new_key)
-    os.replace(d / "head.next.age", d / "head.age")
-    fsync_dir(d)
-    _sweep(v.root, files)
-    _drop_deltas(v.root, through)
+    write_atomic(search_dir(v.root) / "head.next.age", _head_sealed(actor, nidx, rcpt, files, through))
+    return files, through
 
 
 def _all_shards(db: SearchDB) -> set[tuple[str, int]]:
@@ -453,10 +460,10 @@ def _finish_rotation(actor, key: bytes, ident: age.Identity) -> None:
     try:
         header, body = _open(actor.vault, nxt, ident, "head", ("dossier.read",))
     except IntegrityError:
-        nxt.unlink()  # the key was not replaced yet: the old head still holds (the destruction reruns)
+        remove(nxt)  # the key was not replaced yet: the old head still holds (the destruction reruns)
         return
     _write_recipient(actor, key)
-    os.replace(nxt, d / "head.age")
+    replace(nxt, d / "head.age")
     fsync_dir(d)
     _sweep(actor.vault.root, json.loads(body))
     _drop_deltas(actor.vault.root, int(header.get("through", 0)))

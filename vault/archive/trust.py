@@ -75,26 +75,29 @@ def is_known_file(path: str) -> bool:
 
 
 DOSSIER = ("dossiers/{obj}/manifest.toml",)
+# A change that adds keys commits the dossier's key table and its grants' key releases with it.
+KEYS = ("keys/{obj}.age", "keys/grants/{obj}.*.age")
 RING = ("rings/*.toml", "rings/*.age")
 
 TRUST: dict[str, Row] = {
     # Roots: only an active supervisor, whatever the policy says.
     "member.add": Row("member.manage", ("members/{obj}.toml", *RING), root=True, bind=b.bind_member_add,
                       apply=b.apply_member_add),
-    "member.remove": Row("member.manage", ("members/{obj}.toml", *RING), root=True,
+    # A removal also stages every key table and the intake and index keys, re-wrapped to the new rings.
+    "member.remove": Row("member.manage", ("members/{obj}.toml", *RING, "keys/*.age"), root=True,
                          bind=b.bind_member_remove, apply=b.apply_member_remove),
     "member.rename": Row("member.manage", ("members/{obj}.toml",), root=True, bind=b.bind_member_rename,
                          apply=b.apply_member_rename),
     "policy.update": Row("policy.manage", ("policy.toml", "policy/*.toml"), root=True, bind=b.bind_policy),
     # Dossiers and documents.
     "dossier.create": Row("dossier.create", DOSSIER, bind=b.bind_create, apply=b.apply_create),
-    "doc.add": Row("doc.add", DOSSIER, bind=b.live_dossier),
+    "doc.add": Row("doc.add", (*DOSSIER, *KEYS), bind=b.live_dossier),
     "doc.event": Row("doc.add", DOSSIER, bind=b.live_dossier),
     "dossier.close": Row("doc.add", DOSSIER, bind=b.live_dossier),
-    "dossier.update": Row("dossier.update", DOSSIER, bind=b.bind_update),
+    "dossier.update": Row("dossier.update", (*DOSSIER, *KEYS), bind=b.bind_update),
     "dossier.reopen": Row("doc.add", DOSSIER, bind=b.live_dossier),
-    "review.record": Row("review.record", ("reviews/{obj}/*.toml",), bind=b.bind_review),
-    "intake.accept": Row("intake.manage", DOSSIER, bind=b.bind_intake, apply=b.apply_intake),
+    "review.record": Row("review.record", ("reviews/{obj}/*.toml", *KEYS), bind=b.bind_review),
+    "intake.accept": Row("intake.manage", (*DOSSIER, *KEYS), bind=b.bind_intake, apply=b.apply_intake),
     "intake.invite": Row("intake.invite", ("intake/invitations/{ref}.toml",), bind=b.bind_invite),
     "intake.reject": Row("intake.manage", ("intake/{ref}.rejected.toml",), bind=b.bind_intake, apply=b.apply_intake),
     # Requests and grants [R-3.4.1, R-3.4.2].
@@ -161,6 +164,8 @@ TRUST: dict[str, Row] = {
     "index.repair": Row("find"),
     "audit.read": Row("audit.read"),
     "vault.open": Row(None),
+    # Finishing interrupted commands writes only what their own entries named: the archive department.
+    "vault.repair": Row("dossier.read"),
 }
 
 

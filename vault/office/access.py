@@ -13,14 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 from vault import clock
-from vault.archive import authority, members
+from vault.archive import authority, grants, members
 from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_path,
                                   list_grants, status)
-from vault.archive.manifests import load_manifest, resolve
+from vault.archive.manifests import load_manifest, read_table, resolve
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
+from vault.store import fsync_dir, ids, index, make_dir, records, remove
 from vault.i18n import N_
-from vault.store import fsync_dir, ids, index, records
-from vault.store.keytable import read_key_table
 
 MAX_GRANT_HOURS = 24 * 30
 
@@ -66,7 +65,7 @@ def create_request(actor, kind: str, target: str | None, purpose: str, *, custom
             # and the history binds that role, so a typed field cannot pick the decider.
             rec["approver_role"] = v.policy.head_request_approver()
             subject = {"approver_role": rec["approver_role"]}
-        (v.root / "requests").mkdir(mode=0o700, exist_ok=True)
+        make_dir((v.root / "requests"))
         actor.commit(f"request.{kind}", {_req_rel(no): records.dump_toml(actor.sign(rec))}, number=target or None,
                      ref=no, obj=dossier_id or None, subject=subject)
     return no
@@ -121,6 +120,10 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
         raise InputError(N_("hours must be between 1 and {MAX_GRANT_HOURS}"), param="hours", MAX_GRANT_HOURS=MAX_GRANT_HOURS)
     st = status(v, no)
     fact, req = _request(v, no)
+    if st["state"] == "granted":
+        with v.lock(exclusive=True):  # a grant stopped after its entry: its release is written now
+            if grants.reissue_releases(actor, only=st["grant"]):
+                return st["grant"]
     if fact["kind"] != "access":
         raise ConflictError(N_("{no} is a copy request; copies are made with 'vault doc export'"), no=no)
     if st["state"] != "approved":
@@ -157,8 +160,8 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
         if st["state"] != "approved":
             actor.audit("grant.create", outcome="refused", number=fact["target"] or None, ref=no)
             raise ConflictError(N_("request {no} is {state}, not approved"), no=no, state=st['state'])
-        table = read_key_table(v.layout.key_table(dossier_id), actor.read_identities(), dossier=dossier_id)
-        (v.root / "grants").mkdir(mode=0o700, exist_ok=True)
+        table = read_table(v, dossier_id, actor.read_identities())
+        make_dir(v.root / "grants")
         files[_grant_rel(gno)] = records.dump_toml(actor.sign(rec))
         actor.commit("grant.create", files, number=target, ref=gno, obj=no)
         _write_grant_key(v, rec, table, mem)
@@ -172,8 +175,7 @@ def _close(actor, g: dict[str, Any], reason: str) -> None:
                  {_grant_rel(g["number"], ".closed"): records.dump_toml(rec)}, number=g["target"],
                  ref=g["number"], obj=g["number"])
     p = grant_key_path(v, g["dossier"], g["number"])
-    if p.exists():
-        p.unlink()
+    if remove(p, missing_ok=True):
         fsync_dir(p.parent)
 
 

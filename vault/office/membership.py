@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 from vault import clock
 from vault.archive import authority, intakekey, searchindex
-from vault.archive.members import _member_record, _ring_files, all_members, ring_record, ring_recipients
+from vault.archive.members import _member_record, _ring_files, all_members, ring_record
 from vault.archive.policy import ROLES
 from vault.crypto import age
 from vault.errors import (
@@ -19,7 +19,7 @@ from vault.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from vault.store import fsync_dir, records, sync_files, write_atomic
+from vault.store import fsync_dir, records, remove
 from vault.store.identity import PublicKey
 from vault.store import names
 from vault.store.layout import check_name
@@ -136,7 +136,7 @@ def remove_member(actor, name: str) -> list[str]:
             raise ConflictError(N_("you cannot remove yourself"), hint=N_("ask another supervisor"))
         old_ids = actor.read_identities()
         files: dict[str, bytes | None] = {}
-        new_r, new_ids, old_r = {}, [], ring_recipients(v)
+        new_r, new_ids = {}, []
         for ring in sorted(v.policy.data["rings"]):
             rr = ring_record(v, ring)
             if name in rr["members"]:
@@ -150,36 +150,41 @@ def remove_member(actor, name: str) -> list[str]:
             else:
                 new_r[ring] = age.parse_recipient(rr["recipient"])
         new_rcpts = [new_r[r] for r in sorted(new_r)]
-        # Key tables stay readable at every instant: first to the old and the new rings, then the
-        # one entry that rotates the rings and removes the member, then to the new rings only.
+        rewrapped: list[str] = []
         subject = None
-        if new_ids and intakekey.key_path(v).exists():
-            # Every ring member could open the intake identity: a new one, pending submissions
-            # re-wrapped to it, its recipient named by the entry (the old one may have been copied).
-            rcpt, intake_ids = intakekey.rotate(v, old_ids, [*old_r, *new_rcpts])
-            subject = {"intake_recipient": rcpt}
-        rewrapped = rewrap_key_tables(v, old_ids, [*old_r, *new_rcpts]) if new_ids else []
+        intake_ids: list = []
         if new_ids:
-            # A leaver who kept the index key would open every index file written after: rotate it
-            # while the leaver's signature on the index recipient still counts, to the old and the
-            # new rings (an interruption before the entry drops the new rings; the old ones still
-            # open it), then to the new rings only with the key tables below.
-            searchindex.rotate(actor, [*new_ids, *old_ids], [*old_r, *new_rcpts])
+            # Every key table, the intake key and a new index key, encrypted to the new rings only,
+            # are staged with the rings and committed by the one entry: before it the old files
+            # stand, after it the new ones (``authority.recover`` renames what an interruption left
+            # staged). No file written from here on opens with the leaver's key or an old ring.
+            staged = rewrapped_key_tables(v, old_ids, new_rcpts)
+            staged["keys/_index.age"] = searchindex.stage_rotation(actor, old_ids, new_rcpts)
+            if intakekey.key_path(v).exists():
+                # Every ring member could open the intake identity: a new one, staged in place of the
+                # re-wrapped old file, pending submissions re-wrapped to it and to the current key,
+                # its recipient named by the entry (the old one may have been copied).
+                rcpt, intake_ids, staged["keys/_intake.age"] = intakekey.rotate(v, old_ids, new_rcpts)
+                subject = {"intake_recipient": rcpt}
+            files.update(staged)
+            rewrapped = sorted(staged)
         file_rec = authority.load(v, f"members/{name}.toml")
         file_rec.update(status="removed", removed_at=clock.stamp(), removed_by=actor.name)
         files[f"members/{name}.toml"] = records.dump_toml(actor.sign(file_rec))
         releases = _releases_of(v, name)
         actor.commit("member.remove", files, ref=name, obj=name, subject=subject)
+        actor.forget_rings()  # the generations it unlocked are gone
         if subject is not None:
             intakekey.finish(v, intake_ids, subject["intake_recipient"])
         if new_ids:
-            rewrap_key_tables(v, [*new_ids, *old_ids], new_rcpts)
+            # The index re-sealed to the new key goes into place (``open_index`` finishes this
+            # rotation on its own if an interruption stops it here).
+            searchindex.open_index(actor)
         for p in releases:  # the grants closed with the entry; their key releases go now
-            p.unlink(missing_ok=True)
+            remove(p, missing_ok=True)
         if releases:
             fsync_dir(releases[0].parent)
-    actor.forget_rings()  # the generations it unlocked are gone
-    return sorted(rewrapped)
+    return rewrapped
 
 
 def _releases_of(v, name: str) -> list:
@@ -191,19 +196,18 @@ def _releases_of(v, name: str) -> list:
     return out
 
 
-def rewrap_key_tables(v, identities: list, recipients: list) -> list[str]:
-    """Re-encrypt every key table (``keys/*.age``) to ``recipients`` with a fresh file key.
-
-    Only the small key tables change; one batched fsync pass makes the whole set durable.
-    """
-    paths = sorted((v.root / "keys").glob("*.age"))
-    for p in paths:
+def rewrapped_key_tables(v, identities: list, recipients: list) -> dict[str, bytes]:
+    """Every key table and the intake key (``keys/*.age`` but the index key) re-encrypted to
+    ``recipients`` with a fresh file key: vault path -> new bytes, for a commit to stage."""
+    out = {}
+    for p in sorted((v.root / "keys").glob("*.age")):
+        if p.name == "_index.age":
+            continue
         try:
             plain = age.decrypt_bytes(p.read_bytes(), identities)
         except NoIdentityMatchError:
             raise PermissionDeniedError(N_("keys/{name}: you hold no key for it; re-wrap refused"), name=p.name) from None
         except (FormatError, AuthenticationError):
             raise IntegrityError(N_("keys/{name}: damaged or tampered with"), name=p.name) from None
-        write_atomic(p, age.encrypt_bytes(plain, recipients), mode=0o600, sync=False)
-    sync_files(paths)
-    return [f"keys/{p.name}" for p in paths]
+        out[f"keys/{p.name}"] = age.encrypt_bytes(plain, recipients)
+    return out

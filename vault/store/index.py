@@ -15,6 +15,7 @@ from vault.crypto import age
 from vault.errors import ConflictError, IntegrityError, NoIdentityMatchError, PermissionDeniedError, FormatError, AuthenticationError
 from vault.i18n import Message, N_
 from vault.store import fsync_dir, write_atomic, write_new
+from vault.store.keytable import decrypt_committed
 from vault.store.layout import Layout
 
 def _number_path(root: Path, number: str) -> Path:
@@ -100,7 +101,7 @@ def write_index_key(root: Path, key: bytes, recipients: list) -> None:
 
 def read_index_key(root: Path, identities: list) -> bytes:
     try:
-        key = age.decrypt_bytes(index_key_path(root).read_bytes(), identities)
+        key = decrypt_committed(index_key_path(root), index_key_path(root).read_bytes(), identities)
     except FileNotFoundError:
         raise IntegrityError(N_("keys/_index.age is missing")) from None
     except NoIdentityMatchError:

@@ -94,7 +94,7 @@ def read_key_table(path: Path, identities: Sequence[age.Identity], *, dossier: s
     except FileNotFoundError:
         raise IntegrityError(N_("{what}: key table missing"), what=what) from None
     try:
-        table = KeyTable.from_bytes(age.decrypt_bytes(blob, identities), what=what)
+        table = KeyTable.from_bytes(decrypt_committed(path, blob, identities), what=what)
     except NoIdentityMatchError:
         raise PermissionDeniedError(
             N_("you hold no key for dossier key table {name}"),
@@ -106,6 +106,19 @@ def read_key_table(path: Path, identities: Sequence[age.Identity], *, dossier: s
         # A key table swapped in from another dossier must not be used to read this one.
         raise IntegrityError(N_("{what}: key table belongs to another dossier"), what=what)
     return table
+
+
+def decrypt_committed(path: Path, blob: bytes, identities: Sequence[age.Identity]) -> bytes:
+    """Decrypt ``blob`` (the file at ``path``); if no identity opens it, the staged ``path.pending``
+    that a member removal committed and an interruption left unrenamed (it is wrapped to the new
+    rings, which the old file is not). A staged file that opens is one a ring member wrapped."""
+    try:
+        return age.decrypt_bytes(blob, identities)
+    except NoIdentityMatchError:
+        staged = Path(str(path) + ".pending")
+        if not staged.is_file():
+            raise
+        return age.decrypt_bytes(staged.read_bytes(), identities)
 
 
 def write_key_table(path: Path, table: KeyTable, recipients: Sequence[age.Recipient], *, sync: bool = True) -> None:
