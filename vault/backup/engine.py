@@ -27,7 +27,7 @@ import vault.backup.mirror as mirror
 import vault.backup.packs as packs
 from vault.backup.repo import DATA, SNAPSHOTS, TREES, Blob, Repo, data_name
 from vault.backup.capture import Staging, capture
-from vault.backup import history as witness
+import vault.backup.history as witness
 from vault.backup.targets_record import record_target
 from vault.crypto import age
 from vault.store import write_atomic

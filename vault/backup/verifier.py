@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 import vault.backup.mirror as mirror
 import vault.backup.packs as packs
 from vault.backup.repo import DATA, INDEX, SNAPSHOTS, TREES, Repo, data_name
-from vault.backup import history as witness
+import vault.backup.history as witness
 from vault.backup.restorer import fetch_blobs, open_tree
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
