@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 def build(root: Path, entries: int) -> tuple[str, Path]:
     from vault.archive import audit
-    from vault.archive.members import add_member
+    from vault.office.membership import add_member
     from vault.archive.vault import Vault
     from vault.office import documents, dossier
     from vault.store import identity

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from vault.errors import InputError, NotFoundError, PluginError
 from vault.i18n import Message, N_
 from vault.hookspecs import hookimpl
-from vault.store import fsync_dir
+from vault.store import fsync_dir, make_dir, seam
 
 # Object names are what the backup engine chooses; a name that could climb out of the target's root
 # (``..``), hide as a temporary, or carry a control character is refused before it reaches a path or key.
@@ -46,18 +46,22 @@ class FileTarget:
 
     def put(self, name: str, data: BinaryIO, *, create_only: bool = False) -> None:
         path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_dir(path.parent, parents=True)
         tmp = path.with_name(f"{_TMP}{path.name}.{secrets.token_hex(4)}")
         try:
+            seam.step("create", tmp)  # the crash seam (vault.store.seam) counts every durable step
             with open(tmp, "xb") as f:
                 while chunk := data.read(1 << 20):
                     f.write(chunk)
                 f.flush()
+                seam.step("fsync", tmp)
                 os.fsync(f.fileno())
+            seam.step("rename", path)
             if create_only:
                 # link() fails on an existing name where rename() would replace it: a create-only put.
                 with contextlib.suppress(FileExistsError):
                     os.link(tmp, path)
+                seam.step("unlink", tmp)
                 os.unlink(tmp)
             else:
                 os.replace(tmp, path)
@@ -95,6 +99,7 @@ class FileTarget:
     def delete(self, name: str) -> None:
         path = self._path(name)
         try:
+            seam.step("unlink", path)
             path.unlink()
         except FileNotFoundError:
             raise NotFoundError(N_("{url}: no object {name}"), url=self.url, name=name) from None

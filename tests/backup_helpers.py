@@ -7,9 +7,11 @@ import random
 from pathlib import Path
 
 from office import PASSPHRASE, Office, make_office
+from vault import clock
 from vault.office import documents
 from vault.store import identity
-from vault.archive.vault import Vault
+from vault.archive.vault import Actor, Vault
+from vault.store import records
 from vault_plugins.targets import FileTarget
 
 
@@ -65,3 +67,16 @@ def dossier_id(o: Office, number: str) -> str:
     from vault.archive.manifests import resolve
 
     return resolve(Vault.open(o.vault_dir), number)
+
+
+def cut_tail(o: Office, keep: int, who: str = "bob") -> None:
+    """As ``who`` (any member, with their own key): keep the first ``keep`` entries of the history
+    and re-sign its checkpoint, as if the rest never happened."""
+    log = o.vault_dir / "audit" / "log.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)[:keep]
+    log.write_bytes(b"".join(lines))
+    ident = identity.load_identity(o.ident(who), PASSPHRASE)
+    staff = Actor(Vault.open(o.vault_dir), {"name": who, "roles": ["staff"]}, ident)
+    cp = staff.sign({"format": 1, "count": keep, "head": hashlib.sha256(lines[-1].rstrip(b"\n")).hexdigest(),
+                     "at": clock.stamp()})
+    records.write_toml(o.vault_dir / "audit" / "checkpoint.toml", cp)

@@ -17,7 +17,7 @@ from vault import clock
 from vault.archive import audit, authority
 from vault.archive.vault import Actor, Vault
 from vault.crypto import age
-from vault.errors import IntegrityError, NoIdentityMatchError, PermissionDeniedError
+from vault.errors import IntegrityError, NoIdentityMatchError, PermissionDeniedError, VaultError
 from vault.store import identity, records
 
 
@@ -253,6 +253,48 @@ def test_a_self_declared_department_is_not_believed(office):
     _reads_nothing(office, "staff-dev")
 
 
+def test_a_liaison_of_another_department_updates_nothing(office, monkeypatch):
+    """[R-2.2, R-3.5.1] a liaison updates their own department's dossiers (through a grant); a grant
+    to another department's dossier does not widen that, whatever the procedure is made to skip."""
+    office.add_member("liaison-sales", "liaison", dept="sales")
+    office.add_member("liaison-dev", "liaison", dept="dev")
+
+    def granted(who: str, head: str) -> None:
+        req = office.json("request", "access", office.a, "--purpose", "verify the profile", who=who)["number"]
+        office.run("request", "approve", req, who=head)
+        office.json("grant", req, who="bob")
+
+    granted("liaison-sales", "head-sales")
+    office.run("dossier", "update", office.a, "--note", "verified by sales", who="liaison-sales")
+    assert _check(office) == []
+    path = f"dossiers/{_id_of(office, office.a)}/manifest.toml"
+    legit = authority.committed(_vault(office), path)
+    # liaison-dev holds a grant to the sales dossier, approved by their own head.
+    granted("liaison-dev", "head-dev")
+    _refused(office.run("dossier", "update", office.a, "--note", "x", who="liaison-dev", ok=False), "may not update")
+    # Nor does an invitation for another department's dossier count, issued past the procedure's check.
+    from vault.archive import invitations as inv_records
+    from vault.office import invitations
+
+    monkeypatch.setattr(invitations, "may_invite", lambda v, signer, dept: True)
+    inv = invitations.issue(_vault(office).act_as(_ident(office, "liaison-dev")), office.a)
+    _assert_named(office, "liaison-dev (dev) may invite only for a dossier of their own department")
+    with pytest.raises(VaultError):
+        inv_records.load(_vault(office), inv["id"])
+    # With their own copy of the library, which skips the procedure's check, the update is committed…
+    from vault.office import maintenance
+
+    monkeypatch.setattr(maintenance, "_may_update", lambda actor, m: None)
+    maintenance.update(_vault(office).act_as(_ident(office, "liaison-dev")), office.a, {"notes": "forged by dev"})
+    # …and counts for nothing: the member record (signed by a supervisor) says dev, the dossier is sales's.
+    _assert_named(office, "liaison-dev (dev) may update only a dossier of their own department")
+    assert authority.committed(_vault(office), path) == legit
+    with pytest.raises(IntegrityError, match="does not match history"):
+        _view(office, "bob", office.doc_a)
+    for p in office.vault_dir.rglob("*"):  # the grant is a read right, legitimately: no plaintext is on disk
+        assert not p.is_file() or not any(m.encode() in p.read_bytes() for m in MARKERS.values()), p
+
+
 # -- 3. Facts are append-only -----------------------------------------------------------------------
 
 def test_deleting_a_fact_file_reverts_nothing(office, tmp_path):
@@ -319,6 +361,45 @@ def test_a_cut_tail_with_a_re_signed_checkpoint_is_caught(office, tmp_path):
     later = f"vault-anchor-1 {fp} {len(lines_full)} {head}"
     res = office.run("check", "--json", "--anchor", later, ok=False, env={"VAULT_STATE_DIR": str(fresh / "2")})
     assert any("the anchor verified entry" in p for p in json.loads(res.stdout)["problems"])
+
+
+def _forge(office, action: str, **fields) -> None:
+    """Append an entry in bob's name that bob never signed (well formed, linked, a bad signature)."""
+    import base64
+    import hashlib
+
+    log = office.vault_dir / "audit" / "log.jsonl"
+    last = log.read_bytes().splitlines()[-1]
+    e = {"seq": json.loads(last)["seq"] + 1, "at": clock.stamp(), "member": "bob", "action": action, "outcome": "ok",
+         "prev": hashlib.sha256(last).hexdigest(), **fields, "sig": base64.b64encode(bytes(64)).decode()}
+    with open(log, "ab") as f:
+        f.write(json.dumps(e, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+
+
+def test_a_forged_entry_that_changes_state_is_refused_by_every_command(office, tmp_path):
+    """A command's replay skips no signature of an entry that could change the state."""
+    _forge(office, "hold.add", obj=_id_of(office, office.a), number=office.a)
+    fresh = {"VAULT_STATE_DIR": str(tmp_path / "fresh")}
+    res = office.run("doc", "view", office.doc_a, "--output", str(tmp_path / "o"), who="bob", ok=False, env=fresh)
+    _refused(res, "bad signature")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_forged_read_entry_is_named_by_check(office, tmp_path, monkeypatch):
+    """A read changes nothing, so a command's first replay does not check its signature (FORMAT
+    §18.3); ``vault check`` and ``vault audit verify`` check every one."""
+    before = authority.state(_vault(office))
+    _forge(office, "doc.view", number=office.doc_a)
+    fresh = {"VAULT_STATE_DIR": str(tmp_path / "fresh")}
+    monkeypatch.setenv("VAULT_STATE_DIR", str(tmp_path / "fresh-library"))
+    res = office.run("check", "--json", ok=False, env=fresh)
+    assert res.exit_code != 0 and "bad signature" in res.output, res.output
+    res = office.run("audit", "verify", ok=False, env=fresh)
+    assert res.exit_code != 0 and "bad signature" in res.output, res.output
+    # What a command allows is what the signed entries allow: the forged read changed nothing.
+    after = authority.state(Vault.open(office.vault_dir))
+    assert {k: after[k] for k in ("members", "grants", "holds", "files")} == \
+        {k: before[k] for k in ("members", "grants", "holds", "files")}
 
 
 def test_an_older_signed_version_put_back_is_named(office, tmp_path):

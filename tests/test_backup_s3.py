@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from backup_helpers import actor, add_docs, office_with_dossiers, tree_digest
+from backup_helpers import actor, add_docs, cut_tail, office_with_dossiers, tree_digest
 from vault import backup
 from vault.backup.repo import DATA, Repo
 from vault.archive.vault import Vault
@@ -99,3 +99,21 @@ def test_s3_shred_keys_reaches_the_mirror(office, s3, tmp_path):
     assert not [n for n in Repo(url).list("keys/") if did in n]
     shutil.rmtree(tmp_path / "cache")
     assert backup.verify(url).ok
+
+
+def test_s3_target_refuses_a_cut_history(office, s3, tmp_path):
+    """[issue 14 property 5] the S3 target witnesses the history as a directory does."""
+    base, endpoint = s3
+    url = json.loads(office.run("backup", "run", base, "--endpoint-url", endpoint, "--json").stdout)["target"]
+    office.create(name="Later Customer")
+    count = len((office.vault_dir / "audit" / "log.jsonl").read_bytes().splitlines())
+    office.run("backup", "run", url)
+    snaps = Repo(url).snapshot_ids()
+    cut_tail(office, count - 1)  # bob, with his own key, cuts the newest entry and re-signs
+    res = office.run("backup", "run", url, ok=False, env={"VAULT_STATE_DIR": str(tmp_path / "fresh")})
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.stderr.startswith("vault: error: ") and "history cut or rolled back" in res.stderr
+    assert f"recorded entry {count}" in res.stderr and "vault: hint: " in res.stderr
+    assert Repo(url).snapshot_ids() == snaps
+    ver = json.loads(office.run("backup", "verify", url, "--json").stdout)
+    assert ver["history"]["count"] == count

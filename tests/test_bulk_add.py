@@ -112,7 +112,10 @@ def test_every_file_is_durable_before_the_entries_are_appended(office, tmp_path,
     for n, nums in zip((a, b, c), out):
         docs = {d["number"]: d["id"] for d in m[n]["documents"]}
         assert {f"dossiers/{ids[n]}/documents/{docs[x]}.age" for x in nums} <= synced
-        assert f"keys/{ids[n]}.age.pending" in synced  # staged, and named by its dossier's entry
+        # The key table is staged beside the manifest and committed by the same entry (FORMAT §18.5):
+        # the one in place is not touched before the commit point.
+        assert f"keys/{ids[n]}.age.pending" in synced
+        assert f"keys/{ids[n]}.age" not in synced
         assert f"dossiers/{ids[n]}/manifest.toml.pending" in synced
     assert events[1][1] == 3  # three entries, one write
 

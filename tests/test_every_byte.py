@@ -35,6 +35,10 @@ def declared(kind: str) -> list[str]:
 
 
 HINTS = declared("hint")
+# Mutations that equal what an interrupted command leaves, which 'vault check' must take as such and
+# name in a note, not a problem (FORMAT §18.5): the checkpoint one append behind the log it signs
+# (the log still ends where it did, and a cut log is caught by the witnesses, FORMAT §18.4).
+INTERRUPTED = {("audit/checkpoint.toml", "older")}
 UNAUTHENTICATED = declared("submission")
 
 
@@ -90,6 +94,8 @@ def _sweep(root: Path, versions, run_check, skip=lambda rel: False) -> tuple[int
             tried += 1
             if crash is not None:
                 crashes.append(f"{rel} {name}: {crash!r}")
+            elif (rel, name) in INTERRUPTED and res.exit_code == 0 and f"note: {rel}" in res.output:
+                pass  # the state an interruption leaves, which check must take as one (named by a note)
             elif res.exit_code == 0 or not any(t in res.output for t in touched):
                 unnamed.append(f"{rel} {name}: exit {res.exit_code}: {res.output.strip()[:300]}")
     assert sweep.files(root) == current  # every mutation was undone

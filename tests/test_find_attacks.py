@@ -270,3 +270,28 @@ def test_a_former_archivist_opens_no_index_file_written_after_their_removal(offi
     assert json.loads(office.run("find", "after removal", "--json", who="bob").stdout)[0]["rank"] == 1
     assert office.run("find", "zebulon", who="bob").exit_code == 0
     assert searchindex.open_index(actor(office)).db.bucket_key != spread  # re-spread: carl's knowledge is void
+
+
+def test_a_removal_interrupted_before_its_entry_leaves_search_working(office):
+    """Killed after the index key rotated but before the removal's entry: the rings the new key was
+    written to are dropped with the uncommitted removal, and search still works for who remains."""
+    office.add_member("carl", "archivist", dept="archive")
+    office.run("find", "zebulon", who="bob")
+    from vault.office import membership
+
+    class Killed(BaseException):
+        pass
+
+    alice = actor(office, "alice")
+
+    def die(*a, **kw):
+        raise Killed  # the process dies at the commit point, before the entry is appended
+
+    alice.commit = die  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        membership.remove_member(alice, "carl")
+    office.create(name="After The Crash Ltd")  # the next writer recovers the interrupted commit
+    assert json.loads(office.run("find", "zebulon", "--json", who="bob").stdout)
+    assert json.loads(office.run("find", "after the crash", "--json", who="bob").stdout)
+    office.run("member", "remove", "carl", who="alice")  # and the removal, run again, completes
+    assert json.loads(office.run("find", "zebulon", "--json", who="bob").stdout)

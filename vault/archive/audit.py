@@ -25,8 +25,8 @@ from vault import clock
 from vault.archive import authority, keyfiles, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
+from vault.store import close_lock, ids, make_dir, open_lock, records, remove, replace, seam, sync_dirs, sync_files, write_atomic
 from vault.i18n import Message, N_
-from vault.store import close_lock, ids, open_lock, records, sync_dirs, sync_files, write_atomic
 from vault.store.identity import signing_key
 
 OUTCOMES = ("ok", "refused", "failed")
@@ -80,8 +80,10 @@ def _append(log: Path, data: bytes) -> None:
         start = os.fstat(wfd).st_size
         try:
             done = 0
+            seam.step("append", log)
             while done < len(data):
                 done += os.write(wfd, data[done:])
+            seam.step("fsync", log)
             os.fsync(wfd)
         except BaseException:
             os.ftruncate(wfd, start)
@@ -109,7 +111,7 @@ def record_many(actor, items: list[dict], *, _advance: bool = True) -> list[dict
     :return: the entries as written.
     """
     d = _dir(actor.vault)
-    d.mkdir(mode=0o700, exist_ok=True)
+    make_dir(d)
     if d.is_symlink():
         raise IntegrityError(N_("audit/ is a symbolic link (tampered with)"), hint=N_("run 'vault check'"))
     log = d / "log.jsonl"
@@ -203,12 +205,11 @@ def commit_many(actor, items: list[dict], *, synced: list[Path] | None = None) -
     for rel, h in renames:
         p = v.root / rel
         if h is None:
-            if not p.exists():
-                continue  # already gone (a key file a restore never had)
-            p.unlink()
+            if remove(p, missing_ok=True):  # (already gone: a key file a restore never had)
+                dirs.add(p.parent)
         else:
-            os.replace(v.root / (rel + PENDING), p)
-        dirs.add(p.parent)
+            replace(v.root / (rel + PENDING), p)
+            dirs.add(p.parent)
     sync_dirs(dirs)
     _witness(v)
     return written
@@ -247,6 +248,7 @@ class Verification:
     count: int = 0
     head: str = ""
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     replay: Any = None
 
     @property
@@ -286,6 +288,24 @@ def verify(v, *, anchor: tuple[int, str] | None = None) -> Verification:
         v._replay = rep  # the rest of this command reads the state just verified
         witness.save(v, st)
     return res
+
+
+def _head_at(v, count: int) -> str | None:
+    """The hash of entry ``count`` of the log as it is now."""
+    try:
+        lines = (_dir(v) / "log.jsonl").read_bytes().split(b"\n")
+    except FileNotFoundError:
+        return None
+    return hashlib.sha256(lines[count - 1]).hexdigest() if count <= len(lines) else None
+
+
+def checkpoint_lags(v) -> bool:
+    """Whether the signed checkpoint names an earlier entry than the log's last (an interrupted append)."""
+    try:
+        cp = records.load_toml(_dir(v) / "checkpoint.toml", schema="checkpoint", what="audit/checkpoint.toml")
+    except (FileNotFoundError, VaultError):
+        return False
+    return cp.get("count", 0) < _tail(v, _dir(v) / "log.jsonl")[0]
 
 
 def parse_line(raw: bytes, *, where: str) -> dict[str, Any]:
@@ -329,6 +349,14 @@ def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification)
         records.verify_record(cp, signing_key(by["key"]), what="audit/checkpoint.toml")
     except VaultError as e:
         res.problems.append(e.message)
+        return
+    if isinstance(cp.get("count"), int) and 0 < cp["count"] < st["count"] \
+            and cp.get("head") == _head_at(v, cp["count"]):
+        # Appended, then stopped before the checkpoint was rewritten: the checkpoint is a true
+        # earlier point of this same chain (a cut tail makes the log shorter than the checkpoint).
+        res.notes.append(Message(N_("audit/checkpoint.toml: signed at entry {signed}, the history goes on to "
+                                    "entry {count}: an append was interrupted before its checkpoint (the next "
+                                    "write or 'vault repair' rewrites it)"), signed=cp["count"], count=st["count"]))
         return
     if cp.get("count") != st["count"] or cp.get("head") != st["head"]:
         res.problems.append(Message(N_("audit/log.jsonl: ends at entry {count} but the signed checkpoint audit/checkpoint.toml says {checkpoint} (tail cut off or log rolled back, or the checkpoint put back)"), count=st['count'], checkpoint=cp.get('count')))

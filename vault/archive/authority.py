@@ -28,6 +28,7 @@ from vault.archive.witness import STATE_VERSION
 from vault.archive.policy import Policy
 from vault.crypto import sign
 from vault.errors import AuthenticationError, InputError, IntegrityError
+from vault import store
 from vault.i18n import Message, N_
 from vault.store import records
 from vault.store.identity import signing_key as _decode_signing_key
@@ -90,11 +91,15 @@ def _read_bound(v, rel: str, files: dict) -> dict[str, Any]:
 class Replay:
     """The history replayed up to ``state['count']``; ``advance`` reads and checks newer entries."""
 
-    def __init__(self, v, state: dict[str, Any]) -> None:
+    def __init__(self, v, state: dict[str, Any], *, every_signature: bool = True) -> None:
         self.v = v
         self.state = state
         self.offset: int | None = None  # byte offset after entry ``count``, once known
         self.seen: dict[str, dict[str, int]] | None = None  # every hash per path (full replays only)
+        # A command needs the state, which entries that change nothing (reads, refusals) never
+        # touch: it checks their link and signer but not their signature, which is most of the cost
+        # of a first replay. ``vault check`` and ``vault audit verify`` check every signature.
+        self.every_signature = every_signature
 
     def advance(self) -> dict[str, Any]:
         path = self.v.root / "audit" / "log.jsonl"
@@ -166,7 +171,8 @@ class Replay:
         try:
             if signer is None:
                 raise AuthenticationError(N_("unknown signer"))
-            sign.verify(_signing_key(signer["key"]), entry_bytes(e), sig)
+            if self.every_signature or not _changes_nothing(e):
+                sign.verify(_signing_key(signer["key"]), entry_bytes(e), sig)
         except (AuthenticationError, ValueError):
             raise IntegrityError(N_("{where}: bad signature (entry changed or forged)"), where=where) from None
         why = self._counts(e, signer)
@@ -193,12 +199,13 @@ class Replay:
         recs = e.get("records") or {}
         if not isinstance(recs, dict):
             return Message(N_("records is not a table"))
-        # Ids are escaped: an entry naming object "*" must not widen what it may write.
-        ids = {k: glob.escape(str(e.get(k) or "")) or "\0" for k in ("obj", "ref")}
-        pats = [w.format(**ids) for w in (*row.writes, *trust.KEY_WRITES.get(e["action"], ()))]
-        for p in recs:
-            if not any(trust.match(p, pat) for pat in pats):
-                return Message(N_("{action} may not write {p}"), action=e['action'], p=p)
+        if recs:
+            # Ids are escaped: an entry naming object "*" must not widen what it may write.
+            ids = {k: glob.escape(str(e.get(k) or "")) or "\0" for k in ("obj", "ref")}
+            pats = [w.format(**ids) for w in (*row.writes, *trust.KEY_WRITES.get(e["action"], ()))]
+            for p in recs:
+                if not any(trust.match(p, pat) for pat in pats):
+                    return Message(N_("{action} may not write {p}"), action=e['action'], p=p)
         if row.bind is not None and (why := row.bind(e, st)) is not None:
             return why
         if e["action"] == "policy.update" and (why := self._policy(e)) is not None:
@@ -212,9 +219,8 @@ class Replay:
         st = self.state
         n = st["policy_version"] + 1
         rel = f"policy/{n}.toml"
-        try:
-            raw = (self.v.root / rel).read_bytes()
-        except FileNotFoundError:
+        raw = _committed_bytes(self.v.root / rel, e["records"].get(rel))
+        if raw is None:
             return Message(N_("{rel} is missing"), rel=rel)
         if sha256(raw) != e["records"][rel] or sha256(raw) != e["records"]["policy.toml"]:
             return Message(N_("{rel} does not match the entry"), rel=rel)
@@ -254,6 +260,31 @@ class Replay:
                 self.seen.setdefault(p, {})[h] = e["seq"]
 
 
+def _changes_nothing(e: dict[str, Any]) -> bool:
+    """An entry that cannot change the state whatever it says: it names no records and no subject,
+    and is a refusal or an action whose row writes, binds and applies nothing (a read)."""
+    if e.get("records") or e.get("subject"):
+        return False
+    return e.get("outcome") != "ok" or e.get("action") in trust.READS
+
+
+def _committed_bytes(p: Path, h: str | None) -> bytes | None:
+    """The bytes at ``p``, or those of ``p.pending`` when they are the ones hash ``h`` names (a commit
+    whose renames an interruption cut short: the entry is in the history, the file not yet in place)."""
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raw = None
+    if h is not None and (raw is None or sha256(raw) != h):
+        try:
+            pend = Path(str(p) + PENDING).read_bytes()
+        except FileNotFoundError:
+            return raw
+        if sha256(pend) == h:
+            return pend
+    return raw
+
+
 @functools.lru_cache(maxsize=1024)
 def _signing_key(line: str) -> str:
     return _decode_signing_key(line)
@@ -282,7 +313,7 @@ def state(v) -> dict[str, Any]:
         rep = getattr(v, "_replay", None)
         if rep is None:
             cached = witness.load(v)
-            rep = Replay(v, cached if cached is not None else genesis_state(v))
+            rep = Replay(v, cached if cached is not None else genesis_state(v), every_signature=False)
             point = witness.remembered(v)
             if cached is None and point is not None:
                 witness.check_extends(v, point)
@@ -383,6 +414,15 @@ RECORD_DIRS = ("policy", "members", "rings", "keys", "requests", "grants", "hold
                "intake", "dossiers", "paper", "index", "recovery")
 
 
+def _pending_files(v) -> list[Path]:
+    pend = [v.root / "policy.toml.pending"] if (v.root / "policy.toml.pending").exists() else []
+    for d in RECORD_DIRS:
+        for dirpath, dirnames, filenames in os.walk(v.root / d):
+            dirnames[:] = [x for x in dirnames if x != "documents"]
+            pend += [Path(dirpath) / f for f in filenames if f.endswith(PENDING)]
+    return pend
+
+
 def recover(v) -> list[str]:
     """Under the exclusive lock: finish or drop commits an interruption left half done.
 
@@ -391,25 +431,50 @@ def recover(v) -> list[str]:
     is deleted. A path the history deleted is deleted.
     """
     st = state(v)
-    done = []
-    pend = [v.root / "policy.toml.pending"] if (v.root / "policy.toml.pending").exists() else []
-    for d in RECORD_DIRS:
-        for dirpath, dirnames, filenames in os.walk(v.root / d):
-            dirnames[:] = [x for x in dirnames if x != "documents"]
-            pend += [Path(dirpath) / f for f in filenames if f.endswith(PENDING)]
-    for p in pend:
+    done, dirs = [], set()
+    for p in _pending_files(v):
         rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
         ent = st["files"].get(rel)
         if ent is not None and ent[0] is not None and sha256(p.read_bytes()) == ent[0]:
-            os.replace(p, v.root / rel)
+            store.replace(p, v.root / rel)
             done.append(rel)
         else:
-            p.unlink()
+            store.remove(p)
+        dirs.add(p.parent)
     for rel, (h, *_) in st["files"].items():
-        if h is None and (v.root / rel).exists():
-            (v.root / rel).unlink()
+        if h is None and store.remove(v.root / rel, missing_ok=True):
             done.append(rel)
+            dirs.add((v.root / rel).parent)
+    for d in sorted(dirs):
+        store.fsync_dir(d)
     return done
+
+
+def _pending_is(p: Path, h: str) -> bool:
+    try:
+        return sha256(Path(str(p) + PENDING).read_bytes()) == h
+    except FileNotFoundError:
+        return False
+
+
+def interrupted(v, rep: Replay) -> list[str]:
+    """Commits an interruption left half done (what ``recover`` finishes or drops), as notes for ``check``."""
+    notes: list[str] = []
+    for p in _pending_files(v):
+        rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
+        ent = rep.state["files"].get(rel)
+        if ent is not None and ent[0] is not None and _pending_is(v.root / rel, ent[0]):
+            notes.append(Message(N_("{rel}: committed by history entry {seq} but not yet in place (an interrupted "
+                                    "command; the next write or 'vault repair' finishes it)"), rel=rel, seq=ent[1]))
+        else:
+            notes.append(Message(N_("{rel}.pending: staged by a command that stopped before its commit point "
+                                    "(counts for nothing; the next write or 'vault repair' removes it)"), rel=rel))
+    for rel, (h, seq, _) in sorted(rep.state["files"].items()):
+        if h is None and seq == rep.state["count"] and (v.root / rel).exists():
+            notes.append(Message(N_("{rel}: deleted by history entry {seq}, the last, but still here (an "
+                                    "interrupted command; the next write or 'vault repair' deletes it)"),
+                                 rel=rel, seq=seq))
+    return notes
 
 
 def check_files(v, rep: Replay) -> list[str]:
@@ -421,14 +486,20 @@ def check_files(v, rep: Replay) -> list[str]:
     problems: list[str] = []
     files = rep.state["files"]
     for rel, (h, seq, _) in sorted(files.items()):
+        if not trust.is_record(rel):
+            continue  # a file an earlier format's entries named that is no record now
         p = v.root / rel
         if h is None:
-            if p.exists():
+            if p.exists() and seq != rep.state["count"]:  # by the last entry: ``interrupted`` names it
                 problems.append(Message(N_("{rel}: history entry {seq} deleted it, but it is back"), rel=rel, seq=seq))
             continue
         try:
             got = sha256(p.read_bytes())
         except FileNotFoundError:
+            got = None
+        if got != h and _pending_is(p, h):
+            continue  # an interrupted commit: ``interrupted`` names it, the next writer finishes it
+        if got is None:
             problems.append(Message(N_("{rel}: missing (history entry {seq} wrote it)"), rel=rel, seq=seq))
             continue
         if got != h:

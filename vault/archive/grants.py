@@ -12,7 +12,7 @@ from vault.archive import authority, keyfiles, members
 from vault.crypto import age
 from vault.errors import InputError, IntegrityError, NoIdentityMatchError, NotFoundError, PermissionDeniedError
 from vault.i18n import N_
-from vault.store import ids, records
+from vault.store import ids, make_dir, records
 from vault.store.identity import PublicKey
 from vault.store.keytable import KeyTable, encrypt_key_table, read_key_table
 
@@ -126,7 +126,7 @@ def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict, *, sync
     if mem[rec["grantee"]]["status"] != "active":
         return None  # no key release is ever written to a member who is not active
     rcpt = age.parse_recipient(PublicKey.parse(mem[rec["grantee"]]["key"]).recipient)
-    grant_key_path(v, rec["dossier"], rec["number"]).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dir(grant_key_path(v, rec["dossier"], rec["number"]).parent, parents=True)
     # Bound to the history like the table it copies (``keyfiles``): committed by the caller's entry,
     # which writes and syncs it with its other files (so nothing is returned for the caller to sync).
     keyfiles.stage(v, grant_key_rel(rec["dossier"], rec["number"]), encrypt_key_table(table, [rcpt]))
@@ -148,11 +148,60 @@ def list_grants(v) -> list[dict[str, Any]]:
     return out
 
 
+def missing_releases(v) -> list[dict[str, Any]]:
+    """Active grants whose key release the history does not hold: a restored vault (a restore drops
+    the releases no backup holds, in its entry). The grantee reads nothing until it is re-issued
+    (one deleted behind the history's back is tampering, which ``vault check`` names instead)."""
+    mem = members.all_members(v)
+    return [g for g in list_grants(v) if g["state"] == "active" and mem[g["grantee"]]["status"] == "active"
+            and not keyfiles.exists(v, grant_key_rel(g["dossier"], g["number"]))]
+
+
+def reissue_releases(actor, only: str | None = None) -> list[str]:
+    """Write the key release of every active grant that has none (or only of grant ``only``), each
+    committed by its own ``grant.reissue`` entry, which names it by hash (``keyfiles``); call under
+    the exclusive lock with a member who can open the key tables. Returns the grants."""
+    v = actor.vault
+    done = []
+    mem = members.all_members(v)
+    for g in missing_releases(v):
+        if only is None or g["number"] == only:
+            rel = f"keys/{g['dossier']}.age"
+            table = read_key_table(v.root / rel, actor.read_identities(), dossier=g["dossier"], data=keyfiles.read(v, rel))
+            _write_grant_key(v, g, table, mem)
+            actor.commit("grant.reissue", {}, number=g["target"], obj=g["number"])  # names it by hash
+            done.append(g["number"])
+    return done
+
+
 def active_grant(v, dossier_id: str, member: str) -> dict[str, Any] | None:
     for g in list_grants(v):
         if g["dossier"] == dossier_id and g["grantee"] == member and g["state"] == "active":
             return g
     return None
+
+
+def key_files(actor, dossier_id: str, table: KeyTable, *, recipients: list | None = None,
+              active: list | None = None) -> dict[str, bytes]:
+    """A dossier's changed key table (for the archive ring) and the key release of every active
+    grant on it (to its grantee alone), for the commit that records the change to stage with its
+    entry: an interruption before the entry changes none of them, one after it leaves them for the
+    recovery to put in place (FORMAT §18.5). ``recipients`` and ``active`` (the ring recipients and
+    ``list_grants``) may be passed in by a caller staging many tables under one lock."""
+    v = actor.vault
+    plain = table.to_bytes()
+    out = {f"keys/{dossier_id}.age": age.encrypt_bytes(plain, recipients if recipients is not None
+                                                       else members.ring_recipients(v))}
+    if active is None:
+        active = list_grants(v)
+    grants_ = [g for g in active if g["dossier"] == dossier_id and g["state"] == "active"]
+    if grants_:
+        mem = members.all_members(v)
+        for g in grants_:
+            if mem[g["grantee"]]["status"] == "active":  # never a release to a member who is not active
+                rcpt = age.parse_recipient(PublicKey.parse(mem[g["grantee"]]["key"]).recipient)
+                out[f"keys/grants/{dossier_id}.{g['number']}.age"] = age.encrypt_bytes(plain, [rcpt])
+    return out
 
 
 def save_keys(actor, dossier_id: str, table: KeyTable, *, sync: bool = True,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
+
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ from vault.archive.authority import STATE_VERSION, entry_bytes, genesis_hash
 from vault.archive.vault import fingerprint_of
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError, InputError, PermissionDeniedError
+from vault.store import fsync_dir, make_dir, records, replace, VaultLock, write_atomic
 from vault.i18n import N_
-from vault.store import VaultLock, fsync_dir, records, write_atomic
 from vault.store.identity import MemberKey, PublicKey
 from vault.store import tomlread
 
@@ -107,7 +107,7 @@ def snapshot(root: Path, cfg: dict) -> dict[str, Any]:
     }
     for p in sorted((root / "dossiers").glob("*/manifest.toml")):
         m, _ = _signed(root, p.relative_to(root).as_posix(), mem)
-        st["dossiers"][m["id"]] = {"number": m["number"], "destroyed": m["status"] == "destroyed"}
+        st["dossiers"][m["id"]] = {"number": m["number"], "destroyed": m["status"] == "destroyed", "dept": m["dept"]}
         st["numbers"][m["number"]] = m["id"]
     for p in sorted((root / "requests").glob("R-*.toml")):
         if "." in p.stem:
@@ -168,7 +168,7 @@ def migrate(root: Path, ident: MemberKey) -> str:
         cfg = _toml(root, "vault.toml")
         if cfg.get("format") == 2:
             if (root / V2_LOG).exists():  # interrupted after the switch: finish it
-                os.replace(root / V2_LOG, root / "audit" / "log.jsonl")
+                replace(root / V2_LOG, root / "audit" / "log.jsonl")
                 fsync_dir(root / "audit")
                 return fingerprint_of(cfg)
             raise InputError(N_("this vault already has format 2"), hint=N_("nothing to migrate"))
@@ -179,7 +179,7 @@ def migrate(root: Path, ident: MemberKey) -> str:
         if me is None or st["members"][me]["status"] != "active" or "supervisor" not in st["members"][me]["roles"]:
             raise PermissionDeniedError(N_("only an active supervisor migrates the vault"))
         # policy/1.toml: every policy version is kept, immutable; the current one becomes version 1.
-        (root / "policy").mkdir(mode=0o700, exist_ok=True)
+        make_dir(root / "policy")
         write_atomic(root / "policy" / "1.toml", (root / "policy.toml").read_bytes(), mode=0o644)
         if not (root / "audit" / "v1-log.jsonl").exists() and (root / "audit" / "log.jsonl").exists():
             write_atomic(root / "audit" / "v1-log.jsonl", (root / "audit" / "log.jsonl").read_bytes(), mode=0o600)
@@ -201,7 +201,7 @@ def migrate(root: Path, ident: MemberKey) -> str:
                                  signer=me, key=ident)
         # The commit point: vault.toml turns format 2; then the new history takes the log's place.
         records.write_toml(root / "vault.toml", new_cfg)
-        os.replace(root / V2_LOG, root / "audit" / "log.jsonl")
+        replace(root / V2_LOG, root / "audit" / "log.jsonl")
         records.write_toml(root / "audit" / "checkpoint.toml", cp)
         fsync_dir(root / "audit")
         return fingerprint_of(new_cfg)

@@ -24,7 +24,6 @@ import hmac
 import json
 import os
 import secrets
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -37,7 +36,7 @@ from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIde
 from vault.i18n import N_
 from vault.store.searchdb import DOSSIER_SHARDS, GRAM_SHARDS, SearchDB, pack, unpack
 from vault.store.searchshards import padded
-from vault.store import fsync_dir
+from vault.store import fsync_dir, make_dir, remove, remove_tree
 
 IDENTITY_LABEL = b"vault-search-identity-v1"
 #: Deltas are padded to a multiple of this many bytes, so a delta's size hides the lengths of the values.
@@ -111,7 +110,7 @@ def _write_recipient(actor, key: bytes) -> None:
     rcpt = str(index_recipient(key))
     rec = actor.sign({"format": 1, "recipient": rcpt, "at": clock.stamp(), "by": actor.name})
     records.validate(rec, "search", what=RECIPIENT)
-    search_dir(actor.vault.root).mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dir(search_dir(actor.vault.root), parents=True)
     keyfiles.stage(actor.vault, RECIPIENT, records.dump_toml(rec))
 
 
@@ -275,7 +274,7 @@ def add_profile(actor, m: Mapping[str, Any], profile: Mapping[str, Any]) -> bool
            "sealed_sha256": sealed_digest(p["sealed"]), "profile": dict(profile)}
     body = json.dumps({"put": [put]}, sort_keys=True, ensure_ascii=False).encode()
     body += b" " * (-len(body) % DELTA_PAD)
-    (search_dir(v.root) / "delta").mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dir(search_dir(v.root) / "delta", parents=True)
     seq = numbering.next_delta(v)
     keyfiles.stage(v, f"{DELTAS}{seq:010d}.age", _seal(actor, rcpt, {"kind": "delta", "seq": seq}, body))
     return True
@@ -290,7 +289,7 @@ def _write_shards(actor, idx: Index, rcpt: age.Recipient, which: Iterable[tuple[
         shard = idx.db._gs(n) if kind == "g" else idx.db._ds(n)
         name = f"index/search/{kind}/{n:04d}.{secrets.token_hex(4)}.age"
         data = age.encrypt_bytes(padded(pack({"kind": KINDS[kind], "shard": n}, shard.body())), [rcpt])
-        (v.root / name).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dir((v.root / name).parent, parents=True)
         keyfiles.stage(v, name, data)
         files[f"{kind}{n}"] = [name, hashlib.sha256(data).hexdigest()]
     return files
@@ -334,7 +333,7 @@ def _sweep(v, files: Mapping[str, list[str]]) -> None:
         for p in d.glob("*.age") if d.is_dir() else []:
             r = rel(v.root, p)
             if r not in known and r not in named:
-                p.unlink()
+                remove(p)
     for old in LEGACY:
         if keyfiles.exists(v, old):
             keyfiles.stage(v, old, None)
@@ -369,7 +368,7 @@ def build(actor, items: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -
     save(actor, idx)
     blind = v.root / "index" / "blind"
     if blind.is_dir():
-        shutil.rmtree(blind)
+        remove_tree(blind)
         fsync_dir(blind.parent)
     return idx.count
 
@@ -412,7 +411,7 @@ def forget(actor, dossier_id: str) -> None:
     idx = open_index(actor)
     blind = v.root / "index" / "blind"
     if blind.is_dir():
-        shutil.rmtree(blind)
+        remove_tree(blind)
     if idx is None:
         return
     idx.db.materialize()
@@ -420,13 +419,15 @@ def forget(actor, dossier_id: str) -> None:
     rekey(actor, idx, os.urandom(32))
 
 
-def rotate(actor, identities: list, recipients: list | None = None) -> None:
-    """Rotate the index key when a member of the archive ring leaves (call under the exclusive lock):
-    a former member who kept the old key opens nothing written after.
+def stage_rotation(actor, identities: list, recipients: list) -> None:
+    """A new index key for a member removal (call under the exclusive lock): the key, encrypted to
+    the new rings' ``recipients``, and the index re-sealed to it (new shard files, re-spread by a new
+    secret) are staged (``keyfiles``) for the removal's one entry, which names them all by hash: an
+    interruption before it leaves the old index in force, whole; one after it leaves them for the
+    recovery to put in place (FORMAT §18.5). A former member who kept the old key opens nothing
+    written after.
 
     :param identities: identities that open ``keys/_index.age`` now.
-    :param recipients: the new rings' recipients, when the rotation runs before the history entry
-        that rotates the rings (default: the rings in force).
     """
     v = actor.vault
     key = read_key(v, identities)

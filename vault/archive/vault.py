@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,8 @@ from vault.errors import FormatError, InputError, NotFoundError, PermissionDenie
 from vault.i18n import N_
 from vault.store.identity import MemberKey, PublicKey
 from vault.archive.policy import DEFAULT_POLICY, Policy
-from vault.store import VaultLock, confined, fsync_dir, sweep_temporaries
-from vault.archive import audit, authority, keyfiles, members, trust
+from vault.store import TMP_PREFIX, VaultLock, confined, fsync_dir, make_dir, remove, remove_tree, sweep_temporaries
+from vault.archive import audit, authority, keyfiles, members, recovery, trust
 from vault.store.layout import check_name, Layout
 
 from vault.store import write_atomic
@@ -40,6 +41,8 @@ class Vault:
     root: Path
     config: dict[str, Any]
     layout: Layout = field(init=False)
+    #: What the last exclusive lock cleaned up: (temporaries removed, interrupted commits finished or dropped).
+    recovered: tuple[list[str], list[str]] = field(init=False, default=([], []))
 
     def __post_init__(self) -> None:
         self.layout = Layout(self.root)
@@ -76,13 +79,13 @@ class Vault:
             policy["time_zone"] = time_zone
         numbering = dict(numbering or DEFAULT_NUMBERING)
         root = Path(root)
-        if root.exists() and any(root.iterdir()):
+        if root.exists() and any(root.iterdir()) and not _clear_interrupted_init(root):
             raise InputError(N_("{root} exists and is not empty"), hint=N_("choose a new directory for the vault"), root=root)
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dir(root, parents=True)
         ring_ids = {name: age.generate_identity("mlkem768x25519") for name in DEFAULT_POLICY["rings"]}
         ring_rcpts = [age.parse_recipient(age.recipient_of(s)) for s in ring_ids.values()]
         for d in ("members", "rings", "keys", "dossiers", "index"):
-            (root / d).mkdir(mode=0o700)
+            make_dir(root / d)
         config = {
             "format": FORMAT_VERSION,
             "id": secrets.token_hex(16),
@@ -97,7 +100,7 @@ class Vault:
         }
         v = cls(root, config)
         with VaultLock(root, exclusive=True):
-            (root / "policy").mkdir(mode=0o700)
+            make_dir(root / "policy")
             records.write_toml(root / "policy" / "1.toml", policy)
             records.write_toml(v.layout.policy, policy)
             members.write_genesis(v, supervisor, key, ring_ids, Policy(policy), display_name)
@@ -163,10 +166,12 @@ class _SweepingLock:
         self.lk.__enter__()
         self._confined = confined(self.root)
         self._confined.__enter__()
-        sweep_temporaries(self.root)
+        swept = sweep_temporaries(self.root)
         if self.vault is not None:
             try:
-                authority.recover(self.vault)
+                finished = authority.recover(self.vault)
+                finished += recovery.finish(self.vault, authority.state(self.vault))
+                self.vault.recovered = ([p.relative_to(self.root).as_posix() for p in swept], finished)
             except BaseException:
                 self._confined.__exit__(None, None, None)
                 self.lk.__exit__(None, None, None)
@@ -229,6 +234,36 @@ class Actor:
             if ring not in self._rings:
                 self._rings[ring] = members.unlock_ring(self.vault, ring, self.identity)
         return [*self._rings.values(), self.identity.age_identity()]
+
+
+#: What ``init`` writes before ``vault.toml`` (its last file): a directory holding nothing else and
+#: no ``vault.toml`` is an init that was interrupted, which the next ``init`` clears and starts again.
+_INIT_DIRS = ("members", "rings", "keys", "dossiers", "index", "policy")
+_INIT_FILES = (".lock", "policy.toml", "policy/1.toml", "members/*.toml", "rings/*.toml", "rings/*.age",
+               "keys/_intake.age", "keys/_index.age")
+
+
+def _clear_interrupted_init(root: Path) -> bool:
+    """If ``root`` holds only what an interrupted ``init`` leaves, remove it and say True."""
+    if (root / "vault.toml").exists():
+        return False
+    for dirpath, _, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        if rel != Path(".") and (len(rel.parts) > 1 or rel.parts[0] not in _INIT_DIRS):
+            return False
+        for f in filenames:
+            p = (rel / f).as_posix()
+            if not (f.startswith(TMP_PREFIX) or any(trust.match(p, pat) for pat in _INIT_FILES)):
+                return False
+    for name in os.listdir(root):
+        if name == ".lock":
+            continue
+        if (root / name).is_dir():
+            remove_tree(root / name)
+        else:
+            remove(root / name)
+    fsync_dir(root)
+    return True
 
 
 def dumps_json(obj: Any) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault.archive import members
-from vault.store import TMP_PREFIX, close_lock, open_lock
+from vault.store import close_lock, make_dir, open_lock, remove_tree, seam, TMP_PREFIX
 from vault.i18n import Message, N_
 
 #: Staging directories are made inside the vault root (hard links need one file system). Readers
@@ -39,7 +39,7 @@ class Staging:
         # Under the shared lock: a writer sweeping temporaries walks the whole root (staging
         # included) under its exclusive lock, and must not see a directory vanish beneath it.
         with v.lock(exclusive=False):
-            shutil.rmtree(self.dir, ignore_errors=True)
+            remove_tree(self.dir)
         if self._owner is not None:
             os.close(self._owner)
             self._owner = None
@@ -61,7 +61,7 @@ def sweep_stale_staging(root: Path) -> None:
         try:
             fd = os.open(d / _OWNER, os.O_RDONLY)
         except OSError:
-            shutil.rmtree(d, ignore_errors=True)
+            remove_tree(d)
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -69,7 +69,7 @@ def sweep_stale_staging(root: Path) -> None:
             continue  # a live run owns it
         finally:
             os.close(fd)
-        shutil.rmtree(d, ignore_errors=True)
+        remove_tree(d)
 
 
 @contextlib.contextmanager
@@ -95,11 +95,15 @@ def capture(v) -> Staging:
     with v.lock(exclusive=False):
         sweep_stale_staging(v.root)
     st = Staging(v.root / f"{STAGING_PREFIX}{secrets.token_hex(8)}")
-    st.dir.mkdir(mode=0o700)
+    make_dir(st.dir)
+    seam.step("create", st.dir / _OWNER)
     st._owner = os.open(st.dir / _OWNER, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(st._owner, fcntl.LOCK_EX)
     try:
         with v.lock(exclusive=False), _audit_lock(v.root):
+            # One step for the whole staging: a stop inside it leaves a partial staging directory,
+            # which is no different (the next run sweeps it) from a stop before it.
+            seam.step("create", st.dir / "0")
             for dirpath, dirnames, filenames in os.walk(v.root):
                 rel_dir = os.path.relpath(dirpath, v.root)
                 dirnames[:] = sorted(d for d in dirnames if not _skip(d) and

@@ -27,6 +27,7 @@ import vault.backup.mirror as mirror
 import vault.backup.packs as packs
 from vault.backup.repo import DATA, SNAPSHOTS, TREES, Blob, Repo, data_name
 from vault.backup.capture import Staging, capture
+import vault.backup.history as witness
 from vault.backup.targets_record import record_target
 from vault.crypto import age
 from vault.store import write_atomic
@@ -54,6 +55,7 @@ class RunReport:
     target: str
     time: str
     keys_missing: list[str] = field(default_factory=list)  # dossier key tables the vault lacks (kept offsite)
+    history: dict[str, Any] | None = None  # the checkpoint recorded at the target: count, head
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -318,9 +320,13 @@ def _refuse_inside(v, target: Any) -> None:
 
 
 def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, cache: Path | None = None,
-        progress: Progress | None = None, pm=None, actor=None) -> RunReport:
+        progress: Progress | None = None, pm=None, actor=None, restored_from: str | None = None) -> RunReport:
     """Back the vault up to ``target`` (URL or target object); needs no identity (see docs/FORMAT.md),
-    but with ``actor`` a new target is registered in the history (``targets_record``)."""
+    but with ``actor`` a new target is registered in the history (``targets_record``).
+
+    Refuses a vault whose history does not extend the checkpoint the target recorded (a cut or
+    rolled-back vault), unless ``restored_from`` names the snapshot it was restored from on purpose.
+    """
     started = time.monotonic()
     _refuse_inside(v, target)
     repo = Repo(target, cache=cache, pm=pm)
@@ -330,8 +336,12 @@ def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, ca
     staging = None
     try:
         staging = capture(v)
+        hist = witness.History.of_file(dict(staging.files).get(witness.LOG))
+        rollback = witness.check(repo, hist, restored_from)  # before anything is uploaded
+        point = hist.point()
         now = clock.now()
-        rep = _upload(v, repo, staging, now=now, key_window=key_window, progress=progress)
+        rep = _upload(v, repo, staging, now=now, key_window=key_window, progress=progress, point=point)
+        witness.record(repo, v.config["id"], point, rep.snapshot, rollback)
     finally:
         if staging is not None:
             staging.remove(v)
@@ -353,7 +363,7 @@ def _generations_of(repo: Repo, tables: dict[str, bytes]) -> dict[str, str]:
 
 
 def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _dt.timedelta,
-            progress: Progress | None) -> RunReport:
+            progress: Progress | None, point: witness.Point) -> RunReport:
     fcache = _FileCache(repo.cache / v.config["id"] / "files.json")
     known, indexed_packs, _ = repo.load_index()
     adopted = _adopt_orphans(repo, known, indexed_packs)
@@ -428,7 +438,7 @@ def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _
     snap = {"format": 1, "vault_id": v.config["id"], "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "order": time.time_ns(), "tree": tree_id, "files": len(entries), "bytes": sum(b.size for b in entries),
             "bytes_new": up.bytes_new, "rings": rings, "other": sorted(other),
-            "dossiers": {d: sorted(bs) for d, bs in sorted(dossiers.items())},
+            "dossiers": {d: sorted(bs) for d, bs in sorted(dossiers.items())}, "history": point.as_dict(),
             # The key-mirror generation of each table this state needs: lets a keyless verify name
             # a generation deleted from the target (no secret: generation names are listed anyway).
             "keys": _generations_of(repo, key_tables)}
@@ -436,5 +446,6 @@ def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _
     fcache.save()
     return RunReport(snapshot=sid, files=len(entries), bytes_total=snap["bytes"], bytes_new=up.bytes_new,
                      packs_new=len(up.packs), keys_mirrored=len(keys.uploaded), keys_expired=len(keys.expired),
-                     duration=0.0, target=repo.url, time=snap["time"], keys_missing=keys.missing)
+                     duration=0.0, target=repo.url, time=snap["time"], keys_missing=keys.missing,
+                     history=point.as_dict())
 

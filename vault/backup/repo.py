@@ -9,6 +9,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,9 @@ def _check_snapshot(snap: dict[str, Any], name: str) -> None:
               and all(_HEX64.match(b) for b in snap.get("other", []))
               and all(isinstance(d, str) and all(_HEX64.match(b) for b in bs) for d, bs in snap.get("dossiers", {}).items())
               and all(isinstance(r, str) and _HEX64.match(b) for r, b in snap.get("rings", {}).items())
-              and all(isinstance(t, str) and _GENERATION.match(g) for t, g in snap.get("keys", {}).items()))
+              and all(isinstance(t, str) and _GENERATION.match(g) for t, g in snap.get("keys", {}).items())
+              and ("history" not in snap or (type(snap["history"]["count"]) is int
+                                             and isinstance(snap["history"]["head"], str))))
     except (KeyError, TypeError, AttributeError):
         ok = False
     if not ok:
@@ -262,8 +265,8 @@ class Repo:
 
     def lock(self, op: str) -> str:
         name = f"{LOCKS}{secrets.token_hex(16)}"
-        self.put(name, json.dumps({"op": op, "time": clock.stamp(), "pid": os.getpid()}).encode(),
-                 create_only=False)
+        self.put(name, json.dumps({"op": op, "time": clock.stamp(), "pid": os.getpid(),
+                                   "host": socket.gethostname()}).encode(), create_only=False)
         return name
 
     def unlock(self, name: str) -> None:
@@ -278,12 +281,28 @@ class Repo:
             if name in set(mine):
                 continue
             try:
-                when = parse_time(json.loads(self.get(name))["time"])
+                rec = json.loads(self.get(name))
+                when = parse_time(rec["time"])
             except (NotFoundError, ValueError, KeyError, TypeError):
                 continue
-            if now - when < LOCK_STALE:
+            if now - when < LOCK_STALE and not _dead_here(rec):
                 live.append(name)
         return live
+
+
+def _dead_here(rec: dict) -> bool:
+    """A lock taken on this host by a process that no longer runs (killed, or the machine stopped):
+    it is stale at once, so the next run need not wait for ``LOCK_STALE``."""
+    pid = rec.get("pid")
+    if rec.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @dataclass

@@ -136,6 +136,7 @@ class RestoreReport:
     key_tables_missing: list[str] = field(default_factory=list)
     key_tables_unreadable: list[str] = field(default_factory=list)
     rebound: list[str] = field(default_factory=list)  # key files the vault.restore entry names anew
+    history: dict[str, Any] | None = None  # the checkpoint the snapshot recorded: count, head
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -155,7 +156,7 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
     snap = repo.resolve(snapshot)
     index, _, _ = repo.load_index()
     tree, ids = open_tree(repo, snap, identities, index)
-    rep = RestoreReport(snapshot=snap["id"], dest=str(dest))
+    rep = RestoreReport(snapshot=snap["id"], dest=str(dest), history=snap.get("history"))
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     by_blob: dict[str, list[list]] = defaultdict(list)
     what = Message(N_("snapshot {id}"), id=snap['id'][:8])

@@ -11,7 +11,8 @@ from typing import Any, Callable, Sequence
 import vault.backup.mirror as mirror
 import vault.backup.packs as packs
 from vault.backup.repo import DATA, INDEX, KEYS, SNAPSHOTS, TREES, Repo, data_name
-from vault.backup.restorer import open_tree
+import vault.backup.history as witness
+from vault.backup.restorer import fetch_blobs, open_tree
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, VaultError
 from vault.store.counting import Progress, no_progress
@@ -38,6 +39,7 @@ class VerifyReport:
     documents_decrypted: int = 0
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    history: dict[str, Any] | None = None  # the checkpoint the target recorded (count, head, rollbacks)
 
     @property
     def ok(self) -> bool:
@@ -97,6 +99,9 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
     # their names: trees and every mirrored key-table generation.
     for name in sorted(trees):
         _hashes_to_name(repo, rep, name, name[len(TREES):])
+    rep.history, problems, notes = witness.report(repo, sorted(snaps, key=lambda s: (s["time"], s.get("order", 0))))
+    rep.problems += problems
+    rep.notes += notes
     gens = mirror.generations(repo)
     for snap in snaps:
         _named_generations(rep, snap, gens)
@@ -177,6 +182,21 @@ def _read_data(repo: Repo, rep: VerifyReport, pack_entries: dict[str, list], pre
                 rep.problems.append(Message(N_("{name}: blob {b} damaged"), name=name, b=b[:16]))
 
 
+def _check_history(repo: Repo, rep: VerifyReport, snap: dict, tree: dict, blobs: dict) -> None:
+    """The snapshot's audit log is the history whose checkpoint the snapshot records."""
+    if "history" not in snap:
+        return
+    log = [f[1] for f in tree["files"] if f[0] == witness.LOG]
+    try:
+        data = next(iter(fetch_blobs(repo, blobs, log)))[1] if log else b""
+    except VaultError as e:
+        rep.problems.append(f"snapshot {snap['id'][:8]}: {e}")
+        return
+    if witness.History(data).point().as_dict() != {k: snap["history"].get(k) for k in ("count", "head")}:
+        rep.problems.append(f"snapshot {snap['id'][:8]}: its audit log is not the history whose checkpoint it "
+                            f"records (entry {snap['history'].get('count')})")
+
+
 def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack_entries: dict[str, list],
              present: set[str], sample: list[str], identities: Sequence[age.Identity],
              gens: dict[str, list[mirror.Generation]], step: Callable[[int], None]) -> None:
@@ -197,6 +217,7 @@ def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack
             parts = path.split("/")
             if len(parts) == 4 and parts[0] == "dossiers" and parts[2] == "documents":
                 documents[blob] = parts[1]
+        _check_history(repo, rep, snap, tree, blobs)
     tables: dict[str, KeyTable | None] = {}
     for table, gs in gens.items():
         if gs[-1].deleted or table.startswith("_"):

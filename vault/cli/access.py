@@ -217,8 +217,10 @@ def audit_log(obj: Ctx, number: str | None, member: str | None, since: str | Non
 def audit_verify(obj: Ctx, as_json: bool) -> None:
     """Verify every entry, the chain and the checkpoint; name where it breaks. Needs no key."""
     res = audit.verify(obj.vault)
-    data = {"ok": res.ok, "entries": res.count, "problems": res.problems, "checked_at": clock.stamp()}
+    data = {"ok": res.ok, "entries": res.count, "problems": res.problems, "notes": res.notes,
+            "checked_at": clock.stamp()}
     emit(data, as_json, lambda d: "\n".join([*(_("problem: {problem}").format(problem=render(p)) for p in d["problems"]),
+                                             *(_("note: {note}").format(note=render(n)) for n in d["notes"]),
                                              (_("{count} entries; intact") if d["ok"] else _("{count} entries; BROKEN"))
                                              .format(count=d["entries"])]))
     if not res.ok:

@@ -76,20 +76,26 @@ def backup_grp() -> None:
 @endpoint_opt
 @click.option("--key-window", default="7d", show_default=True,
               help="How long superseded key-table generations stay in the key mirror (7d, 36h).")
+@click.option("--restored-from", metavar="SNAPSHOT",
+              help="This vault was restored on purpose from SNAPSHOT of TARGET, which is older than what "
+                   "TARGET recorded: accept its history (the rollback is recorded on TARGET).")
 @json_opt
 @click.pass_obj
-def backup_run(obj: Ctx, target: str, endpoint_url: str | None, key_window: str, as_json: bool) -> None:
+def backup_run(obj: Ctx, target: str, endpoint_url: str | None, key_window: str, restored_from: str | None,
+               as_json: bool) -> None:
     """Snapshot the vault to TARGET; needs no identity (only ciphertext and signed records leave)."""
     url = _with_endpoint(target, endpoint_url)
     # With an identity a new target is registered in the history (backups.toml bound, FORMAT §16.5);
     # it is unlocked only if the run must write backups.toml.
     actor = obj.actor if obj.identity_file else None
     with bars(_("uploading")) as bar:
-        rep = backup.run(obj.vault, url, key_window=_duration(key_window), actor=actor, progress=bar)
+        rep = backup.run(obj.vault, url, key_window=_duration(key_window), actor=actor, restored_from=restored_from,
+                         progress=bar)
     emit(rep.as_dict(), as_json, lambda r: (
         _("snapshot {id} saved: {files} files, {size} ({new} new) in {seconds:.1f}s; {keys} key tables mirrored")
         .format(id=r["snapshot"][:8], files=r["files"], size=_size(r["bytes_total"]), new=_size(r["bytes_new"]),
                 seconds=r["duration"], keys=r["keys_mirrored"])
+        + _("; history entry {count} recorded").format(count=r["history"]["count"])
         + "".join("\n" + _("problem: keys/{table} is missing from the vault; its last mirrored generation is kept "
                             "(run 'vault check')").format(table=k) for k in r["keys_missing"])))
 
@@ -136,6 +142,10 @@ def backup_verify(obj: Ctx, target: str, endpoint_url: str | None, read_data: bo
 
     def text(d: dict) -> str:
         lines = report_lines(d["problems"], d["notes"])
+        if d["history"]:
+            h = d["history"]
+            lines.append(_("history: entry {count} ({head}…) recorded {time}").format(
+                count=h["count"], head=h["head"][:16], time=h["time"]))
         lines.append(_("{snapshots} snapshots, {packs} packs ({read} read, {decrypted} documents decrypted); {summary}")
                      .format(snapshots=d["snapshots"], packs=d["packs"], read=d["packs_read"],
                              decrypted=d["documents_decrypted"], summary=problems_summary(d["problems"])))
@@ -162,6 +172,8 @@ def backup_restore(obj: Ctx, target: str, snapshot: str, dest_dir: str, endpoint
     emit(rep.as_dict(), as_json, lambda r: "\n".join(
         [_("restored snapshot {id} to {dest}: {files} files, {size}, {keys} key tables").format(
             id=r["snapshot"][:8], dest=r["dest"], files=r["files"], size=_size(r["bytes"]), keys=r["key_tables"])]
+        + ([_("history: entry {count} ({head}…)").format(count=r["history"]["count"], head=r["history"]["head"][:16])]
+           if r["history"] else [])
         + [_("note: {table}: destroyed or shredded since the snapshot").format(table=k) for k in r["key_tables_missing"]]
         + [_("note: {table}: no mirrored generation opens with this snapshot's rings").format(table=k)
            for k in r["key_tables_unreadable"]]

@@ -319,6 +319,21 @@ def check(obj: Ctx, read_data: bool, anchor: str | None, as_json: bool) -> None:
 @cli.command()
 @json_opt
 @click.pass_obj
+def repair(obj: Ctx, as_json: bool) -> None:
+    """Finish or drop what an interrupted command left half done (the archive department)."""
+    from vault.office.repair import repair as repair_vault
+
+    res = repair_vault(obj.actor())
+    emit(res, as_json, lambda d: "\n".join(
+        [*(_("finished: {path}").format(path=p) for p in d["commits_finished"]),
+         *(_("removed: {path}").format(path=p) for p in [*d["temporaries_removed"], *d["documents_removed"]]),
+         *(_("re-issued the key release of {grant}").format(grant=g) for g in d["releases_reissued"]),
+         *([_("checkpoint rewritten")] if d["checkpoint_rewritten"] else []), _("the vault is consistent again")]))
+
+
+@cli.command()
+@json_opt
+@click.pass_obj
 def migrate(obj: Ctx, as_json: bool) -> None:
     """Upgrade a format-1 vault to format 2, in place (a supervisor; back the vault up first).
 

@@ -58,6 +58,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
                N_("The policy: roles and rights, retention schedules, review intervals, completeness rules.")),
     "register": (("vault.cli.register:register",),
                  N_("The archive-wide register: number, customer, class, dates, counts, paper locations (audited).")),
+    "repair": (("vault.cli.core:repair",),
+               N_("Finish or drop what an interrupted command left half done (the archive department).")),
     "request": (("vault.cli.access:request_grp",), N_("Consultation and copy requests.")),
     "retention": (("vault.cli.retention:retention_grp",), N_("Retention schedules.")),
     "review": (("vault.cli.review:review_grp",),

@@ -13,13 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 from vault import clock
-from vault.archive import authority, keyfiles, members, numbering
+from vault.archive import authority, grants, keyfiles, members, numbering
 from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_rel,
                                   list_grants, status)
 from vault.archive.manifests import load_manifest, read_table, resolve
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from vault.i18n import N_
-from vault.store import ids, records
+from vault.store import ids, make_dir, records
 
 MAX_GRANT_HOURS = 24 * 30
 
@@ -65,7 +65,7 @@ def create_request(actor, kind: str, target: str | None, purpose: str, *, custom
             # and the history binds that role, so a typed field cannot pick the decider.
             rec["approver_role"] = v.policy.head_request_approver()
             subject = {"approver_role": rec["approver_role"]}
-        (v.root / "requests").mkdir(mode=0o700, exist_ok=True)
+        make_dir((v.root / "requests"))
         actor.commit(f"request.{kind}", {_req_rel(no): records.dump_toml(actor.sign(rec))}, number=target or None,
                      ref=no, obj=dossier_id or None, subject=subject)
     return no
@@ -120,6 +120,10 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
         raise InputError(N_("hours must be between 1 and {MAX_GRANT_HOURS}"), param="hours", MAX_GRANT_HOURS=MAX_GRANT_HOURS)
     st = status(v, no)
     fact, req = _request(v, no)
+    if st["state"] == "granted":
+        with v.lock(exclusive=True):  # a grant stopped after its entry: its release is written now
+            if grants.reissue_releases(actor, only=st["grant"]):
+                return st["grant"]
     if fact["kind"] != "access":
         raise ConflictError(N_("{no} is a copy request; copies are made with 'vault doc export'"), no=no)
     if st["state"] != "approved":
@@ -157,10 +161,14 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
             actor.audit("grant.create", outcome="refused", number=fact["target"] or None, ref=no)
             raise ConflictError(N_("request {no} is {state}, not approved"), no=no, state=st['state'])
         table = read_table(v, dossier_id, actor.read_identities())
-        (v.root / "grants").mkdir(mode=0o700, exist_ok=True)
+        make_dir(v.root / "grants")
         files[_grant_rel(gno)] = records.dump_toml(actor.sign(rec))
-        _write_grant_key(v, rec, table, mem)  # the key release: committed by the grant's own entry
         actor.commit("grant.create", files, number=target, ref=gno, obj=no)
+        # The key release only once the grant counts, so that none exists (even staged) that no
+        # grant names; committed, named by hash, by its own entry (a stop between the two is
+        # noted by 'check' and finished by the retry or 'vault repair').
+        _write_grant_key(v, rec, table, mem)
+        actor.commit("grant.reissue", {}, number=target, obj=gno)
     return gno
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vault.archive import audit, authority, members, searchcheck
+from vault.archive import audit, authority, members, recovery, searchcheck
 from vault.crypto import age
 from vault.store.hashing import hash_file
 from vault.store.counting import Progress, no_progress
@@ -64,9 +65,11 @@ def check(v, *, actor=None, progress: Progress | None = None,
         # The history first: everything else is judged against it.
         res = audit.verify(v, anchor=anchor)
         rep.problems.extend(res.problems)
+        rep.notes.extend(res.notes)
         if res.replay is None:
             return rep
         rep.problems.extend(authority.check_files(v, res.replay))
+        rep.notes.extend(authority.interrupted(v, res.replay))
         try:
             mem = members.all_members(v)
             for ring in v.policy.data["rings"]:
@@ -75,7 +78,7 @@ def check(v, *, actor=None, progress: Progress | None = None,
             rep.problems.append(e.message)
             return rep
         ids = actor.read_identities() if actor else None
-        known = res.replay.state["dossiers"]
+        st = res.replay.state
         dirs = sorted(p for p in (v.root / "dossiers").iterdir() if p.is_dir())
         step = (progress or no_progress)(sum(_bytes_under(p / "documents") for p in dirs))
         # Documents are checked on threads: reading, hashing and decrypting release the GIL, so
@@ -85,11 +88,12 @@ def check(v, *, actor=None, progress: Progress | None = None,
         pending: deque[Callable[[], None]] = deque()
         with ThreadPoolExecutor(_WORKERS, thread_name_prefix="vault-check") as pool:
             for ddir in dirs:
-                if ddir.name not in known and not any(ddir.iterdir()):
-                    rep.notes.append(Message(N_("dossiers/{dossier}: empty, left by a dossier create that did not commit"),
-                                             dossier=ddir.name))
-                    continue
-                pending.append(_check_dossier(v, ddir.name, mem, ids, rep, step, pool))
+                if recovery.uncreated_dossier(v, st, ddir.name):
+                    note = Message(N_("dossiers/{name}: left by a 'dossier create' that stopped before its "
+                                      "commit point (counts for nothing; 'vault repair' removes it)"), name=ddir.name)
+                    pending.append(functools.partial(rep.notes.append, note))
+                else:
+                    pending.append(_check_dossier(v, ddir.name, mem, ids, rep, step, pool))
                 while len(pending) > _AHEAD:
                     pending.popleft()()
             while pending:
@@ -130,8 +134,9 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
     if m["status"] != "destroyed":
         # Its bytes against the history were checked with every record (``authority.check_files``).
         if not authority.exists(v, f"keys/{dossier_id}.age"):
-            mine.append(Message(N_("keys/{dossier_id}.age: the history names no key table for dossier {number}"),
-                                dossier_id=dossier_id, number=m["number"]))
+            if not _being_destroyed(v, dossier_id):  # an unfinished execution is named on its own
+                mine.append(Message(N_("keys/{dossier_id}.age: the history names no key table for dossier {number}"),
+                                    dossier_id=dossier_id, number=m["number"]))
         elif ids is not None:
             try:
                 table = read_table(v, dossier_id, ids)
@@ -140,8 +145,11 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
     if table is not None:
         for p in (x for x in m["profile"] if "sealed" in x):
             _try(mine, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=Message(N_("{number} profile v{version}"), number=m['number'], version=p['version'])))
-    docs = [d for d in m["documents"] if d.get("status") != "destroyed"]
-    referenced = {f"{d['id']}.age" for d in docs}
+    # A destruction under way overwrites and deletes ciphertext step by step; until it finishes, the
+    # unfinished execution is what check names, not each document it has reached.
+    shredding = _being_destroyed(v, dossier_id)
+    docs = [] if shredding else [d for d in m["documents"] if d.get("status") != "destroyed"]
+    referenced = {f"{d['id']}.age" for d in m["documents"] if d.get("status") != "destroyed"}
     futures = [pool.submit(_check_document, v, m, d, table) for d in docs]
     docdir = v.layout.dossier_dir(dossier_id) / "documents"
 
@@ -153,12 +161,19 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
             rep.counts["bytes"] += size
             rep.problems.extend(problems)
             step(size)
-        if docdir.is_dir():
+        if docdir.is_dir() and not shredding:
             for p in docdir.iterdir():
                 if p.name not in referenced and not p.name.startswith(TMP_PREFIX):
-                    rep.notes.append(Message(N_("dossiers/{dossier_id}/documents/{name}: not in the manifest (left by an interrupted add)"), dossier_id=dossier_id, name=p.name))
+                    rep.notes.append(Message(N_("dossiers/{dossier_id}/documents/{name}: not in the manifest (left by an "
+                                                "interrupted add; 'vault repair' removes it)"), dossier_id=dossier_id,
+                                             name=p.name))
 
     return collect
+
+
+def _being_destroyed(v, dossier_id: str) -> bool:
+    return any(d["dossier"] == dossier_id and d.get("state") == "executing"
+               for d in authority.state(v)["destructions"].values())
 
 
 # Documents up to this size are read once into memory and hashed, parsed and decrypted from there;
@@ -228,6 +243,13 @@ def _check_records(v, mem: dict, rep: Report) -> None:
     problems, notes = intake.verify_pending(v)
     rep.problems.extend(problems)
     rep.notes.extend(notes)
+    # A note: a restore leaves this (backups leave key releases out, and the restore's entry drops
+    # them); the grantee reads nothing until the release is re-issued.
+    _try(rep, lambda: rep.notes.extend(
+        Message(N_("keys/grants/{dossier}.{grant}.age: none in the history, and grant {grant} is active (the grantee reads "
+                   "nothing until 'vault repair' or 'vault grant {request}' re-issues it)"),
+                dossier=g["dossier"], grant=g["number"], request=g["request"])
+        for g in grants.missing_releases(v)))
     for no, f in sorted(authority.state(v)["destructions"].items()):
         if f.get("certificate") is not None:
             _try(rep, lambda no=no: destructions.certificate(v, no))

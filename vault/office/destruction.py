@@ -19,7 +19,7 @@ from vault.archive.manifests import load_manifest, manifest_file, read_table, re
 from vault.backup.mirror import DEFAULT_WINDOW
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.i18n import Message, N_
-from vault.store import fsync_dir, records
+from vault.store import fsync_dir, make_dir, records, remove, seam
 
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",
               "sha256", "replaces", "superseded_by", "events", "status", "destroyed")
@@ -51,7 +51,7 @@ def request(actor, target: str, reason: str) -> str:
     m, _ = _targets(v, target)
     with v.lock(exclusive=True):
         no = numbering.next_number(v, "D")
-        (v.root / "destructions").mkdir(mode=0o700, exist_ok=True)
+        make_dir(v.root / "destructions")
         sealed = members.seal_text(v, reason, [actor.name])
         rec = actor.sign({"format": 1, "number": no, "target": target, "dossier": m["id"], "requested_by": actor.name,
                           "requested_at": clock.stamp(), "reason": sealed})
@@ -258,7 +258,7 @@ def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
            "retention": [{k: s[k] for k in ("number", "rule", "event", "event_date", "until", "status")
                           if s.get(k) is not None} for s in sched],
            "retention_overridden": bool(early), "steps": []}
-    (v.root / "destructions").mkdir(mode=0o700, exist_ok=True)
+    make_dir(v.root / "destructions")
     run = destructions.record_journal(actor, run, "destroy.start")
     _checkpoint("planned")
     return run
@@ -294,13 +294,15 @@ def _step_ciphertext(actor, run, req, appr) -> None:
     for d in run["documents"]:
         p = v.layout.document(run["dossier"], d["id"])
         if p.exists():
+            seam.step("overwrite", p)
             with open(p, "r+b") as f:
                 size = os.fstat(f.fileno()).st_size
                 while f.tell() < size:
                     f.write(os.urandom(min(1 << 20, size - f.tell())))
                 f.flush()
+                seam.step("fsync", p)
                 os.fsync(f.fileno())
-            os.unlink(p)
+            remove(p)
     docdir = v.layout.dossier_dir(run["dossier"]) / "documents"
     if docdir.is_dir():  # a dossier that never had a document has no documents/ directory
         fsync_dir(docdir)

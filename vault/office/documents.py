@@ -16,8 +16,8 @@ from vault.archive.manifests import append_document, load_manifest, manifest_fil
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
 from vault.store.keytable import KeyRefRecipient, KeyTable, unseal
-from vault.archive import grants, keyfiles, members
-from vault.store import WritebackWriter, atomic_writer
+from vault.archive import grants, members
+from vault.store import WritebackWriter, atomic_writer, make_dir
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
 from vault.store import tomlread
@@ -43,9 +43,9 @@ def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, so
         force_date: bool = False) -> list[str]:
     """Encrypt and add ``files`` to a dossier; returns their document numbers.
 
-    Documents are written first (unreferenced until the manifest names them), then the key table,
-    then the signed manifest: the history entry that commits the manifest is the commit point, so an
-    interrupted add leaves the dossier exactly as it was.
+    Documents are written first (unreferenced until the manifest names them), then the manifest, the
+    key table and the grants' key releases are staged and committed by one entry, so an interrupted
+    add leaves the dossier exactly as it was, or is finished by the next command (FORMAT §18.5).
     """
     return add_many(actor, [(number, files)], category=category, source=source, date=date, original=original,
                     copy_note=copy_note, title=title, replaces=replaces, paper_location=paper_location,
@@ -131,11 +131,12 @@ def add_many(actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]], *, cat
                 mine.append(entry["number"])
             if not mine:
                 continue
-            # The key table before the commit point (FORMAT §11): staged, and named by this dossier's
-            # own entry, which writes and syncs it with the documents.
-            written += grants.save_keys(actor, dossier_id, table, sync=False, recipients=recipients, active=active)
             m["revision"] += 1
-            commits.append(dict(action="doc.add", files={**keyfiles.take(v), **manifest_file(actor, m)}, number=mine[0],
+            # The key table and the grants' key releases are staged and committed with the manifest
+            # (FORMAT §18.5): an interruption before the entry changes none of them.
+            files_out = {**manifest_file(actor, m),
+                         **grants.key_files(actor, dossier_id, table, recipients=recipients, active=active)}
+            commits.append(dict(action="doc.add", files=files_out, number=mine[0],
                                 ref=mine[-1] if len(mine) > 1 else None, obj=dossier_id, rev=m["revision"]))
         if commits:
             actor.commit_many(commits, synced=written)
@@ -154,7 +155,7 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: s
     kid = secrets.token_hex(16)
     rcpt = KeyRefRecipient(kid)
     path = v.layout.document(m["id"], doc_id)
-    path.parent.mkdir(mode=0o700, exist_ok=True)
+    make_dir(path.parent)
     source_file = contextlib.nullcontext(src.file) if isinstance(src, Stream) else open(src, "rb")
     with source_file as fin, atomic_writer(path, sync=False) as fout, WritebackWriter(fout) as wb, \
             HashingWriter(wb) as hw:

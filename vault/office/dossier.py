@@ -15,6 +15,7 @@ from vault.archive.manifests import (CUSTOMER_TYPES, _seal_profile, load_manifes
 from vault.archive.schemes import configured
 from vault.errors import InputError
 from vault.i18n import N_
+from vault.store import make_dir
 from vault.store.keytable import KeyTable
 from vault.archive.labels import resolve_name
 
@@ -58,10 +59,12 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
             "profile": [_seal_profile(table, profile, actor.name, 1, changed=sorted(k for k, x in profile.items() if x))],
             "documents": [],
         }
-        v.layout.dossier_dir(dossier_id).mkdir(mode=0o700)
+        make_dir(v.layout.dossier_dir(dossier_id))
         write_table(v, table)
         searchindex.add_profile(actor, manifest, profile)  # before the commit point: see FORMAT §11
-        actor.commit("dossier.create", manifest_file(actor, manifest), number=number, obj=dossier_id, rev=1)
+        # The department is a fact of the entry: the history checks a liaison's later updates by it.
+        actor.commit("dossier.create", manifest_file(actor, manifest), number=number, obj=dossier_id, rev=1,
+                     subject={"dept": dept})
     return number
 
 

@@ -10,8 +10,8 @@ from vault.archive import audit, authority, members
 from vault.archive.holds import _rel, held_dossiers, verified_holds
 from vault.archive.manifests import load_manifest, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
+from vault.store import make_dir, records
 from vault.i18n import Message, N_
-from vault.store import records
 
 
 def add(actor, number: str, reason: str) -> None:
@@ -26,7 +26,7 @@ def add(actor, number: str, reason: str) -> None:
         if dossier_id in held_dossiers(v):
             raise ConflictError(N_("dossier {number} is already on hold"), number=m['number'])
         sealed = members.seal_text(v, reason)
-        (v.root / "holds").mkdir(mode=0o700, exist_ok=True)
+        make_dir((v.root / "holds"))
         rec = actor.sign({"format": 1, "dossier": dossier_id, "number": m["number"], "at": clock.stamp(),
                           "by": actor.name, "reason": sealed})
         actor.commit("hold.add", {_rel(dossier_id): records.dump_toml(rec)}, number=m["number"], obj=dossier_id)
@@ -60,7 +60,7 @@ def remove(actor, number: str, reason: str) -> str:
             at = next((e["at"] for e in audit.entries(v) if e["seq"] == seq), clock.stamp())
             hold, hold_sha = {"number": load_manifest(v, dossier_id)["number"], "at": at, "by": placer}, h or "0" * 64
         lifted = v.root / "holds" / "lifted"
-        lifted.mkdir(mode=0o700, exist_ok=True)
+        make_dir(lifted)
         n = 1 + max((int(q.name.split(".")[1]) for q in lifted.glob(f"{dossier_id}.*.toml")
                      if q.name.split(".")[1].isdigit()), default=0)
         rec = {"format": 1, "dossier": dossier_id, "number": hold["number"], "seq": n,

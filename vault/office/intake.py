@@ -19,8 +19,8 @@ from typing import Any
 import tomli_w
 
 from vault import clock
-from vault.store import ids, records
-from vault.archive import authority, keyfiles, members
+from vault.store import ids, make_dir, records, remove, replace, seam
+from vault.archive import authority, intakekey, members
 from vault.crypto import age
 from vault.store.hashing import HashingWriter, hash_file
 from vault.archive.manifests import CATEGORIES
@@ -28,28 +28,18 @@ from vault.archive.manifests import (append_document, load_manifest, manifest_fi
                                      read_table, resolve)
 from vault.archive import invitations
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
-                          NoIdentityMatchError, NotFoundError, PermissionDeniedError, VaultError)
+                          NoIdentityMatchError, NotFoundError, VaultError)
 from vault.store.keytable import KeyRefRecipient
 from vault.store import atomic_writer, fsync_dir
 from vault.archive import grants
 from vault.i18n import Message, N_
 from vault.store import tomlread
 
-ID_LEN = 32
+ID_LEN = intakekey.ID_LEN
+REWRAP = intakekey.REWRAP
+key_path, recipient = intakekey.key_path, intakekey.recipient
 UPLOAD_PREFIX = ".upload-"
 STALE_UPLOAD = 24 * 3600  # an upload this old was left by a process that died; it is removed
-
-
-def key_path(v) -> Path:
-    return v.layout.path("intake_key")
-
-
-def recipient(v) -> str:
-    """The vault's public intake key (from the genesis record)."""
-    r = v.config.get("intake_recipient")
-    if not r:
-        raise NotFoundError(N_("this vault has no intake key"))
-    return r
 
 
 def _dir(v) -> Path:
@@ -98,8 +88,9 @@ class StreamedSubmission:
 
     def __init__(self, v) -> None:
         self.v, self.id, self.size = v, secrets.token_hex(16), 0
-        _dir(v).mkdir(mode=0o700, exist_ok=True)
+        make_dir(_dir(v))
         self._tmp = _dir(v) / f"{UPLOAD_PREFIX}{self.id}.age"
+        seam.step("create", self._tmp)
         self._file = os.fdopen(os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
         self._hw = HashingWriter(self._file)
         self._enc = age.Encryptor(self._hw, [age.parse_recipient(recipient(v))])
@@ -112,6 +103,7 @@ class StreamedSubmission:
         """End the age file and make it durable (still under its upload name)."""
         self._enc.close()
         self._file.flush()
+        seam.step("fsync", self._tmp)
         os.fsync(self._file.fileno())
         self._hw.close()
         self._file.close()
@@ -122,8 +114,7 @@ class StreamedSubmission:
             self._hw.close()
         with contextlib.suppress(Exception):
             self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._tmp)
+        remove(self._tmp, missing_ok=True)
 
     def commit(self, *, number: str, category: str, date: str, original: bool, meta: dict[str, Any],
                invitation: str | None = None, receipt: str | None = None) -> str:
@@ -139,7 +130,7 @@ class StreamedSubmission:
             rec["invitation"] = invitation
         if receipt:
             rec["receipt"] = receipt
-        os.replace(self._tmp, _dir(self.v) / f"{self.id}.age")
+        replace(self._tmp, _dir(self.v) / f"{self.id}.age")
         records.write_toml(_dir(self.v) / f"{self.id}.toml", rec)  # the record last: complete once listed
         return self.id
 
@@ -150,8 +141,7 @@ def sweep_uploads(v, *, older_than: float) -> int:
     now = time.time()
     for p in d.glob(f"{UPLOAD_PREFIX}*") if d.is_dir() else []:
         with contextlib.suppress(FileNotFoundError):
-            if now - p.stat().st_mtime > older_than:
-                p.unlink()
+            if now - p.stat().st_mtime > older_than and remove(p, missing_ok=True):
                 n += 1
     return n
 
@@ -215,20 +205,9 @@ def verify_pending(v) -> tuple[list[str], list[str]]:
     return problems, notes
 
 
-def _identity(actor) -> age.Identity:
-    try:
-        secret = age.decrypt_bytes(keyfiles.read(actor.vault, "keys/_intake.age"), actor.read_identities()).decode()
-    except NoIdentityMatchError:
-        raise PermissionDeniedError(N_("you hold no key for the intake")) from None
-    except (FormatError, AuthenticationError):
-        raise IntegrityError(N_("keys/_intake.age: damaged or tampered with")) from None
-    if age.recipient_of(secret) != recipient(actor.vault):
-        raise IntegrityError(N_("keys/_intake.age does not match the intake key in vault.toml"))
-    return age.parse_identity(secret)
-
-
 def _load(v, sid: str) -> dict[str, Any]:
     ids.intake_id(sid)
+    intakekey.settle(v, sid)  # the callers hold the exclusive lock
     p = _dir(v) / f"{sid}.toml"
     if not p.exists():
         raise NotFoundError(N_("no intake submission {sid}"), hint=N_("see 'vault intake list'"), sid=sid)
@@ -243,13 +222,17 @@ def accept(actor, sid: str) -> str:
     actor.require("intake.manage")
     v = actor.vault
     with v.lock(exclusive=True):
+        _undecided(v, sid)
         rec = _load(v, sid)
         src = _dir(v) / f"{sid}.age"
         if hash_file(src) != (rec["sha256"], rec["size"]):
             raise IntegrityError(N_("intake/{sid}.age does not match its record (damaged or tampered with)"), sid=sid)
-        ident = _identity(actor)
+        ident = intakekey.identities(actor)
+        # An upload that was encrypting to the old key during a removal goes to the new one now.
+        intakekey.tidy(v, ident)
+        rec = _load(v, sid)  # its hash changed if it was re-wrapped just now
         try:
-            meta = tomlread.loads(age.decrypt_bytes(base64.b64decode(rec["sealed"]), [ident]).decode())
+            meta = tomlread.loads(age.decrypt_bytes(base64.b64decode(rec["sealed"]), ident).decode())
         except (FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
             raise IntegrityError(N_("intake/{sid}.toml: sealed part damaged"), sid=sid) from None
         dossier_id = resolve(v, rec["for"])
@@ -264,10 +247,10 @@ def accept(actor, sid: str) -> str:
         doc_id, kid = secrets.token_hex(16), secrets.token_hex(16)
         rcpt = KeyRefRecipient(kid)
         dst = v.layout.document(dossier_id, doc_id)
-        dst.parent.mkdir(mode=0o700, exist_ok=True)
+        make_dir(dst.parent)
         with open(src, "rb") as fin, atomic_writer(dst) as fout, HashingWriter(fout) as hw:
             try:
-                age.rewrap(fin, hw, [ident], [rcpt])  # new header, same payload bytes
+                age.rewrap(fin, hw, ident, [rcpt])  # new header, same payload bytes
             except (FormatError, AuthenticationError, NoIdentityMatchError):
                 raise IntegrityError(N_("intake/{sid}.age: not a valid submission"), sid=sid) from None
         assert rcpt.file_key is not None  # set by the rewrap above
@@ -277,10 +260,9 @@ def accept(actor, sid: str) -> str:
         number = append_document(m, table, doc_id=doc_id, key=kid, category=rec["category"], date=rec["date"],
                                  original=rec["original"], by=actor.name, size=hw.size, sha256=hw.h.hexdigest(),
                                  meta=meta)["number"]
-        grants.save_keys(actor, dossier_id, table)  # before the commit point: see FORMAT §11
         m["revision"] += 1
-        actor.commit("intake.accept", manifest_file(actor, m), number=number, ref=sid, obj=dossier_id,
-                     rev=m["revision"])
+        actor.commit("intake.accept", {**manifest_file(actor, m), **grants.key_files(actor, dossier_id, table)},
+                     number=number, ref=sid, obj=dossier_id, rev=m["revision"])
         _remove(v, sid)
         sweep_uploads(v, older_than=STALE_UPLOAD)
     return number
@@ -301,6 +283,7 @@ def reject(actor, sid: str, reason: str) -> None:
         raise InputError(N_("a rejection needs a reason"), param="reason")
     v = actor.vault
     with v.lock(exclusive=True):
+        _undecided(v, sid)
         rec = _load(v, sid)
         sealed = members.seal_text(v, reason)
         signed = actor.sign({"format": 1, "id": sid, "for": rec["for"], "by": actor.name, "at": clock.stamp(),
@@ -310,9 +293,19 @@ def reject(actor, sid: str, reason: str) -> None:
         _remove(v, sid)
 
 
+def _undecided(v, sid: str) -> None:
+    """Refuse a submission the history has decided: a decision interrupted after its entry (the
+    files not yet removed) is finished by the lock's recovery, never taken a second time."""
+    ids.intake_id(sid)
+    done = authority.state(v)["intake"].get(sid)
+    if done is not None:
+        msg = N_("intake submission {sid} was already accepted") if done == "accept" else \
+            N_("intake submission {sid} was already rejected")
+        raise ConflictError(msg, hint=N_("see 'vault intake list'"), sid=sid)
+
+
 def _remove(v, sid: str) -> None:
-    for suffix in (".age", ".toml"):
+    for suffix in (".age", ".toml", REWRAP):
         p = _dir(v) / f"{sid}{suffix}"
-        if p.exists():
-            os.unlink(p)
+        remove(p, missing_ok=True)
     fsync_dir(_dir(v))

@@ -12,7 +12,6 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
-import os
 import re
 import secrets
 from pathlib import Path
@@ -23,7 +22,7 @@ from vault.crypto import age
 from vault.archive.manifests import load_manifest, resolve
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, PermissionDeniedError)
-from vault.store import records
+from vault.store import make_dir, records, remove, write_new
 from vault.archive.invitations import invitations_dir, may_invite, load
 from vault.i18n import N_
 
@@ -98,7 +97,7 @@ def issue(actor, number: str, *, expires: str = "7d", uses: int = 1, note: str |
     if note:
         rec["note"] = base64.b64encode(age.encrypt_bytes(note.encode(), [rcpt])).decode()
     with v.lock(exclusive=True):
-        invitations_dir(v).mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dir(invitations_dir(v), parents=True)
         actor.commit("intake.invite", {f"intake/invitations/{iid}.toml": records.dump_toml(actor.sign(rec))},
                      number=m["number"], ref=iid, obj=dossier_id)
     return {"id": iid, "token": token_text(token), "number": m["number"], "expires_at": rec["expires_at"],
@@ -144,25 +143,20 @@ def state(v, rec: dict[str, Any]) -> str:
 def claim_use(v, rec: dict[str, Any], receipt: str) -> Path:
     """Take one use of the invitation (atomic: create-exclusive of the next free slot); ConflictError if none is left."""
     d = uses_dir(v, rec["id"])
-    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dir(d, parents=True)
     for k in range(1, rec["uses"] + 1):
         p = d / str(k)
         try:
-            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            write_new(p, f"{receipt} {clock.stamp()}\n".encode(), mode=0o600)
         except FileExistsError:
             continue
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{receipt} {clock.stamp()}\n")
         return p
     raise ConflictError(N_("every use of this invitation has been taken"))
 
 
 def release_use(slot: Path) -> None:
     """Give a use back after a failed upload: nothing was submitted with it."""
-    try:
-        os.unlink(slot)
-    except FileNotFoundError:
-        pass
+    remove(slot, missing_ok=True)
 
 
 def list_invitations(v) -> list[dict[str, Any]]:

@@ -60,11 +60,11 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
             raise InputError(N_("the values given are the current ones; nothing changed"))
         version = m["profile"][-1]["version"] + 1
         m["profile"].append(_seal_profile(table, new, actor.name, version, changed=changed))
-        grants.save_keys(actor, dossier_id, table)
         m["revision"] += 1
         # Needs no index key, so a liaison's update reaches the index too (before the commit point).
         searchindex.add_profile(actor, m, new)
-        actor.commit("dossier.update", manifest_file(actor, m), number=m["number"], obj=dossier_id, rev=m["revision"])
+        actor.commit("dossier.update", {**manifest_file(actor, m), **grants.key_files(actor, dossier_id, table)},
+                     number=m["number"], obj=dossier_id, rev=m["revision"])
     return version
 
 

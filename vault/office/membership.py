@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from vault import clock
-from vault.archive import authority, keyfiles, searchindex
+from vault.archive import authority, intakekey, keyfiles, searchindex
 from vault.archive.members import _member_record, _ring_files, all_members, ring_record
 from vault.archive.policy import ROLES
 from vault.crypto import age
@@ -136,8 +136,7 @@ def remove_member(actor, name: str) -> list[str]:
             raise ConflictError(N_("you cannot remove yourself"), hint=N_("ask another supervisor"))
         old_ids = actor.read_identities()
         files: dict[str, bytes | None] = {}
-        new_r: dict = {}
-        new_ids: list = []
+        new_r, new_ids = {}, []
         for ring in sorted(v.policy.data["rings"]):
             rr = ring_record(v, ring)
             if name in rr["members"]:
@@ -151,22 +150,35 @@ def remove_member(actor, name: str) -> list[str]:
             else:
                 new_r[ring] = age.parse_recipient(rr["recipient"])
         new_rcpts = [new_r[r] for r in sorted(new_r)]
-        # Every key file is re-encrypted to the new rings only and committed by the one entry that
-        # rotates the rings and removes the member; until its pending files are renamed, readers
-        # take the committed bytes from them (FORMAT §18.2), so a key table is readable at every instant.
-        rewrapped = rewrap_key_tables(v, old_ids, new_rcpts) if new_ids else []
+        rewrapped: list[str] = []
+        subject = None
+        intake_ids: list = []
         if new_ids:
-            # A leaver who kept the index key would open every index file written after: rotate it,
-            # to the new rings, while the leaver's signature on the index recipient still counts.
-            searchindex.rotate(actor, [*new_ids, *old_ids], new_rcpts)
+            # Every key table, the intake key and a new index key (with the index re-sealed to it),
+            # encrypted to the new rings only, are staged with the rings and committed by the one
+            # entry, which names each by hash: before it the old files stand, after it the new ones
+            # (``authority.recover`` renames what an interruption left staged). No file written from
+            # here on opens with the leaver's key or an old ring.
+            staged = rewrapped_key_tables(v, old_ids, new_rcpts)
+            searchindex.stage_rotation(actor, old_ids, new_rcpts)  # staged, committed by the same entry
+            if keyfiles.exists(v, intakekey.KEY):
+                # Every ring member could open the intake identity: a new one, staged in place of the
+                # re-wrapped old file, pending submissions re-wrapped to it and to the current key,
+                # its recipient named by the entry (the old one may have been copied).
+                rcpt, intake_ids, staged["keys/_intake.age"] = intakekey.rotate(v, old_ids, new_rcpts)
+                subject = {"intake_recipient": rcpt}
+            files.update(staged)
+            rewrapped = sorted([*staged, "keys/_index.age"])
         file_rec = authority.load(v, f"members/{name}.toml")
         file_rec.update(status="removed", removed_at=clock.stamp(), removed_by=actor.name)
         files[f"members/{name}.toml"] = records.dump_toml(actor.sign(file_rec))
         for rel in _releases_of(v, name):  # the grants close with the entry; their key releases go with it
             files[rel] = None
-        actor.commit("member.remove", files, ref=name, obj=name)
-    actor.forget_rings()  # the generations it unlocked are gone
-    return sorted(rewrapped)
+        actor.commit("member.remove", files, ref=name, obj=name, subject=subject)
+        actor.forget_rings()  # the generations it unlocked are gone
+        if subject is not None:
+            intakekey.finish(v, intake_ids, subject["intake_recipient"])
+    return rewrapped
 
 
 def _releases_of(v, name: str) -> list[str]:
@@ -179,19 +191,19 @@ def _releases_of(v, name: str) -> list[str]:
     return out
 
 
-def rewrap_key_tables(v, identities: list, recipients: list) -> list[str]:
-    """Re-encrypt every key file the history names directly under ``keys/`` (key tables, the index
-    and intake keys) to ``recipients`` with a fresh file key, staged for the caller's entry."""
-    out = []
+def rewrapped_key_tables(v, identities: list, recipients: list) -> dict[str, bytes]:
+    """Every key table and the intake key the history names (``keys/*.age`` but the index key)
+    re-encrypted to ``recipients`` with a fresh file key: vault path -> new bytes, for a commit to
+    stage, which names each by hash."""
+    out = {}
     for rel in keyfiles.listing(v, "keys/"):
-        if "/" in rel[len("keys/"):]:
-            continue  # key releases are the grantees', not the rings'
+        if "/" in rel[len("keys/"):] or rel == "keys/_index.age":
+            continue  # key releases are the grantees', not the rings'; the index key is rotated
         try:
             plain = age.decrypt_bytes(keyfiles.read(v, rel), identities)
         except NoIdentityMatchError:
             raise PermissionDeniedError(N_("{rel}: you hold no key for it; re-wrap refused"), rel=rel) from None
         except (FormatError, AuthenticationError):
             raise IntegrityError(N_("{rel}: damaged or tampered with"), rel=rel) from None
-        keyfiles.stage(v, rel, age.encrypt_bytes(plain, recipients))
-        out.append(rel)
+        out[rel] = age.encrypt_bytes(plain, recipients)
     return out

@@ -19,7 +19,7 @@ from vault.archive import authority, grants, members, numbering
 from vault.archive.manifests import iter_manifests, load_manifest, manifest_file, parse_date, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.i18n import N_
-from vault.store import records
+from vault.store import make_dir, records
 
 #: The longest loan: a paper original is out of the archive room for at most this many days.
 MAX_LOAN_DAYS = 90
@@ -134,7 +134,7 @@ def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
         rec = {"format": 1, "number": no, "document": docno, "dossier": m["id"], "borrower": to,
                "request": request, "from_location": d.get("paper_location", ""), "at": clock.stamp(),
                "by": actor.name, "due": due}
-        _dir(v, "loans").mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dir(_dir(v, "loans"), parents=True)
         actor.commit("paper.lend", {f"paper/loans/{no}.toml": records.dump_toml(actor.sign(rec))}, number=docno,
                      ref=no, obj=m["id"])
     return no
@@ -213,7 +213,7 @@ def inventory(actor, found: Iterable[tuple[str, str]]) -> dict[str, Any]:
         }
         no = numbering.next_number(v, "I")
         rec = {"format": 1, "number": no, "at": clock.stamp(), "by": actor.name, **report}
-        _dir(v, "inventories").mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dir(_dir(v, "inventories"), parents=True)
         actor.commit("paper.inventory", {f"paper/inventories/{no}.toml": records.dump_toml(actor.sign(rec))},
                      ref=no)
     return {"number": no, "at": rec["at"], "by": actor.name, **report}

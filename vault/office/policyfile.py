@@ -8,8 +8,8 @@ from typing import Any
 from vault import clock
 from vault.archive import authority, labels
 from vault.errors import ConflictError, FormatError, InputError
+from vault.store import make_dir, records
 from vault.i18n import N_
-from vault.store import records
 from vault.archive.policy import DEFAULT_POLICY
 
 
@@ -41,7 +41,7 @@ def update(actor, path: Path) -> dict[str, Any]:
         data = records.dump_toml(signed)
         # Every version is kept, immutable, as policy/<n>.toml; policy.toml is the current copy.
         n = authority.state(v)["policy_version"] + 1
-        (v.root / "policy").mkdir(mode=0o700, exist_ok=True)
+        make_dir((v.root / "policy"))
         actor.commit("policy.update", {f"policy/{n}.toml": data, "policy.toml": data}, ref=str(n))
     return signed
 

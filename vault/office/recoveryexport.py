@@ -29,7 +29,7 @@ from vault.archive.manifests import load_manifest, read_profile
 from vault.crypto import age
 from vault.errors import (ConflictError, FormatError, InputError, IntegrityError, NotFoundError,
                           PermissionDeniedError, VaultError)
-from vault.store import TMP_PREFIX, fsync_dir, ids, records, sync_files
+from vault.store import TMP_PREFIX, fsync_dir, ids, make_dir, records, sync_files
 from vault.store.counting import Progress, no_progress
 from vault.store.layout import document_file_name
 from vault.i18n import N_
@@ -120,7 +120,7 @@ def request(actor, recipients: list[str], *, valid_hours: int = DEFAULT_HOURS) -
     v = actor.vault
     with v.lock(exclusive=True):
         no = numbering.next_number(v, "E")
-        (v.root / "recovery").mkdir(mode=0o700, exist_ok=True)
+        make_dir(v.root / "recovery")
         now = clock.now()
         rec = actor.sign({"format": 1, "number": no, "recipients": [r.strip() for r in recipients],
                           "requested_by": actor.name, "requested_at": now.strftime(_STAMP),

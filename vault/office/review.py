@@ -17,8 +17,8 @@ from vault import clock
 from vault.archive import grants, manifests
 from vault.archive.reviews import _dir, history
 from vault.errors import ConflictError, InputError
+from vault.store import make_dir, records
 from vault.i18n import Message, N_
-from vault.store import records
 from vault.store.keytable import seal, unseal
 
 OUTCOMES = ("verified", "needs-update")
@@ -51,11 +51,11 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
             table = manifests.read_table(v, dossier_id, actor.read_identities())
             kid, blob = seal(note.encode(), table)
             rec.update(note_key=kid, note=base64.b64encode(blob).decode())
-            grants.save_keys(actor, dossier_id, table)  # before the commit point: see FORMAT §11
+            files.update(grants.key_files(actor, dossier_id, table))  # committed with the record
         signed = actor.sign(rec)
         records.validate(signed, "review", what=Message(N_("review {seq} of {number}"), seq=seq, number=m['number']))
         d = _dir(v, dossier_id)
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dir(d, parents=True)
         files[f"reviews/{dossier_id}/{seq}.toml"] = records.dump_toml(signed)
         actor.commit("review.record", files, number=m["number"], ref=f"review-{seq}", obj=dossier_id)
     return {k: rec[k] for k in ("number", "seq", "at", "by", "outcome")}

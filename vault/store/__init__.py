@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 from vault.errors import IntegrityError, LockError
+from vault.store import seam
 from vault.i18n import Message, N_
 
 TMP_PREFIX = ".tmp-"
@@ -58,6 +59,7 @@ def unconfined() -> Iterator[None]:
 
 def fsync_dir(path: Path) -> None:
     """Make a rename or unlink inside ``path`` durable."""
+    seam.step("fsync", path)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -79,15 +81,18 @@ def atomic_writer(path: Path, *, mode: int = 0o600, sync: bool = True) -> Iterat
     bulk import pay for its syncs once instead of per file.
     """
     check_confined(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent, mode=0o777, parents=True)
     tmp = _tmp_name(path)
+    seam.step("create", tmp)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             if sync:
+                seam.step("fsync", tmp)
                 os.fsync(f.fileno())
+        seam.step("rename", path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -106,10 +111,51 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, sync: bool = Tru
 def write_new(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Create ``path`` with ``data``; never replaces an existing file. Durability is the caller's."""
     check_confined(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent, mode=0o777, parents=True)
+    seam.step("create", path)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as f:
+        seam.step("write", path)  # a stop here leaves the file empty
         f.write(data)
+
+
+def replace(src: Path, dst: Path) -> None:
+    """Rename ``src`` over ``dst`` (``fsync_dir`` makes it durable)."""
+    check_confined(dst)
+    seam.step("rename", dst)
+    os.replace(src, dst)
+
+
+def remove(path: Path, *, missing_ok: bool = False) -> bool:
+    """Unlink ``path`` (``fsync_dir`` makes it durable); with ``missing_ok``, False if it was not there."""
+    if missing_ok and not os.path.lexists(path):
+        return False
+    seam.step("unlink", path)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+        return False
+    return True
+
+
+def make_dir(path: Path, *, mode: int = 0o700, parents: bool = False) -> None:
+    """Make the directory ``path`` unless it exists (``parents``: and its missing parents)."""
+    if os.path.isdir(path):
+        return
+    seam.step("mkdir", path)
+    Path(path).mkdir(mode=mode, parents=parents, exist_ok=True)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove the directory ``path`` and everything in it (one step: its contents are never a record)."""
+    if not os.path.lexists(path):
+        return
+    seam.step("rmtree", path)
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 # From this many files on, one syncfs(2) per file system replaces an fsync per file and per directory;
@@ -120,6 +166,8 @@ SYNCFS_MIN_FILES = 4
 def sync_files(paths: list[Path]) -> None:
     """Make many files and their directory entries durable: one syncfs per file system on Linux for a
     batch, else an fsync of each file and then of each directory once."""
+    if paths:
+        seam.step("sync", paths[0])
     if len(paths) >= SYNCFS_MIN_FILES and _syncfs_each_fs({p.parent for p in paths}):
         return
     dirs = set()
@@ -138,8 +186,10 @@ def sync_dirs(dirs: set[Path] | list[Path]) -> None:
     """Make renames and unlinks in ``dirs`` durable: an fsync of each, or for many directories one
     syncfs per file system (the same bound as ``sync_files``)."""
     dirs = set(dirs)
-    if len(dirs) >= SYNCFS_MIN_FILES and _syncfs_each_fs(dirs):
-        return
+    if len(dirs) >= SYNCFS_MIN_FILES:
+        seam.step("sync", min(dirs))  # (fewer: each fsync_dir below is its own step)
+        if _syncfs_each_fs(dirs):
+            return
     for d in dirs:
         fsync_dir(d)
 
@@ -280,8 +330,7 @@ def sweep_temporaries(root: Path) -> list[Path]:
     """Remove temporary files left by an interrupted write; call only under the write lock."""
     removed = []
     for p in find_temporaries(root):
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
+        if remove(p, missing_ok=True):
             removed.append(p)
     return removed
 

@@ -48,6 +48,7 @@ PATHS: dict[str, str] = {
     "submission": "intake/<id>.age",
     "submission_record": "intake/<id>.toml",
     "upload": "intake/.upload-<id>.age",
+    "submission_rewrap": "intake/<id>.rewrap.age",
     "invitation": "intake/invitations/<id>.toml",
     "invitation_use": "intake/uses/<invitation-id>/<k>",
     "hold": "holds/<dossier-id>.toml",

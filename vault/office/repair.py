@@ -1,0 +1,57 @@
+"""``vault repair``: finish or drop what interrupted commands left half done; itself safe to interrupt."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from vault.archive import audit, authority, grants, recovery
+from vault.archive.manifests import load_manifest
+from vault.errors import PermissionDeniedError
+from vault.i18n import N_
+from vault.store import TMP_PREFIX, fsync_dir, remove
+
+
+def repair(actor) -> dict[str, Any]:
+    """Under the exclusive lock, which removes temporaries and finishes every commit whose entry is
+    in the history (dropping those whose entry is not, ``authority.recover``, and removing what a
+    decided or closed object leaves, ``recovery.finish``), the key release of every active grant that
+    has none is written (a grant stopped after its entry) and document ciphertext no manifest names is
+    removed; then one entry ``vault.repair``, which also re-signs a checkpoint that an interrupted
+    append left behind.
+
+    Each step is idempotent: a repair stopped anywhere is finished by the next one.
+    """
+    v = actor.vault
+    if not v.policy.may(actor.roles, "dossier.read"):  # the archive department: it holds the keys a repair needs
+        actor.audit("vault.repair", outcome="refused")
+        raise PermissionDeniedError(N_("{name} ({roles}) may not repair the vault"),
+                                    hint=N_("a supervisor or an archivist runs 'vault repair'"), name=actor.name,
+                                    roles=", ".join(actor.roles))
+    with v.lock(exclusive=True):
+        swept, finished = v.recovered
+        finished = [*finished, *recovery.finish(v, authority.state(v), dossiers=True)]
+        releases = grants.reissue_releases(actor)
+        leftovers = _unreferenced_documents(v)
+        lagged = audit.checkpoint_lags(v)
+        actor.audit("vault.repair")
+    return {"temporaries_removed": swept, "commits_finished": finished, "checkpoint_rewritten": lagged,
+            "releases_reissued": releases, "documents_removed": leftovers}
+
+
+def _unreferenced_documents(v) -> list[str]:
+    """Ciphertext that no committed manifest names: a ``doc add`` or ``intake accept`` stopped
+    before its entry. Its key may be in the key table (and in an active grant's release, refreshed
+    before the entry), so it goes rather than stay readable outside the dossier."""
+    out = []
+    for dossier_id, d in sorted(authority.state(v)["dossiers"].items()):
+        docdir = v.layout.dossier_dir(dossier_id) / "documents"
+        if d.get("destroyed") or not docdir.is_dir():
+            continue
+        named = {f"{x['id']}.age" for x in load_manifest(v, dossier_id)["documents"]}
+        gone = [n for n in sorted(os.listdir(docdir)) if n not in named and not n.startswith(TMP_PREFIX)
+                and remove(docdir / n, missing_ok=True)]
+        if gone:
+            fsync_dir(docdir)
+            out += [f"dossiers/{dossier_id}/documents/{n}" for n in gone]
+    return out
