@@ -1,11 +1,17 @@
-"""Every test gets its own client state directory (the remembered history checkpoint, witness.py),
-English, and the same machine time zone (UTC, unless a test sets ``TZ``), restored after it."""
+"""Every test gets its own client state and cache directories, English and the same machine time zone
+(UTC, unless a test sets ``TZ``), restored after it; and the ``office`` fixture, the one test office."""
 
 from __future__ import annotations
 
 import pytest
 
+from office import Office, build_office
 from vault import clock
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "office(*members, dossier=None, doc=None): who the office fixture adds "
+                                       "to alice and bob, the dossier bob creates and the document in it")
 
 
 @pytest.fixture(autouse=True)
@@ -25,3 +31,19 @@ def _client_state(tmp_path_factory, monkeypatch):
 def _plugin_cache(tmp_path_factory, monkeypatch):
     """The entry-point cache of each test in its own directory, never the developer's."""
     monkeypatch.setenv("VAULT_CACHE_DIR", str(tmp_path_factory.mktemp("cache") / "vault"))
+    # And what a backup job keeps to rebuild from its target, never in the developer's ~/.cache.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
+@pytest.fixture
+def office(request, tmp_path, monkeypatch) -> Office:
+    """A vault founded by alice (supervisor) with bob (archivist), under ``tmp_path/office``.
+
+    A test module names the rest of its cast with a mark, e.g.
+    ``pytestmark = pytest.mark.office(*SALES_DESK, dossier={"name": "Acme"}, doc="a contract")``:
+    members as (name, role, department), the dossier bob creates (``office.number``) and the text of
+    one contract in it (``office.doc``). A module that needs more overrides this fixture and asks for
+    it by name, so the common part is still built here.
+    """
+    mark = request.node.get_closest_marker("office")
+    return build_office(tmp_path, monkeypatch, *(mark.args if mark else ()), **(mark.kwargs if mark else {}))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
 from vault import clock
+from vault.archive.vault import Actor, Vault
 from vault.store import identity
 from vault.cli import cli
 
@@ -25,6 +28,16 @@ MARKERS = {
     "content": "PLAINTEXT-CONTENT-MARKER-7f3a",
     "source": "Source Marker Channel",
 }
+
+#: A member as the ``office`` mark names one: (name, role, department).
+Member = tuple[str, str, str]
+#: The sales desk most procedures need: a staff member who asks and the head who approves.
+SALES_DESK: tuple[Member, ...] = (("staff", "staff", "sales"), ("head", "dept-head", "sales"))
+#: Two departments, each with its head and a staff member (who may see which dossier).
+TWO_DEPTS: tuple[Member, ...] = tuple((f"{role}-{dept}", role if role == "staff" else "dept-head", dept)
+                                      for dept in ("sales", "dev") for role in ("head", "staff"))
+#: A second supervisor, for what one supervisor may not approve alone.
+SAM: Member = ("sam", "supervisor", "archive")
 
 
 @dataclass
@@ -76,6 +89,21 @@ class Office:
             args += [f"--{k.replace('_', '-')}", v]
         return self.json(*args, who=who)["number"]
 
+    def identity(self, who: str):
+        return identity.load_identity(self.ident(who), PASSPHRASE)
+
+    def actor(self, who: str = "bob") -> Actor:
+        """``who`` acting through the library, as a program of theirs with their own key would."""
+        return Vault.open(self.vault_dir).act_as(self.identity(who))
+
+    def add_text(self, number: str, text: str, who: str = "bob", category: str = "contract", *extra: str,
+                 name: str = "doc.txt") -> str:
+        """Add a document holding ``text`` (written to a file outside the vault directory first)."""
+        f = self.root / "in" / name
+        f.parent.mkdir(exist_ok=True)
+        f.write_text(text)
+        return self.add_doc(number, f, who, category, *extra)
+
     def add_doc(self, number: str, path: Path, who: str = "bob", category: str = "contract", *extra: str) -> str:
         # The material is dated the vault's today (the clock seam), so it is never in the future.
         res = self.json("doc", "add", number, str(path), "--category", category, "--source", "sales desk",
@@ -93,3 +121,24 @@ def make_office(tmp_path: Path, monkeypatch) -> Office:
     o.run("init", str(o.vault_dir), "--supervisor", "alice", "--key", o.keys["alice"])
     o.add_member("bob", "archivist", dept="archive")
     return o
+
+
+def build_office(tmp_path: Path, monkeypatch, *members: Member, dossier: dict[str, Any] | None = None,
+                 doc: str | None = None) -> Office:
+    """The ``office`` fixture's office under ``tmp_path/office``: alice and bob, then ``members``,
+    one dossier created by bob from ``dossier``'s fields (``office.number``) and, when ``doc`` is
+    given, a contract holding that text in it (``office.doc``)."""
+    o = make_office(tmp_path / "office", monkeypatch)
+    for name, role, dept in members:
+        o.add_member(name, role, dept=dept)
+    if dossier is not None:
+        o.number = o.create(**dossier)  # type: ignore[attr-defined]
+        if doc is not None:
+            o.doc = o.add_text(o.number, doc)  # type: ignore[attr-defined]
+    return o
+
+
+def at(monkeypatch, stamp: str) -> None:
+    """Set the vault's clock (its test seam) to ``stamp``: ISO 8601, UTC unless it names a zone."""
+    when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    monkeypatch.setattr(clock, "_override", when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc))
