@@ -10,8 +10,9 @@ from vault import clock
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "office(*members, dossier=None, doc=None): who the office fixture adds "
-                                       "to alice and bob, the dossier bob creates and the document in it")
+    config.addinivalue_line("markers", "office(*members, dossier=None, doc=None, now=None): who the office "
+                                       "fixture adds to alice and bob, the dossier bob creates, the document "
+                                       "in it and the clock's time")
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +43,7 @@ def office(request, tmp_path, monkeypatch) -> Office:
     A test module names the rest of its cast with a mark, e.g.
     ``pytestmark = pytest.mark.office(*SALES_DESK, dossier={"name": "Acme"}, doc="a contract")``:
     members as (name, role, department), the dossier bob creates (``office.number``) and the text of
-    one contract in it (``office.doc``). A module that needs more overrides this fixture and asks for
+    one contract in it (``office.doc``), and ``now=`` an ISO 8601 time for the clock. A module that needs more overrides this fixture and asks for
     it by name, so the common part is still built here.
     """
     mark = request.node.get_closest_marker("office")

@@ -124,10 +124,13 @@ def make_office(tmp_path: Path, monkeypatch) -> Office:
 
 
 def build_office(tmp_path: Path, monkeypatch, *members: Member, dossier: dict[str, Any] | None = None,
-                 doc: str | None = None) -> Office:
+                 doc: str | None = None, now: str | None = None) -> Office:
     """The ``office`` fixture's office under ``tmp_path/office``: alice and bob, then ``members``,
     one dossier created by bob from ``dossier``'s fields (``office.number``) and, when ``doc`` is
-    given, a contract holding that text in it (``office.doc``)."""
+    given, a contract holding that text in it (``office.doc``); all of it at ``now`` when given (the
+    clock stays there for the test)."""
+    if now is not None:
+        at(monkeypatch, now)
     o = make_office(tmp_path / "office", monkeypatch)
     for name, role, dept in members:
         o.add_member(name, role, dept=dept)

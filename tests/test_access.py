@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from office import MARKERS, PASSPHRASE, make_office
+from office import MARKERS, PASSPHRASE, TWO_DEPTS
 from vault.office import documents
 from vault.archive import grants
 from vault.archive import audit
@@ -21,18 +21,8 @@ from vault.store.keytable import read_key_table
 from vault.archive.vault import Vault
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    for dept in ("sales", "dev"):
-        o.add_member(f"head-{dept}", "dept-head", dept=dept)
-        o.add_member(f"staff-{dept}", "staff", dept=dept)
-    o.add_member("audrey", "auditor", dept="audit")
-    o.number = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
-    f = tmp_path / "doc.txt"
-    f.write_text(MARKERS["content"])
-    o.doc = o.add_doc(o.number, f)
-    return o
+pytestmark = pytest.mark.office(*TWO_DEPTS, ("audrey", "auditor", "audit"),
+                                dossier={"name": MARKERS["name"], "contact": MARKERS["contact"]}, doc=MARKERS["content"])
 
 
 def _actor(office, who: str):

@@ -12,7 +12,6 @@ import sys
 
 import pytest
 
-from office import make_office
 from vault import errors
 from vault.i18n import from_environment
 
@@ -20,14 +19,7 @@ ZH = {"VAULT_LANG": "zh_CN"}
 EN = {"VAULT_LANG": "en"}
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path / "o", monkeypatch)
-    o.number = o.create(name="Zhang Min Trading")
-    f = tmp_path / "contract.txt"
-    f.write_bytes(b"contract " * 40_000)
-    o.doc = o.add_doc(o.number, f)
-    return o
+pytestmark = pytest.mark.office(dossier={"name": "Zhang Min Trading"}, doc="contract " * 40_000)
 
 
 def _error_lines(res) -> tuple[str, str]:

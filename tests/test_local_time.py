@@ -10,7 +10,7 @@ import datetime as dt
 
 import pytest
 
-from office import make_office
+from office import SAM, make_office
 from vault import clock
 from vault.errors import InputError
 
@@ -30,13 +30,7 @@ def _refused(res, *words):
         assert w in res.stderr, res.stderr
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    _at(monkeypatch, "2026-12-06T12:00:00Z")
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("sam", "supervisor", dept="archive")
-    o.number = o.create(name="Hangzhou Biaoji")
-    return o
+pytestmark = pytest.mark.office(SAM, dossier={"name": "Hangzhou Biaoji"}, now="2026-12-06T12:00:00Z")
 
 
 # -- the calendar day around both midnights ------------------------------------------------------------
