@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from office import MARKERS, PASSPHRASE, make_office
+from office import MARKERS, PASSPHRASE, SAM
 from vault import clock
 from vault.store import identity
 from vault.crypto import age
@@ -23,19 +23,16 @@ def _at(monkeypatch, day: str) -> None:
     monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(day + "T12:00:00+00:00"))
 
 
+pytestmark = pytest.mark.office(SAM, ("staff", "staff", "sales"), now="2026-01-10T12:00:00",
+                                dossier={"name": MARKERS["name"], "contact": MARKERS["contact"]})
+
+
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    _at(monkeypatch, "2026-01-10")
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("sam", "supervisor", dept="archive")
-    o.add_member("staff", "staff", dept="sales")
-    o.number = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
-    o.docs = {}
-    for cat in ("contract", "basic-info", "feedback"):
-        f = tmp_path / f"{cat}.txt"
-        f.write_text(f"{MARKERS['content']} {cat}")
-        o.docs[cat] = o.add_doc(o.number, f, "bob", cat)
-    return o
+def office(office):
+    """A contract, the basic information and a feedback letter in the dossier."""
+    office.docs = {cat: office.add_text(office.number, f"{MARKERS['content']} {cat}", "bob", cat, name=f"{cat}.txt")
+                   for cat in ("contract", "basic-info", "feedback")}
+    return office
 
 
 def _report(office, *args):
