@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from office import MARKERS, PASSPHRASE, make_office
+from office import MARKERS, PASSPHRASE, TWO_DEPTS
 from vault import clock
 from vault.archive import audit, authority
 from vault.archive.vault import Actor, Vault
@@ -21,13 +21,13 @@ from vault.errors import IntegrityError, NoIdentityMatchError, PermissionDeniedE
 from vault.store import identity, records
 
 
+pytestmark = pytest.mark.office(("carol", "supervisor", "archive"), *TWO_DEPTS)
+
+
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("carol", "supervisor", dept="archive")
-    for dept in ("sales", "dev"):
-        o.add_member(f"head-{dept}", "dept-head", dept=dept)
-        o.add_member(f"staff-{dept}", "staff", dept=dept)
+def office(office, tmp_path):
+    """Dossier a in sales and b in dev, each with one document."""
+    o = office
     o.a = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
     o.b = o.create(name="Other Customer Ltd", dept="dev")
     f = tmp_path / "doc.txt"

@@ -15,14 +15,13 @@ from vault.errors import ConflictError
 from vault.office import check as checker, documents
 from vault.store import identity
 
-from office import PASSPHRASE, make_office
+from office import PASSPHRASE
 
 
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.numbers = [o.create(name=f"Bulk Customer {i}") for i in range(3)]
-    return o
+def office(office):
+    office.numbers = [office.create(name=f"Bulk Customer {i}") for i in range(3)]
+    return office
 
 
 def _actor(office, who="bob"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from office import MARKERS, PASSPHRASE, make_office
+from office import MARKERS, PASSPHRASE
 from vault.archive import audit
 from vault import clock
 from vault.store import identity
@@ -29,14 +29,13 @@ def at(monkeypatch, day: str) -> None:
     monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(day + "T09:00:00+00:00"))
 
 
+pytestmark = pytest.mark.office(("lisa", "liaison", "sales"), ("audrey", "auditor", "audit"), ("otto", "operator", "it"),
+                                ("sam", "staff", "sales"), now=START.isoformat())
+
+
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    monkeypatch.setattr(clock, "_override", START)
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("lisa", "liaison", dept="sales")
-    o.add_member("audrey", "auditor", dept="audit")
-    o.add_member("otto", "operator", dept="it")
-    o.add_member("sam", "staff", dept="sales")
+def office(office, tmp_path):
+    o = office
     # An enterprise with everything but a contract; an individual that is complete; an individual
     # with neither a contact nor any document.
     o.ent = o.create(name=MARKERS["name"], contact=MARKERS["contact"], legal_rep=MARKERS["legal_rep"],
