@@ -23,8 +23,8 @@ from vault.store import identity, names, records
 
 
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
+def office(office):
+    o = office
     o.keygen("zs")
     o.json("member", "add", "zhangsan", "--display-name", "张三", "--key", o.keys["zs"], "--dept", "sales",
            "--role", "staff", who="alice")
