@@ -152,26 +152,29 @@ def destroy_approve(obj: Ctx, id: str, override_retention: str | None, as_json: 
     emit({"number": id, "warnings": warnings}, as_json, _("approved {id}").format(id=id))
 
 
+def _ends_a_request(fn):
+    """The parameters of a command that ends a destruction request before it starts: the request and why."""
+    return click.argument("id")(click.option("--reason", required=True, help="Why (sealed).")(
+        json_opt(click.pass_obj(fn))))
+
+
+def _end(obj: Ctx, id: str, reason: str, as_json: bool, outcome: str, message: str) -> None:
+    destruction.close(obj.actor(), id, outcome, reason)
+    emit({outcome: id}, as_json, message.format(id=id))
+
+
 @destroy_grp.command("cancel")
-@click.argument("id")
-@click.option("--reason", required=True, help="Why (sealed).")
-@json_opt
-@click.pass_obj
+@_ends_a_request
 def destroy_cancel(obj: Ctx, id: str, reason: str, as_json: bool) -> None:
     """Withdraw a destruction that has not started (its requester or a supervisor)."""
-    destruction.close(obj.actor(), id, "cancelled", reason)
-    emit({"cancelled": id}, as_json, _("cancelled {id}").format(id=id))
+    _end(obj, id, reason, as_json, "cancelled", _("cancelled {id}"))
 
 
 @destroy_grp.command("deny")
-@click.argument("id")
-@click.option("--reason", required=True, help="Why (sealed).")
-@json_opt
-@click.pass_obj
+@_ends_a_request
 def destroy_deny(obj: Ctx, id: str, reason: str, as_json: bool) -> None:
     """Refuse a destruction that has not started (a supervisor other than the requester)."""
-    destruction.close(obj.actor(), id, "denied", reason)
-    emit({"denied": id}, as_json, _("denied {id}").format(id=id))
+    _end(obj, id, reason, as_json, "denied", _("denied {id}"))
 
 
 @destroy_grp.command("show")
