@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import compile_like_installed, du, load_line, timed  # same directory
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
@@ -87,24 +89,8 @@ def settle(vault_dir: Path) -> None:
                     pass
 
 
-def timed(argv: list[str], env: dict) -> float:
-    subprocess.run(["sync"], check=True)
-    t = time.monotonic()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.monotonic() - t
-
-
-def du(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 def main() -> None:
-    # Byte-code as an installed package has it (a shell with PYTHONDONTWRITEBYTECODE would otherwise
-    # time the compiling of every changed module in every process).
-    import compileall
-
-    for pkg in ("vault", "plugins"):
-        compileall.compile_dir(str(Path(__file__).resolve().parent.parent / pkg), quiet=1)
+    compile_like_installed()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=10_000)
     ap.add_argument("--size-mib", type=int, default=1024)
@@ -130,12 +116,12 @@ def main() -> None:
             if label == "1% changed":
                 change(actor, numbers, args.docs, size, work)
             settle(vault_dir)
-            a, b = timed(ours, env), timed(theirs, env)
+            a, b = timed(ours, env, sync=True), timed(theirs, env, sync=True)
             rows.append((label, a, b, du(work / "ours"), du(work / "restic")))
         print(f"\n{'run':<16} {'vault s':>8} {'restic s':>9} {'ratio':>6} {'vault MiB':>10} {'restic MiB':>11}")
         for label, a, b, sa, sb in rows:
             print(f"{label:<16} {a:8.2f} {b:9.2f} {a / b:6.2f} {sa / MIB:10.1f} {sb / MIB:11.1f}")
-        print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
+        print("\n" + load_line())
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

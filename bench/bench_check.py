@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import compile_like_installed, timed  # same directory
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
@@ -74,23 +76,8 @@ def build(root: Path, docs: int, size: int, per: int) -> tuple[Path, Path]:
     return v.root, ident_file
 
 
-def timed(argv: list[str], env: dict) -> float:
-    subprocess.run(["sync"], check=True)
-    t = time.monotonic()
-    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    took = time.monotonic() - t
-    if proc.returncode != 0:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(argv)}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    return took
-
-
 def main() -> None:
-    # Byte-code as an installed package has it (a shell with PYTHONDONTWRITEBYTECODE would otherwise
-    # time the compiling of every changed module in every process).
-    import compileall
-
-    for pkg in ("vault", "plugins"):
-        compileall.compile_dir(str(Path(__file__).resolve().parent.parent / pkg), quiet=1)
+    compile_like_installed()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=10_000)
     ap.add_argument("--size-mib", type=int, default=1024)
@@ -124,8 +111,8 @@ def main() -> None:
             for label, (ours, theirs) in cases.items():
                 # A fresh client each run: nothing remembered, the whole history replayed.
                 state = work / f"state-{i}-{label.replace(' ', '')}"
-                times.setdefault((label, "vault"), []).append(timed(ours, dict(env, VAULT_STATE_DIR=str(state))))
-                times.setdefault((label, "restic"), []).append(timed(theirs, env))
+                times.setdefault((label, "vault"), []).append(timed(ours, dict(env, VAULT_STATE_DIR=str(state)), sync=True))
+                times.setdefault((label, "restic"), []).append(timed(theirs, env, sync=True))
             print(f"run {i + 1}/{args.runs} done", flush=True)
         print(f"\n{args.docs} documents ({args.size_mib} MiB, {args.per_dossier} per dossier); "
               f"{args.runs} interleaved runs, each a process after sync")

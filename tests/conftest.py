@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from loopback import Inbox, free_port
 from office import Office, build_office
 from vault import clock
 
@@ -34,6 +35,20 @@ def _plugin_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("VAULT_CACHE_DIR", str(tmp_path_factory.mktemp("cache") / "vault"))
     # And what a backup job keeps to rebuild from its target, never in the developer's ~/.cache.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on 127.0.0.1 and the inbox it delivers to: ``(controller, inbox)``."""
+    from aiosmtpd.controller import Controller  # only the mail tests pay for the import
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller, inbox
+    finally:
+        controller.stop()
 
 
 @pytest.fixture

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import pty
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,3 +149,23 @@ def at(monkeypatch, stamp: str) -> None:
     """Set the vault's clock (its test seam) to ``stamp``: ISO 8601, UTC unless it names a zone."""
     when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     monkeypatch.setattr(clock, "_override", when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc))
+
+
+def on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 120) -> tuple[subprocess.CompletedProcess, bytes]:
+    """Run ``vault ARGS`` in a child process whose standard error is a terminal (where progress is
+    shown); its standard output stays a pipe. Returns the process and what the terminal showed."""
+    master, slave = pty.openpty()
+    p = subprocess.run([sys.executable, "-m", "vault", *args], env=env, stdout=subprocess.PIPE, stderr=slave,
+                       timeout=timeout)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child has gone and the terminal with it
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    return p, shown

@@ -10,15 +10,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from loopback import free_port
 from office import build_office
 
 ORG = "Marker Trading Co. 标记贸易公司"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

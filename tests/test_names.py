@@ -12,7 +12,6 @@ import json
 import pytest
 
 from office import make_office
-from test_review import Inbox, free_port
 from vault.archive import audit, authority
 from vault.archive.members import _member_record
 from vault.archive.vault import Vault
@@ -304,19 +303,6 @@ def test_a_policy_with_spoofing_names_is_refused(office, tmp_path, extra, why):
     res = _policy_with(office, tmp_path, extra)
     _refused(res, why)
     assert "names" not in office.json("policy", "show")
-
-
-@pytest.fixture
-def smtp():
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, inbox
-    finally:
-        controller.stop()
 
 
 def test_the_review_mail_goes_to_a_department_named_in_chinese(office, tmp_path, smtp):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from office import PASSPHRASE, make_office
+from office import PASSPHRASE, make_office, on_a_terminal
 from vault.office import dossier as dossier_mod
 from vault.archive import manifests
 from vault.store import identity
@@ -208,26 +208,11 @@ def test_check_covers_procedure_records_and_the_audit_trail(office):
 
 
 def test_progress_bar_shows_on_a_terminal(office, tmp_path):
-    import pty
-
     files = _small_files(tmp_path, 5)
-    master, slave = pty.openpty()
     env = dict(os.environ, VAULT_DIR=str(office.vault_dir), VAULT_IDENTITY=str(office.ident("bob")),
                VAULT_PASSPHRASE_FILE=str(office.root / "pass"))
-    p = subprocess.run([sys.executable, "-m", "vault", "doc", "add", office.number, *files, "--category", "other",
-                        "--source", "s", "--date", "2026-01-01", "--original"], env=env, stdout=subprocess.PIPE,
-                       stderr=slave, timeout=60)
-    os.close(slave)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(master)
+    p, shown = on_a_terminal(["doc", "add", office.number, *files, "--category", "other", "--source", "s",
+                              "--date", "2026-01-01", "--original"], env, timeout=60)
     assert p.returncode == 0 and len(p.stdout.split()) == 5
     assert b"encrypting" in shown and b"100%" in shown
 
