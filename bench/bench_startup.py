@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import compile_like_installed  # same directory
+from _common import compile_like_installed, require  # same directory
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -100,9 +100,7 @@ def main() -> None:
     opts = ap.parse_args()
     if opts.baseline:
         compile_like_installed(opts.baseline)
-    for tool in ("age", "age-keygen"):
-        if not shutil.which(tool):
-            raise SystemExit(f"{tool} not found (apt install age)")
+    require("age", "age-keygen", hint="apt install age")
     d = Path(tempfile.mkdtemp(prefix="vb-", dir="/tmp"))  # short: the agent's socket path
     agent_pid = None
     try:

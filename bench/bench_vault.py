@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench_age import sha256  # same directory: the scripts run from bench/
 
-from _common import compile_like_installed  # same directory
+from _common import compile_like_installed, require  # same directory
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -353,9 +353,7 @@ def main() -> None:
     opts = parser.parse_args()
     if opts.baseline:
         compile_like_installed(opts.baseline)
-    for exe in ("age", "age-keygen"):
-        if not shutil.which(exe):
-            raise SystemExit(f"{exe} not found on PATH")
+    require("age", "age-keygen", hint="apt install age")
     sys.path.insert(0, str(REPO))
     rows: list[tuple[str, str, float, str, float]] = []
     ratios: list[tuple[str, float, str]] = []
