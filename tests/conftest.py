@@ -10,6 +10,11 @@ from office import Office, build_office
 from vault import clock
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite the reviewed answer files under tests/vectors/rules/ (tests/test_rules.py)")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "office(*members, dossier=None, doc=None, now=None): who the office "
                                        "fixture adds to alice and bob, the dossier bob creates, the document "
