@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 
 import pytest
 
-from office import MARKERS, SALES_DESK
+from office import MARKERS, SALES_DESK, at
 from vault import clock
-
-
-def _at(monkeypatch, day: str) -> None:
-    monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(day + "T10:00:00+00:00"))
 
 
 pytestmark = pytest.mark.office(*SALES_DESK, dossier={"name": MARKERS["name"]}, now="2026-03-02T10:00:00")
@@ -58,7 +53,7 @@ def test_an_original_leaves_only_against_an_approved_consultation(office, monkey
     assert (row["number"], row["document"], row["borrower"], row["due"], row["overdue"]) == \
         (loan, office.contract, "staff", "2026-03-09", False)
     assert office.json("paper", "out", "--overdue", who="bob") == []
-    _at(monkeypatch, "2026-03-10")
+    at(monkeypatch, "2026-03-10T10:00:00")
     assert [r["number"] for r in office.json("paper", "out", "--overdue", who="bob")] == [loan]
     assert "OVERDUE" in office.run("paper", "out", who="bob").stdout
     back = office.json("paper", "return", loan, who="bob")

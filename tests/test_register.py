@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 import tomllib
 
 import pytest
 
-from office import MARKERS
-from vault import clock
+from office import MARKERS, at
 from vault.store.records import dump_toml
-
-
-def _at(monkeypatch, day: str) -> None:
-    monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(day + "T10:00:00+00:00"))
 
 
 pytestmark = pytest.mark.office(("staff", "staff", "sales"), ("backup", "backup", "it"),
@@ -31,7 +25,7 @@ def office(office, monkeypatch):
     o.letter = o.add_text(o.number, text, "bob", "communication", "--original", "--paper-location", "Room 1/Shelf A")
     o.scan = o.add_text(o.number, text, "bob", "feedback", "--copy", "--copy-note", "fax only")
     o.person = o.create(ctype="individual", dept="support", business="software-development", name="=1+2 Li Wei")
-    _at(monkeypatch, "2026-05-10")
+    at(monkeypatch, "2026-05-10T10:00:00")
     o.third = o.create(name="Third Customer Ltd", dept="sales")
     return o
 
