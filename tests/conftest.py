@@ -62,9 +62,9 @@ def office(request, tmp_path, monkeypatch) -> Office:
 
     A test module names the rest of its cast with a mark, e.g.
     ``pytestmark = pytest.mark.office(*SALES_DESK, dossier={"name": "Acme"}, doc="a contract")``:
-    members as (name, role, department), the dossier bob creates (``office.number``) and the text of
-    one contract in it (``office.doc``), and ``now=`` an ISO 8601 time for the clock. A module that needs more overrides this fixture and asks for
-    it by name, so the common part is still built here.
+    members as (name, role, department), the dossier bob creates (``office.number``), the text of one
+    contract in it (``office.doc``) and ``now=``, an ISO 8601 time for the clock. A module that needs
+    more overrides this fixture and asks for it by name, so the common part is still built here.
     """
     mark = request.node.get_closest_marker("office")
     return build_office(tmp_path, monkeypatch, *(mark.args if mark else ()), **(mark.kwargs if mark else {}))

@@ -1,4 +1,4 @@
-"""A test office: identities, a vault, and a CLI runner that plays its members (shared by vault tests)."""
+"""A test office: identities, a vault, a CLI runner that plays its members, and the builder of the ``office`` fixture."""
 
 from __future__ import annotations
 
