@@ -20,41 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import compile_like_installed, du, load_line, timed  # same directory
+from _common import archive_options, build_archive, compile_like_installed, du, load_line, timed  # same directory
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 MIB = 1024 * 1024
 PASSPHRASE = "bench passphrase"
-
-
-def build(root: Path, docs: int, size: int, per: int) -> tuple[Path, list[str], object]:
-    """A vault with one supervisor and ``docs`` documents of random bytes, ``per`` per dossier."""
-    from vault.office import documents, dossier
-    from vault.store import identity
-    from vault.archive.vault import Vault
-
-    identity.SCRYPT_WORK_FACTOR = 10  # the bench times backups, not key derivation
-    ident = identity.MemberIdentity.generate()
-    v = Vault.init(root / "vault", supervisor="alice", key=ident.public)
-    actor = v.act_as(ident)
-    src = root / "src"
-    src.mkdir()
-    rnd = random.Random(1)
-    numbers = []
-    for d in range(0, docs, per):
-        no = dossier.create(actor, customer_type="enterprise", business="bench", dept="sales",
-                            profile={"name": f"Customer {d}"})
-        files = []
-        for i in range(min(per, docs - d)):
-            f = src / f"{i}.bin"
-            f.write_bytes(rnd.randbytes(size))
-            files.append(f)
-        documents.add(actor, no, files, category="contract", source="bench", date="2026-03-01", original=True)
-        numbers.append(no)
-    shutil.rmtree(src)
-    return v.root, numbers, actor
 
 
 def change(actor, numbers: list[str], docs: int, size: int, root: Path) -> None:
@@ -92,10 +64,7 @@ def settle(vault_dir: Path) -> None:
 def main() -> None:
     compile_like_installed()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--docs", type=int, default=10_000)
-    ap.add_argument("--size-mib", type=int, default=1024)
-    ap.add_argument("--per-dossier", type=int, default=10, help="documents per dossier")
-    ap.add_argument("--dir", default=None)
+    archive_options(ap)
     args = ap.parse_args()
     if not shutil.which("restic"):
         sys.exit("restic is not installed (Debian package restic)")
@@ -103,7 +72,7 @@ def main() -> None:
     try:
         size = args.size_mib * MIB // args.docs
         t = time.monotonic()
-        vault_dir, numbers, actor = build(work, args.docs, size, args.per_dossier)
+        vault_dir, numbers, actor, _ = build_archive(work, args.docs, size, args.per_dossier, PASSPHRASE)
         print(f"built {args.docs} documents, {args.size_mib} MiB, in {time.monotonic() - t:.1f}s ({vault_dir})")
         env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(work / "cache"),
                    RESTIC_PASSWORD=PASSPHRASE, RESTIC_REPOSITORY=str(work / "restic"),
