@@ -20,39 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import archive_options, build_archive, compile_like_installed, du, load_line, timed  # same directory
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 MIB = 1024 * 1024
 PASSPHRASE = "bench passphrase"
-
-
-def build(root: Path, docs: int, size: int, per: int) -> tuple[Path, list[str], object]:
-    """A vault with one supervisor and ``docs`` documents of random bytes, ``per`` per dossier."""
-    from vault.office import documents, dossier
-    from vault.store import identity
-    from vault.archive.vault import Vault
-
-    identity.SCRYPT_WORK_FACTOR = 10  # the bench times backups, not key derivation
-    ident = identity.MemberIdentity.generate()
-    v = Vault.init(root / "vault", supervisor="alice", key=ident.public)
-    actor = v.act_as(ident)
-    src = root / "src"
-    src.mkdir()
-    rnd = random.Random(1)
-    numbers = []
-    for d in range(0, docs, per):
-        no = dossier.create(actor, customer_type="enterprise", business="bench", dept="sales",
-                            profile={"name": f"Customer {d}"})
-        files = []
-        for i in range(min(per, docs - d)):
-            f = src / f"{i}.bin"
-            f.write_bytes(rnd.randbytes(size))
-            files.append(f)
-        documents.add(actor, no, files, category="contract", source="bench", date="2026-03-01", original=True)
-        numbers.append(no)
-    shutil.rmtree(src)
-    return v.root, numbers, actor
 
 
 def change(actor, numbers: list[str], docs: int, size: int, root: Path) -> None:
@@ -87,29 +61,10 @@ def settle(vault_dir: Path) -> None:
                     pass
 
 
-def timed(argv: list[str], env: dict) -> float:
-    subprocess.run(["sync"], check=True)
-    t = time.monotonic()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.monotonic() - t
-
-
-def du(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 def main() -> None:
-    # Byte-code as an installed package has it (a shell with PYTHONDONTWRITEBYTECODE would otherwise
-    # time the compiling of every changed module in every process).
-    import compileall
-
-    for pkg in ("vault", "plugins"):
-        compileall.compile_dir(str(Path(__file__).resolve().parent.parent / pkg), quiet=1)
+    compile_like_installed()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--docs", type=int, default=10_000)
-    ap.add_argument("--size-mib", type=int, default=1024)
-    ap.add_argument("--per-dossier", type=int, default=10, help="documents per dossier")
-    ap.add_argument("--dir", default=None)
+    archive_options(ap)
     args = ap.parse_args()
     if not shutil.which("restic"):
         sys.exit("restic is not installed (Debian package restic)")
@@ -117,7 +72,7 @@ def main() -> None:
     try:
         size = args.size_mib * MIB // args.docs
         t = time.monotonic()
-        vault_dir, numbers, actor = build(work, args.docs, size, args.per_dossier)
+        vault_dir, numbers, actor, _ = build_archive(work, args.docs, size, args.per_dossier, PASSPHRASE)
         print(f"built {args.docs} documents, {args.size_mib} MiB, in {time.monotonic() - t:.1f}s ({vault_dir})")
         env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(work / "cache"),
                    RESTIC_PASSWORD=PASSPHRASE, RESTIC_REPOSITORY=str(work / "restic"),
@@ -130,12 +85,12 @@ def main() -> None:
             if label == "1% changed":
                 change(actor, numbers, args.docs, size, work)
             settle(vault_dir)
-            a, b = timed(ours, env), timed(theirs, env)
+            a, b = timed(ours, env, sync=True), timed(theirs, env, sync=True)
             rows.append((label, a, b, du(work / "ours"), du(work / "restic")))
         print(f"\n{'run':<16} {'vault s':>8} {'restic s':>9} {'ratio':>6} {'vault MiB':>10} {'restic MiB':>11}")
         for label, a, b, sa, sb in rows:
             print(f"{label:<16} {a:8.2f} {b:9.2f} {a / b:6.2f} {sa / MIB:10.1f} {sb / MIB:11.1f}")
-        print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
+        print("\n" + load_line())
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shutil
 import statistics
 import subprocess
@@ -28,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import archive_options, build_archive, compile_like_installed, timed  # same directory
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
@@ -35,68 +36,11 @@ MIB = 1024 * 1024
 PASSPHRASE = "bench passphrase"
 
 
-def build(root: Path, docs: int, size: int, per: int) -> tuple[Path, Path]:
-    """A vault with one supervisor and ``docs`` documents of random bytes; returns it and the identity file."""
-    from vault.office import documents, dossier
-    from vault.store import identity
-    from vault.archive.vault import Vault
-
-    identity.SCRYPT_WORK_FACTOR = 10  # a bench seam: the bench times checks, not key derivation
-    ident = identity.MemberIdentity.generate()
-    ident_file = root / "alice.key"
-    identity.save_identity(ident_file, ident, PASSPHRASE)
-    v = Vault.init(root / "vault", supervisor="alice", key=ident.public)
-    actor = v.act_as(ident)
-    src = root / "src"
-    src.mkdir()
-    rnd = random.Random(1)
-    batch: list[tuple[str, list[Path]]] = []
-    k = 0
-    for d in range(0, docs, per):
-        no = dossier.create(actor, customer_type="enterprise", business="bench", dept="sales",
-                            profile={"name": f"Customer {d}"})
-        files = []
-        for _ in range(min(per, docs - d)):
-            f = src / f"{k}.bin"
-            k += 1
-            f.write_bytes(rnd.randbytes(size))
-            files.append(f)
-        batch.append((no, files))
-        if sum(len(fs) for _, fs in batch) >= 250:
-            documents.add_many(actor, batch, category="contract", source="bench", date="2026-03-01", original=True)
-            for _, fs in batch:
-                for f in fs:
-                    f.unlink()
-            batch = []
-    if batch:
-        documents.add_many(actor, batch, category="contract", source="bench", date="2026-03-01", original=True)
-    shutil.rmtree(src)
-    return v.root, ident_file
-
-
-def timed(argv: list[str], env: dict) -> float:
-    subprocess.run(["sync"], check=True)
-    t = time.monotonic()
-    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    took = time.monotonic() - t
-    if proc.returncode != 0:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(argv)}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    return took
-
-
 def main() -> None:
-    # Byte-code as an installed package has it (a shell with PYTHONDONTWRITEBYTECODE would otherwise
-    # time the compiling of every changed module in every process).
-    import compileall
-
-    for pkg in ("vault", "plugins"):
-        compileall.compile_dir(str(Path(__file__).resolve().parent.parent / pkg), quiet=1)
+    compile_like_installed()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--docs", type=int, default=10_000)
-    ap.add_argument("--size-mib", type=int, default=1024)
-    ap.add_argument("--per-dossier", type=int, default=10, help="documents per dossier")
+    archive_options(ap)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--dir", default=None)
     args = ap.parse_args()
     if not shutil.which("restic"):
         sys.exit("restic is not installed (Debian package restic)")
@@ -104,7 +48,7 @@ def main() -> None:
     try:
         size = args.size_mib * MIB // args.docs
         t = time.monotonic()
-        vault_dir, ident_file = build(work, args.docs, size, args.per_dossier)
+        vault_dir, _, _, ident_file = build_archive(work, args.docs, size, args.per_dossier, PASSPHRASE)
         print(f"built {args.docs} documents, {args.size_mib} MiB, in {time.monotonic() - t:.1f}s", flush=True)
         (work / "pass").write_text(PASSPHRASE + "\n")
         env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(work / "cache"),
@@ -124,8 +68,8 @@ def main() -> None:
             for label, (ours, theirs) in cases.items():
                 # A fresh client each run: nothing remembered, the whole history replayed.
                 state = work / f"state-{i}-{label.replace(' ', '')}"
-                times.setdefault((label, "vault"), []).append(timed(ours, dict(env, VAULT_STATE_DIR=str(state))))
-                times.setdefault((label, "restic"), []).append(timed(theirs, env))
+                times.setdefault((label, "vault"), []).append(timed(ours, dict(env, VAULT_STATE_DIR=str(state)), sync=True))
+                times.setdefault((label, "restic"), []).append(timed(theirs, env, sync=True))
             print(f"run {i + 1}/{args.runs} done", flush=True)
         print(f"\n{args.docs} documents ({args.size_mib} MiB, {args.per_dossier} per dossier); "
               f"{args.runs} interleaved runs, each a process after sync")

@@ -29,6 +29,8 @@ from pathlib import Path
 
 from bench_vault import BENCH_WORK_FACTOR, run, setup_vault, vault_cmd  # same directory
 
+from _common import compile_like_installed  # same directory
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CITIES = "杭州 上海 北京 深圳 广州 南京 苏州 成都 武汉 西安".split()
@@ -171,12 +173,7 @@ def interleaved(runs: int, cases: list[tuple[str, list[str], dict]]) -> dict[str
 
 
 def main() -> None:
-    # Byte-code as an installed package has it (a shell with PYTHONDONTWRITEBYTECODE would otherwise
-    # time the compiling of every changed module in every process).
-    import compileall
-
-    for pkg in ("vault", "plugins"):
-        compileall.compile_dir(str(Path(__file__).resolve().parent.parent / pkg), quiet=1)
+    compile_like_installed()
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         sys.path.insert(0, str(REPO))
         return worker(sys.argv[2], sys.argv[3:])

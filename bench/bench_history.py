@@ -22,8 +22,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _common import compile_like_installed, load_line, timed  # same directory
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -59,21 +60,8 @@ def build(root: Path, entries: int) -> tuple[str, Path]:
     return first, doc
 
 
-def timed(argv: list[str], env: dict) -> float:
-    t = time.perf_counter()
-    res = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if res.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed: {res.stderr.decode()}")
-    return time.perf_counter() - t
-
-
 def main() -> None:
-    # Byte-code as an installed package has it (a shell with PYTHONDONTWRITEBYTECODE would otherwise
-    # time the compiling of every changed module in every process).
-    import compileall
-
-    for pkg in ("vault", "plugins"):
-        compileall.compile_dir(str(Path(__file__).resolve().parent.parent / pkg), quiet=1)
+    compile_like_installed()
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=3)
@@ -112,7 +100,7 @@ def main() -> None:
         print(f"{'operation':<32} {'best s':>8} {'vs age -d':>10}")
         for name, xs in rows.items():
             print(f"{name:<32} {min(xs):>8.3f} {min(xs) / ref:>10.1f}")
-        print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+        print(load_line())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

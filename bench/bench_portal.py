@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_age import TIME, make_input, run, sha256  # noqa: E402
 
+from vault.archive import intakekey  # noqa: E402
 from vault.archive.vault import Vault  # noqa: E402
 from vault.crypto import age  # noqa: E402
 from vault.office import intake, invitations  # noqa: E402
@@ -83,6 +84,17 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
+def _all_at_once(n: int, job) -> float:
+    """Seconds until ``job(0)`` … ``job(n - 1)``, each in its own thread and started together, are done."""
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(n)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
 def upload(link: str, src: Path, results: list, i: int) -> None:
     u = urlsplit(link)
     head = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"c1\"\r\n\r\nother\r\n"
@@ -116,13 +128,7 @@ def bench_portal(root: Path, src: Path, size_mib: int, concurrency: int) -> dict
     try:
         idle = _status(proc.pid)["VmRSS"]
         results: list = [None] * concurrency
-        threads = [threading.Thread(target=upload, args=(base + links[i], src, results, i)) for i in range(concurrency)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - start
+        seconds = _all_at_once(concurrency, lambda i: upload(base + links[i], src, results, i))
         peak = _status(proc.pid)["VmHWM"]
     finally:
         proc.terminate()
@@ -132,7 +138,7 @@ def bench_portal(root: Path, src: Path, size_mib: int, concurrency: int) -> dict
         raise SystemExit(f"uploads failed: {bad}")
     # Check before reporting: what the intake holds decrypts to the input's bytes.
     rows = intake.pending(v)
-    ident = intake._identity(actor)
+    idents = intakekey.identities(actor)
     want = sha256(src)
     for row in rows[:1]:
         h = hashlib.sha256()
@@ -143,7 +149,7 @@ def bench_portal(root: Path, src: Path, size_mib: int, concurrency: int) -> dict
                 return len(b)
 
         with open(v.root / "intake" / f"{row['id']}.age", "rb") as f:
-            age.decrypt(f, _Hash(), [ident])
+            age.decrypt(f, _Hash(), idents)
         if h.hexdigest() != want:
             raise SystemExit("a submission does not decrypt to the uploaded bytes")
     if len(rows) != concurrency:
@@ -159,13 +165,7 @@ def bench_age(root: Path, src: Path, concurrency: int) -> dict:
     def one(i: int) -> None:
         samples[i] = run(["age", "-e", "-r", rcpt, "-o", str(root / f"age-{i}.age"), str(src)])
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(concurrency)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    seconds = time.perf_counter() - start
+    seconds = _all_at_once(concurrency, one)
     for i in range(concurrency):
         os.unlink(root / f"age-{i}.age")
     return {"seconds": seconds, "peak": max(s.rss_mib for s in samples)}

@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from _common import load_line  # same directory
 from bench_vault import BENCH_WORK_FACTOR, PASSPHRASE, run, setup_vault, vault_cmd, worker_cmd  # same directory
 
 
@@ -72,7 +73,7 @@ def main() -> None:
         for name, by_size in results.items():
             (s_sec, s_rss), (l_sec, l_rss) = by_size[opts.small], by_size[opts.large]
             print(f"{name:<38} {l_rss / s_rss:>15.2f} {l_sec / s_sec:>17.2f}")
-        print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+        print("\n" + load_line())
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_vault import PASSPHRASE, REPO, TIME, setup_vault, vault_cmd  # noqa: E402
 
+from _common import compile_like_installed  # same directory
+
 
 def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     subprocess.run(["sync"], check=True)
@@ -33,12 +35,7 @@ def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def main() -> None:
-    # Byte-code as an installed package has it (a shell with PYTHONDONTWRITEBYTECODE would otherwise
-    # time the compiling of every changed module in every process).
-    import compileall
-
-    for pkg in ("vault", "plugins"):
-        compileall.compile_dir(str(Path(__file__).resolve().parent.parent / pkg), quiet=1)
+    compile_like_installed()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-mib", type=int, default=512)
     ap.add_argument("--small", type=int, default=200)

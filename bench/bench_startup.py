@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import compile_like_installed, require  # same directory
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PASSPHRASE = "bench"  # protects a throwaway identity in a temporary directory
@@ -88,12 +90,7 @@ def setup(d: Path, work_factor: int) -> tuple[dict[str, str], str]:
 
 
 def main() -> None:
-    # Byte-code as an installed package has it (a shell with PYTHONDONTWRITEBYTECODE would otherwise
-    # time the compiling of every changed module in every process).
-    import compileall
-
-    for pkg in ("vault", "plugins"):
-        compileall.compile_dir(str(Path(__file__).resolve().parent.parent / pkg), quiet=1)
+    compile_like_installed()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=21)
     ap.add_argument("--work-factor", type=int, default=BENCH_WORK_FACTOR)
@@ -102,11 +99,8 @@ def main() -> None:
                          "are timed in the same runs, for a before/after that load cannot skew")
     opts = ap.parse_args()
     if opts.baseline:
-        for pkg in ("vault", "plugins"):
-            compileall.compile_dir(str(opts.baseline / pkg), quiet=1)
-    for tool in ("age", "age-keygen"):
-        if not shutil.which(tool):
-            raise SystemExit(f"{tool} not found (apt install age)")
+        compile_like_installed(opts.baseline)
+    require("age", "age-keygen", hint="apt install age")
     d = Path(tempfile.mkdtemp(prefix="vb-", dir="/tmp"))  # short: the agent's socket path
     agent_pid = None
     try:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from bench_age import sha256  # same directory: the scripts run from bench/
 
+from _common import compile_like_installed, require  # same directory
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MIB = 1024 * 1024
@@ -329,12 +331,7 @@ def bench_find(d: Path, opts, rows: list, ratios: list) -> None:
 
 
 def main() -> None:
-    # Byte-code as an installed package has it (a shell with PYTHONDONTWRITEBYTECODE would otherwise
-    # time the compiling of every changed module in every process).
-    import compileall
-
-    for pkg in ("vault", "plugins"):
-        compileall.compile_dir(str(Path(__file__).resolve().parent.parent / pkg), quiet=1)
+    compile_like_installed()
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         sys.path.insert(0, str(REPO))
         return worker(sys.argv[2], sys.argv[3:])
@@ -355,11 +352,8 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="parent of the temporary directory (default /tmp)")
     opts = parser.parse_args()
     if opts.baseline:
-        for pkg in ("vault", "plugins"):
-            compileall.compile_dir(str(opts.baseline / pkg), quiet=1)
-    for exe in ("age", "age-keygen"):
-        if not shutil.which(exe):
-            raise SystemExit(f"{exe} not found on PATH")
+        compile_like_installed(opts.baseline)
+    require("age", "age-keygen", hint="apt install age")
     sys.path.insert(0, str(REPO))
     rows: list[tuple[str, str, float, str, float]] = []
     ratios: list[tuple[str, float, str]] = []

@@ -16,8 +16,7 @@ from vault_plugins.targets import FileTarget
 
 
 def actor(o: Office, who: str = "bob"):
-    v = Vault.open(o.vault_dir)
-    return v.act_as(identity.load_identity(o.ident(who), PASSPHRASE))
+    return o.actor(who)
 
 
 def add_docs(o: Office, number: str, n: int, size: int, tmp: Path, *, seed: int = 0, act=None) -> list[str]:

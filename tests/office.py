@@ -1,14 +1,21 @@
-"""A test office: identities, a vault, and a CLI runner that plays its members (shared by vault tests)."""
+"""A test office: identities, a vault, a CLI runner that plays its members, and the builder of the ``office`` fixture."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
+import pty
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
 from vault import clock
+from vault.archive.vault import Actor, Vault
 from vault.store import identity
 from vault.cli import cli
 
@@ -25,6 +32,16 @@ MARKERS = {
     "content": "PLAINTEXT-CONTENT-MARKER-7f3a",
     "source": "Source Marker Channel",
 }
+
+#: A member as the ``office`` mark names one: (name, role, department).
+Member = tuple[str, str, str]
+#: The sales desk most procedures need: a staff member who asks and the head who approves.
+SALES_DESK: tuple[Member, ...] = (("staff", "staff", "sales"), ("head", "dept-head", "sales"))
+#: Two departments, each with its head and a staff member (who may see which dossier).
+TWO_DEPTS: tuple[Member, ...] = tuple((f"{role}-{dept}", role if role == "staff" else "dept-head", dept)
+                                      for dept in ("sales", "dev") for role in ("head", "staff"))
+#: A second supervisor, for what one supervisor may not approve alone.
+SAM: Member = ("sam", "supervisor", "archive")
 
 
 @dataclass
@@ -76,6 +93,21 @@ class Office:
             args += [f"--{k.replace('_', '-')}", v]
         return self.json(*args, who=who)["number"]
 
+    def identity(self, who: str):
+        return identity.load_identity(self.ident(who), PASSPHRASE)
+
+    def actor(self, who: str = "bob") -> Actor:
+        """``who`` acting through the library, as a program of theirs with their own key would."""
+        return Vault.open(self.vault_dir).act_as(self.identity(who))
+
+    def add_text(self, number: str, text: str, who: str = "bob", category: str = "contract", *extra: str,
+                 name: str = "doc.txt") -> str:
+        """Add a document holding ``text`` (written to a file outside the vault directory first)."""
+        f = self.root / "in" / name
+        f.parent.mkdir(exist_ok=True)
+        f.write_text(text)
+        return self.add_doc(number, f, who, category, *extra)
+
     def add_doc(self, number: str, path: Path, who: str = "bob", category: str = "contract", *extra: str) -> str:
         # The material is dated the vault's today (the clock seam), so it is never in the future.
         res = self.json("doc", "add", number, str(path), "--category", category, "--source", "sales desk",
@@ -93,3 +125,47 @@ def make_office(tmp_path: Path, monkeypatch) -> Office:
     o.run("init", str(o.vault_dir), "--supervisor", "alice", "--key", o.keys["alice"])
     o.add_member("bob", "archivist", dept="archive")
     return o
+
+
+def build_office(tmp_path: Path, monkeypatch, *members: Member, dossier: dict[str, Any] | None = None,
+                 doc: str | None = None, now: str | None = None) -> Office:
+    """The ``office`` fixture's office under ``tmp_path/office``: alice and bob, then ``members``,
+    one dossier created by bob from ``dossier``'s fields (``office.number``) and, when ``doc`` is
+    given, a contract holding that text in it (``office.doc``); all of it at ``now`` when given (the
+    clock stays there for the test)."""
+    if now is not None:
+        at(monkeypatch, now)
+    o = make_office(tmp_path / "office", monkeypatch)
+    for name, role, dept in members:
+        o.add_member(name, role, dept=dept)
+    if dossier is not None:
+        o.number = o.create(**dossier)  # type: ignore[attr-defined]
+        if doc is not None:
+            o.doc = o.add_text(o.number, doc)  # type: ignore[attr-defined]
+    return o
+
+
+def at(monkeypatch, stamp: str) -> None:
+    """Set the vault's clock (its test seam) to ``stamp``: ISO 8601, UTC unless it names a zone."""
+    when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    monkeypatch.setattr(clock, "_override", when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc))
+
+
+def on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 120) -> tuple[subprocess.CompletedProcess, bytes]:
+    """Run ``vault ARGS`` in a child process whose standard error is a terminal (where progress is
+    shown); its standard output stays a pipe. Returns the process and what the terminal showed."""
+    master, slave = pty.openpty()
+    p = subprocess.run([sys.executable, "-m", "vault", *args], env=env, stdout=subprocess.PIPE, stderr=slave,
+                       timeout=timeout)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child has gone and the terminal with it
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    return p, shown

@@ -10,15 +10,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from office import make_office
+from loopback import free_port
+from office import build_office
 
 ORG = "Marker Trading Co. 标记贸易公司"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -68,13 +63,14 @@ def start_portal(vault_dir: Path, root: Path, *args: str) -> PortalProcess:
     return PortalProcess(proc, f"http://127.0.0.1:{port}", workdir, tmpdir, log)
 
 
+#: The portal's office: bob the archivist, lena the sales liaison, sam of sales, and an open sales dossier.
+PORTAL_CAST = (("lena", "liaison", "sales"), ("sam", "staff", "sales"))
+PORTAL_DOSSIER = {"name": "Portal Customer", "dept": "sales"}
+
+
 def portal_office(root: Path, monkeypatch):
-    """bob the archivist, lena the sales liaison, and an open sales dossier."""
-    o = make_office(root, monkeypatch)
-    o.add_member("lena", "liaison", dept="sales")
-    o.add_member("sam", "staff", dept="sales")
-    o.number = o.create(name="Portal Customer", dept="sales")
-    return o
+    """The portal's office under ``root/office``, for a fixture of wider scope than the ``office`` one."""
+    return build_office(root, monkeypatch, *PORTAL_CAST, dossier=PORTAL_DOSSIER)
 
 
 def invite(o, base: str, *extra: str, who: str = "bob") -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from office import MARKERS, PASSPHRASE, make_office
+from office import MARKERS, PASSPHRASE, TWO_DEPTS
 from vault.office import documents
 from vault.archive import grants
 from vault.archive import audit
@@ -21,22 +21,8 @@ from vault.store.keytable import read_key_table
 from vault.archive.vault import Vault
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    for dept in ("sales", "dev"):
-        o.add_member(f"head-{dept}", "dept-head", dept=dept)
-        o.add_member(f"staff-{dept}", "staff", dept=dept)
-    o.add_member("audrey", "auditor", dept="audit")
-    o.number = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
-    f = tmp_path / "doc.txt"
-    f.write_text(MARKERS["content"])
-    o.doc = o.add_doc(o.number, f)
-    return o
-
-
-def _actor(office, who: str):
-    return Vault.open(office.vault_dir).act_as(identity.load_identity(office.ident(who), PASSPHRASE))
+pytestmark = pytest.mark.office(*TWO_DEPTS, ("audrey", "auditor", "audit"),
+                                dossier={"name": MARKERS["name"], "contact": MARKERS["contact"]}, doc=MARKERS["content"])
 
 
 def _refused(res, fragment: str) -> None:
@@ -48,7 +34,7 @@ def _last_entry(office) -> dict:
 
 
 def test_consultation_flow_releases_keys_until_expiry(office, monkeypatch):
-    staff = _actor(office, "staff-sales")
+    staff = office.actor("staff-sales")
     with pytest.raises(PermissionDeniedError):  # no grant yet: refused, and audited
         documents.view(staff, office.doc, io.BytesIO())
     assert _last_entry(office)["outcome"] == "refused"
@@ -63,7 +49,7 @@ def test_consultation_flow_releases_keys_until_expiry(office, monkeypatch):
     assert office.json("request", "show", req)["state"] == "granted"
 
     out = io.BytesIO()
-    documents.view(_actor(office, "staff-sales"), office.doc, out)
+    documents.view(office.actor("staff-sales"), office.doc, out)
     assert out.getvalue().decode() == MARKERS["content"]
     assert _last_entry(office)["action"] == "doc.view" and _last_entry(office)["member"] == "staff-sales"
     # Outside the archive department, plaintext goes to a terminal only.
@@ -73,14 +59,14 @@ def test_consultation_flow_releases_keys_until_expiry(office, monkeypatch):
     f.write_text("late")
     late = office.add_doc(office.number, f)
     out = io.BytesIO()
-    documents.view(_actor(office, "staff-sales"), late, out)
+    documents.view(office.actor("staff-sales"), late, out)
     assert out.getvalue() == b"late"
 
     # Two hours later: refused by the tool at once, then by decryption after the sweep.
     monkeypatch.setattr(clock, "_override", clock.now() + dt.timedelta(hours=3))
     assert office.json("grant", "list")[0]["state"] == "expired"
     with pytest.raises(PermissionDeniedError, match="no active grant"):
-        documents.view(_actor(office, "staff-sales"), office.doc, io.BytesIO())
+        documents.view(office.actor("staff-sales"), office.doc, io.BytesIO())
     assert "profile" not in office.json("dossier", "show", office.number, who="staff-sales")
     office.add_member("olga", "operator", dept="tech")
     assert office.json("grant", "sweep", who="olga")["swept"] == [gno]  # an operator sweeps, holding no key
@@ -104,7 +90,7 @@ def test_revoke_ends_access_by_decryption(office):
     assert office.json("grant", "list")[0]["state"] == "revoked"
     _refused(office.run("grant", "revoke", gno, who="bob", ok=False), "already closed")
     with pytest.raises(PermissionDeniedError):
-        documents.view(_actor(office, "staff-dev"), office.doc, io.BytesIO())
+        documents.view(office.actor("staff-dev"), office.doc, io.BytesIO())
 
 
 def test_denial_needs_a_reason_and_is_final(office):
@@ -119,7 +105,7 @@ def test_copy_approval_is_for_the_archive_head_and_used_once(office):
     req = office.json("request", "copy", office.doc, "--purpose", "court filing", who="staff-sales")["number"]
     _refused(office.run("request", "approve", req, who="head-sales", ok=False), "may not request.approve-copy")
     office.run("request", "approve", req, who="alice")
-    staff = _actor(office, "staff-sales")
+    staff = office.actor("staff-sales")
     assert grants.consume_copy_approval(staff, office.doc) == req
     with pytest.raises(PermissionDeniedError):
         grants.consume_copy_approval(staff, office.doc)
@@ -208,7 +194,7 @@ def test_a_forged_decision_unlocks_nothing(office):
     from vault.store import records
 
     req = office.json("request", "access", office.number, "--purpose", "p", who="staff-sales")["number"]
-    staff = _actor(office, "staff-sales")
+    staff = office.actor("staff-sales")
     req_rec = records.load_toml(office.vault_dir / "requests" / f"{req}.toml")
     forged = staff.sign({"format": 1, "request": req, "request_sha256": grants._digest(req_rec),
                          "decision": "approved", "by": "staff-sales", "at": clock.stamp()})
@@ -230,7 +216,7 @@ def test_a_department_heads_own_request_goes_to_a_supervisor(office):
     assert office.json("request", "approve", req, who="alice")["state"] == "approved"
     office.run("grant", req, who="bob")
     out = io.BytesIO()
-    documents.view(_actor(office, "head-sales"), office.doc, out)
+    documents.view(office.actor("head-sales"), office.doc, out)
     assert out.getvalue().decode() == MARKERS["content"]
     assert office.json("check", who="audrey")["ok"]
 

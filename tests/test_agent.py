@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.office import MARKERS, PASSPHRASE, make_office
+from tests.office import MARKERS, PASSPHRASE
 from tests.test_agent_unit import no_answer
 
 VAULT = [sys.executable, "-m", "vault"]
@@ -87,13 +87,11 @@ def wait_gone(pid: int, seconds: float = 10) -> bool:
     return not alive(pid)
 
 
+pytestmark = pytest.mark.office(dossier={"name": MARKERS["name"]}, doc=MARKERS["content"])
+
+
 @pytest.fixture
-def desk(tmp_path, monkeypatch):
-    office = make_office(tmp_path / "o", monkeypatch)
-    number = office.create(who="bob", name=MARKERS["name"])
-    doc = tmp_path / "doc.txt"
-    doc.write_text(MARKERS["content"])
-    office.doc = office.add_doc(number, doc, who="bob")
+def desk(office):
     root = Path(tempfile.mkdtemp(prefix="vd-", dir="/tmp"))  # short: socket paths max 107 bytes
     d = Desk(root, office)
     yield d

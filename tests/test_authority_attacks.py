@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from office import MARKERS, PASSPHRASE, make_office
+from office import MARKERS, PASSPHRASE, TWO_DEPTS
 from vault import clock
 from vault.archive import audit, authority
 from vault.archive.vault import Actor, Vault
@@ -21,13 +21,13 @@ from vault.errors import IntegrityError, NoIdentityMatchError, PermissionDeniedE
 from vault.store import identity, records
 
 
+pytestmark = pytest.mark.office(("carol", "supervisor", "archive"), *TWO_DEPTS)
+
+
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("carol", "supervisor", dept="archive")
-    for dept in ("sales", "dev"):
-        o.add_member(f"head-{dept}", "dept-head", dept=dept)
-        o.add_member(f"staff-{dept}", "staff", dept=dept)
+def office(office, tmp_path):
+    """Dossier a in sales and b in dev, each with one document."""
+    o = office
     o.a = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
     o.b = o.create(name="Other Customer Ltd", dept="dev")
     f = tmp_path / "doc.txt"
@@ -56,6 +56,17 @@ def _attacker(office, who: str) -> Actor:
 
 def _id_of(office, number: str) -> str:
     return authority.state(_vault(office))["numbers"][number]
+
+
+def _forged_request(office, who: str, number: str, *, dossier: str, requester: str | None = None) -> Actor:
+    """``who``, with their own key, files access request ``number`` for dossier a's number but naming
+    ``dossier``, as ``requester`` (``who`` unless given) of sales, whatever the member records say."""
+    signer = _attacker(office, who)
+    rec = signer.sign({"format": 1, "number": number, "kind": "access", "target": office.a, "dossier": dossier,
+                       "requester": requester or who, "dept": "sales", "created_at": clock.stamp(), "purpose": "x"})
+    audit.commit(signer, "request.access", {f"requests/{number}.toml": records.dump_toml(rec)}, number=office.a,
+                 ref=number, obj=dossier)
+    return signer
 
 
 def _check(office, *extra: str) -> list[str]:
@@ -156,12 +167,8 @@ def test_removed_dept_head_cannot_approve(office):
 
 def test_an_approval_for_one_dossier_does_not_open_another(office):
     """A request that shows dossier A's number but names dossier B's id counts for nothing."""
-    staff = _attacker(office, "staff-sales")
     b_id = _id_of(office, office.b)
-    rec = staff.sign({"format": 1, "number": "R-000099", "kind": "access", "target": office.a, "dossier": b_id,
-                      "requester": "staff-sales", "dept": "sales", "created_at": clock.stamp(), "purpose": "x"})
-    audit.commit(staff, "request.access", {"requests/R-000099.toml": records.dump_toml(rec)}, number=office.a,
-                 ref="R-000099", obj=b_id)
+    staff = _forged_request(office, "staff-sales", "R-000099", dossier=b_id)
     _refused(office.run("request", "approve", "R-000099", who="head-sales", ok=False), "no request R-000099")
     _assert_named(office, f"names number {office.a} but dossier {b_id} is {office.b}")
     # The honest variant: approved for A, then the request file edited to name B.
@@ -192,11 +199,7 @@ def test_one_person_cannot_fill_both_seats(office):
     _refused(office.run("destroy", "execute", "D-000099", who="alice", ok=False))
     _assert_named(office, "a destruction is approved by a supervisor other than its requester")
     # A department head files a request typed as their staff's and approves it.
-    head = _attacker(office, "head-sales")
-    req = head.sign({"format": 1, "number": "R-000098", "kind": "access", "target": office.a, "dossier": a_id,
-                     "requester": "staff-sales", "dept": "sales", "created_at": clock.stamp(), "purpose": "x"})
-    audit.commit(head, "request.access", {"requests/R-000098.toml": records.dump_toml(req)}, number=office.a,
-                 ref="R-000098", obj=a_id)
+    head = _forged_request(office, "head-sales", "R-000098", dossier=a_id, requester="staff-sales")
     _refused(office.run("request", "approve", "R-000098", who="head-sales", ok=False))
     dec = head.sign({"format": 1, "request": "R-000098", "request_sha256": "0" * 64, "decision": "approved",
                      "by": "head-sales", "at": clock.stamp()})
@@ -237,12 +240,8 @@ def test_a_certificate_copied_from_another_destruction_is_refused(office):
 
 def test_a_self_declared_department_is_not_believed(office):
     """staff-dev types dept = "sales" into their request; the member record says dev."""
-    staff = _attacker(office, "staff-dev")
     a_id = _id_of(office, office.a)
-    rec = staff.sign({"format": 1, "number": "R-000097", "kind": "access", "target": office.a, "dossier": a_id,
-                      "requester": "staff-dev", "dept": "sales", "created_at": clock.stamp(), "purpose": "x"})
-    audit.commit(staff, "request.access", {"requests/R-000097.toml": records.dump_toml(rec)}, number=office.a,
-                 ref="R-000097", obj=a_id)
+    _forged_request(office, "staff-dev", "R-000097", dossier=a_id)
     _refused(office.run("request", "approve", "R-000097", who="head-sales", ok=False), "department dev")
     head = _attacker(office, "head-sales")
     dec = head.sign({"format": 1, "request": "R-000097", "request_sha256": "0" * 64, "decision": "approved",

@@ -13,20 +13,20 @@ import json
 
 import pytest
 
-from office import MARKERS, make_office
+from office import MARKERS
 from vault import clock
 from vault.crypto import age
 from vault.archive import audit, authority, trust
 from vault.archive.vault import Vault
 
 
+pytestmark = pytest.mark.office(("carol", "supervisor", "archive"), ("head-sales", "dept-head", "sales"),
+                                ("staff-sales", "staff", "sales"), ("olga", "operator", "tech"))
+
+
 @pytest.fixture
-def played(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("carol", "supervisor", dept="archive")
-    o.add_member("head-sales", "dept-head", dept="sales")
-    o.add_member("staff-sales", "staff", dept="sales")
-    o.add_member("olga", "operator", dept="tech")
+def played(office, tmp_path, monkeypatch):
+    o = office
     o.run("member", "rename", "olga", "--display-name", "奥尔加", who="alice")
     a = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
     b = o.create(name="Second Customer", dept="sales")

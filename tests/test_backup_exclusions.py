@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from office import make_office
+import pytest
+
+from office import SALES_DESK
+
+pytestmark = pytest.mark.office(*SALES_DESK, dossier={"name": "Excluded Co"}, doc="doc")
 
 
-def test_grant_releases_and_pending_intake_are_not_backed_up(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("staff", "staff", dept="sales")
-    o.add_member("head", "dept-head", dept="sales")
-    number = o.create(name="Excluded Co")
+def test_grant_releases_and_pending_intake_are_not_backed_up(office, tmp_path):
+    o, number = office, office.number
     f = tmp_path / "d.txt"
     f.write_text("doc")
-    o.add_doc(number, f)
     req = o.json("request", "access", number, "--purpose", "p", who="staff")["number"]
     o.run("request", "approve", req, who="head")
     o.run("grant", req, who="bob")

@@ -10,29 +10,23 @@ import json
 import pytest
 
 from backup_helpers import actor, dossier_id
-from office import make_office
-from vault import backup, clock
+from office import at
+from vault import backup
 from vault.archive.manifests import load_manifest
 from vault.archive.vault import Vault
 from vault.backup import mirror
 from vault.backup.repo import Repo
 
 
-def _at(monkeypatch, stamp: str) -> None:
-    monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(stamp).replace(tzinfo=dt.timezone.utc))
+pytestmark = pytest.mark.office(dossier={"name": "Retained Customer Ltd"}, now="2026-03-01T12:00:00",
+                                doc="a contract kept ten years after it is fulfilled")
 
 
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    _at(monkeypatch, "2026-03-01T12:00:00")
-    o = make_office(tmp_path / "office", monkeypatch)
-    o.number = o.create(name="Retained Customer Ltd")
-    f = tmp_path / "contract.txt"
-    f.write_text("a contract kept ten years after it is fulfilled")
-    o.contract = o.add_doc(o.number, f, "bob", "contract")
-    o.url = f"file://{tmp_path / 'target'}"
-    return o
+def office(office, tmp_path):
+    office.contract = office.doc
+    office.url = f"file://{tmp_path / 'target'}"
+    return office
 
 
 def _lose_the_contract(office) -> None:
@@ -53,7 +47,7 @@ def test_prune_keeps_the_last_copy_of_a_document_whose_retention_has_not_ended(o
     v = Vault.open(office.vault_dir)
     s1 = backup.run(v, office.url).snapshot
     _lose_the_contract(office)
-    _at(monkeypatch, "2026-03-02T12:00:00")
+    at(monkeypatch, "2026-03-02T12:00:00")
     s2 = backup.run(v, office.url).snapshot
 
     # Holds alone (the old behaviour) would let the only copy go.
@@ -83,7 +77,7 @@ def test_a_document_whose_retention_ended_is_not_kept_by_prune(office, monkeypat
     v = Vault.open(office.vault_dir)
     s1 = backup.run(v, office.url).snapshot
     _lose_the_contract(office)
-    _at(monkeypatch, "2026-03-02T12:00:00")
+    at(monkeypatch, "2026-03-02T12:00:00")
     s2 = backup.run(v, office.url).snapshot
     rep = _prune(office)
     assert list(rep["kept"]) == [s2] and rep["forgotten"] == [s1]
@@ -97,7 +91,7 @@ def test_a_lost_key_table_keeps_its_last_mirrored_generation(office, monkeypatch
     backup.run(v, office.url, key_window=dt.timedelta(hours=1))
     v.layout.key_table(did).unlink()
     for hour in ("14", "16", "18"):
-        _at(monkeypatch, f"2026-03-01T{hour}:00:00")
+        at(monkeypatch, f"2026-03-01T{hour}:00:00")
         rep = backup.run(v, office.url, key_window=dt.timedelta(hours=1))
         assert rep.keys_missing == [f"{did}.age"]
     gens = mirror.generations(Repo(office.url))[f"{did}.age"]

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from backup_helpers import actor, add_docs, cut_tail, office_with_dossiers, tree_digest
+from backup_helpers import actor, add_docs, cut_tail, tree_digest
 from vault import backup
 from vault.backup.repo import DATA, Repo
 from vault.archive.vault import Vault
@@ -38,8 +38,9 @@ def s3(s3_endpoint, monkeypatch, tmp_path, request):
 
 
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o, numbers = office_with_dossiers(tmp_path / "office", monkeypatch, dossiers=2)
+def office(office, tmp_path):
+    o = office
+    numbers = [o.create(name=f"Customer {i}", contact=f"c{i}@example.org") for i in range(2)]
     for i, no in enumerate(numbers):
         add_docs(o, no, 10, 30_000, tmp_path / "src", seed=i)
     add_docs(o, numbers[1], 1, 1_300_000, tmp_path / "src", seed=5)  # over 1 MiB: a pack of its own, streamed

@@ -17,24 +17,12 @@ import pytest
 
 from backup_helpers import cut_tail
 from vault.archive.vault import Vault
-from office import MARKERS, Office, make_office
+from office import MARKERS, Office
 from vault.backup.repo import SNAPSHOTS, Repo
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def office(tmp_path, monkeypatch) -> Office:
-    o = make_office(tmp_path / "office", monkeypatch)
-    o.add_member("staff-sales", "staff", dept="sales")
-    o.a = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
-    f = tmp_path / "doc.txt"
-    f.write_text(MARKERS["content"])
-    o.add_doc(o.a, f)
-    return o
+pytestmark = pytest.mark.office(("staff-sales", "staff", "sales"),
+                                dossier={"name": MARKERS["name"], "contact": MARKERS["contact"]}, doc=MARKERS["content"])
 
 
 def _fresh(tmp_path: Path, name: str) -> dict[str, str]:

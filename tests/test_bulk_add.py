@@ -10,23 +10,15 @@ import pytest
 from vault import store
 from vault.archive import audit, authority
 from vault.archive.manifests import load_manifest, resolve
-from vault.archive.vault import Vault
 from vault.errors import ConflictError
 from vault.office import check as checker, documents
-from vault.store import identity
 
-from office import PASSPHRASE, make_office
 
 
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.numbers = [o.create(name=f"Bulk Customer {i}") for i in range(3)]
-    return o
-
-
-def _actor(office, who="bob"):
-    return Vault.open(office.vault_dir).act_as(identity.load_identity(office.ident(who), PASSPHRASE))
+def office(office):
+    office.numbers = [office.create(name=f"Bulk Customer {i}") for i in range(3)]
+    return office
 
 
 def _files(d: Path, n: int, tag: str) -> list[Path]:
@@ -53,7 +45,7 @@ def _add(actor, batch):
 def test_one_entry_per_dossier_and_the_numbers_in_the_callers_order(office, tmp_path):
     a, b, c = office.numbers
     fa, fb, fa2 = _files(tmp_path / "in", 3, "a"), _files(tmp_path / "in", 2, "b"), _files(tmp_path / "in", 2, "a2")
-    actor = _actor(office)
+    actor = office.actor()
     before = [e["seq"] for e in audit.entries(actor.vault)][-1]
     revs = {n: load_manifest(actor.vault, resolve(actor.vault, n))["revision"] for n in (a, b, c)}
     out = _add(actor, [(a, fa), (b, fb), (a, fa2)])
@@ -71,7 +63,7 @@ def test_one_entry_per_dossier_and_the_numbers_in_the_callers_order(office, tmp_
 def test_a_closed_dossier_in_the_batch_writes_nothing_anywhere(office, tmp_path):
     a, b, _ = office.numbers
     office.run("dossier", "close", b, "--date", "2026-01-02", who="bob")
-    actor = _actor(office)
+    actor = office.actor()
     doc_dirs = [office.vault_dir / "dossiers" / resolve(actor.vault, n) / "documents" for n in (a, b)]
     seen = [sorted(d.iterdir()) if d.exists() else [] for d in doc_dirs]
     with pytest.raises(ConflictError, match="closed"):
@@ -83,7 +75,7 @@ def test_a_closed_dossier_in_the_batch_writes_nothing_anywhere(office, tmp_path)
 def test_every_file_is_durable_before_the_entries_are_appended(office, tmp_path, monkeypatch):
     """The order the commit protocol needs: documents, key tables and staged manifests synced, then
     the history appended (the commit point), then the renames synced."""
-    actor = _actor(office)
+    actor = office.actor()
     events: list[tuple] = []
     real_sync_files, real_append, real_sync_dirs = store.sync_files, audit._append, store.sync_dirs
 
@@ -121,7 +113,7 @@ def test_every_file_is_durable_before_the_entries_are_appended(office, tmp_path,
 
 
 def test_an_interrupted_batch_commits_nothing_and_the_next_write_cleans_up(office, tmp_path, monkeypatch):
-    actor = _actor(office)
+    actor = office.actor()
     a, b, _ = office.numbers
     before = authority.state(actor.vault)["count"]
 
@@ -132,7 +124,7 @@ def test_an_interrupted_batch_commits_nothing_and_the_next_write_cleans_up(offic
     with pytest.raises(OSError):
         _add(actor, [(a, _files(tmp_path / "in", 3, "a")), (b, _files(tmp_path / "in", 3, "b"))])
     monkeypatch.undo()
-    actor = _actor(office)
+    actor = office.actor()
     assert authority.state(actor.vault)["count"] == before
     assert [load_manifest(actor.vault, resolve(actor.vault, n))["documents"] for n in (a, b)] == [[], []]
     # Left behind: staged manifests and unreferenced documents — no problem, only notes; the next

@@ -9,12 +9,13 @@ from vault.archive.vault import Vault
 from vault.office import check as checker
 from vault.store import identity
 
-from office import PASSPHRASE, make_office
+from office import PASSPHRASE
 
 
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
+def office(office, tmp_path):
+    """Three dossiers of three documents each, up to ~250 KB."""
+    o = office
     o.numbers = [o.create(name=f"Check Customer {i}") for i in range(3)]
     for k, no in enumerate(o.numbers):
         for i in range(3):

@@ -10,7 +10,7 @@ import re
 import click
 import pytest
 
-from office import MARKERS, make_office
+from office import MARKERS
 from vault.cli import cli
 
 # Commands whose output is not a result to parse: the completion script is shell code, and the portal
@@ -42,14 +42,8 @@ def test_every_command_that_prints_takes_json(path):
     assert "as_json" in {p.name for p in cmd.params}, f"vault {' '.join(path)} has no --json"
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.number = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
-    f = tmp_path / "doc.txt"
-    f.write_text("=1+1 a document\n")
-    o.doc = o.add_doc(o.number, f)
-    return o
+pytestmark = pytest.mark.office(dossier={"name": MARKERS["name"], "contact": MARKERS["contact"]},
+                                doc="=1+1 a document\n")
 
 
 def one_error(res) -> tuple[str, str]:

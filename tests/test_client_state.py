@@ -6,16 +6,14 @@ import json
 
 import pytest
 
-from office import make_office
 from vault.archive import authority, statestore, witness
 from vault.archive.vault import Vault
 
 
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.made = [o.create(name=f"Listing Customer {i}") for i in range(5)]
-    return o
+def office(office):
+    office.made = [office.create(name=f"Listing Customer {i}") for i in range(5)]
+    return office
 
 
 def test_a_later_command_reads_only_the_keys_it_asks_for(office):

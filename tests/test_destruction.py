@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from office import MARKERS, make_office
+from office import MARKERS, SAM
 from vault.archive import destructions
 
 # Run ``vault`` in a real process that SIGKILLs itself at one checkpoint of the execution (the test
@@ -31,17 +31,15 @@ main()
 CHECKPOINTS = ["planned", *(x for s in destructions.STEPS for x in (s, f"{s}:recorded"))]
 
 
+pytestmark = pytest.mark.office(SAM, dossier={"name": MARKERS["name"], "contact": MARKERS["contact"]})
+
+
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("sam", "supervisor", dept="archive")
-    o.number = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
-    o.docs = []
-    for cat in ("contract", "feedback"):
-        f = tmp_path / f"{cat}.txt"
-        f.write_text(f"{MARKERS['content']} {cat}")
-        o.docs.append(o.add_doc(o.number, f, "bob", cat))
-    return o
+def office(office):
+    """A contract and a feedback letter in the dossier."""
+    office.docs = [office.add_text(office.number, f"{MARKERS['content']} {cat}", "bob", cat, name=f"{cat}.txt")
+                   for cat in ("contract", "feedback")]
+    return office
 
 
 def _approved(office, target: str) -> str:

@@ -11,18 +11,21 @@ from pathlib import Path
 import bagit
 import pytest
 
-from office import MARKERS, make_office
+from office import MARKERS
 from vault.crypto import age
 
 SEALED_MARKERS = {k: v for k, v in MARKERS.items() if k != "content"}
 
 
+pytestmark = pytest.mark.office(("staff-sales", "staff", "sales"), dossier={
+    "name": MARKERS["name"], "address": MARKERS["address"], "contact": MARKERS["contact"],
+    "legal_rep": MARKERS["legal_rep"]})
+
+
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("staff-sales", "staff", dept="sales")
-    o.number = o.create(who="bob", name=MARKERS["name"], address=MARKERS["address"], contact=MARKERS["contact"],
-                        legal_rep=MARKERS["legal_rep"])
+def office(office, tmp_path):
+    """Three documents of 200 KiB and more, a second version of the first, and an output directory."""
+    o = office
     o.files, o.docs = {}, []
     for i, (category, suffix) in enumerate((("contract", ".pdf"), ("communication", ".txt"), ("other", ""))):
         f = tmp_path / "in" / f"doc{i}{suffix}"

@@ -6,18 +6,18 @@ import json
 
 import pytest
 
-from office import MARKERS, make_office
+from office import MARKERS
 from vault.store.searchdb import SearchDB
 
 CO = "杭州标记科技有限公司"
 
 
+pytestmark = pytest.mark.office(("lia", "liaison", "sales"), ("head", "dept-head", "sales"), ("staff", "staff", "sales"))
+
+
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("lia", "liaison", dept="sales")
-    o.add_member("head", "dept-head", dept="sales")
-    o.add_member("staff", "staff", dept="sales")
+def office(office):
+    o = office
     o.n = {
         "co": o.create(name=CO, alias="Hangzhou Biaoji Technology", contact="+86 571-8888-1234",
                        address="浙江省杭州市西湖区文三路 1 号"),

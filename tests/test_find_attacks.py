@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from backup_helpers import actor
-from office import MARKERS, PASSPHRASE, make_office
+from office import MARKERS, PASSPHRASE, SAM, make_office
 from vault import backup
 from vault.archive import searchindex
 from vault.store import identity, index
@@ -22,14 +22,9 @@ from vault.store.searchdb import pack, unpack
 from vault.archive.vault import Vault
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("sam", "supervisor", dept="archive")
-    o.add_member("lia", "liaison", dept="sales")
-    o.add_member("head", "dept-head", dept="sales")
-    o.number = o.create(name=MARKERS["name"], contact=MARKERS["contact"], legal_rep=MARKERS["legal_rep"])
-    return o
+pytestmark = pytest.mark.office(SAM, ("lia", "liaison", "sales"), ("head", "dept-head", "sales"),
+                                dossier={"name": MARKERS["name"], "contact": MARKERS["contact"],
+                                         "legal_rep": MARKERS["legal_rep"]})
 
 
 def _index_listing(root) -> list[tuple[str, int]]:

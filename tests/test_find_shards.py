@@ -8,7 +8,6 @@ import shutil
 import pytest
 
 from backup_helpers import actor
-from office import make_office
 from vault.archive import searchindex
 from vault.archive.manifests import load_manifest, resolve
 from vault.archive.vault import Vault
@@ -19,11 +18,10 @@ from vault.store.searchshards import PAD
 
 
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.first = o.create(name="Zebulon Quartzmeyer Holdings", contact="+86 10 5555 0001")
-    o.run("find", "zebulon", who="bob")  # builds the index
-    return o
+def office(office):
+    office.first = office.create(name="Zebulon Quartzmeyer Holdings", contact="+86 10 5555 0001")
+    office.run("find", "zebulon", who="bob")  # builds the index
+    return office
 
 
 def _shards(o, kind="g"):

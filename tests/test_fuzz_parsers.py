@@ -21,7 +21,7 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from office import make_office
+from office import build_office
 from vault.archive import audit
 from vault.backup import packs, restorer
 from vault.backup.repo import Repo
@@ -93,9 +93,7 @@ def test_audit_lines(raw):
 @pytest.fixture(scope="module")
 def small_vault(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        o = make_office(tmp_path_factory.mktemp("fuzz") / "o", mp)
-        o.number = o.create(name="Fuzz Customer")
-    return o
+        return build_office(tmp_path_factory.mktemp("fuzz"), mp, dossier={"name": "Fuzz Customer"})
 
 
 @FUZZ

@@ -20,7 +20,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from office import make_office
+from office import SALES_DESK, SAM, build_office
 from vault.cli import cli
 
 # Free text and filters: a newline, "../" or "/abs" in them is text, so a command may succeed.
@@ -66,11 +66,9 @@ class World:
     """A small office with one of everything an argument can name, and a pristine copy to go back to."""
 
     def __init__(self, root: Path, mp: pytest.MonkeyPatch) -> None:
-        o = self.office = make_office(root / "office", mp)
-        o.add_member("sam", "supervisor", dept="archive")
-        o.add_member("staff", "staff", dept="sales")
-        o.add_member("head", "dept-head", dept="sales")
-        self.number = o.create(name="Hostile Customer", contact="h@example.org")
+        o = self.office = build_office(root, mp, SAM, *SALES_DESK, dossier={"name": "Hostile Customer",
+                                                                           "contact": "h@example.org"})
+        self.number = o.number
         f = root / "doc.txt"
         f.write_text("content\n")
         self.doc = o.add_doc(self.number, f)

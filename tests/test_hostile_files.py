@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from backup_helpers import dossier_id
-from office import make_office
+from office import SALES_DESK
 from test_hostile_cli import assert_refused_cleanly, digest
 from vault.archive import audit
 from vault.backup.repo import Repo
@@ -23,17 +23,7 @@ from vault.crypto import age
 from vault.archive.vault import Vault
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    o = make_office(tmp_path / "o", monkeypatch)
-    o.add_member("staff", "staff", dept="sales")
-    o.add_member("head", "dept-head", dept="sales")
-    o.number = o.create(name="Files Customer")
-    f = tmp_path / "a.txt"
-    f.write_text("first document\n")
-    o.doc = o.add_doc(o.number, f)
-    return o
+pytestmark = pytest.mark.office(*SALES_DESK, dossier={"name": "Files Customer"}, doc="first document\n")
 
 
 def _forge_snapshot(o, url: str, *, files=None, keys=None) -> None:

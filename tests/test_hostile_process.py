@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from office import PASSPHRASE, make_office
+from office import PASSPHRASE, SALES_DESK
 from test_hostile_cli import assert_refused_cleanly, digest
 from vault.archive import audit
 from vault.archive.vault import Vault
@@ -22,16 +22,7 @@ from vault.office import access
 from vault.store import identity
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("staff", "staff", dept="sales")
-    o.add_member("head", "dept-head", dept="sales")
-    o.number = o.create(name="Process Customer")
-    f = tmp_path / "a.txt"
-    f.write_text("first document\n")
-    o.doc = o.add_doc(o.number, f)
-    return o
+pytestmark = pytest.mark.office(*SALES_DESK, dossier={"name": "Process Customer"}, doc="first document\n")
 
 
 class Proc:

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from office import make_office
 from test_hostile_cli import assert_refused_cleanly, digest
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    o = make_office(tmp_path / "o", monkeypatch)
-    o.number = o.create(name="Values Customer")
-    return o
+pytestmark = pytest.mark.office(dossier={"name": "Values Customer"})
 
 
 @pytest.mark.parametrize("blank", [" ", "\t", " \n "])

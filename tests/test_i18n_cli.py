@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 
 import pytest
 
-from office import make_office
+from office import on_a_terminal
 from vault import errors
 from vault.i18n import from_environment
 
@@ -20,14 +19,7 @@ ZH = {"VAULT_LANG": "zh_CN"}
 EN = {"VAULT_LANG": "en"}
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path / "o", monkeypatch)
-    o.number = o.create(name="Zhang Min Trading")
-    f = tmp_path / "contract.txt"
-    f.write_bytes(b"contract " * 40_000)
-    o.doc = o.add_doc(o.number, f)
-    return o
+pytestmark = pytest.mark.office(dossier={"name": "Zhang Min Trading"}, doc="contract " * 40_000)
 
 
 def _error_lines(res) -> tuple[str, str]:
@@ -135,24 +127,6 @@ def _env(office, **extra) -> dict[str, str]:
                 **extra)
 
 
-def _on_a_terminal(args, env) -> tuple[subprocess.CompletedProcess, bytes]:
-    master, slave = pty.openpty()
-    p = subprocess.run([sys.executable, "-m", "vault", *args], env=env, stdout=subprocess.PIPE, stderr=slave,
-                       timeout=120)
-    os.close(slave)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(master)
-    return p, shown
-
-
 def _piped(args, env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "vault", *args], env=env, capture_output=True, timeout=120)
 
@@ -168,7 +142,7 @@ def test_long_commands_show_a_bar_on_a_terminal_and_none_in_a_pipe(office, tmp_p
     ]
     for n, (label, template) in enumerate(cases):
         args = [a.format(n=n) for a in template]
-        p, shown = _on_a_terminal(args, _env(office))
+        p, shown = on_a_terminal(args, _env(office))
         assert p.returncode == 0, shown
         text = shown.decode()
         assert label in text and "100%" in text and "/s" in text and "kB" in text, text
@@ -178,28 +152,20 @@ def test_long_commands_show_a_bar_on_a_terminal_and_none_in_a_pipe(office, tmp_p
         assert p.returncode == 0 and p.stderr == b"", p.stderr
 
 
-def test_a_bar_in_chinese_and_none_under_json_even_on_a_terminal(office, tmp_path):
-    p, shown = _on_a_terminal(["check"], _env(office, VAULT_LANG="zh_CN"))
+def test_a_bar_in_chinese_and_none_under_json_evenon_a_terminal(office, tmp_path):
+    p, shown = on_a_terminal(["check"], _env(office, VAULT_LANG="zh_CN"))
     assert p.returncode == 0 and "正在检查" in shown.decode() and "/秒" in shown.decode() and "用时" in shown.decode()
-    p, shown = _on_a_terminal(["check", "--json"], _env(office))
+    p, shown = on_a_terminal(["check", "--json"], _env(office))
     assert p.returncode == 0 and shown == b"" and json.loads(p.stdout)["ok"]
-    p, shown = _on_a_terminal(["doc", "export", office.doc, "--output", str(tmp_path / "x")], _env(office))
+    p, shown = on_a_terminal(["doc", "export", office.doc, "--output", str(tmp_path / "x")], _env(office))
     assert p.returncode != 0 and b"exporting" not in shown  # refused before any byte: no copy approval
 
 
-def test_review_mail_and_report_files_in_chinese(office, tmp_path):
-    from aiosmtpd.controller import Controller
-    from test_review import Inbox, free_port
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        office.run("review", "notify", "--notifier", "smtp", "--smtp-host", "127.0.0.1", "--smtp-port",
-                   str(controller.port), "--from", "archive@example.org", "--to", "everyone@example.org",
-                   who="bob", env=ZH)
-    finally:
-        controller.stop()
+def test_review_mail_and_report_files_in_chinese(office, tmp_path, smtp):
+    controller, inbox = smtp
+    office.run("review", "notify", "--notifier", "smtp", "--smtp-host", "127.0.0.1", "--smtp-port",
+               str(controller.port), "--from", "archive@example.org", "--to", "everyone@example.org",
+               who="bob", env=ZH)
     [(_, mail)] = inbox.messages
     assert mail["Subject"].startswith("档案复核 ") and "个卷宗需要处理" in mail["Subject"]
     body = mail.get_content()

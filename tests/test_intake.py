@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from office import MARKERS, PASSPHRASE, make_office
+from office import MARKERS, PASSPHRASE
 from vault.store import identity
 from vault.crypto import age
 from vault.errors import NoIdentityMatchError
 from vault.archive.vault import Vault
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("staff", "staff", dept="sales")
-    o.number = o.create(name="Intake Customer")
-    return o
+pytestmark = pytest.mark.office(("staff", "staff", "sales"), dossier={"name": "Intake Customer"})
 
 
 def _submit(office, path, **kw):

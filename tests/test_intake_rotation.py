@@ -13,7 +13,7 @@ import tomllib
 
 import pytest
 
-from office import MARKERS, PASSPHRASE, make_office
+from office import MARKERS, PASSPHRASE
 from vault.archive.vault import Vault
 from vault.crypto import age
 from vault.errors import NoIdentityMatchError
@@ -21,18 +21,13 @@ from vault.office import intake
 from vault.store import identity
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("dave", "archivist", dept="archive")
-    o.a = o.create(name="Rotation Customer Ltd")
-    return o
+pytestmark = pytest.mark.office(("dave", "archivist", "archive"), dossier={"name": "Rotation Customer Ltd"})
 
 
 def _submit(o, tmp_path, name: str) -> str:
     f = tmp_path / name
     f.write_text(MARKERS["content"] + name)
-    res = o.json("intake", "submit", str(f), "--for", o.a, "--category", "contract", "--source", MARKERS["source"],
+    res = o.json("intake", "submit", str(f), "--for", o.number, "--category", "contract", "--source", MARKERS["source"],
                  "--date", "2026-01-02")
     return res["ids"][0] if "ids" in res else res[0]
 
@@ -76,7 +71,7 @@ def test_removal_rotates_the_intake_identity(office, tmp_path):
     sub = intake.StreamedSubmission(Vault.open(office.vault_dir))
     sub.write(MARKERS["content"].encode())
     sub.finish()
-    portal = sub.commit(number=office.a, category="contract", date="2026-01-02", original=False,
+    portal = sub.commit(number=office.number, category="contract", date="2026-01-02", original=False,
                         meta={"title": "t", "source": "portal", "filename": "p.txt"})
 
     own = identity.load_identity(office.ident("dave"), PASSPHRASE).age_identity()
@@ -181,7 +176,7 @@ def test_an_upload_under_way_during_a_removal_goes_to_the_new_key_at_the_next_ac
     sub.write(MARKERS["content"].encode())
     office.run("member", "remove", "dave", who="alice")
     sub.finish()
-    late = sub.commit(number=office.a, category="contract", date="2026-01-02", original=False,
+    late = sub.commit(number=office.number, category="contract", date="2026-01-02", original=False,
                       meta={"title": "t", "source": "portal", "filename": "late.txt"})
     assert age.decrypt_bytes((office.vault_dir / "intake" / f"{late}.age").read_bytes(), stolen)  # the window
     # Someone changes another pending submission behind its record: it is left for accept to refuse.

@@ -10,16 +10,12 @@ import datetime as dt
 
 import pytest
 
-from office import make_office
+from office import SAM, at, make_office
 from vault import clock
 from vault.errors import InputError
 
 UTC = dt.timezone.utc
 SH = ("--tz", "Asia/Shanghai")
-
-
-def _at(monkeypatch, stamp: str) -> None:
-    monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")))
 
 
 def _refused(res, *words):
@@ -30,13 +26,7 @@ def _refused(res, *words):
         assert w in res.stderr, res.stderr
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    _at(monkeypatch, "2026-12-06T12:00:00Z")
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("sam", "supervisor", dept="archive")
-    o.number = o.create(name="Hangzhou Biaoji")
-    return o
+pytestmark = pytest.mark.office(SAM, dossier={"name": "Hangzhou Biaoji"}, now="2026-12-06T12:00:00Z")
 
 
 # -- the calendar day around both midnights ------------------------------------------------------------
@@ -48,7 +38,7 @@ def office(tmp_path, monkeypatch):
     ("2026-12-07T00:30:00Z", "2026-12-07"),  # 08:30 in Beijing, after it
 ])
 def test_today_is_the_offices_calendar_day(monkeypatch, utc, beijing_day):
-    _at(monkeypatch, utc)
+    at(monkeypatch, utc)
     clock.use_zone(clock.zone("Asia/Shanghai"))
     assert clock.today() == beijing_day
     clock.use_zone(UTC)
@@ -56,7 +46,7 @@ def test_today_is_the_offices_calendar_day(monkeypatch, utc, beijing_day):
 
 
 def test_a_document_added_at_0730_in_beijing_is_dated_that_day(office, monkeypatch, tmp_path):
-    _at(monkeypatch, "2026-12-06T23:30:00Z")  # 07:30 on 7 December in Beijing
+    at(monkeypatch, "2026-12-06T23:30:00Z")  # 07:30 on 7 December in Beijing
     f = tmp_path / "a.txt"
     f.write_text("a")
     # In UTC it is still the 6th: the 7th is "in the future" there.
@@ -81,7 +71,7 @@ def test_retention_ends_on_the_offices_day(office, monkeypatch, tmp_path, utc, d
     f.write_text("contract")
     doc = office.add_doc(office.number, f, "bob", "contract", "--original", "--force-date")
     office.run("doc", "event", doc, "contract-fulfilled", "--date", "2016-12-07", who="bob")
-    _at(monkeypatch, utc)
+    at(monkeypatch, utc)
     rows = {r["number"]: r for r in office.json(*SH, "retention", "report", who="bob")}
     assert rows[doc]["until"] == "2026-12-07"  # a calendar date: ten years to the day, in any zone
     assert (rows[doc]["status"] == "due") is due
@@ -90,11 +80,11 @@ def test_retention_ends_on_the_offices_day(office, monkeypatch, tmp_path, utc, d
 
 
 def test_a_review_at_0730_in_beijing_is_dated_that_day(office, monkeypatch):
-    _at(monkeypatch, "2026-12-06T23:30:00Z")
+    at(monkeypatch, "2026-12-06T23:30:00Z")
     office.run(*SH, "review", "done", office.number, "--needs-update", "--note", "address", who="bob")
     due = {r["number"]: r for r in office.json(*SH, "review", "due", who="bob")}
     assert due[office.number]["last_review"] == due[office.number]["needs_update_since"] == "2026-12-07"
-    _at(monkeypatch, "2026-12-07T00:30:00Z")  # 08:30 in Beijing, the UTC day has turned: same date
+    at(monkeypatch, "2026-12-07T00:30:00Z")  # 08:30 in Beijing, the UTC day has turned: same date
     due = {r["number"]: r for r in office.json(*SH, "review", "due", who="bob")}
     assert due[office.number]["last_review"] == "2026-12-07"
 
@@ -102,7 +92,7 @@ def test_a_review_at_0730_in_beijing_is_dated_that_day(office, monkeypatch):
 # -- showing and reading times ------------------------------------------------------------------------
 
 def test_audit_log_shows_and_filters_in_the_offices_zone(office, monkeypatch, tmp_path):
-    _at(monkeypatch, "2026-12-06T23:30:00Z")
+    at(monkeypatch, "2026-12-06T23:30:00Z")
     f = tmp_path / "b.txt"
     f.write_text("b")
     office.run(*SH, "doc", "add", office.number, str(f), "--category", "other", "--source", "desk",
@@ -118,7 +108,7 @@ def test_audit_log_shows_and_filters_in_the_offices_zone(office, monkeypatch, tm
 
 
 def test_the_policys_zone_is_the_default_and_tz_overrides_it(tmp_path, monkeypatch):
-    _at(monkeypatch, "2026-12-06T23:30:00Z")
+    at(monkeypatch, "2026-12-06T23:30:00Z")
     o = make_office(tmp_path, monkeypatch)
     policy = o.run("policy", "show").stdout.split("\n", 1)[1]
     p = tmp_path / "policy.toml"
@@ -131,7 +121,7 @@ def test_the_policys_zone_is_the_default_and_tz_overrides_it(tmp_path, monkeypat
 
 
 def test_the_machines_zone_is_the_default_without_a_policy_zone(office, monkeypatch):
-    _at(monkeypatch, "2026-12-06T23:30:00Z")
+    at(monkeypatch, "2026-12-06T23:30:00Z")
     monkeypatch.setenv("TZ", "Asia/Shanghai")
     assert clock.zone_name(clock.machine_zone()) == "Asia/Shanghai"
     monkeypatch.setenv("TZ", ":Asia/Tokyo")
@@ -192,7 +182,7 @@ def test_tz_after_the_command_says_where_it_goes(office):
 
 def test_a_time_zone_written_into_policy_toml_by_hand_is_not_used(office, monkeypatch):
     """The zone decides which day "today" is: only the policy the history accepted sets it."""
-    _at(monkeypatch, "2026-12-06T23:30:00Z")
+    at(monkeypatch, "2026-12-06T23:30:00Z")
     path = office.vault_dir / "policy.toml"
     path.write_text('time_zone = "Asia/Shanghai"\n' + path.read_text(encoding="utf-8"), encoding="utf-8")
     text = office.run("audit", "log", who="alice").stdout

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from office import MARKERS, PASSPHRASE, make_office
+from office import MARKERS, PASSPHRASE
 from vault.store import identity
 from vault.crypto import age
 from vault.errors import NoIdentityMatchError
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("lia", "liaison", dept="sales")
-    o.add_member("lee", "liaison", dept="dev")
-    o.add_member("head", "dept-head", dept="sales")
-    o.add_member("audrey", "auditor", dept="audit")
-    o.add_member("olga", "operator", dept="tech")
-    o.number = o.create(name=MARKERS["name"], address="1 Old Street", contact=MARKERS["contact"])
-    return o
+pytestmark = pytest.mark.office(("lia", "liaison", "sales"), ("lee", "liaison", "dev"), ("head", "dept-head", "sales"),
+                                ("audrey", "auditor", "audit"), ("olga", "operator", "tech"),
+                                dossier={"name": MARKERS["name"], "address": "1 Old Street", "contact": MARKERS["contact"]})
 
 
 def test_address_change_is_a_new_version_and_find_follows(office):

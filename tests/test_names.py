@@ -12,7 +12,6 @@ import json
 import pytest
 
 from office import make_office
-from test_review import Inbox, free_port
 from vault.archive import audit, authority
 from vault.archive.members import _member_record
 from vault.archive.vault import Vault
@@ -23,8 +22,8 @@ from vault.store import identity, names, records
 
 
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
+def office(office):
+    o = office
     o.keygen("zs")
     o.json("member", "add", "zhangsan", "--display-name", "张三", "--key", o.keys["zs"], "--dept", "sales",
            "--role", "staff", who="alice")
@@ -304,19 +303,6 @@ def test_a_policy_with_spoofing_names_is_refused(office, tmp_path, extra, why):
     res = _policy_with(office, tmp_path, extra)
     _refused(res, why)
     assert "names" not in office.json("policy", "show")
-
-
-@pytest.fixture
-def smtp():
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, inbox
-    finally:
-        controller.stop()
 
 
 def test_the_review_mail_goes_to_a_department_named_in_chinese(office, tmp_path, smtp):

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
 
 import pytest
 
-from office import MARKERS, make_office
+from office import MARKERS, SALES_DESK, at
 from vault import clock
 
 
-def _at(monkeypatch, day: str) -> None:
-    monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(day + "T10:00:00+00:00"))
+pytestmark = pytest.mark.office(*SALES_DESK, dossier={"name": MARKERS["name"]}, now="2026-03-02T10:00:00")
 
 
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    _at(monkeypatch, "2026-03-02")
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("staff", "staff", dept="sales")
-    o.add_member("head", "dept-head", dept="sales")
-    o.number = o.create(name=MARKERS["name"])
-    f = tmp_path / "c.txt"
-    f.write_text(MARKERS["content"])
-    o.contract = o.add_doc(o.number, f, "bob", "contract", "--original", "--paper-location", "Room 1/Shelf A")
-    o.letter = o.add_doc(o.number, f, "bob", "communication", "--original")
-    o.scan = o.add_doc(o.number, f, "bob", "feedback", "--copy", "--copy-note", "fax only")
-    return o
+def office(office):
+    """A contract kept on paper, an original letter and a faxed copy."""
+    text = MARKERS["content"]
+    office.contract = office.add_text(office.number, text, "bob", "contract", "--original",
+                                      "--paper-location", "Room 1/Shelf A")
+    office.letter = office.add_text(office.number, text, "bob", "communication", "--original")
+    office.scan = office.add_text(office.number, text, "bob", "feedback", "--copy", "--copy-note", "fax only")
+    return office
 
 
 def _approved_access(office, who="staff") -> str:
@@ -59,7 +53,7 @@ def test_an_original_leaves_only_against_an_approved_consultation(office, monkey
     assert (row["number"], row["document"], row["borrower"], row["due"], row["overdue"]) == \
         (loan, office.contract, "staff", "2026-03-09", False)
     assert office.json("paper", "out", "--overdue", who="bob") == []
-    _at(monkeypatch, "2026-03-10")
+    at(monkeypatch, "2026-03-10T10:00:00")
     assert [r["number"] for r in office.json("paper", "out", "--overdue", who="bob")] == [loan]
     assert "OVERDUE" in office.run("paper", "out", who="bob").stdout
     back = office.json("paper", "return", loan, who="bob")

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import tomllib
 
-import pytest
 
-from office import make_office
-
-
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    return make_office(tmp_path, monkeypatch)
 
 
 def test_office_sets_its_own_retention_years(office, tmp_path):

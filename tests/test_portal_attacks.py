@@ -45,6 +45,16 @@ def _path(link: str) -> str:
     return urlsplit(link).path
 
 
+def _posting(portal, link: str, headers: dict[str, str], *, timeout: float = 10) -> socket.socket:
+    """A raw connection to the portal that has sent a POST's request line and ``headers`` and none of
+    its body: each attack below then sends as much or as little of the body as it likes."""
+    u = urlsplit(portal.base)
+    s = socket.create_connection((u.hostname, u.port), timeout=timeout)
+    s.sendall(f"POST {_path(link)} HTTP/1.1\r\nHost: x\r\n".encode()
+              + "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode() + b"\r\n")
+    return s
+
+
 def request(portal, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
     u = urlsplit(portal.base)
     c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
@@ -135,10 +145,8 @@ def test_a_used_link_takes_no_second_submission(world):
 def test_a_declared_content_length_over_the_limit_is_refused_before_the_body(world):
     o, portal = world
     inv = invite(o, portal.base)
-    u = urlsplit(portal.base)
-    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
-        s.sendall(f"POST {_path(inv['link'])} HTTP/1.1\r\nHost: x\r\nContent-Length: {10**12}\r\n"
-                  "Content-Type: multipart/form-data; boundary=b\r\n\r\n".encode())
+    with _posting(portal, inv["link"], {"Content-Length": str(10**12),
+                                         "Content-Type": "multipart/form-data; boundary=b"}) as s:
         answer = s.recv(65536).decode("utf-8", "replace")  # answered with no body sent at all
     assert answer.startswith("HTTP/1.1 413")
     r, _ = request(portal, "GET", _path(inv["link"]))
@@ -161,11 +169,9 @@ def test_a_file_over_the_limit_leaves_nothing(world):
 def test_a_chunked_body_over_the_submission_limit_is_cut_off(world):
     o, portal = world
     inv = invite(o, portal.base)
-    u = urlsplit(portal.base)
     head = "--b\r\nContent-Disposition: form-data; name=\"f1\"; filename=\"x\"\r\n\r\n".encode()
-    with socket.create_connection((u.hostname, u.port), timeout=30) as s:
-        s.sendall(f"POST {_path(inv['link'])} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                  "Content-Type: multipart/form-data; boundary=b\r\n\r\n".encode())
+    with _posting(portal, inv["link"], {"Transfer-Encoding": "chunked",
+                                         "Content-Type": "multipart/form-data; boundary=b"}, timeout=30) as s:
         answer = b""
         try:
             for i in range(40):  # 40 x 100 kB = 4 MB, twice the limit, with no Content-Length
@@ -188,10 +194,7 @@ def test_a_cut_upload_leaves_nothing_an_archivist_could_mistake_for_a_submission
     o, portal = world
     inv = invite(o, portal.base)
     body, headers = form(("cut.txt", MARKERS["content"].encode() * 20000))
-    u = urlsplit(portal.base)
-    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
-        s.sendall(f"POST {_path(inv['link'])} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
-                  f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode())
+    with _posting(portal, inv["link"], {"Content-Length": str(len(body)), "Content-Type": headers["Content-Type"]}) as s:
         s.sendall(body[: len(body) // 2])
         time.sleep(0.5)  # the portal is mid-file, its ciphertext on disk
         assert any(n.startswith(".upload-") for n in leftovers(o))
@@ -208,10 +211,8 @@ def test_a_client_that_stalls_mid_upload_is_cut_off_and_frees_its_slot(world):
     o, portal = world
     inv = invite(o, portal.base)
     body, headers = form(("slow.txt", MARKERS["content"].encode() * 20000))
-    u = urlsplit(portal.base)
-    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
-        s.sendall(f"POST {_path(inv['link'])} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
-                  f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body[:300_000])
+    with _posting(portal, inv["link"], {"Content-Length": str(len(body)), "Content-Type": headers["Content-Type"]}) as s:
+        s.sendall(body[:300_000])
         assert _eventually(lambda: any(n.startswith(".upload-") for n in leftovers(o)), 5)
         # The connection stays open and silent past --idle-timeout 2.
         assert _eventually(lambda: not any(n.startswith(".upload-") for n in leftovers(o)), 15)
@@ -267,14 +268,12 @@ def test_uploads_beyond_the_cap_are_refused_not_queued(world):
     o, portal = world
     invs = [invite(o, portal.base) for _ in range(3)]
     links = [i["link"] for i in invs]
-    u = urlsplit(portal.base)
     body, headers = form(("slow.txt", b"s" * 500_000))
     held = []
     try:
         for link in links[:2]:
-            s = socket.create_connection((u.hostname, u.port), timeout=10)
-            s.sendall(f"POST {_path(link)} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
-                      f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body[:1000])
+            s = _posting(portal, link, {"Content-Length": str(len(body)), "Content-Type": headers["Content-Type"]})
+            s.sendall(body[:1000])
             held.append(s)
         # Wait until both slow uploads hold their slots (each has claimed its invitation's use),
         # rather than for a fixed time, which a loaded machine may not keep.

@@ -10,7 +10,7 @@ import tomllib
 import pytest
 
 from office import MARKERS, PASSPHRASE
-from portal_helpers import portal_office
+from portal_helpers import PORTAL_CAST, PORTAL_DOSSIER
 from vault.store import identity, records
 from vault.crypto import age
 from vault.archive.manifests import resolve
@@ -22,9 +22,12 @@ from vault.archive.vault import Vault
 BASE = "https://portal.example.com"
 
 
+pytestmark = pytest.mark.office(*PORTAL_CAST, dossier=PORTAL_DOSSIER)
+
+
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = portal_office(tmp_path, monkeypatch)
+def office(office):
+    o = office
     o.other = o.create(name="Other Customer", dept="legal")
     return o
 

@@ -4,7 +4,6 @@ the real ``age`` tool opens what it wrote."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import shutil
@@ -12,32 +11,25 @@ import subprocess
 
 import pytest
 
-from office import MARKERS, PASSPHRASE, make_office
+from office import MARKERS, PASSPHRASE, at
 from vault import clock
 from vault.archive import audit, authority
 from vault.archive.vault import Actor, Vault
 from vault.store import identity, records
 from vault.store.layout import document_file_name
 
-pytestmark = pytest.mark.skipif(shutil.which("age") is None, reason="the age tool is installed by dev/setup")
-
-
-def _at(monkeypatch, stamp: str) -> None:
-    monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(stamp).replace(tzinfo=dt.timezone.utc))
+pytestmark = [pytest.mark.skipif(shutil.which("age") is None, reason="the age tool is installed by dev/setup"),
+              pytest.mark.office(("carol", "supervisor", "archive"), ("dave", "supervisor", "archive"),
+                                 dossier={"name": MARKERS["name"], "contact": MARKERS["contact"]},
+                                 now="2026-03-02T09:00:00")]
 
 
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    _at(monkeypatch, "2026-03-02T09:00:00")
-    o = make_office(tmp_path / "office", monkeypatch)
-    o.add_member("carol", "supervisor", dept="archive")
-    o.add_member("dave", "supervisor", dept="archive")
-    o.number = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
-    src = tmp_path / "contract.txt"
-    src.write_text(MARKERS["content"])
-    o.contract = o.add_doc(o.number, src, "bob", "contract")
-    src.write_text("a letter that will be destroyed")
-    o.letter = o.add_doc(o.number, src, "bob", "communication")
+def office(office, tmp_path):
+    """A contract and a letter, a second dossier, and the recovery key (age-keygen's) of the office."""
+    o = office
+    o.contract = o.add_text(o.number, MARKERS["content"], "bob", "contract", name="contract.txt")
+    o.letter = o.add_text(o.number, "a letter that will be destroyed", "bob", "communication", name="contract.txt")
     o.other = o.create(name="Second Customer Ltd", ctype="individual")
     key = tmp_path / "recovery-key.txt"
     subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
@@ -166,11 +158,11 @@ def test_approvals_expire(office, monkeypatch):
     """[R-3.3.1] Each approval expires; an expired request cannot be approved."""
     no = _request(office, "alice", "--valid-for", "2")
     office.run("export", "disaster-recovery", "approve", no, "--valid-for", "1", who="carol")
-    _at(monkeypatch, "2026-03-02T10:30:00")  # the approval's hour is over, the request's two are not
+    at(monkeypatch, "2026-03-02T10:30:00")  # the approval's hour is over, the request's two are not
     _refused(_run(office, no), "expired")
     assert office.json("export", "disaster-recovery", "show", no, who="alice")["state"] == "expired"
     late = _request(office, "alice", "--valid-for", "1")
-    _at(monkeypatch, "2026-03-02T12:00:00")
+    at(monkeypatch, "2026-03-02T12:00:00")
     _refused(office.run("export", "disaster-recovery", "approve", late, who="carol", ok=False), "expired")
 
 

@@ -3,36 +3,29 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 import tomllib
 
 import pytest
 
-from office import MARKERS, make_office
-from vault import clock
+from office import MARKERS, at
 from vault.store.records import dump_toml
 
 
-def _at(monkeypatch, day: str) -> None:
-    monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(day + "T10:00:00+00:00"))
+pytestmark = pytest.mark.office(("staff", "staff", "sales"), ("backup", "backup", "it"),
+                                dossier={"name": MARKERS["name"]}, now="2026-03-02T10:00:00")
 
 
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    _at(monkeypatch, "2026-03-02")
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("staff", "staff", dept="sales")
-    o.add_member("backup", "backup", dept="it")
-    o.number = o.create(name=MARKERS["name"])
-    f = tmp_path / "c.txt"
-    f.write_text(MARKERS["content"])
-    o.contract = o.add_doc(o.number, f, "bob", "contract", "--original", "--paper-location", "=HYPERLINK(\"x\")")
-    o.letter = o.add_doc(o.number, f, "bob", "communication", "--original", "--paper-location", "Room 1/Shelf A")
-    o.scan = o.add_doc(o.number, f, "bob", "feedback", "--copy", "--copy-note", "fax only")
+def office(office, monkeypatch):
+    """Three documents, an individual's dossier and, two months later, a third dossier."""
+    o, text = office, MARKERS["content"]
+    o.contract = o.add_text(o.number, text, "bob", "contract", "--original", "--paper-location", "=HYPERLINK(\"x\")")
+    o.letter = o.add_text(o.number, text, "bob", "communication", "--original", "--paper-location", "Room 1/Shelf A")
+    o.scan = o.add_text(o.number, text, "bob", "feedback", "--copy", "--copy-note", "fax only")
     o.person = o.create(ctype="individual", dept="support", business="software-development", name="=1+2 Li Wei")
-    _at(monkeypatch, "2026-05-10")
+    at(monkeypatch, "2026-05-10T10:00:00")
     o.third = o.create(name="Third Customer Ltd", dept="sales")
     return o
 

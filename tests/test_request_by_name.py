@@ -6,17 +6,17 @@ import json
 
 import pytest
 
-from office import make_office
+from office import SALES_DESK
 
 CO = "杭州标记科技有限公司"
 
 
+pytestmark = pytest.mark.office(*SALES_DESK, ("devhead", "dept-head", "dev"))
+
+
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("staff", "staff", dept="sales")
-    o.add_member("head", "dept-head", dept="sales")
-    o.add_member("devhead", "dept-head", dept="dev")
+def office(office):
+    o = office
     o.n = {"co": o.create(name=CO, alias="Hangzhou Biaoji Technology"),
            "nw": o.create(name="Northwind Networks Ltd"),
            "nw2": o.create(name="Northwind Networks Ltd Shanghai Branch"),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io
 import shutil
 
 import pytest
 
-from office import MARKERS, PASSPHRASE, make_office
+from office import MARKERS, PASSPHRASE, SAM, at
 from vault import clock
 from vault.store import identity
 from vault.crypto import age
@@ -19,23 +18,16 @@ from vault.store.keytable import read_key_table
 from vault.archive.vault import Vault
 
 
-def _at(monkeypatch, day: str) -> None:
-    monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(day + "T12:00:00+00:00"))
+pytestmark = pytest.mark.office(SAM, ("staff", "staff", "sales"), now="2026-01-10T12:00:00",
+                                dossier={"name": MARKERS["name"], "contact": MARKERS["contact"]})
 
 
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    _at(monkeypatch, "2026-01-10")
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("sam", "supervisor", dept="archive")
-    o.add_member("staff", "staff", dept="sales")
-    o.number = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
-    o.docs = {}
-    for cat in ("contract", "basic-info", "feedback"):
-        f = tmp_path / f"{cat}.txt"
-        f.write_text(f"{MARKERS['content']} {cat}")
-        o.docs[cat] = o.add_doc(o.number, f, "bob", cat)
-    return o
+def office(office):
+    """A contract, the basic information and a feedback letter in the dossier."""
+    office.docs = {cat: office.add_text(office.number, f"{MARKERS['content']} {cat}", "bob", cat, name=f"{cat}.txt")
+                   for cat in ("contract", "basic-info", "feedback")}
+    return office
 
 
 def _report(office, *args):
@@ -46,18 +38,18 @@ def test_schedules_run_from_their_events(office, monkeypatch):
     rep = _report(office)
     assert rep[office.docs["contract"]]["status"] == "waiting"  # not fulfilled yet
     assert rep[office.docs["feedback"]]["status"] == "waiting"  # dossier still open
-    _at(monkeypatch, "2028-07-01")  # events are recorded once they have happened
+    at(monkeypatch, "2028-07-01T12:00:00")  # events are recorded once they have happened
     office.run("doc", "event", office.docs["contract"], "contract-fulfilled", "--date", "2027-03-01", who="bob")
     office.run("dossier", "close", office.number, "--date", "2028-06-30", who="bob")
     rep = _report(office)
     assert (rep[office.docs["contract"]]["rule"], rep[office.docs["contract"]]["until"]) == ("contracts", "2037-03-01")
     assert (rep[office.docs["feedback"]]["rule"], rep[office.docs["feedback"]]["until"]) == ("general", "2033-06-30")
     assert _report(office, "--due") == {}
-    _at(monkeypatch, "2033-05-01")
+    at(monkeypatch, "2033-05-01T12:00:00")
     assert set(_report(office, "--upcoming", "90")) == {office.docs["basic-info"], office.docs["feedback"]}
-    _at(monkeypatch, "2033-07-01")
+    at(monkeypatch, "2033-07-01T12:00:00")
     assert set(_report(office, "--due")) == {office.docs["basic-info"], office.docs["feedback"]}
-    _at(monkeypatch, "2037-03-02")
+    at(monkeypatch, "2037-03-02T12:00:00")
     assert set(_report(office, "--due")) == set(office.docs.values())
     bad = office.run("doc", "event", office.docs["contract"], "moon-landing", "--date", "2027-01-01", who="bob", ok=False)
     assert bad.exit_code == 1 and "unknown event" in bad.stderr
@@ -80,7 +72,7 @@ def test_procedure_is_enforced(office, monkeypatch):
     office.run("destroy", "approve", no, who="sam")
     res = office.run("destroy", "execute", no, who="alice", ok=False)
     assert res.exit_code == 1 and "retention has not ended" in res.stderr
-    _at(monkeypatch, "2031-02-02")
+    at(monkeypatch, "2031-02-02T12:00:00")
     office.run("dossier", "close", office.number, "--date", "2026-02-01", who="bob")
     office.run("hold", "add", office.number, "--reason", "litigation", who="alice")
     assert _report(office)[doc]["status"] == "held"
@@ -127,7 +119,7 @@ def test_destroying_one_document_spares_the_rest_and_leaves_a_ghost(office, tmp_
 
 
 def test_destroying_a_dossier_removes_every_key_and_the_index(office, tmp_path, monkeypatch):
-    _at(monkeypatch, "2040-01-01")
+    at(monkeypatch, "2040-01-01T12:00:00")
     office.run("dossier", "close", office.number, "--date", "2026-01-20", who="bob")
     office.run("doc", "event", office.docs["contract"], "contract-fulfilled", "--date", "2026-01-20", who="bob")
     v = Vault.open(office.vault_dir)

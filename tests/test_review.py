@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
-import socket
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from office import MARKERS, PASSPHRASE, make_office
+from loopback import free_port
+from office import MARKERS, PASSPHRASE
 from vault.archive import audit
 from vault import clock
 from vault.store import identity
@@ -29,14 +26,13 @@ def at(monkeypatch, day: str) -> None:
     monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(day + "T09:00:00+00:00"))
 
 
+pytestmark = pytest.mark.office(("lisa", "liaison", "sales"), ("audrey", "auditor", "audit"), ("otto", "operator", "it"),
+                                ("sam", "staff", "sales"), now=START.isoformat())
+
+
 @pytest.fixture
-def office(tmp_path, monkeypatch):
-    monkeypatch.setattr(clock, "_override", START)
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("lisa", "liaison", dept="sales")
-    o.add_member("audrey", "auditor", dept="audit")
-    o.add_member("otto", "operator", dept="it")
-    o.add_member("sam", "staff", dept="sales")
+def office(office, tmp_path):
+    o = office
     # An enterprise with everything but a contract; an individual that is complete; an individual
     # with neither a contact nor any document.
     o.ent = o.create(name=MARKERS["name"], contact=MARKERS["contact"], legal_rep=MARKERS["legal_rep"],
@@ -175,37 +171,8 @@ def test_non_reader_sees_category_gaps_only(office):
             "not both", code=2)
 
 
-class Inbox:
-    """An aiosmtpd handler that keeps every delivered message."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append((list(envelope.rcpt_tos), msg))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_server():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, inbox
-    finally:
-        controller.stop()
-
-
-def test_notifications_by_smtp_and_report_files(office, monkeypatch, smtp_server, tmp_path):
-    controller, inbox = smtp_server
+def test_notifications_by_smtp_and_report_files(office, monkeypatch, smtp, tmp_path):
+    controller, inbox = smtp
     at(monkeypatch, "2025-01-10")
     sent = office.json("review", "notify", "--notifier", "smtp", "--smtp-host", "127.0.0.1",
                        "--smtp-port", str(controller.port), "--from", "archive@example.org",

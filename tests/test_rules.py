@@ -1,12 +1,18 @@
 """The pure rules as tables: retention schedules [R-3.3.2], review due dates [R-3.5.1], completeness [R-1.3.2].
 
 Each rule is a function of the policy, a manifest (or a document of it) and a date; each row below
-is one case with the answer written out, so a change to a rule shows up as a changed row.
+is one case with the answer written out and the rule it follows, so a change to a rule shows up as a
+changed row. As in restic's policy tests, one shared archive is also run through every retention
+policy and the whole answer, reasons included, compared with a reviewed file under
+``vectors/rules/`` (``pytest --update-golden`` rewrites those files; review the diff before
+committing it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
 import pytest
 
@@ -41,24 +47,24 @@ CONTRACT_RULES = {"retention": [
 
 
 @pytest.mark.parametrize(("case", "policy", "m", "d", "want"), [
-    ("fulfilled ten years ago yesterday: due", DEFAULT_POLICY, dossier(),
+    ("[R-3.3.2] a contract fulfilled ten years ago yesterday: due", DEFAULT_POLICY, dossier(),
      doc("contract", events={"contract-fulfilled": "2020-05-31"}), ("contracts", "2030-05-31", "due")),
-    ("ends today: due", DEFAULT_POLICY, dossier(),
+    ("[R-3.3.2] a contract whose ten years end today: due", DEFAULT_POLICY, dossier(),
      doc("contract", events={"contract-fulfilled": "2020-06-01"}), ("contracts", "2030-06-01", "due")),
-    ("ends tomorrow: kept", DEFAULT_POLICY, dossier(),
+    ("[R-3.3.2] a contract whose ten years end tomorrow: kept", DEFAULT_POLICY, dossier(),
      doc("contract", events={"contract-fulfilled": "2020-06-02"}), ("contracts", "2030-06-02", "kept")),
-    ("not yet fulfilled: waiting", DEFAULT_POLICY, dossier(), doc("contract"), ("contracts", None, "waiting")),
-    ("closed five years ago: due", DEFAULT_POLICY, dossier(closed="2025-06-01"), doc("basic-info"),
+    ("[R-3.3.2] a contract not yet fulfilled: waiting", DEFAULT_POLICY, dossier(), doc("contract"), ("contracts", None, "waiting")),
+    ("[R-3.3.2] general information five years after closing: due", DEFAULT_POLICY, dossier(closed="2025-06-01"), doc("basic-info"),
      ("general", "2030-06-01", "due")),
-    ("dossier still open: waiting", DEFAULT_POLICY, dossier(), doc("feedback"), ("general", None, "waiting")),
-    ("29 February plus five years is 28 February", DEFAULT_POLICY, dossier(closed="2024-02-29"),
+    ("[R-3.3.2] general information of an open dossier: waiting", DEFAULT_POLICY, dossier(), doc("feedback"), ("general", None, "waiting")),
+    ("[R-3.3.2] closed on 29 February: five years end on 28 February", DEFAULT_POLICY, dossier(closed="2024-02-29"),
      doc("communication"), ("general", "2029-02-28", "due")),
-    ("no rule covers the category", {"retention": []}, dossier(), doc("contract"), (None, None, "no-rule")),
-    ("the first rule that matches wins (class prefix)", CONTRACT_RULES, dossier(), doc("contract", date="2027-06-01"),
+    ("[R-3.3.2] no rule covers the category: nothing to schedule", {"retention": []}, dossier(), doc("contract"), (None, None, "no-rule")),
+    ("[R-3.3.2] [R-3.2.1] the first rule that matches wins (class prefix)", CONTRACT_RULES, dossier(), doc("contract", date="2027-06-01"),
      ("network", "2030-06-01", "due")),
-    ("another class falls through to a later rule", CONTRACT_RULES,
+    ("[R-3.3.2] [R-3.2.1] another class falls through to a later rule", CONTRACT_RULES,
      dossier(klass="enterprise/software-development/2026"), doc("contract"), ("rest", None, "waiting")),
-    ("customer type filter", CONTRACT_RULES, dossier(customer_type="individual", klass="individual/x/2026"),
+    ("[R-3.3.2] [R-3.2.1] a rule for one customer type, from the material's date [R-3.1.3]", CONTRACT_RULES, dossier(customer_type="individual", klass="individual/x/2026"),
      doc("contract", date="2023-06-02"), ("people", "2030-06-02", "kept")),
 ])
 def test_retention_schedule(case, policy, m, d, want):
@@ -71,7 +77,7 @@ def test_retention_schedule(case, policy, m, d, want):
 NESTED = {"review": {"default_days": 365, "classes": {"enterprise": 180, "enterprise/network-services": 90}}}
 
 
-@pytest.mark.parametrize(("policy", "klass", "days"), [
+@pytest.mark.parametrize(("policy", "klass", "days"), [  # [R-3.5.1] checked regularly, by class [R-3.2.1]
     (DEFAULT_POLICY, "enterprise/network-services/2026", 180),
     (DEFAULT_POLICY, "enterprises/network-services/2026", 365),  # prefixes match whole segments
     (DEFAULT_POLICY, "individual/software-development/2026", 365),
@@ -88,13 +94,13 @@ def review(at: str, outcome: str) -> dict:
 
 
 @pytest.mark.parametrize(("case", "history", "today", "want"), [
-    ("never reviewed, the day before it falls due", [], "2026-06-29", ("2026-06-30", False, False)),
-    ("never reviewed, due today: stale", [], "2026-06-30", ("2026-06-30", True, False)),
-    ("verified: the interval restarts", [review("2026-06-15T10:00:00Z", "verified")], "2026-07-01",
+    ("[R-3.5.1] never reviewed, the day before it falls due", [], "2026-06-29", ("2026-06-30", False, False)),
+    ("[R-3.5.1] never reviewed, due today: stale", [], "2026-06-30", ("2026-06-30", True, False)),
+    ("[R-3.5.1] verified: the interval restarts", [review("2026-06-15T10:00:00Z", "verified")], "2026-07-01",
      ("2026-12-12", False, False)),
-    ("needs an update: listed until a later review verifies it",
+    ("[R-3.5.1] needs an update: listed until a later review verifies it",
      [review("2026-03-01T10:00:00Z", "needs-update")], "2026-04-01", ("2026-08-28", False, True)),
-    ("the newest review counts",
+    ("[R-3.5.1] the newest review counts",
      [review("2026-03-01T10:00:00Z", "needs-update"), review("2026-04-01T10:00:00Z", "verified")], "2026-04-02",
      ("2026-09-28", False, False)),
 ])
@@ -107,24 +113,24 @@ def test_review_state(case, history, today, want):
 # -- completeness ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("case", "m", "missing"), [
-    ("enterprise with both categories", dossier(doc("basic-info"), doc("contract")), []),
-    ("enterprise without a contract", dossier(doc("basic-info")), ["contract"]),
-    ("a superseded contract does not count", dossier(doc("basic-info"), doc("contract", superseded_by="x/0002")),
+    ("[R-1.3.2] [R-3.1.1] an enterprise with both categories", dossier(doc("basic-info"), doc("contract")), []),
+    ("[R-1.3.2] an enterprise without a contract", dossier(doc("basic-info")), ["contract"]),
+    ("[R-1.3.2] a superseded contract does not count", dossier(doc("basic-info"), doc("contract", superseded_by="x/0002")),
      ["contract"]),
-    ("a destroyed contract does not count", dossier(doc("basic-info"), doc("contract", status="destroyed")),
+    ("[R-1.3.2] [R-3.3.2] a destroyed contract does not count", dossier(doc("basic-info"), doc("contract", status="destroyed")),
      ["contract"]),
-    ("an individual needs basic information only", dossier(doc("basic-info"), customer_type="individual"), []),
-    ("an empty dossier lacks every category", dossier(), ["basic-info", "contract"]),
+    ("[R-1.3.2] [R-3.2.1] an individual needs basic information only", dossier(doc("basic-info"), customer_type="individual"), []),
+    ("[R-1.3.2] an empty dossier lacks every category", dossier(), ["basic-info", "contract"]),
 ])
 def test_missing_categories(case, m, missing):
     assert completeness.missing_categories(DEFAULT_POLICY, m) == missing, case
 
 
 @pytest.mark.parametrize(("case", "profile", "missing"), [
-    ("all there", {"name": "N", "contact": ["c"], "legal_rep": "L"}, []),
-    ("blank strings are missing", {"name": "N", "contact": ["  "], "legal_rep": ""}, ["contact", "legal_rep"]),
-    ("an empty list is missing", {"name": "N", "contact": [], "legal_rep": "L"}, ["contact"]),
-    ("absent fields are missing", {}, ["name", "contact", "legal_rep"]),
+    ("[R-1.3.2] [R-3.1.1] all there", {"name": "N", "contact": ["c"], "legal_rep": "L"}, []),
+    ("[R-1.3.2] blank strings are missing", {"name": "N", "contact": ["  "], "legal_rep": ""}, ["contact", "legal_rep"]),
+    ("[R-1.3.2] an empty list is missing", {"name": "N", "contact": [], "legal_rep": "L"}, ["contact"]),
+    ("[R-1.3.2] absent fields are missing", {}, ["name", "contact", "legal_rep"]),
 ])
 def test_missing_fields(case, profile, missing):
     assert completeness.missing_fields(DEFAULT_POLICY, dossier(), profile) == missing, case
@@ -138,3 +144,59 @@ def test_assess_names_the_gaps_and_since_when():
     assert (unread["fields_checked"], unread["complete"], unread["note"]) == (False, True, completeness.FIELDS_NEED_READ)
     whole = completeness.assess(DEFAULT_POLICY, dossier(doc("basic-info"), doc("contract")), lambda m: [])
     assert (whole["complete"], whole["incomplete_since"]) == (True, None)
+
+
+# -- one archive through every retention policy, against reviewed files (restic's policy tests) -----
+
+GOLDEN = Path(__file__).parent / "vectors" / "rules"
+
+
+def _numbered(number: str, m: dict, *docs: dict) -> list[tuple[dict, dict]]:
+    m = {**m, "number": number, "documents": [{**d, "number": f"{number}/{i:04d}"} for i, d in enumerate(docs, 1)]}
+    return [(m, d) for d in m["documents"]]
+
+
+#: Every case the retention rules tell apart, in one archive: contracts fulfilled or not, on both
+#: sides of ``TODAY`` and of a leap day; general information of open and closed dossiers; classes and
+#: customer types that pick different rules [R-3.2.1]; a category no rule names.
+ARCHIVE: list[tuple[dict, dict]] = [
+    *_numbered("E-2026-000001", dossier(),
+               doc("contract", events={"contract-fulfilled": "2020-05-31"}),
+               doc("contract", events={"contract-fulfilled": "2020-06-02"}),
+               doc("contract", date="2027-06-01"),
+               doc("basic-info"), doc("feedback"), doc("minutes-of-a-meeting")),
+    *_numbered("E-2026-000002", dossier(klass="enterprise/software-development/2026", closed="2024-02-29"),
+               doc("contract", events={"contract-fulfilled": "2016-02-29"}),
+               doc("communication"), doc("service-record", date="2010-01-01")),
+    *_numbered("I-2026-000003", dossier(customer_type="individual", klass="individual/network-services/2026",
+                                        closed="2025-06-02"),
+               doc("contract", date="2023-06-01"), doc("contract", date="2023-06-02"), doc("basic-info")),
+]
+
+POLICIES = {
+    "default": DEFAULT_POLICY,
+    "contract-rules": CONTRACT_RULES,
+    "none": {"retention": []},
+    "from-the-material": {"retention": [  # [R-3.1.3] everything counted from the material's own date
+        {"name": "all", "categories": ["contract", "basic-info", "feedback", "communication", "service-record",
+                                       "other"], "event": "document-date", "years": 4}]},
+}
+
+
+@pytest.fixture
+def golden(request):
+    """Compare an answer with its reviewed file, or (re)write the file under ``--update-golden``."""
+    def check(path: Path, got) -> None:
+        got = json.loads(json.dumps(got))
+        if request.config.getoption("--update-golden"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        assert json.loads(path.read_text(encoding="utf-8")) == got, f"{path.name} differs (pytest --update-golden shows how)"
+    return check
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_the_archive_under_each_retention_policy(name, golden):
+    """[R-3.3.2] Each document's rule, trigger event, event date, end date and status."""
+    rows = [schedule.schedule(m, d, POLICIES[name], today=TODAY) for m, d in ARCHIVE]
+    golden(GOLDEN / f"retention-{name}.json", rows)

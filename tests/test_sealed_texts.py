@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from office import MARKERS, make_office
+from office import MARKERS, SAM
 
 PURPOSE = "Renewal talks with " + MARKERS["name"]
 DENIAL = "Not needed for " + MARKERS["legal_rep"]
@@ -17,16 +17,9 @@ WHY = "Erasure asked by " + MARKERS["contact"]
 NOTE = "Phone changed to " + MARKERS["phone"]
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("sam", "supervisor", dept="archive")
-    o.add_member("staff", "staff", dept="sales")
-    o.add_member("head", "dept-head", dept="sales")
-    o.add_member("other-head", "dept-head", dept="dev")
-    o.add_member("lisa", "liaison", dept="sales")
-    o.number = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
-    return o
+pytestmark = pytest.mark.office(SAM, ("staff", "staff", "sales"), ("head", "dept-head", "sales"),
+                                ("other-head", "dept-head", "dev"), ("lisa", "liaison", "sales"),
+                                dossier={"name": MARKERS["name"], "contact": MARKERS["contact"]})
 
 
 def _no_markers(text: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from office import MARKERS, make_office
+from office import MARKERS
 from vault.store import identity
 from vault.crypto import age
 from vault.errors import NoIdentityMatchError, PermissionDeniedError
@@ -17,16 +17,10 @@ from vault.archive.vault import Vault
 CATEGORIES = ["basic-info", "contract", "service-record", "communication", "feedback", "other"]
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.add_member("cara", "archivist", dept="archive")
-    for dept in ("sales", "dev"):
-        o.add_member(f"head-{dept}", "dept-head", dept=dept)
-        o.add_member(f"liaison-{dept}", "liaison", dept=dept)
-        o.add_member(f"staff-{dept}", "staff", dept=dept)
-    o.add_member("audrey", "auditor", dept="audit")
-    return o
+pytestmark = pytest.mark.office(("cara", "archivist", "archive"),
+                                *((f"{role}-{dept}", "dept-head" if role == "head" else role, dept)
+                                  for dept in ("sales", "dev") for role in ("head", "liaison", "staff")),
+                                ("audrey", "auditor", "audit"))
 
 
 def _doc_hashes(vault_dir: Path) -> dict[str, str]:

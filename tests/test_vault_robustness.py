@@ -12,21 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from office import PASSPHRASE, make_office
+from office import PASSPHRASE, make_office, on_a_terminal
 from vault.office import dossier as dossier_mod
 from vault.archive import manifests
 from vault.store import identity
 from vault.archive.vault import Vault
 
 
-@pytest.fixture
-def office(tmp_path, monkeypatch):
-    o = make_office(tmp_path, monkeypatch)
-    o.number = o.create(name="Acme", contact="acme@example.org")
-    f = tmp_path / "a.txt"
-    f.write_text("first document\n")
-    o.doc = o.add_doc(o.number, f)
-    return o
+pytestmark = pytest.mark.office(dossier={"name": "Acme", "contact": "acme@example.org"}, doc="first document\n")
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -124,7 +117,7 @@ def test_damaged_key_table_is_named(office):
 
 def _kill_during_add(office, tmp_path, big: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, VAULT_DIR=str(office.vault_dir), VAULT_IDENTITY=str(office.ident("bob")),
-               VAULT_PASSPHRASE_FILE=str(tmp_path / "pass"))
+               VAULT_PASSPHRASE_FILE=str(office.root / "pass"))
     p = subprocess.Popen([sys.executable, "-m", "vault", "doc", "add", office.number, str(big), "--category",
                           "other", "--source", "s", "--date", "2026-01-01", "--original"], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -215,26 +208,11 @@ def test_check_covers_procedure_records_and_the_audit_trail(office):
 
 
 def test_progress_bar_shows_on_a_terminal(office, tmp_path):
-    import pty
-
     files = _small_files(tmp_path, 5)
-    master, slave = pty.openpty()
     env = dict(os.environ, VAULT_DIR=str(office.vault_dir), VAULT_IDENTITY=str(office.ident("bob")),
-               VAULT_PASSPHRASE_FILE=str(tmp_path / "pass"))
-    p = subprocess.run([sys.executable, "-m", "vault", "doc", "add", office.number, *files, "--category", "other",
-                        "--source", "s", "--date", "2026-01-01", "--original"], env=env, stdout=subprocess.PIPE,
-                       stderr=slave, timeout=60)
-    os.close(slave)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(master)
+               VAULT_PASSPHRASE_FILE=str(office.root / "pass"))
+    p, shown = on_a_terminal(["doc", "add", office.number, *files, "--category", "other", "--source", "s",
+                              "--date", "2026-01-01", "--original"], env, timeout=60)
     assert p.returncode == 0 and len(p.stdout.split()) == 5
     assert b"encrypting" in shown and b"100%" in shown
 

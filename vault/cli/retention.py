@@ -77,11 +77,16 @@ def hold_grp() -> None:
     """Legal holds: block destruction and backup pruning."""
 
 
+def _one_with_reason(name: str, kind: click.ParamType | None = None, *, help: str):
+    """The parameters of a command on one request or dossier that takes a reason (sealed), and ``--json``."""
+    def wrap(fn):
+        return click.argument(name, type=kind)(click.option("--reason", required=True, help=help)(
+            json_opt(click.pass_obj(fn))))
+    return wrap
+
+
 @hold_grp.command("add")
-@click.argument("number", type=NUMBER)
-@click.option("--reason", required=True, help="Why (sealed).")
-@json_opt
-@click.pass_obj
+@_one_with_reason("number", NUMBER, help="Why (sealed).")
 def hold_add(obj: Ctx, number: str, reason: str, as_json: bool) -> None:
     """Place a legal hold on a dossier."""
     holds.add(obj.actor(), number, reason)
@@ -89,10 +94,7 @@ def hold_add(obj: Ctx, number: str, reason: str, as_json: bool) -> None:
 
 
 @hold_grp.command("remove")
-@click.argument("number", type=NUMBER)
-@click.option("--reason", required=True, help="Why the hold ends (sealed).")
-@json_opt
-@click.pass_obj
+@_one_with_reason("number", NUMBER, help="Why the hold ends (sealed).")
 def hold_remove(obj: Ctx, number: str, reason: str, as_json: bool) -> None:
     """Lift a legal hold (a supervisor, with a reason)."""
     holds.remove(obj.actor(), number, reason)
@@ -152,26 +154,23 @@ def destroy_approve(obj: Ctx, id: str, override_retention: str | None, as_json: 
     emit({"number": id, "warnings": warnings}, as_json, _("approved {id}").format(id=id))
 
 
+def _end(obj: Ctx, id: str, reason: str, as_json: bool, outcome: str, message: str) -> None:
+    destruction.close(obj.actor(), id, outcome, reason)
+    emit({outcome: id}, as_json, message.format(id=id))
+
+
 @destroy_grp.command("cancel")
-@click.argument("id")
-@click.option("--reason", required=True, help="Why (sealed).")
-@json_opt
-@click.pass_obj
+@_one_with_reason("id", help="Why (sealed).")
 def destroy_cancel(obj: Ctx, id: str, reason: str, as_json: bool) -> None:
     """Withdraw a destruction that has not started (its requester or a supervisor)."""
-    destruction.close(obj.actor(), id, "cancelled", reason)
-    emit({"cancelled": id}, as_json, _("cancelled {id}").format(id=id))
+    _end(obj, id, reason, as_json, "cancelled", _("cancelled {id}"))
 
 
 @destroy_grp.command("deny")
-@click.argument("id")
-@click.option("--reason", required=True, help="Why (sealed).")
-@json_opt
-@click.pass_obj
+@_one_with_reason("id", help="Why (sealed).")
 def destroy_deny(obj: Ctx, id: str, reason: str, as_json: bool) -> None:
     """Refuse a destruction that has not started (a supervisor other than the requester)."""
-    destruction.close(obj.actor(), id, "denied", reason)
-    emit({"denied": id}, as_json, _("denied {id}").format(id=id))
+    _end(obj, id, reason, as_json, "denied", _("denied {id}"))
 
 
 @destroy_grp.command("show")
