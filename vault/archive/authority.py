@@ -30,7 +30,7 @@ from vault.crypto import sign
 from vault.errors import AuthenticationError, InputError, IntegrityError
 from vault import store
 from vault.i18n import Message, N_
-from vault.store import records
+from vault.store import layout, records
 from vault.store.identity import signing_key as _decode_signing_key
 from vault.store import tomlread
 
@@ -385,12 +385,14 @@ def read(v, rel: str) -> bytes:
 
 
 def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
-    """A committed TOML record (``read``), parsed and validated."""
+    """A committed TOML record (``read``), parsed and validated against ``schema``, by default the
+    schema of its path (``layout.SCHEMAS``)."""
     data = read(v, rel)
     try:
         rec = tomlread.loads(data.decode())
     except (tomlread.TOMLDecodeError, UnicodeDecodeError):
         raise IntegrityError(N_("{rel}: not valid TOML"), rel=rel) from None
+    schema = schema or layout.schema_for(rel)
     if schema:
         records.validate(rec, schema, what=rel)
     return rec
