@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -12,9 +11,8 @@ from typing import Any, BinaryIO, Callable
 from vault.crypto import age
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, PermissionDeniedError)
-from vault.store import tomlread
 from vault.store.counting import counting
-from vault.store.keytable import KeyTable, unseal
+from vault.store.keytable import KeyTable, open_values
 from vault.i18n import Message, N_
 
 #: What an exporter may declare in ``reads``: sealed fields (titles, sources, the customer's profile)
@@ -161,8 +159,7 @@ class ExportDocument:
 
 
 def _read_meta(blob: str, table: KeyTable, number: str) -> dict[str, Any]:
-    plain = unseal(base64.b64decode(blob), table, what=Message(N_("document {number} metadata"), number=number))
-    return tomlread.loads(plain.decode())
+    return open_values(blob, table, what=Message(N_("document {number} metadata"), number=number))
 
 
 class _Plaintext(io.BufferedReader):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from vault import clock
 from vault.archive import authority, members
 from vault.crypto import age
-from vault.errors import InputError, IntegrityError, NoIdentityMatchError, NotFoundError, PermissionDeniedError
+from vault.errors import InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.store import ids, make_dir, records, write_atomic
 from vault.i18n import N_
 from vault.store.identity import PublicKey
@@ -89,10 +88,10 @@ def customer_name(actor, no: str) -> str:
     req = _request(actor.vault, no)[1]
     if "customer" not in req:
         raise InputError(N_("request {no} names an archive number, not a customer"), no=no)
-    try:
-        return age.decrypt_bytes(base64.b64decode(req["customer"]), actor.read_identities()).decode()
-    except NoIdentityMatchError:
-        raise PermissionDeniedError(N_("the customer name in {no} is sealed to the archive and the department heads"), no=no) from None
+    name = members.open_text(actor, req["customer"], what=_req_rel(no))
+    if name is None:
+        raise PermissionDeniedError(N_("the customer name in {no} is sealed to the archive and the department heads"), no=no)
+    return name
 
 
 def texts(v, no: str, actor=None) -> dict[str, Any]:

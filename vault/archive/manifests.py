@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from typing import Any, Iterator, Mapping
 
-import tomli_w
 
 from vault import clock
 from vault.archive import authority, members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.i18n import Message, N_
 from vault.store import ids, index, records
-from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
-from vault.store import tomlread
+from vault.store.keytable import KeyTable, open_values, read_key_table, seal_values, write_key_table
 
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 
 
 def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: int, *, changed: list[str]) -> dict:
     clean = {k: v for k, v in profile.items() if k in PROFILE_FIELDS and v}
-    kid, blob = seal(tomli_w.dumps(clean).encode(), table)
-    return {"version": version, "key": kid, "at": clock.stamp(), "by": by, "fields": changed,
-            "sealed": base64.b64encode(blob).decode()}
+    kid, sealed = seal_values(clean, table)
+    return {"version": version, "key": kid, "at": clock.stamp(), "by": by, "fields": changed, "sealed": sealed}
 
 
 def manifest_file(actor, manifest: dict[str, Any]) -> dict[str, bytes | None]:
@@ -121,8 +117,7 @@ def read_profile(actor, m: Mapping[str, Any], table: KeyTable | None = None) -> 
     """Decrypt the newest profile version (needs read access to the dossier)."""
     table = table or read_table(actor.vault, m["id"], actor.read_identities())
     p = m["profile"][-1]
-    plain = unseal(base64.b64decode(p["sealed"]), table, what=Message(N_("profile v{version} of {number}"), version=p['version'], number=m['number']))
-    return tomlread.loads(plain.decode())
+    return open_values(p["sealed"], table, what=Message(N_("profile v{version} of {number}"), version=p['version'], number=m['number']))
 
 
 def parse_date(text: str) -> str:
@@ -166,14 +161,14 @@ def append_document(m: dict[str, Any], table: KeyTable, *, doc_id: str, key: str
     The one way a document enters a dossier (added by a member or accepted from the intake); the
     caller has written its ciphertext ``doc_id`` under key ``key`` and saves table and manifest.
     """
-    meta_kid, meta_blob = seal(tomli_w.dumps(dict(meta)).encode(), table)
+    meta_kid, meta_sealed = seal_values(meta, table)
     number = f"{m['number']}/{m['next_doc']:04d}"
     m["next_doc"] += 1
     entry = {
         "number": number, "id": doc_id, "key": key, "category": category, "date": date,
         "original": original, "version": 1, "added_at": clock.stamp(), "added_by": by,
         "size": size, "sha256": sha256,
-        "meta_key": meta_kid, "meta": base64.b64encode(meta_blob).decode(),
+        "meta_key": meta_kid, "meta": meta_sealed,
     }
     if paper_location:
         entry["paper_location"] = paper_location

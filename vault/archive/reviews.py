@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import re
 from pathlib import Path
@@ -12,7 +11,7 @@ from vault import clock
 from vault.archive import authority, completeness, grants, manifests, members
 from vault.errors import FormatError, IntegrityError
 from vault.i18n import N_
-from vault.store.keytable import unseal
+from vault.store.keytable import open_field
 
 _SEQ_FILE = re.compile(r"([1-9][0-9]{0,8})\.toml\Z")
 
@@ -120,14 +119,14 @@ def list_due(actor, *, dept: str | None = None) -> list[dict[str, Any]]:
             last = hist[-1]
             readable = completeness.can_read(actor, {"id": last["dossier"]}) \
                 and v.layout.key_table(last["dossier"]).exists()
-            row["last_note"] = _note(actor, last) if readable else None
+            row["last_note"] = note_text(actor, last) if readable else None
             if row["last_note"] is None:
                 row.setdefault("sealed_texts", []).append("last_note")
     return rows
 
 
-def _note(actor, rec: Mapping[str, Any]) -> str:
+def note_text(actor, rec: Mapping[str, Any]) -> str:
     """The plaintext note of a review record for a member whose keys open the dossier (audited)."""
     table = grants.open_key_table(actor, rec["dossier"], number=rec["number"])
     actor.audit("review.note", number=rec["number"], ref=f"review-{rec['seq']}")
-    return unseal(base64.b64decode(rec["note"]), table, what=f"note of review {rec['seq']} of {rec['number']}").decode()
+    return open_field(rec["note"], table, what=f"note of review {rec['seq']} of {rec['number']}").decode()

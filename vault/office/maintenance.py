@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from vault.archive import grants, searchindex
 from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest, manifest_file, read_profile, resolve
 from vault.errors import InputError, PermissionDeniedError
 from vault.i18n import N_
-from vault.store.keytable import unseal
+from vault.store.keytable import open_values
 from vault.archive.schemes import configured
 from vault.archive.labels import resolve_name
-from vault.store import tomlread
 
 
 def _may_update(actor, m: dict[str, Any]) -> None:
@@ -80,6 +78,5 @@ def history(actor, number: str) -> list[dict[str, Any]]:
         table = grants.open_key_table(actor, m["id"], number=m["number"])
         actor.audit("dossier.read", number=m["number"])
         for row, p in zip(rows, m["profile"]):
-            row["values"] = tomlread.loads(unseal(base64.b64decode(p["sealed"]), table,
-                                                 what=f"profile v{p['version']} of {m['number']}").decode())
+            row["values"] = open_values(p["sealed"], table, what=f"profile v{p['version']} of {m['number']}")
     return rows

@@ -10,16 +10,15 @@ finds it ``verified``: the department has been told to act, and the list shows i
 
 from __future__ import annotations
 
-import base64
 from typing import Any, Mapping
 
 from vault import clock
 from vault.archive import grants, manifests
-from vault.archive.reviews import _dir, history
+from vault.archive.reviews import _dir, history, note_text
 from vault.errors import ConflictError, InputError
 from vault.store import make_dir, records
 from vault.i18n import Message, N_
-from vault.store.keytable import seal, unseal
+from vault.store.keytable import seal_field
 
 OUTCOMES = ("verified", "needs-update")
 
@@ -49,8 +48,8 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
             # Free text may name the customer: sealed like the profile, so it is read with the
             # dossier's keys and crypto-shredded with them; table and record commit together.
             table = manifests.read_table(v, dossier_id, actor.read_identities())
-            kid, blob = seal(note.encode(), table)
-            rec.update(note_key=kid, note=base64.b64encode(blob).decode())
+            kid, sealed = seal_field(note.encode(), table)
+            rec.update(note_key=kid, note=sealed)
             files.update(grants.key_files(actor, dossier_id, table))  # committed with the record
         signed = actor.sign(rec)
         records.validate(signed, "review", what=Message(N_("review {seq} of {number}"), seq=seq, number=m['number']))
@@ -67,7 +66,4 @@ def read_note(actor, rec: Mapping[str, Any]) -> str | None:
         return None
     if manifests.load_manifest(actor.vault, rec["dossier"])["status"] == "destroyed":
         raise ConflictError(N_("dossier {number} has been destroyed; its review notes went with its keys"), number=rec['number'])
-    table = grants.open_key_table(actor, rec["dossier"], number=rec["number"])
-    actor.audit("review.note", number=rec["number"], ref=f"review-{rec['seq']}")
-    blob = base64.b64decode(rec["note"])
-    return unseal(blob, table, what=f"note of review {rec['seq']} of {rec['number']}").decode()
+    return note_text(actor, rec)
