@@ -6,7 +6,7 @@ import io
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 from vault.crypto import age
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
@@ -14,6 +14,9 @@ from vault.errors import (AuthenticationError, ConflictError, FormatError, Input
 from vault.store.counting import counting
 from vault.store.keytable import KeyTable, open_values
 from vault.i18n import Message, N_
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
 
 #: What an exporter may declare in ``reads``: sealed fields (titles, sources, the customer's profile)
 #: and document content (``open`` and ``rewrap``).
@@ -180,7 +183,7 @@ class _Plaintext(io.BufferedReader):
         return "<vault document>"
 
 
-def check_destination(v, dest: Path | str) -> Path:
+def check_destination(v: Vault, dest: Path | str) -> Path:
     """The absolute destination, refused if it lies inside the vault, exists, or has no parent directory."""
     dest = Path(os.path.abspath(dest))
     # Resolve symlinks in the parent: a link pointing into the vault must not smuggle plaintext there.

@@ -9,16 +9,21 @@ reached the history.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import os
 import re
 
 from vault.store import fsync_dir, remove, remove_tree
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
+
 _RELEASE = re.compile(r"([0-9a-f]{32})\.(G-\d{6,12})\.age")
 _ID = re.compile(r"[0-9a-f]{32}")
 
 
-def finish(v, st: dict, *, dossiers: bool = False) -> list[str]:
+def finish(v: Vault, st: dict, *, dossiers: bool = False) -> list[str]:
     """Under the exclusive lock: the leftovers an interruption left, removed; returns their paths.
     Every writer does this for submissions and key releases (a directory each, small); the walk of
     every dossier directory is left to ``vault repair`` (``dossiers``)."""
@@ -30,7 +35,7 @@ def finish(v, st: dict, *, dossiers: bool = False) -> list[str]:
     return done
 
 
-def _decided_submissions(v, st: dict, done: list[str]) -> None:
+def _decided_submissions(v: Vault, st: dict, done: list[str]) -> None:
     d = v.root / "intake"
     if not d.is_dir():
         return
@@ -44,7 +49,7 @@ def _decided_submissions(v, st: dict, done: list[str]) -> None:
         done += gone
 
 
-def _closed_releases(v, st: dict, done: list[str]) -> None:
+def _closed_releases(v: Vault, st: dict, done: list[str]) -> None:
     """A key release whose grant the history closed (revoked, swept, its grantee removed, its dossier
     destroyed) or never opened: the grant's own command deletes it after its entry."""
     d = v.root / "keys" / "grants"
@@ -63,7 +68,7 @@ def _closed_releases(v, st: dict, done: list[str]) -> None:
         fsync_dir(d)
 
 
-def _uncreated_dossiers(v, st: dict, done: list[str]) -> None:
+def _uncreated_dossiers(v: Vault, st: dict, done: list[str]) -> None:
     """A dossier directory with no manifest that no history entry created (``dossier create`` stopped
     before its commit point), and its key table; a created dossier is never touched here."""
     base = v.root / "dossiers"
@@ -86,7 +91,7 @@ def _uncreated_dossiers(v, st: dict, done: list[str]) -> None:
         fsync_dir(base)
 
 
-def uncreated_dossier(v, st: dict, name: str) -> bool:
+def uncreated_dossier(v: Vault, st: dict, name: str) -> bool:
     """Whether ``dossiers/<name>`` is what a ``dossier create`` stopped before its commit leaves."""
     ddir = v.root / "dossiers" / name
     return name not in st["dossiers"] and not (ddir / "manifest.toml").exists()

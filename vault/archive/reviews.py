@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from vault import clock
 from vault.archive import authority, completeness, grants, manifests, members
@@ -13,10 +13,13 @@ from vault.errors import FormatError, IntegrityError
 from vault.i18n import N_
 from vault.store.keytable import open_field
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+
 _SEQ_FILE = re.compile(r"([1-9][0-9]{0,8})\.toml\Z")
 
 
-def _dir(v, dossier_id: str) -> Path:
+def _dir(v: Vault, dossier_id: str) -> Path:
     return v.layout.review(dossier_id, 1).parent
 
 
@@ -34,7 +37,7 @@ def interval_days(policy_data: Mapping[str, Any], klass: str) -> int:
     return days
 
 
-def history(v, dossier_id: str, *, member_records: dict | None = None) -> list[dict[str, Any]]:
+def history(v: Vault, dossier_id: str, *, member_records: dict | None = None) -> list[dict[str, Any]]:
     """Every review record of a dossier, verified, oldest first (notes stay sealed)."""
     mem = member_records if member_records is not None else members.all_members(v)
     out = []
@@ -80,7 +83,7 @@ def state(policy_data: Mapping[str, Any], m: Mapping[str, Any], reviews: list[di
     }
 
 
-def due(v, *, dept: str | None = None, today: str | dt.date | None = None,
+def due(v: Vault, *, dept: str | None = None, today: str | dt.date | None = None,
         fields: Callable[[Mapping[str, Any]], list[str] | None] | None = None) -> list[dict[str, Any]]:
     """Open dossiers that need attention: stale (last review older than their class's interval),
     waiting for an update, or incomplete — each with since when, in archive-number order.
@@ -104,7 +107,7 @@ def due(v, *, dept: str | None = None, today: str | dt.date | None = None,
     return out
 
 
-def list_due(actor, *, dept: str | None = None) -> list[dict[str, Any]]:
+def list_due(actor: Actor, *, dept: str | None = None) -> list[dict[str, Any]]:
     """``vault review due``: :func:`due` for a member allowed ``review.read``, with field gaps where
     their keys open the dossier; audited."""
     actor.require("review.read")
@@ -125,7 +128,7 @@ def list_due(actor, *, dept: str | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def note_text(actor, rec: Mapping[str, Any]) -> str:
+def note_text(actor: Actor, rec: Mapping[str, Any]) -> str:
     """The plaintext note of a review record for a member whose keys open the dossier (audited)."""
     table = grants.open_key_table(actor, rec["dossier"], number=rec["number"])
     actor.audit("review.note", number=rec["number"], ref=f"review-{rec['seq']}")

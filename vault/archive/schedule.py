@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from vault import clock, plugins
 from vault.archive import authority, members
 from vault.archive.holds import held_dossiers
 from vault.archive.manifests import iter_manifests, load_manifest
 from vault.errors import VaultError
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
 
 # Events every vault knows; plugins add more through ``vault_register_retention_events``.
 INTRINSIC_EVENTS = {
@@ -64,7 +67,7 @@ def schedule(m: Mapping[str, Any], d: Mapping[str, Any], policy: Mapping[str, An
     return {**row, "until": until, "status": "due" if until <= (today or clock.today()) else "kept"}
 
 
-def report(v, *, due: bool = False, upcoming: int | None = None) -> list[dict[str, Any]]:
+def report(v: Vault, *, due: bool = False, upcoming: int | None = None) -> list[dict[str, Any]]:
     """Retention of every live document; ``due`` keeps what may be destroyed now, ``upcoming`` what
     becomes due within that many days. Held dossiers are marked and never listed as due."""
     held = held_dossiers(v)
@@ -85,7 +88,7 @@ def report(v, *, due: bool = False, upcoming: int | None = None) -> list[dict[st
     return rows
 
 
-def retained_records(v) -> dict[str, frozenset[str] | None]:
+def retained_records(v: Vault) -> dict[str, frozenset[str] | None]:
     """What retention still keeps, for backups: dossier id -> SHA-256 of each record file whose
     retention has not ended (the live documents' ciphertext, and the manifest the history last wrote
     that names them), or None for a dossier whose manifest cannot be read here (then all of it is kept).

@@ -43,6 +43,11 @@ class Vault:
     layout: Layout = field(init=False)
     #: What the last exclusive lock cleaned up: (temporaries removed, interrupted commits finished or dropped).
     recovered: tuple[list[str], list[str]] = field(init=False, default=([], []))
+    # Caches for the life of this handle (one command): the replayed history, the client's state
+    # store, the plugin manager of the numbering and classification schemes.
+    _replay: Any = field(init=False, default=None, repr=False)
+    _state_store: Any = field(init=False, default=None, repr=False)
+    _plugin_manager: Any = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.layout = Layout(self.root)
