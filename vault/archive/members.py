@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any, Iterable
 
-from vault import clock
 from vault.archive import authority
 from vault.crypto import age
 from vault.errors import (
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 
 
 def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: str,
-                   display_name: str | None = None) -> dict[str, Any]:
+                   display_name: str | None = None, *, at: str) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "format": 1,
         "name": name,
@@ -38,7 +37,7 @@ def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: s
         "roles": roles,
         "dept": dept,
         "status": "active",
-        "added_at": clock.stamp(),
+        "added_at": at,
         "added_by": by,
     }
     if display_name is not None:  # optional: a member without one is shown by their name
@@ -49,7 +48,7 @@ def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: s
 def write_genesis(v: Vault, supervisor: str, key: PublicKey, ring_ids: dict[str, str], policy,
                   display_name: str | None = None) -> None:
     """Write the founder's record and the first generation of every ring (anchored by vault.toml)."""
-    rec = _member_record(supervisor, key, ["supervisor"], "archive", supervisor, display_name)
+    rec = _member_record(supervisor, key, ["supervisor"], "archive", supervisor, display_name, at=v.clock.stamp())
     records.write_toml(v.layout.member(supervisor), rec)
     for ring, secret in ring_ids.items():
         members = [supervisor] if "supervisor" in policy.ring_roles(ring) else []
@@ -66,7 +65,7 @@ def _ring_files(v: Vault, ring: str, generation: int, secret: str, members: list
         "generation": generation,
         "recipient": age.recipient_of(secret),
         "members": sorted(members),
-        "updated_at": clock.stamp(),
+        "updated_at": v.clock.stamp(),
         "updated_by": by,
     }
     if signer is not None:

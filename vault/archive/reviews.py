@@ -91,7 +91,7 @@ def due(v: Vault, *, dept: str | None = None, today: str | dt.date | None = None
     Needs no key: categories come from the manifest. ``fields`` (see
     ``completeness.field_checker``) adds missing field names where the caller can read.
     """
-    day = dt.date.fromisoformat(today) if isinstance(today, str) else (today or clock.today_date())
+    day = dt.date.fromisoformat(today) if isinstance(today, str) else (today or v.clock.today_date())
     mem = members.all_members(v)
     out = []
     for m in manifests.iter_manifests(v):

@@ -82,6 +82,10 @@ class Ctx(Shown):
         self.vault_dir = vault_dir
         self.identity_file = identity_file
         self.tz = tz
+        from vault.clock import Clock
+
+        #: The time the command runs at: the machine's (the library never reads it by itself).
+        self.clock = Clock()
         self._vault: Vault | None = None
         self._members: dict[str, str | None] | None = None
 
@@ -92,7 +96,7 @@ class Ctx(Shown):
         if self._vault is None:
             if not self.vault_dir:
                 raise InputError(N_("no vault given"), hint=N_("pass --vault DIR or set VAULT_DIR"))
-            self._vault = Vault.open(Path(self.vault_dir))
+            self._vault = Vault.open(Path(self.vault_dir), clock=self.clock)
             if self.tz is None:  # the office's zone, unless --tz says otherwise
                 self._office_zone(self._vault)
         return self._vault

@@ -346,7 +346,7 @@ def migrate(obj: Ctx, as_json: bool) -> None:
     if not obj.identity_file or not Path(obj.identity_file).is_file():
         raise InputError(N_("migrating needs your identity"), hint=N_("pass --identity FILE or set VAULT_IDENTITY"))
     ident = identity.load_identity(Path(obj.identity_file), _passphrase(_("Passphrase for {name}").format(name=Path(obj.identity_file).name)))
-    fp = migrate_mod.migrate(Path(obj.vault_dir), ident)
+    fp = migrate_mod.migrate(Path(obj.vault_dir), ident, clock=obj.clock)
     emit({"format": 2, "fingerprint": fp}, as_json, _("migrated to format 2; new fingerprint: {fingerprint} (keep it offline)").format(fingerprint=fp))
 
 

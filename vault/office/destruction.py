@@ -98,7 +98,7 @@ def _obstacles(v, req: dict, *, override: bool) -> list[str]:
     if m["id"] in held_dossiers(v):
         out.append(Message(N_("dossier {number} is under a legal hold: execution will be refused until it is lifted"),
                            number=m["number"]))
-    early = [s for s in (schedule.schedule(m, d, v.policy.data) for d in docs) if s["status"] != "due"]
+    early = [s for s in (schedule.schedule(m, d, v.policy.data, today=v.clock.today()) for d in docs) if s["status"] != "due"]
     if early and not override:
         numbers = ", ".join(s["number"] for s in early[:3]) + (" …" if len(early) > 3 else "")
         if all(s.get("until") for s in early):
@@ -245,7 +245,7 @@ def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
     if m["id"] in held_dossiers(v):
         _refuse(actor, req, no, N_("dossier {number} is under a legal hold"), N_("lift the hold first ('vault hold remove')"),
                 number=m["number"])
-    sched = [schedule.schedule(m, d, v.policy.data) for d in docs]
+    sched = [schedule.schedule(m, d, v.policy.data, today=v.clock.today()) for d in docs]
     early = [s["number"] for s in sched if s["status"] != "due"]
     if early and "override_retention" not in appr:
         _refuse(actor, req, no, N_("retention has not ended for {numbers}"),

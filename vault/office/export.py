@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from vault import clock, plugins
+from vault import plugins
 from vault.archive import audit, grants
 from vault.archive.manifests import load_manifest, read_profile, resolve
 from vault.errors import ConflictError, NotFoundError, PermissionDeniedError, PluginError, VaultError
@@ -93,7 +93,7 @@ def make_views(actor, m: Mapping[str, Any], table: KeyTable | None, granted: fro
     usable = table if granted else None
     profile = (lambda: read_profile(actor, dict(m), usable)) if usable is not None and "sealed" in granted else None
     dossier = ExportDossier(m, granted=granted, profile=profile, exported_by=actor.name,
-                            exported_at=clock.stamp(), fmt=fmt, request=request)
+                            exported_at=actor.clock.stamp(), fmt=fmt, request=request)
     docs = []
     live_docs = [d for d in m["documents"] if usable is not None and d.get("status") != "destroyed"]
     step = (progress(sum(_size(v.layout.document(m["id"], d["id"])) for d in live_docs))

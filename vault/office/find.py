@@ -11,7 +11,6 @@ import datetime as dt
 from dataclasses import dataclass, fields as dc_fields
 from typing import Any, Iterable, Mapping
 
-from vault import clock
 from vault.archive import authority, completeness, members, searchindex
 from vault.archive import reviews
 from vault.archive import manifests
@@ -168,7 +167,7 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
     if number:
         actor.require("dossier.list")
         found = manifests.load_manifest(v, manifests.resolve(v, number))
-        rows = [] if not filters.keep(v, found, None, clock.today_date(), members.all_members(v)) else [_row(found, None)]
+        rows = [] if not filters.keep(v, found, None, v.clock.today_date(), members.all_members(v)) else [_row(found, None)]
         return {"total": len(rows), "rows": [dict(r, field="number", fields=["number"]) for r in rows], "stale": 0}
     query, fields = (text, None) if text else (name, NAME_FIELDS) if name else (contact, CONTACT_FIELDS)
     if not query and not filters.active():
@@ -176,7 +175,7 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
     actor.require("find")
     actor.audit("find")  # the searched words are customer data: never logged
     idx = open_or_build(actor)
-    today, mem = clock.today_date(), members.all_members(v)
+    today, mem = v.clock.today_date(), members.all_members(v)
     if _retry and _behind(actor, idx):
         idx = open_or_build(actor)
     if not query:

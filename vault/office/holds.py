@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from vault import clock
 from vault.archive import audit, authority, members
 from vault.archive.holds import _rel, held_dossiers, verified_holds
 from vault.archive.manifests import load_manifest, resolve
@@ -27,7 +26,7 @@ def add(actor, number: str, reason: str) -> None:
             raise ConflictError(N_("dossier {number} is already on hold"), number=m['number'])
         sealed = members.seal_text(v, reason)
         make_dir((v.root / "holds"))
-        rec = actor.sign({"format": 1, "dossier": dossier_id, "number": m["number"], "at": clock.stamp(),
+        rec = actor.sign({"format": 1, "dossier": dossier_id, "number": m["number"], "at": actor.clock.stamp(),
                           "by": actor.name, "reason": sealed})
         actor.commit("hold.add", {_rel(dossier_id): records.dump_toml(rec)}, number=m["number"], obj=dossier_id)
 
@@ -57,7 +56,7 @@ def remove(actor, number: str, reason: str) -> str:
             # The hold's file was deleted or changed behind the vault's back (check names it): the
             # hold is still the history's fact, and its entry says when and by whom it was placed.
             h, seq, placer = authority.committed(v, _rel(dossier_id)) or ("0" * 64, 0, "")
-            at = next((e["at"] for e in audit.entries(v) if e["seq"] == seq), clock.stamp())
+            at = next((e["at"] for e in audit.entries(v) if e["seq"] == seq), actor.clock.stamp())
             hold, hold_sha = {"number": load_manifest(v, dossier_id)["number"], "at": at, "by": placer}, h or "0" * 64
         lifted = v.root / "holds" / "lifted"
         make_dir(lifted)
@@ -66,7 +65,7 @@ def remove(actor, number: str, reason: str) -> str:
         rec = {"format": 1, "dossier": dossier_id, "number": hold["number"], "seq": n,
                "hold_at": hold["at"], "hold_by": hold["by"],
                "hold_sha256": hold_sha,
-               "at": clock.stamp(), "by": actor.name, "reason": members.seal_text(v, reason)}
+               "at": actor.clock.stamp(), "by": actor.name, "reason": members.seal_text(v, reason)}
         signed = actor.sign(rec)
         records.validate(signed, "holdlift", what=Message(N_("lift of the hold on {number}"), number=hold['number']))
         actor.commit("hold.remove", {f"holds/lifted/{dossier_id}.{n}.toml": records.dump_toml(signed),

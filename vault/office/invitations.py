@@ -17,7 +17,6 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from vault import clock
 from vault.crypto import age
 from vault.archive.manifests import load_manifest, resolve
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
@@ -89,10 +88,10 @@ def issue(actor, number: str, *, expires: str = "7d", uses: int = 1, note: str |
     token = secrets.token_bytes(TOKEN_BYTES)
     rcpt = age.identity_from_seed(token).recipient()  # type: ignore[attr-defined]
     iid = secrets.token_hex(16)
-    now = clock.now()
+    now = actor.clock.now()
     rec: dict[str, Any] = {
         "format": 1, "id": iid, "dossier": dossier_id, "number": m["number"], "dept": m["dept"], "by": actor.name,
-        "issued_at": clock.stamp(), "expires_at": (now + lifetime).strftime("%Y-%m-%dT%H:%M:%SZ"), "uses": uses,
+        "issued_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "expires_at": (now + lifetime).strftime("%Y-%m-%dT%H:%M:%SZ"), "uses": uses,
         "token_sha256": hashlib.sha256(token).hexdigest(), "recipient": str(rcpt)}
     if note:
         rec["note"] = base64.b64encode(age.encrypt_bytes(note.encode(), [rcpt])).decode()
@@ -133,7 +132,7 @@ def state(v, rec: dict[str, Any]) -> str:
     """``open``, ``expired``, ``used`` (every use taken) or ``closed`` (the dossier is no longer open)."""
     if rec.get("_status", "open") != "open":
         return "closed"
-    if clock.stamp() >= rec["expires_at"]:
+    if v.clock.stamp() >= rec["expires_at"]:
         return "expired"
     if uses_taken(v, rec["id"]) >= rec["uses"]:
         return "used"
@@ -147,7 +146,7 @@ def claim_use(v, rec: dict[str, Any], receipt: str) -> Path:
     for k in range(1, rec["uses"] + 1):
         p = d / str(k)
         try:
-            write_new(p, f"{receipt} {clock.stamp()}\n".encode(), mode=0o600)
+            write_new(p, f"{receipt} {v.clock.stamp()}\n".encode(), mode=0o600)
         except FileExistsError:
             continue
         return p

@@ -66,7 +66,7 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
                 raise ConflictError(N_("the name {name!r} looks like that of member {others}"),
                                     hint=N_("choose a name that reads differently (add a distinguishing word); "
                                             "names are never reused"), name=n, others=", ".join(others))
-        rec = actor.sign(_member_record(name, key, roles, dept, actor.name, display_name))
+        rec = actor.sign(_member_record(name, key, roles, dept, actor.name, display_name, at=actor.clock.stamp()))
         files = {f"members/{name}.toml": records.dump_toml(rec)}
         for ring in v.policy.rings_for(roles):
             rr = ring_record(v, ring)

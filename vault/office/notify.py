@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from vault import clock, i18n, plugins
+from vault import i18n, plugins
 from vault.archive import completeness, labels
 from vault.archive import reviews
 from vault.errors import PermissionDeniedError, PluginError, VaultError
@@ -92,7 +92,7 @@ def send(actor, name: str, options: Mapping[str, Any] | None = None, *, dept: st
     by_dept: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_dept[row["dept"]].append(row)
-    today, sent = clock.today(), []
+    today, sent = actor.clock.today(), []
     pol = actor.vault.policy.data
     for d in sorted(by_dept):
         # The message is for people: the department and classes by the names the policy gives them.

@@ -98,9 +98,10 @@ def rows(actor, filters: Filters = Filters(), *, to_terminal: bool = False) -> I
     names = names_shown(actor, to_terminal=to_terminal)
     actor.audit("register", ref="doc.save" if names and not to_terminal else None)
     mem = members.all_members(v)
+    today = v.clock.today()
     for _number, dossier_id in sorted(authority.state(v)["numbers"].items()):
         m = load_manifest(v, dossier_id, member_records=mem)
-        row = _row(m, v.policy.data)
+        row = _row(m, v.policy.data, today)
         if not filters.keeps(row):
             continue
         if names and m["status"] != "destroyed":
@@ -116,10 +117,10 @@ def _name(actor, m: dict[str, Any]) -> str | None:
     return str(read_profile(actor, m, table).get("name") or "") or None
 
 
-def _row(m: dict[str, Any], policy: Any) -> dict[str, Any]:
-    """The cleartext facts of one dossier: no key needed."""
+def _row(m: dict[str, Any], policy: Any, today: str) -> dict[str, Any]:
+    """The cleartext facts of one dossier on ``today``: no key needed."""
     live = [d for d in m["documents"] if d.get("status") != "destroyed"]
-    ends = [schedule.schedule(m, d, policy) for d in live]
+    ends = [schedule.schedule(m, d, policy, today=today) for d in live]
     statuses = {s["status"] for s in ends}
     if not ends:
         retention, end = "none", None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-from vault import clock
 from vault.archive.manifests import load_manifest, manifest_file, parse_record_date, resolve
 from vault.errors import ConflictError, InputError, NotFoundError
 from vault.i18n import N_
@@ -52,7 +51,7 @@ def reopen_dossier(actor, number: str) -> None:
         m = load_manifest(v, resolve(v, number))
         if m["status"] != "closed":
             raise ConflictError(N_("dossier {number} is {status}, not closed"), number=m['number'], status=m['status'])
-        m.setdefault("reopened", []).append({"at": clock.stamp(), "by": actor.name, "closed": m.pop("closed")})
+        m.setdefault("reopened", []).append({"at": actor.clock.stamp(), "by": actor.name, "closed": m.pop("closed")})
         m["status"] = "open"
         m["revision"] += 1
         actor.commit("dossier.reopen", manifest_file(actor, m), number=m["number"], obj=m["id"], rev=m["revision"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from vault import clock
 from vault.archive import grants, manifests
 from vault.archive.reviews import _dir, history, note_text
 from vault.errors import ConflictError, InputError
@@ -41,7 +40,7 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
             raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("nothing left to review"), number=m['number'])
         seq = max((r["seq"] for r in history(v, dossier_id)), default=0) + 1
         rec: dict[str, Any] = {"format": 1, "dossier": dossier_id, "number": m["number"], "seq": seq,
-                               "at": clock.stamp(), "by": actor.name, "outcome": outcome}
+                               "at": actor.clock.stamp(), "by": actor.name, "outcome": outcome}
         files: dict[str, bytes | None] = {}
         table = None
         if note:
