@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from vault import clock
 from vault.archive import authority, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
@@ -114,7 +113,7 @@ def record_many(actor, items: list[dict], *, _advance: bool = True) -> list[dict
             outcome = item.get("outcome") or "ok"
             assert outcome in OUTCOMES
             seq += 1
-            entry = {"seq": seq, "at": clock.stamp(), "member": actor.name, "action": item["action"],
+            entry = {"seq": seq, "at": actor.clock.stamp(), "member": actor.name, "action": item["action"],
                      "outcome": outcome, "prev": prev}
             for k in ("number", "ref", "rev", "obj", "records", "subject"):
                 if item.get(k) is not None and item.get(k) != "":

@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from vault import clock
 from vault.archive import authority, members
 from vault.crypto import age
 from vault.errors import InputError, IntegrityError, NotFoundError, PermissionDeniedError
@@ -130,7 +129,7 @@ def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict, *, sync
 def list_grants(v) -> list[dict[str, Any]]:
     """Every grant with its state from the history: active, expired (until swept), or how it closed."""
     out = []
-    now = clock.stamp()
+    now = v.clock.stamp()
     for gno, fact in sorted(authority.state(v)["grants"].items()):
         g = authority.load(v, _grant_rel(gno))
         if (g.get("number"), g.get("request"), g.get("dossier"), g.get("grantee")) != \
@@ -250,7 +249,7 @@ def consume_copy_approval(actor, target: str, *, action: str = "doc.export") -> 
         for no, f in sorted(authority.state(v)["requests"].items()):
             if f["kind"] == "copy" and f["by"] == actor.name and f["target"] == target \
                     and f["decision"] == "approved" and not f["used"]:
-                rec = actor.sign({"format": 1, "request": no, "at": clock.stamp()})
+                rec = actor.sign({"format": 1, "request": no, "at": actor.clock.stamp()})
                 actor.commit("request.use", {_req_rel(no, ".used"): records.dump_toml(rec)}, number=target,
                              ref=no, obj=no)
                 return no

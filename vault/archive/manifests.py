@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any, Iterator, Mapping
 
 
-from vault import clock
 from vault.archive import authority, members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.i18n import Message, N_
@@ -16,15 +15,15 @@ from vault.store.keytable import KeyTable, open_values, read_key_table, seal_val
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 
 
-def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: int, *, changed: list[str]) -> dict:
+def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: int, *, changed: list[str], at: str) -> dict:
     clean = {k: v for k, v in profile.items() if k in PROFILE_FIELDS and v}
     kid, sealed = seal_values(clean, table)
-    return {"version": version, "key": kid, "at": clock.stamp(), "by": by, "fields": changed, "sealed": sealed}
+    return {"version": version, "key": kid, "at": at, "by": by, "fields": changed, "sealed": sealed}
 
 
 def manifest_file(actor, manifest: dict[str, Any]) -> dict[str, bytes | None]:
     """The signed, validated manifest as ``{path: bytes}`` for ``actor.commit`` (its commit point)."""
-    signed = actor.sign(dict(manifest, updated_at=clock.stamp(), updated_by=actor.name))
+    signed = actor.sign(dict(manifest, updated_at=actor.clock.stamp(), updated_by=actor.name))
     records.validate(signed, "manifest", what=Message(N_("manifest of {number}"), number=manifest['number']))
     return {f"dossiers/{manifest['id']}/manifest.toml": records.dump_toml(signed)}
 
@@ -132,12 +131,12 @@ def parse_date(text: str) -> str:
 EARLIEST_DATE = "1900-01-01"
 
 
-def parse_record_date(text: str, *, force: bool = False) -> str:
+def parse_record_date(text: str, *, today: str, force: bool = False) -> str:
     """A date the vault records (material, events, closing): a calendar date neither in the future
     nor before 1900 — a typo there would start or stop a retention clock — unless ``force``."""
     date = parse_date(text)
-    if not force and not EARLIEST_DATE <= date <= clock.today():
-        raise InputError(N_("date {date} is in the future") if date > clock.today() else N_("date {date} is before 1900"),
+    if not force and not EARLIEST_DATE <= date <= today:
+        raise InputError(N_("date {date} is in the future") if date > today else N_("date {date} is before 1900"),
                          hint=N_("check the date; pass --force-date if it is really meant"), date=date)
     return date
 
@@ -153,20 +152,21 @@ CUSTOMER_TYPES = ("enterprise", "individual")
 
 
 def append_document(m: dict[str, Any], table: KeyTable, *, doc_id: str, key: str, category: str, date: str,
-                    original: bool, by: str, size: int, sha256: str, meta: Mapping[str, Any],
+                    original: bool, by: str, at: str, size: int, sha256: str, meta: Mapping[str, Any],
                     paper_location: str | None = None) -> dict[str, Any]:
     """Append a document to manifest ``m`` and return its entry: the next document number, and the
     metadata (title, source, file name, ...) sealed under a new key of the dossier's ``table``.
 
-    The one way a document enters a dossier (added by a member or accepted from the intake); the
-    caller has written its ciphertext ``doc_id`` under key ``key`` and saves table and manifest.
+    The one way a document enters a dossier (added by a member or accepted from the intake), by
+    member ``by`` at time ``at``; the caller has written its ciphertext ``doc_id`` under key ``key``
+    and saves table and manifest.
     """
     meta_kid, meta_sealed = seal_values(meta, table)
     number = f"{m['number']}/{m['next_doc']:04d}"
     m["next_doc"] += 1
     entry = {
         "number": number, "id": doc_id, "key": key, "category": category, "date": date,
-        "original": original, "version": 1, "added_at": clock.stamp(), "added_by": by,
+        "original": original, "version": 1, "added_at": at, "added_by": by,
         "size": size, "sha256": sha256,
         "meta_key": meta_kid, "meta": meta_sealed,
     }

@@ -6,7 +6,6 @@ from typing import Any
 
 import tomli_w
 
-from vault import clock
 from vault.store import records
 from vault.errors import FormatError, IntegrityError
 from vault.i18n import N_
@@ -39,5 +38,5 @@ def record_target(v, url: str) -> None:
         targets = _load(v)
         if any(t["url"] == url for t in targets):
             return
-        targets.append({"url": url, "first_backup": clock.stamp()})
+        targets.append({"url": url, "first_backup": v.clock.stamp()})
         write_atomic(v.root / FILE, tomli_w.dumps({"format": 1, "targets": targets}).encode(), mode=0o600)

@@ -69,7 +69,7 @@ def add_many(actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]], *, cat
     if category not in CATEGORIES:
         raise InputError(N_("unknown category {category!r}"), hint=N_("categories: {CATEGORIES}"), category=category,
                          CATEGORIES=', '.join(CATEGORIES))
-    date = parse_record_date(date, force=force_date)
+    date = parse_record_date(date, today=v.clock.today(), force=force_date)
     if not source.strip():
         raise InputError(N_("the source of the material is required [R-3.1.3]"), param="source")
     if not original and not (copy_note or "").strip():
@@ -164,7 +164,7 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: s
     if copy_note:
         meta["copy_note"] = copy_note
     entry = append_document(m, table, doc_id=doc_id, key=kid, category=category, date=date, original=original,
-                            by=by, size=hw.size, sha256=hw.h.hexdigest(), meta=meta, paper_location=paper_location)
+                            by=by, at=v.clock.stamp(), size=hw.size, sha256=hw.h.hexdigest(), meta=meta, paper_location=paper_location)
     return entry, path
 
 

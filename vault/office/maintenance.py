@@ -57,7 +57,7 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
         if not changed:
             raise InputError(N_("the values given are the current ones; nothing changed"))
         version = m["profile"][-1]["version"] + 1
-        m["profile"].append(_seal_profile(table, new, actor.name, version, changed=changed))
+        m["profile"].append(_seal_profile(table, new, actor.name, version, changed=changed, at=actor.clock.stamp()))
         m["revision"] += 1
         # Needs no index key, so a liaison's update reaches the index too (before the commit point).
         searchindex.add_profile(actor, m, new)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from vault import clock
 from vault.archive import authority, intakekey, searchindex
 from vault.archive.members import _member_record, _ring_files, all_members, ring_record
 from vault.archive.policy import ROLES
@@ -169,7 +168,7 @@ def remove_member(actor, name: str) -> list[str]:
             files.update(staged)
             rewrapped = sorted(staged)
         file_rec = authority.load(v, f"members/{name}.toml")
-        file_rec.update(status="removed", removed_at=clock.stamp(), removed_by=actor.name)
+        file_rec.update(status="removed", removed_at=actor.clock.stamp(), removed_by=actor.name)
         files[f"members/{name}.toml"] = records.dump_toml(actor.sign(file_rec))
         releases = _releases_of(v, name)
         actor.commit("member.remove", files, ref=name, obj=name, subject=subject)

@@ -16,7 +16,7 @@ def record_event(actor, docno: str, event: str, date: str, *, force_date: bool =
     if event not in events or event in INTRINSIC_EVENTS:
         raise InputError(N_("unknown event {event!r}"),
                          hint=N_("events: {value}"), event=event, value=', '.join(e for e in events if e not in INTRINSIC_EVENTS))
-    date = parse_record_date(date, force=force_date)
+    date = parse_record_date(date, today=actor.clock.today(), force=force_date)
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, docno))
@@ -31,7 +31,7 @@ def record_event(actor, docno: str, event: str, date: str, *, force_date: bool =
 def close_dossier(actor, number: str, date: str, *, force_date: bool = False) -> None:
     """Close a dossier: the business relationship it records is over; 'dossier-closed' schedules start."""
     actor.require("doc.add", number=number)
-    date = parse_record_date(date, force=force_date)
+    date = parse_record_date(date, today=actor.clock.today(), force=force_date)
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, number))
