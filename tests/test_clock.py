@@ -4,12 +4,15 @@ never from a patched global: two handles on one vault at two times see two diffe
 from __future__ import annotations
 
 import datetime as dt
+import json
 
+from click.testing import CliRunner
 from office import PASSPHRASE, make_office
 
 from vault.archive import invitations as recorded
 from vault.archive import manifests, reviews
 from vault.archive.vault import Vault
+from vault.cli import cli
 from vault.clock import Clock
 from vault.office import invitations, review
 from vault.store import identity
@@ -51,3 +54,22 @@ def test_a_fixed_clock_can_be_moved_and_today_is_in_the_offices_zone():
     assert c.today() == "2026-12-05"
     c.set(dt.datetime(2026, 12, 6, 0, 0, 1, tzinfo=dt.timezone.utc))
     assert c.today_date() == dt.date(2026, 12, 6)
+
+
+def test_the_command_line_runs_at_the_clock_its_caller_gives(tmp_path, monkeypatch):
+    """The command line supplies the time: the machine's, or a clock passed as its context object by the
+    program that invokes it — no global is patched, and the next command runs at the machine's time again."""
+    o = make_office(tmp_path, monkeypatch)
+    number = o.create(name="Clock Customer")
+    at = NOW - dt.timedelta(days=40, hours=5)
+    env = {"VAULT_DIR": str(o.vault_dir), "VAULT_PASSPHRASE_FILE": str(o.root / "pass"),
+           "VAULT_AGENT_SOCK": str(o.root / "no-agent.sock"), "VAULT_IDENTITY": str(o.ident("bob"))}
+    res = CliRunner().invoke(cli, ["review", "done", number, "--verified", "--json"], env=env, obj=Clock(at),
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["at"] == at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    entries = o.json("audit", "log", who="alice")
+    assert [e["at"] for e in entries if e["action"] == "review.record"] == [at.strftime("%Y-%m-%dT%H:%M:%SZ")]
+    # The 'audit log' just run recorded its read at the machine's time.
+    read = [e for e in o.json("audit", "log", who="alice") if e["action"] == "audit.read"]
+    assert read and read[0]["at"] >= NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
