@@ -10,6 +10,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from vault.archive import authority
+from vault.archive.states import DestructionState
 from vault.errors import ConflictError, IntegrityError, NotFoundError
 from vault.i18n import N_
 from vault.store import ids, records
@@ -125,10 +126,11 @@ def list_destructions(v: Vault) -> list[dict[str, Any]]:
     for no, f in sorted(authority.state(v)["destructions"].items()):
         req = load(v, no)
         state = f["state"]
-        if state in ("executing", "executed"):
+        if state in (DestructionState.EXECUTING, DestructionState.EXECUTED):
             run = journal(v, no, req)
-            state = "executing" if run is not None and "audit" not in run["steps"] else "executed"
-        if state in ("cancelled", "denied"):
+            state = (DestructionState.EXECUTING if run is not None and "audit" not in run["steps"]
+                     else DestructionState.EXECUTED)
+        if state in (DestructionState.CANCELLED, DestructionState.DENIED):
             closed(v, no, req)
         rows.append({"number": no, "target": f["target"], "requested_by": f["by"], "state": state})
     return rows
@@ -137,6 +139,6 @@ def list_destructions(v: Vault) -> list[dict[str, Any]]:
 def destroyed_by(v: Vault, number: str) -> str | None:
     """The executed destruction that destroyed dossier ``number`` as a whole, if any."""
     for r in list_destructions(v):
-        if r["target"] == number.split("/")[0] and r["state"] == "executed":
+        if r["target"] == number.split("/")[0] and r["state"] == DestructionState.EXECUTED:
             return r["number"]
     return None

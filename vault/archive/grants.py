@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vault.archive import authority, members
+from vault.archive.states import GrantState, RequestState
 from vault.crypto import age
 from vault.errors import InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.store import ids, make_dir, records, write_atomic
@@ -55,7 +56,7 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
     if "approver_role" in req:
         out["approver_role"] = req["approver_role"]
     out["dept"] = fact["dept"]  # the requester's member record's, never a typed field
-    out["state"] = fact["decision"] or "pending"
+    out["state"] = RequestState(fact["decision"] or RequestState.PENDING)
     if "customer" in req:
         out["by_name"] = True
         if fact.get("resolved"):
@@ -64,9 +65,9 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
         dec = authority.load(v, _req_rel(no, ".decision"))
         out.update(decided_by=fact["decided_by"], decided_at=dec["at"])
     if fact["used"]:
-        out["state"] = "used"
+        out["state"] = RequestState.USED
     if fact["grant"]:
-        out.update(state="granted", grant=fact["grant"])
+        out.update(state=RequestState.GRANTED, grant=fact["grant"])
     return out
 
 
@@ -135,7 +136,7 @@ def list_grants(v) -> list[dict[str, Any]]:
         if (g.get("number"), g.get("request"), g.get("dossier"), g.get("grantee")) != \
                 (gno, fact["request"], fact["dossier"], fact["grantee"]):
             raise IntegrityError(N_("grants/{gno}.toml: does not say what its history entry says"), gno=gno)
-        state = fact["closed"] or ("active" if now < g["expires_at"] else "expired")
+        state = GrantState(fact["closed"] or (GrantState.ACTIVE if now < g["expires_at"] else GrantState.EXPIRED))
         out.append({**{k: g[k] for k in ("number", "request", "dossier", "target", "grantee", "granted_at",
                                          "expires_at")}, "state": state})
     return out
@@ -145,7 +146,7 @@ def missing_releases(v) -> list[dict[str, Any]]:
     """Active grants whose key release is not there: a ``grant`` stopped between its entry (the
     commit point) and writing the release. The grantee reads nothing until it is re-issued."""
     mem = members.all_members(v)
-    return [g for g in list_grants(v) if g["state"] == "active" and mem[g["grantee"]]["status"] == "active"
+    return [g for g in list_grants(v) if g["state"] == GrantState.ACTIVE and mem[g["grantee"]]["status"] == "active"
             and not grant_key_path(v, g["dossier"], g["number"]).exists()]
 
 
@@ -166,7 +167,7 @@ def reissue_releases(actor, only: str | None = None) -> list[str]:
 
 def active_grant(v, dossier_id: str, member: str) -> dict[str, Any] | None:
     for g in list_grants(v):
-        if g["dossier"] == dossier_id and g["grantee"] == member and g["state"] == "active":
+        if g["dossier"] == dossier_id and g["grantee"] == member and g["state"] == GrantState.ACTIVE:
             return g
     return None
 
@@ -184,7 +185,7 @@ def key_files(actor, dossier_id: str, table: KeyTable, *, recipients: list | Non
                                                        else members.ring_recipients(v))}
     if active is None:
         active = list_grants(v)
-    grants_ = [g for g in active if g["dossier"] == dossier_id and g["state"] == "active"]
+    grants_ = [g for g in active if g["dossier"] == dossier_id and g["state"] == GrantState.ACTIVE]
     if grants_:
         mem = members.all_members(v)
         for g in grants_:
@@ -213,7 +214,7 @@ def refresh_grant_keys(actor, dossier_id: str, table: KeyTable, *, sync: bool = 
     (never for a grant the history closed, nor to a member who is not active)."""
     if active is None:
         active = list_grants(actor.vault)
-    grants = [g for g in active if g["dossier"] == dossier_id and g["state"] == "active"]
+    grants = [g for g in active if g["dossier"] == dossier_id and g["state"] == GrantState.ACTIVE]
     written: list[Path] = []
     if grants:
         mem = members.all_members(actor.vault)

@@ -15,6 +15,7 @@ from typing import Any
 from vault import backup
 from vault.archive import destructions, grants, members, schedule, searchindex
 from vault.archive.holds import held_dossiers
+from vault.archive.states import DossierStatus
 from vault.archive.manifests import load_manifest, manifest_file, read_table, resolve
 from vault.backup.mirror import DEFAULT_WINDOW
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
@@ -329,7 +330,7 @@ def _step_manifest(actor, run, req, appr) -> dict[str, Any]:
         d.clear()
         d.update(ghost)
     if run["whole_dossier"]:
-        m["status"] = "destroyed"
+        m["status"] = DossierStatus.DESTROYED
         for p in m["profile"]:
             p.pop("sealed", None)
     m["revision"] += 1

@@ -8,6 +8,7 @@ from typing import Any
 
 from vault import plugins
 from vault.archive import grants, searchindex
+from vault.archive.states import DossierStatus
 from vault.archive.manifests import (CUSTOMER_TYPES, _seal_profile, load_manifest, manifest_file, read_profile,
                                      resolve, summary, write_table)
 from vault.archive.schemes import configured
@@ -51,7 +52,7 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
             "created": created,
             "created_at": actor.clock.stamp(),
             "created_by": actor.name,
-            "status": "open",
+            "status": DossierStatus.OPEN,
             "revision": 1,
             "next_doc": 1,
             "profile": [_seal_profile(table, profile, actor.name, 1, changed=sorted(k for k, x in profile.items() if x),

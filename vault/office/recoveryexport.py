@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, Callable
 
 from vault.archive import authority, grants, members
 from vault.archive.exportview import ExportDocument, check_destination
+from vault.archive.states import RecoveryExportState
 from vault.archive.manifests import load_manifest, read_profile
 from vault.crypto import age
 from vault.errors import (ConflictError, FormatError, InputError, IntegrityError, NotFoundError,
@@ -162,7 +163,8 @@ def show(v, no: str) -> dict[str, Any]:
     req = _request(v, no)
     out = {"number": no, "requested_by": f["by"], "requested_at": req["requested_at"],
            "recipients": req["recipients"], "expires_at": req["expires_at"], "approved_by": f["approved_by"],
-           "state": "written" if f["done"] else "approved" if f["approved_by"] else "requested"}
+           "state": RecoveryExportState.WRITTEN if f["done"] else RecoveryExportState.APPROVED if f["approved_by"]
+           else RecoveryExportState.REQUESTED}
     if f["approved_by"] is not None:
         appr = _approval(v, no, req)
         out.update(approved_at=appr["at"], expires_at=min(req["expires_at"], appr["expires_at"]))
@@ -171,7 +173,7 @@ def show(v, no: str) -> dict[str, Any]:
         out.update(written_by=done["by"], written_at=done["at"], manifest_sha256=done["manifest_sha256"],
                    dossiers=done["dossiers"], documents=done["documents"])
     elif out["expires_at"] <= v.clock.stamp():
-        out["state"] = "expired"
+        out["state"] = RecoveryExportState.EXPIRED
     return out
 
 

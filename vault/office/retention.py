@@ -7,6 +7,7 @@ from vault.archive.manifests import load_manifest, manifest_file, parse_record_d
 from vault.errors import ConflictError, InputError, NotFoundError
 from vault.i18n import N_
 from vault.archive.schedule import INTRINSIC_EVENTS, known_events
+from vault.archive.states import DossierStatus
 
 
 def record_event(actor, docno: str, event: str, date: str, *, force_date: bool = False) -> None:
@@ -37,7 +38,7 @@ def close_dossier(actor, number: str, date: str, *, force_date: bool = False) ->
         m = load_manifest(v, resolve(v, number))
         if m["status"] != "open":
             raise ConflictError(N_("dossier {number} is {status}"), number=m['number'], status=m['status'])
-        m["status"], m["closed"] = "closed", date
+        m["status"], m["closed"] = DossierStatus.CLOSED, date
         m["revision"] += 1
         actor.commit("dossier.close", manifest_file(actor, m), number=m["number"], obj=m["id"], rev=m["revision"])
 
@@ -49,9 +50,9 @@ def reopen_dossier(actor, number: str) -> None:
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, number))
-        if m["status"] != "closed":
+        if m["status"] != DossierStatus.CLOSED:
             raise ConflictError(N_("dossier {number} is {status}, not closed"), number=m['number'], status=m['status'])
         m.setdefault("reopened", []).append({"at": actor.clock.stamp(), "by": actor.name, "closed": m.pop("closed")})
-        m["status"] = "open"
+        m["status"] = DossierStatus.OPEN
         m["revision"] += 1
         actor.commit("dossier.reopen", manifest_file(actor, m), number=m["number"], obj=m["id"], rev=m["revision"])
