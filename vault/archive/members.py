@@ -25,6 +25,7 @@ from vault.store import write_atomic
 from vault.i18n import N_
 
 if TYPE_CHECKING:
+    from vault.archive.policy import Policy
     from vault.archive.vault import Actor, Vault
 
 
@@ -45,7 +46,7 @@ def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: s
     return rec
 
 
-def write_genesis(v: Vault, supervisor: str, key: PublicKey, ring_ids: dict[str, str], policy,
+def write_genesis(v: Vault, supervisor: str, key: PublicKey, ring_ids: dict[str, str], policy: Policy,
                   display_name: str | None = None) -> None:
     """Write the founder's record and the first generation of every ring (anchored by vault.toml)."""
     rec = _member_record(supervisor, key, ["supervisor"], "archive", supervisor, display_name, at=v.clock.stamp())
@@ -58,7 +59,7 @@ def write_genesis(v: Vault, supervisor: str, key: PublicKey, ring_ids: dict[str,
 
 
 def _ring_files(v: Vault, ring: str, generation: int, secret: str, members: list[str], keys: dict[str, PublicKey],
-                *, by: str, signer) -> dict[str, bytes]:
+                *, by: str, signer: Actor | None) -> dict[str, bytes]:
     rec = {
         "format": 1,
         "name": ring,
@@ -141,13 +142,14 @@ def open_text(actor: Actor, sealed: str, *, what: str) -> str | None:
         raise IntegrityError(N_("{what}: sealed text damaged or tampered with"), what=what) from None
 
 
-def reveal(actor: Actor, texts: dict[str, tuple[str, str]], out: dict[str, Any], *, number: str | None, ref: str) -> None:
+def reveal(actor: Actor | None, texts: dict[str, tuple[str, str]], out: dict[str, Any], *, number: str | None, ref: str) -> None:
     """Put sealed free texts into ``out`` for the member they were sealed to.
 
     :param texts: output key -> (sealed base64, description of where it lives) for each text that exists.
     :param out: gets each key: the plaintext where this member may open it, else None with the key
         listed in ``out["sealed_texts"]`` — others learn that a text exists, nothing more.
-    Opening any text is one audit entry ``text.read`` (free text may name the customer).
+    Opening any text is one audit entry ``text.read`` (free text may name the customer); without an
+    ``actor`` every text stays sealed.
     """
     opened = False
     for key, (sealed, what) in texts.items():
@@ -157,7 +159,7 @@ def reveal(actor: Actor, texts: dict[str, tuple[str, str]], out: dict[str, Any],
             out.setdefault("sealed_texts", []).append(key)
         else:
             opened = True
-    if opened:
+    if opened and actor is not None:
         actor.audit("text.read", number=number, ref=ref)
 
 

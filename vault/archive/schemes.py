@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vault import plugins
 from vault.errors import PluginError
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from vault.archive.vault import Vault
 
 
-def configured(v: Vault, family: str):
+def configured(v: Vault, family: str) -> Any:
     """The numbering scheme (``family="numbering"``) or classifier (``"classification"``) of vault ``v``."""
     cfg = v.config[family]
     # Loading entry points scans every installed distribution: once per opened vault is enough.

@@ -20,7 +20,7 @@ _DELTA = re.compile(r"^\d{10}\.age$")
 _TOP = {"recipient.toml", "head.age", "head.next.age", "sequence"}
 
 
-def check(v: Vault, actor=None) -> tuple[list[str], list[str]]:
+def check(v: Vault, actor: Actor | None = None) -> tuple[list[str], list[str]]:
     """(problems, notes) about ``index/search/``. Without ``actor`` (or when they hold no index key):
     the recipient record's signature, the names of the files and that each is an age file to one
     hybrid recipient. With it: the head's signature, every shard's hash, kind and shape, every delta,

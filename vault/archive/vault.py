@@ -223,11 +223,11 @@ class Actor:
             audit.record(self, action, outcome="refused", number=number)
             raise
 
-    def audit(self, action: str, **kw) -> None:
+    def audit(self, action: str, **kw: Any) -> None:
         """Append an audit entry that writes nothing (see ``vault.archive.audit.record``)."""
         audit.record(self, action, **kw)
 
-    def commit(self, action: str, files: dict[str, bytes | None], **kw) -> dict[str, Any]:
+    def commit(self, action: str, files: dict[str, bytes | None], **kw: Any) -> dict[str, Any]:
         """Write ``files`` with one history entry as the commit point (``vault.archive.audit.commit``)."""
         return audit.commit(self, action, files, **kw)
 

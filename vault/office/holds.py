@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault.archive import audit, authority, members
 from vault.archive.holds import _rel, held_dossiers, verified_holds
@@ -12,8 +12,11 @@ from vault.errors import ConflictError, FormatError, InputError, IntegrityError,
 from vault.store import make_dir, records
 from vault.i18n import Message, N_
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
 
-def add(actor, number: str, reason: str) -> None:
+
+def add(actor: Actor, number: str, reason: str) -> None:
     """Place a legal hold on a dossier (the reason is sealed to the archive ring)."""
     actor.require("hold.manage", number=number)
     if not reason.strip():
@@ -31,7 +34,7 @@ def add(actor, number: str, reason: str) -> None:
         actor.commit("hold.add", {_rel(dossier_id): records.dump_toml(rec)}, number=m["number"], obj=dossier_id)
 
 
-def remove(actor, number: str, reason: str) -> str:
+def remove(actor: Actor, number: str, reason: str) -> str:
     """Lift the legal hold on a dossier: a supervisor, saying why (sealed to the archive ring).
 
     One history entry writes the signed lift record ``holds/lifted/<dossier-id>.<n>.toml`` and
@@ -73,7 +76,7 @@ def remove(actor, number: str, reason: str) -> str:
     return f"{dossier_id}.{n}"
 
 
-def list_holds(v, actor=None) -> list[dict[str, Any]]:
+def list_holds(v: Vault, actor: Actor | None = None) -> list[dict[str, Any]]:
     """Holds in force; with ``actor``, each hold's reason where it was sealed to them (the ring)."""
     rows = []
     for dossier_id, rec in sorted(verified_holds(v).items()):
@@ -84,7 +87,7 @@ def list_holds(v, actor=None) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["number"])
 
 
-def lifts(v, actor=None) -> list[dict[str, Any]]:
+def lifts(v: Vault, actor: Actor | None = None) -> list[dict[str, Any]]:
     """Every lifted hold the history committed (a supervisor's hold.remove), oldest first; reasons as
     in ``list_holds``. A lift file no entry wrote is refused by ``authority.load``."""
     rows = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault.archive import grants, searchindex
 from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest, manifest_file, read_profile, resolve
@@ -12,8 +12,11 @@ from vault.store.keytable import open_values
 from vault.archive.schemes import configured
 from vault.archive.labels import resolve_name
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor
 
-def _may_update(actor, m: dict[str, Any]) -> None:
+
+def _may_update(actor: Actor, m: dict[str, Any]) -> None:
     """Archivists update any dossier; a liaison updates their own department's, through a grant."""
     v = actor.vault
     if v.policy.may(actor.roles, "dossier.read"):
@@ -27,7 +30,7 @@ def _may_update(actor, m: dict[str, Any]) -> None:
                                 hint=N_("archivists, or a liaison of the dossier's department, update it"), number=m['number'])
 
 
-def update(actor, number: str, changes: dict[str, Any], *, business: str | None = None) -> int:
+def update(actor: Actor, number: str, changes: dict[str, Any], *, business: str | None = None) -> int:
     """Write a new version of the sealed profile (old versions are kept); returns the version number."""
     changes = {k: v for k, v in changes.items() if v not in (None, [], "")}
     if "name" in changes and not str(changes["name"]).strip():
@@ -66,7 +69,7 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
     return version
 
 
-def history(actor, number: str) -> list[dict[str, Any]]:
+def history(actor: Actor, number: str) -> list[dict[str, Any]]:
     """Profile versions: who, when, which fields changed; the values only for a member who may read."""
     actor.require("dossier.list", number=number)
     v = actor.vault

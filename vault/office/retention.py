@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 
 from vault.archive.manifests import load_manifest, manifest_file, parse_record_date, resolve
 from vault.errors import ConflictError, InputError, NotFoundError
@@ -9,8 +11,11 @@ from vault.i18n import N_
 from vault.archive.schedule import INTRINSIC_EVENTS, known_events
 from vault.archive.states import DossierStatus
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor
 
-def record_event(actor, docno: str, event: str, date: str, *, force_date: bool = False) -> None:
+
+def record_event(actor: Actor, docno: str, event: str, date: str, *, force_date: bool = False) -> None:
     """Record that ``event`` happened for a document on ``date`` (e.g. contract fulfilled)."""
     actor.require("doc.add", number=docno)
     events = known_events()
@@ -29,7 +34,7 @@ def record_event(actor, docno: str, event: str, date: str, *, force_date: bool =
         actor.commit("doc.event", manifest_file(actor, m), number=docno, ref=event, obj=m["id"], rev=m["revision"])
 
 
-def close_dossier(actor, number: str, date: str, *, force_date: bool = False) -> None:
+def close_dossier(actor: Actor, number: str, date: str, *, force_date: bool = False) -> None:
     """Close a dossier: the business relationship it records is over; 'dossier-closed' schedules start."""
     actor.require("doc.add", number=number)
     date = parse_record_date(date, today=actor.clock.today(), force=force_date)
@@ -43,7 +48,7 @@ def close_dossier(actor, number: str, date: str, *, force_date: bool = False) ->
         actor.commit("dossier.close", manifest_file(actor, m), number=m["number"], obj=m["id"], rev=m["revision"])
 
 
-def reopen_dossier(actor, number: str) -> None:
+def reopen_dossier(actor: Actor, number: str) -> None:
     """Reopen a closed dossier (the relationship resumed): it takes documents again, and its
     'dossier-closed' schedules wait for the next closing. The cancelled closing date is kept."""
     actor.require("doc.add", number=number)

@@ -10,7 +10,7 @@ finds it ``verified``: the department has been told to act, and the list shows i
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from vault.archive import grants, manifests
 from vault.archive.reviews import _dir, history, note_text
@@ -19,10 +19,13 @@ from vault.store import make_dir, records
 from vault.i18n import Message, N_
 from vault.store.keytable import seal_field
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor
+
 OUTCOMES = ("verified", "needs-update")
 
 
-def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str, Any]:
+def done(actor: Actor, number: str, outcome: str, note: str | None = None) -> dict[str, Any]:
     """Record that ``number`` was reviewed, ``verified`` or ``needs-update`` (which needs a note);
     returns the record without its sealed note."""
     actor.require("review.record", number=number)
@@ -59,7 +62,7 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
     return {k: rec[k] for k in ("number", "seq", "at", "by", "outcome")}
 
 
-def read_note(actor, rec: Mapping[str, Any]) -> str | None:
+def read_note(actor: Actor, rec: Mapping[str, Any]) -> str | None:
     """The plaintext note of a review record, for a member whose keys open the dossier (audited)."""
     if "note" not in rec:
         return None
