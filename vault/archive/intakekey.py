@@ -9,7 +9,7 @@ import io
 import os
 from pathlib import Path
 
-from vault.archive import authority
+from vault.archive import authority, keyfiles
 from vault.crypto import age
 from vault.i18n import N_
 from vault.errors import (AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, NotFoundError,
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 ID_LEN = 32  # a submission id: 128 random bits in hex
 REWRAP = ".rewrap.age"  # a pending submission being re-wrapped to a new intake key
+KEY = "keys/_intake.age"
 
 
 def _dir(v: Vault) -> Path:
@@ -42,11 +43,11 @@ def recipient(v: Vault) -> str:
 
 
 def _secrets(v: Vault, identities: list) -> list[str]:
-    """The intake identities in ``keys/_intake.age``: the current one first, then retired ones."""
+    """The intake identities in ``keys/_intake.age`` (the current one first, then retired ones), as the
+    history names it (``keyfiles``: an older key file put back, still holding an identity a former
+    member copied, is refused)."""
     try:
-        plain = age.decrypt_bytes(key_path(v).read_bytes(), identities).decode()
-    except FileNotFoundError:
-        raise NotFoundError(N_("this vault has no intake key")) from None
+        plain = age.decrypt_bytes(keyfiles.read(v, KEY), identities).decode()
     except NoIdentityMatchError:
         raise PermissionDeniedError(N_("you hold no key for the intake")) from None
     except (FormatError, AuthenticationError, UnicodeDecodeError):

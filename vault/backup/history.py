@@ -161,6 +161,11 @@ def report(repo: Repo, snapshots: list[dict[str, Any]]) -> tuple[dict[str, Any] 
     newest = with_history[-1] if with_history else None
     if newest is not None and newest["id"] == rec.get("snapshot") and newest["history"].get("head") != p.head:
         problems.append(f"{OBJECT}: does not match snapshot {newest['id'][:8]}, which it names")
+    elif newest is not None and isinstance(newest["history"].get("count"), int) and newest["history"]["count"] > p.count:
+        # Every run records at least what its snapshot holds: an older record was put back (the next
+        # run would then accept a vault rolled back to it).
+        problems.append(f"{OBJECT}: records entry {p.count}, older than snapshot {newest['id'][:8]}'s entry "
+                        f"{newest['history']['count']} (an older record put back)")
     out = {"count": p.count, "head": p.head, "time": rec.get("time"), "snapshot": rec.get("snapshot"),
            "rollbacks": rec.get("rollbacks", [])}
     return out, problems, notes
