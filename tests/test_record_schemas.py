@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
+import mutation_sweep
 import pytest
 
 from vault.archive import trust
@@ -50,3 +52,27 @@ def test_each_row_is_found_from_its_path_and_no_other(template):
                                  "dossiers/xyz/manifest.toml", "holds/lifted/" + "a" * 32 + ".toml", "notes.toml"])
 def test_a_path_of_no_record_kind_has_no_schema(rel):
     assert layout.schema_for(rel) is None
+
+
+def test_every_toml_file_an_office_writes_has_its_kind_and_is_valid(tmp_path, monkeypatch):
+    """FORMAT §3 made true: an office with one record of every kind (the mutation sweep's, plus a
+    request by customer name that a grant resolved, a used copy request and a cancelled destruction)
+    holds no TOML file without a schema, each valid against it, and every schema is used."""
+    w = mutation_sweep.build(tmp_path, monkeypatch)
+    o, b = w.office, w.numbers[1]
+    by_name = o.json("request", "access", "--customer", "Sweep Customer A", "--purpose", "renewal", who="staff")["number"]
+    o.run("request", "approve", by_name, who="head")
+    o.run("grant", by_name, who="bob")
+    copy = o.json("request", "copy", w.docs[0], "--purpose", "for the customer", who="staff")["number"]
+    o.run("request", "approve", copy, who="alice")
+    o.run("doc", "export", w.docs[0], "--output", str(tmp_path / "copy.bin"), who="staff")
+    d = o.json("destroy", "request", b, "--reason", "duplicate", who="alice")["number"]
+    o.run("destroy", "cancel", d, "--reason", "kept after all", who="alice")
+    kinds = set()
+    for p in sorted(o.vault_dir.rglob("*.toml")):
+        rel = p.relative_to(o.vault_dir).as_posix()
+        schema = layout.schema_for(rel)
+        assert schema is not None, f"{rel}: no schema for this record kind"
+        records.validate(tomllib.loads(p.read_text(encoding="utf-8")), schema, what=rel)
+        kinds.add(schema)
+    assert kinds == set(layout.SCHEMAS.values())
