@@ -159,7 +159,7 @@ def commit(actor, action: str, files: dict[str, bytes | None], *, number: str | 
     1. each file is written as ``<path>.pending`` (atomic, durable); 2. one entry naming all their
     hashes is appended and fsynced — the commit point; 3. each pending file is renamed over its path.
     The caller holds the exclusive vault lock; an interruption is finished or dropped by
-    ``authority.recover`` under the next exclusive lock, so it is never mistaken for tampering.
+    ``recovery.recover`` under the next exclusive lock, so it is never mistaken for tampering.
     """
     return commit_many(actor, [dict(action=action, files=files, number=number, ref=ref, rev=rev, obj=obj,
                                     subject=subject)])[0]

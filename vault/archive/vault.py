@@ -179,7 +179,7 @@ class _SweepingLock:
         swept = sweep_temporaries(self.root)
         if self.vault is not None:
             try:
-                finished = authority.recover(self.vault)
+                finished = recovery.recover(self.vault)
                 finished += recovery.finish(self.vault, authority.state(self.vault))
                 self.vault.recovered = ([p.relative_to(self.root).as_posix() for p in swept], finished)
             except BaseException:

@@ -67,8 +67,8 @@ def check(v, *, actor=None, progress: Progress | None = None,
         rep.notes.extend(res.notes)
         if res.replay is None:
             return rep
-        rep.problems.extend(authority.check_files(v, res.replay))
-        rep.notes.extend(authority.interrupted(v, res.replay))
+        rep.problems.extend(recovery.check_files(v, res.replay))
+        rep.notes.extend(recovery.interrupted(v, res.replay))
         try:
             mem = members.all_members(v)
             for ring in v.policy.data["rings"]:
@@ -131,7 +131,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
     rep.counts["dossiers"] += 1
     table = None
     if m["status"] != "destroyed":
-        # Its bytes against the history were checked with every record (``authority.check_files``).
+        # Its bytes against the history were checked with every record (``recovery.check_files``).
         if not authority.exists(v, f"keys/{dossier_id}.age"):
             if not _being_destroyed(v, dossier_id):  # an unfinished execution is named on its own
                 mine.append(Message(N_("keys/{dossier_id}.age: the history names no key table for dossier {number}"),

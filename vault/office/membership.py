@@ -156,7 +156,7 @@ def remove_member(actor, name: str) -> list[str]:
             # Every key table, the intake key and a new index key (with the index re-sealed to it),
             # encrypted to the new rings only, are staged with the rings and committed by the one
             # entry, which names each by hash: before it the old files stand, after it the new ones
-            # (``authority.recover`` renames what an interruption left staged). No file written from
+            # (``recovery.recover`` renames what an interruption left staged). No file written from
             # here on opens with the leaver's key or an old ring.
             staged = rewrapped_key_tables(v, old_ids, new_rcpts)
             searchindex.stage_rotation(actor, old_ids, new_rcpts)  # staged, committed by the same entry

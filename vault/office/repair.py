@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def repair(actor: Actor) -> dict[str, Any]:
     """Under the exclusive lock, which removes temporaries and finishes every commit whose entry is
-    in the history (dropping those whose entry is not, ``authority.recover``, and removing what a
+    in the history (dropping those whose entry is not, ``recovery.recover``, and removing what a
     decided or closed object leaves, ``recovery.finish``), the key release of every active grant that
     has none is written (a grant stopped after its entry) and document ciphertext no manifest names is
     removed; then one entry ``vault.repair``, which also re-signs a checkpoint that an interrupted
