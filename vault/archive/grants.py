@@ -121,15 +121,22 @@ def list_requests(v) -> list[dict[str, Any]]:
     return [status(v, n) for n in sorted(authority.state(v)["requests"])]
 
 
-def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict, *, sync: bool = True) -> Path | None:
-    if mem[rec["grantee"]]["status"] != "active":
-        return None  # no key release is ever written to a member who is not active
-    rcpt = age.parse_recipient(PublicKey.parse(mem[rec["grantee"]]["key"]).recipient)
+def _release(table: KeyTable, grantee: dict[str, Any]) -> bytes | None:
+    """A key release: the table encrypted to the grantee alone, or None for a member who is not
+    active (no key release is ever written to one)."""
+    if grantee["status"] != "active":
+        return None
+    return encrypt_key_table(table, [age.parse_recipient(PublicKey.parse(grantee["key"]).recipient)])
+
+
+def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict) -> None:
+    data = _release(table, mem[rec["grantee"]])
+    if data is None:
+        return
     make_dir(grant_key_path(v, rec["dossier"], rec["number"]).parent, parents=True)
     # Bound to the history like the table it copies (``keyfiles``): committed by the caller's entry,
-    # which writes and syncs it with its other files (so nothing is returned for the caller to sync).
-    keyfiles.stage(v, grant_key_rel(rec["dossier"], rec["number"]), encrypt_key_table(table, [rcpt]))
-    return None
+    # which writes and syncs it with its other files.
+    keyfiles.stage(v, grant_key_rel(rec["dossier"], rec["number"]), data)
 
 
 def list_grants(v) -> list[dict[str, Any]]:
@@ -188,51 +195,42 @@ def key_files(actor, dossier_id: str, table: KeyTable, *, recipients: list | Non
     recovery to put in place (FORMAT §18.5). ``recipients`` and ``active`` (the ring recipients and
     ``list_grants``) may be passed in by a caller staging many tables under one lock."""
     v = actor.vault
-    plain = table.to_bytes()
-    out = {f"keys/{dossier_id}.age": age.encrypt_bytes(plain, recipients if recipients is not None
-                                                       else members.ring_recipients(v))}
+    out: dict[str, bytes] = {f"keys/{dossier_id}.age": encrypt_key_table(
+        table, recipients if recipients is not None else members.ring_recipients(v))}
+    return {**out, **_releases(v, dossier_id, table, active)}
+
+
+def _releases(v, dossier_id: str, table: KeyTable, active: list | None) -> dict[str, bytes]:
+    """The key release of every active grant on the dossier (never for a grant the history closed,
+    nor to a member who is not active)."""
     if active is None:
         active = list_grants(v)
     grants_ = [g for g in active if g["dossier"] == dossier_id and g["state"] == GrantState.ACTIVE]
+    out: dict[str, bytes] = {}
     if grants_:
         mem = members.all_members(v)
         for g in grants_:
-            if mem[g["grantee"]]["status"] == "active":  # never a release to a member who is not active
-                rcpt = age.parse_recipient(PublicKey.parse(mem[g["grantee"]]["key"]).recipient)
-                out[f"keys/grants/{dossier_id}.{g['number']}.age"] = age.encrypt_bytes(plain, [rcpt])
+            data = _release(table, mem[g["grantee"]])
+            if data is not None:
+                out[grant_key_rel(dossier_id, g["number"])] = data
     return out
 
 
-def save_keys(actor, dossier_id: str, table: KeyTable, *, sync: bool = True,
-              recipients: list | None = None, active: list | None = None) -> list[Path]:
+def save_keys(actor, dossier_id: str, table: KeyTable, *, recipients: list | None = None,
+              active: list | None = None) -> None:
     """Stage a dossier's changed key table for the archive ring and re-issue every active grant's key
-    release: the one way a changed table is saved, so no grantee keeps an outdated copy. The files are
-    staged (``keyfiles``): the command's next commit writes, syncs and names them, so nothing is
-    returned for the caller to sync (the list stays for callers that collect unsynced files).
+    release (``key_files``): the one way a changed table is saved, so no grantee keeps an outdated
+    copy. The files are staged (``keyfiles``): the command's next commit writes, syncs and names them.
     ``recipients`` and ``active`` (the ring recipients and ``list_grants``) may be passed in by a
     caller saving many tables under one lock."""
-    v = actor.vault
-    rcpts = recipients if recipients is not None else members.ring_recipients(v)
-    keyfiles.stage(v, f"keys/{dossier_id}.age", encrypt_key_table(table, rcpts))
-    return refresh_grant_keys(actor, dossier_id, table, sync=sync, active=active)
+    for rel, data in key_files(actor, dossier_id, table, recipients=recipients, active=active).items():
+        keyfiles.stage(actor.vault, rel, data)
 
 
-def refresh_grant_keys(actor, dossier_id: str, table: KeyTable, *, sync: bool = True,
-                       active: list | None = None) -> list[Path]:
-    """Re-issue the key release of every active grant on a dossier after its key table changed
-    (never for a grant the history closed, nor to a member who is not active)."""
-    if active is None:
-        active = list_grants(actor.vault)
-    grants = [g for g in active if g["dossier"] == dossier_id and g["state"] == GrantState.ACTIVE]
-    written: list[Path] = []
-    if grants:
-        mem = members.all_members(actor.vault)
-        for g in grants:
-            p = _write_grant_key(actor.vault, {"dossier": dossier_id, "number": g["number"], "grantee": g["grantee"]},
-                                 table, mem, sync=sync)
-            if p is not None:
-                written.append(p)
-    return written
+def refresh_grant_keys(actor, dossier_id: str, table: KeyTable, *, active: list | None = None) -> None:
+    """Stage the key release of every active grant on a dossier again (its table unchanged)."""
+    for rel, data in _releases(actor.vault, dossier_id, table, active).items():
+        keyfiles.stage(actor.vault, rel, data)
 
 
 def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:

@@ -10,7 +10,7 @@ from vault.archive import authority, keyfiles, members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.i18n import Message, N_
 from vault.store import ids, records
-from vault.store.keytable import KeyTable, encrypt_key_table, open_values, read_key_table, seal_values
+from vault.store.keytable import KeyTable, open_values, read_key_table, seal_values
 
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 
@@ -26,15 +26,6 @@ def manifest_file(actor, manifest: dict[str, Any]) -> dict[str, bytes | None]:
     signed = actor.sign(dict(manifest, updated_at=actor.clock.stamp(), updated_by=actor.name))
     records.validate(signed, "manifest", what=Message(N_("manifest of {number}"), number=manifest['number']))
     return {f"dossiers/{manifest['id']}/manifest.toml": records.dump_toml(signed)}
-
-
-def write_table(v, table: KeyTable) -> None:
-    """Stage the key table, encrypted to the current rings, for the entry that commits its use.
-
-    Key tables are history records (``keyfiles``): an older table put back — missing the keys of
-    documents added since, or still encrypted to a former member — is named and never used.
-    """
-    keyfiles.stage(v, table_rel(table.dossier), encrypt_key_table(table, members.ring_recipients(v)))
 
 
 def table_rel(dossier_id: str) -> str:
