@@ -76,7 +76,7 @@ def worker(op: str, args: list[str]) -> None:
         # plugin manager, no per-command sweep of the directory and no client checkpoint per command
         # (the timed commands run unpatched in fresh processes).
         from vault import plugins
-        from vault.archive import authority, witness
+        from vault.archive import recovery, witness
         import vault.archive.vault as vault_mod
         from vault.office import find as finder
 
@@ -85,7 +85,7 @@ def worker(op: str, args: list[str]) -> None:
         plugins.get_plugin_manager = lambda **kw: pm
         witness.save = lambda v, st: None
         vault_mod.sweep_temporaries = lambda root: []  # type: ignore[assignment]
-        authority.recover = lambda v: []
+        recovery.recover = lambda v: []
         size, real = int(args[2]), int(args[3])
         rnd = random.Random(size)
         t = time.perf_counter()

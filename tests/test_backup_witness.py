@@ -155,7 +155,8 @@ def test_a_run_that_captured_less_never_moves_the_witness_back(office, tmp_path)
     lines = (office.vault_dir / "audit" / "log.jsonl").read_bytes().splitlines()
     shorter = history.History(b"\n".join(lines[:-1]) + b"\n").point()
     repo = Repo(target)
-    history.record(repo, Vault.open(office.vault_dir).config["id"], shorter, "0" * 64, None)
+    v = Vault.open(office.vault_dir)
+    history.record(repo, v.config["id"], shorter, "0" * 64, None, now=v.clock.now())
     assert json.loads(repo.get("history"))["count"] == len(lines)
 
 

@@ -102,6 +102,9 @@ SAMPLES.update({
     "rejected": [{"format": 1, "id": "0" * 32, "for": "E-2026-000001", "by": "bob", "at": _AT, "reason": _B64,
                   "signature": _SIG}],
     "backups": [{"format": 1, "targets": [{"url": "file:///backup", "first_backup": _AT}]}],
+    "invitation": [{"format": 1, "id": "0" * 32, "dossier": "1" * 32, "number": "E-2026-000001", "dept": "sales",
+                    "by": "bob", "issued_at": _AT, "expires_at": _AT, "uses": 1, "token_sha256": "0" * 64,
+                    "recipient": "age1pq1" + "q" * 40, "note": _B64, "signature": _SIG}],
 })
 ODD_VALUES = [None, True, False, 0, 1, -1, 1.0, 1.5, 2**70, "", "x", "E-2026-000001", "0" * 32, [], [1, True],
               ["a", "a"], {}, {"by": "x"}, "2026-03-01T10:00:00Z", "vault-member-1:x:y"]

@@ -118,7 +118,7 @@ def test_the_replay_refuses_a_library_written_spoof(office, tmp_path):
     office.keygen("w")
     key = identity.PublicKey.parse(office.keys["w"])
     spoof = "ZhangSan"  # a valid display name, but it reads as the id of member zhangsan
-    rec = _member_record("wang", key, ["staff"], "sales", "alice", spoof)
+    rec = _member_record("wang", key, ["staff"], "sales", "alice", spoof, at=v.clock.stamp())
     alice.commit("member.add", {"members/wang.toml": records.dump_toml(alice.sign(rec))}, ref="wang", obj="wang",
                  subject={"key": key.line(), "roles": ["staff"], "dept": "sales", "display_name": spoof})
     assert "wang" not in authority.members(v)
@@ -327,7 +327,7 @@ def test_an_ambiguous_name_in_an_older_vault_is_an_error_naming_both(office):
     alice = v.act_as(identity.load_identity(office.ident("alice"), "correct horse battery staple"))
     office.keygen("b0b")
     key = identity.PublicKey.parse(office.keys["b0b"])
-    rec = _member_record("b0b", key, ["staff"], "sales", "alice")
+    rec = _member_record("b0b", key, ["staff"], "sales", "alice", at=v.clock.stamp())
     alice.commit("member.add", {"members/b0b.toml": records.dump_toml(alice.sign(rec))}, ref="b0b", obj="b0b",
                  subject={"key": key.line(), "roles": ["staff"], "dept": "sales"})
     assert "b0b" in authority.members(v)  # it counts: the rule it was written under allowed it

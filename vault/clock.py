@@ -1,4 +1,7 @@
-"""The vault's clock: one seam so tests can move time; production code never takes a time from users.
+"""The vault's clock: procedures take the time from the ``Clock`` of the vault handle they are given.
+
+The command line opens the vault with the machine's clock; a library caller may pass a fixed one
+(``Vault.open(root, clock=Clock(at))``). Production code never takes a time from users.
 
 The vault records UTC. People live in the office's time zone: ``today()`` is the calendar date there
 (a document added at 07:30 in Beijing is dated that day, not the UTC day before), and the command
@@ -17,6 +20,8 @@ from pathlib import Path
 from vault.errors import InputError
 from vault.i18n import N_
 
+# The test seam of the machine's time: tests that drive the command line in-process set it, and every
+# clock without a fixed time reads it. Production code never sets it.
 _override: _dt.datetime | None = None
 _zone: _dt.tzinfo = _dt.timezone.utc
 
@@ -26,20 +31,56 @@ ZONE_KEY = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+){0,3}\Z")
 _STAMP = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})Z\Z")
 
 
+class Clock:
+    """The time a vault handle's procedures run at: they read it here, from the clock the caller
+    gave ``Vault.open`` (the command line gives the machine's), never from the machine directly.
+
+    ``Clock(at)`` is fixed at ``at`` (a library caller's "as of", a test) until ``set``; ``Clock()``
+    is the machine's. Dates are in the office's zone (``use_zone``).
+    """
+
+    def __init__(self, at: _dt.datetime | None = None) -> None:
+        self._at = at
+
+    def set(self, at: _dt.datetime | None) -> None:
+        """Fix this clock at ``at`` (None: the machine's time again)."""
+        self._at = at
+
+    def now(self) -> _dt.datetime:
+        """The time, UTC, to the second."""
+        t = self._at or _override or _dt.datetime.now(_dt.timezone.utc)
+        return t.replace(microsecond=0)
+
+    def stamp(self) -> str:
+        """The time as an RFC 3339 UTC string (``2026-11-27T13:49:12Z``)."""
+        return self.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def today(self) -> str:
+        """The date in the office's time zone, as ``YYYY-MM-DD``."""
+        return self.today_date().isoformat()
+
+    def today_date(self) -> _dt.date:
+        """``today()`` as a date."""
+        return self.now().astimezone(_zone).date()
+
+
+#: The machine's clock, for what runs without a vault handle (the command line's own output).
+SYSTEM = Clock()
+
+
 def now() -> _dt.datetime:
-    """Current time, UTC, to the second."""
-    t = _override or _dt.datetime.now(_dt.timezone.utc)
-    return t.replace(microsecond=0)
+    """Current time, UTC, to the second (the machine's clock)."""
+    return SYSTEM.now()
 
 
 def stamp() -> str:
     """Current time as an RFC 3339 UTC string (``2026-11-27T13:49:12Z``)."""
-    return now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    return SYSTEM.stamp()
 
 
 def today() -> str:
     """Current date in the office's time zone, as ``YYYY-MM-DD``."""
-    return now().astimezone(_zone).date().isoformat()
+    return SYSTEM.today()
 
 
 def zone(key: str) -> _dt.tzinfo:
@@ -116,7 +157,7 @@ def day_start(date_text: str) -> str:
 
 def today_date() -> _dt.date:
     """``today()`` as a date."""
-    return now().astimezone(_zone).date()
+    return SYSTEM.today_date()
 
 
 def local_date(stamp_text: str) -> _dt.date:

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from vault import clock
 from vault.archive import authority, keyfiles, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
@@ -124,7 +123,7 @@ def record_many(actor, items: list[dict], *, _advance: bool = True) -> list[dict
             outcome = item.get("outcome") or "ok"
             assert outcome in OUTCOMES
             seq += 1
-            entry = {"seq": seq, "at": clock.stamp(), "member": actor.name, "action": item["action"],
+            entry = {"seq": seq, "at": actor.clock.stamp(), "member": actor.name, "action": item["action"],
                      "outcome": outcome, "prev": prev}
             for k in ("number", "ref", "rev", "obj", "records", "subject"):
                 if item.get(k) is not None and item.get(k) != "":
@@ -160,7 +159,7 @@ def commit(actor, action: str, files: dict[str, bytes | None], *, number: str | 
     1. each file is written as ``<path>.pending`` (atomic, durable); 2. one entry naming all their
     hashes is appended and fsynced — the commit point; 3. each pending file is renamed over its path.
     The caller holds the exclusive vault lock; an interruption is finished or dropped by
-    ``authority.recover`` under the next exclusive lock, so it is never mistaken for tampering.
+    ``recovery.recover`` under the next exclusive lock, so it is never mistaken for tampering.
     """
     return commit_many(actor, [dict(action=action, files=files, number=number, ref=ref, rev=rev, obj=obj,
                                     subject=subject)])[0]

@@ -17,7 +17,6 @@ import functools
 import glob
 import hashlib
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,8 @@ from vault.archive.witness import STATE_VERSION
 from vault.archive.policy import Policy
 from vault.crypto import sign
 from vault.errors import AuthenticationError, InputError, IntegrityError
-from vault import store
 from vault.i18n import Message, N_
-from vault.store import records
+from vault.store import layout, records
 from vault.store.identity import signing_key as _decode_signing_key
 from vault.store import tomlread
 
@@ -387,12 +385,14 @@ def read(v, rel: str) -> bytes:
 
 
 def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
-    """A committed TOML record (``read``), parsed and validated."""
+    """A committed TOML record (``read``), parsed and validated against ``schema``, by default the
+    schema of its path (``layout.SCHEMAS``)."""
     data = read(v, rel)
     try:
         rec = tomlread.loads(data.decode())
     except (tomlread.TOMLDecodeError, UnicodeDecodeError):
         raise IntegrityError(N_("{rel}: not valid TOML"), rel=rel) from None
+    schema = schema or layout.schema_for(rel)
     if schema:
         records.validate(rec, schema, what=rel)
     return rec
@@ -408,113 +408,8 @@ def signer_of(v, rel: str) -> str:
     return state(v)["files"][rel][2]
 
 
-# -- commit recovery -------------------------------------------------------------------------------
-
-RECORD_DIRS = ("policy", "members", "rings", "keys", "requests", "grants", "holds", "destructions", "reviews",
-               "intake", "dossiers", "paper", "index", "recovery")
-
-
-def _pending_files(v) -> list[Path]:
-    pend = [v.root / "policy.toml.pending"] if (v.root / "policy.toml.pending").exists() else []
-    for d in RECORD_DIRS:
-        for dirpath, dirnames, filenames in os.walk(v.root / d):
-            dirnames[:] = [x for x in dirnames if x != "documents"]
-            pend += [Path(dirpath) / f for f in filenames if f.endswith(PENDING)]
-    return pend
-
-
-def recover(v) -> list[str]:
-    """Under the exclusive lock: finish or drop commits an interruption left half done.
-
-    A ``.pending`` file whose hash the history names for its path is the committed version: it is
-    renamed into place. Any other is the leftover of a commit that never reached the history, and
-    is deleted. A path the history deleted is deleted.
-    """
-    st = state(v)
-    done, dirs = [], set()
-    for p in _pending_files(v):
-        rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
-        ent = st["files"].get(rel)
-        if ent is not None and ent[0] is not None and sha256(p.read_bytes()) == ent[0]:
-            store.replace(p, v.root / rel)
-            done.append(rel)
-        else:
-            store.remove(p)
-        dirs.add(p.parent)
-    for rel, (h, *_) in st["files"].items():
-        if h is None and store.remove(v.root / rel, missing_ok=True):
-            done.append(rel)
-            dirs.add((v.root / rel).parent)
-    for d in sorted(dirs):
-        store.fsync_dir(d)
-    return done
-
-
 def _pending_is(p: Path, h: str) -> bool:
     try:
         return sha256(Path(str(p) + PENDING).read_bytes()) == h
     except FileNotFoundError:
         return False
-
-
-def interrupted(v, rep: Replay) -> list[str]:
-    """Commits an interruption left half done (what ``recover`` finishes or drops), as notes for ``check``."""
-    notes: list[str] = []
-    for p in _pending_files(v):
-        rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
-        ent = rep.state["files"].get(rel)
-        if ent is not None and ent[0] is not None and _pending_is(v.root / rel, ent[0]):
-            notes.append(Message(N_("{rel}: committed by history entry {seq} but not yet in place (an interrupted "
-                                    "command; the next write or 'vault repair' finishes it)"), rel=rel, seq=ent[1]))
-        else:
-            notes.append(Message(N_("{rel}.pending: staged by a command that stopped before its commit point "
-                                    "(counts for nothing; the next write or 'vault repair' removes it)"), rel=rel))
-    for rel, (h, seq, _) in sorted(rep.state["files"].items()):
-        if h is None and seq == rep.state["count"] and (v.root / rel).exists():
-            notes.append(Message(N_("{rel}: deleted by history entry {seq}, the last, but still here (an "
-                                    "interrupted command; the next write or 'vault repair' deletes it)"),
-                                 rel=rel, seq=seq))
-    return notes
-
-
-def check_files(v, rep: Replay) -> list[str]:
-    """Every record file against the history: missing, changed, rolled back, or named by no entry.
-
-    A fact file (a closing, a denial, a use) that is missing does not revert the fact — the state
-    comes from the entries — but it is tampering, and named here.
-    """
-    problems: list[str] = []
-    files = rep.state["files"]
-    for rel, (h, seq, _) in sorted(files.items()):
-        if not trust.is_record(rel):
-            continue  # a file an earlier format's entries named that is no record now
-        p = v.root / rel
-        if h is None:
-            if p.exists() and seq != rep.state["count"]:  # by the last entry: ``interrupted`` names it
-                problems.append(Message(N_("{rel}: history entry {seq} deleted it, but it is back"), rel=rel, seq=seq))
-            continue
-        try:
-            got = sha256(p.read_bytes())
-        except FileNotFoundError:
-            got = None
-        if got != h and _pending_is(p, h):
-            continue  # an interrupted commit: ``interrupted`` names it, the next writer finishes it
-        if got is None:
-            problems.append(Message(N_("{rel}: missing (history entry {seq} wrote it)"), rel=rel, seq=seq))
-            continue
-        if got != h:
-            old = (rep.seen or {}).get(rel, {}).get(got)
-            if old is not None:
-                problems.append(Message(N_("{rel}: rolled back: it is the version of entry {old}, the history's newest is entry {seq}"), rel=rel, old=old, seq=seq))
-            else:
-                problems.append(Message(N_("{rel}: changed (does not match history entry {seq})"), rel=rel, seq=seq))
-    for d in [*RECORD_DIRS, "."]:
-        base = v.root / d
-        walker = os.walk(base) if d != "." else [(str(v.root), [], [x.name for x in v.root.iterdir() if x.is_file()])]
-        for dirpath, dirnames, filenames in walker:
-            dirnames[:] = [x for x in dirnames if x != "documents"]
-            for f in filenames:
-                rel = (Path(dirpath) / f).relative_to(v.root).as_posix()
-                if trust.is_record(rel) and rel not in files:
-                    problems.append(Message(N_("{rel}: no history entry names this record (it counts for nothing)"), rel=rel))
-    return problems

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from vault.archive.policy import Policy
+from vault.archive.states import GrantState, MemberStatus, RequestState
 from vault.errors import InputError
 from vault.i18n import Message, N_
 from vault.store import names
@@ -143,7 +144,7 @@ def skeletons(ident: str, m: dict[str, Any]) -> list[str]:
 def apply_member_add(e: Entry, s: State) -> None:
     sub = e["subject"]
     s["members"][e["obj"]] = {"key": sub["key"], "roles": sorted(sub["roles"]), "dept": sub["dept"],
-                              "status": "active", "since": e["seq"], "removed": None}
+                              "status": MemberStatus.ACTIVE, "since": e["seq"], "removed": None}
     if sub.get("display_name"):
         s["members"][e["obj"]]["display"] = sub["display_name"]
     skeletons(e["obj"], s["members"][e["obj"]])
@@ -151,7 +152,7 @@ def apply_member_add(e: Entry, s: State) -> None:
 
 def bind_member_remove(e: Entry, s: State) -> str | None:
     m = s["members"].get(e.get("obj") or "")
-    if m is None or m["status"] != "active":
+    if m is None or m["status"] != MemberStatus.ACTIVE:
         return Message(N_("removes {obj!r}, who is not an active member"), obj=e.get('obj'))
     if e["obj"] == e["member"]:
         return Message(N_("a member removes themself"))
@@ -165,13 +166,13 @@ def bind_member_remove(e: Entry, s: State) -> str | None:
 
 def apply_member_remove(e: Entry, s: State) -> None:
     m = s["members"][e["obj"]]
-    m["status"], m["removed"] = "removed", e["seq"]
+    m["status"], m["removed"] = MemberStatus.REMOVED, e["seq"]
     if e.get("subject"):  # the intake identity rotated with it: submissions go to the new key
         s["intake_recipient"] = e["subject"]["intake_recipient"]
     # Removal closes the leaver's grants in the same entry: a fact, whatever files say later.
     for g in s["grants"].values():
         if g["grantee"] == e["obj"] and g["closed"] is None:
-            g["closed"] = "member-removed"
+            g["closed"] = GrantState.MEMBER_REMOVED
 
 
 def bind_policy(e: Entry, s: State) -> str | None:
@@ -229,7 +230,7 @@ def bind_decision(e: Entry, s: State) -> str | None:
 
 def apply_decision(e: Entry, s: State) -> None:
     r = s["requests"][e["obj"]]
-    r["decision"] = "approved" if e["action"] == "request.approve" else "denied"
+    r["decision"] = RequestState.APPROVED if e["action"] == "request.approve" else RequestState.DENIED
     r["decided_by"] = e["member"]
 
 
@@ -288,113 +289,7 @@ def bind_reissue(e: Entry, s: State) -> str | None:
 
 
 def apply_close(e: Entry, s: State) -> None:
-    s["grants"][e["obj"]]["closed"] = "revoked" if e["action"] == "grant.revoke" else "expired-swept"
-
-
-def bind_hold_add(e: Entry, s: State) -> str | None:
-    return live_dossier(e, s) or (Message(N_("dossier {obj} is already held"), obj=e['obj']) if e["obj"] in s["holds"] else None)
-
-
-def bind_hold_remove(e: Entry, s: State) -> str | None:
-    if e.get("obj") not in s["holds"]:
-        return Message(N_("lifts a hold on {obj!r} that is not in force"), obj=e.get('obj'))
-    # Lifting frees a dossier for destruction: the rank that approves one [R-3.3.2].
-    if ROOT_ROLE not in s["members"][e["member"]]["roles"]:
-        return Message(N_("{member} is not a supervisor, who lifts holds"), member=e['member'])
-    return None
-
-
-def bind_destroy_request(e: Entry, s: State) -> str | None:
-    if not e.get("ref") or e["ref"] in s["destructions"]:
-        return Message(N_("files a destruction under a number that exists"))
-    return live_dossier(e, s)
-
-
-def apply_destroy_request(e: Entry, s: State) -> None:
-    s["destructions"][e["ref"]] = {"dossier": e["obj"], "target": e["number"], "by": e["member"],
-                                   "state": "requested", "approved_by": None, "seq": e["seq"]}
-
-
-def bind_destroy_approve(e: Entry, s: State) -> str | None:
-    d = s["destructions"].get(e.get("obj") or "")
-    if d is None or d["state"] != "requested":
-        return Message(N_("approves {obj!r}, which is not a pending destruction"), obj=e.get('obj'))
-    if e["member"] == d["by"] or ROOT_ROLE not in s["members"][e["member"]]["roles"]:
-        return Message(N_("a destruction is approved by a supervisor other than its requester"))
-    return None
-
-
-def apply_destroy_approve(e: Entry, s: State) -> None:
-    d = s["destructions"][e["obj"]]
-    d["state"], d["approved_by"] = "approved", e["member"]
-
-
-def bind_destroy_close(e: Entry, s: State) -> str | None:
-    d = s["destructions"].get(e.get("obj") or "")
-    if d is None or d["state"] not in ("requested", "approved"):
-        return Message(N_("closes {obj!r}, which is not a destruction that has not started"), obj=e.get('obj'))
-    sup = ROOT_ROLE in s["members"][e["member"]]["roles"]
-    if e["action"] == "destroy.cancel" and not (sup or e["member"] == d["by"]):
-        return Message(N_("a destruction is cancelled by its requester or a supervisor"))
-    if e["action"] == "destroy.deny" and not (sup and e["member"] != d["by"]):
-        return Message(N_("a destruction is denied by a supervisor other than its requester"))
-    return None
-
-
-def apply_destroy_close(e: Entry, s: State) -> None:
-    s["destructions"][e["obj"]]["state"] = "cancelled" if e["action"] == "destroy.cancel" else "denied"
-
-
-def bind_destroy_start(e: Entry, s: State) -> str | None:
-    d = s["destructions"].get(e.get("obj") or "")
-    if d is None or d["state"] != "approved":
-        return Message(N_("starts {obj!r}, which is not an approved destruction"), obj=e.get('obj'))
-    if d["dossier"] in s["holds"]:
-        return Message(N_("starts a destruction of a dossier under a legal hold"))
-    return None
-
-
-def apply_destroy_start(e: Entry, s: State) -> None:
-    d = s["destructions"][e["obj"]]
-    d["state"], d["executed_by"], d["certificate"] = "executing", e["member"], None
-
-
-def bind_destroy_step(e: Entry, s: State) -> str | None:
-    d = s["destructions"].get(e.get("obj") or "")
-    if d is None or d["state"] not in ("executing", "executed"):
-        return Message(N_("records a step of {obj!r}, which is not being executed"), obj=e.get('obj'))
-    return None
-
-
-def bind_destroy_execute(e: Entry, s: State) -> str | None:
-    d = s["destructions"].get(e.get("obj") or "")
-    if d is None or d["state"] != "executing":
-        return Message(N_("executes {obj!r}, which is not an approved destruction whose execution started"), obj=e.get('obj'))
-    if d["dossier"] in s["holds"]:
-        return Message(N_("executes a destruction of a dossier under a legal hold"))
-    for p in e.get("records", {}):
-        if p != f"dossiers/{d['dossier']}/manifest.toml":
-            return Message(N_("writes {p}, outside the dossier the approved request names"), p=p)
-    return None
-
-
-def apply_destroy_execute(e: Entry, s: State) -> None:
-    d = s["destructions"][e["obj"]]
-    d["state"] = "executed"
-    if "/" not in d["target"]:
-        s["dossiers"][d["dossier"]]["destroyed"] = True
-        for g in s["grants"].values():
-            if g["dossier"] == d["dossier"] and g["closed"] is None:
-                g["closed"] = "destroyed"
-
-
-def bind_certify(e: Entry, s: State) -> str | None:
-    d = s["destructions"].get(e.get("obj") or "")
-    if d is None or d["state"] != "executed" or d.get("certificate") is not None:
-        return Message(N_("certifies {obj!r}, which is not an executed, uncertified destruction"), obj=e.get('obj'))
-    if d["executed_by"] != e["member"] and ROOT_ROLE not in s["members"][e["member"]]["roles"]:
-        return Message(N_("a certificate is signed by the member who executed the destruction, or a supervisor"))
-    return None
+    s["grants"][e["obj"]]["closed"] = GrantState.REVOKED if e["action"] == "grant.revoke" else GrantState.EXPIRED_SWEPT
 
 
 def bind_intake(e: Entry, s: State) -> str | None:

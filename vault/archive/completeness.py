@@ -14,12 +14,15 @@ at most since it was opened — so the date is the earliest the gap can have beg
 from __future__ import annotations
 
 from vault.i18n import N_
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 
 from vault.archive import manifests
 
 from vault.archive import grants
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
 
 #: The reason given, in place of field gaps, to a member whose keys do not open the dossier.
 FIELDS_NEED_READ = N_("field checks need read access to the dossier")
@@ -60,13 +63,13 @@ def missing_fields(policy_data: Mapping[str, Any], m: Mapping[str, Any], profile
     return [f for f in wanted if _empty(profile.get(f))]
 
 
-def can_read(actor, m: Mapping[str, Any]) -> bool:
+def can_read(actor: Actor, m: Mapping[str, Any]) -> bool:
     """Whether this member's keys open the dossier: the archive ring, or an active grant."""
     v = actor.vault
     return v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m["id"], actor.name) is not None
 
 
-def field_checker(actor) -> Callable[[Mapping[str, Any]], list[str] | None]:
+def field_checker(actor: Actor) -> Callable[[Mapping[str, Any]], list[str] | None]:
     """A function giving a dossier's missing field names, or ``None`` where this member cannot read it.
 
     Each profile opened is an audit entry (``dossier.completeness`` with the archive number): the
@@ -104,7 +107,7 @@ def assess(policy_data: Mapping[str, Any], m: Mapping[str, Any],
     return row
 
 
-def select(v, *, number: str | None = None, dept: str | None = None) -> Iterable[dict[str, Any]]:
+def select(v: Vault, *, number: str | None = None, dept: str | None = None) -> Iterable[dict[str, Any]]:
     """The manifests a report covers: one dossier by number (any status but destroyed), or every open
     dossier, optionally of one department."""
     if number:
@@ -113,7 +116,7 @@ def select(v, *, number: str | None = None, dept: str | None = None) -> Iterable
     return [m for m in manifests.iter_manifests(v) if m["status"] == "open" and (dept is None or m["dept"] == dept)]
 
 
-def report(actor, *, number: str | None = None, dept: str | None = None) -> list[dict[str, Any]]:
+def report(actor: Actor, *, number: str | None = None, dept: str | None = None) -> list[dict[str, Any]]:
     """``vault dossier completeness``: every selected dossier with what it lacks (complete ones too)."""
     actor.require("review.read", number=number)
     v = actor.vault

@@ -7,12 +7,16 @@ with ``vault check`` and the commands that list and show destructions lives here
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault.archive import authority
+from vault.archive.states import DestructionState
 from vault.errors import ConflictError, IntegrityError, NotFoundError
 from vault.i18n import N_
 from vault.store import ids, records
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
 
 def rel(no: str, suffix: str = "") -> str:
     return f"destructions/{no}{suffix}.toml"
@@ -22,7 +26,7 @@ _SCHEMAS = {"": "destruction", ".approval": "approval", ".certificate": "certifi
             ".closed": "destructionclose", ".execution": "execution"}
 
 
-def fact(v, no: str) -> dict[str, Any]:
+def fact(v: Vault, no: str) -> dict[str, Any]:
     ids.destruction_no(no)
     f = authority.state(v)["destructions"].get(no)
     if f is None:
@@ -30,12 +34,12 @@ def fact(v, no: str) -> dict[str, Any]:
     return f
 
 
-def has(v, no: str, suffix: str) -> bool:
+def has(v: Vault, no: str, suffix: str) -> bool:
     """Whether the history committed this destruction's record ``suffix`` (a file alone counts for nothing)."""
     return authority.exists(v, rel(no, suffix))
 
 
-def load(v, no: str, suffix: str = "") -> dict[str, Any]:
+def load(v: Vault, no: str, suffix: str = "") -> dict[str, Any]:
     """A committed destruction record, which must say what its history entry says."""
     f = fact(v, no)
     if suffix and not has(v, no, suffix):
@@ -46,7 +50,7 @@ def load(v, no: str, suffix: str = "") -> dict[str, Any]:
         raise IntegrityError(N_("destructions/{no}.toml: does not say what its history entry says"), no=no)
     return rec
 
-def closed(v, no: str, req: dict) -> dict[str, Any] | None:
+def closed(v: Vault, no: str, req: dict) -> dict[str, Any] | None:
     """The cancellation or denial of ``no`` the history committed, if any (who may close is the
     history's rule: a record written straight into the directory closes nothing)."""
     if fact(v, no)["state"] not in ("cancelled", "denied"):
@@ -58,7 +62,7 @@ def closed(v, no: str, req: dict) -> dict[str, Any] | None:
     return rec
 
 
-def refuse_closed(v, no: str) -> None:
+def refuse_closed(v: Vault, no: str) -> None:
     rec = closed(v, no, load(v, no))
     if rec is not None:
         raise ConflictError(N_("destruction {no} was cancelled by {by}") if rec["outcome"] == "cancelled"
@@ -69,7 +73,7 @@ def refuse_closed(v, no: str) -> None:
 #: The steps of an execution, in order. Each is idempotent: run again, it finds its work done.
 STEPS = ("unindex", "keys", "ciphertext", "manifest", "offsite", "certificate", "audit")
 
-def journal(v, no: str, req: dict) -> dict[str, Any] | None:
+def journal(v: Vault, no: str, req: dict) -> dict[str, Any] | None:
     """The execution journal of ``no`` the history committed (by members who may execute), about this request."""
     if not has(v, no, ".execution"):
         return None
@@ -80,7 +84,7 @@ def journal(v, no: str, req: dict) -> dict[str, Any] | None:
     return run
 
 
-def record_journal(actor, run: dict[str, Any], action: str = "destroy.step") -> dict[str, Any]:
+def record_journal(actor: Actor, run: dict[str, Any], action: str = "destroy.step") -> dict[str, Any]:
     """Sign the journal and commit it: each step is one history entry."""
     no = run["destruction"]
     signed = actor.sign({k: x for k, x in run.items() if k != "signature"})
@@ -88,7 +92,7 @@ def record_journal(actor, run: dict[str, Any], action: str = "destroy.step") -> 
     return signed
 
 
-def unfinished(v) -> list[dict[str, Any]]:
+def unfinished(v: Vault) -> list[dict[str, Any]]:
     """Executions that started and did not finish: ``{"number", "target", "started_at", "next"}``."""
     out = []
     for no, f in sorted(authority.state(v)["destructions"].items()):
@@ -102,7 +106,7 @@ def unfinished(v) -> list[dict[str, Any]]:
     return out
 
 
-def certificate(v, no: str) -> dict[str, Any]:
+def certificate(v: Vault, no: str) -> dict[str, Any]:
     """The certificate of an executed destruction: the file the history wrote for this number,
     naming this destruction and the dossier its approved request names."""
     f = fact(v, no)
@@ -115,25 +119,26 @@ def certificate(v, no: str) -> dict[str, Any]:
     return cert
 
 
-def list_destructions(v) -> list[dict[str, Any]]:
+def list_destructions(v: Vault) -> list[dict[str, Any]]:
     """Every destruction with its state from the history (an execution is "executing" until its
     journal records the last step)."""
     rows = []
     for no, f in sorted(authority.state(v)["destructions"].items()):
         req = load(v, no)
         state = f["state"]
-        if state in ("executing", "executed"):
+        if state in (DestructionState.EXECUTING, DestructionState.EXECUTED):
             run = journal(v, no, req)
-            state = "executing" if run is not None and "audit" not in run["steps"] else "executed"
-        if state in ("cancelled", "denied"):
+            state = (DestructionState.EXECUTING if run is not None and "audit" not in run["steps"]
+                     else DestructionState.EXECUTED)
+        if state in (DestructionState.CANCELLED, DestructionState.DENIED):
             closed(v, no, req)
         rows.append({"number": no, "target": f["target"], "requested_by": f["by"], "state": state})
     return rows
 
 
-def destroyed_by(v, number: str) -> str | None:
+def destroyed_by(v: Vault, number: str) -> str | None:
     """The executed destruction that destroyed dossier ``number`` as a whole, if any."""
     for r in list_destructions(v):
-        if r["target"] == number.split("/")[0] and r["state"] == "executed":
+        if r["target"] == number.split("/")[0] and r["state"] == DestructionState.EXECUTED:
             return r["number"]
     return None

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 from vault.crypto import age
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, PermissionDeniedError)
-from vault.store import tomlread
 from vault.store.counting import counting
-from vault.store.keytable import KeyTable, unseal
+from vault.store.keytable import KeyTable, open_values
 from vault.i18n import Message, N_
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
 
 #: What an exporter may declare in ``reads``: sealed fields (titles, sources, the customer's profile)
 #: and document content (``open`` and ``rewrap``).
@@ -161,8 +162,7 @@ class ExportDocument:
 
 
 def _read_meta(blob: str, table: KeyTable, number: str) -> dict[str, Any]:
-    plain = unseal(base64.b64decode(blob), table, what=Message(N_("document {number} metadata"), number=number))
-    return tomlread.loads(plain.decode())
+    return open_values(blob, table, what=Message(N_("document {number} metadata"), number=number))
 
 
 class _Plaintext(io.BufferedReader):
@@ -183,7 +183,7 @@ class _Plaintext(io.BufferedReader):
         return "<vault document>"
 
 
-def check_destination(v, dest: Path | str) -> Path:
+def check_destination(v: Vault, dest: Path | str) -> Path:
     """The absolute destination, refused if it lies inside the vault, exists, or has no parent directory."""
     dest = Path(os.path.abspath(dest))
     # Resolve symlinks in the parent: a link pointing into the vault must not smuggle plaintext there.

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from pathlib import Path
 from typing import Any
 
-from vault import clock
 from vault.archive import authority, keyfiles, members
+from vault.archive.states import GrantState, RequestState
 from vault.crypto import age
-from vault.errors import InputError, IntegrityError, NoIdentityMatchError, NotFoundError, PermissionDeniedError
+from vault.errors import InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.i18n import N_
 from vault.store import ids, make_dir, records
 from vault.store.identity import PublicKey
@@ -61,7 +60,7 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
     if "approver_role" in req:
         out["approver_role"] = req["approver_role"]
     out["dept"] = fact["dept"]  # the requester's member record's, never a typed field
-    out["state"] = fact["decision"] or "pending"
+    out["state"] = RequestState(fact["decision"] or RequestState.PENDING)
     if "customer" in req:
         out["by_name"] = True
         if fact.get("resolved"):
@@ -70,9 +69,9 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
         dec = authority.load(v, _req_rel(no, ".decision"))
         out.update(decided_by=fact["decided_by"], decided_at=dec["at"])
     if fact["used"]:
-        out["state"] = "used"
+        out["state"] = RequestState.USED
     if fact["grant"]:
-        out.update(state="granted", grant=fact["grant"])
+        out.update(state=RequestState.GRANTED, grant=fact["grant"])
     return out
 
 
@@ -93,10 +92,10 @@ def customer_name(actor, no: str) -> str:
     req = _request(actor.vault, no)[1]
     if "customer" not in req:
         raise InputError(N_("request {no} names an archive number, not a customer"), no=no)
-    try:
-        return age.decrypt_bytes(base64.b64decode(req["customer"]), actor.read_identities()).decode()
-    except NoIdentityMatchError:
-        raise PermissionDeniedError(N_("the customer name in {no} is sealed to the archive and the department heads"), no=no) from None
+    name = members.open_text(actor, req["customer"], what=_req_rel(no))
+    if name is None:
+        raise PermissionDeniedError(N_("the customer name in {no} is sealed to the archive and the department heads"), no=no)
+    return name
 
 
 def texts(v, no: str, actor=None) -> dict[str, Any]:
@@ -122,27 +121,34 @@ def list_requests(v) -> list[dict[str, Any]]:
     return [status(v, n) for n in sorted(authority.state(v)["requests"])]
 
 
-def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict, *, sync: bool = True) -> Path | None:
-    if mem[rec["grantee"]]["status"] != "active":
-        return None  # no key release is ever written to a member who is not active
-    rcpt = age.parse_recipient(PublicKey.parse(mem[rec["grantee"]]["key"]).recipient)
+def _release(table: KeyTable, grantee: dict[str, Any]) -> bytes | None:
+    """A key release: the table encrypted to the grantee alone, or None for a member who is not
+    active (no key release is ever written to one)."""
+    if grantee["status"] != "active":
+        return None
+    return encrypt_key_table(table, [age.parse_recipient(PublicKey.parse(grantee["key"]).recipient)])
+
+
+def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict) -> None:
+    data = _release(table, mem[rec["grantee"]])
+    if data is None:
+        return
     make_dir(grant_key_path(v, rec["dossier"], rec["number"]).parent, parents=True)
     # Bound to the history like the table it copies (``keyfiles``): committed by the caller's entry,
-    # which writes and syncs it with its other files (so nothing is returned for the caller to sync).
-    keyfiles.stage(v, grant_key_rel(rec["dossier"], rec["number"]), encrypt_key_table(table, [rcpt]))
-    return None
+    # which writes and syncs it with its other files.
+    keyfiles.stage(v, grant_key_rel(rec["dossier"], rec["number"]), data)
 
 
 def list_grants(v) -> list[dict[str, Any]]:
     """Every grant with its state from the history: active, expired (until swept), or how it closed."""
     out = []
-    now = clock.stamp()
+    now = v.clock.stamp()
     for gno, fact in sorted(authority.state(v)["grants"].items()):
         g = authority.load(v, _grant_rel(gno))
         if (g.get("number"), g.get("request"), g.get("dossier"), g.get("grantee")) != \
                 (gno, fact["request"], fact["dossier"], fact["grantee"]):
             raise IntegrityError(N_("grants/{gno}.toml: does not say what its history entry says"), gno=gno)
-        state = fact["closed"] or ("active" if now < g["expires_at"] else "expired")
+        state = GrantState(fact["closed"] or (GrantState.ACTIVE if now < g["expires_at"] else GrantState.EXPIRED))
         out.append({**{k: g[k] for k in ("number", "request", "dossier", "target", "grantee", "granted_at",
                                          "expires_at")}, "state": state})
     return out
@@ -153,7 +159,7 @@ def missing_releases(v) -> list[dict[str, Any]]:
     the releases no backup holds, in its entry). The grantee reads nothing until it is re-issued
     (one deleted behind the history's back is tampering, which ``vault check`` names instead)."""
     mem = members.all_members(v)
-    return [g for g in list_grants(v) if g["state"] == "active" and mem[g["grantee"]]["status"] == "active"
+    return [g for g in list_grants(v) if g["state"] == GrantState.ACTIVE and mem[g["grantee"]]["status"] == "active"
             and not keyfiles.exists(v, grant_key_rel(g["dossier"], g["number"]))]
 
 
@@ -176,7 +182,7 @@ def reissue_releases(actor, only: str | None = None) -> list[str]:
 
 def active_grant(v, dossier_id: str, member: str) -> dict[str, Any] | None:
     for g in list_grants(v):
-        if g["dossier"] == dossier_id and g["grantee"] == member and g["state"] == "active":
+        if g["dossier"] == dossier_id and g["grantee"] == member and g["state"] == GrantState.ACTIVE:
             return g
     return None
 
@@ -189,51 +195,42 @@ def key_files(actor, dossier_id: str, table: KeyTable, *, recipients: list | Non
     recovery to put in place (FORMAT §18.5). ``recipients`` and ``active`` (the ring recipients and
     ``list_grants``) may be passed in by a caller staging many tables under one lock."""
     v = actor.vault
-    plain = table.to_bytes()
-    out = {f"keys/{dossier_id}.age": age.encrypt_bytes(plain, recipients if recipients is not None
-                                                       else members.ring_recipients(v))}
+    out: dict[str, bytes] = {f"keys/{dossier_id}.age": encrypt_key_table(
+        table, recipients if recipients is not None else members.ring_recipients(v))}
+    return {**out, **_releases(v, dossier_id, table, active)}
+
+
+def _releases(v, dossier_id: str, table: KeyTable, active: list | None) -> dict[str, bytes]:
+    """The key release of every active grant on the dossier (never for a grant the history closed,
+    nor to a member who is not active)."""
     if active is None:
         active = list_grants(v)
-    grants_ = [g for g in active if g["dossier"] == dossier_id and g["state"] == "active"]
+    grants_ = [g for g in active if g["dossier"] == dossier_id and g["state"] == GrantState.ACTIVE]
+    out: dict[str, bytes] = {}
     if grants_:
         mem = members.all_members(v)
         for g in grants_:
-            if mem[g["grantee"]]["status"] == "active":  # never a release to a member who is not active
-                rcpt = age.parse_recipient(PublicKey.parse(mem[g["grantee"]]["key"]).recipient)
-                out[f"keys/grants/{dossier_id}.{g['number']}.age"] = age.encrypt_bytes(plain, [rcpt])
+            data = _release(table, mem[g["grantee"]])
+            if data is not None:
+                out[grant_key_rel(dossier_id, g["number"])] = data
     return out
 
 
-def save_keys(actor, dossier_id: str, table: KeyTable, *, sync: bool = True,
-              recipients: list | None = None, active: list | None = None) -> list[Path]:
+def save_keys(actor, dossier_id: str, table: KeyTable, *, recipients: list | None = None,
+              active: list | None = None) -> None:
     """Stage a dossier's changed key table for the archive ring and re-issue every active grant's key
-    release: the one way a changed table is saved, so no grantee keeps an outdated copy. The files are
-    staged (``keyfiles``): the command's next commit writes, syncs and names them, so nothing is
-    returned for the caller to sync (the list stays for callers that collect unsynced files).
+    release (``key_files``): the one way a changed table is saved, so no grantee keeps an outdated
+    copy. The files are staged (``keyfiles``): the command's next commit writes, syncs and names them.
     ``recipients`` and ``active`` (the ring recipients and ``list_grants``) may be passed in by a
     caller saving many tables under one lock."""
-    v = actor.vault
-    rcpts = recipients if recipients is not None else members.ring_recipients(v)
-    keyfiles.stage(v, f"keys/{dossier_id}.age", encrypt_key_table(table, rcpts))
-    return refresh_grant_keys(actor, dossier_id, table, sync=sync, active=active)
+    for rel, data in key_files(actor, dossier_id, table, recipients=recipients, active=active).items():
+        keyfiles.stage(actor.vault, rel, data)
 
 
-def refresh_grant_keys(actor, dossier_id: str, table: KeyTable, *, sync: bool = True,
-                       active: list | None = None) -> list[Path]:
-    """Re-issue the key release of every active grant on a dossier after its key table changed
-    (never for a grant the history closed, nor to a member who is not active)."""
-    if active is None:
-        active = list_grants(actor.vault)
-    grants = [g for g in active if g["dossier"] == dossier_id and g["state"] == "active"]
-    written: list[Path] = []
-    if grants:
-        mem = members.all_members(actor.vault)
-        for g in grants:
-            p = _write_grant_key(actor.vault, {"dossier": dossier_id, "number": g["number"], "grantee": g["grantee"]},
-                                 table, mem, sync=sync)
-            if p is not None:
-                written.append(p)
-    return written
+def refresh_grant_keys(actor, dossier_id: str, table: KeyTable, *, active: list | None = None) -> None:
+    """Stage the key release of every active grant on a dossier again (its table unchanged)."""
+    for rel, data in _releases(actor.vault, dossier_id, table, active).items():
+        keyfiles.stage(actor.vault, rel, data)
 
 
 def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
@@ -260,7 +257,7 @@ def consume_copy_approval(actor, target: str, *, action: str = "doc.export") -> 
         for no, f in sorted(authority.state(v)["requests"].items()):
             if f["kind"] == "copy" and f["by"] == actor.name and f["target"] == target \
                     and f["decision"] == "approved" and not f["used"]:
-                rec = actor.sign({"format": 1, "request": no, "at": clock.stamp()})
+                rec = actor.sign({"format": 1, "request": no, "at": actor.clock.stamp()})
                 actor.commit("request.use", {_req_rel(no, ".used"): records.dump_toml(rec)}, number=target,
                              ref=no, obj=no)
                 return no

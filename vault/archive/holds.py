@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault.archive import authority
 from vault.errors import IntegrityError
 from vault.i18n import N_
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
 
 
 def _rel(dossier_id: str) -> str:
     return f"holds/{dossier_id}.toml"
 
 
-def held_dossiers(v) -> set[str]:
+def held_dossiers(v: Vault) -> set[str]:
     """Opaque ids of every dossier under a legal hold: a fact of the history, whatever the files say
     (a deleted hold file frees nothing; ``vault check`` names it)."""
     return set(authority.state(v)["holds"])
 
 
-def verified_holds(v) -> dict[str, dict[str, Any]]:
+def verified_holds(v: Vault) -> dict[str, dict[str, Any]]:
     """Every hold in force by dossier id, with the record its history entry committed (schema-checked;
     it must name the dossier the entry holds)."""
     out = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import base64
 import io
 import os
@@ -15,20 +17,23 @@ from vault.errors import (AuthenticationError, FormatError, IntegrityError, NoId
 from vault.store import atomic_writer, fsync_dir, records
 from vault.store.hashing import HashingWriter, hash_file
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+
 ID_LEN = 32  # a submission id: 128 random bits in hex
 REWRAP = ".rewrap.age"  # a pending submission being re-wrapped to a new intake key
 KEY = "keys/_intake.age"
 
 
-def _dir(v) -> Path:
+def _dir(v: Vault) -> Path:
     return v.root / "intake"
 
 
-def key_path(v) -> Path:
+def key_path(v: Vault) -> Path:
     return v.layout.path("intake_key")
 
 
-def recipient(v) -> str:
+def recipient(v: Vault) -> str:
     """The vault's public intake key: the newest a member's removal named in the history (§19), else
     the genesis record's. Read through the history, so a removal's new key is used from then on."""
     r = authority.state(v).get("intake_recipient") or v.config.get("intake_recipient")
@@ -37,9 +42,10 @@ def recipient(v) -> str:
     return r
 
 
-def _secrets(v, identities: list) -> list[str]:
-    """The intake identities in ``keys/_intake.age``, as the history names it (``keyfiles``: an older
-    key file put back, still holding an identity a former member copied, is refused)."""
+def _secrets(v: Vault, identities: list) -> list[str]:
+    """The intake identities in ``keys/_intake.age`` (the current one first, then retired ones), as the
+    history names it (``keyfiles``: an older key file put back, still holding an identity a former
+    member copied, is refused)."""
     try:
         plain = age.decrypt_bytes(keyfiles.read(v, KEY), identities).decode()
     except NoIdentityMatchError:
@@ -49,7 +55,7 @@ def _secrets(v, identities: list) -> list[str]:
     return plain.split()
 
 
-def identities(actor) -> list[age.Identity]:
+def identities(actor: Actor) -> list[age.Identity]:
     """Every intake identity, the current one first (retired ones open submissions encrypted to an
     older key: an upload under way during a removal, or a removal stopped before its entry)."""
     secrets_ = _secrets(actor.vault, actor.read_identities())
@@ -60,7 +66,7 @@ def identities(actor) -> list[age.Identity]:
     return [age.parse_identity(x) for x in [current[0], *(y for y in secrets_ if y != current[0])]]
 
 
-def rotate(v, identities: list, recipients: list) -> tuple[str, list[age.Identity], bytes]:
+def rotate(v: Vault, identities: list, recipients: list) -> tuple[str, list[age.Identity], bytes]:
     """A new intake identity for the removal entry that names its recipient (§19.3).
 
     Returns the new recipient, every intake identity, and the new ``keys/_intake.age`` (the new
@@ -79,13 +85,13 @@ def rotate(v, identities: list, recipients: list) -> tuple[str, list[age.Identit
     return rcpt, ids, data
 
 
-def finish(v, identities: list, rcpt: str) -> None:
+def finish(v: Vault, identities: list, rcpt: str) -> None:
     """After the removal's entry: every pending submission re-wrapped to the new key alone, so that
     the old identity — which the leaver may have copied — opens none of them."""
     rewrap_pending(v, identities, [rcpt])
 
 
-def rewrap_pending(v, identities: list, rcpts: list[str], *, unless_only: age.Identity | None = None) -> int:
+def rewrap_pending(v: Vault, identities: list, rcpts: list[str], *, unless_only: age.Identity | None = None) -> int:
     """Re-wrap every pending submission (file key and sealed facts) to ``rcpts``; the payload
     bytes are copied unchanged. Crash-safe per submission: the new file is written beside the old
     as ``<id>.rewrap.age``, then the record naming its hash, then the rename (``settle``). With
@@ -133,13 +139,13 @@ def _only_to(path: Path, ident: age.Identity) -> bool:
         return False
 
 
-def tidy(v, identities: list) -> int:
+def tidy(v: Vault, identities: list) -> int:
     """Re-wrap to the current intake key alone every pending submission still open to an older one
     (``identities`` from ``identities``, current first); run by each ``intake accept``."""
     return rewrap_pending(v, identities, [recipient(v)], unless_only=identities[0])
 
 
-def settle(v, sid: str) -> None:
+def settle(v: Vault, sid: str) -> None:
     """Finish or drop a re-wrap an interruption left: the record names the hash of the file to keep."""
     tmp = _dir(v) / f"{sid}{REWRAP}"
     if not tmp.exists():

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault.archive import authority, members
 from vault.archive.manifests import load_manifest
 from vault.errors import IntegrityError, NotFoundError
 from vault.i18n import N_
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
 
 _ID_RE = re.compile(r"[0-9a-f]{32}\Z")
 
@@ -18,11 +21,11 @@ _FIELDS = {"format", "id", "dossier", "number", "dept", "by", "issued_at", "expi
            "recipient", "note", "signature"}
 
 
-def invitations_dir(v) -> Path:
+def invitations_dir(v: Vault) -> Path:
     return v.root / "intake" / "invitations"
 
 
-def may_invite(v, signer: dict[str, Any], dept: str) -> bool:
+def may_invite(v: Vault, signer: dict[str, Any], dept: str) -> bool:
     """An issuer with ``intake.invite`` may invite for their own department's dossiers; one who also
     manages the intake (the archive department) for every dossier."""
     roles = signer["roles"]
@@ -31,7 +34,7 @@ def may_invite(v, signer: dict[str, Any], dept: str) -> bool:
     return v.policy.may(roles, "intake.manage") or signer["dept"] == dept
 
 
-def load(v, iid: str) -> dict[str, Any]:
+def load(v: Vault, iid: str) -> dict[str, Any]:
     """A verified invitation: signed by a member who could issue it, for a dossier of that department.
 
     NotFoundError for an id that names nothing (web input is checked before it touches a path).

@@ -12,32 +12,35 @@ a reader gets them through ``read``, which refuses bytes the history does not na
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault.archive import authority
 from vault.errors import IntegrityError
 from vault.i18n import N_
 
-def stage(v, rel: str, data: bytes | None) -> None:
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
+
+def stage(v: Vault, rel: str, data: bytes | None) -> None:
     """Write ``rel`` (or delete it, ``None``) with the next entry of this command."""
     v.__dict__.setdefault("_staged_keys", {})[rel] = data
 
 
-def staged(v) -> bool:
+def staged(v: Vault) -> bool:
     return bool(v.__dict__.get("_staged_keys"))
 
 
-def take(v) -> dict[str, bytes | None]:
+def take(v: Vault) -> dict[str, bytes | None]:
     """The staged files, handed to the commit that names them (and forgotten here)."""
     return v.__dict__.pop("_staged_keys", {})
 
 
-def drop(v) -> None:
+def drop(v: Vault) -> None:
     """Forget what a command staged and did not commit (its lock is released)."""
     v.__dict__.pop("_staged_keys", None)
 
 
-def read(v, rel: str) -> bytes:
+def read(v: Vault, rel: str) -> bytes:
     """The bytes of ``rel`` as this command staged them, or as the history names them."""
     staged = v.__dict__.get("_staged_keys", {})
     if rel in staged:
@@ -48,14 +51,14 @@ def read(v, rel: str) -> bytes:
     return authority.read(v, rel)
 
 
-def exists(v, rel: str) -> bool:
+def exists(v: Vault, rel: str) -> bool:
     staged = v.__dict__.get("_staged_keys", {})
     if rel in staged:
         return staged[rel] is not None
     return authority.exists(v, rel)
 
 
-def listing(v, prefix: str) -> list[str]:
+def listing(v: Vault, prefix: str) -> list[str]:
     """Every path under ``prefix`` the history (with this command's staging) says exists."""
     out = {p for p in authority.state(v)["files"] if p.startswith(prefix) and authority.exists(v, p)}
     for p, data in v.__dict__.get("_staged_keys", {}).items():
@@ -64,7 +67,7 @@ def listing(v, prefix: str) -> list[str]:
     return sorted(out)
 
 
-def merge(v, files: dict[str, Any]) -> dict[str, Any]:
+def merge(v: Vault, files: dict[str, Any]) -> dict[str, Any]:
     """``files`` with this command's staged key files added (an explicit file wins)."""
     staged = take(v)
     return {**staged, **files} if staged else files

@@ -9,11 +9,14 @@ update changes them, and ``check_policy`` refuses a policy in which two of a kin
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from vault.errors import InputError, NotFoundError
 from vault.i18n import N_
 from vault.store import names
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
 
 #: kind -> the policy's ``[names.<section>]``.
 SECTIONS = {"department": "departments", "business type": "business", "class": "classes"}
@@ -24,7 +27,7 @@ def table(policy_data: Mapping[str, Any], kind: str) -> dict[str, str]:
     return dict((policy_data.get("names") or {}).get(SECTIONS[kind]) or {})
 
 
-def resolve_name(v, kind: str, text: str) -> str:
+def resolve_name(v: Vault, kind: str, text: str) -> str:
     """The id of the department or business type ``text`` names: an id as given, or the one whose
     display name it is (``销售部`` -> ``sales``). An id need not be listed in the policy."""
     known = table(v.policy.data, kind)

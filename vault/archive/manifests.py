@@ -2,44 +2,30 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from typing import Any, Iterator, Mapping
 
-import tomli_w
 
-from vault import clock
 from vault.archive import authority, keyfiles, members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.i18n import Message, N_
 from vault.store import ids, records
-from vault.store.keytable import KeyTable, encrypt_key_table, read_key_table, seal, unseal
-from vault.store import tomlread
+from vault.store.keytable import KeyTable, open_values, read_key_table, seal_values
 
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 
 
-def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: int, *, changed: list[str]) -> dict:
+def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: int, *, changed: list[str], at: str) -> dict:
     clean = {k: v for k, v in profile.items() if k in PROFILE_FIELDS and v}
-    kid, blob = seal(tomli_w.dumps(clean).encode(), table)
-    return {"version": version, "key": kid, "at": clock.stamp(), "by": by, "fields": changed,
-            "sealed": base64.b64encode(blob).decode()}
+    kid, sealed = seal_values(clean, table)
+    return {"version": version, "key": kid, "at": at, "by": by, "fields": changed, "sealed": sealed}
 
 
 def manifest_file(actor, manifest: dict[str, Any]) -> dict[str, bytes | None]:
     """The signed, validated manifest as ``{path: bytes}`` for ``actor.commit`` (its commit point)."""
-    signed = actor.sign(dict(manifest, updated_at=clock.stamp(), updated_by=actor.name))
+    signed = actor.sign(dict(manifest, updated_at=actor.clock.stamp(), updated_by=actor.name))
     records.validate(signed, "manifest", what=Message(N_("manifest of {number}"), number=manifest['number']))
     return {f"dossiers/{manifest['id']}/manifest.toml": records.dump_toml(signed)}
-
-
-def write_table(v, table: KeyTable) -> None:
-    """Stage the key table, encrypted to the current rings, for the entry that commits its use.
-
-    Key tables are history records (``keyfiles``): an older table put back — missing the keys of
-    documents added since, or still encrypted to a former member — is named and never used.
-    """
-    keyfiles.stage(v, table_rel(table.dossier), encrypt_key_table(table, members.ring_recipients(v)))
 
 
 def table_rel(dossier_id: str) -> str:
@@ -125,8 +111,7 @@ def read_profile(actor, m: Mapping[str, Any], table: KeyTable | None = None) -> 
     """Decrypt the newest profile version (needs read access to the dossier)."""
     table = table or read_table(actor.vault, m["id"], actor.read_identities())
     p = m["profile"][-1]
-    plain = unseal(base64.b64decode(p["sealed"]), table, what=Message(N_("profile v{version} of {number}"), version=p['version'], number=m['number']))
-    return tomlread.loads(plain.decode())
+    return open_values(p["sealed"], table, what=Message(N_("profile v{version} of {number}"), version=p['version'], number=m['number']))
 
 
 def parse_date(text: str) -> str:
@@ -141,12 +126,12 @@ def parse_date(text: str) -> str:
 EARLIEST_DATE = "1900-01-01"
 
 
-def parse_record_date(text: str, *, force: bool = False) -> str:
+def parse_record_date(text: str, *, today: str, force: bool = False) -> str:
     """A date the vault records (material, events, closing): a calendar date neither in the future
     nor before 1900 — a typo there would start or stop a retention clock — unless ``force``."""
     date = parse_date(text)
-    if not force and not EARLIEST_DATE <= date <= clock.today():
-        raise InputError(N_("date {date} is in the future") if date > clock.today() else N_("date {date} is before 1900"),
+    if not force and not EARLIEST_DATE <= date <= today:
+        raise InputError(N_("date {date} is in the future") if date > today else N_("date {date} is before 1900"),
                          hint=N_("check the date; pass --force-date if it is really meant"), date=date)
     return date
 
@@ -162,22 +147,23 @@ CUSTOMER_TYPES = ("enterprise", "individual")
 
 
 def append_document(m: dict[str, Any], table: KeyTable, *, doc_id: str, key: str, category: str, date: str,
-                    original: bool, by: str, size: int, sha256: str, meta: Mapping[str, Any],
+                    original: bool, by: str, at: str, size: int, sha256: str, meta: Mapping[str, Any],
                     paper_location: str | None = None) -> dict[str, Any]:
     """Append a document to manifest ``m`` and return its entry: the next document number, and the
     metadata (title, source, file name, ...) sealed under a new key of the dossier's ``table``.
 
-    The one way a document enters a dossier (added by a member or accepted from the intake); the
-    caller has written its ciphertext ``doc_id`` under key ``key`` and saves table and manifest.
+    The one way a document enters a dossier (added by a member or accepted from the intake), by
+    member ``by`` at time ``at``; the caller has written its ciphertext ``doc_id`` under key ``key``
+    and saves table and manifest.
     """
-    meta_kid, meta_blob = seal(tomli_w.dumps(dict(meta)).encode(), table)
+    meta_kid, meta_sealed = seal_values(meta, table)
     number = f"{m['number']}/{m['next_doc']:04d}"
     m["next_doc"] += 1
     entry = {
         "number": number, "id": doc_id, "key": key, "category": category, "date": date,
-        "original": original, "version": 1, "added_at": clock.stamp(), "added_by": by,
+        "original": original, "version": 1, "added_at": at, "added_by": by,
         "size": size, "sha256": sha256,
-        "meta_key": meta_kid, "meta": base64.b64encode(meta_blob).decode(),
+        "meta_key": meta_kid, "meta": meta_sealed,
     }
     if paper_location:
         entry["paper_location"] = paper_location

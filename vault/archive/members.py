@@ -8,9 +8,8 @@ leaving rotates the ring identity and re-wraps key tables only — never documen
 from __future__ import annotations
 
 import base64
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from vault import clock
 from vault.archive import authority
 from vault.crypto import age
 from vault.errors import (
@@ -25,9 +24,13 @@ from vault.store.identity import MemberKey, PublicKey, signing_key
 from vault.store import write_atomic
 from vault.i18n import N_
 
+if TYPE_CHECKING:
+    from vault.archive.policy import Policy
+    from vault.archive.vault import Actor, Vault
+
 
 def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: str,
-                   display_name: str | None = None) -> dict[str, Any]:
+                   display_name: str | None = None, *, at: str) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "format": 1,
         "name": name,
@@ -35,7 +38,7 @@ def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: s
         "roles": roles,
         "dept": dept,
         "status": "active",
-        "added_at": clock.stamp(),
+        "added_at": at,
         "added_by": by,
     }
     if display_name is not None:  # optional: a member without one is shown by their name
@@ -43,10 +46,10 @@ def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: s
     return rec
 
 
-def write_genesis(v, supervisor: str, key: PublicKey, ring_ids: dict[str, str], policy,
+def write_genesis(v: Vault, supervisor: str, key: PublicKey, ring_ids: dict[str, str], policy: Policy,
                   display_name: str | None = None) -> None:
     """Write the founder's record and the first generation of every ring (anchored by vault.toml)."""
-    rec = _member_record(supervisor, key, ["supervisor"], "archive", supervisor, display_name)
+    rec = _member_record(supervisor, key, ["supervisor"], "archive", supervisor, display_name, at=v.clock.stamp())
     records.write_toml(v.layout.member(supervisor), rec)
     for ring, secret in ring_ids.items():
         members = [supervisor] if "supervisor" in policy.ring_roles(ring) else []
@@ -55,15 +58,15 @@ def write_genesis(v, supervisor: str, key: PublicKey, ring_ids: dict[str, str], 
             write_atomic(v.root / rel, data, mode=0o600 if rel.endswith(".age") else 0o644)
 
 
-def _ring_files(v, ring: str, generation: int, secret: str, members: list[str], keys: dict[str, PublicKey],
-                *, by: str, signer) -> dict[str, bytes]:
+def _ring_files(v: Vault, ring: str, generation: int, secret: str, members: list[str], keys: dict[str, PublicKey],
+                *, by: str, signer: Actor | None) -> dict[str, bytes]:
     rec = {
         "format": 1,
         "name": ring,
         "generation": generation,
         "recipient": age.recipient_of(secret),
         "members": sorted(members),
-        "updated_at": clock.stamp(),
+        "updated_at": v.clock.stamp(),
         "updated_by": by,
     }
     if signer is not None:
@@ -75,30 +78,30 @@ def _ring_files(v, ring: str, generation: int, secret: str, members: list[str], 
     return {f"rings/{ring}.age": blob, f"rings/{ring}.toml": records.dump_toml(rec)}
 
 
-def member_names(v) -> dict[str, str | None]:
+def member_names(v: Vault) -> dict[str, str | None]:
     """Every member's name -> display name (or None), former members included (names are never reused)."""
     return {n: r.get("display_name") for n, r in all_members(v).items()}
 
 
-def resolve_member(v, text: str) -> str:
+def resolve_member(v: Vault, text: str) -> str:
     """The member ``text`` names, by name or display name (``张三`` = ``zhangsan``); an ambiguous text is
     an error listing the candidates."""
     return names.resolve("member", text, member_names(v), listing="'vault member list'")
 
 
-def shown(v, name: str, mem: dict | None = None) -> str:
+def shown(v: Vault, name: str, mem: dict | None = None) -> str:
     """How a member is printed: ``张三 (zhangsan)``, or the name alone."""
     rec = (mem if mem is not None else all_members(v)).get(name)
     return names.shown(name, rec.get("display_name") if rec else None)
 
 
-def all_members(v) -> dict[str, dict[str, Any]]:
+def all_members(v: Vault) -> dict[str, dict[str, Any]]:
     """Every member the history knows — added and removed by active supervisors, checked from the
     genesis record forward — with ``name``, ``key``, ``roles``, ``dept`` and ``status``."""
     return authority.members(v)
 
 
-def verify_by_member(v, data: dict[str, Any], *, what: str, members: dict | None = None) -> dict[str, Any]:
+def verify_by_member(v: Vault, data: dict[str, Any], *, what: str, members: dict | None = None) -> dict[str, Any]:
     """Verify a record's signature by the member it names; returns the signer's record.
 
     A signature says who wrote a record, not that it counts: that is the history's (``authority``).
@@ -113,12 +116,12 @@ def verify_by_member(v, data: dict[str, Any], *, what: str, members: dict | None
     return signer
 
 
-def ring_record(v, ring: str) -> dict[str, Any]:
+def ring_record(v: Vault, ring: str) -> dict[str, Any]:
     """The current ring record: the version the history last wrote (only member changes write it)."""
     return authority.load(v, f"rings/{ring}.toml", schema="ring")
 
 
-def seal_text(v, text: str, names: Iterable[str] = (), mem: dict | None = None) -> str:
+def seal_text(v: Vault, text: str, names: Iterable[str] = (), mem: dict | None = None) -> str:
     """Seal free text (purposes, reasons, notes may name customers) to the archive ring and to the
     named active members; returns base64 of the age file."""
     mem = mem if mem is not None else all_members(v)
@@ -127,7 +130,7 @@ def seal_text(v, text: str, names: Iterable[str] = (), mem: dict | None = None) 
     return base64.b64encode(age.encrypt_bytes(text.encode(), rcpts)).decode()
 
 
-def open_text(actor, sealed: str, *, what: str) -> str | None:
+def open_text(actor: Actor, sealed: str, *, what: str) -> str | None:
     """The plaintext of a text sealed by ``seal_text``, or None when it was not sealed to this member
     (nor to a ring they hold). A damaged text is an IntegrityError naming ``what``."""
     try:
@@ -139,13 +142,14 @@ def open_text(actor, sealed: str, *, what: str) -> str | None:
         raise IntegrityError(N_("{what}: sealed text damaged or tampered with"), what=what) from None
 
 
-def reveal(actor, texts: dict[str, tuple[str, str]], out: dict[str, Any], *, number: str | None, ref: str) -> None:
+def reveal(actor: Actor | None, texts: dict[str, tuple[str, str]], out: dict[str, Any], *, number: str | None, ref: str) -> None:
     """Put sealed free texts into ``out`` for the member they were sealed to.
 
     :param texts: output key -> (sealed base64, description of where it lives) for each text that exists.
     :param out: gets each key: the plaintext where this member may open it, else None with the key
         listed in ``out["sealed_texts"]`` — others learn that a text exists, nothing more.
-    Opening any text is one audit entry ``text.read`` (free text may name the customer).
+    Opening any text is one audit entry ``text.read`` (free text may name the customer); without an
+    ``actor`` every text stays sealed.
     """
     opened = False
     for key, (sealed, what) in texts.items():
@@ -155,16 +159,16 @@ def reveal(actor, texts: dict[str, tuple[str, str]], out: dict[str, Any], *, num
             out.setdefault("sealed_texts", []).append(key)
         else:
             opened = True
-    if opened:
+    if opened and actor is not None:
         actor.audit("text.read", number=number, ref=ref)
 
 
-def ring_recipients(v) -> list[age.Recipient]:
+def ring_recipients(v: Vault) -> list[age.Recipient]:
     """Recipients every key table is encrypted to: the current generation of each ring."""
     return [age.parse_recipient(ring_record(v, r)["recipient"]) for r in sorted(v.policy.data["rings"])]
 
 
-def unlock_ring(v, ring: str, ident: MemberKey) -> age.Identity:
+def unlock_ring(v: Vault, ring: str, ident: MemberKey) -> age.Identity:
     """Decrypt the ring identity with a member's identity."""
     blob = authority.read(v, f"rings/{ring}.age")
     try:

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vault import clock
+from vault.clock import Clock
 from vault.archive import trust
 from vault.archive.authority import STATE_VERSION, entry_bytes, genesis_hash
 from vault.archive.vault import fingerprint_of
@@ -161,8 +161,9 @@ def snapshot(root: Path, cfg: dict) -> dict[str, Any]:
     return st
 
 
-def migrate(root: Path, ident: MemberKey) -> str:
-    """Upgrade the vault at ``root``; returns the new fingerprint. Safe to run again after a crash."""
+def migrate(root: Path, ident: MemberKey, *, clock: Clock | None = None) -> str:
+    """Upgrade the vault at ``root`` at ``clock``'s time (default: the machine's); returns the new
+    fingerprint. Safe to run again after a crash."""
     root = Path(root)
     with VaultLock(root, exclusive=True):
         cfg = _toml(root, "vault.toml")
@@ -192,7 +193,7 @@ def migrate(root: Path, ident: MemberKey) -> str:
             rel = p.relative_to(root).as_posix()
             if p.is_file() and trust.is_record(rel):
                 files[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-        entry = {"seq": 1, "at": clock.stamp(), "member": me, "action": "vault.migrate", "outcome": "ok",
+        entry = {"seq": 1, "at": (clock or Clock()).stamp(), "member": me, "action": "vault.migrate", "outcome": "ok",
                  "prev": genesis_hash(new_cfg), "records": files, "subject": st, "ref": new_cfg["migrated_from"]}
         entry["sig"] = base64.b64encode(ident.sign(entry_bytes(entry))).decode()
         line = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

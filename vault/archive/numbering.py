@@ -7,17 +7,22 @@ or one above the highest the history knows, whichever is larger (FORMAT §2, hin
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 import re
 
 from vault.archive import authority
 from vault.store import index
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
 
 # Counter name and the record directory each kind of number lives in.
 _KINDS = {"R": ("requests", "requests"), "G": ("grants", "grants"), "D": ("destructions", "destructions"),
           "L": ("loans", "paper/loans"), "I": ("inventories", "paper/inventories"), "E": ("recovery", "recovery")}
 
 
-def highest(v, prefix: str) -> int:
+def highest(v: Vault, prefix: str) -> int:
     """The highest number of kind ``prefix`` (``R``, ``G``, ``D``, ``L``, ``I``, ``E``) the history names."""
     pat = re.compile(rf"{re.escape(_KINDS[prefix][1])}/{prefix}-(\d{{6,12}})\.")
     top = 0
@@ -28,13 +33,13 @@ def highest(v, prefix: str) -> int:
     return top
 
 
-def next_number(v, prefix: str) -> str:
+def next_number(v: Vault, prefix: str) -> str:
     """Allocate the next ``R-``/``G-``/``D-``/``L-``/``I-``/``E-`` number (call under the exclusive lock)."""
     counter = _KINDS[prefix][0]
     return f"{prefix}-{index.next_sequence(v.root, counter, floor=highest(v, prefix)):06d}"
 
 
-def allocate_archive_number(v, number_for, dossier_id: str) -> str:
+def allocate_archive_number(v: Vault, number_for: Callable[[int], str], dossier_id: str) -> str:
     """Issue the next archive number: never one the history issued, whatever ``index/`` says."""
     numbers = authority.state(v)["numbers"]
     _, number = index.allocate_number(v.root, number_for, dossier_id, taken=numbers.__contains__,
@@ -42,7 +47,7 @@ def allocate_archive_number(v, number_for, dossier_id: str) -> str:
     return number
 
 
-def next_delta(v) -> int:
+def next_delta(v: Vault) -> int:
     """The next search-index delta sequence number: above every delta the history names."""
     top = 0
     for rel in authority.state(v)["files"]:

@@ -1,6 +1,6 @@
 """What an interrupted command leaves beside its commit, finished or dropped under the next exclusive lock.
 
-``authority.recover`` finishes the commit itself (staged records renamed into place or dropped).
+``recover`` finishes the commit itself (staged records renamed into place or dropped).
 What a command does around its commit point is finished here, from the history alone and without
 a key: the files of a submission the history decided, the key release of a grant the history
 closed, and (``vault repair``) the directory and key table of a dossier whose creation never
@@ -9,16 +9,26 @@ reached the history.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import os
 import re
+from pathlib import Path
 
+from vault import store
+from vault.archive import trust
+from vault.archive.authority import PENDING, Replay, _pending_is, sha256, state
+from vault.i18n import Message, N_
 from vault.store import fsync_dir, remove, remove_tree
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
 
 _RELEASE = re.compile(r"([0-9a-f]{32})\.(G-\d{6,12})\.age")
 _ID = re.compile(r"[0-9a-f]{32}")
 
 
-def finish(v, st: dict, *, dossiers: bool = False) -> list[str]:
+def finish(v: Vault, st: dict, *, dossiers: bool = False) -> list[str]:
     """Under the exclusive lock: the leftovers an interruption left, removed; returns their paths.
     Every writer does this for submissions and key releases (a directory each, small); the walk of
     every dossier directory is left to ``vault repair`` (``dossiers``)."""
@@ -30,7 +40,7 @@ def finish(v, st: dict, *, dossiers: bool = False) -> list[str]:
     return done
 
 
-def _decided_submissions(v, st: dict, done: list[str]) -> None:
+def _decided_submissions(v: Vault, st: dict, done: list[str]) -> None:
     d = v.root / "intake"
     if not d.is_dir():
         return
@@ -44,7 +54,7 @@ def _decided_submissions(v, st: dict, done: list[str]) -> None:
         done += gone
 
 
-def _closed_releases(v, st: dict, done: list[str]) -> None:
+def _closed_releases(v: Vault, st: dict, done: list[str]) -> None:
     """A key release whose grant the history closed (revoked, swept, its grantee removed, its dossier
     destroyed) or never opened: the grant's own command deletes it after its entry."""
     d = v.root / "keys" / "grants"
@@ -63,7 +73,7 @@ def _closed_releases(v, st: dict, done: list[str]) -> None:
         fsync_dir(d)
 
 
-def _uncreated_dossiers(v, st: dict, done: list[str]) -> None:
+def _uncreated_dossiers(v: Vault, st: dict, done: list[str]) -> None:
     """A dossier directory with no manifest that no history entry created (``dossier create`` stopped
     before its commit point), and its key table; a created dossier is never touched here."""
     base = v.root / "dossiers"
@@ -86,7 +96,112 @@ def _uncreated_dossiers(v, st: dict, done: list[str]) -> None:
         fsync_dir(base)
 
 
-def uncreated_dossier(v, st: dict, name: str) -> bool:
+def uncreated_dossier(v: Vault, st: dict, name: str) -> bool:
     """Whether ``dossiers/<name>`` is what a ``dossier create`` stopped before its commit leaves."""
     ddir = v.root / "dossiers" / name
     return name not in st["dossiers"] and not (ddir / "manifest.toml").exists()
+
+
+# -- commit recovery -------------------------------------------------------------------------------
+
+RECORD_DIRS = ("policy", "members", "rings", "keys", "requests", "grants", "holds", "destructions", "reviews",
+               "intake", "dossiers", "paper", "index", "recovery")
+
+
+def _pending_files(v: Vault) -> list[Path]:
+    pend = [v.root / "policy.toml.pending"] if (v.root / "policy.toml.pending").exists() else []
+    for d in RECORD_DIRS:
+        for dirpath, dirnames, filenames in os.walk(v.root / d):
+            dirnames[:] = [x for x in dirnames if x != "documents"]
+            pend += [Path(dirpath) / f for f in filenames if f.endswith(PENDING)]
+    return pend
+
+
+def recover(v: Vault) -> list[str]:
+    """Under the exclusive lock: finish or drop commits an interruption left half done.
+
+    A ``.pending`` file whose hash the history names for its path is the committed version: it is
+    renamed into place. Any other is the leftover of a commit that never reached the history, and
+    is deleted. A path the history deleted is deleted.
+    """
+    st = state(v)
+    done, dirs = [], set()
+    for p in _pending_files(v):
+        rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
+        ent = st["files"].get(rel)
+        if ent is not None and ent[0] is not None and sha256(p.read_bytes()) == ent[0]:
+            store.replace(p, v.root / rel)
+            done.append(rel)
+        else:
+            store.remove(p)
+        dirs.add(p.parent)
+    for rel, (h, *_) in st["files"].items():
+        if h is None and store.remove(v.root / rel, missing_ok=True):
+            done.append(rel)
+            dirs.add((v.root / rel).parent)
+    for d in sorted(dirs):
+        store.fsync_dir(d)
+    return done
+
+
+def interrupted(v: Vault, rep: Replay) -> list[str]:
+    """Commits an interruption left half done (what ``recover`` finishes or drops), as notes for ``check``."""
+    notes: list[str] = []
+    for p in _pending_files(v):
+        rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
+        ent = rep.state["files"].get(rel)
+        if ent is not None and ent[0] is not None and _pending_is(v.root / rel, ent[0]):
+            notes.append(Message(N_("{rel}: committed by history entry {seq} but not yet in place (an interrupted "
+                                    "command; the next write or 'vault repair' finishes it)"), rel=rel, seq=ent[1]))
+        else:
+            notes.append(Message(N_("{rel}.pending: staged by a command that stopped before its commit point "
+                                    "(counts for nothing; the next write or 'vault repair' removes it)"), rel=rel))
+    for rel, (h, seq, _) in sorted(rep.state["files"].items()):
+        if h is None and seq == rep.state["count"] and (v.root / rel).exists():
+            notes.append(Message(N_("{rel}: deleted by history entry {seq}, the last, but still here (an "
+                                    "interrupted command; the next write or 'vault repair' deletes it)"),
+                                 rel=rel, seq=seq))
+    return notes
+
+
+def check_files(v: Vault, rep: Replay) -> list[str]:
+    """Every record file against the history: missing, changed, rolled back, or named by no entry.
+
+    A fact file (a closing, a denial, a use) that is missing does not revert the fact — the state
+    comes from the entries — but it is tampering, and named here.
+    """
+    problems: list[str] = []
+    files = rep.state["files"]
+    for rel, (h, seq, _) in sorted(files.items()):
+        if not trust.is_record(rel):
+            continue  # a file an earlier format's entries named that is no record now
+        p = v.root / rel
+        if h is None:
+            if p.exists() and seq != rep.state["count"]:  # by the last entry: ``interrupted`` names it
+                problems.append(Message(N_("{rel}: history entry {seq} deleted it, but it is back"), rel=rel, seq=seq))
+            continue
+        try:
+            got = sha256(p.read_bytes())
+        except FileNotFoundError:
+            got = None
+        if got != h and _pending_is(p, h):
+            continue  # an interrupted commit: ``interrupted`` names it, the next writer finishes it
+        if got is None:
+            problems.append(Message(N_("{rel}: missing (history entry {seq} wrote it)"), rel=rel, seq=seq))
+            continue
+        if got != h:
+            old = (rep.seen or {}).get(rel, {}).get(got)
+            if old is not None:
+                problems.append(Message(N_("{rel}: rolled back: it is the version of entry {old}, the history's newest is entry {seq}"), rel=rel, old=old, seq=seq))
+            else:
+                problems.append(Message(N_("{rel}: changed (does not match history entry {seq})"), rel=rel, seq=seq))
+    for d in [*RECORD_DIRS, "."]:
+        base = v.root / d
+        walker = os.walk(base) if d != "." else [(str(v.root), [], [x.name for x in v.root.iterdir() if x.is_file()])]
+        for dirpath, dirnames, filenames in walker:
+            dirnames[:] = [x for x in dirnames if x != "documents"]
+            for f in filenames:
+                rel = (Path(dirpath) / f).relative_to(v.root).as_posix()
+                if trust.is_record(rel) and rel not in files:
+                    problems.append(Message(N_("{rel}: no history entry names this record (it counts for nothing)"), rel=rel))
+    return problems

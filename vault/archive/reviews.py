@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from vault import clock
 from vault.archive import authority, completeness, grants, manifests, members
 from vault.errors import FormatError, IntegrityError
 from vault.i18n import N_
-from vault.store.keytable import unseal
+from vault.store.keytable import open_field
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
 
 _SEQ_FILE = re.compile(r"([1-9][0-9]{0,8})\.toml\Z")
 
 
-def _dir(v, dossier_id: str) -> Path:
+def _dir(v: Vault, dossier_id: str) -> Path:
     return v.layout.review(dossier_id, 1).parent
 
 
@@ -35,7 +37,7 @@ def interval_days(policy_data: Mapping[str, Any], klass: str) -> int:
     return days
 
 
-def history(v, dossier_id: str, *, member_records: dict | None = None) -> list[dict[str, Any]]:
+def history(v: Vault, dossier_id: str, *, member_records: dict | None = None) -> list[dict[str, Any]]:
     """Every review record of a dossier, verified, oldest first (notes stay sealed)."""
     mem = member_records if member_records is not None else members.all_members(v)
     out = []
@@ -81,7 +83,7 @@ def state(policy_data: Mapping[str, Any], m: Mapping[str, Any], reviews: list[di
     }
 
 
-def due(v, *, dept: str | None = None, today: str | dt.date | None = None,
+def due(v: Vault, *, dept: str | None = None, today: str | dt.date | None = None,
         fields: Callable[[Mapping[str, Any]], list[str] | None] | None = None) -> list[dict[str, Any]]:
     """Open dossiers that need attention: stale (last review older than their class's interval),
     waiting for an update, or incomplete — each with since when, in archive-number order.
@@ -89,7 +91,7 @@ def due(v, *, dept: str | None = None, today: str | dt.date | None = None,
     Needs no key: categories come from the manifest. ``fields`` (see
     ``completeness.field_checker``) adds missing field names where the caller can read.
     """
-    day = dt.date.fromisoformat(today) if isinstance(today, str) else (today or clock.today_date())
+    day = dt.date.fromisoformat(today) if isinstance(today, str) else (today or v.clock.today_date())
     mem = members.all_members(v)
     out = []
     for m in manifests.iter_manifests(v):
@@ -105,7 +107,7 @@ def due(v, *, dept: str | None = None, today: str | dt.date | None = None,
     return out
 
 
-def list_due(actor, *, dept: str | None = None) -> list[dict[str, Any]]:
+def list_due(actor: Actor, *, dept: str | None = None) -> list[dict[str, Any]]:
     """``vault review due``: :func:`due` for a member allowed ``review.read``, with field gaps where
     their keys open the dossier; audited."""
     actor.require("review.read")
@@ -120,14 +122,14 @@ def list_due(actor, *, dept: str | None = None) -> list[dict[str, Any]]:
             last = hist[-1]
             readable = completeness.can_read(actor, {"id": last["dossier"]}) \
                 and v.layout.key_table(last["dossier"]).exists()
-            row["last_note"] = _note(actor, last) if readable else None
+            row["last_note"] = note_text(actor, last) if readable else None
             if row["last_note"] is None:
                 row.setdefault("sealed_texts", []).append("last_note")
     return rows
 
 
-def _note(actor, rec: Mapping[str, Any]) -> str:
+def note_text(actor: Actor, rec: Mapping[str, Any]) -> str:
     """The plaintext note of a review record for a member whose keys open the dossier (audited)."""
     table = grants.open_key_table(actor, rec["dossier"], number=rec["number"])
     actor.audit("review.note", number=rec["number"], ref=f"review-{rec['seq']}")
-    return unseal(base64.b64decode(rec["note"]), table, what=f"note of review {rec['seq']} of {rec['number']}").decode()
+    return open_field(rec["note"], table, what=f"note of review {rec['seq']} of {rec['number']}").decode()

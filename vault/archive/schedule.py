@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from vault import clock, plugins
+from vault import plugins
 from vault.archive import authority, members
 from vault.archive.holds import held_dossiers
 from vault.archive.manifests import iter_manifests, load_manifest
 from vault.errors import VaultError
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
 
 # Events every vault knows; plugins add more through ``vault_register_retention_events``.
 INTRINSIC_EVENTS = {
@@ -46,10 +49,10 @@ def _add_years(date: str, years: int) -> str:
 
 
 def schedule(m: Mapping[str, Any], d: Mapping[str, Any], policy: Mapping[str, Any], *,
-             today: str | None = None) -> dict[str, Any]:
+             today: str) -> dict[str, Any]:
     """When a document's retention ends, and why: rule, event, event date, end date (or waiting).
 
-    A pure function of its arguments; ``today`` (``YYYY-MM-DD``) defaults to the vault clock's date.
+    A pure function of its arguments; ``today`` is ``YYYY-MM-DD``.
     """
     r = rule_for(policy, m, d)
     row = {"number": d["number"], "dossier": m["number"], "category": d["category"]}
@@ -61,20 +64,21 @@ def schedule(m: Mapping[str, Any], d: Mapping[str, Any], policy: Mapping[str, An
     if when is None:
         return {**row, "until": None, "status": "waiting"}
     until = _add_years(when, r["years"])
-    return {**row, "until": until, "status": "due" if until <= (today or clock.today()) else "kept"}
+    return {**row, "until": until, "status": "due" if until <= today else "kept"}
 
 
-def report(v, *, due: bool = False, upcoming: int | None = None) -> list[dict[str, Any]]:
+def report(v: Vault, *, due: bool = False, upcoming: int | None = None) -> list[dict[str, Any]]:
     """Retention of every live document; ``due`` keeps what may be destroyed now, ``upcoming`` what
     becomes due within that many days. Held dossiers are marked and never listed as due."""
     held = held_dossiers(v)
-    horizon = (clock.today_date() + dt.timedelta(days=upcoming)).isoformat() if upcoming is not None else None
+    today = v.clock.today_date()
+    horizon = (today + dt.timedelta(days=upcoming)).isoformat() if upcoming is not None else None
     rows = []
     for m in iter_manifests(v):
         for d in m["documents"]:
             if d.get("status") == "destroyed":
                 continue
-            row = schedule(m, d, v.policy.data)
+            row = schedule(m, d, v.policy.data, today=today.isoformat())
             if m["id"] in held and row["status"] == "due":
                 row["status"] = "held"
             if due and row["status"] != "due":
@@ -85,7 +89,7 @@ def report(v, *, due: bool = False, upcoming: int | None = None) -> list[dict[st
     return rows
 
 
-def retained_records(v) -> dict[str, frozenset[str] | None]:
+def retained_records(v: Vault) -> dict[str, frozenset[str] | None]:
     """What retention still keeps, for backups: dossier id -> SHA-256 of each record file whose
     retention has not ended (the live documents' ciphertext, and the manifest the history last wrote
     that names them), or None for a dossier whose manifest cannot be read here (then all of it is kept).
@@ -96,6 +100,7 @@ def retained_records(v) -> dict[str, frozenset[str] | None]:
     out: dict[str, frozenset[str] | None] = {}
     st = authority.state(v)
     mem = members.all_members(v)
+    today = v.clock.today()
     for dossier_id, fact in sorted(st["dossiers"].items()):
         if fact["destroyed"]:
             continue
@@ -105,7 +110,7 @@ def retained_records(v) -> dict[str, frozenset[str] | None]:
             out[dossier_id] = None  # damaged or missing here: the backups may hold its only good copy
             continue
         kept = {d["sha256"] for d in m["documents"]
-                if d.get("status") != "destroyed" and schedule(m, d, v.policy.data)["status"] != "due"}
+                if d.get("status") != "destroyed" and schedule(m, d, v.policy.data, today=today)["status"] != "due"}
         if kept:
             manifest = st["files"].get(f"dossiers/{dossier_id}/manifest.toml")
             out[dossier_id] = frozenset(kept | ({manifest[0]} if manifest and manifest[0] else set()))

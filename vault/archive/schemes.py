@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from vault import plugins
 from vault.errors import PluginError
 from vault.i18n import N_
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
 
-def configured(v, family: str):
+
+def configured(v: Vault, family: str) -> Any:
     """The numbering scheme (``family="numbering"``) or classifier (``"classification"``) of vault ``v``."""
     cfg = v.config[family]
     # Loading entry points scans every installed distribution: once per opened vault is enough.

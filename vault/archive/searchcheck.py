@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault.archive import authority, manifests, searchindex
 from vault.crypto import age
@@ -12,12 +12,15 @@ from vault.errors import AuthenticationError, FormatError, PermissionDeniedError
 from vault.store.searchdb import entries
 from vault.store.searchshards import MAX_ENTRIES
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+
 _SHARD = re.compile(r"^\d{4}\.[0-9a-f]{8}\.age$")
 _DELTA = re.compile(r"^\d{10}\.age$")
 _TOP = {"recipient.toml", "head.age", "head.next.age", "sequence"}
 
 
-def check(v, actor=None) -> tuple[list[str], list[str]]:
+def check(v: Vault, actor: Actor | None = None) -> tuple[list[str], list[str]]:
     """(problems, notes) about ``index/search/``. Without ``actor`` (or when they hold no index key):
     the recipient record's signature, the names of the files and that each is an age file to one
     hybrid recipient. With it: the head's signature, every shard's hash, kind and shape, every delta,
@@ -75,7 +78,7 @@ def _shape(p: Path, rel: str, problems: list[str]) -> None:
         problems.append(f"{rel}: not encrypted to one index recipient")
 
 
-def _against_records(v, actor, idx: searchindex.Index, problems: list[str], notes: list[str]) -> None:
+def _against_records(v: Vault, actor: Actor, idx: searchindex.Index, problems: list[str], notes: list[str]) -> None:
     db = idx.db
     db.load_all()  # every shard named by the head: hash, kind, number and shape
     stored = {d: (row, ents) for d, row, ents in db.rows()}

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from vault import clock
 from vault.archive import authority, keyfiles, members, numbering
 from vault.store import index, records
 from vault.crypto import age
@@ -108,7 +107,7 @@ def read_recipient(v) -> age.Recipient | None:
 
 def _write_recipient(actor, key: bytes) -> None:
     rcpt = str(index_recipient(key))
-    rec = actor.sign({"format": 1, "recipient": rcpt, "at": clock.stamp(), "by": actor.name})
+    rec = actor.sign({"format": 1, "recipient": rcpt, "at": actor.clock.stamp(), "by": actor.name})
     records.validate(rec, "search", what=RECIPIENT)
     make_dir(search_dir(actor.vault.root), parents=True)
     keyfiles.stage(actor.vault, RECIPIENT, records.dump_toml(rec))
@@ -116,7 +115,7 @@ def _write_recipient(actor, key: bytes) -> None:
 
 def _seal(actor, rcpt: age.Recipient, header: dict[str, Any], body: bytes) -> bytes:
     header = actor.sign({**header, "format": 1, "body_sha256": hashlib.sha256(body).hexdigest(),
-                         "by": actor.name, "at": clock.stamp()})
+                         "by": actor.name, "at": actor.clock.stamp()})
     return age.encrypt_bytes(pack(header, body), [rcpt])
 
 

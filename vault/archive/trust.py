@@ -5,7 +5,7 @@ the entry counts: its signer must be an active member, holding the policy right 
 at that position (or, for a ``root`` action, the fixed role ``supervisor``); every record it names
 must match one of ``writes``; and ``bind`` must find the entry consistent with the state so far
 (the request a decision answers exists and is undecided, the approver is not the requester, …;
-the bindings live in ``bindings``).
+the bindings live in ``bindings``, those of holds and destructions in ``disposal``).
 ``apply`` then changes the state. Adding a record kind is one row here and one pattern in ``RECORDS``.
 """
 
@@ -16,6 +16,7 @@ from fnmatch import fnmatchcase
 from typing import Callable
 
 from vault.archive import bindings as b
+from vault.archive import disposal as d
 from vault.archive.bindings import ROOT_ROLE, Entry, State  # noqa: F401 (ROOT_ROLE: the roots' role, for authority)
 
 
@@ -140,24 +141,24 @@ TRUST: dict[str, Row] = {
     # by a member who can open the key tables (a retried grant, or 'vault repair').
     "grant.reissue": Row("dossier.read", bind=b.bind_reissue),
     # Holds and destruction [R-3.3.2].
-    "hold.add": Row("hold.manage", ("holds/{obj}.toml",), bind=b.bind_hold_add,
+    "hold.add": Row("hold.manage", ("holds/{obj}.toml",), bind=d.bind_hold_add,
                     apply=lambda e, s: s["holds"].__setitem__(e["obj"], e["seq"])),
-    "hold.remove": Row("hold.manage", ("holds/{obj}.toml", "holds/lifted/{obj}.*.toml"), bind=b.bind_hold_remove,
+    "hold.remove": Row("hold.manage", ("holds/{obj}.toml", "holds/lifted/{obj}.*.toml"), bind=d.bind_hold_remove,
                        apply=lambda e, s: s["holds"].pop(e["obj"])),
-    "destroy.request": Row("destroy.request", ("destructions/{ref}.toml",), bind=b.bind_destroy_request,
-                           apply=b.apply_destroy_request),
-    "destroy.approve": Row("destroy.approve", ("destructions/{obj}.approval.toml",), bind=b.bind_destroy_approve,
-                           apply=b.apply_destroy_approve),
-    "destroy.cancel": Row(None, ("destructions/{obj}.closed.toml",), bind=b.bind_destroy_close,
-                          apply=b.apply_destroy_close),
-    "destroy.deny": Row("destroy.approve", ("destructions/{obj}.closed.toml",), bind=b.bind_destroy_close,
-                        apply=b.apply_destroy_close),
-    "destroy.start": Row("destroy.execute", ("destructions/{obj}.execution.toml",), bind=b.bind_destroy_start,
-                         apply=b.apply_destroy_start),
-    "destroy.step": Row("destroy.execute", ("destructions/{obj}.execution.toml",), bind=b.bind_destroy_step),
-    "destroy.execute": Row("destroy.execute", ("dossiers/*/manifest.toml",), bind=b.bind_destroy_execute,
-                           apply=b.apply_destroy_execute),
-    "destroy.certify": Row("destroy.execute", ("destructions/{obj}.certificate.toml",), bind=b.bind_certify,
+    "destroy.request": Row("destroy.request", ("destructions/{ref}.toml",), bind=d.bind_destroy_request,
+                           apply=d.apply_destroy_request),
+    "destroy.approve": Row("destroy.approve", ("destructions/{obj}.approval.toml",), bind=d.bind_destroy_approve,
+                           apply=d.apply_destroy_approve),
+    "destroy.cancel": Row(None, ("destructions/{obj}.closed.toml",), bind=d.bind_destroy_close,
+                          apply=d.apply_destroy_close),
+    "destroy.deny": Row("destroy.approve", ("destructions/{obj}.closed.toml",), bind=d.bind_destroy_close,
+                        apply=d.apply_destroy_close),
+    "destroy.start": Row("destroy.execute", ("destructions/{obj}.execution.toml",), bind=d.bind_destroy_start,
+                         apply=d.apply_destroy_start),
+    "destroy.step": Row("destroy.execute", ("destructions/{obj}.execution.toml",), bind=d.bind_destroy_step),
+    "destroy.execute": Row("destroy.execute", ("dossiers/*/manifest.toml",), bind=d.bind_destroy_execute,
+                           apply=d.apply_destroy_execute),
+    "destroy.certify": Row("destroy.execute", ("destructions/{obj}.certificate.toml",), bind=d.bind_certify,
                            apply=lambda e, s: s["destructions"][e["obj"]].update(certificate=e["seq"])),
     # Paper originals [R-3.2.3, R-3.4.2].
     "paper.lend": Row("grant.manage", ("paper/loans/{ref}.toml",), bind=b.bind_paper_lend,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vault import clock
+from vault.clock import Clock, zone
 from vault.store import index, names, records
 from vault.crypto import age
 from vault.errors import FormatError, InputError, NotFoundError, PermissionDeniedError
@@ -40,9 +40,16 @@ class Vault:
 
     root: Path
     config: dict[str, Any]
+    #: The time this handle's procedures run at (the command line gives the machine's clock).
+    clock: Clock = field(default_factory=Clock)
     layout: Layout = field(init=False)
     #: What the last exclusive lock cleaned up: (temporaries removed, interrupted commits finished or dropped).
     recovered: tuple[list[str], list[str]] = field(init=False, default=([], []))
+    # Caches for the life of this handle (one command): the replayed history, the client's state
+    # store, the plugin manager of the numbering and classification schemes.
+    _replay: Any = field(init=False, default=None, repr=False)
+    _state_store: Any = field(init=False, default=None, repr=False)
+    _plugin_manager: Any = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.layout = Layout(self.root)
@@ -56,7 +63,7 @@ class Vault:
 
     @classmethod
     def init(cls, root: Path, *, supervisor: str, key: PublicKey, numbering: dict[str, Any] | None = None,
-             display_name: str | None = None, time_zone: str | None = None) -> "Vault":
+             display_name: str | None = None, time_zone: str | None = None, clock: Clock | None = None) -> "Vault":
         """Create a vault whose founding supervisor is ``supervisor`` (public key ``key``).
 
         The genesis record names the founder, the first archive-ring recipient and the hash of the
@@ -66,7 +73,9 @@ class Vault:
             ``standard`` with its pattern); ``office.dossier.try_numbering`` checks one first.
         :param display_name: the founder's name as people write it (``张三``), if not their name.
         :param time_zone: the office's time zone (an IANA name), written into the initial policy.
+        :param clock: the time the handle's procedures run at (default: the machine's).
         """
+        clock = clock or Clock()
         if not names.is_id(supervisor) and display_name is None:  # 张三: the name people write; make an id
             display_name = supervisor
             supervisor = names.new_id("member", names.display_name(supervisor, kind="member"), ())
@@ -75,7 +84,7 @@ class Vault:
             display_name = names.display_name(display_name, kind="member")
         policy = dict(DEFAULT_POLICY)
         if time_zone is not None:
-            clock.zone(time_zone)  # refused here unless this machine knows it
+            zone(time_zone)  # refused here unless this machine knows it
             policy["time_zone"] = time_zone
         numbering = dict(numbering or DEFAULT_NUMBERING)
         root = Path(root)
@@ -98,7 +107,7 @@ class Vault:
             "numbering": numbering,
             "classification": DEFAULT_CLASSIFICATION,
         }
-        v = cls(root, config)
+        v = cls(root, config, clock)
         with VaultLock(root, exclusive=True):
             make_dir(root / "policy")
             records.write_toml(root / "policy" / "1.toml", policy)
@@ -116,8 +125,9 @@ class Vault:
         return v
 
     @classmethod
-    def open(cls, root: Path) -> "Vault":
-        """Open an existing vault, checking its format version first."""
+    def open(cls, root: Path, *, clock: Clock | None = None) -> "Vault":
+        """Open an existing vault, checking its format version first; its procedures run at ``clock``'s
+        time (default: the machine's)."""
         root = Path(root)
         cfg_path = root / "vault.toml"
         if not cfg_path.is_file():
@@ -133,7 +143,7 @@ class Vault:
             raise FormatError(N_("vault.toml: format 2 without genesis_records"), hint=N_("the genesis record is damaged"))
         if (root / "audit" / "v2-log.jsonl").exists():
             raise FormatError(N_("an interrupted migration"), hint=N_("run 'vault migrate' again to finish it"))
-        return cls(root, config)
+        return cls(root, config, clock or Clock())
 
     @property
     def fingerprint(self) -> str:
@@ -175,7 +185,7 @@ class _SweepingLock:
             swept = sweep_temporaries(self.root)
         if self.vault is not None:
             try:
-                finished = authority.recover(self.vault)
+                finished = recovery.recover(self.vault)
                 finished += recovery.finish(self.vault, authority.state(self.vault))
                 self.vault.recovered = ([p.relative_to(self.root).as_posix() for p in swept], finished)
             except BaseException:
@@ -208,6 +218,11 @@ class Actor:
     def roles(self) -> list[str]:
         return list(self.record["roles"])
 
+    @property
+    def clock(self) -> Clock:
+        """The time this member's procedures run at: their vault handle's."""
+        return self.vault.clock
+
     def require(self, action: str, *, number: str | None = None) -> None:
         """Refuse (and audit the refusal) unless the policy lets this member's roles do ``action``."""
         try:
@@ -216,11 +231,11 @@ class Actor:
             audit.record(self, action, outcome="refused", number=number)
             raise
 
-    def audit(self, action: str, **kw) -> None:
+    def audit(self, action: str, **kw: Any) -> None:
         """Append an audit entry that writes nothing (see ``vault.archive.audit.record``)."""
         audit.record(self, action, **kw)
 
-    def commit(self, action: str, files: dict[str, bytes | None], **kw) -> dict[str, Any]:
+    def commit(self, action: str, files: dict[str, bytes | None], **kw: Any) -> dict[str, Any]:
         """Write ``files`` with one history entry as the commit point (``vault.archive.audit.commit``)."""
         return audit.commit(self, action, files, **kw)
 

@@ -15,12 +15,15 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault.archive import statestore
 from vault.errors import InputError, IntegrityError
 from vault.store import make_dir, unconfined, write_atomic
 from vault.i18n import Message, N_
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
 
 ANCHOR_PREFIX = "vault-anchor-1"
 
@@ -28,7 +31,7 @@ ANCHOR_PREFIX = "vault-anchor-1"
 STATE_VERSION = 3
 
 
-def state_dir(v) -> Path:
+def state_dir(v: Vault) -> Path:
     base = os.environ.get("VAULT_STATE_DIR")
     if not base:
         xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -39,11 +42,11 @@ def state_dir(v) -> Path:
     return Path(base) / v.config["id"] / where
 
 
-def _path(v) -> Path:
+def _path(v: Vault) -> Path:
     return state_dir(v) / "checkpoint.json"
 
 
-def remembered(v) -> tuple[int, str] | None:
+def remembered(v: Vault) -> tuple[int, str] | None:
     """(count, head) this client last verified, or None."""
     try:
         d = json.loads(_path(v).read_text())
@@ -52,7 +55,7 @@ def remembered(v) -> tuple[int, str] | None:
         return None
 
 
-def _store(v) -> statestore.Store:
+def _store(v: Vault) -> statestore.Store:
     st = getattr(v, "_state_store", None)
     if st is None:
         with unconfined():  # the client's state is outside the vault by design
@@ -60,7 +63,7 @@ def _store(v) -> statestore.Store:
     return st
 
 
-def load(v) -> dict[str, Any] | None:
+def load(v: Vault) -> dict[str, Any] | None:
     """The cached replay state at (or after) the remembered checkpoint (None: replay from genesis).
 
     Its maps that grow with the vault (``statestore.BIG``) are read lazily, a key at a time."""
@@ -73,7 +76,7 @@ def load(v) -> dict[str, Any] | None:
     return st
 
 
-def save(v, st: dict[str, Any]) -> None:
+def save(v: Vault, st: dict[str, Any]) -> None:
     """Remember ``st`` (verified) as this client's checkpoint; never goes backwards."""
     old = remembered(v)
     if old is not None and old[0] > st["count"]:
@@ -91,7 +94,7 @@ def save(v, st: dict[str, Any]) -> None:
         write_atomic(_path(v), data, mode=0o600, sync=False)
 
 
-def check_extends(v, point: tuple[int, str], *, who: str = Message(N_("this client"))) -> None:
+def check_extends(v: Vault, point: tuple[int, str], *, who: str = Message(N_("this client"))) -> None:
     """IntegrityError unless the log's entry ``count`` has hash ``head`` (the history extends it)."""
     count, head = point
     if count == 0:
@@ -105,11 +108,11 @@ def check_extends(v, point: tuple[int, str], *, who: str = Message(N_("this clie
                              hint=N_("restore the vault from a backup that extends it"), who=who, count=count, head=head[:16])
 
 
-def anchor_line(v, st: dict[str, Any]) -> str:
+def anchor_line(v: Vault, st: dict[str, Any]) -> str:
     return f"{ANCHOR_PREFIX} {v.fingerprint.replace(' ', '')} {st['count']} {st['head']}"
 
 
-def parse_anchor(v, line: str) -> tuple[int, str]:
+def parse_anchor(v: Vault, line: str) -> tuple[int, str]:
     parts = line.split()
     if len(parts) != 4 or parts[0] != ANCHOR_PREFIX or not parts[2].isdigit() or len(parts[3]) != 64:
         raise InputError(N_("not an anchor line"), hint=N_("pass the line 'vault audit anchor' printed ({ANCHOR_PREFIX} …)"), ANCHOR_PREFIX=ANCHOR_PREFIX)

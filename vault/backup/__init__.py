@@ -17,7 +17,6 @@ from vault.backup.repo import KEYS, Repo, open_target
 from vault.backup.restorer import RestoreReport
 from vault.backup.targets_record import known_targets, record_target
 from vault.backup.verifier import VerifyReport
-from vault import clock
 from vault.crypto import age
 from vault.errors import NotFoundError, PluginError, VaultError
 from vault.store.counting import Progress
@@ -125,7 +124,7 @@ def shred_keys(target: Any, key_paths: Iterable[str | Path], *, current=None, pm
                 rep.removed.append(g.name)
             path = current.root / KEYS / table if current is not None else None
             if path is not None and path.is_file():
-                gen = mirror.put_generation(repo, table, path.read_bytes(), latest=None, now=clock.now())
+                gen = mirror.put_generation(repo, table, path.read_bytes(), latest=None, now=current.clock.now())
                 rep.remirrored.append(gen.name)
         rep.reached = True
     except (VaultError, PluginError, OSError) as e:

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterator
 
-from vault import clock
 from vault.errors import InputError
 from vault.i18n import N_
 from vault.archive import authority
@@ -337,11 +336,11 @@ def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, ca
     try:
         staging = capture(v)
         hist = witness.History.of_file(dict(staging.files).get(witness.LOG))
-        rollback = witness.check(repo, hist, restored_from)  # before anything is uploaded
+        now = v.clock.now()
+        rollback = witness.check(repo, hist, restored_from, now=now)  # before anything is uploaded
         point = hist.point()
-        now = clock.now()
         rep = _upload(v, repo, staging, now=now, key_window=key_window, progress=progress, point=point)
-        witness.record(repo, v.config["id"], point, rep.snapshot, rollback)
+        witness.record(repo, v.config["id"], point, rep.snapshot, rollback, now=now)
     finally:
         if staging is not None:
             staging.remove(v)

@@ -8,6 +8,7 @@ checkpoint its target holds, unless the operator names the snapshot the vault wa
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vault import clock
 from vault.backup.repo import REPO_FORMAT, Repo
 from vault.errors import IntegrityError, NotFoundError, VaultError
 from vault.i18n import N_
@@ -93,7 +93,7 @@ def load(repo: Repo) -> dict[str, Any] | None:
     return rec
 
 
-def check(repo: Repo, hist: History, restored_from: str | None) -> dict[str, Any] | None:
+def check(repo: Repo, hist: History, restored_from: str | None, *, now: dt.datetime) -> dict[str, Any] | None:
     """Refuse a captured history that does not extend what the target recorded; returns the rollback
     to record when ``restored_from`` (a snapshot id prefix) explains one, else None."""
     damaged = None
@@ -111,7 +111,7 @@ def check(repo: Repo, hist: History, restored_from: str | None) -> dict[str, Any
         if damaged is None and (recorded is None or hist.extends(recorded)):
             return None
         frm = recorded.as_dict() if recorded is not None else {"count": 0, "head": ""}
-        return {"from": frm, "to": then.as_dict(), "snapshot": snap["id"], "time": clock.stamp()}
+        return {"from": frm, "to": then.as_dict(), "snapshot": snap["id"], "time": _stamp(now)}
     if damaged is not None:
         raise IntegrityError(N_("{why}: the backup target's witness of the history is damaged"), why=str(damaged),
                              hint=N_("run 'vault backup verify'; to go on, name with --restored-from the "
@@ -126,7 +126,8 @@ def check(repo: Repo, hist: History, restored_from: str | None) -> dict[str, Any
     return None
 
 
-def record(repo: Repo, vault_id: str, point: Point, snapshot: str, rollback: dict[str, Any] | None) -> None:
+def record(repo: Repo, vault_id: str, point: Point, snapshot: str, rollback: dict[str, Any] | None, *,
+           now: dt.datetime) -> None:
     """Overwrite the target's witness record with ``point`` (after the snapshot that holds it)."""
     try:
         old = load(repo)
@@ -136,7 +137,7 @@ def record(repo: Repo, vault_id: str, point: Point, snapshot: str, rollback: dic
         return  # a run that captured more finished first: the witness never goes back
     rolls = [*(old.get("rollbacks", []) if old else []), *([rollback] if rollback else [])]
     rec = {"format": REPO_FORMAT, "vault_id": vault_id, "count": point.count, "head": point.head,
-           "entry": point.entry, "snapshot": snapshot, "time": clock.stamp(), "rollbacks": rolls}
+           "entry": point.entry, "snapshot": snapshot, "time": _stamp(now), "rollbacks": rolls}
     repo.put(OBJECT, json.dumps(rec, sort_keys=True, separators=(",", ":")).encode(), create_only=False)
 
 
@@ -168,3 +169,7 @@ def report(repo: Repo, snapshots: list[dict[str, Any]]) -> tuple[dict[str, Any] 
     out = {"count": p.count, "head": p.head, "time": rec.get("time"), "snapshot": rec.get("snapshot"),
            "rollbacks": rec.get("rollbacks", [])}
     return out, problems, notes
+
+
+def _stamp(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")

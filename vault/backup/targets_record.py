@@ -11,7 +11,6 @@ from typing import Any
 
 import tomli_w
 
-from vault import clock
 from vault.store import records
 from vault.archive import authority
 from vault.errors import FormatError, IntegrityError, PermissionDeniedError, VaultError
@@ -69,7 +68,7 @@ def record_target(v, url: str, actor=None) -> None:
                                         hint=N_("run this first backup to it with your identity (--identity or VAULT_IDENTITY)"),
                                         url=url)
         if not known:
-            targets.append({"url": url, "first_backup": clock.stamp()})
+            targets.append({"url": url, "first_backup": v.clock.stamp()})
         data = tomli_w.dumps({"format": 1, "targets": targets}).encode()
         if actor is None:
             write_atomic(v.root / FILE, data, mode=0o600)

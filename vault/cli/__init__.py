@@ -28,6 +28,7 @@ from vault.i18n import N_, _
 
 if TYPE_CHECKING:
     from vault.archive.vault import Vault
+    from vault.clock import Clock
     from vault.store.identity import MemberKey
 
 # Every error reaches the user with a hint: the library's own when it has one, else this one.
@@ -78,10 +79,15 @@ def hint_for(err: VaultError) -> str:
 class Ctx(Shown):
     """What the group hands to every command on ``ctx.obj``."""
 
-    def __init__(self, vault_dir: str | None, identity_file: str | None, tz: str | None = None) -> None:
+    def __init__(self, vault_dir: str | None, identity_file: str | None, tz: str | None = None,
+                 clock: Clock | None = None) -> None:
+        from vault.clock import Clock
+
         self.vault_dir = vault_dir
         self.identity_file = identity_file
         self.tz = tz
+        #: The time the command runs at: the machine's (the library never reads it by itself).
+        self.clock = clock or Clock()
         self._vault: Vault | None = None
         self._members: dict[str, str | None] | None = None
 
@@ -92,7 +98,7 @@ class Ctx(Shown):
         if self._vault is None:
             if not self.vault_dir:
                 raise InputError(N_("no vault given"), hint=N_("pass --vault DIR or set VAULT_DIR"))
-            self._vault = Vault.open(Path(self.vault_dir))
+            self._vault = Vault.open(Path(self.vault_dir), clock=self.clock)
             if self.tz is None:  # the office's zone, unless --tz says otherwise
                 self._office_zone(self._vault)
         return self._vault
@@ -376,7 +382,9 @@ def cli(ctx: click.Context, vault_dir: str | None, identity_file: str | None, tz
 
     # Recorded times are UTC; what people see and type is in the office's zone (vault/clock.py).
     clock.use_zone(clock.zone(tz) if tz else clock.machine_zone())
-    ctx.obj = Ctx(vault_dir, identity_file, tz)
+    # The machine's clock, unless the program that invokes the command line passes its own as the
+    # context object (a test seam: nothing a user types or sets reaches it).
+    ctx.obj = Ctx(vault_dir, identity_file, tz, ctx.obj if isinstance(ctx.obj, clock.Clock) else None)
 
 
 bind_click()

@@ -218,7 +218,7 @@ def audit_verify(obj: Ctx, as_json: bool) -> None:
     """Verify every entry, the chain and the checkpoint; name where it breaks. Needs no key."""
     res = audit.verify(obj.vault)
     data = {"ok": res.ok, "entries": res.count, "problems": res.problems, "notes": res.notes,
-            "checked_at": clock.stamp()}
+            "checked_at": obj.clock.stamp()}
     emit(data, as_json, lambda d: "\n".join([*(_("problem: {problem}").format(problem=render(p)) for p in d["problems"]),
                                              *(_("note: {note}").format(note=render(n)) for n in d["notes"]),
                                              (_("{count} entries; intact") if d["ok"] else _("{count} entries; BROKEN"))

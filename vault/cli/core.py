@@ -81,7 +81,8 @@ def with_key_opts(f):
               help="An option of the scheme, e.g. pattern={type}-{year}-{seq:06d}.")
 @click.option("--display-name", help="The supervisor's name as people write it, in any script.")
 @click.option("--tz", "time_zone", help="The office's time zone, e.g. Asia/Shanghai (kept in the policy).")
-def init(directory: str, supervisor: str, key: str | None, key_file: str | None, scheme: str,
+@click.pass_obj
+def init(obj: Ctx, directory: str, supervisor: str, key: str | None, key_file: str | None, scheme: str,
          options: tuple[str, ...], display_name: str | None, time_zone: str | None, as_json: bool) -> None:
     """Create a new vault; prints its fingerprint to record offline."""
     opts = {}
@@ -94,9 +95,9 @@ def init(directory: str, supervisor: str, key: str | None, key_file: str | None,
     if rule is not None:
         from vault.office import dossier  # here: only a chosen numbering rule needs the scheme plugins
 
-        rule = dossier.try_numbering(rule)
+        rule = dossier.try_numbering(rule, today=obj.clock.today())
     v = Vault.init(Path(directory), supervisor=supervisor, key=public_key(key, key_file), numbering=rule,
-                   display_name=display_name, time_zone=time_zone)
+                   display_name=display_name, time_zone=time_zone, clock=obj.clock)
     founder = v.config["founder"]
     emit({"vault": directory, "fingerprint": v.fingerprint, "supervisor": founder["name"]}, as_json,
          _("vault created at {directory}\nfingerprint: {fingerprint}\n(record the fingerprint offline)").format(
@@ -346,7 +347,7 @@ def migrate(obj: Ctx, as_json: bool) -> None:
     if not obj.identity_file or not Path(obj.identity_file).is_file():
         raise InputError(N_("migrating needs your identity"), hint=N_("pass --identity FILE or set VAULT_IDENTITY"))
     ident = identity.load_identity(Path(obj.identity_file), _passphrase(_("Passphrase for {name}").format(name=Path(obj.identity_file).name)))
-    fp = migrate_mod.migrate(Path(obj.vault_dir), ident)
+    fp = migrate_mod.migrate(Path(obj.vault_dir), ident, clock=obj.clock)
     emit({"format": 2, "fingerprint": fp}, as_json, _("migrated to format 2; new fingerprint: {fingerprint} (keep it offline)").format(fingerprint=fp))
 
 

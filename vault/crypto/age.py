@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import io
 import os
-from typing import BinaryIO, Protocol, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # the buffer protocol (collections.abc.Buffer from 3.12)
 
 from vault.crypto import bech32, header, mlkem, scrypt, stream, x25519
 from vault.crypto.armor import ArmorWriter, dearmor
@@ -70,10 +73,11 @@ class _Chain(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Buffer) -> int:
         if self._prefix:
-            n = min(len(buffer), len(self._prefix))
-            buffer[:n] = self._prefix[:n]
+            view = memoryview(buffer).cast("B")
+            n = min(len(view), len(self._prefix))
+            view[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
         # Once the sniffed prefix is used up, read straight into the caller's buffer: a read() and a
@@ -81,8 +85,9 @@ class _Chain(io.RawIOBase):
         readinto = getattr(self._rest, "readinto", None)
         if readinto is not None:
             return readinto(buffer) or 0
-        data = self._rest.read(len(buffer))
-        buffer[: len(data)] = data
+        view = memoryview(buffer).cast("B")
+        data = self._rest.read(len(view))
+        view[: len(data)] = data
         return len(data)
 
 
@@ -190,7 +195,7 @@ class Encryptor:
         dst.write(header.serialize(_stanzas_for(recipients, file_key), file_key))
         self._payload = stream.PayloadWriter(file_key, dst)
 
-    def write(self, data) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         return self._payload.write(data)
 
     def close(self) -> None:
@@ -199,7 +204,7 @@ class Encryptor:
     def __enter__(self) -> "Encryptor":
         return self
 
-    def __exit__(self, exc_type, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if exc_type is None:
             self.close()
 

@@ -15,6 +15,8 @@ import re
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
     from vault.crypto.stream import Sink as _Sink
 
 from vault.errors import FormatError
@@ -147,11 +149,12 @@ class DearmorReader(io.RawIOBase):
             raise _fail(Message(N_("non-canonical base64")))
         return data
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Buffer) -> int:
         while not self._pending and not self._done:
             self._pending = memoryview(self._next_line())
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
 

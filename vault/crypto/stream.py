@@ -31,6 +31,8 @@ from vault.i18n import N_
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from typing_extensions import Buffer
+
 __all__ = ["CHUNK_SIZE", "NONCE_SIZE", "TAG_SIZE", "encrypt_payload", "decrypt_payload", "PayloadReader",
            "PayloadWriter"]
 
@@ -279,7 +281,7 @@ class PayloadWriter:
         self._closed = False
         _write_all(dst, memoryview(nonce))
 
-    def write(self, data) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._closed:
             raise ValueError("write to a closed payload")
         self._buf += data
@@ -466,7 +468,7 @@ class PayloadReader(io.RawIOBase):
     def readall(self) -> bytes:
         return self.read()
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Buffer) -> int:
         data = self.read(len(memoryview(buffer).cast("B")))
         memoryview(buffer).cast("B")[: len(data)] = data
         return len(data)

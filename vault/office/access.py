@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from vault import clock
 from vault.archive import authority, grants, keyfiles, members, numbering
 from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_rel,
                                   list_grants, status)
@@ -55,7 +54,7 @@ def create_request(actor, kind: str, target: str | None, purpose: str, *, custom
     with v.lock(exclusive=True):
         no = numbering.next_number(v, "R")
         rec = {"format": 1, "number": no, "kind": kind, "target": target, "dossier": dossier_id,
-               "requester": actor.name, "dept": dept, "created_at": clock.stamp(),
+               "requester": actor.name, "dept": dept, "created_at": actor.clock.stamp(),
                "purpose": members.seal_text(v, purpose, [actor.name, *heads], mem)}
         if customer is not None:
             rec["customer"] = members.seal_text(v, customer.strip(), heads, mem)
@@ -98,7 +97,7 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
         if _fact(v, "requests", no, "request")["decision"] is not None:
             raise ConflictError(N_("request {no} has already been decided"), no=no)
         dec = {"format": 1, "request": no, "request_sha256": _digest(req),
-               "decision": "approved" if approve else "denied", "by": actor.name, "at": clock.stamp()}
+               "decision": "approved" if approve else "denied", "by": actor.name, "at": actor.clock.stamp()}
         if reason:
             dec["reason"] = members.seal_text(v, reason, [fact["by"], actor.name])
         actor.commit(f"request.{verb}", {_req_rel(no, ".decision"): records.dump_toml(actor.sign(dec))},
@@ -147,11 +146,11 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
         if "customer" in req:
             files[_req_rel(no, ".resolution")] = records.dump_toml(actor.sign(
                 {"format": 1, "request": no, "request_sha256": _digest(req), "dossier": dossier_id,
-                 "number": target, "by": actor.name, "at": clock.stamp()}))
+                 "number": target, "by": actor.name, "at": actor.clock.stamp()}))
         gno = numbering.next_number(v, "G")
-        now = clock.now()
+        now = actor.clock.now()
         rec = {"format": 1, "number": gno, "request": no, "dossier": dossier_id, "target": target,
-               "grantee": fact["by"], "granted_at": clock.stamp(),
+               "grantee": fact["by"], "granted_at": actor.clock.stamp(),
                "expires_at": (now + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                "approval_sha256": _digest(dec)}
         # The state again, under the exclusive lock: two archivists granting the same approval at
@@ -174,7 +173,7 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
 
 def _close(actor, g: dict[str, Any], reason: str) -> None:
     v = actor.vault
-    rec = actor.sign({"format": 1, "grant": g["number"], "reason": reason, "by": actor.name, "at": clock.stamp()})
+    rec = actor.sign({"format": 1, "grant": g["number"], "reason": reason, "by": actor.name, "at": actor.clock.stamp()})
     files: dict[str, bytes | None] = {_grant_rel(g["number"], ".closed"): records.dump_toml(rec)}
     release = grant_key_rel(g["dossier"], g["number"])
     if keyfiles.exists(v, release):

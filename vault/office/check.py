@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import io
@@ -19,7 +18,7 @@ from vault.store.hashing import hash_file
 from vault.store.counting import Progress, no_progress
 from vault.archive.manifests import load_manifest, read_table
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
-from vault.store.keytable import KEYREF_TYPE, unseal
+from vault.store.keytable import KEYREF_TYPE, open_field
 from vault.store import TMP_PREFIX, find_temporaries
 from vault.archive import destructions, grants, holds, reviews
 from vault.office import intake, paper, recoveryexport
@@ -68,8 +67,8 @@ def check(v, *, actor=None, progress: Progress | None = None,
         rep.notes.extend(res.notes)
         if res.replay is None:
             return rep
-        rep.problems.extend(authority.check_files(v, res.replay))
-        rep.notes.extend(authority.interrupted(v, res.replay))
+        rep.problems.extend(recovery.check_files(v, res.replay))
+        rep.notes.extend(recovery.interrupted(v, res.replay))
         try:
             mem = members.all_members(v)
             for ring in v.policy.data["rings"]:
@@ -132,7 +131,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
     rep.counts["dossiers"] += 1
     table = None
     if m["status"] != "destroyed":
-        # Its bytes against the history were checked with every record (``authority.check_files``).
+        # Its bytes against the history were checked with every record (``recovery.check_files``).
         if not authority.exists(v, f"keys/{dossier_id}.age"):
             if not _being_destroyed(v, dossier_id):  # an unfinished execution is named on its own
                 mine.append(Message(N_("keys/{dossier_id}.age: the history names no key table for dossier {number}"),
@@ -144,7 +143,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
                 mine.append(e.message)
     if table is not None:
         for p in (x for x in m["profile"] if "sealed" in x):
-            _try(mine, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=Message(N_("{number} profile v{version}"), number=m['number'], version=p['version'])))
+            _try(mine, lambda p=p: open_field(p["sealed"], table, what=Message(N_("{number} profile v{version}"), number=m['number'], version=p['version'])))
     # A destruction under way overwrites and deletes ciphertext step by step; until it finishes, the
     # unfinished execution is what check names, not each document it has reached.
     shredding = _being_destroyed(v, dossier_id)
@@ -210,7 +209,7 @@ def _check_document(v, m: dict, d: dict, table) -> tuple[list, int]:
         if table is None:
             return [], size
         problems: list = []
-        _try(problems, lambda: unseal(base64.b64decode(d["meta"]), table, what=Message(N_("{number} metadata"), number=d['number'])))
+        _try(problems, lambda: open_field(d["meta"], table, what=Message(N_("{number} metadata"), number=d['number'])))
         src.seek(0)
         try:
             age.decrypt(src, _Null(), [table.identity()])

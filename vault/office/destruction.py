@@ -12,9 +12,10 @@ import hashlib
 import os
 from typing import Any
 
-from vault import backup, clock
+from vault import backup
 from vault.archive import destructions, grants, keyfiles, members, numbering, schedule, searchindex
 from vault.archive.holds import held_dossiers
+from vault.archive.states import DossierStatus
 from vault.archive.manifests import load_manifest, manifest_file, read_table, resolve
 from vault.backup.mirror import DEFAULT_WINDOW
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
@@ -54,7 +55,7 @@ def request(actor, target: str, reason: str) -> str:
         make_dir(v.root / "destructions")
         sealed = members.seal_text(v, reason, [actor.name])
         rec = actor.sign({"format": 1, "number": no, "target": target, "dossier": m["id"], "requested_by": actor.name,
-                          "requested_at": clock.stamp(), "reason": sealed})
+                          "requested_at": actor.clock.stamp(), "reason": sealed})
         actor.commit("destroy.request", {destructions.rel(no): records.dump_toml(rec)}, number=target, ref=no, obj=m["id"])
     return no
 
@@ -80,7 +81,7 @@ def approve(actor, no: str, *, override_retention: str | None = None) -> list[st
             raise ConflictError(N_("destruction {no} is already {state}"), no=no, state=destructions.fact(v, no)['state'])
         warnings = _obstacles(v, req, override=bool(override_retention))
         rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
-               "by": actor.name, "at": clock.stamp()}
+               "by": actor.name, "at": actor.clock.stamp()}
         if override_retention:
             rec["override_retention"] = members.seal_text(v, override_retention, [actor.name])
         actor.commit("destroy.approve", {destructions.rel(no, ".approval"): records.dump_toml(actor.sign(rec))},
@@ -98,7 +99,7 @@ def _obstacles(v, req: dict, *, override: bool) -> list[str]:
     if m["id"] in held_dossiers(v):
         out.append(Message(N_("dossier {number} is under a legal hold: execution will be refused until it is lifted"),
                            number=m["number"]))
-    early = [s for s in (schedule.schedule(m, d, v.policy.data) for d in docs) if s["status"] != "due"]
+    early = [s for s in (schedule.schedule(m, d, v.policy.data, today=v.clock.today()) for d in docs) if s["status"] != "due"]
     if early and not override:
         numbers = ", ".join(s["number"] for s in early[:3]) + (" …" if len(early) > 3 else "")
         if all(s.get("until") for s in early):
@@ -138,7 +139,7 @@ def close(actor, no: str, outcome: str, reason: str) -> None:
             raise ConflictError(N_("destruction {no} has started executing; it can only be finished"),
                                 hint=N_("run 'vault destroy execute {no}'"), no=no)
         rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
-               "outcome": outcome, "by": actor.name, "at": clock.stamp(),
+               "outcome": outcome, "by": actor.name, "at": actor.clock.stamp(),
                "reason": members.seal_text(v, reason, [req["requested_by"], actor.name])}
         actor.commit(f"destroy.{verb}", {destructions.rel(no, ".closed"): records.dump_toml(actor.sign(rec))},
                      number=req["target"], ref=no, obj=no)
@@ -245,14 +246,14 @@ def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
     if m["id"] in held_dossiers(v):
         _refuse(actor, req, no, N_("dossier {number} is under a legal hold"), N_("lift the hold first ('vault hold remove')"),
                 number=m["number"])
-    sched = [schedule.schedule(m, d, v.policy.data) for d in docs]
+    sched = [schedule.schedule(m, d, v.policy.data, today=v.clock.today()) for d in docs]
     early = [s["number"] for s in sched if s["status"] != "due"]
     if early and "override_retention" not in appr:
         _refuse(actor, req, no, N_("retention has not ended for {numbers}"),
                 N_("wait until 'vault retention report --due' lists it, or approve with --override-retention REASON"),
                 numbers=", ".join(early[:3]) + (" …" if len(early) > 3 else ""))
     run = {"format": 1, "destruction": no, "target": req["target"], "dossier": m["id"], "dossier_number": m["number"],
-           "whole_dossier": "/" not in req["target"], "started_at": clock.stamp(), "started_by": actor.name,
+           "whole_dossier": "/" not in req["target"], "started_at": actor.clock.stamp(), "started_by": actor.name,
            "documents": [{k: d[k] for k in ("number", "id", "key", "meta_key", "sha256", "size")} for d in docs],
            "grant_keys": sorted(r.rsplit("/", 1)[1] for r in keyfiles.listing(v, f"keys/grants/{m['id']}.")),
            "retention": [{k: s[k] for k in ("number", "rule", "event", "event_date", "until", "status")
@@ -318,15 +319,15 @@ def _step_manifest(actor, run, req, appr) -> dict[str, Any]:
     if all(d.get("destroyed", {}).get("certificate") == no for d in docs) \
             and (not run["whole_dossier"] or m["status"] == "destroyed"):
         return {"manifest_revision": m["revision"], "executed_at": docs[0]["destroyed"]["at"] if docs else
-                m.get("updated_at", clock.stamp())}
-    stamp = clock.stamp()
+                m.get("updated_at", actor.clock.stamp())}
+    stamp = actor.clock.stamp()
     for d in docs:
         ghost = {k: d[k] for k in GHOST_KEYS if k in d}
         ghost.update(status="destroyed", destroyed={"at": stamp, "certificate": no})
         d.clear()
         d.update(ghost)
     if run["whole_dossier"]:
-        m["status"] = "destroyed"
+        m["status"] = DossierStatus.DESTROYED
         for p in m["profile"]:
             p.pop("sealed", None)
     m["revision"] += 1
@@ -376,7 +377,7 @@ def _offsite(v, key_paths: list[str], whole: bool) -> dict[str, Any]:
     # key) is mirrored again; a deleted one is not.
     reports = [backup.shred_keys(url, key_paths, current=v).as_dict()
                for url in backup.known_targets(v)]
-    now = clock.now()
+    now = v.clock.now()
     worst = now if all(r["reached"] for r in reports) else now + DEFAULT_WINDOW
     return {"backup_targets": reports,
             "undecryptable_from_backups_after": worst.strftime("%Y-%m-%dT%H:%M:%SZ")}

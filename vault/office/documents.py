@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import contextlib
 import secrets
@@ -15,12 +14,11 @@ from vault.crypto import age
 from vault.archive.manifests import append_document, load_manifest, manifest_file, parse_record_date, read_table, resolve
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
-from vault.store.keytable import KeyRefRecipient, KeyTable, unseal
+from vault.store.keytable import KeyRefRecipient, KeyTable, open_values
 from vault.archive import grants, members
 from vault.store import WritebackWriter, atomic_writer, make_dir
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
-from vault.store import tomlread
 from vault.store.counting import Progress, counting, no_progress
 from vault.i18n import Message, N_
 
@@ -71,7 +69,7 @@ def add_many(actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]], *, cat
     if category not in CATEGORIES:
         raise InputError(N_("unknown category {category!r}"), hint=N_("categories: {CATEGORIES}"), category=category,
                          CATEGORIES=', '.join(CATEGORIES))
-    date = parse_record_date(date, force=force_date)
+    date = parse_record_date(date, today=v.clock.today(), force=force_date)
     if not source.strip():
         raise InputError(N_("the source of the material is required [R-3.1.3]"), param="source")
     if not original and not (copy_note or "").strip():
@@ -166,7 +164,7 @@ def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: s
     if copy_note:
         meta["copy_note"] = copy_note
     entry = append_document(m, table, doc_id=doc_id, key=kid, category=category, date=date, original=original,
-                            by=by, size=hw.size, sha256=hw.h.hexdigest(), meta=meta, paper_location=paper_location)
+                            by=by, at=v.clock.stamp(), size=hw.size, sha256=hw.h.hexdigest(), meta=meta, paper_location=paper_location)
     return entry, path
 
 
@@ -204,8 +202,7 @@ def list_docs(actor, number: str, *, with_meta: bool = False) -> list[dict[str, 
 
 
 def read_meta(d: dict[str, Any], table: KeyTable) -> dict[str, Any]:
-    plain = unseal(base64.b64decode(d["meta"]), table, what=Message(N_("document {number} metadata"), number=d['number']))
-    return tomlread.loads(plain.decode())
+    return open_values(d["meta"], table, what=Message(N_("document {number} metadata"), number=d['number']))
 
 
 def history(actor, docno: str) -> list[dict[str, Any]]:

@@ -6,12 +6,12 @@ import secrets
 from typing import Any
 
 
-from vault import clock
 from vault import plugins
 from vault.archive import grants, searchindex
 from vault.archive.numbering import allocate_archive_number
+from vault.archive.states import DossierStatus
 from vault.archive.manifests import (CUSTOMER_TYPES, _seal_profile, load_manifest, manifest_file, read_profile,
-                                     resolve, summary, write_table)
+                                     resolve, summary)
 from vault.archive.schemes import configured
 from vault.errors import InputError
 from vault.i18n import N_
@@ -34,7 +34,7 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
     dept = resolve_name(v, "department", dept)
     if not str(profile.get("name") or "").strip():
         raise InputError(N_("a dossier needs the customer's name (not blank)"), param="name")
-    created = clock.today()
+    created = actor.clock.today()
     facts = _facts(customer_type, business, dept, created)
     numbering, classifier = configured(v, "numbering"), configured(v, "classification")
     klass = classifier.classify(facts=facts)
@@ -51,16 +51,17 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
             "dept": dept,
             "class": klass,
             "created": created,
-            "created_at": clock.stamp(),
+            "created_at": actor.clock.stamp(),
             "created_by": actor.name,
-            "status": "open",
+            "status": DossierStatus.OPEN,
             "revision": 1,
             "next_doc": 1,
-            "profile": [_seal_profile(table, profile, actor.name, 1, changed=sorted(k for k, x in profile.items() if x))],
+            "profile": [_seal_profile(table, profile, actor.name, 1, changed=sorted(k for k, x in profile.items() if x),
+                                         at=actor.clock.stamp())],
             "documents": [],
         }
         make_dir(v.layout.dossier_dir(dossier_id))
-        write_table(v, table)
+        grants.save_keys(actor, dossier_id, table, active=[])  # a new dossier: no grant on it yet
         searchindex.add_profile(actor, manifest, profile)  # before the commit point: see FORMAT §11
         # The department is a fact of the entry: the history checks a liaison's later updates by it.
         actor.commit("dossier.create", manifest_file(actor, manifest), number=number, obj=dossier_id, rev=1,
@@ -82,7 +83,7 @@ def show(actor, number: str) -> dict[str, Any]:
     return out
 
 
-def try_numbering(rule: dict[str, Any]) -> dict[str, Any]:
+def try_numbering(rule: dict[str, Any], *, today: str) -> dict[str, Any]:
     """The numbering rule, once its scheme is installed and numbers a sample dossier; the rule is
     fixed in the genesis record, so a bad one is refused before the vault exists."""
     registration = plugins.numbering_schemes(plugins.get_plugin_manager()).get(rule["scheme"])
@@ -91,7 +92,7 @@ def try_numbering(rule: dict[str, Any]) -> dict[str, Any]:
     try:
         sample = registration(dict(rule.get("options", {}))).number(
             sequence=1, facts={"customer_type": "enterprise", "business": "sample", "dept": "sample",
-                               "created": clock.today()})
+                               "created": today})
     except Exception as e:  # a plugin's own error: the options do not suit it
         raise InputError(N_("numbering scheme {scheme!r} refuses these options: {e}"),
                          hint=N_("pass --numbering-option KEY=VALUE as the scheme documents"), scheme=rule['scheme'], e=e) from None

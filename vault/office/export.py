@@ -14,9 +14,9 @@ import secrets
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vault import clock, plugins
+from vault import plugins
 from vault.archive import audit, grants
 from vault.archive.manifests import load_manifest, read_profile, resolve
 from vault.errors import ConflictError, NotFoundError, PermissionDeniedError, PluginError, VaultError
@@ -25,6 +25,9 @@ from vault.archive.exportview import READS, ExportDocument, ExportDossier, check
 from vault.store.counting import Progress
 from vault.store.keytable import KeyTable
 from vault.store import TMP_PREFIX, atomic_writer, fsync_dir, sync_files
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor
 
 #: The two ways an exporter writes: to a binary stream, or into an empty directory.
 KINDS = ("file", "directory")
@@ -37,7 +40,8 @@ def _vault_error_of(exc: PluginError) -> VaultError:
     return cause if isinstance(cause, VaultError) and not isinstance(cause, PluginError) else exc
 
 
-def build_exporter(fmt: str, options: Mapping[str, Any] | None = None, *, pm=None) -> plugins.PluginObject:
+def build_exporter(fmt: str, options: Mapping[str, Any] | None = None, *,
+                   pm: plugins.VaultPluginManager | None = None) -> plugins.PluginObject:
     """Look ``fmt`` up in the export-format registry and build it; its declarations are checked.
 
     :raises NotFoundError: no such format. :raises PluginError: it declares an unknown kind or read.
@@ -75,7 +79,7 @@ def reads_of(exporter: Any) -> frozenset[str]:
     return frozenset(getattr(exporter, "reads", READS))
 
 
-def open_table(actor, m: Mapping[str, Any]) -> KeyTable | None:
+def open_table(actor: Actor, m: Mapping[str, Any]) -> KeyTable | None:
     """The dossier's key table if the caller's identity opens it (archive ring or active grant), else None."""
     v = actor.vault
     if not (v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m["id"], actor.name)):
@@ -86,14 +90,14 @@ def open_table(actor, m: Mapping[str, Any]) -> KeyTable | None:
         return None
 
 
-def make_views(actor, m: Mapping[str, Any], table: KeyTable | None, granted: frozenset[str], *, fmt: str,
+def make_views(actor: Actor, m: Mapping[str, Any], table: KeyTable | None, granted: frozenset[str], *, fmt: str,
                request: str | None, progress: Progress | None = None) -> tuple[ExportDossier, list[ExportDocument]]:
     """The dossier and document views an exporter is given; ``table`` is used only for what is ``granted``."""
     v = actor.vault
     usable = table if granted else None
     profile = (lambda: read_profile(actor, dict(m), usable)) if usable is not None and "sealed" in granted else None
     dossier = ExportDossier(m, granted=granted, profile=profile, exported_by=actor.name,
-                            exported_at=clock.stamp(), fmt=fmt, request=request)
+                            exported_at=actor.clock.stamp(), fmt=fmt, request=request)
     docs = []
     live_docs = [d for d in m["documents"] if usable is not None and d.get("status") != "destroyed"]
     step = (progress(sum(_size(v.layout.document(m["id"], d["id"])) for d in live_docs))
@@ -137,7 +141,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: Mapping[str, Any] | None = None,
+def export_dossier(actor: Actor, number: str, fmt: str, dest: Path | str, *, options: Mapping[str, Any] | None = None,
                    sealed: bool = True, progress: Progress | None = None) -> dict[str, Any]:
     """Export a dossier with the export format ``fmt`` to ``dest``; returns what was done.
 
@@ -173,7 +177,7 @@ def export_dossier(actor, number: str, fmt: str, dest: Path | str, *, options: M
             "sealed": bool(granted), "request": request}
 
 
-def export_document(actor, docno: str, dest: Path | str, *, progress: Progress | None = None) -> dict[str, Any]:
+def export_document(actor: Actor, docno: str, dest: Path | str, *, progress: Progress | None = None) -> dict[str, Any]:
     """Write the plaintext of one document to the file ``dest``, using up a copy approval for it."""
     actor.require("doc.view", number=docno)
     v = actor.vault

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, fields as dc_fields
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from vault import clock
 from vault.archive import authority, completeness, members, searchindex
 from vault.archive import reviews
 from vault.archive import manifests
@@ -20,6 +19,9 @@ from vault.errors import InputError, IntegrityError
 from vault.i18n import N_
 from vault.errors import ConflictError, NotFoundError
 from vault.store.searchdb import CONTACT_FIELDS, NAME_FIELDS, Hit, fold, query_words
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 10_000
@@ -42,7 +44,7 @@ class Filters:
     def active(self) -> bool:
         return any(getattr(self, f.name) not in (None, False) for f in dc_fields(self))
 
-    def keep(self, v, m: Mapping[str, Any], present: list[str] | None, today: dt.date, mem: dict) -> bool:
+    def keep(self, v: Vault, m: Mapping[str, Any], present: list[str] | None, today: dt.date, mem: dict) -> bool:
         if self.klass and m["class"].split("/")[: len(self.klass.strip("/").split("/"))] != self.klass.strip("/").split("/"):
             return False
         for attr, key in (("customer_type", "customer_type"), ("business", "business"), ("dept", "dept"),
@@ -72,7 +74,7 @@ def _row(m: Mapping[str, Any], hit: Hit | None) -> dict[str, Any]:
     return row
 
 
-def _confirmed(v, hit: Hit, info: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _confirmed(v: Vault, hit: Hit, info: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The manifest, if it confirms the index row: same number, same newest profile version."""
     try:
         m = manifests.load_manifest(v, hit.dossier)
@@ -86,7 +88,7 @@ def _confirmed(v, hit: Hit, info: Mapping[str, Any] | None) -> dict[str, Any] | 
     return m
 
 
-def open_or_build(actor) -> searchindex.Index:
+def open_or_build(actor: Actor) -> searchindex.Index:
     """The index; built from the sealed profiles on first use (a vault of an earlier version)."""
     idx = searchindex.open_index(actor)
     if idx is None:
@@ -96,7 +98,7 @@ def open_or_build(actor) -> searchindex.Index:
     return searchindex.merge_if_due(actor, idx) or idx
 
 
-def _behind(actor, idx: searchindex.Index) -> bool:
+def _behind(actor: Actor, idx: searchindex.Index) -> bool:
     """Re-index dossiers the history has and the index lacks — an index put back from an older copy
     must not hide a customer — and drop those it has and the history does not. Compares counts
     first (cheap); only when they differ are the dossier shards read. True if anything changed."""
@@ -124,7 +126,7 @@ def _behind(actor, idx: searchindex.Index) -> bool:
     return changed
 
 
-def rebuild(actor) -> int:
+def rebuild(actor: Actor) -> int:
     """Build the index afresh from every dossier's sealed profile; returns how many it holds."""
     actor.require("find")
     v = actor.vault
@@ -135,7 +137,7 @@ def rebuild(actor) -> int:
     return n
 
 
-def _repair(actor, ids: Iterable[str]) -> int:
+def _repair(actor: Actor, ids: Iterable[str]) -> int:
     """Re-index dossiers whose index rows their manifests did not confirm (a write interrupted
     between the index and the manifest); the sealed profile is the truth."""
     v = actor.vault
@@ -153,7 +155,7 @@ def _repair(actor, ids: Iterable[str]) -> int:
     return n
 
 
-def find(actor, text: str | None = None, *, name: str | None = None, contact: str | None = None,
+def find(actor: Actor, text: str | None = None, *, name: str | None = None, contact: str | None = None,
          number: str | None = None, filters: Filters | None = None, limit: int = DEFAULT_LIMIT,
          offset: int = 0, _retry: bool = True) -> dict[str, Any]:
     """Dossiers matching a query (and the filters), best first: ``{"total", "rows", "stale"}``.
@@ -169,7 +171,7 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
     if number:
         actor.require("dossier.list")
         found = manifests.load_manifest(v, manifests.resolve(v, number))
-        rows = [] if not filters.keep(v, found, None, clock.today_date(), members.all_members(v)) else [_row(found, None)]
+        rows = [] if not filters.keep(v, found, None, v.clock.today_date(), members.all_members(v)) else [_row(found, None)]
         return {"total": len(rows), "rows": [dict(r, field="number", fields=["number"]) for r in rows], "stale": 0}
     query, fields = (text, None) if text else (name, NAME_FIELDS) if name else (contact, CONTACT_FIELDS)
     if not query and not filters.active():
@@ -177,7 +179,7 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
     actor.require("find")
     actor.audit("find")  # the searched words are customer data: never logged
     idx = open_or_build(actor)
-    today, mem = clock.today_date(), members.all_members(v)
+    today, mem = v.clock.today_date(), members.all_members(v)
     if _retry and _behind(actor, idx):
         idx = open_or_build(actor)
     if not query:
@@ -218,7 +220,7 @@ def find(actor, text: str | None = None, *, name: str | None = None, contact: st
     return {"total": total, "rows": rows, "stale": len(stale)}
 
 
-def resolve_customer(actor, no: str, *, choose: str | None = None) -> tuple[str, str]:
+def resolve_customer(actor: Actor, no: str, *, choose: str | None = None) -> tuple[str, str]:
     """Resolve a consultation request by customer name to one dossier, for the archivist granting it.
 
     Candidates come from the index (name and other names) and are confirmed on the sealed profile:

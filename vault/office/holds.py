@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vault import clock
 from vault.archive import audit, authority, members
 from vault.archive.holds import _rel, held_dossiers, verified_holds
 from vault.archive.manifests import load_manifest, resolve
@@ -13,8 +12,11 @@ from vault.errors import ConflictError, FormatError, InputError, IntegrityError,
 from vault.store import make_dir, records
 from vault.i18n import Message, N_
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
 
-def add(actor, number: str, reason: str) -> None:
+
+def add(actor: Actor, number: str, reason: str) -> None:
     """Place a legal hold on a dossier (the reason is sealed to the archive ring)."""
     actor.require("hold.manage", number=number)
     if not reason.strip():
@@ -27,12 +29,12 @@ def add(actor, number: str, reason: str) -> None:
             raise ConflictError(N_("dossier {number} is already on hold"), number=m['number'])
         sealed = members.seal_text(v, reason)
         make_dir((v.root / "holds"))
-        rec = actor.sign({"format": 1, "dossier": dossier_id, "number": m["number"], "at": clock.stamp(),
+        rec = actor.sign({"format": 1, "dossier": dossier_id, "number": m["number"], "at": actor.clock.stamp(),
                           "by": actor.name, "reason": sealed})
         actor.commit("hold.add", {_rel(dossier_id): records.dump_toml(rec)}, number=m["number"], obj=dossier_id)
 
 
-def remove(actor, number: str, reason: str) -> str:
+def remove(actor: Actor, number: str, reason: str) -> str:
     """Lift the legal hold on a dossier: a supervisor, saying why (sealed to the archive ring).
 
     One history entry writes the signed lift record ``holds/lifted/<dossier-id>.<n>.toml`` and
@@ -57,7 +59,7 @@ def remove(actor, number: str, reason: str) -> str:
             # The hold's file was deleted or changed behind the vault's back (check names it): the
             # hold is still the history's fact, and its entry says when and by whom it was placed.
             h, seq, placer = authority.committed(v, _rel(dossier_id)) or ("0" * 64, 0, "")
-            at = next((e["at"] for e in audit.entries(v) if e["seq"] == seq), clock.stamp())
+            at = next((e["at"] for e in audit.entries(v) if e["seq"] == seq), actor.clock.stamp())
             hold, hold_sha = {"number": load_manifest(v, dossier_id)["number"], "at": at, "by": placer}, h or "0" * 64
         lifted = v.root / "holds" / "lifted"
         make_dir(lifted)
@@ -66,7 +68,7 @@ def remove(actor, number: str, reason: str) -> str:
         rec = {"format": 1, "dossier": dossier_id, "number": hold["number"], "seq": n,
                "hold_at": hold["at"], "hold_by": hold["by"],
                "hold_sha256": hold_sha,
-               "at": clock.stamp(), "by": actor.name, "reason": members.seal_text(v, reason)}
+               "at": actor.clock.stamp(), "by": actor.name, "reason": members.seal_text(v, reason)}
         signed = actor.sign(rec)
         records.validate(signed, "holdlift", what=Message(N_("lift of the hold on {number}"), number=hold['number']))
         actor.commit("hold.remove", {f"holds/lifted/{dossier_id}.{n}.toml": records.dump_toml(signed),
@@ -74,7 +76,7 @@ def remove(actor, number: str, reason: str) -> str:
     return f"{dossier_id}.{n}"
 
 
-def list_holds(v, actor=None) -> list[dict[str, Any]]:
+def list_holds(v: Vault, actor: Actor | None = None) -> list[dict[str, Any]]:
     """Holds in force; with ``actor``, each hold's reason where it was sealed to them (the ring)."""
     rows = []
     for dossier_id, rec in sorted(verified_holds(v).items()):
@@ -85,7 +87,7 @@ def list_holds(v, actor=None) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["number"])
 
 
-def lifts(v, actor=None) -> list[dict[str, Any]]:
+def lifts(v: Vault, actor: Actor | None = None) -> list[dict[str, Any]]:
     """Every lifted hold the history committed (a supervisor's hold.remove), oldest first; reasons as
     in ``list_holds``. A lift file no entry wrote is refused by ``authority.load``."""
     rows = []

@@ -18,7 +18,6 @@ from typing import Any
 
 import tomli_w
 
-from vault import clock
 from vault.store import ids, make_dir, records, remove, replace, seam
 from vault.archive import authority, intakekey, members
 from vault.crypto import age
@@ -50,7 +49,7 @@ def submit(v, files: list[Path], *, number: str, category: str, source: str, dat
            original: bool = False, title: str | None = None, force_date: bool = False) -> list[str]:
     """Encrypt ``files`` to the intake key for dossier ``number``; needs no identity. Returns ids."""
     _check_facts(category, source)
-    date = parse_record_date(date, force=force_date)
+    date = parse_record_date(date, today=v.clock.today(), force=force_date)
     resolve(v, number)  # the number must exist; the dossier itself stays unreadable
     for f in files:
         if not Path(f).is_file():
@@ -123,7 +122,7 @@ class StreamedSubmission:
         rcpt = [age.parse_recipient(recipient(self.v))]
         rec: dict[str, Any] = {
             "format": 1, "id": self.id, "for": number, "category": category, "date": parse_date(date),
-            "original": original, "submitted_at": clock.stamp(), "size": self._hw.size,
+            "original": original, "submitted_at": self.v.clock.stamp(), "size": self._hw.size,
             "sha256": self._hw.h.hexdigest(),
             "sealed": base64.b64encode(age.encrypt_bytes(tomli_w.dumps(meta).encode(), rcpt)).decode()}
         if invitation:
@@ -258,7 +257,7 @@ def accept(actor, sid: str) -> str:
         if not rec["original"]:
             meta.setdefault("copy_note", "submitted through intake")
         number = append_document(m, table, doc_id=doc_id, key=kid, category=rec["category"], date=rec["date"],
-                                 original=rec["original"], by=actor.name, size=hw.size, sha256=hw.h.hexdigest(),
+                                 original=rec["original"], by=actor.name, at=actor.clock.stamp(), size=hw.size, sha256=hw.h.hexdigest(),
                                  meta=meta)["number"]
         m["revision"] += 1
         actor.commit("intake.accept", {**manifest_file(actor, m), **grants.key_files(actor, dossier_id, table)},
@@ -286,7 +285,7 @@ def reject(actor, sid: str, reason: str) -> None:
         _undecided(v, sid)
         rec = _load(v, sid)
         sealed = members.seal_text(v, reason)
-        signed = actor.sign({"format": 1, "id": sid, "for": rec["for"], "by": actor.name, "at": clock.stamp(),
+        signed = actor.sign({"format": 1, "id": sid, "for": rec["for"], "by": actor.name, "at": actor.clock.stamp(),
                              "reason": sealed})
         actor.commit("intake.reject", {f"intake/{sid}.rejected.toml": records.dump_toml(signed)}, number=rec["for"],
                      ref=sid)

@@ -15,9 +15,8 @@ import hmac
 import re
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vault import clock
 from vault.crypto import age
 from vault.archive.manifests import load_manifest, resolve
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
@@ -25,6 +24,9 @@ from vault.errors import (AuthenticationError, ConflictError, FormatError, Input
 from vault.store import make_dir, records, remove, write_new
 from vault.archive.invitations import invitations_dir, may_invite, load
 from vault.i18n import N_
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
 
 TOKEN_BYTES = 32
 MAX_USES = 100
@@ -36,7 +38,7 @@ _DURATION_RE = re.compile(r"(\d{1,4})([mhd])\Z")
 _UNIT = {"m": 60, "h": 3600, "d": 86400}
 
 
-def uses_dir(v, iid: str) -> Path:
+def uses_dir(v: Vault, iid: str) -> Path:
     return v.root / "intake" / "uses" / iid
 
 
@@ -66,7 +68,7 @@ def token_bytes(text: str) -> bytes | None:
     return raw if len(raw) == TOKEN_BYTES and token_text(raw) == text else None
 
 
-def issue(actor, number: str, *, expires: str = "7d", uses: int = 1, note: str | None = None) -> dict[str, Any]:
+def issue(actor: Actor, number: str, *, expires: str = "7d", uses: int = 1, note: str | None = None) -> dict[str, Any]:
     """Write a signed invitation for dossier ``number``; returns ``{"id", "token", "expires_at", ...}``.
 
     The token is returned once and stored nowhere: only its hash and the recipient it seeds are kept.
@@ -89,10 +91,10 @@ def issue(actor, number: str, *, expires: str = "7d", uses: int = 1, note: str |
     token = secrets.token_bytes(TOKEN_BYTES)
     rcpt = age.identity_from_seed(token).recipient()  # type: ignore[attr-defined]
     iid = secrets.token_hex(16)
-    now = clock.now()
+    now = actor.clock.now()
     rec: dict[str, Any] = {
         "format": 1, "id": iid, "dossier": dossier_id, "number": m["number"], "dept": m["dept"], "by": actor.name,
-        "issued_at": clock.stamp(), "expires_at": (now + lifetime).strftime("%Y-%m-%dT%H:%M:%SZ"), "uses": uses,
+        "issued_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "expires_at": (now + lifetime).strftime("%Y-%m-%dT%H:%M:%SZ"), "uses": uses,
         "token_sha256": hashlib.sha256(token).hexdigest(), "recipient": str(rcpt)}
     if note:
         rec["note"] = base64.b64encode(age.encrypt_bytes(note.encode(), [rcpt])).decode()
@@ -124,30 +126,30 @@ def open_note(rec: dict[str, Any], token: bytes) -> str | None:
         raise IntegrityError(N_("intake/invitations/{id}.toml: note damaged"), id=rec['id']) from None
 
 
-def uses_taken(v, iid: str) -> int:
+def uses_taken(v: Vault, iid: str) -> int:
     d = uses_dir(v, iid)
     return sum(1 for p in d.iterdir() if p.name.isdigit()) if d.is_dir() else 0
 
 
-def state(v, rec: dict[str, Any]) -> str:
+def state(v: Vault, rec: dict[str, Any]) -> str:
     """``open``, ``expired``, ``used`` (every use taken) or ``closed`` (the dossier is no longer open)."""
     if rec.get("_status", "open") != "open":
         return "closed"
-    if clock.stamp() >= rec["expires_at"]:
+    if v.clock.stamp() >= rec["expires_at"]:
         return "expired"
     if uses_taken(v, rec["id"]) >= rec["uses"]:
         return "used"
     return "open"
 
 
-def claim_use(v, rec: dict[str, Any], receipt: str) -> Path:
+def claim_use(v: Vault, rec: dict[str, Any], receipt: str) -> Path:
     """Take one use of the invitation (atomic: create-exclusive of the next free slot); ConflictError if none is left."""
     d = uses_dir(v, rec["id"])
     make_dir(d, parents=True)
     for k in range(1, rec["uses"] + 1):
         p = d / str(k)
         try:
-            write_new(p, f"{receipt} {clock.stamp()}\n".encode(), mode=0o600)
+            write_new(p, f"{receipt} {v.clock.stamp()}\n".encode(), mode=0o600)
         except FileExistsError:
             continue
         return p
@@ -159,7 +161,7 @@ def release_use(slot: Path) -> None:
     remove(slot, missing_ok=True)
 
 
-def list_invitations(v) -> list[dict[str, Any]]:
+def list_invitations(v: Vault) -> list[dict[str, Any]]:
     """Every invitation with its state (for ``vault intake invitations``)."""
     d = invitations_dir(v)
     out = []

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault.archive import grants, searchindex
 from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest, manifest_file, read_profile, resolve
 from vault.errors import InputError, PermissionDeniedError
 from vault.i18n import N_
-from vault.store.keytable import unseal
+from vault.store.keytable import open_values
 from vault.archive.schemes import configured
 from vault.archive.labels import resolve_name
-from vault.store import tomlread
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor
 
 
-def _may_update(actor, m: dict[str, Any]) -> None:
+def _may_update(actor: Actor, m: dict[str, Any]) -> None:
     """Archivists update any dossier; a liaison updates their own department's, through a grant."""
     v = actor.vault
     if v.policy.may(actor.roles, "dossier.read"):
@@ -29,7 +30,7 @@ def _may_update(actor, m: dict[str, Any]) -> None:
                                 hint=N_("archivists, or a liaison of the dossier's department, update it"), number=m['number'])
 
 
-def update(actor, number: str, changes: dict[str, Any], *, business: str | None = None) -> int:
+def update(actor: Actor, number: str, changes: dict[str, Any], *, business: str | None = None) -> int:
     """Write a new version of the sealed profile (old versions are kept); returns the version number."""
     changes = {k: v for k, v in changes.items() if v not in (None, [], "")}
     if "name" in changes and not str(changes["name"]).strip():
@@ -59,7 +60,7 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
         if not changed:
             raise InputError(N_("the values given are the current ones; nothing changed"))
         version = m["profile"][-1]["version"] + 1
-        m["profile"].append(_seal_profile(table, new, actor.name, version, changed=changed))
+        m["profile"].append(_seal_profile(table, new, actor.name, version, changed=changed, at=actor.clock.stamp()))
         m["revision"] += 1
         # Needs no index key, so a liaison's update reaches the index too (before the commit point).
         searchindex.add_profile(actor, m, new)
@@ -68,7 +69,7 @@ def update(actor, number: str, changes: dict[str, Any], *, business: str | None 
     return version
 
 
-def history(actor, number: str) -> list[dict[str, Any]]:
+def history(actor: Actor, number: str) -> list[dict[str, Any]]:
     """Profile versions: who, when, which fields changed; the values only for a member who may read."""
     actor.require("dossier.list", number=number)
     v = actor.vault
@@ -80,6 +81,5 @@ def history(actor, number: str) -> list[dict[str, Any]]:
         table = grants.open_key_table(actor, m["id"], number=m["number"])
         actor.audit("dossier.read", number=m["number"])
         for row, p in zip(rows, m["profile"]):
-            row["values"] = tomlread.loads(unseal(base64.b64decode(p["sealed"]), table,
-                                                 what=f"profile v{p['version']} of {m['number']}").decode())
+            row["values"] = open_values(p["sealed"], table, what=f"profile v{p['version']} of {m['number']}")
     return rows

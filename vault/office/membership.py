@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from vault import clock
 from vault.archive import authority, intakekey, keyfiles, searchindex
 from vault.archive.members import _member_record, _ring_files, all_members, ring_record
 from vault.archive.policy import ROLES
@@ -66,7 +65,7 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
                 raise ConflictError(N_("the name {name!r} looks like that of member {others}"),
                                     hint=N_("choose a name that reads differently (add a distinguishing word); "
                                             "names are never reused"), name=n, others=", ".join(others))
-        rec = actor.sign(_member_record(name, key, roles, dept, actor.name, display_name))
+        rec = actor.sign(_member_record(name, key, roles, dept, actor.name, display_name, at=actor.clock.stamp()))
         files = {f"members/{name}.toml": records.dump_toml(rec)}
         for ring in v.policy.rings_for(roles):
             rr = ring_record(v, ring)
@@ -157,7 +156,7 @@ def remove_member(actor, name: str) -> list[str]:
             # Every key table, the intake key and a new index key (with the index re-sealed to it),
             # encrypted to the new rings only, are staged with the rings and committed by the one
             # entry, which names each by hash: before it the old files stand, after it the new ones
-            # (``authority.recover`` renames what an interruption left staged). No file written from
+            # (``recovery.recover`` renames what an interruption left staged). No file written from
             # here on opens with the leaver's key or an old ring.
             staged = rewrapped_key_tables(v, old_ids, new_rcpts)
             searchindex.stage_rotation(actor, old_ids, new_rcpts)  # staged, committed by the same entry
@@ -170,7 +169,7 @@ def remove_member(actor, name: str) -> list[str]:
             files.update(staged)
             rewrapped = sorted([*staged, "keys/_index.age"])
         file_rec = authority.load(v, f"members/{name}.toml")
-        file_rec.update(status="removed", removed_at=clock.stamp(), removed_by=actor.name)
+        file_rec.update(status="removed", removed_at=actor.clock.stamp(), removed_by=actor.name)
         files[f"members/{name}.toml"] = records.dump_toml(actor.sign(file_rec))
         for rel in _releases_of(v, name):  # the grants close with the entry; their key releases go with it
             files[rel] = None

@@ -9,14 +9,17 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from vault import clock, i18n, plugins
+from vault import i18n, plugins
 from vault.archive import completeness, labels
 from vault.archive import reviews
 from vault.errors import PermissionDeniedError, PluginError, VaultError
 from vault.i18n import N_
 from vault.store import names
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
 
 
 def _lines(row: Mapping[str, Any], _: Callable[[str], str]) -> list[str]:
@@ -60,7 +63,8 @@ def compose(dept: str, rows: Sequence[Mapping[str, Any]], *, today: str,
     return subject, "\n".join(body) + "\n"
 
 
-def build_notifier(name: str, options: Mapping[str, Any] | None = None, *, pm=None) -> plugins.PluginObject:
+def build_notifier(name: str, options: Mapping[str, Any] | None = None, *,
+                   pm: plugins.VaultPluginManager | None = None) -> plugins.PluginObject:
     """Build the registered notifier ``name`` with ``options``; PluginError if none is installed."""
     pm = pm or plugins.get_plugin_manager()
     registration = plugins.notifiers(pm).get(name)
@@ -69,7 +73,7 @@ def build_notifier(name: str, options: Mapping[str, Any] | None = None, *, pm=No
     return registration(dict(options or {}))
 
 
-def _check_dir(v, options: Mapping[str, Any]) -> None:
+def _check_dir(v: Vault, options: Mapping[str, Any]) -> None:
     # A report written into the vault would be swept into backups and outlive its purpose; and the
     # vault directory is for the vault's own files only.
     if "dir" in options:
@@ -80,8 +84,8 @@ def _check_dir(v, options: Mapping[str, Any]) -> None:
                                         hint=N_("choose a report directory outside the vault"))
 
 
-def send(actor, name: str, options: Mapping[str, Any] | None = None, *, dept: str | None = None,
-         pm=None, lang: str | None = None) -> list[dict[str, Any]]:
+def send(actor: Actor, name: str, options: Mapping[str, Any] | None = None, *, dept: str | None = None,
+         pm: plugins.VaultPluginManager | None = None, lang: str | None = None) -> list[dict[str, Any]]:
     """``vault review notify``: send each department with something due its list through notifier
     ``name``; each message is an audit entry. Returns what was sent: department, numbers."""
     actor.require("review.read")
@@ -92,7 +96,7 @@ def send(actor, name: str, options: Mapping[str, Any] | None = None, *, dept: st
     by_dept: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_dept[row["dept"]].append(row)
-    today, sent = clock.today(), []
+    today, sent = actor.clock.today(), []
     pol = actor.vault.policy.data
     for d in sorted(by_dept):
         # The message is for people: the department and classes by the names the policy gives them.

@@ -14,7 +14,6 @@ import fnmatch
 from pathlib import Path
 from typing import Any, Iterable
 
-from vault import clock
 from vault.archive import authority, grants, members, numbering
 from vault.archive.manifests import iter_manifests, load_manifest, manifest_file, parse_date, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
@@ -108,7 +107,7 @@ def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
     actor.require("grant.manage", number=docno)
     v = actor.vault
     due = parse_date(due)
-    today = dt.date.fromisoformat(clock.today())
+    today = actor.clock.today_date()
     if not today <= dt.date.fromisoformat(due) <= today + dt.timedelta(days=MAX_LOAN_DAYS):
         raise InputError(N_("due date {due} is not within {MAX_LOAN_DAYS} days from today"),
                          hint=N_("pass --due YYYY-MM-DD, at most 90 days ahead"), due=due, MAX_LOAN_DAYS=MAX_LOAN_DAYS)
@@ -132,7 +131,7 @@ def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
                                 hint=N_("record its return first: 'vault paper return {number}'"), docno=docno, number=out[0]['number'], borrower=out[0]['borrower'])
         no = numbering.next_number(v, "L")
         rec = {"format": 1, "number": no, "document": docno, "dossier": m["id"], "borrower": to,
-               "request": request, "from_location": d.get("paper_location", ""), "at": clock.stamp(),
+               "request": request, "from_location": d.get("paper_location", ""), "at": actor.clock.stamp(),
                "by": actor.name, "due": due}
         make_dir(_dir(v, "loans"), parents=True)
         actor.commit("paper.lend", {f"paper/loans/{no}.toml": records.dump_toml(actor.sign(rec))}, number=docno,
@@ -155,7 +154,7 @@ def give_back(actor, loan_no: str, *, location: str | None = None) -> dict[str, 
         if not (location or rec0["from_location"]).strip():
             raise InputError(N_("no location is recorded for {document}"), hint=N_("pass --location SHELF"), document=loan['document'])
         where = _location(location or rec0["from_location"])
-        rec = {"format": 1, "loan": loan_no, "document": loan["document"], "at": clock.stamp(), "by": actor.name,
+        rec = {"format": 1, "loan": loan_no, "document": loan["document"], "at": actor.clock.stamp(), "by": actor.name,
                "location": where}
         files: dict[str, bytes | None] = {f"paper/loans/{loan_no}.returned.toml": records.dump_toml(actor.sign(rec))}
         m = load_manifest(v, rec0["dossier"])
@@ -187,7 +186,7 @@ def locate(actor, docno: str, location: str) -> None:
 
 def out(v, *, today: str | None = None) -> list[dict[str, Any]]:
     """Originals out of the archive room: loans not returned, each with ``overdue``."""
-    day = today or clock.today()
+    day = today or v.clock.today()
     return [{**x, "overdue": x["due"] < day} for x in loans(v) if "returned_at" not in x]
 
 
@@ -212,7 +211,7 @@ def inventory(actor, found: Iterable[tuple[str, str]]) -> dict[str, Any]:
             "unknown": sorted(n for n in seen if n not in known),
         }
         no = numbering.next_number(v, "I")
-        rec = {"format": 1, "number": no, "at": clock.stamp(), "by": actor.name, **report}
+        rec = {"format": 1, "number": no, "at": actor.clock.stamp(), "by": actor.name, **report}
         make_dir(_dir(v, "inventories"), parents=True)
         actor.commit("paper.inventory", {f"paper/inventories/{no}.toml": records.dump_toml(actor.sign(rec))},
                      ref=no)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault import clock
 from vault.archive import authority, labels
@@ -12,8 +12,11 @@ from vault.store import make_dir, records
 from vault.i18n import N_
 from vault.archive.policy import DEFAULT_POLICY
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
 
-def update(actor, path: Path) -> dict[str, Any]:
+
+def update(actor: Actor, path: Path) -> dict[str, Any]:
     """Replace policy.toml with the TOML file at ``path``, validated and signed by a supervisor.
 
     Rings cannot change here: a ring's roles decide who holds the archive's read keys, and moving
@@ -46,7 +49,7 @@ def update(actor, path: Path) -> dict[str, Any]:
     return signed
 
 
-def show(v) -> dict[str, Any]:
+def show(v: Vault) -> dict[str, Any]:
     """The policy in force (signature left out). Sections a policy written before they existed lacks
     are shown with the defaults the vault applies for them."""
     data = {k: val for k, val in v.policy.data.items() if k != "signature"}

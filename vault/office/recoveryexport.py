@@ -22,9 +22,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from vault import clock
 from vault.archive import authority, grants, members, numbering
 from vault.archive.exportview import ExportDocument, check_destination
+from vault.archive.states import RecoveryExportState
 from vault.archive.manifests import load_manifest, read_profile
 from vault.crypto import age
 from vault.errors import (ConflictError, FormatError, InputError, IntegrityError, NotFoundError,
@@ -121,7 +121,7 @@ def request(actor, recipients: list[str], *, valid_hours: int = DEFAULT_HOURS) -
     with v.lock(exclusive=True):
         no = numbering.next_number(v, "E")
         make_dir(v.root / "recovery")
-        now = clock.now()
+        now = actor.clock.now()
         rec = actor.sign({"format": 1, "number": no, "recipients": [r.strip() for r in recipients],
                           "requested_by": actor.name, "requested_at": now.strftime(_STAMP),
                           "expires_at": (now + dt.timedelta(hours=valid_hours)).strftime(_STAMP)})
@@ -145,7 +145,7 @@ def approve(actor, no: str, *, valid_hours: int = DEFAULT_HOURS) -> dict[str, An
             _refuse(actor, "recovery.approve", no, PermissionDeniedError(
                 N_("you asked for recovery export {no}: its second approval is another supervisor's"),
                 hint=N_("another supervisor runs 'vault export disaster-recovery approve'"), no=no))
-        now = clock.now()
+        now = actor.clock.now()
         if now.strftime(_STAMP) >= req["expires_at"]:
             _refuse(actor, "recovery.approve", no, ConflictError(
                 N_("recovery export {no} expired at {expires_at}"), hint=N_("ask for a new one"), no=no, expires_at=req['expires_at']))
@@ -163,7 +163,8 @@ def show(v, no: str) -> dict[str, Any]:
     req = _request(v, no)
     out = {"number": no, "requested_by": f["by"], "requested_at": req["requested_at"],
            "recipients": req["recipients"], "expires_at": req["expires_at"], "approved_by": f["approved_by"],
-           "state": "written" if f["done"] else "approved" if f["approved_by"] else "requested"}
+           "state": RecoveryExportState.WRITTEN if f["done"] else RecoveryExportState.APPROVED if f["approved_by"]
+           else RecoveryExportState.REQUESTED}
     if f["approved_by"] is not None:
         appr = _approval(v, no, req)
         out.update(approved_at=appr["at"], expires_at=min(req["expires_at"], appr["expires_at"]))
@@ -171,8 +172,8 @@ def show(v, no: str) -> dict[str, Any]:
         done = _load(v, no, ".done", "recoverydone")
         out.update(written_by=done["by"], written_at=done["at"], manifest_sha256=done["manifest_sha256"],
                    dossiers=done["dossiers"], documents=done["documents"])
-    elif out["expires_at"] <= clock.stamp():
-        out["state"] = "expired"
+    elif out["expires_at"] <= v.clock.stamp():
+        out["state"] = RecoveryExportState.EXPIRED
     return out
 
 
@@ -212,7 +213,7 @@ def run(actor, no: str, dest: Path | str, *, progress: Progress | None = None) -
             _refuse(actor, "recovery.export", no, PermissionDeniedError(
                 N_("recovery export {no} is written by one of the supervisors who approved it"),
                 hint=N_("{by} or {approved_by} runs it"), no=no, by=f['by'], approved_by=f['approved_by']))
-        if clock.stamp() >= min(req["expires_at"], appr["expires_at"]):
+        if actor.clock.stamp() >= min(req["expires_at"], appr["expires_at"]):
             _refuse(actor, "recovery.export", no, ConflictError(
                 N_("the approvals of recovery export {no} expired at {time}"),
                 hint=N_("ask for a new one"), no=no, time=min(req['expires_at'], appr['expires_at'])))
@@ -305,7 +306,7 @@ def _write(actor, req: dict[str, Any], appr: dict[str, Any], out: Path, mem: dic
     manifest = {"format": 1, "kind": MANIFEST_KIND, "export": req["number"], "vault_id": v.config["id"],
                 "request_sha256": _digest(req), "approval_sha256": _digest(appr),
                 "requested_by": req["requested_by"], "approved_by": appr["by"], "exported_by": actor.name,
-                "exported_at": clock.stamp(), "recipients": req["recipients"], "dossiers": n_dossiers,
+                "exported_at": actor.clock.stamp(), "recipients": req["recipients"], "dossiers": n_dossiers,
                 "documents": n_docs, "files_sha256": listing_sha}
     (out / "MANIFEST.toml").write_bytes(records.dump_toml(actor.sign(manifest)))
     sync_files([*written, out / "files.txt", out / "README.txt", out / "MANIFEST.toml"])

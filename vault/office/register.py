@@ -12,12 +12,15 @@ terminal. Rows are produced one manifest at a time, so memory does not grow with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from vault.archive import authority, grants, members, schedule
 from vault.archive.manifests import load_manifest, parse_date, read_profile
 from vault.errors import InputError, NoIdentityMatchError, PermissionDeniedError
 from vault.i18n import N_
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor
 
 REGISTER_FORMAT = "vault-register-1"
 #: The columns of every row, in table and CSV order.
@@ -76,14 +79,14 @@ def _within(value: str | None, lo: str | None, hi: str | None) -> bool:
     return value is not None and (lo is None or value >= lo) and (hi is None or value <= hi)
 
 
-def names_shown(actor, *, to_terminal: bool) -> bool:
+def names_shown(actor: Actor, *, to_terminal: bool) -> bool:
     """Whether this member's register carries customer names: the archive department reads every
     dossier [R-2.1]; a name written anywhere but a terminal is a copy [R-3.4.2] (``doc.save``)."""
     may = actor.vault.policy.may
     return may(actor.roles, "dossier.read") and (to_terminal or may(actor.roles, "doc.save"))
 
 
-def rows(actor, filters: Filters = Filters(), *, to_terminal: bool = False) -> Iterator[dict[str, Any]]:
+def rows(actor: Actor, filters: Filters = Filters(), *, to_terminal: bool = False) -> Iterator[dict[str, Any]]:
     """The register's rows in archive-number order, one manifest read at a time.
 
     One audit entry ``register`` is written before the first row (``ref`` = ``doc.save`` when names
@@ -98,9 +101,10 @@ def rows(actor, filters: Filters = Filters(), *, to_terminal: bool = False) -> I
     names = names_shown(actor, to_terminal=to_terminal)
     actor.audit("register", ref="doc.save" if names and not to_terminal else None)
     mem = members.all_members(v)
+    today = v.clock.today()
     for _number, dossier_id in sorted(authority.state(v)["numbers"].items()):
         m = load_manifest(v, dossier_id, member_records=mem)
-        row = _row(m, v.policy.data)
+        row = _row(m, v.policy.data, today)
         if not filters.keeps(row):
             continue
         if names and m["status"] != "destroyed":
@@ -108,7 +112,7 @@ def rows(actor, filters: Filters = Filters(), *, to_terminal: bool = False) -> I
         yield row
 
 
-def _name(actor, m: dict[str, Any]) -> str | None:
+def _name(actor: Actor, m: dict[str, Any]) -> str | None:
     try:
         table = grants.open_key_table(actor, m["id"], number=m["number"])
     except (NoIdentityMatchError, PermissionDeniedError):
@@ -116,10 +120,10 @@ def _name(actor, m: dict[str, Any]) -> str | None:
     return str(read_profile(actor, m, table).get("name") or "") or None
 
 
-def _row(m: dict[str, Any], policy: Any) -> dict[str, Any]:
-    """The cleartext facts of one dossier: no key needed."""
+def _row(m: dict[str, Any], policy: Any, today: str) -> dict[str, Any]:
+    """The cleartext facts of one dossier on ``today``: no key needed."""
     live = [d for d in m["documents"] if d.get("status") != "destroyed"]
-    ends = [schedule.schedule(m, d, policy) for d in live]
+    ends = [schedule.schedule(m, d, policy, today=today) for d in live]
     statuses = {s["status"] for s in ends}
     if not ends:
         retention, end = "none", None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault.archive import audit, authority, grants, recovery
 from vault.archive.manifests import load_manifest
@@ -11,10 +11,13 @@ from vault.errors import PermissionDeniedError
 from vault.i18n import N_
 from vault.store import TMP_PREFIX, fsync_dir, remove
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
 
-def repair(actor) -> dict[str, Any]:
+
+def repair(actor: Actor) -> dict[str, Any]:
     """Under the exclusive lock, which removes temporaries and finishes every commit whose entry is
-    in the history (dropping those whose entry is not, ``authority.recover``, and removing what a
+    in the history (dropping those whose entry is not, ``recovery.recover``, and removing what a
     decided or closed object leaves, ``recovery.finish``), the key release of every active grant that
     has none is written (a grant stopped after its entry) and document ciphertext no manifest names is
     removed; then one entry ``vault.repair``, which also re-signs a checkpoint that an interrupted
@@ -39,7 +42,7 @@ def repair(actor) -> dict[str, Any]:
             "releases_reissued": releases, "documents_removed": leftovers}
 
 
-def _unreferenced_documents(v) -> list[str]:
+def _unreferenced_documents(v: Vault) -> list[str]:
     """Ciphertext that no committed manifest names: a ``doc add`` or ``intake accept`` stopped
     before its entry. Its key may be in the key table (and in an active grant's release, refreshed
     before the entry), so it goes rather than stay readable outside the dossier."""

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-from vault import clock
+
 from vault.archive.manifests import load_manifest, manifest_file, parse_record_date, resolve
 from vault.errors import ConflictError, InputError, NotFoundError
 from vault.i18n import N_
 from vault.archive.schedule import INTRINSIC_EVENTS, known_events
+from vault.archive.states import DossierStatus
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor
 
 
-def record_event(actor, docno: str, event: str, date: str, *, force_date: bool = False) -> None:
+def record_event(actor: Actor, docno: str, event: str, date: str, *, force_date: bool = False) -> None:
     """Record that ``event`` happened for a document on ``date`` (e.g. contract fulfilled)."""
     actor.require("doc.add", number=docno)
     events = known_events()
     if event not in events or event in INTRINSIC_EVENTS:
         raise InputError(N_("unknown event {event!r}"),
                          hint=N_("events: {value}"), event=event, value=', '.join(e for e in events if e not in INTRINSIC_EVENTS))
-    date = parse_record_date(date, force=force_date)
+    date = parse_record_date(date, today=actor.clock.today(), force=force_date)
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, docno))
@@ -29,30 +34,30 @@ def record_event(actor, docno: str, event: str, date: str, *, force_date: bool =
         actor.commit("doc.event", manifest_file(actor, m), number=docno, ref=event, obj=m["id"], rev=m["revision"])
 
 
-def close_dossier(actor, number: str, date: str, *, force_date: bool = False) -> None:
+def close_dossier(actor: Actor, number: str, date: str, *, force_date: bool = False) -> None:
     """Close a dossier: the business relationship it records is over; 'dossier-closed' schedules start."""
     actor.require("doc.add", number=number)
-    date = parse_record_date(date, force=force_date)
+    date = parse_record_date(date, today=actor.clock.today(), force=force_date)
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, number))
         if m["status"] != "open":
             raise ConflictError(N_("dossier {number} is {status}"), number=m['number'], status=m['status'])
-        m["status"], m["closed"] = "closed", date
+        m["status"], m["closed"] = DossierStatus.CLOSED, date
         m["revision"] += 1
         actor.commit("dossier.close", manifest_file(actor, m), number=m["number"], obj=m["id"], rev=m["revision"])
 
 
-def reopen_dossier(actor, number: str) -> None:
+def reopen_dossier(actor: Actor, number: str) -> None:
     """Reopen a closed dossier (the relationship resumed): it takes documents again, and its
     'dossier-closed' schedules wait for the next closing. The cancelled closing date is kept."""
     actor.require("doc.add", number=number)
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, number))
-        if m["status"] != "closed":
+        if m["status"] != DossierStatus.CLOSED:
             raise ConflictError(N_("dossier {number} is {status}, not closed"), number=m['number'], status=m['status'])
-        m.setdefault("reopened", []).append({"at": clock.stamp(), "by": actor.name, "closed": m.pop("closed")})
-        m["status"] = "open"
+        m.setdefault("reopened", []).append({"at": actor.clock.stamp(), "by": actor.name, "closed": m.pop("closed")})
+        m["status"] = DossierStatus.OPEN
         m["revision"] += 1
         actor.commit("dossier.reopen", manifest_file(actor, m), number=m["number"], obj=m["id"], rev=m["revision"])

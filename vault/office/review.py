@@ -10,21 +10,22 @@ finds it ``verified``: the department has been told to act, and the list shows i
 
 from __future__ import annotations
 
-import base64
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from vault import clock
 from vault.archive import grants, manifests
-from vault.archive.reviews import _dir, history
+from vault.archive.reviews import _dir, history, note_text
 from vault.errors import ConflictError, InputError
 from vault.store import make_dir, records
 from vault.i18n import Message, N_
-from vault.store.keytable import seal, unseal
+from vault.store.keytable import seal_field
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor
 
 OUTCOMES = ("verified", "needs-update")
 
 
-def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str, Any]:
+def done(actor: Actor, number: str, outcome: str, note: str | None = None) -> dict[str, Any]:
     """Record that ``number`` was reviewed, ``verified`` or ``needs-update`` (which needs a note);
     returns the record without its sealed note."""
     actor.require("review.record", number=number)
@@ -42,15 +43,15 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
             raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("nothing left to review"), number=m['number'])
         seq = max((r["seq"] for r in history(v, dossier_id)), default=0) + 1
         rec: dict[str, Any] = {"format": 1, "dossier": dossier_id, "number": m["number"], "seq": seq,
-                               "at": clock.stamp(), "by": actor.name, "outcome": outcome}
+                               "at": actor.clock.stamp(), "by": actor.name, "outcome": outcome}
         files: dict[str, bytes | None] = {}
         table = None
         if note:
             # Free text may name the customer: sealed like the profile, so it is read with the
             # dossier's keys and crypto-shredded with them; table and record commit together.
             table = manifests.read_table(v, dossier_id, actor.read_identities())
-            kid, blob = seal(note.encode(), table)
-            rec.update(note_key=kid, note=base64.b64encode(blob).decode())
+            kid, sealed = seal_field(note.encode(), table)
+            rec.update(note_key=kid, note=sealed)
             files.update(grants.key_files(actor, dossier_id, table))  # committed with the record
         signed = actor.sign(rec)
         records.validate(signed, "review", what=Message(N_("review {seq} of {number}"), seq=seq, number=m['number']))
@@ -61,13 +62,10 @@ def done(actor, number: str, outcome: str, note: str | None = None) -> dict[str,
     return {k: rec[k] for k in ("number", "seq", "at", "by", "outcome")}
 
 
-def read_note(actor, rec: Mapping[str, Any]) -> str | None:
+def read_note(actor: Actor, rec: Mapping[str, Any]) -> str | None:
     """The plaintext note of a review record, for a member whose keys open the dossier (audited)."""
     if "note" not in rec:
         return None
     if manifests.load_manifest(actor.vault, rec["dossier"])["status"] == "destroyed":
         raise ConflictError(N_("dossier {number} has been destroyed; its review notes went with its keys"), number=rec['number'])
-    table = grants.open_key_table(actor, rec["dossier"], number=rec["number"])
-    actor.audit("review.note", number=rec["number"], ref=f"review-{rec['seq']}")
-    blob = base64.b64decode(rec["note"])
-    return unseal(blob, table, what=f"note of review {rec['seq']} of {rec['number']}").decode()
+    return note_text(actor, rec)

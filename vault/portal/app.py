@@ -131,7 +131,7 @@ class Portal:
             return self.problem(request, "invalid", 404)
         left = rec["uses"] - invitations.uses_taken(self.v, rec["id"])
         return self.page(request, "invitation.html", number=rec["number"], note=note, left=left,
-                         expires=_parse_stamp(rec["expires_at"]), today=clock.today(), categories=CATEGORIES)
+                         expires=_parse_stamp(rec["expires_at"]), today=self.v.clock.today(), categories=CATEGORIES)
 
     async def upload(self, request: Request) -> Response:
         declared = request.headers.get("content-length")
@@ -185,7 +185,7 @@ class Portal:
                 form.discard()
                 invitations.release_use(slot)
         return self.page(request, "receipt.html", receipt=receipt, number=rec["number"], files=rows,
-                         at=clock.now())
+                         at=self.v.clock.now())
 
     async def _feed(self, request: Request, form: UploadForm) -> None:
         pending: list[bytes] = []

@@ -223,7 +223,7 @@ _SYNCFS: list = []
 _LIBC: dict[str, object] = {}
 
 
-def _libc_func(name: str):
+def _libc_func(name: str) -> Any:
     """A Linux libc function by name (``syncfs``, ``sync_file_range``), or None (not Linux, or a libc
     without it). ctypes is loaded only for a batch or a large file: a small command never loads it."""
     if name not in _LIBC:
@@ -244,7 +244,7 @@ def _libc_func(name: str):
     return _LIBC[name]
 
 
-def _syncfs():
+def _syncfs() -> Any:
     """libc's syncfs, or None (not Linux, or a libc without it)."""
     if not _SYNCFS:
         _SYNCFS.append(_libc_func("syncfs"))
@@ -276,7 +276,7 @@ class WritebackWriter:
         self._queue: Any = None
         self._thread: Any = None
 
-    def write(self, b) -> int | None:
+    def write(self, b: bytes | bytearray | memoryview) -> int | None:
         n = self.f.write(b)
         self._written += len(b) if n is None else n
         if self._func is not None and self._written - self._started >= WRITEBACK_WINDOW:

@@ -23,7 +23,7 @@ class HashingWriter:
         self.f, self.h, self.size = f, hashlib.sha256(), 0
         self._pool: ThreadPoolExecutor | None = None
 
-    def write(self, b) -> int:
+    def write(self, b: bytes | bytearray | memoryview) -> int:
         self.size += len(b)
         if len(b) < self._PARALLEL:
             self.h.update(b)

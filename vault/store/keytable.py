@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import tomli_w
 
@@ -139,3 +140,33 @@ def unseal(blob: bytes, table: KeyTable, *, what: str) -> bytes:
         raise IntegrityError(N_("{what}: its key is not in the key table (destroyed or damaged)"), what=what) from None
     except (FormatError, AuthenticationError):
         raise IntegrityError(N_("{what}: sealed data damaged or tampered with"), what=what) from None
+
+
+# -- The sealed-field codec: how a record carries data sealed under a key of its dossier's table. --
+# A field holds base64 of the age file; its key id sits beside it (``key``, ``meta_key``, ``note_key``).
+# Crypto-shredding a dossier's keys makes every such field unreadable with them.
+
+
+def seal_field(data: bytes, table: KeyTable) -> tuple[str, str]:
+    """Seal ``data`` under a new key of ``table``: (key id, the field's text)."""
+    kid, blob = seal(data, table)
+    return kid, base64.b64encode(blob).decode()
+
+
+def open_field(text: str, table: KeyTable, *, what: str) -> bytes:
+    """The bytes a sealed field holds; damage is an IntegrityError naming ``what``."""
+    try:
+        blob = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise IntegrityError(N_("{what}: sealed data damaged or tampered with"), what=what) from None
+    return unseal(blob, table, what=what)
+
+
+def seal_values(values: Mapping[str, Any], table: KeyTable) -> tuple[str, str]:
+    """Seal a table of values (a profile version, a document's metadata) as TOML: (key id, field text)."""
+    return seal_field(tomli_w.dumps(dict(values)).encode(), table)
+
+
+def open_values(text: str, table: KeyTable, *, what: str) -> dict[str, Any]:
+    """The table of values a sealed field holds (``seal_values``)."""
+    return tomlread.loads(open_field(text, table, what=what).decode())

@@ -63,6 +63,67 @@ PATHS: dict[str, str] = {
 
 _PART = re.compile(r"<([^>]+)>")
 
+#: The JSON Schema (``schemas/<schema>.schema.json``) of every TOML file a vault holds, by path as
+#: FORMAT §2 writes it (a record about another carries its suffix: ``.decision``, ``.closed``, ...).
+#: Every read of a record validates it against its row (FORMAT §3); a test checks that every TOML
+#: file the vault writes has exactly one row.
+SCHEMAS: dict[str, str] = {
+    "vault.toml": "vault",
+    "policy.toml": "policy",
+    "policy/<n>.toml": "policy",
+    "members/<name>.toml": "member",
+    "rings/<ring>.toml": "ring",
+    "dossiers/<dossier-id>/manifest.toml": "manifest",
+    "reviews/<dossier-id>/<seq>.toml": "review",
+    "requests/<R-no>.toml": "request",
+    "requests/<R-no>.decision.toml": "decision",
+    "requests/<R-no>.resolution.toml": "resolution",
+    "requests/<R-no>.used.toml": "used",
+    "grants/<G-no>.toml": "grant",
+    "grants/<G-no>.closed.toml": "closed",
+    "holds/<dossier-id>.toml": "hold",
+    "holds/lifted/<dossier-id>.<n>.toml": "holdlift",
+    "destructions/<D-no>.toml": "destruction",
+    "destructions/<D-no>.approval.toml": "approval",
+    "destructions/<D-no>.execution.toml": "execution",
+    "destructions/<D-no>.closed.toml": "destructionclose",
+    "destructions/<D-no>.certificate.toml": "certificate",
+    "paper/loans/<L-no>.toml": "paperloan",
+    "paper/loans/<L-no>.returned.toml": "paperreturn",
+    "paper/inventories/<I-no>.toml": "inventory",
+    "recovery/<E-no>.toml": "recovery",
+    "recovery/<E-no>.approval.toml": "recoveryapproval",
+    "recovery/<E-no>.done.toml": "recoverydone",
+    "intake/<id>.toml": "intake",
+    "intake/<id>.rejected.toml": "rejected",
+    "intake/invitations/<id>.toml": "invitation",
+    "index/search/recipient.toml": "search",
+    "audit/checkpoint.toml": "checkpoint",
+    "backups.toml": "backups",
+}
+
+# What each ``<part>`` of a SCHEMAS path matches: the forms of FORMAT §2 (``vault/store/ids.py``).
+_PART_FORMS = {"n": r"[0-9]+", "seq": r"[0-9]+", "name": r"[a-z0-9][a-z0-9._-]{0,63}", "ring": r"[a-z0-9][a-z0-9._-]{0,63}",
+               "dossier-id": r"[0-9a-f]{32}", "id": r"[0-9a-f]{32}",
+               **{f"{k}-no": rf"{k}-[0-9]{{6,12}}" for k in "RGDLIE"}}
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    pieces = _PART.split(template)  # literal, part, literal, part, ...
+    return re.compile("".join(_PART_FORMS[x] if i % 2 else re.escape(x) for i, x in enumerate(pieces)))
+
+
+_SCHEMA_PATTERNS = [(_pattern(path), schema) for path, schema in SCHEMAS.items()]
+
+
+def schema_for(rel: str) -> str | None:
+    """The schema of the record at ``rel`` (relative to the vault root, with ``/``), or None if no
+    record lives there."""
+    for pattern, schema in _SCHEMA_PATTERNS:
+        if pattern.fullmatch(rel):
+            return schema
+    return None
+
 
 _SAFE = re.compile(r"[A-Za-z0-9-]")
 
