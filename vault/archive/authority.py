@@ -30,7 +30,7 @@ from vault.crypto import sign
 from vault.errors import AuthenticationError, InputError, IntegrityError
 from vault import store
 from vault.i18n import Message, N_
-from vault.store import records
+from vault.store import records, staging
 from vault.store.identity import signing_key as _decode_signing_key
 from vault.store import tomlread
 
@@ -269,18 +269,14 @@ def _changes_nothing(e: dict[str, Any]) -> bool:
 def _committed_bytes(p: Path, h: str | None) -> bytes | None:
     """The bytes at ``p``, or those of ``p.pending`` when they are the ones hash ``h`` names (a commit
     whose renames an interruption cut short: the entry is in the history, the file not yet in place)."""
+    if h is not None:
+        data, _ = _bytes_named(p, h)
+        if data is not None:
+            return data
     try:
-        raw = p.read_bytes()
+        return p.read_bytes()
     except FileNotFoundError:
-        raw = None
-    if h is not None and (raw is None or sha256(raw) != h):
-        try:
-            pend = Path(str(p) + PENDING).read_bytes()
-        except FileNotFoundError:
-            return raw
-        if sha256(pend) == h:
-            return pend
-    return raw
+        return None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -356,32 +352,48 @@ def read(v, rel: str) -> bytes:
     """The bytes of record ``rel`` if they are what the history says; IntegrityError otherwise.
 
     A record no entry names counts for nothing, however well signed; an older signed version put
-    back is not the newest hash the history names for its path.
+    back is not the newest hash the history names for its path. Read beside a writer (no lock), a
+    record may be renamed from its ``.pending`` between two reads, or be newer than the entries
+    replayed so far: the file is read again, and the history replayed further, before anything is
+    called a mismatch.
     """
-    ent = state(v)["files"].get(rel)
-    if ent is None:
-        raise IntegrityError(N_("{rel}: no history entry names this file (it counts for nothing)"),
-                             hint=N_("run 'vault check'"), rel=rel)
-    h, seq = ent[0], ent[1]
-    if h is None:
-        raise IntegrityError(N_("{rel}: removed by history entry {seq}"), rel=rel, seq=seq)
-    p = v.root / rel
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        data = b""
-        if not Path(str(p) + PENDING).exists():
-            raise IntegrityError(N_("{rel}: missing (history entry {seq} wrote it)"), hint=N_("restore it from a backup"), rel=rel, seq=seq) from None
-    if sha256(data) == h:
-        return data
-    try:  # a commit in flight: the entry is written, the rename not yet done
-        pend = Path(str(p) + PENDING).read_bytes()
-        if sha256(pend) == h:
-            return pend
-    except FileNotFoundError:
-        pass
+    while True:
+        st = state(v)
+        count = st["count"]
+        ent = st["files"].get(rel)
+        if ent is None:
+            raise IntegrityError(N_("{rel}: no history entry names this file (it counts for nothing)"),
+                                 hint=N_("run 'vault check'"), rel=rel)
+        h, seq = ent[0], ent[1]
+        if h is None:
+            raise IntegrityError(N_("{rel}: removed by history entry {seq}"), rel=rel, seq=seq)
+        data, found = _bytes_named(v.root / rel, h)
+        if data is not None:
+            return data
+        if state(v)["count"] == count:  # (the same dict, advanced) nothing newer: what is there is wrong
+            break
+    if not found:
+        raise IntegrityError(N_("{rel}: missing (history entry {seq} wrote it)"), hint=N_("restore it from a backup"),
+                             rel=rel, seq=seq)
     raise IntegrityError(N_("{rel}: does not match history entry {seq} (changed, or an older version put back)"),
                          hint=N_("run 'vault check'"), rel=rel, seq=seq)
+
+
+def _bytes_named(p: Path, h: str) -> tuple[bytes | None, bool]:
+    """(the bytes hash ``h`` names, from ``p`` or its ``.pending``, or None; whether either was there).
+
+    ``p``, then the ``.pending``, then ``p`` again: a commit's rename between the first two reads
+    leaves the new bytes at ``p`` for the third."""
+    found = False
+    for q in (p, Path(str(p) + PENDING), p):
+        try:
+            data = q.read_bytes()
+        except FileNotFoundError:
+            continue
+        found = True
+        if sha256(data) == h:
+            return data, True
+    return None, found
 
 
 def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
@@ -399,7 +411,9 @@ def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
 def current_path(v, rel: str) -> Path:
     """Where to read ``rel`` now: its ``.pending`` while a commit that named exactly those bytes
     waits for its rename (an interruption), else the file. For files that are not records too (key
-    tables and key releases committed with a change): a later write without an entry is read as is."""
+    tables and key releases committed with a change): a later write without an entry is read as is.
+    A reader without the lock may find the ``.pending`` gone when it opens it: the rename it waited
+    for has happened (``keytable.read_key_table`` then reads the file)."""
     p = v.root / rel
     pend = Path(str(p) + PENDING)
     if not pend.is_file():
@@ -432,6 +446,7 @@ RECORD_DIRS = ("policy", "members", "rings", "keys", "requests", "grants", "hold
 
 
 def _pending_files(v) -> list[Path]:
+    """Every ``.pending`` in the record directories: a walk of the whole vault (``check``, ``repair``)."""
     pend = [v.root / "policy.toml.pending"] if (v.root / "policy.toml.pending").exists() else []
     for d in RECORD_DIRS:
         for dirpath, dirnames, filenames in os.walk(v.root / d):
@@ -440,30 +455,43 @@ def _pending_files(v) -> list[Path]:
     return pend
 
 
-def recover(v) -> list[str]:
+def recover(v, *, full: bool = False) -> list[str]:
     """Under the exclusive lock: finish or drop commits an interruption left half done.
 
     A ``.pending`` file whose hash the history names for its path is the committed version: it is
     renamed into place. Any other is the leftover of a commit that never reached the history, and
-    is deleted. A path the history deleted is deleted.
+    is deleted. A path the history deleted is deleted. Every writer looks only at the paths the
+    staging journal names (``vault.store.staging``: what the last, interrupted, commit staged), so
+    taking the lock costs nothing that grows with the vault; ``full`` (``vault repair``) walks every
+    record directory and every path the history ever deleted.
     """
+    named = staging.read(v.root)
+    if not named and not full:
+        staging.clear(v.root)  # (a journal of nothing but damage)
+        return []
     st = state(v)
     done, dirs = [], set()
-    for p in _pending_files(v):
-        rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
+    if full:
+        named += [p.relative_to(v.root).as_posix()[: -len(PENDING)] for p in _pending_files(v)]
+        named += [rel for rel, (h, *_) in st["files"].items() if h is None]
+    for rel in dict.fromkeys(named):
+        p = v.root / rel
+        pend = Path(str(p) + PENDING)
+        store.check_confined(pend)  # a path from the journal, through a directory a link may replace
         ent = st["files"].get(rel)
-        if ent is not None and ent[0] is not None and sha256(p.read_bytes()) == ent[0]:
-            store.replace(p, v.root / rel)
+        if os.path.lexists(pend):
+            if ent is not None and ent[0] is not None and _pending_is(p, ent[0]):
+                store.replace(pend, p)
+                done.append(rel)
+            else:
+                store.remove(pend)
+            dirs.add(p.parent)
+        elif ent is not None and ent[0] is None and store.remove(p, missing_ok=True):
             done.append(rel)
-        else:
-            store.remove(p)
-        dirs.add(p.parent)
-    for rel, (h, *_) in st["files"].items():
-        if h is None and store.remove(v.root / rel, missing_ok=True):
-            done.append(rel)
-            dirs.add((v.root / rel).parent)
+            dirs.add(p.parent)
     for d in sorted(dirs):
         store.fsync_dir(d)
+    staging.clear(v.root)
     return done
 
 

@@ -9,12 +9,13 @@ from vault.archive import audit, authority, grants, recovery
 from vault.archive.manifests import load_manifest
 from vault.errors import PermissionDeniedError
 from vault.i18n import N_
-from vault.store import TMP_PREFIX, fsync_dir, remove
+from vault.store import TMP_PREFIX, fsync_dir, remove, sweep_temporaries
 
 
 def repair(actor) -> dict[str, Any]:
     """Under the exclusive lock, which removes temporaries and finishes every commit whose entry is
-    in the history (dropping those whose entry is not, ``authority.recover``, and removing what a
+    in the history (dropping those whose entry is not, ``authority.recover`` — here over the whole
+    vault, not only what the staging journal names — and removing what a
     decided or closed object leaves, ``recovery.finish``), the key release of every active grant that
     has none is written (a grant stopped after its entry) and document ciphertext no manifest names is
     removed; then one entry ``vault.repair``, which also re-signs a checkpoint that an interrupted
@@ -30,7 +31,11 @@ def repair(actor) -> dict[str, Any]:
                                     roles=", ".join(actor.roles))
     with v.lock(exclusive=True):
         swept, finished = v.recovered
-        finished = [*finished, *recovery.finish(v, authority.state(v), dossiers=True)]
+        # The lock looked only where the last commit said it staged; a repair walks everything
+        # (temporaries and staged records an older version left beside their files, a journal lost).
+        swept = [*swept, *(p.relative_to(v.root).as_posix() for p in sweep_temporaries(v.root, full=True))]
+        finished = [*finished, *authority.recover(v, full=True),
+                    *recovery.finish(v, authority.state(v), dossiers=True)]
         releases = grants.reissue_releases(actor)
         leftovers = _unreferenced_documents(v)
         lagged = audit.checkpoint_lags(v)

@@ -92,7 +92,15 @@ def read_key_table(path: Path, identities: Sequence[age.Identity], *, dossier: s
     try:
         blob = path.read_bytes()
     except FileNotFoundError:
-        raise IntegrityError(N_("{what}: key table missing"), what=what) from None
+        if not path.name.endswith(".pending"):
+            raise IntegrityError(N_("{what}: key table missing"), what=what) from None
+        # The staged table a reader was sent to was renamed into place meanwhile: read it there.
+        path = path.with_name(path.name[: -len(".pending")])
+        what = str(path)
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            raise IntegrityError(N_("{what}: key table missing"), what=what) from None
     try:
         table = KeyTable.from_bytes(decrypt_committed(path, blob, identities), what=what)
     except NoIdentityMatchError:
@@ -115,10 +123,18 @@ def decrypt_committed(path: Path, blob: bytes, identities: Sequence[age.Identity
     try:
         return age.decrypt_bytes(blob, identities)
     except NoIdentityMatchError:
-        staged = Path(str(path) + ".pending")
-        if not staged.is_file():
+        data = None
+        for q in (Path(str(path) + ".pending"), path):
+            # The staged file, or — renamed into place since ``blob`` was read, by a commit beside
+            # this reader — the file again.
+            try:
+                data = q.read_bytes()
+                break
+            except FileNotFoundError:
+                continue
+        if data is None or data == blob:
             raise
-        return age.decrypt_bytes(staged.read_bytes(), identities)
+        return age.decrypt_bytes(data, identities)
 
 
 def write_key_table(path: Path, table: KeyTable, recipients: Sequence[age.Recipient], *, sync: bool = True) -> None:
