@@ -171,3 +171,65 @@ def test_check_with_the_key_holds_the_index_to_the_signed_records(office):
     files[0].write_bytes(files[1].read_bytes())
     rep = _check(office, "--read-data")
     assert any("not the shard the index head names" in p for p in rep["problems"])
+
+
+def _remove_stopped_before_its_entry(office, who: str) -> None:
+    """``member remove`` in a forked child that the crash seam stops just before its history entry:
+    the index re-sealed to a new key that was never committed is left behind."""
+    import os
+
+    from vault.store import seam
+
+    office.add_member(who, "archivist", dept="archive")
+    state_dir = os.environ["VAULT_STATE_DIR"]
+    trial = office.vault_dir.parent / "trial"
+    shutil.copytree(office.vault_dir, trial / "vault", symlinks=True)
+    shutil.copytree(state_dir, trial / "state", symlinks=True)
+    trace: list = []
+    seam.arm(0, trace=trace)
+    office.run("member", "remove", who, who="alice")
+    seam.disarm()
+    at = next(i for i, (k, _) in enumerate(trace, 1) if k == "append")
+    for src, dst in ((trial / "vault", office.vault_dir), (trial / "state", state_dir)):
+        shutil.rmtree(dst)
+        shutil.copytree(src, dst, symlinks=True)
+    pid = os.fork()
+    if pid == 0:
+        seam.arm(at)
+        try:
+            office.run("member", "remove", who, who="alice")
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == seam.CRASH_EXIT
+
+
+def test_shards_of_an_interrupted_removal_are_named_by_check_and_removed_by_repair(office):
+    """A removal stages the whole index re-sealed to a new key (new shard files, ``head.next.age``)
+    before its entry; stopped there, those shards are named by no head. ``check`` notes them — with
+    no key by the shards that have more than one file, with the index key each file the head does
+    not name — and ``vault repair`` removes them; readers never see them."""
+    before = {p.name for p in _shards(office, "g") + _shards(office, "d")}
+    _remove_stopped_before_its_entry(office, "carl")
+    orphans = sorted(p for p in _shards(office, "g") + _shards(office, "d") if p.name not in before)
+    assert len(orphans) == searchdb.GRAM_SHARDS + searchdb.DOSSIER_SHARDS
+    keyless = office.json("check")
+    assert keyless["ok"]
+    assert any("index/search/g/0000" in n and "more than one file" in n for n in keyless["notes"])
+    keyed = office.json("check", "--read-data", who="alice")
+    assert keyed["ok"]
+    for p in orphans[:3] + orphans[-3:]:
+        assert any(f"{searchindex.rel(office.vault_dir, p)}: a shard the index head does not name" in n
+                   for n in keyed["notes"]), keyed["notes"][:5]
+    assert _found(office, "zebulon") == [office.first]
+    out = office.json("repair", who="bob")
+    assert sorted(out["index_files_removed"]) == sorted(searchindex.rel(office.vault_dir, p) for p in orphans)
+    assert not any(p.exists() for p in orphans)
+    assert {p.name for p in _shards(office, "g") + _shards(office, "d")} == before
+    for args, who in (((), None), (("--read-data",), "alice")):
+        rep = office.json("check", *args, who=who)
+        assert rep["ok"] and not [n for n in rep["notes"] if "index/search" in n], rep["notes"]
+    assert _found(office, "zebulon") == [office.first]
+    office.run("member", "remove", "carl", who="alice")  # the removal, run again, goes through
+    assert _found(office, "zebulon") == [office.first]
+    assert office.json("check", "--read-data", who="alice")["ok"]

@@ -27,7 +27,7 @@ from vault import clock
 from vault.archive import authority, members
 from vault.store import make_dir, index, records
 from vault.crypto import age
-from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError
+from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
 from vault.i18n import N_
 from vault.store.searchdb import DOSSIER_SHARDS, GRAM_SHARDS, SearchDB, pack, unpack
 from vault.store.searchshards import padded
@@ -296,20 +296,46 @@ def _head_sealed(actor, idx: Index, rcpt: age.Recipient, files: dict, through: i
     return _seal(actor, rcpt, h, json.dumps(files, sort_keys=True, separators=(",", ":")).encode())
 
 
-def _sweep(root: Path, files: Mapping[str, list[str]]) -> None:
-    """Delete shard files the head does not name (superseded, or left by an interrupted write)."""
+def _sweep(root: Path, files: Mapping[str, list[str]]) -> list[str]:
+    """Delete shard files the head does not name (superseded, or left by an interrupted write);
+    returns what it deleted."""
     named = {p for p, _ in files.values()}
+    out = []
     for kind in ("g", "d"):
         d = search_dir(root) / kind
         gone = False
-        for p in d.glob("*.age") if d.is_dir() else []:
+        for p in sorted(d.glob("*.age")) if d.is_dir() else []:
             if rel(root, p) not in named:
                 remove(p)
+                out.append(rel(root, p))
                 gone = True
         if gone:
             fsync_dir(d)
     for old in ("base.age", "base.next.age"):  # the single-file index of an earlier version
-        remove(search_dir(root) / old, missing_ok=True)
+        if remove(search_dir(root) / old, missing_ok=True):
+            out.append(rel(root, search_dir(root) / old))
+    return out
+
+
+def orphans(v, idx: Index | None) -> list[str]:
+    """Shard files that the head of ``idx`` (None: no head, so every one) does not name."""
+    named = {p for p, _ in idx.files.values()} if idx is not None else set()
+    return [rel(v.root, p) for kind in ("g", "d") for p in sorted((search_dir(v.root) / kind).glob("*.age"))
+            if rel(v.root, p) not in named]
+
+
+def sweep_orphans(actor) -> list[str]:
+    """``vault repair``: delete the shard files no head names — what an interrupted save, rebuild or
+    key rotation (a member removal stopped before its entry) left — under the exclusive lock, with
+    the index key; returns them. An index that does not open is left to ``check`` and a rebuild."""
+    v = actor.vault
+    if not search_dir(v.root).is_dir():
+        return []
+    try:
+        idx = open_index(actor)  # (finishes a rotation the history committed, drops one it did not)
+    except (PermissionDeniedError, IntegrityError):
+        return []
+    return _sweep(v.root, idx.files if idx is not None else {})
 
 
 def _drop_deltas(root: Path, through: int) -> None:

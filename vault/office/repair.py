@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from vault.archive import audit, authority, grants, recovery
+from vault.archive import audit, authority, grants, recovery, searchindex
 from vault.archive.manifests import load_manifest
 from vault.errors import PermissionDeniedError
 from vault.i18n import N_
@@ -17,9 +17,9 @@ def repair(actor) -> dict[str, Any]:
     in the history (dropping those whose entry is not, ``authority.recover`` — here over the whole
     vault, not only what the staging journal names — and removing what a
     decided or closed object leaves, ``recovery.finish``), the key release of every active grant that
-    has none is written (a grant stopped after its entry) and document ciphertext no manifest names is
-    removed; then one entry ``vault.repair``, which also re-signs a checkpoint that an interrupted
-    append left behind.
+    has none is written (a grant stopped after its entry), document ciphertext no manifest names and
+    search-index shards no index head names are removed; then one entry ``vault.repair``, which also
+    re-signs a checkpoint that an interrupted append left behind.
 
     Each step is idempotent: a repair stopped anywhere is finished by the next one.
     """
@@ -37,11 +37,12 @@ def repair(actor) -> dict[str, Any]:
         finished = [*finished, *authority.recover(v, full=True),
                     *recovery.finish(v, authority.state(v), dossiers=True)]
         releases = grants.reissue_releases(actor)
+        shards = searchindex.sweep_orphans(actor)
         leftovers = _unreferenced_documents(v)
         lagged = audit.checkpoint_lags(v)
         actor.audit("vault.repair")
     return {"temporaries_removed": swept, "commits_finished": finished, "checkpoint_rewritten": lagged,
-            "releases_reissued": releases, "documents_removed": leftovers}
+            "releases_reissued": releases, "documents_removed": leftovers, "index_files_removed": shards}
 
 
 def _unreferenced_documents(v) -> list[str]:
