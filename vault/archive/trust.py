@@ -32,10 +32,11 @@ RECORDS = (
 # swapped one hands its writer nothing; the backup key mirror restores the newest beside older data);
 # indexes are hints verified against manifests; document ciphertext is bound by its manifest's
 # sha256; submissions are unsigned by design (anyone may submit); key releases are deleted to end a
-# grant, and a forged one could only hold keys its writer already had; the audit files are the history.
+# grant, and a forged one could only hold keys its writer already had; the audit files are the history;
+# the staging journal only says where recovery looks, and the history decides what it finds there.
 NOT_RECORDS = (
     "vault.toml", ".lock", "index/*", "index/*/*", "index/*/*/*", "dossiers/*/documents/*.age", "intake/*.age", "intake/*.toml",
-    "keys/*.age", "keys/grants/*.age", "audit/*", "backups.toml", "intake/uses/*/*",
+    "keys/*.age", "keys/grants/*.age", "audit/*", "backups.toml", "intake/uses/*/*", ".tmp-writes/journal",
 )
 
 
