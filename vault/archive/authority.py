@@ -357,7 +357,7 @@ def read(v, rel: str) -> bytes:
     replayed so far: the file is read again, and the history replayed further, before anything is
     called a mismatch.
     """
-    while True:
+    for _ in range(_READ_TRIES):  # (bounded: a writer committing without pause cannot keep it here)
         st = state(v)
         count = st["count"]
         ent = st["files"].get(rel)
@@ -377,6 +377,9 @@ def read(v, rel: str) -> bytes:
                              rel=rel, seq=seq)
     raise IntegrityError(N_("{rel}: does not match history entry {seq} (changed, or an older version put back)"),
                          hint=N_("run 'vault check'"), rel=rel, seq=seq)
+
+
+_READ_TRIES = 8
 
 
 def _bytes_named(p: Path, h: str) -> tuple[bytes | None, bool]:
