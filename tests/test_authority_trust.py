@@ -83,6 +83,7 @@ def played(tmp_path, monkeypatch):
     pol = tmp_path / "policy.toml"
     pol.write_text((o.vault_dir / "policy.toml").read_text())
     o.run("policy", "update", str(pol), who="alice")
+    o.run("backup", "run", f"file://{tmp_path / 'offsite'}", who="olga")  # registers the target
     o.run("member", "remove", "staff-sales", who="alice")
     return o
 

@@ -60,8 +60,8 @@ def _url(tmp_path, name="target") -> str:
     return f"file://{tmp_path / name}"
 
 
-def _run(o, url, *extra, ok=True):
-    res = o.run("backup", "run", url, "--json", *extra, ok=ok)
+def _run(o, url, *extra, ok=True, who=None):
+    res = o.run("backup", "run", url, "--json", *extra, ok=ok, who=who)
     return json.loads(res.stdout) if ok else res
 
 
@@ -98,7 +98,7 @@ def test_full_then_incremental_uploads_what_changed(office, tmp_path):
 
 def test_restore_round_trip_is_byte_identical(office, tmp_path):
     url = _url(tmp_path)
-    snap = _run(office, url)["snapshot"]
+    snap = _run(office, url, who="bob")["snapshot"]  # registered by a member: backups.toml is bound
     dest = tmp_path / "restored"
     out = json.loads(office.run("backup", "restore", url, snap[:8], str(dest), "--json", who="bob").stdout)
     assert out["files"] > 100 and not out["key_tables_missing"]
@@ -153,7 +153,7 @@ def test_interrupted_run_resumes_without_uploading_twice(office, tmp_path, monke
     assert len(seen) == len(set(seen))
     assert backup.verify(url, read_fraction=1.0).ok
     dest = tmp_path / "restored"
-    backup.restore(url, "latest", dest, actor(office).read_identities())
+    backup.restore(url, "latest", dest, actor(office).read_identities(), member=actor(office).identity)
     assert tree_digest(dest) == tree_digest(office.vault_dir)
 
 
@@ -189,7 +189,7 @@ def test_concurrent_writer_snapshot_is_a_real_state(office, tmp_path):
     assert len(reps) == 2
     for rep in reps:
         dest = tmp_path / f"restored-{rep.snapshot[:8]}"
-        backup.restore(url, rep.snapshot, dest, act.read_identities())
+        backup.restore(url, rep.snapshot, dest, act.read_identities(), member=act.identity)
         for p in dest.glob("dossiers/*/manifest.toml"):
             assert p.read_bytes() in history[str(p.relative_to(dest))]
         res = office.run("--vault", str(dest), "check", "--read-data", "--json", who="bob", ok=False)
@@ -255,7 +255,7 @@ def test_prune_never_drops_the_only_copy_of_a_protected_dossier(office, tmp_path
     assert s3 in rep.kept and len(rep.kept) == 2 and "protected dossier" in " ".join(sum(rep.kept.values(), []))
     assert backup.verify(url, read_fraction=1.0).ok
     old = [s for s in rep.kept if s != s3][0]
-    backup.restore(url, old, tmp_path / "old", actor(office).read_identities())
+    backup.restore(url, old, tmp_path / "old", actor(office).read_identities(), member=actor(office).identity)
     check = json.loads(office.run("--vault", str(tmp_path / "old"), "check", "--read-data", "--json",
                                   who="bob", ok=False).stdout)
     assert check["ok"], check["problems"]
@@ -309,7 +309,7 @@ def test_shred_keys_makes_old_snapshots_unreadable(office, tmp_path):
     assert rep.reached and len(rep.removed) == 2 and len(rep.remirrored) == 1
     assert openers() == 0
     dest = tmp_path / "restored"
-    backup.restore(url, before, dest, act.read_identities())
+    backup.restore(url, before, dest, act.read_identities(), member=act.identity)
     restored = read_key_table(dest / "keys" / f"{did}.age", act.read_identities(), dossier=did)
     with pytest.raises(NoIdentityMatchError):
         age.decrypt_bytes((dest / "dossiers" / did / "documents" / f"{entry['id']}.age").read_bytes(),
@@ -319,7 +319,7 @@ def test_shred_keys_makes_old_snapshots_unreadable(office, tmp_path):
     # A whole dossier shredded: its table is gone from the target and a restore says so.
     rep = backup.shred_keys(url, [f"keys/{did}.age"])
     assert rep.reached and not rep.remirrored
-    out = backup.restore(url, before, tmp_path / "r2", act.read_identities())
+    out = backup.restore(url, before, tmp_path / "r2", act.read_identities(), member=act.identity)
     assert out.key_tables_missing == [f"keys/{did}.age"]
 
 
@@ -362,7 +362,7 @@ def test_stale_staging_is_swept_and_check_is_quiet(office, tmp_path):
     stale = office.vault_dir / f"{STAGING_PREFIX}deadbeef"
     (stale / "dossiers").mkdir(parents=True)
     (stale / ".owner").write_bytes(b"")
-    _run(office, _url(tmp_path))
+    _run(office, _url(tmp_path), who="bob")
     assert not list(office.vault_dir.glob(STAGING_PREFIX + "*"))
     check = json.loads(office.run("check", "--json").stdout)
     assert check["ok"] and not check["notes"]
@@ -406,3 +406,21 @@ def test_format_md_states_the_backup_constants():
     from vault.backup import mirror
 
     assert mirror.DEFAULT_WINDOW == dt.timedelta(days=7) and "default 7 days ✓" in section
+
+
+def test_a_registered_backups_toml_deleted_is_named_and_a_new_target_needs_an_identity(office, tmp_path):
+    """Deleting backups.toml would let a destruction skip the targets: once a member registered a
+    target, the history binds it."""
+    _run(office, _url(tmp_path, "one"), who="bob")
+    listing = office.vault_dir / "backups.toml"
+    saved = listing.read_bytes()
+    listing.unlink()
+    check = json.loads(office.run("check", "--json", ok=False).stdout)
+    assert [p for p in check["problems"] if p.startswith("backups.toml: missing")], check["problems"]
+    listing.write_bytes(saved)
+    res = _run(office, _url(tmp_path, "two"), ok=False)  # no identity: a new target is refused
+    assert res.exit_code == 1 and "new backup target" in res.stderr and "Traceback" not in res.output
+    _run(office, _url(tmp_path, "one"))  # a registered target needs none
+    _run(office, _url(tmp_path, "two"), who="bob")
+    assert len(backup.known_targets(Vault.open(office.vault_dir))) == 2
+    assert office.json("check")["ok"]

@@ -334,8 +334,10 @@ def _releases(st: dict, vdir: Path, before: dict[str, str], when: str, named: li
         m = re.fullmatch(r"(?:\.tmp-)?([0-9a-f]{32})\.(G-\d+)\.age(\.pending)?(?:\.[0-9a-f]{8})?", p.name)
         g = st["grants"].get(m.group(2)) if m else None
         rel = f"keys/grants/{p.name}"
-        if m and p.name == f"{m.group(1)}.{m.group(2)}.age":
-            found.add(m.group(2))
+        if m and p.name in (f"{m.group(1)}.{m.group(2)}.age", f"{m.group(1)}.{m.group(2)}.age.pending") \
+                and (p.name.endswith(".age") or (st["files"].get(rel[: -len(".pending")]) or [None])[0]
+                     == hashlib.sha256(p.read_bytes()).hexdigest()):
+            found.add(m.group(2))  # in place, or staged with the hash the history names (read from there)
         if g is None or g["dossier"] != m.group(1):
             bad.append(f"{when}: {rel} is a key release no grant names")
         elif g["closed"] is not None and (when != "stopped" or

@@ -58,7 +58,7 @@ def test_a_damaged_blob_is_named_and_leaves_no_file(backed_up, tmp_path):
     pack.write_bytes(bytes(raw))
     dest = tmp_path / "r"
     with pytest.raises(IntegrityError, match=r"blob [0-9a-f]{16} in data/.* is damaged"):
-        backup.restore(url, "latest", dest, act.read_identities())
+        backup.restore(url, "latest", dest, act.read_identities(), member=act.identity)
     sizes = [p.stat().st_size for p in dest.rglob("*") if p.is_file()]
     assert all(s < BIG for s in sizes)  # neither the damaged document nor a temporary copy of it
 
@@ -68,7 +68,7 @@ def test_a_short_pack_is_named(backed_up, tmp_path):
     (pack,) = big_packs(tmp_path)
     pack.write_bytes(pack.read_bytes()[: BIG // 3])
     with pytest.raises(IntegrityError, match="cut short"):
-        backup.restore(url, "latest", tmp_path / "r", act.read_identities())
+        backup.restore(url, "latest", tmp_path / "r", act.read_identities(), member=act.identity)
 
 
 class _Unseekable(io.RawIOBase):

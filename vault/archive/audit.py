@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vault import clock
-from vault.archive import authority, witness
+from vault.archive import authority, keyfiles, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
 from vault.store import (close_lock, ids, make_dir, open_lock, records, remove, replace, seam, staging, sweep_dir,
@@ -51,9 +51,16 @@ def _tail(v, path: Path) -> tuple[int, str]:
     if size == 0:
         return 0, genesis_hash(v.config)
     with open(path, "rb") as f:
+        # An entry that rewrites the search index names every shard (over 64 KiB): read further back
+        # until the last line is whole.
         back = min(size, 1 << 16)
-        f.seek(size - back)
-        last = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        while True:
+            f.seek(size - back)
+            tail = f.read().rstrip(b"\n")
+            if b"\n" in tail or back == size:
+                break
+            back = min(size, back * 4)
+        last = tail.rsplit(b"\n", 1)[-1]
     try:
         return parse_line(last, where="audit/log.jsonl")["seq"], hashlib.sha256(last).hexdigest()
     except FormatError:
@@ -89,7 +96,10 @@ def _append(log: Path, data: bytes) -> None:
 
 def record(actor, action: str, *, outcome: str = "ok", number: str | None = None, ref: str | None = None,
            rev: int | None = None, obj: str | None = None) -> dict:
-    """Append one entry that writes nothing; see ``record_many`` for the parameters."""
+    """Append one entry that writes nothing (but the key files the command staged, if it succeeded);
+    see ``record_many`` for the parameters."""
+    if outcome == "ok" and keyfiles.staged(actor.vault):
+        return commit(actor, action, {}, number=number, ref=ref, rev=rev, obj=obj)
     return record_many(actor, [dict(action=action, outcome=outcome, number=number, ref=ref, rev=rev, obj=obj)])[0]
 
 
@@ -171,6 +181,11 @@ def commit_many(actor, items: list[dict], *, synced: list[Path] | None = None) -
     directories synced once.
     """
     v = actor.vault
+    # Key files the command staged are committed by the same entries: each item's own, the rest by
+    # the first entry (so they are in place whenever any of the batch is).
+    rest = keyfiles.take(v)
+    if rest and items:
+        items = [{**items[0], "files": {**rest, **items[0]["files"]}}, *items[1:]]
     # Named before the first is staged: the next writer finds what an interruption leaves from here.
     staging.note(v.root, [rel for item in items for rel in item["files"]])
     staged: list[Path] = []
@@ -196,10 +211,11 @@ def commit_many(actor, items: list[dict], *, synced: list[Path] | None = None) -
     for rel, h in renames:
         p = v.root / rel
         if h is None:
-            remove(p, missing_ok=True)
+            if remove(p, missing_ok=True):  # (already gone: a key file a restore never had)
+                dirs.add(p.parent)
         else:
             replace(v.root / (rel + PENDING), p)
-        dirs.add(p.parent)
+            dirs.add(p.parent)
     sync_dirs(dirs)
     staging.clear(v.root)
     _witness(v)
@@ -330,6 +346,9 @@ def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification)
         if st["count"]:
             res.problems.append(N_("audit/checkpoint.toml: missing"))
         return
+    if not (_dir(v) / "log.jsonl").exists():
+        res.problems.append(Message(N_("audit/log.jsonl: missing (the signed checkpoint says {count} entries)"),
+                                    count=cp.get("count")))
     try:
         by = st["members"].get(cp.get("signature", {}).get("by"))
         if by is None:
@@ -347,4 +366,4 @@ def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification)
                                     "write or 'vault repair' rewrites it)"), signed=cp["count"], count=st["count"]))
         return
     if cp.get("count") != st["count"] or cp.get("head") != st["head"]:
-        res.problems.append(Message(N_("audit/log.jsonl: ends at entry {count} but the signed checkpoint says {checkpoint} (tail cut off or log rolled back)"), count=st['count'], checkpoint=cp.get('count')))
+        res.problems.append(Message(N_("audit/log.jsonl: ends at entry {count} but the signed checkpoint audit/checkpoint.toml says {checkpoint} (tail cut off or log rolled back, or the checkpoint put back)"), count=st['count'], checkpoint=cp.get('count')))

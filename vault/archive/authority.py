@@ -164,6 +164,8 @@ class Replay:
         if e.get("seq") != st["count"] + 1:
             raise IntegrityError(N_("{where}: sequence {seq} (entry inserted, deleted or reordered)"), where=where, seq=e.get('seq'))
         if e.get("prev") != st["head"]:
+            if st["count"] == 0:  # entry 1 links to the genesis record
+                raise IntegrityError(N_("{where}: does not link to the genesis record vault.toml (one of them changed)"), where=where)
             raise IntegrityError(N_("{where}: does not link to the entry before it (changed, inserted, deleted or reordered)"), where=where)
         signer = st["members"].get(e.get("member"))
         try:
@@ -200,7 +202,7 @@ class Replay:
         if recs:
             # Ids are escaped: an entry naming object "*" must not widen what it may write.
             ids = {k: glob.escape(str(e.get(k) or "")) or "\0" for k in ("obj", "ref")}
-            pats = [w.format(**ids) for w in row.writes]
+            pats = [w.format(**ids) for w in (*row.writes, *trust.KEY_WRITES.get(e["action"], ()))]
             for p in recs:
                 if not any(trust.match(p, pat) for pat in pats):
                     return Message(N_("{action} may not write {p}"), action=e['action'], p=p)
@@ -411,27 +413,6 @@ def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
     return rec
 
 
-def current_path(v, rel: str) -> Path:
-    """Where to read ``rel`` now: its ``.pending`` while a commit that named exactly those bytes
-    waits for its rename (an interruption), else the file. For files that are not records too (key
-    tables and key releases committed with a change): a later write without an entry is read as is.
-    A reader without the lock may find the ``.pending`` gone when it opens it: the rename it waited
-    for has happened (``keytable.read_key_table`` then reads the file)."""
-    p = v.root / rel
-    pend = Path(str(p) + PENDING)
-    if not pend.is_file():
-        return p
-    ent = state(v)["files"].get(rel)
-    if ent is None or ent[0] is None or not _pending_is(p, ent[0]):
-        return p
-    try:
-        if sha256(p.read_bytes()) == ent[0]:
-            return p
-    except FileNotFoundError:
-        pass
-    return pend
-
-
 def exists(v, rel: str) -> bool:
     ent = state(v)["files"].get(rel)
     return ent is not None and ent[0] is not None
@@ -445,7 +426,7 @@ def signer_of(v, rel: str) -> str:
 # -- commit recovery -------------------------------------------------------------------------------
 
 RECORD_DIRS = ("policy", "members", "rings", "keys", "requests", "grants", "holds", "destructions", "reviews",
-               "intake", "dossiers", "paper")
+               "intake", "dossiers", "paper", "index", "recovery")
 
 
 def _pending_files(v) -> list[Path]:
@@ -535,7 +516,7 @@ def check_files(v, rep: Replay) -> list[str]:
     files = rep.state["files"]
     for rel, (h, seq, _) in sorted(files.items()):
         if not trust.is_record(rel):
-            continue  # a key table a removal committed: later writes replace it without an entry
+            continue  # a file an earlier format's entries named that is no record now
         p = v.root / rel
         if h is None:
             if p.exists() and seq != rep.state["count"]:  # by the last entry: ``interrupted`` names it

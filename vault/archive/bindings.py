@@ -284,6 +284,13 @@ def bind_close(e: Entry, s: State) -> str | None:
     return None
 
 
+def bind_reissue(e: Entry, s: State) -> str | None:
+    g = s["grants"].get(e.get("obj") or "")
+    if g is None or g["closed"] is not None:
+        return Message(N_("re-issues the key release of {obj!r}, which is not an open grant"), obj=e.get('obj'))
+    return None
+
+
 def apply_close(e: Entry, s: State) -> None:
     s["grants"][e["obj"]]["closed"] = "revoked" if e["action"] == "grant.revoke" else "expired-swept"
 

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from vault import clock
-from vault.archive import authority, members
+from vault.archive import authority, keyfiles, members
 from vault.crypto import age
 from vault.errors import InputError, IntegrityError, NoIdentityMatchError, NotFoundError, PermissionDeniedError
-from vault.store import ids, make_dir, records, write_atomic
 from vault.i18n import N_
+from vault.store import ids, make_dir, records
 from vault.store.identity import PublicKey
-from vault.store.keytable import KeyTable, read_key_table, write_key_table
+from vault.store.keytable import KeyTable, encrypt_key_table, read_key_table
 
 
 def _req_rel(no: str, suffix: str = "") -> str:
@@ -26,7 +26,11 @@ def _grant_rel(no: str, suffix: str = "") -> str:
 
 
 def grant_key_path(v, dossier_id: str, grant_no: str) -> Path:
-    return v.root / "keys" / "grants" / f"{dossier_id}.{grant_no}.age"
+    return v.root / grant_key_rel(dossier_id, grant_no)
+
+
+def grant_key_rel(dossier_id: str, grant_no: str) -> str:
+    return f"keys/grants/{dossier_id}.{grant_no}.age"
 
 
 def _fact(v, table: str, no: str, what: str) -> dict[str, Any]:
@@ -122,10 +126,11 @@ def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict, *, sync
     if mem[rec["grantee"]]["status"] != "active":
         return None  # no key release is ever written to a member who is not active
     rcpt = age.parse_recipient(PublicKey.parse(mem[rec["grantee"]]["key"]).recipient)
-    p = grant_key_path(v, rec["dossier"], rec["number"])
-    make_dir(p.parent, parents=True)
-    write_atomic(p, age.encrypt_bytes(table.to_bytes(), [rcpt]), mode=0o600, sync=sync)
-    return p
+    make_dir(grant_key_path(v, rec["dossier"], rec["number"]).parent, parents=True)
+    # Bound to the history like the table it copies (``keyfiles``): committed by the caller's entry,
+    # which writes and syncs it with its other files (so nothing is returned for the caller to sync).
+    keyfiles.stage(v, grant_key_rel(rec["dossier"], rec["number"]), encrypt_key_table(table, [rcpt]))
+    return None
 
 
 def list_grants(v) -> list[dict[str, Any]]:
@@ -144,24 +149,27 @@ def list_grants(v) -> list[dict[str, Any]]:
 
 
 def missing_releases(v) -> list[dict[str, Any]]:
-    """Active grants whose key release is not there: a ``grant`` stopped between its entry (the
-    commit point) and writing the release. The grantee reads nothing until it is re-issued."""
+    """Active grants whose key release the history does not hold: a restored vault (a restore drops
+    the releases no backup holds, in its entry). The grantee reads nothing until it is re-issued
+    (one deleted behind the history's back is tampering, which ``vault check`` names instead)."""
     mem = members.all_members(v)
     return [g for g in list_grants(v) if g["state"] == "active" and mem[g["grantee"]]["status"] == "active"
-            and not grant_key_path(v, g["dossier"], g["number"]).exists()]
+            and not keyfiles.exists(v, grant_key_rel(g["dossier"], g["number"]))]
 
 
 def reissue_releases(actor, only: str | None = None) -> list[str]:
-    """Write the key release of every active grant that has none (or only of grant ``only``); call
-    under the exclusive lock with a member who can open the key tables. Returns the grants."""
+    """Write the key release of every active grant that has none (or only of grant ``only``), each
+    committed by its own ``grant.reissue`` entry, which names it by hash (``keyfiles``); call under
+    the exclusive lock with a member who can open the key tables. Returns the grants."""
     v = actor.vault
     done = []
     mem = members.all_members(v)
     for g in missing_releases(v):
         if only is None or g["number"] == only:
-            table = read_key_table(authority.current_path(v, f"keys/{g['dossier']}.age"), actor.read_identities(),
-                                   dossier=g["dossier"])
+            rel = f"keys/{g['dossier']}.age"
+            table = read_key_table(v.root / rel, actor.read_identities(), dossier=g["dossier"], data=keyfiles.read(v, rel))
             _write_grant_key(v, g, table, mem)
+            actor.commit("grant.reissue", {}, number=g["target"], obj=g["number"])  # names it by hash
             done.append(g["number"])
     return done
 
@@ -198,15 +206,16 @@ def key_files(actor, dossier_id: str, table: KeyTable, *, recipients: list | Non
 
 def save_keys(actor, dossier_id: str, table: KeyTable, *, sync: bool = True,
               recipients: list | None = None, active: list | None = None) -> list[Path]:
-    """Write a dossier's changed key table for the archive ring and re-issue every active grant's key
-    release: the one way a changed table is saved, so no grantee keeps an outdated copy. Returns the
-    files written; with ``sync=False`` the caller makes them durable (one ``sync_files`` for a batch)
-    before the entry that commits their use. ``recipients`` and ``active`` (the ring recipients and
-    ``list_grants``) may be passed in by a caller saving many tables under one lock."""
+    """Stage a dossier's changed key table for the archive ring and re-issue every active grant's key
+    release: the one way a changed table is saved, so no grantee keeps an outdated copy. The files are
+    staged (``keyfiles``): the command's next commit writes, syncs and names them, so nothing is
+    returned for the caller to sync (the list stays for callers that collect unsynced files).
+    ``recipients`` and ``active`` (the ring recipients and ``list_grants``) may be passed in by a
+    caller saving many tables under one lock."""
     v = actor.vault
-    path = v.layout.key_table(dossier_id)
-    write_key_table(path, table, recipients if recipients is not None else members.ring_recipients(v), sync=sync)
-    return [path, *refresh_grant_keys(actor, dossier_id, table, sync=sync, active=active)]
+    rcpts = recipients if recipients is not None else members.ring_recipients(v)
+    keyfiles.stage(v, f"keys/{dossier_id}.age", encrypt_key_table(table, rcpts))
+    return refresh_grant_keys(actor, dossier_id, table, sync=sync, active=active)
 
 
 def refresh_grant_keys(actor, dossier_id: str, table: KeyTable, *, sync: bool = True,
@@ -231,16 +240,16 @@ def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
     """The dossier's key table for this member: through the archive ring, or an active grant."""
     v = actor.vault
     if v.policy.may(actor.roles, "dossier.read"):
-        return read_key_table(authority.current_path(v, f"keys/{dossier_id}.age"), actor.read_identities(),
-                              dossier=dossier_id)
+        rel = f"keys/{dossier_id}.age"
+        return read_key_table(v.root / rel, actor.read_identities(), dossier=dossier_id, data=keyfiles.read(v, rel))
     g = active_grant(v, dossier_id, actor.name)
     if g is None:
         actor.audit("dossier.read", outcome="refused", number=number)
         raise PermissionDeniedError(
             N_("you have no active grant for dossier {number}"),
             param="access_request", number=number.split('/')[0])
-    return read_key_table(authority.current_path(v, f"keys/grants/{dossier_id}.{g['number']}.age"),
-                          [actor.identity.age_identity()],
+    rel = grant_key_rel(dossier_id, g["number"])
+    return read_key_table(v.root / rel, [actor.identity.age_identity()], data=keyfiles.read(v, rel),
                           dossier=dossier_id)
 
 

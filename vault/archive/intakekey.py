@@ -7,7 +7,7 @@ import io
 import os
 from pathlib import Path
 
-from vault.archive import authority
+from vault.archive import authority, keyfiles
 from vault.crypto import age
 from vault.i18n import N_
 from vault.errors import (AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, NotFoundError,
@@ -17,6 +17,7 @@ from vault.store.hashing import HashingWriter, hash_file
 
 ID_LEN = 32  # a submission id: 128 random bits in hex
 REWRAP = ".rewrap.age"  # a pending submission being re-wrapped to a new intake key
+KEY = "keys/_intake.age"
 
 
 def _dir(v) -> Path:
@@ -37,11 +38,10 @@ def recipient(v) -> str:
 
 
 def _secrets(v, identities: list) -> list[str]:
-    """The intake identities in ``keys/_intake.age``: the current one first, then retired ones."""
+    """The intake identities in ``keys/_intake.age``, as the history names it (``keyfiles``: an older
+    key file put back, still holding an identity a former member copied, is refused)."""
     try:
-        plain = age.decrypt_bytes(key_path(v).read_bytes(), identities).decode()
-    except FileNotFoundError:
-        raise NotFoundError(N_("this vault has no intake key")) from None
+        plain = age.decrypt_bytes(keyfiles.read(v, KEY), identities).decode()
     except NoIdentityMatchError:
         raise PermissionDeniedError(N_("you hold no key for the intake")) from None
     except (FormatError, AuthenticationError, UnicodeDecodeError):

@@ -9,11 +9,11 @@ from typing import Any, Iterator, Mapping
 import tomli_w
 
 from vault import clock
-from vault.archive import authority, members
+from vault.archive import authority, keyfiles, members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.i18n import Message, N_
-from vault.store import ids, index, records
-from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
+from vault.store import ids, records
+from vault.store.keytable import KeyTable, encrypt_key_table, read_key_table, seal, unseal
 from vault.store import tomlread
 
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
@@ -34,20 +34,23 @@ def manifest_file(actor, manifest: dict[str, Any]) -> dict[str, bytes | None]:
 
 
 def write_table(v, table: KeyTable) -> None:
-    """Write the key table, encrypted to the current rings, before the entry that commits its use.
+    """Stage the key table, encrypted to the current rings, for the entry that commits its use.
 
-    Key tables are not history records: the backup key mirror restores the newest table beside an
-    older snapshot, and a table swapped by someone outside the rings gives them nothing — it is
-    re-encrypted to the ring recipients, which the history binds — while the keys a manifest names
-    must open its documents (``vault check --read-data``). Written first, an interrupted change
-    leaves only unused entries in it.
+    Key tables are history records (``keyfiles``): an older table put back — missing the keys of
+    documents added since, or still encrypted to a former member — is named and never used.
     """
-    write_key_table(v.layout.key_table(table.dossier), table, members.ring_recipients(v))
+    keyfiles.stage(v, table_rel(table.dossier), encrypt_key_table(table, members.ring_recipients(v)))
+
+
+def table_rel(dossier_id: str) -> str:
+    return f"keys/{dossier_id}.age"
 
 
 def read_table(v, dossier_id: str, identities) -> KeyTable:
-    """The dossier's key table (it must name this dossier: a table moved from another is refused)."""
-    return read_key_table(authority.current_path(v, f"keys/{dossier_id}.age"), identities, dossier=dossier_id)
+    """The dossier's key table as the history names it (it must name this dossier: a table moved
+    from another is refused)."""
+    rel = table_rel(dossier_id)
+    return read_key_table(v.root / rel, identities, dossier=dossier_id, data=keyfiles.read(v, rel))
 
 
 def load_manifest(v, dossier_id: str, *, member_records: dict | None = None) -> dict[str, Any]:
@@ -70,8 +73,9 @@ def canonical_number(v, text: str) -> str:
     numbers); the document sequence after ``/`` is digits. Unknown numbers come back unchanged.
     """
     head, sep, tail = text.partition("/")
+    issued = authority.state(v)["numbers"]  # the history, never the index/numbers hint
     for candidate in (head, head.upper()):
-        if index.lookup_number(v.root, candidate) is not None:
+        if candidate in issued:
             return candidate + sep + tail
     return text
 

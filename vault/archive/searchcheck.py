@@ -34,32 +34,28 @@ def check(v, actor=None) -> tuple[list[str], list[str]]:
             problems.append(Message(N_("index/search/recipient.toml: missing")))
     except VaultError as e:
         problems.append(str(e))
-    files_of: dict[str, list[str]] = {}  # "g/0003" -> the files of that shard
     for p in sorted(d.rglob("*")):
-        if p.is_dir() or p.name.startswith(".tmp-"):
-            continue
+        if p.is_dir() or p.name.startswith(".tmp-") or p.name.endswith(".pending"):
+            continue  # (a staged file is the history's to judge: ``authority.interrupted`` notes it)
         rel = searchindex.rel(v.root, p)
         sub = p.parent.name if p.parent != d else ""
         if (sub in ("g", "d") and _SHARD.match(p.name)) or (sub == "delta" and _DELTA.match(p.name)) \
                 or (not sub and p.name in _TOP):
-            if sub in ("g", "d"):
-                files_of.setdefault(f"{sub}/{p.name[:4]}", []).append(rel)
             if p.suffix == ".age":
                 _shape(p, rel, problems)
         elif not sub and p.name in ("base.age", "base.next.age"):
             notes.append(Message(N_("{rel}: the search index of an earlier version (replaced by the next find)"), rel=rel))
         else:
             problems.append(Message(N_("{rel}: not a file of the search index"), rel=rel))
-    idx = None
-    if actor is not None and (d / "head.age").exists():
-        try:
-            idx = searchindex.open_index(actor)
-        except PermissionDeniedError:
-            pass  # no index key: what the directory shows is checked
-        except VaultError as e:
-            problems.append(str(e))
-            return problems, notes
-    _orphans(v, idx, files_of, notes)
+    if actor is None or not (d / "head.age").exists():
+        return problems, notes
+    try:
+        idx = searchindex.open_index(actor)
+    except PermissionDeniedError:
+        return problems, notes  # no index key: what the directory shows was checked
+    except VaultError as e:
+        problems.append(str(e))
+        return problems, notes
     if idx is None:
         return problems, notes
     try:
@@ -67,23 +63,6 @@ def check(v, actor=None) -> tuple[list[str], list[str]]:
     except VaultError as e:
         problems.append(str(e))
     return problems, notes
-
-
-def _orphans(v, idx, files_of: dict[str, list[str]], notes: list[str]) -> None:
-    """Shard files no head names: left by an interrupted index write or key rotation (a member
-    removal stopped before its entry stages the whole index re-sealed to a key never committed).
-    Readers never open them; ``vault repair`` removes them. With the index key, each is named;
-    without, a shard with more than one file is (the head names exactly one of them)."""
-    if idx is not None:
-        for rel in searchindex.orphans(v, idx):
-            notes.append(Message(N_("{rel}: a shard the index head does not name (left by an interrupted index "
-                                    "write; 'vault repair' removes it)"), rel=rel))
-        return
-    for shard, rels in sorted(files_of.items()):
-        if len(rels) > 1:
-            notes.append(Message(N_("index/search/{shard}: more than one file ({count}); the index head names one, "
-                                    "the others are left by an interrupted index write ('vault repair' removes "
-                                    "them)"), shard=shard, count=len(rels)))
 
 
 def _shape(p: Path, rel: str, problems: list[str]) -> None:

@@ -10,6 +10,11 @@ through a grant — and holds no index key — appends one small padded delta in
 reading needs the key. Deltas are merged into the shards they touch when they pile up.
 Destroying a dossier removes its postings from every shard and rotates the index key, re-sealing
 every shard, so no file written before opens with a key that still exists. See docs/FORMAT.md §11.
+
+The index key, the recipient record, the head, every shard and every delta are history records
+(``keyfiles``): each is staged and committed by the entry of the change that uses it, and read only
+as the history names it, so an older file put back — the whole index, one shard or the key — is
+named by ``vault check`` and never used. The head's per-shard SHA-256 is checked as well.
 """
 
 from __future__ import annotations
@@ -24,14 +29,14 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from vault import clock
-from vault.archive import authority, members
-from vault.store import make_dir, index, records
+from vault.archive import authority, keyfiles, members, numbering
+from vault.store import index, records
 from vault.crypto import age
-from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
+from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError
 from vault.i18n import N_
 from vault.store.searchdb import DOSSIER_SHARDS, GRAM_SHARDS, SearchDB, pack, unpack
 from vault.store.searchshards import padded
-from vault.store import fsync_dir, remove, remove_tree, replace, sync_files, write_atomic, write_new
+from vault.store import fsync_dir, make_dir, remove, remove_tree
 
 IDENTITY_LABEL = b"vault-search-identity-v1"
 #: Deltas are padded to a multiple of this many bytes, so a delta's size hides the lengths of the values.
@@ -40,6 +45,21 @@ DELTA_PAD = 1024
 MERGE_AFTER = 64
 REBUILD_HINT = N_("run 'vault index rebuild' (an archive member rebuilds it from the sealed profiles)")
 KINDS = {"g": "gram", "d": "dossier"}
+
+KEY = "keys/_index.age"
+RECIPIENT = "index/search/recipient.toml"
+HEAD = "index/search/head.age"
+DELTAS = "index/search/delta/"
+LEGACY = ("index/search/base.age",)  # the single-file index of an earlier version
+
+
+def read_key(v, identities: list) -> bytes:
+    """The index key, from ``keys/_index.age`` as the history names it."""
+    return index.read_index_key(v.root, identities, keyfiles.read(v, KEY))
+
+
+def _stage_key(v, key: bytes, recipients: list | None) -> None:
+    keyfiles.stage(v, KEY, age.encrypt_bytes(key, recipients or members.ring_recipients(v)))
 
 
 def search_dir(root: Path) -> Path:
@@ -70,13 +90,14 @@ def sealed_digest(sealed: str) -> str:
 
 def read_recipient(v) -> age.Recipient | None:
     """The index recipient, from its record signed by an active archive member; None if never built."""
-    p = search_dir(v.root) / "recipient.toml"
-    what = "index/search/recipient.toml"
-    if not p.exists():
-        if (search_dir(v.root) / "head.age").exists():
+    what = RECIPIENT
+    if not keyfiles.exists(v, RECIPIENT):
+        if keyfiles.exists(v, HEAD):
             raise IntegrityError(N_("{what}: missing"), hint=REBUILD_HINT, what=what)
         return None
-    rec = records.load_toml(p, schema="search", what=what)
+    # Read as the history names it: an older record put back (its key known to a former member)
+    # would have every later update encrypted to that key.
+    rec = records.parse_toml(keyfiles.read(v, RECIPIENT), schema="search", what=what)
     signer = members.verify_by_member(v, rec, what=what)
     # Whoever could sign this record could have deltas encrypted to a key of their own: only an
     # active member of the archive department may (a former one could otherwise read updates).
@@ -88,9 +109,9 @@ def read_recipient(v) -> age.Recipient | None:
 def _write_recipient(actor, key: bytes) -> None:
     rcpt = str(index_recipient(key))
     rec = actor.sign({"format": 1, "recipient": rcpt, "at": clock.stamp(), "by": actor.name})
-    records.validate(rec, "search", what="index/search/recipient.toml")
+    records.validate(rec, "search", what=RECIPIENT)
     make_dir(search_dir(actor.vault.root), parents=True)
-    records.write_toml(search_dir(actor.vault.root) / "recipient.toml", rec)
+    keyfiles.stage(actor.vault, RECIPIENT, records.dump_toml(rec))
 
 
 def _seal(actor, rcpt: age.Recipient, header: dict[str, Any], body: bytes) -> bytes:
@@ -99,9 +120,18 @@ def _seal(actor, rcpt: age.Recipient, header: dict[str, Any], body: bytes) -> by
     return age.encrypt_bytes(pack(header, body), [rcpt])
 
 
-def _decrypt(path: Path, what: str, ident: age.Identity) -> bytes:
+def _read(v, what: str) -> bytes:
+    """The bytes of index file ``what`` as the history names it (IntegrityError names it otherwise)."""
     try:
-        return age.decrypt_bytes(path.read_bytes(), [ident])
+        return keyfiles.read(v, what)
+    except IntegrityError as e:  # not the file the history names: changed, put back or deleted
+        raise IntegrityError(N_("{what}: damaged or tampered with (not the file the history names: {reason})"),
+                             hint=REBUILD_HINT, what=what, reason=e.message) from None
+
+
+def _decrypt(raw: bytes, what: str, ident: age.Identity) -> bytes:
+    try:
+        return age.decrypt_bytes(raw, [ident])
     except NoIdentityMatchError:
         raise IntegrityError(N_("{what}: not encrypted to the current index key"), hint=REBUILD_HINT, what=what) from None
     except (FormatError, AuthenticationError):
@@ -123,7 +153,7 @@ def _open(v, path: Path, ident: age.Identity, kind: str, may: tuple[str, ...]) -
     """Decrypt and verify one signed index file (head or delta); IntegrityError names it otherwise."""
     what = rel(v.root, path)
     try:
-        header, body = unpack(_decrypt(path, what, ident))
+        header, body = unpack(_decrypt(_read(v, what), what, ident))
     except FormatError:
         raise IntegrityError(N_("{what}: damaged or tampered with"), hint=REBUILD_HINT, what=what) from None
     try:
@@ -155,12 +185,13 @@ class Index:
         return self.count + sum(1 for _ in self.db.overlay_new())
 
 
-def _delta_paths(root: Path) -> list[tuple[int, Path]]:
-    d = search_dir(root) / "delta"
+def _delta_paths(v) -> list[tuple[int, Path]]:
+    """The deltas the history names (with this command's staging), in sequence order."""
     out = []
-    for p in d.glob("*.age") if d.is_dir() else []:
-        if p.stem.isdigit():
-            out.append((int(p.stem), p))
+    for r in keyfiles.listing(v, DELTAS):
+        stem = r[len(DELTAS):].removesuffix(".age")
+        if stem.isdigit() and "/" not in stem:
+            out.append((int(stem), v.root / r))
     return sorted(out)
 
 
@@ -169,11 +200,10 @@ def _loader(v, files: dict[str, list[str]], ident: age.Identity):
         ent = files.get(f"{kind}{n}")
         if ent is None:
             return None
-        path, what = v.root / ent[0], ent[0]
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise IntegrityError(N_("{what}: missing (the index head names it)"), hint=REBUILD_HINT, what=what) from None
+        what = ent[0]
+        if not keyfiles.exists(v, what):
+            raise IntegrityError(N_("{what}: missing (the index head names it)"), hint=REBUILD_HINT, what=what)
+        data = _read(v, what)
         if hashlib.sha256(data).hexdigest() != ent[1]:
             raise IntegrityError(N_("{what}: not the shard the index head names (swapped, replayed or damaged)"), what=what,
                                  hint=REBUILD_HINT)
@@ -193,17 +223,16 @@ def open_index(actor, *, key: bytes | None = None) -> Index | None:
     PermissionDeniedError for a member outside the archive department (no index key).
     """
     v = actor.vault
-    key = key or index.read_index_key(v.root, actor.read_identities())
+    key = key or read_key(v, actor.read_identities())
     ident = index_identity(key)
     head = search_dir(v.root) / "head.age"
-    _finish_rotation(actor, key, ident)
-    if not head.exists():
+    if not keyfiles.exists(v, HEAD):
         return None
     rcpt = read_recipient(v)
     # (compared as bytes: writing a 1,216-byte hybrid key out in Bech32 costs more than the query)
     if rcpt is None or getattr(rcpt, "public", None) != ident.public:
         raise IntegrityError(N_("index/search/recipient.toml: does not match the index key"), hint=REBUILD_HINT)
-    head_sha = hashlib.sha256(head.read_bytes()).hexdigest()
+    head_sha = hashlib.sha256(_read(v, HEAD)).hexdigest()
     h, body = _open(v, head, ident, "head", ("dossier.read",))
     try:
         files = json.loads(body)
@@ -219,7 +248,7 @@ def open_index(actor, *, key: bytes | None = None) -> Index | None:
     if db.n_grams < 1 or db.n_dossiers < 1 or len(db.bucket_key) != 32:
         raise IntegrityError(N_("index/search/head.age: damaged"), hint=REBUILD_HINT)
     idx = Index(db, key, int(h.get("through", 0)), files, count=int(h.get("dossiers", 0)), head_sha=head_sha)
-    for seq, p in _delta_paths(v.root):
+    for seq, p in _delta_paths(v):
         if seq <= idx.through:
             continue  # merged already; left by a merge that was interrupted
         dh, body = _open(v, p, ident, "delta", ("dossier.update", "dossier.create"))
@@ -245,49 +274,44 @@ def add_profile(actor, m: Mapping[str, Any], profile: Mapping[str, Any]) -> bool
            "sealed_sha256": sealed_digest(p["sealed"]), "profile": dict(profile)}
     body = json.dumps({"put": [put]}, sort_keys=True, ensure_ascii=False).encode()
     body += b" " * (-len(body) % DELTA_PAD)
-    make_dir((search_dir(v.root) / "delta"), parents=True)
-    seq = index.next_sequence(v.root, "search/sequence")
-    path = search_dir(v.root) / "delta" / f"{seq:010d}.age"
-    write_new(path, _seal(actor, rcpt, {"kind": "delta", "seq": seq}, body))
-    fsync_dir(path.parent)
+    make_dir(search_dir(v.root) / "delta", parents=True)
+    seq = numbering.next_delta(v)
+    keyfiles.stage(v, f"{DELTAS}{seq:010d}.age", _seal(actor, rcpt, {"kind": "delta", "seq": seq}, body))
     return True
 
 
 def _write_shards(actor, idx: Index, rcpt: age.Recipient, which: Iterable[tuple[str, int]]) -> dict[str, list[str]]:
-    """Seal the given shards to new files (new names: the old ones stay valid until the head moves)."""
+    """Seal the given shards to new files (new names: the old ones stay valid until the head moves),
+    staged for the entry that commits the head naming them."""
     v = actor.vault
     files = dict(idx.files)
-    written = []
     for kind, n in sorted(which):
         shard = idx.db._gs(n) if kind == "g" else idx.db._ds(n)
         name = f"index/search/{kind}/{n:04d}.{secrets.token_hex(4)}.age"
-        plain = padded(pack({"kind": KINDS[kind], "shard": n}, shard.body()))
-        write_new(v.root / name, age.encrypt_bytes(plain, [rcpt]))
-        written.append(v.root / name)
-        files[f"{kind}{n}"] = [name, hashlib.sha256((v.root / name).read_bytes()).hexdigest()]
-    sync_files(written)
-    for d in {p.parent for p in written}:
-        fsync_dir(d)
+        data = age.encrypt_bytes(padded(pack({"kind": KINDS[kind], "shard": n}, shard.body())), [rcpt])
+        make_dir((v.root / name).parent, parents=True)
+        keyfiles.stage(v, name, data)
+        files[f"{kind}{n}"] = [name, hashlib.sha256(data).hexdigest()]
     return files
 
 
 def save(actor, idx: Index, *, key: bytes | None = None) -> None:
     """Write the shards ``idx`` changed (or all, for a new index) and the head naming them, to the
     recipient of ``key`` (default the current one); delete what the head no longer names and the
-    deltas it holds. Call under the exclusive lock."""
+    deltas it holds, all staged for the command's next entry. Call under the exclusive lock."""
     v = actor.vault
     key = key or idx.key
     rcpt = index_recipient(key)
-    through = index.peek_sequence(v.root, "search/sequence") - 1
+    through = _newest_delta(v)
     idx.db.materialize()
     which = set(idx.db.dirty) if idx.files else _all_shards(idx.db)
     files = _write_shards(actor, idx, rcpt, which)
     idx.count = (idx.count if idx.files else 0) + idx.db.grown  # without reading every dossier shard
     idx.db.grown = 0
-    write_atomic(search_dir(v.root) / "head.age", _head_sealed(actor, idx, rcpt, files, through))
+    keyfiles.stage(v, HEAD, _head_sealed(actor, idx, rcpt, files, through))
     idx.files, idx.db.dirty = files, set()
-    _sweep(v.root, files)
-    _drop_deltas(v.root, through)
+    _sweep(v, files)
+    _drop_deltas(v, through)
 
 
 def _head_sealed(actor, idx: Index, rcpt: age.Recipient, files: dict, through: int) -> bytes:
@@ -296,56 +320,55 @@ def _head_sealed(actor, idx: Index, rcpt: age.Recipient, files: dict, through: i
     return _seal(actor, rcpt, h, json.dumps(files, sort_keys=True, separators=(",", ":")).encode())
 
 
-def _sweep(root: Path, files: Mapping[str, list[str]]) -> list[str]:
-    """Delete shard files the head does not name (superseded, or left by an interrupted write);
-    returns what it deleted."""
+def _sweep(v, files: Mapping[str, list[str]]) -> None:
+    """Delete (with the same entry) the shard files the history names and the new head does not."""
     named = {p for p, _ in files.values()}
-    out = []
     for kind in ("g", "d"):
-        d = search_dir(root) / kind
-        gone = False
-        for p in sorted(d.glob("*.age")) if d.is_dir() else []:
-            if rel(root, p) not in named:
+        known = keyfiles.listing(v, f"index/search/{kind}/")
+        for r in known:
+            if r not in named:
+                keyfiles.stage(v, r, None)
+        # A file no entry names (dropped in by hand) is never read; it goes now.
+        d = search_dir(v.root) / kind
+        for p in d.glob("*.age") if d.is_dir() else []:
+            r = rel(v.root, p)
+            if r not in known and r not in named:
                 remove(p)
-                out.append(rel(root, p))
-                gone = True
-        if gone:
-            fsync_dir(d)
-    for old in ("base.age", "base.next.age"):  # the single-file index of an earlier version
-        if remove(search_dir(root) / old, missing_ok=True):
-            out.append(rel(root, search_dir(root) / old))
-    return out
-
-
-def orphans(v, idx: Index | None) -> list[str]:
-    """Shard files that the head of ``idx`` (None: no head, so every one) does not name."""
-    named = {p for p, _ in idx.files.values()} if idx is not None else set()
-    return [rel(v.root, p) for kind in ("g", "d") for p in sorted((search_dir(v.root) / kind).glob("*.age"))
-            if rel(v.root, p) not in named]
+    for old in LEGACY:
+        if keyfiles.exists(v, old):
+            keyfiles.stage(v, old, None)
 
 
 def sweep_orphans(actor) -> list[str]:
-    """``vault repair``: delete the shard files no head names — what an interrupted save, rebuild or
-    key rotation (a member removal stopped before its entry) left — under the exclusive lock, with
-    the index key; returns them. An index that does not open is left to ``check`` and a rebuild."""
+    """``vault repair``: delete the shard files no history entry names — dropped in by hand, or left
+    by an earlier version's interrupted index write (this one stages them with the entry that names
+    them, so an interrupted one is dropped by the recovery) — which ``check`` names; readers never
+    open them. Returns them. Needs no key."""
     v = actor.vault
-    if not search_dir(v.root).is_dir():
-        return []
-    try:
-        idx = open_index(actor)  # (finishes a rotation the history committed, drops one it did not)
-    except (PermissionDeniedError, IntegrityError):
-        return []
-    return _sweep(v.root, idx.files if idx is not None else {})
+    out = []
+    for kind in ("g", "d"):
+        d = search_dir(v.root) / kind
+        gone = False
+        for p in sorted(d.glob("*.age")) if d.is_dir() else []:
+            r = rel(v.root, p)
+            if not authority.exists(v, r):
+                remove(p)
+                out.append(r)
+                gone = True
+        if gone:
+            fsync_dir(d)
+    return out
 
 
-def _drop_deltas(root: Path, through: int) -> None:
-    dropped = False
-    for seq, p in _delta_paths(root):
+def _newest_delta(v) -> int:
+    """The highest delta sequence number the history names (0 if none)."""
+    return max((seq for seq, _ in _delta_paths(v)), default=0)
+
+
+def _drop_deltas(v, through: int) -> None:
+    for seq, p in _delta_paths(v):
         if seq <= through:
-            remove(p)
-            dropped = True
-    if dropped:
-        fsync_dir(search_dir(root) / "delta")
+            keyfiles.stage(v, f"{DELTAS}{p.name}", None)
 
 
 def build(actor, items: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> int:
@@ -355,7 +378,7 @@ def build(actor, items: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -
     anyone with the directory which dossiers share a name or contact.
     """
     v = actor.vault
-    key = index.read_index_key(v.root, actor.read_identities())
+    key = read_key(v, actor.read_identities())
     db = new_db()
     for m, profile in items:
         p = m["profile"][-1]
@@ -386,13 +409,14 @@ def merge_if_due(actor, idx: Index) -> Index | None:
         fresh = open_index(actor)
         if fresh is not None:
             save(actor, fresh)
+            actor.audit("index.rebuild")  # the entry that commits the merged shards and head
     return fresh
 
 
 def moved(v, idx: Index) -> bool:
     """True if the head changed since ``idx`` was opened (a merge ran meanwhile and swept its shards)."""
     try:
-        return hashlib.sha256((search_dir(v.root) / "head.age").read_bytes()).hexdigest() != idx.head_sha
+        return hashlib.sha256((v.root / HEAD).read_bytes()).hexdigest() != idx.head_sha
     except FileNotFoundError:
         return True
 
@@ -416,44 +440,32 @@ def forget(actor, dossier_id: str) -> None:
     rekey(actor, idx, os.urandom(32))
 
 
-def stage_rotation(actor, identities: list, recipients: list) -> bytes:
-    """A new index key for a member removal: returns ``keys/_index.age`` for the removal's commit
-    (the new key, encrypted to the new rings' ``recipients``) and writes the index re-sealed to it
-    (new shard files, re-spread by a new secret, and ``head.next.age`` naming them), which
-    ``open_index`` puts in place once that key is the one in force (and drops if the commit never
-    happened: it does not open with the old key; the next save sweeps the shards no head names)."""
+def stage_rotation(actor, identities: list, recipients: list) -> None:
+    """A new index key for a member removal (call under the exclusive lock): the key, encrypted to
+    the new rings' ``recipients``, and the index re-sealed to it (new shard files, re-spread by a new
+    secret) are staged (``keyfiles``) for the removal's one entry, which names them all by hash: an
+    interruption before it leaves the old index in force, whole; one after it leaves them for the
+    recovery to put in place (FORMAT §18.5). A former member who kept the old key opens nothing
+    written after.
+
+    :param identities: identities that open ``keys/_index.age`` now.
+    """
     v = actor.vault
-    key = index.read_index_key(v.root, identities)
-    new_key = os.urandom(32)
+    key = read_key(v, identities)
     idx = open_index(actor, key=key)
-    if idx is not None:
-        _seal_next(actor, idx, new_key, rebucket=True)
-    return age.encrypt_bytes(new_key, recipients)
+    if idx is None:
+        _stage_key(v, os.urandom(32), recipients)
+        return
+    rekey(actor, idx, os.urandom(32), recipients, rebucket=True)
 
 
 def rekey(actor, idx: Index, new_key: bytes, recipients: list | None = None, *, rebucket: bool = False) -> None:
     """Replace the index key with ``new_key`` and re-seal every shard to it (call under the exclusive
-    lock). Order: every shard to a new file and the new head to ``head.next.age``, then the new key,
-    then the recipient, then the rename — an interrupted run is finished by the next
-    ``open_index`` (see ``_finish_rotation``), or undone if the key was not replaced yet. With
-    ``rebucket`` the n-grams are also spread over the gram shards by a new secret."""
-    v = actor.vault
-    d = search_dir(v.root)
-    files, through = _seal_next(actor, idx, new_key, rebucket=rebucket)
-    index.write_index_key(v.root, new_key, recipients or members.ring_recipients(v))
-    _write_recipient(actor, new_key)
-    replace(d / "head.next.age", d / "head.age")
-    fsync_dir(d)
-    _sweep(v.root, files)
-    _drop_deltas(v.root, through)
-
-
-def _seal_next(actor, idx: Index, new_key: bytes, *, rebucket: bool) -> tuple[dict[str, list[str]], int]:
-    """Seal every shard of ``idx`` to ``new_key`` as new files and the head naming them to
-    ``head.next.age`` (the head in force and its shards stay valid until the rename); returns the
-    new head's files and the last delta it holds. With ``rebucket`` (a member left) the n-grams are
-    spread over the gram shards by a new secret, so what the leaver knew of the old spread says
-    nothing of later changes."""
+    lock). Every shard, the head, the key and the recipient, and the deletion of the superseded
+    shards and merged deltas, are staged together (``keyfiles``): the entry that commits the caller's
+    change commits them all, and an interruption before it leaves the old index in force, whole. With
+    ``rebucket`` (a member left) the n-grams are also spread over the gram shards by a new secret,
+    so what the leaver knew of the old spread says nothing of later changes."""
     v = actor.vault
     idx.db.materialize()
     old = idx.db
@@ -464,32 +476,16 @@ def _seal_next(actor, idx: Index, new_key: bytes, *, rebucket: bool) -> tuple[di
         for dossier, row, ents in old.rows():
             db.put_row(dossier, row, ents)
     rcpt = index_recipient(new_key)
-    through = index.peek_sequence(v.root, "search/sequence") - 1
+    through = _newest_delta(v)
     nidx = Index(db, new_key, through)
     files = _write_shards(actor, nidx, rcpt, _all_shards(db))
     nidx.count = len(db.ids())  # (every dossier shard is loaded for the re-sealing anyway)
-    write_atomic(search_dir(v.root) / "head.next.age", _head_sealed(actor, nidx, rcpt, files, through))
-    return files, through
+    keyfiles.stage(v, HEAD, _head_sealed(actor, nidx, rcpt, files, through))
+    _stage_key(v, new_key, recipients)
+    _write_recipient(actor, new_key)
+    _sweep(v, files)
+    _drop_deltas(v, through)
 
 
 def _all_shards(db: SearchDB) -> set[tuple[str, int]]:
     return {(k, n) for k, c in (("g", db.n_grams), ("d", db.n_dossiers)) for n in range(c)}
-
-
-def _finish_rotation(actor, key: bytes, ident: age.Identity) -> None:
-    """Complete a rotation that ``rekey`` began: ``head.next.age`` opens with the current key."""
-    d = search_dir(actor.vault.root)
-    nxt = d / "head.next.age"
-    if not nxt.exists():
-        return
-    # No lock taken here: the caller may hold it already, and each step is atomic and idempotent.
-    try:
-        header, body = _open(actor.vault, nxt, ident, "head", ("dossier.read",))
-    except IntegrityError:
-        remove(nxt)  # the key was not replaced yet: the old head still holds (the destruction reruns)
-        return
-    _write_recipient(actor, key)
-    replace(nxt, d / "head.age")
-    fsync_dir(d)
-    _sweep(actor.vault.root, json.loads(body))
-    _drop_deltas(actor.vault.root, int(header.get("through", 0)))

@@ -26,19 +26,43 @@ RECORDS = (
     "dossiers/*/manifest.toml", "requests/R-*.toml", "grants/G-*.toml", "holds/*.toml", "holds/lifted/*.toml",
     "destructions/D-*.toml", "reviews/*/*.toml", "intake/*.rejected.toml", "intake/invitations/*.toml",
     "paper/loans/*.toml", "paper/inventories/*.toml", "recovery/E-*.toml",
+    # Key files, bound like records so that an older one put back is named and never used
+    # (``keyfiles``; the actions that may write them are listed there).
+    "keys/*.age", "keys/grants/*.age", "index/search/recipient.toml", "index/search/head.age",
+    "index/search/g/*.age", "index/search/d/*.age", "index/search/delta/*.age",
+    "index/search/base.age",  # LEGACY_RECORDS, below
 )
-# Files that are not records, and why they need no entry: the genesis record anchors itself; key
-# tables and the intake and index keys are encrypted to the ring recipients the history binds (a
-# swapped one hands its writer nothing; the backup key mirror restores the newest beside older data);
-# indexes are hints verified against manifests; document ciphertext is bound by its manifest's
-# sha256; submissions are unsigned by design (anyone may submit); key releases are deleted to end a
-# grant, and a forged one could only hold keys its writer already had; the audit files are the history;
-# the staging journal only says where recovery looks, and the history decides what it finds there.
+# Records an earlier version wrote and this one only deletes: the single-file search index, which
+# the first write of the sharded index deletes with its entry.
+LEGACY_RECORDS = ("index/search/base.age",)
+# Files that are not records, and why they need no entry: the genesis record anchors itself; the
+# counters and number files under index/ are hints (numbers come from the history); document
+# ciphertext is bound by its manifest's sha256; submissions are unsigned by design (anyone may
+# submit); the audit files are the history; the staging journal only says where recovery looks, and
+# the history decides what it finds there.
 NOT_RECORDS = (
-    "vault.toml", ".lock", "index/*", "index/*/*", "index/*/*/*", "dossiers/*/documents/*.age", "intake/*.age", "intake/*.toml",
-    "keys/*.age", "keys/grants/*.age", "audit/*", "backups.toml", "intake/uses/*/*", ".tmp-writes/journal",
+    "vault.toml", ".lock", "index/*", "index/numbers/*/*", "index/search/sequence", "dossiers/*/documents/*.age",
+    "intake/*.age", "intake/*.toml", "audit/*", "backups.toml", "intake/uses/*/*", ".tmp-writes/journal",
 )
 
+# Key files (``keyfiles``) each action may write besides its own records ({obj}, {ref} as in the
+# rows). The dossier rows write the dossier's table, its key releases and a search-index delta;
+# removals and destructions rotate keys and rewrite the index; a merge or repair rewrites the index
+# files, a rebuild also its recipient record; only a removal or a destruction replaces the index key.
+_DOSSIER = ("keys/{obj}.age", "keys/grants/{obj}.*.age", "index/search/delta/*.age")
+_MERGE = ("index/search/head.age", "index/search/g/*.age", "index/search/d/*.age", "index/search/delta/*.age",
+          "index/search/base.age")
+_INDEX = (*_MERGE, "index/search/recipient.toml", "keys/_index.age")
+KEY_WRITES: dict[str, tuple[str, ...]] = {
+    "dossier.create": _DOSSIER, "doc.add": _DOSSIER, "dossier.update": _DOSSIER, "intake.accept": _DOSSIER,
+    "review.record": _DOSSIER, "doc.event": _DOSSIER, "dossier.close": _DOSSIER, "dossier.reopen": _DOSSIER,
+    "grant.revoke": ("keys/grants/*.{obj}.age",), "grant.sweep": ("keys/grants/*.{obj}.age",),
+    "grant.reissue": ("keys/grants/*.{obj}.age",),
+    "member.remove": ("keys/*.age", "keys/grants/*.age", *_INDEX),
+    "destroy.step": ("keys/*.age", "keys/grants/*.age", *_INDEX),
+    "vault.restore": ("keys/*.age", "keys/grants/*.age"),
+    "index.rebuild": (*_MERGE, "index/search/recipient.toml"), "index.repair": _MERGE, "find": _MERGE,
+}
 
 
 @dataclass(frozen=True)
@@ -84,7 +108,8 @@ TRUST: dict[str, Row] = {
     # Roots: only an active supervisor, whatever the policy says.
     "member.add": Row("member.manage", ("members/{obj}.toml", *RING), root=True, bind=b.bind_member_add,
                       apply=b.apply_member_add),
-    # A removal also stages every key table and the intake and index keys, re-wrapped to the new rings.
+    # A removal also stages every key table, the intake and index keys and the index re-sealed to
+    # the new rings (``KEY_WRITES``).
     "member.remove": Row("member.manage", ("members/{obj}.toml", *RING, "keys/*.age"), root=True,
                          bind=b.bind_member_remove, apply=b.apply_member_remove),
     "member.rename": Row("member.manage", ("members/{obj}.toml",), root=True, bind=b.bind_member_rename,
@@ -112,6 +137,9 @@ TRUST: dict[str, Row] = {
                         apply=b.apply_grant),
     "grant.revoke": Row("grant.manage", ("grants/{obj}.closed.toml",), bind=b.bind_close, apply=b.apply_close),
     "grant.sweep": Row("grant.sweep", ("grants/{obj}.closed.toml",), bind=b.bind_close, apply=b.apply_close),
+    # The key release of an active grant the history holds none of (a restored vault): re-issued
+    # by a member who can open the key tables (a retried grant, or 'vault repair').
+    "grant.reissue": Row("dossier.read", bind=b.bind_reissue),
     # Holds and destruction.
     "hold.add": Row("hold.manage", ("holds/{obj}.toml",), bind=b.bind_hold_add,
                     apply=lambda e, s: s["holds"].__setitem__(e["obj"], e["seq"])),
@@ -165,6 +193,13 @@ TRUST: dict[str, Row] = {
     "index.repair": Row("find"),
     "audit.read": Row("audit.read"),
     "vault.open": Row(None),
+    # The backup targets a destruction must reach: registered by a member who may check the vault
+    # (the backup job's role), so that deleting backups.toml is named.
+    "backup.target": Row("check", ("backups.toml",)),
+    # A restore binds the key files it took from the key mirror (newer than the snapshot: what a
+    # destruction removed stays removed) and drops the key releases no backup holds; its member
+    # opened the rings, as anyone holding dossier.read can.
+    "vault.restore": Row("dossier.read"),
     # Finishing interrupted commands writes only what their own entries named: the archive department.
     "vault.repair": Row("dossier.read"),
 }

@@ -18,7 +18,7 @@ from vault.i18n import N_
 from vault.store.identity import MemberKey, PublicKey
 from vault.archive.policy import DEFAULT_POLICY, Policy
 from vault.store import TMP_PREFIX, VaultLock, confined, fsync_dir, make_dir, remove, remove_tree, sweep_temporaries
-from vault.archive import audit, authority, members, recovery, trust
+from vault.archive import audit, authority, keyfiles, members, recovery, trust
 from vault.store.layout import check_name, Layout
 
 from vault.store import write_atomic
@@ -121,7 +121,7 @@ class Vault:
         root = Path(root)
         cfg_path = root / "vault.toml"
         if not cfg_path.is_file():
-            raise NotFoundError(N_("no vault at {root}"), param="vault", root=root)
+            raise NotFoundError(N_("no vault at {root} (no vault.toml)"), param="vault", root=root)
         config = records.load_toml(cfg_path, what="vault.toml")
         if config.get("format") == 1:
             raise FormatError(N_("vault.toml: this vault has format 1; this version of vault reads format 2"),
@@ -179,6 +179,8 @@ class _SweepingLock:
         return self.lk
 
     def __exit__(self, *exc: object) -> None:
+        if self.vault is not None:
+            keyfiles.drop(self.vault)  # key files staged by a command that did not commit them
         self._confined.__exit__(None, None, None)
         self.lk.__exit__(*exc)
 

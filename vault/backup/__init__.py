@@ -45,9 +45,14 @@ def verify(target: Any, *, read_fraction: float = 0.0, identities: Sequence[age.
 
 
 def restore(target: Any, snapshot: str, dest: Path, identities: Sequence[age.Identity], *,
-            cache: Path | None = None, pm=None, progress: Progress | None = None) -> RestoreReport:
-    """Rebuild ``snapshot`` (id prefix or ``latest``) into the new directory ``dest``; needs a ring member."""
-    return _restore.restore(Repo(target, cache=cache, pm=pm), snapshot, Path(dest), identities, progress=progress)
+            member=None, cache: Path | None = None, pm=None, progress: Progress | None = None) -> RestoreReport:
+    """Rebuild ``snapshot`` (id prefix or ``latest``) into the new directory ``dest``; needs a ring member.
+
+    :param member: the restoring member's identity (``MemberKey``): binds the restored key files to
+        the restored history in one signed entry (without it, ``vault check`` names them).
+    """
+    return _restore.restore(Repo(target, cache=cache, pm=pm), snapshot, Path(dest), identities, member,
+                            progress=progress)
 
 
 def prune(target: Any, *, keep_daily: int = 0, keep_weekly: int = 0, keep_monthly: int = 0,

@@ -320,8 +320,9 @@ def _refuse_inside(v, target: Any) -> None:
 
 
 def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, cache: Path | None = None,
-        progress: Progress | None = None, pm=None, restored_from: str | None = None) -> RunReport:
-    """Back the vault up to ``target`` (URL or target object); needs no identity (see docs/FORMAT.md).
+        progress: Progress | None = None, pm=None, actor=None, restored_from: str | None = None) -> RunReport:
+    """Back the vault up to ``target`` (URL or target object); needs no identity (see docs/FORMAT.md),
+    but with ``actor`` a new target is registered in the history (``targets_record``).
 
     Refuses a vault whose history does not extend the checkpoint the target recorded (a cut or
     rolled-back vault), unless ``restored_from`` names the snapshot it was restored from on purpose.
@@ -330,7 +331,7 @@ def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, ca
     _refuse_inside(v, target)
     repo = Repo(target, cache=cache, pm=pm)
     repo.init_or_check(v.config["id"])
-    record_target(v, repo.url)  # first, so that a destruction can reach whatever arrives there
+    record_target(v, repo.url, actor)  # first, so that a destruction can reach whatever arrives there
     lock = repo.lock("backup")
     staging = None
     try:
@@ -347,6 +348,18 @@ def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, ca
         repo.unlock(lock)
     rep.duration = round(time.monotonic() - started, 3)
     return rep
+
+
+def _generations_of(repo: Repo, tables: dict[str, bytes]) -> dict[str, str]:
+    """``{table: "<stamp>-<hash>"}``: the mirrored generation holding each table's bytes now."""
+    gens = mirror.generations(repo)
+    out = {}
+    for table, data in sorted(tables.items()):
+        h = packs.sha256_hex(data)
+        match = [g for g in gens.get(table, []) if g.sha256 == h]
+        if match:
+            out[table] = f"{match[-1].stamp}-{h}"
+    return out
 
 
 def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _dt.timedelta,
@@ -425,7 +438,10 @@ def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _
     snap = {"format": 1, "vault_id": v.config["id"], "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "order": time.time_ns(), "tree": tree_id, "files": len(entries), "bytes": sum(b.size for b in entries),
             "bytes_new": up.bytes_new, "rings": rings, "other": sorted(other),
-            "dossiers": {d: sorted(bs) for d, bs in sorted(dossiers.items())}, "history": point.as_dict()}
+            "dossiers": {d: sorted(bs) for d, bs in sorted(dossiers.items())}, "history": point.as_dict(),
+            # The key-mirror generation of each table this state needs: lets a keyless verify name
+            # a generation deleted from the target (no secret: generation names are listed anyway).
+            "keys": _generations_of(repo, key_tables)}
     sid = repo.put_json(SNAPSHOTS, snap)  # last: a snapshot is listed only once all it names is there
     fcache.save()
     return RunReport(snapshot=sid, files=len(entries), bytes_total=snap["bytes"], bytes_new=up.bytes_new,

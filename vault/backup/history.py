@@ -163,6 +163,12 @@ def report(repo: Repo, snapshots: list[dict[str, Any]]) -> tuple[dict[str, Any] 
     if newest is not None and newest["id"] == rec.get("snapshot") and newest["history"].get("head") != p.head:
         problems.append(Message(N_("{object}: does not match snapshot {snapshot}, which it names"), object=OBJECT,
                                 snapshot=newest['id'][:8]))
+    elif newest is not None and isinstance(newest["history"].get("count"), int) and newest["history"]["count"] > p.count:
+        # Every run records at least what its snapshot holds: an older record was put back (the next
+        # run would then accept a vault rolled back to it).
+        problems.append(Message(N_("{object}: records entry {count}, older than snapshot {snapshot}'s entry {newer} "
+                                   "(an older record put back)"), object=OBJECT, count=p.count,
+                                snapshot=newest['id'][:8], newer=newest['history']['count']))
     out = {"count": p.count, "head": p.head, "time": rec.get("time"), "snapshot": rec.get("snapshot"),
            "rollbacks": rec.get("rollbacks", [])}
     return out, problems, notes

@@ -29,6 +29,7 @@ DATA, INDEX, SNAPSHOTS, TREES, KEYS, LOCKS = "data/", "index/", "snapshots/", "t
 #: A lock object older than this is left by a run that died; prune then ignores it.
 LOCK_STALE = _dt.timedelta(hours=6)
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+_GENERATION = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{64}\Z")
 
 
 def _check_snapshot(snap: dict[str, Any], name: str) -> None:
@@ -38,6 +39,7 @@ def _check_snapshot(snap: dict[str, Any], name: str) -> None:
               and all(_HEX64.match(b) for b in snap.get("other", []))
               and all(isinstance(d, str) and all(_HEX64.match(b) for b in bs) for d, bs in snap.get("dossiers", {}).items())
               and all(isinstance(r, str) and _HEX64.match(b) for r, b in snap.get("rings", {}).items())
+              and all(isinstance(t, str) and _GENERATION.match(g) for t, g in snap.get("keys", {}).items())
               and ("history" not in snap or (type(snap["history"]["count"]) is int
                                              and isinstance(snap["history"]["head"], str))))
     except (KeyError, TypeError, AttributeError):
@@ -179,15 +181,18 @@ class Repo:
         try:
             cfg = json.loads(data)
         except ValueError:
-            raise IntegrityError(N_("{url}: config does not parse"), url=self.url) from None
-        if cfg.get("format") != REPO_FORMAT:
-            raise FormatError(N_("{url}: unsupported repository format {format!r}"), hint=N_("upgrade vault"), url=self.url, format=cfg.get('format'))
+            raise IntegrityError(N_("{url}: config does not parse (damaged)"), url=self.url) from None
+        if not isinstance(cfg, dict) or cfg.get("format") != REPO_FORMAT:
+            raise FormatError(N_("{url}: unsupported repository format {format!r} in its config (or config damaged)"),
+                              hint=N_("upgrade vault"), url=self.url,
+                              format=cfg.get("format") if isinstance(cfg, dict) else None)
         return cfg
 
     def require_config(self) -> dict[str, Any]:
         cfg = self.config()
         if cfg is None:
-            raise NotFoundError(N_("{url}: no vault backup here"), hint=N_("check the URL, or run 'vault backup run' first"), url=self.url)
+            raise NotFoundError(N_("{url}: no vault backup here (no config object)"),
+                                hint=N_("check the URL, or run 'vault backup run' first"), url=self.url)
         return cfg
 
     def init_or_check(self, vault_id: str) -> dict[str, Any]:

@@ -15,7 +15,10 @@ from vault.backup.repo import _HEX64, TREES, Repo, data_name
 from vault.crypto import age
 from vault.errors import (AuthenticationError, FormatError, InputError, IntegrityError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError)
+from vault.archive import authority
+from vault.archive.vault import Vault
 from vault.store import sync_files, write_atomic
+from vault.store.identity import MemberKey
 from vault.store.counting import Progress, no_progress
 from vault.i18n import Message, N_
 
@@ -132,15 +135,20 @@ class RestoreReport:
     key_tables: int = 0
     key_tables_missing: list[str] = field(default_factory=list)
     key_tables_unreadable: list[str] = field(default_factory=list)
+    rebound: list[str] = field(default_factory=list)  # key files the vault.restore entry names anew
     history: dict[str, Any] | None = None  # the checkpoint the snapshot recorded: count, head
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Identity], *,
-            progress: Progress | None = None) -> RestoreReport:
-    """Rebuild snapshot ``snapshot`` (an id prefix or ``latest``) into the new directory ``dest``."""
+def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Identity],
+            member: MemberKey | None = None, *, progress: Progress | None = None) -> RestoreReport:
+    """Rebuild snapshot ``snapshot`` (an id prefix or ``latest``) into the new directory ``dest``.
+
+    With ``member`` (the restoring member's identity), one ``vault.restore`` entry then binds the
+    key files that differ from what the snapshot's history names (``bind_keys``).
+    """
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise InputError(N_("{dest} exists and is not empty"), hint=N_("restore into a new directory"), dest=dest)
@@ -166,6 +174,7 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
     # Every path was confined above, before the first byte is written (restore makes no links).
     written = blobstream.restore_blobs(repo, index, by_blob, dest, step=(progress or no_progress)(rep.bytes))
     latest = mirror.generations(repo)
+    keys: dict[str, bytes] = {}
     for rel, sha_then in sorted(tree.get("keys", {}).items()):
         table = rel[len("keys/"):]
         gens = latest.get(table, [])
@@ -181,9 +190,36 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
         target = confined(dest, rel, what=what)
         _write(target, blob, 0o600)
         written.append(target)
+        keys[rel] = blob
         rep.key_tables += 1
     sync_files(written)
+    if member is not None:
+        rep.rebound = bind_keys(dest, member, keys)
     return rep
+
+
+def bind_keys(dest: Path, member: MemberKey, keys: dict[str, bytes]) -> list[str]:
+    """Bind the restored key files to the restored history, in one ``vault.restore`` entry.
+
+    Key files are history records (FORMAT §8), but a restore takes each table's newest mirrored
+    generation — what a destruction removed stays removed — and no key release (they are never
+    backed up): the snapshot's history names other bytes for them. The restoring member, who opened
+    the rings, signs an entry naming the files as restored. Returns the paths it names.
+    """
+    v = Vault.open(dest)
+    actor = v.act_as(member)
+    with v.lock(exclusive=True):
+        files: dict[str, bytes | None] = {}
+        for rel, data in keys.items():
+            got = authority.committed(v, rel)
+            if got is None or got[0] != packs.sha256_hex(data):
+                files[rel] = data
+        for rel in authority.state(v)["files"]:
+            if rel.startswith("keys/") and rel not in keys and authority.exists(v, rel):
+                files[rel] = None  # a key release, or a table destroyed since the snapshot
+        if files:
+            actor.commit("vault.restore", files)
+    return sorted(files)
 
 
 def _get_generation(repo: Repo, gen: mirror.Generation) -> bytes:

@@ -1,4 +1,9 @@
-"""``backups.toml``: every target a vault was backed up to, so that a destruction can reach each one."""
+"""``backups.toml``: every target a vault was backed up to, so that a destruction can reach each one.
+
+A run with a member's identity binds the file to the history (entry ``backup.target``), so that
+deleting it or putting an older one back — after which a destruction would not reach a target — is
+named by ``vault check``; once bound, a new target is added only by a run with an identity.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,24 @@ import tomli_w
 
 from vault import clock
 from vault.store import records
-from vault.errors import FormatError, IntegrityError
+from vault.archive import authority
+from vault.errors import FormatError, IntegrityError, PermissionDeniedError, VaultError
 from vault.i18n import N_
 from vault.store import write_atomic
 
 FILE = "backups.toml"
 
 
+def bound(v) -> bool:
+    """Whether the history names ``backups.toml`` (a member registered a target)."""
+    return authority.committed(v, FILE) is not None
+
+
 def _load(v) -> list[dict[str, Any]]:
     path = v.root / FILE
     try:
-        data = records.load_toml(path, schema="backups", what=FILE)
+        raw = authority.read(v, FILE) if bound(v) else path.read_bytes()
+        data = records.parse_toml(raw, schema="backups", what=FILE)
     except FileNotFoundError:
         return []
     except FormatError as e:
@@ -31,13 +43,35 @@ def known_targets(v) -> list[str]:
     return [t["url"] for t in _load(v)]
 
 
-def record_target(v, url: str) -> None:
-    """Add ``url`` to ``backups.toml`` (atomically, under the exclusive lock) unless it is there."""
-    if url in known_targets(v):
+def record_target(v, url: str, actor=None) -> None:
+    """Add ``url`` to ``backups.toml`` (atomically, under the exclusive lock) unless it is there;
+    with ``actor`` in a ``backup.target`` history entry that binds the file.
+
+    ``actor`` may be a function giving the actor: it is called only when the file must be written,
+    so a run to a known target never needs the identity unlocked.
+    """
+    if url in known_targets(v) and (actor is None or bound(v)):
         return
     with v.lock(exclusive=True):
         targets = _load(v)
-        if any(t["url"] == url for t in targets):
+        known = any(t["url"] == url for t in targets)
+        if known and (actor is None or bound(v)):
             return
-        targets.append({"url": url, "first_backup": clock.stamp()})
-        write_atomic(v.root / FILE, tomli_w.dumps({"format": 1, "targets": targets}).encode(), mode=0o600)
+        if callable(actor):
+            try:
+                actor = actor()
+            except VaultError:
+                if not known:
+                    raise
+                return  # binding a known target can wait for a run whose identity unlocks
+        if actor is None and bound(v):
+            raise PermissionDeniedError(N_("{url} is a new backup target, and this vault's targets are bound to its history"),
+                                        hint=N_("run this first backup to it with your identity (--identity or VAULT_IDENTITY)"),
+                                        url=url)
+        if not known:
+            targets.append({"url": url, "first_backup": clock.stamp()})
+        data = tomli_w.dumps({"format": 1, "targets": targets}).encode()
+        if actor is None:
+            write_atomic(v.root / FILE, data, mode=0o600)
+        else:
+            actor.commit("backup.target", {FILE: data})

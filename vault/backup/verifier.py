@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import io
 import random
 from dataclasses import dataclass, field
@@ -9,11 +10,11 @@ from typing import Any, Callable, Sequence
 
 import vault.backup.mirror as mirror
 import vault.backup.packs as packs
-from vault.backup.repo import DATA, INDEX, SNAPSHOTS, TREES, Repo, data_name
+from vault.backup.repo import DATA, INDEX, KEYS, SNAPSHOTS, TREES, Repo, data_name
 import vault.backup.history as witness
 from vault.backup.restorer import fetch_blobs, open_tree
 from vault.crypto import age
-from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
+from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, VaultError
 from vault.store.counting import Progress, no_progress
 from vault.store.keytable import KeyTable
 from vault.i18n import Message, N_
@@ -56,13 +57,13 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
     and every document read is decrypted with the latest mirrored key table of its dossier.
     """
     rep = VerifyReport()
-    repo.require_config()
+    cfg = repo.require_config()
     present = set(repo.list(DATA))
     blobs: dict[str, tuple[str, int, int]] = {}
     pack_entries: dict[str, list] = {}
     for name in repo.list(INDEX):
         try:
-            for pack_id, p in repo.get_json(name)["packs"].items():
+            for pack_id, p in _fresh_json(repo, name)["packs"].items():
                 pack_entries[pack_id] = p["blobs"]
                 for b, off, ln in p["blobs"]:
                     blobs[b] = (pack_id, off, ln)
@@ -75,10 +76,14 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
     snaps, trees = [], set(repo.list(TREES))
     for sid in repo.snapshot_ids():
         try:
-            snap = repo.get_json(SNAPSHOTS + sid)
+            snap = _fresh_json(repo, SNAPSHOTS + sid)
         except VaultError as e:
             rep.problems.append(e.message)
             continue
+        if snap.get("vault_id") != cfg.get("vault_id"):
+            rep.problems.append(Message(N_("config: names vault {config}, snapshot {sid} vault {vault} "
+                                           "(config or snapshots/{snapshot} changed)"),
+                                        config=cfg.get("vault_id"), sid=sid[:8], vault=snap.get("vault_id"), snapshot=sid))
         snap["id"] = sid
         snaps.append(snap)
         rep.snapshots += 1
@@ -90,23 +95,63 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
                 rep.problems.append(Message(N_("blob {b}: missing (in no pack; needed by snapshot {sid})"), b=b[:16], sid=sid[:8]))
             elif data_name(blobs[b][0]) not in present:
                 rep.problems.append(Message(N_("{data_name}: missing (holds blob {b} of snapshot {sid})"), data_name=data_name(blobs[b][0]), b=b[:16], sid=sid[:8]))
+    # Small objects are read whole, from the target (never the local cache), and hashed against
+    # their names: trees and every mirrored key-table generation.
+    for name in sorted(trees):
+        _hashes_to_name(repo, rep, name, name[len(TREES):])
     rep.history, problems, notes = witness.report(repo, sorted(snaps, key=lambda s: (s["time"], s.get("order", 0))))
     rep.problems += problems
     rep.notes += notes
     gens = mirror.generations(repo)
+    for snap in snaps:
+        _named_generations(rep, snap, gens)
+    for gs in gens.values():
+        for g in gs:
+            if not g.deleted:
+                _hashes_to_name(repo, rep, g.name, g.sha256)
     sample = _sample(pack_entries, read_fraction, rng or random.Random()) if read_fraction > 0 else []
     again = _sample(pack_entries, read_fraction or 1.0, random.Random(0)) if identities is not None else []
     # The bytes of the packs downloaded: once to hash them, and again to decrypt their documents.
     step = (progress or no_progress)(sum(_pack_size(pack_entries[p]) for p in [*sample, *again]))
     if read_fraction > 0:
         _read_data(repo, rep, pack_entries, present, sample, step)
-        for gs in gens.values():
-            for g in gs:
-                if not g.deleted and packs.sha256_hex(repo.get(g.name)) != g.sha256:
-                    rep.problems.append(Message(N_("{name}: damaged (its bytes do not hash to its name)"), name=g.name))
     if identities is not None:
         _decrypt(repo, rep, snaps, blobs, pack_entries, present, again, identities, gens, step)
     return rep
+
+
+def _fresh_json(repo: Repo, name: str) -> dict[str, Any]:
+    """A JSON object read from the target itself and checked against its name (``get_json`` may
+    answer from the local cache, which would hide a change on the target)."""
+    data = repo.get(name)
+    if packs.sha256_hex(data) != name.rsplit("/", 1)[-1]:
+        raise IntegrityError(N_("{name}: damaged (its bytes do not hash to its name)"), name=name)
+    return repo.get_json(name)
+
+
+def _named_generations(rep: VerifyReport, snap: dict[str, Any], gens: dict[str, list[mirror.Generation]]) -> None:
+    """Each key generation a snapshot names must be there, unless a later one replaced it (expired
+    after the key window, or shredded by a destruction) or the table was shredded whole."""
+    try:
+        stamp = _dt.datetime.strptime(snap["time"], "%Y-%m-%dT%H:%M:%SZ").strftime("%Y%m%dT%H%M%SZ")
+    except ValueError:
+        rep.problems.append(Message(N_("{name}: its time does not parse"), name=SNAPSHOTS + snap["id"]))
+        return
+    for table, gen in sorted((snap.get("keys") or {}).items()):
+        have = gens.get(table, [])
+        if not isinstance(gen, str) or any(f"{g.stamp}-{g.sha256}" == gen for g in have) or not have:
+            continue
+        if not any(g.stamp > max(stamp, gen[:16]) for g in have):
+            rep.problems.append(Message(N_("{name}: missing (the key-mirror generation snapshot {sid} needs, "
+                                           "and none replaced it)"), name=f"{KEYS}{table}/{gen}", sid=snap["id"][:8]))
+
+
+def _hashes_to_name(repo: Repo, rep: VerifyReport, name: str, want: str) -> None:
+    try:
+        if packs.sha256_hex(repo.get(name)) != want:
+            rep.problems.append(Message(N_("{name}: damaged (its bytes do not hash to its name)"), name=name))
+    except VaultError as e:
+        rep.problems.append(Message(N_("{name}: {reason}"), name=name, reason=e.message))
 
 
 def _sample(pack_entries: dict[str, list], fraction: float, rng: random.Random) -> list[str]:

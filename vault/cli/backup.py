@@ -12,7 +12,7 @@ import click
 
 from vault import backup
 from vault.cli import Ctx, bars, cli, emit, json_opt, local_time, problems_summary, report_lines
-from vault.errors import UsageError
+from vault.errors import InputError, UsageError
 from vault.i18n import N_, _
 from vault.i18n import render as tr
 from vault.backup.retention import ONLY_COPY
@@ -85,8 +85,11 @@ def backup_run(obj: Ctx, target: str, endpoint_url: str | None, key_window: str,
                as_json: bool) -> None:
     """Snapshot the vault to TARGET; needs no identity (only ciphertext and signed records leave)."""
     url = _with_endpoint(target, endpoint_url)
+    # With an identity a new target is registered in the history (backups.toml bound, FORMAT §16.5);
+    # it is unlocked only if the run must write backups.toml.
+    actor = obj.actor if obj.identity_file else None
     with bars(_("uploading")) as bar:
-        rep = backup.run(obj.vault, url, key_window=_duration(key_window), restored_from=restored_from,
+        rep = backup.run(obj.vault, url, key_window=_duration(key_window), actor=actor, restored_from=restored_from,
                          progress=bar)
     emit(rep.as_dict(), as_json, lambda r: (
         _("snapshot {id} saved: {files} files, {size} ({new} new) in {seconds:.1f}s; {keys} key tables mirrored")
@@ -112,7 +115,7 @@ def backup_list(target: str, endpoint_url: str | None, as_json: bool) -> None:
 @backup_grp.command("verify")
 @target_arg
 @endpoint_opt
-@click.option("--read-data", is_flag=True, help="Download, hash and decrypt everything (needs your identity).")
+@click.option("--read-data", is_flag=True, help="Download and hash everything; with your identity, also decrypt.")
 @click.option("--read-data-subset", metavar="N%", help="Do that for a random N percent of the packs.")
 @json_opt
 @click.pass_obj
@@ -127,7 +130,13 @@ def backup_verify(obj: Ctx, target: str, endpoint_url: str | None, read_data: bo
         if not m or not 0 < float(m[1]) <= 100:
             raise UsageError(N_("bad subset {read_data_subset!r}"), hint=N_("write a percentage such as 10%"), read_data_subset=read_data_subset)
         fraction = float(m[1]) / 100
-    ids = _identities(obj) if fraction else None
+    # Hashing needs no key: without an identity --read-data hashes every byte and decrypts nothing.
+    ids = None
+    if fraction:
+        try:
+            ids = _identities(obj)
+        except InputError:
+            ids = None
     with bars(_("reading")) as bar:
         rep = backup.verify(_with_endpoint(target, endpoint_url), read_fraction=fraction, identities=ids, progress=bar)
 
@@ -156,9 +165,10 @@ def backup_verify(obj: Ctx, target: str, endpoint_url: str | None, read_data: bo
 @click.pass_obj
 def backup_restore(obj: Ctx, target: str, snapshot: str, dest_dir: str, endpoint_url: str | None, as_json: bool) -> None:
     """Rebuild SNAPSHOT (id prefix or 'latest') into the new directory DEST_DIR; needs your identity."""
+    member = obj.member_key(_("this needs a ring member's identity"))
     with bars(_("restoring")) as bar:
-        rep = backup.restore(_with_endpoint(target, endpoint_url), snapshot, Path(dest_dir), _identities(obj),
-                             progress=bar)
+        rep = backup.restore(_with_endpoint(target, endpoint_url), snapshot, Path(dest_dir), [member.age_identity()],
+                             member=member, progress=bar)
     emit(rep.as_dict(), as_json, lambda r: "\n".join(
         [_("restored snapshot {id} to {dest}: {files} files, {size}, {keys} key tables").format(
             id=r["snapshot"][:8], dest=r["dest"], files=r["files"], size=_size(r["bytes"]), keys=r["key_tables"])]
@@ -167,6 +177,8 @@ def backup_restore(obj: Ctx, target: str, snapshot: str, dest_dir: str, endpoint
         + [_("note: {table}: destroyed or shredded since the snapshot").format(table=k) for k in r["key_tables_missing"]]
         + [_("note: {table}: no mirrored generation opens with this snapshot's rings").format(table=k)
            for k in r["key_tables_unreadable"]]
+        + ([_("note: {count} key files bound to the restored history (newer than the snapshot, or key releases, "
+              "which are never backed up)").format(count=len(r["rebound"]))] if r["rebound"] else [])
         + [_("next: vault --vault {dest} check --read-data (and compare the fingerprint)").format(dest=r["dest"])]))
 
 

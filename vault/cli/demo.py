@@ -89,7 +89,7 @@ def build(root: Path) -> str:
     grant = access.grant(act("bob"), req, hours=24)
     # A backup to a local directory (the embedded default target).
     target = f"file://{(root / 'offsite').resolve()}"
-    backup.run(Vault.open(root / "vault"), target)
+    backup.run(Vault.open(root / "vault"), target, actor=act("olga"))  # registered: backups.toml is bound
     # A destruction by procedure, approved by a second supervisor.
     dno = destruction.request(act("alice"), f"{numbers[3]}/0006", "customer asked for erasure")
     destruction.approve(act("sam"), dno, override_retention="erasure request under the privacy law")

@@ -13,13 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 from vault import clock
-from vault.archive import authority, grants, members
-from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_path,
+from vault.archive import authority, grants, keyfiles, members, numbering
+from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_rel,
                                   list_grants, status)
 from vault.archive.manifests import load_manifest, read_table, resolve
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
-from vault.store import fsync_dir, ids, index, make_dir, records, remove
 from vault.i18n import N_
+from vault.store import ids, make_dir, records
 
 MAX_GRANT_HOURS = 24 * 30
 
@@ -53,7 +53,7 @@ def create_request(actor, kind: str, target: str | None, purpose: str, *, custom
     # The purpose is sealed to the requester and to whoever may decide an access request of their department.
     heads = [n for n, r in mem.items() if "dept-head" in r["roles"] and r["dept"] == dept and r["status"] == "active"]
     with v.lock(exclusive=True):
-        no = f"R-{index.next_sequence(v.root, 'requests'):06d}"
+        no = numbering.next_number(v, "R")
         rec = {"format": 1, "number": no, "kind": kind, "target": target, "dossier": dossier_id,
                "requester": actor.name, "dept": dept, "created_at": clock.stamp(),
                "purpose": members.seal_text(v, purpose, [actor.name, *heads], mem)}
@@ -149,7 +149,7 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
             files[_req_rel(no, ".resolution")] = records.dump_toml(actor.sign(
                 {"format": 1, "request": no, "request_sha256": _digest(req), "dossier": dossier_id,
                  "number": target, "by": actor.name, "at": clock.stamp()}))
-        gno = f"G-{index.next_sequence(v.root, 'grants'):06d}"
+        gno = numbering.next_number(v, "G")
         now = clock.now()
         rec = {"format": 1, "number": gno, "request": no, "dossier": dossier_id, "target": target,
                "grantee": fact["by"], "granted_at": clock.stamp(),
@@ -159,19 +159,23 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
         make_dir(v.root / "grants")
         files[_grant_rel(gno)] = records.dump_toml(actor.sign(rec))
         actor.commit("grant.create", files, number=target, ref=gno, obj=no)
+        # The key release only once the grant counts, so that none exists (even staged) that no
+        # grant names; committed, named by hash, by its own entry (a stop between the two is
+        # noted by 'check' and finished by the retry or 'vault repair').
         _write_grant_key(v, rec, table, mem)
+        actor.commit("grant.reissue", {}, number=target, obj=gno)
     return gno
 
 
 def _close(actor, g: dict[str, Any], reason: str) -> None:
     v = actor.vault
     rec = actor.sign({"format": 1, "grant": g["number"], "reason": reason, "by": actor.name, "at": clock.stamp()})
-    actor.commit(f"grant.{'revoke' if reason == 'revoked' else 'sweep'}",
-                 {_grant_rel(g["number"], ".closed"): records.dump_toml(rec)}, number=g["target"],
+    files: dict[str, bytes | None] = {_grant_rel(g["number"], ".closed"): records.dump_toml(rec)}
+    release = grant_key_rel(g["dossier"], g["number"])
+    if keyfiles.exists(v, release):
+        files[release] = None  # the key release goes with the closing, in the same entry
+    actor.commit(f"grant.{'revoke' if reason == 'revoked' else 'sweep'}", files, number=g["target"],
                  ref=g["number"], obj=g["number"])
-    p = grant_key_path(v, g["dossier"], g["number"])
-    if remove(p, missing_ok=True):
-        fsync_dir(p.parent)
 
 
 def revoke(actor, gno: str) -> None:

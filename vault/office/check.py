@@ -24,6 +24,7 @@ from vault.store import TMP_PREFIX, find_temporaries
 from vault.archive import destructions, grants, holds, reviews
 from vault.office import intake, paper, recoveryexport
 from vault.office.holds import lifts
+from vault.backup.targets_record import known_targets
 from vault.i18n import Message, N_
 
 
@@ -129,21 +130,18 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
         mine.append(e.message)
         return report_only
     rep.counts["dossiers"] += 1
-    kt_path = v.layout.key_table(dossier_id)
     table = None
     if m["status"] != "destroyed":
-        try:
-            with open(kt_path, "rb") as f:
-                age.read_header(f)
-            if ids is not None:
-                table = read_table(v, dossier_id, ids)
-        except FileNotFoundError:
+        # Its bytes against the history were checked with every record (``authority.check_files``).
+        if not authority.exists(v, f"keys/{dossier_id}.age"):
             if not _being_destroyed(v, dossier_id):  # an unfinished execution is named on its own
-                mine.append(Message(N_("keys/{dossier_id}.age: missing"), dossier_id=dossier_id))
-        except (FormatError, AuthenticationError):
-            mine.append(Message(N_("keys/{dossier_id}.age: damaged (header does not parse)"), dossier_id=dossier_id))
-        except VaultError as e:
-            mine.append(e.message)
+                mine.append(Message(N_("keys/{dossier_id}.age: the history names no key table for dossier {number}"),
+                                    dossier_id=dossier_id, number=m["number"]))
+        elif ids is not None:
+            try:
+                table = read_table(v, dossier_id, ids)
+            except VaultError as e:
+                mine.append(e.message)
     if table is not None:
         for p in (x for x in m["profile"] if "sealed" in x):
             _try(mine, lambda p=p: unseal(base64.b64decode(p["sealed"]), table, what=Message(N_("{number} profile v{version}"), number=m['number'], version=p['version'])))
@@ -235,12 +233,20 @@ def _check_records(v, mem: dict, rep: Report) -> None:
     destructions, reviews, intake, paper originals, recovery exports); the facts themselves come from the history,
     which ``check`` verified first."""
     for fn in (grants.list_requests, grants.list_grants, holds.verified_holds, lifts, destructions.list_destructions,
-               intake.pending, paper.loans, paper.inventories, recoveryexport.list_exports):
+               paper.loans, paper.inventories, recoveryexport.list_exports):
         _try(rep, lambda fn=fn: fn(v))
-    # A note: a grant stopped after its entry leaves this, and so does a restore (backups leave
-    # key releases out); the grantee reads nothing until the release is re-issued.
+    _try(rep, lambda: known_targets(v))
+    if (v.root / "backups.toml").exists() and not authority.committed(v, "backups.toml"):
+        rep.notes.append(Message(N_("backups.toml: not bound to the history (every backup target was added by a run "
+                                    "without an identity): a deleted or older one would go unnoticed; run the next "
+                                    "backup with your identity to bind it")))
+    problems, notes = intake.verify_pending(v)
+    rep.problems.extend(problems)
+    rep.notes.extend(notes)
+    # A note: a restore leaves this (backups leave key releases out, and the restore's entry drops
+    # them); the grantee reads nothing until the release is re-issued.
     _try(rep, lambda: rep.notes.extend(
-        Message(N_("keys/grants/{dossier}.{grant}.age: missing, and grant {grant} is active (the grantee reads "
+        Message(N_("keys/grants/{dossier}.{grant}.age: none in the history, and grant {grant} is active (the grantee reads "
                    "nothing until 'vault repair' or 'vault grant {request}' re-issues it)"),
                 dossier=g["dossier"], grant=g["number"], request=g["request"])
         for g in grants.missing_releases(v)))

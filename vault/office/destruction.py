@@ -13,13 +13,13 @@ import os
 from typing import Any
 
 from vault import backup, clock
-from vault.archive import destructions, grants, members, schedule, searchindex
+from vault.archive import destructions, grants, keyfiles, members, numbering, schedule, searchindex
 from vault.archive.holds import held_dossiers
 from vault.archive.manifests import load_manifest, manifest_file, read_table, resolve
 from vault.backup.mirror import DEFAULT_WINDOW
 from vault.errors import ConflictError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.store import fsync_dir, index, make_dir, records, remove, seam
 from vault.i18n import Message, N_
+from vault.store import fsync_dir, make_dir, records, remove, seam
 
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",
               "sha256", "replaces", "superseded_by", "events", "status", "destroyed")
@@ -50,8 +50,8 @@ def request(actor, target: str, reason: str) -> str:
     v = actor.vault
     m, _ = _targets(v, target)
     with v.lock(exclusive=True):
-        no = f"D-{index.next_sequence(v.root, 'destructions'):06d}"
-        make_dir((v.root / "destructions"))
+        no = numbering.next_number(v, "D")
+        make_dir(v.root / "destructions")
         sealed = members.seal_text(v, reason, [actor.name])
         rec = actor.sign({"format": 1, "number": no, "target": target, "dossier": m["id"], "requested_by": actor.name,
                           "requested_at": clock.stamp(), "reason": sealed})
@@ -251,11 +251,10 @@ def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
         _refuse(actor, req, no, N_("retention has not ended for {numbers}"),
                 N_("wait until 'vault retention report --due' lists it, or approve with --override-retention REASON"),
                 numbers=", ".join(early[:3]) + (" …" if len(early) > 3 else ""))
-    gdir = v.root / "keys" / "grants"
     run = {"format": 1, "destruction": no, "target": req["target"], "dossier": m["id"], "dossier_number": m["number"],
            "whole_dossier": "/" not in req["target"], "started_at": clock.stamp(), "started_by": actor.name,
            "documents": [{k: d[k] for k in ("number", "id", "key", "meta_key", "sha256", "size")} for d in docs],
-           "grant_keys": sorted(g.name for g in gdir.glob(f"{m['id']}.*.age")) if gdir.is_dir() else [],
+           "grant_keys": sorted(r.rsplit("/", 1)[1] for r in keyfiles.listing(v, f"keys/grants/{m['id']}.")),
            "retention": [{k: s[k] for k in ("number", "rule", "event", "event_date", "until", "status")
                           if s.get(k) is not None} for s in sched],
            "retention_overridden": bool(early), "steps": []}
@@ -273,13 +272,11 @@ def _step_unindex(actor, run, req, appr) -> None:
 def _step_keys(actor, run, req, appr) -> None:
     """Keys leave the key table first: from this instant nothing destroyed can be decrypted here."""
     v = actor.vault
-    kt_path = v.layout.key_table(run["dossier"])
     if run["whole_dossier"]:
-        for p in [kt_path, *(v.root / "keys" / "grants" / g for g in run["grant_keys"])]:
-            remove(p, missing_ok=True)
-        fsync_dir(kt_path.parent)
-        if (kt_path.parent / "grants").is_dir():
-            fsync_dir(kt_path.parent / "grants")
+        # Deleted by the step's own entry (``keyfiles``): from its commit on, no table opens them.
+        for rel in [f"keys/{run['dossier']}.age", *(f"keys/grants/{g}" for g in run["grant_keys"])]:
+            if keyfiles.exists(v, rel):
+                keyfiles.stage(v, rel, None)
         return
     table = read_table(v, run["dossier"], actor.read_identities())
     gone = {d["key"] for d in run["documents"]} | {d["meta_key"] for d in run["documents"]}

@@ -9,12 +9,13 @@ from typing import Any
 from vault import clock
 from vault import plugins
 from vault.archive import grants, searchindex
+from vault.archive.numbering import allocate_archive_number
 from vault.archive.manifests import (CUSTOMER_TYPES, _seal_profile, load_manifest, manifest_file, read_profile,
                                      resolve, summary, write_table)
 from vault.archive.schemes import configured
 from vault.errors import InputError
 from vault.i18n import N_
-from vault.store import index, make_dir
+from vault.store import make_dir
 from vault.store.keytable import KeyTable
 from vault.archive.labels import resolve_name
 
@@ -39,7 +40,7 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
     klass = classifier.classify(facts=facts)
     dossier_id = secrets.token_hex(16)
     with v.lock(exclusive=True):
-        _, number = index.allocate_number(v.root, lambda seq: numbering.number(sequence=seq, facts=facts), dossier_id)
+        number = allocate_archive_number(v, lambda seq: numbering.number(sequence=seq, facts=facts), dossier_id)
         table = KeyTable(dossier_id)
         manifest = {
             "format": 1,

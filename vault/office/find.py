@@ -119,6 +119,7 @@ def _behind(actor, idx: searchindex.Index) -> bool:
                 for d in extra:
                     fresh.db.remove(d)
                 searchindex.save(actor, fresh)
+                actor.audit("index.rebuild")  # the entry that commits the shards and head without them
         changed = True
     return changed
 

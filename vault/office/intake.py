@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import os
 import secrets
 import time
@@ -27,11 +28,11 @@ from vault.archive.manifests import (append_document, load_manifest, manifest_fi
                                      read_table, resolve)
 from vault.archive import invitations
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
-                          NoIdentityMatchError, NotFoundError)
+                          NoIdentityMatchError, NotFoundError, VaultError)
 from vault.store.keytable import KeyRefRecipient
 from vault.store import atomic_writer, fsync_dir
 from vault.archive import grants
-from vault.i18n import N_
+from vault.i18n import Message, N_
 from vault.store import tomlread
 
 ID_LEN = intakekey.ID_LEN
@@ -156,6 +157,52 @@ def pending(v) -> list[dict[str, Any]]:
         row = {k: rec[k] for k in ("id", "for", "category", "date", "original", "submitted_at", "size")}
         rows.append(row | {k: rec[k] for k in ("invitation", "receipt") if k in rec})
     return rows
+
+
+def verify_pending(v) -> tuple[list[str], list[str]]:
+    """What a keyless check can say of the pending submissions: (problems, notes).
+
+    Submissions are unsigned — anyone may submit — so a changed one is a different submission; what
+    is checked is that each is whole and consistent: its record parses and names itself, a dossier
+    the history created and a ciphertext of its size and hash whose age headers parse. A ciphertext
+    with no record is the leftover of an interrupted submission (the record is written last).
+    """
+    d = _dir(v)
+    problems: list[str] = []
+    notes: list[str] = []
+    if not d.is_dir():
+        return problems, notes
+    numbers = authority.state(v)["numbers"]
+    seen = set()
+    for p in sorted(d.glob("*.toml")):
+        if len(p.stem) != ID_LEN or p.name.endswith(".rejected.toml"):
+            continue
+        what = f"intake/{p.name}"
+        seen.add(p.stem)
+        try:
+            rec = records.load_toml(p, schema="intake", what=what)
+            if rec["id"] != p.stem:
+                raise IntegrityError(N_("{what}: describes submission {id} (moved or forged)"), what=what, id=rec["id"])
+            if rec["for"].split("/")[0] not in numbers:
+                raise IntegrityError(N_("{what}: filed for {number}, which is no dossier of this vault"), what=what,
+                                     number=rec["for"])
+            age.read_header(io.BytesIO(base64.b64decode(rec["sealed"], validate=True)))
+        except (VaultError, ValueError) as e:
+            problems.append(e.message if isinstance(e, VaultError) else Message(N_("{what}: damaged"), what=what))
+            continue
+        src = d / f"{p.stem}.age"
+        try:
+            if hash_file(src) != (rec["sha256"], rec["size"]):
+                problems.append(Message(N_("intake/{name}: does not match its record intake/{record} (damaged or tampered with)"),
+                                        name=src.name, record=p.name))
+        except FileNotFoundError:
+            problems.append(Message(N_("intake/{name}: missing (its record intake/{record} is there)"),
+                                    name=src.name, record=p.name))
+    for p in sorted(d.glob("*.age")):
+        if len(p.stem) == ID_LEN and p.stem not in seen:
+            notes.append(Message(N_("intake/{name}: a submission without its record (an interrupted submission; "
+                                    "'vault intake list' does not show it)"), name=p.name))
+    return problems, notes
 
 
 def _load(v, sid: str) -> dict[str, Any]:

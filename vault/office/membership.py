@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from vault import clock
-from vault.archive import authority, intakekey, searchindex
+from vault.archive import authority, intakekey, keyfiles, searchindex
 from vault.archive.members import _member_record, _ring_files, all_members, ring_record
 from vault.archive.policy import ROLES
 from vault.crypto import age
@@ -19,7 +19,7 @@ from vault.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from vault.store import fsync_dir, records, remove
+from vault.store import records
 from vault.store.identity import PublicKey
 from vault.store import names
 from vault.store.layout import check_name
@@ -154,60 +154,56 @@ def remove_member(actor, name: str) -> list[str]:
         subject = None
         intake_ids: list = []
         if new_ids:
-            # Every key table, the intake key and a new index key, encrypted to the new rings only,
-            # are staged with the rings and committed by the one entry: before it the old files
-            # stand, after it the new ones (``authority.recover`` renames what an interruption left
-            # staged). No file written from here on opens with the leaver's key or an old ring.
+            # Every key table, the intake key and a new index key (with the index re-sealed to it),
+            # encrypted to the new rings only, are staged with the rings and committed by the one
+            # entry, which names each by hash: before it the old files stand, after it the new ones
+            # (``authority.recover`` renames what an interruption left staged). No file written from
+            # here on opens with the leaver's key or an old ring.
             staged = rewrapped_key_tables(v, old_ids, new_rcpts)
-            staged["keys/_index.age"] = searchindex.stage_rotation(actor, old_ids, new_rcpts)
-            if intakekey.key_path(v).exists():
+            searchindex.stage_rotation(actor, old_ids, new_rcpts)  # staged, committed by the same entry
+            if keyfiles.exists(v, intakekey.KEY):
                 # Every ring member could open the intake identity: a new one, staged in place of the
                 # re-wrapped old file, pending submissions re-wrapped to it and to the current key,
                 # its recipient named by the entry (the old one may have been copied).
                 rcpt, intake_ids, staged["keys/_intake.age"] = intakekey.rotate(v, old_ids, new_rcpts)
                 subject = {"intake_recipient": rcpt}
             files.update(staged)
-            rewrapped = sorted(staged)
+            rewrapped = sorted([*staged, "keys/_index.age"])
         file_rec = authority.load(v, f"members/{name}.toml")
         file_rec.update(status="removed", removed_at=clock.stamp(), removed_by=actor.name)
         files[f"members/{name}.toml"] = records.dump_toml(actor.sign(file_rec))
-        releases = _releases_of(v, name)
+        for rel in _releases_of(v, name):  # the grants close with the entry; their key releases go with it
+            files[rel] = None
         actor.commit("member.remove", files, ref=name, obj=name, subject=subject)
         actor.forget_rings()  # the generations it unlocked are gone
         if subject is not None:
             intakekey.finish(v, intake_ids, subject["intake_recipient"])
-        if new_ids:
-            # The index re-sealed to the new key goes into place (``open_index`` finishes this
-            # rotation on its own if an interruption stops it here).
-            searchindex.open_index(actor)
-        for p in releases:  # the grants closed with the entry; their key releases go now
-            remove(p, missing_ok=True)
-        if releases:
-            fsync_dir(releases[0].parent)
     return rewrapped
 
 
-def _releases_of(v, name: str) -> list:
+def _releases_of(v, name: str) -> list[str]:
     st = authority.state(v)
     out = []
     for gno, g in st["grants"].items():
-        if g["grantee"] == name:
-            out.append(v.root / "keys" / "grants" / f"{g['dossier']}.{gno}.age")
+        rel = f"keys/grants/{g['dossier']}.{gno}.age"
+        if g["grantee"] == name and keyfiles.exists(v, rel):
+            out.append(rel)
     return out
 
 
 def rewrapped_key_tables(v, identities: list, recipients: list) -> dict[str, bytes]:
-    """Every key table and the intake key (``keys/*.age`` but the index key) re-encrypted to
-    ``recipients`` with a fresh file key: vault path -> new bytes, for a commit to stage."""
+    """Every key table and the intake key the history names (``keys/*.age`` but the index key)
+    re-encrypted to ``recipients`` with a fresh file key: vault path -> new bytes, for a commit to
+    stage, which names each by hash."""
     out = {}
-    for p in sorted((v.root / "keys").glob("*.age")):
-        if p.name == "_index.age":
-            continue
+    for rel in keyfiles.listing(v, "keys/"):
+        if "/" in rel[len("keys/"):] or rel == "keys/_index.age":
+            continue  # key releases are the grantees', not the rings'; the index key is rotated
         try:
-            plain = age.decrypt_bytes(p.read_bytes(), identities)
+            plain = age.decrypt_bytes(keyfiles.read(v, rel), identities)
         except NoIdentityMatchError:
-            raise PermissionDeniedError(N_("keys/{name}: you hold no key for it; re-wrap refused"), name=p.name) from None
+            raise PermissionDeniedError(N_("{rel}: you hold no key for it; re-wrap refused"), rel=rel) from None
         except (FormatError, AuthenticationError):
-            raise IntegrityError(N_("keys/{name}: damaged or tampered with"), name=p.name) from None
-        out[f"keys/{p.name}"] = age.encrypt_bytes(plain, recipients)
+            raise IntegrityError(N_("{rel}: damaged or tampered with"), rel=rel) from None
+        out[rel] = age.encrypt_bytes(plain, recipients)
     return out

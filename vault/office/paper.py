@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from vault import clock
-from vault.archive import authority, grants, members
+from vault.archive import authority, grants, members, numbering
 from vault.archive.manifests import iter_manifests, load_manifest, manifest_file, parse_date, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
-from vault.store import index, make_dir, records
 from vault.i18n import N_
+from vault.store import make_dir, records
 
 #: The longest loan: a paper original is out of the archive room for at most this many days.
 MAX_LOAN_DAYS = 90
@@ -130,7 +130,7 @@ def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
         if out:
             raise ConflictError(N_("the original of {docno} is already out ({number} to {borrower})"),
                                 hint=N_("record its return first: 'vault paper return {number}'"), docno=docno, number=out[0]['number'], borrower=out[0]['borrower'])
-        no = f"L-{index.next_sequence(v.root, 'loans'):06d}"
+        no = numbering.next_number(v, "L")
         rec = {"format": 1, "number": no, "document": docno, "dossier": m["id"], "borrower": to,
                "request": request, "from_location": d.get("paper_location", ""), "at": clock.stamp(),
                "by": actor.name, "due": due}
@@ -211,7 +211,7 @@ def inventory(actor, found: Iterable[tuple[str, str]]) -> dict[str, Any]:
             "out": sorted(n for n in known if n not in seen and n in lent),
             "unknown": sorted(n for n in seen if n not in known),
         }
-        no = f"I-{index.next_sequence(v.root, 'inventories'):06d}"
+        no = numbering.next_number(v, "I")
         rec = {"format": 1, "number": no, "at": clock.stamp(), "by": actor.name, **report}
         make_dir(_dir(v, "inventories"), parents=True)
         actor.commit("paper.inventory", {f"paper/inventories/{no}.toml": records.dump_toml(actor.sign(rec))},

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from vault import clock
-from vault.archive import authority, grants, members
+from vault.archive import authority, grants, members, numbering
 from vault.archive.exportview import ExportDocument, check_destination
 from vault.archive.manifests import load_manifest, read_profile
 from vault.crypto import age
 from vault.errors import (ConflictError, FormatError, InputError, IntegrityError, NotFoundError,
                           PermissionDeniedError, VaultError)
-from vault.store import TMP_PREFIX, fsync_dir, ids, index, make_dir, records, sync_files
+from vault.store import TMP_PREFIX, fsync_dir, ids, make_dir, records, sync_files
 from vault.store.counting import Progress, no_progress
 from vault.store.layout import document_file_name
 from vault.i18n import Message, N_
@@ -119,7 +119,7 @@ def request(actor, recipients: list[str], *, valid_hours: int = DEFAULT_HOURS) -
         raise InputError(N_("an approval lasts 1 to {MAX_HOURS} hours"), param="valid_for", MAX_HOURS=MAX_HOURS)
     v = actor.vault
     with v.lock(exclusive=True):
-        no = f"E-{index.next_sequence(v.root, 'recovery'):06d}"
+        no = numbering.next_number(v, "E")
         make_dir(v.root / "recovery")
         now = clock.now()
         rec = actor.sign({"format": 1, "number": no, "recipients": [r.strip() for r in recipients],

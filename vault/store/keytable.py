@@ -86,23 +86,17 @@ class KeyTable:
             raise IntegrityError(N_("{what}: key table content is damaged"), what=what) from None
 
 
-def read_key_table(path: Path, identities: Sequence[age.Identity], *, dossier: str) -> KeyTable:
-    """Decrypt a key table; PermissionDeniedError when none of ``identities`` may read it."""
+def read_key_table(path: Path, identities: Sequence[age.Identity], *, dossier: str,
+                   data: bytes | None = None) -> KeyTable:
+    """Decrypt a key table (``data``, or the file at ``path``); PermissionDeniedError when none of
+    ``identities`` may read it."""
     what = str(path)
     try:
-        blob = path.read_bytes()
+        blob = path.read_bytes() if data is None else data
     except FileNotFoundError:
-        if not path.name.endswith(".pending"):
-            raise IntegrityError(N_("{what}: key table missing"), what=what) from None
-        # The staged table a reader was sent to was renamed into place meanwhile: read it there.
-        path = path.with_name(path.name[: -len(".pending")])
-        what = str(path)
-        try:
-            blob = path.read_bytes()
-        except FileNotFoundError:
-            raise IntegrityError(N_("{what}: key table missing"), what=what) from None
+        raise IntegrityError(N_("{what}: key table missing"), what=what) from None
     try:
-        table = KeyTable.from_bytes(decrypt_committed(path, blob, identities), what=what)
+        table = KeyTable.from_bytes(age.decrypt_bytes(blob, identities), what=what)
     except NoIdentityMatchError:
         raise PermissionDeniedError(
             N_("you hold no key for dossier key table {name}"),
@@ -116,25 +110,9 @@ def read_key_table(path: Path, identities: Sequence[age.Identity], *, dossier: s
     return table
 
 
-def decrypt_committed(path: Path, blob: bytes, identities: Sequence[age.Identity]) -> bytes:
-    """Decrypt ``blob`` (the file at ``path``); if no identity opens it, the staged ``path.pending``
-    that a member removal committed and an interruption left unrenamed (it is wrapped to the new
-    rings, which the old file is not). A staged file that opens is one a ring member wrapped."""
-    try:
-        return age.decrypt_bytes(blob, identities)
-    except NoIdentityMatchError:
-        data = None
-        for q in (Path(str(path) + ".pending"), path):
-            # The staged file, or — renamed into place since ``blob`` was read, by a commit beside
-            # this reader — the file again.
-            try:
-                data = q.read_bytes()
-                break
-            except FileNotFoundError:
-                continue
-        if data is None or data == blob:
-            raise
-        return age.decrypt_bytes(data, identities)
+def encrypt_key_table(table: KeyTable, recipients: Sequence[age.Recipient]) -> bytes:
+    """The table encrypted to ``recipients`` with a fresh file key."""
+    return age.encrypt_bytes(table.to_bytes(), recipients)
 
 
 def write_key_table(path: Path, table: KeyTable, recipients: Sequence[age.Recipient], *, sync: bool = True) -> None:

@@ -92,11 +92,13 @@ def validate(data: Any, schema: str, *, what: str) -> None:
 
 def load_toml(path: Path, *, schema: str | None = None, what: str | None = None) -> dict[str, Any]:
     """Read and parse a TOML file, validating it against ``schema`` when given."""
-    what = what or str(path)
+    return parse_toml(path.read_bytes(), schema=schema, what=what or str(path))
+
+
+def parse_toml(raw: bytes, *, schema: str | None = None, what: str) -> dict[str, Any]:
+    """Parse a TOML record's bytes, validating it against ``schema`` when given."""
     try:
-        data = tomlread.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
+        data = tomlread.loads(raw.decode("utf-8"))
     except (tomlread.TOMLDecodeError, UnicodeDecodeError) as e:
         raise FormatError(N_("{what}: not valid TOML ({e})"), hint=N_("the file is damaged; run 'vault check'"), what=what, e=e) from None
     _no_datetimes(data, what)

@@ -21,7 +21,7 @@ from vault.office import membership
 from vault.errors import VaultError
 from vault.archive.exportview import ExportDocument, ExportDossier
 from vault.store.identity import MemberIdentity
-from vault.store.keytable import read_key_table
+from vault.archive.manifests import read_table
 from vault.testing.base import Conformance
 from vault.archive.vault import Actor, Vault
 
@@ -51,7 +51,7 @@ class SampleDossier:
         """The views the vault gives an exporter for the reader (granted ``reads``) or the non-reader (nothing)."""
         actor = self.reader if readable else self.non_reader
         m = manifests.load_manifest(self.vault, manifests.resolve(self.vault, self.number))
-        table = read_key_table(self.vault.layout.key_table(m["id"]), actor.read_identities(), dossier=m["id"]) \
+        table = read_table(self.vault, m["id"], actor.read_identities()) \
             if readable else None
         return export.make_views(actor, m, table, reads if readable else frozenset(), fmt=fmt,
                                  request="R-000001" if readable else None)
