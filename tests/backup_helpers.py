@@ -33,10 +33,11 @@ def add_docs(o: Office, number: str, n: int, size: int, tmp: Path, *, seed: int 
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    """Every file under a vault directory (bar the lock) and its SHA-256."""
+    """Every file under a vault directory and its SHA-256, bar what no snapshot holds (FORMAT §16): the
+    lock and work files (``.tmp-*``: temporaries, the work directory and its staging journal)."""
     out = {}
     for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name != ".lock":
+        if p.is_file() and p.name != ".lock" and not any(x.startswith(".tmp-") for x in p.relative_to(root).parts):
             out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 

@@ -36,14 +36,16 @@ def distinct_points(steps: list[tuple[str, str]]) -> list[int]:
     the sweep also looks at what a temporary would open). Step 0 is the run that is not stopped.
     """
     points = [0]
-    made: set[str] = set()
+    made: str | None = None  # the name of the file whose temporary the last step created
     for i, (kind, path) in enumerate(steps, 1):
         if kind in SAME_STATE_AS_NEXT:
             continue
         p = Path(path)
-        if kind == "create" and p.name.startswith(".tmp-"):
-            made.add(str(p.parent / p.name[len(".tmp-"):].rsplit(".", 1)[0]))
-        if kind == "rename" and path in made and "/keys/" not in path:
+        # A temporary is made beside its file, or in the work directory (under the exclusive lock),
+        # and renamed over its file by the next step that is not a sync.
+        renamed, made = made, (p.name[len(".tmp-"):].rsplit(".", 1)[0] if kind == "create"
+                               and p.name.startswith(".tmp-") else None)
+        if kind == "rename" and p.name == renamed and "/keys/" not in path:
             continue
         points.append(i)
     return points

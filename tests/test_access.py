@@ -244,3 +244,14 @@ def test_writing_plaintext_to_a_file_is_a_copy(office, tmp_path):
     assert (e["member"], e["action"], e["ref"]) == ("staff-sales", "doc.copy", copy)
     out2.unlink()
     _refused(office.run("doc", "view", office.doc, "--output", str(out2), who="staff-sales", ok=False), "terminal only")
+
+
+def test_an_approval_for_a_requester_removed_since_releases_nothing(office):
+    """The grant decides under the exclusive lock, on the members as they are then: a requester
+    removed after the approval gets no grant and no key release [R-3.4.1]."""
+    no = office.json("request", "access", office.number, "--purpose", "p", who="staff-sales")["number"]
+    office.run("request", "approve", no, who="head-sales")
+    office.run("member", "remove", "staff-sales", who="alice")
+    _refused(office.run("grant", no, who="bob", ok=False), "staff-sales is no longer a member")
+    assert not list((office.vault_dir / "keys").glob("grants/*.age"))
+    assert grants.list_grants(Vault.open(office.vault_dir)) == []

@@ -57,6 +57,7 @@ class Cmd:
     at: dt.datetime = T1
     base: str = "office"
     props: tuple[str, ...] = ()  # leaver:NAME, releases, accept: what _security checks; leftovers: see _point
+    thin: str | None = None  # steps on paths matching this: only every THIN_EVERY-th, the first and the last
 
 
 class Base:
@@ -141,6 +142,12 @@ def _build(tmp: Path, monkeypatch) -> Base:
         res = run_cli(["backup", "run", f"file://{bt / 'target'}", "--json"], env_for(bt, base.ids, None), at=day,
                       workdir=bt)
         assert res.code == 0, res.stderr
+    # A third: the sharded search index built, which a member removal re-seals to a new key.
+    base.trees["indexed"] = tmp / "trees" / "indexed"
+    copy_tree(base.trees["office"], base.trees["indexed"])
+    it = base.trees["indexed"]
+    res = run_cli(["index", "rebuild"], env_for(it, base.ids, "bob"), at=T0, workdir=it)
+    assert res.code == 0, res.stderr
     # Repair starts from what three interrupted commands left: a grant stopped after its entry (no
     # key release), a document add and a dossier create stopped before theirs (leftovers).
     base.trees["repair"] = tmp / "trees" / "repair"
@@ -189,6 +196,9 @@ def commands(r: dict[str, str]) -> list[Cmd]:
             props=("leaver:carl", "leftovers")),
         Cmd("member-remove-grantee", ["member", "remove", "stella"], "alice", again=r"no active member",
             props=("leaver:stella", "releases")),
+        # The index's 512 shards are written alike: a sample of them, every other step in full.
+        Cmd("member-remove-indexed", ["member", "remove", "carl"], "alice", again=r"no active member",
+            base="indexed", props=("leaver:carl", "leftovers"), thin=r"/index/search/[gd]/"),
         Cmd("dossier-create", ["dossier", "create", "--type", "enterprise", "--business", "network-services",
                                "--dept", "sales", "--name", "New Customer"], "bob", props=("leftovers",)),
         Cmd("dossier-update", ["dossier", "update", r["A"], "--address", MARKERS["address"]], "bob",
@@ -469,6 +479,18 @@ def test_a_full_disk_at_every_step_fails_in_one_line_and_is_finished(base, name)
     _sweep(base, name, full=True)
 
 
+#: Of many alike steps (``Cmd.thin``), one in this many is a point.
+THIN_EVERY = 64
+
+
+def thinned(points: list[int], steps: list[tuple[str, str]], pattern: str) -> list[int]:
+    """``points`` less the steps on paths matching ``pattern``, except the first and last of them and
+    one in ``THIN_EVERY`` (they leave states that differ only in how many such files exist)."""
+    alike = [k for k in points if k and re.search(pattern, steps[k - 1][1])]
+    keep = set(alike[::THIN_EVERY]) | set(alike[-1:])
+    return [k for k in points if k not in alike or k in keep]
+
+
 def _sweep(base: Base, name: str, *, full: bool) -> None:
     cmd = next(c for c in commands(base.refs) if c.name == name)
     scratch = base.scratch / f"{name}-{'full' if full else 'crash'}"
@@ -478,6 +500,8 @@ def _sweep(base: Base, name: str, *, full: bool) -> None:
         points = [i for i, (kind, _) in enumerate(steps, 1) if kind in ("create", "write", "append", "mkdir")]
     else:
         points = distinct_points(steps)
+    if cmd.thin:
+        points = thinned(points, steps, cmd.thin)
     jobs = [(cmd, base, k, str(scratch / f"p{k}"), full) for k in points]
     results = in_parallel(jobs, _point, workers=WORKERS)
     failures: dict[str, list[int]] = {}
@@ -504,7 +528,8 @@ def test_repair_is_for_the_archive_department_and_leaves_a_clean_vault_clean(bas
     res = run_cli(["repair", "--json"], env_for(root, base.ids, "bob"), at=T1, workdir=root)
     assert res.code == 0, res.stderr
     assert json.loads(res.stdout) == {"temporaries_removed": [], "commits_finished": [], "checkpoint_rewritten": False,
-                                      "releases_reissued": [], "documents_removed": []}
+                                      "releases_reissued": [], "documents_removed": [],
+                                      "index_files_removed": []}
     actions = [(e["member"], e["action"], e["outcome"]) for e in _entries(root)[-2:]]
     assert actions == [("staff", "vault.repair", "refused"), ("bob", "vault.repair", "ok")]
     assert run_cli(["check", "--read-data"], env_for(root, base.ids, "alice"), at=T1, workdir=root).code == 0

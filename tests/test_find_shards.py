@@ -179,3 +179,63 @@ def test_check_with_the_key_holds_the_index_to_the_signed_records(office):
     files[0].write_bytes(files[1].read_bytes())
     rep = _check(office)  # keyless: the shard is not the file the history names
     assert any(p.startswith(f"index/search/g/{files[0].name}") for p in rep["problems"]), rep["problems"]
+
+
+def _remove_stopped_before_its_entry(office, who: str) -> None:
+    """``member remove`` in a forked child that the crash seam stops just before its history entry:
+    the index re-sealed to a new key that was never committed is left behind."""
+    import os
+
+    from vault.store import seam
+
+    office.add_member(who, "archivist", dept="archive")
+    state_dir = os.environ["VAULT_STATE_DIR"]
+    trial = office.vault_dir.parent / "trial"
+    shutil.copytree(office.vault_dir, trial / "vault", symlinks=True)
+    shutil.copytree(state_dir, trial / "state", symlinks=True)
+    trace: list = []
+    seam.arm(0, trace=trace)
+    office.run("member", "remove", who, who="alice")
+    seam.disarm()
+    at = next(i for i, (k, _) in enumerate(trace, 1) if k == "append")
+    for src, dst in ((trial / "vault", office.vault_dir), (trial / "state", state_dir)):
+        shutil.rmtree(dst)
+        shutil.copytree(src, dst, symlinks=True)
+    pid = os.fork()
+    if pid == 0:
+        seam.arm(at)
+        try:
+            office.run("member", "remove", who, who="alice")
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == seam.CRASH_EXIT
+
+
+def test_shards_of_an_interrupted_removal_are_dropped_and_stray_ones_named_and_removed(office):
+    """A removal stages the whole index re-sealed to a new key before its entry (the staging journal
+    names every file); stopped there, those shards are ``.pending`` files no entry names: ``check``
+    notes them, readers never open them, the next writer drops them. A shard file no entry names at
+    all (dropped in by hand, or an earlier version's leftover) is named by ``check`` and removed by
+    ``vault repair``."""
+    before = {p.name for p in _shards(office, "g") + _shards(office, "d")}
+    _remove_stopped_before_its_entry(office, "carl")
+    staged = sorted((office.vault_dir / "index" / "search").glob("[gd]/*.age.pending"))
+    assert len(staged) == searchdb.GRAM_SHARDS + searchdb.DOSSIER_SHARDS
+    rep = office.json("check")
+    assert rep["ok"] and any("index/search/g/" in n and "stopped before its commit point" in n for n in rep["notes"])
+    assert _found(office, "zebulon") == [office.first]
+    office.create(name="Next Writer Ltd")  # the next writer drops what the journal names
+    assert not any(p.exists() for p in staged)
+    assert {p.name for p in _shards(office, "g") + _shards(office, "d")} == before
+    assert office.json("check")["ok"]
+    stray = office.vault_dir / "index" / "search" / "d" / "0007.0badc0de.age"
+    stray.write_bytes(_shards(office, "d")[7].read_bytes())
+    rep = _check(office)
+    assert any(f"index/search/d/{stray.name}: no history entry names" in p for p in rep["problems"]), rep["problems"]
+    out = office.json("repair", who="bob")
+    assert out["index_files_removed"] == [f"index/search/d/{stray.name}"] and not stray.exists()
+    assert office.json("check", "--read-data", who="alice")["ok"]
+    office.run("member", "remove", "carl", who="alice")  # the removal, run again, goes through
+    assert _found(office, "zebulon") == [office.first]
+    assert office.json("check", "--read-data", who="alice")["ok"]

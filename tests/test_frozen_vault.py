@@ -23,6 +23,8 @@ from vault.archive.vault import Vault
 
 VECTOR = Path(__file__).parent / "vectors" / "frozen-v1"
 EXPECTED = json.loads((VECTOR / "expected.json").read_text(encoding="utf-8"))
+#: SHA-256 over the vector's paths and bytes, as committed (see the last test).
+FROZEN_SHA256 = "d567392dcdeae899984ea22e59a7a30979a446459c3d60bbfd12ba06dfbd3a94"
 
 
 @pytest.fixture
@@ -148,3 +150,39 @@ def test_a_migrated_vault_takes_names_and_a_time_zone(frozen):
     # Its times are shown in the zone asked for (its version-1 policy has no time_zone).
     assert "+08:00" in frozen("--tz", "Asia/Shanghai", "audit", "log", who="alice").stdout
     frozen("check")
+
+
+def test_a_migrated_vault_has_what_format_2_asks_of_its_policy(frozen, tmp_path):
+    """Format 2 counts a policy update only from a role that may ``policy.manage`` and only if the
+    supervisor role keeps it; a version-1 policy never named that right (version 1 let supervisors
+    replace the policy by their role). The migration gives it to supervisors — and only that: what
+    the current default adds beyond it is the office's to decide — so a migrated office can change
+    its policy, and a non-supervisor still cannot."""
+    import tomllib
+
+    from vault.archive.policy import DEFAULT_POLICY
+
+    v1 = tomllib.loads((VECTOR / "vault" / "policy.toml").read_text())
+    assert "policy.manage" not in v1["roles"]["supervisor"]["may"]
+    shown = tomllib.loads(frozen("policy", "show").stdout)
+    assert "policy.manage" in shown["roles"]["supervisor"]["may"]
+    for role, spec in shown["roles"].items():
+        added = set(spec["may"]) - set(v1["roles"][role]["may"])
+        assert added <= ({"policy.manage"} if role == "supervisor" else set()), (role, added)
+        assert added <= set(DEFAULT_POLICY["roles"][role]["may"])
+    new = tmp_path / "policy.toml"
+    new.write_text(frozen("policy", "show").stdout.replace("years = 10", "years = 12"))
+    assert "may not policy.manage" in frozen("policy", "update", str(new), who="bob", code=1).stderr
+    frozen("policy", "update", str(new), who="alice")
+    assert "years = 12" in frozen("policy", "show").stdout
+    assert json.loads(frozen("check", "--json").stdout)["ok"]
+    assert json.loads(frozen("audit", "verify", "--json", who="alice").stdout)["ok"]
+
+
+def test_the_frozen_vector_is_unchanged_by_the_tests():
+    """The vector's bytes are what ``expected.json`` was written from: the migration works on copies."""
+    digest = hashlib.sha256()
+    for p in sorted(VECTOR.rglob("*")):
+        if p.is_file():
+            digest.update(p.relative_to(VECTOR).as_posix().encode() + b"\0" + p.read_bytes())
+    assert digest.hexdigest() == FROZEN_SHA256

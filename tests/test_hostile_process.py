@@ -16,7 +16,7 @@ import pytest
 
 from office import PASSPHRASE, SALES_DESK
 from test_hostile_cli import assert_refused_cleanly, digest
-from vault.archive import audit
+from vault.archive import audit, authority
 from vault.archive.vault import Vault
 from vault.office import access
 from vault.store import identity
@@ -172,3 +172,118 @@ def test_parallel_grants_of_one_approval_issue_one_grant(office):
     granted = [r for r in results if r.startswith("G-")]
     assert len(granted) == 1 and sorted(set(results) - set(granted)) == ["ConflictError"], results
     assert len(access.list_grants(Vault.open(office.vault_dir))) == 1
+
+
+def test_many_rounds_of_parallel_grants_issue_one_grant_each_and_no_error(office):
+    """Grants race on one approval round after round, each in a process of its own: in every round
+    exactly one is granted and the others are refused as conflicts — never an error of the store
+    (a writer's exclusive lock once swept away the temporary of a checkpoint another process was
+    writing under the audit trail's lock)."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(5) as pool:
+        for _ in range(6):
+            req = office.json("request", "access", office.number, "--purpose", "p", who="staff")["number"]
+            office.run("request", "approve", req, who="head")
+            results = pool.map(_grant, [(str(office.vault_dir), str(office.ident("bob")), req)] * 5)
+            granted = [r for r in results if r.startswith("G-")]
+            assert len(granted) == 1 and set(results) - set(granted) == {"ConflictError"}, results
+    assert vault_cmd(office, "check", who=None).exit_code == 0
+
+
+def test_the_exclusive_lock_leaves_the_audit_trails_temporaries_to_their_writer(office):
+    """A reader appends to the history under the audit trail's lock alone and rewrites the checkpoint
+    through a temporary beside it; a writer taking the vault's exclusive lock meanwhile must not
+    delete that temporary (the reader's rename then failed). The next appender, holding the audit
+    lock, removes one its writer left behind."""
+    v = Vault.open(office.vault_dir)
+    tmp = office.vault_dir / "audit" / ".tmp-checkpoint.toml.0badc0de"
+    with audit.lock(v, exclusive=True):
+        tmp.write_bytes(b"half a checkpoint")
+        with v.lock(exclusive=True):
+            pass
+        assert tmp.exists()
+    actor = v.act_as(identity.load_identity(office.ident("bob"), PASSPHRASE))
+    actor.audit("vault.open")
+    assert not tmp.exists()
+
+
+def _update_docs(args) -> int:
+    vault_dir, ident_path, number, n = args
+    identity.SCRYPT_WORK_FACTOR = 10
+    from vault.office import documents
+
+    actor = Vault.open(Path(vault_dir)).act_as(identity.load_identity(Path(ident_path), PASSPHRASE))
+    src = Path(vault_dir).parent / f"w{os.getpid()}.txt"
+    src.write_text("again\n")
+    for _ in range(n):
+        documents.add(actor, number, [src], category="other", source="s", date="2026-01-01", original=True)
+    return n
+
+
+def _read_manifest(args) -> list[str]:
+    vault_dir, dossier_id, seconds = args
+    import time
+
+    from vault.archive import authority
+
+    errors: list[str] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        v = Vault.open(Path(vault_dir))  # a fresh client state each time: a replay that can lag the files
+        for _ in range(20):
+            try:
+                authority.load(v, f"dossiers/{dossier_id}/manifest.toml")
+            except Exception as e:  # noqa: BLE001 - the parent reports any
+                errors.append(f"{type(e).__name__}: {e}")
+    return errors
+
+
+def test_a_record_read_beside_its_commits_is_the_old_or_the_new_never_an_error(office):
+    """A reader without the lock reads a record while writers commit new versions of it (stage as
+    ``.pending``, append the entry, rename): it gets the bytes of the entry it replayed to, or of a
+    newer one — never a false "does not match" or a missing file."""
+    v = Vault.open(office.vault_dir)
+    dossier_id = authority.state(v)["numbers"][office.number]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        writers = pool.map_async(_update_docs, [(str(office.vault_dir), str(office.ident("bob")), office.number, 12)] * 2)
+        readers = pool.map_async(_read_manifest, [(str(office.vault_dir), dossier_id, 6.0)] * 2)
+        assert sum(writers.get()) == 24
+        errors = [e for r in readers.get() for e in r]
+    assert not errors, errors[:5]
+
+
+def _create_and_add(args) -> int:
+    vault_dir, ident_path, n = args
+    identity.SCRYPT_WORK_FACTOR = 10
+    from vault.office import documents, dossier
+
+    actor = Vault.open(Path(vault_dir)).act_as(identity.load_identity(Path(ident_path), PASSPHRASE))
+    src = Path(vault_dir).parent / f"c{os.getpid()}.txt"
+    src.write_text("content\n")
+    for i in range(n):
+        number = dossier.create(actor, customer_type="enterprise", business="network-services", dept="sales",
+                                profile={"name": f"Parallel {os.getpid()} {i}"})
+        documents.add(actor, number, [src], category="other", source="s", date="2026-01-01", original=True)
+    return n
+
+
+def test_check_and_audit_verify_raise_no_false_alarm_beside_committing_writers(office):
+    """``check`` (shared vault lock) and ``audit verify`` (the audit lock alone) run again and again
+    while writers create dossiers and add documents — commits with staged records, renames and
+    deletions, and reads that append: neither ever reports a problem [R-3.3.1]."""
+    from vault.office import check
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(3) as pool:
+        pending = pool.map_async(_create_and_add, [(str(office.vault_dir), str(office.ident("bob")), 4)] * 3)
+        runs = 0
+        while not pending.ready() or runs < 4:
+            v = Vault.open(office.vault_dir)  # a client that never saw the vault: the whole replay each time
+            res = audit.verify(v)
+            assert res.ok, res.problems
+            rep = check.check(Vault.open(office.vault_dir))
+            assert rep.ok, rep.problems
+            runs += 1
+        assert sum(pending.get()) == 12
+    assert check.check(Vault.open(office.vault_dir)).ok

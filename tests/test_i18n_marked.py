@@ -71,14 +71,46 @@ def _call_name(call: ast.Call) -> str:
     return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
 
 
+#: Modules whose functions annotated ``-> str | None`` return why an entry counts for nothing: a reason
+#: ``vault check`` and ``vault audit verify`` print.
+REASONS = ("vault/archive/bindings.py", "vault/archive/authority.py")
+#: Lists of what ``check``, ``audit verify`` and ``backup verify`` report.
+REPORTED = {"problems", "notes"}
+
+
+def _reasons(tree: ast.AST) -> list[ast.AST]:
+    """The values returned by the reason functions of a ``REASONS`` module."""
+    out: list[ast.AST] = []
+    for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+        if fn.returns is not None and ast.unparse(fn.returns).replace(" ", "") == "str|None":
+            out += [r.value for r in ast.walk(fn) if isinstance(r, ast.Return) and r.value is not None]
+    return out
+
+
+def _reported(call: ast.Call) -> bool:
+    """``problems.append(…)``, ``rep.notes.extend(…)`` and the like."""
+    f = call.func
+    if not (isinstance(f, ast.Attribute) and f.attr in ("append", "extend")):
+        return False
+    owner = f.value.id if isinstance(f.value, ast.Name) else f.value.attr if isinstance(f.value, ast.Attribute) else ""
+    return owner in REPORTED
+
+
 def unmarked(path: Path, errors: set[str]) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     cli = "vault/cli/" in path.as_posix()
     out = []
+    if path.relative_to(REPO).as_posix() in REASONS:
+        for s in _reasons(tree):
+            compared = {id(x) for c in ast.walk(s) if isinstance(c, ast.Compare) for x in ast.walk(c)}
+            for lit in [s] if _wordy(s) else [x for x in _unmarked_strings(s) if id(x) not in compared]:
+                out.append(f"{path.relative_to(REPO)}:{lit.lineno}: {ast.unparse(lit)[:80]}")
     for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
         name = _call_name(call)
         suspects: list[ast.AST] = []
-        if name in errors or (cli and name in CLICK_ERRORS):
+        if _reported(call):
+            suspects += call.args[:1]
+        elif name in errors or (cli and name in CLICK_ERRORS):
             suspects += call.args[:1] + [k.value for k in call.keywords if k.arg == "hint"]
         elif cli and name == "echo":
             suspects += call.args[:1]
@@ -123,3 +155,21 @@ def test_the_check_finds_an_unmarked_message(tmp_path):
     finally:
         f.unlink()
     assert [h.split(":")[1] for h in hits] == ["4", "4", "6", "10"]
+
+
+def test_the_check_finds_an_unmarked_reason_or_report(tmp_path):
+    """A reason a binding returns and a problem or note a verifier reports are read by users too."""
+    f = REPO / "vault" / "archive" / "bindings.py"
+    probe = REPO / "vault" / "backup" / "_probe_for_test.py"
+    try:
+        probe.write_text('def a(rep, n, problems):\n    rep.problems.append(f"snapshot {n}: damaged")\n'
+                         '    problems.append("index missing")\n    rep.notes.append(Message(N_("fine {n}"), n=n))\n'
+                         '    problems.append(str(n))\n', encoding="utf-8")
+        hits = unmarked(probe, _error_names())
+    finally:
+        probe.unlink()
+    assert [h.split(":")[1] for h in hits] == ["2", "3"]
+    tree = ast.parse('def bind(e, s) -> str | None:\n    if e:\n        return "a member removes themself"\n'
+                     '    return None\n\ndef right(e, s) -> str:\n    return "request.approve-copy"\n')
+    assert sorted(ast.unparse(x) for x in _reasons(tree)) == ["'a member removes themself'", "None"]
+    assert unmarked(f, _error_names()) == []

@@ -15,7 +15,7 @@ import pytest
 from office import PASSPHRASE, make_office, on_a_terminal
 from vault.office import dossier as dossier_mod
 from vault.archive import manifests
-from vault.store import identity
+from vault.store import WORK_DIR, identity
 from vault.archive.vault import Vault
 
 
@@ -121,9 +121,10 @@ def _kill_during_add(office, tmp_path, big: Path) -> subprocess.CompletedProcess
     p = subprocess.Popen([sys.executable, "-m", "vault", "doc", "add", office.number, str(big), "--category",
                           "other", "--source", "s", "--date", "2026-01-01", "--original"], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    docdir = next((office.vault_dir / "dossiers").iterdir()) / "documents"
+    # A writer under the exclusive lock makes its temporaries in the vault's work directory.
+    work = office.vault_dir / WORK_DIR
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any(x.name.startswith(".tmp-") for x in docdir.iterdir()):
+    while time.monotonic() < deadline and not (work.is_dir() and any(x.name.startswith(".tmp-") for x in work.iterdir())):
         time.sleep(0.005)
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -134,7 +135,7 @@ def test_interrupted_add_leaves_the_vault_as_it_was(office, tmp_path):
     big = tmp_path / "big.bin"
     with open(big, "wb") as f:
         f.truncate(256 << 20)  # sparse: cheap to make, long enough to interrupt
-    before = {k: v for k, v in _snapshot(office.vault_dir).items()}
+    before = {k: v for k, v in _snapshot(office.vault_dir).items() if ".tmp-" not in k}
     p = _kill_during_add(office, tmp_path, big)
     assert p.returncode == -signal.SIGKILL
     after = _snapshot(office.vault_dir)
@@ -145,7 +146,7 @@ def test_interrupted_add_leaves_the_vault_as_it_was(office, tmp_path):
     f = tmp_path / "n.txt"
     f.write_text("next")
     office.add_doc(office.number, f)
-    assert not [k for k in _snapshot(office.vault_dir) if ".tmp-" in k]
+    assert not [k for k in _snapshot(office.vault_dir) if Path(k).name.startswith(".tmp-")]
 
 
 def _create_many(args) -> list[str]:

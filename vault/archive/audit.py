@@ -24,7 +24,8 @@ from typing import Any, Iterator
 from vault.archive import authority, keyfiles, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
-from vault.store import close_lock, ids, make_dir, open_lock, records, remove, replace, seam, sync_dirs, sync_files, write_atomic
+from vault.store import (close_lock, ids, make_dir, open_lock, records, remove, replace, seam, staging, sweep_dir,
+                         sync_dirs, sync_files, write_atomic)
 from vault.i18n import Message, N_
 from vault.store.identity import signing_key
 
@@ -117,6 +118,9 @@ def record_many(actor, items: list[dict], *, _advance: bool = True) -> list[dict
     # The audit lock is separate from the vault lock so that reads (which append) never wait for a
     # long write, and appends stay totally ordered.
     with lock(actor.vault, exclusive=True):
+        # What an appender stopped mid-checkpoint left (the vault lock's sweep never looks here: a
+        # reader appends under this lock alone, and its temporary is its own until it renames it).
+        sweep_dir(d)
         seq, prev = _tail(actor.vault, log)
         entries, lines = [], []
         for item in items:
@@ -181,6 +185,8 @@ def commit_many(actor, items: list[dict], *, synced: list[Path] | None = None) -
     rest = keyfiles.take(v)
     if rest and items:
         items = [{**items[0], "files": {**rest, **items[0]["files"]}}, *items[1:]]
+    # Named before the first is staged: the next writer finds what an interruption leaves from here.
+    staging.note(v.root, [rel for item in items for rel in item["files"]])
     staged: list[Path] = []
     entries_in: list[dict] = []
     renames: list[tuple[str, str | None]] = []
@@ -210,6 +216,7 @@ def commit_many(actor, items: list[dict], *, synced: list[Path] | None = None) -
             replace(v.root / (rel + PENDING), p)
             dirs.add(p.parent)
     sync_dirs(dirs)
+    staging.clear(v.root)
     _witness(v)
     return written
 

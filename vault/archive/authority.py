@@ -269,18 +269,14 @@ def _changes_nothing(e: dict[str, Any]) -> bool:
 def _committed_bytes(p: Path, h: str | None) -> bytes | None:
     """The bytes at ``p``, or those of ``p.pending`` when they are the ones hash ``h`` names (a commit
     whose renames an interruption cut short: the entry is in the history, the file not yet in place)."""
+    if h is not None:
+        data, _ = _bytes_named(p, h)
+        if data is not None:
+            return data
     try:
-        raw = p.read_bytes()
+        return p.read_bytes()
     except FileNotFoundError:
-        raw = None
-    if h is not None and (raw is None or sha256(raw) != h):
-        try:
-            pend = Path(str(p) + PENDING).read_bytes()
-        except FileNotFoundError:
-            return raw
-        if sha256(pend) == h:
-            return pend
-    return raw
+        return None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -356,32 +352,51 @@ def read(v, rel: str) -> bytes:
     """The bytes of record ``rel`` if they are what the history says; IntegrityError otherwise.
 
     A record no entry names counts for nothing, however well signed; an older signed version put
-    back is not the newest hash the history names for its path.
+    back is not the newest hash the history names for its path. Read beside a writer (no lock), a
+    record may be renamed from its ``.pending`` between two reads, or be newer than the entries
+    replayed so far: the file is read again, and the history replayed further, before anything is
+    called a mismatch.
     """
-    ent = state(v)["files"].get(rel)
-    if ent is None:
-        raise IntegrityError(N_("{rel}: no history entry names this file (it counts for nothing)"),
-                             hint=N_("run 'vault check'"), rel=rel)
-    h, seq = ent[0], ent[1]
-    if h is None:
-        raise IntegrityError(N_("{rel}: removed by history entry {seq}"), rel=rel, seq=seq)
-    p = v.root / rel
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        data = b""
-        if not Path(str(p) + PENDING).exists():
-            raise IntegrityError(N_("{rel}: missing (history entry {seq} wrote it)"), hint=N_("restore it from a backup"), rel=rel, seq=seq) from None
-    if sha256(data) == h:
-        return data
-    try:  # a commit in flight: the entry is written, the rename not yet done
-        pend = Path(str(p) + PENDING).read_bytes()
-        if sha256(pend) == h:
-            return pend
-    except FileNotFoundError:
-        pass
+    for _ in range(_READ_TRIES):  # (bounded: a writer committing without pause cannot keep it here)
+        st = state(v)
+        count = st["count"]
+        ent = st["files"].get(rel)
+        if ent is None:
+            raise IntegrityError(N_("{rel}: no history entry names this file (it counts for nothing)"),
+                                 hint=N_("run 'vault check'"), rel=rel)
+        h, seq = ent[0], ent[1]
+        if h is None:
+            raise IntegrityError(N_("{rel}: removed by history entry {seq}"), rel=rel, seq=seq)
+        data, found = _bytes_named(v.root / rel, h)
+        if data is not None:
+            return data
+        if state(v)["count"] == count:  # (the same dict, advanced) nothing newer: what is there is wrong
+            break
+    if not found:
+        raise IntegrityError(N_("{rel}: missing (history entry {seq} wrote it)"), hint=N_("restore it from a backup"),
+                             rel=rel, seq=seq)
     raise IntegrityError(N_("{rel}: does not match history entry {seq} (changed, or an older version put back)"),
                          hint=N_("run 'vault check'"), rel=rel, seq=seq)
+
+
+_READ_TRIES = 8
+
+
+def _bytes_named(p: Path, h: str) -> tuple[bytes | None, bool]:
+    """(the bytes hash ``h`` names, from ``p`` or its ``.pending``, or None; whether either was there).
+
+    ``p``, then the ``.pending``, then ``p`` again: a commit's rename between the first two reads
+    leaves the new bytes at ``p`` for the third."""
+    found = False
+    for q in (p, Path(str(p) + PENDING), p):
+        try:
+            data = q.read_bytes()
+        except FileNotFoundError:
+            continue
+        found = True
+        if sha256(data) == h:
+            return data, True
+    return None, found
 
 
 def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:

@@ -53,8 +53,11 @@ def bind_update(e: Entry, s: State) -> str | None:
     dept = s["dossiers"][e["obj"]].get("dept")
     if LIAISON_ROLE in signer["roles"] and dept is not None and signer["dept"] == dept:
         return None
-    return (f"{e['member']} ({signer['dept']}) may update only a dossier of their own department; "
-            f"{e['obj']} is {dept or 'of no department the history names'}")
+    if dept is None:
+        return Message(N_("{member} ({dept}) may update only a dossier of their own department; {obj} is of no "
+                          "department the history names"), member=e['member'], dept=signer['dept'], obj=e['obj'])
+    return Message(N_("{member} ({dept}) may update only a dossier of their own department; {obj} is {other}"),
+                   member=e['member'], dept=signer['dept'], obj=e['obj'], other=dept)
 
 
 def bind_invite(e: Entry, s: State) -> str | None:
@@ -65,7 +68,8 @@ def bind_invite(e: Entry, s: State) -> str | None:
     signer = s["members"][e["member"]]
     if Policy(s["policy"]).may(signer["roles"], "intake.manage") or signer["dept"] == s["dossiers"][e["obj"]].get("dept"):
         return None
-    return f"{e['member']} ({signer['dept']}) may invite only for a dossier of their own department"
+    return Message(N_("{member} ({dept}) may invite only for a dossier of their own department"),
+                   member=e['member'], dept=signer['dept'])
 
 
 def bind_create(e: Entry, s: State) -> str | None:
@@ -75,7 +79,7 @@ def bind_create(e: Entry, s: State) -> str | None:
         return Message(N_("issues number {number} a second time"), number=e['number'])
     sub = e.get("subject")
     if sub is not None and not (isinstance(sub, dict) and set(sub) == {"dept"} and isinstance(sub["dept"], str)):
-        return "a dossier's creation names its department and nothing else"
+        return Message(N_("a dossier's creation names its department and nothing else"))
     return None
 
 
@@ -160,7 +164,7 @@ def bind_member_remove(e: Entry, s: State) -> str | None:
     if sub is not None and not (isinstance(sub, dict) and set(sub) <= {"intake_recipient"}
                                 and isinstance(sub.get("intake_recipient"), str)
                                 and sub["intake_recipient"].startswith("age1")):
-        return "a removal's subject names only the new intake recipient"
+        return Message(N_("a removal's subject names only the new intake recipient"))
     return None
 
 
@@ -332,7 +336,7 @@ def bind_paper_return(e: Entry, s: State) -> str | None:
 # A whole-vault disaster-recovery export: two supervisors, told apart by the entries' signers [R-3.3.1].
 def supervisor(e: Entry, s: State) -> str | None:
     if ROOT_ROLE not in s["members"][e["member"]]["roles"]:
-        return f"{e['member']} is not a supervisor: a whole-vault export needs two"
+        return Message(N_("{member} is not a supervisor: a whole-vault export needs two"), member=e['member'])
     return None
 
 
@@ -342,7 +346,7 @@ def recoveries(s: State) -> dict[str, Any]:
 
 def bind_recovery_request(e: Entry, s: State) -> str | None:
     if not e.get("ref") or e.get("obj") != e["ref"] or e["ref"] in recoveries(s):
-        return "asks for a recovery export under a number that exists"
+        return Message(N_("asks for a recovery export under a number that exists"))
     return supervisor(e, s)
 
 
@@ -353,16 +357,17 @@ def apply_recovery_request(e: Entry, s: State) -> None:
 def bind_recovery_approve(e: Entry, s: State) -> str | None:
     r = recoveries(s).get(e.get("obj") or "")
     if r is None or r["approved_by"] is not None or r["done"]:
-        return f"approves {e.get('obj')!r}, which is not a recovery export waiting for its second approval"
+        return Message(N_("approves {obj!r}, which is not a recovery export waiting for its second approval"),
+                       obj=e.get('obj'))
     if r["by"] == e["member"]:
-        return "the second approval of a recovery export is by another supervisor than the first"
+        return Message(N_("the second approval of a recovery export is by another supervisor than the first"))
     return supervisor(e, s)
 
 
 def bind_recovery_export(e: Entry, s: State) -> str | None:
     r = recoveries(s).get(e.get("obj") or "")
     if r is None or r["approved_by"] is None or r["done"]:
-        return f"writes {e.get('obj')!r}, which is not an approved, unwritten recovery export"
+        return Message(N_("writes {obj!r}, which is not an approved, unwritten recovery export"), obj=e.get('obj'))
     if e["member"] not in (r["by"], r["approved_by"]):
-        return "a recovery export is written by one of the two supervisors who approved it"
+        return Message(N_("a recovery export is written by one of the two supervisors who approved it"))
     return supervisor(e, s)

@@ -11,6 +11,7 @@ fingerprint) and ``migrated_by``. The new fingerprint replaces the old one kept 
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 
@@ -23,7 +24,7 @@ from vault.archive.authority import STATE_VERSION, entry_bytes, genesis_hash
 from vault.archive.vault import fingerprint_of
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError, InputError, PermissionDeniedError
-from vault.store import fsync_dir, make_dir, records, replace, VaultLock, write_atomic
+from vault.store import confined, fsync_dir, make_dir, records, replace, VaultLock, write_atomic
 from vault.i18n import N_
 from vault.store.identity import MemberKey, PublicKey
 from vault.store import tomlread
@@ -161,11 +162,27 @@ def snapshot(root: Path, cfg: dict) -> dict[str, Any]:
     return st
 
 
+def migrated_policy(pol: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 policy with what format 2 asks of every policy: the supervisor role may
+    ``policy.manage``. Version 1 let a supervisor replace the policy by their role alone and never
+    named the right; format 2 counts a policy update only from a role that may, and only if the
+    supervisor role keeps it — without it a migrated policy could never change again. Nothing else
+    is added: rights the current default policy gives that version 1 did not have (``dossier.update``,
+    ``intake.invite``) are the office's to grant, with ``vault policy update``."""
+    sup = pol.get("roles", {}).get("supervisor")
+    if not isinstance(sup, dict) or "policy.manage" in sup.get("may", []):
+        return pol
+    out = copy.deepcopy(pol)
+    out["roles"]["supervisor"]["may"] = [*sup.get("may", []), "policy.manage"]
+    return out
+
+
 def migrate(root: Path, ident: MemberKey, *, clock: Clock | None = None) -> str:
     """Upgrade the vault at ``root`` at ``clock``'s time (default: the machine's); returns the new
     fingerprint. Safe to run again after a crash."""
     root = Path(root)
-    with VaultLock(root, exclusive=True):
+    # Confined: the migration's temporaries go to the work directory, which the next writer empties.
+    with VaultLock(root, exclusive=True), confined(root):
         cfg = _toml(root, "vault.toml")
         if cfg.get("format") == 2:
             if (root / V2_LOG).exists():  # interrupted after the switch: finish it
@@ -179,9 +196,16 @@ def migrate(root: Path, ident: MemberKey, *, clock: Clock | None = None) -> str:
         me = next((n for n, m in st["members"].items() if m["key"] == ident.public.line()), None)
         if me is None or st["members"][me]["status"] != "active" or "supervisor" not in st["members"][me]["roles"]:
             raise PermissionDeniedError(N_("only an active supervisor migrates the vault"))
-        # policy/1.toml: every policy version is kept, immutable; the current one becomes version 1.
+        # policy/1.toml: every policy version is kept, immutable; the current one becomes version 1,
+        # with what format 2 asks of a policy (``migrated_policy``), signed by this supervisor.
+        pol = migrated_policy(st["policy"])
+        raw = (root / "policy.toml").read_bytes()
+        if pol != st["policy"]:
+            st["policy"] = pol
+            raw = records.dump_toml(records.sign_record(pol, signer=me, key=ident))
+            write_atomic(root / "policy.toml", raw, mode=0o644)  # (a re-run reads it as a supervisor's)
         make_dir(root / "policy")
-        write_atomic(root / "policy" / "1.toml", (root / "policy.toml").read_bytes(), mode=0o644)
+        write_atomic(root / "policy" / "1.toml", raw, mode=0o644)
         if not (root / "audit" / "v1-log.jsonl").exists() and (root / "audit" / "log.jsonl").exists():
             write_atomic(root / "audit" / "v1-log.jsonl", (root / "audit" / "log.jsonl").read_bytes(), mode=0o600)
         new_cfg = {k: v for k, v in cfg.items() if k not in ("genesis_records",)}

@@ -19,7 +19,7 @@ from vault import store
 from vault.archive import trust
 from vault.archive.authority import PENDING, Replay, _pending_is, sha256, state
 from vault.i18n import Message, N_
-from vault.store import fsync_dir, remove, remove_tree
+from vault.store import fsync_dir, remove, remove_tree, staging
 
 if TYPE_CHECKING:
     from vault.archive.vault import Vault
@@ -109,6 +109,7 @@ RECORD_DIRS = ("policy", "members", "rings", "keys", "requests", "grants", "hold
 
 
 def _pending_files(v: Vault) -> list[Path]:
+    """Every ``.pending`` in the record directories: a walk of the whole vault (``check``, ``repair``)."""
     pend = [v.root / "policy.toml.pending"] if (v.root / "policy.toml.pending").exists() else []
     for d in RECORD_DIRS:
         for dirpath, dirnames, filenames in os.walk(v.root / d):
@@ -117,30 +118,43 @@ def _pending_files(v: Vault) -> list[Path]:
     return pend
 
 
-def recover(v: Vault) -> list[str]:
+def recover(v: Vault, *, full: bool = False) -> list[str]:
     """Under the exclusive lock: finish or drop commits an interruption left half done.
 
     A ``.pending`` file whose hash the history names for its path is the committed version: it is
     renamed into place. Any other is the leftover of a commit that never reached the history, and
-    is deleted. A path the history deleted is deleted.
+    is deleted. A path the history deleted is deleted. Every writer looks only at the paths the
+    staging journal names (``vault.store.staging``: what the last, interrupted, commit staged), so
+    taking the lock costs nothing that grows with the vault; ``full`` (``vault repair``) walks every
+    record directory and every path the history ever deleted.
     """
+    named = staging.read(v.root)
+    if not named and not full:
+        staging.clear(v.root)  # (a journal of nothing but damage)
+        return []
     st = state(v)
     done, dirs = [], set()
-    for p in _pending_files(v):
-        rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
+    if full:
+        named += [p.relative_to(v.root).as_posix()[: -len(PENDING)] for p in _pending_files(v)]
+        named += [rel for rel, (h, *_) in st["files"].items() if h is None]
+    for rel in dict.fromkeys(named):
+        p = v.root / rel
+        pend = Path(str(p) + PENDING)
+        store.check_confined(pend)  # a path from the journal, through a directory a link may replace
         ent = st["files"].get(rel)
-        if ent is not None and ent[0] is not None and sha256(p.read_bytes()) == ent[0]:
-            store.replace(p, v.root / rel)
+        if os.path.lexists(pend):
+            if ent is not None and ent[0] is not None and _pending_is(p, ent[0]):
+                store.replace(pend, p)
+                done.append(rel)
+            else:
+                store.remove(pend)
+            dirs.add(p.parent)
+        elif ent is not None and ent[0] is None and store.remove(p, missing_ok=True):
             done.append(rel)
-        else:
-            store.remove(p)
-        dirs.add(p.parent)
-    for rel, (h, *_) in st["files"].items():
-        if h is None and store.remove(v.root / rel, missing_ok=True):
-            done.append(rel)
-            dirs.add((v.root / rel).parent)
+            dirs.add(p.parent)
     for d in sorted(dirs):
         store.fsync_dir(d)
+    staging.clear(v.root)
     return done
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from vault.archive import authority, manifests, searchindex
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, PermissionDeniedError, VaultError
+from vault.i18n import Message, N_
 from vault.store.searchdb import entries
 from vault.store.searchshards import MAX_ENTRIES
 
@@ -33,12 +34,12 @@ def check(v: Vault, actor: Actor | None = None) -> tuple[list[str], list[str]]:
         return problems, notes
     try:
         if searchindex.read_recipient(v) is None and (d / "head.age").exists():
-            problems.append("index/search/recipient.toml: missing")
+            problems.append(Message(N_("index/search/recipient.toml: missing")))
     except VaultError as e:
         problems.append(str(e))
     for p in sorted(d.rglob("*")):
-        if p.is_dir() or p.name.startswith(".tmp-"):
-            continue
+        if p.is_dir() or p.name.startswith(".tmp-") or p.name.endswith(".pending"):
+            continue  # (a staged file is the history's to judge: ``authority.interrupted`` notes it)
         rel = searchindex.rel(v.root, p)
         sub = p.parent.name if p.parent != d else ""
         if (sub in ("g", "d") and _SHARD.match(p.name)) or (sub == "delta" and _DELTA.match(p.name)) \
@@ -46,9 +47,9 @@ def check(v: Vault, actor: Actor | None = None) -> tuple[list[str], list[str]]:
             if p.suffix == ".age":
                 _shape(p, rel, problems)
         elif not sub and p.name in ("base.age", "base.next.age"):
-            notes.append(f"{rel}: the search index of an earlier version (replaced by the next find)")
+            notes.append(Message(N_("{rel}: the search index of an earlier version (replaced by the next find)"), rel=rel))
         else:
-            problems.append(f"{rel}: not a file of the search index")
+            problems.append(Message(N_("{rel}: not a file of the search index"), rel=rel))
     if actor is None or not (d / "head.age").exists():
         return problems, notes
     try:
@@ -72,10 +73,10 @@ def _shape(p: Path, rel: str, problems: list[str]) -> None:
         with open(p, "rb") as f:
             hdr = age.read_header(f)
     except (FormatError, AuthenticationError, OSError):
-        problems.append(f"{rel}: not an age file (damaged)")
+        problems.append(Message(N_("{rel}: not an age file (damaged)"), rel=rel))
         return
     if [s.type for s in hdr.stanzas] != ["mlkem768x25519"]:
-        problems.append(f"{rel}: not encrypted to one index recipient")
+        problems.append(Message(N_("{rel}: not encrypted to one index recipient"), rel=rel))
 
 
 def _against_records(v: Vault, actor: Actor, idx: searchindex.Index, problems: list[str], notes: list[str]) -> None:
@@ -83,23 +84,26 @@ def _against_records(v: Vault, actor: Actor, idx: searchindex.Index, problems: l
     db.load_all()  # every shard named by the head: hash, kind, number and shape
     stored = {d: (row, ents) for d, row, ents in db.rows()}
     if len(stored) != idx.count:
-        problems.append(f"index/search/head.age: says {idx.count} dossiers, the shards hold {len(stored)}")
+        problems.append(Message(N_("index/search/head.age: says {count} dossiers, the shards hold {held}"),
+                                count=idx.count, held=len(stored)))
     slots = {(n << 16) | r[0] for n, s in db.d.items() for r in s.rows.values()}
     orphans = {p >> 40 for s in db.g.values() for k in s.keys() for p in s.get(k)} - slots
     if orphans:
-        problems.append(f"index/search/g/: postings of {len(orphans)} dossiers no dossier shard holds")
+        problems.append(Message(N_("index/search/g/: postings of {count} dossiers no dossier shard holds"),
+                                count=len(orphans)))
     history = authority.state(v)["dossiers"]
     held = set(stored) | set(db.overlay)
     for dossier in sorted(held - set(history)):
-        notes.append(f"index/search/: dossier {dossier} is in the index and not in the history "
-                     "(left by an interrupted create; dropped by the next find)")
+        notes.append(Message(N_("index/search/: dossier {dossier} is in the index and not in the history "
+                                "(left by an interrupted create; dropped by the next find)"), dossier=dossier))
     for dossier, facts in sorted(history.items()):
         if facts["destroyed"]:
             if dossier in held:
-                problems.append(f"index/search/: holds destroyed dossier {facts['number']}")
+                problems.append(Message(N_("index/search/: holds destroyed dossier {number}"), number=facts['number']))
             continue
         if dossier not in held:
-            problems.append(f"index/search/: does not hold dossier {facts['number']} (re-indexed by the next find)")
+            problems.append(Message(N_("index/search/: does not hold dossier {number} (re-indexed by the next find)"),
+                                    number=facts['number']))
             continue
         m = manifests.load_manifest(v, dossier)
         p = m["profile"][-1]
@@ -107,13 +111,18 @@ def _against_records(v: Vault, actor: Actor, idx: searchindex.Index, problems: l
         assert info is not None
         want = (p["version"], searchindex.sealed_digest(p["sealed"]), p["by"])
         if (info["version"], info["sealed_sha256"], info["by"]) != want:
-            (notes if info["version"] > p["version"] else problems).append(
-                f"index/search/: dossier {m['number']} is indexed at profile version {info['version']}, "
-                f"the manifest's newest is {p['version']}" + (" (an interrupted update; repaired by the next find)"
-                                                              if info["version"] > p["version"] else ""))
+            if info["version"] > p["version"]:
+                notes.append(Message(N_("index/search/: dossier {number} is indexed at profile version {indexed}, "
+                                        "the manifest's newest is {newest} (an interrupted update; repaired by the "
+                                        "next find)"), number=m['number'], indexed=info['version'], newest=p['version']))
+            else:
+                problems.append(Message(N_("index/search/: dossier {number} is indexed at profile version {indexed}, "
+                                           "the manifest's newest is {newest}"),
+                                        number=m['number'], indexed=info['version'], newest=p['version']))
             continue
         profile = manifests.read_profile(actor, m)
         got: list[Any] = list(stored[dossier][1]) if dossier in stored and dossier not in db.overlay \
             else entries(m["number"], db.overlay[dossier][2])[:MAX_ENTRIES]
         if [tuple(e) for e in got] != entries(m["number"], profile)[:MAX_ENTRIES]:
-            problems.append(f"index/search/: the values indexed for {m['number']} are not its sealed profile's")
+            problems.append(Message(N_("index/search/: the values indexed for {number} are not its sealed profile's"),
+                                    number=m['number']))

@@ -338,6 +338,27 @@ def _sweep(v, files: Mapping[str, list[str]]) -> None:
             keyfiles.stage(v, old, None)
 
 
+def sweep_orphans(actor) -> list[str]:
+    """``vault repair``: delete the shard files no history entry names — dropped in by hand, or left
+    by an earlier version's interrupted index write (this one stages them with the entry that names
+    them, so an interrupted one is dropped by the recovery) — which ``check`` names; readers never
+    open them. Returns them. Needs no key."""
+    v = actor.vault
+    out = []
+    for kind in ("g", "d"):
+        d = search_dir(v.root) / kind
+        gone = False
+        for p in sorted(d.glob("*.age")) if d.is_dir() else []:
+            r = rel(v.root, p)
+            if not authority.exists(v, r):
+                remove(p)
+                out.append(r)
+                gone = True
+        if gone:
+            fsync_dir(d)
+    return out
+
+
 def _newest_delta(v) -> int:
     """The highest delta sequence number the history names (0 if none)."""
     return max((seq for seq, _ in _delta_paths(v)), default=0)

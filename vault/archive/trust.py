@@ -39,10 +39,11 @@ LEGACY_RECORDS = ("index/search/base.age",)
 # Files that are not records, and why they need no entry: the genesis record anchors itself; the
 # counters and number files under index/ are hints (numbers come from the history); document
 # ciphertext is bound by its manifest's sha256; submissions are unsigned by design (anyone may
-# submit); the audit files are the history.
+# submit); the audit files are the history; the staging journal only says where recovery looks, and
+# the history decides what it finds there.
 NOT_RECORDS = (
     "vault.toml", ".lock", "index/*", "index/numbers/*/*", "index/search/sequence", "dossiers/*/documents/*.age",
-    "intake/*.age", "intake/*.toml", "audit/*", "backups.toml", "intake/uses/*/*",
+    "intake/*.age", "intake/*.toml", "audit/*", "backups.toml", "intake/uses/*/*", ".tmp-writes/journal",
 )
 
 # Key files (``keyfiles``) each action may write besides its own records ({obj}, {ref} as in the

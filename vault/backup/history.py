@@ -18,7 +18,7 @@ from typing import Any
 
 from vault.backup.repo import REPO_FORMAT, Repo
 from vault.errors import IntegrityError, NotFoundError, VaultError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 
 OBJECT = "history"
 LOG = "audit/log.jsonl"
@@ -152,20 +152,24 @@ def report(repo: Repo, snapshots: list[dict[str, Any]]) -> tuple[dict[str, Any] 
     with_history = [s for s in snapshots if "history" in s]
     if rec is None:
         if with_history:
-            problems.append(f"{OBJECT}: missing, but snapshots record the history (deleted on the target)")
+            problems.append(Message(N_("{object}: missing, but snapshots record the history (deleted on the target)"),
+                                    object=OBJECT))
         return None, problems, notes
     p = rec["point"]
     for r in rec.get("rollbacks", []):
-        notes.append(f"history went back from entry {r['from']['count']} to snapshot {str(r.get('snapshot'))[:8]}'s "
-                     f"entry {r['to']['count']} at {r.get('time')} (a restore the operator named)")
+        notes.append(Message(N_("history went back from entry {before} to snapshot {snapshot}'s entry {after} at "
+                                "{time} (a restore the operator named)"), before=r['from']['count'],
+                             snapshot=str(r.get('snapshot'))[:8], after=r['to']['count'], time=r.get('time')))
     newest = with_history[-1] if with_history else None
     if newest is not None and newest["id"] == rec.get("snapshot") and newest["history"].get("head") != p.head:
-        problems.append(f"{OBJECT}: does not match snapshot {newest['id'][:8]}, which it names")
+        problems.append(Message(N_("{object}: does not match snapshot {snapshot}, which it names"), object=OBJECT,
+                                snapshot=newest['id'][:8]))
     elif newest is not None and isinstance(newest["history"].get("count"), int) and newest["history"]["count"] > p.count:
         # Every run records at least what its snapshot holds: an older record was put back (the next
         # run would then accept a vault rolled back to it).
-        problems.append(f"{OBJECT}: records entry {p.count}, older than snapshot {newest['id'][:8]}'s entry "
-                        f"{newest['history']['count']} (an older record put back)")
+        problems.append(Message(N_("{object}: records entry {count}, older than snapshot {snapshot}'s entry {newer} "
+                                   "(an older record put back)"), object=OBJECT, count=p.count,
+                                snapshot=newest['id'][:8], newer=newest['history']['count']))
     out = {"count": p.count, "head": p.head, "time": rec.get("time"), "snapshot": rec.get("snapshot"),
            "rollbacks": rec.get("rollbacks", [])}
     return out, problems, notes

@@ -190,11 +190,11 @@ def _check_history(repo: Repo, rep: VerifyReport, snap: dict, tree: dict, blobs:
     try:
         data = next(iter(fetch_blobs(repo, blobs, log)))[1] if log else b""
     except VaultError as e:
-        rep.problems.append(f"snapshot {snap['id'][:8]}: {e}")
+        rep.problems.append(Message(N_("snapshot {id}: {e}"), id=snap['id'][:8], e=e))
         return
     if witness.History(data).point().as_dict() != {k: snap["history"].get(k) for k in ("count", "head")}:
-        rep.problems.append(f"snapshot {snap['id'][:8]}: its audit log is not the history whose checkpoint it "
-                            f"records (entry {snap['history'].get('count')})")
+        rep.problems.append(Message(N_("snapshot {id}: its audit log is not the history whose checkpoint it "
+                                       "records (entry {count})"), id=snap['id'][:8], count=snap['history'].get('count')))
 
 
 def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack_entries: dict[str, list],

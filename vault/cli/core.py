@@ -327,7 +327,8 @@ def repair(obj: Ctx, as_json: bool) -> None:
     res = repair_vault(obj.actor())
     emit(res, as_json, lambda d: "\n".join(
         [*(_("finished: {path}").format(path=p) for p in d["commits_finished"]),
-         *(_("removed: {path}").format(path=p) for p in [*d["temporaries_removed"], *d["documents_removed"]]),
+         *(_("removed: {path}").format(path=p)
+           for p in [*d["temporaries_removed"], *d["documents_removed"], *d["index_files_removed"]]),
          *(_("re-issued the key release of {grant}").format(grant=g) for g in d["releases_reissued"]),
          *([_("checkpoint rewritten")] if d["checkpoint_rewritten"] else []), _("the vault is consistent again")]))
 

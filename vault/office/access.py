@@ -117,31 +117,32 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
     ids.request_no(no)
     if not 1 <= hours <= MAX_GRANT_HOURS:
         raise InputError(N_("hours must be between 1 and {MAX_GRANT_HOURS}"), param="hours", MAX_GRANT_HOURS=MAX_GRANT_HOURS)
-    st = status(v, no)
-    fact, req = _request(v, no)
-    if st["state"] == "granted":
-        with v.lock(exclusive=True):  # a grant stopped after its entry: its release is written now
-            if grants.reissue_releases(actor, only=st["grant"]):
-                return st["grant"]
-    if fact["kind"] != "access":
-        raise ConflictError(N_("{no} is a copy request; copies are made with 'vault doc export'"), no=no)
-    if st["state"] != "approved":
-        actor.audit("grant.create", outcome="refused", number=fact["target"] or None, ref=no)
-        raise ConflictError(N_("request {no} is {state}, not approved"), hint=N_("a department head must approve it first"), no=no, state=st['state'])
-    mem = members.all_members(v)
-    grantee = mem.get(fact["by"])
-    if grantee is None or grantee["status"] != "active":
-        raise ConflictError(N_("requester {by} is no longer a member"), by=fact['by'])
-    dec = authority.load(v, _req_rel(no, ".decision"))
-    dossier_id, target = fact["dossier"], fact["target"]
-    if "customer" in req:
-        if resolved is None:
-            raise ConflictError(N_("request {no} names a customer, not a dossier"),
-                                hint=N_("'vault grant {no}' resolves the name through the search index"), no=no)
-        dossier_id, target = resolved
-    elif resolved is not None:
-        raise InputError(N_("request {no} names its dossier already"), no=no)
+    # Every decision is made under the exclusive lock, on the state as it is then: two archivists
+    # granting one approval at once must not both see it "approved" (one approval, at most one
+    # grant), and a requester removed meanwhile must get no key release.
     with v.lock(exclusive=True):
+        st = status(v, no)
+        fact, req = _request(v, no)
+        if st["state"] == "granted" and grants.reissue_releases(actor, only=st["grant"]):
+            return st["grant"]  # a grant stopped after its entry: its release is written now
+        if fact["kind"] != "access":
+            raise ConflictError(N_("{no} is a copy request; copies are made with 'vault doc export'"), no=no)
+        if st["state"] != "approved":
+            actor.audit("grant.create", outcome="refused", number=fact["target"] or None, ref=no)
+            raise ConflictError(N_("request {no} is {state}, not approved"), hint=N_("a department head must approve it first"), no=no, state=st['state'])
+        mem = members.all_members(v)
+        grantee = mem.get(fact["by"])
+        if grantee is None or grantee["status"] != "active":
+            raise ConflictError(N_("requester {by} is no longer a member"), by=fact['by'])
+        dec = authority.load(v, _req_rel(no, ".decision"))
+        dossier_id, target = fact["dossier"], fact["target"]
+        if "customer" in req:
+            if resolved is None:
+                raise ConflictError(N_("request {no} names a customer, not a dossier"),
+                                    hint=N_("'vault grant {no}' resolves the name through the search index"), no=no)
+            dossier_id, target = resolved
+        elif resolved is not None:
+            raise InputError(N_("request {no} names its dossier already"), no=no)
         files: dict[str, bytes | None] = {}
         if "customer" in req:
             files[_req_rel(no, ".resolution")] = records.dump_toml(actor.sign(
@@ -153,12 +154,6 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
                "grantee": fact["by"], "granted_at": actor.clock.stamp(),
                "expires_at": (now + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                "approval_sha256": _digest(dec)}
-        # The state again, under the exclusive lock: two archivists granting the same approval at
-        # once must not both have seen it "approved" (one approval, at most one grant).
-        st = status(v, no)
-        if st["state"] != "approved":
-            actor.audit("grant.create", outcome="refused", number=fact["target"] or None, ref=no)
-            raise ConflictError(N_("request {no} is {state}, not approved"), no=no, state=st['state'])
         table = read_table(v, dossier_id, actor.read_identities())
         make_dir(v.root / "grants")
         files[_grant_rel(gno)] = records.dump_toml(actor.sign(rec))

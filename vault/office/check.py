@@ -102,7 +102,7 @@ def check(v, *, actor=None, progress: Progress | None = None,
         rep.problems.extend(problems)
         rep.notes.extend(notes)
         for p in find_temporaries(v.root):
-            rep.notes.append(Message(N_("{relative_to}: temporary file left by an interrupted command (removed by the next write)"), relative_to=p.relative_to(v.root)))
+            rep.notes.append(Message(N_("{relative_to}: temporary file left by an interrupted command (removed by the next write or 'vault repair')"), relative_to=p.relative_to(v.root)))
     return rep
 
 

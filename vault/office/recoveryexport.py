@@ -32,7 +32,7 @@ from vault.errors import (ConflictError, FormatError, InputError, IntegrityError
 from vault.store import TMP_PREFIX, fsync_dir, ids, make_dir, records, sync_files
 from vault.store.counting import Progress, no_progress
 from vault.store.layout import document_file_name
-from vault.i18n import N_
+from vault.i18n import Message, N_
 
 SUPERVISOR = "supervisor"  # fixed in code, as for the roots: a policy edit cannot widen who exports everything
 #: How long a request (and each approval) stays usable, by default and at most.
@@ -340,14 +340,14 @@ def verify(v, path: Path | str) -> dict[str, Any]:
         sha, size, name = line.split("  ", 2)
         p = root / name
         if ".." in Path(name).parts or not p.is_file():
-            problems.append(f"{name}: missing")
+            problems.append(Message(N_("{name}: missing"), name=name))
             continue
         h = hashlib.sha256()
         with open(p, "rb") as f:
             while block := f.read(1 << 20):
                 h.update(block)
         if h.hexdigest() != sha or p.stat().st_size != int(size):
-            problems.append(f"{name}: changed")
+            problems.append(Message(N_("{name}: changed"), name=name))
         count += 1
     return {"export": no, "ok": not problems, "files": count, "problems": problems,
             "exported_by": man["exported_by"], "requested_by": man["requested_by"], "approved_by": man["approved_by"]}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from vault.archive import audit, authority, grants, recovery
+from vault.archive import audit, authority, grants, recovery, searchindex
 from vault.archive.manifests import load_manifest
 from vault.errors import PermissionDeniedError
 from vault.i18n import N_
-from vault.store import TMP_PREFIX, fsync_dir, remove
+from vault.store import TMP_PREFIX, fsync_dir, remove, sweep_temporaries
 
 if TYPE_CHECKING:
     from vault.archive.vault import Actor, Vault
@@ -17,11 +17,12 @@ if TYPE_CHECKING:
 
 def repair(actor: Actor) -> dict[str, Any]:
     """Under the exclusive lock, which removes temporaries and finishes every commit whose entry is
-    in the history (dropping those whose entry is not, ``recovery.recover``, and removing what a
+    in the history (dropping those whose entry is not, ``recovery.recover`` — here over the whole
+    vault, not only what the staging journal names — and removing what a
     decided or closed object leaves, ``recovery.finish``), the key release of every active grant that
-    has none is written (a grant stopped after its entry) and document ciphertext no manifest names is
-    removed; then one entry ``vault.repair``, which also re-signs a checkpoint that an interrupted
-    append left behind.
+    has none is written (a grant stopped after its entry), document ciphertext no manifest names and
+    search-index shards no index head names are removed; then one entry ``vault.repair``, which also
+    re-signs a checkpoint that an interrupted append left behind.
 
     Each step is idempotent: a repair stopped anywhere is finished by the next one.
     """
@@ -33,13 +34,18 @@ def repair(actor: Actor) -> dict[str, Any]:
                                     roles=", ".join(actor.roles))
     with v.lock(exclusive=True):
         swept, finished = v.recovered
-        finished = [*finished, *recovery.finish(v, authority.state(v), dossiers=True)]
+        # The lock looked only where the last commit said it staged; a repair walks everything
+        # (temporaries and staged records an older version left beside their files, a journal lost).
+        swept = [*swept, *(p.relative_to(v.root).as_posix() for p in sweep_temporaries(v.root, full=True))]
+        finished = [*finished, *recovery.recover(v, full=True),
+                    *recovery.finish(v, authority.state(v), dossiers=True)]
         releases = grants.reissue_releases(actor)
+        shards = searchindex.sweep_orphans(actor)
         leftovers = _unreferenced_documents(v)
         lagged = audit.checkpoint_lags(v)
         actor.audit("vault.repair")
     return {"temporaries_removed": swept, "commits_finished": finished, "checkpoint_rewritten": lagged,
-            "releases_reissued": releases, "documents_removed": leftovers}
+            "releases_reissued": releases, "documents_removed": leftovers, "index_files_removed": shards}
 
 
 def _unreferenced_documents(v: Vault) -> list[str]:

@@ -8,6 +8,7 @@ import errno
 import fcntl
 import os
 import secrets
+import stat
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
@@ -17,6 +18,10 @@ from vault.store import seam
 from vault.i18n import Message, N_
 
 TMP_PREFIX = ".tmp-"
+#: Where a writer holding the exclusive lock creates its temporaries (and keeps its staging journal,
+#: ``vault.archive.staging``): one small directory that the next writer empties, instead of a
+#: temporary beside each file that only a walk of the whole vault could find again.
+WORK_DIR = ".tmp-writes"
 
 #: The vault directory (resolved) whose exclusive lock this process holds: while it is set, every
 #: write must land inside it. A directory of the vault replaced by a symbolic link would otherwise
@@ -68,7 +73,30 @@ def fsync_dir(path: Path) -> None:
 
 
 def _tmp_name(path: Path) -> Path:
-    return path.with_name(f"{TMP_PREFIX}{path.name}.{secrets.token_hex(4)}")
+    """A new temporary for ``path``: in the locked vault's work directory while this process holds
+    its exclusive lock (the next writer sweeps it from there), else beside ``path`` (the audit
+    trail's appenders, the portal and intake under the shared lock, the client's own state)."""
+    name = f"{TMP_PREFIX}{path.name}.{secrets.token_hex(4)}"
+    root = _confined_to.get()
+    if root is None:
+        return path.with_name(name)
+    return work_dir(root) / name
+
+
+def work_dir(root: Path) -> Path:
+    """The vault's work directory, made if missing; refused if it is not a plain directory of the
+    vault (a symbolic link there would carry every temporary out of it)."""
+    d = Path(root) / WORK_DIR
+    try:
+        st = os.lstat(d)
+    except FileNotFoundError:
+        make_dir(d)
+        fsync_dir(Path(root))
+        st = os.lstat(d)
+    if not stat.S_ISDIR(st.st_mode):
+        raise IntegrityError(N_("{rel}: not a directory (tampered with)"),
+                             hint=N_("run 'vault check'; remove it (it holds only temporaries)"), rel=WORK_DIR)
+    return d
 
 
 @contextlib.contextmanager
@@ -318,7 +346,8 @@ class WritebackWriter:
 
 
 def find_temporaries(root: Path) -> list[Path]:
-    """Temporary files left by interrupted writes (backup staging directories are not the vault's)."""
+    """Temporary files left by interrupted writes anywhere in the vault (a full walk, for ``check``;
+    backup staging directories are not the vault's)."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".backup-staging-")]
@@ -326,13 +355,44 @@ def find_temporaries(root: Path) -> list[Path]:
     return found
 
 
-def sweep_temporaries(root: Path) -> list[Path]:
-    """Remove temporary files left by an interrupted write; call only under the write lock."""
+#: The directories where a temporary may be left that the next exclusive lock removes: the work
+#: directory (every write under the exclusive lock) and ``intake/`` (a submission's record, written
+#: under the shared lock). The audit trail's are removed by its next appender (``audit``), under
+#: the audit lock its writer held: the vault lock does not exclude them.
+SWEPT_DIRS = (WORK_DIR, "intake")
+
+
+def sweep_temporaries(root: Path, *, full: bool = False) -> list[Path]:
+    """Remove temporary files left by an interrupted write; call only under the exclusive lock.
+
+    It lists the few directories where they are made (``SWEPT_DIRS``), never the whole vault, so
+    taking the lock costs the same at ten dossiers and at a hundred thousand. ``full`` (``vault
+    repair``) walks everything for temporaries an older version left beside their files, except the
+    audit trail's, which are its own appenders' to remove.
+    """
+    if full:
+        found = [p for p in find_temporaries(root) if p.parent != root / "audit"]
+    else:
+        found = []
+        for d in SWEPT_DIRS:
+            try:
+                found += [Path(root) / d / f for f in os.listdir(Path(root) / d) if f.startswith(TMP_PREFIX)]
+            except (FileNotFoundError, NotADirectoryError):
+                continue
     removed = []
-    for p in find_temporaries(root):
+    for p in found:
         if remove(p, missing_ok=True):
             removed.append(p)
     return removed
+
+
+def sweep_dir(d: Path) -> list[Path]:
+    """Remove the temporaries directly in ``d`` (the audit trail's, under its exclusive lock)."""
+    try:
+        names = [f for f in os.listdir(d) if f.startswith(TMP_PREFIX)]
+    except FileNotFoundError:
+        return []
+    return [d / f for f in names if remove(d / f, missing_ok=True)]
 
 
 def open_lock(path: Path, *, exclusive: bool, wait: float, what: str) -> int | None:

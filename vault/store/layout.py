@@ -59,6 +59,7 @@ PATHS: dict[str, str] = {
     "recovery_export": "recovery/<E-no>.toml",
     "backups": "backups.toml",
     "lock": ".lock",
+    "staging_journal": ".tmp-writes/journal",
 }
 
 _PART = re.compile(r"<([^>]+)>")

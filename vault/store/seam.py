@@ -23,7 +23,7 @@ CRASH_EXIT = 86
 ENV = "VAULT_TEST_CRASH_AT"
 ENV_FULL = "VAULT_TEST_FULL_AT"
 #: The steps a full disk refuses (removing a file frees space; it never needs any).
-ALLOCATING = frozenset({"create", "write", "append", "fsync", "sync", "rename", "mkdir", "overwrite"})
+ALLOCATING = frozenset({"create", "write", "append", "journal", "fsync", "sync", "rename", "mkdir", "overwrite"})
 
 _armed = False
 _at = 0  # stop just before this step (1-based); 0: never

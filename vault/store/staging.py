@@ -1,0 +1,88 @@
+"""The staging journal: the paths a commit is about to stage or delete, written before any of them.
+
+A commit (``vault.archive.audit.commit_many``) stages each record as ``<path>.pending`` before the
+history entry that commits it, and renames or deletes after it. An interruption can leave those
+files anywhere in the vault; the journal, one small append-only file in the work directory
+(``WORK_DIR/journal``), names them, so the next writer finishes or drops them without walking every
+dossier (``vault.archive.authority.recover``). It is durable before the first ``.pending`` is
+written, cleared once the commit is whole. It is only a hint: the history decides what each named
+path becomes, so a forged or deleted journal can make a recovery skip or revisit a path, never
+change a record (``vault repair`` walks the whole vault regardless).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from vault.store import fsync_dir, seam, work_dir, WORK_DIR
+
+JOURNAL = "journal"
+#: A vault path as commits write them: plain names joined by ``/``, never ``.`` or ``..``.
+_REL = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*(/[A-Za-z0-9_\-][A-Za-z0-9_.\-]*)*")
+
+
+def path(root: Path) -> Path:
+    return Path(root) / WORK_DIR / JOURNAL
+
+
+def note(root: Path, rels: list[str]) -> None:
+    """Append ``rels`` and make them durable; call under the exclusive lock, before staging them.
+
+    Whole or not at all: a short write (a full disk) is cut off again, so a half line never joins
+    the next commit's first path.
+    """
+    if not rels:
+        return
+    p = work_dir(root) / JOURNAL
+    new = not p.exists()
+    data = "".join(f"{r}\n" for r in rels).encode()
+    seam.step("journal", p)
+    fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            done = 0
+            while done < len(data):
+                done += os.write(fd, data[done:])
+            seam.step("fsync", p)
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, start)
+            raise
+    finally:
+        os.close(fd)
+    if new:
+        fsync_dir(p.parent)
+
+
+def read(root: Path) -> list[str]:
+    """The paths named, in order, once each; a line that is incomplete or not a vault path is skipped."""
+    try:
+        with open(path(root), "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return []
+    out: dict[str, None] = {}
+    for raw in data.split(b"\n")[:-1]:
+        try:
+            rel = raw.decode("ascii")
+        except UnicodeDecodeError:
+            continue
+        if _REL.fullmatch(rel) and ".." not in rel.split("/"):
+            out[rel] = None
+    return list(out)
+
+
+def clear(root: Path) -> None:
+    """Empty the journal once what it names is finished (not synced: a journal that comes back
+    after a power loss names paths whose recovery is already done, which recovery finds so)."""
+    p = path(root)
+    try:
+        if os.stat(p).st_size == 0:
+            return
+    except FileNotFoundError:
+        return
+    seam.step("truncate", p)
+    os.truncate(p, 0)
