@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import statistics
@@ -222,7 +223,7 @@ def main() -> None:
             (d / "no-agent").mkdir(mode=0o700, exist_ok=True)
             out = subprocess.run([*v, "agent", "start"], env=dict(os.environ, **env), check=True,
                                  capture_output=True, text=True).stdout
-            agent_pid = int(out.splitlines()[1].removeprefix("echo Agent pid ").rstrip(";"))
+            agent_pid = int(re.search(r"pid (\d+)", out).group(1))  # echo 'Agent pid N'; (in the office's language)
             agent = {k: x for k, x in env.items() if k != "VAULT_PASSPHRASE_FILE"}
             no_agent = dict(env, XDG_RUNTIME_DIR=str(d / "no-agent"))
             out = timed([*v, "find", "目标07科技", "--json"], agent)[2]

@@ -7,7 +7,6 @@ import contextvars
 import errno
 import fcntl
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
@@ -68,7 +67,7 @@ def fsync_dir(path: Path) -> None:
 
 
 def _tmp_name(path: Path) -> Path:
-    return path.with_name(f"{TMP_PREFIX}{path.name}.{secrets.token_hex(4)}")
+    return path.with_name(f"{TMP_PREFIX}{path.name}.{os.urandom(4).hex()}")
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os  # os.urandom, as secrets does (importing secrets loads random, on every command)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -22,7 +22,7 @@ KEYREF_TYPE = "vault.invalid/keyref"
 
 def new_key_id() -> str:
     """A fresh opaque key id (128 random bits, hex)."""
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()
 
 
 class KeyRefRecipient:
