@@ -107,8 +107,13 @@ class Replay:
         if self.offset is None and st["count"] and isinstance(st.get("offset"), int) \
                 and isinstance(st.get("last_len"), int):
             self._resume(path)  # a remembered state: check its last entry where it was, read only what follows
+        size = 0
         try:
-            data = path.read_bytes() if self.offset is None else _read_from(path, self.offset)
+            if self.offset is None:
+                data = path.read_bytes()
+            else:  # most calls find nothing new: one stat instead of opening and reading the log
+                size = os.stat(path).st_size
+                data = _read_from(path, self.offset) if size > self.offset else b""
         except FileNotFoundError:
             data = b""
         if self.offset is None:
@@ -123,7 +128,7 @@ class Replay:
             self.offset = sum(len(x) + 1 for x in lines[:n])
             new = lines[n:]
         else:
-            if (path.stat().st_size if path.exists() else 0) < self.offset:
+            if size < self.offset:
                 raise IntegrityError(N_("audit/log.jsonl: history cut while this command ran"))
             new = data.split(b"\n")[:-1]  # complete lines only: an append may be under way
         for raw in new:
