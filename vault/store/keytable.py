@@ -7,13 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import tomli_w
 
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
 from vault.i18n import N_
 from vault.store import write_atomic
-from vault.store import tomlread
+from vault.store import tomlread, tomlwrite
 
 # A reserved name (RFC 2606 ".invalid"): fully qualified as the age spec recommends, and it can
 # never collide with a stanza type somebody else defines for a domain they own.
@@ -70,7 +69,7 @@ class KeyTable:
         return KeyRefIdentity(self.keys)
 
     def to_bytes(self) -> bytes:
-        return tomli_w.dumps(
+        return tomlwrite.dumps(
             {"format": 1, "dossier": self.dossier, "keys": {k: v.hex() for k, v in sorted(self.keys.items())}}
         ).encode()
 
