@@ -6,22 +6,20 @@ import base64
 import datetime as dt
 from typing import Any, Iterator, Mapping
 
-import tomli_w
-
 from vault import clock
 from vault.archive import authority, members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.i18n import Message, N_
 from vault.store import ids, index, records
 from vault.store.keytable import KeyTable, read_key_table, seal, unseal, write_key_table
-from vault.store import tomlread
+from vault.store import tomlread, tomlwrite
 
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 
 
 def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: int, *, changed: list[str]) -> dict:
     clean = {k: v for k, v in profile.items() if k in PROFILE_FIELDS and v}
-    kid, blob = seal(tomli_w.dumps(clean).encode(), table)
+    kid, blob = seal(tomlwrite.dumps(clean).encode(), table)
     return {"version": version, "key": kid, "at": clock.stamp(), "by": by, "fields": changed,
             "sealed": base64.b64encode(blob).decode()}
 
@@ -166,7 +164,7 @@ def append_document(m: dict[str, Any], table: KeyTable, *, doc_id: str, key: str
     The one way a document enters a dossier (added by a member or accepted from the intake); the
     caller has written its ciphertext ``doc_id`` under key ``key`` and saves table and manifest.
     """
-    meta_kid, meta_blob = seal(tomli_w.dumps(dict(meta)).encode(), table)
+    meta_kid, meta_blob = seal(tomlwrite.dumps(dict(meta)).encode(), table)
     number = f"{m['number']}/{m['next_doc']:04d}"
     m["next_doc"] += 1
     entry = {
