@@ -166,7 +166,7 @@ class _SweepingLock:
         self.lk.__enter__()
         self._confined = confined(self.root)
         self._confined.__enter__()
-        swept = sweep_temporaries(self.root)
+        swept = self._sweep()
         if self.vault is not None:
             try:
                 finished = authority.recover(self.vault)
@@ -177,6 +177,19 @@ class _SweepingLock:
                 self.lk.__exit__(None, None, None)
                 raise
         return self.lk
+
+    def _sweep(self) -> list[Path]:
+        if self.vault is None or not (self.root / "audit").is_dir():
+            return sweep_temporaries(self.root)
+        # A reader appends to the audit trail under the audit lock alone, through a temporary file
+        # (its checkpoint): sweeping without that lock could delete it mid-write.
+        try:
+            with audit.lock(self.vault, exclusive=True):
+                return sweep_temporaries(self.root)
+        except BaseException:
+            self._confined.__exit__(None, None, None)
+            self.lk.__exit__(None, None, None)
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self._confined.__exit__(None, None, None)
