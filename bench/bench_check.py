@@ -9,7 +9,8 @@ history replayed and verified, every signed record, every document's ciphertext 
 --read-data`` (with the identity: also every key table, sealed blob and document decrypted) against
 ``restic check --read-data`` (every pack read and every blob's hash verified). A third row sets
 ``vault check`` against ``restic check --read-data``: with no key the vault still reads and hashes
-every document, which restic does only with ``--read-data``. Each vault run is a
+every document, which restic does only with ``--read-data``. ``--baseline DIR`` (another checkout)
+adds its ``vault check`` / ``--read-data`` to the same interleaved runs. Each vault run is a
 fresh client (its own empty state directory), so it replays the history from the genesis record.
 Prints best and median seconds, the ratio of medians and the load. Not a test: nothing asserts on
 timing.
@@ -18,6 +19,7 @@ timing.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import statistics
@@ -41,7 +43,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     archive_options(ap)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout (e.g. git archive main | tar -x -C DIR): its vault check runs in the same "
+                         "interleaved runs, on the same vault")
     args = ap.parse_args()
+    if args.baseline:
+        for pkg in ("vault", "plugins"):
+            compileall.compile_dir(str(args.baseline / pkg), quiet=1)
     if not shutil.which("restic"):
         sys.exit("restic is not installed (Debian package restic)")
     work = Path(tempfile.mkdtemp(prefix="bench-check-", dir=args.dir))
@@ -63,14 +71,20 @@ def main() -> None:
             "check": ([*vault, "check"], ["restic", "check"]),
             "check --read-data": ([*vault, "check", "--read-data"], ["restic", "check", "--read-data"]),
         }
+        base_env = dict(env, PYTHONPATH=str(args.baseline.resolve()), PYTHONSAFEPATH="1") if args.baseline else None
         times: dict[tuple[str, str], list[float]] = {}
+        loads = [os.getloadavg()[0]]
         for i in range(args.runs):
             for label, (ours, theirs) in cases.items():
                 # A fresh client each run: nothing remembered, the whole history replayed.
                 state = work / f"state-{i}-{label.replace(' ', '')}"
                 times.setdefault((label, "vault"), []).append(timed(ours, dict(env, VAULT_STATE_DIR=str(state)), sync=True))
                 times.setdefault((label, "restic"), []).append(timed(theirs, env, sync=True))
+                if base_env is not None:
+                    times.setdefault((label, "baseline"), []).append(
+                        timed(ours, dict(base_env, VAULT_STATE_DIR=str(state) + "-baseline"), sync=True))
             print(f"run {i + 1}/{args.runs} done", flush=True)
+        loads.append(os.getloadavg()[0])
         print(f"\n{args.docs} documents ({args.size_mib} MiB, {args.per_dossier} per dossier); "
               f"{args.runs} interleaved runs, each a process after sync")
         print(f"{'command':<20} {'vault best':>10} {'median':>8} {'restic best':>11} {'median':>8} {'ratio':>6}")
@@ -82,7 +96,12 @@ def main() -> None:
             a, b = times[(ours_case, "vault")], times[(theirs_case, "restic")]
             print(f"{label:<20} {min(a):10.2f} {statistics.median(a):8.2f} {min(b):11.2f} {statistics.median(b):8.2f} "
                   f"{statistics.median(a) / statistics.median(b):6.2f}")
-        print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs; "
+        if base_env is not None:  # the other checkout against restic, in the same runs
+            for label, case in (("baseline check", "check"), ("baseline --read-data", "check --read-data")):
+                a, b = times[(case, "baseline")], times[(case, "restic")]
+                print(f"{label:<20} {min(a):10.2f} {statistics.median(a):8.2f} {min(b):11.2f} {statistics.median(b):8.2f} "
+                      f"{statistics.median(a) / statistics.median(b):6.2f}")
+        print(f"\nload average {loads[0]:.2f} before the timed runs, {loads[1]:.2f} after; {os.cpu_count()} CPUs; "
               f"restic {subprocess.run(['restic', 'version'], capture_output=True, text=True).stdout.split()[1]}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -8,16 +8,19 @@ with a phone, an e-mail and a Chinese address); then the index is built. With ``
 vaults are kept and reused by the next run (building 100,000 takes most of an hour). Every timed command is a process of its own, spawn to exit, the
 runs of all commands at one size interleaved; one ``vault agent start`` serves the agent rows.
 References in the same run: ``python -c pass`` (the interpreter's floor), ``vault --version``
-(Python start-up with the CLI) and ``age -d`` of a file the size of one gram shard. Not a test:
+(Python start-up with the CLI) and ``age -d`` of a file the size of one gram shard; with ``--baseline DIR``
+(another checkout) its find and dossier list in the same interleaved runs. Not a test:
 nothing here asserts on timing. ``bench_find.py worker …`` is the child side.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import statistics
@@ -149,7 +152,7 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Wall seconds, CPU seconds (user + system: other load inflates them far less) and stdout."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(argv, env=dict(os.environ, PYTHONPATH=str(REPO), **env), stdin=subprocess.DEVNULL,
+    proc = subprocess.run(argv, env=dict(os.environ, **{"PYTHONPATH": str(REPO), **env}), stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -183,10 +186,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="runs per process measurement (default 7)")
     parser.add_argument("--repeats", type=int, default=10, help="in-process repeats (default 10)")
     parser.add_argument("--dir", default=None, help="parent of the temporary directory (default /tmp)")
+    parser.add_argument("--baseline", type=Path, default=None, help="another checkout (e.g. git archive main | tar -x "
+                        "-C DIR): its find and dossier list with the agent run in the same interleaved runs")
     parser.add_argument("--keep", default=None, help="keep the built vaults in this directory and reuse them "
                         "(building 100,000 real dossiers takes most of an hour)")
     opts = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    if opts.baseline:
+        compileall.compile_dir(str(opts.baseline / "vault"), quiet=1)
     sizes = [int(x) for x in opts.sizes.split(",")]
     v = vault_cmd()
     table: list[tuple[str, ...]] = []
@@ -219,7 +226,7 @@ def main() -> None:
             (d / "no-agent").mkdir(mode=0o700, exist_ok=True)
             out = subprocess.run([*v, "agent", "start"], env=dict(os.environ, **env), check=True,
                                  capture_output=True, text=True).stdout
-            agent_pid = int(out.splitlines()[1].removeprefix("echo Agent pid ").rstrip(";"))
+            agent_pid = int(re.search(r"pid (\d+)", out).group(1))  # echo 'Agent pid N'; (in the office's language)
             agent = {k: x for k, x in env.items() if k != "VAULT_PASSPHRASE_FILE"}
             no_agent = dict(env, XDG_RUNTIME_DIR=str(d / "no-agent"))
             out = timed([*v, "find", "目标07科技", "--json"], agent)[2]
@@ -238,6 +245,12 @@ def main() -> None:
                 ("dossier list, agent", [*v, "dossier", "list", "--json"], agent),
                 ("age -d of one gram shard's size", ["age", "-d", "-i", str(key), "-o", os.devnull, str(blob)], env),
             ]
+            if opts.baseline:
+                base = dict(agent, PYTHONPATH=str(opts.baseline.resolve()), PYTHONSAFEPATH="1")
+                bv = [sys.executable, "-m", "vault"]
+                cases += [("baseline: find 目标07科技, agent", [*bv, "find", "目标07科技", "--json"], base),
+                          ("baseline: find 有限公司, agent", [*bv, "find", "有限公司", "--json"], base),
+                          ("baseline: dossier list, agent", [*bv, "dossier", "list", "--json"], base)]
             loads.append(os.getloadavg()[0])
             res = interleaved(opts.runs, cases)
             loads.append(os.getloadavg()[0])

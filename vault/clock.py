@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
-import zoneinfo
 from pathlib import Path
 
 from vault.errors import InputError
@@ -89,6 +88,8 @@ def zone(key: str) -> _dt.tzinfo:
     if not isinstance(key, str) or len(key) > 64 or not ZONE_KEY.match(key) or key.startswith("-"):
         raise InputError(N_("bad time zone {key!r}"), hint=N_("use an IANA time zone name such as Asia/Shanghai or UTC"),
                          key=key[:80] if isinstance(key, str) else "")
+    import zoneinfo  # here: its import reads the build's sysconfig, and most commands need no zone
+
     try:
         return zoneinfo.ZoneInfo(key)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
@@ -112,6 +113,8 @@ def machine_zone() -> _dt.tzinfo:
         target = str(local.resolve())
         if "/zoneinfo/" in target:
             return zone(target.split("/zoneinfo/", 1)[1])
+        import zoneinfo
+
         with local.open("rb") as f:
             return zoneinfo.ZoneInfo.from_file(f, key="localtime")
     except (OSError, ValueError, InputError):

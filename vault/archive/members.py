@@ -177,7 +177,8 @@ def unlock_ring(v: Vault, ring: str, ident: MemberKey) -> age.Identity:
         raise PermissionDeniedError(N_("you are not in the {ring} ring"), ring=ring) from None
     except (FormatError, AuthenticationError, UnicodeDecodeError):
         raise IntegrityError(N_("rings/{ring}.age: damaged or tampered with"), ring=ring) from None
-    if age.recipient_of(secret) != ring_record(v, ring)["recipient"]:
+    identity = age.parse_identity(secret)  # parsed once: an ML-KEM key expansion each time
+    if str(identity.recipient()) != ring_record(v, ring)["recipient"]:  # type: ignore[attr-defined]
         raise IntegrityError(N_("rings/{ring}.age: does not match rings/{ring}.toml"), ring=ring)
-    return age.parse_identity(secret)
+    return identity
 

@@ -176,13 +176,7 @@ class _SweepingLock:
         self.lk.__enter__()
         self._confined = confined(self.root)
         self._confined.__enter__()
-        if self.vault is not None and (self.root / "audit").is_dir():
-            # Under the audit lock too: a read or a refusal appends (and writes its checkpoint's
-            # temporary) holding that lock alone, and its temporary must not be swept mid-write.
-            with audit.lock(self.vault, exclusive=True):
-                swept = sweep_temporaries(self.root)
-        else:
-            swept = sweep_temporaries(self.root)
+        swept = sweep_temporaries(self.root)
         if self.vault is not None:
             try:
                 finished = recovery.recover(self.vault)

@@ -12,10 +12,8 @@ from typing import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hpke
-from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from vault.crypto import bech32
+from vault.crypto import bech32, rawkeys
 from vault.crypto.header import Stanza, b64decode, b64encode
 from vault.errors import FormatError
 from vault.i18n import N_
@@ -56,8 +54,8 @@ class HybridRecipient:
             raise FormatError(N_("age mlkem768x25519 recipient: key is not 1216 bytes"))
         try:
             self._key = hpke.MLKEM768X25519PublicKey(
-                MLKEM768PublicKey.from_public_bytes(public[:_MLKEM_PUBLIC]),
-                X25519PublicKey.from_public_bytes(public[_MLKEM_PUBLIC:]),
+                rawkeys.mlkem_public(public[:_MLKEM_PUBLIC]),
+                rawkeys.x25519_public(public[_MLKEM_PUBLIC:]),
             )
         except ValueError as err:
             raise FormatError(N_("age mlkem768x25519 recipient: invalid key")) from err
@@ -87,8 +85,8 @@ class HybridIdentity:
         shake = hashes.Hash(hashes.SHAKE256(digest_size=96))
         shake.update(seed)
         expanded = shake.finalize()
-        mlkem_key = MLKEM768PrivateKey.from_seed_bytes(expanded[:64])
-        self._x25519 = X25519PrivateKey.from_private_bytes(expanded[64:])
+        mlkem_key = rawkeys.mlkem_seed(expanded[:64])
+        self._x25519 = rawkeys.x25519_private(expanded[64:])
         self._key = hpke.MLKEM768X25519PrivateKey(mlkem_key, self._x25519)
         self._seed = seed
         self.public = (
@@ -123,7 +121,7 @@ class HybridIdentity:
             try:
                 # The X25519 half must not yield the all-zero secret (low-order or
                 # identity point): checked explicitly rather than relying on HPKE.
-                self._x25519.exchange(X25519PublicKey.from_public_bytes(enc[-32:]))
+                self._x25519.exchange(rawkeys.x25519_public(enc[-32:]))
             except ValueError as err:
                 raise FormatError(N_("age mlkem768x25519 stanza: low-order X25519 share")) from err
             try:

@@ -7,11 +7,10 @@ from typing import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from vault.crypto import bech32
+from vault.crypto import bech32, rawkeys
 from vault.crypto.header import Stanza, b64decode, b64encode
 from vault.errors import FormatError
 from vault.i18n import N_
@@ -64,9 +63,9 @@ class X25519Recipient:
         return bech32.encode(RECIPIENT_HRP, self.public)
 
     def wrap(self, file_key: bytes) -> list[Stanza]:
-        ephemeral = X25519PrivateKey.generate()
+        ephemeral = rawkeys.x25519_generate()
         share = ephemeral.public_key().public_bytes_raw()
-        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(self.public))
+        shared = ephemeral.exchange(rawkeys.x25519_public(self.public))
         body = ChaCha20Poly1305(_wrap_key(shared, share, self.public)).encrypt(_ZERO_NONCE, file_key, None)
         return [Stanza(STANZA_TYPE, (b64encode(share),), body)]
 
@@ -77,7 +76,7 @@ class X25519Identity:
     def __init__(self, secret: bytes) -> None:
         if len(secret) != 32:
             raise FormatError(N_("age X25519 identity: key is not 32 bytes"))
-        self._key = X25519PrivateKey.from_private_bytes(secret)
+        self._key = rawkeys.x25519_private(secret)
         self._secret = secret
         self.public = self._key.public_key().public_bytes_raw()
 
@@ -107,7 +106,7 @@ class X25519Identity:
                 continue
             share = check_stanza(stanza)
             try:
-                shared = self._key.exchange(X25519PublicKey.from_public_bytes(share))
+                shared = self._key.exchange(rawkeys.x25519_public(share))
             except ValueError as err:
                 # All-zero shared secret (low-order share): the spec says abort, since
                 # such a stanza is a forgery that any key "decrypts" the same way.

@@ -78,7 +78,10 @@ def check(v, *, actor=None, progress: Progress | None = None,
             return rep
         ids = actor.read_identities() if actor else None
         st = res.replay.state
-        dirs = sorted(p for p in (v.root / "dossiers").iterdir() if p.is_dir())
+        # (the directory's entries say which are directories: no stat per dossier)
+        dirs = sorted(Path(e.path) for e in os.scandir(v.root / "dossiers") if e.is_dir())
+        # Destructions under way, once: none starts while this holds the shared lock.
+        executing = {d["dossier"] for d in authority.state(v)["destructions"].values() if d.get("state") == "executing"}
         step = (progress or no_progress)(sum(_bytes_under(p / "documents") for p in dirs))
         # Documents are checked on threads: reading, hashing and decrypting release the GIL, so
         # both of a small machine's cores work. While the workers read, hash and decrypt one
@@ -92,7 +95,7 @@ def check(v, *, actor=None, progress: Progress | None = None,
                                       "commit point (counts for nothing; 'vault repair' removes it)"), name=ddir.name)
                     pending.append(functools.partial(rep.notes.append, note))
                 else:
-                    pending.append(_check_dossier(v, ddir.name, mem, ids, rep, step, pool))
+                    pending.append(_check_dossier(v, ddir.name, mem, ids, rep, step, pool, ddir.name in executing))
                 while len(pending) > _AHEAD:
                     pending.popleft()()
             while pending:
@@ -115,7 +118,7 @@ def _bytes_under(d: Path) -> int:
 
 
 def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callable[[int], None],
-                   pool: ThreadPoolExecutor) -> Callable[[], None]:
+                   pool: ThreadPoolExecutor, shredding: bool) -> Callable[[], None]:
     """Check a dossier's manifest, key table and sealed texts now; its documents on ``pool``. Returns
     what collects the documents' results into ``rep`` (and names leftover files), to call in order."""
     mine: list = []  # this dossier's problems, added to the report in dossier order
@@ -133,7 +136,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
     if m["status"] != "destroyed":
         # Its bytes against the history were checked with every record (``recovery.check_files``).
         if not authority.exists(v, f"keys/{dossier_id}.age"):
-            if not _being_destroyed(v, dossier_id):  # an unfinished execution is named on its own
+            if not shredding:  # an unfinished execution is named on its own
                 mine.append(Message(N_("keys/{dossier_id}.age: the history names no key table for dossier {number}"),
                                     dossier_id=dossier_id, number=m["number"]))
         elif ids is not None:
@@ -144,9 +147,8 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
     if table is not None:
         for p in (x for x in m["profile"] if "sealed" in x):
             _try(mine, lambda p=p: open_field(p["sealed"], table, what=Message(N_("{number} profile v{version}"), number=m['number'], version=p['version'])))
-    # A destruction under way overwrites and deletes ciphertext step by step; until it finishes, the
-    # unfinished execution is what check names, not each document it has reached.
-    shredding = _being_destroyed(v, dossier_id)
+    # A destruction under way (``shredding``) overwrites and deletes ciphertext step by step; until it
+    # finishes, the unfinished execution is what check names, not each document it has reached.
     docs = [] if shredding else [d for d in m["documents"] if d.get("status") != "destroyed"]
     referenced = {f"{d['id']}.age" for d in m["documents"] if d.get("status") != "destroyed"}
     futures = [pool.submit(_check_document, v, m, d, table) for d in docs]
@@ -160,19 +162,17 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
             rep.counts["bytes"] += size
             rep.problems.extend(problems)
             step(size)
-        if docdir.is_dir() and not shredding:
-            for p in docdir.iterdir():
-                if p.name not in referenced and not p.name.startswith(TMP_PREFIX):
-                    rep.notes.append(Message(N_("dossiers/{dossier_id}/documents/{name}: not in the manifest (left by an "
-                                                "interrupted add; 'vault repair' removes it)"), dossier_id=dossier_id,
-                                             name=p.name))
+        try:  # (one listing, no stat: a missing directory lists nothing)
+            names = [] if shredding else os.listdir(docdir)
+        except (FileNotFoundError, NotADirectoryError):
+            names = []
+        for name in names:
+            if name not in referenced and not name.startswith(TMP_PREFIX):
+                rep.notes.append(Message(N_("dossiers/{dossier_id}/documents/{name}: not in the manifest (left by an "
+                                            "interrupted add; 'vault repair' removes it)"), dossier_id=dossier_id,
+                                         name=name))
 
     return collect
-
-
-def _being_destroyed(v, dossier_id: str) -> bool:
-    return any(d["dossier"] == dossier_id and d.get("state") == "executing"
-               for d in authority.state(v)["destructions"].values())
 
 
 # Documents up to this size are read once into memory and hashed, parsed and decrypted from there;

@@ -7,7 +7,6 @@ import contextvars
 import errno
 import fcntl
 import os
-import secrets
 import stat
 import sys
 from pathlib import Path
@@ -76,7 +75,7 @@ def _tmp_name(path: Path) -> Path:
     """A new temporary for ``path``: in the locked vault's work directory while this process holds
     its exclusive lock (the next writer sweeps it from there), else beside ``path`` (the audit
     trail's appenders, the portal and intake under the shared lock, the client's own state)."""
-    name = f"{TMP_PREFIX}{path.name}.{secrets.token_hex(4)}"
+    name = f"{TMP_PREFIX}{path.name}.{os.urandom(4).hex()}"
     root = _confined_to.get()
     if root is None:
         return path.with_name(name)

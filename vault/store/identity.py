@@ -8,13 +8,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
-import tomli_w
-
 from vault.crypto import age, sign
 from vault.errors import FormatError, InputError, NoIdentityMatchError
 from vault.i18n import N_
 from vault.store import write_atomic
-from vault.store import tomlread
+from vault.store import tomlread, tomlwrite
 
 PUBLIC_PREFIX = "vault-member-1:"
 # Cost of the scrypt wrapping an identity file. 2**18 is age's own default; tests lower it through
@@ -90,7 +88,7 @@ class MemberIdentity:
         return sign.sign(self.sign_secret, message)
 
     def to_bytes(self) -> bytes:
-        return tomli_w.dumps({"format": 1, "age": self.age_secret, "sign": self.sign_secret}).encode()
+        return tomlwrite.dumps({"format": 1, "age": self.age_secret, "sign": self.sign_secret}).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "MemberIdentity":

@@ -6,7 +6,7 @@ The index key opens the sealed search index (``vault.archive.searchindex``).
 
 from __future__ import annotations
 
-import secrets
+import os  # os.urandom, as secrets does (importing secrets loads random, on every command)
 from pathlib import Path
 from typing import Callable
 
@@ -123,7 +123,7 @@ def index_key_path(root: Path) -> Path:
 
 def create_index_key(root: Path, recipients: list) -> None:
     """Create the index key, encrypted to the ring recipients like a key table."""
-    write_index_key(root, secrets.token_bytes(32), recipients)
+    write_index_key(root, os.urandom(32), recipients)
 
 
 def write_index_key(root: Path, key: bytes, recipients: list) -> None:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import base64
-import secrets
+import os  # os.urandom, as secrets does (importing secrets loads random, on every command)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import tomli_w
 
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PermissionDeniedError
 from vault.i18n import N_
 from vault.store import write_atomic
-from vault.store import tomlread
+from vault.store import tomlread, tomlwrite
 
 # A reserved name (RFC 2606 ".invalid"): fully qualified as the age spec recommends, and it can
 # never collide with a stanza type somebody else defines for a domain they own.
@@ -23,7 +22,7 @@ KEYREF_TYPE = "vault.invalid/keyref"
 
 def new_key_id() -> str:
     """A fresh opaque key id (128 random bits, hex)."""
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()
 
 
 class KeyRefRecipient:
@@ -71,7 +70,7 @@ class KeyTable:
         return KeyRefIdentity(self.keys)
 
     def to_bytes(self) -> bytes:
-        return tomli_w.dumps(
+        return tomlwrite.dumps(
             {"format": 1, "dossier": self.dossier, "keys": {k: v.hex() for k, v in sorted(self.keys.items())}}
         ).encode()
 
@@ -164,7 +163,7 @@ def open_field(text: str, table: KeyTable, *, what: str) -> bytes:
 
 def seal_values(values: Mapping[str, Any], table: KeyTable) -> tuple[str, str]:
     """Seal a table of values (a profile version, a document's metadata) as TOML: (key id, field text)."""
-    return seal_field(tomli_w.dumps(dict(values)).encode(), table)
+    return seal_field(tomlwrite.dumps(dict(values)).encode(), table)
 
 
 def open_values(text: str, table: KeyTable, *, what: str) -> dict[str, Any]:

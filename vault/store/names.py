@@ -10,8 +10,8 @@ Lookups (``resolve``) accept an id or a display name and say which candidates an
 
 from __future__ import annotations
 
+import os  # os.urandom, as secrets does (importing secrets loads random, on every command)
 import re
-import secrets
 import unicodedata
 from typing import Iterable, Mapping
 
@@ -168,7 +168,7 @@ def new_id(kind: str, display: str, taken: Iterable[str]) -> str:
     if is_id(lowered) and lowered not in taken:
         return lowered
     while True:
-        cand = ID_PREFIX.get(kind, "x-") + secrets.token_hex(4)
+        cand = ID_PREFIX.get(kind, "x-") + os.urandom(4).hex()
         if cand not in taken:
             return cand
 

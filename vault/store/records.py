@@ -9,7 +9,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
-import tomli_w
 
 from vault import schemas  # type: ignore[attr-defined]  # schemas/ ships as vault.schemas (pyproject package-dir)
 from vault.store import fastschema
@@ -17,7 +16,7 @@ from vault.crypto import sign
 from vault.errors import AuthenticationError, FormatError, IntegrityError
 from vault.i18n import Message, N_
 from vault.store import write_atomic
-from vault.store import tomlread
+from vault.store import tomlread, tomlwrite
 
 SIGNATURE_DOMAIN = b"vault-record-v1\n"
 
@@ -123,7 +122,7 @@ def _no_datetimes(value: Any, what: str) -> None:
 
 def dump_toml(data: Mapping[str, Any]) -> bytes:
     """Serialise a record as TOML."""
-    return tomli_w.dumps(dict(data)).encode()
+    return tomlwrite.dumps(dict(data)).encode()
 
 
 def write_toml(path: Path, data: Mapping[str, Any], *, sync: bool = True) -> None:
