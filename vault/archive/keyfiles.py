@@ -19,7 +19,7 @@ from vault.errors import IntegrityError
 from vault.i18n import N_
 
 if TYPE_CHECKING:
-    from vault.archive.vault import Vault
+    from vault.archive.handle import Vault
 
 def stage(v: Vault, rel: str, data: bytes | None) -> None:
     """Write ``rel`` (or delete it, ``None``) with the next entry of this command."""

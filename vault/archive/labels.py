@@ -16,7 +16,7 @@ from vault.i18n import N_
 from vault.store import names
 
 if TYPE_CHECKING:
-    from vault.archive.vault import Vault
+    from vault.archive.handle import Vault
 
 #: kind -> the policy's ``[names.<section>]``.
 SECTIONS = {"department": "departments", "business type": "business", "class": "classes"}

@@ -26,7 +26,7 @@ from vault.i18n import N_
 
 if TYPE_CHECKING:
     from vault.archive.policy import Policy
-    from vault.archive.vault import Actor, Vault
+    from vault.archive.handle import Actor, Vault
 
 
 def _member_record(name: str, key: PublicKey, roles: list[str], dept: str, by: str,

@@ -22,7 +22,7 @@ from vault.i18n import Message, N_
 from vault.store import fsync_dir, remove, remove_tree, staging
 
 if TYPE_CHECKING:
-    from vault.archive.vault import Vault
+    from vault.archive.handle import Vault
 
 _RELEASE = re.compile(r"([0-9a-f]{32})\.(G-\d{6,12})\.age")
 _ID = re.compile(r"[0-9a-f]{32}")

@@ -23,7 +23,7 @@ from vault.store import make_dir, unconfined, write_atomic
 from vault.i18n import Message, N_
 
 if TYPE_CHECKING:
-    from vault.archive.vault import Vault
+    from vault.archive.handle import Vault
 
 ANCHOR_PREFIX = "vault-anchor-1"
 
