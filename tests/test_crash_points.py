@@ -43,7 +43,9 @@ from vault.store import identity, seam
 
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
 T1 = T0 + dt.timedelta(hours=1)
-WORKERS = max(1, min(2, os.cpu_count() or 1))
+# Points run in forked workers, two at a time on a machine with two cores; under pytest-xdist the
+# cores already run other tests (each xdist worker takes its own shards below), so one at a time.
+WORKERS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass
@@ -459,10 +461,29 @@ class _Any(dict):
 
 NAMES = [c.name for c in commands(_Any())]
 
+#: A command with many points is swept in this many shards, each a test of its own, so that parallel
+#: test workers share it: shard i of n runs the points at positions i, i+n, i+2n, … of its list, so
+#: the n shards together run every point once. (Every other command is one shard.)
+SHARDS = {"member-remove-indexed": 24, "destroy-execute": 3, "member-remove-ring": 2}
 
-@pytest.mark.parametrize("name", NAMES)
-def test_every_crash_point_is_finished_or_harmless(base, name):
-    _sweep(base, name, full=False)
+
+def _cases(names) -> list:
+    return [pytest.param(name, i, n, id=name if n == 1 else f"{name}-{i + 1}of{n}")
+            for name in names for n in (SHARDS.get(name, 1),) for i in range(n)]
+
+
+@pytest.mark.parametrize("name,shard,shards", _cases(NAMES))
+def test_every_crash_point_is_finished_or_harmless(base, name, shard, shards):
+    _sweep(base, name, full=False, shard=(shard, shards))
+
+
+def test_the_shards_of_a_command_run_each_of_its_points_once():
+    """What ``_sweep`` keeps of a command's points for each of its shards: together, every point, once."""
+    points = list(range(0, 1000, 3))
+    for n in {1, *SHARDS.values()}:
+        kept = [k for i in range(n) for k in _shard(points, (i, n))]
+        assert sorted(kept) == points
+    assert set(SHARDS) <= set(NAMES)
 
 
 #: The commands a full disk is tried on: those with work after their commit point, or a key release,
@@ -491,9 +512,14 @@ def thinned(points: list[int], steps: list[tuple[str, str]], pattern: str) -> li
     return [k for k in points if k not in alike or k in keep]
 
 
-def _sweep(base: Base, name: str, *, full: bool) -> None:
+def _shard(points: list[int], shard: tuple[int, int]) -> list[int]:
+    i, n = shard
+    return points[i::n]
+
+
+def _sweep(base: Base, name: str, *, full: bool, shard: tuple[int, int] = (0, 1)) -> None:
     cmd = next(c for c in commands(base.refs) if c.name == name)
-    scratch = base.scratch / f"{name}-{'full' if full else 'crash'}"
+    scratch = base.scratch / f"{name}-{'full' if full else 'crash'}-{shard[0]}"
     steps = _count(cmd, base, scratch)
     assert steps, f"{name} takes no durable step"
     if full:  # where a full disk says so: creating, writing, appending, making a directory
@@ -502,6 +528,7 @@ def _sweep(base: Base, name: str, *, full: bool) -> None:
         points = distinct_points(steps)
     if cmd.thin:
         points = thinned(points, steps, cmd.thin)
+    points = _shard(points, shard)
     jobs = [(cmd, base, k, str(scratch / f"p{k}"), full) for k in points]
     results = in_parallel(jobs, _point, workers=WORKERS)
     failures: dict[str, list[int]] = {}
@@ -511,8 +538,8 @@ def _sweep(base: Base, name: str, *, full: bool) -> None:
             # One line per kind of failure, with the steps it happened at (ids and paths vary by run).
             failures.setdefault(re.sub(r"[0-9a-f]{8,}|pytest-\d+|fini\d+|/p\d+", "…", p), []).append(k)
     named = sum(1 for r in results if r.get("named"))
-    print(f"{'full disk' if full else 'crash'} points: {name}: {len(steps)} steps, {len(points)} points run, "
-          f"{named} named by check")
+    print(f"{'full disk' if full else 'crash'} points: {name} (shard {shard[0] + 1} of {shard[1]}): "
+          f"{len(steps)} steps, {len(points)} points run, {named} named by check")
     lines = [f"{msg[:700]}\n    at steps {ks[:12]}{' …' if len(ks) > 12 else ''} (e.g. "
              f"{steps[ks[0] - 1][0] + ' ' + Path(steps[ks[0] - 1][1]).name if ks[0] else 'no stop'})"
              for msg, ks in failures.items()]
