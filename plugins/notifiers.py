@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import re
 import smtplib
@@ -32,7 +33,8 @@ def _one_line(text: str) -> str:
 
 
 class ReportNotifier:
-    """Writes ``review-<date>-<department>.txt`` into ``options["dir"]``, replacing one of the same day."""
+    """Writes ``review-<date>-<department>.txt`` into ``options["dir"]``, replacing one of the same day
+    (the date of ``at``, the time of the run, in the office's zone)."""
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         if not options.get("dir"):
@@ -41,8 +43,9 @@ class ReportNotifier:
         if not self.dir.is_dir():
             raise PluginError(N_("{dir} is not a directory"), hint=N_("create it first, or pass another --report-dir"), dir=self.dir)
 
-    def notify(self, *, department: str, subject: str, body: str, **kwargs: Any) -> None:
-        path = self.dir / f"review-{clock.today()}-{_department(department)}.txt"
+    def notify(self, *, department: str, subject: str, body: str, at: dt.datetime | None = None,
+               **kwargs: Any) -> None:
+        path = self.dir / f"review-{clock.Clock(at).today()}-{_department(department)}.txt"
         # A report file is read by people: its two header lines are in the language of the message.
         text = (_("To: department {department}").format(department=department) + "\n"
                 + _("Subject: {subject}").format(subject=_one_line(subject)) + f"\n\n{body}")
@@ -79,12 +82,13 @@ class SmtpNotifier:
                               hint=N_("pass --to {department}=ADDRESS, or --to ADDRESS for every department"), department=department)
         return addr
 
-    def notify(self, *, department: str, subject: str, body: str, **kwargs: Any) -> None:
+    def notify(self, *, department: str, subject: str, body: str, at: dt.datetime | None = None,
+               **kwargs: Any) -> None:
         msg = EmailMessage()
         msg["From"] = self.sender
         msg["To"] = self.address(_department(department))
         msg["Subject"] = _one_line(subject)
-        msg["Date"] = email.utils.format_datetime(clock.now())
+        msg["Date"] = email.utils.format_datetime(clock.Clock(at).now())
         msg["Message-ID"] = email.utils.make_msgid(domain="vault.invalid")
         msg.set_content(body)
         try:

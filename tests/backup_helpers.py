@@ -7,7 +7,6 @@ import random
 from pathlib import Path
 
 from office import PASSPHRASE, Office, make_office
-from vault import clock
 from vault.office import documents
 from vault.store import identity
 from vault.archive.vault import Actor, Vault
@@ -76,7 +75,7 @@ def cut_tail(o: Office, keep: int, who: str = "bob") -> None:
     lines = log.read_bytes().splitlines(keepends=True)[:keep]
     log.write_bytes(b"".join(lines))
     ident = identity.load_identity(o.ident(who), PASSPHRASE)
-    staff = Actor(Vault.open(o.vault_dir), {"name": who, "roles": ["staff"]}, ident)
+    staff = Actor(o.open(), {"name": who, "roles": ["staff"]}, ident)
     cp = staff.sign({"format": 1, "count": keep, "head": hashlib.sha256(lines[-1].rstrip(b"\n")).hexdigest(),
-                     "at": clock.stamp()})
+                     "at": o.clock.stamp()})
     records.write_toml(o.vault_dir / "audit" / "checkpoint.toml", cp)

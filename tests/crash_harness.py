@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from vault import clock
+from vault.clock import Clock
 from vault.store import seam
 
 # Steps after which a stop leaves exactly the files a stop before the next step leaves (an fsync
@@ -98,14 +98,13 @@ def run_cli(argv: list[str], env: dict[str, str | None], *, crash_at: int = 0, f
             sys.stdout = open(out, "w", encoding="utf-8", errors="surrogateescape")
             sys.stderr = open(err, "w", encoding="utf-8", errors="surrogateescape")
             sys.stdin = open(os.devnull)
-            if at is not None:
-                clock._override = at
             steps: list[tuple[str, str]] = []
             seam.arm(crash_at, full=full, trace=steps if trace else None)
             from vault.cli import cli
 
             try:
-                cli.main(args=argv, prog_name="vault", standalone_mode=True)
+                # The command line's clock: fixed at ``at`` (given as its context object), else the machine's.
+                cli.main(args=argv, prog_name="vault", standalone_mode=True, obj=Clock(at) if at is not None else None)
                 code = 0
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import socket
+from typing import Iterator
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses every connection: bound here and never listening, so no other
+    test, in this process or a parallel one, can start a server on it meanwhile."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
 
 
 class Inbox:

@@ -14,8 +14,8 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from vault import clock
 from vault.archive.vault import Actor, Vault
+from vault.clock import Clock
 from vault.store import identity
 from vault.cli import cli
 
@@ -46,11 +46,17 @@ SAM: Member = ("sam", "supervisor", "archive")
 
 @dataclass
 class Office:
-    """Runs ``vault`` commands as a named member against one vault directory."""
+    """Runs ``vault`` commands as a named member against one vault directory, at the time of its clock.
+
+    The clock is the machine's until a test fixes it (``at``, ``later``); every command the office
+    runs and every vault handle it opens (``open``, ``actor``) takes the time from it — the command
+    line as the context object a program that embeds it may pass, the library as ``Vault.open(clock=)``.
+    """
 
     root: Path
     runner: CliRunner = field(default_factory=CliRunner)
     keys: dict[str, str] = field(default_factory=dict)
+    clock: Clock = field(default_factory=Clock)
 
     @property
     def vault_dir(self) -> Path:
@@ -66,7 +72,7 @@ class Office:
         if who:
             e["VAULT_IDENTITY"] = str(self.ident(who))
         e.update(env or {})
-        res = self.runner.invoke(cli, list(args), env=e, catch_exceptions=False)
+        res = self.runner.invoke(cli, list(args), env=e, obj=self.clock, catch_exceptions=False)
         if ok:
             assert res.exit_code == 0, f"vault {' '.join(args)} as {who}: {res.output}"
         return res
@@ -96,9 +102,21 @@ class Office:
     def identity(self, who: str):
         return identity.load_identity(self.ident(who), PASSPHRASE)
 
+    def open(self) -> Vault:
+        """The vault through the library, at the office's clock."""
+        return Vault.open(self.vault_dir, clock=self.clock)
+
     def actor(self, who: str = "bob") -> Actor:
         """``who`` acting through the library, as a program of theirs with their own key would."""
-        return Vault.open(self.vault_dir).act_as(self.identity(who))
+        return self.open().act_as(self.identity(who))
+
+    def at(self, when: str | dt.datetime) -> None:
+        """Fix the office's clock at ``when``: ISO 8601 (UTC unless it names a zone) or a datetime."""
+        self.clock.set(fixed(when))
+
+    def later(self, **delta: float) -> None:
+        """Fix the office's clock ``delta`` (``hours=3``, ``days=2``) after what it says now."""
+        self.clock.set(self.clock.now() + dt.timedelta(**delta))
 
     def add_text(self, number: str, text: str, who: str = "bob", category: str = "contract", *extra: str,
                  name: str = "doc.txt") -> str:
@@ -109,17 +127,18 @@ class Office:
         return self.add_doc(number, f, who, category, *extra)
 
     def add_doc(self, number: str, path: Path, who: str = "bob", category: str = "contract", *extra: str) -> str:
-        # The material is dated the vault's today (the clock seam), so it is never in the future.
+        # The material is dated the office's today, so it is never in the future.
         res = self.json("doc", "add", number, str(path), "--category", category, "--source", "sales desk",
-                        "--date", clock.today(), *(extra or ("--original",)), who=who)
+                        "--date", self.clock.today(), *(extra or ("--original",)), who=who)
         return res["number"]
 
 
-def make_office(tmp_path: Path, monkeypatch) -> Office:
-    """A vault founded by alice (supervisor) with bob (archivist)."""
+def make_office(tmp_path: Path, monkeypatch, now: str | dt.datetime | None = None) -> Office:
+    """A vault founded by alice (supervisor) with bob (archivist); at ``now`` when given (the office's
+    clock stays there until the test moves it), else at the machine's time."""
     monkeypatch.setattr(identity, "SCRYPT_WORK_FACTOR", 10)  # test seam: cheap KDF
     tmp_path.mkdir(parents=True, exist_ok=True)
-    o = Office(tmp_path)
+    o = Office(tmp_path, clock=Clock(fixed(now) if now is not None else None))
     (tmp_path / "pass").write_text(PASSPHRASE + "\n")
     o.keygen("alice")
     o.run("init", str(o.vault_dir), "--supervisor", "alice", "--key", o.keys["alice"])
@@ -133,9 +152,7 @@ def build_office(tmp_path: Path, monkeypatch, *members: Member, dossier: dict[st
     one dossier created by bob from ``dossier``'s fields (``office.number``) and, when ``doc`` is
     given, a contract holding that text in it (``office.doc``); all of it at ``now`` when given (the
     clock stays there for the test)."""
-    if now is not None:
-        at(monkeypatch, now)
-    o = make_office(tmp_path / "office", monkeypatch)
+    o = make_office(tmp_path / "office", monkeypatch, now)
     for name, role, dept in members:
         o.add_member(name, role, dept=dept)
     if dossier is not None:
@@ -145,10 +162,10 @@ def build_office(tmp_path: Path, monkeypatch, *members: Member, dossier: dict[st
     return o
 
 
-def at(monkeypatch, stamp: str) -> None:
-    """Set the vault's clock (its test seam) to ``stamp``: ISO 8601, UTC unless it names a zone."""
-    when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    monkeypatch.setattr(clock, "_override", when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc))
+def fixed(when: str | dt.datetime) -> dt.datetime:
+    """``when`` as an aware datetime: ISO 8601 text or a datetime, UTC unless it names a zone."""
+    t = dt.datetime.fromisoformat(when.replace("Z", "+00:00")) if isinstance(when, str) else when
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
 def on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 120) -> tuple[subprocess.CompletedProcess, bytes]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -33,7 +32,7 @@ def _last_entry(office) -> dict:
     return list(audit.entries(Vault.open(office.vault_dir)))[-1]
 
 
-def test_consultation_flow_releases_keys_until_expiry(office, monkeypatch):
+def test_consultation_flow_releases_keys_until_expiry(office):
     staff = office.actor("staff-sales")
     with pytest.raises(PermissionDeniedError):  # no grant yet: refused, and audited
         documents.view(staff, office.doc, io.BytesIO())
@@ -63,7 +62,7 @@ def test_consultation_flow_releases_keys_until_expiry(office, monkeypatch):
     assert out.getvalue() == b"late"
 
     # Two hours later: refused by the tool at once, then by decryption after the sweep.
-    monkeypatch.setattr(clock, "_override", clock.now() + dt.timedelta(hours=3))
+    office.later(hours=3)
     assert office.json("grant", "list")[0]["state"] == "expired"
     with pytest.raises(PermissionDeniedError, match="no active grant"):
         documents.view(office.actor("staff-sales"), office.doc, io.BytesIO())

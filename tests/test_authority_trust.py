@@ -14,7 +14,6 @@ import json
 import pytest
 
 from office import MARKERS
-from vault import clock
 from vault.crypto import age
 from vault.archive import audit, authority, trust
 from vault.archive.vault import Vault
@@ -25,7 +24,7 @@ pytestmark = pytest.mark.office(("carol", "supervisor", "archive"), ("head-sales
 
 
 @pytest.fixture
-def played(office, tmp_path, monkeypatch):
+def played(office, tmp_path):
     o = office
     o.run("member", "rename", "olga", "--display-name", "奥尔加", who="alice")
     a = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
@@ -53,7 +52,7 @@ def played(office, tmp_path, monkeypatch):
     o.run("doc", "export", doc, "--output", str(tmp_path / "bag"), who="staff-sales")
     o.run("grant", "revoke", g, who="bob")
     # Paper originals: located, lent against the approved consultation, returned elsewhere, counted.
-    due = dt.date.fromisoformat(clock.today()) + dt.timedelta(days=10)
+    due = o.clock.today_date() + dt.timedelta(days=10)
     o.run("paper", "locate", doc, "--location", "shelf-1", who="bob")
     loan = o.json("paper", "lend", doc, "--to", "staff-sales", "--request", req, "--due", due.isoformat(),
                   who="bob")["number"]
@@ -62,7 +61,7 @@ def played(office, tmp_path, monkeypatch):
     req2 = o.json("request", "access", a, "--purpose", "p", who="staff-sales")["number"]
     o.run("request", "approve", req2, who="head-sales")
     o.run("grant", req2, "--hours", "1", who="bob")
-    monkeypatch.setattr(clock, "_override", clock.now() + dt.timedelta(hours=2))
+    o.later(hours=2)
     assert o.json("grant", "sweep", who="olga")["swept"]
     o.run("hold", "add", b, "--reason", "court", who="bob")
     o.run("hold", "remove", b, "--reason", "settled", who="alice")

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from backup_helpers import CountingTarget, actor, add_docs, dossier_id, office_with_dossiers, tree_digest
 from office import PASSPHRASE, Office
-from vault import backup, clock
+from vault import backup
 from vault.store import identity
 from vault.backup import packs, retention
 from vault.backup.capture import STAGING_PREFIX
@@ -235,16 +235,16 @@ def test_keep_rules_follow_restic():
         retention.select(snaps, {}, set())
 
 
-def test_prune_never_drops_the_only_copy_of_a_protected_dossier(office, tmp_path, monkeypatch):
+def test_prune_never_drops_the_only_copy_of_a_protected_dossier(office, tmp_path):
     url = _url(tmp_path)
-    v = Vault.open(office.vault_dir)
+    v = office.open()
     held, other = office.numbers[0], office.numbers[1]
-    monkeypatch.setattr(clock, "_override", dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc))
+    office.at("2026-03-01T12:00:00Z")
     s1 = backup.run(v, url).snapshot
-    monkeypatch.setattr(clock, "_override", dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc))
+    office.at("2026-03-02T12:00:00Z")
     add_docs(office, other, 1, DOC, tmp_path / "src", seed=50)
     s2 = backup.run(v, url).snapshot
-    monkeypatch.setattr(clock, "_override", dt.datetime(2026, 3, 3, 12, tzinfo=dt.timezone.utc))
+    office.at("2026-03-03T12:00:00Z")
     add_docs(office, held, 1, DOC, tmp_path / "src", seed=51)
     s3 = backup.run(v, url).snapshot
 
@@ -323,19 +323,19 @@ def test_shred_keys_makes_old_snapshots_unreadable(office, tmp_path):
     assert out.key_tables_missing == [f"keys/{did}.age"]
 
 
-def test_key_window_expires_superseded_generations(office, tmp_path, monkeypatch):
+def test_key_window_expires_superseded_generations(office, tmp_path):
     url = _url(tmp_path)
-    v = Vault.open(office.vault_dir)
+    v = office.open()
     t0 = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
-    monkeypatch.setattr(clock, "_override", t0)
+    office.at(t0)
     backup.run(v, url)
     add_docs(office, office.numbers[0], 1, 100, tmp_path / "src", seed=7)
-    monkeypatch.setattr(clock, "_override", t0 + dt.timedelta(days=1))
+    office.at(t0 + dt.timedelta(days=1))
     backup.run(v, url)
     table = f"{dossier_id(office, office.numbers[0])}.age"
     gens = lambda: [n for n in Repo(url).list(KEYS) if n.startswith(f"{KEYS}{table}/")]  # noqa: E731
     assert len(gens()) == 2
-    monkeypatch.setattr(clock, "_override", t0 + dt.timedelta(days=3))
+    office.at(t0 + dt.timedelta(days=3))
     _run(office, url, "--key-window", "1d")
     assert len(gens()) == 1
 

@@ -10,10 +10,8 @@ import json
 import pytest
 
 from backup_helpers import actor, dossier_id
-from office import at
 from vault import backup
 from vault.archive.manifests import load_manifest
-from vault.archive.vault import Vault
 from vault.backup import mirror
 from vault.backup.repo import Repo
 
@@ -31,7 +29,7 @@ def office(office, tmp_path):
 
 def _lose_the_contract(office) -> None:
     """The vault directory loses the contract's ciphertext (a disk error, a careless hand)."""
-    v = Vault.open(office.vault_dir)
+    v = office.open()
     did = dossier_id(office, office.number)
     doc = next(d for d in load_manifest(v, did)["documents"] if d["number"] == office.contract)
     v.layout.document(did, doc["id"]).unlink()
@@ -41,13 +39,13 @@ def _prune(office) -> dict:
     return office.json("backup", "prune", office.url, "--keep-daily", "1")
 
 
-def test_prune_keeps_the_last_copy_of_a_document_whose_retention_has_not_ended(office, monkeypatch):
+def test_prune_keeps_the_last_copy_of_a_document_whose_retention_has_not_ended(office):
     """[R-3.3.2] A keep rule that would forget the only snapshot holding an unfinished contract keeps
     it; once retention has ended and the contract is destroyed by procedure, prune lets it go."""
-    v = Vault.open(office.vault_dir)
+    v = office.open()
     s1 = backup.run(v, office.url).snapshot
     _lose_the_contract(office)
-    at(monkeypatch, "2026-03-02T12:00:00")
+    office.at("2026-03-02T12:00:00")
     s2 = backup.run(v, office.url).snapshot
 
     # Holds alone (the old behaviour) would let the only copy go.
@@ -71,27 +69,27 @@ def test_prune_keeps_the_last_copy_of_a_document_whose_retention_has_not_ended(o
     assert set(rep["kept"]) == {s2} and rep["forgotten"] == [s1]
 
 
-def test_a_document_whose_retention_ended_is_not_kept_by_prune(office, monkeypatch):
+def test_a_document_whose_retention_ended_is_not_kept_by_prune(office):
     """Retention protects only until its end: an ended contract's lost ciphertext is not held back."""
     office.run("doc", "event", office.contract, "contract-fulfilled", "--date", "2014-06-30", who="bob")
-    v = Vault.open(office.vault_dir)
+    v = office.open()
     s1 = backup.run(v, office.url).snapshot
     _lose_the_contract(office)
-    at(monkeypatch, "2026-03-02T12:00:00")
+    office.at("2026-03-02T12:00:00")
     s2 = backup.run(v, office.url).snapshot
     rep = _prune(office)
     assert list(rep["kept"]) == [s2] and rep["forgotten"] == [s1]
 
 
-def test_a_lost_key_table_keeps_its_last_mirrored_generation(office, monkeypatch):
+def test_a_lost_key_table_keeps_its_last_mirrored_generation(office):
     """The key table is the only thing that opens the backed-up ciphertext: one missing from the vault
     (not destroyed by the history) gets no tombstone, and the window never expires its last generation."""
-    v = Vault.open(office.vault_dir)
+    v = office.open()
     did = dossier_id(office, office.number)
     backup.run(v, office.url, key_window=dt.timedelta(hours=1))
     v.layout.key_table(did).unlink()
     for hour in ("14", "16", "18"):
-        at(monkeypatch, f"2026-03-01T{hour}:00:00")
+        office.at(f"2026-03-01T{hour}:00:00")
         rep = backup.run(v, office.url, key_window=dt.timedelta(hours=1))
         assert rep.keys_missing == [f"{did}.age"]
     gens = mirror.generations(Repo(office.url))[f"{did}.age"]
@@ -101,9 +99,9 @@ def test_a_lost_key_table_keeps_its_last_mirrored_generation(office, monkeypatch
     assert json.loads(office.run("backup", "run", office.url, "--json").stdout)["keys_missing"] == [f"{did}.age"]
 
 
-def test_a_destroyed_dossier_leaves_the_mirror(office, monkeypatch):
+def test_a_destroyed_dossier_leaves_the_mirror(office):
     """Keeping what retention keeps never keeps what a destruction removed."""
-    v = Vault.open(office.vault_dir)
+    v = office.open()
     did = dossier_id(office, office.number)
     backup.run(v, office.url)
     office.run("dossier", "close", office.number, "--date", "2026-03-01", who="bob")

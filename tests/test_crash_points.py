@@ -34,7 +34,6 @@ import pytest
 
 from crash_harness import copy_tree, distinct_points, env_for, in_parallel, run_cli
 from office import MARKERS, PASSPHRASE, make_office
-from vault import clock
 from vault.archive import authority, members
 from vault.archive.vault import Vault
 from vault.crypto import age
@@ -74,8 +73,7 @@ class Base:
 
 
 def _build(tmp: Path, monkeypatch) -> Base:
-    monkeypatch.setattr(clock, "_override", T0)
-    o = make_office(tmp / "office", monkeypatch)
+    o = make_office(tmp / "office", monkeypatch, now=T0)
     monkeypatch.setenv("VAULT_STATE_DIR", str(tmp / "office" / "state"))
     o.add_member("carl", "archivist", dept="archive")      # leaves: holds the archive ring
     o.add_member("sam", "supervisor", dept="archive")      # approves destructions
@@ -119,7 +117,7 @@ def _build(tmp: Path, monkeypatch) -> Base:
     refs["D_approved"] = o.json("destroy", "request", refs["D"], "--reason", "erasure asked", who="alice")["number"]
     o.run("destroy", "approve", refs["D_approved"], "--override-retention", "customer asked", who="sam")
     sub = ["intake", "submit", str(f), "--for", refs["A"], "--category", "feedback", "--source", "s",
-           "--date", clock.today(), "--title", MARKERS["title"]]
+           "--date", o.clock.today(), "--title", MARKERS["title"]]
     refs["S_accept"] = o.json(*sub)["ids"][0]
     refs["S_reject"] = o.json(*sub)["ids"][0]
     pol = tmp / "inputs" / "policy.toml"
@@ -129,7 +127,7 @@ def _build(tmp: Path, monkeypatch) -> Base:
     base.refs = refs
     (base.ids / "pass").write_text(PASSPHRASE + "\n")
     # What a leaver could have kept: their own identity and the rings they could open.
-    v = Vault.open(o.vault_dir)
+    v = o.open()
     for who in ("carl", "stella"):
         key = identity.load_identity(o.ident(who), PASSPHRASE)
         rings = [members.unlock_ring(v, r, key) for r in v.policy.rings_for(members.all_members(v)[who]["roles"])]

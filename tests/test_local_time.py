@@ -10,7 +10,7 @@ import datetime as dt
 
 import pytest
 
-from office import SAM, at, make_office
+from office import SAM, fixed, make_office
 from vault import clock
 from vault.errors import InputError
 
@@ -37,16 +37,16 @@ pytestmark = pytest.mark.office(SAM, dossier={"name": "Hangzhou Biaoji"}, now="2
     ("2026-12-06T23:30:00Z", "2026-12-07"),  # 07:30 in Beijing, before the UTC midnight
     ("2026-12-07T00:30:00Z", "2026-12-07"),  # 08:30 in Beijing, after it
 ])
-def test_today_is_the_offices_calendar_day(monkeypatch, utc, beijing_day):
-    at(monkeypatch, utc)
+def test_today_is_the_offices_calendar_day(utc, beijing_day):
+    at = clock.Clock(fixed(utc))
     clock.use_zone(clock.zone("Asia/Shanghai"))
-    assert clock.today() == beijing_day
+    assert at.today() == beijing_day
     clock.use_zone(UTC)
-    assert clock.today() == utc[:10]
+    assert at.today() == utc[:10]
 
 
-def test_a_document_added_at_0730_in_beijing_is_dated_that_day(office, monkeypatch, tmp_path):
-    at(monkeypatch, "2026-12-06T23:30:00Z")  # 07:30 on 7 December in Beijing
+def test_a_document_added_at_0730_in_beijing_is_dated_that_day(office, tmp_path):
+    office.at("2026-12-06T23:30:00Z")  # 07:30 on 7 December in Beijing
     f = tmp_path / "a.txt"
     f.write_text("a")
     # In UTC it is still the 6th: the 7th is "in the future" there.
@@ -66,12 +66,12 @@ def test_a_document_added_at_0730_in_beijing_is_dated_that_day(office, monkeypat
     ("2026-12-06T15:30:00Z", False),  # 23:30 on the 6th in Beijing: retention ends on the 7th
     ("2026-12-06T16:30:00Z", True),   # 00:30 on the 7th in Beijing
 ])
-def test_retention_ends_on_the_offices_day(office, monkeypatch, tmp_path, utc, due):
+def test_retention_ends_on_the_offices_day(office, tmp_path, utc, due):
     f = tmp_path / "c.txt"
     f.write_text("contract")
     doc = office.add_doc(office.number, f, "bob", "contract", "--original", "--force-date")
     office.run("doc", "event", doc, "contract-fulfilled", "--date", "2016-12-07", who="bob")
-    at(monkeypatch, utc)
+    office.at(utc)
     rows = {r["number"]: r for r in office.json(*SH, "retention", "report", who="bob")}
     assert rows[doc]["until"] == "2026-12-07"  # a calendar date: ten years to the day, in any zone
     assert (rows[doc]["status"] == "due") is due
@@ -79,20 +79,20 @@ def test_retention_ends_on_the_offices_day(office, monkeypatch, tmp_path, utc, d
     assert {r["number"]: r for r in office.json("--tz", "UTC", "retention", "report", who="bob")}[doc]["status"] == "kept"
 
 
-def test_a_review_at_0730_in_beijing_is_dated_that_day(office, monkeypatch):
-    at(monkeypatch, "2026-12-06T23:30:00Z")
+def test_a_review_at_0730_in_beijing_is_dated_that_day(office):
+    office.at("2026-12-06T23:30:00Z")
     office.run(*SH, "review", "done", office.number, "--needs-update", "--note", "address", who="bob")
     due = {r["number"]: r for r in office.json(*SH, "review", "due", who="bob")}
     assert due[office.number]["last_review"] == due[office.number]["needs_update_since"] == "2026-12-07"
-    at(monkeypatch, "2026-12-07T00:30:00Z")  # 08:30 in Beijing, the UTC day has turned: same date
+    office.at("2026-12-07T00:30:00Z")  # 08:30 in Beijing, the UTC day has turned: same date
     due = {r["number"]: r for r in office.json(*SH, "review", "due", who="bob")}
     assert due[office.number]["last_review"] == "2026-12-07"
 
 
 # -- showing and reading times ------------------------------------------------------------------------
 
-def test_audit_log_shows_and_filters_in_the_offices_zone(office, monkeypatch, tmp_path):
-    at(monkeypatch, "2026-12-06T23:30:00Z")
+def test_audit_log_shows_and_filters_in_the_offices_zone(office, tmp_path):
+    office.at("2026-12-06T23:30:00Z")
     f = tmp_path / "b.txt"
     f.write_text("b")
     office.run(*SH, "doc", "add", office.number, str(f), "--category", "other", "--source", "desk",
@@ -108,8 +108,7 @@ def test_audit_log_shows_and_filters_in_the_offices_zone(office, monkeypatch, tm
 
 
 def test_the_policys_zone_is_the_default_and_tz_overrides_it(tmp_path, monkeypatch):
-    at(monkeypatch, "2026-12-06T23:30:00Z")
-    o = make_office(tmp_path, monkeypatch)
+    o = make_office(tmp_path, monkeypatch, now="2026-12-06T23:30:00Z")
     policy = o.run("policy", "show").stdout.split("\n", 1)[1]
     p = tmp_path / "policy.toml"
     p.write_text('time_zone = "Asia/Shanghai"\n' + policy, encoding="utf-8")
@@ -121,7 +120,7 @@ def test_the_policys_zone_is_the_default_and_tz_overrides_it(tmp_path, monkeypat
 
 
 def test_the_machines_zone_is_the_default_without_a_policy_zone(office, monkeypatch):
-    at(monkeypatch, "2026-12-06T23:30:00Z")
+    office.at("2026-12-06T23:30:00Z")
     monkeypatch.setenv("TZ", "Asia/Shanghai")
     assert clock.zone_name(clock.machine_zone()) == "Asia/Shanghai"
     monkeypatch.setenv("TZ", ":Asia/Tokyo")
@@ -180,9 +179,9 @@ def test_tz_after_the_command_says_where_it_goes(office):
     _refused(res, "--tz is a global option")
 
 
-def test_a_time_zone_written_into_policy_toml_by_hand_is_not_used(office, monkeypatch):
+def test_a_time_zone_written_into_policy_toml_by_hand_is_not_used(office):
     """The zone decides which day "today" is: only the policy the history accepted sets it."""
-    at(monkeypatch, "2026-12-06T23:30:00Z")
+    office.at("2026-12-06T23:30:00Z")
     path = office.vault_dir / "policy.toml"
     path.write_text('time_zone = "Asia/Shanghai"\n' + path.read_text(encoding="utf-8"), encoding="utf-8")
     text = office.run("audit", "log", who="alice").stdout

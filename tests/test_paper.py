@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from office import MARKERS, SALES_DESK, at
-from vault import clock
+from office import MARKERS, SALES_DESK
 
 
 pytestmark = pytest.mark.office(*SALES_DESK, dossier={"name": MARKERS["name"]}, now="2026-03-02T10:00:00")
@@ -29,7 +28,7 @@ def _approved_access(office, who="staff") -> str:
     return req
 
 
-def test_an_original_leaves_only_against_an_approved_consultation(office, monkeypatch):
+def test_an_original_leaves_only_against_an_approved_consultation(office):
     """[R-3.4.2] Archives are not taken out of the archive room without authorisation."""
     req = office.json("request", "access", office.number, "--purpose", "meeting", who="staff")["number"]
     lend = ("paper", "lend", office.contract, "--to", "staff", "--request", req, "--due", "2026-03-09")
@@ -53,7 +52,7 @@ def test_an_original_leaves_only_against_an_approved_consultation(office, monkey
     assert (row["number"], row["document"], row["borrower"], row["due"], row["overdue"]) == \
         (loan, office.contract, "staff", "2026-03-09", False)
     assert office.json("paper", "out", "--overdue", who="bob") == []
-    at(monkeypatch, "2026-03-10T10:00:00")
+    office.at("2026-03-10T10:00:00")
     assert [r["number"] for r in office.json("paper", "out", "--overdue", who="bob")] == [loan]
     assert "OVERDUE" in office.run("paper", "out", who="bob").stdout
     back = office.json("paper", "return", loan, who="bob")
@@ -102,16 +101,15 @@ def test_inventory_records_what_was_found_and_reports_the_missing(office, tmp_pa
 def test_a_loan_written_behind_the_vaults_back_is_named(office):
     """Someone who can write the vault directory cannot record a loan with a staff signature."""
     from office import PASSPHRASE
-    from vault.archive.vault import Vault
     from vault.store import identity, records
 
     req = _approved_access(office)
     loan = office.json("paper", "lend", office.contract, "--to", "staff", "--request", req, "--due", "2026-03-05",
                        who="bob")["number"]
-    staff = Vault.open(office.vault_dir).act_as(identity.load_identity(office.ident("staff"), PASSPHRASE))
+    staff = office.open().act_as(identity.load_identity(office.ident("staff"), PASSPHRASE))
     p = office.vault_dir / "paper" / "loans" / f"{loan}.returned.toml"
     records.write_toml(p, staff.sign({"format": 1, "loan": loan, "document": office.contract,
-                                      "at": clock.stamp(), "by": "staff", "location": "home"}))
+                                      "at": office.clock.stamp(), "by": "staff", "location": "home"}))
     res = office.run("check", who="bob", ok=False)
     assert res.exit_code == 1 and f"paper/loans/{loan}.returned.toml: no history entry names this record" in res.stdout
 

@@ -17,7 +17,6 @@ import pytest
 
 from office import MARKERS
 from portal_helpers import invite, portal_office, start_portal
-from vault import clock
 
 LIMITS = ["--max-file-mb", "1", "--max-submission-mb", "2", "--max-files", "3", "--max-uploads", "2",
           "--rate-limit", "12/600", "--idle-timeout", "2"]
@@ -117,11 +116,13 @@ def test_wrong_token_and_unknown_link_get_the_same_page(world):
     assert r.status == 404 and pending(o) == []
 
 
-def test_expired_link_is_refused_with_a_clear_page(world, monkeypatch):
+def test_expired_link_is_refused_with_a_clear_page(world):
     o, portal = world
-    monkeypatch.setattr(clock, "_override", dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
-    inv = invite(o, portal.base, "--expires", "1h")
-    monkeypatch.setattr(clock, "_override", None)
+    o.at(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
+    try:
+        inv = invite(o, portal.base, "--expires", "1h")
+    finally:
+        o.clock.set(None)  # the machine's time again, as the portal has
     r, page = request(portal, "GET", _path(inv["link"]), headers={"Accept-Language": "en"})
     assert r.status == 410 and "This link has expired" in page
     r, page = request(portal, "POST", _path(inv["link"]), *form(("a.txt", b"x")))

@@ -223,15 +223,15 @@ def test_readable_on_a_phone(browser, world, lang):
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
-def test_an_expired_link_says_so(browser, world, lang, monkeypatch):
+def test_an_expired_link_says_so(browser, world, lang):
     import datetime as dt
 
-    from vault import clock
-
     o, portal, root, _ = world
-    monkeypatch.setattr(clock, "_override", dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2))
-    inv = invite(o, portal.base, "--expires", "1d")  # issued two days ago, for a day
-    monkeypatch.setattr(clock, "_override", None)
+    o.at(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2))
+    try:
+        inv = invite(o, portal.base, "--expires", "1d")  # issued two days ago, for a day
+    finally:
+        o.clock.set(None)  # the machine's time again, as the portal has
     page = page_in(browser, lang)
     r = page.goto(inv["link"])
     assert r.status == 410

@@ -11,10 +11,9 @@ import subprocess
 
 import pytest
 
-from office import MARKERS, PASSPHRASE, at
-from vault import clock
+from office import MARKERS, PASSPHRASE
 from vault.archive import audit, authority
-from vault.archive.vault import Actor, Vault
+from vault.archive.vault import Actor
 from vault.store import identity, records
 from vault.store.layout import document_file_name
 
@@ -53,7 +52,7 @@ def _refused(res, fragment: str) -> None:
 
 def _attacker(office, who: str) -> Actor:
     """``who`` acting through the library with their own key, past every check of the command."""
-    v = Vault.open(office.vault_dir)
+    v = office.open()
     rec = {"name": who, **authority.state(v)["members"][who]}
     return Actor(v, rec, identity.load_identity(office.ident(who), PASSPHRASE))
 
@@ -63,7 +62,7 @@ def _forge_approval(office, who: str, no: str, request_sha256: str | None = None
     req = authority.load(act.vault, f"recovery/{no}.toml")
     rec = act.sign({"format": 1, "export": no, "request_sha256": request_sha256 or
                     hashlib.sha256(records.canonical(req)).hexdigest(), "by": who,
-                    "at": clock.stamp(), "expires_at": req["expires_at"]})
+                    "at": office.clock.stamp(), "expires_at": req["expires_at"]})
     with act.vault.lock(exclusive=True):
         audit.commit(act, "recovery.approve", {f"recovery/{no}.approval.toml": records.dump_toml(rec)}, ref=no, obj=no)
 
@@ -132,7 +131,7 @@ def test_an_approval_for_another_export_opens_nothing_here(office, tmp_path):
     _refused(_run(office, second), "needs a second supervisor's")
     (office.vault_dir / "recovery" / f"{second}.approval.toml").unlink()
     # An approval entry for the second export whose record names the first by its hash is refused.
-    req1 = authority.load(Vault.open(office.vault_dir), f"recovery/{first}.toml")
+    req1 = authority.load(office.open(), f"recovery/{first}.toml")
     _forge_approval(office, "carol", second, hashlib.sha256(records.canonical(req1)).hexdigest())
     res = _run(office, second)
     assert res.exit_code == 1 and f"recovery/{second}.approval.toml: approves another export" in res.stderr
@@ -154,15 +153,15 @@ def test_recipients_swapped_on_disk_after_approval_receive_nothing(office):
     assert any(f"recovery/{no}.toml" in p for p in _problems(office))  # and 'vault check' names it
 
 
-def test_approvals_expire(office, monkeypatch):
+def test_approvals_expire(office):
     """[R-3.3.1] Each approval expires; an expired request cannot be approved."""
     no = _request(office, "alice", "--valid-for", "2")
     office.run("export", "disaster-recovery", "approve", no, "--valid-for", "1", who="carol")
-    at(monkeypatch, "2026-03-02T10:30:00")  # the approval's hour is over, the request's two are not
+    office.at("2026-03-02T10:30:00")  # the approval's hour is over, the request's two are not
     _refused(_run(office, no), "expired")
     assert office.json("export", "disaster-recovery", "show", no, who="alice")["state"] == "expired"
     late = _request(office, "alice", "--valid-for", "1")
-    at(monkeypatch, "2026-03-02T12:00:00")
+    office.at("2026-03-02T12:00:00")
     _refused(office.run("export", "disaster-recovery", "approve", late, who="carol", ok=False), "expired")
 
 

@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from office import MARKERS, at
+from office import MARKERS
 from vault.store.records import dump_toml
 
 
@@ -18,14 +18,14 @@ pytestmark = pytest.mark.office(("staff", "staff", "sales"), ("backup", "backup"
 
 
 @pytest.fixture
-def office(office, monkeypatch):
+def office(office):
     """Three documents, an individual's dossier and, two months later, a third dossier."""
     o, text = office, MARKERS["content"]
     o.contract = o.add_text(o.number, text, "bob", "contract", "--original", "--paper-location", "=HYPERLINK(\"x\")")
     o.letter = o.add_text(o.number, text, "bob", "communication", "--original", "--paper-location", "Room 1/Shelf A")
     o.scan = o.add_text(o.number, text, "bob", "feedback", "--copy", "--copy-note", "fax only")
     o.person = o.create(ctype="individual", dept="support", business="software-development", name="=1+2 Li Wei")
-    at(monkeypatch, "2026-05-10T10:00:00")
+    office.at("2026-05-10T10:00:00")
     o.third = o.create(name="Third Customer Ltd", dept="sales")
     return o
 
@@ -102,7 +102,7 @@ def test_the_register_lists_every_dossier_with_its_facts(office):
     assert text.splitlines()[0].split()[:3] == ["number", "customer", "class"] and "Room 1/Shelf A" in text
 
 
-def test_destroyed_documents_and_dossiers_are_left_out_unless_asked(office, monkeypatch):
+def test_destroyed_documents_and_dossiers_are_left_out_unless_asked(office):
     """[R-3.3.2] Counts leave out destroyed documents; a destroyed dossier is listed only on request."""
     office.run("destroy", "request", office.scan, "--reason", "duplicate", who="bob")
     office.run("destroy", "approve", "D-000001", "--override-retention", "duplicate scan", who="alice")

@@ -8,14 +8,12 @@ import shutil
 
 import pytest
 
-from office import MARKERS, PASSPHRASE, SAM, at
-from vault import clock
+from office import MARKERS, PASSPHRASE, SAM
 from vault.store import identity
 from vault.crypto import age
 from vault.archive.manifests import resolve
 from vault.errors import NoIdentityMatchError
 from vault.store.keytable import read_key_table
-from vault.archive.vault import Vault
 
 
 pytestmark = pytest.mark.office(SAM, ("staff", "staff", "sales"), now="2026-01-10T12:00:00",
@@ -34,22 +32,22 @@ def _report(office, *args):
     return {r["number"]: r for r in office.json("retention", "report", *args, who="bob")}
 
 
-def test_schedules_run_from_their_events(office, monkeypatch):
+def test_schedules_run_from_their_events(office):
     rep = _report(office)
     assert rep[office.docs["contract"]]["status"] == "waiting"  # not fulfilled yet
     assert rep[office.docs["feedback"]]["status"] == "waiting"  # dossier still open
-    at(monkeypatch, "2028-07-01T12:00:00")  # events are recorded once they have happened
+    office.at("2028-07-01T12:00:00")  # events are recorded once they have happened
     office.run("doc", "event", office.docs["contract"], "contract-fulfilled", "--date", "2027-03-01", who="bob")
     office.run("dossier", "close", office.number, "--date", "2028-06-30", who="bob")
     rep = _report(office)
     assert (rep[office.docs["contract"]]["rule"], rep[office.docs["contract"]]["until"]) == ("contracts", "2037-03-01")
     assert (rep[office.docs["feedback"]]["rule"], rep[office.docs["feedback"]]["until"]) == ("general", "2033-06-30")
     assert _report(office, "--due") == {}
-    at(monkeypatch, "2033-05-01T12:00:00")
+    office.at("2033-05-01T12:00:00")
     assert set(_report(office, "--upcoming", "90")) == {office.docs["basic-info"], office.docs["feedback"]}
-    at(monkeypatch, "2033-07-01T12:00:00")
+    office.at("2033-07-01T12:00:00")
     assert set(_report(office, "--due")) == {office.docs["basic-info"], office.docs["feedback"]}
-    at(monkeypatch, "2037-03-02T12:00:00")
+    office.at("2037-03-02T12:00:00")
     assert set(_report(office, "--due")) == set(office.docs.values())
     bad = office.run("doc", "event", office.docs["contract"], "moon-landing", "--date", "2027-01-01", who="bob", ok=False)
     assert bad.exit_code == 1 and "unknown event" in bad.stderr
@@ -62,7 +60,7 @@ def _destroy(office, target, *, approver="sam", override=None):
     return no
 
 
-def test_procedure_is_enforced(office, monkeypatch):
+def test_procedure_is_enforced(office):
     doc = office.docs["feedback"]
     no = office.json("destroy", "request", doc, "--reason", "spent", who="alice")["number"]
     res = office.run("destroy", "approve", no, who="alice", ok=False)
@@ -72,7 +70,7 @@ def test_procedure_is_enforced(office, monkeypatch):
     office.run("destroy", "approve", no, who="sam")
     res = office.run("destroy", "execute", no, who="alice", ok=False)
     assert res.exit_code == 1 and "retention has not ended" in res.stderr
-    at(monkeypatch, "2031-02-02T12:00:00")
+    office.at("2031-02-02T12:00:00")
     office.run("dossier", "close", office.number, "--date", "2026-02-01", who="bob")
     office.run("hold", "add", office.number, "--reason", "litigation", who="alice")
     assert _report(office)[doc]["status"] == "held"
@@ -87,7 +85,7 @@ def test_procedure_is_enforced(office, monkeypatch):
 
 
 def test_destroying_one_document_spares_the_rest_and_leaves_a_ghost(office, tmp_path):
-    v = Vault.open(office.vault_dir)
+    v = office.open()
     did = resolve(v, office.number)
     before = {cat: office.run("doc", "view", n, who="bob").stdout_bytes for cat, n in office.docs.items()}
     snapshot = tmp_path / "snapshot"  # what backups keep long-term: everything but the key tables
@@ -118,11 +116,11 @@ def test_destroying_one_document_spares_the_rest_and_leaves_a_ghost(office, tmp_
             age.decrypt(open(old, "rb"), io.BytesIO(), [table.identity(), *actor.read_identities()])
 
 
-def test_destroying_a_dossier_removes_every_key_and_the_index(office, tmp_path, monkeypatch):
-    at(monkeypatch, "2040-01-01T12:00:00")
+def test_destroying_a_dossier_removes_every_key_and_the_index(office, tmp_path):
+    office.at("2040-01-01T12:00:00")
     office.run("dossier", "close", office.number, "--date", "2026-01-20", who="bob")
     office.run("doc", "event", office.docs["contract"], "contract-fulfilled", "--date", "2026-01-20", who="bob")
-    v = Vault.open(office.vault_dir)
+    v = office.open()
     did = resolve(v, office.number)
     snapshot = tmp_path / "snapshot"
     shutil.copytree(office.vault_dir, snapshot, ignore=shutil.ignore_patterns("keys"))
@@ -151,7 +149,7 @@ def test_destroying_a_dossier_removes_every_key_and_the_index(office, tmp_path, 
                 assert m.encode() not in p.read_bytes()
 
 
-def test_destruction_reaches_backup_targets(office, tmp_path, monkeypatch):
+def test_destruction_reaches_backup_targets(office, tmp_path):
     target = f"file://{tmp_path / 'offsite'}"
     office.run("backup", "run", target)
     no = _destroy(office, office.docs["feedback"], override="customer asked for erasure")
@@ -165,10 +163,10 @@ def test_a_forged_destruction_approval_destroys_nothing(office):
     from vault.store import records
 
     no = office.json("destroy", "request", office.docs["feedback"], "--reason", "x", who="alice")["number"]
-    bob = Vault.open(office.vault_dir).act_as(identity.load_identity(office.ident("bob"), PASSPHRASE))
+    bob = office.open().act_as(identity.load_identity(office.ident("bob"), PASSPHRASE))
     req = records.load_toml(office.vault_dir / "destructions" / f"{no}.toml")
     forged = bob.sign({"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
-                       "by": "bob", "at": clock.stamp(), "override_retention": "x"})
+                       "by": "bob", "at": office.clock.stamp(), "override_retention": "x"})
     records.write_toml(office.vault_dir / "destructions" / f"{no}.approval.toml", forged)
     res = office.run("destroy", "execute", no, who="alice", ok=False)
     assert res.exit_code == 1 and "supervisor other than the requester" in res.stderr
@@ -189,7 +187,7 @@ def test_a_hold_deleted_behind_the_vaults_back_is_named(office):
     assert office.json("check", who="bob")["ok"]
 
 
-def test_a_closed_dossier_takes_no_documents_until_reopened(office, tmp_path, monkeypatch):
+def test_a_closed_dossier_takes_no_documents_until_reopened(office, tmp_path):
     """[R-3.3.2] Closing starts the 'dossier-closed' clock; adding to it would hide material from it."""
     office.run("dossier", "close", office.number, "--date", "2026-01-09", who="bob")
     f = tmp_path / "late.txt"

@@ -7,23 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from loopback import free_port
+from loopback import refused_port
 from office import MARKERS, PASSPHRASE
 from vault.archive import audit
-from vault import clock
 from vault.store import identity
 from vault.office import review
 from vault.archive import reviews
 from vault.errors import ConflictError, PermissionDeniedError, VaultError
 from vault.store.keytable import read_key_table
-from vault.archive.vault import Vault
 
 START = dt.datetime(2024, 1, 10, 9, 0, tzinfo=dt.timezone.utc)
 
 
-def at(monkeypatch, day: str) -> None:
-    """Move the vault's clock (the test seam) to 09:00 UTC on ``day``."""
-    monkeypatch.setattr(clock, "_override", dt.datetime.fromisoformat(day + "T09:00:00+00:00"))
+def at(office, day: str) -> None:
+    """Move the office's clock to 09:00 UTC on ``day``."""
+    office.at(f"{day}T09:00:00Z")
 
 
 pytestmark = pytest.mark.office(("lisa", "liaison", "sales"), ("audrey", "auditor", "audit"), ("otto", "operator", "it"),
@@ -71,7 +69,7 @@ def test_interval_is_the_longest_matching_class_prefix():
     assert reviews.interval_days(policy, "individual/retail/2024") == 365
 
 
-def test_due_by_interval_per_class_and_done_resets(office, monkeypatch):
+def test_due_by_interval_per_class_and_done_resets(office):
     # At creation: nothing is stale; the two incomplete dossiers are listed for that.
     rows = due(office)
     assert set(rows) == {office.ent, office.bare}
@@ -79,13 +77,13 @@ def test_due_by_interval_per_class_and_done_resets(office, monkeypatch):
     assert rows[office.ent]["last_review"] == "2024-01-10" and rows[office.ent]["interval_days"] == 180
 
     # 180 days on, the enterprise is stale (class enterprise/…), the individuals (365 days) are not.
-    at(monkeypatch, "2024-07-09")
+    at(office, "2024-07-09")
     rows = due(office)
     assert rows[office.ent]["stale"] and rows[office.ent]["stale_since"] == "2024-07-08"
     assert office.ind not in rows and not rows[office.bare]["stale"]
 
     # A year on (2024 is a leap year), the individuals are stale too; --dept narrows the list.
-    at(monkeypatch, "2025-01-10")
+    at(office, "2025-01-10")
     rows = due(office)
     assert rows[office.ind]["stale_since"] == "2025-01-09" and rows[office.ind]["interval_days"] == 365
     assert set(due(office, "bob", "--dept", "dev")) == {office.ind}
@@ -100,9 +98,9 @@ def test_due_by_interval_per_class_and_done_resets(office, monkeypatch):
     assert not rows[office.ent]["stale"] and rows[office.ent]["last_review"] == "2025-01-10"
 
     # ... until the next interval has passed.
-    at(monkeypatch, "2025-07-09")
+    at(office, "2025-07-09")
     assert due(office)[office.ent]["stale_since"] == "2025-07-09"
-    v = Vault.open(office.vault_dir)
+    v = office.open()
     hist = reviews.history(v, next(p.name for p in (office.vault_dir / "reviews").iterdir()
                                   if reviews.history(v, p.name)[0]["number"] == office.ent))
     assert [r["by"] for r in hist] == ["alice"]
@@ -111,8 +109,8 @@ def test_due_by_interval_per_class_and_done_resets(office, monkeypatch):
         ("bob", "ok", office.ind), ("lisa", "refused", office.ent), ("alice", "ok", office.ent)]
 
 
-def test_needs_update_keeps_the_note_sealed(office, monkeypatch):
-    at(monkeypatch, "2024-03-01")
+def test_needs_update_keeps_the_note_sealed(office):
+    at(office, "2024-03-01")
     refused(office.run("review", "done", office.ind, who="bob", ok=False), "say how the review went", code=2)
     refused(office.run("review", "done", office.ind, "--verified", "--needs-update", "--note", "x", who="bob",
                        ok=False), "one of them", code=2)
@@ -122,7 +120,7 @@ def test_needs_update_keeps_the_note_sealed(office, monkeypatch):
     assert row["needs_update"] and row["needs_update_since"] == "2024-03-01" and not row["stale"]
     assert scan(office.vault_dir) == []  # the note is nowhere in clear, nor in the audit trail
 
-    v = Vault.open(office.vault_dir)
+    v = office.open()
     rec = reviews.history(v, next((office.vault_dir / "reviews").iterdir()).name)[-1]
     bob = v.act_as(identity.load_identity(office.ident("bob"), PASSPHRASE))
     assert rec["outcome"] == "needs-update" and rec["note_key"]
@@ -152,7 +150,7 @@ def test_incomplete_until_the_contract_is_added(office, tmp_path):
     assert row["complete"] and row["fields_checked"]
     assert office.ent not in due(office)
     # Each profile opened for a field check is on the trail, by number.
-    v = Vault.open(office.vault_dir)
+    v = office.open()
     assert any(e["action"] == "dossier.completeness" and e.get("number") == office.ent for e in audit.entries(v))
 
 
@@ -171,9 +169,9 @@ def test_non_reader_sees_category_gaps_only(office):
             "not both", code=2)
 
 
-def test_notifications_by_smtp_and_report_files(office, monkeypatch, smtp, tmp_path):
+def test_notifications_by_smtp_and_report_files(office, smtp, tmp_path):
     controller, inbox = smtp
-    at(monkeypatch, "2025-01-10")
+    at(office, "2025-01-10")
     sent = office.json("review", "notify", "--notifier", "smtp", "--smtp-host", "127.0.0.1",
                        "--smtp-port", str(controller.port), "--from", "archive@example.org",
                        "--to", "sales=sales@example.org", "--to", "everyone@example.org", who="bob")
@@ -207,31 +205,32 @@ def test_notifications_by_smtp_and_report_files(office, monkeypatch, smtp, tmp_p
     mail_bytes = tmp_path / "mails.eml"
     mail_bytes.write_bytes(b"".join(m.as_bytes() for _, m in inbox.messages))
     assert scan([mail_bytes, reports, office.vault_dir / "audit"]) == []
-    log = [e for e in audit.entries(Vault.open(office.vault_dir)) if e["action"] == "review.notify"]
+    log = [e for e in audit.entries(office.open()) if e["action"] == "review.notify"]
     assert [(e["member"], e["ref"]) for e in log] == [
         ("bob", "dev via smtp"), ("bob", "sales via smtp"), ("bob", "dev via report"), ("bob", "sales via report"),
         ("otto", "sales via report")]
 
 
-def test_smtp_failure_is_one_line_and_audited(office, monkeypatch):
-    at(monkeypatch, "2025-01-10")
-    res = office.run("review", "notify", "--notifier", "smtp", "--smtp-host", "127.0.0.1",
-                     "--smtp-port", str(free_port()), "--from", "archive@example.org", "--to", "x@example.org",
-                     who="bob", ok=False)
-    refused(res, "smtp: cannot send to 127.0.0.1")
-    refused(office.run("review", "notify", "--notifier", "smtp", "--from", "a@example.org",
-                       "--to", "sales=s@example.org", "--smtp-port", str(free_port()), who="bob", ok=False),
-            "no address for department dev")
+def test_smtp_failure_is_one_line_and_audited(office):
+    at(office, "2025-01-10")
+    with refused_port() as port:
+        res = office.run("review", "notify", "--notifier", "smtp", "--smtp-host", "127.0.0.1",
+                         "--smtp-port", str(port), "--from", "archive@example.org", "--to", "x@example.org",
+                         who="bob", ok=False)
+        refused(res, "smtp: cannot send to 127.0.0.1")
+        refused(office.run("review", "notify", "--notifier", "smtp", "--smtp-host", "127.0.0.1", "--from",
+                           "a@example.org", "--to", "sales=s@example.org", "--smtp-port", str(port), who="bob",
+                           ok=False), "no address for department dev")
     refused(office.run("review", "notify", "--notifier", "pigeon", "--option", "x=1", who="bob", ok=False),
             "not installed")
-    last = list(audit.entries(Vault.open(office.vault_dir)))
+    last = list(audit.entries(office.open()))
     assert [e["outcome"] for e in last if e["action"] == "review.notify"] == ["failed", "failed"]
 
 
-def test_destroying_a_dossier_shreds_its_review_notes(office, monkeypatch):
+def test_destroying_a_dossier_shreds_its_review_notes(office):
     office.add_member("sue", "supervisor", dept="archive")
     office.json("review", "done", office.ind, "--needs-update", "--note", MARKERS["title"], who="bob")
-    v = Vault.open(office.vault_dir)
+    v = office.open()
     [rec] = [r for p in (office.vault_dir / "reviews").iterdir() for r in reviews.history(v, p.name)]
     bob = v.act_as(identity.load_identity(office.ident("bob"), PASSPHRASE))
     assert review.read_note(bob, rec) == MARKERS["title"]

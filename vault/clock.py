@@ -1,7 +1,9 @@
 """The vault's clock: procedures take the time from the ``Clock`` of the vault handle they are given.
 
-The command line opens the vault with the machine's clock; a library caller may pass a fixed one
-(``Vault.open(root, clock=Clock(at))``). Production code never takes a time from users.
+The command line opens the vault with the machine's clock, or with the one a program that runs it
+in-process passes as its context object (``cli.main(args, obj=Clock(at))``: nothing a user types or
+sets reaches it); a library caller may pass a fixed one (``Vault.open(root, clock=Clock(at))``).
+There is no process-wide time to patch. Production code never takes a time from users.
 
 The vault records UTC. People live in the office's time zone: ``today()`` is the calendar date there
 (a document added at 07:30 in Beijing is dated that day, not the UTC day before), and the command
@@ -19,9 +21,6 @@ from pathlib import Path
 from vault.errors import InputError
 from vault.i18n import N_
 
-# The test seam of the machine's time: tests that drive the command line in-process set it, and every
-# clock without a fixed time reads it. Production code never sets it.
-_override: _dt.datetime | None = None
 _zone: _dt.tzinfo = _dt.timezone.utc
 
 #: An IANA zone key as the vault accepts it: named parts of letters, digits, ``_``, ``+``, ``-``; no
@@ -47,7 +46,7 @@ class Clock:
 
     def now(self) -> _dt.datetime:
         """The time, UTC, to the second."""
-        t = self._at or _override or _dt.datetime.now(_dt.timezone.utc)
+        t = self._at or _dt.datetime.now(_dt.timezone.utc)
         return t.replace(microsecond=0)
 
     def stamp(self) -> str:

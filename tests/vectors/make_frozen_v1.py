@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 from vault.office import access, documents, dossier  # noqa: E402
 from vault.archive import audit  # noqa: E402
 from vault.office import membership  # noqa: E402
-from vault import clock  # noqa: E402
+from vault.clock import Clock  # noqa: E402
 from vault.store import identity  # noqa: E402
 from vault.archive.vault import Vault  # noqa: E402
 
@@ -46,9 +46,13 @@ CUSTOMERS = [
 ]
 
 
+#: The vault handles' clock: fixed, and advanced by ``tick``, so the vector's dates say when in the
+#: story each step happened.
+CLOCK = Clock(START)
+
+
 def tick(minutes: int) -> None:
-    """A fixed, advancing clock, so the vector's dates say when in the story each step happened."""
-    clock._override = START + dt.timedelta(minutes=minutes)
+    CLOCK.set(START + dt.timedelta(minutes=minutes))
 
 
 def main() -> None:
@@ -66,12 +70,12 @@ def main() -> None:
             ids[name] = identity.MemberIdentity.generate()
             identity.save_identity(ids_dir / f"{name}.key", ids[name], PASSPHRASE)
         tick(0)
-        v = Vault.init(work / "vault", supervisor="alice", key=ids["alice"].public)
+        v = Vault.init(work / "vault", supervisor="alice", key=ids["alice"].public, clock=CLOCK)
         alice = v.act_as(ids["alice"])
         for i, (name, roles, dept) in enumerate(STAFF[1:], 1):
             tick(i)
             membership.add_member(alice, name, ids[name].public, roles, dept)
-        bob = Vault.open(v.root).act_as(ids["bob"])
+        bob = Vault.open(v.root, clock=CLOCK).act_as(ids["bob"])
         numbers, docs = [], {}
         src = Path(tmp) / "src"
         src.mkdir()
@@ -99,14 +103,14 @@ def main() -> None:
             category="communication", date="2026-01-25", paper_location="cabinet 2, drawer 1")
         tick(30)
         membership.remove_member(alice, "dave")
-        carol = Vault.open(v.root).act_as(ids["carol"])
-        erin = Vault.open(v.root).act_as(ids["erin"])
+        carol = Vault.open(v.root, clock=CLOCK).act_as(ids["carol"])
+        erin = Vault.open(v.root, clock=CLOCK).act_as(ids["erin"])
         tick(40)
         req = access.create_request(carol, "access", p, "follow-up call about the letter (invented)")
         tick(41)
         access.decide(erin, req, approve=True)
         tick(42)
-        bob = Vault.open(v.root).act_as(ids["bob"])  # the ring rotated: unlock its new generation
+        bob = Vault.open(v.root, clock=CLOCK).act_as(ids["bob"])  # the ring rotated: unlock its new generation
         grant = access.grant(bob, req, hours=24)
         tick(43)
         trail = audit.verify(v)
@@ -124,7 +128,6 @@ def main() -> None:
         (work / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         (work / "vault" / ".lock").unlink(missing_ok=True)
         (work / "vault" / "audit" / ".lock").unlink(missing_ok=True)
-        clock._override = None
         shutil.copytree(work, out)
     print(f"wrote {out}")
 

@@ -6,6 +6,7 @@ cleartext manifest facts and policy words, never a value from a sealed profile o
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -73,6 +74,17 @@ def build_notifier(name: str, options: Mapping[str, Any] | None = None, *,
     return registration(dict(options or {}))
 
 
+def _at(notifier: plugins.PluginObject, actor: Actor) -> dict[str, Any]:
+    """``{"at": the time of this run}`` for a notifier whose ``notify`` takes ``at`` (or ``**kwargs``),
+    so that what it dates is dated by the vault's clock; nothing for one written before ``at`` was."""
+    try:
+        params = inspect.signature(notifier.wrapped.notify).parameters.values()
+    except (AttributeError, TypeError, ValueError):
+        return {}
+    takes = any(p.name == "at" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    return {"at": actor.clock.now()} if takes else {}
+
+
 def _check_dir(v: Vault, options: Mapping[str, Any]) -> None:
     # A report written into the vault would be swept into backups and outlive its purpose; and the
     # vault directory is for the vault's own files only.
@@ -105,7 +117,7 @@ def send(actor: Actor, name: str, options: Mapping[str, Any] | None = None, *, d
                                 today=today, lang=lang)
         ref = f"{d} via {name}"
         try:
-            notifier.notify(department=d, subject=subject, body=body)
+            notifier.notify(department=d, subject=subject, body=body, **_at(notifier, actor))
         except VaultError:
             actor.audit("review.notify", outcome="failed", ref=ref)
             raise
