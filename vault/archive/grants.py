@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault.archive import authority, keyfiles, members
 from vault.archive.states import GrantState, RequestState
@@ -15,6 +15,9 @@ from vault.store import ids, make_dir, records
 from vault.store.identity import PublicKey
 from vault.store.keytable import KeyTable, encrypt_key_table, read_key_table
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+
 
 def _req_rel(no: str, suffix: str = "") -> str:
     return f"requests/{no}{suffix}.toml"
@@ -24,7 +27,7 @@ def _grant_rel(no: str, suffix: str = "") -> str:
     return f"grants/{no}{suffix}.toml"
 
 
-def grant_key_path(v, dossier_id: str, grant_no: str) -> Path:
+def grant_key_path(v: Vault, dossier_id: str, grant_no: str) -> Path:
     return v.root / grant_key_rel(dossier_id, grant_no)
 
 
@@ -32,14 +35,14 @@ def grant_key_rel(dossier_id: str, grant_no: str) -> str:
     return f"keys/grants/{dossier_id}.{grant_no}.age"
 
 
-def _fact(v, table: str, no: str, what: str) -> dict[str, Any]:
+def _fact(v: Vault, table: str, no: str, what: str) -> dict[str, Any]:
     f = authority.state(v)[table].get(no)
     if f is None:
         raise NotFoundError(N_("no {what} {no}"), what=what, no=no)
     return f
 
 
-def _request(v, no: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _request(v: Vault, no: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the history's facts, the committed request record) — the record must say what the history says."""
     fact = _fact(v, "requests", no, "request")
     rec = authority.load(v, _req_rel(no))
@@ -49,7 +52,7 @@ def _request(v, no: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return fact, rec
 
 
-def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def status(v: Vault, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A request with its state from the history: pending, approved, denied, granted, used.
 
     Decisions, uses and grants are facts of the history: deleting their files reverts nothing.
@@ -75,18 +78,18 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
     return out
 
 
-def request_record(v, no: str) -> dict[str, Any]:
+def request_record(v: Vault, no: str) -> dict[str, Any]:
     """A request as its requester signed it, checked against the history."""
     return _request(v, no)[1]
 
 
-def resolution(v, req: dict[str, Any]) -> dict[str, Any] | None:
+def resolution(v: Vault, req: dict[str, Any]) -> dict[str, Any] | None:
     """The granting archivist's resolution of a request by customer name (committed with the grant)."""
     res = _fact(v, "requests", req["number"], "request").get("resolved")
     return None if res is None else authority.load(v, _req_rel(req["number"], ".resolution"))
 
 
-def customer_name(actor, no: str) -> str:
+def customer_name(actor: Actor, no: str) -> str:
     """The customer name a request by name gives, for a member it was sealed to (the archive ring,
     the requester's department heads)."""
     req = _request(actor.vault, no)[1]
@@ -98,7 +101,7 @@ def customer_name(actor, no: str) -> str:
     return name
 
 
-def texts(v, no: str, actor=None) -> dict[str, Any]:
+def texts(v: Vault, no: str, actor: Actor | None = None) -> dict[str, Any]:
     """A request's sealed texts — its ``purpose`` and a denial's ``reason`` — for a member they were
     sealed to (the requester, the department heads, the deciders, the archive ring); see
     ``members.reveal``. ``actor`` None (no identity given) reveals nothing."""
@@ -117,7 +120,7 @@ def _digest(rec: dict[str, Any]) -> str:
     return hashlib.sha256(records.canonical(rec)).hexdigest()
 
 
-def list_requests(v) -> list[dict[str, Any]]:
+def list_requests(v: Vault) -> list[dict[str, Any]]:
     return [status(v, n) for n in sorted(authority.state(v)["requests"])]
 
 
@@ -129,7 +132,7 @@ def _release(table: KeyTable, grantee: dict[str, Any]) -> bytes | None:
     return encrypt_key_table(table, [age.parse_recipient(PublicKey.parse(grantee["key"]).recipient)])
 
 
-def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict) -> None:
+def _write_grant_key(v: Vault, rec: dict[str, Any], table: KeyTable, mem: dict) -> None:
     data = _release(table, mem[rec["grantee"]])
     if data is None:
         return
@@ -139,7 +142,7 @@ def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict) -> None
     keyfiles.stage(v, grant_key_rel(rec["dossier"], rec["number"]), data)
 
 
-def list_grants(v) -> list[dict[str, Any]]:
+def list_grants(v: Vault) -> list[dict[str, Any]]:
     """Every grant with its state from the history: active, expired (until swept), or how it closed."""
     out = []
     now = v.clock.stamp()
@@ -154,7 +157,7 @@ def list_grants(v) -> list[dict[str, Any]]:
     return out
 
 
-def missing_releases(v) -> list[dict[str, Any]]:
+def missing_releases(v: Vault) -> list[dict[str, Any]]:
     """Active grants whose key release the history does not hold: a restored vault (a restore drops
     the releases no backup holds, in its entry). The grantee reads nothing until it is re-issued
     (one deleted behind the history's back is tampering, which ``vault check`` names instead)."""
@@ -163,7 +166,7 @@ def missing_releases(v) -> list[dict[str, Any]]:
             and not keyfiles.exists(v, grant_key_rel(g["dossier"], g["number"]))]
 
 
-def reissue_releases(actor, only: str | None = None) -> list[str]:
+def reissue_releases(actor: Actor, only: str | None = None) -> list[str]:
     """Write the key release of every active grant that has none (or only of grant ``only``), each
     committed by its own ``grant.reissue`` entry, which names it by hash (``keyfiles``); call under
     the exclusive lock with a member who can open the key tables. Returns the grants."""
@@ -180,14 +183,14 @@ def reissue_releases(actor, only: str | None = None) -> list[str]:
     return done
 
 
-def active_grant(v, dossier_id: str, member: str) -> dict[str, Any] | None:
+def active_grant(v: Vault, dossier_id: str, member: str) -> dict[str, Any] | None:
     for g in list_grants(v):
         if g["dossier"] == dossier_id and g["grantee"] == member and g["state"] == GrantState.ACTIVE:
             return g
     return None
 
 
-def key_files(actor, dossier_id: str, table: KeyTable, *, recipients: list | None = None,
+def key_files(actor: Actor, dossier_id: str, table: KeyTable, *, recipients: list | None = None,
               active: list | None = None) -> dict[str, bytes]:
     """A dossier's changed key table (for the archive ring) and the key release of every active
     grant on it (to its grantee alone), for the commit that records the change to stage with its
@@ -200,7 +203,7 @@ def key_files(actor, dossier_id: str, table: KeyTable, *, recipients: list | Non
     return {**out, **_releases(v, dossier_id, table, active)}
 
 
-def _releases(v, dossier_id: str, table: KeyTable, active: list | None) -> dict[str, bytes]:
+def _releases(v: Vault, dossier_id: str, table: KeyTable, active: list | None) -> dict[str, bytes]:
     """The key release of every active grant on the dossier (never for a grant the history closed,
     nor to a member who is not active)."""
     if active is None:
@@ -216,7 +219,7 @@ def _releases(v, dossier_id: str, table: KeyTable, active: list | None) -> dict[
     return out
 
 
-def save_keys(actor, dossier_id: str, table: KeyTable, *, recipients: list | None = None,
+def save_keys(actor: Actor, dossier_id: str, table: KeyTable, *, recipients: list | None = None,
               active: list | None = None) -> None:
     """Stage a dossier's changed key table for the archive ring and re-issue every active grant's key
     release (``key_files``): the one way a changed table is saved, so no grantee keeps an outdated
@@ -227,13 +230,13 @@ def save_keys(actor, dossier_id: str, table: KeyTable, *, recipients: list | Non
         keyfiles.stage(actor.vault, rel, data)
 
 
-def refresh_grant_keys(actor, dossier_id: str, table: KeyTable, *, active: list | None = None) -> None:
+def refresh_grant_keys(actor: Actor, dossier_id: str, table: KeyTable, *, active: list | None = None) -> None:
     """Stage the key release of every active grant on a dossier again (its table unchanged)."""
     for rel, data in _releases(actor.vault, dossier_id, table, active).items():
         keyfiles.stage(actor.vault, rel, data)
 
 
-def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
+def open_key_table(actor: Actor, dossier_id: str, *, number: str) -> KeyTable:
     """The dossier's key table for this member: through the archive ring, or an active grant."""
     v = actor.vault
     if v.policy.may(actor.roles, "dossier.read"):
@@ -250,7 +253,7 @@ def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
                           dossier=dossier_id)
 
 
-def consume_copy_approval(actor, target: str, *, action: str = "doc.export") -> str:
+def consume_copy_approval(actor: Actor, target: str, *, action: str = "doc.export") -> str:
     """Use up the approved copy request of this member for ``target``; returns its number [R-3.4.2]."""
     v = actor.vault
     with v.lock(exclusive=True):
