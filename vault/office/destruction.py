@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault import backup
 from vault.archive import destructions, grants, keyfiles, members, numbering, schedule, searchindex
@@ -22,12 +22,15 @@ from vault.errors import ConflictError, InputError, IntegrityError, NotFoundErro
 from vault.i18n import Message, N_
 from vault.store import fsync_dir, make_dir, records, remove, seam
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",
               "sha256", "replaces", "superseded_by", "events", "status", "destroyed")
 
 
 
-def _targets(v, target: str, dossier_id: str | None = None) -> tuple[dict, list[dict]]:
+def _targets(v: Vault, target: str, dossier_id: str | None = None) -> tuple[dict, list[dict]]:
     """The manifest and the live documents a target (NO or DOCNO) covers; with ``dossier_id`` (a
     request's permanent id) the target is never re-resolved through the index."""
     m = load_manifest(v, dossier_id or resolve(v, target))
@@ -43,7 +46,7 @@ def _targets(v, target: str, dossier_id: str | None = None) -> tuple[dict, list[
     return m, live
 
 
-def request(actor, target: str, reason: str) -> str:
+def request(actor: Actor, target: str, reason: str) -> str:
     """Ask for a dossier or a document to be destroyed; returns the destruction number."""
     actor.require("destroy.request", number=target)
     if not reason.strip():
@@ -60,7 +63,7 @@ def request(actor, target: str, reason: str) -> str:
     return no
 
 
-def approve(actor, no: str, *, override_retention: str | None = None) -> list[str]:
+def approve(actor: Actor, no: str, *, override_retention: str | None = None) -> list[str]:
     """Approve a destruction: a supervisor other than the requester. An approval may override an
     unfinished retention period only by saying why.
 
@@ -89,7 +92,7 @@ def approve(actor, no: str, *, override_retention: str | None = None) -> list[st
     return warnings
 
 
-def _obstacles(v, req: dict, *, override: bool) -> list[str]:
+def _obstacles(v: Vault, req: dict, *, override: bool) -> list[str]:
     """Why an execution would be refused today, in words (empty when it would run)."""
     try:
         m, docs = _targets(v, req["target"], req["dossier"])
@@ -112,7 +115,7 @@ def _obstacles(v, req: dict, *, override: bool) -> list[str]:
     return out
 
 
-def close(actor, no: str, outcome: str, reason: str) -> None:
+def close(actor: Actor, no: str, outcome: str, reason: str) -> None:
     """End a destruction that has not started executing: ``cancelled`` by its requester or a
     supervisor, or ``denied`` by a supervisor other than the requester. The reason is sealed to the
     archive ring, the requester and the closer."""
@@ -145,7 +148,7 @@ def close(actor, no: str, outcome: str, reason: str) -> None:
                      number=req["target"], ref=no, obj=no)
 
 
-def show(v, no: str, actor=None) -> dict[str, Any]:
+def show(v: Vault, no: str, actor: Actor | None = None) -> dict[str, Any]:
     """A destruction with its state and its sealed texts (reason, override, closing reason) for the
     members they were sealed to (see ``members.reveal``)."""
     req = destructions.load(v, no)
@@ -171,12 +174,12 @@ def show(v, no: str, actor=None) -> dict[str, Any]:
     return row
 
 
-def _refuse(actor, req, no: str, message: str, hint: str, **params) -> None:
+def _refuse(actor: Actor, req: dict[str, Any], no: str, message: str, hint: str, **params: Any) -> None:
     actor.audit("destroy.execute", outcome="refused", number=req["target"], ref=no)
     raise ConflictError(message, hint=hint, no=no, **params)
 
 
-def execute(actor, no: str) -> dict[str, Any]:
+def execute(actor: Actor, no: str) -> dict[str, Any]:
     """Crypto-shred what the approved request names; returns the signed certificate.
 
     Execution is a journal of idempotent steps (``STEPS``): the plan is signed into
@@ -227,7 +230,7 @@ def _checkpoint(where: str) -> None:
         _interrupt(where)
 
 
-def _approval(actor, req: dict, no: str) -> dict[str, Any]:
+def _approval(actor: Actor, req: dict, no: str) -> dict[str, Any]:
     v = actor.vault
     # Only a supervisor other than the requester approves [R-3.3.2]: the history's rule for the
     # destroy.approve entry; an approval written straight into the directory approves nothing.
@@ -239,7 +242,7 @@ def _approval(actor, req: dict, no: str) -> dict[str, Any]:
     return appr
 
 
-def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
+def _plan(actor: Actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
     """Check the hold and retention, then sign the plan: what will be destroyed, before any of it is."""
     v = actor.vault
     m, docs = _targets(v, req["target"], req["dossier"])
@@ -265,12 +268,12 @@ def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
     return run
 
 
-def _step_unindex(actor, run, req, appr) -> None:
+def _step_unindex(actor: Actor, run: dict[str, Any], req: dict[str, Any], appr: dict[str, Any]) -> None:
     if run["whole_dossier"]:
         searchindex.forget(actor, run["dossier"])  # rotates the index key: keys/_index.age is shredded offsite
 
 
-def _step_keys(actor, run, req, appr) -> None:
+def _step_keys(actor: Actor, run: dict[str, Any], req: dict[str, Any], appr: dict[str, Any]) -> None:
     """Keys leave the key table first: from this instant nothing destroyed can be decrypted here."""
     v = actor.vault
     if run["whole_dossier"]:
@@ -289,7 +292,7 @@ def _step_keys(actor, run, req, appr) -> None:
         grants.refresh_grant_keys(actor, run["dossier"], table)
 
 
-def _step_ciphertext(actor, run, req, appr) -> None:
+def _step_ciphertext(actor: Actor, run: dict[str, Any], req: dict[str, Any], appr: dict[str, Any]) -> None:
     """Overwrite, then delete the ciphertext (media that do not overwrite in place: see SECURITY.md)."""
     v = actor.vault
     for d in run["documents"]:
@@ -309,7 +312,7 @@ def _step_ciphertext(actor, run, req, appr) -> None:
         fsync_dir(docdir)
 
 
-def _step_manifest(actor, run, req, appr) -> dict[str, Any]:
+def _step_manifest(actor: Actor, run: dict[str, Any], req: dict[str, Any], appr: dict[str, Any]) -> dict[str, Any]:
     """The manifest keeps ghosts: numbers, categories, dates, the rule, the approvals; no customer data."""
     v = actor.vault
     no = run["destruction"]
@@ -337,7 +340,7 @@ def _step_manifest(actor, run, req, appr) -> dict[str, Any]:
     return {"manifest_revision": m["revision"], "executed_at": stamp}
 
 
-def _step_offsite(actor, run, req, appr) -> dict[str, Any]:
+def _step_offsite(actor: Actor, run: dict[str, Any], req: dict[str, Any], appr: dict[str, Any]) -> dict[str, Any]:
     """Offsite: the mirrored key tables leave every backup target the vault has used."""
     key_paths = [f"keys/{run['dossier']}.age", *(f"keys/grants/{g}" for g in run["grant_keys"])]
     if run["whole_dossier"]:
@@ -345,7 +348,7 @@ def _step_offsite(actor, run, req, appr) -> dict[str, Any]:
     return {"offsite": _offsite(actor.vault, key_paths, run["whole_dossier"])}
 
 
-def _step_certificate(actor, run, req, appr) -> None:
+def _step_certificate(actor: Actor, run: dict[str, Any], req: dict[str, Any], appr: dict[str, Any]) -> None:
     v = actor.vault
     no = run["destruction"]
     if destructions.fact(v, no).get("certificate") is not None:
@@ -362,7 +365,7 @@ def _step_certificate(actor, run, req, appr) -> None:
                  number=req["target"], ref=no, obj=no)
 
 
-def _step_audit(actor, run, req, appr) -> None:
+def _step_audit(actor: Actor, run: dict[str, Any], req: dict[str, Any], appr: dict[str, Any]) -> None:
     """Nothing left to write: the manifest step's destroy.execute entry is the audit entry, and the
     journal's closing entry (recorded after this step) marks the execution finished."""
 
@@ -372,7 +375,7 @@ _STEP_FNS = {"unindex": _step_unindex, "keys": _step_keys, "ciphertext": _step_c
              "audit": _step_audit}
 
 
-def _offsite(v, key_paths: list[str], whole: bool) -> dict[str, Any]:
+def _offsite(v: Vault, key_paths: list[str], whole: bool) -> dict[str, Any]:
     # With ``current``, a table that still exists (a partly destroyed dossier's, the rotated index
     # key) is mirrored again; a deleted one is not.
     reports = [backup.shred_keys(url, key_paths, current=v).as_dict()

@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
@@ -34,6 +34,9 @@ from vault.archive import grants
 from vault.i18n import Message, N_
 from vault.store import tomlread
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+
 ID_LEN = intakekey.ID_LEN
 REWRAP = intakekey.REWRAP
 key_path, recipient = intakekey.key_path, intakekey.recipient
@@ -41,11 +44,11 @@ UPLOAD_PREFIX = ".upload-"
 STALE_UPLOAD = 24 * 3600  # an upload this old was left by a process that died; it is removed
 
 
-def _dir(v) -> Path:
+def _dir(v: Vault) -> Path:
     return v.root / "intake"
 
 
-def submit(v, files: list[Path], *, number: str, category: str, source: str, date: str,
+def submit(v: Vault, files: list[Path], *, number: str, category: str, source: str, date: str,
            original: bool = False, title: str | None = None, force_date: bool = False) -> list[str]:
     """Encrypt ``files`` to the intake key for dossier ``number``; needs no identity. Returns ids."""
     _check_facts(category, source)
@@ -85,7 +88,7 @@ class StreamedSubmission:
     record, ``discard`` removes it. Plaintext never touches the disk and is never held whole.
     """
 
-    def __init__(self, v) -> None:
+    def __init__(self, v: Vault) -> None:
         self.v, self.id, self.size = v, secrets.token_hex(16), 0
         make_dir(_dir(v))
         self._tmp = _dir(v) / f"{UPLOAD_PREFIX}{self.id}.age"
@@ -94,7 +97,7 @@ class StreamedSubmission:
         self._hw = HashingWriter(self._file)
         self._enc = age.Encryptor(self._hw, [age.parse_recipient(recipient(v))])
 
-    def write(self, data) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.size += len(data)
         self._enc.write(data)
 
@@ -134,7 +137,7 @@ class StreamedSubmission:
         return self.id
 
 
-def sweep_uploads(v, *, older_than: float) -> int:
+def sweep_uploads(v: Vault, *, older_than: float) -> int:
     """Remove upload ciphertext left by a process that died mid-upload (older than ``older_than`` s)."""
     d, n = _dir(v), 0
     now = time.time()
@@ -145,7 +148,7 @@ def sweep_uploads(v, *, older_than: float) -> int:
     return n
 
 
-def pending(v) -> list[dict[str, Any]]:
+def pending(v: Vault) -> list[dict[str, Any]]:
     """Submissions waiting for an archivist (cleartext facts only)."""
     d = _dir(v)
     rows = []
@@ -158,7 +161,7 @@ def pending(v) -> list[dict[str, Any]]:
     return rows
 
 
-def verify_pending(v) -> tuple[list[str], list[str]]:
+def verify_pending(v: Vault) -> tuple[list[str], list[str]]:
     """What a keyless check can say of the pending submissions: (problems, notes).
 
     Submissions are unsigned — anyone may submit — so a changed one is a different submission; what
@@ -204,7 +207,7 @@ def verify_pending(v) -> tuple[list[str], list[str]]:
     return problems, notes
 
 
-def _load(v, sid: str) -> dict[str, Any]:
+def _load(v: Vault, sid: str) -> dict[str, Any]:
     ids.intake_id(sid)
     intakekey.settle(v, sid)  # the callers hold the exclusive lock
     p = _dir(v) / f"{sid}.toml"
@@ -216,7 +219,7 @@ def _load(v, sid: str) -> dict[str, Any]:
     return rec
 
 
-def accept(actor, sid: str) -> str:
+def accept(actor: Actor, sid: str) -> str:
     """Move a submission into its dossier as a document; returns the document number."""
     actor.require("intake.manage")
     v = actor.vault
@@ -267,7 +270,7 @@ def accept(actor, sid: str) -> str:
     return number
 
 
-def _check_invitation(v, rec: dict[str, Any], dossier_id: str) -> None:
+def _check_invitation(v: Vault, rec: dict[str, Any], dossier_id: str) -> None:
     # A record that names an invitation must match it: the portal cannot file a customer's material
     # under another dossier than the one the invitation (signed by its issuer) names.
     inv = invitations.load(v, rec["invitation"])
@@ -275,7 +278,7 @@ def _check_invitation(v, rec: dict[str, Any], dossier_id: str) -> None:
         raise IntegrityError(N_("intake/{id}.toml: filed for {for_}, its invitation names {number}"), id=rec['id'], for_=rec['for'], number=inv['number'])
 
 
-def reject(actor, sid: str, reason: str) -> None:
+def reject(actor: Actor, sid: str, reason: str) -> None:
     """Delete a submission; the reason is sealed to the archive ring in a signed record."""
     actor.require("intake.manage")
     if not reason.strip():
@@ -292,7 +295,7 @@ def reject(actor, sid: str, reason: str) -> None:
         _remove(v, sid)
 
 
-def _undecided(v, sid: str) -> None:
+def _undecided(v: Vault, sid: str) -> None:
     """Refuse a submission the history has decided: a decision interrupted after its entry (the
     files not yet removed) is finished by the lock's recovery, never taken a second time."""
     ids.intake_id(sid)
@@ -303,7 +306,7 @@ def _undecided(v, sid: str) -> None:
         raise ConflictError(msg, hint=N_("see 'vault intake list'"), sid=sid)
 
 
-def _remove(v, sid: str) -> None:
+def _remove(v: Vault, sid: str) -> None:
     for suffix in (".age", ".toml", REWRAP):
         p = _dir(v) / f"{sid}{suffix}"
         remove(p, missing_ok=True)

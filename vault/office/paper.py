@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from vault.archive import authority, grants, members, numbering
 from vault.archive.manifests import iter_manifests, load_manifest, manifest_file, parse_date, resolve
@@ -20,15 +20,18 @@ from vault.errors import ConflictError, FormatError, InputError, IntegrityError,
 from vault.i18n import N_
 from vault.store import make_dir, records
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+
 #: The longest loan: a paper original is out of the archive room for at most this many days.
 MAX_LOAN_DAYS = 90
 
 
-def _dir(v, kind: str) -> Path:
+def _dir(v: Vault, kind: str) -> Path:
     return v.root / "paper" / kind
 
 
-def _load(v, path: Path, schema: str) -> dict[str, Any]:
+def _load(v: Vault, path: Path, schema: str) -> dict[str, Any]:
     """A paper record the history committed. Only the archive department lends, takes back and
     counts originals: that is the history's rule (``trust``), so a record signed by anyone else,
     written straight into the directory, moves nothing."""
@@ -43,7 +46,7 @@ def _load(v, path: Path, schema: str) -> dict[str, Any]:
     return rec
 
 
-def _committed(v, prefix: str, pattern: str) -> list[Path]:
+def _committed(v: Vault, prefix: str, pattern: str) -> list[Path]:
     """The files under ``prefix`` the history committed and did not remove (a file no entry wrote
     is listed by nothing; ``vault check`` names it)."""
     return [v.root / rel for rel, (h, *_) in sorted(authority.state(v)["files"].items())
@@ -59,7 +62,7 @@ def _location(text: str) -> str:
     return where
 
 
-def originals(v) -> list[dict[str, Any]]:
+def originals(v: Vault) -> list[dict[str, Any]]:
     """Every live paper original: number, dossier, location (None when none was recorded)."""
     out = []
     for m in iter_manifests(v):
@@ -69,7 +72,7 @@ def originals(v) -> list[dict[str, Any]]:
     return out
 
 
-def _original(v, docno: str) -> tuple[dict, dict]:
+def _original(v: Vault, docno: str) -> tuple[dict, dict]:
     m = load_manifest(v, resolve(v, docno))
     d = next((x for x in m["documents"] if x["number"] == docno), None)
     if d is None:
@@ -81,7 +84,7 @@ def _original(v, docno: str) -> tuple[dict, dict]:
     return m, d
 
 
-def loans(v) -> list[dict[str, Any]]:
+def loans(v: Vault) -> list[dict[str, Any]]:
     """Every loan with its return (if any), verified, in number order."""
     out = []
     for p in _committed(v, "paper/loans/", "L-*.toml"):
@@ -101,7 +104,7 @@ def loans(v) -> list[dict[str, Any]]:
     return out
 
 
-def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
+def lend(actor: Actor, docno: str, *, to: str, request: str, due: str) -> str:
     """Lend a paper original out of the archive room to ``to``, against their approved consultation
     request ``request`` for its dossier [R-3.4.1, R-3.4.2]; returns the loan number."""
     actor.require("grant.manage", number=docno)
@@ -139,7 +142,7 @@ def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
     return no
 
 
-def give_back(actor, loan_no: str, *, location: str | None = None) -> dict[str, Any]:
+def give_back(actor: Actor, loan_no: str, *, location: str | None = None) -> dict[str, Any]:
     """Record that a lent original is back in the archive room (at ``location``, by default where it
     came from; a new place is written to the manifest)."""
     actor.require("grant.manage")
@@ -166,7 +169,7 @@ def give_back(actor, loan_no: str, *, location: str | None = None) -> dict[str, 
     return {**loan, "returned_at": rec["at"], "received_by": actor.name, "location": where}
 
 
-def _moved(actor, m: dict[str, Any], docno: str, location: str) -> dict[str, bytes | None]:
+def _moved(actor: Actor, m: dict[str, Any], docno: str, location: str) -> dict[str, bytes | None]:
     """The manifest with the original's new location (its revision raised), as files to commit."""
     d = next(x for x in m["documents"] if x["number"] == docno)
     d["paper_location"] = location
@@ -174,7 +177,7 @@ def _moved(actor, m: dict[str, Any], docno: str, location: str) -> dict[str, byt
     return manifest_file(actor, m)
 
 
-def locate(actor, docno: str, location: str) -> None:
+def locate(actor: Actor, docno: str, location: str) -> None:
     """Record where a paper original is kept [R-3.2.3] (a signed manifest change)."""
     actor.require("doc.add", number=docno)
     where = _location(location)
@@ -184,13 +187,13 @@ def locate(actor, docno: str, location: str) -> None:
                      rev=m["revision"])
 
 
-def out(v, *, today: str | None = None) -> list[dict[str, Any]]:
+def out(v: Vault, *, today: str | None = None) -> list[dict[str, Any]]:
     """Originals out of the archive room: loans not returned, each with ``overdue``."""
     day = today or v.clock.today()
     return [{**x, "overdue": x["due"] < day} for x in loans(v) if "returned_at" not in x]
 
 
-def inventory(actor, found: Iterable[tuple[str, str]]) -> dict[str, Any]:
+def inventory(actor: Actor, found: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """Record a periodic inventory: ``found`` is (document number, where it was found) for each
     original seen. Returns the signed report: found, misplaced (found elsewhere than recorded),
     missing (neither found nor out on loan), out (on loan), unknown (not a live original)."""
@@ -218,7 +221,7 @@ def inventory(actor, found: Iterable[tuple[str, str]]) -> dict[str, Any]:
     return {"number": no, "at": rec["at"], "by": actor.name, **report}
 
 
-def inventories(v) -> list[dict[str, Any]]:
+def inventories(v: Vault) -> list[dict[str, Any]]:
     """Every recorded inventory, verified, oldest first."""
     outl = []
     for p in _committed(v, "paper/inventories/", "I-*.toml"):

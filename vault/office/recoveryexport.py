@@ -20,7 +20,7 @@ import secrets
 import shutil
 import tomllib
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 from vault.archive import authority, grants, members, numbering
 from vault.archive.exportview import ExportDocument, check_destination
@@ -34,6 +34,9 @@ from vault.store.counting import Progress, no_progress
 from vault.store.layout import document_file_name
 from vault.i18n import Message, N_
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+
 SUPERVISOR = "supervisor"  # fixed in code, as for the roots: a policy edit cannot widen who exports everything
 #: How long a request (and each approval) stays usable, by default and at most.
 DEFAULT_HOURS, MAX_HOURS = 24, 72
@@ -46,25 +49,25 @@ def _rel(no: str, suffix: str = "") -> str:
     return f"recovery/{no}{suffix}.toml"
 
 
-def _refuse(actor, action: str, no: str | None, err: VaultError) -> None:
+def _refuse(actor: Actor, action: str, no: str | None, err: VaultError) -> None:
     actor.audit(action, outcome="refused", ref=no)
     raise err
 
 
-def _require_supervisor(actor, action: str, no: str | None = None) -> None:
+def _require_supervisor(actor: Actor, action: str, no: str | None = None) -> None:
     if SUPERVISOR not in actor.roles:
         _refuse(actor, action, no, PermissionDeniedError(
             N_("member {name} is not a supervisor: a whole-vault export is asked for, approved and written by supervisors"), hint=N_("two supervisors approve a disaster-recovery export"), name=actor.name))
 
 
-def _fact(v, no: str) -> dict[str, Any]:
+def _fact(v: Vault, no: str) -> dict[str, Any]:
     f = authority.state(v).get("recoveries", {}).get(no)
     if f is None:
         raise NotFoundError(N_("no recovery export {no}"), hint=N_("see 'vault export disaster-recovery list'"), no=no)
     return f
 
 
-def _load(v, no: str, suffix: str, schema: str) -> dict[str, Any]:
+def _load(v: Vault, no: str, suffix: str, schema: str) -> dict[str, Any]:
     """A committed record of export ``no``, signed by the member whose entry wrote it."""
     what = _rel(no, suffix)
     try:
@@ -79,11 +82,11 @@ def _load(v, no: str, suffix: str, schema: str) -> dict[str, Any]:
     return rec
 
 
-def _request(v, no: str) -> dict[str, Any]:
+def _request(v: Vault, no: str) -> dict[str, Any]:
     return _load(v, no, "", "recovery")
 
 
-def _approval(v, no: str, req: dict[str, Any]) -> dict[str, Any]:
+def _approval(v: Vault, no: str, req: dict[str, Any]) -> dict[str, Any]:
     appr = _load(v, no, ".approval", "recoveryapproval")
     if appr["request_sha256"] != _digest(req):
         raise IntegrityError(N_("{rel}: approves another export"), rel=_rel(no, '.approval'))
@@ -108,7 +111,7 @@ def _recipients(texts: list[str]) -> list[age.Recipient]:
     return parsed
 
 
-def request(actor, recipients: list[str], *, valid_hours: int = DEFAULT_HOURS) -> str:
+def request(actor: Actor, recipients: list[str], *, valid_hours: int = DEFAULT_HOURS) -> str:
     """Ask for a disaster-recovery export to ``recipients``: the first of its two approvals.
 
     :return: the export number ``E-…``.
@@ -129,7 +132,7 @@ def request(actor, recipients: list[str], *, valid_hours: int = DEFAULT_HOURS) -
     return no
 
 
-def approve(actor, no: str, *, valid_hours: int = DEFAULT_HOURS) -> dict[str, Any]:
+def approve(actor: Actor, no: str, *, valid_hours: int = DEFAULT_HOURS) -> dict[str, Any]:
     """The second approval, by a supervisor other than the one who asked; it names the request by
     its hash and expires with it (or sooner)."""
     ids.recovery_no(no)
@@ -156,7 +159,7 @@ def approve(actor, no: str, *, valid_hours: int = DEFAULT_HOURS) -> dict[str, An
     return show(v, no)
 
 
-def show(v, no: str) -> dict[str, Any]:
+def show(v: Vault, no: str) -> dict[str, Any]:
     """An export's state from the history, with its recipients and expiry."""
     ids.recovery_no(no)
     f = _fact(v, no)
@@ -177,11 +180,11 @@ def show(v, no: str) -> dict[str, Any]:
     return out
 
 
-def list_exports(v) -> list[dict[str, Any]]:
+def list_exports(v: Vault) -> list[dict[str, Any]]:
     return [show(v, no) for no in sorted(authority.state(v).get("recoveries", {}))]
 
 
-def run(actor, no: str, dest: Path | str, *, progress: Progress | None = None) -> dict[str, Any]:
+def run(actor: Actor, no: str, dest: Path | str, *, progress: Progress | None = None) -> dict[str, Any]:
     """Write approved export ``no`` into the new directory ``dest`` (outside the vault), once.
 
     :raises PermissionDeniedError: the writer is not one of its two approvers, or an approver is no
@@ -254,7 +257,7 @@ class _Hashed:
         self.f.flush()
 
 
-def _write(actor, req: dict[str, Any], appr: dict[str, Any], out: Path, mem: dict,
+def _write(actor: Actor, req: dict[str, Any], appr: dict[str, Any], out: Path, mem: dict,
            step: Callable[[int], None]) -> dict[str, Any]:
     v = actor.vault
     recipients = _recipients(req["recipients"])
@@ -315,7 +318,7 @@ def _write(actor, req: dict[str, Any], appr: dict[str, Any], out: Path, mem: dic
     return manifest
 
 
-def verify(v, path: Path | str) -> dict[str, Any]:
+def verify(v: Vault, path: Path | str) -> dict[str, Any]:
     """Check a written export against its signed manifest: the signature (a member of this vault),
     the record the history keeps of it, and every file's size and SHA-256. No key is needed."""
     root = Path(path)
