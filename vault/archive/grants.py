@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vault.archive import authority, keyfiles, members
+from vault.archive.accessrecords import Decision, Grant, Request, Resolution
 from vault.archive.states import GrantState, RequestState
 from vault.crypto import age
 from vault.errors import InputError, IntegrityError, NotFoundError, PermissionDeniedError
@@ -42,12 +43,12 @@ def _fact(v: Vault, table: str, no: str, what: str) -> dict[str, Any]:
     return f
 
 
-def _request(v: Vault, no: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _request(v: Vault, no: str) -> tuple[dict[str, Any], Request]:
     """(the history's facts, the committed request record) — the record must say what the history says."""
     fact = _fact(v, "requests", no, "request")
-    rec = authority.load(v, _req_rel(no))
-    if (rec.get("number"), rec.get("kind"), rec.get("dossier") or None, rec.get("requester"),
-            rec.get("target") or None) != (no, fact["kind"], fact["dossier"], fact["by"], fact["target"] or None):
+    rec = Request.from_record(authority.load(v, _req_rel(no)), what=_req_rel(no))
+    if (rec.number, rec.kind, rec.dossier or None, rec.requester,
+            rec.target or None) != (no, fact["kind"], fact["dossier"], fact["by"], fact["target"] or None):
         raise IntegrityError(N_("requests/{no}.toml: does not say what its history entry says"), no=no)
     return fact, rec
 
@@ -59,18 +60,18 @@ def status(v: Vault, no: str, *, grants: list[dict[str, Any]] | None = None) -> 
     """
     ids.request_no(no)
     fact, req = _request(v, no)
-    out = {k: req[k] for k in ("number", "kind", "target", "requester", "created_at")}
-    if "approver_role" in req:
-        out["approver_role"] = req["approver_role"]
+    out: dict[str, Any] = {"number": req.number, "kind": req.kind, "target": req.target, "requester": req.requester,
+                           "created_at": req.created_at}
+    if req.approver_role is not None:
+        out["approver_role"] = req.approver_role
     out["dept"] = fact["dept"]  # the requester's member record's, never a typed field
     out["state"] = RequestState(fact["decision"] or RequestState.PENDING)
-    if "customer" in req:
+    if req.by_name:
         out["by_name"] = True
         if fact.get("resolved"):
             out.update(target=fact["resolved"]["number"], resolved_by=fact["resolved"]["by"])
     if fact["decision"]:
-        dec = authority.load(v, _req_rel(no, ".decision"))
-        out.update(decided_by=fact["decided_by"], decided_at=dec["at"])
+        out.update(decided_by=fact["decided_by"], decided_at=decision(v, no).at)
     if fact["used"]:
         out["state"] = RequestState.USED
     if fact["grant"]:
@@ -78,24 +79,31 @@ def status(v: Vault, no: str, *, grants: list[dict[str, Any]] | None = None) -> 
     return out
 
 
-def request_record(v: Vault, no: str) -> dict[str, Any]:
+def request_record(v: Vault, no: str) -> Request:
     """A request as its requester signed it, checked against the history."""
     return _request(v, no)[1]
 
 
-def resolution(v: Vault, req: dict[str, Any]) -> dict[str, Any] | None:
+def decision(v: Vault, no: str) -> Decision:
+    """The committed decision on request ``no`` (the history says there is one)."""
+    rel = _req_rel(no, ".decision")
+    return Decision.from_record(authority.load(v, rel), what=rel)
+
+
+def resolution(v: Vault, req: Request) -> Resolution | None:
     """The granting archivist's resolution of a request by customer name (committed with the grant)."""
-    res = _fact(v, "requests", req["number"], "request").get("resolved")
-    return None if res is None else authority.load(v, _req_rel(req["number"], ".resolution"))
+    res = _fact(v, "requests", req.number, "request").get("resolved")
+    rel = _req_rel(req.number, ".resolution")
+    return None if res is None else Resolution.from_record(authority.load(v, rel), what=rel)
 
 
 def customer_name(actor: Actor, no: str) -> str:
     """The customer name a request by name gives, for a member it was sealed to (the archive ring,
     the requester's department heads)."""
     req = _request(actor.vault, no)[1]
-    if "customer" not in req:
+    if req.customer is None:
         raise InputError(N_("request {no} names an archive number, not a customer"), no=no)
-    name = members.open_text(actor, req["customer"], what=_req_rel(no))
+    name = members.open_text(actor, req.customer, what=_req_rel(no))
     if name is None:
         raise PermissionDeniedError(N_("the customer name in {no} is sealed to the archive and the department heads"), no=no)
     return name
@@ -106,18 +114,19 @@ def texts(v: Vault, no: str, actor: Actor | None = None) -> dict[str, Any]:
     sealed to (the requester, the department heads, the deciders, the archive ring); see
     ``members.reveal``. ``actor`` None (no identity given) reveals nothing."""
     fact, req = _request(v, no)
-    found = {"purpose": (req["purpose"], f"requests/{no}.toml purpose")}
+    found = {"purpose": (req.purpose, f"requests/{no}.toml purpose")}
     if fact["decision"]:
-        dec = authority.load(v, _req_rel(no, ".decision"))
-        if "reason" in dec:
-            found["reason"] = (dec["reason"], f"requests/{no}.decision.toml reason")
+        dec = decision(v, no)
+        if dec.reason is not None:
+            found["reason"] = (dec.reason, f"requests/{no}.decision.toml reason")
     out: dict[str, Any] = {}
-    members.reveal(actor, found, out, number=req["target"] or None, ref=no)
+    members.reveal(actor, found, out, number=req.target or None, ref=no)
     return out
 
 
-def _digest(rec: dict[str, Any]) -> str:
-    return hashlib.sha256(records.canonical(rec)).hexdigest()
+def _digest(rec: dict[str, Any] | Request | Decision) -> str:
+    """What a later record names an earlier one by: SHA-256 of its canonical bytes."""
+    return hashlib.sha256(records.canonical(rec if isinstance(rec, dict) else rec.to_record())).hexdigest()
 
 
 def list_requests(v: Vault) -> list[dict[str, Any]]:
@@ -147,13 +156,12 @@ def list_grants(v: Vault) -> list[dict[str, Any]]:
     out = []
     now = v.clock.stamp()
     for gno, fact in sorted(authority.state(v)["grants"].items()):
-        g = authority.load(v, _grant_rel(gno))
-        if (g.get("number"), g.get("request"), g.get("dossier"), g.get("grantee")) != \
-                (gno, fact["request"], fact["dossier"], fact["grantee"]):
+        g = Grant.from_record(authority.load(v, _grant_rel(gno)), what=_grant_rel(gno))
+        if (g.number, g.request, g.dossier, g.grantee) != (gno, fact["request"], fact["dossier"], fact["grantee"]):
             raise IntegrityError(N_("grants/{gno}.toml: does not say what its history entry says"), gno=gno)
-        state = GrantState(fact["closed"] or (GrantState.ACTIVE if now < g["expires_at"] else GrantState.EXPIRED))
-        out.append({**{k: g[k] for k in ("number", "request", "dossier", "target", "grantee", "granted_at",
-                                         "expires_at")}, "state": state})
+        state = GrantState(fact["closed"] or (GrantState.ACTIVE if now < g.expires_at else GrantState.EXPIRED))
+        out.append({"number": g.number, "request": g.request, "dossier": g.dossier, "target": g.target,
+                    "grantee": g.grantee, "granted_at": g.granted_at, "expires_at": g.expires_at, "state": state})
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from vault.archive import authority, grants, keyfiles, members, numbering
+from vault.archive import grants, keyfiles, members, numbering
 from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_rel,
                                   list_grants, status)
 from vault.archive.manifests import load_manifest, read_table, resolve
@@ -137,9 +137,9 @@ def grant(actor: Actor, no: str, *, hours: int = 24, resolved: tuple[str, str] |
         grantee = mem.get(fact["by"])
         if grantee is None or grantee["status"] != "active":
             raise ConflictError(N_("requester {by} is no longer a member"), by=fact['by'])
-        dec = authority.load(v, _req_rel(no, ".decision"))
+        dec = grants.decision(v, no)
         dossier_id, target = fact["dossier"], fact["target"]
-        if "customer" in req:
+        if req.by_name:
             if resolved is None:
                 raise ConflictError(N_("request {no} names a customer, not a dossier"),
                                     hint=N_("'vault grant {no}' resolves the name through the search index"), no=no)
@@ -147,7 +147,7 @@ def grant(actor: Actor, no: str, *, hours: int = 24, resolved: tuple[str, str] |
         elif resolved is not None:
             raise InputError(N_("request {no} names its dossier already"), no=no)
         files: dict[str, bytes | None] = {}
-        if "customer" in req:
+        if req.by_name:
             files[_req_rel(no, ".resolution")] = records.dump_toml(actor.sign(
                 {"format": 1, "request": no, "request_sha256": _digest(req), "dossier": dossier_id,
                  "number": target, "by": actor.name, "at": actor.clock.stamp()}))

@@ -118,7 +118,7 @@ def lend(actor: Actor, docno: str, *, to: str, request: str, due: str) -> str:
         m, d = _original(v, docno)
         st = grants.status(v, request)
         req = grants.request_record(v, request)
-        ok = (req["kind"] == "access" and req["requester"] == to and req["dossier"] == m["id"]
+        ok = (req.kind == "access" and req.requester == to and req.dossier == m["id"]
               and st["state"] in ("approved", "granted"))
         if not ok:
             actor.audit("paper.lend", outcome="refused", number=docno, ref=request)

@@ -1,0 +1,128 @@
+"""Typed records: a frozen dataclass per record kind, read from its file's table and written back to the same bytes.
+
+A record kind (``schemas/<kind>.schema.json``) becomes a subclass of ``TypedRecord`` that is a
+``@dataclass(frozen=True, slots=True)`` whose fields are the record's keys (``class`` is
+``class_``). ``from_record`` validates the table against the kind's schema first, so a record
+that reaches the code is one of the shapes FORMAT promises; ``to_record`` gives the table back with
+its keys in the order the file had them, so a record read and written again (a manifest) keeps
+its bytes and its signature covers what it covered.
+
+An optional key the file does not have is ``None`` (TOML has no null, so ``None`` is never a
+value); lists become tuples and sub-tables of a known shape become their own typed parts
+(``TypedPart``), which the parent's schema validates with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
+
+from vault.errors import FormatError
+from vault.i18n import N_
+from vault.store import records
+
+P = TypeVar("P", bound="TypedPart")
+R = TypeVar("R", bound="TypedRecord")
+
+
+def key(name: str) -> Any:
+    """A field whose record key is not a Python name (``class``)."""
+    return dataclasses.field(metadata={"key": name})
+
+
+def part(cls: type[TypedPart], *, default: Any = dataclasses.MISSING) -> Any:
+    """A field holding a sub-table of shape ``cls``, or (for a list field) a list of them."""
+    return dataclasses.field(default=default, metadata={"part": cls})
+
+
+def order() -> Any:
+    """The field that remembers the order of the record's keys (last, out of comparisons)."""
+    return dataclasses.field(default=(), repr=False, compare=False)
+
+
+def _keys_of(cls: type) -> list[tuple[str, dataclasses.Field]]:
+    return [(f.metadata.get("key", f.name), f) for f in dataclasses.fields(cls) if f.name != "keys_"]
+
+
+def _to_value(value: Any, f: dataclasses.Field) -> Any:
+    sub = f.metadata.get("part")
+    if sub is not None:
+        if isinstance(value, list):
+            return tuple(sub.parse(x) for x in value)
+        return sub.parse(value)
+    return _frozen(value)
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_frozen(x) for x in value)
+    return value
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, TypedPart):
+        return value.to_record()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (tuple, list)):
+        return [_to_plain(x) for x in value]
+    if isinstance(value, Mapping):
+        return {k: _to_plain(x) for k, x in value.items()}
+    return value
+
+
+class TypedPart:
+    """A sub-table of a record (a manifest's document, a signature): typed, validated with its record."""
+
+    __slots__ = ()
+    #: the record's keys in the order its table had them (each subclass's last field, ``order()``)
+    keys_: tuple[str, ...]
+
+    @classmethod
+    def parse(cls: type[P], data: Mapping[str, Any]) -> P:
+        """The part from a table its record's schema has already validated."""
+        fields = _keys_of(cls)
+        known = {k for k, _ in fields}
+        unknown = [k for k in data if k not in known]
+        if unknown:  # a schema that allows a key the type does not know: the type is behind the schema
+            raise FormatError(N_("{kind}: {field}: not a field of this record kind"), kind=cls.__name__,
+                              field=unknown[0])
+        kw = {f.name: _to_value(data[k], f) for k, f in fields if k in data}
+        return cls(**kw, keys_=tuple(data))  # type: ignore[call-arg]  # (each subclass is a dataclass)
+
+    def to_record(self) -> dict[str, Any]:
+        """The table, keys in the order they were read (then any set since, in field order)."""
+        fields = dict(_keys_of(type(self)))
+        seen = self.keys_
+        out: dict[str, Any] = {}
+        for k in (*seen, *(k for k in fields if k not in seen)):
+            f = fields.get(k)
+            value = None if f is None else getattr(self, f.name)
+            if value is not None:
+                out[k] = _to_plain(value)
+        return out
+
+
+class TypedRecord(TypedPart):
+    """A signed (or signable) record of one kind: ``KIND`` names its schema in ``schemas/``."""
+
+    __slots__ = ()
+    KIND: ClassVar[str]
+
+    @classmethod
+    def from_record(cls: type[R], data: Any, *, what: str | None = None) -> R:
+        """The record of this kind that ``data`` (a parsed TOML table) is; FormatError names the kind
+        (or ``what``, its path) and the field otherwise."""
+        records.validate(data, cls.KIND, what=what or cls.KIND)
+        return cls.parse(data)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Signature(TypedPart):
+    """The ``signature`` table of a signed record: the member who signed it and the Ed25519 signature."""
+
+    by: str
+    ed25519: str
+    keys_: tuple[str, ...] = order()
