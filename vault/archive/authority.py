@@ -29,9 +29,9 @@ from vault.archive.policy import Policy
 from vault.crypto import sign
 from vault.errors import AuthenticationError, InputError, IntegrityError
 from vault.i18n import Message, N_
-from vault.store import layout, records
+from vault.store import layout, records, tomlread
 from vault.store.identity import signing_key as _decode_signing_key
-from vault.store import tomlread
+from vault.store.typed import R
 
 if TYPE_CHECKING:
     from vault.archive.handle import Vault
@@ -432,6 +432,11 @@ def load(v: Vault, rel: str, *, schema: str | None = None) -> dict[str, Any]:
     if schema:
         records.validate(rec, schema, what=rel)
     return rec
+
+
+def load_record(v: Vault, rel: str, kind: type[R]) -> R:
+    """A committed record (``load``) as its typed record ``kind``, validated against the kind's schema."""
+    return kind.parse(load(v, rel, schema=kind.KIND))
 
 
 def exists(v: Vault, rel: str) -> bool:
