@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from vault.archive.accessrecords import Decision, Grant, GrantClosed, Request, Resolution, Used
+from vault.archive.manifestrecord import Destroyed, Document, Manifest, ProfileVersion, Reopening
+from vault.archive.states import DossierStatus
 from vault.errors import FormatError
 from vault.store import records
 from vault.store.typed import Signature
@@ -16,7 +18,7 @@ from vault.store.typed import Signature
 FROZEN = Path(__file__).resolve().parent / "vectors" / "frozen-v1" / "vault"
 
 #: Every typed record kind by its schema name (tests/test_record_schemas.py round-trips a whole office's).
-TYPED = {cls.KIND: cls for cls in (Request, Decision, Resolution, Used, Grant, GrantClosed)}
+TYPED = {cls.KIND: cls for cls in (Manifest, Request, Decision, Resolution, Used, Grant, GrantClosed)}
 
 
 def _table(rel: str) -> tuple[bytes, dict]:
@@ -25,7 +27,9 @@ def _table(rel: str) -> tuple[bytes, dict]:
 
 
 @pytest.mark.parametrize(("cls", "rel"), [(Request, "requests/R-000001.toml"), (Decision, "requests/R-000001.decision.toml"),
-                                          (Grant, "grants/G-000001.toml")])
+                                          (Grant, "grants/G-000001.toml"),
+                                          (Manifest, "dossiers/fd6049dd16f16fad73a8e2498ac85a52/manifest.toml"),
+                                          (Manifest, "dossiers/6f71a9bc3495dccc34a39faca0598ae7/manifest.toml")])
 def test_a_record_of_the_frozen_vault_reads_and_writes_back_its_bytes(cls, rel):
     raw, table = _table(rel)
     rec = cls.from_record(table, what=rel)
@@ -89,3 +93,42 @@ def test_each_typed_kind_has_a_field_for_every_key_of_its_schema(kind):
     required = {f.metadata.get("key", f.name) for f in dataclasses.fields(TYPED[kind])
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     assert required == set(schema["required"])
+
+
+def test_a_manifest_reads_its_documents_and_profile_as_typed_parts():
+    raw, table = _table("dossiers/fd6049dd16f16fad73a8e2498ac85a52/manifest.toml")
+    m = Manifest.from_record(table)
+    assert m.status is DossierStatus.OPEN and m.class_ == table["class"]
+    assert all(isinstance(d, Document) for d in m.documents) and isinstance(m.profile[0], ProfileVersion)
+    first = m.documents[0]
+    assert m.document(first.number) is first and m.document("nope") is None
+    assert first.superseded_by and not first.is_current and not first.is_destroyed
+    assert m.to_record()["class"] == table["class"] and records.dump_toml(m.to_record()) == raw
+
+
+def test_a_destroyed_document_and_a_reopening_round_trip():
+    _, table = _table("dossiers/fd6049dd16f16fad73a8e2498ac85a52/manifest.toml")
+    doc = table["documents"][0]
+    for k in ("key", "meta_key", "meta"):
+        doc.pop(k)
+    doc.update(status="destroyed", destroyed={"at": "2026-03-01T10:00:00Z", "certificate": "D-000001"})
+    table["closed"] = "2026-02-20"
+    table["reopened"] = [{"at": "2026-02-21T08:00:00Z", "by": "bob", "closed": "2026-02-19"}]
+    m = Manifest.from_record(table)
+    d = m.documents[0]
+    assert d.is_destroyed and d.key is None and d.destroyed == Destroyed("2026-03-01T10:00:00Z", "D-000001", ("at", "certificate"))
+    assert m.reopened == (Reopening("2026-02-21T08:00:00Z", "bob", "2026-02-19", ("at", "by", "closed")),)
+    assert records.dump_toml(m.to_record()) == records.dump_toml(table)
+
+
+@pytest.mark.parametrize(("cls", "where"), [(Document, ("documents", "items")), (ProfileVersion, ("profile", "items")),
+                                            (Reopening, ("reopened", "items")),
+                                            (Destroyed, ("documents", "items", "properties", "destroyed"))])
+def test_each_part_of_a_manifest_has_a_field_for_every_key_of_its_schema(cls, where):
+    import json
+
+    sub = json.loads((Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json").read_text())
+    sub = sub["properties"]
+    for step in where:
+        sub = sub[step]
+    assert {f.name for f in dataclasses.fields(cls) if f.name != "keys_"} == set(sub["properties"])

@@ -6,7 +6,7 @@ One frozen dataclass per record kind of FORMAT §3 (``schemas/<kind>.schema.json
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from vault.store.typed import Signature, TypedRecord, order, part
@@ -29,7 +29,7 @@ class Request(TypedRecord):
     created_at: str
     #: sealed (``members.seal_text``): free text may name customers
     purpose: str
-    signature: Signature = part(Signature)
+    signature: Signature = field(metadata=part(Signature))
     #: a department head's own consultation request: the role that decides it
     approver_role: str | None = None
     #: the customer's name, sealed to the archive ring and the department heads
@@ -53,7 +53,7 @@ class Decision(TypedRecord):
     decision: str
     by: str
     at: str
-    signature: Signature = part(Signature)
+    signature: Signature = field(metadata=part(Signature))
     #: a denial's reason, sealed to the requester and the decider
     reason: str | None = None
     keys_: tuple[str, ...] = order()
@@ -71,7 +71,7 @@ class Resolution(TypedRecord):
     number: str
     by: str
     at: str
-    signature: Signature = part(Signature)
+    signature: Signature = field(metadata=part(Signature))
     keys_: tuple[str, ...] = order()
 
 
@@ -83,7 +83,7 @@ class Used(TypedRecord):
     format: int
     request: str
     at: str
-    signature: Signature = part(Signature)
+    signature: Signature = field(metadata=part(Signature))
     keys_: tuple[str, ...] = order()
 
 
@@ -101,7 +101,7 @@ class Grant(TypedRecord):
     granted_at: str
     expires_at: str
     approval_sha256: str
-    signature: Signature = part(Signature)
+    signature: Signature = field(metadata=part(Signature))
     keys_: tuple[str, ...] = order()
 
 
@@ -115,5 +115,5 @@ class GrantClosed(TypedRecord):
     reason: str
     by: str
     at: str
-    signature: Signature = part(Signature)
+    signature: Signature = field(metadata=part(Signature))
     keys_: tuple[str, ...] = order()

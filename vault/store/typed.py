@@ -2,7 +2,7 @@
 
 A record kind (``schemas/<kind>.schema.json``) becomes a subclass of ``TypedRecord`` that is a
 ``@dataclass(frozen=True, slots=True)`` whose fields are the record's keys (``class`` is
-``class_``). ``from_record`` validates the table against the kind's schema first, so a record
+``class_``, with ``field(metadata=key("class"))``), its last field ``keys_ = order()``. ``from_record`` validates the table against the kind's schema first, so a record
 that reaches the code is one of the shapes FORMAT promises; ``to_record`` gives the table back with
 its keys in the order the file had them, so a record read and written again (a manifest) keeps
 its bytes and its signature covers what it covered.
@@ -24,17 +24,23 @@ from vault.i18n import N_
 from vault.store import records
 
 P = TypeVar("P", bound="TypedPart")
+#: A typed record kind, for functions that read any kind (``vault.archive.authority.load_record``).
 R = TypeVar("R", bound="TypedRecord")
 
 
-def key(name: str) -> Any:
-    """A field whose record key is not a Python name (``class``)."""
-    return dataclasses.field(metadata={"key": name})
+def key(name: str) -> dict[str, Any]:
+    """Field metadata: the record key of a field whose key is not a Python name (``class``)."""
+    return {"key": name}
 
 
-def part(cls: type[TypedPart], *, default: Any = dataclasses.MISSING) -> Any:
-    """A field holding a sub-table of shape ``cls``, or (for a list field) a list of them."""
-    return dataclasses.field(default=default, metadata={"part": cls})
+def part(cls: type[TypedPart]) -> dict[str, Any]:
+    """Field metadata: the field holds a sub-table of shape ``cls``, or (a list field) a list of them."""
+    return {"part": cls}
+
+
+def state(cls: type[enum.Enum]) -> dict[str, Any]:
+    """Field metadata: the value is one of enumeration ``cls`` (the record holds the member's value)."""
+    return {"enum": cls}
 
 
 def order() -> Any:
@@ -47,6 +53,8 @@ def _keys_of(cls: type) -> list[tuple[str, dataclasses.Field]]:
 
 
 def _to_value(value: Any, f: dataclasses.Field) -> Any:
+    if "enum" in f.metadata:
+        return f.metadata["enum"](value)
     sub = f.metadata.get("part")
     if sub is not None:
         if isinstance(value, list):
