@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 from vault.archive import authority, grants, members, numbering
+from vault.archive.paperrecords import Inventory, PaperLoan, PaperReturn
 from vault.archive.manifests import iter_manifests, load_manifest, manifest_file, parse_date, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.i18n import N_
@@ -22,6 +23,9 @@ from vault.store import make_dir, records
 
 if TYPE_CHECKING:
     from vault.archive.vault import Actor, Vault
+
+#: A paper record kind: each names the archive member who signed it (``by``).
+P = TypeVar("P", PaperLoan, PaperReturn, Inventory)
 
 #: The longest loan: a paper original is out of the archive room for at most this many days.
 MAX_LOAN_DAYS = 90
@@ -31,18 +35,19 @@ def _dir(v: Vault, kind: str) -> Path:
     return v.root / "paper" / kind
 
 
-def _load(v: Vault, path: Path, schema: str) -> dict[str, Any]:
+def _load(v: Vault, path: Path, kind: type[P]) -> P:
     """A paper record the history committed. Only the archive department lends, takes back and
     counts originals: that is the history's rule (``trust``), so a record signed by anyone else,
     written straight into the directory, moves nothing."""
     what = path.relative_to(v.root).as_posix()
     try:
-        rec = authority.load(v, what, schema=schema)
+        rec = authority.load_record(v, what, kind)
     except FormatError as e:
         raise IntegrityError.from_error(e) from None
-    signer = members.verify_by_member(v, rec, what=what)
-    if signer["name"] != rec["by"] or authority.signer_of(v, what) != rec["by"]:
-        raise IntegrityError(N_("{what}: signed by {name}, not by {by}"), what=what, name=signer['name'], by=rec['by'])
+    signer = members.verify_by_member(v, rec.to_record(), what=what)
+    by = rec.by
+    if signer["name"] != by or authority.signer_of(v, what) != by:
+        raise IntegrityError(N_("{what}: signed by {name}, not by {by}"), what=what, name=signer['name'], by=by)
     return rec
 
 
@@ -90,16 +95,17 @@ def loans(v: Vault) -> list[dict[str, Any]]:
     for p in _committed(v, "paper/loans/", "L-*.toml"):
         if "." in p.stem:
             continue
-        loan = _load(v, p, "paperloan")
-        if loan["number"] != p.stem:
+        loan = _load(v, p, PaperLoan)
+        if loan.number != p.stem:
             raise IntegrityError(N_("paper/loans/{name}: belongs to another loan"), name=p.name)
-        row = {k: loan[k] for k in ("number", "document", "borrower", "request", "by", "at", "due")}
+        row: dict[str, Any] = {"number": loan.number, "document": loan.document, "borrower": loan.borrower,
+                               "request": loan.request, "by": loan.by, "at": loan.at, "due": loan.due}
         ret = p.with_name(f"{p.stem}.returned.toml")
         if authority.exists(v, f"paper/loans/{ret.name}"):
-            r = _load(v, ret, "paperreturn")
-            if r["loan"] != loan["number"]:
+            r = _load(v, ret, PaperReturn)
+            if r.loan != loan.number:
                 raise IntegrityError(N_("paper/loans/{name}: returns another loan"), name=ret.name)
-            row.update(returned_at=r["at"], received_by=r["by"], location=r["location"])
+            row.update(returned_at=r.at, received_by=r.by, location=r.location)
         out.append(row)
     return out
 
@@ -153,15 +159,15 @@ def give_back(actor: Actor, loan_no: str, *, location: str | None = None) -> dic
             raise NotFoundError(N_("no loan {loan_no}"), hint=N_("see 'vault paper out'"), loan_no=loan_no)
         if "returned_at" in loan:
             raise ConflictError(N_("{loan_no} was returned on {returned_at}"), loan_no=loan_no, returned_at=loan['returned_at'])
-        rec0 = authority.load(v, f"paper/loans/{loan_no}.toml", schema="paperloan")
-        if not (location or rec0["from_location"]).strip():
+        rec0 = authority.load_record(v, f"paper/loans/{loan_no}.toml", PaperLoan)
+        if not (location or rec0.from_location).strip():
             raise InputError(N_("no location is recorded for {document}"), hint=N_("pass --location SHELF"), document=loan['document'])
-        where = _location(location or rec0["from_location"])
+        where = _location(location or rec0.from_location)
         rec = {"format": 1, "loan": loan_no, "document": loan["document"], "at": actor.clock.stamp(), "by": actor.name,
                "location": where}
         files: dict[str, bytes | None] = {f"paper/loans/{loan_no}.returned.toml": records.dump_toml(actor.sign(rec))}
-        m = load_manifest(v, rec0["dossier"])
-        if where != rec0["from_location"]:
+        m = load_manifest(v, rec0.dossier)
+        if where != rec0.from_location:
             files.update(_moved(actor, m, loan["document"], where))
         # One entry: the return and, if it came back elsewhere, the manifest's new location.
         actor.commit("paper.return", files, number=loan["document"], ref=loan_no, obj=m["id"],
@@ -225,8 +231,8 @@ def inventories(v: Vault) -> list[dict[str, Any]]:
     """Every recorded inventory, verified, oldest first."""
     outl = []
     for p in _committed(v, "paper/inventories/", "I-*.toml"):
-        rec = _load(v, p, "inventory")
-        if rec["number"] != p.stem:
+        rec = _load(v, p, Inventory)
+        if rec.number != p.stem:
             raise IntegrityError(N_("paper/inventories/{name}: belongs to another inventory"), name=p.name)
-        outl.append({k: x for k, x in rec.items() if k not in ("format", "signature")})
+        outl.append({k: x for k, x in rec.to_record().items() if k not in ("format", "signature")})
     return outl
