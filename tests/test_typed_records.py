@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 from vault.archive.accessrecords import Decision, Grant, GrantClosed, Request, Resolution, Used
+from vault.archive.destructionrecords import Destruction, DestructionApproval, DestructionClosed
+from vault.archive.holdrecords import Hold, HoldLift
+from vault.archive.paperrecords import Inventory, PaperLoan, PaperReturn
+from vault.archive.recoveryrecords import RecoveryApproval, RecoveryDone, RecoveryRequest
 from vault.archive.manifestrecord import Destroyed, Document, Manifest, ProfileVersion, Reopening
 from vault.archive.states import DossierStatus
 from vault.errors import FormatError
@@ -18,7 +22,9 @@ from vault.store.typed import Signature
 FROZEN = Path(__file__).resolve().parent / "vectors" / "frozen-v1" / "vault"
 
 #: Every typed record kind by its schema name (tests/test_record_schemas.py round-trips a whole office's).
-TYPED = {cls.KIND: cls for cls in (Manifest, Request, Decision, Resolution, Used, Grant, GrantClosed)}
+TYPED = {cls.KIND: cls for cls in (Manifest, Request, Decision, Resolution, Used, Grant, GrantClosed, Hold, HoldLift,
+                                   Destruction, DestructionApproval, DestructionClosed, PaperLoan, PaperReturn, Inventory,
+                                   RecoveryRequest, RecoveryApproval, RecoveryDone)}
 
 
 def _table(rel: str) -> tuple[bytes, dict]:
