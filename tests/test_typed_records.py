@@ -11,6 +11,7 @@ import pytest
 from vault.archive.accessrecords import Decision, Grant, GrantClosed, Request, Resolution, Used
 from vault.archive.destructionrecords import Destruction, DestructionApproval, DestructionClosed
 from vault.archive.holdrecords import Hold, HoldLift
+from vault.archive.intakerecords import Rejection, Submission
 from vault.archive.paperrecords import Inventory, PaperLoan, PaperReturn
 from vault.archive.recoveryrecords import RecoveryApproval, RecoveryDone, RecoveryRequest
 from vault.archive.manifestrecord import Destroyed, Document, Manifest, ProfileVersion, Reopening
@@ -24,7 +25,7 @@ FROZEN = Path(__file__).resolve().parent / "vectors" / "frozen-v1" / "vault"
 #: Every typed record kind by its schema name (tests/test_record_schemas.py round-trips a whole office's).
 TYPED = {cls.KIND: cls for cls in (Manifest, Request, Decision, Resolution, Used, Grant, GrantClosed, Hold, HoldLift,
                                    Destruction, DestructionApproval, DestructionClosed, PaperLoan, PaperReturn, Inventory,
-                                   RecoveryRequest, RecoveryApproval, RecoveryDone)}
+                                   RecoveryRequest, RecoveryApproval, RecoveryDone, Submission, Rejection)}
 
 
 def _table(rel: str) -> tuple[bytes, dict]:

@@ -26,6 +26,7 @@ from vault.archive.manifests import CATEGORIES
 from vault.archive.manifests import (append_document, load_manifest, manifest_file, parse_date, parse_record_date,
                                      read_table, resolve)
 from vault.archive import invitations
+from vault.archive.intakerecords import Submission
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, VaultError)
 from vault.store.keytable import KeyRefRecipient
@@ -155,9 +156,10 @@ def pending(v: Vault) -> list[dict[str, Any]]:
     for p in sorted(d.glob("*.toml")) if d.is_dir() else []:
         if len(p.stem) != ID_LEN:
             continue
-        rec = records.load_toml(p, schema="intake", what=f"intake/{p.name}")
-        row = {k: rec[k] for k in ("id", "for", "category", "date", "original", "submitted_at", "size")}
-        rows.append(row | {k: rec[k] for k in ("invitation", "receipt") if k in rec})
+        rec = _read(p)
+        row: dict[str, Any] = {"id": rec.id, "for": rec.for_, "category": rec.category, "date": rec.date,
+                               "original": rec.original, "submitted_at": rec.submitted_at, "size": rec.size}
+        rows.append(row | {k: x for k, x in (("invitation", rec.invitation), ("receipt", rec.receipt)) if x is not None})
     return rows
 
 
@@ -182,19 +184,19 @@ def verify_pending(v: Vault) -> tuple[list[str], list[str]]:
         what = f"intake/{p.name}"
         seen.add(p.stem)
         try:
-            rec = records.load_toml(p, schema="intake", what=what)
-            if rec["id"] != p.stem:
-                raise IntegrityError(N_("{what}: describes submission {id} (moved or forged)"), what=what, id=rec["id"])
-            if rec["for"].split("/")[0] not in numbers:
+            rec = _read(p)
+            if rec.id != p.stem:
+                raise IntegrityError(N_("{what}: describes submission {id} (moved or forged)"), what=what, id=rec.id)
+            if rec.for_.split("/")[0] not in numbers:
                 raise IntegrityError(N_("{what}: filed for {number}, which is no dossier of this vault"), what=what,
-                                     number=rec["for"])
-            age.read_header(io.BytesIO(base64.b64decode(rec["sealed"], validate=True)))
+                                     number=rec.for_)
+            age.read_header(io.BytesIO(base64.b64decode(rec.sealed, validate=True)))
         except (VaultError, ValueError) as e:
             problems.append(e.message if isinstance(e, VaultError) else Message(N_("{what}: damaged"), what=what))
             continue
         src = d / f"{p.stem}.age"
         try:
-            if hash_file(src) != (rec["sha256"], rec["size"]):
+            if hash_file(src) != (rec.sha256, rec.size):
                 problems.append(Message(N_("intake/{name}: does not match its record intake/{record} (damaged or tampered with)"),
                                         name=src.name, record=p.name))
         except FileNotFoundError:
@@ -207,15 +209,19 @@ def verify_pending(v: Vault) -> tuple[list[str], list[str]]:
     return problems, notes
 
 
-def _load(v: Vault, sid: str) -> dict[str, Any]:
+def _read(p: Path) -> Submission:
+    return Submission.from_record(records.load_toml(p, what=f"intake/{p.name}"), what=f"intake/{p.name}")
+
+
+def _load(v: Vault, sid: str) -> Submission:
     ids.intake_id(sid)
     intakekey.settle(v, sid)  # the callers hold the exclusive lock
     p = _dir(v) / f"{sid}.toml"
     if not p.exists():
         raise NotFoundError(N_("no intake submission {sid}"), hint=N_("see 'vault intake list'"), sid=sid)
-    rec = records.load_toml(p, schema="intake", what=f"intake/{sid}.toml")
-    if rec["id"] != sid:
-        raise IntegrityError(N_("intake/{sid}.toml: describes submission {id} (moved or forged)"), sid=sid, id=rec['id'])
+    rec = _read(p)
+    if rec.id != sid:
+        raise IntegrityError(N_("intake/{sid}.toml: describes submission {id} (moved or forged)"), sid=sid, id=rec.id)
     return rec
 
 
@@ -227,19 +233,19 @@ def accept(actor: Actor, sid: str) -> str:
         _undecided(v, sid)
         rec = _load(v, sid)
         src = _dir(v) / f"{sid}.age"
-        if hash_file(src) != (rec["sha256"], rec["size"]):
+        if hash_file(src) != (rec.sha256, rec.size):
             raise IntegrityError(N_("intake/{sid}.age does not match its record (damaged or tampered with)"), sid=sid)
         ident = intakekey.identities(actor)
         # An upload that was encrypting to the old key during a removal goes to the new one now.
         intakekey.tidy(v, ident)
         rec = _load(v, sid)  # its hash changed if it was re-wrapped just now
         try:
-            meta = tomlread.loads(age.decrypt_bytes(base64.b64decode(rec["sealed"]), ident).decode())
+            meta = tomlread.loads(age.decrypt_bytes(base64.b64decode(rec.sealed), ident).decode())
         except (FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
             raise IntegrityError(N_("intake/{sid}.toml: sealed part damaged"), sid=sid) from None
-        dossier_id = resolve(v, rec["for"])
-        if "invitation" in rec:
-            _check_invitation(v, rec, dossier_id)
+        dossier_id = resolve(v, rec.for_)
+        if rec.invitation is not None:
+            _check_invitation(v, rec.invitation, rec, dossier_id)
         m = load_manifest(v, dossier_id)
         if m["status"] == "destroyed":
             raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("reject the submission"), number=m['number'])
@@ -257,10 +263,10 @@ def accept(actor: Actor, sid: str) -> str:
                 raise IntegrityError(N_("intake/{sid}.age: not a valid submission"), sid=sid) from None
         assert rcpt.file_key is not None  # set by the rewrap above
         table.keys[kid] = rcpt.file_key
-        if not rec["original"]:
+        if not rec.original:
             meta.setdefault("copy_note", "submitted through intake")
-        number = append_document(m, table, doc_id=doc_id, key=kid, category=rec["category"], date=rec["date"],
-                                 original=rec["original"], by=actor.name, at=actor.clock.stamp(), size=hw.size, sha256=hw.h.hexdigest(),
+        number = append_document(m, table, doc_id=doc_id, key=kid, category=rec.category, date=rec.date,
+                                 original=rec.original, by=actor.name, at=actor.clock.stamp(), size=hw.size, sha256=hw.h.hexdigest(),
                                  meta=meta)["number"]
         m["revision"] += 1
         actor.commit("intake.accept", {**manifest_file(actor, m), **grants.key_files(actor, dossier_id, table)},
@@ -270,12 +276,12 @@ def accept(actor: Actor, sid: str) -> str:
     return number
 
 
-def _check_invitation(v: Vault, rec: dict[str, Any], dossier_id: str) -> None:
+def _check_invitation(v: Vault, iid: str, rec: Submission, dossier_id: str) -> None:
     # A record that names an invitation must match it: the portal cannot file a customer's material
     # under another dossier than the one the invitation (signed by its issuer) names.
-    inv = invitations.load(v, rec["invitation"])
+    inv = invitations.load(v, iid)
     if inv["dossier"] != dossier_id:
-        raise IntegrityError(N_("intake/{id}.toml: filed for {for_}, its invitation names {number}"), id=rec['id'], for_=rec['for'], number=inv['number'])
+        raise IntegrityError(N_("intake/{id}.toml: filed for {for_}, its invitation names {number}"), id=rec.id, for_=rec.for_, number=inv['number'])
 
 
 def reject(actor: Actor, sid: str, reason: str) -> None:
@@ -288,9 +294,9 @@ def reject(actor: Actor, sid: str, reason: str) -> None:
         _undecided(v, sid)
         rec = _load(v, sid)
         sealed = members.seal_text(v, reason)
-        signed = actor.sign({"format": 1, "id": sid, "for": rec["for"], "by": actor.name, "at": actor.clock.stamp(),
+        signed = actor.sign({"format": 1, "id": sid, "for": rec.for_, "by": actor.name, "at": actor.clock.stamp(),
                              "reason": sealed})
-        actor.commit("intake.reject", {f"intake/{sid}.rejected.toml": records.dump_toml(signed)}, number=rec["for"],
+        actor.commit("intake.reject", {f"intake/{sid}.rejected.toml": records.dump_toml(signed)}, number=rec.for_,
                      ref=sid)
         _remove(v, sid)
 
