@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, Callable, ClassVar, TypeVar
 
 from vault.errors import FormatError
 from vault.i18n import N_
@@ -52,15 +53,30 @@ def _keys_of(cls: type) -> list[tuple[str, dataclasses.Field]]:
     return [(f.metadata.get("key", f.name), f) for f in dataclasses.fields(cls) if f.name != "keys_"]
 
 
-def _to_value(value: Any, f: dataclasses.Field) -> Any:
-    if "enum" in f.metadata:
-        return f.metadata["enum"](value)
-    sub = f.metadata.get("part")
-    if sub is not None:
-        if isinstance(value, list):
-            return tuple(sub.parse(x) for x in value)
-        return sub.parse(value)
-    return _frozen(value)
+_PLANS: dict[type, dict[str, tuple[str, Callable[[Any], Any]]]] = {}
+
+
+def _plan(cls: type) -> dict[str, tuple[str, Callable[[Any], Any]]]:
+    """Record key → (field name, what turns the table's value into the field's), once per kind:
+    a check reads every manifest, and each document is a part."""
+    plan = _PLANS.get(cls)
+    if plan is not None:
+        return plan
+    out = {}
+    for k, f in _keys_of(cls):
+        if "enum" in f.metadata:
+            conv: Callable[[Any], Any] = f.metadata["enum"]
+        elif "part" in f.metadata:
+            conv = functools.partial(_parts, f.metadata["part"].parse)
+        else:
+            conv = _frozen
+        out[k] = (f.name, conv)
+    _PLANS[cls] = out
+    return out
+
+
+def _parts(parse: Callable[[Any], Any], value: Any) -> Any:
+    return tuple(map(parse, value)) if isinstance(value, list) else parse(value)
 
 
 def _frozen(value: Any) -> Any:
@@ -70,6 +86,8 @@ def _frozen(value: Any) -> Any:
 
 
 def _to_plain(value: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, TypedPart):
         return value.to_record()
     if isinstance(value, enum.Enum):
@@ -79,6 +97,9 @@ def _to_plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _to_plain(x) for k, x in value.items()}
     return value
+
+
+_SCALARS = frozenset((str, int, bool, float))
 
 
 class TypedPart:
@@ -91,23 +112,23 @@ class TypedPart:
     @classmethod
     def parse(cls: type[P], data: Mapping[str, Any]) -> P:
         """The part from a table its record's schema has already validated."""
-        fields = _keys_of(cls)
-        known = {k for k, _ in fields}
-        unknown = [k for k in data if k not in known]
-        if unknown:  # a schema that allows a key the type does not know: the type is behind the schema
-            raise FormatError(N_("{kind}: {field}: not a field of this record kind"), kind=cls.__name__,
-                              field=unknown[0])
-        kw = {f.name: _to_value(data[k], f) for k, f in fields if k in data}
+        plan = _plan(cls)
+        kw = {}
+        for k, value in data.items():
+            step = plan.get(k)
+            if step is None:  # a schema that allows a key the type does not know: the type is behind the schema
+                raise FormatError(N_("{kind}: {field}: not a field of this record kind"), kind=cls.__name__, field=k)
+            kw[step[0]] = step[1](value)
         return cls(**kw, keys_=tuple(data))  # type: ignore[call-arg]  # (each subclass is a dataclass)
 
     def to_record(self) -> dict[str, Any]:
         """The table, keys in the order they were read (then any set since, in field order)."""
-        fields = dict(_keys_of(type(self)))
+        plan = _plan(type(self))
         seen = self.keys_
         out: dict[str, Any] = {}
-        for k in (*seen, *(k for k in fields if k not in seen)):
-            f = fields.get(k)
-            value = None if f is None else getattr(self, f.name)
+        for k in (*seen, *(k for k in plan if k not in seen)) if len(seen) != len(plan) else seen:
+            step = plan.get(k)
+            value = None if step is None else getattr(self, step[0])
             if value is not None:
                 out[k] = _to_plain(value)
         return out
