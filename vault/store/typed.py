@@ -20,8 +20,6 @@ import functools
 from collections.abc import Mapping
 from typing import Any, Callable, ClassVar, TypeVar
 
-from vault.errors import FormatError
-from vault.i18n import N_
 from vault.store import records
 
 P = TypeVar("P", bound="TypedPart")
@@ -116,8 +114,8 @@ class TypedPart:
         kw = {}
         for k, value in data.items():
             step = plan.get(k)
-            if step is None:  # a schema that allows a key the type does not know: the type is behind the schema
-                raise FormatError(N_("{kind}: {field}: not a field of this record kind"), kind=cls.__name__, field=k)
+            if step is None:  # (the schema refuses keys it does not name, and a test holds the type to it)
+                raise TypeError(f"{cls.__name__}: {k}: the record kind's schema has a key its type lacks")
             kw[step[0]] = step[1](value)
         return cls(**kw, keys_=tuple(data))  # type: ignore[call-arg]  # (each subclass is a dataclass)
 
