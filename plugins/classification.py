@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from typing import Any, Callable
 
 from vault.hookspecs import hookimpl
 from vault_plugins.numbering import year_of
@@ -53,6 +54,6 @@ def standard(options: Mapping[str, object]) -> StandardClassifier:
 
 
 @hookimpl
-def vault_register_classifiers(register):
+def vault_register_classifiers(register: Callable[[str, Any], None]) -> None:
     """Register the ``standard`` classifier."""
     register("standard", standard)

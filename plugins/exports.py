@@ -11,14 +11,14 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 from vault.crypto import age
 from vault.store import csvcells, layout
 from vault.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from vault.archive.exportview import ExportDossier
+    from vault.archive.exportview import ExportDocument, ExportDossier
 
 #: Catalogue columns every caller gets: cleartext manifest facts (docs/FORMAT.md §9).
 COLUMNS = ("number", "dossier", "category", "date", "original", "version", "replaces", "superseded_by",
@@ -75,7 +75,7 @@ class JsonCatalogue:
     kind, suffix = "file", ".json"
     reads = frozenset({"sealed"})
 
-    def export(self, *, dossier, documents, dest: BinaryIO, **kwargs: Any) -> None:
+    def export(self, *, dossier: ExportDossier, documents: Sequence[ExportDocument], dest: BinaryIO, **kwargs: Any) -> None:
         dest.write(_json_bytes(catalogue(dossier, documents)))
 
 
@@ -92,7 +92,7 @@ class CsvCatalogue:
     def __init__(self, *, bom: bool = True) -> None:
         self.bom = bom
 
-    def export(self, *, dossier, documents, dest: BinaryIO, **kwargs: Any) -> None:
+    def export(self, *, dossier: ExportDossier, documents: Sequence[ExportDocument], dest: BinaryIO, **kwargs: Any) -> None:
         data = catalogue(dossier, documents)
         columns = COLUMNS + (SEALED_COLUMNS if data["sealed"] else ())
         text = io.StringIO(newline="")
@@ -127,7 +127,7 @@ class BagItExporter:
     reads = frozenset({"content", "sealed"})
     algorithms = ("sha256", "sha512")
 
-    def export(self, *, dossier, documents, dest: Path, **kwargs: Any) -> None:
+    def export(self, *, dossier: ExportDossier, documents: Sequence[ExportDocument], dest: Path, **kwargs: Any) -> None:
         data = dest / "data"
         data.mkdir()
         manifests: dict[str, list[str]] = {a: [] for a in self.algorithms}
@@ -201,7 +201,7 @@ class AgeBundle:
         age.encrypt_bytes(b"", parsed)  # refuses post-quantum and classical recipients mixed, before any export
         self.recipients = [r.strip() for r in recipients]
 
-    def export(self, *, dossier, documents, dest: Path, **kwargs: Any) -> None:
+    def export(self, *, dossier: ExportDossier, documents: Sequence[ExportDocument], dest: Path, **kwargs: Any) -> None:
         data = catalogue(dossier, documents)
         files = {}
         for doc in documents:
@@ -222,7 +222,7 @@ class AgeBundle:
 
 
 @hookimpl
-def vault_register_export_formats(register):
+def vault_register_export_formats(register: Callable[[str, Any], None]) -> None:
     register("json", _without_options("json", JsonCatalogue))
     register("csv", _csv_factory)
     register("bagit", _without_options("bagit", BagItExporter))

@@ -9,7 +9,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from vault import clock
 from vault.errors import PluginError
@@ -105,6 +105,6 @@ class SmtpNotifier:
 
 
 @hookimpl
-def vault_register_notifiers(register):
+def vault_register_notifiers(register: Callable[[str, Any], None]) -> None:
     register("report", ReportNotifier)
     register("smtp", SmtpNotifier)

@@ -6,6 +6,7 @@ import datetime
 import re
 import string
 from collections.abc import Mapping
+from typing import Any, Callable
 
 from vault.hookspecs import hookimpl
 from vault.i18n import Message, N_
@@ -89,6 +90,6 @@ def standard(options: Mapping[str, object]) -> StandardScheme:
 
 
 @hookimpl
-def vault_register_numbering_schemes(register):
+def vault_register_numbering_schemes(register: Callable[[str, Any], None]) -> None:
     """Register the ``standard`` numbering scheme."""
     register("standard", standard)

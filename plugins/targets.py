@@ -8,7 +8,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from vault.errors import InputError, NotFoundError, PluginError
@@ -115,7 +115,7 @@ class _S3Body(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Any, /) -> int:
         data = self._target._call(self._body.read, len(buffer))
         buffer[: len(data)] = data
         return len(data)
@@ -164,7 +164,7 @@ class S3Target:
     def _key(self, name: str) -> str:
         return self.prefix + check_name(name)
 
-    def _call(self, fn, *args, **kwargs):
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
@@ -178,7 +178,7 @@ class S3Target:
             raise PluginError(N_("{url}: {exc}"), hint=N_("check the endpoint and the network"), url=self.url, exc=exc) from None
 
     @staticmethod
-    def _code(exc) -> str:
+    def _code(exc: Any) -> str:
         return str(exc.response.get("Error", {}).get("Code", ""))
 
     def put(self, name: str, data: BinaryIO, *, create_only: bool = False) -> None:
@@ -237,7 +237,7 @@ class S3Target:
 
 
 @hookimpl
-def vault_register_backup_targets(register):
+def vault_register_backup_targets(register: Callable[[str, Any], None]) -> None:
     """The built-in targets: ``file`` and ``s3``."""
     register("file", FileTarget)
     register("s3", S3Target)

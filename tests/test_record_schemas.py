@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mutation_sweep
 import pytest
+from test_typed_records import TYPED
 
 from vault.archive import trust
 from vault.store import layout, records
@@ -73,6 +74,9 @@ def test_every_toml_file_an_office_writes_has_its_kind_and_is_valid(tmp_path, mo
         rel = p.relative_to(o.vault_dir).as_posix()
         schema = layout.schema_for(rel)
         assert schema is not None, f"{rel}: no schema for this record kind"
-        records.validate(tomllib.loads(p.read_text(encoding="utf-8")), schema, what=rel)
+        table = tomllib.loads(p.read_text(encoding="utf-8"))
+        records.validate(table, schema, what=rel)
         kinds.add(schema)
+        if schema in TYPED:  # read into its typed record and written back: the same bytes
+            assert records.dump_toml(TYPED[schema].from_record(table, what=rel).to_record()) == p.read_bytes(), rel
     assert kinds == set(layout.SCHEMAS.values())

@@ -14,7 +14,7 @@ import io
 import os
 import re
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
 
 DOMAIN = "vault"
@@ -98,7 +98,7 @@ def translations(lang: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(io.BytesIO(data))
 
 
-def gettext_for(lang: str):
+def gettext_for(lang: str) -> Callable[[str], str]:
     """``_`` for one language."""
     return translations(lang).gettext
 
@@ -197,7 +197,8 @@ def help_key(text: str) -> str:
     return inspect.cleandoc(text).partition("\f")[0].strip()
 
 
-def extract_python(fileobj, keywords, comment_tags, options):
+def extract_python(fileobj: IO[bytes], keywords: Any, comment_tags: Any,
+                   options: Any) -> Iterator[tuple[Any, ...]]:
     """Babel's Python extractor, plus the help texts of click commands: the docstrings of functions
     decorated with ``.command``/``.group`` and every constant ``help=`` argument."""
     import ast
@@ -216,7 +217,7 @@ def extract_python(fileobj, keywords, comment_tags, options):
                     yield kw.value.lineno, "", help_key(kw.value.value), []
 
 
-def _is_click_decorator(node) -> bool:
+def _is_click_decorator(node: Any) -> bool:
     import ast
 
     f = node.func if isinstance(node, ast.Call) else node

@@ -19,7 +19,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from vault.archive import authority, keyfiles, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
@@ -29,11 +29,14 @@ from vault.store import (close_lock, ids, make_dir, open_lock, records, remove, 
 from vault.i18n import Message, N_
 from vault.store.identity import signing_key
 
+if TYPE_CHECKING:
+    from vault.archive.handle import Actor, Vault
+
 OUTCOMES = ("ok", "refused", "failed")
 PENDING = ".pending"
 
 
-def _dir(v) -> Path:
+def _dir(v: Vault) -> Path:
     return v.root / "audit"
 
 
@@ -41,7 +44,7 @@ def _line(entry: dict[str, Any]) -> bytes:
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _tail(v, path: Path) -> tuple[int, str]:
+def _tail(v: Vault, path: Path) -> tuple[int, str]:
     """(count, hash of the last line) read from the end of the log, without reading it all."""
     try:
         size = path.stat().st_size
@@ -93,7 +96,7 @@ def _append(log: Path, data: bytes) -> None:
         os.close(wfd)
 
 
-def record(actor, action: str, *, outcome: str = "ok", number: str | None = None, ref: str | None = None,
+def record(actor: Actor, action: str, *, outcome: str = "ok", number: str | None = None, ref: str | None = None,
            rev: int | None = None, obj: str | None = None) -> dict:
     """Append one entry that writes nothing (but the key files the command staged, if it succeeded);
     see ``record_many`` for the parameters."""
@@ -102,7 +105,7 @@ def record(actor, action: str, *, outcome: str = "ok", number: str | None = None
     return record_many(actor, [dict(action=action, outcome=outcome, number=number, ref=ref, rev=rev, obj=obj)])[0]
 
 
-def record_many(actor, items: list[dict], *, _advance: bool = True) -> list[dict]:
+def record_many(actor: Actor, items: list[dict], *, _advance: bool = True) -> list[dict]:
     """Append entries for ``actor`` (before the result is shown), with one fsync for all of them.
 
     :param items: one mapping per entry with ``action`` (a dotted name with a row in
@@ -150,12 +153,12 @@ def record_many(actor, items: list[dict], *, _advance: bool = True) -> list[dict
     return entries
 
 
-def _witness(v) -> None:
+def _witness(v: Vault) -> None:
     """Verify what was just appended and remember it as this client's checkpoint."""
     authority.state(v)
 
 
-def commit(actor, action: str, files: dict[str, bytes | None], *, number: str | None = None,
+def commit(actor: Actor, action: str, files: dict[str, bytes | None], *, number: str | None = None,
            ref: str | None = None, rev: int | None = None, obj: str | None = None,
            subject: dict | None = None) -> dict:
     """Write ``files`` (vault path → bytes, or None to delete) with one history entry as commit point.
@@ -169,7 +172,7 @@ def commit(actor, action: str, files: dict[str, bytes | None], *, number: str | 
                                     subject=subject)])[0]
 
 
-def commit_many(actor, items: list[dict], *, synced: list[Path] | None = None) -> list[dict]:
+def commit_many(actor: Actor, items: list[dict], *, synced: list[Path] | None = None) -> list[dict]:
     """``commit`` for several changes at once (a bulk add: one per dossier), each its own entry.
 
     The same three steps, each done once for the whole batch: every pending file is written, then
@@ -222,7 +225,7 @@ def commit_many(actor, items: list[dict], *, synced: list[Path] | None = None) -
 
 
 @contextlib.contextmanager
-def lock(v, *, exclusive: bool, wait: float = 30.0) -> Iterator[None]:
+def lock(v: Vault, *, exclusive: bool, wait: float = 30.0) -> Iterator[None]:
     """The audit trail's own lock: appenders hold it exclusive; ``verify`` and backups shared, so
     that they read the log and its checkpoint as a pair (no false alarm while others append)."""
     d = _dir(v)
@@ -236,7 +239,7 @@ def lock(v, *, exclusive: bool, wait: float = 30.0) -> Iterator[None]:
         close_lock(fd)
 
 
-def entries(v) -> Iterator[dict[str, Any]]:
+def entries(v: Vault) -> Iterator[dict[str, Any]]:
     """Every entry, in order (unverified; use ``verify`` first)."""
     with lock(v, exclusive=False):  # never a line half appended
         try:
@@ -262,7 +265,7 @@ class Verification:
         return not self.problems
 
 
-def verify(v, *, anchor: tuple[int, str] | None = None) -> Verification:
+def verify(v: Vault, *, anchor: tuple[int, str] | None = None) -> Verification:
     """Replay the whole history from genesis: every link and signature, every entry's authority,
     the signed checkpoint, this client's remembered checkpoint and, if given, an offline anchor."""
     res = Verification()
@@ -296,7 +299,7 @@ def verify(v, *, anchor: tuple[int, str] | None = None) -> Verification:
     return res
 
 
-def _head_at(v, count: int) -> str | None:
+def _head_at(v: Vault, count: int) -> str | None:
     """The hash of entry ``count`` of the log as it is now."""
     try:
         lines = (_dir(v) / "log.jsonl").read_bytes().split(b"\n")
@@ -305,7 +308,7 @@ def _head_at(v, count: int) -> str | None:
     return hashlib.sha256(lines[count - 1]).hexdigest() if count <= len(lines) else None
 
 
-def checkpoint_lags(v) -> bool:
+def checkpoint_lags(v: Vault) -> bool:
     """Whether the signed checkpoint names an earlier entry than the log's last (an interrupted append)."""
     try:
         cp = records.load_toml(_dir(v) / "checkpoint.toml", schema="checkpoint", what="audit/checkpoint.toml")
@@ -327,7 +330,7 @@ def parse_line(raw: bytes, *, where: str) -> dict[str, Any]:
 _NO_CHECKPOINT: dict[str, Any] = {}
 
 
-def _read_checkpoint(v, res: Verification) -> dict[str, Any] | None:
+def _read_checkpoint(v: Vault, res: Verification) -> dict[str, Any] | None:
     """The checkpoint as read (None when damaged: the problem is noted), or _NO_CHECKPOINT."""
     try:
         return records.load_toml(_dir(v) / "checkpoint.toml", schema="checkpoint", what="audit/checkpoint.toml")
@@ -338,7 +341,7 @@ def _read_checkpoint(v, res: Verification) -> dict[str, Any] | None:
         return None
 
 
-def _check_checkpoint(v, cp: dict[str, Any] | None, st: dict, res: Verification) -> None:
+def _check_checkpoint(v: Vault, cp: dict[str, Any] | None, st: dict, res: Verification) -> None:
     if cp is None:
         return
     if cp is _NO_CHECKPOINT:

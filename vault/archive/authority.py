@@ -20,7 +20,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault import clock
 from vault.archive import labels, trust, witness
@@ -29,9 +29,12 @@ from vault.archive.policy import Policy
 from vault.crypto import sign
 from vault.errors import AuthenticationError, InputError, IntegrityError
 from vault.i18n import Message, N_
-from vault.store import layout, records
+from vault.store import layout, records, tomlread
 from vault.store.identity import signing_key as _decode_signing_key
-from vault.store import tomlread
+from vault.store.typed import R
+
+if TYPE_CHECKING:
+    from vault.archive.handle import Vault
 
 DOMAIN = b"vault-audit-v2\n"
 PENDING = ".pending"
@@ -51,7 +54,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def genesis_state(v) -> dict[str, Any]:
+def genesis_state(v: Vault) -> dict[str, Any]:
     """The state before entry 1: the founder, the genesis records and the initial policy."""
     cfg = v.config
     files = {p: [h, 0, cfg["founder"]["name"]] for p, h in cfg.get("genesis_records", {}).items()}
@@ -77,7 +80,7 @@ def genesis_state(v) -> dict[str, Any]:
     return st
 
 
-def _read_bound(v, rel: str, files: dict) -> dict[str, Any]:
+def _read_bound(v: Vault, rel: str, files: dict) -> dict[str, Any]:
     try:
         raw = (v.root / rel).read_bytes()
     except FileNotFoundError:
@@ -90,7 +93,7 @@ def _read_bound(v, rel: str, files: dict) -> dict[str, Any]:
 class Replay:
     """The history replayed up to ``state['count']``; ``advance`` reads and checks newer entries."""
 
-    def __init__(self, v, state: dict[str, Any], *, every_signature: bool = True) -> None:
+    def __init__(self, v: Vault, state: dict[str, Any], *, every_signature: bool = True) -> None:
         self.v = v
         self.state = state
         self.offset: int | None = None  # byte offset after entry ``count``, once known
@@ -315,7 +318,7 @@ def _read_from(path: Path, offset: int) -> bytes:
 
 # -- the state a command works with ---------------------------------------------------------------
 
-def state(v) -> dict[str, Any]:
+def state(v: Vault) -> dict[str, Any]:
     """The state in force now, replayed incrementally from this client's remembered checkpoint.
 
     Refuses a history that does not extend what this client verified before (see ``witness``).
@@ -340,7 +343,7 @@ def state(v) -> dict[str, Any]:
 _REPLAY_LOCK = threading.RLock()
 
 
-def full_replay(v) -> Replay:
+def full_replay(v: Vault) -> Replay:
     """Replay from genesis, remembering every hash each path ever had (for ``vault check``)."""
     rep = Replay(v, genesis_state(v))
     rep.seen = {p: {f[0]: 0} for p, f in rep.state["files"].items()}
@@ -348,11 +351,11 @@ def full_replay(v) -> Replay:
     return rep
 
 
-def policy(v) -> Policy:
+def policy(v: Vault) -> Policy:
     return Policy(state(v)["policy"])
 
 
-def members(v) -> dict[str, dict[str, Any]]:
+def members(v: Vault) -> dict[str, dict[str, Any]]:
     """Every member the history knows, as records (``name``, ``display_name`` or None, ``key``, ``roles``,
     ``dept``, ``status``)."""
     return {n: {"name": n, **{k: x for k, x in m.items() if k not in ("display", "skel")},
@@ -360,13 +363,13 @@ def members(v) -> dict[str, dict[str, Any]]:
             for n, m in state(v)["members"].items()}
 
 
-def committed(v, rel: str) -> tuple[str | None, int, str] | None:
+def committed(v: Vault, rel: str) -> tuple[str | None, int, str] | None:
     """(hash or None if deleted, entry number, signer of that entry) the history names for ``rel``."""
     ent = state(v)["files"].get(rel)
     return None if ent is None else (ent[0], ent[1], ent[2])
 
 
-def read(v, rel: str) -> bytes:
+def read(v: Vault, rel: str) -> bytes:
     """The bytes of record ``rel`` if they are what the history says; IntegrityError otherwise.
 
     A record no entry names counts for nothing, however well signed; an older signed version put
@@ -417,7 +420,7 @@ def _bytes_named(p: Path, h: str) -> tuple[bytes | None, bool]:
     return None, found
 
 
-def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
+def load(v: Vault, rel: str, *, schema: str | None = None) -> dict[str, Any]:
     """A committed TOML record (``read``), parsed and validated against ``schema``, by default the
     schema of its path (``layout.SCHEMAS``)."""
     data = read(v, rel)
@@ -431,12 +434,17 @@ def load(v, rel: str, *, schema: str | None = None) -> dict[str, Any]:
     return rec
 
 
-def exists(v, rel: str) -> bool:
+def load_record(v: Vault, rel: str, kind: type[R]) -> R:
+    """A committed record (``load``) as its typed record ``kind``, validated against the kind's schema."""
+    return kind.parse(load(v, rel, schema=kind.KIND))
+
+
+def exists(v: Vault, rel: str) -> bool:
     ent = state(v)["files"].get(rel)
     return ent is not None and ent[0] is not None
 
 
-def signer_of(v, rel: str) -> str:
+def signer_of(v: Vault, rel: str) -> str:
     """Who signed the entry that last wrote ``rel``: authorship is the entry's, never a typed field."""
     return state(v)["files"][rel][2]
 

@@ -10,6 +10,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from vault.archive import authority
+from vault.archive.destructionrecords import Destruction, DestructionApproval, DestructionClosed
 from vault.archive.states import DestructionState
 from vault.errors import ConflictError, IntegrityError, NotFoundError
 from vault.i18n import N_
@@ -22,8 +23,7 @@ def rel(no: str, suffix: str = "") -> str:
     return f"destructions/{no}{suffix}.toml"
 
 
-_SCHEMAS = {"": "destruction", ".approval": "approval", ".certificate": "certificate",
-            ".closed": "destructionclose", ".execution": "execution"}
+_SCHEMAS = {".certificate": "certificate", ".execution": "execution"}
 
 
 def fact(v: Vault, no: str) -> dict[str, Any]:
@@ -39,47 +39,69 @@ def has(v: Vault, no: str, suffix: str) -> bool:
     return authority.exists(v, rel(no, suffix))
 
 
-def load(v: Vault, no: str, suffix: str = "") -> dict[str, Any]:
-    """A committed destruction record, which must say what its history entry says."""
-    f = fact(v, no)
+def _committed(v: Vault, no: str, suffix: str) -> None:
+    fact(v, no)
     if suffix and not has(v, no, suffix):
         raise NotFoundError(N_("no destruction {no} {record}"), no=no, record=suffix.strip('.'))
-    rec = authority.load(v, rel(no, suffix), schema=_SCHEMAS[suffix])
-    if not suffix and (rec.get("number"), rec.get("dossier"), rec.get("target"), rec.get("requested_by")) != \
-            (no, f["dossier"], f["target"], f["by"]):
+
+
+def load(v: Vault, no: str, suffix: str) -> dict[str, Any]:
+    """A committed destruction record as a table: the execution journal or the certificate."""
+    _committed(v, no, suffix)
+    return authority.load(v, rel(no, suffix), schema=_SCHEMAS[suffix])
+
+
+def request(v: Vault, no: str) -> Destruction:
+    """The committed destruction request, which must say what its history entry says."""
+    f = fact(v, no)
+    rec = authority.load_record(v, rel(no), Destruction)
+    if (rec.number, rec.dossier, rec.target, rec.requested_by) != (no, f["dossier"], f["target"], f["by"]):
         raise IntegrityError(N_("destructions/{no}.toml: does not say what its history entry says"), no=no)
     return rec
 
-def closed(v: Vault, no: str, req: dict) -> dict[str, Any] | None:
+
+def request_sha256(req: Destruction) -> str:
+    """What an approval or a closing names the request by."""
+    return hashlib.sha256(records.canonical(req.to_record())).hexdigest()
+
+
+def approval(v: Vault, no: str) -> DestructionApproval:
+    """The committed approval of destruction ``no`` (NotFoundError if there is none)."""
+    _committed(v, no, ".approval")
+    return authority.load_record(v, rel(no, ".approval"), DestructionApproval)
+
+
+def closed(v: Vault, no: str, req: Destruction) -> DestructionClosed | None:
     """The cancellation or denial of ``no`` the history committed, if any (who may close is the
     history's rule: a record written straight into the directory closes nothing)."""
     if fact(v, no)["state"] not in ("cancelled", "denied"):
         return None
-    rec = load(v, no, ".closed")
-    if rec["destruction"] != no or rec["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest() \
-            or rec["by"] != authority.signer_of(v, rel(no, ".closed")):
+    _committed(v, no, ".closed")
+    rec = authority.load_record(v, rel(no, ".closed"), DestructionClosed)
+    if rec.destruction != no or rec.request_sha256 != request_sha256(req) \
+            or rec.by != authority.signer_of(v, rel(no, ".closed")):
         raise IntegrityError(N_("destructions/{no}.closed.toml: does not close this request"), no=no)
     return rec
 
 
 def refuse_closed(v: Vault, no: str) -> None:
-    rec = closed(v, no, load(v, no))
+    rec = closed(v, no, request(v, no))
     if rec is not None:
-        raise ConflictError(N_("destruction {no} was cancelled by {by}") if rec["outcome"] == "cancelled"
+        raise ConflictError(N_("destruction {no} was cancelled by {by}") if rec.outcome == "cancelled"
                             else N_("destruction {no} was denied by {by}"),
-                            hint=N_("file a new destruction request if it is still wanted"), no=no, by=rec["by"])
+                            hint=N_("file a new destruction request if it is still wanted"), no=no, by=rec.by)
 
 
 #: The steps of an execution, in order. Each is idempotent: run again, it finds its work done.
 STEPS = ("unindex", "keys", "ciphertext", "manifest", "offsite", "certificate", "audit")
 
-def journal(v: Vault, no: str, req: dict) -> dict[str, Any] | None:
+def journal(v: Vault, no: str, req: Destruction) -> dict[str, Any] | None:
     """The execution journal of ``no`` the history committed (by members who may execute), about this request."""
     if not has(v, no, ".execution"):
         return None
     what = f"destructions/{no}.execution.toml"
     run = load(v, no, ".execution")
-    if run.get("destruction") != no or run.get("dossier") != req["dossier"] or run.get("target") != req["target"]:
+    if run.get("destruction") != no or run.get("dossier") != req.dossier or run.get("target") != req.target:
         raise IntegrityError(N_("{what}: belongs to another destruction"), what=what)
     return run
 
@@ -98,7 +120,7 @@ def unfinished(v: Vault) -> list[dict[str, Any]]:
     for no, f in sorted(authority.state(v)["destructions"].items()):
         if f["state"] not in ("executing", "executed"):
             continue
-        run = journal(v, no, load(v, no))
+        run = journal(v, no, request(v, no))
         if run is not None and "audit" not in run["steps"]:
             nxt = next(s for s in STEPS if s not in run["steps"])
             out.append({"number": no, "target": run["target"], "started_at": run["started_at"],
@@ -124,7 +146,7 @@ def list_destructions(v: Vault) -> list[dict[str, Any]]:
     journal records the last step)."""
     rows = []
     for no, f in sorted(authority.state(v)["destructions"].items()):
-        req = load(v, no)
+        req = request(v, no)
         state = f["state"]
         if state in (DestructionState.EXECUTING, DestructionState.EXECUTED):
             run = journal(v, no, req)

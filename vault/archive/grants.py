@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault.archive import authority, keyfiles, members
+from vault.archive.accessrecords import Decision, Grant, Request, Resolution
 from vault.archive.states import GrantState, RequestState
 from vault.crypto import age
 from vault.errors import InputError, IntegrityError, NotFoundError, PermissionDeniedError
@@ -14,6 +15,9 @@ from vault.i18n import N_
 from vault.store import ids, make_dir, records
 from vault.store.identity import PublicKey
 from vault.store.keytable import KeyTable, encrypt_key_table, read_key_table
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
 
 
 def _req_rel(no: str, suffix: str = "") -> str:
@@ -24,7 +28,7 @@ def _grant_rel(no: str, suffix: str = "") -> str:
     return f"grants/{no}{suffix}.toml"
 
 
-def grant_key_path(v, dossier_id: str, grant_no: str) -> Path:
+def grant_key_path(v: Vault, dossier_id: str, grant_no: str) -> Path:
     return v.root / grant_key_rel(dossier_id, grant_no)
 
 
@@ -32,42 +36,42 @@ def grant_key_rel(dossier_id: str, grant_no: str) -> str:
     return f"keys/grants/{dossier_id}.{grant_no}.age"
 
 
-def _fact(v, table: str, no: str, what: str) -> dict[str, Any]:
+def _fact(v: Vault, table: str, no: str, what: str) -> dict[str, Any]:
     f = authority.state(v)[table].get(no)
     if f is None:
         raise NotFoundError(N_("no {what} {no}"), what=what, no=no)
     return f
 
 
-def _request(v, no: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _request(v: Vault, no: str) -> tuple[dict[str, Any], Request]:
     """(the history's facts, the committed request record) — the record must say what the history says."""
     fact = _fact(v, "requests", no, "request")
-    rec = authority.load(v, _req_rel(no))
-    if (rec.get("number"), rec.get("kind"), rec.get("dossier") or None, rec.get("requester"),
-            rec.get("target") or None) != (no, fact["kind"], fact["dossier"], fact["by"], fact["target"] or None):
+    rec = authority.load_record(v, _req_rel(no), Request)
+    if (rec.number, rec.kind, rec.dossier or None, rec.requester,
+            rec.target or None) != (no, fact["kind"], fact["dossier"], fact["by"], fact["target"] or None):
         raise IntegrityError(N_("requests/{no}.toml: does not say what its history entry says"), no=no)
     return fact, rec
 
 
-def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def status(v: Vault, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A request with its state from the history: pending, approved, denied, granted, used.
 
     Decisions, uses and grants are facts of the history: deleting their files reverts nothing.
     """
     ids.request_no(no)
     fact, req = _request(v, no)
-    out = {k: req[k] for k in ("number", "kind", "target", "requester", "created_at")}
-    if "approver_role" in req:
-        out["approver_role"] = req["approver_role"]
+    out: dict[str, Any] = {"number": req.number, "kind": req.kind, "target": req.target, "requester": req.requester,
+                           "created_at": req.created_at}
+    if req.approver_role is not None:
+        out["approver_role"] = req.approver_role
     out["dept"] = fact["dept"]  # the requester's member record's, never a typed field
     out["state"] = RequestState(fact["decision"] or RequestState.PENDING)
-    if "customer" in req:
+    if req.by_name:
         out["by_name"] = True
         if fact.get("resolved"):
             out.update(target=fact["resolved"]["number"], resolved_by=fact["resolved"]["by"])
     if fact["decision"]:
-        dec = authority.load(v, _req_rel(no, ".decision"))
-        out.update(decided_by=fact["decided_by"], decided_at=dec["at"])
+        out.update(decided_by=fact["decided_by"], decided_at=decision(v, no).at)
     if fact["used"]:
         out["state"] = RequestState.USED
     if fact["grant"]:
@@ -75,49 +79,55 @@ def status(v, no: str, *, grants: list[dict[str, Any]] | None = None) -> dict[st
     return out
 
 
-def request_record(v, no: str) -> dict[str, Any]:
+def request_record(v: Vault, no: str) -> Request:
     """A request as its requester signed it, checked against the history."""
     return _request(v, no)[1]
 
 
-def resolution(v, req: dict[str, Any]) -> dict[str, Any] | None:
+def decision(v: Vault, no: str) -> Decision:
+    """The committed decision on request ``no`` (the history says there is one)."""
+    return authority.load_record(v, _req_rel(no, ".decision"), Decision)
+
+
+def resolution(v: Vault, req: Request) -> Resolution | None:
     """The granting archivist's resolution of a request by customer name (committed with the grant)."""
-    res = _fact(v, "requests", req["number"], "request").get("resolved")
-    return None if res is None else authority.load(v, _req_rel(req["number"], ".resolution"))
+    res = _fact(v, "requests", req.number, "request").get("resolved")
+    return None if res is None else authority.load_record(v, _req_rel(req.number, ".resolution"), Resolution)
 
 
-def customer_name(actor, no: str) -> str:
+def customer_name(actor: Actor, no: str) -> str:
     """The customer name a request by name gives, for a member it was sealed to (the archive ring,
     the requester's department heads)."""
     req = _request(actor.vault, no)[1]
-    if "customer" not in req:
+    if req.customer is None:
         raise InputError(N_("request {no} names an archive number, not a customer"), no=no)
-    name = members.open_text(actor, req["customer"], what=_req_rel(no))
+    name = members.open_text(actor, req.customer, what=_req_rel(no))
     if name is None:
         raise PermissionDeniedError(N_("the customer name in {no} is sealed to the archive and the department heads"), no=no)
     return name
 
 
-def texts(v, no: str, actor=None) -> dict[str, Any]:
+def texts(v: Vault, no: str, actor: Actor | None = None) -> dict[str, Any]:
     """A request's sealed texts — its ``purpose`` and a denial's ``reason`` — for a member they were
     sealed to (the requester, the department heads, the deciders, the archive ring); see
     ``members.reveal``. ``actor`` None (no identity given) reveals nothing."""
     fact, req = _request(v, no)
-    found = {"purpose": (req["purpose"], f"requests/{no}.toml purpose")}
+    found = {"purpose": (req.purpose, f"requests/{no}.toml purpose")}
     if fact["decision"]:
-        dec = authority.load(v, _req_rel(no, ".decision"))
-        if "reason" in dec:
-            found["reason"] = (dec["reason"], f"requests/{no}.decision.toml reason")
+        dec = decision(v, no)
+        if dec.reason is not None:
+            found["reason"] = (dec.reason, f"requests/{no}.decision.toml reason")
     out: dict[str, Any] = {}
-    members.reveal(actor, found, out, number=req["target"] or None, ref=no)
+    members.reveal(actor, found, out, number=req.target or None, ref=no)
     return out
 
 
-def _digest(rec: dict[str, Any]) -> str:
-    return hashlib.sha256(records.canonical(rec)).hexdigest()
+def _digest(rec: dict[str, Any] | Request | Decision) -> str:
+    """What a later record names an earlier one by: SHA-256 of its canonical bytes."""
+    return hashlib.sha256(records.canonical(rec if isinstance(rec, dict) else rec.to_record())).hexdigest()
 
 
-def list_requests(v) -> list[dict[str, Any]]:
+def list_requests(v: Vault) -> list[dict[str, Any]]:
     return [status(v, n) for n in sorted(authority.state(v)["requests"])]
 
 
@@ -129,7 +139,7 @@ def _release(table: KeyTable, grantee: dict[str, Any]) -> bytes | None:
     return encrypt_key_table(table, [age.parse_recipient(PublicKey.parse(grantee["key"]).recipient)])
 
 
-def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict) -> None:
+def _write_grant_key(v: Vault, rec: dict[str, Any], table: KeyTable, mem: dict) -> None:
     data = _release(table, mem[rec["grantee"]])
     if data is None:
         return
@@ -139,22 +149,21 @@ def _write_grant_key(v, rec: dict[str, Any], table: KeyTable, mem: dict) -> None
     keyfiles.stage(v, grant_key_rel(rec["dossier"], rec["number"]), data)
 
 
-def list_grants(v) -> list[dict[str, Any]]:
+def list_grants(v: Vault) -> list[dict[str, Any]]:
     """Every grant with its state from the history: active, expired (until swept), or how it closed."""
     out = []
     now = v.clock.stamp()
     for gno, fact in sorted(authority.state(v)["grants"].items()):
-        g = authority.load(v, _grant_rel(gno))
-        if (g.get("number"), g.get("request"), g.get("dossier"), g.get("grantee")) != \
-                (gno, fact["request"], fact["dossier"], fact["grantee"]):
+        g = authority.load_record(v, _grant_rel(gno), Grant)
+        if (g.number, g.request, g.dossier, g.grantee) != (gno, fact["request"], fact["dossier"], fact["grantee"]):
             raise IntegrityError(N_("grants/{gno}.toml: does not say what its history entry says"), gno=gno)
-        state = GrantState(fact["closed"] or (GrantState.ACTIVE if now < g["expires_at"] else GrantState.EXPIRED))
-        out.append({**{k: g[k] for k in ("number", "request", "dossier", "target", "grantee", "granted_at",
-                                         "expires_at")}, "state": state})
+        state = GrantState(fact["closed"] or (GrantState.ACTIVE if now < g.expires_at else GrantState.EXPIRED))
+        out.append({"number": g.number, "request": g.request, "dossier": g.dossier, "target": g.target,
+                    "grantee": g.grantee, "granted_at": g.granted_at, "expires_at": g.expires_at, "state": state})
     return out
 
 
-def missing_releases(v) -> list[dict[str, Any]]:
+def missing_releases(v: Vault) -> list[dict[str, Any]]:
     """Active grants whose key release the history does not hold: a restored vault (a restore drops
     the releases no backup holds, in its entry). The grantee reads nothing until it is re-issued
     (one deleted behind the history's back is tampering, which ``vault check`` names instead)."""
@@ -163,7 +172,7 @@ def missing_releases(v) -> list[dict[str, Any]]:
             and not keyfiles.exists(v, grant_key_rel(g["dossier"], g["number"]))]
 
 
-def reissue_releases(actor, only: str | None = None) -> list[str]:
+def reissue_releases(actor: Actor, only: str | None = None) -> list[str]:
     """Write the key release of every active grant that has none (or only of grant ``only``), each
     committed by its own ``grant.reissue`` entry, which names it by hash (``keyfiles``); call under
     the exclusive lock with a member who can open the key tables. Returns the grants."""
@@ -180,14 +189,14 @@ def reissue_releases(actor, only: str | None = None) -> list[str]:
     return done
 
 
-def active_grant(v, dossier_id: str, member: str) -> dict[str, Any] | None:
+def active_grant(v: Vault, dossier_id: str, member: str) -> dict[str, Any] | None:
     for g in list_grants(v):
         if g["dossier"] == dossier_id and g["grantee"] == member and g["state"] == GrantState.ACTIVE:
             return g
     return None
 
 
-def key_files(actor, dossier_id: str, table: KeyTable, *, recipients: list | None = None,
+def key_files(actor: Actor, dossier_id: str, table: KeyTable, *, recipients: list | None = None,
               active: list | None = None) -> dict[str, bytes]:
     """A dossier's changed key table (for the archive ring) and the key release of every active
     grant on it (to its grantee alone), for the commit that records the change to stage with its
@@ -200,7 +209,7 @@ def key_files(actor, dossier_id: str, table: KeyTable, *, recipients: list | Non
     return {**out, **_releases(v, dossier_id, table, active)}
 
 
-def _releases(v, dossier_id: str, table: KeyTable, active: list | None) -> dict[str, bytes]:
+def _releases(v: Vault, dossier_id: str, table: KeyTable, active: list | None) -> dict[str, bytes]:
     """The key release of every active grant on the dossier (never for a grant the history closed,
     nor to a member who is not active)."""
     if active is None:
@@ -216,7 +225,7 @@ def _releases(v, dossier_id: str, table: KeyTable, active: list | None) -> dict[
     return out
 
 
-def save_keys(actor, dossier_id: str, table: KeyTable, *, recipients: list | None = None,
+def save_keys(actor: Actor, dossier_id: str, table: KeyTable, *, recipients: list | None = None,
               active: list | None = None) -> None:
     """Stage a dossier's changed key table for the archive ring and re-issue every active grant's key
     release (``key_files``): the one way a changed table is saved, so no grantee keeps an outdated
@@ -227,13 +236,13 @@ def save_keys(actor, dossier_id: str, table: KeyTable, *, recipients: list | Non
         keyfiles.stage(actor.vault, rel, data)
 
 
-def refresh_grant_keys(actor, dossier_id: str, table: KeyTable, *, active: list | None = None) -> None:
+def refresh_grant_keys(actor: Actor, dossier_id: str, table: KeyTable, *, active: list | None = None) -> None:
     """Stage the key release of every active grant on a dossier again (its table unchanged)."""
     for rel, data in _releases(actor.vault, dossier_id, table, active).items():
         keyfiles.stage(actor.vault, rel, data)
 
 
-def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
+def open_key_table(actor: Actor, dossier_id: str, *, number: str) -> KeyTable:
     """The dossier's key table for this member: through the archive ring, or an active grant."""
     v = actor.vault
     if v.policy.may(actor.roles, "dossier.read"):
@@ -250,7 +259,7 @@ def open_key_table(actor, dossier_id: str, *, number: str) -> KeyTable:
                           dossier=dossier_id)
 
 
-def consume_copy_approval(actor, target: str, *, action: str = "doc.export") -> str:
+def consume_copy_approval(actor: Actor, target: str, *, action: str = "doc.export") -> str:
     """Use up the approved copy request of this member for ``target``; returns its number [R-3.4.2]."""
     v = actor.vault
     with v.lock(exclusive=True):

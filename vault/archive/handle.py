@@ -7,7 +7,11 @@ back (an import cycle the type checker would otherwise need).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from vault.clock import Clock
+    from vault.store.identity import MemberKey
 
 
 class Vault(Protocol):
@@ -26,10 +30,20 @@ class Vault(Protocol):
     @property
     def fingerprint(self) -> str: ...
     _state_store: Any
+    _replay: Any
 
 
 class Actor(Protocol):
     """What those modules use of ``vault.archive.vault.Actor``."""
+
+    @property
+    def vault(self) -> Vault: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def identity(self) -> MemberKey: ...
 
     def audit(self, action: str, **kw: Any) -> None: ...
     def sign(self, data: dict[str, Any]) -> dict[str, Any]: ...

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vault.archive import authority
+from vault.archive.holdrecords import Hold
 from vault.errors import IntegrityError
 from vault.i18n import N_
 
@@ -22,13 +23,13 @@ def held_dossiers(v: Vault) -> set[str]:
     return set(authority.state(v)["holds"])
 
 
-def verified_holds(v: Vault) -> dict[str, dict[str, Any]]:
+def verified_holds(v: Vault) -> dict[str, Hold]:
     """Every hold in force by dossier id, with the record its history entry committed (schema-checked;
     it must name the dossier the entry holds)."""
     out = {}
     for dossier_id in sorted(held_dossiers(v)):
-        rec = authority.load(v, _rel(dossier_id), schema="hold")
-        if rec["dossier"] != dossier_id:
+        rec = authority.load_record(v, _rel(dossier_id), Hold)
+        if rec.dossier != dossier_id:
             raise IntegrityError(N_("{rel}: holds another dossier than its history entry"), rel=_rel(dossier_id))
         out[dossier_id] = rec
     return out

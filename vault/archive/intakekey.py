@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 import base64
 import io
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from vault.archive import authority, keyfiles
+from vault.archive.intakerecords import Submission
 from vault.crypto import age
 from vault.i18n import N_
 from vault.errors import (AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, NotFoundError,
@@ -103,22 +105,23 @@ def rewrap_pending(v: Vault, identities: list, rcpts: list[str], *, unless_only:
         if len(sid) != ID_LEN:
             continue
         settle(v, sid)
-        rec = records.load_toml(rec_path, schema="intake", what=f"intake/{rec_path.name}")
+        what = f"intake/{rec_path.name}"
+        rec = Submission.from_record(records.load_toml(rec_path, what=what), what=what)
         src, tmp = _dir(v) / f"{sid}.age", _dir(v) / f"{sid}{REWRAP}"
         if unless_only is not None and _only_to(src, unless_only):
             continue
-        if hash_file(src) != (rec["sha256"], rec["size"]):
+        if hash_file(src) != (rec.sha256, rec.size):
             continue  # changed behind the record: left for 'intake accept' to refuse, never re-hashed
         try:
             with open(src, "rb") as fin, atomic_writer(tmp) as fout, HashingWriter(fout) as hw:
                 age.rewrap(fin, hw, identities, to)
             out = io.BytesIO()
-            age.rewrap(io.BytesIO(base64.b64decode(rec["sealed"])), out, identities, to)
+            age.rewrap(io.BytesIO(base64.b64decode(rec.sealed)), out, identities, to)
         except (FileNotFoundError, FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
             tmp.unlink(missing_ok=True)
             continue  # damaged or forged: accepting it fails on its own, and it holds nothing of ours
-        rec.update(sha256=hw.h.hexdigest(), size=hw.size, sealed=base64.b64encode(out.getvalue()).decode())
-        records.write_toml(rec_path, rec)
+        rec = replace(rec, sha256=hw.h.hexdigest(), size=hw.size, sealed=base64.b64encode(out.getvalue()).decode())
+        records.write_toml(rec_path, rec.to_record())
         os.replace(tmp, src)
         n += 1
     if n:
@@ -151,8 +154,9 @@ def settle(v: Vault, sid: str) -> None:
     if not tmp.exists():
         return
     try:
-        rec = records.load_toml(_dir(v) / f"{sid}.toml", schema="intake", what=f"intake/{sid}.toml")
-        done = hash_file(tmp) == (rec["sha256"], rec["size"])
+        what = f"intake/{sid}.toml"
+        rec = Submission.from_record(records.load_toml(_dir(v) / f"{sid}.toml", what=what), what=what)
+        done = hash_file(tmp) == (rec.sha256, rec.size)
     except (FileNotFoundError, FormatError):
         done = False
     if done:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 
 from vault.archive import authority, keyfiles, members
@@ -11,6 +11,10 @@ from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.i18n import Message, N_
 from vault.store import ids, records
 from vault.store.keytable import KeyTable, open_values, read_key_table, seal_values
+
+if TYPE_CHECKING:
+    from vault.crypto import age
+    from vault.archive.vault import Actor, Vault
 
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 
@@ -21,7 +25,7 @@ def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: in
     return {"version": version, "key": kid, "at": at, "by": by, "fields": changed, "sealed": sealed}
 
 
-def manifest_file(actor, manifest: dict[str, Any]) -> dict[str, bytes | None]:
+def manifest_file(actor: Actor, manifest: dict[str, Any]) -> dict[str, bytes | None]:
     """The signed, validated manifest as ``{path: bytes}`` for ``actor.commit`` (its commit point)."""
     signed = actor.sign(dict(manifest, updated_at=actor.clock.stamp(), updated_by=actor.name))
     records.validate(signed, "manifest", what=Message(N_("manifest of {number}"), number=manifest['number']))
@@ -32,14 +36,14 @@ def table_rel(dossier_id: str) -> str:
     return f"keys/{dossier_id}.age"
 
 
-def read_table(v, dossier_id: str, identities) -> KeyTable:
+def read_table(v: Vault, dossier_id: str, identities: Sequence[age.Identity]) -> KeyTable:
     """The dossier's key table as the history names it (it must name this dossier: a table moved
     from another is refused)."""
     rel = table_rel(dossier_id)
     return read_key_table(v.root / rel, identities, dossier=dossier_id, data=keyfiles.read(v, rel))
 
 
-def load_manifest(v, dossier_id: str, *, member_records: dict | None = None) -> dict[str, Any]:
+def load_manifest(v: Vault, dossier_id: str, *, member_records: dict | None = None) -> dict[str, Any]:
     """The manifest the history last wrote, validated; IntegrityError names the file otherwise."""
     what = f"dossiers/{dossier_id}/manifest.toml"
     try:
@@ -52,7 +56,7 @@ def load_manifest(v, dossier_id: str, *, member_records: dict | None = None) -> 
     return m
 
 
-def canonical_number(v, text: str) -> str:
+def canonical_number(v: Vault, text: str) -> str:
     """``text`` written as the vault wrote it: archive numbers are matched case-insensitively.
 
     The dossier part is looked up as given, then upper-cased (the built-in schemes issue upper-case
@@ -66,7 +70,7 @@ def canonical_number(v, text: str) -> str:
     return text
 
 
-def resolve(v, number: str) -> str:
+def resolve(v: Vault, number: str) -> str:
     """Dossier id of an archive number (or of the dossier part of a document number).
 
     The history's dossier.create entries are the authority; ``index/numbers`` is only a hint.
@@ -78,14 +82,14 @@ def resolve(v, number: str) -> str:
     return dossier_id
 
 
-def iter_manifests(v) -> Iterator[dict[str, Any]]:
+def iter_manifests(v: Vault) -> Iterator[dict[str, Any]]:
     """Every manifest the history created, verified, in archive-number order."""
     mem = members.all_members(v)
     out = [load_manifest(v, d, member_records=mem) for d in authority.state(v)["dossiers"]]
     yield from sorted(out, key=lambda m: m["number"])
 
 
-def page(v, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+def page(v: Vault, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
     """(how many dossiers, the manifests of ``limit`` of them from ``offset``), in archive-number
     order; reads only those manifests, whatever the vault's size."""
     numbers = authority.state(v)["numbers"]
@@ -107,7 +111,7 @@ def summary(m: dict[str, Any]) -> dict[str, Any]:
             "destroyed_documents": len(m["documents"]) - len(kept)}
 
 
-def read_profile(actor, m: Mapping[str, Any], table: KeyTable | None = None) -> dict[str, Any]:
+def read_profile(actor: Actor, m: Mapping[str, Any], table: KeyTable | None = None) -> dict[str, Any]:
     """Decrypt the newest profile version (needs read access to the dossier)."""
     table = table or read_table(actor.vault, m["id"], actor.read_identities())
     p = m["profile"][-1]

@@ -26,7 +26,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from vault.archive import authority, keyfiles, members, numbering
 from vault.store import index, records
@@ -36,6 +36,9 @@ from vault.i18n import N_
 from vault.store.searchdb import DOSSIER_SHARDS, GRAM_SHARDS, SearchDB, pack, unpack
 from vault.store.searchshards import padded
 from vault.store import fsync_dir, make_dir, remove, remove_tree
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
 
 IDENTITY_LABEL = b"vault-search-identity-v1"
 #: Deltas are padded to a multiple of this many bytes, so a delta's size hides the lengths of the values.
@@ -52,12 +55,12 @@ DELTAS = "index/search/delta/"
 LEGACY = ("index/search/base.age",)  # the single-file index of an earlier version
 
 
-def read_key(v, identities: list) -> bytes:
+def read_key(v: Vault, identities: list) -> bytes:
     """The index key, from ``keys/_index.age`` as the history names it."""
     return index.read_index_key(v.root, identities, keyfiles.read(v, KEY))
 
 
-def _stage_key(v, key: bytes, recipients: list | None) -> None:
+def _stage_key(v: Vault, key: bytes, recipients: list | None) -> None:
     keyfiles.stage(v, KEY, age.encrypt_bytes(key, recipients or members.ring_recipients(v)))
 
 
@@ -69,7 +72,7 @@ def rel(root: Path, p: Path) -> str:
     return str(p.relative_to(root))
 
 
-def index_identity(key: bytes):
+def index_identity(key: bytes) -> age.HybridIdentity:
     """The index identity: its 32-byte seed is HMAC-SHA-256(index key, label)."""
     return age.identity_from_seed(hmac.new(key, IDENTITY_LABEL, hashlib.sha256).digest())
 
@@ -87,7 +90,7 @@ def sealed_digest(sealed: str) -> str:
     return hashlib.sha256(sealed.encode()).hexdigest()
 
 
-def read_recipient(v) -> age.Recipient | None:
+def read_recipient(v: Vault) -> age.Recipient | None:
     """The index recipient, from its record signed by an active archive member; None if never built."""
     what = RECIPIENT
     if not keyfiles.exists(v, RECIPIENT):
@@ -105,7 +108,7 @@ def read_recipient(v) -> age.Recipient | None:
     return age.parse_recipient(rec["recipient"])
 
 
-def _write_recipient(actor, key: bytes) -> None:
+def _write_recipient(actor: Actor, key: bytes) -> None:
     rcpt = str(index_recipient(key))
     rec = actor.sign({"format": 1, "recipient": rcpt, "at": actor.clock.stamp(), "by": actor.name})
     records.validate(rec, "search", what=RECIPIENT)
@@ -113,13 +116,13 @@ def _write_recipient(actor, key: bytes) -> None:
     keyfiles.stage(actor.vault, RECIPIENT, records.dump_toml(rec))
 
 
-def _seal(actor, rcpt: age.Recipient, header: dict[str, Any], body: bytes) -> bytes:
+def _seal(actor: Actor, rcpt: age.Recipient, header: dict[str, Any], body: bytes) -> bytes:
     header = actor.sign({**header, "format": 1, "body_sha256": hashlib.sha256(body).hexdigest(),
                          "by": actor.name, "at": actor.clock.stamp()})
     return age.encrypt_bytes(pack(header, body), [rcpt])
 
 
-def _read(v, what: str) -> bytes:
+def _read(v: Vault, what: str) -> bytes:
     """The bytes of index file ``what`` as the history names it (IntegrityError names it otherwise)."""
     try:
         return keyfiles.read(v, what)
@@ -137,7 +140,7 @@ def _decrypt(raw: bytes, what: str, ident: age.Identity) -> bytes:
         raise IntegrityError(N_("{what}: damaged or tampered with"), hint=REBUILD_HINT, what=what) from None
 
 
-def _signer(v, header: dict, what: str) -> dict[str, Any]:
+def _signer(v: Vault, header: dict, what: str) -> dict[str, Any]:
     """The member who signed ``header``, verified (as ``members.verify_by_member``, with each member's
     key decoded once per process: a query may open dozens of deltas)."""
     sig = header.get("signature")
@@ -148,7 +151,7 @@ def _signer(v, header: dict, what: str) -> dict[str, Any]:
     return signer
 
 
-def _open(v, path: Path, ident: age.Identity, kind: str, may: tuple[str, ...]) -> tuple[dict, bytes]:
+def _open(v: Vault, path: Path, ident: age.Identity, kind: str, may: tuple[str, ...]) -> tuple[dict, bytes]:
     """Decrypt and verify one signed index file (head or delta); IntegrityError names it otherwise."""
     what = rel(v.root, path)
     try:
@@ -184,7 +187,7 @@ class Index:
         return self.count + sum(1 for _ in self.db.overlay_new())
 
 
-def _delta_paths(v) -> list[tuple[int, Path]]:
+def _delta_paths(v: Vault) -> list[tuple[int, Path]]:
     """The deltas the history names (with this command's staging), in sequence order."""
     out = []
     for r in keyfiles.listing(v, DELTAS):
@@ -194,7 +197,7 @@ def _delta_paths(v) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def _loader(v, files: dict[str, list[str]], ident: age.Identity):
+def _loader(v: Vault, files: dict[str, list[str]], ident: age.Identity) -> Callable[[str, int], bytes | None]:
     def load(kind: str, n: int) -> bytes | None:
         ent = files.get(f"{kind}{n}")
         if ent is None:
@@ -216,7 +219,7 @@ def _loader(v, files: dict[str, list[str]], ident: age.Identity):
     return load
 
 
-def open_index(actor, *, key: bytes | None = None) -> Index | None:
+def open_index(actor: Actor, *, key: bytes | None = None) -> Index | None:
     """The index for a member holding the index key; None if it was never built (in this format).
 
     PermissionDeniedError for a member outside the archive department (no index key).
@@ -260,7 +263,7 @@ def open_index(actor, *, key: bytes | None = None) -> Index | None:
     return idx
 
 
-def add_profile(actor, m: Mapping[str, Any], profile: Mapping[str, Any]) -> bool:
+def add_profile(actor: Actor, m: Mapping[str, Any], profile: Mapping[str, Any]) -> bool:
     """Record a dossier's newest profile version (call under the exclusive lock, before the manifest
     is written). Needs no index key. False when the index was never built: the build reads the
     sealed profiles, so nothing is lost."""
@@ -279,7 +282,7 @@ def add_profile(actor, m: Mapping[str, Any], profile: Mapping[str, Any]) -> bool
     return True
 
 
-def _write_shards(actor, idx: Index, rcpt: age.Recipient, which: Iterable[tuple[str, int]]) -> dict[str, list[str]]:
+def _write_shards(actor: Actor, idx: Index, rcpt: age.Recipient, which: Iterable[tuple[str, int]]) -> dict[str, list[str]]:
     """Seal the given shards to new files (new names: the old ones stay valid until the head moves),
     staged for the entry that commits the head naming them."""
     v = actor.vault
@@ -294,7 +297,7 @@ def _write_shards(actor, idx: Index, rcpt: age.Recipient, which: Iterable[tuple[
     return files
 
 
-def save(actor, idx: Index, *, key: bytes | None = None) -> None:
+def save(actor: Actor, idx: Index, *, key: bytes | None = None) -> None:
     """Write the shards ``idx`` changed (or all, for a new index) and the head naming them, to the
     recipient of ``key`` (default the current one); delete what the head no longer names and the
     deltas it holds, all staged for the command's next entry. Call under the exclusive lock."""
@@ -313,13 +316,13 @@ def save(actor, idx: Index, *, key: bytes | None = None) -> None:
     _drop_deltas(v, through)
 
 
-def _head_sealed(actor, idx: Index, rcpt: age.Recipient, files: dict, through: int) -> bytes:
+def _head_sealed(actor: Actor, idx: Index, rcpt: age.Recipient, files: dict, through: int) -> bytes:
     h = {"kind": "head", "through": through, "grams": idx.db.n_grams, "dossier_shards": idx.db.n_dossiers,
          "dossiers": idx.count, "bucket": idx.db.bucket_key.hex()}
     return _seal(actor, rcpt, h, json.dumps(files, sort_keys=True, separators=(",", ":")).encode())
 
 
-def _sweep(v, files: Mapping[str, list[str]]) -> None:
+def _sweep(v: Vault, files: Mapping[str, list[str]]) -> None:
     """Delete (with the same entry) the shard files the history names and the new head does not."""
     named = {p for p, _ in files.values()}
     for kind in ("g", "d"):
@@ -338,7 +341,7 @@ def _sweep(v, files: Mapping[str, list[str]]) -> None:
             keyfiles.stage(v, old, None)
 
 
-def sweep_orphans(actor) -> list[str]:
+def sweep_orphans(actor: Actor) -> list[str]:
     """``vault repair``: delete the shard files no history entry names — dropped in by hand, or left
     by an earlier version's interrupted index write (this one stages them with the entry that names
     them, so an interrupted one is dropped by the recovery) — which ``check`` names; readers never
@@ -359,18 +362,18 @@ def sweep_orphans(actor) -> list[str]:
     return out
 
 
-def _newest_delta(v) -> int:
+def _newest_delta(v: Vault) -> int:
     """The highest delta sequence number the history names (0 if none)."""
     return max((seq for seq, _ in _delta_paths(v)), default=0)
 
 
-def _drop_deltas(v, through: int) -> None:
+def _drop_deltas(v: Vault, through: int) -> None:
     for seq, p in _delta_paths(v):
         if seq <= through:
             keyfiles.stage(v, f"{DELTAS}{p.name}", None)
 
 
-def build(actor, items: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> int:
+def build(actor: Actor, items: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> int:
     """Build the index afresh from (manifest, profile) pairs; returns how many dossiers it holds.
 
     Call under the exclusive lock. Removes the blind indexes of earlier versions, whose tokens told
@@ -399,7 +402,7 @@ def new_db() -> SearchDB:
     return SearchDB(bucket_key=secrets.token_bytes(32), grams=GRAM_SHARDS, dossiers=DOSSIER_SHARDS)
 
 
-def merge_if_due(actor, idx: Index) -> Index | None:
+def merge_if_due(actor: Actor, idx: Index) -> Index | None:
     """Fold the deltas into the shards once ``MERGE_AFTER`` have piled up (takes the exclusive lock);
     the index as merged, or None when no merge was due."""
     if len(idx.deltas) < MERGE_AFTER:
@@ -412,7 +415,7 @@ def merge_if_due(actor, idx: Index) -> Index | None:
     return fresh
 
 
-def moved(v, idx: Index) -> bool:
+def moved(v: Vault, idx: Index) -> bool:
     """True if the head changed since ``idx`` was opened (a merge ran meanwhile and swept its shards)."""
     try:
         return hashlib.sha256((v.root / HEAD).read_bytes()).hexdigest() != idx.head_sha
@@ -420,7 +423,7 @@ def moved(v, idx: Index) -> bool:
         return True
 
 
-def forget(actor, dossier_id: str) -> None:
+def forget(actor: Actor, dossier_id: str) -> None:
     """Remove a dossier from the index for its destruction (call under the exclusive lock).
 
     Its postings go from every shard, the deltas are folded in and deleted, and the index key is
@@ -439,7 +442,7 @@ def forget(actor, dossier_id: str) -> None:
     rekey(actor, idx, os.urandom(32))
 
 
-def stage_rotation(actor, identities: list, recipients: list) -> None:
+def stage_rotation(actor: Actor, identities: list, recipients: list) -> None:
     """A new index key for a member removal (call under the exclusive lock): the key, encrypted to
     the new rings' ``recipients``, and the index re-sealed to it (new shard files, re-spread by a new
     secret) are staged (``keyfiles``) for the removal's one entry, which names them all by hash: an
@@ -458,7 +461,7 @@ def stage_rotation(actor, identities: list, recipients: list) -> None:
     rekey(actor, idx, os.urandom(32), recipients, rebucket=True)
 
 
-def rekey(actor, idx: Index, new_key: bytes, recipients: list | None = None, *, rebucket: bool = False) -> None:
+def rekey(actor: Actor, idx: Index, new_key: bytes, recipients: list | None = None, *, rebucket: bool = False) -> None:
     """Replace the index key with ``new_key`` and re-seal every shard to it (call under the exclusive
     lock). Every shard, the head, the key and the recipient, and the deletion of the superseded
     shards and merged deltas, are staged together (``keyfiles``): the entry that commits the caller's

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping, Set as AbstractSet
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from vault.backup.engine import RunReport, run
 from vault.backup.mirror import DEFAULT_WINDOW
@@ -23,12 +23,19 @@ from vault.store.counting import Progress
 from vault.archive import holds, schedule
 from vault.backup import mirror, restorer as _restore, retention as _prune, verifier as _verify
 
+if TYPE_CHECKING:
+    import random
+
+    from vault.archive.vault import Vault
+    from vault.plugins import VaultPluginManager
+    from vault.store.identity import MemberKey
+
 __all__ = ["run", "list_snapshots", "verify", "restore", "prune", "shred_keys", "known_targets",
            "record_target", "open_target", "protected_dossiers", "retained_records", "DEFAULT_WINDOW", "RunReport",
            "RestoreReport", "VerifyReport", "PruneReport", "ShredReport"]
 
 
-def list_snapshots(target: Any, *, cache: Path | None = None, pm=None) -> list[dict[str, Any]]:
+def list_snapshots(target: Any, *, cache: Path | None = None, pm: VaultPluginManager | None = None) -> list[dict[str, Any]]:
     """The snapshots on ``target``, oldest first: id, time, files, bytes, bytes_new (no key needed)."""
     repo = Repo(target, cache=cache, pm=pm)
     repo.require_config()
@@ -37,14 +44,14 @@ def list_snapshots(target: Any, *, cache: Path | None = None, pm=None) -> list[d
 
 
 def verify(target: Any, *, read_fraction: float = 0.0, identities: Sequence[age.Identity] | None = None,
-           cache: Path | None = None, pm=None, rng=None, progress: Progress | None = None) -> VerifyReport:
+           cache: Path | None = None, pm: VaultPluginManager | None = None, rng: random.Random | None = None, progress: Progress | None = None) -> VerifyReport:
     """Check that every object a snapshot needs is on ``target``; see ``vault.backup.verify.verify``."""
     return _verify.verify(Repo(target, cache=cache, pm=pm), read_fraction=read_fraction,
                           identities=identities, rng=rng, progress=progress)
 
 
 def restore(target: Any, snapshot: str, dest: Path, identities: Sequence[age.Identity], *,
-            member=None, cache: Path | None = None, pm=None, progress: Progress | None = None) -> RestoreReport:
+            member: MemberKey | None = None, cache: Path | None = None, pm: VaultPluginManager | None = None, progress: Progress | None = None) -> RestoreReport:
     """Rebuild ``snapshot`` (id prefix or ``latest``) into the new directory ``dest``; needs a ring member.
 
     :param member: the restoring member's identity (``MemberKey``): binds the restored key files to
@@ -57,7 +64,7 @@ def restore(target: Any, snapshot: str, dest: Path, identities: Sequence[age.Ide
 def prune(target: Any, *, keep_daily: int = 0, keep_weekly: int = 0, keep_monthly: int = 0,
           keep_yearly: int = 0, protected: Iterable[str] = (),
           retained: Mapping[str, AbstractSet[str] | None] | None = None, dry_run: bool = False,
-          cache: Path | None = None, pm=None) -> PruneReport:
+          cache: Path | None = None, pm: VaultPluginManager | None = None) -> PruneReport:
     """Forget snapshots by the keep rules (restic semantics) and delete unreferenced packs.
 
     :param protected: opaque dossier ids under legal hold: a snapshot holding the only copy of any of
@@ -71,12 +78,12 @@ def prune(target: Any, *, keep_daily: int = 0, keep_weekly: int = 0, keep_monthl
                         retained=retained, dry_run=dry_run)
 
 
-def protected_dossiers(v) -> set[str]:
+def protected_dossiers(v: Vault) -> set[str]:
     """Dossier ids under legal hold: their data is never pruned."""
     return set(holds.held_dossiers(v))
 
 
-def retained_records(v) -> dict[str, frozenset[str] | None]:
+def retained_records(v: Vault) -> dict[str, frozenset[str] | None]:
     """What retention still keeps (``vault.archive.schedule.retained_records``): never pruned."""
     return schedule.retained_records(v)
 
@@ -95,7 +102,7 @@ class ShredReport:
         return dict(self.__dict__)
 
 
-def shred_keys(target: Any, key_paths: Iterable[str | Path], *, current=None, pm=None) -> ShredReport:
+def shred_keys(target: Any, key_paths: Iterable[str | Path], *, current: Vault | None = None, pm: VaultPluginManager | None = None) -> ShredReport:
     """Remove every mirrored generation of the given key tables from ``target``.
 
     :param key_paths: vault-relative paths of key tables, such as ``keys/<dossier-id>.age``.
@@ -123,7 +130,7 @@ def shred_keys(target: Any, key_paths: Iterable[str | Path], *, current=None, pm
                     continue
                 rep.removed.append(g.name)
             path = current.root / KEYS / table if current is not None else None
-            if path is not None and path.is_file():
+            if path is not None and current is not None and path.is_file():
                 gen = mirror.put_generation(repo, table, path.read_bytes(), latest=None, now=current.clock.now())
                 rep.remirrored.append(gen.name)
         rep.reached = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Iterator
 import contextlib
 import fcntl
 import os
@@ -13,6 +14,9 @@ from pathlib import Path
 from vault.archive import members
 from vault.store import close_lock, make_dir, open_lock, remove_tree, seam, TMP_PREFIX
 from vault.i18n import Message, N_
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
 
 #: Staging directories are made inside the vault root (hard links need one file system). Readers
 #: skip them: they hold no ``.tmp-`` names and sit outside every directory the vault reads.
@@ -35,7 +39,7 @@ class Staging:
     recipients: list = field(default_factory=list)  # the captured state's ring recipients
     _owner: int | None = None
 
-    def remove(self, v) -> None:
+    def remove(self, v: Vault) -> None:
         # Under the shared lock: a writer sweeping temporaries walks the whole root (staging
         # included) under its exclusive lock, and must not see a directory vanish beneath it.
         with v.lock(exclusive=False):
@@ -73,7 +77,7 @@ def sweep_stale_staging(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def _audit_lock(root: Path):
+def _audit_lock(root: Path) -> Iterator[None]:
     """Hold the audit trail's own lock shared, so the log and its checkpoint are copied as a pair."""
     path = root / "audit" / ".lock"
     if not path.parent.is_dir():
@@ -86,7 +90,7 @@ def _audit_lock(root: Path):
         close_lock(fd)
 
 
-def capture(v) -> Staging:
+def capture(v: Vault) -> Staging:
     """Freeze the vault's current state into a staging directory, holding the shared lock only meanwhile.
 
     Every vault file is replaced by rename, never rewritten in place, so a hard link keeps the

@@ -17,7 +17,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
 from vault.errors import InputError
 from vault.i18n import N_
@@ -30,6 +30,10 @@ import vault.backup.history as witness
 from vault.backup.targets_record import record_target
 from vault.crypto import age
 from vault.store import write_atomic
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+    from vault.plugins import VaultPluginManager
 
 _UPLOADERS = 4
 #: Threads reading and hashing files, and how many files they may be ahead of the packer.
@@ -113,7 +117,7 @@ class _Chain(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:
+    def readinto(self, b: Any, /) -> int:
         n = self.f.readinto(b)
         if n:
             return n
@@ -177,7 +181,7 @@ class _Parts(io.RawIOBase):
     def readall(self) -> bytes:
         return self.read(-1)
 
-    def readinto(self, b) -> int:
+    def readinto(self, b: Any, /) -> int:
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)
@@ -220,7 +224,7 @@ class _Uploader:
         self.packs: dict[str, dict[str, Any]] = {}
         self.bytes_new = 0
 
-    def _submit(self, fn, *args) -> None:
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
         self.pending.append(self.pool.submit(fn, *args))
         while len(self.pending) > _UPLOADERS * 2:
             self.pending.popleft().result()
@@ -307,7 +311,7 @@ def _adopt_orphans(repo: Repo, known: dict, indexed_packs: dict[str, int]) -> di
     return adopted
 
 
-def _refuse_inside(v, target: Any) -> None:
+def _refuse_inside(v: Vault, target: Any) -> None:
     """A directory target inside the vault would back the vault up into itself (and every later
     snapshot would hold the previous ones)."""
     if isinstance(target, str) and target.startswith("file:"):
@@ -318,8 +322,9 @@ def _refuse_inside(v, target: Any) -> None:
                              hint=N_("back up to another disk or host"))
 
 
-def run(v, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, cache: Path | None = None,
-        progress: Progress | None = None, pm=None, actor=None, restored_from: str | None = None) -> RunReport:
+def run(v: Vault, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WINDOW, cache: Path | None = None,
+        progress: Progress | None = None, pm: VaultPluginManager | None = None,
+        actor: Actor | Callable[[], Actor] | None = None, restored_from: str | None = None) -> RunReport:
     """Back the vault up to ``target`` (URL or target object); needs no identity (see docs/FORMAT.md),
     but with ``actor`` a new target is registered in the history (``targets_record``).
 
@@ -361,7 +366,7 @@ def _generations_of(repo: Repo, tables: dict[str, bytes]) -> dict[str, str]:
     return out
 
 
-def _upload(v, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _dt.timedelta,
+def _upload(v: Vault, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _dt.timedelta,
             progress: Progress | None, point: witness.Point) -> RunReport:
     fcache = _FileCache(repo.cache / v.config["id"] / "files.json")
     known, indexed_packs, _ = repo.load_index()

@@ -13,7 +13,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
 from urllib.parse import urlsplit
 
 from vault import clock
@@ -22,6 +22,9 @@ from vault.errors import ConflictError, FormatError, InputError, IntegrityError,
 from vault.i18n import Message, N_
 from vault.store import write_atomic
 from vault import plugins
+
+if TYPE_CHECKING:
+    from vault.plugins import VaultPluginManager
 
 REPO_FORMAT = 1
 CONFIG = "config"
@@ -56,7 +59,7 @@ def parse_time(text: str) -> _dt.datetime:
     return _dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
 
 
-def open_target(target: Any, *, pm=None) -> Any:
+def open_target(target: Any, *, pm: VaultPluginManager | None = None) -> Any:
     """A target object for ``target``: a URL looked up in the backup-target plugins, or a target as is."""
     if not isinstance(target, str):
         return target
@@ -89,7 +92,7 @@ def cache_root() -> Path:
 class Repo:
     """The objects of one backup repository on a target (see docs/FORMAT.md, "Backups")."""
 
-    def __init__(self, target: Any, *, cache: Path | None = None, pm=None) -> None:
+    def __init__(self, target: Any, *, cache: Path | None = None, pm: VaultPluginManager | None = None) -> None:
         self.url = target if isinstance(target, str) else getattr(target, "url", repr(target))
         self.target = open_target(target, pm=pm)
         self.cache = cache if cache is not None else cache_root()
@@ -99,7 +102,7 @@ class Repo:
 
     # -- raw object access ------------------------------------------------------------------------
 
-    def _call(self, fn, *args, **kwargs):
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except PluginError as exc:

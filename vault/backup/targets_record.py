@@ -7,7 +7,7 @@ named by ``vault check``; once bound, a new target is added only by a run with a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import tomli_w
 
@@ -17,15 +17,18 @@ from vault.errors import FormatError, IntegrityError, PermissionDeniedError, Vau
 from vault.i18n import N_
 from vault.store import write_atomic
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+
 FILE = "backups.toml"
 
 
-def bound(v) -> bool:
+def bound(v: Vault) -> bool:
     """Whether the history names ``backups.toml`` (a member registered a target)."""
     return authority.committed(v, FILE) is not None
 
 
-def _load(v) -> list[dict[str, Any]]:
+def _load(v: Vault) -> list[dict[str, Any]]:
     path = v.root / FILE
     try:
         raw = authority.read(v, FILE) if bound(v) else path.read_bytes()
@@ -37,12 +40,12 @@ def _load(v) -> list[dict[str, Any]]:
     return data["targets"]
 
 
-def known_targets(v) -> list[str]:
+def known_targets(v: Vault) -> list[str]:
     """Every target URL the vault has been backed up to, in the order first used."""
     return [t["url"] for t in _load(v)]
 
 
-def record_target(v, url: str, actor=None) -> None:
+def record_target(v: Vault, url: str, actor: Actor | Callable[[], Actor] | None = None) -> None:
     """Add ``url`` to ``backups.toml`` (atomically, under the exclusive lock) unless it is there;
     with ``actor`` in a ``backup.target`` history entry that binds the file.
 

@@ -24,7 +24,7 @@ class _Null(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, b) -> int:
+    def write(self, b: Any, /) -> int:
         return len(b)
 
 

@@ -27,7 +27,7 @@ from vault.errors import (ConflictError, FormatError, IntegrityError, InputError
 from vault.i18n import N_, _
 
 if TYPE_CHECKING:
-    from vault.archive.vault import Vault
+    from vault.archive.vault import Actor, Vault
     from vault.clock import Clock
     from vault.store.identity import MemberKey
 
@@ -116,7 +116,7 @@ class Ctx(Shown):
         if key:
             clock.use_zone(clock.zone(key))
 
-    def actor(self):
+    def actor(self) -> Actor:
         return self.vault.act_as(self.member_key())
 
     def member_key(self, missing: str = N_("this command needs your identity")) -> MemberKey:
@@ -135,7 +135,7 @@ class Ctx(Shown):
             raise InputError(N_("identity file {path} not found"), hint=N_("pass --identity FILE or set VAULT_IDENTITY"), path=path)
         return identity.load_identity(path, _passphrase(_("Passphrase for {name}").format(name=path.name)))
 
-    def maybe_actor(self):
+    def maybe_actor(self) -> Actor | None:
         """The acting member when an identity is given (to open sealed texts), else None."""
         return self.actor() if self.identity_file else None
 

@@ -72,9 +72,10 @@ def request_copy(obj: Ctx, docno: str, purpose: str, as_json: bool) -> None:
 def request_list(obj: Ctx, mine: bool, pending: bool, as_json: bool) -> None:
     """List requests."""
     rows = grants.list_requests(obj.vault)
-    actor = obj.actor() if mine else obj.maybe_actor()
-    if mine:
-        rows = [r for r in rows if r["requester"] == actor.name]
+    me = obj.actor() if mine else None
+    actor = me if me is not None else obj.maybe_actor()
+    if me is not None:
+        rows = [r for r in rows if r["requester"] == me.name]
     if pending:
         rows = [r for r in rows if r["state"] == "pending"]
     if mine or pending:  # where people decide or follow their own: the texts they may read
@@ -120,7 +121,7 @@ def request_deny(obj: Ctx, req: str, reason: str, as_json: bool) -> None:
 class _GrantGroup(LocalisedGroup):
     """``vault grant REQ`` creates a grant; ``vault grant list|revoke|sweep`` manage them."""
 
-    def resolve_command(self, ctx, args):
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["create", *args]
         return super().resolve_command(ctx, args)

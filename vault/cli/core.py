@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import click
 
@@ -57,13 +57,16 @@ def public_key(key: str | None, key_file: str | None) -> identity.PublicKey:
     return identity.PublicKey.parse(key)
 
 
+#: A command function, as click's decorators take and give it.
+F = TypeVar("F", bound=Callable[..., Any])
+
 key_opts = [
     click.option("--key", help="The public key line (from 'vault keygen')."),
     click.option("--key-file", type=click.Path(dir_okay=False), help="A file holding the public key line."),
 ]
 
 
-def with_key_opts(f):
+def with_key_opts(f: F) -> F:
     for opt in reversed(key_opts):
         f = opt(f)
     return f
@@ -122,7 +125,9 @@ def dossier_grp() -> None:
 @click.option("--note", help="Notes (sealed).")
 @json_opt
 @click.pass_obj
-def dossier_create(obj: Ctx, customer_type, business, dept, name, address, alias, contact, legal_rep, note, as_json) -> None:
+def dossier_create(obj: Ctx, customer_type: str, business: str, dept: str, name: str, address: str | None,
+                   alias: tuple[str, ...], contact: tuple[str, ...], legal_rep: str | None, note: str | None,
+                   as_json: bool) -> None:
     """Create a dossier; prints its archive number."""
     from vault.office import dossier  # here: only `dossier create` needs the scheme plugins
 
@@ -211,8 +216,9 @@ def doc_grp() -> None:
 @click.option("--filename", help="With '-': the file name to record for standard input (default: stdin).")
 @json_opt
 @click.pass_obj
-def doc_add(obj: Ctx, number, files, category, source, date, original, copy_note, title, replaces, paper_location,
-            filename, force_date, as_json):
+def doc_add(obj: Ctx, number: str, files: tuple[str, ...], category: str, source: str, date: str, original: bool | None,
+            copy_note: str | None, title: str | None, replaces: str | None, paper_location: str | None,
+            filename: str | None, force_date: bool, as_json: bool) -> None:
     """Encrypt files into a dossier ('-' reads standard input); prints each new document number."""
     if original is None:
         raise click.UsageError(_("say whether this is the --original or a --copy"))

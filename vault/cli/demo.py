@@ -16,7 +16,7 @@ from vault.store import identity
 from vault.office import membership
 from vault.errors import InputError
 from vault.i18n import _, N_
-from vault.archive.vault import Vault
+from vault.archive.vault import Actor, Vault
 
 DEMO_PASSPHRASE = "demo"  # printed for the newcomer; demo identities protect invented data only
 
@@ -80,7 +80,7 @@ def build(root: Path) -> str:
         pending = intake.submit(v, [f], number=numbers[2], category="feedback", source="demo: customer portal",
                                 date="2026-10-02")[0]
 
-    def act(name: str):
+    def act(name: str) -> Actor:
         return Vault.open(root / "vault").act_as(ids[name])
 
     # A consultation through to a grant.

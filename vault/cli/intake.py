@@ -38,7 +38,8 @@ def intake_key(obj: Ctx, as_json: bool) -> None:
 @click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
 @json_opt
 @click.pass_obj
-def intake_submit(obj: Ctx, files, number, category, source, date, original, title, force_date, as_json) -> None:
+def intake_submit(obj: Ctx, files: tuple[str, ...], number: str, category: str, source: str, date: str, original: bool,
+                  title: str | None, force_date: bool, as_json: bool) -> None:
     """Submit material for a dossier; needs no identity and gives no read access."""
     ids = intake.submit(obj.vault, [Path(f) for f in files], number=number, category=category, source=source,
                         date=date, original=original, title=title, force_date=force_date)
@@ -67,7 +68,8 @@ def intake_list(obj: Ctx, as_json: bool) -> None:
 @click.option("--base-url", envvar="VAULT_PORTAL_URL", help="The portal's public address (env VAULT_PORTAL_URL).")
 @json_opt
 @click.pass_obj
-def intake_invite(obj: Ctx, number, expires, uses, note, base_url, as_json) -> None:
+def intake_invite(obj: Ctx, number: str, expires: str, uses: int, note: str | None, base_url: str | None,
+                  as_json: bool) -> None:
     """Invite a customer to submit material for dossier NUMBER online; prints the link once [R-3.1.2]."""
     from vault.office import invitations
 

@@ -21,7 +21,9 @@ from vault.cli.core import dossier_grp
 @click.option("--note", help="Notes (sealed).")
 @json_opt
 @click.pass_obj
-def dossier_update(obj: Ctx, number, name, address, alias, contact, legal_rep, business, note, as_json) -> None:
+def dossier_update(obj: Ctx, number: str, name: str | None, address: str | None, alias: tuple[str, ...],
+                   contact: tuple[str, ...], legal_rep: str | None, business: str | None, note: str | None,
+                   as_json: bool) -> None:
     """Write a new version of a dossier's profile; old versions are kept."""
     changes = {"name": name, "address": address, "aliases": list(alias), "contact": list(contact),
                "legal_rep": legal_rep, "notes": note}

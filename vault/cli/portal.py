@@ -51,8 +51,8 @@ def portal_grp() -> None:
 @click.option("--rate-limit", default="30/600", show_default=True, help="Requests per invitation link per seconds (N/SECONDS).")
 @click.option("--idle-timeout", default=60, show_default=True, type=click.IntRange(1, 3600), help="Seconds an upload may send nothing before it is cut off.")
 @click.pass_obj
-def portal_serve(obj: Ctx, listen, organisation, max_file_mb, max_submission_mb, max_files, max_uploads, rate_limit,
-                 idle_timeout) -> None:
+def portal_serve(obj: Ctx, listen: str, organisation: str, max_file_mb: int, max_submission_mb: int, max_files: int,
+                 max_uploads: int, rate_limit: str, idle_timeout: int) -> None:
     """Serve the portal for this vault. It needs no identity and can read nothing back."""
     try:
         import uvicorn

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
@@ -67,13 +67,13 @@ def register(obj: Ctx, klass: str | None, customer_type: str | None, dept: str |
         _table(first, rows, names, obj)
 
 
-def _each(first: dict[str, Any] | None, rest):
+def _each(first: dict[str, Any] | None, rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     if first is not None:
         yield first
         yield from rest
 
 
-def _json(first, rest, names: bool) -> None:
+def _json(first: dict[str, Any] | None, rest: Iterator[dict[str, Any]], names: bool) -> None:
     # Streamed: one row in memory at a time, the whole still one JSON document.
     click.echo(f'{{"format": "{reg.REGISTER_FORMAT}", "names": {json.dumps(names)}, "rows": [', nl=False)
     for i, row in enumerate(_each(first, rest)):
@@ -81,7 +81,7 @@ def _json(first, rest, names: bool) -> None:
     click.echo("\n]}")
 
 
-def _csv(first, rest, *, bom: bool) -> None:
+def _csv(first: dict[str, Any] | None, rest: Iterator[dict[str, Any]], *, bom: bool) -> None:
     buf = io.StringIO(newline="")
     out = csv.writer(buf, lineterminator="\r\n")
 
@@ -99,7 +99,7 @@ def _csv(first, rest, *, bom: bool) -> None:
         flush()
 
 
-def _table(first, rest, names: bool, ctx: Ctx) -> None:
+def _table(first: dict[str, Any] | None, rest: Iterator[dict[str, Any]], names: bool, ctx: Ctx) -> None:
     def line(cells: list[str]) -> str:
         return " ".join(c if w == 0 else cell(cut(c, w), w) for c, (_t, _k, w) in zip(cells, _TABLE)).rstrip()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Callable
 
 import click
 
@@ -77,9 +78,10 @@ def hold_grp() -> None:
     """Legal holds: block destruction and backup pruning."""
 
 
-def _one_with_reason(name: str, kind: click.ParamType | None = None, *, help: str):
+def _one_with_reason(name: str, kind: click.ParamType | None = None, *,
+                     help: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """The parameters of a command on one request or dossier that takes a reason (sealed), and ``--json``."""
-    def wrap(fn):
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
         return click.argument(name, type=kind)(click.option("--reason", required=True, help=help)(
             json_opt(click.pass_obj(fn))))
     return wrap

@@ -37,8 +37,10 @@ def _line(r: dict) -> str:
 @click.option("--offset", default=0, help="Skip this many rows (the next page: --offset LIMIT).")
 @json_opt
 @click.pass_obj
-def find(obj: Ctx, text, name, contact, number, klass, customer_type, business, dept, created_from, created_to,
-         status, due, incomplete, limit, offset, as_json) -> None:
+def find(obj: Ctx, text: str | None, name: str | None, contact: str | None, number: str | None, klass: str | None,
+         customer_type: str | None, business: str | None, dept: str | None, created_from: str | None,
+         created_to: str | None, status: str | None, due: bool, incomplete: bool, limit: int, offset: int,
+         as_json: bool) -> None:
     """Find dossiers by name (any script, any order, parts of words), contact, number or filters.
 
     Best matches first; exit code 1 when nothing matches."""

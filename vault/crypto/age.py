@@ -305,7 +305,7 @@ def parse_recipient(text: str) -> Recipient:
     raise FormatError(N_("not an age recipient (age1pq1... or age1...)"))
 
 
-def identity_from_seed(seed: bytes) -> Identity:
+def identity_from_seed(seed: bytes) -> HybridIdentity:
     """The mlkem768x25519 identity whose 32-byte seed is ``seed`` (e.g. a one-time token's bytes)."""
     return HybridIdentity(seed)
 

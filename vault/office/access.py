@@ -10,9 +10,9 @@ decryption failing, and sweeping needs no key (an operator can run it from cron)
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vault.archive import authority, grants, keyfiles, members, numbering
+from vault.archive import grants, keyfiles, members, numbering
 from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_rel,
                                   list_grants, status)
 from vault.archive.manifests import load_manifest, read_table, resolve
@@ -20,10 +20,13 @@ from vault.errors import ConflictError, InputError, NotFoundError, PermissionDen
 from vault.i18n import N_
 from vault.store import ids, make_dir, records
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor
+
 MAX_GRANT_HOURS = 24 * 30
 
 
-def create_request(actor, kind: str, target: str | None, purpose: str, *, customer: str | None = None) -> str:
+def create_request(actor: Actor, kind: str, target: str | None, purpose: str, *, customer: str | None = None) -> str:
     """File a consultation (``access``) or copy (``copy``) request; returns its number.
 
     A consultation may name the customer instead of the archive number [R-3.4.1]: ``customer`` is
@@ -70,7 +73,7 @@ def create_request(actor, kind: str, target: str | None, purpose: str, *, custom
     return no
 
 
-def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[str, Any]:
+def decide(actor: Actor, no: str, *, approve: bool, reason: str | None = None) -> dict[str, Any]:
     """Approve or deny a request: access by a department head of the requester's department, copy
     by the archive head; never by the requester."""
     v = actor.vault
@@ -105,7 +108,7 @@ def decide(actor, no: str, *, approve: bool, reason: str | None = None) -> dict[
     return status(v, no)
 
 
-def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None = None) -> str:
+def grant(actor: Actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None = None) -> str:
     """Release the dossier's keys to the requester of an approved access request until expiry.
 
     :param resolved: for a request by customer name, the (dossier id, archive number) the granting
@@ -134,9 +137,9 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
         grantee = mem.get(fact["by"])
         if grantee is None or grantee["status"] != "active":
             raise ConflictError(N_("requester {by} is no longer a member"), by=fact['by'])
-        dec = authority.load(v, _req_rel(no, ".decision"))
+        dec = grants.decision(v, no)
         dossier_id, target = fact["dossier"], fact["target"]
-        if "customer" in req:
+        if req.by_name:
             if resolved is None:
                 raise ConflictError(N_("request {no} names a customer, not a dossier"),
                                     hint=N_("'vault grant {no}' resolves the name through the search index"), no=no)
@@ -144,7 +147,7 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
         elif resolved is not None:
             raise InputError(N_("request {no} names its dossier already"), no=no)
         files: dict[str, bytes | None] = {}
-        if "customer" in req:
+        if req.by_name:
             files[_req_rel(no, ".resolution")] = records.dump_toml(actor.sign(
                 {"format": 1, "request": no, "request_sha256": _digest(req), "dossier": dossier_id,
                  "number": target, "by": actor.name, "at": actor.clock.stamp()}))
@@ -166,7 +169,7 @@ def grant(actor, no: str, *, hours: int = 24, resolved: tuple[str, str] | None =
     return gno
 
 
-def _close(actor, g: dict[str, Any], reason: str) -> None:
+def _close(actor: Actor, g: dict[str, Any], reason: str) -> None:
     v = actor.vault
     rec = actor.sign({"format": 1, "grant": g["number"], "reason": reason, "by": actor.name, "at": actor.clock.stamp()})
     files: dict[str, bytes | None] = {_grant_rel(g["number"], ".closed"): records.dump_toml(rec)}
@@ -177,7 +180,7 @@ def _close(actor, g: dict[str, Any], reason: str) -> None:
                  ref=g["number"], obj=g["number"])
 
 
-def revoke(actor, gno: str) -> None:
+def revoke(actor: Actor, gno: str) -> None:
     """End a grant now: its key release is deleted."""
     actor.require("grant.manage")
     v = actor.vault
@@ -191,7 +194,7 @@ def revoke(actor, gno: str) -> None:
         _close(actor, g, "revoked")
 
 
-def sweep(actor) -> list[str]:
+def sweep(actor: Actor) -> list[str]:
     """Close every expired grant (deletes its key release); safe to run from cron. Needs no dossier key."""
     actor.require("grant.sweep")
     v = actor.vault

@@ -10,7 +10,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from vault.archive import audit, authority, members, recovery, searchcheck
 from vault.crypto import age
@@ -25,6 +25,10 @@ from vault.office import intake, paper, recoveryexport
 from vault.office.holds import lifts
 from vault.backup.targets_record import known_targets
 from vault.i18n import Message, N_
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+    from vault.store.keytable import KeyTable
 
 
 @dataclass
@@ -51,11 +55,11 @@ class _Null(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, b) -> int:
+    def write(self, b: Any, /) -> int:
         return len(b)
 
 
-def check(v, *, actor=None, progress: Progress | None = None,
+def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = None,
           anchor: tuple[int, str] | None = None) -> Report:
     """Check the whole vault. With ``actor`` (``--read-data``) also decrypt everything; with
     ``anchor`` (count, head) also that the history extends a checkpoint kept offline."""
@@ -117,7 +121,7 @@ def _bytes_under(d: Path) -> int:
         return 0
 
 
-def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callable[[int], None],
+def _check_dossier(v: Vault, dossier_id: str, mem: dict, ids: list[age.Identity] | None, rep: Report, step: Callable[[int], None],
                    pool: ThreadPoolExecutor, shredding: bool) -> Callable[[], None]:
     """Check a dossier's manifest, key table and sealed texts now; its documents on ``pool``. Returns
     what collects the documents' results into ``rep`` (and names leftover files), to call in order."""
@@ -180,7 +184,7 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
 _IN_MEMORY = 16 << 20
 
 
-def _check_document(v, m: dict, d: dict, table) -> tuple[list, int]:
+def _check_document(v: Vault, m: dict, d: dict, table: KeyTable | None) -> tuple[list, int]:
     """(problems, bytes) for one document: its ciphertext hash, its header, and with ``table`` its
     metadata and payload. Runs on the check's worker threads (hashing and the AEAD drop the GIL)."""
     rel = f"dossiers/{m['id']}/documents/{d['id']}.age ({d['number']})"
@@ -220,14 +224,14 @@ def _check_document(v, m: dict, d: dict, table) -> tuple[list, int]:
         return problems, size
 
 
-def _try(rep: Report | list, fn) -> None:
+def _try(rep: Report | list, fn: Callable[..., object]) -> None:
     try:
         fn()
     except VaultError as e:
         (rep.problems if isinstance(rep, Report) else rep).append(e.message)
 
 
-def _check_records(v, mem: dict, rep: Report) -> None:
+def _check_records(v: Vault, mem: dict, rep: Report) -> None:
     """Procedure records: each must say what its history entry says (requests, grants, holds,
     destructions, reviews, intake, paper originals, recovery exports); the facts themselves come from the history,
     which ``check`` verified first."""

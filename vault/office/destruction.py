@@ -8,12 +8,12 @@ writes a certificate signed by the executing supervisor.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault import backup
 from vault.archive import destructions, grants, keyfiles, members, numbering, schedule, searchindex
+from vault.archive.destructionrecords import Destruction, DestructionApproval
 from vault.archive.holds import held_dossiers
 from vault.archive.states import DossierStatus
 from vault.archive.manifests import load_manifest, manifest_file, read_table, resolve
@@ -22,12 +22,15 @@ from vault.errors import ConflictError, InputError, IntegrityError, NotFoundErro
 from vault.i18n import Message, N_
 from vault.store import fsync_dir, make_dir, records, remove, seam
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+
 GHOST_KEYS = ("number", "id", "category", "date", "original", "version", "added_at", "added_by", "size",
               "sha256", "replaces", "superseded_by", "events", "status", "destroyed")
 
 
 
-def _targets(v, target: str, dossier_id: str | None = None) -> tuple[dict, list[dict]]:
+def _targets(v: Vault, target: str, dossier_id: str | None = None) -> tuple[dict, list[dict]]:
     """The manifest and the live documents a target (NO or DOCNO) covers; with ``dossier_id`` (a
     request's permanent id) the target is never re-resolved through the index."""
     m = load_manifest(v, dossier_id or resolve(v, target))
@@ -43,7 +46,7 @@ def _targets(v, target: str, dossier_id: str | None = None) -> tuple[dict, list[
     return m, live
 
 
-def request(actor, target: str, reason: str) -> str:
+def request(actor: Actor, target: str, reason: str) -> str:
     """Ask for a dossier or a document to be destroyed; returns the destruction number."""
     actor.require("destroy.request", number=target)
     if not reason.strip():
@@ -60,7 +63,7 @@ def request(actor, target: str, reason: str) -> str:
     return no
 
 
-def approve(actor, no: str, *, override_retention: str | None = None) -> list[str]:
+def approve(actor: Actor, no: str, *, override_retention: str | None = None) -> list[str]:
     """Approve a destruction: a supervisor other than the requester. An approval may override an
     unfinished retention period only by saying why.
 
@@ -70,9 +73,9 @@ def approve(actor, no: str, *, override_retention: str | None = None) -> list[st
     """
     actor.require("destroy.approve")
     v = actor.vault
-    req = destructions.load(v, no)
+    req = destructions.request(v, no)
     if destructions.fact(v, no)["by"] == actor.name:
-        actor.audit("destroy.approve", outcome="refused", number=req["target"], ref=no)
+        actor.audit("destroy.approve", outcome="refused", number=req.target, ref=no)
         raise PermissionDeniedError(N_("you cannot approve your own destruction request"),
                                     hint=N_("another supervisor must approve it"))
     with v.lock(exclusive=True):
@@ -80,19 +83,19 @@ def approve(actor, no: str, *, override_retention: str | None = None) -> list[st
         if destructions.fact(v, no)["state"] != "requested":
             raise ConflictError(N_("destruction {no} is already {state}"), no=no, state=destructions.fact(v, no)['state'])
         warnings = _obstacles(v, req, override=bool(override_retention))
-        rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
+        rec = {"format": 1, "destruction": no, "request_sha256": destructions.request_sha256(req),
                "by": actor.name, "at": actor.clock.stamp()}
         if override_retention:
             rec["override_retention"] = members.seal_text(v, override_retention, [actor.name])
         actor.commit("destroy.approve", {destructions.rel(no, ".approval"): records.dump_toml(actor.sign(rec))},
-                     number=req["target"], ref=no, obj=no)
+                     number=req.target, ref=no, obj=no)
     return warnings
 
 
-def _obstacles(v, req: dict, *, override: bool) -> list[str]:
+def _obstacles(v: Vault, req: Destruction, *, override: bool) -> list[str]:
     """Why an execution would be refused today, in words (empty when it would run)."""
     try:
-        m, docs = _targets(v, req["target"], req["dossier"])
+        m, docs = _targets(v, req.target, req.dossier)
     except (ConflictError, NotFoundError) as e:
         return [e.message]
     out: list[str] = []
@@ -112,17 +115,17 @@ def _obstacles(v, req: dict, *, override: bool) -> list[str]:
     return out
 
 
-def close(actor, no: str, outcome: str, reason: str) -> None:
+def close(actor: Actor, no: str, outcome: str, reason: str) -> None:
     """End a destruction that has not started executing: ``cancelled`` by its requester or a
     supervisor, or ``denied`` by a supervisor other than the requester. The reason is sealed to the
     archive ring, the requester and the closer."""
     assert outcome in ("cancelled", "denied")
     verb = "cancel" if outcome == "cancelled" else "deny"
     v = actor.vault
-    req = destructions.load(v, no)
+    req = destructions.request(v, no)
     mine, sup = actor.name == destructions.fact(v, no)["by"], "supervisor" in actor.roles
     if not ((mine or sup) if outcome == "cancelled" else (sup and not mine)):
-        actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
+        actor.audit(f"destroy.{verb}", outcome="refused", number=req.target, ref=no)
         if verb == "cancel":
             raise PermissionDeniedError(N_("you may not cancel destruction {no}"),
                                         hint=N_("its requester or a supervisor cancels it"), no=no)
@@ -135,48 +138,48 @@ def close(actor, no: str, outcome: str, reason: str) -> None:
     with v.lock(exclusive=True):
         destructions.refuse_closed(v, no)
         if destructions.fact(v, no)["state"] in ("executing", "executed"):
-            actor.audit(f"destroy.{verb}", outcome="refused", number=req["target"], ref=no)
+            actor.audit(f"destroy.{verb}", outcome="refused", number=req.target, ref=no)
             raise ConflictError(N_("destruction {no} has started executing; it can only be finished"),
                                 hint=N_("run 'vault destroy execute {no}'"), no=no)
-        rec = {"format": 1, "destruction": no, "request_sha256": hashlib.sha256(records.canonical(req)).hexdigest(),
+        rec = {"format": 1, "destruction": no, "request_sha256": destructions.request_sha256(req),
                "outcome": outcome, "by": actor.name, "at": actor.clock.stamp(),
-               "reason": members.seal_text(v, reason, [req["requested_by"], actor.name])}
+               "reason": members.seal_text(v, reason, [req.requested_by, actor.name])}
         actor.commit(f"destroy.{verb}", {destructions.rel(no, ".closed"): records.dump_toml(actor.sign(rec))},
-                     number=req["target"], ref=no, obj=no)
+                     number=req.target, ref=no, obj=no)
 
 
-def show(v, no: str, actor=None) -> dict[str, Any]:
+def show(v: Vault, no: str, actor: Actor | None = None) -> dict[str, Any]:
     """A destruction with its state and its sealed texts (reason, override, closing reason) for the
     members they were sealed to (see ``members.reveal``)."""
-    req = destructions.load(v, no)
+    req = destructions.request(v, no)
     row = next(r for r in destructions.list_destructions(v) if r["number"] == no)
-    row["requested_at"] = req["requested_at"]
-    texts = {"reason": (req["reason"], f"destructions/{no}.toml reason")}
+    row["requested_at"] = req.requested_at
+    texts = {"reason": (req.reason, f"destructions/{no}.toml reason")}
     if destructions.has(v, no, ".approval"):
-        appr = destructions.load(v, no, ".approval")
-        row.update(approved_by=appr["by"], approved_at=appr["at"])
-        if "override_retention" in appr:
-            texts["override_reason"] = (appr["override_retention"], f"destructions/{no}.approval.toml override")
+        appr = destructions.approval(v, no)
+        row.update(approved_by=appr.by, approved_at=appr.at)
+        if appr.override_retention is not None:
+            texts["override_reason"] = (appr.override_retention, f"destructions/{no}.approval.toml override")
         if row["state"] == "approved":
-            row["warnings"] = _obstacles(v, req, override="override_retention" in appr)
+            row["warnings"] = _obstacles(v, req, override=appr.override_retention is not None)
     closed = destructions.closed(v, no, req)
     if closed is not None:
-        row.update(closed_by=closed["by"], closed_at=closed["at"])
-        texts["closing_reason"] = (closed["reason"], f"destructions/{no}.closed.toml reason")
+        row.update(closed_by=closed.by, closed_at=closed.at)
+        texts["closing_reason"] = (closed.reason, f"destructions/{no}.closed.toml reason")
     if destructions.fact(v, no).get("certificate") is not None:
         cert = destructions.certificate(v, no)
         row.update(executed_by=cert["executed_by"], executed_at=cert["executed_at"],
                    destroyed=[d["number"] for d in cert["destroyed"]])
-    members.reveal(actor, texts, row, number=req["target"], ref=no)
+    members.reveal(actor, texts, row, number=req.target, ref=no)
     return row
 
 
-def _refuse(actor, req, no: str, message: str, hint: str, **params) -> None:
-    actor.audit("destroy.execute", outcome="refused", number=req["target"], ref=no)
+def _refuse(actor: Actor, req: Destruction, no: str, message: str, hint: str, **params: Any) -> None:
+    actor.audit("destroy.execute", outcome="refused", number=req.target, ref=no)
     raise ConflictError(message, hint=hint, no=no, **params)
 
 
-def execute(actor, no: str) -> dict[str, Any]:
+def execute(actor: Actor, no: str) -> dict[str, Any]:
     """Crypto-shred what the approved request names; returns the signed certificate.
 
     Execution is a journal of idempotent steps (``STEPS``): the plan is signed into
@@ -186,12 +189,12 @@ def execute(actor, no: str) -> dict[str, Any]:
     """
     actor.require("destroy.execute")
     v = actor.vault
-    req = destructions.load(v, no)
+    req = destructions.request(v, no)
     closed = destructions.closed(v, no, req)
     if closed is not None:
-        _refuse(actor, req, no, N_("destruction {no} was cancelled by {by}") if closed["outcome"] == "cancelled"
+        _refuse(actor, req, no, N_("destruction {no} was cancelled by {by}") if closed.outcome == "cancelled"
                 else N_("destruction {no} was denied by {by}"),
-                N_("file a new destruction request if it is still wanted"), by=closed["by"])
+                N_("file a new destruction request if it is still wanted"), by=closed.by)
     appr = _approval(actor, req, no)
     with v.lock(exclusive=True):
         run = destructions.journal(v, no, req)
@@ -201,9 +204,9 @@ def execute(actor, no: str) -> dict[str, Any]:
                                     hint=N_("see 'vault destroy certificate {no}'"), no=no)
             closed = destructions.closed(v, no, req)
             if closed is not None:
-                _refuse(actor, req, no, N_("destruction {no} was cancelled by {by}") if closed["outcome"] == "cancelled"
+                _refuse(actor, req, no, N_("destruction {no} was cancelled by {by}") if closed.outcome == "cancelled"
                         else N_("destruction {no} was denied by {by}"),
-                        N_("file a new destruction request if it is still wanted"), by=closed["by"])
+                        N_("file a new destruction request if it is still wanted"), by=closed.by)
             run = _plan(actor, req, appr, no)
         elif "audit" in run["steps"]:
             raise ConflictError(N_("destruction {no} has already been executed"), hint=N_("see 'vault destroy certificate {no}'"), no=no)
@@ -227,33 +230,33 @@ def _checkpoint(where: str) -> None:
         _interrupt(where)
 
 
-def _approval(actor, req: dict, no: str) -> dict[str, Any]:
+def _approval(actor: Actor, req: Destruction, no: str) -> DestructionApproval:
     v = actor.vault
     # Only a supervisor other than the requester approves [R-3.3.2]: the history's rule for the
     # destroy.approve entry; an approval written straight into the directory approves nothing.
     if destructions.fact(v, no)["state"] not in ("approved", "executing", "executed"):
         _refuse(actor, req, no, N_("destruction {no} is not approved"), N_("a supervisor other than the requester approves it"))
-    appr = destructions.load(v, no, ".approval")
-    if appr["request_sha256"] != hashlib.sha256(records.canonical(req)).hexdigest():
+    appr = destructions.approval(v, no)
+    if appr.request_sha256 != destructions.request_sha256(req):
         raise IntegrityError(N_("destructions/{no}.approval.toml approves another version of the request"), no=no)
     return appr
 
 
-def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
+def _plan(actor: Actor, req: Destruction, appr: DestructionApproval, no: str) -> dict[str, Any]:
     """Check the hold and retention, then sign the plan: what will be destroyed, before any of it is."""
     v = actor.vault
-    m, docs = _targets(v, req["target"], req["dossier"])
+    m, docs = _targets(v, req.target, req.dossier)
     if m["id"] in held_dossiers(v):
         _refuse(actor, req, no, N_("dossier {number} is under a legal hold"), N_("lift the hold first ('vault hold remove')"),
                 number=m["number"])
     sched = [schedule.schedule(m, d, v.policy.data, today=v.clock.today()) for d in docs]
     early = [s["number"] for s in sched if s["status"] != "due"]
-    if early and "override_retention" not in appr:
+    if early and appr.override_retention is None:
         _refuse(actor, req, no, N_("retention has not ended for {numbers}"),
                 N_("wait until 'vault retention report --due' lists it, or approve with --override-retention REASON"),
                 numbers=", ".join(early[:3]) + (" …" if len(early) > 3 else ""))
-    run = {"format": 1, "destruction": no, "target": req["target"], "dossier": m["id"], "dossier_number": m["number"],
-           "whole_dossier": "/" not in req["target"], "started_at": actor.clock.stamp(), "started_by": actor.name,
+    run = {"format": 1, "destruction": no, "target": req.target, "dossier": m["id"], "dossier_number": m["number"],
+           "whole_dossier": "/" not in req.target, "started_at": actor.clock.stamp(), "started_by": actor.name,
            "documents": [{k: d[k] for k in ("number", "id", "key", "meta_key", "sha256", "size")} for d in docs],
            "grant_keys": sorted(r.rsplit("/", 1)[1] for r in keyfiles.listing(v, f"keys/grants/{m['id']}.")),
            "retention": [{k: s[k] for k in ("number", "rule", "event", "event_date", "until", "status")
@@ -265,12 +268,12 @@ def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
     return run
 
 
-def _step_unindex(actor, run, req, appr) -> None:
+def _step_unindex(actor: Actor, run: dict[str, Any], req: Destruction, appr: DestructionApproval) -> None:
     if run["whole_dossier"]:
         searchindex.forget(actor, run["dossier"])  # rotates the index key: keys/_index.age is shredded offsite
 
 
-def _step_keys(actor, run, req, appr) -> None:
+def _step_keys(actor: Actor, run: dict[str, Any], req: Destruction, appr: DestructionApproval) -> None:
     """Keys leave the key table first: from this instant nothing destroyed can be decrypted here."""
     v = actor.vault
     if run["whole_dossier"]:
@@ -289,7 +292,7 @@ def _step_keys(actor, run, req, appr) -> None:
         grants.refresh_grant_keys(actor, run["dossier"], table)
 
 
-def _step_ciphertext(actor, run, req, appr) -> None:
+def _step_ciphertext(actor: Actor, run: dict[str, Any], req: Destruction, appr: DestructionApproval) -> None:
     """Overwrite, then delete the ciphertext (media that do not overwrite in place: see SECURITY.md)."""
     v = actor.vault
     for d in run["documents"]:
@@ -309,7 +312,7 @@ def _step_ciphertext(actor, run, req, appr) -> None:
         fsync_dir(docdir)
 
 
-def _step_manifest(actor, run, req, appr) -> dict[str, Any]:
+def _step_manifest(actor: Actor, run: dict[str, Any], req: Destruction, appr: DestructionApproval) -> dict[str, Any]:
     """The manifest keeps ghosts: numbers, categories, dates, the rule, the approvals; no customer data."""
     v = actor.vault
     no = run["destruction"]
@@ -332,12 +335,12 @@ def _step_manifest(actor, run, req, appr) -> dict[str, Any]:
             p.pop("sealed", None)
     m["revision"] += 1
     # The entry that turns the manifest to ghosts is the destruction's own (destroy.execute).
-    actor.commit("destroy.execute", manifest_file(actor, m), number=req["target"], ref=no, obj=no,
+    actor.commit("destroy.execute", manifest_file(actor, m), number=req.target, ref=no, obj=no,
                  rev=m["revision"])
     return {"manifest_revision": m["revision"], "executed_at": stamp}
 
 
-def _step_offsite(actor, run, req, appr) -> dict[str, Any]:
+def _step_offsite(actor: Actor, run: dict[str, Any], req: Destruction, appr: DestructionApproval) -> dict[str, Any]:
     """Offsite: the mirrored key tables leave every backup target the vault has used."""
     key_paths = [f"keys/{run['dossier']}.age", *(f"keys/grants/{g}" for g in run["grant_keys"])]
     if run["whole_dossier"]:
@@ -345,7 +348,7 @@ def _step_offsite(actor, run, req, appr) -> dict[str, Any]:
     return {"offsite": _offsite(actor.vault, key_paths, run["whole_dossier"])}
 
 
-def _step_certificate(actor, run, req, appr) -> None:
+def _step_certificate(actor: Actor, run: dict[str, Any], req: Destruction, appr: DestructionApproval) -> None:
     v = actor.vault
     no = run["destruction"]
     if destructions.fact(v, no).get("certificate") is not None:
@@ -354,15 +357,15 @@ def _step_certificate(actor, run, req, appr) -> None:
             "destroyed": [{k: d[k] for k in ("number", "sha256", "size")} for d in run["documents"]],
             "whole_dossier": run["whole_dossier"], "manifest_revision": run["manifest_revision"],
             "executed_at": run["executed_at"], "executed_by": actor.name, **run["offsite"],
-            "destruction": no, "target": req["target"], "requested_by": req["requested_by"],
-            "requested_at": req["requested_at"], "approved_by": appr["by"], "approved_at": appr["at"],
+            "destruction": no, "target": req.target, "requested_by": req.requested_by,
+            "requested_at": req.requested_at, "approved_by": appr.by, "approved_at": appr.at,
             "retention": run["retention"], "retention_overridden": run["retention_overridden"],
             "hold_checked_at": run["started_at"], "held": False}
     actor.commit("destroy.certify", {destructions.rel(no, ".certificate"): records.dump_toml(actor.sign(cert))},
-                 number=req["target"], ref=no, obj=no)
+                 number=req.target, ref=no, obj=no)
 
 
-def _step_audit(actor, run, req, appr) -> None:
+def _step_audit(actor: Actor, run: dict[str, Any], req: Destruction, appr: DestructionApproval) -> None:
     """Nothing left to write: the manifest step's destroy.execute entry is the audit entry, and the
     journal's closing entry (recorded after this step) marks the execution finished."""
 
@@ -372,7 +375,7 @@ _STEP_FNS = {"unindex": _step_unindex, "keys": _step_keys, "ciphertext": _step_c
              "audit": _step_audit}
 
 
-def _offsite(v, key_paths: list[str], whole: bool) -> dict[str, Any]:
+def _offsite(v: Vault, key_paths: list[str], whole: bool) -> dict[str, Any]:
     # With ``current``, a table that still exists (a partly destroyed dossier's, the rotated index
     # key) is mirrored again; a deleted one is not.
     reports = [backup.shred_keys(url, key_paths, current=v).as_dict()

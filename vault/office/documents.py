@@ -7,7 +7,7 @@ import contextlib
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Sequence
 
 
 from vault.crypto import age
@@ -22,6 +22,9 @@ from vault.store.hashing import HashingWriter
 from vault.store.counting import Progress, counting, no_progress
 from vault.i18n import Message, N_
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+
 
 @dataclass(frozen=True)
 class Stream:
@@ -35,7 +38,7 @@ class Stream:
     file: BinaryIO
 
 
-def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, source: str, date: str,
+def add(actor: Actor, number: str, files: Sequence[Path | Stream], *, category: str, source: str, date: str,
         original: bool, copy_note: str | None = None, title: str | None = None, replaces: str | None = None,
         paper_location: str | None = None, progress: Progress | None = None,
         force_date: bool = False) -> list[str]:
@@ -50,7 +53,7 @@ def add(actor, number: str, files: Sequence[Path | Stream], *, category: str, so
                     progress=progress, force_date=force_date)[0]
 
 
-def add_many(actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]], *, category: str, source: str, date: str,
+def add_many(actor: Actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]], *, category: str, source: str, date: str,
              original: bool, copy_note: str | None = None, title: str | None = None, replaces: str | None = None,
              paper_location: str | None = None, progress: Progress | None = None,
              force_date: bool = False) -> list[list[str]]:
@@ -146,7 +149,7 @@ def add_many(actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]], *, cat
     return out
 
 
-def _encrypt_one(v, m: dict, table: KeyTable, src: Path | Stream, *, category: str, source: str, date: str,
+def _encrypt_one(v: Vault, m: dict, table: KeyTable, src: Path | Stream, *, category: str, source: str, date: str,
                  original: bool, copy_note: str | None, title: str | None, paper_location: str | None,
                  by: str, step: Callable[[int], None]) -> tuple[dict[str, Any], Path]:
     doc_id = secrets.token_hex(16)
@@ -181,7 +184,7 @@ def _public(d: dict[str, Any]) -> dict[str, Any]:
     return {k: d[k] for k in keys if k in d}
 
 
-def list_docs(actor, number: str, *, with_meta: bool = False) -> list[dict[str, Any]]:
+def list_docs(actor: Actor, number: str, *, with_meta: bool = False) -> list[dict[str, Any]]:
     """Documents of a dossier (cleartext facts; titles and sources too for a member who may read)."""
     actor.require("dossier.list")
     v = actor.vault
@@ -205,7 +208,7 @@ def read_meta(d: dict[str, Any], table: KeyTable) -> dict[str, Any]:
     return open_values(d["meta"], table, what=Message(N_("document {number} metadata"), number=d['number']))
 
 
-def history(actor, docno: str) -> list[dict[str, Any]]:
+def history(actor: Actor, docno: str) -> list[dict[str, Any]]:
     """Every version in the chain ``docno`` belongs to, oldest first."""
     actor.require("dossier.list")
     v = actor.vault
@@ -220,7 +223,7 @@ def history(actor, docno: str) -> list[dict[str, Any]]:
     return [_public(x) for x in chain]
 
 
-def require_save(actor, docno: str) -> str:
+def require_save(actor: Actor, docno: str) -> str:
     """Writing plaintext anywhere but a terminal (a file, a pipe) is a copy [R-3.4.2]: allowed to
     roles the policy grants ``doc.save`` (the archive department), to anyone else once per approved
     copy request of theirs, which this uses up. Returns what allowed it, for the audit entry:
@@ -234,7 +237,7 @@ def require_save(actor, docno: str) -> str:
         raise PermissionDeniedError(N_("you may view this document on a terminal only"), param="copy_export") from None
 
 
-def check_output(v, output: Path) -> Path:
+def check_output(v: Vault, output: Path) -> Path:
     """Refuse a plaintext output inside the vault directory, symbolic links resolved: from there it
     would be backed up, and it could replace a vault file."""
     dest = Path(os.path.abspath(output))
@@ -246,7 +249,7 @@ def check_output(v, output: Path) -> Path:
     return dest
 
 
-def view(actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None,
+def view(actor: Actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None,
          progress: Progress | None = None) -> dict[str, Any]:
     """Decrypt a document to ``dst``; ``copy_ref`` (from ``require_save``) when ``dst`` is not a terminal.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 from vault import plugins
@@ -19,12 +19,15 @@ from vault.store import make_dir
 from vault.store.keytable import KeyTable
 from vault.archive.labels import resolve_name
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor
+
 
 def _facts(customer_type: str, business: str, dept: str, created: str) -> dict[str, str]:
     return {"customer_type": customer_type, "business": business, "dept": dept, "created": created}
 
 
-def create(actor, *, customer_type: str, business: str, dept: str, profile: dict[str, Any]) -> str:
+def create(actor: Actor, *, customer_type: str, business: str, dept: str, profile: dict[str, Any]) -> str:
     """Create a dossier with its sealed profile; returns its archive number [R-3.2.2]."""
     actor.require("dossier.create")
     v = actor.vault
@@ -69,7 +72,7 @@ def create(actor, *, customer_type: str, business: str, dept: str, profile: dict
     return number
 
 
-def show(actor, number: str) -> dict[str, Any]:
+def show(actor: Actor, number: str) -> dict[str, Any]:
     """Cleartext facts plus, for a member who may read it, the sealed profile."""
     actor.require("dossier.list")
     v = actor.vault

@@ -232,7 +232,7 @@ def resolve_customer(actor: Actor, no: str, *, choose: str | None = None) -> tup
     v = actor.vault
     earlier = grants.resolution(v, grants.request_record(v, no))
     if earlier is not None:  # a grant that did not complete: its signed resolution stands
-        return earlier["dossier"], earlier["number"]
+        return earlier.dossier, earlier.number
     name = grants.customer_name(actor, no)
     words, whole = query_words(name), fold(name)
     found = find(actor, name=name, limit=MAX_LIMIT)["rows"] if len(whole) >= 2 else []

@@ -6,6 +6,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from vault.archive import audit, authority, members
+from vault.archive.holdrecords import Hold, HoldLift
 from vault.archive.holds import _rel, held_dossiers, verified_holds
 from vault.archive.manifests import load_manifest, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
@@ -53,24 +54,26 @@ def remove(actor: Actor, number: str, reason: str) -> str:
         if dossier_id not in held_dossiers(v):
             raise NotFoundError(N_("dossier {number} is not on hold"), number=number)
         try:
-            hold = authority.load(v, _rel(dossier_id), schema="hold")
-            hold_sha = hashlib.sha256(records.canonical(hold)).hexdigest()
+            hold = authority.load_record(v, _rel(dossier_id), Hold)
+            hold_sha = hashlib.sha256(records.canonical(hold.to_record())).hexdigest()
+            placed = (hold.number, hold.at, hold.by)
         except IntegrityError:
             # The hold's file was deleted or changed behind the vault's back (check names it): the
             # hold is still the history's fact, and its entry says when and by whom it was placed.
             h, seq, placer = authority.committed(v, _rel(dossier_id)) or ("0" * 64, 0, "")
             at = next((e["at"] for e in audit.entries(v) if e["seq"] == seq), actor.clock.stamp())
-            hold, hold_sha = {"number": load_manifest(v, dossier_id)["number"], "at": at, "by": placer}, h or "0" * 64
+            placed, hold_sha = (load_manifest(v, dossier_id)["number"], at, placer), h or "0" * 64
+        held_number, held_at, held_by = placed
         lifted = v.root / "holds" / "lifted"
         make_dir(lifted)
         n = 1 + max((int(q.name.split(".")[1]) for q in lifted.glob(f"{dossier_id}.*.toml")
                      if q.name.split(".")[1].isdigit()), default=0)
-        rec = {"format": 1, "dossier": dossier_id, "number": hold["number"], "seq": n,
-               "hold_at": hold["at"], "hold_by": hold["by"],
+        rec = {"format": 1, "dossier": dossier_id, "number": held_number, "seq": n,
+               "hold_at": held_at, "hold_by": held_by,
                "hold_sha256": hold_sha,
                "at": actor.clock.stamp(), "by": actor.name, "reason": members.seal_text(v, reason)}
         signed = actor.sign(rec)
-        records.validate(signed, "holdlift", what=Message(N_("lift of the hold on {number}"), number=hold['number']))
+        records.validate(signed, "holdlift", what=Message(N_("lift of the hold on {number}"), number=held_number))
         actor.commit("hold.remove", {f"holds/lifted/{dossier_id}.{n}.toml": records.dump_toml(signed),
                                      _rel(dossier_id): None}, number=number, obj=dossier_id, ref=f"lift-{n}")
     return f"{dossier_id}.{n}"
@@ -80,9 +83,9 @@ def list_holds(v: Vault, actor: Actor | None = None) -> list[dict[str, Any]]:
     """Holds in force; with ``actor``, each hold's reason where it was sealed to them (the ring)."""
     rows = []
     for dossier_id, rec in sorted(verified_holds(v).items()):
-        row = {k: rec[k] for k in ("number", "at", "by")}
-        members.reveal(actor, {"reason": (rec["reason"], f"holds/{dossier_id}.toml reason")}, row,
-                       number=rec["number"], ref="hold")
+        row: dict[str, Any] = {"number": rec.number, "at": rec.at, "by": rec.by}
+        members.reveal(actor, {"reason": (rec.reason, f"holds/{dossier_id}.toml reason")}, row,
+                       number=rec.number, ref="hold")
         rows.append(row)
     return sorted(rows, key=lambda r: r["number"])
 
@@ -96,12 +99,13 @@ def lifts(v: Vault, actor: Actor | None = None) -> list[dict[str, Any]]:
             continue
         p = v.root / what
         try:
-            rec = authority.load(v, what, schema="holdlift")
+            rec = authority.load_record(v, what, HoldLift)
         except FormatError as e:
             raise IntegrityError.from_error(e) from None
-        if p.name != f"{rec['dossier']}.{rec['seq']}.toml" or rec["signature"]["by"] != rec["by"]:
+        if p.name != f"{rec.dossier}.{rec.seq}.toml" or rec.signature.by != rec.by:
             raise IntegrityError(N_("{what}: belongs to another place or signer"), what=what)
-        row = {k: rec[k] for k in ("number", "hold_at", "hold_by", "at", "by")}
-        members.reveal(actor, {"reason": (rec["reason"], f"{what} reason")}, row, number=rec["number"], ref="hold-lift")
+        row: dict[str, Any] = {"number": rec.number, "hold_at": rec.hold_at, "hold_by": rec.hold_by, "at": rec.at,
+                               "by": rec.by}
+        members.reveal(actor, {"reason": (rec.reason, f"{what} reason")}, row, number=rec.number, ref="hold-lift")
         rows.append(row)
     return sorted(rows, key=lambda r: r["at"])

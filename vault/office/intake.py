@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
@@ -26,6 +26,7 @@ from vault.archive.manifests import CATEGORIES
 from vault.archive.manifests import (append_document, load_manifest, manifest_file, parse_date, parse_record_date,
                                      read_table, resolve)
 from vault.archive import invitations
+from vault.archive.intakerecords import Submission
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, VaultError)
 from vault.store.keytable import KeyRefRecipient
@@ -34,6 +35,9 @@ from vault.archive import grants
 from vault.i18n import Message, N_
 from vault.store import tomlread
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+
 ID_LEN = intakekey.ID_LEN
 REWRAP = intakekey.REWRAP
 key_path, recipient = intakekey.key_path, intakekey.recipient
@@ -41,11 +45,11 @@ UPLOAD_PREFIX = ".upload-"
 STALE_UPLOAD = 24 * 3600  # an upload this old was left by a process that died; it is removed
 
 
-def _dir(v) -> Path:
+def _dir(v: Vault) -> Path:
     return v.root / "intake"
 
 
-def submit(v, files: list[Path], *, number: str, category: str, source: str, date: str,
+def submit(v: Vault, files: list[Path], *, number: str, category: str, source: str, date: str,
            original: bool = False, title: str | None = None, force_date: bool = False) -> list[str]:
     """Encrypt ``files`` to the intake key for dossier ``number``; needs no identity. Returns ids."""
     _check_facts(category, source)
@@ -85,7 +89,7 @@ class StreamedSubmission:
     record, ``discard`` removes it. Plaintext never touches the disk and is never held whole.
     """
 
-    def __init__(self, v) -> None:
+    def __init__(self, v: Vault) -> None:
         self.v, self.id, self.size = v, secrets.token_hex(16), 0
         make_dir(_dir(v))
         self._tmp = _dir(v) / f"{UPLOAD_PREFIX}{self.id}.age"
@@ -94,7 +98,7 @@ class StreamedSubmission:
         self._hw = HashingWriter(self._file)
         self._enc = age.Encryptor(self._hw, [age.parse_recipient(recipient(v))])
 
-    def write(self, data) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.size += len(data)
         self._enc.write(data)
 
@@ -134,7 +138,7 @@ class StreamedSubmission:
         return self.id
 
 
-def sweep_uploads(v, *, older_than: float) -> int:
+def sweep_uploads(v: Vault, *, older_than: float) -> int:
     """Remove upload ciphertext left by a process that died mid-upload (older than ``older_than`` s)."""
     d, n = _dir(v), 0
     now = time.time()
@@ -145,20 +149,21 @@ def sweep_uploads(v, *, older_than: float) -> int:
     return n
 
 
-def pending(v) -> list[dict[str, Any]]:
+def pending(v: Vault) -> list[dict[str, Any]]:
     """Submissions waiting for an archivist (cleartext facts only)."""
     d = _dir(v)
     rows = []
     for p in sorted(d.glob("*.toml")) if d.is_dir() else []:
         if len(p.stem) != ID_LEN:
             continue
-        rec = records.load_toml(p, schema="intake", what=f"intake/{p.name}")
-        row = {k: rec[k] for k in ("id", "for", "category", "date", "original", "submitted_at", "size")}
-        rows.append(row | {k: rec[k] for k in ("invitation", "receipt") if k in rec})
+        rec = _read(p)
+        row: dict[str, Any] = {"id": rec.id, "for": rec.for_, "category": rec.category, "date": rec.date,
+                               "original": rec.original, "submitted_at": rec.submitted_at, "size": rec.size}
+        rows.append(row | {k: x for k, x in (("invitation", rec.invitation), ("receipt", rec.receipt)) if x is not None})
     return rows
 
 
-def verify_pending(v) -> tuple[list[str], list[str]]:
+def verify_pending(v: Vault) -> tuple[list[str], list[str]]:
     """What a keyless check can say of the pending submissions: (problems, notes).
 
     Submissions are unsigned — anyone may submit — so a changed one is a different submission; what
@@ -179,19 +184,19 @@ def verify_pending(v) -> tuple[list[str], list[str]]:
         what = f"intake/{p.name}"
         seen.add(p.stem)
         try:
-            rec = records.load_toml(p, schema="intake", what=what)
-            if rec["id"] != p.stem:
-                raise IntegrityError(N_("{what}: describes submission {id} (moved or forged)"), what=what, id=rec["id"])
-            if rec["for"].split("/")[0] not in numbers:
+            rec = _read(p)
+            if rec.id != p.stem:
+                raise IntegrityError(N_("{what}: describes submission {id} (moved or forged)"), what=what, id=rec.id)
+            if rec.for_.split("/")[0] not in numbers:
                 raise IntegrityError(N_("{what}: filed for {number}, which is no dossier of this vault"), what=what,
-                                     number=rec["for"])
-            age.read_header(io.BytesIO(base64.b64decode(rec["sealed"], validate=True)))
+                                     number=rec.for_)
+            age.read_header(io.BytesIO(base64.b64decode(rec.sealed, validate=True)))
         except (VaultError, ValueError) as e:
             problems.append(e.message if isinstance(e, VaultError) else Message(N_("{what}: damaged"), what=what))
             continue
         src = d / f"{p.stem}.age"
         try:
-            if hash_file(src) != (rec["sha256"], rec["size"]):
+            if hash_file(src) != (rec.sha256, rec.size):
                 problems.append(Message(N_("intake/{name}: does not match its record intake/{record} (damaged or tampered with)"),
                                         name=src.name, record=p.name))
         except FileNotFoundError:
@@ -204,19 +209,23 @@ def verify_pending(v) -> tuple[list[str], list[str]]:
     return problems, notes
 
 
-def _load(v, sid: str) -> dict[str, Any]:
+def _read(p: Path) -> Submission:
+    return Submission.from_record(records.load_toml(p, what=f"intake/{p.name}"), what=f"intake/{p.name}")
+
+
+def _load(v: Vault, sid: str) -> Submission:
     ids.intake_id(sid)
     intakekey.settle(v, sid)  # the callers hold the exclusive lock
     p = _dir(v) / f"{sid}.toml"
     if not p.exists():
         raise NotFoundError(N_("no intake submission {sid}"), hint=N_("see 'vault intake list'"), sid=sid)
-    rec = records.load_toml(p, schema="intake", what=f"intake/{sid}.toml")
-    if rec["id"] != sid:
-        raise IntegrityError(N_("intake/{sid}.toml: describes submission {id} (moved or forged)"), sid=sid, id=rec['id'])
+    rec = _read(p)
+    if rec.id != sid:
+        raise IntegrityError(N_("intake/{sid}.toml: describes submission {id} (moved or forged)"), sid=sid, id=rec.id)
     return rec
 
 
-def accept(actor, sid: str) -> str:
+def accept(actor: Actor, sid: str) -> str:
     """Move a submission into its dossier as a document; returns the document number."""
     actor.require("intake.manage")
     v = actor.vault
@@ -224,19 +233,19 @@ def accept(actor, sid: str) -> str:
         _undecided(v, sid)
         rec = _load(v, sid)
         src = _dir(v) / f"{sid}.age"
-        if hash_file(src) != (rec["sha256"], rec["size"]):
+        if hash_file(src) != (rec.sha256, rec.size):
             raise IntegrityError(N_("intake/{sid}.age does not match its record (damaged or tampered with)"), sid=sid)
         ident = intakekey.identities(actor)
         # An upload that was encrypting to the old key during a removal goes to the new one now.
         intakekey.tidy(v, ident)
         rec = _load(v, sid)  # its hash changed if it was re-wrapped just now
         try:
-            meta = tomlread.loads(age.decrypt_bytes(base64.b64decode(rec["sealed"]), ident).decode())
+            meta = tomlread.loads(age.decrypt_bytes(base64.b64decode(rec.sealed), ident).decode())
         except (FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
             raise IntegrityError(N_("intake/{sid}.toml: sealed part damaged"), sid=sid) from None
-        dossier_id = resolve(v, rec["for"])
-        if "invitation" in rec:
-            _check_invitation(v, rec, dossier_id)
+        dossier_id = resolve(v, rec.for_)
+        if rec.invitation is not None:
+            _check_invitation(v, rec.invitation, rec, dossier_id)
         m = load_manifest(v, dossier_id)
         if m["status"] == "destroyed":
             raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("reject the submission"), number=m['number'])
@@ -254,10 +263,10 @@ def accept(actor, sid: str) -> str:
                 raise IntegrityError(N_("intake/{sid}.age: not a valid submission"), sid=sid) from None
         assert rcpt.file_key is not None  # set by the rewrap above
         table.keys[kid] = rcpt.file_key
-        if not rec["original"]:
+        if not rec.original:
             meta.setdefault("copy_note", "submitted through intake")
-        number = append_document(m, table, doc_id=doc_id, key=kid, category=rec["category"], date=rec["date"],
-                                 original=rec["original"], by=actor.name, at=actor.clock.stamp(), size=hw.size, sha256=hw.h.hexdigest(),
+        number = append_document(m, table, doc_id=doc_id, key=kid, category=rec.category, date=rec.date,
+                                 original=rec.original, by=actor.name, at=actor.clock.stamp(), size=hw.size, sha256=hw.h.hexdigest(),
                                  meta=meta)["number"]
         m["revision"] += 1
         actor.commit("intake.accept", {**manifest_file(actor, m), **grants.key_files(actor, dossier_id, table)},
@@ -267,15 +276,15 @@ def accept(actor, sid: str) -> str:
     return number
 
 
-def _check_invitation(v, rec: dict[str, Any], dossier_id: str) -> None:
+def _check_invitation(v: Vault, iid: str, rec: Submission, dossier_id: str) -> None:
     # A record that names an invitation must match it: the portal cannot file a customer's material
     # under another dossier than the one the invitation (signed by its issuer) names.
-    inv = invitations.load(v, rec["invitation"])
+    inv = invitations.load(v, iid)
     if inv["dossier"] != dossier_id:
-        raise IntegrityError(N_("intake/{id}.toml: filed for {for_}, its invitation names {number}"), id=rec['id'], for_=rec['for'], number=inv['number'])
+        raise IntegrityError(N_("intake/{id}.toml: filed for {for_}, its invitation names {number}"), id=rec.id, for_=rec.for_, number=inv['number'])
 
 
-def reject(actor, sid: str, reason: str) -> None:
+def reject(actor: Actor, sid: str, reason: str) -> None:
     """Delete a submission; the reason is sealed to the archive ring in a signed record."""
     actor.require("intake.manage")
     if not reason.strip():
@@ -285,14 +294,14 @@ def reject(actor, sid: str, reason: str) -> None:
         _undecided(v, sid)
         rec = _load(v, sid)
         sealed = members.seal_text(v, reason)
-        signed = actor.sign({"format": 1, "id": sid, "for": rec["for"], "by": actor.name, "at": actor.clock.stamp(),
+        signed = actor.sign({"format": 1, "id": sid, "for": rec.for_, "by": actor.name, "at": actor.clock.stamp(),
                              "reason": sealed})
-        actor.commit("intake.reject", {f"intake/{sid}.rejected.toml": records.dump_toml(signed)}, number=rec["for"],
+        actor.commit("intake.reject", {f"intake/{sid}.rejected.toml": records.dump_toml(signed)}, number=rec.for_,
                      ref=sid)
         _remove(v, sid)
 
 
-def _undecided(v, sid: str) -> None:
+def _undecided(v: Vault, sid: str) -> None:
     """Refuse a submission the history has decided: a decision interrupted after its entry (the
     files not yet removed) is finished by the lock's recovery, never taken a second time."""
     ids.intake_id(sid)
@@ -303,7 +312,7 @@ def _undecided(v, sid: str) -> None:
         raise ConflictError(msg, hint=N_("see 'vault intake list'"), sid=sid)
 
 
-def _remove(v, sid: str) -> None:
+def _remove(v: Vault, sid: str) -> None:
     for suffix in (".age", ".toml", REWRAP):
         p = _dir(v) / f"{sid}{suffix}"
         remove(p, missing_ok=True)

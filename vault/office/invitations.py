@@ -89,7 +89,7 @@ def issue(actor: Actor, number: str, *, expires: str = "7d", uses: int = 1, note
         raise PermissionDeniedError(N_("dossier {number} belongs to department {dept}, not yours"),
                                     hint=N_("the liaison of that department, or an archivist, can invite"), number=m['number'], dept=m['dept'])
     token = secrets.token_bytes(TOKEN_BYTES)
-    rcpt = age.identity_from_seed(token).recipient()  # type: ignore[attr-defined]
+    rcpt = age.identity_from_seed(token).recipient()
     iid = secrets.token_hex(16)
     now = actor.clock.now()
     rec: dict[str, Any] = {

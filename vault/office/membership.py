@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from vault.archive import authority, intakekey, keyfiles, searchindex
 from vault.archive.members import _member_record, _ring_files, all_members, ring_record
@@ -25,8 +25,11 @@ from vault.store.layout import check_name
 from vault.archive.labels import resolve_name
 from vault.i18n import N_
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
 
-def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str,
+
+def add_member(actor: Actor, name: str, key: PublicKey, roles: Iterable[str], dept: str,
                display_name: str | None = None) -> dict[str, Any]:
     """Add a member (supervisor only); members of a ring's roles get the ring identity wrapped to them.
 
@@ -66,7 +69,7 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
                                     hint=N_("choose a name that reads differently (add a distinguishing word); "
                                             "names are never reused"), name=n, others=", ".join(others))
         rec = actor.sign(_member_record(name, key, roles, dept, actor.name, display_name, at=actor.clock.stamp()))
-        files = {f"members/{name}.toml": records.dump_toml(rec)}
+        files: dict[str, bytes | None] = {f"members/{name}.toml": records.dump_toml(rec)}
         for ring in v.policy.rings_for(roles):
             rr = ring_record(v, ring)
             secret = _ring_secret_text(actor, ring)
@@ -81,7 +84,7 @@ def add_member(actor, name: str, key: PublicKey, roles: Iterable[str], dept: str
     return rec
 
 
-def rename_member(actor, name: str, display_name: str) -> dict[str, Any]:
+def rename_member(actor: Actor, name: str, display_name: str) -> dict[str, Any]:
     """Give an active member a new display name (a supervisor; the id never changes). The old name
     stays in the history; the new one may look like no other member's name or id."""
     actor.require("member.manage")
@@ -106,7 +109,7 @@ def rename_member(actor, name: str, display_name: str) -> dict[str, Any]:
     return signed
 
 
-def _ring_secret_text(actor, ring: str) -> str:
+def _ring_secret_text(actor: Actor, ring: str) -> str:
     ident = actor.read_identities()  # unlocks the actor's rings
     blob = authority.read(actor.vault, f"rings/{ring}.age")
     try:
@@ -115,7 +118,7 @@ def _ring_secret_text(actor, ring: str) -> str:
         raise PermissionDeniedError(N_("you are not in the {ring} ring, so you cannot add members to it"), ring=ring) from None
 
 
-def remove_member(actor, name: str) -> list[str]:
+def remove_member(actor: Actor, name: str) -> list[str]:
     """Remove a member, completely, in one history entry.
 
     Every ring they were in rotates (a new identity wrapped to the remaining members) and every key
@@ -180,7 +183,7 @@ def remove_member(actor, name: str) -> list[str]:
     return rewrapped
 
 
-def _releases_of(v, name: str) -> list[str]:
+def _releases_of(v: Vault, name: str) -> list[str]:
     st = authority.state(v)
     out = []
     for gno, g in st["grants"].items():
@@ -190,7 +193,7 @@ def _releases_of(v, name: str) -> list[str]:
     return out
 
 
-def rewrapped_key_tables(v, identities: list, recipients: list) -> dict[str, bytes]:
+def rewrapped_key_tables(v: Vault, identities: list, recipients: list) -> dict[str, bytes]:
     """Every key table and the intake key the history names (``keys/*.age`` but the index key)
     re-encrypted to ``recipients`` with a fresh file key: vault path -> new bytes, for a commit to
     stage, which names each by hash."""

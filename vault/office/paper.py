@@ -12,38 +12,46 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 from vault.archive import authority, grants, members, numbering
+from vault.archive.paperrecords import Inventory, PaperLoan, PaperReturn
 from vault.archive.manifests import iter_manifests, load_manifest, manifest_file, parse_date, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.i18n import N_
 from vault.store import make_dir, records
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+
+#: A paper record kind: each names the archive member who signed it (``by``).
+P = TypeVar("P", PaperLoan, PaperReturn, Inventory)
+
 #: The longest loan: a paper original is out of the archive room for at most this many days.
 MAX_LOAN_DAYS = 90
 
 
-def _dir(v, kind: str) -> Path:
+def _dir(v: Vault, kind: str) -> Path:
     return v.root / "paper" / kind
 
 
-def _load(v, path: Path, schema: str) -> dict[str, Any]:
+def _load(v: Vault, path: Path, kind: type[P]) -> P:
     """A paper record the history committed. Only the archive department lends, takes back and
     counts originals: that is the history's rule (``trust``), so a record signed by anyone else,
     written straight into the directory, moves nothing."""
     what = path.relative_to(v.root).as_posix()
     try:
-        rec = authority.load(v, what, schema=schema)
+        rec = authority.load_record(v, what, kind)
     except FormatError as e:
         raise IntegrityError.from_error(e) from None
-    signer = members.verify_by_member(v, rec, what=what)
-    if signer["name"] != rec["by"] or authority.signer_of(v, what) != rec["by"]:
-        raise IntegrityError(N_("{what}: signed by {name}, not by {by}"), what=what, name=signer['name'], by=rec['by'])
+    signer = members.verify_by_member(v, rec.to_record(), what=what)
+    by = rec.by
+    if signer["name"] != by or authority.signer_of(v, what) != by:
+        raise IntegrityError(N_("{what}: signed by {name}, not by {by}"), what=what, name=signer['name'], by=by)
     return rec
 
 
-def _committed(v, prefix: str, pattern: str) -> list[Path]:
+def _committed(v: Vault, prefix: str, pattern: str) -> list[Path]:
     """The files under ``prefix`` the history committed and did not remove (a file no entry wrote
     is listed by nothing; ``vault check`` names it)."""
     return [v.root / rel for rel, (h, *_) in sorted(authority.state(v)["files"].items())
@@ -59,7 +67,7 @@ def _location(text: str) -> str:
     return where
 
 
-def originals(v) -> list[dict[str, Any]]:
+def originals(v: Vault) -> list[dict[str, Any]]:
     """Every live paper original: number, dossier, location (None when none was recorded)."""
     out = []
     for m in iter_manifests(v):
@@ -69,7 +77,7 @@ def originals(v) -> list[dict[str, Any]]:
     return out
 
 
-def _original(v, docno: str) -> tuple[dict, dict]:
+def _original(v: Vault, docno: str) -> tuple[dict, dict]:
     m = load_manifest(v, resolve(v, docno))
     d = next((x for x in m["documents"] if x["number"] == docno), None)
     if d is None:
@@ -81,27 +89,28 @@ def _original(v, docno: str) -> tuple[dict, dict]:
     return m, d
 
 
-def loans(v) -> list[dict[str, Any]]:
+def loans(v: Vault) -> list[dict[str, Any]]:
     """Every loan with its return (if any), verified, in number order."""
     out = []
     for p in _committed(v, "paper/loans/", "L-*.toml"):
         if "." in p.stem:
             continue
-        loan = _load(v, p, "paperloan")
-        if loan["number"] != p.stem:
+        loan = _load(v, p, PaperLoan)
+        if loan.number != p.stem:
             raise IntegrityError(N_("paper/loans/{name}: belongs to another loan"), name=p.name)
-        row = {k: loan[k] for k in ("number", "document", "borrower", "request", "by", "at", "due")}
+        row: dict[str, Any] = {"number": loan.number, "document": loan.document, "borrower": loan.borrower,
+                               "request": loan.request, "by": loan.by, "at": loan.at, "due": loan.due}
         ret = p.with_name(f"{p.stem}.returned.toml")
         if authority.exists(v, f"paper/loans/{ret.name}"):
-            r = _load(v, ret, "paperreturn")
-            if r["loan"] != loan["number"]:
+            r = _load(v, ret, PaperReturn)
+            if r.loan != loan.number:
                 raise IntegrityError(N_("paper/loans/{name}: returns another loan"), name=ret.name)
-            row.update(returned_at=r["at"], received_by=r["by"], location=r["location"])
+            row.update(returned_at=r.at, received_by=r.by, location=r.location)
         out.append(row)
     return out
 
 
-def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
+def lend(actor: Actor, docno: str, *, to: str, request: str, due: str) -> str:
     """Lend a paper original out of the archive room to ``to``, against their approved consultation
     request ``request`` for its dossier [R-3.4.1, R-3.4.2]; returns the loan number."""
     actor.require("grant.manage", number=docno)
@@ -115,7 +124,7 @@ def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
         m, d = _original(v, docno)
         st = grants.status(v, request)
         req = grants.request_record(v, request)
-        ok = (req["kind"] == "access" and req["requester"] == to and req["dossier"] == m["id"]
+        ok = (req.kind == "access" and req.requester == to and req.dossier == m["id"]
               and st["state"] in ("approved", "granted"))
         if not ok:
             actor.audit("paper.lend", outcome="refused", number=docno, ref=request)
@@ -139,7 +148,7 @@ def lend(actor, docno: str, *, to: str, request: str, due: str) -> str:
     return no
 
 
-def give_back(actor, loan_no: str, *, location: str | None = None) -> dict[str, Any]:
+def give_back(actor: Actor, loan_no: str, *, location: str | None = None) -> dict[str, Any]:
     """Record that a lent original is back in the archive room (at ``location``, by default where it
     came from; a new place is written to the manifest)."""
     actor.require("grant.manage")
@@ -150,15 +159,15 @@ def give_back(actor, loan_no: str, *, location: str | None = None) -> dict[str, 
             raise NotFoundError(N_("no loan {loan_no}"), hint=N_("see 'vault paper out'"), loan_no=loan_no)
         if "returned_at" in loan:
             raise ConflictError(N_("{loan_no} was returned on {returned_at}"), loan_no=loan_no, returned_at=loan['returned_at'])
-        rec0 = authority.load(v, f"paper/loans/{loan_no}.toml", schema="paperloan")
-        if not (location or rec0["from_location"]).strip():
+        rec0 = authority.load_record(v, f"paper/loans/{loan_no}.toml", PaperLoan)
+        if not (location or rec0.from_location).strip():
             raise InputError(N_("no location is recorded for {document}"), hint=N_("pass --location SHELF"), document=loan['document'])
-        where = _location(location or rec0["from_location"])
+        where = _location(location or rec0.from_location)
         rec = {"format": 1, "loan": loan_no, "document": loan["document"], "at": actor.clock.stamp(), "by": actor.name,
                "location": where}
         files: dict[str, bytes | None] = {f"paper/loans/{loan_no}.returned.toml": records.dump_toml(actor.sign(rec))}
-        m = load_manifest(v, rec0["dossier"])
-        if where != rec0["from_location"]:
+        m = load_manifest(v, rec0.dossier)
+        if where != rec0.from_location:
             files.update(_moved(actor, m, loan["document"], where))
         # One entry: the return and, if it came back elsewhere, the manifest's new location.
         actor.commit("paper.return", files, number=loan["document"], ref=loan_no, obj=m["id"],
@@ -166,7 +175,7 @@ def give_back(actor, loan_no: str, *, location: str | None = None) -> dict[str, 
     return {**loan, "returned_at": rec["at"], "received_by": actor.name, "location": where}
 
 
-def _moved(actor, m: dict[str, Any], docno: str, location: str) -> dict[str, bytes | None]:
+def _moved(actor: Actor, m: dict[str, Any], docno: str, location: str) -> dict[str, bytes | None]:
     """The manifest with the original's new location (its revision raised), as files to commit."""
     d = next(x for x in m["documents"] if x["number"] == docno)
     d["paper_location"] = location
@@ -174,7 +183,7 @@ def _moved(actor, m: dict[str, Any], docno: str, location: str) -> dict[str, byt
     return manifest_file(actor, m)
 
 
-def locate(actor, docno: str, location: str) -> None:
+def locate(actor: Actor, docno: str, location: str) -> None:
     """Record where a paper original is kept [R-3.2.3] (a signed manifest change)."""
     actor.require("doc.add", number=docno)
     where = _location(location)
@@ -184,13 +193,13 @@ def locate(actor, docno: str, location: str) -> None:
                      rev=m["revision"])
 
 
-def out(v, *, today: str | None = None) -> list[dict[str, Any]]:
+def out(v: Vault, *, today: str | None = None) -> list[dict[str, Any]]:
     """Originals out of the archive room: loans not returned, each with ``overdue``."""
     day = today or v.clock.today()
     return [{**x, "overdue": x["due"] < day} for x in loans(v) if "returned_at" not in x]
 
 
-def inventory(actor, found: Iterable[tuple[str, str]]) -> dict[str, Any]:
+def inventory(actor: Actor, found: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """Record a periodic inventory: ``found`` is (document number, where it was found) for each
     original seen. Returns the signed report: found, misplaced (found elsewhere than recorded),
     missing (neither found nor out on loan), out (on loan), unknown (not a live original)."""
@@ -218,12 +227,12 @@ def inventory(actor, found: Iterable[tuple[str, str]]) -> dict[str, Any]:
     return {"number": no, "at": rec["at"], "by": actor.name, **report}
 
 
-def inventories(v) -> list[dict[str, Any]]:
+def inventories(v: Vault) -> list[dict[str, Any]]:
     """Every recorded inventory, verified, oldest first."""
     outl = []
     for p in _committed(v, "paper/inventories/", "I-*.toml"):
-        rec = _load(v, p, "inventory")
-        if rec["number"] != p.stem:
+        rec = _load(v, p, Inventory)
+        if rec.number != p.stem:
             raise IntegrityError(N_("paper/inventories/{name}: belongs to another inventory"), name=p.name)
-        outl.append({k: x for k, x in rec.items() if k not in ("format", "signature")})
+        outl.append({k: x for k, x in rec.to_record().items() if k not in ("format", "signature")})
     return outl

@@ -20,10 +20,11 @@ import secrets
 import shutil
 import tomllib
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, TypeVar
 
 from vault.archive import authority, grants, members, numbering
 from vault.archive.exportview import ExportDocument, check_destination
+from vault.archive.recoveryrecords import RecoveryApproval, RecoveryDone, RecoveryRequest
 from vault.archive.states import RecoveryExportState
 from vault.archive.manifests import load_manifest, read_profile
 from vault.crypto import age
@@ -34,64 +35,68 @@ from vault.store.counting import Progress, no_progress
 from vault.store.layout import document_file_name
 from vault.i18n import Message, N_
 
+if TYPE_CHECKING:
+    from vault.archive.vault import Actor, Vault
+
 SUPERVISOR = "supervisor"  # fixed in code, as for the roots: a policy edit cannot widen who exports everything
 #: How long a request (and each approval) stays usable, by default and at most.
 DEFAULT_HOURS, MAX_HOURS = 24, 72
 MAX_RECIPIENTS = 16
 MANIFEST_KIND = "vault-disaster-recovery-1"
 _STAMP = "%Y-%m-%dT%H:%M:%SZ"
+#: A record kind of an export.
+K = TypeVar("K", RecoveryRequest, RecoveryApproval, RecoveryDone)
 
 
 def _rel(no: str, suffix: str = "") -> str:
     return f"recovery/{no}{suffix}.toml"
 
 
-def _refuse(actor, action: str, no: str | None, err: VaultError) -> None:
+def _refuse(actor: Actor, action: str, no: str | None, err: VaultError) -> None:
     actor.audit(action, outcome="refused", ref=no)
     raise err
 
 
-def _require_supervisor(actor, action: str, no: str | None = None) -> None:
+def _require_supervisor(actor: Actor, action: str, no: str | None = None) -> None:
     if SUPERVISOR not in actor.roles:
         _refuse(actor, action, no, PermissionDeniedError(
             N_("member {name} is not a supervisor: a whole-vault export is asked for, approved and written by supervisors"), hint=N_("two supervisors approve a disaster-recovery export"), name=actor.name))
 
 
-def _fact(v, no: str) -> dict[str, Any]:
+def _fact(v: Vault, no: str) -> dict[str, Any]:
     f = authority.state(v).get("recoveries", {}).get(no)
     if f is None:
         raise NotFoundError(N_("no recovery export {no}"), hint=N_("see 'vault export disaster-recovery list'"), no=no)
     return f
 
 
-def _load(v, no: str, suffix: str, schema: str) -> dict[str, Any]:
+def _load(v: Vault, no: str, suffix: str, kind: type[K]) -> K:
     """A committed record of export ``no``, signed by the member whose entry wrote it."""
     what = _rel(no, suffix)
     try:
-        rec = authority.load(v, what, schema=schema)
+        rec = authority.load_record(v, what, kind)
     except FormatError as e:
         raise IntegrityError.from_error(e) from None
-    signer = members.verify_by_member(v, rec, what=what)
-    typed = rec.get("requested_by") if not suffix else rec.get("by")
-    if signer["name"] != authority.signer_of(v, what) or typed != signer["name"] \
-            or rec.get("number" if not suffix else "export") != no:
+    signer = members.verify_by_member(v, rec.to_record(), what=what)
+    typed, export = (rec.requested_by, rec.number) if isinstance(rec, RecoveryRequest) else (rec.by, rec.export)
+    if signer["name"] != authority.signer_of(v, what) or typed != signer["name"] or export != no:
         raise IntegrityError(N_("{what}: does not say what its history entry says"), what=what)
     return rec
 
 
-def _request(v, no: str) -> dict[str, Any]:
-    return _load(v, no, "", "recovery")
+def _request(v: Vault, no: str) -> RecoveryRequest:
+    return _load(v, no, "", RecoveryRequest)
 
 
-def _approval(v, no: str, req: dict[str, Any]) -> dict[str, Any]:
-    appr = _load(v, no, ".approval", "recoveryapproval")
-    if appr["request_sha256"] != _digest(req):
+def _approval(v: Vault, no: str, req: RecoveryRequest) -> RecoveryApproval:
+    appr = _load(v, no, ".approval", RecoveryApproval)
+    if appr.request_sha256 != _digest(req):
         raise IntegrityError(N_("{rel}: approves another export"), rel=_rel(no, '.approval'))
     return appr
 
 
-def _digest(rec: dict[str, Any]) -> str:
-    return hashlib.sha256(records.canonical(rec)).hexdigest()
+def _digest(rec: RecoveryRequest | RecoveryApproval) -> str:
+    return hashlib.sha256(records.canonical(rec.to_record())).hexdigest()
 
 
 def _recipients(texts: list[str]) -> list[age.Recipient]:
@@ -108,7 +113,7 @@ def _recipients(texts: list[str]) -> list[age.Recipient]:
     return parsed
 
 
-def request(actor, recipients: list[str], *, valid_hours: int = DEFAULT_HOURS) -> str:
+def request(actor: Actor, recipients: list[str], *, valid_hours: int = DEFAULT_HOURS) -> str:
     """Ask for a disaster-recovery export to ``recipients``: the first of its two approvals.
 
     :return: the export number ``E-…``.
@@ -129,7 +134,7 @@ def request(actor, recipients: list[str], *, valid_hours: int = DEFAULT_HOURS) -
     return no
 
 
-def approve(actor, no: str, *, valid_hours: int = DEFAULT_HOURS) -> dict[str, Any]:
+def approve(actor: Actor, no: str, *, valid_hours: int = DEFAULT_HOURS) -> dict[str, Any]:
     """The second approval, by a supervisor other than the one who asked; it names the request by
     its hash and expires with it (or sooner)."""
     ids.recovery_no(no)
@@ -146,42 +151,42 @@ def approve(actor, no: str, *, valid_hours: int = DEFAULT_HOURS) -> dict[str, An
                 N_("you asked for recovery export {no}: its second approval is another supervisor's"),
                 hint=N_("another supervisor runs 'vault export disaster-recovery approve'"), no=no))
         now = actor.clock.now()
-        if now.strftime(_STAMP) >= req["expires_at"]:
+        if now.strftime(_STAMP) >= req.expires_at:
             _refuse(actor, "recovery.approve", no, ConflictError(
-                N_("recovery export {no} expired at {expires_at}"), hint=N_("ask for a new one"), no=no, expires_at=req['expires_at']))
-        until = min(req["expires_at"], (now + dt.timedelta(hours=valid_hours)).strftime(_STAMP))
+                N_("recovery export {no} expired at {expires_at}"), hint=N_("ask for a new one"), no=no, expires_at=req.expires_at))
+        until = min(req.expires_at, (now + dt.timedelta(hours=valid_hours)).strftime(_STAMP))
         rec = actor.sign({"format": 1, "export": no, "request_sha256": _digest(req), "by": actor.name,
                           "at": now.strftime(_STAMP), "expires_at": until})
         actor.commit("recovery.approve", {_rel(no, ".approval"): records.dump_toml(rec)}, ref=no, obj=no)
     return show(v, no)
 
 
-def show(v, no: str) -> dict[str, Any]:
+def show(v: Vault, no: str) -> dict[str, Any]:
     """An export's state from the history, with its recipients and expiry."""
     ids.recovery_no(no)
     f = _fact(v, no)
     req = _request(v, no)
-    out = {"number": no, "requested_by": f["by"], "requested_at": req["requested_at"],
-           "recipients": req["recipients"], "expires_at": req["expires_at"], "approved_by": f["approved_by"],
+    out = {"number": no, "requested_by": f["by"], "requested_at": req.requested_at,
+           "recipients": list(req.recipients), "expires_at": req.expires_at, "approved_by": f["approved_by"],
            "state": RecoveryExportState.WRITTEN if f["done"] else RecoveryExportState.APPROVED if f["approved_by"]
            else RecoveryExportState.REQUESTED}
     if f["approved_by"] is not None:
         appr = _approval(v, no, req)
-        out.update(approved_at=appr["at"], expires_at=min(req["expires_at"], appr["expires_at"]))
+        out.update(approved_at=appr.at, expires_at=min(req.expires_at, appr.expires_at))
     if f["done"]:
-        done = _load(v, no, ".done", "recoverydone")
-        out.update(written_by=done["by"], written_at=done["at"], manifest_sha256=done["manifest_sha256"],
-                   dossiers=done["dossiers"], documents=done["documents"])
+        done = _load(v, no, ".done", RecoveryDone)
+        out.update(written_by=done.by, written_at=done.at, manifest_sha256=done.manifest_sha256,
+                   dossiers=done.dossiers, documents=done.documents)
     elif out["expires_at"] <= v.clock.stamp():
         out["state"] = RecoveryExportState.EXPIRED
     return out
 
 
-def list_exports(v) -> list[dict[str, Any]]:
+def list_exports(v: Vault) -> list[dict[str, Any]]:
     return [show(v, no) for no in sorted(authority.state(v).get("recoveries", {}))]
 
 
-def run(actor, no: str, dest: Path | str, *, progress: Progress | None = None) -> dict[str, Any]:
+def run(actor: Actor, no: str, dest: Path | str, *, progress: Progress | None = None) -> dict[str, Any]:
     """Write approved export ``no`` into the new directory ``dest`` (outside the vault), once.
 
     :raises PermissionDeniedError: the writer is not one of its two approvers, or an approver is no
@@ -213,10 +218,10 @@ def run(actor, no: str, dest: Path | str, *, progress: Progress | None = None) -
             _refuse(actor, "recovery.export", no, PermissionDeniedError(
                 N_("recovery export {no} is written by one of the supervisors who approved it"),
                 hint=N_("{by} or {approved_by} runs it"), no=no, by=f['by'], approved_by=f['approved_by']))
-        if actor.clock.stamp() >= min(req["expires_at"], appr["expires_at"]):
+        if actor.clock.stamp() >= min(req.expires_at, appr.expires_at):
             _refuse(actor, "recovery.export", no, ConflictError(
                 N_("the approvals of recovery export {no} expired at {time}"),
-                hint=N_("ask for a new one"), no=no, time=min(req['expires_at'], appr['expires_at'])))
+                hint=N_("ask for a new one"), no=no, time=min(req.expires_at, appr.expires_at)))
         tmp = dest.with_name(f"{TMP_PREFIX}{dest.name}.{secrets.token_hex(4)}")
         tmp.mkdir(mode=0o700)
         try:
@@ -254,10 +259,10 @@ class _Hashed:
         self.f.flush()
 
 
-def _write(actor, req: dict[str, Any], appr: dict[str, Any], out: Path, mem: dict,
+def _write(actor: Actor, req: RecoveryRequest, appr: RecoveryApproval, out: Path, mem: dict,
            step: Callable[[int], None]) -> dict[str, Any]:
     v = actor.vault
-    recipients = _recipients(req["recipients"])
+    recipients = _recipients(list(req.recipients))
     (out / "documents").mkdir(mode=0o700)
     written: list[Path] = []
     n_dossiers = n_docs = 0
@@ -285,7 +290,7 @@ def _write(actor, req: dict[str, Any], appr: dict[str, Any], out: Path, mem: dic
                     name = f"documents/{document_file_name(d['number'])}.age"
                     with open(out / name, "xb") as f:
                         h = _Hashed(f)
-                        doc.rewrap(h, req["recipients"])  # type: ignore[arg-type]  # a Sink, as rewrap needs
+                        doc.rewrap(h, list(req.recipients))  # type: ignore[arg-type]  # a Sink, as rewrap needs
                     note(name, h)
                     docs.append({**doc.facts, **(doc.meta() if doc.readable else {}), "file": name})
                     n_docs += 1
@@ -303,10 +308,10 @@ def _write(actor, req: dict[str, Any], appr: dict[str, Any], out: Path, mem: dic
                   "    age -d -i recovery-key.txt -o dossiers.jsonl dossiers.jsonl.age\n").encode()
         (out / "README.txt").write_bytes(readme)
     listing_sha = hashlib.sha256((out / "files.txt").read_bytes()).hexdigest()
-    manifest = {"format": 1, "kind": MANIFEST_KIND, "export": req["number"], "vault_id": v.config["id"],
+    manifest = {"format": 1, "kind": MANIFEST_KIND, "export": req.number, "vault_id": v.config["id"],
                 "request_sha256": _digest(req), "approval_sha256": _digest(appr),
-                "requested_by": req["requested_by"], "approved_by": appr["by"], "exported_by": actor.name,
-                "exported_at": actor.clock.stamp(), "recipients": req["recipients"], "dossiers": n_dossiers,
+                "requested_by": req.requested_by, "approved_by": appr.by, "exported_by": actor.name,
+                "exported_at": actor.clock.stamp(), "recipients": list(req.recipients), "dossiers": n_dossiers,
                 "documents": n_docs, "files_sha256": listing_sha}
     (out / "MANIFEST.toml").write_bytes(records.dump_toml(actor.sign(manifest)))
     sync_files([*written, out / "files.txt", out / "README.txt", out / "MANIFEST.toml"])
@@ -315,7 +320,7 @@ def _write(actor, req: dict[str, Any], appr: dict[str, Any], out: Path, mem: dic
     return manifest
 
 
-def verify(v, path: Path | str) -> dict[str, Any]:
+def verify(v: Vault, path: Path | str) -> dict[str, Any]:
     """Check a written export against its signed manifest: the signature (a member of this vault),
     the record the history keeps of it, and every file's size and SHA-256. No key is needed."""
     root = Path(path)

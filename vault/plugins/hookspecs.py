@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import pluggy
 
 #: Marks the hook specifications below; only this module uses it.
@@ -9,6 +11,9 @@ hookspec = pluggy.HookspecMarker("vault")
 
 #: Marks a plugin's hook implementations: ``from vault.hookspecs import hookimpl``.
 hookimpl = pluggy.HookimplMarker("vault")
+
+#: What a registration hook is given: ``register(name, factory)`` (or ``register(name, description)``).
+Register = Callable[[str, Any], None]
 
 # Every hook here is a registration hook in the style of llm: the vault calls it once per plugin with a
 # ``register`` callback, and the plugin calls ``register`` for each thing it provides. The vault then
@@ -19,7 +24,7 @@ hookimpl = pluggy.HookimplMarker("vault")
 
 
 @hookspec
-def vault_register_numbering_schemes(register):
+def vault_register_numbering_schemes(register: Register) -> None:
     """Register numbering schemes, the declared rules that turn a sequence into an archive number [R-3.2.2].
 
     The vault allocates ``sequence`` (1, 2, 3, ... strictly increasing, never reused, under its lock)
@@ -38,7 +43,7 @@ def vault_register_numbering_schemes(register):
 
 
 @hookspec
-def vault_register_classifiers(register):
+def vault_register_classifiers(register: Register) -> None:
     """Register classifiers, which place a dossier in the archive's class tree [R-3.2.1].
 
     :param register: ``register(name: str, factory)``; ``factory(options: dict) -> Classifier`` where
@@ -50,7 +55,7 @@ def vault_register_classifiers(register):
 
 
 @hookspec
-def vault_register_export_formats(register):
+def vault_register_export_formats(register: Register) -> None:
     """Register export formats, which write a dossier out of the vault (``vault dossier export``) [R-3.4.2].
 
     :param register: ``register(name: str, factory)``; ``factory(options: dict) -> Exporter``. An
@@ -70,7 +75,7 @@ def vault_register_export_formats(register):
 
 
 @hookspec
-def vault_register_backup_targets(register):
+def vault_register_backup_targets(register: Register) -> None:
     """Register backup targets, the offsite stores that snapshots go to [R-3.3.1].
 
     :param register: ``register(scheme: str, factory)`` where ``scheme`` is a URL scheme (built-ins
@@ -89,7 +94,7 @@ def vault_register_backup_targets(register):
 
 
 @hookspec
-def vault_register_notifiers(register):
+def vault_register_notifiers(register: Register) -> None:
     """Register notifiers, which tell a department that something needs its attention [R-3.5.1].
 
     :param register: ``register(name: str, factory)``; ``factory(options: dict) -> Notifier`` where
@@ -100,7 +105,7 @@ def vault_register_notifiers(register):
 
 
 @hookspec
-def vault_register_retention_events(register):
+def vault_register_retention_events(register: Register) -> None:
     """Register retention trigger events that ``vault doc event`` accepts (e.g. a contract fulfilled) [R-3.3.2].
 
     :param register: ``register(name: str, description: str)``; ``description`` is one line shown to

@@ -11,7 +11,7 @@ import logging
 import secrets
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -30,6 +30,9 @@ from vault.archive import invitations as invitations_
 from vault.archive.manifests import CATEGORIES
 from vault.portal.guard import Limits, RateLimiter, SecurityHeaders
 from vault.portal.upload import FormProblem, TooLarge, UploadForm
+
+if TYPE_CHECKING:
+    import datetime as dt
 
 LOG = logging.getLogger("vault.portal")
 RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U to misread
@@ -228,7 +231,7 @@ class Portal:
         return self.problem(request, "not-found", 405)
 
 
-def _parse_stamp(text: str):
+def _parse_stamp(text: str) -> dt.datetime:
     import datetime as dt
 
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)

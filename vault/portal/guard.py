@@ -8,6 +8,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOG = logging.getLogger("vault.portal")
 
@@ -62,17 +66,17 @@ def redact(path: str) -> str:
 class SecurityHeaders:
     """ASGI middleware: the headers above on every response, and one access-log line without the token."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.monotonic()
         status = [0]
 
-        async def send_with_headers(message) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 names = {n for n, _ in SECURITY_HEADERS}
@@ -91,7 +95,7 @@ class RateLimiter:
     """A sliding window per key (an invitation id); bounded in the keys it remembers; thread-safe
     (the portal checks invitations on worker threads)."""
 
-    def __init__(self, limit: int, window: float, *, max_keys: int = 10000, clock=time.monotonic) -> None:
+    def __init__(self, limit: int, window: float, *, max_keys: int = 10000, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit, self.window, self.max_keys, self.clock = limit, window, max_keys, clock
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()

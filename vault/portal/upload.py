@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -20,6 +20,9 @@ from vault.errors import InputError
 from vault.office import intake
 from vault.archive.manifests import CATEGORIES
 from vault.archive.manifests import parse_date
+
+if TYPE_CHECKING:
+    from vault.archive.vault import Vault
 
 MAX_FILENAME = 255
 _FILE_FIELD = re.compile(r"f([1-9][0-9]?)\Z")
@@ -63,7 +66,7 @@ def clean_filename(raw: bytes) -> str:
 class UploadForm:
     """Callbacks for one multipart body; ``files`` maps row number to (file name, submission)."""
 
-    def __init__(self, v, *, boundary: bytes, max_file: int, max_files: int, max_body: int,
+    def __init__(self, v: Vault, *, boundary: bytes, max_file: int, max_files: int, max_body: int,
                  max_field: int = 1000, max_parts: int = 64) -> None:
         self.v, self.max_file, self.max_files, self.max_field, self.max_parts = v, max_file, max_files, max_field, max_parts
         self.files: dict[int, tuple[str, Any]] = {}
