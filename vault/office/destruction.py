@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from vault import backup
-from vault.archive import destructions, grants, keyfiles, members, numbering, schedule, searchindex
+from vault.archive import destructions, grants, keyfiles, members, numbering, schedule, searchwrite
 from vault.archive.holds import held_dossiers
 from vault.archive.states import DossierStatus
 from vault.archive.manifests import load_manifest, manifest_file, read_table, resolve
@@ -267,7 +267,7 @@ def _plan(actor, req: dict, appr: dict, no: str) -> dict[str, Any]:
 
 def _step_unindex(actor, run, req, appr) -> None:
     if run["whole_dossier"]:
-        searchindex.forget(actor, run["dossier"])  # rotates the index key: keys/_index.age is shredded offsite
+        searchwrite.forget(actor, run["dossier"])  # rotates the index key: keys/_index.age is shredded offsite
 
 
 def _step_keys(actor, run, req, appr) -> None:

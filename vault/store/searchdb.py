@@ -1,7 +1,7 @@
 """The search index's engine: normalisation, n-gram keys, postings and ranking over shards loaded on demand.
 
 Nothing here is ever a plaintext file: shards arrive as bytes the caller decrypted and leave as
-bytes the caller encrypts (see ``vault.archive.searchindex``). Words of three or more characters
+bytes the caller encrypts (see ``vault.archive.searchindex`` and ``searchwrite``). Words of three or more characters
 are found as substrings through their trigrams (every trigram at consecutive positions of one
 value); two-character words through CJK character bigrams and the first two characters of other
 words, because trigrams cannot answer a two-character query such as 小明 or 杭州. A query reads
