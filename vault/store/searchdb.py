@@ -290,18 +290,19 @@ class SearchDB:
                     slots.discard(s)
         best = searchrank.best_per_slot(per_word, slots, long, " ".join(words))
         total = len(best)
-        page: list[tuple[int, list[int]]] = list(searchrank.groups(best, first, TIE_BY_NUMBER))
-        matched = searchrank.fields_of(per_word, {s for _, group in page for s in group})
+        page = list(searchrank.groups(best, first, TIE_BY_NUMBER))
+        matched = searchrank.fields_of(per_word, {s for _, group, _ in page for s in group})
         hits: list[Hit] = []
-        for key, group in page:
+        for key, group, size in page:
             # Ties in archive-number order need every tied row's number, i.e. its dossier shard; past
             # TIE_BY_NUMBER tied rows (a query matching much of the vault) they stay in index order,
-            # so a page still reads only the dossier shards of its own rows.
+            # so a page still reads only the dossier shards of its own rows — decided by the whole
+            # group's size, so that every page is a slice of the same order.
             chunk = []
             for s in group:
                 d, row, _ = rows.get(s) or self._slot_row(s)
                 chunk.append(Hit(d, row[0], FIELDS[key & 7], [FIELDS[x] for x in sorted(matched[s])], key >> 3))
-            if len(group) <= TIE_BY_NUMBER:
+            if size <= TIE_BY_NUMBER:
                 chunk.sort(key=Hit.key)
             hits.extend(chunk)
         return total, hits[:first] if first is not None else hits

@@ -116,10 +116,10 @@ def fields_of(per_word: list[Sequence[int]], page: set[int]) -> dict[int, set[in
     return out
 
 
-def groups(best: dict[int, int], first: int | None, tie_limit: int) -> Iterator[tuple[int, list[int]]]:
-    """(key, slots) of each (rank, field) group in order, as far as a page of ``first`` needs (every
-    group when None): a whole group in slot order, or — for a group of more than ``tie_limit`` that
-    fills the page — only its smallest slots, as many as the page still needs."""
+def groups(best: dict[int, int], first: int | None, tie_limit: int) -> Iterator[tuple[int, list[int], int]]:
+    """(key, slots, the group's size) of each (rank, field) group in order, as far as a page of ``first``
+    needs (every group when None): a whole group in slot order, or — for a group of more than
+    ``tie_limit`` that fills the page — only its smallest slots, as many as the page still needs."""
     sizes = Counter(best.values())
     small: dict[int, list[int]] | None = None
     taken = 0
@@ -129,7 +129,7 @@ def groups(best: dict[int, int], first: int | None, tie_limit: int) -> Iterator[
         if first is not None and sizes[key] > tie_limit:
             need = first - taken
             chosen = list(itertools.islice((s for s, k in reversed(best.items()) if k == key), need))
-            yield key, chosen
+            yield key, chosen, sizes[key]
             taken += len(chosen)
             continue
         if small is None:  # every group the page may read whole, collected in one walk
@@ -138,5 +138,5 @@ def groups(best: dict[int, int], first: int | None, tie_limit: int) -> Iterator[
             for s, k in reversed(best.items()):
                 if k in wanted:
                     small[k].append(s)
-        yield key, small[key]
+        yield key, small[key], sizes[key]
         taken += sizes[key]
