@@ -241,6 +241,8 @@ def main() -> None:
                 ("find 目标07科技, passphrase", [*v, "find", "目标07科技", "--json"], no_agent),
                 ("find --name 'target customer 07', agent", [*v, "find", "--name", "target customer 07", "--json"], agent),
                 ("find 有限公司 (60% of the vault), agent", [*v, "find", "有限公司", "--json"], agent),
+                ("find 有限公司 --offset 20 (next page), agent", [*v, "find", "有限公司", "--offset", "20", "--json"],
+                 agent),
                 ("find 杭州 (two characters), agent", [*v, "find", "杭州", "--json"], agent),
                 ("dossier list, agent", [*v, "dossier", "list", "--json"], agent),
                 ("age -d of one gram shard's size", ["age", "-d", "-i", str(key), "-o", os.devnull, str(blob)], env),
