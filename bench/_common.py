@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import compileall
 import os
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,6 +50,32 @@ def du(path: Path) -> int:
 def load_line() -> str:
     """The load the figures were taken at: compare ratios within a run, not seconds across runs."""
     return f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
+
+
+def restic_args(doc: str, more: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """Byte-code as installed, then the command line of a benchmark that builds an archive
+    (``archive_options``, and ``more``'s) and measures the vault against restic, which must be there."""
+    compile_like_installed()
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    archive_options(ap)
+    if more is not None:
+        more(ap)
+    args = ap.parse_args()
+    require("restic", hint="Debian package restic")
+    return args
+
+
+def restic_archive(args: argparse.Namespace, work: Path, passphrase: str) -> tuple[tuple, dict[str, str]]:
+    """The archive ``args`` asks for, built in ``work`` (``build_archive``'s result, said with how long
+    it took), and the environment both tools run in, with an initialised restic repository beside it."""
+    t = time.monotonic()
+    built = build_archive(work, args.docs, args.size_mib * (1 << 20) // args.docs, args.per_dossier, passphrase)
+    print(f"built {args.docs} documents, {args.size_mib} MiB, in {time.monotonic() - t:.1f}s ({built[0]})", flush=True)
+    env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(work / "cache"),
+               RESTIC_PASSWORD=passphrase, RESTIC_REPOSITORY=str(work / "restic"),
+               RESTIC_CACHE_DIR=str(work / "cache" / "restic"))
+    subprocess.run(["restic", "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+    return built, env
 
 
 def archive_options(ap) -> None:

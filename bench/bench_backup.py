@@ -10,17 +10,14 @@ test: nothing here asserts on timing.
 
 from __future__ import annotations
 
-import argparse
-import os
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import archive_options, build_archive, compile_like_installed, du, load_line, timed  # same directory
+from _common import du, load_line, restic_archive, restic_args, timed  # same directory
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -62,22 +59,11 @@ def settle(vault_dir: Path) -> None:
 
 
 def main() -> None:
-    compile_like_installed()
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    archive_options(ap)
-    args = ap.parse_args()
-    if not shutil.which("restic"):
-        sys.exit("restic is not installed (Debian package restic)")
+    args = restic_args(__doc__)
     work = Path(tempfile.mkdtemp(prefix="bench-backup-", dir=args.dir))
     try:
         size = args.size_mib * MIB // args.docs
-        t = time.monotonic()
-        vault_dir, numbers, actor, _ = build_archive(work, args.docs, size, args.per_dossier, PASSPHRASE)
-        print(f"built {args.docs} documents, {args.size_mib} MiB, in {time.monotonic() - t:.1f}s ({vault_dir})")
-        env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(work / "cache"),
-                   RESTIC_PASSWORD=PASSPHRASE, RESTIC_REPOSITORY=str(work / "restic"),
-                   RESTIC_CACHE_DIR=str(work / "cache" / "restic"))
-        subprocess.run(["restic", "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+        (vault_dir, numbers, actor, _), env = restic_archive(args, work, PASSPHRASE)
         ours = [sys.executable, "-m", "vault", "--vault", str(vault_dir), "backup", "run", f"file://{work / 'ours'}"]
         theirs = ["restic", "backup", "--quiet", str(vault_dir)]
         rows = []

@@ -26,10 +26,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import archive_options, build_archive, compile_like_installed, timed  # same directory
+from _common import restic_archive, restic_args, timed  # same directory
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -39,32 +38,22 @@ PASSPHRASE = "bench passphrase"
 
 
 def main() -> None:
-    compile_like_installed()
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    archive_options(ap)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--baseline", type=Path, default=None,
-                    help="another checkout (e.g. git archive main | tar -x -C DIR): its vault check runs in the same "
-                         "interleaved runs, on the same vault")
-    args = ap.parse_args()
+    def more(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("--runs", type=int, default=3)
+        ap.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout (e.g. git archive main | tar -x -C DIR): its vault check runs in the "
+                             "same interleaved runs, on the same vault")
+
+    args = restic_args(__doc__, more)
     if args.baseline:
         for pkg in ("vault", "plugins"):
             compileall.compile_dir(str(args.baseline / pkg), quiet=1)
-    if not shutil.which("restic"):
-        sys.exit("restic is not installed (Debian package restic)")
     work = Path(tempfile.mkdtemp(prefix="bench-check-", dir=args.dir))
     try:
-        size = args.size_mib * MIB // args.docs
-        t = time.monotonic()
-        vault_dir, _, _, ident_file = build_archive(work, args.docs, size, args.per_dossier, PASSPHRASE)
-        print(f"built {args.docs} documents, {args.size_mib} MiB, in {time.monotonic() - t:.1f}s", flush=True)
+        (vault_dir, _, _, ident_file), env = restic_archive(args, work, PASSPHRASE)
         (work / "pass").write_text(PASSPHRASE + "\n")
-        env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(work / "cache"),
-                   VAULT_DIR=str(vault_dir), VAULT_IDENTITY=str(ident_file), VAULT_PASSPHRASE_FILE=str(work / "pass"),
-                   VAULT_AGENT_SOCK=str(work / "no-agent.sock"),
-                   RESTIC_PASSWORD=PASSPHRASE, RESTIC_REPOSITORY=str(work / "restic"),
-                   RESTIC_CACHE_DIR=str(work / "cache" / "restic"))
-        subprocess.run(["restic", "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+        env.update(VAULT_DIR=str(vault_dir), VAULT_IDENTITY=str(ident_file), VAULT_PASSPHRASE_FILE=str(work / "pass"),
+                   VAULT_AGENT_SOCK=str(work / "no-agent.sock"))
         subprocess.run(["restic", "backup", "--quiet", str(vault_dir)], env=env, check=True, stdout=subprocess.DEVNULL)
         vault = [sys.executable, "-m", "vault"]
         cases = {

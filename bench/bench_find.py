@@ -62,11 +62,11 @@ def _actor(vault_dir: str, ident_file: str):
 
 def worker(op: str, args: list[str]) -> None:
     """The child side; prints JSON."""
-    from vault.archive import searchindex
+    from vault.archive import searchindex, searchseal, searchwrite
     from vault.office import dossier
 
     if op == "sizes":  # VAULT: the index files' sizes
-        sd = searchindex.search_dir(Path(args[0]))
+        sd = searchseal.search_dir(Path(args[0]))
         g = [p.stat().st_size for p in (sd / "g").glob("*.age")]
         d = [p.stat().st_size for p in (sd / "d").glob("*.age")]
         print(json.dumps({"index_bytes": sum(g) + sum(d), "gram_shard": statistics.median(g),
@@ -130,13 +130,13 @@ def worker(op: str, args: list[str]) -> None:
             m = {"id": f"{i:032x}", "number": f"A-2026-{i:06d}", "profile": [{"version": 1, "sealed": "AAAA"}]}
             with v.lock(exclusive=True):
                 t = time.perf_counter()
-                searchindex.add_profile(actor, m, {"name": f"新增客户{i}", "contact": ["+86 10 1234 5678"]})
+                searchwrite.add_profile(actor, m, {"name": f"新增客户{i}", "contact": ["+86 10 1234 5678"]})
                 times.append(time.perf_counter() - t)
         # The merge those deltas make due (every MERGE_AFTER changes, by the next find).
         with v.lock(exclusive=True):  # (taking the lock walks the vault directory: not the index's cost)
             t = time.perf_counter()
             idx = searchindex.open_index(actor)
-            searchindex.save(actor, idx)
+            searchwrite.save(actor, idx)
             merge = time.perf_counter() - t
         print(json.dumps({"median": statistics.median(times), "best": min(times), "merge": merge,
                           "merged": int(args[2])}))
@@ -241,6 +241,8 @@ def main() -> None:
                 ("find 目标07科技, passphrase", [*v, "find", "目标07科技", "--json"], no_agent),
                 ("find --name 'target customer 07', agent", [*v, "find", "--name", "target customer 07", "--json"], agent),
                 ("find 有限公司 (60% of the vault), agent", [*v, "find", "有限公司", "--json"], agent),
+                ("find 有限公司 --offset 20 (next page), agent", [*v, "find", "有限公司", "--offset", "20", "--json"],
+                 agent),
                 ("find 杭州 (two characters), agent", [*v, "find", "杭州", "--json"], agent),
                 ("dossier list, agent", [*v, "dossier", "list", "--json"], agent),
                 ("age -d of one gram shard's size", ["age", "-d", "-i", str(key), "-o", os.devnull, str(blob)], env),

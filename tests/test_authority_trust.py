@@ -133,13 +133,13 @@ def test_an_interrupted_commit_is_finished_or_dropped(played, monkeypatch):
         calls.append(dst)
         raise KeyboardInterrupt  # the process dies after the entry, before the rename
 
-    monkeypatch.setattr("vault.archive.audit.os.replace", crash)
+    monkeypatch.setattr("os.replace", crash)
     with pytest.raises(KeyboardInterrupt):
         played_hold = bob.vault
         from vault.office import holds
 
         holds.add(bob, a, "interrupted")
-    monkeypatch.setattr("vault.archive.audit.os.replace", real_replace)
+    monkeypatch.setattr("os.replace", real_replace)
     assert calls and list(played.vault_dir.glob("holds/*.pending"))
     # Readers already see the committed hold; the next writer finishes the rename.
     assert played_hold is bob.vault

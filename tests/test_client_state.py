@@ -120,3 +120,24 @@ def test_a_size_left_behind_by_a_writer_that_does_not_keep_it_is_counted_afresh(
     db.close()
     v = Vault.open(office.vault_dir)
     assert authority.state(v)["dossiers"].count() == 5
+
+
+def test_listing_a_prefix_reads_its_range_not_the_whole_map(tmp_path):
+    # A query lists the search index's deltas among every record path of the vault: the stored
+    # state answers from an index range, with this command's changes (added, deleted) on top.
+    store = statestore.Store(tmp_path / "state.db")
+    files = {f"dossiers/{i:04d}/manifest.toml": ["h", 1, "bob"] for i in range(300)}
+    files.update({f"index/search/delta/{i:010d}.age": ["h", 1, "bob"] for i in range(1, 6)})
+    files.update({"index/search/head.age": ["h", 1, "bob"], "index/search/deltas": ["h", 1, "bob"]})
+    assert store.save({"count": 1, "head": "x", "files": files, "dossiers": {}, "numbers": {}})
+    store.close()
+    st = statestore.Store(tmp_path / "state.db").load()
+    assert st is not None
+    lazy = st["files"]
+    del lazy["index/search/delta/0000000002.age"]
+    lazy["index/search/delta/0000000009.age"] = ["h", 2, "bob"]
+    got = lazy.keys_with_prefix("index/search/delta/")
+    assert not lazy._all  # the whole map was not read
+    assert got == [f"index/search/delta/{i:010d}.age" for i in (1, 3, 4, 5, 9)]
+    assert got == sorted(k for k in lazy if k.startswith("index/search/delta/"))
+    assert lazy.keys_with_prefix("index/search/delta/") == got  # and, the map read whole, the same

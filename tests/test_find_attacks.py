@@ -11,7 +11,7 @@ import pytest
 from backup_helpers import actor
 from office import MARKERS, PASSPHRASE, SAM, make_office
 from vault import backup
-from vault.archive import searchindex
+from vault.archive import searchindex, searchseal, searchwrite
 from vault.store import identity, index
 from vault.backup.repo import KEYS, Repo
 from vault.crypto import age
@@ -86,7 +86,7 @@ def test_a_tampered_index_file_is_named_and_rebuilt_from_the_sealed_profiles(off
 def test_a_delta_anyone_could_encrypt_is_not_trusted(office):
     office.run("find", "zebulon", who="bob")
     v = Vault.open(office.vault_dir)
-    rcpt = searchindex.read_recipient(v)
+    rcpt = searchseal.read_recipient(v)
     # The recipient is public: someone who can write the directory encrypts a delta to it, claiming
     # the dossier is called "Forged Name" — but cannot sign it as a member.
     body = json.dumps({"put": [{"dossier": resolve(v, office.number), "number": office.number, "version": 1,
@@ -110,7 +110,7 @@ def test_a_liaisons_lying_delta_is_confirmed_against_the_signed_manifest(office)
     lia = actor(office, "lia")
     m = load_manifest(v, resolve(v, office.number))
     with v.lock(exclusive=True):  # a valid delta, signed by a member who may write deltas, but false
-        assert searchindex.add_profile(lia, m, {"name": "Forged Name"})
+        assert searchwrite.add_profile(lia, m, {"name": "Forged Name"})
         lia.commit("dossier.update", {}, obj=m["id"], number=m["number"])  # committed by an entry of hers
     res = office.run("find", "forged", who="bob", ok=False)
     assert res.exit_code == 1  # the manifest's newest profile is bob's: the row is re-indexed, not shown
@@ -170,7 +170,7 @@ def test_destruction_removes_the_dossier_from_the_index_and_from_backups(office,
     v = Vault.open(office.vault_dir)
     bob = actor(office)
     key = index.read_index_key(v.root, bob.read_identities())
-    ident = age.parse_identity(searchindex.identity_text(key))
+    ident = age.parse_identity(searchseal.identity_text(key))
     shards = list((v.root / "index" / "search").rglob("*.age"))
     assert len(shards) == 1 + searchdb.GRAM_SHARDS + searchdb.DOSSIER_SHARDS  # the head and every shard
     for p in shards:
@@ -191,7 +191,7 @@ def test_destruction_removes_the_dossier_from_the_index_and_from_backups(office,
     for k in keys:
         for p in old_files:
             with pytest.raises(NoIdentityMatchError):
-                age.decrypt_bytes(p.read_bytes(), [age.parse_identity(searchindex.identity_text(k))])
+                age.decrypt_bytes(p.read_bytes(), [age.parse_identity(searchseal.identity_text(k))])
     _markers_absent(office.vault_dir)
     _markers_absent(tmp_path / "offsite")
     backup.run(v, url)
@@ -200,7 +200,7 @@ def test_destruction_removes_the_dossier_from_the_index_and_from_backups(office,
 
 
 def test_deltas_are_padded_and_merged(office, monkeypatch):
-    monkeypatch.setattr(searchindex, "MERGE_AFTER", 3)
+    monkeypatch.setattr(searchwrite, "MERGE_AFTER", 3)
     office.run("find", "zebulon", who="bob")
     d = office.vault_dir / "index" / "search" / "delta"
     office.create(name="A")
@@ -217,13 +217,13 @@ def test_deltas_are_padded_and_merged(office, monkeypatch):
 def test_identity_from_the_index_key_is_not_a_members(office):
     v = Vault.open(office.vault_dir)
     key = index.read_index_key(v.root, actor(office).read_identities())
-    ident = age.parse_identity(searchindex.identity_text(key))
+    ident = age.parse_identity(searchseal.identity_text(key))
     for who in ("alice", "bob", "lia"):
         mine = identity.load_identity(office.ident(who), PASSPHRASE).age_identity()
         assert str(ident.recipient()) != str(mine.recipient())  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("stop_at", ["_stage_key", "_write_recipient", "commit"])
+@pytest.mark.parametrize("stop_at", ["stage_key", "write_recipient", "commit"])
 def test_an_interrupted_rotation_leaves_the_index_as_it_was(office, monkeypatch, stop_at):
     """The new shards, head, key and recipient are staged and committed by one entry: an interruption
     anywhere before it leaves the old index in force, whole (and 'vault check' clean)."""
@@ -231,7 +231,7 @@ def test_an_interrupted_rotation_leaves_the_index_as_it_was(office, monkeypatch,
     office.create(name="Keeper Customer Ltd")
     v = Vault.open(office.vault_dir)
     alice = actor(office, "alice")
-    target = searchindex if stop_at != "commit" else type(alice)
+    target = searchwrite if stop_at != "commit" else type(alice)
     real = getattr(target, stop_at)
 
     def crash(*a, **kw):
@@ -239,7 +239,7 @@ def test_an_interrupted_rotation_leaves_the_index_as_it_was(office, monkeypatch,
 
     monkeypatch.setattr(target, stop_at, crash)
     with pytest.raises(KeyboardInterrupt), v.lock(exclusive=True):
-        searchindex.forget(alice, resolve(v, office.number))
+        searchwrite.forget(alice, resolve(v, office.number))
         alice.commit("destroy.step", {})  # where the destruction's step would commit it
     monkeypatch.setattr(target, stop_at, real)
     assert office.run("find", "zebulon", who="bob").exit_code == 0
@@ -258,7 +258,7 @@ def test_a_former_archivist_opens_no_index_file_written_after_their_removal(offi
     office.run("dossier", "update", office.number, "--address", "New Address", who="bob")
     files = list((office.vault_dir / "index" / "search").rglob("*.age"))
     assert len(files) >= 3
-    old = age.parse_identity(searchindex.identity_text(kept))
+    old = age.parse_identity(searchseal.identity_text(kept))
     for p in files:
         with pytest.raises(NoIdentityMatchError):
             age.decrypt_bytes(p.read_bytes(), [old])

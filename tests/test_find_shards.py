@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from backup_helpers import actor
-from vault.archive import searchindex
+from vault.archive import searchindex, searchseal, searchwrite
 from vault.archive.manifests import load_manifest, resolve
 from vault.archive.vault import Vault
 from vault.crypto import age
@@ -45,7 +45,7 @@ def test_every_shard_exists_from_the_start_and_is_padded(office):
     g, d = _shards(office, "g"), _shards(office, "d")
     assert len(g) == searchdb.GRAM_SHARDS and len(d) == searchdb.DOSSIER_SHARDS
     assert len({p.stat().st_size for p in g + d}) == 1  # one dossier: every shard is one padded page
-    ident = age.parse_identity(searchindex.identity_text(
+    ident = age.parse_identity(searchseal.identity_text(
         index.read_index_key(office.vault_dir, actor(office).read_identities())))
     assert all(len(age.decrypt_bytes(p.read_bytes(), [ident])) % PAD == 0 for p in g[:5] + d[:5])
 
@@ -62,7 +62,7 @@ def test_a_shard_swapped_for_another_is_refused(office):
 
 
 def test_a_shard_replayed_from_before_a_merge_is_refused(office, monkeypatch):
-    monkeypatch.setattr(searchindex, "MERGE_AFTER", 1)
+    monkeypatch.setattr(searchwrite, "MERGE_AFTER", 1)
     before = {p.name.split(".")[0]: p.read_bytes() for p in _shards(office, "g")}
     office.create(name="Newcomer Trading")
     assert _found(office, "newcomer")  # the delta made a merge due: the shards it touched were rewritten
@@ -77,7 +77,7 @@ def test_a_shard_replayed_from_before_a_merge_is_refused(office, monkeypatch):
 def test_the_whole_index_rolled_back_is_refused_and_rebuilt(office, monkeypatch):
     # Head and shards put back together from an older copy are consistent and well signed; the
     # history is what tells: it names the newer head, so the old one is refused and check names it.
-    monkeypatch.setattr(searchindex, "MERGE_AFTER", 1)
+    monkeypatch.setattr(searchwrite, "MERGE_AFTER", 1)
     old = office.vault_dir.parent / "old-index"
     shutil.copytree(office.vault_dir / "index" / "search", old)
     newcomer = office.create(name="Newcomer Trading")
@@ -93,7 +93,7 @@ def test_the_whole_index_rolled_back_is_refused_and_rebuilt(office, monkeypatch)
 
 def test_a_head_anyone_could_encrypt_is_not_trusted(office):
     v = Vault.open(office.vault_dir)
-    rcpt = searchindex.read_recipient(v)
+    rcpt = searchseal.read_recipient(v)
     # The recipient is public: a head naming shards of the writer's choosing, encrypted to it, but
     # not signed by a member of the archive department.
     forged = pack({"kind": "head", "format": 1, "by": "bob", "at": "2026-01-01T00:00:00Z", "through": 0,
@@ -105,7 +105,7 @@ def test_a_head_anyone_could_encrypt_is_not_trusted(office):
 
 
 def test_a_leftover_shard_is_ignored_by_readers_and_swept_by_the_next_write(office, monkeypatch):
-    monkeypatch.setattr(searchindex, "MERGE_AFTER", 1)
+    monkeypatch.setattr(searchwrite, "MERGE_AFTER", 1)
     stray = office.vault_dir / "index" / "search" / "g" / "0001.deadbeef.age"
     stray.write_bytes(b"left by an interrupted merge")
     assert _found(office, "zebulon") == [office.first]
@@ -154,7 +154,7 @@ def test_check_with_the_key_holds_the_index_to_the_signed_records(office):
     bob = actor(office)
     m = load_manifest(v, resolve(v, office.first))
     with v.lock(exclusive=True):  # signed by the profile's own writer, same version and digest, other values
-        searchindex.add_profile(bob, m, {"name": "Somebody Else Entirely"})
+        searchwrite.add_profile(bob, m, {"name": "Somebody Else Entirely"})
         bob.audit("index.repair", number=m["number"])  # the entry that commits the delta
     rep = _check(office, "--read-data")
     assert any(f"the values indexed for {office.first} are not its sealed profile's" in p for p in rep["problems"])

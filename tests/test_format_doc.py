@@ -20,7 +20,7 @@ import pytest
 from vault.office import documents, dossier
 from vault.archive import manifests
 from vault.store import identity, records, searchdb
-from vault.archive import policy, searchindex
+from vault.archive import policy, searchseal, searchwrite
 from vault import store
 from vault.crypto import age, armor, scrypt, sign, stream
 from vault.errors import FormatError
@@ -250,14 +250,14 @@ def test_categories():
 # -- §11, §12, §13: tokens, identity files, payload, caps --------------------------------------------
 
 def test_search_index_constants():
-    assert claim("index identity").group(1).encode() == searchindex.IDENTITY_LABEL == b"vault-search-identity-v1"
+    assert claim("index identity").group(1).encode() == searchseal.IDENTITY_LABEL == b"vault-search-identity-v1"
     assert claim("index magic").group(1).replace("\\n", "\n").encode() == searchdb.MAGIC
-    assert int(claim("delta padding").group(1)) == searchindex.DELTA_PAD == 1024
+    assert int(claim("delta padding").group(1)) == searchwrite.DELTA_PAD == 1024
     key = bytes(range(32))
     seed = hmac.new(key, b"vault-search-identity-v1", hashlib.sha256).digest()
     from vault.crypto import bech32
 
-    assert bech32.decode(searchindex.identity_text(key))[1] == seed
+    assert bech32.decode(searchseal.identity_text(key))[1] == seed
 
 
 def test_identity_file_work_factor(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ import pytest
 
 from backup_helpers import actor
 from office import MARKERS, make_office
-from vault.archive import searchindex
+from vault.archive import searchseal
 from vault.archive.manifests import resolve
 from vault.archive.vault import Vault
 from vault.crypto import age
@@ -96,8 +96,8 @@ def test_a_former_archivist_who_puts_back_the_old_index_key_and_recipient_reads_
     carl = actor(office, "carl")
     old_files = {p: (office.vault_dir / p).read_bytes()
                  for p in ("keys/_index.age", "index/search/recipient.toml")}
-    old_key = searchindex.read_key(carl.vault, carl.read_identities())
-    old_ident = age.parse_identity(searchindex.identity_text(old_key))
+    old_key = searchseal.read_key(carl.vault, carl.read_identities())
+    old_ident = age.parse_identity(searchseal.identity_text(old_key))
     office.run("member", "remove", "carl", who="alice")
     for p, data in old_files.items():
         (office.vault_dir / p).write_bytes(data)

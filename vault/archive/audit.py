@@ -16,7 +16,6 @@ import contextlib
 import errno
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -24,9 +23,10 @@ from typing import TYPE_CHECKING, Any, Iterator
 from vault.archive import authority, keyfiles, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
-from vault.store import (close_lock, ids, make_dir, open_lock, records, remove, replace, seam, staging, sweep_dir,
+from vault.store import (close_lock, ids, make_dir, open_lock, records, remove, replace, staging, sweep_dir,
                          sync_dirs, sync_files, write_atomic)
 from vault.i18n import Message, N_
+from vault.store.appending import append_whole
 from vault.store.identity import signing_key
 
 if TYPE_CHECKING:
@@ -70,30 +70,14 @@ def _tail(v: Vault, path: Path) -> tuple[int, str]:
 
 
 def _append(log: Path, data: bytes) -> None:
-    """Append ``data`` whole or not at all: a short write (disk full, a file size limit) is cut off
-    again, so that a half line never breaks the chain for every later command."""
-    # O_NOFOLLOW: a log replaced by a symbolic link is not followed to write elsewhere.
+    """Append ``data`` whole or not at all (``append_whole``: a half line would break the chain for
+    every later command), the cut synced too."""
     try:
-        wfd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    except OSError as e:
+        append_whole(log, data, step="append", sync_cut=True)
+    except OSError as e:  # O_NOFOLLOW: a log replaced by a symbolic link is not followed to write elsewhere
         if e.errno == errno.ELOOP:
             raise IntegrityError(N_("audit/log.jsonl is a symbolic link (tampered with)"), hint=N_("run 'vault check'")) from None
         raise
-    try:
-        start = os.fstat(wfd).st_size
-        try:
-            done = 0
-            seam.step("append", log)
-            while done < len(data):
-                done += os.write(wfd, data[done:])
-            seam.step("fsync", log)
-            os.fsync(wfd)
-        except BaseException:
-            os.ftruncate(wfd, start)
-            os.fsync(wfd)
-            raise
-    finally:
-        os.close(wfd)
 
 
 def record(actor: Actor, action: str, *, outcome: str = "ok", number: str | None = None, ref: str | None = None,

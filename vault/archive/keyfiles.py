@@ -60,7 +60,10 @@ def exists(v: Vault, rel: str) -> bool:
 
 def listing(v: Vault, prefix: str) -> list[str]:
     """Every path under ``prefix`` the history (with this command's staging) says exists."""
-    out = {p for p in authority.state(v)["files"] if p.startswith(prefix) and authority.exists(v, p)}
+    files = authority.state(v)["files"]
+    # The client's stored state answers a prefix from its index; a state replayed afresh is a dict.
+    named = files.keys_with_prefix(prefix) if hasattr(files, "keys_with_prefix") else files
+    out = {p for p in named if p.startswith(prefix) and authority.exists(v, p)}
     for p, data in v.__dict__.get("_staged_keys", {}).items():
         if p.startswith(prefix):
             (out.add if data is not None else out.discard)(p)

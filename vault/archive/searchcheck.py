@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vault.archive import authority, manifests, searchindex
+from vault.archive import authority, manifests, searchindex, searchseal
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, PermissionDeniedError, VaultError
 from vault.i18n import Message, N_
@@ -29,18 +29,18 @@ def check(v: Vault, actor: Actor | None = None) -> tuple[list[str], list[str]]:
     version, with the values of its sealed profile."""
     problems: list[str] = []
     notes: list[str] = []
-    d = searchindex.search_dir(v.root)
+    d = searchseal.search_dir(v.root)
     if not d.is_dir():
         return problems, notes
     try:
-        if searchindex.read_recipient(v) is None and (d / "head.age").exists():
+        if searchseal.read_recipient(v) is None and (d / "head.age").exists():
             problems.append(Message(N_("index/search/recipient.toml: missing")))
     except VaultError as e:
         problems.append(str(e))
     for p in sorted(d.rglob("*")):
         if p.is_dir() or p.name.startswith(".tmp-") or p.name.endswith(".pending"):
             continue  # (a staged file is the history's to judge: ``authority.interrupted`` notes it)
-        rel = searchindex.rel(v.root, p)
+        rel = searchseal.rel(v.root, p)
         sub = p.parent.name if p.parent != d else ""
         if (sub in ("g", "d") and _SHARD.match(p.name)) or (sub == "delta" and _DELTA.match(p.name)) \
                 or (not sub and p.name in _TOP):
@@ -109,7 +109,7 @@ def _against_records(v: Vault, actor: Actor, idx: searchindex.Index, problems: l
         p = m["profile"][-1]
         info = db.info(dossier)
         assert info is not None
-        want = (p["version"], searchindex.sealed_digest(p["sealed"]), p["by"])
+        want = (p["version"], searchseal.sealed_digest(p["sealed"]), p["by"])
         if (info["version"], info["sealed_sha256"], info["by"]) != want:
             if info["version"] > p["version"]:
                 notes.append(Message(N_("index/search/: dossier {number} is indexed at profile version {indexed}, "

@@ -214,6 +214,22 @@ class LazyMap(MutableMapping):
         keys = sorted({r[0] for r in rows} - gone | set(changed))
         return keys[offset:offset + limit]
 
+    def keys_with_prefix(self, prefix: str) -> list[str]:
+        """The keys starting with ``prefix``, in order, from an index range of the database instead of
+        the whole map (a query lists the search index's deltas among every record path of the vault);
+        changes since the snapshot included."""
+        if self._all or not prefix:
+            return sorted(k for k in self if k.startswith(prefix))
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # (text compares as UTF-8 bytes: code point order)
+        with self.store.lock:
+            rows = self.store.conn.execute("SELECT k FROM kv WHERE m = ? AND k >= ? AND k < ?",
+                                           (self.name, prefix, upper)).fetchall()
+        keys = {r[0] for r in rows if r[0].startswith(prefix)}
+        for k, x in self._vals.items():
+            if k.startswith(prefix):
+                (keys.discard if x is _MISSING else keys.add)(k)
+        return sorted(keys)
+
     def changes(self) -> Iterator[tuple[str, Any]]:
         for k, x in self._vals.items():
             if x is _MISSING:

@@ -13,6 +13,7 @@ from vault.archive import audit
 from vault import clock
 from vault.archive import members
 from vault.cli import NUMBER, Ctx, cli, current, emit, field, json_opt, one_line, pad, state
+from vault.cli import options
 from vault.archive.manifests import parse_date
 from vault.errors import IntegrityError, UsageError
 from vault.i18n import _, N_, render
@@ -110,7 +111,7 @@ def request_approve(obj: Ctx, req: str, as_json: bool) -> None:
 
 @request_grp.command("deny")
 @click.argument("req")
-@click.option("--reason", required=True, help="Why (sealed).")
+@options.reason
 @json_opt
 @click.pass_obj
 def request_deny(obj: Ctx, req: str, reason: str, as_json: bool) -> None:

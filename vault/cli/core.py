@@ -13,6 +13,7 @@ from vault.archive import manifests
 from vault.store import identity
 from vault.cli import (NUMBER, Ctx, _passphrase, bars, cell, cli, current, emit, field, json_opt, local_time, pad,
                        problems_summary, report_lines, state)
+from vault.cli import options
 from vault.store import names
 from vault.cli.lazy import LazySubGroup
 from vault.i18n import N_, _
@@ -118,11 +119,11 @@ def dossier_grp() -> None:
 @click.option("--business", required=True, help="Business type, e.g. network-services.")
 @click.option("--dept", required=True, help="Business department in charge.")
 @click.option("--name", required=True, help="Customer name (sealed).")
-@click.option("--address", help="Address (sealed).")
+@options.address
 @click.option("--alias", multiple=True, help="Another name it is known by: trade, English or pinyin name (sealed; repeatable).")
 @click.option("--contact", multiple=True, help="Contact: phone or e-mail (sealed; repeatable).")
-@click.option("--legal-rep", help="Legal representative (sealed).")
-@click.option("--note", help="Notes (sealed).")
+@options.legal_rep
+@options.note
 @json_opt
 @click.pass_obj
 def dossier_create(obj: Ctx, customer_type: str, business: str, dept: str, name: str, address: str | None,
@@ -149,8 +150,7 @@ def _summary_line(s: dict) -> str:
 
 
 @dossier_grp.command("list")
-@click.option("--limit", default=LIST_LIMIT, show_default=True, help="Rows per page.")
-@click.option("--offset", default=0, help="Skip this many rows (the next page: --offset LIMIT).")
+@options.paging(LIST_LIMIT)
 @click.option("--all", "everything", is_flag=True, help="Every dossier, however many.")
 @json_opt
 @click.pass_obj
@@ -206,13 +206,13 @@ def doc_grp() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--category", required=True, help=f"One of: {', '.join(manifests.CATEGORIES)}.")
 @click.option("--source", required=True, help="Where the material came from [R-3.1.3].")
-@click.option("--date", required=True, help="Date of the material, YYYY-MM-DD.")
+@options.material_date
 @click.option("--original/--copy", default=None, help="Original, or a copy (then --copy-note).")
 @click.option("--copy-note", help="Why only a copy could be had.")
-@click.option("--title", help="Title (sealed).")
+@options.title
 @click.option("--replaces", help="Document number this is a new version of.")
 @click.option("--paper-location", help="Where the paper original is kept.")
-@click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
+@options.force_date
 @click.option("--filename", help="With '-': the file name to record for standard input (default: stdin).")
 @json_opt
 @click.pass_obj

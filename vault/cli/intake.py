@@ -8,6 +8,7 @@ import click
 
 from vault.office import intake
 from vault.cli import NUMBER, Ctx, cell, cli, emit, json_opt, state
+from vault.cli import options
 from vault.archive.manifests import CATEGORIES
 from vault.errors import InputError
 from vault.i18n import _, N_
@@ -32,10 +33,10 @@ def intake_key(obj: Ctx, as_json: bool) -> None:
 @click.option("--for", "number", type=NUMBER, required=True, help="Archive number of the dossier it belongs to.")
 @click.option("--category", required=True, help=f"One of: {', '.join(CATEGORIES)}.")
 @click.option("--source", required=True, help="Where the material came from [R-3.1.3] (sealed).")
-@click.option("--date", required=True, help="Date of the material, YYYY-MM-DD.")
+@options.material_date
 @click.option("--original", is_flag=True, help="This is the original (default: a copy).")
-@click.option("--title", help="Title (sealed).")
-@click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
+@options.title
+@options.force_date
 @json_opt
 @click.pass_obj
 def intake_submit(obj: Ctx, files: tuple[str, ...], number: str, category: str, source: str, date: str, original: bool,
@@ -111,7 +112,7 @@ def intake_accept(obj: Ctx, id: str, as_json: bool) -> None:
 
 @intake_grp.command("reject")
 @click.argument("id")
-@click.option("--reason", required=True, help="Why (sealed).")
+@options.reason
 @json_opt
 @click.pass_obj
 def intake_reject(obj: Ctx, id: str, reason: str, as_json: bool) -> None:

@@ -6,6 +6,7 @@ import click
 
 from vault.office import maintenance
 from vault.cli import NUMBER, Ctx, emit, json_opt
+from vault.cli import options
 from vault.i18n import _
 from vault.cli.core import dossier_grp
 
@@ -13,12 +14,12 @@ from vault.cli.core import dossier_grp
 @dossier_grp.command("update")
 @click.argument("number", type=NUMBER)
 @click.option("--name", help="Customer name (sealed).")
-@click.option("--address", help="Address (sealed).")
+@options.address
 @click.option("--alias", multiple=True, help="Other names (trade, English, pinyin); replaces the list (sealed; repeatable).")
 @click.option("--contact", multiple=True, help="Contacts; replaces the list (sealed; repeatable).")
-@click.option("--legal-rep", help="Legal representative (sealed).")
+@options.legal_rep
 @click.option("--business", help="Business type (cleartext; re-classifies the dossier).")
-@click.option("--note", help="Notes (sealed).")
+@options.note
 @json_opt
 @click.pass_obj
 def dossier_update(obj: Ctx, number: str, name: str | None, address: str | None, alias: tuple[str, ...],

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from vault.cli import Ctx, bars, cell, cli, emit, json_opt, render, report_lines, state
+from vault.cli import options
 from vault.i18n import _
 from vault.office import recoveryexport
 
@@ -24,8 +25,8 @@ def dr_grp() -> None:
 @dr_grp.command("request")
 @click.option("--recipient", "recipients", multiple=True, required=True,
               help="age recipient (age1… or age1pq1…) of the recovery key (repeatable).")
-@click.option("--valid-for", type=click.IntRange(1, recoveryexport.MAX_HOURS), default=recoveryexport.DEFAULT_HOURS,
-              show_default=True, help="Hours the approvals stay usable.")
+@options.valid_for(recoveryexport.MAX_HOURS, recoveryexport.DEFAULT_HOURS,
+                 help="Hours the approvals stay usable.")
 @json_opt
 @click.pass_obj
 def dr_request(obj: Ctx, recipients: tuple[str, ...], valid_for: int, as_json: bool) -> None:
@@ -37,8 +38,8 @@ def dr_request(obj: Ctx, recipients: tuple[str, ...], valid_for: int, as_json: b
 
 @dr_grp.command("approve")
 @click.argument("number")
-@click.option("--valid-for", type=click.IntRange(1, recoveryexport.MAX_HOURS), default=recoveryexport.DEFAULT_HOURS,
-              show_default=True, help="Hours this approval stays usable (never past the request's).")
+@options.valid_for(recoveryexport.MAX_HOURS, recoveryexport.DEFAULT_HOURS,
+                 help="Hours this approval stays usable (never past the request's).")
 @json_opt
 @click.pass_obj
 def dr_approve(obj: Ctx, number: str, valid_for: int, as_json: bool) -> None:

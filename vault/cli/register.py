@@ -11,6 +11,7 @@ from typing import Any, Iterator
 import click
 
 from vault.cli import Ctx, cell, cli, json_opt, state
+from vault.cli import options
 from vault.i18n import _, N_
 from vault.cli.labels import cut
 from vault.office import register as reg
@@ -27,7 +28,7 @@ _TABLE = ((N_("number"), "number", 22), (N_("customer"), "customer", 28), (N_("c
 @cli.command("register")
 @click.option("--class", "klass", metavar="PREFIX", help="Only classes under PREFIX (whole path segments).")
 @click.option("--type", "customer_type", type=click.Choice(["enterprise", "individual"]), help="Only this customer type.")
-@click.option("--dept", help="Only this department's dossiers.")
+@options.dept_filter
 @click.option("--status", type=click.Choice(list(reg.STATUSES)), help="Only open, closed or destroyed dossiers.")
 @click.option("--opened-from", metavar="DATE", help="Opened on or after DATE (YYYY-MM-DD).")
 @click.option("--opened-to", metavar="DATE", help="Opened on or before DATE.")

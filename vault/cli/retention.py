@@ -11,6 +11,7 @@ from vault.archive import destructions
 from vault.office import destruction, holds, retention
 from vault.archive import schedule
 from vault.cli import NUMBER, Ctx, cell, cli, emit, field, json_opt, local_time, render, state
+from vault.cli import options
 from vault.i18n import _
 from vault.i18n import render as tr
 from vault.cli.access import text_lines
@@ -22,7 +23,7 @@ from vault.store.records import canonical
 @click.argument("docno", type=NUMBER)
 @click.argument("event")
 @click.option("--date", required=True, help="When it happened, YYYY-MM-DD.")
-@click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
+@options.force_date
 @json_opt
 @click.pass_obj
 def doc_event(obj: Ctx, docno: str, event: str, date: str, force_date: bool, as_json: bool) -> None:
@@ -34,7 +35,7 @@ def doc_event(obj: Ctx, docno: str, event: str, date: str, force_date: bool, as_
 @dossier_grp.command("close")
 @click.argument("number", type=NUMBER)
 @click.option("--date", required=True, help="When the relationship ended, YYYY-MM-DD.")
-@click.option("--force-date", is_flag=True, help="Accept a date in the future or before 1900.")
+@options.force_date
 @json_opt
 @click.pass_obj
 def dossier_close(obj: Ctx, number: str, date: str, force_date: bool, as_json: bool) -> None:
@@ -130,7 +131,7 @@ def destroy_grp() -> None:
 
 @destroy_grp.command("request")
 @click.argument("target", type=NUMBER)
-@click.option("--reason", required=True, help="Why (sealed).")
+@options.reason
 @json_opt
 @click.pass_obj
 def destroy_request(obj: Ctx, target: str, reason: str, as_json: bool) -> None:

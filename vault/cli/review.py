@@ -12,6 +12,7 @@ from vault.archive import completeness
 from vault.office import review
 from vault.archive import reviews
 from vault.cli import NUMBER, Ctx, cli, current, emit, json_opt, pad, state
+from vault.cli import options
 from vault.cli.access import text_lines
 from vault.cli.core import dossier_grp
 from vault.errors import InputError, UsageError
@@ -54,7 +55,7 @@ def _due_line(r: dict) -> str:
 
 
 @review_grp.command("due")
-@click.option("--dept", help="Only this department's dossiers.")
+@options.dept_filter
 @json_opt
 @click.pass_obj
 def review_due(obj: Ctx, dept: str | None, as_json: bool) -> None:

@@ -10,6 +10,7 @@ import click
 from vault.archive import manifests
 from vault.office import find as finder
 from vault.cli import NUMBER, Ctx, cell, cli, current, emit, field, json_opt, pad, state
+from vault.cli import options
 from vault.i18n import _
 
 
@@ -33,8 +34,7 @@ def _line(r: dict) -> str:
 @click.option("--closed", "status", flag_value="closed", help="Closed dossiers only.")
 @click.option("--due", is_flag=True, help="Due for review only.")
 @click.option("--incomplete", is_flag=True, help="Incomplete dossiers only.")
-@click.option("--limit", default=finder.DEFAULT_LIMIT, show_default=True, help="Rows per page.")
-@click.option("--offset", default=0, help="Skip this many rows (the next page: --offset LIMIT).")
+@options.paging(finder.DEFAULT_LIMIT)
 @json_opt
 @click.pass_obj
 def find(obj: Ctx, text: str | None, name: str | None, contact: str | None, number: str | None, klass: str | None,

@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from vault import backup
-from vault.archive import destructions, grants, keyfiles, members, numbering, schedule, searchindex
+from vault.archive import destructions, grants, keyfiles, members, numbering, schedule, searchwrite
 from vault.archive.destructionrecords import Destruction, DestructionApproval
 from vault.archive.holds import held_dossiers
 from vault.archive.states import DossierStatus
@@ -270,7 +270,7 @@ def _plan(actor: Actor, req: Destruction, appr: DestructionApproval, no: str) ->
 
 def _step_unindex(actor: Actor, run: dict[str, Any], req: Destruction, appr: DestructionApproval) -> None:
     if run["whole_dossier"]:
-        searchindex.forget(actor, run["dossier"])  # rotates the index key: keys/_index.age is shredded offsite
+        searchwrite.forget(actor, run["dossier"])  # rotates the index key: keys/_index.age is shredded offsite
 
 
 def _step_keys(actor: Actor, run: dict[str, Any], req: Destruction, appr: DestructionApproval) -> None:

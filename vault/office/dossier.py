@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 
 from vault import plugins
-from vault.archive import grants, searchindex
+from vault.archive import grants, searchwrite
 from vault.archive.numbering import allocate_archive_number
 from vault.archive.states import DossierStatus
 from vault.archive.manifests import (CUSTOMER_TYPES, _seal_profile, load_manifest, manifest_file, read_profile,
@@ -65,7 +65,7 @@ def create(actor: Actor, *, customer_type: str, business: str, dept: str, profil
         }
         make_dir(v.layout.dossier_dir(dossier_id))
         grants.save_keys(actor, dossier_id, table, active=[])  # a new dossier: no grant on it yet
-        searchindex.add_profile(actor, manifest, profile)  # before the commit point: see FORMAT §11
+        searchwrite.add_profile(actor, manifest, profile)  # before the commit point: see FORMAT §11
         # The department is a fact of the entry: the history checks a liaison's later updates by it.
         actor.commit("dossier.create", manifest_file(actor, manifest), number=number, obj=dossier_id, rev=1,
                      subject={"dept": dept})

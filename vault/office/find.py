@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, fields as dc_fields
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from vault.archive import authority, completeness, members, searchindex
+from vault.archive import authority, completeness, members, searchindex, searchseal, searchwrite
 from vault.archive import reviews
 from vault.archive import manifests
 from vault.archive import grants
@@ -83,7 +83,7 @@ def _confirmed(v: Vault, hit: Hit, info: Mapping[str, Any] | None) -> dict[str, 
     p = m["profile"][-1]
     if info is None or m["number"] != hit.number or m["status"] == "destroyed" or "sealed" not in p \
             or (info["version"], info["sealed_sha256"], info["by"]) != \
-            (p["version"], searchindex.sealed_digest(p["sealed"]), p["by"]):
+            (p["version"], searchseal.sealed_digest(p["sealed"]), p["by"]):
         return None
     return m
 
@@ -95,7 +95,7 @@ def open_or_build(actor: Actor) -> searchindex.Index:
         rebuild(actor)
         idx = searchindex.open_index(actor)
     assert idx is not None
-    return searchindex.merge_if_due(actor, idx) or idx
+    return searchwrite.merge_if_due(actor, idx) or idx
 
 
 def _behind(actor: Actor, idx: searchindex.Index) -> bool:
@@ -120,7 +120,7 @@ def _behind(actor: Actor, idx: searchindex.Index) -> bool:
                 fresh.db.materialize()
                 for d in extra:
                     fresh.db.remove(d)
-                searchindex.save(actor, fresh)
+                searchwrite.save(actor, fresh)
                 actor.audit("index.rebuild")  # the entry that commits the shards and head without them
         changed = True
     return changed
@@ -132,7 +132,7 @@ def rebuild(actor: Actor) -> int:
     v = actor.vault
     with v.lock(exclusive=True):
         items = ((m, manifests.read_profile(actor, m)) for m in manifests.iter_manifests(v) if m["status"] != "destroyed")
-        n = searchindex.build(actor, items)
+        n = searchwrite.build(actor, items)
         actor.audit("index.rebuild")
     return n
 
@@ -149,7 +149,7 @@ def _repair(actor: Actor, ids: Iterable[str]) -> int:
             except IntegrityError:
                 continue
             if m["status"] != "destroyed" and "sealed" in m["profile"][-1]:
-                searchindex.add_profile(actor, m, manifests.read_profile(actor, m))
+                searchwrite.add_profile(actor, m, manifests.read_profile(actor, m))
                 actor.audit("index.repair", number=m["number"])
                 n += 1
     return n

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from vault.archive import grants, searchindex
+from vault.archive import grants, searchwrite
 from vault.archive.manifests import PROFILE_FIELDS, _seal_profile, load_manifest, manifest_file, read_profile, resolve
 from vault.errors import InputError, PermissionDeniedError
 from vault.i18n import N_
@@ -63,7 +63,7 @@ def update(actor: Actor, number: str, changes: dict[str, Any], *, business: str 
         m["profile"].append(_seal_profile(table, new, actor.name, version, changed=changed, at=actor.clock.stamp()))
         m["revision"] += 1
         # Needs no index key, so a liaison's update reaches the index too (before the commit point).
-        searchindex.add_profile(actor, m, new)
+        searchwrite.add_profile(actor, m, new)
         actor.commit("dossier.update", {**manifest_file(actor, m), **grants.key_files(actor, dossier_id, table)},
                      number=m["number"], obj=dossier_id, rev=m["revision"])
     return version

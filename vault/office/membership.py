@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
-from vault.archive import authority, intakekey, keyfiles, searchindex
+from vault.archive import authority, intakekey, keyfiles, searchwrite
 from vault.archive.members import _member_record, _ring_files, all_members, ring_record
 from vault.archive.policy import ROLES
 from vault.crypto import age
@@ -162,7 +162,7 @@ def remove_member(actor: Actor, name: str) -> list[str]:
             # (``recovery.recover`` renames what an interruption left staged). No file written from
             # here on opens with the leaver's key or an old ring.
             staged = rewrapped_key_tables(v, old_ids, new_rcpts)
-            searchindex.stage_rotation(actor, old_ids, new_rcpts)  # staged, committed by the same entry
+            searchwrite.stage_rotation(actor, old_ids, new_rcpts)  # staged, committed by the same entry
             if keyfiles.exists(v, intakekey.KEY):
                 # Every ring member could open the intake identity: a new one, staged in place of the
                 # re-wrapped old file, pending submissions re-wrapped to it and to the current key,

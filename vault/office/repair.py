@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from vault.archive import audit, authority, grants, recovery, searchindex
+from vault.archive import audit, authority, grants, recovery, searchwrite
 from vault.archive.manifests import load_manifest
 from vault.errors import PermissionDeniedError
 from vault.i18n import N_
@@ -40,7 +40,7 @@ def repair(actor: Actor) -> dict[str, Any]:
         finished = [*finished, *recovery.recover(v, full=True),
                     *recovery.finish(v, authority.state(v), dossiers=True)]
         releases = grants.reissue_releases(actor)
-        shards = searchindex.sweep_orphans(actor)
+        shards = searchwrite.sweep_orphans(actor)
         leftovers = _unreferenced_documents(v)
         lagged = audit.checkpoint_lags(v)
         actor.audit("vault.repair")

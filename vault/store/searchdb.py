@@ -1,7 +1,7 @@
 """The search index's engine: normalisation, n-gram keys, postings and ranking over shards loaded on demand.
 
 Nothing here is ever a plaintext file: shards arrive as bytes the caller decrypted and leave as
-bytes the caller encrypts (see ``vault.archive.searchindex``). Words of three or more characters
+bytes the caller encrypts (see ``vault.archive.searchindex`` and ``searchwrite``). Words of three or more characters
 are found as substrings through their trigrams (every trigram at consecutive positions of one
 value); two-character words through CJK character bigrams and the first two characters of other
 words, because trigrams cannot answer a two-character query such as 小明 or 杭州. A query reads
@@ -13,16 +13,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import itertools
 import json
 import struct
 from array import array
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from vault.errors import FormatError, InputError
 from vault.i18n import N_
-from vault.store.searchshards import MAX_ENTRIES, MAX_LEN, MAX_POS, DossierShard, GramShard, encode
+from vault.store import searchrank
+from vault.store.searchshards import MAX_ENTRIES, MAX_POS, DossierShard, GramShard, encode
 from vault.store.searchtext import (CONTACT_FIELDS, FIELD_RANK, FIELDS, NAME_FIELDS, entries, fold,  # noqa: F401
                                     fold_contact, grams_of, query_words)
 
@@ -64,6 +64,7 @@ Loader = Callable[[str, int], "bytes | None"]
 _VIRTUAL = 1 << 24  # slots of dossiers known only from deltas (never stored)
 #: Rows tied on rank that are put in archive-number order; more stay in the index's order.
 TIE_BY_NUMBER = 100
+_NO_WS = ~(1 << 15)  # clears the word-start bit of a posting shifted right by 16
 
 
 class SearchDB:
@@ -223,37 +224,31 @@ class SearchDB:
         d, r = found
         return d, r[1:6], [tuple(e) for e in r[6]]
 
-    def _word(self, word: str, mask: set[int] | None) -> tuple[dict[int, list[tuple[int, bool]]], dict[int, int]]:
-        """Entries holding ``word``: {entry key: [(start, at a word start)]} and {entry key: value length}."""
+    def _word(self, word: str, mask: set[int] | None) -> Sequence[int]:
+        """The occurrences of ``word``: for each place it starts in an entry, the posting of its first
+        n-gram there (which carries the entry, the position, the word-start bit and the length)."""
         if len(word) == 2:
-            found: dict[int, list[tuple[int, bool]]] = {}
-            lens = {}
-            for p in self._postings(word):
-                ek = p >> 32
-                found.setdefault(ek, []).append(((p >> 16) & MAX_POS, bool(p >> 31 & 1)))
-                lens[ek] = p & MAX_LEN
-            return _masked(found, mask), lens
-        grams = sorted(((self._postings(word[i:i + 3]), i) for i in range(len(word) - 2)), key=lambda t: len(t[0]))
-        alive: set[int] | None = None
-        first: dict[int, int] = {}
-        for posts, i in grams:  # the rarest key first: the candidate set only shrinks
-            here = set()
-            for p in posts:
-                start = ((p >> 16) & MAX_POS) - i
-                if start >= 0:
-                    c = ((p >> 32) << 16) | start
-                    here.add(c)
-                    if i == 0:
-                        first[c] = p
-            alive = here if alive is None else alive & here
-            if not alive:
-                return {}, {}
-        found, lens = {}, {}
-        for c in alive or ():
-            p = first[c]
-            found.setdefault(c >> 16, []).append((c & 0xFFFF, bool(p >> 31 & 1)))
-            lens[c >> 16] = p & MAX_LEN
-        return _masked(found, mask), lens
+            found = self._postings(word)
+        else:
+            # Candidates are (entry << 16 | start): the posting shifted right by 16 without its
+            # word-start bit is (entry << 16 | position), so a trigram at offset i of the word says
+            # the word starts i earlier. The other trigrams rarest first (the candidate set only
+            # shrinks), then the first trigram's postings are kept where a candidate survived.
+            # Trigrams that cover the word (every third, and the last) say as much as all of them.
+            found = self._postings(word[:3])
+            cover = sorted({*range(3, len(word) - 2, 3), len(word) - 3} - {0})
+            others = sorted(((self._postings(word[i:i + 3]), i) for i in cover), key=lambda t: len(t[0]))
+            alive: set[int] | None = None
+            for posts, i in others if found else ():
+                if alive is None:
+                    alive = {c - i for p in posts if (c := (p >> 16) & _NO_WS) & MAX_POS >= i}
+                else:
+                    alive = {c - i for p in posts if (c := (p >> 16) & _NO_WS) & MAX_POS >= i and c - i in alive}
+                if not alive:
+                    return []
+            if alive is not None:
+                found = [p for p in found if (p >> 16) & _NO_WS in alive]
+        return found if mask is None else [p for p in found if p >> 32 & 7 in mask]
 
     def search(self, query: str, fields: Iterable[str] | None = None) -> list[Hit]:
         """Every dossier in which each word of ``query`` occurs (in any of ``fields``), best first."""
@@ -267,7 +262,8 @@ class SearchDB:
         with it: a phone's last digits, an e-mail's domain), then every word at a word start, then
         substrings; ties by field (name first), then archive number (beyond ``TIE_BY_NUMBER``
         tied rows, the index's order). Only the dossier shards of the rows that decide the page
-        are read.
+        are read, and only the occurrences that could rank above a substring are scored
+        (``searchrank``), so a query matching much of the vault costs little more than its count.
         """
         words = query_words(query)
         long = sorted({w for w in words if len(w) >= 2}, key=len, reverse=True)
@@ -275,78 +271,41 @@ class SearchDB:
             raise InputError(N_("a query needs a word of at least two characters"), hint=N_("e.g. 小明, 杭州 or north"))
         short = [w for w in words if len(w) < 2]
         mask = {FIELD_RANK[f] for f in fields} if fields is not None else None
-        per_word, lens = [], {}
-        slots: set[int] | None = None
+        per_word: list[Sequence[int]] = []
         for w in long:
-            found, ln = self._word(w, mask)
-            lens.update(ln)
-            here = {ek >> 8 for ek in found}
-            slots = here if slots is None else slots & here
-            per_word.append(found)
+            occ = self._word(w, mask)
+            if not occ:
+                return 0, []
+            per_word.append(occ)
+        slots: set[int] | None = None  # None: every dossier the one word occurs in
+        if len(per_word) > 1 or short:
+            slots = set.intersection(*({p >> 40 for p in occ} for occ in per_word))
             if not slots:
                 return 0, []
-        assert slots is not None
         rows: dict[int, tuple] = {}
-        if short:  # one-character words only narrow what the others found: read the values
+        if slots is not None and short:  # one-character words only narrow what the others found: read the values
             for s in list(slots):
                 rows[s] = self._slot_row(s)
                 if not all(any(c in v for _, v in rows[s][2]) for c in short):
                     slots.discard(s)
-        whole = " ".join(words)
-        best: dict[int, tuple[int, int, set[int]]] = {}
-        for ek in {ek for found in per_word for ek in found if ek >> 8 in slots}:
-            score = _score(ek & 7, lens[ek], [found.get(ek) for found in per_word], long, whole)
-            s = ek >> 8
-            old = best.get(s)
-            matched = (old[2] if old else set()) | {ek & 7}
-            best[s] = (min((score, ek & 7), old[:2]) if old else (score, ek & 7)) + (matched,)
-        order = sorted(best, key=lambda s: (best[s][:2], s))
-        total = len(order)
+        best = searchrank.best_per_slot(per_word, slots, long, " ".join(words))
+        total = len(best)
+        page = list(searchrank.groups(best, first, TIE_BY_NUMBER))
+        matched = searchrank.fields_of(per_word, {s for _, group, _ in page for s in group})
         hits: list[Hit] = []
-        for _, grp in itertools.groupby(order, key=lambda s: best[s][:2]):
-            if first is not None and len(hits) >= first:
-                break
-            group = list(grp)
+        for key, group, size in page:
             # Ties in archive-number order need every tied row's number, i.e. its dossier shard; past
             # TIE_BY_NUMBER tied rows (a query matching much of the vault) they stay in index order,
-            # so a page still reads only the dossier shards of its own rows.
-            if len(group) > TIE_BY_NUMBER and first is not None:
-                group = group[:first - len(hits)]
+            # so a page still reads only the dossier shards of its own rows — decided by the whole
+            # group's size, so that every page is a slice of the same order.
             chunk = []
             for s in group:
                 d, row, _ = rows.get(s) or self._slot_row(s)
-                score, f, matched = best[s]
-                chunk.append(Hit(d, row[0], FIELDS[f], [FIELDS[x] for x in sorted(matched)], score))
-            if len(group) <= TIE_BY_NUMBER:
+                chunk.append(Hit(d, row[0], FIELDS[key & 7], [FIELDS[x] for x in sorted(matched[s])], key >> 3))
+            if size <= TIE_BY_NUMBER:
                 chunk.sort(key=Hit.key)
             hits.extend(chunk)
         return total, hits[:first] if first is not None else hits
-
-
-def _masked(found: dict[int, list], mask: set[int] | None) -> dict[int, list]:
-    return found if mask is None else {ek: v for ek, v in found.items() if ek & 7 in mask}
-
-
-def _score(field: int, length: int, where: list[list[tuple[int, bool]] | None], words: list[str], whole: str) -> int:
-    """An entry's rank from where each word occurs in it (see ``SearchDB.search_page``)."""
-    if any(w is None for w in where):
-        return 3
-    at = [{s for s, _ in w} for w in where]  # type: ignore[union-attr]
-    starts = [{s for s, ws in w if ws} for w in where]  # type: ignore[union-attr]
-    if length == len(whole) and all(starts):
-        return 0  # the same words, in this order or another
-    offsets: dict[str, int] = {}
-    off = 0
-    for w in whole.split(" "):
-        offsets.setdefault(w, off)
-        off += len(w) + 1
-    if all(offsets.get(w, -1) in a for w, a in zip(words, at)):
-        return 1
-    if FIELDS[field] == "contact" and all(length - len(whole) + offsets.get(w, -10**6) in a for w, a in zip(words, at)):
-        return 1
-    if all(starts):
-        return 2
-    return 3
 
 
 def pack(header: Mapping[str, Any], body: bytes) -> bytes:

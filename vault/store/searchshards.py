@@ -4,7 +4,7 @@ A gram shard maps each n-gram key (a trigram, or a two-character CJK bigram or w
 postings, one unsigned 64-bit little-endian integer per occurrence (``encode``). A dossier shard
 maps dossier ids to their indexed row: archive number, profile version, digest, writer, fields and
 the folded values. A shard file's plaintext is padded to a multiple of ``PAD`` (``padded``). Nothing
-here encrypts: ``vault.archive.searchindex`` seals each shard into its own age file.
+here encrypts: ``vault.archive.searchwrite`` seals each shard into its own age file.
 """
 
 from __future__ import annotations

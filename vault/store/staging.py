@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 from vault.store import fsync_dir, seam, work_dir, WORK_DIR
+from vault.store.appending import append_whole
 
 JOURNAL = "journal"
 #: A vault path as commits write them: plain names joined by ``/``, never ``.`` or ``..``.
@@ -37,22 +38,7 @@ def note(root: Path, rels: list[str]) -> None:
         return
     p = work_dir(root) / JOURNAL
     new = not p.exists()
-    data = "".join(f"{r}\n" for r in rels).encode()
-    seam.step("journal", p)
-    fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        start = os.fstat(fd).st_size
-        try:
-            done = 0
-            while done < len(data):
-                done += os.write(fd, data[done:])
-            seam.step("fsync", p)
-            os.fsync(fd)
-        except BaseException:
-            os.ftruncate(fd, start)
-            raise
-    finally:
-        os.close(fd)
+    append_whole(p, "".join(f"{r}\n" for r in rels).encode(), step="journal", step_first=True)
     if new:
         fsync_dir(p.parent)
 
