@@ -6,6 +6,7 @@ import functools
 import hashlib
 import io
 import os
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,14 +15,13 @@ from typing import Any, Callable
 
 from vault.archive import audit, authority, members, recovery, searchcheck
 from vault.crypto import age
-from vault.store.hashing import hash_file
 from vault.store.counting import Progress, no_progress
 from vault.archive.manifests import load_manifest, read_table
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
 from vault.store.keytable import KEYREF_TYPE, open_field
 from vault.store import TMP_PREFIX, find_temporaries
 from vault.archive import destructions, grants, holds, reviews
-from vault.office import intake, paper, recoveryexport
+from vault.office import checkcache, intake, paper, recoveryexport
 from vault.office.holds import lifts
 from vault.backup.targets_record import known_targets
 from vault.i18n import Message, N_
@@ -33,7 +33,7 @@ class Report:
 
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=lambda: {"dossiers": 0, "documents": 0, "bytes": 0})
+    counts: dict[str, int] = field(default_factory=lambda: {"dossiers": 0, "documents": 0, "bytes": 0, "unchanged": 0})
 
     @property
     def ok(self) -> bool:
@@ -77,6 +77,9 @@ def check(v, *, actor=None, progress: Progress | None = None,
             rep.problems.append(e.message)
             return rep
         ids = actor.read_identities() if actor else None
+        # Without a key, a document whose file status this client saw when it last verified its hash
+        # is not hashed again (``checkcache``); ``--read-data`` reads every byte.
+        verified = checkcache.Verified.load(v) if ids is None else checkcache.Verified(v, {})
         st = res.replay.state
         # (the directory's entries say which are directories: no stat per dossier)
         dirs = sorted(Path(e.path) for e in os.scandir(v.root / "dossiers") if e.is_dir())
@@ -95,11 +98,13 @@ def check(v, *, actor=None, progress: Progress | None = None,
                                       "commit point (counts for nothing; 'vault repair' removes it)"), name=ddir.name)
                     pending.append(functools.partial(rep.notes.append, note))
                 else:
-                    pending.append(_check_dossier(v, ddir.name, mem, ids, rep, step, pool, ddir.name in executing))
+                    pending.append(_check_dossier(v, ddir.name, mem, ids, rep, step, pool, ddir.name in executing,
+                                                  verified))
                 while len(pending) > _AHEAD:
                     pending.popleft()()
             while pending:
                 pending.popleft()()
+        verified.save()
         _check_records(v, mem, rep)
         problems, notes = searchcheck.check(v, actor)
         rep.problems.extend(problems)
@@ -118,7 +123,7 @@ def _bytes_under(d: Path) -> int:
 
 
 def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callable[[int], None],
-                   pool: ThreadPoolExecutor, shredding: bool) -> Callable[[], None]:
+                   pool: ThreadPoolExecutor, shredding: bool, verified: checkcache.Verified) -> Callable[[], None]:
     """Check a dossier's manifest, key table and sealed texts now; its documents on ``pool``. Returns
     what collects the documents' results into ``rep`` (and names leftover files), to call in order."""
     mine: list = []  # this dossier's problems, added to the report in dossier order
@@ -151,15 +156,16 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
     # finishes, the unfinished execution is what check names, not each document it has reached.
     docs = [] if shredding else [d for d in m["documents"] if d.get("status") != "destroyed"]
     referenced = {f"{d['id']}.age" for d in m["documents"] if d.get("status") != "destroyed"}
-    futures = [pool.submit(_check_document, v, m, d, table) for d in docs]
+    futures = [pool.submit(_check_document, v, m, d, table, verified) for d in docs]
     docdir = v.layout.dossier_dir(dossier_id) / "documents"
 
     def collect() -> None:
         rep.problems.extend(mine)
         for fut in futures:
-            problems, size = fut.result()
+            problems, size, unchanged = fut.result()
             rep.counts["documents"] += 1
             rep.counts["bytes"] += size
+            rep.counts["unchanged"] += unchanged
             rep.problems.extend(problems)
             step(size)
         try:  # (one listing, no stat: a missing directory lists nothing)
@@ -180,44 +186,68 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
 _IN_MEMORY = 16 << 20
 
 
-def _check_document(v, m: dict, d: dict, table) -> tuple[list, int]:
-    """(problems, bytes) for one document: its ciphertext hash, its header, and with ``table`` its
-    metadata and payload. Runs on the check's worker threads (hashing and the AEAD drop the GIL)."""
-    rel = f"dossiers/{m['id']}/documents/{d['id']}.age ({d['number']})"
+def _check_document(v, m: dict, d: dict, table, verified: checkcache.Verified) -> tuple[list, int, int]:
+    """(problems, bytes, 1 if unchanged since verified else 0) for one document: its ciphertext hash,
+    its header, and with ``table`` its metadata and payload. Runs on the check's worker threads
+    (hashing and the AEAD drop the GIL)."""
+    rel = f"dossiers/{m['id']}/documents/{d['id']}.age"
+    where = f"{rel} ({d['number']})"
     path = v.layout.document(m["id"], d["id"])
+    if table is None:
+        try:
+            if verified.get(rel, checkcache.status(os.stat(path)), d["sha256"], d["key"]):
+                return [], d["size"], 1
+        except OSError:
+            pass  # missing or unreadable: the open below names it
     try:
         f = open(path, "rb")
     except FileNotFoundError:
-        return [Message(N_("{rel}: missing"), rel=rel)], 0
+        return [Message(N_("{rel}: missing"), rel=where)], 0, 0
     with f:
+        # The status as it was before the first byte was read: a write after this changes it.
+        at = time.time_ns()
+        seen = checkcache.status(os.fstat(f.fileno()))
         if d.get("size", 0) <= _IN_MEMORY:
             data = f.read(_IN_MEMORY + 1)
             size = len(data)
             digest = hashlib.sha256(data).hexdigest() if size <= _IN_MEMORY else ""
             src: Any = io.BytesIO(data)
         else:
-            digest, size = hash_file(path)
+            digest, size = _hash_open(f)  # this file, not whatever the path names by now
             src = f
         if (digest, size) != (d["sha256"], d["size"]):
-            return [Message(N_("{rel}: ciphertext hash does not match the manifest (damaged or tampered with)"), rel=rel)], size
+            return [Message(N_("{rel}: ciphertext hash does not match the manifest (damaged or tampered with)"), rel=where)], size, 0
         try:
             hdr = age.read_header(src)
             if [s.type for s in hdr.stanzas] != [KEYREF_TYPE] or hdr.stanzas[0].args != (d["key"],):
-                return [Message(N_("{rel}: header does not refer to its key-table entry"), rel=rel)], size
+                return [Message(N_("{rel}: header does not refer to its key-table entry"), rel=where)], size, 0
         except (FormatError, AuthenticationError):
-            return [Message(N_("{rel}: age header does not parse"), rel=rel)], size
+            return [Message(N_("{rel}: age header does not parse"), rel=where)], size, 0
+        verified.put(rel, seen, d["sha256"], d["key"], at=at)
         if table is None:
-            return [], size
+            return [], size, 0
         problems: list = []
         _try(problems, lambda: open_field(d["meta"], table, what=Message(N_("{number} metadata"), number=d['number'])))
         src.seek(0)
         try:
             age.decrypt(src, _Null(), [table.identity()])
         except NoIdentityMatchError:
-            problems.append(Message(N_("{rel}: its key is missing from the key table"), rel=rel))
+            problems.append(Message(N_("{rel}: its key is missing from the key table"), rel=where))
         except (FormatError, AuthenticationError):
-            problems.append(Message(N_("{rel}: payload fails authentication (damaged or tampered with)"), rel=rel))
-        return problems, size
+            problems.append(Message(N_("{rel}: payload fails authentication (damaged or tampered with)"), rel=where))
+        return problems, size, 0
+
+
+def _hash_open(f) -> tuple[str, int]:
+    """SHA-256 and size of the rest of the open file ``f``, read in 1 MiB pieces (then back at 0)."""
+    h, n = hashlib.sha256(), 0
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    while k := f.readinto(buf):
+        h.update(view[:k])
+        n += k
+    f.seek(0)
+    return h.hexdigest(), n
 
 
 def _try(rep: Report | list, fn) -> None:

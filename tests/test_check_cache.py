@@ -1,0 +1,233 @@
+"""``vault check`` remembers, outside the vault, which document files it verified (by file status):
+whoever writes the vault directory still cannot get a changed document past it."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from vault.archive import witness
+from vault.archive.manifests import load_manifest, resolve
+from vault.archive.vault import Vault
+from vault.office import check as checker
+from vault.office import checkcache
+from vault.store import identity
+
+from office import PASSPHRASE, make_office
+
+HASH_PROBLEM = "ciphertext hash does not match the manifest (damaged or tampered with)"
+
+
+@pytest.fixture
+def office(office, tmp_path, monkeypatch):
+    """Two dossiers of two documents each. Every status counts as settled (no 2 s wait in tests);
+    ``_next_tick`` makes sure a change the test makes lands in a later clock tick than the check."""
+    monkeypatch.setattr(checkcache, "_RACY_NS", 0)
+    o = office
+    o.numbers = [o.create(name=f"Cached Customer {i}") for i in range(2)]
+    for k, no in enumerate(o.numbers):
+        for i in range(2):
+            f = tmp_path / f"c{k}-{i}.txt"
+            f.write_bytes(f"cached document {k}/{i}\n".encode() * (500 + 3000 * i))
+            o.add_doc(no, f)
+    return o
+
+
+def _docs(o, v) -> list[tuple[str, dict]]:
+    """(relative path, manifest entry) of every document."""
+    out = []
+    for no in o.numbers:
+        m = load_manifest(v, resolve(v, no))
+        out += [(f"dossiers/{m['id']}/documents/{d['id']}.age", d) for d in m["documents"]]
+    return out
+
+
+def _next_tick(path) -> None:
+    """Wait until the file system's clock has moved past ``path``'s ctime (a few ms): the attacker's
+    change then cannot share a timestamp with what the check saw (the racy case, tested apart)."""
+    probe = path.with_name(".tmp-tick-probe")  # removed again at once
+    ctime = os.stat(path).st_ctime_ns
+    while True:
+        probe.write_bytes(b"x")
+        if os.stat(probe).st_ctime_ns > ctime:
+            probe.unlink()
+            return
+
+
+def _check(o, **kw):
+    return checker.check(Vault.open(o.vault_dir), **kw)
+
+
+def _first_check(o):
+    rep = _check(o)
+    assert rep.ok, rep.problems
+    assert rep.counts["unchanged"] == 0
+    rep = _check(o)  # the second takes every hash from the cache: what the attacks below go against
+    assert rep.ok, rep.problems
+    assert rep.counts["unchanged"] == rep.counts["documents"] == 4
+    return Vault.open(o.vault_dir)
+
+
+def test_the_cache_lives_in_the_client_state_0600_in_0700(office):
+    v = _first_check(office)
+    p = witness.state_dir(v) / checkcache.NAME
+    assert stat.S_IMODE(p.stat().st_mode) == 0o600
+    assert stat.S_IMODE(p.parent.stat().st_mode) == 0o700
+    assert not str(p.resolve()).startswith(str(office.vault_dir.resolve()))
+    d = json.loads(p.read_bytes())
+    assert d["vault"] == v.config["id"] and set(d["files"]) == {rel for rel, _ in _docs(office, v)}
+
+
+def test_a_byte_flipped_with_its_mtime_restored_is_found(office):
+    """The attacker writes the vault directory: flips a byte, then puts size and mtime back (utime)."""
+    v = _first_check(office)
+    rel, d = _docs(office, v)[1]
+    path = v.root / rel
+    before = os.stat(path)
+    _next_tick(path)
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 1
+    with open(path, "r+b") as f:  # in place: same inode
+        f.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+    rep = _check(office)
+    assert [str(p) for p in rep.problems] == [f"{rel} ({d['number']}): {HASH_PROBLEM}"]
+    assert rep.counts["unchanged"] == 3
+
+
+def test_a_document_replaced_by_a_copy_with_the_same_size_and_mtime_is_found(office):
+    v = _first_check(office)
+    rel, d = _docs(office, v)[2]
+    path = v.root / rel
+    before = os.stat(path)
+    _next_tick(path)
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0x80
+    forged = path.with_name("forged")
+    forged.write_bytes(data)
+    os.utime(forged, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(forged, path)
+    rep = _check(office)
+    assert [str(p) for p in rep.problems] == [f"{rel} ({d['number']}): {HASH_PROBLEM}"]
+
+
+def test_an_identical_copy_is_hashed_again_and_passes(office):
+    """A new inode is not the file that was verified: rehashed (and, being the same bytes, clean)."""
+    v = _first_check(office)
+    rel, _ = _docs(office, v)[0]
+    path = v.root / rel
+    copy = path.with_name("copy")
+    copy.write_bytes(path.read_bytes())
+    os.replace(copy, path)
+    rep = _check(office)
+    assert rep.ok, rep.problems
+    assert rep.counts["unchanged"] == 3
+
+
+def test_two_documents_swapped_are_found(office):
+    """Renames keep the inodes: each file is now at a path whose manifest hash is another's."""
+    v = _first_check(office)
+    (rel_a, da), (rel_b, db) = _docs(office, v)[0], _docs(office, v)[3]
+    a, b = v.root / rel_a, v.root / rel_b
+    tmp = a.with_name("swap")
+    os.rename(a, tmp)
+    os.rename(b, a)
+    os.rename(tmp, b)
+    rep = _check(office)
+    names = sorted(str(p) for p in rep.problems)
+    assert any(p.startswith(f"{rel_a} ({da['number']}):") for p in names), names
+    assert any(p.startswith(f"{rel_b} ({db['number']}):") for p in names), names
+
+
+def test_a_tampered_cache_does_not_hide_a_changed_document(office):
+    """The cache edited to claim the manifest's hash for the changed file's old status, and a wrong
+    hash for the others: the changed document is named, the others are hashed again, no false alarm."""
+    v = _first_check(office)
+    docs = _docs(office, v)
+    rel, d = docs[1]
+    path = v.root / rel
+    before = os.stat(path)
+    _next_tick(path)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    with open(path, "r+b") as f:
+        f.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    p = witness.state_dir(v) / checkcache.NAME
+    cache = json.loads(p.read_bytes())
+    for other, _ in docs:
+        if other != rel:
+            cache["files"][other][5] = "0" * 64  # claims another hash: must not be reported, nor trusted
+    cache["files"][rel][5] = d["sha256"]
+    p.write_text(json.dumps(cache))
+    rep = _check(office)
+    assert [str(x) for x in rep.problems] == [f"{rel} ({d['number']}): {HASH_PROBLEM}"]
+    assert rep.counts["unchanged"] == 0
+
+
+@pytest.mark.parametrize("garbage", [b"", b"{not json", b"\xff\xfe", b"[]", b'{"format": 1, "files": []}',
+                                     b'{"format": 1, "files": {"x": 5}}'])
+def test_a_damaged_cache_is_ignored(office, garbage):
+    v = _first_check(office)
+    (witness.state_dir(v) / checkcache.NAME).write_bytes(garbage)
+    rep = _check(office)
+    assert rep.ok, rep.problems
+    assert rep.counts["unchanged"] == 0
+    assert _check(office).counts["unchanged"] == 4  # rewritten whole by the check that ignored it
+
+
+def test_a_cache_from_another_vault_is_ignored(office, tmp_path, monkeypatch):
+    """Another vault's cache, put in this vault's place and naming this vault's changed file with the
+    status it has now and its manifest's hash, is not trusted: the file is hashed and named."""
+    v = _first_check(office)
+    rel, d = _docs(office, v)[3]
+    path = v.root / rel
+    _next_tick(path)
+    data = bytearray(path.read_bytes())
+    data[50] ^= 4
+    with open(path, "r+b") as f:
+        f.write(data)
+    other = make_office(tmp_path / "other", monkeypatch)
+    ov = Vault.open(other.vault_dir)
+    assert ov.config["id"] != v.config["id"]
+    foreign = {"format": checkcache.FORMAT, **checkcache._identity(ov),
+               "files": {rel: [*checkcache.status(os.stat(path)), d["sha256"], d["key"]]}}
+    (witness.state_dir(v) / checkcache.NAME).write_text(json.dumps(foreign))
+    rep = _check(office)
+    assert [str(x) for x in rep.problems] == [f"{rel} ({d['number']}): {HASH_PROBLEM}"]
+    assert rep.counts["unchanged"] == 0
+    # The same claim under this vault's own name but another directory (a copy elsewhere) is not trusted either.
+    moved = {**foreign, **checkcache._identity(v), "root": str(tmp_path / "elsewhere")}
+    (witness.state_dir(v) / checkcache.NAME).write_text(json.dumps(moved))
+    rep = _check(office)
+    assert [str(x) for x in rep.problems] == [f"{rel} ({d['number']}): {HASH_PROBLEM}"]
+
+
+def test_read_data_reads_every_byte_whatever_the_cache_says(office):
+    v = _first_check(office)
+    actor = v.act_as(identity.load_identity(office.ident("bob"), PASSPHRASE))
+    rep = checker.check(v, actor=actor)
+    assert rep.ok, rep.problems
+    assert rep.counts["unchanged"] == 0 and rep.counts["documents"] == 4
+
+
+def test_a_status_too_recent_is_not_remembered(office, monkeypatch):
+    """A change in the same clock tick as the check's read would leave the status as it was: such a
+    status (mtime or ctime within ``_RACY_NS`` of the read) is not remembered."""
+    monkeypatch.setattr(checkcache, "_RACY_NS", 10**18)  # every file just changed
+    rep = _check(office)
+    assert rep.ok and rep.counts["unchanged"] == 0
+    rep = _check(office)
+    assert rep.ok and rep.counts["unchanged"] == 0
+    c = checkcache.Verified(Vault.open(office.vault_dir), {})
+    monkeypatch.setattr(checkcache, "_RACY_NS", 2_000_000_000)
+    at = 10**19
+    c.put("a", (1, 2, 3, at - 3 * 10**9, at - 1), "h", "k", at=at)  # ctime a moment before the read
+    c.put("b", (1, 2, 3, at - 1, at - 3 * 10**9), "h", "k", at=at)  # mtime likewise
+    c.put("c", (1, 2, 3, at - 3 * 10**9, at - 3 * 10**9), "h", "k", at=at)
+    assert set(c.new) == {"c"}
