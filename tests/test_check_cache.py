@@ -13,7 +13,7 @@ from vault.archive import witness
 from vault.archive.manifests import load_manifest, resolve
 from vault.archive.vault import Vault
 from vault.office import check as checker
-from vault.office import checkcache
+from vault.archive import checkcache
 from vault.store import identity
 
 from office import PASSPHRASE, make_office
@@ -195,7 +195,7 @@ def test_a_cache_from_another_vault_is_ignored(office, tmp_path, monkeypatch):
     other = make_office(tmp_path / "other", monkeypatch)
     ov = Vault.open(other.vault_dir)
     assert ov.config["id"] != v.config["id"]
-    foreign = {"format": checkcache.FORMAT, **checkcache._identity(ov),
+    foreign = {"format": checkcache.FORMAT, **checkcache._identity(ov), **{k: {} for k in checkcache.MAPS},
                "files": {rel: [*checkcache.status(os.stat(path)), d["sha256"], d["key"]]}}
     (witness.state_dir(v) / checkcache.NAME).write_text(json.dumps(foreign))
     rep = _check(office)
@@ -230,4 +230,71 @@ def test_a_status_too_recent_is_not_remembered(office, monkeypatch):
     c.put("a", (1, 2, 3, at - 3 * 10**9, at - 1), "h", "k", at=at)  # ctime a moment before the read
     c.put("b", (1, 2, 3, at - 1, at - 3 * 10**9), "h", "k", at=at)  # mtime likewise
     c.put("c", (1, 2, 3, at - 3 * 10**9, at - 3 * 10**9), "h", "k", at=at)
-    assert set(c.new) == {"c"}
+    assert set(c.new["files"]) == {"c"}
+
+
+def _rewrite_keeping_mtime(path, data: bytes) -> None:
+    """The attacker's write: new bytes in place, then size (if equal) and mtime put back."""
+    before = os.stat(path)
+    _next_tick(path)
+    with open(path, "r+b") as f:
+        f.write(data)
+        f.truncate()
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_a_manifest_or_record_changed_with_its_mtime_restored_is_named(office):
+    """Manifests and records are remembered too (their hash, and for a manifest what a keyless check
+    reads of it): a change of either, mtime restored, is named as before."""
+    v = _first_check(office)
+    m = load_manifest(v, resolve(v, office.numbers[0]))
+    man = v.root / "dossiers" / m["id"] / "manifest.toml"
+    data = man.read_bytes()
+    _rewrite_keeping_mtime(man, data.replace(b'status = "', b'status = "x', 1))
+    member = v.root / "members" / "bob.toml"
+    mdata = bytearray(member.read_bytes())
+    mdata[10] ^= 1
+    _rewrite_keeping_mtime(member, bytes(mdata))
+    problems = [str(p) for p in _check(office).problems]
+    assert any(p.startswith(f"dossiers/{m['id']}/manifest.toml: changed") for p in problems), problems
+    assert any(p.startswith("members/bob.toml: changed") for p in problems), problems
+
+
+def test_an_older_manifest_put_back_with_its_mtime_is_named(office, tmp_path):
+    v = _first_check(office)
+    m = load_manifest(v, resolve(v, office.numbers[1]))
+    man = v.root / "dossiers" / m["id"] / "manifest.toml"
+    old, before = man.read_bytes(), os.stat(man)
+    f = tmp_path / "later.txt"
+    f.write_text("a later document")
+    office.add_doc(office.numbers[1], f)
+    assert _check(office).ok
+    _rewrite_keeping_mtime(man, old)
+    os.utime(man, ns=(before.st_atime_ns, before.st_mtime_ns))
+    problems = [str(p) for p in _check(office).problems]
+    assert any(p.startswith(f"dossiers/{m['id']}/manifest.toml: rolled back") for p in problems), problems
+
+
+def test_a_warm_check_verifies_no_signature_again_but_a_changed_entry_is_named(office, monkeypatch):
+    """The history's signatures this client verified are remembered by line hash and key: a new
+    process's check verifies none of them again; an entry changed since is a new line, verified."""
+    from vault.archive import authority
+    from vault.crypto import sign
+
+    _first_check(office)
+    calls = []
+    real = sign.verify
+    monkeypatch.setattr(sign, "verify", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(authority, "_VERIFIED", {})  # a new process
+    rep = _check(office)
+    assert rep.ok and rep.counts["unchanged"] == 4
+    lines = (office.vault_dir / "audit" / "log.jsonl").read_bytes().split(b"\n")[:-1]
+    assert len(calls) <= 2 < len(lines), len(calls)  # the signed checkpoint (and nothing per entry)
+    entry = json.loads(lines[-1])
+    sig = entry["sig"]
+    entry["sig"] = ("B" if sig[0] != "B" else "C") + sig[1:]
+    log = office.vault_dir / "audit" / "log.jsonl"
+    _rewrite_keeping_mtime(log, b"\n".join([*lines[:-1], json.dumps(entry, separators=(",", ":")).encode()]) + b"\n")
+    monkeypatch.setattr(authority, "_VERIFIED", {})
+    problems = [str(p) for p in _check(office).problems]
+    assert any("bad signature" in p for p in problems), problems

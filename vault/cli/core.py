@@ -301,8 +301,10 @@ def check(obj: Ctx, read_data: bool, anchor: str | None, as_json: bool) -> None:
     v = obj.vault
     point = witness.parse_anchor(v, anchor) if anchor else None
     actor = obj.actor() if read_data else None
+    from vault.cli.progress import wanted
+
     with bars(_("checking")) as bar:
-        rep = check_mod.check(v, actor=actor, progress=bar, anchor=point)
+        rep = check_mod.check(v, actor=actor, progress=bar if wanted() else None, anchor=point)
     data = dict(rep.as_dict(), fingerprint=v.fingerprint)
 
     def text(d: dict) -> str:

@@ -13,15 +13,16 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vault.archive import audit, authority, members, recovery, searchcheck
+from vault.archive import audit, authority, checkcache, members, recovery, searchcheck
 from vault.crypto import age
 from vault.store.counting import Progress, no_progress
 from vault.archive.manifests import load_manifest, read_table
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
 from vault.store.keytable import KEYREF_TYPE, open_field
+from vault.store.layout import PATHS
 from vault.store import TMP_PREFIX, find_temporaries
 from vault.archive import destructions, grants, holds, reviews
-from vault.office import checkcache, intake, paper, recoveryexport
+from vault.office import intake, paper, recoveryexport
 from vault.office.holds import lifts
 from vault.backup.targets_record import known_targets
 from vault.i18n import Message, N_
@@ -60,14 +61,20 @@ def check(v, *, actor=None, progress: Progress | None = None,
     """Check the whole vault. With ``actor`` (``--read-data``) also decrypt everything; with
     ``anchor`` (count, head) also that the history extends a checkpoint kept offline."""
     rep = Report()
+    # Without a key, what this client verified before and whose file status has not changed since
+    # is not read again (``checkcache``: documents, records, manifests, the history's signatures);
+    # ``--read-data`` reads and verifies everything.
+    verified = checkcache.Verified.load(v) if actor is None else checkcache.Verified(v, {})
     with v.lock(exclusive=False):
         # The history first: everything else is judged against it.
+        authority.remember_signatures(verified.signatures())
         res = audit.verify(v, anchor=anchor)
         rep.problems.extend(res.problems)
         rep.notes.extend(res.notes)
         if res.replay is None:
             return rep
-        rep.problems.extend(recovery.check_files(v, res.replay))
+        verified.put_signatures(authority.verified_signatures(res.replay.lines or []))
+        rep.problems.extend(recovery.check_files(v, res.replay, verified if actor is None else None))
         rep.notes.extend(recovery.interrupted(v, res.replay))
         try:
             mem = members.all_members(v)
@@ -77,15 +84,13 @@ def check(v, *, actor=None, progress: Progress | None = None,
             rep.problems.append(e.message)
             return rep
         ids = actor.read_identities() if actor else None
-        # Without a key, a document whose file status this client saw when it last verified its hash
-        # is not hashed again (``checkcache``); ``--read-data`` reads every byte.
-        verified = checkcache.Verified.load(v) if ids is None else checkcache.Verified(v, {})
         st = res.replay.state
         # (the directory's entries say which are directories: no stat per dossier)
         dirs = sorted(Path(e.path) for e in os.scandir(v.root / "dossiers") if e.is_dir())
         # Destructions under way, once: none starts while this holds the shared lock.
         executing = {d["dossier"] for d in authority.state(v)["destructions"].values() if d.get("state") == "executing"}
-        step = (progress or no_progress)(sum(_bytes_under(p / "documents") for p in dirs))
+        # (the total for a bar costs a stat of every document: only when there is a bar to draw)
+        step = progress(sum(_bytes_under(p / "documents") for p in dirs)) if progress else no_progress(0)
         # Documents are checked on threads: reading, hashing and decrypting release the GIL, so
         # both of a small machine's cores work. While the workers read, hash and decrypt one
         # dossier's documents, this thread goes on verifying the next manifests; results are taken
@@ -99,7 +104,7 @@ def check(v, *, actor=None, progress: Progress | None = None,
                     pending.append(functools.partial(rep.notes.append, note))
                 else:
                     pending.append(_check_dossier(v, ddir.name, mem, ids, rep, step, pool, ddir.name in executing,
-                                                  verified))
+                                                  verified, st["files"]))
                 while len(pending) > _AHEAD:
                     pending.popleft()()
             while pending:
@@ -123,7 +128,8 @@ def _bytes_under(d: Path) -> int:
 
 
 def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callable[[int], None],
-                   pool: ThreadPoolExecutor, shredding: bool, verified: checkcache.Verified) -> Callable[[], None]:
+                   pool: ThreadPoolExecutor, shredding: bool, verified: checkcache.Verified,
+                   files: dict) -> Callable[[], None]:
     """Check a dossier's manifest, key table and sealed texts now; its documents on ``pool``. Returns
     what collects the documents' results into ``rep`` (and names leftover files), to call in order."""
     mine: list = []  # this dossier's problems, added to the report in dossier order
@@ -132,7 +138,8 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
         rep.problems.extend(mine)
 
     try:
-        m = load_manifest(v, dossier_id, member_records=mem)
+        m = _manifest(v, dossier_id, mem, verified, files) if ids is None \
+            else load_manifest(v, dossier_id, member_records=mem)
     except VaultError as e:
         mine.append(e.message)
         return report_only
@@ -140,7 +147,8 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
     table = None
     if m["status"] != "destroyed":
         # Its bytes against the history were checked with every record (``recovery.check_files``).
-        if not authority.exists(v, f"keys/{dossier_id}.age"):
+        # (the replay just verified, in memory: ``authority.exists`` would ask the client's state database)
+        if (files.get(f"keys/{dossier_id}.age") or (None,))[0] is None:
             if not shredding:  # an unfinished execution is named on its own
                 mine.append(Message(N_("keys/{dossier_id}.age: the history names no key table for dossier {number}"),
                                     dossier_id=dossier_id, number=m["number"]))
@@ -156,13 +164,16 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
     # finishes, the unfinished execution is what check names, not each document it has reached.
     docs = [] if shredding else [d for d in m["documents"] if d.get("status") != "destroyed"]
     referenced = {f"{d['id']}.age" for d in m["documents"] if d.get("status") != "destroyed"}
-    futures = [pool.submit(_check_document, v, m, d, table, verified) for d in docs]
+    # A document this client verified with the status it has now is settled here, with one stat;
+    # the rest go to the workers.
+    futures = [_unchanged(v, m, d, verified) if table is None else None for d in docs]
+    futures = [f or pool.submit(_check_document, v, m, d, table, verified) for f, d in zip(futures, docs)]
     docdir = v.layout.dossier_dir(dossier_id) / "documents"
 
     def collect() -> None:
         rep.problems.extend(mine)
         for fut in futures:
-            problems, size, unchanged = fut.result()
+            problems, size, unchanged = fut if isinstance(fut, tuple) else fut.result()
             rep.counts["documents"] += 1
             rep.counts["bytes"] += size
             rep.counts["unchanged"] += unchanged
@@ -181,9 +192,63 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
     return collect
 
 
+# ``_unchanged`` spells a document's path without pathlib (10,000 stats a check); it is this one.
+assert PATHS["document"] == "dossiers/<dossier-id>/documents/<doc-id>.age"
+
+# What a keyless check reads of a manifest (all it keeps of one in ``checkcache``).
+_DOC_FIELDS = ("id", "number", "sha256", "size", "key", "status")
+
+
+def _manifest(v, dossier_id: str, mem: dict, verified: checkcache.Verified, files: dict) -> dict:
+    """The manifest as ``load_manifest`` gives it, or what a keyless check reads of it from
+    ``verified`` when this client verified the file with its status now, the hash the history names
+    and its signer's key; a manifest it verifies here is remembered."""
+    rel = f"dossiers/{dossier_id}/manifest.toml"
+    h = (files.get(rel) or (None,))[0]
+    path = os.path.join(v.root, rel)
+    if h is not None:
+        try:
+            got = verified.manifest(rel, checkcache.status(os.stat(path)), h)
+        except OSError:
+            got = None
+        if got is not None and got[0] in mem and checkcache.key_id(mem[got[0]]["key"]) == got[1]:
+            try:
+                return {**got[2], "documents": [dict(zip(_DOC_FIELDS, row)) for row in got[2]["documents"]]}
+            except (KeyError, TypeError):
+                pass  # not of this shape: read it
+    try:
+        f = open(path, "rb")
+    except OSError:
+        f = None
+    if f is not None:
+        with f:
+            at = time.time_ns()
+            seen = checkcache.status(os.fstat(f.fileno()))
+            data = f.read()
+    m = load_manifest(v, dossier_id, member_records=mem)
+    by = m["signature"]["by"]  # (``load_manifest`` verified the signature under this member's key)
+    if f is not None and h is not None and hashlib.sha256(data).hexdigest() == h:
+        fields = {"id": m["id"], "status": m["status"], "number": m["number"],
+                  "documents": [[d.get(k) for k in _DOC_FIELDS] for d in m["documents"]]}
+        verified.put_manifest(rel, seen, h, by, mem[by]["key"], fields, at=at)
+    return m
+
+
 # Documents up to this size are read once into memory and hashed, parsed and decrypted from there;
 # larger ones are hashed in one pass and decrypted in a second, so memory stays flat.
 _IN_MEMORY = 16 << 20
+
+
+def _unchanged(v, m: dict, d: dict, verified: checkcache.Verified) -> tuple[list, int, int] | None:
+    """The result for a document whose status is one this client saw when it verified its hash and
+    key reference (those the manifest names now), else None."""
+    rel = f"dossiers/{m['id']}/documents/{d['id']}.age"  # (layout.PATHS["document"], without pathlib)
+    try:
+        st = checkcache.status(os.stat(os.path.join(v.root, rel)))
+    except OSError:
+        return None  # missing or unreadable: the worker names it
+    ok = verified.get(rel, st, d["sha256"], d["key"])
+    return ([], d["size"], 1) if ok else None
 
 
 def _check_document(v, m: dict, d: dict, table, verified: checkcache.Verified) -> tuple[list, int, int]:
@@ -193,12 +258,6 @@ def _check_document(v, m: dict, d: dict, table, verified: checkcache.Verified) -
     rel = f"dossiers/{m['id']}/documents/{d['id']}.age"
     where = f"{rel} ({d['number']})"
     path = v.layout.document(m["id"], d["id"])
-    if table is None:
-        try:
-            if verified.get(rel, checkcache.status(os.stat(path)), d["sha256"], d["key"]):
-                return [], d["size"], 1
-        except OSError:
-            pass  # missing or unreadable: the open below names it
     try:
         f = open(path, "rb")
     except FileNotFoundError:
