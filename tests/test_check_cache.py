@@ -298,3 +298,25 @@ def test_a_warm_check_verifies_no_signature_again_but_a_changed_entry_is_named(o
     monkeypatch.setattr(authority, "_VERIFIED", {})
     problems = [str(p) for p in _check(office).problems]
     assert any("bad signature" in p for p in problems), problems
+
+
+def test_the_walk_lists_what_os_walk_lists(tmp_path):
+    """``store.walk`` (no lstat per directory) yields what ``os.walk`` yields, in the same order: a
+    symbolic link to a directory listed, not followed; pruning ``dirnames`` prunes the walk."""
+    from vault.store import walk
+
+    for d in ("a/b/c", "a/d", "e", "skip/inner"):
+        (tmp_path / d).mkdir(parents=True)
+    for f in ("a/x", "a/b/y", "a/b/c/z", "e/w", "skip/inner/v", "top"):
+        (tmp_path / f).write_text(f)
+    (tmp_path / "e" / "link").symlink_to(tmp_path / "a")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+
+    def run(walker):
+        out = []
+        for dirpath, dirnames, filenames in walker(tmp_path):
+            dirnames[:] = [x for x in dirnames if x != "skip"]
+            out.append((dirpath, sorted(dirnames), sorted(filenames)))
+        return out
+
+    assert run(walk) == run(os.walk)
