@@ -61,10 +61,48 @@ def settle(vault_dir: Path) -> None:
                     pass
 
 
+def first_runs(args, work: Path, vault_dir: Path, env: dict[str, str]) -> None:
+    """``--first-runs``: first runs only, repeated (each to a new repository, with an empty cache), the
+    tools interleaved, so that a change to the first run is measured against the others in one run."""
+    import statistics
+
+    tools = {"vault": REPO}
+    if args.baseline:
+        compile_like_installed(args.baseline)
+        tools["baseline"] = args.baseline.resolve()
+    times: dict[str, list[float]] = {}
+    settle(vault_dir)
+    loads = [os.getloadavg()[0]]
+    for i in range(args.first_runs):
+        for name, code in tools.items():
+            e = dict(env, PYTHONPATH=str(code), PYTHONSAFEPATH="1", XDG_CACHE_HOME=str(work / f"cache-{name}-{i}"))
+            argv = [sys.executable, "-m", "vault", "--vault", str(vault_dir), "backup", "run",
+                    f"file://{work / f'{name}-{i}'}"]
+            times.setdefault(name, []).append(timed(argv, e, sync=True))
+            shutil.rmtree(work / f"{name}-{i}")
+        repo = work / f"restic-{i}"
+        e = dict(env, RESTIC_REPOSITORY=str(repo), RESTIC_CACHE_DIR=str(work / f"cache-restic-{i}"))
+        subprocess.run(["restic", "init"], env=e, check=True, stdout=subprocess.DEVNULL)
+        times.setdefault("restic", []).append(timed(["restic", "backup", "--quiet", str(vault_dir)], e, sync=True))
+        shutil.rmtree(repo)
+        print(f"round {i + 1}/{args.first_runs}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
+    loads.append(os.getloadavg()[0])
+    r = statistics.median(times["restic"])
+    print(f"\n{'first run':<16} {'median s':>9} {'best s':>7} {'÷ restic':>9}")
+    for name, t in times.items():
+        print(f"{name:<16} {statistics.median(t):9.2f} {min(t):7.2f} {statistics.median(t) / r:9.2f}")
+    print(f"\nload average {loads[0]:.2f} before, {loads[1]:.2f} after; {os.cpu_count()} CPUs")
+
+
 def main() -> None:
     compile_like_installed()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     archive_options(ap)
+    ap.add_argument("--first-runs", type=int, default=0,
+                    help="instead of the three runs: N first runs of each tool, interleaved, each to a new "
+                         "repository with an empty cache; medians")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="with --first-runs: another checkout (git archive main | tar -x -C DIR) in the same runs")
     args = ap.parse_args()
     if not shutil.which("restic"):
         sys.exit("restic is not installed (Debian package restic)")
@@ -78,6 +116,9 @@ def main() -> None:
                    RESTIC_PASSWORD=PASSPHRASE, RESTIC_REPOSITORY=str(work / "restic"),
                    RESTIC_CACHE_DIR=str(work / "cache" / "restic"))
         subprocess.run(["restic", "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+        if args.first_runs:
+            first_runs(args, work, vault_dir, env)
+            return
         ours = [sys.executable, "-m", "vault", "--vault", str(vault_dir), "backup", "run", f"file://{work / 'ours'}"]
         theirs = ["restic", "backup", "--quiet", str(vault_dir)]
         rows = []
