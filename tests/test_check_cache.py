@@ -320,3 +320,30 @@ def test_the_walk_lists_what_os_walk_lists(tmp_path):
         return out
 
     assert run(walk) == run(os.walk)
+
+
+@pytest.mark.parametrize("damage", ["dict rows", "short row", "size as text", "other dossier", "no documents"])
+def test_a_remembered_manifest_of_the_wrong_shape_is_read_past(office, damage):
+    """What the cache holds of a manifest is used only if it has exactly the shape a check wrote:
+    damaged (with the status and hash still right), the manifest is read again and nothing is named."""
+    v = _first_check(office)
+    p = witness.state_dir(v) / checkcache.NAME
+    cache = json.loads(p.read_bytes())
+    for rel, e in cache["manifests"].items():
+        fields = e[8]
+        if damage == "dict rows":
+            fields["documents"] = [dict(zip(("id", "number", "sha256", "size", "key", "status"), r))
+                                   for r in fields["documents"]]
+        elif damage == "short row":
+            fields["documents"][0] = fields["documents"][0][:5]
+        elif damage == "size as text":
+            fields["documents"][0][3] = str(fields["documents"][0][3])
+        elif damage == "other dossier":
+            fields["id"] = "0" * 32
+        else:
+            del fields["documents"]
+    p.write_text(json.dumps(cache))
+    rep = _check(office)
+    assert rep.ok, rep.problems
+    assert rep.counts["documents"] == rep.counts["unchanged"] == 4
+    assert not rep.notes, rep.notes

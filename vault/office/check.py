@@ -221,10 +221,9 @@ def _manifest(v, dossier_id: str, mem: dict, verified: checkcache.Verified, file
         except OSError:
             got = None
         if got is not None and got[0] in mem and checkcache.key_id(mem[got[0]]["key"]) == got[1]:
-            try:
-                return {**got[2], "documents": [dict(zip(_DOC_FIELDS, row)) for row in got[2]["documents"]]}
-            except (KeyError, TypeError):
-                pass  # not of this shape: read it
+            m = _cached_fields(got[2], dossier_id)
+            if m is not None:
+                return m
     try:
         f = open(path, "rb")
     except OSError:
@@ -241,6 +240,21 @@ def _manifest(v, dossier_id: str, mem: dict, verified: checkcache.Verified, file
                   "documents": [[d.get(k) for k in _DOC_FIELDS] for d in m["documents"]]}
         verified.put_manifest(rel, seen, h, by, mem[by]["key"], fields, at=at)
     return m
+
+
+def _cached_fields(fields: Any, dossier_id: str) -> dict | None:
+    """The manifest fields ``_manifest`` remembered, or None if they are not of that shape (a damaged
+    cache is read past, never believed)."""
+    def row_ok(row: Any) -> bool:
+        return isinstance(row, list) and len(row) == len(_DOC_FIELDS) and all(
+            isinstance(x, str) for x in (row[0], row[1], row[2], row[4])) \
+            and type(row[3]) is int and (row[5] is None or isinstance(row[5], str))
+
+    if not (isinstance(fields, dict) and fields.get("id") == dossier_id and isinstance(fields.get("status"), str)
+            and isinstance(fields.get("number"), str) and isinstance(fields.get("documents"), list)
+            and all(row_ok(r) for r in fields["documents"])):
+        return None
+    return {**fields, "documents": [dict(zip(_DOC_FIELDS, row)) for row in fields["documents"]]}
 
 
 # Documents up to this size are read once into memory and hashed, parsed and decrypted from there;
