@@ -103,6 +103,8 @@ def main() -> None:
                          "repository with an empty cache; medians")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="with --first-runs: another checkout (git archive main | tar -x -C DIR) in the same runs")
+    ap.add_argument("--vault", type=Path, default=None,
+                    help="with --first-runs: back up this existing vault instead of building one")
     args = ap.parse_args()
     if not shutil.which("restic"):
         sys.exit("restic is not installed (Debian package restic)")
@@ -110,8 +112,11 @@ def main() -> None:
     try:
         size = args.size_mib * MIB // args.docs
         t = time.monotonic()
-        vault_dir, numbers, actor, _ = build_archive(work, args.docs, size, args.per_dossier, PASSPHRASE)
-        print(f"built {args.docs} documents, {args.size_mib} MiB, in {time.monotonic() - t:.1f}s ({vault_dir})")
+        if args.first_runs and args.vault:
+            vault_dir = args.vault.resolve()
+        else:
+            vault_dir, numbers, actor, _ = build_archive(work, args.docs, size, args.per_dossier, PASSPHRASE)
+            print(f"built {args.docs} documents, {args.size_mib} MiB, in {time.monotonic() - t:.1f}s ({vault_dir})")
         env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(work / "cache"),
                    RESTIC_PASSWORD=PASSPHRASE, RESTIC_REPOSITORY=str(work / "restic"),
                    RESTIC_CACHE_DIR=str(work / "cache" / "restic"))
