@@ -8,12 +8,14 @@ history replayed and verified, every signed record, every document's ciphertext 
 ``restic check`` (the repository's structure: index, snapshots, trees), and ``vault check
 --read-data`` (with the identity: also every key table, sealed blob and document decrypted) against
 ``restic check --read-data`` (every pack read and every blob's hash verified). A third row sets
-``vault check`` against ``restic check --read-data``: with no key the vault still reads and hashes
-every document, which restic does only with ``--read-data``. ``--baseline DIR`` (another checkout)
-adds its ``vault check`` / ``--read-data`` to the same interleaved runs. Each vault run is a
-fresh client (its own empty state directory), so it replays the history from the genesis record.
-Prints best and median seconds, the ratio of medians and the load. Not a test: nothing asserts on
-timing.
+``vault check`` of a new client against ``restic check --read-data``: with no key the vault still
+verifies every document's hash, which restic does only with ``--read-data``. ``vault check`` runs
+twice: as a new client (its own empty state directory each run: the history replayed from the
+genesis record, every file read) and as a warm client (one state directory that checked once
+before the timed runs: what it verified and whose file status is unchanged is not read again).
+``--baseline DIR`` (another checkout) adds its runs of each case to the same interleaved runs.
+Prints best and median wall seconds, median CPU seconds (user + system), the ratios of medians and
+the load. Not a test: nothing asserts on timing.
 """
 
 from __future__ import annotations
