@@ -347,3 +347,12 @@ def test_a_remembered_manifest_of_the_wrong_shape_is_read_past(office, damage):
     assert rep.ok, rep.problems
     assert rep.counts["documents"] == rep.counts["unchanged"] == 4
     assert not rep.notes, rep.notes
+
+
+def test_the_command_says_how_many_documents_it_did_not_read_again(office):
+    office.run("check")
+    first = office.json("check")
+    assert first["ok"] and first["unchanged"] == 4
+    out = office.run("check").output
+    assert "4 documents unchanged since this client verified them" in out, out
+    assert "unchanged" not in office.run("check", "--read-data", who="bob").output

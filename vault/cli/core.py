@@ -311,6 +311,9 @@ def check(obj: Ctx, read_data: bool, anchor: str | None, as_json: bool) -> None:
         lines = report_lines(d["problems"], d["notes"])
         lines.append(_("{dossiers} dossiers, {documents} documents, {bytes} bytes checked; {summary}").format(
             dossiers=d["dossiers"], documents=d["documents"], bytes=d["bytes"], summary=problems_summary(d["problems"])))
+        if d["unchanged"]:
+            lines.append(_("{unchanged} documents unchanged since this client verified them (by file status, not read "
+                           "again; --read-data reads every byte)").format(unchanged=d["unchanged"]))
         lines.append(_("fingerprint: {fingerprint}").format(fingerprint=d["fingerprint"]))
         return "\n".join(lines)
 
