@@ -329,7 +329,7 @@ def test_a_remembered_manifest_of_the_wrong_shape_is_read_past(office, damage):
     v = _first_check(office)
     p = witness.state_dir(v) / checkcache.NAME
     cache = json.loads(p.read_bytes())
-    for rel, e in cache["manifests"].items():
+    for e in cache["manifests"].values():
         fields = e[8]
         if damage == "dict rows":
             fields["documents"] = [dict(zip(("id", "number", "sha256", "size", "key", "status"), r))

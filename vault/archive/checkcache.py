@@ -88,7 +88,7 @@ class Verified:
             pass  # missing, unreadable or damaged: verify everything afresh
         return cls(v, old)
 
-    def _get(self, kind: str, rel: str, st: Status, *want) -> list | None:
+    def _get(self, kind: str, rel: str, st: Status, *want: Any) -> list | None:
         e = self.old[kind].get(rel)
         n = 5 + len(want)
         if not isinstance(e, list) or len(e) < n or tuple(e[:5]) != st or tuple(e[5:n]) != want:
@@ -96,7 +96,7 @@ class Verified:
         self.new[kind][rel] = e
         return e
 
-    def _put(self, kind: str, rel: str, st: Status, at: int, *values) -> None:
+    def _put(self, kind: str, rel: str, st: Status, at: int, *values: Any) -> None:
         if max(st[3], st[4]) > at - _RACY_NS:
             return  # changed too recently: a write in the same tick would not change the status
         self.new[kind][rel] = [*st, *values]

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -175,8 +175,9 @@ def _check_dossier(v, dossier_id: str, mem: dict, ids, rep: Report, step: Callab
     referenced = {f"{d['id']}.age" for d in m["documents"] if d.get("status") != "destroyed"}
     # A document this client verified with the status it has now is settled here, with one stat;
     # the rest go to the workers.
-    futures = [_unchanged(v, m, d, verified) if table is None else None for d in docs]
-    futures = [f or pool.submit(_check_document, v, m, d, table, verified) for f, d in zip(futures, docs)]
+    settled = [_unchanged(v, m, d, verified) if table is None else None for d in docs]
+    futures: list[tuple[list, int, int] | Future[tuple[list, int, int]]] = [
+        f or pool.submit(_check_document, v, m, d, table, verified) for f, d in zip(settled, docs)]
     docdir = v.layout.dossier_dir(dossier_id) / "documents"
 
     def collect() -> None:

@@ -351,7 +351,9 @@ def walk(top: Path | str) -> Iterator[tuple[str, list[str], list[str]]]:
     stack = [os.fspath(top)]
     while stack:
         d = stack.pop()
-        dirs, files, links = [], [], set()
+        dirs: list[str] = []
+        files: list[str] = []
+        links: set[str] = set()
         try:
             with os.scandir(d) as it:
                 for e in it:
