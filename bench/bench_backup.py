@@ -10,6 +10,8 @@ test: nothing here asserts on timing.
 
 from __future__ import annotations
 
+import argparse
+import os
 import random
 import shutil
 import subprocess
@@ -17,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import du, load_line, restic_archive, restic_args, timed  # same directory
+from _common import compile_like_installed, du, load_line, restic_archive, restic_args, timed  # same directory
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -58,12 +60,62 @@ def settle(vault_dir: Path) -> None:
                     pass
 
 
+def first_runs(args, work: Path, vault_dir: Path, env: dict[str, str]) -> None:
+    """``--first-runs``: first runs only, repeated (each to a new repository, with an empty cache), the
+    tools interleaved, so that a change to the first run is measured against the others in one run."""
+    import statistics
+
+    tools = {"vault": REPO}
+    if args.baseline:
+        compile_like_installed(args.baseline)
+        tools["baseline"] = args.baseline.resolve()
+    times: dict[str, list[float]] = {}
+    settle(vault_dir)
+    loads = [os.getloadavg()[0]]
+    for i in range(args.first_runs):
+        for name, code in tools.items():
+            e = dict(env, PYTHONPATH=str(code), PYTHONSAFEPATH="1", XDG_CACHE_HOME=str(work / f"cache-{name}-{i}"))
+            argv = [sys.executable, "-m", "vault", "--vault", str(vault_dir), "backup", "run",
+                    f"file://{work / f'{name}-{i}'}"]
+            times.setdefault(name, []).append(timed(argv, e, sync=True))
+            shutil.rmtree(work / f"{name}-{i}")
+        repo = work / f"restic-{i}"
+        e = dict(env, RESTIC_REPOSITORY=str(repo), RESTIC_CACHE_DIR=str(work / f"cache-restic-{i}"))
+        subprocess.run(["restic", "init"], env=e, check=True, stdout=subprocess.DEVNULL)
+        times.setdefault("restic", []).append(timed(["restic", "backup", "--quiet", str(vault_dir)], e, sync=True))
+        shutil.rmtree(repo)
+        print(f"round {i + 1}/{args.first_runs}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
+    loads.append(os.getloadavg()[0])
+    r = statistics.median(times["restic"])
+    print(f"\n{'first run':<16} {'median s':>9} {'best s':>7} {'÷ restic':>9}")
+    for name, t in times.items():
+        print(f"{name:<16} {statistics.median(t):9.2f} {min(t):7.2f} {statistics.median(t) / r:9.2f}")
+    print(f"\nload average {loads[0]:.2f} before, {loads[1]:.2f} after; {os.cpu_count()} CPUs")
+
+
 def main() -> None:
-    args = restic_args(__doc__)
+    def more(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("--first-runs", type=int, default=0,
+                        help="instead of the three runs: N first runs of each tool, interleaved, each to a new "
+                             "repository with an empty cache; medians")
+        ap.add_argument("--baseline", type=Path, default=None,
+                        help="with --first-runs: another checkout (git archive main | tar -x -C DIR) in the same runs")
+        ap.add_argument("--vault", type=Path, default=None,
+                        help="with --first-runs: back up this existing vault instead of building one")
+
+    args = restic_args(__doc__, more)
     work = Path(tempfile.mkdtemp(prefix="bench-backup-", dir=args.dir))
     try:
         size = args.size_mib * MIB // args.docs
-        (vault_dir, numbers, actor, _), env = restic_archive(args, work, PASSPHRASE)
+        if args.first_runs and args.vault:
+            vault_dir = args.vault.resolve()
+            env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(work / "cache"),
+                       RESTIC_PASSWORD=PASSPHRASE)
+        else:
+            (vault_dir, numbers, actor, _), env = restic_archive(args, work, PASSPHRASE)
+        if args.first_runs:
+            first_runs(args, work, vault_dir, env)
+            return
         ours = [sys.executable, "-m", "vault", "--vault", str(vault_dir), "backup", "run", f"file://{work / 'ours'}"]
         theirs = ["restic", "backup", "--quiet", str(vault_dir)]
         rows = []

@@ -98,6 +98,7 @@ class Replay:
         self.state = state
         self.offset: int | None = None  # byte offset after entry ``count``, once known
         self.seen: dict[str, dict[str, int]] | None = None  # every hash per path (full replays only)
+        self.lines: list[str] | None = None  # every line's hash (full replays only)
         # A command needs the state, which entries that change nothing (reads, refusals) never
         # touch: it checks their link and signer but not their signature, which is most of the cost
         # of a first replay. ``vault check`` and ``vault audit verify`` check every signature.
@@ -191,6 +192,8 @@ class Replay:
         why = self._counts(e, signer)
         if why is not None:
             st["problems"].append(Message(N_("{where} ({action} by {member}): counts for nothing: {why}"), where=where, action=e['action'], member=e['member'], why=why))
+        if self.lines is not None:
+            self.lines.append(line_hash)
         st["count"], st["head"] = e["seq"], line_hash
 
     def _counts(self, e: dict[str, Any], signer: dict[str, Any]) -> str | None:
@@ -310,6 +313,20 @@ _VERIFIED: dict[str, str] = {}
 _VERIFIED_MAX = 200_000
 
 
+def remember_signatures(lines: dict[str, str]) -> None:
+    """Take lines (by hash) whose signature this client verified before, with the key it verified
+    them under (``vault check``'s cache, outside the vault): a replay does not verify them again."""
+    for h, key in lines.items():
+        if len(_VERIFIED) >= _VERIFIED_MAX:
+            break
+        _VERIFIED.setdefault(h, key)
+
+
+def verified_signatures(lines: list[str]) -> dict[str, str]:
+    """Of ``lines`` (hashes), those whose signature this process verified, with the key."""
+    return {h: _VERIFIED[h] for h in lines if h in _VERIFIED}
+
+
 def _read_from(path: Path, offset: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(offset)
@@ -347,6 +364,7 @@ def full_replay(v: Vault) -> Replay:
     """Replay from genesis, remembering every hash each path ever had (for ``vault check``)."""
     rep = Replay(v, genesis_state(v))
     rep.seen = {p: {f[0]: 0} for p, f in rep.state["files"].items()}
+    rep.lines = []
     rep.advance()
     return rep
 

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 import os
 import re
+import time
 from pathlib import Path
 
 from vault import store
-from vault.archive import trust
+from vault.archive import checkcache, trust
 from vault.archive.authority import PENDING, Replay, _pending_is, sha256, state
 from vault.i18n import Message, N_
 from vault.store import fsync_dir, remove, remove_tree, staging
@@ -112,7 +113,7 @@ def _pending_files(v: Vault) -> list[Path]:
     """Every ``.pending`` in the record directories: a walk of the whole vault (``check``, ``repair``)."""
     pend = [v.root / "policy.toml.pending"] if (v.root / "policy.toml.pending").exists() else []
     for d in RECORD_DIRS:
-        for dirpath, dirnames, filenames in os.walk(v.root / d):
+        for dirpath, dirnames, filenames in store.walk(v.root / d):
             dirnames[:] = [x for x in dirnames if x != "documents"]
             pend += [Path(dirpath) / f for f in filenames if f.endswith(PENDING)]
     return pend
@@ -178,11 +179,33 @@ def interrupted(v: Vault, rep: Replay) -> list[str]:
     return notes
 
 
-def check_files(v: Vault, rep: Replay) -> list[str]:
+def _hash_record(p: Path, rel: str, h: str, verified: checkcache.Verified | None) -> str | None:
+    """SHA-256 of record ``p`` (None if missing), from ``verified`` when its status is one seen with ``h``."""
+    if verified is not None:
+        try:
+            if verified.record(rel, checkcache.status(os.stat(p)), h):
+                return h
+        except OSError:
+            pass
+    try:
+        with open(p, "rb") as f:
+            at = time.time_ns()
+            seen = checkcache.status(os.fstat(f.fileno()))
+            got = sha256(f.read())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if verified is not None and got == h:
+        verified.put_record(rel, seen, h, at=at)
+    return got
+
+
+def check_files(v: Vault, rep: Replay, verified: checkcache.Verified | None = None) -> list[str]:
     """Every record file against the history: missing, changed, rolled back, or named by no entry.
 
     A fact file (a closing, a denial, a use) that is missing does not revert the fact — the state
-    comes from the entries — but it is tampering, and named here.
+    comes from the entries — but it is tampering, and named here. With ``verified`` (``vault
+    check`` without a key), a file whose status this client saw when it verified its hash is not
+    read again (``checkcache``).
     """
     problems: list[str] = []
     files = rep.state["files"]
@@ -194,10 +217,7 @@ def check_files(v: Vault, rep: Replay) -> list[str]:
             if p.exists() and seq != rep.state["count"]:  # by the last entry: ``interrupted`` names it
                 problems.append(Message(N_("{rel}: history entry {seq} deleted it, but it is back"), rel=rel, seq=seq))
             continue
-        try:
-            got = sha256(p.read_bytes())
-        except FileNotFoundError:
-            got = None
+        got = _hash_record(p, rel, h, verified)
         if got != h and _pending_is(p, h):
             continue  # an interrupted commit: ``interrupted`` names it, the next writer finishes it
         if got is None:
@@ -211,7 +231,7 @@ def check_files(v: Vault, rep: Replay) -> list[str]:
                 problems.append(Message(N_("{rel}: changed (does not match history entry {seq})"), rel=rel, seq=seq))
     for d in [*RECORD_DIRS, "."]:
         base = v.root / d
-        walker = os.walk(base) if d != "." else [(str(v.root), [], [x.name for x in v.root.iterdir() if x.is_file()])]
+        walker = store.walk(base) if d != "." else [(str(v.root), [], [x.name for x in v.root.iterdir() if x.is_file()])]
         for dirpath, dirnames, filenames in walker:
             dirnames[:] = [x for x in dirnames if x != "documents"]
             for f in filenames:

@@ -92,8 +92,23 @@ def _segment(name: str, pattern: str) -> bool:
     return name == pattern
 
 
+def _by_head(patterns: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Patterns by their first segment and depth (none of ``RECORDS`` starts with a wildcard), so
+    that a path is matched against the few that could match it: ``check`` asks for every file."""
+    out: dict[str, tuple[str, ...]] = {}
+    for p in patterns:
+        key = f"{p.split('/', 1)[0]}/{p.count('/')}"
+        out[key] = (*out.get(key, ()), p)
+    return out
+
+
+_RECORDS_BY_HEAD = _by_head(RECORDS)
+assert all(not any(c in p.split("/", 1)[0] for c in "*?[") for p in RECORDS)
+
+
 def is_record(path: str) -> bool:
-    return any(match(path, p) for p in RECORDS)
+    candidates = _RECORDS_BY_HEAD.get(f"{path.split('/', 1)[0]}/{path.count('/')}", ())
+    return any(match(path, p) for p in candidates)
 
 
 def is_known_file(path: str) -> bool:

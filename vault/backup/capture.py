@@ -8,11 +8,12 @@ import fcntl
 import os
 import secrets
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault.archive import members
-from vault.store import close_lock, make_dir, open_lock, remove_tree, seam, TMP_PREFIX
+from vault.store import close_lock, make_dir, open_lock, remove_tree, seam, walk, TMP_PREFIX
 from vault.i18n import Message, N_
 
 if TYPE_CHECKING:
@@ -38,8 +39,20 @@ class Staging:
     sources: dict[str, os.stat_result] = field(default_factory=dict)  # copied files: the original's stat
     recipients: list = field(default_factory=list)  # the captured state's ring recipients
     _owner: int | None = None
+    _remover: threading.Thread | None = None
+    _removed: BaseException | None = None
 
     def remove(self, v: Vault) -> None:
+        """Remove the staging directory (or wait for ``remove_soon``'s removal to end)."""
+        if self._remover is not None:
+            self._remover.join()
+            self._remover = None
+            if self._removed is not None:
+                raise self._removed
+            return
+        self._remove_now(v)
+
+    def _remove_now(self, v: Vault) -> None:
         # Under the shared lock: a writer sweeping temporaries walks the whole root (staging
         # included) under its exclusive lock, and must not see a directory vanish beneath it.
         with v.lock(exclusive=False):
@@ -47,6 +60,18 @@ class Staging:
         if self._owner is not None:
             os.close(self._owner)
             self._owner = None
+
+    def remove_soon(self, v: Vault) -> None:
+        """Start removing the staging directory on a thread, once nothing more is read from it: its
+        thousands of unlinks then overlap with the run's last uploads; ``remove`` waits for them."""
+        def remove() -> None:
+            try:
+                self._remove_now(v)
+            except BaseException as e:  # re-raised by ``remove`` on the run's thread
+                self._removed = e
+
+        self._remover = threading.Thread(target=remove, name="vault-backup-unstage", daemon=True)
+        self._remover.start()
 
 
 def _skip(name: str) -> bool:
@@ -108,7 +133,7 @@ def capture(v: Vault) -> Staging:
             # One step for the whole staging: a stop inside it leaves a partial staging directory,
             # which is no different (the next run sweeps it) from a stop before it.
             seam.step("create", st.dir / "0")
-            for dirpath, dirnames, filenames in os.walk(v.root):
+            for dirpath, dirnames, filenames in walk(v.root):  # (no lstat per directory)
                 rel_dir = os.path.relpath(dirpath, v.root)
                 dirnames[:] = sorted(d for d in dirnames if not _skip(d) and
                                      (d if rel_dir == "." else f"{rel_dir}/{d}") not in EXCLUDED_DIRS)

@@ -411,6 +411,8 @@ def _upload(v: Vault, repo: Repo, staging: Staging, *, now: _dt.datetime, key_wi
         steps.start(progress(up.bytes_new) if progress else (lambda n: None))
     finally:
         up.finish()
+    # Every file's bytes are read (key tables at the start): the staging's links can go.
+    staging.remove_soon(v)
     repo.write_index({**adopted, **up.packs})
 
     # A dossier's table leaves the vault only by its destruction; one missing otherwise keeps its

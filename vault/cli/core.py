@@ -307,14 +307,19 @@ def check(obj: Ctx, read_data: bool, anchor: str | None, as_json: bool) -> None:
     v = obj.vault
     point = witness.parse_anchor(v, anchor) if anchor else None
     actor = obj.actor() if read_data else None
+    from vault.cli.progress import wanted
+
     with bars(_("checking")) as bar:
-        rep = check_mod.check(v, actor=actor, progress=bar, anchor=point)
+        rep = check_mod.check(v, actor=actor, progress=bar if wanted() else None, anchor=point)
     data = dict(rep.as_dict(), fingerprint=v.fingerprint)
 
     def text(d: dict) -> str:
         lines = report_lines(d["problems"], d["notes"])
         lines.append(_("{dossiers} dossiers, {documents} documents, {bytes} bytes checked; {summary}").format(
             dossiers=d["dossiers"], documents=d["documents"], bytes=d["bytes"], summary=problems_summary(d["problems"])))
+        if d["unchanged"]:
+            lines.append(_("{unchanged} documents unchanged since this client verified them (by file status, not read "
+                           "again; --read-data reads every byte)").format(unchanged=d["unchanged"]))
         lines.append(_("fingerprint: {fingerprint}").format(fingerprint=d["fingerprint"]))
         return "\n".join(lines)
 

@@ -344,11 +344,37 @@ class WritebackWriter:
         self.close()
 
 
+def walk(top: Path | str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(top)`` (top down, symbolic links to directories listed but not followed; prune
+    ``dirnames`` in place), without its ``lstat`` of every directory: the directory entry's type
+    says which are links (``check`` walks every directory of the vault, twice)."""
+    stack = [os.fspath(top)]
+    while stack:
+        d = stack.pop()
+        dirs: list[str] = []
+        files: list[str] = []
+        links: set[str] = set()
+        try:
+            with os.scandir(d) as it:
+                for e in it:
+                    try:
+                        is_dir = e.is_dir()
+                    except OSError:
+                        is_dir = False
+                    (dirs if is_dir else files).append(e.name)
+                    if is_dir and e.is_symlink():
+                        links.add(e.name)
+        except OSError:
+            continue
+        yield d, dirs, files
+        stack.extend(os.path.join(d, x) for x in reversed(dirs) if x not in links)
+
+
 def find_temporaries(root: Path) -> list[Path]:
     """Temporary files left by interrupted writes anywhere in the vault (a full walk, for ``check``;
     backup staging directories are not the vault's)."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".backup-staging-")]
         found += [Path(dirpath) / f for f in filenames if f.startswith(TMP_PREFIX)]
     return found
