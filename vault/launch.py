@@ -77,7 +77,7 @@ def compat() -> bytes:
     import _locale
 
     flags = [(n, getattr(sys.flags, n)) for n in dir(sys.flags)
-             if not n.startswith("_") and n not in ("safe_path", "count", "index", "n_fields",
+             if not n.startswith("_") and n not in ("count", "index", "n_fields",
                                                    "n_sequence_fields", "n_unnamed_fields")]
     return repr((flags, sorted(sys._xoptions.items()), sys.warnoptions, sys.getfilesystemencoding(),
                  sys.getfilesystemencodeerrors(), _locale.setlocale(_locale.LC_CTYPE, None),
@@ -243,7 +243,10 @@ def _run_in_runner() -> int | None:
     if kind == ord("S"):  # killed by a signal: so is this process, for whoever waits for it
         for sig in FORWARDED:
             signal.signal(sig, signal.SIG_DFL)
-        signal.signal(value, signal.SIG_DFL)
+        try:
+            signal.signal(value, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass  # SIGKILL and SIGSTOP have no handler to reset
         os.kill(os.getpid(), value)
         return 128 + value
     return value

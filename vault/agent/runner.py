@@ -56,10 +56,15 @@ def spawn(agent_socket: Path) -> int:
     """
     r, w = os.pipe()
     env = {k: v for k, v in os.environ.items() if k != "VAULT_PASSPHRASE_FILE"}
+    # In the C locale Python turns UTF-8 mode on by itself and sets LC_CTYPE for its children, which
+    # would then start without it: say it outright, so the runner is configured as its clients are.
+    env["PYTHONUTF8"] = str(sys.flags.utf8_mode)
     try:
-        subprocess.Popen([sys.executable, *subprocess._args_from_interpreter_flags(), "-P", "-m", __name__,
+        # Started from the agent's own directory, which `-m` puts first on its path (it holds only
+        # sockets); the runner then moves to /. Each command gets its client's path.
+        subprocess.Popen([sys.executable, *subprocess._args_from_interpreter_flags(), "-m", __name__,
                           "--socket", os.fspath(socket_for(agent_socket)), "--lifeline", str(r)],
-                         pass_fds=(r,), env=env, cwd="/", start_new_session=True, stdin=subprocess.DEVNULL,
+                         pass_fds=(r,), env=env, cwd=agent_socket.parent, start_new_session=True, stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
         os.close(w)
@@ -188,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lifeline", type=int, required=True)
     opts = ap.parse_args(argv)
     path = Path(opts.socket)
+    os.chdir("/")
     # Both taken before anything is imported: a file changed during the imports makes this runner
     # disagree with every client, which then runs its command itself.
     fp, cm = launch.fingerprint(), launch.compat()
