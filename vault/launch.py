@@ -1,6 +1,6 @@
 """The ``vault`` entry point: hand the command to the preloaded runner when one serves, else run it here.
 
-The runner (``vault.agent.runner``) is a process of the same user, started beside the identity agent,
+The runner (``vault.cli.runner``) is a process of the same user, started beside the identity agent,
 that has already imported the command line; it forks a child per command that takes over this
 process's standard streams, working directory, environment and umask and runs the command exactly as
 this process would have. Everything here is kept to modules Python has loaded before ``main`` runs
@@ -115,7 +115,7 @@ def peer_uid(sock) -> int:
 def _stdio() -> bytes:
     """How Python made this process's standard streams (encoding and buffering follow the locale,
     ``PYTHONIOENCODING``, ``-u`` and whether each is a terminal)."""
-    return "\0".join(f"{s.encoding}\0{s.errors}\0{int(s.line_buffering)}\0{int(s.write_through)}\0"
+    return "\0".join(f"{s.encoding}\0{s.errors}\0{int(s.line_buffering)}\0{int(getattr(s, 'write_through', False))}\0"
                      f"{int(type(s.buffer).__name__ == 'FileIO')}" for s in (sys.stdin, sys.stdout, sys.stderr)).encode()
 
 
@@ -176,6 +176,27 @@ def connect(path: str, timeout: float = READY_TIMEOUT):
         s.close()
         return None
     return s
+
+
+def ping(agent_socket) -> dict | None:
+    """The runner beside the agent at ``agent_socket``: its pid and whether this installation's commands
+    would run in it (``current``), or None when none answers."""
+    s = connect(runner_socket(os.fspath(agent_socket)), timeout=5.0)
+    if s is None:
+        return None
+    answer = b""
+    try:
+        s.sendall(pack(request(b"ping")))
+        while chunk := s.recv(64):
+            answer += chunk
+    except OSError:
+        return None
+    finally:
+        s.close()
+    pid, _, state = answer[1:].decode("ascii", "replace").partition(" ")
+    if answer[:1] != b"P" or not pid.isdigit():
+        return None
+    return {"pid": int(pid), "current": state == "same"}
 
 
 def recv_exact(s, n: int) -> bytes:

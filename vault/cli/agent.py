@@ -57,7 +57,7 @@ def agent_start(obj: Ctx, idle_timeout: str, lifetime: str, socket_path: str | N
     sock = Path(socket_path).absolute() if socket_path else paths.default_socket()
     lifeline = -1
     if not no_runner:
-        from vault.agent import runner
+        from vault.cli import runner
 
         paths.check_length(sock)
         paths.secure_dir(sock.parent)

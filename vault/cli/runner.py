@@ -1,7 +1,6 @@
-"""The command runner beside the agent: a process with the command line already imported that forks a
-child per command (``vault.launch`` is its client, ``vault.agent.runchild`` the per-command side).
+"""The command runner beside the agent: the command line loaded once, a forked child per command.
 
-It holds no key: ``vault agent start`` spawns it as a new program (fork and exec) before it reads the
+``vault.launch`` is its client and ``vault.cli.runchild`` the per-command side. It holds no key: ``vault agent start`` spawns it as a new program (fork and exec) before it reads the
 passphrase, so no byte of the identity ever was in its memory, and it never asks the agent for
 anything — each command it runs talks to the agent itself, as any command does. It listens on
 ``<agent socket>.runner`` in the agent's 0700 directory (mode 0600, peer uid checked by the kernel),
@@ -43,7 +42,7 @@ POLL = 5.0
 
 
 def socket_for(agent_socket: Path) -> Path:
-    return Path(launch.runner_socket(str(agent_socket)))
+    return Path(launch.runner_socket(os.fspath(agent_socket)))
 
 
 def spawn(agent_socket: Path) -> int:
@@ -59,10 +58,12 @@ def spawn(agent_socket: Path) -> int:
     # In the C locale Python turns UTF-8 mode on by itself and sets LC_CTYPE for its children, which
     # would then start without it: say it outright, so the runner is configured as its clients are.
     env["PYTHONUTF8"] = str(sys.flags.utf8_mode)
+    # The interpreter's options as this process has them (subprocess's own helper for that).
+    flags = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
     try:
         # Started from the agent's own directory, which `-m` puts first on its path (it holds only
         # sockets); the runner then moves to /. Each command gets its client's path.
-        subprocess.Popen([sys.executable, *subprocess._args_from_interpreter_flags(), "-m", __name__,
+        subprocess.Popen([sys.executable, *flags, "-m", __name__,
                           "--socket", os.fspath(socket_for(agent_socket)), "--lifeline", str(r)],
                          pass_fds=(r,), env=env, cwd=agent_socket.parent, start_new_session=True, stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -72,27 +73,6 @@ def spawn(agent_socket: Path) -> int:
     finally:
         os.close(r)
     return w
-
-
-def ping(agent_socket: Path) -> dict | None:
-    """The runner beside the agent at ``agent_socket``: its pid and whether this installation's
-    commands would run in it (``current``), or None when none answers."""
-    s = launch.connect(os.fspath(socket_for(agent_socket)), timeout=5.0)
-    if s is None:
-        return None
-    try:
-        s.sendall(launch.pack(launch.request(b"ping")))
-        answer = b""
-        while chunk := s.recv(64):
-            answer += chunk
-    except OSError:
-        return None
-    finally:
-        s.close()
-    pid, _, state = answer[1:].decode("ascii", "replace").partition(" ")
-    if answer[:1] != b"P" or not pid.isdigit():
-        return None
-    return {"pid": int(pid), "current": state == "same"}
 
 
 def _answers(path: Path) -> bool:
@@ -144,7 +124,8 @@ def _bind(path: Path) -> socket.socket | None:
 
 def serve(listener: socket.socket, lifeline: int, path: Path, fp: bytes, cm: bytes) -> None:
     """Accept same-user connections and fork a child for each, until the lifeline ends."""
-    from vault.agent import harden, runchild
+    from vault.agent import harden
+    from vault.cli import runchild
 
     ino = os.stat(path).st_ino
     sel = selectors.DefaultSelector()

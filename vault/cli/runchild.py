@@ -1,7 +1,7 @@
-"""One command in the runner: a child forked from the pristine runner receives the client's request and
-its descriptors, and a grandchild becomes the client's process and runs the command line.
+"""One command in the runner: a forked child takes the request, a grandchild becomes the client's process.
 
-The child checks everything that could make the command behave differently from the client running
+A child forked from the pristine runner receives the client's request and its descriptors, and a
+grandchild takes on the client's process state and runs the command line. The child checks everything that could make the command behave differently from the client running
 it itself (installation fingerprint, interpreter settings, limits it could not apply) and answers
 ``R`` (ready) or ``N`` (no: the client runs the command itself, nothing having happened). Only after
 the client's ``G`` does the grandchild start; the child then passes on the signals the client
@@ -19,6 +19,7 @@ import select
 import signal
 import socket
 import sys
+from typing import Any
 
 from vault import launch
 
@@ -127,7 +128,7 @@ def _supervise(conn: socket.socket, pid: int) -> int:
     conn.setblocking(False)
     try:
         while True:
-            ready, _, _ = select.select([conn, pidfd], [], [])
+            ready, _, _ = select.select([conn.fileno(), pidfd], [], [])
             if pidfd in ready:
                 break
             try:
@@ -157,18 +158,18 @@ def _supervise(conn: socket.socket, pid: int) -> int:
     return 0
 
 
-def _stream(fd: int, mode: str, how: tuple[str, str, bool, bool, bool]) -> io.TextIOWrapper:
+def _stream(fd: int, mode: str, how: tuple[str, str, bool, bool, bool]) -> Any:
     """A standard stream made as the client's Python made its own: encoding, errors, line buffering,
     write-through and an unbuffered binary layer (``-u``) as it says; newline "\\n"."""
     encoding, errors, line_buffering, write_through, unbuffered = how
     raw = io.FileIO(fd, mode, closefd=False)
-    raw.name = ("<stdin>", "<stdout>", "<stderr>")[fd]  # type: ignore[misc]
-    buffered: io.RawIOBase | io.BufferedIOBase = raw
+    raw.name = ("<stdin>", "<stdout>", "<stderr>")[fd]
+    buffered: Any = raw
     if not unbuffered:
         buffered = io.BufferedReader(raw) if mode == "rb" else io.BufferedWriter(raw)
-    text = io.TextIOWrapper(buffered, encoding=encoding, errors=errors, newline="\n",  # type: ignore[arg-type]
-                            line_buffering=line_buffering, write_through=write_through)
-    text.mode = mode[0]  # type: ignore[misc]
+    text: Any = io.TextIOWrapper(buffered, encoding=encoding, errors=errors, newline="\n",
+                                 line_buffering=line_buffering, write_through=write_through)
+    text.mode = mode[0]
     return text
 
 
@@ -202,9 +203,9 @@ def _become_client(req: dict, fds: list[int]) -> None:
         sys.argv[:] = req["argv"]
         sys.path[:] = req["path"]
         sin, sout, serr = req["stdio"]
-        sys.stdin = sys.__stdin__ = _stream(0, "rb", sin)
-        sys.stdout = sys.__stdout__ = _stream(1, "wb", sout)
-        sys.stderr = sys.__stderr__ = _stream(2, "wb", serr)
+        sys.stdin, sys.stdout, sys.stderr = _stream(0, "rb", sin), _stream(1, "wb", sout), _stream(2, "wb", serr)
+        for name in ("stdin", "stdout", "stderr"):
+            setattr(sys, f"__{name}__", getattr(sys, name))  # what Python started with, as far as the command knows
         if "vault.store.seam" in sys.modules:
             sys.modules["vault.store.seam"]._from_env()  # a test seam armed from the environment
         code = _run()
