@@ -154,9 +154,10 @@ def request(op: bytes = b"run") -> list[bytes]:
         return [MAGIC, op, fingerprint(), compat()]
     mask = os.umask(0o077)
     os.umask(mask)
+    sched = f"{os.getpriority(os.PRIO_PROCESS, 0)}:{','.join(map(str, sorted(os.sched_getaffinity(0))))}"
     return [MAGIC, op, fingerprint(), compat(), str(mask).encode(), _limits(), _ignored(), _stdio(),
             b"\0".join(os.fsencode(p) for p in sys.path), b"\0".join(os.fsencode(a) for a in sys.argv),
-            b"\0".join(k + b"=" + v for k, v in os.environb.items())]
+            b"\0".join(k + b"=" + v for k, v in os.environb.items()), sched.encode()]
 
 
 def connect(path: str, timeout: float = READY_TIMEOUT):

@@ -74,7 +74,7 @@ def handle(conn: socket.socket, fp: bytes, cm: bytes) -> int:
         if fields[1] == b"ping":
             conn.sendall(b"P" + str(os.getppid()).encode() + (b" same" if fields[2:4] == [fp, cm] else b" other"))
             return 0
-        if fields[1] != b"run" or len(fields) != 11 or len(fds) != 4 or fields[2] != fp or fields[3] != cm:
+        if fields[1] != b"run" or len(fields) != 12 or len(fds) != 4 or fields[2] != fp or fields[3] != cm:
             return _refuse(conn, fds)
         req = _parse(fields)
     except (OSError, EOFError, ValueError, UnicodeError):
@@ -114,7 +114,13 @@ def _parse(fields: list[bytes]) -> dict:
         if not sep:
             raise ValueError("environment")
         env[k] = v
-    return {"umask": int(fields[4]), "limits": _limits(fields[5]),
+    nice, _, cpus = fields[11].decode().partition(":")
+    if int(nice) < os.getpriority(os.PRIO_PROCESS, 0):
+        raise ValueError("priority")  # a higher priority than ours is not ours to give
+    if not {int(c) for c in cpus.split(",") if c} <= os.sched_getaffinity(0):
+        raise ValueError("cpus")
+    return {"nice": int(nice), "cpus": {int(c) for c in cpus.split(",") if c}, "umask": int(fields[4]),
+            "limits": _limits(fields[5]),
             "ignored": [int(x) for x in fields[6].decode().split(",") if x],
             "stdio": [(encs[i], encs[i + 1], encs[i + 2] == "1", encs[i + 3] == "1", encs[i + 4] == "1")
                       for i in (0, 5, 10)],
@@ -190,6 +196,9 @@ def _become_client(req: dict, fds: list[int]) -> None:
             if fd > 2:
                 os.close(fd)
         os.umask(req["umask"])
+        os.setpriority(os.PRIO_PROCESS, 0, req["nice"])
+        if req["cpus"]:
+            os.sched_setaffinity(0, req["cpus"])
         for res, soft, hard in req["limits"]:
             resource.setrlimit(res, (soft, hard))
         for sig in req["ignored"]:
