@@ -114,4 +114,6 @@ def agent_status(obj: Ctx, as_json: bool) -> None:
         _("agent pid {pid} at {socket}\nidentity: {identity}\npublic key: {public}\n"
           "exits after {idle} s idle (timeout {timeout} s), {life} s at most").format(
             pid=s["pid"], socket=s["socket"], identity=s["identity_file"], public=s["public"], idle=int(s["idle_left"]),
-            timeout=int(s["idle_timeout"]), life=int(s["lifetime_left"]))))
+            timeout=int(s["idle_timeout"]), life=int(s["lifetime_left"]))
+        + "\n" + (_("command runner: pid {pid}").format(pid=s["runner"]["pid"]) if s.get("runner")
+                  else _("command runner: none"))))
