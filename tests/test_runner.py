@@ -177,9 +177,6 @@ def test_the_runner_never_holds_the_identity(desk):
         ident = identity.load_identity(desk.office.ident(who), PASSPHRASE)
         for s in (ident.age_secret, ident.sign_secret):
             secrets += [s.encode(), s.lower().encode(), s.upper().encode()]
-    memory = _bytes_of(runner["pid"])
-    assert str(desk.runner_sock).encode() in memory  # the reading works: what it does hold is found
-    assert not [s[:24] for s in secrets if s in memory]
     # not in its environment either (the passphrase file's name is left out), and no file open
     environ = Path(f"/proc/{runner['pid']}/environ").read_bytes().split(b"\0")
     assert not [e for e in environ if e.startswith(b"VAULT_PASSPHRASE_FILE=")]
@@ -187,6 +184,12 @@ def test_the_runner_never_holds_the_identity(desk):
         target = os.readlink(f"/proc/{runner['pid']}/fd/{fd}")
         assert target.startswith(("socket:", "pipe:", "/dev/null", "anon_inode:")), target
     assert alive(pid)
+    try:
+        memory = _bytes_of(runner["pid"])
+    except PermissionError:  # Yama's ptrace_scope 1: only a parent may read a process's memory
+        pytest.skip("this kernel lets only root or a parent read another process's memory")
+    assert str(desk.runner_sock).encode() in memory  # the reading works: what it does hold is found
+    assert not [s[:24] for s in secrets if s in memory]
 
 
 def test_a_stale_runner_is_never_used(desk):

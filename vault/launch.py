@@ -40,12 +40,16 @@ def runner_socket(agent: str) -> str:
 
 
 def fingerprint() -> bytes:
-    """What the runner's preloaded modules depend on, as this process would import them: the
-    interpreter, the vault package's files (paths, sizes, mtimes) and every import directory's mtime
-    (installing, upgrading or removing a distribution changes its directory)."""
+    """What the runner's preloaded modules and caches depend on, as this process would import them:
+    the interpreter, the vault package's files (paths, sizes, mtimes; its schemas too, which a source
+    checkout keeps beside it) and every import directory's mtime (installing, upgrading or removing a
+    distribution changes its directory)."""
     pkg = os.path.dirname(os.path.abspath(__file__))
     parts = [sys.executable, sys.version, pkg]
     todo = [pkg]
+    source_schemas = os.path.join(os.path.dirname(pkg), "schemas")  # vault.schemas in a source checkout
+    if os.path.isdir(source_schemas):
+        todo.append(source_schemas)
     while todo:
         d = todo.pop()
         with os.scandir(d) as it:

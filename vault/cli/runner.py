@@ -168,6 +168,20 @@ def serve(listener: socket.socket, lifeline: int, path: Path, fp: bytes, cm: byt
             pass
 
 
+def _warm() -> None:
+    """Fill the caches every command fills first, with what depends only on the package's own files
+    (which the fingerprint covers): the message catalogues and the compiled record schemas. Nothing
+    that depends on the machine, the environment or a vault (time zones, plugins, the language chosen)."""
+    from vault import i18n
+    from vault import schemas  # type: ignore[attr-defined]  # schemas/ ships as vault.schemas (pyproject package-dir)
+    from vault.store import records
+
+    for lang in i18n.LANGUAGES:
+        i18n.translations(lang)
+    for f in sorted(Path(schemas.__file__).parent.glob("*.schema.json")):
+        records._fast_check(f.name.removesuffix(".schema.json"))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="vault-runner")
     ap.add_argument("--socket", required=True)
@@ -183,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
             importlib.import_module(name)
         except ImportError:
             pass
+    _warm()
     # Out of the collector's sight: a child's first collection would otherwise walk (and so copy, page
     # by page) every object the imports made, which costs more than the imports saved.
     gc.collect()
