@@ -473,3 +473,16 @@ def test_a_request_from_a_stranger_process_is_only_ever_answered_no(desk):
         s.close()
         assert answer in (b"", b"N"), payload
     assert alive(runner["pid"]) and desk.runner()["current"]
+
+
+@pytest.mark.parametrize("env", [{}, {"XDG_RUNTIME_DIR": "/run/user/1000"}, {"XDG_RUNTIME_DIR": "relative"},
+                                 {"TMPDIR": "/var/tmp"}, {"VAULT_AGENT_SOCK": "/somewhere/a.sock"}])
+def test_the_entry_point_looks_where_the_agent_is(monkeypatch, env):
+    from vault import launch
+    from vault.agent import paths
+
+    for var in ("XDG_RUNTIME_DIR", "TMPDIR", "VAULT_AGENT_SOCK"):
+        monkeypatch.delenv(var, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert launch.agent_socket() == str(paths.socket_path())

@@ -25,7 +25,8 @@ MAX_MESSAGE = 16 << 20
 
 def agent_socket() -> str:
     """The agent's socket: ``$VAULT_AGENT_SOCK``, else ``$XDG_RUNTIME_DIR/vault/agent.sock``, else
-    ``$TMPDIR/vault-<uid>/agent.sock`` (``vault.agent.paths`` says why)."""
+    ``$TMPDIR/vault-<uid>/agent.sock``: what ``vault.agent.paths.socket_path`` says, worked out here
+    without importing anything (``tests/test_runner.py`` checks that the two agree)."""
     env = os.environ.get("VAULT_AGENT_SOCK")
     if env:
         return env
