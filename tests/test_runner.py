@@ -486,3 +486,16 @@ def test_the_entry_point_looks_where_the_agent_is(monkeypatch, env):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert launch.agent_socket() == str(paths.socket_path())
+
+
+def test_the_desk_commands_find_their_modules_loaded(desk):
+    """What `doc view`, `dossier list` and `find` import is loaded by the runner already (else each
+    command through it would import it again: slower, never wrong)."""
+    probe = ("import importlib, os, sys\nfrom vault.cli import runner\nrunner._preload()\nbefore = set(sys.modules)\n"
+             "sys.argv = ['vault', *sys.argv[1:]]\nfrom vault.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in set(sys.modules) - before if m.startswith('vault')), file=sys.stderr)")
+    for args in (["doc", "view", desk.office.doc], ["dossier", "list"], ["find", MARKERS["name"].split()[0]]):
+        res = subprocess.run([sys.executable, "-c", probe, *args], env=desk.env(passphrase=True), capture_output=True,
+                             text=True, cwd=desk.root / "home", timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert res.stderr.strip().splitlines()[-1] == "[]", (args, res.stderr)

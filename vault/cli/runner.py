@@ -168,6 +168,15 @@ def serve(listener: socket.socket, lifeline: int, path: Path, fp: bytes, cm: byt
             pass
 
 
+def _preload() -> None:
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # a module this installation lacks: whoever needs it will say so
+    _warm()
+
+
 def _warm() -> None:
     """Fill the caches every command fills first, with what depends only on the package's own files
     (which the fingerprint covers): the message catalogues and the compiled record schemas. Nothing
@@ -192,12 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     # Both taken before anything is imported: a file changed during the imports makes this runner
     # disagree with every client, which then runs its command itself.
     fp, cm = launch.fingerprint(), launch.compat()
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
-    _warm()
+    _preload()
     # Out of the collector's sight: a child's first collection would otherwise walk (and so copy, page
     # by page) every object the imports made, which costs more than the imports saved.
     gc.collect()
