@@ -1,5 +1,5 @@
 """Entry point for ``python -m vault``."""
 
-from vault.cli import main
+from vault.launch import main
 
 main()

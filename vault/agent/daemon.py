@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from vault.agent import paths, server
+from vault.launch import ping as runner_ping, runner_socket
 from vault.agent.client import AgentClient, AgentError, connect
 from vault.errors import ConflictError, InputError
 from vault.i18n import N_
@@ -124,6 +125,7 @@ def status(path: Path | None = None) -> dict | None:
         ans = c.call("status")
     ans.pop("ok", None)
     ans["socket"] = os.fspath(path)
+    ans["runner"] = runner_ping(path)
     return ans
 
 
@@ -136,6 +138,7 @@ def stop(path: Path | None = None) -> bool:
     with c:
         c.call("stop")
     deadline = time.monotonic() + STOP_WAIT
-    while os.path.lexists(path) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    runner_path = runner_socket(os.fspath(path))
+    while (os.path.lexists(path) or os.path.lexists(runner_path)) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the runner goes when the agent does (its lifeline ends)
     return True

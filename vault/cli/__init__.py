@@ -330,6 +330,22 @@ class ArchiveNumber(click.ParamType):
 NUMBER = ArchiveNumber()
 
 
+def help_width() -> int:
+    """The width click gives help text (the terminal's, at most 78 and at least 50), worked out as
+    ``shutil.get_terminal_size`` does: click would import shutil (and with it the bz2 and lzma
+    modules) for that alone, a few milliseconds of every ``--help``."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return max(min(columns or 80, 80) - 2, 50)
+
+
 class VaultGroup(LazyGroup):
     """Turns library errors into one clear line (and a hint) with the right exit code."""
 
@@ -337,6 +353,8 @@ class VaultGroup(LazyGroup):
                      **extra: Any) -> click.Context:
         try:
             check_arguments(list(args), argv=True)
+            if parent is None:
+                extra.setdefault("terminal_width", help_width())
             return super().make_context(info_name, args, parent=parent, **extra)
         except VaultError as e:
             raise _Reported(hints.message(e), hints.hint(e) or hint_for(e), hints.exit_code(e)) from None

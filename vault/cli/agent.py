@@ -34,9 +34,12 @@ def agent_grp() -> None:
 @click.option("--lifetime", default="8h", show_default=True, help="Exit after this long whatever happens.")
 @click.option("--socket", "socket_path", type=click.Path(dir_okay=False),
               help="Listen here instead of the per-user default ($XDG_RUNTIME_DIR/vault/agent.sock).")
+@click.option("--no-runner", is_flag=True,
+              help="Start no command runner (a process with the command line loaded that runs commands faster).")
 @json_opt
 @click.pass_obj
-def agent_start(obj: Ctx, idle_timeout: str, lifetime: str, socket_path: str | None, as_json: bool) -> None:
+def agent_start(obj: Ctx, idle_timeout: str, lifetime: str, socket_path: str | None, no_runner: bool,
+                as_json: bool) -> None:
     """Unlock your identity once and keep it in a background agent.
 
     Prints shell commands that set VAULT_AGENT_SOCK: run as  eval "$(vault agent start)".
@@ -52,9 +55,24 @@ def agent_start(obj: Ctx, idle_timeout: str, lifetime: str, socket_path: str | N
     if not path.is_file():
         raise InputError(N_("identity file {path} not found"), hint=N_("pass --identity FILE or set VAULT_IDENTITY"), path=path)
     sock = Path(socket_path).absolute() if socket_path else paths.default_socket()
-    harden.no_core_dumps()  # before the secret is in this process: the daemon is forked from it
-    ident = identity.load_identity(path, _passphrase(_("Passphrase for {name}").format(name=path.name)))
-    pid = daemon.start(ident, path, sock, idle_timeout=idle, lifetime=life)
+    lifeline = -1
+    if not no_runner:
+        from vault.cli import runner
+
+        paths.check_length(sock)
+        paths.secure_dir(sock.parent)
+        # Spawned before the passphrase is read (a new program: it never has the identity) and before
+        # the limits below (its commands take their clients' limits, core dumps included).
+        lifeline = runner.spawn(sock)
+    try:
+        harden.no_core_dumps()  # before the secret is in this process: the daemon is forked from it
+        ident = identity.load_identity(path, _passphrase(_("Passphrase for {name}").format(name=path.name)))
+        pid = daemon.start(ident, path, sock, idle_timeout=idle, lifetime=life)  # the daemon keeps the lifeline
+    finally:
+        if lifeline >= 0:
+            import os
+
+            os.close(lifeline)  # now only the agent holds it: the runner lives as long as the agent
     if as_json:
         emit({"socket": str(sock), "pid": pid}, True, "")
         return
@@ -96,4 +114,6 @@ def agent_status(obj: Ctx, as_json: bool) -> None:
         _("agent pid {pid} at {socket}\nidentity: {identity}\npublic key: {public}\n"
           "exits after {idle} s idle (timeout {timeout} s), {life} s at most").format(
             pid=s["pid"], socket=s["socket"], identity=s["identity_file"], public=s["public"], idle=int(s["idle_left"]),
-            timeout=int(s["idle_timeout"]), life=int(s["lifetime_left"]))))
+            timeout=int(s["idle_timeout"]), life=int(s["lifetime_left"]))
+        + "\n" + (_("command runner: pid {pid}").format(pid=s["runner"]["pid"]) if s.get("runner")
+                  else _("command runner: none"))))
