@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import secrets
 import socket
 import stat
 import sys
@@ -42,22 +41,7 @@ def _running(path: Path) -> bool:
 
 def _bind(path: Path) -> socket.socket:
     """A listening socket at ``path``, mode 0600 from the moment it exists, put in place by a rename."""
-    tmp = path.parent / f".agent-{secrets.token_hex(6)}.sock"
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)
-    try:
-        s.bind(os.fspath(tmp))
-    finally:
-        os.umask(old)
-    try:
-        os.chmod(tmp, 0o600)
-        s.listen(16)
-        os.rename(tmp, path)
-    except BaseException:
-        s.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    return s
+    return paths.listen_private(path, ".agent", 16)
 
 
 def start(ident: MemberIdentity, identity_file: Path, path: Path, *, idle_timeout: float, lifetime: float) -> int:

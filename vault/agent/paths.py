@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 import stat
 from pathlib import Path
 
@@ -57,3 +59,24 @@ def secure_dir(path: Path) -> None:
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise InputError(N_("refusing the agent directory {path}: not a directory of yours closed to other users"),
                          hint=N_("remove it, or make it yours with mode 0700 (chmod 700 {path})"), path=path)
+
+
+def listen_private(path: Path, prefix: str, backlog: int) -> socket.socket:
+    """A listening Unix socket at ``path``, mode 0600 from the moment it exists (bound under a
+    temporary name ``<prefix>-<random>.sock`` beside it with umask 0177, then renamed into place)."""
+    tmp = path.parent / f"{prefix}-{secrets.token_hex(6)}.sock"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        s.bind(os.fspath(tmp))
+    finally:
+        os.umask(old)
+    try:
+        os.chmod(tmp, 0o600)
+        s.listen(backlog)
+        os.rename(tmp, path)
+    except BaseException:
+        s.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return s

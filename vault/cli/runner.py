@@ -16,7 +16,6 @@ import fcntl
 import gc
 import importlib
 import os
-import secrets
 import selectors
 import signal
 import socket
@@ -25,6 +24,7 @@ import sys
 from pathlib import Path
 
 from vault import launch
+from vault.agent import paths
 
 # What the desk's commands import, loaded once here instead of in every command (a module missing
 # from this list is imported by the command that needs it, as in any process).
@@ -107,17 +107,7 @@ def _bind(path: Path) -> socket.socket | None:
         fcntl.flock(dfd, fcntl.LOCK_EX)
         if _answers(path):
             return None
-        tmp = path.parent / f".runner-{secrets.token_hex(6)}.sock"
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)
-        try:
-            s.bind(os.fspath(tmp))
-        finally:
-            os.umask(old)
-        os.chmod(tmp, 0o600)
-        s.listen(64)
-        os.rename(tmp, path)
-        return s
+        return paths.listen_private(path, ".runner", 64)
     finally:
         os.close(dfd)
 
