@@ -13,12 +13,14 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from vault.archive import audit, authority, checkcache, members, recovery, searchcheck
 from vault.crypto import age
 from vault.store.counting import Progress, no_progress
+from vault.archive.manifestrecord import Manifest
 from vault.archive.manifests import load_manifest, read_table
+from vault.archive.states import DossierStatus
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
 from vault.store.keytable import KEYREF_TYPE, open_field
 from vault.store.layout import PATHS
@@ -150,33 +152,38 @@ def _check_dossier(v: Vault, dossier_id: str, mem: dict, ids: list[age.Identity]
     def report_only() -> None:
         rep.problems.extend(mine)
 
+    full = None  # the whole manifest: a check with keys reads the profile too
     try:
-        m = _manifest(v, dossier_id, mem, verified, files) if ids is None \
-            else load_manifest(v, dossier_id, member_records=mem)
+        if ids is None:
+            m = _manifest(v, dossier_id, mem, verified, files)
+        else:
+            full = load_manifest(v, dossier_id, member_records=mem)
+            m = _Read.of(full)
     except VaultError as e:
         mine.append(e.message)
         return report_only
     rep.counts["dossiers"] += 1
     table = None
-    if m["status"] != "destroyed":
+    if m.status != DossierStatus.DESTROYED:
         # Its bytes against the history were checked with every record (``recovery.check_files``).
         # (the replay just verified, in memory: ``authority.exists`` would ask the client's state database)
         if (files.get(f"keys/{dossier_id}.age") or (None,))[0] is None:
             if not shredding:  # an unfinished execution is named on its own
                 mine.append(Message(N_("keys/{dossier_id}.age: the history names no key table for dossier {number}"),
-                                    dossier_id=dossier_id, number=m["number"]))
+                                    dossier_id=dossier_id, number=m.number))
         elif ids is not None:
             try:
                 table = read_table(v, dossier_id, ids)
             except VaultError as e:
                 mine.append(e.message)
-    if table is not None:
-        for p in (x for x in m["profile"] if "sealed" in x):
-            _try(mine, lambda p=p: open_field(p["sealed"], table, what=Message(N_("{number} profile v{version}"), number=m['number'], version=p['version'])))
+    if table is not None and full is not None:
+        for p in full.profile:
+            if p.sealed is not None:
+                _try(mine, lambda p=p: open_field(p.sealed, table, what=Message(N_("{number} profile v{version}"), number=m.number, version=p.version)))
     # A destruction under way (``shredding``) overwrites and deletes ciphertext step by step; until it
     # finishes, the unfinished execution is what check names, not each document it has reached.
-    docs = [] if shredding else [d for d in m["documents"] if d.get("status") != "destroyed"]
-    referenced = {f"{d['id']}.age" for d in m["documents"] if d.get("status") != "destroyed"}
+    docs = [] if shredding else [d for d in m.documents if d.status != "destroyed"]
+    referenced = {f"{d.id}.age" for d in m.documents if d.status != "destroyed"}
     # A document this client verified with the status it has now is settled here, with one stat;
     # the rest go to the workers.
     settled = [_unchanged(v, m, d, verified) if table is None else None for d in docs]
@@ -209,11 +216,39 @@ def _check_dossier(v: Vault, dossier_id: str, mem: dict, ids: list[age.Identity]
 # ``_unchanged`` spells a document's path without pathlib (10,000 stats a check); it is this one.
 assert PATHS["document"] == "dossiers/<dossier-id>/documents/<doc-id>.age"
 
-# What a keyless check reads of a manifest (all it keeps of one in ``checkcache``).
+# What a keyless check reads of a manifest's document (all it keeps of one in ``checkcache``).
 _DOC_FIELDS = ("id", "number", "sha256", "size", "key", "status")
 
 
-def _manifest(v: Vault, dossier_id: str, mem: dict, verified: checkcache.Verified, files: dict) -> dict:
+class _ReadDoc(NamedTuple):
+    """What check reads of a document: ``_DOC_FIELDS`` (a row of ``checkcache``), and its sealed
+    metadata when the whole manifest was read."""
+
+    id: str
+    number: str
+    sha256: str
+    size: int
+    key: str | None
+    status: str | None
+    meta: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What check reads of a manifest: the whole of it (``of``), or what ``checkcache`` kept of it."""
+
+    id: str
+    status: str
+    number: str
+    documents: tuple[_ReadDoc, ...]
+
+    @classmethod
+    def of(cls, m: Manifest) -> _Read:
+        return cls(m.id, m.status.value, m.number,
+                   tuple(_ReadDoc(d.id, d.number, d.sha256, d.size, d.key, d.status, d.meta) for d in m.documents))
+
+
+def _manifest(v: Vault, dossier_id: str, mem: dict, verified: checkcache.Verified, files: dict) -> _Read:
     """The manifest as ``load_manifest`` gives it, or what a keyless check reads of it from
     ``verified`` when this client verified the file with its status now, the hash the history names
     and its signer's key; a manifest it verifies here is remembered."""
@@ -238,16 +273,16 @@ def _manifest(v: Vault, dossier_id: str, mem: dict, verified: checkcache.Verifie
             at = time.time_ns()
             seen = checkcache.status(os.fstat(f.fileno()))
             data = f.read()
-    m = load_manifest(v, dossier_id, member_records=mem)
-    by = m["signature"]["by"]  # (``load_manifest`` verified the signature under this member's key)
+    m = _Read.of(full := load_manifest(v, dossier_id, member_records=mem))
+    by = full.signature.by  # (``load_manifest`` verified the signature under this member's key)
     if f is not None and h is not None and hashlib.sha256(data).hexdigest() == h:
-        fields = {"id": m["id"], "status": m["status"], "number": m["number"],
-                  "documents": [[d.get(k) for k in _DOC_FIELDS] for d in m["documents"]]}
+        fields = {"id": m.id, "status": m.status, "number": m.number,
+                  "documents": [list(d[:len(_DOC_FIELDS)]) for d in m.documents]}
         verified.put_manifest(rel, seen, h, by, mem[by]["key"], fields, at=at)
     return m
 
 
-def _cached_fields(fields: Any, dossier_id: str) -> dict | None:
+def _cached_fields(fields: Any, dossier_id: str) -> _Read | None:
     """The manifest fields ``_manifest`` remembered, or None if they are not of that shape (a damaged
     cache is read past, never believed)."""
     def row_ok(row: Any) -> bool:
@@ -259,7 +294,7 @@ def _cached_fields(fields: Any, dossier_id: str) -> dict | None:
             and isinstance(fields.get("number"), str) and isinstance(fields.get("documents"), list)
             and all(row_ok(r) for r in fields["documents"])):
         return None
-    return {**fields, "documents": [dict(zip(_DOC_FIELDS, row)) for row in fields["documents"]]}
+    return _Read(fields["id"], fields["status"], fields["number"], tuple(_ReadDoc(*row) for row in fields["documents"]))
 
 
 # Documents up to this size are read once into memory and hashed, parsed and decrypted from there;
@@ -267,25 +302,25 @@ def _cached_fields(fields: Any, dossier_id: str) -> dict | None:
 _IN_MEMORY = 16 << 20
 
 
-def _unchanged(v: Vault, m: dict, d: dict, verified: checkcache.Verified) -> tuple[list, int, int] | None:
+def _unchanged(v: Vault, m: _Read, d: _ReadDoc, verified: checkcache.Verified) -> tuple[list, int, int] | None:
     """The result for a document whose status is one this client saw when it verified its hash and
     key reference (those the manifest names now), else None."""
-    rel = f"dossiers/{m['id']}/documents/{d['id']}.age"  # (layout.PATHS["document"], without pathlib)
+    rel = f"dossiers/{m.id}/documents/{d.id}.age"  # (layout.PATHS["document"], without pathlib)
     try:
         st = checkcache.status(os.stat(os.path.join(v.root, rel)))
     except OSError:
         return None  # missing or unreadable: the worker names it
-    ok = verified.get(rel, st, d["sha256"], d["key"])
-    return ([], d["size"], 1) if ok else None
+    ok = verified.get(rel, st, d.sha256, d.key or "")
+    return ([], d.size, 1) if ok else None
 
 
-def _check_document(v: Vault, m: dict, d: dict, table: KeyTable | None, verified: checkcache.Verified) -> tuple[list, int, int]:
+def _check_document(v: Vault, m: _Read, d: _ReadDoc, table: KeyTable | None, verified: checkcache.Verified) -> tuple[list, int, int]:
     """(problems, bytes, 1 if unchanged since verified else 0) for one document: its ciphertext hash,
     its header, and with ``table`` its metadata and payload. Runs on the check's worker threads
     (hashing and the AEAD drop the GIL)."""
-    rel = f"dossiers/{m['id']}/documents/{d['id']}.age"
-    where = f"{rel} ({d['number']})"
-    path = v.layout.document(m["id"], d["id"])
+    rel = f"dossiers/{m.id}/documents/{d.id}.age"
+    where = f"{rel} ({d.number})"
+    path = v.layout.document(m.id, d.id)
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -294,7 +329,7 @@ def _check_document(v: Vault, m: dict, d: dict, table: KeyTable | None, verified
         # The status as it was before the first byte was read: a write after this changes it.
         at = time.time_ns()
         seen = checkcache.status(os.fstat(f.fileno()))
-        if d.get("size", 0) <= _IN_MEMORY:
+        if d.size <= _IN_MEMORY:
             data = f.read(_IN_MEMORY + 1)
             size = len(data)
             digest = hashlib.sha256(data).hexdigest() if size <= _IN_MEMORY else ""
@@ -302,19 +337,19 @@ def _check_document(v: Vault, m: dict, d: dict, table: KeyTable | None, verified
         else:
             digest, size = _hash_open(f)  # this file, not whatever the path names by now
             src = f
-        if (digest, size) != (d["sha256"], d["size"]):
+        if (digest, size) != (d.sha256, d.size):
             return [Message(N_("{rel}: ciphertext hash does not match the manifest (damaged or tampered with)"), rel=where)], size, 0
         try:
             hdr = age.read_header(src)
-            if [s.type for s in hdr.stanzas] != [KEYREF_TYPE] or hdr.stanzas[0].args != (d["key"],):
+            if [s.type for s in hdr.stanzas] != [KEYREF_TYPE] or hdr.stanzas[0].args != (d.key,):
                 return [Message(N_("{rel}: header does not refer to its key-table entry"), rel=where)], size, 0
         except (FormatError, AuthenticationError):
             return [Message(N_("{rel}: age header does not parse"), rel=where)], size, 0
-        verified.put(rel, seen, d["sha256"], d["key"], at=at)
+        verified.put(rel, seen, d.sha256, d.key or "", at=at)
         if table is None:
             return [], size, 0
         problems: list = []
-        _try(problems, lambda: open_field(d["meta"], table, what=Message(N_("{number} metadata"), number=d['number'])))
+        _try(problems, lambda: open_field(d.meta or "", table, what=Message(N_("{number} metadata"), number=d.number)))
         src.seek(0)
         try:
             age.decrypt(src, _Null(), [table.identity()])
