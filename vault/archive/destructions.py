@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from vault.archive import authority
+from vault.archive import authority, committed
 from vault.archive.destructionrecords import Destruction, DestructionApproval, DestructionClosed
 from vault.archive.states import DestructionState
 from vault.errors import ConflictError, IntegrityError, NotFoundError
@@ -36,7 +36,7 @@ def fact(v: Vault, no: str) -> dict[str, Any]:
 
 def has(v: Vault, no: str, suffix: str) -> bool:
     """Whether the history committed this destruction's record ``suffix`` (a file alone counts for nothing)."""
-    return authority.exists(v, rel(no, suffix))
+    return committed.exists(v, rel(no, suffix))
 
 
 def _committed(v: Vault, no: str, suffix: str) -> None:
@@ -48,13 +48,13 @@ def _committed(v: Vault, no: str, suffix: str) -> None:
 def load(v: Vault, no: str, suffix: str) -> dict[str, Any]:
     """A committed destruction record as a table: the execution journal or the certificate."""
     _committed(v, no, suffix)
-    return authority.load(v, rel(no, suffix), schema=_SCHEMAS[suffix])
+    return committed.load(v, rel(no, suffix), schema=_SCHEMAS[suffix])
 
 
 def request(v: Vault, no: str) -> Destruction:
     """The committed destruction request, which must say what its history entry says."""
     f = fact(v, no)
-    rec = authority.load_record(v, rel(no), Destruction)
+    rec = committed.load_record(v, rel(no), Destruction)
     if (rec.number, rec.dossier, rec.target, rec.requested_by) != (no, f["dossier"], f["target"], f["by"]):
         raise IntegrityError(N_("destructions/{no}.toml: does not say what its history entry says"), no=no)
     return rec
@@ -68,7 +68,7 @@ def request_sha256(req: Destruction) -> str:
 def approval(v: Vault, no: str) -> DestructionApproval:
     """The committed approval of destruction ``no`` (NotFoundError if there is none)."""
     _committed(v, no, ".approval")
-    return authority.load_record(v, rel(no, ".approval"), DestructionApproval)
+    return committed.load_record(v, rel(no, ".approval"), DestructionApproval)
 
 
 def closed(v: Vault, no: str, req: Destruction) -> DestructionClosed | None:
@@ -77,9 +77,9 @@ def closed(v: Vault, no: str, req: Destruction) -> DestructionClosed | None:
     if fact(v, no)["state"] not in ("cancelled", "denied"):
         return None
     _committed(v, no, ".closed")
-    rec = authority.load_record(v, rel(no, ".closed"), DestructionClosed)
+    rec = committed.load_record(v, rel(no, ".closed"), DestructionClosed)
     if rec.destruction != no or rec.request_sha256 != request_sha256(req) \
-            or rec.by != authority.signer_of(v, rel(no, ".closed")):
+            or rec.by != committed.signer_of(v, rel(no, ".closed")):
         raise IntegrityError(N_("destructions/{no}.closed.toml: does not close this request"), no=no)
     return rec
 
