@@ -1,7 +1,8 @@
 """Destruction records read through the history, and the execution journal every step writes [R-3.3.2].
 
-The procedures (request, approval, execution) are ``vault.office.destruction``; what they share
-with ``vault check`` and the commands that list and show destructions lives here.
+The procedures are ``vault.office.destruction`` (request, approval) and ``vault.office.destroyexec``
+(execution); what they share with ``vault check`` and the commands that list and
+show destructions lives here.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from vault.archive import authority, committed
+from vault.archive.manifests import load_manifest, resolve
 from vault.archive.destructionrecords import Destruction, DestructionApproval, DestructionClosed
 from vault.archive.states import DestructionState
 from vault.errors import ConflictError, IntegrityError, NotFoundError
@@ -164,3 +166,19 @@ def destroyed_by(v: Vault, number: str) -> str | None:
         if r["target"] == number.split("/")[0] and r["state"] == DestructionState.EXECUTED:
             return r["number"]
     return None
+
+
+def targets(v: Vault, target: str, dossier_id: str | None = None) -> tuple[dict, list[dict]]:
+    """The manifest and the live documents a target (NO or DOCNO) covers; with ``dossier_id`` (a
+    request's permanent id) the target is never re-resolved through the index."""
+    m = load_manifest(v, dossier_id or resolve(v, target))
+    if m["number"] != target.split("/")[0]:
+        raise IntegrityError(N_("destruction target {target} is not in dossier {number}"), target=target, number=m['number'])
+    if m["status"] == "destroyed":
+        raise ConflictError(N_("dossier {number} has already been destroyed"), number=m['number'])
+    live = [d for d in m["documents"] if d.get("status") != "destroyed"]
+    if "/" in target:
+        live = [d for d in live if d["number"] == target]
+        if not live:
+            raise NotFoundError(N_("no live document {target}"), target=target)
+    return m, live
