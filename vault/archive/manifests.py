@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 
-from vault.archive import authority, keyfiles, members
+from vault.archive import authority, committed, keyfiles, members
 from vault.archive.manifestrecord import Document, Manifest, ProfileVersion
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.i18n import Message, N_
@@ -53,10 +53,10 @@ def read_table(v: Vault, dossier_id: str, identities: Sequence[age.Identity]) ->
 def load_manifest(v: Vault, dossier_id: str, *, member_records: dict | None = None) -> Manifest:
     """The manifest the history last wrote, validated and typed; IntegrityError names the file otherwise.
 
-    The table is validated once (``authority.load``) and its signature verified before it is typed."""
+    The table is validated once (``committed.load``) and its signature verified before it is typed."""
     what = f"dossiers/{dossier_id}/manifest.toml"
     try:
-        m = authority.load(v, what, schema="manifest")
+        m = committed.load(v, what, schema="manifest")
     except FormatError as e:
         raise IntegrityError.from_error(e) from None
     if m["id"] != dossier_id:
