@@ -9,6 +9,7 @@ import os
 import time
 import urllib.parse
 from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -168,44 +169,19 @@ def _upload(v: Vault, repo: Repo, staging: Staging, *, now: _dt.datetime, key_wi
         st = staging.sources.get(rel) or path.stat()
         files.append((rel, path, st, fcache.lookup(rel, st)))
 
-    # One pass: each file not in the cache is read once (on threads, a few ahead) and hashed, and a new
-    # blob goes straight into a pack, whose hashing and upload overlap with the files that follow.
-    # The progress bar needs the total of new bytes, known only once every file is hashed: steps
-    # made before then are counted and shown when the bar starts.
-    steps = upload.Steps()
-    up = upload.Uploader(repo, steps)
-    entries: list[Blob] = []
-    seen: set[str] = set()
-    try:
-        with contextlib.closing(upload.hashed([path if blob is None else None for _, path, _, blob in files])) as hashed:
-            for (rel, path, st, blob), got in zip(files, hashed):
-                data = state = None
-                if got is not None:
-                    blob, data, state = got
-                assert blob is not None  # a file without a cached hash was hashed just now
-                fcache.store(rel, st, blob)
-                b = Blob(rel, blob, st.st_size, st.st_mode & 0o777)
-                entries.append(b)
-                if blob in known or blob in seen:
-                    continue
-                seen.add(blob)
-                if b.size >= packs.SMALL_BLOB:
-                    if state is None:  # cached, but this repository lacks it: its pack hash needs a read
-                        _, _, state = upload.hash_file(path)
-                    up.add_large(blob, path, b.size, state)
-                else:
-                    up.add_small(blob, data if data is not None else path.read_bytes())
-        steps.start(progress(up.bytes_new) if progress else (lambda n: None))
-    finally:
-        up.finish()
-    # Every file's bytes are read (key tables at the start): the staging's links can go.
-    staging.remove_soon(v)
-    repo.write_index({**adopted, **up.packs})
-
     # A dossier's table leaves the vault only by its destruction; one missing otherwise keeps its
     # last mirrored generation, the only copy left of the keys that open its records.
     live = {f"{d}.age" for d, f in authority.state(v)["dossiers"].items() if not f["destroyed"]}
-    keys = mirror.sync(repo, key_tables, now=now, window=key_window, keep=live)
+    with ThreadPoolExecutor(1) as side:
+        # The key mirror (a small object and two fsyncs per changed table: a first run's thousand puts
+        # wait on the disk) runs beside the pass over the files, which keeps the CPUs busy; both
+        # are done before the index, and the snapshot still comes last.
+        mirroring = side.submit(mirror.sync, repo, key_tables, now=now, window=key_window, keep=live)
+        entries, up = _pass(repo, files, known, fcache, progress)
+        # Every file's bytes are read (key tables at the start): the staging's links can go.
+        staging.remove_soon(v)
+        keys = mirroring.result()
+    repo.write_index({**adopted, **up.packs})
 
     # The tree names paths, so it is encrypted to the rings of the state captured: a restore needs
     # a ring member, the backup host needs nothing secret.
@@ -242,3 +218,39 @@ def _upload(v: Vault, repo: Repo, staging: Staging, *, now: _dt.datetime, key_wi
                      duration=0.0, target=repo.url, time=snap["time"], keys_missing=keys.missing,
                      history=point.as_dict())
 
+
+def _pass(repo: Repo, files: list[tuple[str, Path, os.stat_result, str | None]], known: dict,
+          fcache: _FileCache, progress: Progress | None) -> tuple[list[Blob], upload.Uploader]:
+    """One pass: each file not in the cache is read once (on threads, a few ahead) and hashed, and a
+    new blob goes straight into a pack, whose hashing and upload overlap with the files that follow.
+
+    The progress bar needs the total of new bytes, known only once every file is hashed: steps made
+    before then are counted and shown when the bar starts.
+    """
+    steps = upload.Steps()
+    up = upload.Uploader(repo, steps)
+    entries: list[Blob] = []
+    seen: set[str] = set()
+    try:
+        with contextlib.closing(upload.hashed([path if blob is None else None for _, path, _, blob in files])) as hashed:
+            for (rel, path, st, blob), got in zip(files, hashed):
+                data = state = None
+                if got is not None:
+                    blob, data, state = got
+                assert blob is not None  # a file without a cached hash was hashed just now
+                fcache.store(rel, st, blob)
+                b = Blob(rel, blob, st.st_size, st.st_mode & 0o777)
+                entries.append(b)
+                if blob in known or blob in seen:
+                    continue
+                seen.add(blob)
+                if b.size >= packs.SMALL_BLOB:
+                    if state is None:  # cached, but this repository lacks it: its pack hash needs a read
+                        _, _, state = upload.hash_file(path)
+                    up.add_large(blob, path, b.size, state)
+                else:
+                    up.add_small(blob, data if data is not None else path.read_bytes())
+        steps.start(progress(up.bytes_new) if progress else (lambda n: None))
+    finally:
+        up.finish()
+    return entries, up
