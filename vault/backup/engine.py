@@ -234,9 +234,9 @@ def _pass(repo: Repo, files: list[tuple[str, Path, os.stat_result, str | None]],
     try:
         with contextlib.closing(upload.hashed([path if blob is None else None for _, path, _, blob in files])) as hashed:
             for (rel, path, st, blob), got in zip(files, hashed):
-                data = state = None
+                data = None
                 if got is not None:
-                    blob, data, state = got
+                    blob, data = got
                 assert blob is not None  # a file without a cached hash was hashed just now
                 fcache.store(rel, st, blob)
                 b = Blob(rel, blob, st.st_size, st.st_mode & 0o777)
@@ -245,9 +245,7 @@ def _pass(repo: Repo, files: list[tuple[str, Path, os.stat_result, str | None]],
                     continue
                 seen.add(blob)
                 if b.size >= packs.SMALL_BLOB:
-                    if state is None:  # cached, but this repository lacks it: its pack hash needs a read
-                        _, _, state = upload.hash_file(path)
-                    up.add_large(blob, path, b.size, state)
+                    up.add_large(blob, path, b.size)
                 else:
                     up.add_small(blob, data if data is not None else path.read_bytes())
         steps.start(progress(up.bytes_new) if progress else (lambda n: None))

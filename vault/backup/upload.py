@@ -6,7 +6,6 @@ import bisect
 import hashlib
 import io
 import itertools
-import json
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,22 +21,21 @@ HASHERS = 2
 READ_AHEAD = 16
 
 
-def hash_file(path: Path) -> tuple[str, bytes | None, Any]:
-    """SHA-256 of a file, read once: (blob id, its bytes when small enough to pack, else the hash state).
+def hash_file(path: Path) -> tuple[str, bytes | None]:
+    """SHA-256 of a file, read once: (blob id, its bytes when small enough to pack, else None).
 
-    A large file is a pack of its own whose bytes start with the file's, so the pack's hash goes on
-    from a copy of the state the blob's hash ended with: the file is not read a second time for it.
+    A large file is a pack of its own, put by reading the file again; its pack id needs no second
+    hash of the bytes, only of the pack's header (FORMAT §16.2).
     """
     with open(path, "rb") as f:
         data = f.read(packs.SMALL_BLOB)
         if len(data) < packs.SMALL_BLOB:
-            return hashlib.sha256(data).hexdigest(), data, None
+            return hashlib.sha256(data).hexdigest(), data
         h = hashlib.sha256(data)
         del data
         while chunk := f.read(1 << 20):
             h.update(chunk)
-        return h.hexdigest(), None, h.copy()
-
+        return h.hexdigest(), None
 
 
 class Chain(io.RawIOBase):
@@ -144,8 +142,9 @@ class Steps:
 class Uploader:
     """Packs new blobs and uploads packs on a few threads; remembers what it uploaded for the index.
 
-    A full pack's hashing and writing run on the upload threads (hashlib and file writes release the
-    GIL), so they overlap with reading and hashing the next files.
+    A full pack is written on the upload threads (file writes release the GIL), overlapping with
+    reading and hashing the next files; its id is the hash of its header alone, whose blob ids the
+    hashing threads computed (FORMAT §16.2), so no byte is hashed twice.
     """
 
     def __init__(self, repo: Repo, step: Callable[[int], None]) -> None:
@@ -182,11 +181,8 @@ class Uploader:
         self.packs[pack_id] = {"size": size, "blobs": entries}
         self.step(size)
 
-    def add_large(self, blob: str, path: Path, size: int, state: Any) -> None:
-        tail_header = json.dumps({"format": 1, "blobs": [[blob, 0, size]]}, separators=(",", ":")).encode()
-        tail = tail_header + packs._TRAILER.pack(len(tail_header))
-        state.update(tail)
-        pack_id = state.hexdigest()
+    def add_large(self, blob: str, path: Path, size: int) -> None:
+        pack_id, tail = packs.single_tail(blob, size)
         self.bytes_new += size
         self._submit(self._put_large, pack_id, path, tail, [[blob, 0, size]], size + len(tail))
 
@@ -205,7 +201,7 @@ class Uploader:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def hashed(paths: list[Path | None]) -> Generator[tuple[str, bytes | None, Any] | None, None, None]:
+def hashed(paths: list[Path | None]) -> Generator[tuple[str, bytes | None] | None, None, None]:
     """``hash_file`` of each path (``None`` passes through), in order, a few files read ahead on threads."""
     with ThreadPoolExecutor(HASHERS) as pool:
         ahead: deque[Future | None] = deque()
