@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import struct
 
 import pytest
@@ -144,3 +145,19 @@ def test_an_older_repository_of_format_1_packs_verifies_restores_and_takes_new_r
     path.write_bytes(bytes(raw))
     problems = [str(p) for p in backup.verify(url, read_fraction=1.0).problems]
     assert any(old in p and "do not hash to its name" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("size", [0, 1, 70_000, packs.SMALL_BLOB - 1, packs.SMALL_BLOB, packs.SMALL_BLOB + 1])
+@pytest.mark.parametrize("told", ["right", "less", "more"])
+def test_a_file_is_hashed_whole_whatever_size_its_status_gave(tmp_path, size, told):
+    """The reader sizes its first read by the status taken at capture; a file that is not that size
+    is still read to its end (and packed only if small)."""
+    from vault.backup import upload
+
+    data = random.Random(size).randbytes(size)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    hint = {"right": size, "less": max(size - 5000, 0), "more": size + 5000}[told]
+    blob, got = upload.hash_file(path, hint)
+    assert blob == hashlib.sha256(data).hexdigest()
+    assert got == (data if size < packs.SMALL_BLOB else None)

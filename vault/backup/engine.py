@@ -232,7 +232,7 @@ def _pass(repo: Repo, files: list[tuple[str, Path, os.stat_result, str | None]],
     entries: list[Blob] = []
     seen: set[str] = set()
     try:
-        with contextlib.closing(upload.hashed([path if blob is None else None for _, path, _, blob in files])) as hashed:
+        with contextlib.closing(upload.hashed([(path, st.st_size) if blob is None else None for _, path, st, blob in files])) as hashed:
             for (rel, path, st, blob), got in zip(files, hashed):
                 data = None
                 if got is not None:

@@ -6,6 +6,7 @@ import bisect
 import hashlib
 import io
 import itertools
+import os
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,21 +22,30 @@ HASHERS = 2
 READ_AHEAD = 16
 
 
-def hash_file(path: Path) -> tuple[str, bytes | None]:
+def hash_file(path: Path, size: int) -> tuple[str, bytes | None]:
     """SHA-256 of a file, read once: (blob id, its bytes when small enough to pack, else None).
 
-    A large file is a pack of its own, put by reading the file again; its pack id needs no second
-    hash of the bytes, only of the pack's header (FORMAT §16.2).
+    ``size`` is what the file's status said: a small file is read with one call of that size (plus
+    one that finds the end), instead of through a buffered file object and a 1 MiB read — a third
+    of the CPU over the ~12,000 files of a first run. A large file is a pack of its own, put by
+    reading the file again; its pack id needs no second hash of the bytes, only of the pack's
+    header (FORMAT §16.2).
     """
-    with open(path, "rb") as f:
-        data = f.read(packs.SMALL_BLOB)
-        if len(data) < packs.SMALL_BLOB:
-            return hashlib.sha256(data).hexdigest(), data
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, min(max(size, 0), packs.SMALL_BLOB - 1) + 1)
+        while len(data) < packs.SMALL_BLOB:
+            more = os.read(fd, min(packs.SMALL_BLOB - len(data), 1 << 16))
+            if not more:
+                return hashlib.sha256(data).hexdigest(), data
+            data += more
         h = hashlib.sha256(data)
         del data
-        while chunk := f.read(1 << 20):
+        while chunk := os.read(fd, 1 << 20):
             h.update(chunk)
         return h.hexdigest(), None
+    finally:
+        os.close(fd)
 
 
 class Chain(io.RawIOBase):
@@ -201,14 +211,14 @@ class Uploader:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def hashed(paths: list[Path | None]) -> Generator[tuple[str, bytes | None] | None, None, None]:
-    """``hash_file`` of each path (``None`` passes through), in order, a few files read ahead on threads."""
+def hashed(files: list[tuple[Path, int] | None]) -> Generator[tuple[str, bytes | None] | None, None, None]:
+    """``hash_file`` of each (path, size) (``None`` passes through), in order, a few files read ahead on threads."""
     with ThreadPoolExecutor(HASHERS) as pool:
         ahead: deque[Future | None] = deque()
-        it = iter(paths)
+        it = iter(files)
         try:
-            for path in it:
-                ahead.append(pool.submit(hash_file, path) if path is not None else None)
+            for file in it:
+                ahead.append(pool.submit(hash_file, *file) if file is not None else None)
                 if len(ahead) >= READ_AHEAD:
                     f = ahead.popleft()
                     yield f.result() if f is not None else None
