@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from vault.archive.handle import Actor, Vault
 
 OUTCOMES = ("ok", "refused", "failed")
-PENDING = ".pending"
 
 
 def _dir(v: Vault) -> Path:
@@ -184,8 +183,8 @@ def commit_many(actor: Actor, items: list[dict], *, synced: list[Path] | None = 
                 hashes[rel] = None
             else:
                 mode = 0o600 if rel.endswith(".age") else 0o644
-                write_atomic(v.root / (rel + PENDING), data, mode=mode, sync=False)
-                staged.append(v.root / (rel + PENDING))
+                write_atomic(v.root / (rel + staging.PENDING), data, mode=mode, sync=False)
+                staged.append(v.root / (rel + staging.PENDING))
                 hashes[rel] = hashlib.sha256(data).hexdigest()
             renames.append((rel, hashes[rel]))
         entries_in.append(dict(action=item["action"], number=item.get("number"), ref=item.get("ref"),
@@ -200,7 +199,7 @@ def commit_many(actor: Actor, items: list[dict], *, synced: list[Path] | None = 
             if remove(p, missing_ok=True):  # (already gone: a key file a restore never had)
                 dirs.add(p.parent)
         else:
-            replace(v.root / (rel + PENDING), p)
+            replace(v.root / (rel + staging.PENDING), p)
             dirs.add(p.parent)
     sync_dirs(dirs)
     staging.clear(v.root)
