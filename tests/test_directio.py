@@ -168,3 +168,12 @@ def test_a_kept_staging_buffer_is_not_shared_with_a_forked_process(tmp_path):
     for fd in (staged_r, staged_w, done_r, done_w):
         os.close(fd)
     assert (tmp_path / "parent").read_bytes() == mine and (tmp_path / "child").read_bytes() == theirs
+
+
+def test_where_there_is_no_o_direct_every_write_passes_straight_through(tmp_path, monkeypatch):
+    """macOS and Windows have no O_DIRECT: no staging copy, the writes reach the file as they come."""
+    monkeypatch.setattr(directio, "_O_DIRECT", 0)
+    data = os.urandom(STAGE + 3000)
+    inner = _write(tmp_path / "f", data, 1 << 20)
+    assert (tmp_path / "f").read_bytes() == data
+    assert inner.writes == [1 << 20] * 4 + [len(data) - 4 * (1 << 20)]

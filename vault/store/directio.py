@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 if TYPE_CHECKING:
     import mmap
 
+_O_DIRECT = getattr(os, "O_DIRECT", 0)  # Linux and some BSDs; not macOS or Windows
 # O_DIRECT wants the buffer's address, the length and the file offset aligned to the device's
 # logical block; 4 KiB covers the disks in use, and a refusal falls back to the page cache.
 _ALIGN = 4096
@@ -63,7 +64,8 @@ class DirectWriter:
         self._stage: memoryview | None = None
         self._map: mmap.mmap | None = None
         self._used = 0
-        self._direct: bool | None = None  # None until the first full stage: then on, or off for good
+        # None until the first full stage: then on, or off for good (at once where there is no O_DIRECT).
+        self._direct: bool | None = None if _O_DIRECT else False
         self._flags = 0
 
     def write(self, b: bytes | bytearray | memoryview) -> int:
@@ -109,9 +111,6 @@ class DirectWriter:
             _write_plain(fd, data[done:])
 
     def _start_direct(self) -> bool:
-        o_direct = getattr(os, "O_DIRECT", 0)
-        if not o_direct:
-            return False
         import fcntl
 
         self._f.flush()  # from here on the file descriptor is written directly, never through f
@@ -120,7 +119,7 @@ class DirectWriter:
             return False
         try:
             self._flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-            fcntl.fcntl(fd, fcntl.F_SETFL, self._flags | o_direct)
+            fcntl.fcntl(fd, fcntl.F_SETFL, self._flags | _O_DIRECT)
         except OSError:
             return False  # the file system does not do direct I/O
         return True
