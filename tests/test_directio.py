@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import io
 import os
+import threading
 
 import pytest
 
@@ -177,3 +178,22 @@ def test_where_there_is_no_o_direct_every_write_passes_straight_through(tmp_path
     inner = _write(tmp_path / "f", data, 1 << 20)
     assert (tmp_path / "f").read_bytes() == data
     assert inner.writes == [1 << 20] * 4 + [len(data) - 4 * (1 << 20)]
+
+
+def test_a_disk_error_in_a_direct_write_reaches_the_caller_and_leaves_no_thread(tmp_path, monkeypatch):
+    """The stages are written on a helper thread; its failure (here a full disk) is raised in the
+    caller's, and the helper is gone after, failure or not."""
+    if not _supports_direct(tmp_path):
+        pytest.skip("no O_DIRECT here: no helper thread either")
+    real = os.write
+
+    def full(fd, b):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & O_DIRECT:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, b)
+
+    monkeypatch.setattr(directio.os, "write", full)
+    with pytest.raises(OSError) as e:
+        _write(tmp_path / "f", os.urandom(3 * STAGE), 1 << 20)
+    assert e.value.errno == errno.ENOSPC
+    assert not [t for t in threading.enumerate() if t.name == "vault-direct-write"]
