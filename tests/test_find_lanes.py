@@ -59,6 +59,8 @@ def test_a_word_starts_where_every_trigram_follows_at_its_offset(first, others, 
 def test_fields_slots_and_removals(posts, fields, gone):
     assert list(searchlanes.in_fields(posts, fields)) == [p for p in posts if p >> 32 & 7 in fields]
     gone |= {p >> 40 for p in posts[:2]}
+    assert searchlanes.slots_of(posts) == {p >> 40 for p in posts}
+    assert list(searchlanes.in_slots(posts, gone)) == [p for p in posts if p >> 40 in gone]
     assert list(searchlanes.without_slots(posts, gone)) == [p for p in posts if p >> 40 not in gone]
     want: dict[int, set[int]] = {}
     for p in posts:

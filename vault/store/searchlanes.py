@@ -114,6 +114,21 @@ def in_fields(posts: array, fields: Iterable[int]) -> array:
     return posts if keep.count(0) == 0 else array("Q", compress(posts, keep))
 
 
+def _slot_column(posts: array) -> array:
+    ln = _Lanes(len(posts))
+    return _array(ln.raw((ln.of(posts) >> 40) & ln.rep(_SLOT)))
+
+
+def slots_of(posts: array) -> set[int]:
+    """The dossier slots ``posts`` name."""
+    return set(_slot_column(posts)) if posts else set()
+
+
+def in_slots(posts: array, slots: set[int]) -> array:
+    """The postings of ``slots`` (a query of several words: the dossiers that hold every word)."""
+    return array("Q", compress(posts, map(slots.__contains__, _slot_column(posts)))) if posts else posts
+
+
 def without_slots(posts: array, slots: Iterable[int]) -> array:
     """``posts`` without the postings of ``slots`` (each a contiguous run: found by bisection)."""
     out = posts
