@@ -14,7 +14,7 @@ import pytest
 
 from office import MARKERS, PASSPHRASE, TWO_DEPTS
 from vault import clock
-from vault.archive import audit, authority
+from vault.archive import audit, authority, committed
 from vault.archive.vault import Actor, Vault
 from vault.crypto import age
 from vault.errors import IntegrityError, NoIdentityMatchError, PermissionDeniedError, VaultError
@@ -267,7 +267,7 @@ def test_a_liaison_of_another_department_updates_nothing(office, monkeypatch):
     office.run("dossier", "update", office.a, "--note", "verified by sales", who="liaison-sales")
     assert _check(office) == []
     path = f"dossiers/{_id_of(office, office.a)}/manifest.toml"
-    legit = authority.committed(_vault(office), path)
+    legit = committed.committed(_vault(office), path)
     # liaison-dev holds a grant to the sales dossier, approved by their own head.
     granted("liaison-dev", "head-dev")
     _refused(office.run("dossier", "update", office.a, "--note", "x", who="liaison-dev", ok=False), "may not update")
@@ -287,7 +287,7 @@ def test_a_liaison_of_another_department_updates_nothing(office, monkeypatch):
     maintenance.update(_vault(office).act_as(_ident(office, "liaison-dev")), office.a, {"notes": "forged by dev"})
     # …and counts for nothing: the member record (signed by a supervisor) says dev, the dossier is sales's.
     _assert_named(office, "liaison-dev (dev) may update only a dossier of their own department")
-    assert authority.committed(_vault(office), path) == legit
+    assert committed.committed(_vault(office), path) == legit
     with pytest.raises(IntegrityError, match="does not match history"):
         _view(office, "bob", office.doc_a)
     for p in office.vault_dir.rglob("*"):  # the grant is a read right, legitimately: no plaintext is on disk

@@ -19,7 +19,7 @@ from vault.archive.manifests import resolve
 from vault.archive.vault import Vault
 from vault.crypto import age
 from vault.errors import VaultError
-from vault.office import access, destruction, documents, dossier, membership
+from vault.office import access, destroyexec, destruction, documents, dossier, membership
 from vault.store.identity import MemberIdentity
 from vault.store.keytable import KeyTable
 
@@ -138,7 +138,7 @@ class World:
         elif kind == "destroy" and not self.destroyed and "carol" in self.active:
             no = destruction.request(self.actor("alice"), self.number, "spent")
             destruction.approve(self.actor("carol"), no, override_retention="test")
-            destruction.execute(self.actor("alice"), no)
+            destroyexec.execute(self.actor("alice"), no)
             self.destroyed = True
             for g in self.grants:
                 g["open"] = False

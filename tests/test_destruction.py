@@ -14,16 +14,16 @@ from office import MARKERS, SAM
 from vault.archive import destructions
 
 # Run ``vault`` in a real process that SIGKILLs itself at one checkpoint of the execution (the test
-# seam ``destruction._interrupt``, which no command line or environment variable reaches).
+# seam ``destroyexec._interrupt``, which no command line or environment variable reaches).
 KILLER = """
 import os, signal, sys
-from vault.office import destruction
+from vault.office import destroyexec
 from vault.cli import main
 stop = sys.argv[1]
 def hit(where):
     if where == stop:
         os.kill(os.getpid(), signal.SIGKILL)
-destruction._interrupt = hit
+destroyexec._interrupt = hit
 sys.argv = ["vault", *sys.argv[2:]]
 main()
 """

@@ -16,7 +16,7 @@ import pytest
 
 from office import PASSPHRASE, SALES_DESK
 from test_hostile_cli import assert_refused_cleanly, digest
-from vault.archive import audit, authority
+from vault.archive import audit, authority, committed
 from vault.archive.vault import Vault
 from vault.office import access
 from vault.store import identity
@@ -224,15 +224,13 @@ def _read_manifest(args) -> list[str]:
     vault_dir, dossier_id, seconds = args
     import time
 
-    from vault.archive import authority
-
     errors: list[str] = []
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         v = Vault.open(Path(vault_dir))  # a fresh client state each time: a replay that can lag the files
         for _ in range(20):
             try:
-                authority.load(v, f"dossiers/{dossier_id}/manifest.toml")
+                committed.load(v, f"dossiers/{dossier_id}/manifest.toml")
             except Exception as e:  # noqa: BLE001 - the parent reports any
                 errors.append(f"{type(e).__name__}: {e}")
     return errors

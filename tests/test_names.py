@@ -12,7 +12,7 @@ import json
 import pytest
 
 from office import make_office
-from vault.archive import audit, authority
+from vault.archive import audit, authority, committed
 from vault.archive.members import _member_record
 from vault.archive.vault import Vault
 from vault.cli import cli
@@ -365,7 +365,7 @@ def test_rename_changes_the_display_name_never_the_id(office):
 def test_the_replay_refuses_a_library_written_lookalike_rename(office):
     v = Vault.open(office.vault_dir)
     alice = v.act_as(identity.load_identity(office.ident("alice"), "correct horse battery staple"))
-    rec = authority.load(v, "members/bob.toml")
+    rec = committed.load(v, "members/bob.toml")
     rec.pop("signature", None)
     rec["display_name"] = "张三"  # zhangsan's display name
     alice.commit("member.rename", {"members/bob.toml": records.dump_toml(alice.sign(rec))}, ref="bob", obj="bob",

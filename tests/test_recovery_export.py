@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from office import MARKERS, PASSPHRASE
-from vault.archive import audit, authority
+from vault.archive import audit, authority, committed
 from vault.archive.vault import Actor
 from vault.store import identity, records
 from vault.store.layout import document_file_name
@@ -59,7 +59,7 @@ def _attacker(office, who: str) -> Actor:
 
 def _forge_approval(office, who: str, no: str, request_sha256: str | None = None) -> None:
     act = _attacker(office, who)
-    req = authority.load(act.vault, f"recovery/{no}.toml")
+    req = committed.load(act.vault, f"recovery/{no}.toml")
     rec = act.sign({"format": 1, "export": no, "request_sha256": request_sha256 or
                     hashlib.sha256(records.canonical(req)).hexdigest(), "by": who,
                     "at": office.clock.stamp(), "expires_at": req["expires_at"]})
@@ -131,7 +131,7 @@ def test_an_approval_for_another_export_opens_nothing_here(office, tmp_path):
     _refused(_run(office, second), "needs a second supervisor's")
     (office.vault_dir / "recovery" / f"{second}.approval.toml").unlink()
     # An approval entry for the second export whose record names the first by its hash is refused.
-    req1 = authority.load(office.open(), f"recovery/{first}.toml")
+    req1 = committed.load(office.open(), f"recovery/{first}.toml")
     _forge_approval(office, "carol", second, hashlib.sha256(records.canonical(req1)).hexdigest())
     res = _run(office, second)
     assert res.exit_code == 1 and f"recovery/{second}.approval.toml: approves another export" in res.stderr

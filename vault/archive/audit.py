@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 from vault.archive import authority, keyfiles, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
-from vault.store import (close_lock, ids, make_dir, open_lock, records, remove, replace, staging, sweep_dir,
-                         sync_dirs, sync_files, write_atomic)
+from vault.store import ids, make_dir, records, remove, replace, staging, sweep_dir, write_atomic
+from vault.store.locking import close_lock, open_lock
+from vault.store.syncing import sync_dirs, sync_files
 from vault.i18n import Message, N_
 from vault.store.appending import append_whole
 from vault.store.identity import signing_key
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from vault.archive.handle import Actor, Vault
 
 OUTCOMES = ("ok", "refused", "failed")
-PENDING = ".pending"
 
 
 def _dir(v: Vault) -> Path:
@@ -184,8 +184,8 @@ def commit_many(actor: Actor, items: list[dict], *, synced: list[Path] | None = 
                 hashes[rel] = None
             else:
                 mode = 0o600 if rel.endswith(".age") else 0o644
-                write_atomic(v.root / (rel + PENDING), data, mode=mode, sync=False)
-                staged.append(v.root / (rel + PENDING))
+                write_atomic(v.root / (rel + staging.PENDING), data, mode=mode, sync=False)
+                staged.append(v.root / (rel + staging.PENDING))
                 hashes[rel] = hashlib.sha256(data).hexdigest()
             renames.append((rel, hashes[rel]))
         entries_in.append(dict(action=item["action"], number=item.get("number"), ref=item.get("ref"),
@@ -200,7 +200,7 @@ def commit_many(actor: Actor, items: list[dict], *, synced: list[Path] | None = 
             if remove(p, missing_ok=True):  # (already gone: a key file a restore never had)
                 dirs.add(p.parent)
         else:
-            replace(v.root / (rel + PENDING), p)
+            replace(v.root / (rel + staging.PENDING), p)
             dirs.add(p.parent)
     sync_dirs(dirs)
     staging.clear(v.root)

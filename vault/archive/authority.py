@@ -6,7 +6,8 @@ that position, allowed the action by the policy then in force (or a supervisor, 
 writing only records its action may write, consistent with what came before. The state in force —
 members, policy, dossiers, requests, grants, holds, destructions, and the newest hash the history
 names for every record file — comes from the entries alone; files are evidence, checked against it.
-Every read that matters asks this module; no procedure module checks roles by itself.
+Every read that matters asks this module (a record file through ``committed``); no procedure module
+checks roles by itself.
 """
 
 from __future__ import annotations
@@ -29,15 +30,13 @@ from vault.archive.policy import Policy
 from vault.crypto import sign
 from vault.errors import AuthenticationError, InputError, IntegrityError
 from vault.i18n import Message, N_
-from vault.store import layout, records, tomlread
+from vault.store import records, staging, tomlread
 from vault.store.identity import signing_key as _decode_signing_key
-from vault.store.typed import R
 
 if TYPE_CHECKING:
     from vault.archive.handle import Vault
 
 DOMAIN = b"vault-audit-v2\n"
-PENDING = ".pending"
 
 
 def genesis_hash(config: dict[str, Any]) -> str:
@@ -235,7 +234,7 @@ class Replay:
         st = self.state
         n = st["policy_version"] + 1
         rel = f"policy/{n}.toml"
-        raw = _committed_bytes(self.v.root / rel, e["records"].get(rel))
+        raw = staging.committed_bytes(self.v.root / rel, e["records"].get(rel))
         if raw is None:
             return Message(N_("{rel} is missing"), rel=rel)
         if sha256(raw) != e["records"][rel] or sha256(raw) != e["records"]["policy.toml"]:
@@ -282,19 +281,6 @@ def _changes_nothing(e: dict[str, Any]) -> bool:
     if e.get("records") or e.get("subject"):
         return False
     return e.get("outcome") != "ok" or e.get("action") in trust.READS
-
-
-def _committed_bytes(p: Path, h: str | None) -> bytes | None:
-    """The bytes at ``p``, or those of ``p.pending`` when they are the ones hash ``h`` names (a commit
-    whose renames an interruption cut short: the entry is in the history, the file not yet in place)."""
-    if h is not None:
-        data, _ = _bytes_named(p, h)
-        if data is not None:
-            return data
-    try:
-        return p.read_bytes()
-    except FileNotFoundError:
-        return None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -379,96 +365,3 @@ def members(v: Vault) -> dict[str, dict[str, Any]]:
     return {n: {"name": n, **{k: x for k, x in m.items() if k not in ("display", "skel")},
                 "display_name": m.get("display")}
             for n, m in state(v)["members"].items()}
-
-
-def committed(v: Vault, rel: str) -> tuple[str | None, int, str] | None:
-    """(hash or None if deleted, entry number, signer of that entry) the history names for ``rel``."""
-    ent = state(v)["files"].get(rel)
-    return None if ent is None else (ent[0], ent[1], ent[2])
-
-
-def read(v: Vault, rel: str) -> bytes:
-    """The bytes of record ``rel`` if they are what the history says; IntegrityError otherwise.
-
-    A record no entry names counts for nothing, however well signed; an older signed version put
-    back is not the newest hash the history names for its path. Read beside a writer (no lock), a
-    record may be renamed from its ``.pending`` between two reads, or be newer than the entries
-    replayed so far: the file is read again, and the history replayed further, before anything is
-    called a mismatch.
-    """
-    for _ in range(_READ_TRIES):  # (bounded: a writer committing without pause cannot keep it here)
-        st = state(v)
-        count = st["count"]
-        ent = st["files"].get(rel)
-        if ent is None:
-            raise IntegrityError(N_("{rel}: no history entry names this file (it counts for nothing)"),
-                                 hint=N_("run 'vault check'"), rel=rel)
-        h, seq = ent[0], ent[1]
-        if h is None:
-            raise IntegrityError(N_("{rel}: removed by history entry {seq}"), rel=rel, seq=seq)
-        data, found = _bytes_named(v.root / rel, h)
-        if data is not None:
-            return data
-        if state(v)["count"] == count:  # (the same dict, advanced) nothing newer: what is there is wrong
-            break
-    if not found:
-        raise IntegrityError(N_("{rel}: missing (history entry {seq} wrote it)"), hint=N_("restore it from a backup"),
-                             rel=rel, seq=seq)
-    raise IntegrityError(N_("{rel}: does not match history entry {seq} (changed, or an older version put back)"),
-                         hint=N_("run 'vault check'"), rel=rel, seq=seq)
-
-
-_READ_TRIES = 8
-
-
-def _bytes_named(p: Path, h: str) -> tuple[bytes | None, bool]:
-    """(the bytes hash ``h`` names, from ``p`` or its ``.pending``, or None; whether either was there).
-
-    ``p``, then the ``.pending``, then ``p`` again: a commit's rename between the first two reads
-    leaves the new bytes at ``p`` for the third."""
-    found = False
-    for q in (p, Path(str(p) + PENDING), p):
-        try:
-            data = q.read_bytes()
-        except FileNotFoundError:
-            continue
-        found = True
-        if sha256(data) == h:
-            return data, True
-    return None, found
-
-
-def load(v: Vault, rel: str, *, schema: str | None = None) -> dict[str, Any]:
-    """A committed TOML record (``read``), parsed and validated against ``schema``, by default the
-    schema of its path (``layout.SCHEMAS``)."""
-    data = read(v, rel)
-    try:
-        rec = tomlread.loads(data.decode())
-    except (tomlread.TOMLDecodeError, UnicodeDecodeError):
-        raise IntegrityError(N_("{rel}: not valid TOML"), rel=rel) from None
-    schema = schema or layout.schema_for(rel)
-    if schema:
-        records.validate(rec, schema, what=rel)
-    return rec
-
-
-def load_record(v: Vault, rel: str, kind: type[R]) -> R:
-    """A committed record (``load``) as its typed record ``kind``, validated against the kind's schema."""
-    return kind.parse(load(v, rel, schema=kind.KIND))
-
-
-def exists(v: Vault, rel: str) -> bool:
-    ent = state(v)["files"].get(rel)
-    return ent is not None and ent[0] is not None
-
-
-def signer_of(v: Vault, rel: str) -> str:
-    """Who signed the entry that last wrote ``rel``: authorship is the entry's, never a typed field."""
-    return state(v)["files"][rel][2]
-
-
-def _pending_is(p: Path, h: str) -> bool:
-    try:
-        return sha256(Path(str(p) + PENDING).read_bytes()) == h
-    except FileNotFoundError:
-        return False

@@ -1,7 +1,8 @@
 """Destruction records read through the history, and the execution journal every step writes [R-3.3.2].
 
-The procedures (request, approval, execution) are ``vault.office.destruction``; what they share
-with ``vault check`` and the commands that list and show destructions lives here.
+The procedures are ``vault.office.destruction`` (request, approval) and ``vault.office.destroyexec``
+(execution); what they share with ``vault check`` and the commands that list and
+show destructions lives here.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from vault.archive import authority
+from vault.archive import authority, committed
+from vault.archive.manifests import load_manifest, resolve
 from vault.archive.destructionrecords import Destruction, DestructionApproval, DestructionClosed
 from vault.archive.states import DestructionState
 from vault.errors import ConflictError, IntegrityError, NotFoundError
@@ -36,7 +38,7 @@ def fact(v: Vault, no: str) -> dict[str, Any]:
 
 def has(v: Vault, no: str, suffix: str) -> bool:
     """Whether the history committed this destruction's record ``suffix`` (a file alone counts for nothing)."""
-    return authority.exists(v, rel(no, suffix))
+    return committed.exists(v, rel(no, suffix))
 
 
 def _committed(v: Vault, no: str, suffix: str) -> None:
@@ -48,13 +50,13 @@ def _committed(v: Vault, no: str, suffix: str) -> None:
 def load(v: Vault, no: str, suffix: str) -> dict[str, Any]:
     """A committed destruction record as a table: the execution journal or the certificate."""
     _committed(v, no, suffix)
-    return authority.load(v, rel(no, suffix), schema=_SCHEMAS[suffix])
+    return committed.load(v, rel(no, suffix), schema=_SCHEMAS[suffix])
 
 
 def request(v: Vault, no: str) -> Destruction:
     """The committed destruction request, which must say what its history entry says."""
     f = fact(v, no)
-    rec = authority.load_record(v, rel(no), Destruction)
+    rec = committed.load_record(v, rel(no), Destruction)
     if (rec.number, rec.dossier, rec.target, rec.requested_by) != (no, f["dossier"], f["target"], f["by"]):
         raise IntegrityError(N_("destructions/{no}.toml: does not say what its history entry says"), no=no)
     return rec
@@ -68,7 +70,7 @@ def request_sha256(req: Destruction) -> str:
 def approval(v: Vault, no: str) -> DestructionApproval:
     """The committed approval of destruction ``no`` (NotFoundError if there is none)."""
     _committed(v, no, ".approval")
-    return authority.load_record(v, rel(no, ".approval"), DestructionApproval)
+    return committed.load_record(v, rel(no, ".approval"), DestructionApproval)
 
 
 def closed(v: Vault, no: str, req: Destruction) -> DestructionClosed | None:
@@ -77,9 +79,9 @@ def closed(v: Vault, no: str, req: Destruction) -> DestructionClosed | None:
     if fact(v, no)["state"] not in ("cancelled", "denied"):
         return None
     _committed(v, no, ".closed")
-    rec = authority.load_record(v, rel(no, ".closed"), DestructionClosed)
+    rec = committed.load_record(v, rel(no, ".closed"), DestructionClosed)
     if rec.destruction != no or rec.request_sha256 != request_sha256(req) \
-            or rec.by != authority.signer_of(v, rel(no, ".closed")):
+            or rec.by != committed.signer_of(v, rel(no, ".closed")):
         raise IntegrityError(N_("destructions/{no}.closed.toml: does not close this request"), no=no)
     return rec
 
@@ -164,3 +166,19 @@ def destroyed_by(v: Vault, number: str) -> str | None:
         if r["target"] == number.split("/")[0] and r["state"] == DestructionState.EXECUTED:
             return r["number"]
     return None
+
+
+def targets(v: Vault, target: str, dossier_id: str | None = None) -> tuple[dict, list[dict]]:
+    """The manifest and the live documents a target (NO or DOCNO) covers; with ``dossier_id`` (a
+    request's permanent id) the target is never re-resolved through the index."""
+    m = load_manifest(v, dossier_id or resolve(v, target))
+    if m["number"] != target.split("/")[0]:
+        raise IntegrityError(N_("destruction target {target} is not in dossier {number}"), target=target, number=m['number'])
+    if m["status"] == "destroyed":
+        raise ConflictError(N_("dossier {number} has already been destroyed"), number=m['number'])
+    live = [d for d in m["documents"] if d.get("status") != "destroyed"]
+    if "/" in target:
+        live = [d for d in live if d["number"] == target]
+        if not live:
+            raise NotFoundError(N_("no live document {target}"), target=target)
+    return m, live

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vault.archive import authority, keyfiles, members
+from vault.archive import authority, committed, keyfiles, members
 from vault.archive.accessrecords import Decision, Grant, Request, Resolution
 from vault.archive.states import GrantState, RequestState
 from vault.crypto import age
@@ -46,7 +46,7 @@ def _fact(v: Vault, table: str, no: str, what: str) -> dict[str, Any]:
 def _request(v: Vault, no: str) -> tuple[dict[str, Any], Request]:
     """(the history's facts, the committed request record) — the record must say what the history says."""
     fact = _fact(v, "requests", no, "request")
-    rec = authority.load_record(v, _req_rel(no), Request)
+    rec = committed.load_record(v, _req_rel(no), Request)
     if (rec.number, rec.kind, rec.dossier or None, rec.requester,
             rec.target or None) != (no, fact["kind"], fact["dossier"], fact["by"], fact["target"] or None):
         raise IntegrityError(N_("requests/{no}.toml: does not say what its history entry says"), no=no)
@@ -86,13 +86,13 @@ def request_record(v: Vault, no: str) -> Request:
 
 def decision(v: Vault, no: str) -> Decision:
     """The committed decision on request ``no`` (the history says there is one)."""
-    return authority.load_record(v, _req_rel(no, ".decision"), Decision)
+    return committed.load_record(v, _req_rel(no, ".decision"), Decision)
 
 
 def resolution(v: Vault, req: Request) -> Resolution | None:
     """The granting archivist's resolution of a request by customer name (committed with the grant)."""
     res = _fact(v, "requests", req.number, "request").get("resolved")
-    return None if res is None else authority.load_record(v, _req_rel(req.number, ".resolution"), Resolution)
+    return None if res is None else committed.load_record(v, _req_rel(req.number, ".resolution"), Resolution)
 
 
 def customer_name(actor: Actor, no: str) -> str:
@@ -154,7 +154,7 @@ def list_grants(v: Vault) -> list[dict[str, Any]]:
     out = []
     now = v.clock.stamp()
     for gno, fact in sorted(authority.state(v)["grants"].items()):
-        g = authority.load_record(v, _grant_rel(gno), Grant)
+        g = committed.load_record(v, _grant_rel(gno), Grant)
         if (g.number, g.request, g.dossier, g.grantee) != (gno, fact["request"], fact["dossier"], fact["grantee"]):
             raise IntegrityError(N_("grants/{gno}.toml: does not say what its history entry says"), gno=gno)
         state = GrantState(fact["closed"] or (GrantState.ACTIVE if now < g.expires_at else GrantState.EXPIRED))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vault.archive import authority
+from vault.archive import authority, committed
 from vault.archive.holdrecords import Hold
 from vault.errors import IntegrityError
 from vault.i18n import N_
@@ -28,7 +28,7 @@ def verified_holds(v: Vault) -> dict[str, Hold]:
     it must name the dossier the entry holds)."""
     out = {}
     for dossier_id in sorted(held_dossiers(v)):
-        rec = authority.load_record(v, _rel(dossier_id), Hold)
+        rec = committed.load_record(v, _rel(dossier_id), Hold)
         if rec.dossier != dossier_id:
             raise IntegrityError(N_("{rel}: holds another dossier than its history entry"), rel=_rel(dossier_id))
         out[dossier_id] = rec

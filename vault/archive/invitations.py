@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vault.archive import authority, members
+from vault.archive import committed, members
 from vault.archive.manifests import load_manifest
 from vault.errors import IntegrityError, NotFoundError
 from vault.i18n import N_
@@ -42,13 +42,13 @@ def load(v: Vault, iid: str) -> dict[str, Any]:
     if not isinstance(iid, str) or not _ID_RE.match(iid):
         raise NotFoundError(N_("no such invitation"))
     what = f"intake/invitations/{iid}.toml"
-    if authority.committed(v, what) is None:  # only an invitation the history issued exists
+    if committed.committed(v, what) is None:  # only an invitation the history issued exists
         raise NotFoundError(N_("no such invitation"))
-    rec = authority.load(v, what)
+    rec = committed.load(v, what)
     if set(rec) - _FIELDS or rec.get("id") != iid or rec.get("format") != 1:
         raise IntegrityError(N_("{what}: not an invitation record"), what=what)
     signer = members.verify_by_member(v, rec, what=what)
-    if signer["name"] != rec["by"] or authority.signer_of(v, what) != rec["by"] or not may_invite(v, signer, rec["dept"]):
+    if signer["name"] != rec["by"] or committed.signer_of(v, what) != rec["by"] or not may_invite(v, signer, rec["dept"]):
         # A validly signed record by someone who may not invite (written into the directory) opens nothing.
         raise IntegrityError(N_("{what}: signed by {name}, who may not issue it"), what=what, name=signer['name'])
     m = load_manifest(v, rec["dossier"])

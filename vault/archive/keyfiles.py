@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from vault.archive import authority
+from vault.archive import authority, committed
 from vault.errors import IntegrityError
 from vault.i18n import N_
 
@@ -48,14 +48,14 @@ def read(v: Vault, rel: str) -> bytes:
         if data is None:
             raise IntegrityError(N_("{rel}: deleted by this command"), rel=rel)
         return data
-    return authority.read(v, rel)
+    return committed.read(v, rel)
 
 
 def exists(v: Vault, rel: str) -> bool:
     staged = v.__dict__.get("_staged_keys", {})
     if rel in staged:
         return staged[rel] is not None
-    return authority.exists(v, rel)
+    return committed.exists(v, rel)
 
 
 def listing(v: Vault, prefix: str) -> list[str]:
@@ -63,7 +63,7 @@ def listing(v: Vault, prefix: str) -> list[str]:
     files = authority.state(v)["files"]
     # The client's stored state answers a prefix from its index; a state replayed afresh is a dict.
     named = files.keys_with_prefix(prefix) if hasattr(files, "keys_with_prefix") else files
-    out = {p for p in named if p.startswith(prefix) and authority.exists(v, p)}
+    out = {p for p in named if p.startswith(prefix) and committed.exists(v, p)}
     for p, data in v.__dict__.get("_staged_keys", {}).items():
         if p.startswith(prefix):
             (out.add if data is not None else out.discard)(p)

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 
-from vault.archive import authority, keyfiles, members
+from vault.archive import authority, committed, keyfiles, members
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.i18n import Message, N_
 from vault.store import ids, records
@@ -47,7 +47,7 @@ def load_manifest(v: Vault, dossier_id: str, *, member_records: dict | None = No
     """The manifest the history last wrote, validated; IntegrityError names the file otherwise."""
     what = f"dossiers/{dossier_id}/manifest.toml"
     try:
-        m = authority.load(v, what, schema="manifest")
+        m = committed.load(v, what, schema="manifest")
     except FormatError as e:
         raise IntegrityError.from_error(e) from None
     if m["id"] != dossier_id:

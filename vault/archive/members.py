@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any, Iterable
 
-from vault.archive import authority
+from vault.archive import authority, committed
 from vault.crypto import age
 from vault.errors import (
     AuthenticationError,
@@ -118,7 +118,7 @@ def verify_by_member(v: Vault, data: dict[str, Any], *, what: str, members: dict
 
 def ring_record(v: Vault, ring: str) -> dict[str, Any]:
     """The current ring record: the version the history last wrote (only member changes write it)."""
-    return authority.load(v, f"rings/{ring}.toml", schema="ring")
+    return committed.load(v, f"rings/{ring}.toml", schema="ring")
 
 
 def seal_text(v: Vault, text: str, names: Iterable[str] = (), mem: dict | None = None) -> str:
@@ -170,7 +170,7 @@ def ring_recipients(v: Vault) -> list[age.Recipient]:
 
 def unlock_ring(v: Vault, ring: str, ident: MemberKey) -> age.Identity:
     """Decrypt the ring identity with a member's identity."""
-    blob = authority.read(v, f"rings/{ring}.age")
+    blob = committed.read(v, f"rings/{ring}.age")
     try:
         secret = age.decrypt_bytes(blob, [ident.age_identity()]).decode()
     except NoIdentityMatchError:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from vault import store
 from vault.archive import checkcache, trust
-from vault.archive.authority import PENDING, Replay, _pending_is, sha256, state
+from vault.archive.authority import Replay, sha256, state
 from vault.i18n import Message, N_
 from vault.store import fsync_dir, remove, remove_tree, staging
 
@@ -115,7 +115,7 @@ def _pending_files(v: Vault) -> list[Path]:
     for d in RECORD_DIRS:
         for dirpath, dirnames, filenames in store.walk(v.root / d):
             dirnames[:] = [x for x in dirnames if x != "documents"]
-            pend += [Path(dirpath) / f for f in filenames if f.endswith(PENDING)]
+            pend += [Path(dirpath) / f for f in filenames if f.endswith(staging.PENDING)]
     return pend
 
 
@@ -136,15 +136,15 @@ def recover(v: Vault, *, full: bool = False) -> list[str]:
     st = state(v)
     done, dirs = [], set()
     if full:
-        named += [p.relative_to(v.root).as_posix()[: -len(PENDING)] for p in _pending_files(v)]
+        named += [p.relative_to(v.root).as_posix()[: -len(staging.PENDING)] for p in _pending_files(v)]
         named += [rel for rel, (h, *_) in st["files"].items() if h is None]
     for rel in dict.fromkeys(named):
         p = v.root / rel
-        pend = Path(str(p) + PENDING)
+        pend = Path(str(p) + staging.PENDING)
         store.check_confined(pend)  # a path from the journal, through a directory a link may replace
         ent = st["files"].get(rel)
         if os.path.lexists(pend):
-            if ent is not None and ent[0] is not None and _pending_is(p, ent[0]):
+            if ent is not None and ent[0] is not None and staging.pending_is(p, ent[0]):
                 store.replace(pend, p)
                 done.append(rel)
             else:
@@ -163,9 +163,9 @@ def interrupted(v: Vault, rep: Replay) -> list[str]:
     """Commits an interruption left half done (what ``recover`` finishes or drops), as notes for ``check``."""
     notes: list[str] = []
     for p in _pending_files(v):
-        rel = p.relative_to(v.root).as_posix()[: -len(PENDING)]
+        rel = p.relative_to(v.root).as_posix()[: -len(staging.PENDING)]
         ent = rep.state["files"].get(rel)
-        if ent is not None and ent[0] is not None and _pending_is(v.root / rel, ent[0]):
+        if ent is not None and ent[0] is not None and staging.pending_is(v.root / rel, ent[0]):
             notes.append(Message(N_("{rel}: committed by history entry {seq} but not yet in place (an interrupted "
                                     "command; the next write or 'vault repair' finishes it)"), rel=rel, seq=ent[1]))
         else:
@@ -218,7 +218,7 @@ def check_files(v: Vault, rep: Replay, verified: checkcache.Verified | None = No
                 problems.append(Message(N_("{rel}: history entry {seq} deleted it, but it is back"), rel=rel, seq=seq))
             continue
         got = _hash_record(p, rel, h, verified)
-        if got != h and _pending_is(p, h):
+        if got != h and staging.pending_is(p, h):
             continue  # an interrupted commit: ``interrupted`` names it, the next writer finishes it
         if got is None:
             problems.append(Message(N_("{rel}: missing (history entry {seq} wrote it)"), rel=rel, seq=seq))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from vault import clock
-from vault.archive import authority, completeness, grants, manifests, members
+from vault.archive import authority, committed, completeness, grants, manifests, members
 from vault.errors import FormatError, IntegrityError
 from vault.i18n import N_
 from vault.store.keytable import open_field
@@ -48,12 +48,12 @@ def history(v: Vault, dossier_id: str, *, member_records: dict | None = None) ->
         if not match:
             continue
         try:
-            rec = authority.load(v, what, schema="review")
+            rec = committed.load(v, what, schema="review")
         except FormatError as e:
             raise IntegrityError.from_error(e) from None
         if rec["dossier"] != dossier_id or rec["seq"] != int(match.group(1)):
             raise IntegrityError(N_("{what}: belongs to another dossier or place"), hint=N_("run 'vault check'"), what=what)
-        if rec["signature"]["by"] != rec["by"] or authority.signer_of(v, what) != rec["by"]:
+        if rec["signature"]["by"] != rec["by"] or committed.signer_of(v, what) != rec["by"]:
             raise IntegrityError(N_("{what}: not written by its reviewer"), what=what)
         members.verify_by_member(v, rec, what=what, members=mem)
         out.append(rec)

@@ -16,7 +16,7 @@ import os
 import secrets
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from vault.archive import authority, keyfiles, numbering
+from vault.archive import committed, keyfiles, numbering
 from vault.archive.searchindex import Index, delta_paths, open_index
 from vault.archive.searchseal import (DELTAS, HEAD, KINDS, LEGACY, index_recipient, read_key, read_recipient, rel,
                                       seal, search_dir, sealed_digest, stage_key, write_recipient)
@@ -125,7 +125,7 @@ def sweep_orphans(actor: Actor) -> list[str]:
         gone = False
         for p in sorted(d.glob("*.age")) if d.is_dir() else []:
             r = rel(v.root, p)
-            if not authority.exists(v, r):
+            if not committed.exists(v, r):
                 remove(p)
                 out.append(r)
                 gone = True

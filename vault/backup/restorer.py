@@ -15,9 +15,10 @@ from vault.backup.repo import _HEX64, TREES, Repo, data_name
 from vault.crypto import age
 from vault.errors import (AuthenticationError, FormatError, InputError, IntegrityError, NoIdentityMatchError,
                           NotFoundError, PermissionDeniedError)
-from vault.archive import authority
+from vault.archive import authority, committed
 from vault.archive.vault import Vault
-from vault.store import sync_files, write_atomic
+from vault.store import write_atomic
+from vault.store.syncing import sync_files
 from vault.store.identity import MemberKey
 from vault.store.counting import Progress, no_progress
 from vault.i18n import Message, N_
@@ -211,11 +212,11 @@ def bind_keys(dest: Path, member: MemberKey, keys: dict[str, bytes]) -> list[str
     with v.lock(exclusive=True):
         files: dict[str, bytes | None] = {}
         for rel, data in keys.items():
-            got = authority.committed(v, rel)
+            got = committed.committed(v, rel)
             if got is None or got[0] != packs.sha256_hex(data):
                 files[rel] = data
         for rel in authority.state(v)["files"]:
-            if rel.startswith("keys/") and rel not in keys and authority.exists(v, rel):
+            if rel.startswith("keys/") and rel not in keys and committed.exists(v, rel):
                 files[rel] = None  # a key release, or a table destroyed since the snapshot
         if files:
             actor.commit("vault.restore", files)

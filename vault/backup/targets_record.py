@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import tomli_w
 
 from vault.store import records
-from vault.archive import authority
+from vault.archive import committed
 from vault.errors import FormatError, IntegrityError, PermissionDeniedError, VaultError
 from vault.i18n import N_
 from vault.store import write_atomic
@@ -25,13 +25,13 @@ FILE = "backups.toml"
 
 def bound(v: Vault) -> bool:
     """Whether the history names ``backups.toml`` (a member registered a target)."""
-    return authority.committed(v, FILE) is not None
+    return committed.committed(v, FILE) is not None
 
 
 def _load(v: Vault) -> list[dict[str, Any]]:
     path = v.root / FILE
     try:
-        raw = authority.read(v, FILE) if bound(v) else path.read_bytes()
+        raw = committed.read(v, FILE) if bound(v) else path.read_bytes()
         data = records.parse_toml(raw, schema="backups", what=FILE)
     except FileNotFoundError:
         return []

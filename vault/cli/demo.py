@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from vault.office import access, destruction, documents, dossier, intake
+from vault.office import access, destroyexec, destruction, documents, dossier, intake
 
 from vault.archive import manifests
 from vault import backup
@@ -93,7 +93,7 @@ def build(root: Path) -> str:
     # A destruction by procedure, approved by a second supervisor.
     dno = destruction.request(act("alice"), f"{numbers[3]}/0006", "customer asked for erasure")
     destruction.approve(act("sam"), dno, override_retention="erasure request under the privacy law")
-    destruction.execute(act("alice"), dno)
+    destroyexec.execute(act("alice"), dno)
     vault = _command()
     return "\n".join([
         _("demo office created in {root}").format(root=root),

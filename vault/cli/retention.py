@@ -8,7 +8,7 @@ from typing import Callable
 import click
 
 from vault.archive import destructions
-from vault.office import destruction, holds, retention
+from vault.office import destroyexec, destruction, holds, retention
 from vault.archive import schedule
 from vault.cli import NUMBER, Ctx, cell, cli, emit, field, json_opt, local_time, render, state
 from vault.cli import options
@@ -195,7 +195,7 @@ def destroy_show(obj: Ctx, id: str, as_json: bool) -> None:
 @click.pass_obj
 def destroy_execute(obj: Ctx, id: str, as_json: bool) -> None:
     """Crypto-shred what an approved request names, and sign the certificate."""
-    cert = destruction.execute(obj.actor(), id)
+    cert = destroyexec.execute(obj.actor(), id)
     emit(cert, as_json, lambda c: _("destroyed {count} document(s) of {number}; no backup can decrypt them after {after}\n"
                                     "certificate: vault destroy certificate {id}").format(
         count=len(c["destroyed"]), number=c["dossier_number"], after=obj.when(c["undecryptable_from_backups_after"]), id=id))

@@ -15,7 +15,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from vault.archive import audit, authority, checkcache, members, recovery, searchcheck
+from vault.archive import audit, authority, checkcache, committed, members, recovery, searchcheck
 from vault.crypto import age
 from vault.store.counting import Progress, no_progress
 from vault.archive.manifests import load_manifest, read_table
@@ -160,7 +160,7 @@ def _check_dossier(v: Vault, dossier_id: str, mem: dict, ids: list[age.Identity]
     table = None
     if m["status"] != "destroyed":
         # Its bytes against the history were checked with every record (``recovery.check_files``).
-        # (the replay just verified, in memory: ``authority.exists`` would ask the client's state database)
+        # (the replay just verified, in memory: ``committed.exists`` would ask the client's state database)
         if (files.get(f"keys/{dossier_id}.age") or (None,))[0] is None:
             if not shredding:  # an unfinished execution is named on its own
                 mine.append(Message(N_("keys/{dossier_id}.age: the history names no key table for dossier {number}"),
@@ -352,7 +352,7 @@ def _check_records(v: Vault, mem: dict, rep: Report) -> None:
                paper.loans, paper.inventories, recoveryexport.list_exports):
         _try(rep, lambda fn=fn: fn(v))
     _try(rep, lambda: known_targets(v))
-    if (v.root / "backups.toml").exists() and not authority.committed(v, "backups.toml"):
+    if (v.root / "backups.toml").exists() and not committed.committed(v, "backups.toml"):
         rep.notes.append(Message(N_("backups.toml: not bound to the history (every backup target was added by a run "
                                     "without an identity): a deleted or older one would go unnoticed; run the next "
                                     "backup with your identity to bind it")))

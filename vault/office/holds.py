@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from vault.archive import audit, authority, members
+from vault.archive import audit, authority, committed, members
 from vault.archive.holdrecords import Hold, HoldLift
 from vault.archive.holds import _rel, held_dossiers, verified_holds
 from vault.archive.manifests import load_manifest, resolve
@@ -54,13 +54,13 @@ def remove(actor: Actor, number: str, reason: str) -> str:
         if dossier_id not in held_dossiers(v):
             raise NotFoundError(N_("dossier {number} is not on hold"), number=number)
         try:
-            hold = authority.load_record(v, _rel(dossier_id), Hold)
+            hold = committed.load_record(v, _rel(dossier_id), Hold)
             hold_sha = hashlib.sha256(records.canonical(hold.to_record())).hexdigest()
             placed = (hold.number, hold.at, hold.by)
         except IntegrityError:
             # The hold's file was deleted or changed behind the vault's back (check names it): the
             # hold is still the history's fact, and its entry says when and by whom it was placed.
-            h, seq, placer = authority.committed(v, _rel(dossier_id)) or ("0" * 64, 0, "")
+            h, seq, placer = committed.committed(v, _rel(dossier_id)) or ("0" * 64, 0, "")
             at = next((e["at"] for e in audit.entries(v) if e["seq"] == seq), actor.clock.stamp())
             placed, hold_sha = (load_manifest(v, dossier_id)["number"], at, placer), h or "0" * 64
         held_number, held_at, held_by = placed
@@ -92,14 +92,14 @@ def list_holds(v: Vault, actor: Actor | None = None) -> list[dict[str, Any]]:
 
 def lifts(v: Vault, actor: Actor | None = None) -> list[dict[str, Any]]:
     """Every lifted hold the history committed (a supervisor's hold.remove), oldest first; reasons as
-    in ``list_holds``. A lift file no entry wrote is refused by ``authority.load``."""
+    in ``list_holds``. A lift file no entry wrote is refused by ``committed.load``."""
     rows = []
     for what, (h, *_) in sorted(authority.state(v)["files"].items()):
         if h is None or not what.startswith("holds/lifted/"):
             continue
         p = v.root / what
         try:
-            rec = authority.load_record(v, what, HoldLift)
+            rec = committed.load_record(v, what, HoldLift)
         except FormatError as e:
             raise IntegrityError.from_error(e) from None
         if p.name != f"{rec.dossier}.{rec.seq}.toml" or rec.signature.by != rec.by:

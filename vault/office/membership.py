@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
-from vault.archive import authority, intakekey, keyfiles, searchwrite
+from vault.archive import authority, committed, intakekey, keyfiles, searchwrite
 from vault.archive.members import _member_record, _ring_files, all_members, ring_record
 from vault.archive.policy import ROLES
 from vault.crypto import age
@@ -100,7 +100,7 @@ def rename_member(actor: Actor, name: str, display_name: str) -> dict[str, Any]:
             raise ConflictError(N_("the name {name!r} looks like that of member {others}"),
                                 hint=N_("choose a name that reads differently (add a distinguishing word)"),
                                 name=display_name, others=", ".join(others))
-        rec = authority.load(v, f"members/{name}.toml")
+        rec = committed.load(v, f"members/{name}.toml")
         rec.pop("signature", None)
         rec["display_name"] = display_name
         signed = actor.sign(rec)
@@ -111,7 +111,7 @@ def rename_member(actor: Actor, name: str, display_name: str) -> dict[str, Any]:
 
 def _ring_secret_text(actor: Actor, ring: str) -> str:
     ident = actor.read_identities()  # unlocks the actor's rings
-    blob = authority.read(actor.vault, f"rings/{ring}.age")
+    blob = committed.read(actor.vault, f"rings/{ring}.age")
     try:
         return age.decrypt_bytes(blob, ident).decode()
     except NoIdentityMatchError:
@@ -171,7 +171,7 @@ def remove_member(actor: Actor, name: str) -> list[str]:
                 subject = {"intake_recipient": rcpt}
             files.update(staged)
             rewrapped = sorted([*staged, "keys/_index.age"])
-        file_rec = authority.load(v, f"members/{name}.toml")
+        file_rec = committed.load(v, f"members/{name}.toml")
         file_rec.update(status="removed", removed_at=actor.clock.stamp(), removed_by=actor.name)
         files[f"members/{name}.toml"] = records.dump_toml(actor.sign(file_rec))
         for rel in _releases_of(v, name):  # the grants close with the entry; their key releases go with it

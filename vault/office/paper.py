@@ -14,7 +14,7 @@ import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
-from vault.archive import authority, grants, members, numbering
+from vault.archive import authority, committed, grants, members, numbering
 from vault.archive.paperrecords import Inventory, PaperLoan, PaperReturn
 from vault.archive.manifests import iter_manifests, load_manifest, manifest_file, parse_date, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
@@ -41,12 +41,12 @@ def _load(v: Vault, path: Path, kind: type[P]) -> P:
     written straight into the directory, moves nothing."""
     what = path.relative_to(v.root).as_posix()
     try:
-        rec = authority.load_record(v, what, kind)
+        rec = committed.load_record(v, what, kind)
     except FormatError as e:
         raise IntegrityError.from_error(e) from None
     signer = members.verify_by_member(v, rec.to_record(), what=what)
     by = rec.by
-    if signer["name"] != by or authority.signer_of(v, what) != by:
+    if signer["name"] != by or committed.signer_of(v, what) != by:
         raise IntegrityError(N_("{what}: signed by {name}, not by {by}"), what=what, name=signer['name'], by=by)
     return rec
 
@@ -101,7 +101,7 @@ def loans(v: Vault) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"number": loan.number, "document": loan.document, "borrower": loan.borrower,
                                "request": loan.request, "by": loan.by, "at": loan.at, "due": loan.due}
         ret = p.with_name(f"{p.stem}.returned.toml")
-        if authority.exists(v, f"paper/loans/{ret.name}"):
+        if committed.exists(v, f"paper/loans/{ret.name}"):
             r = _load(v, ret, PaperReturn)
             if r.loan != loan.number:
                 raise IntegrityError(N_("paper/loans/{name}: returns another loan"), name=ret.name)
@@ -159,7 +159,7 @@ def give_back(actor: Actor, loan_no: str, *, location: str | None = None) -> dic
             raise NotFoundError(N_("no loan {loan_no}"), hint=N_("see 'vault paper out'"), loan_no=loan_no)
         if "returned_at" in loan:
             raise ConflictError(N_("{loan_no} was returned on {returned_at}"), loan_no=loan_no, returned_at=loan['returned_at'])
-        rec0 = authority.load_record(v, f"paper/loans/{loan_no}.toml", PaperLoan)
+        rec0 = committed.load_record(v, f"paper/loans/{loan_no}.toml", PaperLoan)
         if not (location or rec0.from_location).strip():
             raise InputError(N_("no location is recorded for {document}"), hint=N_("pass --location SHELF"), document=loan['document'])
         where = _location(location or rec0.from_location)

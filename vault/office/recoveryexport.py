@@ -22,7 +22,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, TypeVar
 
-from vault.archive import authority, grants, members, numbering
+from vault.archive import authority, committed, grants, members, numbering
 from vault.archive.exportview import ExportDocument, check_destination
 from vault.archive.recoveryrecords import RecoveryApproval, RecoveryDone, RecoveryRequest
 from vault.archive.states import RecoveryExportState
@@ -30,7 +30,8 @@ from vault.archive.manifests import load_manifest, read_profile
 from vault.crypto import age
 from vault.errors import (ConflictError, FormatError, InputError, IntegrityError, NotFoundError,
                           PermissionDeniedError, VaultError)
-from vault.store import TMP_PREFIX, fsync_dir, ids, make_dir, records, sync_files
+from vault.store import TMP_PREFIX, fsync_dir, ids, make_dir, records
+from vault.store.syncing import sync_files
 from vault.store.counting import Progress, no_progress
 from vault.store.layout import document_file_name
 from vault.i18n import Message, N_
@@ -74,12 +75,12 @@ def _load(v: Vault, no: str, suffix: str, kind: type[K]) -> K:
     """A committed record of export ``no``, signed by the member whose entry wrote it."""
     what = _rel(no, suffix)
     try:
-        rec = authority.load_record(v, what, kind)
+        rec = committed.load_record(v, what, kind)
     except FormatError as e:
         raise IntegrityError.from_error(e) from None
     signer = members.verify_by_member(v, rec.to_record(), what=what)
     typed, export = (rec.requested_by, rec.number) if isinstance(rec, RecoveryRequest) else (rec.by, rec.export)
-    if signer["name"] != authority.signer_of(v, what) or typed != signer["name"] or export != no:
+    if signer["name"] != committed.signer_of(v, what) or typed != signer["name"] or export != no:
         raise IntegrityError(N_("{what}: does not say what its history entry says"), what=what)
     return rec
 

@@ -4,7 +4,7 @@ A commit (``vault.archive.audit.commit_many``) stages each record as ``<path>.pe
 history entry that commits it, and renames or deletes after it. An interruption can leave those
 files anywhere in the vault; the journal, one small append-only file in the work directory
 (``WORK_DIR/journal``), names them, so the next writer finishes or drops them without walking every
-dossier (``vault.archive.authority.recover``). It is durable before the first ``.pending`` is
+dossier (``vault.archive.recovery``). It is durable before the first ``.pending`` is
 written, cleared once the commit is whole. It is only a hint: the history decides what each named
 path becomes, so a forged or deleted journal can make a recovery skip or revisit a path, never
 change a record (``vault repair`` walks the whole vault regardless).
@@ -12,6 +12,7 @@ change a record (``vault repair`` walks the whole vault regardless).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -20,6 +21,8 @@ from vault.store import fsync_dir, seam, work_dir, WORK_DIR
 from vault.store.appending import append_whole
 
 JOURNAL = "journal"
+#: The name a record is staged under before the entry that commits it: ``<path>.pending``.
+PENDING = ".pending"
 #: A vault path as commits write them: plain names joined by ``/``, never ``.`` or ``..``.
 _REL = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*(/[A-Za-z0-9_\-][A-Za-z0-9_.\-]*)*")
 
@@ -72,3 +75,43 @@ def clear(root: Path) -> None:
         return
     seam.step("truncate", p)
     os.truncate(p, 0)
+
+
+# -- a record file and its staged copy ----------------------------------------------------------
+
+def named_bytes(p: Path, h: str) -> tuple[bytes | None, bool]:
+    """(the bytes SHA-256 ``h`` names, from ``p`` or its ``.pending``, or None; whether either was there).
+
+    ``p``, then the ``.pending``, then ``p`` again: a commit's rename between the first two reads
+    leaves the new bytes at ``p`` for the third."""
+    found = False
+    for q in (p, Path(str(p) + PENDING), p):
+        try:
+            data = q.read_bytes()
+        except FileNotFoundError:
+            continue
+        found = True
+        if hashlib.sha256(data).hexdigest() == h:
+            return data, True
+    return None, found
+
+
+def committed_bytes(p: Path, h: str | None) -> bytes | None:
+    """The bytes at ``p``, or those of ``p.pending`` when they are the ones hash ``h`` names (a commit
+    whose renames an interruption cut short: the entry is in the history, the file not yet in place)."""
+    if h is not None:
+        data, _ = named_bytes(p, h)
+        if data is not None:
+            return data
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def pending_is(p: Path, h: str) -> bool:
+    """Whether ``p``'s staged ``.pending`` holds the bytes SHA-256 ``h`` names."""
+    try:
+        return hashlib.sha256(Path(str(p) + PENDING).read_bytes()).hexdigest() == h
+    except FileNotFoundError:
+        return False

@@ -23,7 +23,7 @@ from typing import Any, Callable, ClassVar, TypeVar
 from vault.store import records
 
 P = TypeVar("P", bound="TypedPart")
-#: A typed record kind, for functions that read any kind (``vault.archive.authority.load_record``).
+#: A typed record kind, for functions that read any kind (``vault.archive.committed.load_record``).
 R = TypeVar("R", bound="TypedRecord")
 
 
