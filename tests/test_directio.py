@@ -136,10 +136,10 @@ def test_doc_add_of_a_large_document_round_trips_and_its_hash_is_the_files(offic
     documents.view(actor, docno, out)
     assert out.getvalue() == data
     m = load_manifest(actor.vault, resolve(actor.vault, number))
-    entry = next(d for d in m["documents"] if d["number"] == docno)
-    path = actor.vault.layout.document(m["id"], entry["id"])
+    entry = next(d for d in m.documents if d.number == docno)
+    path = actor.vault.layout.document(m.id, entry.id)
     blob = path.read_bytes()
-    assert entry["sha256"] == hashlib.sha256(blob).hexdigest() and entry["size"] == len(blob)
+    assert entry.sha256 == hashlib.sha256(blob).hexdigest() and entry.size == len(blob)
     assert office.json("check", "--read-data", who="bob")["ok"]
 
 
