@@ -30,7 +30,7 @@ from vault.store import make_dir, unconfined, write_atomic
 if TYPE_CHECKING:
     from vault.archive.handle import Vault
 
-FORMAT = 2
+FORMAT = 3
 NAME = "verified.json"
 
 # A status read less than this after the file's last change is not remembered: a change in the same
@@ -71,8 +71,10 @@ class Verified:
         self.v = v
         self.old: dict[str, Any] = {k: old.get(k, {}) for k in MAPS}
         self.old["keys"] = old.get("keys", [])
+        self.old["history"] = old.get("history")
         self.new: dict[str, Any] = {k: {} for k in MAPS}
         self.new["keys"] = []
+        self.new["history"] = None
 
     @classmethod
     def load(cls, v: Vault) -> Verified:
@@ -83,7 +85,7 @@ class Verified:
             if isinstance(d, dict) and d.get("format") == FORMAT and all(
                     d.get(k) == want for k, want in _identity(v).items()) \
                     and all(isinstance(d.get(k), dict) for k in MAPS):
-                old = {k: d[k] for k in (*MAPS, "keys") if k in d}
+                old = {k: d[k] for k in (*MAPS, "keys", "history") if k in d}
         except (OSError, ValueError, UnicodeDecodeError):
             pass  # missing, unreadable or damaged: verify everything afresh
         return cls(v, old)
@@ -143,9 +145,21 @@ class Verified:
         self.new["lines"] = {h: index.setdefault(k, len(index)) for h, k in lines.items()}
         self.new["keys"] = list(index)
 
+    def history(self) -> Any:
+        """The checkpoint of the history's replay kept by the last check (``replaypoint``: used only
+        if the log's bytes up to it are those it was taken of), or None."""
+        return self.old["history"]
+
+    def put_history(self, checkpoint: dict[str, Any] | None) -> None:
+        self.new["history"] = checkpoint
+
     def save(self) -> None:
         """Replace the cache with what this check verified (what it no longer checks drops out)."""
-        if self.new == self.old:
+        # (a resumed replay changes the kept state in place: the prefix hash says whether it moved)
+        old_cp, new_cp = self.old["history"], self.new["history"]
+        same_cp = (old_cp or {}).get("prefix") == (new_cp or {}).get("prefix") if isinstance(old_cp, dict) \
+            else old_cp == new_cp
+        if same_cp and all(self.new[k] == self.old[k] for k in (*MAPS, "keys")):
             return
         data = json.dumps({"format": FORMAT, **_identity(self.v), **self.new},
                           separators=(",", ":"), sort_keys=True).encode()

@@ -15,7 +15,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from vault.archive import audit, authority, checkcache, committed, members, recovery, searchcheck
+from vault.archive import audit, authority, checkcache, committed, members, recovery, replaypoint, searchcheck
 from vault.crypto import age
 from vault.store.counting import Progress, no_progress
 from vault.archive.manifests import load_manifest, read_table
@@ -75,7 +75,7 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
     with v.lock(exclusive=False):
         # The history first: everything else is judged against it.
         authority.remember_signatures(verified.signatures())
-        res = audit.verify(v, anchor=anchor)
+        res = audit.verify(v, anchor=anchor, resume=verified.history())
         rep.problems.extend(res.problems)
         rep.notes.extend(res.notes)
         if res.replay is None:
@@ -122,6 +122,7 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
                     pending.popleft()()
             while pending:
                 pending.popleft()()
+        verified.put_history(replaypoint.take(v, res.replay))
         verified.save()
         _check_records(v, mem, rep)
         problems, notes = searchcheck.check(v, actor)
