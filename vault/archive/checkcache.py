@@ -18,6 +18,7 @@ error. ``check --read-data`` reads every byte regardless.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -44,6 +45,7 @@ def status(st: os.stat_result) -> Status:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+@functools.lru_cache(maxsize=64)
 def key_id(key: str) -> str:
     """A member key as the cache names it (keys with a post-quantum part are kilobytes long)."""
     return hashlib.sha256(key.encode()).hexdigest()
@@ -60,8 +62,10 @@ def _identity(v: Vault) -> dict[str, str]:
 
 # What each map holds per path: documents (status, sha256, key reference), records (status, sha256),
 # manifests (status, sha256, signer's key, the fields a keyless check reads); and the history's lines
-# whose signature was verified (line hash -> the signer's key).
-MAPS = ("files", "records", "manifests", "lines")
+# whose signature was verified (line hash -> the signer's key); dossiers settled whole (``checkdocs``:
+# the manifest's status, hash, signer and key, a hash of the documents' names and statuses, their
+# count and bytes, the dossier's status).
+MAPS = ("files", "records", "manifests", "lines", "dossiers")
 
 
 class Verified:
@@ -130,6 +134,28 @@ class Verified:
 
     def put_manifest(self, rel: str, st: Status, sha256: str, by: str, key: str, fields: dict, *, at: int) -> None:
         self._put("manifests", rel, st, at, sha256, by, key_id(key), fields)
+
+    def dossier(self, dossier_id: str) -> list | None:
+        """What this client remembered of dossier ``dossier_id`` settled whole, if of the shape it writes."""
+        e = self.old["dossiers"].get(dossier_id)
+        if not (isinstance(e, list) and len(e) == 12 and all(type(x) is int for x in (*e[:5], e[9], e[10]))
+                and all(isinstance(x, str) for x in (*e[5:9], e[11]))):
+            return None
+        return e
+
+    def keep_dossier(self, dossier_id: str, e: list, names: list[str]) -> None:
+        """Keep dossier ``dossier_id`` settled (``e``), with what was remembered of its manifest and
+        its documents ``names`` one by one (for when it is no longer settled whole)."""
+        self.new["dossiers"][dossier_id] = e
+        base = f"dossiers/{dossier_id}/"
+        if (m := self.old["manifests"].get(base + "manifest.toml")) is not None:
+            self.new["manifests"][base + "manifest.toml"] = m
+        for n in names:
+            if (f := self.old["files"].get(base + "documents/" + n)) is not None:
+                self.new["files"][base + "documents/" + n] = f
+
+    def put_dossier(self, dossier_id: str, e: list) -> None:
+        self.new["dossiers"][dossier_id] = e
 
     def signatures(self) -> dict[str, str]:
         """History lines (by hash) whose signature was verified, with the key it was verified under
