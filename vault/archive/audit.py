@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from vault.archive import authority, keyfiles, witness
+from vault.archive import authority, keyfiles, replaypoint, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
 from vault.store import (close_lock, ids, make_dir, open_lock, records, remove, replace, staging, sweep_dir,
@@ -260,7 +260,7 @@ def verify(v: Vault, *, anchor: tuple[int, str] | None = None, resume: dict[str,
     # Under the audit lock: an append between reading the log and its checkpoint is no tampering.
     with lock(v, exclusive=False):
         try:
-            rep = authority.full_replay(v, resume)
+            rep = replaypoint.replay(v, resume)
         except VaultError as e:
             res.problems.append(e.message)
             return res

@@ -357,20 +357,9 @@ def state(v: Vault) -> dict[str, Any]:
 _REPLAY_LOCK = threading.RLock()
 
 
-def full_replay(v: Vault, checkpoint: dict[str, Any] | None = None) -> Replay:
-    """Replay from genesis, remembering every hash each path ever had (for ``vault check``); from
-    ``checkpoint`` (``replaypoint``) when the log's bytes up to it are exactly those it was taken of."""
-    genesis = genesis_state(v)  # (checks vault.toml's policy, resumed or not)
-    if checkpoint is not None:
-        from vault.archive import replaypoint
-
-        try:
-            resumed = replaypoint.resume(v, checkpoint)
-        except IntegrityError:
-            resumed = None  # a newer entry is bad: the replay from genesis names it, trusting nothing kept
-        if resumed is not None:
-            return resumed
-    rep = Replay(v, genesis)
+def full_replay(v: Vault) -> Replay:
+    """Replay from genesis, remembering every hash each path ever had (for ``vault check``)."""
+    rep = Replay(v, genesis_state(v))
     rep.seen = {p: {f[0]: 0} for p, f in rep.state["files"].items()}
     rep.lines = []
     rep.digest = hashlib.sha256()

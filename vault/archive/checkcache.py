@@ -79,6 +79,9 @@ class Verified:
         self.new: dict[str, Any] = {k: {} for k in MAPS}
         self.new["keys"] = []
         self.new["history"] = None
+        # The status each record had when ``record`` was asked (a dossier settled whole is judged by
+        # its manifest's: one stat of it per check).
+        self.statuses: dict[str, Status] = {}
 
     @classmethod
     def load(cls, v: Vault) -> Verified:
@@ -118,6 +121,7 @@ class Verified:
 
     def record(self, rel: str, st: Status, sha256: str) -> bool:
         """Whether record ``rel`` with exactly this status was verified to have hash ``sha256``."""
+        self.statuses[rel] = st
         return self._get("records", rel, st, sha256) is not None
 
     def put_record(self, rel: str, st: Status, sha256: str, *, at: int) -> None:

@@ -19,15 +19,30 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from vault import __version__
-from vault.archive.authority import Replay, genesis_hash
+from vault.archive.authority import Replay, full_replay, genesis_hash, genesis_state
 from vault.archive.witness import STATE_VERSION
+from vault.errors import IntegrityError
 
 if TYPE_CHECKING:
     from vault.archive.handle import Vault
 
-#: What a checkpoint was replayed by: another state shape or release replays from genesis.
-CODE = f"{STATE_VERSION}/{__version__}"
+#: What a checkpoint was replayed by: one of another state shape (``STATE_VERSION``, which a change
+#: to what the replay keeps or decides bumps) or of another format of its own replays from genesis.
+CODE = f"{STATE_VERSION}/1"
+
+
+def replay(v: Vault, checkpoint: Any) -> Replay:
+    """The whole history replayed (``authority.full_replay``), from ``checkpoint`` when the log's bytes
+    up to it are exactly those it was taken of."""
+    if checkpoint is not None:
+        genesis_state(v)  # (checks the policy vault.toml names, resumed or not)
+        try:
+            resumed = resume(v, checkpoint)
+        except IntegrityError:
+            resumed = None  # a newer entry is bad: the replay from genesis names it, trusting nothing kept
+        if resumed is not None:
+            return resumed
+    return full_replay(v)
 
 
 def take(v: Vault, rep: Replay | None) -> dict[str, Any] | None:

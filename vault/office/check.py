@@ -7,7 +7,6 @@ import functools
 import os
 import sys
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -27,6 +26,8 @@ from vault.backup.targets_record import known_targets
 from vault.i18n import Message, N_
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from vault.archive.vault import Actor, Vault
 
 
@@ -102,8 +103,10 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
         # and signature check): in a profile of --read-data, 4 ms per listing of a documents directory.
         interval = sys.getswitchinterval()
         sys.setswitchinterval(min(interval, _SWITCH))
-        with contextlib.ExitStack() as restore, ThreadPoolExecutor(_WORKERS, thread_name_prefix="vault-check") as pool:
+        with contextlib.ExitStack() as restore:
             restore.callback(sys.setswitchinterval, interval)
+            pool = _Pool()
+            restore.callback(pool.shutdown)
             for did in dirs:
                 names = _names(v, tree, did)
                 if recovery.uncreated_dossier(v, st, did):
@@ -129,6 +132,25 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
         for rel in tree.temporaries():
             rep.notes.append(Message(N_("{relative_to}: temporary file left by an interrupted command (removed by the next write or 'vault repair')"), relative_to=rel))
     return rep
+
+
+class _Pool:
+    """The workers, started for the first document that must be read (a warm check may read none:
+    it then neither starts threads nor imports ``concurrent.futures``)."""
+
+    def __init__(self) -> None:
+        self.pool: ThreadPoolExecutor | None = None
+
+    def submit(self, fn: Callable[..., tuple[list, int, int]], *args: Any) -> Future[tuple[list, int, int]]:
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="vault-check")
+        return self.pool.submit(fn, *args)
+
+    def shutdown(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
 
 
 def _names(v: Vault, tree: Tree, dossier_id: str) -> list[str]:
@@ -161,7 +183,7 @@ def _bytes_under(d: Path) -> int:
 
 
 def _check_dossier(v: Vault, dossier_id: str, mem: dict, ids: list[age.Identity] | None, rep: Report, step: Callable[[int], None],
-                   pool: ThreadPoolExecutor, shredding: bool, verified: checkcache.Verified,
+                   pool: _Pool, shredding: bool, verified: checkcache.Verified,
                    files: dict, names: list[str]) -> Callable[[], None]:
     """Check a dossier's manifest, key table and sealed texts now; its documents on ``pool``. Returns
     what collects the documents' results into ``rep`` (and names leftover files), to call in order."""

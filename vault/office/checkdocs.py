@@ -1,5 +1,4 @@
-"""``vault check``, one dossier's manifest and documents: hashed and parsed (decrypted with a key), or
-settled from what this client verified before (``checkcache``)."""
+"""``vault check`` of one dossier's manifest and documents: read, or settled from what this client verified."""
 
 from __future__ import annotations
 
@@ -197,7 +196,9 @@ def settled(v: Vault, dossier_id: str, names: list[str], mem: dict, verified: ch
     base = os.path.join(v.root, "dossiers", dossier_id)
     lines = []
     try:
-        if checkcache.status(os.stat(os.path.join(base, "manifest.toml"))) != tuple(status):
+        seen = verified.statuses.get(f"dossiers/{dossier_id}/manifest.toml") \
+            or checkcache.status(os.stat(os.path.join(base, "manifest.toml")))
+        if seen != tuple(status):
             return None
         docdir = os.path.join(base, "documents")
         for n in sorted(names):
