@@ -100,9 +100,9 @@ def worker(op: str, args: list[str]) -> None:
         vault_dir, ident_file, src, n_dossiers, batch = args[0], args[1], Path(args[2]), int(args[3]), int(args[4])
         actor = _actor(vault_dir, ident_file)
         if os.environ.get("BENCH_FSYNC_EACH"):  # the comparison row: no syncfs, an fsync per file
-            from vault import store
+            from vault.store import syncing
 
-            store._SYNCFS[:] = [None]
+            syncing._SYNCFS[:] = [None]
         t0 = time.perf_counter()
         numbers = _make_dossiers(actor, n_dossiers, 0)
         t1 = time.perf_counter()
@@ -125,7 +125,7 @@ def worker(op: str, args: list[str]) -> None:
         t2 = time.perf_counter()
         print(json.dumps({"dossiers_s": t1 - t0, "add_s": t2 - t1, "docs": len(files)}))
     elif op == "syncfs-floor":  # SRC DEST — the platform's floor: copy the files, then one syncfs
-        from vault import store
+        from vault.store import syncing
 
         src, dest = Path(args[0]), Path(args[1])
         files = sorted(src.iterdir())
@@ -138,7 +138,7 @@ def worker(op: str, args: list[str]) -> None:
             with open(p, "wb") as out:
                 out.write(data)
             written.append(p)
-        store.sync_files(written)
+        syncing.sync_files(written)
         print(json.dumps({"s": time.perf_counter() - t0, "docs": len(files)}))
     elif op == "build":  # VAULT ID COUNT START   (setup only, never timed)
         # A throwaway vault: skip fsync, and reuse one plugin manager instead of scanning the

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from vault import store
 from vault.archive import audit, authority
 from vault.archive.manifests import load_manifest, resolve
 from vault.errors import ConflictError
 from vault.office import check as checker, documents
+from vault.store import syncing
 
 
 
@@ -77,7 +77,7 @@ def test_every_file_is_durable_before_the_entries_are_appended(office, tmp_path,
     the history appended (the commit point), then the renames synced."""
     actor = office.actor()
     events: list[tuple] = []
-    real_sync_files, real_append, real_sync_dirs = store.sync_files, audit._append, store.sync_dirs
+    real_sync_files, real_append, real_sync_dirs = syncing.sync_files, audit._append, syncing.sync_dirs
 
     def sync_files(paths):
         events.append(("sync", {p.relative_to(office.vault_dir).as_posix() for p in paths}))

@@ -230,7 +230,7 @@ def test_a_vault_directory_replaced_by_a_link_carries_no_write_out(office, tmp_p
 
 def test_every_lock_wait_ends_with_a_message(office):
     from vault.errors import LockError
-    from vault.store import VaultLock, close_lock, open_lock
+    from vault.store.locking import VaultLock, close_lock, open_lock
 
     v = Vault.open(office.vault_dir)
     held = open_lock(office.vault_dir / ".lock", exclusive=True, wait=1, what="test")

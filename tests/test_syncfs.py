@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from vault import store
+from vault.store import syncing
 
 
 def _files(d, n):
@@ -24,7 +24,7 @@ def _files(d, n):
 def counts(monkeypatch):
     c = {"syncfs": 0, "fsync": 0}
     real_fsync = os.fsync
-    real = store._syncfs()
+    real = syncing._syncfs()
 
     def counting_syncfs(fd):
         c["syncfs"] += 1
@@ -34,61 +34,61 @@ def counts(monkeypatch):
         c["fsync"] += 1
         real_fsync(fd)
 
-    monkeypatch.setattr(store, "_SYNCFS", [counting_syncfs])
-    monkeypatch.setattr(store.os, "fsync", counting_fsync)
+    monkeypatch.setattr(syncing, "_SYNCFS", [counting_syncfs])
+    monkeypatch.setattr(syncing.os, "fsync", counting_fsync)
     return c
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs is Linux's")
 def test_the_real_syncfs_is_found_and_works(tmp_path):
-    assert store._syncfs() is not None
-    store.sync_files(_files(tmp_path / "a", store.SYNCFS_MIN_FILES))
+    assert syncing._syncfs() is not None
+    syncing.sync_files(_files(tmp_path / "a", syncing.SYNCFS_MIN_FILES))
 
 
 def test_a_batch_is_one_syncfs_per_file_system(tmp_path, counts):
-    store.sync_files(_files(tmp_path / "a", 20) + _files(tmp_path / "b", 20))
+    syncing.sync_files(_files(tmp_path / "a", 20) + _files(tmp_path / "b", 20))
     assert counts == {"syncfs": 1, "fsync": 0}  # two directories, one file system
 
 
 def test_a_few_files_are_fsynced_one_by_one(tmp_path, counts):
-    store.sync_files(_files(tmp_path / "a", 3))
+    syncing.sync_files(_files(tmp_path / "a", 3))
     assert counts == {"syncfs": 0, "fsync": 3 + 1}  # the files, then their directory (3 < SYNCFS_MIN_FILES)
 
 
 def test_without_syncfs_every_file_is_fsynced(tmp_path, counts, monkeypatch):
-    monkeypatch.setattr(store, "_SYNCFS", [None])
-    store.sync_files(_files(tmp_path / "a", 20))
+    monkeypatch.setattr(syncing, "_SYNCFS", [None])
+    syncing.sync_files(_files(tmp_path / "a", 20))
     assert counts == {"syncfs": 0, "fsync": 20 + 1}
 
 
 def test_a_failing_syncfs_is_an_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "_SYNCFS", [lambda fd: -1])
+    monkeypatch.setattr(syncing, "_SYNCFS", [lambda fd: -1])
     with pytest.raises(OSError, match="syncfs"):
-        store.sync_files(_files(tmp_path / "a", 20))
+        syncing.sync_files(_files(tmp_path / "a", 20))
 
 
 def test_a_large_write_starts_its_write_back_window_by_window(tmp_path, monkeypatch):
     """The final fsync of a large document then waits for the tail only; the bytes are unchanged."""
     calls = []
-    real = store._libc_func("sync_file_range")
+    real = syncing._libc_func("sync_file_range")
 
     def spy(fd, offset, length, flags):
         assert fd == f.fileno()
         calls.append((offset, length, flags))
         return real(fd, offset, length, flags) if real is not None else 0
 
-    data = os.urandom(3 * store.WRITEBACK_WINDOW + 12345)
+    data = os.urandom(3 * syncing.WRITEBACK_WINDOW + 12345)
     with open(tmp_path / "big", "wb") as f:
-        with store.WritebackWriter(f) as w:  # leaving it waits for the helper thread's calls
+        with syncing.WritebackWriter(f) as w:  # leaving it waits for the helper thread's calls
             w._func = spy
             for i in range(0, len(data), 1 << 20):
                 w.write(data[i : i + (1 << 20)])
             w.flush()
     assert (tmp_path / "big").read_bytes() == data
-    win = store.WRITEBACK_WINDOW
+    win = syncing.WRITEBACK_WINDOW
     assert calls == [(0, win, 2), (win, win, 2), (2 * win, win, 2)]  # the tail is left to the fsync
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sync_file_range is Linux's")
 def test_the_real_sync_file_range_is_found():
-    assert store._libc_func("sync_file_range") is not None
+    assert syncing._libc_func("sync_file_range") is not None

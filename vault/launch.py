@@ -14,6 +14,12 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False  # (not typing.TYPE_CHECKING: importing typing would cost what this module saves)
+
+if TYPE_CHECKING:  # (annotations only: at run time this module imports nothing it can avoid)
+    from _socket import socket
+    from types import FrameType
+
 MAGIC = b"vault-runner-1"
 RUNNER_SUFFIX = ".runner"
 #: How long to wait for the runner to say it will run the command; after that, run it here.
@@ -108,7 +114,7 @@ def unpack(body: bytes) -> list[bytes]:
     return items
 
 
-def peer_uid(sock) -> int:
+def peer_uid(sock: socket) -> int:
     import _socket
     from array import array
 
@@ -165,7 +171,7 @@ def request(op: bytes = b"run") -> list[bytes]:
             b"\0".join(k + b"=" + v for k, v in os.environb.items()), sched.encode()]
 
 
-def connect(path: str, timeout: float = READY_TIMEOUT):
+def connect(path: str, timeout: float = READY_TIMEOUT) -> socket | None:
     """A connected socket to the runner at ``path`` after checking it is ours, or None."""
     import _socket
 
@@ -184,7 +190,7 @@ def connect(path: str, timeout: float = READY_TIMEOUT):
     return s
 
 
-def ping(agent_socket) -> dict | None:
+def ping(agent_socket: str | os.PathLike[str]) -> dict | None:
     """The runner beside the agent at ``agent_socket``: its pid and whether this installation's commands
     would run in it (``current``), or None when none answers."""
     s = connect(runner_socket(os.fspath(agent_socket)), timeout=5.0)
@@ -205,7 +211,7 @@ def ping(agent_socket) -> dict | None:
     return {"pid": int(pid), "current": state == "same"}
 
 
-def recv_exact(s, n: int) -> bytes:
+def recv_exact(s: socket, n: int) -> bytes:
     buf = b""
     while len(buf) < n:
         chunk = s.recv(n - len(buf))
@@ -249,7 +255,7 @@ def _run_in_runner() -> int | None:
     # From here the command is the runner's: "G" is the commit point, the answer is its exit status.
     import signal
 
-    def forward(signum, frame) -> None:
+    def forward(signum: int, frame: FrameType | None) -> None:
         try:
             s.send(bytes([signum]))
         except OSError:

@@ -6,12 +6,16 @@ import os
 import resource
 import socket
 import struct
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ctypes
 
 PR_SET_DUMPABLE = 4
 PR_GET_DUMPABLE = 3
 
 
-def _libc():
+def _libc() -> ctypes.CDLL | None:
     import ctypes  # here: clients import this module for same_user() and need no ctypes
 
     try:

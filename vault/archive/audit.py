@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 from vault.archive import authority, keyfiles, replaypoint, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
-from vault.store import (close_lock, ids, make_dir, open_lock, records, remove, replace, staging, sweep_dir,
-                         sync_dirs, sync_files, write_atomic)
+from vault.store import ids, make_dir, records, remove, replace, staging, sweep_dir, write_atomic
+from vault.store.locking import close_lock, open_lock
+from vault.store.syncing import sync_dirs, sync_files
 from vault.i18n import Message, N_
 from vault.store.appending import append_whole
 from vault.store.identity import signing_key

@@ -24,7 +24,8 @@ from vault.archive.authority import STATE_VERSION, entry_bytes, genesis_hash
 from vault.archive.vault import fingerprint_of
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError, InputError, PermissionDeniedError
-from vault.store import confined, fsync_dir, make_dir, records, replace, VaultLock, write_atomic
+from vault.store import confined, fsync_dir, make_dir, records, replace, write_atomic
+from vault.store.locking import VaultLock
 from vault.i18n import N_
 from vault.store.identity import MemberKey, PublicKey
 from vault.store import tomlread

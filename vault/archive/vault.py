@@ -17,7 +17,8 @@ from vault.errors import FormatError, InputError, NotFoundError, PermissionDenie
 from vault.i18n import N_
 from vault.store.identity import MemberKey, PublicKey
 from vault.archive.policy import DEFAULT_POLICY, Policy
-from vault.store import TMP_PREFIX, VaultLock, confined, fsync_dir, make_dir, remove, remove_tree, sweep_temporaries
+from vault.store import TMP_PREFIX, confined, fsync_dir, make_dir, remove, remove_tree, sweep_temporaries
+from vault.store.locking import VaultLock
 from vault.archive import audit, authority, keyfiles, members, recovery, trust
 from vault.store.layout import check_name, Layout
 

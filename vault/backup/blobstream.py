@@ -16,7 +16,8 @@ from typing import Any, BinaryIO, Callable
 from vault.backup.repo import Repo, data_name
 from vault.errors import IntegrityError, NotFoundError
 from vault.i18n import Message, N_
-from vault.store import WritebackWriter, atomic_writer
+from vault.store import atomic_writer
+from vault.store.syncing import WritebackWriter
 from vault.store.hashing import HashingWriter
 
 CHUNK = 1 << 20

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault.archive import members
-from vault.store import close_lock, make_dir, open_lock, remove_tree, seam, walk, TMP_PREFIX
+from vault.store import make_dir, remove_tree, seam, walk, TMP_PREFIX
+from vault.store.locking import close_lock, open_lock
 from vault.i18n import Message, N_
 
 if TYPE_CHECKING:

@@ -17,7 +17,8 @@ from vault.errors import (AuthenticationError, FormatError, InputError, Integrit
                           NotFoundError, PermissionDeniedError)
 from vault.archive import authority, committed
 from vault.archive.vault import Vault
-from vault.store import sync_files, write_atomic
+from vault.store import write_atomic
+from vault.store.syncing import sync_files
 from vault.store.identity import MemberKey
 from vault.store.counting import Progress, no_progress
 from vault.i18n import Message, N_

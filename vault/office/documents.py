@@ -16,7 +16,8 @@ from vault.errors import (AuthenticationError, ConflictError, FormatError, Input
                           NoIdentityMatchError, NotFoundError, PermissionDeniedError)
 from vault.store.keytable import KeyRefRecipient, KeyTable, open_values
 from vault.archive import grants, members
-from vault.store import WritebackWriter, atomic_writer, make_dir
+from vault.store import atomic_writer, make_dir
+from vault.store.syncing import WritebackWriter
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
 from vault.store.counting import Progress, counting, no_progress

@@ -24,7 +24,8 @@ from vault.i18n import Message, N_
 from vault.archive.exportview import READS, ExportDocument, ExportDossier, check_destination
 from vault.store.counting import Progress
 from vault.store.keytable import KeyTable
-from vault.store import TMP_PREFIX, atomic_writer, fsync_dir, sync_files
+from vault.store import TMP_PREFIX, atomic_writer, fsync_dir
+from vault.store.syncing import sync_files
 
 if TYPE_CHECKING:
     from vault.archive.vault import Actor

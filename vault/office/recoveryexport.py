@@ -30,7 +30,8 @@ from vault.archive.manifests import load_manifest, read_profile
 from vault.crypto import age
 from vault.errors import (ConflictError, FormatError, InputError, IntegrityError, NotFoundError,
                           PermissionDeniedError, VaultError)
-from vault.store import TMP_PREFIX, fsync_dir, ids, make_dir, records, sync_files
+from vault.store import TMP_PREFIX, fsync_dir, ids, make_dir, records
+from vault.store.syncing import sync_files
 from vault.store.counting import Progress, no_progress
 from vault.store.layout import document_file_name
 from vault.i18n import Message, N_

@@ -1,20 +1,18 @@
-"""The store: atomic files, locks and temporaries; its modules hold the rest of the on-disk format."""
+"""The store: atomic files and temporaries; its modules hold the rest (locks in ``locking``, bulk
+durability in ``syncing``) and the on-disk format."""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import errno
-import fcntl
 import os
 import stat
-import sys
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import BinaryIO, Iterator
 
-from vault.errors import IntegrityError, LockError
+from vault.errors import IntegrityError
 from vault.store import seam
-from vault.i18n import Message, N_
+from vault.i18n import N_
 
 TMP_PREFIX = ".tmp-"
 #: Where a writer holding the exclusive lock creates its temporaries (and keeps its staging journal,
@@ -185,165 +183,6 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-# From this many files on, one syncfs(2) per file system replaces an fsync per file and per directory;
-# for one or two files the fsyncs touch less than a write-back of the whole file system.
-SYNCFS_MIN_FILES = 4
-
-
-def sync_files(paths: list[Path]) -> None:
-    """Make many files and their directory entries durable: one syncfs per file system on Linux for a
-    batch, else an fsync of each file and then of each directory once."""
-    if paths:
-        seam.step("sync", paths[0])
-    if len(paths) >= SYNCFS_MIN_FILES and _syncfs_each_fs({p.parent for p in paths}):
-        return
-    dirs = set()
-    for p in paths:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        dirs.add(p.parent)
-    for d in dirs:
-        fsync_dir(d)
-
-
-def sync_dirs(dirs: set[Path] | list[Path]) -> None:
-    """Make renames and unlinks in ``dirs`` durable: an fsync of each, or for many directories one
-    syncfs per file system (the same bound as ``sync_files``)."""
-    dirs = set(dirs)
-    if len(dirs) >= SYNCFS_MIN_FILES:
-        seam.step("sync", min(dirs))  # (fewer: each fsync_dir below is its own step)
-        if _syncfs_each_fs(dirs):
-            return
-    for d in dirs:
-        fsync_dir(d)
-
-
-def _syncfs_each_fs(dirs: set[Path]) -> bool:
-    """syncfs(2) once for each file system holding one of ``dirs``; False where there is no syncfs.
-
-    syncfs writes back everything dirty on that file system, ours included, data and metadata: it is
-    wider than our files but far narrower than sync(2), and one call instead of thousands.
-    """
-    func = _syncfs()
-    if func is None:
-        return False
-    one_dir_per_fs: dict[int, Path] = {}
-    for d in dirs:
-        one_dir_per_fs.setdefault(os.stat(d).st_dev, d)
-    for d in one_dir_per_fs.values():
-        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            if func(fd) != 0:
-                import ctypes
-
-                err = ctypes.get_errno()
-                raise OSError(err, f"syncfs: {os.strerror(err)}", str(d))
-        finally:
-            os.close(fd)
-    return True
-
-
-_SYNCFS: list = []
-_LIBC: dict[str, object] = {}
-
-
-def _libc_func(name: str) -> Any:
-    """A Linux libc function by name (``syncfs``, ``sync_file_range``), or None (not Linux, or a libc
-    without it). ctypes is loaded only for a batch or a large file: a small command never loads it."""
-    if name not in _LIBC:
-        func = None
-        if sys.platform.startswith("linux"):
-            import ctypes
-
-            try:
-                func = getattr(ctypes.CDLL(None, use_errno=True), name)
-                if name == "syncfs":
-                    func.argtypes = [ctypes.c_int]
-                else:
-                    func.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-                func.restype = ctypes.c_int
-            except (OSError, AttributeError):
-                func = None
-        _LIBC[name] = func
-    return _LIBC[name]
-
-
-def _syncfs() -> Any:
-    """libc's syncfs, or None (not Linux, or a libc without it)."""
-    if not _SYNCFS:
-        _SYNCFS.append(_libc_func("syncfs"))
-    return _SYNCFS[0]
-
-
-# Write-back of a large file is started every this many bytes, so that its final fsync waits only for
-# the tail instead of the whole file: the disk works while the rest is still being encrypted.
-WRITEBACK_WINDOW = 8 << 20
-_SYNC_FILE_RANGE_WRITE = 2
-
-
-class WritebackWriter:
-    """A write-only wrapper that starts the kernel's write-back of each ``WRITEBACK_WINDOW`` written.
-
-    ``sync_file_range(SYNC_FILE_RANGE_WRITE)`` only starts writing pages out; it promises nothing
-    about durability — the caller's fsync (``sync_files``) still does that — but that fsync then
-    finds little left to write. The calls are made on a helper thread, since submitting the I/O can
-    block on a busy disk and the writer must not stall with it. Use it as a context manager inside
-    the file's own block: leaving it waits for the helper, before the file is closed. Where there is
-    no ``sync_file_range`` it is a plain pass-through.
-    """
-
-    def __init__(self, f: BinaryIO) -> None:
-        self.f = f
-        self._written = 0
-        self._started = 0
-        self._func = _libc_func("sync_file_range")
-        self._queue: Any = None
-        self._thread: Any = None
-
-    def write(self, b: bytes | bytearray | memoryview) -> int | None:
-        n = self.f.write(b)
-        self._written += len(b) if n is None else n
-        if self._func is not None and self._written - self._started >= WRITEBACK_WINDOW:
-            self.f.flush()
-            self._submit(self._started, self._written - self._started)
-            self._started = self._written
-        return n
-
-    def _submit(self, offset: int, length: int) -> None:
-        if self._thread is None:  # only a large file gets a helper thread
-            import queue
-            import threading
-
-            self._queue = queue.SimpleQueue()
-            self._thread = threading.Thread(target=self._run, args=(self.f.fileno(),), name="vault-writeback",
-                                            daemon=True)
-            self._thread.start()
-        self._queue.put((offset, length))
-
-    def _run(self, fd: int) -> None:
-        while (item := self._queue.get()) is not None:
-            # Best effort: a failure here is seen again, and reported, by the fsync that follows.
-            self._func(fd, item[0], item[1], _SYNC_FILE_RANGE_WRITE)
-
-    def flush(self) -> None:
-        self.f.flush()
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def __enter__(self) -> "WritebackWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def walk(top: Path | str) -> Iterator[tuple[str, list[str], list[str]]]:
     """``os.walk(top)`` (top down, symbolic links to directories listed but not followed; prune
     ``dirnames`` in place), without its ``lstat`` of every directory: the directory entry's type
@@ -418,64 +257,3 @@ def sweep_dir(d: Path) -> list[Path]:
     except FileNotFoundError:
         return []
     return [d / f for f in names if remove(d / f, missing_ok=True)]
-
-
-def open_lock(path: Path, *, exclusive: bool, wait: float, what: str) -> int | None:
-    """Open and ``flock`` the lock file ``path``; return its descriptor (None: nothing to lock).
-
-    A shared lock works on a vault the caller may only read (a read-only mount, another user's
-    files): the lock file is opened read-only, and if it does not exist and cannot be created, no
-    writer has ever locked that vault and there is nothing to wait for. A lock not had within
-    ``wait`` seconds ends in a LockError, never in waiting for ever.
-    """
-    import time
-
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    except OSError as e:
-        if exclusive or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            return None
-    op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, op)
-            return fd
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                os.close(fd)
-                raise LockError(N_("{what} is locked by another command (waited {wait:g} s)"), what=what, wait=wait) from None
-            time.sleep(0.02)
-
-
-def close_lock(fd: int | None) -> None:
-    if fd is not None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
-class VaultLock:
-    """An advisory ``flock`` on ``<vault>/.lock``: exclusive for writers, shared for readers.
-
-    Readers that need a consistent view (``check``, backups) take it shared so that no writer
-    changes the vault under them; writers take it exclusive. ``wait`` seconds bound how long a
-    command waits for another before it gives up with a LockError.
-    """
-
-    def __init__(self, root: Path, *, exclusive: bool, wait: float = 30.0) -> None:
-        self.path = root / ".lock"
-        self.exclusive = exclusive
-        self.wait = wait
-        self._fd: int | None = None
-
-    def __enter__(self) -> "VaultLock":
-        self._fd = open_lock(self.path, exclusive=self.exclusive, wait=self.wait, what=Message(N_("the vault")))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        close_lock(self._fd)
-        self._fd = None
