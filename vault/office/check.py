@@ -22,7 +22,7 @@ from vault.store.tree import Tree
 from vault.archive import destructions, grants, holds, reviews
 from vault.office import checkdocs, intake, paper, recoveryexport
 from vault.office.holds import lifts
-from vault.backup.targets_record import known_targets
+from vault.archive.backuptargets import known_targets
 from vault.i18n import Message, N_
 
 if TYPE_CHECKING:
