@@ -142,6 +142,9 @@ def test_a_damaged_checkpoint_is_replayed_past(office, replayed, damage):
     rep = _check(office)
     assert rep.ok, rep.problems
     assert replayed[0] == n  # from genesis
+    assert _cache(office)["history"]["prefix"] != "0" * 64  # ... and a checkpoint of that replay kept
+    replayed.clear()
+    assert _check(office).ok and sum(replayed) == 0
 
 
 def test_the_resumed_state_is_the_state_replayed_from_genesis(tmp_path):

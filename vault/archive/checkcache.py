@@ -185,10 +185,11 @@ class Verified:
 
     def save(self) -> None:
         """Replace the cache with what this check verified (what it no longer checks drops out)."""
-        # (a resumed replay changes the kept state in place: the prefix hash says whether it moved)
+        # A replay resumed from the kept checkpoint goes on in its very state (changed in place): the
+        # checkpoint is the same if the replay was resumed from it and read nothing after it.
         old_cp, new_cp = self.old["history"], self.new["history"]
-        same_cp = (old_cp or {}).get("prefix") == (new_cp or {}).get("prefix") if isinstance(old_cp, dict) \
-            else old_cp == new_cp
+        same_cp = old_cp is None and new_cp is None or isinstance(old_cp, dict) and isinstance(new_cp, dict) \
+            and new_cp["state"] is old_cp.get("state") and new_cp["prefix"] == old_cp.get("prefix")
         if same_cp and all(self.new[k] == self.old[k] for k in (*MAPS, "keys")):
             return
         data = json.dumps({"format": FORMAT, **_identity(self.v), **self.new},
