@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -32,6 +34,7 @@ class Desk:
         for d in ("home", "tmp"):
             (root / d).mkdir()
         self.pids: list[int] = []
+        self.cwd: Path | None = None  # where commands run (None: here)
 
     @property
     def sock(self) -> Path:
@@ -51,7 +54,7 @@ class Desk:
 
     def vault(self, *args: str, ok: bool = True, **env) -> subprocess.CompletedProcess:
         res = subprocess.run([*VAULT, *args], env=self.env(**env), capture_output=True, text=True,
-                             stdin=subprocess.DEVNULL, timeout=60)
+                             stdin=subprocess.DEVNULL, timeout=60, cwd=self.cwd)
         if ok:
             assert res.returncode == 0, f"vault {' '.join(args)}: {res.stderr}"
         return res
@@ -90,13 +93,22 @@ def wait_gone(pid: int, seconds: float = 10) -> bool:
 pytestmark = pytest.mark.office(dossier={"name": MARKERS["name"]}, doc=MARKERS["content"])
 
 
+@contextlib.contextmanager
+def open_desk(office, kind: type[Desk] = Desk) -> Iterator[Desk]:
+    """A desk of ``kind`` in a new directory, its agents killed and the directory removed after."""
+    root = Path(tempfile.mkdtemp(prefix="vd-", dir="/tmp"))  # short: socket paths max 107 bytes
+    d = kind(root, office)
+    try:
+        yield d
+    finally:
+        d.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
 def desk(office):
-    root = Path(tempfile.mkdtemp(prefix="vd-", dir="/tmp"))  # short: socket paths max 107 bytes
-    d = Desk(root, office)
-    yield d
-    d.cleanup()
-    shutil.rmtree(root, ignore_errors=True)
+    with open_desk(office) as d:
+        yield d
 
 
 def test_start_status_stop(desk):

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.office import MARKERS, PASSPHRASE
-from tests.test_agent import VAULT, Desk, alive, wait_gone
+from tests.test_agent import VAULT, Desk, alive, open_desk, wait_gone
 
 REPO = Path(__file__).resolve().parent.parent
 # A help line of the command table, and an edit of it of the same length and one of another length.
@@ -44,20 +44,14 @@ class Installed(Desk):
         super().__init__(root, office)
         self.lib = root / "lib"
         shutil.copytree(REPO / "vault", self.lib / "vault")
+        self.cwd = root / "home"
 
     def env(self, who: str | None = "alice", passphrase: bool = False, **extra: str) -> dict[str, str]:
         return super().env(who, passphrase, **{"PYTHONPATH": str(self.lib), **extra})
 
     def run(self, *args: str, stdin: bytes | None = b"", cwd: Path | None = None, **env) -> subprocess.CompletedProcess:
         return subprocess.run([*VAULT, *args], env=self.env(**env), input=stdin, capture_output=True,
-                              cwd=cwd or self.root / "home", timeout=60)
-
-    def vault(self, *args: str, ok: bool = True, **env) -> subprocess.CompletedProcess:
-        res = subprocess.run([*VAULT, *args], env=self.env(**env), capture_output=True, text=True,
-                             stdin=subprocess.DEVNULL, timeout=60, cwd=self.root / "home")
-        if ok:
-            assert res.returncode == 0, f"vault {' '.join(args)}: {res.stderr}"
-        return res
+                              cwd=cwd or self.cwd, timeout=60)
 
     @property
     def runner_sock(self) -> Path:
@@ -95,11 +89,8 @@ class Installed(Desk):
 
 @pytest.fixture
 def desk(office):
-    root = Path(tempfile.mkdtemp(prefix="vr-", dir="/tmp"))  # short: socket paths max 107 bytes
-    d = Installed(root, office)
-    yield d
-    d.cleanup()
-    shutil.rmtree(root, ignore_errors=True)
+    with open_desk(office, Installed) as d:
+        yield d
 
 
 def served(desk: Installed) -> None:
