@@ -86,7 +86,8 @@ def _build(tmp: Path, monkeypatch) -> Base:
     f.parent.mkdir(parents=True)
     f.write_text(MARKERS["content"])
     refs["big"] = str(tmp / "inputs" / "big.bin")
-    Path(refs["big"]).write_bytes(os.urandom(3 << 20))
+    # Over two of DirectWriter's stages: the large add's direct writes, written behind, are swept too.
+    Path(refs["big"]).write_bytes(os.urandom(9 << 20))
     refs["file"] = str(f)
     refs["A"] = o.create(name=MARKERS["name"], contact=MARKERS["contact"])
     refs["B"] = o.create(name="Held Customer")

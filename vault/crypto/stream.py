@@ -14,23 +14,19 @@ one opaque AuthenticationError, and decryption never releases a byte that was no
 from __future__ import annotations
 
 import io
-import itertools
 import os
-import threading
-from collections import deque
-from typing import IO, TYPE_CHECKING, BinaryIO, Callable, Iterator, Protocol
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from vault.crypto.pipeline import Batch, Sink, batches, read_full, run_pipeline, write_all
 from vault.errors import AuthenticationError
 from vault.i18n import N_
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
-
     from typing_extensions import Buffer
 
 __all__ = ["CHUNK_SIZE", "NONCE_SIZE", "TAG_SIZE", "encrypt_payload", "decrypt_payload", "PayloadReader",
@@ -52,12 +48,6 @@ _NOT_LAST = b"\x00"
 # Chunks are handed to worker threads in batches of 1 MiB: big enough that the per-batch Python
 # overhead vanishes next to the AEAD work (which drops the GIL), small enough to keep memory flat.
 _BATCH_CHUNKS = 16
-# Threads doing the AEAD work; the calling thread reads and one more thread writes, so that
-# reading, sealing or opening, and writing all overlap.
-_WORKERS = max(1, min(4, os.cpu_count() or 1))
-# Batch buffers in the ring: one per worker, plus one being written, one being read, and the one
-# read ahead to find the end of the input.
-_SLOTS = _WORKERS + 3
 
 
 def _payload_aead(file_key: bytes, nonce: bytes) -> ChaCha20Poly1305:
@@ -73,160 +63,6 @@ def _chunk_nonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(11, "big") + (_LAST if last else _NOT_LAST)
 
 
-def _read_full(src: BinaryIO, buf: memoryview) -> int:
-    """Fill buf from src; return the bytes read, fewer than len(buf) only at end of file."""
-    readinto = getattr(src, "readinto", None)
-    total = 0
-    while total < len(buf):
-        if readinto is not None:
-            n = readinto(buf[total:])
-        else:
-            data = src.read(len(buf) - total)
-            n = len(data)
-            buf[total : total + n] = data
-        if not n:  # 0 at end of file; None would mean a non-blocking source with nothing yet
-            break
-        total += n
-    return total
-
-
-class Sink(Protocol):
-    """Where bytes go: a file, or a wrapper around one (hashing, armoring); ``write`` may be partial."""
-
-    def write(self, data: bytes | memoryview, /) -> int | None: ...
-
-
-def _write_all(dst: Sink, data: memoryview) -> None:
-    # Raw (unbuffered) files may write less than asked; buffered ones always write it all.
-    while len(data):
-        n = dst.write(data)
-        if n is None or n >= len(data):
-            return
-        data = data[n:]
-
-
-class _Batch:
-    """One slot of the pipeline: an input buffer, an output buffer, and what is in them."""
-
-    __slots__ = ("inp", "out", "index", "size", "last", "written")
-
-    def __init__(self, in_size: int, out_size: int) -> None:
-        self.inp = memoryview(bytearray(in_size))
-        self.out = memoryview(bytearray(out_size))
-        self.index = 0
-        self.size = 0
-        self.last = False
-        self.written: Future | None = None  # set while the slot's output is still to be written
-
-
-def _batches(src: BinaryIO, in_size: int, out_size: int) -> Iterator[_Batch]:
-    """Read src in in_size batches; the one at end of file is marked last (found by reading ahead).
-
-    Slots are reused round-robin, each only once the batch it held has been written: that wait
-    bounds the work in flight, hence memory, and surfaces a failure of an earlier batch.
-    """
-    slots: list[_Batch] = []
-    try:
-        yield from _batches_in(src, in_size, out_size, slots)
-    finally:
-        _release(slots, in_size, out_size)
-
-
-# Buffers are taken from a free list and created only when a slot is first needed: allocating
-# and faulting in the pipeline's megabytes cost more than encrypting a small document.
-_FREE: dict[tuple[int, int], list[_Batch]] = {}
-_FREE_LOCK = threading.Lock()
-
-
-def _take(in_size: int, out_size: int) -> _Batch:
-    with _FREE_LOCK:
-        free = _FREE.get((in_size, out_size))
-        if free:
-            return free.pop()
-    return _Batch(in_size, out_size)
-
-
-def _release(slots: list[_Batch], in_size: int, out_size: int) -> None:
-    for slot in slots:
-        if slot.written is not None and not slot.written.done():
-            return  # still in use by a writer after a failure: let it go with the garbage
-    with _FREE_LOCK:
-        free = _FREE.setdefault((in_size, out_size), [])
-        for slot in slots:
-            if len(free) < _SLOTS:
-                slot.written = None
-                free.append(slot)
-
-
-def _batches_in(src: BinaryIO, in_size: int, out_size: int, slots: list[_Batch]) -> Iterator[_Batch]:
-    def fill(index: int) -> int:
-        if index % _SLOTS == len(slots):
-            slots.append(_take(in_size, out_size))
-        slot = slots[index % _SLOTS]
-        if slot.written is not None:
-            slot.written.result()
-            slot.written = None
-        return _read_full(src, slot.inp)
-
-    index = 0
-    size = fill(0)
-    while True:
-        batch = slots[index % _SLOTS]
-        batch.index, batch.size = index, size
-        if size < in_size:
-            batch.last, following = True, 0
-        else:
-            following = fill(index + 1)
-            batch.last = following == 0
-        yield batch
-        if batch.last:
-            return
-        index, size = index + 1, following
-
-
-def _pipeline(
-    batches: Iterator[_Batch], work: Callable[[_Batch], int], emit: Callable[[_Batch, int], None]
-) -> None:
-    """Run work on each batch in a thread pool and emit the results in order on a writer thread.
-
-    After the first failure nothing more is emitted, and the failure is raised here.
-    """
-    first = next(batches)
-    if first.last:
-        # Small payloads (most vault blobs) never pay for starting threads.
-        emit(first, work(first))
-        return
-    # Imported here: a command that only meets small payloads never loads the thread pool machinery.
-    from concurrent.futures import ThreadPoolExecutor
-
-    failed = threading.Event()
-
-    def write(batch: _Batch, result: Future) -> None:
-        if failed.is_set():
-            return
-        try:
-            emit(batch, result.result())
-        except BaseException:
-            failed.set()
-            raise
-
-    pool = ThreadPoolExecutor(_WORKERS, "age-stream")
-    writer = ThreadPoolExecutor(1, "age-stream-write")
-    with pool, writer:
-        writes: deque[Future] = deque()
-        try:
-            for batch in itertools.chain([first], batches):
-                batch.written = writer.submit(write, batch, pool.submit(work, batch))
-                writes.append(batch.written)
-                while writes and writes[0].done():
-                    writes.popleft().result()
-            while writes:
-                writes.popleft().result()
-        except BaseException:
-            failed.set()  # a read failed, or a write: stop writing what follows
-            raise
-
-
 def encrypt_payload(file_key: bytes, src: BinaryIO, dst: Sink) -> None:
     """Encrypt all of src as an age payload (a fresh random nonce, then the chunks) onto dst."""
     _encrypt_payload_with_nonce(file_key, os.urandom(NONCE_SIZE), src, dst)
@@ -237,7 +73,7 @@ def _encrypt_payload_with_nonce(file_key: bytes, nonce: bytes, src: BinaryIO, ds
     aead = _payload_aead(file_key, nonce)
     dst.write(nonce)
 
-    def work(batch: _Batch) -> int:
+    def work(batch: Batch) -> int:
         first_counter = batch.index * _BATCH_CHUNKS
         # An empty final batch still yields one (empty) chunk: that is how an empty payload ends.
         count = max(1, -(-batch.size // CHUNK_SIZE))
@@ -254,11 +90,11 @@ def _encrypt_payload_with_nonce(file_key: bytes, nonce: bytes, src: BinaryIO, ds
             )
         return batch.size + count * TAG_SIZE
 
-    def emit(batch: _Batch, size: int) -> None:
-        _write_all(dst, batch.out[:size])
+    def emit(batch: Batch, size: int) -> None:
+        write_all(dst, batch.out[:size])
 
     in_size = _BATCH_CHUNKS * CHUNK_SIZE
-    _pipeline(_batches(src, in_size, _BATCH_CHUNKS * _ENC_CHUNK), work, emit)
+    run_pipeline(batches(src, in_size, _BATCH_CHUNKS * _ENC_CHUNK), work, emit)
 
 
 class PayloadWriter:
@@ -279,7 +115,7 @@ class PayloadWriter:
         self._used = 0
         self._counter = 0
         self._closed = False
-        _write_all(dst, memoryview(nonce))
+        write_all(dst, memoryview(nonce))
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._closed:
@@ -313,7 +149,7 @@ class PayloadWriter:
         self._counter += 1
 
     def _flush(self) -> None:
-        _write_all(self._dst, self._out[: self._used])
+        write_all(self._dst, self._out[: self._used])
         self._used = 0
 
 
@@ -325,11 +161,11 @@ def decrypt_payload(file_key: bytes, src: BinaryIO, dst: Sink) -> None:
     what the reference implementation releases. Nothing may follow the final chunk in src.
     """
     nonce = bytearray(NONCE_SIZE)
-    if _read_full(src, memoryview(nonce)) < NONCE_SIZE:
+    if read_full(src, memoryview(nonce)) < NONCE_SIZE:
         raise AuthenticationError(N_("payload is truncated: no nonce"))
     aead = _payload_aead(file_key, bytes(nonce))
 
-    def work(batch: _Batch) -> int:
+    def work(batch: Batch) -> int:
         """Decrypt a batch into its output; return the bytes released, or ~that after a failure."""
         first_counter = batch.index * _BATCH_CHUNKS
         count = -(-batch.size // _ENC_CHUNK)
@@ -363,13 +199,13 @@ def decrypt_payload(file_key: bytes, src: BinaryIO, dst: Sink) -> None:
                 return ~released  # end of file without a final chunk, or data after the final chunk
         return released
 
-    def emit(batch: _Batch, result: int) -> None:
-        _write_all(dst, batch.out[: result if result >= 0 else ~result])
+    def emit(batch: Batch, result: int) -> None:
+        write_all(dst, batch.out[: result if result >= 0 else ~result])
         if result < 0:
             raise AuthenticationError(_DAMAGED)
 
     in_size = _BATCH_CHUNKS * _ENC_CHUNK
-    _pipeline(_batches(src, in_size, _BATCH_CHUNKS * CHUNK_SIZE), work, emit)
+    run_pipeline(batches(src, in_size, _BATCH_CHUNKS * CHUNK_SIZE), work, emit)
 
 
 class PayloadReader(io.RawIOBase):

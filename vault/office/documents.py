@@ -17,6 +17,7 @@ from vault.errors import (AuthenticationError, ConflictError, FormatError, Input
 from vault.store.keytable import KeyRefRecipient, KeyTable, open_values
 from vault.archive import grants, members
 from vault.store import atomic_writer, make_dir
+from vault.store.directio import DirectWriter
 from vault.store.syncing import WritebackWriter
 from vault.archive.manifests import CATEGORIES
 from vault.store.hashing import HashingWriter
@@ -159,8 +160,10 @@ def _encrypt_one(v: Vault, m: dict, table: KeyTable, src: Path | Stream, *, cate
     path = v.layout.document(m["id"], doc_id)
     make_dir(path.parent)
     source_file = contextlib.nullcontext(src.file) if isinstance(src, Stream) else open(src, "rb")
+    # A large document goes to the disk with direct I/O (DirectWriter); a small one, or one on a file
+    # system without it, through the page cache, its write-back started early (WritebackWriter).
     with source_file as fin, atomic_writer(path, sync=False) as fout, WritebackWriter(fout) as wb, \
-            HashingWriter(wb) as hw:
+            DirectWriter(fout, wb) as dw, HashingWriter(dw) as hw:
         age.encrypt(counting(fin, step), hw, [rcpt])
     assert rcpt.file_key is not None
     table.keys[kid] = rcpt.file_key

@@ -1,5 +1,4 @@
-"""The store: atomic files and temporaries; its modules hold the rest (locks in ``locking``, bulk
-durability in ``syncing``) and the on-disk format."""
+"""The store: atomic files and temporaries; its modules hold locks, bulk durability and the format."""
 
 from __future__ import annotations
 
