@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,20 @@ def timed(argv: list[str], env: dict[str, str], *, sync: bool = False) -> float:
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(argv)}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     return took
+
+
+def timed_cpu(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU = user + system) seconds of one run of ``argv`` after ``sync``; on a shared machine
+    the CPU time moves far less with the load than the wall time. A failed run stops the bench."""
+    subprocess.run(["sync"], check=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+    took = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(argv)}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return took, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def du(path: Path) -> int:

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import compile_like_installed, du, load_line, restic_archive, restic_args, timed  # same directory
+from _common import compile_like_installed, du, load_line, restic_archive, restic_args, timed_cpu  # same directory
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -60,6 +60,15 @@ def settle(vault_dir: Path) -> None:
                     pass
 
 
+def _pythonpath(code: Path, shim: Path) -> str:
+    """Where a checkout's own code is found first: its ``vault`` and, as ``vault_plugins``, its
+    ``plugins`` (the editable install would otherwise give every checkout this one's plugins)."""
+    shim.mkdir(exist_ok=True)
+    if not (shim / "vault_plugins").exists():
+        (shim / "vault_plugins").symlink_to(code / "plugins")
+    return f"{code}{os.pathsep}{shim}"
+
+
 def first_runs(args, work: Path, vault_dir: Path, env: dict[str, str]) -> None:
     """``--first-runs``: first runs only, repeated (each to a new repository, with an empty cache), the
     tools interleaved, so that a change to the first run is measured against the others in one run."""
@@ -70,27 +79,36 @@ def first_runs(args, work: Path, vault_dir: Path, env: dict[str, str]) -> None:
         compile_like_installed(args.baseline)
         tools["baseline"] = args.baseline.resolve()
     times: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
     settle(vault_dir)
     loads = [os.getloadavg()[0]]
     for i in range(args.first_runs):
         for name, code in tools.items():
-            e = dict(env, PYTHONPATH=str(code), PYTHONSAFEPATH="1", XDG_CACHE_HOME=str(work / f"cache-{name}-{i}"))
+            e = dict(env, PYTHONPATH=_pythonpath(code, work / f"shim-{name}"), PYTHONSAFEPATH="1",
+                     XDG_CACHE_HOME=str(work / f"cache-{name}-{i}"))
             argv = [sys.executable, "-m", "vault", "--vault", str(vault_dir), "backup", "run",
                     f"file://{work / f'{name}-{i}'}"]
-            times.setdefault(name, []).append(timed(argv, e, sync=True))
+            wall, cpu = timed_cpu(argv, e)
+            times.setdefault(name, []).append(wall)
+            cpus.setdefault(name, []).append(cpu)
             shutil.rmtree(work / f"{name}-{i}")
         repo = work / f"restic-{i}"
         e = dict(env, RESTIC_REPOSITORY=str(repo), RESTIC_CACHE_DIR=str(work / f"cache-restic-{i}"))
         subprocess.run(["restic", "init"], env=e, check=True, stdout=subprocess.DEVNULL)
-        times.setdefault("restic", []).append(timed(["restic", "backup", "--quiet", str(vault_dir)], e, sync=True))
+        wall, cpu = timed_cpu(["restic", "backup", "--quiet", str(vault_dir)], e)
+        times.setdefault("restic", []).append(wall)
+        cpus.setdefault("restic", []).append(cpu)
         shutil.rmtree(repo)
-        print(f"round {i + 1}/{args.first_runs}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
+        print(f"round {i + 1}/{args.first_runs} (load {os.getloadavg()[0]:.2f}): "
+              + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
     loads.append(os.getloadavg()[0])
-    r = statistics.median(times["restic"])
-    print(f"\n{'first run':<16} {'median s':>9} {'best s':>7} {'÷ restic':>9}")
+    r, rc = statistics.median(times["restic"]), statistics.median(cpus["restic"])
+    print(f"\n{'first run':<16} {'median s':>9} {'best s':>7} {'÷ restic':>9} {'CPU s':>6} {'CPU ÷ restic':>13}")
     for name, t in times.items():
-        print(f"{name:<16} {statistics.median(t):9.2f} {min(t):7.2f} {statistics.median(t) / r:9.2f}")
-    print(f"\nload average {loads[0]:.2f} before, {loads[1]:.2f} after; {os.cpu_count()} CPUs")
+        c = statistics.median(cpus[name])
+        print(f"{name:<16} {statistics.median(t):9.2f} {min(t):7.2f} {statistics.median(t) / r:9.2f} {c:6.2f} {c / rc:13.2f}")
+    print(f"\nload average {loads[0]:.2f} before, {loads[1]:.2f} after; {os.cpu_count()} CPUs "
+          "(CPU: user + system seconds of the process, medians)")
 
 
 def main() -> None:
@@ -123,11 +141,13 @@ def main() -> None:
             if label == "1% changed":
                 change(actor, numbers, args.docs, size, work)
             settle(vault_dir)
-            a, b = timed(ours, env, sync=True), timed(theirs, env, sync=True)
-            rows.append((label, a, b, du(work / "ours"), du(work / "restic")))
-        print(f"\n{'run':<16} {'vault s':>8} {'restic s':>9} {'ratio':>6} {'vault MiB':>10} {'restic MiB':>11}")
-        for label, a, b, sa, sb in rows:
-            print(f"{label:<16} {a:8.2f} {b:9.2f} {a / b:6.2f} {sa / MIB:10.1f} {sb / MIB:11.1f}")
+            (a, ca), (b, cb) = timed_cpu(ours, env), timed_cpu(theirs, env)
+            rows.append((label, a, b, ca, cb, du(work / "ours"), du(work / "restic")))
+        print(f"\n{'run':<16} {'vault s':>8} {'restic s':>9} {'ratio':>6} {'CPU s':>6} {'restic CPU':>11} "
+              f"{'CPU ratio':>10} {'vault MiB':>10} {'restic MiB':>11}")
+        for label, a, b, ca, cb, sa, sb in rows:
+            print(f"{label:<16} {a:8.2f} {b:9.2f} {a / b:6.2f} {ca:6.2f} {cb:11.2f} {ca / cb:10.2f} "
+                  f"{sa / MIB:10.1f} {sb / MIB:11.1f}")
         print("\n" + load_line())
     finally:
         shutil.rmtree(work, ignore_errors=True)

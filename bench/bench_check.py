@@ -29,16 +29,14 @@ import argparse
 import compileall
 import os
 import re
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import restic_archive, restic_args, restic_env  # same directory
+from _common import restic_archive, restic_args, restic_env, timed_cpu  # same directory
 from bench_startup import wait_for_runner
 
 HERE = Path(__file__).resolve().parent
@@ -46,20 +44,6 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 MIB = 1024 * 1024
 PASSPHRASE = "bench passphrase"
-
-
-def timed_cpu(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall, CPU = user + system) seconds of one run of ``argv`` after ``sync``; on a shared machine
-    the CPU time moves far less with the load than the wall time. A failed run stops the bench."""
-    subprocess.run(["sync"], check=True)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
-    took = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(argv)}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    return took, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def main() -> None:

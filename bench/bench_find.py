@@ -202,7 +202,7 @@ def main() -> None:
     runner_finds: dict[int, float] = {}
     loads = [os.getloadavg()[0]]
     d = Path(tempfile.mkdtemp(prefix="vbf-", dir=opts.dir or "/tmp"))  # short: the agent's socket path
-    agent_pid = None
+    agent_pid = base_agent_pid = None
     try:
         key = d / "age-key.txt"
         subprocess.run(["age-keygen", "-o", str(key)], check=True, stderr=subprocess.DEVNULL)
@@ -263,6 +263,17 @@ def main() -> None:
                 cases += [("baseline: find 目标07科技, agent", [*bv, "find", "目标07科技", "--json"], base),
                           ("baseline: find 有限公司, agent", [*bv, "find", "有限公司", "--json"], base),
                           ("baseline: dossier list, agent", [*bv, "dossier", "list", "--json"], base)]
+                # The baseline's own agent and runner (a runner serves only its own installation).
+                (d / "run-base").mkdir(mode=0o700, exist_ok=True)
+                base_runner = dict(base, XDG_RUNTIME_DIR=str(d / "run-base"))
+                del base_runner["VAULT_RUNNER"]
+                out = subprocess.run([*bv, "agent", "start"], check=True,
+                                     env=dict(os.environ, **base_runner, VAULT_PASSPHRASE_FILE=env["VAULT_PASSPHRASE_FILE"]),
+                                     capture_output=True, text=True).stdout
+                base_agent_pid = int(re.search(r"pid (\d+)", out).group(1))
+                wait_for_runner(bv, dict(os.environ, **base_runner))
+                cases += [(f"baseline: find {q}, runner+agent", [*bv, "find", q, "--json"], base_runner)
+                          for q in ("目标07科技", "有限公司", "杭州")]
             loads.append(os.getloadavg()[0])
             res = interleaved(opts.runs, cases)
             loads.append(os.getloadavg()[0])
@@ -280,9 +291,14 @@ def main() -> None:
                   flush=True)
             os.kill(agent_pid, 15)
             agent_pid = None
+            if base_agent_pid:
+                os.kill(base_agent_pid, 15)
+                base_agent_pid = None
     finally:
         if agent_pid:
             os.kill(agent_pid, 15)
+        if base_agent_pid:
+            os.kill(base_agent_pid, 15)
         shutil.rmtree(d, ignore_errors=True)
 
     print()

@@ -15,6 +15,7 @@ from vault.errors import InputError, NotFoundError, PluginError
 from vault.i18n import Message, N_
 from vault.hookspecs import hookimpl
 from vault.store import fsync_dir, make_dir, seam
+from vault.store.directio import DirectWriter
 
 # Object names are what the backup engine chooses; a name that could climb out of the target's root
 # (``..``), hide as a temporary, or carry a control character is refused before it reaches a path or key.
@@ -50,12 +51,15 @@ class FileTarget:
         tmp = path.with_name(f"{_TMP}{path.name}.{secrets.token_hex(4)}")
         try:
             seam.step("create", tmp)  # the crash seam (vault.store.seam) counts every durable step
-            with open(tmp, "xb") as f:
-                while chunk := data.read(1 << 20):
-                    f.write(chunk)
-                f.flush()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            with os.fdopen(fd, "wb", buffering=0) as f:
+                # A pack goes past the page cache (O_DIRECT, where the file system takes it): its
+                # copy into the cache and write-back cost more CPU than the disk; the fsync decides.
+                with DirectWriter(f, f) as out:
+                    while chunk := data.read(1 << 20):
+                        out.write(chunk)
                 seam.step("fsync", tmp)
-                os.fsync(f.fileno())
+                os.fsync(fd)
             seam.step("rename", path)
             if create_only:
                 # link() fails on an existing name where rename() would replace it: a create-only put.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
 from pathlib import Path
 
 from office import PASSPHRASE, Office, make_office
@@ -42,17 +43,21 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 class CountingTarget(FileTarget):
-    """A real directory target that counts puts and can be told to fail after ``fail_after`` of them."""
+    """A real directory target that counts puts and can be told to fail after ``fail_after`` of them
+    whose names start with ``prefix`` (packs and key-mirror generations are put at the same time)."""
 
-    def __init__(self, url: str, fail_after: int | None = None) -> None:
+    def __init__(self, url: str, fail_after: int | None = None, prefix: str = "") -> None:
         super().__init__(url)
-        self.fail_after = fail_after
+        self.fail_after, self.prefix = fail_after, prefix
         self.put_names: list[str] = []
+        self._lock = threading.Lock()
 
     def put(self, name, data, *, create_only=False):
-        if self.fail_after is not None and len(self.put_names) >= self.fail_after:
-            raise ConnectionError("connection reset by peer (test)")
-        self.put_names.append(name)
+        with self._lock:
+            if self.fail_after is not None and name.startswith(self.prefix) and \
+                    sum(n.startswith(self.prefix) for n in self.put_names) >= self.fail_after:
+                raise ConnectionError("connection reset by peer (test)")
+            self.put_names.append(name)
         super().put(name, data, create_only=create_only)
 
 

@@ -134,7 +134,7 @@ def test_interrupted_run_resumes_without_uploading_twice(office, tmp_path, monke
     monkeypatch.setattr(packs, "PACK_TARGET", 100_000)  # ~20 packs, so the run can stop between them
     v = Vault.open(office.vault_dir)
     url = _url(tmp_path)
-    broken = CountingTarget(url, fail_after=8)
+    broken = CountingTarget(url, fail_after=6, prefix=DATA)  # the key mirror's puts go on beside them
     with pytest.raises(Exception, match="connection reset"):
         backup.run(v, broken)
     assert backup.list_snapshots(url) == []  # a half-written snapshot is never listed

@@ -239,3 +239,122 @@ def test_shards_of_an_interrupted_removal_are_dropped_and_stray_ones_named_and_r
     office.run("member", "remove", "carl", who="alice")  # the removal, run again, goes through
     assert _found(office, "zebulon") == [office.first]
     assert office.json("check", "--read-data", who="alice")["ok"]
+
+
+def _totals(o, *query) -> tuple[int, list[str]]:
+    rows = json.loads(o.run("find", *query, "--limit", "500", "--json", who="bob").stdout)
+    assert len({r["total"] for r in rows}) == 1
+    return rows[0]["total"], [r["number"] for r in rows]
+
+
+def _paged(o, query, limit: int) -> list[str]:
+    seen: list[str] = []
+    while True:
+        res = o.run("find", query, "--limit", str(limit), "--offset", str(len(seen)), "--json", who="bob", ok=False)
+        if res.exit_code != 0:
+            return seen
+        seen += [r["number"] for r in json.loads(res.stdout)]
+
+
+def test_an_index_an_earlier_version_wrote_is_read_in_order_and_rewritten_by_the_next_write(office, monkeypatch):
+    """Postings kept in the order they were added and a head without ``sorted`` (an earlier
+    version's index): every query answers as from an index in order, ``check`` passes, and the next
+    write of the shards (a merge) rewrites every shard in order, once."""
+    from vault.store import searchshards
+
+    made = [office.create(name=f"上海云帆{i:02d}有限公司", contact=f"+86 21 5555 {i:04d}") for i in range(12)]
+    made.append(office.create(name="有限公司上海代表处"))
+    queries = ("有限公司", "上海", "5555", "云帆03", "zebulon")
+    want = {q: _totals(office, q) for q in queries}
+    assert want["有限公司"] == (13, [made[-1], *made[:-1]])
+    # The earlier version's writer: postings in the order added (here: reversed), no ``sorted``.
+    body, head = searchshards.GramShard.body, searchwrite._head_sealed
+
+    def unordered(self):
+        for k in list(self.keys()):
+            self._arrays[k] = self.get(k)[::-1]
+        return body(self)
+
+    def old_head(actor, idx, rcpt, files, through):
+        seal = searchwrite.seal
+        monkeypatch.setattr(searchwrite, "seal", lambda a, r, h, b: seal(a, r, {k: x for k, x in h.items()
+                                                                           if k != "sorted"}, b))
+        try:
+            return head(actor, idx, rcpt, files, through)
+        finally:
+            monkeypatch.setattr(searchwrite, "seal", seal)
+    with monkeypatch.context() as m:
+        m.setattr(searchshards.GramShard, "body", unordered)
+        m.setattr(searchwrite, "_head_sealed", old_head)
+        office.run("index", "rebuild", who="bob")
+    idx = searchindex.open_index(actor(office))
+    assert not idx.db.ordered
+    idx.db.load_all()
+    assert any(not s.stored_in_order(k) for s in idx.db.g.values() for k in s.keys())
+    assert {q: _totals(office, q) for q in queries} == want
+    assert _paged(office, "有限公司", 5) == want["有限公司"][1]
+    assert office.json("check", "--read-data", who="alice")["ok"]
+    monkeypatch.setattr(searchwrite, "MERGE_AFTER", 1)
+    old = {p.name for p in _shards(office, "g")}
+    made.append(office.create(name="杭州新来有限公司"))
+    assert _totals(office, "新来") == (1, [made[-1]])  # the merge: every shard rewritten, in order
+    assert not old & {p.name for p in _shards(office, "g")}
+    idx = searchindex.open_index(actor(office))
+    idx.db.load_all()
+    assert idx.db.ordered and all(s.stored_in_order(k) for s in idx.db.g.values() for k in s.keys())
+    assert _totals(office, "有限公司") == (14, [made[-2], *made[:-2], made[-1]])
+    assert office.json("check", "--read-data", who="alice")["ok"]
+    old = {p.name for p in _shards(office, "g")}
+    office.create(name="Only Some Shards Ltd")
+    _totals(office, "shards")  # the next merge writes only the shards it touches again
+    assert 0 < len(old - {p.name for p in _shards(office, "g")}) < searchdb.GRAM_SHARDS
+
+
+@pytest.mark.parametrize("merge_after", [1, 64])
+def test_totals_and_pages_stay_right_through_every_write_of_the_index(office, monkeypatch, merge_after):
+    """A word many customers share, after creates, a profile change, a destruction and a member
+    removal (which re-seals the index to a new key and re-spreads it): the total is the number of
+    dossiers holding it, and pages of any size are slices of the one order — with the changes still
+    in deltas (merge after 64) and merged at once (after 1)."""
+    monkeypatch.setattr(searchwrite, "MERGE_AFTER", merge_after)
+    made = [office.create(name=f"杭州云帆{i:02d}有限公司") for i in range(8)]
+    office.create(name="Plain Trading")
+    assert _totals(office, "有限公司") == (8, made)
+    made.append(office.create(name="有限公司杭州代表处"))  # starts with the word: ranks first
+    assert _totals(office, "有限公司") == (9, [made[-1], *made[:-1]])
+    office.run("dossier", "update", made[3], "--name", "杭州云帆 Trading", who="bob")  # no longer holds it
+    assert _totals(office, "有限公司") == (8, [made[-1], *made[:3], *made[4:-1]])
+    assert _totals(office, "云帆") == (8, made[:-1])
+    office.add_member("sam", "supervisor", dept="archive")
+    no = office.json("destroy", "request", made[5], "--reason", "erasure", who="alice")["number"]
+    office.run("destroy", "approve", no, "--override-retention", "customer asked", who="sam")
+    office.run("destroy", "execute", no, who="alice")
+    after = [made[-1], *made[:3], made[4], *made[6:-1]]
+    assert _totals(office, "有限公司") == (7, after)
+    key = (office.vault_dir / "keys" / "_index.age").read_bytes()
+    office.run("member", "remove", "sam", who="alice")
+    assert (office.vault_dir / "keys" / "_index.age").read_bytes() != key  # re-keyed
+    assert _totals(office, "有限公司") == (7, after)
+    assert _totals(office, "--name", "有限公司") == (7, after)
+    for limit in (1, 2, 3, 7):
+        assert _paged(office, "有限公司", limit) == after
+    assert office.json("check", "--read-data", who="alice")["ok"]
+
+
+def test_check_names_postings_out_of_the_order_the_head_states(office, monkeypatch):
+    from vault.store import searchshards
+
+    office.create(name="Zebulon Second Holdings")
+    body = searchshards.GramShard.body
+
+    def unordered(self):
+        for k in list(self.keys()):
+            self._arrays[k] = self.get(k)[::-1]
+        return body(self)
+    with monkeypatch.context() as m:
+        m.setattr(searchshards.GramShard, "body", unordered)
+        office.run("index", "rebuild", who="bob")  # (a writer that says ``sorted`` and did not sort)
+    rep = _check(office, "--read-data")
+    assert any("are not in ascending order, as the head says" in p for p in rep["problems"]), rep["problems"]
+    office.run("index", "rebuild", who="bob")
+    assert office.json("check", "--read-data", who="alice")["ok"]

@@ -91,6 +91,11 @@ def _against_records(v: Vault, actor: Actor, idx: searchindex.Index, problems: l
     if orphans:
         problems.append(Message(N_("index/search/g/: postings of {count} dossiers no dossier shard holds"),
                                 count=len(orphans)))
+    if db.ordered:  # the head says every key's postings are in ascending order: readers bisect them
+        unordered = sum(1 for s in db.g.values() for k in s.keys() if not s.stored_in_order(k))
+        if unordered:
+            problems.append(Message(N_("index/search/g/: the postings of {count} keys are not in ascending order, as "
+                                       "the head says"), count=unordered))
     history = authority.state(v)["dossiers"]
     held = set(stored) | set(db.overlay)
     for dossier in sorted(held - set(history)):

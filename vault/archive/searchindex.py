@@ -106,8 +106,9 @@ def open_index(actor: Actor, *, key: bytes | None = None) -> Index | None:
     except ValueError:
         raise IntegrityError(N_("index/search/head.age: damaged"), hint=REBUILD_HINT) from None
     try:
+        # (a head of an earlier version, without ``sorted``: its postings are sorted as they are read)
         db = SearchDB(_loader(v, files, ident), bucket_key=bytes.fromhex(h["bucket"]), grams=int(h["grams"]),
-                      dossiers=int(h["dossier_shards"]))
+                      dossiers=int(h["dossier_shards"]), ordered=h.get("sorted") is True)
     except (KeyError, ValueError, TypeError):
         raise IntegrityError(N_("index/search/head.age: damaged"), hint=REBUILD_HINT) from None
     if db.n_grams < 1 or db.n_dossiers < 1 or len(db.bucket_key) != 32:

@@ -77,19 +77,20 @@ def save(actor: Actor, idx: Index, *, key: bytes | None = None) -> None:
     rcpt = index_recipient(key)
     through = _newest_delta(v)
     idx.db.materialize()
-    which = set(idx.db.dirty) if idx.files else _all_shards(idx.db)
+    # A new index, or one whose shards an earlier version wrote (postings not in order): every shard.
+    which = set(idx.db.dirty) if idx.files and idx.db.ordered else _all_shards(idx.db)
     files = _write_shards(actor, idx, rcpt, which)
     idx.count = (idx.count if idx.files else 0) + idx.db.grown  # without reading every dossier shard
     idx.db.grown = 0
     keyfiles.stage(v, HEAD, _head_sealed(actor, idx, rcpt, files, through))
-    idx.files, idx.db.dirty = files, set()
+    idx.files, idx.db.dirty, idx.db.ordered = files, set(), True
     _sweep(v, files)
     _drop_deltas(v, through)
 
 
 def _head_sealed(actor: Actor, idx: Index, rcpt: age.Recipient, files: dict, through: int) -> bytes:
     h = {"kind": "head", "through": through, "grams": idx.db.n_grams, "dossier_shards": idx.db.n_dossiers,
-         "dossiers": idx.count, "bucket": idx.db.bucket_key.hex()}
+         "dossiers": idx.count, "bucket": idx.db.bucket_key.hex(), "sorted": True}
     return seal(actor, rcpt, h, json.dumps(files, sort_keys=True, separators=(",", ":")).encode())
 
 

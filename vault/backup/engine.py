@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import datetime as _dt
-import hashlib
-import io
-import itertools
 import json
 import os
-import threading
 import time
 import urllib.parse
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 from vault.errors import InputError
 from vault.i18n import N_
 from vault.archive import authority
 import vault.backup.mirror as mirror
 import vault.backup.packs as packs
+import vault.backup.upload as upload
 from vault.backup.repo import DATA, SNAPSHOTS, TREES, Blob, Repo, data_name
 from vault.backup.capture import Staging, capture
 import vault.backup.history as witness
@@ -34,11 +29,6 @@ from vault.store import write_atomic
 if TYPE_CHECKING:
     from vault.archive.vault import Actor, Vault
     from vault.plugins import VaultPluginManager
-
-_UPLOADERS = 4
-#: Threads reading and hashing files, and how many files they may be ahead of the packer.
-_HASHERS = 2
-_READ_AHEAD = 16
 
 Progress = Callable[[int], Callable[[int], None]]
 
@@ -89,208 +79,6 @@ class _FileCache:
     def save(self) -> None:
         with contextlib.suppress(OSError):
             write_atomic(self.path, json.dumps(self.new, separators=(",", ":")).encode(), sync=False)
-
-
-def _hash_file(path: Path) -> tuple[str, bytes | None, Any]:
-    """SHA-256 of a file, read once: (blob id, its bytes when small enough to pack, else the hash state).
-
-    A large file is a pack of its own whose bytes start with the file's, so the pack's hash goes on
-    from a copy of the state the blob's hash ended with: the file is not read a second time for it.
-    """
-    with open(path, "rb") as f:
-        data = f.read(packs.SMALL_BLOB)
-        if len(data) < packs.SMALL_BLOB:
-            return hashlib.sha256(data).hexdigest(), data, None
-        h = hashlib.sha256(data)
-        del data
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-        return h.hexdigest(), None, h.copy()
-
-
-class _Chain(io.RawIOBase):
-    """A file followed by some bytes, read as one stream (a large blob's pack without loading it)."""
-
-    def __init__(self, f: io.BufferedReader, tail: bytes) -> None:
-        self.f, self.tail = f, tail
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any, /) -> int:
-        n = self.f.readinto(b)
-        if n:
-            return n
-        n = min(len(b), len(self.tail))
-        b[:n], self.tail = self.tail[:n], self.tail[n:]
-        return n
-
-
-class _Parts(io.RawIOBase):
-    """A pack's parts (blobs, header, trailer) read as one seekable stream without joining them first.
-
-    Like any raw stream, ``read(n)`` may return fewer than ``n`` bytes (``b""`` only at the end): it
-    hands out a whole part as is when it fits, so a target that writes what it reads copies each
-    blob once, into the kernel. ``read()`` gives the whole rest.
-    """
-
-    def __init__(self, parts: list[bytes]) -> None:
-        self.parts = parts
-        self.starts = list(itertools.accumulate(map(len, parts), initial=0))  # last: the total size
-        self.pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.starts[-1]}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self.pos = base + offset
-        return self.pos
-
-    def read(self, n: int | None = -1) -> bytes:
-        total = self.starts[-1]
-        if self.pos >= total:
-            return b""
-        if n is None or n < 0:
-            out = b"".join(self.parts) if self.pos == 0 else b"".join(self._rest())
-            self.pos = total
-            return out
-        if n == 0:
-            return b""
-        # A raw stream may return fewer bytes than asked: at most the rest of the current part.
-        i = bisect.bisect_right(self.starts, self.pos) - 1
-        off = self.pos - self.starts[i]
-        part = self.parts[i]
-        out = part if off == 0 and len(part) <= n else part[off : off + n]
-        self.pos += len(out)
-        return out
-
-    def _rest(self) -> Iterator[bytes]:
-        i = bisect.bisect_right(self.starts, self.pos) - 1
-        yield self.parts[i][self.pos - self.starts[i]:]
-        yield from self.parts[i + 1:]
-
-    def readall(self) -> bytes:
-        return self.read(-1)
-
-    def readinto(self, b: Any, /) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-
-class _Steps:
-    """Progress steps that may arrive before the bar exists (uploads start while files are still hashed)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.early = 0
-        self.step: Callable[[int], None] | None = None
-
-    def __call__(self, n: int) -> None:
-        with self.lock:
-            if self.step is None:
-                self.early += n
-                return
-            self.step(n)
-
-    def start(self, step: Callable[[int], None]) -> None:
-        with self.lock:
-            self.step = step
-            if self.early:
-                step(self.early)
-
-
-class _Uploader:
-    """Packs new blobs and uploads packs on a few threads; remembers what it uploaded for the index.
-
-    A full pack's hashing and writing run on the upload threads (hashlib and file writes release the
-    GIL), so they overlap with reading and hashing the next files.
-    """
-
-    def __init__(self, repo: Repo, step: Callable[[int], None]) -> None:
-        self.repo, self.step = repo, step
-        self.pool = ThreadPoolExecutor(_UPLOADERS)
-        self.pending: deque[Future] = deque()
-        self.builder = packs.PackBuilder()
-        self.packs: dict[str, dict[str, Any]] = {}
-        self.bytes_new = 0
-
-    def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        self.pending.append(self.pool.submit(fn, *args))
-        while len(self.pending) > _UPLOADERS * 2:
-            self.pending.popleft().result()
-        while self.pending and self.pending[0].done():
-            self.pending.popleft().result()  # fail early: an upload error stops the run
-
-    def add_small(self, blob: str, data: bytes) -> None:
-        self.builder.add(blob, data)
-        self.bytes_new += len(data)
-        if self.builder.size >= packs.PACK_TARGET:
-            self.flush()
-
-    def flush(self) -> None:
-        if not len(self.builder):
-            return
-        builder, self.builder = self.builder, packs.PackBuilder()
-        self._submit(self._put_pack, builder)
-
-    def _put_pack(self, builder: packs.PackBuilder) -> None:
-        pack_id, parts, entries = builder.finish_parts()
-        size = sum(map(len, parts))
-        self.repo.put_stream(data_name(pack_id), _Parts(parts), size)
-        self.packs[pack_id] = {"size": size, "blobs": entries}
-        self.step(size)
-
-    def add_large(self, blob: str, path: Path, size: int, state: Any) -> None:
-        tail_header = json.dumps({"format": 1, "blobs": [[blob, 0, size]]}, separators=(",", ":")).encode()
-        tail = tail_header + packs._TRAILER.pack(len(tail_header))
-        state.update(tail)
-        pack_id = state.hexdigest()
-        self.bytes_new += size
-        self._submit(self._put_large, pack_id, path, tail, [[blob, 0, size]], size + len(tail))
-
-    def _put_large(self, pack_id: str, path: Path, tail: bytes, entries: list, size: int) -> None:
-        with open(path, "rb") as f:
-            self.repo.put_stream(data_name(pack_id), io.BufferedReader(_Chain(f, tail), 1 << 20), size)
-        self.packs[pack_id] = {"size": size, "blobs": entries}
-        self.step(size)
-
-    def finish(self) -> None:
-        try:
-            self.flush()
-            while self.pending:
-                self.pending.popleft().result()
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _hashed(paths: list[Path | None]) -> Generator[tuple[str, bytes | None, Any] | None, None, None]:
-    """``_hash_file`` of each path (``None`` passes through), in order, a few files read ahead on threads."""
-    with ThreadPoolExecutor(_HASHERS) as pool:
-        ahead: deque[Future | None] = deque()
-        it = iter(paths)
-        try:
-            for path in it:
-                ahead.append(pool.submit(_hash_file, path) if path is not None else None)
-                if len(ahead) >= _READ_AHEAD:
-                    f = ahead.popleft()
-                    yield f.result() if f is not None else None
-            while ahead:
-                f = ahead.popleft()
-                yield f.result() if f is not None else None
-        finally:
-            for f in ahead:
-                if f is not None:
-                    f.cancel()
 
 
 def _adopt_orphans(repo: Repo, known: dict, indexed_packs: dict[str, int]) -> dict[str, dict[str, Any]]:
@@ -381,44 +169,19 @@ def _upload(v: Vault, repo: Repo, staging: Staging, *, now: _dt.datetime, key_wi
         st = staging.sources.get(rel) or path.stat()
         files.append((rel, path, st, fcache.lookup(rel, st)))
 
-    # One pass: each file not in the cache is read once (on threads, a few ahead) and hashed, and a new
-    # blob goes straight into a pack, whose hashing and upload overlap with the files that follow.
-    # The progress bar needs the total of new bytes, known only once every file is hashed: steps
-    # made before then are counted and shown when the bar starts.
-    steps = _Steps()
-    up = _Uploader(repo, steps)
-    entries: list[Blob] = []
-    seen: set[str] = set()
-    try:
-        with contextlib.closing(_hashed([path if blob is None else None for _, path, _, blob in files])) as hashed:
-            for (rel, path, st, blob), got in zip(files, hashed):
-                data = state = None
-                if got is not None:
-                    blob, data, state = got
-                assert blob is not None  # a file without a cached hash was hashed just now
-                fcache.store(rel, st, blob)
-                b = Blob(rel, blob, st.st_size, st.st_mode & 0o777)
-                entries.append(b)
-                if blob in known or blob in seen:
-                    continue
-                seen.add(blob)
-                if b.size >= packs.SMALL_BLOB:
-                    if state is None:  # cached, but this repository lacks it: its pack hash needs a read
-                        _, _, state = _hash_file(path)
-                    up.add_large(blob, path, b.size, state)
-                else:
-                    up.add_small(blob, data if data is not None else path.read_bytes())
-        steps.start(progress(up.bytes_new) if progress else (lambda n: None))
-    finally:
-        up.finish()
-    # Every file's bytes are read (key tables at the start): the staging's links can go.
-    staging.remove_soon(v)
-    repo.write_index({**adopted, **up.packs})
-
     # A dossier's table leaves the vault only by its destruction; one missing otherwise keeps its
     # last mirrored generation, the only copy left of the keys that open its records.
     live = {f"{d}.age" for d, f in authority.state(v)["dossiers"].items() if not f["destroyed"]}
-    keys = mirror.sync(repo, key_tables, now=now, window=key_window, keep=live)
+    with ThreadPoolExecutor(1) as side:
+        # The key mirror (a small object and two fsyncs per changed table: a first run's thousand puts
+        # wait on the disk) runs beside the pass over the files, which keeps the CPUs busy; both
+        # are done before the index, and the snapshot still comes last.
+        mirroring = side.submit(mirror.sync, repo, key_tables, now=now, window=key_window, keep=live)
+        entries, up = _pass(repo, files, known, fcache, progress)
+        # Every file's bytes are read (key tables at the start): the staging's links can go.
+        staging.remove_soon(v)
+        keys = mirroring.result()
+    repo.write_index({**adopted, **up.packs})
 
     # The tree names paths, so it is encrypted to the rings of the state captured: a restore needs
     # a ring member, the backup host needs nothing secret.
@@ -455,3 +218,37 @@ def _upload(v: Vault, repo: Repo, staging: Staging, *, now: _dt.datetime, key_wi
                      duration=0.0, target=repo.url, time=snap["time"], keys_missing=keys.missing,
                      history=point.as_dict())
 
+
+def _pass(repo: Repo, files: list[tuple[str, Path, os.stat_result, str | None]], known: dict,
+          fcache: _FileCache, progress: Progress | None) -> tuple[list[Blob], upload.Uploader]:
+    """One pass: each file not in the cache is read once (on threads, a few ahead) and hashed, and a
+    new blob goes straight into a pack, whose hashing and upload overlap with the files that follow.
+
+    The progress bar needs the total of new bytes, known only once every file is hashed: steps made
+    before then are counted and shown when the bar starts.
+    """
+    steps = upload.Steps()
+    up = upload.Uploader(repo, steps)
+    entries: list[Blob] = []
+    seen: set[str] = set()
+    try:
+        with contextlib.closing(upload.hashed([(path, st.st_size) if blob is None else None for _, path, st, blob in files])) as hashed:
+            for (rel, path, st, blob), got in zip(files, hashed):
+                data = None
+                if got is not None:
+                    blob, data = got
+                assert blob is not None  # a file without a cached hash was hashed just now
+                fcache.store(rel, st, blob)
+                b = Blob(rel, blob, st.st_size, st.st_mode & 0o777)
+                entries.append(b)
+                if blob in known or blob in seen:
+                    continue
+                seen.add(blob)
+                if b.size >= packs.SMALL_BLOB:
+                    up.add_large(blob, path, b.size)
+                else:
+                    up.add_small(blob, data if data is not None else path.read_bytes())
+        steps.start(progress(up.bytes_new) if progress else (lambda n: None))
+    finally:
+        up.finish()
+    return entries, up

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from vault.errors import IntegrityError
 from vault.i18n import N_
@@ -15,10 +17,19 @@ SMALL_BLOB = 1 << 20
 #: A pack is closed once it holds this many bytes of blobs (8-16 MiB keeps S3 requests few).
 PACK_TARGET = 12 << 20
 _TRAILER = struct.Struct("<I")
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
-def sha256_hex(data: bytes) -> str:
+def sha256_hex(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+#: The pack format new packs are written in (docs/FORMAT.md §16.2); format 1 packs are still read.
+FORMAT = 2
+
+
+def header_bytes(entries: list[list]) -> bytes:
+    return json.dumps({"format": FORMAT, "blobs": entries}, separators=(",", ":")).encode()
 
 
 @dataclass
@@ -30,6 +41,7 @@ class PackBuilder:
     size: int = 0
 
     def add(self, blob_id: str, data: bytes) -> None:
+        """Add a blob whose id the caller computed from ``data`` (the pack's id relies on it)."""
         self.entries.append([blob_id, self.size, len(data)])
         self.parts.append(data)
         self.size += len(data)
@@ -42,28 +54,81 @@ class PackBuilder:
         return pack_id, b"".join(parts), entries
 
     def finish_parts(self) -> tuple[str, list[bytes], list[list]]:
-        """Like ``finish`` but the pack's bytes as the list of its parts, hashed in place, never joined."""
-        header = json.dumps({"format": 1, "blobs": self.entries}, separators=(",", ":")).encode()
-        parts = [*self.parts, header, _TRAILER.pack(len(header))]
-        h = hashlib.sha256()
-        for part in parts:
-            h.update(part)
-        return h.hexdigest(), parts, self.entries
+        """Like ``finish`` but the pack's bytes as the list of its parts, never joined.
+
+        The id is the hash of the header alone: the header names every blob by its hash, so the
+        blobs, hashed once already for their ids, are not hashed a second time (FORMAT §16.2).
+        """
+        header = header_bytes(self.entries)
+        return sha256_hex(header), [*self.parts, header, _TRAILER.pack(len(header))], self.entries
+
+
+def single_tail(blob_id: str, size: int) -> tuple[str, bytes]:
+    """(pack id, what follows the blob) of the pack of one large blob: its header and trailer."""
+    header = header_bytes([[blob_id, 0, size]])
+    return sha256_hex(header), header + _TRAILER.pack(len(header))
+
+
+def _trailer(data: bytes) -> tuple[bytes, Any] | None:
+    """The header's bytes and its JSON, or None where the trailer does not parse."""
+    if len(data) < 4:
+        return None
+    (n,) = _TRAILER.unpack(data[-4:])
+    if n > len(data) - 4:
+        return None
+    raw = data[-4 - n : -4]
+    try:
+        return raw, json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _entries(header: Any, end: int, *, tiled: bool) -> list[list] | None:
+    """The blob list of a parsed header, each entry [hex id, offset, length] inside ``end`` bytes;
+    with ``tiled``, the blobs must also follow each other from offset 0 to ``end`` with no gap."""
+    entries = header.get("blobs") if isinstance(header, dict) else None
+    if not isinstance(entries, list):
+        return None
+    pos = 0
+    for e in entries:
+        if not (isinstance(e, list) and len(e) == 3 and isinstance(e[0], str) and _HEX64.match(e[0])
+                and type(e[1]) is int and type(e[2]) is int and 0 <= e[1] and 0 <= e[2] and e[1] + e[2] <= end):
+            return None
+        if tiled and e[1] != pos:
+            return None
+        pos = e[1] + e[2]
+    if tiled and (pos != end or not entries):
+        return None
+    return entries
 
 
 def read_trailer(pack_id: str, data: bytes) -> list[list]:
-    """The blob list of a pack, after checking that the pack's bytes hash to its id."""
+    """The blob list of a pack, after checking that the pack is exactly what its id names.
+
+    Format 2: the id is the hash of the header; the blobs the header lists must fill the bytes before
+    it, each hashing to its id. Format 1 (older repositories): the id is the hash of all the bytes.
+    """
+    parsed = _trailer(data)
+    if parsed is not None and isinstance(parsed[1], dict) and parsed[1].get("format") == FORMAT:
+        raw, header = parsed
+        if sha256_hex(raw) != pack_id:  # (the bytes that name a pack of this format: its header's)
+            raise IntegrityError(N_("pack {pack_id}: damaged (its bytes do not hash to its name)"), pack_id=pack_id[:16])
+        entries = _entries(header, len(data) - 4 - len(raw), tiled=True)
+        if entries is None:
+            raise IntegrityError(N_("pack {pack_id}: damaged (its blob list does not parse)"), pack_id=pack_id[:16])
+        view = memoryview(data)
+        for blob_id, off, ln in entries:
+            if hashlib.sha256(view[off : off + ln]).hexdigest() != blob_id:
+                raise IntegrityError(N_("pack {pack_id}: blob {blob_id} is damaged"), pack_id=pack_id[:16], blob_id=blob_id[:16])
+        return entries
     if sha256_hex(data) != pack_id:
         raise IntegrityError(N_("pack {pack_id}: damaged (its bytes do not hash to its name)"), pack_id=pack_id[:16])
-    try:
-        (n,) = _TRAILER.unpack(data[-4:])
-        header = json.loads(data[-4 - n : -4])
-        entries = header["blobs"]
-        if header.get("format") != 1 or any(off + ln > len(data) - 4 - n for _, off, ln in entries):
-            raise ValueError
-        return entries
-    except (struct.error, ValueError, KeyError, TypeError):
-        raise IntegrityError(N_("pack {pack_id}: damaged (its blob list does not parse)"), pack_id=pack_id[:16]) from None
+    entries = None
+    if parsed is not None and isinstance(parsed[1], dict) and parsed[1].get("format") == 1:
+        entries = _entries(parsed[1], len(data) - 4 - len(parsed[0]), tiled=False)
+    if entries is None:
+        raise IntegrityError(N_("pack {pack_id}: damaged (its blob list does not parse)"), pack_id=pack_id[:16])
+    return entries
 
 
 def blobs_of(pack_id: str, data: bytes, entries: list[list]) -> dict[str, bytes]:

@@ -174,11 +174,16 @@ def _read_data(repo: Repo, rep: VerifyReport, pack_entries: dict[str, list], pre
             continue  # already named as missing
         data = repo.get(name)
         rep.packs_read += 1
-        if packs.sha256_hex(data) != pack_id:
+        try:
+            # The pack as its name says (its header, and every blob it lists, checked in it).
+            checked = {(b, off, ln) for b, off, ln in packs.read_trailer(pack_id, data)}
+        except VaultError:
+            checked = set()
             rep.problems.append(Message(N_("{name}: damaged (its bytes do not hash to its name)"), name=name))
+        view = memoryview(data)
         for b, off, ln in pack_entries[pack_id]:
             rep.blobs_read += 1
-            if packs.sha256_hex(data[off : off + ln]) != b:
+            if (b, off, ln) not in checked and packs.sha256_hex(view[off : off + ln]) != b:
                 rep.problems.append(Message(N_("{name}: blob {b} damaged"), name=name, b=b[:16]))
 
 

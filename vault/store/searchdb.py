@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from vault.errors import FormatError, InputError
 from vault.i18n import N_
-from vault.store import searchrank
+from vault.store import searchlanes, searchrank
 from vault.store.searchshards import MAX_ENTRIES, MAX_POS, DossierShard, GramShard, encode
 from vault.store.searchtext import (CONTACT_FIELDS, FIELD_RANK, FIELDS, NAME_FIELDS, entries, fold,  # noqa: F401
                                     fold_contact, grams_of, query_words)
@@ -72,9 +72,10 @@ class SearchDB:
     dossier shards of the rows it ranks; changes are made to loaded shards and saved by the caller."""
 
     def __init__(self, loader: Loader | None = None, *, bucket_key: bytes = b"", grams: int = GRAM_SHARDS,
-                 dossiers: int = DOSSIER_SHARDS) -> None:
+                 dossiers: int = DOSSIER_SHARDS, ordered: bool = True) -> None:
         self.loader = loader or (lambda kind, n: None)
         self.bucket_key, self.n_grams, self.n_dossiers = bucket_key, grams, dossiers
+        self.ordered = ordered  # the loader's gram shards keep postings in order (``GramShard``)
         self.g: dict[int, GramShard] = {}
         self.d: dict[int, DossierShard] = {}
         self.dirty: set[tuple[str, int]] = set()
@@ -91,7 +92,7 @@ class SearchDB:
     def _gs(self, n: int) -> GramShard:
         s = self.g.get(n)
         if s is None:
-            s = self.g[n] = GramShard(self.loader("g", n))
+            s = self.g[n] = GramShard(self.loader("g", n), ordered=self.ordered)
         return s
 
     def _ds(self, n: int) -> DossierShard:
@@ -206,9 +207,14 @@ class SearchDB:
                     out.extend(encode(vslot, k, FIELD_RANK[f], w, pos, len(v)) for pos, w in grams_of(v).get(key, ()))
         return out
 
-    def _postings(self, key: str) -> list[int] | array:
+    def _stored(self, key: str) -> array:
+        """The stored postings of ``key`` (ascending), without those of dossiers a delta replaces."""
         arr = self._gs(self.gram_shard(key)).get(key)
-        kept: list[int] | array = [p for p in arr if p >> 40 not in self.hidden] if self.hidden else arr
+        return searchlanes.without_slots(arr, self.hidden) if self.hidden and arr else arr
+
+    def _postings(self, key: str) -> list[int] | array:
+        """Every posting of ``key``: the stored ones, then those of the deltas."""
+        kept = self._stored(key)
         extra = self._overlay_postings(key) if self.overlay else None
         return list(kept) + extra if extra else kept
 
@@ -224,31 +230,25 @@ class SearchDB:
         d, r = found
         return d, r[1:6], [tuple(e) for e in r[6]]
 
-    def _word(self, word: str, mask: set[int] | None) -> Sequence[int]:
-        """The occurrences of ``word``: for each place it starts in an entry, the posting of its first
-        n-gram there (which carries the entry, the position, the word-start bit and the length)."""
+    def _word_parts(self, word: str, mask: set[int] | None) -> tuple[array, list[int]]:
+        """The occurrences of ``word`` — for each place it starts in an entry, the posting of its first
+        n-gram there (which carries the entry, the position, the word-start bit and the length) —
+        in the shards (ascending) and in the deltas."""
+        over = self._overlay_postings if self.overlay else lambda key: []
         if len(word) == 2:
-            found = self._postings(word)
+            stored, extra = self._stored(word), over(word)
         else:
-            # Candidates are (entry << 16 | start): the posting shifted right by 16 without its
-            # word-start bit is (entry << 16 | position), so a trigram at offset i of the word says
-            # the word starts i earlier. The other trigrams rarest first (the candidate set only
-            # shrinks), then the first trigram's postings are kept where a candidate survived.
             # Trigrams that cover the word (every third, and the last) say as much as all of them.
-            found = self._postings(word[:3])
             cover = sorted({*range(3, len(word) - 2, 3), len(word) - 3} - {0})
-            others = sorted(((self._postings(word[i:i + 3]), i) for i in cover), key=lambda t: len(t[0]))
-            alive: set[int] | None = None
-            for posts, i in others if found else ():
-                if alive is None:
-                    alive = {c - i for p in posts if (c := (p >> 16) & _NO_WS) & MAX_POS >= i}
-                else:
-                    alive = {c - i for p in posts if (c := (p >> 16) & _NO_WS) & MAX_POS >= i and c - i in alive}
-                if not alive:
-                    return []
-            if alive is not None:
-                found = [p for p in found if (p >> 16) & _NO_WS in alive]
-        return found if mask is None else [p for p in found if p >> 32 & 7 in mask]
+            stored, extra = self._stored(word[:3]), over(word[:3])
+            if stored:
+                stored = searchlanes.aligned(stored, [(self._stored(word[i:i + 3]), i) for i in cover])
+            if extra:
+                extra = _aligned(extra, [(over(word[i:i + 3]), i) for i in cover])
+        if mask is not None:
+            stored = searchlanes.in_fields(stored, mask)
+            extra = [p for p in extra if p >> 32 & 7 in mask]
+        return stored, extra
 
     def search(self, query: str, fields: Iterable[str] | None = None) -> list[Hit]:
         """Every dossier in which each word of ``query`` occurs (in any of ``fields``), best first."""
@@ -263,7 +263,9 @@ class SearchDB:
         substrings; ties by field (name first), then archive number (beyond ``TIE_BY_NUMBER``
         tied rows, the index's order). Only the dossier shards of the rows that decide the page
         are read, and only the occurrences that could rank above a substring are scored
-        (``searchrank``), so a query matching much of the vault costs little more than its count.
+        (``searchrank``); a query of one word — the broad ones — is worked over every posting at
+        once (``searchlanes``), so its exact count and page cost a few passes in C, not a Python
+        loop over tens of thousands of postings.
         """
         words = query_words(query)
         long = sorted({w for w in words if len(w) >= 2}, key=len, reverse=True)
@@ -271,12 +273,20 @@ class SearchDB:
             raise InputError(N_("a query needs a word of at least two characters"), hint=N_("e.g. 小明, 杭州 or north"))
         short = [w for w in words if len(w) < 2]
         mask = {FIELD_RANK[f] for f in fields} if fields is not None else None
-        per_word: list[Sequence[int]] = []
+        if len(long) == 1 and not short and len(long[0]) <= MAX_POS:
+            return self._one_word(long[0], mask, first)
+        parts = []
         for w in long:
-            occ = self._word(w, mask)
-            if not occ:
+            stored, extra = self._word_parts(w, mask)
+            if not stored and not extra:
                 return 0, []
-            per_word.append(occ)
+            parts.append((stored, extra))
+        if len(parts) > 1:  # only the dossiers that hold every word count: narrowed at C speed first
+            common = set.intersection(*(searchlanes.slots_of(st) | {p >> 40 for p in ex} for st, ex in parts))
+            parts = [(searchlanes.in_slots(st, common), [p for p in ex if p >> 40 in common]) for st, ex in parts]
+        per_word: list[Sequence[int]] = [list(st) + ex if ex else st for st, ex in parts]
+        if not all(per_word):
+            return 0, []
         slots: set[int] | None = None  # None: every dossier the one word occurs in
         if len(per_word) > 1 or short:
             slots = set.intersection(*({p >> 40 for p in occ} for occ in per_word))
@@ -289,9 +299,38 @@ class SearchDB:
                 if not all(any(c in v for _, v in rows[s][2]) for c in short):
                     slots.discard(s)
         best = searchrank.best_per_slot(per_word, slots, long, " ".join(words))
-        total = len(best)
-        page = list(searchrank.groups(best, first, TIE_BY_NUMBER))
-        matched = searchrank.fields_of(per_word, {s for _, group, _ in page for s in group})
+        order = list(reversed(best))  # (slots ascending)
+        return len(best), self._page(order.__getitem__, bytes(best[s] for s in order), first,
+                                     lambda page: searchrank.fields_of(per_word, page), rows)
+
+    def _one_word(self, word: str, mask: set[int] | None, first: int | None) -> tuple[int, list[Hit]]:
+        """``search_page`` of one word: the stored occurrences ranked at C speed (``searchlanes``),
+        those of the deltas (few) one by one."""
+        stored, extra = self._word_parts(word, mask)
+        lanes, keys, total = searchlanes.best_single(stored, len(word))
+        n = len(stored)
+        more: list[int] = []
+        if extra:  # dossiers that deltas hold: their slots come after every stored one
+            best = searchrank.best_per_slot([extra], None, [word], word)
+            more = list(reversed(best))
+            keys += bytes(best[s] for s in more)
+            total += len(more)
+
+        def slot(j: int) -> int:
+            return searchlanes.slot_at(lanes, j) if j < n else more[j - n]
+
+        def matched(page: set[int]) -> dict[int, set[int]]:
+            out = searchlanes.fields_of(stored, page)
+            out.update(searchrank.fields_of([extra], {s for s in page if s >= _VIRTUAL}))
+            return out
+        return total, self._page(slot, keys, first, matched, {})
+
+    def _page(self, slot: Callable[[int], int], keys: bytes, first: int | None,
+              matched_of: Callable[[set[int]], dict[int, set[int]]], rows: dict[int, tuple]) -> list[Hit]:
+        """The hits of the best ``first`` (all when None) of the matching dossiers: ``keys`` holds each
+        one's best ``rank << 3 | field`` in slot order (255: ignored), ``slot(j)`` the slot of ``keys[j]``."""
+        page = [(key, [slot(j) for j in at], size) for key, at, size in searchrank.groups(keys, first, TIE_BY_NUMBER)]
+        matched = matched_of({s for _, group, _ in page for s in group})
         hits: list[Hit] = []
         for key, group, size in page:
             # Ties in archive-number order need every tied row's number, i.e. its dossier shard; past
@@ -305,7 +344,23 @@ class SearchDB:
             if size <= TIE_BY_NUMBER:
                 chunk.sort(key=Hit.key)
             hits.extend(chunk)
-        return total, hits[:first] if first is not None else hits
+        return hits[:first] if first is not None else hits
+
+
+def _aligned(found: list[int], others: list[tuple[list[int], int]]) -> list[int]:
+    """``searchlanes.aligned`` one posting at a time, for the few postings of the deltas.
+
+    Candidates are (entry << 16 | start): the posting shifted right by 16 without its word-start
+    bit is (entry << 16 | position), so a trigram at offset i of the word says the word starts i
+    earlier. The first trigram's postings are kept where every other trigram gives the candidate.
+    """
+    alive: set[int] | None = None
+    for posts, i in sorted(others, key=lambda t: len(t[0])):
+        here = {c - i for p in posts if (c := (p >> 16) & _NO_WS) & MAX_POS >= i}
+        alive = here if alive is None else alive & here
+        if not alive:
+            return []
+    return found if alive is None else [p for p in found if (p >> 16) & _NO_WS in alive]
 
 
 def pack(header: Mapping[str, Any], body: bytes) -> bytes:

@@ -3,15 +3,16 @@
 A query that matches much of the vault must cost about what its page costs, not what sorting every
 match would: almost every occurrence of a broad query is a plain substring (rank 3), and only the
 few at a word start, at the start of a value or at the end of a contact can rank better, so only
-those are scored one by one. The page is then taken group by group (rank, field) in the order of
-``SearchDB.search_page``: a group that fills it yields only its first rows, found by walking the
-dossiers in slot order until the page is full. Postings are the integers of ``searchshards.encode``.
+those are scored one by one (a query of one word is ranked at C speed by ``searchlanes``, to the
+same definition). The page is then taken group by group (rank, field) in the order of
+``SearchDB.search_page``, from one key byte per matching dossier in slot order: a group that fills
+it yields only its first rows, found by ``bytes.find``. Postings are the integers of
+``searchshards.encode``.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 from typing import Iterator, Sequence
 
 from vault.store.searchshards import MAX_LEN, MAX_POS
@@ -116,27 +117,27 @@ def fields_of(per_word: list[Sequence[int]], page: set[int]) -> dict[int, set[in
     return out
 
 
-def groups(best: dict[int, int], first: int | None, tie_limit: int) -> Iterator[tuple[int, list[int], int]]:
-    """(key, slots, the group's size) of each (rank, field) group in order, as far as a page of ``first``
-    needs (every group when None): a whole group in slot order, or — for a group of more than
-    ``tie_limit`` that fills the page — only its smallest slots, as many as the page still needs."""
-    sizes = Counter(best.values())
-    small: dict[int, list[int]] | None = None
+def groups(keys: bytes, first: int | None, tie_limit: int) -> Iterator[tuple[int, list[int], int]]:
+    """(key, positions, the group's size) of each (rank, field) group in order, as far as a page of
+    ``first`` needs (every group when None), ``keys`` holding each matching dossier's best key in slot
+    order: a whole group, or — for a group of more than ``tie_limit`` that fills the page — only its
+    first positions, as many as the page still needs (found by ``bytes.find``, not by a walk)."""
     taken = 0
-    for key in sorted(sizes):
+    for key in range(32):  # rank << 3 | field, best first
+        if key not in keys:  # (a memchr; most keys are absent)
+            continue
+        size = keys.count(key)
         if first is not None and taken >= first:
             return
-        if first is not None and sizes[key] > tie_limit:
-            need = first - taken
-            chosen = list(itertools.islice((s for s, k in reversed(best.items()) if k == key), need))
-            yield key, chosen, sizes[key]
-            taken += len(chosen)
-            continue
-        if small is None:  # every group the page may read whole, collected in one walk
-            wanted = {k for k, n in sizes.items() if first is None or n <= tie_limit}
-            small = {k: [] for k in wanted}
-            for s, k in reversed(best.items()):
-                if k in wanted:
-                    small[k].append(s)
-        yield key, small[key], sizes[key]
-        taken += sizes[key]
+        if first is not None and size > tie_limit:
+            at, j = [], -1
+            for _ in range(min(first - taken, size)):
+                j = keys.find(key, j + 1)
+                at.append(j)
+        else:
+            at = list(itertools.compress(range(len(keys)), keys.translate(_IS[key])))
+        yield key, at, size
+        taken += len(at)
+
+
+_IS = [bytes(int(b == k) for b in range(256)) for k in range(32)]  # (``bytes.translate`` tables)

@@ -1,7 +1,9 @@
 """The search index's shards: n-gram postings and dossier rows, as byte strings the caller seals.
 
 A gram shard maps each n-gram key (a trigram, or a two-character CJK bigram or word prefix) to its
-postings, one unsigned 64-bit little-endian integer per occurrence (``encode``). A dossier shard
+postings, one unsigned 64-bit little-endian integer per occurrence (``encode``), in ascending order
+(so a dossier's postings are contiguous; an index written before that order was kept is sorted as it
+is read, and rewritten in order by the next write). A dossier shard
 maps dossier ids to their indexed row: archive number, profile version, digest, writer, fields and
 the folded values. A shard file's plaintext is padded to a multiple of ``PAD`` (``padded``). Nothing
 here encrypts: ``vault.archive.searchwrite`` seals each shard into its own age file.
@@ -13,6 +15,7 @@ import json
 import struct
 import sys
 from array import array
+from bisect import bisect_left
 from typing import Any, Iterator
 
 from vault.errors import FormatError
@@ -46,12 +49,16 @@ def padded(plaintext: bytes) -> bytes:
 
 
 class GramShard:
-    """One gram shard: postings per key, decoded lazily from its body and re-encoded when changed."""
+    """One gram shard: postings per key, decoded lazily from its body and re-encoded when changed.
+    ``get`` returns a key's postings in ascending order; ``ordered`` says whether the body keeps
+    them so (False for a shard an earlier version wrote: each key is sorted when read)."""
 
-    def __init__(self, body: bytes | None = None) -> None:
+    def __init__(self, body: bytes | None = None, *, ordered: bool = True) -> None:
         self._dir: dict[str, list[int]] = {}
         self._mv = memoryview(b"")
         self._arrays: dict[str, array] = {}
+        self._appended: set[str] = set()  # keys whose array had postings appended since it was sorted
+        self.ordered = ordered
         if body is None:
             return
         try:
@@ -66,10 +73,7 @@ class GramShard:
         except (ValueError, TypeError, struct.error, UnicodeDecodeError):
             raise FormatError(N_("search index: damaged gram shard")) from None
 
-    def get(self, key: str) -> array:
-        arr = self._arrays.get(key)
-        if arr is not None:
-            return arr
+    def _read(self, key: str) -> array:
         arr = array("Q")
         where = self._dir.get(key)
         if where is not None:
@@ -78,31 +82,51 @@ class GramShard:
                 arr.byteswap()
         return arr
 
+    def get(self, key: str) -> array:
+        """The postings of ``key``, ascending (do not change the array: ``add``, ``drop_slot``)."""
+        arr = self._arrays.get(key)
+        if arr is None:
+            arr = self._read(key)
+            if not self.ordered and len(arr) > 1:
+                arr = self._arrays[key] = array("Q", sorted(arr))
+        elif key in self._appended:
+            arr = self._arrays[key] = array("Q", sorted(arr))
+            self._appended.discard(key)
+        return arr
+
+    def stored_in_order(self, key: str) -> bool:
+        """Whether the body holds ``key``'s postings strictly ascending (``vault check``)."""
+        arr = self._read(key)
+        return all(a < b for a, b in zip(arr, arr[1:]))
+
     def keys(self) -> Iterator[str]:
         yield from (set(self._dir) | set(self._arrays))
 
     def add(self, key: str, posting: int) -> None:
         arr = self._arrays.get(key)
         if arr is None:
-            arr = self._arrays[key] = self.get(key)
+            arr = self._arrays[key] = array("Q", self.get(key))
         arr.append(posting)
+        self._appended.add(key)
 
     def drop_slot(self, key: str, slot: int) -> None:
         arr = self.get(key)
-        kept = array("Q", (p for p in arr if p >> 40 != slot))
-        if len(kept) != len(arr):
-            self._arrays[key] = kept
+        lo = bisect_left(arr, slot << 40)  # a slot's postings are contiguous in ascending order
+        hi = bisect_left(arr, (slot + 1) << 40, lo)
+        if hi > lo:
+            self._arrays[key] = arr[:lo] + arr[hi:]
 
     def body(self) -> bytes:
-        """The shard's body; postings of keys that were not changed are copied as they were read."""
+        """The shard's body, every key's postings ascending; those of keys that were not changed are
+        copied as they were read (from a shard in order)."""
         directory, parts, off = {}, [], 0
         for key in sorted(self.keys()):
-            arr = self._arrays.get(key)
-            if arr is None:
+            if key not in self._arrays and self.ordered:
                 where = self._dir[key]
                 raw = self._mv[where[0] * 8:(where[0] + where[1]) * 8]
                 n = where[1]
             else:
+                arr = self.get(key)
                 if sys.byteorder == "big":
                     arr = array("Q", arr)
                     arr.byteswap()
