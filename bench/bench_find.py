@@ -61,6 +61,20 @@ def _actor(vault_dir: str, ident_file: str):
     return Vault.open(Path(vault_dir)).act_as(ident)
 
 
+def _stand_in(i: int):
+    """A manifest with what the index records of a dossier (id, number, newest profile version); the rest
+    are placeholders the index never reads."""
+    from vault.archive.manifestrecord import Manifest, ProfileVersion
+    from vault.archive.states import DossierStatus
+    from vault.store.typed import Signature
+
+    return Manifest(format=1, id=f"{i:032x}", number=f"A-2026-{i:06d}", customer_type="enterprise", business="x",
+                    dept="x", class_="enterprise/x/2026", created="2026-01-01", created_at="", created_by="",
+                    status=DossierStatus.OPEN, revision=1, next_doc=1,
+                    profile=(ProfileVersion(version=1, key="", at="", by="", fields=(), sealed="AAAA"),), documents=(),
+                    updated_at="", updated_by="", signature=Signature(by="", ed25519=""))
+
+
 def worker(op: str, args: list[str]) -> None:
     """The child side; prints JSON."""
     from vault.archive import searchindex, searchseal, searchwrite
@@ -128,7 +142,7 @@ def worker(op: str, args: list[str]) -> None:
         times = []
         v = actor.vault
         for i in range(int(args[2])):
-            m = {"id": f"{i:032x}", "number": f"A-2026-{i:06d}", "profile": [{"version": 1, "sealed": "AAAA"}]}
+            m = _stand_in(i)
             with v.lock(exclusive=True):
                 t = time.perf_counter()
                 searchwrite.add_profile(actor, m, {"name": f"新增客户{i}", "contact": ["+86 10 1234 5678"]})

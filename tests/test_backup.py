@@ -274,20 +274,20 @@ def test_shred_keys_makes_old_snapshots_unreadable(office, tmp_path):
     victim = next(d for d in json.loads(json.dumps(docs)) if True)["number"]
     from vault.archive.manifests import load_manifest
 
-    entry = next(d for d in load_manifest(v, did)["documents"] if d["number"] == victim)
+    entry = next(d for d in load_manifest(v, did).documents if d.number == victim)
     before = backup.run(v, url).snapshot
 
     # A destruction removes the document's key from the key table (crypto-shredding) ...
     with v.lock(exclusive=True):
         path = v.layout.key_table(did)
         table = read_key_table(path, act.read_identities(), dossier=did)
-        del table.keys[entry["key"]]
+        del table.keys[entry.key]
         from vault.archive import members
 
         write_key_table(path, table, members.ring_recipients(v))
     backup.run(v, url)
     # ... but within the window the mirror still holds the old generation, which opens the document.
-    doc_bytes = (v.layout.document(did, entry["id"])).read_bytes()
+    doc_bytes = (v.layout.document(did, entry.id)).read_bytes()
 
     def openers() -> int:
         repo, n = Repo(url), 0
@@ -312,10 +312,10 @@ def test_shred_keys_makes_old_snapshots_unreadable(office, tmp_path):
     backup.restore(url, before, dest, act.read_identities(), member=act.identity)
     restored = read_key_table(dest / "keys" / f"{did}.age", act.read_identities(), dossier=did)
     with pytest.raises(NoIdentityMatchError):
-        age.decrypt_bytes((dest / "dossiers" / did / "documents" / f"{entry['id']}.age").read_bytes(),
+        age.decrypt_bytes((dest / "dossiers" / did / "documents" / f"{entry.id}.age").read_bytes(),
                           [restored.identity()])
     check = json.loads(office.run("--vault", str(dest), "check", "--read-data", "--json", who="bob", ok=False).stdout)
-    assert check["problems"] == [f"dossiers/{did}/documents/{entry['id']}.age ({victim}): its key is missing from the key table"]
+    assert check["problems"] == [f"dossiers/{did}/documents/{entry.id}.age ({victim}): its key is missing from the key table"]
     # A whole dossier shredded: its table is gone from the target and a restore says so.
     rep = backup.shred_keys(url, [f"keys/{did}.age"])
     assert rep.reached and not rep.remirrored

@@ -31,8 +31,8 @@ def _lose_the_contract(office) -> None:
     """The vault directory loses the contract's ciphertext (a disk error, a careless hand)."""
     v = office.open()
     did = dossier_id(office, office.number)
-    doc = next(d for d in load_manifest(v, did)["documents"] if d["number"] == office.contract)
-    v.layout.document(did, doc["id"]).unlink()
+    doc = next(d for d in load_manifest(v, did).documents if d.number == office.contract)
+    v.layout.document(did, doc.id).unlink()
 
 
 def _prune(office) -> dict:

@@ -47,13 +47,13 @@ def test_one_entry_per_dossier_and_the_numbers_in_the_callers_order(office, tmp_
     fa, fb, fa2 = _files(tmp_path / "in", 3, "a"), _files(tmp_path / "in", 2, "b"), _files(tmp_path / "in", 2, "a2")
     actor = office.actor()
     before = [e["seq"] for e in audit.entries(actor.vault)][-1]
-    revs = {n: load_manifest(actor.vault, resolve(actor.vault, n))["revision"] for n in (a, b, c)}
+    revs = {n: load_manifest(actor.vault, resolve(actor.vault, n)).revision for n in (a, b, c)}
     out = _add(actor, [(a, fa), (b, fb), (a, fa2)])
     assert out == [[f"{a}/0001", f"{a}/0002", f"{a}/0003"], [f"{b}/0001", f"{b}/0002"], [f"{a}/0004", f"{a}/0005"]]
     new = [e for e in audit.entries(actor.vault) if e["seq"] > before and e["action"] == "doc.add"]
     # A dossier named twice takes all its files in one revision: one entry each, a and b.
     assert [(e["number"], e.get("ref")) for e in new] == [(f"{a}/0001", f"{a}/0005"), (f"{b}/0001", f"{b}/0002")]
-    after = {n: load_manifest(actor.vault, resolve(actor.vault, n))["revision"] for n in (a, b, c)}
+    after = {n: load_manifest(actor.vault, resolve(actor.vault, n)).revision for n in (a, b, c)}
     assert after == {a: revs[a] + 1, b: revs[b] + 1, c: revs[c]}
     for docno, f in zip([*out[0], *out[2], *out[1]], [*fa, *fa2, *fb]):
         assert _view(actor, docno) == f.read_bytes()
@@ -102,7 +102,7 @@ def test_every_file_is_durable_before_the_entries_are_appended(office, tmp_path,
     ids = {n: resolve(actor.vault, n) for n in (a, b, c)}
     m = {n: load_manifest(actor.vault, ids[n]) for n in (a, b, c)}
     for n, nums in zip((a, b, c), out):
-        docs = {d["number"]: d["id"] for d in m[n]["documents"]}
+        docs = {d.number: d.id for d in m[n].documents}
         assert {f"dossiers/{ids[n]}/documents/{docs[x]}.age" for x in nums} <= synced
         # The key table is staged beside the manifest and committed by the same entry (FORMAT §18.5):
         # the one in place is not touched before the commit point.
@@ -126,7 +126,7 @@ def test_an_interrupted_batch_commits_nothing_and_the_next_write_cleans_up(offic
     monkeypatch.undo()
     actor = office.actor()
     assert authority.state(actor.vault)["count"] == before
-    assert [load_manifest(actor.vault, resolve(actor.vault, n))["documents"] for n in (a, b)] == [[], []]
+    assert [load_manifest(actor.vault, resolve(actor.vault, n)).documents for n in (a, b)] == [(), ()]
     # Left behind: staged manifests and unreferenced documents — no problem, only notes; the next
     # exclusive lock drops the staged manifests.
     rep = checker.check(actor.vault, actor=actor)

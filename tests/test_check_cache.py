@@ -41,7 +41,7 @@ def _docs(o, v) -> list[tuple[str, dict]]:
     out = []
     for no in o.numbers:
         m = load_manifest(v, resolve(v, no))
-        out += [(f"dossiers/{m['id']}/documents/{d['id']}.age", d) for d in m["documents"]]
+        out += [(f"dossiers/{m.id}/documents/{d.id}.age", d) for d in m.documents]
     return out
 
 
@@ -96,7 +96,7 @@ def test_a_byte_flipped_with_its_mtime_restored_is_found(office):
     after = os.stat(path)
     assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
     rep = _check(office)
-    assert [str(p) for p in rep.problems] == [f"{rel} ({d['number']}): {HASH_PROBLEM}"]
+    assert [str(p) for p in rep.problems] == [f"{rel} ({d.number}): {HASH_PROBLEM}"]
     assert rep.counts["unchanged"] == 3
 
 
@@ -113,7 +113,7 @@ def test_a_document_replaced_by_a_copy_with_the_same_size_and_mtime_is_found(off
     os.utime(forged, ns=(before.st_atime_ns, before.st_mtime_ns))
     os.replace(forged, path)
     rep = _check(office)
-    assert [str(p) for p in rep.problems] == [f"{rel} ({d['number']}): {HASH_PROBLEM}"]
+    assert [str(p) for p in rep.problems] == [f"{rel} ({d.number}): {HASH_PROBLEM}"]
 
 
 def test_an_identical_copy_is_hashed_again_and_passes(office):
@@ -140,8 +140,8 @@ def test_two_documents_swapped_are_found(office):
     os.rename(tmp, b)
     rep = _check(office)
     names = sorted(str(p) for p in rep.problems)
-    assert any(p.startswith(f"{rel_a} ({da['number']}):") for p in names), names
-    assert any(p.startswith(f"{rel_b} ({db['number']}):") for p in names), names
+    assert any(p.startswith(f"{rel_a} ({da.number}):") for p in names), names
+    assert any(p.startswith(f"{rel_b} ({db.number}):") for p in names), names
 
 
 def test_a_tampered_cache_does_not_hide_a_changed_document(office):
@@ -163,10 +163,10 @@ def test_a_tampered_cache_does_not_hide_a_changed_document(office):
     for other, _ in docs:
         if other != rel:
             cache["files"][other][5] = "0" * 64  # claims another hash: must not be reported, nor trusted
-    cache["files"][rel][5] = d["sha256"]
+    cache["files"][rel][5] = d.sha256
     p.write_text(json.dumps(cache))
     rep = _check(office)
-    assert [str(x) for x in rep.problems] == [f"{rel} ({d['number']}): {HASH_PROBLEM}"]
+    assert [str(x) for x in rep.problems] == [f"{rel} ({d.number}): {HASH_PROBLEM}"]
     assert rep.counts["unchanged"] == 0
 
 
@@ -196,16 +196,16 @@ def test_a_cache_from_another_vault_is_ignored(office, tmp_path, monkeypatch):
     ov = Vault.open(other.vault_dir)
     assert ov.config["id"] != v.config["id"]
     foreign = {"format": checkcache.FORMAT, **checkcache._identity(ov), **{k: {} for k in checkcache.MAPS},
-               "files": {rel: [*checkcache.status(os.stat(path)), d["sha256"], d["key"]]}}
+               "files": {rel: [*checkcache.status(os.stat(path)), d.sha256, d.key]}}
     (witness.state_dir(v) / checkcache.NAME).write_text(json.dumps(foreign))
     rep = _check(office)
-    assert [str(x) for x in rep.problems] == [f"{rel} ({d['number']}): {HASH_PROBLEM}"]
+    assert [str(x) for x in rep.problems] == [f"{rel} ({d.number}): {HASH_PROBLEM}"]
     assert rep.counts["unchanged"] == 0
     # The same claim under this vault's own name but another directory (a copy elsewhere) is not trusted either.
     moved = {**foreign, **checkcache._identity(v), "root": str(tmp_path / "elsewhere")}
     (witness.state_dir(v) / checkcache.NAME).write_text(json.dumps(moved))
     rep = _check(office)
-    assert [str(x) for x in rep.problems] == [f"{rel} ({d['number']}): {HASH_PROBLEM}"]
+    assert [str(x) for x in rep.problems] == [f"{rel} ({d.number}): {HASH_PROBLEM}"]
 
 
 def test_read_data_reads_every_byte_whatever_the_cache_says(office):
@@ -248,7 +248,7 @@ def test_a_manifest_or_record_changed_with_its_mtime_restored_is_named(office):
     reads of it): a change of either, mtime restored, is named as before."""
     v = _first_check(office)
     m = load_manifest(v, resolve(v, office.numbers[0]))
-    man = v.root / "dossiers" / m["id"] / "manifest.toml"
+    man = v.root / "dossiers" / m.id / "manifest.toml"
     data = man.read_bytes()
     _rewrite_keeping_mtime(man, data.replace(b'status = "', b'status = "x', 1))
     member = v.root / "members" / "bob.toml"
@@ -256,14 +256,14 @@ def test_a_manifest_or_record_changed_with_its_mtime_restored_is_named(office):
     mdata[10] ^= 1
     _rewrite_keeping_mtime(member, bytes(mdata))
     problems = [str(p) for p in _check(office).problems]
-    assert any(p.startswith(f"dossiers/{m['id']}/manifest.toml: changed") for p in problems), problems
+    assert any(p.startswith(f"dossiers/{m.id}/manifest.toml: changed") for p in problems), problems
     assert any(p.startswith("members/bob.toml: changed") for p in problems), problems
 
 
 def test_an_older_manifest_put_back_with_its_mtime_is_named(office, tmp_path):
     v = _first_check(office)
     m = load_manifest(v, resolve(v, office.numbers[1]))
-    man = v.root / "dossiers" / m["id"] / "manifest.toml"
+    man = v.root / "dossiers" / m.id / "manifest.toml"
     old, before = man.read_bytes(), os.stat(man)
     f = tmp_path / "later.txt"
     f.write_text("a later document")
@@ -272,7 +272,7 @@ def test_an_older_manifest_put_back_with_its_mtime_is_named(office, tmp_path):
     _rewrite_keeping_mtime(man, old)
     os.utime(man, ns=(before.st_atime_ns, before.st_mtime_ns))
     problems = [str(p) for p in _check(office).problems]
-    assert any(p.startswith(f"dossiers/{m['id']}/manifest.toml: rolled back") for p in problems), problems
+    assert any(p.startswith(f"dossiers/{m.id}/manifest.toml: rolled back") for p in problems), problems
 
 
 def test_a_warm_check_verifies_no_signature_again_but_a_changed_entry_is_named(office, monkeypatch):

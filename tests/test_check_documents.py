@@ -44,9 +44,9 @@ def test_every_damaged_document_is_named_in_dossier_order(office, monkeypatch, i
     victims = []
     for no in office.numbers[::2]:  # the first and the last dossier
         m = load_manifest(v, resolve(v, no))
-        d = m["documents"][-1]
-        _flip(v.layout.document(m["id"], d["id"]), -20)  # inside the last chunk's ciphertext
-        victims.append((m["id"], f"dossiers/{m['id']}/documents/{d['id']}.age ({d['number']}): ciphertext hash "
+        d = m.documents[-1]
+        _flip(v.layout.document(m.id, d.id), -20)  # inside the last chunk's ciphertext
+        victims.append((m.id, f"dossiers/{m.id}/documents/{d.id}.age ({d.number}): ciphertext hash "
                                  "does not match the manifest (damaged or tampered with)"))
     rep = checker.check(Vault.open(office.vault_dir), actor=actor)
     assert [str(p) for p in rep.problems] == [p for _, p in sorted(victims)]

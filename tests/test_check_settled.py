@@ -60,7 +60,7 @@ def test_a_document_changed_in_place_with_its_mtime_restored_is_named(office, mo
         f.write(data)
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     rep = _check(office)
-    assert [str(p) for p in rep.problems] == [f"{rel} ({d['number']}): {HASH_PROBLEM}"]
+    assert [str(p) for p in rep.problems] == [f"{rel} ({d.number}): {HASH_PROBLEM}"]
     assert rep.counts["unchanged"] == 3  # the other dossier settled whole, this one's other document by status
 
 
@@ -72,7 +72,7 @@ def test_a_missing_document_and_a_leftover_file_are_named(office, monkeypatch):
     stray = v.root / docs[2][0]
     stray.with_name("stray.age").write_bytes(b"left behind")
     rep = _check(office)
-    assert [str(p) for p in rep.problems] == [f"{gone} ({d['number']}): missing"]
+    assert [str(p) for p in rep.problems] == [f"{gone} ({d.number}): missing"]
     dossier = docs[2][0].split("/")[1]
     assert any(str(n).startswith(f"dossiers/{dossier}/documents/stray.age: not in the manifest") for n in rep.notes)
 
@@ -96,7 +96,7 @@ def test_two_documents_of_two_dossiers_swapped_are_named(office, monkeypatch):
     os.rename(v.root / b, v.root / a)
     os.rename(tmp, v.root / b)
     problems = sorted(str(p) for p in _check(office).problems)
-    assert problems == sorted([f"{a} ({da['number']}): {HASH_PROBLEM}", f"{b} ({db['number']}): {HASH_PROBLEM}"])
+    assert problems == sorted([f"{a} ({da.number}): {HASH_PROBLEM}", f"{b} ({db.number}): {HASH_PROBLEM}"])
 
 
 def test_a_settled_dossier_the_cache_misstates_is_checked_document_by_document(office, monkeypatch):

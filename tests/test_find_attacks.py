@@ -111,7 +111,7 @@ def test_a_liaisons_lying_delta_is_confirmed_against_the_signed_manifest(office)
     m = load_manifest(v, resolve(v, office.number))
     with v.lock(exclusive=True):  # a valid delta, signed by a member who may write deltas, but false
         assert searchwrite.add_profile(lia, m, {"name": "Forged Name"})
-        lia.commit("dossier.update", {}, obj=m["id"], number=m["number"])  # committed by an entry of hers
+        lia.commit("dossier.update", {}, obj=m.id, number=m.number)  # committed by an entry of hers
     res = office.run("find", "forged", who="bob", ok=False)
     assert res.exit_code == 1  # the manifest's newest profile is bob's: the row is re-indexed, not shown
     assert office.run("find", "zebulon", who="bob").exit_code == 0
@@ -130,10 +130,10 @@ def test_a_recipient_record_not_signed_by_the_archive_stops_a_write_before_it_co
     req = office.json("request", "access", office.number, "--purpose", "fix", who="lia")["number"]
     office.run("request", "approve", req, who="head")
     office.run("grant", req, who="bob")
-    before = load_manifest(v, resolve(v, office.number))["revision"]
+    before = load_manifest(v, resolve(v, office.number)).revision
     res = office.run("dossier", "update", office.number, "--address", "Somewhere New", who="lia", ok=False)
     assert res.exit_code == 1 and "index/search/recipient.toml: does not match history entry" in res.stderr
-    assert load_manifest(v, resolve(v, office.number))["revision"] == before
+    assert load_manifest(v, resolve(v, office.number)).revision == before
     assert not list((office.vault_dir / "index" / "search").rglob("0000000002.age"))
 
 

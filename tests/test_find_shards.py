@@ -155,7 +155,7 @@ def test_check_with_the_key_holds_the_index_to_the_signed_records(office):
     m = load_manifest(v, resolve(v, office.first))
     with v.lock(exclusive=True):  # signed by the profile's own writer, same version and digest, other values
         searchwrite.add_profile(bob, m, {"name": "Somebody Else Entirely"})
-        bob.audit("index.repair", number=m["number"])  # the entry that commits the delta
+        bob.audit("index.repair", number=m.number)  # the entry that commits the delta
     rep = _check(office, "--read-data")
     assert any(f"the values indexed for {office.first} are not its sealed profile's" in p for p in rep["problems"])
     assert office.json("check")["ok"]  # without the key, nothing shows it

@@ -200,8 +200,8 @@ def test_ids_are_128_bit_hex(small_vault):
     hexid = re.compile(f"[0-9a-f]{{{bits // 4}}}")
     v, number = small_vault
     m = manifests.load_manifest(v, manifests.resolve(v, number))
-    d = m["documents"][0]
-    for value in (v.config["id"], m["id"], d["id"], d["key"], d["meta_key"], m["profile"][0]["key"]):
+    d = m.documents[0]
+    for value in (v.config["id"], m.id, d.id, d.key, d.meta_key, m.profile[0].key):
         assert hexid.fullmatch(value), value
     for name in ("vault", "manifest"):
         s = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
@@ -234,10 +234,10 @@ def test_keyref_stanza_type(small_vault):
     assert f"-> {stanza_type} <key-id>" in m.group(0)
     v, number = small_vault
     man = manifests.load_manifest(v, manifests.resolve(v, number))
-    d = man["documents"][0]
-    with open(v.layout.document(man["id"], d["id"]), "rb") as f:
+    d = man.documents[0]
+    with open(v.layout.document(man.id, d.id), "rb") as f:
         hdr = age.read_header(f)
-    assert [(s.type, s.args) for s in hdr.stanzas] == [(stanza_type, (d["key"],))]
+    assert [(s.type, s.args) for s in hdr.stanzas] == [(stanza_type, (d.key,))]
 
 
 def test_categories():

@@ -12,27 +12,36 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from vault.archive import completeness, reviews, schedule
+from vault.archive.manifestrecord import Document, Manifest
 from vault.archive.policy import DEFAULT_POLICY
+from vault.archive.states import DossierStatus
+from vault.store.typed import Signature
 
 TODAY = "2030-06-01"
 
 
-def dossier(*docs: dict, customer_type: str = "enterprise", klass: str = "enterprise/network-services/2026",
-            created: str = "2026-01-01", closed: str | None = None) -> dict:
-    m = {"number": "E-2026-000001", "customer_type": customer_type, "class": klass, "created": created,
-         "dept": "sales", "documents": list(docs)}
-    if closed:
-        m["closed"] = closed
-    return m
+def dossier(*docs: Document, customer_type: str = "enterprise", klass: str = "enterprise/network-services/2026",
+            created: str = "2026-01-01", closed: str | None = None) -> Manifest:
+    """A manifest with the facts the rules read; the rest are placeholders no rule looks at."""
+    return Manifest(format=1, id="0" * 32, number="E-2026-000001", customer_type=customer_type, business="x",
+                    dept="sales", class_=klass, created=created, created_at=f"{created}T00:00:00Z", created_by="bob",
+                    status=DossierStatus.CLOSED if closed else DossierStatus.OPEN, revision=1,
+                    next_doc=len(docs) + 1, profile=(), documents=docs, updated_at=f"{created}T00:00:00Z",
+                    updated_by="bob", signature=Signature(by="bob", ed25519=""), closed=closed)
 
 
-def doc(category: str, *, date: str = "2020-01-15", events: dict | None = None, **extra) -> dict:
-    return {"number": "E-2026-000001/0001", "category": category, "date": date, "events": events or {}, **extra}
+def doc(category: str, *, date: str = "2020-01-15", events: dict | None = None, superseded_by: str | None = None,
+        status: str | None = None) -> Document:
+    """A document with the facts the rules read (category, dates, events, supersession, status)."""
+    return Document(number="E-2026-000001/0001", id="1" * 32, category=category, date=date, original=True, version=1,
+                    added_at="2026-01-01T00:00:00Z", added_by="bob", size=0, sha256="0" * 64, events=events or {},
+                    superseded_by=superseded_by, status=status)
 
 
 # -- retention ------------------------------------------------------------------------------------
@@ -151,15 +160,15 @@ def test_assess_names_the_gaps_and_since_when():
 GOLDEN = Path(__file__).parent / "vectors" / "rules"
 
 
-def _numbered(number: str, m: dict, *docs: dict) -> list[tuple[dict, dict]]:
-    m = {**m, "number": number, "documents": [{**d, "number": f"{number}/{i:04d}"} for i, d in enumerate(docs, 1)]}
-    return [(m, d) for d in m["documents"]]
+def _numbered(number: str, m: Manifest, *docs: Document) -> list[tuple[Manifest, Document]]:
+    m = replace(m, number=number, documents=tuple(replace(d, number=f"{number}/{i:04d}") for i, d in enumerate(docs, 1)))
+    return [(m, d) for d in m.documents]
 
 
 #: Every case the retention rules tell apart, in one archive: contracts fulfilled or not, on both
 #: sides of ``TODAY`` and of a leap day; general information of open and closed dossiers; classes and
 #: customer types that pick different rules [R-3.2.1]; a category no rule names.
-ARCHIVE: list[tuple[dict, dict]] = [
+ARCHIVE: list[tuple[Manifest, Document]] = [
     *_numbered("E-2026-000001", dossier(),
                doc("contract", events={"contract-fulfilled": "2020-05-31"}),
                doc("contract", events={"contract-fulfilled": "2020-06-02"}),

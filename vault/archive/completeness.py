@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from vault.archive import manifests
 
 from vault.archive import grants
+from vault.archive.manifestrecord import Manifest
+from vault.archive.states import DossierStatus
 
 if TYPE_CHECKING:
     from vault.archive.vault import Actor, Vault
@@ -34,15 +36,14 @@ def rules(policy_data: Mapping[str, Any], customer_type: str) -> tuple[list[str]
     return list(rule.get("categories", [])), list(rule.get("fields", []))
 
 
-def current_categories(m: Mapping[str, Any]) -> set[str]:
+def current_categories(m: Manifest) -> set[str]:
     """Categories of the dossier's current documents: not superseded, not destroyed."""
-    return {d["category"] for d in m["documents"]
-            if not d.get("superseded_by") and d.get("status") != "destroyed"}
+    return {d.category for d in m.documents if d.is_current}
 
 
-def missing_categories(policy_data: Mapping[str, Any], m: Mapping[str, Any]) -> list[str]:
+def missing_categories(policy_data: Mapping[str, Any], m: Manifest) -> list[str]:
     """Required categories the dossier holds no current document of (needs no key)."""
-    wanted, _ = rules(policy_data, m["customer_type"])
+    wanted, _ = rules(policy_data, m.customer_type)
     have = current_categories(m)
     return [c for c in wanted if c not in have]
 
@@ -57,19 +58,19 @@ def _empty(value: Any) -> bool:
     return False
 
 
-def missing_fields(policy_data: Mapping[str, Any], m: Mapping[str, Any], profile: Mapping[str, Any]) -> list[str]:
+def missing_fields(policy_data: Mapping[str, Any], m: Manifest, profile: Mapping[str, Any]) -> list[str]:
     """Names of required profile fields that are absent or empty in ``profile`` (the decrypted newest version)."""
-    _, wanted = rules(policy_data, m["customer_type"])
+    _, wanted = rules(policy_data, m.customer_type)
     return [f for f in wanted if _empty(profile.get(f))]
 
 
-def can_read(actor: Actor, m: Mapping[str, Any]) -> bool:
+def can_read(actor: Actor, dossier_id: str) -> bool:
     """Whether this member's keys open the dossier: the archive ring, or an active grant."""
     v = actor.vault
-    return v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m["id"], actor.name) is not None
+    return v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, dossier_id, actor.name) is not None
 
 
-def field_checker(actor: Actor) -> Callable[[Mapping[str, Any]], list[str] | None]:
+def field_checker(actor: Actor) -> Callable[[Manifest], list[str] | None]:
     """A function giving a dossier's missing field names, or ``None`` where this member cannot read it.
 
     Each profile opened is an audit entry (``dossier.completeness`` with the archive number): the
@@ -77,43 +78,43 @@ def field_checker(actor: Actor) -> Callable[[Mapping[str, Any]], list[str] | Non
     """
     policy_data = actor.vault.policy.data
 
-    def check(m: Mapping[str, Any]) -> list[str] | None:
-        _, wanted = rules(policy_data, m["customer_type"])
-        if not wanted or not can_read(actor, m):
+    def check(m: Manifest) -> list[str] | None:
+        _, wanted = rules(policy_data, m.customer_type)
+        if not wanted or not can_read(actor, m.id):
             return [] if not wanted else None
-        if not actor.vault.layout.key_table(m["id"]).exists():
+        if not actor.vault.layout.key_table(m.id).exists():
             return None  # mid-destruction (or damaged): 'vault check' names it; the report goes on
-        table = grants.open_key_table(actor, m["id"], number=m["number"])
-        actor.audit("dossier.completeness", number=m["number"])
+        table = grants.open_key_table(actor, m.id, number=m.number)
+        actor.audit("dossier.completeness", number=m.number)
         return missing_fields(policy_data, m, manifests.read_profile(actor, m, table))
 
     return check
 
 
-def assess(policy_data: Mapping[str, Any], m: Mapping[str, Any],
-           fields: Callable[[Mapping[str, Any]], list[str] | None] | None = None) -> dict[str, Any]:
+def assess(policy_data: Mapping[str, Any], m: Manifest,
+           fields: Callable[[Manifest], list[str] | None] | None = None) -> dict[str, Any]:
     """One dossier's completeness: what is missing and since when; field names only where checked."""
     cats = missing_categories(policy_data, m)
     flds = fields(m) if fields else None
     row: dict[str, Any] = {
-        "number": m["number"], "dept": m["dept"], "class": m["class"], "customer_type": m["customer_type"],
+        "number": m.number, "dept": m.dept, "class": m.class_, "customer_type": m.customer_type,
         "missing_categories": cats, "fields_checked": flds is not None,
         "missing_fields": flds if flds is not None else [],
     }
     row["complete"] = not cats and not row["missing_fields"]
-    row["incomplete_since"] = None if row["complete"] else m["created"]
+    row["incomplete_since"] = None if row["complete"] else m.created
     if flds is None:
         row["note"] = FIELDS_NEED_READ
     return row
 
 
-def select(v: Vault, *, number: str | None = None, dept: str | None = None) -> Iterable[dict[str, Any]]:
+def select(v: Vault, *, number: str | None = None, dept: str | None = None) -> Iterable[Manifest]:
     """The manifests a report covers: one dossier by number (any status but destroyed), or every open
     dossier, optionally of one department."""
     if number:
         m = manifests.load_manifest(v, manifests.resolve(v, number))
-        return [m] if m["status"] != "destroyed" else []
-    return [m for m in manifests.iter_manifests(v) if m["status"] == "open" and (dept is None or m["dept"] == dept)]
+        return [m] if m.status != DossierStatus.DESTROYED else []
+    return [m for m in manifests.iter_manifests(v) if m.status == DossierStatus.OPEN and (dept is None or m.dept == dept)]
 
 
 def report(actor: Actor, *, number: str | None = None, dept: str | None = None) -> list[dict[str, Any]]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+from vault.archive.manifestrecord import Document, Manifest
 from vault.archive import authority, committed
 from vault.archive.manifests import load_manifest, resolve
 from vault.archive.destructionrecords import Destruction, DestructionApproval, DestructionClosed
-from vault.archive.states import DestructionState
+from vault.archive.states import DestructionState, DossierStatus
 from vault.errors import ConflictError, IntegrityError, NotFoundError
 from vault.i18n import N_
 from vault.store import ids, records
@@ -168,17 +169,17 @@ def destroyed_by(v: Vault, number: str) -> str | None:
     return None
 
 
-def targets(v: Vault, target: str, dossier_id: str | None = None) -> tuple[dict, list[dict]]:
+def targets(v: Vault, target: str, dossier_id: str | None = None) -> tuple[Manifest, list[Document]]:
     """The manifest and the live documents a target (NO or DOCNO) covers; with ``dossier_id`` (a
     request's permanent id) the target is never re-resolved through the index."""
     m = load_manifest(v, dossier_id or resolve(v, target))
-    if m["number"] != target.split("/")[0]:
-        raise IntegrityError(N_("destruction target {target} is not in dossier {number}"), target=target, number=m['number'])
-    if m["status"] == "destroyed":
-        raise ConflictError(N_("dossier {number} has already been destroyed"), number=m['number'])
-    live = [d for d in m["documents"] if d.get("status") != "destroyed"]
+    if m.number != target.split("/")[0]:
+        raise IntegrityError(N_("destruction target {target} is not in dossier {number}"), target=target, number=m.number)
+    if m.status == DossierStatus.DESTROYED:
+        raise ConflictError(N_("dossier {number} has already been destroyed"), number=m.number)
+    live = [d for d in m.documents if not d.is_destroyed]
     if "/" in target:
-        live = [d for d in live if d["number"] == target]
+        live = [d for d in live if d.number == target]
         if not live:
             raise NotFoundError(N_("no live document {target}"), target=target)
     return m, live

@@ -52,7 +52,7 @@ def load(v: Vault, iid: str) -> dict[str, Any]:
         # A validly signed record by someone who may not invite (written into the directory) opens nothing.
         raise IntegrityError(N_("{what}: signed by {name}, who may not issue it"), what=what, name=signer['name'])
     m = load_manifest(v, rec["dossier"])
-    if m["dept"] != rec["dept"] or m["number"] != rec["number"]:
-        raise IntegrityError(N_("{what}: does not match dossier {number}"), what=what, number=m['number'])
-    rec["_status"] = m["status"]
+    if m.dept != rec["dept"] or m.number != rec["number"]:
+        raise IntegrityError(N_("{what}: does not match dossier {number}"), what=what, number=m.number)
+    rec["_status"] = m.status.value
     return rec

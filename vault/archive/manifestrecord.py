@@ -6,7 +6,7 @@ record is read (validated) and written back (same bytes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Mapping
 
 from vault.archive.states import DossierStatus
@@ -118,3 +118,8 @@ class Manifest(TypedRecord):
     def document(self, number: str) -> Document | None:
         """The document numbered ``number``, if the dossier has it."""
         return next((d for d in self.documents if d.number == number), None)
+
+    def with_documents(self, *docs: Document) -> Manifest:
+        """This manifest with ``docs`` in place of its documents of the same numbers (a new value)."""
+        new = {d.number: d for d in docs}
+        return replace(self, documents=tuple(new.get(d.number, d) for d in self.documents))

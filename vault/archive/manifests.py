@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 
 from vault.archive import authority, committed, keyfiles, members
+from vault.archive.manifestrecord import Document, Manifest, ProfileVersion
 from vault.errors import FormatError, InputError, IntegrityError, NotFoundError
 from vault.i18n import Message, N_
 from vault.store import ids, records
@@ -19,17 +21,22 @@ if TYPE_CHECKING:
 PROFILE_FIELDS = ("name", "aliases", "address", "contact", "legal_rep", "notes")
 
 
-def _seal_profile(table: KeyTable, profile: dict[str, Any], by: str, version: int, *, changed: list[str], at: str) -> dict:
+def _seal_profile(table: KeyTable, profile: Mapping[str, Any], by: str, version: int, *, changed: Sequence[str],
+                  at: str) -> ProfileVersion:
     clean = {k: v for k, v in profile.items() if k in PROFILE_FIELDS and v}
     kid, sealed = seal_values(clean, table)
-    return {"version": version, "key": kid, "at": at, "by": by, "fields": changed, "sealed": sealed}
+    return ProfileVersion(version=version, key=kid, at=at, by=by, fields=tuple(changed), sealed=sealed)
 
 
-def manifest_file(actor: Actor, manifest: dict[str, Any]) -> dict[str, bytes | None]:
-    """The signed, validated manifest as ``{path: bytes}`` for ``actor.commit`` (its commit point)."""
-    signed = actor.sign(dict(manifest, updated_at=actor.clock.stamp(), updated_by=actor.name))
-    records.validate(signed, "manifest", what=Message(N_("manifest of {number}"), number=manifest['number']))
-    return {f"dossiers/{manifest['id']}/manifest.toml": records.dump_toml(signed)}
+def manifest_file(actor: Actor, manifest: Manifest) -> dict[str, bytes | None]:
+    """The signed, validated manifest as ``{path: bytes}`` for ``actor.commit`` (its commit point).
+
+    Written from ``to_record``: the keys keep the order the file had, so a manifest read and written
+    again changes only what the procedure changed."""
+    rec = manifest.to_record()
+    signed = actor.sign(dict(rec, updated_at=actor.clock.stamp(), updated_by=actor.name))
+    records.validate(signed, "manifest", what=Message(N_("manifest of {number}"), number=manifest.number))
+    return {f"dossiers/{manifest.id}/manifest.toml": records.dump_toml(signed)}
 
 
 def table_rel(dossier_id: str) -> str:
@@ -43,8 +50,10 @@ def read_table(v: Vault, dossier_id: str, identities: Sequence[age.Identity]) ->
     return read_key_table(v.root / rel, identities, dossier=dossier_id, data=keyfiles.read(v, rel))
 
 
-def load_manifest(v: Vault, dossier_id: str, *, member_records: dict | None = None) -> dict[str, Any]:
-    """The manifest the history last wrote, validated; IntegrityError names the file otherwise."""
+def load_manifest(v: Vault, dossier_id: str, *, member_records: dict | None = None) -> Manifest:
+    """The manifest the history last wrote, validated and typed; IntegrityError names the file otherwise.
+
+    The table is validated once (``committed.load``) and its signature verified before it is typed."""
     what = f"dossiers/{dossier_id}/manifest.toml"
     try:
         m = committed.load(v, what, schema="manifest")
@@ -53,7 +62,7 @@ def load_manifest(v: Vault, dossier_id: str, *, member_records: dict | None = No
     if m["id"] != dossier_id:
         raise IntegrityError(N_("{what}: belongs to another dossier"), what=what)
     members.verify_by_member(v, m, what=what, members=member_records)
-    return m
+    return Manifest.parse(m)
 
 
 def canonical_number(v: Vault, text: str) -> str:
@@ -82,14 +91,14 @@ def resolve(v: Vault, number: str) -> str:
     return dossier_id
 
 
-def iter_manifests(v: Vault) -> Iterator[dict[str, Any]]:
+def iter_manifests(v: Vault) -> Iterator[Manifest]:
     """Every manifest the history created, verified, in archive-number order."""
     mem = members.all_members(v)
     out = [load_manifest(v, d, member_records=mem) for d in authority.state(v)["dossiers"]]
-    yield from sorted(out, key=lambda m: m["number"])
+    yield from sorted(out, key=lambda m: m.number)
 
 
-def page(v: Vault, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+def page(v: Vault, offset: int, limit: int) -> tuple[int, list[Manifest]]:
     """(how many dossiers, the manifests of ``limit`` of them from ``offset``), in archive-number
     order; reads only those manifests, whatever the vault's size."""
     numbers = authority.state(v)["numbers"]
@@ -101,21 +110,24 @@ def page(v: Vault, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
     return total, [load_manifest(v, numbers[k], member_records=mem) for k in keys]
 
 
-def summary(m: dict[str, Any]) -> dict[str, Any]:
+def summary(m: Manifest) -> dict[str, Any]:
     """The cleartext facts of a dossier (safe to show to any member)."""
-    keys = ("number", "customer_type", "business", "dept", "class", "created", "status", "revision")
-    kept = [d for d in m["documents"] if d.get("status") != "destroyed"]
-    live = [d for d in kept if not d.get("superseded_by")]
+    kept = [d for d in m.documents if not d.is_destroyed]
+    live = [d for d in kept if not d.superseded_by]
     # A destroyed document is a ghost, not a document the dossier holds: counted apart.
-    return {**{k: m[k] for k in keys}, "documents": len(kept), "current_documents": len(live),
-            "destroyed_documents": len(m["documents"]) - len(kept)}
+    return {"number": m.number, "customer_type": m.customer_type, "business": m.business, "dept": m.dept,
+            "class": m.class_, "created": m.created, "status": m.status.value, "revision": m.revision,
+            "documents": len(kept), "current_documents": len(live), "destroyed_documents": len(m.documents) - len(kept)}
 
 
-def read_profile(actor: Actor, m: Mapping[str, Any], table: KeyTable | None = None) -> dict[str, Any]:
+def read_profile(actor: Actor, m: Manifest, table: KeyTable | None = None) -> dict[str, Any]:
     """Decrypt the newest profile version (needs read access to the dossier)."""
-    table = table or read_table(actor.vault, m["id"], actor.read_identities())
-    p = m["profile"][-1]
-    return open_values(p["sealed"], table, what=Message(N_("profile v{version} of {number}"), version=p['version'], number=m['number']))
+    table = table or read_table(actor.vault, m.id, actor.read_identities())
+    p = m.profile[-1]
+    what = Message(N_("profile v{version} of {number}"), version=p.version, number=m.number)
+    if p.sealed is None:  # only a destroyed dossier's profile goes without (FORMAT §9)
+        raise NotFoundError(N_("dossier {obj} was destroyed"), obj=m.number)
+    return open_values(p.sealed, table, what=what)
 
 
 def parse_date(text: str) -> str:
@@ -150,26 +162,28 @@ CATEGORIES = ("basic-info", "contract", "service-record", "communication", "feed
 CUSTOMER_TYPES = ("enterprise", "individual")
 
 
-def append_document(m: dict[str, Any], table: KeyTable, *, doc_id: str, key: str, category: str, date: str,
+#: The keys of a document entered by ``append_document``, in the order its table is written.
+_NEW_DOCUMENT = ("number", "id", "key", "category", "date", "original", "version", "added_at", "added_by", "size",
+                 "sha256", "meta_key", "meta", "paper_location", "replaces")
+
+
+def append_document(m: Manifest, table: KeyTable, *, doc_id: str, key: str, category: str, date: str,
                     original: bool, by: str, at: str, size: int, sha256: str, meta: Mapping[str, Any],
-                    paper_location: str | None = None) -> dict[str, Any]:
-    """Append a document to manifest ``m`` and return its entry: the next document number, and the
-    metadata (title, source, file name, ...) sealed under a new key of the dossier's ``table``.
+                    paper_location: str | None = None, replaces: Document | None = None) -> tuple[Manifest, Document]:
+    """Manifest ``m`` with a document appended, and that document: the next document number, and the
+    metadata (title, source, file name, ...) sealed under a new key of the dossier's ``table``;
+    ``replaces`` (a current document of ``m``) becomes its previous version.
 
     The one way a document enters a dossier (added by a member or accepted from the intake), by
     member ``by`` at time ``at``; the caller has written its ciphertext ``doc_id`` under key ``key``
     and saves table and manifest.
     """
     meta_kid, meta_sealed = seal_values(meta, table)
-    number = f"{m['number']}/{m['next_doc']:04d}"
-    m["next_doc"] += 1
-    entry = {
-        "number": number, "id": doc_id, "key": key, "category": category, "date": date,
-        "original": original, "version": 1, "added_at": at, "added_by": by,
-        "size": size, "sha256": sha256,
-        "meta_key": meta_kid, "meta": meta_sealed,
-    }
-    if paper_location:
-        entry["paper_location"] = paper_location
-    m["documents"].append(entry)
-    return entry
+    entry = Document(number=f"{m.number}/{m.next_doc:04d}", id=doc_id, key=key, category=category, date=date,
+                     original=original, version=replaces.version + 1 if replaces else 1, added_at=at, added_by=by,
+                     size=size, sha256=sha256, meta_key=meta_kid, meta=meta_sealed, paper_location=paper_location or None,
+                     replaces=replaces.number if replaces else None, keys_=_NEW_DOCUMENT)
+    m = replace(m, next_doc=m.next_doc + 1, documents=(*m.documents, entry))
+    if replaces is not None:
+        m = m.with_documents(replace(replaces, superseded_by=entry.number))
+    return m, entry

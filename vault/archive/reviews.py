@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from vault import clock
 from vault.archive import authority, committed, completeness, grants, manifests, members
+from vault.archive.manifestrecord import Manifest
+from vault.archive.states import DossierStatus
 from vault.errors import FormatError, IntegrityError
 from vault.i18n import N_
 from vault.store.keytable import open_field
@@ -65,17 +67,17 @@ def _date(stamp: str) -> dt.date:
     return clock.local_date(stamp)
 
 
-def state(policy_data: Mapping[str, Any], m: Mapping[str, Any], reviews: list[dict[str, Any]],
+def state(policy_data: Mapping[str, Any], m: Manifest, reviews: list[dict[str, Any]],
           today: dt.date) -> dict[str, Any]:
     """A dossier's review state on ``today``: last review, interval, when it falls due, and whether
     it is stale or waiting for an update."""
     last = reviews[-1] if reviews else None
-    last_date = _date(last["at"]) if last else dt.date.fromisoformat(m["created"])
-    days = interval_days(policy_data, m["class"])
+    last_date = _date(last["at"]) if last else dt.date.fromisoformat(m.created)
+    days = interval_days(policy_data, m.class_)
     due_on = last_date + dt.timedelta(days=days)
     needs_update = bool(last and last["outcome"] == "needs-update")
     return {
-        "number": m["number"], "dept": m["dept"], "class": m["class"],
+        "number": m.number, "dept": m.dept, "class": m.class_,
         "last_review": last_date.isoformat(), "last_outcome": last["outcome"] if last else None,
         "interval_days": days, "due_on": due_on.isoformat(),
         "stale": due_on <= today, "stale_since": due_on.isoformat() if due_on <= today else None,
@@ -84,7 +86,7 @@ def state(policy_data: Mapping[str, Any], m: Mapping[str, Any], reviews: list[di
 
 
 def due(v: Vault, *, dept: str | None = None, today: str | dt.date | None = None,
-        fields: Callable[[Mapping[str, Any]], list[str] | None] | None = None) -> list[dict[str, Any]]:
+        fields: Callable[[Manifest], list[str] | None] | None = None) -> list[dict[str, Any]]:
     """Open dossiers that need attention: stale (last review older than their class's interval),
     waiting for an update, or incomplete — each with since when, in archive-number order.
 
@@ -95,9 +97,9 @@ def due(v: Vault, *, dept: str | None = None, today: str | dt.date | None = None
     mem = members.all_members(v)
     out = []
     for m in manifests.iter_manifests(v):
-        if m["status"] != "open" or (dept is not None and m["dept"] != dept):
+        if m.status != DossierStatus.OPEN or (dept is not None and m.dept != dept):
             continue
-        row = state(v.policy.data, m, history(v, m["id"], member_records=mem), day)
+        row = state(v.policy.data, m, history(v, m.id, member_records=mem), day)
         gaps = completeness.assess(v.policy.data, m, fields)
         row.update({k: gaps[k] for k in ("missing_categories", "missing_fields", "fields_checked",
                                          "incomplete_since")})
@@ -120,7 +122,7 @@ def list_due(actor: Actor, *, dept: str | None = None) -> list[dict[str, Any]]:
         hist = history(v, manifests.resolve(v, row["number"]), member_records=mem)
         if hist and "note" in hist[-1]:
             last = hist[-1]
-            readable = completeness.can_read(actor, {"id": last["dossier"]}) \
+            readable = completeness.can_read(actor, last["dossier"]) \
                 and v.layout.key_table(last["dossier"]).exists()
             row["last_note"] = note_text(actor, last) if readable else None
             if row["last_note"] is None:

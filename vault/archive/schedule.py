@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from vault import plugins
 from vault.archive import authority, members
 from vault.archive.holds import held_dossiers
+from vault.archive.manifestrecord import Document, Manifest
 from vault.archive.manifests import iter_manifests, load_manifest
 from vault.errors import VaultError
 
@@ -27,14 +28,14 @@ def known_events() -> dict[str, str]:
     return {**INTRINSIC_EVENTS, **found}
 
 
-def rule_for(policy: Mapping[str, Any], m: Mapping[str, Any], d: Mapping[str, Any]) -> dict[str, Any] | None:
+def rule_for(policy: Mapping[str, Any], m: Manifest, d: Document) -> dict[str, Any] | None:
     """The first retention rule that covers a document, or None."""
     for r in policy.get("retention", []):
-        if d["category"] not in r["categories"]:
+        if d.category not in r["categories"]:
             continue
-        if r.get("customer_types") and m["customer_type"] not in r["customer_types"]:
+        if r.get("customer_types") and m.customer_type not in r["customer_types"]:
             continue
-        if r.get("class_prefix") and not m["class"].startswith(r["class_prefix"]):
+        if r.get("class_prefix") and not m.class_.startswith(r["class_prefix"]):
             continue
         return r
     return None
@@ -48,18 +49,18 @@ def _add_years(date: str, years: int) -> str:
         return d.replace(year=d.year + years, day=28).isoformat()
 
 
-def schedule(m: Mapping[str, Any], d: Mapping[str, Any], policy: Mapping[str, Any], *,
+def schedule(m: Manifest, d: Document, policy: Mapping[str, Any], *,
              today: str) -> dict[str, Any]:
     """When a document's retention ends, and why: rule, event, event date, end date (or waiting).
 
     A pure function of its arguments; ``today`` is ``YYYY-MM-DD``.
     """
     r = rule_for(policy, m, d)
-    row = {"number": d["number"], "dossier": m["number"], "category": d["category"]}
+    row: dict[str, Any] = {"number": d.number, "dossier": m.number, "category": d.category}
     if r is None:
         return {**row, "rule": None, "status": "no-rule"}
     ev = r["event"]
-    when = {"document-date": d["date"], "dossier-closed": m.get("closed")}.get(ev) or d.get("events", {}).get(ev)
+    when = {"document-date": d.date, "dossier-closed": m.closed}.get(ev) or (d.events or {}).get(ev)
     row.update(rule=r["name"], event=ev, years=r["years"], event_date=when)
     if when is None:
         return {**row, "until": None, "status": "waiting"}
@@ -75,11 +76,11 @@ def report(v: Vault, *, due: bool = False, upcoming: int | None = None) -> list[
     horizon = (today + dt.timedelta(days=upcoming)).isoformat() if upcoming is not None else None
     rows = []
     for m in iter_manifests(v):
-        for d in m["documents"]:
-            if d.get("status") == "destroyed":
+        for d in m.documents:
+            if d.is_destroyed:
                 continue
             row = schedule(m, d, v.policy.data, today=today.isoformat())
-            if m["id"] in held and row["status"] == "due":
+            if m.id in held and row["status"] == "due":
                 row["status"] = "held"
             if due and row["status"] != "due":
                 continue
@@ -109,8 +110,8 @@ def retained_records(v: Vault) -> dict[str, frozenset[str] | None]:
         except (VaultError, OSError):
             out[dossier_id] = None  # damaged or missing here: the backups may hold its only good copy
             continue
-        kept = {d["sha256"] for d in m["documents"]
-                if d.get("status") != "destroyed" and schedule(m, d, v.policy.data, today=today)["status"] != "due"}
+        kept = {d.sha256 for d in m.documents
+                if not d.is_destroyed and schedule(m, d, v.policy.data, today=today)["status"] != "due"}
         if kept:
             manifest = st["files"].get(f"dossiers/{dossier_id}/manifest.toml")
             out[dossier_id] = frozenset(kept | ({manifest[0]} if manifest and manifest[0] else set()))

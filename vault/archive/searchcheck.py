@@ -111,23 +111,23 @@ def _against_records(v: Vault, actor: Actor, idx: searchindex.Index, problems: l
                                     number=facts['number']))
             continue
         m = manifests.load_manifest(v, dossier)
-        p = m["profile"][-1]
+        p = m.profile[-1]
         info = db.info(dossier)
         assert info is not None
-        want = (p["version"], searchseal.sealed_digest(p["sealed"]), p["by"])
+        want = (p.version, searchseal.sealed_digest(p.sealed or ""), p.by)
         if (info["version"], info["sealed_sha256"], info["by"]) != want:
-            if info["version"] > p["version"]:
+            if info["version"] > p.version:
                 notes.append(Message(N_("index/search/: dossier {number} is indexed at profile version {indexed}, "
                                         "the manifest's newest is {newest} (an interrupted update; repaired by the "
-                                        "next find)"), number=m['number'], indexed=info['version'], newest=p['version']))
+                                        "next find)"), number=m.number, indexed=info['version'], newest=p.version))
             else:
                 problems.append(Message(N_("index/search/: dossier {number} is indexed at profile version {indexed}, "
                                            "the manifest's newest is {newest}"),
-                                        number=m['number'], indexed=info['version'], newest=p['version']))
+                                        number=m.number, indexed=info['version'], newest=p.version))
             continue
         profile = manifests.read_profile(actor, m)
         got: list[Any] = list(stored[dossier][1]) if dossier in stored and dossier not in db.overlay \
-            else entries(m["number"], db.overlay[dossier][2])[:MAX_ENTRIES]
-        if [tuple(e) for e in got] != entries(m["number"], profile)[:MAX_ENTRIES]:
+            else entries(m.number, db.overlay[dossier][2])[:MAX_ENTRIES]
+        if [tuple(e) for e in got] != entries(m.number, profile)[:MAX_ENTRIES]:
             problems.append(Message(N_("index/search/: the values indexed for {number} are not its sealed profile's"),
-                                    number=m['number']))
+                                    number=m.number))

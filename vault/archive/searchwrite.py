@@ -17,6 +17,7 @@ import secrets
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from vault.archive import committed, keyfiles, numbering
+from vault.archive.manifestrecord import Manifest
 from vault.archive.searchindex import Index, delta_paths, open_index
 from vault.archive.searchseal import (DELTAS, HEAD, KINDS, LEGACY, index_recipient, read_key, read_recipient, rel,
                                       seal, search_dir, sealed_digest, stage_key, write_recipient)
@@ -34,7 +35,7 @@ DELTA_PAD = 1024
 MERGE_AFTER = 64
 
 
-def add_profile(actor: Actor, m: Mapping[str, Any], profile: Mapping[str, Any]) -> bool:
+def add_profile(actor: Actor, m: Manifest, profile: Mapping[str, Any]) -> bool:
     """Record a dossier's newest profile version (call under the exclusive lock, before the manifest
     is written). Needs no index key. False when the index was never built: the build reads the
     sealed profiles, so nothing is lost."""
@@ -42,9 +43,9 @@ def add_profile(actor: Actor, m: Mapping[str, Any], profile: Mapping[str, Any]) 
     rcpt = read_recipient(v)
     if rcpt is None:
         return False
-    p = m["profile"][-1]
-    put = {"dossier": m["id"], "number": m["number"], "version": p["version"],
-           "sealed_sha256": sealed_digest(p["sealed"]), "profile": dict(profile)}
+    p = m.profile[-1]
+    put = {"dossier": m.id, "number": m.number, "version": p.version,
+           "sealed_sha256": sealed_digest(p.sealed or ""), "profile": dict(profile)}
     body = json.dumps({"put": [put]}, sort_keys=True, ensure_ascii=False).encode()
     body += b" " * (-len(body) % DELTA_PAD)
     make_dir(search_dir(v.root) / "delta", parents=True)
@@ -145,7 +146,7 @@ def _drop_deltas(v: Vault, through: int) -> None:
             keyfiles.stage(v, f"{DELTAS}{p.name}", None)
 
 
-def build(actor: Actor, items: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> int:
+def build(actor: Actor, items: Iterable[tuple[Manifest, Mapping[str, Any]]]) -> int:
     """Build the index afresh from (manifest, profile) pairs; returns how many dossiers it holds.
 
     Call under the exclusive lock. Removes the blind indexes of earlier versions, whose tokens told
@@ -155,9 +156,9 @@ def build(actor: Actor, items: Iterable[tuple[Mapping[str, Any], Mapping[str, An
     key = read_key(v, actor.read_identities())
     db = new_db()
     for m, profile in items:
-        p = m["profile"][-1]
-        db.put(m["id"], number=m["number"], version=p["version"], sealed_sha256=sealed_digest(p["sealed"]),
-               by=p["by"], profile=profile)
+        p = m.profile[-1]
+        db.put(m.id, number=m.number, version=p.version, sealed_sha256=sealed_digest(p.sealed or ""),
+               by=p.by, profile=profile)
     write_recipient(actor, key)
     idx = Index(db, key, 0)
     save(actor, idx)

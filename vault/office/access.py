@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from vault.archive.states import DossierStatus
 from vault.archive import grants, keyfiles, members, numbering
 from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_rel,
                                   list_grants, status)
@@ -45,10 +46,10 @@ def create_request(actor: Actor, kind: str, target: str | None, purpose: str, *,
     else:
         dossier_id = resolve(v, target or "")
         m = load_manifest(v, dossier_id)
-        if m["status"] == "destroyed":
+        if m.status == DossierStatus.DESTROYED:
             actor.audit(f"request.{kind}", outcome="refused", number=target)
-            raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("nothing left to consult"), number=m['number'])
-        if kind == "copy" and "/" in (target or "") and not any(d["number"] == target for d in m["documents"]):
+            raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("nothing left to consult"), number=m.number)
+        if kind == "copy" and "/" in (target or "") and not any(d.number == target for d in m.documents):
             raise NotFoundError(N_("no document {target}"), target=target)
     mem = members.all_members(v)
     dept = mem[actor.name]["dept"]

@@ -15,6 +15,7 @@ from vault.archive import audit, authority, checkcache, committed, members, reco
 from vault.crypto import age
 from vault.store.counting import Progress, no_progress
 from vault.archive.manifests import load_manifest, read_table
+from vault.archive.states import DossierStatus
 from vault.errors import VaultError
 from vault.store.keytable import open_field
 from vault.store import TMP_PREFIX
@@ -192,33 +193,38 @@ def _check_dossier(v: Vault, dossier_id: str, mem: dict, ids: list[age.Identity]
     def report_only() -> None:
         rep.problems.extend(mine)
 
+    full = None  # the whole manifest: a check with keys reads the profile too
     try:
-        m = checkdocs.manifest(v, dossier_id, mem, verified, files) if ids is None \
-            else load_manifest(v, dossier_id, member_records=mem)
+        if ids is None:
+            m = checkdocs.manifest(v, dossier_id, mem, verified, files)
+        else:
+            full = load_manifest(v, dossier_id, member_records=mem)
+            m = checkdocs.Read.of(full)
     except VaultError as e:
         mine.append(e.message)
         return report_only
     rep.counts["dossiers"] += 1
     table = None
-    if m["status"] != "destroyed":
+    if m.status != DossierStatus.DESTROYED:
         # Its bytes against the history were checked with every record (``recovery.check_files``).
         # (the replay just verified, in memory: ``committed.exists`` would ask the client's state database)
         if (files.get(f"keys/{dossier_id}.age") or (None,))[0] is None:
             if not shredding:  # an unfinished execution is named on its own
                 mine.append(Message(N_("keys/{dossier_id}.age: the history names no key table for dossier {number}"),
-                                    dossier_id=dossier_id, number=m["number"]))
+                                    dossier_id=dossier_id, number=m.number))
         elif ids is not None:
             try:
                 table = read_table(v, dossier_id, ids)
             except VaultError as e:
                 mine.append(e.message)
-    if table is not None:
-        for p in (x for x in m["profile"] if "sealed" in x):
-            _try(mine, lambda p=p: open_field(p["sealed"], table, what=Message(N_("{number} profile v{version}"), number=m['number'], version=p['version'])))
+    if table is not None and full is not None:
+        for p in full.profile:
+            if p.sealed is not None:
+                _try(mine, lambda p=p: open_field(p.sealed, table, what=Message(N_("{number} profile v{version}"), number=m.number, version=p.version)))
     # A destruction under way (``shredding``) overwrites and deletes ciphertext step by step; until it
     # finishes, the unfinished execution is what check names, not each document it has reached.
-    docs = [] if shredding else [d for d in m["documents"] if d.get("status") != "destroyed"]
-    referenced = {f"{d['id']}.age" for d in m["documents"] if d.get("status") != "destroyed"}
+    docs = [] if shredding else [d for d in m.documents if d.status != "destroyed"]
+    referenced = {f"{d.id}.age" for d in m.documents if d.status != "destroyed"}
     # A document this client verified with the status it has now is settled here, with one stat;
     # the rest go to the workers.
     settled = [checkdocs.unchanged(v, m, d, verified) if table is None else None for d in docs]

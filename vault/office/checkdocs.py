@@ -6,9 +6,11 @@ import hashlib
 import io
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vault.archive import checkcache
+from vault.archive.manifestrecord import Manifest
 from vault.archive.manifests import load_manifest
 from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
@@ -32,11 +34,39 @@ class _Null(io.RawIOBase):
 # ``_unchanged`` spells a document's path without pathlib (10,000 stats a check); it is this one.
 assert PATHS["document"] == "dossiers/<dossier-id>/documents/<doc-id>.age"
 
-# What a keyless check reads of a manifest (all it keeps of one in ``checkcache``).
+# What a keyless check reads of a manifest's document (all it keeps of one in ``checkcache``).
 _DOC_FIELDS = ("id", "number", "sha256", "size", "key", "status")
 
 
-def manifest(v: Vault, dossier_id: str, mem: dict, verified: checkcache.Verified, files: dict) -> dict:
+class ReadDoc(NamedTuple):
+    """What check reads of a document: ``_DOC_FIELDS`` (a row of ``checkcache``), and its sealed
+    metadata when the whole manifest was read."""
+
+    id: str
+    number: str
+    sha256: str
+    size: int
+    key: str | None
+    status: str | None
+    meta: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What check reads of a manifest: the whole of it (``of``), or what ``checkcache`` kept of it."""
+
+    id: str
+    status: str
+    number: str
+    documents: tuple[ReadDoc, ...]
+
+    @classmethod
+    def of(cls, m: Manifest) -> Read:
+        return cls(m.id, m.status.value, m.number,
+                   tuple(ReadDoc(d.id, d.number, d.sha256, d.size, d.key, d.status, d.meta) for d in m.documents))
+
+
+def manifest(v: Vault, dossier_id: str, mem: dict, verified: checkcache.Verified, files: dict) -> Read:
     """The manifest as ``load_manifest`` gives it, or what a keyless check reads of it from
     ``verified`` when this client verified the file with its status now, the hash the history names
     and its signer's key; a manifest it verifies here is remembered."""
@@ -61,16 +91,16 @@ def manifest(v: Vault, dossier_id: str, mem: dict, verified: checkcache.Verified
             at = time.time_ns()
             seen = checkcache.status(os.fstat(f.fileno()))
             data = f.read()
-    m = load_manifest(v, dossier_id, member_records=mem)
-    by = m["signature"]["by"]  # (``load_manifest`` verified the signature under this member's key)
+    m = Read.of(full := load_manifest(v, dossier_id, member_records=mem))
+    by = full.signature.by  # (``load_manifest`` verified the signature under this member's key)
     if f is not None and h is not None and hashlib.sha256(data).hexdigest() == h:
-        fields = {"id": m["id"], "status": m["status"], "number": m["number"],
-                  "documents": [[d.get(k) for k in _DOC_FIELDS] for d in m["documents"]]}
+        fields = {"id": m.id, "status": m.status, "number": m.number,
+                  "documents": [list(d[:len(_DOC_FIELDS)]) for d in m.documents]}
         verified.put_manifest(rel, seen, h, by, mem[by]["key"], fields, at=at)
     return m
 
 
-def _cached_fields(fields: Any, dossier_id: str) -> dict | None:
+def _cached_fields(fields: Any, dossier_id: str) -> Read | None:
     """The manifest fields ``_manifest`` remembered, or None if they are not of that shape (a damaged
     cache is read past, never believed)."""
     def row_ok(row: Any) -> bool:
@@ -82,29 +112,29 @@ def _cached_fields(fields: Any, dossier_id: str) -> dict | None:
             and isinstance(fields.get("number"), str) and isinstance(fields.get("documents"), list)
             and all(row_ok(r) for r in fields["documents"])):
         return None
-    return {**fields, "documents": [dict(zip(_DOC_FIELDS, row)) for row in fields["documents"]]}
+    return Read(fields["id"], fields["status"], fields["number"], tuple(ReadDoc(*row) for row in fields["documents"]))
 
 
-def unchanged(v: Vault, m: dict, d: dict, verified: checkcache.Verified) -> tuple[list, int, int] | None:
+def unchanged(v: Vault, m: Read, d: ReadDoc, verified: checkcache.Verified) -> tuple[list, int, int] | None:
     """The result for a document whose status is one this client saw when it verified its hash and
     key reference (those the manifest names now), else None."""
-    rel = f"dossiers/{m['id']}/documents/{d['id']}.age"  # (layout.PATHS["document"], without pathlib)
+    rel = f"dossiers/{m.id}/documents/{d.id}.age"  # (layout.PATHS["document"], without pathlib)
     try:
         st = checkcache.status(os.stat(os.path.join(v.root, rel)))
     except OSError:
         return None  # missing or unreadable: the worker names it
-    ok = verified.get(rel, st, d["sha256"], d["key"])
-    return ([], d["size"], 1) if ok else None
+    ok = verified.get(rel, st, d.sha256, d.key or "")
+    return ([], d.size, 1) if ok else None
 
 
-def check_document(v: Vault, m: dict, d: dict, table: KeyTable | None, verified: checkcache.Verified,
+def check_document(v: Vault, m: Read, d: ReadDoc, table: KeyTable | None, verified: checkcache.Verified,
                    in_memory: int) -> tuple[list, int, int]:
     """(problems, bytes, 1 if unchanged since verified else 0) for one document: its ciphertext hash,
     its header, and with ``table`` its metadata and payload; one of up to ``in_memory`` bytes is read
     once and parsed from memory. Runs on the check's worker threads (hashing and the AEAD drop the GIL)."""
-    rel = f"dossiers/{m['id']}/documents/{d['id']}.age"
-    where = f"{rel} ({d['number']})"
-    path = v.layout.document(m["id"], d["id"])
+    rel = f"dossiers/{m.id}/documents/{d.id}.age"
+    where = f"{rel} ({d.number})"
+    path = v.layout.document(m.id, d.id)
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -113,7 +143,7 @@ def check_document(v: Vault, m: dict, d: dict, table: KeyTable | None, verified:
         # The status as it was before the first byte was read: a write after this changes it.
         at = time.time_ns()
         seen = checkcache.status(os.fstat(f.fileno()))
-        if d.get("size", 0) <= in_memory:
+        if d.size <= in_memory:
             data = f.read(in_memory + 1)
             size = len(data)
             digest = hashlib.sha256(data).hexdigest() if size <= in_memory else ""
@@ -121,19 +151,19 @@ def check_document(v: Vault, m: dict, d: dict, table: KeyTable | None, verified:
         else:
             digest, size = hash_open(f)  # this file, not whatever the path names by now
             src = f
-        if (digest, size) != (d["sha256"], d["size"]):
+        if (digest, size) != (d.sha256, d.size):
             return [Message(N_("{rel}: ciphertext hash does not match the manifest (damaged or tampered with)"), rel=where)], size, 0
         try:
             hdr = age.read_header(src)
-            if [s.type for s in hdr.stanzas] != [KEYREF_TYPE] or hdr.stanzas[0].args != (d["key"],):
+            if [s.type for s in hdr.stanzas] != [KEYREF_TYPE] or hdr.stanzas[0].args != (d.key,):
                 return [Message(N_("{rel}: header does not refer to its key-table entry"), rel=where)], size, 0
         except (FormatError, AuthenticationError):
             return [Message(N_("{rel}: age header does not parse"), rel=where)], size, 0
-        verified.put(rel, seen, d["sha256"], d["key"], at=at)
+        verified.put(rel, seen, d.sha256, d.key or "", at=at)
         if table is None:
             return [], size, 0
         problems: list = []
-        _try(problems, lambda: open_field(d["meta"], table, what=Message(N_("{number} metadata"), number=d['number'])))
+        _try(problems, lambda: open_field(d.meta or "", table, what=Message(N_("{number} metadata"), number=d.number)))
         src.seek(0)
         try:
             age.decrypt(src, _Null(), [table.identity()])
@@ -218,14 +248,14 @@ def settled(v: Vault, dossier_id: str, names: list[str], mem: dict, verified: ch
     return count, size
 
 
-def settle(m: dict, docs: list[dict], names: list[str], verified: checkcache.Verified) -> None:
+def settle(m: Read, docs: list[ReadDoc], names: list[str], verified: checkcache.Verified) -> None:
     """Remember dossier ``m`` as settled, if this check verified (or found verified) its manifest and
     each of its documents ``docs`` with a status old enough to remember, and its documents directory
     lists exactly those (``names``). Call only when the dossier had no problem and no note."""
-    did = m["id"]
+    did = m.id
     me = verified.new["manifests"].get(f"dossiers/{did}/manifest.toml")
     names = sorted(names)
-    if me is None or names != sorted(f"{d['id']}.age" for d in docs):
+    if me is None or names != sorted(f"{d.id}.age" for d in docs):
         return
     lines = []
     for n in names:
@@ -233,4 +263,4 @@ def settle(m: dict, docs: list[dict], names: list[str], verified: checkcache.Ver
         if fe is None:
             return  # not remembered (changed too recently): checked document by document next time
         lines.append(_line(n, fe, fe))
-    verified.put_dossier(did, [*me[:8], _digest(lines), len(docs), sum(d["size"] for d in docs), m["status"]])
+    verified.put_dossier(did, [*me[:8], _digest(lines), len(docs), sum(d.size for d in docs), m.status])

@@ -9,9 +9,11 @@ certificate signed by the executing supervisor. Requests, approvals and closings
 
 from __future__ import annotations
 
+from dataclasses import replace
 import os
 from typing import TYPE_CHECKING, Any
 
+from vault.archive.manifestrecord import Destroyed
 from vault import backup
 from vault.archive import destructions, grants, keyfiles, schedule, searchwrite
 from vault.archive.destructionrecords import Destruction, DestructionApproval
@@ -102,19 +104,20 @@ def _plan(actor: Actor, req: Destruction, appr: DestructionApproval, no: str) ->
     """Check the hold and retention, then sign the plan: what will be destroyed, before any of it is."""
     v = actor.vault
     m, docs = destructions.targets(v, req.target, req.dossier)
-    if m["id"] in held_dossiers(v):
+    if m.id in held_dossiers(v):
         _refuse(actor, req, no, N_("dossier {number} is under a legal hold"), N_("lift the hold first ('vault hold remove')"),
-                number=m["number"])
+                number=m.number)
     sched = [schedule.schedule(m, d, v.policy.data, today=v.clock.today()) for d in docs]
     early = [s["number"] for s in sched if s["status"] != "due"]
     if early and appr.override_retention is None:
         _refuse(actor, req, no, N_("retention has not ended for {numbers}"),
                 N_("wait until 'vault retention report --due' lists it, or approve with --override-retention REASON"),
                 numbers=", ".join(early[:3]) + (" …" if len(early) > 3 else ""))
-    run = {"format": 1, "destruction": no, "target": req.target, "dossier": m["id"], "dossier_number": m["number"],
+    run = {"format": 1, "destruction": no, "target": req.target, "dossier": m.id, "dossier_number": m.number,
            "whole_dossier": "/" not in req.target, "started_at": actor.clock.stamp(), "started_by": actor.name,
-           "documents": [{k: d[k] for k in ("number", "id", "key", "meta_key", "sha256", "size")} for d in docs],
-           "grant_keys": sorted(r.rsplit("/", 1)[1] for r in keyfiles.listing(v, f"keys/grants/{m['id']}.")),
+           "documents": [{"number": d.number, "id": d.id, "key": d.key, "meta_key": d.meta_key, "sha256": d.sha256,
+                          "size": d.size} for d in docs],
+           "grant_keys": sorted(r.rsplit("/", 1)[1] for r in keyfiles.listing(v, f"keys/grants/{m.id}.")),
            "retention": [{k: s[k] for k in ("number", "rule", "event", "event_date", "until", "status")
                           if s.get(k) is not None} for s in sched],
            "retention_overridden": bool(early), "steps": []}
@@ -174,26 +177,22 @@ def _step_manifest(actor: Actor, run: dict[str, Any], req: Destruction, appr: De
     no = run["destruction"]
     m = load_manifest(v, run["dossier"])
     wanted = {d["number"] for d in run["documents"]}
-    docs = [d for d in m["documents"] if d["number"] in wanted]
-    if all(d.get("destroyed", {}).get("certificate") == no for d in docs) \
-            and (not run["whole_dossier"] or m["status"] == "destroyed"):
-        return {"manifest_revision": m["revision"], "executed_at": docs[0]["destroyed"]["at"] if docs else
-                m.get("updated_at", actor.clock.stamp())}
+    docs = [d for d in m.documents if d.number in wanted]
+    done = [d.destroyed for d in docs if d.destroyed is not None and d.destroyed.certificate == no]
+    if len(done) == len(docs) and (not run["whole_dossier"] or m.status == DossierStatus.DESTROYED):
+        return {"manifest_revision": m.revision, "executed_at": done[0].at if done else m.updated_at}
     stamp = actor.clock.stamp()
-    for d in docs:
-        ghost = {k: d[k] for k in GHOST_KEYS if k in d}
-        ghost.update(status="destroyed", destroyed={"at": stamp, "certificate": no})
-        d.clear()
-        d.update(ghost)
+    # A ghost keeps GHOST_KEYS, in that order: its keys, sealed metadata and shelf are gone.
+    gone = Destroyed(at=stamp, certificate=no)
+    m = m.with_documents(*(replace(d, key=None, meta_key=None, meta=None, paper_location=None, status="destroyed",
+                                   destroyed=gone, keys_=GHOST_KEYS) for d in docs))
     if run["whole_dossier"]:
-        m["status"] = DossierStatus.DESTROYED
-        for p in m["profile"]:
-            p.pop("sealed", None)
-    m["revision"] += 1
+        m = replace(m, status=DossierStatus.DESTROYED, profile=tuple(replace(p, sealed=None) for p in m.profile))
+    m = replace(m, revision=m.revision + 1)
     # The entry that turns the manifest to ghosts is the destruction's own (destroy.execute).
     actor.commit("destroy.execute", manifest_file(actor, m), number=req.target, ref=no, obj=no,
-                 rev=m["revision"])
-    return {"manifest_revision": m["revision"], "executed_at": stamp}
+                 rev=m.revision)
+    return {"manifest_revision": m.revision, "executed_at": stamp}
 
 
 def _step_offsite(actor: Actor, run: dict[str, Any], req: Destruction, appr: DestructionApproval) -> dict[str, Any]:

@@ -29,9 +29,9 @@ def request(actor: Actor, target: str, reason: str) -> str:
         no = numbering.next_number(v, "D")
         make_dir(v.root / "destructions")
         sealed = members.seal_text(v, reason, [actor.name])
-        rec = actor.sign({"format": 1, "number": no, "target": target, "dossier": m["id"], "requested_by": actor.name,
+        rec = actor.sign({"format": 1, "number": no, "target": target, "dossier": m.id, "requested_by": actor.name,
                           "requested_at": actor.clock.stamp(), "reason": sealed})
-        actor.commit("destroy.request", {destructions.rel(no): records.dump_toml(rec)}, number=target, ref=no, obj=m["id"])
+        actor.commit("destroy.request", {destructions.rel(no): records.dump_toml(rec)}, number=target, ref=no, obj=m.id)
     return no
 
 
@@ -71,9 +71,9 @@ def _obstacles(v: Vault, req: Destruction, *, override: bool) -> list[str]:
     except (ConflictError, NotFoundError) as e:
         return [e.message]
     out: list[str] = []
-    if m["id"] in held_dossiers(v):
+    if m.id in held_dossiers(v):
         out.append(Message(N_("dossier {number} is under a legal hold: execution will be refused until it is lifted"),
-                           number=m["number"]))
+                           number=m.number))
     early = [s for s in (schedule.schedule(m, d, v.policy.data, today=v.clock.today()) for d in docs) if s["status"] != "due"]
     if early and not override:
         numbers = ", ".join(s["number"] for s in early[:3]) + (" …" if len(early) > 3 else "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import contextlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Sequence
 
@@ -20,6 +20,8 @@ from vault.store import atomic_writer, make_dir
 from vault.store.directio import DirectWriter
 from vault.store.syncing import WritebackWriter
 from vault.archive.manifests import CATEGORIES
+from vault.archive.manifestrecord import Document, Manifest
+from vault.archive.states import DossierStatus
 from vault.store.hashing import HashingWriter
 from vault.store.counting import Progress, counting, no_progress
 from vault.i18n import Message, N_
@@ -98,19 +100,19 @@ def add_many(actor: Actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]],
         manifests = {}
         for dossier_id in groups:
             m = load_manifest(v, dossier_id)
-            if m["status"] == "destroyed":
-                raise ConflictError(N_("dossier {number} has been destroyed"), number=m['number'])
-            if m["status"] == "closed":
-                actor.audit("doc.add", outcome="refused", number=m["number"])
+            if m.status == DossierStatus.DESTROYED:
+                raise ConflictError(N_("dossier {number} has been destroyed"), number=m.number)
+            if m.status == DossierStatus.CLOSED:
+                actor.audit("doc.add", outcome="refused", number=m.number)
                 raise ConflictError(N_("dossier {number} was closed on {closed}"),
-                                    hint=N_("reopen it first: 'vault dossier reopen {number}'"), number=m['number'],
-                                    closed=m.get('closed'))
+                                    hint=N_("reopen it first: 'vault dossier reopen {number}'"), number=m.number,
+                                    closed=m.closed)
             manifests[dossier_id] = m
         old = _find_doc(manifests[order[0][0]], replaces) if replaces else None
-        if old is not None and old.get("superseded_by"):
+        if old is not None and old.superseded_by:
             raise ConflictError(N_("{replaces} is already replaced by {superseded_by}"),
                                 hint=N_("add the new version to the newest one"), replaces=replaces,
-                                superseded_by=old['superseded_by'])
+                                superseded_by=old.superseded_by)
         idents = actor.read_identities()
         recipients, active = members.ring_recipients(v), grants.list_grants(v)
         # Bytes read from the files given; standard input counts towards a total of 0 (unknown).
@@ -123,24 +125,22 @@ def add_many(actor: Actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]],
             table = read_table(v, dossier_id, idents)
             mine = added[dossier_id] = []
             for f in files:
-                entry, path = _encrypt_one(v, m, table, f if isinstance(f, Stream) else Path(f), category=category,
-                                           source=source, date=date, original=original, copy_note=copy_note,
-                                           title=title, paper_location=paper_location, by=actor.name, step=step)
+                # (``replaces`` takes one file, of one dossier: the one ``old`` is of)
+                m, entry, path = _encrypt_one(v, m, table, f if isinstance(f, Stream) else Path(f), category=category,
+                                              source=source, date=date, original=original, copy_note=copy_note,
+                                              title=title, paper_location=paper_location, by=actor.name, step=step,
+                                              replaces=old)
                 written.append(path)
-                if old is not None:
-                    entry["replaces"] = old["number"]
-                    entry["version"] = old.get("version", 1) + 1
-                    old["superseded_by"] = entry["number"]
-                mine.append(entry["number"])
+                mine.append(entry.number)
             if not mine:
                 continue
-            m["revision"] += 1
+            m = replace(m, revision=m.revision + 1)
             # The key table and the grants' key releases are staged and committed with the manifest
             # (FORMAT §18.5): an interruption before the entry changes none of them.
             files_out = {**manifest_file(actor, m),
                          **grants.key_files(actor, dossier_id, table, recipients=recipients, active=active)}
             commits.append(dict(action="doc.add", files=files_out, number=mine[0],
-                                ref=mine[-1] if len(mine) > 1 else None, obj=dossier_id, rev=m["revision"]))
+                                ref=mine[-1] if len(mine) > 1 else None, obj=dossier_id, rev=m.revision))
         if commits:
             actor.commit_many(commits, synced=written)
     out, taken = [], {d: 0 for d in groups}
@@ -151,13 +151,13 @@ def add_many(actor: Actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]],
     return out
 
 
-def _encrypt_one(v: Vault, m: dict, table: KeyTable, src: Path | Stream, *, category: str, source: str, date: str,
+def _encrypt_one(v: Vault, m: Manifest, table: KeyTable, src: Path | Stream, *, category: str, source: str, date: str,
                  original: bool, copy_note: str | None, title: str | None, paper_location: str | None,
-                 by: str, step: Callable[[int], None]) -> tuple[dict[str, Any], Path]:
+                 by: str, step: Callable[[int], None], replaces: Document | None) -> tuple[Manifest, Document, Path]:
     doc_id = secrets.token_hex(16)
     kid = secrets.token_hex(16)
     rcpt = KeyRefRecipient(kid)
-    path = v.layout.document(m["id"], doc_id)
+    path = v.layout.document(m.id, doc_id)
     make_dir(path.parent)
     source_file = contextlib.nullcontext(src.file) if isinstance(src, Stream) else open(src, "rb")
     # A large document goes to the disk with direct I/O (DirectWriter); a small one, or one on a file
@@ -170,22 +170,26 @@ def _encrypt_one(v: Vault, m: dict, table: KeyTable, src: Path | Stream, *, cate
     meta = {"title": title or src.name, "source": source, "filename": src.name}
     if copy_note:
         meta["copy_note"] = copy_note
-    entry = append_document(m, table, doc_id=doc_id, key=kid, category=category, date=date, original=original,
-                            by=by, at=v.clock.stamp(), size=hw.size, sha256=hw.h.hexdigest(), meta=meta, paper_location=paper_location)
-    return entry, path
+    m, entry = append_document(m, table, doc_id=doc_id, key=kid, category=category, date=date, original=original,
+                               by=by, at=v.clock.stamp(), size=hw.size, sha256=hw.h.hexdigest(), meta=meta,
+                               paper_location=paper_location, replaces=replaces)
+    return m, entry, path
 
 
-def _find_doc(m: dict, docno: str) -> dict[str, Any]:
-    for d in m["documents"]:
-        if d["number"] == docno:
-            return d
-    raise NotFoundError(N_("no document {docno}"), hint=N_("see 'vault doc list {number}'"), docno=docno, number=m['number'])
+def _find_doc(m: Manifest, docno: str) -> Document:
+    d = m.document(docno)
+    if d is None:
+        raise NotFoundError(N_("no document {docno}"), hint=N_("see 'vault doc list {number}'"), docno=docno, number=m.number)
+    return d
 
 
-def _public(d: dict[str, Any]) -> dict[str, Any]:
-    keys = ("number", "category", "date", "original", "version", "added_at", "added_by", "size",
-            "replaces", "superseded_by", "paper_location", "status")
-    return {k: d[k] for k in keys if k in d}
+_PUBLIC = ("number", "category", "date", "original", "version", "added_at", "added_by", "size",
+           "replaces", "superseded_by", "paper_location", "status")
+
+
+def _public(d: Document) -> dict[str, Any]:
+    rec = d.to_record()
+    return {k: rec[k] for k in _PUBLIC if k in rec}
 
 
 def list_docs(actor: Actor, number: str, *, with_meta: bool = False) -> list[dict[str, Any]]:
@@ -193,23 +197,26 @@ def list_docs(actor: Actor, number: str, *, with_meta: bool = False) -> list[dic
     actor.require("dossier.list")
     v = actor.vault
     m = load_manifest(v, resolve(v, number))
-    out = [_public(d) for d in m["documents"]]
-    for o, d in zip(out, m["documents"]):
-        if d.get("destroyed"):
-            o["destroyed"] = dict(d["destroyed"])
-    if m["status"] == "destroyed":
+    out = [_public(d) for d in m.documents]
+    for o, d in zip(out, m.documents):
+        if d.destroyed:
+            o["destroyed"] = d.destroyed.to_record()
+    if m.status == DossierStatus.DESTROYED:
         return out  # its keys are gone: the ghosts say by which destruction
-    if with_meta and (v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m["id"], actor.name)):
-        actor.audit("dossier.read", number=m["number"])
-        table = grants.open_key_table(actor, m["id"], number=m["number"])
-        for o, d in zip(out, m["documents"]):
-            if d.get("status") != "destroyed":
+    if with_meta and (v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m.id, actor.name)):
+        actor.audit("dossier.read", number=m.number)
+        table = grants.open_key_table(actor, m.id, number=m.number)
+        for o, d in zip(out, m.documents):
+            if not d.is_destroyed:
                 o.update(read_meta(d, table))
     return out
 
 
-def read_meta(d: dict[str, Any], table: KeyTable) -> dict[str, Any]:
-    return open_values(d["meta"], table, what=Message(N_("document {number} metadata"), number=d['number']))
+def read_meta(d: Document, table: KeyTable) -> dict[str, Any]:
+    """A document's sealed metadata (title, source, file name, copy note)."""
+    if d.meta is None:  # its keys went with it
+        raise ConflictError(N_("document {docno} has been destroyed"), docno=d.number)
+    return open_values(d.meta, table, what=Message(N_("document {number} metadata"), number=d.number))
 
 
 def history(actor: Actor, docno: str) -> list[dict[str, Any]]:
@@ -218,12 +225,12 @@ def history(actor: Actor, docno: str) -> list[dict[str, Any]]:
     v = actor.vault
     m = load_manifest(v, resolve(v, docno))
     d = _find_doc(m, docno)
-    by_no = {x["number"]: x for x in m["documents"]}
-    while d.get("replaces"):
-        d = by_no[d["replaces"]]
+    by_no = {x.number: x for x in m.documents}
+    while d.replaces:
+        d = by_no[d.replaces]
     chain = [d]
-    while chain[-1].get("superseded_by"):
-        chain.append(by_no[chain[-1]["superseded_by"]])
+    while (newer := chain[-1].superseded_by):
+        chain.append(by_no[newer])
     return [_public(x) for x in chain]
 
 
@@ -265,12 +272,12 @@ def view(actor: Actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None
     v = actor.vault
     m = load_manifest(v, resolve(v, docno))
     d = _find_doc(m, docno)
-    if d.get("status") == "destroyed":
+    if d.is_destroyed:
         actor.audit("doc.view", outcome="refused", number=docno)
         raise ConflictError(N_("document {docno} has been destroyed"), docno=docno)
-    table = grants.open_key_table(actor, m["id"], number=docno)
-    path = v.layout.document(m["id"], d["id"])
-    what = f"dossiers/{m['id']}/documents/{d['id']}.age ({docno})"
+    table = grants.open_key_table(actor, m.id, number=docno)
+    path = v.layout.document(m.id, d.id)
+    what = f"dossiers/{m.id}/documents/{d.id}.age ({docno})"
     # Recorded before a byte is shown [R-3.4.1]; plaintext leaving for a file or pipe is a copy [R-3.4.2].
     if copy_ref is not None:
         actor.audit("doc.copy", number=docno, ref=copy_ref)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from vault import plugins
 from vault.archive import grants, searchwrite
 from vault.archive.numbering import allocate_archive_number
+from vault.archive.manifestrecord import Manifest
 from vault.archive.states import DossierStatus
 from vault.archive.manifests import (CUSTOMER_TYPES, _seal_profile, load_manifest, manifest_file, read_profile,
                                      resolve, summary)
@@ -17,6 +18,7 @@ from vault.errors import InputError
 from vault.i18n import N_
 from vault.store import make_dir
 from vault.store.keytable import KeyTable
+from vault.store.typed import Signature
 from vault.archive.labels import resolve_name
 
 if TYPE_CHECKING:
@@ -45,24 +47,16 @@ def create(actor: Actor, *, customer_type: str, business: str, dept: str, profil
     with v.lock(exclusive=True):
         number = allocate_archive_number(v, lambda seq: numbering.number(sequence=seq, facts=facts), dossier_id)
         table = KeyTable(dossier_id)
-        manifest = {
-            "format": 1,
-            "id": dossier_id,
-            "number": number,
-            "customer_type": customer_type,
-            "business": business,
-            "dept": dept,
-            "class": klass,
-            "created": created,
-            "created_at": actor.clock.stamp(),
-            "created_by": actor.name,
-            "status": DossierStatus.OPEN,
-            "revision": 1,
-            "next_doc": 1,
-            "profile": [_seal_profile(table, profile, actor.name, 1, changed=sorted(k for k, x in profile.items() if x),
-                                         at=actor.clock.stamp())],
-            "documents": [],
-        }
+        stamp = actor.clock.stamp()
+        version_1 = _seal_profile(table, profile, actor.name, 1, at=actor.clock.stamp(),
+                                  changed=sorted(k for k, x in profile.items() if x))
+        # Unsigned yet: ``manifest_file`` signs it (and sets ``updated_*``) as it writes it.
+        manifest = Manifest(format=1, id=dossier_id, number=number, customer_type=customer_type, business=business,
+                            dept=dept, class_=klass, created=created, created_at=stamp, created_by=actor.name,
+                            status=DossierStatus.OPEN, revision=1, next_doc=1,
+                            profile=(version_1,),
+                            documents=(), updated_at=stamp, updated_by=actor.name,
+                            signature=Signature(by=actor.name, ed25519=""))
         make_dir(v.layout.dossier_dir(dossier_id))
         grants.save_keys(actor, dossier_id, table, active=[])  # a new dossier: no grant on it yet
         searchwrite.add_profile(actor, manifest, profile)  # before the commit point: see FORMAT §11
@@ -78,11 +72,11 @@ def show(actor: Actor, number: str) -> dict[str, Any]:
     v = actor.vault
     m = load_manifest(v, resolve(v, number))
     out = summary(m)
-    if m["status"] == "destroyed":
+    if m.status == DossierStatus.DESTROYED:
         return out
-    if v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m["id"], actor.name):
-        actor.audit("dossier.read", number=m["number"])
-        out["profile"] = read_profile(actor, m, grants.open_key_table(actor, m["id"], number=m["number"]))
+    if v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m.id, actor.name):
+        actor.audit("dossier.read", number=m.number)
+        out["profile"] = read_profile(actor, m, grants.open_key_table(actor, m.id, number=m.number))
     return out
 
 

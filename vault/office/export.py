@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vault.archive.manifestrecord import Manifest
 from vault import plugins
 from vault.archive import audit, grants
 from vault.archive.manifests import load_manifest, read_profile, resolve
@@ -80,33 +81,34 @@ def reads_of(exporter: Any) -> frozenset[str]:
     return frozenset(getattr(exporter, "reads", READS))
 
 
-def open_table(actor: Actor, m: Mapping[str, Any]) -> KeyTable | None:
+def open_table(actor: Actor, m: Manifest) -> KeyTable | None:
     """The dossier's key table if the caller's identity opens it (archive ring or active grant), else None."""
     v = actor.vault
-    if not (v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m["id"], actor.name)):
+    if not (v.policy.may(actor.roles, "dossier.read") or grants.active_grant(v, m.id, actor.name)):
         return None  # probing must not leave a "refused read" in the audit trail
     try:
-        return grants.open_key_table(actor, m["id"], number=m["number"])
+        return grants.open_key_table(actor, m.id, number=m.number)
     except PermissionDeniedError:
         return None
 
 
-def make_views(actor: Actor, m: Mapping[str, Any], table: KeyTable | None, granted: frozenset[str], *, fmt: str,
+def make_views(actor: Actor, m: Manifest, table: KeyTable | None, granted: frozenset[str], *, fmt: str,
                request: str | None, progress: Progress | None = None) -> tuple[ExportDossier, list[ExportDocument]]:
     """The dossier and document views an exporter is given; ``table`` is used only for what is ``granted``."""
     v = actor.vault
     usable = table if granted else None
-    profile = (lambda: read_profile(actor, dict(m), usable)) if usable is not None and "sealed" in granted else None
-    dossier = ExportDossier(m, granted=granted, profile=profile, exported_by=actor.name,
+    profile = (lambda: read_profile(actor, m, usable)) if usable is not None and "sealed" in granted else None
+    # An exporter is shown the manifest's tables as the file has them (``to_record``), never the typed values.
+    dossier = ExportDossier(m.to_record(), granted=granted, profile=profile, exported_by=actor.name,
                             exported_at=actor.clock.stamp(), fmt=fmt, request=request)
     docs = []
-    live_docs = [d for d in m["documents"] if usable is not None and d.get("status") != "destroyed"]
-    step = (progress(sum(_size(v.layout.document(m["id"], d["id"])) for d in live_docs))
+    live_docs = [d for d in m.documents if usable is not None and not d.is_destroyed]
+    step = (progress(sum(_size(v.layout.document(m.id, d.id)) for d in live_docs))
             if progress and "content" in granted and live_docs else None)
-    for d in m["documents"]:
-        live = usable if d.get("status") != "destroyed" else None  # a destroyed document's keys are gone
-        docs.append(ExportDocument(d, dossier=m["number"], granted=granted, table=live,
-                                   path=v.layout.document(m["id"], d["id"]) if live is not None else None, step=step))
+    for d in m.documents:
+        live = usable if not d.is_destroyed else None  # a destroyed document's keys are gone
+        docs.append(ExportDocument(d.to_record(), dossier=m.number, granted=granted, table=live,
+                                   path=v.layout.document(m.id, d.id) if live is not None else None, step=step))
     return dossier, docs
 
 
@@ -154,7 +156,7 @@ def export_dossier(actor: Actor, number: str, fmt: str, dest: Path | str, *, opt
     actor.require("dossier.list", number=number)
     v = actor.vault
     m = load_manifest(v, resolve(v, number))
-    number = m["number"]
+    number = m.number
     dest = check_destination(v, dest)
     exporter = build_exporter(fmt, options)
     reads = reads_of(exporter)
@@ -183,16 +185,16 @@ def export_document(actor: Actor, docno: str, dest: Path | str, *, progress: Pro
     actor.require("doc.view", number=docno)
     v = actor.vault
     m = load_manifest(v, resolve(v, docno))
-    entry = next((d for d in m["documents"] if d["number"] == docno), None)
+    entry = m.document(docno)
     if entry is None:
-        raise NotFoundError(N_("no document {docno}"), hint=N_("see 'vault doc list {number}'"), docno=docno, number=m['number'])
-    if entry.get("status") == "destroyed":
+        raise NotFoundError(N_("no document {docno}"), hint=N_("see 'vault doc list {number}'"), docno=docno, number=m.number)
+    if entry.is_destroyed:
         raise ConflictError(N_("document {docno} has been destroyed"), docno=docno)
     dest = check_destination(v, dest)
-    table = grants.open_key_table(actor, m["id"], number=docno)
+    table = grants.open_key_table(actor, m.id, number=docno)
     request = grants.consume_copy_approval(actor, docno)
-    path = v.layout.document(m["id"], entry["id"])
-    doc = ExportDocument(entry, dossier=m["number"], granted=frozenset({"content"}), table=table, path=path,
+    path = v.layout.document(m.id, entry.id)
+    doc = ExportDocument(entry.to_record(), dossier=m.number, granted=frozenset({"content"}), table=table, path=path,
                          step=progress(_size(path)) if progress else None)
     try:
         with doc.open() as src, atomic_writer(dest, mode=0o600) as out:

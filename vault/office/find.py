@@ -11,6 +11,8 @@ import datetime as dt
 from dataclasses import dataclass, fields as dc_fields
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from vault.archive.states import DossierStatus
+from vault.archive.manifestrecord import Manifest
 from vault.archive import authority, completeness, members, searchindex, searchseal, searchwrite
 from vault.archive import reviews
 from vault.archive import manifests
@@ -44,46 +46,46 @@ class Filters:
     def active(self) -> bool:
         return any(getattr(self, f.name) not in (None, False) for f in dc_fields(self))
 
-    def keep(self, v: Vault, m: Mapping[str, Any], present: list[str] | None, today: dt.date, mem: dict) -> bool:
-        if self.klass and m["class"].split("/")[: len(self.klass.strip("/").split("/"))] != self.klass.strip("/").split("/"):
+    def keep(self, v: Vault, m: Manifest, present: list[str] | None, today: dt.date, mem: dict) -> bool:
+        if self.klass and m.class_.split("/")[: len(self.klass.strip("/").split("/"))] != self.klass.strip("/").split("/"):
             return False
-        for attr, key in (("customer_type", "customer_type"), ("business", "business"), ("dept", "dept"),
-                          ("status", "status")):
-            if getattr(self, attr) is not None and m[key] != getattr(self, attr):
+        for want, have in ((self.customer_type, m.customer_type), (self.business, m.business), (self.dept, m.dept),
+                           (self.status, m.status.value)):
+            if want is not None and have != want:
                 return False
-        if (self.created_from and m["created"] < self.created_from) or (self.created_to and m["created"] > self.created_to):
+        if (self.created_from and m.created < self.created_from) or (self.created_to and m.created > self.created_to):
             return False
         if self.due:
-            st = reviews.state(v.policy.data, m, reviews.history(v, m["id"], member_records=mem), today)
-            if m["status"] != "open" or not (st["stale"] or st["needs_update"]):
+            st = reviews.state(v.policy.data, m, reviews.history(v, m.id, member_records=mem), today)
+            if m.status != DossierStatus.OPEN or not (st["stale"] or st["needs_update"]):
                 return False
         if self.incomplete:
-            _, wanted = completeness.rules(v.policy.data, m["customer_type"])
+            _, wanted = completeness.rules(v.policy.data, m.customer_type)
             gaps = completeness.missing_categories(v.policy.data, m) or \
                 [f for f in wanted if present is not None and f not in present]
-            if m["status"] != "open" or not gaps:
+            if m.status != DossierStatus.OPEN or not gaps:
                 return False
         return True
 
 
-def _row(m: Mapping[str, Any], hit: Hit | None) -> dict[str, Any]:
-    keys = ("number", "class", "customer_type", "business", "dept", "created", "status")
-    row = {k: m[k] for k in keys}
+def _row(m: Manifest, hit: Hit | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"number": m.number, "class": m.class_, "customer_type": m.customer_type,
+                           "business": m.business, "dept": m.dept, "created": m.created, "status": m.status.value}
     if hit is not None:
         row.update(field=hit.field, fields=hit.fields)
     return row
 
 
-def _confirmed(v: Vault, hit: Hit, info: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _confirmed(v: Vault, hit: Hit, info: Mapping[str, Any] | None) -> Manifest | None:
     """The manifest, if it confirms the index row: same number, same newest profile version."""
     try:
         m = manifests.load_manifest(v, hit.dossier)
     except IntegrityError:
         return None
-    p = m["profile"][-1]
-    if info is None or m["number"] != hit.number or m["status"] == "destroyed" or "sealed" not in p \
+    p = m.profile[-1]
+    if info is None or m.number != hit.number or m.status == DossierStatus.DESTROYED or p.sealed is None \
             or (info["version"], info["sealed_sha256"], info["by"]) != \
-            (p["version"], searchseal.sealed_digest(p["sealed"]), p["by"]):
+            (p.version, searchseal.sealed_digest(p.sealed), p.by):
         return None
     return m
 
@@ -131,7 +133,7 @@ def rebuild(actor: Actor) -> int:
     actor.require("find")
     v = actor.vault
     with v.lock(exclusive=True):
-        items = ((m, manifests.read_profile(actor, m)) for m in manifests.iter_manifests(v) if m["status"] != "destroyed")
+        items = ((m, manifests.read_profile(actor, m)) for m in manifests.iter_manifests(v) if m.status != DossierStatus.DESTROYED)
         n = searchwrite.build(actor, items)
         actor.audit("index.rebuild")
     return n
@@ -148,9 +150,9 @@ def _repair(actor: Actor, ids: Iterable[str]) -> int:
                 m = manifests.load_manifest(v, d)
             except IntegrityError:
                 continue
-            if m["status"] != "destroyed" and "sealed" in m["profile"][-1]:
+            if m.status != DossierStatus.DESTROYED and m.profile[-1].sealed is not None:
                 searchwrite.add_profile(actor, m, manifests.read_profile(actor, m))
-                actor.audit("index.repair", number=m["number"])
+                actor.audit("index.repair", number=m.number)
                 n += 1
     return n
 
@@ -183,7 +185,7 @@ def find(actor: Actor, text: str | None = None, *, name: str | None = None, cont
     if _retry and _behind(actor, idx):
         idx = open_or_build(actor)
     if not query:
-        hits = [Hit(mf["id"], mf["number"], "number") for mf in manifests.iter_manifests(v) if mf["status"] != "destroyed"]
+        hits = [Hit(mf.id, mf.number, "number") for mf in manifests.iter_manifests(v) if mf.status != DossierStatus.DESTROYED]
         total = len(hits)
     else:  # with filters every candidate is confirmed; without, only the page is ranked in full
         first = None if filters.active() else offset + limit
@@ -236,7 +238,7 @@ def resolve_customer(actor: Actor, no: str, *, choose: str | None = None) -> tup
     name = grants.customer_name(actor, no)
     words, whole = query_words(name), fold(name)
     found = find(actor, name=name, limit=MAX_LIMIT)["rows"] if len(whole) >= 2 else []
-    confirmed: list[tuple[dict, bool]] = []
+    confirmed: list[tuple[Manifest, bool]] = []
     for r in found:
         m = manifests.load_manifest(v, manifests.resolve(v, r["number"]))
         prof = manifests.read_profile(actor, m)
@@ -244,17 +246,17 @@ def resolve_customer(actor: Actor, no: str, *, choose: str | None = None) -> tup
         if any(all(w in n for w in words) for n in names):
             confirmed.append((m, whole in names))
     if choose is not None:
-        pick = [m for m, _ in confirmed if m["number"] == choose]
+        pick = [m for m, _ in confirmed if m.number == choose]
     else:
         pick = [m for m, exact in confirmed if exact] or [m for m, _ in confirmed]
     if len(pick) == 1:
-        return pick[0]["id"], pick[0]["number"]
+        return pick[0].id, pick[0].number
     actor.audit("grant.create", outcome="refused", ref=no)
     if choose is not None:
         raise NotFoundError(N_("{choose} is not a dossier whose name matches the one given in {no}"), choose=choose, no=no)
     if not pick:
         raise NotFoundError(N_("no dossier matches the customer name given in {no}"),
                             hint=N_("deny it ('vault request deny {no} --reason …') or ask for the archive number"), no=no)
-    nums = [m["number"] for m in pick]
+    nums = [m.number for m in pick]
     raise ConflictError(N_("{count} dossiers match the customer name given in {no}: {nums}"),
                         hint=N_("choose one with 'vault grant {no} --number NO', or deny the request"), count=len(nums), no=no, nums=', '.join(nums[:10]) + (' …' if len(nums) > 10 else ''))

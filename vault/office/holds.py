@@ -27,12 +27,12 @@ def add(actor: Actor, number: str, reason: str) -> None:
         dossier_id = resolve(v, number)
         m = load_manifest(v, dossier_id)
         if dossier_id in held_dossiers(v):
-            raise ConflictError(N_("dossier {number} is already on hold"), number=m['number'])
+            raise ConflictError(N_("dossier {number} is already on hold"), number=m.number)
         sealed = members.seal_text(v, reason)
         make_dir((v.root / "holds"))
-        rec = actor.sign({"format": 1, "dossier": dossier_id, "number": m["number"], "at": actor.clock.stamp(),
+        rec = actor.sign({"format": 1, "dossier": dossier_id, "number": m.number, "at": actor.clock.stamp(),
                           "by": actor.name, "reason": sealed})
-        actor.commit("hold.add", {_rel(dossier_id): records.dump_toml(rec)}, number=m["number"], obj=dossier_id)
+        actor.commit("hold.add", {_rel(dossier_id): records.dump_toml(rec)}, number=m.number, obj=dossier_id)
 
 
 def remove(actor: Actor, number: str, reason: str) -> str:
@@ -62,7 +62,7 @@ def remove(actor: Actor, number: str, reason: str) -> str:
             # hold is still the history's fact, and its entry says when and by whom it was placed.
             h, seq, placer = committed.committed(v, _rel(dossier_id)) or ("0" * 64, 0, "")
             at = next((e["at"] for e in audit.entries(v) if e["seq"] == seq), actor.clock.stamp())
-            placed, hold_sha = (load_manifest(v, dossier_id)["number"], at, placer), h or "0" * 64
+            placed, hold_sha = (load_manifest(v, dossier_id).number, at, placer), h or "0" * 64
         held_number, held_at, held_by = placed
         lifted = v.root / "holds" / "lifted"
         make_dir(lifted)

@@ -8,6 +8,7 @@ no identity and gives no read access. Accepting re-wraps the file's key into the
 from __future__ import annotations
 
 import base64
+import dataclasses
 import contextlib
 import io
 import os
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
+from vault.archive.states import DossierStatus
 from vault.store import ids, make_dir, records, remove, replace, seam
 from vault.archive import authority, intakekey, members
 from vault.crypto import age
@@ -247,10 +249,10 @@ def accept(actor: Actor, sid: str) -> str:
         if rec.invitation is not None:
             _check_invitation(v, rec.invitation, rec, dossier_id)
         m = load_manifest(v, dossier_id)
-        if m["status"] == "destroyed":
-            raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("reject the submission"), number=m['number'])
-        if m["status"] == "closed":
-            raise ConflictError(N_("dossier {number} is closed"), hint=N_("reopen it first: 'vault dossier reopen {number}'"), number=m['number'])
+        if m.status == DossierStatus.DESTROYED:
+            raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("reject the submission"), number=m.number)
+        if m.status == DossierStatus.CLOSED:
+            raise ConflictError(N_("dossier {number} is closed"), hint=N_("reopen it first: 'vault dossier reopen {number}'"), number=m.number)
         table = read_table(v, dossier_id, actor.read_identities())
         doc_id, kid = secrets.token_hex(16), secrets.token_hex(16)
         rcpt = KeyRefRecipient(kid)
@@ -265,12 +267,13 @@ def accept(actor: Actor, sid: str) -> str:
         table.keys[kid] = rcpt.file_key
         if not rec.original:
             meta.setdefault("copy_note", "submitted through intake")
-        number = append_document(m, table, doc_id=doc_id, key=kid, category=rec.category, date=rec.date,
-                                 original=rec.original, by=actor.name, at=actor.clock.stamp(), size=hw.size, sha256=hw.h.hexdigest(),
-                                 meta=meta)["number"]
-        m["revision"] += 1
+        m, entry = append_document(m, table, doc_id=doc_id, key=kid, category=rec.category, date=rec.date,
+                                   original=rec.original, by=actor.name, at=actor.clock.stamp(), size=hw.size,
+                                   sha256=hw.h.hexdigest(), meta=meta)
+        number = entry.number
+        m = dataclasses.replace(m, revision=m.revision + 1)
         actor.commit("intake.accept", {**manifest_file(actor, m), **grants.key_files(actor, dossier_id, table)},
-                     number=number, ref=sid, obj=dossier_id, rev=m["revision"])
+                     number=number, ref=sid, obj=dossier_id, rev=m.revision)
         _remove(v, sid)
         sweep_uploads(v, older_than=STALE_UPLOAD)
     return number

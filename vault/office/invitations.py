@@ -17,6 +17,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vault.archive.states import DossierStatus
 from vault.crypto import age
 from vault.archive.manifests import load_manifest, resolve
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
@@ -82,18 +83,18 @@ def issue(actor: Actor, number: str, *, expires: str = "7d", uses: int = 1, note
         raise InputError(N_("the note is longer than {MAX_NOTE} characters"), hint=N_("shorten it"), MAX_NOTE=MAX_NOTE)
     dossier_id = resolve(v, number)
     m = load_manifest(v, dossier_id)
-    if m["status"] != "open":
-        raise ConflictError(N_("dossier {number} is {status}"), hint=N_("invite only for an open dossier"), number=m['number'], status=m['status'])
-    if not may_invite(v, actor.record, m["dept"]):
-        actor.audit("intake.invite", outcome="refused", number=m["number"])
+    if m.status != DossierStatus.OPEN:
+        raise ConflictError(N_("dossier {number} is {status}"), hint=N_("invite only for an open dossier"), number=m.number, status=m.status.value)
+    if not may_invite(v, actor.record, m.dept):
+        actor.audit("intake.invite", outcome="refused", number=m.number)
         raise PermissionDeniedError(N_("dossier {number} belongs to department {dept}, not yours"),
-                                    hint=N_("the liaison of that department, or an archivist, can invite"), number=m['number'], dept=m['dept'])
+                                    hint=N_("the liaison of that department, or an archivist, can invite"), number=m.number, dept=m.dept)
     token = secrets.token_bytes(TOKEN_BYTES)
     rcpt = age.identity_from_seed(token).recipient()
     iid = secrets.token_hex(16)
     now = actor.clock.now()
     rec: dict[str, Any] = {
-        "format": 1, "id": iid, "dossier": dossier_id, "number": m["number"], "dept": m["dept"], "by": actor.name,
+        "format": 1, "id": iid, "dossier": dossier_id, "number": m.number, "dept": m.dept, "by": actor.name,
         "issued_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "expires_at": (now + lifetime).strftime("%Y-%m-%dT%H:%M:%SZ"), "uses": uses,
         "token_sha256": hashlib.sha256(token).hexdigest(), "recipient": str(rcpt)}
     if note:
@@ -101,8 +102,8 @@ def issue(actor: Actor, number: str, *, expires: str = "7d", uses: int = 1, note
     with v.lock(exclusive=True):
         make_dir(invitations_dir(v), parents=True)
         actor.commit("intake.invite", {f"intake/invitations/{iid}.toml": records.dump_toml(actor.sign(rec))},
-                     number=m["number"], ref=iid, obj=dossier_id)
-    return {"id": iid, "token": token_text(token), "number": m["number"], "expires_at": rec["expires_at"],
+                     number=m.number, ref=iid, obj=dossier_id)
+    return {"id": iid, "token": token_text(token), "number": m.number, "expires_at": rec["expires_at"],
             "uses": uses}
 
 

@@ -9,12 +9,14 @@ numbers, member names, dates and shelf locations — never a customer's data.
 
 from __future__ import annotations
 
+from dataclasses import replace
 import datetime as dt
 import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 from vault.archive import authority, committed, grants, members, numbering
+from vault.archive.manifestrecord import Document, Manifest
 from vault.archive.paperrecords import Inventory, PaperLoan, PaperReturn
 from vault.archive.manifests import iter_manifests, load_manifest, manifest_file, parse_date, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
@@ -71,20 +73,20 @@ def originals(v: Vault) -> list[dict[str, Any]]:
     """Every live paper original: number, dossier, location (None when none was recorded)."""
     out = []
     for m in iter_manifests(v):
-        for d in m["documents"]:
-            if d.get("original") and d.get("status") != "destroyed":
-                out.append({"number": d["number"], "dossier": m["number"], "location": d.get("paper_location")})
+        for d in m.documents:
+            if d.original and not d.is_destroyed:
+                out.append({"number": d.number, "dossier": m.number, "location": d.paper_location})
     return out
 
 
-def _original(v: Vault, docno: str) -> tuple[dict, dict]:
+def _original(v: Vault, docno: str) -> tuple[Manifest, Document]:
     m = load_manifest(v, resolve(v, docno))
-    d = next((x for x in m["documents"] if x["number"] == docno), None)
+    d = m.document(docno)
     if d is None:
         raise NotFoundError(N_("no document {docno}"), docno=docno)
-    if d.get("status") == "destroyed":
+    if d.is_destroyed:
         raise ConflictError(N_("document {docno} has been destroyed"), docno=docno)
-    if not d.get("original"):
+    if not d.original:
         raise ConflictError(N_("document {docno} is a copy: the archive holds no paper original of it"), docno=docno)
     return m, d
 
@@ -124,13 +126,13 @@ def lend(actor: Actor, docno: str, *, to: str, request: str, due: str) -> str:
         m, d = _original(v, docno)
         st = grants.status(v, request)
         req = grants.request_record(v, request)
-        ok = (req.kind == "access" and req.requester == to and req.dossier == m["id"]
+        ok = (req.kind == "access" and req.requester == to and req.dossier == m.id
               and st["state"] in ("approved", "granted"))
         if not ok:
             actor.audit("paper.lend", outcome="refused", number=docno, ref=request)
             raise PermissionDeniedError(
                 N_("{request} is not an approved consultation request of {to} for dossier {number}"),
-                hint=N_("the borrower files 'vault request access NO --purpose …' and their department head approves it"), request=request, to=to, number=m['number'])
+                hint=N_("the borrower files 'vault request access NO --purpose …' and their department head approves it"), request=request, to=to, number=m.number)
         mem = members.all_members(v)
         if mem.get(to, {}).get("status") != "active":
             raise ConflictError(N_("{to} is not an active member"), to=to)
@@ -139,12 +141,12 @@ def lend(actor: Actor, docno: str, *, to: str, request: str, due: str) -> str:
             raise ConflictError(N_("the original of {docno} is already out ({number} to {borrower})"),
                                 hint=N_("record its return first: 'vault paper return {number}'"), docno=docno, number=out[0]['number'], borrower=out[0]['borrower'])
         no = numbering.next_number(v, "L")
-        rec = {"format": 1, "number": no, "document": docno, "dossier": m["id"], "borrower": to,
-               "request": request, "from_location": d.get("paper_location", ""), "at": actor.clock.stamp(),
+        rec = {"format": 1, "number": no, "document": docno, "dossier": m.id, "borrower": to,
+               "request": request, "from_location": d.paper_location or "", "at": actor.clock.stamp(),
                "by": actor.name, "due": due}
         make_dir(_dir(v, "loans"), parents=True)
         actor.commit("paper.lend", {f"paper/loans/{no}.toml": records.dump_toml(actor.sign(rec))}, number=docno,
-                     ref=no, obj=m["id"])
+                     ref=no, obj=m.id)
     return no
 
 
@@ -168,19 +170,19 @@ def give_back(actor: Actor, loan_no: str, *, location: str | None = None) -> dic
         files: dict[str, bytes | None] = {f"paper/loans/{loan_no}.returned.toml": records.dump_toml(actor.sign(rec))}
         m = load_manifest(v, rec0.dossier)
         if where != rec0.from_location:
-            files.update(_moved(actor, m, loan["document"], where))
+            m, moved = _moved(actor, m, loan["document"], where)
+            files.update(moved)
         # One entry: the return and, if it came back elsewhere, the manifest's new location.
-        actor.commit("paper.return", files, number=loan["document"], ref=loan_no, obj=m["id"],
-                     rev=m["revision"] if len(files) > 1 else None)
+        actor.commit("paper.return", files, number=loan["document"], ref=loan_no, obj=m.id,
+                     rev=m.revision if len(files) > 1 else None)
     return {**loan, "returned_at": rec["at"], "received_by": actor.name, "location": where}
 
 
-def _moved(actor: Actor, m: dict[str, Any], docno: str, location: str) -> dict[str, bytes | None]:
-    """The manifest with the original's new location (its revision raised), as files to commit."""
-    d = next(x for x in m["documents"] if x["number"] == docno)
-    d["paper_location"] = location
-    m["revision"] += 1
-    return manifest_file(actor, m)
+def _moved(actor: Actor, m: Manifest, docno: str, location: str) -> tuple[Manifest, dict[str, bytes | None]]:
+    """The manifest with the original's new location (its revision raised), and it as files to commit."""
+    d = next(x for x in m.documents if x.number == docno)
+    m = replace(m.with_documents(replace(d, paper_location=location)), revision=m.revision + 1)
+    return m, manifest_file(actor, m)
 
 
 def locate(actor: Actor, docno: str, location: str) -> None:
@@ -189,8 +191,8 @@ def locate(actor: Actor, docno: str, location: str) -> None:
     where = _location(location)
     with actor.vault.lock(exclusive=True):
         m, _ = _original(actor.vault, docno)
-        actor.commit("paper.locate", _moved(actor, m, docno, where), number=docno, obj=m["id"],
-                     rev=m["revision"])
+        m, files = _moved(actor, m, docno, where)
+        actor.commit("paper.locate", files, number=docno, obj=m.id, rev=m.revision)
 
 
 def out(v: Vault, *, today: str | None = None) -> list[dict[str, Any]]:

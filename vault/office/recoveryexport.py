@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, TypeVar
 
 from vault.archive import authority, committed, grants, members, numbering
+from vault.archive.states import DossierStatus
 from vault.archive.exportview import ExportDocument, check_destination
 from vault.archive.recoveryrecords import RecoveryApproval, RecoveryDone, RecoveryRequest
 from vault.archive.states import RecoveryExportState
@@ -279,24 +280,25 @@ def _write(actor: Actor, req: RecoveryRequest, appr: RecoveryApproval, out: Path
             enc = age.Encryptor(reg, recipients)
             for _number, dossier_id in sorted(authority.state(v)["numbers"].items()):
                 m = load_manifest(v, dossier_id, member_records=mem)
-                if m["status"] == "destroyed":
+                if m.status == DossierStatus.DESTROYED:
                     continue
-                table = grants.open_key_table(actor, dossier_id, number=m["number"])
+                table = grants.open_key_table(actor, dossier_id, number=m.number)
                 docs = []
-                for d in m["documents"]:
-                    if d.get("status") == "destroyed":
+                for d in m.documents:
+                    if d.is_destroyed:
                         continue
-                    doc = ExportDocument(d, dossier=m["number"], granted=frozenset({"content", "sealed"}),
-                                         table=table, path=v.layout.document(dossier_id, d["id"]), step=step)
-                    name = f"documents/{document_file_name(d['number'])}.age"
+                    doc = ExportDocument(d.to_record(), dossier=m.number, granted=frozenset({"content", "sealed"}),
+                                         table=table, path=v.layout.document(dossier_id, d.id), step=step)
+                    name = f"documents/{document_file_name(d.number)}.age"
                     with open(out / name, "xb") as f:
                         h = _Hashed(f)
                         doc.rewrap(h, list(req.recipients))  # type: ignore[arg-type]  # a Sink, as rewrap needs
                     note(name, h)
                     docs.append({**doc.facts, **(doc.meta() if doc.readable else {}), "file": name})
                     n_docs += 1
-                line = {k: m.get(k) for k in ("number", "customer_type", "business", "dept", "class", "created",
-                                              "closed", "status")}
+                line: dict[str, Any] = {"number": m.number, "customer_type": m.customer_type, "business": m.business,
+                                        "dept": m.dept, "class": m.class_, "created": m.created, "closed": m.closed,
+                                        "status": m.status.value}
                 line.update(profile=read_profile(actor, m, table), documents=docs)
                 enc.write((json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n").encode())
                 n_dossiers += 1

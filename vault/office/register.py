@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
+from vault.archive.states import DossierStatus
+from vault.archive.manifestrecord import Manifest
 from vault.archive import authority, grants, members, schedule
 from vault.archive.manifests import load_manifest, parse_date, read_profile
 from vault.errors import InputError, NoIdentityMatchError, PermissionDeniedError
@@ -107,22 +109,22 @@ def rows(actor: Actor, filters: Filters = Filters(), *, to_terminal: bool = Fals
         row = _row(m, v.policy.data, today)
         if not filters.keeps(row):
             continue
-        if names and m["status"] != "destroyed":
+        if names and m.status != DossierStatus.DESTROYED:
             row["customer"] = _name(actor, m)
         yield row
 
 
-def _name(actor: Actor, m: dict[str, Any]) -> str | None:
+def _name(actor: Actor, m: Manifest) -> str | None:
     try:
-        table = grants.open_key_table(actor, m["id"], number=m["number"])
+        table = grants.open_key_table(actor, m.id, number=m.number)
     except (NoIdentityMatchError, PermissionDeniedError):
         return None  # a member of the role whose ring does not hold them yet sees no name
     return str(read_profile(actor, m, table).get("name") or "") or None
 
 
-def _row(m: dict[str, Any], policy: Any, today: str) -> dict[str, Any]:
+def _row(m: Manifest, policy: Any, today: str) -> dict[str, Any]:
     """The cleartext facts of one dossier on ``today``: no key needed."""
-    live = [d for d in m["documents"] if d.get("status") != "destroyed"]
+    live = [d for d in m.documents if not d.is_destroyed]
     ends = [schedule.schedule(m, d, policy, today=today) for d in live]
     statuses = {s["status"] for s in ends}
     if not ends:
@@ -133,12 +135,12 @@ def _row(m: dict[str, Any], policy: Any, today: str) -> dict[str, Any]:
     else:
         end = max(s["until"] for s in ends)
         retention = "due" if statuses == {"due"} else "kept"
-    originals = [d for d in live if d.get("original")]
+    originals = [d for d in live if d.original]
     return {
-        "number": m["number"], "customer": None, "class": m["class"], "customer_type": m["customer_type"],
-        "business": m["business"], "dept": m["dept"], "status": m["status"], "opened": m["created"],
-        "closed": m.get("closed"), "retention": retention, "retention_end": end,
-        "documents": len(live), "current_documents": sum(1 for d in live if not d.get("superseded_by")),
-        "destroyed_documents": len(m["documents"]) - len(live), "originals": len(originals),
-        "paper_locations": sorted({d["paper_location"] for d in originals if d.get("paper_location")}),
+        "number": m.number, "customer": None, "class": m.class_, "customer_type": m.customer_type,
+        "business": m.business, "dept": m.dept, "status": m.status.value, "opened": m.created,
+        "closed": m.closed, "retention": retention, "retention_end": end,
+        "documents": len(live), "current_documents": sum(1 for d in live if not d.superseded_by),
+        "destroyed_documents": len(m.documents) - len(live), "originals": len(originals),
+        "paper_locations": sorted({d.paper_location for d in originals if d.paper_location}),
     }

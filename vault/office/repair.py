@@ -57,7 +57,7 @@ def _unreferenced_documents(v: Vault) -> list[str]:
         docdir = v.layout.dossier_dir(dossier_id) / "documents"
         if d.get("destroyed") or not docdir.is_dir():
             continue
-        named = {f"{x['id']}.age" for x in load_manifest(v, dossier_id)["documents"]}
+        named = {f"{x.id}.age" for x in load_manifest(v, dossier_id).documents}
         gone = [n for n in sorted(os.listdir(docdir)) if n not in named and not n.startswith(TMP_PREFIX)
                 and remove(docdir / n, missing_ok=True)]
         if gone:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 
+from vault.archive.manifestrecord import Reopening
 from vault.archive.manifests import load_manifest, manifest_file, parse_record_date, resolve
 from vault.errors import ConflictError, InputError, NotFoundError
 from vault.i18n import N_
@@ -26,12 +28,11 @@ def record_event(actor: Actor, docno: str, event: str, date: str, *, force_date:
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, docno))
-        doc = next((d for d in m["documents"] if d["number"] == docno), None)
+        doc = m.document(docno)
         if doc is None:
             raise NotFoundError(N_("no document {docno}"), docno=docno)
-        doc.setdefault("events", {})[event] = date
-        m["revision"] += 1
-        actor.commit("doc.event", manifest_file(actor, m), number=docno, ref=event, obj=m["id"], rev=m["revision"])
+        m = replace(m.with_documents(replace(doc, events={**(doc.events or {}), event: date})), revision=m.revision + 1)
+        actor.commit("doc.event", manifest_file(actor, m), number=docno, ref=event, obj=m.id, rev=m.revision)
 
 
 def close_dossier(actor: Actor, number: str, date: str, *, force_date: bool = False) -> None:
@@ -41,11 +42,10 @@ def close_dossier(actor: Actor, number: str, date: str, *, force_date: bool = Fa
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, number))
-        if m["status"] != "open":
-            raise ConflictError(N_("dossier {number} is {status}"), number=m['number'], status=m['status'])
-        m["status"], m["closed"] = DossierStatus.CLOSED, date
-        m["revision"] += 1
-        actor.commit("dossier.close", manifest_file(actor, m), number=m["number"], obj=m["id"], rev=m["revision"])
+        if m.status != DossierStatus.OPEN:
+            raise ConflictError(N_("dossier {number} is {status}"), number=m.number, status=m.status.value)
+        m = replace(m, status=DossierStatus.CLOSED, closed=date, revision=m.revision + 1)
+        actor.commit("dossier.close", manifest_file(actor, m), number=m.number, obj=m.id, rev=m.revision)
 
 
 def reopen_dossier(actor: Actor, number: str) -> None:
@@ -55,9 +55,9 @@ def reopen_dossier(actor: Actor, number: str) -> None:
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, number))
-        if m["status"] != DossierStatus.CLOSED:
-            raise ConflictError(N_("dossier {number} is {status}, not closed"), number=m['number'], status=m['status'])
-        m.setdefault("reopened", []).append({"at": actor.clock.stamp(), "by": actor.name, "closed": m.pop("closed")})
-        m["status"] = DossierStatus.OPEN
-        m["revision"] += 1
-        actor.commit("dossier.reopen", manifest_file(actor, m), number=m["number"], obj=m["id"], rev=m["revision"])
+        if m.status != DossierStatus.CLOSED or m.closed is None:
+            raise ConflictError(N_("dossier {number} is {status}, not closed"), number=m.number, status=m.status.value)
+        again = Reopening(at=actor.clock.stamp(), by=actor.name, closed=m.closed)
+        m = replace(m, reopened=(*(m.reopened or ()), again), closed=None, status=DossierStatus.OPEN,
+                    revision=m.revision + 1)
+        actor.commit("dossier.reopen", manifest_file(actor, m), number=m.number, obj=m.id, rev=m.revision)

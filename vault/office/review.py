@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
+from vault.archive.states import DossierStatus
 from vault.archive import grants, manifests
 from vault.archive.reviews import _dir, history, note_text
 from vault.errors import ConflictError, InputError
@@ -38,11 +39,11 @@ def done(actor: Actor, number: str, outcome: str, note: str | None = None) -> di
     dossier_id = manifests.resolve(v, number)
     with v.lock(exclusive=True):
         m = manifests.load_manifest(v, dossier_id)
-        if m["status"] == "destroyed":
-            actor.audit("review.record", outcome="refused", number=m["number"])
-            raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("nothing left to review"), number=m['number'])
+        if m.status == DossierStatus.DESTROYED:
+            actor.audit("review.record", outcome="refused", number=m.number)
+            raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("nothing left to review"), number=m.number)
         seq = max((r["seq"] for r in history(v, dossier_id)), default=0) + 1
-        rec: dict[str, Any] = {"format": 1, "dossier": dossier_id, "number": m["number"], "seq": seq,
+        rec: dict[str, Any] = {"format": 1, "dossier": dossier_id, "number": m.number, "seq": seq,
                                "at": actor.clock.stamp(), "by": actor.name, "outcome": outcome}
         files: dict[str, bytes | None] = {}
         table = None
@@ -54,11 +55,11 @@ def done(actor: Actor, number: str, outcome: str, note: str | None = None) -> di
             rec.update(note_key=kid, note=sealed)
             files.update(grants.key_files(actor, dossier_id, table))  # committed with the record
         signed = actor.sign(rec)
-        records.validate(signed, "review", what=Message(N_("review {seq} of {number}"), seq=seq, number=m['number']))
+        records.validate(signed, "review", what=Message(N_("review {seq} of {number}"), seq=seq, number=m.number))
         d = _dir(v, dossier_id)
         make_dir(d, parents=True)
         files[f"reviews/{dossier_id}/{seq}.toml"] = records.dump_toml(signed)
-        actor.commit("review.record", files, number=m["number"], ref=f"review-{seq}", obj=dossier_id)
+        actor.commit("review.record", files, number=m.number, ref=f"review-{seq}", obj=dossier_id)
     return {k: rec[k] for k in ("number", "seq", "at", "by", "outcome")}
 
 
@@ -66,6 +67,6 @@ def read_note(actor: Actor, rec: Mapping[str, Any]) -> str | None:
     """The plaintext note of a review record, for a member whose keys open the dossier (audited)."""
     if "note" not in rec:
         return None
-    if manifests.load_manifest(actor.vault, rec["dossier"])["status"] == "destroyed":
+    if manifests.load_manifest(actor.vault, rec["dossier"]).status == DossierStatus.DESTROYED:
         raise ConflictError(N_("dossier {number} has been destroyed; its review notes went with its keys"), number=rec['number'])
     return note_text(actor, rec)

@@ -51,7 +51,7 @@ class SampleDossier:
         """The views the vault gives an exporter for the reader (granted ``reads``) or the non-reader (nothing)."""
         actor = self.reader if readable else self.non_reader
         m = manifests.load_manifest(self.vault, manifests.resolve(self.vault, self.number))
-        table = read_table(self.vault, m["id"], actor.read_identities()) \
+        table = read_table(self.vault, m.id, actor.read_identities()) \
             if readable else None
         return export.make_views(actor, m, table, reads if readable else frozenset(), fmt=fmt,
                                  request="R-000001" if readable else None)
