@@ -86,11 +86,16 @@ def restic_archive(args: argparse.Namespace, work: Path, passphrase: str) -> tup
     t = time.monotonic()
     built = build_archive(work, args.docs, args.size_mib * (1 << 20) // args.docs, args.per_dossier, passphrase)
     print(f"built {args.docs} documents, {args.size_mib} MiB, in {time.monotonic() - t:.1f}s ({built[0]})", flush=True)
-    env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(work / "cache"),
-               RESTIC_PASSWORD=passphrase, RESTIC_REPOSITORY=str(work / "restic"),
-               RESTIC_CACHE_DIR=str(work / "cache" / "restic"))
+    env = restic_env(work, passphrase)
     subprocess.run(["restic", "init"], env=env, check=True, stdout=subprocess.DEVNULL)
     return built, env
+
+
+def restic_env(work: Path, passphrase: str) -> dict[str, str]:
+    """The environment both tools run in, for an archive built in ``work`` (``restic_archive``)."""
+    return dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(work / "cache"),
+                RESTIC_PASSWORD=passphrase, RESTIC_REPOSITORY=str(work / "restic"),
+                RESTIC_CACHE_DIR=str(work / "cache" / "restic"))
 
 
 def archive_options(ap) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from vault.archive import authority, keyfiles, witness
+from vault.archive import authority, keyfiles, replaypoint, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
 from vault.store import ids, make_dir, records, remove, replace, staging, sweep_dir, write_atomic
@@ -249,9 +249,11 @@ class Verification:
         return not self.problems
 
 
-def verify(v: Vault, *, anchor: tuple[int, str] | None = None) -> Verification:
+def verify(v: Vault, *, anchor: tuple[int, str] | None = None, resume: dict[str, Any] | None = None) -> Verification:
     """Replay the whole history from genesis: every link and signature, every entry's authority,
-    the signed checkpoint, this client's remembered checkpoint and, if given, an offline anchor."""
+    the signed checkpoint, this client's remembered checkpoint and, if given, an offline anchor.
+    ``resume``: a checkpoint of an earlier such replay (``replaypoint``), used only if the log's
+    bytes up to it are exactly those it was taken of."""
     res = Verification()
     if (_dir(v) / "log.jsonl").is_symlink():
         res.problems.append(N_("audit/log.jsonl: is a symbolic link (tampered with)"))
@@ -259,7 +261,7 @@ def verify(v: Vault, *, anchor: tuple[int, str] | None = None) -> Verification:
     # Under the audit lock: an append between reading the log and its checkpoint is no tampering.
     with lock(v, exclusive=False):
         try:
-            rep = authority.full_replay(v)
+            rep = replaypoint.replay(v, resume)
         except VaultError as e:
             res.problems.append(e.message)
             return res
@@ -269,7 +271,8 @@ def verify(v: Vault, *, anchor: tuple[int, str] | None = None) -> Verification:
     res.count, res.head = st["count"], st["head"]
     res.problems.extend(st["problems"])
     extends = True
-    for who, point in ((Message(N_("this client")), witness.remembered(v)), (Message(N_("the anchor")), anchor)):
+    mine = witness.remembered(v)
+    for who, point in ((Message(N_("this client")), mine), (Message(N_("the anchor")), anchor)):
         if point is not None:
             try:
                 witness.check_extends(v, point, who=who)
@@ -279,7 +282,8 @@ def verify(v: Vault, *, anchor: tuple[int, str] | None = None) -> Verification:
     _check_checkpoint(v, cp, st, res)
     if extends and getattr(v, "_replay", None) is None:
         v._replay = rep  # the rest of this command reads the state just verified
-        witness.save(v, st)
+        if mine != (st["count"], st["head"]) or not witness.keeps(v, mine):
+            witness.save(v, st)  # (not when this client's remembered state is already this one)
     return res
 
 

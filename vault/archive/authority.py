@@ -98,6 +98,9 @@ class Replay:
         self.offset: int | None = None  # byte offset after entry ``count``, once known
         self.seen: dict[str, dict[str, int]] | None = None  # every hash per path (full replays only)
         self.lines: list[str] | None = None  # every line's hash (full replays only)
+        # SHA-256 of the log's bytes up to ``offset`` (full replays only): what ``replaypoint`` keys
+        # a checkpoint of this replay by, taken from the very bytes replayed.
+        self.digest: Any = None
         # A command needs the state, which entries that change nothing (reads, refusals) never
         # touch: it checks their link and signer but not their signature, which is most of the cost
         # of a first replay. ``vault check`` and ``vault audit verify`` check every signature.
@@ -133,12 +136,20 @@ class Replay:
             if size < self.offset:
                 raise IntegrityError(N_("audit/log.jsonl: history cut while this command ran"))
             new = data.split(b"\n")[:-1]  # complete lines only: an append may be under way
-        for raw in new:
+        self.apply(new)
+        return st
+
+    def apply(self, lines: list[bytes]) -> None:
+        """Check and apply ``lines``, the entries that follow entry ``count`` at ``offset``."""
+        st = self.state
+        assert self.offset is not None
+        for raw in lines:
             self._entry(raw)
             self.offset += len(raw) + 1
             st["last_len"] = len(raw)
+            if self.digest is not None:
+                self.digest.update(raw + b"\n")
         st["offset"] = self.offset
-        return st
 
     def _resume(self, path: Path) -> None:
         """Find entry ``count`` at the byte offset the state remembers, instead of reading the whole
@@ -351,6 +362,7 @@ def full_replay(v: Vault) -> Replay:
     rep = Replay(v, genesis_state(v))
     rep.seen = {p: {f[0]: 0} for p, f in rep.state["files"].items()}
     rep.lines = []
+    rep.digest = hashlib.sha256()
     rep.advance()
     return rep
 

@@ -18,6 +18,8 @@ error. ``check --read-data`` reads every byte regardless.
 
 from __future__ import annotations
 
+import functools
+import gc
 import hashlib
 import json
 import os
@@ -30,7 +32,7 @@ from vault.store import make_dir, unconfined, write_atomic
 if TYPE_CHECKING:
     from vault.archive.handle import Vault
 
-FORMAT = 2
+FORMAT = 3
 NAME = "verified.json"
 
 # A status read less than this after the file's last change is not remembered: a change in the same
@@ -44,6 +46,7 @@ def status(st: os.stat_result) -> Status:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+@functools.lru_cache(maxsize=64)
 def key_id(key: str) -> str:
     """A member key as the cache names it (keys with a post-quantum part are kilobytes long)."""
     return hashlib.sha256(key.encode()).hexdigest()
@@ -60,8 +63,10 @@ def _identity(v: Vault) -> dict[str, str]:
 
 # What each map holds per path: documents (status, sha256, key reference), records (status, sha256),
 # manifests (status, sha256, signer's key, the fields a keyless check reads); and the history's lines
-# whose signature was verified (line hash -> the signer's key).
-MAPS = ("files", "records", "manifests", "lines")
+# whose signature was verified (line hash -> the signer's key); dossiers settled whole (``checkdocs``:
+# the manifest's status, hash, signer and key, a hash of the documents' names and statuses, their
+# count and bytes, the dossier's status).
+MAPS = ("files", "records", "manifests", "lines", "dossiers")
 
 
 class Verified:
@@ -71,21 +76,33 @@ class Verified:
         self.v = v
         self.old: dict[str, Any] = {k: old.get(k, {}) for k in MAPS}
         self.old["keys"] = old.get("keys", [])
+        self.old["history"] = old.get("history")
         self.new: dict[str, Any] = {k: {} for k in MAPS}
         self.new["keys"] = []
+        self.new["history"] = None
+        # The status each record had when ``record`` was asked (a dossier settled whole is judged by
+        # its manifest's: one stat of it per check).
+        self.statuses: dict[str, Status] = {}
 
     @classmethod
     def load(cls, v: Vault) -> Verified:
         """The cache for ``v``, or an empty one when there is none or it is not for ``v``."""
         old: dict[str, dict] = {}
+        # (JSON makes no reference cycles: the collector would only walk the ~300,000 containers of a
+        # 10,000-document cache again and again while they are made, a quarter of the parse's time)
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             d = json.loads(_path(v).read_bytes())
             if isinstance(d, dict) and d.get("format") == FORMAT and all(
                     d.get(k) == want for k, want in _identity(v).items()) \
                     and all(isinstance(d.get(k), dict) for k in MAPS):
-                old = {k: d[k] for k in (*MAPS, "keys") if k in d}
+                old = {k: d[k] for k in (*MAPS, "keys", "history") if k in d}
         except (OSError, ValueError, UnicodeDecodeError):
             pass  # missing, unreadable or damaged: verify everything afresh
+        finally:
+            if collecting:
+                gc.enable()
         return cls(v, old)
 
     def _get(self, kind: str, rel: str, st: Status, *want: Any) -> list | None:
@@ -112,6 +129,7 @@ class Verified:
 
     def record(self, rel: str, st: Status, sha256: str) -> bool:
         """Whether record ``rel`` with exactly this status was verified to have hash ``sha256``."""
+        self.statuses[rel] = st
         return self._get("records", rel, st, sha256) is not None
 
     def put_record(self, rel: str, st: Status, sha256: str, *, at: int) -> None:
@@ -129,6 +147,28 @@ class Verified:
     def put_manifest(self, rel: str, st: Status, sha256: str, by: str, key: str, fields: dict, *, at: int) -> None:
         self._put("manifests", rel, st, at, sha256, by, key_id(key), fields)
 
+    def dossier(self, dossier_id: str) -> list | None:
+        """What this client remembered of dossier ``dossier_id`` settled whole, if of the shape it writes."""
+        e = self.old["dossiers"].get(dossier_id)
+        if not (isinstance(e, list) and len(e) == 12 and all(type(x) is int for x in (*e[:5], e[9], e[10]))
+                and all(isinstance(x, str) for x in (*e[5:9], e[11]))):
+            return None
+        return e
+
+    def keep_dossier(self, dossier_id: str, e: list, names: list[str]) -> None:
+        """Keep dossier ``dossier_id`` settled (``e``), with what was remembered of its manifest and
+        its documents ``names`` one by one (for when it is no longer settled whole)."""
+        self.new["dossiers"][dossier_id] = e
+        base = f"dossiers/{dossier_id}/"
+        if (m := self.old["manifests"].get(base + "manifest.toml")) is not None:
+            self.new["manifests"][base + "manifest.toml"] = m
+        for n in names:
+            if (f := self.old["files"].get(base + "documents/" + n)) is not None:
+                self.new["files"][base + "documents/" + n] = f
+
+    def put_dossier(self, dossier_id: str, e: list) -> None:
+        self.new["dossiers"][dossier_id] = e
+
     def signatures(self) -> dict[str, str]:
         """History lines (by hash) whose signature was verified, with the key it was verified under
         (``lines`` holds an index into ``keys``: member keys are long and few)."""
@@ -143,9 +183,22 @@ class Verified:
         self.new["lines"] = {h: index.setdefault(k, len(index)) for h, k in lines.items()}
         self.new["keys"] = list(index)
 
+    def history(self) -> Any:
+        """The checkpoint of the history's replay kept by the last check (``replaypoint``: used only
+        if the log's bytes up to it are those it was taken of), or None."""
+        return self.old["history"]
+
+    def put_history(self, checkpoint: dict[str, Any] | None) -> None:
+        self.new["history"] = checkpoint
+
     def save(self) -> None:
         """Replace the cache with what this check verified (what it no longer checks drops out)."""
-        if self.new == self.old:
+        # A replay resumed from the kept checkpoint goes on in its very state (changed in place): the
+        # checkpoint is the same if the replay was resumed from it and read nothing after it.
+        old_cp, new_cp = self.old["history"], self.new["history"]
+        same_cp = old_cp is None and new_cp is None or isinstance(old_cp, dict) and isinstance(new_cp, dict) \
+            and new_cp["state"] is old_cp.get("state") and new_cp["prefix"] == old_cp.get("prefix")
+        if same_cp and all(self.new[k] == self.old[k] for k in (*MAPS, "keys")):
             return
         data = json.dumps({"format": FORMAT, **_identity(self.v), **self.new},
                           separators=(",", ":"), sort_keys=True).encode()

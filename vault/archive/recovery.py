@@ -21,6 +21,7 @@ from vault.archive import checkcache, trust
 from vault.archive.authority import Replay, sha256, state
 from vault.i18n import Message, N_
 from vault.store import fsync_dir, remove, remove_tree, staging
+from vault.store.tree import Tree
 
 if TYPE_CHECKING:
     from vault.archive.handle import Vault
@@ -109,13 +110,13 @@ RECORD_DIRS = ("policy", "members", "rings", "keys", "requests", "grants", "hold
                "intake", "dossiers", "paper", "index", "recovery")
 
 
-def _pending_files(v: Vault) -> list[Path]:
-    """Every ``.pending`` in the record directories: a walk of the whole vault (``check``, ``repair``)."""
+def _pending_files(v: Vault, tree: Tree | None = None) -> list[Path]:
+    """Every ``.pending`` in the record directories: a walk of the whole vault (``check``, ``repair``),
+    or ``tree``'s listings of it."""
     pend = [v.root / "policy.toml.pending"] if (v.root / "policy.toml.pending").exists() else []
-    for d in RECORD_DIRS:
-        for dirpath, dirnames, filenames in store.walk(v.root / d):
-            dirnames[:] = [x for x in dirnames if x != "documents"]
-            pend += [Path(dirpath) / f for f in filenames if f.endswith(staging.PENDING)]
+    tree = tree or Tree(v.root, RECORD_DIRS, "documents")
+    for rel, filenames in tree.files_under(RECORD_DIRS, "documents"):
+        pend += [v.root / rel / f for f in filenames if f.endswith(staging.PENDING)]
     return pend
 
 
@@ -159,10 +160,10 @@ def recover(v: Vault, *, full: bool = False) -> list[str]:
     return done
 
 
-def interrupted(v: Vault, rep: Replay) -> list[str]:
+def interrupted(v: Vault, rep: Replay, tree: Tree | None = None) -> list[str]:
     """Commits an interruption left half done (what ``recover`` finishes or drops), as notes for ``check``."""
     notes: list[str] = []
-    for p in _pending_files(v):
+    for p in _pending_files(v, tree):
         rel = p.relative_to(v.root).as_posix()[: -len(staging.PENDING)]
         ent = rep.state["files"].get(rel)
         if ent is not None and ent[0] is not None and staging.pending_is(v.root / rel, ent[0]):
@@ -179,7 +180,7 @@ def interrupted(v: Vault, rep: Replay) -> list[str]:
     return notes
 
 
-def _hash_record(p: Path, rel: str, h: str, verified: checkcache.Verified | None) -> str | None:
+def _hash_record(p: str, rel: str, h: str, verified: checkcache.Verified | None) -> str | None:
     """SHA-256 of record ``p`` (None if missing), from ``verified`` when its status is one seen with ``h``."""
     if verified is not None:
         try:
@@ -199,7 +200,8 @@ def _hash_record(p: Path, rel: str, h: str, verified: checkcache.Verified | None
     return got
 
 
-def check_files(v: Vault, rep: Replay, verified: checkcache.Verified | None = None) -> list[str]:
+def check_files(v: Vault, rep: Replay, verified: checkcache.Verified | None = None,
+                tree: Tree | None = None) -> list[str]:
     """Every record file against the history: missing, changed, rolled back, or named by no entry.
 
     A fact file (a closing, a denial, a use) that is missing does not revert the fact — the state
@@ -209,16 +211,17 @@ def check_files(v: Vault, rep: Replay, verified: checkcache.Verified | None = No
     """
     problems: list[str] = []
     files = rep.state["files"]
+    root = str(v.root)
     for rel, (h, seq, _) in sorted(files.items()):
         if not trust.is_record(rel):
             continue  # a file an earlier format's entries named that is no record now
-        p = v.root / rel
+        p = os.path.join(root, rel)  # (a string: pathlib costs more than the stat, 3,000 records a check)
         if h is None:
-            if p.exists() and seq != rep.state["count"]:  # by the last entry: ``interrupted`` names it
+            if os.path.exists(p) and seq != rep.state["count"]:  # by the last entry: ``interrupted`` names it
                 problems.append(Message(N_("{rel}: history entry {seq} deleted it, but it is back"), rel=rel, seq=seq))
             continue
         got = _hash_record(p, rel, h, verified)
-        if got != h and staging.pending_is(p, h):
+        if got != h and staging.pending_is(Path(p), h):
             continue  # an interrupted commit: ``interrupted`` names it, the next writer finishes it
         if got is None:
             problems.append(Message(N_("{rel}: missing (history entry {seq} wrote it)"), rel=rel, seq=seq))
@@ -229,13 +232,11 @@ def check_files(v: Vault, rep: Replay, verified: checkcache.Verified | None = No
                 problems.append(Message(N_("{rel}: rolled back: it is the version of entry {old}, the history's newest is entry {seq}"), rel=rel, old=old, seq=seq))
             else:
                 problems.append(Message(N_("{rel}: changed (does not match history entry {seq})"), rel=rel, seq=seq))
-    for d in [*RECORD_DIRS, "."]:
-        base = v.root / d
-        walker = store.walk(base) if d != "." else [(str(v.root), [], [x.name for x in v.root.iterdir() if x.is_file()])]
-        for dirpath, dirnames, filenames in walker:
-            dirnames[:] = [x for x in dirnames if x != "documents"]
-            for f in filenames:
-                rel = (Path(dirpath) / f).relative_to(v.root).as_posix()
-                if trust.is_record(rel) and rel not in files:
-                    problems.append(Message(N_("{rel}: no history entry names this record (it counts for nothing)"), rel=rel))
+    tree = tree or Tree(v.root, RECORD_DIRS, "documents")
+    top = tree.listing.get("") or ([], [x.name for x in v.root.iterdir() if x.is_file()])
+    for rel_dir, filenames in [*tree.files_under(RECORD_DIRS, "documents"), ("", top[1])]:
+        for f in filenames:
+            rel = f"{rel_dir}/{f}" if rel_dir else f
+            if trust.is_record(rel) and rel not in files and (rel_dir or os.path.isfile(v.root / rel)):
+                problems.append(Message(N_("{rel}: no history entry names this record (it counts for nothing)"), rel=rel))
     return problems

@@ -82,6 +82,12 @@ class Store:
             st[m] = LazyMap(self, m)
         return st
 
+    def point(self) -> tuple[int, str] | None:
+        """(count, head) of the state as stored, or None."""
+        with self.lock:
+            row = self.conn.execute("SELECT count, head FROM meta WHERE id = 1").fetchone()
+        return None if row is None else (row[0], row[1])
+
     def save(self, st: dict[str, Any]) -> bool:
         """Write ``st`` unless the database already holds a later state. True if written."""
         small = {k: x for k, x in st.items() if k not in BIG}

@@ -11,6 +11,8 @@ the bindings live in ``bindings``, those of holds and destructions in ``disposal
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Callable
@@ -106,6 +108,7 @@ _RECORDS_BY_HEAD = _by_head(RECORDS)
 assert all(not any(c in p.split("/", 1)[0] for c in "*?[") for p in RECORDS)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # (``check`` asks for every record path, twice)
 def is_record(path: str) -> bool:
     candidates = _RECORDS_BY_HEAD.get(f"{path.split('/', 1)[0]}/{path.count('/')}", ())
     return any(match(path, p) for p in candidates)

@@ -94,6 +94,14 @@ def save(v: Vault, st: dict[str, Any]) -> None:
         write_atomic(_path(v), data, mode=0o600, sync=False)
 
 
+def keeps(v: Vault, point: tuple[int, str]) -> bool:
+    """Whether this client's state database holds the state at ``point`` (count, head)."""
+    try:
+        return _store(v).point() == point
+    except (sqlite3.Error, OSError):
+        return False
+
+
 def check_extends(v: Vault, point: tuple[int, str], *, who: str = Message(N_("this client"))) -> None:
     """IntegrityError unless the log's entry ``count`` has hash ``head`` (the history extends it)."""
     count, head = point

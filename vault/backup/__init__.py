@@ -15,7 +15,7 @@ from vault.backup.mirror import DEFAULT_WINDOW
 from vault.backup.retention import PruneReport
 from vault.backup.repo import KEYS, Repo, open_target
 from vault.backup.restorer import RestoreReport
-from vault.backup.targets_record import known_targets, record_target
+from vault.archive.backuptargets import known_targets, record_target
 from vault.backup.verifier import VerifyReport
 from vault.crypto import age
 from vault.errors import NotFoundError, PluginError, VaultError

@@ -22,7 +22,7 @@ import vault.backup.upload as upload
 from vault.backup.repo import DATA, SNAPSHOTS, TREES, Blob, Repo, data_name
 from vault.backup.capture import Staging, capture
 import vault.backup.history as witness
-from vault.backup.targets_record import record_target
+from vault.archive.backuptargets import record_target
 from vault.crypto import age
 from vault.store import write_atomic
 
@@ -114,7 +114,7 @@ def run(v: Vault, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WIN
         progress: Progress | None = None, pm: VaultPluginManager | None = None,
         actor: Actor | Callable[[], Actor] | None = None, restored_from: str | None = None) -> RunReport:
     """Back the vault up to ``target`` (URL or target object); needs no identity (see docs/FORMAT.md),
-    but with ``actor`` a new target is registered in the history (``targets_record``).
+    but with ``actor`` a new target is registered in the history (``archive.backuptargets``).
 
     Refuses a vault whose history does not extend the checkpoint the target recorded (a cut or
     rolled-back vault), unless ``restored_from`` names the snapshot it was restored from on purpose.

@@ -32,7 +32,7 @@ PRELOAD = (
     "vault.cli", "vault.cli.core", "vault.cli.search", "vault.cli.access", "vault.cli.agent", "vault.cli.members",
     "vault.cli.lazy", "vault.cli.labels", "vault.cli.shown", "vault.cli.hints",
     "vault.archive.vault", "vault.archive.manifests", "vault.archive.searchindex",
-    "vault.office.documents", "vault.office.dossier", "vault.office.find",
+    "vault.office.documents", "vault.office.dossier", "vault.office.find", "vault.office.check",
     "vault.agent.client", "vault.store.identity", "vault.crypto.age", "vault.crypto.sign",
     "click.testing", "getpass", "termios", "zoneinfo",
 )

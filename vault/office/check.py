@@ -4,36 +4,32 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import io
 import os
 import sys
-import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable
 
-from vault.archive import audit, authority, checkcache, committed, members, recovery, searchcheck
+from vault.archive import audit, authority, checkcache, committed, members, recovery, replaypoint, searchcheck
 from vault.crypto import age
 from vault.store.counting import Progress, no_progress
-from vault.archive.manifestrecord import Manifest
 from vault.archive.manifests import load_manifest, read_table
 from vault.archive.states import DossierStatus
-from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
-from vault.store.keytable import KEYREF_TYPE, open_field
-from vault.store.layout import PATHS
-from vault.store import TMP_PREFIX, find_temporaries
+from vault.errors import VaultError
+from vault.store.keytable import open_field
+from vault.store import TMP_PREFIX
+from vault.store.tree import Tree
 from vault.archive import destructions, grants, holds, reviews
-from vault.office import intake, paper, recoveryexport
+from vault.office import checkdocs, intake, paper, recoveryexport
 from vault.office.holds import lifts
-from vault.backup.targets_record import known_targets
+from vault.archive.backuptargets import known_targets
 from vault.i18n import Message, N_
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from vault.archive.vault import Actor, Vault
-    from vault.store.keytable import KeyTable
 
 
 @dataclass
@@ -55,14 +51,9 @@ class Report:
 _WORKERS = max(2, min(4, os.cpu_count() or 1))
 _AHEAD = 8  # dossiers whose documents may be in flight
 _SWITCH = 0.0005  # seconds: the GIL switch interval while the workers run (see ``check``)
-
-
-class _Null(io.RawIOBase):
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Any, /) -> int:
-        return len(b)
+# Documents up to this size are read once into memory and hashed, parsed and decrypted from there;
+# larger ones are hashed in one pass and decrypted in a second, so memory stays flat.
+_IN_MEMORY = 16 << 20
 
 
 def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = None,
@@ -77,14 +68,16 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
     with v.lock(exclusive=False):
         # The history first: everything else is judged against it.
         authority.remember_signatures(verified.signatures())
-        res = audit.verify(v, anchor=anchor)
+        res = audit.verify(v, anchor=anchor, resume=verified.history())
         rep.problems.extend(res.problems)
         rep.notes.extend(res.notes)
         if res.replay is None:
             return rep
         verified.put_signatures(authority.verified_signatures(res.replay.lines or []))
-        rep.problems.extend(recovery.check_files(v, res.replay, verified if actor is None else None))
-        rep.notes.extend(recovery.interrupted(v, res.replay))
+        # One walk of the vault, whose listings every part below reads (each directory listed once).
+        tree = Tree(v.root)
+        rep.problems.extend(recovery.check_files(v, res.replay, verified if actor is None else None, tree))
+        rep.notes.extend(recovery.interrupted(v, res.replay, tree))
         try:
             mem = members.all_members(v)
             for ring in v.policy.data["rings"]:
@@ -95,11 +88,12 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
         ids = actor.read_identities() if actor else None
         st = res.replay.state
         # (the directory's entries say which are directories: no stat per dossier)
-        dirs = sorted(Path(e.path) for e in os.scandir(v.root / "dossiers") if e.is_dir())
+        dirs = sorted((tree.listing.get("dossiers") or ([], []))[0])
         # Destructions under way, once: none starts while this holds the shared lock.
         executing = {d["dossier"] for d in authority.state(v)["destructions"].values() if d.get("state") == "executing"}
         # (the total for a bar costs a stat of every document: only when there is a bar to draw)
-        step = progress(sum(_bytes_under(p / "documents") for p in dirs)) if progress else no_progress(0)
+        step = progress(sum(_bytes_under(v.root / "dossiers" / d / "documents") for d in dirs)) if progress \
+            else no_progress(0)
         # Documents are checked on threads: reading, hashing and decrypting release the GIL, so
         # both of a small machine's cores work. While the workers read, hash and decrypt one
         # dossier's documents, this thread goes on verifying the next manifests; results are taken
@@ -110,28 +104,75 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
         # and signature check): in a profile of --read-data, 4 ms per listing of a documents directory.
         interval = sys.getswitchinterval()
         sys.setswitchinterval(min(interval, _SWITCH))
-        with contextlib.ExitStack() as restore, ThreadPoolExecutor(_WORKERS, thread_name_prefix="vault-check") as pool:
+        with contextlib.ExitStack() as restore:
             restore.callback(sys.setswitchinterval, interval)
-            for ddir in dirs:
-                if recovery.uncreated_dossier(v, st, ddir.name):
+            pool = _Pool()
+            restore.callback(pool.shutdown)
+            for did in dirs:
+                names = _names(v, tree, did)
+                if recovery.uncreated_dossier(v, st, did):
                     note = Message(N_("dossiers/{name}: left by a 'dossier create' that stopped before its "
-                                      "commit point (counts for nothing; 'vault repair' removes it)"), name=ddir.name)
+                                      "commit point (counts for nothing; 'vault repair' removes it)"), name=did)
                     pending.append(functools.partial(rep.notes.append, note))
+                elif ids is None and did not in executing \
+                        and (hit := checkdocs.settled(v, did, names, mem, verified, st["files"])) is not None:
+                    pending.append(functools.partial(_count, rep, step, *hit))
                 else:
-                    pending.append(_check_dossier(v, ddir.name, mem, ids, rep, step, pool, ddir.name in executing,
-                                                  verified, st["files"]))
+                    pending.append(_check_dossier(v, did, mem, ids, rep, step, pool, did in executing,
+                                                  verified, st["files"], names))
                 while len(pending) > _AHEAD:
                     pending.popleft()()
             while pending:
                 pending.popleft()()
+        verified.put_history(replaypoint.take(v, res.replay))
         verified.save()
         _check_records(v, mem, rep)
         problems, notes = searchcheck.check(v, actor)
         rep.problems.extend(problems)
         rep.notes.extend(notes)
-        for p in find_temporaries(v.root):
-            rep.notes.append(Message(N_("{relative_to}: temporary file left by an interrupted command (removed by the next write or 'vault repair')"), relative_to=p.relative_to(v.root)))
+        for rel in tree.temporaries():
+            rep.notes.append(Message(N_("{relative_to}: temporary file left by an interrupted command (removed by the next write or 'vault repair')"), relative_to=rel))
     return rep
+
+
+class _Pool:
+    """The workers, started for the first document that must be read (a warm check may read none:
+    it then neither starts threads nor imports ``concurrent.futures``)."""
+
+    def __init__(self) -> None:
+        self.pool: ThreadPoolExecutor | None = None
+
+    def submit(self, fn: Callable[..., tuple[list, int, int]], *args: Any) -> Future[tuple[list, int, int]]:
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="vault-check")
+        return self.pool.submit(fn, *args)
+
+    def shutdown(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def _names(v: Vault, tree: Tree, dossier_id: str) -> list[str]:
+    """Every name in a dossier's documents directory, as the walk listed it (a directory the walk did
+    not enter, a dossier directory that is a symbolic link, is listed here; a missing one lists nothing)."""
+    names = tree.names(f"dossiers/{dossier_id}/documents")
+    if names is not None:
+        return names
+    try:
+        return os.listdir(v.root / "dossiers" / dossier_id / "documents")
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _count(rep: Report, step: Callable[[int], None], documents: int, size: int) -> None:
+    """A dossier settled whole (``checkdocs.settled``): its documents counted, none read again."""
+    rep.counts["dossiers"] += 1
+    rep.counts["documents"] += documents
+    rep.counts["bytes"] += size
+    rep.counts["unchanged"] += documents
+    step(size)
 
 
 def _bytes_under(d: Path) -> int:
@@ -143,8 +184,8 @@ def _bytes_under(d: Path) -> int:
 
 
 def _check_dossier(v: Vault, dossier_id: str, mem: dict, ids: list[age.Identity] | None, rep: Report, step: Callable[[int], None],
-                   pool: ThreadPoolExecutor, shredding: bool, verified: checkcache.Verified,
-                   files: dict) -> Callable[[], None]:
+                   pool: _Pool, shredding: bool, verified: checkcache.Verified,
+                   files: dict, names: list[str]) -> Callable[[], None]:
     """Check a dossier's manifest, key table and sealed texts now; its documents on ``pool``. Returns
     what collects the documents' results into ``rep`` (and names leftover files), to call in order."""
     mine: list = []  # this dossier's problems, added to the report in dossier order
@@ -155,10 +196,10 @@ def _check_dossier(v: Vault, dossier_id: str, mem: dict, ids: list[age.Identity]
     full = None  # the whole manifest: a check with keys reads the profile too
     try:
         if ids is None:
-            m = _manifest(v, dossier_id, mem, verified, files)
+            m = checkdocs.manifest(v, dossier_id, mem, verified, files)
         else:
             full = load_manifest(v, dossier_id, member_records=mem)
-            m = _Read.of(full)
+            m = checkdocs.Read.of(full)
     except VaultError as e:
         mine.append(e.message)
         return report_only
@@ -186,190 +227,31 @@ def _check_dossier(v: Vault, dossier_id: str, mem: dict, ids: list[age.Identity]
     referenced = {f"{d.id}.age" for d in m.documents if d.status != "destroyed"}
     # A document this client verified with the status it has now is settled here, with one stat;
     # the rest go to the workers.
-    settled = [_unchanged(v, m, d, verified) if table is None else None for d in docs]
+    settled = [checkdocs.unchanged(v, m, d, verified) if table is None else None for d in docs]
     futures: list[tuple[list, int, int] | Future[tuple[list, int, int]]] = [
-        f or pool.submit(_check_document, v, m, d, table, verified) for f, d in zip(settled, docs)]
-    docdir = v.layout.dossier_dir(dossier_id) / "documents"
+        f or pool.submit(checkdocs.check_document, v, m, d, table, verified, _IN_MEMORY) for f, d in zip(settled, docs)]
 
     def collect() -> None:
         rep.problems.extend(mine)
+        clean = not mine and not shredding
         for fut in futures:
             problems, size, unchanged = fut if isinstance(fut, tuple) else fut.result()
             rep.counts["documents"] += 1
             rep.counts["bytes"] += size
             rep.counts["unchanged"] += unchanged
             rep.problems.extend(problems)
+            clean = clean and not problems
             step(size)
-        try:  # (one listing, no stat: a missing directory lists nothing)
-            names = [] if shredding else os.listdir(docdir)
-        except (FileNotFoundError, NotADirectoryError):
-            names = []
-        for name in names:
+        for name in sorted([] if shredding else names):
             if name not in referenced and not name.startswith(TMP_PREFIX):
+                clean = False
                 rep.notes.append(Message(N_("dossiers/{dossier_id}/documents/{name}: not in the manifest (left by an "
                                             "interrupted add; 'vault repair' removes it)"), dossier_id=dossier_id,
                                          name=name))
+        if clean:
+            checkdocs.settle(m, docs, names, verified)
 
     return collect
-
-
-# ``_unchanged`` spells a document's path without pathlib (10,000 stats a check); it is this one.
-assert PATHS["document"] == "dossiers/<dossier-id>/documents/<doc-id>.age"
-
-# What a keyless check reads of a manifest's document (all it keeps of one in ``checkcache``).
-_DOC_FIELDS = ("id", "number", "sha256", "size", "key", "status")
-
-
-class _ReadDoc(NamedTuple):
-    """What check reads of a document: ``_DOC_FIELDS`` (a row of ``checkcache``), and its sealed
-    metadata when the whole manifest was read."""
-
-    id: str
-    number: str
-    sha256: str
-    size: int
-    key: str | None
-    status: str | None
-    meta: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Read:
-    """What check reads of a manifest: the whole of it (``of``), or what ``checkcache`` kept of it."""
-
-    id: str
-    status: str
-    number: str
-    documents: tuple[_ReadDoc, ...]
-
-    @classmethod
-    def of(cls, m: Manifest) -> _Read:
-        return cls(m.id, m.status.value, m.number,
-                   tuple(_ReadDoc(d.id, d.number, d.sha256, d.size, d.key, d.status, d.meta) for d in m.documents))
-
-
-def _manifest(v: Vault, dossier_id: str, mem: dict, verified: checkcache.Verified, files: dict) -> _Read:
-    """The manifest as ``load_manifest`` gives it, or what a keyless check reads of it from
-    ``verified`` when this client verified the file with its status now, the hash the history names
-    and its signer's key; a manifest it verifies here is remembered."""
-    rel = f"dossiers/{dossier_id}/manifest.toml"
-    h = (files.get(rel) or (None,))[0]
-    path = os.path.join(v.root, rel)
-    if h is not None:
-        try:
-            got = verified.manifest(rel, checkcache.status(os.stat(path)), h)
-        except OSError:
-            got = None
-        if got is not None and got[0] in mem and checkcache.key_id(mem[got[0]]["key"]) == got[1]:
-            m = _cached_fields(got[2], dossier_id)
-            if m is not None:
-                return m
-    try:
-        f = open(path, "rb")
-    except OSError:
-        f = None
-    if f is not None:
-        with f:
-            at = time.time_ns()
-            seen = checkcache.status(os.fstat(f.fileno()))
-            data = f.read()
-    m = _Read.of(full := load_manifest(v, dossier_id, member_records=mem))
-    by = full.signature.by  # (``load_manifest`` verified the signature under this member's key)
-    if f is not None and h is not None and hashlib.sha256(data).hexdigest() == h:
-        fields = {"id": m.id, "status": m.status, "number": m.number,
-                  "documents": [list(d[:len(_DOC_FIELDS)]) for d in m.documents]}
-        verified.put_manifest(rel, seen, h, by, mem[by]["key"], fields, at=at)
-    return m
-
-
-def _cached_fields(fields: Any, dossier_id: str) -> _Read | None:
-    """The manifest fields ``_manifest`` remembered, or None if they are not of that shape (a damaged
-    cache is read past, never believed)."""
-    def row_ok(row: Any) -> bool:
-        return isinstance(row, list) and len(row) == len(_DOC_FIELDS) and all(
-            isinstance(x, str) for x in (row[0], row[1], row[2], row[4])) \
-            and type(row[3]) is int and (row[5] is None or isinstance(row[5], str))
-
-    if not (isinstance(fields, dict) and fields.get("id") == dossier_id and isinstance(fields.get("status"), str)
-            and isinstance(fields.get("number"), str) and isinstance(fields.get("documents"), list)
-            and all(row_ok(r) for r in fields["documents"])):
-        return None
-    return _Read(fields["id"], fields["status"], fields["number"], tuple(_ReadDoc(*row) for row in fields["documents"]))
-
-
-# Documents up to this size are read once into memory and hashed, parsed and decrypted from there;
-# larger ones are hashed in one pass and decrypted in a second, so memory stays flat.
-_IN_MEMORY = 16 << 20
-
-
-def _unchanged(v: Vault, m: _Read, d: _ReadDoc, verified: checkcache.Verified) -> tuple[list, int, int] | None:
-    """The result for a document whose status is one this client saw when it verified its hash and
-    key reference (those the manifest names now), else None."""
-    rel = f"dossiers/{m.id}/documents/{d.id}.age"  # (layout.PATHS["document"], without pathlib)
-    try:
-        st = checkcache.status(os.stat(os.path.join(v.root, rel)))
-    except OSError:
-        return None  # missing or unreadable: the worker names it
-    ok = verified.get(rel, st, d.sha256, d.key or "")
-    return ([], d.size, 1) if ok else None
-
-
-def _check_document(v: Vault, m: _Read, d: _ReadDoc, table: KeyTable | None, verified: checkcache.Verified) -> tuple[list, int, int]:
-    """(problems, bytes, 1 if unchanged since verified else 0) for one document: its ciphertext hash,
-    its header, and with ``table`` its metadata and payload. Runs on the check's worker threads
-    (hashing and the AEAD drop the GIL)."""
-    rel = f"dossiers/{m.id}/documents/{d.id}.age"
-    where = f"{rel} ({d.number})"
-    path = v.layout.document(m.id, d.id)
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        return [Message(N_("{rel}: missing"), rel=where)], 0, 0
-    with f:
-        # The status as it was before the first byte was read: a write after this changes it.
-        at = time.time_ns()
-        seen = checkcache.status(os.fstat(f.fileno()))
-        if d.size <= _IN_MEMORY:
-            data = f.read(_IN_MEMORY + 1)
-            size = len(data)
-            digest = hashlib.sha256(data).hexdigest() if size <= _IN_MEMORY else ""
-            src: Any = io.BytesIO(data)
-        else:
-            digest, size = _hash_open(f)  # this file, not whatever the path names by now
-            src = f
-        if (digest, size) != (d.sha256, d.size):
-            return [Message(N_("{rel}: ciphertext hash does not match the manifest (damaged or tampered with)"), rel=where)], size, 0
-        try:
-            hdr = age.read_header(src)
-            if [s.type for s in hdr.stanzas] != [KEYREF_TYPE] or hdr.stanzas[0].args != (d.key,):
-                return [Message(N_("{rel}: header does not refer to its key-table entry"), rel=where)], size, 0
-        except (FormatError, AuthenticationError):
-            return [Message(N_("{rel}: age header does not parse"), rel=where)], size, 0
-        verified.put(rel, seen, d.sha256, d.key or "", at=at)
-        if table is None:
-            return [], size, 0
-        problems: list = []
-        _try(problems, lambda: open_field(d.meta or "", table, what=Message(N_("{number} metadata"), number=d.number)))
-        src.seek(0)
-        try:
-            age.decrypt(src, _Null(), [table.identity()])
-        except NoIdentityMatchError:
-            problems.append(Message(N_("{rel}: its key is missing from the key table"), rel=where))
-        except (FormatError, AuthenticationError):
-            problems.append(Message(N_("{rel}: payload fails authentication (damaged or tampered with)"), rel=where))
-        return problems, size, 0
-
-
-def _hash_open(f: io.BufferedReader) -> tuple[str, int]:
-    """SHA-256 and size of the rest of the open file ``f``, read in 1 MiB pieces (then back at 0)."""
-    h, n = hashlib.sha256(), 0
-    buf = bytearray(1 << 20)
-    view = memoryview(buf)
-    while k := f.readinto(buf):
-        h.update(view[:k])
-        n += k
-    f.seek(0)
-    return h.hexdigest(), n
 
 
 def _try(rep: Report | list, fn: Callable[..., object]) -> None:

@@ -1,0 +1,51 @@
+"""One walk of the vault directory whose listings every part of ``check`` reads: each directory listed once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from vault.store import TMP_PREFIX, walk
+
+#: Where ``vault backup run`` stages hard links of the vault's files: not the vault's own temporaries.
+BACKUP_STAGING = ".backup-staging-"
+
+
+class Tree:
+    """Every directory under ``root`` as ``store.walk`` lists it (top down; symbolic links to
+    directories listed, not followed), by its path relative to ``root`` ("" for ``root``): its
+    subdirectory names and its other names. Only the directories under ``tops``, if given, with
+    every subdirectory named ``prune`` left out."""
+
+    def __init__(self, root: Path | str, tops: Iterable[str] | None = None, prune: str | None = None) -> None:
+        self.root = os.fspath(root)
+        self.listing: dict[str, tuple[list[str], list[str]]] = {}
+        cut = len(self.root) + 1
+        for top in ([""] if tops is None else tops):
+            for dirpath, dirnames, filenames in walk(os.path.join(self.root, top) if top else self.root):
+                if prune is not None:
+                    dirnames[:] = [x for x in dirnames if x != prune]
+                self.listing[dirpath[cut:]] = (dirnames, filenames)
+
+    def names(self, rel: str) -> list[str] | None:
+        """Every name in directory ``rel`` (None: no such directory was listed)."""
+        got = self.listing.get(rel)
+        return None if got is None else [*got[0], *got[1]]
+
+    def files_under(self, tops: Iterable[str], prune: str) -> Iterator[tuple[str, list[str]]]:
+        """(directory, its file names) of every directory under each of ``tops`` in turn, none of
+        whose components below it is ``prune`` — what a walk of each, pruning ``prune``, lists."""
+        by_top: dict[str, list[tuple[str, list[str]]]] = {}
+        for rel, (_, files) in self.listing.items():
+            parts = rel.split("/")
+            if prune not in parts[1:]:
+                by_top.setdefault(parts[0], []).append((rel, files))
+        for top in tops:
+            yield from by_top.get(top, ())
+
+    def temporaries(self) -> list[str]:
+        """Temporary files left by interrupted writes (``store.find_temporaries``), relative paths."""
+        return [f"{rel}/{f}" if rel else f for rel, (_, files) in self.listing.items()
+                if not any(c.startswith(BACKUP_STAGING) for c in rel.split("/"))
+                for f in files if f.startswith(TMP_PREFIX)]
