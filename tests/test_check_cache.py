@@ -25,13 +25,17 @@ HASH_PROBLEM = "ciphertext hash does not match the manifest (damaged or tampered
 def office(office, tmp_path, monkeypatch):
     """Two dossiers of two documents each. Every status counts as settled (no 2 s wait in tests);
     ``_next_tick`` makes sure a change the test makes lands in a later clock tick than the check."""
+    return two_by_two(office, tmp_path, monkeypatch, "cached")
+
+
+def two_by_two(o, tmp_path, monkeypatch, word: str):
+    """``o`` with two dossiers of two documents each, and every file status old enough to remember."""
     monkeypatch.setattr(checkcache, "_RACY_NS", 0)
-    o = office
-    o.numbers = [o.create(name=f"Cached Customer {i}") for i in range(2)]
+    o.numbers = [o.create(name=f"{word.title()} Customer {i}") for i in range(2)]
     for k, no in enumerate(o.numbers):
         for i in range(2):
-            f = tmp_path / f"c{k}-{i}.txt"
-            f.write_bytes(f"cached document {k}/{i}\n".encode() * (500 + 3000 * i))
+            f = tmp_path / f"{word[0]}{k}-{i}.txt"
+            f.write_bytes(f"{word} document {k}/{i}\n".encode() * (500 + 3000 * i))
             o.add_doc(no, f)
     return o
 

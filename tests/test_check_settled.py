@@ -12,20 +12,13 @@ from vault.archive import checkcache, witness
 from vault.archive.vault import Vault
 from vault.office import check as checker
 
-from test_check_cache import HASH_PROBLEM, _docs, _next_tick
+from test_check_cache import HASH_PROBLEM, _docs, _next_tick, two_by_two
 
 
 @pytest.fixture
 def office(office, tmp_path, monkeypatch):
     """Two dossiers of two documents each (as in test_check_cache); every status counts as settled."""
-    monkeypatch.setattr(checkcache, "_RACY_NS", 0)
-    office.numbers = [office.create(name=f"Settled Customer {i}") for i in range(2)]
-    for k, no in enumerate(office.numbers):
-        for i in range(2):
-            f = tmp_path / f"s{k}-{i}.txt"
-            f.write_bytes(f"settled document {k}/{i}\n".encode() * (500 + 3000 * i))
-            office.add_doc(no, f)
-    return office
+    return two_by_two(office, tmp_path, monkeypatch, "settled")
 
 
 def _check(o):

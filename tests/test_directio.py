@@ -96,19 +96,24 @@ def test_a_file_not_at_an_aligned_offset_is_written_the_ordinary_way(tmp_path):
     assert sum(inner.writes) == len(data)
 
 
+def _direct_writes_fail(monkeypatch, code: int) -> None:
+    """Every write to a file open with O_DIRECT fails with ``code`` (what the disk here never does)."""
+    real = os.write
+
+    def failing(fd, b):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & O_DIRECT:
+            raise OSError(code, os.strerror(code))
+        return real(fd, b)
+
+    monkeypatch.setattr(directio.os, "write", failing)
+
+
 def test_a_device_that_refuses_direct_writes_gets_the_rest_through_the_page_cache(tmp_path, monkeypatch):
     """EINVAL is how a disk with a larger logical block refuses a 4 KiB-aligned write; it cannot be
     provoked on the test machine's disk, so the refusal is injected."""
     if not _supports_direct(tmp_path):
         pytest.skip("this file system takes no O_DIRECT at all: the fallback is the other tests' path")
-    real = os.write
-
-    def refusing(fd, b):
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & O_DIRECT:
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real(fd, b)
-
-    monkeypatch.setattr(directio.os, "write", refusing)
+    _direct_writes_fail(monkeypatch, errno.EINVAL)
     data = os.urandom(3 * STAGE + 1)
     _write(tmp_path / "f", data, 1 << 20)
     assert (tmp_path / "f").read_bytes() == data
@@ -185,14 +190,7 @@ def test_a_disk_error_in_a_direct_write_reaches_the_caller_and_leaves_no_thread(
     caller's, and the helper is gone after, failure or not."""
     if not _supports_direct(tmp_path):
         pytest.skip("no O_DIRECT here: no helper thread either")
-    real = os.write
-
-    def full(fd, b):
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & O_DIRECT:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(fd, b)
-
-    monkeypatch.setattr(directio.os, "write", full)
+    _direct_writes_fail(monkeypatch, errno.ENOSPC)
     with pytest.raises(OSError) as e:
         _write(tmp_path / "f", os.urandom(3 * STAGE), 1 << 20)
     assert e.value.errno == errno.ENOSPC
