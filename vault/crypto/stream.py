@@ -29,8 +29,8 @@ from vault.i18n import N_
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["CHUNK_SIZE", "NONCE_SIZE", "TAG_SIZE", "encrypt_payload", "decrypt_payload", "PayloadReader",
-           "PayloadWriter"]
+__all__ = ["CHUNK_SIZE", "NONCE_SIZE", "TAG_SIZE", "encrypt_payload", "decrypt_payload", "authenticate_payload",
+           "PayloadReader", "PayloadWriter"]
 
 CHUNK_SIZE = 65536
 """Plaintext bytes in every chunk but the last."""
@@ -153,6 +153,42 @@ class PayloadWriter:
         self._used = 0
 
 
+def _open_batch(aead: ChaCha20Poly1305, inp: memoryview, out: memoryview, first_counter: int, size: int,
+                last: bool) -> int:
+    """Decrypt the ``size`` bytes of chunks at ``inp`` (the first numbered ``first_counter``; ``last``:
+    they end the payload) into ``out``; return the bytes released, or ~that after a failure."""
+    count = -(-size // _ENC_CHUNK)
+    if count == 0:
+        return ~0  # the nonce and nothing else: no final chunk
+    released = 0
+    for i in range(count):
+        counter = first_counter + i
+        start = i * _ENC_CHUNK
+        end = min(start + _ENC_CHUNK, size)
+        length = end - start - TAG_SIZE
+        at_end = last and i == count - 1
+        if length < 0 or (at_end and length == 0 and counter > 0):
+            return ~released  # truncated chunk, or an empty final chunk after data
+        # Only a chunk that ends the file may be final, yet a full one there may have lost its
+        # successors, and a full one followed by data may be a final chunk with garbage after
+        # it: a full chunk is tried both ways, as the reference implementation does, so that
+        # exactly the same authentic prefix is released before the error.
+        flags = (at_end, not at_end) if length == CHUNK_SIZE else (at_end,)
+        for final in flags:
+            chunk_nonce = _chunk_nonce(counter, final)
+            try:
+                aead.decrypt_into(chunk_nonce, inp[start:end], None, out[released:][:length])
+                break
+            except InvalidTag:
+                continue
+        else:
+            return ~released  # wrong key, tampered bytes, or a short chunk not flagged final
+        released += length
+        if final != at_end:
+            return ~released  # end of file without a final chunk, or data after the final chunk
+    return released
+
+
 def decrypt_payload(file_key: bytes, src: BinaryIO, dst: Sink) -> None:
     """Decrypt the age payload at src onto dst, writing only authenticated chunks, in order.
 
@@ -166,38 +202,7 @@ def decrypt_payload(file_key: bytes, src: BinaryIO, dst: Sink) -> None:
     aead = _payload_aead(file_key, bytes(nonce))
 
     def work(batch: Batch) -> int:
-        """Decrypt a batch into its output; return the bytes released, or ~that after a failure."""
-        first_counter = batch.index * _BATCH_CHUNKS
-        count = -(-batch.size // _ENC_CHUNK)
-        if count == 0:
-            return ~0  # the nonce and nothing else: no final chunk
-        released = 0
-        for i in range(count):
-            counter = first_counter + i
-            start = i * _ENC_CHUNK
-            end = min(start + _ENC_CHUNK, batch.size)
-            length = end - start - TAG_SIZE
-            at_end = batch.last and i == count - 1
-            if length < 0 or (at_end and length == 0 and counter > 0):
-                return ~released  # truncated chunk, or an empty final chunk after data
-            # Only a chunk that ends the file may be final, yet a full one there may have lost its
-            # successors, and a full one followed by data may be a final chunk with garbage after
-            # it: a full chunk is tried both ways, as the reference implementation does, so that
-            # exactly the same authentic prefix is released before the error.
-            flags = (at_end, not at_end) if length == CHUNK_SIZE else (at_end,)
-            for final in flags:
-                chunk_nonce = _chunk_nonce(counter, final)
-                try:
-                    aead.decrypt_into(chunk_nonce, batch.inp[start:end], None, batch.out[released:][:length])
-                    break
-                except InvalidTag:
-                    continue
-            else:
-                return ~released  # wrong key, tampered bytes, or a short chunk not flagged final
-            released += length
-            if final != at_end:
-                return ~released  # end of file without a final chunk, or data after the final chunk
-        return released
+        return _open_batch(aead, batch.inp, batch.out, batch.index * _BATCH_CHUNKS, batch.size, batch.last)
 
     def emit(batch: Batch, result: int) -> None:
         write_all(dst, batch.out[: result if result >= 0 else ~result])
@@ -206,6 +211,32 @@ def decrypt_payload(file_key: bytes, src: BinaryIO, dst: Sink) -> None:
 
     in_size = _BATCH_CHUNKS * _ENC_CHUNK
     run_pipeline(batches(src, in_size, _BATCH_CHUNKS * CHUNK_SIZE), work, emit)
+
+
+def authenticate_payload(file_key: bytes, payload: memoryview, out: memoryview | None = None) -> int:
+    """Raise AuthenticationError unless the payload held whole in ``payload`` (from its nonce) is one
+    ``decrypt_payload`` would release in full; with ``out`` (as long as ``payload`` at least) its
+    plaintext is kept there, else none is kept. Returns the plaintext's length. It runs on the calling
+    thread and reads the chunks in place: for a payload already in memory (``vault check`` of a
+    document, a sealed field), the pipeline's threads, copies and buffers cost more than the AEAD."""
+    if len(payload) < NONCE_SIZE:
+        raise AuthenticationError(N_("payload is truncated: no nonce"))
+    aead = _payload_aead(file_key, bytes(payload[:NONCE_SIZE]))
+    chunks = payload[NONCE_SIZE:]
+    step = _BATCH_CHUNKS * _ENC_CHUNK
+    scratch = memoryview(bytearray(min(len(chunks), _BATCH_CHUNKS * CHUNK_SIZE))) if out is None else None
+    index = total = 0
+    while True:  # the batches ``decrypt_payload`` would read: the same chunk numbers and final flags
+        piece = chunks[index * step : (index + 1) * step]
+        last = (index + 1) * step >= len(chunks)
+        released = _open_batch(aead, piece, out[total:] if out is not None else scratch,  # type: ignore[arg-type]
+                               index * _BATCH_CHUNKS, len(piece), last)
+        if released < 0:
+            raise AuthenticationError(_DAMAGED)
+        total += released
+        if last:
+            return total
+        index += 1
 
 
 class PayloadReader(io.RawIOBase):
