@@ -16,6 +16,7 @@ from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, NoIdentityMatchError, VaultError
 from vault.i18n import Message, N_
 from vault.store.keytable import KEYREF_TYPE, open_field
+from vault.store.hashing import hash_open
 from vault.store.layout import PATHS
 
 if TYPE_CHECKING:
@@ -177,18 +178,6 @@ def check_document(v: Vault, m: Read, d: ReadDoc, table: KeyTable | None, verifi
         except (FormatError, AuthenticationError):
             problems.append(Message(N_("{rel}: payload fails authentication (damaged or tampered with)"), rel=where))
         return problems, size, 0
-
-
-def hash_open(f: io.BufferedReader) -> tuple[str, int]:
-    """SHA-256 and size of the rest of the open file ``f``, read in 1 MiB pieces (then back at 0)."""
-    h, n = hashlib.sha256(), 0
-    buf = bytearray(1 << 20)
-    view = memoryview(buf)
-    while k := f.readinto(buf):
-        h.update(view[:k])
-        n += k
-    f.seek(0)
-    return h.hexdigest(), n
 
 
 def _try(problems: list, fn: Any) -> None:

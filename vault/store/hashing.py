@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -54,10 +54,19 @@ class HashingWriter:
 
 
 def hash_file(path: Path) -> tuple[str, int]:
-    """SHA-256 and size of a file, read in 1 MiB pieces."""
-    h, n = hashlib.sha256(), 0
+    """SHA-256 and size of a file."""
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            n += len(chunk)
+        return hash_open(f)
+
+
+def hash_open(f: BinaryIO) -> tuple[str, int]:
+    """SHA-256 and size of the rest of the open file ``f``, read in 1 MiB pieces into one buffer
+    (then back at 0: the caller reads the same file, not whatever its path names by now)."""
+    h, n = hashlib.sha256(), 0
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    while k := f.readinto(buf):  # type: ignore[attr-defined]
+        h.update(view[:k])
+        n += k
+    f.seek(0)
     return h.hexdigest(), n
