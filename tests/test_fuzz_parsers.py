@@ -188,3 +188,56 @@ def test_age_headers(raw):
     st.binary(max_size=200)))
 def test_age_armor(raw):
     only_vault_errors(lambda: armor.dearmor(io.BytesIO(raw)).read())
+
+
+def _parsed(data: bytes) -> object:
+    """``header.parse`` of ``data``: (the header, where the payload starts), or the error's message."""
+    src = io.BytesIO(data)
+    try:
+        return header.parse(src), src.tell()
+    except VaultError as e:
+        return str(e)
+
+
+def _parsed_in_memory(data: bytes) -> object:
+    try:
+        return header.parse_bytes(data)
+    except VaultError as e:
+        return str(e)
+
+
+_KEYREF = (b"age-encryption.org/v1\n-> vault.invalid/keyref 0123456789abcdef0123456789abcdef\n\n--- "
+           b"EIpPDsFs3XNQmQ1bDOSp0dDkGTbG16dvMqXIAy4gyWM\n")
+
+
+@FUZZ
+@given(at=st.integers(0, len(_KEYREF) - 1), byte=st.integers(0, 255), cut=st.integers(0, len(_KEYREF) + 1),
+       tail=st.binary(max_size=20))
+def test_a_header_read_in_memory_is_the_header_read_line_by_line(at, byte, cut, tail):
+    # the vault's own one-stanza header (read with one match), changed a byte, cut short or followed
+    # by more: the same header, payload start or error as the line-by-line reader
+    changed = bytearray(_KEYREF)
+    changed[at] = byte
+    for data in (_KEYREF + tail, bytes(changed) + tail, _KEYREF[:cut]):
+        assert _parsed_in_memory(data) == _parsed(data)
+
+
+def test_the_one_match_reads_what_the_vault_writes():
+    stanza = header.Stanza("vault.invalid/keyref", ("0123456789abcdef0123456789abcdef",), b"")
+    data = header.serialize([stanza], bytes(16)) + b"payload"
+    hdr, at = header.parse_bytes(data)
+    assert header._ONE_STANZA.match(data) and (hdr, at) == _parsed(data) and data[at:] == b"payload"
+    hdr.verify_mac(bytes(16))
+
+
+def test_every_last_character_of_the_mac_reads_as_line_by_line():
+    # 16 of the 64 are canonical; the other 48 are refused by both readers with the same error
+    import string
+
+    results = set()
+    for c in (string.ascii_letters + string.digits + "+/").encode():
+        data = _KEYREF[:-2] + bytes([c]) + b"\n"
+        got = _parsed_in_memory(data)
+        assert got == _parsed(data)
+        results.add(isinstance(got, str))
+    assert results == {True, False}

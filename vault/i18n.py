@@ -141,6 +141,11 @@ class Message(str):
         self.params = params
         return self
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (``check``'s worker processes send their findings) by its id and values, not as the
+        # bare English text the default for a ``str`` would keep.
+        return _message, (self.msgid, self.params)
+
     def render(self, gettext: Callable[[str], str]) -> str:
         values = {k: v.render(gettext) if hasattr(v, "render") else v for k, v in self.params.items()}
         text = gettext(self.msgid)
@@ -153,6 +158,10 @@ class Message(str):
             return _fill(text, values)
         except (ValueError, IndexError, AttributeError, KeyError):
             return str(self)
+
+
+def _message(msgid: str, params: dict[str, Any]) -> Message:
+    return Message(msgid, **params)
 
 
 def _env_key() -> tuple[str, ...]:

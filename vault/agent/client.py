@@ -33,10 +33,13 @@ class AgentError(VaultError):
 
 
 class AgentClient:
-    """One connection to an agent, kept open for the whole command."""
+    """One connection to an agent, kept open for the whole command: one per process (a process forked
+    while it is open, as ``vault check --read-data``'s workers are, connects anew on its first request
+    and never writes to its parent's connection)."""
 
     def __init__(self, sock: socket.socket, path: Path) -> None:
         self._sock, self.path = sock, path
+        self._pid = os.getpid()
         self._lock = threading.Lock()  # one request and its answer at a time, whichever thread asks
 
     @classmethod
@@ -57,6 +60,9 @@ class AgentClient:
 
     def call(self, op: str, **fields: Any) -> dict[str, Any]:
         try:
+            if self._pid != os.getpid():  # forked: the parent's connection is not ours to talk on
+                fresh = AgentClient.connect(self.path)
+                self._sock, self._pid, self._lock = fresh._sock, fresh._pid, fresh._lock
             with self._lock:
                 protocol.send(self._sock, {"op": op, **fields})
                 ans = protocol.recv(self._sock)

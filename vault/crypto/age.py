@@ -38,7 +38,7 @@ from vault.i18n import N_
 __all__ = [
     "Encryptor", "Header", "Identity", "Recipient", "ScryptPassphrase", "Stanza", "authenticate", "decrypt", "decrypt_bytes",
     "encrypt", "encrypt_bytes", "generate_identity", "identity_from_seed", "open_payload", "parse_identity",
-    "parse_recipient", "read_header", "recipient_of", "rewrap",
+    "parse_recipient", "read_header", "read_header_bytes", "recipient_of", "rewrap",
 ]  # fmt: skip
 
 FILE_KEY_SIZE = 16
@@ -246,10 +246,9 @@ def decrypt_bytes(data: bytes, identities: Sequence[Identity]) -> bytes:
     """``decrypt`` for data held in memory."""
     if data.startswith(_MAGIC):
         # Binary with nothing before it (what the vault writes): what ``decrypt`` reads, read in place.
-        src = io.BytesIO(data)
-        hdr = header.parse(src)
+        hdr, at = header.parse_bytes(data)
         plain = bytearray(len(data))
-        n = _in_place(hdr, memoryview(data)[src.tell():], identities, memoryview(plain))
+        n = _in_place(hdr, memoryview(data)[at:], identities, memoryview(plain))
         return bytes(memoryview(plain)[:n])
     out = io.BytesIO()
     decrypt(io.BytesIO(data), out, identities)
@@ -259,6 +258,11 @@ def decrypt_bytes(data: bytes, identities: Sequence[Identity]) -> bytes:
 def read_header(src: BinaryIO) -> Header:
     """Parse the header of a binary age file, leaving ``src`` at the payload start."""
     return header.parse(src)
+
+
+def read_header_bytes(data: bytes | memoryview) -> tuple[Header, int]:
+    """``read_header`` of a binary age file held in memory: (the header, where its payload starts)."""
+    return header.parse_bytes(data)
 
 
 def rewrap(

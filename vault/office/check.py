@@ -108,17 +108,33 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
             restore.callback(sys.setswitchinterval, interval)
             pool = _Pool()
             restore.callback(pool.shutdown)
+            # Each dossier, in order: a note, a count (settled whole) or a check. Those to check go to
+            # worker processes when there are enough of them (``_Forked``), else to ``pool``'s threads.
+            plan: list[tuple[str, Any]] = []
             for did in dirs:
                 names = _names(v, tree, did)
                 if recovery.uncreated_dossier(v, st, did):
-                    note = Message(N_("dossiers/{name}: left by a 'dossier create' that stopped before its "
-                                      "commit point (counts for nothing; 'vault repair' removes it)"), name=did)
-                    pending.append(functools.partial(rep.notes.append, note))
+                    plan.append(("note", Message(N_("dossiers/{name}: left by a 'dossier create' that stopped before its "
+                                                    "commit point (counts for nothing; 'vault repair' removes it)"), name=did)))
                 elif ids is None and did not in executing \
                         and (hit := checkdocs.settled(v, did, names, mem, verified, st["files"])) is not None:
-                    pending.append(functools.partial(_count, rep, step, *hit))
+                    plan.append(("count", hit))
                 else:
-                    pending.append(_check_dossier(v, did, mem, ids, rep, step, pool, did in executing,
+                    plan.append(("check", (did, names, did in executing)))
+            todo = [x for kind, x in plan if kind == "check"]
+            forked = _Forked.start(v, mem, ids, verified, st["files"], todo)
+            if forked is not None:
+                restore.callback(forked.shutdown)
+            for kind, x in plan:
+                if kind == "note":
+                    pending.append(functools.partial(rep.notes.append, x))
+                elif kind == "count":
+                    pending.append(functools.partial(_count, rep, step, *x))
+                elif forked is not None:
+                    pending.append(functools.partial(forked.collect, rep, step))
+                else:
+                    did, names, shredding = x
+                    pending.append(_check_dossier(v, did, mem, ids, rep, step, pool, shredding,
                                                   verified, st["files"], names))
                 while len(pending) > _AHEAD:
                     pending.popleft()()
@@ -152,6 +168,104 @@ class _Pool:
     def shutdown(self) -> None:
         if self.pool is not None:
             self.pool.shutdown()
+
+
+# -- worker processes --------------------------------------------------------------------------------
+# Checking a dossier is Python between the hashing and the AEAD (parsing, schemas, signatures): threads
+# take turns at the GIL, processes do not. When there are at least ``_FORK_MIN`` dossiers to read, the
+# parent forks workers (fork: they inherit the replayed history, the members and the unlocked
+# identities in memory; nothing is written anywhere for them) and takes their findings in dossier order.
+
+_FORK_MIN = 16
+_CHUNK = 4  # dossiers a worker is sent at a time
+_INHERIT: tuple[Any, ...] | None = None  # (v, mem, ids, verified, files): set for the fork, cleared after
+_KEPT = ("files", "manifests", "dossiers")  # what a worker's check adds to the cache, sent back with its findings
+
+
+class _Inline:
+    """``_Pool`` in a worker process: each document checked as it is submitted."""
+
+    def submit(self, fn: Callable[..., tuple[list, int, int]], *args: Any) -> tuple[list, int, int]:
+        return fn(*args)
+
+
+def _worker_start(parent: int) -> None:
+    """In each worker as it starts: an interrupt is the parent's to handle (it stops the workers),
+    and a worker never outlives its parent (Linux: killed with it)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before that
+        os._exit(1)
+
+
+def _in_worker(task: tuple[str, list[str], bool]) -> tuple[list, list, dict[str, int], dict[str, dict]]:
+    """One dossier checked in a worker: (problems, notes, counts, what it adds to the cache)."""
+    assert _INHERIT is not None
+    v, mem, ids, verified, files = _INHERIT
+    did, names, shredding = task
+    for k in _KEPT:
+        verified.new[k] = {}
+    rep = Report()
+    _check_dossier(v, did, mem, ids, rep, no_progress(0), _Inline(), shredding, verified, files, names)()  # type: ignore[arg-type]
+    return rep.problems, rep.notes, rep.counts, {k: verified.new[k] for k in _KEPT}
+
+
+class _Forked:
+    """The worker processes and their findings, in the order the dossiers were given."""
+
+    def __init__(self, executor: Any, results: Any, verified: checkcache.Verified) -> None:
+        self.executor, self.results, self.verified = executor, results, verified
+
+    @classmethod
+    def start(cls, v: Vault, mem: dict, ids: list[age.Identity] | None, verified: checkcache.Verified, files: dict,
+              todo: list[tuple[str, list[str], bool]]) -> _Forked | None:
+        """Workers checking ``todo``, or None where threads will do: few dossiers, one core, no
+        ``fork``, or other threads running (a process with threads is not forked)."""
+        import threading
+
+        if len(todo) < _FORK_MIN or _WORKERS < 2 or (os.cpu_count() or 1) < 2 or threading.active_count() > 1:
+            return None
+        import multiprocessing
+
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        from concurrent.futures import ProcessPoolExecutor
+
+        global _INHERIT
+        _INHERIT = (v, mem, ids, verified, files)
+        try:
+            # (with fork, every worker is started by the first submit, before the executor's thread)
+            ex = ProcessPoolExecutor(min(_WORKERS, os.cpu_count() or 1), mp_context=multiprocessing.get_context("fork"),
+                                     initializer=_worker_start, initargs=(os.getpid(),))
+            results = ex.map(_in_worker, todo, chunksize=_CHUNK)
+        finally:
+            _INHERIT = None
+        return cls(ex, results, verified)
+
+    def collect(self, rep: Report, step: Callable[[int], None]) -> None:
+        """The next dossier's findings into ``rep`` and the cache."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            problems, notes, counts, kept = next(self.results)
+        except BrokenProcessPool:
+            raise VaultError(N_("check: a worker process stopped before it finished (out of memory?)"),
+                             hint=N_("run the check again")) from None
+        rep.problems.extend(problems)
+        rep.notes.extend(notes)
+        for k, n in counts.items():
+            rep.counts[k] += n
+        step(counts["bytes"])
+        for k, d in kept.items():
+            self.verified.new[k].update(d)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _names(v: Vault, tree: Tree, dossier_id: str) -> list[str]:

@@ -150,14 +150,17 @@ def check_document(v: Vault, m: Read, d: ReadDoc, table: KeyTable | None, verifi
             data = f.read(min(in_memory, max(d.size, seen[2])) + 1)
             size = len(data)
             digest = hashlib.sha256(data).hexdigest() if size <= in_memory else ""
-            src: Any = io.BytesIO(data)
+            src: Any = None
         else:
             digest, size = hash_open(f)  # this file, not whatever the path names by now
             src = f
         if (digest, size) != (d.sha256, d.size):
             return [Message(N_("{rel}: ciphertext hash does not match the manifest (damaged or tampered with)"), rel=where)], size, 0
         try:
-            hdr = age.read_header(src)
+            if src is None:
+                hdr, start = age.read_header_bytes(data)
+            else:
+                hdr = age.read_header(src)
             if [s.type for s in hdr.stanzas] != [KEYREF_TYPE] or hdr.stanzas[0].args != (d.key,):
                 return [Message(N_("{rel}: header does not refer to its key-table entry"), rel=where)], size, 0
         except (FormatError, AuthenticationError):
@@ -168,8 +171,8 @@ def check_document(v: Vault, m: Read, d: ReadDoc, table: KeyTable | None, verifi
         problems: list = []
         _try(problems, lambda: open_field(d.meta or "", table, what=Message(N_("{number} metadata"), number=d.number)))
         try:
-            if isinstance(src, io.BytesIO):  # read into memory: its payload checked in place, not parsed again
-                age.authenticate(hdr, memoryview(data)[src.tell():], [table.identity()])
+            if src is None:  # read into memory: its payload checked in place, not parsed again
+                age.authenticate(hdr, memoryview(data)[start:], [table.identity()])
             else:
                 src.seek(0)
                 age.decrypt(src, _Null(), [table.identity()])
