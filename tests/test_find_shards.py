@@ -358,3 +358,25 @@ def test_check_names_postings_out_of_the_order_the_head_states(office, monkeypat
     assert any("are not in ascending order, as the head says" in p for p in rep["problems"]), rep["problems"]
     office.run("index", "rebuild", who="bob")
     assert office.json("check", "--read-data", who="alice")["ok"]
+
+
+def test_what_an_earlier_version_left_beside_the_head_is_noted_never_read_and_removed_by_repair(office):
+    """``head.next.age`` and ``base.next.age``: an earlier version's index write staged them there.
+    No reader opens them (one holding a head of its own changes no answer), ``check`` notes each —
+    with or without the key, the vault still checks — and ``vault repair`` removes them."""
+    top = office.vault_dir / "index" / "search"
+    (top / "head.next.age").write_bytes((top / "head.age").read_bytes())
+    (top / "base.next.age").write_bytes(b"not even an age file")
+    assert _found(office, "zebulon") == [office.first]
+    for args in ((), ("--read-data",)):
+        rep = office.json("check", *args, who="alice")
+        assert rep["ok"], rep["problems"]
+        assert [n for n in rep["notes"] if ".next.age" in n] == [
+            f"index/search/{n}: left by an earlier version's index write (never read; 'vault repair' removes it)"
+            for n in ("base.next.age", "head.next.age")]
+    out = office.json("repair", who="bob")
+    assert out["index_files_removed"] == ["index/search/head.next.age", "index/search/base.next.age"]
+    assert not (top / "head.next.age").exists() and not (top / "base.next.age").exists()
+    rep = office.json("check", "--read-data", who="alice")
+    assert rep["ok"] and not [n for n in rep["notes"] if ".next.age" in n]
+    assert _found(office, "zebulon") == [office.first]

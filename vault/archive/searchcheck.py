@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 _SHARD = re.compile(r"^\d{4}\.[0-9a-f]{8}\.age$")
 _DELTA = re.compile(r"^\d{10}\.age$")
-_TOP = {"recipient.toml", "head.age", "head.next.age", "sequence"}
+_TOP = {"recipient.toml", "head.age", "sequence"}
 
 
 def check(v: Vault, actor: Actor | None = None) -> tuple[list[str], list[str]]:
@@ -46,8 +46,11 @@ def check(v: Vault, actor: Actor | None = None) -> tuple[list[str], list[str]]:
                 or (not sub and p.name in _TOP):
             if p.suffix == ".age":
                 _shape(p, rel, problems)
-        elif not sub and p.name in ("base.age", "base.next.age"):
+        elif not sub and p.name == "base.age":
             notes.append(Message(N_("{rel}: the search index of an earlier version (replaced by the next find)"), rel=rel))
+        elif not sub and p.name in searchseal.LEFTOVERS:
+            notes.append(Message(N_("{rel}: left by an earlier version's index write (never read; 'vault repair' removes "
+                                    "it)"), rel=rel))
         else:
             problems.append(Message(N_("{rel}: not a file of the search index"), rel=rel))
     if actor is None or not (d / "head.age").exists():

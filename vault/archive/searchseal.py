@@ -36,6 +36,9 @@ RECIPIENT = "index/search/recipient.toml"
 HEAD = "index/search/head.age"
 DELTAS = "index/search/delta/"
 LEGACY = ("index/search/base.age",)  # the single-file index of an earlier version
+# Files an earlier version's index write left beside the head (this one stages with the entry): no
+# reader opens them, ``check`` notes them, ``vault repair`` removes them.
+LEFTOVERS = ("head.next.age", "base.next.age")
 
 
 def read_key(v: Vault, identities: list) -> bytes:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from vault.archive import committed, keyfiles, numbering
 from vault.archive.manifestrecord import Manifest
 from vault.archive.searchindex import Index, delta_paths, open_index
-from vault.archive.searchseal import (DELTAS, HEAD, KINDS, LEGACY, index_recipient, read_key, read_recipient, rel,
+from vault.archive.searchseal import (DELTAS, HEAD, KINDS, LEFTOVERS, LEGACY, index_recipient, read_key, read_recipient, rel,
                                       seal, search_dir, sealed_digest, stage_key, write_recipient)
 from vault.crypto import age
 from vault.store.searchdb import DOSSIER_SHARDS, GRAM_SHARDS, SearchDB, pack
@@ -117,10 +117,18 @@ def _sweep(v: Vault, files: Mapping[str, list[str]]) -> None:
 def sweep_orphans(actor: Actor) -> list[str]:
     """``vault repair``: delete the shard files no history entry names — dropped in by hand, or left
     by an earlier version's interrupted index write (this one stages them with the entry that names
-    them, so an interrupted one is dropped by the recovery) — which ``check`` names; readers never
-    open them. Returns them. Needs no key."""
+    them, so an interrupted one is dropped by the recovery) — which ``check`` names, and the
+    ``LEFTOVERS`` of an earlier version's index write, which it notes; readers never open them.
+    Returns them. Needs no key."""
     v = actor.vault
     out = []
+    top = search_dir(v.root)
+    left = [top / n for n in LEFTOVERS if (top / n).is_file()]
+    for p in left:
+        remove(p)
+        out.append(rel(v.root, p))
+    if left:
+        fsync_dir(top)
     for kind in ("g", "d"):
         d = search_dir(v.root) / kind
         gone = False
