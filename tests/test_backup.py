@@ -24,6 +24,7 @@ from vault.cli import cli
 from vault.crypto import age
 from vault.errors import ConflictError, NoIdentityMatchError
 from vault.store.keytable import KeyTable, read_key_table, write_key_table
+from vault.archive import checkcache
 from vault.archive.vault import Vault
 
 DOC = 20_000
@@ -424,3 +425,41 @@ def test_a_registered_backups_toml_deleted_is_named_and_a_new_target_needs_an_id
     _run(office, _url(tmp_path, "two"), who="bob")
     assert len(backup.known_targets(Vault.open(office.vault_dir))) == 2
     assert office.json("check")["ok"]
+
+
+def test_a_run_leaves_what_the_target_holds_untouched_so_the_next_check_stays_warm(office, tmp_path, monkeypatch):
+    """A file the target holds by its status is neither linked into the staging nor read: its ctime
+    does not move, so the check after a nightly backup reads only what changed, and every snapshot
+    still restores the vault byte for byte — a second target, which holds nothing yet, gets all of it."""
+    monkeypatch.setattr(checkcache, "_RACY_NS", 0)  # (the files were written just now)
+    url = _url(tmp_path)
+
+    def statuses() -> dict[str, int]:
+        return {str(p.relative_to(office.vault_dir)): p.stat().st_ctime_ns for p in office.vault_dir.rglob("*")
+                if p.is_file() and p.parts[len(office.vault_dir.parts)] not in ("audit", "keys")}
+
+    def restores(target: str, snap: str, name: str) -> bool:
+        dest = tmp_path / name
+        office.run("backup", "restore", target, snap[:8], str(dest), "--json", who="bob")
+        return tree_digest(dest) == tree_digest(office.vault_dir)
+
+    _run(office, url)
+    assert office.json("check")["ok"]
+    before = statuses()
+    second = _run(office, url)
+    assert second["bytes_new"] == 0 and statuses() == before
+    rep = office.json("check")
+    assert rep["ok"] and rep["unchanged"] == rep["documents"] == 100
+    assert restores(url, second["snapshot"], "r2")
+
+    add_docs(office, office.numbers[1], 1, DOC, tmp_path / "src", seed=7)
+    third = _run(office, url)
+    assert 0 < third["bytes_new"] < 0.04 * third["bytes_total"]
+    assert restores(url, third["snapshot"], "r3")
+    rep = office.json("check")
+    assert rep["ok"] and rep["documents"] == 101 and rep["unchanged"] >= 99  # the new one and its neighbours
+
+    other = _url(tmp_path, "second-target")
+    first_there = _run(office, other)
+    assert first_there["bytes_new"] > 0.97 * first_there["bytes_total"]
+    assert restores(other, first_there["snapshot"], "r4")

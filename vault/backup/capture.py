@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 import contextlib
 import fcntl
 import os
@@ -36,8 +36,8 @@ class Staging:
     """
 
     dir: Path
-    files: list[tuple[str, Path]] = field(default_factory=list)
-    sources: dict[str, os.stat_result] = field(default_factory=dict)  # copied files: the original's stat
+    files: list[tuple[str, Path | None]] = field(default_factory=list)  # (None: unchanged, not linked)
+    sources: dict[str, os.stat_result] = field(default_factory=dict)  # copied or unlinked files: the original's stat
     recipients: list = field(default_factory=list)  # the captured state's ring recipients
     _owner: int | None = None
     _remover: threading.Thread | None = None
@@ -116,11 +116,14 @@ def _audit_lock(root: Path) -> Iterator[None]:
         close_lock(fd)
 
 
-def capture(v: Vault) -> Staging:
+def capture(v: Vault, unchanged: Callable[[str, os.stat_result], bool] | None = None) -> Staging:
     """Freeze the vault's current state into a staging directory, holding the shared lock only meanwhile.
 
     Every vault file is replaced by rename, never rewritten in place, so a hard link keeps the
     bytes it saw; only where linking fails (another file system view, permissions) is a file copied.
+    A file whose status ``unchanged`` accepts (this target holds its bytes, by that status) is not
+    linked: its status is kept (``sources``, path None) and its file left untouched — a link and its
+    removal would move its ctime, and ``vault check`` would read it again. Key tables are always linked.
     """
     with v.lock(exclusive=False):
         sweep_stale_staging(v.root)
@@ -149,6 +152,11 @@ def capture(v: Vault) -> Staging:
                             # Appended in place: a link would see later appends, so copy it.
                             st.sources[rel] = os.stat(src)
                             shutil.copyfile(src, dst)
+                        elif unchanged is not None and not rel.startswith("keys/") \
+                                and unchanged(rel, now := os.lstat(src)):
+                            st.sources[rel] = now
+                            st.files.append((rel, None))
+                            continue
                         else:
                             os.link(src, dst)
                     except FileNotFoundError:

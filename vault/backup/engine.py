@@ -127,12 +127,17 @@ def run(v: Vault, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WIN
     lock = repo.lock("backup")
     staging = None
     try:
-        staging = capture(v)
+        fcache = _FileCache(repo.cache / v.config["id"] / "files.json")
+        index = repo.load_index()
+        adopted = _adopt_orphans(repo, index[0], index[1])
+        # A file this target holds by its status is neither linked nor read (``capture``).
+        staging = capture(v, unchanged=lambda rel, st: (b := fcache.lookup(rel, st)) is not None and b in index[0])
         hist = witness.History.of_file(dict(staging.files).get(witness.LOG))
         now = v.clock.now()
         rollback = witness.check(repo, hist, restored_from, now=now)  # before anything is uploaded
         point = hist.point()
-        rep = _upload(v, repo, staging, now=now, key_window=key_window, progress=progress, point=point)
+        rep = _upload(v, repo, staging, fcache, index[0], adopted, now=now, key_window=key_window, progress=progress,
+                      point=point)
         witness.record(repo, v.config["id"], point, rep.snapshot, rollback, now=now)
     finally:
         if staging is not None:
@@ -154,19 +159,16 @@ def _generations_of(repo: Repo, tables: dict[str, bytes]) -> dict[str, str]:
     return out
 
 
-def _upload(v: Vault, repo: Repo, staging: Staging, *, now: _dt.datetime, key_window: _dt.timedelta,
-            progress: Progress | None, point: witness.Point) -> RunReport:
-    fcache = _FileCache(repo.cache / v.config["id"] / "files.json")
-    known, indexed_packs, _ = repo.load_index()
-    adopted = _adopt_orphans(repo, known, indexed_packs)
-
+def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: dict, adopted: dict, *, now: _dt.datetime,
+            key_window: _dt.timedelta, progress: Progress | None, point: witness.Point) -> RunReport:
     key_tables: dict[str, bytes] = {}
-    files: list[tuple[str, Path, os.stat_result, str | None]] = []
+    files: list[tuple[str, Path | None, os.stat_result, str | None]] = []
     for rel, path in staging.files:
         if rel.startswith("keys/") and rel.count("/") == 1:
+            assert path is not None  # (key tables are always linked)
             key_tables[rel[len("keys/"):]] = path.read_bytes()
             continue
-        st = staging.sources.get(rel) or path.stat()
+        st = staging.sources.get(rel) or path.stat()  # type: ignore[union-attr]  # (None only with a status kept)
         files.append((rel, path, st, fcache.lookup(rel, st)))
 
     # A dossier's table leaves the vault only by its destruction; one missing otherwise keeps its
@@ -219,7 +221,7 @@ def _upload(v: Vault, repo: Repo, staging: Staging, *, now: _dt.datetime, key_wi
                      history=point.as_dict())
 
 
-def _pass(repo: Repo, files: list[tuple[str, Path, os.stat_result, str | None]], known: dict,
+def _pass(repo: Repo, files: list[tuple[str, Path | None, os.stat_result, str | None]], known: dict,
           fcache: _FileCache, progress: Progress | None) -> tuple[list[Blob], upload.Uploader]:
     """One pass: each file not in the cache is read once (on threads, a few ahead) and hashed, and a
     new blob goes straight into a pack, whose hashing and upload overlap with the files that follow.
@@ -232,7 +234,7 @@ def _pass(repo: Repo, files: list[tuple[str, Path, os.stat_result, str | None]],
     entries: list[Blob] = []
     seen: set[str] = set()
     try:
-        with contextlib.closing(upload.hashed([(path, st.st_size) if blob is None else None for _, path, st, blob in files])) as hashed:
+        with contextlib.closing(upload.hashed([(path, st.st_size) if blob is None and path is not None else None for _, path, st, blob in files])) as hashed:
             for (rel, path, st, blob), got in zip(files, hashed):
                 data = None
                 if got is not None:
@@ -244,6 +246,7 @@ def _pass(repo: Repo, files: list[tuple[str, Path, os.stat_result, str | None]],
                 if blob in known or blob in seen:
                     continue
                 seen.add(blob)
+                assert path is not None  # (a file left unlinked is one the target holds: ``known``)
                 if b.size >= packs.SMALL_BLOB:
                     up.add_large(blob, path, b.size)
                 else:
