@@ -137,6 +137,7 @@ def capture(v: Vault, unchanged: Callable[[str, os.stat_result], bool] | None = 
             # One step for the whole staging: a stop inside it leaves a partial staging directory,
             # which is no different (the next run sweeps it) from a stop before it.
             seam.step("create", st.dir / "0")
+            base = str(st.dir)
             for dirpath, dirnames, filenames in walk(v.root):  # (no lstat per directory)
                 rel_dir = os.path.relpath(dirpath, v.root)
                 dirnames[:] = sorted(d for d in dirnames if not _skip(d) and
@@ -145,8 +146,9 @@ def capture(v: Vault, unchanged: Callable[[str, os.stat_result], bool] | None = 
                     if _skip(fn) or fn == ".lock":
                         continue
                     rel = fn if rel_dir == "." else f"{rel_dir}/{fn}"
+                    src = os.path.join(dirpath, fn)
                     # Flat: one directory to make and remove, whatever the vault's depth.
-                    src, dst = os.path.join(dirpath, fn), st.dir / str(len(st.files))
+                    dst = os.path.join(base, str(len(st.files)))
                     try:
                         if rel.split("/")[0] in APPENDED:
                             # Appended in place: a link would see later appends, so copy it.
@@ -163,7 +165,7 @@ def capture(v: Vault, unchanged: Callable[[str, os.stat_result], bool] | None = 
                         continue
                     except OSError:
                         shutil.copyfile(src, dst)
-                    st.files.append((rel, dst))
+                    st.files.append((rel, Path(dst)))
             # Read under the same lock: the rings of exactly the state captured.
             st.recipients = members.ring_recipients(v)
     except BaseException:
