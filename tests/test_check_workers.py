@@ -4,6 +4,9 @@ die named, and the agent's connection never shared with a forked worker."""
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import time
 
 import pytest
 
@@ -12,7 +15,7 @@ from vault.archive import checkcache
 from vault.archive.manifests import load_manifest, resolve
 from vault.archive.vault import Vault
 from vault.errors import VaultError
-from vault.office import check as checker
+from vault.office import check as checker, checkdocs
 from vault.store import identity
 
 from office import PASSPHRASE
@@ -119,3 +122,48 @@ def test_a_forked_process_talks_to_the_agent_on_its_own_connection(office):
         for _ in range(3):  # the parent's stream was not touched: its answers are still its own
             assert c.call("hello")["ok"]
         c.close()
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out |= {int(x) for x in f.read().split()}
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_workers_do_not_outlive_a_check_that_is_killed(office):
+    """The command killed outright (SIGKILL: nothing of it runs after) while its workers are busy:
+    they go with it, none is left holding the vault's files or the unlocked keys."""
+    pid = os.fork()
+    if pid == 0:  # the command: its workers get documents that take a minute each
+        try:
+            checker._FORK_MIN = 1
+            checkdocs.check_document = lambda *args: time.sleep(60)
+            checker.check(Vault.open(office.vault_dir))
+        finally:
+            os._exit(0)
+    try:
+        deadline = time.monotonic() + 30
+        while len(workers := _children(pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers) >= 2
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [w for w in workers if _alive(w)]
+    for w in left:  # (a failure leaves none behind either)
+        os.kill(w, signal.SIGKILL)
+    assert not left
