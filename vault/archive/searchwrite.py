@@ -130,7 +130,7 @@ def sweep_orphans(actor: Actor) -> list[str]:
     if left:
         fsync_dir(top)
     for kind in ("g", "d"):
-        d = search_dir(v.root) / kind
+        d = top / kind
         gone = False
         for p in sorted(d.glob("*.age")) if d.is_dir() else []:
             r = rel(v.root, p)

@@ -128,15 +128,15 @@ def run(v: Vault, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WIN
     staging = None
     try:
         fcache = _FileCache(repo.cache / v.config["id"] / "files.json")
-        index = repo.load_index()
-        adopted = _adopt_orphans(repo, index[0], index[1])
+        known, indexed_packs, _ = repo.load_index()
+        adopted = _adopt_orphans(repo, known, indexed_packs)
         # A file this target holds by its status is neither linked nor read (``capture``).
-        staging = capture(v, unchanged=lambda rel, st: (b := fcache.lookup(rel, st)) is not None and b in index[0])
+        staging = capture(v, unchanged=lambda rel, st: (b := fcache.lookup(rel, st)) is not None and b in known)
         hist = witness.History.of_file(dict(staging.files).get(witness.LOG))
         now = v.clock.now()
         rollback = witness.check(repo, hist, restored_from, now=now)  # before anything is uploaded
         point = hist.point()
-        rep = _upload(v, repo, staging, fcache, index[0], adopted, now=now, key_window=key_window, progress=progress,
+        rep = _upload(v, repo, staging, fcache, known, adopted, now=now, key_window=key_window, progress=progress,
                       point=point)
         witness.record(repo, v.config["id"], point, rep.snapshot, rollback, now=now)
     finally:
@@ -168,7 +168,7 @@ def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: d
             assert path is not None  # (key tables are always linked)
             key_tables[rel[len("keys/"):]] = path.read_bytes()
             continue
-        st = staging.sources.get(rel) or path.stat()  # type: ignore[union-attr]  # (None only with a status kept)
+        st = staging.sources[rel] if path is None else staging.sources.get(rel) or path.stat()
         files.append((rel, path, st, fcache.lookup(rel, st)))
 
     # A dossier's table leaves the vault only by its destruction; one missing otherwise keeps its

@@ -94,10 +94,11 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
         # (the total for a bar costs a stat of every document: only when there is a bar to draw)
         step = progress(sum(_bytes_under(v.root / "dossiers" / d / "documents") for d in dirs)) if progress \
             else no_progress(0)
-        # Documents are checked on threads: reading, hashing and decrypting release the GIL, so
-        # both of a small machine's cores work. While the workers read, hash and decrypt one
-        # dossier's documents, this thread goes on verifying the next manifests; results are taken
-        # in dossier order, a bounded number ahead, so the report is stable.
+        # Documents are checked in worker processes (``_Forked``) or, for a few dossiers, on threads:
+        # reading, hashing and decrypting release the GIL, so both of a small machine's cores work.
+        # While the threads read, hash and decrypt one dossier's documents, this thread goes on
+        # verifying the next manifests; results are taken in dossier order, a bounded number ahead,
+        # so the report is stable.
         pending: deque[Callable[[], None]] = deque()
         # The workers hold the GIL between their system calls and AEAD calls; with the default 5 ms
         # switch interval this thread may wait that long after each of its own (every listing, stat
@@ -211,7 +212,7 @@ def _in_worker(task: tuple[str, list[str], bool]) -> tuple[list, list, dict[str,
     for k in _KEPT:
         verified.new[k] = {}
     rep = Report()
-    _check_dossier(v, did, mem, ids, rep, no_progress(0), _Inline(), shredding, verified, files, names)()  # type: ignore[arg-type]
+    _check_dossier(v, did, mem, ids, rep, no_progress(0), _Inline(), shredding, verified, files, names)()
     return rep.problems, rep.notes, rep.counts, {k: verified.new[k] for k in _KEPT}
 
 
@@ -298,7 +299,7 @@ def _bytes_under(d: Path) -> int:
 
 
 def _check_dossier(v: Vault, dossier_id: str, mem: dict, ids: list[age.Identity] | None, rep: Report, step: Callable[[int], None],
-                   pool: _Pool, shredding: bool, verified: checkcache.Verified,
+                   pool: _Pool | _Inline, shredding: bool, verified: checkcache.Verified,
                    files: dict, names: list[str]) -> Callable[[], None]:
     """Check a dossier's manifest, key table and sealed texts now; its documents on ``pool``. Returns
     what collects the documents' results into ``rep`` (and names leftover files), to call in order."""
