@@ -19,7 +19,7 @@ from vault.office import check as checker, checkdocs
 from vault.store import identity
 
 from office import PASSPHRASE
-from test_agent import open_desk
+from test_agent import alive, open_desk
 
 
 @pytest.fixture
@@ -132,14 +132,6 @@ def _children(pid: int) -> set[int]:
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_workers_do_not_outlive_a_check_that_is_killed(office):
     """The command killed outright (SIGKILL: nothing of it runs after) while its workers are busy:
@@ -161,9 +153,9 @@ def test_workers_do_not_outlive_a_check_that_is_killed(office):
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     deadline = time.monotonic() + 10
-    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
-    left = [w for w in workers if _alive(w)]
+    left = [w for w in workers if alive(w)]
     for w in left:  # (a failure leaves none behind either)
         os.kill(w, signal.SIGKILL)
     assert not left
