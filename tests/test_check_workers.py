@@ -159,3 +159,23 @@ def test_workers_do_not_outlive_a_check_that_is_killed(office):
     for w in left:  # (a failure leaves none behind either)
         os.kill(w, signal.SIGKILL)
     assert not left
+
+
+def test_no_process_to_be_had_means_threads(office, monkeypatch):
+    """fork refused (a process limit reached, no memory): the check runs on threads, whole."""
+    import multiprocessing.popen_fork
+
+    launch = multiprocessing.popen_fork.Popen._launch
+    started = []
+
+    def second_refused(self, process_obj):  # the first worker starts, the second is refused
+        if started:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        launch(self, process_obj)
+        started.append(self.pid)
+
+    monkeypatch.setattr(multiprocessing.popen_fork.Popen, "_launch", second_refused)
+    monkeypatch.setattr(checker, "_FORK_MIN", 1)
+    rep = checker.check(Vault.open(office.vault_dir))
+    assert rep.ok and rep.counts["documents"] == 12
+    assert len(started) == 1 and not alive(started[0])  # the one that started is not left waiting

@@ -239,11 +239,18 @@ class _Forked:
 
         global _INHERIT
         _INHERIT = (v, mem, ids, verified, files)
+        before = set(multiprocessing.active_children())
+        ex = ProcessPoolExecutor(min(_WORKERS, os.cpu_count() or 1), mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_worker_start, initargs=(os.getpid(),))
         try:
             # (with fork, every worker is started by the first submit, before the executor's thread)
-            ex = ProcessPoolExecutor(min(_WORKERS, os.cpu_count() or 1), mp_context=multiprocessing.get_context("fork"),
-                                     initializer=_worker_start, initargs=(os.getpid(),))
             results = ex.map(_in_worker, todo, chunksize=_CHUNK)
+        except OSError:  # no process to be had (a process limit, memory): threads will do
+            for p in set(multiprocessing.active_children()) - before:  # (any started before the refusal)
+                p.kill()
+                p.join()
+            ex.shutdown(wait=True, cancel_futures=True)
+            return None
         finally:
             _INHERIT = None
         return cls(ex, results, verified)
