@@ -39,13 +39,13 @@ def _run(office, monkeypatch, *, forked: bool, read_data: bool) -> checker.Repor
     """A check on threads or in worker processes; asserts which one ran."""
     monkeypatch.setattr(checker, "_FORK_MIN", 1 if forked else 10**9)
     started = []
-    real = checker._Forked.start.__func__
+    real = checker._start_workers
 
-    def spy(cls, *args):
-        started.append(f := real(cls, *args))
+    def spy(*args):
+        started.append(f := real(*args))
         return f
 
-    monkeypatch.setattr(checker._Forked, "start", classmethod(spy))
+    monkeypatch.setattr(checker, "_start_workers", spy)
     v = Vault.open(office.vault_dir)
     actor = v.act_as(identity.load_identity(office.ident("bob"), PASSPHRASE)) if read_data else None
     rep = checker.check(v, actor=actor)

@@ -21,7 +21,7 @@ from vault.store.keytable import open_field
 from vault.store import TMP_PREFIX
 from vault.store.tree import Tree
 from vault.archive import destructions, grants, holds, reviews
-from vault.office import checkdocs, intake, paper, recoveryexport
+from vault.office import checkdocs, checkworkers, intake, paper, recoveryexport
 from vault.office.holds import lifts
 from vault.archive.backuptargets import known_targets
 from vault.i18n import Message, N_
@@ -94,7 +94,7 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
         # (the total for a bar costs a stat of every document: only when there is a bar to draw)
         step = progress(sum(_bytes_under(v.root / "dossiers" / d / "documents") for d in dirs)) if progress \
             else no_progress(0)
-        # Documents are checked in worker processes (``_Forked``) or, for a few dossiers, on threads:
+        # Documents are checked in worker processes (``checkworkers``) or, for a few dossiers, on threads:
         # reading, hashing and decrypting release the GIL, so both of a small machine's cores work.
         # While the threads read, hash and decrypt one dossier's documents, this thread goes on
         # verifying the next manifests; results are taken in dossier order, a bounded number ahead,
@@ -110,7 +110,7 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
             pool = _Pool()
             restore.callback(pool.shutdown)
             # Each dossier, in order: a note, a count (settled whole) or a check. Those to check go to
-            # worker processes when there are enough of them (``_Forked``), else to ``pool``'s threads.
+            # worker processes when there are enough of them (``_start_workers``), else to ``pool``'s threads.
             plan: list[tuple[str, Any]] = []
             for did in dirs:
                 names = _names(v, tree, did)
@@ -123,7 +123,7 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
                 else:
                     plan.append(("check", (did, names, did in executing)))
             todo = [x for kind, x in plan if kind == "check"]
-            forked = _Forked.start(v, mem, ids, verified, st["files"], todo)
+            forked = _start_workers(v, mem, ids, verified, st["files"], todo)
             if forked is not None:
                 restore.callback(forked.shutdown)
             for kind, x in plan:
@@ -132,7 +132,7 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
                 elif kind == "count":
                     pending.append(functools.partial(_count, rep, step, *x))
                 elif forked is not None:
-                    pending.append(functools.partial(forked.collect, rep, step))
+                    pending.append(functools.partial(_collect, forked, verified, rep, step))
                 else:
                     did, names, shredding = x
                     pending.append(_check_dossier(v, did, mem, ids, rep, step, pool, shredding,
@@ -171,15 +171,12 @@ class _Pool:
             self.pool.shutdown()
 
 
-# -- worker processes --------------------------------------------------------------------------------
-# Checking a dossier is Python between the hashing and the AEAD (parsing, schemas, signatures): threads
-# take turns at the GIL, processes do not. When there are at least ``_FORK_MIN`` dossiers to read, the
-# parent forks workers (fork: they inherit the replayed history, the members and the unlocked
-# identities in memory; nothing is written anywhere for them) and takes their findings in dossier order.
+# -- worker processes (``checkworkers``) -------------------------------------------------------------
+# With at least ``_FORK_MIN`` dossiers to read, each goes to a forked worker (they inherit the
+# replayed history, the members and the unlocked identities) and its findings come back in order.
 
 _FORK_MIN = 16
 _CHUNK = 4  # dossiers a worker is sent at a time
-_INHERIT: tuple[Any, ...] | None = None  # (v, mem, ids, verified, files): set for the fork, cleared after
 _KEPT = ("files", "manifests", "dossiers")  # what a worker's check adds to the cache, sent back with its findings
 
 
@@ -190,24 +187,9 @@ class _Inline:
         return fn(*args)
 
 
-def _worker_start(parent: int) -> None:
-    """In each worker as it starts: an interrupt is the parent's to handle (it stops the workers),
-    and a worker never outlives its parent (Linux: killed with it)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before that
-        os._exit(1)
-
-
 def _in_worker(task: tuple[str, list[str], bool]) -> tuple[list, list, dict[str, int], dict[str, dict]]:
     """One dossier checked in a worker: (problems, notes, counts, what it adds to the cache)."""
-    assert _INHERIT is not None
-    v, mem, ids, verified, files = _INHERIT
+    v, mem, ids, verified, files = checkworkers.inherited()
     did, names, shredding = task
     for k in _KEPT:
         verified.new[k] = {}
@@ -216,64 +198,25 @@ def _in_worker(task: tuple[str, list[str], bool]) -> tuple[list, list, dict[str,
     return rep.problems, rep.notes, rep.counts, {k: verified.new[k] for k in _KEPT}
 
 
-class _Forked:
-    """The worker processes and their findings, in the order the dossiers were given."""
+def _start_workers(v: Vault, mem: dict, ids: list[age.Identity] | None, verified: checkcache.Verified, files: dict,
+                   todo: list[tuple[str, list[str], bool]]) -> checkworkers.Forked | None:
+    """Workers checking the dossiers of ``todo``, or None where threads will do (few of them, or no
+    worker to be had: ``checkworkers.Forked.start``)."""
+    if len(todo) < _FORK_MIN:
+        return None
+    return checkworkers.Forked.start(_in_worker, todo, (v, mem, ids, verified, files), workers=_WORKERS, chunk=_CHUNK)
 
-    def __init__(self, executor: Any, results: Any, verified: checkcache.Verified) -> None:
-        self.executor, self.results, self.verified = executor, results, verified
 
-    @classmethod
-    def start(cls, v: Vault, mem: dict, ids: list[age.Identity] | None, verified: checkcache.Verified, files: dict,
-              todo: list[tuple[str, list[str], bool]]) -> _Forked | None:
-        """Workers checking ``todo``, or None where threads will do: few dossiers, one core, no
-        ``fork``, or other threads running (a process with threads is not forked)."""
-        import threading
-
-        if len(todo) < _FORK_MIN or _WORKERS < 2 or (os.cpu_count() or 1) < 2 or threading.active_count() > 1:
-            return None
-        import multiprocessing
-
-        if "fork" not in multiprocessing.get_all_start_methods():
-            return None
-        from concurrent.futures import ProcessPoolExecutor
-
-        global _INHERIT
-        _INHERIT = (v, mem, ids, verified, files)
-        before = set(multiprocessing.active_children())
-        ex = ProcessPoolExecutor(min(_WORKERS, os.cpu_count() or 1), mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_worker_start, initargs=(os.getpid(),))
-        try:
-            # (with fork, every worker is started by the first submit, before the executor's thread)
-            results = ex.map(_in_worker, todo, chunksize=_CHUNK)
-        except OSError:  # no process to be had (a process limit, memory): threads will do
-            for p in set(multiprocessing.active_children()) - before:  # (any started before the refusal)
-                p.kill()
-                p.join()
-            ex.shutdown(wait=True, cancel_futures=True)
-            return None
-        finally:
-            _INHERIT = None
-        return cls(ex, results, verified)
-
-    def collect(self, rep: Report, step: Callable[[int], None]) -> None:
-        """The next dossier's findings into ``rep`` and the cache."""
-        from concurrent.futures.process import BrokenProcessPool
-
-        try:
-            problems, notes, counts, kept = next(self.results)
-        except BrokenProcessPool:
-            raise VaultError(N_("check: a worker process stopped before it finished (out of memory?)"),
-                             hint=N_("run the check again")) from None
-        rep.problems.extend(problems)
-        rep.notes.extend(notes)
-        for k, n in counts.items():
-            rep.counts[k] += n
-        step(counts["bytes"])
-        for k, d in kept.items():
-            self.verified.new[k].update(d)
-
-    def shutdown(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
+def _collect(forked: checkworkers.Forked, verified: checkcache.Verified, rep: Report, step: Callable[[int], None]) -> None:
+    """The next dossier's findings from the workers into ``rep`` and the cache."""
+    problems, notes, counts, kept = forked.next()
+    rep.problems.extend(problems)
+    rep.notes.extend(notes)
+    for k, n in counts.items():
+        rep.counts[k] += n
+    step(counts["bytes"])
+    for k, d in kept.items():
+        verified.new[k].update(d)
 
 
 def _names(v: Vault, tree: Tree, dossier_id: str) -> list[str]:

@@ -1,0 +1,96 @@
+"""Worker processes forked for ``vault check``: a function over tasks, the results in the tasks' order.
+
+Checking a dossier is Python between the hashing and the AEAD (parsing, schemas, signatures):
+threads take turns at the interpreter lock, processes do not. The workers are forked, so they
+inherit what the parent holds in memory (the replayed history, the members, the unlocked
+identities) and nothing is written anywhere for them; each task and its result cross a pipe. A
+worker ignores SIGINT (the parent handles it and stops them), never outlives the parent (Linux:
+``PR_SET_PDEATHSIG``), and a worker that dies is one error. Only a process with no other thread
+forks; elsewhere, and where ``fork`` is missing or refused, ``Forked.start`` says None.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable, Iterable
+
+from vault.errors import VaultError
+from vault.i18n import N_
+
+_INHERIT: Any = None  # what the workers inherit: set for the fork, cleared after
+
+
+def inherited() -> Any:
+    """In a worker: what ``Forked.start`` was given for the workers to inherit."""
+    return _INHERIT
+
+
+def _worker_start(parent: int) -> None:
+    """In each worker as it starts: an interrupt is the parent's to handle (it stops the workers),
+    and a worker never outlives its parent (Linux: killed with it)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before that
+        os._exit(1)
+
+
+class Forked:
+    """Worker processes running ``fn`` over tasks; ``next()`` gives the results in the tasks' order."""
+
+    def __init__(self, executor: Any, results: Any) -> None:
+        self.executor, self.results = executor, results
+
+    @classmethod
+    def start(cls, fn: Callable[[Any], Any], tasks: Iterable[Any], inherit: Any, *, workers: int,
+              chunk: int) -> Forked | None:
+        """Up to ``workers`` workers (one per core at most) running ``fn`` (a module-level function)
+        over ``tasks``, ``chunk`` at a time, with ``inherit`` for ``inherited()``; None where it
+        cannot be: one core, no ``fork``, other threads running, or a fork refused."""
+        import threading
+
+        workers = min(workers, os.cpu_count() or 1)
+        if workers < 2 or threading.active_count() > 1:
+            return None
+        import multiprocessing
+
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        from concurrent.futures import ProcessPoolExecutor
+
+        global _INHERIT
+        _INHERIT = inherit
+        before = set(multiprocessing.active_children())
+        ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_worker_start, initargs=(os.getpid(),))
+        try:
+            # (with fork, every worker is started by the first submit, before the executor's thread)
+            results = ex.map(fn, tasks, chunksize=chunk)
+        except OSError:  # no process to be had (a process limit, memory)
+            for p in set(multiprocessing.active_children()) - before:  # (any started before the refusal)
+                p.kill()
+                p.join()
+            ex.shutdown(wait=True, cancel_futures=True)
+            return None
+        finally:
+            _INHERIT = None
+        return cls(ex, results)
+
+    def next(self) -> Any:
+        """The next task's result (a worker's exception is raised here, as the task would have)."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return next(self.results)
+        except BrokenProcessPool:
+            raise VaultError(N_("check: a worker process stopped before it finished (out of memory?)"),
+                             hint=N_("run the check again")) from None
+
+    def shutdown(self) -> None:
+        """Stop the workers once the tasks in flight are done (the rest are dropped)."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
