@@ -4,6 +4,7 @@ die named, and the agent's connection never shared with a forked worker."""
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import sys
 import time
@@ -179,3 +180,33 @@ def test_no_process_to_be_had_means_threads(office, monkeypatch):
     rep = checker.check(Vault.open(office.vault_dir))
     assert rep.ok and rep.counts["documents"] == 12
     assert len(started) == 1 and not alive(started[0])  # the one that started is not left waiting
+
+
+def test_no_key_crosses_the_pipe_to_or_from_a_worker(office, monkeypatch):
+    """With ``--read-data`` the workers open every key table themselves (they inherit the unlocked
+    identities): what is sent to them, and what they send back, holds no file key of any table."""
+    from vault.archive.manifests import read_table
+    from vault.office import checkworkers
+
+    sent, received = [], []
+    start, take = checkworkers.Forked.start.__func__, checkworkers.Forked.next
+
+    def start_spy(cls, fn, tasks, inherit, **kw):
+        sent.append(pickle.dumps(list(tasks)))
+        return start(cls, fn, tasks, inherit, **kw)
+
+    def next_spy(self):
+        got = take(self)
+        received.append(pickle.dumps(got))
+        return got
+
+    monkeypatch.setattr(checkworkers.Forked, "start", classmethod(start_spy))
+    monkeypatch.setattr(checkworkers.Forked, "next", next_spy)
+    rep = _run(office, monkeypatch, forked=True, read_data=True)
+    assert rep.ok and len(received) == 4
+    v = Vault.open(office.vault_dir)
+    ids = v.act_as(identity.load_identity(office.ident("bob"), PASSPHRASE)).read_identities()
+    keys = [k for no in office.numbers for k in read_table(v, resolve(v, no), ids).keys.values()]
+    assert len(keys) >= 12
+    for blob in sent + received:
+        assert not any(k in blob or k.hex().encode() in blob for k in keys)
