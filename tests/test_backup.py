@@ -369,6 +369,20 @@ def test_stale_staging_is_swept_and_check_is_quiet(office, tmp_path):
     assert check["ok"] and not check["notes"]
 
 
+def test_check_does_not_walk_a_staging_directory_a_run_is_filling(office):
+    """While a run holds its staging directory (links named 0, 1, …, perhaps a copy being written),
+    `check` does not walk it: none of it is a vault file or a temporary of the vault's, and `repair`
+    leaves it to the run."""
+    live = office.vault_dir / f"{STAGING_PREFIX}0123456789abcdef"
+    live.mkdir()
+    (live / "0").write_bytes(b"a link")
+    (live / ".tmp-copy").write_bytes(b"half a copy")
+    check = json.loads(office.run("check", "--json").stdout)
+    assert check["ok"] and not check["notes"], check
+    assert office.json("repair", who="bob")["temporaries_removed"] == []
+    assert (live / ".tmp-copy").exists()
+
+
 def test_file_target_does_not_import_boto3(office, tmp_path):
     script = (
         "import sys\n"

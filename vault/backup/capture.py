@@ -13,16 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault.archive import members
-from vault.store import make_dir, remove_tree, seam, walk, TMP_PREFIX
+from vault.store import STAGING_PREFIX, TMP_PREFIX, make_dir, remove_tree, seam, walk
 from vault.store.locking import close_lock, open_lock
 from vault.i18n import Message, N_
 
 if TYPE_CHECKING:
     from vault.archive.vault import Vault
 
-#: Staging directories are made inside the vault root (hard links need one file system). Readers
-#: skip them: they hold no ``.tmp-`` names and sit outside every directory the vault reads.
-STAGING_PREFIX = ".backup-staging-"
 _OWNER = ".owner"
 #: Top-level directories whose files are appended in place rather than replaced (the audit log).
 APPENDED = frozenset({"audit"})

@@ -18,6 +18,9 @@ TMP_PREFIX = ".tmp-"
 #: ``vault.archive.staging``): one small directory that the next writer empties, instead of a
 #: temporary beside each file that only a walk of the whole vault could find again.
 WORK_DIR = ".tmp-writes"
+#: Where ``vault backup run`` stages hard links of the vault's files, in the vault root (links need one
+#: file system): not the vault's own files, and skipped by every walk of it.
+STAGING_PREFIX = ".backup-staging-"
 
 #: The vault directory (resolved) whose exclusive lock this process holds: while it is set, every
 #: write must land inside it. A directory of the vault replaced by a symbolic link would otherwise
@@ -209,11 +212,12 @@ def walk(top: Path | str) -> Iterator[tuple[str, list[str], list[str]]]:
 
 
 def find_temporaries(root: Path) -> list[Path]:
-    """Temporary files left by interrupted writes anywhere in the vault (a full walk, for ``check``;
-    backup staging directories are not the vault's)."""
+    """Temporary files left by interrupted writes anywhere in the vault (a full walk, for ``vault
+    repair``; ``check`` reads the same from the walk it makes anyway: ``Tree.temporaries``)."""
     found = []
     for dirpath, dirnames, filenames in walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".backup-staging-")]
+        if dirpath == os.fspath(root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(STAGING_PREFIX)]
         found += [Path(dirpath) / f for f in filenames if f.startswith(TMP_PREFIX)]
     return found
 

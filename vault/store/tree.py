@@ -6,17 +6,15 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from vault.store import TMP_PREFIX, walk
-
-#: Where ``vault backup run`` stages hard links of the vault's files: not the vault's own temporaries.
-BACKUP_STAGING = ".backup-staging-"
+from vault.store import STAGING_PREFIX, TMP_PREFIX, walk
 
 
 class Tree:
     """Every directory under ``root`` as ``store.walk`` lists it (top down; symbolic links to
     directories listed, not followed), by its path relative to ``root`` ("" for ``root``): its
     subdirectory names and its other names. Only the directories under ``tops``, if given, with
-    every subdirectory named ``prune`` left out."""
+    every subdirectory named ``prune`` left out; a backup's staging directory (``STAGING_PREFIX``,
+    in the root) is never entered: its hard links are not the vault's files."""
 
     def __init__(self, root: Path | str, tops: Iterable[str] | None = None, prune: str | None = None) -> None:
         self.root = os.fspath(root)
@@ -26,6 +24,8 @@ class Tree:
             for dirpath, dirnames, filenames in walk(os.path.join(self.root, top) if top else self.root):
                 if prune is not None:
                     dirnames[:] = [x for x in dirnames if x != prune]
+                if dirpath == self.root:
+                    dirnames[:] = [x for x in dirnames if not x.startswith(STAGING_PREFIX)]
                 self.listing[dirpath[cut:]] = (dirnames, filenames)
 
     def names(self, rel: str) -> list[str] | None:
@@ -47,5 +47,4 @@ class Tree:
     def temporaries(self) -> list[str]:
         """Temporary files left by interrupted writes (``store.find_temporaries``), relative paths."""
         return [f"{rel}/{f}" if rel else f for rel, (_, files) in self.listing.items()
-                if not any(c.startswith(BACKUP_STAGING) for c in rel.split("/"))
                 for f in files if f.startswith(TMP_PREFIX)]
