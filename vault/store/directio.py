@@ -8,6 +8,8 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from vault.crypto.pipeline import write_all  # (raw files may write less than asked)
+
 if TYPE_CHECKING:
     import mmap
 
@@ -126,7 +128,7 @@ class DirectWriter:
         view = memoryview(b).cast("B")
         n = len(view)
         if self._direct is False:
-            _write_all(self._inner, view)
+            write_all(self._inner, view)
             return n
         while len(view):
             if self._stage is None:
@@ -147,7 +149,7 @@ class DirectWriter:
         if self._direct is None:
             self._direct = self._start_direct()
         if not self._direct:
-            _write_all(self._inner, stage.view[:n])
+            write_all(self._inner, stage.view[:n])
             return
         if self._behind is None:
             self._behind = _Behind(self._f.fileno())
@@ -206,7 +208,7 @@ class DirectWriter:
                     self._direct = False
                     _write_plain(self._f.fileno(), tail)
                 else:
-                    _write_all(self._inner, tail)
+                    write_all(self._inner, tail)
         finally:
             if self._behind is not None:
                 self._behind.stop()
@@ -243,14 +245,6 @@ def _write_direct(fd: int, data: memoryview) -> int:
         if e.errno != errno.EINVAL:
             raise
     return done
-
-
-def _write_all(dst: Any, data: memoryview) -> None:
-    while len(data):
-        n = dst.write(data)
-        if n is None or n >= len(data):
-            return
-        data = data[n:]
 
 
 def _write_plain(fd: int, data: memoryview) -> None:
