@@ -133,19 +133,16 @@ def _parse_arg_line(line: bytes) -> tuple[str, tuple[str, ...]]:
 # with one match, not line by line. Anything else, or anything malformed, is ``parse``'s to read
 # and to name; both give the same Header for the bytes this matches.
 _ONE_STANZA = re.compile(rb"age-encryption\.org/v1\n-> ([\x21-\x7e]+) ([\x21-\x7e]+)\n\n--- ([A-Za-z0-9+/]{43})\n")
-# The last of 43 base64 characters holding 32 bytes carries 4 bits and 2 unused, which a canonical
-# encoding leaves zero (``b64decode``).
-_LAST_OF_32 = frozenset(b"AEIMQUYcgkosw048")
 
 
 def parse_bytes(data: bytes | memoryview) -> tuple[Header, int]:
     """``parse`` of a header at the start of ``data`` held in memory: (the header, where the payload starts)."""
     m = _ONE_STANZA.match(data)
-    if m is None or m[3][-1] not in _LAST_OF_32:  # (a non-canonical MAC is named there)
+    if m is None:
         src = io.BytesIO(data)
         return parse(src), src.tell()
     kind, arg, mac = m.groups()
-    return Header((Stanza(kind.decode("ascii"), (arg.decode("ascii"),), b""),), binascii.a2b_base64(mac + b"="),
+    return Header((Stanza(kind.decode("ascii"), (arg.decode("ascii"),), b""),), b64decode(mac),
                   bytes(data[:m.start(3) - 1])), m.end()
 
 
