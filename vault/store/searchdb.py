@@ -276,6 +276,7 @@ class SearchDB:
         if len(long) == 1 and not short and len(long[0]) <= MAX_POS:
             return self._one_word(long[0], mask, first)
         parts = []
+        common: set[int] | None = None
         for w in long:
             stored, extra = self._word_parts(w, mask)
             if not stored and not extra:
@@ -287,11 +288,8 @@ class SearchDB:
         per_word: list[Sequence[int]] = [list(st) + ex if ex else st for st, ex in parts]
         if not all(per_word):
             return 0, []
-        slots: set[int] | None = None  # None: every dossier the one word occurs in
-        if len(per_word) > 1 or short:
-            slots = set.intersection(*({p >> 40 for p in occ} for occ in per_word))
-            if not slots:
-                return 0, []
+        # None: every dossier the one word occurs in; several words: those that hold them all (``common``)
+        slots = common if common is not None else {p >> 40 for p in per_word[0]} if short else None
         rows: dict[int, tuple] = {}
         if slots is not None and short:  # one-character words only narrow what the others found: read the values
             for s in list(slots):

@@ -5,7 +5,8 @@ costs tens of milliseconds. Here that work is arithmetic on one big integer hold
 a 64-bit lane (each operation one pass in C; masks keep every lane apart), byte slices, ``bytes``
 searches and set operations. Postings are the integers of ``searchshards.encode`` and every array
 here is in ascending order, as gram shards keep them — so a dossier's postings are contiguous and
-found by bisection. ``SearchDB.search_page`` uses this for queries of one word; the ranking is the
+found by bisection. ``SearchDB.search_page`` ranks a query of one word here, and narrows a query
+of several to the dossiers that hold them all (``slots_of``, ``in_slots``); the ranking is the
 one ``searchrank`` defines, and tests/test_find_ranking.py holds the two to the written-out order.
 """
 
@@ -17,6 +18,7 @@ from bisect import bisect_left
 from itertools import compress
 from typing import Iterable
 
+from vault.store.searchrank import SUBSTRING
 from vault.store.searchtext import FIELD_RANK
 
 _LITTLE = sys.byteorder == "little"
@@ -24,7 +26,6 @@ _SLOT = (1 << 24) - 1
 _CAND = ((1 << 48) - 1) & ~(1 << 15)  # ``p >> 16`` without the word-start bit: slot, entry, field, position
 _GUARD = 1 << 48  # set in every candidate lane, so subtracting an offset never borrows from the next lane
 _CONTACT = FIELD_RANK["contact"]
-SUBSTRING = 3
 
 # Byte tables over one byte of each little-endian posting: 1 where the condition holds, else 0.
 _WORD_START = bytes(int(b >= 0x80) for b in range(256))  # byte 3, bit 7: starts a word
@@ -70,10 +71,6 @@ class _Lanes:
 
     def raw(self, x: int) -> bytes:
         return x.to_bytes(8 * self.n, "little")
-
-    def zero(self, x: int, bits: int) -> int:
-        """1 in each lane of ``x`` that is 0, else 0 (every lane below ``1 << bits``, ``bits`` < 63)."""
-        return (((x + self.rep((1 << bits) - 1)) >> bits) & self.one) ^ self.one
 
 
 def _candidates(a: array, offset: int) -> array:
