@@ -1,4 +1,4 @@
-"""What this client verified of each document: its file status → the ciphertext hash, outside the vault.
+"""What this client verified, by file status (documents: the status → the ciphertext hash), outside the vault.
 
 A keyless ``vault check`` hashes every document's ciphertext against its manifest. Most of those
 bytes are the same from one check to the next, so each client remembers, for every document whose
@@ -8,7 +8,10 @@ here only when the status is exactly the same (the reasoning of git's index): wh
 vault directory can set a file's mtime back (``utime``), but not its ctime, which the kernel sets
 to its own clock on every write, rename, link or ``utime``; a file replaced by another is another
 inode. A status whose mtime or ctime is less than ``_RACY_NS`` old when it was read is not
-remembered, since a write within the same clock tick would leave it unchanged.
+remembered, since a write within the same clock tick would leave it unchanged. The same holds for
+records and manifests (with what a keyless check reads of a manifest), for the history's lines
+whose signature it verified, for whole dossiers found exactly as they were settled (``checkdocs``),
+and for the checkpoint the history was last replayed to (``replaypoint``).
 
 The file lives in this client's state directory (``witness.state_dir``: 0600 in a 0700 directory),
 which the vault's writer cannot write, and it names the vault it is for: one that does not parse,

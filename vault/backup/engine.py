@@ -55,7 +55,8 @@ class RunReport:
 
 
 class _FileCache:
-    """path -> (device, inode, size, mtime) -> blob id, so an unchanged file is not read again.
+    """path -> (device, inode, size, mtime) -> blob id, so an unchanged file is not read again (nor
+    linked into the staging: ``capture``).
 
     Sound because the vault never rewrites a file in place: new content is a new inode.
     """
@@ -224,7 +225,8 @@ def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: d
 def _pass(repo: Repo, files: list[tuple[str, Path | None, os.stat_result, str | None]], known: dict,
           fcache: _FileCache, progress: Progress | None) -> tuple[list[Blob], upload.Uploader]:
     """One pass: each file not in the cache is read once (on threads, a few ahead) and hashed, and a
-    new blob goes straight into a pack, whose hashing and upload overlap with the files that follow.
+    new blob goes straight into a pack, whose upload overlaps with the files that follow (its id is
+    its header's hash: the blobs are not hashed again).
 
     The progress bar needs the total of new bytes, known only once every file is hashed: steps made
     before then are counted and shown when the bar starts.

@@ -60,8 +60,9 @@ def hash_file(path: Path) -> tuple[str, int]:
 
 
 def hash_open(f: BinaryIO) -> tuple[str, int]:
-    """SHA-256 and size of the rest of the open file ``f``, read in 1 MiB pieces into one buffer
-    (then back at 0: the caller reads the same file, not whatever its path names by now)."""
+    """SHA-256 and size of what the open file ``f`` holds from where it is (callers give it at 0),
+    read in 1 MiB pieces into one buffer; ``f`` is left at 0, so the caller reads the same file
+    again, not whatever its path names by now."""
     h, n = hashlib.sha256(), 0
     buf = bytearray(1 << 20)
     view = memoryview(buf)
