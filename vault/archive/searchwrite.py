@@ -123,10 +123,8 @@ def sweep_orphans(actor: Actor) -> list[str]:
     v = actor.vault
     out = []
     top = search_dir(v.root)
-    left = [top / n for n in LEFTOVERS if (top / n).is_file()]
-    for p in left:
-        remove(p)
-        out.append(rel(v.root, p))
+    left = [p for p in (top / n for n in LEFTOVERS) if p.is_file() and remove(p)]
+    out += [rel(v.root, p) for p in left]
     if left:
         fsync_dir(top)
     for kind in ("g", "d"):

@@ -48,7 +48,7 @@ def create(actor: Actor, *, customer_type: str, business: str, dept: str, profil
         number = allocate_archive_number(v, lambda seq: numbering.number(sequence=seq, facts=facts), dossier_id)
         table = KeyTable(dossier_id)
         stamp = actor.clock.stamp()
-        version_1 = _seal_profile(table, profile, actor.name, 1, at=actor.clock.stamp(),
+        version_1 = _seal_profile(table, profile, actor.name, 1, at=stamp,
                                   changed=sorted(k for k, x in profile.items() if x))
         # Unsigned yet: ``manifest_file`` signs it (and sets ``updated_*``) as it writes it.
         manifest = Manifest(format=1, id=dossier_id, number=number, customer_type=customer_type, business=business,

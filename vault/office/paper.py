@@ -180,7 +180,8 @@ def give_back(actor: Actor, loan_no: str, *, location: str | None = None) -> dic
 
 def _moved(actor: Actor, m: Manifest, docno: str, location: str) -> tuple[Manifest, dict[str, bytes | None]]:
     """The manifest with the original's new location (its revision raised), and it as files to commit."""
-    d = next(x for x in m.documents if x.number == docno)
+    d = m.document(docno)
+    assert d is not None  # (the caller found it in this manifest)
     m = replace(m.with_documents(replace(d, paper_location=location)), revision=m.revision + 1)
     return m, manifest_file(actor, m)
 
