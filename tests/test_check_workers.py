@@ -186,7 +186,7 @@ def test_no_key_crosses_the_pipe_to_or_from_a_worker(office, monkeypatch):
     """With ``--read-data`` the workers open every key table themselves (they inherit the unlocked
     identities): what is sent to them, and what they send back, holds no file key of any table."""
     from vault.archive.manifests import read_table
-    from vault.office import checkworkers
+    from vault import forked as checkworkers
 
     sent, received = [], []
     start, take = checkworkers.Forked.start.__func__, checkworkers.Forked.next

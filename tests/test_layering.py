@@ -17,7 +17,7 @@ MODULES = sorted(p for top in ("vault", "plugins") for p in (REPO / top).rglob("
 #: ``vault.i18n`` (message catalogues) sit at the bottom. The identity agent and the customer portal
 #: are front ends beside the CLI. The built-in plugins (``plugins/``, shipped as ``vault_plugins``)
 #: see only what a third-party plugin sees.
-LAYERS = (("errors", "clock", "schemas", "i18n", "launch"), ("crypto",), ("store",), ("plugins", "hookspecs"), ("archive",),
+LAYERS = (("errors", "clock", "schemas", "i18n", "launch", "forked"), ("crypto",), ("store",), ("plugins", "hookspecs"), ("archive",),
           ("backup",), ("office",), ("agent", "portal"), ("cli",))
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 #: The console script: it hands the command to the runner (vault/cli/runner.py) or starts the CLI;

@@ -21,7 +21,8 @@ from vault.store.keytable import open_field
 from vault.store import TMP_PREFIX
 from vault.store.tree import Tree
 from vault.archive import destructions, grants, holds, reviews
-from vault.office import checkdocs, checkworkers, intake, paper, recoveryexport
+from vault import forked
+from vault.office import checkdocs, intake, paper, recoveryexport
 from vault.office.holds import lifts
 from vault.archive.backuptargets import known_targets
 from vault.i18n import Message, N_
@@ -94,7 +95,7 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
         # (the total for a bar costs a stat of every document: only when there is a bar to draw)
         step = progress(sum(_bytes_under(v.root / "dossiers" / d / "documents") for d in dirs)) if progress \
             else no_progress(0)
-        # Documents are checked in worker processes (``checkworkers``) or, for a few dossiers, on threads:
+        # Documents are checked in worker processes (``vault.forked``) or, for a few dossiers, on threads:
         # reading, hashing and decrypting release the GIL, so both of a small machine's cores work.
         # While the threads read, hash and decrypt one dossier's documents, this thread goes on
         # verifying the next manifests; results are taken in dossier order, a bounded number ahead,
@@ -123,16 +124,16 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
                 else:
                     plan.append(("check", (did, names, did in executing)))
             todo = [x for kind, x in plan if kind == "check"]
-            forked = _start_workers(v, mem, ids, verified, st["files"], todo)
-            if forked is not None:
-                restore.callback(forked.shutdown)
+            workers = _start_workers(v, mem, ids, verified, st["files"], todo)
+            if workers is not None:
+                restore.callback(workers.shutdown)
             for kind, x in plan:
                 if kind == "note":
                     pending.append(functools.partial(rep.notes.append, x))
                 elif kind == "count":
                     pending.append(functools.partial(_count, rep, step, *x))
-                elif forked is not None:
-                    pending.append(functools.partial(_collect, forked, verified, rep, step))
+                elif workers is not None:
+                    pending.append(functools.partial(_collect, workers, verified, rep, step))
                 else:
                     did, names, shredding = x
                     pending.append(_check_dossier(v, did, mem, ids, rep, step, pool, shredding,
@@ -171,7 +172,7 @@ class _Pool:
             self.pool.shutdown()
 
 
-# -- worker processes (``checkworkers``) -------------------------------------------------------------
+# -- worker processes (``vault.forked``) -------------------------------------------------------------
 # With at least ``_FORK_MIN`` dossiers to read, each goes to a forked worker (they inherit the
 # replayed history, the members and the unlocked identities) and its findings come back in order.
 
@@ -189,7 +190,7 @@ class _Inline:
 
 def _in_worker(task: tuple[str, list[str], bool]) -> tuple[list, list, dict[str, int], dict[str, dict]]:
     """One dossier checked in a worker: (problems, notes, counts, what it adds to the cache)."""
-    v, mem, ids, verified, files = checkworkers.inherited()
+    v, mem, ids, verified, files = forked.inherited()
     did, names, shredding = task
     for k in _KEPT:
         verified.new[k] = {}
@@ -199,17 +200,17 @@ def _in_worker(task: tuple[str, list[str], bool]) -> tuple[list, list, dict[str,
 
 
 def _start_workers(v: Vault, mem: dict, ids: list[age.Identity] | None, verified: checkcache.Verified, files: dict,
-                   todo: list[tuple[str, list[str], bool]]) -> checkworkers.Forked | None:
+                   todo: list[tuple[str, list[str], bool]]) -> forked.Forked | None:
     """Workers checking the dossiers of ``todo``, or None where threads will do (few of them, or no
-    worker to be had: ``checkworkers.Forked.start``)."""
+    worker to be had: ``forked.Forked.start``)."""
     if len(todo) < _FORK_MIN:
         return None
-    return checkworkers.Forked.start(_in_worker, todo, (v, mem, ids, verified, files), workers=_WORKERS, chunk=_CHUNK)
+    return forked.Forked.start(_in_worker, todo, (v, mem, ids, verified, files), workers=_WORKERS, chunk=_CHUNK)
 
 
-def _collect(forked: checkworkers.Forked, verified: checkcache.Verified, rep: Report, step: Callable[[int], None]) -> None:
+def _collect(workers: forked.Forked, verified: checkcache.Verified, rep: Report, step: Callable[[int], None]) -> None:
     """The next dossier's findings from the workers into ``rep`` and the cache."""
-    problems, notes, counts, kept = forked.next()
+    problems, notes, counts, kept = workers.next()
     rep.problems.extend(problems)
     rep.notes.extend(notes)
     for k, n in counts.items():
