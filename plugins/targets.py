@@ -35,6 +35,10 @@ def check_name(name: str) -> str:
 class FileTarget:
     """Objects as files under a directory: ``file:///abs/path``; writes are temp file + fsync + rename."""
 
+    #: It holds no connection, lock or thread: a forked process may put objects through it (a large
+    #: backup pass packs on worker processes; docs/PLUGINS.md).
+    fork_safe = True
+
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme != "file" or parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):

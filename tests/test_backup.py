@@ -1,10 +1,13 @@
-"""Offsite backups to a directory: full, incremental, resumed, concurrent, verify, prune, restore, shredding."""
+"""Offsite backups to a directory: full, incremental, resumed, concurrent, verify, prune, restore, shredding,
+on worker processes."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -15,9 +18,9 @@ from click.testing import CliRunner
 
 from backup_helpers import CountingTarget, actor, add_docs, dossier_id, office_with_dossiers, tree_digest
 from office import PASSPHRASE, Office
-from vault import backup
-from vault.store import identity
-from vault.backup import packs, retention
+from vault import backup, forked
+from vault.store import identity, seam
+from vault.backup import packs, retention, upload
 from vault.backup.capture import STAGING_PREFIX
 from vault.backup.repo import DATA, KEYS, Repo
 from vault.cli import cli
@@ -477,3 +480,146 @@ def test_a_run_leaves_what_the_target_holds_untouched_so_the_next_check_stays_wa
     first_there = _run(office, other)
     assert first_there["bytes_new"] > 0.97 * first_there["bytes_total"]
     assert restores(other, first_there["snapshot"], "r4")
+
+
+# -- on worker processes: the snapshot threads would take, every pack put by a worker, threads kept
+# where the target or the crash seam needs them, a worker that dies named once and its run resumed
+
+@pytest.fixture
+def small_shares(monkeypatch):
+    """Workers for any pass, handed ~300 kB at a time (the office holds ~2.6 MB): several shares each."""
+    monkeypatch.setattr(upload, "FORK_BYTES", 1)
+    monkeypatch.setattr(upload, "SHARE_BYTES", 300_000)
+    monkeypatch.setattr(packs, "PACK_TARGET", 100_000)
+    started: list[forked.Forked | None] = []
+    real = upload.Workers.start.__func__  # type: ignore[attr-defined]
+
+    def spy(cls, *args):
+        started.append(w := real(cls, *args))
+        return w
+
+    monkeypatch.setattr(upload.Workers, "start", classmethod(spy))
+    return started
+
+
+def _packed(url: str) -> dict[str, list[str]]:
+    """Each pack on the target and the blobs its trailer names."""
+    repo = Repo(url)
+    return {n: [e[0] for e in packs.read_trailer(n.rsplit("/", 1)[1], repo.get(n))] for n in repo.list(DATA)}
+
+
+def test_workers_put_every_pack_and_the_snapshot_is_the_one_threads_take(office, tmp_path, small_shares):
+    v = Vault.open(office.vault_dir)
+    on_threads = f"file://{tmp_path / 'threads'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(upload, "FORK_BYTES", 1 << 60)
+        by_threads = backup.run(v, on_threads)
+    assert small_shares == [None]
+
+    url = f"file://{tmp_path / 'workers'}"
+    target = CountingTarget(url)
+    rep = backup.run(v, target)
+    workers = small_shares[-1]
+    assert workers is not None and len(workers.shares) >= 4
+    # Every pack was put by a worker: none of them went through this process's target object.
+    assert not [n for n in target.put_names if n.startswith(DATA)]
+    held = _packed(url)
+    assert len(held) >= 4
+    known, indexed, _ = Repo(url).load_index()
+    assert set(indexed) == {n.rsplit("/", 1)[1] for n in held}
+    # The same files, the same blobs, the same bytes as the pass on threads.
+    snaps = {s["id"]: s for s in Repo(url).snapshots() + Repo(on_threads).snapshots()}
+    mine, theirs = snaps[rep.snapshot], snaps[by_threads.snapshot]
+    # (the one file between the two runs that changed: ``backups.toml`` names the second target)
+    for k in ("files", "dossiers", "rings"):
+        assert mine[k] == theirs[k], k
+    assert len(mine["other"]) == len(theirs["other"])
+    # Files alike (the vault has a few) are packed once on threads, once per share on workers.
+    assert by_threads.bytes_new < by_threads.bytes_total and by_threads.bytes_new <= rep.bytes_new <= rep.bytes_total
+    assert set(known) == {b for bs in held.values() for b in bs}
+    assert backup.verify(url, read_fraction=1.0).ok
+    dest = tmp_path / "restored"
+    backup.restore(url, "latest", dest, actor(office).read_identities(), member=actor(office).identity)
+    assert tree_digest(dest) == tree_digest(office.vault_dir)
+    # The next run reads nothing: the cache the workers' blobs went into is the one a pass on threads fills.
+    assert backup.run(v, url).bytes_new == 0
+
+
+def test_threads_where_a_target_or_the_crash_seam_needs_them(office, tmp_path, monkeypatch):
+    monkeypatch.setattr(upload, "FORK_BYTES", 1)
+    files = [(p, p.stat().st_size) for p in sorted(office.vault_dir.rglob("*.age")) if p.is_file()]
+    url = f"file://{tmp_path / 't'}"
+    repo = Repo(url)
+    workers = upload.Workers.start(repo, {}, files)
+    assert workers is not None  # the built-in file target says it may be forked with
+    workers.shutdown()
+
+    class Pooled(CountingTarget):
+        """A target holding what a forked copy must not share (it does not say ``fork_safe``)."""
+
+        fork_safe = False
+
+    assert upload.Workers.start(Repo(Pooled(url)), {}, files) is None
+    seam.arm(0)  # counting every durable step, which a worker's steps would escape
+    try:
+        assert upload.Workers.start(repo, {}, files) is None
+    finally:
+        seam.disarm()
+    monkeypatch.setattr(upload, "FORK_BYTES", sum(s for _, s in files) + 1)
+    assert upload.Workers.start(repo, {}, files) is None  # too little to read
+
+
+def test_two_shares_alike_are_both_packed_and_the_index_names_one(tmp_path, monkeypatch):
+    """Two workers may pack the same bytes (two files alike, in different shares)."""
+    monkeypatch.setattr(upload, "FORK_BYTES", 1)
+    monkeypatch.setattr(upload, "SHARE_BYTES", 600_000)
+    alike = b"alike" * 60_000
+    files = []
+    for i, data in enumerate([alike, os.urandom(300_000), alike, os.urandom(300_000)]):  # two shares of two
+        (p := tmp_path / f"f{i}").write_bytes(data)
+        files.append((p, len(data)))
+    url = f"file://{tmp_path / 't'}"
+    repo = Repo(url)
+    workers = upload.Workers.start(repo, {}, files)
+    assert workers is not None and len(workers.shares) == 2
+    try:
+        ids = list(workers.blobs(lambda n: None))
+    finally:
+        workers.shutdown()
+    assert ids == [packs.sha256_hex(p.read_bytes()) for p, _ in files]
+    assert ids[0] == ids[2] and len(workers.packs) == 2
+    assert all(ids[0] in [e[0] for e in p["blobs"]] for p in workers.packs.values())
+    repo.write_index(workers.packs)
+    known, _, _ = Repo(url).load_index()
+    assert set(known) == set(ids)
+    pack, off, ln = known[ids[0]]
+    assert Repo(url).get(f"{DATA}{pack[:2]}/{pack}")[off:off + ln] == alike
+
+
+def test_a_worker_that_dies_is_one_error_and_the_next_run_resumes(office, tmp_path, small_shares, monkeypatch):
+    parent = os.getpid()
+    real = upload.hash_file
+    calls = {"n": 0}
+
+    def dies_in_a_worker(path, size):
+        calls["n"] += 1
+        if os.getpid() != parent and calls["n"] > 30:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, size)
+
+    monkeypatch.setattr(upload, "hash_file", dies_in_a_worker)
+    url = f"file://{tmp_path / 'target'}"
+    res = office.run("backup", "run", url, ok=False)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "vault backup run: a worker process stopped before it finished" in res.output
+    assert small_shares[-1] is not None
+    assert backup.list_snapshots(url) == []  # nothing listed names what a dead worker left half-put
+    assert not list(office.vault_dir.glob(".backup-staging-*"))
+
+    monkeypatch.setattr(upload, "hash_file", real)
+    rep = backup.run(Vault.open(office.vault_dir), url)
+    assert [s["id"] for s in backup.list_snapshots(url)] == [rep.snapshot]
+    assert backup.verify(url, read_fraction=1.0).ok
+    dest = tmp_path / "restored"
+    backup.restore(url, "latest", dest, actor(office).read_identities(), member=actor(office).identity)
+    assert tree_digest(dest) == tree_digest(office.vault_dir)

@@ -1,9 +1,11 @@
-"""Worker processes forked for ``vault check``: a function over tasks, the results in the tasks' order.
+"""Forked worker processes: a function over tasks, the results in the tasks' order.
 
-Checking a dossier is Python between the hashing and the AEAD (parsing, schemas, signatures):
-threads take turns at the interpreter lock, processes do not. The workers are forked, so they
-inherit what the parent holds in memory (the replayed history, the members, the unlocked
-identities) and nothing is written anywhere for them; each task and its result cross a pipe. A
+For work that is Python between system calls and C (``vault check``: parsing, schemas and
+signatures between the hashing and the AEAD; ``vault backup run``: reading, hashing and packing
+thousands of files): threads take turns at the interpreter lock, processes do not. The workers are
+forked, so they inherit what the parent holds in memory (check: the replayed history, the members,
+the unlocked identities; backup: the target and its index) and nothing is written anywhere for
+them; each task and its result cross a pipe. A
 worker ignores SIGINT (the parent handles it and stops them), never outlives the parent (Linux:
 ``PR_SET_PDEATHSIG``), and a worker that dies is one error. Only a process with no other thread
 forks; elsewhere, and where ``fork`` is missing or refused, ``Forked.start`` says None.
@@ -43,15 +45,16 @@ def _worker_start(parent: int) -> None:
 class Forked:
     """Worker processes running ``fn`` over tasks; ``next()`` gives the results in the tasks' order."""
 
-    def __init__(self, executor: Any, results: Any) -> None:
-        self.executor, self.results = executor, results
+    def __init__(self, executor: Any, results: Any, what: str) -> None:
+        self.executor, self.results, self.what = executor, results, what
 
     @classmethod
     def start(cls, fn: Callable[[Any], Any], tasks: Iterable[Any], inherit: Any, *, workers: int,
-              chunk: int) -> Forked | None:
+              chunk: int, what: str) -> Forked | None:
         """Up to ``workers`` workers (one per core at most) running ``fn`` (a module-level function)
         over ``tasks``, ``chunk`` at a time, with ``inherit`` for ``inherited()``; None where it
-        cannot be: one core, no ``fork``, other threads running, or a fork refused."""
+        cannot be: one core, no ``fork``, other threads running, or a fork refused. ``what`` names
+        the command in the error of a worker that died."""
         import threading
 
         workers = min(workers, os.cpu_count() or 1)
@@ -79,7 +82,7 @@ class Forked:
             return None
         finally:
             _INHERIT = None
-        return cls(ex, results)
+        return cls(ex, results, what)
 
     def next(self) -> Any:
         """The next task's result (a worker's exception is raised here, as the task would have)."""
@@ -88,8 +91,8 @@ class Forked:
         try:
             return next(self.results)
         except BrokenProcessPool:
-            raise VaultError(N_("check: a worker process stopped before it finished (out of memory?)"),
-                             hint=N_("run the check again")) from None
+            raise VaultError(N_("{command}: a worker process stopped before it finished (out of memory?)"),
+                             hint=N_("run the command again"), command=self.what) from None
 
     def shutdown(self) -> None:
         """Stop the workers once the tasks in flight are done (the rest are dropped)."""

@@ -170,21 +170,31 @@ def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: d
             key_tables[rel[len("keys/"):]] = path.read_bytes()
             continue
         st = staging.sources[rel] if path is None else staging.sources.get(rel) or path.stat()
-        files.append((rel, path, st, fcache.lookup(rel, st)))
+        # A file is read unless the cache knows its blob and this target holds it (a file left
+        # unlinked is one of those: ``capture``); the cache is the vault's, not the target's.
+        blob = fcache.lookup(rel, st)
+        files.append((rel, path, st, blob if blob in known else None))
 
     # A dossier's table leaves the vault only by its destruction; one missing otherwise keeps its
     # last mirrored generation, the only copy left of the keys that open its records.
     live = {f"{d}.age" for d, f in authority.state(v)["dossiers"].items() if not f["destroyed"]}
-    with ThreadPoolExecutor(1) as side:
-        # The key mirror (a small object and two fsyncs per changed table: a first run's thousand puts
-        # wait on the disk) runs beside the pass over the files, which keeps the CPUs busy; both
-        # are done before the index, and the snapshot still comes last.
-        mirroring = side.submit(mirror.sync, repo, key_tables, now=now, window=key_window, keep=live)
-        entries, up = _pass(repo, files, known, fcache, progress)
-        # Every file's bytes are read (key tables at the start): the staging's links can go.
-        staging.remove_soon(v)
-        keys = mirroring.result()
-    repo.write_index({**adopted, **up.packs})
+    # A large pass forks its workers first: a process forks only while it has no other thread.
+    workers = upload.Workers.start(repo, known, [(path, st.st_size) for _, path, st, blob in files
+                                                 if blob is None and path is not None])
+    try:
+        with ThreadPoolExecutor(1) as side:
+            # The key mirror (a small object and two fsyncs per changed table: a first run's thousand
+            # puts wait on the disk) runs beside the pass over the files, which keeps the CPUs busy;
+            # both are done before the index, and the snapshot still comes last.
+            mirroring = side.submit(mirror.sync, repo, key_tables, now=now, window=key_window, keep=live)
+            entries, packs_new, bytes_new = _pass(repo, files, known, fcache, progress, workers)
+            # Every file's bytes are read (key tables at the start): the staging's links can go.
+            staging.remove_soon(v)
+            keys = mirroring.result()
+    finally:
+        if workers is not None:
+            workers.shutdown()
+    repo.write_index({**adopted, **packs_new})
 
     # The tree names paths, so it is encrypted to the rings of the state captured: a restore needs
     # a ring member, the backup host needs nothing secret.
@@ -209,34 +219,47 @@ def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: d
             rings[parts[1][:-4]] = b.blob
     snap = {"format": 1, "vault_id": v.config["id"], "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "order": time.time_ns(), "tree": tree_id, "files": len(entries), "bytes": sum(b.size for b in entries),
-            "bytes_new": up.bytes_new, "rings": rings, "other": sorted(other),
+            "bytes_new": bytes_new, "rings": rings, "other": sorted(other),
             "dossiers": {d: sorted(bs) for d, bs in sorted(dossiers.items())}, "history": point.as_dict(),
             # The key-mirror generation of each table this state needs: lets a keyless verify name
             # a generation deleted from the target (no secret: generation names are listed anyway).
             "keys": _generations_of(repo, key_tables)}
     sid = repo.put_json(SNAPSHOTS, snap)  # last: a snapshot is listed only once all it names is there
     fcache.save()
-    return RunReport(snapshot=sid, files=len(entries), bytes_total=snap["bytes"], bytes_new=up.bytes_new,
-                     packs_new=len(up.packs), keys_mirrored=len(keys.uploaded), keys_expired=len(keys.expired),
+    return RunReport(snapshot=sid, files=len(entries), bytes_total=snap["bytes"], bytes_new=bytes_new,
+                     packs_new=len(packs_new), keys_mirrored=len(keys.uploaded), keys_expired=len(keys.expired),
                      duration=0.0, target=repo.url, time=snap["time"], keys_missing=keys.missing,
                      history=point.as_dict())
 
 
 def _pass(repo: Repo, files: list[tuple[str, Path | None, os.stat_result, str | None]], known: dict,
-          fcache: _FileCache, progress: Progress | None) -> tuple[list[Blob], upload.Uploader]:
-    """One pass: each file not in the cache is read once (on threads, a few ahead) and hashed, and a
-    new blob goes straight into a pack, whose upload overlaps with the files that follow (its id is
-    its header's hash: the blobs are not hashed again).
+          fcache: _FileCache, progress: Progress | None,
+          workers: upload.Workers | None) -> tuple[list[Blob], dict[str, dict[str, Any]], int]:
+    """One pass: each file not in the cache is read once and hashed, and a new blob goes straight
+    into a pack, whose upload overlaps with the files that follow (its id is its header's hash: the
+    blobs are not hashed again); (the files' blobs, the packs put, the new bytes).
 
-    The progress bar needs the total of new bytes, known only once every file is hashed: steps made
-    before then are counted and shown when the bar starts.
+    On ``workers`` (a large pass), each reads and packs its shares of the files, and the bar counts
+    the bytes read. On threads, a few files are read ahead while this thread packs; the bar counts
+    the new bytes put, a total known only once every file is hashed: steps made before then are
+    counted and shown when the bar starts.
     """
+    todo = [(path, st.st_size) if blob is None and path is not None else None for _, path, st, blob in files]
+    if workers is not None:
+        ids = workers.blobs(progress(sum(f[1] for f in todo if f is not None)) if progress else (lambda n: None))
+        entries = []
+        for (rel, _, st, blob), file in zip(files, todo):
+            if file is not None:
+                blob = next(ids)
+            assert blob is not None  # a file without a cached hash was hashed just now
+            fcache.store(rel, st, blob)
+            entries.append(Blob(rel, blob, st.st_size, st.st_mode & 0o777))
+        return entries, workers.packs, workers.bytes_new
     steps = upload.Steps()
-    up = upload.Uploader(repo, steps)
-    entries: list[Blob] = []
-    seen: set[str] = set()
+    up = upload.Uploader(repo, steps, known)
+    entries = []
     try:
-        with contextlib.closing(upload.hashed([(path, st.st_size) if blob is None and path is not None else None for _, path, st, blob in files])) as hashed:
+        with contextlib.closing(upload.hashed(todo)) as hashed:
             for (rel, path, st, blob), got in zip(files, hashed):
                 data = None
                 if got is not None:
@@ -245,15 +268,10 @@ def _pass(repo: Repo, files: list[tuple[str, Path | None, os.stat_result, str | 
                 fcache.store(rel, st, blob)
                 b = Blob(rel, blob, st.st_size, st.st_mode & 0o777)
                 entries.append(b)
-                if blob in known or blob in seen:
-                    continue
-                seen.add(blob)
-                assert path is not None  # (a file left unlinked is one the target holds: ``known``)
-                if b.size >= packs.SMALL_BLOB:
-                    up.add_large(blob, path, b.size)
-                else:
-                    up.add_small(blob, data if data is not None else path.read_bytes())
+                if got is not None:
+                    assert path is not None
+                    up.add(blob, path, b.size, data)
         steps.start(progress(up.bytes_new) if progress else (lambda n: None))
     finally:
         up.finish()
-    return entries, up
+    return entries, up.packs, up.bytes_new

@@ -1,4 +1,4 @@
-"""Reading, hashing and packing new blobs, and putting packs, on threads: the bulk of a backup run."""
+"""Reading, hashing and packing new blobs, and putting packs, on threads or worker processes: the bulk of a backup run."""
 
 from __future__ import annotations
 
@@ -11,15 +11,24 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator
+from typing import Any, Callable, Container, Generator, Iterator
 
+from vault import forked
 import vault.backup.packs as packs
 from vault.backup.repo import Repo, data_name
+from vault.store import seam
 
 UPLOADERS = 4
 #: Threads reading and hashing files, and how many files they may be ahead of the packer.
 HASHERS = 2
 READ_AHEAD = 16
+#: A pass with at least this many bytes to read forks worker processes (``Workers``), each reading,
+#: hashing, packing and putting its share of the files; a smaller pass runs on threads (``hashed``).
+FORK_BYTES = 64 << 20
+#: The share of the files a worker is handed at a time: a few packs' worth at least (its last pack
+#: may be short), and enough shares for the workers to end together.
+SHARE_BYTES = 4 * packs.PACK_TARGET
+WORKERS = max(2, min(4, os.cpu_count() or 1))
 
 
 def hash_file(path: Path, size: int) -> tuple[str, bytes | None]:
@@ -157,13 +166,25 @@ class Uploader:
     hashing threads computed (FORMAT §16.2), so no byte is hashed twice.
     """
 
-    def __init__(self, repo: Repo, step: Callable[[int], None]) -> None:
-        self.repo, self.step = repo, step
+    def __init__(self, repo: Repo, step: Callable[[int], None], known: Container[str]) -> None:
+        self.repo, self.step, self.known = repo, step, known
         self.pool = ThreadPoolExecutor(UPLOADERS)
         self.pending: deque[Future] = deque()
         self.builder = packs.PackBuilder()
         self.packs: dict[str, dict[str, Any]] = {}
+        self.seen: set[str] = set()
         self.bytes_new = 0
+
+    def add(self, blob: str, path: Path, size: int, data: bytes | None) -> None:
+        """A file just hashed (``data``: its bytes, if it was small): packed unless the target holds
+        its blob (``known``) or this run packed it already."""
+        if blob in self.known or blob in self.seen:
+            return
+        self.seen.add(blob)
+        if size >= packs.SMALL_BLOB:
+            self.add_large(blob, path, size)
+        else:
+            self.add_small(blob, data if data is not None else path.read_bytes())
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
         self.pending.append(self.pool.submit(fn, *args))
@@ -229,3 +250,67 @@ def hashed(files: list[tuple[Path, int] | None]) -> Generator[tuple[str, bytes |
             for f in ahead:
                 if f is not None:
                     f.cancel()
+
+
+def _share(task: list[tuple[Path, int]]) -> tuple[list[str], dict[str, dict[str, Any]], int]:
+    """In a worker process: each file of a share read, hashed and packed into packs of the worker's
+    own, put to the target; (the files' blob ids in order, the packs put, the new bytes)."""
+    repo, known = forked.inherited()
+    up = Uploader(repo, lambda n: None, known)
+    blobs = []
+    try:
+        for path, size in task:
+            blob, data = hash_file(path, size)
+            blobs.append(blob)
+            up.add(blob, path, size, data)
+    finally:
+        up.finish()
+    return blobs, up.packs, up.bytes_new
+
+
+class Workers:
+    """The pass on forked worker processes: each share of the files goes to a worker, which reads,
+    hashes, packs and puts it as one thread of a pass would, with no interpreter lock to share.
+
+    Two workers may pack the same new bytes (two files alike in different shares): the index then
+    names one of the packs, and ``backup prune`` deletes a pack whose blobs are all indexed elsewhere.
+    """
+
+    def __init__(self, pool: forked.Forked, shares: list[list[tuple[Path, int]]]) -> None:
+        self.pool, self.shares = pool, shares
+        self.packs: dict[str, dict[str, Any]] = {}
+        self.bytes_new = 0
+
+    @classmethod
+    def start(cls, repo: Repo, known: Container[str], files: list[tuple[Path, int]]) -> Workers | None:
+        """Workers for ``files`` (path, size), or None where threads will do: fewer than
+        ``FORK_BYTES`` to read, a target that does not say it may be used from a forked process
+        (``fork_safe``: docs/PLUGINS.md), the crash seam armed, or no worker to be had
+        (``forked.Forked.start``). Call before any other thread starts."""
+        total = sum(size for _, size in files)
+        if total < FORK_BYTES or getattr(repo.target, "fork_safe", False) is not True or seam.armed():
+            return None
+        per = max(total // (4 * WORKERS), SHARE_BYTES)
+        shares: list[list[tuple[Path, int]]] = [[]]
+        filled = 0
+        for path, size in files:
+            if filled >= per:
+                shares.append([])
+                filled = 0
+            shares[-1].append((path, size))
+            filled += size
+        pool = forked.Forked.start(_share, shares, (repo, known), workers=WORKERS, chunk=1, what="vault backup run")
+        return None if pool is None else cls(pool, shares)
+
+    def blobs(self, step: Callable[[int], None]) -> Iterator[str]:
+        """The blob id of each file, in order, as the workers finish their shares."""
+        for share in self.shares:
+            blobs, put, new = self.pool.next()
+            self.packs.update(put)
+            self.bytes_new += new
+            step(sum(size for _, size in share))
+            yield from blobs
+
+    def shutdown(self) -> None:
+        """Stop the workers once their shares in flight are done."""
+        self.pool.shutdown()

@@ -205,7 +205,8 @@ def _start_workers(v: Vault, mem: dict, ids: list[age.Identity] | None, verified
     worker to be had: ``forked.Forked.start``)."""
     if len(todo) < _FORK_MIN:
         return None
-    return forked.Forked.start(_in_worker, todo, (v, mem, ids, verified, files), workers=_WORKERS, chunk=_CHUNK)
+    return forked.Forked.start(_in_worker, todo, (v, mem, ids, verified, files), workers=_WORKERS, chunk=_CHUNK,
+                                what="vault check")
 
 
 def _collect(workers: forked.Forked, verified: checkcache.Verified, rep: Report, step: Callable[[int], None]) -> None:

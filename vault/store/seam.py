@@ -50,6 +50,12 @@ def disarm() -> int:
     return _count
 
 
+def armed() -> bool:
+    """Whether steps are counted: work that would take them in another process (where the count
+    and the stop cannot reach) stays in this one."""
+    return _armed
+
+
 def step(kind: str, path: os.PathLike[str] | str) -> None:
     """Called before every durable step of the store."""
     if _armed:
