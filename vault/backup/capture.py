@@ -33,12 +33,17 @@ class Staging:
     """
 
     dir: Path
-    files: list[tuple[str, Path | None]] = field(default_factory=list)  # (None: unchanged, not linked)
+    files: list[tuple[str, str | None]] = field(default_factory=list)  # vault path, staged path (None: unchanged, not linked)
     sources: dict[str, os.stat_result] = field(default_factory=dict)  # copied or unlinked files: the original's stat
     recipients: list = field(default_factory=list)  # the captured state's ring recipients
     _owner: int | None = None
     _remover: threading.Thread | None = None
     _removed: BaseException | None = None
+
+    def path(self, rel: str) -> Path | None:
+        """Where the staging holds a vault file's captured bytes (None: not linked, or no such file)."""
+        staged = dict(self.files).get(rel)
+        return Path(staged) if staged is not None else None
 
     def remove(self, v: Vault) -> None:
         """Remove the staging directory (or wait for ``remove_soon``'s removal to end)."""
@@ -162,7 +167,7 @@ def capture(v: Vault, unchanged: Callable[[str, os.stat_result], bool] | None = 
                         continue
                     except OSError:
                         shutil.copyfile(src, dst)
-                    st.files.append((rel, Path(dst)))
+                    st.files.append((rel, dst))
             # Read under the same lock: the rings of exactly the state captured.
             st.recipients = members.ring_recipients(v)
     except BaseException:

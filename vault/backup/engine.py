@@ -133,7 +133,7 @@ def run(v: Vault, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WIN
         adopted = _adopt_orphans(repo, known, indexed_packs)
         # A file this target holds by its status is neither linked nor read (``capture``).
         staging = capture(v, unchanged=lambda rel, st: (b := fcache.lookup(rel, st)) is not None and b in known)
-        hist = witness.History.of_file(dict(staging.files).get(witness.LOG))
+        hist = witness.History.of_file(staging.path(witness.LOG))
         now = v.clock.now()
         rollback = witness.check(repo, hist, restored_from, now=now)  # before anything is uploaded
         point = hist.point()
@@ -163,13 +163,13 @@ def _generations_of(repo: Repo, tables: dict[str, bytes]) -> dict[str, str]:
 def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: dict, adopted: dict, *, now: _dt.datetime,
             key_window: _dt.timedelta, progress: Progress | None, point: witness.Point) -> RunReport:
     key_tables: dict[str, bytes] = {}
-    files: list[tuple[str, Path | None, os.stat_result, str | None]] = []
+    files: list[tuple[str, str | None, os.stat_result, str | None]] = []
     for rel, path in staging.files:
         if rel.startswith("keys/") and rel.count("/") == 1:
             assert path is not None  # (key tables are always linked)
-            key_tables[rel[len("keys/"):]] = path.read_bytes()
+            key_tables[rel[len("keys/"):]] = Path(path).read_bytes()
             continue
-        st = staging.sources[rel] if path is None else staging.sources.get(rel) or path.stat()
+        st = staging.sources[rel] if path is None else staging.sources.get(rel) or os.stat(path)
         # A file is read unless the cache knows its blob and this target holds it (a file left
         # unlinked is one of those: ``capture``); the cache is the vault's, not the target's.
         blob = fcache.lookup(rel, st)
@@ -232,7 +232,7 @@ def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: d
                      history=point.as_dict())
 
 
-def _pass(repo: Repo, files: list[tuple[str, Path | None, os.stat_result, str | None]], known: dict,
+def _pass(repo: Repo, files: list[tuple[str, str | None, os.stat_result, str | None]], known: dict,
           fcache: _FileCache, progress: Progress | None,
           workers: upload.Workers | None) -> tuple[list[Blob], dict[str, dict[str, Any]], int]:
     """One pass: each file not in the cache is read once and hashed, and a new blob goes straight

@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Container, Generator, Iterator
+from typing import Any, Callable, Container, Generator, Iterator, Sequence
 
 from vault import forked
 import vault.backup.packs as packs
@@ -31,7 +31,7 @@ SHARE_BYTES = 4 * packs.PACK_TARGET
 WORKERS = max(2, min(4, os.cpu_count() or 1))
 
 
-def hash_file(path: Path, size: int) -> tuple[str, bytes | None]:
+def hash_file(path: str | Path, size: int) -> tuple[str, bytes | None]:
     """SHA-256 of a file, read once: (blob id, its bytes when small enough to pack, else None).
 
     ``size`` is what the file's status said: a small file is read with one call of that size (plus
@@ -175,7 +175,7 @@ class Uploader:
         self.seen: set[str] = set()
         self.bytes_new = 0
 
-    def add(self, blob: str, path: Path, size: int, data: bytes | None) -> None:
+    def add(self, blob: str, path: str | Path, size: int, data: bytes | None) -> None:
         """A file just hashed (``data``: its bytes, if it was small): packed unless the target holds
         its blob (``known``) or this run packed it already."""
         if blob in self.known or blob in self.seen:
@@ -184,7 +184,7 @@ class Uploader:
         if size >= packs.SMALL_BLOB:
             self.add_large(blob, path, size)
         else:
-            self.add_small(blob, data if data is not None else path.read_bytes())
+            self.add_small(blob, data if data is not None else Path(path).read_bytes())
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
         self.pending.append(self.pool.submit(fn, *args))
@@ -212,12 +212,12 @@ class Uploader:
         self.packs[pack_id] = {"size": size, "blobs": entries}
         self.step(size)
 
-    def add_large(self, blob: str, path: Path, size: int) -> None:
+    def add_large(self, blob: str, path: str | Path, size: int) -> None:
         pack_id, tail = packs.single_tail(blob, size)
         self.bytes_new += size
         self._submit(self._put_large, pack_id, path, tail, [[blob, 0, size]], size + len(tail))
 
-    def _put_large(self, pack_id: str, path: Path, tail: bytes, entries: list, size: int) -> None:
+    def _put_large(self, pack_id: str, path: str | Path, tail: bytes, entries: list, size: int) -> None:
         with open(path, "rb") as f:
             self.repo.put_stream(data_name(pack_id), io.BufferedReader(Chain(f, tail), 1 << 20), size)
         self.packs[pack_id] = {"size": size, "blobs": entries}
@@ -232,7 +232,7 @@ class Uploader:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def hashed(files: list[tuple[Path, int] | None]) -> Generator[tuple[str, bytes | None] | None, None, None]:
+def hashed(files: Sequence[tuple[str | Path, int] | None]) -> Generator[tuple[str, bytes | None] | None, None, None]:
     """``hash_file`` of each (path, size) (``None`` passes through), in order, a few files read ahead on threads."""
     with ThreadPoolExecutor(HASHERS) as pool:
         ahead: deque[Future | None] = deque()
@@ -252,7 +252,7 @@ def hashed(files: list[tuple[Path, int] | None]) -> Generator[tuple[str, bytes |
                     f.cancel()
 
 
-def _share(task: list[tuple[Path, int]]) -> tuple[list[str], dict[str, dict[str, Any]], int]:
+def _share(task: list[tuple[str | Path, int]]) -> tuple[list[str], dict[str, dict[str, Any]], int]:
     """In a worker process: each file of a share read, hashed and packed into packs of the worker's
     own, put to the target; (the files' blob ids in order, the packs put, the new bytes)."""
     repo, known = forked.inherited()
@@ -276,13 +276,13 @@ class Workers:
     names one of the packs, and ``backup prune`` deletes a pack whose blobs are all indexed elsewhere.
     """
 
-    def __init__(self, pool: forked.Forked, shares: list[list[tuple[Path, int]]]) -> None:
+    def __init__(self, pool: forked.Forked, shares: list[list[tuple[str | Path, int]]]) -> None:
         self.pool, self.shares = pool, shares
         self.packs: dict[str, dict[str, Any]] = {}
         self.bytes_new = 0
 
     @classmethod
-    def start(cls, repo: Repo, known: Container[str], files: list[tuple[Path, int]]) -> Workers | None:
+    def start(cls, repo: Repo, known: Container[str], files: list[tuple[str | Path, int]]) -> Workers | None:
         """Workers for ``files`` (path, size), or None where threads will do: fewer than
         ``FORK_BYTES`` to read, a target that does not say it may be used from a forked process
         (``fork_safe``: docs/PLUGINS.md), the crash seam armed, or no worker to be had
@@ -291,7 +291,7 @@ class Workers:
         if total < FORK_BYTES or getattr(repo.target, "fork_safe", False) is not True or seam.armed():
             return None
         per = max(total // (4 * WORKERS), SHARE_BYTES)
-        shares: list[list[tuple[Path, int]]] = [[]]
+        shares: list[list[tuple[str | Path, int]]] = [[]]
         filled = 0
         for path, size in files:
             if filled >= per:
