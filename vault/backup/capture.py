@@ -139,18 +139,19 @@ def capture(v: Vault, unchanged: Callable[[str, os.stat_result], bool] | None = 
             # One step for the whole staging: a stop inside it leaves a partial staging directory,
             # which is no different (the next run sweeps it) from a stop before it.
             seam.step("create", st.dir / "0")
-            base = str(st.dir)
-            for dirpath, dirnames, filenames in walk(v.root):  # (no lstat per directory)
-                rel_dir = os.path.relpath(dirpath, v.root)
+            base, root = str(st.dir), os.fspath(v.root)
+            for dirpath, dirnames, filenames in walk(root):  # (no lstat per directory)
+                # (the walk's paths are the root's, joined with "/": the relative path is their tail)
+                rel_dir = "." if dirpath == root else dirpath[len(root) + 1:]
                 dirnames[:] = sorted(d for d in dirnames if not _skip(d) and
                                      (d if rel_dir == "." else f"{rel_dir}/{d}") not in EXCLUDED_DIRS)
                 for fn in sorted(filenames):
                     if _skip(fn) or fn == ".lock":
                         continue
                     rel = fn if rel_dir == "." else f"{rel_dir}/{fn}"
-                    src = os.path.join(dirpath, fn)
+                    src = f"{dirpath}/{fn}"
                     # Flat: one directory to make and remove, whatever the vault's depth.
-                    dst = os.path.join(base, str(len(st.files)))
+                    dst = f"{base}/{len(st.files)}"
                     try:
                         if rel.split("/")[0] in APPENDED:
                             # Appended in place: a link would see later appends, so copy it.

@@ -78,6 +78,8 @@ class _FileCache:
         self.new[rel] = [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, blob]
 
     def save(self) -> None:
+        if self.new == self.old:
+            return  # (nothing changed: the file holds it already)
         with contextlib.suppress(OSError):
             write_atomic(self.path, json.dumps(self.new, separators=(",", ":")).encode(), sync=False)
 
@@ -132,12 +134,21 @@ def run(v: Vault, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WIN
         known, indexed_packs, _ = repo.load_index()
         adopted = _adopt_orphans(repo, known, indexed_packs)
         # A file this target holds by its status is neither linked nor read (``capture``).
-        staging = capture(v, unchanged=lambda rel, st: (b := fcache.lookup(rel, st)) is not None and b in known)
+        held: dict[str, str] = {}
+
+        def unchanged(rel: str, st: os.stat_result) -> bool:
+            blob = fcache.lookup(rel, st)
+            if blob is None or blob not in known:
+                return False
+            held[rel] = blob
+            return True
+
+        staging = capture(v, unchanged=unchanged)
         hist = witness.History.of_file(staging.path(witness.LOG))
         now = v.clock.now()
         rollback = witness.check(repo, hist, restored_from, now=now)  # before anything is uploaded
         point = hist.point()
-        rep = _upload(v, repo, staging, fcache, known, adopted, now=now, key_window=key_window, progress=progress,
+        rep = _upload(v, repo, staging, fcache, known, held, adopted, now=now, key_window=key_window, progress=progress,
                       point=point)
         witness.record(repo, v.config["id"], point, rep.snapshot, rollback, now=now)
     finally:
@@ -160,7 +171,8 @@ def _generations_of(repo: Repo, tables: dict[str, bytes]) -> dict[str, str]:
     return out
 
 
-def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: dict, adopted: dict, *, now: _dt.datetime,
+def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: dict, held: dict[str, str],
+            adopted: dict, *, now: _dt.datetime,
             key_window: _dt.timedelta, progress: Progress | None, point: witness.Point) -> RunReport:
     key_tables: dict[str, bytes] = {}
     files: list[tuple[str, str | None, os.stat_result, str | None]] = []
@@ -169,11 +181,17 @@ def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: d
             assert path is not None  # (key tables are always linked)
             key_tables[rel[len("keys/"):]] = Path(path).read_bytes()
             continue
-        st = staging.sources[rel] if path is None else staging.sources.get(rel) or os.stat(path)
-        # A file is read unless the cache knows its blob and this target holds it (a file left
-        # unlinked is one of those: ``capture``); the cache is the vault's, not the target's.
-        blob = fcache.lookup(rel, st)
-        files.append((rel, path, st, blob if blob in known else None))
+        # A file is read unless the cache knows its blob and this target holds it: one left unlinked
+        # (``held``), or one copied (appended in place) whose status did not change since the cache
+        # was written. The cache is the vault's, not the target's.
+        if path is None:
+            files.append((rel, None, staging.sources[rel], held[rel]))
+        elif rel in staging.sources:
+            st = staging.sources[rel]
+            blob = fcache.lookup(rel, st)
+            files.append((rel, path, st, blob if blob in known else None))
+        else:
+            files.append((rel, path, os.stat(path), None))
 
     # A dossier's table leaves the vault only by its destruction; one missing otherwise keeps its
     # last mirrored generation, the only copy left of the keys that open its records.
