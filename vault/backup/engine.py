@@ -159,18 +159,6 @@ def run(v: Vault, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WIN
     return rep
 
 
-def _generations_of(repo: Repo, tables: dict[str, bytes]) -> dict[str, str]:
-    """``{table: "<stamp>-<hash>"}``: the mirrored generation holding each table's bytes now."""
-    gens = mirror.generations(repo)
-    out = {}
-    for table, data in sorted(tables.items()):
-        h = packs.sha256_hex(data)
-        match = [g for g in gens.get(table, []) if g.sha256 == h]
-        if match:
-            out[table] = f"{match[-1].stamp}-{h}"
-    return out
-
-
 def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: dict, held: dict[str, str],
             adopted: dict, *, now: _dt.datetime,
             key_window: _dt.timedelta, progress: Progress | None, point: witness.Point) -> RunReport:
@@ -241,7 +229,7 @@ def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: d
             "dossiers": {d: sorted(bs) for d, bs in sorted(dossiers.items())}, "history": point.as_dict(),
             # The key-mirror generation of each table this state needs: lets a keyless verify name
             # a generation deleted from the target (no secret: generation names are listed anyway).
-            "keys": _generations_of(repo, key_tables)}
+            "keys": {t: f"{g.stamp}-{g.sha256}" for t, g in sorted(keys.holding.items())}}
     sid = repo.put_json(SNAPSHOTS, snap)  # last: a snapshot is listed only once all it names is there
     fcache.save()
     return RunReport(snapshot=sid, files=len(entries), bytes_total=snap["bytes"], bytes_new=bytes_new,

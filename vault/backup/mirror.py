@@ -70,6 +70,7 @@ class MirrorReport:
     expired: list[str] = field(default_factory=list)
     bytes: int = 0
     missing: list[str] = field(default_factory=list)  # tables kept (``keep``) that the vault lacks
+    holding: dict[str, Generation] = field(default_factory=dict)  # each table given: the generation holding its bytes now
 
 
 def sync(repo: Repo, tables: dict[str, bytes], *, now: _dt.datetime, window: _dt.timedelta,
@@ -91,7 +92,11 @@ def sync(repo: Repo, tables: dict[str, bytes], *, now: _dt.datetime, window: _dt
             rep.missing.append(table)
             continue
         want = sha256_hex(data) if data is not None else TOMBSTONE
-        if latest is None and data is None or latest is not None and latest.sha256 == want:
+        if latest is not None and latest.sha256 == want:
+            if data is not None:
+                rep.holding[table] = latest
+            continue
+        if latest is None and data is None:
             continue
         todo.append((table, data, latest))
     # Each generation is its own small object, durable (fsync) before its put returns; on a local
@@ -104,6 +109,8 @@ def sync(repo: Repo, tables: dict[str, bytes], *, now: _dt.datetime, window: _dt
     for (table, data, _), gen in zip(todo, done):
         rep.uploaded.append(gen.name)
         rep.bytes += len(data or b"")
+        if data is not None:
+            rep.holding[table] = gen
         gens[table] = [*gens.get(table, []), gen]
     for have in gens.values():
         for older, newer in zip(have, have[1:]):
