@@ -623,3 +623,23 @@ def test_a_worker_that_dies_is_one_error_and_the_next_run_resumes(office, tmp_pa
     dest = tmp_path / "restored"
     backup.restore(url, "latest", dest, actor(office).read_identities(), member=actor(office).identity)
     assert tree_digest(dest) == tree_digest(office.vault_dir)
+
+
+def test_a_key_mirror_that_fails_beside_a_pass_that_succeeds_stops_the_run_before_its_snapshot(office, tmp_path):
+    """The key mirror runs beside the pass over the files: its failure is the run's, and no snapshot
+    is listed whose key tables the target does not hold; the next run mirrors them and completes."""
+    v = Vault.open(office.vault_dir)
+    url = _url(tmp_path)
+    broken = CountingTarget(url, fail_after=2, prefix=KEYS)
+    with pytest.raises(Exception, match="connection reset"):
+        backup.run(v, broken)
+    assert [n for n in broken.put_names if n.startswith(DATA)]  # the pass itself went through
+    assert backup.list_snapshots(url) == []
+    again = CountingTarget(url)
+    rep = backup.run(v, again)
+    assert rep.keys_mirrored == len(list((office.vault_dir / "keys").glob("*.age"))) - 2
+    assert not [n for n in again.put_names if n.startswith(DATA)]  # the packs were adopted
+    assert backup.verify(url, read_fraction=1.0).ok
+    dest = tmp_path / "restored"
+    backup.restore(url, "latest", dest, actor(office).read_identities(), member=actor(office).identity)
+    assert tree_digest(dest) == tree_digest(office.vault_dir)
