@@ -144,7 +144,9 @@ def test_an_older_repository_of_format_1_packs_verifies_restores_and_takes_new_r
     raw[len(raw) // 3] ^= 1
     path.write_bytes(bytes(raw))
     problems = [str(p) for p in backup.verify(url, read_fraction=1.0).problems]
-    assert any(old in p and "do not hash to its name" in p for p in problems), problems
+    assert [p for p in problems if old in p] == [f"{old}: damaged (blob {blob} does not hash to its id)"
+                                                 for blob, off, ln in _entries_of(path.read_bytes())
+                                                 if off <= len(raw) // 3 < off + ln], problems
 
 
 @pytest.mark.parametrize("size", [0, 1, 70_000, packs.SMALL_BLOB - 1, packs.SMALL_BLOB, packs.SMALL_BLOB + 1])
@@ -161,3 +163,32 @@ def test_a_file_is_hashed_whole_whatever_size_its_status_gave(tmp_path, size, to
     blob, got = upload.hash_file(path, hint)
     assert blob == hashlib.sha256(data).hexdigest()
     assert got == (data if size < packs.SMALL_BLOB else None)
+
+
+def _entries_of(data: bytes) -> list[tuple[str, int, int]]:
+    """The blobs a pack's header lists (id cut to 16 characters), read without checking anything."""
+    n = struct.unpack("<I", data[-4:])[0]
+    return [(b[:16], off, ln) for b, off, ln in json.loads(data[-4 - n:-4])["blobs"]]
+
+
+def test_verify_names_a_damaged_pack_once_with_what_is_damaged(tmp_path, monkeypatch):
+    """A flipped byte in a blob names that blob; one in the header names the header's check — once each."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(packs, "PACK_TARGET", 30_000)
+    o, numbers = office_with_dossiers(tmp_path / "office", monkeypatch, dossiers=1)
+    add_docs(o, numbers[0], 6, 9_000, tmp_path / "src", seed=1, act=actor(o))
+    url = f"file://{tmp_path / 'target'}"
+    backup.run(Vault.open(o.vault_dir), url)
+    name = next(n for n in Repo(url).list(DATA) if len(_entries_of(Repo(url).get(n))) >= 2)
+    path = tmp_path / "target" / name
+    good = path.read_bytes()
+    blob, off, ln = _entries_of(good)[1]
+    for at, want in [(off + ln // 2, f"{name}: damaged (blob {blob} does not hash to its id)"),
+                     (len(good) - 4 - 10, f"{name}: pack {name.rsplit('/', 1)[1][:16]}: damaged (its bytes do not hash to its name)")]:
+        raw = bytearray(good)
+        raw[at] ^= 1
+        path.write_bytes(bytes(raw))
+        rep = backup.verify(url, read_fraction=1.0)
+        assert [str(p) for p in rep.problems] == [want]
+    path.write_bytes(good)
+    assert backup.verify(url, read_fraction=1.0).ok
