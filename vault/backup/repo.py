@@ -10,7 +10,6 @@ import os
 import re
 import secrets
 import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
@@ -96,9 +95,6 @@ class Repo:
         self.url = target if isinstance(target, str) else getattr(target, "url", repr(target))
         self.target = open_target(target, pm=pm)
         self.cache = cache if cache is not None else cache_root()
-        self.puts = 0
-        self._count = threading.Lock()
-        self.bytes_put = 0
 
     # -- raw object access ------------------------------------------------------------------------
 
@@ -110,14 +106,11 @@ class Repo:
             raise
 
     def put(self, name: str, data: bytes, *, create_only: bool = True) -> None:
-        self.put_stream(name, io.BytesIO(data), len(data), create_only=create_only)
+        self.put_stream(name, io.BytesIO(data), create_only=create_only)
 
-    def put_stream(self, name: str, data: BinaryIO | io.RawIOBase, size: int, *, create_only: bool = True) -> None:
-        """Put ``size`` bytes read from ``data``; safe to call from several threads at once."""
+    def put_stream(self, name: str, data: BinaryIO | io.RawIOBase, *, create_only: bool = True) -> None:
+        """Put what ``data`` reads, to its end; safe to call from several threads at once."""
         self._call(self.target.put, name, data, create_only=create_only)
-        with self._count:
-            self.puts += 1
-            self.bytes_put += size
 
     def open(self, name: str) -> BinaryIO:
         """The object as a stream (the caller closes it): for objects too large to hold in memory."""

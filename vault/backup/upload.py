@@ -208,7 +208,7 @@ class Uploader:
     def _put_pack(self, builder: packs.PackBuilder) -> None:
         pack_id, parts, entries = builder.finish_parts()
         size = sum(map(len, parts))
-        self.repo.put_stream(data_name(pack_id), Parts(parts), size)
+        self.repo.put_stream(data_name(pack_id), Parts(parts))
         self.packs[pack_id] = {"size": size, "blobs": entries}
         self.step(size)
 
@@ -219,7 +219,7 @@ class Uploader:
 
     def _put_large(self, pack_id: str, path: str | Path, tail: bytes, entries: list, size: int) -> None:
         with open(path, "rb") as f:
-            self.repo.put_stream(data_name(pack_id), io.BufferedReader(Chain(f, tail), 1 << 20), size)
+            self.repo.put_stream(data_name(pack_id), io.BufferedReader(Chain(f, tail), 1 << 20))
         self.packs[pack_id] = {"size": size, "blobs": entries}
         self.step(size)
 
