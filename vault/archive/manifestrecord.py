@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar, Mapping
 
 from vault.archive.states import DossierStatus
+from vault.errors import NotFoundError
+from vault.i18n import N_
 from vault.store.typed import Signature, TypedPart, TypedRecord, key, order, part, state
 
 
@@ -118,6 +120,14 @@ class Manifest(TypedRecord):
     def document(self, number: str) -> Document | None:
         """The document numbered ``number``, if the dossier has it."""
         return next((d for d in self.documents if d.number == number), None)
+
+    def require_document(self, number: str) -> Document:
+        """The document numbered ``number``; NotFoundError, saying where to look, if the dossier has none."""
+        d = self.document(number)
+        if d is None:
+            raise NotFoundError(N_("no document {docno}"), hint=N_("see 'vault doc list {number}'"), docno=number,
+                                number=self.number)
+        return d
 
     def with_documents(self, *docs: Document) -> Manifest:
         """This manifest with ``docs`` in place of its documents of the same numbers (a new value)."""

@@ -49,8 +49,8 @@ def create_request(actor: Actor, kind: str, target: str | None, purpose: str, *,
         if m.status == DossierStatus.DESTROYED:
             actor.audit(f"request.{kind}", outcome="refused", number=target)
             raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("nothing left to consult"), number=m.number)
-        if kind == "copy" and "/" in (target or "") and not any(d.number == target for d in m.documents):
-            raise NotFoundError(N_("no document {target}"), target=target)
+        if kind == "copy" and "/" in (target or ""):
+            m.require_document(target or "")
     mem = members.all_members(v)
     dept = mem[actor.name]["dept"]
     # The purpose is sealed to the requester and to whoever may decide an access request of their department.

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Sequence
 from vault.crypto import age
 from vault.archive.manifests import append_document, load_manifest, manifest_file, parse_record_date, read_table, resolve
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
-                          NoIdentityMatchError, NotFoundError, PermissionDeniedError)
+                          NoIdentityMatchError, PermissionDeniedError)
 from vault.store.keytable import KeyRefRecipient, KeyTable, open_values
 from vault.archive import grants, members
 from vault.store import atomic_writer, make_dir
@@ -108,7 +108,7 @@ def add_many(actor: Actor, batch: Sequence[tuple[str, Sequence[Path | Stream]]],
                                     hint=N_("reopen it first: 'vault dossier reopen {number}'"), number=m.number,
                                     closed=m.closed)
             manifests[dossier_id] = m
-        old = _find_doc(manifests[order[0][0]], replaces) if replaces else None
+        old = manifests[order[0][0]].require_document(replaces) if replaces else None
         if old is not None and old.superseded_by:
             raise ConflictError(N_("{replaces} is already replaced by {superseded_by}"),
                                 hint=N_("add the new version to the newest one"), replaces=replaces,
@@ -176,13 +176,6 @@ def _encrypt_one(v: Vault, m: Manifest, table: KeyTable, src: Path | Stream, *, 
     return m, entry, path
 
 
-def _find_doc(m: Manifest, docno: str) -> Document:
-    d = m.document(docno)
-    if d is None:
-        raise NotFoundError(N_("no document {docno}"), hint=N_("see 'vault doc list {number}'"), docno=docno, number=m.number)
-    return d
-
-
 _PUBLIC = ("number", "category", "date", "original", "version", "added_at", "added_by", "size",
            "replaces", "superseded_by", "paper_location", "status")
 
@@ -224,7 +217,7 @@ def history(actor: Actor, docno: str) -> list[dict[str, Any]]:
     actor.require("dossier.list")
     v = actor.vault
     m = load_manifest(v, resolve(v, docno))
-    d = _find_doc(m, docno)
+    d = m.require_document(docno)
     by_no = {x.number: x for x in m.documents}
     while d.replaces:
         d = by_no[d.replaces]
@@ -271,7 +264,7 @@ def view(actor: Actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None
     actor.require("doc.view", number=docno)
     v = actor.vault
     m = load_manifest(v, resolve(v, docno))
-    d = _find_doc(m, docno)
+    d = m.require_document(docno)
     if d.is_destroyed:
         actor.audit("doc.view", outcome="refused", number=docno)
         raise ConflictError(N_("document {docno} has been destroyed"), docno=docno)

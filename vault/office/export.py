@@ -185,9 +185,7 @@ def export_document(actor: Actor, docno: str, dest: Path | str, *, progress: Pro
     actor.require("doc.view", number=docno)
     v = actor.vault
     m = load_manifest(v, resolve(v, docno))
-    entry = m.document(docno)
-    if entry is None:
-        raise NotFoundError(N_("no document {docno}"), hint=N_("see 'vault doc list {number}'"), docno=docno, number=m.number)
+    entry = m.require_document(docno)
     if entry.is_destroyed:
         raise ConflictError(N_("document {docno} has been destroyed"), docno=docno)
     dest = check_destination(v, dest)

@@ -81,9 +81,7 @@ def originals(v: Vault) -> list[dict[str, Any]]:
 
 def _original(v: Vault, docno: str) -> tuple[Manifest, Document]:
     m = load_manifest(v, resolve(v, docno))
-    d = m.document(docno)
-    if d is None:
-        raise NotFoundError(N_("no document {docno}"), docno=docno)
+    d = m.require_document(docno)
     if d.is_destroyed:
         raise ConflictError(N_("document {docno} has been destroyed"), docno=docno)
     if not d.original:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from vault.archive.manifestrecord import Reopening
 from vault.archive.manifests import load_manifest, manifest_file, parse_record_date, resolve
-from vault.errors import ConflictError, InputError, NotFoundError
+from vault.errors import ConflictError, InputError
 from vault.i18n import N_
 from vault.archive.schedule import INTRINSIC_EVENTS, known_events
 from vault.archive.states import DossierStatus
@@ -28,9 +28,7 @@ def record_event(actor: Actor, docno: str, event: str, date: str, *, force_date:
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, docno))
-        doc = m.document(docno)
-        if doc is None:
-            raise NotFoundError(N_("no document {docno}"), docno=docno)
+        doc = m.require_document(docno)
         m = replace(m.with_documents(replace(doc, events={**(doc.events or {}), event: date})), revision=m.revision + 1)
         actor.commit("doc.event", manifest_file(actor, m), number=docno, ref=event, obj=m.id, rev=m.revision)
 
