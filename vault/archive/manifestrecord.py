@@ -121,6 +121,12 @@ class Manifest(TypedRecord):
         """The document numbered ``number``, if the dossier has it."""
         return next((d for d in self.documents if d.number == number), None)
 
+    def facts(self) -> dict[str, str]:
+        """The dossier's cleartext facts any member may see (FORMAT §9): number, customer type,
+        business, department, class, created, status."""
+        return {"number": self.number, "customer_type": self.customer_type, "business": self.business,
+                "dept": self.dept, "class": self.class_, "created": self.created, "status": self.status.value}
+
     def require_document(self, number: str) -> Document:
         """The document numbered ``number``; NotFoundError, saying where to look, if the dossier has none."""
         d = self.document(number)

@@ -115,9 +115,7 @@ def summary(m: Manifest) -> dict[str, Any]:
     kept = [d for d in m.documents if not d.is_destroyed]
     live = [d for d in kept if not d.superseded_by]
     # A destroyed document is a ghost, not a document the dossier holds: counted apart.
-    return {"number": m.number, "customer_type": m.customer_type, "business": m.business, "dept": m.dept,
-            "class": m.class_, "created": m.created, "status": m.status.value, "revision": m.revision,
-            "documents": len(kept), "current_documents": len(live), "destroyed_documents": len(m.documents) - len(kept)}
+    return {**m.facts(), "revision": m.revision, "documents": len(kept), "current_documents": len(live), "destroyed_documents": len(m.documents) - len(kept)}
 
 
 def read_profile(actor: Actor, m: Manifest, table: KeyTable | None = None) -> dict[str, Any]:

@@ -69,8 +69,7 @@ class Filters:
 
 
 def _row(m: Manifest, hit: Hit | None) -> dict[str, Any]:
-    row: dict[str, Any] = {"number": m.number, "class": m.class_, "customer_type": m.customer_type,
-                           "business": m.business, "dept": m.dept, "created": m.created, "status": m.status.value}
+    row: dict[str, Any] = m.facts()
     if hit is not None:
         row.update(field=hit.field, fields=hit.fields)
     return row

@@ -296,9 +296,7 @@ def _write(actor: Actor, req: RecoveryRequest, appr: RecoveryApproval, out: Path
                     note(name, h)
                     docs.append({**doc.facts, **(doc.meta() if doc.readable else {}), "file": name})
                     n_docs += 1
-                line: dict[str, Any] = {"number": m.number, "customer_type": m.customer_type, "business": m.business,
-                                        "dept": m.dept, "class": m.class_, "created": m.created, "closed": m.closed,
-                                        "status": m.status.value}
+                line: dict[str, Any] = {**m.facts(), "closed": m.closed}
                 line.update(profile=read_profile(actor, m, table), documents=docs)
                 enc.write((json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n").encode())
                 n_dossiers += 1
