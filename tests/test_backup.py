@@ -485,6 +485,10 @@ def test_a_run_leaves_what_the_target_holds_untouched_so_the_next_check_stays_wa
 # -- on worker processes: the snapshot threads would take, every pack put by a worker, threads kept
 # where the target or the crash seam needs them, a worker that dies named once and its run resumed
 
+#: Worker processes are forked one per core (up to four) and never on one core: a pass there runs on threads.
+needs_two_cores = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: no worker processes, by design")
+
+
 @pytest.fixture
 def small_shares(monkeypatch):
     """Workers for any pass, handed ~300 kB at a time (the office holds ~2.6 MB): several shares each."""
@@ -508,6 +512,7 @@ def _packed(url: str) -> dict[str, list[str]]:
     return {n: [e[0] for e in packs.read_trailer(n.rsplit("/", 1)[1], repo.get(n))] for n in repo.list(DATA)}
 
 
+@needs_two_cores
 def test_workers_put_every_pack_and_the_snapshot_is_the_one_threads_take(office, tmp_path, small_shares):
     v = Vault.open(office.vault_dir)
     on_threads = f"file://{tmp_path / 'threads'}"
@@ -541,10 +546,13 @@ def test_workers_put_every_pack_and_the_snapshot_is_the_one_threads_take(office,
     dest = tmp_path / "restored"
     backup.restore(url, "latest", dest, actor(office).read_identities(), member=actor(office).identity)
     assert tree_digest(dest) == tree_digest(office.vault_dir)
-    # The next run reads nothing: the cache the workers' blobs went into is the one a pass on threads fills.
-    assert backup.run(v, url).bytes_new == 0
+    # The next run reads nothing (no worker is started, no file left to read): the cache the
+    # workers' blobs went into is the one a pass on threads fills.
+    again = backup.run(v, url)
+    assert again.bytes_new == 0 and small_shares[-1] is None
 
 
+@needs_two_cores
 def test_threads_where_a_target_or_the_crash_seam_needs_them(office, tmp_path, monkeypatch):
     monkeypatch.setattr(upload, "FORK_BYTES", 1)
     files = [(p, p.stat().st_size) for p in sorted(office.vault_dir.rglob("*.age")) if p.is_file()]
@@ -569,7 +577,8 @@ def test_threads_where_a_target_or_the_crash_seam_needs_them(office, tmp_path, m
     assert upload.Workers.start(repo, {}, files) is None  # too little to read
 
 
-def test_two_shares_alike_are_both_packed_and_the_index_names_one(tmp_path, monkeypatch):
+@needs_two_cores
+def test_two_shares_alike_are_both_packed_and_the_index_lists_both(tmp_path, monkeypatch):
     """Two workers may pack the same bytes (two files alike, in different shares)."""
     monkeypatch.setattr(upload, "FORK_BYTES", 1)
     monkeypatch.setattr(upload, "SHARE_BYTES", 600_000)
@@ -596,6 +605,7 @@ def test_two_shares_alike_are_both_packed_and_the_index_names_one(tmp_path, monk
     assert Repo(url).get(f"{DATA}{pack[:2]}/{pack}")[off:off + ln] == alike
 
 
+@needs_two_cores
 def test_a_worker_that_dies_is_one_error_and_the_next_run_resumes(office, tmp_path, small_shares, monkeypatch):
     parent = os.getpid()
     real = upload.hash_file
@@ -640,6 +650,43 @@ def test_a_key_mirror_that_fails_beside_a_pass_that_succeeds_stops_the_run_befor
     assert rep.keys_mirrored == len(list((office.vault_dir / "keys").glob("*.age"))) - 2
     assert not [n for n in again.put_names if n.startswith(DATA)]  # the packs were adopted
     assert backup.verify(url, read_fraction=1.0).ok
+    dest = tmp_path / "restored"
+    backup.restore(url, "latest", dest, actor(office).read_identities(), member=actor(office).identity)
+    assert tree_digest(dest) == tree_digest(office.vault_dir)
+
+
+def test_a_file_copied_where_its_link_failed_is_left_alone_by_the_next_run(office, tmp_path, monkeypatch):
+    """Where the capture cannot link a file it copies it; the cache keeps the original's status, so
+    the next run finds it unchanged (neither linked nor copied nor read) like any other."""
+    import vault.backup.engine as engine
+    from vault.backup import capture as cap
+
+    vault_dir = str(office.vault_dir)
+    real_link = os.link
+
+    def no_link_for_manifests(src, dst, *a, **kw):
+        if str(src).startswith(vault_dir) and str(src).endswith("manifest.toml"):
+            raise PermissionError(1, "Operation not permitted (test)")
+        return real_link(src, dst, *a, **kw)
+
+    staged = []
+    real_capture = cap.capture
+
+    def spy(*a, **kw):
+        staged.append(s := real_capture(*a, **kw))
+        return s
+
+    monkeypatch.setattr(engine, "capture", spy)
+    url = _url(tmp_path)
+    v = Vault.open(office.vault_dir)
+    with monkeypatch.context() as mp:
+        mp.setattr(os, "link", no_link_for_manifests)
+        first = backup.run(v, url)
+    manifests = [rel for rel, _ in staged[0].files if rel.endswith("manifest.toml")]
+    assert len(manifests) == 4 and first.bytes_new > 0
+    second = backup.run(v, url)
+    assert second.bytes_new == 0
+    assert [p for rel, p in staged[1].files if rel in manifests] == [None] * 4
     dest = tmp_path / "restored"
     backup.restore(url, "latest", dest, actor(office).read_identities(), member=actor(office).identity)
     assert tree_digest(dest) == tree_digest(office.vault_dir)

@@ -71,10 +71,12 @@ class Forked:
         before = set(multiprocessing.active_children())
         ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_worker_start, initargs=(os.getpid(),))
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
             # (with fork, every worker is started by the first submit, before the executor's thread)
             results = ex.map(fn, tasks, chunksize=chunk)
-        except OSError:  # no process to be had (a process limit, memory)
+        except (OSError, BrokenProcessPool):  # no process to be had (a process limit, memory), or one died at once
             for p in set(multiprocessing.active_children()) - before:  # (any started before the refusal)
                 p.kill()
                 p.join()

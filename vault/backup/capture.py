@@ -167,6 +167,8 @@ def capture(v: Vault, unchanged: Callable[[str, os.stat_result], bool] | None = 
                     except FileNotFoundError:
                         continue
                     except OSError:
+                        # (the original's status, as for the audit trail: the copy is a new inode each run)
+                        st.sources[rel] = os.lstat(src)
                         shutil.copyfile(src, dst)
                     st.files.append((rel, dst))
             # Read under the same lock: the rings of exactly the state captured.

@@ -170,8 +170,8 @@ def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: d
             key_tables[rel[len("keys/"):]] = Path(path).read_bytes()
             continue
         # A file is read unless the cache knows its blob and this target holds it: one left unlinked
-        # (``held``), or one copied (appended in place) whose status did not change since the cache
-        # was written. The cache is the vault's, not the target's.
+        # (``held``), or one copied (appended in place, or where a link failed) whose original's
+        # status did not change since the cache was written. The cache is the vault's, not the target's.
         if path is None:
             files.append((rel, None, staging.sources[rel], held[rel]))
         elif rel in staging.sources:

@@ -26,8 +26,10 @@ READ_AHEAD = 16
 #: hashing, packing and putting its share of the files; a smaller pass runs on threads (``hashed``).
 FORK_BYTES = 64 << 20
 #: The share of the files a worker is handed at a time: a few packs' worth at least (its last pack
-#: may be short), and enough shares for the workers to end together.
+#: may be short), enough shares for the workers to end together, and at most a few packs' worth (an
+#: interrupted or failed run waits for the shares in flight: two or three of them per worker).
 SHARE_BYTES = 4 * packs.PACK_TARGET
+SHARE_MAX = 8 * packs.PACK_TARGET
 WORKERS = max(2, min(4, os.cpu_count() or 1))
 
 
@@ -272,8 +274,9 @@ class Workers:
     """The pass on forked worker processes: each share of the files goes to a worker, which reads,
     hashes, packs and puts it as one thread of a pass would, with no interpreter lock to share.
 
-    Two workers may pack the same new bytes (two files alike in different shares): the index then
-    names one of the packs, and ``backup prune`` deletes a pack whose blobs are all indexed elsewhere.
+    Two workers may pack the same new bytes (two files alike in different shares): the index lists
+    the blob under both packs, a reader takes either, and the copy costs its space (``backup prune``
+    deletes a pack only once every blob in it is indexed elsewhere).
     """
 
     def __init__(self, pool: forked.Forked, shares: list[list[tuple[str | Path, int]]]) -> None:
@@ -290,7 +293,7 @@ class Workers:
         total = sum(size for _, size in files)
         if total < FORK_BYTES or getattr(repo.target, "fork_safe", False) is not True or seam.armed():
             return None
-        per = max(total // (4 * WORKERS), SHARE_BYTES)
+        per = min(max(total // (4 * WORKERS), SHARE_BYTES), SHARE_MAX)
         shares: list[list[tuple[str | Path, int]]] = [[]]
         filled = 0
         for path, size in files:
