@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vault.errors import IntegrityError
-from vault.i18n import N_
+from vault.i18n import Message, N_
 
 #: Blobs smaller than this are packed together; larger ones get a pack of their own.
 SMALL_BLOB = 1 << 20
@@ -102,6 +102,24 @@ def _entries(header: Any, end: int, *, tiled: bool) -> list[list] | None:
     return entries
 
 
+#: What can be wrong with a pack (``PackDamaged.reason``).
+NOT_ITS_NAME = N_("its bytes do not hash to its name")
+NO_BLOB_LIST = N_("its blob list does not parse")
+BAD_BLOB = N_("blob {blob_id} does not hash to its id")
+
+
+class PackDamaged(IntegrityError):
+    """A pack that is not what its name says; ``reason`` says what, without naming the pack (a caller
+    that names it its own way, as ``backup verify`` does with the object's name, uses that)."""
+
+    def __init__(self, pack_id: str, reason: Message) -> None:
+        super().__init__(N_("pack {pack_id}: damaged ({reason})"), pack_id=pack_id[:16], reason=reason)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PackDamaged, (self.message.params["pack_id"], self.reason))
+
+
 def read_trailer(pack_id: str, data: bytes) -> list[list]:
     """The blob list of a pack, after checking that the pack is exactly what its id names.
 
@@ -112,22 +130,22 @@ def read_trailer(pack_id: str, data: bytes) -> list[list]:
     if parsed is not None and isinstance(parsed[1], dict) and parsed[1].get("format") == FORMAT:
         raw, header = parsed
         if sha256_hex(raw) != pack_id:  # (the bytes that name a pack of this format: its header's)
-            raise IntegrityError(N_("pack {pack_id}: damaged (its bytes do not hash to its name)"), pack_id=pack_id[:16])
+            raise PackDamaged(pack_id, Message(NOT_ITS_NAME))
         entries = _entries(header, len(data) - 4 - len(raw), tiled=True)
         if entries is None:
-            raise IntegrityError(N_("pack {pack_id}: damaged (its blob list does not parse)"), pack_id=pack_id[:16])
+            raise PackDamaged(pack_id, Message(NO_BLOB_LIST))
         view = memoryview(data)
         for blob_id, off, ln in entries:
             if hashlib.sha256(view[off : off + ln]).hexdigest() != blob_id:
-                raise IntegrityError(N_("pack {pack_id}: blob {blob_id} is damaged"), pack_id=pack_id[:16], blob_id=blob_id[:16])
+                raise PackDamaged(pack_id, Message(BAD_BLOB, blob_id=blob_id[:16]))
         return entries
     if sha256_hex(data) != pack_id:
-        raise IntegrityError(N_("pack {pack_id}: damaged (its bytes do not hash to its name)"), pack_id=pack_id[:16])
+        raise PackDamaged(pack_id, Message(NOT_ITS_NAME))
     entries = None
     if parsed is not None and isinstance(parsed[1], dict) and parsed[1].get("format") == 1:
         entries = _entries(parsed[1], len(data) - 4 - len(parsed[0]), tiled=False)
     if entries is None:
-        raise IntegrityError(N_("pack {pack_id}: damaged (its blob list does not parse)"), pack_id=pack_id[:16])
+        raise PackDamaged(pack_id, Message(NO_BLOB_LIST))
     return entries
 
 

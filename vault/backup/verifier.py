@@ -174,11 +174,11 @@ def _read_data(repo: Repo, rep: VerifyReport, pack_entries: dict[str, list], pre
             continue  # already named as missing
         data = repo.get(name)
         rep.packs_read += 1
-        failed: VaultError | None = None
+        failed: packs.PackDamaged | None = None
         try:
             # The pack as its name says (its header, and every blob it lists, checked in it).
             checked = {(b, off, ln) for b, off, ln in packs.read_trailer(pack_id, data)}
-        except VaultError as e:
+        except packs.PackDamaged as e:
             checked, failed = set(), e
         view = memoryview(data)
         named = False
@@ -186,11 +186,12 @@ def _read_data(repo: Repo, rep: VerifyReport, pack_entries: dict[str, list], pre
             rep.blobs_read += 1
             if (b, off, ln) not in checked and packs.sha256_hex(view[off : off + ln]) != b:
                 named = True
-                rep.problems.append(Message(N_("{name}: damaged (blob {b} does not hash to its id)"), name=name, b=b[:16]))
+                rep.problems.append(Message(N_("{name}: damaged ({reason})"), name=name,
+                                            reason=Message(packs.BAD_BLOB, blob_id=b[:16])))
         if failed is not None and not named:
             # Damage outside the blobs the index names (the header, the length, a blob only the
-            # header lists): the pack's own check says what it found, once.
-            rep.problems.append(Message(N_("{name}: {problem}"), name=name, problem=failed))
+            # header lists): what the pack's own check found, once.
+            rep.problems.append(Message(N_("{name}: damaged ({reason})"), name=name, reason=failed.reason))
 
 
 def _check_history(repo: Repo, rep: VerifyReport, snap: dict, tree: dict, blobs: dict) -> None:
