@@ -20,6 +20,7 @@ import struct
 from typing import Any, Sequence
 
 from vault.crypto.header import Stanza
+from vault.store import jsontext
 
 VERSION = 1
 # A header with a hundred hybrid stanzas is ~160 KiB in JSON; anything far larger is not ours.
@@ -64,7 +65,7 @@ def recv(sock: socket.socket) -> dict[str, Any] | None:
     if data is None:
         raise ProtocolError("connection closed mid-message")
     try:
-        msg = json.loads(data)
+        msg = jsontext.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("not JSON") from None
     if not isinstance(msg, dict):

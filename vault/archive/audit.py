@@ -29,6 +29,7 @@ from vault.store.syncing import sync_dirs, sync_files
 from vault.i18n import Message, N_
 from vault.store.appending import append_whole
 from vault.store.identity import signing_key
+from vault.store import jsontext
 
 if TYPE_CHECKING:
     from vault.archive.handle import Actor, Vault
@@ -308,7 +309,7 @@ def checkpoint_lags(v: Vault) -> bool:
 def parse_line(raw: bytes, *, where: str) -> dict[str, Any]:
     """One line of the log as an entry of the right shape (schemas/audit-entry); FormatError names it."""
     try:
-        e = json.loads(raw)
+        e = jsontext.loads(raw)
     except ValueError:
         raise FormatError(N_("{where}: not a valid entry (damaged or foreign)"), where=where) from None
     records.validate(e, "audit-entry", what=where)

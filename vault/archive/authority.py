@@ -30,7 +30,7 @@ from vault.archive.policy import Policy
 from vault.crypto import sign
 from vault.errors import AuthenticationError, InputError, IntegrityError
 from vault.i18n import Message, N_
-from vault.store import records, staging, tomlread
+from vault.store import jsontext, records, staging, tomlread
 from vault.store.identity import signing_key as _decode_signing_key
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ class Replay:
         st = self.state
         where = Message(N_("audit/log.jsonl line {count}"), count=st['count'] + 1)
         try:
-            e = json.loads(raw)
+            e = jsontext.loads(raw)
             sig = base64.b64decode(e["sig"], validate=True)
         except (ValueError, KeyError, TypeError):
             raise IntegrityError(N_("{where}: not a valid entry (damaged)"), where=where) from None

@@ -19,6 +19,7 @@ from typing import Any
 from vault.backup.repo import REPO_FORMAT, Repo
 from vault.errors import IntegrityError, NotFoundError, VaultError
 from vault.i18n import Message, N_
+from vault.store import jsontext
 
 OBJECT = "history"
 LOG = "audit/log.jsonl"
@@ -74,7 +75,7 @@ def load(repo: Repo) -> dict[str, Any] | None:
     except NotFoundError:
         return None
     try:
-        rec = json.loads(data)
+        rec = jsontext.loads(data)
     except ValueError:
         raise IntegrityError(N_("{name}: does not parse"), hint=_VERIFY, name=OBJECT) from None
     if not isinstance(rec, dict) or rec.get("format") != REPO_FORMAT:

@@ -11,6 +11,7 @@ from typing import Any
 
 from vault.errors import IntegrityError
 from vault.i18n import Message, N_
+from vault.store import jsontext
 
 #: Blobs smaller than this are packed together; larger ones get a pack of their own.
 SMALL_BLOB = 1 << 20
@@ -78,7 +79,7 @@ def _trailer(data: bytes) -> tuple[bytes, Any] | None:
         return None
     raw = data[-4 - n : -4]
     try:
-        return raw, json.loads(raw)
+        return raw, jsontext.loads(raw)
     except ValueError:
         return None
 

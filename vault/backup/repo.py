@@ -19,7 +19,7 @@ from vault import clock
 from vault.backup.packs import sha256_hex
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PluginError, VaultError
 from vault.i18n import Message, N_
-from vault.store import write_atomic
+from vault.store import jsontext, write_atomic
 from vault import plugins
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ class Repo:
     def get_json(self, name: str) -> dict[str, Any]:
         data = self.get_verified(name)
         try:
-            obj = json.loads(data)
+            obj = jsontext.loads(data)
         except ValueError:
             raise IntegrityError(N_("{name}: does not parse"), name=name) from None
         if not isinstance(obj, dict) or obj.get("format") != REPO_FORMAT:
@@ -175,7 +175,7 @@ class Repo:
         except NotFoundError:
             return None
         try:
-            cfg = json.loads(data)
+            cfg = jsontext.loads(data)
         except ValueError:
             raise IntegrityError(N_("{url}: config does not parse (damaged)"), url=self.url) from None
         if not isinstance(cfg, dict) or cfg.get("format") != REPO_FORMAT:
@@ -277,7 +277,7 @@ class Repo:
             if name in set(mine):
                 continue
             try:
-                rec = json.loads(self.get(name))
+                rec = jsontext.loads(self.get(name))
                 when = parse_time(rec["time"])
             except (NotFoundError, ValueError, KeyError, TypeError):
                 continue

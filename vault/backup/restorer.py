@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from vault.store.syncing import sync_files
 from vault.store.identity import MemberKey
 from vault.store.counting import Progress, no_progress
 from vault.i18n import Message, N_
+from vault.store import jsontext
 
 
 def fetch_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], blob_ids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
@@ -85,7 +85,7 @@ def _parse_tree(data: bytes) -> dict[str, Any]:
     """The tree, every entry of the right shape; it is encrypted to public keys, so whoever holds the
     target can forge one and nothing in it is trusted to be well formed."""
     try:
-        tree = json.loads(data)
+        tree = jsontext.loads(data)
         if tree.get("format") != 1 or not isinstance(tree.get("files"), list) \
                 or not isinstance(tree.get("keys", {}), dict):
             raise ValueError

@@ -23,6 +23,7 @@ from vault.errors import FormatError, InputError
 from vault.i18n import N_
 from vault.store import searchlanes, searchrank
 from vault.store.searchshards import MAX_ENTRIES, MAX_POS, DossierShard, GramShard, encode
+from vault.store import jsontext
 from vault.store.searchtext import (CONTACT_FIELDS, FIELD_RANK, FIELDS, NAME_FIELDS, entries, fold,  # noqa: F401
                                     fold_contact, grams_of, query_words)
 
@@ -374,7 +375,7 @@ def unpack(data: bytes) -> tuple[dict[str, Any], bytes]:
         raise FormatError(N_("not a search index file"))
     (hlen,) = struct.unpack(">I", data[n:n + 4])
     try:
-        header = json.loads(data[n + 4:n + 4 + hlen])
+        header = jsontext.loads(data[n + 4:n + 4 + hlen])
     except (ValueError, UnicodeDecodeError):
         raise FormatError(N_("search index file: bad header")) from None
     if not isinstance(header, dict):

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from vault.errors import FormatError
 from vault.i18n import N_
+from vault.store import jsontext
 
 #: Shard bodies are padded with zero bytes to a multiple of this many bytes.
 PAD = 4096
@@ -63,7 +64,7 @@ class GramShard:
             return
         try:
             (n,) = struct.unpack_from("<I", body, 0)
-            self._dir = json.loads(body[4:4 + n])
+            self._dir = jsontext.loads(body[4:4 + n])
             self._mv = memoryview(body)[4 + n:]
             if not isinstance(self._dir, dict):
                 raise ValueError
@@ -151,7 +152,7 @@ class DossierShard:
         if body is None:
             return
         try:
-            data = json.loads(body.rstrip(b"\0"))
+            data = jsontext.loads(body.rstrip(b"\0"))
             self.next, self.rows = int(data["next"]), data["rows"]
             if not isinstance(self.rows, dict) or not all(isinstance(r, list) and len(r) == 7 for r in self.rows.values()):
                 raise ValueError
