@@ -75,6 +75,23 @@ def test_only_a_supervisor_migrates(tmp_path):
     assert 'format = 1' in (root / "vault" / "vault.toml").read_text()
 
 
+@pytest.mark.parametrize("line", [b"not json", b"[" * 100_000 + b"]" * 100_000, b"[1, 2]"], ids=["text", "deep", "list"])
+def test_a_broken_line_in_the_v1_log_stops_the_migration_with_one_line(tmp_path, line):
+    """A vault-directory writer's line in the format-1 log: named, nothing migrated, no traceback."""
+    root = tmp_path / "v1"
+    shutil.copytree(VECTOR, root)
+    (tmp_path / "pass").write_text(EXPECTED["passphrase"] + "\n")
+    log = root / "vault" / "audit" / "log.jsonl"
+    lines = log.read_bytes().splitlines()
+    log.write_bytes(b"\n".join([*lines[:2], line, *lines[2:]]) + b"\n")
+    env = {"VAULT_DIR": str(root / "vault"), "VAULT_IDENTITY": str(root / "identities" / "alice.key"),
+           "VAULT_PASSPHRASE_FILE": str(tmp_path / "pass")}
+    res = CliRunner().invoke(cli, ["migrate"], env=env, catch_exceptions=False)
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "audit/log.jsonl line 3: the format-1 chain is broken" in res.stderr
+    assert 'format = 1' in (root / "vault" / "vault.toml").read_text()
+
+
 def test_the_vector_is_format_1_and_small():
     assert EXPECTED["format"] == 1
     assert 'format = 1' in (VECTOR / "vault" / "vault.toml").read_text()

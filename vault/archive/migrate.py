@@ -24,7 +24,7 @@ from vault.archive.authority import STATE_VERSION, entry_bytes, genesis_hash
 from vault.archive.vault import fingerprint_of
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError, InputError, PermissionDeniedError
-from vault.store import confined, fsync_dir, make_dir, records, replace, write_atomic
+from vault.store import confined, fsync_dir, jsontext, make_dir, records, replace, write_atomic
 from vault.store.locking import VaultLock
 from vault.i18n import N_
 from vault.store.identity import MemberKey, PublicKey
@@ -77,8 +77,11 @@ def _v1_audit(root: Path, mem: dict) -> None:
     prev, seq = "0" * 64, 0
     path = root / "audit" / "log.jsonl"
     for raw in path.read_bytes().splitlines() if path.exists() else []:
-        e = json.loads(raw)
-        body = {k: v for k, v in e.items() if k != "sig"}
+        try:
+            e = jsontext.loads(raw)
+            body = {k: v for k, v in e.items() if k != "sig"}
+        except (ValueError, AttributeError):
+            raise IntegrityError(N_("audit/log.jsonl line {seq}: the format-1 chain is broken"), seq=seq + 1) from None
         msg = V1_AUDIT_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         if e.get("seq") != seq + 1 or e.get("prev") != prev or e.get("member") not in mem:
             raise IntegrityError(N_("audit/log.jsonl line {seq}: the format-1 chain is broken"), seq=seq + 1)
