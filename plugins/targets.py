@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import os
@@ -103,6 +104,22 @@ class FileTarget:
                 if name.startswith(prefix):
                     found.append(name)
         return iter(sorted(found))
+
+    def sweep(self, older_than: float) -> builtins.list[str]:
+        """Remove what interrupted puts left (temporary files not written for ``older_than`` seconds:
+        a put in progress writes its file as it goes); the names removed."""
+        import time
+
+        cutoff, gone = time.time() - older_than, []
+        for dirpath, _, filenames in os.walk(self.root):
+            for fn in filenames:
+                path = os.path.join(dirpath, fn)
+                with contextlib.suppress(FileNotFoundError):
+                    if fn.startswith(_TMP) and os.lstat(path).st_mtime < cutoff:
+                        seam.step("unlink", path)
+                        os.unlink(path)
+                        gone.append(os.path.relpath(path, self.root))
+        return sorted(gone)
 
     def delete(self, name: str) -> None:
         path = self._path(name)

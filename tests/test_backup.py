@@ -690,3 +690,24 @@ def test_a_file_copied_where_its_link_failed_is_left_alone_by_the_next_run(offic
     dest = tmp_path / "restored"
     backup.restore(url, "latest", dest, actor(office).read_identities(), member=actor(office).identity)
     assert tree_digest(dest) == tree_digest(office.vault_dir)
+
+
+def test_prune_removes_what_a_killed_put_left_and_nothing_a_running_put_needs(office, tmp_path):
+    """A run killed mid-put (or a worker the pool stopped) leaves a temporary object on a file target,
+    hidden from listings; prune, alone on the target, removes those no put has written for as long
+    as a lock stays live, and leaves a fresh one (a put may still be writing it)."""
+    import time
+
+    url = _url(tmp_path)
+    _run(office, url)
+    shelf = next(p for p in (tmp_path / "target" / "data").iterdir() if p.is_dir())
+    stale, fresh = shelf / ".tmp-0123abcd.00ff00ff", shelf / ".tmp-4567cdef.11ee11ee"
+    stale.write_bytes(b"x" * 1000)
+    fresh.write_bytes(b"y" * 1000)
+    long_ago = time.time() - 7 * 3600
+    os.utime(stale, (long_ago, long_ago))
+    dry = json.loads(office.run("backup", "prune", url, "--keep-daily", "7", "--dry-run", "--json").stdout)
+    assert dry["temporaries_removed"] == 0 and stale.exists()
+    rep = json.loads(office.run("backup", "prune", url, "--keep-daily", "7", "--json").stdout)
+    assert rep["temporaries_removed"] == 1 and not stale.exists() and fresh.exists()
+    assert backup.verify(url, read_fraction=1.0).ok

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from collections.abc import Mapping, Set as AbstractSet
 from typing import Any
 
-from vault.backup.repo import INDEX, SNAPSHOTS, TREES, Repo, data_name, parse_time
+from vault.backup.repo import INDEX, LOCK_STALE, SNAPSHOTS, TREES, Repo, data_name, parse_time
 from vault.errors import ConflictError, NotFoundError, UsageError
 from vault.i18n import Message, N_
 
@@ -27,6 +27,7 @@ class PruneReport:
     packs_deleted: int = 0
     bytes_freed: int = 0
     dry_run: bool = False
+    temporaries_removed: int = 0  # left by puts a killed run never finished (targets that can tell: ``sweep``)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -97,7 +98,13 @@ def prune(repo: Repo, *, keep: dict[str, int], protected: AbstractSet[str] = fro
         if lock and repo.live_locks(mine=[lock]):
             raise ConflictError(N_("{url}: a backup or prune is running on this target"),
                                 hint=N_("retry when it has finished (a lock left by a dead run expires after 6 hours)"), url=repo.url)
-        return _prune(repo, keep, protected, retained, dry_run)
+        rep = _prune(repo, keep, protected, retained, dry_run)
+        sweep = getattr(repo.target, "sweep", None)
+        if lock and callable(sweep):
+            # Alone on the target (no other live lock), and only what no put has written for as long
+            # as a lock stays live: nothing a running put still needs.
+            rep.temporaries_removed = len(sweep(LOCK_STALE.total_seconds()))
+        return rep
     finally:
         if lock:
             repo.unlock(lock)
