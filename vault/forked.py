@@ -5,8 +5,8 @@ signatures between the hashing and the AEAD; ``vault backup run``: reading, hash
 thousands of files): threads take turns at the interpreter lock, processes do not. The workers are
 forked, so they inherit what the parent holds in memory (check: the replayed history, the members,
 the unlocked identities; backup: the target and its index) and nothing is written anywhere for
-them; each task and its result cross a pipe. A
-worker ignores SIGINT (the parent handles it and stops them), never outlives the parent (Linux:
+them; each task and its result cross a pipe. A worker ignores SIGINT (the parent handles it and
+stops them once the tasks in flight are done), never outlives the parent (Linux:
 ``PR_SET_PDEATHSIG``), and a worker that dies is one error. Only a process with no other thread
 forks; elsewhere, and where ``fork`` is missing or refused, ``Forked.start`` says None.
 """
