@@ -35,11 +35,14 @@ FILTERS = {("audit", "log"): {"number", "member", "since"}, ("review", "due"): {
 TEXT = {"newline", "dotdot", "absolute"}
 PLACES = {("keygen",): {"out": TEXT}, ("init",): {"directory": TEXT | {"directory"}},
           ("demo",): {"directory": TEXT | {"directory"}},
-          ("backup", "restore"): {"dest_dir": TEXT | {"directory"}},
+          ("backup", "restore"): {"dest_dir": TEXT | {"directory"}, "target": TEXT},
           ("review", "notify"): {"report_dir": TEXT | {"directory"}},
           ("doc", "view"): {"output": TEXT}, ("doc", "add"): {"files": {"absolute", "in-vault"}},
           ("intake", "submit"): {"files": {"absolute", "in-vault"}},
-          ("paper", "inventory"): {"from_file": {"absolute", "in-vault"}}}
+          ("paper", "inventory"): {"from_file": {"absolute", "in-vault"}},
+          # A backup target is a directory like any other: ``backup run`` makes it where it is told
+          # (a newline in a name is legal there), and the others read it once it is there.
+          **{("backup", c): {"target": TEXT} for c in ("run", "list", "verify", "prune")}}
 # Commands that serve until stopped: only the values refused before any command runs are tried on
 # them (their own arguments are tested with the server or agent they start).
 LONG_RUNNING = {("portal", "serve"), ("agent", "start")}
