@@ -20,6 +20,9 @@ from typing import Any, Callable, Iterable
 from vault.errors import VaultError
 from vault.i18n import N_
 
+#: Workers a pool is asked for: one per core, four at most (``start`` never forks more than the
+#: cores); the thread pools that stand in for them use as many, two at least.
+WORKERS = max(2, min(4, os.cpu_count() or 1))
 _INHERIT: Any = None  # what the workers inherit: set for the fork, cleared after
 
 

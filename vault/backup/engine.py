@@ -253,31 +253,31 @@ def _pass(repo: Repo, files: list[tuple[str, str | None, os.stat_result, str | N
     todo = [(path, st.st_size) if blob is None and path is not None else None for _, path, st, blob in files]
     if workers is not None:
         ids = workers.blobs(progress(sum(f[1] for f in todo if f is not None)) if progress else (lambda n: None))
-        entries = []
-        for (rel, _, st, blob), file in zip(files, todo):
-            if file is not None:
-                blob = next(ids)
-            assert blob is not None  # a file without a cached hash was hashed just now
-            fcache.store(rel, st, blob)
-            entries.append(Blob(rel, blob, st.st_size, st.st_mode & 0o777))
-        return entries, workers.packs, workers.bytes_new
+        blobs = [next(ids) if file is not None else blob for (_, _, _, blob), file in zip(files, todo)]
+        return _entries(files, blobs, fcache), workers.packs, workers.bytes_new
     steps = upload.Steps()
     up = upload.Uploader(repo, steps, known)
-    entries = []
+    blobs = []
     try:
         with contextlib.closing(upload.hashed(todo)) as hashed:
-            for (rel, path, st, blob), got in zip(files, hashed):
-                data = None
-                if got is not None:
-                    blob, data = got
-                assert blob is not None  # a file without a cached hash was hashed just now
-                fcache.store(rel, st, blob)
-                b = Blob(rel, blob, st.st_size, st.st_mode & 0o777)
-                entries.append(b)
+            for (_, path, st, blob), got in zip(files, hashed):
                 if got is not None:
                     assert path is not None
-                    up.add(blob, path, b.size, data)
+                    blob, data = got
+                    up.add(blob, path, st.st_size, data)
+                blobs.append(blob)
         steps.start(progress(up.bytes_new) if progress else (lambda n: None))
     finally:
         up.finish()
-    return entries, up.packs, up.bytes_new
+    return _entries(files, blobs, fcache), up.packs, up.bytes_new
+
+
+def _entries(files: list[tuple[str, str | None, os.stat_result, str | None]], blobs: list[str | None],
+             fcache: _FileCache) -> list[Blob]:
+    """Each file's tree entry, its blob remembered in the cache under the file's status."""
+    out = []
+    for (rel, _, st, _), blob in zip(files, blobs):
+        assert blob is not None  # a file without a cached hash was hashed just now
+        fcache.store(rel, st, blob)
+        out.append(Blob(rel, blob, st.st_size, st.st_mode & 0o777))
+    return out

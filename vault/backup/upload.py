@@ -30,7 +30,6 @@ FORK_BYTES = 64 << 20
 #: interrupted or failed run waits for the shares in flight: two or three of them per worker).
 SHARE_BYTES = 4 * packs.PACK_TARGET
 SHARE_MAX = 8 * packs.PACK_TARGET
-WORKERS = max(2, min(4, os.cpu_count() or 1))
 
 
 def hash_file(path: str | Path, size: int) -> tuple[str, bytes | None]:
@@ -293,7 +292,7 @@ class Workers:
         total = sum(size for _, size in files)
         if total < FORK_BYTES or getattr(repo.target, "fork_safe", False) is not True or seam.armed():
             return None
-        per = min(max(total // (4 * WORKERS), SHARE_BYTES), SHARE_MAX)
+        per = min(max(total // (4 * forked.WORKERS), SHARE_BYTES), SHARE_MAX)
         shares: list[list[tuple[str | Path, int]]] = [[]]
         filled = 0
         for path, size in files:
@@ -302,7 +301,7 @@ class Workers:
                 filled = 0
             shares[-1].append((path, size))
             filled += size
-        pool = forked.Forked.start(_share, shares, (repo, known), workers=WORKERS, chunk=1, what="vault backup run")
+        pool = forked.Forked.start(_share, shares, (repo, known), workers=forked.WORKERS, chunk=1, what="vault backup run")
         return None if pool is None else cls(pool, shares)
 
     def blobs(self, step: Callable[[int], None]) -> Iterator[str]:

@@ -49,7 +49,6 @@ class Report:
         return {"ok": self.ok, "problems": self.problems, "notes": self.notes, **self.counts}
 
 
-_WORKERS = max(2, min(4, os.cpu_count() or 1))
 _AHEAD = 8  # dossiers whose documents may be in flight
 _SWITCH = 0.0005  # seconds: the GIL switch interval while the workers run (see ``check``)
 # Documents up to this size are read once into memory and hashed, parsed and decrypted from there;
@@ -164,7 +163,7 @@ class _Pool:
         if self.pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self.pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="vault-check")
+            self.pool = ThreadPoolExecutor(forked.WORKERS, thread_name_prefix="vault-check")
         return self.pool.submit(fn, *args)
 
     def shutdown(self) -> None:
@@ -205,7 +204,7 @@ def _start_workers(v: Vault, mem: dict, ids: list[age.Identity] | None, verified
     worker to be had: ``forked.Forked.start``)."""
     if len(todo) < _FORK_MIN:
         return None
-    return forked.Forked.start(_in_worker, todo, (v, mem, ids, verified, files), workers=_WORKERS, chunk=_CHUNK,
+    return forked.Forked.start(_in_worker, todo, (v, mem, ids, verified, files), workers=forked.WORKERS, chunk=_CHUNK,
                                 what="vault check")
 
 
