@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from vault.archive import witness
 from vault.store import make_dir, unconfined, write_atomic
+from vault.store import jsontext
 
 if TYPE_CHECKING:
     from vault.archive.handle import Vault
@@ -96,7 +97,7 @@ class Verified:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            d = json.loads(_path(v).read_bytes())
+            d = jsontext.loads(_path(v).read_bytes())
             if isinstance(d, dict) and d.get("format") == FORMAT and all(
                     d.get(k) == want for k, want in _identity(v).items()) \
                     and all(isinstance(d.get(k), dict) for k in MAPS):

@@ -21,6 +21,7 @@ from vault.archive import statestore
 from vault.errors import InputError, IntegrityError
 from vault.store import make_dir, unconfined, write_atomic
 from vault.i18n import Message, N_
+from vault.store import jsontext
 
 if TYPE_CHECKING:
     from vault.archive.handle import Vault
@@ -49,7 +50,7 @@ def _path(v: Vault) -> Path:
 def remembered(v: Vault) -> tuple[int, str] | None:
     """(count, head) this client last verified, or None."""
     try:
-        d = json.loads(_path(v).read_text())
+        d = jsontext.loads(_path(v).read_bytes())
         return int(d["count"]), str(d["head"])
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None

@@ -25,6 +25,7 @@ import vault.backup.history as witness
 from vault.archive.backuptargets import record_target
 from vault.crypto import age
 from vault.store import write_atomic
+from vault.store import jsontext
 
 if TYPE_CHECKING:
     from vault.archive.vault import Actor, Vault
@@ -64,7 +65,7 @@ class _FileCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.old = json.loads(path.read_text())
+            self.old = jsontext.loads(path.read_bytes())
         except (OSError, ValueError):
             self.old = {}
         self.new: dict[str, list] = {}

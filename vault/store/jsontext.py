@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 
-def loads(data: bytes | bytearray | memoryview | str) -> Any:
+def loads(data: bytes | bytearray | str) -> Any:
     """``json.loads``; nesting deeper than the parser can follow (its ``RecursionError``) is a
     ``ValueError`` too, so a caller that names damage for bad JSON names this as well."""
     try:
-        return json.loads(bytes(data) if isinstance(data, memoryview) else data)
+        return json.loads(data)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
