@@ -241,3 +241,13 @@ def test_every_last_character_of_the_mac_reads_as_line_by_line():
         assert got == _parsed(data)
         results.add(isinstance(got, str))
     assert results == {True, False}
+
+
+@pytest.mark.parametrize("extra", [-1, 0, 1, 2])
+def test_a_stanza_line_at_the_line_cap_reads_as_line_by_line(extra):
+    # an argument that brings the stanza line to the line reader's cap, or just past it: the one
+    # match leaves such a header to the line reader, whose caps decide
+    line = b"-> vault.invalid/keyref "
+    arg = b"a" * (header.MAX_LINE - len(line) + extra)
+    data = b"age-encryption.org/v1\n" + line + arg + b"\n\n--- " + _KEYREF[-44:]
+    assert _parsed_in_memory(data) == _parsed(data)

@@ -130,15 +130,16 @@ def _parse_arg_line(line: bytes) -> tuple[str, tuple[str, ...]]:
 
 
 # The header the vault writes for its own files (one stanza of one argument, an empty body): read
-# with one match, not line by line. Anything else, or anything malformed, is ``parse``'s to read
-# and to name; both give the same Header for the bytes this matches.
+# with one match, not line by line. Anything else — malformed, or longer than one line may be, so
+# that the line reader's caps decide — is ``parse``'s to read and to name; both give the same Header
+# for the bytes this takes.
 _ONE_STANZA = re.compile(rb"age-encryption\.org/v1\n-> ([\x21-\x7e]+) ([\x21-\x7e]+)\n\n--- ([A-Za-z0-9+/]{43})\n")
 
 
 def parse_bytes(data: bytes | memoryview) -> tuple[Header, int]:
     """``parse`` of a header at the start of ``data`` held in memory: (the header, where the payload starts)."""
     m = _ONE_STANZA.match(data)
-    if m is None:
+    if m is None or m.end() > MAX_LINE:
         src = io.BytesIO(data)
         return parse(src), src.tell()
     kind, arg, mac = m.groups()
