@@ -23,6 +23,10 @@ from office import PASSPHRASE
 from test_agent import alive, open_desk
 
 
+#: Worker processes are forked one per core and never on one core (a check there runs on threads).
+pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: no worker processes, by design")
+
+
 @pytest.fixture
 def office(office, tmp_path):
     """Four dossiers of three documents each."""

@@ -50,7 +50,7 @@ class Report:
 
 
 _AHEAD = 8  # dossiers whose documents may be in flight
-_SWITCH = 0.0005  # seconds: the GIL switch interval while the workers run (see ``check``)
+_SWITCH = 0.0005  # seconds: the GIL switch interval while the document threads run (see ``check``)
 # Documents up to this size are read once into memory and hashed, parsed and decrypted from there;
 # larger ones are hashed in one pass and decrypted in a second, so memory stays flat.
 _IN_MEMORY = 16 << 20
@@ -94,19 +94,12 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
         # (the total for a bar costs a stat of every document: only when there is a bar to draw)
         step = progress(sum(_bytes_under(v.root / "dossiers" / d / "documents") for d in dirs)) if progress \
             else no_progress(0)
-        # Documents are checked in worker processes (``vault.forked``) or, for a few dossiers, on threads:
-        # reading, hashing and decrypting release the GIL, so both of a small machine's cores work.
-        # While the threads read, hash and decrypt one dossier's documents, this thread goes on
-        # verifying the next manifests; results are taken in dossier order, a bounded number ahead,
-        # so the report is stable.
+        # Dossiers are checked in worker processes (``vault.forked``), each whole, or, for a few of
+        # them, here with their documents on threads (reading, hashing and decrypting release the
+        # GIL): while the threads read one dossier's documents, this thread verifies the next
+        # manifests. Results are taken in dossier order, a bounded number ahead: the report is stable.
         pending: deque[Callable[[], None]] = deque()
-        # The workers hold the GIL between their system calls and AEAD calls; with the default 5 ms
-        # switch interval this thread may wait that long after each of its own (every listing, stat
-        # and signature check): in a profile of --read-data, 4 ms per listing of a documents directory.
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(interval, _SWITCH))
         with contextlib.ExitStack() as restore:
-            restore.callback(sys.setswitchinterval, interval)
             pool = _Pool()
             restore.callback(pool.shutdown)
             # Each dossier, in order: a note, a count (settled whole) or a check. Those to check go to
@@ -126,6 +119,12 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
             workers = _start_workers(v, mem, ids, verified, st["files"], todo)
             if workers is not None:
                 restore.callback(workers.shutdown)
+            else:
+                # The threads hold the GIL between their system calls and AEAD calls; with the default
+                # 5 ms switch interval this thread may wait that long after each of its own (every
+                # listing, stat and signature check): in a profile of --read-data, 4 ms per listing.
+                restore.callback(sys.setswitchinterval, sys.getswitchinterval())
+                sys.setswitchinterval(min(sys.getswitchinterval(), _SWITCH))
             for kind, x in plan:
                 if kind == "note":
                     pending.append(functools.partial(rep.notes.append, x))
@@ -153,8 +152,8 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
 
 
 class _Pool:
-    """The workers, started for the first document that must be read (a warm check may read none:
-    it then neither starts threads nor imports ``concurrent.futures``)."""
+    """The document threads, started for the first document that must be read (a warm check may read
+    none: it then neither starts threads nor imports ``concurrent.futures``)."""
 
     def __init__(self) -> None:
         self.pool: ThreadPoolExecutor | None = None
