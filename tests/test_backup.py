@@ -424,7 +424,7 @@ def test_format_md_states_the_backup_constants():
     from vault.backup import mirror
 
     assert mirror.DEFAULT_WINDOW == dt.timedelta(days=7) and "default 7 days ✓" in section
-    assert upload.FORK_BYTES == 64 << 20 and "64 MiB ✓ or more" in section
+    assert upload.FORK_BYTES == 64 << 20 and "A run with 64 MiB ✓" in section
     assert (upload.SHARE_BYTES, upload.SHARE_MAX) == (4 * packs.PACK_TARGET, 8 * packs.PACK_TARGET) \
         and "four to eight packs' worth ✓" in section
     from vault.backup.repo import LOCK_STALE
