@@ -60,6 +60,20 @@ class CountingTarget(FileTarget):
             self.put_names.append(name)
         super().put(name, data, create_only=create_only)
 
+    def put_many(self, items, *, create_only=False):
+        """Counted, and failing, as that many puts one after another would be."""
+        with self._lock:
+            allowed = []
+            for name, data in items:
+                if self.fail_after is not None and name.startswith(self.prefix) and \
+                        sum(n.startswith(self.prefix) for n in self.put_names) >= self.fail_after:
+                    break
+                self.put_names.append(name)
+                allowed.append((name, data))
+        super().put_many(allowed, create_only=create_only)
+        if len(allowed) < len(items):
+            raise ConnectionError("connection reset by peer (test)")
+
 
 def office_with_dossiers(tmp: Path, monkeypatch, dossiers: int = 4) -> tuple[Office, list[str]]:
     o = make_office(tmp, monkeypatch)

@@ -30,6 +30,8 @@ CONFIG = "config"
 DATA, INDEX, SNAPSHOTS, TREES, KEYS, LOCKS = "data/", "index/", "snapshots/", "trees/", "keys/", "locks/"
 #: A lock object older than this is left by a run that died; prune then ignores it.
 LOCK_STALE = _dt.timedelta(hours=6)
+#: Small objects put at once to a target without ``put_many``.
+PUTTERS = 8
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _GENERATION = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{64}\Z")
 
@@ -107,6 +109,21 @@ class Repo:
 
     def put(self, name: str, data: bytes, *, create_only: bool = True) -> None:
         self.put_stream(name, io.BytesIO(data), create_only=create_only)
+
+    def put_many(self, items: builtins.list[tuple[str, bytes]], *, create_only: bool = True) -> None:
+        """Put small objects: durable together where the target offers ``put_many`` (docs/PLUGINS.md),
+        else one ``put`` each, several at once (each waits for its own durability)."""
+        if not items:
+            return
+        many = getattr(self.target, "put_many", None)
+        if callable(many):
+            self._call(many, items, create_only=create_only)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(PUTTERS, len(items))) as pool:
+            for f in [pool.submit(self.put, name, data, create_only=create_only) for name, data in items]:
+                f.result()
 
     def put_stream(self, name: str, data: BinaryIO | io.RawIOBase, *, create_only: bool = True) -> None:
         """Put what ``data`` reads, to its end; safe to call from several threads at once."""

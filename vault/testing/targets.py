@@ -111,6 +111,26 @@ class BackupTargetConformance(Conformance):
         got = _read(vault_target, "data/ab/abcdef")
         assert got == b"first", f"{name}: put(create_only=True) replaced an existing object ({got[:20]!r})"
 
+    def test_put_many(self, vault_case: tuple, vault_target: Any) -> None:
+        """``put_many(items, *, create_only=False)``, where a target offers it (it is optional): each
+        object as ``put`` leaves it, ``create_only`` included, and nothing else listed."""
+        name = vault_case[0]
+        many = getattr(vault_target, "put_many", None)
+        if many is None:
+            pytest.skip(f"{name}: offers no put_many (optional: the engine then puts each object)")
+        vault_target.put("keys/a.age", io.BytesIO(b"first"))
+        items = [(obj, _data(size, i)) for i, (obj, size) in enumerate(zip(NAMES, (0, 1, 65_537, 10, 4096, 3)))]
+        many([*items, ("keys/a.age", b"second")], create_only=True)
+        for obj, data in items:
+            got = _read(vault_target, obj)
+            assert _same(got, data), f"{name}: put_many gave {obj!r} {len(got)} bytes, not the {len(data)} put"
+        got = _read(vault_target, "keys/a.age")
+        assert got == b"first", f"{name}: put_many(create_only=True) replaced an existing object ({got[:20]!r})"
+        many([("keys/a.age", b"second")])
+        assert _read(vault_target, "keys/a.age") == b"second", f"{name}: put_many did not replace the object"
+        listed = sorted(vault_target.list())
+        assert listed == sorted([*NAMES, "keys/a.age"]), f"{name}: after put_many, list() gives {listed}"
+
     def test_list(self, vault_case: tuple, vault_target: Any) -> None:
         """``list`` yields every name once, and only names under ``prefix``."""
         name = vault_case[0]
