@@ -3,6 +3,7 @@ on worker processes."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -25,9 +26,9 @@ from vault.backup.capture import STAGING_PREFIX
 from vault.backup.repo import DATA, KEYS, Repo
 from vault.cli import cli
 from vault.crypto import age
-from vault.errors import ConflictError, NoIdentityMatchError
+from vault.errors import ConflictError, NoIdentityMatchError, PermissionDeniedError
 from vault.store.keytable import KeyTable, read_key_table, write_key_table
-from vault.archive import checkcache
+from vault.archive import checkcache, members
 from vault.archive.vault import Vault
 
 DOC = 20_000
@@ -74,6 +75,10 @@ def _objects(tmp_path, name="target") -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
 
 
+def _snapshot(tmp_path, rep, name="target") -> dict:
+    return json.loads((tmp_path / name / "snapshots" / rep["snapshot"]).read_bytes())
+
+
 def test_full_then_incremental_uploads_what_changed(office, tmp_path):
     url = _url(tmp_path)
     first = _run(office, url)
@@ -85,7 +90,9 @@ def test_full_then_incremental_uploads_what_changed(office, tmp_path):
     unchanged = _run(office, url)
     assert unchanged["bytes_new"] == 0 and unchanged["packs_new"] == 0 and unchanged["keys_mirrored"] == 0
     new_objects = set(_objects(tmp_path)) - set(before)
-    assert {o.split("/")[0] for o in new_objects} == {"snapshots", "trees"}
+    # The same state captured: the tree put by the first run is named again, not encrypted anew.
+    assert {o.split("/")[0] for o in new_objects} == {"snapshots"}
+    assert _snapshot(tmp_path, unchanged)["tree"] == _snapshot(tmp_path, first)["tree"]
 
     # 1% of the documents change (one new document among a hundred): what goes up is exactly the files
     # that changed — the document, its dossier's new manifest, the audit trail (key tables go to the
@@ -459,7 +466,7 @@ def test_a_run_leaves_what_the_target_holds_untouched_so_the_next_check_stays_wa
 
     def statuses() -> dict[str, int]:
         return {str(p.relative_to(office.vault_dir)): p.stat().st_ctime_ns for p in office.vault_dir.rglob("*")
-                if p.is_file() and p.parts[len(office.vault_dir.parts)] not in ("audit", "keys")}
+                if p.is_file() and p.parts[len(office.vault_dir.parts)] not in ("audit",)}  # key tables are read, never linked
 
     def restores(target: str, snap: str, name: str) -> bool:
         dest = tmp_path / name
@@ -716,4 +723,37 @@ def test_prune_removes_what_a_killed_put_left_and_nothing_a_running_put_needs(of
     assert dry["temporaries_removed"] == 0 and stale.exists()
     rep = json.loads(office.run("backup", "prune", url, "--keep-daily", "7", "--json").stdout)
     assert rep["temporaries_removed"] == 1 and not stale.exists() and fresh.exists()
+    assert backup.verify(url, read_fraction=1.0).ok
+
+
+def test_a_tree_is_named_again_only_while_the_target_holds_it_and_the_rings_are_the_same(office, tmp_path):
+    """A run that captured the state of the run before names that run's tree (the client keeps a
+    digest of each target's last tree). It puts a new one when the target lost the tree, and when
+    the rings changed: a member removed must not be able to open the tree of a later run."""
+    url = _url(tmp_path)
+    office.add_member("carol", "archivist", dept="archive")
+    runs = [_run(office, url), _run(office, url)]
+    tree = _snapshot(tmp_path, runs[0])["tree"]
+    assert _snapshot(tmp_path, runs[1])["tree"] == tree
+
+    # Both snapshots forgotten, as a prune does it: the snapshots, then the tree no other names.
+    for rep in runs:
+        (tmp_path / "target" / "snapshots" / rep["snapshot"]).unlink()
+    (tmp_path / "target" / "trees" / tree).unlink()
+    again = _snapshot(tmp_path, _run(office, url))["tree"]
+    assert again != tree and (tmp_path / "target" / "trees" / again).is_file()
+    assert backup.verify(url).ok
+
+    # What carol can open while a member: her rings' identities, which she may keep when she leaves.
+    v = office.open()
+    kept = []
+    for ring in sorted(v.policy.data["rings"]):
+        with contextlib.suppress(PermissionDeniedError):
+            kept.append(members.unlock_ring(v, ring, office.identity("carol")))
+    assert kept and age.decrypt_bytes((tmp_path / "target" / "trees" / again).read_bytes(), kept)
+    office.run("member", "remove", "carol", who="alice")  # her rings are rotated
+    rotated = _snapshot(tmp_path, _run(office, url))["tree"]
+    assert rotated != again
+    with pytest.raises(NoIdentityMatchError):
+        age.decrypt_bytes((tmp_path / "target" / "trees" / rotated).read_bytes(), kept)
     assert backup.verify(url, read_fraction=1.0).ok

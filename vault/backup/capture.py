@@ -34,6 +34,7 @@ class Staging:
 
     dir: Path
     files: list[tuple[str, str | None]] = field(default_factory=list)  # vault path, staged path (None: unchanged, not linked)
+    keys: dict[str, bytes] = field(default_factory=dict)  # key tables (``keys/<name>``): name -> the bytes read under the lock
     sources: dict[str, os.stat_result] = field(default_factory=dict)  # copied or unlinked files: the original's stat
     recipients: list = field(default_factory=list)  # the captured state's ring recipients
     _owner: int | None = None
@@ -77,8 +78,8 @@ class Staging:
         self._remover.start()
 
 
-def _skip(name: str) -> bool:
-    return name.startswith(TMP_PREFIX) or name.startswith(STAGING_PREFIX)
+#: Names never captured: temporaries and staging directories.
+_SKIPPED = (TMP_PREFIX, STAGING_PREFIX)
 
 
 #: Never backed up. Grant key releases are copies of key tables: in an immutable snapshot they would
@@ -125,7 +126,8 @@ def capture(v: Vault, unchanged: Callable[[str, os.stat_result], bool] | None = 
     bytes it saw; only where linking fails (another file system view, permissions) is a file copied.
     A file whose status ``unchanged`` accepts (this target holds its bytes, by that status) is not
     linked: its status is kept (``sources``, path None) and its file left untouched — a link and its
-    removal would move its ctime, and ``vault check`` would read it again. Key tables are always linked.
+    removal would move its ctime, and ``vault check`` would read it again. Key tables are read under
+    the lock (``keys``): the mirror compares every one's bytes, and they are small.
     """
     with v.lock(exclusive=False):
         sweep_stale_staging(v.root)
@@ -143,33 +145,39 @@ def capture(v: Vault, unchanged: Callable[[str, os.stat_result], bool] | None = 
             for dirpath, dirnames, filenames in walk(root):  # (no lstat per directory)
                 # (the walk's paths are the root's, joined with "/": the relative path is their tail)
                 rel_dir = "." if dirpath == root else dirpath[len(root) + 1:]
-                dirnames[:] = sorted(d for d in dirnames if not _skip(d) and
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(_SKIPPED) and
                                      (d if rel_dir == "." else f"{rel_dir}/{d}") not in EXCLUDED_DIRS)
+                if rel_dir == "keys":  # key tables (16.4): mirrored, never in a snapshot
+                    for fn in filenames:
+                        if not fn.startswith(_SKIPPED) and fn != ".lock":
+                            with contextlib.suppress(FileNotFoundError), open(f"{dirpath}/{fn}", "rb") as f:
+                                st.keys[fn] = f.read()
+                    continue
+                # Appended in place (the audit log): a link would see later appends, so it is copied.
+                appended = rel_dir.split("/", 1)[0] in APPENDED
+                prefix = "" if rel_dir == "." else rel_dir + "/"
                 for fn in sorted(filenames):
-                    if _skip(fn) or fn == ".lock":
+                    if fn.startswith(_SKIPPED) or fn == ".lock":
                         continue
-                    rel = fn if rel_dir == "." else f"{rel_dir}/{fn}"
+                    rel = prefix + fn
                     src = f"{dirpath}/{fn}"
-                    # Flat: one directory to make and remove, whatever the vault's depth.
-                    dst = f"{base}/{len(st.files)}"
                     try:
-                        if rel.split("/")[0] in APPENDED:
-                            # Appended in place: a link would see later appends, so copy it.
+                        if appended:
                             st.sources[rel] = os.stat(src)
-                            shutil.copyfile(src, dst)
-                        elif unchanged is not None and not rel.startswith("keys/") \
-                                and unchanged(rel, now := os.lstat(src)):
+                            shutil.copyfile(src, dst := f"{base}/{len(st.files)}")
+                        elif unchanged is not None and unchanged(rel, now := os.lstat(src)):
                             st.sources[rel] = now
                             st.files.append((rel, None))
                             continue
                         else:
-                            os.link(src, dst)
+                            # Flat: one directory to make and remove, whatever the vault's depth.
+                            os.link(src, dst := f"{base}/{len(st.files)}")
                     except FileNotFoundError:
                         continue
                     except OSError:
                         # (the original's status, as for the audit trail: the copy is a new inode each run)
                         st.sources[rel] = os.lstat(src)
-                        shutil.copyfile(src, dst)
+                        shutil.copyfile(src, dst := f"{base}/{len(st.files)}")
                     st.files.append((rel, dst))
             # Read under the same lock: the rings of exactly the state captured.
             st.recipients = members.ring_recipients(v)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
+import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +21,7 @@ from vault.archive import authority
 import vault.backup.mirror as mirror
 import vault.backup.packs as packs
 import vault.backup.upload as upload
-from vault.backup.repo import DATA, SNAPSHOTS, TREES, Blob, Repo, data_name
+from vault.backup.repo import _HEX64, DATA, SNAPSHOTS, TREES, Blob, Repo, data_name
 from vault.backup.capture import Staging, capture
 import vault.backup.history as witness
 from vault.archive.backuptargets import record_target
@@ -71,18 +73,58 @@ class _FileCache:
         self.new: dict[str, list] = {}
 
     def lookup(self, rel: str, stat: os.stat_result) -> str | None:
-        key = [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns]
         hit = self.old.get(rel)
-        return hit[4] if isinstance(hit, list) and hit[:4] == key else None
+        if type(hit) is list and len(hit) == 5 and hit[3] == stat.st_mtime_ns and hit[1] == stat.st_ino \
+                and hit[2] == stat.st_size and hit[0] == stat.st_dev and type(hit[4]) is str:
+            return hit[4]
+        return None
 
     def store(self, rel: str, stat: os.stat_result, blob: str) -> None:
-        self.new[rel] = [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, blob]
+        hit = self.old.get(rel)
+        if hit is not None and self.lookup(rel, stat) == blob:
+            self.new[rel] = hit  # (the same entry: nothing to compare or build again)
+        else:
+            self.new[rel] = [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, blob]
 
     def save(self) -> None:
         if self.new == self.old:
             return  # (nothing changed: the file holds it already)
         with contextlib.suppress(OSError):
             write_atomic(self.path, json.dumps(self.new, separators=(",", ":")).encode(), sync=False)
+
+
+class _TreeCache:
+    """The tree last put to each target (by URL), under a digest of its plaintext and recipients: a
+    run that captured the same state (nothing changed) names that tree again instead of encrypting
+    and putting a copy that differs only in its random file key. Trusted as the file cache is: a
+    client's own file, and the tree is named only if this target still holds it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            data = jsontext.loads(path.read_bytes())
+        except (OSError, ValueError):
+            data = {}
+        self.data: dict[str, Any] = data if isinstance(data, dict) else {}
+
+    @staticmethod
+    def digest(plain: bytes, recipients: list) -> str:
+        h = hashlib.sha256(len(plain).to_bytes(8, "big") + plain)
+        for r in recipients:
+            h.update(str(r).encode() + b"\n")
+        return h.hexdigest()
+
+    def get(self, url: str, digest: str) -> str | None:
+        hit = self.data.get(url)
+        if isinstance(hit, list) and len(hit) == 2 and hit[0] == digest and isinstance(hit[1], str) \
+                and _HEX64.match(hit[1]):
+            return hit[1]
+        return None
+
+    def save(self, url: str, digest: str, tree_id: str) -> None:
+        self.data[url] = [digest, tree_id]
+        with contextlib.suppress(OSError):
+            write_atomic(self.path, json.dumps(self.data, separators=(",", ":")).encode(), sync=False)
 
 
 def _adopt_orphans(repo: Repo, known: dict, indexed_packs: dict[str, int]) -> dict[str, dict[str, Any]]:
@@ -163,13 +205,9 @@ def run(v: Vault, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WIN
 def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: dict, held: dict[str, str],
             adopted: dict, *, now: _dt.datetime,
             key_window: _dt.timedelta, progress: Progress | None, point: witness.Point) -> RunReport:
-    key_tables: dict[str, bytes] = {}
+    key_tables = staging.keys
     files: list[tuple[str, str | None, os.stat_result, str | None]] = []
     for rel, path in staging.files:
-        if rel.startswith("keys/") and rel.count("/") == 1:
-            assert path is not None  # (key tables are always linked)
-            key_tables[rel[len("keys/"):]] = Path(path).read_bytes()
-            continue
         # A file is read unless the cache knows its blob and this target holds it: one left unlinked
         # (``held``), or one copied (appended in place, or where a link failed) whose original's
         # status did not change since the cache was written. The cache is the vault's, not the target's.
@@ -190,8 +228,8 @@ def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: d
                                                  if blob is None and path is not None])
     try:
         with ThreadPoolExecutor(1) as side:
-            # The key mirror (a small object and two fsyncs per changed table: a first run's thousand
-            # puts wait on the disk) runs beside the pass over the files, which keeps the CPUs busy;
+            # The key mirror (a small object per changed table, a first run's thousand of them waiting
+            # on the disk together) runs beside the pass over the files, which keeps the CPUs busy;
             # both are done before the index, and the snapshot still comes last.
             mirroring = side.submit(mirror.sync, repo, key_tables, now=now, window=key_window, keep=live)
             entries, packs_new, bytes_new = _pass(repo, files, known, fcache, progress, workers)
@@ -202,16 +240,34 @@ def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: d
         if workers is not None:
             workers.shutdown()
     repo.write_index({**adopted, **packs_new})
+    # The cache may name the new blobs now that the index does; written beside the tree and the
+    # snapshot (a write to the file system can wait on a journal commit the puts started).
+    saving = threading.Thread(target=fcache.save, name="vault-backup-cache", daemon=True)
+    saving.start()
+    try:
+        return _finish(v, repo, staging, entries, key_tables, keys, packs_new, bytes_new, now=now, point=point,
+                       trees=_TreeCache(fcache.path.with_name("trees.json")))
+    finally:
+        saving.join()
 
+
+def _finish(v: Vault, repo: Repo, staging: Staging, entries: list[Blob], key_tables: dict[str, bytes],
+            keys: mirror.MirrorReport, packs_new: dict[str, Any], bytes_new: int, *, now: _dt.datetime,
+            point: witness.Point, trees: _TreeCache) -> RunReport:
+    """The tree, then the snapshot (last: a snapshot is listed only once all it names is there)."""
     # The tree names paths, so it is encrypted to the rings of the state captured: a restore needs
     # a ring member, the backup host needs nothing secret.
     tree = {"format": 1, "vault_id": v.config["id"],
             "files": [[b.path, b.blob, b.size, b.mode] for b in entries],
             "keys": {f"keys/{t}": packs.sha256_hex(d) for t, d in sorted(key_tables.items())}}
-    tree_blob = age.encrypt_bytes(json.dumps(tree, separators=(",", ":")).encode(),
-                                  staging.recipients)
-    tree_id = packs.sha256_hex(tree_blob)
-    repo.put(TREES + tree_id, tree_blob)
+    plain = json.dumps(tree, separators=(",", ":")).encode()
+    digest = trees.digest(plain, staging.recipients)
+    tree_id = trees.get(repo.url, digest)
+    if tree_id is None or not repo.exists(TREES + tree_id):
+        tree_blob = age.encrypt_bytes(plain, staging.recipients)
+        tree_id = packs.sha256_hex(tree_blob)
+        repo.put(TREES + tree_id, tree_blob)
+        trees.save(repo.url, digest, tree_id)
 
     dossiers: dict[str, set[str]] = {}
     other: set[str] = set()
@@ -232,7 +288,6 @@ def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: d
             # a generation deleted from the target (no secret: generation names are listed anyway).
             "keys": {t: f"{g.stamp}-{g.sha256}" for t, g in sorted(keys.holding.items())}}
     sid = repo.put_json(SNAPSHOTS, snap)  # last: a snapshot is listed only once all it names is there
-    fcache.save()
     return RunReport(snapshot=sid, files=len(entries), bytes_total=snap["bytes"], bytes_new=bytes_new,
                      packs_new=len(packs_new), keys_mirrored=len(keys.uploaded), keys_expired=len(keys.expired),
                      duration=0.0, target=repo.url, time=snap["time"], keys_missing=keys.missing,
@@ -258,15 +313,15 @@ def _pass(repo: Repo, files: list[tuple[str, str | None, os.stat_result, str | N
         return _entries(files, blobs, fcache), workers.packs, workers.bytes_new
     steps = upload.Steps()
     up = upload.Uploader(repo, steps, known)
-    blobs = []
+    blobs = [blob for _, _, _, blob in files]
+    read = [i for i, file in enumerate(todo) if file is not None]
     try:
-        with contextlib.closing(upload.hashed(todo)) as hashed:
-            for (_, path, st, blob), got in zip(files, hashed):
-                if got is not None:
-                    assert path is not None
-                    blob, data = got
-                    up.add(blob, path, st.st_size, data)
-                blobs.append(blob)
+        with contextlib.closing(upload.hashed([todo[i] for i in read])) as hashed:
+            for i, got in zip(read, hashed):
+                _, path, st, _ = files[i]
+                assert got is not None and path is not None
+                blobs[i], data = got
+                up.add(got[0], path, st.st_size, data)
         steps.start(progress(up.bytes_new) if progress else (lambda n: None))
     finally:
         up.finish()

@@ -143,6 +143,9 @@ class Repo:
     def list(self, prefix: str = "") -> list[str]:
         return list(self._call(self.target.list, prefix))
 
+    def exists(self, name: str) -> bool:
+        return bool(self._call(self.target.exists, name))
+
     def delete(self, name: str) -> None:
         self._call(self.target.delete, name)
 
