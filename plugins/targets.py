@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from vault.errors import InputError, NotFoundError, PluginError
 from vault.i18n import Message, N_
 from vault.hookspecs import hookimpl
-from vault.store import fsync_dir, make_dir, seam
+from vault.store import fsync_dir, make_dir, seam, walk
 from vault.store.directio import DirectWriter
 from vault.store.syncing import sync_dirs, sync_files
 
@@ -124,16 +124,15 @@ class FileTarget:
     def list(self, prefix: str = "") -> Iterator[str]:
         # The prefix may end inside a name ("snapshots/ab"): walk the directory it is in.
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        top = self.root / base if base else self.root
+        root = str(self.root)
+        top = os.path.join(root, base) if base else root
+        cut = len(os.path.join(root, ""))  # (the walk joins with "/": a name is its path's tail)
         found = []
-        for dirpath, dirnames, filenames in os.walk(top):
+        for dirpath, dirnames, filenames in walk(top):
             dirnames[:] = [d for d in dirnames if not d.startswith(_TMP)]
-            rel = os.path.relpath(dirpath, self.root)
+            rel = dirpath[cut:] + "/" if dirpath != root else ""
             for fn in filenames:
-                if fn.startswith(_TMP):
-                    continue
-                name = fn if rel == "." else f"{rel}/{fn}"
-                if name.startswith(prefix):
+                if not fn.startswith(_TMP) and (name := rel + fn).startswith(prefix):
                     found.append(name)
         return iter(sorted(found))
 
