@@ -757,3 +757,17 @@ def test_a_tree_is_named_again_only_while_the_target_holds_it_and_the_rings_are_
     with pytest.raises(NoIdentityMatchError):
         age.decrypt_bytes((tmp_path / "target" / "trees" / rotated).read_bytes(), kept)
     assert backup.verify(url, read_fraction=1.0).ok
+
+
+def test_prune_keeps_a_tree_a_kept_snapshot_shares_with_a_forgotten_one(office, tmp_path):
+    """Two runs of one state name one tree: forgetting the older snapshot leaves the tree the newer
+    one names, and the newer restores byte for byte."""
+    url = _url(tmp_path)
+    older, newer = _run(office, url), _run(office, url)
+    assert _snapshot(tmp_path, older)["tree"] == _snapshot(tmp_path, newer)["tree"]
+    rep = backup.prune(url, keep_daily=1)
+    assert rep.forgotten == [older["snapshot"]]
+    assert backup.verify(url, read_fraction=1.0).ok
+    dest = tmp_path / "restored"
+    backup.restore(url, "latest", dest, actor(office).read_identities(), member=actor(office).identity)
+    assert tree_digest(dest) == tree_digest(office.vault_dir)
