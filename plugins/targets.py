@@ -92,6 +92,7 @@ class FileTarget:
         of each: ``vault.store.syncing``), then each named, and the directories synced once. Each
         object is whole or absent, as with ``put``; an interruption leaves temporaries (``sweep``)."""
         staged: builtins.list[tuple[Path, Path]] = []
+        named: set[Path] = set()  # the directories of the objects named so far
         try:
             for name, data in items:
                 path = self._path(name)
@@ -105,12 +106,16 @@ class FileTarget:
             sync_files([tmp for tmp, _ in staged])
             for tmp, path in staged:
                 _name(tmp, path, create_only)
+                named.add(path.parent)
         except BaseException:
             for tmp, _ in staged:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+            # What was named is durable before the error is: the next run lists it and puts it no more.
+            with contextlib.suppress(OSError):
+                sync_dirs(named)
             raise
-        sync_dirs({path.parent for _, path in staged})
+        sync_dirs(named)
 
     def get(self, name: str) -> BinaryIO:
         try:

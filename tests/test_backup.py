@@ -771,3 +771,63 @@ def test_prune_keeps_a_tree_a_kept_snapshot_shares_with_a_forgotten_one(office, 
     dest = tmp_path / "restored"
     backup.restore(url, "latest", dest, actor(office).read_identities(), member=actor(office).identity)
     assert tree_digest(dest) == tree_digest(office.vault_dir)
+
+
+def test_only_key_tables_are_mirrored_and_a_pending_one_is_left_to_its_writer(office, tmp_path):
+    """A commit cut short leaves a key table's ``.pending`` until the next writer finishes it; a run
+    in between must not take it for a table: mirrored under a name no listing knows, it would never
+    expire nor be shredded, and a tree naming it would restore nothing."""
+    table = next((office.vault_dir / "keys").glob("*.age"))
+    pending = table.with_name(table.name + ".pending")
+    pending.write_bytes(table.read_bytes())
+    url = _url(tmp_path)
+    rep = _run(office, url)
+    names = [p.relative_to(tmp_path / "target" / "keys").as_posix() for p in (tmp_path / "target" / "keys").rglob("*")
+             if p.is_file()]
+    assert names and all(n.split("/")[0].endswith(".age") and not n.split("/")[0].endswith(".pending") for n in names)
+    pending.unlink()
+    dest = tmp_path / "restored"
+    backup.restore(url, rep["snapshot"], dest, actor(office).read_identities(), member=actor(office).identity)
+    assert tree_digest(dest) == tree_digest(office.vault_dir)
+
+
+def test_a_run_refuses_to_start_beside_a_prune(office, tmp_path):
+    """A prune deletes what no snapshot it keeps names: a run beside it could name a tree or pack it
+    deletes. The run refuses in one line while a prune's lock is live, and runs once it is gone."""
+    url = _url(tmp_path)
+    _run(office, url)
+    repo = Repo(url)
+    lock = repo.lock("prune")
+    res = _run(office, url, ok=False)
+    assert res.exit_code == 1 and "a prune is running on this target" in res.output and "Traceback" not in res.output
+    repo.unlock(lock)
+    assert _run(office, url)["bytes_new"] == 0
+
+
+def test_a_tree_is_named_again_only_for_the_same_recipients(tmp_path):
+    """The tree cache's digest covers the recipients as well as the plaintext: the same tree for
+    another ring is another encryption."""
+    from vault.backup.engine import _TreeCache
+
+    one, two = (age.recipient_of(age.generate_identity()) for _ in range(2))
+    trees = _TreeCache(tmp_path / "trees.json")
+    plain = b'{"format":1}'
+    trees.save("file:///t", trees.digest(plain, [one]), "a" * 64)
+    again = _TreeCache(tmp_path / "trees.json")
+    assert again.get("file:///t", again.digest(plain, [one])) == "a" * 64
+    assert again.get("file:///t", again.digest(plain, [two])) is None
+    assert again.get("file:///t", again.digest(plain, [one, two])) is None
+    assert again.get("file:///other", again.digest(plain, [one])) is None
+
+
+def test_a_damaged_backup_cache_is_read_past(office, tmp_path):
+    """The client's backup cache holding JSON of another shape (or none) costs a re-read, never the run."""
+    url = _url(tmp_path)
+    _run(office, url)
+    cache = next((tmp_path / "cache").rglob("files.json"))
+    for junk in (b"[]", b"1", b'"x"', b"{\"a\": 5}", b"\xff"):
+        cache.write_bytes(junk)
+        (cache.parent / "trees.json").write_bytes(junk)
+        rep = _run(office, url)
+        assert rep["bytes_new"] == 0
+    assert backup.verify(url, read_fraction=1.0).ok

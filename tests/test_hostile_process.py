@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from backup_helpers import tree_digest
 from office import PASSPHRASE, SALES_DESK
 from test_hostile_cli import assert_refused_cleanly, digest
 from vault.archive import audit, authority, committed
@@ -285,3 +286,67 @@ def test_check_and_audit_verify_raise_no_false_alarm_beside_committing_writers(o
             runs += 1
         assert sum(pending.get()) == 12
     assert check.check(Vault.open(office.vault_dir)).ok
+
+
+# -- a FIFO or a symbolic link where a vault file should be: someone who can write the vault
+# directory plants one. A FIFO's open waits for a writer that never comes, a link names what is
+# not the vault's: neither is ever opened through, each is named as tampering, and nothing waits.
+
+def _vault_file(office, which: str) -> Path:
+    from backup_helpers import dossier_id
+
+    d = office.vault_dir / "dossiers" / dossier_id(office, office.number)
+    return {"document": lambda: next((d / "documents").iterdir()), "manifest": lambda: d / "manifest.toml",
+            "key table": lambda: office.vault_dir / "keys" / f"{d.name}.age",
+            "ring": lambda: office.vault_dir / "rings" / "archive.toml",
+            "audit log": lambda: office.vault_dir / "audit" / "log.jsonl"}[which]()
+
+
+def _plant(path: Path, kind: str, outside: Path) -> None:
+    """Replace ``path`` by a FIFO, or by a symbolic link to a copy of its own bytes outside the vault
+    (followed, it would pass for the file)."""
+    copy = outside / path.name
+    copy.write_bytes(path.read_bytes())
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(copy)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link"])
+@pytest.mark.parametrize("which", ["document", "manifest", "key table", "ring", "audit log"])
+def test_check_names_a_fifo_or_link_in_place_of_a_vault_file_and_never_waits(office, tmp_path, which, kind):
+    path = _vault_file(office, which)
+    rel = path.relative_to(office.vault_dir).as_posix()
+    _plant(path, kind, tmp_path)
+    res = vault_cmd(office, "check", who=None)  # (a FIFO opened for reading would wait here for good)
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert f"problem: {rel}" in res.output, res.output
+    assert "not a regular file" in res.output or "is a symbolic link" in res.output, res.output
+
+
+def test_a_backup_follows_no_link_and_waits_on_no_fifo(office, tmp_path):
+    """A link planted in the vault would carry what it names (a file only the backup job may read)
+    off-site in the clear; a FIFO would stop the nightly run. Neither is followed nor read: the run
+    names them and exits 3 with its snapshot saved, which restores the vault without them."""
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"MARKER-" + os.urandom(8).hex().encode())
+    d = _vault_file(office, "manifest").parent
+    planted = {"keys/zz.age": "link", f"dossiers/{d.name}/documents/zz.age": "link", f"dossiers/{d.name}/fifo": "fifo"}
+    for rel, kind in planted.items():
+        p = office.vault_dir / rel
+        os.mkfifo(p) if kind == "fifo" else p.symlink_to(secret)
+    url = f"file://{tmp_path / 'target'}"
+    res = vault_cmd(office, "backup", "run", url, who=None)
+    assert res.exit_code == 3 and "Traceback" not in res.output, res.output
+    assert all(f"problem: {rel} is not a regular file" in res.stdout for rel in planted), res.stdout
+    marker = secret.read_bytes()
+    assert not [p for p in (tmp_path / "target").rglob("*") if p.is_file() and marker in p.read_bytes()]
+    assert vault_cmd(office, "backup", "verify", url, "--read-data", who=None).exit_code == 0
+    for rel in planted:
+        (office.vault_dir / rel).unlink()
+    dest = tmp_path / "restored"
+    res = vault_cmd(office, "backup", "restore", url, "latest", str(dest))
+    assert res.exit_code == 0, res.output
+    assert tree_digest(dest) == tree_digest(office.vault_dir)

@@ -16,6 +16,8 @@ import contextlib
 import errno
 import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -30,6 +32,8 @@ from vault.i18n import Message, N_
 from vault.store.appending import append_whole
 from vault.store.identity import signing_key
 from vault.store import jsontext
+from vault.store import not_regular, open_regular, read_regular
+from vault.store.layout import AUDIT_LOG
 
 if TYPE_CHECKING:
     from vault.archive.handle import Actor, Vault
@@ -53,7 +57,7 @@ def _tail(v: Vault, path: Path) -> tuple[int, str]:
         size = 0
     if size == 0:
         return 0, genesis_hash(v.config)
-    with open(path, "rb") as f:
+    with open_regular(path, name=AUDIT_LOG) as f:
         # An entry that rewrites the search index names every shard (over 64 KiB): read further back
         # until the last line is whole.
         back = min(size, 1 << 16)
@@ -228,7 +232,7 @@ def entries(v: Vault) -> Iterator[dict[str, Any]]:
     """Every entry, in order (unverified; use ``verify`` first)."""
     with lock(v, exclusive=False):  # never a line half appended
         try:
-            data = (_dir(v) / "log.jsonl").read_bytes()
+            data = read_regular(_dir(v) / "log.jsonl", name=AUDIT_LOG)
         except FileNotFoundError:
             return
     for i, raw in enumerate(data.splitlines(), 1):
@@ -256,8 +260,15 @@ def verify(v: Vault, *, anchor: tuple[int, str] | None = None, resume: dict[str,
     ``resume``: a checkpoint of an earlier such replay (``replaypoint``), used only if the log's
     bytes up to it are exactly those it was taken of."""
     res = Verification()
-    if (_dir(v) / "log.jsonl").is_symlink():
+    try:
+        mode = os.lstat(_dir(v) / "log.jsonl").st_mode
+    except FileNotFoundError:
+        mode = stat.S_IFREG
+    if stat.S_ISLNK(mode):
         res.problems.append(N_("audit/log.jsonl: is a symbolic link (tampered with)"))
+        return res
+    if not stat.S_ISREG(mode):  # a FIFO would stop the replay for good
+        res.problems.append(not_regular(AUDIT_LOG).message)
         return res
     # Under the audit lock: an append between reading the log and its checkpoint is no tampering.
     with lock(v, exclusive=False):
@@ -291,7 +302,7 @@ def verify(v: Vault, *, anchor: tuple[int, str] | None = None, resume: dict[str,
 def _head_at(v: Vault, count: int) -> str | None:
     """The hash of entry ``count`` of the log as it is now."""
     try:
-        lines = (_dir(v) / "log.jsonl").read_bytes().split(b"\n")
+        lines = read_regular(_dir(v) / "log.jsonl", name=AUDIT_LOG).split(b"\n")
     except FileNotFoundError:
         return None
     return hashlib.sha256(lines[count - 1]).hexdigest() if count <= len(lines) else None

@@ -32,6 +32,8 @@ from vault.errors import AuthenticationError, InputError, IntegrityError
 from vault.i18n import Message, N_
 from vault.store import jsontext, records, staging, tomlread
 from vault.store.identity import signing_key as _decode_signing_key
+from vault.store import open_regular, read_regular
+from vault.store.layout import AUDIT_LOG
 
 if TYPE_CHECKING:
     from vault.archive.handle import Vault
@@ -81,7 +83,7 @@ def genesis_state(v: Vault) -> dict[str, Any]:
 
 def _read_bound(v: Vault, rel: str, files: dict) -> dict[str, Any]:
     try:
-        raw = (v.root / rel).read_bytes()
+        raw = read_regular(v.root / rel, name=rel)
     except FileNotFoundError:
         raise IntegrityError(N_("{rel}: missing (the history names it)"), rel=rel) from None
     if sha256(raw) != files.get(rel, [None])[0]:
@@ -115,7 +117,7 @@ class Replay:
         size = 0
         try:
             if self.offset is None:
-                data = path.read_bytes()
+                data = read_regular(path, name=AUDIT_LOG)
             else:  # most calls find nothing new: one stat instead of opening and reading the log
                 size = os.stat(path).st_size
                 data = _read_from(path, self.offset) if size > self.offset else b""
@@ -158,7 +160,7 @@ class Replay:
         end, n = st["offset"], st["last_len"]
         start = end - n - 2  # the newline before the line, or -1 for the first entry
         try:
-            with open(path, "rb") as f:
+            with open_regular(path, name=AUDIT_LOG) as f:
                 f.seek(max(0, start))
                 data = f.read(end - max(0, start))
         except FileNotFoundError:
@@ -325,7 +327,7 @@ def verified_signatures(lines: list[str]) -> dict[str, str]:
 
 
 def _read_from(path: Path, offset: int) -> bytes:
-    with open(path, "rb") as f:
+    with open_regular(path, name=AUDIT_LOG) as f:
         f.seek(offset)
         return f.read()
 

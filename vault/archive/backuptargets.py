@@ -16,6 +16,7 @@ from vault.archive import committed
 from vault.errors import FormatError, IntegrityError, PermissionDeniedError, VaultError
 from vault.i18n import N_
 from vault.store import write_atomic
+from vault.store import read_regular
 
 if TYPE_CHECKING:
     from vault.archive.vault import Actor, Vault
@@ -31,7 +32,7 @@ def bound(v: Vault) -> bool:
 def _load(v: Vault) -> list[dict[str, Any]]:
     path = v.root / FILE
     try:
-        raw = committed.read(v, FILE) if bound(v) else path.read_bytes()
+        raw = committed.read(v, FILE) if bound(v) else read_regular(path)
         data = records.parse_toml(raw, schema="backups", what=FILE)
     except FileNotFoundError:
         return []

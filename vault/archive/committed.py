@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from vault.archive.authority import state
 from vault.errors import IntegrityError
 from vault.i18n import N_
-from vault.store import layout, records, staging, tomlread
+from vault.store import NotRegularError, layout, not_regular, records, staging, tomlread
 from vault.store.typed import R
 
 if TYPE_CHECKING:
@@ -47,7 +47,10 @@ def read(v: Vault, rel: str) -> bytes:
         h, seq = ent[0], ent[1]
         if h is None:
             raise IntegrityError(N_("{rel}: removed by history entry {seq}"), rel=rel, seq=seq)
-        data, found = staging.named_bytes(v.root / rel, h)
+        try:
+            data, found = staging.named_bytes(v.root / rel, h)
+        except NotRegularError:
+            raise not_regular(rel) from None
         if data is not None:
             return data
         if state(v)["count"] == count:  # (the same dict, advanced) nothing newer: what is there is wrong

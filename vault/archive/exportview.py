@@ -14,6 +14,7 @@ from vault.errors import (AuthenticationError, ConflictError, FormatError, Input
 from vault.store.counting import counting
 from vault.store.keytable import KeyTable, open_values
 from vault.i18n import Message, N_
+from vault.store import open_regular
 
 if TYPE_CHECKING:
     from vault.archive.vault import Vault
@@ -126,7 +127,7 @@ class ExportDocument:
         """The document's plaintext as a readable binary stream, authenticated chunk by chunk."""
         path, table = self._content()
         try:
-            f = open(path, "rb")
+            f = open_regular(path)
         except FileNotFoundError:
             raise IntegrityError(N_("{what}: ciphertext missing"), what=self._what()) from None
         try:
@@ -148,7 +149,7 @@ class ExportDocument:
         path, table = self._content()
         parsed = [age.parse_recipient(r) for r in recipients]
         try:
-            with open(path, "rb") as f:
+            with open_regular(path) as f:
                 age.rewrap(counting(f, self._step) if self._step else f, dst, [table.identity()], parsed)
         except FileNotFoundError:
             raise IntegrityError(N_("{what}: ciphertext missing"), what=self._what()) from None

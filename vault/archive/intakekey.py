@@ -18,6 +18,7 @@ from vault.errors import (AuthenticationError, FormatError, IntegrityError, NoId
                           PermissionDeniedError)
 from vault.store import atomic_writer, fsync_dir, records
 from vault.store.hashing import HashingWriter, hash_file
+from vault.store import open_regular
 
 if TYPE_CHECKING:
     from vault.archive.vault import Actor, Vault
@@ -113,7 +114,7 @@ def rewrap_pending(v: Vault, identities: list, rcpts: list[str], *, unless_only:
         if hash_file(src) != (rec.sha256, rec.size):
             continue  # changed behind the record: left for 'intake accept' to refuse, never re-hashed
         try:
-            with open(src, "rb") as fin, atomic_writer(tmp) as fout, HashingWriter(fout) as hw:
+            with open_regular(src) as fin, atomic_writer(tmp) as fout, HashingWriter(fout) as hw:
                 age.rewrap(fin, hw, identities, to)
             out = io.BytesIO()
             age.rewrap(io.BytesIO(base64.b64decode(rec.sealed)), out, identities, to)
@@ -132,7 +133,7 @@ def rewrap_pending(v: Vault, identities: list, rcpts: list[str], *, unless_only:
 def _only_to(path: Path, ident: age.Identity) -> bool:
     """Whether the age file at ``path`` has one recipient stanza, which ``ident`` opens."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             if len(age.read_header(f).stanzas) != 1:
                 return False
             f.seek(0)

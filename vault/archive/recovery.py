@@ -22,6 +22,7 @@ from vault.archive.authority import Replay, sha256, state
 from vault.i18n import Message, N_
 from vault.store import fsync_dir, remove, remove_tree, staging
 from vault.store.tree import Tree
+from vault.store import NotRegularError, not_regular, open_regular
 
 if TYPE_CHECKING:
     from vault.archive.handle import Vault
@@ -189,7 +190,7 @@ def _hash_record(p: str, rel: str, h: str, verified: checkcache.Verified | None)
         except OSError:
             pass
     try:
-        with open(p, "rb") as f:
+        with open_regular(p) as f:
             at = time.time_ns()
             seen = checkcache.status(os.fstat(f.fileno()))
             got = sha256(f.read())
@@ -220,7 +221,11 @@ def check_files(v: Vault, rep: Replay, verified: checkcache.Verified | None = No
             if os.path.exists(p) and seq != rep.state["count"]:  # by the last entry: ``interrupted`` names it
                 problems.append(Message(N_("{rel}: history entry {seq} deleted it, but it is back"), rel=rel, seq=seq))
             continue
-        got = _hash_record(p, rel, h, verified)
+        try:
+            got = _hash_record(p, rel, h, verified)
+        except NotRegularError:  # (never followed nor read: a FIFO would stop the check)
+            problems.append(not_regular(rel).message)
+            continue
         if got != h and staging.pending_is(Path(p), h):
             continue  # an interrupted commit: ``interrupted`` names it, the next writer finishes it
         if got is None:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from vault.archive.authority import Replay, full_replay, genesis_hash, genesis_state
 from vault.archive.witness import STATE_VERSION
 from vault.errors import IntegrityError
+from vault.store import read_regular
+from vault.store.layout import AUDIT_LOG
 
 if TYPE_CHECKING:
     from vault.archive.handle import Vault
@@ -67,7 +69,7 @@ def resume(v: Vault, cp: Any) -> Replay | None:
     """The replay of the whole log, from ``cp`` when the log's bytes up to it hash to its prefix
     (the entries after it checked here), else None. IntegrityError: a newer entry is bad."""
     try:
-        data = (v.root / "audit" / "log.jsonl").read_bytes()
+        data = read_regular(v.root / "audit" / "log.jsonl", name=AUDIT_LOG)
     except OSError:
         return None
     try:

@@ -12,6 +12,7 @@ from vault.errors import AuthenticationError, FormatError, PermissionDeniedError
 from vault.i18n import Message, N_
 from vault.store.searchdb import entries
 from vault.store.searchshards import MAX_ENTRIES
+from vault.store import open_regular
 
 if TYPE_CHECKING:
     from vault.archive.vault import Actor, Vault
@@ -73,7 +74,7 @@ def check(v: Vault, actor: Actor | None = None) -> tuple[list[str], list[str]]:
 
 def _shape(p: Path, rel: str, problems: list[str]) -> None:
     try:
-        with open(p, "rb") as f:
+        with open_regular(p) as f:
             hdr = age.read_header(f)
     except (FormatError, AuthenticationError, OSError):
         problems.append(Message(N_("{rel}: not an age file (damaged)"), rel=rel))

@@ -28,6 +28,7 @@ from vault.crypto import age
 from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError
 from vault.i18n import N_
 from vault.store.searchdb import Loader, SearchDB, unpack
+from vault.store import read_regular
 
 if TYPE_CHECKING:
     from vault.archive.vault import Actor, Vault
@@ -130,6 +131,6 @@ def open_index(actor: Actor, *, key: bytes | None = None) -> Index | None:
 def moved(v: Vault, idx: Index) -> bool:
     """True if the head changed since ``idx`` was opened (a merge ran meanwhile and swept its shards)."""
     try:
-        return hashlib.sha256((v.root / HEAD).read_bytes()).hexdigest() != idx.head_sha
+        return hashlib.sha256(read_regular(v.root / HEAD)).hexdigest() != idx.head_sha
     except FileNotFoundError:
         return True

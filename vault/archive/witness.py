@@ -22,6 +22,8 @@ from vault.errors import InputError, IntegrityError
 from vault.store import make_dir, unconfined, write_atomic
 from vault.i18n import Message, N_
 from vault.store import jsontext
+from vault.store import read_regular
+from vault.store.layout import AUDIT_LOG
 
 if TYPE_CHECKING:
     from vault.archive.handle import Vault
@@ -109,7 +111,7 @@ def check_extends(v: Vault, point: tuple[int, str], *, who: str = Message(N_("th
     if count == 0:
         return
     try:
-        lines = (v.root / "audit" / "log.jsonl").read_bytes().split(b"\n")
+        lines = read_regular(v.root / "audit" / "log.jsonl", name=AUDIT_LOG).split(b"\n")
     except FileNotFoundError:
         lines = []
     if len(lines) < count or not lines[count - 1] or hashlib.sha256(lines[count - 1]).hexdigest() != head:

@@ -8,12 +8,14 @@ import fcntl
 import os
 import secrets
 import shutil
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault.archive import members
-from vault.store import STAGING_PREFIX, TMP_PREFIX, make_dir, remove_tree, seam, walk
+from vault.backup.mirror import is_table_name
+from vault.store import STAGING_PREFIX, TMP_PREFIX, NotRegularError, make_dir, read_regular, open_regular, remove_tree, seam, walk
 from vault.store.locking import close_lock, open_lock
 from vault.i18n import Message, N_
 
@@ -35,6 +37,7 @@ class Staging:
     dir: Path
     files: list[tuple[str, str | None]] = field(default_factory=list)  # vault path, staged path (None: unchanged, not linked)
     keys: dict[str, bytes] = field(default_factory=dict)  # key tables (``keys/<name>``): name -> the bytes read under the lock
+    irregular: list[str] = field(default_factory=list)  # symbolic links, FIFOs, devices: never followed nor read
     sources: dict[str, os.stat_result] = field(default_factory=dict)  # copied or unlinked files: the original's stat
     recipients: list = field(default_factory=list)  # the captured state's ring recipients
     _owner: int | None = None
@@ -76,6 +79,12 @@ class Staging:
 
         self._remover = threading.Thread(target=remove, name="vault-backup-unstage", daemon=True)
         self._remover.start()
+
+
+def _copy(src: str, dst: str) -> None:
+    """Copy the regular file ``src`` (never through a symbolic link: ``open_regular``) to the new ``dst``."""
+    with open_regular(src) as fin, open(dst, "xb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
 
 
 #: Names never captured: temporaries and staging directories.
@@ -147,25 +156,43 @@ def capture(v: Vault, unchanged: Callable[[str, os.stat_result], bool] | None = 
                 rel_dir = "." if dirpath == root else dirpath[len(root) + 1:]
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith(_SKIPPED) and
                                      (d if rel_dir == "." else f"{rel_dir}/{d}") not in EXCLUDED_DIRS)
+                prefix = "" if rel_dir == "." else rel_dir + "/"
                 if rel_dir == "keys":  # key tables (16.4): mirrored, never in a snapshot
+                    # Nothing else under keys/ is captured: key releases (keys/grants/) outlive no
+                    # destruction, and a table's .pending (a commit cut short) is the next writer's
+                    # to finish — taken as a table it would be mirrored under a name that never
+                    # expires nor is shredded, and a tree naming it would restore nothing.
+                    dirnames[:] = []
                     for fn in filenames:
-                        if not fn.startswith(_SKIPPED) and fn != ".lock":
-                            with contextlib.suppress(FileNotFoundError), open(f"{dirpath}/{fn}", "rb") as f:
-                                st.keys[fn] = f.read()
+                        if is_table_name(fn):
+                            try:
+                                st.keys[fn] = read_regular(f"{dirpath}/{fn}")
+                            except FileNotFoundError:
+                                pass
+                            except NotRegularError:
+                                st.irregular.append(prefix + fn)
                     continue
                 # Appended in place (the audit log): a link would see later appends, so it is copied.
                 appended = rel_dir.split("/", 1)[0] in APPENDED
-                prefix = "" if rel_dir == "." else rel_dir + "/"
                 for fn in sorted(filenames):
                     if fn.startswith(_SKIPPED) or fn == ".lock":
                         continue
                     rel = prefix + fn
                     src = f"{dirpath}/{fn}"
                     try:
+                        now = os.lstat(src)
+                    except FileNotFoundError:
+                        continue
+                    if not stat.S_ISREG(now.st_mode):
+                        # A symbolic link would carry whatever it names off-site; a FIFO would stop
+                        # the run: neither is a vault file, neither is followed or read.
+                        st.irregular.append(rel)
+                        continue
+                    try:
                         if appended:
-                            st.sources[rel] = os.stat(src)
-                            shutil.copyfile(src, dst := f"{base}/{len(st.files)}")
-                        elif unchanged is not None and unchanged(rel, now := os.lstat(src)):
+                            st.sources[rel] = now
+                            _copy(src, dst := f"{base}/{len(st.files)}")
+                        elif unchanged is not None and unchanged(rel, now):
                             st.sources[rel] = now
                             st.files.append((rel, None))
                             continue
@@ -174,10 +201,17 @@ def capture(v: Vault, unchanged: Callable[[str, os.stat_result], bool] | None = 
                             os.link(src, dst := f"{base}/{len(st.files)}")
                     except FileNotFoundError:
                         continue
+                    except NotRegularError:  # (replaced by one since its lstat)
+                        st.irregular.append(rel)
+                        continue
                     except OSError:
                         # (the original's status, as for the audit trail: the copy is a new inode each run)
-                        st.sources[rel] = os.lstat(src)
-                        shutil.copyfile(src, dst := f"{base}/{len(st.files)}")
+                        st.sources[rel] = now
+                        try:
+                            _copy(src, dst := f"{base}/{len(st.files)}")
+                        except NotRegularError:
+                            st.irregular.append(rel)
+                            continue
                     st.files.append((rel, dst))
             # Read under the same lock: the rings of exactly the state captured.
             st.recipients = members.ring_recipients(v)

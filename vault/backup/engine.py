@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from vault.errors import InputError
+from vault.errors import ConflictError, InputError
 from vault.i18n import N_
 from vault.archive import authority
 import vault.backup.mirror as mirror
@@ -51,6 +51,7 @@ class RunReport:
     target: str
     time: str
     keys_missing: list[str] = field(default_factory=list)  # dossier key tables the vault lacks (kept offsite)
+    not_regular: list[str] = field(default_factory=list)  # symbolic links, FIFOs, devices: not backed up
     history: dict[str, Any] | None = None  # the checkpoint recorded at the target: count, head
 
     def as_dict(self) -> dict[str, Any]:
@@ -67,9 +68,10 @@ class _FileCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.old = jsontext.loads(path.read_bytes())
+            old = jsontext.loads(path.read_bytes())
         except (OSError, ValueError):
-            self.old = {}
+            old = {}
+        self.old: dict[str, Any] = old if isinstance(old, dict) else {}  # (a damaged cache is read past)
         self.new: dict[str, list] = {}
 
     def lookup(self, rel: str, stat: os.stat_result) -> str | None:
@@ -91,6 +93,10 @@ class _FileCache:
             return  # (nothing changed: the file holds it already)
         with contextlib.suppress(OSError):
             write_atomic(self.path, json.dumps(self.new, separators=(",", ":")).encode(), sync=False)
+
+
+#: Targets whose last tree the client remembers.
+_TREE_URLS = 64
 
 
 class _TreeCache:
@@ -122,7 +128,10 @@ class _TreeCache:
         return None
 
     def save(self, url: str, digest: str, tree_id: str) -> None:
+        self.data.pop(url, None)
         self.data[url] = [digest, tree_id]
+        for old in list(self.data)[:-_TREE_URLS]:  # (the targets used last)
+            del self.data[old]
         with contextlib.suppress(OSError):
             write_atomic(self.path, json.dumps(self.data, separators=(",", ":")).encode(), sync=False)
 
@@ -173,6 +182,12 @@ def run(v: Vault, target: Any, *, key_window: _dt.timedelta = mirror.DEFAULT_WIN
     lock = repo.lock("backup")
     staging = None
     try:
+        # A prune deletes what no snapshot it keeps names: a run beside it could name a pack or a
+        # tree it deletes. Each takes its lock before looking for the other's, so one of them sees it.
+        if repo.live_locks(mine=[lock], op="prune"):
+            raise ConflictError(N_("{url}: a prune is running on this target"),
+                                hint=N_("retry when it has finished (a lock left by a dead prune expires after 6 hours)"),
+                                url=repo.url)
         fcache = _FileCache(repo.cache / v.config["id"] / "files.json")
         known, indexed_packs, _ = repo.load_index()
         adopted = _adopt_orphans(repo, known, indexed_packs)
@@ -262,12 +277,15 @@ def _finish(v: Vault, repo: Repo, staging: Staging, entries: list[Blob], key_tab
             "keys": {f"keys/{t}": packs.sha256_hex(d) for t, d in sorted(key_tables.items())}}
     plain = json.dumps(tree, separators=(",", ":")).encode()
     digest = trees.digest(plain, staging.recipients)
-    tree_id = trees.get(repo.url, digest)
+    # (a target given as an object without a URL is known by no name that lasts: nothing remembered)
+    url = repo.url if isinstance(repo.url, str) and "://" in repo.url else None
+    tree_id = trees.get(url, digest) if url else None
     if tree_id is None or not repo.exists(TREES + tree_id):
         tree_blob = age.encrypt_bytes(plain, staging.recipients)
         tree_id = packs.sha256_hex(tree_blob)
         repo.put(TREES + tree_id, tree_blob)
-        trees.save(repo.url, digest, tree_id)
+        if url:
+            trees.save(url, digest, tree_id)
 
     dossiers: dict[str, set[str]] = {}
     other: set[str] = set()
@@ -291,6 +309,7 @@ def _finish(v: Vault, repo: Repo, staging: Staging, entries: list[Blob], key_tab
     return RunReport(snapshot=sid, files=len(entries), bytes_total=snap["bytes"], bytes_new=bytes_new,
                      packs_new=len(packs_new), keys_mirrored=len(keys.uploaded), keys_expired=len(keys.expired),
                      duration=0.0, target=repo.url, time=snap["time"], keys_missing=keys.missing,
+                     not_regular=sorted(staging.irregular),
                      history=point.as_dict())
 
 

@@ -20,6 +20,7 @@ from vault.backup.repo import REPO_FORMAT, Repo
 from vault.errors import IntegrityError, NotFoundError, VaultError
 from vault.i18n import Message, N_
 from vault.store import jsontext
+from vault.store import read_regular
 
 OBJECT = "history"
 LOG = "audit/log.jsonl"
@@ -47,7 +48,7 @@ class History:
 
     @classmethod
     def of_file(cls, path: Path | None) -> "History":
-        return cls(path.read_bytes() if path is not None else b"")
+        return cls(read_regular(path) if path is not None else b"")
 
     def point(self) -> Point:
         if not self.lines:

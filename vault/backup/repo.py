@@ -291,7 +291,8 @@ class Repo:
         except NotFoundError:
             pass
 
-    def live_locks(self, *, mine: Iterable[str] = ()) -> builtins.list[str]:
+    def live_locks(self, *, mine: Iterable[str] = (), op: str | None = None) -> builtins.list[str]:
+        """The locks of runs and prunes still alive (of ``op`` only, when given), ``mine`` left out."""
         now, live = clock.now(), []
         for name in self.list(LOCKS):
             if name in set(mine):
@@ -301,7 +302,7 @@ class Repo:
                 when = parse_time(rec["time"])
             except (NotFoundError, ValueError, KeyError, TypeError):
                 continue
-            if now - when < LOCK_STALE and not _dead_here(rec):
+            if now - when < LOCK_STALE and not _dead_here(rec) and (op is None or rec.get("op") == op):
                 live.append(name)
         return live
 

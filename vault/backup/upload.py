@@ -16,7 +16,7 @@ from typing import Any, Callable, Container, Generator, Iterator, Sequence
 from vault import forked
 import vault.backup.packs as packs
 from vault.backup.repo import Repo, data_name
-from vault.store import seam
+from vault.store import open_regular, read_regular, seam
 
 UPLOADERS = 4
 #: Threads reading and hashing files, and how many files they may be ahead of the packer.
@@ -41,7 +41,8 @@ def hash_file(path: str | Path, size: int) -> tuple[str, bytes | None]:
     reading the file again; its pack id needs no second hash of the bytes, only of the pack's
     header (FORMAT §16.2).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    f = open_regular(path)  # (a staged link: a file the capture found regular, never followed)
+    fd = f.fileno()
     try:
         data = os.read(fd, min(max(size, 0), packs.SMALL_BLOB - 1) + 1)
         while len(data) < packs.SMALL_BLOB:
@@ -55,7 +56,7 @@ def hash_file(path: str | Path, size: int) -> tuple[str, bytes | None]:
             h.update(chunk)
         return h.hexdigest(), None
     finally:
-        os.close(fd)
+        f.close()
 
 
 class Chain(io.RawIOBase):
@@ -185,7 +186,7 @@ class Uploader:
         if size >= packs.SMALL_BLOB:
             self.add_large(blob, path, size)
         else:
-            self.add_small(blob, data if data is not None else Path(path).read_bytes())
+            self.add_small(blob, data if data is not None else read_regular(path))
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
         self.pending.append(self.pool.submit(fn, *args))
@@ -219,7 +220,7 @@ class Uploader:
         self._submit(self._put_large, pack_id, path, tail, [[blob, 0, size]], size + len(tail))
 
     def _put_large(self, pack_id: str, path: str | Path, tail: bytes, entries: list, size: int) -> None:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             self.repo.put_stream(data_name(pack_id), io.BufferedReader(Chain(f, tail), 1 << 20))
         self.packs[pack_id] = {"size": size, "blobs": entries}
         self.step(size)

@@ -97,7 +97,11 @@ def backup_run(obj: Ctx, target: str, endpoint_url: str | None, key_window: str,
                 seconds=r["duration"], keys=r["keys_mirrored"])
         + _("; history entry {count} recorded").format(count=r["history"]["count"])
         + "".join("\n" + _("problem: keys/{table} is missing from the vault; its last mirrored generation is kept "
-                            "(run 'vault check')").format(table=k) for k in r["keys_missing"])))
+                            "(run 'vault check')").format(table=k) for k in r["keys_missing"])
+        + "".join("\n" + _("problem: {path} is not a regular file (a symbolic link, FIFO or device); not backed up "
+                            "(run 'vault check')").format(path=p) for p in r["not_regular"])))
+    if rep.not_regular:
+        sys.exit(3)  # the snapshot is saved without them (FORMAT §16.7)
 
 
 @backup_grp.command("list")

@@ -18,6 +18,7 @@ from vault.i18n import Message, N_
 from vault.store.keytable import KEYREF_TYPE, open_field
 from vault.store.hashing import hash_open
 from vault.store.layout import PATHS
+from vault.store import NotRegularError, not_regular, open_regular
 
 if TYPE_CHECKING:
     from vault.archive.vault import Vault
@@ -84,7 +85,7 @@ def manifest(v: Vault, dossier_id: str, mem: dict, verified: checkcache.Verified
             if m is not None:
                 return m
     try:
-        f = open(path, "rb")
+        f = open_regular(path)
     except OSError:
         f = None
     if f is not None:
@@ -137,9 +138,11 @@ def check_document(v: Vault, m: Read, d: ReadDoc, table: KeyTable | None, verifi
     where = f"{rel} ({d.number})"
     path = os.path.join(v.root, rel)  # (layout.PATHS["document"], without pathlib)
     try:
-        f = open(path, "rb")
+        f = open_regular(path)
     except FileNotFoundError:
         return [Message(N_("{rel}: missing"), rel=where)], 0, 0
+    except NotRegularError:  # a FIFO would stop the check, a symbolic link name what is not the vault's
+        return [not_regular(where).message], 0, 0
     with f:
         # The status as it was before the first byte was read: a write after this changes it.
         at = time.time_ns()

@@ -25,6 +25,7 @@ from vault.archive.states import DossierStatus
 from vault.store.hashing import HashingWriter
 from vault.store.counting import Progress, counting, no_progress
 from vault.i18n import Message, N_
+from vault.store import open_regular
 
 if TYPE_CHECKING:
     from vault.archive.vault import Actor, Vault
@@ -277,7 +278,7 @@ def view(actor: Actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None
     else:
         actor.audit("doc.view", number=docno)
     try:
-        f = open(path, "rb")
+        f = open_regular(path)
     except FileNotFoundError:
         raise IntegrityError(N_("{what}: missing"), what=what) from None
     with f:

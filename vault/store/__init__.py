@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
+import io
 import os
 import stat
 from pathlib import Path
@@ -26,6 +28,50 @@ STAGING_PREFIX = ".backup-staging-"
 #: write must land inside it. A directory of the vault replaced by a symbolic link would otherwise
 #: carry a write (a hold, a manifest, a key table) out of the vault.
 _confined_to: contextvars.ContextVar[Path | None] = contextvars.ContextVar("vault_confined_to", default=None)
+
+
+class NotRegularError(IntegrityError, OSError):
+    """A vault file that is a symbolic link, a FIFO, a socket or a device: never followed nor read.
+
+    An ``IntegrityError`` (named like other damage) and an ``OSError`` (where a caller takes an
+    unreadable file as missing, it takes this one so too)."""
+
+
+def open_regular(path: str | os.PathLike[str], *, name: str | None = None) -> io.BufferedReader:
+    """The regular file at ``path``, open for reading — never through a symbolic link in its last
+    part (``O_NOFOLLOW``), and never a FIFO or device, whose open or read would wait for a writer
+    that never comes, or read what is not the vault's (``O_NONBLOCK`` for the open, then its type).
+
+    :param name: how the error names it (a vault-relative path), else ``path``.
+    :raises FileNotFoundError: nothing there.
+    :raises NotRegularError: a symbolic link, FIFO, socket or device.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # the last part is a symbolic link
+            raise not_regular(name or path) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise not_regular(name or path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path: str | os.PathLike[str], *, name: str | None = None) -> bytes:
+    """All bytes of the regular file at ``path`` (``open_regular``)."""
+    with open_regular(path, name=name) as f:
+        return f.read()
+
+
+def not_regular(path: str | os.PathLike[str]) -> NotRegularError:
+    """The error for ``path`` (as the caller names it: a vault-relative path reads best)."""
+    return NotRegularError(N_("{path}: not a regular file (a symbolic link, FIFO or device: tampered with)"),
+                           hint=N_("run 'vault check'; remove it, or restore the file from a backup"),
+                           path=os.fspath(path))
 
 
 def check_confined(path: Path) -> None:

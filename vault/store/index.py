@@ -16,6 +16,7 @@ from vault.errors import ConflictError, IntegrityError, NoIdentityMatchError, Pe
 from vault.i18n import Message, N_
 from vault.store import fsync_dir, write_atomic, write_new
 from vault.store.layout import Layout
+from vault.store import read_regular
 
 def _number_path(root: Path, number: str) -> Path:
     return Layout(root).issued_number(number)
@@ -41,7 +42,7 @@ def issue_number(root: Path, number: str, dossier: str, *, replace: bool = False
 def lookup_number(root: Path, number: str) -> str | None:
     """The dossier id an archive number was issued to, or None."""
     try:
-        text = _number_path(root, number).read_bytes().split(b"\n")
+        text = read_regular(_number_path(root, number)).split(b"\n")
     except FileNotFoundError:
         return None
     if len(text) < 2 or text[0] != number.encode():
@@ -53,7 +54,7 @@ def lookup_number(root: Path, number: str) -> str | None:
 def peek_sequence(root: Path, name: str = "sequence") -> int:
     """The number counter ``name`` would allocate next, without allocating it."""
     try:
-        text = (root / "index" / name).read_bytes().strip() or b"0"
+        text = read_regular(root / "index" / name).strip() or b"0"
     except FileNotFoundError:
         return 1
     # Digits only: int() would also take "-5", "+5", "1_000" or non-ASCII digits.
@@ -134,7 +135,7 @@ def write_index_key(root: Path, key: bytes, recipients: list) -> None:
 def read_index_key(root: Path, identities: list, data: bytes | None = None) -> bytes:
     """The index key from ``data`` (the file's bytes as the history names them) or the file."""
     try:
-        key = age.decrypt_bytes(index_key_path(root).read_bytes() if data is None else data, identities)
+        key = age.decrypt_bytes(read_regular(index_key_path(root)) if data is None else data, identities)
     except FileNotFoundError:
         raise IntegrityError(N_("keys/_index.age is missing")) from None
     except NoIdentityMatchError:

@@ -14,6 +14,7 @@ from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIde
 from vault.i18n import N_
 from vault.store import write_atomic
 from vault.store import tomlread, tomlwrite
+from vault.store import read_regular
 
 # A reserved name (RFC 2606 ".invalid"): fully qualified as the age spec recommends, and it can
 # never collide with a stanza type somebody else defines for a domain they own.
@@ -92,7 +93,7 @@ def read_key_table(path: Path, identities: Sequence[age.Identity], *, dossier: s
     ``identities`` may read it."""
     what = str(path)
     try:
-        blob = path.read_bytes() if data is None else data
+        blob = read_regular(path) if data is None else data
     except FileNotFoundError:
         raise IntegrityError(N_("{what}: key table missing"), what=what) from None
     try:

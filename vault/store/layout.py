@@ -61,6 +61,8 @@ PATHS: dict[str, str] = {
     "lock": ".lock",
     "staging_journal": ".tmp-writes/journal",
 }
+#: The history log, as messages name it.
+AUDIT_LOG = PATHS["audit_log"]
 
 _PART = re.compile(r"<([^>]+)>")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from vault.store import fsync_dir, seam, work_dir, WORK_DIR
 from vault.store.appending import append_whole
+from vault.store import NotRegularError, open_regular, read_regular
 
 JOURNAL = "journal"
 #: The name a record is staged under before the entry that commits it: ``<path>.pending``.
@@ -49,7 +50,7 @@ def note(root: Path, rels: list[str]) -> None:
 def read(root: Path) -> list[str]:
     """The paths named, in order, once each; a line that is incomplete or not a vault path is skipped."""
     try:
-        with open(path(root), "rb") as f:
+        with open_regular(path(root)) as f:
             data = f.read()
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return []
@@ -87,9 +88,13 @@ def named_bytes(p: Path, h: str) -> tuple[bytes | None, bool]:
     found = False
     for q in (p, Path(str(p) + PENDING), p):
         try:
-            data = q.read_bytes()
+            data = read_regular(q)
         except FileNotFoundError:
             continue
+        except NotRegularError:
+            if q is not p:
+                continue  # a .pending that is no file holds no commit's bytes
+            raise
         found = True
         if hashlib.sha256(data).hexdigest() == h:
             return data, True
@@ -104,7 +109,7 @@ def committed_bytes(p: Path, h: str | None) -> bytes | None:
         if data is not None:
             return data
     try:
-        return p.read_bytes()
+        return read_regular(p)
     except FileNotFoundError:
         return None
 
@@ -112,6 +117,6 @@ def committed_bytes(p: Path, h: str | None) -> bytes | None:
 def pending_is(p: Path, h: str) -> bool:
     """Whether ``p``'s staged ``.pending`` holds the bytes SHA-256 ``h`` names."""
     try:
-        return hashlib.sha256(Path(str(p) + PENDING).read_bytes()).hexdigest() == h
-    except FileNotFoundError:
+        return hashlib.sha256(read_regular(str(p) + PENDING)).hexdigest() == h
+    except (FileNotFoundError, NotRegularError):
         return False

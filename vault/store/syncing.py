@@ -58,6 +58,8 @@ def _syncfs_each_fs(dirs: set[Path]) -> bool:
     one_dir_per_fs: dict[int, Path] = {}
     for d in dirs:
         one_dir_per_fs.setdefault(os.stat(d).st_dev, d)
+    if not all(_local(dev) for dev in one_dir_per_fs):
+        return False
     for d in one_dir_per_fs.values():
         fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -69,6 +71,29 @@ def _syncfs_each_fs(dirs: set[Path]) -> bool:
         finally:
             os.close(fd)
     return True
+
+
+#: File systems whose syncfs(2) writes back everything of theirs that is dirty, to their own disk.
+#: On a network or FUSE mount (sshfs, SMB, NFS: a backup target may be one) syncfs may send nothing
+#: to the server where fsync would: there each file is fsynced.
+LOCAL_TYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "jfs", "bcachefs", "tmpfs"})
+_MOUNT_TYPES: dict[str, str] = {}
+
+
+def _local(dev: int) -> bool:
+    """Whether the file system of device ``dev`` is one of ``LOCAL_TYPES`` (by /proc/self/mountinfo;
+    unknown, or no /proc: not)."""
+    if not _MOUNT_TYPES:
+        try:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    fields, _, rest = line.partition(" - ")
+                    parts = fields.split()
+                    if len(parts) >= 3 and rest:
+                        _MOUNT_TYPES.setdefault(parts[2], rest.split()[0])
+        except OSError:
+            _MOUNT_TYPES["-"] = "-"
+    return _MOUNT_TYPES.get(f"{os.major(dev)}:{os.minor(dev)}") in LOCAL_TYPES
 
 
 _SYNCFS: list = []
