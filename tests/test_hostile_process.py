@@ -326,6 +326,23 @@ def test_check_names_a_fifo_or_link_in_place_of_a_vault_file_and_never_waits(off
     assert "not a regular file" in res.output or "is a symbolic link" in res.output, res.output
 
 
+@pytest.mark.parametrize("part", ["age", "toml"])
+def test_check_and_accept_name_a_fifo_in_place_of_a_pending_submission(office, tmp_path, part):
+    """A submission's file or record replaced by a FIFO: ``check`` names it, ``intake accept``
+    refuses it in one line; neither waits."""
+    f = tmp_path / "note.txt"
+    f.write_text("a customer's note\n")
+    sid = office.json("intake", "submit", str(f), "--for", office.number, "--category", "feedback", "--source",
+                      "desk", "--date", "2026-01-01")["ids"][0]
+    path = office.vault_dir / "intake" / f"{sid}.{part}"
+    _plant(path, "fifo", tmp_path)
+    res = vault_cmd(office, "check", who=None)
+    assert res.exit_code == 1 and f"problem: intake/{sid}.{part}: not a regular file" in res.output, res.output
+    res = vault_cmd(office, "intake", "accept", sid, who="bob")
+    assert_refused_cleanly(res, "accept")
+    assert f"intake/{sid}" in res.stderr and "not a regular file" in res.stderr
+
+
 def test_a_backup_follows_no_link_and_waits_on_no_fifo(office, tmp_path):
     """A link planted in the vault would carry what it names (a file only the backup job may read)
     off-site in the clear; a FIFO would stop the nightly run. Neither is followed nor read: the run

@@ -32,7 +32,7 @@ from vault.archive.intakerecords import Submission
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, VaultError)
 from vault.store.keytable import KeyRefRecipient
-from vault.store import atomic_writer, fsync_dir
+from vault.store import NotRegularError, atomic_writer, fsync_dir, not_regular, open_regular
 from vault.archive import grants
 from vault.i18n import Message, N_
 from vault.store import tomlread
@@ -204,6 +204,8 @@ def verify_pending(v: Vault) -> tuple[list[str], list[str]]:
         except FileNotFoundError:
             problems.append(Message(N_("intake/{name}: missing (its record intake/{record} is there)"),
                                     name=src.name, record=p.name))
+        except NotRegularError:
+            problems.append(not_regular(f"intake/{src.name}").message)
     for p in sorted(d.glob("*.age")):
         if len(p.stem) == ID_LEN and p.stem not in seen:
             notes.append(Message(N_("intake/{name}: a submission without its record (an interrupted submission; "
@@ -258,7 +260,7 @@ def accept(actor: Actor, sid: str) -> str:
         rcpt = KeyRefRecipient(kid)
         dst = v.layout.document(dossier_id, doc_id)
         make_dir(dst.parent)
-        with open(src, "rb") as fin, atomic_writer(dst) as fout, HashingWriter(fout) as hw:
+        with open_regular(src) as fin, atomic_writer(dst) as fout, HashingWriter(fout) as hw:
             try:
                 age.rewrap(fin, hw, ident, [rcpt])  # new header, same payload bytes
             except (FormatError, AuthenticationError, NoIdentityMatchError):

@@ -6,6 +6,8 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from vault.store import open_regular
+
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -54,8 +56,8 @@ class HashingWriter:
 
 
 def hash_file(path: Path) -> tuple[str, int]:
-    """SHA-256 and size of a file."""
-    with open(path, "rb") as f:
+    """SHA-256 and size of a vault file (a regular one: ``open_regular``)."""
+    with open_regular(path) as f:
         return hash_open(f)
 
 

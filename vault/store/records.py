@@ -92,7 +92,7 @@ def validate(data: Any, schema: str, *, what: str) -> None:
 
 def load_toml(path: Path, *, schema: str | None = None, what: str | None = None) -> dict[str, Any]:
     """Read and parse a TOML file, validating it against ``schema`` when given."""
-    return parse_toml(read_regular(path), schema=schema, what=what or str(path))
+    return parse_toml(read_regular(path, name=what), schema=schema, what=what or str(path))
 
 
 def parse_toml(raw: bytes, *, schema: str | None = None, what: str) -> dict[str, Any]:
