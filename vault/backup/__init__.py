@@ -19,6 +19,7 @@ from vault.archive.backuptargets import known_targets, record_target
 from vault.backup.verifier import VerifyReport
 from vault.crypto import age
 from vault.errors import NotFoundError, PluginError, VaultError
+from vault.store import read_regular
 from vault.store.counting import Progress
 from vault.archive import holds, schedule
 from vault.backup import mirror, restorer as _restore, retention as _prune, verifier as _verify
@@ -131,7 +132,7 @@ def shred_keys(target: Any, key_paths: Iterable[str | Path], *, current: Vault |
                 rep.removed.append(g.name)
             path = current.root / KEYS / table if current is not None else None
             if path is not None and current is not None and path.is_file():
-                gen = mirror.put_generation(repo, table, path.read_bytes(), latest=None, now=current.clock.now())
+                gen = mirror.put_generation(repo, table, read_regular(path), latest=None, now=current.clock.now())
                 rep.remirrored.append(gen.name)
         rep.reached = True
     except (VaultError, PluginError, OSError) as e:
