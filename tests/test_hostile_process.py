@@ -310,11 +310,20 @@ def _plant(path: Path, kind: str, outside: Path) -> None:
     path.unlink()
     if kind == "fifo":
         os.mkfifo(path)
+    elif kind == "socket":  # (bound from its directory: a socket's path is short)
+        import socket
+
+        here = os.getcwd()
+        os.chdir(path.parent)
+        try:
+            socket.socket(socket.AF_UNIX).bind(path.name)
+        finally:
+            os.chdir(here)
     else:
         path.symlink_to(copy)
 
 
-@pytest.mark.parametrize("kind", ["fifo", "link"])
+@pytest.mark.parametrize("kind", ["fifo", "link", "socket"])
 @pytest.mark.parametrize("which", ["document", "manifest", "key table", "ring", "audit log"])
 def test_check_names_a_fifo_or_link_in_place_of_a_vault_file_and_never_waits(office, tmp_path, which, kind):
     path = _vault_file(office, which)
@@ -341,6 +350,27 @@ def test_check_and_accept_name_a_fifo_in_place_of_a_pending_submission(office, t
     res = vault_cmd(office, "intake", "accept", sid, who="bob")
     assert_refused_cleanly(res, "accept")
     assert f"intake/{sid}" in res.stderr and "not a regular file" in res.stderr
+    # It holds up no other submission: accepting another re-wraps what is pending, and passes it by.
+    other = office.json("intake", "submit", str(f), "--for", office.number, "--category", "feedback", "--source",
+                        "desk", "--date", "2026-01-01")["ids"][0]
+    assert vault_cmd(office, "intake", "accept", other, who="bob").exit_code == 0
+
+
+def test_a_journal_that_is_no_file_stops_no_writer_and_is_never_written_through(office, tmp_path):
+    """The work directory's journal replaced by a FIFO, or by a link to a file outside: a write
+    command neither waits nor truncates what the link names."""
+    journal = office.vault_dir / ".tmp-writes" / "journal"
+    journal.parent.mkdir(exist_ok=True)
+    victim = tmp_path / "victim"
+    for kind in ("fifo", "link"):
+        victim.write_bytes(b"not the vault's\n")
+        journal.unlink(missing_ok=True)
+        os.mkfifo(journal) if kind == "fifo" else journal.symlink_to(victim)
+        res = vault_cmd(office, "dossier", "create", "--type", "enterprise", "--business", "network-services",
+                        "--dept", "sales", "--name", f"Journal {kind}", who="bob")
+        assert res.exit_code == 0, res.output
+        assert victim.read_bytes() == b"not the vault's\n"
+    assert vault_cmd(office, "check", who=None).exit_code == 0
 
 
 def test_a_backup_follows_no_link_and_waits_on_no_fifo(office, tmp_path):
@@ -350,10 +380,11 @@ def test_a_backup_follows_no_link_and_waits_on_no_fifo(office, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_bytes(b"MARKER-" + os.urandom(8).hex().encode())
     d = _vault_file(office, "manifest").parent
-    planted = {"keys/zz.age": "link", f"dossiers/{d.name}/documents/zz.age": "link", f"dossiers/{d.name}/fifo": "fifo"}
+    planted = {"keys/zz.age": "link", f"dossiers/{d.name}/documents/zz.age": "link", f"dossiers/{d.name}/fifo": "fifo",
+               f"dossiers/{d.name}/linked": "directory link"}
     for rel, kind in planted.items():
         p = office.vault_dir / rel
-        os.mkfifo(p) if kind == "fifo" else p.symlink_to(secret)
+        os.mkfifo(p) if kind == "fifo" else p.symlink_to(secret.parent if kind == "directory link" else secret)
     url = f"file://{tmp_path / 'target'}"
     res = vault_cmd(office, "backup", "run", url, who=None)
     assert res.exit_code == 3 and "Traceback" not in res.output, res.output

@@ -36,7 +36,29 @@ def counts(monkeypatch):
 
     monkeypatch.setattr(syncing, "_SYNCFS", [counting_syncfs])
     monkeypatch.setattr(syncing.os, "fsync", counting_fsync)
+    # (whatever the file system under the test's directory: its type decides only in ``_local``)
+    monkeypatch.setattr(syncing, "_local", lambda dev: True)
     return c
+
+
+def test_syncfs_is_taken_only_for_a_local_file_system_by_the_mount_table(tmp_path, monkeypatch):
+    """On a network or FUSE mount syncfs may send nothing to the server: there each file is fsynced.
+    The type comes from the mount table line whose major:minor is the directory's device."""
+    dev = os.stat(tmp_path).st_dev
+    here = f"{os.major(dev)}:{os.minor(dev)}"
+    for fstype, local in (("ext4", True), ("xfs", True), ("fuse.sshfs", False), ("nfs4", False), ("cifs", False)):
+        table = (f"22 1 0:21 / /proc rw,nosuid - proc proc rw\n"
+                 f"36 1 {here} / /data rw,relatime shared:1 - {fstype} /dev/x rw\n")
+        monkeypatch.setattr(syncing, "_MOUNT_TYPES", {})
+        monkeypatch.setattr(syncing, "_mount_table", lambda table=table: table)
+        assert syncing._local(dev) is local, fstype
+        calls = []
+        monkeypatch.setattr(syncing, "_SYNCFS", [lambda fd, calls=calls: calls.append(fd) or 0])
+        files = [tmp_path / f"{fstype}-{i}" for i in range(5)]
+        for f in files:
+            f.write_bytes(b"x")
+        syncing.sync_files(files)
+        assert bool(calls) is local, fstype
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs is Linux's")

@@ -18,7 +18,7 @@ from vault.errors import (AuthenticationError, FormatError, IntegrityError, NoId
                           PermissionDeniedError)
 from vault.store import atomic_writer, fsync_dir, records
 from vault.store.hashing import HashingWriter, hash_file
-from vault.store import open_regular
+from vault.store import NotRegularError, open_regular
 
 if TYPE_CHECKING:
     from vault.archive.vault import Actor, Vault
@@ -107,18 +107,24 @@ def rewrap_pending(v: Vault, identities: list, rcpts: list[str], *, unless_only:
             continue
         settle(v, sid)
         what = f"intake/{rec_path.name}"
-        rec = Submission.from_record(records.load_toml(rec_path, what=what), what=what)
+        try:
+            rec = Submission.from_record(records.load_toml(rec_path, what=what), what=what)
+        except NotRegularError:
+            continue  # (named by 'vault check', refused by 'intake accept')
         src, tmp = _dir(v) / f"{sid}.age", _dir(v) / f"{sid}{REWRAP}"
         if unless_only is not None and _only_to(src, unless_only):
             continue
-        if hash_file(src) != (rec.sha256, rec.size):
-            continue  # changed behind the record: left for 'intake accept' to refuse, never re-hashed
+        try:
+            if hash_file(src) != (rec.sha256, rec.size):
+                continue  # changed behind the record: left for 'intake accept' to refuse, never re-hashed
+        except (FileNotFoundError, NotRegularError):
+            continue  # (named by 'vault check', refused by 'intake accept')
         try:
             with open_regular(src) as fin, atomic_writer(tmp) as fout, HashingWriter(fout) as hw:
                 age.rewrap(fin, hw, identities, to)
             out = io.BytesIO()
             age.rewrap(io.BytesIO(base64.b64decode(rec.sealed)), out, identities, to)
-        except (FileNotFoundError, FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
+        except (FileNotFoundError, NotRegularError, FormatError, AuthenticationError, NoIdentityMatchError, ValueError):
             tmp.unlink(missing_ok=True)
             continue  # damaged or forged: accepting it fails on its own, and it holds nothing of ours
         rec = replace(rec, sha256=hw.h.hexdigest(), size=hw.size, sealed=base64.b64encode(out.getvalue()).decode())
@@ -139,7 +145,7 @@ def _only_to(path: Path, ident: age.Identity) -> bool:
             f.seek(0)
             age.open_payload(f, [ident])
         return True
-    except (FileNotFoundError, FormatError, AuthenticationError, NoIdentityMatchError):
+    except (FileNotFoundError, NotRegularError, FormatError, AuthenticationError, NoIdentityMatchError):
         return False
 
 

@@ -154,9 +154,14 @@ def capture(v: Vault, unchanged: Callable[[str, os.stat_result], bool] | None = 
             for dirpath, dirnames, filenames in walk(root):  # (no lstat per directory)
                 # (the walk's paths are the root's, joined with "/": the relative path is their tail)
                 rel_dir = "." if dirpath == root else dirpath[len(root) + 1:]
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith(_SKIPPED) and
-                                     (d if rel_dir == "." else f"{rel_dir}/{d}") not in EXCLUDED_DIRS)
                 prefix = "" if rel_dir == "." else rel_dir + "/"
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(_SKIPPED) and
+                                     prefix + d not in EXCLUDED_DIRS)
+                for d in [d for d in dirnames if os.path.islink(f"{dirpath}/{d}")]:
+                    # A directory replaced by a link: the walk would not enter it, and what it
+                    # names is not the vault's. Named, like a file that is no regular file.
+                    st.irregular.append(prefix + d)
+                    dirnames.remove(d)
                 if rel_dir == "keys":  # key tables (16.4): mirrored, never in a snapshot
                     # Nothing else under keys/ is captured: key releases (keys/grants/) outlive no
                     # destruction, and a table's .pending (a commit cut short) is the next writer's

@@ -68,7 +68,7 @@ endpoint_opt = click.option("--endpoint-url", envvar="VAULT_S3_ENDPOINT",
 
 @cli.group("backup")
 def backup_grp() -> None:
-    """Offsite backups to file:// or s3:// targets (exit 0 ok, 1 error or damage found, 2 usage)."""
+    """Offsite backups to file:// or s3:// targets (exit 0 ok, 1 error or damage found, 2 usage, 3 saved without what is no regular file)."""
 
 
 @backup_grp.command("run")

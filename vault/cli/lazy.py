@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
               N_("An agent that holds your unlocked identity, so commands need no passphrase.")),
     "audit": (("vault.cli.access:audit_grp",), N_("The signed audit trail.")),
     "backup": (("vault.cli.backup:backup_grp",),
-               N_("Offsite backups to file:// or s3:// targets (exit 0 ok, 1 error or damage found, 2 usage).")),
+               N_("Offsite backups to file:// or s3:// targets (exit 0 ok, 1 error or damage found, 2 usage, 3 saved without what is no regular file).")),
     "check": (("vault.cli.core:check",),
               N_("Verify the history, signatures and ciphertext hashes (no key needed); name every damaged file.")),
     "completion": (("vault.cli.shell:completion",),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 import os
+import stat
 from typing import TYPE_CHECKING, Any
 
 from vault.archive.manifestrecord import Destroyed
@@ -156,15 +157,24 @@ def _step_ciphertext(actor: Actor, run: dict[str, Any], req: Destruction, appr: 
     v = actor.vault
     for d in run["documents"]:
         p = v.layout.document(run["dossier"], d["id"])
-        if p.exists():
+        if os.path.lexists(p):
             seam.step("overwrite", p)
-            with open(p, "r+b") as f:
-                size = os.fstat(f.fileno()).st_size
-                while f.tell() < size:
-                    f.write(os.urandom(min(1 << 20, size - f.tell())))
-                f.flush()
-                seam.step("fsync", p)
-                os.fsync(f.fileno())
+            # Never through a link (it would overwrite what it names) nor into a FIFO: what is no
+            # regular file holds none of the document's bytes, and only goes.
+            try:
+                fd = os.open(p, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                fd = -1
+            if fd >= 0:
+                with os.fdopen(fd, "r+b") as f:
+                    st = os.fstat(f.fileno())
+                    if stat.S_ISREG(st.st_mode):
+                        size = st.st_size
+                        while f.tell() < size:
+                            f.write(os.urandom(min(1 << 20, size - f.tell())))
+                        f.flush()
+                        seam.step("fsync", p)
+                        os.fsync(f.fileno())
             remove(p)
     docdir = v.layout.dossier_dir(run["dossier"]) / "documents"
     if docdir.is_dir():  # a dossier that never had a document has no documents/ directory

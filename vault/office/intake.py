@@ -205,7 +205,7 @@ def verify_pending(v: Vault) -> tuple[list[str], list[str]]:
             problems.append(Message(N_("intake/{name}: missing (its record intake/{record} is there)"),
                                     name=src.name, record=p.name))
         except NotRegularError:
-            problems.append(not_regular(f"intake/{src.name}").message)
+            problems.append(not_regular(str(src.relative_to(v.root))).message)
     for p in sorted(d.glob("*.age")):
         if len(p.stem) == ID_LEN and p.stem not in seen:
             notes.append(Message(N_("intake/{name}: a submission without its record (an interrupted submission; "

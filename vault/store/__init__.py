@@ -49,7 +49,8 @@ def open_regular(path: str | os.PathLike[str], *, name: str | None = None) -> io
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
-        if e.errno == errno.ELOOP:  # the last part is a symbolic link
+        # ELOOP: the last part is a symbolic link; ENXIO, ENODEV, EOPNOTSUPP: a socket or a device
+        if e.errno in (errno.ELOOP, errno.ENXIO, errno.ENODEV, errno.EOPNOTSUPP):
             raise not_regular(name or path) from None
         raise
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import re
 from pathlib import Path
 
@@ -54,6 +55,10 @@ def read(root: Path) -> list[str]:
             data = f.read()
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return []
+    except NotRegularError:
+        # A link or FIFO put in the work directory names nothing of ours (and ``clear`` removes it);
+        # what an interrupted commit left is found as without a journal, by ``vault repair``.
+        return []
     out: dict[str, None] = {}
     for raw in data.split(b"\n")[:-1]:
         try:
@@ -70,12 +75,23 @@ def clear(root: Path) -> None:
     after a power loss names paths whose recovery is already done, which recovery finds so)."""
     p = path(root)
     try:
-        if os.stat(p).st_size == 0:
-            return
+        fd = os.open(p, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return
-    seam.step("truncate", p)
-    os.truncate(p, 0)
+    except OSError:  # a link, FIFO or socket put there: never written through; it goes
+        seam.step("unlink", p)
+        os.unlink(p)
+        return
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            seam.step("unlink", p)
+            os.unlink(p)
+        elif st.st_size:
+            seam.step("truncate", p)
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
 
 
 # -- a record file and its staged copy ----------------------------------------------------------

@@ -84,16 +84,22 @@ def _local(dev: int) -> bool:
     """Whether the file system of device ``dev`` is one of ``LOCAL_TYPES`` (by /proc/self/mountinfo;
     unknown, or no /proc: not)."""
     if not _MOUNT_TYPES:
-        try:
-            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    fields, _, rest = line.partition(" - ")
-                    parts = fields.split()
-                    if len(parts) >= 3 and rest:
-                        _MOUNT_TYPES.setdefault(parts[2], rest.split()[0])
-        except OSError:
-            _MOUNT_TYPES["-"] = "-"
+        _MOUNT_TYPES["-"] = "-"  # (read once)
+        for line in _mount_table().splitlines():
+            fields, _, rest = line.partition(" - ")
+            parts = fields.split()
+            if len(parts) >= 3 and rest:
+                _MOUNT_TYPES.setdefault(parts[2], rest.split()[0])
     return _MOUNT_TYPES.get(f"{os.major(dev)}:{os.minor(dev)}") in LOCAL_TYPES
+
+
+def _mount_table() -> str:
+    """/proc/self/mountinfo ("" without it): "id parent major:minor root mountpoint options … - type source …"."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 _SYNCFS: list = []
