@@ -7,7 +7,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -67,11 +66,7 @@ class _FileCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            old = jsontext.loads(path.read_bytes())
-        except (OSError, ValueError):
-            old = {}
-        self.old: dict[str, Any] = old if isinstance(old, dict) else {}  # (a damaged cache is read past)
+        self.old = _read_map(path)
         self.new: dict[str, list] = {}
 
     def lookup(self, rel: str, stat: os.stat_result) -> str | None:
@@ -82,17 +77,29 @@ class _FileCache:
         return None
 
     def store(self, rel: str, stat: os.stat_result, blob: str) -> None:
-        hit = self.old.get(rel)
-        if hit is not None and self.lookup(rel, stat) == blob:
-            self.new[rel] = hit  # (the same entry: nothing to compare or build again)
+        if self.lookup(rel, stat) == blob:
+            self.new[rel] = self.old[rel]  # (the same entry: nothing to compare or build again)
         else:
             self.new[rel] = [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, blob]
 
     def save(self) -> None:
-        if self.new == self.old:
-            return  # (nothing changed: the file holds it already)
-        with contextlib.suppress(OSError):
-            write_atomic(self.path, json.dumps(self.new, separators=(",", ":")).encode(), sync=False)
+        if self.new != self.old:  # (nothing changed: the file holds it already)
+            _write_map(self.path, self.new)
+
+
+def _read_map(path: Path) -> dict[str, Any]:
+    """A client cache file's JSON object; {} where it is missing or damaged (read past, never believed)."""
+    try:
+        data = jsontext.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_map(path: Path, data: dict[str, Any]) -> None:
+    """Best effort: a cache that cannot be written only costs the next run some work."""
+    with contextlib.suppress(OSError):
+        write_atomic(path, json.dumps(data, separators=(",", ":")).encode(), sync=False)
 
 
 #: Targets whose last tree the client remembers.
@@ -107,11 +114,7 @@ class _TreeCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            data = jsontext.loads(path.read_bytes())
-        except (OSError, ValueError):
-            data = {}
-        self.data: dict[str, Any] = data if isinstance(data, dict) else {}
+        self.data = _read_map(path)
 
     @staticmethod
     def digest(plain: bytes, recipients: list) -> str:
@@ -132,8 +135,7 @@ class _TreeCache:
         self.data[url] = [digest, tree_id]
         for old in list(self.data)[:-_TREE_URLS]:  # (the targets used last)
             del self.data[old]
-        with contextlib.suppress(OSError):
-            write_atomic(self.path, json.dumps(self.data, separators=(",", ":")).encode(), sync=False)
+        _write_map(self.path, self.data)
 
 
 def _adopt_orphans(repo: Repo, known: dict, indexed_packs: dict[str, int]) -> dict[str, dict[str, Any]]:
@@ -255,15 +257,10 @@ def _upload(v: Vault, repo: Repo, staging: Staging, fcache: _FileCache, known: d
         if workers is not None:
             workers.shutdown()
     repo.write_index({**adopted, **packs_new})
-    # The cache may name the new blobs now that the index does; written beside the tree and the
-    # snapshot (a write to the file system can wait on a journal commit the puts started).
-    saving = threading.Thread(target=fcache.save, name="vault-backup-cache", daemon=True)
-    saving.start()
-    try:
-        return _finish(v, repo, staging, entries, key_tables, keys, packs_new, bytes_new, now=now, point=point,
-                       trees=_TreeCache(fcache.path.with_name("trees.json")))
-    finally:
-        saving.join()
+    rep = _finish(v, repo, staging, entries, key_tables, keys, packs_new, bytes_new, now=now, point=point,
+                  trees=_TreeCache(fcache.path.with_name("trees.json")))
+    fcache.save()
+    return rep
 
 
 def _finish(v: Vault, repo: Repo, staging: Staging, entries: list[Blob], key_tables: dict[str, bytes],
