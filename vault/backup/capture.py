@@ -81,10 +81,21 @@ class Staging:
         self._remover.start()
 
 
-def _copy(src: str, dst: str) -> None:
-    """Copy the regular file ``src`` (never through a symbolic link: ``open_regular``) to the new ``dst``."""
+def _stage(src: str, dst: str, *, copy: bool) -> bool:
+    """Hard-link ``src`` as ``dst``, or copy it where asked or where the link fails (another file
+    system view, permissions) — a copy only of a regular file, never through a link (``open_regular``).
+    Whether it copied."""
+    if not copy:
+        try:
+            os.link(src, dst)
+            return False
+        except FileNotFoundError:
+            raise
+        except OSError:
+            pass
     with open_regular(src) as fin, open(dst, "xb") as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
+    return True
 
 
 #: Names never captured: temporaries and staging directories.
@@ -193,30 +204,20 @@ def capture(v: Vault, unchanged: Callable[[str, os.stat_result], bool] | None = 
                         # the run: neither is a vault file, neither is followed or read.
                         st.irregular.append(rel)
                         continue
+                    if not appended and unchanged is not None and unchanged(rel, now):
+                        st.sources[rel] = now
+                        st.files.append((rel, None))
+                        continue
+                    dst = f"{base}/{len(st.files)}"  # flat: one directory to make and remove
                     try:
-                        if appended:
-                            st.sources[rel] = now
-                            _copy(src, dst := f"{base}/{len(st.files)}")
-                        elif unchanged is not None and unchanged(rel, now):
-                            st.sources[rel] = now
-                            st.files.append((rel, None))
-                            continue
-                        else:
-                            # Flat: one directory to make and remove, whatever the vault's depth.
-                            os.link(src, dst := f"{base}/{len(st.files)}")
+                        copied = _stage(src, dst, copy=appended)
                     except FileNotFoundError:
                         continue
                     except NotRegularError:  # (replaced by one since its lstat)
                         st.irregular.append(rel)
                         continue
-                    except OSError:
-                        # (the original's status, as for the audit trail: the copy is a new inode each run)
+                    if copied:  # the original's status (a copy is a new inode each run)
                         st.sources[rel] = now
-                        try:
-                            _copy(src, dst := f"{base}/{len(st.files)}")
-                        except NotRegularError:
-                            st.irregular.append(rel)
-                            continue
                     st.files.append((rel, dst))
             # Read under the same lock: the rings of exactly the state captured.
             st.recipients = members.ring_recipients(v)

@@ -79,7 +79,6 @@ def sync(repo: Repo, tables: dict[str, bytes], *, now: _dt.datetime, window: _dt
         and its latest generation — the last copy of the keys that open its records — stays.
     """
     rep = MirrorReport()
-    tables = {t: d for t, d in tables.items() if _TABLE.match(t)}  # (what generations() can list again)
     gens = generations(repo)
     todo = []
     for table in sorted(set(tables) | set(gens)):
