@@ -10,8 +10,8 @@ certificate signed by the executing supervisor. Requests, approvals and closings
 from __future__ import annotations
 
 from dataclasses import replace
+import contextlib
 import os
-import stat
 from typing import TYPE_CHECKING, Any
 
 from vault.archive.manifestrecord import Destroyed
@@ -24,7 +24,7 @@ from vault.archive.manifests import load_manifest, manifest_file, read_table
 from vault.backup.mirror import DEFAULT_WINDOW
 from vault.errors import ConflictError, IntegrityError
 from vault.i18n import N_
-from vault.store import fsync_dir, make_dir, records, remove, seam
+from vault.store import NotRegularError, fsync_dir, make_dir, open_regular_to_update, records, remove, seam
 
 if TYPE_CHECKING:
     from vault.archive.vault import Actor, Vault
@@ -161,20 +161,13 @@ def _step_ciphertext(actor: Actor, run: dict[str, Any], req: Destruction, appr: 
             seam.step("overwrite", p)
             # Never through a link (it would overwrite what it names) nor into a FIFO: what is no
             # regular file holds none of the document's bytes, and only goes.
-            try:
-                fd = os.open(p, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-            except OSError:
-                fd = -1
-            if fd >= 0:
-                with os.fdopen(fd, "r+b") as f:
-                    st = os.fstat(f.fileno())
-                    if stat.S_ISREG(st.st_mode):
-                        size = st.st_size
-                        while f.tell() < size:
-                            f.write(os.urandom(min(1 << 20, size - f.tell())))
-                        f.flush()
-                        seam.step("fsync", p)
-                        os.fsync(f.fileno())
+            with contextlib.suppress(NotRegularError), open_regular_to_update(p) as f:
+                size = os.fstat(f.fileno()).st_size
+                while f.tell() < size:
+                    f.write(os.urandom(min(1 << 20, size - f.tell())))
+                f.flush()
+                seam.step("fsync", p)
+                os.fsync(f.fileno())
             remove(p)
     docdir = v.layout.dossier_dir(run["dossier"]) / "documents"
     if docdir.is_dir():  # a dossier that never had a document has no documents/ directory

@@ -46,8 +46,17 @@ def open_regular(path: str | os.PathLike[str], *, name: str | None = None) -> io
     :raises FileNotFoundError: nothing there.
     :raises NotRegularError: a symbolic link, FIFO, socket or device.
     """
+    return os.fdopen(_regular_fd(path, os.O_RDONLY, name), "rb")
+
+
+def open_regular_to_update(path: str | os.PathLike[str], *, name: str | None = None) -> io.BufferedRandom:
+    """``open_regular`` for reading and writing in place (overwriting, truncating)."""
+    return os.fdopen(_regular_fd(path, os.O_RDWR, name), "r+b")
+
+
+def _regular_fd(path: str | os.PathLike[str], mode: int, name: str | None) -> int:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, mode | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         # ELOOP: the last part is a symbolic link; ENXIO, ENODEV, EOPNOTSUPP: a socket or a device
         if e.errno in (errno.ELOOP, errno.ENXIO, errno.ENODEV, errno.EOPNOTSUPP):
@@ -59,7 +68,7 @@ def open_regular(path: str | os.PathLike[str], *, name: str | None = None) -> io
     except BaseException:
         os.close(fd)
         raise
-    return os.fdopen(fd, "rb")
+    return fd
 
 
 def read_regular(path: str | os.PathLike[str], *, name: str | None = None) -> bytes:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import re
 from pathlib import Path
 
 from vault.store import fsync_dir, seam, work_dir, WORK_DIR
 from vault.store.appending import append_whole
-from vault.store import NotRegularError, open_regular, read_regular
+from vault.store import NotRegularError, open_regular, open_regular_to_update, read_regular
 
 JOURNAL = "journal"
 #: The name a record is staged under before the entry that commits it: ``<path>.pending``.
@@ -75,23 +74,17 @@ def clear(root: Path) -> None:
     after a power loss names paths whose recovery is already done, which recovery finds so)."""
     p = path(root)
     try:
-        fd = os.open(p, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        f = open_regular_to_update(p)
     except FileNotFoundError:
         return
-    except OSError:  # a link, FIFO or socket put there: never written through; it goes
+    except NotRegularError:  # a link, FIFO or socket put there: never written through; it goes
         seam.step("unlink", p)
         os.unlink(p)
         return
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            seam.step("unlink", p)
-            os.unlink(p)
-        elif st.st_size:
+    with f:
+        if os.fstat(f.fileno()).st_size:
             seam.step("truncate", p)
-            os.ftruncate(fd, 0)
-    finally:
-        os.close(fd)
+            f.truncate(0)
 
 
 # -- a record file and its staged copy ----------------------------------------------------------
