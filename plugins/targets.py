@@ -88,9 +88,10 @@ class FileTarget:
 
     def put_many(self, items: builtins.list[tuple[str, bytes]], *, create_only: bool = False) -> None:
         """Put several small objects made durable together (the key mirror's generations): each is
-        written to its temporary file, the batch synced at once (one syncfs on Linux, else an fsync
-        of each: ``vault.store.syncing``), then each named, and the directories synced once. Each
-        object is whole or absent, as with ``put``; an interruption leaves temporaries (``sweep``)."""
+        written to its temporary file, the batch synced at once (one syncfs on a local Linux file
+        system, else an fsync of each: ``vault.store.syncing``), then each named, and the
+        directories synced once. Each object is whole or absent, as with ``put``; an interruption
+        leaves temporaries (``sweep``), an error leaves what was named so far durable."""
         staged: builtins.list[tuple[Path, Path]] = []
         named: set[Path] = set()  # the directories of the objects named so far
         try:
