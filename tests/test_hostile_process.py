@@ -331,8 +331,58 @@ def test_check_names_a_fifo_or_link_in_place_of_a_vault_file_and_never_waits(off
     _plant(path, kind, tmp_path)
     res = vault_cmd(office, "check", who=None)  # (a FIFO opened for reading would wait here for good)
     assert res.exit_code == 1 and "Traceback" not in res.output, res.output
-    assert f"problem: {rel}" in res.output, res.output
+    assert res.output.count(f"problem: {rel}") == 1, res.output  # (by its reader; the walk's finding adds none)
     assert "not a regular file" in res.output or "is a symbolic link" in res.output, res.output
+
+
+def _problems(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("problem: ")]
+
+
+@pytest.mark.parametrize("which", ["dossier", "documents", "records"])
+def test_check_names_a_vault_directory_replaced_by_a_link(office, tmp_path, which):
+    """A vault directory replaced by a link to a faithful copy outside: every file still reads as
+    the history says, through the link, but what it names is not the vault's — the next write to it
+    would leave the vault. ``check`` names the link (a warm check too: it walks every directory)."""
+    assert vault_cmd(office, "check", who=None).exit_code == 0  # (this client's cache is warm)
+    d = _vault_file(office, "manifest").parent
+    path = {"dossier": d, "documents": d / "documents", "records": office.vault_dir / "rings"}[which]
+    rel = path.relative_to(office.vault_dir).as_posix()
+    shutil.copytree(path, tmp_path / "copy", symlinks=True)
+    shutil.rmtree(path)
+    path.symlink_to(tmp_path / "copy")
+    res = vault_cmd(office, "check", who=None)
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert _problems(res.output) == [f"problem: {rel}: not a regular file (a symbolic link, FIFO or device: "
+                                     "tampered with)"], res.output
+
+
+def test_check_names_what_is_no_file_where_nothing_reads(office, tmp_path):
+    """A FIFO, a socket or a link where no part of the vault is read — beside a dossier's manifest,
+    among its documents under a name no manifest knows, at the top, in the work directory — is named
+    once each, as ``vault backup run`` names it (its problem line says to run ``vault check``)."""
+    d = _vault_file(office, "manifest").parent.relative_to(office.vault_dir).as_posix()
+    planted = [f"{d}/fifo", f"{d}/documents/zz.age", "link", ".tmp-writes/journal"]
+    (office.vault_dir / ".tmp-writes").mkdir(exist_ok=True)
+    for i, rel in enumerate(planted):
+        p = office.vault_dir / rel
+        p.unlink(missing_ok=True)
+        os.mkfifo(p) if i % 2 == 0 else p.symlink_to(tmp_path)
+    res = vault_cmd(office, "check", who=None)
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert _problems(res.output) == sorted(f"problem: {rel}: not a regular file (a symbolic link, FIFO or device: "
+                                           "tampered with)" for rel in planted), res.output
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link"])
+def test_doc_view_names_a_document_that_is_no_file_by_its_vault_path(office, tmp_path, kind):
+    path = _vault_file(office, "document")
+    rel = path.relative_to(office.vault_dir).as_posix()
+    _plant(path, kind, tmp_path)
+    res = vault_cmd(office, "doc", "view", office.doc, "--output", str(tmp_path / "out.txt"))
+    assert_refused_cleanly(res, "doc view")
+    assert res.stderr.startswith(f"vault: error: {rel} ({office.doc}): not a regular file"), res.stderr
+    assert not (tmp_path / "out.txt").exists()
 
 
 @pytest.mark.parametrize("part", ["age", "toml"])
@@ -349,7 +399,7 @@ def test_check_and_accept_name_a_fifo_in_place_of_a_pending_submission(office, t
     assert res.exit_code == 1 and f"problem: intake/{sid}.{part}: not a regular file" in res.output, res.output
     res = vault_cmd(office, "intake", "accept", sid, who="bob")
     assert_refused_cleanly(res, "accept")
-    assert f"intake/{sid}" in res.stderr and "not a regular file" in res.stderr
+    assert f"vault: error: intake/{sid}.{part}: not a regular file" in res.stderr, res.stderr
     # It holds up no other submission: accepting another re-wraps what is pending, and passes it by.
     other = office.json("intake", "submit", str(f), "--for", office.number, "--category", "feedback", "--source",
                         "desk", "--date", "2026-01-01")["ids"][0]
@@ -392,6 +442,8 @@ def test_a_backup_follows_no_link_and_waits_on_no_fifo(office, tmp_path):
     marker = secret.read_bytes()
     assert not [p for p in (tmp_path / "target").rglob("*") if p.is_file() and marker in p.read_bytes()]
     assert vault_cmd(office, "backup", "verify", url, "--read-data", who=None).exit_code == 0
+    res = vault_cmd(office, "check", who=None)  # (what the run's problem lines say to run)
+    assert res.exit_code == 1 and all(f"problem: {rel}: " in res.output for rel in planted), res.output
     for rel in planted:
         (office.vault_dir / rel).unlink()
     dest = tmp_path / "restored"

@@ -127,7 +127,7 @@ class ExportDocument:
         """The document's plaintext as a readable binary stream, authenticated chunk by chunk."""
         path, table = self._content()
         try:
-            f = open_regular(path)
+            f = open_regular(path, name=self._what())
         except FileNotFoundError:
             raise IntegrityError(N_("{what}: ciphertext missing"), what=self._what()) from None
         try:
@@ -149,7 +149,7 @@ class ExportDocument:
         path, table = self._content()
         parsed = [age.parse_recipient(r) for r in recipients]
         try:
-            with open_regular(path) as f:
+            with open_regular(path, name=self._what()) as f:
                 age.rewrap(counting(f, self._step) if self._step else f, dst, [table.identity()], parsed)
         except FileNotFoundError:
             raise IntegrityError(N_("{what}: ciphertext missing"), what=self._what()) from None

@@ -18,7 +18,7 @@ from vault.archive.manifests import load_manifest, read_table
 from vault.archive.states import DossierStatus
 from vault.errors import VaultError
 from vault.store.keytable import open_field
-from vault.store import TMP_PREFIX
+from vault.store import TMP_PREFIX, not_regular
 from vault.store.tree import Tree
 from vault.archive import destructions, grants, holds, reviews
 from vault import forked
@@ -60,6 +60,14 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
           anchor: tuple[int, str] | None = None) -> Report:
     """Check the whole vault. With ``actor`` (``--read-data``) also decrypt everything; with
     ``anchor`` (count, head) also that the history extends a checkpoint kept offline."""
+    rep = _check(v, actor, progress, anchor)
+    # A file two parts read (a manifest is a record too, a ring record is read with the members) is
+    # named once for what both find.
+    rep.problems = list(dict.fromkeys(rep.problems))
+    return rep
+
+
+def _check(v: Vault, actor: Actor | None, progress: Progress | None, anchor: tuple[int, str] | None) -> Report:
     rep = Report()
     # Without a key, what this client verified before and whose file status has not changed since
     # is not read again (``checkcache``: documents, records, manifests, the history's signatures);
@@ -146,6 +154,11 @@ def check(v: Vault, *, actor: Actor | None = None, progress: Progress | None = N
         problems, notes = searchcheck.check(v, actor)
         rep.problems.extend(problems)
         rep.notes.extend(notes)
+        # What is neither a regular file nor a directory, wherever the walk found it (a directory
+        # replaced by a link, a FIFO beside the records), unless a part above named it already.
+        for rel in tree.odd:
+            if not any(p.startswith((f"{rel}:", f"{rel} (")) for p in rep.problems):
+                rep.problems.append(not_regular(rel).message)
         for rel in tree.temporaries():
             rep.notes.append(Message(N_("{relative_to}: temporary file left by an interrupted command (removed by the next write or 'vault repair')"), relative_to=rel))
     return rep

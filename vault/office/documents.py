@@ -278,7 +278,7 @@ def view(actor: Actor, docno: str, dst: BinaryIO, *, copy_ref: str | None = None
     else:
         actor.audit("doc.view", number=docno)
     try:
-        f = open_regular(path)
+        f = open_regular(path, name=what)
     except FileNotFoundError:
         raise IntegrityError(N_("{what}: missing"), what=what) from None
     with f:

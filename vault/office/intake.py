@@ -32,7 +32,7 @@ from vault.archive.intakerecords import Submission
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, NotFoundError, VaultError)
 from vault.store.keytable import KeyRefRecipient
-from vault.store import NotRegularError, atomic_writer, fsync_dir, not_regular, open_regular
+from vault.store import NotRegularError, atomic_writer, fsync_dir, open_regular
 from vault.archive import grants
 from vault.i18n import Message, N_
 from vault.store import tomlread
@@ -198,14 +198,14 @@ def verify_pending(v: Vault) -> tuple[list[str], list[str]]:
             continue
         src = d / f"{p.stem}.age"
         try:
-            if hash_file(src) != (rec.sha256, rec.size):
+            if hash_file(src, name=f"intake/{src.name}") != (rec.sha256, rec.size):
                 problems.append(Message(N_("intake/{name}: does not match its record intake/{record} (damaged or tampered with)"),
                                         name=src.name, record=p.name))
         except FileNotFoundError:
             problems.append(Message(N_("intake/{name}: missing (its record intake/{record} is there)"),
                                     name=src.name, record=p.name))
-        except NotRegularError:
-            problems.append(not_regular(str(src.relative_to(v.root))).message)
+        except NotRegularError as e:
+            problems.append(e.message)
     for p in sorted(d.glob("*.age")):
         if len(p.stem) == ID_LEN and p.stem not in seen:
             notes.append(Message(N_("intake/{name}: a submission without its record (an interrupted submission; "
@@ -237,7 +237,7 @@ def accept(actor: Actor, sid: str) -> str:
         _undecided(v, sid)
         rec = _load(v, sid)
         src = _dir(v) / f"{sid}.age"
-        if hash_file(src) != (rec.sha256, rec.size):
+        if hash_file(src, name=f"intake/{sid}.age") != (rec.sha256, rec.size):
             raise IntegrityError(N_("intake/{sid}.age does not match its record (damaged or tampered with)"), sid=sid)
         ident = intakekey.identities(actor)
         # An upload that was encrypting to the old key during a removal goes to the new one now.
@@ -260,7 +260,7 @@ def accept(actor: Actor, sid: str) -> str:
         rcpt = KeyRefRecipient(kid)
         dst = v.layout.document(dossier_id, doc_id)
         make_dir(dst.parent)
-        with open_regular(src) as fin, atomic_writer(dst) as fout, HashingWriter(fout) as hw:
+        with open_regular(src, name=f"intake/{sid}.age") as fin, atomic_writer(dst) as fout, HashingWriter(fout) as hw:
             try:
                 age.rewrap(fin, hw, ident, [rcpt])  # new header, same payload bytes
             except (FormatError, AuthenticationError, NoIdentityMatchError):

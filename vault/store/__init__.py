@@ -241,10 +241,12 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def walk(top: Path | str) -> Iterator[tuple[str, list[str], list[str]]]:
+def walk(top: Path | str, odd: list[str] | None = None) -> Iterator[tuple[str, list[str], list[str]]]:
     """``os.walk(top)`` (top down, symbolic links to directories listed but not followed; prune
     ``dirnames`` in place), without its ``lstat`` of every directory: the directory entry's type
-    says which are links (``check`` walks every directory of the vault, twice)."""
+    says which are links (``check`` walks every directory of the vault, twice). With ``odd``, the
+    path of every entry listed that is neither a regular file nor a directory — a symbolic link (to
+    a directory too), a FIFO, a socket, a device — is appended to it (from the entry's type too)."""
     stack = [os.fspath(top)]
     while stack:
         d = stack.pop()
@@ -261,6 +263,8 @@ def walk(top: Path | str) -> Iterator[tuple[str, list[str], list[str]]]:
                     (dirs if is_dir else files).append(e.name)
                     if is_dir and e.is_symlink():
                         links.add(e.name)
+                    if odd is not None and not (e.is_dir(follow_symlinks=False) or e.is_file(follow_symlinks=False)):
+                        odd.append(os.path.join(d, e.name))
         except OSError:
             continue
         yield d, dirs, files

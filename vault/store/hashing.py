@@ -55,9 +55,9 @@ class HashingWriter:
         self.close()
 
 
-def hash_file(path: Path) -> tuple[str, int]:
-    """SHA-256 and size of a vault file (a regular one: ``open_regular``)."""
-    with open_regular(path) as f:
+def hash_file(path: Path, *, name: str | None = None) -> tuple[str, int]:
+    """SHA-256 and size of a vault file (a regular one: ``open_regular``, whose error names it ``name``)."""
+    with open_regular(path, name=name) as f:
         return hash_open(f)
 
 

@@ -14,19 +14,22 @@ class Tree:
     directories listed, not followed), by its path relative to ``root`` ("" for ``root``): its
     subdirectory names and its other names. Only the directories under ``tops``, if given, with
     every subdirectory named ``prune`` left out; a backup's staging directory (``STAGING_PREFIX``,
-    in the root) is never entered: its hard links are not the vault's files."""
+    in the root) is never entered: its hard links are not the vault's files. ``odd``: what the walk
+    listed that is neither a regular file nor a directory (``store.walk``), relative paths, sorted."""
 
     def __init__(self, root: Path | str, tops: Iterable[str] | None = None, prune: str | None = None) -> None:
         self.root = os.fspath(root)
         self.listing: dict[str, tuple[list[str], list[str]]] = {}
         cut = len(self.root) + 1
+        odd: list[str] = []
         for top in ([""] if tops is None else tops):
-            for dirpath, dirnames, filenames in walk(os.path.join(self.root, top) if top else self.root):
+            for dirpath, dirnames, filenames in walk(os.path.join(self.root, top) if top else self.root, odd):
                 if prune is not None:
                     dirnames[:] = [x for x in dirnames if x != prune]
                 if dirpath == self.root:
                     dirnames[:] = [x for x in dirnames if not x.startswith(STAGING_PREFIX)]
                 self.listing[dirpath[cut:]] = (dirnames, filenames)
+        self.odd = sorted(x[cut:] for x in odd)
 
     def names(self, rel: str) -> list[str] | None:
         """Every name in directory ``rel`` (None: no such directory was listed)."""
