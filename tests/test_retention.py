@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from office import MARKERS, PASSPHRASE, SAM
 from vault.store import identity
 from vault.crypto import age
-from vault.archive.manifests import resolve
+from vault.archive.manifests import load_manifest, resolve
 from vault.errors import NoIdentityMatchError
 from vault.store.keytable import read_key_table
 
@@ -114,6 +115,27 @@ def test_destroying_one_document_spares_the_rest_and_leaves_a_ghost(office, tmp_
         table = read_key_table(v.layout.key_table(did), actor.read_identities(), dossier=did)
         with pytest.raises(NoIdentityMatchError):
             age.decrypt(open(old, "rb"), io.BytesIO(), [table.identity(), *actor.read_identities()])
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo"])
+def test_destroy_execute_overwrites_nothing_through_a_link_and_waits_on_no_fifo(office, tmp_path, kind):
+    """Someone who can write the vault directory replaces the document to destroy by a link to a
+    file outside it (or by a FIFO): the execution's overwrite with random bytes must not reach what
+    the link names, nor wait on the FIFO; the document is destroyed all the same."""
+    v = office.open()
+    did = resolve(v, office.number)
+    doc = next(d for d in load_manifest(v, did).documents if d.number == office.docs["contract"])
+    path = v.layout.document(did, doc.id)
+    victim = tmp_path / "victim"
+    victim.write_bytes(path.read_bytes())
+    path.unlink()
+    os.mkfifo(path) if kind == "fifo" else path.symlink_to(victim)
+    no = _destroy(office, office.docs["contract"], override="court order 42")
+    cert = office.json("destroy", "execute", no, who="alice")
+    assert [d["number"] for d in cert["destroyed"]] == [office.docs["contract"]]
+    assert hashlib.sha256(victim.read_bytes()).hexdigest() == doc.sha256  # not overwritten
+    assert not os.path.lexists(path)
+    assert office.json("check", who=None)["ok"]
 
 
 def test_destroying_a_dossier_removes_every_key_and_the_index(office, tmp_path):
