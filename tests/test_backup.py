@@ -820,6 +820,23 @@ def test_a_tree_is_named_again_only_for_the_same_recipients(tmp_path):
     assert again.get("file:///other", again.digest(plain, [one])) is None
 
 
+def test_the_tree_cache_keeps_the_targets_used_last(tmp_path):
+    """One entry per target URL, the 64 used last: a target used again moves to the end, the one
+    used longest ago goes."""
+    from vault.backup.engine import _TREE_URLS, _TreeCache
+
+    trees = _TreeCache(tmp_path / "trees.json")
+    for i in range(_TREE_URLS):
+        trees.save(f"file:///t{i}", f"{i:064x}", "a" * 64)
+    trees.save("file:///t0", f"{0:064x}", "b" * 64)  # used again: now the newest
+    trees.save("file:///new", f"{1:064x}", "c" * 64)  # one more than the bound: t1 goes
+    again = _TreeCache(tmp_path / "trees.json")
+    assert len(again.data) == _TREE_URLS
+    assert again.get("file:///t1", f"{1:064x}") is None
+    assert again.get("file:///t0", f"{0:064x}") == "b" * 64
+    assert again.get("file:///t2", f"{2:064x}") == "a" * 64 and again.get("file:///new", f"{1:064x}") == "c" * 64
+
+
 def test_a_damaged_backup_cache_is_read_past(office, tmp_path):
     """The client's backup cache holding JSON of another shape (or none) costs a re-read, never the run."""
     url = _url(tmp_path)

@@ -51,3 +51,27 @@ def test_a_put_keeps_every_byte_at_every_size_and_stream_shape(tmp_path, size):
     for name in ("trickle", "readonly", "bytesio"):
         assert (tmp_path / "t" / "data" / "ab" / name).read_bytes() == data, name
     assert not [p for p in (tmp_path / "t" / "data" / "ab").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_put_many_makes_what_it_named_durable_before_an_error_leaves(tmp_path):
+    """An error while naming the batch (here the second object's name is a directory) leaves the
+    objects named before it in place and their directory synced — the next run lists them and puts
+    them no more — and no temporary file behind."""
+    from vault.store import seam
+
+    target = FileTarget(f"file://{tmp_path / 't'}")
+    blocker = tmp_path / "t" / "keys" / "b.age" / "1"
+    blocker.mkdir(parents=True)
+    (blocker / "x").write_bytes(b"")
+    trace: list[tuple[str, str]] = []
+    seam.arm(0, trace=trace)
+    try:
+        with pytest.raises(OSError):
+            target.put_many([("keys/a.age/1", b"first"), ("keys/b.age/1", b"second")])
+    finally:
+        seam.disarm()
+    named = tmp_path / "t" / "keys" / "a.age"
+    assert (named / "1").read_bytes() == b"first"
+    renamed = trace.index(("rename", str(named / "1")))
+    assert ("fsync", str(named)) in trace[renamed:], trace
+    assert not [p for p in (tmp_path / "t").rglob(".tmp-*")]
