@@ -159,6 +159,20 @@ def _a_prompt_would_differ() -> bool:
         return True
 
 
+def _stdio_open() -> bool:
+    """Whether descriptors 0, 1 and 2 are all open and Python made a stream of each: only then can the
+    runner's child take them on (a closed one would be none of the three, or would be taken by the next
+    descriptor opened here, such as the working directory's)."""
+    if sys.stdin is None or sys.stdout is None or sys.stderr is None:
+        return False
+    try:
+        for fd in (0, 1, 2):
+            os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def request(op: bytes = b"run") -> list[bytes]:
     """The message for the runner: what the command's process would have been."""
     if op != b"run":
@@ -227,7 +241,7 @@ def _run_in_runner() -> int | None:
     import _socket
     from array import array
 
-    if os.environ.get("VAULT_RUNNER", "") in ("0", "off", "no") or _a_prompt_would_differ():
+    if os.environ.get("VAULT_RUNNER", "") in ("0", "off", "no") or not _stdio_open() or _a_prompt_would_differ():
         return None
     s = connect(runner_socket(agent_socket()))
     if s is None:
