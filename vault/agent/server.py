@@ -54,6 +54,10 @@ class Agent:
     def __repr__(self) -> str:
         return f"<Agent for {self.public[:40]}...>"  # never the secrets
 
+    def descriptors(self) -> tuple[int, int]:
+        """The descriptors the agent itself holds (its wake-up pair), which a daemon must keep open."""
+        return self._wake_r.fileno(), self._wake_w.fileno()
+
     # -- time ------------------------------------------------------------------------------------
 
     def idle_left(self) -> float:
