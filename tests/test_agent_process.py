@@ -7,7 +7,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +53,51 @@ def test_the_agent_keeps_no_descriptor_of_the_command_that_started_it(desk, runn
     if runner:  # its lifeline is one of the descriptors the agent keeps
         assert desk.runner()["current"]
     assert alive(pid)
+
+
+NOBODY = 65534
+
+
+def _as_nobody_listening(path: Path) -> subprocess.Popen:
+    """A process of another user (nobody) listening at ``path``; it says "up" once it does."""
+    code = ("import socket,os,sys\ns=socket.socket(socket.AF_UNIX)\n"
+            f"s.bind({str(path)!r})\nos.chmod({str(path)!r}, 0o666)\ns.listen(8)\nprint('up', flush=True)\n"
+            "sys.stdin.read()")
+    p = subprocess.Popen(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "/usr/bin/python3",
+                          "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/")
+    assert p.stdout is not None and p.stdout.readline().strip() == "up"
+    return p
+
+
+@pytest.mark.skipif(
+    os.getuid() != 0 or not shutil.which("setpriv") or not os.access("/usr/bin/python3", os.X_OK),
+    reason="needs root to make a directory and a listening socket of another user")
+@pytest.mark.parametrize("owner, mode", [(NOBODY, 0o755), (0, 0o777)])
+def test_a_socket_planted_at_the_default_place_is_no_agent(desk, owner, mode):
+    """With no XDG_RUNTIME_DIR the agent's default place is under the shared $TMPDIR, where another user
+    can make `vault-<uid>/agent.sock` first: commands then find no agent there and ask for the
+    passphrase, as with no agent at all; a socket named by VAULT_AGENT_SOCK is still refused outright."""
+    place = desk.root / "tmp" / f"vault-{os.getuid()}"
+    place.mkdir()
+    os.chown(place, owner, owner)
+    os.chmod(place, mode)
+    os.chmod(desk.root, 0o755)
+    os.chmod(desk.root / "tmp", 0o1777)
+    planted = _as_nobody_listening(place / "agent.sock")
+    try:
+        env = {k: v for k, v in desk.env(passphrase=True).items() if k != "XDG_RUNTIME_DIR"}
+        for runner in ("1", "0"):
+            res = subprocess.run([*VAULT, "doc", "view", desk.office.doc], env={**env, "VAULT_RUNNER": runner},
+                                 capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=desk.cwd, timeout=60)
+            assert (res.returncode, res.stdout, res.stderr) == (0, MARKERS["content"], "")
+            res = subprocess.run([*VAULT, "agent", "status"], env={**env, "VAULT_RUNNER": runner},
+                                 capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=desk.cwd, timeout=60)
+            assert res.returncode == 1 and res.stderr.startswith("vault: error: no agent is running at"), res.stderr
+        # named outright: the member asked for that socket, and is told why it is not used
+        res = subprocess.run([*VAULT, "doc", "view", desk.office.doc], capture_output=True, text=True,
+                             env={**env, "VAULT_AGENT_SOCK": str(place / "agent.sock")}, stdin=subprocess.DEVNULL,
+                             cwd=desk.cwd, timeout=60)
+        assert res.returncode == 1 and res.stderr.startswith("vault: error: the agent socket"), res.stderr
+        assert "belongs to another user" in res.stderr and "Traceback" not in res.stderr
+    finally:
+        planted.communicate("", timeout=30)

@@ -122,10 +122,10 @@ def _detach(listener: socket.socket, agent: server.Agent, path: Path, *, close: 
 
 def status(path: Path | None = None) -> dict | None:
     """The running agent's status, or None when there is none."""
-    path = path or paths.socket_path()
     c = connect(path)
     if c is None:
         return None
+    path = path or paths.socket_path()
     with c:
         ans = c.call("status")
     ans.pop("ok", None)
@@ -136,10 +136,10 @@ def status(path: Path | None = None) -> dict | None:
 
 def stop(path: Path | None = None) -> bool:
     """Ask the agent to exit and wait until its socket is gone; False when none was running."""
-    path = path or paths.socket_path()
     c = connect(path)
     if c is None:
         return False
+    path = path or paths.socket_path()
     with c:
         c.call("stop")
     deadline = time.monotonic() + STOP_WAIT
