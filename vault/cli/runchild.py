@@ -28,11 +28,12 @@ _TERM = (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
 
 
 def _recv_request(conn: socket.socket) -> tuple[list[bytes], list[int]]:
-    """The request's fields and the descriptors that came with it (cwd, stdin, stdout, stderr)."""
+    """The request's fields and the descriptors that came with it (cwd, stdin, stdout, stderr, then the
+    client's other inherited ones)."""
     fds: list[int] = []
     data = b""
     while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
-        msg, anc, _flags, _addr = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4 * 8))
+        msg, anc, _flags, _addr = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4 * launch.MAX_FDS))
         for level, kind, payload in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True)
@@ -74,9 +75,11 @@ def handle(conn: socket.socket, fp: bytes, cm: bytes) -> int:
         if fields[1] == b"ping":
             conn.sendall(b"P" + str(os.getppid()).encode() + (b" same" if fields[2:4] == [fp, cm] else b" other"))
             return 0
-        if fields[1] != b"run" or len(fields) != 12 or len(fds) != 4 or fields[2] != fp or fields[3] != cm:
+        if fields[1] != b"run" or len(fields) != 13 or fields[2] != fp or fields[3] != cm:
             return _refuse(conn, fds)
         req = _parse(fields)
+        if len(fds) != 4 + len(req["fds"]):
+            return _refuse(conn, fds)
     except (OSError, EOFError, ValueError, UnicodeError):
         return _refuse(conn, fds)
     conn.sendall(b"R")
@@ -119,7 +122,13 @@ def _parse(fields: list[bytes]) -> dict:
         raise ValueError("priority")  # a higher priority than ours is not ours to give
     if not {int(c) for c in cpus.split(",") if c} <= os.sched_getaffinity(0):
         raise ValueError("cpus")
-    return {"nice": int(nice), "cpus": {int(c) for c in cpus.split(",") if c}, "umask": int(fields[4]),
+    numbers = [int(x) for x in fields[12].decode().split(",") if x]
+    if numbers != sorted(set(numbers)) or any(n < 3 for n in numbers):
+        raise ValueError("descriptors")
+    # Each is moved above the highest first: all must fit under this process's limit.
+    if max(numbers, default=2) + 5 + len(numbers) > resource.getrlimit(resource.RLIMIT_NOFILE)[0]:
+        raise ValueError("descriptors")
+    return {"fds": numbers, "nice": int(nice), "cpus": {int(c) for c in cpus.split(",") if c}, "umask": int(fields[4]),
             "limits": _limits(fields[5]),
             "ignored": [int(x) for x in fields[6].decode().split(",") if x],
             "stdio": [(encs[i], encs[i + 1], encs[i + 2] == "1", encs[i + 3] == "1", encs[i + 4] == "1")
@@ -183,14 +192,17 @@ def _become_client(req: dict, fds: list[int]) -> None:
     """In the grandchild: take on the client's process state, run the command line, exit."""
     code = 1
     try:
-        # Above 2 first: a descriptor that arrived as 0, 1 or 2 would be overwritten by the dup2s.
-        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in fds]
+        # Above every number they go to first: a descriptor that arrived as one of those numbers would
+        # be overwritten by the dup2s.
+        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, max([2, *req["fds"]]) + 1) for fd in fds]
         for fd in fds:
             os.close(fd)
         fds = moved
-        cwd, *stdio = fds
+        cwd, *stdio = fds[:4]
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
+        for target, fd in zip(req["fds"], fds[4:]):
+            os.dup2(fd, target)  # the client's number, inheritable as it was there
         os.fchdir(cwd)
         for fd in fds:
             if fd > 2:
