@@ -11,6 +11,7 @@ signal that killed it. Nothing of the request (arguments, environment) is logged
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import io
 import os
@@ -18,6 +19,7 @@ import resource
 import select
 import signal
 import socket
+import struct
 import sys
 from typing import Any
 
@@ -25,6 +27,16 @@ from vault import launch
 
 RECV_TIMEOUT = 30.0
 _TERM = (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
+# What a process is run in, beyond what the request carries: a client whose namespaces, root directory,
+# cgroup, security label, capabilities, no_new_privs or seccomp differ from the runner's (unshare,
+# chroot, a container, systemd-run, setpriv, a sandbox) runs its command itself.
+_NAMESPACES = ("mnt", "pid", "user", "net", "ipc", "uts", "cgroup", "time")
+_STATUS = (b"CapInh", b"CapPrm", b"CapEff", b"CapBnd", b"CapAmb", b"NoNewPrivs", b"Seccomp", b"Seccomp_filters")
+# ioprio_set and ioprio_get (asm-generic numbers on aarch64 and riscv64); elsewhere I/O priorities
+# cannot be compared and every command runs in its client.
+_IOPRIO = {"x86_64": (251, 252), "aarch64": (30, 31), "riscv64": (30, 31)}.get(os.uname().machine)
+_IOPRIO_WHO_PROCESS = 1
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _recv_request(conn: socket.socket) -> tuple[list[bytes], list[int]]:
@@ -44,6 +56,65 @@ def _recv_request(conn: socket.socket) -> tuple[list[bytes], list[int]]:
         if len(data) >= 4 and int.from_bytes(data[:4], "big") > launch.MAX_MESSAGE:
             raise ValueError("request too large")
     return launch.unpack(data[4:4 + int.from_bytes(data[:4], "big")]), fds
+
+
+def _peer_pid(conn: socket.socket) -> int:
+    pid, _uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    if pid <= 0:
+        raise ValueError("peer")  # not in this process's pid namespace
+    return pid
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _surroundings(pid: int | str) -> tuple:
+    """What process ``pid`` runs in that a command could notice and the request does not carry."""
+    base = f"/proc/{pid}"
+    out: list[Any] = []
+    for ns in _NAMESPACES:
+        try:
+            st = os.stat(f"{base}/ns/{ns}")
+            out.append((st.st_dev, st.st_ino))
+        except FileNotFoundError:
+            out.append(None)  # a kernel without that kind of namespace
+    st = os.stat(f"{base}/root")
+    out.append((st.st_dev, st.st_ino))
+    # The mounts as seen from the process's root: a chroot into a bind mount has the same root inode.
+    out.append(_read(f"{base}/mountinfo"))
+    out.append(_read(f"{base}/cgroup"))
+    try:
+        out.append(_read(f"{base}/attr/current"))  # the LSM label (AppArmor, SELinux)
+    except OSError as e:
+        out.append(e.errno)  # no LSM that has one
+    out += [ln for ln in _read(f"{base}/status").splitlines() if ln.split(b":")[0] in _STATUS]
+    return tuple(out)
+
+
+def _ioprio(pid: int) -> int:
+    if _IOPRIO is None:
+        raise OSError("I/O priority")
+    value = _libc.syscall(_IOPRIO[1], _IOPRIO_WHO_PROCESS, pid)
+    if value < 0:
+        raise OSError(ctypes.get_errno(), "ioprio_get")
+    return value
+
+
+def _take_scheduling(pid: int) -> None:
+    """Give this process the client's scheduling policy and I/O priority (the command's process, forked
+    from it, inherits both); OSError when one of them is not this process's to take."""
+    policy, param = os.sched_getscheduler(pid), os.sched_getparam(pid)
+    if policy & getattr(os, "SCHED_RESET_ON_FORK", 0x40000000):
+        raise OSError("scheduling")  # the command's process, forked, would not have it
+    if (policy, param.sched_priority) != (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority):
+        os.sched_setscheduler(0, policy, param)
+    io = _ioprio(pid)
+    if io != _ioprio(0) and _libc.syscall(_IOPRIO[0], _IOPRIO_WHO_PROCESS, 0, io) != 0:  # type: ignore[index]
+        raise OSError(ctypes.get_errno(), "ioprio_set")
+    if (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority, _ioprio(0)) != (policy, param.sched_priority, io):
+        raise OSError("scheduling")
 
 
 def _limits(text: bytes) -> list[tuple[int, int, int]]:
@@ -80,6 +151,10 @@ def handle(conn: socket.socket, fp: bytes, cm: bytes) -> int:
         req = _parse(fields)
         if len(fds) != 4 + len(req["fds"]):
             return _refuse(conn, fds)
+        client = _peer_pid(conn)
+        if _surroundings(client) != _surroundings("self"):
+            return _refuse(conn, fds)
+        _take_scheduling(client)
     except (OSError, EOFError, ValueError, UnicodeError):
         return _refuse(conn, fds)
     conn.sendall(b"R")
