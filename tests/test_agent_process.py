@@ -4,18 +4,23 @@ processes, real sockets."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from tests.office import MARKERS
 from tests.test_agent import VAULT, alive, open_desk
+from tests.test_agent_unit import no_answer
 from tests.test_runner import Installed
+from vault.agent import server
 
 pytestmark = pytest.mark.office(dossier={"name": MARKERS["name"]}, doc=MARKERS["content"])
 
@@ -101,3 +106,52 @@ def test_a_socket_planted_at_the_default_place_is_no_agent(desk, owner, mode):
         assert "belongs to another user" in res.stderr and "Traceback" not in res.stderr
     finally:
         planted.communicate("", timeout=30)
+
+
+@contextlib.contextmanager
+def _a_pids_cgroup() -> Iterator[Path | None]:
+    """A new cgroup with the pids controller (v1's pids hierarchy, or v2 where it is enabled), removed
+    after; None where none can be made (it needs root or a delegated subtree)."""
+    made = None
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _id, controllers, where = line.split(":", 2)
+        top = Path("/sys/fs/cgroup") / ("" if controllers == "" else controllers)
+        if controllers not in ("", "pids"):
+            continue
+        parent = top / where.lstrip("/")
+        try:
+            if controllers == "" and "pids" not in (parent / "cgroup.subtree_control").read_text().split():
+                continue
+            candidate = parent / f"vault-test-{os.getpid()}"
+            candidate.mkdir()
+        except OSError:
+            continue
+        made = candidate
+        break
+    try:
+        yield made
+    finally:
+        if made is not None:
+            for pid in (made / "cgroup.procs").read_text().split():  # (back where this process is)
+                (made.parent / "cgroup.procs").write_text(pid)
+            made.rmdir()
+
+
+def test_the_agent_outlives_a_session_it_cannot_start(desk):
+    """When the system refuses the agent a thread for a connection (a task limit reached), that
+    connection is closed and the agent goes on serving, its session slot free again."""
+    with _a_pids_cgroup() as group:
+        if group is None:
+            pytest.skip("cannot make a cgroup with a task limit here (needs root or a delegated cgroup)")
+        pid = desk.start("--no-runner")
+        (group / "cgroup.procs").write_text(str(pid))
+        (group / "pids.max").write_text((group / "pids.current").read_text())  # not one more thread
+        for _ in range(server.MAX_SESSIONS + 6):  # more than there are slots
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(30)
+            s.connect(str(desk.sock))
+            assert no_answer(s, {"op": "hello"})
+            s.close()
+        assert alive(pid)
+        (group / "pids.max").write_text("max")
+        assert desk.vault("doc", "view", desk.office.doc).stdout == MARKERS["content"]  # no passphrase: the agent

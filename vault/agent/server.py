@@ -170,7 +170,11 @@ def serve(listener: socket.socket, agent: Agent, path: Path | None = None, *, po
                 if not harden.same_user(conn) or not slots.acquire(blocking=False):
                     conn.close()
                     continue
-                threading.Thread(target=_session, args=(conn, agent, slots), daemon=True).start()
+                try:
+                    threading.Thread(target=_session, args=(conn, agent, slots), daemon=True).start()
+                except RuntimeError:  # no thread to be had (a task limit): this client only goes without
+                    conn.close()
+                    slots.release()
     finally:
         sel.close()
         listener.close()
