@@ -227,3 +227,25 @@ def test_the_io_class_and_scheduling_policy_are_the_clients(desk, wrapper):
     finally:
         if w >= 0:
             os.close(w)
+
+
+def test_the_clients_time_zone_path_is_used(desk):
+    """PYTHONTZPATH (where Python's zoneinfo looks for zone files) is the client's in the runner too."""
+    import zoneinfo
+
+    desk.start()
+    desk.runner()
+    served(desk)
+    tzpath = desk.root / "zones"
+    (tzpath / "Office").mkdir(parents=True)
+    source = next((Path(d) / "Asia" / "Shanghai" for d in zoneinfo.TZPATH if (Path(d) / "Asia" / "Shanghai").is_file()),
+                  None)
+    if source is None:
+        pytest.skip("no system time zone database to copy a zone from")
+    shutil.copyfile(source, tzpath / "Office" / "Desk")  # a zone only this path has
+    args = ["--tz", "Office/Desk", "dossier", "list"]
+    via = desk.run(*args, PYTHONTZPATH=str(tzpath))
+    here = desk.run(*args, PYTHONTZPATH=str(tzpath), VAULT_RUNNER="0")
+    assert here.returncode == 0, here.stderr
+    assert (via.returncode, via.stdout, via.stderr) == (here.returncode, here.stdout, here.stderr)
+    assert desk.run(*args).returncode == 1  # (without it, there is no such zone)

@@ -296,6 +296,10 @@ def _become_client(req: dict, fds: list[int]) -> None:
         import time
 
         time.tzset()
+        zoneinfo = sys.modules.get("zoneinfo")
+        if zoneinfo is not None:  # preloaded: its search path was taken from the runner's environment
+            zoneinfo.reset_tzpath()
+            zoneinfo.ZoneInfo.clear_cache()
         sys.argv[:] = req["argv"]
         sys.path[:] = req["path"]
         sin, sout, serr = req["stdio"]
