@@ -9,6 +9,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -130,11 +131,12 @@ def test_a_file_mounted_in_the_clients_namespace_is_the_one_read(desk):
 def test_a_client_in_another_root_reads_its_own_files(desk):
     """A chroot into a bind of / (the same root inode as the runner's) with a file system mounted only
     under it: the command reads the file the client sees."""
-    top = desk.root / "top"
-    top.mkdir()
+    # Not under the desk, which is removed with everything in it: only rmdir'd once nothing is mounted.
+    top = Path(tempfile.mkdtemp(prefix="vault-root-"))
     hidden = desk.root / "hidden"
     hidden.mkdir()
     if subprocess.run(["mount", "--rbind", "/", str(top)], capture_output=True).returncode != 0:
+        top.rmdir()
         pytest.skip("cannot bind-mount / here")
     try:
         subprocess.run(["mount", "--make-rslave", str(top)], check=True)
@@ -152,6 +154,7 @@ def test_a_client_in_another_root_reads_its_own_files(desk):
         assert not (hidden / "secret.txt").exists()
     finally:
         subprocess.run(["umount", "-R", "-l", str(top)], check=True)
+        top.rmdir()  # (fails, removing nothing, if anything is still there)
 
 
 @contextlib.contextmanager
