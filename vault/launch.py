@@ -27,6 +27,8 @@ READY_TIMEOUT = 10.0
 #: Signals passed on to the command while it runs in the runner (a terminal's ^C, kill, hang-up, ^\).
 FORWARDED = (2, 15, 1, 3)  # SIGINT, SIGTERM, SIGHUP, SIGQUIT (the same numbers on every Linux)
 MAX_MESSAGE = 16 << 20
+#: How many descriptors one message can carry (the kernel's SCM_MAX_FD).
+MAX_FDS = 253
 
 
 def agent_socket() -> str:
@@ -159,7 +161,41 @@ def _a_prompt_would_differ() -> bool:
         return True
 
 
-def request(op: bytes = b"run") -> list[bytes]:
+def _stdio_open() -> bool:
+    """Whether descriptors 0, 1 and 2 are all open and Python made a stream of each: only then can the
+    runner's child take them on (a closed one would be none of the three, or would be taken by the next
+    descriptor opened here, such as the working directory's)."""
+    if sys.stdin is None or sys.stdout is None or sys.stderr is None:
+        return False
+    try:
+        for fd in (0, 1, 2):
+            os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _inherited() -> list[int] | None:
+    """The descriptors above 2 that this process inherited and would pass on to a program it ran (not
+    close-on-exec: Python opens its own so). A command may name one (``/dev/fd/3``, a shell's ``<(...)``,
+    a link to ``/dev/fd/N``), so the runner's child gets each under the same number. None when they
+    cannot be listed, or are more than one message can carry."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    out = []
+    for name in names:
+        fd = int(name)
+        try:
+            if fd > 2 and os.get_inheritable(fd):
+                out.append(fd)
+        except OSError:
+            pass  # the listing's own descriptor, closed by now
+    return sorted(out) if len(out) <= MAX_FDS - 4 else None
+
+
+def request(op: bytes = b"run", inherited: list[int] | None = None) -> list[bytes]:
     """The message for the runner: what the command's process would have been."""
     if op != b"run":
         return [MAGIC, op, fingerprint(), compat()]
@@ -168,7 +204,8 @@ def request(op: bytes = b"run") -> list[bytes]:
     sched = f"{os.getpriority(os.PRIO_PROCESS, 0)}:{','.join(map(str, sorted(os.sched_getaffinity(0))))}"
     return [MAGIC, op, fingerprint(), compat(), str(mask).encode(), _limits(), _ignored(), _stdio(),
             b"\0".join(os.fsencode(p) for p in sys.path), b"\0".join(os.fsencode(a) for a in sys.argv),
-            b"\0".join(k + b"=" + v for k, v in os.environb.items()), sched.encode()]
+            b"\0".join(k + b"=" + v for k, v in os.environb.items()), sched.encode(),
+            ",".join(map(str, inherited or [])).encode()]
 
 
 def connect(path: str, timeout: float = READY_TIMEOUT) -> socket | None:
@@ -227,7 +264,10 @@ def _run_in_runner() -> int | None:
     import _socket
     from array import array
 
-    if os.environ.get("VAULT_RUNNER", "") in ("0", "off", "no") or _a_prompt_would_differ():
+    if os.environ.get("VAULT_RUNNER", "") in ("0", "off", "no") or not _stdio_open() or _a_prompt_would_differ():
+        return None
+    inherited = _inherited()
+    if inherited is None:
         return None
     s = connect(runner_socket(agent_socket()))
     if s is None:
@@ -239,8 +279,8 @@ def _run_in_runner() -> int | None:
             s.close()
             return None
         try:
-            msg = pack(request())
-            fds = array("i", [cwd, 0, 1, 2])
+            msg = pack(request(inherited=inherited))
+            fds = array("i", [cwd, 0, 1, 2, *inherited])
             sent = s.sendmsg([msg], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds.tobytes())])
             if sent < len(msg):
                 s.sendall(msg[sent:])

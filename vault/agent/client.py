@@ -89,14 +89,26 @@ class AgentClient:
 
 def connect(path: Path | None = None) -> AgentClient | None:
     """A connection to the agent at ``path`` (default: ``$VAULT_AGENT_SOCK`` or the per-user place),
-    or None when no agent is listening there (no file, or a stale socket left by a dead agent)."""
+    or None when no agent is listening there (no file, or a stale socket left by a dead agent).
+
+    At the per-user place (no ``path``, no ``$VAULT_AGENT_SOCK``) a socket or directory that is not the
+    user's own, or a directory open to others, is no agent either: another user may have made it in a
+    shared $TMPDIR, and the command goes on without an agent. A socket the member named is refused
+    with an error saying why."""
+    default = path is None and not paths.named()
     path = path or paths.socket_path()
     if len(os.fsencode(path)) > paths.MAX_PATH:
         return None  # no agent can listen there: `vault agent start` refuses such a path
+    if default and not paths.private_place(path):
+        return None
     try:
         return AgentClient.connect(path)
     except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
         return None
+    except AgentError:
+        if default:
+            return None  # (a listener of another user behind a socket file of ours)
+        raise
     except OSError as e:
         raise AgentError(N_("cannot reach the agent at {path}: {value}"), path=path, value=e.strerror or e) from None
 

@@ -44,11 +44,13 @@ def _bind(path: Path) -> socket.socket:
     return paths.listen_private(path, ".agent", 16)
 
 
-def start(ident: MemberIdentity, identity_file: Path, path: Path, *, idle_timeout: float, lifetime: float) -> int:
+def start(ident: MemberIdentity, identity_file: Path, path: Path, *, idle_timeout: float, lifetime: float,
+          keep: tuple[int, ...] = ()) -> int:
     """Start a daemon holding ``ident`` at ``path``; return its pid once it listens.
 
     The caller should already have called ``harden.no_core_dumps()`` (before the passphrase was
-    read); the daemon inherits it across fork.
+    read); the daemon inherits it across fork. Of the descriptors this process holds, the daemon keeps
+    its own sockets and ``keep`` (the runner's lifeline) and closes every other one before this returns.
     """
     paths.check_length(path)
     paths.secure_dir(path.parent)
@@ -60,13 +62,30 @@ def start(ident: MemberIdentity, identity_file: Path, path: Path, *, idle_timeou
             raise ConflictError(N_("an agent is already running at {path}"),
                                 hint=N_("use it, or stop it first with 'vault agent stop'"), path=path)
         listener = _bind(path)
-        return _detach(listener, agent, path, close=[dfd])
+        return _detach(listener, agent, path, close=[dfd], keep=keep)
     finally:
         os.close(dfd)
 
 
-def _detach(listener: socket.socket, agent: server.Agent, path: Path, *, close: list[int]) -> int:
-    """Fork twice (no controlling terminal, not a child of the shell) and serve in the grandchild."""
+def _close_all_but(keep: set[int]) -> None:
+    """Close every descriptor above 2 not in ``keep``: whatever the starting command inherited (a
+    script's lock, a pipe another process waits on the end of) must not live as long as the agent."""
+    try:
+        open_fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))  # (its own is closed by now)
+    except OSError:
+        open_fds = list(range(3, os.sysconf("SC_OPEN_MAX")))
+    for fd in open_fds:
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _detach(listener: socket.socket, agent: server.Agent, path: Path, *, close: list[int],
+            keep: tuple[int, ...] = ()) -> int:
+    """Fork twice (no controlling terminal, not a child of the shell) and serve in the grandchild,
+    which keeps of this process's descriptors only the ones it serves with and ``keep``."""
     sys.stdout.flush()
     sys.stderr.flush()
     r, w = os.pipe()
@@ -84,6 +103,8 @@ def _detach(listener: socket.socket, agent: server.Agent, path: Path, *, close: 
             for fd in (0, 1, 2):
                 os.dup2(null, fd)  # `eval "$(vault agent start)"` waits for stdout to close
             os.close(null)
+            # Before the pid is reported, so that nothing inherited is still held when start() returns.
+            _close_all_but({listener.fileno(), *agent.descriptors(), w, *keep})
             os.write(w, str(os.getpid()).encode())
             os.close(w)
             server.run_daemon(listener, agent, path)
@@ -101,10 +122,10 @@ def _detach(listener: socket.socket, agent: server.Agent, path: Path, *, close: 
 
 def status(path: Path | None = None) -> dict | None:
     """The running agent's status, or None when there is none."""
-    path = path or paths.socket_path()
     c = connect(path)
     if c is None:
         return None
+    path = path or paths.socket_path()
     with c:
         ans = c.call("status")
     ans.pop("ok", None)
@@ -115,10 +136,10 @@ def status(path: Path | None = None) -> dict | None:
 
 def stop(path: Path | None = None) -> bool:
     """Ask the agent to exit and wait until its socket is gone; False when none was running."""
-    path = path or paths.socket_path()
     c = connect(path)
     if c is None:
         return False
+    path = path or paths.socket_path()
     with c:
         c.call("stop")
     deadline = time.monotonic() + STOP_WAIT

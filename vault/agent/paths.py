@@ -36,6 +36,23 @@ def socket_path() -> Path:
     return Path(env) if env else default_socket()
 
 
+def named() -> bool:
+    """Whether the member named the socket (``$VAULT_AGENT_SOCK``) rather than using the default place."""
+    return bool(os.environ.get(ENV))
+
+
+def private_place(path: Path) -> bool:
+    """Whether the socket at ``path`` and the directory that holds it are the user's own, that directory
+    closed to other users (as ``secure_dir`` makes it): two lstat calls. At the default place under a
+    shared $TMPDIR another user can make ``vault-<uid>`` first; what is there is then no agent of ours."""
+    uid = os.getuid()
+    try:
+        d, s = os.lstat(path.parent), os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(d.st_mode) and d.st_uid == uid and not d.st_mode & 0o077 and s.st_uid == uid
+
+
 def check_length(path: Path) -> None:
     if len(os.fsencode(path)) > MAX_PATH:
         raise InputError(N_("agent socket path is too long for a Unix socket ({path})"),

@@ -54,6 +54,10 @@ class Agent:
     def __repr__(self) -> str:
         return f"<Agent for {self.public[:40]}...>"  # never the secrets
 
+    def descriptors(self) -> tuple[int, int]:
+        """The descriptors the agent itself holds (its wake-up pair), which a daemon must keep open."""
+        return self._wake_r.fileno(), self._wake_w.fileno()
+
     # -- time ------------------------------------------------------------------------------------
 
     def idle_left(self) -> float:
@@ -166,7 +170,11 @@ def serve(listener: socket.socket, agent: Agent, path: Path | None = None, *, po
                 if not harden.same_user(conn) or not slots.acquire(blocking=False):
                     conn.close()
                     continue
-                threading.Thread(target=_session, args=(conn, agent, slots), daemon=True).start()
+                try:
+                    threading.Thread(target=_session, args=(conn, agent, slots), daemon=True).start()
+                except RuntimeError:  # no thread to be had (a task limit): this client only goes without
+                    conn.close()
+                    slots.release()
     finally:
         sel.close()
         listener.close()

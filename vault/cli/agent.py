@@ -67,7 +67,8 @@ def agent_start(obj: Ctx, idle_timeout: str, lifetime: str, socket_path: str | N
     try:
         harden.no_core_dumps()  # before the secret is in this process: the daemon is forked from it
         ident = identity.load_identity(path, _passphrase(_("Passphrase for {name}").format(name=path.name)))
-        pid = daemon.start(ident, path, sock, idle_timeout=idle, lifetime=life)  # the daemon keeps the lifeline
+        pid = daemon.start(ident, path, sock, idle_timeout=idle, lifetime=life,
+                           keep=(lifeline,) if lifeline >= 0 else ())  # the daemon keeps the lifeline
     finally:
         if lifeline >= 0:
             import os

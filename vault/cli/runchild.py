@@ -11,6 +11,7 @@ signal that killed it. Nothing of the request (arguments, environment) is logged
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import io
 import os
@@ -18,6 +19,7 @@ import resource
 import select
 import signal
 import socket
+import struct
 import sys
 from typing import Any
 
@@ -25,14 +27,25 @@ from vault import launch
 
 RECV_TIMEOUT = 30.0
 _TERM = (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
+# What a process is run in, beyond what the request carries: a client whose namespaces, root directory,
+# cgroup, security label, capabilities, no_new_privs or seccomp differ from the runner's (unshare,
+# chroot, a container, systemd-run, setpriv, a sandbox) runs its command itself.
+_NAMESPACES = ("mnt", "pid", "user", "net", "ipc", "uts", "cgroup", "time")
+_STATUS = (b"CapInh", b"CapPrm", b"CapEff", b"CapBnd", b"CapAmb", b"NoNewPrivs", b"Seccomp", b"Seccomp_filters")
+# ioprio_set and ioprio_get (asm-generic numbers on aarch64 and riscv64); elsewhere I/O priorities
+# cannot be compared and every command runs in its client.
+_IOPRIO = {"x86_64": (251, 252), "aarch64": (30, 31), "riscv64": (30, 31)}.get(os.uname().machine)
+_IOPRIO_WHO_PROCESS = 1
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _recv_request(conn: socket.socket) -> tuple[list[bytes], list[int]]:
-    """The request's fields and the descriptors that came with it (cwd, stdin, stdout, stderr)."""
+    """The request's fields and the descriptors that came with it (cwd, stdin, stdout, stderr, then the
+    client's other inherited ones)."""
     fds: list[int] = []
     data = b""
     while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
-        msg, anc, _flags, _addr = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4 * 8))
+        msg, anc, _flags, _addr = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4 * launch.MAX_FDS))
         for level, kind, payload in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True)
@@ -43,6 +56,65 @@ def _recv_request(conn: socket.socket) -> tuple[list[bytes], list[int]]:
         if len(data) >= 4 and int.from_bytes(data[:4], "big") > launch.MAX_MESSAGE:
             raise ValueError("request too large")
     return launch.unpack(data[4:4 + int.from_bytes(data[:4], "big")]), fds
+
+
+def _peer_pid(conn: socket.socket) -> int:
+    pid, _uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    if pid <= 0:
+        raise ValueError("peer")  # not in this process's pid namespace
+    return pid
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _surroundings(pid: int | str) -> tuple:
+    """What process ``pid`` runs in that a command could notice and the request does not carry."""
+    base = f"/proc/{pid}"
+    out: list[Any] = []
+    for ns in _NAMESPACES:
+        try:
+            st = os.stat(f"{base}/ns/{ns}")
+            out.append((st.st_dev, st.st_ino))
+        except FileNotFoundError:
+            out.append(None)  # a kernel without that kind of namespace
+    st = os.stat(f"{base}/root")
+    out.append((st.st_dev, st.st_ino))
+    # The mounts as seen from the process's root: a chroot into a bind mount has the same root inode.
+    out.append(_read(f"{base}/mountinfo"))
+    out.append(_read(f"{base}/cgroup"))
+    try:
+        out.append(_read(f"{base}/attr/current"))  # the LSM label (AppArmor, SELinux)
+    except OSError as e:
+        out.append(e.errno)  # no LSM that has one
+    out += [ln for ln in _read(f"{base}/status").splitlines() if ln.split(b":")[0] in _STATUS]
+    return tuple(out)
+
+
+def _ioprio(pid: int) -> int:
+    if _IOPRIO is None:
+        raise OSError("I/O priority")
+    value = _libc.syscall(_IOPRIO[1], _IOPRIO_WHO_PROCESS, pid)
+    if value < 0:
+        raise OSError(ctypes.get_errno(), "ioprio_get")
+    return value
+
+
+def _take_scheduling(pid: int) -> None:
+    """Give this process the client's scheduling policy and I/O priority (the command's process, forked
+    from it, inherits both); OSError when one of them is not this process's to take."""
+    policy, param = os.sched_getscheduler(pid), os.sched_getparam(pid)
+    if policy & getattr(os, "SCHED_RESET_ON_FORK", 0x40000000):
+        raise OSError("scheduling")  # the command's process, forked, would not have it
+    if (policy, param.sched_priority) != (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority):
+        os.sched_setscheduler(0, policy, param)
+    io = _ioprio(pid)
+    if io != _ioprio(0) and _libc.syscall(_IOPRIO[0], _IOPRIO_WHO_PROCESS, 0, io) != 0:  # type: ignore[index]
+        raise OSError(ctypes.get_errno(), "ioprio_set")
+    if (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority, _ioprio(0)) != (policy, param.sched_priority, io):
+        raise OSError("scheduling")
 
 
 def _limits(text: bytes) -> list[tuple[int, int, int]]:
@@ -74,9 +146,15 @@ def handle(conn: socket.socket, fp: bytes, cm: bytes) -> int:
         if fields[1] == b"ping":
             conn.sendall(b"P" + str(os.getppid()).encode() + (b" same" if fields[2:4] == [fp, cm] else b" other"))
             return 0
-        if fields[1] != b"run" or len(fields) != 12 or len(fds) != 4 or fields[2] != fp or fields[3] != cm:
+        if fields[1] != b"run" or len(fields) != 13 or fields[2] != fp or fields[3] != cm:
             return _refuse(conn, fds)
         req = _parse(fields)
+        if len(fds) != 4 + len(req["fds"]):
+            return _refuse(conn, fds)
+        client = _peer_pid(conn)
+        if _surroundings(client) != _surroundings("self"):
+            return _refuse(conn, fds)
+        _take_scheduling(client)
     except (OSError, EOFError, ValueError, UnicodeError):
         return _refuse(conn, fds)
     conn.sendall(b"R")
@@ -119,7 +197,13 @@ def _parse(fields: list[bytes]) -> dict:
         raise ValueError("priority")  # a higher priority than ours is not ours to give
     if not {int(c) for c in cpus.split(",") if c} <= os.sched_getaffinity(0):
         raise ValueError("cpus")
-    return {"nice": int(nice), "cpus": {int(c) for c in cpus.split(",") if c}, "umask": int(fields[4]),
+    numbers = [int(x) for x in fields[12].decode().split(",") if x]
+    if numbers != sorted(set(numbers)) or any(n < 3 for n in numbers):
+        raise ValueError("descriptors")
+    # Each is moved above the highest first: all must fit under this process's limit.
+    if max(numbers, default=2) + 5 + len(numbers) > resource.getrlimit(resource.RLIMIT_NOFILE)[0]:
+        raise ValueError("descriptors")
+    return {"fds": numbers, "nice": int(nice), "cpus": {int(c) for c in cpus.split(",") if c}, "umask": int(fields[4]),
             "limits": _limits(fields[5]),
             "ignored": [int(x) for x in fields[6].decode().split(",") if x],
             "stdio": [(encs[i], encs[i + 1], encs[i + 2] == "1", encs[i + 3] == "1", encs[i + 4] == "1")
@@ -183,14 +267,17 @@ def _become_client(req: dict, fds: list[int]) -> None:
     """In the grandchild: take on the client's process state, run the command line, exit."""
     code = 1
     try:
-        # Above 2 first: a descriptor that arrived as 0, 1 or 2 would be overwritten by the dup2s.
-        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in fds]
+        # Above every number they go to first: a descriptor that arrived as one of those numbers would
+        # be overwritten by the dup2s.
+        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, max([2, *req["fds"]]) + 1) for fd in fds]
         for fd in fds:
             os.close(fd)
         fds = moved
-        cwd, *stdio = fds
+        cwd, *stdio = fds[:4]
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
+        for target, fd in zip(req["fds"], fds[4:]):
+            os.dup2(fd, target)  # the client's number, inheritable as it was there
         os.fchdir(cwd)
         for fd in fds:
             if fd > 2:
@@ -209,6 +296,10 @@ def _become_client(req: dict, fds: list[int]) -> None:
         import time
 
         time.tzset()
+        zoneinfo = sys.modules.get("zoneinfo")
+        if zoneinfo is not None:  # preloaded: its search path was taken from the runner's environment
+            zoneinfo.reset_tzpath()
+            zoneinfo.ZoneInfo.clear_cache()
         sys.argv[:] = req["argv"]
         sys.path[:] = req["path"]
         sin, sout, serr = req["stdio"]
