@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -155,3 +156,31 @@ def test_the_agent_outlives_a_session_it_cannot_start(desk):
         assert alive(pid)
         (group / "pids.max").write_text("max")
         assert desk.vault("doc", "view", desk.office.doc).stdout == MARKERS["content"]  # no passphrase: the agent
+
+
+def test_the_agent_outlives_running_out_of_descriptors(desk):
+    """More connections than the agent may hold descriptors for (started under a low open-files
+    limit): accepting one fails with EMFILE; the agent waits for a session to end instead of ending,
+    and serves after."""
+    res = subprocess.run(["prlimit", "--nofile=16:16", *VAULT, "agent", "start", "--no-runner"],
+                         env=desk.env(passphrase=True), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                         timeout=60, cwd=desk.cwd)
+    assert res.returncode == 0, res.stderr
+    pid = int(res.stdout.splitlines()[1].removeprefix("echo 'Agent pid ").rstrip("';"))
+    desk.pids.append(pid)
+    conns = []
+    try:
+        for _ in range(24):  # queued by the kernel; the agent has descriptors for a few of them
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(str(desk.sock))
+            conns.append(s)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(os.listdir(f"/proc/{pid}/fd")) < 16:
+            time.sleep(0.05)
+        assert len(os.listdir(f"/proc/{pid}/fd")) == 16  # every descriptor it may have: the next accept fails
+        time.sleep(0.5)  # (time for the agent to end, if it does)
+        assert alive(pid)
+    finally:
+        for s in conns:
+            s.close()
+    assert desk.vault("doc", "view", desk.office.doc).stdout == MARKERS["content"]  # no passphrase: the agent

@@ -9,6 +9,7 @@ SIGINT or SIGHUP, and removes its socket when it goes.
 
 from __future__ import annotations
 
+import errno
 import os
 import selectors
 import signal
@@ -144,6 +145,9 @@ def _session(conn: socket.socket, agent: Agent, slots: threading.BoundedSemaphor
         slots.release()
 
 
+_OUT_OF = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
 def serve(listener: socket.socket, agent: Agent, path: Path | None = None, *, poll: float = 1.0) -> None:
     """Accept same-user connections until the agent is done, then remove ``path`` if it is still ours.
 
@@ -163,6 +167,13 @@ def serve(listener: socket.socket, agent: Agent, path: Path | None = None, *, po
                 try:
                     conn, _addr = listener.accept()
                 except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as e:
+                    if e.errno not in _OUT_OF:
+                        raise
+                    # Out of descriptors (or kernel memory): the connection waits in the queue until
+                    # a session ends; the agent goes on (the listener stays readable: not a busy loop).
+                    time.sleep(0.05)
                     continue
                 conn.setblocking(True)
                 # The socket's mode already keeps other users out; the kernel's word on who connected
