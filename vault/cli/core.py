@@ -276,6 +276,8 @@ def doc_view(obj: Ctx, docno: str, output: str | None, as_json: bool) -> None:
     """Decrypt a document (outside the archive department: to a terminal only)."""
     if as_json and not output:
         raise click.UsageError(_("--json needs --output FILE (without it the document itself is printed)"))
+    if not output and sys.stdout is None:  # (started with standard output closed: nowhere to print)
+        raise InputError(N_("standard output is closed"), hint=N_("give --output FILE"))
     actor = obj.actor()
     if output:
         output = str(documents.check_output(actor.vault, Path(output)))
