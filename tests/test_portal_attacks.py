@@ -353,3 +353,46 @@ def test_the_portal_needs_no_key_at_all(tmp_path, monkeypatch):
     out = tmp_path / "back"
     o.run("doc", "view", docno, "--output", str(out), who="bob")
     assert out.read_bytes() == data
+
+
+def _log_since(portal, offset: int) -> str:
+    time.sleep(0.3)  # the access-log line is written after the answer
+    return portal.log.read_bytes()[offset:].decode("utf-8", "replace")
+
+
+def test_a_boundary_rfc_2046_does_not_allow_is_refused_and_takes_no_use(world):
+    o, portal = world
+    inv = invite(o, portal.base)  # one use
+    start = portal.log.stat().st_size
+    for boundary in ("b" * 71, "b" * 300, "ends-in-space ", "semi;colon"):
+        body, _ = multipart([("c1", None, b"other"), ("d1", None, b"2026-01-01"), ("f1", "a.txt", b"x")], boundary)
+        r, page = request(portal, "POST", _path(inv["link"]), body,
+                          {"Content-Type": f'multipart/form-data; boundary="{boundary}"', "Accept-Language": "en"})
+        assert r.status == 400 and "The form could not be read" in page, boundary
+    assert "Traceback" not in _log_since(portal, start)
+    assert not (o.vault_dir / "intake" / "uses" / inv["id"]).is_dir() or not any((o.vault_dir / "intake" / "uses" / inv["id"]).iterdir())
+    r, _ = request(portal, "POST", _path(inv["link"]), *form(("a.txt", b"hello")))
+    assert r.status == 200  # the refused attempts took no use: the one use is still there
+
+
+def test_a_malformed_multipart_body_gets_the_form_page_and_gives_its_use_back(world):
+    o, portal = world
+    inv = invite(o, portal.base)  # one use
+    good = [("c1", None, b"other"), ("d1", None, b"2026-01-01")]
+    bodies = {
+        "bytes before the first boundary": b"garbage" * 10,
+        "a part header line without a colon": b"--b0undary\r\nContent-Disposition form-data\r\n\r\nx\r\n--b0undary--\r\n",
+        "a 5000-character file name": multipart(good + [("f1", "x" * 5000, b"zz")])[0],
+        "a part header that never ends": b"--b0undary\r\nContent-Disposition: form-data; name=\"c1\"" + b"x" * 20000,
+    }
+    start = portal.log.stat().st_size
+    for what, body in bodies.items():
+        r, page = request(portal, "POST", _path(inv["link"]), body,
+                          {"Content-Type": "multipart/form-data; boundary=b0undary", "Accept-Language": "en"})
+        assert r.status == 400 and "The form could not be read" in page, what
+    log = _log_since(portal, start)
+    assert "Traceback" not in log and " 500 " not in log
+    assert not any(x.get("invitation") == inv["id"] for x in pending(o))
+    assert not any(n.startswith(".upload-") for n in leftovers(o))
+    r, _ = request(portal, "POST", _path(inv["link"]), *form(("a.txt", b"hello")))
+    assert r.status == 200  # each refusal gave the one use back

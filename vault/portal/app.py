@@ -29,7 +29,7 @@ from vault.office import intake, invitations
 from vault.archive import invitations as invitations_
 from vault.archive.manifests import CATEGORIES
 from vault.portal.guard import Limits, RateLimiter, SecurityHeaders
-from vault.portal.upload import FormProblem, TooLarge, UploadForm
+from vault.portal.upload import FormProblem, TooLarge, UploadForm, valid_boundary
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -146,7 +146,7 @@ class Portal:
             return err
         assert rec is not None
         ctype, params = parse_options_header(request.headers.get("content-type"))
-        if ctype != b"multipart/form-data" or not params.get(b"boundary"):
+        if ctype != b"multipart/form-data" or not valid_boundary(params.get(b"boundary", b"")):
             return self.problem(request, "form", 400)
         if self.uploads >= self.limits.max_concurrent:
             return self.problem(request, "busy", 503)
@@ -166,10 +166,11 @@ class Portal:
             slot = invitations.claim_use(self.v, rec, receipt)
         except ConflictError:
             return self.problem(request, "used", 410)
-        form = UploadForm(self.v, boundary=boundary, max_file=self.limits.max_file, max_files=self.limits.max_files,
-                          max_body=self.limits.max_body)
+        form: UploadForm | None = None
         filed = False
         try:
+            form = UploadForm(self.v, boundary=boundary, max_file=self.limits.max_file, max_files=self.limits.max_files,
+                              max_body=self.limits.max_body)
             await self._feed(request, form)
             rows = form.rows()
             await run_in_threadpool(self._commit, rec, receipt, rows)
@@ -185,7 +186,8 @@ class Portal:
             return self.problem(request, "busy", 503)
         finally:
             if not filed:
-                form.discard()
+                if form is not None:
+                    form.discard()
                 invitations.release_use(slot)
         return self.page(request, "receipt.html", receipt=receipt, number=rec["number"], files=rows,
                          at=self.v.clock.now())

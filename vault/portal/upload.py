@@ -14,6 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from vault.errors import InputError
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
 MAX_FILENAME = 255
 _FILE_FIELD = re.compile(r"f([1-9][0-9]?)\Z")
 _TEXT_FIELD = re.compile(r"([cdo])([1-9][0-9]?)\Z")
+# RFC 2046 §5.1.1: 1 to 70 of these characters, the last not a space.
+_BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-]\Z")
+
+
+def valid_boundary(boundary: bytes) -> bool:
+    """Whether a multipart boundary is one RFC 2046 allows (every browser's is)."""
+    return _BOUNDARY.match(boundary) is not None
 
 
 class TooLarge(Exception):
@@ -83,12 +91,18 @@ class UploadForm:
         self.complete = False
 
     def write(self, data: bytes) -> None:
-        self.parser.write(data)
+        try:
+            self.parser.write(data)
+        except FormParserError:  # not multipart as RFC 7578 has it: bytes before the first boundary,
+            raise FormProblem("form") from None  # a header line without a colon, an endless header
 
     def finalize(self) -> None:
         """The body has ended: FormProblem("cut") unless the closing boundary was seen (the parser
         itself does not check that, and a cut body must never be filed)."""
-        self.parser.finalize()
+        try:
+            self.parser.finalize()
+        except FormParserError:
+            raise FormProblem("form") from None
         if not self.complete:
             raise FormProblem("cut")
 
