@@ -396,3 +396,39 @@ def test_a_malformed_multipart_body_gets_the_form_page_and_gives_its_use_back(wo
     assert not any(n.startswith(".upload-") for n in leftovers(o))
     r, _ = request(portal, "POST", _path(inv["link"]), *form(("a.txt", b"hello")))
     assert r.status == 200  # each refusal gave the one use back
+
+
+def _raw_get(portal, target: str) -> bytes:
+    u = urlsplit(portal.base)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while data := s.recv(65536):
+            answer += data
+    return answer
+
+
+def test_the_log_keeps_the_token_out_of_every_spelling_of_the_path(world):
+    o, portal = world
+    inv = invite(o, portal.base, "--uses", "2")
+    path, token = _path(inv["link"]), inv["link"].rsplit("/", 1)[1]
+    start = portal.log.stat().st_size
+    for target in ("/" + path, "/." + path, path.replace("/i/", "/i//"), "/x" + path, path + "/more",
+                   path.replace(token, token + "%0A"), f"http://127.0.0.1{path}", f"http://x/{path}"):
+        assert _raw_get(portal, target).startswith(b"HTTP/1.1 "), target
+    log = _log_since(portal, start)
+    assert log.count(" vault.portal GET ") >= 8  # each request has its line ...
+    assert token not in log and token[:40] not in log  # ... and none names the token
+    assert request(portal, "GET", path)[0].status == 200  # the link itself still works
+
+
+def test_a_line_feed_in_the_path_cannot_forge_a_log_line(world):
+    o, portal = world
+    start = portal.log.stat().st_size
+    forged = "2026-01-01 00:00:00,000 vault.portal POST /i/forged/… 200 0.001s"
+    for sep in ("%0A", "%0D", "%0D%0A", "%E2%80%A8", "%1B[2K"):
+        request(portal, "GET", "/x" + sep + forged.replace(" ", "%20").replace("…", "%E2%80%A6"))
+    lines = _log_since(portal, start).splitlines()
+    assert not any(line.startswith("2026-01-01") for line in lines)
+    assert not any("\x1b" in line or "\r" in line or "\u2028" in line for line in lines)
+    assert sum("/i/forged/" in line for line in lines) == 5  # each request on its own single line, escaped

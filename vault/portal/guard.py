@@ -55,12 +55,22 @@ SECURITY_HEADERS = [
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
 
-_TOKEN_IN_PATH = re.compile(r"^(/i/[^/]*/)[^/?]*")
+# The segment after an invitation id, wherever the path has one (``//i/…``, ``/./i/…``, ``/x/i/…``),
+# and any run of characters long enough to be a token (43 of base64url; an invitation id is 32 hex).
+_TOKEN_IN_PATH = re.compile(r"(/i/+[^/]*/+)[^/]*")
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_-]{40,}")
+
+
+def _escape(text: str) -> str:
+    # A client chooses its path: a decoded line feed (``%0A``) or other unprintable character must not
+    # start or disguise a log line, so each is written as a Python escape (and so is the backslash).
+    return "".join(c if c.isprintable() and c != "\\" else ascii(c)[1:-1] for c in text)
 
 
 def redact(path: str) -> str:
-    """A request path fit for a log: the one-time token replaced by an ellipsis."""
-    return _TOKEN_IN_PATH.sub(r"\1…", path)
+    """A request path fit for a log: anything that could be a one-time token replaced by an ellipsis,
+    unprintable characters escaped."""
+    return _TOKEN_IN_PATH.sub("\\1…", _TOKEN_LIKE.sub("…", _escape(path)))
 
 
 class SecurityHeaders:
@@ -87,7 +97,7 @@ class SecurityHeaders:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            LOG.info("%s %s %s %.3fs", scope["method"], redact(scope["path"]), status[0] or "-",
+            LOG.info("%s %s %s %.3fs", _escape(scope["method"]), redact(scope["path"]), status[0] or "-",
                      time.monotonic() - started)
 
 
