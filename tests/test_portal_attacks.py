@@ -432,3 +432,17 @@ def test_a_line_feed_in_the_path_cannot_forge_a_log_line(world):
     assert not any(line.startswith("2026-01-01") for line in lines)
     assert not any("\x1b" in line or "\r" in line or "\u2028" in line for line in lines)
     assert sum("/i/forged/" in line for line in lines) == 5  # each request on its own single line, escaped
+
+
+def test_a_date_in_the_future_or_before_1900_is_refused_and_gives_the_use_back(world):
+    o, portal = world
+    inv = invite(o, portal.base)  # one use
+    tomorrow = (dt.date.today() + dt.timedelta(days=2)).isoformat()  # a day's margin for the time zones
+    for date in (tomorrow, "2999-12-31", "1899-12-31", "0001-01-01"):
+        body, headers = form(("a.txt", b"hello"), date=date)
+        r, page = request(portal, "POST", _path(inv["link"]), body, headers | {"Accept-Language": "en"})
+        assert r.status == 400 and "A date is missing or wrong" in page, date
+    assert not any(x.get("invitation") == inv["id"] for x in pending(o))
+    assert not any(n.startswith(".upload-") for n in leftovers(o))
+    r, _ = request(portal, "POST", _path(inv["link"]), *form(("a.txt", b"hello"), date="1900-01-01"))
+    assert r.status == 200  # the earliest date allowed; the refusals gave the one use back

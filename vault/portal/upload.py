@@ -20,7 +20,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from vault.errors import InputError
 from vault.office import intake
 from vault.archive.manifests import CATEGORIES
-from vault.archive.manifests import parse_date
+from vault.archive.manifests import parse_record_date
 
 if TYPE_CHECKING:
     from vault.archive.vault import Vault
@@ -178,7 +178,8 @@ class UploadForm:
             if category not in CATEGORIES:
                 raise FormProblem("category")
             try:
-                date = parse_date(self.fields.get(f"d{i}", ""))
+                # The vault's own check on a date it records: not in the future, not before 1900.
+                date = parse_record_date(self.fields.get(f"d{i}", ""), today=self.v.clock.today())
             except InputError:
                 raise FormProblem("date") from None
             out.append({"row": i, "filename": name, "sub": sub, "category": category, "date": date,
