@@ -446,3 +446,17 @@ def test_a_date_in_the_future_or_before_1900_is_refused_and_gives_the_use_back(w
     assert not any(n.startswith(".upload-") for n in leftovers(o))
     r, _ = request(portal, "POST", _path(inv["link"]), *form(("a.txt", b"hello"), date="1900-01-01"))
     assert r.status == 200  # the earliest date allowed; the refusals gave the one use back
+
+
+def test_files_adding_up_to_more_than_the_submission_limit_are_refused(world):
+    o, portal = world
+    inv = invite(o, portal.base)  # one use
+    mb = 1_000_000  # --max-file-mb 1, --max-submission-mb 2: each file fits, together they do not
+    body, headers = form(("a.bin", b"a" * mb), ("b.bin", b"b" * mb), ("c.bin", b"c" * 60_000))
+    assert len(body) < 2 * mb + 64 * 1024  # under the body's allowance for the form's own bytes
+    r, page = request(portal, "POST", _path(inv["link"]), body, headers | {"Accept-Language": "en"})
+    assert r.status == 413 and "Too large" in page
+    assert not any(x.get("invitation") == inv["id"] for x in pending(o))  # not even the files that fitted
+    assert not any(n.startswith(".upload-") for n in leftovers(o))
+    r, _ = request(portal, "POST", _path(inv["link"]), *form(("a.bin", b"a" * mb), ("b.bin", b"b" * mb)))
+    assert r.status == 200  # exactly the limit is allowed; the refusal gave the use back

@@ -170,7 +170,7 @@ class Portal:
         filed = False
         try:
             form = UploadForm(self.v, boundary=boundary, max_file=self.limits.max_file, max_files=self.limits.max_files,
-                              max_body=self.limits.max_body)
+                              max_body=self.limits.max_body, max_submission=self.limits.max_submission)
             await self._feed(request, form)
             rows = form.rows()
             await run_in_threadpool(self._commit, rec, receipt, rows)

@@ -75,8 +75,10 @@ class UploadForm:
     """Callbacks for one multipart body; ``files`` maps row number to (file name, submission)."""
 
     def __init__(self, v: Vault, *, boundary: bytes, max_file: int, max_files: int, max_body: int,
-                 max_field: int = 1000, max_parts: int = 64) -> None:
+                 max_submission: int, max_field: int = 1000, max_parts: int = 64) -> None:
         self.v, self.max_file, self.max_files, self.max_field, self.max_parts = v, max_file, max_files, max_field, max_parts
+        self.max_submission = max_submission
+        self.file_bytes = 0  # of every file part so far: the submission limit counts these
         self.files: dict[int, tuple[str, Any]] = {}
         self.fields: dict[str, str] = {}
         self._parts = 0
@@ -147,6 +149,9 @@ class UploadForm:
         if part.sub is not None:
             if part.sub.size + n > self.max_file:
                 raise TooLarge("file")
+            if self.file_bytes + n > self.max_submission:
+                raise TooLarge("submission")
+            self.file_bytes += n
             part.sub.write(memoryview(data)[start:end])
         elif part.filename is None and part.name.startswith("f"):
             if n:
