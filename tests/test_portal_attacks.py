@@ -460,3 +460,15 @@ def test_files_adding_up_to_more_than_the_submission_limit_are_refused(world):
     assert not any(n.startswith(".upload-") for n in leftovers(o))
     r, _ = request(portal, "POST", _path(inv["link"]), *form(("a.bin", b"a" * mb), ("b.bin", b"b" * mb)))
     assert r.status == 200  # exactly the limit is allowed; the refusal gave the use back
+
+
+@pytest.mark.parametrize("path", ["//evil.example/login", "///evil.example/", "/%5Cevil.example/x", "/%5C/evil.example",
+                                  "/%09/evil.example", "//evil.example/i/x/y"])
+def test_no_page_links_off_the_site_whatever_path_was_asked_for(world, path):
+    o, portal = world
+    for method in ("GET", "DELETE"):
+        r, page = request(portal, method, path)
+        assert r.status in (404, 405)
+        links = re.findall(r'(?:href|action|src)="([^"]*)"', page)
+        assert links and all(x.startswith("/") and x[1:2] not in ("/", "\\") and "\t" not in x for x in links), links
+        assert re.search(r'<a class="switch" href="/\?lang=', page)  # the language switch goes to the home page

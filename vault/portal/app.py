@@ -11,6 +11,7 @@ import logging
 import secrets
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -75,20 +76,23 @@ class Portal:
             return i18n.negotiate([chosen]), True
         return i18n.negotiate(i18n.parse_accept_language(request.headers.get("accept-language"))), False
 
-    def page(self, request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    def page(self, request: Request, template: str, status: int = 200, *, switch_path: str | None = None,
+             **ctx: Any) -> HTMLResponse:
+        """``template`` in the reader's language; its language switch links to ``switch_path``, by
+        default the path asked for — which only a handler of a route may leave as the default."""
         lang, chosen = self.lang(request)
         other = "en" if lang == "zh_Hans" else "zh"
         html = self.envs[lang].get_template(template).render(
             lang=lang, html_lang="zh-Hans" if lang == "zh_Hans" else "en", organisation=self.organisation,
-            switch_url=f"{request.url.path}?lang={other}", lang_query=f"?lang={'zh' if lang == 'zh_Hans' else 'en'}"
+            switch_url=f"{_local(switch_path or request.url.path)}?lang={other}", lang_query=f"?lang={'zh' if lang == 'zh_Hans' else 'en'}"
             if chosen else "", size=lambda n: i18n.format_size(n, lang), when=lambda t: i18n.format_datetime(t, lang, clock.current_zone()),
             count=lambda n: i18n.format_number(n, lang), limits=self.limits,
             # An archive number must not break at its hyphens.
             number_html=Markup('<span class="no">%s</span>') % ctx.get("number", ""), **ctx)
         return HTMLResponse(html, status_code=status)
 
-    def problem(self, request: Request, key: str, status: int) -> HTMLResponse:
-        return self.page(request, "problem.html", status, key=key)
+    def problem(self, request: Request, key: str, status: int, *, switch_path: str | None = None) -> HTMLResponse:
+        return self.page(request, "problem.html", status, switch_path=switch_path, key=key)
 
     # -- the invitation a request names ------------------------------------------------------------
 
@@ -226,11 +230,20 @@ class Portal:
                 row["sub"].commit(number=rec["number"], category=row["category"], date=row["date"],
                                   original=row["original"], meta=meta, invitation=rec["id"], receipt=receipt)
 
+    # A path no route took is the client's own choice (``//evil.example/x`` would be a link off the
+    # site): these pages switch language on the home page.
+
     async def not_found(self, request: Request, exc: Exception) -> Response:
-        return self.problem(request, "not-found", 404)
+        return self.problem(request, "not-found", 404, switch_path="/")
 
     async def not_allowed(self, request: Request, exc: Exception) -> Response:
-        return self.problem(request, "not-found", 405)
+        return self.problem(request, "not-found", 405, switch_path="/")
+
+
+def _local(path: str) -> str:
+    """``path`` as a link that stays on this site: one leading slash (``//host`` and ``/\\host`` lead
+    elsewhere), everything else percent-encoded (a browser drops a tab or line feed from a link)."""
+    return quote("/" + path.lstrip("/\\"), safe="/")
 
 
 def _parse_stamp(text: str) -> dt.datetime:
