@@ -7,6 +7,7 @@ import datetime as dt
 import http.client
 import os
 import re
+import select
 import shutil
 import socket
 import time
@@ -19,7 +20,7 @@ from office import MARKERS
 from portal_helpers import invite, portal_office, start_portal
 
 LIMITS = ["--max-file-mb", "1", "--max-submission-mb", "2", "--max-files", "3", "--max-uploads", "2",
-          "--rate-limit", "12/600", "--idle-timeout", "2"]
+          "--rate-limit", "12/600", "--idle-timeout", "2", "--min-upload-rate", "1/3"]
 HEADERS = {
     "content-security-policy": "frame-ancestors 'none'",
     "x-frame-options": "DENY",
@@ -472,3 +473,36 @@ def test_no_page_links_off_the_site_whatever_path_was_asked_for(world, path):
         links = re.findall(r'(?:href|action|src)="([^"]*)"', page)
         assert links and all(x.startswith("/") and x[1:2] not in ("/", "\\") and "\t" not in x for x in links), links
         assert re.search(r'<a class="switch" href="/\?lang=', page)  # the language switch goes to the home page
+
+
+def test_a_client_that_drips_is_cut_off_and_frees_its_slot(world):
+    o, portal = world  # --max-uploads 2, --idle-timeout 2, --min-upload-rate 1/3 (1 kB in each 3 s)
+    invs = [invite(o, portal.base) for _ in range(2)]
+    body, headers = form(("drip.txt", b"x" * 5000))
+    socks = [_posting(portal, i["link"], {"Content-Length": str(len(body)), "Content-Type": headers["Content-Type"]})
+             for i in invs]
+    answers = [b"", b""]
+    pos, deadline = 0, time.monotonic() + 60
+    try:
+        # A byte a second on each: never idle for the idle timeout, far below the minimum rate.
+        while not all(answers) and time.monotonic() < deadline and pos < len(body):
+            for k, s in enumerate(socks):
+                if not answers[k]:
+                    try:
+                        s.sendall(body[pos:pos + 1])
+                    except OSError:
+                        answers[k] = b"(closed)"
+            pos += 1
+            ready, _, _ = select.select([s for k, s in enumerate(socks) if not answers[k]], [], [], 1)
+            for s in ready:
+                answers[socks.index(s)] = s.recv(65536) or b"(closed)"
+    finally:
+        for s in socks:
+            s.close()
+    assert all(a.startswith(b"HTTP/1.1 400") or a == b"(closed)" for a in answers), answers  # cut off, within 60 s
+    assert pos < len(body)  # long before the body was sent
+    assert _eventually(lambda: not any(n.startswith(".upload-") for n in leftovers(o)), 10)
+    assert not any(x.get("invitation") in {i["id"] for i in invs} for x in pending(o))
+    for i in invs:  # the slots are free and each use was given back
+        r, _ = request(portal, "POST", _path(i["link"]), *form(("ok.txt", b"ok")))
+        assert r.status == 200

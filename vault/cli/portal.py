@@ -50,9 +50,10 @@ def portal_grp() -> None:
 @click.option("--max-uploads", default=4, show_default=True, type=click.IntRange(1, 1000), help="Uploads in progress at once; more are refused.")
 @click.option("--rate-limit", default="30/600", show_default=True, help="Requests per invitation link per seconds (N/SECONDS).")
 @click.option("--idle-timeout", default=60, show_default=True, type=click.IntRange(1, 3600), help="Seconds an upload may send nothing before it is cut off.")
+@click.option("--min-upload-rate", default="100/60", show_default=True, help="Slowest upload not cut off: kB (1 kB = 1,000 bytes) in each span of SECONDS (KB/SECONDS).")
 @click.pass_obj
 def portal_serve(obj: Ctx, listen: str, organisation: str, max_file_mb: int, max_submission_mb: int, max_files: int,
-                 max_uploads: int, rate_limit: str, idle_timeout: int) -> None:
+                 max_uploads: int, rate_limit: str, idle_timeout: int, min_upload_rate: str) -> None:
     """Serve the portal for this vault. It needs no identity and can read nothing back."""
     try:
         import uvicorn
@@ -66,9 +67,13 @@ def portal_serve(obj: Ctx, listen: str, organisation: str, max_file_mb: int, max
     m = re.match(r"(\d{1,6})/(\d{1,6})\Z", rate_limit)
     if not m or not int(m.group(1)) or not int(m.group(2)):
         raise InputError(N_("bad --rate-limit {rate_limit!r}"), hint=N_("use REQUESTS/SECONDS, e.g. 30/600"), rate_limit=rate_limit)
+    r = re.match(r"(\d{1,6})/(\d{1,4})\Z", min_upload_rate)
+    if not r or not int(r.group(2)):
+        raise InputError(N_("bad --min-upload-rate {min_upload_rate!r}"), hint=N_("use KB/SECONDS, e.g. 100/60"),
+                         min_upload_rate=min_upload_rate)
     limits = Limits(max_file=max_file_mb * MB, max_submission=max_submission_mb * MB, max_files=max_files,
                     max_concurrent=max_uploads, rate_requests=int(m.group(1)), rate_window=int(m.group(2)),
-                    idle_seconds=idle_timeout)
+                    idle_seconds=idle_timeout, min_rate_bytes=int(r.group(1)) * 1000, min_rate_seconds=int(r.group(2)))
     _check_free(host, port)
     app = create_app(Path(obj.vault.root), organisation=organisation, limits=limits)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
@@ -200,6 +201,7 @@ class Portal:
         pending: list[bytes] = []
         buffered = total = 0
         body = request.stream()
+        span_start, span_bytes = time.monotonic(), 0
         while True:
             try:
                 chunk = await asyncio.wait_for(body.__anext__(), self.limits.idle_seconds)
@@ -207,6 +209,14 @@ class Portal:
                 break
             except asyncio.TimeoutError:
                 raise ClientDisconnect() from None  # a client that stalls is treated as one that left
+            span_bytes += len(chunk)
+            if time.monotonic() - span_start >= self.limits.min_rate_seconds:
+                if span_bytes < self.limits.min_rate_bytes:
+                    # A client that drips (a byte now and then) is never idle: it is cut off like one that stalls.
+                    LOG.info("upload cut off: %d bytes in %.0f s, slower than the minimum rate", span_bytes,
+                             time.monotonic() - span_start)
+                    raise ClientDisconnect()
+                span_start, span_bytes = time.monotonic(), 0
             total += len(chunk)
             if total > self.limits.max_body:
                 raise TooLarge("submission")

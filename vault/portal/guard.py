@@ -35,6 +35,11 @@ class Limits:
     rate_window: int = 600
     idle_seconds: float = 60
     """An upload that sends nothing for this long is cut off, so slow clients cannot hold the slots."""
+    min_rate_bytes: int = 100_000
+    min_rate_seconds: float = 60
+    """An upload that sends fewer than ``min_rate_bytes`` in ``min_rate_seconds`` (counted in
+    consecutive spans from its start) is cut off: one that sends a byte now and then is never idle
+    for long, yet must not hold a slot for days. 100 kB a minute is about 13 kbit/s."""
 
     @property
     def max_body(self) -> int:
