@@ -20,7 +20,8 @@ from office import MARKERS
 from portal_helpers import invite, portal_office, start_portal
 
 LIMITS = ["--max-file-mb", "1", "--max-submission-mb", "2", "--max-files", "3", "--max-uploads", "2",
-          "--rate-limit", "12/600", "--idle-timeout", "2", "--min-upload-rate", "1/3"]
+          "--rate-limit", "12/600", "--idle-timeout", "2", "--min-upload-rate", "1/3",
+          "--header-timeout", "3"]
 HEADERS = {
     "content-security-policy": "frame-ancestors 'none'",
     "x-frame-options": "DENY",
@@ -506,3 +507,82 @@ def test_a_client_that_drips_is_cut_off_and_frees_its_slot(world):
     for i in invs:  # the slots are free and each use was given back
         r, _ = request(portal, "POST", _path(i["link"]), *form(("ok.txt", b"ok")))
         assert r.status == 200
+
+
+def _closed_by_the_server(s: socket.socket, drip: bytes = b"", seconds: float = 30) -> bool:
+    """Whether the portal closes ``s`` within ``seconds``, while ``drip`` is sent a byte a second."""
+    deadline = time.monotonic() + seconds
+    for b in drip.ljust(int(seconds), b" "):
+        if time.monotonic() > deadline:
+            break
+        try:
+            if drip:
+                s.sendall(bytes([b]))
+            if select.select([s], [], [], 1)[0] and s.recv(65536) == b"":  # (the rest of an answer is read past)
+                return True
+        except OSError:
+            return True
+    return False
+
+
+def test_silent_connections_are_closed_and_shut_nobody_out(world):
+    o, portal = world  # --header-timeout 3
+    u = urlsplit(portal.base)
+    silent = [socket.create_connection((u.hostname, u.port), timeout=10) for _ in range(250)]  # no request at all
+    try:
+        time.sleep(0.5)
+        r, page = request(portal, "GET", "/", headers={"Accept-Language": "en"})
+        assert r.status == 200  # open connections that ask nothing take nobody's place
+        inv = invite(o, portal.base)
+        assert request(portal, "POST", _path(inv["link"]), *form(("a.txt", b"hello")))[0].status == 200
+        assert _closed_by_the_server(silent[0])  # the portal closes a connection that sends nothing
+        assert all(_closed_by_the_server(s, seconds=1) for s in silent[1:])
+    finally:
+        for s in silent:
+            s.close()
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:  # headers a byte a second
+        assert _closed_by_the_server(s, b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:  # a kept-alive connection gone quiet
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        assert _closed_by_the_server(s, b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100)
+
+
+def test_requests_beyond_the_cap_in_progress_get_the_busy_page():
+    import asyncio
+
+    from vault.portal.guard import SecurityHeaders
+
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(scope, receive, send):
+        started.set()
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def busy(scope, receive, send):
+        await send({"type": "http.response.start", "status": 503, "headers": []})
+        await send({"type": "http.response.body", "body": b"busy"})
+
+    async def call(mw):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await mw({"type": "http", "method": "GET", "path": "/"}, None, send)
+        return sent[0]["status"]
+
+    async def main():
+        mw = SecurityHeaders(slow, busy=busy, max_requests=1)
+        first = asyncio.ensure_future(call(mw))
+        await started.wait()
+        assert await call(mw) == 503  # one in progress: the next is refused, not queued
+        release.set()
+        assert await first == 200
+        release.clear()
+        release.set()
+        assert await call(mw) == 200  # the first one done, there is room again
+
+    asyncio.run(main())

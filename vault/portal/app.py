@@ -272,4 +272,8 @@ def create_app(vault_dir: Path, *, organisation: str, limits: Limits | None = No
         Route("/i/{iid}/{token}", portal.upload, methods=["POST"]),
     ], exception_handlers={404: portal.not_found, 405: portal.not_allowed})
     app.state.portal = portal
-    return SecurityHeaders(app)
+
+    async def busy(scope: Any, receive: Any, send: Any) -> None:
+        await portal.problem(Request(scope, receive), "busy", 503)(scope, receive, send)
+
+    return SecurityHeaders(app, busy=busy, max_requests=portal.limits.max_requests)
