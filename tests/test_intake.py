@@ -82,3 +82,21 @@ def test_tampered_submission_is_refused(office, tmp_path):
     res = office.run("intake", "accept", sid, who="bob", ok=False)
     assert res.exit_code == 1 and "does not match its record" in res.stderr
     assert Vault.open(office.vault_dir) and office.json("doc", "list", office.number, who="bob") == []
+
+
+@pytest.mark.parametrize("date, why", [("2999-12-31", "in the future"), ("1850-06-01", "before 1900")])
+def test_accept_refuses_a_date_in_the_future_or_before_1900_unless_forced(office, tmp_path, date, why):
+    # Whoever submits chooses the date (any writer of intake/ can); the archivist's accept checks it
+    # as the vault checks a member's own dates.
+    f = tmp_path / "old.txt"
+    f.write_text("old")
+    sid = office.json("intake", "submit", str(f), "--for", office.number, "--category", "feedback", "--source", "s",
+                      "--date", date, "--force-date")["ids"][0]
+    res = office.run("intake", "accept", sid, who="bob", ok=False)
+    assert res.exit_code == 1
+    assert f"intake submission {sid} is dated {date}, {why}" in res.stderr.splitlines()[0]
+    assert "--force-date" in res.stderr
+    assert office.json("doc", "list", office.number, who="bob") == []
+    assert [r["id"] for r in office.json("intake", "list", who="bob")] == [sid]  # still pending, to reject or force
+    docno = office.json("intake", "accept", sid, "--force-date", who="bob")["number"]
+    assert office.json("doc", "list", office.number, who="bob")[0]["number"] == docno

@@ -7,6 +7,7 @@ import datetime as dt
 import http.client
 import os
 import re
+import select
 import shutil
 import socket
 import time
@@ -19,7 +20,8 @@ from office import MARKERS
 from portal_helpers import invite, portal_office, start_portal
 
 LIMITS = ["--max-file-mb", "1", "--max-submission-mb", "2", "--max-files", "3", "--max-uploads", "2",
-          "--rate-limit", "12/600", "--idle-timeout", "2"]
+          "--rate-limit", "12/600", "--idle-timeout", "2", "--min-upload-rate", "1/3",
+          "--header-timeout", "3"]
 HEADERS = {
     "content-security-policy": "frame-ancestors 'none'",
     "x-frame-options": "DENY",
@@ -353,3 +355,234 @@ def test_the_portal_needs_no_key_at_all(tmp_path, monkeypatch):
     out = tmp_path / "back"
     o.run("doc", "view", docno, "--output", str(out), who="bob")
     assert out.read_bytes() == data
+
+
+def _log_since(portal, offset: int) -> str:
+    time.sleep(0.3)  # the access-log line is written after the answer
+    return portal.log.read_bytes()[offset:].decode("utf-8", "replace")
+
+
+def test_a_boundary_rfc_2046_does_not_allow_is_refused_and_takes_no_use(world):
+    o, portal = world
+    inv = invite(o, portal.base)  # one use
+    start = portal.log.stat().st_size
+    for boundary in ("b" * 71, "b" * 300, "ends-in-space ", "semi;colon"):
+        body, _ = multipart([("c1", None, b"other"), ("d1", None, b"2026-01-01"), ("f1", "a.txt", b"x")], boundary)
+        r, page = request(portal, "POST", _path(inv["link"]), body,
+                          {"Content-Type": f'multipart/form-data; boundary="{boundary}"', "Accept-Language": "en"})
+        assert r.status == 400 and "The form could not be read" in page, boundary
+    assert "Traceback" not in _log_since(portal, start)
+    assert not (o.vault_dir / "intake" / "uses" / inv["id"]).is_dir() or not any((o.vault_dir / "intake" / "uses" / inv["id"]).iterdir())
+    r, _ = request(portal, "POST", _path(inv["link"]), *form(("a.txt", b"hello")))
+    assert r.status == 200  # the refused attempts took no use: the one use is still there
+
+
+def test_a_malformed_multipart_body_gets_the_form_page_and_gives_its_use_back(world):
+    o, portal = world
+    inv = invite(o, portal.base)  # one use
+    good = [("c1", None, b"other"), ("d1", None, b"2026-01-01")]
+    bodies = {
+        "bytes before the first boundary": b"garbage" * 10,
+        "a part header line without a colon": b"--b0undary\r\nContent-Disposition form-data\r\n\r\nx\r\n--b0undary--\r\n",
+        "a 5000-character file name": multipart(good + [("f1", "x" * 5000, b"zz")])[0],
+        "a part header that never ends": b"--b0undary\r\nContent-Disposition: form-data; name=\"c1\"" + b"x" * 20000,
+    }
+    start = portal.log.stat().st_size
+    for what, body in bodies.items():
+        r, page = request(portal, "POST", _path(inv["link"]), body,
+                          {"Content-Type": "multipart/form-data; boundary=b0undary", "Accept-Language": "en"})
+        assert r.status == 400 and "The form could not be read" in page, what
+    log = _log_since(portal, start)
+    assert "Traceback" not in log and " 500 " not in log
+    assert not any(x.get("invitation") == inv["id"] for x in pending(o))
+    assert not any(n.startswith(".upload-") for n in leftovers(o))
+    r, _ = request(portal, "POST", _path(inv["link"]), *form(("a.txt", b"hello")))
+    assert r.status == 200  # each refusal gave the one use back
+
+
+def _raw_get(portal, target: str) -> bytes:
+    u = urlsplit(portal.base)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while data := s.recv(65536):
+            answer += data
+    return answer
+
+
+def test_the_log_keeps_the_token_out_of_every_spelling_of_the_path(world):
+    o, portal = world
+    inv = invite(o, portal.base, "--uses", "2")
+    path, token = _path(inv["link"]), inv["link"].rsplit("/", 1)[1]
+    start = portal.log.stat().st_size
+    for target in ("/" + path, "/." + path, path.replace("/i/", "/i//"), "/x" + path, path + "/more",
+                   path.replace(token, token + "%0A"), f"http://127.0.0.1{path}", f"http://x/{path}"):
+        assert _raw_get(portal, target).startswith(b"HTTP/1.1 "), target
+    log = _log_since(portal, start)
+    assert log.count(" vault.portal GET ") >= 8  # each request has its line ...
+    assert token not in log and token[:40] not in log  # ... and none names the token
+    assert request(portal, "GET", path)[0].status == 200  # the link itself still works
+
+
+def test_a_line_feed_in_the_path_cannot_forge_a_log_line(world):
+    o, portal = world
+    start = portal.log.stat().st_size
+    forged = "2026-01-01 00:00:00,000 vault.portal POST /i/forged/… 200 0.001s"
+    for sep in ("%0A", "%0D", "%0D%0A", "%E2%80%A8", "%1B[2K"):
+        request(portal, "GET", "/x" + sep + forged.replace(" ", "%20").replace("…", "%E2%80%A6"))
+    lines = _log_since(portal, start).splitlines()
+    assert not any(line.startswith("2026-01-01") for line in lines)
+    assert not any("\x1b" in line or "\r" in line or "\u2028" in line for line in lines)
+    assert sum("/i/forged/" in line for line in lines) == 5  # each request on its own single line, escaped
+
+
+def test_a_date_in_the_future_or_before_1900_is_refused_and_gives_the_use_back(world):
+    o, portal = world
+    inv = invite(o, portal.base)  # one use
+    tomorrow = (dt.date.today() + dt.timedelta(days=2)).isoformat()  # a day's margin for the time zones
+    for date in (tomorrow, "2999-12-31", "1899-12-31", "0001-01-01"):
+        body, headers = form(("a.txt", b"hello"), date=date)
+        r, page = request(portal, "POST", _path(inv["link"]), body, headers | {"Accept-Language": "en"})
+        assert r.status == 400 and "A date is missing or wrong" in page, date
+    assert not any(x.get("invitation") == inv["id"] for x in pending(o))
+    assert not any(n.startswith(".upload-") for n in leftovers(o))
+    r, _ = request(portal, "POST", _path(inv["link"]), *form(("a.txt", b"hello"), date="1900-01-01"))
+    assert r.status == 200  # the earliest date allowed; the refusals gave the one use back
+
+
+def test_files_adding_up_to_more_than_the_submission_limit_are_refused(world):
+    o, portal = world
+    inv = invite(o, portal.base)  # one use
+    mb = 1_000_000  # --max-file-mb 1, --max-submission-mb 2: each file fits, together they do not
+    body, headers = form(("a.bin", b"a" * mb), ("b.bin", b"b" * mb), ("c.bin", b"c" * 60_000))
+    assert len(body) < 2 * mb + 64 * 1024  # under the body's allowance for the form's own bytes
+    r, page = request(portal, "POST", _path(inv["link"]), body, headers | {"Accept-Language": "en"})
+    assert r.status == 413 and "Too large" in page
+    assert not any(x.get("invitation") == inv["id"] for x in pending(o))  # not even the files that fitted
+    assert not any(n.startswith(".upload-") for n in leftovers(o))
+    r, _ = request(portal, "POST", _path(inv["link"]), *form(("a.bin", b"a" * mb), ("b.bin", b"b" * mb)))
+    assert r.status == 200  # exactly the limit is allowed; the refusal gave the use back
+
+
+@pytest.mark.parametrize("path", ["//evil.example/login", "///evil.example/", "/%5Cevil.example/x", "/%5C/evil.example",
+                                  "/%09/evil.example", "//evil.example/i/x/y"])
+def test_no_page_links_off_the_site_whatever_path_was_asked_for(world, path):
+    o, portal = world
+    for method in ("GET", "DELETE"):
+        r, page = request(portal, method, path)
+        assert r.status in (404, 405)
+        links = re.findall(r'(?:href|action|src)="([^"]*)"', page)
+        assert links and all(x.startswith("/") and x[1:2] not in ("/", "\\") and "\t" not in x for x in links), links
+        assert re.search(r'<a class="switch" href="/\?lang=', page)  # the language switch goes to the home page
+
+
+def test_a_client_that_drips_is_cut_off_and_frees_its_slot(world):
+    o, portal = world  # --max-uploads 2, --idle-timeout 2, --min-upload-rate 1/3 (1 kB in each 3 s)
+    invs = [invite(o, portal.base) for _ in range(2)]
+    body, headers = form(("drip.txt", b"x" * 5000))
+    socks = [_posting(portal, i["link"], {"Content-Length": str(len(body)), "Content-Type": headers["Content-Type"]})
+             for i in invs]
+    answers = [b"", b""]
+    pos, deadline = 0, time.monotonic() + 60
+    try:
+        # A byte a second on each: never idle for the idle timeout, far below the minimum rate.
+        while not all(answers) and time.monotonic() < deadline and pos < len(body):
+            for k, s in enumerate(socks):
+                if not answers[k]:
+                    try:
+                        s.sendall(body[pos:pos + 1])
+                    except OSError:
+                        answers[k] = b"(closed)"
+            pos += 1
+            ready, _, _ = select.select([s for k, s in enumerate(socks) if not answers[k]], [], [], 1)
+            for s in ready:
+                answers[socks.index(s)] = s.recv(65536) or b"(closed)"
+    finally:
+        for s in socks:
+            s.close()
+    assert all(a.startswith(b"HTTP/1.1 400") or a == b"(closed)" for a in answers), answers  # cut off, within 60 s
+    assert pos < len(body)  # long before the body was sent
+    assert _eventually(lambda: not any(n.startswith(".upload-") for n in leftovers(o)), 10)
+    assert not any(x.get("invitation") in {i["id"] for i in invs} for x in pending(o))
+    for i in invs:  # the slots are free and each use was given back
+        r, _ = request(portal, "POST", _path(i["link"]), *form(("ok.txt", b"ok")))
+        assert r.status == 200
+
+
+def _closed_by_the_server(s: socket.socket, drip: bytes = b"", seconds: float = 30) -> bool:
+    """Whether the portal closes ``s`` within ``seconds``, while ``drip`` is sent a byte a second."""
+    deadline = time.monotonic() + seconds
+    for b in drip.ljust(int(seconds), b" "):
+        if time.monotonic() > deadline:
+            break
+        try:
+            if drip:
+                s.sendall(bytes([b]))
+            if select.select([s], [], [], 1)[0] and s.recv(65536) == b"":  # (the rest of an answer is read past)
+                return True
+        except OSError:
+            return True
+    return False
+
+
+def test_silent_connections_are_closed_and_shut_nobody_out(world):
+    o, portal = world  # --header-timeout 3
+    u = urlsplit(portal.base)
+    silent = [socket.create_connection((u.hostname, u.port), timeout=10) for _ in range(250)]  # no request at all
+    try:
+        time.sleep(0.5)
+        r, page = request(portal, "GET", "/", headers={"Accept-Language": "en"})
+        assert r.status == 200  # open connections that ask nothing take nobody's place
+        inv = invite(o, portal.base)
+        assert request(portal, "POST", _path(inv["link"]), *form(("a.txt", b"hello")))[0].status == 200
+        assert _closed_by_the_server(silent[0])  # the portal closes a connection that sends nothing
+        assert all(_closed_by_the_server(s, seconds=1) for s in silent[1:])
+    finally:
+        for s in silent:
+            s.close()
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:  # headers a byte a second
+        assert _closed_by_the_server(s, b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:  # a kept-alive connection gone quiet
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        assert _closed_by_the_server(s, b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100)
+
+
+def test_requests_beyond_the_cap_in_progress_get_the_busy_page():
+    import asyncio
+
+    from vault.portal.guard import SecurityHeaders
+
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(scope, receive, send):
+        started.set()
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def busy(scope, receive, send):
+        await send({"type": "http.response.start", "status": 503, "headers": []})
+        await send({"type": "http.response.body", "body": b"busy"})
+
+    async def call(mw):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await mw({"type": "http", "method": "GET", "path": "/"}, None, send)
+        return sent[0]["status"]
+
+    async def main():
+        mw = SecurityHeaders(slow, busy=busy, max_requests=1)
+        first = asyncio.ensure_future(call(mw))
+        await started.wait()
+        assert await call(mw) == 503  # one in progress: the next is refused, not queued
+        release.set()
+        assert await first == 200
+        release.clear()
+        release.set()
+        assert await call(mw) == 200  # the first one done, there is room again
+
+    asyncio.run(main())

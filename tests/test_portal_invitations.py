@@ -173,6 +173,8 @@ def test_portal_serve_refuses_bad_settings_in_one_line(office):
         for args, words in ((["--listen", "nonsense"], "bad listen address"),
                             (["--listen", "127.0.0.1:99999"], "bad listen address"),
                             (["--rate-limit", "0/60"], "bad --rate-limit"),
+                            (["--min-upload-rate", "100/0"], "bad --min-upload-rate"),
+                            (["--min-upload-rate", "fast"], "bad --min-upload-rate"),
                             (["--listen", f"127.0.0.1:{port}"], "cannot listen on")):
             res = office.run("portal", "serve", "--organisation", "X", *args, ok=False)
             assert res.exit_code == 1 and words in res.stderr and "vault: hint:" in res.stderr, res.output

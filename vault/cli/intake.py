@@ -102,11 +102,12 @@ def intake_invitations(obj: Ctx, as_json: bool) -> None:
 
 @intake_grp.command("accept")
 @click.argument("id")
+@options.force_date
 @json_opt
 @click.pass_obj
-def intake_accept(obj: Ctx, id: str, as_json: bool) -> None:
+def intake_accept(obj: Ctx, id: str, force_date: bool, as_json: bool) -> None:
     """Add a submission to its dossier; prints the new document number."""
-    number = intake.accept(obj.actor(), id)
+    number = intake.accept(obj.actor(), id, force_date=force_date)
     emit({"number": number}, as_json, number)
 
 

@@ -25,7 +25,7 @@ from vault.archive import authority, intakekey, members
 from vault.crypto import age
 from vault.store.hashing import HashingWriter, hash_file
 from vault.archive.manifests import CATEGORIES
-from vault.archive.manifests import (append_document, load_manifest, manifest_file, parse_date, parse_record_date,
+from vault.archive.manifests import (EARLIEST_DATE, append_document, load_manifest, manifest_file, parse_date, parse_record_date,
                                      read_table, resolve)
 from vault.archive import invitations
 from vault.archive.intakerecords import Submission
@@ -229,13 +229,15 @@ def _load(v: Vault, sid: str) -> Submission:
     return rec
 
 
-def accept(actor: Actor, sid: str) -> str:
-    """Move a submission into its dossier as a document; returns the document number."""
+def accept(actor: Actor, sid: str, *, force_date: bool = False) -> str:
+    """Move a submission into its dossier as a document; returns the document number. A date in the
+    future or before 1900 (anyone who can write ``intake/`` chooses it) is refused unless ``force_date``."""
     actor.require("intake.manage")
     v = actor.vault
     with v.lock(exclusive=True):
         _undecided(v, sid)
         rec = _load(v, sid)
+        _check_date(rec, today=actor.clock.today(), force=force_date)
         src = _dir(v) / f"{sid}.age"
         if hash_file(src, name=f"intake/{sid}.age") != (rec.sha256, rec.size):
             raise IntegrityError(N_("intake/{sid}.age does not match its record (damaged or tampered with)"), sid=sid)
@@ -279,6 +281,16 @@ def accept(actor: Actor, sid: str) -> str:
         _remove(v, sid)
         sweep_uploads(v, older_than=STALE_UPLOAD)
     return number
+
+
+def _check_date(rec: Submission, *, today: str, force: bool) -> None:
+    # The same check as a member's own dates (docs/FORMAT.md §9), made again here: the date was chosen
+    # by whoever submitted, and a mistyped year would start or stop a retention clock.
+    if force or EARLIEST_DATE <= rec.date <= today:
+        return
+    msg = N_("intake submission {sid} is dated {date}, in the future") if rec.date > today else \
+        N_("intake submission {sid} is dated {date}, before 1900")
+    raise InputError(msg, hint=N_("reject it, or pass --force-date if the date is really meant"), sid=rec.id, date=rec.date)
 
 
 def _check_invitation(v: Vault, iid: str, rec: Submission, dossier_id: str) -> None:

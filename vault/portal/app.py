@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -29,7 +31,7 @@ from vault.office import intake, invitations
 from vault.archive import invitations as invitations_
 from vault.archive.manifests import CATEGORIES
 from vault.portal.guard import Limits, RateLimiter, SecurityHeaders
-from vault.portal.upload import FormProblem, TooLarge, UploadForm
+from vault.portal.upload import FormProblem, TooLarge, UploadForm, valid_boundary
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -75,20 +77,23 @@ class Portal:
             return i18n.negotiate([chosen]), True
         return i18n.negotiate(i18n.parse_accept_language(request.headers.get("accept-language"))), False
 
-    def page(self, request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    def page(self, request: Request, template: str, status: int = 200, *, switch_path: str | None = None,
+             **ctx: Any) -> HTMLResponse:
+        """``template`` in the reader's language; its language switch links to ``switch_path``, by
+        default the path asked for — which only a handler of a route may leave as the default."""
         lang, chosen = self.lang(request)
         other = "en" if lang == "zh_Hans" else "zh"
         html = self.envs[lang].get_template(template).render(
             lang=lang, html_lang="zh-Hans" if lang == "zh_Hans" else "en", organisation=self.organisation,
-            switch_url=f"{request.url.path}?lang={other}", lang_query=f"?lang={'zh' if lang == 'zh_Hans' else 'en'}"
+            switch_url=f"{_local(switch_path or request.url.path)}?lang={other}", lang_query=f"?lang={'zh' if lang == 'zh_Hans' else 'en'}"
             if chosen else "", size=lambda n: i18n.format_size(n, lang), when=lambda t: i18n.format_datetime(t, lang, clock.current_zone()),
             count=lambda n: i18n.format_number(n, lang), limits=self.limits,
             # An archive number must not break at its hyphens.
             number_html=Markup('<span class="no">%s</span>') % ctx.get("number", ""), **ctx)
         return HTMLResponse(html, status_code=status)
 
-    def problem(self, request: Request, key: str, status: int) -> HTMLResponse:
-        return self.page(request, "problem.html", status, key=key)
+    def problem(self, request: Request, key: str, status: int, *, switch_path: str | None = None) -> HTMLResponse:
+        return self.page(request, "problem.html", status, switch_path=switch_path, key=key)
 
     # -- the invitation a request names ------------------------------------------------------------
 
@@ -146,7 +151,7 @@ class Portal:
             return err
         assert rec is not None
         ctype, params = parse_options_header(request.headers.get("content-type"))
-        if ctype != b"multipart/form-data" or not params.get(b"boundary"):
+        if ctype != b"multipart/form-data" or not valid_boundary(params.get(b"boundary", b"")):
             return self.problem(request, "form", 400)
         if self.uploads >= self.limits.max_concurrent:
             return self.problem(request, "busy", 503)
@@ -166,10 +171,11 @@ class Portal:
             slot = invitations.claim_use(self.v, rec, receipt)
         except ConflictError:
             return self.problem(request, "used", 410)
-        form = UploadForm(self.v, boundary=boundary, max_file=self.limits.max_file, max_files=self.limits.max_files,
-                          max_body=self.limits.max_body)
+        form: UploadForm | None = None
         filed = False
         try:
+            form = UploadForm(self.v, boundary=boundary, max_file=self.limits.max_file, max_files=self.limits.max_files,
+                              max_body=self.limits.max_body, max_submission=self.limits.max_submission)
             await self._feed(request, form)
             rows = form.rows()
             await run_in_threadpool(self._commit, rec, receipt, rows)
@@ -185,7 +191,8 @@ class Portal:
             return self.problem(request, "busy", 503)
         finally:
             if not filed:
-                form.discard()
+                if form is not None:
+                    form.discard()
                 invitations.release_use(slot)
         return self.page(request, "receipt.html", receipt=receipt, number=rec["number"], files=rows,
                          at=self.v.clock.now())
@@ -194,6 +201,7 @@ class Portal:
         pending: list[bytes] = []
         buffered = total = 0
         body = request.stream()
+        span_start, span_bytes = time.monotonic(), 0
         while True:
             try:
                 chunk = await asyncio.wait_for(body.__anext__(), self.limits.idle_seconds)
@@ -201,6 +209,14 @@ class Portal:
                 break
             except asyncio.TimeoutError:
                 raise ClientDisconnect() from None  # a client that stalls is treated as one that left
+            span_bytes += len(chunk)
+            if time.monotonic() - span_start >= self.limits.min_rate_seconds:
+                if span_bytes < self.limits.min_rate_bytes:
+                    # A client that drips (a byte now and then) is never idle: it is cut off like one that stalls.
+                    LOG.info("upload cut off: %d bytes in %.0f s, slower than the minimum rate", span_bytes,
+                             time.monotonic() - span_start)
+                    raise ClientDisconnect()
+                span_start, span_bytes = time.monotonic(), 0
             total += len(chunk)
             if total > self.limits.max_body:
                 raise TooLarge("submission")
@@ -224,11 +240,20 @@ class Portal:
                 row["sub"].commit(number=rec["number"], category=row["category"], date=row["date"],
                                   original=row["original"], meta=meta, invitation=rec["id"], receipt=receipt)
 
+    # A path no route took is the client's own choice (``//evil.example/x`` would be a link off the
+    # site): these pages switch language on the home page.
+
     async def not_found(self, request: Request, exc: Exception) -> Response:
-        return self.problem(request, "not-found", 404)
+        return self.problem(request, "not-found", 404, switch_path="/")
 
     async def not_allowed(self, request: Request, exc: Exception) -> Response:
-        return self.problem(request, "not-found", 405)
+        return self.problem(request, "not-found", 405, switch_path="/")
+
+
+def _local(path: str) -> str:
+    """``path`` as a link that stays on this site: one leading slash (``//host`` and ``/\\host`` lead
+    elsewhere), everything else percent-encoded (a browser drops a tab or line feed from a link)."""
+    return quote("/" + path.lstrip("/\\"), safe="/")
 
 
 def _parse_stamp(text: str) -> dt.datetime:
@@ -247,4 +272,8 @@ def create_app(vault_dir: Path, *, organisation: str, limits: Limits | None = No
         Route("/i/{iid}/{token}", portal.upload, methods=["POST"]),
     ], exception_handlers={404: portal.not_found, 405: portal.not_allowed})
     app.state.portal = portal
-    return SecurityHeaders(app)
+
+    async def busy(scope: Any, receive: Any, send: Any) -> None:
+        await portal.problem(Request(scope, receive), "busy", 503)(scope, receive, send)
+
+    return SecurityHeaders(app, busy=busy, max_requests=portal.limits.max_requests)

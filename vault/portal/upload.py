@@ -14,12 +14,13 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from vault.errors import InputError
 from vault.office import intake
 from vault.archive.manifests import CATEGORIES
-from vault.archive.manifests import parse_date
+from vault.archive.manifests import parse_record_date
 
 if TYPE_CHECKING:
     from vault.archive.vault import Vault
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
 MAX_FILENAME = 255
 _FILE_FIELD = re.compile(r"f([1-9][0-9]?)\Z")
 _TEXT_FIELD = re.compile(r"([cdo])([1-9][0-9]?)\Z")
+# RFC 2046 §5.1.1: 1 to 70 of these characters, the last not a space.
+_BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-]\Z")
+
+
+def valid_boundary(boundary: bytes) -> bool:
+    """Whether a multipart boundary is one RFC 2046 allows (every browser's is)."""
+    return _BOUNDARY.match(boundary) is not None
 
 
 class TooLarge(Exception):
@@ -67,8 +75,10 @@ class UploadForm:
     """Callbacks for one multipart body; ``files`` maps row number to (file name, submission)."""
 
     def __init__(self, v: Vault, *, boundary: bytes, max_file: int, max_files: int, max_body: int,
-                 max_field: int = 1000, max_parts: int = 64) -> None:
+                 max_submission: int, max_field: int = 1000, max_parts: int = 64) -> None:
         self.v, self.max_file, self.max_files, self.max_field, self.max_parts = v, max_file, max_files, max_field, max_parts
+        self.max_submission = max_submission
+        self.file_bytes = 0  # of every file part so far: the submission limit counts these
         self.files: dict[int, tuple[str, Any]] = {}
         self.fields: dict[str, str] = {}
         self._parts = 0
@@ -83,12 +93,18 @@ class UploadForm:
         self.complete = False
 
     def write(self, data: bytes) -> None:
-        self.parser.write(data)
+        try:
+            self.parser.write(data)
+        except FormParserError:  # not multipart as RFC 7578 has it: bytes before the first boundary,
+            raise FormProblem("form") from None  # a header line without a colon, an endless header
 
     def finalize(self) -> None:
         """The body has ended: FormProblem("cut") unless the closing boundary was seen (the parser
         itself does not check that, and a cut body must never be filed)."""
-        self.parser.finalize()
+        try:
+            self.parser.finalize()
+        except FormParserError:
+            raise FormProblem("form") from None
         if not self.complete:
             raise FormProblem("cut")
 
@@ -133,6 +149,9 @@ class UploadForm:
         if part.sub is not None:
             if part.sub.size + n > self.max_file:
                 raise TooLarge("file")
+            if self.file_bytes + n > self.max_submission:
+                raise TooLarge("submission")
+            self.file_bytes += n
             part.sub.write(memoryview(data)[start:end])
         elif part.filename is None and part.name.startswith("f"):
             if n:
@@ -164,7 +183,8 @@ class UploadForm:
             if category not in CATEGORIES:
                 raise FormProblem("category")
             try:
-                date = parse_date(self.fields.get(f"d{i}", ""))
+                # The vault's own check on a date it records: not in the future, not before 1900.
+                date = parse_record_date(self.fields.get(f"d{i}", ""), today=self.v.clock.today())
             except InputError:
                 raise FormProblem("date") from None
             out.append({"row": i, "filename": name, "sub": sub, "category": category, "date": date,
