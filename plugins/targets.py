@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from vault.errors import InputError, IntegrityError, NotFoundError, PluginError
 from vault.i18n import Message, N_
 from vault.hookspecs import hookimpl
-from vault.store import fsync_dir, make_dir, seam, walk
+from vault.store import NotRegularError, fsync_dir, make_dir, open_regular, seam, walk
 from vault.store.directio import DirectWriter
 from vault.store.syncing import sync_dirs, sync_files
 
@@ -52,7 +52,8 @@ class FileTarget:
     """Objects as files under a directory: ``file:///abs/path``; writes are temp file + fsync + rename.
 
     The directory's owner is not trusted: no object is read, written or deleted through a symbolic
-    link or a non-directory below the root (the root itself may be a link the user chose).
+    link or a non-directory below the root (the root itself may be a link the user chose), and only
+    a regular file is read as an object — never a FIFO, which would wait for ever, nor a device.
     """
 
     #: It holds no connection, lock or thread: a forked process may put objects through it (a large
@@ -85,6 +86,10 @@ class FileTarget:
                                         "(a symbolic link or other file: tampered with)"),
                                      hint=N_("run 'vault backup verify'"), url=self.url, name=name,
                                      part="/".join(parts[: i + 1]))
+
+    def _not_regular(self, name: str) -> IntegrityError:
+        return IntegrityError(N_("{url}: object {name} is not a regular file (a symbolic link, FIFO or device: "
+                                 "tampered with)"), hint=N_("run 'vault backup verify'"), url=self.url, name=name)
 
     def put(self, name: str, data: BinaryIO, *, create_only: bool = False) -> None:
         path = self._path(name)
@@ -144,12 +149,20 @@ class FileTarget:
 
     def get(self, name: str) -> BinaryIO:
         try:
-            return open(self._path(name), "rb")
+            return open_regular(self._path(name), name=name)
         except FileNotFoundError:
             raise NotFoundError(N_("{url}: no object {name}"), url=self.url, name=name) from None
+        except NotRegularError:
+            raise self._not_regular(name) from None
 
     def exists(self, name: str) -> bool:
-        return self._path(name).is_file()
+        try:
+            mode = os.lstat(self._path(name)).st_mode
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(mode):
+            raise self._not_regular(name)
+        return True
 
     def list(self, prefix: str = "") -> Iterator[str]:
         # The prefix may end inside a name ("snapshots/ab"): walk the directory it is in.
@@ -186,8 +199,11 @@ class FileTarget:
         return sorted(gone)
 
     def delete(self, name: str) -> None:
+        # unlink(2) removes a link or FIFO itself, never what a link names; a directory is refused.
         path = self._path(name)
         try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                raise self._not_regular(name)
             seam.step("unlink", path)
             path.unlink()
         except FileNotFoundError:

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from backup_helpers import actor, add_docs, office_with_dossiers
-from vault.errors import IntegrityError
+from vault.errors import IntegrityError, NotFoundError
 from vault_plugins.targets import FileTarget
 
 PY = sys.executable
@@ -47,13 +48,17 @@ def rewrite(t: Path, prefix: str, edit) -> str:
     return f"{prefix}/{sha(data)}"
 
 
-def cli(o, *args: str) -> subprocess.CompletedProcess:
+def cli(o, *args: str, limit_memory: bool = False) -> subprocess.CompletedProcess:
     """``vault ARGS`` in a process of its own (the timeout only keeps a hang from stopping the suite)."""
     env = {**os.environ, "VAULT_DIR": str(o.vault_dir), "VAULT_PASSPHRASE_FILE": str(o.root / "pass"),
            "VAULT_IDENTITY": str(o.ident("bob")), "VAULT_AGENT_SOCK": str(o.root / "none.sock")}
 
+    def one_gib() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
     try:
-        return subprocess.run([PY, "-m", "vault", *args], env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run([PY, "-m", "vault", *args], env=env, capture_output=True, text=True, timeout=120,
+                              preexec_fn=one_gib if limit_memory else None)
     except subprocess.TimeoutExpired:
         pytest.fail(f"vault {' '.join(args)} still waits after 120 s")
 
@@ -129,3 +134,63 @@ def test_the_file_target_goes_through_no_link_below_its_root(tmp_path):
     t.put("y/obj", io.BytesIO(b"here"))  # through the root's own link: fine
     assert (real / "y" / "obj").read_bytes() == b"here" and t.get("y/obj").read() == b"here"
 
+
+# -- what is no regular file in place of an object ------------------------------------------------
+
+
+@pytest.mark.parametrize("name,cmd", [("config", "list"), ("locks/x", "run"), ("pack", "restore")])
+def test_a_fifo_in_place_of_an_object_is_named_and_waited_on_by_nothing(backed_up, tmp_path, name, cmd):
+    """Attack: ``config``, a lock or a pack replaced by a FIFO — opening it would wait for a writer
+    for ever (``backup list``, ``run``, ``restore`` never ended)."""
+    o, t = backed_up
+    if name == "pack":
+        (pack,) = [p for p in (t / "data").rglob("*") if p.is_file()]
+        name = pack.relative_to(t).as_posix()
+    (t / name).unlink(missing_ok=True)
+    (t / name).parent.mkdir(exist_ok=True)
+    os.mkfifo(t / name)
+    args = {"list": [], "run": [], "restore": ["latest", str(tmp_path / "r")]}[cmd]
+    one_error(cli(o, "backup", cmd, f"file://{t}", *args), f"object {name} is not a regular file", str(t))
+
+
+def test_config_linked_to_a_device_is_not_read(backed_up):
+    """Attack: ``config`` made a link to ``/dev/zero`` — read without end, it ran the process out of
+    memory (a MemoryError traceback under a 1 GiB limit)."""
+    o, t = backed_up
+    (t / "config").unlink()
+    os.symlink("/dev/zero", t / "config")
+    one_error(cli(o, "backup", "list", f"file://{t}", limit_memory=True), "object config is not a regular file")
+
+
+def test_verify_names_each_object_that_is_no_regular_file(backed_up):
+    """A FIFO in place of a snapshot and a link in place of a tree: ``backup verify`` names both as
+    problems and waits on neither."""
+    o, t = backed_up
+    (snap,) = (t / "snapshots").iterdir()
+    (tree,) = (t / "trees").iterdir()
+    snap.unlink()
+    os.mkfifo(snap)
+    tree.rename(t / "moved")
+    os.symlink(t / "moved", tree)
+    r = cli(o, "backup", "verify", f"file://{t}")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    for p in (snap, tree):
+        assert f"object {p.relative_to(t).as_posix()} is not a regular file" in r.stdout + r.stderr
+
+
+def test_the_file_target_reads_only_regular_files(tmp_path):
+    t = FileTarget(f"file://{tmp_path}")
+    os.mkfifo(tmp_path / "fifo")
+    os.symlink("/dev/zero", tmp_path / "zero")
+    (tmp_path / "dir").mkdir()
+    for name in ("fifo", "zero", "dir"):
+        for call in (t.get, t.exists):
+            with pytest.raises(IntegrityError, match=f"object {name} is not a regular file"):
+                call(name)
+    with pytest.raises(IntegrityError, match="object dir is not a regular file"):
+        t.delete("dir")
+    t.delete("zero")  # removes the link itself, never what it names
+    assert not os.path.lexists(tmp_path / "zero") and os.path.exists("/dev/zero")
+    assert not t.exists("missing")
+    with pytest.raises(NotFoundError):
+        t.get("missing")
