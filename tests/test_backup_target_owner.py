@@ -194,3 +194,77 @@ def test_the_file_target_reads_only_regular_files(tmp_path):
     assert not t.exists("missing")
     with pytest.raises(NotFoundError):
         t.get("missing")
+
+
+# -- forged JSON objects, each named by its own hash ----------------------------------------------
+
+
+def _each_pack(ix: dict, key: str, value) -> None:
+    for p in ix["packs"].values():
+        p[key] = value
+
+
+def _first_blob(ix: dict, entry) -> None:
+    next(iter(ix["packs"].values()))["blobs"][0] = entry
+
+
+FORGED = {
+    "index: blobs not a list": ("index", lambda ix: _each_pack(ix, "blobs", 5)),
+    "index: packs a list": ("index", lambda ix: ix.__setitem__("packs", [1])),
+    "index: a blob entry of a string": ("index", lambda ix: _first_blob(ix, ["0" * 64, "a", 1])),
+    "index: size a string": ("index", lambda ix: _each_pack(ix, "size", "1")),
+    "snapshot: no tree": ("snapshots", lambda s: s.pop("tree")),
+    "snapshot: other a number": ("snapshots", lambda s: s.__setitem__("other", 5)),
+    "snapshot: other a dict": ("snapshots", lambda s: s.__setitem__("other", {"0" * 64: 1})),
+    "snapshot: history a list": ("snapshots", lambda s: s.__setitem__("history", [1, 2])),
+    "snapshot: time not a time": ("snapshots", lambda s: s.__setitem__("time", "2026-13-01T00:00:00Z")),
+}
+
+
+@pytest.mark.parametrize("what", FORGED)
+def test_verify_names_a_forged_index_or_snapshot(backed_up, what):
+    """Attack: an index or snapshot replaced by JSON of another shape, named by its own hash —
+    ``backup verify`` ended in a traceback (a dict iterated as a list, a missing key, a string
+    unpacked as an entry)."""
+    o, t = backed_up
+    prefix, edit = FORGED[what]
+    name = rewrite(t, prefix, edit)
+    res = o.run("backup", "verify", f"file://{t}", ok=False)
+    assert res.exit_code == 1, res.output
+    assert f"problem: {name}: does not parse" in res.output, res.output
+
+
+SNAPSHOT_FIELDS = {
+    "no files": lambda s: s.pop("files"),
+    "bytes a string": lambda s: s.__setitem__("bytes", "x"),
+    "bytes_new negative": lambda s: s.__setitem__("bytes_new", -1),
+    "no other": lambda s: s.pop("other"),
+    "time garbage": lambda s: s.__setitem__("time", "garbage"),
+    "time with a zone": lambda s: s.__setitem__("time", s["time"][:-1] + "+00:00"),
+}
+
+
+@pytest.mark.parametrize("cmd", [["list"], ["prune", "--keep-daily", "1"]])
+@pytest.mark.parametrize("what", SNAPSHOT_FIELDS)
+def test_list_and_prune_refuse_a_snapshot_missing_what_they_read(backed_up, cmd, what):
+    """Attack: a snapshot without a field ``list`` or ``prune`` reads, or with one of another type or
+    a time that does not parse — it passed the snapshot check and ended in a traceback."""
+    o, t = backed_up
+    name = rewrite(t, "snapshots", SNAPSHOT_FIELDS[what])
+    res = o.run("backup", cmd[0], f"file://{t}", *cmd[1:], ok=False)
+    assert res.exit_code == 1, res.output
+    assert f"vault: error: {name}: does not parse" in res.output, res.output
+    assert "vault: hint: run 'vault backup verify'" in res.output
+
+
+def test_a_tree_that_is_no_age_file_is_named(backed_up, tmp_path):
+    """Attack: a snapshot naming a tree that is no age file (named by its hash) — restore said "not
+    an age file" and sent the operator to 'vault check', naming nothing."""
+    o, t = backed_up
+    junk = b"this is no age file\n"
+    (t / "trees" / sha(junk)).write_bytes(junk)
+    rewrite(t, "snapshots", lambda s: s.__setitem__("tree", sha(junk)))
+    res = o.run("backup", "restore", f"file://{t}", "latest", str(tmp_path / "r"), who="bob", ok=False)
+    assert res.exit_code == 1, res.output
+    assert f"vault: error: trees/{sha(junk)}: damaged or tampered with" in res.output, res.output
+    assert "vault: hint: run 'vault backup verify'" in res.output

@@ -57,12 +57,16 @@ def open_tree(repo: Repo, snap: dict[str, Any], identities: Sequence[age.Identit
     """
     if not isinstance(snap.get("tree"), str) or not _HEX64.match(snap["tree"]):
         raise IntegrityError(N_("snapshot {id}: names no valid tree"), hint=N_("run 'vault backup verify'"), id=snap['id'][:8])
-    blob = repo.get_verified(TREES + snap["tree"])
+    name = TREES + snap["tree"]
+    blob = repo.get_verified(name)
     ids = list(identities)
     try:
-        return _parse_tree(age.decrypt_bytes(blob, ids)), ids
+        return _parse_tree(age.decrypt_bytes(blob, ids), name), ids
     except NoIdentityMatchError:
         pass
+    except (FormatError, AuthenticationError):  # not an age file, or one whose bytes were changed
+        raise IntegrityError(N_("{TREES}{tree}: damaged or tampered with"), hint=N_("run 'vault backup verify'"),
+                             TREES=TREES, tree=snap["tree"]) from None
     # The ring files are age files to the members; their blob ids are cleartext in the snapshot so
     # that a member can bootstrap from nothing but their identity file (disaster recovery).
     for _, ring_blob in fetch_blobs(repo, index, snap.get("rings", {}).values()):
@@ -73,15 +77,16 @@ def open_tree(repo: Repo, snap: dict[str, Any], identities: Sequence[age.Identit
         except (FormatError, AuthenticationError, UnicodeDecodeError):
             raise IntegrityError(N_("snapshot {id}: a ring file is damaged"), id=snap['id'][:8]) from None
     try:
-        return _parse_tree(age.decrypt_bytes(blob, ids)), ids
+        return _parse_tree(age.decrypt_bytes(blob, ids), name), ids
     except NoIdentityMatchError:
         raise PermissionDeniedError(N_("snapshot {id}: your identity opens neither its tree nor its rings"),
                                     hint=N_("restoring needs a member of the archive ring at the time of the snapshot"), id=snap['id'][:8]) from None
     except (FormatError, AuthenticationError):
-        raise IntegrityError(N_("{TREES}{tree}: damaged or tampered with"), TREES=TREES, tree=snap['tree']) from None
+        raise IntegrityError(N_("{TREES}{tree}: damaged or tampered with"), hint=N_("run 'vault backup verify'"),
+                             TREES=TREES, tree=snap['tree']) from None
 
 
-def _parse_tree(data: bytes) -> dict[str, Any]:
+def _parse_tree(data: bytes, name: str) -> dict[str, Any]:
     """The tree, every entry of the right shape; it is encrypted to public keys, so whoever holds the
     target can forge one and nothing in it is trusted to be well formed."""
     try:
@@ -99,7 +104,7 @@ def _parse_tree(data: bytes) -> dict[str, Any]:
                 raise ValueError
         return tree
     except (ValueError, TypeError, AttributeError):
-        raise IntegrityError(N_("snapshot tree does not parse")) from None
+        raise IntegrityError(N_("{name}: does not parse"), hint=N_("run 'vault backup verify'"), name=name) from None
 
 
 def confined(dest: Path, rel: str, *, what: str) -> Path:

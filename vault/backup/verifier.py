@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 import vault.backup.mirror as mirror
 import vault.backup.packs as packs
-from vault.backup.repo import DATA, INDEX, KEYS, SNAPSHOTS, TREES, Repo, data_name
+from vault.backup.repo import DATA, INDEX, KEYS, SNAPSHOTS, TREES, Repo, check_snapshot, data_name, index_packs
 import vault.backup.history as witness
 from vault.backup.restorer import fetch_blobs, open_tree
 from vault.crypto import age
@@ -60,12 +60,12 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
     cfg = repo.require_config()
     present = set(repo.list(DATA))
     blobs: dict[str, tuple[str, int, int]] = {}
-    pack_entries: dict[str, list] = {}
+    pack_entries: dict[str, list[tuple[str, int, int]]] = {}
     for name in repo.list(INDEX):
-        try:
-            for pack_id, p in _fresh_json(repo, name)["packs"].items():
-                pack_entries[pack_id] = p["blobs"]
-                for b, off, ln in p["blobs"]:
+        try:  # (every field checked before use: the target's owner can write any JSON)
+            for pack_id, (_, entries) in index_packs(_fresh_json(repo, name), name).items():
+                pack_entries[pack_id] = entries
+                for b, off, ln in entries:
                     blobs[b] = (pack_id, off, ln)
         except VaultError as e:
             rep.problems.append(e.message)
@@ -77,6 +77,7 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
     for sid in repo.snapshot_ids():
         try:
             snap = _fresh_json(repo, SNAPSHOTS + sid)
+            check_snapshot(snap, SNAPSHOTS + sid)
         except VaultError as e:
             rep.problems.append(e.message)
             continue
