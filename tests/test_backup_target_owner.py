@@ -10,12 +10,14 @@ import json
 import os
 import resource
 import subprocess
+import tracemalloc
 import sys
 from pathlib import Path
 
 import pytest
 
 from backup_helpers import actor, add_docs, office_with_dossiers
+from vault import backup
 from vault.errors import IntegrityError, NotFoundError
 from vault_plugins.targets import FileTarget
 
@@ -268,3 +270,92 @@ def test_a_tree_that_is_no_age_file_is_named(backed_up, tmp_path):
     assert res.exit_code == 1, res.output
     assert f"vault: error: trees/{sha(junk)}: damaged or tampered with" in res.output, res.output
     assert "vault: hint: run 'vault backup verify'" in res.output
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+
+def peak_rss_mib(o, *args: str) -> tuple[float, str]:
+    """The peak resident memory of ``vault ARGS`` (from a fresh parent that starts nothing else), and
+    what it printed."""
+    env = {**os.environ, "VAULT_DIR": str(o.vault_dir), "VAULT_PASSPHRASE_FILE": str(o.root / "pass"),
+           "VAULT_IDENTITY": str(o.ident("bob")), "VAULT_AGENT_SOCK": str(o.root / "none.sock")}
+    parent = ("import json, resource, subprocess, sys\n"
+              "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+              "print(json.dumps([r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.stdout, r.stderr]))\n")
+    r = subprocess.run([PY, "-c", parent, PY, "-m", "vault", *args], env=env, capture_output=True, text=True,
+                       timeout=900)
+    code, kib, out, err = json.loads(r.stdout)
+    assert code == 0, (out, err)
+    return kib / 1024, out
+
+
+def test_verify_read_data_memory_does_not_follow_the_document_size(tmp_path, monkeypatch):
+    """``backup verify --read-data`` held each pack whole, and again to decrypt its documents: a
+    128 MiB document took 311 MiB. Read in 1 MiB pieces, it stays within restore's bound (64 MiB)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    o, numbers = office_with_dossiers(tmp_path / "office", monkeypatch, dossiers=1)
+    add_docs(o, numbers[0], 1, 96 << 20, tmp_path / "src", act=actor(o))
+    for f in (tmp_path / "src").iterdir():
+        f.unlink()  # (only the vault's copy is needed)
+    t = tmp_path / "target"
+    o.run("backup", "run", f"file://{t}")
+    assert max(p.stat().st_size for p in (t / "data").rglob("*") if p.is_file()) > 96 << 20
+    peak, out = peak_rss_mib(o, "backup", "verify", "--read-data", "--json", f"file://{t}")
+    rep = json.loads(out)
+    assert rep["ok"] and rep["packs_read"] == rep["packs"] and rep["documents_decrypted"] == 1  # hashed and decrypted
+    assert peak <= 64, f"verify --read-data peaked at {peak:.0f} MiB for a 96 MiB document"
+
+
+class _ForwardOnly(io.RawIOBase):
+    def __init__(self, f) -> None:
+        self._f = f
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        return self._f.readinto(b)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+class ForwardOnlyTarget(FileTarget):
+    """A directory target whose objects read front to back only, as an S3 body does."""
+
+    def get(self, name):
+        return io.BufferedReader(_ForwardOnly(super().get(name)), 1 << 20)
+
+
+def test_verify_reads_a_forward_only_pack_in_pieces_and_names_its_damage(tmp_path, monkeypatch):
+    """The same bound where the target's stream cannot seek (S3): the pack's header is taken from the
+    end of the one pass, and a changed byte of the document is still named."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    o, numbers = office_with_dossiers(tmp_path / "office", monkeypatch, dossiers=1)
+    act = actor(o)
+    add_docs(o, numbers[0], 1, 24 << 20, tmp_path / "src", act=act)
+    t = tmp_path / "target"
+    o.run("backup", "run", f"file://{t}")
+    target = ForwardOnlyTarget(f"file://{t}")
+    tracemalloc.start()
+    try:
+        rep = backup.verify(target, read_fraction=1.0)  # (keyless: hashing alone; age's decryption
+        _, peak = tracemalloc.get_traced_memory()      # keeps a few MiB of its own in flight)
+    finally:
+        tracemalloc.stop()
+    assert rep.ok and rep.packs_read == rep.packs, rep.problems
+    assert peak < 8 << 20, f"verify held {peak >> 20} MiB for a 24 MiB document"
+    rep = backup.verify(target, read_fraction=1.0, identities=act.read_identities())
+    assert rep.ok and rep.documents_decrypted == 1, rep.problems
+    (pack,) = [p for p in (t / "data").rglob("*") if p.is_file() and p.stat().st_size > 24 << 20]
+    with open(pack, "r+b") as f:
+        f.seek(12 << 20)
+        byte = f.read(1)
+        f.seek(12 << 20)
+        f.write(bytes([byte[0] ^ 1]))
+    rep = backup.verify(target, read_fraction=1.0, identities=act.read_identities())
+    name = pack.relative_to(t).as_posix()
+    assert f"{name}: damaged (blob " in " ".join(str(p) for p in rep.problems), rep.problems
+    assert f"{name}: blob " in " ".join(str(p) for p in rep.problems)  # its document fails authentication
