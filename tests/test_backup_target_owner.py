@@ -19,6 +19,9 @@ import pytest
 from backup_helpers import actor, add_docs, office_with_dossiers
 from vault import backup
 from vault.errors import IntegrityError, NotFoundError
+from vault.backup import restorer
+from vault.backup.packs import PackBuilder
+from vault.backup.repo import Repo, data_name
 from vault_plugins.targets import FileTarget
 
 PY = sys.executable
@@ -359,3 +362,29 @@ def test_verify_reads_a_forward_only_pack_in_pieces_and_names_its_damage(tmp_pat
     name = pack.relative_to(t).as_posix()
     assert f"{name}: damaged (blob " in " ".join(str(p) for p in rep.problems), rep.problems
     assert f"{name}: blob " in " ".join(str(p) for p in rep.problems)  # its document fails authentication
+
+
+def test_one_small_blob_is_read_in_place_not_with_its_whole_pack(tmp_path):
+    """A ring file or audit log is taken out of its pack (``fetch_blobs``) by reading only its bytes:
+    an index that names a small blob in a large pack — as a forged one can — no longer makes the
+    reader hold the whole pack; a blob that does not hash to its id is still named."""
+    big, small = os.urandom(24 << 20), b"a ring file, say"
+    builder = PackBuilder()
+    builder.add(sha(big), big)
+    builder.add(sha(small), small)
+    pack_id, data, entries = builder.finish()
+    repo = Repo(f"file://{tmp_path / 't'}", cache=tmp_path / "c")
+    repo.put(data_name(pack_id), data)
+    del big, data, builder
+    index = {b: (pack_id, off, ln) for b, off, ln in entries}
+    tracemalloc.start()
+    try:
+        got = dict(restorer.fetch_blobs(repo, index, [sha(small)]))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got == {sha(small): small}
+    assert peak < 4 << 20, f"fetching {len(small)} bytes held {peak >> 20} MiB"
+    _, off, ln = index[sha(small)]
+    with pytest.raises(IntegrityError, match=rf"blob {sha(small)[:16]} in {data_name(pack_id)} is damaged"):
+        dict(restorer.fetch_blobs(repo, {sha(small): (pack_id, off + 1, ln)}, [sha(small)]))

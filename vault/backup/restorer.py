@@ -32,20 +32,33 @@ def fetch_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], blob_ids: It
             raise IntegrityError(N_("{url}: blob {b} is in no pack"), hint=N_("run 'vault backup verify'"), url=repo.url, b=b[:16])
         by_pack[index[b][0]].append(b)
     for pack_id, wanted in sorted(by_pack.items()):
+        # Each blob is read in place and checked against its id (which is all a blob's bytes need):
+        # the pack is not held, so memory follows the blobs asked for, not the pack's size.
+        name, src, pos = data_name(pack_id), None, 0
         try:
-            data = repo.get(data_name(pack_id))
-        except NotFoundError:
-            raise IntegrityError(N_("{url}: {data_name} is missing"), hint=N_("run 'vault backup verify'"), url=repo.url, data_name=data_name(pack_id)) from None
-        try:
-            checked = {(b, off, ln) for b, off, ln in packs.read_trailer(pack_id, data)}
-        except IntegrityError:
-            raise IntegrityError(N_("{url}: {data_name} is damaged"), hint=N_("run 'vault backup verify'"), url=repo.url, data_name=data_name(pack_id)) from None
-        for b in wanted:
-            _, off, ln = index[b]
-            blob = data[off : off + ln]
-            if (b, off, ln) not in checked and packs.sha256_hex(blob) != b:
-                raise IntegrityError(N_("{url}: blob {b} in {data_name} is damaged"), url=repo.url, b=b[:16], data_name=data_name(pack_id))
-            yield b, blob
+            for b in sorted(wanted, key=lambda x: index[x][1]):
+                _, off, ln = index[b]
+                if src is None or off < pos:  # (blobs the index says overlap: read the pack again)
+                    if src is not None:
+                        getattr(src, "close", lambda: None)()
+                    src, pos = _open_pack(repo, name), 0
+                blobstream.skip(src, off - pos, name, repo.url)
+                blob = blobstream.read_exactly(src, ln)
+                pos = off + len(blob)
+                if packs.sha256_hex(blob) != b:
+                    raise IntegrityError(N_("{url}: blob {b} in {data_name} is damaged"), hint=N_("run 'vault backup verify'"),
+                                         url=repo.url, b=b[:16], data_name=name)
+                yield b, blob
+        finally:
+            if src is not None:
+                getattr(src, "close", lambda: None)()
+
+
+def _open_pack(repo: Repo, name: str) -> Any:
+    try:
+        return repo.open(name)
+    except NotFoundError:
+        raise IntegrityError(N_("{url}: {data_name} is missing"), hint=N_("run 'vault backup verify'"), url=repo.url, data_name=name) from None
 
 
 def open_tree(repo: Repo, snap: dict[str, Any], identities: Sequence[age.Identity],
