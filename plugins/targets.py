@@ -8,14 +8,15 @@ import io
 import os
 import re
 import secrets
+import stat
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from vault.errors import InputError, NotFoundError, PluginError
+from vault.errors import InputError, IntegrityError, NotFoundError, PluginError
 from vault.i18n import Message, N_
 from vault.hookspecs import hookimpl
-from vault.store import fsync_dir, make_dir, seam, walk
+from vault.store import NotRegularError, fsync_dir, make_dir, open_regular, seam, walk
 from vault.store.directio import DirectWriter
 from vault.store.syncing import sync_dirs, sync_files
 
@@ -48,7 +49,12 @@ def _name(tmp: Path, path: Path, create_only: bool) -> None:
 
 
 class FileTarget:
-    """Objects as files under a directory: ``file:///abs/path``; writes are temp file + fsync + rename."""
+    """Objects as files under a directory: ``file:///abs/path``; writes are temp file + fsync + rename.
+
+    The directory's owner is not trusted: no object is read, written or deleted through a symbolic
+    link or a non-directory below the root (the root itself may be a link the user chose), and only
+    a regular file is read as an object — never a FIFO, which would wait for ever, nor a device.
+    """
 
     #: It holds no connection, lock or thread: a forked process may put objects through it (a large
     #: backup pass packs on worker processes; docs/PLUGINS.md).
@@ -62,11 +68,33 @@ class FileTarget:
         self.root = Path(unquote(parts.path))
 
     def _path(self, name: str) -> Path:
-        return self.root / check_name(name)
+        """``root / name``, refused if a directory on its way below the root is a symbolic link or no
+        directory at all (a link would take a put or a delete out of the target)."""
+        self._no_link_on_the_way(check_name(name), name.split("/")[:-1])
+        return self.root / name
+
+    def _no_link_on_the_way(self, name: str, parts: builtins.list[str]) -> None:
+        here = self.root
+        for i, part in enumerate(parts):
+            here = here / part
+            try:
+                mode = os.lstat(here).st_mode
+            except FileNotFoundError:
+                return  # nothing below a missing directory either
+            if not stat.S_ISDIR(mode):
+                raise IntegrityError(N_("{url}: object {name} is reached through {part}, which is no directory "
+                                        "(a symbolic link or other file: tampered with)"),
+                                     hint=N_("run 'vault backup verify'"), url=self.url, name=name,
+                                     part="/".join(parts[: i + 1]))
+
+    def _not_regular(self, name: str) -> IntegrityError:
+        return IntegrityError(N_("{url}: object {name} is not a regular file (a symbolic link, FIFO or device: "
+                                 "tampered with)"), hint=N_("run 'vault backup verify'"), url=self.url, name=name)
 
     def put(self, name: str, data: BinaryIO, *, create_only: bool = False) -> None:
         path = self._path(name)
         make_dir(path.parent, parents=True)
+        self._path(name)  # (what was missing was made just now, as directories)
         tmp = path.with_name(f"{_TMP}{path.name}.{secrets.token_hex(4)}")
         try:
             seam.step("create", tmp)  # the crash seam (vault.store.seam) counts every durable step
@@ -98,6 +126,7 @@ class FileTarget:
             for name, data in items:
                 path = self._path(name)
                 make_dir(path.parent, parents=True)
+                self._path(name)
                 tmp = path.with_name(f"{_TMP}{path.name}.{secrets.token_hex(4)}")
                 seam.step("create", tmp)
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
@@ -120,20 +149,31 @@ class FileTarget:
 
     def get(self, name: str) -> BinaryIO:
         try:
-            return open(self._path(name), "rb")
-        except (FileNotFoundError, NotADirectoryError):
+            return open_regular(self._path(name), name=name)
+        except FileNotFoundError:
             raise NotFoundError(N_("{url}: no object {name}"), url=self.url, name=name) from None
+        except NotRegularError:
+            raise self._not_regular(name) from None
 
     def exists(self, name: str) -> bool:
-        return self._path(name).is_file()
+        try:
+            mode = os.lstat(self._path(name)).st_mode
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(mode):
+            raise self._not_regular(name)
+        return True
 
     def list(self, prefix: str = "") -> Iterator[str]:
         # The prefix may end inside a name ("snapshots/ab"): walk the directory it is in.
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        if base:  # the walk does not enter a linked directory below it, but would walk one named here
+            self._no_link_on_the_way(prefix, base.split("/"))
         root = str(self.root)
         top = os.path.join(root, base) if base else root
         cut = len(os.path.join(root, ""))  # (the walk joins with "/": a name is its path's tail)
         found = []
+        # A linked directory is listed among ``dirnames`` (never entered): its names are no objects.
         for dirpath, dirnames, filenames in walk(top):
             dirnames[:] = [d for d in dirnames if not d.startswith(_TMP)]
             rel = dirpath[cut:] + "/" if dirpath != root else ""
@@ -159,8 +199,11 @@ class FileTarget:
         return sorted(gone)
 
     def delete(self, name: str) -> None:
+        # unlink(2) removes a link or FIFO itself, never what a link names; a directory is refused.
         path = self._path(name)
         try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                raise self._not_regular(name)
             seam.step("unlink", path)
             path.unlink()
         except FileNotFoundError:

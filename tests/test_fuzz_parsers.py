@@ -132,7 +132,7 @@ tree_like = st.fixed_dictionaries({"format": st.just(1) | json_values}, optional
 @FUZZ
 @given(raw=st.binary(max_size=200) | tree_like.map(lambda t: json.dumps(t).encode()))
 def test_backup_trees(tmp_path_factory, raw):
-    tree = only_vault_errors(restorer._parse_tree, raw)
+    tree = only_vault_errors(restorer._parse_tree, raw, "trees/x")
     if tree is not None:  # what parses, the restore paths then confine or refuse
         dest = tmp_path_factory.mktemp("dest")
         for path, *_ in tree["files"]:

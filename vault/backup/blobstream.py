@@ -8,10 +8,13 @@ leaves no file behind and stops the restore with an IntegrityError that names it
 
 from __future__ import annotations
 
+import hashlib
+import io
 import shutil
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterable
 
 from vault.backup.repo import Repo, data_name
 from vault.errors import IntegrityError, NotFoundError
@@ -48,7 +51,7 @@ def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: d
                 if off < pos:
                     raise IntegrityError(N_("{url}: the index has overlapping blobs in {name}"),
                                          hint=N_("run 'vault backup verify'"), url=repo.url, name=name)
-                _skip(src, off - pos, name, repo.url)
+                skip(src, off - pos, name, repo.url)
                 first, *others = by_blob[b]
                 path = dest / first[0]
                 _copy_blob(src, ln, b, path, first[3], Message(N_("{url}: blob {b} in {name}"), url=repo.url, b=b[:16], name=name), step)
@@ -66,7 +69,7 @@ def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: d
     return written
 
 
-def _skip(src: BinaryIO, n: int, name: str, url: str) -> None:
+def skip(src: BinaryIO, n: int, name: str, url: str) -> None:
     if n <= 0:
         return
     seekable = getattr(src, "seekable", None)
@@ -78,6 +81,14 @@ def _skip(src: BinaryIO, n: int, name: str, url: str) -> None:
         if not got:
             raise IntegrityError(N_("{url}: {name} is shorter than the index says"), hint=N_("run 'vault backup verify'"), url=url, name=name)
         n -= len(got)
+
+
+def read_exactly(src: BinaryIO, n: int) -> bytes:
+    """The next ``n`` bytes of ``src`` (fewer only where it ends)."""
+    out = bytearray()
+    while len(out) < n and (got := src.read(n - len(out))):
+        out += got
+    return bytes(out)
 
 
 def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, what: str,
@@ -97,3 +108,69 @@ def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, wha
                 step(len(chunk))
         if out.h.hexdigest() != blob:  # raised inside the block: the temporary file is removed, not renamed
             raise IntegrityError(N_("{what} is damaged"), hint=N_("run 'vault backup verify'"), what=what)
+
+
+class Window(io.RawIOBase):
+    """The next ``length`` bytes of ``src``, then its end: one blob of a pack read in place."""
+
+    def __init__(self, src: BinaryIO, length: int) -> None:
+        self._src, self._left = src, length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any, /) -> int:
+        if self._left <= 0:
+            return 0
+        data = self._src.read(min(len(buffer), self._left, CHUNK))
+        buffer[: len(data)] = data
+        self._left -= len(data) if data else self._left  # (the stream ended early: so does the window)
+        return len(data)
+
+    def drain(self) -> None:
+        """Read what is left of the window, so that ``src`` stands just after it."""
+        while self.readinto(bytearray(min(max(self._left, 0), CHUNK))):
+            pass
+
+
+@dataclass
+class Hashed:
+    """What ``hash_ranges`` read: the SHA-256 of each byte range it was asked for that the stream holds
+    whole, the stream's length, the SHA-256 of all of it (if asked) and its last bytes (if asked)."""
+
+    digests: dict[tuple[int, int], str]
+    size: int
+    whole: str | None
+    tail: bytes
+
+
+def hash_ranges(src: BinaryIO, ranges: Iterable[tuple[int, int]], *, whole: bool = False, tail: int = 0) -> Hashed:
+    """Read ``src`` once, front to back, in 1 MiB pieces, hashing each (offset, length) range of it as
+    it goes (ranges may overlap): memory follows the number of ranges, not the bytes."""
+    todo = sorted(set(ranges))
+    digests: dict[tuple[int, int], str] = {}
+    active: dict[tuple[int, int], Any] = {}
+    every = hashlib.sha256() if whole else None
+    last = bytearray()
+    nxt = pos = 0
+    while chunk := src.read(CHUNK):
+        end = pos + len(chunk)
+        while nxt < len(todo) and todo[nxt][0] < end:
+            active[todo[nxt]] = hashlib.sha256()
+            nxt += 1
+        view = memoryview(chunk)
+        for (off, ln), h in list(active.items()):
+            h.update(view[max(off, pos) - pos : min(off + ln, end) - pos])
+            if off + ln <= end:
+                digests[(off, ln)] = h.hexdigest()
+                del active[(off, ln)]
+        if every is not None:
+            every.update(chunk)
+        if tail:
+            last += chunk
+            del last[: max(0, len(last) - tail)]
+        pos = end
+    for off, ln in todo[nxt:]:  # (empty ranges at or past the end)
+        if ln == 0 and off <= pos:
+            digests[(off, ln)] = hashlib.sha256(b"").hexdigest()
+    return Hashed(digests, pos, every.hexdigest() if every is not None else None, bytes(last))

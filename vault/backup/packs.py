@@ -7,7 +7,7 @@ import json
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from vault.errors import IntegrityError
 from vault.i18n import Message, N_
@@ -159,3 +159,44 @@ def blobs_of(pack_id: str, data: bytes, entries: list[list]) -> dict[str, bytes]
             raise IntegrityError(N_("pack {pack_id}: blob {blob_id} is damaged"), pack_id=pack_id[:16], blob_id=blob_id[:16])
         out[blob_id] = blob
     return out
+
+
+def check_streamed(pack_id: str, raw: bytes | None, size: int, digest: Callable[[int, int], str | None],
+                   whole: Callable[[], str]) -> list[list]:
+    """``read_trailer``'s check of a pack read as a stream rather than held: ``raw`` is its header's
+    bytes (None where the trailer does not parse), ``size`` its length, ``digest(offset, length)``
+    the SHA-256 of a range of it and ``whole()`` of all of it — each asked only where the rule needs it."""
+    try:
+        header = jsontext.loads(raw) if raw is not None else None
+    except ValueError:
+        header = None
+    if isinstance(header, dict) and header.get("format") == FORMAT and raw is not None:
+        if sha256_hex(raw) != pack_id:
+            raise PackDamaged(pack_id, Message(NOT_ITS_NAME))
+        entries = _entries(header, size - 4 - len(raw), tiled=True)
+        if entries is None:
+            raise PackDamaged(pack_id, Message(NO_BLOB_LIST))
+        for blob_id, off, ln in entries:
+            if digest(off, ln) != blob_id:
+                raise PackDamaged(pack_id, Message(BAD_BLOB, blob_id=blob_id[:16]))
+        return entries
+    if whole() != pack_id:
+        raise PackDamaged(pack_id, Message(NOT_ITS_NAME))
+    entries = None
+    if isinstance(header, dict) and header.get("format") == 1 and raw is not None:
+        entries = _entries(header, size - 4 - len(raw), tiled=False)
+    if entries is None:
+        raise PackDamaged(pack_id, Message(NO_BLOB_LIST))
+    return entries
+
+
+def header_entries(raw: bytes | None, size: int) -> list[list]:
+    """The (offset, length) ranges a format-2 header lists (nothing for any other): what a streamed
+    check hashes besides the index's."""
+    try:
+        header = jsontext.loads(raw) if raw is not None else None
+    except ValueError:
+        return []
+    if not (isinstance(header, dict) and header.get("format") == FORMAT and raw is not None):
+        return []
+    return _entries(header, size - 4 - len(raw), tiled=True) or []

@@ -36,20 +36,58 @@ _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _GENERATION = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{64}\Z")
 
 
-def _check_snapshot(snap: dict[str, Any], name: str) -> None:
-    """The fields list, prune, verify and restore read, of the types they expect (docs/FORMAT.md §16.3)."""
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
+
+
+def _count(x: Any) -> bool:
+    return type(x) is int and x >= 0
+
+
+def _blob_ids(x: Any) -> bool:
+    return isinstance(x, list) and all(isinstance(b, str) and _HEX64.match(b) for b in x)
+
+
+def check_snapshot(snap: dict[str, Any], name: str) -> None:
+    """Every field list, prune, verify and restore read, of the type they expect (docs/FORMAT.md
+    §16.3): a target's owner can write any JSON under a name that is its hash. ``order``, ``rings``,
+    ``keys`` and ``history`` may be absent (snapshots written before them)."""
     try:
-        ok = (isinstance(snap["time"], str) and type(snap.get("order", 0)) is int and _HEX64.match(snap["tree"])
-              and all(_HEX64.match(b) for b in snap.get("other", []))
-              and all(isinstance(d, str) and all(_HEX64.match(b) for b in bs) for d, bs in snap.get("dossiers", {}).items())
-              and all(isinstance(r, str) and _HEX64.match(b) for r, b in snap.get("rings", {}).items())
-              and all(isinstance(t, str) and _GENERATION.match(g) for t, g in snap.get("keys", {}).items())
-              and ("history" not in snap or (type(snap["history"]["count"]) is int
+        ok = (isinstance(snap["time"], str) and bool(_TIME.match(snap["time"])) and bool(parse_time(snap["time"]))
+              and type(snap.get("order", 0)) is int and isinstance(snap["tree"], str) and bool(_HEX64.match(snap["tree"]))
+              and all(_count(snap[k]) for k in ("files", "bytes", "bytes_new"))
+              and _blob_ids(snap["other"]) and isinstance(snap["dossiers"], dict)
+              and all(isinstance(d, str) and _blob_ids(bs) for d, bs in snap["dossiers"].items())
+              and isinstance(snap.get("rings", {}), dict)
+              and all(isinstance(r, str) and isinstance(b, str) and _HEX64.match(b) for r, b in snap.get("rings", {}).items())
+              and isinstance(snap.get("keys", {}), dict)
+              and all(isinstance(t, str) and isinstance(g, str) and _GENERATION.match(g) for t, g in snap.get("keys", {}).items())
+              and ("history" not in snap or (isinstance(snap["history"], dict) and type(snap["history"]["count"]) is int
                                              and isinstance(snap["history"]["head"], str))))
-    except (KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError, ValueError):
         ok = False
     if not ok:
         raise IntegrityError(N_("{name}: does not parse"), hint=N_("run 'vault backup verify'"), name=name)
+
+
+def index_packs(obj: dict[str, Any], name: str) -> dict[str, tuple[int, list[tuple[str, int, int]]]]:
+    """An index object's packs, pack id -> (size, [(blob id, offset, length), …]), every field checked
+    (a target's owner can write any JSON here); IntegrityError naming the object otherwise."""
+    out: dict[str, tuple[int, list[tuple[str, int, int]]]] = {}
+    try:
+        for pack_id, p in obj["packs"].items():
+            if not (isinstance(pack_id, str) and _HEX64.match(pack_id)) or type(p["size"]) is not int \
+                    or not isinstance(p["blobs"], list):
+                raise ValueError
+            entries = []
+            for blob_id, off, ln in p["blobs"]:
+                if not (isinstance(blob_id, str) and _HEX64.match(blob_id) and type(off) is int and type(ln) is int
+                        and off >= 0 <= ln):
+                    raise ValueError
+                entries.append((blob_id, off, ln))
+            out[pack_id] = (p["size"], entries)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise IntegrityError(N_("{name}: does not parse"), hint=N_("run 'vault backup verify'"), name=name) from None
+    return out
 
 
 def data_name(pack_id: str) -> str:
@@ -231,18 +269,10 @@ class Repo:
         packs: dict[str, int] = {}
         names = self.list(INDEX)
         for name in names:
-            obj = self.get_json(name)
-            try:  # a target's owner can write any JSON here: every field is checked before use
-                for pack_id, p in obj["packs"].items():
-                    if not _HEX64.match(pack_id) or type(p["size"]) is not int:
-                        raise ValueError
-                    packs[pack_id] = p["size"]
-                    for blob_id, off, ln in p["blobs"]:
-                        if not (_HEX64.match(blob_id) and type(off) is int and type(ln) is int and off >= 0 <= ln):
-                            raise ValueError
-                        blobs[blob_id] = (pack_id, off, ln)
-            except (KeyError, TypeError, ValueError, AttributeError):
-                raise IntegrityError(N_("{name}: does not parse"), hint=N_("run 'vault backup verify'"), name=name) from None
+            for pack_id, (size, entries) in index_packs(self.get_json(name), name).items():
+                packs[pack_id] = size
+                for blob_id, off, ln in entries:
+                    blobs[blob_id] = (pack_id, off, ln)
         return blobs, packs, names
 
     def write_index(self, packs: dict[str, dict[str, Any]]) -> str | None:
@@ -258,7 +288,7 @@ class Repo:
         out = []
         for sid in self.snapshot_ids():
             snap = self.get_json(SNAPSHOTS + sid)
-            _check_snapshot(snap, SNAPSHOTS + sid)
+            check_snapshot(snap, SNAPSHOTS + sid)
             snap["id"] = sid
             out.append(snap)
         # ``time`` is to the second (the vault's clock); ``order`` breaks ties between runs in one second.

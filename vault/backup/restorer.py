@@ -32,20 +32,33 @@ def fetch_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], blob_ids: It
             raise IntegrityError(N_("{url}: blob {b} is in no pack"), hint=N_("run 'vault backup verify'"), url=repo.url, b=b[:16])
         by_pack[index[b][0]].append(b)
     for pack_id, wanted in sorted(by_pack.items()):
+        # Each blob is read in place and checked against its id (which is all a blob's bytes need):
+        # the pack is not held, so memory follows the blobs asked for, not the pack's size.
+        name, src, pos = data_name(pack_id), None, 0
         try:
-            data = repo.get(data_name(pack_id))
-        except NotFoundError:
-            raise IntegrityError(N_("{url}: {data_name} is missing"), hint=N_("run 'vault backup verify'"), url=repo.url, data_name=data_name(pack_id)) from None
-        try:
-            checked = {(b, off, ln) for b, off, ln in packs.read_trailer(pack_id, data)}
-        except IntegrityError:
-            raise IntegrityError(N_("{url}: {data_name} is damaged"), hint=N_("run 'vault backup verify'"), url=repo.url, data_name=data_name(pack_id)) from None
-        for b in wanted:
-            _, off, ln = index[b]
-            blob = data[off : off + ln]
-            if (b, off, ln) not in checked and packs.sha256_hex(blob) != b:
-                raise IntegrityError(N_("{url}: blob {b} in {data_name} is damaged"), url=repo.url, b=b[:16], data_name=data_name(pack_id))
-            yield b, blob
+            for b in sorted(wanted, key=lambda x: index[x][1]):
+                _, off, ln = index[b]
+                if src is None or off < pos:  # (blobs the index says overlap: read the pack again)
+                    if src is not None:
+                        getattr(src, "close", lambda: None)()
+                    src, pos = _open_pack(repo, name), 0
+                blobstream.skip(src, off - pos, name, repo.url)
+                blob = blobstream.read_exactly(src, ln)
+                pos = off + len(blob)
+                if packs.sha256_hex(blob) != b:
+                    raise IntegrityError(N_("{url}: blob {b} in {data_name} is damaged"), hint=N_("run 'vault backup verify'"),
+                                         url=repo.url, b=b[:16], data_name=name)
+                yield b, blob
+        finally:
+            if src is not None:
+                getattr(src, "close", lambda: None)()
+
+
+def _open_pack(repo: Repo, name: str) -> Any:
+    try:
+        return repo.open(name)
+    except NotFoundError:
+        raise IntegrityError(N_("{url}: {data_name} is missing"), hint=N_("run 'vault backup verify'"), url=repo.url, data_name=name) from None
 
 
 def open_tree(repo: Repo, snap: dict[str, Any], identities: Sequence[age.Identity],
@@ -57,12 +70,16 @@ def open_tree(repo: Repo, snap: dict[str, Any], identities: Sequence[age.Identit
     """
     if not isinstance(snap.get("tree"), str) or not _HEX64.match(snap["tree"]):
         raise IntegrityError(N_("snapshot {id}: names no valid tree"), hint=N_("run 'vault backup verify'"), id=snap['id'][:8])
-    blob = repo.get_verified(TREES + snap["tree"])
+    name = TREES + snap["tree"]
+    blob = repo.get_verified(name)
     ids = list(identities)
     try:
-        return _parse_tree(age.decrypt_bytes(blob, ids)), ids
+        return _parse_tree(age.decrypt_bytes(blob, ids), name), ids
     except NoIdentityMatchError:
         pass
+    except (FormatError, AuthenticationError):  # not an age file, or one whose bytes were changed
+        raise IntegrityError(N_("{TREES}{tree}: damaged or tampered with"), hint=N_("run 'vault backup verify'"),
+                             TREES=TREES, tree=snap["tree"]) from None
     # The ring files are age files to the members; their blob ids are cleartext in the snapshot so
     # that a member can bootstrap from nothing but their identity file (disaster recovery).
     for _, ring_blob in fetch_blobs(repo, index, snap.get("rings", {}).values()):
@@ -73,15 +90,16 @@ def open_tree(repo: Repo, snap: dict[str, Any], identities: Sequence[age.Identit
         except (FormatError, AuthenticationError, UnicodeDecodeError):
             raise IntegrityError(N_("snapshot {id}: a ring file is damaged"), id=snap['id'][:8]) from None
     try:
-        return _parse_tree(age.decrypt_bytes(blob, ids)), ids
+        return _parse_tree(age.decrypt_bytes(blob, ids), name), ids
     except NoIdentityMatchError:
         raise PermissionDeniedError(N_("snapshot {id}: your identity opens neither its tree nor its rings"),
                                     hint=N_("restoring needs a member of the archive ring at the time of the snapshot"), id=snap['id'][:8]) from None
     except (FormatError, AuthenticationError):
-        raise IntegrityError(N_("{TREES}{tree}: damaged or tampered with"), TREES=TREES, tree=snap['tree']) from None
+        raise IntegrityError(N_("{TREES}{tree}: damaged or tampered with"), hint=N_("run 'vault backup verify'"),
+                             TREES=TREES, tree=snap['tree']) from None
 
 
-def _parse_tree(data: bytes) -> dict[str, Any]:
+def _parse_tree(data: bytes, name: str) -> dict[str, Any]:
     """The tree, every entry of the right shape; it is encrypted to public keys, so whoever holds the
     target can forge one and nothing in it is trusted to be well formed."""
     try:
@@ -99,7 +117,7 @@ def _parse_tree(data: bytes) -> dict[str, Any]:
                 raise ValueError
         return tree
     except (ValueError, TypeError, AttributeError):
-        raise IntegrityError(N_("snapshot tree does not parse")) from None
+        raise IntegrityError(N_("{name}: does not parse"), hint=N_("run 'vault backup verify'"), name=name) from None
 
 
 def confined(dest: Path, rel: str, *, what: str) -> Path:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import random
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import vault.backup.mirror as mirror
+import vault.backup.blobstream as blobstream
 import vault.backup.packs as packs
-from vault.backup.repo import DATA, INDEX, KEYS, SNAPSHOTS, TREES, Repo, data_name
+from vault.backup.repo import DATA, INDEX, KEYS, SNAPSHOTS, TREES, Repo, check_snapshot, data_name, index_packs
 import vault.backup.history as witness
 from vault.backup.restorer import fetch_blobs, open_tree
 from vault.crypto import age
@@ -60,12 +62,12 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
     cfg = repo.require_config()
     present = set(repo.list(DATA))
     blobs: dict[str, tuple[str, int, int]] = {}
-    pack_entries: dict[str, list] = {}
+    pack_entries: dict[str, list[tuple[str, int, int]]] = {}
     for name in repo.list(INDEX):
-        try:
-            for pack_id, p in _fresh_json(repo, name)["packs"].items():
-                pack_entries[pack_id] = p["blobs"]
-                for b, off, ln in p["blobs"]:
+        try:  # (every field checked before use: the target's owner can write any JSON)
+            for pack_id, (_, entries) in index_packs(_fresh_json(repo, name), name).items():
+                pack_entries[pack_id] = entries
+                for b, off, ln in entries:
                     blobs[b] = (pack_id, off, ln)
         except VaultError as e:
             rep.problems.append(e.message)
@@ -77,6 +79,7 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
     for sid in repo.snapshot_ids():
         try:
             snap = _fresh_json(repo, SNAPSHOTS + sid)
+            check_snapshot(snap, SNAPSHOTS + sid)
         except VaultError as e:
             rep.problems.append(e.message)
             continue
@@ -165,33 +168,112 @@ def _pack_size(entries: list) -> int:
     return max((off + ln for _, off, ln in entries), default=0)
 
 
-def _read_data(repo: Repo, rep: VerifyReport, pack_entries: dict[str, list], present: set[str],
+def _read_data(repo: Repo, rep: VerifyReport, pack_entries: dict[str, list[tuple[str, int, int]]], present: set[str],
                sample: list[str], step: Callable[[int], None]) -> None:
     for pack_id in sample:
         name = data_name(pack_id)
         step(_pack_size(pack_entries[pack_id]))
         if name not in present:
             continue  # already named as missing
-        data = repo.get(name)
         rep.packs_read += 1
-        failed: packs.PackDamaged | None = None
         try:
-            # The pack as its name says (its header, and every blob it lists, checked in it).
-            checked = {(b, off, ln) for b, off, ln in packs.read_trailer(pack_id, data)}
-        except packs.PackDamaged as e:
-            checked, failed = set(), e
-        view = memoryview(data)
-        named = False
-        for b, off, ln in pack_entries[pack_id]:
-            rep.blobs_read += 1
-            if (b, off, ln) not in checked and packs.sha256_hex(view[off : off + ln]) != b:
-                named = True
-                rep.problems.append(Message(N_("{name}: damaged ({reason})"), name=name,
-                                            reason=Message(packs.BAD_BLOB, blob_id=b[:16])))
-        if failed is not None and not named:
-            # Damage outside the blobs the index names (the header, the length, a blob only the
-            # header lists): what the pack's own check found, once.
-            rep.problems.append(Message(N_("{name}: damaged ({reason})"), name=name, reason=failed.reason))
+            problems = _read_pack(repo, pack_id, name, pack_entries[pack_id])
+        except VaultError as e:
+            problems = [Message(N_("{name}: {reason}"), name=name, reason=e.message)]
+        rep.blobs_read += len(pack_entries[pack_id])
+        rep.problems += problems
+
+
+def _read_pack(repo: Repo, pack_id: str, name: str, indexed: list[tuple[str, int, int]]) -> list[Message]:
+    """The problems of one pack, read as a stream in 1 MiB pieces (memory does not follow its size):
+    the pack as its name says (FORMAT §16.2), and every blob the index names in it."""
+    src = repo.open(name)
+    try:
+        raw, size = _header_in_place(src)
+        seekable = size is not None
+        ranges = [(off, ln) for _, off, ln in indexed]
+        if seekable:
+            assert size is not None
+            ranges += [(off, ln) for _, off, ln in packs.header_entries(raw, size)]
+        got = blobstream.hash_ranges(src, ranges, whole=not (seekable and packs.header_entries(raw, size or 0)),
+                                     tail=0 if seekable else _TAIL)
+    finally:
+        getattr(src, "close", lambda: None)()
+    size = got.size
+    if not seekable:
+        raw = _header_from_tail(repo, name, got.tail, size)
+    digests, again = dict(got.digests), [seekable]
+
+    def digest(off: int, ln: int) -> str | None:
+        if (off, ln) not in digests and not again[0]:  # a range only the header names: read it now
+            again[0] = True
+            digests.update(_hash_again(repo, name, [(o, n) for _, o, n in packs.header_entries(raw, size)]))
+        return digests.get((off, ln))
+
+    def whole() -> str:
+        return got.whole if got.whole is not None else _hash_again(repo, name, [], whole=True)[(-1, -1)]
+
+    problems: list[Message] = []
+    failed: packs.PackDamaged | None = None
+    try:
+        checked = {(b, off, ln) for b, off, ln in packs.check_streamed(pack_id, raw, size, digest, whole)}
+    except packs.PackDamaged as e:
+        checked, failed = set(), e
+    for b, off, ln in indexed:
+        if (b, off, ln) not in checked and digests.get((off, ln)) != b:
+            problems.append(Message(N_("{name}: damaged ({reason})"), name=name, reason=Message(packs.BAD_BLOB, blob_id=b[:16])))
+    if failed is not None and not problems:
+        # Damage outside the blobs the index names (the header, the length, a blob only the
+        # header lists): what the pack's own check found, once.
+        problems.append(Message(N_("{name}: damaged ({reason})"), name=name, reason=failed.reason))
+    return problems
+
+
+#: The bytes kept from the end of a pack read from a stream that cannot seek, for its header; a
+#: longer header is read again from the target.
+_TAIL = 1 << 20
+
+
+def _header_in_place(src: Any) -> tuple[bytes | None, int | None]:
+    """(header bytes or None, length) of a pack whose stream can seek, read from its end; then back
+    to its start. (None, None) for a stream that cannot seek."""
+    if not (getattr(src, "seekable", None) and src.seekable()):
+        return None, None
+    size = src.seek(0, io.SEEK_END)
+    raw = None
+    if size >= 4:
+        src.seek(size - 4)
+        (n,) = struct.unpack("<I", src.read(4))
+        if n <= size - 4:
+            src.seek(size - 4 - n)
+            raw = src.read(n)
+    src.seek(0)
+    return raw, size
+
+
+def _header_from_tail(repo: Repo, name: str, tail: bytes, size: int) -> bytes | None:
+    if size < 4 or len(tail) < 4:
+        return None
+    (n,) = struct.unpack("<I", tail[-4:])
+    if n > size - 4:
+        return None
+    if n <= len(tail) - 4:
+        return tail[-4 - n : -4]
+    src = repo.open(name)
+    try:
+        blobstream.skip(src, size - 4 - n, name, repo.url)
+        return blobstream.read_exactly(src, n)
+    finally:
+        getattr(src, "close", lambda: None)()
+
+
+def _hash_again(repo: Repo, name: str, ranges: list[tuple[int, int]], *, whole: bool = False) -> dict[tuple[int, int], str]:
+    src = repo.open(name)
+    try:
+        got = blobstream.hash_ranges(src, ranges, whole=whole)
+    finally:
+        getattr(src, "close", lambda: None)()
+    return {**got.digests, **({(-1, -1): got.whole} if got.whole is not None else {})}
 
 
 def _check_history(repo: Repo, rep: VerifyReport, snap: dict, tree: dict, blobs: dict) -> None:
@@ -246,16 +328,31 @@ def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack
         wanted = [(b, off, ln) for b, off, ln in pack_entries[pack_id] if b in documents]
         if not wanted or data_name(pack_id) not in present:
             continue
-        data = repo.get(data_name(pack_id))
-        for b, off, ln in wanted:
-            doc_table = tables.get(documents[b])
-            if doc_table is None:
-                continue
-            try:
-                age.decrypt(io.BytesIO(data[off : off + ln]), _Null(), [doc_table.identity()])
-                rep.documents_decrypted += 1
-            except NoIdentityMatchError:
-                rep.notes.append(Message(N_("blob {b}: its key is no longer mirrored (shredded)"), b=b[:16]))
-            except (FormatError, AuthenticationError):
-                rep.problems.append(Message(N_("{data_name}: blob {b} fails authentication"), data_name=data_name(pack_id), b=b[:16]))
+        src, pos = repo.open(data_name(pack_id)), 0
+        try:
+            for b, off, ln in sorted(wanted, key=lambda w: w[1]):
+                doc_table = tables.get(documents[b])
+                if doc_table is None:
+                    continue
+                if off < pos:  # (blobs the index says overlap: read the pack again for this one)
+                    getattr(src, "close", lambda: None)()
+                    src, pos = repo.open(data_name(pack_id)), 0
+                try:
+                    blobstream.skip(src, off - pos, data_name(pack_id), repo.url)
+                    # Read in place, in pieces: memory does not follow the document's size.
+                    window = blobstream.Window(src, ln)
+                    try:
+                        age.decrypt(io.BufferedReader(window, blobstream.CHUNK), _Null(), [doc_table.identity()])
+                    finally:
+                        window.drain()
+                        pos = off + ln
+                    rep.documents_decrypted += 1
+                except NoIdentityMatchError:
+                    rep.notes.append(Message(N_("blob {b}: its key is no longer mirrored (shredded)"), b=b[:16]))
+                except (FormatError, AuthenticationError):
+                    rep.problems.append(Message(N_("{data_name}: blob {b} fails authentication"), data_name=data_name(pack_id), b=b[:16]))
+        except VaultError as e:
+            rep.problems.append(Message(N_("{name}: {reason}"), name=data_name(pack_id), reason=e.message))
+        finally:
+            getattr(src, "close", lambda: None)()
 
