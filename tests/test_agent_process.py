@@ -110,18 +110,19 @@ def test_a_socket_planted_at_the_default_place_is_no_agent(desk, owner, mode):
 
 
 @contextlib.contextmanager
-def _a_pids_cgroup() -> Iterator[Path | None]:
-    """A new cgroup with the pids controller (v1's pids hierarchy, or v2 where it is enabled), removed
-    after; None where none can be made (it needs root or a delegated subtree)."""
+def new_cgroup(*, pids: bool = False) -> Iterator[Path | None]:
+    """A new cgroup beside this process's (v2, or v1's pids hierarchy) — with ``pids``, one the pids
+    controller governs — removed after (what runs in it moved back first); None where none can be
+    made (it needs root or a delegated subtree)."""
     made = None
     for line in Path("/proc/self/cgroup").read_text().splitlines():
         _id, controllers, where = line.split(":", 2)
         top = Path("/sys/fs/cgroup") / ("" if controllers == "" else controllers)
-        if controllers not in ("", "pids"):
+        if controllers not in ("", "pids") or not (top / "cgroup.procs").exists():
             continue
         parent = top / where.lstrip("/")
         try:
-            if controllers == "" and "pids" not in (parent / "cgroup.subtree_control").read_text().split():
+            if pids and controllers == "" and "pids" not in (parent / "cgroup.subtree_control").read_text().split():
                 continue
             candidate = parent / f"vault-test-{os.getpid()}"
             candidate.mkdir()
@@ -141,7 +142,7 @@ def _a_pids_cgroup() -> Iterator[Path | None]:
 def test_the_agent_outlives_a_session_it_cannot_start(desk):
     """When the system refuses the agent a thread for a connection (a task limit reached), that
     connection is closed and the agent goes on serving, its session slot free again."""
-    with _a_pids_cgroup() as group:
+    with new_cgroup(pids=True) as group:
         if group is None:
             pytest.skip("cannot make a cgroup with a task limit here (needs root or a delegated cgroup)")
         pid = desk.start("--no-runner")

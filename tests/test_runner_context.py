@@ -5,19 +5,18 @@ command then runs in the ``vault`` process itself, with the same result."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from tests.office import MARKERS
 from tests.test_agent import VAULT, open_desk
+from tests.test_agent_process import new_cgroup
 from tests.test_runner import HELP, SAME_SIZE, Installed, _ancestors, _wait_for_reader, served
 
 pytestmark = pytest.mark.office(dossier={"name": MARKERS["name"]}, doc=MARKERS["content"])
@@ -166,34 +165,10 @@ def test_a_client_in_another_root_reads_its_own_files(desk):
         top.rmdir()  # (fails, removing nothing, if anything is still there)
 
 
-@contextlib.contextmanager
-def _a_cgroup_of_its_own() -> Iterator[Path | None]:
-    """A new cgroup beside this process's (v2, or v1's pids hierarchy), removed after; None if none can
-    be made here (it needs root or a delegated subtree)."""
-    made = None
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _id, controllers, where = line.split(":", 2)
-        top = Path("/sys/fs/cgroup") / ("" if controllers == "" else controllers)
-        if controllers not in ("", "pids") or not (top / "cgroup.procs").exists():
-            continue
-        candidate = top / where.lstrip("/") / f"vault-test-{os.getpid()}"
-        try:
-            candidate.mkdir()
-        except OSError:
-            continue
-        made = candidate
-        break
-    try:
-        yield made
-    finally:
-        if made is not None:
-            made.rmdir()
-
-
 def test_a_client_in_another_cgroup_runs_the_command_itself(desk):
     """A command started in a cgroup of its own (systemd-run, a container's limits) runs in the `vault`
     process itself, in that cgroup, rather than in the runner's."""
-    with _a_cgroup_of_its_own() as group:
+    with new_cgroup() as group:
         if group is None:
             pytest.skip("cannot make a cgroup here (needs root or a delegated cgroup)")
         desk.start()
