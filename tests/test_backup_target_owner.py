@@ -218,6 +218,7 @@ FORGED = {
     "index: packs a list": ("index", lambda ix: ix.__setitem__("packs", [1])),
     "index: a blob entry of a string": ("index", lambda ix: _first_blob(ix, ["0" * 64, "a", 1])),
     "index: size a string": ("index", lambda ix: _each_pack(ix, "size", "1")),
+    "index: a blob past its pack's end": ("index", lambda ix: _first_blob(ix, ["0" * 64, 2**64, 1])),
     "snapshot: no tree": ("snapshots", lambda s: s.pop("tree")),
     "snapshot: other a number": ("snapshots", lambda s: s.__setitem__("other", 5)),
     "snapshot: other a dict": ("snapshots", lambda s: s.__setitem__("other", {"0" * 64: 1})),
@@ -388,3 +389,41 @@ def test_one_small_blob_is_read_in_place_not_with_its_whole_pack(tmp_path):
     _, off, ln = index[sha(small)]
     with pytest.raises(IntegrityError, match=rf"blob {sha(small)[:16]} in {data_name(pack_id)} is damaged"):
         dict(restorer.fetch_blobs(repo, {sha(small): (pack_id, off + 1, ln)}, [sha(small)]))
+
+
+@pytest.mark.parametrize("off, ln", [(2**64, 1), (0, 10**15)], ids=["offset past any file", "length past any file"])
+def test_a_forged_offset_or_length_is_damage_named_not_a_traceback(tmp_path, off, ln):
+    """Attack: an index whose pack size, offsets and lengths are far past any file (consistent with
+    each other, so the index parses): a seek past what a file can hold raised ValueError, and a read of
+    the forged length allocated it whole (MemoryError). Each is damage, named with its pack."""
+    blob = b"a ring file, say"
+    builder = PackBuilder()
+    builder.add(sha(blob), blob)
+    pack_id, data, _ = builder.finish()
+    repo = Repo(f"file://{tmp_path / 't'}", cache=tmp_path / "c")
+    repo.put(data_name(pack_id), data)
+    with pytest.raises(IntegrityError, match=rf"{data_name(pack_id)}"):
+        dict(restorer.fetch_blobs(repo, {sha(blob): (pack_id, off, ln)}, [sha(blob)]))
+
+
+def test_a_forged_trailer_makes_verify_hold_no_pack(tmp_path):
+    """Attack: a pack's last four bytes rewritten to name nearly the whole pack as its header — the
+    streamed check read that "header" whole. A header past ``MAX_HEADER`` is damage, named."""
+    from vault.backup import packs, verifier
+
+    big = os.urandom(24 << 20)
+    builder = PackBuilder()
+    builder.add(sha(big), big)
+    pack_id, data, entries = builder.finish()
+    repo = Repo(f"file://{tmp_path / 't'}", cache=tmp_path / "c")
+    repo.put(data_name(pack_id), data[:-4] + (len(data) - 4).to_bytes(4, "little"))
+    del big, data, builder
+    assert packs.MAX_HEADER < 24 << 20
+    tracemalloc.start()
+    try:
+        problems = verifier._read_pack(repo, pack_id, data_name(pack_id), [tuple(e) for e in entries])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert problems and all(str(p).startswith(f"{data_name(pack_id)}: damaged") for p in problems), problems
+    assert peak < 8 << 20, f"verify held {peak >> 20} MiB of a 24 MiB pack"

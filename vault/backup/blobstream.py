@@ -65,7 +65,7 @@ def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: d
                     step(ln)
                 pos = off + ln
         finally:
-            getattr(src, "close", lambda: None)()
+            close(src)
     return written
 
 
@@ -74,7 +74,11 @@ def skip(src: BinaryIO, n: int, name: str, url: str) -> None:
         return
     seekable = getattr(src, "seekable", None)
     if seekable is not None and seekable():
-        src.seek(n, 1)
+        try:
+            src.seek(n, 1)
+        except (OverflowError, ValueError, OSError):  # (past what a file can hold: a forged offset)
+            raise IntegrityError(N_("{url}: {name} is shorter than the index says"), hint=N_("run 'vault backup verify'"),
+                                 url=url, name=name) from None
         return
     while n:
         got = src.read(min(n, CHUNK))
@@ -83,10 +87,15 @@ def skip(src: BinaryIO, n: int, name: str, url: str) -> None:
         n -= len(got)
 
 
+def close(src: Any) -> None:
+    """Close what a target's ``get`` or ``open`` gave, if it can be closed."""
+    getattr(src, "close", lambda: None)()
+
+
 def read_exactly(src: BinaryIO, n: int) -> bytes:
     """The next ``n`` bytes of ``src`` (fewer only where it ends)."""
-    out = bytearray()
-    while len(out) < n and (got := src.read(n - len(out))):
+    out = bytearray()  # (in pieces: a forged length must not make one allocation of its size)
+    while len(out) < n and (got := src.read(min(n - len(out), CHUNK))):
         out += got
     return bytes(out)
 

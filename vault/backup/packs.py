@@ -17,6 +17,11 @@ from vault.store import jsontext
 SMALL_BLOB = 1 << 20
 #: A pack is closed once it holds this many bytes of blobs (8-16 MiB keeps S3 requests few).
 PACK_TARGET = 12 << 20
+#: ... or this many blobs, so that its header (~90 bytes a blob) stays under ``MAX_HEADER``.
+PACK_BLOBS = 65_536
+#: The longest header a pack read as a stream may have (a longer one is damage): a forged trailer
+#: naming the whole pack as its header must not make a reader hold the pack.
+MAX_HEADER = 16 << 20
 _TRAILER = struct.Struct("<I")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 

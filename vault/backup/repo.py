@@ -76,12 +76,12 @@ def index_packs(obj: dict[str, Any], name: str) -> dict[str, tuple[int, list[tup
     try:
         for pack_id, p in obj["packs"].items():
             if not (isinstance(pack_id, str) and _HEX64.match(pack_id)) or type(p["size"]) is not int \
-                    or not isinstance(p["blobs"], list):
+                    or not isinstance(p["blobs"], list) or p["size"] < 0:
                 raise ValueError
             entries = []
             for blob_id, off, ln in p["blobs"]:
                 if not (isinstance(blob_id, str) and _HEX64.match(blob_id) and type(off) is int and type(ln) is int
-                        and off >= 0 <= ln):
+                        and off >= 0 <= ln and off + ln <= p["size"]):
                     raise ValueError
                 entries.append((blob_id, off, ln))
             out[pack_id] = (p["size"], entries)

@@ -40,7 +40,7 @@ def fetch_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], blob_ids: It
                 _, off, ln = index[b]
                 if src is None or off < pos:  # (blobs the index says overlap: read the pack again)
                     if src is not None:
-                        getattr(src, "close", lambda: None)()
+                        blobstream.close(src)
                     src, pos = _open_pack(repo, name), 0
                 blobstream.skip(src, off - pos, name, repo.url)
                 blob = blobstream.read_exactly(src, ln)
@@ -51,7 +51,7 @@ def fetch_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], blob_ids: It
                 yield b, blob
         finally:
             if src is not None:
-                getattr(src, "close", lambda: None)()
+                blobstream.close(src)
 
 
 def _open_pack(repo: Repo, name: str) -> Any:

@@ -198,7 +198,7 @@ class Uploader:
     def add_small(self, blob: str, data: bytes) -> None:
         self.builder.add(blob, data)
         self.bytes_new += len(data)
-        if self.builder.size >= packs.PACK_TARGET:
+        if self.builder.size >= packs.PACK_TARGET or len(self.builder) >= packs.PACK_BLOBS:
             self.flush()
 
     def flush(self) -> None:

@@ -198,7 +198,7 @@ def _read_pack(repo: Repo, pack_id: str, name: str, indexed: list[tuple[str, int
         got = blobstream.hash_ranges(src, ranges, whole=not (seekable and packs.header_entries(raw, size or 0)),
                                      tail=0 if seekable else _TAIL)
     finally:
-        getattr(src, "close", lambda: None)()
+        blobstream.close(src)
     size = got.size
     if not seekable:
         raw = _header_from_tail(repo, name, got.tail, size)
@@ -243,8 +243,9 @@ def _header_in_place(src: Any) -> tuple[bytes | None, int | None]:
     raw = None
     if size >= 4:
         src.seek(size - 4)
-        (n,) = struct.unpack("<I", src.read(4))
-        if n <= size - 4:
+        tail = src.read(4)
+        (n,) = struct.unpack("<I", tail) if len(tail) == 4 else (size,)  # (cut short meanwhile: no header)
+        if n <= min(size - 4, packs.MAX_HEADER):
             src.seek(size - 4 - n)
             raw = src.read(n)
     src.seek(0)
@@ -255,7 +256,7 @@ def _header_from_tail(repo: Repo, name: str, tail: bytes, size: int) -> bytes | 
     if size < 4 or len(tail) < 4:
         return None
     (n,) = struct.unpack("<I", tail[-4:])
-    if n > size - 4:
+    if n > min(size - 4, packs.MAX_HEADER):
         return None
     if n <= len(tail) - 4:
         return tail[-4 - n : -4]
@@ -264,7 +265,7 @@ def _header_from_tail(repo: Repo, name: str, tail: bytes, size: int) -> bytes | 
         blobstream.skip(src, size - 4 - n, name, repo.url)
         return blobstream.read_exactly(src, n)
     finally:
-        getattr(src, "close", lambda: None)()
+        blobstream.close(src)
 
 
 def _hash_again(repo: Repo, name: str, ranges: list[tuple[int, int]], *, whole: bool = False) -> dict[tuple[int, int], str]:
@@ -272,7 +273,7 @@ def _hash_again(repo: Repo, name: str, ranges: list[tuple[int, int]], *, whole: 
     try:
         got = blobstream.hash_ranges(src, ranges, whole=whole)
     finally:
-        getattr(src, "close", lambda: None)()
+        blobstream.close(src)
     return {**got.digests, **({(-1, -1): got.whole} if got.whole is not None else {})}
 
 
@@ -328,14 +329,15 @@ def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack
         wanted = [(b, off, ln) for b, off, ln in pack_entries[pack_id] if b in documents]
         if not wanted or data_name(pack_id) not in present:
             continue
-        src, pos = repo.open(data_name(pack_id)), 0
+        src, pos = None, 0
         try:
+            src = repo.open(data_name(pack_id))  # (inside: a pack that is no file is named, not fatal)
             for b, off, ln in sorted(wanted, key=lambda w: w[1]):
                 doc_table = tables.get(documents[b])
                 if doc_table is None:
                     continue
                 if off < pos:  # (blobs the index says overlap: read the pack again for this one)
-                    getattr(src, "close", lambda: None)()
+                    blobstream.close(src)
                     src, pos = repo.open(data_name(pack_id)), 0
                 try:
                     blobstream.skip(src, off - pos, data_name(pack_id), repo.url)
@@ -354,5 +356,5 @@ def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack
         except VaultError as e:
             rep.problems.append(Message(N_("{name}: {reason}"), name=data_name(pack_id), reason=e.message))
         finally:
-            getattr(src, "close", lambda: None)()
+            blobstream.close(src)
 
