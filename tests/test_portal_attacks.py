@@ -357,9 +357,17 @@ def test_the_portal_needs_no_key_at_all(tmp_path, monkeypatch):
     assert out.read_bytes() == data
 
 
-def _log_since(portal, offset: int) -> str:
-    time.sleep(0.3)  # the access-log line is written after the answer
-    return portal.log.read_bytes()[offset:].decode("utf-8", "replace")
+_ACCESS_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} vault\.portal [A-Z]+ ", re.M)
+
+
+def _log_since(portal, offset: int, requests: int) -> str:
+    """What the portal's log gained since ``offset``, once it holds the access line of each of
+    ``requests`` requests (each is written after its answer)."""
+    def text() -> str:
+        return portal.log.read_bytes()[offset:].decode("utf-8", "replace")
+
+    assert _eventually(lambda: len(_ACCESS_LINE.findall(text())) >= requests, 30), text()
+    return text()
 
 
 def test_a_boundary_rfc_2046_does_not_allow_is_refused_and_takes_no_use(world):
@@ -371,7 +379,7 @@ def test_a_boundary_rfc_2046_does_not_allow_is_refused_and_takes_no_use(world):
         r, page = request(portal, "POST", _path(inv["link"]), body,
                           {"Content-Type": f'multipart/form-data; boundary="{boundary}"', "Accept-Language": "en"})
         assert r.status == 400 and "The form could not be read" in page, boundary
-    assert "Traceback" not in _log_since(portal, start)
+    assert "Traceback" not in _log_since(portal, start, 4)
     assert not (o.vault_dir / "intake" / "uses" / inv["id"]).is_dir() or not any((o.vault_dir / "intake" / "uses" / inv["id"]).iterdir())
     r, _ = request(portal, "POST", _path(inv["link"]), *form(("a.txt", b"hello")))
     assert r.status == 200  # the refused attempts took no use: the one use is still there
@@ -392,7 +400,7 @@ def test_a_malformed_multipart_body_gets_the_form_page_and_gives_its_use_back(wo
         r, page = request(portal, "POST", _path(inv["link"]), body,
                           {"Content-Type": "multipart/form-data; boundary=b0undary", "Accept-Language": "en"})
         assert r.status == 400 and "The form could not be read" in page, what
-    log = _log_since(portal, start)
+    log = _log_since(portal, start, len(bodies))
     assert "Traceback" not in log and " 500 " not in log
     assert not any(x.get("invitation") == inv["id"] for x in pending(o))
     assert not any(n.startswith(".upload-") for n in leftovers(o))
@@ -418,7 +426,7 @@ def test_the_log_keeps_the_token_out_of_every_spelling_of_the_path(world):
     for target in ("/" + path, "/." + path, path.replace("/i/", "/i//"), "/x" + path, path + "/more",
                    path.replace(token, token + "%0A"), f"http://127.0.0.1{path}", f"http://x/{path}"):
         assert _raw_get(portal, target).startswith(b"HTTP/1.1 "), target
-    log = _log_since(portal, start)
+    log = _log_since(portal, start, 8)
     assert log.count(" vault.portal GET ") >= 8  # each request has its line ...
     assert token not in log and token[:40] not in log  # ... and none names the token
     assert request(portal, "GET", path)[0].status == 200  # the link itself still works
@@ -430,7 +438,7 @@ def test_a_line_feed_in_the_path_cannot_forge_a_log_line(world):
     forged = "2026-01-01 00:00:00,000 vault.portal POST /i/forged/… 200 0.001s"
     for sep in ("%0A", "%0D", "%0D%0A", "%E2%80%A8", "%1B[2K"):
         request(portal, "GET", "/x" + sep + forged.replace(" ", "%20").replace("…", "%E2%80%A6"))
-    lines = _log_since(portal, start).splitlines()
+    lines = _log_since(portal, start, 5).splitlines()
     assert not any(line.startswith("2026-01-01") for line in lines)
     assert not any("\x1b" in line or "\r" in line or "\u2028" in line for line in lines)
     assert sum("/i/forged/" in line for line in lines) == 5  # each request on its own single line, escaped
