@@ -75,18 +75,12 @@ def single_tail(blob_id: str, size: int) -> tuple[str, bytes]:
     return sha256_hex(header), header + _TRAILER.pack(len(header))
 
 
-def _trailer(data: bytes) -> tuple[bytes, Any] | None:
-    """The header's bytes and its JSON, or None where the trailer does not parse."""
+def _header_raw(data: bytes) -> bytes | None:
+    """The header's bytes as the trailer sizes them, or None where it cannot (FORMAT §16.2)."""
     if len(data) < 4:
         return None
     (n,) = _TRAILER.unpack(data[-4:])
-    if n > len(data) - 4:
-        return None
-    raw = data[-4 - n : -4]
-    try:
-        return raw, jsontext.loads(raw)
-    except ValueError:
-        return None
+    return data[-4 - n : -4] if n <= len(data) - 4 else None
 
 
 def _entries(header: Any, end: int, *, tiled: bool) -> list[list] | None:
@@ -131,28 +125,11 @@ def read_trailer(pack_id: str, data: bytes) -> list[list]:
 
     Format 2: the id is the hash of the header; the blobs the header lists must fill the bytes before
     it, each hashing to its id. Format 1 (older repositories): the id is the hash of all the bytes.
+    (``check_streamed``'s rules, for a pack held in memory.)
     """
-    parsed = _trailer(data)
-    if parsed is not None and isinstance(parsed[1], dict) and parsed[1].get("format") == FORMAT:
-        raw, header = parsed
-        if sha256_hex(raw) != pack_id:  # (the bytes that name a pack of this format: its header's)
-            raise PackDamaged(pack_id, Message(NOT_ITS_NAME))
-        entries = _entries(header, len(data) - 4 - len(raw), tiled=True)
-        if entries is None:
-            raise PackDamaged(pack_id, Message(NO_BLOB_LIST))
-        view = memoryview(data)
-        for blob_id, off, ln in entries:
-            if hashlib.sha256(view[off : off + ln]).hexdigest() != blob_id:
-                raise PackDamaged(pack_id, Message(BAD_BLOB, blob_id=blob_id[:16]))
-        return entries
-    if sha256_hex(data) != pack_id:
-        raise PackDamaged(pack_id, Message(NOT_ITS_NAME))
-    entries = None
-    if parsed is not None and isinstance(parsed[1], dict) and parsed[1].get("format") == 1:
-        entries = _entries(parsed[1], len(data) - 4 - len(parsed[0]), tiled=False)
-    if entries is None:
-        raise PackDamaged(pack_id, Message(NO_BLOB_LIST))
-    return entries
+    view = memoryview(data)
+    return check_streamed(pack_id, _header_raw(data), len(data),
+                          lambda off, ln: hashlib.sha256(view[off : off + ln]).hexdigest(), lambda: sha256_hex(data))
 
 
 def blobs_of(pack_id: str, data: bytes, entries: list[list]) -> dict[str, bytes]:
@@ -168,8 +145,8 @@ def blobs_of(pack_id: str, data: bytes, entries: list[list]) -> dict[str, bytes]
 
 def check_streamed(pack_id: str, raw: bytes | None, size: int, digest: Callable[[int, int], str | None],
                    whole: Callable[[], str]) -> list[list]:
-    """``read_trailer``'s check of a pack read as a stream rather than held: ``raw`` is its header's
-    bytes (None where the trailer does not parse), ``size`` its length, ``digest(offset, length)``
+    """The check of a pack against its id (``read_trailer``'s rules) where it is read as a stream,
+    not held: ``raw`` is its header's bytes (None where the trailer does not size one), ``size`` its length, ``digest(offset, length)``
     the SHA-256 of a range of it and ``whole()`` of all of it — each asked only where the rule needs it."""
     try:
         header = jsontext.loads(raw) if raw is not None else None
