@@ -428,6 +428,8 @@ def test_format_md_states_the_backup_constants():
     section = text[text.index("## 16. Backups"):text.index("## Changes")]
     assert packs.SMALL_BLOB == 1 << 20 and "Files under 1 MiB ✓" in section
     assert packs.PACK_TARGET == 12 << 20 and "holds 12 MiB ✓" in section
+    assert packs.PACK_BLOBS == 65_536 and "or 65,536 ✓" in section
+    assert packs.MAX_HEADER == 16 << 20 and "a header under 16 MiB ✓" in section
     from vault.backup import mirror
 
     assert mirror.DEFAULT_WINDOW == dt.timedelta(days=7) and "default 7 days ✓" in section
@@ -847,4 +849,19 @@ def test_a_damaged_backup_cache_is_read_past(office, tmp_path):
         (cache.parent / "trees.json").write_bytes(junk)
         rep = _run(office, url)
         assert rep["bytes_new"] == 0
+    assert backup.verify(url, read_fraction=1.0).ok
+
+
+def test_a_pack_holds_at_most_pack_blobs_files(office, tmp_path, monkeypatch):
+    """A pack is closed at ``PACK_BLOBS`` files as well as at ``PACK_TARGET`` bytes, so that its header
+    stays under what a reader of a pack as a stream accepts (``MAX_HEADER``; FORMAT §16.2)."""
+    monkeypatch.setattr(packs, "PACK_BLOBS", 4)
+    url = _url(tmp_path)
+    rep = _run(office, url)
+    assert rep["files"] > 8
+    sizes = []
+    for p in (tmp_path / "target" / "data").rglob("*"):
+        if p.is_file():
+            sizes.append(len(packs.read_trailer(p.name, p.read_bytes())))
+    assert sizes and max(sizes) <= 4 and len(sizes) >= rep["files"] // 4, sizes
     assert backup.verify(url, read_fraction=1.0).ok
