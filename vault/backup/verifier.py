@@ -191,12 +191,9 @@ def _read_pack(repo: Repo, pack_id: str, name: str, indexed: list[tuple[str, int
     try:
         raw, size = _header_in_place(src)
         seekable = size is not None
-        ranges = [(off, ln) for _, off, ln in indexed]
-        if seekable:
-            assert size is not None
-            ranges += [(off, ln) for _, off, ln in packs.header_entries(raw, size)]
-        got = blobstream.hash_ranges(src, ranges, whole=not (seekable and packs.header_entries(raw, size or 0)),
-                                     tail=0 if seekable else _TAIL)
+        listed = packs.header_entries(raw, size) if size is not None else []  # (the header parsed once)
+        ranges = [(off, ln) for _, off, ln in indexed] + [(off, ln) for _, off, ln in listed]
+        got = blobstream.hash_ranges(src, ranges, whole=not listed, tail=0 if seekable else _TAIL)
     finally:
         blobstream.close(src)
     size = got.size
