@@ -144,10 +144,16 @@ def parse_record_date(text: str, *, today: str, force: bool = False) -> str:
     """A date the vault records (material, events, closing): a calendar date neither in the future
     nor before 1900 — a typo there would start or stop a retention clock — unless ``force``."""
     date = parse_date(text)
-    if not force and not EARLIEST_DATE <= date <= today:
-        raise InputError(N_("date {date} is in the future") if date > today else N_("date {date} is before 1900"),
+    if not force and (wrong := out_of_range(date, today)):
+        raise InputError(N_("date {date} is in the future") if wrong == "future" else N_("date {date} is before 1900"),
                          hint=N_("check the date; pass --force-date if it is really meant"), date=date)
     return date
+
+
+def out_of_range(date: str, today: str) -> str | None:
+    """Where a recorded date (``YYYY-MM-DD``) may not be: ``"future"`` after ``today``, ``"early"``
+    before 1900, else None. Every date the vault records is held to it, whoever chose it."""
+    return "future" if date > today else "early" if date < EARLIEST_DATE else None
 
 
 def _bad_date(text: str) -> str:

@@ -25,7 +25,7 @@ from vault.archive import authority, intakekey, members
 from vault.crypto import age
 from vault.store.hashing import HashingWriter, hash_file
 from vault.archive.manifests import CATEGORIES
-from vault.archive.manifests import (EARLIEST_DATE, append_document, load_manifest, manifest_file, parse_date, parse_record_date,
+from vault.archive.manifests import (append_document, load_manifest, manifest_file, out_of_range, parse_date, parse_record_date,
                                      read_table, resolve)
 from vault.archive import invitations
 from vault.archive.intakerecords import Submission
@@ -286,9 +286,9 @@ def accept(actor: Actor, sid: str, *, force_date: bool = False) -> str:
 def _check_date(rec: Submission, *, today: str, force: bool) -> None:
     # The same check as a member's own dates (docs/FORMAT.md §9), made again here: the date was chosen
     # by whoever submitted, and a mistyped year would start or stop a retention clock.
-    if force or EARLIEST_DATE <= rec.date <= today:
+    if force or not (wrong := out_of_range(rec.date, today)):
         return
-    msg = N_("intake submission {sid} is dated {date}, in the future") if rec.date > today else \
+    msg = N_("intake submission {sid} is dated {date}, in the future") if wrong == "future" else \
         N_("intake submission {sid} is dated {date}, before 1900")
     raise InputError(msg, hint=N_("reject it, or pass --force-date if the date is really meant"), sid=rec.id, date=rec.date)
 
