@@ -279,3 +279,38 @@ def test_desk_commands_with_the_agent_import_only_what_they_use(desk):
         assert "vault.office.documents" in modules  # the measurement sees the imports
         assert sorted(m for m in modules if m.split(".")[0] in not_needed or m in not_needed
                       or any(m.startswith(n + ".") for n in not_needed)) == [], args
+
+
+def test_commands_do_without_an_agent_whose_sessions_are_all_held(desk):
+    """A process of the same user holding every session of the agent denies it to other commands (not
+    promised against, SECURITY.md); they then do without it: with a passphrase they run, without one
+    they fail in one line — no hang, no traceback."""
+    from vault.agent.server import MAX_SESSIONS
+
+    pid = desk.start("--no-runner")
+    held = []
+    try:
+        for _ in range(MAX_SESSIONS):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(desk.sock))
+            held.append(s)
+        # the agent has taken every one of them (a status answers on none of them: the sessions are ours)
+        deadline = time.monotonic() + 10
+        while len(os.listdir(f"/proc/{pid}/task")) < MAX_SESSIONS + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(os.listdir(f"/proc/{pid}/task")) >= MAX_SESSIONS + 1
+        started = time.monotonic()
+        assert desk.vault("doc", "view", desk.office.doc, passphrase=True).stdout == MARKERS["content"]
+        res = desk.vault("doc", "view", desk.office.doc, ok=False)
+        assert time.monotonic() - started < 30
+        assert res.returncode == 1 and "Traceback" not in res.stderr
+        assert len(res.stderr.splitlines()) <= 2 and res.stderr.startswith("vault: error: no passphrase available")
+        assert alive(pid)
+    finally:
+        for s in held:
+            s.close()
+    # the sessions given back (each thread ends on its client's close), the agent serves again
+    deadline = time.monotonic() + 10
+    while len(os.listdir(f"/proc/{pid}/task")) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert desk.vault("doc", "view", desk.office.doc).stdout == MARKERS["content"]
