@@ -165,3 +165,70 @@ def in_parallel(jobs: list[Any], work: Callable[[Any], dict], *, workers: int) -
             results[i] = {"died": os.waitstatus_to_exitcode(status)}
         Path(out).unlink(missing_ok=True)
     return [results[i] for i in range(len(jobs))]
+
+
+# -- what a power cut may take ------------------------------------------------------------------------
+# A stop (``kill -9``) keeps every byte written; a power cut keeps only what was made durable. With
+# the steps of a run (``trace``) the model below follows what is durable: a file's bytes after an
+# fsync of it, a name in a directory (made, renamed into, removed) after an fsync of that directory,
+# everything after a syncfs ("sync"); a file renamed from a temporary carries the temporary's bytes,
+# durable or not. A commit point is durable only if all that comes before it is: otherwise a power
+# cut can keep the history's entry (or the target's snapshot) and lose what it names — a state no
+# stop leaves, which the crash sweep therefore never judged.
+
+#: Step kinds that change a file's bytes.
+CONTENT_STEPS = frozenset({"create", "write", "overwrite", "truncate", "append", "journal"})
+
+
+def not_durable_at_commits(steps: list[tuple[str, str]], top: str, *, commit: Callable[[str, str], bool],
+                           exempt: Callable[[str], bool]) -> list[str]:
+    """What is not yet durable below ``top`` at each step ``commit(kind, path)`` says is a commit
+    point, and when the run ends; paths ``exempt`` says a power cut may lose are left out."""
+    dirty: dict[str, int] = {}            # a file's bytes: the step that last changed them
+    names: dict[tuple[str, str], int] = {}  # a name in a directory: the step that last changed it
+    found: list[str] = []
+
+    def below(p: str) -> bool:
+        return (p == top or p.startswith(top + "/")) and not exempt(p)
+
+    def pending() -> list[str]:
+        return [f"the bytes of {p} (step {i})" for p, i in dirty.items() if below(p)] + \
+               [f"the name {n} in {d} (step {i})" for (d, n), i in names.items() if below(f"{d}/{n}")]
+
+    for i, (kind, path) in enumerate(steps, 1):
+        parent, name = os.path.split(path)
+        if commit(kind, path):
+            found += [f"step {i} ({kind} {path}): not durable before it: {x}" for x in pending()
+                      if not x.startswith(f"the bytes of {path} ")]
+        if kind in CONTENT_STEPS:
+            dirty[path] = i
+            if kind == "create":
+                names[(parent, name)] = i
+        elif kind == "mkdir":
+            names[(parent, name)] = i
+        elif kind in ("unlink", "rmtree"):
+            names[(parent, name)] = i
+            for p in [p for p in dirty if p == path or p.startswith(path + "/")]:
+                del dirty[p]
+            for k in [k for k in names if k[0] == path or k[0].startswith(path + "/")]:
+                del names[k]
+        elif kind == "rename":
+            names[(parent, name)] = i
+            # the temporary it came from: the newest one made for this name (``.tmp-<name>.<random>``)
+            src = next((q for k, q in reversed(steps[:i - 1])
+                        if k == "create" and os.path.basename(q).startswith(f".tmp-{name}.")), None)
+            if src is not None and src in dirty:
+                dirty[path] = dirty.pop(src)
+            else:
+                dirty.pop(path, None)
+        elif kind == "fsync":  # a file's bytes, or the names in a directory
+            dirty.pop(path, None)
+            for k in [k for k in names if k[0] == path]:
+                del names[k]
+        elif kind == "sync":  # syncfs: the whole file system
+            dirty.clear()
+            names.clear()
+        else:
+            found.append(f"step {i}: a step of unknown kind {kind!r}")
+    found += [f"at the end: not durable: {x}" for x in pending()]
+    return found

@@ -22,7 +22,7 @@ from vault.crypto import age
 from vault.archive.manifests import load_manifest, resolve
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, PermissionDeniedError)
-from vault.store import make_dir, records, remove, write_new
+from vault.store import fsync_dir, make_dir, records, remove, write_new
 from vault.archive.invitations import invitations_dir, may_invite, load
 from vault.i18n import N_
 
@@ -150,9 +150,10 @@ def claim_use(v: Vault, rec: dict[str, Any], receipt: str) -> Path:
     for k in range(1, rec["uses"] + 1):
         p = d / str(k)
         try:
-            write_new(p, f"{receipt} {v.clock.stamp()}\n".encode(), mode=0o600)
+            write_new(p, f"{receipt} {v.clock.stamp()}\n".encode(), mode=0o600, sync=True)
         except FileExistsError:
             continue
+        fsync_dir(d)  # a use taken stays taken through a power cut
         return p
     raise ConflictError(N_("every use of this invitation has been taken"))
 

@@ -191,8 +191,9 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, sync: bool = Tru
         f.write(data)
 
 
-def write_new(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Create ``path`` with ``data``; never replaces an existing file. Durability is the caller's."""
+def write_new(path: Path, data: bytes, *, mode: int = 0o600, sync: bool = False) -> None:
+    """Create ``path`` with ``data``; never replaces an existing file. With ``sync`` its bytes are
+    fsynced before it is closed; its name is made durable by the caller (``fsync_dir``)."""
     check_confined(path)
     make_dir(path.parent, mode=0o777, parents=True)
     seam.step("create", path)
@@ -200,6 +201,10 @@ def write_new(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     with os.fdopen(fd, "wb") as f:
         seam.step("write", path)  # a stop here leaves the file empty
         f.write(data)
+        if sync:
+            f.flush()
+            seam.step("fsync", path)
+            os.fsync(fd)
 
 
 def replace(src: Path, dst: Path) -> None:
@@ -224,11 +229,25 @@ def remove(path: Path, *, missing_ok: bool = False) -> bool:
 
 
 def make_dir(path: Path, *, mode: int = 0o700, parents: bool = False) -> None:
-    """Make the directory ``path`` unless it exists (``parents``: and its missing parents)."""
+    """Make the directory ``path`` unless it exists (``parents``: and its missing parents, with the
+    default mode). Each directory made is durable when this returns: its entry in its parent is
+    fsynced, so that what is later written into it and made durable with its own directory does not
+    vanish with a power cut that takes the new directory's name (``tests/test_power_loss.py``)."""
+    path = Path(path)
     if os.path.isdir(path):
         return
-    seam.step("mkdir", path)
-    Path(path).mkdir(mode=mode, parents=parents, exist_ok=True)
+    missing = [path]
+    if parents:
+        while not os.path.isdir(missing[-1].parent) and missing[-1].parent != missing[-1]:
+            missing.append(missing[-1].parent)
+    for d in reversed(missing):
+        seam.step("mkdir", d)
+        try:
+            os.mkdir(d, mode if d == path else 0o777)
+        except FileExistsError:
+            if not os.path.isdir(d):
+                raise
+        fsync_dir(d.parent)
 
 
 def remove_tree(path: Path) -> None:

@@ -30,7 +30,7 @@ def issue_number(root: Path, number: str, dossier: str, *, replace: bool = False
     p = _number_path(root, number)
     data = f"{number}\n{dossier}\n".encode()
     try:
-        write_new(p, data, mode=0o644)
+        write_new(p, data, mode=0o644, sync=True)
     except FileExistsError:
         if not replace:
             raise ConflictError(N_("archive number {number} was already issued"), hint=N_("numbers are never reused"),

@@ -18,12 +18,15 @@ SYNCFS_MIN_FILES = 4
 def sync_files(paths: list[Path]) -> None:
     """Make many files and their directory entries durable: one syncfs per file system on Linux for a
     batch, else an fsync of each file and then of each directory once."""
-    if paths:
+    # The crash seam hears of what is made durable as precisely as it is: one "sync" for a syncfs,
+    # which writes back the whole file system, else an "fsync" of each file and each directory.
+    if len(paths) >= SYNCFS_MIN_FILES and (places := _syncfs_places({p.parent for p in paths})) is not None:
         seam.step("sync", paths[0])
-    if len(paths) >= SYNCFS_MIN_FILES and _syncfs_each_fs({p.parent for p in paths}):
+        _syncfs_at(places)
         return
     dirs = set()
     for p in paths:
+        seam.step("fsync", p)
         fd = os.open(p, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -38,29 +41,33 @@ def sync_dirs(dirs: set[Path] | list[Path]) -> None:
     """Make renames and unlinks in ``dirs`` durable: an fsync of each, or for many directories one
     syncfs per file system (the same bound as ``sync_files``)."""
     dirs = set(dirs)
-    if len(dirs) >= SYNCFS_MIN_FILES:
-        seam.step("sync", min(dirs))  # (fewer: each fsync_dir below is its own step)
-        if _syncfs_each_fs(dirs):
-            return
+    if len(dirs) >= SYNCFS_MIN_FILES and (places := _syncfs_places(dirs)) is not None:
+        seam.step("sync", min(dirs))  # (else each fsync_dir below is its own step)
+        _syncfs_at(places)
+        return
     for d in dirs:
         fsync_dir(d)
 
 
-def _syncfs_each_fs(dirs: set[Path]) -> bool:
-    """syncfs(2) once for each file system holding one of ``dirs``; False where there is no syncfs.
+def _syncfs_places(dirs: set[Path]) -> list[Path] | None:
+    """One of ``dirs`` on each file system holding them, for ``_syncfs_at``; None where syncfs cannot
+    stand for their fsyncs (no syncfs, or a file system not known to be local: ``LOCAL_TYPES``)."""
+    if _syncfs() is None:
+        return None
+    one_dir_per_fs: dict[int, Path] = {}
+    for d in dirs:
+        one_dir_per_fs.setdefault(os.stat(d).st_dev, d)
+    return list(one_dir_per_fs.values()) if all(_local(dev) for dev in one_dir_per_fs) else None
+
+
+def _syncfs_at(places: list[Path]) -> None:
+    """syncfs(2) once for each file system, by a directory on it (``_syncfs_places``).
 
     syncfs writes back everything dirty on that file system, ours included, data and metadata: it is
     wider than our files but far narrower than sync(2), and one call instead of thousands.
     """
     func = _syncfs()
-    if func is None:
-        return False
-    one_dir_per_fs: dict[int, Path] = {}
-    for d in dirs:
-        one_dir_per_fs.setdefault(os.stat(d).st_dev, d)
-    if not all(_local(dev) for dev in one_dir_per_fs):
-        return False
-    for d in one_dir_per_fs.values():
+    for d in places:
         fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
         try:
             if func(fd) != 0:
@@ -70,7 +77,6 @@ def _syncfs_each_fs(dirs: set[Path]) -> bool:
                 raise OSError(err, f"syncfs: {os.strerror(err)}", str(d))
         finally:
             os.close(fd)
-    return True
 
 
 #: File systems whose syncfs(2) writes back everything of theirs that is dirty, to their own disk.
