@@ -22,6 +22,7 @@ from vault.errors import IntegrityError, NotFoundError
 from vault.backup import restorer
 from vault.backup.packs import PackBuilder
 from vault.backup.repo import Repo, data_name
+from vault.store import seam
 from vault_plugins.targets import FileTarget
 
 PY = sys.executable
@@ -138,6 +139,41 @@ def test_the_file_target_goes_through_no_link_below_its_root(tmp_path):
     assert list(t.list()) == ["plain"]  # the linked directory's names are no objects
     t.put("y/obj", io.BytesIO(b"here"))  # through the root's own link: fine
     assert (real / "y" / "obj").read_bytes() == b"here" and t.get("y/obj").read() == b"here"
+
+
+@pytest.mark.parametrize("op", ["put", "put_many", "delete"])
+def test_a_directory_swapped_for_a_link_while_an_operation_runs_steers_nothing_out(tmp_path, monkeypatch, op):
+    """Attack: ``data/ab`` swapped for a link to a directory outside in the instant after the target
+    looked at the way and before it writes or deletes there (here at the crash seam's step, just
+    before the file is made or removed) — a put wrote outside, a delete removed the file outside.
+    The target works in the directory it opened, or refuses the link it now finds."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "obj").write_bytes(b"outside")
+    root = tmp_path / "t"
+    t = FileTarget(f"file://{root}")
+    t.put("data/ab/obj", io.BytesIO(b"inside"))
+    way = root / "data" / "ab"
+    take = seam.step
+
+    def step(kind: str, path) -> None:
+        if kind == {"delete": "unlink"}.get(op, "create") and not way.is_symlink():
+            way.rename(root / "moved")
+            os.symlink(outside, way)
+        take(kind, path)
+
+    monkeypatch.setattr(seam, "step", step)
+    if op == "put":
+        t.put("data/ab/obj", io.BytesIO(b"new"))
+    elif op == "delete":
+        t.delete("data/ab/obj")
+    else:  # (named after the batch is synced: the way, opened again, is refused)
+        with pytest.raises(IntegrityError, match="object data/ab/obj is reached through data/ab,"):
+            t.put_many([("data/ab/obj", b"new")])
+    assert sorted(os.listdir(outside)) == ["obj"] and (outside / "obj").read_bytes() == b"outside"
+    # where the way led when it was opened: the put or delete took place there
+    assert (root / "moved" / "obj").exists() == (op != "delete")
+    assert op != "put" or (root / "moved" / "obj").read_bytes() == b"new"
 
 
 # -- what is no regular file in place of an object ------------------------------------------------

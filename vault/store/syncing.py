@@ -52,8 +52,7 @@ def _syncfs_each_fs(dirs: set[Path]) -> bool:
     syncfs writes back everything dirty on that file system, ours included, data and metadata: it is
     wider than our files but far narrower than sync(2), and one call instead of thousands.
     """
-    func = _syncfs()
-    if func is None:
+    if _syncfs() is None:
         return False
     one_dir_per_fs: dict[int, Path] = {}
     for d in dirs:
@@ -63,14 +62,26 @@ def _syncfs_each_fs(dirs: set[Path]) -> bool:
     for d in one_dir_per_fs.values():
         fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            if func(fd) != 0:
-                import ctypes
-
-                err = ctypes.get_errno()
-                raise OSError(err, f"syncfs: {os.strerror(err)}", str(d))
+            syncfs(fd, d)
         finally:
             os.close(fd)
     return True
+
+
+def can_syncfs(fd: int) -> bool:
+    """Whether one ``syncfs`` of the open file or directory ``fd`` makes what was written on its file
+    system durable: there is a syncfs (Linux) and the file system is local (``LOCAL_TYPES``)."""
+    return _syncfs() is not None and _local(os.fstat(fd).st_dev)
+
+
+def syncfs(fd: int, what: os.PathLike[str] | str) -> None:
+    """syncfs(2) of the file system of the open ``fd`` (``can_syncfs`` said it can); ``what`` names it
+    in an error."""
+    if _syncfs()(fd) != 0:
+        import ctypes
+
+        err = ctypes.get_errno()
+        raise OSError(err, f"syncfs: {os.strerror(err)}", str(what))
 
 
 #: File systems whose syncfs(2) writes back everything of theirs that is dirty, to their own disk.
