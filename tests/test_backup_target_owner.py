@@ -237,6 +237,56 @@ def test_the_file_target_reads_only_regular_files(tmp_path):
         t.get("missing")
 
 
+# -- a large regular file in place of a small object ----------------------------------------------
+
+
+def _grow(path: Path, size: int = 4 << 30) -> None:
+    """``path`` made a file of ``size`` bytes (sparse: it costs the target's owner nothing)."""
+    path.unlink(missing_ok=True)
+    path.parent.mkdir(exist_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(size)
+
+
+@pytest.mark.parametrize("name,cmd,bound", [("config", "list", 1), ("locks/x", "run", 1), ("history", "run", 1)])
+def test_a_large_file_in_place_of_a_small_object_stops_the_command_unread(backed_up, name, cmd, bound):
+    """Attack: ``config``, a lock or the witness record replaced by a 4 GiB file — it was read whole
+    (under a 1 GiB limit, a MemoryError traceback). Past its kind's bound it is named, unread."""
+    o, t = backed_up
+    _grow(t / name)
+    r = cli(o, "backup", cmd, f"file://{t}", limit_memory=True)
+    one_error(r, f"{name}: larger than {bound} MiB, more than any such object holds (damaged or tampered with)")
+
+
+@pytest.mark.parametrize("prefix,bound", [("snapshots", 256), ("index", 256), ("keys", 64)])
+def test_verify_names_a_large_file_in_place_of_a_small_object(backed_up, prefix, bound):
+    """The same for a snapshot, an index or a key-mirror generation: ``backup verify`` names it as a
+    problem, and reads none of it."""
+    o, t = backed_up
+    victim = sorted(p for p in (t / prefix).rglob("*") if p.is_file())[0]
+    _grow(victim)
+    r = cli(o, "backup", "verify", f"file://{t}", limit_memory=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    name = victim.relative_to(t).as_posix()
+    assert f"{name}: larger than {bound} MiB, more than any such object holds" in r.stdout, r.stdout
+
+
+def test_a_small_object_from_a_stream_that_cannot_seek_is_read_no_further_than_its_bound(tmp_path):
+    """Where the target's stream cannot say its size (S3), a small object is read to one byte past its
+    kind's bound and no further: a 64 MiB ``config`` held at most that, not the 64 MiB."""
+    root = tmp_path / "t"
+    _grow(root / "config", 64 << 20)
+    repo = Repo(ForwardOnlyTarget(f"file://{root}"), cache=tmp_path / "c")
+    tracemalloc.start()
+    try:
+        with pytest.raises(IntegrityError, match="config: larger than 1 MiB"):
+            repo.config()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"reading config held {peak >> 20} MiB"
+
+
 # -- forged JSON objects, each named by its own hash ----------------------------------------------
 
 
