@@ -176,6 +176,27 @@ def test_a_directory_swapped_for_a_link_while_an_operation_runs_steers_nothing_o
     assert op != "put" or (root / "moved" / "obj").read_bytes() == b"new"
 
 
+@pytest.mark.parametrize("what", ["data", "index", "snapshots", "keys", "config"])
+def test_verify_stopped_by_a_linked_directory_says_what_to_do(backed_up, tmp_path, what):
+    """Attack: ``data/``, ``index/``, ``snapshots/`` or ``keys/`` itself made a link (to a faithful copy
+    outside), or ``config`` a FIFO — ``backup verify`` cannot look past it and stopped with one line
+    whose hint was to run ``vault backup verify``. The hint says what to do instead."""
+    o, t = backed_up
+    if what == "config":
+        (t / what).unlink()
+        os.mkfifo(t / what)
+    else:
+        (t / what).rename(tmp_path / what)
+        os.symlink(tmp_path / what, t / what)
+    r = cli(o, "backup", "verify", f"file://{t}")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    (line,) = [x for x in r.stderr.splitlines() if x.startswith("vault: error:")]
+    assert (f"{what}, which is no directory" if what != "config" else "object config is not a regular file") in line
+    assert "vault backup verify" not in r.stderr, r.stderr
+    assert ("vault: hint: the target has been tampered with: put back what it names from a copy you trust, "
+            "or back up to a new, empty target") in r.stderr, r.stderr
+
+
 # -- what is no regular file in place of an object ------------------------------------------------
 
 

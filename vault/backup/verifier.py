@@ -51,6 +51,13 @@ class VerifyReport:
         return {"ok": self.ok, **self.__dict__}
 
 
+#: What ``verify`` says to do about what stops it: a directory of the target that is no directory, a
+#: ``config`` that is no file or too large — it cannot look past them, so its own name is no hint.
+_LOOKS_NO_FURTHER = N_("the target has been tampered with: put back what it names from a copy you trust, "
+                       "or back up to a new, empty target")
+_VERIFY_HINTS = (N_("run 'vault backup verify'"), N_("run 'vault backup verify' on the target"))
+
+
 def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.Identity] | None = None,
            rng: random.Random | None = None, progress: Progress | None = None) -> VerifyReport:
     """Check the repository; ``read_fraction`` of the packs (0 to 1) are downloaded and checked byte by byte.
@@ -58,6 +65,16 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
     With ``identities`` every snapshot's tree is decrypted and compared with its cleartext references,
     and every document read is decrypted with the latest mirrored key table of its dossier.
     """
+    try:
+        return _verify(repo, read_fraction, identities, rng, progress)
+    except IntegrityError as e:
+        if isinstance(e.hint, Message) and e.hint.msgid in _VERIFY_HINTS:
+            raise IntegrityError.from_error(e, hint=_LOOKS_NO_FURTHER) from None
+        raise
+
+
+def _verify(repo: Repo, read_fraction: float, identities: Sequence[age.Identity] | None,
+            rng: random.Random | None, progress: Progress | None) -> VerifyReport:
     rep = VerifyReport()
     cfg = repo.require_config()
     present = set(repo.list(DATA))
