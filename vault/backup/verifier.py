@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import random
-import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -254,32 +253,32 @@ def _header_in_place(src: Any) -> tuple[bytes | None, int | None]:
     if not (getattr(src, "seekable", None) and src.seekable()):
         return None, None
     size = src.seek(0, io.SEEK_END)
-    raw = None
-    if size >= 4:
-        src.seek(size - 4)
-        tail = src.read(4)
-        (n,) = struct.unpack("<I", tail) if len(tail) == 4 else (size,)  # (cut short meanwhile: no header)
-        if n <= min(size - 4, packs.MAX_HEADER):
-            src.seek(size - 4 - n)
-            raw = src.read(n)
+
+    def read_at(off: int, n: int) -> bytes:
+        src.seek(off)
+        return src.read(n)
+
+    raw = packs.header_of(size, read_at, most=packs.MAX_HEADER)
     src.seek(0)
     return raw, size
 
 
 def _header_from_tail(repo: Repo, name: str, tail: bytes, size: int) -> bytes | None:
-    if size < 4 or len(tail) < 4:
-        return None
-    (n,) = struct.unpack("<I", tail[-4:])
-    if n > min(size - 4, packs.MAX_HEADER):
-        return None
-    if n <= len(tail) - 4:
-        return tail[-4 - n : -4]
-    src = repo.open(name)
-    try:
-        blobstream.skip(src, size - 4 - n, name, repo.url)
-        return blobstream.read_exactly(src, n)
-    finally:
-        blobstream.close(src)
+    """The header of a pack read as a stream that cannot seek, from the last bytes of the pass
+    (``tail``), or, where it is longer, from a second read of the pack."""
+    start = size - len(tail)  # (where the tail begins in the pack)
+
+    def read_at(off: int, n: int) -> bytes:
+        if off >= start:
+            return tail[off - start : off - start + n]
+        src = repo.open(name)
+        try:
+            blobstream.skip(src, off, name, repo.url)
+            return blobstream.read_exactly(src, n)
+        finally:
+            blobstream.close(src)
+
+    return packs.header_of(size, read_at, most=packs.MAX_HEADER)
 
 
 def _hash_again(repo: Repo, name: str, ranges: list[tuple[int, int]], *, whole: bool = False) -> dict[tuple[int, int], str]:
