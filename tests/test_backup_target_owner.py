@@ -498,6 +498,21 @@ def test_one_small_blob_is_read_in_place_not_with_its_whole_pack(tmp_path):
         dict(restorer.fetch_blobs(repo, {sha(small): (pack_id, off + 1, ln)}, [sha(small)]))
 
 
+def test_blobs_the_index_says_overlap_are_each_read_in_place(tmp_path):
+    """An index may name ranges of one pack that overlap (a blob inside another, or a forged index):
+    where one begins before the last ended the pack is read again from its start, and each is checked
+    against its id."""
+    whole = os.urandom(3000)
+    builder = PackBuilder()
+    builder.add(sha(whole), whole)
+    pack_id, data, _ = builder.finish()
+    repo = Repo(f"file://{tmp_path / 't'}", cache=tmp_path / "c")
+    repo.put(data_name(pack_id), data)
+    parts = {sha(whole[off : off + ln]): (pack_id, off, ln) for off, ln in [(0, 2000), (1000, 1500), (2500, 500)]}
+    got = dict(restorer.fetch_blobs(repo, parts, parts))
+    assert got == {b: whole[off : off + ln] for b, (_, off, ln) in parts.items()}
+
+
 @pytest.mark.parametrize("off, ln", [(2**64, 1), (0, 10**15)], ids=["offset past any file", "length past any file"])
 def test_a_forged_offset_or_length_is_damage_named_not_a_traceback(tmp_path, off, ln):
     """Attack: an index whose pack size, offsets and lengths are far past any file (consistent with

@@ -6,6 +6,7 @@ import datetime as _dt
 import io
 import random
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import vault.backup.mirror as mirror
@@ -342,32 +343,23 @@ def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack
         wanted = [(b, off, ln) for b, off, ln in pack_entries[pack_id] if b in documents]
         if not wanted or data_name(pack_id) not in present:
             continue
-        src, pos = None, 0
-        try:
-            src = repo.open(data_name(pack_id))  # (inside: a pack that is no file is named, not fatal)
-            for b, off, ln in sorted(wanted, key=lambda w: w[1]):
-                doc_table = tables.get(documents[b])
-                if doc_table is None:
-                    continue
-                if off < pos:  # (blobs the index says overlap: read the pack again for this one)
-                    blobstream.close(src)
-                    src, pos = repo.open(data_name(pack_id)), 0
+        name = data_name(pack_id)
+        docs = blobstream.each_in_place(partial(repo.open, name), wanted, name, repo.url,
+                                        take=lambda b: tables.get(documents[b]) is not None)
+        try:  # (inside: a pack that is no file is named, not fatal)
+            for b, window in docs:
+                doc_table = tables[documents[b]]
+                assert doc_table is not None
                 try:
-                    blobstream.skip(src, off - pos, data_name(pack_id), repo.url)
                     # Read in place, in pieces: memory does not follow the document's size.
-                    window = blobstream.Window(src, ln)
-                    try:
-                        age.decrypt(io.BufferedReader(window, blobstream.CHUNK), _Null(), [doc_table.identity()])
-                    finally:
-                        window.drain()
-                        pos = off + ln
+                    age.decrypt(io.BufferedReader(window, blobstream.CHUNK), _Null(), [doc_table.identity()])
                     rep.documents_decrypted += 1
                 except NoIdentityMatchError:
                     rep.notes.append(Message(N_("blob {b}: its key is no longer mirrored (shredded)"), b=b[:16]))
                 except (FormatError, AuthenticationError):
-                    rep.problems.append(Message(N_("{data_name}: blob {b} fails authentication"), data_name=data_name(pack_id), b=b[:16]))
+                    rep.problems.append(Message(N_("{data_name}: blob {b} fails authentication"), data_name=name, b=b[:16]))
         except VaultError as e:
-            rep.problems.append(Message(N_("{name}: {reason}"), name=data_name(pack_id), reason=e.message))
+            rep.problems.append(Message(N_("{name}: {reason}"), name=name, reason=e.message))
         finally:
-            blobstream.close(src)
+            docs.close()
 
