@@ -67,8 +67,10 @@ class FileTarget:
     link or a non-directory below the root (the root itself may be a link the user chose), and only
     a regular file is read as an object — never a FIFO, which would wait for ever, nor a device.
     Each operation opens the root once and each directory below it relative to the one above
-    (``O_NOFOLLOW``), then works in the last one by its descriptor: no path is resolved twice, so a
-    directory swapped for a link while it runs steers nothing out of the target.
+    (``O_NOFOLLOW``), then works in the last one by its descriptor: no path is resolved again between
+    the look at the way and its use, so a directory swapped for a link while it runs steers nothing
+    out of the target. (``put_many`` opens the way again, the same way, to name what it wrote: a batch
+    may span more directories than a process may hold open.)
     """
 
     #: It holds no connection, lock or thread: a forked process may put objects through it (a large
@@ -221,7 +223,7 @@ class FileTarget:
                 _name(here[1], tmp, way[-1], self.root / name, create_only)
             leave(not dirs_by_syncfs)
             if dirs_by_syncfs:
-                seam.step("sync", self.root / staged[0][0])
+                seam.step("sync", self.root.joinpath(*staged[0][1][:-1]))
                 for d in fs.values():
                     syncfs(d, self.root)
         except BaseException:
@@ -236,7 +238,8 @@ class FileTarget:
             # What was named is durable before the error is: the next run lists it and puts it no more.
             with contextlib.suppress(OSError):
                 leave(True)
-                for d in fs.values():
+            for d in fs.values():
+                with contextlib.suppress(OSError):
                     syncfs(d, self.root)
             raise
         finally:
