@@ -22,6 +22,7 @@ from vault.errors import IntegrityError, NotFoundError
 from vault.backup import restorer
 from vault.backup.packs import PackBuilder
 from vault.backup.repo import Repo, data_name
+from vault.store import seam
 from vault_plugins.targets import FileTarget
 
 PY = sys.executable
@@ -140,6 +141,62 @@ def test_the_file_target_goes_through_no_link_below_its_root(tmp_path):
     assert (real / "y" / "obj").read_bytes() == b"here" and t.get("y/obj").read() == b"here"
 
 
+@pytest.mark.parametrize("op", ["put", "put_many", "delete"])
+def test_a_directory_swapped_for_a_link_while_an_operation_runs_steers_nothing_out(tmp_path, monkeypatch, op):
+    """Attack: ``data/ab`` swapped for a link to a directory outside in the instant after the target
+    looked at the way and before it writes or deletes there (here at the crash seam's step, just
+    before the file is made or removed) — a put wrote outside, a delete removed the file outside.
+    The target works in the directory it opened, or refuses the link it now finds."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "obj").write_bytes(b"outside")
+    root = tmp_path / "t"
+    t = FileTarget(f"file://{root}")
+    t.put("data/ab/obj", io.BytesIO(b"inside"))
+    way = root / "data" / "ab"
+    take = seam.step
+
+    def step(kind: str, path) -> None:
+        if kind == {"delete": "unlink"}.get(op, "create") and not way.is_symlink():
+            way.rename(root / "moved")
+            os.symlink(outside, way)
+        take(kind, path)
+
+    monkeypatch.setattr(seam, "step", step)
+    if op == "put":
+        t.put("data/ab/obj", io.BytesIO(b"new"))
+    elif op == "delete":
+        t.delete("data/ab/obj")
+    else:  # (named after the batch is synced: the way, opened again, is refused)
+        with pytest.raises(IntegrityError, match="object data/ab/obj is reached through data/ab,"):
+            t.put_many([("data/ab/obj", b"new")])
+    assert sorted(os.listdir(outside)) == ["obj"] and (outside / "obj").read_bytes() == b"outside"
+    # where the way led when it was opened: the put or delete took place there
+    assert (root / "moved" / "obj").exists() == (op != "delete")
+    assert op != "put" or (root / "moved" / "obj").read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("what", ["data", "index", "snapshots", "keys", "config"])
+def test_verify_stopped_by_a_linked_directory_says_what_to_do(backed_up, tmp_path, what):
+    """Attack: ``data/``, ``index/``, ``snapshots/`` or ``keys/`` itself made a link (to a faithful copy
+    outside), or ``config`` a FIFO — ``backup verify`` cannot look past it and stopped with one line
+    whose hint was to run ``vault backup verify``. The hint says what to do instead."""
+    o, t = backed_up
+    if what == "config":
+        (t / what).unlink()
+        os.mkfifo(t / what)
+    else:
+        (t / what).rename(tmp_path / what)
+        os.symlink(tmp_path / what, t / what)
+    r = cli(o, "backup", "verify", f"file://{t}")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    (line,) = [x for x in r.stderr.splitlines() if x.startswith("vault: error:")]
+    assert (f"{what}, which is no directory" if what != "config" else "object config is not a regular file") in line
+    assert "vault backup verify" not in r.stderr, r.stderr
+    assert ("vault: hint: the target has been tampered with: put back what it names from a copy you trust, "
+            "or back up to a new, empty target") in r.stderr, r.stderr
+
+
 # -- what is no regular file in place of an object ------------------------------------------------
 
 
@@ -199,6 +256,56 @@ def test_the_file_target_reads_only_regular_files(tmp_path):
     assert not t.exists("missing")
     with pytest.raises(NotFoundError):
         t.get("missing")
+
+
+# -- a large regular file in place of a small object ----------------------------------------------
+
+
+def _grow(path: Path, size: int = 4 << 30) -> None:
+    """``path`` made a file of ``size`` bytes (sparse: it costs the target's owner nothing)."""
+    path.unlink(missing_ok=True)
+    path.parent.mkdir(exist_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(size)
+
+
+@pytest.mark.parametrize("name,cmd,bound", [("config", "list", 1), ("locks/x", "run", 1), ("history", "run", 1)])
+def test_a_large_file_in_place_of_a_small_object_stops_the_command_unread(backed_up, name, cmd, bound):
+    """Attack: ``config``, a lock or the witness record replaced by a 4 GiB file — it was read whole
+    (under a 1 GiB limit, a MemoryError traceback). Past its kind's bound it is named, unread."""
+    o, t = backed_up
+    _grow(t / name)
+    r = cli(o, "backup", cmd, f"file://{t}", limit_memory=True)
+    one_error(r, f"{name}: larger than {bound} MiB, more than any such object holds (damaged or tampered with)")
+
+
+@pytest.mark.parametrize("prefix,bound", [("snapshots", 256), ("index", 256), ("keys", 64)])
+def test_verify_names_a_large_file_in_place_of_a_small_object(backed_up, prefix, bound):
+    """The same for a snapshot, an index or a key-mirror generation: ``backup verify`` names it as a
+    problem, and reads none of it."""
+    o, t = backed_up
+    victim = sorted(p for p in (t / prefix).rglob("*") if p.is_file())[0]
+    _grow(victim)
+    r = cli(o, "backup", "verify", f"file://{t}", limit_memory=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    name = victim.relative_to(t).as_posix()
+    assert f"{name}: larger than {bound} MiB, more than any such object holds" in r.stdout, r.stdout
+
+
+def test_a_small_object_from_a_stream_that_cannot_seek_is_read_no_further_than_its_bound(tmp_path):
+    """Where the target's stream cannot say its size (S3), a small object is read to one byte past its
+    kind's bound and no further: a 64 MiB ``config`` held at most that, not the 64 MiB."""
+    root = tmp_path / "t"
+    _grow(root / "config", 64 << 20)
+    repo = Repo(ForwardOnlyTarget(f"file://{root}"), cache=tmp_path / "c")
+    tracemalloc.start()
+    try:
+        with pytest.raises(IntegrityError, match="config: larger than 1 MiB"):
+            repo.config()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"reading config held {peak >> 20} MiB"
 
 
 # -- forged JSON objects, each named by its own hash ----------------------------------------------
@@ -389,6 +496,21 @@ def test_one_small_blob_is_read_in_place_not_with_its_whole_pack(tmp_path):
     _, off, ln = index[sha(small)]
     with pytest.raises(IntegrityError, match=rf"blob {sha(small)[:16]} in {data_name(pack_id)} is damaged"):
         dict(restorer.fetch_blobs(repo, {sha(small): (pack_id, off + 1, ln)}, [sha(small)]))
+
+
+def test_blobs_the_index_says_overlap_are_each_read_in_place(tmp_path):
+    """An index may name ranges of one pack that overlap (a blob inside another, or a forged index):
+    where one begins before the last ended the pack is read again from its start, and each is checked
+    against its id."""
+    whole = os.urandom(3000)
+    builder = PackBuilder()
+    builder.add(sha(whole), whole)
+    pack_id, data, _ = builder.finish()
+    repo = Repo(f"file://{tmp_path / 't'}", cache=tmp_path / "c")
+    repo.put(data_name(pack_id), data)
+    parts = {sha(whole[off : off + ln]): (pack_id, off, ln) for off, ln in [(0, 2000), (1000, 1500), (2500, 500)]}
+    got = dict(restorer.fetch_blobs(repo, parts, parts))
+    assert got == {b: whole[off : off + ln] for b, (_, off, ln) in parts.items()}
 
 
 @pytest.mark.parametrize("off, ln", [(2**64, 1), (0, 10**15)], ids=["offset past any file", "length past any file"])

@@ -14,7 +14,7 @@ import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO, Callable, Generator, Iterable, TypeVar
 
 from vault.backup.repo import Repo, data_name
 from vault.errors import IntegrityError, NotFoundError
@@ -24,6 +24,7 @@ from vault.store.syncing import WritebackWriter
 from vault.store.hashing import HashingWriter
 
 CHUNK = 1 << 20
+T = TypeVar("T")
 
 
 def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: dict[str, list[list[Any]]],
@@ -92,7 +93,7 @@ def close(src: Any) -> None:
     getattr(src, "close", lambda: None)()
 
 
-def read_exactly(src: BinaryIO, n: int) -> bytes:
+def read_exactly(src: BinaryIO | Window, n: int) -> bytes:
     """The next ``n`` bytes of ``src`` (fewer only where it ends)."""
     out = bytearray()  # (in pieces: a forged length must not make one allocation of its size)
     while len(out) < n and (got := src.read(min(n - len(out), CHUNK))):
@@ -136,10 +137,38 @@ class Window(io.RawIOBase):
         self._left -= len(data) if data else self._left  # (the stream ended early: so does the window)
         return len(data)
 
+    def read(self, size: int = -1, /) -> bytes:
+        return super().read(size) or b""
+
     def drain(self) -> None:
         """Read what is left of the window, so that ``src`` stands just after it."""
         while self.readinto(bytearray(min(max(self._left, 0), CHUNK))):
             pass
+
+
+def each_in_place(open_pack: Callable[[], BinaryIO], wanted: Iterable[tuple[T, int, int]], name: str, url: str, *,
+                  take: Callable[[T], bool] = lambda item: True) -> Generator[tuple[T, Window], None, None]:
+    """For each ``(item, offset, length)`` of ``wanted`` that ``take`` accepts, in the order of their
+    offsets, the item and a ``Window`` on that range of the pack ``open_pack()`` opens (named ``name``
+    of target ``url`` in errors): the pack is read front to back, in place, and from its start again
+    only where the index says a range begins before the last one ended (overlapping blobs). What the
+    caller leaves unread of a window is read past before the next. Close the iterator (``close``)
+    to close the pack."""
+    src, pos = open_pack(), 0
+    try:
+        for item, off, ln in sorted(wanted, key=lambda w: w[1]):
+            if not take(item):
+                continue
+            if off < pos:  # (blobs the index says overlap: read the pack again)
+                close(src)
+                src, pos = open_pack(), 0
+            skip(src, off - pos, name, url)
+            window = Window(src, ln)
+            yield item, window
+            window.drain()
+            pos = off + ln
+    finally:
+        close(src)
 
 
 @dataclass

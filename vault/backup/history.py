@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vault.backup.repo import REPO_FORMAT, Repo
+from vault.backup.repo import HISTORY, REPO_FORMAT, Repo
 from vault.errors import IntegrityError, NotFoundError, VaultError
 from vault.i18n import Message, N_
 from vault.store import jsontext
 from vault.store import read_regular
 
-OBJECT = "history"
+OBJECT = HISTORY
 LOG = "audit/log.jsonl"
 _VERIFY = N_("run 'vault backup verify'")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")

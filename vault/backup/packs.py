@@ -75,12 +75,25 @@ def single_tail(blob_id: str, size: int) -> tuple[str, bytes]:
     return sha256_hex(header), header + _TRAILER.pack(len(header))
 
 
-def _header_raw(data: bytes) -> bytes | None:
-    """The header's bytes as the trailer sizes them, or None where it cannot (FORMAT §16.2)."""
-    if len(data) < 4:
+def header_of(size: int, read_at: Callable[[int, int], bytes], *, most: int | None = None) -> bytes | None:
+    """The header's bytes of a pack of ``size`` bytes as its trailer sizes them (FORMAT §16.2),
+    ``read_at(offset, length)`` giving the pack's bytes there: a pack held in memory, a stream that
+    seeks, the last bytes of a pass. None where the trailer cannot size one: a pack under four bytes,
+    or a header that would not fit before the trailer or is longer than ``most``."""
+    if size < 4:
         return None
-    (n,) = _TRAILER.unpack(data[-4:])
-    return data[-4 - n : -4] if n <= len(data) - 4 else None
+    trailer = read_at(size - 4, 4)
+    if len(trailer) < 4:  # (cut short meanwhile)
+        return None
+    (n,) = _TRAILER.unpack(trailer)
+    if n > size - 4 or (most is not None and n > most):
+        return None
+    return read_at(size - 4 - n, n)
+
+
+def _header_raw(data: bytes) -> bytes | None:
+    """The header's bytes of a pack held in memory (``header_of``)."""
+    return header_of(len(data), lambda off, n: data[off : off + n])
 
 
 def _entries(header: Any, end: int, *, tiled: bool) -> list[list] | None:

@@ -28,10 +28,15 @@ if TYPE_CHECKING:
 REPO_FORMAT = 1
 CONFIG = "config"
 DATA, INDEX, SNAPSHOTS, TREES, KEYS, LOCKS = "data/", "index/", "snapshots/", "trees/", "keys/", "locks/"
+HISTORY = "history"  # the target's witness record (vault.backup.history)
 #: A lock object older than this is left by a run that died; prune then ignores it.
 LOCK_STALE = _dt.timedelta(hours=6)
 #: Small objects put at once to a target without ``put_many``.
 PUTTERS = 8
+#: The most bytes an object of each small kind may hold (docs/FORMAT.md §16.1): one larger is
+#: damaged or tampered with, and is not read past this bound. Snapshots and indexes grow with the
+#: vault's files (about 70 and 90 bytes a file): 256 MiB is some three million of them.
+SMALL = {CONFIG: 1 << 20, HISTORY: 1 << 20, LOCKS: 1 << 20, KEYS: 64 << 20, SNAPSHOTS: 256 << 20, INDEX: 256 << 20}
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _GENERATION = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{64}\Z")
 
@@ -88,6 +93,19 @@ def index_packs(obj: dict[str, Any], name: str) -> dict[str, tuple[int, list[tup
     except (KeyError, TypeError, ValueError, AttributeError):
         raise IntegrityError(N_("{name}: does not parse"), hint=N_("run 'vault backup verify'"), name=name) from None
     return out
+
+
+def small_bound(name: str) -> int | None:
+    """The most bytes the object ``name`` may hold, if it is of a small kind (``SMALL``)."""
+    for kind, limit in SMALL.items():
+        if name == kind or (kind.endswith("/") and name.startswith(kind)):
+            return limit
+    return None
+
+
+def _too_large(name: str, limit: int) -> IntegrityError:
+    return IntegrityError(N_("{name}: larger than {mib} MiB, more than any such object holds (damaged or tampered with)"),
+                          hint=N_("run 'vault backup verify'"), name=name, mib=limit >> 20)
 
 
 def data_name(pack_id: str) -> str:
@@ -172,9 +190,25 @@ class Repo:
         return self._call(self.target.get, name)
 
     def get(self, name: str) -> bytes:
+        """The object's bytes; one of a small kind (``SMALL``) is refused past its bound, and not
+        read past it."""
         f = self._call(self.target.get, name)
         try:
-            return f.read()
+            limit = small_bound(name)
+            if limit is None:
+                return f.read()
+            seekable = getattr(f, "seekable", None)
+            if seekable is not None and seekable():  # (a file: its size says it before any read)
+                size = f.seek(0, io.SEEK_END)
+                f.seek(0)
+                if size > limit:
+                    raise _too_large(name, limit)
+            data = bytearray()  # (in pieces, and one past the bound: a file may grow while it is read)
+            while len(data) <= limit and (got := f.read(min(limit + 1 - len(data), 1 << 20))):
+                data += got
+            if len(data) > limit:
+                raise _too_large(name, limit)
+            return bytes(data)
         finally:
             getattr(f, "close", lambda: None)()
 

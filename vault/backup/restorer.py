@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -34,24 +35,18 @@ def fetch_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], blob_ids: It
     for pack_id, wanted in sorted(by_pack.items()):
         # Each blob is read in place and checked against its id (which is all a blob's bytes need):
         # the pack is not held, so memory follows the blobs asked for, not the pack's size.
-        name, src, pos = data_name(pack_id), None, 0
+        name = data_name(pack_id)
+        blobs = blobstream.each_in_place(partial(_open_pack, repo, name), [(b, index[b][1], index[b][2]) for b in wanted],
+                                         name, repo.url)
         try:
-            for b in sorted(wanted, key=lambda x: index[x][1]):
-                _, off, ln = index[b]
-                if src is None or off < pos:  # (blobs the index says overlap: read the pack again)
-                    if src is not None:
-                        blobstream.close(src)
-                    src, pos = _open_pack(repo, name), 0
-                blobstream.skip(src, off - pos, name, repo.url)
-                blob = blobstream.read_exactly(src, ln)
-                pos = off + len(blob)
+            for b, window in blobs:
+                blob = blobstream.read_exactly(window, index[b][2])
                 if packs.sha256_hex(blob) != b:
                     raise IntegrityError(N_("{url}: blob {b} in {data_name} is damaged"), hint=N_("run 'vault backup verify'"),
                                          url=repo.url, b=b[:16], data_name=name)
                 yield b, blob
         finally:
-            if src is not None:
-                blobstream.close(src)
+            blobs.close()
 
 
 def _open_pack(repo: Repo, name: str) -> Any:

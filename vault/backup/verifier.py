@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import random
-import struct
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import vault.backup.mirror as mirror
@@ -51,6 +51,13 @@ class VerifyReport:
         return {"ok": self.ok, **self.__dict__}
 
 
+#: What ``verify`` says to do about what stops it: a directory of the target that is no directory, a
+#: ``config`` that is no file or too large — it cannot look past them, so its own name is no hint.
+_LOOKS_NO_FURTHER = N_("the target has been tampered with: put back what it names from a copy you trust, "
+                       "or back up to a new, empty target")
+_VERIFY_HINTS = (N_("run 'vault backup verify'"), N_("run 'vault backup verify' on the target"))
+
+
 def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.Identity] | None = None,
            rng: random.Random | None = None, progress: Progress | None = None) -> VerifyReport:
     """Check the repository; ``read_fraction`` of the packs (0 to 1) are downloaded and checked byte by byte.
@@ -58,6 +65,16 @@ def verify(repo: Repo, *, read_fraction: float = 0.0, identities: Sequence[age.I
     With ``identities`` every snapshot's tree is decrypted and compared with its cleartext references,
     and every document read is decrypted with the latest mirrored key table of its dossier.
     """
+    try:
+        return _verify(repo, read_fraction, identities, rng, progress)
+    except IntegrityError as e:
+        if isinstance(e.hint, Message) and e.hint.msgid in _VERIFY_HINTS:
+            raise IntegrityError.from_error(e, hint=_LOOKS_NO_FURTHER) from None
+        raise
+
+
+def _verify(repo: Repo, read_fraction: float, identities: Sequence[age.Identity] | None,
+            rng: random.Random | None, progress: Progress | None) -> VerifyReport:
     rep = VerifyReport()
     cfg = repo.require_config()
     present = set(repo.list(DATA))
@@ -237,32 +254,32 @@ def _header_in_place(src: Any) -> tuple[bytes | None, int | None]:
     if not (getattr(src, "seekable", None) and src.seekable()):
         return None, None
     size = src.seek(0, io.SEEK_END)
-    raw = None
-    if size >= 4:
-        src.seek(size - 4)
-        tail = src.read(4)
-        (n,) = struct.unpack("<I", tail) if len(tail) == 4 else (size,)  # (cut short meanwhile: no header)
-        if n <= min(size - 4, packs.MAX_HEADER):
-            src.seek(size - 4 - n)
-            raw = src.read(n)
+
+    def read_at(off: int, n: int) -> bytes:
+        src.seek(off)
+        return src.read(n)
+
+    raw = packs.header_of(size, read_at, most=packs.MAX_HEADER)
     src.seek(0)
     return raw, size
 
 
 def _header_from_tail(repo: Repo, name: str, tail: bytes, size: int) -> bytes | None:
-    if size < 4 or len(tail) < 4:
-        return None
-    (n,) = struct.unpack("<I", tail[-4:])
-    if n > min(size - 4, packs.MAX_HEADER):
-        return None
-    if n <= len(tail) - 4:
-        return tail[-4 - n : -4]
-    src = repo.open(name)
-    try:
-        blobstream.skip(src, size - 4 - n, name, repo.url)
-        return blobstream.read_exactly(src, n)
-    finally:
-        blobstream.close(src)
+    """The header of a pack read as a stream that cannot seek, from the last bytes of the pass
+    (``tail``), or, where it is longer, from a second read of the pack."""
+    start = size - len(tail)  # (where the tail begins in the pack)
+
+    def read_at(off: int, n: int) -> bytes:
+        if off >= start:
+            return tail[off - start : off - start + n]
+        src = repo.open(name)
+        try:
+            blobstream.skip(src, off, name, repo.url)
+            return blobstream.read_exactly(src, n)
+        finally:
+            blobstream.close(src)
+
+    return packs.header_of(size, read_at, most=packs.MAX_HEADER)
 
 
 def _hash_again(repo: Repo, name: str, ranges: list[tuple[int, int]], *, whole: bool = False) -> dict[tuple[int, int], str]:
@@ -326,32 +343,23 @@ def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack
         wanted = [(b, off, ln) for b, off, ln in pack_entries[pack_id] if b in documents]
         if not wanted or data_name(pack_id) not in present:
             continue
-        src, pos = None, 0
-        try:
-            src = repo.open(data_name(pack_id))  # (inside: a pack that is no file is named, not fatal)
-            for b, off, ln in sorted(wanted, key=lambda w: w[1]):
-                doc_table = tables.get(documents[b])
-                if doc_table is None:
-                    continue
-                if off < pos:  # (blobs the index says overlap: read the pack again for this one)
-                    blobstream.close(src)
-                    src, pos = repo.open(data_name(pack_id)), 0
+        name = data_name(pack_id)
+        docs = blobstream.each_in_place(partial(repo.open, name), wanted, name, repo.url,
+                                        take=lambda b: tables.get(documents[b]) is not None)
+        try:  # (inside: a pack that is no file is named, not fatal)
+            for b, window in docs:
+                doc_table = tables[documents[b]]
+                assert doc_table is not None
                 try:
-                    blobstream.skip(src, off - pos, data_name(pack_id), repo.url)
                     # Read in place, in pieces: memory does not follow the document's size.
-                    window = blobstream.Window(src, ln)
-                    try:
-                        age.decrypt(io.BufferedReader(window, blobstream.CHUNK), _Null(), [doc_table.identity()])
-                    finally:
-                        window.drain()
-                        pos = off + ln
+                    age.decrypt(io.BufferedReader(window, blobstream.CHUNK), _Null(), [doc_table.identity()])
                     rep.documents_decrypted += 1
                 except NoIdentityMatchError:
                     rep.notes.append(Message(N_("blob {b}: its key is no longer mirrored (shredded)"), b=b[:16]))
                 except (FormatError, AuthenticationError):
-                    rep.problems.append(Message(N_("{data_name}: blob {b} fails authentication"), data_name=data_name(pack_id), b=b[:16]))
+                    rep.problems.append(Message(N_("{data_name}: blob {b} fails authentication"), data_name=name, b=b[:16]))
         except VaultError as e:
-            rep.problems.append(Message(N_("{name}: {reason}"), name=data_name(pack_id), reason=e.message))
+            rep.problems.append(Message(N_("{name}: {reason}"), name=name, reason=e.message))
         finally:
-            blobstream.close(src)
+            docs.close()
 

@@ -37,16 +37,18 @@ class NotRegularError(IntegrityError, OSError):
     unreadable file as missing, it takes this one so too)."""
 
 
-def open_regular(path: str | os.PathLike[str], *, name: str | None = None) -> io.BufferedReader:
+def open_regular(path: str | os.PathLike[str], *, name: str | None = None,
+                 dir_fd: int | None = None) -> io.BufferedReader:
     """The regular file at ``path``, open for reading — never through a symbolic link in its last
     part (``O_NOFOLLOW``), and never a FIFO or device, whose open or read would wait for a writer
     that never comes, or read what is not the vault's (``O_NONBLOCK`` for the open, then its type).
 
     :param name: how the error names it (a vault-relative path), else ``path``.
+    :param dir_fd: ``path`` is relative to this open directory (``openat``).
     :raises FileNotFoundError: nothing there.
     :raises NotRegularError: a symbolic link, FIFO, socket or device.
     """
-    return os.fdopen(_regular_fd(path, os.O_RDONLY, name), "rb")
+    return os.fdopen(_regular_fd(path, os.O_RDONLY, name, dir_fd), "rb")
 
 
 def open_regular_to_update(path: str | os.PathLike[str], *, name: str | None = None) -> io.BufferedRandom:
@@ -54,9 +56,9 @@ def open_regular_to_update(path: str | os.PathLike[str], *, name: str | None = N
     return os.fdopen(_regular_fd(path, os.O_RDWR, name), "r+b")
 
 
-def _regular_fd(path: str | os.PathLike[str], mode: int, name: str | None) -> int:
+def _regular_fd(path: str | os.PathLike[str], mode: int, name: str | None, dir_fd: int | None = None) -> int:
     try:
-        fd = os.open(path, mode | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, mode | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError as e:
         # ELOOP: the last part is a symbolic link; ENXIO, ENODEV, EOPNOTSUPP: a socket or a device
         if e.errno in (errno.ELOOP, errno.ENXIO, errno.ENODEV, errno.EOPNOTSUPP):

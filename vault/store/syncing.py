@@ -66,17 +66,28 @@ def _syncfs_at(places: list[Path]) -> None:
     syncfs writes back everything dirty on that file system, ours included, data and metadata: it is
     wider than our files but far narrower than sync(2), and one call instead of thousands.
     """
-    func = _syncfs()
     for d in places:
         fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            if func(fd) != 0:
-                import ctypes
-
-                err = ctypes.get_errno()
-                raise OSError(err, f"syncfs: {os.strerror(err)}", str(d))
+            syncfs(fd, d)
         finally:
             os.close(fd)
+
+
+def can_syncfs(fd: int) -> bool:
+    """Whether one ``syncfs`` of the open file or directory ``fd`` makes what was written on its file
+    system durable: there is a syncfs (Linux) and the file system is local (``LOCAL_TYPES``)."""
+    return _syncfs() is not None and _local(os.fstat(fd).st_dev)
+
+
+def syncfs(fd: int, what: os.PathLike[str] | str) -> None:
+    """syncfs(2) of the file system of the open ``fd`` (``can_syncfs`` said it can); ``what`` names it
+    in an error."""
+    if _syncfs()(fd) != 0:
+        import ctypes
+
+        err = ctypes.get_errno()
+        raise OSError(err, f"syncfs: {os.strerror(err)}", str(what))
 
 
 #: File systems whose syncfs(2) writes back everything of theirs that is dirty, to their own disk.
