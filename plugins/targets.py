@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from vault.errors import InputError, IntegrityError, NotFoundError, PluginError
 from vault.i18n import Message, N_
 from vault.hookspecs import hookimpl
-from vault.store import NotRegularError, open_regular, seam
+from vault.store import NotRegularError, make_dir, open_regular, seam
 from vault.store.directio import DirectWriter
 from vault.store.syncing import SYNCFS_MIN_FILES, can_syncfs, syncfs
 
@@ -94,8 +94,7 @@ class FileTarget:
         except FileNotFoundError:
             if not make:
                 return None
-            seam.step("mkdir", self.root)
-            os.makedirs(self.root, exist_ok=True)
+            make_dir(self.root, mode=0o777, parents=True)  # (each directory made is durable in its parent)
             fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for i, part in enumerate(parts):
@@ -109,6 +108,10 @@ class FileTarget:
                         seam.step("mkdir", self.root.joinpath(*parts[: i + 1]))
                         with contextlib.suppress(FileExistsError):
                             os.mkdir(part, 0o700 if i == len(parts) - 1 else 0o777, dir_fd=fd)
+                        # Its name durable in its parent before anything is put in it: a power cut
+                        # must not keep a snapshot and lose the directory of the packs it names.
+                        seam.step("fsync", self.root.joinpath(*parts[:i]))
+                        os.fsync(fd)
                         below = os.open(part, _WAY, dir_fd=fd)
                 except OSError as e:
                     if e.errno not in (errno.ELOOP, errno.ENOTDIR):
@@ -171,7 +174,6 @@ class FileTarget:
         fs: dict[int, int] = {}  # device -> an open directory on it, for that syncfs
         staged: builtins.list[tuple[str, builtins.list[str], str]] = []  # (name, way, temporary)
         here: tuple[builtins.list[str], int] | None = None  # the directory naming is in, open
-        synced = False
 
         def leave(sync: bool) -> None:
             nonlocal here
@@ -201,15 +203,12 @@ class FileTarget:
                         f.write(data)
                         f.flush()
                         if not (many_files and local[dev]):  # (each file on its own)
-                            if not synced:
-                                seam.step("sync", self.root.joinpath(*way[:-1], tmp))
-                                synced = True
+                            seam.step("fsync", self.root.joinpath(*way[:-1], tmp))
                             os.fsync(fd)
                 finally:
                     os.close(d)
             if many_files and fs:
-                if not synced:
-                    seam.step("sync", self.root.joinpath(*staged[0][1][:-1], staged[0][2]))
+                seam.step("sync", self.root.joinpath(*staged[0][1][:-1], staged[0][2]))
                 for d in fs.values():
                     syncfs(d, self.root)
             dirs_by_syncfs = many_dirs and all(local.values())
