@@ -235,12 +235,20 @@ class _S3Body(io.RawIOBase):
             super().close()
 
 
+#: Seconds an S3 request waits for a connection, or for the next bytes of an answer, before it is
+#: given up (``?timeout=`` sets it), and how many times a request is tried in all: a server that
+#: accepts and never answers ends a command in about ``S3_ATTEMPTS`` x the timeout (boto3's own
+#: defaults, 60 s and 5 tries, made that minutes a request).
+S3_TIMEOUT, S3_ATTEMPTS = 20.0, 3
+
+
 class S3Target:
-    """Objects in an S3 bucket under a prefix: ``s3://bucket/prefix[?endpoint=URL&region=NAME]``.
+    """Objects in an S3 bucket under a prefix: ``s3://bucket/prefix[?endpoint=URL&region=NAME&timeout=S]``.
 
     Credentials come from the usual AWS sources (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
     profiles, instance roles), never from the URL; the endpoint from ``?endpoint=`` or
-    ``AWS_ENDPOINT_URL``; the region from ``?region=`` or ``AWS_DEFAULT_REGION``.
+    ``AWS_ENDPOINT_URL``; the region from ``?region=`` or ``AWS_DEFAULT_REGION``; ``?timeout=`` the
+    seconds a request waits (``S3_TIMEOUT``).
     """
 
     def __init__(self, url: str) -> None:
@@ -252,9 +260,16 @@ class S3Target:
         if parts.scheme != "s3" or not parts.netloc or "@" in parts.netloc:
             raise InputError(N_("bad s3 target {url!r}"), hint=N_("write s3://bucket/prefix; credentials go in AWS_* variables"), url=url)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        unknown = set(query) - {"endpoint", "region"}
+        unknown = set(query) - {"endpoint", "region", "timeout"}
         if unknown:
-            raise InputError(N_("s3 target: unknown option {unknown!r}"), hint=N_("options: endpoint, region"), unknown=sorted(unknown)[0])
+            raise InputError(N_("s3 target: unknown option {unknown!r}"), hint=N_("options: endpoint, region, timeout"), unknown=sorted(unknown)[0])
+        try:
+            timeout = float(query.get("timeout", S3_TIMEOUT))
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= 3600:
+            raise InputError(N_("s3 target: bad timeout {value!r}"), hint=N_("give seconds, more than 0 and at most 3600"),
+                             value=query["timeout"])
         self.url = url
         self.bucket = parts.netloc
         self.prefix = parts.path.strip("/") + "/" if parts.path.strip("/") else ""
@@ -262,7 +277,8 @@ class S3Target:
             "s3",
             endpoint_url=query.get("endpoint") or os.environ.get("AWS_ENDPOINT_URL") or None,
             region_name=query.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=16),
+            config=Config(retries={"total_max_attempts": S3_ATTEMPTS, "mode": "standard"}, max_pool_connections=16,
+                          connect_timeout=timeout, read_timeout=timeout),
         )
         self._conditional = True
 

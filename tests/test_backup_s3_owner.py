@@ -1,0 +1,246 @@
+"""The owner of an ``s3://`` backup target runs the server the vault talks to, and answers as they
+like: listings that never end or name keys outside the prefix, bodies without end, a server that
+accepts and never answers, errors of shapes boto3 has no name for, a conditional put that reports
+success and stores nothing. Each command ends, in bounded time and memory, with one line."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+from xml.sax.saxutils import escape
+
+import pytest
+
+from backup_helpers import actor, add_docs, office_with_dossiers
+
+pytest.importorskip("boto3")  # the test extra installs it; the s3 target needs it
+
+PY = sys.executable
+BUCKET = "owned"
+
+
+class Store(ThreadingHTTPServer):
+    """An S3-speaking server on 127.0.0.1 holding objects in memory, answering just what boto3 asks
+    (ListObjectsV2, GetObject, HeadObject, PutObject with If-None-Match, DeleteObject), honestly until
+    ``hook`` answers a request in its own way."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.objects: dict[str, bytes] = {}
+        self.hook: Callable[[Handler, str, str, dict[str, str]], bool] | None = None
+        self.seen: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Store
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, *, length: int | None = None) -> None:
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def error(self, status: int, code: str, message: str = "no") -> None:
+        self.answer(status, f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message></Error>".encode(),
+                    {"Content-Type": "application/xml"})
+
+    def body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                data += self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+        else:
+            data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if "aws-chunked" in self.headers.get("Content-Encoding", "") or \
+                self.headers.get("x-amz-content-sha256", "").startswith("STREAMING"):
+            out, rest = b"", data
+            while True:
+                head, rest = rest.split(b"\r\n", 1)
+                size = int(head.split(b";")[0], 16)
+                if not size:
+                    break
+                out, rest = out + rest[:size], rest[size + 2:]
+            data = out
+        return data
+
+    def handle_one(self) -> None:
+        parts = urlsplit(self.path)
+        path = unquote(parts.path).lstrip("/")
+        bucket, _, key = path.partition("/")
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        data = self.body() if self.command in ("PUT", "POST") else b""
+        with self.server.lock:
+            self.server.seen.append((self.command, key))
+        hook = self.server.hook
+        if hook is not None and hook(self, self.command, key, query):
+            return
+        objects = self.server.objects
+        if self.command == "GET" and not key:
+            self.list_page(query)
+        elif self.command in ("GET", "HEAD"):
+            if key not in objects:
+                return self.error(404, "NoSuchKey") if self.command == "GET" else self.answer(404)
+            self.answer(200, objects[key], {"ETag": '"' + hashlib.md5(objects[key]).hexdigest() + '"'})
+        elif self.command == "PUT" and key:
+            if self.headers.get("If-None-Match") == "*" and key in objects:
+                return self.error(412, "PreconditionFailed")
+            objects[key] = data
+            self.answer(200, b"", {"ETag": '"' + hashlib.md5(data).hexdigest() + '"'})
+        elif self.command == "PUT":
+            self.answer(200)
+        elif self.command == "DELETE":
+            objects.pop(key, None)
+            self.answer(204)
+        else:
+            self.error(400, "InvalidRequest")
+
+    def list_page(self, query: dict[str, str], keys: list[str] | None = None, token: str | None = None) -> None:
+        prefix = query.get("prefix", "")
+        if keys is None:
+            names = sorted(k for k in self.server.objects if k.startswith(prefix))
+            start = int(query.get("continuation-token") or 0)
+            keys, token = names[start:start + 1000], (str(start + 1000) if start + 1000 < len(names) else None)
+        self.answer(200, list_xml(prefix, keys, token, query.get("encoding-type") == "url"), {"Content-Type": "application/xml"})
+
+    do_GET = do_HEAD = do_PUT = do_DELETE = do_POST = handle_one
+
+
+def list_xml(prefix: str, keys: list[str], token: str | None, url: bool = True) -> bytes:
+    if url:  # boto3 asks for names URL-encoded (a control character has no place in XML)
+        keys, prefix = [quote(k, safe="/") for k in keys], quote(prefix, safe="/")
+    items = "".join(f"<Contents><Key>{escape(k)}</Key><Size>1</Size><LastModified>2026-01-01T00:00:00.000Z</LastModified>"
+                    f"<ETag>&quot;x&quot;</ETag><StorageClass>STANDARD</StorageClass></Contents>" for k in keys)
+    more = "<IsTruncated>false</IsTruncated>" if token is None else "<IsTruncated>true</IsTruncated>" + (
+        f"<NextContinuationToken>{escape(token)}</NextContinuationToken>" if token else "")  # "": truncated, no token
+    return (f"<?xml version='1.0' encoding='UTF-8'?><ListBucketResult xmlns='http://s3.amazonaws.com/doc/2006-03-01/'>"
+            f"<Name>{BUCKET}</Name><Prefix>{escape(prefix)}</Prefix><KeyCount>{len(keys)}</KeyCount><MaxKeys>1000</MaxKeys>"
+            f"{'<EncodingType>url</EncodingType>' if url else ''}{items}{more}</ListBucketResult>").encode()
+
+
+@pytest.fixture
+def store():
+    server = Store()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.hook = None
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def owned(tmp_path, monkeypatch, store):
+    """An office backed up, honestly, to the server ``store``; (office, target URL, store)."""
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": "us-east-1", "XDG_CACHE_HOME": str(tmp_path / "cache")}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    o, numbers = office_with_dossiers(tmp_path / "office", monkeypatch, dossiers=1)
+    add_docs(o, numbers[0], 2, 5000, tmp_path / "src", act=actor(o))
+    url = f"s3://{BUCKET}/vault-a?endpoint={quote(store.endpoint, safe='')}&timeout=2"
+    r, _ = cli(o, "backup", "run", url)  # as the commands below are run: registers the target with bob's identity
+    assert r.returncode == 0, r.stderr
+    store.seen.clear()
+    return o, url, store
+
+
+def cli(o, *args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
+    """``vault ARGS`` in a process of its own, limited to 1 GiB of memory; and the seconds it took."""
+    import resource
+
+    env = {**os.environ, "VAULT_DIR": str(o.vault_dir), "VAULT_PASSPHRASE_FILE": str(o.root / "pass"),
+           "VAULT_IDENTITY": str(o.ident("bob")), "VAULT_AGENT_SOCK": str(o.root / "none.sock")}
+
+    def one_gib() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    start = time.monotonic()
+    try:
+        r = subprocess.run([PY, "-m", "vault", *args], env=env, capture_output=True, text=True, timeout=timeout,
+                           preexec_fn=one_gib)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"vault {' '.join(args)} still runs after {timeout} s")
+    return r, time.monotonic() - start
+
+
+def one_error(r: subprocess.CompletedProcess, *words: str) -> str:
+    """The one ``vault: error:`` line of a refused command (with a hint), holding each of ``words``."""
+    assert r.returncode not in (0, None), (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr, r.stderr
+    (line,) = [x for x in r.stderr.splitlines() if x.startswith("vault: error:")]
+    for w in words:
+        assert w in line, (w, line)
+    assert "vault: hint: " in r.stderr, r.stderr
+    return line
+
+
+def stall(release: threading.Event, *, after: bytes | None = None):
+    """A hook that accepts every request and answers nothing (or, with ``after``, only the head of a
+    GET of a pack and ``after`` of its body) until ``release`` is set."""
+
+    def hook(h: Handler, method: str, key: str, query: dict[str, str]) -> bool:
+        if after is not None:
+            if method != "GET" or "/data/" not in key:
+                return False
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(h.server.objects[key])))
+            h.end_headers()
+            h.wfile.write(after)
+            h.wfile.flush()
+        release.wait(120)
+        h.close_connection = True
+        return True
+
+    return hook
+
+
+@pytest.mark.parametrize("command", ["list", "restore"])
+def test_a_server_that_never_answers_ends_the_command_in_seconds(owned, command):
+    """A request waits ``?timeout=`` seconds (default 20) for each answer and is tried 3 times in
+    all: a server that accepts and then says nothing — or stops halfway through a pack — ends the
+    command with one line, not after boto3's 60 s x 5 tries a request."""
+    o, url, store = owned
+    url = url.replace("timeout=2", "timeout=1")
+    release = threading.Event()
+    try:
+        store.hook = stall(release, after=b"x" * 100 if command == "restore" else None)
+        args = ("backup", "list", url) if command == "list" else ("backup", "restore", url, "latest", str(o.root / "r"))
+        r, took = cli(o, *args, timeout=60)
+    finally:
+        release.set()
+    line = one_error(r, "timeout")
+    assert took < 20, (took, line)
+    if command == "restore":
+        assert not (o.root / "r").exists() or not any((o.root / "r").iterdir())
+
+
+def test_a_bad_timeout_is_refused(owned):
+    o, url, store = owned
+    for bad in ("0", "-1", "nan", "inf", "soon", "4000"):
+        r, _ = cli(o, "backup", "list", url.replace("timeout=2", f"timeout={bad}"))
+        one_error(r, "timeout")
