@@ -240,6 +240,19 @@ class _S3Body(io.RawIOBase):
 #: accepts and never answers ends a command in about ``S3_ATTEMPTS`` x the timeout (boto3's own
 #: defaults, 60 s and 5 tries, made that minutes a request).
 S3_TIMEOUT, S3_ATTEMPTS = 20.0, 3
+#: The most objects one listing (one prefix: ``data/``, ``index/``, …) may name: two million
+#: packs are terabytes; a server that lists without end is stopped here, its names held so far
+#: about 200 MB.
+S3_LIST_MAX = 2_000_000
+_NOT_S3 = N_("the server does not answer as S3 does: check the endpoint, and who runs it")
+
+
+def _valid(name: str) -> bool:
+    try:
+        check_name(name)
+    except ValueError:
+        return False
+    return True
 
 
 class S3Target:
@@ -248,7 +261,8 @@ class S3Target:
     Credentials come from the usual AWS sources (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
     profiles, instance roles), never from the URL; the endpoint from ``?endpoint=`` or
     ``AWS_ENDPOINT_URL``; the region from ``?region=`` or ``AWS_DEFAULT_REGION``; ``?timeout=`` the
-    seconds a request waits (``S3_TIMEOUT``).
+    seconds a request waits (``S3_TIMEOUT``). The server's owner is not trusted: what it answers is
+    checked before the engine sees it.
     """
 
     def __init__(self, url: str) -> None:
@@ -344,11 +358,33 @@ class S3Target:
             raise
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
-        names: list[str] = []
-        for page in self._call(list, pages):
-            names.extend(obj["Key"][len(self.prefix):] for obj in page.get("Contents", []))
-        return iter(sorted(names))
+        # Pages are asked for one by one: the server's owner may answer with keys outside the prefix
+        # or no object names, the same page again, or pages without end.
+        want, names, tokens = self.prefix + prefix, set(), set()
+        ask: dict[str, Any] = {}
+        while True:
+            page = self._call(self.client.list_objects_v2, Bucket=self.bucket, Prefix=want, **ask)
+            keys = [obj.get("Key") if isinstance(obj, dict) else None for obj in page.get("Contents", [])]
+            for key in keys:
+                if not (isinstance(key, str) and key.startswith(want) and _valid(key[len(self.prefix):])):
+                    raise IntegrityError(N_("{url}: the server lists {key!r}, which is no object of this target"),
+                                         hint=_NOT_S3, url=self.url, key=str(key)[:200])
+                if key in names:
+                    break
+                names.add(key)
+            else:
+                if len(names) > S3_LIST_MAX:
+                    raise IntegrityError(N_("{url}: the server lists more than {count} objects under {prefix!r}"),
+                                         hint=_NOT_S3, url=self.url, count=S3_LIST_MAX, prefix=prefix)
+                token = page.get("NextContinuationToken")
+                if not page.get("IsTruncated"):
+                    return iter(sorted(key[len(self.prefix):] for key in names))
+                if keys and isinstance(token, str) and token and token not in tokens:
+                    tokens.add(token)
+                    ask = {"ContinuationToken": token}
+                    continue
+            raise IntegrityError(N_("{url}: the server's listing of {prefix!r} does not move on (a page or name again, or none)"),
+                                 hint=_NOT_S3, url=self.url, prefix=prefix)
 
     def delete(self, name: str) -> None:
         # S3 deletes a missing key silently; the protocol says to name it.

@@ -244,3 +244,84 @@ def test_a_bad_timeout_is_refused(owned):
     for bad in ("0", "-1", "nan", "inf", "soon", "4000"):
         r, _ = cli(o, "backup", "list", url.replace("timeout=2", f"timeout={bad}"))
         one_error(r, "timeout")
+
+
+def listing(pages: Callable[[str, int], tuple[list[str], str | None]]):
+    """A hook answering every listing with ``pages(prefix, n)`` for its n-th page (0 first): the keys
+    and the next continuation token."""
+
+    def hook(h: Handler, method: str, key: str, query: dict[str, str]) -> bool:
+        if method != "GET" or key:
+            return False
+        token = query.get("continuation-token")
+        n = 0 if token is None else int(token.split("-")[0]) + 1
+        keys, nxt = pages(query.get("prefix", ""), n)
+        h.list_page(query, keys, nxt)
+        return True
+
+    return hook
+
+
+HOSTILE_LISTINGS = {
+    # fresh tokens for ever, each page empty
+    "empty pages": lambda p, n: ([], f"{n}-more"),
+    # the same page again and again under new tokens
+    "the same page": lambda p, n: ([p + "aa/" + "0" * 64], f"{n}-again"),
+    # two tokens in turn
+    "tokens in turn": lambda p, n: ([p + f"{n % 2}" * 64], f"{n % 2}-x" if n < 1 else f"{(n - 1) % 2}-x"),
+    # truncated, with no token to go on with
+    "no token": lambda p, n: ([p + "1" * 64], None if n else ""),
+    "outside the prefix": lambda p, n: ([p.replace("vault-a/", "vault-b/") + "1" * 64], None),
+    "a climbing name": lambda p, n: ([p + "../../config"], None),
+    "a control character": lambda p, n: ([p + "aa/\x01" + "1" * 8], None),
+    "a newline": lambda p, n: ([p + "aa\nbb"], None),
+}
+
+
+def test_a_hostile_listing_ends_every_command_in_one_line(owned):
+    """A listing that does not move on — empty pages or the same names under fresh tokens, tokens
+    that come back, a truncated page with no token — or that names a key outside the target's
+    prefix or no object name: the command stops at once with one line, and neither the vault nor
+    the target is changed (before, pages without end were asked for for ever, and a key outside
+    the prefix was cut into a name)."""
+    from backup_helpers import tree_digest
+
+    o, url, store = owned
+    before, objects = tree_digest(o.vault_dir), dict(store.objects)
+    for shape, pages in HOSTILE_LISTINGS.items():
+        store.hook = listing(pages)
+        commands = [("backup", "list", url)]
+        if shape in ("empty pages", "outside the prefix"):
+            commands += [("backup", "verify", url), ("backup", "run", url), ("backup", "prune", url, "--keep-daily", "1"),
+                         ("backup", "restore", url, "latest", str(o.root / "r"))]
+        for args in commands:
+            r, took = cli(o, *args, timeout=60)
+            line = one_error(r, "the server")
+            assert "\n" not in line and "\x01" not in line, (shape, line)
+    assert tree_digest(o.vault_dir) == before
+    assert {k: v for k, v in store.objects.items() if "/locks/" not in k} == objects
+
+
+def test_a_listing_without_end_is_stopped_at_its_bound(owned, monkeypatch):
+    """New names on every page for ever: the listing stops at ``S3_LIST_MAX`` names (two million;
+    set to 3000 here), with one error naming the bound."""
+    from vault.backup.repo import Repo
+    from vault.errors import IntegrityError
+    from vault_plugins import targets
+
+    o, url, store = owned
+    monkeypatch.setattr(targets, "S3_LIST_MAX", 3000)
+    store.hook = listing(lambda p, n: ([p + f"{n:08d}{i:04d}" for i in range(1000)], f"{n}-more"))
+    with pytest.raises(IntegrityError, match="more than 3000 objects"):
+        Repo(url).list("data/")
+    assert sum(1 for m, k in store.seen if m == "GET" and not k) == 4
+
+
+def test_an_honest_listing_of_many_pages(owned):
+    """Pages of 1000 names, as S3 gives them, are all read."""
+    from vault.backup.repo import Repo
+
+    o, url, store = owned
+    for i in range(2500):
+        store.objects[f"vault-a/locks/{i:032x}"] = b"{}"
+    assert len(Repo(url).list("locks/")) == 2500
