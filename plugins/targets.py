@@ -211,6 +211,11 @@ class FileTarget:
         fsync_dir(path.parent)
 
 
+def _line(text: Any) -> str:
+    """What a server said, as one short line (it chooses the text: newlines and length included)."""
+    return " ".join(str(text).split())[:200]
+
+
 class _S3Body(io.RawIOBase):
     """An object's body read as it arrives, so a restore can stream a large blob; errors as PluginError."""
 
@@ -244,6 +249,9 @@ S3_TIMEOUT, S3_ATTEMPTS = 20.0, 3
 #: packs are terabytes; a server that lists without end is stopped here, its names held so far
 #: about 200 MB.
 S3_LIST_MAX = 2_000_000
+_MISSING = ("NoSuchKey", "404", "NotFound")
+_EXISTS = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+_NO_CONDITION = ("NotImplemented", "501", "InvalidArgument")
 _NOT_S3 = N_("the server does not answer as S3 does: check the endpoint, and who runs it")
 
 
@@ -299,7 +307,10 @@ class S3Target:
     def _key(self, name: str) -> str:
         return self.prefix + check_name(name)
 
-    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _call(self, fn: Callable[..., Any], *args: Any, expect: tuple[str, ...] = (), **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, its errors as one line each: an error answer whose code is in
+        ``expect`` is raised as the ``ClientError`` it is, for the caller to handle; any other, of
+        whatever shape the server gave it, becomes a ``PluginError`` naming the code."""
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
@@ -307,14 +318,22 @@ class S3Target:
         except NoCredentialsError:
             raise PluginError(N_("{url}: no AWS credentials"),
                               hint=N_("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"), url=self.url) from None
-        except ClientError:
-            raise
+        except ClientError as exc:
+            if self._code(exc) in expect:
+                raise
+            error = exc.response.get("Error", {}) if isinstance(exc.response, dict) else {}
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "") if isinstance(exc.response, dict) else ""
+            raise PluginError(N_("{url}: the server refused {operation}: {error} {message}"),
+                              hint=N_("check the endpoint, the bucket and the credentials"), url=self.url,
+                              operation=_line(getattr(exc, "operation_name", "")), error=_line(error.get("Code") or status),
+                              message=_line(error.get("Message", ""))) from None
         except BotoCoreError as exc:
-            raise PluginError(N_("{url}: {exc}"), hint=N_("check the endpoint and the network"), url=self.url, exc=exc) from None
+            raise PluginError(N_("{url}: {exc}"), hint=N_("check the endpoint and the network"), url=self.url, exc=_line(exc)) from None
 
     @staticmethod
     def _code(exc: Any) -> str:
-        return str(exc.response.get("Error", {}).get("Code", ""))
+        error = exc.response.get("Error", {}) if isinstance(exc.response, dict) else {}
+        return str(error.get("Code", "") if isinstance(error, dict) else "")
 
     def put(self, name: str, data: BinaryIO, *, create_only: bool = False) -> None:
         from botocore.exceptions import ClientError
@@ -322,14 +341,13 @@ class S3Target:
         key, body = self._key(name), data.read()
         if create_only and self._conditional:
             try:
-                self._call(self.client.put_object, Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+                self._call(self.client.put_object, Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*",
+                           expect=_EXISTS + _NO_CONDITION)
                 return
             except ClientError as exc:
                 code = self._code(exc)
-                if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                if code in _EXISTS:
                     return  # already there: content-addressed names hold the same bytes
-                if code not in ("NotImplemented", "501", "InvalidArgument"):
-                    raise
                 self._conditional = False  # a store without conditional writes: check, then put
         if create_only and self.exists(name):
             return
@@ -339,23 +357,19 @@ class S3Target:
         from botocore.exceptions import ClientError
 
         try:
-            resp = self._call(self.client.get_object, Bucket=self.bucket, Key=self._key(name))
-        except ClientError as exc:
-            if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
-                raise NotFoundError(N_("{url}: no object {name}"), url=self.url, name=name) from None
-            raise
+            resp = self._call(self.client.get_object, Bucket=self.bucket, Key=self._key(name), expect=_MISSING)
+        except ClientError:
+            raise NotFoundError(N_("{url}: no object {name}"), url=self.url, name=name) from None
         return io.BufferedReader(_S3Body(self, resp["Body"]), 1 << 20)
 
     def exists(self, name: str) -> bool:
         from botocore.exceptions import ClientError
 
         try:
-            self._call(self.client.head_object, Bucket=self.bucket, Key=self._key(name))
+            self._call(self.client.head_object, Bucket=self.bucket, Key=self._key(name), expect=_MISSING)
             return True
-        except ClientError as exc:
-            if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
-                return False
-            raise
+        except ClientError:
+            return False
 
     def list(self, prefix: str = "") -> Iterator[str]:
         # Pages are asked for one by one: the server's owner may answer with keys outside the prefix

@@ -325,3 +325,48 @@ def test_an_honest_listing_of_many_pages(owned):
     for i in range(2500):
         store.objects[f"vault-a/locks/{i:032x}"] = b"{}"
     assert len(Repo(url).list("locks/")) == 2500
+
+
+def on_get(suffix: str, answer: Callable[[Handler, str], None]):
+    """A hook that answers a GET of a key ending in ``suffix`` with ``answer(handler, key)``."""
+
+    def hook(h: Handler, method: str, key: str, query: dict[str, str]) -> bool:
+        if method == "GET" and key and key.endswith(suffix):
+            answer(h, key)
+            h.close_connection = True
+            return True
+        return False
+
+    return hook
+
+
+def xml_error(status: int, code: str, message: str):
+    return lambda h, key: h.answer(status, f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode(),
+                                   {"Content-Type": "application/xml"})
+
+
+def test_an_error_answer_of_any_shape_is_one_line_naming_it(owned):
+    """Error codes boto3 has no name for, a code over two lines, an HTML page, an empty 400: one
+    line naming the code the server gave and the operation, with a hint about the endpoint —
+    before, 'plugin targets failed: ClientError: An error occurred (…' cut at its first line, with
+    the hint 'see vault plugins list'."""
+    o, url, store = owned
+    shapes = [
+        (xml_error(418, "Teapot\nSecond line", "short and stout"), "Teapot Second line short and stout"),
+        (lambda h, key: h.answer(403, b"<html><body>go away</body></html>", {"Content-Type": "text/html"}), "403"),
+        (lambda h, key: h.answer(400), "400"),
+        (xml_error(409, "OperationAborted", "x" * 5000), "OperationAborted"),
+    ]
+    for answer, words in shapes:
+        store.hook = on_get("/config", answer)
+        r, _ = cli(o, "backup", "list", url)
+        line = one_error(r, "the server refused GetObject", words)
+        assert len(line) < 500 and "check the endpoint, the bucket and the credentials" in r.stderr
+
+
+def test_a_head_that_says_yes_and_a_get_that_says_no(owned):
+    """HEAD answers 200 for every key, GET NoSuchKey for a tree: restore names the tree missing."""
+    o, url, store = owned
+    store.hook = on_get("", lambda h, key: h.error(404, "NoSuchKey") if "/trees/" in key else h.answer(200, h.server.objects[key]))
+    r, _ = cli(o, "backup", "restore", url, "latest", str(o.root / "r"))
+    one_error(r, "no object trees/")
