@@ -217,21 +217,31 @@ def _line(text: Any) -> str:
 
 
 class _S3Body(io.RawIOBase):
-    """An object's body read as it arrives, so a restore can stream a large blob; errors as PluginError."""
+    """An object's body read as it arrives, so a restore can stream a large blob; errors as PluginError
+    naming the object (one cut short of its length among them)."""
 
-    def __init__(self, target: "S3Target", body: Any) -> None:
-        self._target, self._body = target, body
+    def __init__(self, target: "S3Target", name: str, body: Any) -> None:
+        self._target, self._name, self._body = target, name, body
 
     def readable(self) -> bool:
         return True
 
+    def _read(self, *n: int) -> bytes:
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            return self._body.read(*n)
+        except BotoCoreError as exc:
+            raise PluginError(N_("{url}: {name}: {exc}"), hint=N_("check the endpoint and the network"),
+                              url=self._target.url, name=self._name, exc=_line(exc)) from None
+
     def readinto(self, buffer: Any, /) -> int:
-        data = self._target._call(self._body.read, len(buffer))
+        data = self._read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
     def readall(self) -> bytes:
-        return self._target._call(self._body.read)
+        return self._read()
 
     def close(self) -> None:
         try:
@@ -360,7 +370,12 @@ class S3Target:
             resp = self._call(self.client.get_object, Bucket=self.bucket, Key=self._key(name), expect=_MISSING)
         except ClientError:
             raise NotFoundError(N_("{url}: no object {name}"), url=self.url, name=name) from None
-        return io.BufferedReader(_S3Body(self, resp["Body"]), 1 << 20)
+        if type(resp.get("ContentLength")) is not int:
+            # botocore stops a body at its Content-Length (and names one cut short); without it, the
+            # server could send for ever.
+            resp["Body"].close()
+            raise IntegrityError(N_("{url}: the server sent {name} without its length"), hint=_NOT_S3, url=self.url, name=name)
+        return io.BufferedReader(_S3Body(self, name, resp["Body"]), 1 << 20)
 
     def exists(self, name: str) -> bool:
         from botocore.exceptions import ClientError

@@ -364,9 +364,80 @@ def test_an_error_answer_of_any_shape_is_one_line_naming_it(owned):
         assert len(line) < 500 and "check the endpoint, the bucket and the credentials" in r.stderr
 
 
+def endless(h: Handler, key: str) -> None:
+    """A body sent in chunks for ever (till the client goes), with no length."""
+    h.send_response(200)
+    h.send_header("Transfer-Encoding", "chunked")
+    h.end_headers()
+    chunk = b"%x\r\n%s\r\n" % (1 << 20, b" " * (1 << 20))
+    try:
+        while True:
+            h.wfile.write(chunk)
+    except OSError:
+        pass
+
+
+def huge(h: Handler, key: str) -> None:
+    """A body whose Content-Length says 64 GiB, sent till the client goes."""
+    h.send_response(200)
+    h.send_header("Content-Length", str(64 << 30))
+    h.end_headers()
+    try:
+        h.wfile.write(b'{"format": 1, "pad": "')
+        while True:
+            h.wfile.write(b" " * (1 << 20))
+    except OSError:
+        pass
+
+
+@pytest.mark.parametrize("answer", [endless, huge])
+def test_a_config_or_history_without_end_is_named_not_held(owned, answer):
+    """``config`` and ``history`` are a few hundred bytes: a body with no length is refused, and one
+    that says 64 GiB is read to 16 MiB and named (before, both were read till the 1 GiB the test
+    allows was gone: a MemoryError traceback)."""
+    o, url, store = owned
+    for suffix, args in [("/config", ("backup", "list", url)), ("/history", ("backup", "run", url))]:
+        store.hook = on_get(suffix, answer)
+        r, _ = cli(o, *args)
+        line = one_error(r, suffix.strip("/"))
+        assert ("without its length" if answer is endless else "larger than 16777216 bytes") in line
+
+
+def test_a_pack_cut_short_is_named(owned):
+    """A body shorter than its Content-Length: restore names the pack (verify --read-data names it as
+    a problem), and writes nothing."""
+    o, url, store = owned
+    store.hook = on_get("", lambda h, key: h.answer(200, h.server.objects[key][:100], length=len(h.server.objects[key]))
+                        if "/data/" in key else h.answer(200, h.server.objects[key]))
+    r, _ = cli(o, "backup", "restore", url, "latest", str(o.root / "r"))
+    one_error(r, "data/", "100 read")
+    r, _ = cli(o, "backup", "verify", url, "--read-data")
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "problem: data/" in r.stdout
+
+
 def test_a_head_that_says_yes_and_a_get_that_says_no(owned):
     """HEAD answers 200 for every key, GET NoSuchKey for a tree: restore names the tree missing."""
     o, url, store = owned
     store.hook = on_get("", lambda h, key: h.error(404, "NoSuchKey") if "/trees/" in key else h.answer(200, h.server.objects[key]))
     r, _ = cli(o, "backup", "restore", url, "latest", str(o.root / "r"))
     one_error(r, "no object trees/")
+
+
+def test_shredding_the_key_mirror_ends_against_a_hostile_server(owned):
+    """``vault.backup.shred_keys`` (what ``destroy execute`` runs for each target) against a listing
+    without end or a server that never answers: it returns, not reached, with the error — the key
+    window then bounds the old keys — instead of holding the destruction."""
+    from vault import backup
+
+    o, url, store = owned
+    store.hook = listing(HOSTILE_LISTINGS["empty pages"])
+    rep = backup.shred_keys(url, ["keys/_index.age"])
+    assert not rep.reached and "does not move on" in rep.error and not rep.removed
+    release = threading.Event()
+    store.hook = stall(release)
+    start = time.monotonic()
+    try:
+        rep = backup.shred_keys(url.replace("timeout=2", "timeout=1"), ["keys/_index.age"])
+    finally:
+        release.set()
+    assert not rep.reached and "timeout" in rep.error and time.monotonic() - start < 20

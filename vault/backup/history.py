@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vault.backup.repo import REPO_FORMAT, Repo
+from vault.backup.repo import REPO_FORMAT, SMALL_MAX, Repo
 from vault.errors import IntegrityError, NotFoundError, VaultError
 from vault.i18n import Message, N_
 from vault.store import jsontext
@@ -72,7 +72,7 @@ def _point(d: Any, what: str) -> Point:
 def load(repo: Repo) -> dict[str, Any] | None:
     """The target's witness record, checked field by field (None before the first run)."""
     try:
-        data = repo.get(OBJECT)
+        data = repo.get(OBJECT, limit=SMALL_MAX)
     except NotFoundError:
         return None
     try:

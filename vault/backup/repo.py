@@ -30,6 +30,9 @@ CONFIG = "config"
 DATA, INDEX, SNAPSHOTS, TREES, KEYS, LOCKS = "data/", "index/", "snapshots/", "trees/", "keys/", "locks/"
 #: A lock object older than this is left by a run that died; prune then ignores it.
 LOCK_STALE = _dt.timedelta(hours=6)
+#: The most bytes read of an object that is small by its kind (``config``, ``history``, a lock): a
+#: target's owner who serves one without end is named, not held (docs/FORMAT.md §16.1).
+SMALL_MAX = 16 << 20
 #: Small objects put at once to a target without ``put_many``.
 PUTTERS = 8
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
@@ -171,10 +174,19 @@ class Repo:
         """The object as a stream (the caller closes it): for objects too large to hold in memory."""
         return self._call(self.target.get, name)
 
-    def get(self, name: str) -> bytes:
+    def get(self, name: str, *, limit: int | None = None) -> bytes:
+        """The object's bytes; with ``limit``, one larger than that is damage named, read no further."""
         f = self._call(self.target.get, name)
         try:
-            return f.read()
+            if limit is None:
+                return f.read()
+            data = bytearray()  # in pieces: read(n) may set aside n bytes at once, however short the object
+            while len(data) <= limit and (chunk := f.read(min(1 << 16, limit + 1 - len(data)))):
+                data += chunk
+            if len(data) > limit:
+                raise IntegrityError(N_("{name}: larger than {limit} bytes, more than such an object holds (damaged or forged)"),
+                                     hint=N_("run 'vault backup verify'"), name=name, limit=limit)
+            return bytes(data)
         finally:
             getattr(f, "close", lambda: None)()
 
@@ -229,7 +241,7 @@ class Repo:
 
     def config(self) -> dict[str, Any] | None:
         try:
-            data = self.get(CONFIG)
+            data = self.get(CONFIG, limit=SMALL_MAX)
         except NotFoundError:
             return None
         try:
@@ -328,7 +340,7 @@ class Repo:
             if name in set(mine):
                 continue
             try:
-                rec = jsontext.loads(self.get(name))
+                rec = jsontext.loads(self.get(name, limit=SMALL_MAX))
                 when = parse_time(rec["time"])
             except (NotFoundError, ValueError, KeyError, TypeError):
                 continue
