@@ -162,6 +162,7 @@ def owned(tmp_path, monkeypatch, store):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     o, numbers = office_with_dossiers(tmp_path / "office", monkeypatch, dossiers=1)
     add_docs(o, numbers[0], 2, 5000, tmp_path / "src", act=actor(o))
+    o.numbers = numbers
     url = f"s3://{BUCKET}/vault-a?endpoint={quote(store.endpoint, safe='')}&timeout=2"
     r, _ = cli(o, "backup", "run", url)  # as the commands below are run: registers the target with bob's identity
     assert r.returncode == 0, r.stderr
@@ -441,3 +442,23 @@ def test_shredding_the_key_mirror_ends_against_a_hostile_server(owned):
     finally:
         release.set()
     assert not rep.reached and "timeout" in rep.error and time.monotonic() - start < 20
+
+
+def test_a_conditional_put_answered_but_not_kept_fails_the_run(owned, tmp_path):
+    """A server that answers every ``If-None-Match: *`` put with success and keeps nothing: the run
+    looks for its snapshot once it is put and stops, naming it, before the target's history record
+    moves on (before, the run reported the snapshot saved and verify found no problem)."""
+    o, url, store = owned
+    add_docs(o, o.numbers[0], 1, 3000, tmp_path / "src2", act=actor(o), seed=7)
+    history = store.objects["vault-a/history"]
+
+    def keep_nothing(h: Handler, method: str, key: str, query: dict[str, str]) -> bool:
+        if method == "PUT" and h.headers.get("If-None-Match") == "*":
+            h.answer(200, b"", {"ETag": '"0"'})
+            return True
+        return False
+
+    store.hook = keep_nothing
+    r, _ = cli(o, "backup", "run", url)
+    one_error(r, "snapshots/", "does not hold it")
+    assert store.objects["vault-a/history"] == history

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from vault.errors import ConflictError, InputError
+from vault.errors import ConflictError, InputError, IntegrityError
 from vault.i18n import N_
 from vault.archive import authority
 import vault.backup.mirror as mirror
@@ -303,6 +303,9 @@ def _finish(v: Vault, repo: Repo, staging: Staging, entries: list[Blob], key_tab
             # a generation deleted from the target (no secret: generation names are listed anyway).
             "keys": {t: f"{g.stamp}-{g.sha256}" for t, g in sorted(keys.holding.items())}}
     sid = repo.put_json(SNAPSHOTS, snap)  # last: a snapshot is listed only once all it names is there
+    if not repo.exists(SNAPSHOTS + sid):  # a store that answers a conditional put and keeps nothing
+        raise IntegrityError(N_("{name}: the target answered its put but does not hold it"), name=SNAPSHOTS + sid,
+                             hint=N_("check the target's conditional writes (If-None-Match), then run 'vault backup verify'"))
     return RunReport(snapshot=sid, files=len(entries), bytes_total=snap["bytes"], bytes_new=bytes_new,
                      packs_new=len(packs_new), keys_mirrored=len(keys.uploaded), keys_expired=len(keys.expired),
                      duration=0.0, target=repo.url, time=snap["time"], keys_missing=keys.missing,
