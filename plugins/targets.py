@@ -395,6 +395,8 @@ class S3Target:
             page = self._call(self.client.list_objects_v2, Bucket=self.bucket, Prefix=want, **ask)
             keys = [obj.get("Key") if isinstance(obj, dict) else None for obj in page.get("Contents", [])]
             for key in keys:
+                if isinstance(key, str) and key.endswith("/") and key.startswith(want):
+                    continue  # a "folder" a console made: no object (a file target lists no directory)
                 if not (isinstance(key, str) and key.startswith(want) and _valid(key[len(self.prefix):])):
                     raise IntegrityError(N_("{url}: the server lists {key!r}, which is no object of this target"),
                                          hint=_NOT_S3, url=self.url, key=str(key)[:200])
