@@ -468,3 +468,17 @@ def test_a_conditional_put_answered_but_not_kept_fails_the_run(owned, tmp_path):
     r, _ = cli(o, "backup", "run", url)
     one_error(r, "snapshots/", "does not hold it")
     assert store.objects["vault-a/history"] == history
+
+
+def test_a_planted_pack_without_end_is_not_held_by_the_next_run(owned):
+    """A pack no index names is read by the next run to adopt what an interrupted run uploaded: one
+    planted whose body says 64 GiB is read to its bound (``ADOPT_MAX``, 64 MiB) and passed by, its
+    blobs uploaded again — the run ends, saved, in bounded memory (before, it read till memory ran
+    out: a MemoryError traceback)."""
+    o, url, store = owned
+    orphan = "vault-a/data/ab/ab" + "0" * 62
+    store.objects[orphan] = b"x"
+    store.hook = on_get(orphan, huge)
+    r, _ = cli(o, "backup", "run", url)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "saved" in r.stdout

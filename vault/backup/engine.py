@@ -138,6 +138,12 @@ class _TreeCache:
         _write_map(self.path, self.data)
 
 
+#: The largest pack an interrupted run left that the next run reads to adopt it (it is held whole);
+#: a larger one — a large file's own pack, or one a target's owner serves without end — is passed
+#: by and its files are uploaded again.
+ADOPT_MAX = 64 << 20
+
+
 def _adopt_orphans(repo: Repo, known: dict, indexed_packs: dict[str, int]) -> dict[str, dict[str, Any]]:
     """Packs an interrupted run uploaded but never indexed: read their trailers so nothing is sent twice."""
     adopted: dict[str, dict[str, Any]] = {}
@@ -145,7 +151,10 @@ def _adopt_orphans(repo: Repo, known: dict, indexed_packs: dict[str, int]) -> di
         pack_id = name.rsplit("/", 1)[-1]
         if pack_id in indexed_packs or name != data_name(pack_id):
             continue
-        data = repo.get(name)
+        try:
+            data = repo.get(name, limit=ADOPT_MAX)
+        except IntegrityError:
+            continue  # larger than a pack worth adopting: its blobs are uploaded again
         try:
             entries = packs.read_trailer(pack_id, data)
         except Exception:
