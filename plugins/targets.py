@@ -232,6 +232,7 @@ class _S3Body(io.RawIOBase):
         try:
             return self._body.read(*n)
         except BotoCoreError as exc:
+            self._target._note_down(exc)
             raise PluginError(N_("{url}: {name}: {exc}"), hint=N_("check the endpoint and the network"),
                               url=self._target.url, name=self._name, exc=_line(exc)) from None
 
@@ -313,6 +314,7 @@ class S3Target:
                           connect_timeout=timeout, read_timeout=timeout),
         )
         self._conditional = True
+        self._down: str | None = None  # what the server failed with, once it timed out or was not there
 
     def _key(self, name: str) -> str:
         return self.prefix + check_name(name)
@@ -323,6 +325,8 @@ class S3Target:
         whatever shape the server gave it, becomes a ``PluginError`` naming the code."""
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+        if self._down is not None:
+            raise PluginError(N_("{url}: {exc}"), hint=N_("check the endpoint and the network"), url=self.url, exc=self._down)
         try:
             return fn(*args, **kwargs)
         except NoCredentialsError:
@@ -338,7 +342,17 @@ class S3Target:
                               operation=_line(getattr(exc, "operation_name", "")), error=_line(error.get("Code") or status),
                               message=_line(error.get("Message", ""))) from None
         except BotoCoreError as exc:
+            self._note_down(exc)
             raise PluginError(N_("{url}: {exc}"), hint=N_("check the endpoint and the network"), url=self.url, exc=_line(exc)) from None
+
+    def _note_down(self, exc: Exception) -> None:
+        """A request that timed out or found no server, after its tries: the target asks nothing more
+        in this command and answers each later call with the same error at once — else a verify that
+        names each object's failure as a problem and goes on would wait the timeout for every one."""
+        from botocore.exceptions import ConnectionClosedError, ConnectionError, ReadTimeoutError
+
+        if isinstance(exc, (ConnectionError, ReadTimeoutError, ConnectionClosedError)):
+            self._down = _line(exc)
 
     @staticmethod
     def _code(exc: Any) -> str:

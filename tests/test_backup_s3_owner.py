@@ -482,3 +482,25 @@ def test_a_planted_pack_without_end_is_not_held_by_the_next_run(owned):
     r, _ = cli(o, "backup", "run", url)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert "saved" in r.stdout
+
+
+def test_verify_stops_asking_a_server_that_has_gone_silent(owned):
+    """``backup verify`` names each object it cannot read as a problem and goes on; once a request
+    has timed out on all its tries the target asks nothing more in the command, so a server that
+    goes silent after the listings costs one timeout, not one for every snapshot and index (with
+    the default 20 s x 3 tries, a minute each: hours for a target of many)."""
+    o, url, store = owned
+    for _ in range(3):
+        r, _ = cli(o, "backup", "run", url)
+        assert r.returncode == 0, r.stderr
+    url = url.replace("timeout=2", "timeout=1")
+    release = threading.Event()
+    silent = stall(release)
+    store.hook = lambda h, method, key, query: bool(key) and "/config" not in key and silent(h, method, key, query)
+    try:
+        r, took = cli(o, "backup", "verify", url)
+    finally:
+        release.set()
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "timeout" in r.stdout or "timeout" in r.stderr
+    assert took < 9, took
