@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -504,3 +505,17 @@ def test_verify_stops_asking_a_server_that_has_gone_silent(owned):
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "timeout" in r.stdout or "timeout" in r.stderr
     assert took < 9, took
+
+
+def test_a_pack_without_end_is_read_no_further_than_its_index_says(owned):
+    """A pack served with a Content-Length of 64 GiB: ``verify --read-data`` reads one byte past the
+    size the index gives it and names it damaged, and restore names its blob, each in seconds
+    (before, verify read on for the whole 64 GiB: over 100 s, and a target may declare more)."""
+    o, url, store = owned
+    store.hook = on_get("", lambda h, key: huge(h, key) if "/data/" in key else h.answer(200, h.server.objects[key]))
+    r, took = cli(o, "backup", "verify", url, "--read-data")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert re.search(r"problem: data/\S+: damaged", r.stdout), r.stdout
+    assert took < 30, took
+    r, _ = cli(o, "backup", "restore", url, "latest", str(o.root / "r"))
+    one_error(r, "data/", "damaged")
