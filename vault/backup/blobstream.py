@@ -182,16 +182,18 @@ class Hashed:
     tail: bytes
 
 
-def hash_ranges(src: BinaryIO, ranges: Iterable[tuple[int, int]], *, whole: bool = False, tail: int = 0) -> Hashed:
+def hash_ranges(src: BinaryIO, ranges: Iterable[tuple[int, int]], *, whole: bool = False, tail: int = 0,
+                limit: int | None = None) -> Hashed:
     """Read ``src`` once, front to back, in 1 MiB pieces, hashing each (offset, length) range of it as
-    it goes (ranges may overlap): memory follows the number of ranges, not the bytes."""
+    it goes (ranges may overlap): memory follows the number of ranges, not the bytes; time follows
+    them to ``limit`` bytes at most."""
     todo = sorted(set(ranges))
     digests: dict[tuple[int, int], str] = {}
     active: dict[tuple[int, int], Any] = {}
     every = hashlib.sha256() if whole else None
     last = bytearray()
     nxt = pos = 0
-    while chunk := src.read(CHUNK):
+    while chunk := src.read(CHUNK if limit is None else min(CHUNK, limit - pos)):
         end = pos + len(chunk)
         while nxt < len(todo) and todo[nxt][0] < end:
             active[todo[nxt]] = hashlib.sha256()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from vault.errors import ConflictError, InputError
+from vault.errors import ConflictError, InputError, IntegrityError
 from vault.i18n import N_
 from vault.archive import authority
 import vault.backup.mirror as mirror
@@ -138,6 +138,12 @@ class _TreeCache:
         _write_map(self.path, self.data)
 
 
+#: The largest pack an interrupted run left that the next run reads to adopt it (it is held whole);
+#: a larger one — a large file's own pack, or one a target's owner serves without end — is passed
+#: by and its files are uploaded again.
+ADOPT_MAX = 64 << 20
+
+
 def _adopt_orphans(repo: Repo, known: dict, indexed_packs: dict[str, int]) -> dict[str, dict[str, Any]]:
     """Packs an interrupted run uploaded but never indexed: read their trailers so nothing is sent twice."""
     adopted: dict[str, dict[str, Any]] = {}
@@ -145,7 +151,10 @@ def _adopt_orphans(repo: Repo, known: dict, indexed_packs: dict[str, int]) -> di
         pack_id = name.rsplit("/", 1)[-1]
         if pack_id in indexed_packs or name != data_name(pack_id):
             continue
-        data = repo.get(name)
+        try:
+            data = repo.get(name, limit=ADOPT_MAX)
+        except IntegrityError:
+            continue  # larger than a pack worth adopting: its blobs are uploaded again
         try:
             entries = packs.read_trailer(pack_id, data)
         except Exception:
@@ -303,6 +312,9 @@ def _finish(v: Vault, repo: Repo, staging: Staging, entries: list[Blob], key_tab
             # a generation deleted from the target (no secret: generation names are listed anyway).
             "keys": {t: f"{g.stamp}-{g.sha256}" for t, g in sorted(keys.holding.items())}}
     sid = repo.put_json(SNAPSHOTS, snap)  # last: a snapshot is listed only once all it names is there
+    if not repo.exists(SNAPSHOTS + sid):  # a store that answers a conditional put and keeps nothing
+        raise IntegrityError(N_("{name}: the target answered its put but does not hold it"), name=SNAPSHOTS + sid,
+                             hint=N_("check the target's conditional writes (If-None-Match), then run 'vault backup verify'"))
     return RunReport(snapshot=sid, files=len(entries), bytes_total=snap["bytes"], bytes_new=bytes_new,
                      packs_new=len(packs_new), keys_mirrored=len(keys.uploaded), keys_expired=len(keys.expired),
                      duration=0.0, target=repo.url, time=snap["time"], keys_missing=keys.missing,

@@ -189,12 +189,12 @@ class Repo:
         """The object as a stream (the caller closes it): for objects too large to hold in memory."""
         return self._call(self.target.get, name)
 
-    def get(self, name: str) -> bytes:
-        """The object's bytes; one of a small kind (``SMALL``) is refused past its bound, and not
-        read past it."""
+    def get(self, name: str, *, limit: int | None = None) -> bytes:
+        """The object's bytes; one of a small kind (``SMALL``), or with ``limit`` any object, is
+        refused past its bound, and not read past it."""
         f = self._call(self.target.get, name)
         try:
-            limit = small_bound(name)
+            limit = small_bound(name) if limit is None else limit
             if limit is None:
                 return f.read()
             seekable = getattr(f, "seekable", None)

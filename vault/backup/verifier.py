@@ -80,10 +80,12 @@ def _verify(repo: Repo, read_fraction: float, identities: Sequence[age.Identity]
     present = set(repo.list(DATA))
     blobs: dict[str, tuple[str, int, int]] = {}
     pack_entries: dict[str, list[tuple[str, int, int]]] = {}
+    pack_sizes: dict[str, int] = {}  # as the index says: a pack read as a stream is read no further
     for name in repo.list(INDEX):
         try:  # (every field checked before use: the target's owner can write any JSON)
-            for pack_id, (_, entries) in index_packs(_fresh_json(repo, name), name).items():
+            for pack_id, (size, entries) in index_packs(_fresh_json(repo, name), name).items():
                 pack_entries[pack_id] = entries
+                pack_sizes[pack_id] = size
                 for b, off, ln in entries:
                     blobs[b] = (pack_id, off, ln)
         except VaultError as e:
@@ -134,7 +136,7 @@ def _verify(repo: Repo, read_fraction: float, identities: Sequence[age.Identity]
     # The bytes of the packs downloaded: once to hash them, and again to decrypt their documents.
     step = (progress or no_progress)(sum(_pack_size(pack_entries[p]) for p in [*sample, *again]))
     if read_fraction > 0:
-        _read_data(repo, rep, pack_entries, present, sample, step)
+        _read_data(repo, rep, pack_entries, present, sample, step, pack_sizes)
     if identities is not None:
         _decrypt(repo, rep, snaps, blobs, pack_entries, present, again, identities, gens, step)
     return rep
@@ -186,7 +188,7 @@ def _pack_size(entries: list) -> int:
 
 
 def _read_data(repo: Repo, rep: VerifyReport, pack_entries: dict[str, list[tuple[str, int, int]]], present: set[str],
-               sample: list[str], step: Callable[[int], None]) -> None:
+               sample: list[str], step: Callable[[int], None], sizes: dict[str, int]) -> None:
     for pack_id in sample:
         name = data_name(pack_id)
         step(_pack_size(pack_entries[pack_id]))
@@ -194,23 +196,26 @@ def _read_data(repo: Repo, rep: VerifyReport, pack_entries: dict[str, list[tuple
             continue  # already named as missing
         rep.packs_read += 1
         try:
-            problems = _read_pack(repo, pack_id, name, pack_entries[pack_id])
+            problems = _read_pack(repo, pack_id, name, pack_entries[pack_id], sizes[pack_id] + 1)
         except VaultError as e:
             problems = [Message(N_("{name}: {reason}"), name=name, reason=e.message)]
         rep.blobs_read += len(pack_entries[pack_id])
         rep.problems += problems
 
 
-def _read_pack(repo: Repo, pack_id: str, name: str, indexed: list[tuple[str, int, int]]) -> list[Message]:
+def _read_pack(repo: Repo, pack_id: str, name: str, indexed: list[tuple[str, int, int]],
+               limit: int | None = None) -> list[Message]:
     """The problems of one pack, read as a stream in 1 MiB pieces (memory does not follow its size):
-    the pack as its name says (FORMAT §16.2), and every blob the index names in it."""
+    the pack as its name says (FORMAT §16.2), and every blob the index names in it. At most ``limit``
+    bytes are read (one more than the index's size: a longer pack is damage, however long a target
+    says it is)."""
     src = repo.open(name)
     try:
         raw, size = _header_in_place(src)
         seekable = size is not None
         listed = packs.header_entries(raw, size) if size is not None else []  # (the header parsed once)
         ranges = [(off, ln) for _, off, ln in indexed] + [(off, ln) for _, off, ln in listed]
-        got = blobstream.hash_ranges(src, ranges, whole=not listed, tail=0 if seekable else _TAIL)
+        got = blobstream.hash_ranges(src, ranges, whole=not listed, tail=0 if seekable else _TAIL, limit=limit)
     finally:
         blobstream.close(src)
     size = got.size
@@ -221,11 +226,11 @@ def _read_pack(repo: Repo, pack_id: str, name: str, indexed: list[tuple[str, int
     def digest(off: int, ln: int) -> str | None:
         if (off, ln) not in digests and not again[0]:  # a range only the header names: read it now
             again[0] = True
-            digests.update(_hash_again(repo, name, [(o, n) for _, o, n in packs.header_entries(raw, size)]))
+            digests.update(_hash_again(repo, name, [(o, n) for _, o, n in packs.header_entries(raw, size)], limit=limit))
         return digests.get((off, ln))
 
     def whole() -> str:
-        return got.whole if got.whole is not None else _hash_again(repo, name, [], whole=True)[(-1, -1)]
+        return got.whole if got.whole is not None else _hash_again(repo, name, [], whole=True, limit=limit)[(-1, -1)]
 
     problems: list[Message] = []
     failed: packs.PackDamaged | None = None
@@ -282,10 +287,11 @@ def _header_from_tail(repo: Repo, name: str, tail: bytes, size: int) -> bytes | 
     return packs.header_of(size, read_at, most=packs.MAX_HEADER)
 
 
-def _hash_again(repo: Repo, name: str, ranges: list[tuple[int, int]], *, whole: bool = False) -> dict[tuple[int, int], str]:
+def _hash_again(repo: Repo, name: str, ranges: list[tuple[int, int]], *, whole: bool = False,
+                limit: int | None = None) -> dict[tuple[int, int], str]:
     src = repo.open(name)
     try:
-        got = blobstream.hash_ranges(src, ranges, whole=whole)
+        got = blobstream.hash_ranges(src, ranges, whole=whole, limit=limit)
     finally:
         blobstream.close(src)
     return {**got.digests, **({(-1, -1): got.whole} if got.whole is not None else {})}
