@@ -7,6 +7,7 @@ because reading appends to the audit trail.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
@@ -203,3 +204,24 @@ def test_the_frozen_vector_is_unchanged_by_the_tests():
         if p.is_file():
             digest.update(p.relative_to(VECTOR).as_posix().encode() + b"\0" + p.read_bytes())
     assert digest.hexdigest() == FROZEN_SHA256
+
+
+def test_a_migrated_vault_lends_and_takes_back_paper_originals(frozen, tmp_path):
+    """Paper loans came after format 1, so the migration's state has none: the first loan in a
+    migrated vault is the first the history holds, and every command reads on after it (the
+    loan's entry was written, then every command, ``check`` too, stopped on a KeyError)."""
+    f = tmp_path / "letter.txt"
+    f.write_text("original letter")
+    doc = json.loads(frozen("doc", "add", "E-2026-000001", str(f), "--category", "contract", "--source", "desk",
+                            "--date", "2026-01-02", "--original", "--paper-location", "Room 1", "--json").stdout)
+    req = json.loads(frozen("request", "access", "E-2026-000001", "--purpose", "meeting", "--json",
+                            who="carol").stdout)["number"]
+    frozen("request", "approve", req, who="erin")
+    due = (dt.date.today() + dt.timedelta(days=7)).isoformat()
+    loan = json.loads(frozen("paper", "lend", doc["number"], "--to", "carol", "--request", req, "--due", due,
+                             "--json").stdout)["number"]
+    assert [r["number"] for r in json.loads(frozen("paper", "out", "--json").stdout)] == [loan]
+    frozen("paper", "return", loan)
+    assert json.loads(frozen("paper", "out", "--json").stdout) == []
+    rep = json.loads(frozen("check", "--json").stdout)
+    assert rep["ok"], rep["problems"]

@@ -109,6 +109,7 @@ def snapshot(root: Path, cfg: dict) -> dict[str, Any]:
                         "since": 0, "removed": 0 if r["status"] == "removed" else None} for n, r in mem.items()},
         "policy": {k: v for k, v in pol.items() if k != "signature"}, "policy_version": 1,
         "dossiers": {}, "numbers": {}, "requests": {}, "grants": {}, "holds": {}, "destructions": {}, "intake": {},
+        "loans": {},
     }
     for p in sorted((root / "dossiers").glob("*/manifest.toml")):
         m, _ = _signed(root, p.relative_to(root).as_posix(), mem)

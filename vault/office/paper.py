@@ -97,7 +97,7 @@ def _check_lent(v: Vault, loan: PaperLoan) -> None:
     what = f"paper/loans/{loan.number}.toml"
     st = authority.state(v)
     seq = st["files"][what][1]
-    fact = st["loans"].get(loan.number)
+    fact = st.get("loans", {}).get(loan.number)
     d = None
     if fact is not None and fact["dossier"] == loan.dossier:
         d = load_manifest(v, loan.dossier).document(loan.document)
