@@ -7,6 +7,7 @@ identity opens no key table, ring or key release, and no marker is in clear unde
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 
@@ -486,3 +487,21 @@ def test_a_hold_or_a_lift_is_shown_only_as_its_entry_wrote_it(office):
                                         f"holds/{b_id}.toml": None}, number=office.b, obj=b_id, ref="lift-1")
     _refused(office.run("hold", "list", "--lifted", who="bob", ok=False), f"holds/lifted/{b_id}.1.toml")
     _assert_named(office, f"holds/lifted/{b_id}.1.toml")
+
+
+def test_a_grant_shows_the_number_its_request_names(office):
+    """An archivist's grant written with the library for an approved request of dossier a, its
+    record naming dossier b's number: ``grant list`` would show staff holding a grant on b (the
+    key release is a's). It is refused by ``grant list`` and named by ``vault check``."""
+    req = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
+    office.run("request", "approve", req, who="head-sales")
+    bob = _attacker(office, "bob")
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)
+    rec = bob.sign({"format": 1, "number": "G-000099", "request": req, "dossier": _id_of(office, office.a),
+                    "target": office.b, "grantee": "staff-sales", "granted_at": clock.stamp(),
+                    "expires_at": later.strftime("%Y-%m-%dT%H:%M:%SZ"), "approval_sha256": "0" * 64})
+    (office.vault_dir / "grants").mkdir(exist_ok=True)
+    audit.commit(bob, "grant.create", {"grants/G-000099.toml": records.dump_toml(rec)}, number=office.a,
+                 ref="G-000099", obj=req)
+    _refused(office.run("grant", "list", who="bob", ok=False), "grants/G-000099.toml")
+    _assert_named(office, "grants/G-000099.toml")

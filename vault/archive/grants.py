@@ -153,9 +153,14 @@ def list_grants(v: Vault) -> list[dict[str, Any]]:
     """Every grant with its state from the history: active, expired (until swept), or how it closed."""
     out = []
     now = v.clock.stamp()
-    for gno, fact in sorted(authority.state(v)["grants"].items()):
+    st = authority.state(v)
+    for gno, fact in sorted(st["grants"].items()):
         g = committed.load_record(v, _grant_rel(gno), Grant)
-        if (g.number, g.request, g.dossier, g.grantee) != (gno, fact["request"], fact["dossier"], fact["grantee"]):
+        # The number shown is the one the request names (or the granting archivist resolved a name to).
+        req = st["requests"].get(fact["request"]) or {}
+        target = (req.get("resolved") or {}).get("number") or req.get("target")
+        if (g.number, g.request, g.dossier, g.grantee, g.target) != (gno, fact["request"], fact["dossier"],
+                                                                       fact["grantee"], target):
             raise IntegrityError(N_("grants/{gno}.toml: does not say what its history entry says"), gno=gno)
         state = GrantState(fact["closed"] or (GrantState.ACTIVE if now < g.expires_at else GrantState.EXPIRED))
         out.append({"number": g.number, "request": g.request, "dossier": g.dossier, "target": g.target,
