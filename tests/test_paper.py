@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from office import MARKERS, SALES_DESK
+from office import MARKERS, SALES_DESK, SAM
 from vault.archive import audit, authority
 from vault.store import records
 
@@ -176,3 +176,32 @@ def test_a_loan_the_rules_did_not_allow_is_named(office, case):
     assert len(res.stderr.strip().splitlines()) <= 2, res.stderr  # the error and, at most, a hint
     res = office.run("check", who="bob", ok=False)
     assert res.exit_code == 1 and rel in res.stdout, res.stdout
+
+
+@pytest.mark.office(SAM, *SALES_DESK, dossier={"name": MARKERS["name"]}, now="2026-03-02T10:00:00")
+@pytest.mark.parametrize("whole", [True, False], ids=["dossier", "document"])
+def test_an_original_out_when_it_is_destroyed_still_comes_back(office, whole):
+    """Destruction shreds the keys, not the paper: an original out on loan when its document or
+    dossier is destroyed is taken back all the same — a return the history counts, the ghost left
+    as it is. (The return said "back at …" while its entry counted for nothing, and one to a new
+    shelf rewrote the destroyed dossier's manifest: check named it and 'paper out' stopped.)"""
+    doc = office.add_text(office.number, "x", "bob", "contract", "--original", "--paper-location", "Room 1")
+    req = _approved_access(office)
+    loans = []
+    for _ in range(2):
+        loan = office.json("paper", "lend", doc, "--to", "staff", "--request", req, "--due", "2026-03-09",
+                           who="bob")["number"]
+        loans.append(loan)
+        if len(loans) == 1:
+            office.run("paper", "return", loan, who="bob")
+    no = office.json("destroy", "request", office.number if whole else doc, "--reason", "r", who="alice")["number"]
+    office.run("destroy", "approve", no, "--override-retention", "court order", who="sam")
+    office.run("destroy", "execute", no, who="alice")
+    assert [r["number"] for r in office.json("paper", "out", who="bob")] == [loans[1]]
+    back = office.json("paper", "return", loans[1], "--location", "Shredding bin", who="bob")
+    assert back["location"] == "Shredding bin"
+    assert office.json("paper", "out", who="bob") == []
+    res = office.run("check", "--json", who="bob", ok=False)
+    assert res.exit_code == 0, res.stdout
+    ghost = next(d for d in office.json("doc", "list", office.number, who="bob") if d["number"] == doc)
+    assert ghost.get("paper_location") is None

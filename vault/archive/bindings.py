@@ -334,7 +334,9 @@ def bind_paper_return(e: Entry, s: State) -> str | None:
     loan = loans(s).get(e.get("ref") or "")
     if loan is None or loan["returned"] or loan["dossier"] != e.get("obj"):
         return Message(N_("returns {loan!r}, which is not an open loan of dossier {dossier}"), loan=e.get('ref'), dossier=e.get('obj'))
-    return archive_dept(e, s) or live_dossier(e, s)
+    # The paper outlives a destruction: it comes back to a destroyed dossier, whose manifest is not written.
+    writes_manifest = any(p.startswith("dossiers/") for p in e.get("records") or {})
+    return archive_dept(e, s) or (live_dossier(e, s) if writes_manifest else dossier_of(e, s))
 
 
 # A whole-vault disaster-recovery export: two supervisors, told apart by the entries' signers [R-3.3.1].

@@ -196,7 +196,9 @@ def give_back(actor: Actor, loan_no: str, *, location: str | None = None) -> dic
                "location": where}
         files: dict[str, bytes | None] = {f"paper/loans/{loan_no}.returned.toml": records.dump_toml(actor.sign(rec))}
         m = load_manifest(v, rec0.dossier)
-        if where != rec0.from_location:
+        d = m.document(loan["document"])
+        # Destruction shreds keys, not paper: a destroyed original still comes back, its ghost untouched.
+        if where != rec0.from_location and d is not None and not d.is_destroyed:
             m, moved = _moved(actor, m, loan["document"], where)
             files.update(moved)
         # One entry: the return and, if it came back elsewhere, the manifest's new location.
