@@ -9,6 +9,7 @@ from vault.archive import audit, authority, committed, members
 from vault.archive.holdrecords import Hold, HoldLift
 from vault.archive.holds import _rel, check_written, held_dossiers, verified_holds
 from vault.archive.manifests import load_manifest, resolve
+from vault.archive.states import DossierStatus
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.store import make_dir, records
 from vault.i18n import Message, N_
@@ -26,6 +27,8 @@ def add(actor: Actor, number: str, reason: str) -> None:
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
         m = load_manifest(v, dossier_id)
+        if m.status == DossierStatus.DESTROYED:
+            raise ConflictError(N_("dossier {number} has been destroyed"), number=m.number)
         if dossier_id in held_dossiers(v):
             raise ConflictError(N_("dossier {number} is already on hold"), number=m.number)
         sealed = members.seal_text(v, reason)
