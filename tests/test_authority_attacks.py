@@ -15,7 +15,7 @@ import pytest
 
 from office import MARKERS, PASSPHRASE, TWO_DEPTS
 from vault import clock
-from vault.archive import audit, authority, committed, members
+from vault.archive import audit, authority, committed, grants, members
 from vault.archive.vault import Actor, Vault
 from vault.crypto import age
 from vault.errors import IntegrityError, NoIdentityMatchError, PermissionDeniedError, VaultError
@@ -505,3 +505,23 @@ def test_a_grant_shows_the_number_its_request_names(office):
                  ref="G-000099", obj=req)
     _refused(office.run("grant", "list", who="bob", ok=False), "grants/G-000099.toml")
     _assert_named(office, "grants/G-000099.toml")
+
+
+def test_a_decision_record_says_what_its_entry_decided(office):
+    """A department head approves a request with the library, the decision record saying it was
+    denied by the other department's head, with a reason, and naming another request: ``request
+    show`` would give the approved request that denial's reason. It is refused and named by
+    ``vault check``."""
+    req = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
+    other = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
+    head = _attacker(office, "head-sales")
+    v = _vault(office)
+    digest = grants._digest(grants.request_record(v, other))
+    dec = records.sign_record({"format": 1, "request": other, "request_sha256": digest, "decision": "denied",
+                               "by": "head-dev", "at": clock.stamp(),
+                               "reason": members.seal_text(v, "no", ["staff-sales"])},
+                              signer="head-dev", key=head.identity)
+    audit.commit(head, "request.approve", {f"requests/{req}.decision.toml": records.dump_toml(dec)},
+                 number=office.a, ref=req, obj=req)
+    _refused(office.run("request", "show", req, who="staff-sales", ok=False), f"requests/{req}.decision.toml")
+    _assert_named(office, f"requests/{req}.decision.toml")

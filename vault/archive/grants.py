@@ -85,8 +85,16 @@ def request_record(v: Vault, no: str) -> Request:
 
 
 def decision(v: Vault, no: str) -> Decision:
-    """The committed decision on request ``no`` (the history says there is one)."""
-    return committed.load_record(v, _req_rel(no, ".decision"), Decision)
+    """The committed decision on request ``no`` (the history says there is one), checked against the
+    history: it decides this request as its entry did, signed by the member whose entry decided it."""
+    fact, req = _request(v, no)
+    what = _req_rel(no, ".decision")
+    dec = committed.load_record(v, what, Decision)
+    if (dec.request, dec.request_sha256, dec.decision, dec.by, dec.signature.by) \
+            != (no, _digest(req), fact["decision"], fact["decided_by"], fact["decided_by"]):
+        raise IntegrityError(N_("{what}: does not say what its history entry says"), what=what)
+    members.verify_by_member(v, dec.to_record(), what=what)
+    return dec
 
 
 def resolution(v: Vault, req: Request) -> Resolution | None:
