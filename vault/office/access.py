@@ -49,7 +49,7 @@ def create_request(actor: Actor, kind: str, target: str | None, purpose: str, *,
         if m.status == DossierStatus.DESTROYED:
             actor.audit(f"request.{kind}", outcome="refused", number=target)
             raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("nothing left to consult"), number=m.number)
-        if kind == "copy" and "/" in (target or ""):
+        if "/" in (target or ""):
             m.require_document(target or "")
     mem = members.all_members(v)
     dept = mem[actor.name]["dept"]

@@ -27,6 +27,8 @@ def add(actor: Actor, number: str, reason: str) -> None:
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
         m = load_manifest(v, dossier_id)
+        if "/" in number:  # a document's number holds its dossier, if the dossier has that document
+            m.require_document(number)
         if m.status == DossierStatus.DESTROYED:
             raise ConflictError(N_("dossier {number} has been destroyed"), number=m.number)
         if dossier_id in held_dossiers(v):
@@ -54,6 +56,8 @@ def remove(actor: Actor, number: str, reason: str) -> str:
     v = actor.vault
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
+        if "/" in number:
+            load_manifest(v, dossier_id).require_document(number)
         if dossier_id not in held_dossiers(v):
             raise NotFoundError(N_("dossier {number} is not on hold"), number=number)
         try:
