@@ -225,3 +225,37 @@ def test_a_migrated_vault_lends_and_takes_back_paper_originals(frozen, tmp_path)
     assert json.loads(frozen("paper", "out", "--json").stdout) == []
     rep = json.loads(frozen("check", "--json").stdout)
     assert rep["ok"], rep["problems"]
+
+
+def test_a_review_and_a_hold_of_version_1_are_read_after_migration(tmp_path):
+    """Reviews and holds came before format 2: a migrated vault's are adopted by the migration's
+    entry, signed by the migrating supervisor, and are read as their own signature says (a review
+    by bob was 'not written by its reviewer' once alice migrated the vault)."""
+    from vault.store import identity, records
+
+    root = tmp_path / "frozen-v1"
+    shutil.copytree(VECTOR, root)
+    (tmp_path / "pass").write_text(EXPECTED["passphrase"] + "\n")
+    bob = identity.load_identity(root / "identities" / "bob.key", EXPECTED["passphrase"])
+    dossier = "fd6049dd16f16fad73a8e2498ac85a52"  # E-2026-000001
+    rev = records.sign_record({"format": 1, "dossier": dossier, "number": "E-2026-000001", "seq": 1,
+                               "at": "2026-02-03T09:00:00Z", "by": "bob", "outcome": "verified"},
+                              signer="bob", key=bob)
+    (root / "vault" / "reviews" / dossier).mkdir(parents=True)
+    records.write_toml(root / "vault" / "reviews" / dossier / "1.toml", rev)
+    hold = records.sign_record({"format": 1, "dossier": dossier, "number": "E-2026-000001", "at": "2026-02-03T09:00:00Z",
+                                "by": "bob", "reason": "eA=="}, signer="bob", key=bob)
+    (root / "vault" / "holds").mkdir()
+    records.write_toml(root / "vault" / "holds" / f"{dossier}.toml", hold)
+    env = {"VAULT_DIR": str(root / "vault"), "VAULT_PASSPHRASE_FILE": str(tmp_path / "pass")}
+
+    def run(*args: str, who: str = "bob"):
+        res = CliRunner().invoke(cli, list(args), env={**env, "VAULT_IDENTITY": str(root / "identities" / f"{who}.key")},
+                                 catch_exceptions=False)
+        assert res.exit_code == 0, f"vault {' '.join(args)} as {who}: {res.output}"
+        return res
+
+    run("migrate", who="alice")
+    rep = json.loads(run("check", "--json").stdout)
+    assert rep["ok"], rep["problems"]
+    run("review", "due")

@@ -32,9 +32,8 @@ def check_written(v: Vault, what: str, rec: Mapping[str, Any], dossier_id: str) 
     st = authority.state(v)
     if rec["number"] != st["dossiers"][dossier_id]["number"]:
         raise IntegrityError(N_("{what}: names number {number}, not its dossier's"), what=what, number=rec["number"])
-    _, seq, signer = st["files"][what]
-    adopted = seq == 1 and bool(v.config.get("migrated_from"))
-    if rec["signature"]["by"] != rec["by"] or (signer != rec["by"] and not adopted):
+    signer = st["files"][what][2]
+    if rec["signature"]["by"] != rec["by"] or (signer != rec["by"] and not committed.adopted(v, what)):
         raise IntegrityError(N_("{what}: says {by} wrote it, but {signer} signed its history entry"),
                              what=what, by=rec["by"], signer=signer)
     members.verify_by_member(v, dict(rec), what=what)
