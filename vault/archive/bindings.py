@@ -321,7 +321,7 @@ def archive_dept(e: Entry, s: State) -> str | None:
 
 
 def loans(s: State) -> dict[str, Any]:
-    return s.setdefault("loans", {})  # a migrated vault's state has none: paper loans came after format 1
+    return s.setdefault("loans", {})  # the state of a vault migrated before loans were carried has none
 
 
 def bind_paper_lend(e: Entry, s: State) -> str | None:

@@ -49,7 +49,7 @@ def _load(v: Vault, path: Path, kind: type[P]) -> P:
         raise IntegrityError.from_error(e) from None
     signer = members.verify_by_member(v, rec.to_record(), what=what)
     by = rec.by
-    if signer["name"] != by or committed.signer_of(v, what) != by:
+    if signer["name"] != by or (committed.signer_of(v, what) != by and not committed.adopted(v, what)):
         raise IntegrityError(N_("{what}: signed by {name}, not by {by}"), what=what, name=signer['name'], by=by)
     return rec
 
@@ -104,14 +104,17 @@ def _check_lent(v: Vault, loan: PaperLoan) -> None:
     if d is None or not d.original:
         raise IntegrityError(N_("{what}: {document} is no paper original of the dossier its history entry names"),
                              what=what, document=loan.document)
+    # A loan ``vault migrate`` adopted was lent under version 1, whose history this one does not replay.
+    adopted = committed.adopted(v, what)
     borrower = st["members"].get(loan.borrower)
-    if borrower is None or borrower["since"] > seq or (borrower["removed"] is not None and borrower["removed"] < seq):
+    if borrower is None or (not adopted and (borrower["since"] > seq or (borrower["removed"] is not None
+                                                                         and borrower["removed"] < seq))):
         raise IntegrityError(N_("{what}: lent to {borrower}, who was not an active member then"),
                              what=what, borrower=loan.borrower)
     req = st["requests"].get(loan.request)
     decided = st["files"].get(f"requests/{loan.request}.decision.toml")
     if (req is None or req["kind"] != "access" or req["by"] != loan.borrower or req["dossier"] != loan.dossier
-            or req["decision"] != RequestState.APPROVED or decided is None or decided[1] > seq):
+            or req["decision"] != RequestState.APPROVED or decided is None or (decided[1] > seq and not adopted)):
         raise IntegrityError(N_("{what}: {request} was not an approved consultation request of {borrower} for this "
                                 "dossier when the original was lent"),
                              what=what, request=loan.request, borrower=loan.borrower)
