@@ -254,3 +254,19 @@ def test_an_approval_for_a_requester_removed_since_releases_nothing(office):
     _refused(office.run("grant", no, who="bob", ok=False), "staff-sales is no longer a member")
     assert not list((office.vault_dir / "keys").glob("grants/*.age"))
     assert grants.list_grants(Vault.open(office.vault_dir)) == []
+
+
+@pytest.mark.office(*TWO_DEPTS, ("sam", "supervisor", "archive"), dossier={"name": MARKERS["name"]},
+                    doc=MARKERS["content"])
+def test_a_request_approved_before_its_dossier_was_destroyed_is_granted_nothing(office):
+    """The grant is refused as the request would be: the dossier is destroyed — not with the key
+    table's absence named as damage and a hint to restore it from a backup."""
+    req = office.json("request", "access", office.number, "--purpose", "p", who="staff-sales")["number"]
+    office.run("request", "approve", req, who="head-sales")
+    no = office.json("destroy", "request", office.number, "--reason", "r", who="alice")["number"]
+    office.run("destroy", "approve", no, "--override-retention", "court order", who="sam")
+    office.run("destroy", "execute", no, who="alice")
+    res = office.run("grant", req, who="bob", ok=False)
+    _refused(res, "has been destroyed")
+    assert "backup" not in res.stderr, res.stderr
+    office.run("check", who="bob")

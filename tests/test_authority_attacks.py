@@ -7,6 +7,7 @@ identity opens no key table, ring or key release, and no marker is in clear unde
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 
@@ -14,7 +15,7 @@ import pytest
 
 from office import MARKERS, PASSPHRASE, TWO_DEPTS
 from vault import clock
-from vault.archive import audit, authority, committed
+from vault.archive import audit, authority, committed, grants, members
 from vault.archive.vault import Actor, Vault
 from vault.crypto import age
 from vault.errors import IntegrityError, NoIdentityMatchError, PermissionDeniedError, VaultError
@@ -446,3 +447,81 @@ def test_a_grant_active_at_removal_releases_nothing_later(office, tmp_path):
     assert {x["number"]: x["state"] for x in office.json("grant", "list", who="bob")}[g] == "member-removed"
     _reads_nothing(office, "staff-sales")
     assert _check(office) == []
+
+
+# -- 6. Procedure records say what their entries say -------------------------------------------------
+
+def _commit_hold(office, who: str, dossier: str, *, number: str, by: str, sign_as: str | None = None) -> None:
+    """``who``, with their own key and the library, places a hold on ``dossier`` whose record says
+    ``by`` placed it on ``number`` (signed with ``who``'s key under the name ``sign_as``)."""
+    signer = _attacker(office, who)
+    v = _vault(office)
+    rec = records.sign_record({"format": 1, "dossier": dossier, "number": number, "at": clock.stamp(), "by": by,
+                               "reason": members.seal_text(v, "r")}, signer=sign_as or who, key=signer.identity)
+    (office.vault_dir / "holds").mkdir(exist_ok=True)
+    audit.commit(signer, "hold.add", {f"holds/{dossier}.toml": records.dump_toml(rec)},
+                 number=authority.state(v)["dossiers"][dossier]["number"], obj=dossier)
+
+
+def test_a_hold_or_a_lift_is_shown_only_as_its_entry_wrote_it(office):
+    """An archivist may place holds, a supervisor lift them, but neither in another member's name
+    nor on another dossier's number: a hold saying carol placed it, one on dossier b showing a's
+    number, and a lift saying carol lifted what alice lifted (a signature under carol's name made
+    with alice's key) are refused by ``hold list`` and named by ``vault check``."""
+    a_id, b_id = _id_of(office, office.a), _id_of(office, office.b)
+    _commit_hold(office, "bob", a_id, number=office.a, by="carol", sign_as="carol")
+    _refused(office.run("hold", "list", who="bob", ok=False), f"holds/{a_id}.toml")
+    _assert_named(office, f"holds/{a_id}.toml")
+    office.run("hold", "remove", office.a, "--reason", "r", who="alice")
+    _commit_hold(office, "bob", b_id, number=office.a, by="bob")
+    _refused(office.run("hold", "list", who="bob", ok=False), f"holds/{b_id}.toml")
+    _assert_named(office, f"holds/{b_id}.toml")
+    # The lift: alice's entry, a record naming carol.
+    alice = _attacker(office, "alice")
+    v = _vault(office)
+    rec = records.sign_record({"format": 1, "dossier": b_id, "number": office.b, "seq": 1, "hold_at": clock.stamp(),
+                               "hold_by": "bob", "hold_sha256": "0" * 64, "at": clock.stamp(), "by": "carol",
+                               "reason": members.seal_text(v, "r")}, signer="carol", key=alice.identity)
+    (office.vault_dir / "holds" / "lifted").mkdir(exist_ok=True)
+    audit.commit(alice, "hold.remove", {f"holds/lifted/{b_id}.1.toml": records.dump_toml(rec),
+                                        f"holds/{b_id}.toml": None}, number=office.b, obj=b_id, ref="lift-1")
+    _refused(office.run("hold", "list", "--lifted", who="bob", ok=False), f"holds/lifted/{b_id}.1.toml")
+    _assert_named(office, f"holds/lifted/{b_id}.1.toml")
+
+
+def test_a_grant_shows_the_number_its_request_names(office):
+    """An archivist's grant written with the library for an approved request of dossier a, its
+    record naming dossier b's number: ``grant list`` would show staff holding a grant on b (the
+    key release is a's). It is refused by ``grant list`` and named by ``vault check``."""
+    req = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
+    office.run("request", "approve", req, who="head-sales")
+    bob = _attacker(office, "bob")
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)
+    rec = bob.sign({"format": 1, "number": "G-000099", "request": req, "dossier": _id_of(office, office.a),
+                    "target": office.b, "grantee": "staff-sales", "granted_at": clock.stamp(),
+                    "expires_at": later.strftime("%Y-%m-%dT%H:%M:%SZ"), "approval_sha256": "0" * 64})
+    (office.vault_dir / "grants").mkdir(exist_ok=True)
+    audit.commit(bob, "grant.create", {"grants/G-000099.toml": records.dump_toml(rec)}, number=office.a,
+                 ref="G-000099", obj=req)
+    _refused(office.run("grant", "list", who="bob", ok=False), "grants/G-000099.toml")
+    _assert_named(office, "grants/G-000099.toml")
+
+
+def test_a_decision_record_says_what_its_entry_decided(office):
+    """A department head approves a request with the library, the decision record saying it was
+    denied by the other department's head, with a reason, and naming another request: ``request
+    show`` would give the approved request that denial's reason. It is refused and named by
+    ``vault check``."""
+    req = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
+    other = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
+    head = _attacker(office, "head-sales")
+    v = _vault(office)
+    digest = grants._digest(grants.request_record(v, other))
+    dec = records.sign_record({"format": 1, "request": other, "request_sha256": digest, "decision": "denied",
+                               "by": "head-dev", "at": clock.stamp(),
+                               "reason": members.seal_text(v, "no", ["staff-sales"])},
+                              signer="head-dev", key=head.identity)
+    audit.commit(head, "request.approve", {f"requests/{req}.decision.toml": records.dump_toml(dec)},
+                 number=office.a, ref=req, obj=req)
+    _refused(office.run("request", "show", req, who="staff-sales", ok=False), f"requests/{req}.decision.toml")
+    _assert_named(office, f"requests/{req}.decision.toml")

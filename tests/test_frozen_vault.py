@@ -7,6 +7,7 @@ because reading appends to the audit trail.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
@@ -203,3 +204,92 @@ def test_the_frozen_vector_is_unchanged_by_the_tests():
         if p.is_file():
             digest.update(p.relative_to(VECTOR).as_posix().encode() + b"\0" + p.read_bytes())
     assert digest.hexdigest() == FROZEN_SHA256
+
+
+def test_a_migrated_vault_lends_and_takes_back_paper_originals(frozen, tmp_path):
+    """A vault migrated without paper loans in its state (the vector has none; earlier migrations
+    carried none): its first loan is the first the history holds, and every command reads on after
+    it (the loan's entry was written, then every command, ``check`` too, stopped on a KeyError)."""
+    f = tmp_path / "letter.txt"
+    f.write_text("original letter")
+    doc = json.loads(frozen("doc", "add", "E-2026-000001", str(f), "--category", "contract", "--source", "desk",
+                            "--date", "2026-01-02", "--original", "--paper-location", "Room 1", "--json").stdout)
+    req = json.loads(frozen("request", "access", "E-2026-000001", "--purpose", "meeting", "--json",
+                            who="carol").stdout)["number"]
+    frozen("request", "approve", req, who="erin")
+    due = (dt.date.today() + dt.timedelta(days=7)).isoformat()
+    loan = json.loads(frozen("paper", "lend", doc["number"], "--to", "carol", "--request", req, "--due", due,
+                             "--json").stdout)["number"]
+    assert [r["number"] for r in json.loads(frozen("paper", "out", "--json").stdout)] == [loan]
+    frozen("paper", "return", loan)
+    assert json.loads(frozen("paper", "out", "--json").stdout) == []
+    rep = json.loads(frozen("check", "--json").stdout)
+    assert rep["ok"], rep["problems"]
+
+
+def test_a_review_and_a_hold_of_version_1_are_read_after_migration(tmp_path):
+    """Reviews and holds came before format 2: a migrated vault's are adopted by the migration's
+    entry, signed by the migrating supervisor, and are read as their own signature says (a review
+    by bob was 'not written by its reviewer' once alice migrated the vault)."""
+    from vault.store import identity, records
+
+    root = tmp_path / "frozen-v1"
+    shutil.copytree(VECTOR, root)
+    (tmp_path / "pass").write_text(EXPECTED["passphrase"] + "\n")
+    bob = identity.load_identity(root / "identities" / "bob.key", EXPECTED["passphrase"])
+    dossier = "fd6049dd16f16fad73a8e2498ac85a52"  # E-2026-000001
+    rev = records.sign_record({"format": 1, "dossier": dossier, "number": "E-2026-000001", "seq": 1,
+                               "at": "2026-02-03T09:00:00Z", "by": "bob", "outcome": "verified"},
+                              signer="bob", key=bob)
+    (root / "vault" / "reviews" / dossier).mkdir(parents=True)
+    records.write_toml(root / "vault" / "reviews" / dossier / "1.toml", rev)
+    hold = records.sign_record({"format": 1, "dossier": dossier, "number": "E-2026-000001", "at": "2026-02-03T09:00:00Z",
+                                "by": "bob", "reason": "eA=="}, signer="bob", key=bob)
+    (root / "vault" / "holds").mkdir()
+    records.write_toml(root / "vault" / "holds" / f"{dossier}.toml", hold)
+    env = {"VAULT_DIR": str(root / "vault"), "VAULT_PASSPHRASE_FILE": str(tmp_path / "pass")}
+
+    def run(*args: str, who: str = "bob"):
+        res = CliRunner().invoke(cli, list(args), env={**env, "VAULT_IDENTITY": str(root / "identities" / f"{who}.key")},
+                                 catch_exceptions=False)
+        assert res.exit_code == 0, f"vault {' '.join(args)} as {who}: {res.output}"
+        return res
+
+    run("migrate", who="alice")
+    rep = json.loads(run("check", "--json").stdout)
+    assert rep["ok"], rep["problems"]
+    run("review", "due")
+
+
+def test_a_paper_loan_of_version_1_is_out_after_migration_and_comes_back(tmp_path):
+    """Paper loans came before format 2: a migrated vault's loan out is listed as out, signed by the
+    archivist who lent it, and is taken back (it was an integrity error, 'signed by bob, not by
+    bob', and could never be returned)."""
+    from vault.store import identity, records
+
+    root = tmp_path / "frozen-v1"
+    shutil.copytree(VECTOR, root)
+    (tmp_path / "pass").write_text(EXPECTED["passphrase"] + "\n")
+    bob = identity.load_identity(root / "identities" / "bob.key", EXPECTED["passphrase"])
+    loan = records.sign_record({"format": 1, "number": "L-000001", "document": "I-2026-000002/0001",
+                                "dossier": "6f71a9bc3495dccc34a39faca0598ae7", "borrower": "carol",
+                                "request": "R-000001", "from_location": "cabinet 2, drawer 1",
+                                "at": "2026-02-02T11:00:00Z", "by": "bob", "due": "2026-02-20"},
+                               signer="bob", key=bob)
+    (root / "vault" / "paper" / "loans").mkdir(parents=True)
+    records.write_toml(root / "vault" / "paper" / "loans" / "L-000001.toml", loan)
+    env = {"VAULT_DIR": str(root / "vault"), "VAULT_PASSPHRASE_FILE": str(tmp_path / "pass")}
+
+    def run(*args: str, who: str = "bob"):
+        res = CliRunner().invoke(cli, list(args), env={**env, "VAULT_IDENTITY": str(root / "identities" / f"{who}.key")},
+                                 catch_exceptions=False)
+        assert res.exit_code == 0, f"vault {' '.join(args)} as {who}: {res.output}"
+        return res
+
+    run("migrate", who="alice")
+    (row,) = json.loads(run("paper", "out", "--json").stdout)
+    assert (row["number"], row["borrower"], row["by"]) == ("L-000001", "carol", "bob")
+    run("paper", "return", "L-000001")
+    assert json.loads(run("paper", "out", "--json").stdout) == []
+    rep = json.loads(run("check", "--json").stdout)
+    assert rep["ok"], rep["problems"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from office import MARKERS, SALES_DESK
+from office import MARKERS, SALES_DESK, SAM
+from vault.archive import audit, authority
+from vault.store import records
 
 
 pytestmark = pytest.mark.office(*SALES_DESK, dossier={"name": MARKERS["name"]}, now="2026-03-02T10:00:00")
@@ -130,3 +132,76 @@ def test_locations_are_one_line_and_inventory_lists_come_from_outside_the_vault(
     res = office.run("paper", "inventory", "--from-file", str(office.vault_dir / "audit" / "log.jsonl"), who="bob",
                      ok=False)
     assert res.exit_code == 1 and "inside the vault" in res.stderr
+
+
+def _commit_loan(office, request: str, *, to: str = "staff", document: str | None = None) -> str:
+    """bob, an archivist, with his own key and the library, records a loan of ``document`` (the
+    contract) from the office's dossier to ``to`` against ``request``, as ``paper lend`` would
+    write it but without its checks. Returns the loan's path."""
+    bob = office.actor("bob")
+    dossier = authority.state(bob.vault)["numbers"][office.number]
+    no = "L-000099"
+    rec = bob.sign({"format": 1, "number": no, "document": document or office.contract, "dossier": dossier,
+                    "borrower": to, "request": request, "from_location": "Room 1/Shelf A",
+                    "at": office.clock.stamp(), "by": "bob", "due": "2026-03-09"})
+    (office.vault_dir / "paper" / "loans").mkdir(parents=True, exist_ok=True)
+    audit.commit(bob, "paper.lend", {f"paper/loans/{no}.toml": records.dump_toml(rec)}, number=office.contract,
+                 ref=no, obj=dossier)
+    return f"paper/loans/{no}.toml"
+
+
+@pytest.mark.parametrize("case", ["pending", "approved-after", "another-borrower", "another-dossier",
+                                  "removed-borrower", "document-of-another-dossier"])
+def test_a_loan_the_rules_did_not_allow_is_named(office, case):
+    """[R-3.4.2] An archivist who writes a loan with the library, skipping ``paper lend``'s checks,
+    cannot make the vault say an original left against an approval it did not have: a request still
+    pending, approved only after the loan, of another member or for another dossier, a borrower
+    removed before the loan, a document of another dossier. ``paper out`` refuses the loan in one
+    line and ``vault check`` names it."""
+    other = office.create(name="Other Customer Ltd")
+    req = office.json("request", "access", other if case == "another-dossier" else office.number,
+                      "--purpose", "meeting", who="staff")["number"]
+    document = None
+    if case == "document-of-another-dossier":
+        document = office.add_text(other, "x", "bob", "contract", "--original")
+    if case not in ("pending", "approved-after"):
+        office.run("request", "approve", req, who="head")
+    if case == "removed-borrower":
+        office.run("member", "remove", "staff", who="alice")
+    rel = _commit_loan(office, req, to="head" if case == "another-borrower" else "staff", document=document)
+    if case == "approved-after":
+        office.run("request", "approve", req, who="head")
+    res = office.run("paper", "out", who="bob", ok=False)
+    assert res.exit_code == 1 and "Traceback" not in res.output and rel in res.stderr, res.output
+    assert len(res.stderr.strip().splitlines()) <= 2, res.stderr  # the error and, at most, a hint
+    res = office.run("check", who="bob", ok=False)
+    assert res.exit_code == 1 and rel in res.stdout, res.stdout
+
+
+@pytest.mark.office(SAM, *SALES_DESK, dossier={"name": MARKERS["name"]}, now="2026-03-02T10:00:00")
+@pytest.mark.parametrize("whole", [True, False], ids=["dossier", "document"])
+def test_an_original_out_when_it_is_destroyed_still_comes_back(office, whole):
+    """Destruction shreds the keys, not the paper: an original out on loan when its document or
+    dossier is destroyed is taken back all the same — a return the history counts, the ghost left
+    as it is. (The return said "back at …" while its entry counted for nothing, and one to a new
+    shelf rewrote the destroyed dossier's manifest: check named it and 'paper out' stopped.)"""
+    doc = office.add_text(office.number, "x", "bob", "contract", "--original", "--paper-location", "Room 1")
+    req = _approved_access(office)
+    loans = []
+    for _ in range(2):
+        loan = office.json("paper", "lend", doc, "--to", "staff", "--request", req, "--due", "2026-03-09",
+                           who="bob")["number"]
+        loans.append(loan)
+        if len(loans) == 1:
+            office.run("paper", "return", loan, who="bob")
+    no = office.json("destroy", "request", office.number if whole else doc, "--reason", "r", who="alice")["number"]
+    office.run("destroy", "approve", no, "--override-retention", "court order", who="sam")
+    office.run("destroy", "execute", no, who="alice")
+    assert [r["number"] for r in office.json("paper", "out", who="bob")] == [loans[1]]
+    back = office.json("paper", "return", loans[1], "--location", "Shredding bin", who="bob")
+    assert back["location"] == "Shredding bin"
+    assert office.json("paper", "out", who="bob") == []
+    res = office.run("check", "--json", who="bob", ok=False)
+    assert res.exit_code == 0, res.stdout
+    ghost = next(d for d in office.json("doc", "list", office.number, who="bob") if d["number"] == doc)
+    assert ghost.get("paper_location") is None

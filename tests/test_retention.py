@@ -251,3 +251,38 @@ def test_dates_in_the_future_or_before_1900_need_force(office, tmp_path, date):
     office.run("doc", "add", office.number, str(f), "--category", "other", "--source", "desk", "--date", date,
                "--original", "--force-date", who="bob")
     office.run("doc", "event", office.docs["contract"], "contract-fulfilled", "--date", "2026-01-10", who="bob")
+
+
+def test_a_destroyed_dossier_takes_no_hold_and_no_event(office):
+    """A hold or an event on a destroyed dossier is refused in one line and leaves the vault as it
+    was (both said they were done while their entries counted for nothing; the event rewrote the
+    destroyed dossier's manifest, which check then named and every read of it refused)."""
+    no = _destroy(office, office.number, override="court order 42")
+    office.run("destroy", "execute", no, who="alice")
+    log = (office.vault_dir / "audit" / "log.jsonl").read_bytes()
+    for args in (("hold", "add", office.number, "--reason", "litigation"),
+                 ("doc", "event", office.docs["contract"], "contract-fulfilled", "--date", "2026-01-01")):
+        res = office.run(*args, who="bob", ok=False)
+        assert res.exit_code == 1 and "has been destroyed" in res.stderr and "Traceback" not in res.output, res.output
+        assert len(res.stderr.strip().splitlines()) <= 2, res.stderr
+    office.run("check", who="bob")
+    # Refusals are entries that change nothing; no entry that would count for nothing was written.
+    added = (office.vault_dir / "audit" / "log.jsonl").read_bytes()[len(log):]
+    assert b'"outcome":"ok"' not in added, added
+
+
+def test_a_document_number_that_names_no_document_holds_nothing(office):
+    """A hold or a consultation request may name a document by its number; one the dossier does not
+    have is refused in one line (a hold was placed on the whole dossier, or lifted, and said
+    "E-…/9999 is on hold"; a request was filed for the missing document)."""
+    missing = f"{office.number}/9999"
+    for args, who in ((("hold", "add", missing, "--reason", "r"), "bob"),
+                      (("request", "access", missing, "--purpose", "p"), "staff")):
+        res = office.run(*args, who=who, ok=False)
+        assert res.exit_code == 1 and f"no document {missing}" in res.stderr and "Traceback" not in res.output, \
+            res.output
+    assert office.json("hold", "list", who="bob") == []
+    office.run("hold", "add", office.docs["contract"], "--reason", "r", who="bob")
+    res = office.run("hold", "remove", missing, "--reason", "r", who="alice", ok=False)
+    assert res.exit_code == 1 and f"no document {missing}" in res.stderr, res.output
+    assert [h["number"] for h in office.json("hold", "list", who="bob")] == [office.number]

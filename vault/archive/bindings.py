@@ -320,17 +320,23 @@ def archive_dept(e: Entry, s: State) -> str | None:
     return None
 
 
+def loans(s: State) -> dict[str, Any]:
+    return s.setdefault("loans", {})  # the state of a vault migrated before loans were carried has none
+
+
 def bind_paper_lend(e: Entry, s: State) -> str | None:
-    if not e.get("ref") or e["ref"] in s["loans"]:
+    if not e.get("ref") or e["ref"] in loans(s):
         return Message(N_("lends under a loan number that exists"))
     return archive_dept(e, s) or live_dossier(e, s)
 
 
 def bind_paper_return(e: Entry, s: State) -> str | None:
-    loan = s["loans"].get(e.get("ref") or "")
+    loan = loans(s).get(e.get("ref") or "")
     if loan is None or loan["returned"] or loan["dossier"] != e.get("obj"):
         return Message(N_("returns {loan!r}, which is not an open loan of dossier {dossier}"), loan=e.get('ref'), dossier=e.get('obj'))
-    return archive_dept(e, s) or live_dossier(e, s)
+    # The paper outlives a destruction: it comes back to a destroyed dossier, whose manifest is not written.
+    writes_manifest = any(p.startswith("dossiers/") for p in e.get("records") or {})
+    return archive_dept(e, s) or (live_dossier(e, s) if writes_manifest else dossier_of(e, s))
 
 
 # A whole-vault disaster-recovery export: two supervisors, told apart by the entries' signers [R-3.3.1].

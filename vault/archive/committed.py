@@ -86,6 +86,14 @@ def exists(v: Vault, rel: str) -> bool:
     return ent is not None and ent[0] is not None
 
 
+def adopted(v: Vault, rel: str) -> bool:
+    """Whether ``rel`` is as ``vault migrate`` adopted it: named by entry 1 of a migrated vault,
+    signed by the migrating supervisor, so its author is the one its own signature names (verified
+    by the version-1 rules when it was adopted), not that entry's signer."""
+    ent = state(v)["files"].get(rel)
+    return ent is not None and ent[1] == 1 and bool(v.config.get("migrated_from"))
+
+
 def signer_of(v: Vault, rel: str) -> str:
     """Who signed the entry that last wrote ``rel``: authorship is the entry's, never a typed field."""
     return state(v)["files"][rel][2]

@@ -85,8 +85,16 @@ def request_record(v: Vault, no: str) -> Request:
 
 
 def decision(v: Vault, no: str) -> Decision:
-    """The committed decision on request ``no`` (the history says there is one)."""
-    return committed.load_record(v, _req_rel(no, ".decision"), Decision)
+    """The committed decision on request ``no`` (the history says there is one), checked against the
+    history: it decides this request as its entry did, signed by the member whose entry decided it."""
+    fact, req = _request(v, no)
+    what = _req_rel(no, ".decision")
+    dec = committed.load_record(v, what, Decision)
+    if (dec.request, dec.request_sha256, dec.decision, dec.by, dec.signature.by) \
+            != (no, _digest(req), fact["decision"], fact["decided_by"], fact["decided_by"]):
+        raise IntegrityError(N_("{what}: does not say what its history entry says"), what=what)
+    members.verify_by_member(v, dec.to_record(), what=what)
+    return dec
 
 
 def resolution(v: Vault, req: Request) -> Resolution | None:
@@ -153,9 +161,14 @@ def list_grants(v: Vault) -> list[dict[str, Any]]:
     """Every grant with its state from the history: active, expired (until swept), or how it closed."""
     out = []
     now = v.clock.stamp()
-    for gno, fact in sorted(authority.state(v)["grants"].items()):
+    st = authority.state(v)
+    for gno, fact in sorted(st["grants"].items()):
         g = committed.load_record(v, _grant_rel(gno), Grant)
-        if (g.number, g.request, g.dossier, g.grantee) != (gno, fact["request"], fact["dossier"], fact["grantee"]):
+        # The number shown is the one the request names (or the granting archivist resolved a name to).
+        req = st["requests"].get(fact["request"]) or {}
+        target = (req.get("resolved") or {}).get("number") or req.get("target")
+        if (g.number, g.request, g.dossier, g.grantee, g.target) != (gno, fact["request"], fact["dossier"],
+                                                                       fact["grantee"], target):
             raise IntegrityError(N_("grants/{gno}.toml: does not say what its history entry says"), gno=gno)
         state = GrantState(fact["closed"] or (GrantState.ACTIVE if now < g.expires_at else GrantState.EXPIRED))
         out.append({"number": g.number, "request": g.request, "dossier": g.dossier, "target": g.target,

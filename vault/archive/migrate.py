@@ -109,6 +109,7 @@ def snapshot(root: Path, cfg: dict) -> dict[str, Any]:
                         "since": 0, "removed": 0 if r["status"] == "removed" else None} for n, r in mem.items()},
         "policy": {k: v for k, v in pol.items() if k != "signature"}, "policy_version": 1,
         "dossiers": {}, "numbers": {}, "requests": {}, "grants": {}, "holds": {}, "destructions": {}, "intake": {},
+        "loans": {},
     }
     for p in sorted((root / "dossiers").glob("*/manifest.toml")):
         m, _ = _signed(root, p.relative_to(root).as_posix(), mem)
@@ -163,6 +164,13 @@ def snapshot(root: Path, cfg: dict) -> dict[str, Any]:
         st["destructions"][p.stem] = f
     for p in sorted((root / "intake").glob("*.rejected.toml")):
         st["intake"][p.name.split(".")[0]] = "rejected"
+    for p in sorted((root / "paper" / "loans").glob("L-*.toml")):
+        if "." in p.stem:
+            continue
+        loan, _ = _signed(root, f"paper/loans/{p.name}", mem, roles=("archivist", "supervisor"))
+        if loan.get("number") == p.stem and loan.get("dossier") in st["dossiers"]:
+            st["loans"][p.stem] = {"dossier": loan["dossier"],
+                                   "returned": (p.parent / f"{p.stem}.returned.toml").exists()}
     return st
 
 

@@ -55,7 +55,8 @@ def history(v: Vault, dossier_id: str, *, member_records: dict | None = None) ->
             raise IntegrityError.from_error(e) from None
         if rec["dossier"] != dossier_id or rec["seq"] != int(match.group(1)):
             raise IntegrityError(N_("{what}: belongs to another dossier or place"), hint=N_("run 'vault check'"), what=what)
-        if rec["signature"]["by"] != rec["by"] or committed.signer_of(v, what) != rec["by"]:
+        if rec["signature"]["by"] != rec["by"] or (committed.signer_of(v, what) != rec["by"]
+                                                   and not committed.adopted(v, what)):
             raise IntegrityError(N_("{what}: not written by its reviewer"), what=what)
         members.verify_by_member(v, rec, what=what, members=mem)
         out.append(rec)

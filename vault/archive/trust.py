@@ -181,9 +181,9 @@ TRUST: dict[str, Row] = {
                            apply=lambda e, s: s["destructions"][e["obj"]].update(certificate=e["seq"])),
     # Paper originals [R-3.2.3, R-3.4.2].
     "paper.lend": Row("grant.manage", ("paper/loans/{ref}.toml",), bind=b.bind_paper_lend,
-                      apply=lambda e, s: s["loans"].__setitem__(e["ref"], {"dossier": e["obj"], "returned": False})),
+                      apply=lambda e, s: b.loans(s).__setitem__(e["ref"], {"dossier": e["obj"], "returned": False})),
     "paper.return": Row("grant.manage", ("paper/loans/{ref}.returned.toml", *DOSSIER), bind=b.bind_paper_return,
-                        apply=lambda e, s: s["loans"][e["ref"]].update(returned=True)),
+                        apply=lambda e, s: b.loans(s)[e["ref"]].update(returned=True)),
     "paper.locate": Row("doc.add", DOSSIER, bind=b.live_dossier),
     "paper.inventory": Row("doc.add", ("paper/inventories/{ref}.toml",), bind=b.archive_dept),
     # Disaster-recovery exports: two supervisors (fixed in code, like the roots), then one run.

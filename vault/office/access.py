@@ -49,7 +49,7 @@ def create_request(actor: Actor, kind: str, target: str | None, purpose: str, *,
         if m.status == DossierStatus.DESTROYED:
             actor.audit(f"request.{kind}", outcome="refused", number=target)
             raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("nothing left to consult"), number=m.number)
-        if kind == "copy" and "/" in (target or ""):
+        if "/" in (target or ""):
             m.require_document(target or "")
     mem = members.all_members(v)
     dept = mem[actor.name]["dept"]
@@ -147,6 +147,11 @@ def grant(actor: Actor, no: str, *, hours: int = 24, resolved: tuple[str, str] |
             dossier_id, target = resolved
         elif resolved is not None:
             raise InputError(N_("request {no} names its dossier already"), no=no)
+        m = load_manifest(v, dossier_id)
+        if m.status == DossierStatus.DESTROYED:
+            actor.audit("grant.create", outcome="refused", number=m.number, ref=no)
+            raise ConflictError(N_("dossier {number} has been destroyed"), hint=N_("nothing left to consult"),
+                                number=m.number)
         files: dict[str, bytes | None] = {}
         if req.by_name:
             files[_req_rel(no, ".resolution")] = records.dump_toml(actor.sign(

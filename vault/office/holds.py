@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from vault.archive import audit, authority, committed, members
 from vault.archive.holdrecords import Hold, HoldLift
-from vault.archive.holds import _rel, held_dossiers, verified_holds
+from vault.archive.holds import _rel, check_written, held_dossiers, verified_holds
 from vault.archive.manifests import load_manifest, resolve
+from vault.archive.states import DossierStatus
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.store import make_dir, records
 from vault.i18n import Message, N_
@@ -26,6 +27,10 @@ def add(actor: Actor, number: str, reason: str) -> None:
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
         m = load_manifest(v, dossier_id)
+        if "/" in number:  # a document's number holds its dossier, if the dossier has that document
+            m.require_document(number)
+        if m.status == DossierStatus.DESTROYED:
+            raise ConflictError(N_("dossier {number} has been destroyed"), number=m.number)
         if dossier_id in held_dossiers(v):
             raise ConflictError(N_("dossier {number} is already on hold"), number=m.number)
         sealed = members.seal_text(v, reason)
@@ -51,15 +56,19 @@ def remove(actor: Actor, number: str, reason: str) -> str:
     v = actor.vault
     with v.lock(exclusive=True):
         dossier_id = resolve(v, number)
+        if "/" in number:
+            load_manifest(v, dossier_id).require_document(number)
         if dossier_id not in held_dossiers(v):
             raise NotFoundError(N_("dossier {number} is not on hold"), number=number)
         try:
             hold = committed.load_record(v, _rel(dossier_id), Hold)
+            check_written(v, _rel(dossier_id), hold.to_record(), dossier_id)
             hold_sha = hashlib.sha256(records.canonical(hold.to_record())).hexdigest()
             placed = (hold.number, hold.at, hold.by)
         except IntegrityError:
-            # The hold's file was deleted or changed behind the vault's back (check names it): the
-            # hold is still the history's fact, and its entry says when and by whom it was placed.
+            # The hold's file was deleted, changed behind the vault's back or says what its entry
+            # does not (check names it): the hold is still the history's fact, and its entry says
+            # when and by whom it was placed.
             h, seq, placer = committed.committed(v, _rel(dossier_id)) or ("0" * 64, 0, "")
             at = next((e["at"] for e in audit.entries(v) if e["seq"] == seq), actor.clock.stamp())
             placed, hold_sha = (load_manifest(v, dossier_id).number, at, placer), h or "0" * 64
@@ -102,8 +111,9 @@ def lifts(v: Vault, actor: Actor | None = None) -> list[dict[str, Any]]:
             rec = committed.load_record(v, what, HoldLift)
         except FormatError as e:
             raise IntegrityError.from_error(e) from None
-        if p.name != f"{rec.dossier}.{rec.seq}.toml" or rec.signature.by != rec.by:
+        if p.name != f"{rec.dossier}.{rec.seq}.toml" or rec.dossier not in authority.state(v)["dossiers"]:
             raise IntegrityError(N_("{what}: belongs to another place or signer"), what=what)
+        check_written(v, what, rec.to_record(), rec.dossier)
         row: dict[str, Any] = {"number": rec.number, "hold_at": rec.hold_at, "hold_by": rec.hold_by, "at": rec.at,
                                "by": rec.by}
         members.reveal(actor, {"reason": (rec.reason, f"{what} reason")}, row, number=rec.number, ref="hold-lift")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 from vault.archive import authority, committed, grants, members, numbering
 from vault.archive.manifestrecord import Document, Manifest
 from vault.archive.paperrecords import Inventory, PaperLoan, PaperReturn
+from vault.archive.states import RequestState
 from vault.archive.manifests import iter_manifests, load_manifest, manifest_file, parse_date, resolve
 from vault.errors import ConflictError, FormatError, InputError, IntegrityError, NotFoundError, PermissionDeniedError
 from vault.i18n import N_
@@ -48,7 +49,7 @@ def _load(v: Vault, path: Path, kind: type[P]) -> P:
         raise IntegrityError.from_error(e) from None
     signer = members.verify_by_member(v, rec.to_record(), what=what)
     by = rec.by
-    if signer["name"] != by or committed.signer_of(v, what) != by:
+    if signer["name"] != by or (committed.signer_of(v, what) != by and not committed.adopted(v, what)):
         raise IntegrityError(N_("{what}: signed by {name}, not by {by}"), what=what, name=signer['name'], by=by)
     return rec
 
@@ -89,6 +90,36 @@ def _original(v: Vault, docno: str) -> tuple[Manifest, Document]:
     return m, d
 
 
+def _check_lent(v: Vault, loan: PaperLoan) -> None:
+    """A loan counts only as ``lend`` allows one, judged at its history entry: of a paper original
+    of the dossier the entry names, to a member active then, against their access request for that
+    dossier approved before it. An archivist's library call skipping ``lend`` is named here."""
+    what = f"paper/loans/{loan.number}.toml"
+    st = authority.state(v)
+    seq = st["files"][what][1]
+    fact = st.get("loans", {}).get(loan.number)
+    d = None
+    if fact is not None and fact["dossier"] == loan.dossier:
+        d = load_manifest(v, loan.dossier).document(loan.document)
+    if d is None or not d.original:
+        raise IntegrityError(N_("{what}: {document} is no paper original of the dossier its history entry names"),
+                             what=what, document=loan.document)
+    # A loan ``vault migrate`` adopted was lent under version 1, whose history this one does not replay.
+    adopted = committed.adopted(v, what)
+    borrower = st["members"].get(loan.borrower)
+    if borrower is None or (not adopted and (borrower["since"] > seq or (borrower["removed"] is not None
+                                                                         and borrower["removed"] < seq))):
+        raise IntegrityError(N_("{what}: lent to {borrower}, who was not an active member then"),
+                             what=what, borrower=loan.borrower)
+    req = st["requests"].get(loan.request)
+    decided = st["files"].get(f"requests/{loan.request}.decision.toml")
+    if (req is None or req["kind"] != "access" or req["by"] != loan.borrower or req["dossier"] != loan.dossier
+            or req["decision"] != RequestState.APPROVED or decided is None or (decided[1] > seq and not adopted)):
+        raise IntegrityError(N_("{what}: {request} was not an approved consultation request of {borrower} for this "
+                                "dossier when the original was lent"),
+                             what=what, request=loan.request, borrower=loan.borrower)
+
+
 def loans(v: Vault) -> list[dict[str, Any]]:
     """Every loan with its return (if any), verified, in number order."""
     out = []
@@ -98,12 +129,13 @@ def loans(v: Vault) -> list[dict[str, Any]]:
         loan = _load(v, p, PaperLoan)
         if loan.number != p.stem:
             raise IntegrityError(N_("paper/loans/{name}: belongs to another loan"), name=p.name)
+        _check_lent(v, loan)
         row: dict[str, Any] = {"number": loan.number, "document": loan.document, "borrower": loan.borrower,
                                "request": loan.request, "by": loan.by, "at": loan.at, "due": loan.due}
         ret = p.with_name(f"{p.stem}.returned.toml")
         if committed.exists(v, f"paper/loans/{ret.name}"):
             r = _load(v, ret, PaperReturn)
-            if r.loan != loan.number:
+            if r.loan != loan.number or r.document != loan.document:
                 raise IntegrityError(N_("paper/loans/{name}: returns another loan"), name=ret.name)
             row.update(returned_at=r.at, received_by=r.by, location=r.location)
         out.append(row)
@@ -167,7 +199,9 @@ def give_back(actor: Actor, loan_no: str, *, location: str | None = None) -> dic
                "location": where}
         files: dict[str, bytes | None] = {f"paper/loans/{loan_no}.returned.toml": records.dump_toml(actor.sign(rec))}
         m = load_manifest(v, rec0.dossier)
-        if where != rec0.from_location:
+        d = m.document(loan["document"])
+        # Destruction shreds keys, not paper: a destroyed original still comes back, its ghost untouched.
+        if where != rec0.from_location and d is not None and not d.is_destroyed:
             m, moved = _moved(actor, m, loan["document"], where)
             files.update(moved)
         # One entry: the return and, if it came back elsewhere, the manifest's new location.

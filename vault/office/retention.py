@@ -28,6 +28,8 @@ def record_event(actor: Actor, docno: str, event: str, date: str, *, force_date:
     v = actor.vault
     with v.lock(exclusive=True):
         m = load_manifest(v, resolve(v, docno))
+        if m.status == DossierStatus.DESTROYED:
+            raise ConflictError(N_("dossier {number} has been destroyed"), number=m.number)
         doc = m.require_document(docno)
         m = replace(m.with_documents(replace(doc, events={**(doc.events or {}), event: date})), revision=m.revision + 1)
         actor.commit("doc.event", manifest_file(actor, m), number=docno, ref=event, obj=m.id, rev=m.revision)
