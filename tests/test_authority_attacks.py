@@ -114,6 +114,7 @@ def _refused(res, fragment: str = "") -> None:
 
 # -- 1. A former member keeps no power -------------------------------------------------------------
 
+@pytest.mark.usefixtures("unjudged")
 def test_removed_supervisor_cannot_add_a_member_or_change_policy_or_rings(office, tmp_path):
     office.run("member", "remove", "carol", who="alice")
     carol = _attacker(office, "carol")
@@ -152,6 +153,7 @@ def test_removed_supervisor_cannot_add_a_member_or_change_policy_or_rings(office
     _reads_nothing(office, "carol")
 
 
+@pytest.mark.usefixtures("unjudged")
 def test_removed_dept_head_cannot_approve(office):
     req = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
     office.run("member", "remove", "head-sales", who="alice")
@@ -166,6 +168,7 @@ def test_removed_dept_head_cannot_approve(office):
 
 # -- 2. One decision, one object --------------------------------------------------------------------
 
+@pytest.mark.usefixtures("unjudged")
 def test_an_approval_for_one_dossier_does_not_open_another(office):
     """A request that shows dossier A's number but names dossier B's id counts for nothing."""
     b_id = _id_of(office, office.b)
@@ -183,6 +186,7 @@ def test_an_approval_for_one_dossier_does_not_open_another(office):
     _reads_nothing(office, "staff-sales")
 
 
+@pytest.mark.usefixtures("unjudged")
 def test_one_person_cannot_fill_both_seats(office):
     """Two-person rules compare the signers of the entries, never a typed requested_by/requester."""
     carol = _attacker(office, "carol")
@@ -239,6 +243,7 @@ def test_a_certificate_copied_from_another_destruction_is_refused(office):
     assert office.run("doc", "view", office.doc_b, who="bob").stdout == MARKERS["content"]
 
 
+@pytest.mark.usefixtures("unjudged")
 def test_a_self_declared_department_is_not_believed(office):
     """staff-dev types dept = "sales" into their request; the member record says dev."""
     a_id = _id_of(office, office.a)
@@ -253,6 +258,7 @@ def test_a_self_declared_department_is_not_believed(office):
     _reads_nothing(office, "staff-dev")
 
 
+@pytest.mark.usefixtures("unjudged")
 def test_a_liaison_of_another_department_updates_nothing(office, monkeypatch):
     """[R-2.2, R-3.5.1] a liaison updates their own department's dossiers (through a grant); a grant
     to another department's dossier does not widen that, whatever the procedure is made to skip."""
@@ -525,3 +531,36 @@ def test_a_decision_record_says_what_its_entry_decided(office):
                  number=office.a, ref=req, obj=req)
     _refused(office.run("request", "show", req, who="staff-sales", ok=False), f"requests/{req}.decision.toml")
     _assert_named(office, f"requests/{req}.decision.toml")
+
+
+# -- 7. A commit the history counts for nothing puts nothing in place --------------------------------
+
+def test_a_commit_the_history_counts_for_nothing_puts_nothing_in_place_and_fails(office, monkeypatch):
+    """A command whose own checks are weaker than the trust table's (a bug, or a member calling the
+    library) must not say it succeeded nor put in place what its entry names: the entry counts for
+    nothing, its files are dropped before their renames, and the command fails in one line naming
+    why. With the library: staff places a hold, which only the archive department may."""
+    a_id = _id_of(office, office.a)
+    staff = _attacker(office, "staff-sales")
+    v = _vault(office)
+    rec = records.sign_record({"format": 1, "dossier": a_id, "number": office.a, "at": clock.stamp(),
+                               "by": "staff-sales", "reason": members.seal_text(v, "r")},
+                              signer="staff-sales", key=staff.identity)
+    (office.vault_dir / "holds").mkdir(exist_ok=True)
+    with pytest.raises(IntegrityError, match="counts this hold.add for nothing") as err:
+        audit.commit(staff, "hold.add", {f"holds/{a_id}.toml": records.dump_toml(rec)}, number=office.a, obj=a_id)
+    assert "staff-sales" in str(err.value) and "may not" in str(err.value)
+    assert not (office.vault_dir / "holds" / f"{a_id}.toml").exists()
+    assert not list((office.vault_dir / "holds").glob("*.pending"))
+    assert office.json("hold", "list", who="bob") == []
+    named = _check(office)
+    assert any("counts for nothing" in p and "hold.add by staff-sales" in p for p in named), named
+    assert not any("holds/" in p for p in named), named  # nothing of it is in place to be named
+    # With the command line: `hold add` as staff, its own permission check taken away.
+    monkeypatch.setattr(Actor, "require", lambda self, action, **kw: None)
+    res = office.run("hold", "add", office.b, "--reason", "litigation", who="staff-sales", ok=False)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.stderr.startswith("vault: error: the history counts this hold.add for nothing"), res.stderr
+    assert len(res.stderr.strip().splitlines()) == 2 and "vault: hint: nothing it wrote was put in place" in res.stderr
+    assert not (office.vault_dir / "holds" / f"{_id_of(office, office.b)}.toml").exists()
+    assert office.json("hold", "list", who="bob") == []

@@ -87,6 +87,7 @@ def test_removal_rotates_the_intake_identity(office, tmp_path):
     assert json.loads(office.run("check", "--json").stdout)["ok"]
 
 
+@pytest.mark.usefixtures("unjudged")
 def test_the_intake_key_named_by_a_non_supervisor_counts_for_nothing(office, tmp_path):
     """Only a removal by a supervisor (a root entry) changes the intake key; vault.toml is the genesis."""
     from vault.archive import audit, authority

@@ -110,6 +110,7 @@ def test_hostile_display_names_are_refused(office, bad, why):
         names.display_name(bad)
 
 
+@pytest.mark.usefixtures("unjudged")
 def test_the_replay_refuses_a_library_written_spoof(office, tmp_path):
     """A supervisor's client that skips the command's check still writes an entry that counts for
     nothing: the replay compares the new name with every member's."""
@@ -362,6 +363,7 @@ def test_rename_changes_the_display_name_never_the_id(office):
     assert office.json("check")["problems"] == []  # the rename is committed like any record
 
 
+@pytest.mark.usefixtures("unjudged")
 def test_the_replay_refuses_a_library_written_lookalike_rename(office):
     v = Vault.open(office.vault_dir)
     alice = v.act_as(identity.load_identity(office.ident("alice"), "correct horse battery staple"))
@@ -375,6 +377,7 @@ def test_the_replay_refuses_a_library_written_lookalike_rename(office):
     assert any("looks like that of zhangsan" in p for p in audit.verify(v).problems)
 
 
+@pytest.mark.usefixtures("unjudged")
 def test_the_replay_refuses_a_library_written_policy_with_lookalike_names(office):
     """A supervisor's client that skips 'policy update''s check: the entry counts for nothing."""
     v = Vault.open(office.vault_dir)

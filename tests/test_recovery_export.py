@@ -77,6 +77,7 @@ def _run(office, no: str, who="alice", ok=False):
 
 # -- the attacker first ---------------------------------------------------------------------------
 
+@pytest.mark.usefixtures("unjudged")
 def test_one_supervisor_twice_is_one_approval(office):
     """[R-3.3.1] Two approvals are two signers: the same supervisor twice is one, via the CLI or the library."""
     no = _request(office)
@@ -88,6 +89,7 @@ def test_one_supervisor_twice_is_one_approval(office):
     assert not office.out.exists()
 
 
+@pytest.mark.usefixtures("unjudged")
 def test_a_non_supervisor_neither_asks_approves_nor_writes(office):
     """[R-2.1, R-3.3.1] Only supervisors ask, approve and write; every refusal is in the audit trail."""
     _refused(office.run("export", "disaster-recovery", "request", "--recipient", office.recipient, who="bob",
@@ -107,6 +109,7 @@ def test_a_non_supervisor_neither_asks_approves_nor_writes(office):
     assert not office.out.exists()
 
 
+@pytest.mark.usefixtures("unjudged")
 def test_a_former_supervisor_approval_no_longer_counts(office):
     """[R-3.3.1] An approver removed before the export is written voids it; a removed key approves nothing."""
     no = _request(office)

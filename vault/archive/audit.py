@@ -159,6 +159,12 @@ def commit(actor: Actor, action: str, files: dict[str, bytes | None], *, number:
                                     subject=subject)])[0]
 
 
+#: Whether a commit asks the history's judgement of its entries before it puts their files in place
+#: (always, in use; the attack tests turn it off to forge what a member beyond their role could
+#: write with the library and their own key).
+JUDGE = True
+
+
 def commit_many(actor: Actor, items: list[dict], *, synced: list[Path] | None = None) -> list[dict]:
     """``commit`` for several changes at once (a bulk add: one per dossier), each its own entry.
 
@@ -179,7 +185,7 @@ def commit_many(actor: Actor, items: list[dict], *, synced: list[Path] | None = 
     staging.note(v.root, [rel for item in items for rel in item["files"]])
     staged: list[Path] = []
     entries_in: list[dict] = []
-    renames: list[tuple[str, str | None]] = []
+    renames: list[tuple[tuple[str, str | None], int]] = []  # ((path, hash or None), the item it is of)
     for item in items:
         hashes: dict[str, str | None] = {}
         for rel, data in item["files"].items():
@@ -190,15 +196,20 @@ def commit_many(actor: Actor, items: list[dict], *, synced: list[Path] | None = 
                 write_atomic(v.root / (rel + staging.PENDING), data, mode=mode, sync=False)
                 staged.append(v.root / (rel + staging.PENDING))
                 hashes[rel] = hashlib.sha256(data).hexdigest()
-            renames.append((rel, hashes[rel]))
+            renames.append(((rel, hashes[rel]), len(entries_in)))
         entries_in.append(dict(action=item["action"], number=item.get("number"), ref=item.get("ref"),
                                rev=item.get("rev"), obj=item.get("obj"), records=hashes, subject=item.get("subject")))
     if staged or synced:
         sync_files([*(synced or []), *staged])
     written = record_many(actor, entries_in, _advance=False)
+    void = authority.counted_for_nothing(v, [e["seq"] for e in written]) if JUDGE else {}
+    dropped = {i for i, e in enumerate(written) if e["seq"] in void}
     dirs = set()
-    for rel, h in renames:
+    for (rel, h), i in renames:
         p = v.root / rel
+        if i in dropped:
+            remove(v.root / (rel + staging.PENDING), missing_ok=True)
+            continue
         if h is None:
             if remove(p, missing_ok=True):  # (already gone: a key file a restore never had)
                 dirs.add(p.parent)
@@ -208,6 +219,11 @@ def commit_many(actor: Actor, items: list[dict], *, synced: list[Path] | None = 
     sync_dirs(dirs)
     staging.clear(v.root)
     _witness(v)
+    if void:
+        seq, why = min(void.items())
+        raise IntegrityError(N_("the history counts this {action} for nothing (audit/log.jsonl line {seq}): {why}"),
+                             hint=N_("nothing it wrote was put in place; 'vault check' names the entry"),
+                             action=written[seq - written[0]["seq"]]["action"], seq=seq, why=why)
     return written
 
 

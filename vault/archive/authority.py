@@ -107,6 +107,8 @@ class Replay:
         # touch: it checks their link and signer but not their signature, which is most of the cost
         # of a first replay. ``vault check`` and ``vault audit verify`` check every signature.
         self.every_signature = every_signature
+        #: Why each entry this replay read counts for nothing, by its sequence number.
+        self.void: dict[int, Message | str] = {}
 
     def advance(self) -> dict[str, Any]:
         path = self.v.root / "audit" / "log.jsonl"
@@ -203,6 +205,7 @@ class Replay:
             raise IntegrityError(N_("{where}: bad signature (entry changed or forged)"), where=where) from None
         why = self._counts(e, signer)
         if why is not None:
+            self.void[e["seq"]] = why
             st["problems"].append(Message(N_("{where} ({action} by {member}): counts for nothing: {why}"), where=where, action=e['action'], member=e['member'], why=why))
         if self.lines is not None:
             self.lines.append(line_hash)
@@ -357,6 +360,14 @@ def state(v: Vault) -> dict[str, Any]:
 
 
 _REPLAY_LOCK = threading.RLock()
+
+
+def counted_for_nothing(v: Vault, seqs: list[int]) -> dict[int, Message | str]:
+    """Of the entries ``seqs`` (just appended by this process), those the history counts for
+    nothing, with why: the state is advanced over them first."""
+    state(v)
+    void = v._replay.void
+    return {n: void[n] for n in seqs if n in void}
 
 
 def full_replay(v: Vault) -> Replay:
