@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from vault.archive import authority, committed, members
 from vault.archive.holdrecords import Hold
