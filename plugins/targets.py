@@ -22,8 +22,10 @@ from vault.store.directio import DirectWriter
 from vault.store.syncing import SYNCFS_MIN_FILES, can_syncfs, syncfs
 
 # Object names are what the backup engine chooses; a name that could climb out of the target's root
-# (``..``), hide as a temporary, or carry a control character is refused before it reaches a path or key.
-_NAME = re.compile(r"[!-~]+(/[!-~]+)*\Z")
+# (``..``), hide as a temporary, carry a control character or an empty part (``a//b``, ``x/``: a
+# path the file target cannot walk, a key the engine never makes) is refused before it reaches a
+# path or key.
+_NAME = re.compile(r"[!-.0-~]+(/[!-.0-~]+)*\Z")
 _TMP = ".tmp-"
 
 

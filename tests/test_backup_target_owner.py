@@ -549,3 +549,21 @@ def test_a_forged_trailer_makes_verify_hold_no_pack(tmp_path):
         tracemalloc.stop()
     assert problems and all(str(p).startswith(f"{data_name(pack_id)}: damaged") for p in problems), problems
     assert peak < 8 << 20, f"verify held {peak >> 20} MiB of a 24 MiB pack"
+
+
+@pytest.mark.parametrize("name", ["a//b", "x/", "/x", "data//ab/cd", "index/"])
+def test_an_object_name_with_an_empty_part_is_no_object_name(tmp_path, name):
+    """An object name has no empty part: the file target would walk or make a directory named ""
+    (an error deep in the walk, not one line), and a listing naming one — an S3 server's owner
+    writes what it likes there — names nothing the engine ever put."""
+    from vault_plugins.targets import check_name
+
+    with pytest.raises(ValueError, match="bad object name"):
+        check_name(name)
+    t = FileTarget(f"file://{tmp_path / 't'}")
+    with pytest.raises(ValueError, match="bad object name"):
+        t.put(name, io.BytesIO(b"x"))
+    with pytest.raises(ValueError, match="bad object name"):
+        t.get(name)
+    assert not (tmp_path / "t").exists()
+    assert check_name("data/ab/" + "c" * 64) and check_name("keys/k.age/20260101T000000Z-" + "0" * 64)
