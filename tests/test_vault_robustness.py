@@ -253,3 +253,20 @@ def test_a_raising_plugin_is_named_and_leaves_the_vault_as_it_was(office, monkey
         {k: v for k, v in before.items() if not k.startswith("audit/")}
     monkeypatch.undo()
     assert office.create(name="Somebody").endswith("000002")  # the sequence was not consumed
+
+
+def test_running_out_of_memory_is_one_line(office, monkeypatch):
+    """What a file or a server sends may be larger than any bound a reader knows of: a command that
+    runs out of memory says so in one line with a hint, and exits 1 — no traceback."""
+    from vault.office import documents
+
+    def exhausted(*a, **kw):
+        raise MemoryError
+
+    monkeypatch.setattr(documents, "view", exhausted)
+    res = office.run("doc", "view", office.doc, who="bob", ok=False)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.stderr.splitlines() == [
+        "vault: error: out of memory",
+        "vault: hint: free memory or raise this process's limit and run the command again; 'vault check' names "
+        "anything it left half done"]

@@ -381,6 +381,12 @@ class VaultGroup(LazyGroup):
         except KeyboardInterrupt:
             click.echo(_("vault: interrupted; nothing was changed"), err=True)
             ctx.exit(130)
+        except MemoryError:
+            # One line, as any other error: what a file or a server sent may be larger than any
+            # bound a reader knows of, and a traceback would help no one.
+            _say(_("out of memory"), _("free memory or raise this process's limit and run the command again; "
+                                       "'vault check' names anything it left half done"))
+            ctx.exit(1)
         except OSError as e:
             reason = _(_OS_ERRORS[e.errno]) if e.errno in _OS_ERRORS else (e.strerror or str(e))
             _say(f"{reason}: {e.filename or ''}".rstrip(": "), _("check the path, its permissions and the free space"))
