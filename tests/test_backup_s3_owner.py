@@ -312,10 +312,10 @@ def test_a_listing_without_end_is_stopped_at_its_bound(owned, monkeypatch):
     set to 3000 here), with one error naming the bound."""
     from vault.backup.repo import Repo
     from vault.errors import IntegrityError
-    from vault_plugins import targets
+    from vault_plugins import s3target
 
     o, url, store = owned
-    monkeypatch.setattr(targets, "S3_LIST_MAX", 3000)
+    monkeypatch.setattr(s3target, "S3_LIST_MAX", 3000)
     store.hook = listing(lambda p, n: ([p + f"{n:08d}{i:04d}" for i in range(1000)], f"{n}-more"))
     with pytest.raises(IntegrityError, match="more than 3000 objects"):
         Repo(url).list("data/")

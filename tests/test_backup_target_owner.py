@@ -556,7 +556,7 @@ def test_an_object_name_with_an_empty_part_is_no_object_name(tmp_path, name):
     """An object name has no empty part: the file target would walk or make a directory named ""
     (an error deep in the walk, not one line), and a listing naming one — an S3 server's owner
     writes what it likes there — names nothing the engine ever put."""
-    from vault_plugins.targets import check_name
+    from vault_plugins.objectnames import check_name
 
     with pytest.raises(ValueError, match="bad object name"):
         check_name(name)
