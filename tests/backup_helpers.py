@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import subprocess
 import threading
 from pathlib import Path
 
@@ -98,3 +99,15 @@ def cut_tail(o: Office, keep: int, who: str = "bob") -> None:
     cp = staff.sign({"format": 1, "count": keep, "head": hashlib.sha256(lines[-1].rstrip(b"\n")).hexdigest(),
                      "at": o.clock.stamp()})
     records.write_toml(o.vault_dir / "audit" / "checkpoint.toml", cp)
+
+
+def one_error(r: subprocess.CompletedProcess, *words: str, hint: str = "") -> str:
+    """The one ``vault: error:`` line of a command refused with exit 1 — no traceback — holding each
+    of ``words``, with a hint that begins with ``hint``."""
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr, r.stderr
+    (line,) = [x for x in r.stderr.splitlines() if x.startswith("vault: error:")]
+    for w in words:
+        assert w in line, (w, line)
+    assert f"vault: hint: {hint}" in r.stderr, r.stderr
+    return line

@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from backup_helpers import actor, add_docs, office_with_dossiers
+from backup_helpers import actor, add_docs, office_with_dossiers, one_error
 
 pytest.importorskip("boto3")  # the test extra installs it; the s3 target needs it
 
@@ -189,15 +189,6 @@ def cli(o, *args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess
     return r, time.monotonic() - start
 
 
-def one_error(r: subprocess.CompletedProcess, *words: str) -> str:
-    """The one ``vault: error:`` line of a refused command (with a hint), holding each of ``words``."""
-    assert r.returncode not in (0, None), (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr, r.stderr
-    (line,) = [x for x in r.stderr.splitlines() if x.startswith("vault: error:")]
-    for w in words:
-        assert w in line, (w, line)
-    assert "vault: hint: " in r.stderr, r.stderr
-    return line
 
 
 def stall(release: threading.Event, *, after: bytes | None = None):

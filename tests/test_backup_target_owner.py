@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import backup_helpers
 from backup_helpers import actor, add_docs, office_with_dossiers
 from vault import backup
 from vault.errors import IntegrityError, NotFoundError
@@ -70,14 +71,9 @@ def cli(o, *args: str, limit_memory: bool = False) -> subprocess.CompletedProces
 
 
 def one_error(r: subprocess.CompletedProcess, *names: str) -> str:
-    """The one ``vault: error:`` line of a refused command, which names each of ``names``."""
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr, r.stderr
-    (line,) = [x for x in r.stderr.splitlines() if x.startswith("vault: error:")]
-    for name in names:
-        assert name in line, (name, line)
-    assert "vault: hint: run 'vault backup verify'" in r.stderr, r.stderr
-    return line
+    """The one ``vault: error:`` line of a refused command, which names each of ``names``, with the
+    hint to verify the target."""
+    return backup_helpers.one_error(r, *names, hint="run 'vault backup verify'")
 
 
 # -- symbolic links below the target's root -------------------------------------------------------

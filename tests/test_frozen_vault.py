@@ -28,9 +28,9 @@ EXPECTED = json.loads((VECTOR / "expected.json").read_text(encoding="utf-8"))
 FROZEN_SHA256 = "d567392dcdeae899984ea22e59a7a30979a446459c3d60bbfd12ba06dfbd3a94"
 
 
-@pytest.fixture
-def frozen(tmp_path):
-    """A copy of the frozen vector, and a function running ``vault`` as one of its members."""
+def _vector(tmp_path):
+    """A copy of the frozen vector (version 1, not migrated), and a function running ``vault`` as
+    one of its members (``run.root``: the copy)."""
     root = tmp_path / "frozen-v1"
     shutil.copytree(VECTOR, root)
     (tmp_path / "pass").write_text(EXPECTED["passphrase"] + "\n")
@@ -43,6 +43,13 @@ def frozen(tmp_path):
         return res
 
     run.root = root
+    return run
+
+
+@pytest.fixture
+def frozen(tmp_path):
+    """A copy of the frozen vector migrated, and a function running ``vault`` as one of its members."""
+    run = _vector(tmp_path)
     run.fingerprint = json.loads(run("migrate", "--json", who="alice").stdout)["fingerprint"]
     return run
 
@@ -233,9 +240,8 @@ def test_a_review_and_a_hold_of_version_1_are_read_after_migration(tmp_path):
     by bob was 'not written by its reviewer' once alice migrated the vault)."""
     from vault.store import identity, records
 
-    root = tmp_path / "frozen-v1"
-    shutil.copytree(VECTOR, root)
-    (tmp_path / "pass").write_text(EXPECTED["passphrase"] + "\n")
+    run = _vector(tmp_path)
+    root = run.root
     bob = identity.load_identity(root / "identities" / "bob.key", EXPECTED["passphrase"])
     dossier = "fd6049dd16f16fad73a8e2498ac85a52"  # E-2026-000001
     rev = records.sign_record({"format": 1, "dossier": dossier, "number": "E-2026-000001", "seq": 1,
@@ -247,14 +253,6 @@ def test_a_review_and_a_hold_of_version_1_are_read_after_migration(tmp_path):
                                 "by": "bob", "reason": "eA=="}, signer="bob", key=bob)
     (root / "vault" / "holds").mkdir()
     records.write_toml(root / "vault" / "holds" / f"{dossier}.toml", hold)
-    env = {"VAULT_DIR": str(root / "vault"), "VAULT_PASSPHRASE_FILE": str(tmp_path / "pass")}
-
-    def run(*args: str, who: str = "bob"):
-        res = CliRunner().invoke(cli, list(args), env={**env, "VAULT_IDENTITY": str(root / "identities" / f"{who}.key")},
-                                 catch_exceptions=False)
-        assert res.exit_code == 0, f"vault {' '.join(args)} as {who}: {res.output}"
-        return res
-
     run("migrate", who="alice")
     rep = json.loads(run("check", "--json").stdout)
     assert rep["ok"], rep["problems"]
@@ -267,9 +265,8 @@ def test_a_paper_loan_of_version_1_is_out_after_migration_and_comes_back(tmp_pat
     bob', and could never be returned)."""
     from vault.store import identity, records
 
-    root = tmp_path / "frozen-v1"
-    shutil.copytree(VECTOR, root)
-    (tmp_path / "pass").write_text(EXPECTED["passphrase"] + "\n")
+    run = _vector(tmp_path)
+    root = run.root
     bob = identity.load_identity(root / "identities" / "bob.key", EXPECTED["passphrase"])
     loan = records.sign_record({"format": 1, "number": "L-000001", "document": "I-2026-000002/0001",
                                 "dossier": "6f71a9bc3495dccc34a39faca0598ae7", "borrower": "carol",
@@ -278,14 +275,6 @@ def test_a_paper_loan_of_version_1_is_out_after_migration_and_comes_back(tmp_pat
                                signer="bob", key=bob)
     (root / "vault" / "paper" / "loans").mkdir(parents=True)
     records.write_toml(root / "vault" / "paper" / "loans" / "L-000001.toml", loan)
-    env = {"VAULT_DIR": str(root / "vault"), "VAULT_PASSPHRASE_FILE": str(tmp_path / "pass")}
-
-    def run(*args: str, who: str = "bob"):
-        res = CliRunner().invoke(cli, list(args), env={**env, "VAULT_IDENTITY": str(root / "identities" / f"{who}.key")},
-                                 catch_exceptions=False)
-        assert res.exit_code == 0, f"vault {' '.join(args)} as {who}: {res.output}"
-        return res
-
     run("migrate", who="alice")
     (row,) = json.loads(run("paper", "out", "--json").stdout)
     assert (row["number"], row["borrower"], row["by"]) == ("L-000001", "carol", "bob")
