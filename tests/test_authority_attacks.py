@@ -564,3 +564,39 @@ def test_a_commit_the_history_counts_for_nothing_puts_nothing_in_place_and_fails
     assert len(res.stderr.strip().splitlines()) == 2 and "vault: hint: nothing it wrote was put in place" in res.stderr
     assert not (office.vault_dir / "holds" / f"{_id_of(office, office.b)}.toml").exists()
     assert office.json("hold", "list", who="bob") == []
+
+
+@pytest.mark.parametrize("case", ["ten-years", "dated-ahead", "ends-first"])
+def test_a_grant_lasts_no_longer_than_grant_allows(office, case):
+    """[R-3.4.1] ``vault grant`` lets a consultation last 30 days at most. An archivist's grant
+    written with the library to last ten years, dated five years after its history entry (its 30
+    days starting then), or ending before it begins gives the grantee nothing: ``grant list``
+    refuses it in one line and ``vault check`` names it."""
+    req = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
+    office.run("request", "approve", req, who="head-sales")
+    bob = _attacker(office, "bob")
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    start, end = {"ten-years": (now, now + dt.timedelta(days=3650)),
+                  "dated-ahead": (now + dt.timedelta(days=1826), now + dt.timedelta(days=1827)),
+                  "ends-first": (now, now - dt.timedelta(hours=1))}[case]
+    rec = bob.sign({"format": 1, "number": "G-000099", "request": req, "dossier": _id_of(office, office.a),
+                    "target": office.a, "grantee": "staff-sales", "granted_at": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "expires_at": end.strftime("%Y-%m-%dT%H:%M:%SZ"), "approval_sha256": "0" * 64})
+    (office.vault_dir / "grants").mkdir(exist_ok=True)
+    audit.commit(bob, "grant.create", {"grants/G-000099.toml": records.dump_toml(rec)}, number=office.a,
+                 ref="G-000099", obj=req)
+    res = office.run("grant", "list", who="bob", ok=False)
+    _refused(res, "grants/G-000099.toml: dated")
+    assert len(res.stderr.strip().splitlines()) == 2, res.stderr  # the error and its hint
+    _assert_named(office, "grants/G-000099.toml: dated")
+
+
+def test_a_grant_as_grant_writes_it_is_accepted(office):
+    """The bound above is the command's own: a grant of the longest period ``vault grant`` allows
+    lists as active and ``vault check`` finds nothing."""
+    req = office.json("request", "access", office.a, "--purpose", "p", who="staff-sales")["number"]
+    office.run("request", "approve", req, who="head-sales")
+    gno = office.run("grant", req, "--hours", str(grants.MAX_GRANT_HOURS), who="bob").stdout.split()[0]
+    rows = office.json("grant", "list", who="bob")
+    assert [r["state"] for r in rows] == ["active"], (gno, rows)
+    assert _check(office) == []

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 
+import datetime as dt
+
 import pytest
 
 from office import MARKERS, SALES_DESK, SAM
 from vault.archive import audit, authority
+from vault.office import paper
 from vault.store import records
 
 
@@ -134,7 +137,7 @@ def test_locations_are_one_line_and_inventory_lists_come_from_outside_the_vault(
     assert res.exit_code == 1 and "inside the vault" in res.stderr
 
 
-def _commit_loan(office, request: str, *, to: str = "staff", document: str | None = None) -> str:
+def _commit_loan(office, request: str, *, to: str = "staff", document: str | None = None, due: str = "2026-03-09") -> str:
     """bob, an archivist, with his own key and the library, records a loan of ``document`` (the
     contract) from the office's dossier to ``to`` against ``request``, as ``paper lend`` would
     write it but without its checks. Returns the loan's path."""
@@ -143,7 +146,7 @@ def _commit_loan(office, request: str, *, to: str = "staff", document: str | Non
     no = "L-000099"
     rec = bob.sign({"format": 1, "number": no, "document": document or office.contract, "dossier": dossier,
                     "borrower": to, "request": request, "from_location": "Room 1/Shelf A",
-                    "at": office.clock.stamp(), "by": "bob", "due": "2026-03-09"})
+                    "at": office.clock.stamp(), "by": "bob", "due": due})
     (office.vault_dir / "paper" / "loans").mkdir(parents=True, exist_ok=True)
     audit.commit(bob, "paper.lend", {f"paper/loans/{no}.toml": records.dump_toml(rec)}, number=office.contract,
                  ref=no, obj=dossier)
@@ -176,6 +179,33 @@ def test_a_loan_the_rules_did_not_allow_is_named(office, case):
     assert len(res.stderr.strip().splitlines()) <= 2, res.stderr  # the error and, at most, a hint
     res = office.run("check", who="bob", ok=False)
     assert res.exit_code == 1 and rel in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize("due", ["2036-03-09", "2026-02-01"], ids=["in-ten-years", "before-the-loan"])
+def test_a_loan_due_beyond_what_lend_allows_is_named(office, due):
+    """[R-3.4.2] ``paper lend`` sets a due date within 90 days. An archivist's loan written with the
+    library, due in ten years (an original out with nothing overdue) or before it was lent, is
+    refused by ``paper out`` in one line and named by ``vault check``; one due in 90 days is not."""
+    req = office.json("request", "access", office.number, "--purpose", "meeting", who="staff")["number"]
+    office.run("request", "approve", req, who="head")
+    rel = _commit_loan(office, req, due=due)
+    res = office.run("paper", "out", who="bob", ok=False)
+    assert res.exit_code == 1 and "Traceback" not in res.output and f"{rel}: dated" in res.stderr, res.output
+    assert len(res.stderr.strip().splitlines()) == 2, res.stderr
+    res = office.run("check", who="bob", ok=False)
+    assert res.exit_code == 1 and f"{rel}: dated" in res.stdout, res.stdout
+
+
+def test_a_loan_due_on_the_last_day_lend_allows_counts(office):
+    """The bound is the command's own: a loan ``paper lend`` writes due 90 days ahead is out, and
+    ``vault check`` finds nothing."""
+    req = office.json("request", "access", office.number, "--purpose", "meeting", who="staff")["number"]
+    office.run("request", "approve", req, who="head")
+    last = (office.clock.today_date() + dt.timedelta(days=paper.MAX_LOAN_DAYS)).isoformat()
+    loan = office.json("paper", "lend", office.contract, "--to", "staff", "--request", req, "--due", last,
+                       who="bob")["number"]
+    assert [r["number"] for r in office.json("paper", "out", who="bob")] == [loan]
+    office.run("check", who="bob")
 
 
 @pytest.mark.office(SAM, *SALES_DESK, dossier={"name": MARKERS["name"]}, now="2026-03-02T10:00:00")

@@ -153,6 +153,28 @@ def test_a_submission_filed_under_another_dossier_than_its_invitation_is_refused
     assert res.exit_code == 1 and "its invitation names" in res.stderr
 
 
+def test_an_invitation_signed_to_last_longer_than_invite_allows_opens_nothing(office, monkeypatch):
+    """[R-3.1.2] ``intake invite`` lets an invitation last 90 days at most. An archivist's library
+    call that skips that bound (a link valid for a year) writes a record that opens nothing: the
+    portal's reading of it refuses it, ``intake invitations`` refuses it in one line and ``vault
+    check`` names it."""
+    import datetime as dt
+    import json
+
+    ok = json.loads(_invite(office, None, "--expires", "90d").stdout)  # the longest the command allows counts
+    assert [r["id"] for r in office.json("intake", "invitations", who="bob")] == [ok["id"]]
+    monkeypatch.setattr(invitations, "parse_duration", lambda text: dt.timedelta(days=365))
+    out = invitations.issue(office.actor("bob"), office.number)
+    rel = f"intake/invitations/{out['id']}.toml"
+    with pytest.raises(IntegrityError, match=f"{rel}: dated"):
+        invitations_.load(Vault.open(office.vault_dir), out["id"])
+    res = office.run("intake", "invitations", who="bob", ok=False)
+    assert res.exit_code == 1 and f"{rel}: dated" in res.stderr and "Traceback" not in res.output, res.output
+    assert len(res.stderr.strip().splitlines()) == 2, res.stderr
+    problems = json.loads(office.run("check", "--json", who="bob", ok=False).stdout)["problems"]
+    assert any(p.startswith(f"{rel}: dated") for p in problems), problems
+
+
 def test_invitations_list_shows_state_and_uses(office):
     import json
 

@@ -168,6 +168,24 @@ def test_approvals_expire(office):
     _refused(office.run("export", "disaster-recovery", "approve", late, who="carol", ok=False), "expired")
 
 
+def test_an_export_signed_to_last_longer_than_the_command_allows_is_refused(office, monkeypatch):
+    """[R-3.3.1] A disaster-recovery approval lasts 72 hours at most. A supervisor's library call
+    past that bound (a request valid for a year, approved for as long) leaves a whole-vault export
+    open for a year: ``show`` and ``approve`` refuse it in one line, nothing is written, ``vault check`` names it."""
+    from vault.office import recoveryexport
+
+    most = recoveryexport.MAX_HOURS
+    monkeypatch.setattr(recoveryexport, "MAX_HOURS", 24 * 365)
+    no = recoveryexport.request(office.actor("alice"), [office.recipient], valid_hours=24 * 365)
+    monkeypatch.setattr(recoveryexport, "MAX_HOURS", most)
+    rel = f"recovery/{no}.toml"
+    _refused(office.run("export", "disaster-recovery", "show", no, who="alice", ok=False), f"{rel}: dated")
+    _refused(office.run("export", "disaster-recovery", "approve", no, who="carol", ok=False), f"{rel}: dated")
+    _refused(_run(office, no), "")  # (one approval, which the command cannot add)
+    assert any(p.startswith(f"{rel}: dated") for p in _problems(office))
+    assert not office.out.exists()
+
+
 # -- what two supervisors get ---------------------------------------------------------------------
 
 def test_the_recovery_key_opens_every_live_document_with_the_age_tool(office):

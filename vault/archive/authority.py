@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from vault import clock
 from vault.archive import labels, trust, witness
-from vault.archive.witness import STATE_VERSION
+from vault.archive.witness import MIGRATED_STATE, STATE_VERSION
 from vault.archive.policy import Policy
 from vault.crypto import sign
 from vault.errors import AuthenticationError, InputError, IntegrityError
@@ -276,17 +276,17 @@ class Replay:
         if e["seq"] != 1 or signer["status"] != "active" or trust.ROOT_ROLE not in signer["roles"]:
             return Message(N_("a migration is entry 1, by the founder or a supervisor the founder added"))
         snap = e.get("subject")
-        if not isinstance(snap, dict) or snap.get("v") != STATE_VERSION:
+        if not isinstance(snap, dict) or snap.get("v") != MIGRATED_STATE:
             return Message(N_("the migration carries no state"))
         keep = {k: st[k] for k in ("count", "head", "problems")}
         st.clear()
-        st.update(copy.deepcopy(snap), **keep)
+        st.update(copy.deepcopy(snap), **keep, v=STATE_VERSION)
         self._record_files(e)
         return None
 
     def _record_files(self, e: dict[str, Any]) -> None:
         for p, h in (e.get("records") or {}).items():
-            self.state["files"][p] = [h, e["seq"], e["member"]]
+            self.state["files"][p] = [h, e["seq"], e["member"], e["at"]]
             if self.seen is not None and h is not None:
                 self.seen.setdefault(p, {})[h] = e["seq"]
 

@@ -94,6 +94,11 @@ def adopted(v: Vault, rel: str) -> bool:
     return ent is not None and ent[1] == 1 and bool(v.config.get("migrated_from"))
 
 
+def written_at(v: Vault, rel: str) -> str:
+    """When the entry that last wrote ``rel`` says it was written (by its signer's clock)."""
+    return state(v)["files"][rel][3]
+
+
 def signer_of(v: Vault, rel: str) -> str:
     """Who signed the entry that last wrote ``rel``: authorship is the entry's, never a typed field."""
     return state(v)["files"][rel][2]

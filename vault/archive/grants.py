@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vault.archive import authority, committed, keyfiles, members
+from vault.archive import authority, committed, keyfiles, members, recordtimes
 from vault.archive.accessrecords import Decision, Grant, Request, Resolution
 from vault.archive.states import GrantState, RequestState
 from vault.crypto import age
@@ -18,6 +19,11 @@ from vault.store.keytable import KeyTable, encrypt_key_table, read_key_table
 
 if TYPE_CHECKING:
     from vault.archive.vault import Actor, Vault
+
+
+#: The longest a grant lasts: ``vault grant --hours`` allows no more, and a grant record lasting
+#: longer (written with the library) is an integrity error (``recordtimes``).
+MAX_GRANT_HOURS = 24 * 30
 
 
 def _req_rel(no: str, suffix: str = "") -> str:
@@ -170,6 +176,7 @@ def list_grants(v: Vault) -> list[dict[str, Any]]:
         if (g.number, g.request, g.dossier, g.grantee, g.target) != (gno, fact["request"], fact["dossier"],
                                                                        fact["grantee"], target):
             raise IntegrityError(N_("grants/{gno}.toml: does not say what its history entry says"), gno=gno)
+        recordtimes.check(v, _grant_rel(gno), g.granted_at, g.expires_at, dt.timedelta(hours=MAX_GRANT_HOURS))
         state = GrantState(fact["closed"] or (GrantState.ACTIVE if now < g.expires_at else GrantState.EXPIRED))
         out.append({"number": g.number, "request": g.request, "dossier": g.dossier, "target": g.target,
                     "grantee": g.grantee, "granted_at": g.granted_at, "expires_at": g.expires_at, "state": state})

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vault.archive import committed, members
+from vault.archive import committed, members, recordtimes
 from vault.archive.manifests import load_manifest
 from vault.errors import IntegrityError, NotFoundError
 from vault.i18n import N_
@@ -14,6 +15,9 @@ from vault.i18n import N_
 if TYPE_CHECKING:
     from vault.archive.vault import Vault
 
+#: The longest an invitation lasts (``vault intake invite --expires``); one signed to last longer is
+#: an integrity error (``recordtimes``) and opens nothing.
+MAX_DAYS = 90
 _ID_RE = re.compile(r"[0-9a-f]{32}\Z")
 
 
@@ -51,6 +55,7 @@ def load(v: Vault, iid: str) -> dict[str, Any]:
     if signer["name"] != rec["by"] or committed.signer_of(v, what) != rec["by"] or not may_invite(v, signer, rec["dept"]):
         # A validly signed record by someone who may not invite (written into the directory) opens nothing.
         raise IntegrityError(N_("{what}: signed by {name}, who may not issue it"), what=what, name=signer['name'])
+    recordtimes.check(v, what, rec["issued_at"], rec["expires_at"], dt.timedelta(days=MAX_DAYS))
     m = load_manifest(v, rec["dossier"])
     if m.dept != rec["dept"] or m.number != rec["number"]:
         raise IntegrityError(N_("{what}: does not match dossier {number}"), what=what, number=m.number)

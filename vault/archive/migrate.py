@@ -20,7 +20,8 @@ from typing import Any
 
 from vault.clock import Clock
 from vault.archive import trust
-from vault.archive.authority import STATE_VERSION, entry_bytes, genesis_hash
+from vault.archive.authority import entry_bytes, genesis_hash
+from vault.archive.witness import MIGRATED_STATE
 from vault.archive.vault import fingerprint_of
 from vault.crypto import sign
 from vault.errors import AuthenticationError, IntegrityError, InputError, PermissionDeniedError
@@ -104,7 +105,7 @@ def snapshot(root: Path, cfg: dict) -> dict[str, Any]:
     if hashlib.sha256(records.canonical(pol)).hexdigest() != cfg["policy_sha256"]:
         _signed(root, "policy.toml", mem, roles=("supervisor",))
     st: dict[str, Any] = {
-        "v": STATE_VERSION, "count": 0, "head": "", "files": {}, "problems": [],
+        "v": MIGRATED_STATE, "count": 0, "head": "", "files": {}, "problems": [],
         "members": {n: {"key": r["key"], "roles": sorted(r["roles"]), "dept": r["dept"], "status": r["status"],
                         "since": 0, "removed": 0 if r["status"] == "removed" else None} for n, r in mem.items()},
         "policy": {k: v for k, v in pol.items() if k != "signature"}, "policy_version": 1,

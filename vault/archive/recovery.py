@@ -173,7 +173,7 @@ def interrupted(v: Vault, rep: Replay, tree: Tree | None = None) -> list[str]:
         else:
             notes.append(Message(N_("{rel}.pending: staged by a command that stopped before its commit point "
                                     "(counts for nothing; the next write or 'vault repair' removes it)"), rel=rel))
-    for rel, (h, seq, _) in sorted(rep.state["files"].items()):
+    for rel, (h, seq, *_) in sorted(rep.state["files"].items()):
         if h is None and seq == rep.state["count"] and (v.root / rel).exists():
             notes.append(Message(N_("{rel}: deleted by history entry {seq}, the last, but still here (an "
                                     "interrupted command; the next write or 'vault repair' deletes it)"),
@@ -213,7 +213,7 @@ def check_files(v: Vault, rep: Replay, verified: checkcache.Verified | None = No
     problems: list[str] = []
     files = rep.state["files"]
     root = str(v.root)
-    for rel, (h, seq, _) in sorted(files.items()):
+    for rel, (h, seq, *_) in sorted(files.items()):
         if not trust.is_record(rel):
             continue  # a file an earlier format's entries named that is no record now
         p = os.path.join(root, rel)  # (a string: pathlib costs more than the stat, 3,000 records a check)

@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 ANCHOR_PREFIX = "vault-anchor-1"
 
 # The shape of a replay state (``authority``): a cached state of another version is replayed afresh.
-STATE_VERSION = 3
+STATE_VERSION = 4
+#: The shape of the state a migration's entry carries (``vault migrate``), fixed: the signed first
+#: entries of migrated vaults carry it; the replay takes it up as a state of ``STATE_VERSION``.
+MIGRATED_STATE = 3
 
 
 def state_dir(v: Vault) -> Path:

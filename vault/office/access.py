@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from vault.archive.states import DossierStatus
 from vault.archive import grants, keyfiles, members, numbering
-from vault.archive.grants import (_digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_rel,
+from vault.archive.grants import (MAX_GRANT_HOURS, _digest, _fact, _grant_rel, _req_rel, _request, _write_grant_key, grant_key_rel,
                                   list_grants, status)
 from vault.archive.manifests import load_manifest, read_table, resolve
 from vault.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
@@ -24,7 +24,6 @@ from vault.store import ids, make_dir, records
 if TYPE_CHECKING:
     from vault.archive.vault import Actor
 
-MAX_GRANT_HOURS = 24 * 30
 
 
 def create_request(actor: Actor, kind: str, target: str | None, purpose: str, *, customer: str | None = None) -> str:

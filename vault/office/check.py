@@ -22,7 +22,7 @@ from vault.store import TMP_PREFIX, not_regular
 from vault.store.tree import Tree
 from vault.archive import destructions, grants, holds, reviews
 from vault import forked
-from vault.office import checkdocs, intake, paper, recoveryexport
+from vault.office import checkdocs, intake, invitations, paper, recoveryexport
 from vault.office.holds import lifts
 from vault.archive.backuptargets import known_targets
 from vault.i18n import Message, N_
@@ -347,6 +347,7 @@ def _check_records(v: Vault, mem: dict, rep: Report) -> None:
                paper.loans, paper.inventories, recoveryexport.list_exports):
         _try(rep, lambda fn=fn: fn(v))
     _try(rep, lambda: known_targets(v))
+    _try(rep, lambda: invitations.list_invitations(v))
     if (v.root / "backups.toml").exists() and not committed.committed(v, "backups.toml"):
         rep.notes.append(Message(N_("backups.toml: not bound to the history (every backup target was added by a run "
                                     "without an identity): a deleted or older one would go unnoticed; run the next "

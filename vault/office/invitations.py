@@ -23,7 +23,7 @@ from vault.archive.manifests import load_manifest, resolve
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
                           NoIdentityMatchError, PermissionDeniedError)
 from vault.store import fsync_dir, make_dir, records, remove, write_new
-from vault.archive.invitations import invitations_dir, may_invite, load
+from vault.archive.invitations import MAX_DAYS, invitations_dir, may_invite, load
 from vault.i18n import N_
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 TOKEN_BYTES = 32
 MAX_USES = 100
-MAX_DAYS = 90
 MAX_NOTE = 2000
 ID_LEN = 32
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}\Z")

@@ -15,7 +15,7 @@ import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
-from vault.archive import authority, committed, grants, members, numbering
+from vault.archive import authority, committed, grants, members, numbering, recordtimes
 from vault.archive.manifestrecord import Document, Manifest
 from vault.archive.paperrecords import Inventory, PaperLoan, PaperReturn
 from vault.archive.states import RequestState
@@ -118,6 +118,7 @@ def _check_lent(v: Vault, loan: PaperLoan) -> None:
         raise IntegrityError(N_("{what}: {request} was not an approved consultation request of {borrower} for this "
                                 "dossier when the original was lent"),
                              what=what, request=loan.request, borrower=loan.borrower)
+    recordtimes.check(v, what, loan.at, loan.due, dt.timedelta(days=MAX_LOAN_DAYS))
 
 
 def loans(v: Vault) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, TypeVar
 
-from vault.archive import authority, committed, grants, members, numbering
+from vault.archive import authority, committed, grants, members, numbering, recordtimes
 from vault.archive.states import DossierStatus
 from vault.archive.exportview import ExportDocument, check_destination
 from vault.archive.recoveryrecords import RecoveryApproval, RecoveryDone, RecoveryRequest
@@ -87,13 +87,16 @@ def _load(v: Vault, no: str, suffix: str, kind: type[K]) -> K:
 
 
 def _request(v: Vault, no: str) -> RecoveryRequest:
-    return _load(v, no, "", RecoveryRequest)
+    req = _load(v, no, "", RecoveryRequest)
+    recordtimes.check(v, _rel(no), req.requested_at, req.expires_at, dt.timedelta(hours=MAX_HOURS))
+    return req
 
 
 def _approval(v: Vault, no: str, req: RecoveryRequest) -> RecoveryApproval:
     appr = _load(v, no, ".approval", RecoveryApproval)
     if appr.request_sha256 != _digest(req):
         raise IntegrityError(N_("{rel}: approves another export"), rel=_rel(no, '.approval'))
+    recordtimes.check(v, _rel(no, ".approval"), appr.at, appr.expires_at, dt.timedelta(hours=MAX_HOURS))
     return appr
 
 
