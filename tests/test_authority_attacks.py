@@ -495,6 +495,33 @@ def test_a_hold_or_a_lift_is_shown_only_as_its_entry_wrote_it(office):
     _assert_named(office, f"holds/lifted/{b_id}.1.toml")
 
 
+@pytest.mark.parametrize("case", ["another-placer", "another-time", "as-lift-writes-it"])
+def test_a_lift_names_the_hold_it_ends_as_the_history_placed_it(office, case):
+    """A supervisor's lift written with the library that says the hold was placed by another member
+    than the one whose entry placed it, or at another time (a year earlier), is refused by ``hold
+    list --lifted`` and named by ``vault check``; the lift ``hold remove`` writes is shown."""
+    office.run("hold", "add", office.b, "--reason", "court", who="bob")
+    b_id = _id_of(office, office.b)
+    if case == "as-lift-writes-it":
+        office.run("hold", "remove", office.b, "--reason", "r", who="alice")
+        rows = office.json("hold", "list", "--lifted", who="bob")
+        assert [(r["number"], r["hold_by"]) for r in rows] == [(office.b, "bob")]
+        assert _check(office) == []
+        return
+    placed = committed.load(_vault(office), f"holds/{b_id}.toml")
+    alice = _attacker(office, "alice")
+    v = _vault(office)
+    hold_at = f"{int(placed['at'][:4]) - 1}{placed['at'][4:]}" if case == "another-time" else placed["at"]
+    rec = alice.sign({"format": 1, "dossier": b_id, "number": office.b, "seq": 1, "hold_at": hold_at,
+                      "hold_by": "carol" if case == "another-placer" else "bob", "hold_sha256": "0" * 64,
+                      "at": clock.stamp(), "by": "alice", "reason": members.seal_text(v, "r")})
+    (office.vault_dir / "holds" / "lifted").mkdir(exist_ok=True)
+    audit.commit(alice, "hold.remove", {f"holds/lifted/{b_id}.1.toml": records.dump_toml(rec),
+                                        f"holds/{b_id}.toml": None}, number=office.b, obj=b_id, ref="lift-1")
+    _refused(office.run("hold", "list", "--lifted", who="bob", ok=False), f"holds/lifted/{b_id}.1.toml: says the hold")
+    _assert_named(office, f"holds/lifted/{b_id}.1.toml: says the hold")
+
+
 def test_a_grant_shows_the_number_its_request_names(office):
     """An archivist's grant written with the library for an approved request of dossier a, its
     record naming dossier b's number: ``grant list`` would show staff holding a grant on b (the

@@ -9,8 +9,8 @@ import pytest
 
 from loopback import refused_port
 from office import MARKERS, PASSPHRASE
-from vault.archive import audit
-from vault.store import identity
+from vault.archive import audit, manifests
+from vault.store import identity, records
 from vault.office import review
 from vault.archive import reviews
 from vault.errors import ConflictError, PermissionDeniedError, VaultError
@@ -107,6 +107,29 @@ def test_due_by_interval_per_class_and_done_resets(office):
     log = [e for e in audit.entries(v) if e["action"] == "review.record"]
     assert [(e["member"], e["outcome"], e.get("number")) for e in log] == [
         ("bob", "ok", office.ind), ("lisa", "refused", office.ent), ("alice", "ok", office.ent)]
+
+
+@pytest.mark.parametrize("case", ["dated-ahead", "another-number"])
+def test_a_review_says_when_and_of_what_its_entry_says(office, case):
+    """[R-3.5.1] An archivist's review written with the library, dated ten years ahead (its dossier
+    not due again for a decade) or naming another dossier's archive number, is refused by ``review
+    due`` in one line and named by ``vault check``."""
+    bob = office.actor("bob")
+    v = bob.vault
+    did = manifests.resolve(v, office.ent)
+    stamp = office.clock.stamp()
+    rec = bob.sign({"format": 1, "dossier": did, "number": office.ind if case == "another-number" else office.ent,
+                    "seq": 1, "at": f"{int(stamp[:4]) + 10}{stamp[4:]}" if case == "dated-ahead" else stamp,
+                    "by": "bob", "outcome": "verified"})
+    with v.lock(exclusive=True):
+        audit.commit(bob, "review.record", {f"reviews/{did}/1.toml": records.dump_toml(rec)}, number=office.ent,
+                     ref="review-1", obj=did)
+    rel = f"reviews/{did}/1.toml"
+    res = office.run("review", "due", who="alice", ok=False)
+    assert res.exit_code == 1 and rel in res.stderr and "Traceback" not in res.output, res.output
+    assert len(res.stderr.strip().splitlines()) <= 2, res.stderr
+    res = office.run("check", who="alice", ok=False)
+    assert res.exit_code == 1 and rel in res.stdout, res.stdout
 
 
 def test_needs_update_keeps_the_note_sealed(office):

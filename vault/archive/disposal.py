@@ -24,6 +24,19 @@ def bind_hold_remove(e: Entry, s: State) -> str | None:
     return None
 
 
+def apply_hold_add(e: Entry, s: State) -> None:
+    # Who placed it and when, by the entry: its lift must say so (``holds.lifts``).
+    s["holds"][e["obj"]] = [e["seq"], e["member"], e["at"]]
+
+
+def apply_hold_remove(e: Entry, s: State) -> None:
+    placed = s["holds"].pop(e["obj"])
+    lifted = s.setdefault("lifted", {})  # (a state from before lifts were kept has none)
+    for rel in e.get("records") or {}:
+        if rel.startswith("holds/lifted/") and isinstance(placed, list):  # (a hold version 1 placed: 0)
+            lifted[rel] = placed
+
+
 def bind_destroy_request(e: Entry, s: State) -> str | None:
     if not e.get("ref") or e["ref"] in s["destructions"]:
         return Message(N_("files a destruction under a number that exists"))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from vault import clock
-from vault.archive import authority, committed, completeness, grants, manifests, members
+from vault.archive import authority, committed, completeness, grants, manifests, members, recordtimes
 from vault.archive.manifestrecord import Manifest
 from vault.archive.states import DossierStatus
 from vault.errors import FormatError, IntegrityError
@@ -53,12 +53,14 @@ def history(v: Vault, dossier_id: str, *, member_records: dict | None = None) ->
             rec = committed.load(v, what, schema="review")
         except FormatError as e:
             raise IntegrityError.from_error(e) from None
-        if rec["dossier"] != dossier_id or rec["seq"] != int(match.group(1)):
+        if rec["dossier"] != dossier_id or rec["seq"] != int(match.group(1)) \
+                or rec["number"] != (authority.state(v)["dossiers"].get(dossier_id) or {}).get("number"):
             raise IntegrityError(N_("{what}: belongs to another dossier or place"), hint=N_("run 'vault check'"), what=what)
         if rec["signature"]["by"] != rec["by"] or (committed.signer_of(v, what) != rec["by"]
                                                    and not committed.adopted(v, what)):
             raise IntegrityError(N_("{what}: not written by its reviewer"), what=what)
         members.verify_by_member(v, rec, what=what, members=mem)
+        recordtimes.stamped(v, what, rec["at"])
         out.append(rec)
     return sorted(out, key=lambda r: r["seq"])
 

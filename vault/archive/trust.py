@@ -161,9 +161,9 @@ TRUST: dict[str, Row] = {
     "grant.reissue": Row("dossier.read", bind=b.bind_reissue),
     # Holds and destruction.
     "hold.add": Row("hold.manage", ("holds/{obj}.toml",), bind=d.bind_hold_add,
-                    apply=lambda e, s: s["holds"].__setitem__(e["obj"], e["seq"])),
+                    apply=d.apply_hold_add),
     "hold.remove": Row("hold.manage", ("holds/{obj}.toml", "holds/lifted/{obj}.*.toml"), bind=d.bind_hold_remove,
-                       apply=lambda e, s: s["holds"].pop(e["obj"])),
+                       apply=d.apply_hold_remove),
     "destroy.request": Row("destroy.request", ("destructions/{ref}.toml",), bind=d.bind_destroy_request,
                            apply=d.apply_destroy_request),
     "destroy.approve": Row("destroy.approve", ("destructions/{obj}.approval.toml",), bind=d.bind_destroy_approve,

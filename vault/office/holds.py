@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from vault.archive import audit, authority, committed, members
+from vault.archive import audit, authority, committed, members, recordtimes
 from vault.archive.holdrecords import Hold, HoldLift
 from vault.archive.holds import _rel, check_written, held_dossiers, verified_holds
 from vault.archive.manifests import load_manifest, resolve
@@ -99,6 +100,27 @@ def list_holds(v: Vault, actor: Actor | None = None) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["number"])
 
 
+def _check_lifted(v: Vault, what: str, rec: HoldLift) -> None:
+    """A lift names the hold it ended as the history placed it: ``hold_by`` the member who signed the
+    hold's entry, ``hold_at`` at most ``recordtimes.STAMPED_BEFORE`` before that entry and never
+    after. (A hold's bytes went with its lifting: ``hold_sha256`` is not checked; a hold version 1
+    placed, or a lift ``vault migrate`` adopted, is not known to the history this way.)"""
+    placed = authority.state(v).get("lifted", {}).get(what)
+    if placed is None or committed.adopted(v, what):
+        return
+    _, by, at = placed
+    try:
+        hold_at = dt.datetime.strptime(rec.hold_at, "%Y-%m-%dT%H:%M:%SZ")
+        entry_at = dt.datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ")
+        near = entry_at - recordtimes.STAMPED_BEFORE <= hold_at <= entry_at
+    except ValueError:
+        near = False
+    if rec.hold_by != by or not near:
+        raise IntegrityError(N_("{what}: says the hold it lifts was placed by {hold_by} at {hold_at}; its history entry "
+                                "says by {by} at {at}"), hint=N_("run 'vault check'"), what=what, hold_by=rec.hold_by,
+                             hold_at=rec.hold_at, by=by, at=at)
+
+
 def lifts(v: Vault, actor: Actor | None = None) -> list[dict[str, Any]]:
     """Every lifted hold the history committed (a supervisor's hold.remove), oldest first; reasons as
     in ``list_holds``. A lift file no entry wrote is refused by ``committed.load``."""
@@ -114,6 +136,7 @@ def lifts(v: Vault, actor: Actor | None = None) -> list[dict[str, Any]]:
         if p.name != f"{rec.dossier}.{rec.seq}.toml" or rec.dossier not in authority.state(v)["dossiers"]:
             raise IntegrityError(N_("{what}: belongs to another place or signer"), what=what)
         check_written(v, what, rec.to_record(), rec.dossier)
+        _check_lifted(v, what, rec)
         row: dict[str, Any] = {"number": rec.number, "hold_at": rec.hold_at, "hold_by": rec.hold_by, "at": rec.at,
                                "by": rec.by}
         members.reveal(actor, {"reason": (rec.reason, f"{what} reason")}, row, number=rec.number, ref="hold-lift")
