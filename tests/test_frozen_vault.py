@@ -282,3 +282,39 @@ def test_a_paper_loan_of_version_1_is_out_after_migration_and_comes_back(tmp_pat
     assert json.loads(run("paper", "out", "--json").stdout) == []
     rep = json.loads(run("check", "--json").stdout)
     assert rep["ok"], rep["problems"]
+
+
+def test_an_invitation_of_version_1_is_listed_after_migration(tmp_path):
+    """Invitations came before format 2: a migrated vault's invitation is adopted by the migration's
+    entry, signed by the migrating supervisor, and is read as issued by the archivist its own
+    signature names (it was 'signed by bob, who may not issue it' once alice migrated the vault)."""
+    import hashlib
+    import tomllib
+
+    import tomli_w
+
+    from vault.crypto import age
+    from vault.store import identity, records
+
+    run = _vector(tmp_path)
+    root = run.root
+    bob = identity.load_identity(root / "identities" / "bob.key", EXPECTED["passphrase"])
+    token = b"\x07" * 32
+    iid = "0123456789abcdef0123456789abcdef"
+    rec = records.sign_record({"format": 1, "id": iid, "dossier": "fd6049dd16f16fad73a8e2498ac85a52",
+                               "number": "E-2026-000001", "dept": "sales", "by": "bob",
+                               "issued_at": "2026-02-03T09:00:00Z", "expires_at": "2026-02-10T09:00:00Z", "uses": 1,
+                               "token_sha256": hashlib.sha256(token).hexdigest(),
+                               "recipient": str(age.identity_from_seed(token).recipient())}, signer="bob", key=bob)
+    (root / "vault" / "intake" / "invitations").mkdir(parents=True)
+    records.write_toml(root / "vault" / "intake" / "invitations" / f"{iid}.toml", rec)
+    run("migrate", who="alice")
+    # Version 1's policy of this vector never named the right; the office grants it after migrating.
+    pol = tomllib.loads(run("policy", "show").stdout)
+    pol["roles"]["archivist"]["may"].append("intake.invite")
+    (tmp_path / "policy.toml").write_bytes(tomli_w.dumps(pol).encode())
+    run("policy", "update", str(tmp_path / "policy.toml"), who="alice")
+    (row,) = json.loads(run("intake", "invitations", "--json").stdout)
+    assert (row["id"], row["by"], row["number"]) == (iid, "bob", "E-2026-000001")
+    rep = json.loads(run("check", "--json").stdout)
+    assert rep["ok"], rep["problems"]
