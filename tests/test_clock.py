@@ -73,3 +73,31 @@ def test_the_command_line_runs_at_the_clock_its_caller_gives(tmp_path, monkeypat
     # The 'audit log' just run recorded its read at the machine's time.
     read = [e for e in o.json("audit", "log", who="alice") if e["action"] == "audit.read"]
     assert read and read[0]["at"] >= NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_check_notes_an_entry_dated_behind_the_history_or_ahead_of_its_own_clock(tmp_path, monkeypatch):
+    """There is no trusted clock, but ``vault check`` notes what clocks give away: an entry dated more
+    than an hour before an earlier one (its signer's clock behind, or set back), and a latest entry
+    dated more than an hour after the checking machine's clock (a signer's clock set ahead — to make
+    a grant start and end years from now, say). Notes, not problems: clocks differ."""
+    o = make_office(tmp_path, monkeypatch)
+    number = o.create(name="Clock Customer")
+    now = o.clock.now()
+    assert not [n for n in o.json("check", who="bob")["notes"] if "dated" in n]
+    _, bob = _as(o, "bob", now - dt.timedelta(minutes=50))  # within the slack: no note
+    review.done(bob, number, "verified")
+    assert not [n for n in o.json("check", who="bob")["notes"] if "dated" in n]
+    _, bob = _as(o, "bob", now - dt.timedelta(days=2))
+    review.done(bob, number, "verified")
+    notes = o.json("check", who="bob")["notes"]
+    assert any("(review.record by bob): dated" in n and "before an earlier entry's" in n for n in notes), notes
+    ahead = now + dt.timedelta(days=365)
+    _, bob = _as(o, "bob", ahead)
+    review.done(bob, number, "verified")
+    rep = o.json("check", who="bob")
+    assert any(f"the latest entry is dated {ahead:%Y-%m-%dT%H:%M:%SZ}, after this machine's clock" in n
+               for n in rep["notes"]), rep["notes"]
+    assert rep["ok"], rep["problems"]
+    # A client that resumes from its checkpoint still notes both (the state keeps them).
+    notes = o.json("check", who="bob")["notes"]
+    assert sum("before an earlier entry's" in n or "after this machine's clock" in n for n in notes) == 2, notes

@@ -27,6 +27,8 @@ _zone: _dt.tzinfo = _dt.timezone.utc
 #: path (``/etc/passwd``, ``../x``), no empty part, at most 64 characters.
 ZONE_KEY = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+){0,3}\Z")
 _STAMP = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})Z\Z")
+#: A time as the vault records it (``2026-11-27T13:49:12Z``): of fixed width, so that two compare as text.
+STAMP = _STAMP
 
 
 class Clock:
@@ -160,6 +162,11 @@ def day_start(date_text: str) -> str:
 def today_date() -> _dt.date:
     """``today()`` as a date."""
     return SYSTEM.today_date()
+
+
+def parse_stamp(stamp_text: str) -> _dt.datetime:
+    """A recorded time (``STAMP``) as an aware UTC datetime; ValueError for anything else."""
+    return _dt.datetime.strptime(stamp_text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
 
 
 def local_date(stamp_text: str) -> _dt.date:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from vault import clock
 from vault.archive import authority, keyfiles, replaypoint, witness
 from vault.archive.authority import DOMAIN, entry_bytes, genesis_hash  # noqa: F401 (DOMAIN: what an agent may sign)
 from vault.errors import FormatError, IntegrityError, VaultError
@@ -289,6 +290,12 @@ def verify(v: Vault, *, anchor: tuple[int, str] | None = None, resume: dict[str,
     st = rep.state
     res.count, res.head = st["count"], st["head"]
     res.problems.extend(st["problems"])
+    res.notes.extend(st.get("clock", []))
+    latest = st.get("latest") or ""
+    if latest > v.clock.stamp() and clock.parse_stamp(latest) > v.clock.now() + authority.CLOCK_SLACK:
+        res.notes.append(Message(N_("audit/log.jsonl: the latest entry is dated {at}, after this machine's clock ({now}): "
+                                    "a signer's clock was ahead, or this machine's is behind"),
+                                 at=latest, now=v.clock.stamp()))
     extends = True
     mine = witness.remembered(v)
     for who, point in ((Message(N_("this client")), mine), (Message(N_("the anchor")), anchor)):

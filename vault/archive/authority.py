@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime as dt
 import functools
 import glob
 import hashlib
@@ -55,17 +56,22 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: How far an entry's time may fall behind the latest before it, or the latest lie ahead of the
+#: checking machine's clock, before ``vault check`` notes it (clocks differ; there is no trusted one).
+CLOCK_SLACK = dt.timedelta(hours=1)
+
+
 def genesis_state(v: Vault) -> dict[str, Any]:
     """The state before entry 1: the founder, the genesis records and the initial policy."""
     cfg = v.config
-    files = {p: [h, 0, cfg["founder"]["name"]] for p, h in cfg.get("genesis_records", {}).items()}
+    files = {p: [h, 0, cfg["founder"]["name"], ""] for p, h in cfg.get("genesis_records", {}).items()}
     st: dict[str, Any] = {
         "v": STATE_VERSION, "count": 0, "head": genesis_hash(cfg), "files": files,
         "members": {cfg["founder"]["name"]: {"key": cfg["founder"]["key"], "roles": ["supervisor"],
                                              "dept": "archive", "status": "active", "since": 0, "removed": None}},
 
         "policy": None, "policy_version": 1, "dossiers": {}, "numbers": {}, "requests": {}, "grants": {},
-        "holds": {}, "destructions": {}, "intake": {}, "loans": {}, "problems": [],
+        "holds": {}, "destructions": {}, "intake": {}, "loans": {}, "problems": [], "latest": "", "clock": [],
     }
     if cfg["founder"].get("display_name"):
         st["members"][cfg["founder"]["name"]]["display"] = cfg["founder"]["display_name"]
@@ -207,9 +213,25 @@ class Replay:
         if why is not None:
             self.void[e["seq"]] = why
             st["problems"].append(Message(N_("{where} ({action} by {member}): counts for nothing: {why}"), where=where, action=e['action'], member=e['member'], why=why))
+        self._clock(e, where)
         if self.lines is not None:
             self.lines.append(line_hash)
         st["count"], st["head"] = e["seq"], line_hash
+
+    def _clock(self, e: dict[str, Any], where: Message) -> None:
+        """An entry dated more than ``CLOCK_SLACK`` before the latest entry before it is noted (its
+        signer's clock was behind, or set back); the latest time is kept for ``audit.verify``,
+        which notes one after the checking machine's clock."""
+        st = self.state
+        at, latest = e.get("at"), st.setdefault("latest", "")
+        if not isinstance(at, str) or not clock.STAMP.match(at):
+            return
+        if at >= latest:  # (the same fixed-width UTC form: compared as text)
+            st["latest"] = at
+        elif clock.parse_stamp(at) < clock.parse_stamp(latest) - CLOCK_SLACK:
+            st.setdefault("clock", []).append(Message(
+                N_("{where} ({action} by {member}): dated {at}, before an earlier entry's {latest} (its signer's clock "
+                   "was behind or set back)"), where=where, action=e["action"], member=e["member"], at=at, latest=latest))
 
     def _counts(self, e: dict[str, Any], signer: dict[str, Any]) -> str | None:
         st = self.state

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from vault import clock
 from vault.archive import committed
 from vault.errors import IntegrityError
 from vault.i18n import N_
@@ -15,12 +16,11 @@ if TYPE_CHECKING:
 #: How much earlier than its history entry a record may be stamped: a command stamps the record and
 #: commits it under the same lock, seconds apart; a record dated further off was dated by hand.
 STAMPED_BEFORE = dt.timedelta(hours=1)
-_STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def _time(text: str) -> dt.datetime | None:
     try:
-        return dt.datetime.strptime(text, _STAMP).replace(tzinfo=dt.timezone.utc)
+        return clock.parse_stamp(text)
     except (TypeError, ValueError):
         return None
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+from vault import clock
 from vault.archive import audit, authority, committed, members, recordtimes
 from vault.archive.holdrecords import Hold, HoldLift
 from vault.archive.holds import _rel, check_written, held_dossiers, verified_holds
@@ -110,8 +110,7 @@ def _check_lifted(v: Vault, what: str, rec: HoldLift) -> None:
         return
     _, by, at = placed
     try:
-        hold_at = dt.datetime.strptime(rec.hold_at, "%Y-%m-%dT%H:%M:%SZ")
-        entry_at = dt.datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ")
+        hold_at, entry_at = clock.parse_stamp(rec.hold_at), clock.parse_stamp(at)
         near = entry_at - recordtimes.STAMPED_BEFORE <= hold_at <= entry_at
     except ValueError:
         near = False
