@@ -44,6 +44,10 @@ def _commit(kind: str, path: str) -> bool:
         or (kind == "rename" and (path.endswith("/audit/checkpoint.toml") or "/snapshots/" in path))
 
 
+def _appended(kind: str, path: str) -> bool:
+    return kind == "append" and path.endswith("/audit/log.jsonl")
+
+
 def _journal_truncation(steps: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The steps without the journal's truncations (see the module's text)."""
     return [s for s in steps if not (s[0] == "truncate" and s[1].endswith("/.tmp-writes/journal"))]
@@ -73,7 +77,7 @@ def test_every_write_command_makes_all_it_wrote_durable_before_its_commit_point_
 def _more(r: dict[str, str]) -> list[Cmd]:
     """Write commands the crash sweep does not stop, each run once here: a batch of documents (made
     durable with one syncfs), an identity, the search index rebuilt, an invitation, a location and
-    an inventory of paper originals, a member renamed, a dossier closed."""
+    an inventory of paper originals, a member renamed, a dossier closed, a vault restored."""
     day = T0.date().isoformat()
     return [
         Cmd("doc-add-batch", ["doc", "add", r["A"], *[r["file"]] * 6, "--category", "contract", "--source", "desk",
@@ -85,6 +89,9 @@ def _more(r: dict[str, str]) -> list[Cmd]:
         Cmd("paper-inventory", ["paper", "inventory", "--found", f"{r['docA']}=Room 1"], "bob"),
         Cmd("member-rename", ["member", "rename", "staff", "--display-name", "王小明"], "alice"),
         Cmd("dossier-close", ["dossier", "close", r["A"], "--date", day], "bob"),
+        # A restore into a new directory, by a member (its entry binds the restored key files).
+        Cmd("backup-restore", ["backup", "restore", "file://{root}/target", "latest", "{root}/restored"], "alice",
+            base="backup"),
     ]
 
 
@@ -95,15 +102,18 @@ def test_more_write_commands_make_all_they_wrote_durable(base):  # noqa: F811
         steps = _journal_truncation(_trace(cmd, base, scratch))
         assert steps, cmd.name
         where = str(scratch / cmd.name)  # the vault, and beside it the identity keygen writes
+        # A restore writes the history's files as any others (its checkpoint is no commit there): its
+        # commit point is the entry it appends, binding the restored key files.
+        commit = _appended if cmd.name == "backup-restore" else _commit
         found += [f"{cmd.name}: {x.replace(where, '')}"
-                  for x in not_durable_at_commits(steps, where, commit=_commit, exempt=_exempt_outside_vault(where))]
+                  for x in not_durable_at_commits(steps, where, commit=commit, exempt=_exempt_outside_vault(where))]
     assert not found, "\n".join(found)
 
 
 def _exempt_outside_vault(root: str):
-    """Beside the vault, only what a command writes for the member (an identity) counts: the
-    client's state directory and the test's own files are left out."""
-    return lambda p: _exempt(p) or not (p.startswith(f"{root}/vault") or p == f"{root}/new.key")
+    """Beside the vault, only what a command writes for the member (an identity, a restored vault)
+    counts: the client's state directory and the test's own files are left out."""
+    return lambda p: _exempt(p) or not (p.startswith((f"{root}/vault", f"{root}/restored")) or p == f"{root}/new.key")
 
 
 def test_the_model_finds_what_a_power_cut_would_take():
@@ -125,3 +135,20 @@ def test_the_model_finds_what_a_power_cut_would_take():
     assert not_durable_at_commits([("unlink", "/v/keys/k.age")], top, commit=_commit, exempt=_exempt)
     assert not_durable_at_commits([("unlink", "/v/keys/k.age"), ("sync", "/v/keys")], top, commit=_commit,
                                   exempt=_exempt) == []
+
+
+def test_a_restore_without_syncfs_makes_every_directory_it_made_durable(base, monkeypatch):  # noqa: F811
+    """Where there is no ``syncfs`` (another platform, a file system not known to be local), a
+    restore fsyncs each file and each directory it made, up to the new vault's own: a power cut after
+    its entry binding the key files takes no dossier's directory with it."""
+    from vault.store import syncing
+
+    monkeypatch.setattr(syncing, "_SYNCFS", [None])  # (the forked command inherits it)
+    scratch = Path(tempfile.mkdtemp(dir=base.scratch.parent))
+    cmd = next(c for c in _more(base.refs) if c.name == "backup-restore")
+    steps = _journal_truncation(_trace(cmd, base, scratch))
+    assert not any(kind == "sync" for kind, _ in steps)
+    assert any(kind == "mkdir" and "/restored/dossiers/" in p for kind, p in steps)
+    where = str(scratch / cmd.name)
+    found = not_durable_at_commits(steps, where, commit=_appended, exempt=_exempt_outside_vault(where))
+    assert not found, "\n".join(x.replace(where, "") for x in found)

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Callable, Generator, Iterable, TypeVar
 from vault.backup.repo import Repo, data_name
 from vault.errors import IntegrityError, NotFoundError
 from vault.i18n import Message, N_
-from vault.store import atomic_writer
+from vault.store import atomic_writer, make_dir
 from vault.store.syncing import WritebackWriter
 from vault.store.hashing import HashingWriter
 
@@ -59,7 +59,7 @@ def restore_blobs(repo: Repo, index: dict[str, tuple[str, int, int]], by_blob: d
                 written.append(path)
                 for entry in others:  # the same content at several paths: copied from the first
                     other = dest / entry[0]
-                    other.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    make_dir(other.parent, parents=True, sync=False)
                     with open(path, "rb") as f, atomic_writer(other, mode=entry[3] & 0o777, sync=False) as out:
                         shutil.copyfileobj(f, out, CHUNK)
                     written.append(other)
@@ -103,7 +103,7 @@ def read_exactly(src: BinaryIO | Window, n: int) -> bytes:
 
 def _copy_blob(src: BinaryIO, length: int, blob: str, path: Path, mode: int, what: str,
                step: Callable[[int], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_dir(path.parent, parents=True, sync=False)
     with atomic_writer(path, mode=mode & 0o777, sync=False) as f:
         # A large piece is hashed on a helper thread while it is written, and a large blob's
         # write-back starts while it is restored, so that the final sync is short.

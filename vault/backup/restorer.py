@@ -17,7 +17,7 @@ from vault.errors import (AuthenticationError, FormatError, InputError, Integrit
                           NotFoundError, PermissionDeniedError)
 from vault.archive import authority, committed
 from vault.archive.vault import Vault
-from vault.store import write_atomic
+from vault.store import make_dir, write_atomic
 from vault.store.syncing import sync_files
 from vault.store.identity import MemberKey
 from vault.store.counting import Progress, no_progress
@@ -173,7 +173,7 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
     index, _, _ = repo.load_index()
     tree, ids = open_tree(repo, snap, identities, index)
     rep = RestoreReport(snapshot=snap["id"], dest=str(dest), history=snap.get("history"))
-    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dir(dest, parents=True)  # (its name durable in its parent: what is restored below it is synced at the end)
     by_blob: dict[str, list[list]] = defaultdict(list)
     what = Message(N_("snapshot {id}"), id=snap['id'][:8])
     for entry in tree["files"]:
@@ -208,7 +208,7 @@ def restore(repo: Repo, snapshot: str, dest: Path, identities: Sequence[age.Iden
         written.append(target)
         keys[rel] = blob
         rep.key_tables += 1
-    sync_files(written)
+    sync_files(written, top=dest)
     if member is not None:
         rep.rebound = bind_keys(dest, member, keys)
     return rep

@@ -230,11 +230,12 @@ def remove(path: Path, *, missing_ok: bool = False) -> bool:
     return True
 
 
-def make_dir(path: Path, *, mode: int = 0o700, parents: bool = False) -> None:
+def make_dir(path: Path, *, mode: int = 0o700, parents: bool = False, sync: bool = True) -> None:
     """Make the directory ``path`` unless it exists (``parents``: and its missing parents, with the
     default mode). Each directory made is durable when this returns: its entry in its parent is
     fsynced, so that what is later written into it and made durable with its own directory does not
-    vanish with a power cut that takes the new directory's name (``tests/test_power_loss.py``)."""
+    vanish with a power cut that takes the new directory's name (``tests/test_power_loss.py``).
+    ``sync=False``: not yet — the caller makes many at once durable later (``sync_files``' ``top``)."""
     path = Path(path)
     if os.path.isdir(path):
         return
@@ -249,7 +250,8 @@ def make_dir(path: Path, *, mode: int = 0o700, parents: bool = False) -> None:
         except FileExistsError:
             if not os.path.isdir(d):
                 raise
-        fsync_dir(d.parent)
+        if sync:
+            fsync_dir(d.parent)
 
 
 def remove_tree(path: Path) -> None:

@@ -15,9 +15,11 @@ from vault.store import fsync_dir, seam
 SYNCFS_MIN_FILES = 4
 
 
-def sync_files(paths: list[Path]) -> None:
+def sync_files(paths: list[Path], *, top: Path | None = None) -> None:
     """Make many files and their directory entries durable: one syncfs per file system on Linux for a
-    batch, else an fsync of each file and then of each directory once."""
+    batch, else an fsync of each file and then of each directory once — with ``top`` (a tree made
+    anew, as a restore makes one), of each directory from theirs up to ``top``, whose own entries
+    name the directories made below it."""
     # The crash seam hears of what is made durable as precisely as it is: one "sync" for a syncfs,
     # which writes back the whole file system, else an "fsync" of each file and each directory.
     if len(paths) >= SYNCFS_MIN_FILES and (places := _syncfs_places({p.parent for p in paths})) is not None:
@@ -32,7 +34,11 @@ def sync_files(paths: list[Path]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        dirs.add(p.parent)
+        d = p.parent
+        dirs.add(d)
+        while top is not None and d != top and top in d.parents and d.parent not in dirs:
+            d = d.parent
+            dirs.add(d)
     for d in dirs:
         fsync_dir(d)
 
