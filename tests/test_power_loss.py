@@ -77,7 +77,8 @@ def test_every_write_command_makes_all_it_wrote_durable_before_its_commit_point_
 def _more(r: dict[str, str]) -> list[Cmd]:
     """Write commands the crash sweep does not stop, each run once here: a batch of documents (made
     durable with one syncfs), an identity, the search index rebuilt, an invitation, a location and
-    an inventory of paper originals, a member renamed, a dossier closed, a vault restored."""
+    an inventory of paper originals, a member renamed, a dossier closed, a vault restored, a
+    submission to the intake."""
     day = T0.date().isoformat()
     return [
         Cmd("doc-add-batch", ["doc", "add", r["A"], *[r["file"]] * 6, "--category", "contract", "--source", "desk",
@@ -85,6 +86,9 @@ def _more(r: dict[str, str]) -> list[Cmd]:
         Cmd("keygen", ["keygen", "--out", "{root}/new.key"], None),
         Cmd("index-rebuild", ["index", "rebuild"], "bob"),
         Cmd("intake-invite", ["intake", "invite", r["A"], "--base-url", "https://portal.example"], "bob"),
+        # What a customer submits (the portal files an upload the same way): acknowledged only durable.
+        Cmd("intake-submit", ["intake", "submit", r["file"], "--for", r["A"], "--category", "contract",
+                              "--source", "mail", "--date", day], None),
         Cmd("paper-locate", ["paper", "locate", r["docA"], "--location", "Room 3"], "bob"),
         Cmd("paper-inventory", ["paper", "inventory", "--found", f"{r['docA']}=Room 1"], "bob"),
         Cmd("member-rename", ["member", "rename", "staff", "--display-name", "王小明"], "alice"),
