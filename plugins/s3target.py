@@ -68,13 +68,14 @@ class _S3Body(io.RawIOBase):
 #: ``S3_ATTEMPTS`` x the timeout (boto3's own defaults, 60 s and 5 tries, made that minutes a request).
 S3_TIMEOUT, S3_ATTEMPTS = 20.0, 3
 #: The least average rate, in bytes a second, at which a server must carry an object: once
-#: connected (which waits the timeout at most), a try of a request may wait on the server — to send,
-#: for its answer — the timeout in all, plus a second for each ``S3_MIN_RATE`` bytes of the object
-#: it puts, or of the object's body it has received so far. So a whole object of n bytes comes or
-#: goes within the timeout plus n / 64 KiB/s (a length the server declares earns nothing until its
-#: bytes come), and a server that sends or reads a byte every few seconds, its socket never idle
-#: for the timeout, is given up after it. A listing or a small request carries no object: its
-#: answer, head and body, comes whole within the timeout.
+#: connected (which waits the timeout for each address tried, and the TLS handshake the timeout
+#: again), a try of a request may wait on the server — to send, for its answer — the timeout in
+#: all, plus a second for each ``S3_MIN_RATE`` bytes of the object it puts, or of the object's body
+#: it has received so far. So a whole object of n bytes comes or goes within the timeout plus
+#: n / 64 KiB/s (a length the server declares earns nothing until its bytes come), and a server
+#: that sends or reads a byte every few seconds, its socket never idle for the timeout, is given up
+#: after it. A listing or a small request carries no object: its answer, head and body, comes
+#: whole within the timeout.
 S3_MIN_RATE = 64 << 10
 #: The most objects one listing (one prefix: ``data/``, ``index/``, …) may name: two million
 #: packs are terabytes; a server that lists without end is stopped here, its names held so far
