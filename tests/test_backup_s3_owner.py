@@ -563,12 +563,15 @@ def test_a_server_that_trickles_ends_the_command_in_seconds(owned, tmp_path, par
     so each command ends in seconds with one line, and nothing is written (before, each held the
     command for as long as the server liked: a restore of a 10 KB pack for most of an hour)."""
     o, url, store = owned
-    if command == "run":
-        add_docs(o, o.numbers[0], 1, 3000, tmp_path / "src2", act=actor(o), seed=7)
     url = url.replace("timeout=2", "timeout=1")
+    if command == "run":
+        o.run("backup", "run", url, who="bob")  # the URL with its new timeout is a target of its own: registered
+        add_docs(o, o.numbers[0], 1, 3000, tmp_path / "src2", act=actor(o), seed=7)
     args = {"list": ("backup", "list", url), "run": ("backup", "run", url), "verify": ("backup", "verify", url, "--read-data"),
             "restore": ("backup", "restore", url, "latest", str(o.root / "r"))}[command]
-    objects, release = dict(store.objects), threading.Event()
+    from backup_helpers import tree_digest
+
+    before, objects, release = tree_digest(o.vault_dir), dict(store.objects), threading.Event()
     try:
         store.hook = trickle(part, release)
         r, took = cli(o, *args, timeout=40)
@@ -584,6 +587,7 @@ def test_a_server_that_trickles_ends_the_command_in_seconds(owned, tmp_path, par
         assert "\n" not in line and len(line) < 500, line
     assert took < 15, (took, r.stderr)
     assert not (o.root / "r").exists() or not any((o.root / "r").iterdir())
+    assert tree_digest(o.vault_dir) == before
     assert {k: v for k, v in store.objects.items() if "/locks/" not in k} == objects
 
 
