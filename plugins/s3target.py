@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
+import threading
+import time
 from typing import Any, BinaryIO, Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,9 +33,16 @@ class _S3Body(io.RawIOBase):
     def _read(self, *n: int) -> bytes:
         from botocore.exceptions import BotoCoreError
 
+        _pace.over = None
         try:
             return self._body.read(*n)
         except BotoCoreError as exc:
+            if _pace.over is not None:
+                error = PluginError(N_("{url}: {name}: timeout: the server took more than {seconds} s to send it"),
+                                    hint=N_("check the endpoint and the network"), url=self._target.url, name=self._name,
+                                    seconds=_pace.over)
+                self._target._note_down(exc, error)
+                raise error from None
             self._target._note_down(exc)
             raise PluginError(N_("{url}: {name}: {exc}"), hint=N_("check the endpoint and the network"),
                               url=self._target.url, name=self._name, exc=_line(exc)) from None
@@ -53,10 +63,20 @@ class _S3Body(io.RawIOBase):
 
 
 #: Seconds an S3 request waits for a connection, or for the next bytes of an answer, before it is
-#: given up (``?timeout=`` sets it), and how many times a request is tried in all: a server that
-#: accepts and never answers ends a command in about ``S3_ATTEMPTS`` x the timeout (boto3's own
-#: defaults, 60 s and 5 tries, made that minutes a request).
+#: given up (``?timeout=`` sets it; and in all, see ``S3_MIN_RATE``), and how many times a request
+#: is tried in all: a server that accepts and never answers ends a command in about
+#: ``S3_ATTEMPTS`` x the timeout (boto3's own defaults, 60 s and 5 tries, made that minutes a request).
 S3_TIMEOUT, S3_ATTEMPTS = 20.0, 3
+#: The least average rate, in bytes a second, at which a server must carry an object: once
+#: connected (which waits the timeout for each address tried, and the TLS handshake the timeout
+#: again), a try of a request may wait on the server — to send, for its answer — the timeout in
+#: all, plus a second for each ``S3_MIN_RATE`` bytes of the object it puts, or of the object's body
+#: it has received so far. So a whole object of n bytes comes or goes within the timeout plus
+#: n / 64 KiB/s (a length the server declares earns nothing until its bytes come), and a server
+#: that sends or reads a byte every few seconds, its socket never idle for the timeout, is given up
+#: after it. A listing or a small request carries no object: its answer, head and body, comes
+#: whole within the timeout.
+S3_MIN_RATE = 64 << 10
 #: The most objects one listing (one prefix: ``data/``, ``index/``, …) may name: two million
 #: packs are terabytes; a server that lists without end is stopped here, its names held so far
 #: about 200 MB.
@@ -65,6 +85,140 @@ _MISSING = ("NoSuchKey", "404", "NotFound")
 _EXISTS = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 _NO_CONDITION = ("NotImplemented", "501", "InvalidArgument")
 _NOT_S3 = N_("the server does not answer as S3 does: check the endpoint, and who runs it")
+
+
+_pace = threading.local()
+"""Per thread: ``plan`` — the timeout of the request it is about to make and whether that request's
+answer carries an object (``S3Target._call`` sets it, each connection reads it as a request starts);
+``over`` — the seconds a request waited before it was given up over its bound, else None."""
+
+
+class _Clock:
+    """How long one request of a connection may still wait on the server (``S3_MIN_RATE``); the
+    connection starts it for each request. Time is counted while a socket call waits, so what a
+    reader does between reads costs the server nothing."""
+
+    def __init__(self, idle: float | None) -> None:
+        self.idle = idle  # the socket timeout botocore asks for: a wait for the next bytes
+        self.start(None, 0, False)
+
+    def start(self, timeout: float | None, sending: int, carries: bool) -> None:
+        self.allowed = None if timeout is None else timeout + sending / S3_MIN_RATE
+        self.carries, self.received, self.waited = carries, 0, 0.0
+
+    def wait(self, sock: Any, op: Callable[[Any], int], data: Any) -> int:
+        """``op(data)`` on the socket ``sock`` (a send or a read), given up as a timeout past the
+        request's bound; its byte count."""
+        if self.allowed is None:
+            sock.settimeout(self.idle)
+            return op(data)
+        left = self.allowed + (self.received / S3_MIN_RATE if self.carries else 0) - self.waited
+        if left <= 0:
+            _pace.over = max(1, round(self.waited))
+            raise TimeoutError("timed out")
+        sock.settimeout(left if self.idle is None else min(self.idle, left))
+        start = time.monotonic()
+        try:
+            n = op(data)
+        except TimeoutError:
+            if self.idle is None or left < self.idle:
+                _pace.over = max(1, round(self.waited + time.monotonic() - start))
+            raise
+        finally:
+            self.waited += time.monotonic() - start
+        if self.carries and n:
+            self.received += n
+        return n
+
+
+class _PacedReader(io.RawIOBase):
+    """What a paced socket's ``makefile`` gives: its reads waited for by the clock."""
+
+    def __init__(self, sock: Any, clock: _Clock) -> None:
+        self._sock, self._clock, self._raw = sock, clock, sock.makefile("rb", buffering=0)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any, /) -> int:
+        return self._clock.wait(self._sock, self._raw.readinto, buffer)
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+class _PacedSocket:
+    """A connection's socket, its sends and reads under the connection's clock; the rest as is."""
+
+    def __init__(self, sock: Any, clock: _Clock) -> None:
+        self._sock, self._clock = sock, clock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def settimeout(self, value: float | None) -> None:
+        self._clock.idle = value
+        self._sock.settimeout(value)
+
+    def gettimeout(self) -> float | None:
+        return self._clock.idle
+
+    def sendall(self, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[self._clock.wait(self._sock, self._sock.send, view[: 1 << 16]):]
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, **_: Any) -> Any:
+        if mode != "rb":
+            raise ValueError(f"a paced socket reads bytes, not {mode!r}")
+        raw = _PacedReader(self._sock, self._clock)
+        return raw if buffering == 0 else io.BufferedReader(raw, buffering if buffering and buffering > 0 else io.DEFAULT_BUFFER_SIZE)
+
+
+def _sending(body: Any, headers: Any) -> int:
+    """The bytes a request puts: its Content-Length (the target's own), else its body's length."""
+    for k, v in (headers or {}).items():
+        if str(k).lower() == "content-length":
+            try:
+                return max(0, int(v))
+            except ValueError:
+                return 0
+    return len(body) if isinstance(body, (bytes, bytearray, memoryview)) else 0
+
+
+@functools.cache
+def _paced_pools() -> dict[str, Any]:
+    """botocore's connection pools for http and https, their connections' sockets paced by a clock
+    that each request starts from ``_pace.plan``."""
+    from botocore.awsrequest import AWSHTTPConnection, AWSHTTPConnectionPool, AWSHTTPSConnection, AWSHTTPSConnectionPool
+
+    def paced(base: Any) -> Any:
+        class Paced(base):
+            sock: Any
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                self._clock = _Clock(None)
+                super().__init__(*args, **kwargs)
+
+            def connect(self) -> None:
+                super().connect()
+                self._clock.idle = self.sock.gettimeout()
+                self.sock = _PacedSocket(self.sock, self._clock)
+
+            def request(self, method: str, url: str, body: Any = None, headers: Any = None, *args: Any, **kwargs: Any) -> Any:
+                timeout, carries = getattr(_pace, "plan", None) or (None, False)
+                self._clock.start(timeout, _sending(body, headers), carries)
+                _pace.over = None
+                return super().request(method, url, body, headers, *args, **kwargs)
+
+        return Paced
+
+    http, https = paced(AWSHTTPConnection), paced(AWSHTTPSConnection)
+    return {"http": type("PacedPool", (AWSHTTPConnectionPool,), {"ConnectionCls": http}),
+            "https": type("PacedHTTPSPool", (AWSHTTPSConnectionPool,), {"ConnectionCls": https})}
 
 
 def _valid(name: str) -> bool:
@@ -81,8 +235,9 @@ class S3Target:
     Credentials come from the usual AWS sources (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
     profiles, instance roles), never from the URL; the endpoint from ``?endpoint=`` or
     ``AWS_ENDPOINT_URL``; the region from ``?region=`` or ``AWS_DEFAULT_REGION``; ``?timeout=`` the
-    seconds a request waits (``S3_TIMEOUT``). The server's owner is not trusted: what it answers is
-    checked before the engine sees it.
+    seconds a request waits (``S3_TIMEOUT``, and ``S3_MIN_RATE`` for its whole). The server's owner
+    is not trusted: what it answers is checked before the engine sees it, and how long it takes is
+    bounded.
     """
 
     def __init__(self, url: str) -> None:
@@ -114,20 +269,28 @@ class S3Target:
             config=Config(retries={"total_max_attempts": S3_ATTEMPTS, "mode": "standard"}, max_pool_connections=16,
                           connect_timeout=timeout, read_timeout=timeout),
         )
+        # botocore's read timeout is a wait for the next bytes, however few: its sockets are paced
+        # so that a request also ends within its bound (``S3_MIN_RATE``).
+        self.client._endpoint.http_session._pool_classes_by_scheme.update(_paced_pools())
+        self.timeout = timeout
         self._conditional = True
-        self._down: str | None = None  # what the server failed with, once it timed out or was not there
+        self._down: PluginError | None = None  # what the server failed with, once it timed out or was not there
 
     def _key(self, name: str) -> str:
         return self.prefix + check_name(name)
 
-    def _call(self, fn: Callable[..., Any], *args: Any, expect: tuple[str, ...] = (), **kwargs: Any) -> Any:
+    def _call(self, fn: Callable[..., Any], *args: Any, expect: tuple[str, ...] = (), carries: bool = False,
+              **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)``, its errors as one line each: an error answer whose code is in
         ``expect`` is raised as the ``ClientError`` it is, for the caller to handle; any other, of
-        whatever shape the server gave it, becomes a ``PluginError`` naming the code."""
+        whatever shape the server gave it, becomes a ``PluginError`` naming the code. Each try waits
+        on the server within its bound (``S3_MIN_RATE``; ``carries``: the answer's body is an
+        object, read on after the call)."""
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         if self._down is not None:
-            raise PluginError(N_("{url}: {exc}"), hint=N_("check the endpoint and the network"), url=self.url, exc=self._down)
+            raise PluginError.from_error(self._down)
+        _pace.plan, _pace.over = (self.timeout, carries), None
         try:
             return fn(*args, **kwargs)
         except NoCredentialsError:
@@ -143,17 +306,28 @@ class S3Target:
                               operation=_line(getattr(exc, "operation_name", "")), error=_line(error.get("Code") or status),
                               message=_line(error.get("Message", ""))) from None
         except BotoCoreError as exc:
+            if _pace.over is not None:
+                error = PluginError(N_("{url}: timeout: the server took more than {seconds} s over {operation}"),
+                                    hint=N_("check the endpoint and the network"), url=self.url, seconds=_pace.over,
+                                    operation=self.client.meta.method_to_api_mapping.get(fn.__name__, fn.__name__))
+                self._note_down(exc, error)
+                raise error from None
             self._note_down(exc)
             raise PluginError(N_("{url}: {exc}"), hint=N_("check the endpoint and the network"), url=self.url, exc=_line(exc)) from None
+        finally:
+            _pace.plan = None
 
-    def _note_down(self, exc: Exception) -> None:
+    def _note_down(self, exc: Exception, error: PluginError | None = None) -> None:
         """A request that timed out or found no server, after its tries: the target asks nothing more
         in this command and answers each later call with the same error at once — else a verify that
-        names each object's failure as a problem and goes on would wait the timeout for every one."""
+        names each object's failure as a problem and goes on would wait the timeout for every one.
+        ``error``: the request was given up over its bound, and this says so."""
         from botocore.exceptions import ConnectionClosedError, ConnectionError, ReadTimeoutError
 
-        if isinstance(exc, (ConnectionError, ReadTimeoutError, ConnectionClosedError)):
-            self._down = _line(exc)
+        if error is None and isinstance(exc, (ConnectionError, ReadTimeoutError, ConnectionClosedError)):
+            error = PluginError(N_("{url}: {exc}"), hint=N_("check the endpoint and the network"), url=self.url, exc=_line(exc))
+        if error is not None:
+            self._down = error
 
     @staticmethod
     def _code(exc: Any) -> str:
@@ -182,7 +356,7 @@ class S3Target:
         from botocore.exceptions import ClientError
 
         try:
-            resp = self._call(self.client.get_object, Bucket=self.bucket, Key=self._key(name), expect=_MISSING)
+            resp = self._call(self.client.get_object, Bucket=self.bucket, Key=self._key(name), expect=_MISSING, carries=True)
         except ClientError:
             raise NotFoundError(N_("{url}: no object {name}"), url=self.url, name=name) from None
         if type(resp.get("ContentLength")) is not int:

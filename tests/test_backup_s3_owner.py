@@ -1,7 +1,7 @@
 """The owner of an ``s3://`` backup target runs the server the vault talks to, and answers as they
 like: listings that never end or name keys outside the prefix, bodies without end, a server that
-accepts and never answers, errors of shapes boto3 has no name for, a conditional put that reports
-success and stores nothing. Each command ends, in bounded time and memory, with one line."""
+accepts and never answers or answers a byte at a time, errors of shapes boto3 has no name for, a
+conditional put that reports success and stores nothing. Each command ends, in bounded time and memory, with one line."""
 
 from __future__ import annotations
 
@@ -512,3 +512,149 @@ def test_a_pack_without_end_is_read_no_further_than_its_index_says(owned):
     assert took < 30, took
     r, _ = cli(o, "backup", "restore", url, "latest", str(o.root / "r"))
     one_error(r, "data/", "damaged")
+
+
+def drip(h: Handler, data: bytes, release: threading.Event, every: float = 0.3) -> None:
+    """Send ``data`` one byte every ``every`` seconds, till it is sent, the client goes, or ``release``."""
+    try:
+        for i in range(len(data)):
+            h.wfile.write(data[i:i + 1])
+            h.wfile.flush()
+            if release.wait(every):
+                break
+    except OSError:
+        pass
+    h.close_connection = True
+
+
+def trickle(part: str, release: threading.Event):
+    """A hook that answers, a byte every 0.3 s: ``head`` — every request for an object but
+    ``config``, with a status line and a header that never ends; ``listing`` — every listing, its XML after a head
+    sent at once; ``body`` — every GET of a pack, its bytes after a head sent at once."""
+
+    def hook(h: Handler, method: str, key: str, query: dict[str, str]) -> bool:
+        if part == "head" and key and not key.endswith("/config"):
+            drip(h, b"HTTP/1.1 200 OK\r\nx-amz-meta-drip: " + b"a" * 60000, release)
+        elif part == "listing" and method == "GET" and not key:
+            names = sorted(k for k in h.server.objects if k.startswith(query.get("prefix", "")))
+            xml = list_xml(query.get("prefix", ""), names, None, query.get("encoding-type") == "url")
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(xml)))
+            h.end_headers()
+            drip(h, xml, release)
+        elif part == "body" and method == "GET" and "/data/" in key:
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(h.server.objects[key])))
+            h.end_headers()
+            drip(h, h.server.objects[key], release)
+        else:
+            return False
+        return True
+
+    return hook
+
+
+@pytest.mark.parametrize("part, command", [("head", "list"), ("head", "run"), ("listing", "list"), ("body", "restore"),
+                                           ("body", "verify")])
+def test_a_server_that_trickles_ends_the_command_in_seconds(owned, tmp_path, part, command):
+    """A server that sends a byte every 0.3 s — of an answer's head, of a listing, of a pack — never
+    leaves its socket silent for the timeout (1 s here): a request's head and a listing must come
+    whole within the timeout, and a body must keep up 64 KiB/s on average after it (``S3_MIN_RATE``),
+    so each command ends in seconds with one line, and nothing is written (before, each held the
+    command for as long as the server liked: a restore of a 10 KB pack for most of an hour)."""
+    o, url, store = owned
+    url = url.replace("timeout=2", "timeout=1")
+    if command == "run":
+        o.run("backup", "run", url, who="bob")  # the URL with its new timeout is a target of its own: registered
+        add_docs(o, o.numbers[0], 1, 3000, tmp_path / "src2", act=actor(o), seed=7)
+    args = {"list": ("backup", "list", url), "run": ("backup", "run", url), "verify": ("backup", "verify", url, "--read-data"),
+            "restore": ("backup", "restore", url, "latest", str(o.root / "r"))}[command]
+    from backup_helpers import tree_digest
+
+    before, objects, release = tree_digest(o.vault_dir), dict(store.objects), threading.Event()
+    try:
+        store.hook = trickle(part, release)
+        r, took = cli(o, *args, timeout=40)
+    finally:
+        release.set()
+    if command == "verify":
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert re.search(r"problem: data/\S+: \S+: data/\S+: timeout: the server took more than \d+ s to send it", r.stdout), r.stdout
+        assert "does not decrypt" not in r.stdout, r.stdout  # a key table the target no longer gives is not named damaged
+    else:
+        line = one_error(r, "timeout", "data/" if part == "body" else "the server took more than",
+                         hint="check the endpoint and the network")
+        assert "\n" not in line and len(line) < 500, line
+    assert took < 15, (took, r.stderr)
+    assert not (o.root / "r").exists() or not any((o.root / "r").iterdir())
+    assert tree_digest(o.vault_dir) == before
+    assert {k: v for k, v in store.objects.items() if "/locks/" not in k} == objects
+
+
+def test_a_server_that_keeps_the_rate_is_waited_for(owned, tmp_path):
+    """The bound is on the rate, not the time: a pack of 240 KB sent in pieces of 16 KiB every 0.2 s
+    (80 KiB/s, three times the 1 s timeout in all) is restored whole."""
+    o, url, store = owned
+    add_docs(o, o.numbers[0], 1, 240_000, tmp_path / "big", act=actor(o), seed=3)
+    o.run("backup", "run", url, who="bob")
+    release = threading.Event()
+
+    def steady(h: Handler, key: str) -> None:
+        body = h.server.objects[key]
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        try:
+            for i in range(0, len(body), 16 << 10):
+                h.wfile.write(body[i:i + (16 << 10)])
+                release.wait(0.2)
+        except OSError:
+            pass
+
+    store.hook = on_get("", lambda h, key: steady(h, key) if "/data/" in key else h.answer(200, h.server.objects[key]))
+    try:
+        r, took = cli(o, "backup", "restore", url.replace("timeout=2", "timeout=1"), "latest", str(o.root / "r"))
+    finally:
+        release.set()
+    assert r.returncode == 0, r.stderr
+    assert took > 3, took  # the pack did take longer than the timeout
+    assert sum(p.stat().st_size for p in (o.root / "r").rglob("*") if p.is_file()) > 240_000
+
+
+def test_an_upload_read_slowly_is_given_up(owned, monkeypatch):
+    """A server that reads a put 32 KiB at a time, every 0.1 s — soon enough that the socket is never
+    idle for the timeout — must take the whole upload within the timeout plus its length at
+    ``S3_MIN_RATE`` (set to 8 MiB/s here, so 8 MiB have 1 + 1 s a try): the put fails with one
+    line in three tries (before, it went on at the server's pace, 320 KiB/s: about 18 s a try)."""
+    import io
+    import socket
+
+    from vault.errors import PluginError
+    from vault_plugins import s3target
+
+    o, url, store = owned
+    monkeypatch.setattr(s3target, "S3_MIN_RATE", 8 << 20)
+    release = threading.Event()
+
+    def slow_body(self: Handler) -> bytes:
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 10)
+        data, size = b"", int(self.headers.get("Content-Length", 0))
+        try:
+            while len(data) < size and not release.wait(0.1):
+                data += self.rfile.read(min(32 << 10, size - len(data)))
+        except OSError:
+            pass
+        self.close_connection = len(data) < size  # the client went: nothing to answer
+        return data
+
+    monkeypatch.setattr(Handler, "body", slow_body)
+    store.hook = lambda h, method, key, query: h.close_connection
+    target = s3target.S3Target(url.replace("timeout=2", "timeout=1"))
+    start = time.monotonic()
+    try:
+        with pytest.raises(PluginError, match="timeout: the server took more than"):
+            target.put("locks/" + "ab" * 16, io.BytesIO(os.urandom(8 << 20)))
+    finally:
+        release.set()
+    took = time.monotonic() - start
+    assert took < 3 * (1 + 1) + 3, took

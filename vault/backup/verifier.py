@@ -16,7 +16,7 @@ from vault.backup.repo import DATA, INDEX, KEYS, SNAPSHOTS, TREES, Repo, check_s
 import vault.backup.history as witness
 from vault.backup.restorer import fetch_blobs, open_tree
 from vault.crypto import age
-from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, VaultError
+from vault.errors import AuthenticationError, FormatError, IntegrityError, NoIdentityMatchError, PluginError, VaultError
 from vault.store.counting import Progress, no_progress
 from vault.store.keytable import KeyTable
 from vault.i18n import Message, N_
@@ -342,6 +342,8 @@ def _decrypt(repo: Repo, rep: VerifyReport, snaps: list[dict], blobs: dict, pack
             tables[table[:-4]] = KeyTable.from_bytes(plain, what=gs[-1].name)
         except NoIdentityMatchError:
             rep.notes.append(Message(N_("{name}: not readable with your identity"), name=gs[-1].name))
+        except PluginError as e:  # the target did not give it (a server gone silent): no word on its bytes
+            rep.problems.append(Message(N_("{name}: {reason}"), name=gs[-1].name, reason=e.message))
         except (FormatError, AuthenticationError, VaultError):
             rep.problems.append(Message(N_("{name}: does not decrypt (damaged or tampered with)"), name=gs[-1].name))
     for pack_id in sample:
