@@ -630,10 +630,10 @@ def test_an_upload_read_slowly_is_given_up(owned, monkeypatch):
     import socket
 
     from vault.errors import PluginError
-    from vault_plugins import s3target
+    from vault_plugins import s3pace, s3target
 
     o, url, store = owned
-    monkeypatch.setattr(s3target, "S3_MIN_RATE", 8 << 20)
+    monkeypatch.setattr(s3pace, "S3_MIN_RATE", 8 << 20)
     release = threading.Event()
 
     def slow_body(self: Handler) -> bytes:
