@@ -71,7 +71,8 @@ def genesis_state(v: Vault) -> dict[str, Any]:
                                              "dept": "archive", "status": "active", "since": 0, "removed": None}},
 
         "policy": None, "policy_version": 1, "dossiers": {}, "numbers": {}, "requests": {}, "grants": {},
-        "holds": {}, "destructions": {}, "intake": {}, "loans": {}, "problems": [], "latest": "", "clock": [],
+        "holds": {}, "destructions": {}, "intake": {}, "loans": {}, "problems": [], "latest": "", "before": "",
+        "clock": [],
     }
     if cfg["founder"].get("display_name"):
         st["members"][cfg["founder"]["name"]]["display"] = cfg["founder"]["display_name"]
@@ -219,19 +220,22 @@ class Replay:
         st["count"], st["head"] = e["seq"], line_hash
 
     def _clock(self, e: dict[str, Any], where: Message) -> None:
-        """An entry dated more than ``CLOCK_SLACK`` before the latest entry before it is noted (its
-        signer's clock was behind, or set back); the latest time is kept for ``audit.verify``,
-        which notes one after the checking machine's clock."""
+        """An entry dated more than ``CLOCK_SLACK`` before the entry just before it is noted (its
+        signer's clock was behind, or set back — or the one before it was ahead: one entry dated
+        years ahead is one note at the entry after it, not one at every entry since); the latest
+        time is kept for ``audit.verify``, which notes one after the checking machine's clock."""
         st = self.state
-        at, latest = e.get("at"), st.setdefault("latest", "")
+        at, before = e.get("at"), st.get("before", "")
         if not isinstance(at, str) or not clock.STAMP.match(at):
             return
-        if at >= latest:  # (the same fixed-width UTC form: compared as text)
+        st["before"] = at
+        if at > st.setdefault("latest", ""):  # (the same fixed-width UTC form: compared as text)
             st["latest"] = at
-        elif clock.parse_stamp(at) < clock.parse_stamp(latest) - CLOCK_SLACK:
+        if before and at < before and clock.parse_stamp(at) < clock.parse_stamp(before) - CLOCK_SLACK:
             st.setdefault("clock", []).append(Message(
-                N_("{where} ({action} by {member}): dated {at}, before an earlier entry's {latest} (its signer's clock "
-                   "was behind or set back)"), where=where, action=e["action"], member=e["member"], at=at, latest=latest))
+                N_("{where} ({action} by {member}): dated {at}, more than an hour before the entry before it ({before}): "
+                   "its signer's clock was behind, or that entry's ahead"),
+                where=where, action=e["action"], member=e["member"], at=at, before=before))
 
     def _counts(self, e: dict[str, Any], signer: dict[str, Any]) -> str | None:
         st = self.state
