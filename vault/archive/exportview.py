@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -194,7 +195,39 @@ def check_destination(v: Vault, dest: Path | str) -> Path:
         raise PermissionDeniedError(N_("refusing to write an export inside the vault directory"),
                                     hint=N_("choose an output path outside the vault"))
     if dest.exists() or dest.is_symlink():
-        raise ConflictError(N_("{dest} already exists"), hint=N_("choose a new output path; exports never overwrite"), dest=dest)
+        raise _exists(dest)
     if not dest.parent.is_dir():
         raise InputError(N_("{parent} is not a directory"), hint=N_("create it first, or choose another output path"), parent=dest.parent)
     return dest
+
+
+def _exists(dest: Path) -> ConflictError:
+    return ConflictError(N_("{dest} already exists"), hint=N_("choose a new output path; exports never overwrite"), dest=dest)
+
+
+@contextlib.contextmanager
+def claimed(dest: Path, *, directory: bool) -> Iterator[None]:
+    """Hold the output ``dest`` while an export is written: an empty file or directory made there only
+    if nothing is, which the finished export's rename replaces.
+
+    Whatever appears at ``dest`` after ``check_destination`` — another export to the same path, or
+    what someone who can write the destination directory put there — is refused, never replaced.
+    If the block fails, the claim is removed (only if it is still the claim), so nothing is left
+    under the output's name.
+    """
+    try:
+        if directory:
+            os.mkdir(dest, 0o700)
+        else:
+            os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    except FileExistsError:
+        raise _exists(dest) from None
+    held = os.lstat(dest)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            now = os.lstat(dest)
+            if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                os.rmdir(dest) if directory else os.unlink(dest)
+        raise

@@ -22,7 +22,7 @@ from vault.archive import audit, grants
 from vault.archive.manifests import load_manifest, read_profile, resolve
 from vault.errors import ConflictError, NotFoundError, PermissionDeniedError, PluginError, VaultError
 from vault.i18n import Message, N_
-from vault.archive.exportview import READS, ExportDocument, ExportDossier, check_destination
+from vault.archive.exportview import READS, ExportDocument, ExportDossier, check_destination, claimed
 from vault.store.counting import Progress
 from vault.store.keytable import KeyTable
 from vault.store import TMP_PREFIX, atomic_writer, fsync_dir
@@ -113,7 +113,8 @@ def make_views(actor: Actor, m: Manifest, table: KeyTable | None, granted: froze
 
 
 def write_export(exporter: Any, dossier: ExportDossier, documents: list[ExportDocument], dest: Path) -> None:
-    """Run ``exporter`` into ``dest`` all at once: a file replaced atomically, or a directory renamed into place."""
+    """Run ``exporter`` into ``dest`` all at once: a file replaced atomically, or a directory renamed into
+    place (over the empty directory ``claimed`` holds there, if any)."""
     if exporter.kind == "file":
         with atomic_writer(dest, mode=0o600) as out:
             _run(exporter, dossier, documents, out)
@@ -167,14 +168,16 @@ def export_dossier(actor: Actor, number: str, fmt: str, dest: Path | str, *, opt
             N_("export format {fmt} writes document content, which you may not read in {number}"),
             hint=N_("reading a dossier needs the archive role or an approved, granted consultation request"), fmt=fmt, number=number)
     granted = reads if table is not None else frozenset()
-    # Consumed before anything is written: plaintext leaves the vault only under a used approval.
-    request = grants.consume_copy_approval(actor, number) if granted else None
-    dossier, documents = make_views(actor, m, table, granted, fmt=fmt, request=request, progress=progress)
-    try:
-        write_export(exporter, dossier, documents, dest)
-    except BaseException:
-        audit.record(actor, "dossier.export", outcome="failed", number=number, ref=request)
-        raise
+    # The output is held before the approval is used: an export that cannot have it keeps the approval.
+    with claimed(dest, directory=exporter.kind == "directory"):
+        # Consumed before anything is written: plaintext leaves the vault only under a used approval.
+        request = grants.consume_copy_approval(actor, number) if granted else None
+        dossier, documents = make_views(actor, m, table, granted, fmt=fmt, request=request, progress=progress)
+        try:
+            write_export(exporter, dossier, documents, dest)
+        except BaseException:
+            audit.record(actor, "dossier.export", outcome="failed", number=number, ref=request)
+            raise
     audit.record(actor, "dossier.export", number=number, ref=request)
     return {"number": number, "format": fmt, "output": str(dest), "documents": len(documents),
             "sealed": bool(granted), "request": request}
@@ -190,15 +193,16 @@ def export_document(actor: Actor, docno: str, dest: Path | str, *, progress: Pro
         raise ConflictError(N_("document {docno} has been destroyed"), docno=docno)
     dest = check_destination(v, dest)
     table = grants.open_key_table(actor, m.id, number=docno)
-    request = grants.consume_copy_approval(actor, docno)
-    path = v.layout.document(m.id, entry.id)
-    doc = ExportDocument(entry.to_record(), dossier=m.number, granted=frozenset({"content"}), table=table, path=path,
-                         step=progress(_size(path)) if progress else None)
-    try:
-        with doc.open() as src, atomic_writer(dest, mode=0o600) as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-    except BaseException:
-        audit.record(actor, "doc.export", outcome="failed", number=docno, ref=request)
-        raise
+    with claimed(dest, directory=False):
+        request = grants.consume_copy_approval(actor, docno)
+        path = v.layout.document(m.id, entry.id)
+        doc = ExportDocument(entry.to_record(), dossier=m.number, granted=frozenset({"content"}), table=table,
+                             path=path, step=progress(_size(path)) if progress else None)
+        try:
+            with doc.open() as src, atomic_writer(dest, mode=0o600) as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        except BaseException:
+            audit.record(actor, "doc.export", outcome="failed", number=docno, ref=request)
+            raise
     audit.record(actor, "doc.export", number=docno, ref=request)
     return {"number": docno, "output": str(dest), "request": request}
