@@ -35,6 +35,16 @@ def safe_name(docno: str) -> str:
     return layout.document_file_name(docno)
 
 
+def bag_name(docno: str) -> str:
+    """A payload file name for a document number in a bag: ``safe_name`` with each ``%XX`` written ``=XX``.
+
+    Still injective (``=`` is itself escaped by ``safe_name``), and free of ``%``: RFC 8493 has a
+    manifest percent-encode ``%``, which not every validator decodes, so a name with one would be
+    found by some readers and missing to others.
+    """
+    return safe_name(docno).replace("%", "=")
+
+
 def _without_options(name: str, cls: type) -> Any:
     """A factory for a format that takes no options: an unexpected one is an error, not ignored."""
 
@@ -135,7 +145,7 @@ class BagItExporter:
         for doc in documents:
             if not doc.current:
                 continue
-            name = safe_name(doc.number) + _extension(doc)
+            name = bag_name(doc.number) + _extension(doc)
             hashes = {a: hashlib.new(a) for a in self.algorithms}
             with doc.open() as src, open(data / name, "xb") as out:
                 while block := src.read(1 << 20):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import re
+
+import bagit
 import pytest
 
 from test_export import approve_copy, refused
@@ -59,3 +63,44 @@ def test_doc_export_never_replaces_a_file_that_appears_after_the_check(office, t
     assert dest.read_text() == "someone else's file"
     monkeypatch.undo()
     office.run("doc", "export", office.doc, "--output", str(tmp_path / "again.txt"), who="bob")
+
+
+class _Document:
+    """A current document as an exporter sees it, with a number a numbering scheme may give."""
+
+    def __init__(self, number: str, text: bytes) -> None:
+        self.number, self.current, self.readable, self._text = number, True, True, text
+
+    def meta(self) -> dict:
+        return {"filename": "scan.pdf"}
+
+    def open(self):
+        return io.BytesIO(self._text)
+
+
+def _decoded(line: str) -> str:
+    """A manifest line's path as RFC 8493 §2.1.3 reads it: only CR, LF and % are percent-encoded."""
+    path = line.split("  ", 1)[1].rstrip("\n")
+    return re.sub(r"%(0[AD]|25)", lambda m: {"0A": "\n", "0D": "\r", "25": "%"}[m.group(1).upper()], path,
+                  flags=re.IGNORECASE)
+
+
+def test_a_bag_of_numbers_with_any_character_is_read_alike_by_rfc_8493_and_by_bagit_python(tmp_path):
+    """A numbering scheme may put `%`, `.` or `_` in a number. A payload name holding a `%` is read
+    as another file by RFC 8493 (which decodes `%25` in a manifest) or by bagit-python (which does
+    not): the names hold none, so both find every file and the bag is valid to either."""
+    from vault.archive.exportview import ExportDossier
+    from plugins.exports import BagItExporter
+
+    number = "A%41.2026_7"
+    dossier = ExportDossier({"number": number, "class": "enterprise"}, granted=frozenset({"sealed", "content"}),
+                            profile=None, exported_by="bob", exported_at="2026-03-01T10:00:00Z", fmt="bagit",
+                            request="R-000001")
+    docs = [_Document(f"{number}/0001", b"first"), _Document(f"{number}/0002", b"second")]
+    dest = tmp_path / "bag"
+    dest.mkdir()
+    BagItExporter().export(dossier=dossier, documents=docs, dest=dest)
+    for name in ("manifest-sha256.txt", "manifest-sha512.txt"):
+        lines = (dest / name).read_text().splitlines(keepends=True)
+        assert len(lines) == 2 and all((dest / _decoded(line)).is_file() for line in lines), lines
+    bagit.Bag(str(dest)).validate()
