@@ -250,3 +250,29 @@ def test_a_failed_export_leaves_nothing_and_runs_again(office):
     doc.write_bytes(kept)
     assert office.json("export", "disaster-recovery", "run", no, "--output", str(office.out),
                        who="alice")["state"] == "written"
+
+
+@pytest.mark.parametrize("plant", ["file", "directory"])
+def test_an_output_that_appears_after_the_check_is_never_replaced_and_keeps_the_export(office, monkeypatch, plant):
+    """[R-3.3.1] What is put at the output while the export runs — a second run to the same path, or
+    whoever can write the destination — is refused in one line and left as it was; nothing is written
+    beside it, the export is not used up, and runs again to a new path."""
+    from vault.office import recoveryexport
+
+    no = _request(office)
+    office.run("export", "disaster-recovery", "approve", no, who="carol")
+    check = recoveryexport.check_destination
+
+    def check_then_plant(v, dest):
+        dest = check(v, dest)
+        dest.write_text("someone else's file") if plant == "file" else dest.mkdir()
+        return dest
+
+    monkeypatch.setattr(recoveryexport, "check_destination", check_then_plant)
+    _refused(_run(office, no), "already exists")
+    assert (office.out.read_text() == "someone else's file") if plant == "file" else list(office.out.iterdir()) == []
+    assert [p.name for p in office.out.parent.iterdir() if p.name.startswith(".tmp-")] == []
+    assert office.json("export", "disaster-recovery", "show", no, who="alice")["state"] == "approved"
+    monkeypatch.undo()
+    office.out = office.out.with_name("dr2")
+    assert _run(office, no, ok=True).exit_code == 0

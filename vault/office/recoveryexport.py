@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, TypeVar
 
 from vault.archive import authority, committed, grants, members, numbering, recordtimes
 from vault.archive.states import DossierStatus
-from vault.archive.exportview import ExportDocument, check_destination
+from vault.archive.exportview import ExportDocument, check_destination, claimed
 from vault.archive.recoveryrecords import RecoveryApproval, RecoveryDone, RecoveryRequest
 from vault.archive.states import RecoveryExportState
 from vault.archive.manifests import load_manifest, read_profile
@@ -201,7 +201,8 @@ def run(actor: Actor, no: str, dest: Path | str, *, progress: Progress | None = 
     _require_supervisor(actor, "recovery.export", no)
     v = actor.vault
     dest = check_destination(v, dest)
-    with v.lock(exclusive=True):
+    # Held before the commit point: an output taken since the check is refused, the export unused.
+    with claimed(dest, directory=True), v.lock(exclusive=True):
         f = _fact(v, no)
         if f["done"]:
             raise ConflictError(N_("recovery export {no} has already been written"), hint=N_("ask for a new one"), no=no)
