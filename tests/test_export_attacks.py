@@ -9,6 +9,7 @@ import bagit
 import pytest
 
 from test_export import approve_copy, refused
+from vault.crypto import age
 from vault.office import export
 
 pytestmark = pytest.mark.office(("staff-sales", "staff", "sales"), dossier={"name": "Acme Ltd"}, doc="a contract")
@@ -104,3 +105,36 @@ def test_a_bag_of_numbers_with_any_character_is_read_alike_by_rfc_8493_and_by_ba
         lines = (dest / name).read_text().splitlines(keepends=True)
         assert len(lines) == 2 and all((dest / _decoded(line)).is_file() for line in lines), lines
     bagit.Bag(str(dest)).validate()
+
+
+@pytest.fixture
+def tampered(office, tmp_path):
+    """A contract of 600 KiB whose ciphertext has one bit flipped in its middle, far past the header,
+    and copy approvals for it and its dossier."""
+    big = tmp_path / "big.pdf"
+    big.write_bytes(b"confidential terms\n" * 32_000)
+    office.big = office.json("doc", "add", office.number, str(big), "--category", "contract", "--date", "2026-02-03",
+                             "--title", "terms", "--source", "desk", "--original", who="bob")["number"]
+    path = max((office.vault_dir / "dossiers").rglob("documents/*.age"), key=lambda p: p.stat().st_size)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    path.write_bytes(bytes(raw))
+    approve_copy(office, office.number)
+    approve_copy(office, office.big)
+    office.out = tmp_path / "out"
+    office.out.mkdir()
+    return office
+
+
+@pytest.mark.parametrize("args", [["dossier", "export", "{number}", "--format", "bagit"],
+                                  ["dossier", "export", "{number}", "--format", "age", "--recipient", "{recipient}"],
+                                  ["doc", "export", "{big}"]])
+def test_tampered_document_bytes_are_named_and_leave_no_export(tampered, args):
+    """Bytes changed in a document's ciphertext — past its header, where a re-wrapped bundle copies
+    them without decrypting — end the export in one line naming the document, and nothing is left
+    under the output's name or beside it."""
+    recipient = age.recipient_of(age.generate_identity("x25519"))
+    args = [a.format(number=tampered.number, big=tampered.big, recipient=recipient) for a in args]
+    line = refused(tampered.run(*args, "--output", str(tampered.out / "x"), who="bob", ok=False))
+    assert tampered.big in line and "damaged or tampered with" in line, line
+    assert list(tampered.out.iterdir()) == []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, cast
 
 from vault.crypto import age
 from vault.errors import (AuthenticationError, ConflictError, FormatError, InputError, IntegrityError,
@@ -139,7 +140,7 @@ class ExportDocument:
         except (FormatError, AuthenticationError):
             f.close()
             raise IntegrityError(N_("{what}: damaged or tampered with"), what=self._what()) from None
-        return _Plaintext(reader, f)
+        return _Plaintext(_Named(reader, self._what()), f)
 
     def rewrap(self, dst: BinaryIO, recipients: Sequence[str]) -> None:
         """Write this document to ``dst`` as an age file for ``recipients`` (``age1…`` strings).
@@ -151,13 +152,18 @@ class ExportDocument:
         parsed = [age.parse_recipient(r) for r in recipients]
         try:
             with open_regular(path, name=self._what()) as f:
-                age.rewrap(counting(f, self._step) if self._step else f, dst, [table.identity()], parsed)
+                src = _Hashing(counting(f, self._step) if self._step else f)
+                age.rewrap(cast(BinaryIO, src), dst, [table.identity()], parsed)
         except FileNotFoundError:
             raise IntegrityError(N_("{what}: ciphertext missing"), what=self._what()) from None
         except NoIdentityMatchError:
             raise IntegrityError(N_("{what}: its key is not in the key table"), what=self._what()) from None
         except (FormatError, AuthenticationError):
             raise IntegrityError(N_("{what}: damaged or tampered with"), what=self._what()) from None
+        # The payload is copied, not decrypted: the ciphertext's hash in the manifest (bound to the
+        # history) is what shows that the bytes copied are the document's.
+        if (src.hash.hexdigest(), src.size) != (self.facts["sha256"], self.facts["size"]):
+            raise IntegrityError(N_("{what}: damaged or tampered with"), what=self._what())
 
     def __repr__(self) -> str:
         return f"ExportDocument({self.facts['number']!r}, granted={sorted(self.granted)})"
@@ -165,6 +171,51 @@ class ExportDocument:
 
 def _read_meta(blob: str, table: KeyTable, number: str) -> dict[str, Any]:
     return open_values(blob, table, what=Message(N_("document {number} metadata"), number=number))
+
+
+class _Hashing:
+    """A binary reader that hashes and counts the bytes read from ``raw`` (a ciphertext being copied)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw, self.hash, self.size = raw, hashlib.sha256(), 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.hash.update(data)
+        self.size += len(data)
+        return data
+
+
+class _Named(io.RawIOBase):
+    """The plaintext reader, with damage found past the first chunk named as the document's."""
+
+    def __init__(self, raw: io.RawIOBase, what: str) -> None:
+        super().__init__()
+        self._raw, self._what = raw, what
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._raw.seekable()
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return self._raw.readinto(buffer) or 0
+        except (FormatError, AuthenticationError):
+            raise IntegrityError(N_("{what}: damaged or tampered with"), what=self._what) from None
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
 
 
 class _Plaintext(io.BufferedReader):
