@@ -276,3 +276,19 @@ def test_an_output_that_appears_after_the_check_is_never_replaced_and_keeps_the_
     monkeypatch.undo()
     office.out = office.out.with_name("dr2")
     assert _run(office, no, ok=True).exit_code == 0
+
+
+def test_a_payload_changed_past_its_header_is_named_and_written_nowhere(office):
+    """[R-3.3.1] The export re-wraps each document without decrypting its payload: a ciphertext
+    changed past its header (what whoever can write the vault directory could do) is compared with
+    the manifest's hash, named in one line, and the export is neither written nor used up."""
+    no = _request(office)
+    office.run("export", "disaster-recovery", "approve", no, who="carol")
+    doc = max((office.vault_dir / "dossiers").rglob("documents/*.age"), key=lambda p: p.stat().st_size)
+    raw = bytearray(doc.read_bytes())
+    raw[-20] ^= 1
+    doc.write_bytes(bytes(raw))
+    res = _run(office, no)
+    assert res.exit_code == 1 and "damaged or tampered with" in res.stderr and "Traceback" not in res.output
+    assert sorted(p.name for p in office.out.parent.iterdir() if p.name.startswith((".tmp-", "dr"))) == []
+    assert office.json("export", "disaster-recovery", "show", no, who="alice")["state"] == "approved"
