@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import resource
 import re
 
 import bagit
@@ -138,3 +139,28 @@ def test_tampered_document_bytes_are_named_and_leave_no_export(tampered, args):
     line = refused(tampered.run(*args, "--output", str(tampered.out / "x"), who="bob", ok=False))
     assert tampered.big in line and "damaged or tampered with" in line, line
     assert list(tampered.out.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["bagit", "age"])
+def test_a_disk_full_mid_export_is_said_as_such_and_leaves_nothing(office, tmp_path, fmt):
+    """A destination that fills up while a bag or a bundle is written (here: files limited to
+    300 kB, a 600 kB document) ends in the system's one line and the hint about free space — not
+    as a plugin's failure — and leaves nothing at the output or beside it."""
+    big = tmp_path / "big.pdf"
+    big.write_bytes(b"confidential terms\n" * 32_000)
+    office.run("doc", "add", office.number, str(big), "--category", "contract", "--date", "2026-02-03",
+               "--title", "terms", "--source", "desk", "--original", who="bob")
+    approve_copy(office, office.number)
+    out = tmp_path / "out"
+    out.mkdir()
+    extra = ["--recipient", age.recipient_of(age.generate_identity("x25519"))] if fmt == "age" else []
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, hard))  # Python ignores SIGXFSZ: a write fails
+    try:
+        res = office.run("dossier", "export", office.number, "--format", fmt, "--output", str(out / "x"), *extra,
+                         who="bob", ok=False)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    refused(res)
+    assert "plugin" not in res.stderr and "free space" in res.stderr, res.stderr
+    assert list(out.iterdir()) == []

@@ -35,11 +35,14 @@ if TYPE_CHECKING:
 KINDS = ("file", "directory")
 
 
-def _vault_error_of(exc: PluginError) -> VaultError:
+def _vault_error_of(exc: PluginError) -> VaultError | OSError:
     # A view refusing (PermissionDeniedError) or finding damage (IntegrityError) inside plugin code
-    # reaches the user as itself, not as "plugin failed".
+    # reaches the user as itself, not as "plugin failed"; so does the system refusing a write to the
+    # destination (a full disk, a file too large, no permission), with its hint about free space.
     cause = exc.__cause__
-    return cause if isinstance(cause, VaultError) and not isinstance(cause, PluginError) else exc
+    if isinstance(cause, OSError) or (isinstance(cause, VaultError) and not isinstance(cause, PluginError)):
+        return cause
+    return exc
 
 
 def build_exporter(fmt: str, options: Mapping[str, Any] | None = None, *,
