@@ -229,3 +229,55 @@ def test_validate_still_words_errors_with_jsonschema():
 def test_schemas_are_json():
     for name in SCHEMAS:
         assert json.loads((REPO / "schemas" / f"{name}.schema.json").read_text())
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_an_anchored_pattern_takes_no_trailing_newline(schema):
+    """A schema's pattern is ECMA-262's, where ``$`` ends the text; Python's ``$`` also matches before a
+    final newline, so ``G-000001\\n`` passed ``^G-[0-9]{6,12}$`` — a record naming its number with a
+    newline was valid. Every anchored pattern of every schema, through the fast check and through
+    ``records.validate`` (jsonschema's wording included), now refuses the text with a newline added."""
+    data = json.loads((REPO / "schemas" / f"{schema}.schema.json").read_text(encoding="utf-8"))
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            p = node.get("pattern")
+            if isinstance(p, str) and p.startswith("^") and p.endswith("$"):
+                found.append(p)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(data)
+    for p in found:
+        ok = _a_match(p)
+        if ok is None:
+            continue
+        one = {"type": "string", "pattern": p}
+        assert fastschema.compile(one)(ok) and records.json_validator(one).is_valid(ok), (p, ok)
+        assert not fastschema.compile(one)(ok + "\n"), (p, ok)
+        assert not records.json_validator(one).is_valid(ok + "\n"), (p, ok)
+
+
+def test_a_record_with_a_newline_after_its_number_is_refused():
+    """The same through ``records.validate``: a grant whose number ends in a newline is named."""
+    rec = {"format": 1, "number": "G-000001\n", "request": "R-000001", "dossier": "0" * 32, "target": "E-2026-000001",
+           "grantee": "bob", "granted_at": "2026-01-02T03:04:05Z", "expires_at": "2026-01-03T03:04:05Z",
+           "approval_sha256": "0" * 64, "signature": {"by": "bob", "alg": "ed25519", "sig": "AAAA"}}
+    with pytest.raises(FormatError, match="number"):
+        records.validate(rec, "grant", what="grants/G-000001.toml")
+
+
+def _a_match(pattern: str) -> str | None:
+    """A short text the pattern matches, found among a few candidates (None: none of them)."""
+    import re
+
+    for text in ("G-000001", "R-000001", "0" * 32, "0" * 64, "a", "abc", "bob", "E-2026-000001", "E-2026-000001/0001",
+                 "2026-01-02", "2026-01-02T03:04:05Z", "sales", "enterprise", "1", "x", "A", "vault-member-1:x",
+                 "L-000001", "D-000001", "E-000001", "I-2026-000001"):
+        if re.search(pattern, text) and not text.endswith("\n"):
+            return text
+    return None

@@ -150,6 +150,33 @@ def _if(val: Any, s: dict) -> Check:
     return lambda x: then(x) if cond(x) else other(x)
 
 
+def python_pattern(pattern: str) -> str:
+    """A schema's pattern as Python's ``re`` reads it with ECMA-262's meaning of ``$``: the end of the
+    text (Python's ``$`` also matches before a final newline, so ``^G-[0-9]{6}$`` took
+    ``G-000001\\n``). Each ``$`` that is neither escaped nor in a character class becomes ``\\Z``."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            head = "[^]" if pattern.startswith("^]", i + 1) else "[]" if pattern.startswith("]", i + 1) else ""
+            if head:  # a "]" first in a class (after a "^") is a member, not its end
+                out.append(head)
+                i += len(head)
+                continue
+        elif c == "$":
+            c = "\\Z"
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def _pattern(val: str, s: dict) -> Check:
     rx: re.Pattern | None = None
 
@@ -158,7 +185,7 @@ def _pattern(val: str, s: dict) -> Check:
         if not isinstance(x, str):
             return True
         if rx is None:
-            rx = re.compile(val)  # on first use: a command meets few of the policy's patterns
+            rx = re.compile(python_pattern(val))  # on first use: a command meets few of the policy's patterns
         return rx.search(x) is not None
 
     return check
