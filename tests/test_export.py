@@ -317,6 +317,31 @@ def test_a_version_added_after_the_copy_approval_leaves_the_approved_version_cur
     assert done["left_out"] == [] and late in catalogue.read_text()
 
 
+def test_a_document_added_under_another_entry_after_the_approval_is_still_left_out(office, monkeypatch):
+    """[R-3.4.2] An attacker's view: a member who may add documents commits one with their own copy of
+    the library under a 'dossier.update' entry, which names no document added, hoping the approval
+    made before it covers it; what follows the last document named up to the decision is left out."""
+    from vault.archive import audit
+
+    o = office
+    approve_copy(o, o.number)
+    real = audit.commit_many
+
+    def disguised(actor, items, **kw):
+        items = [dict(i, action="dossier.update", number=o.number, ref=None) if i["action"] == "doc.add" else i
+                 for i in items]
+        return real(actor, items, **kw)
+
+    monkeypatch.setattr(audit, "commit_many", disguised)
+    late = add_late_document(o)
+    monkeypatch.setattr(audit, "commit_many", real)
+    assert [e["action"] for e in o.json("audit", "log", "--member", "bob", who="alice")][-1] == "dossier.update"
+    assert LATE["content"] in o.run("doc", "view", late, who="bob").output  # the history took it
+    out = o.out / "bag"
+    done = o.json("dossier", "export", o.number, "--format", "bagit", "--output", str(out), who="bob")
+    assert done["left_out"] == [late] and not scan(out, LATE)
+
+
 def test_the_export_text_names_the_documents_left_out(office):
     """[R-3.4.2] The export's own words name each document the approval does not cover."""
     o = office
