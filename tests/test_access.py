@@ -245,6 +245,22 @@ def test_writing_plaintext_to_a_file_is_a_copy(office, tmp_path):
     _refused(office.run("doc", "view", office.doc, "--output", str(out2), who="staff-sales", ok=False), "terminal only")
 
 
+def test_writing_plaintext_to_a_file_under_an_expired_copy_approval_names_it(office, tmp_path):
+    """[R-3.4.2] doc view --output under a copy approval past COPY_APPROVAL_DAYS is refused in one line
+    naming the request, with the hint to file a new one; nothing is written and it stays unused."""
+    copy = office.json("request", "copy", office.doc, "--purpose", "for the customer", who="staff-sales")["number"]
+    office.run("request", "approve", copy, who="alice")
+    office.later(days=grants.COPY_APPROVAL_DAYS, hours=1)
+    req = office.json("request", "access", office.number, "--purpose", "p", who="staff-sales")["number"]
+    office.run("request", "approve", req, who="head-sales")
+    office.run("grant", req, who="bob")
+    out = tmp_path / "staff.txt"
+    res = office.run("doc", "view", office.doc, "--output", str(out), who="staff-sales", ok=False)
+    _refused(res, "has expired")
+    assert copy in res.stderr and "new copy request" in res.stderr and not out.exists()
+    assert office.json("request", "show", copy, who="staff-sales")["state"] == "approved"
+
+
 def test_an_approval_for_a_requester_removed_since_releases_nothing(office):
     """The grant decides under the exclusive lock, on the members as they are then: a requester
     removed after the approval gets no grant and no key release [R-3.4.1]."""

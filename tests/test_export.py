@@ -12,6 +12,7 @@ import bagit
 import pytest
 
 from office import MARKERS
+from vault.archive import grants
 from vault.crypto import age
 
 SEALED_MARKERS = {k: v for k, v in MARKERS.items() if k != "content"}
@@ -248,3 +249,164 @@ def test_a_grantee_exports_what_the_grant_lets_them_read(office):
     cat = office.out / "granted.json"
     office.run("dossier", "export", office.number, "--format", "json", "--output", str(cat), who="staff-sales")
     assert json.loads(cat.read_text())["dossier"]["customer"] == MARKERS["name"]
+
+
+# A copy approval covers the documents that existed when it was approved, for a bounded time [R-3.4.2].
+
+LATE = {"content": "LATE-CONTENT-7f3a91", "title": "LATE-TITLE-c0d2e8"}
+
+
+def add_late_document(o) -> str:
+    """A document added to the dossier after the copy approval's decision."""
+    f = o.out.parent / "in" / "late.txt"
+    f.write_bytes(f"{LATE['content']}\n".encode() * 1000)
+    return o.json("doc", "add", o.number, str(f), "--category", "communication", "--source", "desk", "--date",
+                  "2026-05-01", "--original", "--title", LATE["title"], who="bob")["number"]
+
+
+def state_of(o, req: str) -> str:
+    return o.json("request", "show", req, who="bob")["state"]
+
+
+@pytest.mark.parametrize("fmt", ["bagit", "json", "age"])
+def test_a_document_added_after_the_copy_approval_is_not_exported_under_it(office, fmt):
+    """[R-3.4.2] A copy approval covers the dossier as it was approved: a document added after its
+    decision is left out of the export — its content and sealed fields appear nowhere in the output —
+    and the export says which documents it left out."""
+    o = office
+    req = approve_copy(o, o.number)
+    late = add_late_document(o)
+    out = o.out / f"export-{fmt}"
+    extra = ["--recipient", age.recipient_of(age.generate_identity("x25519"))] if fmt == "age" else []
+    done = o.json("dossier", "export", o.number, "--format", fmt, "--output", str(out), *extra, who="bob")
+    assert done["request"] == req and done["left_out"] == [late]
+    assert not scan(out, LATE)
+    blob = b"".join(p.read_bytes() for p in ([out] if out.is_file() else out.rglob("*")) if p.is_file())
+    assert late.encode() not in blob
+    if fmt == "json":
+        rows = json.loads(out.read_text())["documents"]
+        assert sorted(r["number"] for r in rows) == sorted([*o.docs, o.v2])
+        assert all(r["title"] == MARKERS["title"] for r in rows if r["number"] in o.docs)
+    if fmt == "bagit":
+        names = sorted(p.name for p in (out / "data").iterdir())
+        assert len(names) == 3 and not any(late.replace("/", "_") in n for n in names)
+    if fmt == "age":
+        names = sorted(p.name for p in out.glob("*.age"))
+        assert len(names) == 4 and not any(late.replace("/", "_") in n for n in names)
+    assert state_of(o, req) == "used"
+
+
+def test_a_version_added_after_the_copy_approval_leaves_the_approved_version_current(office):
+    """[R-3.4.2] A new version added after the approval is left out, and the version the approval
+    covered is exported as the current one it was then — the newer one is named nowhere."""
+    o = office
+    approve_copy(o, o.number)
+    f = o.out.parent / "in" / "late-v2.txt"
+    f.write_bytes(f"{LATE['content']} amended\n".encode())
+    late = o.json("doc", "add", o.number, str(f), "--category", "communication", "--source", "desk", "--date",
+                  "2026-05-01", "--original", "--replaces", o.docs[1], who="bob")["number"]
+    bag_dir = o.out / "bag"
+    done = o.json("dossier", "export", o.number, "--format", "bagit", "--output", str(bag_dir), who="bob")
+    assert done["left_out"] == [late]
+    assert (bag_dir / "data" / (o.docs[1].replace("/", "_") + o.files[o.docs[1]].suffix)).read_bytes() \
+        == o.files[o.docs[1]].read_bytes()
+    assert not scan(bag_dir, LATE)
+    catalogue = o.out / "c.json"
+    approve_copy(o, o.number)  # a second approval, decided after the new version: it covers it
+    done = o.json("dossier", "export", o.number, "--format", "json", "--output", str(catalogue), who="bob")
+    assert done["left_out"] == [] and late in catalogue.read_text()
+
+
+def test_a_document_added_under_another_entry_after_the_approval_is_still_left_out(office, monkeypatch):
+    """[R-3.4.2] An attacker's view: a member who may add documents commits one with their own copy of
+    the library under a 'dossier.update' entry, which names no document added, hoping the approval
+    made before it covers it; what follows the last document named up to the decision is left out."""
+    from vault.archive import audit
+
+    o = office
+    approve_copy(o, o.number)
+    real = audit.commit_many
+
+    def disguised(actor, items, **kw):
+        items = [dict(i, action="dossier.update", number=o.number, ref=None) if i["action"] == "doc.add" else i
+                 for i in items]
+        return real(actor, items, **kw)
+
+    monkeypatch.setattr(audit, "commit_many", disguised)
+    late = add_late_document(o)
+    monkeypatch.setattr(audit, "commit_many", real)
+    assert [e["action"] for e in o.json("audit", "log", "--member", "bob", who="alice")][-1] == "dossier.update"
+    assert LATE["content"] in o.run("doc", "view", late, who="bob").output  # the history took it
+    out = o.out / "bag"
+    done = o.json("dossier", "export", o.number, "--format", "bagit", "--output", str(out), who="bob")
+    assert done["left_out"] == [late] and not scan(out, LATE)
+
+
+def test_the_export_text_names_the_documents_left_out(office):
+    """[R-3.4.2] The export's own words name each document the approval does not cover."""
+    o = office
+    approve_copy(o, o.number)
+    late = add_late_document(o)
+    res = o.run("dossier", "export", o.number, "--format", "bagit", "--output", str(o.out / "bag"), who="bob")
+    assert late in res.output and "approved" in res.output
+
+
+def test_documents_from_before_the_approval_are_all_exported(office):
+    """[R-3.4.2] With no document added since the approval, nothing is left out."""
+    o = office
+    approve_copy(o, o.number)
+    done = o.json("dossier", "export", o.number, "--format", "json", "--output", str(o.out / "c.json"), who="bob")
+    assert done["left_out"] == [] and done["documents"] == 4
+
+
+def test_a_copy_approval_past_its_time_is_refused_and_stays_unused(office):
+    """[R-3.4.2] An approval is used within COPY_APPROVAL_DAYS of its decision's history entry; after
+    that the export is refused in one line with a hint, nothing is written and the approval stays unused."""
+    o = office
+    req = approve_copy(o, o.number)
+    o.later(days=grants.COPY_APPROVAL_DAYS, hours=1)
+    out = o.out / "bag"
+    line = refused(o.run("dossier", "export", o.number, "--format", "bagit", "--output", str(out), who="bob",
+                         ok=False))
+    assert req in line and "expired" in line, line
+    res = o.run("dossier", "export", o.number, "--format", "bagit", "--output", str(out), who="bob", ok=False)
+    assert "new copy request" in res.stderr
+    assert not out.exists() and not list(o.out.iterdir())
+    assert state_of(o, req) == "approved"
+    assert exports_in_audit(o, "bob")[-1]["outcome"] == "refused"
+
+
+def test_a_document_copy_approval_past_its_time_is_refused_and_stays_unused(office):
+    """[R-3.4.2] The same bound holds for a copy request naming one document."""
+    o = office
+    docno, out = o.docs[1], o.out / "doc.txt"
+    req = approve_copy(o, docno)
+    o.later(days=grants.COPY_APPROVAL_DAYS + 1)
+    line = refused(o.run("doc", "export", docno, "--output", str(out), who="bob", ok=False))
+    assert req in line and "expired" in line
+    assert not out.exists() and state_of(o, req) == "approved"
+
+
+def test_a_copy_approval_within_its_time_is_used(office):
+    """[R-3.4.2] Within COPY_APPROVAL_DAYS of its decision an approval works as before, once."""
+    o = office
+    req = approve_copy(o, o.number)
+    o.later(days=grants.COPY_APPROVAL_DAYS - 1)
+    out = o.out / "bag"
+    done = o.json("dossier", "export", o.number, "--format", "bagit", "--output", str(out), who="bob")
+    assert done["request"] == req and out.is_dir() and state_of(o, req) == "used"
+    docno = o.docs[1]
+    req2 = approve_copy(o, docno)
+    o.later(days=grants.COPY_APPROVAL_DAYS - 1)
+    o.run("doc", "export", docno, "--output", str(o.out / "doc.txt"), who="bob")
+    assert (o.out / "doc.txt").read_bytes() == o.files[docno].read_bytes() and state_of(o, req2) == "used"
+
+
+def test_an_expired_approval_does_not_hide_a_newer_one(office):
+    """[R-3.4.2] A new approval asked for after one expired is the one used; the expired one stays unused."""
+    o = office
+    old = approve_copy(o, o.number)
+    o.later(days=grants.COPY_APPROVAL_DAYS + 1)
+    new = approve_copy(o, o.number)
+    done = o.json("dossier", "export", o.number, "--format", "json", "--output", str(o.out / "c.json"), who="bob")
+    assert done["request"] == new and state_of(o, old) == "approved" and state_of(o, new) == "used"

@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vault import clock
 from vault.archive import authority, committed, keyfiles, members, recordtimes
 from vault.archive.accessrecords import Decision, Grant, Request, Resolution
 from vault.archive.states import GrantState, RequestState
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 #: The longest a grant lasts: ``vault grant --hours`` allows no more, and a grant record lasting
 #: longer (written with the library) is an integrity error (``recordtimes``).
 MAX_GRANT_HOURS = 24 * 30
+
+#: How long a copy approval may be used after the history entry that approved it [R-3.4.2]: as long
+#: as the longest grant. After that an export under it is refused and the approval stays unused.
+COPY_APPROVAL_DAYS = MAX_GRANT_HOURS // 24
 
 
 def _req_rel(no: str, suffix: str = "") -> str:
@@ -279,17 +284,48 @@ def open_key_table(actor: Actor, dossier_id: str, *, number: str) -> KeyTable:
                           dossier=dossier_id)
 
 
+class CopyApprovalExpired(PermissionDeniedError):
+    """The member's only copy approvals for a target were decided more than ``COPY_APPROVAL_DAYS`` ago."""
+
+
+def approved_entry(v: Vault, no: str) -> tuple[int, str]:
+    """(entry number, entry time) of the history entry that decided request ``no``: what a copy
+    approval covers (the documents written by entries up to it) and when its time runs from [R-3.4.2].
+    A decision ``vault migrate`` adopted keeps the time version 1 gave it (its entry is the migration's)."""
+    rel = _req_rel(no, ".decision")
+    ent = authority.state(v)["files"][rel]
+    return ent[1], decision(v, no).at if committed.adopted(v, rel) else ent[3]
+
+
+def copy_approval_ends(v: Vault, no: str) -> dt.datetime:
+    """When copy approval ``no`` can no longer be used: ``COPY_APPROVAL_DAYS`` after its decision's entry."""
+    return clock.parse_stamp(approved_entry(v, no)[1]) + dt.timedelta(days=COPY_APPROVAL_DAYS)
+
+
 def consume_copy_approval(actor: Actor, target: str, *, action: str = "doc.export") -> str:
-    """Use up the approved copy request of this member for ``target``; returns its number [R-3.4.2]."""
+    """Use up the approved copy request of this member for ``target``; returns its number [R-3.4.2].
+
+    An approval is used only within ``COPY_APPROVAL_DAYS`` of the history entry that approved it (by
+    the vault handle's clock); one past that is left unused, and if no other is usable the refusal names it."""
     v = actor.vault
+    now = actor.clock.now()
+    expired: str | None = None
     with v.lock(exclusive=True):
         for no, f in sorted(authority.state(v)["requests"].items()):
             if f["kind"] == "copy" and f["by"] == actor.name and f["target"] == target \
                     and f["decision"] == "approved" and not f["used"]:
+                if now >= copy_approval_ends(v, no):
+                    expired = no
+                    continue
                 rec = actor.sign({"format": 1, "request": no, "at": actor.clock.stamp()})
                 actor.commit("request.use", {_req_rel(no, ".used"): records.dump_toml(rec)}, number=target,
                              ref=no, obj=no)
                 return no
     actor.audit(action, outcome="refused", number=target)
+    if expired is not None:
+        raise CopyApprovalExpired(
+            N_("the approval of copy request {no} for {target} has expired (it is used within {days} days)"),
+            hint=N_("file a new copy request ('vault request copy {target} --purpose …') and have it approved"),
+            no=expired, target=target, days=COPY_APPROVAL_DAYS)
     raise PermissionDeniedError(N_("no approved copy request of yours for {target}"),
                                 param="copy_request", target=target)

@@ -48,4 +48,9 @@ def dossier_export(obj: Ctx, number: str, fmt: str, output: str, recipients: tup
                                      progress=bar)
     text = (_("exported {number} as {fmt} to {output} ({count} documents, with sealed fields)") if done["sealed"]
             else _("exported {number} as {fmt} to {output} ({count} documents, cleartext facts only)"))
-    emit(done, as_json, text.format(number=done["number"], fmt=fmt, output=done["output"], count=done["documents"]))
+    text = text.format(number=done["number"], fmt=fmt, output=done["output"], count=done["documents"])
+    if done["left_out"]:
+        text += "\n" + _("left out, added after copy request {request} was approved (it covers the dossier as it "
+                         "was then; a new copy request covers them): {numbers}").format(
+            request=done["request"], numbers=", ".join(done["left_out"]))
+    emit(done, as_json, text)

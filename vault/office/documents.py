@@ -238,6 +238,8 @@ def require_save(actor: Actor, docno: str) -> str:
         return "doc.save"
     try:
         return grants.consume_copy_approval(actor, docno, action="doc.save")
+    except grants.CopyApprovalExpired:
+        raise
     except PermissionDeniedError:
         raise PermissionDeniedError(N_("you may view this document on a terminal only"), param="copy_export") from None
 

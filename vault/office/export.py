@@ -9,6 +9,7 @@ exporter declared it reads them, and a copy approval was used up for this export
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -29,7 +30,7 @@ from vault.store import TMP_PREFIX, atomic_writer, fsync_dir
 from vault.store.syncing import sync_files
 
 if TYPE_CHECKING:
-    from vault.archive.vault import Actor
+    from vault.archive.vault import Actor, Vault
 
 #: The two ways an exporter writes: to a binary stream, or into an empty directory.
 KINDS = ("file", "directory")
@@ -95,10 +96,44 @@ def open_table(actor: Actor, m: Manifest) -> KeyTable | None:
         return None
 
 
+def not_covered(v: Vault, m: Manifest, request: str) -> list[str]:
+    """The live documents of ``m`` that copy approval ``request`` does not cover: those added after the
+    history entry that decided it [R-3.4.2]. Documents are appended to a manifest in the order they are
+    added, and each ``doc.add`` entry names the first and last it added (``number``, ``ref``), each
+    ``intake.accept`` entry the one (``number``): what follows the last document named up to the
+    decision, and what an entry after it named first, is later. In a migrated vault, documents no entry
+    up to the decision named may be ones ``vault migrate`` adopted: there only the second rule holds."""
+    seq = grants.approved_entry(v, request)[0]
+    numbers = [d.number for d in m.documents]
+    last_before, first_after = -1, len(numbers)
+    for e in audit.entries(v):
+        if e.get("obj") != m.id or e.get("action") not in ("doc.add", "intake.accept") \
+                or e.get("outcome", "ok") != "ok":
+            continue
+        named = [e.get("number")] + ([e.get("ref")] if e["action"] == "doc.add" else [])
+        at = [numbers.index(n) for n in named if n in numbers]
+        if not at:
+            continue
+        if e.get("seq", 0) <= seq:
+            last_before = max(last_before, *at)
+        else:
+            first_after = min(first_after, *at)
+    start = first_after
+    if last_before >= 0 or not v.config.get("migrated_from"):
+        start = min(start, last_before + 1)
+    return [d.number for d in m.documents[start:] if not d.is_destroyed]
+
+
 def make_views(actor: Actor, m: Manifest, table: KeyTable | None, granted: frozenset[str], *, fmt: str,
-               request: str | None, progress: Progress | None = None) -> tuple[ExportDossier, list[ExportDocument]]:
-    """The dossier and document views an exporter is given; ``table`` is used only for what is ``granted``."""
+               request: str | None, progress: Progress | None = None,
+               left_out: frozenset[str] = frozenset()) -> tuple[ExportDossier, list[ExportDocument]]:
+    """The dossier and document views an exporter is given; ``table`` is used only for what is ``granted``;
+    the documents ``left_out`` (numbers) are not given at all, nor named as superseding another."""
     v = actor.vault
+    if left_out:  # the dossier as the approval saw it: a version it covers is not superseded by one it does not
+        m = dataclasses.replace(m, documents=tuple(
+            dataclasses.replace(d, superseded_by=None) if d.superseded_by in left_out else d
+            for d in m.documents if d.number not in left_out))
     usable = table if granted else None
     profile = (lambda: read_profile(actor, m, usable)) if usable is not None and "sealed" in granted else None
     # An exporter is shown the manifest's tables as the file has them (``to_record``), never the typed values.
@@ -175,7 +210,10 @@ def export_dossier(actor: Actor, number: str, fmt: str, dest: Path | str, *, opt
     with claimed(dest, directory=exporter.kind == "directory"):
         # Consumed before anything is written: plaintext leaves the vault only under a used approval.
         request = grants.consume_copy_approval(actor, number) if granted else None
-        dossier, documents = make_views(actor, m, table, granted, fmt=fmt, request=request, progress=progress)
+        # An approval covers the documents that existed when it was decided; later ones are left out.
+        left_out = not_covered(v, m, request) if request is not None else []
+        dossier, documents = make_views(actor, m, table, granted, fmt=fmt, request=request, progress=progress,
+                                        left_out=frozenset(left_out))
         try:
             write_export(exporter, dossier, documents, dest)
         except BaseException:
@@ -183,7 +221,7 @@ def export_dossier(actor: Actor, number: str, fmt: str, dest: Path | str, *, opt
             raise
     audit.record(actor, "dossier.export", number=number, ref=request)
     return {"number": number, "format": fmt, "output": str(dest), "documents": len(documents),
-            "sealed": bool(granted), "request": request}
+            "sealed": bool(granted), "request": request, "left_out": left_out}
 
 
 def export_document(actor: Actor, docno: str, dest: Path | str, *, progress: Progress | None = None) -> dict[str, Any]:
