@@ -171,5 +171,4 @@ def parse_stamp(stamp_text: str) -> _dt.datetime:
 
 def local_date(stamp_text: str) -> _dt.date:
     """The calendar date, in the office's zone, of an RFC 3339 UTC stamp."""
-    t = _dt.datetime.strptime(stamp_text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
-    return t.astimezone(_zone).date()
+    return parse_stamp(stamp_text).astimezone(_zone).date()

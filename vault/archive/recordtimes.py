@@ -36,8 +36,14 @@ def stamped(v: Vault, rel: str, at: str) -> None:
 
 
 def _near_entry(v: Vault, rel: str, t0: dt.datetime | None) -> bool:
-    entry = _time(committed.written_at(v, rel))
-    return entry is not None and t0 is not None and entry - STAMPED_BEFORE <= t0 <= entry
+    return t0 is not None and near(t0, committed.written_at(v, rel))
+
+
+def near(t0: dt.datetime, entry_at: str) -> bool:
+    """Whether a record stamped ``t0`` was stamped as the entry dated ``entry_at`` was: at most
+    ``STAMPED_BEFORE`` before it, never after it."""
+    entry = _time(entry_at)
+    return entry is not None and entry - STAMPED_BEFORE <= t0 <= entry
 
 
 def check(v: Vault, rel: str, start: str, end: str, most: dt.timedelta) -> None:

@@ -57,7 +57,7 @@ def check_snapshot(snap: dict[str, Any], name: str) -> None:
     §16.3): a target's owner can write any JSON under a name that is its hash. ``order``, ``rings``,
     ``keys`` and ``history`` may be absent (snapshots written before them)."""
     try:
-        ok = (isinstance(snap["time"], str) and bool(_TIME.match(snap["time"])) and bool(parse_time(snap["time"]))
+        ok = (isinstance(snap["time"], str) and bool(_TIME.match(snap["time"])) and bool(clock.parse_stamp(snap["time"]))
               and type(snap.get("order", 0)) is int and isinstance(snap["tree"], str) and bool(_HEX64.match(snap["tree"]))
               and all(_count(snap[k]) for k in ("files", "bytes", "bytes_new"))
               and _blob_ids(snap["other"]) and isinstance(snap["dossiers"], dict)
@@ -110,10 +110,6 @@ def _too_large(name: str, limit: int) -> IntegrityError:
 
 def data_name(pack_id: str) -> str:
     return f"{DATA}{pack_id[:2]}/{pack_id}"
-
-
-def parse_time(text: str) -> _dt.datetime:
-    return _dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
 
 
 def open_target(target: Any, *, pm: VaultPluginManager | None = None) -> Any:
@@ -363,7 +359,7 @@ class Repo:
                 continue
             try:
                 rec = jsontext.loads(self.get(name))
-                when = parse_time(rec["time"])
+                when = clock.parse_stamp(rec["time"])
             except (NotFoundError, ValueError, KeyError, TypeError):
                 continue
             if now - when < LOCK_STALE and not _dead_here(rec) and (op is None or rec.get("op") == op):

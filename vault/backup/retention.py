@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from collections.abc import Mapping, Set as AbstractSet
 from typing import Any
 
-from vault.backup.repo import INDEX, LOCK_STALE, SNAPSHOTS, TREES, Repo, data_name, parse_time
+from vault import clock
+from vault.backup.repo import INDEX, LOCK_STALE, SNAPSHOTS, TREES, Repo, data_name
 from vault.errors import ConflictError, NotFoundError, UsageError
 from vault.i18n import Message, N_
 
@@ -56,7 +57,7 @@ def select(snaps: list[dict[str, Any]], keep: dict[str, int], protected: Abstrac
         for s in newest_first:
             if left <= 0:
                 break
-            bucket = bucket_of(parse_time(s["time"]))
+            bucket = bucket_of(clock.parse_stamp(s["time"]))
             if bucket != last:
                 kept.setdefault(s["id"], []).append(f"{rule} {bucket}")
                 last, left = bucket, left - 1

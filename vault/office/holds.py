@@ -110,11 +110,10 @@ def _check_lifted(v: Vault, what: str, rec: HoldLift) -> None:
         return
     _, by, at = placed
     try:
-        hold_at, entry_at = clock.parse_stamp(rec.hold_at), clock.parse_stamp(at)
-        near = entry_at - recordtimes.STAMPED_BEFORE <= hold_at <= entry_at
+        placed_then = recordtimes.near(clock.parse_stamp(rec.hold_at), at)
     except ValueError:
-        near = False
-    if rec.hold_by != by or not near:
+        placed_then = False
+    if rec.hold_by != by or not placed_then:
         raise IntegrityError(N_("{what}: says the hold it lifts was placed by {hold_by} at {hold_at}; its history entry "
                                 "says by {by} at {at}"), hint=N_("run 'vault check'"), what=what, hold_by=rec.hold_by,
                              hold_at=rec.hold_at, by=by, at=at)

@@ -13,7 +13,7 @@ import time
 from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -32,9 +32,6 @@ from vault.archive import invitations as invitations_
 from vault.archive.manifests import CATEGORIES
 from vault.portal.guard import Limits, RateLimiter, SecurityHeaders
 from vault.portal.upload import FormProblem, TooLarge, UploadForm, valid_boundary
-
-if TYPE_CHECKING:
-    import datetime as dt
 
 LOG = logging.getLogger("vault.portal")
 RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U to misread
@@ -139,7 +136,7 @@ class Portal:
             return self.problem(request, "invalid", 404)
         left = rec["uses"] - invitations.uses_taken(self.v, rec["id"])
         return self.page(request, "invitation.html", number=rec["number"], note=note, left=left,
-                         expires=_parse_stamp(rec["expires_at"]), today=self.v.clock.today(), categories=CATEGORIES)
+                         expires=clock.parse_stamp(rec["expires_at"]), today=self.v.clock.today(), categories=CATEGORIES)
 
     async def upload(self, request: Request) -> Response:
         declared = request.headers.get("content-length")
@@ -254,12 +251,6 @@ def _local(path: str) -> str:
     """``path`` as a link that stays on this site: one leading slash (``//host`` and ``/\\host`` lead
     elsewhere), everything else percent-encoded (a browser drops a tab or line feed from a link)."""
     return quote("/" + path.lstrip("/\\"), safe="/")
-
-
-def _parse_stamp(text: str) -> dt.datetime:
-    import datetime as dt
-
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
 
 
 def create_app(vault_dir: Path, *, organisation: str, limits: Limits | None = None) -> Any:
