@@ -281,3 +281,17 @@ def _a_match(pattern: str) -> str | None:
         if re.search(pattern, text) and not text.endswith("\n"):
             return text
     return None
+
+
+@pytest.mark.parametrize("pattern, text, matches", [
+    (r"^a\$$", "a$", True), (r"^a\$$", "a$\n", False),          # an escaped $ is a dollar sign
+    (r"^[$x]+$", "$x$", True), (r"^[$x]+$", "x\n", False),      # a $ in a class is a member
+    (r"^[]$]+$", "]$", True), (r"^[^]$]+$", "ab", True),          # "]" first in a class (after "^")
+    (r"^[^]$]+$", "a\n", True), (r"^(a$|b)$", "a\n", False),    # … and "\n" is no "]" or "$"; $ in a group
+])
+def test_python_pattern_reads_only_an_anchor_as_the_end(pattern, text, matches):
+    """``$`` becomes the end of the text only where it is an anchor: escaped, or in a character class
+    (``]`` first included), it stays the character it is."""
+    import re
+
+    assert bool(re.search(fastschema.python_pattern(pattern), text)) is matches
